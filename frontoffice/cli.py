@@ -1,0 +1,248 @@
+"""The ``frontoffice`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from frontoffice import __version__
+from frontoffice.bootstrap import Container, build_container
+from frontoffice.config import ConfigError, Settings, load_settings
+from frontoffice.domain.exceptions import DomainError
+from frontoffice.domain.model import Role
+from frontoffice.logs import configure_logging
+from frontoffice.services.auth import generate_password
+from frontoffice.services.context import Actor
+from frontoffice.services.schemas import UserIn
+from frontoffice.store import migrate
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+
+
+def _run(coro_fn: Any) -> Any:
+    """Run an async function with a container, closing it afterwards; domain errors exit 1 with the message."""
+
+    async def wrapper() -> Any:
+        container = build_container(_settings())
+        try:
+            if not await migrate.is_up_to_date(container.engine):
+                err_console.print("[red]The database is not migrated: run 'frontoffice db upgrade' first.[/red]")
+                sys.exit(3)
+            return await coro_fn(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(wrapper())
+    except DomainError as exc:
+        err_console.print(f"[red]{exc.message}[/red] {json.dumps(exc.details, default=str) if exc.details else ''}")
+        sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__)
+def main() -> None:
+    """Frontoffice: omnichannel contact center with a built-in CRM."""
+
+
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective configuration, secrets masked."""
+    table = Table("setting", "value", "environment variable")
+    for name, value in _settings().masked().items():
+        table.add_row(name, str(value), f"FRONTOFFICE_{name.upper()}")
+    console.print(table)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (creates the SQLite file and data directory if needed)."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+    console.print(f"database at revision {migrate.head_revision(settings.database_url)}")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Show the database revision and whether migrations are pending."""
+    settings = _settings()
+
+    async def status() -> None:
+        container = build_container(settings)
+        try:
+            current = await migrate.current_revision(container.engine)
+        finally:
+            await container.close()
+        head = migrate.head_revision(settings.database_url)
+        console.print(f"current: {current or '(empty)'}  head: {head}  {'up to date' if current == head else 'PENDING'}")
+
+    asyncio.run(status())
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=True, help="Load demo data into an empty database.")
+def init(demo: bool) -> None:
+    """Prepare a node: migrate, create the first admin (password printed once), load demo data."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+
+    async def setup(c: Container) -> None:
+        if await c.auth.count_users() > 0:
+            console.print("Existing data found; nothing reset. (Forgot the admin password? "
+                          "Run 'frontoffice user passwd admin'.)")
+            return
+        password = generate_password()
+        await c.auth.create_user(
+            Actor.system(),
+            UserIn(username="admin", display_name="Administrator", role=Role.ADMIN,
+                   language=settings.default_language, password=password),
+        )
+        lines = [f"  admin       {password}"]
+        if demo:
+            from frontoffice.services.demo import load_demo
+
+            for user, pw in (await load_demo(c.crm, c.auth, c.interactions)).items():
+                lines.append(f"  {user:<11} {pw}")
+        console.print("[bold]First run: these sign-in passwords are shown only now — write them down.[/bold]")
+        console.print("\n".join(lines))
+
+    _run(setup)
+
+
+@main.command()
+@click.option("--host", default=None, help="Override FRONTOFFICE_HTTP_HOST.")
+@click.option("--port", type=int, default=None, help="Override FRONTOFFICE_HTTP_PORT.")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web/API server (refuses an un-migrated database)."""
+    import uvicorn
+
+    from frontoffice.web.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["http_host"] = host
+    if port:
+        overrides["http_port"] = port
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def run() -> None:
+        container = build_container(settings)
+        if not await migrate.is_up_to_date(container.engine):
+            await container.close()
+            err_console.print(
+                "[red]The database is not migrated (or is newer than this program). "
+                "Run 'frontoffice db upgrade' first.[/red]"
+            )
+            sys.exit(3)
+        app = create_app(container)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                           proxy_headers=False, server_header=False)
+        )
+        console.print(f"Frontoffice {__version__} on {settings.public_url}  — sign in at {settings.public_url}/login, "
+                      f"API docs at {settings.public_url}/api/docs")
+        await server.serve()
+
+    asyncio.run(run())
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AGENT.value)
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--language", type=click.Choice(["en", "ru"]), default="en")
+@click.option("--password", default=None, help="Password (default: generate one and print it once).")
+def user_add(username: str, role: str, display_name: str, language: str, password: str | None) -> None:
+    """Create a user."""
+    secret = password or generate_password()
+
+    async def add(c: Container) -> None:
+        created = await c.auth.create_user(
+            Actor.system(),
+            UserIn(username=username, display_name=display_name, role=Role(role), language=language, password=secret),
+        )
+        console.print(f"created user {created.username} (id {created.id}, {created.role.value})")
+        if password is None:
+            console.print(f"password (shown once): {secret}")
+
+    _run(add)
+
+
+@user.command("passwd")
+@click.argument("username")
+@click.option("--password", default=None, help="New password (default: generate one and print it once).")
+def user_passwd(username: str, password: str | None) -> None:
+    """Set a user's password (signs their browsers out)."""
+    secret = password or generate_password()
+
+    async def change(c: Container) -> None:
+        await c.auth.set_password(Actor.system(), username, secret)
+        console.print(f"password of {username} changed" + ("" if password else f"; new password: {secret}"))
+
+    _run(change)
+
+
+@user.command("list")
+def user_list() -> None:
+    """List users."""
+
+    async def show(c: Container) -> None:
+        table = Table("id", "username", "name", "role", "language", "active")
+        for u in await c.auth.list_users(Actor.system()):
+            table.add_row(str(u.id), u.username, u.display_name, u.role.value, u.language, "yes" if u.is_active else "no")
+        console.print(table)
+
+    _run(show)
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", help="What the token is for.")
+def user_token(username: str, name: str) -> None:
+    """Create an API token for a user (printed once)."""
+
+    async def create(c: Container) -> None:
+        users = {u.username: u.id for u in await c.auth.list_users(Actor.system())}
+        if username not in users:
+            raise DomainError(f"No such user {username!r}", error_id="no-such-user")
+        token = await c.auth.create_token(Actor.system(), name, user_id=users[username])
+        console.print(f"token (shown once): {token.token}")
+
+    _run(create)

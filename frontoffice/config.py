@@ -1,0 +1,166 @@
+"""Configuration: environment variables ``FRONTOFFICE_*`` and an optional TOML file.
+
+Precedence (highest first): explicit keyword arguments, environment variables, the TOML file named by
+``FRONTOFFICE_CONFIG_FILE`` (or ``<data_dir>/frontoffice.toml`` when it exists), then defaults.
+A bad value fails at start-up with a message that names the setting (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+SUPPORTED_LANGUAGES = ("en", "ru")
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the setting."""
+
+
+def _toml_file() -> Path | None:
+    explicit = os.environ.get("FRONTOFFICE_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("FRONTOFFICE_DATA_DIR", "data"))
+    candidate = data_dir / "frontoffice.toml"
+    return candidate if candidate.exists() else None
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one Frontoffice node."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTOFFICE_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default=Path("data"), description="Directory for the SQLite database, secrets, recordings")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means SQLite (WAL) at <data_dir>/frontoffice.db",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the web/API server listens on")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="Port the web/API server listens on")
+    public_url: str = Field(default="", description="URL users reach the server at; default http://host:port")
+    sip_host: str = Field(default="127.0.0.1", description="Address the SIP transports listen on")
+    sip_port: int = Field(default=5060, ge=1, le=65535, description="Port the SIP transports listen on")
+    default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
+    default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key that signs session cookies; empty means generated once into <data_dir>/secret_key",
+    )
+    session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Browser session lifetime")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (enable behind HTTPS)")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins before throttling")
+    login_window_s: int = Field(default=900, ge=1, description="Window for counting failed sign-ins")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body")
+    csv_max_rows: int = Field(default=100_000, ge=1, description="Largest CSV import, in rows")
+    metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _toml_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region_known(cls, value: str) -> str:
+        value = value.upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r} (use a two-letter code such as RU)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_supported(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'frontoffice.db').resolve()}"
+        if not self.public_url:
+            self.public_url = f"http://{self.http_host}:{self.http_port}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_secret_key(self) -> str:
+        """Return the signing key, generating and storing one in the data directory on first use."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+        self.secret_key = SecretStr(key)
+        return key
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets (and passwords in URLs) masked, for display."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else "(generated in data_dir)"
+            elif name == "database_url":
+                value = _mask_url_password(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:********@{host}"
+    return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one :class:`ConfigError` naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(settings)"
+            env = f"FRONTOFFICE_{loc.upper()}" if loc != "(settings)" else ""
+            lines.append(f"setting {loc!s} ({env}): {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

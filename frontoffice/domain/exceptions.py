@@ -1,0 +1,56 @@
+"""Domain errors. Each carries a kebab-case ``error_id`` and ``details`` for the API boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "Throttled",
+    "Unauthenticated",
+]
+
+
+class DomainError(Exception):
+    """Base of all errors a use case raises on purpose."""
+
+    error_id = "domain-error"
+
+    def __init__(self, message: str, *, error_id: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_id is not None:
+            self.error_id = error_id
+        self.details: dict[str, Any] = details
+
+
+class NotFound(DomainError):
+    error_id = "not-found"
+
+
+class InvalidInput(DomainError):
+    error_id = "invalid-input"
+
+
+class Conflict(DomainError):
+    error_id = "conflict"
+
+
+class Unauthenticated(DomainError):
+    error_id = "not-authenticated"
+
+
+class Forbidden(DomainError):
+    error_id = "forbidden"
+
+
+class Throttled(DomainError):
+    error_id = "too-many-attempts"
+
+    def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s

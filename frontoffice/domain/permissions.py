@@ -1,0 +1,56 @@
+"""Which role may do what. Every endpoint names one of these permissions."""
+
+from __future__ import annotations
+
+from .model import Role
+
+__all__ = ["PERMISSIONS", "ROLE_PERMISSIONS", "role_allows"]
+
+PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "customers.read",
+        "customers.write",
+        "customers.merge",
+        "customers.import",
+        "customers.export",
+        "companies.read",
+        "companies.write",
+        "interactions.read",
+        "interactions.write",
+        "projects.read",
+        "projects.write",
+        "users.read",
+        "users.write",
+        "tokens.write",
+        "audit.read",
+        "metrics.read",
+        "self.read",
+    }
+)
+
+_AGENT = frozenset(
+    {
+        "customers.read",
+        "customers.write",
+        "companies.read",
+        "companies.write",
+        "interactions.read",
+        "interactions.write",
+        "projects.read",
+        "self.read",
+    }
+)
+_SUPERVISOR = _AGENT | {"customers.merge", "customers.import", "customers.export", "users.read", "audit.read"}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.AGENT: _AGENT,
+    Role.SUPERVISOR: frozenset(_SUPERVISOR),
+    Role.ADMIN: PERMISSIONS,
+}
+
+
+def role_allows(role: Role, permission: str) -> bool:
+    """True when ``role`` holds ``permission``; unknown permissions are a programming error."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    return permission in ROLE_PERMISSIONS[role]

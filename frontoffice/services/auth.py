@@ -1,0 +1,328 @@
+"""Users, passwords (argon2), browser sessions, API tokens and sign-in throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.domain.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Throttled, Unauthenticated
+from frontoffice.domain.model import Role
+from frontoffice.store.tables import ApiToken, AuditEntry, User, WebSession
+
+from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .schemas import AuditOut, Page, TokenCreated, TokenOut, UserIn, UserOut, UserPatch
+
+__all__ = ["AuthService", "LoginThrottle", "SignIn", "generate_password"]
+
+TOKEN_PREFIX = "fo_"
+# 32 random bytes: guessing is hopeless, so a fast SHA-256 is the right hash (argon2 is for passwords).
+TOKEN_BYTES = 32
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps the timing of "no such user" and
+# "wrong password" the same, so a sign-in attempt cannot probe which usernames exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def generate_password() -> str:
+    """A random password for first-run admins: 16 URL-safe characters, about 96 bits."""
+    return secrets.token_urlsafe(12)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LoginThrottle:
+    """Counts failed sign-ins per username and per client address in a sliding window.
+
+    Kept in memory: it protects one node; a multi-node site should also rate-limit at its proxy.
+    """
+
+    def __init__(self, max_failures: int, window_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._now = monotonic
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        cutoff = self._now() - self.window_s
+        while q and q[0] < cutoff:
+            q.popleft()
+        return q
+
+    def check(self, *keys: str) -> None:
+        for key in keys:
+            q = self._recent(key)
+            if len(q) >= self.max_failures:
+                retry = int(q[0] + self.window_s - self._now()) + 1
+                raise Throttled("Too many failed sign-in attempts; try again later", retry_after_s=retry)
+
+    def failed(self, *keys: str) -> None:
+        for key in keys:
+            self._recent(key).append(self._now())
+        if len(self._failures) > 100_000:  # bound memory under a spraying attack
+            for key in [k for k, q in self._failures.items() if not q][:50_000]:
+                del self._failures[key]
+
+    def succeeded(self, username_key: str) -> None:
+        self._failures.pop(username_key, None)
+
+
+class SignIn:
+    """A successful sign-in: the session id (for the cookie) and its CSRF token."""
+
+    def __init__(self, session_id: str, csrf_token: str, user: UserOut) -> None:
+        self.session_id = session_id
+        self.csrf_token = csrf_token
+        self.user = user
+
+
+class AuthService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        throttle: LoginThrottle,
+        session_max_age_s: int = 12 * 3600,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.sessions = sessions
+        self.throttle = throttle
+        self.session_max_age = timedelta(seconds=session_max_age_s)
+        self.clock = clock
+
+    # ------------------------------------------------------------------ users
+    async def create_user(self, actor: Actor, data: UserIn) -> UserOut:
+        actor.require("users.write")
+        async with self.sessions.begin() as s:
+            user = User(
+                username=data.username,
+                display_name=data.display_name or data.username,
+                email=data.email,
+                role=data.role.value,
+                language=data.language,
+                password_hash=_hasher.hash(data.password),
+                created_at=self.clock(),
+                password_changed_at=self.clock(),
+            )
+            s.add(user)
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict("This username is taken", error_id="username-taken", username=data.username) from None
+            audit(s, actor, "user.create", "user", user.id, role=data.role.value, username=data.username)
+            return UserOut.model_validate(user)
+
+    async def update_user(self, actor: Actor, user_id: int, patch: UserPatch) -> UserOut:
+        actor.require("users.write")
+        async with self.sessions.begin() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            changes = patch.model_dump(exclude_unset=True)
+            if "role" in changes and changes["role"] is not None:
+                changes["role"] = changes["role"].value
+            for name, value in changes.items():
+                if value is not None:
+                    setattr(user, name, value)
+            if changes.get("is_active") is False:
+                await s.execute(update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock()))
+            audit(s, actor, "user.update", "user", user_id, fields=sorted(changes))
+            return UserOut.model_validate(user)
+
+    async def list_users(self, actor: Actor) -> list[UserOut]:
+        actor.require("users.read")
+        async with self.sessions() as s:
+            return [UserOut.model_validate(u) for u in await s.scalars(select(User).order_by(User.username))]
+
+    async def get_user(self, actor: Actor, user_id: int) -> UserOut:
+        if actor.user_id != user_id:
+            actor.require("users.read")
+        async with self.sessions() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            return UserOut.model_validate(user)
+
+    async def set_password(
+        self, actor: Actor, username: str, new_password: str, *, current_password: str | None = None
+    ) -> None:
+        """Change a password: users change their own (with the current one); admins anyone's."""
+        if len(new_password) < 10:
+            raise InvalidInput("A password has at least 10 characters", error_id="password-too-short")
+        async with self.sessions.begin() as s:
+            user = await s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound("No such user", error_id="no-such-user", username=username)
+            if actor.user_id == user.id and not actor.via_token:
+                if current_password is None or not _verify(user.password_hash, current_password):
+                    raise Forbidden("The current password is wrong", error_id="wrong-password")
+            else:
+                actor.require("users.write")
+            user.password_hash = _hasher.hash(new_password)
+            user.password_changed_at = self.clock()
+            # Changing a password signs every browser of that user out.
+            await s.execute(update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock()))
+            audit(s, actor, "user.password", "user", user.id)
+
+    async def count_users(self) -> int:
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(User)) or 0)
+
+    # ------------------------------------------------------------------ browser sessions
+    async def sign_in(self, username: str, password: str, *, ip: str | None) -> SignIn:
+        """Check a password; on success create a browser session. Failures never say which part was wrong."""
+        user_key, ip_key = f"user:{username.lower()}", f"ip:{ip or '-'}"
+        self.throttle.check(user_key, ip_key)
+        async with self.sessions.begin() as s:
+            user = await s.scalar(select(User).where(User.username == username))
+            ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+            if not ok or user is None or not user.is_active:
+                self.throttle.failed(user_key, ip_key)
+                raise Unauthenticated("Wrong username or password", error_id="bad-credentials")
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            self.throttle.succeeded(user_key)
+            now = self.clock()
+            session = WebSession(
+                id=secrets.token_urlsafe(32),
+                user_id=user.id,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=now,
+                expires_at=now + self.session_max_age,
+                ip=ip,
+            )
+            s.add(session)
+            actor = Actor(user_id=user.id, role=Role(user.role), username=user.username, ip=ip)
+            audit(s, actor, "user.sign_in", "user", user.id, now)
+            return SignIn(session.id, session.csrf_token, UserOut.model_validate(user))
+
+    async def session_actor(self, session_id: str, *, ip: str | None) -> tuple[Actor, str]:
+        """The actor behind a browser session and its CSRF token; raises when expired or revoked."""
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(WebSession, User)
+                    .join(User, User.id == WebSession.user_id)
+                    .where(WebSession.id == session_id)
+                )
+            ).first()
+        if row is None:
+            raise Unauthenticated("Please sign in", error_id="not-authenticated")
+        session, user = row
+        if session.expires_at <= self.clock() or not user.is_active:
+            raise Unauthenticated("Your session has expired; please sign in again", error_id="session-expired")
+        actor = Actor(user_id=user.id, role=Role(user.role), username=user.username, ip=ip, language=user.language)
+        return actor, session.csrf_token
+
+    async def sign_out(self, session_id: str) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(update(WebSession).where(WebSession.id == session_id).values(expires_at=self.clock()))
+
+    # ------------------------------------------------------------------ API tokens
+    async def create_token(self, actor: Actor, name: str, *, user_id: int | None = None) -> TokenCreated:
+        """Create a token for ``user_id`` (default: the actor). The secret is returned only here."""
+        owner = user_id if user_id is not None else actor.user_id
+        if owner is None:
+            raise InvalidInput("A token needs an owner", error_id="token-owner-required")
+        if owner != actor.user_id:
+            actor.require("tokens.write")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        async with self.sessions.begin() as s:
+            if await s.get(User, owner) is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=owner)
+            token = ApiToken(
+                user_id=owner,
+                name=name,
+                prefix=secret[: len(TOKEN_PREFIX) + 6],
+                token_hash=_token_hash(secret),
+                created_at=self.clock(),
+            )
+            s.add(token)
+            await s.flush()
+            audit(s, actor, "token.create", "api_token", token.id, owner=owner, name=name)
+            return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
+
+    async def list_tokens(self, actor: Actor, *, user_id: int | None = None) -> list[TokenOut]:
+        owner = user_id if user_id is not None else actor.user_id
+        if owner != actor.user_id:
+            actor.require("tokens.write")
+        async with self.sessions() as s:
+            rows = await s.scalars(select(ApiToken).where(ApiToken.user_id == owner).order_by(ApiToken.id))
+            return [TokenOut.model_validate(t) for t in rows]
+
+    async def revoke_token(self, actor: Actor, token_id: int) -> None:
+        async with self.sessions.begin() as s:
+            token = await s.get(ApiToken, token_id)
+            if token is None:
+                raise NotFound("No such token", error_id="no-such-token", token_id=token_id)
+            if token.user_id != actor.user_id:
+                actor.require("tokens.write")
+            token.revoked_at = token.revoked_at or self.clock()
+            audit(s, actor, "token.revoke", "api_token", token_id)
+
+    async def token_actor(self, secret: str, *, ip: str | None) -> Actor:
+        if not secret.startswith(TOKEN_PREFIX):
+            raise Unauthenticated("Invalid API token", error_id="invalid-token")
+        async with self.sessions.begin() as s:
+            row = (
+                await s.execute(
+                    select(ApiToken, User)
+                    .join(User, User.id == ApiToken.user_id)
+                    .where(ApiToken.token_hash == _token_hash(secret))
+                )
+            ).first()
+            if row is None or row[0].revoked_at is not None or not row[1].is_active:
+                raise Unauthenticated("Invalid API token", error_id="invalid-token")
+            token, user = row
+            now = self.clock()
+            # Write last-use at most once a minute so busy integrations do not write on every call.
+            if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+                token.last_used_at = now
+        return Actor(
+            user_id=user.id,
+            role=Role(user.role),
+            username=user.username,
+            ip=ip,
+            language=user.language,
+            via_token=True,
+        )
+
+    # ------------------------------------------------------------------ audit log
+    async def audit_log(
+        self, actor: Actor, *, limit: int = 50, cursor: str | None = None, action: str | None = None
+    ) -> Page[AuditOut]:
+        actor.require("audit.read")
+        limit = max(1, min(limit, 200))
+        stmt = select(AuditEntry)
+        if action:
+            stmt = stmt.where(AuditEntry.action == action)
+        if cursor:
+            (last_id,) = decode_cursor(cursor, 1)
+            stmt = stmt.where(AuditEntry.id < int(last_id))
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[AuditOut](
+            items=[AuditOut.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,87 @@
+"""Who is acting and what time it is: passed to every use case, never read from globals."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontoffice.domain.exceptions import Forbidden, InvalidInput
+from frontoffice.domain.model import Role
+from frontoffice.domain.permissions import role_allows
+from frontoffice.store.tables import AuditEntry
+
+__all__ = ["Actor", "Clock", "audit", "decode_cursor", "encode_cursor", "system_clock"]
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The signed-in user (or token owner, or the system) on whose behalf a use case runs."""
+
+    user_id: int | None
+    role: Role
+    username: str = "system"
+    ip: str | None = None
+    language: str = "en"
+    via_token: bool = False
+    project_ids: frozenset[int] | None = field(default=None)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(user_id=None, role=Role.ADMIN, username="system")
+
+    def require(self, permission: str) -> None:
+        if not role_allows(self.role, permission):
+            raise Forbidden(
+                "You do not have permission for this action", error_id="forbidden", permission=permission
+            )
+
+
+def audit(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object = None,
+    now: datetime | None = None,
+    **details: object,
+) -> None:
+    """Record an action in the audit log, inside the caller's transaction."""
+    session.add(
+        AuditEntry(
+            at=now or system_clock(),
+            actor_id=actor.user_id,
+            action=action,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+            details=dict(details),
+            ip=actor.ip,
+        )
+    )
+
+
+def encode_cursor(*values: object) -> str:
+    raw = "|".join(str(v) for v in values).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parts: int) -> list[str]:
+    """Decode a cursor made by :func:`encode_cursor`; a tampered cursor is a 400, not a 500."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        values = []
+    if len(values) != parts:
+        raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor")
+    return values

@@ -1,0 +1,542 @@
+"""CRM use cases: customers, identities, companies, notes, search, timeline, merge, duplicates."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import IdentityKind
+from frontoffice.store.tables import (
+    Company,
+    Customer,
+    CustomerTag,
+    Identity,
+    Interaction,
+    InteractionEvent,
+    Note,
+    User,
+)
+
+from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .identities import canonical_email_key, normalize_identity
+from .schemas import (
+    CompanyIn,
+    CompanyOut,
+    CompanyRef,
+    CustomerIn,
+    CustomerOut,
+    CustomerPatch,
+    DuplicateSuggestion,
+    IdentityIn,
+    IdentityOut,
+    NoteOut,
+    Page,
+    TimelineItem,
+)
+
+__all__ = ["CrmService", "display_name", "search_key"]
+
+# Duplicate review looks at this many most recent customers; beyond it, run it per company or import.
+DUPLICATE_SCAN_LIMIT = 20_000
+# Names at least this similar (difflib ratio) with the same last name or company are suggested.
+SIMILAR_NAME_RATIO = 0.85
+MAX_PAGE = 200
+
+
+def display_name(c: Customer) -> str:
+    name = " ".join(p for p in (c.first_name, c.middle_name, c.last_name) if p)
+    return name or f"#{c.id}"
+
+
+def search_key(first: str, middle: str, last: str) -> str:
+    return " ".join(p for p in (first.lower(), middle.lower(), last.lower()) if p)
+
+
+def _load_card() -> Any:
+    return (
+        selectinload(Customer.identities),
+        selectinload(Customer.tags),
+        selectinload(Customer.company),
+    )
+
+
+def customer_out(c: Customer) -> CustomerOut:
+    return CustomerOut(
+        id=c.id,
+        first_name=c.first_name,
+        last_name=c.last_name,
+        middle_name=c.middle_name,
+        display_name=display_name(c),
+        company=CompanyRef(id=c.company.id, name=c.company.name) if c.company else None,
+        owner_id=c.owner_id,
+        language=c.language,
+        vip=c.vip,
+        tags=[t.tag for t in c.tags],
+        custom=c.custom,
+        identities=[IdentityOut.model_validate(i) for i in c.identities],
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class CrmService:
+    """Customers and companies. Every method is one transaction."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, region: str = "RU", clock: Clock = system_clock
+    ) -> None:
+        self.sessions = sessions
+        self.region = region
+        self.clock = clock
+
+    # ------------------------------------------------------------------ customers
+    async def create_customer(self, actor: Actor, data: CustomerIn) -> CustomerOut:
+        actor.require("customers.write")
+        async with self.sessions.begin() as s:
+            customer = await self._create_in(s, actor, data)
+            return await self._card(s, customer.id)
+
+    async def _create_in(self, s: AsyncSession, actor: Actor, data: CustomerIn) -> Customer:
+        """Create a customer inside ``s``; raises before flushing anything when an input is bad."""
+        identities = [self._normalized(i) for i in data.identities]
+        now = self.clock()
+        company_id = data.company_id
+        if company_id is not None and await s.get(Company, company_id) is None:
+            raise NotFound("No such company", error_id="no-such-company", company_id=company_id)
+        if company_id is None and data.company_name:
+            company_id = (await self._company_by_name(s, data.company_name, now)).id
+        if data.owner_id is not None and await s.get(User, data.owner_id) is None:
+            raise NotFound("No such user", error_id="no-such-user", user_id=data.owner_id)
+        customer = Customer(
+            first_name=data.first_name,
+            last_name=data.last_name,
+            middle_name=data.middle_name,
+            search_key=search_key(data.first_name, data.middle_name, data.last_name),
+            company_id=company_id,
+            owner_id=data.owner_id,
+            language=data.language,
+            vip=data.vip,
+            custom=data.custom,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(customer)
+        await s.flush()
+        for tag in sorted(set(data.tags)):
+            s.add(CustomerTag(customer_id=customer.id, tag=tag))
+        for kind, value, label in identities:
+            await self._attach_identity(s, customer.id, kind, value, label, now)
+        audit(s, actor, "customer.create", "customer", customer.id, now)
+        return customer
+
+    def _normalized(self, identity: IdentityIn) -> tuple[str, str, str]:
+        return identity.kind.value, normalize_identity(identity.kind, identity.value, self.region), identity.label
+
+    async def _attach_identity(
+        self, s: AsyncSession, customer_id: int, kind: str, value: str, label: str, now: datetime
+    ) -> Identity:
+        owner = await s.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
+        if owner is not None and owner != customer_id:
+            raise Conflict(
+                f"This {kind} already belongs to another customer",
+                error_id="identity-taken",
+                kind=kind,
+                value=value,
+                customer_id=owner,
+            )
+        if owner == customer_id:
+            found = await s.scalar(select(Identity).where(Identity.kind == kind, Identity.value == value))
+            assert found is not None
+            return found
+        identity = Identity(customer_id=customer_id, kind=kind, value=value, label=label, created_at=now)
+        s.add(identity)
+        try:
+            async with s.begin_nested():
+                await s.flush()
+        except IntegrityError:
+            # A concurrent contact attached the same identity between our check and our insert.
+            raise Conflict(
+                f"This {kind} already belongs to another customer", error_id="identity-taken", kind=kind
+            ) from None
+        return identity
+
+    async def _card(self, s: AsyncSession, customer_id: int) -> CustomerOut:
+        customer = await s.scalar(
+            select(Customer)
+            .where(Customer.id == customer_id)
+            .options(*_load_card())
+            .execution_options(populate_existing=True)
+        )
+        if customer is None or customer.merged_into_id is not None:
+            raise NotFound("No such customer", error_id="no-such-customer", customer_id=customer_id)
+        return customer_out(customer)
+
+    async def get_customer(self, actor: Actor, customer_id: int) -> CustomerOut:
+        actor.require("customers.read")
+        async with self.sessions() as s:
+            return await self._card(s, customer_id)
+
+    async def update_customer(self, actor: Actor, customer_id: int, patch: CustomerPatch) -> CustomerOut:
+        actor.require("customers.write")
+        async with self.sessions.begin() as s:
+            customer = await self._live_customer(s, customer_id)
+            changes = patch.model_dump(exclude_unset=True)
+            if "company_id" in changes and changes["company_id"] is not None:
+                if await s.get(Company, changes["company_id"]) is None:
+                    raise NotFound("No such company", error_id="no-such-company")
+            if changes.get("owner_id") is not None and await s.get(User, changes["owner_id"]) is None:
+                raise NotFound("No such user", error_id="no-such-user")
+            tags = changes.pop("tags", None)
+            for name, value in changes.items():
+                setattr(customer, name, value)
+            customer.search_key = search_key(customer.first_name, customer.middle_name, customer.last_name)
+            customer.updated_at = self.clock()
+            if tags is not None:
+                await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
+                for tag in sorted(set(tags)):
+                    s.add(CustomerTag(customer_id=customer_id, tag=tag))
+            audit(s, actor, "customer.update", "customer", customer_id, fields=sorted(patch.model_fields_set))
+            await s.flush()
+            return await self._card(s, customer_id)
+
+    async def delete_customer(self, actor: Actor, customer_id: int) -> None:
+        actor.require("customers.merge")
+        async with self.sessions.begin() as s:
+            customer = await self._live_customer(s, customer_id)
+            await s.delete(customer)
+            audit(s, actor, "customer.delete", "customer", customer_id)
+
+    async def _live_customer(self, s: AsyncSession, customer_id: int) -> Customer:
+        customer = await s.get(Customer, customer_id)
+        if customer is None or customer.merged_into_id is not None:
+            raise NotFound("No such customer", error_id="no-such-customer", customer_id=customer_id)
+        return customer
+
+    async def add_identity(self, actor: Actor, customer_id: int, data: IdentityIn) -> CustomerOut:
+        actor.require("customers.write")
+        kind, value, label = self._normalized(data)
+        async with self.sessions.begin() as s:
+            await self._live_customer(s, customer_id)
+            await self._attach_identity(s, customer_id, kind, value, label, self.clock())
+            audit(s, actor, "customer.identity_add", "customer", customer_id, kind=kind)
+            return await self._card(s, customer_id)
+
+    async def remove_identity(self, actor: Actor, customer_id: int, identity_id: int) -> CustomerOut:
+        actor.require("customers.write")
+        async with self.sessions.begin() as s:
+            result = await s.execute(
+                delete(Identity).where(Identity.id == identity_id, Identity.customer_id == customer_id)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound("No such identity", error_id="no-such-identity", identity_id=identity_id)
+            audit(s, actor, "customer.identity_remove", "customer", customer_id, identity_id=identity_id)
+            return await self._card(s, customer_id)
+
+    async def lookup(self, kind: IdentityKind | str, raw: str) -> int | None:
+        """The customer an identity belongs to: one query on the unique (kind, value) index.
+
+        Runs on every incoming contact, so it takes no actor; callers check permissions.
+        """
+        value = normalize_identity(kind, raw, self.region)
+        async with self.sessions() as s:
+            return await s.scalar(
+                select(Identity.customer_id).where(Identity.kind == str(kind), Identity.value == value)
+            )
+
+    async def search(
+        self, actor: Actor, q: str = "", *, limit: int = 50, cursor: str | None = None, tag: str | None = None
+    ) -> Page[CustomerOut]:
+        """Customers by name fragment, company name, phone fragment or email; newest id first."""
+        actor.require("customers.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt: Select[tuple[Customer]] = select(Customer).where(Customer.merged_into_id.is_(None))
+        text = q.strip()
+        if text:
+            like = f"%{_escape_like(text.lower())}%"
+            conditions: list[Any] = [
+                Customer.search_key.like(like, escape="\\"),
+                Customer.company_id.in_(select(Company.id).where(Company.name_key.like(like, escape="\\"))),
+            ]
+            digits = re.sub(r"\D", "", text)
+            if len(digits) >= 3 and re.fullmatch(r"[\d\s()+\-.]+", text):
+                conditions.append(
+                    Customer.id.in_(
+                        select(Identity.customer_id).where(
+                            Identity.kind == IdentityKind.PHONE, Identity.value.like(f"%{digits}%")
+                        )
+                    )
+                )
+            if "@" in text or "." in text:
+                conditions.append(
+                    Customer.id.in_(
+                        select(Identity.customer_id).where(
+                            Identity.kind == IdentityKind.EMAIL, Identity.value.like(like, escape="\\")
+                        )
+                    )
+                )
+            stmt = stmt.where(or_(*conditions))
+        if tag:
+            stmt = stmt.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == tag)))
+        if cursor:
+            (last_id,) = decode_cursor(cursor, 1)
+            stmt = stmt.where(Customer.id < int(last_id))
+        stmt = stmt.order_by(Customer.id.desc()).limit(limit + 1).options(*_load_card())
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[CustomerOut](
+            items=[customer_out(c) for c in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+    # ------------------------------------------------------------------ notes & timeline
+    async def add_note(self, actor: Actor, customer_id: int, body: str) -> NoteOut:
+        actor.require("customers.write")
+        async with self.sessions.begin() as s:
+            await self._live_customer(s, customer_id)
+            note = Note(customer_id=customer_id, author_id=actor.user_id, body=body, created_at=self.clock())
+            s.add(note)
+            await s.flush()
+            return NoteOut.model_validate(note)
+
+    async def timeline(
+        self, actor: Actor, customer_id: int, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[TimelineItem]:
+        """Interactions on every channel and notes, newest first (cursor = time and id of the last item)."""
+        actor.require("customers.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        before: datetime | None = None
+        if cursor:
+            (stamp,) = decode_cursor(cursor, 1)
+            try:
+                before = datetime.fromisoformat(stamp)
+            except ValueError:
+                raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor") from None
+        async with self.sessions() as s:
+            await self._live_customer(s, customer_id)
+            istmt = select(Interaction).where(Interaction.customer_id == customer_id)
+            nstmt = select(Note).where(Note.customer_id == customer_id)
+            if before is not None:
+                istmt = istmt.where(Interaction.created_at < before)
+                nstmt = nstmt.where(Note.created_at < before)
+            interactions = list(await s.scalars(istmt.order_by(Interaction.created_at.desc()).limit(limit + 1)))
+            notes = list(await s.scalars(nstmt.order_by(Note.created_at.desc()).limit(limit + 1)))
+        items = [
+            TimelineItem(
+                kind="interaction",
+                id=i.id,
+                at=i.created_at,
+                channel=i.channel,
+                direction=i.direction,
+                state=i.state,
+                subject=i.subject,
+                summary=str(i.attributes.get("summary", ""))[:300],
+                agent_id=i.agent_id,
+                disposition=i.disposition,
+            )
+            for i in interactions
+        ] + [
+            TimelineItem(kind="note", id=n.id, at=n.created_at, summary=n.body[:300], agent_id=n.author_id)
+            for n in notes
+        ]
+        items.sort(key=lambda t: (t.at, t.kind, t.id), reverse=True)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page[TimelineItem](
+            items=items, next_cursor=encode_cursor(items[-1].at.isoformat()) if more and items else None
+        )
+
+    # ------------------------------------------------------------------ merge & duplicates
+    async def merge(self, actor: Actor, keep_id: int, merge_id: int) -> CustomerOut:
+        """Move identities, tags, notes and history of ``merge_id`` into ``keep_id``; audit-logged."""
+        actor.require("customers.merge")
+        if keep_id == merge_id:
+            raise InvalidInput("Cannot merge a customer into itself", error_id="merge-same-customer")
+        async with self.sessions.begin() as s:
+            keep = await self._live_customer(s, keep_id)
+            gone = await self._live_customer(s, merge_id)
+            moved = {
+                "identities": (
+                    await s.execute(
+                        update(Identity).where(Identity.customer_id == merge_id).values(customer_id=keep_id)
+                    )
+                ).rowcount,  # type: ignore[attr-defined]
+                "notes": (
+                    await s.execute(update(Note).where(Note.customer_id == merge_id).values(customer_id=keep_id))
+                ).rowcount,  # type: ignore[attr-defined]
+                "interactions": (
+                    await s.execute(
+                        update(Interaction)
+                        .where(Interaction.customer_id == merge_id)
+                        .values(customer_id=keep_id)
+                    )
+                ).rowcount,  # type: ignore[attr-defined]
+            }
+            keep_tags = set(await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == keep_id)))
+            for tag in await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == merge_id)):
+                if tag not in keep_tags:
+                    s.add(CustomerTag(customer_id=keep_id, tag=tag))
+            await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == merge_id))
+            # Fill blanks of the kept card from the merged one; the kept card wins on conflicts.
+            for field in ("first_name", "last_name", "middle_name", "language"):
+                if not getattr(keep, field) and getattr(gone, field):
+                    setattr(keep, field, getattr(gone, field))
+            keep.company_id = keep.company_id or gone.company_id
+            keep.owner_id = keep.owner_id or gone.owner_id
+            keep.vip = keep.vip or gone.vip
+            keep.custom = {**gone.custom, **keep.custom}
+            keep.search_key = search_key(keep.first_name, keep.middle_name, keep.last_name)
+            now = self.clock()
+            keep.updated_at = now
+            gone.merged_into_id = keep_id
+            gone.updated_at = now
+            audit(s, actor, "customer.merge", "customer", keep_id, now, merged_id=merge_id, moved=moved)
+            await s.flush()
+            return await self._card(s, keep_id)
+
+    async def duplicates(self, actor: Actor, *, limit: int = 100) -> list[DuplicateSuggestion]:
+        """Pairs worth a human look: same email ignoring +tags and Gmail dots, same phone ignoring
+        country code, or similar names with the same last name or company."""
+        actor.require("customers.read")
+        async with self.sessions() as s:
+            customers = list(
+                await s.execute(
+                    select(
+                        Customer.id,
+                        Customer.search_key,
+                        Customer.last_name,
+                        Customer.company_id,
+                    )
+                    .where(Customer.merged_into_id.is_(None))
+                    .order_by(Customer.id.desc())
+                    .limit(DUPLICATE_SCAN_LIMIT)
+                )
+            )
+            ids = [c.id for c in customers]
+            identities = list(
+                await s.execute(
+                    select(Identity.customer_id, Identity.kind, Identity.value).where(Identity.customer_id.in_(ids))
+                )
+            ) if ids else []
+        found: dict[tuple[int, int], DuplicateSuggestion] = {}
+
+        def suggest(a: int, b: int, reason: str, detail: str) -> None:
+            pair = (min(a, b), max(a, b))
+            found.setdefault(pair, DuplicateSuggestion(customer_ids=pair, reason=reason, detail=detail))
+
+        by_key: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for row in identities:
+            if row.kind == IdentityKind.EMAIL:
+                by_key[("email", canonical_email_key(row.value))].add(row.customer_id)
+            elif row.kind == IdentityKind.PHONE:
+                # The same subscriber number under a different country code is a classic data-entry slip.
+                by_key[("phone", row.value[-10:])].add(row.customer_id)
+        for (kind, key), owners in by_key.items():
+            ordered = sorted(owners)
+            for i, a in enumerate(ordered):
+                for b in ordered[i + 1 :]:
+                    suggest(a, b, f"same-{kind}", key)
+        groups: dict[tuple[str, object], list[tuple[int, str]]] = defaultdict(list)
+        for c in customers:
+            if not c.search_key:
+                continue
+            if c.last_name:
+                groups[("last", c.last_name.lower())].append((c.id, c.search_key))
+            if c.company_id is not None:
+                groups[("company", c.company_id)].append((c.id, c.search_key))
+        for members in groups.values():
+            if len(members) > 200:  # a big company: similar-name pairs would be noise
+                continue
+            for i, (a, name_a) in enumerate(members):
+                for b, name_b in members[i + 1 :]:
+                    if name_a == name_b:
+                        suggest(a, b, "same-name", name_a)
+                    elif difflib.SequenceMatcher(None, name_a, name_b).ratio() >= SIMILAR_NAME_RATIO:
+                        suggest(a, b, "similar-name", f"{name_a} ~ {name_b}")
+        return sorted(found.values(), key=lambda d: d.customer_ids)[:limit]
+
+    # ------------------------------------------------------------------ companies
+    async def _company_by_name(self, s: AsyncSession, name: str, now: datetime) -> Company:
+        key = name.strip().lower()
+        company = await s.scalar(select(Company).where(Company.name_key == key).limit(1))
+        if company is None:
+            company = Company(name=name.strip(), name_key=key, custom={}, created_at=now, updated_at=now)
+            s.add(company)
+            await s.flush()
+        return company
+
+    async def create_company(self, actor: Actor, data: CompanyIn) -> CompanyOut:
+        actor.require("companies.write")
+        async with self.sessions.begin() as s:
+            now = self.clock()
+            company = Company(
+                name=data.name,
+                name_key=data.name.lower(),
+                website=data.website,
+                custom=data.custom,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(company)
+            await s.flush()
+            audit(s, actor, "company.create", "company", company.id, now)
+            return CompanyOut.model_validate(company)
+
+    async def get_company(self, actor: Actor, company_id: int) -> CompanyOut:
+        actor.require("companies.read")
+        async with self.sessions() as s:
+            company = await s.get(Company, company_id)
+            if company is None:
+                raise NotFound("No such company", error_id="no-such-company", company_id=company_id)
+            return CompanyOut.model_validate(company)
+
+    async def list_companies(
+        self, actor: Actor, q: str = "", *, limit: int = 50, cursor: str | None = None
+    ) -> Page[CompanyOut]:
+        actor.require("companies.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt = select(Company)
+        if q.strip():
+            stmt = stmt.where(Company.name_key.like(f"%{_escape_like(q.strip().lower())}%", escape="\\"))
+        if cursor:
+            (last_id,) = decode_cursor(cursor, 1)
+            stmt = stmt.where(Company.id < int(last_id))
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt.order_by(Company.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[CompanyOut](
+            items=[CompanyOut.model_validate(c) for c in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+    async def count_customers(self) -> int:
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(Customer)) or 0)
+
+    async def history_events(self, customer_id: int) -> int:
+        """Number of logged events on the customer's interactions (used by merge tests and reports)."""
+        async with self.sessions() as s:
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(InteractionEvent)
+                    .join(Interaction, Interaction.id == InteractionEvent.interaction_id)
+                    .where(Interaction.customer_id == customer_id)
+                )
+                or 0
+            )

@@ -1,0 +1,109 @@
+"""Demo data for a first run: a project, companies, customers with history, and demo operators."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, InteractionState, Role
+from frontoffice.store.tables import Customer, Note, Project
+
+from .auth import AuthService, generate_password
+from .context import Actor
+from .crm import CrmService
+from .interactions import InteractionService, log_event
+from .schemas import CustomerIn, IdentityIn, UserIn
+
+__all__ = ["load_demo"]
+
+_PEOPLE = [
+    ("Иван", "Петров", "ООО «Ромашка»"),
+    ("Мария", "Смирнова", "ООО «Ромашка»"),
+    ("Алексей", "Кузнецов", "АО «Северный ветер»"),
+    ("Елена", "Попова", None),
+    ("Дмитрий", "Соколов", "ИП Соколов"),
+    ("Ольга", "Лебедева", "АО «Северный ветер»"),
+    ("Сергей", "Козлов", None),
+    ("Анна", "Новикова", "ООО «Техносервис»"),
+    ("John", "Smith", "Acme Ltd"),
+    ("Emily", "Brown", "Acme Ltd"),
+    ("Michael", "Johnson", None),
+    ("Sarah", "Davis", "Globex"),
+    ("Павел", "Морозов", "ООО «Техносервис»"),
+    ("Наталья", "Волкова", None),
+    ("Андрей", "Соловьёв", "ООО «Ромашка»"),
+]
+_SUBJECTS = [
+    "Вопрос по счёту",
+    "Не приходит SMS с кодом",
+    "Invoice question",
+    "Доставка задерживается",
+    "Change of address",
+    "Запрос на возврат",
+]
+
+
+async def load_demo(
+    crm: CrmService, auth: AuthService, interactions: InteractionService, *, seed: int = 7
+) -> dict[str, str]:
+    """Create demo content; returns the generated passwords of the demo operators (shown once)."""
+    rng = random.Random(seed)
+    system = Actor.system()
+    passwords: dict[str, str] = {}
+    for username, display, role in (
+        ("supervisor", "Светлана Орлова", Role.SUPERVISOR),
+        ("agent1", "Katya Ivanova", Role.AGENT),
+        ("agent2", "Oleg Sidorov", Role.AGENT),
+        ("agent3", "Nina Fedorova", Role.AGENT),
+    ):
+        password = generate_password()
+        lang = "ru" if role is Role.SUPERVISOR else "en"
+        await auth.create_user(
+            system, UserIn(username=username, display_name=display, role=role, language=lang, password=password)
+        )
+        passwords[username] = password
+    async with crm.sessions.begin() as s:
+        s.add(Project(code="acme", name="Acme Ltd support", created_at=crm.clock()))
+    for n, (first, last, company) in enumerate(_PEOPLE, start=1):
+        identities = [IdentityIn(kind=IdentityKind.PHONE, value=f"+7 916 {100 + n:03d}-{10 + n:02d}-{20 + n:02d}")]
+        identities.append(IdentityIn(kind=IdentityKind.EMAIL, value=f"customer{n}@example.{'ru' if n % 2 else 'com'}"))
+        tags = ["vip"] if n % 5 == 0 else (["b2b"] if company else [])
+        card = await crm.create_customer(
+            system,
+            CustomerIn(
+                first_name=first,
+                last_name=last,
+                company_name=company,
+                vip="vip" in tags,
+                tags=tags,
+                language="ru" if first[0] >= "А" else "en",
+                custom={"contract": f"D-{2024000 + n}"} if company else {},
+                identities=identities,
+            ),
+        )
+        async with crm.sessions.begin() as s:
+            for k in range(rng.randint(1, 3)):
+                at = crm.clock() - timedelta(days=rng.randint(1, 60), minutes=rng.randint(0, 600))
+                channel = rng.choice([Channel.WEBFORM, Channel.EMAIL, Channel.VOICE])
+                interaction = await interactions.record(
+                    s,
+                    channel=channel,
+                    direction=Direction.INBOUND,
+                    customer_id=card.id,
+                    subject=rng.choice(_SUBJECTS),
+                    state=InteractionState.DONE,
+                    attributes={"summary": "Demo history item"},
+                )
+                interaction.created_at = at
+                interaction.connected_at = at + timedelta(seconds=rng.randint(5, 60))
+                interaction.ended_at = interaction.connected_at + timedelta(seconds=rng.randint(60, 600))
+                interaction.closed_at = interaction.ended_at + timedelta(seconds=30)
+                interaction.disposition = rng.choice(["resolved", "callback", "info"])
+                log_event(s, interaction, InteractionEventType.DONE, interaction.closed_at, demo=True)
+                if k == 0 and n % 3 == 0:
+                    s.add(Note(customer_id=card.id, body="Prefers e-mail contact. / Предпочитает e-mail.", created_at=at))
+            if n == 1:
+                # A near-duplicate pair so the duplicate review has something to show.
+                s.add(Customer(first_name="Иван", last_name="Петров", search_key="иван петров", custom={},
+                               created_at=crm.clock(), updated_at=crm.clock()))
+    return passwords

@@ -1,0 +1,196 @@
+"""The interaction record: create, read, list, messages and the append-only event log.
+
+Every state change writes its :class:`InteractionEvent` in the same transaction as the change, so the
+log is complete for statistics and recovery. The ACD service builds on these primitives.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.domain.exceptions import Conflict, NotFound
+from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
+from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
+
+from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
+
+__all__ = ["InteractionService", "log_event"]
+
+
+def log_event(
+    s: AsyncSession,
+    interaction: Interaction,
+    type_: InteractionEventType,
+    at: datetime,
+    **data: Any,
+) -> InteractionEvent:
+    """Append one event for ``interaction`` in the caller's transaction (its current state and queue)."""
+    event = InteractionEvent(
+        interaction_id=interaction.id,
+        at=at,
+        type=type_.value,
+        state=interaction.state,
+        queue_id=interaction.queue_id,
+        agent_id=interaction.agent_id,
+        project_id=interaction.project_id,
+        channel=interaction.channel,
+        data=data,
+    )
+    s.add(event)
+    return event
+
+
+class InteractionService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def record(
+        self,
+        s: AsyncSession,
+        *,
+        channel: Channel,
+        direction: Direction,
+        customer_id: int | None,
+        subject: str = "",
+        from_address: str = "",
+        to_address: str = "",
+        external_ref: str | None = None,
+        entry_point_id: int | None = None,
+        queue_id: int | None = None,
+        project_id: int | None = None,
+        priority: int = 0,
+        attributes: dict[str, Any] | None = None,
+        state: InteractionState = InteractionState.NEW,
+    ) -> Interaction:
+        """Create an interaction and its ``created`` event inside the caller's transaction."""
+        now = self.clock()
+        interaction = Interaction(
+            channel=channel.value,
+            direction=direction.value,
+            customer_id=customer_id,
+            subject=subject,
+            from_address=from_address,
+            to_address=to_address,
+            external_ref=external_ref,
+            entry_point_id=entry_point_id,
+            queue_id=queue_id,
+            project_id=project_id,
+            priority=priority,
+            attributes=attributes or {},
+            state=state.value,
+            created_at=now,
+        )
+        s.add(interaction)
+        await s.flush()
+        log_event(s, interaction, InteractionEventType.CREATED, now)
+        return interaction
+
+    async def get(self, actor: Actor, interaction_id: int) -> InteractionOut:
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            found = await s.get(Interaction, interaction_id)
+            if found is None:
+                raise NotFound("No such interaction", error_id="no-such-interaction", interaction_id=interaction_id)
+            return InteractionOut.model_validate(found)
+
+    async def list(
+        self,
+        actor: Actor,
+        *,
+        customer_id: int | None = None,
+        state: InteractionState | None = None,
+        channel: Channel | None = None,
+        queue_id: int | None = None,
+        project_id: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[InteractionOut]:
+        actor.require("interactions.read")
+        limit = max(1, min(limit, 200))
+        stmt: Select[tuple[Interaction]] = select(Interaction)
+        if customer_id is not None:
+            stmt = stmt.where(Interaction.customer_id == customer_id)
+        if state is not None:
+            stmt = stmt.where(Interaction.state == state.value)
+        if channel is not None:
+            stmt = stmt.where(Interaction.channel == channel.value)
+        if queue_id is not None:
+            stmt = stmt.where(Interaction.queue_id == queue_id)
+        if project_id is not None:
+            stmt = stmt.where(Interaction.project_id == project_id)
+        if cursor:
+            (last_id,) = decode_cursor(cursor, 1)
+            stmt = stmt.where(Interaction.id < int(last_id))
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt.order_by(Interaction.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[InteractionOut](
+            items=[InteractionOut.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+    async def messages(self, actor: Actor, interaction_id: int) -> list[MessageOut]:
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            if await s.get(Interaction, interaction_id) is None:
+                raise NotFound("No such interaction", error_id="no-such-interaction")
+            rows = await s.scalars(
+                select(Message).where(Message.interaction_id == interaction_id).order_by(Message.created_at, Message.id)
+            )
+            return [MessageOut.model_validate(m) for m in rows]
+
+    async def events(self, actor: Actor, interaction_id: int) -> list[InteractionEventOut]:
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            if await s.get(Interaction, interaction_id) is None:
+                raise NotFound("No such interaction", error_id="no-such-interaction")
+            rows = await s.scalars(
+                select(InteractionEvent)
+                .where(InteractionEvent.interaction_id == interaction_id)
+                .order_by(InteractionEvent.id)
+            )
+            return [InteractionEventOut.model_validate(e) for e in rows]
+
+    async def add_message(
+        self, s: AsyncSession, interaction: Interaction, *, direction: Direction, body: str, sender: str = "",
+        content_type: str = "text/plain", external_id: str | None = None,
+    ) -> Message:
+        """Store a message and log it, inside the caller's transaction."""
+        now = self.clock()
+        message = Message(
+            interaction_id=interaction.id,
+            direction=direction.value,
+            sender=sender,
+            body=body,
+            content_type=content_type,
+            external_id=external_id,
+            created_at=now,
+        )
+        s.add(message)
+        await s.flush()
+        log_event(s, interaction, InteractionEventType.MESSAGE, now, message_id=message.id, direction=direction.value)
+        return message
+
+    # ------------------------------------------------------------------ projects
+    async def create_project(self, actor: Actor, data: ProjectIn) -> ProjectOut:
+        actor.require("projects.write")
+        async with self.sessions.begin() as s:
+            if await s.scalar(select(Project.id).where(Project.code == data.code)) is not None:
+                raise Conflict("A project with this code exists", error_id="project-code-taken", code=data.code)
+            project = Project(code=data.code, name=data.name, created_at=self.clock())
+            s.add(project)
+            await s.flush()
+            audit(s, actor, "project.create", "project", project.id, code=data.code)
+            return ProjectOut.model_validate(project)
+
+    async def list_projects(self, actor: Actor) -> list[ProjectOut]:
+        actor.require("projects.read")
+        async with self.sessions() as s:
+            return [ProjectOut.model_validate(p) for p in await s.scalars(select(Project).order_by(Project.code))]

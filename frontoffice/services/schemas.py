@@ -1,0 +1,307 @@
+"""Input and output shapes of the use cases; the REST API uses them as its request and response bodies.
+
+Inputs forbid unknown fields so a misspelt field is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionState, Role
+
+T = TypeVar("T")
+
+Name = Annotated[str, Field(max_length=200)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-.:]+$")]
+# Custom fields are a flat map of short scalar values; nested documents belong in a ticket or a note.
+MAX_CUSTOM_FIELDS = 100
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _check_custom(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_CUSTOM_FIELDS:
+        raise ValueError(f"at most {MAX_CUSTOM_FIELDS} custom fields")
+    for key, item in value.items():
+        if not key or len(key) > 64:
+            raise ValueError("custom field names are 1–64 characters")
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise ValueError(f"custom field {key!r} must be a string, number, boolean or null")
+        if isinstance(item, str) and len(item) > 2000:
+            raise ValueError(f"custom field {key!r} is longer than 2000 characters")
+    return value
+
+
+class IdentityIn(Input):
+    kind: IdentityKind
+    value: str = Field(min_length=1, max_length=320)
+    label: str = Field(default="", max_length=64)
+
+
+class IdentityOut(Output):
+    id: int
+    kind: IdentityKind
+    value: str
+    label: str
+
+
+class CustomerIn(Input):
+    first_name: Name = ""
+    last_name: Name = ""
+    middle_name: Name = ""
+    company_id: int | None = None
+    company_name: str | None = Field(default=None, max_length=300)
+    owner_id: int | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    vip: bool = False
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    custom: dict[str, Any] = Field(default_factory=dict)
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=50)
+
+    _custom = field_validator("custom")(_check_custom)
+
+
+class CustomerPatch(Input):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    middle_name: Name | None = None
+    company_id: int | None = None
+    owner_id: int | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    vip: bool | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    custom: dict[str, Any] | None = None
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _check_custom(value)
+
+
+class CompanyRef(Output):
+    id: int
+    name: str
+
+
+class CustomerOut(Output):
+    id: int
+    first_name: str
+    last_name: str
+    middle_name: str
+    display_name: str
+    company: CompanyRef | None
+    owner_id: int | None
+    language: str | None
+    vip: bool
+    tags: list[str]
+    custom: dict[str, Any]
+    identities: list[IdentityOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompanyIn(Input):
+    name: str = Field(min_length=1, max_length=300)
+    website: str | None = Field(default=None, max_length=300)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+    _custom = field_validator("custom")(_check_custom)
+
+
+class CompanyOut(Output):
+    id: int
+    name: str
+    website: str | None
+    custom: dict[str, Any]
+    created_at: datetime
+
+
+class NoteIn(Input):
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class NoteOut(Output):
+    id: int
+    customer_id: int
+    author_id: int | None
+    body: str
+    created_at: datetime
+
+
+class MergeIn(Input):
+    keep_id: int
+    merge_id: int
+
+
+class DuplicateSuggestion(BaseModel):
+    customer_ids: tuple[int, int]
+    reason: str
+    detail: str
+
+
+class TimelineItem(BaseModel):
+    kind: str  # "interaction" or "note"
+    id: int
+    at: datetime
+    channel: str | None = None
+    direction: str | None = None
+    state: str | None = None
+    subject: str = ""
+    summary: str = ""
+    agent_id: int | None = None
+    disposition: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list; pass ``next_cursor`` back as ``cursor`` for the next page (None at the end)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class ImportRowError(BaseModel):
+    line: int
+    field: str
+    message: str
+
+
+class ImportReport(BaseModel):
+    dry_run: bool
+    mode: str
+    rows: int
+    valid: int
+    created: int
+    errors: list[ImportRowError]
+    applied: bool
+
+
+class ProjectIn(Input):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectOut(Output):
+    id: int
+    code: str
+    name: str
+
+
+class UserIn(Input):
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[a-zA-Z0-9_.\-]+$")
+    display_name: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    role: Role
+    language: str = Field(default="en", pattern=r"^(en|ru)$")
+    password: str = Field(min_length=10, max_length=200)
+
+
+class UserPatch(Input):
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    language: str | None = Field(default=None, pattern=r"^(en|ru)$")
+    is_active: bool | None = None
+
+
+class UserOut(Output):
+    id: int
+    username: str
+    display_name: str
+    email: str | None
+    role: Role
+    language: str
+    is_active: bool
+    created_at: datetime
+
+
+class PasswordChange(Input):
+    current_password: str | None = Field(default=None, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
+
+
+class TokenIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(Output):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret; shown only in this response")
+
+
+class AuditOut(Output):
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    object_type: str
+    object_id: str | None
+    details: dict[str, Any]
+    ip: str | None
+
+
+class MessageIn(Input):
+    body: str = Field(min_length=1, max_length=100_000)
+    content_type: str = Field(default="text/plain", pattern=r"^text/(plain|html)$")
+    sender: str = Field(default="", max_length=320)
+
+
+class InteractionOut(Output):
+    id: int
+    channel: Channel
+    direction: Direction
+    customer_id: int | None
+    entry_point_id: int | None
+    queue_id: int | None
+    project_id: int | None
+    priority: int
+    state: InteractionState
+    agent_id: int | None
+    disposition: str | None
+    subject: str
+    from_address: str
+    to_address: str
+    external_ref: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    queued_at: datetime | None
+    offered_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+    closed_at: datetime | None
+
+
+class MessageOut(Output):
+    id: int
+    interaction_id: int
+    direction: Direction
+    sender: str
+    body: str
+    content_type: str
+    created_at: datetime
+
+
+class InteractionEventOut(Output):
+    id: int
+    interaction_id: int
+    at: datetime
+    type: str
+    state: str | None
+    queue_id: int | None
+    agent_id: int | None
+    data: dict[str, Any]

@@ -1,0 +1,166 @@
+"""Sign-in, the current user, users, API tokens, projects and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
+
+from frontoffice.services.context import Actor
+from frontoffice.services.schemas import (
+    AuditOut,
+    Input,
+    Page,
+    PasswordChange,
+    ProjectIn,
+    ProjectOut,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+)
+
+from ..security import SESSION_COOKIE, client_ip, container, current_actor, requires, session_serializer
+
+router = APIRouter()
+
+
+class LoginIn(Input):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class LoginOut(Input):
+    user: UserOut
+    csrf_token: str
+
+
+@router.post("/auth/login", response_model=LoginOut, tags=["auth"])
+async def login(request: Request, response: Response, body: LoginIn) -> LoginOut:
+    """Sign in a browser: sets an HttpOnly session cookie and returns the CSRF token for later writes."""
+    c = container(request)
+    result = await c.auth.sign_in(body.username, body.password, ip=client_ip(request))
+    set_session_cookie(request, response, result.session_id)
+    return LoginOut(user=result.user, csrf_token=result.csrf_token)
+
+
+def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+    c = container(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_serializer(c.settings.ensure_secret_key()).dumps(session_id),
+        max_age=c.settings.session_max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=c.settings.secure_cookies,
+        path="/",
+    )
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+async def logout(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Response:
+    c = container(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await c.auth.sign_out(str(session_serializer(c.settings.ensure_secret_key()).loads(cookie)))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", response_model=UserOut, tags=["auth"])
+async def me(request: Request, actor: Annotated[Actor, Depends(requires("self.read"))]) -> UserOut:
+    assert actor.user_id is not None
+    return await container(request).auth.get_user(actor, actor.user_id)
+
+
+@router.post("/me/password", status_code=204, tags=["auth"])
+async def change_my_password(
+    request: Request, body: PasswordChange, actor: Annotated[Actor, Depends(requires("self.read"))]
+) -> Response:
+    await container(request).auth.set_password(
+        actor, actor.username, body.new_password, current_password=body.current_password
+    )
+    return Response(status_code=204)
+
+
+@router.get("/me/tokens", response_model=list[TokenOut], tags=["tokens"])
+async def my_tokens(request: Request, actor: Annotated[Actor, Depends(requires("self.read"))]) -> list[TokenOut]:
+    return await container(request).auth.list_tokens(actor)
+
+
+@router.post("/me/tokens", response_model=TokenCreated, status_code=201, tags=["tokens"])
+async def create_my_token(
+    request: Request, body: TokenIn, actor: Annotated[Actor, Depends(requires("self.read"))]
+) -> TokenCreated:
+    """Create an API token for yourself. The ``token`` field is shown once; store it now."""
+    return await container(request).auth.create_token(actor, body.name)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
+async def revoke_token(
+    request: Request, token_id: int, actor: Annotated[Actor, Depends(requires("self.read"))]
+) -> Response:
+    await container(request).auth.revoke_token(actor, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/users", response_model=list[UserOut], tags=["users"])
+async def list_users(request: Request, actor: Annotated[Actor, Depends(requires("users.read"))]) -> list[UserOut]:
+    return await container(request).auth.list_users(actor)
+
+
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
+async def create_user(
+    request: Request, body: UserIn, actor: Annotated[Actor, Depends(requires("users.write"))]
+) -> UserOut:
+    return await container(request).auth.create_user(actor, body)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
+async def get_user(
+    request: Request, user_id: int, actor: Annotated[Actor, Depends(requires("users.read"))]
+) -> UserOut:
+    return await container(request).auth.get_user(actor, user_id)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
+async def update_user(
+    request: Request, user_id: int, body: UserPatch, actor: Annotated[Actor, Depends(requires("users.write"))]
+) -> UserOut:
+    return await container(request).auth.update_user(actor, user_id, body)
+
+
+@router.post("/users/{user_id}/tokens", response_model=TokenCreated, status_code=201, tags=["tokens"])
+async def create_user_token(
+    request: Request, user_id: int, body: TokenIn, actor: Annotated[Actor, Depends(requires("tokens.write"))]
+) -> TokenCreated:
+    return await container(request).auth.create_token(actor, body.name, user_id=user_id)
+
+
+@router.get("/projects", response_model=list[ProjectOut], tags=["projects"])
+async def list_projects(
+    request: Request, actor: Annotated[Actor, Depends(requires("projects.read"))]
+) -> list[ProjectOut]:
+    return await container(request).interactions.list_projects(actor)
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201, tags=["projects"])
+async def create_project(
+    request: Request, body: ProjectIn, actor: Annotated[Actor, Depends(requires("projects.write"))]
+) -> ProjectOut:
+    return await container(request).interactions.create_project(actor, body)
+
+
+@router.get("/audit", response_model=Page[AuditOut], tags=["audit"])
+async def audit_log(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("audit.read"))],
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[AuditOut]:
+    return await container(request).auth.audit_log(actor, limit=limit, cursor=cursor, action=action)

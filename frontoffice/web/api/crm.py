@@ -1,0 +1,197 @@
+"""Customers, companies, notes, identities lookup, merge, duplicates, CSV import/export."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
+
+from frontoffice.domain.model import IdentityKind
+from frontoffice.services.context import Actor
+from frontoffice.services.crm_csv import ImportMode, export_customers_csv, import_customers_csv
+from frontoffice.services.schemas import (
+    CompanyIn,
+    CompanyOut,
+    CustomerIn,
+    CustomerOut,
+    CustomerPatch,
+    DuplicateSuggestion,
+    IdentityIn,
+    ImportReport,
+    MergeIn,
+    NoteIn,
+    NoteOut,
+    Page,
+    TimelineItem,
+)
+
+from ..errors import ApiError
+from ..security import container, requires
+
+router = APIRouter(tags=["customers"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.get("/customers", response_model=Page[CustomerOut])
+async def search_customers(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("customers.read"))],
+    q: Annotated[str, Query(max_length=200, description="Name, company, phone fragment or email")] = "",
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> Page[CustomerOut]:
+    return await container(request).crm.search(actor, q, limit=limit, cursor=cursor, tag=tag)
+
+
+@router.post("/customers", response_model=CustomerOut, status_code=201)
+async def create_customer(
+    request: Request, body: CustomerIn, actor: Annotated[Actor, Depends(requires("customers.write"))]
+) -> CustomerOut:
+    return await container(request).crm.create_customer(actor, body)
+
+
+@router.get("/customers/lookup", response_model=CustomerOut)
+async def lookup_customer(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("customers.read"))],
+    kind: IdentityKind,
+    value: Annotated[str, Query(min_length=1, max_length=320)],
+) -> CustomerOut:
+    c = container(request)
+    customer_id = await c.crm.lookup(kind, value)
+    if customer_id is None:
+        raise ApiError(404, "no-such-customer", "No customer has this identity", kind=kind.value)
+    return await c.crm.get_customer(actor, customer_id)
+
+
+@router.get("/customers/duplicates", response_model=list[DuplicateSuggestion])
+async def duplicate_customers(
+    request: Request, actor: Annotated[Actor, Depends(requires("customers.read"))], limit: Limit = 100
+) -> list[DuplicateSuggestion]:
+    return await container(request).crm.duplicates(actor, limit=limit)
+
+
+@router.post("/customers/merge", response_model=CustomerOut)
+async def merge_customers(
+    request: Request, body: MergeIn, actor: Annotated[Actor, Depends(requires("customers.merge"))]
+) -> CustomerOut:
+    return await container(request).crm.merge(actor, body.keep_id, body.merge_id)
+
+
+@router.post("/customers/import", response_model=ImportReport)
+async def import_customers(
+    request: Request,
+    file: UploadFile,
+    actor: Annotated[Actor, Depends(requires("customers.import"))],
+    dry_run: bool = True,
+    mode: ImportMode = ImportMode.ALL_OR_NOTHING,
+) -> ImportReport:
+    """Upload a CSV as multipart field ``file``. ``dry_run=true`` (the default) only validates."""
+    c = container(request)
+    data = await file.read()
+    return await import_customers_csv(
+        c.crm, actor, data, dry_run=dry_run, mode=mode, max_rows=c.settings.csv_max_rows
+    )
+
+
+@router.get("/customers/export", response_class=StreamingResponse)
+async def export_customers(
+    request: Request, actor: Annotated[Actor, Depends(requires("customers.export"))]
+) -> StreamingResponse:
+    stream = export_customers_csv(container(request).crm, actor)
+    return StreamingResponse(
+        stream,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut)
+async def get_customer(
+    request: Request, customer_id: int, actor: Annotated[Actor, Depends(requires("customers.read"))]
+) -> CustomerOut:
+    return await container(request).crm.get_customer(actor, customer_id)
+
+
+@router.patch("/customers/{customer_id}", response_model=CustomerOut)
+async def update_customer(
+    request: Request,
+    customer_id: int,
+    body: CustomerPatch,
+    actor: Annotated[Actor, Depends(requires("customers.write"))],
+) -> CustomerOut:
+    return await container(request).crm.update_customer(actor, customer_id, body)
+
+
+@router.delete("/customers/{customer_id}", status_code=204)
+async def delete_customer(
+    request: Request, customer_id: int, actor: Annotated[Actor, Depends(requires("customers.merge"))]
+) -> Response:
+    await container(request).crm.delete_customer(actor, customer_id)
+    return Response(status_code=204)
+
+
+@router.post("/customers/{customer_id}/identities", response_model=CustomerOut, status_code=201)
+async def add_identity(
+    request: Request,
+    customer_id: int,
+    body: IdentityIn,
+    actor: Annotated[Actor, Depends(requires("customers.write"))],
+) -> CustomerOut:
+    return await container(request).crm.add_identity(actor, customer_id, body)
+
+
+@router.delete("/customers/{customer_id}/identities/{identity_id}", response_model=CustomerOut)
+async def remove_identity(
+    request: Request,
+    customer_id: int,
+    identity_id: int,
+    actor: Annotated[Actor, Depends(requires("customers.write"))],
+) -> CustomerOut:
+    return await container(request).crm.remove_identity(actor, customer_id, identity_id)
+
+
+@router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201)
+async def add_note(
+    request: Request, customer_id: int, body: NoteIn, actor: Annotated[Actor, Depends(requires("customers.write"))]
+) -> NoteOut:
+    return await container(request).crm.add_note(actor, customer_id, body.body)
+
+
+@router.get("/customers/{customer_id}/timeline", response_model=Page[TimelineItem])
+async def customer_timeline(
+    request: Request,
+    customer_id: int,
+    actor: Annotated[Actor, Depends(requires("customers.read"))],
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> Page[TimelineItem]:
+    return await container(request).crm.timeline(actor, customer_id, limit=limit, cursor=cursor)
+
+
+@router.get("/companies", response_model=Page[CompanyOut], tags=["companies"])
+async def list_companies(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("companies.read"))],
+    q: Annotated[str, Query(max_length=200)] = "",
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> Page[CompanyOut]:
+    return await container(request).crm.list_companies(actor, q, limit=limit, cursor=cursor)
+
+
+@router.post("/companies", response_model=CompanyOut, status_code=201, tags=["companies"])
+async def create_company(
+    request: Request, body: CompanyIn, actor: Annotated[Actor, Depends(requires("companies.write"))]
+) -> CompanyOut:
+    return await container(request).crm.create_company(actor, body)
+
+
+@router.get("/companies/{company_id}", response_model=CompanyOut, tags=["companies"])
+async def get_company(
+    request: Request, company_id: int, actor: Annotated[Actor, Depends(requires("companies.read"))]
+) -> CompanyOut:
+    return await container(request).crm.get_company(actor, company_id)

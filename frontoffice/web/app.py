@@ -1,0 +1,130 @@
+"""The ASGI application: REST API under ``/api/v1``, health, metrics and the sign-in pages."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, Form, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from frontoffice import __version__
+from frontoffice.bootstrap import Container
+from frontoffice.domain.exceptions import DomainError
+from frontoffice.i18n import current_language
+from frontoffice.store.migrate import is_up_to_date
+
+from .api import accounts, crm, interactions
+from .errors import ApiError, install_error_handlers
+from .middleware import BodyLimit, Observe, metrics_registry
+from .pages import templates
+from .security import SESSION_COOKIE, client_ip, current_actor
+
+__all__ = ["create_app"]
+
+CSRF_COOKIE = "fo_login_csrf"
+
+
+def create_app(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await container.close()
+
+    app = FastAPI(
+        title="Frontoffice",
+        version=__version__,
+        description="Omnichannel contact center with a built-in CRM. See docs/api.md.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    registry, requests, latency = metrics_registry()
+    install_error_handlers(app)
+    for router in (accounts.router, crm.router, interactions.router):
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Public."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Readiness: the database answers and is migrated. Public."""
+        try:
+            async with container.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            migrated = await is_up_to_date(container.engine)
+        except Exception as exc:  # any database failure means "not ready", with the reason
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        if not migrated:
+            return JSONResponse({"status": "unavailable", "database": "not migrated"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if not container.settings.metrics_public:
+            actor = await current_actor(request)
+            actor.require("metrics.read")
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(request: Request, error: str | None = None) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = templates.TemplateResponse(
+            request, "login.html", {"csrf_token": token, "error": error, "lang": current_language.get()}
+        )
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600, path="/login")
+        return response
+
+    @app.post("/login", include_in_schema=False)
+    async def login_form(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=200)],
+        csrf_token: Annotated[str, Form(max_length=100)],
+    ) -> Response:
+        # Double-submit check: the form field must match the cookie set with the form.
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected, csrf_token):
+            raise ApiError(403, "csrf-failed", "Missing or wrong CSRF token")
+        try:
+            result = await container.auth.sign_in(username, password, ip=client_ip(request))
+        except DomainError as exc:
+            return RedirectResponse(f"/login?error={exc.error_id}", status_code=303)
+        response = RedirectResponse("/", status_code=303)
+        accounts.set_session_cookie(request, response, result.session_id)
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request) -> Response:
+        if not request.cookies.get(SESSION_COOKIE):
+            return RedirectResponse("/login", status_code=303)
+        try:
+            actor = await current_actor(request)
+        except DomainError:
+            return RedirectResponse("/login", status_code=303)
+        return templates.TemplateResponse(request, "home.html", {"actor": actor, "version": __version__})
+
+    @app.get("/lang/{code}", include_in_schema=False)
+    async def set_language(code: str, request: Request, next: str = "/") -> Response:
+        if code not in ("en", "ru"):
+            raise ApiError(404, "no-such-language", "Unknown language", language=code)
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie("fo_lang", code, max_age=365 * 86400, samesite="lax", path="/")
+        return response
+
+    # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
+    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(
+        Observe, requests=requests, latency=latency, default_language=container.settings.default_language
+    )
+    return app

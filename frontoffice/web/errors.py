@@ -1,0 +1,109 @@
+"""One error body for the whole API: ``{"error_id", "message", "details"}``.
+
+Lower-level exceptions are translated here, at the boundary, so no handler needs a try/except.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from frontoffice.domain.exceptions import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Throttled,
+    Unauthenticated,
+)
+from frontoffice.i18n import gettext as _
+
+__all__ = ["ApiError", "error_body", "install_error_handlers"]
+
+log = logging.getLogger("frontoffice.web")
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (InvalidInput, 400),
+    (Conflict, 409),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (Throttled, 429),
+]
+
+
+class ApiError(Exception):
+    """An error raised by the web layer itself (bad header, body too large, ...)."""
+
+    def __init__(self, status_code: int, error_id: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_id = error_id
+        self.message = message
+        self.details = details
+
+
+def error_body(error_id: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error_id": error_id, "message": message, "details": details or {}}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Throttled) else None
+        if isinstance(exc, Unauthenticated) and not request.cookies:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse(
+            error_body(exc.error_id, _(exc.message), _json_safe(exc.details)), status_code=status, headers=headers
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.error_id, _(exc.message), _json_safe(exc.details)), status_code=exc.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("validation-failed", _("The request is not valid"), {"errors": fields}), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        ids = {404: "not-found", 405: "method-not-allowed", 401: "not-authenticated", 413: "body-too-large"}
+        error_id = ids.get(exc.status_code, f"http-{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        return JSONResponse(
+            error_body(error_id, _(message)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse(error_body("internal-error", _("Internal server error")), status_code=500)

@@ -1,0 +1,88 @@
+"""Who is calling: an API token (``Authorization: Bearer fo_...``) or a browser session cookie.
+
+Browser requests that change something must carry the session's CSRF token in ``X-CSRF-Token``
+(or a ``csrf_token`` form field); token-authenticated calls need none, as browsers never add them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from frontoffice.bootstrap import Container
+from frontoffice.domain.exceptions import Unauthenticated
+from frontoffice.domain.permissions import PERMISSIONS
+from frontoffice.i18n import current_language
+from frontoffice.services.context import Actor
+
+from .errors import ApiError
+
+__all__ = ["SESSION_COOKIE", "container", "current_actor", "requires", "session_serializer"]
+
+SESSION_COOKIE = "fo_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def container(request: Request) -> Container:
+    found: Container = request.app.state.container
+    return found
+
+
+def session_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="frontoffice.session")
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def current_actor(request: Request) -> Actor:
+    cached: Actor | None = getattr(request.state, "actor", None)
+    if cached is not None:
+        return cached
+    c = container(request)
+    ip = client_ip(request)
+    authorization = request.headers.get("authorization", "")
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret:
+            raise ApiError(401, "invalid-authorization", "Use 'Authorization: Bearer <token>'")
+        actor = await c.auth.token_actor(secret.strip(), ip=ip)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise Unauthenticated("Please sign in or send an API token", error_id="not-authenticated")
+        try:
+            session_id = session_serializer(c.settings.ensure_secret_key()).loads(
+                cookie, max_age=c.settings.session_max_age_s
+            )
+        except BadSignature:
+            raise Unauthenticated("Your session has expired; please sign in again", error_id="session-expired") from None
+        actor, csrf = await c.auth.session_actor(str(session_id), ip=ip)
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None) or ""
+            if not hmac.compare_digest(sent, csrf):
+                raise ApiError(403, "csrf-failed", "Missing or wrong CSRF token")
+    request.state.actor = actor
+    # An explicit choice (the language cookie or Accept-Language) wins over the profile's language.
+    if "accept-language" not in request.headers and "fo_lang" not in request.cookies:
+        current_language.set(actor.language)
+    return actor
+
+
+def requires(permission: str) -> Callable[[Request], Awaitable[Actor]]:
+    """Dependency: the caller, who must hold ``permission`` (every endpoint names one)."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    async def dependency(request: Request) -> Actor:
+        actor = await current_actor(request)
+        actor.require(permission)
+        return actor
+
+    dependency.__name__ = f"requires_{permission.replace('.', '_')}"
+    return dependency
