@@ -41,6 +41,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         engine=engine,
         sessions=sessions,
         crm=CrmService(sessions, region=settings.default_region, clock=clock),
-        auth=AuthService(sessions, throttle=throttle, session_max_age_s=settings.session_max_age_s, clock=clock),
+        auth=AuthService(
+            sessions, throttle=throttle, session_max_age_s=settings.session_max_age_s, clock=clock
+        ),
         interactions=InteractionService(sessions, clock=clock),
     )

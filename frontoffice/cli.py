@@ -35,13 +35,15 @@ def _settings() -> Settings:
 
 
 def _run(coro_fn: Any) -> Any:
-    """Run an async function with a container, closing it afterwards; domain errors exit 1 with the message."""
+    """Run ``coro_fn(container)`` and close the container; a domain error exits 1 with its message."""
 
     async def wrapper() -> Any:
         container = build_container(_settings())
         try:
             if not await migrate.is_up_to_date(container.engine):
-                err_console.print("[red]The database is not migrated: run 'frontoffice db upgrade' first.[/red]")
+                err_console.print(
+                    "[red]The database is not migrated: run 'frontoffice db upgrade' first.[/red]"
+                )
                 sys.exit(3)
             return await coro_fn(container)
         finally:
@@ -50,7 +52,9 @@ def _run(coro_fn: Any) -> Any:
     try:
         return asyncio.run(wrapper())
     except DomainError as exc:
-        err_console.print(f"[red]{exc.message}[/red] {json.dumps(exc.details, default=str) if exc.details else ''}")
+        err_console.print(
+            f"[red]{exc.message}[/red] {json.dumps(exc.details, default=str) if exc.details else ''}"
+        )
         sys.exit(1)
 
 
@@ -100,7 +104,9 @@ def db_status() -> None:
         finally:
             await container.close()
         head = migrate.head_revision(settings.database_url)
-        console.print(f"current: {current or '(empty)'}  head: {head}  {'up to date' if current == head else 'PENDING'}")
+        console.print(
+            f"current: {current or '(empty)'}  head: {head}  {'up to date' if current == head else 'PENDING'}"
+        )
 
     asyncio.run(status())
 
@@ -115,14 +121,21 @@ def init(demo: bool) -> None:
 
     async def setup(c: Container) -> None:
         if await c.auth.count_users() > 0:
-            console.print("Existing data found; nothing reset. (Forgot the admin password? "
-                          "Run 'frontoffice user passwd admin'.)")
+            console.print(
+                "Existing data found; nothing reset. (Forgot the admin password? "
+                "Run 'frontoffice user passwd admin'.)"
+            )
             return
         password = generate_password()
         await c.auth.create_user(
             Actor.system(),
-            UserIn(username="admin", display_name="Administrator", role=Role.ADMIN,
-                   language=settings.default_language, password=password),
+            UserIn(
+                username="admin",
+                display_name="Administrator",
+                role=Role.ADMIN,
+                language=settings.default_language,
+                password=password,
+            ),
         )
         lines = [f"  admin       {password}"]
         if demo:
@@ -168,11 +181,19 @@ def serve(host: str | None, port: int | None) -> None:
             sys.exit(3)
         app = create_app(container)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                           proxy_headers=False, server_header=False)
+            uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                proxy_headers=False,
+                server_header=False,
+            )
         )
-        console.print(f"Frontoffice {__version__} on {settings.public_url}  — sign in at {settings.public_url}/login, "
-                      f"API docs at {settings.public_url}/api/docs")
+        console.print(
+            f"Frontoffice {__version__} on {settings.public_url}  — sign in at {settings.public_url}/login, "
+            f"API docs at {settings.public_url}/api/docs"
+        )
         await server.serve()
 
     asyncio.run(run())
@@ -196,7 +217,13 @@ def user_add(username: str, role: str, display_name: str, language: str, passwor
     async def add(c: Container) -> None:
         created = await c.auth.create_user(
             Actor.system(),
-            UserIn(username=username, display_name=display_name, role=Role(role), language=language, password=secret),
+            UserIn(
+                username=username,
+                display_name=display_name,
+                role=Role(role),
+                language=language,
+                password=secret,
+            ),
         )
         console.print(f"created user {created.username} (id {created.id}, {created.role.value})")
         if password is None:
@@ -226,7 +253,14 @@ def user_list() -> None:
     async def show(c: Container) -> None:
         table = Table("id", "username", "name", "role", "language", "active")
         for u in await c.auth.list_users(Actor.system()):
-            table.add_row(str(u.id), u.username, u.display_name, u.role.value, u.language, "yes" if u.is_active else "no")
+            table.add_row(
+                str(u.id),
+                u.username,
+                u.display_name,
+                u.role.value,
+                u.language,
+                "yes" if u.is_active else "no",
+            )
         console.print(table)
 
     _run(show)

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRONTOFFICE_", extra="forbid", validate_default=True)
 
-    data_dir: Path = Field(default=Path("data"), description="Directory for the SQLite database, secrets, recordings")
+    data_dir: Path = Field(
+        default=Path("data"), description="Directory for the SQLite database, secrets, recordings"
+    )
     database_url: str = Field(
         default="",
         description="SQLAlchemy async URL; empty means SQLite (WAL) at <data_dir>/frontoffice.db",

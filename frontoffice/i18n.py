@@ -37,7 +37,13 @@ def translations(language: str) -> _gettext.NullTranslations:
         return Translations()
     with path.open("rb") as f:
         catalog = read_po(f, locale=language)
-    return _PoTranslations({m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string})
+    return _PoTranslations(
+        {
+            m.id: m.string
+            for m in catalog
+            if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string
+        }
+    )
 
 
 def gettext(message: str, language: str | None = None) -> str:

@@ -34,7 +34,8 @@ class ConsoleFormatter(logging.Formatter):
         extra = " ".join(
             f"{k}={v}" for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")
         )
-        line = f"{datetime.now().strftime('%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        stamp = datetime.now().strftime("%H:%M:%S")
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extra:
             line += f"  {extra}"
         if record.exc_info:

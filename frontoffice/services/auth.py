@@ -15,7 +15,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Throttled, Unauthenticated
+from frontoffice.domain.exceptions import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Throttled,
+    Unauthenticated,
+)
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import ApiToken, AuditEntry, User, WebSession
 
@@ -48,7 +55,9 @@ class LoginThrottle:
     Kept in memory: it protects one node; a multi-node site should also rate-limit at its proxy.
     """
 
-    def __init__(self, max_failures: int, window_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_failures: int, window_s: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self._now = monotonic
@@ -120,7 +129,9 @@ class AuthService:
             try:
                 await s.flush()
             except IntegrityError:
-                raise Conflict("This username is taken", error_id="username-taken", username=data.username) from None
+                raise Conflict(
+                    "This username is taken", error_id="username-taken", username=data.username
+                ) from None
             audit(s, actor, "user.create", "user", user.id, role=data.role.value, username=data.username)
             return UserOut.model_validate(user)
 
@@ -137,7 +148,9 @@ class AuthService:
                 if value is not None:
                     setattr(user, name, value)
             if changes.get("is_active") is False:
-                await s.execute(update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock()))
+                await s.execute(
+                    update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock())
+                )
             audit(s, actor, "user.update", "user", user_id, fields=sorted(changes))
             return UserOut.model_validate(user)
 
@@ -173,7 +186,9 @@ class AuthService:
             user.password_hash = _hasher.hash(new_password)
             user.password_changed_at = self.clock()
             # Changing a password signs every browser of that user out.
-            await s.execute(update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock()))
+            await s.execute(
+                update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock())
+            )
             audit(s, actor, "user.password", "user", user.id)
 
     async def count_users(self) -> int:
@@ -222,13 +237,19 @@ class AuthService:
             raise Unauthenticated("Please sign in", error_id="not-authenticated")
         session, user = row
         if session.expires_at <= self.clock() or not user.is_active:
-            raise Unauthenticated("Your session has expired; please sign in again", error_id="session-expired")
-        actor = Actor(user_id=user.id, role=Role(user.role), username=user.username, ip=ip, language=user.language)
+            raise Unauthenticated(
+                "Your session has expired; please sign in again", error_id="session-expired"
+            )
+        actor = Actor(
+            user_id=user.id, role=Role(user.role), username=user.username, ip=ip, language=user.language
+        )
         return actor, session.csrf_token
 
     async def sign_out(self, session_id: str) -> None:
         async with self.sessions.begin() as s:
-            await s.execute(update(WebSession).where(WebSession.id == session_id).values(expires_at=self.clock()))
+            await s.execute(
+                update(WebSession).where(WebSession.id == session_id).values(expires_at=self.clock())
+            )
 
     # ------------------------------------------------------------------ API tokens
     async def create_token(self, actor: Actor, name: str, *, user_id: int | None = None) -> TokenCreated:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -143,15 +143,21 @@ class CrmService:
         return customer
 
     def _normalized(self, identity: IdentityIn) -> tuple[str, str, str]:
-        return identity.kind.value, normalize_identity(identity.kind, identity.value, self.region), identity.label
+        return (
+            identity.kind.value,
+            normalize_identity(identity.kind, identity.value, self.region),
+            identity.label,
+        )
 
     async def _attach_identity(
         self, s: AsyncSession, customer_id: int, kind: str, value: str, label: str, now: datetime
     ) -> Identity:
-        owner = await s.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
+        owner = await s.scalar(
+            select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
+        )
         if owner is not None and owner != customer_id:
             raise Conflict(
-                f"This {kind} already belongs to another customer",
+                "This identity already belongs to another customer",
                 error_id="identity-taken",
                 kind=kind,
                 value=value,
@@ -169,7 +175,7 @@ class CrmService:
         except IntegrityError:
             # A concurrent contact attached the same identity between our check and our insert.
             raise Conflict(
-                f"This {kind} already belongs to another customer", error_id="identity-taken", kind=kind
+                "This identity already belongs to another customer", error_id="identity-taken", kind=kind
             ) from None
         return identity
 
@@ -194,9 +200,8 @@ class CrmService:
         async with self.sessions.begin() as s:
             customer = await self._live_customer(s, customer_id)
             changes = patch.model_dump(exclude_unset=True)
-            if "company_id" in changes and changes["company_id"] is not None:
-                if await s.get(Company, changes["company_id"]) is None:
-                    raise NotFound("No such company", error_id="no-such-company")
+            if changes.get("company_id") is not None and await s.get(Company, changes["company_id"]) is None:
+                raise NotFound("No such company", error_id="no-such-company")
             if changes.get("owner_id") is not None and await s.get(User, changes["owner_id"]) is None:
                 raise NotFound("No such user", error_id="no-such-user")
             tags = changes.pop("tags", None)
@@ -262,7 +267,7 @@ class CrmService:
         """Customers by name fragment, company name, phone fragment or email; newest id first."""
         actor.require("customers.read")
         limit = max(1, min(limit, MAX_PAGE))
-        stmt: Select[tuple[Customer]] = select(Customer).where(Customer.merged_into_id.is_(None))
+        stmt = select(Customer).where(Customer.merged_into_id.is_(None))
         text = q.strip()
         if text:
             like = f"%{_escape_like(text.lower())}%"
@@ -333,7 +338,9 @@ class CrmService:
             if before is not None:
                 istmt = istmt.where(Interaction.created_at < before)
                 nstmt = nstmt.where(Note.created_at < before)
-            interactions = list(await s.scalars(istmt.order_by(Interaction.created_at.desc()).limit(limit + 1)))
+            interactions = list(
+                await s.scalars(istmt.order_by(Interaction.created_at.desc()).limit(limit + 1))
+            )
             notes = list(await s.scalars(nstmt.order_by(Note.created_at.desc()).limit(limit + 1)))
         items = [
             TimelineItem(
@@ -376,7 +383,9 @@ class CrmService:
                     )
                 ).rowcount,  # type: ignore[attr-defined]
                 "notes": (
-                    await s.execute(update(Note).where(Note.customer_id == merge_id).values(customer_id=keep_id))
+                    await s.execute(
+                        update(Note).where(Note.customer_id == merge_id).values(customer_id=keep_id)
+                    )
                 ).rowcount,  # type: ignore[attr-defined]
                 "interactions": (
                     await s.execute(
@@ -386,7 +395,9 @@ class CrmService:
                     )
                 ).rowcount,  # type: ignore[attr-defined]
             }
-            keep_tags = set(await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == keep_id)))
+            keep_tags = set(
+                await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == keep_id))
+            )
             for tag in await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == merge_id)):
                 if tag not in keep_tags:
                     s.add(CustomerTag(customer_id=keep_id, tag=tag))
@@ -427,11 +438,17 @@ class CrmService:
                 )
             )
             ids = [c.id for c in customers]
-            identities = list(
-                await s.execute(
-                    select(Identity.customer_id, Identity.kind, Identity.value).where(Identity.customer_id.in_(ids))
+            identities = (
+                list(
+                    await s.execute(
+                        select(Identity.customer_id, Identity.kind, Identity.value).where(
+                            Identity.customer_id.in_(ids)
+                        )
+                    )
                 )
-            ) if ids else []
+                if ids
+                else []
+            )
         found: dict[tuple[int, int], DuplicateSuggestion] = {}
 
         def suggest(a: int, b: int, reason: str, detail: str) -> None:

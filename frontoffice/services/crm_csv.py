@@ -26,7 +26,18 @@ from .schemas import CustomerIn, IdentityIn, ImportReport, ImportRowError
 
 __all__ = ["CSV_COLUMNS", "ImportMode", "export_customers_csv", "import_customers_csv"]
 
-CSV_COLUMNS = ["first_name", "middle_name", "last_name", "company", "phones", "emails", "tags", "vip", "language", "owner"]
+CSV_COLUMNS = [
+    "first_name",
+    "middle_name",
+    "last_name",
+    "company",
+    "phones",
+    "emails",
+    "tags",
+    "vip",
+    "language",
+    "owner",
+]
 KNOWN = set(CSV_COLUMNS)
 CUSTOM_PREFIX = "custom:"
 # Several phones, emails or tags in one cell are separated by ';' or ',' (whichever the file does not use).
@@ -93,7 +104,7 @@ async def import_customers_csv(
             rows += 1
             if rows > max_rows:
                 raise InvalidInput(
-                    f"The file has more than {max_rows} rows", error_id="csv-too-large", max_rows=max_rows
+                    "The CSV file has too many rows", error_id="csv-too-large", max_rows=max_rows
                 )
             line = reader.line_num
             if None in row:
@@ -104,7 +115,9 @@ async def import_customers_csv(
             if customer is not None and not row_errors:
                 parsed.append((line, customer, (row.get("owner") or "").strip() or None))
     except csv.Error as exc:
-        raise InvalidInput(f"Malformed CSV: {exc}", error_id="csv-malformed", line=reader.line_num) from None
+        raise InvalidInput(
+            "Malformed CSV", error_id="csv-malformed", line=reader.line_num, reason=str(exc)
+        ) from None
 
     async with crm.sessions.begin() as s:
         # Identities already owned by existing customers: one query for the whole file.
@@ -121,7 +134,9 @@ async def import_customers_csv(
         valid: list[CustomerIn] = []
         for line, customer, owner in parsed:
             problems = [
-                ImportRowError(line=line, field=f"{i.kind.value}s", message=f"{i.value} belongs to another customer")
+                ImportRowError(
+                    line=line, field=f"{i.kind.value}s", message=f"{i.value} belongs to another customer"
+                )
                 for i in customer.identities
                 if (i.kind.value, i.value) in taken
             ]
@@ -140,11 +155,19 @@ async def import_customers_csv(
             for customer in valid:
                 await crm._create_in(s, actor, customer)
                 created += 1
-            audit(s, actor, "customer.import", "customer", None, rows=rows, created=created, errors=len(errors))
+            audit(
+                s, actor, "customer.import", "customer", None, rows=rows, created=created, errors=len(errors)
+            )
         else:
             await s.rollback()
     return ImportReport(
-        dry_run=dry_run, mode=mode.value, rows=rows, valid=len(valid), created=created, errors=errors, applied=apply
+        dry_run=dry_run,
+        mode=mode.value,
+        rows=rows,
+        valid=len(valid),
+        created=created,
+        errors=errors,
+        applied=apply,
     )
 
 
@@ -162,7 +185,9 @@ def _parse_row(
                 continue
             first = seen.setdefault((kind.value, value), line)
             if first != line:
-                errors.append(ImportRowError(line=line, field=column, message=f"{value} repeats line {first}"))
+                errors.append(
+                    ImportRowError(line=line, field=column, message=f"{value} repeats line {first}")
+                )
             identities.append(IdentityIn(kind=kind, value=value))
     custom = {k[len(CUSTOM_PREFIX) :]: v for k, v in row.items() if k.startswith(CUSTOM_PREFIX) and v != ""}
     try:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, InteractionState, Role
+from frontoffice.domain.model import (
+    Channel,
+    Direction,
+    IdentityKind,
+    InteractionEventType,
+    InteractionState,
+    Role,
+)
 from frontoffice.store.tables import Customer, Note, Project
 
 from .auth import AuthService, generate_password
@@ -59,14 +66,19 @@ async def load_demo(
         password = generate_password()
         lang = "ru" if role is Role.SUPERVISOR else "en"
         await auth.create_user(
-            system, UserIn(username=username, display_name=display, role=role, language=lang, password=password)
+            system,
+            UserIn(username=username, display_name=display, role=role, language=lang, password=password),
         )
         passwords[username] = password
     async with crm.sessions.begin() as s:
         s.add(Project(code="acme", name="Acme Ltd support", created_at=crm.clock()))
     for n, (first, last, company) in enumerate(_PEOPLE, start=1):
-        identities = [IdentityIn(kind=IdentityKind.PHONE, value=f"+7 916 {100 + n:03d}-{10 + n:02d}-{20 + n:02d}")]
-        identities.append(IdentityIn(kind=IdentityKind.EMAIL, value=f"customer{n}@example.{'ru' if n % 2 else 'com'}"))
+        identities = [
+            IdentityIn(kind=IdentityKind.PHONE, value=f"+7 916 {100 + n:03d}-{10 + n:02d}-{20 + n:02d}")
+        ]
+        identities.append(
+            IdentityIn(kind=IdentityKind.EMAIL, value=f"customer{n}@example.{'ru' if n % 2 else 'com'}")
+        )
         tags = ["vip"] if n % 5 == 0 else (["b2b"] if company else [])
         card = await crm.create_customer(
             system,
@@ -101,9 +113,23 @@ async def load_demo(
                 interaction.disposition = rng.choice(["resolved", "callback", "info"])
                 log_event(s, interaction, InteractionEventType.DONE, interaction.closed_at, demo=True)
                 if k == 0 and n % 3 == 0:
-                    s.add(Note(customer_id=card.id, body="Prefers e-mail contact. / Предпочитает e-mail.", created_at=at))
+                    s.add(
+                        Note(
+                            customer_id=card.id,
+                            body="Prefers e-mail contact. / Предпочитает e-mail.",
+                            created_at=at,
+                        )
+                    )
             if n == 1:
                 # A near-duplicate pair so the duplicate review has something to show.
-                s.add(Customer(first_name="Иван", last_name="Петров", search_key="иван петров", custom={},
-                               created_at=crm.clock(), updated_at=crm.clock()))
+                s.add(
+                    Customer(
+                        first_name="Иван",
+                        last_name="Петров",
+                        search_key="иван петров",
+                        custom={},
+                        created_at=crm.clock(),
+                        updated_at=crm.clock(),
+                    )
+                )
     return passwords

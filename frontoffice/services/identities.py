@@ -50,9 +50,10 @@ def normalize_phone(raw: str, region: str) -> str:
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     raise InvalidInput(
-        f"Not a valid phone number for region {region} or in international form",
+        "Not a valid phone number for the default region or in international form",
         error_id="invalid-phone",
         value=raw,
+        region=region,
     )
 
 
@@ -68,7 +69,9 @@ def normalize_email(raw: str) -> str:
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidInput(f"Not a valid email address: {exc}", error_id="invalid-email", value=raw) from None
+        raise InvalidInput(
+            "Not a valid email address", error_id="invalid-email", value=raw, reason=str(exc)
+        ) from None
     return f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
 
 
@@ -86,7 +89,7 @@ def _normalize_opaque(raw: str, kind: IdentityKind) -> str:
     text = unicodedata.normalize("NFC", raw.strip())
     if not text or len(text) > MAX_OPAQUE_ID_LENGTH or not _OPAQUE_ID.match(text):
         raise InvalidInput(
-            f"A {kind.value} id is 1–{MAX_OPAQUE_ID_LENGTH} letters, digits or _.:@+-",
+            "A chat or messenger id is 1–200 letters, digits or _.:@+-",
             error_id=f"invalid-{kind.value}-id",
             value=raw[:80],
         )
@@ -98,7 +101,9 @@ def normalize_identity(kind: IdentityKind | str, raw: str, region: str) -> str:
     try:
         kind = IdentityKind(kind)
     except ValueError:
-        raise InvalidInput(f"Unknown identity kind {kind!r}", error_id="invalid-identity-kind") from None
+        raise InvalidInput(
+            "Unknown identity kind", error_id="invalid-identity-kind", kind=str(kind)
+        ) from None
     if kind is IdentityKind.PHONE:
         return normalize_phone(raw, region)
     if kind is IdentityKind.EMAIL:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.exceptions import Conflict, NotFound
@@ -96,10 +96,12 @@ class InteractionService:
         async with self.sessions() as s:
             found = await s.get(Interaction, interaction_id)
             if found is None:
-                raise NotFound("No such interaction", error_id="no-such-interaction", interaction_id=interaction_id)
+                raise NotFound(
+                    "No such interaction", error_id="no-such-interaction", interaction_id=interaction_id
+                )
             return InteractionOut.model_validate(found)
 
-    async def list(
+    async def search(
         self,
         actor: Actor,
         *,
@@ -113,7 +115,7 @@ class InteractionService:
     ) -> Page[InteractionOut]:
         actor.require("interactions.read")
         limit = max(1, min(limit, 200))
-        stmt: Select[tuple[Interaction]] = select(Interaction)
+        stmt = select(Interaction)
         if customer_id is not None:
             stmt = stmt.where(Interaction.customer_id == customer_id)
         if state is not None:
@@ -142,7 +144,9 @@ class InteractionService:
             if await s.get(Interaction, interaction_id) is None:
                 raise NotFound("No such interaction", error_id="no-such-interaction")
             rows = await s.scalars(
-                select(Message).where(Message.interaction_id == interaction_id).order_by(Message.created_at, Message.id)
+                select(Message)
+                .where(Message.interaction_id == interaction_id)
+                .order_by(Message.created_at, Message.id)
             )
             return [MessageOut.model_validate(m) for m in rows]
 
@@ -159,8 +163,15 @@ class InteractionService:
             return [InteractionEventOut.model_validate(e) for e in rows]
 
     async def add_message(
-        self, s: AsyncSession, interaction: Interaction, *, direction: Direction, body: str, sender: str = "",
-        content_type: str = "text/plain", external_id: str | None = None,
+        self,
+        s: AsyncSession,
+        interaction: Interaction,
+        *,
+        direction: Direction,
+        body: str,
+        sender: str = "",
+        content_type: str = "text/plain",
+        external_id: str | None = None,
     ) -> Message:
         """Store a message and log it, inside the caller's transaction."""
         now = self.clock()
@@ -175,7 +186,14 @@ class InteractionService:
         )
         s.add(message)
         await s.flush()
-        log_event(s, interaction, InteractionEventType.MESSAGE, now, message_id=message.id, direction=direction.value)
+        log_event(
+            s,
+            interaction,
+            InteractionEventType.MESSAGE,
+            now,
+            message_id=message.id,
+            direction=direction.value,
+        )
         return message
 
     # ------------------------------------------------------------------ projects
@@ -183,7 +201,9 @@ class InteractionService:
         actor.require("projects.write")
         async with self.sessions.begin() as s:
             if await s.scalar(select(Project.id).where(Project.code == data.code)) is not None:
-                raise Conflict("A project with this code exists", error_id="project-code-taken", code=data.code)
+                raise Conflict(
+                    "A project with this code exists", error_id="project-code-taken", code=data.code
+                )
             project = Project(code=data.code, name=data.name, created_at=self.clock())
             s.add(project)
             await s.flush()
@@ -193,4 +213,6 @@ class InteractionService:
     async def list_projects(self, actor: Actor) -> list[ProjectOut]:
         actor.require("projects.read")
         async with self.sessions() as s:
-            return [ProjectOut.model_validate(p) for p in await s.scalars(select(Project).order_by(Project.code))]
+            return [
+                ProjectOut.model_validate(p) for p in await s.scalars(select(Project).order_by(Project.code))
+            ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -41,5 +43,15 @@ async def is_up_to_date(engine: AsyncEngine) -> bool:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (runs its own event loop; call from sync code)."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to ``revision``.
+
+    Alembic's env runs its own event loop, so when called from inside a running loop (a test, an
+    async admin task) the migration runs in a worker thread instead of failing.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), revision).result()

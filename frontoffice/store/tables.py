@@ -6,7 +6,7 @@ Every query a screen or a routing decision runs is backed by an index declared h
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -34,8 +34,8 @@ __all__ = [
     "Customer",
     "CustomerTag",
     "EntryPoint",
-    "Identity",
     "IdempotencyKey",
+    "Identity",
     "Interaction",
     "InteractionEvent",
     "Message",
@@ -83,7 +83,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: Json}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: Json}
 
 
 class Project(Base):

@@ -71,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unauthenticated) and not request.cookies:
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(
-            error_body(exc.error_id, _(exc.message), _json_safe(exc.details)), status_code=status, headers=headers
+            error_body(exc.error_id, _(exc.message), _json_safe(exc.details)),
+            status_code=status,
+            headers=headers,
         )
 
     @app.exception_handler(ApiError)
@@ -91,7 +93,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         return JSONResponse(
-            error_body("validation-failed", _("The request is not valid"), {"errors": fields}), status_code=422
+            error_body("validation-failed", _("The request is not valid"), {"errors": fields}),
+            status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -100,7 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
         error_id = ids.get(exc.status_code, f"http-{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         return JSONResponse(
-            error_body(error_id, _(message)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+            error_body(error_id, _(message)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)

@@ -92,7 +92,10 @@ class BodyLimit:
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -114,7 +117,9 @@ class Observe:
         headers = dict(scope.get("headers", []))
         lang = headers.get(b"accept-language", b"").decode("latin-1")
         cookie_lang = _cookie(headers.get(b"cookie", b"").decode("latin-1"), "fo_lang")
-        current_language.set(cookie_lang if cookie_lang in ("en", "ru") else negotiate(lang, self.default_language))
+        current_language.set(
+            cookie_lang if cookie_lang in ("en", "ru") else negotiate(lang, self.default_language)
+        )
         start = time.perf_counter()
         status = 500
 
@@ -135,7 +140,12 @@ class Observe:
             self.latency.labels(method, path).observe(elapsed)
             log.info(
                 "request",
-                extra={"method": method, "path": scope.get("path"), "status": status, "ms": round(elapsed * 1000, 2)},
+                extra={
+                    "method": method,
+                    "path": scope.get("path"),
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                },
             )
 
 

@@ -61,7 +61,9 @@ async def current_actor(request: Request) -> Actor:
                 cookie, max_age=c.settings.session_max_age_s
             )
         except BadSignature:
-            raise Unauthenticated("Your session has expired; please sign in again", error_id="session-expired") from None
+            raise Unauthenticated(
+                "Your session has expired; please sign in again", error_id="session-expired"
+            ) from None
         actor, csrf = await c.auth.session_actor(str(session_id), ip=ip)
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None) or ""

@@ -88,7 +88,9 @@ async def change_my_password(
 
 
 @router.get("/me/tokens", response_model=list[TokenOut], tags=["tokens"])
-async def my_tokens(request: Request, actor: Annotated[Actor, Depends(requires("self.read"))]) -> list[TokenOut]:
+async def my_tokens(
+    request: Request, actor: Annotated[Actor, Depends(requires("self.read"))]
+) -> list[TokenOut]:
     return await container(request).auth.list_tokens(actor)
 
 
@@ -109,7 +111,9 @@ async def revoke_token(
 
 
 @router.get("/users", response_model=list[UserOut], tags=["users"])
-async def list_users(request: Request, actor: Annotated[Actor, Depends(requires("users.read"))]) -> list[UserOut]:
+async def list_users(
+    request: Request, actor: Annotated[Actor, Depends(requires("users.read"))]
+) -> list[UserOut]:
     return await container(request).auth.list_users(actor)
 
 

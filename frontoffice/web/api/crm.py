@@ -156,7 +156,10 @@ async def remove_identity(
 
 @router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201)
 async def add_note(
-    request: Request, customer_id: int, body: NoteIn, actor: Annotated[Actor, Depends(requires("customers.write"))]
+    request: Request,
+    customer_id: int,
+    body: NoteIn,
+    actor: Annotated[Actor, Depends(requires("customers.write"))],
 ) -> NoteOut:
     return await container(request).crm.add_note(actor, customer_id, body.body)
 

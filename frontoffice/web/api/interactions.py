@@ -27,7 +27,7 @@ async def list_interactions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[InteractionOut]:
-    return await container(request).interactions.list(
+    return await container(request).interactions.search(
         actor,
         customer_id=customer_id,
         state=state,

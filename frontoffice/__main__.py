@@ -1,0 +1,5 @@
+"""``python -m frontoffice`` is the same as the ``frontoffice`` command."""
+
+from frontoffice.cli import main
+
+main()

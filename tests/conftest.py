@@ -1,0 +1,166 @@
+"""Shared fixtures. Storage and API tests run on SQLite and, when configured, on PostgreSQL.
+
+PostgreSQL runs when ``FRONTOFFICE_TEST_POSTGRES_URL`` names a server database (CI sets it); the
+suite then creates a fresh database for the run and drops it at the end. Under ``CI=true`` a
+missing PostgreSQL or tool is a failure, not a skip (see :func:`require_tool`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from frontoffice.bootstrap import Container, build_container
+from frontoffice.config import load_settings
+from frontoffice.domain.model import Role
+from frontoffice.services.context import Actor
+from frontoffice.services.schemas import UserIn
+from frontoffice.store import migrate
+from frontoffice.store.database import create_engine
+from frontoffice.store.tables import Base
+from frontoffice.web.app import create_app
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get("FRONTOFFICE_TEST_POSTGRES_URL", "")
+TEST_PASSWORD = "correct horse battery"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skip without it locally, fail without it in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run_blocking(coro_fn: Any) -> Any:
+    """Run a coroutine function to completion from sync code, even inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro_fn()).result()
+
+
+def _backends() -> list[Any]:
+    params: list[Any] = ["sqlite"]
+    if PG_URL or IN_CI:
+        params.append(pytest.param("postgres", marks=pytest.mark.postgres))
+    return params
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating per test would be slow)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, migrated once; dropped afterwards."""
+    if not PG_URL:
+        pytest.fail("CI=true but FRONTOFFICE_TEST_POSTGRES_URL is not set") if IN_CI else pytest.skip(
+            "no PostgreSQL"
+        )
+    base = make_url(PG_URL)
+    name = f"frontoffice_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    try:
+        run_blocking(lambda: admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # unreachable server: fail in CI, skip locally
+        message = f"PostgreSQL at {base.render_as_string(hide_password=True)} is not usable: {exc}"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    url = base.set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    run_blocking(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=_backends())
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "frontoffice.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+        await _truncate(url)
+        yield url
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def container(
+    db_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Container]:
+    settings = load_settings(
+        data_dir=tmp_path, database_url=db_url, secret_key="test-secret-key-0123456789", **settings_overrides
+    )
+    c = build_container(settings)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def make_user(container: Container, username: str, role: Role, **extra: Any) -> int:
+    user = await container.auth.create_user(
+        Actor.system(), UserIn(username=username, role=role, password=TEST_PASSWORD, **extra)
+    )
+    return user.id
+
+
+async def token_headers(container: Container, username: str, role: Role) -> dict[str, str]:
+    """Create a user of ``role`` and return Authorization headers with a fresh API token."""
+    user_id = await make_user(container, username, role)
+    token = await container.auth.create_token(Actor.system(), "tests", user_id=user_id)
+    return {"Authorization": f"Bearer {token.token}"}
+
+
+@pytest.fixture
+async def admin_headers(container: Container) -> dict[str, str]:
+    return await token_headers(container, "root", Role.ADMIN)
+
+
+@pytest.fixture
+async def agent_headers(container: Container) -> dict[str, str]:
+    return await token_headers(container, "agent", Role.AGENT)

@@ -1,0 +1,127 @@
+"""The `frontoffice` command as a user runs it: init, serve, config, users."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(FRONTOFFICE + args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FRONTOFFICE_")}
+    return base | {"FRONTOFFICE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_init_prints_a_generated_admin_password_once_and_keeps_data(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    first = run(["init"], env)
+    assert first.returncode == 0, first.stderr
+    match = re.search(r"admin\s+(\S+)", first.stdout)
+    assert match and len(match.group(1)) >= 12
+    assert (tmp_path / "data" / "frontoffice.db").exists()
+    second = run(["init"], env)
+    assert second.returncode == 0
+    assert "nothing reset" in second.stdout and match.group(1) not in second.stdout
+    other = run(["init"], env | {"FRONTOFFICE_DATA_DIR": str(tmp_path / "other")})
+    assert re.search(r"admin\s+(\S+)", other.stdout).group(1) != match.group(1)  # type: ignore[union-attr]
+
+
+def test_sqlite_database_is_in_wal_mode(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["init", "--no-demo"], env).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "frontoffice.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_serve_refuses_an_unmigrated_database(env: dict[str, str]) -> None:
+    result = run(["serve", "--port", str(free_port())], env, timeout=60)
+    assert result.returncode == 3
+    assert "frontoffice db upgrade" in result.stderr
+
+
+def test_bad_setting_fails_at_start_naming_it(env: dict[str, str]) -> None:
+    result = run(["serve"], env | {"FRONTOFFICE_HTTP_PORT": "99999"})
+    assert result.returncode == 2
+    assert "http_port" in result.stderr and "FRONTOFFICE_HTTP_PORT" in result.stderr
+
+
+def test_config_show_masks_secrets(env: dict[str, str]) -> None:
+    result = run(
+        ["config", "show"],
+        env
+        | {
+            "FRONTOFFICE_SECRET_KEY": "top-secret-value",
+            "FRONTOFFICE_DATABASE_URL": "postgresql+asyncpg://u:pw123@h/db",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "top-secret-value" not in result.stdout and "pw123" not in result.stdout
+    assert "default_region" in result.stdout and "RU" in result.stdout
+
+
+def test_user_add_and_passwd(env: dict[str, str]) -> None:
+    assert run(["db", "upgrade"], env).returncode == 0
+    added = run(["user", "add", "olga", "--role", "supervisor"], env)
+    assert added.returncode == 0 and "password (shown once)" in added.stdout
+    assert run(["user", "add", "olga"], env).returncode == 1
+    changed = run(["user", "passwd", "olga", "--password", "a-new-password-1"], env)
+    assert changed.returncode == 0
+    assert "olga" in run(["user", "list"], env).stdout
+    assert run(["user", "passwd", "nobody"], env).returncode == 1
+
+
+def test_serve_answers_with_demo_data(env: dict[str, str]) -> None:
+    init = run(["init"], env)
+    password = re.search(r"admin\s+(\S+)", init.stdout).group(1)  # type: ignore[union-attr]
+    port = free_port()
+    server = subprocess.Popen(
+        [*FRONTOFFICE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base) as client:
+            assert (
+                client.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": password}
+                ).status_code
+                == 200
+            )
+            customers = client.get("/api/v1/customers").json()["items"]
+            assert len(customers) >= 10
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}" in out
+    assert '"event": "request"' in err  # structured JSON log lines when not on a terminal

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from frontoffice.config import ConfigError, load_settings
+
+
+def test_defaults_put_sqlite_in_the_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTOFFICE_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'frontoffice.db'}"
+    assert settings.default_region == "RU"
+    assert settings.http_port == 8080
+
+
+def test_environment_overrides_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "fo.toml"
+    toml.write_text('http_port = 9000\ndefault_language = "ru"\ndefault_region = "US"\n')
+    monkeypatch.setenv("FRONTOFFICE_CONFIG_FILE", str(toml))
+    monkeypatch.setenv("FRONTOFFICE_HTTP_PORT", "9100")
+    settings = load_settings()
+    assert settings.http_port == 9100
+    assert settings.default_language == "ru"
+    assert settings.default_region == "US"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("FRONTOFFICE_HTTP_PORT", "seventy", "http_port"),
+        ("FRONTOFFICE_DEFAULT_REGION", "ZZ", "default_region"),
+        ("FRONTOFFICE_DATABASE_URL", "mysql://x", "database_url"),
+        ("FRONTOFFICE_DEFAULT_LANGUAGE", "de", "default_language"),
+    ],
+)
+def test_bad_value_fails_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert named in str(err.value)
+    assert env in str(err.value)
+
+
+def test_unknown_setting_in_toml_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "fo.toml"
+    toml.write_text("htp_port = 1\n")
+    monkeypatch.setenv("FRONTOFFICE_CONFIG_FILE", str(toml))
+    with pytest.raises(ConfigError, match="htp_port"):
+        load_settings()
+
+
+def test_secrets_are_masked(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path,
+        secret_key="super-secret",
+        database_url="postgresql+asyncpg://fo:hunter2@db.local/fo",
+    )
+    shown = settings.masked()
+    assert "super-secret" not in str(shown)
+    assert "hunter2" not in str(shown)
+    assert shown["database_url"] == "postgresql+asyncpg://fo:********@db.local/fo"
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_settings(data_dir=tmp_path).ensure_secret_key()
+    second = load_settings(data_dir=tmp_path).ensure_secret_key()
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
