@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     DateTime,
     ForeignKey,
     Index,
@@ -31,8 +32,13 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Company",
+    "AgentEvent",
+    "AgentProfile",
+    "BusinessCalendar",
     "Customer",
     "CustomerTag",
+    "Disposition",
+    "NotReadyReason",
     "EntryPoint",
     "IdempotencyKey",
     "Identity",
@@ -275,6 +281,10 @@ class Interaction(Base):
     to_address: Mapped[str] = mapped_column(String(320), default="")
     external_ref: Mapped[str | None] = mapped_column(String(500))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The ACD's place in line (epoch seconds of entering the line, and the tie-break sequence);
+    # persisted so a restarted engine puts waiting contacts back in exactly the same order.
+    route_enqueued_at: Mapped[float | None] = mapped_column(Float)
+    route_seq: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()
     offered_at: Mapped[datetime | None] = mapped_column()
@@ -327,3 +337,63 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[int] = mapped_column(Id)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AgentProfile(Base):
+    """ACD settings and last known state of a user who takes contacts.
+
+    ``queues`` maps queue id (as text) to tier; ``skills`` skill name to level 1–10; ``capacity``
+    channel to the number of simultaneous contacts. ``state`` is what a restarted engine restores.
+    """
+
+    __tablename__ = "agent_profiles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    queues: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    capacity: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    state: Mapped[str] = mapped_column(String(16), default="offline")
+    state_reason: Mapped[str | None] = mapped_column(String(64))
+    state_since: Mapped[float] = mapped_column(Float, default=0.0)
+    wrap_up_until: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentEvent(Base):
+    """Append-only log of agent state changes (occupancy, utilization, audit of presence)."""
+
+    __tablename__ = "agent_events"
+    __table_args__ = (Index("ix_agent_events_agent_at", "agent_id", "at"), Index("ix_agent_events_at", "at"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Disposition(Base):
+    """A wrap-up code an agent picks when completing a contact ("resolved", "sale", ...)."""
+
+    __tablename__ = "dispositions"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class NotReadyReason(Base):
+    """A reason an agent may give for being not ready (lunch, training, ...)."""
+
+    __tablename__ = "not_ready_reasons"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class BusinessCalendar(Base):
+    """Opening hours, holidays and special days; ``definition`` is validated by domain.calendars."""
+
+    __tablename__ = "calendars"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
