@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +123,33 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+class ShiftedClock:
+    """Real time plus an offset that tests move forward (offer timeouts, wrap-up, max wait)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> ShiftedClock:
+    return ShiftedClock()
+
+
 @pytest.fixture
 async def container(
-    db_url: str, tmp_path: Path, settings_overrides: dict[str, Any]
+    db_url: str, tmp_path: Path, settings_overrides: dict[str, Any], clock: ShiftedClock
 ) -> AsyncIterator[Container]:
     settings = load_settings(
         data_dir=tmp_path, database_url=db_url, secret_key="test-secret-key-0123456789", **settings_overrides
     )
-    c = build_container(settings)
+    c = build_container(settings, clock=clock)
+    await c.start()
     yield c
     await c.close()
 

@@ -24,6 +24,10 @@ PERMISSIONS: frozenset[str] = frozenset(
         "tokens.write",
         "audit.read",
         "metrics.read",
+        "routing.read",
+        "routing.write",
+        "agents.supervise",
+        "stats.read",
         "self.read",
     }
 )
@@ -40,7 +44,16 @@ _AGENT = frozenset(
         "self.read",
     }
 )
-_SUPERVISOR = _AGENT | {"customers.merge", "customers.import", "customers.export", "users.read", "audit.read"}
+_SUPERVISOR = _AGENT | {
+    "customers.merge",
+    "customers.import",
+    "customers.export",
+    "users.read",
+    "audit.read",
+    "routing.read",
+    "agents.supervise",
+    "stats.read",
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.AGENT: _AGENT,

@@ -18,7 +18,8 @@ from frontoffice.domain.exceptions import DomainError
 from frontoffice.i18n import current_language
 from frontoffice.store.migrate import is_up_to_date
 
-from .api import accounts, crm, interactions
+from . import stream
+from .api import accounts, acd, crm, interactions
 from .errors import ApiError, install_error_handlers
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -32,6 +33,7 @@ CSRF_COOKIE = "fo_login_csrf"
 def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
         yield
         await container.close()
 
@@ -47,8 +49,9 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     registry, requests, latency = metrics_registry()
     install_error_handlers(app)
-    for router in (accounts.router, crm.router, interactions.router):
+    for router in (accounts.router, crm.router, acd.router, interactions.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(stream.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,485 @@
+"""The ACD service: the routing engine wired to the store, the clock and the bus.
+
+One engine per node. Every command runs under one lock, in this order:
+
+1. open a transaction; prepare rows the command needs (e.g. insert the new interaction);
+2. run the engine command (pure; on a :class:`RoutingError` nothing has changed and the transaction
+   rolls back);
+3. write every output to the store — interaction state, the append-only event log, agent state and
+   the agent event log — in the same transaction, and commit;
+4. only then publish to the bus (WebSocket pushes) and return to the caller (the HTTP 2xx).
+
+If the commit fails after the engine changed, the engine is rebuilt from the store, which is the truth.
+On start-up the engine is rebuilt the same way: waiting contacts keep their place (their persisted
+``route_enqueued_at`` and ``route_seq``), offers that were ringing go back to the line, agents come back
+in their stored state, and timers that expired during the outage fire at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.domain import routing as r
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import InteractionEventType as Ev
+from frontoffice.domain.model import InteractionState as St
+from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
+
+from .context import Clock, system_clock
+from .interactions import log_event
+
+__all__ = ["AcdService", "agent_config", "queue_config"]
+
+log = logging.getLogger("frontoffice.acd")
+T = TypeVar("T")
+
+# Interaction states the engine tracks; anything else is finished as far as routing is concerned.
+_WAITING = (St.QUEUED.value, St.OFFERED.value)
+_CONNECTED = (St.CONNECTED.value,)
+_AGENT_STATES: dict[str, r.AgentState] = {
+    "available": "available",
+    "not_ready": "not_ready",
+    "on_contact": "on_contact",
+    "wrap_up": "wrap_up",
+}
+
+
+def queue_config(queue: Queue) -> r.QueueConfig:
+    """The engine's view of a stored queue (``queue.config`` was validated when saved)."""
+    cfg = dict(queue.config)
+    escalations = tuple(
+        r.EscalationStep(
+            after_s=float(step["after_s"]),
+            relax_levels=int(step.get("relax_levels", 0)),
+            add_queues=tuple(str(q) for q in step.get("add_queues", ())),
+        )
+        for step in cfg.pop("escalations", [])
+    )
+    overflow = cfg.pop("overflow_queue_id", None)
+    cfg.pop("calendar_id", None)
+    cfg.pop("sl_threshold_s", None)
+    cfg.pop("disposition_required", None)
+    return r.QueueConfig(
+        queue_id=str(queue.id),
+        overflow_queue_id=None if overflow is None else str(overflow),
+        escalations=escalations,
+        **cfg,
+    )
+
+
+def agent_config(profile: AgentProfile) -> r.AgentConfig:
+    return r.AgentConfig(
+        agent_id=str(profile.user_id),
+        skills={k: int(v) for k, v in profile.skills.items()},
+        queues={str(k): int(v) for k, v in profile.queues.items()},
+        capacity={k: int(v) for k, v in profile.capacity.items()}
+        if profile.capacity
+        else dict(r.DEFAULT_CAPACITY),
+        weight=profile.weight,
+    )
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class AcdService:
+    """Owns the routing engine of this node. Start with :meth:`start`, stop with :meth:`stop`."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: InProcessBus,
+        *,
+        clock: Clock = system_clock,
+        engine_config: r.EngineConfig | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.clock = clock
+        self.engine_config = engine_config or r.EngineConfig()
+        self._seed = seed
+        self.engine = r.RoutingEngine(self.engine_config, rng=random.Random(seed))
+        self.lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[list[r.Output]], None]] = []
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        async with self.lock:
+            await self._rebuild()
+        self._timer = asyncio.create_task(self._timer_loop(), name="acd-timers")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+
+    def now(self) -> float:
+        return self.clock().timestamp()
+
+    async def _rebuild(self) -> None:
+        """Build a fresh engine from the store and apply what happened while it was away."""
+        engine = r.RoutingEngine(self.engine_config, rng=random.Random(self._seed))
+        async with self.sessions.begin() as s:
+            for queue in await s.scalars(select(Queue).order_by(Queue.id)):
+                engine.upsert_queue(queue_config(queue))
+            profiles = list(
+                await s.scalars(
+                    select(AgentProfile)
+                    .join(User, User.id == AgentProfile.user_id)
+                    .where(User.is_active.is_(True))
+                )
+            )
+            for profile in profiles:
+                engine.upsert_agent(_safe_agent_config(profile, engine))
+            for profile in profiles:
+                if profile.state == "offline":
+                    continue
+                state: r.AgentState = _AGENT_STATES.get(profile.state, "available")
+                until = profile.wrap_up_until
+                if state == "wrap_up" and until is None:
+                    state = "available"
+                engine.restore_agent(
+                    str(profile.user_id), state, profile.state_since, profile.state_reason, until
+                )
+            rows = list(
+                await s.scalars(
+                    select(Interaction)
+                    .where(Interaction.state.in_((*_WAITING, *_CONNECTED)))
+                    .order_by(Interaction.route_enqueued_at, Interaction.route_seq, Interaction.id)
+                )
+            )
+            for row in rows:
+                contact = _contact(row)
+                if row.queue_id is None or str(row.queue_id) not in engine.queue_ids():
+                    continue
+                enqueued = row.route_enqueued_at or row.created_at.timestamp()
+                seq = row.route_seq if row.route_seq is not None else row.id
+                if row.state in _CONNECTED and row.agent_id is not None:
+                    try:
+                        engine.restore_connected_contact(contact, str(row.agent_id), enqueued, seq)
+                    except r.RoutingError:
+                        log.warning("connected contact could not be restored", extra={"interaction": row.id})
+                else:
+                    engine.restore_waiting_contact(contact, enqueued, seq)
+            self.engine = engine
+            now = self.now()
+            outputs = engine.resume(now) + engine.tick(now)
+            await self._persist(s, outputs, now)
+            # Offers that were ringing when we stopped are back in line: say so in the store.
+            await s.execute(
+                update(Interaction).where(Interaction.state == St.OFFERED.value).values(state=St.QUEUED.value)
+            )
+            await self._sync_states(s, [row.id for row in rows])
+        self._publish(outputs)
+        self._wake.set()
+
+    async def _timer_loop(self) -> None:
+        """Sleep until the engine's next deadline (or until a command changes it), then tick."""
+        while True:
+            deadline = self.engine.next_deadline()
+            delay = None if deadline is None else max(0.0, deadline - self.now())
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                continue
+            except TimeoutError:
+                pass
+            try:
+                await self.execute(lambda e, now: e.tick(now))
+            except Exception:  # a failing tick must not stop future timers
+                log.exception("timer tick failed")
+                await asyncio.sleep(1)
+
+    # ------------------------------------------------------------------ commands
+    async def execute(
+        self,
+        command: Callable[[r.RoutingEngine, float], list[r.Output]],
+        prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None = None,
+        after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[T]] | None = None,
+    ) -> tuple[list[r.Output], T | None]:
+        """Run one engine command durably (see the module docstring for the order of steps)."""
+        async with self.lock:
+            now = self.now()
+            result: T | None = None
+            try:
+                async with self.sessions.begin() as s:
+                    prepared = await prepare(s, now) if prepare is not None else None
+                    try:
+                        outputs = command(self.engine, now)
+                    except r.RoutingError as exc:
+                        raise _domain_error(exc) from None
+                    await self._persist(s, outputs, now)
+                    if after is not None:
+                        result = await after(s, outputs, prepared)
+            except (InvalidInput, Conflict, NotFound):
+                raise
+            except Exception:
+                # The engine may have moved on while the store did not: the store is the truth.
+                log.exception("ACD command failed after the engine changed; rebuilding from the store")
+                await self._rebuild()
+                raise
+        self._publish(outputs)
+        self._wake.set()
+        return outputs, result
+
+    def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
+        """Called with every committed batch of outputs (statistics, webhooks)."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ persistence of outputs
+    async def _persist(self, s: AsyncSession, outputs: list[r.Output], now: float) -> None:
+        at = _dt(now)
+        touched: list[int] = []
+        finished_with_wrap: set[str] = {o.contact_id for o in outputs if isinstance(o, r.WrapUpStarted)}
+        cache: dict[int, Interaction | None] = {}
+
+        async def row(contact_id: str) -> Interaction | None:
+            key = int(contact_id)
+            if key not in cache:
+                cache[key] = await s.get(Interaction, key)
+            return cache[key]
+
+        for o in outputs:
+            if isinstance(o, r.AgentStateChanged):
+                await self._agent_state(s, o, at)
+                continue
+            if isinstance(o, r.WrapUpStarted):
+                await s.execute(
+                    update(AgentProfile)
+                    .where(AgentProfile.user_id == int(o.agent_id))
+                    .values(wrap_up_until=o.until)
+                )
+                continue
+            if isinstance(o, r.WrapUpEnded):
+                await s.execute(
+                    update(AgentProfile)
+                    .where(AgentProfile.user_id == int(o.agent_id))
+                    .values(wrap_up_until=None)
+                )
+                done = list(
+                    await s.scalars(
+                        select(Interaction).where(
+                            Interaction.agent_id == int(o.agent_id), Interaction.state == St.WRAP_UP.value
+                        )
+                    )
+                )
+                for i in done:
+                    i.state = St.DONE.value
+                    i.closed_at = at
+                    log_event(s, i, Ev.DONE, at, early=o.early)
+                continue
+            if isinstance(o, r.QueueOpenChanged):
+                continue
+            found = await row(o.contact_id)
+            if found is None:
+                continue
+            i = found
+            touched.append(i.id)
+            if isinstance(o, r.ContactQueued):
+                i.queue_id = int(o.queue_id)
+                i.state = St.QUEUED.value
+                i.route_enqueued_at = o.enqueued_at
+                i.route_seq = o.seq
+                i.queued_at = i.queued_at or at
+                log_event(s, i, Ev.QUEUED, at, seq=o.seq)
+            elif isinstance(o, r.OfferContact):
+                i.state = St.OFFERED.value
+                i.offered_at = at
+                log_event(
+                    s,
+                    i,
+                    Ev.OFFERED,
+                    at,
+                    agent_ids=[int(a) for a in o.agent_ids],
+                    expires_at=o.expires_at,
+                    is_callback=o.is_callback,
+                )
+            elif isinstance(o, r.WithdrawOffer):
+                log_event(
+                    s, i, Ev.OFFER_WITHDRAWN, at, agent_ids=[int(a) for a in o.agent_ids], reason=o.reason
+                )
+            elif isinstance(o, r.OfferTimedOut):
+                log_event(s, i, Ev.OFFER_TIMED_OUT, at, agent_ids=[int(a) for a in o.agent_ids])
+            elif isinstance(o, r.OfferRejected):
+                log_event(s, i, Ev.OFFER_REJECTED, at, rejected_by=int(o.agent_id))
+            elif isinstance(o, r.ContactConnected):
+                i.state = St.CONNECTED.value
+                i.agent_id = int(o.agent_id)
+                i.connected_at = at
+                log_event(s, i, Ev.CONNECTED, at, waited_s=round(o.waited_s, 3))
+            elif isinstance(o, r.ContactFinished):
+                i.ended_at = at
+                if o.contact_id in finished_with_wrap:
+                    i.state = St.WRAP_UP.value
+                    log_event(s, i, Ev.WRAP_UP, at)
+                else:
+                    log_event(s, i, Ev.WRAP_UP, at)
+                    i.state = St.DONE.value
+                    i.closed_at = at
+                    log_event(s, i, Ev.DONE, at)
+            elif isinstance(o, r.ContactAbandoned):
+                i.state = St.ABANDONED.value
+                i.ended_at = i.closed_at = at
+                log_event(s, i, Ev.ABANDONED, at, waited_s=round(o.waited_s, 3))
+            elif isinstance(o, r.ContactOverflowed):
+                log_event(s, i, Ev.OVERFLOWED, at, to_queue_id=int(o.to_queue), reason=o.reason)
+            elif isinstance(o, r.ContactTransferred):
+                i.state = St.QUEUED.value if o.to_agent is None else i.state
+                log_event(
+                    s,
+                    i,
+                    Ev.TRANSFERRED,
+                    at,
+                    from_queue_id=int(o.from_queue),
+                    to_queue_id=int(o.to_queue),
+                    to_agent_id=None if o.to_agent is None else int(o.to_agent),
+                    from_agent_id=None if o.from_agent is None else int(o.from_agent),
+                )
+            elif isinstance(o, r.FallbackAction):
+                i.state = St.FAILED.value
+                i.disposition = f"fallback:{o.action}"
+                i.ended_at = i.closed_at = at
+                log_event(s, i, Ev.FALLBACK, at, action=o.action, reason=o.reason)
+            elif isinstance(o, r.ContactRefused):
+                i.state = St.FAILED.value
+                i.ended_at = i.closed_at = at
+                log_event(s, i, Ev.REFUSED, at, reason=o.reason)
+            elif isinstance(o, r.ContactEscalated):
+                log_event(s, i, Ev.ESCALATED, at, step=o.step)
+            elif isinstance(o, r.PriorityChanged):
+                i.priority = o.priority
+                log_event(s, i, Ev.PRIORITY_CHANGED, at, priority=o.priority)
+            elif isinstance(o, r.CallbackScheduled):
+                i.attributes = {**i.attributes, "callback": True}
+                log_event(s, i, Ev.CALLBACK_REQUESTED, at)
+        await s.flush()
+        await self._sync_states(s, touched)
+
+    async def _sync_states(self, s: AsyncSession, ids: Iterable[int]) -> None:
+        """Make the stored state of contacts the engine still tracks match the engine exactly."""
+        for interaction_id in set(ids):
+            try:
+                status = self.engine.contact_status(str(interaction_id))
+            except r.UnknownContact:
+                continue
+            i = await s.get(Interaction, interaction_id)
+            if i is None:
+                continue
+            i.queue_id = int(status.queue_id)
+            i.route_enqueued_at = status.enqueued_at
+            i.route_seq = status.seq
+            i.priority = status.priority
+            i.state = {"waiting": St.QUEUED, "offered": St.OFFERED, "connected": St.CONNECTED}[
+                status.state
+            ].value
+            if status.state == "connected" and status.agent_ids:
+                i.agent_id = int(status.agent_ids[0])
+
+    async def _agent_state(self, s: AsyncSession, o: r.AgentStateChanged, at: datetime) -> None:
+        await s.execute(
+            update(AgentProfile)
+            .where(AgentProfile.user_id == int(o.agent_id))
+            .values(state=o.state, state_reason=o.reason, state_since=o.since, updated_at=at)
+        )
+        s.add(AgentEvent(agent_id=int(o.agent_id), at=_dt(o.since), state=o.state, reason=o.reason))
+
+    # ------------------------------------------------------------------ publication
+    def _publish(self, outputs: list[r.Output]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(outputs)
+            except Exception:
+                log.exception("ACD listener failed")
+        for o in outputs:
+            message = _bus_message(o)
+            if message is not None:
+                self.bus.publish(message)
+
+
+def _bus_message(o: r.Output) -> BusMessage | None:
+    data: dict[str, Any] = {k: getattr(o, k) for k in o.__slots__}
+    for key in ("contact_id", "agent_id", "queue_id", "to_queue", "from_queue"):
+        if isinstance(data.get(key), str) and data[key].isdigit():
+            data[key] = int(data[key])
+    if "agent_ids" in data:
+        data["agent_ids"] = [int(a) for a in data["agent_ids"]]
+    name = type(o).__name__
+    audience: tuple[str, ...] = ("supervisors",)
+    if isinstance(o, r.OfferContact | r.WithdrawOffer):
+        audience = ("supervisors", *(f"agent:{a}" for a in o.agent_ids))
+    elif isinstance(
+        o,
+        r.AgentStateChanged
+        | r.WrapUpStarted
+        | r.WrapUpEnded
+        | r.ContactConnected
+        | r.ContactFinished
+        | r.OfferRejected,
+    ):
+        audience = ("supervisors", f"agent:{o.agent_id}")
+    elif isinstance(o, r.OfferTimedOut):
+        audience = ("supervisors", *(f"agent:{a}" for a in o.agent_ids))
+    return BusMessage(type=_snake(name), data=data, audience=audience)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _contact(row: Interaction) -> r.Contact:
+    attrs = row.attributes or {}
+    preferred = attrs.get("preferred_agent_id")
+    return r.Contact(
+        contact_id=str(row.id),
+        channel=row.channel,
+        queue_id=str(row.queue_id),
+        priority=row.priority,
+        customer_id=None if row.customer_id is None else str(row.customer_id),
+        preferred_agent_id=None if preferred is None else str(preferred),
+        attributes=attrs,
+        is_callback=bool(attrs.get("callback")),
+    )
+
+
+def _safe_agent_config(profile: AgentProfile, engine: r.RoutingEngine) -> r.AgentConfig:
+    """An agent's config with memberships of deleted queues dropped (the engine rejects unknown queues)."""
+    cfg = agent_config(profile)
+    known = set(engine.queue_ids())
+    if all(q in known for q in cfg.queues):
+        return cfg
+    return r.AgentConfig(
+        agent_id=cfg.agent_id,
+        skills=cfg.skills,
+        queues={q: t for q, t in cfg.queues.items() if q in known},
+        capacity=cfg.capacity,
+        weight=cfg.weight,
+    )
+
+
+def _domain_error(exc: r.RoutingError) -> InvalidInput | NotFound | Conflict:
+    message = str(exc)
+    if isinstance(exc, r.UnknownContact):
+        return NotFound("No such contact in the ACD", error_id="no-such-contact", reason=message)
+    if isinstance(exc, r.UnknownAgent):
+        return NotFound("This user is not an agent", error_id="not-an-agent", reason=message)
+    if isinstance(exc, r.UnknownQueue):
+        return NotFound("No such queue", error_id="no-such-queue", reason=message)
+    if isinstance(exc, r.InvalidTransition | r.DuplicateContact):
+        return Conflict("Not possible in the current state", error_id="invalid-transition", reason=message)
+    return InvalidInput("Invalid routing configuration", error_id="invalid-routing-config", reason=message)

@@ -1,0 +1,231 @@
+"""Request and response shapes of the ACD: queues, agents, entry points, contacts, agent actions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, EmailStr, Field, model_validator
+
+from frontoffice.domain.model import Channel
+
+from .schemas import Input, InteractionOut, Output
+
+Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
+SkillLevels = dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[int, Field(ge=1, le=10)]]
+
+
+class EscalationIn(Input):
+    after_s: Seconds
+    relax_levels: int = Field(default=0, ge=0, le=10)
+    add_queues: list[int] = Field(default_factory=list, max_length=20)
+
+
+class QueueSettings(Input):
+    """Routing settings of a queue; every field has a sensible default."""
+
+    strategy: Literal[
+        "longest_idle",
+        "round_robin",
+        "fewest_contacts",
+        "least_occupied",
+        "best_skill",
+        "random_weighted",
+        "ring_all",
+    ] = "longest_idle"
+    required_skills: SkillLevels = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0, le=100)
+    offer_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+    wrap_up_s: Seconds = 0.0
+    sticky_s: Seconds = 0.0
+    max_wait_s: Seconds | None = None
+    max_length: int | None = Field(default=None, ge=0, le=1_000_000)
+    overflow_queue_id: int | None = None
+    fallback_action: Literal["voicemail", "callback", "ticket", "message_and_disconnect"] | None = None
+    no_agents_action: Literal["join", "refuse", "overflow"] = "join"
+    closed_action: Literal["join", "refuse", "overflow"] = "overflow"
+    escalations: list[EscalationIn] = Field(default_factory=list, max_length=10)
+    calendar_id: int | None = None
+    sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="Service-level answer target")
+    disposition_required: bool = False
+
+
+class QueueIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    project_id: int | None = None
+    settings: QueueSettings = Field(default_factory=QueueSettings)
+
+
+class QueuePatch(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    project_id: int | None = None
+    settings: QueueSettings | None = None
+
+
+class QueueOut(BaseModel):
+    id: int
+    name: str
+    project_id: int | None
+    settings: QueueSettings
+
+
+class AgentProfileIn(Input):
+    skills: SkillLevels = Field(default_factory=dict)
+    queues: dict[int, Annotated[int, Field(ge=0, le=100)]] = Field(
+        default_factory=dict, description="queue id -> tier (lower tiers are offered first)"
+    )
+    capacity: dict[Channel, Annotated[int, Field(ge=0, le=50)]] = Field(
+        default_factory=lambda: {c: 1 for c in Channel}
+    )
+    weight: float = Field(default=1.0, gt=0, le=100)
+
+
+class AgentProfileOut(BaseModel):
+    user_id: int
+    username: str
+    display_name: str
+    skills: dict[str, int]
+    queues: dict[int, int]
+    capacity: dict[str, int]
+    weight: float
+    state: str
+    state_reason: str | None
+    state_since: datetime | None
+
+
+class RuleIn(Input):
+    rule: str = Field(min_length=1, max_length=2000)
+    queue_id: int
+
+
+class EntryPointIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    channel: Channel
+    address: str = Field(min_length=1, max_length=320, description="number, address, widget or source id")
+    project_id: int | None = None
+    default_queue_id: int | None = None
+    rules: list[RuleIn] = Field(default_factory=list, max_length=100)
+    priority: int = Field(default=0, ge=-100, le=100)
+
+
+class EntryPointOut(BaseModel):
+    id: int
+    name: str
+    channel: Channel
+    address: str
+    project_id: int | None
+    default_queue_id: int | None
+    rules: list[RuleIn]
+    priority: int
+
+
+class CustomerFields(Input):
+    """Who the contact is from; looked up by phone, email or chat id, created if unknown."""
+
+    first_name: str = Field(default="", max_length=200)
+    last_name: str = Field(default="", max_length=200)
+    phone: str | None = Field(default=None, max_length=64)
+    email: EmailStr | None = None
+    chat_id: str | None = Field(default=None, max_length=200)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+
+
+class ContactIn(Input):
+    """A new inbound contact (web form, external system). Routed by its entry point's rules."""
+
+    channel: Channel = Channel.WEBFORM
+    entry_point: str | None = Field(default=None, max_length=320, description="the entry point's address")
+    entry_point_id: int | None = None
+    subject: str = Field(default="", max_length=500)
+    body: str = Field(default="", max_length=100_000)
+    priority: int = Field(default=0, ge=-100, le=100)
+    customer: CustomerFields = Field(default_factory=CustomerFields)
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+    external_ref: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _entry(self) -> ContactIn:
+        if self.entry_point is None and self.entry_point_id is None:
+            raise ValueError("give entry_point (its address) or entry_point_id")
+        return self
+
+
+class ContactCreated(BaseModel):
+    interaction: InteractionOut
+    created: bool = Field(description="false when an earlier request with the same Idempotency-Key made it")
+
+
+class LoginIn(Input):
+    state: Literal["available", "not_ready"] = "available"
+    reason: str | None = Field(default=None, max_length=64)
+
+
+class StateIn(Input):
+    state: Literal["available", "not_ready", "offline"]
+    reason: str | None = Field(default=None, max_length=64)
+
+
+class CompleteIn(Input):
+    disposition: str | None = Field(default=None, max_length=64)
+    notes: str = Field(default="", max_length=20_000)
+    callback_at: datetime | None = None
+
+
+class TransferIn(Input):
+    queue_id: int | None = None
+    agent_id: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TransferIn:
+        if (self.queue_id is None) == (self.agent_id is None):
+            raise ValueError("give exactly one of queue_id and agent_id")
+        return self
+
+
+class PriorityIn(Input):
+    priority: int = Field(ge=-100, le=100)
+
+
+class CodeIn(Input):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    active: bool = True
+
+
+class CodeOut(Output):
+    code: str
+    name: str
+    active: bool
+
+
+class QueueLive(BaseModel):
+    queue_id: int
+    name: str
+    open: bool
+    waiting: int
+    longest_wait_s: float
+    agents_logged_in: int
+    agents_available: int
+    agents_on_contact: int
+    agents_wrap_up: int
+    agents_not_ready: int
+
+
+class AgentLive(BaseModel):
+    agent_id: int
+    username: str
+    display_name: str
+    state: str
+    reason: str | None
+    since: float
+    time_in_state_s: float
+    contact_ids: list[int]
+    offered_contact_ids: list[int]
+    contacts_today: int
+
+
+class Wallboard(BaseModel):
+    at: float
+    queues: list[QueueLive]
+    agents: list[AgentLive]
+    stats: dict[str, Any] = Field(default_factory=dict)

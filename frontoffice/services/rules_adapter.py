@@ -1,0 +1,72 @@
+"""Entry-point routing rules: compile the stored rule list and build the context a rule sees."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from frontoffice.domain.exceptions import InvalidInput
+from frontoffice.domain.rules import Rule, RuleSyntaxError, parse_rule
+from frontoffice.store.tables import EntryPoint
+
+from .acd_schemas import ContactIn
+
+__all__ = ["CompiledRules", "compile_rules", "rule_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRules:
+    """Ordered (rule, queue) pairs and a default; the first matching rule wins."""
+
+    rules: tuple[tuple[Rule, int], ...]
+    default_queue_id: int | None
+
+    def matched_index(self, context: Mapping[str, object]) -> int | None:
+        for index, (rule, _) in enumerate(self.rules):
+            if rule.evaluate(context):
+                return index
+        return None
+
+    def route(self, context: Mapping[str, object]) -> int | None:
+        index = self.matched_index(context)
+        return self.rules[index][1] if index is not None else self.default_queue_id
+
+
+def compile_rules(stored: Sequence[Mapping[str, Any]], default_queue_id: int | None) -> CompiledRules:
+    """Parse every rule; a syntax error is a 400 naming the rule and the column."""
+    compiled = []
+    for index, item in enumerate(stored):
+        text = str(item.get("rule", ""))
+        try:
+            rule = parse_rule(text)
+        except RuleSyntaxError as exc:
+            raise InvalidInput(
+                "A routing rule has a syntax error",
+                error_id="invalid-rule",
+                rule_index=index,
+                rule=text,
+                reason=str(exc),
+                position=getattr(exc, "position", None),
+            ) from None
+        compiled.append((rule, int(item["queue_id"])))
+    return CompiledRules(tuple(compiled), default_queue_id)
+
+
+def rule_context(data: ContactIn, entry: EntryPoint, customer: Mapping[str, Any]) -> dict[str, Any]:
+    """What a rule can test: the contact, its IVR choice, the customer card, the entry point."""
+    attributes = dict(data.attributes)
+    return {
+        "channel": data.channel.value,
+        "direction": "inbound",
+        "language": attributes.get("language") or data.customer.language or customer.get("language"),
+        "subject": data.subject,
+        "priority": data.priority,
+        "project": entry.project_id,
+        "entry_point": entry.address,
+        "ivr": {"choice": attributes.get("ivr_choice"), "digits": attributes.get("ivr_digits")},
+        "customer": dict(customer),
+        "from": data.customer.email or data.customer.phone or data.customer.chat_id,
+        "to": entry.address,
+        "attributes": attributes,
+    }

@@ -1,0 +1,268 @@
+"""The ACD over HTTP: contacts in (web forms, integrations), agent actions, supervision, configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from frontoffice.services.acd_schemas import (
+    AgentLive,
+    AgentProfileIn,
+    AgentProfileOut,
+    CodeIn,
+    CodeOut,
+    CompleteIn,
+    ContactCreated,
+    ContactIn,
+    EntryPointIn,
+    EntryPointOut,
+    LoginIn,
+    PriorityIn,
+    QueueIn,
+    QueueOut,
+    QueuePatch,
+    StateIn,
+    TransferIn,
+    Wallboard,
+)
+from frontoffice.services.context import Actor
+from frontoffice.services.schemas import InteractionOut
+
+from ..security import container, requires
+
+router = APIRouter()
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Agent = Annotated[Actor, Depends(requires("interactions.write"))]
+Supervisor = Annotated[Actor, Depends(requires("agents.supervise"))]
+
+
+@router.post("/interactions", response_model=ContactCreated, status_code=201, tags=["contacts"])
+async def create_contact(
+    request: Request,
+    response: Response,
+    body: ContactIn,
+    actor: Agent,
+    idempotency_key: IdempotencyKey = None,
+) -> ContactCreated:
+    """A new inbound contact from a web form or an external system; routed by the entry point's rules.
+
+    Send an ``Idempotency-Key`` header so that retrying after a timeout cannot create a second contact:
+    a repeat returns the first interaction with ``created: false`` (status 200).
+    """
+    result = await container(request).contact_center.create_contact(actor, body, idempotency_key)
+    if not result.created:
+        response.status_code = 200
+    return result
+
+
+@router.post("/interactions/{interaction_id}/abandon", status_code=204, tags=["contacts"])
+async def abandon(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """The customer left while waiting (closed the form session, hung up)."""
+    await container(request).contact_center.withdraw(actor, interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/interactions/{interaction_id}/callback", status_code=204, tags=["contacts"])
+async def request_callback(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Turn a waiting contact into a callback that keeps its place in line."""
+    await container(request).contact_center.request_callback(actor, interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/agent/login", status_code=204, tags=["agent"])
+async def agent_login(request: Request, body: LoginIn, actor: Agent) -> Response:
+    await container(request).contact_center.agent_login(actor, body.state, body.reason)
+    return Response(status_code=204)
+
+
+@router.post("/agent/state", status_code=204, tags=["agent"])
+async def agent_state(request: Request, body: StateIn, actor: Agent) -> Response:
+    await container(request).contact_center.set_state(actor, body.state, body.reason)
+    return Response(status_code=204)
+
+
+@router.get("/agent/status", response_model=AgentLive, tags=["agent"])
+async def agent_status(request: Request, actor: Agent) -> AgentLive:
+    return await container(request).contact_center.my_status(actor)
+
+
+@router.post("/agent/offers/{interaction_id}/accept", status_code=204, tags=["agent"])
+async def accept_offer(request: Request, interaction_id: int, actor: Agent) -> Response:
+    await container(request).contact_center.accept(actor, interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/agent/offers/{interaction_id}/reject", status_code=204, tags=["agent"])
+async def reject_offer(request: Request, interaction_id: int, actor: Agent) -> Response:
+    await container(request).contact_center.reject(actor, interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/agent/contacts/{interaction_id}/end", status_code=204, tags=["agent"])
+async def end_contact(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """The conversation is over; wrap-up starts."""
+    await container(request).contact_center.end_contact(actor, interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/agent/contacts/{interaction_id}/complete", response_model=InteractionOut, tags=["agent"])
+async def complete_contact(
+    request: Request, interaction_id: int, body: CompleteIn, actor: Agent
+) -> InteractionOut:
+    """Disposition and notes; ends the contact and the wrap-up."""
+    return await container(request).contact_center.complete(actor, interaction_id, body)
+
+
+@router.post("/agent/contacts/{interaction_id}/transfer", status_code=204, tags=["agent"])
+async def transfer_contact(request: Request, interaction_id: int, body: TransferIn, actor: Agent) -> Response:
+    await container(request).contact_center.transfer(
+        actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
+    )
+    return Response(status_code=204)
+
+
+@router.get("/wallboard", response_model=Wallboard, tags=["supervisor"])
+async def wallboard(request: Request, actor: Supervisor) -> Wallboard:
+    return await container(request).contact_center.wallboard(actor)
+
+
+@router.post("/agents/{agent_id}/state", status_code=204, tags=["supervisor"])
+async def supervise_state(request: Request, agent_id: int, body: StateIn, actor: Supervisor) -> Response:
+    await container(request).contact_center.set_state(actor, body.state, body.reason, agent_id=agent_id)
+    return Response(status_code=204)
+
+
+@router.post("/interactions/{interaction_id}/move", status_code=204, tags=["supervisor"])
+async def move_contact(
+    request: Request, interaction_id: int, body: TransferIn, actor: Supervisor
+) -> Response:
+    await container(request).contact_center.transfer(
+        actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
+    )
+    return Response(status_code=204)
+
+
+@router.post("/interactions/{interaction_id}/priority", status_code=204, tags=["supervisor"])
+async def set_priority(
+    request: Request, interaction_id: int, body: PriorityIn, actor: Supervisor
+) -> Response:
+    await container(request).contact_center.set_priority(actor, interaction_id, body.priority)
+    return Response(status_code=204)
+
+
+@router.get("/queues", response_model=list[QueueOut], tags=["routing"])
+async def list_queues(
+    request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
+) -> list[QueueOut]:
+    return await container(request).contact_center.list_queues(actor)
+
+
+@router.post("/queues", response_model=QueueOut, status_code=201, tags=["routing"])
+async def create_queue(
+    request: Request, body: QueueIn, actor: Annotated[Actor, Depends(requires("routing.write"))]
+) -> QueueOut:
+    return await container(request).contact_center.create_queue(actor, body)
+
+
+@router.get("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
+async def get_queue(
+    request: Request, queue_id: int, actor: Annotated[Actor, Depends(requires("routing.read"))]
+) -> QueueOut:
+    return await container(request).contact_center.get_queue(actor, queue_id)
+
+
+@router.patch("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
+async def update_queue(
+    request: Request,
+    queue_id: int,
+    body: QueuePatch,
+    actor: Annotated[Actor, Depends(requires("routing.write"))],
+) -> QueueOut:
+    """Changes apply live: agents stay signed in, waiting contacts keep their order."""
+    return await container(request).contact_center.update_queue(actor, queue_id, body)
+
+
+@router.get("/agents", response_model=list[AgentProfileOut], tags=["routing"])
+async def list_agents(
+    request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
+) -> list[AgentProfileOut]:
+    return await container(request).contact_center.list_agents(actor)
+
+
+@router.get("/agents/{user_id}", response_model=AgentProfileOut, tags=["routing"])
+async def get_agent(
+    request: Request, user_id: int, actor: Annotated[Actor, Depends(requires("self.read"))]
+) -> AgentProfileOut:
+    return await container(request).contact_center.get_agent_profile(actor, user_id)
+
+
+@router.put("/agents/{user_id}", response_model=AgentProfileOut, tags=["routing"])
+async def set_agent(
+    request: Request,
+    user_id: int,
+    body: AgentProfileIn,
+    actor: Annotated[Actor, Depends(requires("routing.write"))],
+) -> AgentProfileOut:
+    """Skills, queue memberships with tiers, channel capacity. Applies live."""
+    return await container(request).contact_center.set_agent_profile(actor, user_id, body)
+
+
+@router.get("/entry-points", response_model=list[EntryPointOut], tags=["routing"])
+async def list_entry_points(
+    request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
+) -> list[EntryPointOut]:
+    return await container(request).contact_center.list_entry_points(actor)
+
+
+@router.post("/entry-points", response_model=EntryPointOut, status_code=201, tags=["routing"])
+async def create_entry_point(
+    request: Request, body: EntryPointIn, actor: Annotated[Actor, Depends(requires("routing.write"))]
+) -> EntryPointOut:
+    """Rules are parsed and validated when saved; a syntax error names the rule and the column."""
+    return await container(request).contact_center.create_entry_point(actor, body)
+
+
+@router.put("/entry-points/{entry_id}", response_model=EntryPointOut, tags=["routing"])
+async def update_entry_point(
+    request: Request,
+    entry_id: int,
+    body: EntryPointIn,
+    actor: Annotated[Actor, Depends(requires("routing.write"))],
+) -> EntryPointOut:
+    return await container(request).contact_center.update_entry_point(actor, entry_id, body)
+
+
+@router.post("/entry-points/{entry_id}/test", tags=["routing"])
+async def test_entry_point(
+    request: Request,
+    entry_id: int,
+    body: ContactIn,
+    actor: Annotated[Actor, Depends(requires("routing.read"))],
+) -> dict[str, object]:
+    """Which queue a sample contact would reach; nothing is stored."""
+    return await container(request).contact_center.test_route(actor, entry_id, body)
+
+
+CodeKind = Literal["dispositions", "not-ready-reasons"]
+
+
+@router.get("/codes/{kind}", response_model=list[CodeOut], tags=["routing"])
+async def list_codes(
+    request: Request, kind: CodeKind, actor: Annotated[Actor, Depends(requires("interactions.read"))]
+) -> list[CodeOut]:
+    return await container(request).contact_center.list_codes(actor, _kind(kind))
+
+
+@router.put("/codes/{kind}", response_model=CodeOut, tags=["routing"])
+async def set_code(
+    request: Request,
+    kind: CodeKind,
+    body: CodeIn,
+    actor: Annotated[Actor, Depends(requires("routing.write"))],
+) -> CodeOut:
+    return await container(request).contact_center.set_code(actor, _kind(kind), body)
+
+
+def _kind(kind: str) -> str:
+    return "dispositions" if kind == "dispositions" else "not_ready_reasons"

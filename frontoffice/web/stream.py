@@ -1,0 +1,115 @@
+"""``/api/v1/stream``: offers, state changes and queue figures pushed over a WebSocket.
+
+Authenticate with the browser session cookie, an ``Authorization: Bearer`` header, or a ``token``
+query parameter (browsers cannot set headers on WebSockets). Agents receive what concerns them;
+supervisors and admins receive everything. The first message is a snapshot, so a client that
+reconnects is correct again without replaying history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from itsdangerous import BadSignature
+
+from frontoffice.bootstrap import Container
+from frontoffice.bus import BusMessage
+from frontoffice.domain.exceptions import DomainError, Unauthenticated
+from frontoffice.domain.model import Role
+from frontoffice.services.context import Actor
+
+from .security import SESSION_COOKIE, session_serializer
+
+__all__ = ["router"]
+
+log = logging.getLogger("frontoffice.stream")
+router = APIRouter()
+
+# Close codes in the private range (RFC 6455 §7.4.2): 4401 unauthenticated, 4408 too slow.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_SLOW = 4408
+
+
+async def _actor(ws: WebSocket, c: Container) -> Actor:
+    ip = ws.client.host if ws.client else None
+    token = ws.query_params.get("token")
+    authorization = ws.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    if token:
+        return await c.auth.token_actor(token, ip=ip)
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("Please sign in", error_id="not-authenticated")
+    try:
+        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
+            cookie, max_age=c.settings.session_max_age_s
+        )
+    except BadSignature:
+        raise Unauthenticated("Please sign in", error_id="session-expired") from None
+    actor, _ = await c.auth.session_actor(str(session_id), ip=ip)
+    return actor
+
+
+def visible(message: BusMessage, actor: Actor) -> bool:
+    if "all" in message.audience:
+        return True
+    if actor.role in (Role.SUPERVISOR, Role.ADMIN) and "supervisors" in message.audience:
+        return True
+    return f"agent:{actor.user_id}" in message.audience
+
+
+async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {"user_id": actor.user_id, "role": actor.role.value}
+    if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+        snapshot["wallboard"] = (await c.contact_center.wallboard(actor)).model_dump()
+    with contextlib.suppress(DomainError):
+        snapshot["agent"] = (await c.contact_center.my_status(actor)).model_dump()
+    return snapshot
+
+
+@router.websocket("/api/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    c: Container = ws.app.state.container
+    try:
+        actor = await _actor(ws, c)
+    except DomainError:
+        await ws.close(code=CLOSE_UNAUTHENTICATED)
+        return
+    await ws.accept()
+    sub = c.bus.subscribe()
+    try:
+        await ws.send_text(json.dumps({"type": "hello", "data": await _snapshot(c, actor)}))
+        receiver = asyncio.create_task(_drain_client(ws))
+        while not receiver.done():
+            getter = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            if sub.overflowed:
+                await ws.close(code=CLOSE_TOO_SLOW)
+                break
+            message = getter.result()
+            if visible(message, actor):
+                await ws.send_text(json.dumps({"type": message.type, "data": message.data}, default=str))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        c.bus.unsubscribe(sub)
+
+
+async def _drain_client(ws: WebSocket) -> None:
+    """Read (and answer pings from) the client until it goes away."""
+    try:
+        while True:
+            text = await ws.receive_text()
+            if text == "ping":
+                await ws.send_text(json.dumps({"type": "pong", "data": {}}))
+    except (WebSocketDisconnect, RuntimeError):
+        return
