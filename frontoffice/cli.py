@@ -141,7 +141,7 @@ def init(demo: bool) -> None:
         if demo:
             from frontoffice.services.demo import load_demo
 
-            for user, pw in (await load_demo(c.crm, c.auth, c.interactions)).items():
+            for user, pw in (await load_demo(c.contact_center, c.auth)).items():
                 lines.append(f"  {user:<11} {pw}")
         console.print("[bold]First run: these sign-in passwords are shown only now — write them down.[/bold]")
         console.print("\n".join(lines))

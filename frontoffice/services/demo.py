@@ -15,10 +15,11 @@ from frontoffice.domain.model import (
 )
 from frontoffice.store.tables import Customer, Note, Project
 
+from .acd_schemas import AgentProfileIn, CodeIn, EntryPointIn, QueueIn, QueueSettings, RuleIn
 from .auth import AuthService, generate_password
+from .contact_center import ContactCenter
 from .context import Actor
-from .crm import CrmService
-from .interactions import InteractionService, log_event
+from .interactions import log_event
 from .schemas import CustomerIn, IdentityIn, UserIn
 
 __all__ = ["load_demo"]
@@ -50,13 +51,13 @@ _SUBJECTS = [
 ]
 
 
-async def load_demo(
-    crm: CrmService, auth: AuthService, interactions: InteractionService, *, seed: int = 7
-) -> dict[str, str]:
+async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) -> dict[str, str]:
     """Create demo content; returns the generated passwords of the demo operators (shown once)."""
+    crm, interactions = center.crm, center.interactions
     rng = random.Random(seed)
     system = Actor.system()
     passwords: dict[str, str] = {}
+    user_ids: dict[str, int] = {}
     for username, display, role in (
         ("supervisor", "Светлана Орлова", Role.SUPERVISOR),
         ("agent1", "Katya Ivanova", Role.AGENT),
@@ -65,11 +66,58 @@ async def load_demo(
     ):
         password = generate_password()
         lang = "ru" if role is Role.SUPERVISOR else "en"
-        await auth.create_user(
+        user = await auth.create_user(
             system,
             UserIn(username=username, display_name=display, role=role, language=lang, password=password),
         )
         passwords[username] = password
+        user_ids[username] = user.id
+    support = await center.create_queue(
+        system,
+        QueueIn(name="Support", settings=QueueSettings(wrap_up_s=30, offer_timeout_s=20, sl_threshold_s=20)),
+    )
+    sales = await center.create_queue(
+        system, QueueIn(name="Sales", settings=QueueSettings(wrap_up_s=15, required_skills={"sales": 3}))
+    )
+    billing = await center.create_queue(
+        system,
+        QueueIn(
+            name="Billing", settings=QueueSettings(wrap_up_s=30, overflow_queue_id=support.id, max_wait_s=300)
+        ),
+    )
+    await center.create_entry_point(
+        system,
+        EntryPointIn(
+            name="Website contact form",
+            channel=Channel.WEBFORM,
+            address="website",
+            default_queue_id=support.id,
+            rules=[
+                RuleIn(rule='subject contains "invoice" or subject contains "счёт"', queue_id=billing.id),
+                RuleIn(rule='subject contains "price" or subject contains "цена"', queue_id=sales.id),
+            ],
+        ),
+    )
+    for name, skills, queues in (
+        ("agent1", {"sales": 5}, {support.id: 1, sales.id: 1}),
+        ("agent2", {}, {support.id: 1, billing.id: 1}),
+        ("agent3", {"sales": 8}, {sales.id: 1, support.id: 2}),
+    ):
+        await center.set_agent_profile(system, user_ids[name], AgentProfileIn(skills=skills, queues=queues))
+    for code, name in (
+        ("resolved", "Resolved / Решено"),
+        ("callback", "Call back / Перезвонить"),
+        ("info", "Information given / Консультация"),
+        ("sale", "Sale / Продажа"),
+    ):
+        await center.set_code(system, "dispositions", CodeIn(code=code, name=name))
+    for code, name in (
+        ("lunch", "Lunch / Обед"),
+        ("training", "Training / Обучение"),
+        ("break", "Break / Перерыв"),
+        ("missed", "Missed offers / Пропущенные"),
+    ):
+        await center.set_code(system, "not_ready_reasons", CodeIn(code=code, name=name))
     async with crm.sessions.begin() as s:
         s.add(Project(code="acme", name="Acme Ltd support", created_at=crm.clock()))
     for n, (first, last, company) in enumerate(_PEOPLE, start=1):
