@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from frontoffice.bus import InProcessBus
+from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
+from frontoffice.services.calendars import CalendarService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.stats import StatsService
 from frontoffice.store.database import create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
@@ -32,16 +34,21 @@ class Container:
     bus: InProcessBus
     acd: AcdService
     contact_center: ContactCenter
+    stats: StatsService
+    calendars: CalendarService
     started: bool = False
 
     async def start(self) -> None:
         """Rebuild the routing engine from the store and start its timers."""
         if not self.started:
+            await self.stats.start()
             await self.acd.start()
+            await self.calendars.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            await self.calendars.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -56,6 +63,25 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     interactions = InteractionService(sessions, clock=clock)
     bus = InProcessBus()
     acd = AcdService(sessions, bus, clock=clock)
+    stats = StatsService(
+        sessions,
+        clock=clock,
+        time_zone=settings.time_zone,
+        sl_threshold_s=settings.sl_threshold_s,
+        short_abandon_s=settings.short_abandon_s,
+    )
+
+    def push_figures(queue_ids: set[int]) -> None:
+        live = stats.live()
+        figures = [live[q] for q in sorted(queue_ids) if q in live]
+        if figures:
+            bus.publish(
+                BusMessage(
+                    type="queue_figures", data={"queues": [asdict(f) for f in figures]}, audience=("all",)
+                )
+            )
+
+    stats.on_change(push_figures)
     return Container(
         settings=settings,
         engine=engine,
@@ -68,4 +94,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         bus=bus,
         acd=acd,
         contact_center=ContactCenter(acd, crm, interactions, clock=clock),
+        stats=stats,
+        calendars=CalendarService(sessions, acd, clock=clock),
     )

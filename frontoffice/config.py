@@ -11,6 +11,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -58,6 +59,15 @@ class Settings(BaseSettings):
     sip_port: int = Field(default=5060, ge=1, le=65535, description="Port the SIP transports listen on")
     default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
     default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone of the center: 'today' on the wallboard"
+    )
+    sl_threshold_s: float = Field(
+        default=20.0, gt=0, description="Service-level answer target for live figures"
+    )
+    short_abandon_s: float = Field(
+        default=5.0, ge=0, description="Abandons shorter than this are not counted"
+    )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Key that signs session cookies; empty means generated once into <data_dir>/secret_key",
@@ -93,6 +103,17 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown phone region {value!r} (use a two-letter code such as RU)")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow)"
+            ) from None
         return value
 
     @field_validator("database_url")

@@ -209,6 +209,12 @@ class QueueLive(BaseModel):
     agents_on_contact: int
     agents_wrap_up: int
     agents_not_ready: int
+    offered_today: int = 0
+    answered_today: int = 0
+    abandoned_today: int = 0
+    service_level_today: float | None = None
+    asa_today_s: float | None = None
+    longest_wait_today_s: float | None = None
 
 
 class AgentLive(BaseModel):

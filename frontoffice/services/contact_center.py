@@ -15,6 +15,7 @@ from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, Role
 from frontoffice.store.tables import (
     AgentProfile,
+    BusinessCalendar,
     Customer,
     CustomerTag,
     Disposition,
@@ -504,6 +505,8 @@ class ContactCenter:
                 raise InvalidInput("A queue cannot overflow to itself", error_id="overflow-to-self")
             if await s.get(Queue, ref) is None:
                 raise NotFound("No such queue", error_id="no-such-queue", queue_id=ref)
+        if settings.calendar_id is not None and await s.get(BusinessCalendar, settings.calendar_id) is None:
+            raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=settings.calendar_id)
         if project_id is not None and await s.get(Project, project_id) is None:
             raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
 
@@ -658,8 +661,10 @@ class ContactCenter:
             return [CodeOut.model_validate(c) for c in await s.scalars(select(table).order_by(table.code))]
 
     # ================================================================== live view
-    async def wallboard(self, actor: Actor) -> Wallboard:
+    async def wallboard(self, actor: Actor, live: dict[int, Any] | None = None) -> Wallboard:
+        """Queues and agents now; ``live`` adds today's figures per queue (from the statistics)."""
         actor.require("agents.supervise")
+        live = live or {}
         engine = self.acd.engine
         now = self.acd.now()
         async with self.sessions() as s:
@@ -673,6 +678,17 @@ class ContactCenter:
         queues = []
         for qid in engine.queue_ids():
             st = engine.queue_status(qid, now)
+            today = live.get(int(qid))
+            extra: dict[str, Any] = {}
+            if today is not None:
+                extra = {
+                    "offered_today": today.offered,
+                    "answered_today": today.answered,
+                    "abandoned_today": today.abandoned,
+                    "service_level_today": today.service_level,
+                    "asa_today_s": today.asa_s,
+                    "longest_wait_today_s": today.longest_wait_s,
+                }
             queues.append(
                 QueueLive(
                     queue_id=int(qid),
@@ -685,6 +701,7 @@ class ContactCenter:
                     agents_on_contact=st.agents_on_contact,
                     agents_wrap_up=st.agents_wrap_up,
                     agents_not_ready=st.agents_not_ready,
+                    **extra,
                 )
             )
         agents = [self._agent_live(aid, users, now) for aid in engine.agent_ids()]

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
-__all__ = ["create_engine", "session_factory"]
+__all__ = ["create_engine", "session_factory", "sync_session_class"]
 
 # Writers wait this long for SQLite's single write lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -40,4 +41,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """A session factory with its own ``Session`` subclass, so event hooks (statistics) attach to
+    this container's sessions only: see :func:`sync_session_class`."""
+
+    class ContainerSession(Session):
+        pass
+
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ContainerSession)
+
+
+def sync_session_class(sessions: async_sessionmaker[AsyncSession]) -> type[Session]:
+    cls: type[Session] = sessions.kw["sync_session_class"]
+    return cls

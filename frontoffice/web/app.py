@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.migrate import is_up_to_date
 
 from . import stream
-from .api import accounts, acd, crm, interactions
+from .api import accounts, acd, crm, interactions, stats
 from .errors import ApiError, install_error_handlers
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -49,7 +49,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     registry, requests, latency = metrics_registry()
     install_error_handlers(app)
-    for router in (accounts.router, crm.router, acd.router, interactions.router):
+    for router in (accounts.router, crm.router, acd.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(stream.router)
 

@@ -67,7 +67,7 @@ def visible(message: BusMessage, actor: Actor) -> bool:
 async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"user_id": actor.user_id, "role": actor.role.value}
     if actor.role in (Role.SUPERVISOR, Role.ADMIN):
-        snapshot["wallboard"] = (await c.contact_center.wallboard(actor)).model_dump()
+        snapshot["wallboard"] = (await c.contact_center.wallboard(actor, c.stats.live())).model_dump()
     with contextlib.suppress(DomainError):
         snapshot["agent"] = (await c.contact_center.my_status(actor)).model_dump()
     return snapshot

@@ -27,8 +27,12 @@ def _free_port() -> int:
 
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([*FRONTOFFICE, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FRONTOFFICE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -48,11 +52,18 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 async def test_kill_9_mid_stream_loses_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTOFFICE_")}
-    env |= {"FRONTOFFICE_DATA_DIR": str(tmp_path / "data"), "FRONTOFFICE_DATABASE_URL": db_url,
-            "FRONTOFFICE_LOG_LEVEL": "WARNING"}
+    env |= {
+        "FRONTOFFICE_DATA_DIR": str(tmp_path / "data"),
+        "FRONTOFFICE_DATABASE_URL": db_url,
+        "FRONTOFFICE_LOG_LEVEL": "WARNING",
+    }
     await asyncio.to_thread(_cli, env, "init")
-    admin = re.search(r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "admin"))
-    agent = re.search(r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "agent2"))
+    admin = re.search(
+        r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "admin")
+    )
+    agent = re.search(
+        r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "agent2")
+    )
     assert admin and agent
     admin_h = {"Authorization": f"Bearer {admin.group(1)}"}
     agent_h = {"Authorization": f"Bearer {agent.group(1)}"}
@@ -67,12 +78,16 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(db_url: str, tmp_p
 
             async def post(n: int) -> None:
                 key = f"k{n}"
-                body = {"entry_point": "website", "subject": f"contact {n}",
-                        "customer": {"email": f"c{n}@example.org"}}
+                body = {
+                    "entry_point": "website",
+                    "subject": f"contact {n}",
+                    "customer": {"email": f"c{n}@example.org"},
+                }
                 async with gate:
                     try:
-                        r = await client.post("/api/v1/interactions", json=body,
-                                              headers={**admin_h, "Idempotency-Key": key})
+                        r = await client.post(
+                            "/api/v1/interactions", json=body, headers={**admin_h, "Idempotency-Key": key}
+                        )
                     except httpx.TransportError:
                         return
                 if r.status_code in (200, 201):
@@ -98,9 +113,14 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(db_url: str, tmp_p
             ids: dict[str, int] = {}
             for n in range(CONTACTS):
                 key = f"k{n}"
-                body = {"entry_point": "website", "subject": f"contact {n}",
-                        "customer": {"email": f"c{n}@example.org"}}
-                r = await client.post("/api/v1/interactions", json=body, headers={**admin_h, "Idempotency-Key": key})
+                body = {
+                    "entry_point": "website",
+                    "subject": f"contact {n}",
+                    "customer": {"email": f"c{n}@example.org"},
+                }
+                r = await client.post(
+                    "/api/v1/interactions", json=body, headers={**admin_h, "Idempotency-Key": key}
+                )
                 assert r.status_code in (200, 201), r.text
                 ids[key] = r.json()["interaction"]["id"]
                 if key in acknowledged:

@@ -124,7 +124,8 @@ async def transfer_contact(request: Request, interaction_id: int, body: Transfer
 
 @router.get("/wallboard", response_model=Wallboard, tags=["supervisor"])
 async def wallboard(request: Request, actor: Supervisor) -> Wallboard:
-    return await container(request).contact_center.wallboard(actor)
+    c = container(request)
+    return await c.contact_center.wallboard(actor, c.stats.live())
 
 
 @router.post("/agents/{agent_id}/state", status_code=204, tags=["supervisor"])
@@ -162,7 +163,10 @@ async def list_queues(
 async def create_queue(
     request: Request, body: QueueIn, actor: Annotated[Actor, Depends(requires("routing.write"))]
 ) -> QueueOut:
-    return await container(request).contact_center.create_queue(actor, body)
+    c = container(request)
+    result = await c.contact_center.create_queue(actor, body)
+    c.calendars.changed()
+    return result
 
 
 @router.get("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
@@ -180,7 +184,10 @@ async def update_queue(
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> QueueOut:
     """Changes apply live: agents stay signed in, waiting contacts keep their order."""
-    return await container(request).contact_center.update_queue(actor, queue_id, body)
+    c = container(request)
+    result = await c.contact_center.update_queue(actor, queue_id, body)
+    c.calendars.changed()
+    return result
 
 
 @router.get("/agents", response_model=list[AgentProfileOut], tags=["routing"])

@@ -1,0 +1,176 @@
+"""Business-hours calendars: stored definitions, and the scheduler that opens and closes queues.
+
+The routing engine only knows "open" or "closed"; this scheduler evaluates each queue's calendar and
+tells the engine exactly when that changes (``next_change``), re-checking whenever configuration
+changes and at least every few minutes as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.domain.calendars import BusinessCalendar, CalendarError, is_open, next_change
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.routing import Output, RoutingEngine
+from frontoffice.store.tables import BusinessCalendar as CalendarRow
+from frontoffice.store.tables import Queue
+
+from .acd import AcdService
+from .context import Actor, Clock, audit, system_clock
+from .schemas import Input
+
+__all__ = ["CalendarIn", "CalendarOut", "CalendarService"]
+
+log = logging.getLogger("frontoffice.calendars")
+# Even with exact next-change times, look again this often (clock jumps, tz database updates).
+RECHECK_S = 300.0
+
+
+class CalendarIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    time_zone: str = Field(default="Europe/Moscow", max_length=64)
+    weekly: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='{"mon": ["09:00-13:00", "14:00-18:00"], ...}; missing days are closed',
+    )
+    holidays: list[date] = Field(default_factory=list, max_length=1000)
+    special_days: dict[date, list[str]] = Field(default_factory=dict, description="a date's own hours")
+
+
+class CalendarOut(CalendarIn):
+    id: int
+    open_now: bool
+    next_change: datetime | None
+
+
+def build(definition: dict[str, Any]) -> BusinessCalendar:
+    try:
+        return BusinessCalendar.from_definition(
+            definition["time_zone"],
+            definition.get("weekly", {}),
+            holidays=definition.get("holidays", []),
+            special_days=definition.get("special_days", {}),
+        )
+    except (CalendarError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput("Invalid calendar", error_id="invalid-calendar", reason=str(exc)) from None
+
+
+class CalendarService:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], acd: AcdService, *, clock: Clock = system_clock
+    ) -> None:
+        self.sessions = sessions
+        self.acd = acd
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def save(self, actor: Actor, data: CalendarIn, calendar_id: int | None = None) -> CalendarOut:
+        actor.require("routing.write")
+        definition = data.model_dump(mode="json", exclude={"name"})
+        calendar = build(definition)
+        async with self.sessions.begin() as s:
+            if calendar_id is None:
+                row = CalendarRow(name=data.name, definition=definition, created_at=self.clock())
+                s.add(row)
+            else:
+                found = await s.get(CalendarRow, calendar_id)
+                if found is None:
+                    raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=calendar_id)
+                row = found
+                row.name, row.definition = data.name, definition
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict("A calendar with this name exists", error_id="calendar-name-taken") from None
+            audit(s, actor, "calendar.save", "calendar", row.id)
+            out = self._out(row, calendar)
+        self.changed()
+        return out
+
+    def _out(self, row: CalendarRow, calendar: BusinessCalendar) -> CalendarOut:
+        now = self.clock()
+        return CalendarOut(
+            id=row.id,
+            name=row.name,
+            open_now=is_open(calendar, now),
+            next_change=next_change(calendar, now),
+            **row.definition,
+        )
+
+    async def list(self, actor: Actor) -> list[CalendarOut]:
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            rows = list(await s.scalars(select(CalendarRow).order_by(CalendarRow.name)))
+        return [self._out(row, build(row.definition)) for row in rows]
+
+    # ------------------------------------------------------------------ scheduler
+    def changed(self) -> None:
+        """Configuration changed: re-evaluate now."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.apply()
+        self._task = asyncio.create_task(self._loop(), name="calendars")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def apply(self) -> datetime | None:
+        """Open or close every queue with a calendar as it says now; returns the next change."""
+        now = self.clock()
+        async with self.sessions() as s:
+            calendars = {row.id: build(row.definition) for row in await s.scalars(select(CalendarRow))}
+            queues = list(await s.scalars(select(Queue)))
+        soonest: datetime | None = None
+        for queue in queues:
+            calendar_id = queue.config.get("calendar_id")
+            calendar = calendars.get(calendar_id) if calendar_id is not None else None
+            want = True if calendar is None else is_open(calendar, now)
+            if calendar is not None:
+                change = next_change(calendar, now)
+                if change is not None and (soonest is None or change < soonest):
+                    soonest = change
+            qid = str(queue.id)
+            if (
+                qid in self.acd.engine.queue_ids()
+                and self.acd.engine.queue_status(qid, now.timestamp()).open != want
+            ):
+                await self.acd.execute(_set_open(qid, want))
+                log.info("queue %s", "opened" if want else "closed", extra={"queue_id": queue.id})
+        return soonest
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                soonest = await self.apply()
+            except Exception:
+                log.exception("calendar evaluation failed")
+                soonest = None
+            delay = RECHECK_S
+            if soonest is not None:
+                delay = min(delay, max(0.0, (soonest - self.clock()).total_seconds()) + 0.001)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+
+def _set_open(queue_id: str, open_: bool) -> Callable[[RoutingEngine, float], list[Output]]:
+    def command(engine: RoutingEngine, now: float) -> list[Output]:
+        return engine.set_queue_open(queue_id, open_, now)
+
+    return command

@@ -1,0 +1,237 @@
+"""Statistics from the event log: historical reports, and live wallboard figures kept up to date.
+
+Live figures come from a :class:`MetricsAccumulator` that is rebuilt from today's events on start and
+then fed every committed event (a SQLAlchemy ``after_flush`` hook collects them, ``after_commit`` hands
+them over), so they are correct across restarts: they come from the log, not from counters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from frontoffice.domain.exceptions import InvalidInput
+from frontoffice.domain.metrics import (
+    AgentStateRecord,
+    GroupBy,
+    InteractionEventRecord,
+    LiveQueueFigures,
+    MetricsAccumulator,
+    MetricsError,
+    Report,
+    SLVariant,
+    compute_report,
+)
+from frontoffice.store.database import sync_session_class
+from frontoffice.store.tables import AgentEvent, InteractionEvent
+
+from .context import Actor, Clock, system_clock
+
+__all__ = ["StatsService"]
+
+log = logging.getLogger("frontoffice.stats")
+
+# A report reads this much log before its start, so contacts that began earlier are understood.
+LOOKBEHIND = timedelta(hours=12)
+# Longest range one report may cover; beyond it, ask for several.
+MAX_REPORT_DAYS = 92
+_PENDING = "frontoffice.pending_events"
+
+
+def _record(e: InteractionEvent) -> InteractionEventRecord:
+    return InteractionEventRecord(
+        interaction_id=e.interaction_id,
+        at=e.at,
+        type=e.type,
+        queue_id=e.queue_id,
+        agent_id=e.agent_id,
+        project_id=e.project_id,
+        channel=e.channel,
+        data=dict(e.data or {}),
+    )
+
+
+def _agent_record(e: AgentEvent) -> AgentStateRecord:
+    return AgentStateRecord(agent_id=e.agent_id, at=e.at, state=e.state, reason=e.reason)
+
+
+class StatsService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = system_clock,
+        time_zone: str = "UTC",
+        sl_threshold_s: float = 20.0,
+        short_abandon_s: float = 5.0,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.zone = ZoneInfo(time_zone)
+        self.sl_threshold_s = sl_threshold_s
+        self.short_abandon_s = short_abandon_s
+        self._live: MetricsAccumulator | None = None
+        self._day_start: datetime | None = None
+        self._listeners: list[Callable[[set[int]], None]] = []
+        session_class = sync_session_class(sessions)
+        event.listen(session_class, "after_flush", self._collect)
+        event.listen(session_class, "after_commit", self._committed)
+        event.listen(session_class, "after_rollback", self._rolled_back)
+
+    # ------------------------------------------------------------------ live
+    def day_start(self, now: datetime) -> datetime:
+        local = now.astimezone(self.zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    async def start(self) -> None:
+        """Rebuild today's live figures from the log."""
+        now = self.clock()
+        start = self.day_start(now)
+        live = MetricsAccumulator(
+            start=start,
+            interval_s=None,
+            group_by="queue",
+            sl_threshold_s=self.sl_threshold_s,
+            short_abandon_s=self.short_abandon_s,
+        )
+        async with self.sessions() as s:
+            events = await s.scalars(
+                select(InteractionEvent)
+                .where(InteractionEvent.at >= start - LOOKBEHIND)
+                .order_by(InteractionEvent.at, InteractionEvent.id)
+            )
+            live.add_many(_record(e) for e in events)
+        self._live = live
+        self._day_start = start
+
+    def on_change(self, listener: Callable[[set[int]], None]) -> None:
+        """Called after each commit with the ids of queues whose figures changed."""
+        self._listeners.append(listener)
+
+    def _collect(self, session: Session, _context: Any) -> None:
+        pending = session.info.setdefault(_PENDING, [])
+        pending.extend(obj for obj in session.new if isinstance(obj, InteractionEvent))
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(_PENDING, None)
+
+    def _committed(self, session: Session) -> None:
+        pending: list[InteractionEvent] = session.info.pop(_PENDING, [])
+        if not pending or self._live is None:
+            return
+        now = self.clock()
+        if self._day_start is not None and self.day_start(now) != self._day_start:
+            # A new day: start a fresh accumulator; yesterday's contacts still open are re-read lazily.
+            self._live = MetricsAccumulator(
+                start=self.day_start(now),
+                interval_s=None,
+                group_by="queue",
+                sl_threshold_s=self.sl_threshold_s,
+                short_abandon_s=self.short_abandon_s,
+            )
+            self._day_start = self.day_start(now)
+        queues: set[int] = set()
+        for e in sorted(pending, key=lambda e: (e.at, e.id or 0)):
+            try:
+                self._live.add(_record(e))
+            except MetricsError:
+                log.exception("live statistics rejected an event", extra={"event_type": e.type})
+            if e.queue_id is not None:
+                queues.add(e.queue_id)
+        for listener in self._listeners:
+            listener(queues)
+
+    def live(self) -> dict[int, LiveQueueFigures]:
+        if self._live is None:
+            return {}
+        return self._live.live_queue_figures(self.clock())
+
+    # ------------------------------------------------------------------ reports
+    async def report(
+        self,
+        actor: Actor,
+        *,
+        start: datetime,
+        end: datetime,
+        group_by: GroupBy = "queue",
+        interval_s: int | None = 900,
+        sl_threshold_s: float | None = None,
+        short_abandon_s: float | None = None,
+        sl_variant: SLVariant = "default",
+        project_id: int | None = None,
+    ) -> Report:
+        actor.require("stats.read")
+        if end <= start:
+            raise InvalidInput("The end of the range must be after its start", error_id="invalid-range")
+        if end - start > timedelta(days=MAX_REPORT_DAYS):
+            raise InvalidInput("The range is too long for one report", error_id="range-too-long")
+        async with self.sessions() as s:
+            stmt = select(InteractionEvent).where(
+                InteractionEvent.at >= start - LOOKBEHIND, InteractionEvent.at < end
+            )
+            if project_id is not None:
+                stmt = stmt.where(InteractionEvent.project_id == project_id)
+            events = [
+                _record(e) for e in await s.scalars(stmt.order_by(InteractionEvent.at, InteractionEvent.id))
+            ]
+            agents = [
+                _agent_record(e)
+                for e in await s.scalars(
+                    select(AgentEvent)
+                    .where(AgentEvent.at >= start - LOOKBEHIND, AgentEvent.at < end)
+                    .order_by(AgentEvent.at, AgentEvent.id)
+                )
+            ]
+        try:
+            return compute_report(
+                events,
+                agents,
+                start=start,
+                end=end,
+                interval_s=interval_s,
+                group_by=group_by,
+                sl_threshold_s=self.sl_threshold_s if sl_threshold_s is None else sl_threshold_s,
+                short_abandon_s=self.short_abandon_s if short_abandon_s is None else short_abandon_s,
+                sl_variant=sl_variant,
+                now=self.clock(),
+            )
+        except MetricsError as exc:
+            raise InvalidInput(
+                "Invalid report parameters", error_id="invalid-report", reason=str(exc)
+            ) from None
+
+
+def report_rows(report: Report) -> list[dict[str, Any]]:
+    """Flat rows (key, interval, every figure) for JSON and CSV."""
+    rows = []
+    for row in report.rows:
+        rows.append(
+            {
+                "key": row.key,
+                "interval_start": row.interval_start.isoformat(),
+                "interval_end": row.interval_end.isoformat(),
+            }
+            | asdict(row.figures)
+        )
+    return rows
+
+
+def report_csv(rows: Iterable[dict[str, Any]]) -> str:
+    rows = list(rows)
+    if not rows:
+        return "key,interval_start,interval_end\n"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
