@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -54,6 +55,38 @@ class Container:
         await self.engine.dispose()
 
 
+class FiguresPublisher:
+    """Pushes today's figures of changed queues at most once per ``interval_s`` (a burst of
+    contacts becomes one wallboard update, not one per event)."""
+
+    def __init__(self, stats: StatsService, bus: InProcessBus, interval_s: float = 0.5) -> None:
+        self.stats = stats
+        self.bus = bus
+        self.interval_s = interval_s
+        self._dirty: set[int] = set()
+        self._scheduled = False
+
+    def changed(self, queue_ids: set[int]) -> None:
+        self._dirty |= queue_ids
+        if self._scheduled or not self._dirty:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._dirty.clear()
+            return
+        self._scheduled = True
+        loop.call_later(self.interval_s, self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        live = self.stats.live()
+        figures = [asdict(live[q]) for q in sorted(self._dirty) if q in live]
+        self._dirty.clear()
+        if figures:
+            self.bus.publish(BusMessage(type="queue_figures", data={"queues": figures}, audience=("all",)))
+
+
 def build_container(settings: Settings, *, clock: Clock = system_clock) -> Container:
     settings.ensure_secret_key()
     engine = create_engine(settings.database_url)
@@ -71,17 +104,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         short_abandon_s=settings.short_abandon_s,
     )
 
-    def push_figures(queue_ids: set[int]) -> None:
-        live = stats.live()
-        figures = [live[q] for q in sorted(queue_ids) if q in live]
-        if figures:
-            bus.publish(
-                BusMessage(
-                    type="queue_figures", data={"queues": [asdict(f) for f in figures]}, audience=("all",)
-                )
-            )
-
-    stats.on_change(push_figures)
+    stats.on_change(FiguresPublisher(stats, bus).changed)
     return Container(
         settings=settings,
         engine=engine,

@@ -8,6 +8,7 @@ and, when full, the subscriber is marked ``overflowed`` and should resynchronise
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ class BusMessage:
 
 @dataclass(eq=False)
 class Subscription:
+    """A listener's inbox. ``accepts`` filters at publication, so a listener is only woken for
+    messages it will use (an agent's socket does not wake for every other agent's offers)."""
+
+    accepts: Callable[[BusMessage], bool] | None = None
     queue: asyncio.Queue[BusMessage] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE_SIZE))
     overflowed: bool = False
 
@@ -39,8 +44,8 @@ class InProcessBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
 
-    def subscribe(self) -> Subscription:
-        sub = Subscription()
+    def subscribe(self, accepts: Callable[[BusMessage], bool] | None = None) -> Subscription:
+        sub = Subscription(accepts)
         self._subscribers.add(sub)
         return sub
 
@@ -49,6 +54,8 @@ class InProcessBus:
 
     def publish(self, message: BusMessage) -> None:
         for sub in self._subscribers:
+            if sub.accepts is not None and not sub.accepts(message):
+                continue
             try:
                 sub.queue.put_nowait(message)
             except asyncio.QueueFull:

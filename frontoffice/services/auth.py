@@ -7,6 +7,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -34,6 +35,7 @@ __all__ = ["AuthService", "LoginThrottle", "SignIn", "generate_password"]
 TOKEN_PREFIX = "fo_"
 # 32 random bytes: guessing is hopeless, so a fast SHA-256 is the right hash (argon2 is for passwords).
 TOKEN_BYTES = 32
+TOKEN_CACHE_S = 30.0
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing of "no such user" and
 # "wrong password" the same, so a sign-in attempt cannot probe which usernames exist.
@@ -110,6 +112,10 @@ class AuthService:
         self.throttle = throttle
         self.session_max_age = timedelta(seconds=session_max_age_s)
         self.clock = clock
+        # token hash -> (actor without ip, token id, monotonic expiry). Integrations call many times a
+        # second; a revocation or user change on this node clears the cache at once, on other nodes
+        # it takes effect within TOKEN_CACHE_S.
+        self._token_cache: dict[str, tuple[Actor, int, float]] = {}
 
     # ------------------------------------------------------------------ users
     async def create_user(self, actor: Actor, data: UserIn) -> UserOut:
@@ -152,6 +158,7 @@ class AuthService:
                     update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock())
                 )
             audit(s, actor, "user.update", "user", user_id, fields=sorted(changes))
+            self.forget_tokens()
             return UserOut.model_validate(user)
 
     async def list_users(self, actor: Actor) -> list[UserOut]:
@@ -190,6 +197,7 @@ class AuthService:
                 update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock())
             )
             audit(s, actor, "user.password", "user", user.id)
+            self.forget_tokens()
 
     async def count_users(self) -> int:
         async with self.sessions() as s:
@@ -291,11 +299,16 @@ class AuthService:
             if token.user_id != actor.user_id:
                 actor.require("tokens.write")
             token.revoked_at = token.revoked_at or self.clock()
+            self.forget_tokens()
             audit(s, actor, "token.revoke", "api_token", token_id)
 
     async def token_actor(self, secret: str, *, ip: str | None) -> Actor:
         if not secret.startswith(TOKEN_PREFIX):
             raise Unauthenticated("Invalid API token", error_id="invalid-token")
+        digest = _token_hash(secret)
+        cached = self._token_cache.get(digest)
+        if cached is not None and cached[2] > time.monotonic():
+            return replace(cached[0], ip=ip)
         async with self.sessions.begin() as s:
             row = (
                 await s.execute(
@@ -311,7 +324,7 @@ class AuthService:
             # Write last-use at most once a minute so busy integrations do not write on every call.
             if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
                 token.last_used_at = now
-        return Actor(
+        actor = Actor(
             user_id=user.id,
             role=Role(user.role),
             username=user.username,
@@ -319,6 +332,14 @@ class AuthService:
             language=user.language,
             via_token=True,
         )
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (actor, token.id, time.monotonic() + TOKEN_CACHE_S)
+        return actor
+
+    def forget_tokens(self) -> None:
+        """Drop cached token look-ups (after a revocation or a change to a user)."""
+        self._token_cache.clear()
 
     # ------------------------------------------------------------------ audit log
     async def audit_log(

@@ -142,7 +142,7 @@ class ContactCenter:
                     )
                 )
                 await s.flush()
-            preferred = await self._preferred_agent(s, customer_id)
+            preferred = await self._preferred_agent(s, customer_id) if customer_ctx["known"] else None
             state["contact"] = r.Contact(
                 contact_id=str(interaction.id),
                 channel=data.channel.value,
@@ -156,7 +156,6 @@ class ContactCenter:
 
         async def after(s: AsyncSession, outputs: list[r.Output], interaction: Interaction) -> InteractionOut:
             await s.flush()
-            await s.refresh(interaction)
             return InteractionOut.model_validate(interaction)
 
         try:
@@ -239,7 +238,16 @@ class ContactCenter:
                     identities=[IdentityIn(kind=k, value=v) for k, v in identities],
                 ),
             )
-            customer_id = created.id
+            return created.id, {
+                "id": created.id,
+                "known": False,
+                "tags": [],
+                "vip": False,
+                "custom": {},
+                "company": None,
+                "language": fields.language,
+                "owner_id": None,
+            }
         if customer_id is None:
             return None, {"known": False, "tags": [], "vip": False, "custom": {}}
         customer = await s.get(Customer, customer_id)
@@ -351,13 +359,13 @@ class ContactCenter:
         """
         actor.require("interactions.write")
         agent = self._agent_id(actor)
-        async with self.sessions() as s:
+
+        async def check(s: AsyncSession, now: float) -> None:
             row = await s.get(Interaction, interaction_id)
             if row is None:
                 raise NotFound("No such interaction", error_id="no-such-interaction")
             if row.agent_id != actor.user_id:
                 raise Conflict("This contact is not yours", error_id="not-your-contact")
-            queue = await s.get(Queue, row.queue_id) if row.queue_id else None
             if data.disposition is not None:
                 known = await s.get(Disposition, data.disposition)
                 if known is None or not known.active:
@@ -366,14 +374,26 @@ class ContactCenter:
                         error_id="unknown-disposition",
                         disposition=data.disposition,
                     )
-            elif queue is not None and queue.config.get("disposition_required"):
-                raise InvalidInput("This queue requires a disposition code", error_id="disposition-required")
-        if self._tracked_connected(interaction_id):
-            await self.acd.execute(lambda e, now: e.contact_finished(str(interaction_id), now))
+            elif row.queue_id is not None:
+                queue = await s.get(Queue, row.queue_id)
+                if queue is not None and queue.config.get("disposition_required"):
+                    raise InvalidInput(
+                        "This queue requires a disposition code", error_id="disposition-required"
+                    )
+
+        def finish(e: r.RoutingEngine, now: float) -> list[r.Output]:
+            # One engine step: end the conversation if it is still on, then end the wrap-up early.
+            out: list[r.Output] = []
+            if self._tracked_connected(interaction_id):
+                out += e.contact_finished(str(interaction_id), now)
+            if e.agent_status(agent).state == "wrap_up":
+                out += e.end_wrap_up(agent, now)
+            return out
 
         async def record(s: AsyncSession, outputs: list[r.Output], _: Any) -> InteractionOut:
             i = await s.get(Interaction, interaction_id)
             assert i is not None
+            now = self.clock()
             i.disposition = data.disposition
             if data.notes:
                 i.attributes = {**i.attributes, "wrap_up_notes": data.notes}
@@ -383,21 +403,16 @@ class ContactCenter:
                             customer_id=i.customer_id,
                             author_id=actor.user_id,
                             body=data.notes,
-                            created_at=self.clock(),
+                            created_at=now,
                         )
                     )
             if data.callback_at is not None:
                 i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
-            log_event(s, i, InteractionEventType.NOTE, self.clock(), disposition=data.disposition)
+            log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
             await s.flush()
             return InteractionOut.model_validate(i)
 
-        def finish(e: r.RoutingEngine, now: float) -> list[r.Output]:
-            if e.agent_status(agent).state == "wrap_up":
-                return e.end_wrap_up(agent, now)
-            return []
-
-        _, result = await self.acd.execute(finish, after=record)
+        _, result = await self.acd.execute(finish, check, record)
         assert result is not None
         return result
 

@@ -170,8 +170,7 @@ class CrmService:
         identity = Identity(customer_id=customer_id, kind=kind, value=value, label=label, created_at=now)
         s.add(identity)
         try:
-            async with s.begin_nested():
-                await s.flush()
+            await s.flush()
         except IntegrityError:
             # A concurrent contact attached the same identity between our check and our insert.
             raise Conflict(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from itsdangerous import BadSignature
 
 from frontoffice.bootstrap import Container
-from frontoffice.bus import BusMessage
+from frontoffice.bus import BusMessage, Subscription
 from frontoffice.domain.exceptions import DomainError, Unauthenticated
 from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
@@ -82,26 +82,34 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_UNAUTHENTICATED)
         return
     await ws.accept()
-    sub = c.bus.subscribe()
+    sub = c.bus.subscribe(lambda message: visible(message, actor))
     try:
         await ws.send_text(json.dumps({"type": "hello", "data": await _snapshot(c, actor)}))
+        sender = asyncio.create_task(_forward(ws, sub))
         receiver = asyncio.create_task(_drain_client(ws))
-        while not receiver.done():
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            if sub.overflowed:
-                await ws.close(code=CLOSE_TOO_SLOW)
-                break
-            message = getter.result()
-            if visible(message, actor):
-                await ws.send_text(json.dumps({"type": message.type, "data": message.data}, default=str))
+        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         c.bus.unsubscribe(sub)
+
+
+async def _forward(ws: WebSocket, sub: Subscription) -> None:
+    """Send the subscriber's messages in order; a subscriber that fell behind is told to reconnect."""
+    try:
+        while True:
+            message = await sub.queue.get()
+            if sub.overflowed:
+                await ws.close(code=CLOSE_TOO_SLOW)
+                return
+            await ws.send_text(json.dumps({"type": message.type, "data": message.data}, default=str))
+    except (WebSocketDisconnect, RuntimeError):
+        return
 
 
 async def _drain_client(ws: WebSocket) -> None:
