@@ -87,7 +87,7 @@ async def stream(ws: WebSocket) -> None:
         await ws.send_text(json.dumps({"type": "hello", "data": await _snapshot(c, actor)}))
         sender = asyncio.create_task(_forward(ws, sub))
         receiver = asyncio.create_task(_drain_client(ws))
-        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         for task in pending:
