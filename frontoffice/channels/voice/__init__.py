@@ -1,0 +1,1 @@
+"""Voice channel: SIP signalling, media and the back-to-back user agent."""
