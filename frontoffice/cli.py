@@ -64,6 +64,15 @@ def main() -> None:
     """Frontoffice: omnichannel contact center with a built-in CRM."""
 
 
+def _mount_planning() -> None:
+    from frontoffice.wfm.cli import plan
+
+    main.add_command(plan)
+
+
+_mount_planning()
+
+
 @main.group()
 def config() -> None:
     """Configuration."""

@@ -1,0 +1,561 @@
+"""``plan``: staffing, lines, day plans, forecasts and costs from the command line.
+
+A click group; the project's main command mounts it as ``frontoffice plan``. This is the only
+module of the package that reads files or prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from frontoffice.wfm.cost import CostInputs, break_even, own_cost
+from frontoffice.wfm.dayplan import plan_day
+from frontoffice.wfm.erlang_a import erlang_a_metrics
+from frontoffice.wfm.erlang_b import (
+    erlang_b,
+    extended_erlang_b,
+    extended_lines_for_blocking,
+    lines_for_blocking,
+)
+from frontoffice.wfm.erlang_c import erlang_c_metrics
+from frontoffice.wfm.forecast import METHODS, backtest, forecast_calls
+from frontoffice.wfm.staffing import Staffing, StaffingTarget, erlang_c_staffing, required_agents
+from frontoffice.wfm.trunks import size_trunks
+
+__all__ = ["parse_rate", "parse_service_level", "parse_share", "plan"]
+
+_UNIT_SECONDS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+_LIMIT_LABELS = {
+    "service_level": "SL",
+    "asa": "ASA",
+    "abandon_rate": "abandon",
+    "max_occupancy": "occupancy cap",
+    "stability": "N > A",
+}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(\d+(?:\.\d*)?)?\s*([a-z]+?)s?\s*$")
+
+
+def parse_rate(text: str) -> float:
+    """Calls per second from ``N/min``, ``N/h``, ``N/30min``, ``N/s``, ``N/day``."""
+    match = _RATE.match(text.strip().lower())
+    if not match or match.group(3) not in _UNIT_SECONDS:
+        raise ValueError(f"cannot read a call rate from {text!r}: use e.g. 100/min, 6000/h or 100/30min")
+    count = float(match.group(1))
+    span = float(match.group(2) or 1.0) * _UNIT_SECONDS[match.group(3)]
+    if span <= 0.0:
+        raise ValueError(f"the period in {text!r} must be > 0")
+    return count / span
+
+
+def parse_share(text: str) -> float:
+    """A share from ``30%``, ``0.3`` or ``30`` (a bare number above 1 is a percentage)."""
+    raw = text.strip()
+    value = float(raw.rstrip("%").strip())
+    if raw.endswith("%") or value > 1.0:
+        value /= 100.0
+    return value
+
+
+def parse_service_level(text: str) -> tuple[float, float]:
+    """``80/20`` (80 % answered within 20 s) as ``(0.8, 20.0)``; ``80%/20s`` is accepted too."""
+    parts = text.replace(" ", "").split("/")
+    if len(parts) != 2:
+        raise ValueError(f"cannot read a service level from {text!r}: use e.g. 80/20")
+    return parse_share(parts[0]), float(parts[1].rstrip("s"))
+
+
+def _converted(parser: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parser(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def _console() -> Console:
+    # Wide enough for the day plan's ten columns even when the output is not a terminal.
+    return Console(highlight=False, soft_wrap=False, width=max(120, Console().width))
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _secs(x: float) -> str:
+    return "∞" if math.isinf(x) else f"{x:.1f}"
+
+
+def _traffic(calls_per_s: float | None, traffic: float | None, aht_s: float) -> float:
+    if traffic is not None:
+        return traffic
+    if calls_per_s is None:
+        raise click.UsageError("give --calls (e.g. 100/min) or --traffic (erlangs)")
+    return calls_per_s * aht_s
+
+
+def _target(
+    sl: tuple[float, float] | None,
+    asa: float | None,
+    abandon: float | None,
+    max_occupancy: float | None,
+    shrinkage: float,
+) -> StaffingTarget:
+    level, answer = sl if sl is not None else (None, 20.0)
+    if level is None and asa is None and abandon is None:
+        level = 0.8  # the customary 80/20 when no service target is given; a cap alone is not one
+    try:
+        return StaffingTarget(level, answer, asa, abandon, max_occupancy, shrinkage)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _staffing_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s."),
+        click.option(
+            "--sl", callback=_converted(parse_service_level), help="Service level target X/T: X% within T s."
+        ),
+        click.option("--asa", type=float, help="Average speed of answer target, s."),
+        click.option(
+            "--abandon", callback=_converted(parse_share), help="Maximum abandonment (needs --patience)."
+        ),
+        click.option("--patience", type=float, help="Mean caller patience, s: uses Erlang A."),
+        click.option("--max-occupancy", callback=_converted(parse_share), help="Occupancy cap, e.g. 85%."),
+        click.option(
+            "--shrinkage", callback=_converted(parse_share), default="0", help="Share of paid time off."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(name="plan")
+def plan() -> None:
+    """Workforce planning: Erlang B/C/A staffing, lines, day plans, forecasts, costs."""
+
+
+@plan.command()
+@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
+@_staffing_options
+def staff(
+    calls: float | None,
+    traffic: float | None,
+    aht: float,
+    sl: tuple[float, float] | None,
+    asa: float | None,
+    abandon: float | None,
+    patience: float | None,
+    max_occupancy: float | None,
+    shrinkage: float,
+) -> None:
+    """Minimum agents for a service target (Erlang C, or Erlang A with --patience)."""
+    a = _traffic(calls, traffic, aht)
+    target = _target(sl, asa, abandon, max_occupancy, shrinkage)
+    results: list[Staffing] = []
+    try:
+        results.append(required_agents(a, aht, target, patience))
+        if patience is not None and target.abandon_rate is None:
+            results.append(erlang_c_staffing(a, aht, target))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = _console()
+    console.print(f"Offered traffic {a:.2f} Erl ({a / aht * 3600:.0f} calls/h, AHT {aht:g} s)")
+    table = Table(title="Minimum staffing")
+    for column in (
+        "model",
+        "agents",
+        "scheduled",
+        "SL",
+        "ASA s",
+        "abandon",
+        "occupancy",
+        "P(wait)",
+        "set by",
+    ):
+        table.add_column(column, justify="right" if column not in ("model", "set by") else "left")
+    for r in results:
+        name = "Erlang A" if r.model == "erlang_a" else "Erlang C"
+        table.add_row(
+            name,
+            str(r.agents),
+            str(r.scheduled),
+            f"{_pct(r.service_level)}/{r.answer_time_s:g}s",
+            _secs(r.asa_s),
+            _pct(r.p_abandon),
+            _pct(r.occupancy),
+            _pct(r.p_wait),
+            ", ".join(_LIMIT_LABELS.get(name, name) for name in r.limiting),
+        )
+    console.print(table)
+    best = results[0]
+    around = Table(title=f"Around the answer ({'Erlang A' if best.model == 'erlang_a' else 'Erlang C'})")
+    for column in ("agents", "SL", "ASA s", "abandon", "occupancy", "meets"):
+        around.add_column(column, justify="right")
+    for n in range(max(1, best.agents - 2), best.agents + 3):
+        if patience is not None:
+            m = erlang_a_metrics(a, n, aht, patience, target.answer_time_s)
+            row = (m.service_level, m.asa_s, m.p_abandon, m.occupancy)
+        else:
+            c = erlang_c_metrics(a, n, aht, target.answer_time_s)
+            row = (c.service_level, c.asa_s, 0.0, c.occupancy)
+        around.add_row(
+            str(n),
+            _pct(row[0]),
+            _secs(row[1]),
+            _pct(row[2]),
+            _pct(row[3]),
+            "yes" if n >= best.agents else "no",
+        )
+    console.print(around)
+    if target.shrinkage:
+        console.print(
+            f"Shrinkage {_pct(target.shrinkage)}: schedule {best.scheduled} for {best.agents} on the phones."
+        )
+
+
+@plan.command()
+@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
+@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option("--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Target.")
+@click.option("--agents", type=int, help="Agents answering: sizes lines for IVR + queue + talk.")
+@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
+@click.option("--queue-time", type=float, help="Mean queue wait, s (default: from Erlang C/A).")
+@click.option("--patience", type=float, help="Mean caller patience, s: waits from Erlang A.")
+@click.option("--retry", callback=_converted(parse_share), help="Share of blocked callers who retry.")
+def lines(
+    calls: float | None,
+    traffic: float | None,
+    aht: float,
+    blocking: float,
+    agents: int | None,
+    ivr: float,
+    wrap: float,
+    queue_time: float | None,
+    patience: float | None,
+    retry: float | None,
+) -> None:
+    """Lines for a blocking target: Erlang B, with retrials, or trunk sizing behind agents."""
+    a = _traffic(calls, traffic, aht)
+    console = _console()
+    try:
+        if agents is None:
+            table = Table(title=f"Lines for {a:.2f} Erl at {_pct(blocking)} blocking")
+            for column in ("model", "lines", "blocking"):
+                table.add_column(column, justify="right" if column != "model" else "left")
+            n = lines_for_blocking(a, blocking)
+            table.add_row("Erlang B", str(n), _pct(erlang_b(a, n) if a > 0.0 else 0.0))
+            if retry is not None:
+                m = extended_lines_for_blocking(a, blocking, retry)
+                table.add_row(
+                    f"extended Erlang B, {_pct(retry)} retry", str(m), _pct(extended_erlang_b(a, m, retry))
+                )
+            console.print(table)
+            return
+        t = size_trunks(a, aht, agents, blocking, ivr, wrap, queue_time, patience)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Table(title=f"Trunk for {a:.2f} Erl offered to {agents} agents, {_pct(blocking)} blocking")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("mean queue wait, s", f"{t.queue_wait_s:.1f}")
+    table.add_row("line holding time, s", f"{t.line_hold_s:.1f}")
+    table.add_row("line traffic, Erl", f"{t.line_traffic:.2f}")
+    table.add_row("lines (Erlang B on line traffic)", str(t.lines))
+    table.add_row("blocking with them", _pct(t.blocking))
+    table.add_row("lines per agent", f"{t.lines_per_agent:.2f}")
+    positions = "no K reaches the target" if t.mmnk_positions is None else str(t.mmnk_positions)
+    table.add_row("M/M/N/K agent + queue positions", positions)
+    table.add_row("IVR ports (Erlang B)", str(t.ivr_ports))
+    table.add_row("M/M/N/K lines (positions + IVR)", "—" if t.mmnk_lines is None else str(t.mmnk_lines))
+    console.print(table)
+
+
+def _read_forecast_csv(path: Path) -> list[tuple[datetime, float]]:
+    rows: list[tuple[datetime, float]] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, record in enumerate(csv.reader(handle), start=1):
+            if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
+                continue
+            if len(record) < 2:
+                raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
+            try:
+                rows.append((datetime.fromisoformat(record[0].strip()), float(record[1])))
+            except ValueError:
+                if number == 1 and not rows:
+                    continue  # a header row
+                raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
+    if not rows:
+        raise click.ClickException(f"{path}: no intervals")
+    return rows
+
+
+@plan.command()
+@click.argument("forecast", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_staffing_options
+@click.option("--interval", type=int, help="Interval length, minutes (default: from the timestamps).")
+@click.option(
+    "--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Lines target."
+)
+@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
+def day(
+    forecast: Path,
+    aht: float,
+    sl: tuple[float, float] | None,
+    asa: float | None,
+    abandon: float | None,
+    patience: float | None,
+    max_occupancy: float | None,
+    shrinkage: float,
+    interval: int | None,
+    blocking: float,
+    ivr: float,
+    wrap: float,
+) -> None:
+    """Agents and lines per interval from FORECAST, a CSV of 'interval start, calls'."""
+    rows = _read_forecast_csv(forecast)
+    target = _target(sl, asa, abandon, max_occupancy, shrinkage)
+    try:
+        result = plan_day(
+            rows,
+            aht,
+            target,
+            interval_s=None if interval is None else interval * 60,
+            patience_s=patience,
+            blocking=blocking,
+            ivr_s=ivr,
+            wrap_s=wrap,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = _console()
+    table = Table(title=f"Day plan, {result.interval_s // 60}-minute intervals")
+    columns = (
+        "interval",
+        "calls",
+        "Erl",
+        "agents",
+        "scheduled",
+        "SL",
+        "ASA s",
+        "abandon",
+        "occupancy",
+        "lines",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "interval" else "right", no_wrap=True)
+    for r in result.intervals:
+        table.add_row(
+            r.start.strftime("%Y-%m-%d %H:%M"),
+            f"{r.calls:g}",
+            f"{r.traffic:.1f}",
+            str(r.agents),
+            str(r.scheduled),
+            _pct(r.service_level),
+            _secs(r.asa_s),
+            _pct(r.p_abandon),
+            _pct(r.occupancy),
+            str(r.lines),
+        )
+    console.print(table)
+    totals = Table(title="Totals")
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    totals.add_row("calls", f"{result.total_calls:g}")
+    totals.add_row("agent-hours on the phones", f"{result.agent_hours:.1f}")
+    totals.add_row("scheduled agent-hours", f"{result.scheduled_hours:.1f}")
+    totals.add_row("peak agents / scheduled", f"{result.peak_agents} / {result.peak_scheduled}")
+    totals.add_row("lines for the day (largest interval)", str(result.lines))
+    totals.add_row("service level (call-weighted)", _pct(result.service_level))
+    totals.add_row("ASA (call-weighted), s", _secs(result.asa_s))
+    totals.add_row("abandonment (call-weighted)", _pct(result.p_abandon))
+    console.print(totals)
+
+
+def _parse_dates(text: str | None) -> frozenset[date]:
+    if not text:
+        return frozenset()
+    try:
+        return frozenset(date.fromisoformat(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@plan.command(name="forecast")
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--start", "start_text", help="First day to forecast, YYYY-MM-DD (default: the day after the history)."
+)
+@click.option("--days", type=int, default=7, show_default=True, help="Days to forecast.")
+@click.option("--method", type=click.Choice(METHODS), default="seasonal_average", show_default=True)
+@click.option("--weeks", type=int, default=4, show_default=True, help="Recent weeks in a weekday profile.")
+@click.option("--holidays", help="Holiday dates, comma-separated YYYY-MM-DD.")
+@click.option(
+    "--backtest-weeks", type=int, default=2, show_default=True, help="Held-out weeks to score (0: none)."
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the forecast CSV here."
+)
+def forecast_command(
+    history: Path,
+    start_text: str | None,
+    days: int,
+    method: str,
+    weeks: int,
+    holidays: str | None,
+    backtest_weeks: int,
+    output: Path | None,
+) -> None:
+    """Forecast calls per interval from HISTORY ('interval start, calls' CSV); output feeds 'plan day'."""
+    rows = _read_forecast_csv(history)
+    holiday_set = _parse_dates(holidays)
+    try:
+        start = (
+            date.fromisoformat(start_text)
+            if start_text
+            else max(t for t, _ in rows).date() + timedelta(days=1)
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from None
+    console = _console()
+    try:
+        if backtest_weeks > 0:
+            bt = backtest(
+                rows, holidays=holiday_set, holdout_weeks=backtest_weeks, method=method, weeks=weeks
+            )
+            table = Table(title=f"Backtest, {method}")
+            for column in ("week from", "MAPE", "WAPE"):
+                table.add_column(column, justify="right")
+            for w in bt.weeks:
+                table.add_row(w.week_start.isoformat(), _pct(w.mape), _pct(w.wape))
+            table.add_row("all", _pct(bt.mape), _pct(bt.wape))
+            console.print(table)
+        fc = forecast_calls(rows, start, days, holidays=holiday_set, method=method, weeks=weeks)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    by_day: dict[date, float] = {}
+    for item in fc.intervals:
+        by_day[item.start.date()] = by_day.get(item.start.date(), 0.0) + item.calls
+    table = Table(title=f"Forecast from {start.isoformat()}, {fc.interval_s // 60}-minute intervals")
+    table.add_column("day")
+    table.add_column("calls", justify="right")
+    table.add_column("note")
+    for d, total in by_day.items():
+        note = (
+            "holiday, no holiday history"
+            if d in fc.unprofiled_holidays
+            else ("holiday" if d in holiday_set else "")
+        )
+        table.add_row(f"{d.isoformat()} {d.strftime('%a')}", f"{total:.0f}", note)
+    console.print(table)
+    if output is not None:
+        with output.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["interval_start", "calls"])
+            for item in fc.intervals:
+                writer.writerow([item.start.isoformat(timespec="minutes"), f"{item.calls:.2f}"])
+        console.print(f"Wrote {len(fc.intervals)} intervals to {output}")
+
+
+def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for field in reversed(dataclasses.fields(CostInputs)):
+        default = field.default
+        func = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=float,
+            default=default,
+            show_default=True,
+        )(func)
+    return func
+
+
+@plan.command()
+@click.option("--talk-minutes", type=float, help="Operator talk minutes per month to compare at.")
+@click.option("--calls", callback=_converted(parse_rate), help="Or a call rate (with --talk and --hours).")
+@click.option("--talk", type=float, default=150.0, show_default=True, help="Mean talk time per call, s.")
+@click.option("--hours", type=float, default=22 * 11, show_default=True, help="Open hours per month.")
+@_cost_options
+def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: float, **fields: float) -> None:
+    """Own center versus an outsourcer's price per talk minute; break-even volume and operators."""
+    try:
+        inputs = CostInputs(**fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if talk_minutes is None and calls is not None:
+        talk_minutes = calls * hours * 3600.0 * talk / 60.0
+    console = _console()
+    console.print(
+        f"One operator delivers {inputs.minutes_per_operator:,.0f} talk minutes a month and costs "
+        f"{inputs.operator_cost:,.2f} ({inputs.operator_cost / inputs.minutes_per_operator:.3f} "
+        "per talk minute before supervision, telephony and overhead)."
+    )
+    volumes: Sequence[float] = [talk_minutes] if talk_minutes is not None else []
+    be = break_even(inputs)
+    if be is None:
+        console.print(
+            f"At {inputs.outsourcer_price_per_minute:.3f} per talk minute the outsourcer is cheaper "
+            "at every volume."
+        )
+    else:
+        console.print(
+            f"Break-even: {be.talk_minutes:,.0f} talk minutes a month ({be.operators} operators, "
+            f"{be.supervisors} supervisors); from there on the own center is never dearer."
+        )
+        volumes = [*volumes, be.talk_minutes]
+    table = Table(title="Monthly cost")
+    for column in (
+        "talk minutes",
+        "operators",
+        "supervisors",
+        "own total",
+        "own per minute",
+        "outsourced",
+        "cheaper",
+    ):
+        table.add_column(column, justify="right")
+    for v in volumes:
+        c = own_cost(inputs, v)
+        cheaper = "own" if c.total < c.outsourced else ("equal" if c.total == c.outsourced else "outsourcer")
+        table.add_row(
+            f"{v:,.0f}",
+            str(c.operators),
+            str(c.supervisors),
+            f"{c.total:,.2f}",
+            f"{c.per_talk_minute:.3f}",
+            f"{c.outsourced:,.2f}",
+            cheaper,
+        )
+    if volumes:
+        console.print(table)

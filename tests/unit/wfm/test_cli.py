@@ -1,0 +1,127 @@
+"""The ``plan`` command group, driven through click's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from frontoffice.wfm.cli import parse_rate, parse_service_level, parse_share, plan
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(plan, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_rates_shares_and_service_levels_parse() -> None:
+    assert parse_rate("100/min") == pytest.approx(100 / 60)
+    assert parse_rate("6000/h") == pytest.approx(100 / 60)
+    assert parse_rate("100/30min") == pytest.approx(100 / 1800)
+    assert parse_rate("2.5/s") == 2.5
+    assert parse_rate("1200 / hour") == pytest.approx(1 / 3)
+    assert parse_share("30%") == pytest.approx(0.3)
+    assert parse_share("0.3") == pytest.approx(0.3)
+    assert parse_share("85") == pytest.approx(0.85)
+    assert parse_service_level("80/20") == (0.8, 20.0)
+    assert parse_service_level("90%/15s") == (0.9, 15.0)
+    with pytest.raises(ValueError):
+        parse_rate("100 calls")
+    with pytest.raises(ValueError):
+        parse_rate("100/fortnight")
+
+
+def test_staff_prints_the_minimum_and_its_neighbours() -> None:
+    out = run("staff", "--calls", "100/30min", "--aht", "180", "--sl", "80/20")
+    assert "10.00 Erl" in out
+    assert "│     14 │" in out  # the CRAN case: 14 agents
+    assert "88.8%" in out and "79.6%" in out  # 14 meets, 13 does not
+
+
+def test_staff_with_shrinkage_and_occupancy_cap() -> None:
+    out = run("staff", "--calls", "100/30min", "--max-occupancy", "85%", "--shrinkage", "30%")
+    assert "schedule 20 for 14" in out
+
+
+def test_staff_with_patience_compares_erlang_a_and_c() -> None:
+    out = run("staff", "--calls", "100/min", "--aht", "180", "--sl", "80/20", "--patience", "120")
+    assert "Erlang A" in out and "Erlang C" in out
+    assert "276" in out and "309" in out
+
+
+def test_staff_abandonment_needs_patience() -> None:
+    result = CliRunner().invoke(plan, ["staff", "--calls", "100/min", "--abandon", "5%"])
+    assert result.exit_code != 0
+    assert "patience" in result.output
+
+
+def test_bad_rate_is_a_usage_error() -> None:
+    result = CliRunner().invoke(plan, ["staff", "--calls", "lots"])
+    assert result.exit_code == 2
+    assert "100/min" in result.output
+
+
+def test_lines_erlang_b_and_retrials() -> None:
+    out = run("lines", "--traffic", "5.5", "--blocking", "3%", "--retry", "50%")
+    assert "│    10 │" in out and "│    11 │" in out
+
+
+def test_lines_behind_agents() -> None:
+    out = run("lines", "--calls", "100/min", "--aht", "180", "--agents", "310", "--ivr", "30")
+    assert "lines per agent" in out
+    assert "M/M/N/K" in out
+
+
+def write_forecast(path: Path, calls: list[int], minutes: int = 15) -> None:
+    start = datetime(2026, 3, 2, 8, 0)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["interval_start", "calls"])
+        for i, c in enumerate(calls):
+            writer.writerow([(start + timedelta(minutes=minutes * i)).isoformat(), c])
+
+
+def test_day_plan_from_csv(tmp_path: Path) -> None:
+    path = tmp_path / "forecast.csv"
+    write_forecast(path, [120, 300, 450, 0])
+    out = run("day", str(path), "--aht", "180", "--sl", "80/20", "--shrinkage", "30%", "--ivr", "15")
+    assert "15-minute intervals" in out
+    assert "2026-03-02 08:45" in out
+    assert "lines for the day" in out and "Totals" in out
+
+
+def test_day_plan_rejects_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("interval_start,calls\n2026-03-02T08:00,ten\n")
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1
+    assert "cannot read" in result.output
+
+
+def test_forecast_writes_a_csv_that_day_can_read(tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    start = datetime(2026, 1, 5)
+    with history.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        for day in range(35):
+            for slot in range(24):
+                calls = 50 + 10 * (slot % 5) if 8 <= slot < 20 and day % 7 < 5 else 0
+                writer.writerow([(start + timedelta(days=day, hours=slot)).isoformat(), calls])
+    out_csv = tmp_path / "forecast.csv"
+    out = run("forecast", str(history), "--days", "2", "--holidays", "2026-02-10", "--output", str(out_csv))
+    assert "WAPE" in out and "2026-02-09" in out
+    assert "holiday" in out
+    run("day", str(out_csv), "--aht", "200")
+
+
+def test_cost_prints_the_break_even() -> None:
+    out = run("cost", "--talk-minutes", "100000")
+    assert "Break-even" in out and "229,020" in out
+    out = run("cost", "--outsourcer-price-per-minute", "0.15")
+    assert "cheaper at every volume" in out
+    out = run("cost", "--calls", "100/min", "--talk", "150", "--monthly-wage", "600")
+    assert "Monthly cost" in out
