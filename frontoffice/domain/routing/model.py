@@ -1,0 +1,206 @@
+"""The input :class:`Contact` and the engine's internal, mutable runtime records.
+
+The runtime records (:class:`AgentRuntime`, :class:`ContactRuntime`, :class:`Offer`) are owned by the
+engine; callers only see them through the read-only views in :mod:`.views`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .outputs import AgentState
+
+ContactState = Literal["waiting", "offered", "connected"]
+Presence = Literal["available", "not_ready"]
+
+# A contact's position in a line: (base, seq, contact_id). base = enqueued_at - priority * K, so a
+# smaller tuple means a higher score; the tuple never changes while the contact waits, which is what
+# makes the order time-invariant.
+LineEntry = tuple[float, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact as the channel hands it to the engine.
+
+    ``preferred_agent_id`` (or ``attributes["preferred_agent_id"]`` / ``attributes["last_agent_id"]``)
+    names the agent who gets the contact first for the queue's ``sticky_s``. ``is_callback`` marks an
+    outbound callback task rather than a customer on the line. Higher ``priority`` is served first.
+    """
+
+    contact_id: str
+    channel: str
+    queue_id: str
+    priority: int = 0
+    customer_id: str | None = None
+    preferred_agent_id: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=dict)
+    is_callback: bool = False
+
+    def preferred_agent(self) -> str | None:
+        """The agent this contact should go to first, if any."""
+        if self.preferred_agent_id:
+            return self.preferred_agent_id
+        for key in ("preferred_agent_id", "last_agent_id"):
+            value = self.attributes.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+
+@dataclass(eq=False, slots=True)
+class Offer:
+    """An offer in flight: one agent, or the ring_all group still ringing."""
+
+    offer_id: int
+    agent_ids: list[str]
+    expires_at: float
+    group: bool
+
+
+class ContactRuntime:
+    """Engine-side state of one tracked contact.
+
+    A plain slotted class with a positional constructor rather than a dataclass: one is built per
+    arrival, and the dataclass constructor with its defaults and factories cost twice as much.
+    """
+
+    __slots__ = (
+        "agent_id",
+        "attributes",
+        "base",
+        "borrowed",
+        "channel",
+        "contact_id",
+        "customer_id",
+        "declined",
+        "enqueued_at",
+        "in_target_line",
+        "is_callback",
+        "lines",
+        "offer",
+        "overdue",
+        "preferred_agent",
+        "priority",
+        "queue_entered_at",
+        "queue_gen",
+        "queue_id",
+        "seq",
+        "state",
+        "step",
+        "target_agent",
+        "target_gen",
+        "target_until",
+    )
+
+    def __init__(
+        self,
+        contact_id: str,
+        channel: str,
+        queue_id: str,
+        priority: int,
+        customer_id: str | None,
+        attributes: Mapping[str, object],
+        is_callback: bool,
+        preferred_agent: str | None,
+        enqueued_at: float,
+        seq: int,
+        base: float,
+    ) -> None:
+        self.contact_id = contact_id
+        self.channel = channel
+        self.queue_id = queue_id
+        self.priority = priority
+        self.customer_id = customer_id
+        self.attributes = attributes
+        self.is_callback = is_callback
+        self.preferred_agent = preferred_agent
+        self.enqueued_at = enqueued_at
+        self.seq = seq
+        #: enqueued_at - priority * K: the contact's score order, fixed while it waits.
+        self.base = base
+        #: when it entered its current queue (max wait and escalation count from here).
+        self.queue_entered_at = enqueued_at
+        self.state: ContactState = "waiting"
+        #: escalation steps applied in the current queue.
+        self.step = 0
+        #: queues added by escalation whose qualified members may also take the contact.
+        self.borrowed: list[str] = []
+        #: the lines (of its queue and of borrowed queues) holding its entry right now.
+        self.lines: list[list[LineEntry]] = []
+        #: agent the contact is reserved for (sticky routing or transfer to agent), and until when.
+        self.target_agent: str | None = None
+        self.target_until = 0.0
+        self.in_target_line = False
+        #: bumped whenever the contact changes queue: stale escalation / max-wait timers compare it.
+        self.queue_gen = 0
+        self.target_gen = 0
+        self.offer: Offer | None = None
+        self.agent_id: str | None = None
+        #: agent -> time until which that agent is not offered this contact again.
+        self.declined: dict[str, float] = {}
+        #: max wait passed while an offer was ringing: overflow when it comes back.
+        self.overdue = False
+
+    @property
+    def entry(self) -> LineEntry:
+        """This contact's sort key in any line."""
+        return (self.base, self.seq, self.contact_id)
+
+
+@dataclass(eq=False, slots=True)
+class AgentRuntime:
+    """Engine-side state of one configured agent."""
+
+    agent_id: str
+    seq: int
+    skills: Mapping[str, int]
+    memberships: Mapping[str, int]
+    capacity: Mapping[str, int]
+    weight: float
+    #: channels with a non-zero capacity, in configuration order.
+    channels: tuple[str, ...] = ()
+    #: queue -> lowest escalation step at which the agent qualifies (absent: never qualifies).
+    min_step: dict[str, int] = field(default_factory=dict)
+    #: queue -> sum of the agent's levels in the queue's required skills (best_skill strategy).
+    skill_score: dict[str, int] = field(default_factory=dict)
+    logged_in: bool = False
+    presence: Presence = "available"
+    reason: str | None = None
+    wrap_until: float | None = None
+    wrap_gen: int = 0
+    #: connected contacts and offers held, by contact -> channel.
+    contacts: dict[str, str] = field(default_factory=dict)
+    offers: dict[str, str] = field(default_factory=dict)
+    #: contacts + offers per channel, and their sum.
+    load: dict[str, int] = field(default_factory=dict)
+    load_total: int = 0
+    idle_since: float = 0.0
+    state: AgentState = "offline"
+    reported_reason: str | None = None
+    reported_ready: bool = False
+    state_since: float = 0.0
+    missed: int = 0
+    contacts_today: int = 0
+    #: occupancy accounting since the last daily reset.
+    busy_s: float = 0.0
+    logged_s: float = 0.0
+    segment_start: float = 0.0
+    #: contacts reserved for this agent (sticky, transfer to agent), sorted like a queue line.
+    targeted: list[LineEntry] = field(default_factory=list)
+    #: channels on which the agent sits in the queues' ready pools right now.
+    indexed: tuple[str, ...] = ()
+    #: (queue_id, tier) pools the agent was put in, to take it out again exactly.
+    pools: list[tuple[str, int]] = field(default_factory=list)
+
+    def occupancy(self, now: float) -> float:
+        """Share of logged-in time spent on contacts or wrap-up since the last daily reset."""
+        busy = self.busy_s
+        logged = self.logged_s
+        if self.state != "offline":
+            logged += now - self.segment_start
+            if self.state in ("on_contact", "wrap_up"):
+                busy += now - self.segment_start
+        return busy / logged if logged > 0 else 0.0
