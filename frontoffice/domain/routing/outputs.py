@@ -4,6 +4,10 @@ Every command returns ``list[Output]`` in the order things happened. Decisions (
 :class:`OfferContact`, :class:`WithdrawOffer`, :class:`FallbackAction`, :class:`ContactRefused`,
 :class:`ContactOverflowed` (the contact now waits in another queue). The rest are events for the log
 and for live displays.
+
+Outputs are value objects: treat them as read-only. They are plain ``slots`` dataclasses rather than
+frozen ones because the engine builds several per decision and a frozen dataclass's ``__init__`` (which
+goes through ``object.__setattr__``) cost about a third of the engine's time in ``bench/routing.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Literal
 AgentState = Literal["offline", "available", "not_ready", "on_contact", "wrap_up"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactQueued:
     """The contact now waits in ``queue_id``; persist ``enqueued_at`` and ``seq`` to restore its place."""
 
@@ -24,7 +28,7 @@ class ContactQueued:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfferContact:
     """Offer the contact to these agents (more than one only for ring_all); answer by ``expires_at``.
 
@@ -39,7 +43,7 @@ class OfferContact:
     is_callback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WithdrawOffer:
     """Stop offering the contact to these agents (answered elsewhere, abandoned, agent went away...)."""
 
@@ -48,7 +52,7 @@ class WithdrawOffer:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfferTimedOut:
     """Nobody answered the offer in time; the contact is back in its place in line."""
 
@@ -56,7 +60,7 @@ class OfferTimedOut:
     agent_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfferRejected:
     """An agent declined the offer."""
 
@@ -64,7 +68,7 @@ class OfferRejected:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactConnected:
     """The agent accepted; ``waited_s`` is measured from the original ``enqueued_at``."""
 
@@ -74,7 +78,7 @@ class ContactConnected:
     waited_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactFinished:
     """The agent finished handling the contact; the engine forgets it."""
 
@@ -83,7 +87,7 @@ class ContactFinished:
     queue_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactOverflowed:
     """The contact left ``from_queue`` for ``to_queue`` (reason: max_wait, max_length, closed, no_agents)."""
 
@@ -93,7 +97,7 @@ class ContactOverflowed:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FallbackAction:
     """The channel must carry out ``action`` (voicemail, callback, ticket, message_and_disconnect).
 
@@ -106,7 +110,7 @@ class FallbackAction:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactRefused:
     """The queue turned the contact away (closed, full, no agents); the engine forgets it."""
 
@@ -115,7 +119,7 @@ class ContactRefused:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactAbandoned:
     """The customer left before being connected; the engine forgets the contact."""
 
@@ -124,7 +128,7 @@ class ContactAbandoned:
     waited_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactTransferred:
     """The contact moved to another queue, or to a named agent (``to_agent``)."""
 
@@ -135,7 +139,7 @@ class ContactTransferred:
     from_agent: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactEscalated:
     """The contact reached escalation step ``step`` (1-based) of its queue."""
 
@@ -144,7 +148,7 @@ class ContactEscalated:
     step: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PriorityChanged:
     """A supervisor changed the priority of the contact."""
 
@@ -152,7 +156,7 @@ class PriorityChanged:
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallbackScheduled:
     """The waiting contact became a callback; it keeps its place in line."""
 
@@ -160,7 +164,7 @@ class CallbackScheduled:
     queue_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StickyExpired:
     """The preferred agent's exclusive window ended; any eligible agent may now take the contact."""
 
@@ -168,7 +172,7 @@ class StickyExpired:
     agent_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentStateChanged:
     """The agent's state, not-ready reason or readiness changed at ``since``.
 
@@ -184,7 +188,7 @@ class AgentStateChanged:
     ready: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WrapUpStarted:
     """After-contact work began; it ends at ``until`` or earlier via ``end_wrap_up``."""
 
@@ -193,7 +197,7 @@ class WrapUpStarted:
     until: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WrapUpEnded:
     """After-contact work ended (``early``: the agent ended it before the timer)."""
 
@@ -201,7 +205,7 @@ class WrapUpEnded:
     early: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueOpenChanged:
     """The queue opened or closed."""
 
