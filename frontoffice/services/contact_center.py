@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,7 +59,10 @@ from .interactions import InteractionService, log_event
 from .rules_adapter import compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 
-__all__ = ["ContactCenter"]
+__all__ = ["AgentQueue", "ContactCenter", "WaitingContact"]
+
+# Displays list at most this many waiting contacts per queue (the count on the tile is exact).
+WAITING_LIST_LIMIT = 200
 
 IDEMPOTENCY_SCOPE = "interactions.create"
 
@@ -738,11 +743,112 @@ class ContactCenter:
             contacts_today=st.contacts_today,
         )
 
+    async def waiting_contacts(self, actor: Actor, queue_id: int) -> list[WaitingContact]:
+        """The queue's waiting contacts, best first, with subject and customer (for the wallboard)."""
+        actor.require("agents.supervise")
+        engine = self.acd.engine
+        try:
+            ids = engine.waiting_contacts(str(queue_id))[:WAITING_LIST_LIMIT]
+        except r.UnknownQueue:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id) from None
+        now = self.acd.now()
+        statuses = [engine.contact_status(cid) for cid in ids]
+        async with self.sessions() as s:
+            rows = {
+                i.id: i
+                for i in await s.scalars(select(Interaction).where(Interaction.id.in_([int(c) for c in ids])))
+            }
+            customer_ids = {i.customer_id for i in rows.values() if i.customer_id is not None}
+            customers = {
+                c.id: c for c in await s.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+            }
+        result = []
+        for position, st in enumerate(statuses, start=1):
+            row = rows.get(int(st.contact_id))
+            customer = customers.get(row.customer_id) if row and row.customer_id else None
+            result.append(
+                WaitingContact(
+                    interaction_id=int(st.contact_id),
+                    queue_id=queue_id,
+                    position=position,
+                    priority=st.priority,
+                    channel=st.channel,
+                    is_callback=st.is_callback,
+                    waited_s=round(max(0.0, now - st.enqueued_at), 1),
+                    subject=row.subject if row else "",
+                    customer_id=customer.id if customer else None,
+                    customer_name=" ".join(p for p in (customer.first_name, customer.last_name) if p)
+                    if customer
+                    else "",
+                )
+            )
+        return result
+
+    async def my_queues(self, actor: Actor) -> list[AgentQueue]:
+        """The queues of the signed-in agent's profile, lowest tier first."""
+        agent = self._agent_id(actor)
+        async with self.sessions() as s:
+            profile = await s.get(AgentProfile, int(agent))
+            tiers = {int(k): int(v) for k, v in (profile.queues if profile else {}).items()}
+            queues = list(await s.scalars(select(Queue).where(Queue.id.in_(tiers))))
+        return sorted(
+            (
+                AgentQueue(
+                    queue_id=q.id,
+                    name=q.name,
+                    tier=tiers[q.id],
+                    wrap_up_s=float(q.config.get("wrap_up_s", 0.0)),
+                    disposition_required=bool(q.config.get("disposition_required", False)),
+                )
+                for q in queues
+            ),
+            key=lambda q: (q.tier, q.name),
+        )
+
+    async def agent_contacts(
+        self, actor: Actor, since: datetime, *, limit: int = 100
+    ) -> list[InteractionOut]:
+        """The signed-in user's contacts created since ``since`` (e.g. local midnight), newest first."""
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(Interaction)
+                .where(Interaction.agent_id == actor.user_id, Interaction.created_at >= since)
+                .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+                .limit(max(1, min(limit, WAITING_LIST_LIMIT)))
+            )
+            return [InteractionOut.model_validate(i) for i in rows]
+
     async def my_status(self, actor: Actor) -> AgentLive:
         agent = self._agent_id(actor)
         async with self.sessions() as s:
             user = await s.get(User, int(agent))
         return self._agent_live(agent, {int(agent): user} if user else {}, self.acd.now())
+
+
+class WaitingContact(BaseModel):
+    """A contact waiting in a queue (not ringing), for the supervisor's move and priority actions."""
+
+    interaction_id: int
+    queue_id: int
+    position: int
+    priority: int
+    channel: str
+    is_callback: bool
+    waited_s: float
+    subject: str
+    customer_id: int | None
+    customer_name: str
+
+
+class AgentQueue(BaseModel):
+    """A queue the signed-in agent serves, with what the desktop needs for wrap-up."""
+
+    queue_id: int
+    name: str
+    tier: int
+    wrap_up_s: float
+    disposition_required: bool
 
 
 def _is_supervisor(actor: Actor) -> bool:

@@ -38,6 +38,7 @@ from .schemas import (
     DuplicateSuggestion,
     IdentityIn,
     IdentityOut,
+    InteractionOut,
     NoteOut,
     Page,
     TimelineItem,
@@ -316,6 +317,31 @@ class CrmService:
             s.add(note)
             await s.flush()
             return NoteOut.model_validate(note)
+
+    async def link_interaction(self, actor: Actor, interaction_id: int, customer_id: int) -> InteractionOut:
+        """Attach an interaction (e.g. from an unknown sender) to a customer: it joins their timeline."""
+        actor.require("customers.write")
+        actor.require("interactions.write")
+        async with self.sessions.begin() as s:
+            await self._live_customer(s, customer_id)
+            interaction = await s.get(Interaction, interaction_id)
+            if interaction is None:
+                raise NotFound(
+                    "No such interaction", error_id="no-such-interaction", interaction_id=interaction_id
+                )
+            previous = interaction.customer_id
+            interaction.customer_id = customer_id
+            audit(
+                s,
+                actor,
+                "interaction.link_customer",
+                "interaction",
+                interaction_id,
+                customer_id=customer_id,
+                previous_customer_id=previous,
+            )
+            await s.flush()
+            return InteractionOut.model_validate(interaction)
 
     async def timeline(
         self, actor: Actor, customer_id: int, *, limit: int = 50, cursor: str | None = None

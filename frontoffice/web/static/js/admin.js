@@ -1,0 +1,434 @@
+// Admin console: users, agent profiles, queues, entry points and rules (with a test box), calendars,
+// codes, projects, API tokens and the audit log. Every save goes to the API, which applies it live.
+import { api, attempt, clear, el, errorText, fmt, label, me, t, toast } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const CHANNELS = ["voice", "email", "chat", "sms", "fax", "webform", "messenger"];
+const STRATEGIES = ["longest_idle", "round_robin", "fewest_contacts", "least_occupied", "best_skill", "random_weighted", "ring_all"];
+const cache = { queues: [], calendars: [], projects: [], users: [] };
+
+// ------------------------------------------------------------------ small form helpers
+let uid = 0;
+function field(labelText, input, hint) {
+  const id = input.id || `f${(uid += 1)}`;
+  input.id = id;
+  return el("div", {}, el("label", { for: id }, labelText), input, hint ? el("div", { class: "muted small" }, hint) : null);
+}
+const input = (name, value = "", attrs = {}) => el("input", { name, value: value ?? "", ...attrs });
+function select(name, options, value, attrs = {}) {
+  const node = el("select", { name, ...attrs }, options.map(([v, text]) => el("option", { value: String(v) }, text)));
+  node.value = value === null || value === undefined ? "" : String(value);
+  return node;
+}
+const checkbox = (name, checked, text) => el("label", { class: "inline" }, el("input", { type: "checkbox", name, checked: !!checked }), text);
+const num = (v) => (v === "" || v === null || v === undefined ? null : Number(v));
+function parsePairs(text) {
+  const out = {};
+  for (const part of text.split(/[,\n]/)) {
+    const [k, v] = part.split("=").map((s) => s && s.trim());
+    if (k) out[k] = Number(v);
+  }
+  return out;
+}
+const pairsText = (obj) => Object.entries(obj || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+const queueOptions = (withNone) => [...(withNone ? [["", t("(none)")]] : []), ...cache.queues.map((q) => [q.id, q.name])];
+const queueName = (id) => (cache.queues.find((q) => q.id === id) || {}).name || (id ? `#${id}` : "—");
+
+function errorBox() { return el("p", { class: "error-text", role: "alert" }); }
+async function save(box, action, doneText) {
+  box.textContent = "";
+  try {
+    const result = await action();
+    if (doneText) toast(doneText);
+    return result;
+  } catch (error) {
+    box.textContent = errorText(error);
+    return undefined;
+  }
+}
+
+// ------------------------------------------------------------------ users
+async function users(root) {
+  cache.users = await api("GET", "/users");
+  const box = errorBox();
+  const form = el("form", { id: "user-form", "aria-label": t("New user") },
+    el("h3", {}, t("New user")),
+    el("div", { class: "field-row" },
+      field(t("Username"), input("username", "", { required: true, autocomplete: "off" })),
+      field(t("Display name"), input("display_name")),
+      field(t("Role"), select("role", [["agent", label("agent")], ["supervisor", label("supervisor")], ["admin", label("admin")]], "agent")),
+      field(t("Language"), select("language", [["en", "English"], ["ru", "Русский"]], me.lang)),
+      field(t("Password (10+ characters)"), input("password", "", { type: "password", required: true, minlength: "10", autocomplete: "new-password" }))),
+    box, el("button", { type: "submit", class: "primary" }, t("Create user")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = { username: f.username.value.trim(), display_name: f.display_name.value.trim(), role: f.role.value, language: f.language.value, password: f.password.value };
+    if (await save(box, () => api("POST", "/users", body), t("User created"))) users(root);
+  });
+  const rows = cache.users.map((u) => {
+    const role = select("role", [["agent", label("agent")], ["supervisor", label("supervisor")], ["admin", label("admin")]], u.role, { "aria-label": t("Role of {name}", { name: u.username }) });
+    const active = el("input", { type: "checkbox", checked: u.is_active, "aria-label": t("{name} is active", { name: u.username }) });
+    const language = select("language", [["en", "English"], ["ru", "Русский"]], u.language, { "aria-label": t("Language of {name}", { name: u.username }) });
+    return el("tr", {}, el("td", {}, u.username), el("td", {}, u.display_name), el("td", {}, role), el("td", {}, language), el("td", {}, active),
+      el("td", {}, el("button", { type: "button", onclick: () => attempt(() => api("PATCH", `/users/${u.id}`, { role: role.value, is_active: active.checked, language: language.value }), t("User saved")) }, t("Save")),
+        " ", el("button", { type: "button", onclick: () => newToken(u) }, t("New API token"))));
+  });
+  clear(root, el("h2", {}, t("Users")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Username"), t("Display name"), t("Role"), t("Language"), t("Active"), ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    form);
+}
+
+async function newToken(user) {
+  const name = window.prompt(t("What is the token for?"), "integration");
+  if (!name) return;
+  const created = await attempt(() => api("POST", `/users/${user.id}/tokens`, { name }));
+  if (created) showSecret(created.token);
+}
+
+function showSecret(secret) {
+  const dialog = el("dialog", { "aria-labelledby": "secret-title" },
+    el("h2", { id: "secret-title" }, t("API token (shown once)")),
+    el("p", {}, t("Copy it now; only its fingerprint is stored.")),
+    el("p", {}, el("code", { class: "secret" }, secret)),
+    el("form", { method: "dialog" }, el("button", { class: "primary" }, t("Close"))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
+}
+
+// ------------------------------------------------------------------ agents
+async function agents(root) {
+  const [list, queues] = await Promise.all([api("GET", "/agents"), api("GET", "/queues")]);
+  cache.queues = queues;
+  cache.users = await api("GET", "/users");
+  const profiles = new Map(list.map((a) => [a.user_id, a]));
+  const candidates = cache.users.filter((u) => u.is_active);
+  const editor = el("div", {});
+  const picker = select("agent", candidates.map((u) => [u.id, `${u.display_name || u.username} (${u.username})${profiles.has(u.id) ? "" : ` — ${t("no profile yet")}`}`]), candidates[0] && candidates[0].id, { id: "agent-picker" });
+  picker.addEventListener("change", () => agentEditor(editor, Number(picker.value), profiles));
+  clear(root, el("h2", {}, t("Agents")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Agent"), t("Skills"), t("Queues (tier)"), t("Capacity"), t("State")].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.map((a) => el("tr", {}, el("td", {}, a.display_name || a.username), el("td", {}, pairsText(a.skills) || "—"),
+        el("td", {}, Object.entries(a.queues).map(([q, tier]) => `${queueName(Number(q))} (${tier})`).join(", ") || "—"),
+        el("td", {}, pairsText(a.capacity)), el("td", {}, label(a.state)))))),
+    el("h3", {}, t("Edit agent profile")), field(t("User"), picker), editor);
+  if (candidates.length) agentEditor(editor, Number(picker.value), profiles);
+}
+
+function agentEditor(root, userId, profiles) {
+  const p = profiles.get(userId) || { skills: {}, queues: {}, capacity: Object.fromEntries(CHANNELS.map((c) => [c, 1])), weight: 1 };
+  const box = errorBox();
+  const form = el("form", { "aria-label": t("Agent profile") },
+    field(t("Skills (name=level 1–10, comma-separated)"), input("skills", pairsText(p.skills))),
+    el("fieldset", {}, el("legend", {}, t("Queues and tiers (1 is offered first)")),
+      el("div", { class: "field-row" }, cache.queues.map((q) => el("div", {},
+        checkbox(`q-${q.id}`, q.id in p.queues || String(q.id) in p.queues, q.name),
+        el("input", { type: "number", name: `tier-${q.id}`, min: "0", max: "100", value: String(p.queues[q.id] ?? p.queues[String(q.id)] ?? 1), style: "width:4rem", "aria-label": t("Tier in {queue}", { queue: q.name }) }))))),
+    el("fieldset", {}, el("legend", {}, t("Capacity per channel (0: never offered)")),
+      el("div", { class: "field-row" }, CHANNELS.map((c) => field(label(c), el("input", { type: "number", name: `cap-${c}`, min: "0", max: "50", value: String(p.capacity[c] ?? 0), style: "width:5rem" }))))),
+    field(t("Weight"), input("weight", String(p.weight), { type: "number", step: "0.1", min: "0.1" })),
+    box, el("button", { type: "submit", class: "primary" }, t("Save profile")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = {
+      skills: parsePairs(f.skills.value),
+      queues: Object.fromEntries(cache.queues.filter((q) => f[`q-${q.id}`].checked).map((q) => [q.id, Number(f[`tier-${q.id}`].value)])),
+      capacity: Object.fromEntries(CHANNELS.map((c) => [c, Number(f[`cap-${c}`].value)])),
+      weight: Number(f.weight.value),
+    };
+    if (await save(box, () => api("PUT", `/agents/${userId}`, body), t("Profile saved"))) agents($("section-agents"));
+  });
+  clear(root, form);
+}
+
+// ------------------------------------------------------------------ queues
+async function queues(root) {
+  [cache.queues, cache.calendars, cache.projects] = await Promise.all([api("GET", "/queues"), api("GET", "/calendars"), api("GET", "/projects")]);
+  const editor = el("div", { id: "queue-editor" });
+  clear(root, el("h2", {}, t("Queues")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Strategy"), t("SL target"), t("Wrap-up"), t("Overflow"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, cache.queues.map((q) => el("tr", { "data-queue-id": String(q.id) }, el("td", {}, q.name), el("td", {}, label(q.settings.strategy)),
+        el("td", {}, `${fmt.number(q.settings.sl_threshold_s)} s`), el("td", {}, `${fmt.number(q.settings.wrap_up_s)} s`),
+        el("td", {}, q.settings.overflow_queue_id ? queueName(q.settings.overflow_queue_id) : "—"),
+        el("td", {}, el("button", { type: "button", onclick: () => queueEditor(editor, q) }, t("Edit"))))))),
+    el("p", {}, el("button", { type: "button", id: "new-queue", class: "primary", onclick: () => queueEditor(editor, null) }, t("New queue"))),
+    editor);
+}
+
+function queueEditor(root, queue) {
+  const s = (queue && queue.settings) || { strategy: "longest_idle", required_skills: {}, weight: 1, offer_timeout_s: 20, wrap_up_s: 0, sticky_s: 0, max_wait_s: null, max_length: null, overflow_queue_id: null, fallback_action: null, no_agents_action: "join", closed_action: "overflow", escalations: [], calendar_id: null, sl_threshold_s: 20, disposition_required: false };
+  const box = errorBox();
+  const actions = [["join", t("wait anyway")], ["refuse", t("refuse")], ["overflow", t("overflow")]];
+  const escalations = (s.escalations || []).map((x) => `${x.after_s}; ${x.relax_levels}; ${(x.add_queues || []).join(",")}`).join("\n");
+  const form = el("form", { id: "queue-form", "aria-label": queue ? t("Edit queue {name}", { name: queue.name }) : t("New queue") },
+    el("h3", {}, queue ? t("Edit queue {name}", { name: queue.name }) : t("New queue")),
+    el("div", { class: "field-row" },
+      field(t("Name"), input("name", queue ? queue.name : "", { required: true, id: "queue-name" })),
+      field(t("Strategy"), select("strategy", STRATEGIES.map((x) => [x, label(x)]), s.strategy)),
+      field(t("Project"), select("project_id", [["", t("(none)")], ...cache.projects.map((p) => [p.id, p.name])], queue && queue.project_id)),
+      field(t("Required skills (name=level)"), input("required_skills", pairsText(s.required_skills)))),
+    el("div", { class: "field-row" },
+      field(t("SL target, s"), input("sl_threshold_s", s.sl_threshold_s, { type: "number", min: "1", step: "any", id: "queue-sl" })),
+      field(t("Offer timeout, s"), input("offer_timeout_s", s.offer_timeout_s, { type: "number", min: "1", step: "any", id: "queue-offer-timeout" })),
+      field(t("Wrap-up, s"), input("wrap_up_s", s.wrap_up_s, { type: "number", min: "0", step: "any", id: "queue-wrap-up" })),
+      field(t("Sticky agent, s"), input("sticky_s", s.sticky_s, { type: "number", min: "0", step: "any" })),
+      field(t("Weight"), input("weight", s.weight, { type: "number", min: "0.1", step: "any" }))),
+    checkbox("disposition_required", s.disposition_required, t("A disposition is required at wrap-up")),
+    el("div", { class: "field-row" },
+      field(t("Max wait, s"), input("max_wait_s", s.max_wait_s, { type: "number", min: "0", step: "any" }), t("empty: no limit")),
+      field(t("Max length"), input("max_length", s.max_length, { type: "number", min: "0" }), t("empty: no limit")),
+      field(t("Overflow queue"), select("overflow_queue_id", queueOptions(true).filter(([id]) => !queue || id !== queue.id), s.overflow_queue_id)),
+      field(t("Fallback"), select("fallback_action", [["", t("(none)")], ["voicemail", t("voicemail")], ["callback", t("callback")], ["ticket", t("ticket")], ["message_and_disconnect", t("message and disconnect")]], s.fallback_action))),
+    el("div", { class: "field-row" },
+      field(t("No agents signed in"), select("no_agents_action", actions, s.no_agents_action)),
+      field(t("While closed"), select("closed_action", actions, s.closed_action)),
+      field(t("Calendar"), select("calendar_id", [["", t("(always open)")], ...cache.calendars.map((c) => [c.id, c.name])], s.calendar_id))),
+    field(t("Escalation steps"), el("textarea", { name: "escalations", rows: "2" }, escalations),
+      t("One step per line: seconds; levels to relax; extra queue ids. Example: 60; 1; 2,3")),
+    box,
+    el("p", {}, el("button", { type: "submit", class: "primary", id: "queue-save" }, queue ? t("Save queue") : t("Create queue"))));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const settings = {
+      strategy: f.strategy.value, required_skills: parsePairs(f.required_skills.value), weight: Number(f.weight.value),
+      offer_timeout_s: Number(f.offer_timeout_s.value), wrap_up_s: Number(f.wrap_up_s.value), sticky_s: Number(f.sticky_s.value),
+      max_wait_s: num(f.max_wait_s.value), max_length: num(f.max_length.value), overflow_queue_id: num(f.overflow_queue_id.value),
+      fallback_action: f.fallback_action.value || null, no_agents_action: f.no_agents_action.value, closed_action: f.closed_action.value,
+      calendar_id: num(f.calendar_id.value), sl_threshold_s: Number(f.sl_threshold_s.value), disposition_required: f.disposition_required.checked,
+      escalations: f.escalations.value.split("\n").filter((l) => l.trim()).map((line) => {
+        const [after, relax, add] = line.split(";").map((x) => (x || "").trim());
+        return { after_s: Number(after), relax_levels: Number(relax || 0), add_queues: (add || "").split(",").filter(Boolean).map(Number) };
+      }),
+    };
+    const body = { name: f.name.value.trim(), project_id: num(f.project_id.value), settings };
+    const done = await save(box, () => (queue ? api("PATCH", `/queues/${queue.id}`, body) : api("POST", "/queues", body)), queue ? t("Queue saved") : t("Queue created"));
+    if (done) queues($("section-queues"));
+  });
+  clear(root, form);
+  form.elements.name.focus();
+}
+
+// ------------------------------------------------------------------ entry points and rules
+async function entryPoints(root) {
+  const [list, qs] = await Promise.all([api("GET", "/entry-points"), api("GET", "/queues")]);
+  cache.queues = qs;
+  cache.projects = await api("GET", "/projects");
+  const editor = el("div", { id: "entry-editor" });
+  clear(root, el("h2", {}, t("Entry points and routing rules")),
+    el("p", { class: "muted small" }, t("The first rule that matches picks the queue; otherwise the default queue does.")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Channel"), t("Address"), t("Default queue"), t("Rules"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.map((ep) => el("tr", { "data-entry-id": String(ep.id) }, el("td", {}, ep.name), el("td", {}, label(ep.channel)), el("td", {}, ep.address),
+        el("td", {}, queueName(ep.default_queue_id)), el("td", { class: "num" }, String(ep.rules.length)),
+        el("td", {}, el("button", { type: "button", class: "edit-entry", onclick: () => entryEditor(editor, ep) }, t("Edit"))))))),
+    el("p", {}, el("button", { type: "button", class: "primary", onclick: () => entryEditor(editor, null) }, t("New entry point"))),
+    editor);
+}
+
+function ruleRow(rule) {
+  const row = el("div", { class: "rule-row" },
+    el("input", { class: "rule-text", value: rule ? rule.rule : "", "aria-label": t("Rule"), placeholder: 'subject contains "…"' }),
+    select("rule-queue", queueOptions(false), rule ? rule.queue_id : cache.queues[0] && cache.queues[0].id, { class: "rule-queue", "aria-label": t("Queue for this rule") }),
+    el("button", { type: "button", onclick: () => row.remove() }, t("Remove")));
+  return row;
+}
+
+function entryEditor(root, ep) {
+  const box = errorBox();
+  const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map(ruleRow));
+  const form = el("form", { id: "entry-form", "aria-label": ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point") },
+    el("h3", {}, ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point")),
+    el("div", { class: "field-row" },
+      field(t("Name"), input("name", ep ? ep.name : "", { required: true })),
+      field(t("Channel"), select("channel", CHANNELS.map((c) => [c, label(c)]), ep ? ep.channel : "webform")),
+      field(t("Address"), input("address", ep ? ep.address : "", { required: true }), t("number, address, widget or form id")),
+      field(t("Default queue"), select("default_queue_id", queueOptions(true), ep && ep.default_queue_id)),
+      field(t("Priority"), input("priority", ep ? ep.priority : 0, { type: "number", min: "-100", max: "100" }))),
+    el("h4", {}, t("Rules")), rules,
+    el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => rules.append(ruleRow(null)) }, t("Add rule"))),
+    box,
+    el("p", {}, el("button", { type: "submit", class: "primary", id: "entry-save" }, t("Save entry point"))));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = {
+      name: f.name.value.trim(), channel: f.channel.value, address: f.address.value.trim(),
+      default_queue_id: num(f.default_queue_id.value), priority: Number(f.priority.value || 0),
+      project_id: ep ? ep.project_id : null,
+      rules: [...rules.querySelectorAll(".rule-row")].map((r) => ({ rule: r.querySelector(".rule-text").value.trim(), queue_id: Number(r.querySelector(".rule-queue").value) })).filter((r) => r.rule),
+    };
+    const saved = await save(box, () => (ep ? api("PUT", `/entry-points/${ep.id}`, body) : api("POST", "/entry-points", body)));
+    if (saved) {
+      await entryPoints($("section-entry-points"));
+      entryEditor($("entry-editor"), saved);
+      toast(t("Entry point saved"));
+    }
+  });
+  clear(root, form, ep ? testBox(ep) : null);
+}
+
+function testBox(ep) {
+  const result = el("p", { class: "test-result", role: "status" });
+  const form = el("form", { id: "rule-test", "aria-label": t("Test the rules with a sample contact") },
+    el("h3", {}, t("Test the rules with a sample contact")),
+    el("div", { class: "field-row" },
+      field(t("Subject"), input("subject", "", { id: "test-subject" })),
+      field(t("Body"), input("body")),
+      field(t("Phone"), input("phone")),
+      field(t("Email"), input("email", "", { type: "email" }))),
+    el("button", { type: "submit" }, t("Test")), result);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = { entry_point_id: ep.id, channel: ep.channel, subject: f.subject.value, body: f.body.value,
+      customer: { phone: f.phone.value || null, email: f.email.value || null } };
+    try {
+      const r = await api("POST", `/entry-points/${ep.id}/test`, body);
+      result.textContent = r.queue_id === null ? t("No rule matches and there is no default queue: the contact would be refused.")
+        : r.matched_rule === null ? t("No rule matches: the default queue {queue}.", { queue: queueName(r.queue_id) })
+          : t("Rule {n} matches: queue {queue}.", { n: r.matched_rule + 1, queue: queueName(r.queue_id) });
+    } catch (error) { result.textContent = errorText(error); }
+  });
+  return form;
+}
+
+// ------------------------------------------------------------------ calendars
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+async function calendars(root) {
+  cache.calendars = await api("GET", "/calendars");
+  const editor = el("div", {});
+  clear(root, el("h2", {}, t("Calendars and holidays")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Time zone"), t("Open now"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, cache.calendars.map((c) => el("tr", {}, el("td", {}, c.name), el("td", {}, c.time_zone),
+        el("td", {}, el("span", { class: `badge ${c.open_now ? "status-ok" : "status-bad"}` }, c.open_now ? t("Open now") : t("Closed now"))),
+        el("td", {}, el("button", { type: "button", onclick: () => calendarEditor(editor, c) }, t("Edit"))))))),
+    el("p", {}, el("button", { type: "button", class: "primary", onclick: () => calendarEditor(editor, null) }, t("New calendar"))), editor);
+}
+
+function calendarEditor(root, cal) {
+  const box = errorBox();
+  const c = cal || { name: "", time_zone: "Europe/Moscow", weekly: { mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], thu: ["09:00-18:00"], fri: ["09:00-18:00"] }, holidays: [], special_days: {} };
+  const form = el("form", { "aria-label": t("Calendar") },
+    el("div", { class: "field-row" }, field(t("Name"), input("name", c.name, { required: true })), field(t("Time zone"), input("time_zone", c.time_zone, { required: true }))),
+    el("fieldset", {}, el("legend", {}, t("Weekly hours (e.g. 09:00-13:00, 14:00-18:00; empty: closed)")),
+      el("div", { class: "field-row" }, DAYS.map((d) => field(label(d), input(`day-${d}`, (c.weekly[d] || []).join(", ")))))),
+    field(t("Holidays (one date per line, YYYY-MM-DD)"), el("textarea", { name: "holidays" }, (c.holidays || []).join("\n"))),
+    field(t("Special days (date = hours, one per line)"), el("textarea", { name: "special" }, Object.entries(c.special_days || {}).map(([d, h]) => `${d} = ${h.join(", ")}`).join("\n"))),
+    box, el("button", { type: "submit", class: "primary" }, t("Save calendar")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+    const body = {
+      name: f.name.value.trim(), time_zone: f.time_zone.value.trim(),
+      weekly: Object.fromEntries(DAYS.map((d) => [d, split(f[`day-${d}`].value)]).filter(([, v]) => v.length)),
+      holidays: f.holidays.value.split("\n").map((x) => x.trim()).filter(Boolean),
+      special_days: Object.fromEntries(f.special.value.split("\n").filter((x) => x.includes("=")).map((x) => { const [d, h] = x.split("="); return [d.trim(), split(h)]; })),
+    };
+    if (await save(box, () => (cal ? api("PUT", `/calendars/${cal.id}`, body) : api("POST", "/calendars", body)), t("Calendar saved"))) calendars($("section-calendars"));
+  });
+  clear(root, form);
+}
+
+// ------------------------------------------------------------------ codes
+async function codes(root) {
+  const [dispositions, reasons] = await Promise.all([api("GET", "/codes/dispositions"), api("GET", "/codes/not-ready-reasons")]);
+  clear(root, el("h2", {}, t("Disposition codes and not-ready reasons")),
+    codeList("dispositions", t("Disposition codes"), dispositions, root),
+    codeList("not-ready-reasons", t("Not-ready reasons"), reasons, root));
+}
+
+function codeList(kind, title, items, root) {
+  const box = errorBox();
+  const form = el("form", { "aria-label": t("Add or change: {what}", { what: title }) },
+    el("div", { class: "field-row" }, field(t("Code (a-z, 0-9, _ -)"), input("code", "", { required: true, pattern: "[a-z0-9_\\-]+" })),
+      field(t("Name"), input("name", "", { required: true })), checkbox("active", true, t("Active")),
+      el("div", {}, el("button", { type: "submit", class: "primary" }, t("Save")))), box);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    if (await save(box, () => api("PUT", `/codes/${kind}`, { code: f.code.value.trim(), name: f.name.value.trim(), active: f.active.checked }), t("Saved"))) codes(root);
+  });
+  return el("section", {}, el("h3", {}, title),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), t("Name"), t("Active"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, items.map((c) => el("tr", {}, el("td", {}, el("code", {}, c.code)), el("td", {}, c.name), el("td", {}, c.active ? t("yes") : t("no")),
+        el("td", {}, el("button", { type: "button", onclick: () => { form.elements.code.value = c.code; form.elements.name.value = c.name; form.elements.active.checked = c.active; form.elements.name.focus(); } }, t("Edit"))))))),
+    form);
+}
+
+// ------------------------------------------------------------------ projects
+async function projects(root) {
+  const list = await api("GET", "/projects");
+  const box = errorBox();
+  const form = el("form", { "aria-label": t("New project") },
+    el("div", { class: "field-row" }, field(t("Code (a-z, 0-9, _ -)"), input("code", "", { required: true })), field(t("Name"), input("name", "", { required: true })),
+      el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create project")))), box);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await save(box, () => api("POST", "/projects", { code: form.elements.code.value.trim(), name: form.elements.name.value.trim() }), t("Project created"))) projects(root);
+  });
+  clear(root, el("h2", {}, t("Projects")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), t("Name")].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.map((p) => el("tr", {}, el("td", {}, el("code", {}, p.code)), el("td", {}, p.name))))), form);
+}
+
+// ------------------------------------------------------------------ tokens
+async function tokens(root) {
+  const list = await api("GET", "/me/tokens");
+  const form = el("form", { "aria-label": t("New API token") },
+    el("div", { class: "field-row" }, field(t("What is the token for?"), input("name", "", { required: true })),
+      el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create token")))));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const created = await attempt(() => api("POST", "/me/tokens", { name: form.elements.name.value.trim() }));
+    if (created) { showSecret(created.token); tokens(root); }
+  });
+  clear(root, el("h2", {}, t("My API tokens")),
+    el("p", { class: "muted small" }, t("Tokens for other users: Users → New API token. A token acts with its user's role.")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Prefix"), t("Created"), t("Last used"), t("Revoked"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.map((k) => el("tr", {}, el("td", {}, k.name), el("td", {}, el("code", {}, k.prefix)), el("td", {}, fmt.dateTime(k.created_at)),
+        el("td", {}, fmt.dateTime(k.last_used_at)), el("td", {}, k.revoked_at ? fmt.dateTime(k.revoked_at) : "—"),
+        el("td", {}, k.revoked_at ? null : el("button", { type: "button", class: "danger", onclick: async () => {
+          if (window.confirm(t("Revoke this token?")) && (await attempt(() => api("DELETE", `/tokens/${k.id}`), t("Token revoked"))) !== undefined) tokens(root);
+        } }, t("Revoke"))))))), form);
+}
+
+// ------------------------------------------------------------------ audit
+async function audit(root, cursor = null, action = "") {
+  const params = new URLSearchParams({ limit: "50" });
+  if (cursor) params.set("cursor", cursor);
+  if (action) params.set("action", action);
+  const page = await api("GET", `/audit?${params}`);
+  const filter = el("form", { role: "search", "aria-label": t("Filter the audit log") },
+    el("div", { class: "field-row" }, field(t("Action (e.g. user.create)"), input("action", action)), el("div", {}, el("button", { type: "submit" }, t("Filter")))));
+  filter.addEventListener("submit", (e) => { e.preventDefault(); audit(root, null, filter.elements.action.value.trim()); });
+  const userName = new Map(cache.users.map((u) => [u.id, u.username]));
+  clear(root, el("h2", {}, t("Audit log")), filter,
+    el("table", {}, el("thead", {}, el("tr", {}, [t("When"), t("Who"), t("Action"), t("Object"), t("Details")].map((h) => el("th", {}, h)))),
+      el("tbody", {}, page.items.map((a) => el("tr", {}, el("td", {}, fmt.dateTime(a.at)), el("td", {}, a.actor_id ? userName.get(a.actor_id) || `#${a.actor_id}` : t("system")),
+        el("td", {}, el("code", {}, a.action)), el("td", {}, `${a.object_type || ""} ${a.object_id || ""}`),
+        el("td", { class: "small" }, JSON.stringify(a.details || {})))))),
+    page.next_cursor ? el("p", {}, el("button", { type: "button", onclick: () => audit(root, page.next_cursor, action) }, t("Older entries"))) : null);
+}
+
+// ------------------------------------------------------------------ navigation
+const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, audit };
+
+async function show() {
+  const name = (window.location.hash || "#users").slice(1);
+  const key = name in SECTIONS ? name : "users";
+  for (const link of document.querySelectorAll(".admin-nav a")) link.setAttribute("aria-current", link.getAttribute("href") === `#${key}` ? "true" : "false");
+  for (const section of document.querySelectorAll(".admin-section")) section.hidden = section.id !== `section-${key}`;
+  const root = $(`section-${key}`);
+  try {
+    if (!cache.users.length) cache.users = await api("GET", "/users");
+    await SECTIONS[key](root);
+  } catch (error) {
+    clear(root, el("p", { class: "error-text" }, errorText(error)));
+  }
+}
+
+window.addEventListener("hashchange", show);
+show();

@@ -1,0 +1,145 @@
+// The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
+// from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
+import { api, attempt, clear, customerName, dispositionName, el, fmt, label, t, toast } from "./common.js";
+
+/** Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit. */
+export async function renderCustomer(root, customerId, { onChange } = {}) {
+  clear(root, el("p", { class: "muted" }, t("Loading…")));
+  const [card, timeline] = await Promise.all([
+    api("GET", `/customers/${customerId}`),
+    api("GET", `/customers/${customerId}/timeline?limit=50`),
+  ]);
+  const rerender = async () => { await renderCustomer(root, customerId, { onChange }); if (onChange) onChange(card); };
+  const identities = card.identities.map((i) =>
+    el("li", {}, el("span", { class: "muted" }, `${label(i.kind)}: `), i.kind === "phone" ? fmt.phone(i.value) : i.value));
+  const custom = Object.entries(card.custom || {});
+  const editor = el("div", { class: "hidden" });
+  const noteForm = el("form", { class: "hidden", "aria-label": t("Add note") },
+    el("label", { for: `note-${customerId}` }, t("Note")),
+    el("textarea", { id: `note-${customerId}`, name: "body", required: true }),
+    el("button", { type: "submit", class: "primary" }, t("Save note")));
+  noteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = noteForm.elements.body.value.trim();
+    if (!body) return;
+    if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"))) await rerender();
+  });
+  clear(root,
+    el("div", { class: "customer-card", "data-customer-id": String(card.id) },
+      el("h3", { class: "customer-name" }, customerName(card), " ",
+        card.vip ? el("span", { class: "badge status-warn" }, "VIP") : null),
+      el("dl", { class: "card" },
+        el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company ? card.company.name : "—"),
+        el("dt", {}, t("Language")), el("dd", {}, card.language || "—"),
+        el("dt", {}, t("Identities")), el("dd", {}, identities.length ? el("ul", { class: "plain" }, identities) : "—"),
+        el("dt", {}, t("Tags")), el("dd", {}, card.tags.length ? card.tags.map((tag) => el("span", { class: "tag" }, tag)) : "—"),
+        custom.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
+      ),
+      el("div", { class: "field-row" },
+        el("button", { type: "button", onclick: () => { editor.classList.toggle("hidden"); if (!editor.childElementCount) buildEditor(editor, card, rerender); } }, t("Edit")),
+        el("button", { type: "button", onclick: () => noteForm.classList.toggle("hidden") }, t("Add note"))),
+      editor, noteForm,
+      el("h3", {}, t("History")),
+      el("ol", { class: "timeline", "aria-label": t("History, newest first") },
+        timeline.items.length ? timeline.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet."))),
+    ));
+  return card;
+}
+
+function timelineItem(item) {
+  if (item.kind === "note") {
+    return el("li", { class: "timeline-note" },
+      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`), item.summary);
+  }
+  return el("li", { class: "timeline-interaction", "data-interaction-id": String(item.id) },
+    el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${label(item.channel)} · ${label(item.state)}`
+      + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "")),
+    item.subject || item.summary || t("(no subject)"));
+}
+
+function buildEditor(root, card, done) {
+  const id = `edit-${card.id}`;
+  const customText = Object.entries(card.custom || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+  const form = el("form", { "aria-label": t("Edit customer") },
+    el("div", { class: "field-row" },
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", value: card.first_name })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", value: card.last_name }))),
+    el("label", { for: `${id}-tags` }, t("Tags (comma-separated)")),
+    el("input", { id: `${id}-tags`, name: "tags", value: card.tags.join(", ") }),
+    el("label", { class: "inline" }, el("input", { type: "checkbox", name: "vip", checked: card.vip }), "VIP"),
+    el("label", { for: `${id}-custom` }, t("Custom fields (name=value, one per line)")),
+    el("textarea", { id: `${id}-custom`, name: "custom" }, customText),
+    el("div", { class: "field-row" },
+      el("div", {}, el("label", { for: `${id}-kind` }, t("Add identity")),
+        el("select", { id: `${id}-kind`, name: "kind" },
+          ["phone", "email", "chat", "messenger"].map((k) => el("option", { value: k }, label(k))))),
+      el("div", {}, el("label", { for: `${id}-value` }, t("Value")), el("input", { id: `${id}-value`, name: "identity" }))),
+    el("p", {}, el("button", { type: "submit", class: "primary" }, t("Save"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = form.elements;
+    const custom = {};
+    for (const line of f.custom.value.split("\n")) {
+      const [k, ...rest] = line.split("=");
+      if (k.trim()) custom[k.trim()] = rest.join("=").trim();
+    }
+    const patch = {
+      first_name: f.first_name.value.trim(), last_name: f.last_name.value.trim(), vip: f.vip.checked,
+      tags: f.tags.value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean), custom,
+    };
+    const ok = await attempt(async () => {
+      await api("PATCH", `/customers/${card.id}`, patch);
+      if (f.identity.value.trim()) {
+        await api("POST", `/customers/${card.id}/identities`, { kind: f.kind.value, value: f.identity.value.trim() });
+      }
+      return true;
+    }, t("Customer saved"));
+    if (ok) await done();
+  });
+  root.append(form);
+}
+
+/** The sender is not a known customer: create one prefilled with the sender's address, or link. */
+export function renderUnknown(root, contact, onLinked) {
+  const from = contact.from_address || "";
+  const kind = from.includes("@") ? "email" : /^[+\d][\d\s()-]{4,}$/.test(from) ? "phone" : null;
+  const id = `unknown-${contact.id}`;
+  const createForm = el("form", { "aria-label": t("Create customer") },
+    el("div", { class: "field-row" },
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name" })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name" }))),
+    kind ? el("p", { class: "small" }, `${label(kind)}: ${from}`) : null,
+    el("button", { type: "submit", class: "primary" }, t("Create customer")));
+  createForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {
+      first_name: createForm.elements.first_name.value.trim(),
+      last_name: createForm.elements.last_name.value.trim(),
+      identities: kind ? [{ kind, value: from }] : [],
+    };
+    const created = await attempt(() => api("POST", "/customers", body));
+    if (!created) return;
+    if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: created.id }), t("Customer created"))) {
+      onLinked(created.id);
+    }
+  });
+  const results = el("ul", { class: "result-list", "aria-label": t("Search results") });
+  const searchForm = el("form", { role: "search", "aria-label": t("Link to existing customer") },
+    el("label", { for: `${id}-q` }, t("Link to existing customer")),
+    el("div", { class: "field-row" }, el("input", { id: `${id}-q`, name: "q", type: "search", placeholder: t("Name, phone, email, company") }),
+      el("button", { type: "submit" }, t("Search"))),
+    results);
+  searchForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = searchForm.elements.q.value.trim();
+    const page = await attempt(() => api("GET", `/customers?limit=10&q=${encodeURIComponent(q)}`));
+    if (!page) return;
+    clear(results, page.items.length ? page.items.map((c) => el("li", {},
+      el("span", {}, customerName(c), c.company ? el("span", { class: "muted" }, ` · ${c.company.name}`) : null),
+      el("button", { type: "button", onclick: async () => {
+        if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: c.id }), t("Contact linked"))) onLinked(c.id);
+      } }, t("Link")))) : el("li", { class: "muted" }, t("Nobody found.")));
+  });
+  clear(root, el("h3", {}, t("Unknown customer")), createForm, searchForm);
+  toast(t("The sender is not a known customer"));
+}

@@ -1,0 +1,422 @@
+// The agent desktop: presence, offers (countdown, sound, Alt+A / Alt+R), contact tabs with channel
+// panels and the customer card, wrap-up, customer search and "my contacts today".
+import {
+  api, attempt, clear, clock, connectStream, customerName, dispositionName, el, fmt, label, localMidnightIso, me, onTick,
+  setDispositions, t, toast,
+} from "./common.js";
+import { renderCustomer, renderUnknown } from "./customer.js";
+import { panelFor } from "./panels.js";
+
+const $ = (id) => document.getElementById(id);
+const desk = { api, t, el, fmt, label };
+const agent = { state: "offline", reason: null, since: null, wrapUntil: null, isAgent: true };
+const offers = new Map(); // contact id -> {node, expiresAt}
+const tabs = new Map(); // key -> {key, kind, contactId?, customerId?, button, panel, finished, state}
+let activeKey = null;
+let queues = new Map(); // queue id -> AgentQueue
+let dispositions = [];
+let reasons = [];
+
+// ------------------------------------------------------------------ sound (no audio files)
+let audio = null;
+function unlockAudio() {
+  if (!audio && window.AudioContext) audio = new AudioContext();
+  if (audio && audio.state === "suspended") audio.resume().catch(() => {});
+}
+document.addEventListener("pointerdown", unlockAudio);
+document.addEventListener("keydown", unlockAudio);
+function beep() {
+  try {
+    unlockAudio();
+    if (!audio) return;
+    for (const [offset, freq] of [[0, 880], [0.22, 660]]) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, audio.currentTime + offset);
+      gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + offset + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + offset + 0.18);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(audio.currentTime + offset);
+      osc.stop(audio.currentTime + offset + 0.2);
+    }
+  } catch (error) { console.warn("no sound", error); }
+}
+
+// ------------------------------------------------------------------ presence
+function presenceValue() {
+  if (agent.state === "offline") return "offline";
+  if (agent.state === "not_ready") return `not_ready:${agent.reason || ""}`;
+  return "available";
+}
+
+function renderPresence() {
+  const select = $("presence");
+  const value = presenceValue();
+  if (![...select.options].some((o) => o.value === value)) {
+    select.append(el("option", { value }, `${t("Not ready")}: ${agent.reason || "—"}`));
+  }
+  select.value = value;
+  const pill = $("state-pill");
+  pill.textContent = label(agent.state) + (agent.state === "not_ready" && agent.reason ? ` — ${reasonName(agent.reason)}` : "");
+  pill.className = `badge state-pill ${{ available: "status-ok", on_contact: "status-ok", wrap_up: "status-warn", not_ready: "status-warn", offline: "status-bad" }[agent.state] || ""}`;
+  pill.dataset.state = agent.state;
+  pill.dataset.reason = agent.reason || "";
+  tickPresence();
+}
+
+function reasonName(code) {
+  const found = reasons.find((r) => r.code === code);
+  return found ? found.name : code;
+}
+
+function tickPresence() {
+  $("state-time").textContent = agent.since ? fmt.duration(clock.now() - agent.since) : "—";
+  const wrap = $("wrapup-timer");
+  if (agent.state === "wrap_up" && agent.wrapUntil) {
+    wrap.classList.remove("hidden");
+    wrap.textContent = t("Wrap-up: {time} left", { time: fmt.duration(agent.wrapUntil - clock.now()) });
+  } else {
+    wrap.classList.add("hidden");
+  }
+  for (const [, offer] of offers) {
+    if (offer.expiresAt) offer.countdown.textContent = fmt.duration(Math.max(0, offer.expiresAt - clock.now()));
+  }
+}
+
+async function changePresence(event) {
+  const [state, reason] = event.target.value.split(":");
+  const body = { state, reason: state === "not_ready" && reason ? reason : null };
+  const ok = await attempt(() => api("POST", "/agent/state", body));
+  if (ok === undefined) renderPresence();
+}
+
+// ------------------------------------------------------------------ offers
+async function showOffer(data) {
+  const id = data.contact_id;
+  if (offers.has(id)) return;
+  const countdown = el("span", { class: "countdown", "aria-label": t("Time left to answer") }, data.expires_at ? "" : "…");
+  const who = el("div", { class: "offer-customer" }, t("Loading…"));
+  const node = el("div", { class: "offer", role: "alertdialog", "aria-labelledby": `offer-title-${id}`, "data-contact-id": String(id) },
+    el("div", { class: "field-row" },
+      el("strong", { id: `offer-title-${id}` },
+        data.is_callback ? t("Callback to make") : t("Incoming contact"), ` · ${label(data.channel)}`,
+        queues.get(data.queue_id) ? ` · ${queues.get(data.queue_id).name}` : ""),
+      el("span", { class: "spacer" }), countdown),
+    who,
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "primary offer-accept", onclick: () => accept(id) }, t("Accept"), " ", el("kbd", {}, "Alt+A")),
+      el("button", { type: "button", class: "offer-reject", onclick: () => reject(id) }, t("Reject"), " ", el("kbd", {}, "Alt+R"))));
+  offers.set(id, { node, expiresAt: data.expires_at || null, countdown });
+  $("offers").append(node);
+  tickPresence();
+  beep();
+  // Screen-pop: who is it, before the agent accepts.
+  try {
+    const contact = await api("GET", `/interactions/${id}`);
+    const customer = contact.customer_id ? await api("GET", `/customers/${contact.customer_id}`) : null;
+    clear(who,
+      el("div", { class: "offer-name" }, customer ? customerName(customer) : t("Unknown customer"),
+        customer && customer.company ? el("span", { class: "muted" }, ` · ${customer.company.name}`) : null,
+        customer && customer.vip ? el("span", { class: "badge status-warn" }, " VIP") : null),
+      el("div", { class: "small" }, contact.subject || t("(no subject)")));
+  } catch (error) {
+    clear(who, t("Unknown customer"));
+  }
+}
+
+function removeOffer(id, why) {
+  const offer = offers.get(id);
+  if (!offer) return;
+  offer.node.remove();
+  offers.delete(id);
+  if (why) toast(why);
+}
+
+async function accept(id) {
+  const done = await attempt(() => api("POST", `/agent/offers/${id}/accept`));
+  if (done === undefined) return;
+  removeOffer(id);
+  await openContact(id);
+}
+
+async function reject(id) {
+  if ((await attempt(() => api("POST", `/agent/offers/${id}/reject`))) !== undefined) removeOffer(id);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (!event.altKey || offers.size === 0) return;
+  const first = offers.keys().next().value;
+  if (event.key.toLowerCase() === "a") { event.preventDefault(); accept(first); }
+  if (event.key.toLowerCase() === "r") { event.preventDefault(); reject(first); }
+});
+
+// ------------------------------------------------------------------ tabs
+function selectTab(key) {
+  activeKey = key;
+  for (const [k, tab] of tabs) {
+    const on = k === key;
+    tab.button.setAttribute("aria-selected", on ? "true" : "false");
+    tab.button.tabIndex = on ? 0 : -1;
+    tab.panel.hidden = !on;
+  }
+  $("no-contacts").hidden = tabs.size > 0;
+}
+
+function addTab(key, title, kind) {
+  const button = el("button", { type: "button", role: "tab", id: `tab-${key}`, "aria-controls": `panel-${key}`, "data-key": key }, title);
+  const panel = el("div", { role: "tabpanel", id: `panel-${key}`, "aria-labelledby": `tab-${key}`, class: "tab-panel panel", tabindex: "0" });
+  button.addEventListener("click", () => selectTab(key));
+  button.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+    const keys = [...tabs.keys()];
+    const next = keys[(keys.indexOf(key) + (event.key === "ArrowRight" ? 1 : keys.length - 1)) % keys.length];
+    selectTab(next);
+    tabs.get(next).button.focus();
+  });
+  $("tabs").append(button);
+  $("tabpanels").append(panel);
+  const tab = { key, kind, button, panel, finished: false };
+  tabs.set(key, tab);
+  selectTab(key);
+  return tab;
+}
+
+function closeTab(key) {
+  const tab = tabs.get(key);
+  if (!tab) return;
+  if (tab.unmount) tab.unmount();
+  tab.button.remove();
+  tab.panel.remove();
+  tabs.delete(key);
+  const next = [...tabs.keys()].pop();
+  if (next) selectTab(next); else selectTab(null);
+}
+
+async function openContact(id) {
+  const key = `c${id}`;
+  if (tabs.has(key)) { selectTab(key); return; }
+  const tab = addTab(key, t("Contact #{id}", { id }), "contact");
+  tab.contactId = id;
+  let contact;
+  try {
+    contact = await api("GET", `/interactions/${id}`);
+  } catch (error) {
+    clear(tab.panel, el("p", { class: "error-text" }, error.message));
+    return;
+  }
+  tab.contact = contact;
+  const channelRoot = el("div", { class: "channel-panel", "data-channel": contact.channel });
+  const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") });
+  tab.wrapRoot = el("section", { class: "wrapup", "aria-label": t("Wrap-up") });
+  clear(tab.panel, el("div", { class: "contact-view" },
+    el("div", {}, channelRoot, tab.wrapRoot),
+    customerRoot));
+  const panel = panelFor(contact.channel);
+  const state = await Promise.resolve(panel.mount(contact, channelRoot, desk)).catch((error) => {
+    channelRoot.append(el("p", { class: "error-text" }, error.message));
+  });
+  tab.panelImpl = panel;
+  tab.unmount = () => { if (panel.unmount) panel.unmount(contact, channelRoot, state); };
+  tab.panelState = state;
+  renderWrapUp(tab);
+  await showCustomer(tab, customerRoot, contact);
+}
+
+async function showCustomer(tab, root, contact) {
+  const setTitle = (customer) => {
+    tab.button.textContent = `${label(contact.channel)} · ${customer ? customerName(customer) : t("Unknown customer")}`;
+  };
+  if (contact.customer_id) {
+    const card = await renderCustomer(root, contact.customer_id).catch((error) => {
+      clear(root, el("p", { class: "error-text" }, error.message));
+    });
+    setTitle(card || null);
+  } else {
+    setTitle(null);
+    renderUnknown(root, contact, async (customerId) => {
+      contact.customer_id = customerId;
+      await showCustomer(tab, root, contact);
+    });
+  }
+}
+
+function renderWrapUp(tab) {
+  const contact = tab.contact;
+  const queue = queues.get(contact.queue_id);
+  const required = queue ? queue.disposition_required : false;
+  const id = `wrap-${contact.id}`;
+  const form = el("form", { "aria-label": t("Wrap-up"), class: "wrapup-form" },
+    el("h3", {}, t("Wrap-up")),
+    el("div", { class: "field-row" },
+      el("div", {},
+        el("label", { for: `${id}-disp` }, t("Disposition"), required ? ` (${t("required")})` : ""),
+        el("select", { id: `${id}-disp`, name: "disposition", required },
+          el("option", { value: "" }, required ? t("Choose…") : t("(none)")),
+          dispositions.filter((d) => d.active).map((d) => el("option", { value: d.code }, d.name)))),
+      el("div", {},
+        el("label", { for: `${id}-cb` }, t("Follow-up callback")),
+        el("input", { id: `${id}-cb`, name: "callback_at", type: "datetime-local" }))),
+    el("label", { for: `${id}-notes` }, t("Notes (added to the customer's notes)")),
+    el("textarea", { id: `${id}-notes`, name: "notes" }),
+    el("div", { class: "field-row" },
+      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation")),
+      el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = form.elements;
+    const body = {
+      disposition: f.disposition.value || null,
+      notes: f.notes.value,
+      callback_at: f.callback_at.value ? new Date(f.callback_at.value).toISOString() : null,
+    };
+    if (required && !body.disposition) { toast(t("Choose a disposition"), "error"); f.disposition.focus(); return; }
+    const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"));
+    if (done) { closeTab(tab.key); loadToday(); }
+  });
+  clear(tab.wrapRoot, form);
+}
+
+async function endContact(tab) {
+  if ((await attempt(() => api("POST", `/agent/contacts/${tab.contactId}/end`))) !== undefined) markFinished(tab.contactId);
+}
+
+function markFinished(contactId) {
+  const tab = tabs.get(`c${contactId}`);
+  if (!tab) return;
+  tab.finished = true;
+  const end = tab.panel.querySelector(".end-contact");
+  if (end) end.hidden = true;
+}
+
+async function openCustomer(customerId) {
+  const key = `p${customerId}`;
+  if (tabs.has(key)) { selectTab(key); return; }
+  const tab = addTab(key, t("Customer"), "customer");
+  const root = el("div", {});
+  clear(tab.panel, el("div", { class: "field-row" }, el("span", { class: "spacer" }),
+    el("button", { type: "button", class: "link", onclick: () => closeTab(key) }, t("Close"))), root);
+  const card = await renderCustomer(root, customerId).catch((error) => clear(root, error.message));
+  if (card && card.id) tab.button.textContent = `${t("Customer")} · ${customerName(card)}`;
+}
+
+// ------------------------------------------------------------------ side: search and today
+async function search(event) {
+  event.preventDefault();
+  const q = $("customer-q").value.trim();
+  const page = await attempt(() => api("GET", `/customers?limit=20&q=${encodeURIComponent(q)}`));
+  if (!page) return;
+  clear($("customer-results"), page.items.length ? page.items.map((c) => el("li", {},
+    el("button", { type: "button", class: "link", onclick: () => openCustomer(c.id) }, customerName(c)),
+    el("span", { class: "muted small" }, c.company ? c.company.name : (c.identities[0] ? fmt.phone(c.identities[0].value) : ""))))
+    : el("li", { class: "muted" }, t("Nobody found.")));
+}
+
+async function loadToday() {
+  const items = await attempt(() => api("GET", `/agent/contacts?since=${encodeURIComponent(localMidnightIso())}`));
+  if (!items) return;
+  clear($("today-list"), items.length ? items.map((i) => el("li", { "data-interaction-id": String(i.id) },
+    el("span", {}, el("span", { class: "muted small" }, `${fmt.time(i.created_at)} · ${label(i.channel)} · `),
+      i.customer_id
+        ? el("button", { type: "button", class: "link", onclick: () => openCustomer(i.customer_id) }, i.subject || t("(no subject)"))
+        : i.subject || t("(no subject)")),
+    el("span", { class: "small" }, i.disposition ? dispositionName(i.disposition) : label(i.state),
+      !i.disposition && ["connected", "wrap_up"].includes(i.state)
+        ? el("button", { type: "button", class: "link", onclick: () => openContact(i.id) }, t("Open")) : null)))
+    : el("li", { class: "muted" }, t("No contacts yet today.")));
+  $("today-count").textContent = fmt.number(items.length);
+}
+
+// ------------------------------------------------------------------ live stream
+function applyAgent(status) {
+  agent.state = status.state;
+  agent.reason = status.reason;
+  agent.since = status.since;
+  renderPresence();
+}
+
+/** Hand stream messages about an open contact to its channel panel (chat messages, call events...). */
+function forwardToPanel(type, data) {
+  const tab = data && data.contact_id !== undefined ? tabs.get(`c${data.contact_id}`) : null;
+  if (tab && tab.panelImpl && typeof tab.panelImpl.onEvent === "function") {
+    tab.panelImpl.onEvent(tab.contact, type, data, tab.panelState);
+  }
+}
+
+function onMessage(type, data) {
+  forwardToPanel(type, data);
+  const mine = (d) => d.agent_id === me.user_id || (Array.isArray(d.agent_ids) && d.agent_ids.includes(me.user_id));
+  switch (type) {
+    case "hello": {
+      if (!data.agent) {
+        agent.isAgent = false;
+        $("not-an-agent").hidden = false;
+        $("presence").disabled = true;
+        return;
+      }
+      clock.setServerNow(data.agent.since + data.agent.time_in_state_s);
+      applyAgent(data.agent);
+      for (const id of data.agent.contact_ids) openContact(id);
+      for (const id of data.agent.offered_contact_ids) showOffer({ contact_id: id, channel: "", queue_id: null });
+      for (const id of offers.keys()) if (!data.agent.offered_contact_ids.includes(id)) removeOffer(id);
+      break;
+    }
+    case "agent_state_changed":
+      if (data.agent_id === me.user_id) {
+        applyAgent(data);
+        if (data.state === "not_ready" && data.reason === "missed") toast(t("You missed several offers and are now not ready"), "error");
+      }
+      break;
+    case "offer_contact":
+      if (mine(data)) showOffer(data);
+      break;
+    case "withdraw_offer":
+      if (mine(data)) removeOffer(data.contact_id, t("The offer was withdrawn"));
+      break;
+    case "offer_timed_out":
+      if (mine(data)) removeOffer(data.contact_id, t("The offer timed out"));
+      break;
+    case "contact_connected":
+      if (mine(data)) { removeOffer(data.contact_id); openContact(data.contact_id); loadToday(); }
+      break;
+    case "contact_finished":
+      if (mine(data)) markFinished(data.contact_id);
+      break;
+    case "wrap_up_started":
+      if (mine(data)) { agent.wrapUntil = data.until; tickPresence(); }
+      break;
+    case "wrap_up_ended":
+      if (mine(data)) { agent.wrapUntil = null; tickPresence(); }
+      break;
+    default:
+      break;
+  }
+}
+
+// ------------------------------------------------------------------ start
+async function start() {
+  $("presence").addEventListener("change", changePresence);
+  $("customer-search").addEventListener("submit", search);
+  onTick(tickPresence);
+  const [qs, ds, rs] = await Promise.all([
+    api("GET", "/agent/queues").catch(() => []),
+    api("GET", "/codes/dispositions").catch(() => []),
+    api("GET", "/codes/not-ready-reasons").catch(() => []),
+  ]);
+  queues = new Map(qs.map((q) => [q.queue_id, q]));
+  dispositions = ds;
+  setDispositions(ds);
+  reasons = rs.filter((r) => r.active);
+  $("my-queues").textContent = qs.length ? `${t("Queues")}: ${qs.map((q) => q.name).join(", ")}` : "";
+  clear($("presence"),
+    el("option", { value: "available" }, label("available")),
+    el("optgroup", { label: label("not_ready") },
+      reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${t("Not ready")}: ${r.name}`))),
+    el("option", { value: "offline" }, label("offline")));
+  renderPresence();
+  selectTab(null);
+  loadToday();
+  connectStream(onMessage);
+}
+
+start();

@@ -1,0 +1,231 @@
+// Supervisor wallboard: queue tiles and agent rows pushed over /api/v1/stream (no polling), waiting
+// contacts per queue with move and priority actions, agent state changes and sign-out.
+import { api, attempt, clear, clock, connectStream, el, fmt, label, onTick, t } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const queues = new Map(); // id -> QueueLive + {receivedAt, settings}
+let agents = [];
+let queueSettings = new Map();
+let reasons = [];
+let refreshTimer = null;
+const openWaiting = new Set(); // queue ids whose waiting list is shown
+
+// Thresholds: service level against 80 % / 60 %; longest wait against the queue's answer target.
+function slStatus(sl) {
+  if (sl === null || sl === undefined) return null;
+  return sl >= 0.8 ? "ok" : sl >= 0.6 ? "warn" : "bad";
+}
+function waitStatus(seconds, target) {
+  if (!seconds) return "ok";
+  return seconds <= target ? "ok" : seconds <= target * 3 ? "warn" : "bad";
+}
+const statusText = { ok: () => t("OK"), warn: () => t("Warning"), bad: () => t("Critical") };
+
+function longestNow(q) {
+  return q.waiting > 0 ? q.longest_wait_s + (clock.now() - q.receivedAt) : 0;
+}
+
+function renderTiles() {
+  const root = $("tiles");
+  const nodes = [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => {
+    const target = (queueSettings.get(q.queue_id) || {}).sl_threshold_s || 20;
+    const sl = slStatus(q.service_level_today);
+    const wait = waitStatus(longestNow(q), target);
+    return el("article", { class: "panel tile", "data-queue-id": String(q.queue_id), "aria-labelledby": `q-${q.queue_id}` },
+      el("h2", { id: `q-${q.queue_id}` }, q.name,
+        el("span", { class: `badge ${q.open ? "status-ok" : "status-bad"}` }, q.open ? t("Opened") : t("Closed"))),
+      el("div", { class: "field-row" },
+        el("div", {}, el("div", { class: "muted small" }, t("Waiting")), el("div", { class: "big waiting" }, fmt.number(q.waiting))),
+        el("div", {}, el("div", { class: "muted small" }, t("Longest wait")),
+          el("div", { class: "big longest", "data-status": wait }, fmt.duration(longestNow(q))),
+          el("span", { class: `badge status-${wait} longest-status` }, statusText[wait]()))),
+      el("div", { class: "figures" },
+        el("div", {}, el("span", {}, t("SL today")),
+          el("span", { class: "sl" }, fmt.percent(q.service_level_today), " ",
+            sl ? el("span", { class: `badge status-${sl}` }, statusText[sl]()) : null)),
+        el("div", {}, el("span", {}, t("ASA")), el("span", {}, fmt.duration(q.asa_today_s))),
+        el("div", {}, el("span", {}, t("Offered")), el("span", {}, fmt.number(q.offered_today))),
+        el("div", {}, el("span", {}, t("Answered")), el("span", {}, fmt.number(q.answered_today))),
+        el("div", {}, el("span", {}, t("Abandoned")), el("span", { class: "abandoned" }, fmt.number(q.abandoned_today))),
+        el("div", {}, el("span", {}, t("Available")), el("span", {}, fmt.number(q.agents_available))),
+        el("div", {}, el("span", {}, t("On contact")), el("span", {}, fmt.number(q.agents_on_contact))),
+        el("div", {}, el("span", {}, t("Wrap-up")), el("span", {}, fmt.number(q.agents_wrap_up))),
+        el("div", {}, el("span", {}, t("Not ready")), el("span", {}, fmt.number(q.agents_not_ready)))),
+      el("p", {}, el("button", {
+        type: "button", class: "link toggle-waiting", "aria-expanded": openWaiting.has(q.queue_id) ? "true" : "false",
+        onclick: () => toggleWaiting(q.queue_id),
+      }, t("Waiting contacts"))));
+  });
+  clear(root, nodes.length ? nodes : el("p", { class: "muted" }, t("No queues yet.")));
+}
+
+function tickTiles() {
+  for (const q of queues.values()) {
+    const tile = document.querySelector(`.tile[data-queue-id="${q.queue_id}"]`);
+    if (!tile) continue;
+    const target = (queueSettings.get(q.queue_id) || {}).sl_threshold_s || 20;
+    const seconds = longestNow(q);
+    const status = waitStatus(seconds, target);
+    const node = tile.querySelector(".longest");
+    node.textContent = fmt.duration(seconds);
+    if (node.dataset.status !== status) {
+      node.dataset.status = status;
+      const badge = tile.querySelector(".longest-status");
+      badge.className = `badge status-${status} longest-status`;
+      badge.textContent = statusText[status]();
+    }
+  }
+  for (const row of document.querySelectorAll("#agents tr[data-since]")) {
+    row.querySelector(".time-in-state").textContent = fmt.duration(clock.now() - Number(row.dataset.since));
+  }
+}
+
+const stateClass = { available: "status-ok", on_contact: "status-ok", wrap_up: "status-warn", not_ready: "status-warn", offline: "status-bad" };
+
+let agentsPending = false;
+function renderAgents() {
+  // Do not pull a control away from under the supervisor's hands: re-render when focus leaves.
+  if ($("agents").contains(document.activeElement)) { agentsPending = true; return; }
+  agentsPending = false;
+  const rows = [...agents].sort((a, b) => a.display_name.localeCompare(b.display_name)).map((a) => {
+    const select = el("select", { "aria-label": t("New state for {name}", { name: a.display_name }) },
+      el("option", { value: "available" }, label("available")),
+      reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${label("not_ready")}: ${r.name}`)),
+      el("option", { value: "offline" }, t("Sign out")));
+    return el("tr", { "data-agent-id": String(a.agent_id), "data-since": a.since ? String(a.since) : null },
+      el("td", {}, a.display_name || a.username, el("div", { class: "muted small" }, a.username)),
+      el("td", {}, el("span", { class: `badge agent-state ${stateClass[a.state] || ""}`, "data-state": a.state },
+        label(a.state)), a.reason ? el("div", { class: "small" }, reasonName(a.reason)) : null),
+      el("td", { class: "num time-in-state" }, a.since ? fmt.duration(clock.now() - a.since) : "—"),
+      el("td", {}, [...a.contact_ids.map((id) => `#${id}`), ...a.offered_contact_ids.map((id) => `#${id} (${t("ringing")})`)].join(", ") || "—"),
+      el("td", { class: "num" }, fmt.number(a.contacts_today)),
+      el("td", {}, el("div", { class: "field-row" }, select,
+        el("button", { type: "button", onclick: () => setAgentState(a, select.value) }, t("Apply")))));
+  });
+  clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
+}
+
+function reasonName(code) {
+  const r = reasons.find((x) => x.code === code);
+  return r ? r.name : code;
+}
+
+async function setAgentState(a, value) {
+  const [state, reason] = value.split(":");
+  await attempt(() => api("POST", `/agents/${a.agent_id}/state`, { state, reason: reason || null }),
+    t("State of {name} changed", { name: a.display_name }));
+}
+
+// ------------------------------------------------------------------ waiting contacts
+function toggleWaiting(queueId) {
+  if (openWaiting.has(queueId)) openWaiting.delete(queueId); else openWaiting.add(queueId);
+  renderTiles();
+  loadWaiting();
+}
+
+let waitingPending = false;
+async function loadWaiting() {
+  const root = $("waiting");
+  if (root.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") { waitingPending = true; return; }
+  waitingPending = false;
+  if (openWaiting.size === 0) {
+    clear(root, el("p", { class: "muted" }, t("Choose “Waiting contacts” on a queue to list them here.")));
+    return;
+  }
+  const sections = [];
+  for (const queueId of openWaiting) {
+    const q = queues.get(queueId);
+    const items = await api("GET", `/queues/${queueId}/waiting`).catch(() => []);
+    sections.push(el("section", { "data-queue-id": String(queueId), class: "waiting-queue" },
+      el("h3", {}, `${q ? q.name : queueId} — ${t("waiting")}: ${items.length}`),
+      items.length ? el("table", {},
+        el("thead", {}, el("tr", {}, [t("#"), t("Contact"), t("Waited"), t("Priority"), t("Move to"), ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, items.map((c) => waitingRow(c)))) : el("p", { class: "muted" }, t("Nobody is waiting."))));
+  }
+  clear(root, sections);
+}
+
+function waitingRow(c) {
+  const move = el("select", { "aria-label": t("Move contact {id} to queue", { id: c.interaction_id }), class: "move-target" },
+    [...queues.values()].filter((q) => q.queue_id !== c.queue_id).map((q) => el("option", { value: String(q.queue_id) }, q.name)));
+  const priority = el("input", { type: "number", min: "-100", max: "100", value: String(c.priority), class: "priority-input",
+    "aria-label": t("Priority of contact {id}", { id: c.interaction_id }), style: "width:5rem" });
+  return el("tr", { "data-interaction-id": String(c.interaction_id) },
+    el("td", { class: "num" }, String(c.position)),
+    el("td", {}, `#${c.interaction_id} · ${label(c.channel)}`, el("div", { class: "small" }, c.customer_name || t("Unknown customer"), " — ", c.subject || t("(no subject)"))),
+    el("td", { class: "num" }, fmt.duration(c.waited_s)),
+    el("td", {}, el("div", { class: "field-row" }, priority,
+      el("button", { type: "button", onclick: () => attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed")) }, t("Set")))),
+    el("td", {}, move),
+    el("td", {}, el("button", { type: "button", class: "primary move-contact", onclick: () =>
+      attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved")) }, t("Move"))));
+}
+
+// ------------------------------------------------------------------ live data
+function applyWallboard(wb) {
+  clock.setServerNow(wb.at);
+  const received = clock.now();
+  for (const q of wb.queues) queues.set(q.queue_id, { ...q, receivedAt: received });
+  agents = wb.agents;
+  renderTiles();
+  renderAgents();
+  $("updated").textContent = fmt.time(new Date());
+}
+
+function applyFigures(list) {
+  const received = clock.now();
+  for (const f of list) {
+    const q = queues.get(f.queue_id);
+    if (!q) continue;
+    Object.assign(q, {
+      waiting: f.waiting,
+      longest_wait_s: f.longest_current_wait_s || 0,
+      receivedAt: received,
+      offered_today: f.offered,
+      answered_today: f.answered,
+      abandoned_today: f.abandoned,
+      service_level_today: f.service_level,
+      asa_today_s: f.asa_s,
+    });
+  }
+  renderTiles();
+  $("updated").textContent = fmt.time(new Date());
+}
+
+/** After an event, fetch one fresh snapshot (agents by state, rows); bursts become one request. */
+function refreshSoon() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    const wb = await api("GET", "/wallboard").catch(() => null);
+    if (wb) applyWallboard(wb);
+    loadWaiting();
+  }, 300);
+}
+
+function onMessage(type, data) {
+  if (type === "hello") {
+    if (data.wallboard) applyWallboard(data.wallboard);
+    loadWaiting();
+  } else if (type === "queue_figures") {
+    applyFigures(data.queues);
+  } else if (type !== "pong") {
+    refreshSoon();
+  }
+}
+
+async function start() {
+  const [qs, rs] = await Promise.all([
+    api("GET", "/queues").catch(() => []),
+    api("GET", "/codes/not-ready-reasons").catch(() => []),
+  ]);
+  queueSettings = new Map(qs.map((q) => [q.id, q.settings]));
+  reasons = rs.filter((r) => r.active);
+  onTick(tickTiles);
+  $("agents").addEventListener("focusout", () => setTimeout(() => { if (agentsPending) renderAgents(); }, 0));
+  $("waiting").addEventListener("focusout", () => setTimeout(() => { if (waitingPending) loadWaiting(); }, 0));
+  loadWaiting();
+  connectStream(onMessage);
+}
+
+start();

@@ -1,0 +1,437 @@
+"""Server-rendered pages of the browser UI: agent desktop, wallboard, reports and admin console.
+
+Pages are thin shells: they check who is signed in, render the layout with the session's CSRF token
+(``<meta name="csrf-token">``) and the translated strings the page's script uses, and leave the rest to
+plain ES modules in ``static/js`` that call the REST API and listen on ``/api/v1/stream``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from itsdangerous import BadSignature
+
+from frontoffice import __version__
+from frontoffice.domain.exceptions import DomainError
+from frontoffice.domain.model import Role
+from frontoffice.i18n import current_language, gettext
+from frontoffice.services.context import Actor
+
+from .pages import templates
+from .security import SESSION_COOKIE, client_ip, container, session_serializer
+
+__all__ = ["HOME_PAGES", "STATIC_DIR", "router", "static_files"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+HOME_PAGES = {Role.AGENT: "/desk", Role.SUPERVISOR: "/wallboard", Role.ADMIN: "/admin"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=str(STATIC_DIR))
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated when the page is rendered."""
+    return message
+
+
+# Strings the page scripts show, rendered into each page as a JSON dictionary in the user's language.
+JS_MESSAGES: tuple[str, ...] = (
+    N_("#"),
+    N_("(always open)"),
+    N_("(no name)"),
+    N_("(no subject)"),
+    N_("(none)"),
+    N_("A disposition is required at wrap-up"),
+    N_("AHT"),
+    N_("API token (shown once)"),
+    N_("ASA"),
+    N_("Abandoned"),
+    N_("Accept"),
+    N_("Action"),
+    N_("Action (e.g. user.create)"),
+    N_("Active"),
+    N_("Add identity"),
+    N_("Add note"),
+    N_("Add or change: {what}"),
+    N_("Add rule"),
+    N_("Address"),
+    N_("Agent"),
+    N_("Agent profile"),
+    N_("Agents"),
+    N_("All"),
+    N_("Answered"),
+    N_("Apply"),
+    N_("Audit log"),
+    N_("Available"),
+    N_("Body"),
+    N_("Calendar"),
+    N_("Calendar saved"),
+    N_("Calendars and holidays"),
+    N_("Callback to make"),
+    N_("Capacity"),
+    N_("Capacity per channel (0: never offered)"),
+    N_("Channel"),
+    N_("Channel: {channel}"),
+    N_("Choose a disposition"),
+    N_("Choose “Waiting contacts” on a queue to list them here."),
+    N_("Choose…"),
+    N_("Close"),
+    N_("Closed"),
+    N_("Closed now"),
+    N_("Code"),
+    N_("Code (a-z, 0-9, _ -)"),
+    N_("Company"),
+    N_("Complete"),
+    N_("Contact"),
+    N_("Contact #{id}"),
+    N_("Contact completed"),
+    N_("Contact linked"),
+    N_("Contact moved"),
+    N_("Copy it now; only its fingerprint is stored."),
+    N_("Create customer"),
+    N_("Create project"),
+    N_("Create queue"),
+    N_("Create token"),
+    N_("Create user"),
+    N_("Created"),
+    N_("Critical"),
+    N_("Custom fields (name=value, one per line)"),
+    N_("Customer"),
+    N_("Customer created"),
+    N_("Customer saved"),
+    N_("Default queue"),
+    N_("Details"),
+    N_("Display name"),
+    N_("Disposition"),
+    N_("Disposition codes"),
+    N_("Disposition codes and not-ready reasons"),
+    N_("Edit"),
+    N_("Edit agent profile"),
+    N_("Edit customer"),
+    N_("Edit entry point {name}"),
+    N_("Edit queue {name}"),
+    N_("Email"),
+    N_("End conversation"),
+    N_("Entry point saved"),
+    N_("Entry points and routing rules"),
+    N_("Escalation steps"),
+    N_("Fallback"),
+    N_("Filter"),
+    N_("Filter the audit log"),
+    N_("First name"),
+    N_("Follow-up callback"),
+    N_("Form fields"),
+    N_("From {from} at {when}"),
+    N_("Group"),
+    N_("History"),
+    N_("History, newest first"),
+    N_("Holidays (one date per line, YYYY-MM-DD)"),
+    N_("Identities"),
+    N_("Incoming contact"),
+    N_("Language"),
+    N_("Language of {name}"),
+    N_("Last name"),
+    N_("Last used"),
+    N_("Link"),
+    N_("Link to existing customer"),
+    N_("Live"),
+    N_("Loading…"),
+    N_("Longest wait"),
+    N_("Max length"),
+    N_("Max wait, s"),
+    N_("Move"),
+    N_("Move contact {id} to queue"),
+    N_("Move to"),
+    N_("My API tokens"),
+    N_("Name"),
+    N_("Name, phone, email, company"),
+    N_("New API token"),
+    N_("New calendar"),
+    N_("New entry point"),
+    N_("New project"),
+    N_("New queue"),
+    N_("New state for {name}"),
+    N_("New user"),
+    N_("No agents signed in"),
+    N_("No agents."),
+    N_("No contacts yet today."),
+    N_("No data in this range."),
+    N_("No history yet."),
+    N_("No message text."),
+    N_("No queues yet."),
+    N_("No rule matches and there is no default queue: the contact would be refused."),
+    N_("No rule matches: the default queue {queue}."),
+    N_("Nobody found."),
+    N_("Nobody is waiting."),
+    N_("Not ready"),
+    N_("Not-ready reasons"),
+    N_("Note"),
+    N_("Note saved"),
+    N_("Notes (added to the customer's notes)"),
+    N_("OK"),
+    N_("Object"),
+    N_("Occupancy"),
+    N_("Offer timeout, s"),
+    N_("Offered"),
+    N_("Offered, answered and abandoned contacts, and service level"),
+    N_("Older entries"),
+    N_("On contact"),
+    N_("One step per line: seconds; levels to relax; extra queue ids. Example: 60; 1; 2,3"),
+    N_("Open"),
+    N_("Open now"),
+    N_("Opened"),
+    N_("Overflow"),
+    N_("Overflow queue"),
+    N_("Password (10+ characters)"),
+    N_("Phone"),
+    N_("Prefix"),
+    N_("Priority"),
+    N_("Priority changed"),
+    N_("Priority of contact {id}"),
+    N_("Profile saved"),
+    N_("Project"),
+    N_("Project created"),
+    N_("Projects"),
+    N_("Queue created"),
+    N_("Queue for this rule"),
+    N_("Queue saved"),
+    N_("Queues"),
+    N_("Queues (tier)"),
+    N_("Queues and tiers (1 is offered first)"),
+    N_("Reconnecting…"),
+    N_("Reject"),
+    N_("Remove"),
+    N_("Report"),
+    N_("Required skills (name=level)"),
+    N_("Revoke"),
+    N_("Revoke this token?"),
+    N_("Revoked"),
+    N_("Role"),
+    N_("Role of {name}"),
+    N_("Rule"),
+    N_("Rule {n} matches: queue {queue}."),
+    N_("Rules"),
+    N_("SL target"),
+    N_("SL target, s"),
+    N_("SL today"),
+    N_("Save"),
+    N_("Save calendar"),
+    N_("Save entry point"),
+    N_("Save note"),
+    N_("Save profile"),
+    N_("Save queue"),
+    N_("Saved"),
+    N_("Search"),
+    N_("Search results"),
+    N_("Service level"),
+    N_("Set"),
+    N_("Sign out"),
+    N_("Skills"),
+    N_("Skills (name=level 1–10, comma-separated)"),
+    N_("Special days (date = hours, one per line)"),
+    N_("State"),
+    N_("State of {name} changed"),
+    N_("Sticky agent, s"),
+    N_("Strategy"),
+    N_("Subject"),
+    N_("Tags"),
+    N_("Tags (comma-separated)"),
+    N_("Test"),
+    N_("Test the rules with a sample contact"),
+    N_("The first rule that matches picks the queue; otherwise the default queue does."),
+    N_("The offer timed out"),
+    N_("The offer was withdrawn"),
+    N_("The sender is not a known customer"),
+    N_("Tier in {queue}"),
+    N_("Time left to answer"),
+    N_("Time zone"),
+    N_("Token revoked"),
+    N_("Tokens for other users: Users → New API token. A token acts with its user's role."),
+    N_("Unknown customer"),
+    N_("User"),
+    N_("User created"),
+    N_("User saved"),
+    N_("Username"),
+    N_("Users"),
+    N_("Value"),
+    N_("Waited"),
+    N_("Waiting"),
+    N_("Waiting contacts"),
+    N_("Warning"),
+    N_("Weekly hours (e.g. 09:00-13:00, 14:00-18:00; empty: closed)"),
+    N_("Weight"),
+    N_("What is the token for?"),
+    N_("When"),
+    N_("While closed"),
+    N_("Who"),
+    N_("Wrap-up"),
+    N_("Wrap-up, s"),
+    N_("Wrap-up: {time} left"),
+    N_("You missed several offers and are now not ready"),
+    N_("callback"),
+    N_("empty: no limit"),
+    N_("message and disconnect"),
+    N_("no"),
+    N_("no profile yet"),
+    N_("number, address, widget or form id"),
+    N_("overflow"),
+    N_("refuse"),
+    N_("required"),
+    N_("right axis"),
+    N_("ringing"),
+    N_("system"),
+    N_("ticket"),
+    N_("voicemail"),
+    N_("wait anyway"),
+    N_("waiting"),
+    N_("yes"),
+    N_("{name} is active"),
+)
+
+# Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.
+CODE_LABELS: dict[str, str] = {
+    "voice": N_("Voice"),
+    "email": N_("Email"),
+    "chat": N_("Chat"),
+    "sms": N_("SMS"),
+    "fax": N_("Fax"),
+    "webform": N_("Web form"),
+    "messenger": N_("Messenger"),
+    "phone": N_("Phone"),
+    "offline": N_("Offline"),
+    "available": N_("Available"),
+    "on_contact": N_("On contact"),
+    "wrap_up": N_("Wrap-up"),
+    "not_ready": N_("Not ready"),
+    "new": N_("New"),
+    "queued": N_("Queued"),
+    "offered": N_("Offered"),
+    "connected": N_("Connected"),
+    "done": N_("Done"),
+    "abandoned": N_("Abandoned"),
+    "failed": N_("Failed"),
+    "overflowed": N_("Overflowed"),
+    "transferred": N_("Transferred"),
+    "agent": N_("Agent"),
+    "supervisor": N_("Supervisor"),
+    "admin": N_("Administrator"),
+    "longest_idle": N_("Longest idle"),
+    "round_robin": N_("Round robin"),
+    "fewest_contacts": N_("Fewest contacts"),
+    "least_occupied": N_("Least occupied"),
+    "best_skill": N_("Best skill"),
+    "random_weighted": N_("Random (weighted)"),
+    "ring_all": N_("Ring all"),
+    "mon": N_("Monday"),
+    "tue": N_("Tuesday"),
+    "wed": N_("Wednesday"),
+    "thu": N_("Thursday"),
+    "fri": N_("Friday"),
+    "sat": N_("Saturday"),
+    "sun": N_("Sunday"),
+}
+
+# (path, label, permission, page id) of the navigation, shown only to those who may open the page.
+NAVIGATION: tuple[tuple[str, str, str, str], ...] = (
+    ("/desk", N_("Desk"), "interactions.write", "desk"),
+    ("/wallboard", N_("Wallboard"), "agents.supervise", "wallboard"),
+    ("/reports", N_("Reports"), "stats.read", "reports"),
+    ("/admin", N_("Admin"), "routing.write", "admin"),
+)
+
+PAGES: dict[str, tuple[str, str, str]] = {
+    # page id -> (template, permission, title)
+    "desk": ("desk.html", "interactions.write", N_("Agent desktop")),
+    "wallboard": ("wallboard.html", "agents.supervise", N_("Wallboard")),
+    "reports": ("reports.html", "stats.read", N_("Reports")),
+    "admin": ("admin.html", "routing.write", N_("Administration")),
+}
+
+
+async def page_session(request: Request) -> tuple[Actor, str] | None:
+    """The signed-in browser user and the session's CSRF token, or None (go to the sign-in page)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    c = container(request)
+    try:
+        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
+            cookie, max_age=c.settings.session_max_age_s
+        )
+        actor, csrf = await c.auth.session_actor(str(session_id), ip=client_ip(request))
+    except (BadSignature, DomainError):
+        return None
+    # As for API calls: an explicit choice (cookie, Accept-Language) wins over the profile's language.
+    if "fo_lang" not in request.cookies:
+        current_language.set(actor.language)
+    return actor, csrf
+
+
+def allowed(actor: Actor, permission: str) -> bool:
+    try:
+        actor.require(permission)
+    except DomainError:
+        return False
+    return True
+
+
+def home_page(actor: Actor) -> str:
+    return HOME_PAGES.get(actor.role, "/desk")
+
+
+def page_context(request: Request, actor: Actor, csrf: str, page: str) -> dict[str, Any]:
+    language = current_language.get()
+    return {
+        "actor": actor,
+        "csrf_token": csrf,
+        "page": page,
+        "lang": language,
+        "version": __version__,
+        "nav": [(path, label, pid) for path, label, perm, pid in NAVIGATION if allowed(actor, perm)],
+        "messages": {m: gettext(m, language) for m in JS_MESSAGES}
+        | {f"code:{code}": gettext(text, language) for code, text in CODE_LABELS.items()},
+        "role_label": {
+            Role.ADMIN: gettext("Administrator"),
+            Role.SUPERVISOR: gettext("Supervisor"),
+            Role.AGENT: gettext("Agent"),
+        }[actor.role],
+    }
+
+
+async def _render(request: Request, page: str) -> Response:
+    session = await page_session(request)
+    if session is None:
+        return RedirectResponse("/login", status_code=303)
+    actor, csrf = session
+    template, permission, title = PAGES[page]
+    if not allowed(actor, permission):
+        return RedirectResponse(home_page(actor), status_code=303)
+    context = page_context(request, actor, csrf, page) | {"title": gettext(title)}
+    return templates.TemplateResponse(request, template, context)
+
+
+@router.get("/desk", response_class=HTMLResponse)
+async def desk(request: Request) -> Response:
+    return await _render(request, "desk")
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+async def wallboard(request: Request) -> Response:
+    return await _render(request, "wallboard")
+
+
+@router.get("/reports", response_class=HTMLResponse)
+async def reports(request: Request) -> Response:
+    return await _render(request, "reports")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin(request: Request) -> Response:
+    return await _render(request, "admin")

@@ -1,0 +1,58 @@
+"""Scenario 4: an administrator creates a queue and a routing rule in the Russian UI; contacts follow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import Server, screenshot, sign_in
+
+
+def test_admin_creates_a_queue_and_a_rule_in_russian_and_a_new_contact_follows_it(
+    server: Server, new_context: Any
+) -> None:
+    page = sign_in(new_context(locale="ru-RU"), server, "admin", "/admin")
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.goto(f"{server.url}/lang/ru?next=/admin")
+    page.get_by_role("heading", name="Администрирование").wait_for()
+
+    page.goto(f"{server.url}/admin#queues")
+    page.click("#new-queue")
+    page.fill("#queue-name", "Жалобы")
+    page.fill("#queue-sl", "30")
+    page.click("#queue-save")
+    page.locator("#section-queues tbody tr", has_text="Жалобы").wait_for()
+    complaints = server.queue_id("Жалобы")
+
+    page.goto(f"{server.url}/admin#entry-points")
+    page.locator("#section-entry-points tr", has_text="website").locator(".edit-entry").click()
+    # A rule with a syntax error is refused with the reason, and nothing is saved.
+    page.click("#add-rule")
+    page.locator(".rule-text").last.fill("subject contains")
+    page.click("#entry-save")
+    error = page.locator("#entry-form .error-text:not(:empty)")
+    error.wait_for()
+    assert "правил" in error.text_content()  # the reason, in Russian
+    page.locator(".rule-text").last.fill('subject contains "жалоба"')
+    page.locator(".rule-queue").last.select_option(str(complaints))
+    page.click("#entry-save")
+    page.locator(".toast", has_text="Точка входа сохранена").wait_for()
+    assert error.count() == 0
+    # The "test this rule" box tells which queue a sample contact would reach.
+    page.fill("#test-subject", "жалоба на курьера")
+    page.click("#rule-test button[type=submit]")
+    page.locator(".test-result").filter(has_text="Жалобы").wait_for()
+    screenshot(page, "admin-rules")
+
+    contact = server.post_contact("жалоба на курьера", email="angry@example.com")
+    assert contact["queue_id"] == complaints
+    other = server.post_contact("Where is my parcel", email="calm@example.com")
+    assert other["queue_id"] == server.queue_id("Support")
+
+    # Every other section opens and lists its objects without a script error.
+    for section in ("users", "agents", "calendars", "codes", "projects", "tokens", "audit"):
+        page.goto(f"{server.url}/admin#{section}")
+        page.locator(f"#section-{section} h2").wait_for()
+        assert page.locator(f"#section-{section} > .error-text").count() == 0
+    page.locator("#section-audit tbody tr", has_text="queue").first.wait_for()
+    assert script_errors == []

@@ -1,0 +1,88 @@
+"""Scenarios 1 and 2: an agent answers a web-form contact with the screen-pop; a missed offer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import Server, screenshot, sign_in
+
+# Demo customer no. 1 (services/demo.py): Иван Петров of ООО «Ромашка», phone +7 916 101-11-21.
+KNOWN_PHONE = "+7 916 101-11-21"
+
+
+def go_available(page: Any) -> None:
+    page.select_option("#presence", "available")
+    page.wait_for_selector('#state-pill[data-state="available"]')
+
+
+def test_agent_answers_a_web_form_contact_with_the_customer_card_and_completes_it(
+    server: Server, new_context: Any
+) -> None:
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+
+    contact = server.post_contact("Delivery is late", first_name="Иван", phone=KNOWN_PHONE)
+
+    offer = page.locator(f'.offer[data-contact-id="{contact["id"]}"]')
+    offer.wait_for()
+    offer.locator(".offer-name").filter(has_text="Петров").wait_for()
+    offer.locator(".offer-accept").click()
+    offer.wait_for(state="detached")
+
+    panel = page.locator(f"#panel-c{contact['id']}")
+    panel.locator(".customer-name").filter(has_text="Иван Петров").wait_for()
+    panel.locator(".customer-company").filter(has_text="Ромашка").wait_for()
+    panel.locator(".channel-panel .message").filter(has_text="Please help").wait_for()
+    timeline = panel.locator(".timeline li")
+    timeline.first.wait_for()
+    assert timeline.count() >= 2  # this contact and the demo history
+    # Newest first: the contact being handled heads the history.
+    assert timeline.first.get_attribute("data-interaction-id") == str(contact["id"])
+
+    panel.locator("select[name=disposition]").select_option("resolved")
+    panel.locator("textarea[name=notes]").fill("Sent the tracking number.")
+    screenshot(page, "desk-contact")
+    panel.locator(".complete-contact").click()
+    panel.wait_for(state="detached")
+
+    today = page.locator(f'#today-list li[data-interaction-id="{contact["id"]}"]')
+    today.filter(has_text="resolved").wait_for()
+    # The customer's history now holds the completed contact with its disposition and the note.
+    page.fill("#customer-q", "916 101-11-21")
+    page.click("#customer-search button[type=submit]")
+    page.locator("#customer-results li button").first.click()
+    card = page.locator(".tab-panel:not([hidden]) .customer-card")
+    item = card.locator(f'.timeline-interaction[data-interaction-id="{contact["id"]}"]')
+    item.filter(has_text="resolved").wait_for()
+    card.locator(".timeline-note").filter(has_text="Sent the tracking number.").first.wait_for()
+    screenshot(page, "desk-history")
+
+
+def test_a_missed_offer_disappears_the_agent_becomes_not_ready_and_another_agent_gets_it(
+    server: Server, new_context: Any
+) -> None:
+    support = server.queue_id("Support")
+    with server.api() as client:
+        settings = client.get(f"/queues/{support}").json()["settings"]
+        settings["offer_timeout_s"] = 2
+        client.patch(f"/queues/{support}", json={"settings": settings}).raise_for_status()
+
+    first = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(first)
+    # Three offers in a row go unanswered (the engine's default limit), so agent1 becomes not ready.
+    contacts = [server.post_contact(f"Question {n}", email=f"asker{n}@example.com") for n in range(3)]
+    first.locator(".offer").first.wait_for()
+    first.wait_for_selector('#state-pill[data-state="not_ready"][data-reason="missed"]')
+    first.locator(".offer").first.wait_for(state="detached")
+    assert first.locator(".offer").count() == 0
+    assert first.locator("#presence").input_value() == "not_ready:missed"
+    screenshot(first, "desk-missed")
+
+    second = sign_in(new_context(), server, "agent2", "/desk")
+    go_available(second)
+    offer = second.locator(".offer").first
+    offer.wait_for()
+    assert offer.get_attribute("data-contact-id") in {str(c["id"]) for c in contacts}
+    offer.locator(".offer-accept").click()
+    second.locator(".tab-panel:not([hidden]) .customer-card").wait_for()
+    screenshot(second, "desk-second-agent", for_docs=False)
