@@ -65,9 +65,10 @@ def main() -> None:
 
 
 def _mount_planning() -> None:
-    from frontoffice.wfm.cli import plan
+    from frontoffice.wfm.cli import plan, simulate
 
     main.add_command(plan)
+    main.add_command(simulate)
 
 
 _mount_planning()

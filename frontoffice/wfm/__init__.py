@@ -1,7 +1,9 @@
-"""Workforce planning: Erlang B, C and A, M/M/N/K, staffing, trunks, day plans, forecasts, costs.
+"""Workforce planning: Erlang B, C and A, M/M/N/K, staffing, trunks, day plans, forecasts, costs,
+and a discrete-event simulation that drives the real routing engine (``simulation``).
 
-Pure Python with the standard library only; ``frontoffice.wfm.cli`` is the one module that does
-I/O. Traffic is in erlangs and times in seconds throughout. See ``docs/planning.md``.
+Pure Python with the standard library only (the simulation also imports
+``frontoffice.domain.routing``); ``frontoffice.wfm.cli`` is the one module that does I/O. Traffic
+is in erlangs and times in seconds throughout. See ``docs/planning.md``.
 """
 
 from frontoffice.wfm.cost import BreakEven, CostBreakdown, CostInputs, break_even, own_cost
@@ -33,6 +35,18 @@ from frontoffice.wfm.forecast import (
     infer_history_interval_s,
 )
 from frontoffice.wfm.mmnk import MMNKMetrics, capacity_for_blocking, mmnk_metrics
+from frontoffice.wfm.simulation import (
+    AgentGroup,
+    ArrivalStream,
+    Duration,
+    QueueEstimates,
+    Scenario,
+    SimulationResult,
+    arrivals_from_forecast,
+    scenario_from_dict,
+    simulate,
+    single_queue_scenario,
+)
 from frontoffice.wfm.staffing import (
     Staffing,
     StaffingTarget,
@@ -41,24 +55,33 @@ from frontoffice.wfm.staffing import (
     required_agents,
     scheduled_agents,
 )
+from frontoffice.wfm.stats import Estimate, t_quantile
 from frontoffice.wfm.trunks import TrunkPlan, line_traffic, size_trunks
 
 __all__ = [
+    "AgentGroup",
+    "ArrivalStream",
     "Backtest",
     "BreakEven",
     "CostBreakdown",
     "CostInputs",
     "DayPlan",
+    "Duration",
     "ErlangAMetrics",
     "ErlangCMetrics",
+    "Estimate",
     "Forecast",
     "IntervalForecast",
     "IntervalPlan",
     "MMNKMetrics",
+    "QueueEstimates",
+    "Scenario",
+    "SimulationResult",
     "Staffing",
     "StaffingTarget",
     "TrunkPlan",
     "WeekError",
+    "arrivals_from_forecast",
     "average_speed_of_answer",
     "backtest",
     "break_even",
@@ -82,8 +105,12 @@ __all__ = [
     "own_cost",
     "plan_day",
     "required_agents",
+    "scenario_from_dict",
     "scheduled_agents",
     "service_level",
+    "simulate",
+    "single_queue_scenario",
     "size_trunks",
+    "t_quantile",
     "traffic_for_blocking",
 ]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import re
+import tomllib
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from frontoffice.wfm.cost import CostInputs, break_even, own_cost
@@ -30,10 +33,18 @@ from frontoffice.wfm.erlang_b import (
 )
 from frontoffice.wfm.erlang_c import erlang_c_metrics
 from frontoffice.wfm.forecast import METHODS, backtest, forecast_calls
+from frontoffice.wfm.simulation import (
+    QueueEstimates,
+    Scenario,
+    SimulationResult,
+    scenario_from_dict,
+    single_queue_scenario,
+)
+from frontoffice.wfm.simulation import simulate as run_simulation
 from frontoffice.wfm.staffing import Staffing, StaffingTarget, erlang_c_staffing, required_agents
 from frontoffice.wfm.trunks import size_trunks
 
-__all__ = ["parse_rate", "parse_service_level", "parse_share", "plan"]
+__all__ = ["parse_rate", "parse_service_level", "parse_share", "plan", "simulate"]
 
 _UNIT_SECONDS = {
     "s": 1.0,
@@ -559,3 +570,235 @@ def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: fl
         )
     if volumes:
         console.print(table)
+
+
+def _read_scenario(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise click.ClickException(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path}: expected a table (TOML) or an object (JSON) at the top")
+    return data
+
+
+def _interval(e: Any, fmt: Callable[[float], str]) -> tuple[str, str]:
+    """``(mean, 95 % interval)`` cells of an estimate. Every figure is >= 0 and a share <= 1, so the
+    symmetric t-interval is shown clipped to that range."""
+    if e.n == 0 or not math.isfinite(e.mean):
+        return "—", ""
+    if not math.isfinite(e.half_width):
+        return fmt(e.mean), "(one replication)"
+    high = min(e.high, 1.0) if fmt is _pct else e.high
+    return fmt(e.mean), f"{fmt(max(e.low, 0.0))} … {fmt(high)}"
+
+
+def _print_simulation(console: Console, result: SimulationResult, formula: dict[str, float] | None) -> None:
+    sc = result.scenario
+    t = sc.answer_time_s
+    rows: list[tuple[str, Any, Callable[[float], str], str]] = [
+        (f"service level ({t:g} s)", result.overall.service_level, _pct, "service_level"),
+        (
+            "service level among answered",
+            result.overall.service_level_answered,
+            _pct,
+            "service_level_answered",
+        ),
+        ("ASA, s", result.overall.asa_s, lambda x: f"{x:.1f}", "asa_s"),
+        ("abandoned", result.overall.abandon_rate, _pct, "p_abandon"),
+        ("occupancy", result.occupancy, _pct, "occupancy"),
+        ("contacts offered per replication", result.overall.offered, lambda x: f"{x:,.0f}", ""),
+    ]
+    if result.overall.overflow_rate.mean:
+        rows.append(("overflowed", result.overall.overflow_rate, _pct, ""))
+    table = Table(title=f"Simulation: {result.replications} replications, 95 % confidence intervals")
+    table.add_column("figure")
+    table.add_column("mean", justify="right")
+    table.add_column("95 % interval", justify="right")
+    if formula is not None:
+        table.add_column("formula", justify="right")
+    for label, est, fmt, key in rows:
+        mean, interval = _interval(est, fmt)
+        cells = [label, mean, interval]
+        if formula is not None:
+            cells.append(fmt(formula[key]) if key in formula else "")
+        table.add_row(*cells)
+    console.print(table)
+    if len(result.queues) > 1:
+        per = Table(title="By queue of arrival")
+        for column in ("queue", "offered", "SL", "ASA s", "abandoned", "overflowed"):
+            per.add_column(column, justify="left" if column == "queue" else "right")
+        for queue_id, q in result.queues.items():
+            per.add_row(queue_id, *_queue_cells(q))
+        console.print(per)
+    if len(result.group_occupancy) > 1:
+        groups = Table(title="Occupancy by agent group")
+        groups.add_column("group")
+        groups.add_column("agents", justify="right")
+        groups.add_column("occupancy", justify="right")
+        groups.add_column("95 % interval", justify="right")
+        for g in sc.agents:
+            groups.add_row(g.name, str(g.count), *_interval(result.group_occupancy[g.name], _pct))
+        console.print(groups)
+    if result.overflow_moves:
+        moves = Table(title="Overflow moves per replication")
+        moves.add_column("from")
+        moves.add_column("to")
+        moves.add_column("contacts", justify="right")
+        moves.add_column("95 % interval", justify="right")
+        for (a, b), e in sorted(result.overflow_moves.items()):
+            moves.add_row(a, b, *_interval(e, lambda x: f"{x:,.1f}"))
+        console.print(moves)
+
+
+def _queue_cells(q: QueueEstimates) -> list[str]:
+    def cell(e: Any, fmt: Callable[[float], str]) -> str:
+        mean, interval = _interval(e, fmt)
+        return mean if not interval or interval.startswith("(") else f"{mean} ({interval})"
+
+    return [
+        f"{q.offered.mean:,.0f}",
+        cell(q.service_level, _pct),
+        cell(q.asa_s, lambda x: f"{x:.1f}"),
+        cell(q.abandon_rate, _pct),
+        cell(q.overflow_rate, _pct),
+    ]
+
+
+@click.command(name="simulate")
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TOML or JSON scenario (several queues, skills, overflow); see docs/planning.md.",
+)
+@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option("--agents", type=int, help="Agents (default: the Erlang C/A minimum for --sl).")
+@click.option("--patience", type=float, help="Mean caller patience, s (exponential); default: callers wait.")
+@click.option(
+    "--sl",
+    callback=_converted(parse_service_level),
+    default="80/20",
+    show_default=True,
+    help="Service level X/T: T is the answer-time threshold; X sizes --agents by default.",
+)
+@click.option(
+    "--handling",
+    type=click.Choice(["exponential", "lognormal", "fixed"]),
+    default="exponential",
+    show_default=True,
+    help="Handling time distribution.",
+)
+@click.option(
+    "--handling-cv", type=float, default=1.0, show_default=True, help="Coefficient of variation (lognormal)."
+)
+@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT, s.")
+@click.option("--hours", type=float, help="Simulated hours per replication [default: 8, or the scenario's].")
+@click.option("--warmup", type=float, help="Seconds not measured at the start (default: 10 AHT, max 10 %).")
+@click.option("--replications", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
+def simulate(
+    scenario_path: Path | None,
+    calls: float | None,
+    aht: float,
+    agents: int | None,
+    patience: float | None,
+    sl: tuple[float, float],
+    handling: str,
+    handling_cv: float,
+    wrap: float,
+    hours: float | None,
+    warmup: float | None,
+    replications: int,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Simulate the contact center through the real routing engine, with confidence intervals.
+
+    Either one queue (--calls, --aht, --agents, --patience), compared with Erlang C or A, or a
+    --scenario file with several queues, skills, overflow and channels.
+    """
+    level, answer_s = sl
+    formula: dict[str, float] | None = None
+    console = _console()
+    try:
+        if scenario_path is not None:
+            data = _read_scenario(scenario_path)
+            if hours is not None:
+                data = {k: v for k, v in data.items() if k not in ("hours", "horizon_s")} | {"hours": hours}
+            if warmup is not None:
+                data["warmup_s"] = warmup
+            scenario: Scenario = scenario_from_dict(data)
+        else:
+            if calls is None:
+                raise click.UsageError("give --calls (e.g. 100/min) or --scenario FILE")
+            traffic = calls * aht
+            if agents is None:
+                staffing = required_agents(traffic, aht, StaffingTarget(level, answer_s), patience)
+                agents = staffing.agents
+                console.print(
+                    f"{agents} agents: the {'Erlang A' if patience else 'Erlang C'} minimum for "
+                    f"{_pct(level)} in {answer_s:g} s at {traffic:.1f} Erl."
+                )
+            scenario = single_queue_scenario(
+                calls,
+                aht,
+                agents,
+                hours=8.0 if hours is None else hours,
+                warmup_s=warmup,
+                patience_s=patience,
+                answer_time_s=answer_s,
+                handling=handling,  # type: ignore[arg-type]
+                handling_cv=handling_cv,
+                wrap_up_s=wrap,
+            )
+            exponential = handling == "exponential" and wrap == 0.0
+            if exponential and patience is not None:
+                m = erlang_a_metrics(traffic, agents, aht, patience, answer_s)
+                formula = {
+                    "service_level": m.service_level,
+                    "service_level_answered": m.service_level_answered,
+                    "asa_s": m.asa_s,
+                    "p_abandon": m.p_abandon,
+                    "occupancy": m.occupancy,
+                }
+            elif exponential and agents > traffic:
+                c = erlang_c_metrics(traffic, agents, aht, answer_s)
+                formula = {
+                    "service_level": c.service_level,
+                    "service_level_answered": c.service_level,
+                    "asa_s": c.asa_s,
+                    "p_abandon": 0.0,
+                    "occupancy": c.occupancy,
+                }
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=as_json) as bar:
+        task = bar.add_task(
+            f"{replications} × {scenario.horizon_s / 3600:g} h, {scenario.agent_count} agents",
+            total=replications,
+        )
+        try:
+            result = run_simulation(
+                scenario, replications, seed, progress=lambda done: bar.update(task, completed=done)
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    _print_simulation(console, result, formula)
+    if formula is not None:
+        console.print(
+            "formula: " + ("Erlang A" if patience is not None else "Erlang C") + " for the same inputs "
+            "(steady state); the simulation should agree within its intervals."
+        )

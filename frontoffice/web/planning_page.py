@@ -1,0 +1,63 @@
+"""The Planning page: staffing, lines, a day plan and the simulation in the browser.
+
+A thin shell like the other pages: it checks the browser session (supervisors and administrators,
+who hold ``stats.read``), renders ``planning.html`` with the session's CSRF token, and leaves the
+rest to ``static/planning.js``, which calls ``/api/v1/planning/*`` and draws the charts as SVG.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from itsdangerous import BadSignature
+
+from frontoffice import __version__
+from frontoffice.domain.exceptions import DomainError
+from frontoffice.i18n import current_language
+from frontoffice.services.context import Actor
+
+from .pages import templates
+from .security import SESSION_COOKIE, client_ip, container, session_serializer
+
+__all__ = ["PERMISSION", "router"]
+
+#: Who may open the page: the same permission as the planning API.
+PERMISSION = "stats.read"
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _session(request: Request) -> tuple[Actor, str] | None:
+    """The signed-in browser user and the session's CSRF token, or None."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    c = container(request)
+    try:
+        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
+            cookie, max_age=c.settings.session_max_age_s
+        )
+        actor, csrf = await c.auth.session_actor(str(session_id), ip=client_ip(request))
+    except (BadSignature, DomainError):
+        return None
+    if "fo_lang" not in request.cookies:
+        current_language.set(actor.language)
+    return actor, csrf
+
+
+@router.get("/planning", response_class=HTMLResponse)
+async def planning_page(request: Request) -> Response:
+    """Staffing curve, service level versus agents, lines versus blocking, and the simulation."""
+    session = await _session(request)
+    if session is None:
+        return RedirectResponse("/login", status_code=303)
+    actor, csrf = session
+    try:
+        actor.require(PERMISSION)
+    except DomainError:
+        return RedirectResponse("/login", status_code=303)
+    return templates.TemplateResponse(
+        request,
+        "planning.html",
+        {"actor": actor, "csrf_token": csrf, "version": __version__, "lang": current_language.get()},
+    )
