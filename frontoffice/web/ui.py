@@ -343,6 +343,7 @@ NAVIGATION: tuple[tuple[str, str, str, str], ...] = (
     ("/desk", N_("Desk"), "interactions.write", "desk"),
     ("/wallboard", N_("Wallboard"), "agents.supervise", "wallboard"),
     ("/reports", N_("Reports"), "stats.read", "reports"),
+    ("/planning", N_("Planning"), "stats.read", "planning"),
     ("/admin", N_("Admin"), "routing.write", "admin"),
 )
 
