@@ -167,8 +167,10 @@ def server(demo_site: DemoSite, tmp_path: Path) -> Iterator[Server]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop marked as running on
+    # this thread while it is open, which would break the asyncio tests that pytest runs afterwards.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -8,6 +8,9 @@ See the package docstring (:mod:`frontoffice.domain.routing`) for the API contra
 * Contact side: a waiting contact looks at its queue's ready-agent pools, lowest tier first, and the
   queue's strategy picks among the eligible ones. Agent side: a freed agent looks at the head of each
   (queue, channel, step) line it may serve and takes the best score. Neither scans all contacts.
+* longest_idle (the default strategy) does not scan a ready pool either: each pool keeps a heap of
+  its agents' idle keys (``QueueRuntime.idle``), and the scan is only the fallback when the best agent
+  may not take the contact (declined it, not qualified at the contact's step, excluded).
 * Timers live in one heap with lazy deletion: an entry carries a token (offer id, generation counter)
   and is ignored when the token no longer matches.
 """
@@ -19,6 +22,7 @@ import math
 import random
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from heapq import heappop, heappush
 
 from .config import CHANNELS, AgentConfig, EngineConfig, QueueConfig
 from .exceptions import (
@@ -70,7 +74,6 @@ _T_MAXWAIT = 3
 _T_STICKY = 4
 _T_COOLOFF = 5
 
-_BUSY_STATES = ("on_contact", "wrap_up")
 _NO_EXCLUDE: frozenset[str] = frozenset()
 
 Timer = tuple[float, int, int, str, int]
@@ -122,7 +125,7 @@ class RoutingEngine:
         for agent in members:
             self._unindex_all(agent)
         if queue is None:
-            self._queues[config.queue_id] = QueueRuntime(config)
+            self._queues[config.queue_id] = QueueRuntime(config, self._agents)
         else:
             queue.config = config
             queue.span = max(queue.span, len(config.escalations))
@@ -306,8 +309,10 @@ class RoutingEngine:
         overflowed, given a fallback action, or refused."""
         if contact.contact_id in self._contacts:
             raise DuplicateContact(contact.contact_id)
-        self._queue(contact.queue_id)
-        self._check_channel(contact.channel)
+        if contact.queue_id not in self._queues:
+            raise UnknownQueue(contact.queue_id)
+        if contact.channel not in CHANNELS:
+            self._check_channel(contact.channel)
         self._seq += 1
         runtime = self._new_runtime(contact, now, self._seq)
         out: list[Output] = []
@@ -331,8 +336,13 @@ class RoutingEngine:
 
     def offer_accepted(self, contact_id: str, agent_id: str, now: float) -> list[Output]:
         """The agent accepted the offer: connected. For ring_all the others' offers are withdrawn."""
-        contact = self._contact(contact_id)
-        agent = self._agent(agent_id)
+        # Runs once per decision: lookups and helpers inlined (same checks, same order).
+        contact = self._contacts.get(contact_id)
+        if contact is None:
+            raise UnknownContact(contact_id)
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise UnknownAgent(agent_id)
         offer = contact.offer
         if offer is None or agent_id not in offer.agent_ids:
             raise InvalidTransition(f"contact {contact_id!r} is not offered to agent {agent_id!r}")
@@ -341,7 +351,8 @@ class RoutingEngine:
         contact.offer = None
         contact.state = "connected"
         contact.agent_id = agent_id
-        contact.queue_gen = self._next_gen()  # escalation and max-wait no longer apply
+        self._gen += 1
+        contact.queue_gen = self._gen  # escalation and max-wait no longer apply
         if contact.declined:
             contact.declined.clear()
         contact.overdue = False
@@ -351,7 +362,7 @@ class RoutingEngine:
         agent.missed = 0
         agent.contacts_today += 1
         queue = self._queues[contact.queue_id]
-        queue.discard_waiting(contact_id)
+        queue.waiting.pop(contact_id, None)  # discard_waiting, inlined
         queue.record_connect(now)
         out.append(ContactConnected(contact_id, agent_id, contact.queue_id, now - contact.enqueued_at))
         if not others:
@@ -390,7 +401,9 @@ class RoutingEngine:
 
     def contact_finished(self, contact_id: str, now: float) -> list[Output]:
         """The agent finished a connected contact; wrap-up starts if the queue has one."""
-        contact = self._contact(contact_id)
+        contact = self._contacts.get(contact_id)
+        if contact is None:
+            raise UnknownContact(contact_id)
         if contact.state != "connected" or contact.agent_id is None:
             raise InvalidTransition(f"contact {contact_id!r} is not connected")
         agent = self._agents[contact.agent_id]
@@ -523,8 +536,17 @@ class RoutingEngine:
         """The earliest time ``tick`` has work to do, or None. Call ``tick`` then (or at the next
         command, whichever is first)."""
         timers = self._timers
-        while timers and not self._timer_live(timers[0][2], timers[0][3], timers[0][4]):
-            heapq.heappop(timers)
+        contacts = self._contacts
+        while timers:
+            _, _, kind, ident, token = timers[0]
+            if kind == _T_OFFER:
+                # _timer_live for an offer, inlined: most offers are answered, leaving their timer.
+                contact = contacts.get(ident)
+                if contact is not None and contact.offer is not None and contact.offer.offer_id == token:
+                    break
+            elif self._timer_live(kind, ident, token):
+                break
+            heappop(timers)
         return timers[0][0] if timers else None
 
     # ============================================================================================
@@ -807,7 +829,12 @@ class RoutingEngine:
         load = agent.load
         if self._voice_blocks and load.get("voice", 0):
             return ()
-        return tuple(ch for ch in agent.channels if load.get(ch, 0) < agent.capacity[ch])
+        channels = agent.channels
+        capacity = agent.capacity
+        if len(channels) == 1:
+            # A single-channel agent (the usual voice agent): no generator for one comparison.
+            return channels if load.get(channels[0], 0) < capacity[channels[0]] else ()
+        return tuple(ch for ch in channels if load.get(ch, 0) < capacity[ch])
 
     def _reindex(self, agent: AgentRuntime, new: tuple[str, ...] | None = None) -> None:
         """Bring the agent's presence in the ready pools in line with what it can take now
@@ -816,6 +843,8 @@ class RoutingEngine:
             new = self._routable(agent)
         old = agent.indexed
         if new == old:
+            if new and (agent.load_total != agent.pooled_load or agent.idle_since != agent.pooled_idle):
+                self._refresh_idle(agent)
             return
         queues = self._queues
         agent_id = agent.agent_id
@@ -823,11 +852,27 @@ class RoutingEngine:
             if channel not in new:
                 for queue_id, tier in agent.pools:
                     queues[queue_id].discard_ready(channel, tier, agent_id)
+        # Pools the agent stays in need a new idle-heap entry if its key changed meanwhile.
+        stale = agent.load_total != agent.pooled_load or agent.idle_since != agent.pooled_idle
         for channel in new:
             if channel not in old:
                 for queue_id, tier in agent.pools:
-                    queues[queue_id].add_ready(channel, tier, agent_id)
+                    queues[queue_id].add_ready(channel, tier, agent)
+            elif stale:
+                for queue_id, tier in agent.pools:
+                    queues[queue_id].push_idle(channel, tier, agent)
         agent.indexed = new
+        agent.pooled_load = agent.load_total
+        agent.pooled_idle = agent.idle_since
+
+    def _refresh_idle(self, agent: AgentRuntime) -> None:
+        """The key of an agent sitting in ready pools changed: push its new idle-heap entries."""
+        queues = self._queues
+        for channel in agent.indexed:
+            for queue_id, tier in agent.pools:
+                queues[queue_id].push_idle(channel, tier, agent)
+        agent.pooled_load = agent.load_total
+        agent.pooled_idle = agent.idle_since
 
     def _unindex_all(self, agent: AgentRuntime) -> None:
         for channel in agent.indexed:
@@ -850,24 +895,30 @@ class RoutingEngine:
         not-ready intent of an agent still on a contact or in wrap-up travels in ``ready`` / ``reason``.
         """
         state: AgentState
-        ready = agent.logged_in and agent.presence == "available"
-        reason = agent.reason if agent.logged_in and not ready else None
         if not agent.logged_in:
             state = "offline"
-        elif agent.wrap_until is not None:
-            state = "wrap_up"
-        elif agent.contacts:
-            state = "on_contact"
-        elif not ready:
-            state = "not_ready"
+            ready = False
+            reason = None
         else:
-            state = "available"
+            ready = agent.presence == "available"
+            reason = None if ready else agent.reason
+            if agent.wrap_until is not None:
+                state = "wrap_up"
+            elif agent.contacts:
+                state = "on_contact"
+            elif not ready:
+                state = "not_ready"
+            else:
+                state = "available"
         if state == agent.state and reason == agent.reported_reason and ready == agent.reported_ready:
             return
-        elapsed = max(0.0, now - agent.segment_start)
-        if agent.state != "offline":
+        elapsed = now - agent.segment_start
+        if elapsed < 0.0:
+            elapsed = 0.0
+        previous = agent.state
+        if previous != "offline":
             agent.logged_s += elapsed
-            if agent.state in _BUSY_STATES:
+            if previous == "on_contact" or previous == "wrap_up":  # busy states
                 agent.busy_s += elapsed
         agent.segment_start = now
         agent.state = state
@@ -899,8 +950,15 @@ class RoutingEngine:
         self, agent: AgentRuntime, contact: ContactRuntime, now: float, out: list[Output]
     ) -> None:
         """Take a connected contact off its agent and start the queue's wrap-up."""
-        self._add_load(agent, agent.contacts.pop(contact.contact_id), -1)
+        channel = agent.contacts.pop(contact.contact_id)
+        load = agent.load
+        load[channel] = load.get(channel, 0) - 1
+        agent.load_total -= 1
         agent.idle_since = now
+        if agent.indexed:
+            # The agent may stay in ready pools (room on other channels) with a new idle key, and a
+            # transfer routes contacts before the agent is reindexed: keep its idle heaps current.
+            self._refresh_idle(agent)
         queue = self._queues.get(contact.queue_id)
         wrap = queue.config.wrap_up_s if queue is not None else 0.0
         if wrap > 0:
@@ -995,7 +1053,8 @@ class RoutingEngine:
             return
         contact.queue_id = queue_id
         contact.queue_entered_at = now
-        contact.queue_gen = self._next_gen()
+        self._gen += 1
+        contact.queue_gen = self._gen
         contact.state = "waiting"
         self._contacts[contact.contact_id] = contact
         queue.add_waiting(contact.contact_id, contact.enqueued_at, contact.seq)
@@ -1010,10 +1069,15 @@ class RoutingEngine:
                 contact.target_gen = self._next_gen()
                 contact.target_until = now + config.sticky_s
                 self._push_timer(contact.target_until, _T_STICKY, contact.contact_id, contact.target_gen)
+        # Offer first, queue only if nobody can take it: a contact offered at once would leave its line
+        # straight away, and nothing in a dispatch reads the lines, so the outcome is the same without
+        # the insert and removal. Under load nobody is ready: skip the search when the queue has no
+        # ready pool for the channel.
+        if (
+            contact.target_agent is not None or contact.borrowed or contact.channel in queue.ready
+        ) and self._dispatch_contact(contact, now, out):
+            return
         self._put_in_line(contact)
-        # Under load nobody is ready: skip the search when the queue has no ready pool for the channel.
-        if contact.target_agent is not None or contact.borrowed or contact.channel in queue.ready:
-            self._dispatch_contact(contact, now, out)
 
     def _any_logged_in(self, queue_id: str) -> bool:
         agents = self._agents
@@ -1088,9 +1152,29 @@ class RoutingEngine:
             if not tiers:
                 continue
             step = contact.step if queue_id == home else 0
-            for pool in tiers.values():
+            strategy = queue.config.strategy
+            by_idle = strategy == "longest_idle" or (strategy == "ring_all" and channel != "voice")
+            for tier, pool in tiers.items():
                 if not pool:
                     continue
+                if by_idle:
+                    # longest_idle picks the pool's agent with the smallest idle key: the top of the
+                    # pool's idle heap once stale entries are dropped (valid: the agent is still in
+                    # the pool with the key the entry was pushed with). If that agent may not take
+                    # this contact, the scan below finds the best eligible one.
+                    heap = queue.idle[(channel, tier)]
+                    while True:
+                        top = heap[0]
+                        agent = agents[top[3]] if top[3] in pool else None
+                        if agent is not None and agent.load_total == top[0] and agent.idle_since == top[1]:
+                            break
+                        heappop(heap)
+                    agent_id = top[3]
+                    if agent.min_step[queue_id] <= step and agent_id not in exclude:
+                        until = declined.get(agent_id) if declined else None
+                        if until is None or until <= now:
+                            self._make_offer(contact, [agent], now, out)
+                            return True
                 candidates = []
                 for agent_id in pool:
                     agent = agents[agent_id]
@@ -1166,11 +1250,12 @@ class RoutingEngine:
         # This runs once per decision: kept flat (no helper calls in the loop) on purpose.
         if contact.lines or contact.in_target_line:
             self._take_out_of_line(contact)
-        self._offer_seq += 1
-        offer_id = self._offer_seq
-        expires_at = now + self._queues[contact.queue_id].config.offer_timeout_s
-        agent_ids = [agent.agent_id for agent in agents] if len(agents) > 1 else [agents[0].agent_id]
-        contact.offer = Offer(offer_id, agent_ids, expires_at, len(agents) > 1)
+        self._offer_seq = offer_id = self._offer_seq + 1
+        queue_id = contact.queue_id
+        expires_at = now + self._queues[queue_id].config.offer_timeout_s
+        group = len(agents) > 1
+        agent_ids = [agent.agent_id for agent in agents] if group else [agents[0].agent_id]
+        contact.offer = Offer(offer_id, agent_ids, expires_at, group)
         contact.state = "offered"
         channel = contact.channel
         contact_id = contact.contact_id
@@ -1181,12 +1266,10 @@ class RoutingEngine:
             agent.load_total += 1
             if agent.indexed:
                 self._reindex(agent)
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (expires_at, self._timer_seq, _T_OFFER, contact_id, offer_id))
+        self._timer_seq = timer_seq = self._timer_seq + 1
+        heappush(self._timers, (expires_at, timer_seq, _T_OFFER, contact_id, offer_id))
         out.append(
-            OfferContact(
-                contact_id, tuple(agent_ids), contact.queue_id, channel, expires_at, contact.is_callback
-            )
+            OfferContact(contact_id, tuple(agent_ids), queue_id, channel, expires_at, contact.is_callback)
         )
 
     def _release_offer(self, agent: AgentRuntime, contact_id: str) -> None:

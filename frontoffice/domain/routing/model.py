@@ -6,6 +6,7 @@ engine; callers only see them through the read-only views in :mod:`.views`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,6 +20,10 @@ Presence = Literal["available", "not_ready"]
 # smaller tuple means a higher score; the tuple never changes while the contact waits, which is what
 # makes the order time-invariant.
 LineEntry = tuple[float, int, str]
+
+# An agent's longest-idle key as pushed on a ready pool's idle heap: (load_total, idle_since, agent
+# seq, agent id). The first three are ``strategies._idle_key``; seq is unique, so the id never decides.
+IdleEntry = tuple[int, float, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +199,10 @@ class AgentRuntime:
     indexed: tuple[str, ...] = ()
     #: (queue_id, tier) pools the agent was put in, to take it out again exactly.
     pools: list[tuple[str, int]] = field(default_factory=list)
+    #: load_total and idle_since when the agent's idle-heap entries were last pushed: when they change
+    #: while the agent sits in ready pools, new entries are pushed (see ``QueueRuntime.idle``).
+    pooled_load: int = -1
+    pooled_idle: float = math.nan
 
     def occupancy(self, now: float) -> float:
         """Share of logged-in time spent on contacts or wrap-up since the last daily reset."""
@@ -204,3 +213,8 @@ class AgentRuntime:
             if self.state in ("on_contact", "wrap_up"):
                 busy += now - self.segment_start
         return busy / logged if logged > 0 else 0.0
+
+
+def idle_entry(agent: AgentRuntime) -> IdleEntry:
+    """The agent's current longest-idle key, as an idle-heap entry."""
+    return (agent.load_total, agent.idle_since, agent.seq, agent.agent_id)

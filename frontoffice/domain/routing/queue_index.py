@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
+from collections.abc import Mapping
 
 from .config import QueueConfig
-from .model import LineEntry
+from .model import AgentRuntime, IdleEntry, LineEntry, idle_entry
 
 # A lazily cleaned heap should not grow without bound when contacts bounce between waiting and offered:
 # rebuild it once stale entries outnumber live ones by this factor (plus a small floor).
 _AGE_HEAP_SLACK = 2
 _AGE_HEAP_FLOOR = 64
+
+# The same bound for the per-pool idle heaps (see ``QueueRuntime.idle``).
+_IDLE_HEAP_SLACK = 2
+_IDLE_HEAP_FLOOR = 16
 
 # Smoothing of the expected-wait estimator: weight of the newest interval between two connections.
 _EWMA_ALPHA = 0.2
@@ -32,7 +37,9 @@ class QueueRuntime:
 
     __slots__ = (
         "_age_heap",
+        "_agents",
         "config",
+        "idle",
         "interval_ewma",
         "last_connect_at",
         "lines",
@@ -43,8 +50,10 @@ class QueueRuntime:
         "waiting",
     )
 
-    def __init__(self, config: QueueConfig) -> None:
+    def __init__(self, config: QueueConfig, agents: Mapping[str, AgentRuntime]) -> None:
         self.config = config
+        #: the engine's agents (read-only here: to tell current idle-heap entries from stale ones).
+        self._agents = agents
         self.open = config.open
         #: (channel, step) -> sorted entries; includes contacts borrowed from other queues at step 0.
         self.lines: dict[tuple[str, int], list[LineEntry]] = {}
@@ -53,6 +62,12 @@ class QueueRuntime:
         self._age_heap: list[tuple[float, int, str]] = []
         #: channel -> tier -> ready agents (insertion-ordered dicts keep iteration deterministic).
         self.ready: dict[str, dict[int, dict[str, None]]] = {}
+        #: (channel, tier) -> heap of IdleEntry for the agents of that ready pool, so longest_idle
+        #: finds its agent without scanning the pool. Lazily cleaned: an entry counts only while its
+        #: agent is in the pool *and* the agent's key still equals the entry's; the engine pushes a new
+        #: entry whenever the key of an agent in a pool changes (``RoutingEngine._refresh_idle``), so
+        #: every pooled agent always has an entry with its current key. Dropped with the pool.
+        self.idle: dict[tuple[str, int], list[IdleEntry]] = {}
         #: agent seq of the last agent picked by round_robin.
         self.rr_last = -1
         #: highest escalation step a line may hold: never shrinks, so contacts already escalated
@@ -103,8 +118,9 @@ class QueueRuntime:
 
     # --- ready pools -----------------------------------------------------------------------------
 
-    def add_ready(self, channel: str, tier: int, agent_id: str) -> None:
+    def add_ready(self, channel: str, tier: int, agent: AgentRuntime) -> None:
         """Put the agent into the pool of agents ready for ``channel`` at ``tier``."""
+        agent_id = agent.agent_id
         tiers = self.ready.get(channel)
         if tiers is None:
             tiers = self.ready[channel] = {}
@@ -112,10 +128,24 @@ class QueueRuntime:
         if pool is None:
             # Keep tiers sorted by inserting in order: decisions iterate them lowest first.
             tiers[tier] = {agent_id: None}
+            self.idle[(channel, tier)] = [idle_entry(agent)]
             if len(tiers) > 1 and tier < max(tiers):
                 self.ready[channel] = dict(sorted(tiers.items()))
         else:
             pool[agent_id] = None
+            self.push_idle(channel, tier, agent)
+
+    def push_idle(self, channel: str, tier: int, agent: AgentRuntime) -> None:
+        """Record the idle key a pooled agent has now (its older entries go stale: dropped lazily)."""
+        heap = self.idle[(channel, tier)]
+        heapq.heappush(heap, idle_entry(agent))
+        pool = self.ready[channel][tier]
+        if len(heap) > _IDLE_HEAP_SLACK * len(pool) + _IDLE_HEAP_FLOOR:
+            # Stale entries pile up (agents leave the pool when offered): keep only current ones.
+            agents = self._agents
+            fresh = list({item for item in heap if item[3] in pool and item == idle_entry(agents[item[3]])})
+            heapq.heapify(fresh)
+            self.idle[(channel, tier)] = fresh
 
     def discard_ready(self, channel: str, tier: int, agent_id: str) -> None:
         """Take the agent out of that pool."""
@@ -128,6 +158,7 @@ class QueueRuntime:
                 # to look at: the common case under load.
                 if not pool:
                     del tiers[tier]
+                    del self.idle[(channel, tier)]
                     if not tiers:
                         del self.ready[channel]
 
