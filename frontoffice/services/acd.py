@@ -154,6 +154,10 @@ class AcdService:
                 until = profile.wrap_up_until
                 if state == "wrap_up" and until is None:
                     state = "available"
+                if state == "on_contact" and profile.state_reason:
+                    # On a contact but asked to be not ready afterwards (the reason is only kept while
+                    # not ready): restore the intent; resume() shows "on_contact" again for the contacts.
+                    state = "not_ready"
                 engine.restore_agent(
                     str(profile.user_id), state, profile.state_since, profile.state_reason, until
                 )

@@ -291,3 +291,30 @@ async def test_restart_keeps_waiting_order_and_returns_ringing_offers_to_the_lin
         assert events > 0
     finally:
         await again.close()
+
+
+async def test_an_agent_who_asked_for_not_ready_during_a_contact_stays_not_ready_after_restart(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    await desk.agent("nora", {q: 1})
+    await desk.login("nora")
+    iid = (await desk.contact())["interaction"]["id"]
+    nora = desk.agents["nora"]
+    assert (await desk.client.post(f"{API}/agent/offers/{iid}/accept", headers=nora)).status_code == 204
+    r = await desk.client.post(
+        f"{API}/agent/state", json={"state": "not_ready", "reason": "lunch"}, headers=nora
+    )
+    assert r.status_code == 204
+    await container.close()
+    again = build_container(container.settings, clock=clock)
+    await again.start()
+    try:
+        status = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
+        assert status.state == "on_contact" and status.contact_ids == (str(iid),)
+        outputs, _ = await again.acd.execute(lambda e, now: e.contact_finished(str(iid), now))
+        after = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
+        assert after.state == "not_ready" and after.reason == "lunch"
+    finally:
+        await again.close()
