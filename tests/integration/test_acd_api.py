@@ -313,7 +313,7 @@ async def test_an_agent_who_asked_for_not_ready_during_a_contact_stays_not_ready
     try:
         status = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert status.state == "on_contact" and status.contact_ids == (str(iid),)
-        outputs, _ = await again.acd.execute(lambda e, now: e.contact_finished(str(iid), now))
+        await again.acd.execute(lambda e, now: e.contact_finished(str(iid), now))
         after = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert after.state == "not_ready" and after.reason == "lunch"
     finally:
