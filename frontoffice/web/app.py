@@ -18,8 +18,8 @@ from frontoffice.domain.exceptions import DomainError
 from frontoffice.i18n import current_language
 from frontoffice.store.migrate import is_up_to_date
 
-from . import stream
-from .api import accounts, acd, crm, interactions, stats
+from . import planning_page, stream, ui
+from .api import accounts, acd, crm, desk, interactions, planning, stats
 from .errors import ApiError, install_error_handlers
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -49,9 +49,13 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     registry, requests, latency = metrics_registry()
     install_error_handlers(app)
-    for router in (accounts.router, crm.router, acd.router, interactions.router, stats.router):
+    for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(planning.router, prefix="/api/v1")
+    app.include_router(planning_page.router)
     app.include_router(stream.router)
+    app.include_router(ui.router)
+    app.mount("/static", ui.static_files(), name="static")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -114,7 +118,12 @@ def create_app(container: Container) -> FastAPI:
             actor = await current_actor(request)
         except DomainError:
             return RedirectResponse("/login", status_code=303)
-        return templates.TemplateResponse(request, "home.html", {"actor": actor, "version": __version__})
+        # A small landing page (who is signed in, links) that forwards to the role's own page.
+        return templates.TemplateResponse(
+            request,
+            "home.html",
+            {"actor": actor, "version": __version__, "home_page": ui.home_page(actor)},
+        )
 
     @app.get("/lang/{code}", include_in_schema=False)
     async def set_language(code: str, request: Request, next: str = "/") -> Response:
