@@ -130,7 +130,7 @@ async def _run(base: str, admin_token: str, tokens: list[str], contacts: int, ra
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rate", type=float, default=50.0, help="contacts per second (the issue's figure: 50)")
+    parser.add_argument("--rate", type=float, default=50.0, help="contacts per second")
     args = parser.parse_args()
     agents, contacts = (50, 250) if args.quick else (200, 1500)
     rate = args.rate
