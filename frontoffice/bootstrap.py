@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.prompts import render_prompts
+from frontoffice.channels.voice.service import VoiceService
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
@@ -17,6 +21,7 @@ from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
+from frontoffice.services.voice_calls import VoiceCalls
 from frontoffice.store.database import create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
@@ -37,6 +42,8 @@ class Container:
     contact_center: ContactCenter
     stats: StatsService
     calendars: CalendarService
+    voice_calls: VoiceCalls | None = None
+    voice: VoiceService | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -45,10 +52,14 @@ class Container:
             await self.stats.start()
             await self.acd.start()
             await self.calendars.start()
+            if self.voice is not None:
+                await self.voice.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            if self.voice is not None:
+                await self.voice.stop()
             await self.calendars.stop()
             await self.acd.stop()
             self.started = False
@@ -105,6 +116,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     )
 
     stats.on_change(FiguresPublisher(stats, bus).changed)
+    contact_center = ContactCenter(acd, crm, interactions, clock=clock)
+    voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     return Container(
         settings=settings,
         engine=engine,
@@ -116,7 +129,28 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         interactions=interactions,
         bus=bus,
         acd=acd,
-        contact_center=ContactCenter(acd, crm, interactions, clock=clock),
+        contact_center=contact_center,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
+        voice_calls=voice_calls,
+        voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
+    )
+
+
+def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
+    media_host = settings.media_host or settings.sip_host
+    return VoiceService(
+        calls,
+        PythonMediaBackend(media_host),
+        host=settings.sip_host,
+        port=settings.sip_port,
+        # Nonces are signed with a key derived from the node secret, so every node accepts them.
+        secret=hashlib.sha256(b"sip-digest-nonce:" + settings.ensure_secret_key().encode()).digest(),
+        realm=settings.sip_realm,
+        recordings_dir=settings.data_dir / "recordings" if settings.voice_recordings else None,
+        tcp=settings.sip_tcp,
+        banned_networks=tuple(settings.sip_banned_networks),
+        digest_algorithms=tuple(settings.sip_digest_algorithms),
+        # Spoken in the center's default language with espeak-ng when installed; a chime otherwise.
+        prompts=render_prompts(settings.default_language),
     )

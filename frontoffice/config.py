@@ -25,6 +25,12 @@ from pydantic_settings import (
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
 SUPPORTED_LANGUAGES = ("en", "ru")
+DigestAlgorithm = Literal["MD5", "SHA-256"]
+
+
+def _md5_only() -> list[DigestAlgorithm]:
+    # Deployed phones fail on SHA-256 challenges (see channels/voice/service.py); RFC 8760 is opt-in.
+    return ["MD5"]
 
 
 class ConfigError(Exception):
@@ -57,6 +63,24 @@ class Settings(BaseSettings):
     public_url: str = Field(default="", description="URL users reach the server at; default http://host:port")
     sip_host: str = Field(default="127.0.0.1", description="Address the SIP transports listen on")
     sip_port: int = Field(default=5060, ge=1, le=65535, description="Port the SIP transports listen on")
+    voice_enabled: bool = Field(default=False, description="Run the voice channel (SIP registrar and B2BUA)")
+    sip_realm: str = Field(
+        default="frontoffice",
+        min_length=1,
+        max_length=128,
+        description="Digest realm of agents' phones; changing it invalidates stored SIP passwords",
+    )
+    sip_tcp: bool = Field(default=True, description="Also accept SIP over TCP on sip_port")
+    media_host: str = Field(default="", description="Address for RTP (music, relay); empty means sip_host")
+    voice_recordings: bool = Field(default=True, description="Record calls to <data_dir>/recordings")
+    sip_digest_algorithms: list[DigestAlgorithm] = Field(
+        default_factory=_md5_only,
+        min_length=1,
+        description="Digest challenges to phones, in order; add SHA-256 first once all phones do RFC 8760",
+    )
+    sip_banned_networks: list[str] = Field(
+        default_factory=list, description="CIDR networks whose SIP requests are dropped unanswered"
+    )
     default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
     default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
     time_zone: str = Field(

@@ -252,6 +252,8 @@ class EntryPoint(Base):
     default_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Voice menu played before the queue (timeout, choices, repeats); None: straight to the queue.
+    voice_ivr: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class Interaction(Base):
@@ -357,6 +359,13 @@ class AgentProfile(Base):
     state_since: Mapped[float] = mapped_column(Float, default=0.0)
     wrap_up_until: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agent's SIP phone account (voice channel registrar). The password itself is never stored:
+    # only the digest HA1 = H(username:realm:password) for each algorithm phones use (RFC 8760), and
+    # the realm they were computed for (changing the realm invalidates them).
+    sip_username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sip_realm: Mapped[str | None] = mapped_column(String(128))
+    sip_ha1_md5: Mapped[str | None] = mapped_column(String(32))
+    sip_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class AgentEvent(Base):

@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.migrate import is_up_to_date
 
 from . import planning_page, stream, ui
-from .api import accounts, acd, crm, desk, interactions, planning, stats
+from .api import accounts, acd, crm, desk, interactions, planning, stats, voice
 from .errors import ApiError, install_error_handlers
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -51,6 +51,7 @@ def create_app(container: Container) -> FastAPI:
     install_error_handlers(app)
     for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(voice.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(planning_page.router)
     app.include_router(stream.router)

@@ -11,6 +11,7 @@ from frontoffice.channels.voice.sip.digest import (
     DigestCredentials,
     answer_challenge,
     authorize_request,
+    digest_ha1,
     digest_response,
     select_challenge,
 )
@@ -217,3 +218,37 @@ def test_proxy_challenge_uses_407_headers() -> None:
 def test_malformed_credentials_fail_cleanly(value: str) -> None:
     result = make_server().verify(value, method="INVITE", password_for=PASSWORDS.get, now=0.0)
     assert result.outcome is AuthOutcome.FAILED
+
+
+def _stored_ha1(username: str, algorithm: str) -> str | None:
+    """A registrar's table: HA1 per algorithm, never the password (RFC 7616 §3.4.2)."""
+    if username != "alice":
+        return None
+    return digest_ha1(algorithm, "alice", "example.com", "wonderland")
+
+
+@pytest.mark.parametrize("algorithm", [None, "MD5"])
+def test_server_verifies_against_stored_ha1(algorithm: str | None) -> None:
+    server = make_server()
+    _, retry = challenged_retry(server, 1000.0, algorithm)
+    result = server.authenticate(retry, 1001.0, ha1_for=_stored_ha1)
+    assert result.outcome is AuthOutcome.OK and result.username == "alice"
+
+
+def test_stored_ha1_rejects_wrong_password_and_unknown_user() -> None:
+    server = make_server()
+    request = make_request("REGISTER")
+    challenge = server.challenge_response(request, 0.0)
+    wrong = authorize_request(request, challenge, username="alice", password="guess")
+    assert server.authenticate(wrong, 1.0, ha1_for=_stored_ha1).outcome is AuthOutcome.FAILED
+    stranger = authorize_request(request, challenge, username="mallory", password="wonderland")
+    result = server.authenticate(stranger, 1.0, ha1_for=_stored_ha1)
+    assert result.outcome is AuthOutcome.FAILED and result.reason == "Unknown user"
+
+
+def test_digest_ha1_matches_rfc7616_inputs() -> None:
+    ha1 = digest_ha1("MD5", RFC7616["username"], RFC7616["realm"], RFC7616["password"])
+    expected = digest_response(algorithm="MD5", **RFC7616)
+    assert digest_response(algorithm="MD5", **{**RFC7616, "password": None}, ha1=ha1) == expected
+    with pytest.raises(DigestError):
+        digest_ha1("SHA-512-256", "a", "b", "c")

@@ -35,6 +35,7 @@ from .digest import (
     DigestCredentials,
     answer_challenge,
     authorize_request,
+    digest_ha1,
     digest_response,
     select_challenge,
 )
@@ -152,6 +153,7 @@ __all__ = [
     "build_request",
     "build_response",
     "canonical_name",
+    "digest_ha1",
     "digest_response",
     "is_keepalive",
     "media_endpoint",

@@ -28,6 +28,7 @@ __all__ = [
     "DigestCredentials",
     "answer_challenge",
     "authorize_request",
+    "digest_ha1",
     "digest_response",
     "select_challenge",
 ]
@@ -52,24 +53,40 @@ def _hash(algorithm: str, text: str) -> str:
     return _HASHES[algorithm.upper()](text.encode("utf-8"))
 
 
+def digest_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """``H(username:realm:password)`` (RFC 7616 §3.4.2): what a registrar may store instead of the
+    password, one value per algorithm (RFC 8760 §2.1 names MD5 and SHA-256 for SIP)."""
+    algo = algorithm.upper().removesuffix("-SESS")
+    if algo not in _HASHES:
+        raise DigestError(f"Unsupported digest algorithm {algorithm}")
+    return _hash(algo, f"{username}:{realm}:{password}")
+
+
 def digest_response(
     *,
     algorithm: str,
     username: str,
     realm: str,
-    password: str,
+    password: str | None = None,
     method: str,
     uri: str,
     nonce: str,
     qop: str | None = None,
     nc: str | None = None,
     cnonce: str | None = None,
+    ha1: str | None = None,
 ) -> str:
-    """Compute the ``response`` value (RFC 7616 §3.4.1-3.4.3; RFC 2617 §3.2.2 for no qop)."""
+    """Compute the ``response`` value (RFC 7616 §3.4.1-3.4.3; RFC 2617 §3.2.2 for no qop).
+
+    Give either ``password`` or a precomputed ``ha1`` (see :func:`digest_ha1`).
+    """
     algo = algorithm.upper()
     if algo not in _HASHES:
         raise DigestError(f"Unsupported digest algorithm {algorithm}")
-    ha1 = _hash(algo, f"{username}:{realm}:{password}")
+    if ha1 is None:
+        if password is None:
+            raise DigestError("Need a password or an HA1")
+        ha1 = _hash(algo, f"{username}:{realm}:{password}")
     if algo.endswith("-SESS"):
         if cnonce is None:
             raise DigestError("Session algorithm needs a cnonce")
@@ -223,6 +240,8 @@ class AuthResult:
 
 
 PasswordLookup = Callable[[str], str | None]
+Ha1Lookup = Callable[[str, str], str | None]
+"""``(username, algorithm) -> HA1 hex`` for registrars that store HA1 values instead of passwords."""
 
 
 class DigestAuthenticator:
@@ -311,11 +330,15 @@ class DigestAuthenticator:
         value: str,
         *,
         method: str,
-        password_for: PasswordLookup,
+        password_for: PasswordLookup | None = None,
         now: float,
         request_uri: str | None = None,
+        ha1_for: Ha1Lookup | None = None,
     ) -> AuthResult:
-        """Check one credential header value for ``method``."""
+        """Check one credential header value for ``method``.
+
+        Secrets come from ``password_for`` (plain passwords) or ``ha1_for`` (stored HA1 per algorithm).
+        """
         try:
             cred = DigestCredentials.parse(value)
         except DigestError as exc:
@@ -332,8 +355,9 @@ class DigestAuthenticator:
         issued = self._nonce_issued_at(cred.nonce)
         if issued is None:
             return AuthResult(AuthOutcome.FAILED, user, "Nonce not ours")
-        password = password_for(user)
-        if password is None:
+        password = password_for(user) if password_for is not None else None
+        ha1 = ha1_for(user, algorithm) if ha1_for is not None and password is None else None
+        if password is None and ha1 is None:
             return AuthResult(AuthOutcome.FAILED, user, "Unknown user")
         if cred.qop is None:
             if not self.allow_legacy or algorithm != "MD5":
@@ -362,6 +386,7 @@ class DigestAuthenticator:
                 qop=cred.qop,
                 nc=cred.nc,
                 cnonce=cred.cnonce,
+                ha1=ha1,
             )
         except DigestError as exc:
             return AuthResult(AuthOutcome.FAILED, user, str(exc))
@@ -384,7 +409,13 @@ class DigestAuthenticator:
         return AuthResult(AuthOutcome.OK, user)
 
     def authenticate(
-        self, request: Request, now: float, password_for: PasswordLookup, *, proxy: bool = False
+        self,
+        request: Request,
+        now: float,
+        password_for: PasswordLookup | None = None,
+        *,
+        proxy: bool = False,
+        ha1_for: Ha1Lookup | None = None,
     ) -> AuthResult:
         """Verify the credential in ``request`` meant for our realm (RFC 3261 §22.4)."""
         header = "Proxy-Authorization" if proxy else "Authorization"
@@ -404,6 +435,7 @@ class DigestAuthenticator:
                     password_for=password_for,
                     now=now,
                     request_uri=str(request.uri),
+                    ha1_for=ha1_for,
                 )
                 if result.ok:
                     return result

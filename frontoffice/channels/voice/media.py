@@ -1,0 +1,354 @@
+"""Media behind one interface: RTP relay between the caller and agent legs, music on hold, RFC 4733
+DTMF detection and WAV recording.
+
+:class:`MediaBackend` is what the B2BUA uses; :class:`PythonMediaBackend` is the default (an asyncio
+relay in this process). A backend for rtpengine would implement the same two protocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import struct
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+from . import g711
+from .sip import NegotiatedMedia
+
+__all__ = [
+    "DtmfHandler",
+    "MediaBackend",
+    "MediaSession",
+    "MediaStats",
+    "PythonMediaBackend",
+    "RtpPacket",
+    "hold_music_pcm",
+    "parse_dtmf_event",
+    "parse_rtp",
+]
+
+RTP_VERSION = 2  # RFC 3550 §5.1
+RTP_HEADER = 12
+SAMPLE_RATE = 8000  # G.711 (RFC 3551 §4.5.14)
+FRAME_MS = 20  # RFC 3551 §4.2: default packetization for G.711
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+# RFC 4733 §3.2: events 0-15 are the DTMF digits in this order.
+DTMF_EVENTS = "0123456789*#ABCD"
+DtmfHandler = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPacket:
+    """The fields of an RTP packet (RFC 3550 §5.1) the relay needs."""
+
+    payload_type: int
+    marker: bool
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def parse_rtp(data: bytes) -> RtpPacket | None:
+    """Parse an RTP packet; ``None`` for anything that is not RTP version 2 (RTCP is left to the caller)."""
+    if len(data) < RTP_HEADER or data[0] >> 6 != RTP_VERSION:
+        return None
+    first, second, sequence, timestamp, ssrc = struct.unpack_from("!BBHII", data)
+    offset = RTP_HEADER + 4 * (first & 0x0F)  # CSRC list
+    if first & 0x10:  # header extension (RFC 3550 §5.3.1)
+        if len(data) < offset + 4:
+            return None
+        offset += 4 + 4 * struct.unpack_from("!H", data, offset + 2)[0]
+    end = len(data)
+    if first & 0x20 and end > offset:  # padding: the last octet counts it
+        end -= data[-1]
+    if end < offset:
+        return None
+    return RtpPacket(second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, data[offset:end])
+
+
+def build_rtp(
+    payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes, marker: bool = False
+) -> bytes:
+    """An RTP packet without CSRCs or extensions."""
+    return (
+        struct.pack(
+            "!BBHII",
+            RTP_VERSION << 6,
+            (0x80 if marker else 0) | payload_type,
+            sequence & 0xFFFF,
+            timestamp & 0xFFFFFFFF,
+            ssrc,
+        )
+        + payload
+    )
+
+
+def parse_dtmf_event(payload: bytes) -> tuple[str, bool] | None:
+    """``(digit, end)`` from an RFC 4733 §2.3 telephone-event payload; ``None`` for other events."""
+    if len(payload) < 4:
+        return None
+    event, flags = payload[0], payload[1]
+    if event >= len(DTMF_EVENTS):
+        return None
+    return DTMF_EVENTS[event], bool(flags & 0x80)
+
+
+def hold_music_pcm(seconds: float = 4.0) -> bytes:
+    """A gentle generated chime for music on hold: 16-bit PCM at 8 kHz (no copied audio)."""
+    notes = (523.25, 659.25, 783.99, 659.25)  # C5 E5 G5 E5
+    samples: list[int] = []
+    per_note = int(SAMPLE_RATE * seconds / len(notes))
+    for frequency in notes:
+        for n in range(per_note):
+            envelope = math.exp(-3.0 * n / per_note)
+            samples.append(int(6000 * envelope * math.sin(2 * math.pi * frequency * n / SAMPLE_RATE)))
+    return struct.pack(f"<{len(samples)}h", *samples)
+
+
+def load_wav_pcm(path: Path) -> bytes:
+    """16-bit mono 8 kHz PCM from a WAV file (convert prompts once with ``sox in.wav -r 8000 -c 1 -b 16``)."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getframerate() != SAMPLE_RATE or wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+            raise ValueError(f"{path}: need 8 kHz mono 16-bit WAV")
+        return wav.readframes(wav.getnframes())
+
+
+@dataclass(slots=True)
+class MediaStats:
+    """Counters of one session, for call records and the benchmark."""
+
+    caller_packets_in: int = 0
+    agent_packets_in: int = 0
+    relayed_to_agent: int = 0
+    relayed_to_caller: int = 0
+    music_packets: int = 0
+    dtmf_digits: str = ""
+
+
+class MediaSession(Protocol):
+    """The media of one call: a caller leg and an agent leg on our media address."""
+
+    address: str
+    caller_port: int
+    agent_port: int
+    stats: MediaStats
+
+    def set_caller(self, media: NegotiatedMedia) -> None: ...
+    def set_agent(self, media: NegotiatedMedia) -> None: ...
+    def play_hold_music(self) -> None: ...
+    def play_prompt(self, pcm: bytes) -> None: ...
+    def bridge(self) -> None: ...
+    def record(self, caller_path: Path, agent_path: Path) -> None: ...
+    async def close(self) -> MediaStats: ...
+
+
+class MediaBackend(Protocol):
+    """Creates media sessions."""
+
+    async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession: ...
+    async def close(self) -> None: ...
+
+
+class _Leg(asyncio.DatagramProtocol):
+    """One RTP socket; latches onto the peer's source address (symmetric RTP, RFC 4961) for NAT."""
+
+    def __init__(self, on_packet: Callable[[bytes], None]) -> None:
+        self.on_packet = on_packet
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.latched = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if not self.latched:
+            self.remote = (str(addr[0]), int(addr[1]))
+            self.latched = True
+        self.on_packet(data)
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and self.remote is not None and not self.transport.is_closing():
+            self.transport.sendto(data, self.remote)
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+
+class _PythonSession:
+    def __init__(self, address: str, caller: _Leg, agent: _Leg, music: bytes, on_dtmf: DtmfHandler) -> None:
+        self.address = address
+        self._caller = caller
+        self._agent = agent
+        self._music = music
+        self._on_dtmf = on_dtmf
+        self.stats = MediaStats()
+        self.caller_port = caller.port
+        self.agent_port = agent.port
+        self._caller_media: NegotiatedMedia | None = None
+        self._agent_media: NegotiatedMedia | None = None
+        self._bridged = False
+        self._music_task: asyncio.Task[None] | None = None
+        self._prompts: list[bytes] = []
+        self._dtmf_seen: set[int] = set()
+        self._recorders: dict[str, wave.Wave_write] = {}
+        caller.on_packet = self._from_caller
+        agent.on_packet = self._from_agent
+
+    def set_caller(self, media: NegotiatedMedia) -> None:
+        self._caller_media = media
+        if not self._caller.latched:
+            self._caller.remote = (media.remote_address, media.remote_port)
+
+    def set_agent(self, media: NegotiatedMedia) -> None:
+        self._agent_media = media
+        if not self._agent.latched:
+            self._agent.remote = (media.remote_address, media.remote_port)
+
+    def play_hold_music(self) -> None:
+        self._bridged = False
+        if self._music_task is None:
+            self._music_task = asyncio.get_running_loop().create_task(self._play())
+
+    def play_prompt(self, pcm: bytes) -> None:
+        """Play ``pcm`` once (after any prompt already playing), then go back to the music."""
+        self._prompts.append(pcm)
+        self.play_hold_music()
+
+    def bridge(self) -> None:
+        self._bridged = True
+        if self._music_task is not None:
+            self._music_task.cancel()
+            self._music_task = None
+
+    def record(self, caller_path: Path, agent_path: Path) -> None:
+        for key, path in (("caller", caller_path), ("agent", agent_path)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(SAMPLE_RATE)
+            self._recorders[key] = writer
+
+    async def _play(self) -> None:
+        media = self._caller_media
+        if media is None:
+            return
+        music = g711.encode(media.codec.name, self._music)
+        encoded = music
+        frame = FRAME_SAMPLES
+        ssrc = secrets.randbits(32)
+        sequence, timestamp = secrets.randbits(16), secrets.randbits(32)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        position = 0
+        n = 0
+        while True:
+            if self._prompts and encoded is music:
+                encoded, position = g711.encode(media.codec.name, self._prompts.pop(0)), 0
+            chunk = encoded[position : position + frame]
+            if len(chunk) < frame:
+                # A prompt has ended (back to the music) or the music loops.
+                encoded = music if not self._prompts else g711.encode(media.codec.name, self._prompts.pop(0))
+                position = 0
+                chunk = (encoded[:frame] + bytes(frame))[:frame]
+            position += frame
+            self._caller.send(
+                build_rtp(media.codec.payload_type, sequence, timestamp, ssrc, chunk, marker=n == 0)
+            )
+            self.stats.music_packets += 1
+            sequence += 1
+            timestamp += frame
+            n += 1
+            # Pace against the start time, not the previous sleep, so scheduling jitter does not add up.
+            await asyncio.sleep(max(0.0, started + n * FRAME_MS / 1000 - loop.time()))
+
+    def _record(self, key: str, media: NegotiatedMedia | None, packet: RtpPacket) -> None:
+        writer = self._recorders.get(key)
+        if writer is not None and media is not None and packet.payload_type == media.codec.payload_type:
+            writer.writeframes(g711.decode(media.codec.name, packet.payload))
+
+    def _from_caller(self, data: bytes) -> None:
+        self.stats.caller_packets_in += 1
+        packet = parse_rtp(data)
+        if packet is None:
+            return
+        media = self._caller_media
+        if (
+            media is not None
+            and media.telephone_event
+            and packet.payload_type == media.telephone_event.payload_type
+        ):
+            event = parse_dtmf_event(packet.payload)
+            # RFC 4733 §2.5.1.4: the end packet is sent three times; one event has one timestamp.
+            if event is not None and event[1] and packet.timestamp not in self._dtmf_seen:
+                self._dtmf_seen.add(packet.timestamp)
+                self.stats.dtmf_digits += event[0]
+                self._on_dtmf(event[0])
+        self._record("caller", media, packet)
+        if self._bridged:
+            self._agent.send(data)
+            self.stats.relayed_to_agent += 1
+
+    def _from_agent(self, data: bytes) -> None:
+        self.stats.agent_packets_in += 1
+        packet = parse_rtp(data)
+        if packet is not None:
+            self._record("agent", self._agent_media, packet)
+        if self._bridged:
+            self._caller.send(data)
+            self.stats.relayed_to_caller += 1
+
+    async def close(self) -> MediaStats:
+        if self._music_task is not None:
+            self._music_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._music_task
+            self._music_task = None
+        for writer in self._recorders.values():
+            writer.close()
+        self._recorders.clear()
+        for leg in (self._caller, self._agent):
+            if leg.transport is not None:
+                leg.transport.close()
+        return self.stats
+
+
+class PythonMediaBackend:
+    """RTP relay, music and recording in this process, on ephemeral UDP ports of ``address``."""
+
+    def __init__(self, address: str, *, music: bytes | None = None) -> None:
+        self.address = address
+        self.music = music if music is not None else hold_music_pcm()
+        self._sessions: set[_PythonSession] = set()
+
+    async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession:
+        loop = asyncio.get_running_loop()
+        legs: list[_Leg] = []
+        for _ in range(2):
+            _, leg = await loop.create_datagram_endpoint(
+                lambda: _Leg(lambda data: None), local_addr=(self.address, 0)
+            )
+            legs.append(leg)
+        session = _PythonSession(self.address, legs[0], legs[1], self.music, on_dtmf)
+        self._sessions.add(session)
+        return session
+
+    def forget(self, session: MediaSession) -> None:
+        if isinstance(session, _PythonSession):
+            self._sessions.discard(session)
+
+    async def close(self) -> None:
+        for session in list(self._sessions):
+            await session.close()
+        self._sessions.clear()

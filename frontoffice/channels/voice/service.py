@@ -1,0 +1,784 @@
+"""The voice service: SIP transports, the transaction layer, the registrar and the back-to-back user
+agent that puts callers in the ACD queue and bridges them to the agent's phone.
+
+It is the transaction user (RFC 3261 §17) of one :class:`TransactionLayer`: transports hand it what
+arrives, the layer turns that into events, and this module decides. Timers run from an injected
+monotonic clock: one task sleeps until ``next_timer()``.
+
+A call, end to end: INVITE to an entry point's number → 100 (layer) → the call is recorded and queued
+in the ACD (:class:`VoiceCalls`) → 183 with our SDP and music on hold → the ACD's ``OfferContact``
+sends an INVITE to the agent's registered phone → 200 from the phone → ``offer_accepted`` → 200 to the
+caller, media bridged → a BYE from either side ends both legs and starts wrap-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frontoffice.domain import routing as r
+from frontoffice.domain.exceptions import DomainError, NotFound
+from frontoffice.services.voice_calls import InboundCall, IvrMenu, VoiceCalls
+
+from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
+from .registrar import Registrar, RegistrationLimits
+from .sip import (
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    AckTimeout,
+    AuthOutcome,
+    Destination,
+    Dialog,
+    DigestAuthenticator,
+    Message,
+    NameAddress,
+    ProtocolError,
+    Request,
+    RequestReceived,
+    Response,
+    ResponseReceived,
+    SessionDescription,
+    SipParseError,
+    TimerSettings,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTimeout,
+    Transmit,
+    Via,
+    answer_offer,
+    apply_answer,
+    build_cancel,
+    build_error_response,
+    build_offer,
+    build_request,
+    build_response,
+    new_tag,
+    parse_sdp,
+    parse_uri,
+)
+from .transport import TcpTransport, UdpTransport
+
+__all__ = ["VoiceService"]
+
+log = logging.getLogger("frontoffice.voice")
+
+MonotonicClock = Callable[[], float]
+# Methods we answer (RFC 3261 §20.5 Allow); anything else is 405.
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER")
+# RFC 3261 §13.3.1.1: a UAS should send a provisional at least every minute so proxies (Timer C,
+# > 3 min) keep the transaction while the caller waits in the queue.
+PROVISIONAL_REFRESH_S = 60.0
+# How often expired registrations and bans are swept.
+SWEEP_INTERVAL_S = 30.0
+# Calls this node carries at once; beyond it a new INVITE gets 503 (RFC 3261 §21.5.4) with Retry-After.
+MAX_CALLS = 2000
+RETRY_AFTER_S = 30
+RECENT_MEDIA = 1000
+# On shutdown, how long hang-ups may take to be committed before their tasks are cancelled.
+STOP_GRACE_S = 5.0
+# Digest challenges offered to phones, in order. RFC 8760 §2.4 lets a server offer SHA-256 and MD5
+# side by side, but deployed phones do not cope: sipp 3.6 reads only the first WWW-Authenticate and
+# refuses SHA-256, and baresip 1.0 (libre) fails the whole 401 if any challenge is not MD5. So MD5
+# alone is the default; sites whose phones all do RFC 8760 configure ("SHA-256", "MD5").
+DEFAULT_DIGEST_ALGORITHMS = ("MD5",)
+
+
+@dataclass(eq=False)
+class _AgentLeg:
+    agent_id: int
+    invite: Request
+    key: TransactionKey
+    destination: Destination
+    offer: SessionDescription
+    dialog: Dialog | None = None
+    cancelled: bool = False
+    answered: bool = False
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class _Call:
+    invite: Request
+    key: TransactionKey
+    source: Destination
+    local_tag: str
+    media: MediaSession
+    local_sdp: SessionDescription
+    interaction_id: int | None = None
+    state: str = "arriving"  # arriving, menu, queued, bridged, ended
+    dialog: Dialog | None = None
+    agent: _AgentLeg | None = None
+    pending_offers: list[r.OfferContact] = field(default_factory=list)
+    refresh: asyncio.TimerHandle | None = None
+    digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    had_menu: bool = False
+
+
+class VoiceService:
+    """SIP signalling for one node: UDP and TCP on ``host:port``, registrar, B2BUA into the ACD."""
+
+    def __init__(
+        self,
+        calls: VoiceCalls,
+        media: MediaBackend,
+        *,
+        host: str,
+        port: int,
+        secret: bytes,
+        realm: str,
+        recordings_dir: Path | None = None,
+        clock: MonotonicClock = time.monotonic,
+        timers: TimerSettings | None = None,
+        limits: RegistrationLimits | None = None,
+        banned_networks: tuple[str, ...] = (),
+        tcp: bool = True,
+        digest_algorithms: tuple[str, ...] = DEFAULT_DIGEST_ALGORITHMS,
+        prompts: dict[str, bytes] | None = None,
+    ) -> None:
+        self.calls = calls
+        self.media = media
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.recordings_dir = recordings_dir
+        # Announcements by name ("menu", "invalid"): 8 kHz PCM, see prompts.render_prompts.
+        self.prompts = prompts or {}
+        self.layer = TransactionLayer(timers)
+        self.registrar = Registrar(
+            DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
+            limits=limits,
+            banned_networks=banned_networks,
+        )
+        self.udp: UdpTransport | None = None
+        self.tcp: TcpTransport | None = None
+        self._want_tcp = tcp
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
+        self._calls: dict[str, _Call] = {}  # caller's Call-ID
+        self._agent_calls: dict[str, _Call] = {}  # agent leg's Call-ID
+        self._by_interaction: dict[int, _Call] = {}
+        self._orphan_offers: dict[int, r.OfferContact] = {}
+        # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
+        self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
+        self._next_sweep = 0.0
+        calls.acd.add_listener(self._on_acd_outputs)
+
+    # ================================================================ life cycle
+    async def start(self) -> None:
+        """Listen on UDP (and TCP on the same port) and start the timer task."""
+        self.udp = await UdpTransport.listen(self.host, self.port, self._on_message)
+        self.port = self.udp.address[1]  # port 0 means "any free port" (tests)
+        if self._want_tcp:
+            self.tcp = await TcpTransport.listen(self.host, self.port, self._on_message)
+        self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop(), name="sip-timers")
+        log.info("SIP listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Hang up every call, close transports and media."""
+        for call in list(self._calls.values()):
+            self._hang_up(call, "shutdown")
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.udp is not None:
+            self.udp.close()
+        if self.tcp is not None:
+            self.tcp.close()
+        await self.media.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("voice task failed", exc_info=task.exception())
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = self.clock()
+            due = self.layer.next_timer()
+            if now >= self._next_sweep:
+                self._next_sweep = now + SWEEP_INTERVAL_S
+                self.registrar.expire(now)
+            wait = SWEEP_INTERVAL_S if due is None else max(0.0, due - now)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, SWEEP_INTERVAL_S))
+            self._handle(self.layer.handle_timer(self.clock()))
+
+    # ================================================================ wire in, wire out
+    def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
+        if isinstance(message, SipParseError):
+            error = build_error_response(message)
+            if error is not None:
+                # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
+                self._send(Transmit(error, source))
+            return
+        if isinstance(message, Request) and self.registrar.is_banned(source.host, self.clock()):
+            return
+        try:
+            events = self.layer.receive(message, self.clock(), source)
+        except ProtocolError as exc:
+            log.debug("dropped message from %s: %s", source, exc)
+            return
+        self._handle(events)
+
+    def _send(self, transmit: Transmit) -> None:
+        destination = transmit.destination
+        data = transmit.data
+        if destination.reliable and self.tcp is not None:
+            self.tcp.send(data, destination)
+        elif self.udp is not None:
+            self.udp.send(data, destination)
+
+    def _handle(self, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, Transmit):
+                self._send(event)
+            elif isinstance(event, RequestReceived):
+                self._on_request(event)
+            elif isinstance(event, ResponseReceived):
+                self._on_response(event)
+            elif isinstance(event, TransactionTimeout):
+                if event.timer in ("B", "F", "cancel"):
+                    owner = self._clients.pop(event.transaction, None)
+                    if owner is not None:
+                        owner(None)
+            elif isinstance(event, AckTimeout):
+                self._ack_timeout(event)
+        self._wake.set()
+
+    def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
+        response = build_response(request, status, reason, **kwargs)
+        self._respond_with(response)
+
+    def _respond_with(self, response: Response) -> None:
+        try:
+            self._handle(self.layer.send_response(response, self.clock()))
+        except ProtocolError as exc:
+            log.debug("response not sent: %s", exc)
+
+    def _request(
+        self, request: Request, destination: Destination, owner: Callable[[Response | None], None] | None
+    ) -> TransactionKey | None:
+        events = self.layer.send_request(request, destination, self.clock())
+        key: TransactionKey | None = None
+        if request.method != "ACK":
+            key = TransactionKey(branch=request.top_via.branch or "", method=request.method)
+            if owner is not None:
+                self._clients[key] = owner
+        self._handle(events)
+        return key
+
+    def _via(self, transport: str = "UDP") -> Via:
+        return Via(transport=transport, host=self.host, port=self.port, params=(("rport", None),))
+
+    def _contact(self, transport: str = "UDP") -> NameAddress:
+        uri = parse_uri(f"sip:frontoffice@{self.host}:{self.port}")
+        if transport != "UDP":
+            uri = uri.with_param("transport", transport.lower())
+        return NameAddress(uri)
+
+    # ================================================================ requests
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        method = request.method
+        if method == "ACK":
+            return  # ACK for our 2xx: the layer stopped retransmitting it (§13.3.1.4)
+        if method == "OPTIONS":
+            # RFC 3261 §11.2: capabilities (also the keepalive carriers send to trunks).
+            self._respond(
+                request, 200, extra_headers=[("Allow", ", ".join(ALLOWED)), ("Accept", "application/sdp")]
+            )
+        elif method == "REGISTER":
+            self._spawn(self._register(request, event.source))
+        elif method == "INVITE":
+            self._on_invite(request, event)
+        elif method == "CANCEL":
+            self._on_cancel(request, event)
+        elif method == "BYE":
+            self._on_bye(request)
+        else:
+            self._respond(request, 405, extra_headers=[("Allow", ", ".join(ALLOWED))])
+
+    # ---------------------------------------------------------------- registrar
+    async def _register(self, request: Request, source: Destination) -> None:
+        now = self.clock()
+        if self.registrar.is_scanner(request):
+            self.registrar.ban(source.host, now)
+            return
+        username = self.registrar.claimed_username(request)
+        if username is None:
+            self._respond_with(self.registrar.challenge(request, now))
+            return
+        try:
+            account = await self.calls.sip_account(username)
+        except Exception:
+            log.exception("SIP account look-up failed")
+            self._respond(request, 500)
+            return
+        now = self.clock()
+        result = self.registrar.authenticate(request, now, account.ha1 if account else None, username)
+        if result.outcome is AuthOutcome.STALE:
+            self._respond_with(self.registrar.challenge(request, now, stale=True))
+            return
+        if not result.ok or account is None:
+            log.info("SIP registration failed for %r from %s: %s", username, source.host, result.reason)
+            if self.registrar.record_failure(source.host, now):
+                log.warning("SIP address %s banned after repeated failed registrations", source.host)
+            # One answer for wrong passwords and unknown users alike, so names cannot be probed.
+            self._respond(request, 403)
+            return
+        self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+
+    # ---------------------------------------------------------------- inbound calls
+    def _on_invite(self, request: Request, event: RequestReceived) -> None:
+        if request.to.tag is not None:
+            self._on_reinvite(request)
+            return
+        if request.call_id in self._calls:
+            return  # a second INVITE of a call we handle (another branch); the first one wins
+        if len(self._calls) >= MAX_CALLS:
+            self._respond(request, 503, extra_headers=[("Retry-After", str(RETRY_AFTER_S))])
+            return
+        try:
+            offer = parse_sdp(request.body) if request.body else None
+        except ProtocolError as exc:
+            self._respond(request, 400, "Bad SDP")
+            log.debug("bad SDP: %s", exc)
+            return
+        if offer is None:
+            # Offer-less INVITE (RFC 3261 §13.2.1) would need the offer in our 200 and the answer in ACK.
+            self._respond(request, 488, "SDP offer required")
+            return
+        self._spawn(self._accept_call(request, event, offer))
+
+    async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
+        assert event.transaction is not None
+        session = await self.media.open_session(lambda digit: self._on_dtmf(request.call_id, digit))
+        try:
+            local_sdp, negotiated = answer_offer(
+                offer,
+                address=session.address,
+                port=session.caller_port,
+                session_id=_session_id(request.call_id),
+                codecs=(PCMU, PCMA, TELEPHONE_EVENT),
+            )
+        except ProtocolError as exc:
+            await session.close()
+            self._respond(request, getattr(exc, "status_code", 488))
+            return
+        session.set_caller(negotiated)
+        call = _Call(
+            invite=request,
+            key=event.transaction,
+            source=event.source,
+            local_tag=new_tag(),
+            media=session,
+            local_sdp=local_sdp,
+        )
+        self._calls[request.call_id] = call
+        caller = request.from_
+        dialled = request.uri.user or request.to.uri.user or ""
+        try:
+            entry = await self.calls.entry_for(dialled)
+            choice = None
+            if entry.ivr is not None:
+                choice = await self._run_menu(call, entry.ivr)
+                if call.state == "ended":
+                    return  # hung up in the menu: no contact was queued, so nothing is abandoned
+            inbound = InboundCall(
+                call_id=request.call_id,
+                dialled=dialled,
+                caller=caller.uri.user,
+                caller_name=caller.display_name or "",
+                entry_point_id=entry.entry_point_id,
+                ivr_choice=choice,
+            )
+            interaction_id = await self.calls.call_arrived(inbound)
+        except NotFound:
+            self._end_unanswered(call, 404)
+            return
+        except DomainError as exc:
+            log.info("call refused: %s", exc)
+            self._end_unanswered(call, 480)
+            return
+        except Exception:
+            log.exception("recording the call failed")
+            self._end_unanswered(call, 500)
+            return
+        if call.state == "ended":
+            # The caller cancelled while the contact was being recorded: abandoned.
+            self._spawn(self._quietly(self.calls.call_abandoned(interaction_id)))
+            return
+        call.interaction_id = interaction_id
+        self._by_interaction[interaction_id] = call
+        call.state = "queued"
+        if self.recordings_dir is not None:
+            stem = self.recordings_dir / str(interaction_id)
+            files = [Path(f"{stem}-caller.wav"), Path(f"{stem}-agent.wav")]
+            session.record(files[0], files[1])
+            self._spawn(
+                self._quietly(self.calls.annotate(interaction_id, recordings=[str(f) for f in files]))
+            )
+        self._send_progress(call)
+        session.play_hold_music()
+        orphan = self._orphan_offers.pop(interaction_id, None)
+        if orphan is not None:
+            self._ring_agents(call, orphan)
+
+    async def _run_menu(self, call: _Call, menu: IvrMenu) -> str | None:
+        """Prompt, then wait for one of the menu's digits (RFC 4733); repeat on silence or a wrong key."""
+        call.state = "menu"
+        call.had_menu = True
+        self._send_progress(call)
+        call.media.play_hold_music()  # the chime when no spoken prompt is configured
+        menu_prompt = self.prompts.get("menu", b"")
+        for _ in range(menu.repeats + 1):
+            if menu_prompt:
+                call.media.play_prompt(menu_prompt)
+            # A digit during the prompt counts (barge-in); the timeout runs from the prompt's end.
+            prompt_s = len(menu_prompt) / 2 / SAMPLE_RATE
+            try:
+                digit = await asyncio.wait_for(call.digits.get(), prompt_s + menu.timeout_s)
+            except TimeoutError:
+                continue
+            if call.state == "ended":
+                return None
+            if digit in menu.choices:
+                call.state = "arriving"
+                return digit
+            if "invalid" in self.prompts:
+                call.media.play_prompt(self.prompts["invalid"])
+        if call.state != "ended":
+            call.state = "arriving"
+        return menu.default_choice
+
+    def _send_progress(self, call: _Call) -> None:
+        """183 with our SDP: early media carries the music on hold (RFC 3261 §13.3.1.1, RFC 3960)."""
+        if call.state not in ("menu", "queued"):
+            return
+        if call.refresh is not None:
+            call.refresh.cancel()
+        self._respond(
+            call.invite,
+            183,
+            to_tag=call.local_tag,
+            contact=self._contact(call.source.transport),
+            body=call.local_sdp.serialize(),
+            content_type="application/sdp",
+        )
+        call.refresh = asyncio.get_running_loop().call_later(PROVISIONAL_REFRESH_S, self._send_progress, call)
+
+    def _on_dtmf(self, call_id: str, digit: str) -> None:
+        call = self._calls.get(call_id)
+        if call is None:
+            return
+        if call.state == "menu":
+            call.digits.put_nowait(digit)
+            return
+        if call.interaction_id is None or call.had_menu:
+            return
+        # Without a menu, a digit pressed while waiting is still recorded as the caller's choice.
+        self._spawn(self._quietly(self.calls.annotate(call.interaction_id, ivr_choice=digit)))
+
+    def _on_cancel(self, request: Request, event: RequestReceived) -> None:
+        # RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it is still pending.
+        if event.cancels is None:
+            self._respond(request, 481)
+            return
+        self._respond(request, 200)
+        call = self._calls.get(request.call_id)
+        if call is None or call.state in ("bridged", "ended"):
+            return
+        self._abandon(call, 487)
+
+    def _abandon(self, call: _Call, status: int) -> None:
+        """The caller left (or is sent away) before an agent answered."""
+        interaction = call.interaction_id if call.state == "queued" else None
+        self._end_unanswered(call, status)
+        if interaction is not None:
+            self._spawn(self._quietly(self.calls.call_abandoned(interaction)))
+
+    def _end_unanswered(self, call: _Call, status: int) -> None:
+        self._cancel_agent(call)
+        call.state = "ended"
+        call.digits.put_nowait("")  # wakes a menu waiting for input
+        self._respond(call.invite, status, to_tag=call.local_tag)
+        self._forget(call)
+
+    def _on_reinvite(self, request: Request) -> None:
+        call = self._calls.get(request.call_id)
+        if call is None or call.dialog is None or not call.dialog.matches_request(request):
+            leg = self._agent_calls.get(request.call_id)
+            if leg is None or leg.agent is None or leg.agent.dialog is None:
+                self._respond(request, 481)
+                return
+            leg.agent.dialog.receive_request(request)
+            self._respond(
+                request,
+                200,
+                body=leg.agent.offer.serialize(),
+                content_type="application/sdp",
+                contact=self._contact(),
+            )
+            return
+        # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
+        call.dialog.receive_request(request)
+        self._respond(
+            request,
+            200,
+            body=call.local_sdp.serialize(),
+            content_type="application/sdp",
+            contact=self._contact(call.source.transport),
+        )
+
+    def _on_bye(self, request: Request) -> None:
+        call = self._calls.get(request.call_id)
+        if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            self._respond(request, 200)
+            call.dialog.receive_request(request)
+            self._finish(call, from_caller=True)
+            return
+        call = self._agent_calls.get(request.call_id)
+        if call is not None and call.agent is not None:
+            self._respond(request, 200)
+            if call.agent.dialog is not None:
+                call.agent.dialog.receive_request(request)
+            call.agent.ended = True
+            if call.state == "bridged":
+                self._finish(call, from_caller=False)
+            return
+        self._respond(request, 481)
+
+    def _finish(self, call: _Call, *, from_caller: bool) -> None:
+        """A bridged call ends: BYE the other leg, close media, wrap-up starts in the ACD."""
+        if call.state == "ended":
+            return
+        call.state = "ended"
+        if from_caller:
+            self._bye_agent(call)
+        elif call.dialog is not None:
+            self._request(call.dialog.bye(), call.source, None)
+        if call.interaction_id is not None:
+            self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+        self._forget(call)
+
+    def _bye_agent(self, call: _Call) -> None:
+        leg = call.agent
+        if leg is not None and leg.dialog is not None and not leg.ended:
+            leg.ended = True
+            self._request(leg.dialog.bye(), leg.destination, None)
+
+    def _hang_up(self, call: _Call, reason: str) -> None:
+        if call.state == "bridged":
+            self._finish(call, from_caller=True)
+        elif call.state in ("queued", "arriving", "menu"):
+            self._abandon(call, 480)
+        log.info("call %s hung up: %s", call.invite.call_id, reason)
+
+    def _forget(self, call: _Call) -> None:
+        if call.refresh is not None:
+            call.refresh.cancel()
+        self._calls.pop(call.invite.call_id, None)
+        if call.agent is not None:
+            self._agent_calls.pop(call.agent.invite.call_id, None)
+        if call.interaction_id is not None:
+            self._by_interaction.pop(call.interaction_id, None)
+        self.recent_media.append((call.interaction_id, call.media.stats))
+        self._spawn(call.media.close())
+
+    def _ack_timeout(self, event: AckTimeout) -> None:
+        call = self._calls.get(event.call_id)
+        if call is not None and call.state == "bridged":
+            # RFC 3261 §13.3.1.4: no ACK for our 2xx: confirm and immediately end the session.
+            self._finish(call, from_caller=True)
+
+    # ================================================================ the ACD side
+    def _on_acd_outputs(self, outputs: list[r.Output]) -> None:
+        for o in outputs:
+            if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
+                call = self._by_interaction.get(int(o.contact_id))
+                if call is None:
+                    # Offered inside the same command that queued it: the call learns its id next.
+                    self._orphan_offers[int(o.contact_id)] = o
+                else:
+                    self._ring_agents(call, o)
+            elif isinstance(o, r.WithdrawOffer | r.OfferTimedOut):
+                self._orphan_offers.pop(int(o.contact_id), None)
+                call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.agent is not None and str(call.agent.agent_id) in o.agent_ids:
+                    self._cancel_agent(call)
+            elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
+                call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.state == "queued":
+                    # The ACD sends the caller away (no agents, queue closed, too long a wait).
+                    call.interaction_id = None
+                    self._abandon(call, 480)
+
+    def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
+        if call.state != "queued":
+            return
+        agent_id = int(offer.agent_ids[0])
+        for other in offer.agent_ids[1:]:
+            # ring_all offers several agents at once; parallel forking is not built yet, so the others
+            # are released at once rather than left "ringing" until the offer times out.
+            self._spawn(self._quietly(self.calls.offer_declined(int(offer.contact_id), int(other))))
+        bindings = self.registrar.bindings(agent_id, self.clock())
+        if not bindings or call.agent is not None:
+            # No phone registered: the caller keeps their place, the ACD tries the next agent.
+            self._spawn(self._quietly(self.calls.offer_declined(int(offer.contact_id), agent_id)))
+            return
+        binding = bindings[0]
+        destination = binding.source
+        caller = call.invite.from_
+        # The agent is offered the caller's codec first so the relay never has to transcode.
+        offer_sdp = build_offer(
+            address=call.media.address,
+            port=call.media.agent_port,
+            session_id=_session_id(call.invite.call_id + "-agent"),
+            codecs=_codecs_for(call.local_sdp),
+        )
+        invite = build_request(
+            "INVITE",
+            binding.contact.uri,
+            from_addr=NameAddress(caller.uri, caller.display_name),
+            to_addr=NameAddress(binding.contact.uri),
+            via=self._via(destination.transport),
+            contact=self._contact(destination.transport),
+            body=offer_sdp.serialize(),
+            content_type="application/sdp",
+            extra_headers=[("X-Frontoffice-Interaction", str(call.interaction_id))],
+        )
+        key = self._request(invite, destination, lambda response: self._agent_response(call, response))
+        assert key is not None
+        call.agent = _AgentLeg(agent_id, invite, key, destination, offer_sdp)
+        self._agent_calls[invite.call_id] = call
+
+    def _cancel_agent(self, call: _Call) -> None:
+        leg = call.agent
+        if leg is None or leg.cancelled or leg.ended:
+            return
+        leg.cancelled = True
+        if leg.answered:
+            self._bye_agent(call)
+        else:
+            # RFC 3261 §9.1: CANCEL only a pending INVITE; a 2xx that crosses it is ACKed and BYEd.
+            self._request(build_cancel(leg.invite), leg.destination, None)
+
+    def _agent_response(self, call: _Call, response: Response | None) -> None:
+        leg = call.agent
+        if leg is None:
+            return
+        if response is None or (response.is_final and not response.is_success):
+            self._clients.pop(leg.key, None)
+            call.agent = None
+            self._agent_calls.pop(leg.invite.call_id, None)
+            if not leg.cancelled and call.state == "queued" and call.interaction_id is not None:
+                # Busy (486), unavailable (480), declined (603) or no answer: back to their place.
+                self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
+            return
+        if response.is_provisional:
+            self._clients[leg.key] = lambda next_response: self._agent_response(call, next_response)
+            return
+        # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
+        dialog = Dialog.from_uac(leg.invite, response)
+        leg.dialog = dialog
+        leg.answered = True
+        self._request(dialog.ack(leg.invite.cseq.seq), leg.destination, None)
+        if leg.cancelled or call.state != "queued" or call.interaction_id is None:
+            self._bye_agent(call)
+            return
+        try:
+            call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
+        except ProtocolError:
+            self._bye_agent(call)
+            self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
+            call.agent = None
+            return
+        self._spawn(self._connect(call, leg))
+
+    async def _connect(self, call: _Call, leg: _AgentLeg) -> None:
+        assert call.interaction_id is not None
+        try:
+            await self.calls.offer_answered(call.interaction_id, leg.agent_id)
+        except DomainError:
+            # The offer was withdrawn meanwhile (the caller hung up, it timed out): drop the agent leg.
+            self._bye_agent(call)
+            return
+        if call.state != "queued" or leg.ended:
+            # Either side hung up while the answer was being committed: the contact was connected,
+            # so it ends like a bridged call (wrap-up); a caller still waiting is told 480.
+            self._bye_agent(call)
+            self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+            if call.state == "queued":
+                call.interaction_id = None
+                self._end_unanswered(call, 480)
+            return
+        call.state = "bridged"
+        if call.refresh is not None:
+            call.refresh.cancel()
+        response = build_response(
+            call.invite,
+            200,
+            to_tag=call.local_tag,
+            contact=self._contact(call.source.transport),
+            body=call.local_sdp.serialize(),
+            content_type="application/sdp",
+        )
+        call.dialog = Dialog.from_uas(call.invite, response, via=self._via(call.source.transport))
+        call.media.bridge()
+        self._respond_with(response)
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        response = event.response
+        if event.transaction is None:
+            # A retransmitted 2xx after the INVITE transaction ended: re-send the ACK (§13.2.2.4).
+            call = self._agent_calls.get(response.call_id)
+            if call is not None and call.agent is not None and call.agent.dialog is not None:
+                self._request(call.agent.dialog.ack(response.cseq.seq), call.agent.destination, None)
+            return
+        owner = self._clients.pop(event.transaction, None)
+        if owner is not None:
+            owner(response)
+
+    async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run an ACD use case whose failure must not take the call down (it is logged)."""
+        try:
+            await coro
+        except DomainError as exc:
+            log.info("voice ACD step skipped: %s", exc)
+
+
+def _session_id(call_id: str) -> str:
+    """A numeric SDP session id (RFC 4566 §5.2) stable for a call."""
+    return str(int(hashlib.sha256(call_id.encode()).hexdigest()[:12], 16))
+
+
+def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:
+    """Our codecs with the one the caller leg uses first, plus telephone-event."""
+    audio = local_sdp.audio()
+    chosen = audio.codecs() if audio is not None else []
+    first = [c for c in chosen if c.name.lower() != "telephone-event"][:1]
+    rest = [c for c in (PCMU, PCMA) if not any(c.same_format(f) for f in first)]
+    return (*first, *rest, TELEPHONE_EVENT)

@@ -1,0 +1,255 @@
+"""Voice use cases: the SIP channel's calls into the ACD and the store (one transaction each).
+
+The voice channel (``frontoffice/channels/voice``) never touches tables: it calls these methods. A call
+becomes an interaction the same way a web form does (:meth:`ContactCenter.create_contact`), with the
+Call-ID as ``external_ref`` and the caller's number as the customer's phone identity (screen-pop: the
+customer is found, or created, before the ACD offers the contact).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from frontoffice.channels.voice.sip.digest import digest_ha1
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Channel
+from frontoffice.store.tables import AgentProfile, EntryPoint, Interaction
+
+from .acd import AcdService
+from .acd_schemas import ContactIn, CustomerFields
+from .contact_center import ContactCenter
+from .context import Actor, audit
+
+__all__ = [
+    "InboundCall",
+    "IvrMenu",
+    "SipAccount",
+    "SipCredentialsIn",
+    "SipCredentialsOut",
+    "VoiceCalls",
+    "VoiceEntry",
+]
+
+# RFC 3261 §25.1: a user part is unreserved characters and escapes; we allow the usual subset
+# softphones accept in their account dialogs, so the same name works everywhere.
+SIP_USERNAME_PATTERN = r"^[A-Za-z0-9._~+-]{1,64}$"
+# Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
+# carriers enforce for SIP accounts.
+MIN_SIP_PASSWORD = 10
+
+
+class SipCredentialsIn(BaseModel):
+    """An agent's SIP phone account. The password is hashed into digest HA1 values and dropped."""
+
+    username: str = Field(pattern=SIP_USERNAME_PATTERN)
+    password: str = Field(min_length=MIN_SIP_PASSWORD, max_length=128)
+
+
+class IvrMenu(BaseModel):
+    """A voice menu before the queue: the caller's digit becomes ``ivr.choice`` for routing rules."""
+
+    choices: list[str] = Field(min_length=1, max_length=12, description="accepted digits, e.g. ['1', '2']")
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="wait for a digit after each prompt")
+    repeats: int = Field(default=2, ge=0, le=5, description="prompt again this often without input")
+    default_choice: str | None = Field(default=None, description="choice when the caller presses nothing")
+
+
+class SipCredentialsOut(BaseModel):
+    user_id: int
+    username: str
+    realm: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipAccount:
+    """What the registrar needs to check a phone's digest: HA1 per algorithm, for ``realm``."""
+
+    user_id: int
+    username: str
+    realm: str
+    ha1: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceEntry:
+    """The entry point a dialled number reaches, with its menu if it has one."""
+
+    entry_point_id: int
+    ivr: IvrMenu | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCall:
+    """A call arriving at an entry point."""
+
+    call_id: str
+    dialled: str
+    caller: str | None
+    caller_name: str = ""
+    entry_point_id: int | None = None
+    ivr_choice: str | None = None
+
+
+class VoiceCalls:
+    """The voice channel's use cases over the ACD service and the store."""
+
+    def __init__(self, contact_center: ContactCenter, *, realm: str) -> None:
+        self.contact_center = contact_center
+        self.acd: AcdService = contact_center.acd
+        self.sessions = contact_center.sessions
+        self.realm = realm
+
+    # ------------------------------------------------------------------ SIP accounts
+    async def set_sip_credentials(
+        self, actor: Actor, user_id: int, data: SipCredentialsIn
+    ) -> SipCredentialsOut:
+        """Give an agent a SIP account for their phone (admins: ``routing.write``)."""
+        actor.require("routing.write")
+        async with self.sessions.begin() as s:
+            profile = await s.get(AgentProfile, user_id)
+            if profile is None:
+                raise NotFound("This user is not an agent", error_id="not-an-agent", user_id=user_id)
+            taken = await s.scalar(
+                select(AgentProfile.user_id).where(
+                    AgentProfile.sip_username == data.username, AgentProfile.user_id != user_id
+                )
+            )
+            if taken is not None:
+                raise Conflict("This SIP username is taken", error_id="sip-username-taken")
+            profile.sip_username = data.username
+            profile.sip_realm = self.realm
+            profile.sip_ha1_md5 = digest_ha1("MD5", data.username, self.realm, data.password)
+            profile.sip_ha1_sha256 = digest_ha1("SHA-256", data.username, self.realm, data.password)
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict("This SIP username is taken", error_id="sip-username-taken") from None
+            audit(s, actor, "agent.sip_credentials", "agent", user_id, username=data.username)
+        return SipCredentialsOut(user_id=user_id, username=data.username, realm=self.realm)
+
+    async def sip_account(self, username: str) -> SipAccount | None:
+        """The account a phone registers as, or ``None`` (unknown, or hashed for another realm)."""
+        async with self.sessions() as s:
+            profile = await s.scalar(select(AgentProfile).where(AgentProfile.sip_username == username))
+        if profile is None or profile.sip_realm != self.realm:
+            return None
+        ha1 = {
+            algorithm: value
+            for algorithm, value in (("MD5", profile.sip_ha1_md5), ("SHA-256", profile.sip_ha1_sha256))
+            if value
+        }
+        return SipAccount(profile.user_id, username, self.realm, ha1)
+
+    # ------------------------------------------------------------------ calls
+    async def call_arrived(self, call: InboundCall) -> int:
+        """Record the call as an interaction and queue it in the ACD; returns the interaction id.
+
+        Raises :class:`NotFound` when no voice entry point has the dialled number.
+        """
+        entry = call.entry_point_id or (await self.entry_for(call.dialled)).entry_point_id
+        first, _, last = call.caller_name.partition(" ")
+        attributes: dict[str, str | int | float | bool | None] = {
+            "sip_call_id": call.call_id[:200],
+            "dialled": call.dialled[:64],
+        }
+        if call.ivr_choice is not None:
+            attributes["ivr_choice"] = call.ivr_choice
+        data = ContactIn(
+            channel=Channel.VOICE,
+            entry_point_id=entry,
+            subject=f"Call from {call.caller or 'anonymous'}",
+            customer=CustomerFields(phone=_phone(call.caller), first_name=first[:200], last_name=last[:200]),
+            external_ref=call.call_id[:500],
+            attributes=attributes,
+        )
+        try:
+            created = await self.contact_center.create_contact(
+                Actor.system(), data, f"sip:{call.call_id}"[:200]
+            )
+        except InvalidInput as exc:
+            if exc.error_id != "invalid-phone":
+                raise
+            # A caller id that is not a phone number (sip:user@host) must not block the call.
+            data.customer = CustomerFields(first_name=first[:200], last_name=last[:200])
+            created = await self.contact_center.create_contact(
+                Actor.system(), data, f"sip:{call.call_id}"[:200]
+            )
+        return created.interaction.id
+
+    async def set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:
+        """Give a voice entry point a menu (or remove it with ``None``)."""
+        actor.require("routing.write")
+        async with self.sessions.begin() as s:
+            entry = await s.get(EntryPoint, entry_point_id)
+            if entry is None or entry.channel != Channel.VOICE.value:
+                raise NotFound(
+                    "No such voice entry point", error_id="no-such-entry-point", entry_point_id=entry_point_id
+                )
+            entry.voice_ivr = None if menu is None else menu.model_dump()
+            audit(s, actor, "entry_point.ivr", "entry_point", entry_point_id)
+
+    async def entry_for(self, dialled: str) -> VoiceEntry:
+        """The voice entry point of a dialled number; :class:`NotFound` when there is none."""
+        candidates = [dialled]
+        digits = re.sub(r"[^\d]", "", dialled)
+        if digits:
+            candidates += [f"+{digits}", digits]
+            if len(digits) == 11 and digits[0] == "8":
+                candidates.append(f"+7{digits[1:]}")  # Russian trunk prefix 8 = +7
+        async with self.sessions() as s:
+            for address in candidates:
+                found = await s.scalar(
+                    select(EntryPoint).where(
+                        EntryPoint.channel == Channel.VOICE.value, EntryPoint.address == address
+                    )
+                )
+                if found is not None:
+                    menu = IvrMenu.model_validate(found.voice_ivr) if found.voice_ivr else None
+                    return VoiceEntry(found.id, menu)
+        raise NotFound(
+            "No voice entry point for this number", error_id="no-such-entry-point", dialled=dialled
+        )
+
+    async def call_abandoned(self, interaction_id: int) -> None:
+        """The caller hung up before an agent answered."""
+        await self.acd.execute(lambda e, now: e.contact_withdrawn(str(interaction_id), now))
+
+    async def offer_answered(self, interaction_id: int, agent_id: int) -> None:
+        """The agent's phone answered the offer: connected."""
+        await self.acd.execute(lambda e, now: e.offer_accepted(str(interaction_id), str(agent_id), now))
+
+    async def offer_declined(self, interaction_id: int, agent_id: int) -> None:
+        """The agent's phone was busy, declined or unreachable: the caller returns to their place."""
+        await self.acd.execute(lambda e, now: e.offer_rejected(str(interaction_id), str(agent_id), now))
+
+    async def call_ended(self, interaction_id: int) -> None:
+        """Either side hung up a bridged call: wrap-up starts."""
+        await self.acd.execute(lambda e, now: e.contact_finished(str(interaction_id), now))
+
+    async def annotate(self, interaction_id: int, **attributes: Any) -> None:
+        """Merge attributes (IVR choice, recording files, SIP causes) into the interaction record."""
+        async with self.sessions.begin() as s:
+            row = await s.get(Interaction, interaction_id)
+            if row is None:
+                return
+            merged = dict(row.attributes or {})
+            for key, value in attributes.items():
+                if isinstance(value, list) and isinstance(merged.get(key), list):
+                    merged[key] = [*merged[key], *value]
+                else:
+                    merged[key] = value
+            row.attributes = merged
+
+
+def _phone(caller: str | None) -> str | None:
+    """The caller's number as the CRM stores phones, or ``None`` for anonymous / non-numeric ids."""
+    if not caller:
+        return None
+    digits = re.sub(r"[^\d+]", "", caller)
+    return digits if len(digits.lstrip("+")) >= 3 else None

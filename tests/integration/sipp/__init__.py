@@ -1,0 +1,1 @@
+"""sipp scenarios (XML) for the voice tests and the helpers that run them."""

@@ -1,0 +1,159 @@
+"""Shared pieces of the voice tests: free ports, a running VoiceService, sipp as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from frontoffice.bootstrap import Container
+from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.registrar import RegistrationLimits
+from frontoffice.channels.voice.service import VoiceService
+from frontoffice.domain.model import Role
+
+from ...conftest import token_headers
+
+SCENARIOS = Path(__file__).parent
+API = "/api/v1"
+SIP_PASSWORD = "phone-secret-123"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback port free for both UDP and TCP (SIP uses both on one number)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
+
+
+def start_voice(
+    container: Container, recordings: Path, prompts: dict[str, bytes] | None = None, **limits: float
+) -> VoiceService:
+    assert container.voice_calls is not None
+    return VoiceService(
+        container.voice_calls,
+        PythonMediaBackend(HOST),
+        host=HOST,
+        port=free_port(),
+        secret=b"test-nonce-secret",
+        realm=container.voice_calls.realm,
+        recordings_dir=recordings,
+        limits=RegistrationLimits(**limits),  # type: ignore[arg-type]
+        prompts=prompts,
+    )
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+
+
+async def run_sipp(
+    sipp: str, scenario: str, target: str | None, *args: str, timeout_s: float = 60.0
+) -> SippResult:
+    """Run one sipp scenario to completion without blocking the event loop our server runs on.
+
+    ``target`` is the remote ``host:port`` for client scenarios, ``None`` for a server (UAS) one.
+    """
+    errors = Path(tempfile.mkstemp(prefix="sipp-", suffix=".log")[1])
+    process = await asyncio.create_subprocess_exec(
+        sipp,
+        "-trace_err",
+        "-error_file",
+        str(errors),
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        HOST,
+        "-mi",
+        HOST,
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout_s)}s",
+        "-recv_timeout",
+        "20000",
+        "-mp",
+        str(free_port()),
+        *args,
+        *([target] if target else []),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout_s + 15)
+    assert process.returncode is not None
+    return SippResult(process.returncode, _take_log(errors) + out.decode(errors="replace")[-1500:])
+
+
+def _take_log(path: Path) -> str:
+    """sipp's error log says which message was unexpected (its screen only counts failures)."""
+    detail = path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    path.unlink(missing_ok=True)
+    return detail
+
+
+def phone_args(name: str, password: str, port: int) -> list[str]:
+    """sipp options for one registration of account ``name`` from local ``port``."""
+    return ["-m", "1", "-s", name, "-au", name, "-ap", password, "-p", str(port)]
+
+
+class VoiceDesk:
+    """One queue, a voice entry point and agents with SIP accounts, configured through the API."""
+
+    def __init__(self, client: httpx.AsyncClient, container: Container, admin: dict[str, str]) -> None:
+        self.client = client
+        self.container = container
+        self.admin = admin
+        self.queue_id = 0
+        self.agent_ids: dict[str, int] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+
+    async def setup(self, number: str = "+74951234567", **queue: object) -> None:
+        r = await self.client.post(
+            f"{API}/queues", json={"name": "Support", "settings": queue}, headers=self.admin
+        )
+        assert r.status_code == 201, r.text
+        self.queue_id = int(r.json()["id"])
+        r = await self.client.post(
+            f"{API}/entry-points",
+            json={
+                "name": "Hotline",
+                "channel": "voice",
+                "address": number,
+                "default_queue_id": self.queue_id,
+            },
+            headers=self.admin,
+        )
+        assert r.status_code == 201, r.text
+
+    async def agent(self, name: str, *, login: bool = True) -> int:
+        headers = await token_headers(self.container, name, Role.AGENT)
+        me = (await self.client.get(f"{API}/me", headers=headers)).json()
+        r = await self.client.put(
+            f"{API}/agents/{me['id']}", json={"queues": {str(self.queue_id): 1}}, headers=self.admin
+        )
+        assert r.status_code == 200, r.text
+        r = await self.client.put(
+            f"{API}/agents/{me['id']}/sip",
+            json={"username": name, "password": SIP_PASSWORD},
+            headers=self.admin,
+        )
+        assert r.status_code == 200, r.text
+        if login:
+            r = await self.client.post(f"{API}/agent/login", json={}, headers=headers)
+            assert r.status_code == 204, r.text
+        self.agent_ids[name] = int(me["id"])
+        self.headers[name] = headers
+        return int(me["id"])
