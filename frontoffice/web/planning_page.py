@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from itsdangerous import BadSignature
 
 from frontoffice import __version__
 from frontoffice.domain.exceptions import DomainError
 from frontoffice.i18n import current_language
-from frontoffice.services.context import Actor
 
 from .pages import templates
-from .security import SESSION_COOKIE, client_ip, container, session_serializer
+from .ui import page_session
 
 __all__ = ["PERMISSION", "router"]
 
@@ -27,28 +25,10 @@ PERMISSION = "stats.read"
 router = APIRouter(include_in_schema=False)
 
 
-async def _session(request: Request) -> tuple[Actor, str] | None:
-    """The signed-in browser user and the session's CSRF token, or None."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    c = container(request)
-    try:
-        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
-            cookie, max_age=c.settings.session_max_age_s
-        )
-        actor, csrf = await c.auth.session_actor(str(session_id), ip=client_ip(request))
-    except (BadSignature, DomainError):
-        return None
-    if "fo_lang" not in request.cookies:
-        current_language.set(actor.language)
-    return actor, csrf
-
-
 @router.get("/planning", response_class=HTMLResponse)
 async def planning_page(request: Request) -> Response:
     """Staffing curve, service level versus agents, lines versus blocking, and the simulation."""
-    session = await _session(request)
+    session = await page_session(request)
     if session is None:
         return RedirectResponse("/login", status_code=303)
     actor, csrf = session
