@@ -27,7 +27,7 @@ from frontoffice.domain.exceptions import (
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import ApiToken, AuditEntry, User, WebSession
 
-from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_id_cursor, encode_cursor, system_clock
 from .schemas import AuditOut, Page, TokenCreated, TokenOut, UserIn, UserOut, UserPatch
 
 __all__ = ["AuthService", "LoginThrottle", "SignIn", "generate_password"]
@@ -351,8 +351,7 @@ class AuthService:
         if action:
             stmt = stmt.where(AuditEntry.action == action)
         if cursor:
-            (last_id,) = decode_cursor(cursor, 1)
-            stmt = stmt.where(AuditEntry.id < int(last_id))
+            stmt = stmt.where(AuditEntry.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
         more = len(rows) > limit

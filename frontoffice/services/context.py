@@ -15,7 +15,7 @@ from frontoffice.domain.model import Role
 from frontoffice.domain.permissions import role_allows
 from frontoffice.store.tables import AuditEntry
 
-__all__ = ["Actor", "Clock", "audit", "decode_cursor", "encode_cursor", "system_clock"]
+__all__ = ["Actor", "Clock", "audit", "decode_cursor", "decode_id_cursor", "encode_cursor", "system_clock"]
 
 Clock = Callable[[], datetime]
 
@@ -85,3 +85,15 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     if len(values) != parts:
         raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor")
     return values
+
+
+def decode_id_cursor(cursor: str) -> int:
+    """The row id inside a cursor made by ``encode_cursor(id)``."""
+    (value,) = decode_cursor(cursor, 1)
+    try:
+        row_id = int(value)
+    except ValueError:
+        row_id = -1
+    if not 0 <= row_id < 2**63:
+        raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor")
+    return row_id

@@ -26,7 +26,7 @@ from frontoffice.store.tables import (
     User,
 )
 
-from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_cursor, decode_id_cursor, encode_cursor, system_clock
 from .identities import canonical_email_key, normalize_identity
 from .schemas import (
     CompanyIn,
@@ -200,6 +200,19 @@ class CrmService:
         async with self.sessions.begin() as s:
             customer = await self._live_customer(s, customer_id)
             changes = patch.model_dump(exclude_unset=True)
+            # JSON null clears a field: names become empty, custom fields and tags empty; a flag has no
+            # "empty", so null there is an error rather than a database constraint failure.
+            for name, empty in (
+                ("first_name", ""),
+                ("last_name", ""),
+                ("middle_name", ""),
+                ("custom", {}),
+                ("tags", []),
+            ):
+                if name in changes and changes[name] is None:
+                    changes[name] = empty
+            if "vip" in changes and changes["vip"] is None:
+                raise InvalidInput("vip must be true or false", error_id="invalid-vip")
             if changes.get("company_id") is not None and await s.get(Company, changes["company_id"]) is None:
                 raise NotFound("No such company", error_id="no-such-company")
             if changes.get("owner_id") is not None and await s.get(User, changes["owner_id"]) is None:
@@ -296,8 +309,7 @@ class CrmService:
         if tag:
             stmt = stmt.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == tag)))
         if cursor:
-            (last_id,) = decode_cursor(cursor, 1)
-            stmt = stmt.where(Customer.id < int(last_id))
+            stmt = stmt.where(Customer.id < decode_id_cursor(cursor))
         stmt = stmt.order_by(Customer.id.desc()).limit(limit + 1).options(*_load_card())
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt))
@@ -555,8 +567,7 @@ class CrmService:
         if q.strip():
             stmt = stmt.where(Company.name_key.like(f"%{_escape_like(q.strip().lower())}%", escape="\\"))
         if cursor:
-            (last_id,) = decode_cursor(cursor, 1)
-            stmt = stmt.where(Company.id < int(last_id))
+            stmt = stmt.where(Company.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(Company.id.desc()).limit(limit + 1)))
         more = len(rows) > limit

@@ -55,7 +55,13 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode("cp1251")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "The file is neither UTF-8 nor Windows-1251 text", error_id="csv-encoding"
+        ) from None
 
 
 def _split(cell: str, delimiter: str) -> list[str]:
@@ -87,7 +93,10 @@ async def import_customers_csv(
     except csv.Error:
         delimiter = ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InvalidInput("Malformed CSV", error_id="csv-malformed", line=1, reason=str(exc)) from None
     unknown = [h for h in header if h not in KNOWN and not h.startswith(CUSTOM_PREFIX)]
     if not header:
         raise InvalidInput("The CSV file is empty", error_id="csv-empty")

@@ -16,7 +16,7 @@ from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
 
-from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_id_cursor, encode_cursor, system_clock
 from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
 
 __all__ = ["InteractionService", "log_event"]
@@ -127,8 +127,7 @@ class InteractionService:
         if project_id is not None:
             stmt = stmt.where(Interaction.project_id == project_id)
         if cursor:
-            (last_id,) = decode_cursor(cursor, 1)
-            stmt = stmt.where(Interaction.id < int(last_id))
+            stmt = stmt.where(Interaction.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(Interaction.id.desc()).limit(limit + 1)))
         more = len(rows) > limit

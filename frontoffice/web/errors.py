@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from frontoffice.domain.exceptions import (
@@ -107,6 +108,24 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # An id or number beyond the database's 64-bit integers: nothing can have it.
+        return JSONResponse(
+            error_body("value-out-of-range", _("A number in the request is out of range")), status_code=400
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL reports out-of-range or malformed values as data errors (SQLSTATE class 22).
+        if getattr(exc.orig, "sqlstate", "").startswith("22"):
+            return JSONResponse(
+                error_body("value-out-of-range", _("A number in the request is out of range")),
+                status_code=400,
+            )
+        log.exception("database error", extra={"path": request.url.path})
+        return JSONResponse(error_body("internal-error", _("Internal server error")), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -399,3 +399,10 @@ async def test_events_are_appended_in_the_same_transaction(container: Container)
             .where(InteractionEvent.interaction_id == interaction.id)
         )
     assert count == 1
+
+
+@pytest.mark.parametrize("path", ["/customers/99999999999999999999999", "/customers/9223372036854775808/timeline"])
+async def test_ids_beyond_64_bits_are_a_4xx_on_every_database(client, admin_headers, path: str) -> None:
+    r = await client.get(f"{API}{path}", headers=admin_headers)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error_id"] in {"value-out-of-range", "no-such-customer"}
