@@ -401,7 +401,9 @@ async def test_events_are_appended_in_the_same_transaction(container: Container)
     assert count == 1
 
 
-@pytest.mark.parametrize("path", ["/customers/99999999999999999999999", "/customers/9223372036854775808/timeline"])
+@pytest.mark.parametrize(
+    "path", ["/customers/99999999999999999999999", "/customers/9223372036854775808/timeline"]
+)
 async def test_ids_beyond_64_bits_are_a_4xx_on_every_database(client, admin_headers, path: str) -> None:
     r = await client.get(f"{API}{path}", headers=admin_headers)
     assert 400 <= r.status_code < 500, r.text
