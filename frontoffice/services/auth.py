@@ -166,6 +166,16 @@ class AuthService:
         async with self.sessions() as s:
             return [UserOut.model_validate(u) for u in await s.scalars(select(User).order_by(User.username))]
 
+    async def set_own_language(self, actor: Actor, language: str) -> None:
+        """Remember a signed-in user's UI language (chosen with the language switch)."""
+        if language not in ("en", "ru"):
+            raise InvalidInput("Unknown language", error_id="no-such-language", language=language)
+        if actor.user_id is None:
+            return
+        async with self.sessions.begin() as s:
+            await s.execute(update(User).where(User.id == actor.user_id).values(language=language))
+        self.forget_tokens()
+
     async def get_user(self, actor: Actor, user_id: int) -> UserOut:
         if actor.user_id != user_id:
             actor.require("users.read")

@@ -131,6 +131,10 @@ def create_app(container: Container) -> FastAPI:
         if code not in ("en", "ru"):
             raise ApiError(404, "no-such-language", "Unknown language", language=code)
         target = next if next.startswith("/") and not next.startswith("//") else "/"
+        session = await ui.page_session(request)
+        if session is not None:
+            # Signed in: keep the choice in the profile too, so it follows the user to other browsers.
+            await container.auth.set_own_language(session[0], code)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie("fo_lang", code, max_age=365 * 86400, samesite="lax", path="/")
         return response

@@ -184,3 +184,13 @@ async def test_errors_are_translated_to_russian(client, container) -> None:
         headers={"Accept-Language": "ru-RU,ru;q=0.9"},
     )
     assert r.json()["message"] == "Неверное имя пользователя или пароль"
+
+
+async def test_the_language_switch_is_remembered_in_the_profile(client, container) -> None:
+    await make_user(container, "polyglot", Role.AGENT)
+    assert (await login(client, "polyglot")).status_code == 200
+    r = await client.get("/lang/ru", params={"next": "/"})
+    assert r.status_code == 303 and "fo_lang=ru" in r.headers["set-cookie"]
+    client.cookies.delete("fo_lang")
+    assert (await client.get(f"{API}/me")).json()["language"] == "ru"
+    assert (await client.get("/lang/xx")).status_code == 404
