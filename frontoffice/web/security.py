@@ -20,7 +20,15 @@ from frontoffice.services.context import Actor
 
 from .errors import ApiError
 
-__all__ = ["SESSION_COOKIE", "container", "current_actor", "requires", "session_serializer"]
+__all__ = [
+    "SESSION_COOKIE",
+    "container",
+    "current_actor",
+    "requires",
+    "session_from_cookie",
+    "session_id_from_cookie",
+    "session_serializer",
+]
 
 SESSION_COOKIE = "fo_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -34,6 +42,25 @@ def container(request: Request) -> Container:
 
 def session_serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="frontoffice.session")
+
+
+def session_id_from_cookie(c: Container, cookie: str) -> str | None:
+    """The session id inside a signed, unexpired cookie, or None."""
+    try:
+        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
+            cookie, max_age=c.settings.session_max_age_s
+        )
+    except BadSignature:
+        return None
+    return str(session_id)
+
+
+async def session_from_cookie(c: Container, cookie: str, *, ip: str | None) -> tuple[Actor, str]:
+    """The actor behind a browser session cookie and the session's CSRF token."""
+    session_id = session_id_from_cookie(c, cookie)
+    if session_id is None:
+        raise Unauthenticated("Your session has expired; please sign in again", error_id="session-expired")
+    return await c.auth.session_actor(session_id, ip=ip)
 
 
 def client_ip(request: Request) -> str | None:
@@ -56,15 +83,7 @@ async def current_actor(request: Request) -> Actor:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise Unauthenticated("Please sign in or send an API token", error_id="not-authenticated")
-        try:
-            session_id = session_serializer(c.settings.ensure_secret_key()).loads(
-                cookie, max_age=c.settings.session_max_age_s
-            )
-        except BadSignature:
-            raise Unauthenticated(
-                "Your session has expired; please sign in again", error_id="session-expired"
-            ) from None
-        actor, csrf = await c.auth.session_actor(str(session_id), ip=ip)
+        actor, csrf = await session_from_cookie(c, cookie, ip=ip)
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None) or ""
             if not hmac.compare_digest(sent, csrf):

@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from itsdangerous import BadSignature
 
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage, Subscription
@@ -23,7 +22,7 @@ from frontoffice.domain.exceptions import DomainError, Unauthenticated
 from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
 
-from .security import SESSION_COOKIE, session_serializer
+from .security import SESSION_COOKIE, session_from_cookie
 
 __all__ = ["router"]
 
@@ -46,13 +45,7 @@ async def _actor(ws: WebSocket, c: Container) -> Actor:
     cookie = ws.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("Please sign in", error_id="not-authenticated")
-    try:
-        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
-            cookie, max_age=c.settings.session_max_age_s
-        )
-    except BadSignature:
-        raise Unauthenticated("Please sign in", error_id="session-expired") from None
-    actor, _ = await c.auth.session_actor(str(session_id), ip=ip)
+    actor, _ = await session_from_cookie(c, cookie, ip=ip)
     return actor
 
 

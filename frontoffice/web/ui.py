@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from itsdangerous import BadSignature
 
 from frontoffice import __version__
 from frontoffice.domain.exceptions import DomainError
@@ -22,7 +21,7 @@ from frontoffice.i18n import current_language, gettext
 from frontoffice.services.context import Actor
 
 from .pages import templates
-from .security import SESSION_COOKIE, client_ip, container, session_serializer
+from .security import SESSION_COOKIE, client_ip, container, session_from_cookie
 
 __all__ = ["HOME_PAGES", "STATIC_DIR", "router", "static_files"]
 
@@ -361,13 +360,9 @@ async def page_session(request: Request) -> tuple[Actor, str] | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    c = container(request)
     try:
-        session_id = session_serializer(c.settings.ensure_secret_key()).loads(
-            cookie, max_age=c.settings.session_max_age_s
-        )
-        actor, csrf = await c.auth.session_actor(str(session_id), ip=client_ip(request))
-    except (BadSignature, DomainError):
+        actor, csrf = await session_from_cookie(container(request), cookie, ip=client_ip(request))
+    except DomainError:
         return None
     # As for API calls: an explicit choice (cookie, Accept-Language) wins over the profile's language.
     if "fo_lang" not in request.cookies:

@@ -23,7 +23,15 @@ from frontoffice.services.schemas import (
     UserPatch,
 )
 
-from ..security import SESSION_COOKIE, client_ip, container, current_actor, requires, session_serializer
+from ..security import (
+    SESSION_COOKIE,
+    client_ip,
+    container,
+    current_actor,
+    requires,
+    session_id_from_cookie,
+    session_serializer,
+)
 
 router = APIRouter()
 
@@ -64,8 +72,9 @@ def set_session_cookie(request: Request, response: Response, session_id: str) ->
 async def logout(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Response:
     c = container(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        await c.auth.sign_out(str(session_serializer(c.settings.ensure_secret_key()).loads(cookie)))
+    session_id = session_id_from_cookie(c, cookie) if cookie else None
+    if session_id is not None:
+        await c.auth.sign_out(session_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
