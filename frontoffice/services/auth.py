@@ -27,7 +27,7 @@ from frontoffice.domain.exceptions import (
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import ApiToken, AuditEntry, User, WebSession
 
-from .context import Actor, Clock, audit, decode_id_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import AuditOut, Page, TokenCreated, TokenOut, UserIn, UserOut, UserPatch
 
 __all__ = ["AuthService", "LoginThrottle", "SignIn", "generate_password"]
@@ -364,12 +364,7 @@ class AuthService:
             stmt = stmt.where(AuditEntry.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[AuditOut](
-            items=[AuditOut.model_validate(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+        return id_page(rows, limit, AuditOut.model_validate)
 
 
 def _verify(password_hash: str, password: str) -> bool:

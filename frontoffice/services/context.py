@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +16,18 @@ from frontoffice.domain.model import Role
 from frontoffice.domain.permissions import role_allows
 from frontoffice.store.tables import AuditEntry
 
-__all__ = ["Actor", "Clock", "audit", "decode_cursor", "decode_id_cursor", "encode_cursor", "system_clock"]
+from .schemas import Page
+
+__all__ = [
+    "Actor",
+    "Clock",
+    "audit",
+    "decode_cursor",
+    "decode_id_cursor",
+    "encode_cursor",
+    "id_page",
+    "system_clock",
+]
 
 Clock = Callable[[], datetime]
 
@@ -97,3 +109,16 @@ def decode_id_cursor(cursor: str) -> int:
     if not 0 <= row_id < 2**63:
         raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor")
     return row_id
+
+
+T = TypeVar("T")
+
+
+def id_page(rows: Sequence[Any], limit: int, convert: Callable[[Any], T]) -> Page[T]:
+    """A page from up to ``limit + 1`` rows fetched newest id first; the extra row only says
+    that there is a next page, whose cursor is the id of the last row shown."""
+    shown = rows[:limit]
+    more = len(rows) > limit and bool(shown)
+    return Page[T](
+        items=[convert(r) for r in shown], next_cursor=encode_cursor(shown[-1].id) if more else None
+    )

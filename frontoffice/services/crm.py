@@ -26,7 +26,16 @@ from frontoffice.store.tables import (
     User,
 )
 
-from .context import Actor, Clock, audit, decode_cursor, decode_id_cursor, encode_cursor, system_clock
+from .context import (
+    Actor,
+    Clock,
+    audit,
+    decode_cursor,
+    decode_id_cursor,
+    encode_cursor,
+    id_page,
+    system_clock,
+)
 from .identities import canonical_email_key, normalize_identity
 from .schemas import (
     CompanyIn,
@@ -313,12 +322,7 @@ class CrmService:
         stmt = stmt.order_by(Customer.id.desc()).limit(limit + 1).options(*_load_card())
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[CustomerOut](
-            items=[customer_out(c) for c in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+        return id_page(rows, limit, customer_out)
 
     # ------------------------------------------------------------------ notes & timeline
     async def add_note(self, actor: Actor, customer_id: int, body: str) -> NoteOut:
@@ -570,12 +574,7 @@ class CrmService:
             stmt = stmt.where(Company.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(Company.id.desc()).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[CompanyOut](
-            items=[CompanyOut.model_validate(c) for c in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+        return id_page(rows, limit, CompanyOut.model_validate)
 
     async def count_customers(self) -> int:
         async with self.sessions() as s:

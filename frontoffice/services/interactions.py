@@ -16,7 +16,7 @@ from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
 
-from .context import Actor, Clock, audit, decode_id_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
 
 __all__ = ["InteractionService", "log_event"]
@@ -130,12 +130,7 @@ class InteractionService:
             stmt = stmt.where(Interaction.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(Interaction.id.desc()).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[InteractionOut](
-            items=[InteractionOut.model_validate(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+        return id_page(rows, limit, InteractionOut.model_validate)
 
     async def messages(self, actor: Actor, interaction_id: int) -> list[MessageOut]:
         actor.require("interactions.read")
