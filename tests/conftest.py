@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,13 @@ from frontoffice.web.app import create_app
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("FRONTOFFICE_TEST_POSTGRES_URL", "")
 TEST_PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def require_tool(name: str) -> str:

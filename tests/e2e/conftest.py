@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import IN_CI, require_tool
+from ..conftest import IN_CI, free_port, require_tool
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -124,17 +123,11 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> D
     return DemoSite(data_dir, passwords, token.group(1))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(demo_site: DemoSite, tmp_path: Path) -> Iterator[Server]:
     data_dir = tmp_path / "data"
     shutil.copytree(demo_site.data_dir, data_dir)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "frontoffice", "serve", "--host", "127.0.0.1", "--port", str(port)],

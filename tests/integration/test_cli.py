@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from ..conftest import free_port
 
 FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
 
@@ -24,12 +25,6 @@ def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subproces
 def env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("FRONTOFFICE_")}
     return base | {"FRONTOFFICE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_init_prints_a_generated_admin_password_once_and_keeps_data(

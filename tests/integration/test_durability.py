@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,12 @@ from pathlib import Path
 
 import httpx
 
+from ..conftest import free_port
+
 FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
 CONTACTS = 60
 KILL_AFTER = 20
 VALID_STATES = {"queued", "offered", "connected"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -67,7 +62,7 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(db_url: str, tmp_p
     assert admin and agent
     admin_h = {"Authorization": f"Bearer {admin.group(1)}"}
     agent_h = {"Authorization": f"Bearer {agent.group(1)}"}
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = await asyncio.to_thread(_start, env, port)
     acknowledged: dict[str, int] = {}

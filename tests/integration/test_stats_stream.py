@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from frontoffice.bootstrap import Container, build_container
 from frontoffice.domain.model import Role
 from frontoffice.web.app import create_app
 
-from ..conftest import ShiftedClock, token_headers
+from ..conftest import ShiftedClock, free_port, token_headers
 from .test_acd_api import API, Desk
 
 
@@ -111,12 +110,6 @@ async def test_a_closed_calendar_refuses_or_overflows_arrivals(desk: Desk, conta
     assert bad.status_code == 400 and bad.json()["error_id"] == "invalid-calendar"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_offer_is_pushed_over_the_websocket_and_withdrawn_on_timeout(
     container: Container, desk: Desk, clock: ShiftedClock
 ) -> None:
@@ -126,7 +119,7 @@ async def test_offer_is_pushed_over_the_websocket_and_withdrawn_on_timeout(
     await desk.login("wsagent")
     token = desk.agents["wsagent"]["Authorization"].split()[1]
     sup = (await token_headers(container, "wssup", Role.SUPERVISOR))["Authorization"].split()[1]
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )
