@@ -233,7 +233,7 @@ class ContactCenter:
                 break
         known = customer_id is not None
         if customer_id is None and identities:
-            created = await self.crm._create_in(
+            created = await self.crm.create_in_session(
                 s,
                 Actor.system() if actor.role is not Role.ADMIN else actor,
                 CustomerIn(

@@ -116,11 +116,12 @@ class CrmService:
     async def create_customer(self, actor: Actor, data: CustomerIn) -> CustomerOut:
         actor.require("customers.write")
         async with self.sessions.begin() as s:
-            customer = await self._create_in(s, actor, data)
+            customer = await self.create_in_session(s, actor, data)
             return await self._card(s, customer.id)
 
-    async def _create_in(self, s: AsyncSession, actor: Actor, data: CustomerIn) -> Customer:
-        """Create a customer inside ``s``; raises before flushing anything when an input is bad."""
+    async def create_in_session(self, s: AsyncSession, actor: Actor, data: CustomerIn) -> Customer:
+        """Create a customer inside the caller's transaction ``s`` (CSV import, contact intake);
+        raises before flushing anything when an input is bad."""
         identities = [self._normalized(i) for i in data.identities]
         now = self.clock()
         company_id = data.company_id

@@ -162,7 +162,7 @@ async def import_customers_csv(
         created = 0
         if apply:
             for customer in valid:
-                await crm._create_in(s, actor, customer)
+                await crm.create_in_session(s, actor, customer)
                 created += 1
             audit(
                 s, actor, "customer.import", "customer", None, rows=rows, created=created, errors=len(errors)
