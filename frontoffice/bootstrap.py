@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,6 +13,8 @@ from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
 from frontoffice.channels.voice.service import VoiceService
+from frontoffice.channels.voice.tls import server_context
+from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
@@ -19,8 +22,10 @@ from frontoffice.services.calendars import CalendarService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
+from frontoffice.services.deals import DealService
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
+from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import VoiceCalls
 from frontoffice.store.database import create_engine, session_factory
 
@@ -42,6 +47,8 @@ class Container:
     contact_center: ContactCenter
     stats: StatsService
     calendars: CalendarService
+    tickets: TicketService
+    deals: DealService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -132,6 +139,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         contact_center=contact_center,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
+        tickets=TicketService(sessions, clock=clock),
+        deals=DealService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )
@@ -153,4 +162,26 @@ def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
         digest_algorithms=tuple(settings.sip_digest_algorithms),
         # Spoken in the center's default language with espeak-ng when installed; a chime otherwise.
         prompts=render_prompts(settings.default_language),
+        announce_interval_s=settings.voice_announce_interval_s or None,
+        language=settings.default_language,
+        stereo_recordings=settings.voice_recordings_stereo,
+        trunks=_trunks(settings),
+        region=settings.default_region,
+        tls_context=_tls_context(settings),
+        tls_port=settings.sip_tls_port,
     )
+
+
+def _trunks(settings: Settings) -> tuple[Trunk, ...]:
+    trunks = []
+    for trunk in settings.sip_trunks:
+        values = trunk.model_dump()
+        values["password"] = trunk.password.get_secret_value() if trunk.password else None
+        trunks.append(Trunk.from_settings(values))
+    return tuple(trunks)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.sip_tls_cert is None or settings.sip_tls_key is None:
+        return None
+    return server_context(settings.sip_tls_cert, settings.sip_tls_key)

@@ -198,6 +198,9 @@ def serve(host: str | None, port: int | None) -> None:
                 log_config=None,
                 proxy_headers=False,
                 server_header=False,
+                # Our WebSocket messages are small JSON events; compressing them for every socket cost
+                # more CPU than the bandwidth is worth on the LAN links operators sit on.
+                ws_per_message_deflate=False,
             )
         )
         console.print(

@@ -22,7 +22,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+from .config_trunks import SipTrunk
+
+__all__ = ["ConfigError", "Settings", "SipTrunk", "load_settings"]
 
 SUPPORTED_LANGUAGES = ("en", "ru")
 DigestAlgorithm = Literal["MD5", "SHA-256"]
@@ -73,6 +75,14 @@ class Settings(BaseSettings):
     sip_tcp: bool = Field(default=True, description="Also accept SIP over TCP on sip_port")
     media_host: str = Field(default="", description="Address for RTP (music, relay); empty means sip_host")
     voice_recordings: bool = Field(default=True, description="Record calls to <data_dir>/recordings")
+    voice_recordings_stereo: bool = Field(
+        default=False, description="Also record each call as stereo WAV (caller left, agent right)"
+    )
+    voice_announce_interval_s: float = Field(
+        default=45.0,
+        ge=0,
+        description="Seconds between position / expected-wait announcements to queued callers; 0 = off",
+    )
     sip_digest_algorithms: list[DigestAlgorithm] = Field(
         default_factory=_md5_only,
         min_length=1,
@@ -81,6 +91,13 @@ class Settings(BaseSettings):
     sip_banned_networks: list[str] = Field(
         default_factory=list, description="CIDR networks whose SIP requests are dropped unanswered"
     )
+    sip_trunks: list[SipTrunk] = Field(
+        default_factory=list,
+        description="Carrier trunks: inbound allow-list, registration out, outbound calls (docs/voice.md)",
+    )
+    sip_tls_cert: Path | None = Field(default=None, description="PEM certificate: enables SIP over TLS")
+    sip_tls_key: Path | None = Field(default=None, description="PEM private key of sip_tls_cert")
+    sip_tls_port: int = Field(default=5061, ge=1, le=65535, description="Port SIP over TLS listens on")
     default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
     default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
     time_zone: str = Field(
@@ -153,6 +170,12 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'frontoffice.db').resolve()}"
         if not self.public_url:
             self.public_url = f"http://{self.http_host}:{self.http_port}"
+        if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
+            raise ValueError("sip_tls_cert and sip_tls_key must be set together")
+        names = [t.name for t in self.sip_trunks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sip_trunks: duplicate trunk name {duplicates[0]!r}")
         return self
 
     @property
@@ -183,6 +206,9 @@ class Settings(BaseSettings):
                 value = "********" if value.get_secret_value() else "(generated in data_dir)"
             elif name == "database_url":
                 value = _mask_url_password(value)
+            elif name == "sip_trunks":
+                # Passwords come out as ********.
+                value = [trunk.model_dump(mode="json", by_alias=True) for trunk in value]
             elif isinstance(value, Path):
                 value = str(value)
             shown[name] = value

@@ -79,6 +79,8 @@ class InteractionEventType(StrEnum):
     MESSAGE = "message"
     NOTE = "note"
     MERGED = "customer_merged"
+    # One leg of a phone call (caller, agent, transfer) with its SIP timestamps, status and cause.
+    CALL_LEG = "call_leg"
 
 
 class IdentityKind(StrEnum):

@@ -22,25 +22,47 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
+from frontoffice.store.append_log import append_row
 from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
 
 from .context import Clock, system_clock
 from .interactions import log_event
 
-__all__ = ["AcdService", "agent_config", "queue_config"]
+__all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
 
 log = logging.getLogger("frontoffice.acd")
+_PROFILES = cast(Table, AgentProfile.__table__)
+_AGENT_EVENTS = cast(Table, AgentEvent.__table__)
+# Statements the ACD runs on every state change, built once (building a statement costs more than
+# SQLite takes to run it).
+_SET_AGENT_STATE = (
+    update(_PROFILES)
+    .where(_PROFILES.c.user_id == bindparam("agent"))
+    .values(
+        state=bindparam("state"),
+        state_reason=bindparam("reason"),
+        state_since=bindparam("since"),
+        updated_at=bindparam("at"),
+    )
+)
+_SET_WRAP_UP_UNTIL = (
+    update(_PROFILES)
+    .where(_PROFILES.c.user_id == bindparam("agent"))
+    .values(wrap_up_until=bindparam("until"))
+)
 T = TypeVar("T")
 
 # Interaction states the engine tracks; anything else is finished as far as routing is concerned.
@@ -52,6 +74,18 @@ _AGENT_STATES: dict[str, r.AgentState] = {
     "on_contact": "on_contact",
     "wrap_up": "wrap_up",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue's project and wrap-up rule, as the contact path needs them."""
+
+    project_id: int | None
+    disposition_required: bool
+
+    @classmethod
+    def of(cls, queue: Queue) -> QueueInfo:
+        return cls(queue.project_id, bool(queue.config.get("disposition_required")))
 
 
 def queue_config(queue: Queue) -> r.QueueConfig:
@@ -78,10 +112,16 @@ def queue_config(queue: Queue) -> r.QueueConfig:
 
 
 def agent_config(profile: AgentProfile) -> r.AgentConfig:
+    queues = {str(k): int(v) for k, v in profile.queues.items()}
+    # Memberships the agent did not sign in to this session are left out (None: signed in to all; a
+    # choice that no longer names any membership, after an administrator's change, means all too).
+    chosen = {str(q) for q in profile.signed_in_queues or ()}
+    if chosen & queues.keys():
+        queues = {q: tier for q, tier in queues.items() if q in chosen}
     return r.AgentConfig(
         agent_id=str(profile.user_id),
         skills={k: int(v) for k, v in profile.skills.items()},
-        queues={str(k): int(v) for k, v in profile.queues.items()},
+        queues=queues,
         capacity={k: int(v) for k, v in profile.capacity.items()}
         if profile.capacity
         else dict(r.DEFAULT_CAPACITY),
@@ -115,6 +155,10 @@ class AcdService:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[r.Output]], None]] = []
+        # What the contact path needs to know of a queue besides the engine's config, kept with the
+        # engine (same life: filled by the rebuild, updated with each queue change) so that taking in
+        # and completing a contact need not read the queue row.
+        self.queue_info: dict[int, QueueInfo] = {}
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -136,8 +180,10 @@ class AcdService:
         """Build a fresh engine from the store and apply what happened while it was away."""
         engine = r.RoutingEngine(self.engine_config, rng=random.Random(self._seed))
         async with self.sessions.begin() as s:
+            queue_info: dict[int, QueueInfo] = {}
             for queue in await s.scalars(select(Queue).order_by(Queue.id)):
                 engine.upsert_queue(queue_config(queue))
+                queue_info[queue.id] = QueueInfo.of(queue)
             profiles = list(
                 await s.scalars(
                     select(AgentProfile)
@@ -182,6 +228,7 @@ class AcdService:
                 else:
                     engine.restore_waiting_contact(contact, enqueued, seq)
             self.engine = engine
+            self.queue_info = queue_info
             now = self.now()
             outputs = engine.resume(now) + engine.tick(now)
             await self._persist(s, outputs, now)
@@ -251,39 +298,21 @@ class AcdService:
         at = _dt(now)
         touched: list[int] = []
         finished_with_wrap: set[str] = {o.contact_id for o in outputs if isinstance(o, r.WrapUpStarted)}
-        cache: dict[int, Interaction | None] = {}
+        rows = _Rows(s)
 
-        async def row(contact_id: str) -> Interaction | None:
-            key = int(contact_id)
-            if key not in cache:
-                cache[key] = await s.get(Interaction, key)
-            return cache[key]
+        async def row(contact_id: str) -> Interaction | _Routed | None:
+            return await rows.get(int(contact_id))
 
         for o in outputs:
             if isinstance(o, r.AgentStateChanged):
                 await self._agent_state(s, o, at)
                 continue
             if isinstance(o, r.WrapUpStarted):
-                await s.execute(
-                    update(AgentProfile)
-                    .where(AgentProfile.user_id == int(o.agent_id))
-                    .values(wrap_up_until=o.until)
-                )
+                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": o.until})
                 continue
             if isinstance(o, r.WrapUpEnded):
-                await s.execute(
-                    update(AgentProfile)
-                    .where(AgentProfile.user_id == int(o.agent_id))
-                    .values(wrap_up_until=None)
-                )
-                done = list(
-                    await s.scalars(
-                        select(Interaction).where(
-                            Interaction.agent_id == int(o.agent_id), Interaction.state == St.WRAP_UP.value
-                        )
-                    )
-                )
-                for i in done:
+                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": None})
+                for i in await rows.in_wrap_up(int(o.agent_id)):
                     i.state = St.DONE.value
                     i.closed_at = at
                     log_event(s, i, Ev.DONE, at, early=o.early)
@@ -372,17 +401,18 @@ class AcdService:
             elif isinstance(o, r.CallbackScheduled):
                 i.attributes = {**i.attributes, "callback": True}
                 log_event(s, i, Ev.CALLBACK_REQUESTED, at)
-        await s.flush()
-        await self._sync_states(s, touched)
+        await self._sync_states(s, touched, rows)
+        # Rows this transaction had not loaded are written here (Core); loaded ones by the commit.
+        await rows.write()
 
-    async def _sync_states(self, s: AsyncSession, ids: Iterable[int]) -> None:
+    async def _sync_states(self, s: AsyncSession, ids: Iterable[int], rows: _Rows | None = None) -> None:
         """Make the stored state of contacts the engine still tracks match the engine exactly."""
         for interaction_id in set(ids):
             try:
                 status = self.engine.contact_status(str(interaction_id))
             except r.UnknownContact:
                 continue
-            i = await s.get(Interaction, interaction_id)
+            i = await (rows.get(interaction_id) if rows is not None else s.get(Interaction, interaction_id))
             if i is None:
                 continue
             i.queue_id = int(status.queue_id)
@@ -396,12 +426,17 @@ class AcdService:
                 i.agent_id = int(status.agent_ids[0])
 
     async def _agent_state(self, s: AsyncSession, o: r.AgentStateChanged, at: datetime) -> None:
+        # Core statements on the tables: no unit-of-work pass for a row this transaction never loads
+        # (a loaded profile is refreshed by the caller that loaded it).
         await s.execute(
-            update(AgentProfile)
-            .where(AgentProfile.user_id == int(o.agent_id))
-            .values(state=o.state, state_reason=o.reason, state_since=o.since, updated_at=at)
+            _SET_AGENT_STATE,
+            {"agent": int(o.agent_id), "state": o.state, "reason": o.reason, "since": o.since, "at": at},
         )
-        s.add(AgentEvent(agent_id=int(o.agent_id), at=_dt(o.since), state=o.state, reason=o.reason))
+        append_row(
+            s,
+            _AGENT_EVENTS,
+            {"agent_id": int(o.agent_id), "at": _dt(o.since), "state": o.state, "reason": o.reason},
+        )
 
     # ------------------------------------------------------------------ publication
     def _publish(self, outputs: list[r.Output]) -> None:
@@ -414,6 +449,105 @@ class AcdService:
             message = _bus_message(o)
             if message is not None:
                 self.bus.publish(message)
+
+
+_INTERACTIONS = cast(Table, Interaction.__table__)
+# The columns the ACD reads (first group) and writes (all but id, channel and project) of an interaction.
+_ROUTED_READ = ("id", "channel", "project_id", "queued_at")
+_ROUTED_WRITE = (
+    "state",
+    "queue_id",
+    "agent_id",
+    "priority",
+    "attributes",
+    "route_enqueued_at",
+    "route_seq",
+    "offered_at",
+    "connected_at",
+    "ended_at",
+    "closed_at",
+    "disposition",
+)
+_LOAD_ROUTED = select(*(_INTERACTIONS.c[name] for name in (*_ROUTED_READ, *_ROUTED_WRITE)))
+_LOAD_ONE = _LOAD_ROUTED.where(_INTERACTIONS.c.id == bindparam("id"))
+_LOAD_IN_WRAP_UP = _LOAD_ROUTED.where(
+    _INTERACTIONS.c.agent_id == bindparam("agent"), _INTERACTIONS.c.state == St.WRAP_UP.value
+).order_by(_INTERACTIONS.c.id)
+_WRITE_ROUTED = (
+    update(_INTERACTIONS)
+    .where(_INTERACTIONS.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in _ROUTED_WRITE})
+)
+
+
+class _Routed:
+    """The routing columns of an interaction this transaction has not loaded as an ORM object: read
+    and written with one Core statement each, instead of a full ORM load and a unit-of-work flush
+    (accepting an offer, a timer firing). It quacks like :class:`Interaction` for those columns."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    id: int
+    channel: str
+    project_id: int | None
+    queued_at: datetime | None
+    state: str
+    queue_id: int | None
+    agent_id: int | None
+    priority: int
+    attributes: dict[str, Any]
+    route_enqueued_at: float | None
+    route_seq: int | None
+    offered_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+    closed_at: datetime | None
+    disposition: str | None
+
+    def params(self) -> dict[str, Any]:
+        values = {name: self.__dict__[name] for name in _ROUTED_WRITE}
+        values["_id"] = self.id
+        return values
+
+
+class _Rows:
+    """The interactions one ACD transaction touches: ORM objects the transaction already holds
+    (the caller's prepare step loaded or created them; the commit writes them), else :class:`_Routed`
+    rows (written by :meth:`write`)."""
+
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+        self.found: dict[int, Interaction | _Routed | None] = {}
+
+    async def get(self, key: int) -> Interaction | _Routed | None:
+        if key in self.found:
+            return self.found[key]
+        held = self.s.identity_map.get(identity_key(Interaction, key))
+        if held is not None:
+            found: Interaction | _Routed | None = held
+        else:
+            loaded = (await self.s.execute(_LOAD_ONE, {"id": key})).mappings().one_or_none()
+            found = None if loaded is None else _Routed(dict(loaded))
+        self.found[key] = found
+        return found
+
+    async def in_wrap_up(self, agent_id: int) -> list[Interaction | _Routed]:
+        # Make this transaction's changes so far visible to the query (a contact may have entered
+        # wrap-up earlier in the same batch of outputs).
+        await self.write()
+        await self.s.flush()
+        result = []
+        for loaded in (await self.s.execute(_LOAD_IN_WRAP_UP, {"agent": agent_id})).mappings():
+            found = await self.get(loaded["id"])  # prefer an ORM object the transaction holds
+            if found is not None:
+                result.append(found)
+        return result
+
+    async def write(self) -> None:
+        changed = [row.params() for row in self.found.values() if isinstance(row, _Routed)]
+        for params in changed:
+            await self.s.execute(_WRITE_ROUTED, params)
 
 
 def _bus_message(o: r.Output) -> BusMessage | None:

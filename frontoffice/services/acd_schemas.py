@@ -158,6 +158,13 @@ class ContactCreated(BaseModel):
 class LoginIn(Input):
     state: Literal["available", "not_ready"] = "available"
     reason: str | None = Field(default=None, max_length=64)
+    queues: list[int] | None = Field(
+        default=None, max_length=500, description="the queue ids to take contacts from; null: all of mine"
+    )
+
+
+class QueueChoiceIn(Input):
+    queues: list[int] = Field(min_length=1, max_length=500, description="queue ids, a subset of mine")
 
 
 class StateIn(Input):

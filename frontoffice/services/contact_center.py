@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from frontoffice.store.tables import (
     User,
 )
 
-from .acd import AcdService, agent_config, queue_config
+from .acd import AcdService, QueueInfo, agent_config, queue_config
 from .acd_schemas import (
     AgentLive,
     AgentProfileIn,
@@ -110,7 +111,7 @@ class ContactCenter:
                     error_id="no-route",
                     entry_point_id=entry.id,
                 )
-            queue = await s.get(Queue, queue_id)
+            queue = self.acd.queue_info.get(queue_id)
             if queue is None:
                 raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
             interaction = await self.interactions.record(
@@ -123,7 +124,7 @@ class ContactCenter:
                 to_address=entry.address,
                 external_ref=data.external_ref,
                 entry_point_id=entry.id,
-                queue_id=queue.id,
+                queue_id=queue_id,
                 project_id=entry.project_id or queue.project_id,
                 priority=data.priority + int(entry.config.get("priority", 0)),
                 attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
@@ -151,7 +152,7 @@ class ContactCenter:
             state["contact"] = r.Contact(
                 contact_id=str(interaction.id),
                 channel=data.channel.value,
-                queue_id=str(queue.id),
+                queue_id=str(queue_id),
                 priority=interaction.priority,
                 customer_id=None if customer_id is None else str(customer_id),
                 preferred_agent_id=preferred,
@@ -160,8 +161,7 @@ class ContactCenter:
             return interaction
 
         async def after(s: AsyncSession, outputs: list[r.Output], interaction: Interaction) -> InteractionOut:
-            await s.flush()
-            return InteractionOut.model_validate(interaction)
+            return InteractionOut.model_validate(interaction)  # the commit writes it
 
         try:
             _, out = await self.acd.execute(
@@ -294,13 +294,63 @@ class ContactCenter:
             )
         return str(actor.user_id)
 
-    async def agent_login(self, actor: Actor, state: str = "available", reason: str | None = None) -> None:
+    async def agent_login(
+        self,
+        actor: Actor,
+        state: str = "available",
+        reason: str | None = None,
+        queue_ids: Sequence[int] | None = None,
+    ) -> None:
+        """Sign in (or, when signed in, change state) taking contacts from ``queue_ids``, a subset of
+        the agent's queues; None signs in to all of them."""
         actor.require("interactions.write")
         agent = self._agent_id(actor)
-        if self.acd.engine.agent_status(agent).state != "offline":
-            await self.acd.execute(lambda e, now: e.set_agent_state(agent, state, now, reason))  # type: ignore[arg-type]
-            return
-        await self.acd.execute(lambda e, now: e.agent_login(agent, now, state, reason))  # type: ignore[arg-type]
+        chosen: dict[str, r.AgentConfig] = {}
+
+        async def choose(s: AsyncSession, now: float) -> None:
+            chosen["config"] = await self._choose_queues(s, agent, queue_ids)
+
+        def login(e: r.RoutingEngine, now: float) -> list[r.Output]:
+            out = e.upsert_agent(chosen["config"], now) or []
+            if e.agent_status(agent).state != "offline":
+                return out + e.set_agent_state(agent, state, now, reason)  # type: ignore[arg-type]
+            return out + e.agent_login(agent, now, state, reason)  # type: ignore[arg-type]
+
+        await self.acd.execute(login, choose)
+
+    async def choose_queues(self, actor: Actor, queue_ids: Sequence[int]) -> None:
+        """Change the queues a signed-in (or offline) agent takes contacts from, keeping the state."""
+        actor.require("interactions.write")
+        agent = self._agent_id(actor)
+        chosen: dict[str, r.AgentConfig] = {}
+
+        async def choose(s: AsyncSession, now: float) -> None:
+            chosen["config"] = await self._choose_queues(s, agent, queue_ids)
+
+        await self.acd.execute(lambda e, now: e.upsert_agent(chosen["config"], now) or [], choose)
+
+    async def _choose_queues(
+        self, s: AsyncSession, agent: str, queue_ids: Sequence[int] | None
+    ) -> r.AgentConfig:
+        """Store the agent's choice of queues and return the engine config it gives."""
+        profile = await s.get(AgentProfile, int(agent))
+        if profile is None:
+            raise NotFound("This user is not an agent", error_id="not-an-agent")
+        members = {int(q) for q in profile.queues}
+        if queue_ids is not None:
+            picked = set(queue_ids)
+            if not picked:
+                raise InvalidInput("Choose at least one queue", error_id="no-queue-chosen")
+            if picked - members:
+                raise InvalidInput(
+                    "You are not a member of these queues",
+                    error_id="not-a-queue-member",
+                    queue_ids=sorted(picked - members),
+                )
+        profile.signed_in_queues = (
+            None if queue_ids is None or set(queue_ids) == members else sorted(set(queue_ids))
+        )
+        return agent_config(profile)
 
     async def set_state(
         self, actor: Actor, state: str, reason: str | None, *, agent_id: int | None = None
@@ -380,8 +430,8 @@ class ContactCenter:
                         disposition=data.disposition,
                     )
             elif row.queue_id is not None:
-                queue = await s.get(Queue, row.queue_id)
-                if queue is not None and queue.config.get("disposition_required"):
+                queue = self.acd.queue_info.get(row.queue_id)
+                if queue is not None and queue.disposition_required:
                     raise InvalidInput(
                         "This queue requires a disposition code", error_id="disposition-required"
                     )
@@ -414,8 +464,7 @@ class ContactCenter:
             if data.callback_at is not None:
                 i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
             log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
-            await s.flush()
-            return InteractionOut.model_validate(i)
+            return InteractionOut.model_validate(i)  # the commit writes it
 
         _, result = await self.acd.execute(finish, check, record)
         assert result is not None
@@ -484,7 +533,7 @@ class ContactCenter:
 
         state: dict[str, Queue] = {}
         _, out = await self.acd.execute(
-            lambda e, now: _upsert_queue(e, state["queue"], now), prepare, _queue_out_after
+            lambda e, now: self._upsert_queue(e, state["queue"], now), prepare, _queue_out_after
         )
         assert out is not None
         return out
@@ -510,10 +559,15 @@ class ContactCenter:
             return queue
 
         _, out = await self.acd.execute(
-            lambda e, now: _upsert_queue(e, state["queue"], now), prepare, _queue_out_after
+            lambda e, now: self._upsert_queue(e, state["queue"], now), prepare, _queue_out_after
         )
         assert out is not None
         return out
+
+    def _upsert_queue(self, e: r.RoutingEngine, queue: Queue, now: float) -> list[r.Output]:
+        outputs = e.upsert_queue(queue_config(queue), now) or []
+        self.acd.queue_info[queue.id] = QueueInfo.of(queue)
+        return outputs
 
     async def _check_queue_refs(
         self, s: AsyncSession, settings: QueueSettings, project_id: int | None, own_id: int | None
@@ -790,6 +844,8 @@ class ContactCenter:
         async with self.sessions() as s:
             profile = await s.get(AgentProfile, int(agent))
             tiers = {int(k): int(v) for k, v in (profile.queues if profile else {}).items()}
+            # As in the engine's config (acd.agent_config): no valid choice means all queues.
+            signed_in = set(profile.signed_in_queues or ()) & tiers.keys() if profile else set()
             queues = list(await s.scalars(select(Queue).where(Queue.id.in_(tiers))))
         return sorted(
             (
@@ -799,6 +855,7 @@ class ContactCenter:
                     tier=tiers[q.id],
                     wrap_up_s=float(q.config.get("wrap_up_s", 0.0)),
                     disposition_required=bool(q.config.get("disposition_required", False)),
+                    signed_in=not signed_in or q.id in signed_in,
                 )
                 for q in queues
             ),
@@ -849,6 +906,7 @@ class AgentQueue(BaseModel):
     tier: int
     wrap_up_s: float
     disposition_required: bool
+    signed_in: bool = True  # chosen at sign-in (all queues unless the agent picked some)
 
 
 def _is_supervisor(actor: Actor) -> bool:
@@ -858,10 +916,6 @@ def _is_supervisor(actor: Actor) -> bool:
 def _stored(settings: QueueSettings) -> dict[str, Any]:
     stored: dict[str, Any] = json.loads(settings.model_dump_json())
     return stored
-
-
-def _upsert_queue(e: r.RoutingEngine, queue: Queue, now: float) -> list[r.Output]:
-    return e.upsert_queue(queue_config(queue), now) or []
 
 
 def _queue_out(queue: Queue) -> QueueOut:

@@ -19,10 +19,12 @@ from frontoffice.store.tables import (
     Company,
     Customer,
     CustomerTag,
+    Deal,
     Identity,
     Interaction,
     InteractionEvent,
     Note,
+    Ticket,
     User,
 )
 
@@ -36,6 +38,7 @@ from .context import (
     id_page,
     system_clock,
 )
+from .deals import to_major
 from .identities import canonical_email_key, normalize_identity
 from .schemas import (
     CompanyIn,
@@ -363,7 +366,8 @@ class CrmService:
     async def timeline(
         self, actor: Actor, customer_id: int, *, limit: int = 50, cursor: str | None = None
     ) -> Page[TimelineItem]:
-        """Interactions on every channel and notes, newest first (cursor = time and id of the last item)."""
+        """Interactions on every channel, notes, tickets (when opened) and deals (when created), newest
+        first (cursor = time of the last item)."""
         actor.require("customers.read")
         limit = max(1, min(limit, MAX_PAGE))
         before: datetime | None = None
@@ -377,13 +381,19 @@ class CrmService:
             await self._live_customer(s, customer_id)
             istmt = select(Interaction).where(Interaction.customer_id == customer_id)
             nstmt = select(Note).where(Note.customer_id == customer_id)
+            tstmt = select(Ticket).where(Ticket.customer_id == customer_id)
+            dstmt = select(Deal).where(Deal.customer_id == customer_id)
             if before is not None:
                 istmt = istmt.where(Interaction.created_at < before)
                 nstmt = nstmt.where(Note.created_at < before)
+                tstmt = tstmt.where(Ticket.created_at < before)
+                dstmt = dstmt.where(Deal.created_at < before)
             interactions = list(
                 await s.scalars(istmt.order_by(Interaction.created_at.desc()).limit(limit + 1))
             )
             notes = list(await s.scalars(nstmt.order_by(Note.created_at.desc()).limit(limit + 1)))
+            tickets = list(await s.scalars(tstmt.order_by(Ticket.created_at.desc()).limit(limit + 1)))
+            deals = list(await s.scalars(dstmt.order_by(Deal.created_at.desc()).limit(limit + 1)))
         items = [
             TimelineItem(
                 kind="interaction",
@@ -401,6 +411,31 @@ class CrmService:
         ] + [
             TimelineItem(kind="note", id=n.id, at=n.created_at, summary=n.body[:300], agent_id=n.author_id)
             for n in notes
+        ]
+        items += [
+            TimelineItem(
+                kind="ticket",
+                id=t.id,
+                at=t.created_at,
+                state=t.status,
+                subject=t.subject,
+                summary=t.description[:300],
+                agent_id=t.assignee_id,
+            )
+            for t in tickets
+        ]
+        items += [
+            TimelineItem(
+                kind="deal",
+                id=d.id,
+                at=d.created_at,
+                state=d.stage,
+                subject=d.title,
+                agent_id=d.owner_id,
+                amount=to_major(d.amount_minor, d.currency),
+                currency=d.currency,
+            )
+            for d in deals
         ]
         items.sort(key=lambda t: (t.at, t.kind, t.id), reverse=True)
         more = len(items) > limit
@@ -434,6 +469,16 @@ class CrmService:
                         update(Interaction)
                         .where(Interaction.customer_id == merge_id)
                         .values(customer_id=keep_id)
+                    )
+                ).rowcount,  # type: ignore[attr-defined]
+                "tickets": (
+                    await s.execute(
+                        update(Ticket).where(Ticket.customer_id == merge_id).values(customer_id=keep_id)
+                    )
+                ).rowcount,  # type: ignore[attr-defined]
+                "deals": (
+                    await s.execute(
+                        update(Deal).where(Deal.customer_id == merge_id).values(customer_id=keep_id)
                     )
                 ).rowcount,  # type: ignore[attr-defined]
             }

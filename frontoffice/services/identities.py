@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -96,8 +97,13 @@ def _normalize_opaque(raw: str, kind: IdentityKind) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_identity(kind: IdentityKind | str, raw: str, region: str) -> str:
-    """Normalise any identity; the result is what the unique (kind, value) index stores."""
+    """Normalise any identity; the result is what the unique (kind, value) index stores.
+
+    Pure, and called several times per inbound contact (look-up, then the new customer's identities):
+    results are cached; errors are not (an exception is never cached by ``lru_cache``).
+    """
     try:
         kind = IdentityKind(kind)
     except ValueError:

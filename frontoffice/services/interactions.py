@@ -7,42 +7,61 @@ log is complete for statistics and recovery. The ACD service builds on these pri
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
+from frontoffice.store.append_log import append_row
 from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
 
-__all__ = ["InteractionService", "log_event"]
+__all__ = ["EVENTS", "InteractionService", "log_event"]
+
+# The interaction event log's table, for Core statements (log rows are written in bulk).
+EVENTS = cast(Table, InteractionEvent.__table__)
+
+
+class EventSubject(Protocol):
+    """What an event row copies from its interaction (an ORM row or the ACD's lighter view of it)."""
+
+    id: int
+    state: str
+    queue_id: int | None
+    agent_id: int | None
+    project_id: int | None
+    channel: str
 
 
 def log_event(
     s: AsyncSession,
-    interaction: Interaction,
+    interaction: EventSubject,
     type_: InteractionEventType,
     at: datetime,
     **data: Any,
-) -> InteractionEvent:
-    """Append one event for ``interaction`` in the caller's transaction (its current state and queue)."""
-    event = InteractionEvent(
-        interaction_id=interaction.id,
-        at=at,
-        type=type_.value,
-        state=interaction.state,
-        queue_id=interaction.queue_id,
-        agent_id=interaction.agent_id,
-        project_id=interaction.project_id,
-        channel=interaction.channel,
-        data=data,
-    )
-    s.add(event)
-    return event
+) -> dict[str, Any]:
+    """Append one event for ``interaction`` in the caller's transaction (its current state and queue).
+
+    The row is written with the transaction's other log rows in one statement (see
+    :mod:`frontoffice.store.append_log`); ``interaction`` must have its id (be flushed).
+    """
+    row = {
+        "interaction_id": interaction.id,
+        "at": at,
+        "type": type_.value,
+        "state": interaction.state,
+        "queue_id": interaction.queue_id,
+        "agent_id": interaction.agent_id,
+        "project_id": interaction.project_id,
+        "channel": interaction.channel,
+        "data": data,
+    }
+    append_row(s, EVENTS, row)
+    return row
 
 
 class InteractionService:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +34,18 @@ class CompiledRules:
         return self.rules[index][1] if index is not None else self.default_queue_id
 
 
+# Rules are parsed into immutable ASTs; every inbound contact routes through its entry point's rules,
+# so a rule text is parsed once (a syntax error is raised again each time: exceptions are not cached).
+_parse = functools.lru_cache(maxsize=2048)(parse_rule)
+
+
 def compile_rules(stored: Sequence[Mapping[str, Any]], default_queue_id: int | None) -> CompiledRules:
     """Parse every rule; a syntax error is a 400 naming the rule and the column."""
     compiled = []
     for index, item in enumerate(stored):
         text = str(item.get("rule", ""))
         try:
-            rule = parse_rule(text)
+            rule = _parse(text)
         except RuleSyntaxError as exc:
             raise InvalidInput(
                 "A routing rule has a syntax error",

@@ -6,6 +6,7 @@ Inputs forbid unknown fields so a misspelt field is an error, not silently ignor
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -149,16 +150,20 @@ class DuplicateSuggestion(BaseModel):
 
 
 class TimelineItem(BaseModel):
-    kind: str  # "interaction" or "note"
+    kind: str  # "interaction", "note", "ticket" (at its opening) or "deal" (at its creation)
     id: int
     at: datetime
     channel: str | None = None
     direction: str | None = None
-    state: str | None = None
+    state: str | None = None  # an interaction's state, a ticket's status, a deal's stage
     subject: str = ""
     summary: str = ""
-    agent_id: int | None = None
+    agent_id: int | None = (
+        None  # the interaction's agent, the note's author, the ticket's assignee, the deal's owner
+    )
     disposition: str | None = None
+    amount: Decimal | None = None  # deals: in major units of ``currency``
+    currency: str | None = None
 
 
 class Page(BaseModel, Generic[T]):

@@ -32,10 +32,12 @@ from frontoffice.domain.metrics import (
     SLVariant,
     compute_report,
 )
+from frontoffice.store.append_log import committed_rows
 from frontoffice.store.database import sync_session_class
 from frontoffice.store.tables import AgentEvent, InteractionEvent
 
 from .context import Actor, Clock, system_clock
+from .interactions import EVENTS
 
 __all__ = ["StatsService"]
 
@@ -45,7 +47,6 @@ log = logging.getLogger("frontoffice.stats")
 LOOKBEHIND = timedelta(hours=12)
 # Longest range one report may cover; beyond it, ask for several.
 MAX_REPORT_DAYS = 92
-_PENDING = "frontoffice.pending_events"
 
 
 def _record(e: InteractionEvent) -> InteractionEventRecord:
@@ -58,6 +59,19 @@ def _record(e: InteractionEvent) -> InteractionEventRecord:
         project_id=e.project_id,
         channel=e.channel,
         data=dict(e.data or {}),
+    )
+
+
+def _row_record(row: dict[str, Any]) -> InteractionEventRecord:
+    return InteractionEventRecord(
+        interaction_id=row["interaction_id"],
+        at=row["at"],
+        type=row["type"],
+        queue_id=row["queue_id"],
+        agent_id=row["agent_id"],
+        project_id=row["project_id"],
+        channel=row["channel"],
+        data=dict(row["data"] or {}),
     )
 
 
@@ -84,9 +98,7 @@ class StatsService:
         self._day_start: datetime | None = None
         self._listeners: list[Callable[[set[int]], None]] = []
         session_class = sync_session_class(sessions)
-        event.listen(session_class, "after_flush", self._collect)
         event.listen(session_class, "after_commit", self._committed)
-        event.listen(session_class, "after_rollback", self._rolled_back)
 
     # ------------------------------------------------------------------ live
     def day_start(self, now: datetime) -> datetime:
@@ -118,16 +130,11 @@ class StatsService:
         """Called after each commit with the ids of queues whose figures changed."""
         self._listeners.append(listener)
 
-    def _collect(self, session: Session, _context: Any) -> None:
-        pending = session.info.setdefault(_PENDING, [])
-        pending.extend(obj for obj in session.new if isinstance(obj, InteractionEvent))
-
-    def _rolled_back(self, session: Session) -> None:
-        session.info.pop(_PENDING, None)
-
     def _committed(self, session: Session) -> None:
-        pending: list[InteractionEvent] = session.info.pop(_PENDING, [])
-        if not pending or self._live is None:
+        if self._live is None:
+            return
+        pending = committed_rows(session, EVENTS)
+        if not pending:
             return
         now = self.clock()
         if self._day_start is not None and self.day_start(now) != self._day_start:
@@ -141,13 +148,14 @@ class StatsService:
             )
             self._day_start = self.day_start(now)
         queues: set[int] = set()
-        for e in sorted(pending, key=lambda e: (e.at, e.id or 0)):
+        # Rows in the order they were written (sorted() is stable), as the log's ids order them.
+        for row in sorted(pending, key=lambda row: row["at"]):
             try:
-                self._live.add(_record(e))
+                self._live.add(_row_record(row))
             except MetricsError:
-                log.exception("live statistics rejected an event", extra={"event_type": e.type})
-            if e.queue_id is not None:
-                queues.add(e.queue_id)
+                log.exception("live statistics rejected an event", extra={"event_type": row["type"]})
+            if row["queue_id"] is not None:
+                queues.add(row["queue_id"])
         for listener in self._listeners:
             listener(queues)
 

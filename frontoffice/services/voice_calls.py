@@ -8,8 +8,13 @@ customer is found, or created, before the ACD offers the contact).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,21 +22,35 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from frontoffice.channels.voice.sip.digest import digest_ha1
+from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import Channel
-from frontoffice.store.tables import AgentProfile, EntryPoint, Interaction
+from frontoffice.domain.model import Channel, InteractionEventType
+from frontoffice.domain.permissions import role_allows
+from frontoffice.store.tables import (
+    AgentProfile,
+    Customer,
+    EntryPoint,
+    Interaction,
+    InteractionEvent,
+    Queue,
+    User,
+)
 
 from .acd import AcdService
 from .acd_schemas import ContactIn, CustomerFields
 from .contact_center import ContactCenter
 from .context import Actor, audit
+from .interactions import log_event
 
 __all__ = [
+    "CALL_RECORD_COLUMNS",
+    "CallRecordsOut",
     "InboundCall",
     "IvrMenu",
     "SipAccount",
     "SipCredentialsIn",
     "SipCredentialsOut",
+    "TransferTargetsOut",
     "VoiceCalls",
     "VoiceEntry",
 ]
@@ -39,6 +58,30 @@ __all__ = [
 # RFC 3261 §25.1: a user part is unreserved characters and escapes; we allow the usual subset
 # softphones accept in their account dialogs, so the same name works everywhere.
 SIP_USERNAME_PATTERN = r"^[A-Za-z0-9._~+-]{1,64}$"
+# Columns of the call-record CSV export, one row per call leg.
+CALL_RECORD_COLUMNS = (
+    "interaction_id",
+    "queue_id",
+    "leg",
+    "transfer",
+    "call_id",
+    "peer",
+    "agent_id",
+    "setup_at",
+    "ringing_at",
+    "answered_at",
+    "ended_at",
+    "status",
+    "cause",
+    "ring_s",
+    "talk_s",
+    "duration_s",
+)
+# Rows read per query while streaming the export (bounded memory for months of calls).
+EXPORT_BATCH = 500
+# A request for more than this many days of call records is refused: narrow the range or use the
+# event log through the database for bulk analytics.
+MAX_EXPORT_DAYS = 366
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
@@ -64,6 +107,27 @@ class SipCredentialsOut(BaseModel):
     user_id: int
     username: str
     realm: str
+
+
+class TransferTarget(BaseModel):
+    id: int
+    name: str
+    state: str | None = None  # agents: their live state (available, on_contact...)
+
+
+class TransferTargetsOut(BaseModel):
+    """Where an agent can send a call: every queue, and the agents signed in right now."""
+
+    queues: list[TransferTarget]
+    agents: list[TransferTarget]
+
+
+class CallRecordsOut(BaseModel):
+    """The voice side of an interaction: its call legs (oldest first) and recording file names."""
+
+    interaction_id: int
+    legs: list[dict[str, Any]]
+    recordings: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +309,192 @@ class VoiceCalls:
                 else:
                     merged[key] = value
             row.attributes = merged
+
+    # ------------------------------------------------------------------ call records and recordings
+    def now(self) -> datetime:
+        """Wall-clock time for call records (the contact center's injected clock)."""
+        return self.contact_center.clock()
+
+    async def record_leg(self, interaction_id: int, leg: dict[str, Any], at: datetime) -> None:
+        """Append one finished call leg (see ``channels/voice/call_records.py``) to the event log."""
+        async with self.sessions.begin() as s:
+            row = await s.get(Interaction, interaction_id)
+            if row is None:
+                return
+            log_event(s, row, InteractionEventType.CALL_LEG, at, **leg)
+
+    async def call_records(self, actor: Actor, interaction_id: int) -> CallRecordsOut:
+        """The call legs and recordings of one interaction."""
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            row = await s.get(Interaction, interaction_id)
+            if row is None:
+                raise NotFound("No such interaction", error_id="no-such-interaction")
+            events = await s.scalars(
+                select(InteractionEvent)
+                .where(
+                    InteractionEvent.interaction_id == interaction_id,
+                    InteractionEvent.type == InteractionEventType.CALL_LEG.value,
+                )
+                .order_by(InteractionEvent.id)
+            )
+            legs = [dict(e.data) for e in events]
+            recordings = [Path(p).name for p in (row.attributes or {}).get("recordings", [])]
+        return CallRecordsOut(interaction_id=interaction_id, legs=legs, recordings=recordings)
+
+    async def recording_file(self, actor: Actor, interaction_id: int, name: str) -> Path:
+        """The WAV file ``name`` of an interaction's recordings; only names the call recorded (the
+        caller checks the file exists: it appears when the call ends)."""
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            row = await s.get(Interaction, interaction_id)
+        if row is None:
+            raise NotFound("No such interaction", error_id="no-such-interaction")
+        for stored in (row.attributes or {}).get("recordings", []):
+            path = Path(stored)
+            if path.name == name:
+                return path
+        raise NotFound("The recording is not available", error_id="no-such-recording")
+
+    async def export_call_records(self, actor: Actor, start: datetime, end: datetime) -> AsyncIterator[str]:
+        """Stream every call leg that ended in ``[start, end)`` as CSV (supervisors: ``stats.read``)."""
+        actor.require("stats.read")
+        if end <= start:
+            raise InvalidInput("The end must be after the start", error_id="invalid-range")
+        if (end - start).days > MAX_EXPORT_DAYS:
+            raise InvalidInput("The range is too long", error_id="range-too-long", max_days=MAX_EXPORT_DAYS)
+        return self._export_rows(start, end)
+
+    async def _export_rows(self, start: datetime, end: datetime) -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CALL_RECORD_COLUMNS)
+        yield buffer.getvalue()
+        last_id = 0
+        while True:
+            async with self.sessions() as s:
+                batch = list(
+                    await s.scalars(
+                        select(InteractionEvent)
+                        .where(
+                            InteractionEvent.type == InteractionEventType.CALL_LEG.value,
+                            InteractionEvent.at >= start,
+                            InteractionEvent.at < end,
+                            InteractionEvent.id > last_id,
+                        )
+                        .order_by(InteractionEvent.id)
+                        .limit(EXPORT_BATCH)
+                    )
+                )
+            if not batch:
+                return
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for event in batch:
+                data = {**event.data, "interaction_id": event.interaction_id, "queue_id": event.queue_id}
+                writer.writerow([_csv_cell(data.get(column)) for column in CALL_RECORD_COLUMNS])
+            last_id = batch[-1].id
+            yield buffer.getvalue()
+
+    # ------------------------------------------------------------------ agent call control
+    def check_call_control(self, actor: Actor, interaction_id: int) -> None:
+        """Agents control their own connected calls; supervisors any tracked call."""
+        actor.require("interactions.write")
+        if role_allows(actor.role, "agents.supervise"):
+            return
+        try:
+            status = self.acd.engine.contact_status(str(interaction_id))
+        except r.UnknownContact:
+            raise NotFound("No such active call", error_id="no-such-call") from None
+        if actor.user_id is None or str(actor.user_id) not in status.agent_ids:
+            raise Conflict("This call is not connected to you", error_id="not-your-contact")
+
+    async def transfer_targets(self, actor: Actor) -> TransferTargetsOut:
+        """Queues and signed-in agents for the desktop's transfer picker (agents may not read the
+        routing configuration, so this is its own, smaller view)."""
+        actor.require("interactions.write")
+        engine = self.acd.engine
+        live = {
+            int(a): engine.agent_status(a).state
+            for a in engine.agent_ids()
+            if engine.agent_status(a).state != "offline" and int(a) != actor.user_id
+        }
+        async with self.sessions() as s:
+            queues = [
+                TransferTarget(id=q.id, name=q.name)
+                for q in await s.scalars(select(Queue).order_by(Queue.name))
+            ]
+            users = list(await s.scalars(select(User).where(User.id.in_(live)))) if live else []
+        agents = sorted(
+            (TransferTarget(id=u.id, name=u.display_name or u.username, state=live[u.id]) for u in users),
+            key=lambda target: target.name.lower(),
+        )
+        return TransferTargetsOut(queues=queues, agents=agents)
+
+    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        """A blind transfer asked for by the agent's phone (REFER): the ACD moves the contact."""
+        if queue_id is not None:
+            await self.acd.execute(
+                lambda e, now: e.transfer_to_queue(str(interaction_id), str(queue_id), now)
+            )
+        elif agent_id is not None:
+            await self.acd.execute(
+                lambda e, now: e.transfer_to_agent(str(interaction_id), str(agent_id), now)
+            )
+
+    async def transferred_out(self, interaction_id: int, number: str) -> None:
+        """The call left for an external number (the contact itself ends with :meth:`call_ended`)."""
+        async with self.sessions.begin() as s:
+            row = await s.get(Interaction, interaction_id)
+            if row is None:
+                return
+            log_event(
+                s,
+                row,
+                InteractionEventType.TRANSFERRED,
+                self.now(),
+                to_number=number,
+                from_agent_id=row.agent_id,
+            )
+
+    async def refer_target(self, user: str) -> tuple[int | None, int | None]:
+        """``(queue_id, agent_id)`` a REFER's target user names: ``queue-<id>`` (or ``q<id>``) is a
+        queue, an agent's SIP username is that agent; ``(None, None)`` when it names neither."""
+        match = re.fullmatch(r"(?:queue-?|q)(\d{1,9})", user, re.IGNORECASE)
+        if match:
+            return int(match.group(1)), None
+        async with self.sessions() as s:
+            agent = await s.scalar(select(AgentProfile.user_id).where(AgentProfile.sip_username == user))
+        return (None, agent) if agent is not None else (None, None)
+
+    async def caller_language(self, interaction_id: int) -> str | None:
+        """The language of the caller's customer record (``en``/``ru``), if known."""
+        async with self.sessions() as s:
+            language = await s.scalar(
+                select(Customer.language)
+                .join(Interaction, Interaction.customer_id == Customer.id)
+                .where(Interaction.id == interaction_id)
+            )
+        return language or None
+
+
+def _csv_cell(value: Any) -> str:
+    """One CSV cell; text a spreadsheet would run as a formula is prefixed with ``'`` (OWASP CSV
+    injection: a caller id like ``=HYPERLINK(...)`` must stay text)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _phone(caller: str | None) -> str | None:

@@ -1,4 +1,10 @@
-"""Engine and session factory; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+"""Engine and session factory.
+
+SQLite runs through :mod:`frontoffice.store.sqlite_async` (short statements on the event loop, reads
+outside transactions and commits on a worker thread) with WAL, ``synchronous=FULL`` and foreign keys on
+every connection; waiting for another writer's lock is done by that module, not by SQLite's busy
+handler (which would block the event loop).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["create_engine", "session_factory", "sync_session_class"]
+from . import append_log, sqlite_async
 
-# Writers wait this long for SQLite's single write lock before failing with "database is locked".
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+__all__ = ["create_engine", "session_factory", "sync_session_class"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,7 +28,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # lose the last transactions — FULL closes that too, at a fsync per commit.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # 0: a statement that meets another writer's lock fails at once and sqlite_async retries it on a
+    # worker thread for up to BUSY_TIMEOUT_S (SQLite's busy handler would block the event loop).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 
@@ -33,6 +40,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = parsed.database or ":memory:"
+        if database != ":memory:" and parsed.query.get("uri") not in ("true", "1"):
+            kwargs.setdefault("async_creator", lambda: sqlite_async.connect(database))
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -47,6 +57,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     class ContainerSession(Session):
         pass
 
+    append_log.install(ContainerSession)
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ContainerSession)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "Company",
     "Customer",
     "CustomerTag",
+    "Deal",
     "Disposition",
     "EntryPoint",
     "IdempotencyKey",
@@ -48,6 +49,8 @@ __all__ = [
     "Note",
     "Project",
     "Queue",
+    "Ticket",
+    "TicketInteraction",
     "User",
     "WebSession",
 ]
@@ -366,6 +369,8 @@ class AgentProfile(Base):
     sip_realm: Mapped[str | None] = mapped_column(String(128))
     sip_ha1_md5: Mapped[str | None] = mapped_column(String(32))
     sip_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The queue ids (of ``queues``) the agent signed in to for this session; None: all of them.
+    signed_in_queues: Mapped[list[int] | None] = mapped_column(Json)
 
 
 class AgentEvent(Base):
@@ -406,3 +411,65 @@ class BusinessCalendar(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Ticket(Base):
+    """A case of the help desk: one customer's question or problem, worked on over several contacts.
+
+    ``source_interaction_id`` is the contact it was opened from; every contact about it is linked in
+    ``ticket_interactions``. ``due_at`` is where SLA targets will plug in.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_customer_status", "customer_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_status_due", "status", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    subject: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None] = mapped_column()
+    solved_at: Mapped[datetime | None] = mapped_column()
+
+
+class TicketInteraction(Base):
+    """A contact that belongs to a ticket (several contacts can belong to one ticket)."""
+
+    __tablename__ = "ticket_interactions"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Deal(Base):
+    """An opportunity of the sales pipeline with a customer. ``amount_minor`` is in the currency's minor
+    unit (kopecks, cents; ISO 4217 exponent), so sums are exact on every database."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_customer_stage", "customer_id", "stage"),
+        Index("ix_deals_owner_stage", "owner_id", "stage"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    stage: Mapped[str] = mapped_column(String(32), default="lead")
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from frontoffice.bootstrap import Container
-from frontoffice.bus import BusMessage, Subscription
+from frontoffice.bus import Subscription
 from frontoffice.domain.exceptions import DomainError, Unauthenticated
 from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
@@ -49,12 +49,13 @@ async def _actor(ws: WebSocket, c: Container) -> Actor:
     return actor
 
 
-def visible(message: BusMessage, actor: Actor) -> bool:
-    if "all" in message.audience:
-        return True
-    if actor.role in (Role.SUPERVISOR, Role.ADMIN) and "supervisors" in message.audience:
-        return True
-    return f"agent:{actor.user_id}" in message.audience
+def audience_keys(actor: Actor) -> list[str]:
+    """The bus audiences a user's socket belongs to: the user's own agent events; supervisors and
+    administrators also everything addressed to supervisors. Messages for ``all`` reach everyone."""
+    keys = [f"agent:{actor.user_id}"]
+    if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+        keys.append("supervisors")
+    return keys
 
 
 async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
@@ -75,7 +76,7 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_UNAUTHENTICATED)
         return
     await ws.accept()
-    sub = c.bus.subscribe(lambda message: visible(message, actor))
+    sub = c.bus.subscribe(keys=audience_keys(actor))
     try:
         await ws.send_text(json.dumps({"type": "hello", "data": await _snapshot(c, actor)}))
         sender = asyncio.create_task(_forward(ws, sub))
@@ -100,7 +101,7 @@ async def _forward(ws: WebSocket, sub: Subscription) -> None:
             if sub.overflowed:
                 await ws.close(code=CLOSE_TOO_SLOW)
                 return
-            await ws.send_text(json.dumps({"type": message.type, "data": message.data}, default=str))
+            await ws.send_text(message.json())
     except (WebSocketDisconnect, RuntimeError):
         return
 

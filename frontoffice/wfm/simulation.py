@@ -590,34 +590,49 @@ def run_replication(
     measured: dict[str, _Tally] = {q.queue_id: _Tally() for q in scenario.queues}
     answered_in: dict[str, int] = dict.fromkeys(measured, 0)
     moves: dict[tuple[str, str], int] = {}
-    # contact id -> [window tally or None, handling sampler, overflowed flag]; only contacts not yet
-    # connected, abandoned or turned away are here.
-    live: dict[str, list[Any]] = {}
+    # contact id -> (window tally or None, handling sampler); only contacts not yet connected,
+    # abandoned or turned away are here.
+    live: dict[str, tuple[_Tally | None, Callable[[], float]]] = {}
+    overflowed: set[str] = set()  # contacts that moved to another queue at least once
     # contact id -> agent expected to accept (answer delay only).
     ringing: dict[str, str] = {}
-    counts = [0, 0, 0, 0]  # arrivals, answered, abandoned, refused (all arrivals)
+    arrivals = answered = abandoned = refused = 0  # all arrivals, warm-up included
 
-    heap: list[tuple[float, int, int, int, str, str]] = []
+    # (time, seq, kind, payload): payload is the stream (arrival), the contact id (handling end,
+    # patience end), (contact id, agent id) (accept) or the agent group (shift). seq breaks ties,
+    # so payloads are never compared.
+    heap: list[tuple[float, int, int, Any]] = []
     push = heapq.heappush
     pop = heapq.heappop
     seq = 0
     expo = rng.expovariate
     streams = scenario.arrivals
-    handlers = [s.handling.sampler(rng) for s in streams]
-    patiences = [s.patience.sampler(rng) if s.patience.finite else None for s in streams]
-    contacts_of = [(s.channel, s.queue_id, s.priority) for s in streams]
+    # Per stream, what an arrival needs: (channel, queue, priority, handling sampler, patience
+    # sampler or None, constant rate or 0.0 for a piecewise rate, the stream).
+    stream_info = [
+        (
+            s.channel,
+            s.queue_id,
+            s.priority,
+            s.handling.sampler(rng),
+            s.patience.sampler(rng) if s.patience.finite else None,
+            0.0 if s.interval_rates else s.rate_per_s,
+            s,
+        )
+        for s in streams
+    ]
     for si, stream in enumerate(streams):
         first = _next_arrival(stream, 0.0, expo)
         if first < horizon:
             seq += 1
-            push(heap, (first, seq, _ARRIVAL, si, "", ""))
+            push(heap, (first, seq, _ARRIVAL, si))
     for gi, group in enumerate(scenario.agents):
         on_duty[gi] = group.on_duty(0.0)
         width = group.schedule_interval_s
         for i in range(1, len(group.schedule)):
             if i * width < horizon and group.schedule[i] != group.schedule[i - 1]:
                 seq += 1
-                push(heap, (i * width, seq, _SHIFT, gi, "", ""))
+                push(heap, (i * width, seq, _SHIFT, gi))
 
     def busy_until(agent_id: str, start: float, end: float) -> None:
         lo = start if start > warmup else warmup
@@ -626,9 +641,9 @@ def run_replication(
             busy[group_of[agent_id]] += hi - lo
 
     def handle(outs: list[Output], now: float) -> None:
-        # One pass over the engine's outputs; accepting an offer appends the accept's outputs to the
-        # same list, and the for loop visits them too.
-        nonlocal seq
+        # One pass over the engine's outputs, most frequent kinds first; accepting an offer appends
+        # the accept's outputs to the same list, and the for loop visits them too.
+        nonlocal seq, answered, abandoned, refused
         for o in outs:
             cls = o.__class__
             if cls is ContactQueued or cls is ContactFinished:
@@ -655,12 +670,11 @@ def run_replication(
                 else:
                     ringing[cid] = agent
                     seq += 1
-                    push(heap, (now + delay, seq, _ACCEPT, 0, cid, agent))
+                    push(heap, (now + delay, seq, _ACCEPT, (cid, agent)))
             elif cls is ContactConnected:
                 cid = o.contact_id  # type: ignore[union-attr]
-                record = live.pop(cid)
-                counts[1] += 1
-                tally = record[0]
+                tally, handling = live.pop(cid)
+                answered += 1
                 if tally is not None:
                     waited = o.waited_s  # type: ignore[union-attr]
                     tally.answered += 1
@@ -669,27 +683,27 @@ def run_replication(
                         tally.within += 1
                     answered_in[o.queue_id] += 1  # type: ignore[union-attr]
                 seq += 1
-                push(heap, (now + record[1](), seq, _FINISH, 0, cid, ""))
+                push(heap, (now + handling(), seq, _FINISH, cid))
             elif cls is ContactAbandoned:
-                record = live.pop(o.contact_id)  # type: ignore[union-attr]
-                counts[2] += 1
-                tally = record[0]
+                tally = live.pop(o.contact_id)[0]  # type: ignore[union-attr]
+                abandoned += 1
                 if tally is not None:
                     tally.abandoned += 1
                     tally.abandoned_wait += o.waited_s  # type: ignore[union-attr]
             elif cls is ContactOverflowed:
                 key = (o.from_queue, o.to_queue)  # type: ignore[union-attr]
                 moves[key] = moves.get(key, 0) + 1
-                record = live[o.contact_id]  # type: ignore[union-attr]
-                if not record[2]:
-                    record[2] = True
-                    if record[0] is not None:
-                        record[0].overflowed += 1
+                cid = o.contact_id  # type: ignore[union-attr]
+                if cid not in overflowed:
+                    overflowed.add(cid)
+                    tally = live[cid][0]
+                    if tally is not None:
+                        tally.overflowed += 1
             elif cls is ContactRefused or cls is FallbackAction:
-                record = live.pop(o.contact_id)  # type: ignore[union-attr]
-                counts[3] += 1
-                if record[0] is not None:
-                    record[0].refused += 1
+                tally = live.pop(o.contact_id)[0]  # type: ignore[union-attr]
+                refused += 1
+                if tally is not None:
+                    tally.refused += 1
             elif cls is WithdrawOffer or cls is OfferTimedOut:
                 ringing.pop(o.contact_id, None)  # type: ignore[union-attr]
 
@@ -706,8 +720,9 @@ def run_replication(
     step = horizon / _PROGRESS_STEPS
     checkpoint = step
     next_id = 0
+    inf = math.inf
     while True:
-        t = heap[0][0] if heap else math.inf
+        t = heap[0][0] if heap else inf
         timer = deadline is not None and deadline <= t
         if timer:
             # The engine's own timers (offer timeouts, wrap-up ends, maximum waits) go first.
@@ -734,47 +749,50 @@ def run_replication(
             handle(engine.tick(now), now)
             deadline = next_deadline()
             continue
-        now, _, kind, si, cid, agent = pop(heap)
+        now, _, kind, payload = pop(heap)
         if kind == _FINISH:
-            handle(finished(cid, now), now)
+            handle(finished(payload, now), now)
         elif kind == _ARRIVAL:
+            channel, queue_id, priority, handling, patience, rate, stream = stream_info[payload]
             next_id += 1
             cid = str(next_id)
-            counts[0] += 1
-            channel, queue_id, priority = contacts_of[si]
-            tally = measured[queue_id] if now >= warmup else None
-            if tally is not None:
+            arrivals += 1
+            if now >= warmup:
+                tally = measured[queue_id]
                 tally.offered += 1
-            live[cid] = [tally, handlers[si], False]
+            else:
+                tally = None
+            live[cid] = (tally, handling)
             handle(arrived(Contact(cid, channel, queue_id, priority), now), now)
-            if cid in live:
-                patience = patiences[si]
-                if patience is not None:
-                    seq += 1
-                    push(heap, (now + patience(), seq, _PATIENCE, 0, cid, ""))
-            following = _next_arrival(streams[si], now, expo)
+            if patience is not None and cid in live:
+                seq += 1
+                push(heap, (now + patience(), seq, _PATIENCE, cid))
+            # _next_arrival(), inlined for a constant rate.
+            following = now + expo(rate) if rate else _next_arrival(stream, now, expo)
             if following < horizon:
                 seq += 1
-                push(heap, (following, seq, _ARRIVAL, si, "", ""))
+                push(heap, (following, seq, _ARRIVAL, payload))
         elif kind == _PATIENCE:
-            if cid in live:
-                ringing.pop(cid, None)
-                handle(engine.contact_withdrawn(cid, now), now)
+            if payload in live:
+                ringing.pop(payload, None)
+                handle(engine.contact_withdrawn(payload, now), now)
         elif kind == _SHIFT:
-            # si is the group here: bring its on-duty count to the roster's.
-            ids = members[si]
-            target = scenario.agents[si].on_duty(now)
-            for aid in ids[target : on_duty[si]]:
+            # payload is the group here: bring its on-duty count to the roster's.
+            ids = members[payload]
+            target = scenario.agents[payload].on_duty(now)
+            for aid in ids[target : on_duty[payload]]:
                 handle(engine.set_agent_state(aid, "not_ready", now, reason=_OFF_SHIFT), now)
-            for aid in ids[on_duty[si] : target]:
+            for aid in ids[on_duty[payload] : target]:
                 if engine.agent_status(aid).state == "offline":
                     handle(engine.agent_login(aid, now), now)
                 else:
                     handle(engine.set_agent_state(aid, "available", now), now)
-            on_duty[si] = target
-        elif ringing.get(cid) == agent:  # _ACCEPT of an offer still ringing
-            del ringing[cid]
-            handle(engine.offer_accepted(cid, agent, now), now)
+            on_duty[payload] = target
+        else:  # _ACCEPT of an offer, if it still rings
+            cid, agent = payload
+            if ringing.get(cid) == agent:
+                del ringing[cid]
+                handle(engine.offer_accepted(cid, agent, now), now)
         deadline = next_deadline()
 
     # Nothing happened between the last event and the stop: agents busy then were busy until the
@@ -782,18 +800,18 @@ def run_replication(
     end = max(now, horizon)
     for aid, start in busy_since.items():
         busy_until(aid, start, end)
-    for record in live.values():
-        if record[0] is not None:
-            record[0].unresolved += 1
+    for tally, _ in live.values():
+        if tally is not None:
+            tally.unresolved += 1
     if progress is not None:
         progress(1.0)
     queues = {queue_id: tally.frozen() for queue_id, tally in measured.items()}
     return ReplicationStats(
         replication=index,
-        arrivals=counts[0],
-        answered=counts[1],
-        abandoned=counts[2],
-        refused=counts[3],
+        arrivals=arrivals,
+        answered=answered,
+        abandoned=abandoned,
+        refused=refused,
         waiting_at_end=len(live),
         measured=_sum_tallies(queues.values()),
         queues=queues,

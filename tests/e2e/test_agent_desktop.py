@@ -86,3 +86,73 @@ def test_a_missed_offer_disappears_the_agent_becomes_not_ready_and_another_agent
     offer.locator(".offer-accept").click()
     second.locator(".tab-panel:not([hidden]) .customer-card").wait_for()
     screenshot(second, "desk-second-agent", for_docs=False)
+
+
+def test_a_ticket_created_in_the_wrap_up_form_appears_on_the_card_and_the_next_contact_links_to_it(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+
+    first = server.post_contact("Kettle leaks", first_name="Иван", phone=KNOWN_PHONE)
+    page.locator(f'.offer[data-contact-id="{first["id"]}"] .offer-accept').click()
+    panel = page.locator(f"#panel-c{first['id']}")
+    panel.locator(".customer-name").filter(has_text="Иван Петров").wait_for()
+    panel.locator(".ticket-mode-create").check()
+    subject = panel.locator("input[name=ticket_subject]")
+    expect(subject).to_have_value("Kettle leaks")  # prefilled from the contact
+    subject.fill("Kettle leaks at the base")
+    panel.locator("select[name=disposition]").select_option("resolved")
+    screenshot(page, "desk-wrap-up-ticket")
+    panel.locator(".complete-contact").click()
+    panel.wait_for(state="detached")
+
+    # The customer card lists the open ticket and the history shows it next to the contacts.
+    page.fill("#customer-q", "916 101-11-21")
+    page.click("#customer-search button[type=submit]")
+    page.locator("#customer-results li button").first.click()
+    card = page.locator(".tab-panel:not([hidden]) .customer-card")
+    card.locator(".open-tickets li").filter(has_text="Kettle leaks at the base").wait_for()
+    card.locator(".timeline-ticket").filter(has_text="Kettle leaks at the base").wait_for()
+    screenshot(page, "desk-card-tickets")
+    with server.api() as client:
+        customer_id = client.get(f"/interactions/{first['id']}").json()["customer_id"]
+        (ticket,) = client.get(f"/customers/{customer_id}/tickets", params={"open": "true"}).json()["items"]
+    assert ticket["interaction_ids"] == [first["id"]] and ticket["status"] == "open"
+
+    # The customer writes again: the agent links the new contact to the open ticket at wrap-up.
+    second = server.post_contact("Still leaking", first_name="Иван", phone=KNOWN_PHONE)
+    page.locator(f'.offer[data-contact-id="{second["id"]}"] .offer-accept').click()
+    panel = page.locator(f"#panel-c{second['id']}")
+    panel.locator(".ticket-mode-link").check()
+    panel.locator("select[name=ticket_id]").select_option(str(ticket["id"]))
+    panel.locator("select[name=disposition]").select_option("info")
+    panel.locator("textarea[name=notes]").fill("Sent a technician.")
+    panel.locator("textarea[name=notes]").press("Control+Enter")  # the keyboard way to complete
+    # The tab closes only after the link call has answered, so the ticket holds both contacts now.
+    panel.wait_for(state="detached")
+    with server.api() as client:
+        linked = client.get(f"/tickets/{ticket['id']}").json()["interaction_ids"]
+    assert linked == [first["id"], second["id"]]
+
+
+def test_an_agent_signs_in_to_some_of_their_queues_only(server: Server, new_context: Any) -> None:
+    from playwright.sync_api import expect
+
+    sales = server.queue_id("Sales")
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    box = page.locator(f'#queue-choice input[name=queue][value="{sales}"]')
+    expect(box).to_be_checked()  # all of the agent's queues by default
+    box.uncheck()
+    go_available(page)
+    screenshot(page, "desk-queue-choice")
+
+    # "price" goes to Sales by the demo rule; the rest to Support.
+    price = server.post_contact("What is the price", email="buyer@example.com")
+    question = server.post_contact("Where is my order", email="asker@example.com")
+    page.locator(f'.offer[data-contact-id="{question["id"]}"]').wait_for()
+    assert page.locator(f'.offer[data-contact-id="{price["id"]}"]').count() == 0
+    with server.api() as client:
+        assert client.get(f"/interactions/{price['id']}").json()["state"] == "queued"

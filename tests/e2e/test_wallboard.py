@@ -57,3 +57,26 @@ def test_wallboard_updates_live_and_the_supervisor_moves_a_waiting_contact(
     board.locator("#report-table tbody tr", has_text="Support").wait_for()
     assert "format=csv" in (board.locator("#csv").get_attribute("href") or "")
     screenshot(board, "reports")
+
+
+def test_the_supervisor_moves_a_waiting_contact_to_a_named_agent(server: Server, new_context: Any) -> None:
+    sales = server.queue_id("Sales")
+    with server.api() as client:
+        agent2 = next(a["user_id"] for a in client.get("/agents").json() if a["username"] == "agent2")
+    # agent2 serves Support and Billing, not Sales: a Sales contact waits although agent2 is available.
+    desk = sign_in(new_context(), server, "agent2", "/desk")
+    desk.select_option("#presence", "available")
+    desk.wait_for_selector('#state-pill[data-state="available"]')
+    board = sign_in(new_context(viewport=(1600, 900)), server, "supervisor", "/wallboard")
+
+    price = server.post_contact("What is the price", email="buyer@example.com")
+    tile(board, sales).locator(".waiting").filter(has_text="1").wait_for()
+    tile(board, sales).locator(".toggle-waiting").click()
+    row = board.locator(f'#waiting tr[data-interaction-id="{price["id"]}"]')
+    row.locator(".move-agent").select_option(str(agent2))
+    screenshot(board, "wallboard-move-to-agent")
+    row.locator(".move-to-agent").click()
+
+    # Reserved for agent2, the contact is offered to them at once and leaves the waiting count.
+    desk.locator(f'.offer[data-contact-id="{price["id"]}"]').wait_for()
+    tile(board, sales).locator(".waiting").filter(has_text="0").wait_for()

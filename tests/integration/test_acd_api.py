@@ -318,3 +318,30 @@ async def test_an_agent_who_asked_for_not_ready_during_a_contact_stays_not_ready
         assert after.state == "not_ready" and after.reason == "lunch"
     finally:
         await again.close()
+
+
+async def test_queue_change_applies_live_without_reordering_or_signing_agents_out(desk: Desk) -> None:
+    q = await desk.queue("support", wrap_up_s=0)
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1})
+    first = (await desk.contact(customer={"email": "a@example.com"}))["interaction"]["id"]
+    second = (await desk.contact(customer={"email": "b@example.com"}))["interaction"]["id"]
+
+    settings = (await desk.client.get(f"{API}/queues/{q}", headers=desk.admin)).json()["settings"]
+    settings |= {"disposition_required": True, "strategy": "round_robin"}
+    r = await desk.client.patch(f"{API}/queues/{q}", json={"settings": settings}, headers=desk.admin)
+    assert r.status_code == 200, r.text
+    waiting = (await desk.client.get(f"{API}/queues/{q}/waiting", headers=desk.admin)).json()
+    assert [w["interaction_id"] for w in waiting] == [first, second]
+
+    await desk.login("olga")
+    assert desk.offers_to("olga") == [first]
+    olga = desk.agents["olga"]
+    assert (await desk.client.post(f"{API}/agent/offers/{first}/accept", headers=olga)).status_code == 204
+    # Changed while olga is on a contact: she stays signed in, and the new rule applies at once.
+    settings["wrap_up_s"] = 5
+    r = await desk.client.patch(f"{API}/queues/{q}", json={"settings": settings}, headers=desk.admin)
+    assert r.status_code == 200, r.text
+    assert (await desk.client.get(f"{API}/agent/status", headers=olga)).json()["state"] == "on_contact"
+    r = await desk.client.post(f"{API}/agent/contacts/{first}/complete", json={}, headers=olga)
+    assert r.status_code == 400 and r.json()["error_id"] == "disposition-required"

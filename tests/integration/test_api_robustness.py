@@ -60,6 +60,15 @@ KEYS = [
     "address",
     "default_queue_id",
     "offer_timeout_s",
+    "customer_id",
+    "status",
+    "stage",
+    "amount",
+    "currency",
+    "title",
+    "due_at",
+    "assignee_id",
+    "queues",
 ]
 objects = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6)
 ROUTES = [
@@ -74,6 +83,10 @@ ROUTES = [
     ("PUT", "/api/v1/agents/1"),
     ("POST", "/api/v1/calendars"),
     ("POST", "/api/v1/planning/staff"),
+    ("POST", "/api/v1/tickets"),
+    ("PATCH", "/api/v1/tickets/1"),
+    ("POST", "/api/v1/deals"),
+    ("PATCH", "/api/v1/deals/1"),
 ]
 
 
@@ -95,6 +108,10 @@ def api(
         headers = {"Authorization": f"Bearer {token}"}
         client.post("/api/v1/customers", json={"first_name": "Seed"}, headers=headers)
         client.post("/api/v1/queues", json={"name": "seed"}, headers=headers)
+        client.post("/api/v1/tickets", json={"customer_id": 1, "subject": "seed"}, headers=headers)
+        client.post(
+            "/api/v1/deals", json={"customer_id": 1, "title": "seed", "currency": "EUR"}, headers=headers
+        )
         yield client, headers
 
 
@@ -154,6 +171,10 @@ def test_search_parameters_never_cause_a_500(
         "/api/v1/interactions/-1",
         "/api/v1/customers?cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",
         "/api/v1/queues/18446744073709551616",
+        "/api/v1/tickets/99999999999999999999999",
+        "/api/v1/deals/-1",
+        "/api/v1/customers/18446744073709551616/tickets",
+        "/api/v1/customers/1/deals?cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",
     ],
 )
 def test_out_of_range_ids_are_4xx(api: tuple[TestClient, dict[str, str]], path: str) -> None:

@@ -114,7 +114,14 @@ async def test_agent_links_an_unknown_sender_sees_queues_and_contacts_of_the_day
     assert r.status_code == 200
     queues = (await client.get(f"{API}/agent/queues", headers=agent)).json()
     assert queues == [
-        {"queue_id": queue_id, "name": "Help", "tier": 1, "wrap_up_s": 0.0, "disposition_required": True}
+        {
+            "queue_id": queue_id,
+            "name": "Help",
+            "tier": 1,
+            "wrap_up_s": 0.0,
+            "disposition_required": True,
+            "signed_in": True,
+        }
     ]
     assert (await client.post(f"{API}/agent/login", json={}, headers=agent)).status_code == 204
     r = await client.post(

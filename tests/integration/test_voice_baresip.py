@@ -126,6 +126,6 @@ async def test_baresip_registers_auto_answers_and_audio_flows_both_ways(
     # baresip's own recording of what it heard (the caller's audio through our relay) ...
     heard = [p for p in confdir.glob("*.wav") if p.stat().st_size > 44]
     assert heard, sorted(p.name for p in confdir.iterdir())
-    # ... and ours of what it said (its 440 Hz tone).
-    with wave.open(call.attributes["recordings"][1], "rb") as wav:
+    # ... and ours of the conversation (mixed: the caller's audio and its 440 Hz tone).
+    with wave.open(call.attributes["recordings"][0], "rb") as wav:
         assert wav.getnframes() > 0

@@ -236,10 +236,9 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     assert stats.music_packets > 0
     assert stats.relayed_to_agent > 0 and stats.relayed_to_caller > 0
     recordings = [Path(p) for p in call.attributes["recordings"]]
-    assert [p.name for p in recordings] == [f"{call.id}-caller.wav", f"{call.id}-agent.wav"]
-    for path in recordings:
-        with wave.open(str(path), "rb") as wav:
-            assert wav.getframerate() == 8000 and wav.getnframes() > 0
+    assert [p.name for p in recordings] == [f"{call.id}.wav"]  # mixed mono; stereo is opt-in
+    with wave.open(str(recordings[0]), "rb") as wav:
+        assert wav.getframerate() == 8000 and wav.getnchannels() == 1 and wav.getnframes() > 0
 
 
 async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call(

@@ -12,7 +12,9 @@ import contextlib
 import math
 import secrets
 import struct
+import tempfile
 import wave
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "MediaSession",
     "MediaStats",
     "PythonMediaBackend",
+    "Recorder",
     "RtpPacket",
     "hold_music_pcm",
     "parse_dtmf_event",
@@ -41,6 +44,12 @@ FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 # RFC 4733 §3.2: events 0-15 are the DTMF digits in this order.
 DTMF_EVENTS = "0123456789*#ABCD"
 DtmfHandler = Callable[[str], None]
+# A packet arriving more than this many samples after the end of the previous one of its direction
+# starts after a gap (silence suppression, hold, loss): the gap is written as silence so that both
+# directions stay on one time line. 60 ms absorbs ordinary network jitter without inserting gaps.
+RECORDING_GAP_SAMPLES = SAMPLE_RATE * 60 // 1000
+# Samples mixed per step when a call's recording is finished (bounded memory for long calls).
+MIX_CHUNK_SAMPLES = SAMPLE_RATE * 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,7 @@ class MediaStats:
     relayed_to_caller: int = 0
     music_packets: int = 0
     dtmf_digits: str = ""
+    announcements: int = 0
 
 
 class MediaSession(Protocol):
@@ -145,7 +155,7 @@ class MediaSession(Protocol):
     def play_hold_music(self) -> None: ...
     def play_prompt(self, pcm: bytes) -> None: ...
     def bridge(self) -> None: ...
-    def record(self, caller_path: Path, agent_path: Path) -> None: ...
+    def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None: ...
     async def close(self) -> MediaStats: ...
 
 
@@ -156,6 +166,85 @@ class MediaBackend(Protocol):
     async def close(self) -> None: ...
 
 
+class Recorder:
+    """Both directions of a call on one time line, finished into a mixed mono WAV (the sum of the
+    two, clipped) and optionally a stereo WAV (caller left, agent right).
+
+    While the call runs, each direction's decoded audio goes to its own temporary raw file at the
+    sample position of its arrival time (``now`` in seconds, from the event loop's clock), with
+    silence for gaps; :meth:`finish` (run in a worker thread) mixes them in chunks.
+    """
+
+    def __init__(self, mixed: Path, stereo: Path | None, started: float) -> None:
+        self.mixed = mixed
+        self.stereo = stereo
+        self.started = started
+        mixed.parent.mkdir(parents=True, exist_ok=True)
+        self._raw = {
+            key: tempfile.TemporaryFile(dir=mixed.parent, prefix=f".{mixed.stem}-{key}-")  # noqa: SIM115
+            for key in ("caller", "agent")
+        }
+        self._written = {"caller": 0, "agent": 0}
+
+    def write(self, key: str, pcm: bytes, now: float) -> None:
+        """Append ``pcm`` (16-bit mono) of direction ``key`` that arrived at ``now``."""
+        samples = len(pcm) // 2
+        start = round((now - self.started) * SAMPLE_RATE) - samples
+        written = self._written[key]
+        if start - written > RECORDING_GAP_SAMPLES:
+            self._raw[key].write(bytes(2 * (start - written)))
+            written = start
+        self._raw[key].write(pcm)
+        self._written[key] = written + samples
+
+    def finish(self) -> None:
+        """Write the WAV files and drop the temporary ones (blocking: call it in a thread)."""
+        length = max(self._written.values())
+        caller, agent = self._raw["caller"], self._raw["agent"]
+        for raw in (caller, agent):
+            raw.seek(0)
+        mixed = _wav_writer(self.mixed, 1)
+        stereo = _wav_writer(self.stereo, 2) if self.stereo is not None else None
+        try:
+            done = 0
+            while done < length:
+                n = min(MIX_CHUNK_SAMPLES, length - done)
+                left, right = _samples(caller.read(2 * n), n), _samples(agent.read(2 * n), n)
+                mixed.writeframes(
+                    array(
+                        "h", (max(-32768, min(32767, a + b)) for a, b in zip(left, right, strict=True))
+                    ).tobytes()
+                )
+                if stereo is not None:
+                    both = array("h", bytes(4 * n))
+                    both[0::2] = left
+                    both[1::2] = right
+                    stereo.writeframes(both.tobytes())
+                done += n
+        finally:
+            mixed.close()
+            if stereo is not None:
+                stereo.close()
+            for raw in (caller, agent):
+                raw.close()
+
+
+def _samples(data: bytes, n: int) -> array[int]:
+    """``n`` 16-bit samples from ``data``, padded with silence."""
+    out = array("h", data[: len(data) & ~1])
+    if len(out) < n:
+        out.extend(array("h", bytes(2 * (n - len(out)))))
+    return out
+
+
+def _wav_writer(path: Path, channels: int) -> wave.Wave_write:
+    writer = wave.open(str(path), "wb")  # noqa: SIM115 - the caller closes it
+    writer.setnchannels(channels)
+    writer.setsampwidth(2)
+    writer.setframerate(SAMPLE_RATE)
+    return writer
+
+
 class _Leg(asyncio.DatagramProtocol):
     """One RTP socket; latches onto the peer's source address (symmetric RTP, RFC 4961) for NAT."""
 
@@ -164,16 +253,28 @@ class _Leg(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
         self.latched = False
+        # After the peer changed (a transfer), packets still in flight from the previous one are dropped.
+        self.previous: tuple[str, int] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        source = (str(addr[0]), int(addr[1]))
         if not self.latched:
-            self.remote = (str(addr[0]), int(addr[1]))
+            if source == self.previous:
+                return
+            self.remote = source
             self.latched = True
         self.on_packet(data)
+
+    def repoint(self, remote: tuple[str, int]) -> None:
+        """A new peer on this leg (transfer): send to its SDP address and latch again."""
+        if self.latched and self.remote != remote:
+            self.previous = self.remote
+        self.remote = remote
+        self.latched = False
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and self.remote is not None and not self.transport.is_closing():
@@ -201,7 +302,7 @@ class _PythonSession:
         self._music_task: asyncio.Task[None] | None = None
         self._prompts: list[bytes] = []
         self._dtmf_seen: set[int] = set()
-        self._recorders: dict[str, wave.Wave_write] = {}
+        self._recorder: Recorder | None = None
         caller.on_packet = self._from_caller
         agent.on_packet = self._from_agent
 
@@ -211,9 +312,9 @@ class _PythonSession:
             self._caller.remote = (media.remote_address, media.remote_port)
 
     def set_agent(self, media: NegotiatedMedia) -> None:
+        """The agent leg's peer (again after a transfer: the new phone or the external party)."""
         self._agent_media = media
-        if not self._agent.latched:
-            self._agent.remote = (media.remote_address, media.remote_port)
+        self._agent.repoint((media.remote_address, media.remote_port))
 
     def play_hold_music(self) -> None:
         self._bridged = False
@@ -231,14 +332,9 @@ class _PythonSession:
             self._music_task.cancel()
             self._music_task = None
 
-    def record(self, caller_path: Path, agent_path: Path) -> None:
-        for key, path in (("caller", caller_path), ("agent", agent_path)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
-            writer.setnchannels(1)
-            writer.setsampwidth(2)
-            writer.setframerate(SAMPLE_RATE)
-            self._recorders[key] = writer
+    def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None:
+        if self._recorder is None:
+            self._recorder = Recorder(mixed_path, stereo_path, asyncio.get_running_loop().time())
 
     async def _play(self) -> None:
         media = self._caller_media
@@ -274,9 +370,11 @@ class _PythonSession:
             await asyncio.sleep(max(0.0, started + n * FRAME_MS / 1000 - loop.time()))
 
     def _record(self, key: str, media: NegotiatedMedia | None, packet: RtpPacket) -> None:
-        writer = self._recorders.get(key)
-        if writer is not None and media is not None and packet.payload_type == media.codec.payload_type:
-            writer.writeframes(g711.decode(media.codec.name, packet.payload))
+        recorder = self._recorder
+        if recorder is not None and media is not None and packet.payload_type == media.codec.payload_type:
+            recorder.write(
+                key, g711.decode(media.codec.name, packet.payload), asyncio.get_running_loop().time()
+            )
 
     def _from_caller(self, data: bytes) -> None:
         self.stats.caller_packets_in += 1
@@ -315,12 +413,12 @@ class _PythonSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._music_task
             self._music_task = None
-        for writer in self._recorders.values():
-            writer.close()
-        self._recorders.clear()
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            await asyncio.to_thread(recorder.finish)
         return self.stats
 
 

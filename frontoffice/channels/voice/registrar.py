@@ -210,6 +210,14 @@ class Registrar:
         live = [b for b in self._bindings.get(user_id, []) if b.expires_at > now]
         return sorted(live, key=lambda b: b.expires_at, reverse=True)
 
+    def has_binding_from(self, host: str, now: float) -> bool:
+        """True when some live registration came from ``host`` (a phone may call from there)."""
+        return any(
+            b.source.host == host and b.expires_at > now
+            for bindings in self._bindings.values()
+            for b in bindings
+        )
+
     def expire(self, now: float) -> None:
         """Drop expired bindings and bans."""
         for user_id in list(self._bindings):

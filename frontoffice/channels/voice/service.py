@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -25,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from frontoffice.domain import routing as r
-from frontoffice.domain.exceptions import DomainError, NotFound
+from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
 from frontoffice.services.voice_calls import InboundCall, IvrMenu, VoiceCalls
 
+from .announcements import Announcer
+from .call_records import CallLeg, cause_of_status
 from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
+from .outbound import OutboundLeg, Trunking
 from .registrar import Registrar, RegistrationLimits
 from .sip import (
     PCMA,
@@ -62,10 +66,13 @@ from .sip import (
     build_request,
     build_response,
     new_tag,
+    parse_name_addr,
     parse_sdp,
     parse_uri,
 )
+from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
+from .trunks import Trunk
 
 __all__ = ["VoiceService"]
 
@@ -73,7 +80,7 @@ log = logging.getLogger("frontoffice.voice")
 
 MonotonicClock = Callable[[], float]
 # Methods we answer (RFC 3261 §20.5 Allow); anything else is 405.
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER")
 # RFC 3261 §13.3.1.1: a UAS should send a provisional at least every minute so proxies (Timer C,
 # > 3 min) keep the transaction while the caller waits in the queue.
 PROVISIONAL_REFRESH_S = 60.0
@@ -90,6 +97,8 @@ STOP_GRACE_S = 5.0
 # refuses SHA-256, and baresip 1.0 (libre) fails the whole 401 if any challenge is not MD5. So MD5
 # alone is the default; sites whose phones all do RFC 8760 configure ("SHA-256", "MD5").
 DEFAULT_DIGEST_ALGORITHMS = ("MD5",)
+# Seconds between position / expected-wait announcements to a queued caller (None: never).
+DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
 
 
 @dataclass(eq=False)
@@ -103,6 +112,8 @@ class _AgentLeg:
     cancelled: bool = False
     answered: bool = False
     ended: bool = False
+    record: CallLeg | None = None
+    refer: bool = False  # the phone asked for this transfer (REFER): NOTIFY its outcome
 
 
 @dataclass(eq=False)
@@ -121,6 +132,15 @@ class _Call:
     refresh: asyncio.TimerHandle | None = None
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     had_menu: bool = False
+    record: CallLeg | None = None
+    held: bool = False
+    offered_direction: str = "sendrecv"  # what our last offer to the caller asked for
+    reinvite_pending: bool = False
+    transferred: bool = False
+    recording: bool = False
+    announcer: asyncio.Task[None] | None = None
+    external: OutboundLeg | None = None  # a blind transfer to an external number (through a trunk)
+    external_record: CallLeg | None = None
 
 
 class VoiceService:
@@ -143,6 +163,14 @@ class VoiceService:
         tcp: bool = True,
         digest_algorithms: tuple[str, ...] = DEFAULT_DIGEST_ALGORITHMS,
         prompts: dict[str, bytes] | None = None,
+        announce_interval_s: float | None = DEFAULT_ANNOUNCE_INTERVAL_S,
+        announcer: Announcer | None = None,
+        language: str = "en",
+        stereo_recordings: bool = False,
+        trunks: tuple[Trunk, ...] = (),
+        region: str = "RU",
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 5061,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -152,6 +180,11 @@ class VoiceService:
         self.recordings_dir = recordings_dir
         # Announcements by name ("menu", "invalid"): 8 kHz PCM, see prompts.render_prompts.
         self.prompts = prompts or {}
+        # Position / expected-wait announcements while queued, in the caller's language.
+        self.announce_interval_s = announce_interval_s
+        self.announcer = announcer or Announcer()
+        self.language = language
+        self.stereo_recordings = stereo_recordings
         self.layer = TransactionLayer(timers)
         self.registrar = Registrar(
             DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
@@ -173,6 +206,11 @@ class VoiceService:
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
         self._next_sweep = 0.0
         calls.acd.add_listener(self._on_acd_outputs)
+        # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
+        self.trunking = Trunking(self, trunks, region=region)
+        self.tls: TlsTransport | None = None
+        self._tls_context = tls_context
+        self.tls_port = tls_port
 
     # ================================================================ life cycle
     async def start(self) -> None:
@@ -181,17 +219,25 @@ class VoiceService:
         self.port = self.udp.address[1]  # port 0 means "any free port" (tests)
         if self._want_tcp:
             self.tcp = await TcpTransport.listen(self.host, self.port, self._on_message)
+        if self._tls_context is not None:
+            self.tls = await TlsTransport.listen_tls(
+                self.host, self.tls_port, self._on_message, self._tls_context
+            )
+            self.tls_port = self.tls.address[1]
         self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop(), name="sip-timers")
+        await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
         """Hang up every call, close transports and media."""
+        await self.trunking.stop()
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
-        if self._timer_task is not None:
+        while self._timer_task is not None and not self._timer_task.done():
+            # Python 3.11's wait_for swallows a cancel that arrives as its inner wait completes (the
+            # hang-ups above set _wake), so cancel until the task is really gone.
             self._timer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer_task
+            await asyncio.wait([self._timer_task], timeout=0.1)
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
@@ -201,6 +247,8 @@ class VoiceService:
             self.udp.close()
         if self.tcp is not None:
             self.tcp.close()
+        if self.tls is not None:
+            self.tls.close()
         await self.media.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -236,6 +284,8 @@ class VoiceService:
             return
         if isinstance(message, Request) and self.registrar.is_banned(source.host, self.clock()):
             return
+        if isinstance(message, Request) and self.trunking.drop_scanner(message, source):
+            return  # before the transaction layer, so not even a 100 Trying goes back
         try:
             events = self.layer.receive(message, self.clock(), source)
         except ProtocolError as exc:
@@ -246,7 +296,10 @@ class VoiceService:
     def _send(self, transmit: Transmit) -> None:
         destination = transmit.destination
         data = transmit.data
-        if destination.reliable and self.tcp is not None:
+        if destination.transport.upper() == "TLS":
+            if self.tls is not None:
+                self.tls.send(data, destination)
+        elif destination.reliable and self.tcp is not None:
             self.tcp.send(data, destination)
         elif self.udp is not None:
             self.udp.send(data, destination)
@@ -290,11 +343,24 @@ class VoiceService:
         self._handle(events)
         return key
 
+    def port_for(self, transport: str) -> int:
+        """Our port for ``transport``: TLS listens on its own (5061), UDP and TCP share ``port``."""
+        return self.tls_port if transport.upper() == "TLS" else self.port
+
+    async def dial_out(
+        self, number: str, *, trunk: str | None = None, caller_id: str | None = None, **options: Any
+    ) -> OutboundLeg:
+        """Call an external ``number`` through a trunk (the first by default); returns the leg handle
+        at once. Options (``offer``, ``media``, ``on_answer``...): :meth:`Trunking.dial_out`."""
+        return await self.trunking.dial_out(number, trunk=trunk, caller_id=caller_id, **options)
+
     def _via(self, transport: str = "UDP") -> Via:
-        return Via(transport=transport, host=self.host, port=self.port, params=(("rport", None),))
+        return Via(
+            transport=transport, host=self.host, port=self.port_for(transport), params=(("rport", None),)
+        )
 
     def _contact(self, transport: str = "UDP") -> NameAddress:
-        uri = parse_uri(f"sip:frontoffice@{self.host}:{self.port}")
+        uri = parse_uri(f"sip:frontoffice@{self.host}:{self.port_for(transport)}")
         if transport != "UDP":
             uri = uri.with_param("transport", transport.lower())
         return NameAddress(uri)
@@ -303,6 +369,8 @@ class VoiceService:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
+        if self.trunking.screen_request(event):
+            return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
             return  # ACK for our 2xx: the layer stopped retransmitting it (§13.3.1.4)
         if method == "OPTIONS":
@@ -318,6 +386,8 @@ class VoiceService:
             self._on_cancel(request, event)
         elif method == "BYE":
             self._on_bye(request)
+        elif method == "REFER":
+            self._on_refer(request)
         else:
             self._respond(request, 405, extra_headers=[("Allow", ", ".join(ALLOWED))])
 
@@ -361,6 +431,8 @@ class VoiceService:
         if len(self._calls) >= MAX_CALLS:
             self._respond(request, 503, extra_headers=[("Retry-After", str(RETRY_AFTER_S))])
             return
+        if not self.trunking.screen_invite(request, event):
+            return  # trunk limit, not a trunk and not an authenticated phone, or a call out
         try:
             offer = parse_sdp(request.body) if request.body else None
         except ProtocolError as exc:
@@ -399,6 +471,7 @@ class VoiceService:
         )
         self._calls[request.call_id] = call
         caller = request.from_
+        call.record = CallLeg("caller", request.call_id, self.calls.now(), peer=caller.uri.user or "")
         dialled = request.uri.user or request.to.uri.user or ""
         try:
             entry = await self.calls.entry_for(dialled)
@@ -432,17 +505,12 @@ class VoiceService:
             self._spawn(self._quietly(self.calls.call_abandoned(interaction_id)))
             return
         call.interaction_id = interaction_id
+        call.record.interaction_id = interaction_id
         self._by_interaction[interaction_id] = call
         call.state = "queued"
-        if self.recordings_dir is not None:
-            stem = self.recordings_dir / str(interaction_id)
-            files = [Path(f"{stem}-caller.wav"), Path(f"{stem}-agent.wav")]
-            session.record(files[0], files[1])
-            self._spawn(
-                self._quietly(self.calls.annotate(interaction_id, recordings=[str(f) for f in files]))
-            )
         self._send_progress(call)
         session.play_hold_music()
+        self._start_announcements(call)
         orphan = self._orphan_offers.pop(interaction_id, None)
         if orphan is not None:
             self._ring_agents(call, orphan)
@@ -489,6 +557,8 @@ class VoiceService:
             content_type="application/sdp",
         )
         call.refresh = asyncio.get_running_loop().call_later(PROVISIONAL_REFRESH_S, self._send_progress, call)
+        if call.record is not None:
+            call.record.ringing(self.calls.now())
 
     def _on_dtmf(self, call_id: str, digit: str) -> None:
         call = self._calls.get(call_id)
@@ -521,10 +591,16 @@ class VoiceService:
             self._spawn(self._quietly(self.calls.call_abandoned(interaction)))
 
     def _end_unanswered(self, call: _Call, status: int) -> None:
-        self._cancel_agent(call)
+        self._cancel_agent(call, "caller_left" if status == 487 else "refused")
         call.state = "ended"
         call.digits.put_nowait("")  # wakes a menu waiting for input
-        self._respond(call.invite, status, to_tag=call.local_tag)
+        if call.dialog is not None:
+            # Answered before and back in the queue (a transfer): the dialog ends with BYE.
+            self._request(call.dialog.bye(), call.source, None)
+            self._close_leg(call.record, "refused")
+        else:
+            self._respond(call.invite, status, to_tag=call.local_tag)
+            self._close_leg(call.record, "cancelled" if status == 487 else "refused", status)
         self._forget(call)
 
     def _on_reinvite(self, request: Request) -> None:
@@ -566,33 +642,57 @@ class VoiceService:
             if call.agent.dialog is not None:
                 call.agent.dialog.receive_request(request)
             call.agent.ended = True
+            self._close_leg(call.agent.record, "bye_agent")
             if call.state == "bridged":
                 self._finish(call, from_caller=False)
             return
         self._respond(request, 481)
 
-    def _finish(self, call: _Call, *, from_caller: bool) -> None:
-        """A bridged call ends: BYE the other leg, close media, wrap-up starts in the ACD."""
+    def _finish(self, call: _Call, *, from_caller: bool, cause: str | None = None) -> None:
+        """An answered call ends: BYE the other leg, close media, wrap-up starts in the ACD.
+
+        A caller back in the queue after a transfer (answered, not bridged) is abandoned instead."""
         if call.state == "ended":
             return
+        was = call.state
         call.state = "ended"
+        cause = cause or ("bye_caller" if from_caller else "bye_agent")
         if from_caller:
-            self._bye_agent(call)
+            self._cancel_agent(call, cause)
         elif call.dialog is not None:
             self._request(call.dialog.bye(), call.source, None)
+        self._close_leg(call.record, cause, 200)
+        external = call.external
+        if external is not None and not external.is_over:
+            self._close_leg(call.external_record, cause, 200 if external.is_answered else 487)
+            external.hang_up()
         if call.interaction_id is not None:
-            self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+            if was == "bridged" and (external is None or not external.is_answered):
+                self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+            elif was == "queued":
+                self._spawn(self._quietly(self.calls.call_abandoned(call.interaction_id)))
+            # "external": the ACD finished the contact when the external party answered.
         self._forget(call)
 
-    def _bye_agent(self, call: _Call) -> None:
+    def _bye_agent(self, call: _Call, cause: str = "bye_caller") -> None:
         leg = call.agent
         if leg is not None and leg.dialog is not None and not leg.ended:
             leg.ended = True
             self._request(leg.dialog.bye(), leg.destination, None)
+            self._close_leg(leg.record, cause)
+
+    def _close_leg(self, record: CallLeg | None, cause: str, status: int | None = None) -> None:
+        """End a leg's record once and append it to the interaction's event log."""
+        if record is None:
+            return
+        now = self.calls.now()
+        if record.end(now, cause, status) and record.interaction_id is not None:
+            self._spawn(self._quietly(self.calls.record_leg(record.interaction_id, record.data(), now)))
 
     def _hang_up(self, call: _Call, reason: str) -> None:
-        if call.state == "bridged":
-            self._finish(call, from_caller=True)
+        if call.state in ("bridged", "external"):
+            self._bye_agent(call, reason)
+            self._finish(call, from_caller=False, cause=reason)
         elif call.state in ("queued", "arriving", "menu"):
             self._abandon(call, 480)
         log.info("call %s hung up: %s", call.invite.call_id, reason)
@@ -600,6 +700,8 @@ class VoiceService:
     def _forget(self, call: _Call) -> None:
         if call.refresh is not None:
             call.refresh.cancel()
+        if call.announcer is not None:
+            call.announcer.cancel()
         self._calls.pop(call.invite.call_id, None)
         if call.agent is not None:
             self._agent_calls.pop(call.agent.invite.call_id, None)
@@ -613,6 +715,288 @@ class VoiceService:
         if call is not None and call.state == "bridged":
             # RFC 3261 §13.3.1.4: no ACK for our 2xx: confirm and immediately end the session.
             self._finish(call, from_caller=True)
+
+    # ================================================================ agent call control (CTI)
+    def active_call(self, interaction_id: int) -> _Call:
+        """The live call of an interaction; :class:`NotFound` when it has none on this node."""
+        call = self._by_interaction.get(interaction_id)
+        if call is None or call.state == "ended":
+            raise NotFound("No such active call", error_id="no-such-call", interaction_id=interaction_id)
+        return call
+
+    def call_state(self, interaction_id: int) -> dict[str, Any]:
+        """What the desktop's call panel shows: state, hold, caller, when it was answered."""
+        call = self.active_call(interaction_id)
+        record = call.record
+        return {
+            "interaction_id": interaction_id,
+            "state": call.state,
+            "held": call.held,
+            "caller": record.peer if record is not None else "",
+            "answered_at": None
+            if record is None or record.answered_at is None
+            else record.answered_at.isoformat(),
+        }
+
+    def hold(self, interaction_id: int) -> None:
+        """Put the caller on hold: re-INVITE with ``a=sendonly`` (RFC 3264 §8.4) and music to them."""
+        call = self.active_call(interaction_id)
+        if call.state != "bridged" or call.dialog is None:
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+        if call.held:
+            return
+        call.held = True
+        call.media.play_hold_music()  # stops the relay both ways; the caller hears music
+        self._sync_hold(call)
+
+    def resume(self, interaction_id: int) -> None:
+        """Take the caller off hold: re-INVITE with ``a=sendrecv``, relay again."""
+        call = self.active_call(interaction_id)
+        if call.state != "bridged" or call.dialog is None:
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+        if call.held:
+            call.media.bridge()
+            self._resume(call)
+
+    def _resume(self, call: _Call) -> None:
+        call.held = False
+        self._sync_hold(call)
+
+    def _sync_hold(self, call: _Call) -> None:
+        """Offer the caller the direction the hold state wants (``sendonly`` held, ``sendrecv`` not),
+        one re-INVITE at a time: RFC 3261 §14.1 forbids a second while one is in progress, so a
+        hold/resume pressed meanwhile is sent when the first completes."""
+        if call.reinvite_pending or call.dialog is None or call.state == "ended":
+            return
+        want = "sendonly" if call.held else "sendrecv"
+        if call.offered_direction == want:
+            return
+        if call.held:
+            request, call.local_sdp = call.dialog.hold(call.local_sdp)
+        else:
+            request, call.local_sdp = call.dialog.resume(call.local_sdp)
+        call.offered_direction = want
+        call.reinvite_pending = True
+        self._reinvite(call, request)
+
+    def _reinvite(self, call: _Call, request: Request) -> None:
+        def answered(response: Response | None) -> None:
+            if response is not None and response.is_provisional:
+                key = TransactionKey(branch=request.top_via.branch or "", method="INVITE")
+                self._clients[key] = answered
+                return
+            call.reinvite_pending = False
+            if response is None or call.dialog is None:
+                return
+            if response.is_success:
+                # RFC 3261 §13.2.2.4: the UAC ACKs every 2xx to its (re-)INVITE itself.
+                self._request(call.dialog.ack(request.cseq.seq), call.source, None)
+            else:
+                # The caller refused the new offer: the session goes on as before (RFC 3261 §14.1).
+                log.info("re-INVITE of call %s refused: %s", call.invite.call_id, response.status)
+            self._sync_hold(call)
+
+        self._request(request, call.source, answered)
+
+    def hang_up(self, interaction_id: int) -> None:
+        """End the call from the desktop: BYE both legs; wrap-up starts."""
+        call = self.active_call(interaction_id)
+        if call.state in ("bridged", "external"):
+            self._bye_agent(call, "hangup_api")
+            self._finish(call, from_caller=False, cause="hangup_api")
+        else:
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+
+    async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
+        """Blind transfer to an external ``number`` through a trunk (:meth:`dial_out`).
+
+        The caller hears music while the number rings; the agent's phone stays up (silent) so that a
+        failure (busy, no answer, trunk error) simply reconnects them. When the number answers, the
+        agent's phone gets BYE, the ACD contact ends (wrap-up) and the relay bridges the caller to the
+        external party on the agent side of the same media session, so the recording goes on."""
+        call = self.active_call(interaction_id)
+        if call.state != "bridged" or call.agent is None or call.external is not None:
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+        # The relay does not transcode: offer the carrier only the codec the caller uses.
+        offer = build_offer(
+            address=call.media.address,
+            port=call.media.agent_port,
+            session_id=_session_id(call.invite.call_id + "-external"),
+            codecs=(*_codecs_for(call.local_sdp)[:1], TELEPHONE_EVENT),
+        )
+        record = CallLeg(
+            "external",
+            "",
+            self.calls.now(),
+            peer=number,
+            interaction_id=interaction_id,
+            transfer=True,
+        )
+        call.external_record = record
+        call.media.play_hold_music()
+        try:
+            leg = await self.dial_out(
+                number,
+                trunk=trunk,
+                offer=offer,
+                on_progress=lambda leg: record.ringing(self.calls.now()),
+                on_answer=lambda leg: self._external_answered(call, leg),
+                on_end=lambda leg: self._external_ended(call, leg),
+            )
+        except Exception:
+            call.external_record = None
+            if call.state == "bridged":
+                call.media.bridge()
+            raise
+        record.call_id = leg.call_id
+        record.peer = leg.number
+        call.external = leg
+        if leg.is_over:  # failed at once
+            self._external_ended(call, leg)
+
+    def _external_answered(self, call: _Call, leg: OutboundLeg) -> None:
+        if call.state != "bridged" or leg.answer is None:
+            leg.hang_up()
+            return
+        if call.external_record is not None:
+            call.external_record.answered(self.calls.now(), leg.status or 200)
+        self._bye_agent(call, "transferred")
+        if call.agent is not None:
+            self._agent_calls.pop(call.agent.invite.call_id, None)
+        call.state = "external"
+        call.media.set_agent(leg.answer)
+        call.media.bridge()
+        if call.held:
+            self._resume(call)
+        if call.interaction_id is not None:
+            interaction_id = call.interaction_id
+            self._spawn(self._quietly(self.calls.transferred_out(interaction_id, leg.number)))
+            self._spawn(self._quietly(self.calls.call_ended(interaction_id)))
+
+    def _external_ended(self, call: _Call, leg: OutboundLeg) -> None:
+        answered = call.state == "external"
+        status = leg.status or (200 if answered else 408)
+        cause = "bye_external" if answered else ("failed" if status < 400 else cause_of_status(status))
+        self._close_leg(call.external_record, cause, status)
+        if answered:
+            # The external party hung up: the caller's leg ends too.
+            self._finish(call, from_caller=False, cause="bye_external")
+        elif call.state == "bridged" and call.external is leg:
+            # Busy, no answer, refused: the caller is back with the agent.
+            call.external = None
+            call.external_record = None
+            if not call.held:
+                call.media.bridge()
+
+    def _back_to_queue(self, call: _Call) -> None:
+        """The ACD transferred a bridged call (API or REFER): release the agent's phone, the caller
+        hears music until the next agent answers (the caller's dialog stays up)."""
+        leg = call.agent
+        if leg is not None:
+            if leg.refer and leg.dialog is not None and not leg.ended:
+                # RFC 3515 §2.4.5: the transfer succeeded; the phone's implicit subscription ends.
+                self._request(leg.dialog.notify_refer_progress(200, "OK"), leg.destination, None)
+            self._bye_agent(call, "transferred")
+            self._agent_calls.pop(leg.invite.call_id, None)
+            call.agent = None
+        call.state = "queued"
+        call.transferred = True
+        call.media.play_hold_music()
+        self._start_announcements(call)
+
+    def _on_refer(self, request: Request) -> None:
+        """A blind transfer from the agent's phone (RFC 3515): ``Refer-To: <sip:queue-7@...>`` or an
+        agent's SIP username. 202, NOTIFY 100 at once, NOTIFY 200 (or the error) when the ACD moved
+        the call; then we BYE the phone."""
+        call = self._agent_calls.get(request.call_id)
+        leg = call.agent if call is not None else None
+        if call is None or leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)
+            return
+        refer_to = request.headers.get("Refer-To")
+        try:
+            target = parse_name_addr(refer_to) if refer_to else None
+        except SipParseError:
+            target = None
+        if target is None or not target.uri.user:
+            log.info("REFER with a bad Refer-To: %r", refer_to)
+            self._respond(request, 400, "Bad Refer-To")
+            return
+        if call.state != "bridged" or call.interaction_id is None or leg.refer:
+            self._respond(request, 403)
+            return
+        try:
+            leg.dialog.receive_request(request)
+        except ProtocolError as exc:
+            self._respond(request, getattr(exc, "status_code", 500))
+            return
+        self._respond(request, 202, contact=self._contact(leg.destination.transport))
+        leg.refer = True
+        self._request(leg.dialog.notify_refer_progress(100, "Trying"), leg.destination, None)
+        self._spawn(self._refer_transfer(call, leg, target.uri.user))
+
+    async def _refer_transfer(self, call: _Call, leg: _AgentLeg, user: str) -> None:
+        assert call.interaction_id is not None
+        queue_id, agent_id = await self.calls.refer_target(user)
+        failure: tuple[int, str] | None = None
+        if queue_id is None and agent_id is None:
+            failure = (404, "Not Found")
+        else:
+            try:
+                await self.calls.transfer(call.interaction_id, queue_id=queue_id, agent_id=agent_id)
+            except DomainError as exc:
+                log.info("REFER transfer refused: %s", exc)
+                failure = (503, "Service Unavailable")
+        if failure is not None and leg.dialog is not None and not leg.ended:
+            leg.refer = False
+            self._request(leg.dialog.notify_refer_progress(*failure), leg.destination, None)
+
+    def _start_announcements(self, call: _Call) -> None:
+        if self.announce_interval_s is None or call.announcer is not None or call.interaction_id is None:
+            return
+        call.announcer = asyncio.get_running_loop().create_task(self._announce(call, call.interaction_id))
+
+    async def _announce(self, call: _Call, interaction_id: int) -> None:
+        """Every ``announce_interval_s`` while waiting: "You are number N in the queue" and the
+        expected wait, from the ACD engine (position, and position × the queue's recent interval
+        between answers), over the music."""
+        assert self.announce_interval_s is not None
+        try:
+            language = await self.calls.caller_language(interaction_id) or self.language
+        except Exception:
+            language = self.language
+        engine = self.calls.acd
+        while call.state == "queued":
+            await asyncio.sleep(self.announce_interval_s)
+            if call.state != "queued":
+                break
+            try:
+                position = engine.engine.position(str(interaction_id))
+                wait = engine.engine.expected_wait(str(interaction_id), engine.now())
+            except r.RoutingError:
+                break
+            if position is None:
+                continue  # ringing an agent right now
+            pcm = await self.announcer.render(language, position, wait)
+            if pcm and call.state == "queued":
+                call.media.play_prompt(pcm)
+                call.media.stats.announcements += 1
+        call.announcer = None
+
+    def _start_recording(self, call: _Call) -> None:
+        """Record from the first answer on: one mixed mono WAV and, if configured, a stereo one
+        (caller left, agent right), listed in the interaction's ``recordings``."""
+        if self.recordings_dir is None or call.recording or call.interaction_id is None:
+            return
+        call.recording = True
+        stem = self.recordings_dir / str(call.interaction_id)
+        files = [Path(f"{stem}.wav")]
+        if self.stereo_recordings:
+            files.append(Path(f"{stem}-stereo.wav"))
+        call.media.record(files[0], files[1] if len(files) > 1 else None)
+        self._spawn(
+            self._quietly(self.calls.annotate(call.interaction_id, recordings=[str(f) for f in files]))
+        )
 
     # ================================================================ the ACD side
     def _on_acd_outputs(self, outputs: list[r.Output]) -> None:
@@ -628,7 +1012,19 @@ class VoiceService:
                 self._orphan_offers.pop(int(o.contact_id), None)
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.agent is not None and str(call.agent.agent_id) in o.agent_ids:
-                    self._cancel_agent(call)
+                    self._cancel_agent(call, "no_answer" if isinstance(o, r.OfferTimedOut) else "withdrawn")
+            elif isinstance(o, r.ContactTransferred) and o.from_agent is not None:
+                call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.state == "bridged":
+                    self._back_to_queue(call)
+            elif isinstance(o, r.ContactFinished):
+                call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.state == "bridged":
+                    # Ended in the ACD while the call is up ("End conversation" / "Complete" on the
+                    # desk): hang up both legs; the contact is already in wrap-up.
+                    call.state = "finishing"
+                    self._bye_agent(call, "hangup_api")
+                    self._finish(call, from_caller=False, cause="hangup_api")
             elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.state == "queued":
@@ -670,18 +1066,29 @@ class VoiceService:
             content_type="application/sdp",
             extra_headers=[("X-Frontoffice-Interaction", str(call.interaction_id))],
         )
+        record = CallLeg(
+            "agent",
+            invite.call_id,
+            self.calls.now(),
+            peer=str(binding.contact.uri),
+            agent_id=agent_id,
+            interaction_id=call.interaction_id,
+            transfer=call.transferred,
+        )
         key = self._request(invite, destination, lambda response: self._agent_response(call, response))
         assert key is not None
-        call.agent = _AgentLeg(agent_id, invite, key, destination, offer_sdp)
+        call.agent = _AgentLeg(agent_id, invite, key, destination, offer_sdp, record=record)
         self._agent_calls[invite.call_id] = call
 
-    def _cancel_agent(self, call: _Call) -> None:
+    def _cancel_agent(self, call: _Call, cause: str) -> None:
         leg = call.agent
         if leg is None or leg.cancelled or leg.ended:
             return
         leg.cancelled = True
+        if leg.record is not None:
+            leg.record.pending_cause = leg.record.pending_cause or cause
         if leg.answered:
-            self._bye_agent(call)
+            self._bye_agent(call, cause)
         else:
             # RFC 3261 §9.1: CANCEL only a pending INVITE; a 2xx that crosses it is ACKed and BYEd.
             self._request(build_cancel(leg.invite), leg.destination, None)
@@ -691,6 +1098,8 @@ class VoiceService:
         if leg is None:
             return
         if response is None or (response.is_final and not response.is_success):
+            status = 408 if response is None else response.status
+            self._close_leg(leg.record, cause_of_status(status), status)
             self._clients.pop(leg.key, None)
             call.agent = None
             self._agent_calls.pop(leg.invite.call_id, None)
@@ -699,37 +1108,51 @@ class VoiceService:
                 self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
             return
         if response.is_provisional:
+            if response.status in (180, 183) and leg.record is not None:
+                leg.record.ringing(self.calls.now())
             self._clients[leg.key] = lambda next_response: self._agent_response(call, next_response)
             return
         # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
         dialog = Dialog.from_uac(leg.invite, response)
         leg.dialog = dialog
         leg.answered = True
+        if leg.record is not None:
+            leg.record.answered(self.calls.now(), response.status)
         self._request(dialog.ack(leg.invite.cseq.seq), leg.destination, None)
         if leg.cancelled or call.state != "queued" or call.interaction_id is None:
-            self._bye_agent(call)
+            self._bye_agent(call, "withdrawn")
             return
         try:
             call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
         except ProtocolError:
-            self._bye_agent(call)
+            self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
             call.agent = None
             return
         self._spawn(self._connect(call, leg))
+
+    def _connected_to(self, interaction_id: int, agent_id: int) -> bool:
+        try:
+            status = self.calls.acd.engine.contact_status(str(interaction_id))
+        except r.RoutingError:
+            return False
+        return status.state == "connected" and status.agent_ids == (str(agent_id),)
 
     async def _connect(self, call: _Call, leg: _AgentLeg) -> None:
         assert call.interaction_id is not None
         try:
             await self.calls.offer_answered(call.interaction_id, leg.agent_id)
         except DomainError:
-            # The offer was withdrawn meanwhile (the caller hung up, it timed out): drop the agent leg.
-            self._bye_agent(call)
-            return
+            if not self._connected_to(call.interaction_id, leg.agent_id):
+                # The offer was withdrawn meanwhile (the caller hung up, it timed out): drop the leg.
+                self._bye_agent(call, "withdrawn")
+                return
+            # The agent pressed Accept on the desk while the phone rang: the ACD has the contact
+            # connected to them already; the phone's answer bridges the call.
         if call.state != "queued" or leg.ended:
             # Either side hung up while the answer was being committed: the contact was connected,
             # so it ends like a bridged call (wrap-up); a caller still waiting is told 480.
-            self._bye_agent(call)
+            self._bye_agent(call, "caller_left")
             self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
             if call.state == "queued":
                 call.interaction_id = None
@@ -738,6 +1161,16 @@ class VoiceService:
         call.state = "bridged"
         if call.refresh is not None:
             call.refresh.cancel()
+        if call.announcer is not None:
+            call.announcer.cancel()
+            call.announcer = None
+        self._start_recording(call)
+        if call.dialog is not None:
+            # A transferred caller was answered long ago: only the media changes.
+            call.media.bridge()
+            if call.held:
+                self._resume(call)
+            return
         response = build_response(
             call.invite,
             200,
@@ -749,10 +1182,14 @@ class VoiceService:
         call.dialog = Dialog.from_uas(call.invite, response, via=self._via(call.source.transport))
         call.media.bridge()
         self._respond_with(response)
+        if call.record is not None:
+            call.record.answered(self.calls.now())
 
     def _on_response(self, event: ResponseReceived) -> None:
         response = event.response
         if event.transaction is None:
+            if self.trunking.screen_response(response):
+                return
             # A retransmitted 2xx after the INVITE transaction ended: re-send the ACK (§13.2.2.4).
             call = self._agent_calls.get(response.call_id)
             if call is not None and call.agent is not None and call.agent.dialog is not None:

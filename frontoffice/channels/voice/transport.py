@@ -77,6 +77,9 @@ class TcpTransport:
     """SIP over TCP (RFC 3261 §18.3): a server plus outgoing connections, responses on the connection
     the request came in on (§18.2.2), one :class:`StreamParser` per connection."""
 
+    # Transport name in the Destination of what arrives (TLS subclasses this, see tls.py).
+    name = "TCP"
+
     def __init__(self, on_message: MessageHandler) -> None:
         self.on_message = on_message
         self.server: asyncio.Server | None = None
@@ -104,7 +107,7 @@ class TcpTransport:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
         key = (str(host), int(port))
-        source = Destination(key[0], key[1], "TCP")
+        source = Destination(key[0], key[1], self.name)
         self._writers[key] = writer
         parser = StreamParser()
         try:
@@ -136,12 +139,15 @@ class TcpTransport:
 
     async def _connect_and_send(self, data: bytes, destination: Destination) -> None:
         try:
-            reader, writer = await asyncio.open_connection(destination.host, destination.port)
+            reader, writer = await self._open(destination)
         except OSError as exc:
-            log.info("TCP connect to %s:%s failed: %s", destination.host, destination.port, exc)
+            log.info("%s connect to %s:%s failed: %s", self.name, destination.host, destination.port, exc)
             return
         writer.write(data)
         await self._serve(reader, writer)
+
+    async def _open(self, destination: Destination) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(destination.host, destination.port)
 
     def close(self) -> None:
         if self.server is not None:

@@ -72,7 +72,9 @@ async def request_callback(request: Request, interaction_id: int, actor: Agent) 
 
 @router.post("/agent/login", status_code=204, tags=["agent"])
 async def agent_login(request: Request, body: LoginIn, actor: Agent) -> Response:
-    await container(request).contact_center.agent_login(actor, body.state, body.reason)
+    """Sign in to the ACD (``queues``: a subset of the agent's queues; default all); when signed in
+    already, change the state and the queues."""
+    await container(request).contact_center.agent_login(actor, body.state, body.reason, body.queues)
     return Response(status_code=204)
 
 

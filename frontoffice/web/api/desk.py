@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from frontoffice.services.acd_schemas import QueueChoiceIn
 from frontoffice.services.contact_center import AgentQueue, WaitingContact
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Input, InteractionOut
@@ -28,6 +29,15 @@ async def my_queues(
 ) -> list[AgentQueue]:
     """The queues the signed-in agent serves (names, wrap-up, whether a disposition is required)."""
     return await container(request).contact_center.my_queues(actor)
+
+
+@router.put("/agent/queues", status_code=204, tags=["agent"])
+async def choose_my_queues(
+    request: Request, body: QueueChoiceIn, actor: Annotated[Actor, Depends(requires("interactions.write"))]
+) -> Response:
+    """Take contacts from these of my queues only (signed in or not); the state stays as it is."""
+    await container(request).contact_center.choose_queues(actor, body.queues)
+    return Response(status_code=204)
 
 
 @router.get("/agent/contacts", response_model=list[InteractionOut], tags=["agent"])

@@ -1,19 +1,71 @@
-"""Voice channel administration over HTTP: agents' SIP phone accounts, entry points' menus."""
+"""The voice channel over HTTP: agents' SIP phone accounts, entry points' menus, agent call control
+(hold, resume, transfer, hang-up), call records with their CSV export, and call recordings."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
 
-from frontoffice.domain.exceptions import Conflict
+from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.services.context import Actor
-from frontoffice.services.voice_calls import IvrMenu, SipCredentialsIn, SipCredentialsOut, VoiceCalls
+from frontoffice.services.voice_calls import (
+    CallRecordsOut,
+    IvrMenu,
+    SipCredentialsIn,
+    SipCredentialsOut,
+    TransferTargetsOut,
+    VoiceCalls,
+)
+
+if TYPE_CHECKING:
+    from frontoffice.channels.voice.service import VoiceService
 
 from ..security import container, requires
 
 router = APIRouter()
 Admin = Annotated[Actor, Depends(requires("routing.write"))]
+Reader = Annotated[Actor, Depends(requires("interactions.read"))]
+Agent = Annotated[Actor, Depends(requires("interactions.write"))]
+
+
+class CallStateOut(BaseModel):
+    """A live call as the desktop's call panel shows it."""
+
+    interaction_id: int
+    state: str = Field(description="queued (waiting, or back in the queue after a transfer), bridged")
+    held: bool
+    caller: str
+    answered_at: datetime | None
+
+
+class CallTransferIn(BaseModel):
+    """Blind transfer: exactly one of a queue, an agent, or an external number (through a trunk)."""
+
+    queue_id: int | None = None
+    agent_id: int | None = None
+    number: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9*#]{2,31}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> CallTransferIn:
+        if sum(v is not None for v in (self.queue_id, self.agent_id, self.number)) != 1:
+            raise ValueError("give exactly one of queue_id, agent_id and number")
+        return self
+
+
+def _live(request: Request) -> VoiceService:
+    service = container(request).voice
+    if service is None:
+        raise Conflict("The voice channel is not running", error_id="voice-disabled")
+    return service
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _voice(request: Request) -> VoiceCalls:
@@ -46,3 +98,95 @@ async def remove_ivr(request: Request, entry_point_id: int, actor: Admin) -> Res
     """Send callers straight to the queue again."""
     await _voice(request).set_ivr(actor, entry_point_id, None)
     return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------------- agent call control
+@router.get("/voice/calls/{interaction_id}", response_model=CallStateOut, tags=["voice"])
+async def call_state(request: Request, interaction_id: int, actor: Reader) -> CallStateOut:
+    """The live call of an interaction (state, hold, caller number, answer time)."""
+    return CallStateOut.model_validate(_live(request).call_state(interaction_id))
+
+
+@router.post("/voice/calls/{interaction_id}/hold", status_code=204, tags=["voice"])
+async def hold_call(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Put the caller on hold: re-INVITE with ``a=sendonly``, music on hold to the caller."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).hold(interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/resume", status_code=204, tags=["voice"])
+async def resume_call(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Take the caller off hold: re-INVITE with ``a=sendrecv``."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).resume(interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/hangup", status_code=204, tags=["voice"])
+async def hang_up_call(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Hang up both legs; the interaction goes to wrap-up."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).hang_up(interaction_id)
+    return Response(status_code=204)
+
+
+@router.get("/voice/transfer-targets", response_model=TransferTargetsOut, tags=["voice"])
+async def transfer_targets(request: Request, actor: Agent) -> TransferTargetsOut:
+    """Queues and the agents signed in now, for the call panel's transfer picker."""
+    return await _voice(request).transfer_targets(actor)
+
+
+@router.post("/voice/calls/{interaction_id}/transfer", status_code=204, tags=["voice"])
+async def transfer_call(
+    request: Request, interaction_id: int, body: CallTransferIn, actor: Agent
+) -> Response:
+    """Blind transfer: the agent's phone is released; the caller hears music in the target queue
+    (same interaction, new place in line), until the named agent answers, or until the external
+    ``number`` answers (dialled through a carrier trunk; on failure the agent keeps the call)."""
+    calls = _voice(request)
+    calls.check_call_control(actor, interaction_id)
+    service = _live(request)
+    service.active_call(interaction_id)
+    if body.number is not None:
+        # Through the first carrier trunk; the caller hears music until the number answers, and the
+        # call stays with the agent if it does not (busy, no answer).
+        await service.transfer_out(interaction_id, body.number)
+        return Response(status_code=204)
+    await container(request).contact_center.transfer(
+        actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
+    )
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------------- records
+@router.get("/interactions/{interaction_id}/call-records", response_model=CallRecordsOut, tags=["voice"])
+async def call_records(request: Request, interaction_id: int, actor: Reader) -> CallRecordsOut:
+    """Every leg of the call (caller, each agent phone rung, legs after transfers) with its setup,
+    ringing, answer and end times, final SIP status, cause and durations; and the recordings."""
+    return await _voice(request).call_records(actor, interaction_id)
+
+
+@router.get("/interactions/{interaction_id}/recordings/{name}", tags=["voice"])
+async def recording(request: Request, interaction_id: int, name: str, actor: Reader) -> FileResponse:
+    """A call recording as ``audio/wav`` (supports HTTP ranges, so the browser can seek)."""
+    path = await _voice(request).recording_file(actor, interaction_id, name)
+    if not await asyncio.to_thread(path.is_file):
+        raise NotFound("The recording is not available", error_id="no-such-recording")
+    return FileResponse(path, media_type="audio/wav", filename=path.name, content_disposition_type="inline")
+
+
+@router.get("/voice/call-records.csv", response_class=StreamingResponse, tags=["voice"])
+async def export_call_records(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("stats.read"))],
+    start: Annotated[datetime, Query(alias="from", description="ISO 8601; without a zone, UTC")],
+    end: Annotated[datetime, Query(alias="to", description="exclusive")],
+) -> StreamingResponse:
+    """Call legs that ended in ``[from, to)``, one CSV row each (see docs/voice.md for the columns)."""
+    rows = await _voice(request).export_call_records(actor, _utc(start), _utc(end))
+    return StreamingResponse(
+        rows,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="call-records.csv"'},
+    )

@@ -806,3 +806,27 @@ def test_missed_offers_while_on_a_chat_report_the_agent_not_ready() -> None:
     assert of_type(out, AgentStateChanged) == [
         AgentStateChanged("a1", "not_ready", "missed", 7.0, ready=False)
     ]
+
+
+def test_a_contact_is_a_frozen_value_with_its_own_attributes() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    plain = Contact("c1", "voice", "q")
+    assert plain == Contact("c1", "voice", "q", 0, None, None, {}, False)
+    assert (plain.priority, plain.customer_id, plain.preferred_agent_id, plain.is_callback) == (
+        0,
+        None,
+        None,
+        False,
+    )
+    # Every contact gets its own attributes mapping, as with a default factory.
+    assert plain.attributes == {} and plain.attributes is not Contact("c2", "voice", "q").attributes
+    rich = Contact("c3", "chat", "q", priority=2, attributes={"last_agent_id": "a1"}, is_callback=True)
+    assert rich.preferred_agent() == "a1" and rich.is_callback and rich.priority == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rich.priority = 5  # type: ignore[misc]
+    assert dataclasses.replace(rich, priority=7).priority == 7
+    assert pickle.loads(pickle.dumps(rich)) == rich and copy.deepcopy(rich) == rich
+    assert [f.name for f in dataclasses.fields(Contact)][:3] == ["contact_id", "channel", "queue_id"]

@@ -60,6 +60,7 @@ from .parser import (
     is_keepalive,
     parse_datagram,
 )
+from .registration import RegistrationClient, RegistrationState, refresh_delay, retry_delay
 from .sdp import (
     DEFAULT_CODECS,
     PCMA,
@@ -122,6 +123,8 @@ __all__ = [
     "NoCommonCodecError",
     "ParseContext",
     "ProtocolError",
+    "RegistrationClient",
+    "RegistrationState",
     "Request",
     "RequestReceived",
     "Response",
@@ -170,6 +173,8 @@ __all__ = [
     "random_id",
     "reason_phrase",
     "redirect_targets",
+    "refresh_delay",
+    "retry_delay",
     "select_challenge",
     "with_direction",
 ]

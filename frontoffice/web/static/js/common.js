@@ -105,6 +105,15 @@ export const fmt = {
   time: (value) => (value ? timeOnly.format(new Date(value)) : "—"),
   number: (value) => (value === null || value === undefined ? "—" : numberFmt.format(value)),
   percent: (value) => (value === null || value === undefined ? "—" : percentFmt.format(value)),
+  /** A decimal string and an ISO 4217 code: "150000.50", "RUB" -> "150 000,50 ₽" (ru) or "RUB 150,000.50" (en). */
+  money(amount, currency) {
+    if (amount === null || amount === undefined) return "—";
+    try {
+      return new Intl.NumberFormat(locale, { style: "currency", currency }).format(Number(amount));
+    } catch (error) {
+      return `${amount} ${currency}`;
+    }
+  },
   /** 75 -> "1:15", 3700 -> "1:01:40" */
   duration(seconds) {
     if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";

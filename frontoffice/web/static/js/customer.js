@@ -1,13 +1,15 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
-import { api, attempt, clear, customerName, dispositionName, el, fmt, label, t, toast } from "./common.js";
+import { api, attempt, clear, customerName, dispositionName, el, fmt, label, lang, t, toast } from "./common.js";
 
 /** Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit. */
 export async function renderCustomer(root, customerId, { onChange } = {}) {
   clear(root, el("p", { class: "muted" }, t("Loading…")));
-  const [card, timeline] = await Promise.all([
+  const [card, timeline, tickets, deals] = await Promise.all([
     api("GET", `/customers/${customerId}`),
     api("GET", `/customers/${customerId}/timeline?limit=50`),
+    api("GET", `/customers/${customerId}/tickets?open=true&limit=20`).catch(() => ({ items: [] })),
+    api("GET", `/customers/${customerId}/deals?open=true&limit=20`).catch(() => ({ items: [] })),
   ]);
   const rerender = async () => { await renderCustomer(root, customerId, { onChange }); if (onChange) onChange(card); };
   const identities = card.identities.map((i) =>
@@ -30,7 +32,7 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
         card.vip ? el("span", { class: "badge status-warn" }, "VIP") : null),
       el("dl", { class: "card" },
         el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company ? card.company.name : "—"),
-        el("dt", {}, t("Language")), el("dd", {}, card.language || "—"),
+        el("dt", {}, t("Language")), el("dd", {}, languageName(card.language)),
         el("dt", {}, t("Identities")), el("dd", {}, identities.length ? el("ul", { class: "plain" }, identities) : "—"),
         el("dt", {}, t("Tags")), el("dd", {}, card.tags.length ? card.tags.map((tag) => el("span", { class: "tag" }, tag)) : "—"),
         custom.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
@@ -39,6 +41,12 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
         el("button", { type: "button", onclick: () => { editor.classList.toggle("hidden"); if (!editor.childElementCount) buildEditor(editor, card, rerender); } }, t("Edit")),
         el("button", { type: "button", onclick: () => noteForm.classList.toggle("hidden") }, t("Add note"))),
       editor, noteForm,
+      el("h3", {}, t("Open tickets"), " ", el("span", { class: "muted small" }, `(${fmt.number(tickets.items.length)})`)),
+      el("ul", { class: "case-list open-tickets", "aria-label": t("Open tickets") },
+        tickets.items.length ? tickets.items.map((ticket) => ticketRow(ticket, rerender)) : el("li", { class: "muted" }, t("No open tickets."))),
+      el("h3", {}, t("Open deals"), " ", el("span", { class: "muted small" }, `(${fmt.number(deals.items.length)})`)),
+      el("ul", { class: "case-list open-deals", "aria-label": t("Open deals") },
+        deals.items.length ? deals.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals."))),
       el("h3", {}, t("History")),
       el("ol", { class: "timeline", "aria-label": t("History, newest first") },
         timeline.items.length ? timeline.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet."))),
@@ -46,7 +54,57 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
   return card;
 }
 
+/** "ru" -> "Russian" / "русский" in the page's language. */
+function languageName(code) {
+  if (!code) return "—";
+  try {
+    return new Intl.DisplayNames([lang], { type: "language" }).of(code) || code;
+  } catch (error) {
+    return code;
+  }
+}
+
+const TICKET_STATUSES = ["open", "pending", "solved", "closed"];
+const DEAL_STAGES = ["lead", "qualified", "proposal", "negotiation", "won", "lost"];
+
+/** A select and a button to move a ticket or deal on (status / stage). */
+function mover(name, options, current, onSet) {
+  const select = el("select", { "aria-label": name, class: "case-move" },
+    options.map((o) => el("option", { value: o, selected: o === current }, label(o))));
+  return el("span", { class: "field-row" }, select,
+    el("button", { type: "button", onclick: () => onSet(select.value) }, t("Set")));
+}
+
+function ticketRow(ticket, rerender) {
+  return el("li", { "data-ticket-id": String(ticket.id) },
+    el("span", {}, el("strong", {}, `#${ticket.id} `), ticket.subject,
+      el("div", { class: "muted small" }, `${label(ticket.status)} · ${t("Priority")}: ${label(ticket.priority)}`
+        + (ticket.due_at ? ` · ${t("Due")}: ${fmt.dateTime(ticket.due_at)}` : ""))),
+    mover(t("Status of ticket {id}", { id: ticket.id }), TICKET_STATUSES, ticket.status, async (status) => {
+      if (await attempt(() => api("PATCH", `/tickets/${ticket.id}`, { status }), t("Ticket saved"))) await rerender();
+    }));
+}
+
+function dealRow(deal, rerender) {
+  return el("li", { "data-deal-id": String(deal.id) },
+    el("span", {}, el("strong", {}, deal.title),
+      el("div", { class: "muted small" }, `${label(deal.stage)} · ${fmt.money(deal.amount, deal.currency)}`)),
+    mover(t("Stage of deal {title}", { title: deal.title }), DEAL_STAGES, deal.stage, async (stage) => {
+      if (await attempt(() => api("PATCH", `/deals/${deal.id}`, { stage }), t("Deal saved"))) await rerender();
+    }));
+}
+
 function timelineItem(item) {
+  if (item.kind === "ticket") {
+    return el("li", { class: "timeline-ticket", "data-ticket-id": String(item.id) },
+      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Ticket")} #${item.id} · ${label(item.state)}`),
+      item.subject);
+  }
+  if (item.kind === "deal") {
+    return el("li", { class: "timeline-deal", "data-deal-id": String(item.id) },
+      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Deal")} · ${label(item.state)} · ${fmt.money(item.amount, item.currency)}`),
+      item.subject);
+  }
   if (item.kind === "note") {
     return el("li", { class: "timeline-note" },
       el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`), item.summary);
@@ -54,7 +112,34 @@ function timelineItem(item) {
   return el("li", { class: "timeline-interaction", "data-interaction-id": String(item.id) },
     el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${label(item.channel)} · ${label(item.state)}`
       + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "")),
-    item.subject || item.summary || t("(no subject)"));
+    item.subject || item.summary || t("(no subject)"),
+    item.channel === "voice" ? callDetails(item.id) : null);
+}
+
+/** A phone call's legs and recordings, loaded when the agent opens the details. */
+function callDetails(interactionId) {
+  const body = el("div", { class: "call-details" }, el("p", { class: "muted small" }, t("Loading…")));
+  const details = el("details", { class: "call-record" }, el("summary", {}, t("Call details and recording")), body);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    try {
+      const record = await api("GET", `/interactions/${interactionId}/call-records`);
+      clear(body,
+        record.recordings.length
+          ? record.recordings.map((name) => el("div", { class: "recording" },
+              el("audio", { controls: true, preload: "none", src: `/api/v1/interactions/${interactionId}/recordings/${encodeURIComponent(name)}`,
+                "aria-label": t("Call recording {name}", { name }) })))
+          : el("p", { class: "muted small" }, t("No recording.")),
+        el("ul", { class: "call-legs small" }, record.legs.map((leg) => el("li", {},
+          `${leg.leg === "caller" ? t("Caller") : t("Agent phone")} · ${fmt.time(leg.setup_at)} · `
+          + `${leg.status ?? "—"} ${label(leg.cause)}`
+          + (leg.talk_s !== null && leg.talk_s !== undefined ? ` · ${fmt.duration(leg.talk_s)}` : "")))));
+    } catch (error) {
+      clear(body, el("p", { class: "muted small" }, t("Not available.")));
+    }
+  });
+  return details;
 }
 
 function buildEditor(root, card, done) {

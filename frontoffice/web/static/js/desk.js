@@ -87,8 +87,42 @@ function tickPresence() {
 async function changePresence(event) {
   const [state, reason] = event.target.value.split(":");
   const body = { state, reason: state === "not_ready" && reason ? reason : null };
-  const ok = await attempt(() => api("POST", "/agent/state", body));
+  // Signing in (from offline) takes the queues ticked in "Sign in to queues".
+  const signIn = agent.state === "offline" && state !== "offline";
+  if (signIn && queues.size && chosenQueues().length === 0) {
+    toast(t("Choose at least one queue"), "error");
+    renderPresence();
+    return;
+  }
+  const ok = await attempt(() => (signIn
+    ? api("POST", "/agent/login", { ...body, queues: queues.size ? chosenQueues() : null })
+    : api("POST", "/agent/state", body)));
   if (ok === undefined) renderPresence();
+}
+
+// ------------------------------------------------------------------ queues to sign in to
+function chosenQueues() {
+  return [...document.querySelectorAll("#my-queues input[name=queue]:checked")].map((box) => Number(box.value));
+}
+
+function renderQueueChoice() {
+  $("queue-choice").hidden = queues.size === 0;
+  clear($("my-queues"), [...queues.values()].map((q) => el("label", { class: "inline" },
+    el("input", { type: "checkbox", name: "queue", value: String(q.queue_id), checked: q.signed_in !== false, onchange: changeQueues }),
+    q.name)));
+}
+
+async function changeQueues(event) {
+  const picked = chosenQueues();
+  if (picked.length === 0) {
+    event.target.checked = true;
+    toast(t("Choose at least one queue"), "error");
+    return;
+  }
+  // Offline, the choice applies at sign-in; signed in, it applies at once.
+  if (agent.state === "offline") return;
+  const ok = await attempt(() => api("PUT", "/agent/queues", { queues: picked }), t("Queues changed"));
+  if (ok === undefined) event.target.checked = !event.target.checked;
 }
 
 // ------------------------------------------------------------------ offers
@@ -237,6 +271,7 @@ async function showCustomer(tab, root, contact) {
     renderUnknown(root, contact, async (customerId) => {
       contact.customer_id = customerId;
       await showCustomer(tab, root, contact);
+      if (tab.ticketRoot) renderTicketChoice(tab);
     });
   }
 }
@@ -259,9 +294,14 @@ function renderWrapUp(tab) {
         el("input", { id: `${id}-cb`, name: "callback_at", type: "datetime-local" }))),
     el("label", { for: `${id}-notes` }, t("Notes (added to the customer's notes)")),
     el("textarea", { id: `${id}-notes`, name: "notes" }),
+    tab.ticketRoot = el("fieldset", { class: "ticket-choice" }),
     el("div", { class: "field-row" },
       el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation")),
-      el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"))));
+      el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"), " ", el("kbd", {}, "Ctrl+Enter"))));
+  // Ctrl+Enter completes from any field of the form (the notes box included).
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form.requestSubmit(); }
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = form.elements;
@@ -271,10 +311,62 @@ function renderWrapUp(tab) {
       callback_at: f.callback_at.value ? new Date(f.callback_at.value).toISOString() : null,
     };
     if (required && !body.disposition) { toast(t("Choose a disposition"), "error"); f.disposition.focus(); return; }
+    const mode = f.ticket_mode ? f.ticket_mode.value : "none";
+    if (mode === "create" && !f.ticket_subject.value.trim()) {
+      toast(t("Give the ticket a subject"), "error");
+      f.ticket_subject.focus();
+      return;
+    }
     const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"));
-    if (done) { closeTab(tab.key); loadToday(); }
+    if (!done) return;
+    // The contact is complete; the ticket is a second step (an error there leaves the contact done).
+    if (mode === "create") {
+      await attempt(() => api("POST", "/tickets", {
+        customer_id: contact.customer_id, subject: f.ticket_subject.value.trim(),
+        source_interaction_id: contact.id, assignee_id: me.user_id,
+      }), t("Ticket created"));
+    } else if (mode === "link") {
+      await attempt(() => api("POST", `/tickets/${f.ticket_id.value}/interactions`, { interaction_id: contact.id }),
+        t("Contact linked to the ticket"));
+    }
+    closeTab(tab.key);
+    loadToday();
   });
   clear(tab.wrapRoot, form);
+  renderTicketChoice(tab);
+}
+
+/** Wrap-up: no ticket, create one (subject prefilled from the contact) or link to an open ticket. */
+async function renderTicketChoice(tab) {
+  const contact = tab.contact;
+  const root = tab.ticketRoot;
+  const id = `wrap-${contact.id}-ticket`;
+  if (!contact.customer_id) {
+    clear(root, el("legend", {}, t("Ticket")),
+      el("p", { class: "muted small" }, t("Create or link the customer to file a ticket.")));
+    return;
+  }
+  const page = await api("GET", `/customers/${contact.customer_id}/tickets?open=true&limit=50`).catch(() => ({ items: [] }));
+  const open = page.items;
+  const radio = (value, text, checked = false) => el("label", { class: "inline" },
+    el("input", { type: "radio", name: "ticket_mode", value, checked, class: `ticket-mode-${value}` }), text);
+  const create = el("div", { class: "ticket-create", hidden: true },
+    el("label", { for: `${id}-subject` }, t("Ticket subject")),
+    el("input", { id: `${id}-subject`, name: "ticket_subject", maxlength: "500", value: contact.subject || "" }));
+  const link = open.length ? el("div", { class: "ticket-link", hidden: true },
+    el("label", { for: `${id}-link` }, t("Open ticket")),
+    el("select", { id: `${id}-link`, name: "ticket_id" },
+      open.map((ticket) => el("option", { value: String(ticket.id) },
+        `#${ticket.id} · ${ticket.subject} · ${label(ticket.status)}`)))) : null;
+  clear(root, el("legend", {}, t("Ticket")),
+    el("div", {}, radio("none", t("No ticket"), true), radio("create", t("Create a ticket")),
+      open.length ? radio("link", t("Link to an open ticket")) : null),
+    create, link);
+  root.onchange = (event) => {
+    if (event.target.name !== "ticket_mode") return;
+    create.hidden = event.target.value !== "create";
+    if (link) link.hidden = event.target.value !== "link";
+  };
 }
 
 async function endContact(tab) {
@@ -407,7 +499,7 @@ async function start() {
   dispositions = ds;
   setDispositions(ds);
   reasons = rs.filter((r) => r.active);
-  $("my-queues").textContent = qs.length ? `${t("Queues")}: ${qs.map((q) => q.name).join(", ")}` : "";
+  renderQueueChoice();
   clear($("presence"),
     el("option", { value: "available" }, label("available")),
     el("optgroup", { label: label("not_ready") },

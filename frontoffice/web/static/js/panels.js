@@ -10,6 +10,8 @@
 // `contact` is the interaction record (GET /api/v1/interactions/{id}) plus `customer` (card or null);
 // `desk` offers api(), t(), el() and fmt so a panel needs no imports of its own.
 
+import { attempt, toast } from "./common.js";
+
 const panels = new Map();
 
 export function registerPanel(channel, panel) {
@@ -47,6 +49,111 @@ registerPanel("webform", {
         el("dl", { class: "card" }, attributes.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])));
     }
     return null;
+  },
+});
+
+// ------------------------------------------------------------------ phone calls: the call panel (CTI)
+// Answering happens on the agent's phone; the panel shows the caller, the call's state and duration,
+// and controls the call through /api/v1/voice/calls/{id}: hold / resume, blind transfer to a queue or
+// an agent, hang up. It polls the call's state (hold and transfers can also happen on the phone).
+const CALL_POLL_MS = 2000;
+
+registerPanel("voice", {
+  async mount(contact, root, desk) {
+    const { api, t, el } = desk;
+    const id = `call-${contact.id}`;
+    const state = { poll: null, tick: null, answeredAt: null, held: false, ended: false };
+    const status = el("p", { class: "call-status", role: "status", "aria-live": "polite" }, t("Loading…"));
+    const timer = el("span", { class: "call-timer", role: "timer", "aria-label": t("Call duration") }, "0:00");
+    const holdButton = el("button", { type: "button", class: "call-hold", "aria-pressed": "false",
+      onclick: () => toggleHold() }, t("Hold"));
+    const hangUpButton = el("button", { type: "button", class: "danger call-hangup",
+      onclick: () => hangUp() }, t("Hang up"));
+    const target = el("select", { id: `${id}-target`, name: "target" },
+      el("option", { value: "" }, t("Choose…")));
+    const number = el("input", { id: `${id}-number`, name: "number", type: "tel", inputmode: "tel",
+      autocomplete: "off", size: 14 });
+    const transferButton = el("button", { type: "submit", class: "call-transfer" }, t("Transfer"));
+    const transferForm = el("form", { class: "call-transfer-form", "aria-label": t("Transfer the call"),
+      onsubmit: (event) => { event.preventDefault(); transfer(); } },
+      el("label", { for: `${id}-target` }, t("Transfer to")), target,
+      el("label", { for: `${id}-number` }, t("or an external number")), number, transferButton);
+    const caller = el("dd", { class: "call-caller" }, contact.from_address || "—");
+    root.append(
+      el("h3", {}, t("Phone call")),
+      el("dl", { class: "card call-info" },
+        el("dt", {}, t("Caller")), caller,
+        el("dt", {}, t("Duration")), el("dd", {}, timer)),
+      status,
+      el("div", { class: "call-controls", role: "group", "aria-label": t("Call controls") }, holdButton, hangUpButton),
+      transferForm,
+    );
+
+    function render(call) {
+      if (!call) {
+        state.ended = true;
+        status.textContent = t("The call has ended.");
+        for (const control of [holdButton, hangUpButton, target, number, transferButton]) control.disabled = true;
+        return;
+      }
+      if (call.caller) caller.textContent = call.caller;
+      state.held = call.held;
+      state.answeredAt = call.answered_at ? new Date(call.answered_at) : state.answeredAt;
+      holdButton.textContent = call.held ? t("Resume") : t("Hold");
+      holdButton.setAttribute("aria-pressed", String(call.held));
+      const bridged = call.state === "bridged";
+      holdButton.disabled = hangUpButton.disabled = transferButton.disabled = !bridged;
+      target.disabled = number.disabled = !bridged;
+      status.textContent = call.state === "external" ? t("Call transferred")
+        : !bridged ? t("The caller is waiting in the queue.")
+          : call.held ? t("The caller is on hold and hears music.") : t("Connected.");
+    }
+    async function refresh() {
+      if (state.ended) return;
+      try {
+        render(await api("GET", `/voice/calls/${contact.id}`));
+      } catch (error) {
+        if (error.status === 404 || error.status === 409) render(null);
+      }
+    }
+    async function act(path, body, doneText) {
+      const ok = await attempt(() => api("POST", `/voice/calls/${contact.id}/${path}`, body), doneText);
+      await refresh();
+      return ok !== undefined;
+    }
+    function toggleHold() {
+      return state.held ? act("resume", undefined, t("Call resumed")) : act("hold", undefined, t("Caller on hold"));
+    }
+    function hangUp() {
+      return act("hangup", undefined, t("Call ended"));
+    }
+    async function transfer() {
+      const [kind, value] = target.value.split(":");
+      const dialled = number.value.replace(/[\s()-]/g, "");
+      if (!value && !dialled) { toast(t("Choose where to transfer the call"), "error"); target.focus(); return; }
+      const body = dialled ? { number: dialled }
+        : kind === "queue" ? { queue_id: Number(value) } : { agent_id: Number(value) };
+      if (await act("transfer", body, t("Call transferred"))) number.value = "";
+    }
+
+    state.tick = setInterval(() => {
+      if (state.answeredAt && !state.ended) timer.textContent = desk.fmt.duration((Date.now() - state.answeredAt) / 1000);
+    }, 1000);
+    state.poll = setInterval(refresh, CALL_POLL_MS);
+    const [targets] = await Promise.all([api("GET", "/voice/transfer-targets").catch(() => null), refresh()]);
+    if (targets) {
+      target.append(
+        el("optgroup", { label: t("Queues") }, targets.queues.map((q) => el("option", { value: `queue:${q.id}` }, q.name))),
+        el("optgroup", { label: t("Agents") }, targets.agents.map((a) =>
+          el("option", { value: `agent:${a.id}` }, `${a.name} (${desk.label(a.state)})`))),
+      );
+    }
+    return state;
+  },
+  unmount(contact, root, state) {
+    if (!state) return;
+    clearInterval(state.poll);
+    clearInterval(state.tick);
   },
 });
 

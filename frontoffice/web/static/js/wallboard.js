@@ -139,7 +139,7 @@ async function loadWaiting() {
     sections.push(el("section", { "data-queue-id": String(queueId), class: "waiting-queue" },
       el("h3", {}, `${q ? q.name : queueId} — ${t("waiting")}: ${items.length}`),
       items.length ? el("table", {},
-        el("thead", {}, el("tr", {}, [t("#"), t("Contact"), t("Waited"), t("Priority"), t("Move to"), ""].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, [t("#"), t("Contact"), t("Waited"), t("Priority"), t("Move to")].map((h) => el("th", {}, h)))),
         el("tbody", {}, items.map((c) => waitingRow(c)))) : el("p", { class: "muted" }, t("Nobody is waiting."))));
   }
   clear(root, sections);
@@ -156,9 +156,27 @@ function waitingRow(c) {
     el("td", { class: "num" }, fmt.duration(c.waited_s)),
     el("td", {}, el("div", { class: "field-row" }, priority,
       el("button", { type: "button", onclick: () => attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed")) }, t("Set")))),
-    el("td", {}, move),
-    el("td", {}, el("button", { type: "button", class: "primary move-contact", onclick: () =>
-      attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved")) }, t("Move"))));
+    el("td", { class: "move-cell" },
+      el("div", { class: "field-row" }, move,
+        el("button", { type: "button", class: "primary move-contact", onclick: () =>
+          attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved")) }, t("Move"))),
+      agentPicker(c)));
+}
+
+/** Reserve the waiting contact for a named signed-in agent: it is offered to them when they have room. */
+function agentPicker(c) {
+  const signedIn = [...agents].filter((a) => a.state !== "offline")
+    .sort((a, b) => (a.display_name || a.username).localeCompare(b.display_name || b.username));
+  if (!signedIn.length) return el("div", { class: "muted small" }, t("No agents signed in"));
+  const select = el("select", { "aria-label": t("Move contact {id} to agent", { id: c.interaction_id }), class: "move-agent" },
+    signedIn.map((a) => el("option", { value: String(a.agent_id) }, `${a.display_name || a.username} (${label(a.state)})`)));
+  return el("div", { class: "field-row move-agent-row" }, select,
+    el("button", { type: "button", class: "move-to-agent", onclick: () => {
+      const chosen = signedIn.find((a) => String(a.agent_id) === select.value);
+      const name = chosen ? chosen.display_name || chosen.username : select.value;
+      return attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { agent_id: Number(select.value) }),
+        t("Contact moved to {name}", { name }));
+    } }, t("Move to agent")));
 }
 
 // ------------------------------------------------------------------ live data

@@ -1,0 +1,176 @@
+"""Carrier trunks at run time: who may send us calls, how numbers are dialled, how many calls each
+trunk carries, and the registration we keep at carriers that want one.
+
+Pure: no sockets, no clock reads (``now`` is passed in). The B2BUA side is :mod:`.outbound`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+
+from .sip import RegistrationClient, RegistrationState
+
+__all__ = [
+    "InvalidNumber",
+    "Trunk",
+    "TrunkLine",
+    "TrunkStatus",
+    "dial_string",
+    "normalize_number",
+]
+
+# A call admitted from a trunk counts against its limit from the INVITE on, before the B2BUA has
+# recorded it; if it never gets that far (a 404, bad SDP) it stops counting after this long.
+ADMISSION_GRACE_S = 10.0
+# E.164 allows 15 digits; anything longer typed into "number" is a paste error or an injection attempt.
+MAX_NUMBER_LENGTH = 32
+
+
+class InvalidNumber(ValueError):
+    """The text is not a phone number we can dial."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    """One carrier trunk (see :class:`frontoffice.config_trunks.SipTrunk` for the meaning of fields)."""
+
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    allowed_sources: tuple[str, ...] = ()
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth_username: str | None = None
+    realm: str | None = None
+    registers: bool = False
+    register_expires: int = 600
+    max_calls: int = 30
+    caller_id: str | None = None
+    from_domain: str | None = None
+    region: str | None = None
+    number_format: str = "e164"
+    dial_prefix: str = ""
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> Trunk:
+        """Build from a validated settings mapping (``SipTrunk.model_dump()`` with the password revealed)."""
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and k != "networks"}
+        known["allowed_sources"] = tuple(known.get("allowed_sources") or ())
+        trunk = cls(**known)
+        sources = trunk.allowed_sources or _host_as_network(trunk.host)
+        object.__setattr__(trunk, "networks", tuple(ipaddress.ip_network(n, strict=False) for n in sources))
+        return trunk
+
+    def accepts_from(self, host: str) -> bool:
+        """True when an INVITE from ``host`` comes from this carrier."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    @property
+    def sip_transport(self) -> str:
+        return self.transport.upper()
+
+    @property
+    def digest_username(self) -> str | None:
+        return self.auth_username or self.username
+
+
+def _host_as_network(host: str) -> tuple[str, ...]:
+    try:
+        return (str(ipaddress.ip_network(host)),)
+    except ValueError:
+        return ()
+
+
+def normalize_number(text: str, region: str) -> str:
+    """The E.164 form (``+74951234567``) of a number as a person types it (``8 (495) 123-45-67``).
+
+    Raises :class:`InvalidNumber` for anything that is not a possible phone number.
+    """
+    if not text or len(text) > MAX_NUMBER_LENGTH or not re.fullmatch(r"[0-9+()\-. ]+", text):
+        raise InvalidNumber(f"not a phone number: {text[:MAX_NUMBER_LENGTH]!r}")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidNumber(f"not a phone number: {text!r}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidNumber(f"not a possible phone number: {text!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def dial_string(e164: str, trunk: Trunk) -> str:
+    """The Request-URI user part the carrier expects for ``e164``: its format, then the dial prefix."""
+    number = phonenumbers.parse(e164, None)
+    if trunk.number_format == "digits":
+        body = e164.lstrip("+")
+    elif trunk.number_format == "national":
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        body = re.sub(r"[^\d]", "", national)
+    else:
+        body = e164
+    return trunk.dial_prefix + body
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkStatus:
+    """What ``GET /api/v1/voice/trunks`` shows of one trunk."""
+
+    name: str
+    host: str
+    port: int
+    transport: str
+    registers: bool
+    registered: bool
+    registration_state: str
+    registered_until: float | None
+    last_error: str | None
+    active_calls: int
+    max_calls: int
+
+
+@dataclass(eq=False)
+class TrunkLine:
+    """A trunk plus its live state: calls in and out, the registration (when it registers)."""
+
+    trunk: Trunk
+    registration: RegistrationClient | None = None
+    inbound: dict[str, float] = field(default_factory=dict)  # Call-ID -> when admitted
+    outbound: set[str] = field(default_factory=set)  # Call-IDs of our legs through this trunk
+
+    def active_calls(self, live: Iterable[str] | Mapping[str, Any], now: float) -> int:
+        """Calls carried now; ``live`` holds the Call-IDs the B2BUA still has. Admissions that never
+        became calls are dropped after :data:`ADMISSION_GRACE_S`."""
+        for call_id, admitted in list(self.inbound.items()):
+            if call_id not in live and now - admitted > ADMISSION_GRACE_S:
+                del self.inbound[call_id]
+        return len(self.inbound) + len(self.outbound)
+
+    def has_room(self, live: Iterable[str] | Mapping[str, Any], now: float) -> bool:
+        return self.active_calls(live, now) < self.trunk.max_calls
+
+    def status(self, live: Iterable[str] | Mapping[str, Any], now: float) -> TrunkStatus:
+        reg = self.registration
+        return TrunkStatus(
+            name=self.trunk.name,
+            host=self.trunk.host,
+            port=self.trunk.port,
+            transport=self.trunk.transport,
+            registers=self.trunk.registers,
+            registered=reg is not None and reg.is_registered(now),
+            registration_state=reg.state.value if reg is not None else RegistrationState.UNREGISTERED.value,
+            registered_until=reg.registered_until if reg is not None else None,
+            last_error=reg.last_error if reg is not None else None,
+            active_calls=self.active_calls(live, now),
+            max_calls=self.trunk.max_calls,
+        )

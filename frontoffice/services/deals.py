@@ -1,0 +1,175 @@
+"""Deal use cases: a customer's opportunities moving through the sales pipeline.
+
+Amounts are stored in the currency's minor unit (ISO 4217 exponent, from Babel's CLDR data), so a
+deal of 1 500,50 RUB is 150050 kopecks on every database; the API speaks major units as decimals.
+Every method is one transaction with an audit entry per change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from babel.numbers import get_currency_precision, is_currency
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.domain.cases import DealStage
+from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.store.tables import Deal
+
+from .case_schemas import DealIn, DealOut, DealPatch
+from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
+from .schemas import Page
+from .tickets import active_user, live_customer
+
+__all__ = ["DealService", "to_major", "to_minor"]
+
+MAX_PAGE = 200
+
+
+def _precision(currency: str) -> int:
+    if not is_currency(currency):
+        raise InvalidInput("Unknown currency", error_id="unknown-currency", currency=currency)
+    return int(get_currency_precision(currency))
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """1500.5 RUB -> 150050; more decimals than the currency has is an error, not a rounding."""
+    minor = amount.scaleb(_precision(currency))
+    if minor != minor.to_integral_value():
+        raise InvalidInput(
+            "The amount has more decimals than the currency allows",
+            error_id="invalid-amount",
+            amount=str(amount),
+            currency=currency,
+        )
+    return int(minor)
+
+
+def to_major(amount_minor: int, currency: str) -> Decimal:
+    digits = _precision(currency)
+    return Decimal(amount_minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
+def _out(deal: Deal) -> DealOut:
+    return DealOut(
+        id=deal.id,
+        customer_id=deal.customer_id,
+        title=deal.title,
+        stage=DealStage(deal.stage),
+        amount=to_major(deal.amount_minor, deal.currency),
+        currency=deal.currency,
+        owner_id=deal.owner_id,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+        closed_at=deal.closed_at,
+    )
+
+
+class DealService:
+    """Deals of the sales pipeline. Every method is one transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def create(self, actor: Actor, data: DealIn) -> DealOut:
+        actor.require("deals.write")
+        amount_minor = to_minor(data.amount, data.currency)
+        async with self.sessions.begin() as s:
+            await live_customer(s, data.customer_id)
+            if data.owner_id is not None:
+                await active_user(s, data.owner_id)
+            now = self.clock()
+            deal = Deal(
+                customer_id=data.customer_id,
+                title=data.title,
+                stage=data.stage.value,
+                amount_minor=amount_minor,
+                currency=data.currency,
+                owner_id=data.owner_id,
+                created_at=now,
+                updated_at=now,
+                closed_at=now if data.stage.is_closed else None,
+            )
+            s.add(deal)
+            await s.flush()
+            audit(s, actor, "deal.create", "deal", deal.id, now, customer_id=data.customer_id)
+            return _out(deal)
+
+    async def get(self, actor: Actor, deal_id: int) -> DealOut:
+        actor.require("deals.read")
+        async with self.sessions() as s:
+            return _out(await self._deal(s, deal_id))
+
+    async def update(self, actor: Actor, deal_id: int, patch: DealPatch) -> DealOut:
+        """Move the deal to another stage (won / lost close it, any other reopens it), or change its
+        title, amount, currency or owner."""
+        actor.require("deals.write")
+        changes = patch.model_dump(exclude_unset=True)
+        for name in ("title", "stage", "amount", "currency"):
+            if name in changes and changes[name] is None:
+                raise InvalidInput(f"{name} cannot be null", error_id="invalid-null", field=name)
+        async with self.sessions.begin() as s:
+            deal = await self._deal(s, deal_id)
+            now = self.clock()
+            old = DealStage(deal.stage)
+            if patch.amount is not None or patch.currency is not None:
+                currency = patch.currency or deal.currency
+                amount = (
+                    patch.amount if patch.amount is not None else to_major(deal.amount_minor, deal.currency)
+                )
+                deal.amount_minor = to_minor(amount, currency)
+                deal.currency = currency
+            if changes.get("owner_id") is not None:
+                await active_user(s, changes["owner_id"])
+            if "owner_id" in changes:
+                deal.owner_id = changes["owner_id"]
+            if patch.title is not None:
+                deal.title = patch.title
+            if patch.stage is not None and patch.stage is not old:
+                deal.stage = patch.stage.value
+                if not patch.stage.is_closed:
+                    deal.closed_at = None
+                elif not old.is_closed:
+                    deal.closed_at = now
+            deal.updated_at = now
+            details: dict[str, object] = {"fields": sorted(changes)}
+            if patch.stage is not None and patch.stage is not old:
+                details |= {"from_stage": old.value, "to_stage": patch.stage.value}
+            audit(s, actor, "deal.update", "deal", deal_id, now, **details)
+            await s.flush()
+            return _out(deal)
+
+    async def for_customer(
+        self,
+        actor: Actor,
+        customer_id: int,
+        *,
+        stages: Sequence[DealStage] = (),
+        open_only: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DealOut]:
+        """The customer's deals, newest first; ``open_only`` leaves out won and lost ones."""
+        actor.require("deals.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        wanted = {st.value for st in stages} or {st.value for st in DealStage}
+        if open_only:
+            wanted &= {st.value for st in DealStage if not st.is_closed}
+        stmt = select(Deal).where(Deal.customer_id == customer_id)
+        if stages or open_only:
+            stmt = stmt.where(Deal.stage.in_(sorted(wanted)))
+        if cursor:
+            stmt = stmt.where(Deal.id < decode_id_cursor(cursor))
+        async with self.sessions() as s:
+            await live_customer(s, customer_id)
+            rows = list(await s.scalars(stmt.order_by(Deal.id.desc()).limit(limit + 1)))
+        return id_page(rows, limit, _out)
+
+    async def _deal(self, s: AsyncSession, deal_id: int) -> Deal:
+        deal = await s.get(Deal, deal_id)
+        if deal is None:
+            raise NotFound("No such deal", error_id="no-such-deal", deal_id=deal_id)
+        return deal

@@ -1,0 +1,71 @@
+"""Rows of the append-only logs (interaction and agent events), written in one statement per table.
+
+A contact's life cycle appends about ten log rows. Added as ORM objects, each cost a unit-of-work pass
+and, since they are flushed at different moments, its own ``INSERT``. Log rows are never read back
+or changed in the transaction that writes them, so they are kept as plain rows in the session and
+inserted together, in the order they were appended:
+
+* before the transaction commits (``before_commit``), so they commit with the change they record;
+* before any ORM query in the same transaction (``do_orm_execute``), so a read in that transaction
+  sees them, as it would have seen autoflushed objects.
+
+After the commit, :func:`committed_rows` gives the rows that were written (the live statistics feed on
+them); a rollback drops them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, event, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+
+__all__ = ["append_row", "committed_rows", "install"]
+
+_UNWRITTEN = "frontoffice.log_rows.unwritten"
+_WRITTEN = "frontoffice.log_rows.written"
+
+
+def append_row(session: AsyncSession | Session, table: Table, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``table`` in the session's transaction (written before commit or a read)."""
+    session.info.setdefault(_UNWRITTEN, []).append((table, row))
+
+
+def committed_rows(session: Session, table: Table) -> list[dict[str, Any]]:
+    """The rows of ``table`` the transaction that just committed wrote (call from ``after_commit``)."""
+    return [row for t, row in session.info.get(_WRITTEN, ()) if t is table]
+
+
+def _write(session: Session) -> None:
+    pending: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_UNWRITTEN, None)
+    if not pending:
+        return
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, row in pending:
+        by_table.setdefault(table, []).append(row)
+    for table, rows in by_table.items():
+        session.execute(insert(table), rows)
+    session.info.setdefault(_WRITTEN, []).extend(pending)
+
+
+def _before_query(state: ORMExecuteState) -> None:
+    if state.is_select and state.session.info.get(_UNWRITTEN):
+        _write(state.session)
+
+
+def _forget_written(session: Session, *_: Any) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def _forget_all(session: Session, *_: Any) -> None:
+    session.info.pop(_UNWRITTEN, None)
+    session.info.pop(_WRITTEN, None)
+
+
+def install(session_class: type[Session]) -> None:
+    """Hook the writer into a session class (done once per container by ``session_factory``)."""
+    event.listen(session_class, "before_commit", _write)
+    event.listen(session_class, "do_orm_execute", _before_query)
+    event.listen(session_class, "after_begin", _forget_written)
+    event.listen(session_class, "after_rollback", _forget_all)

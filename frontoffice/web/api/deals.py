@@ -1,0 +1,52 @@
+"""Deals of the sales pipeline: a customer's list, create, change stage, amount or owner."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from frontoffice.domain.cases import DealStage
+from frontoffice.services.case_schemas import DealIn, DealOut, DealPatch
+from frontoffice.services.context import Actor
+from frontoffice.services.schemas import Page
+
+from ..security import container, requires
+
+router = APIRouter(tags=["deals"])
+
+Reader = Annotated[Actor, Depends(requires("deals.read"))]
+Writer = Annotated[Actor, Depends(requires("deals.write"))]
+
+
+@router.get("/customers/{customer_id}/deals", response_model=Page[DealOut])
+async def customer_deals(
+    request: Request,
+    customer_id: int,
+    actor: Reader,
+    stage: Annotated[list[DealStage] | None, Query(description="repeat to give several")] = None,
+    open: Annotated[bool, Query(description="leave out won and lost deals")] = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[DealOut]:
+    """The customer's deals, newest first."""
+    return await container(request).deals.for_customer(
+        actor, customer_id, stages=stage or (), open_only=open, limit=limit, cursor=cursor
+    )
+
+
+@router.post("/deals", response_model=DealOut, status_code=201)
+async def create_deal(request: Request, body: DealIn, actor: Writer) -> DealOut:
+    return await container(request).deals.create(actor, body)
+
+
+@router.get("/deals/{deal_id}", response_model=DealOut)
+async def get_deal(request: Request, deal_id: int, actor: Reader) -> DealOut:
+    return await container(request).deals.get(actor, deal_id)
+
+
+@router.patch("/deals/{deal_id}", response_model=DealOut)
+async def update_deal(request: Request, deal_id: int, body: DealPatch, actor: Writer) -> DealOut:
+    """Move to another stage (won / lost close the deal, other stages reopen it) or change the title,
+    amount, currency or owner."""
+    return await container(request).deals.update(actor, deal_id, body)

@@ -1,0 +1,525 @@
+"""Agent call control (hold, resume, transfer, hang-up through the API; REFER from the phone), call
+records and queue announcements, with sipp as the carrier and as the agents' phones.
+
+The scenarios check the SIP side themselves: ``caller_hold.xml`` fails unless it gets a re-INVITE with
+``a=sendonly`` and then one with ``a=sendrecv``; ``agent_refer.xml`` fails unless its REFER gets 202,
+NOTIFY 100 and NOTIFY 200 (message/sipfrag) and then our BYE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from frontoffice.bootstrap import Container
+from frontoffice.channels.voice.announcements import Announcer
+from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.registrar import RegistrationLimits
+from frontoffice.channels.voice.service import VoiceService
+from frontoffice.domain.model import Role
+from frontoffice.store.tables import Interaction, InteractionEvent
+
+from ..conftest import require_tool, token_headers
+from .sipp.runner import HOST, SIP_PASSWORD, VoiceDesk, free_port, phone_args, run_sipp
+from .test_voice_trunks import CARRIER, make_trunk
+
+NUMBER = "+74951234567"
+API = "/api/v1"
+
+
+def make_voice(container: Container, recordings: Path, **options: Any) -> VoiceService:
+    """A voice service on a free port, reachable from the API (``container.voice``)."""
+    assert container.voice_calls is not None
+    options.setdefault("announce_interval_s", None)
+    service = VoiceService(
+        container.voice_calls,
+        PythonMediaBackend(HOST),
+        host=HOST,
+        port=free_port(),
+        secret=b"test-nonce-secret",
+        realm=container.voice_calls.realm,
+        recordings_dir=recordings,
+        limits=RegistrationLimits(),
+        **options,
+    )
+    container.voice = service
+    return service
+
+
+@pytest.fixture
+async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceService]:
+    service = make_voice(container, tmp_path / "recordings")
+    await service.start()
+    yield service
+    await service.stop()
+    container.voice = None
+
+
+async def register(sipp: str, voice: VoiceService, name: str) -> int:
+    port = free_port()
+    result = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
+    )
+    assert result.returncode == 0, result.output
+    return port
+
+
+def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+
+
+async def interactions(container: Container) -> list[Interaction]:
+    async with container.sessions() as s:
+        return list(await s.scalars(select(Interaction).order_by(Interaction.id)))
+
+
+async def event_types(container: Container, interaction_id: int) -> list[str]:
+    async with container.sessions() as s:
+        rows = await s.scalars(
+            select(InteractionEvent.type)
+            .where(InteractionEvent.interaction_id == interaction_id)
+            .order_by(InteractionEvent.id)
+        )
+        return list(rows)
+
+
+async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
+    """Poll ``condition`` (sync or async) until it is truthy; fail saying ``what`` did not happen."""
+    for _ in range(tries):
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    pytest.fail(f"{what} never happened")
+
+
+async def settled(voice: VoiceService) -> None:
+    for _ in range(300):
+        if not voice._tasks:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def first_call(container: Container) -> int:
+    rows = await until(lambda: interactions(container), "the call's interaction")
+    return int(rows[0].id)
+
+
+def connected_to(container: Container, interaction_id: int, agent_id: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            status = container.acd.engine.contact_status(str(interaction_id))
+        except Exception:
+            return False
+        return status.state == "connected" and status.agent_ids == (str(agent_id),)
+
+    return check
+
+
+def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
+    def check() -> bool:
+        call = voice._by_interaction.get(interaction_id)
+        return call is not None and call.state == "bridged"
+
+    return check
+
+
+async def legs(
+    client: httpx.AsyncClient, headers: dict[str, str], interaction_id: int
+) -> list[dict[str, Any]]:
+    r = await client.get(f"{API}/interactions/{interaction_id}/call-records", headers=headers)
+    assert r.status_code == 200, r.text
+    return list(r.json()["legs"])
+
+
+async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_csv(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    agent_id = await desk.agent("holder")
+    agent = desk.headers["holder"]
+    port = await register(sipp, voice, "holder")
+    answering = phone(sipp, "agent_phone.xml", port)
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge")
+    r = await client.get(f"{API}/voice/calls/{call_id}", headers=agent)
+    assert r.status_code == 200 and r.json()["state"] == "bridged" and r.json()["held"] is False
+    assert r.json()["caller"] == "+74951234001"
+
+    # Someone else's call cannot be controlled.
+    stranger = await token_headers(container, "stranger", Role.AGENT)
+    r = await client.post(f"{API}/voice/calls/{call_id}/hold", headers=stranger)
+    assert r.status_code == 409 and r.json()["error_id"] == "not-your-contact"
+
+    media = voice.active_call(call_id).media
+    before = media.stats.music_packets
+    r = await client.post(f"{API}/voice/calls/{call_id}/hold", headers=agent)
+    assert r.status_code == 204, r.text
+    assert (await client.get(f"{API}/voice/calls/{call_id}", headers=agent)).json()["held"] is True
+    # The held caller hears music on hold (our RTP goes to the caller's address).
+    await until(lambda: media.stats.music_packets > before + 10, "music on hold to the held caller")
+    r = await client.post(f"{API}/voice/calls/{call_id}/resume", headers=agent)
+    assert r.status_code == 204, r.text
+    call = voice.active_call(call_id)
+    await until(lambda: call.offered_direction == "sendrecv" and not call.reinvite_pending, "the resume")
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=agent)
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await answering).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.state == "wrap_up" and call.agent_id == agent_id
+    r = await client.get(f"{API}/voice/calls/{call_id}", headers=agent)
+    assert r.status_code == 404
+
+    records = await legs(client, agent, call_id)
+    by_leg = {leg["leg"]: leg for leg in records}
+    assert set(by_leg) == {"caller", "agent"}
+    caller_leg, agent_leg = by_leg["caller"], by_leg["agent"]
+    assert caller_leg["status"] == 200 and caller_leg["cause"] == "hangup_api"
+    assert caller_leg["peer"] == "+74951234001"
+    assert caller_leg["ringing_at"] and caller_leg["answered_at"] and caller_leg["ended_at"]
+    assert caller_leg["talk_s"] is not None and caller_leg["duration_s"] >= caller_leg["talk_s"]
+    assert agent_leg["agent_id"] == agent_id and agent_leg["status"] == 200
+    assert agent_leg["cause"] == "hangup_api" and agent_leg["ringing_at"] and agent_leg["answered_at"]
+    assert "call_leg" in await event_types(container, call_id)
+
+    # The export: supervisors (stats.read) only; one row per leg in the range.
+    now = datetime.now(UTC)
+    params = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    r = await client.get(f"{API}/voice/call-records.csv", params=params, headers=agent)
+    assert r.status_code == 403
+    r = await client.get(f"{API}/voice/call-records.csv", params=params, headers=admin_headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(row["leg"] for row in rows) == ["agent", "caller"]
+    assert {row["interaction_id"] for row in rows} == {str(call_id)}
+    assert all(row["cause"] == "hangup_api" for row in rows)
+    earlier = {"from": "2020-01-01T00:00:00", "to": "2020-01-02T00:00:00"}
+    r = await client.get(f"{API}/voice/call-records.csv", params=earlier, headers=admin_headers)
+    assert r.status_code == 200 and len(r.text.strip().splitlines()) == 1  # the header only
+
+
+async def test_busy_phone_and_caller_hang_up_are_call_legs_with_their_sip_causes(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    busy_id = await desk.agent("busy")
+    busy = phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
+    second_id = await desk.agent("second", login=False)
+    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(
+        lambda: _has_event(container, call_id, "offer_rejected"), "the busy phone's 486 reaching the ACD"
+    )
+    r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["second"])
+    assert r.status_code == 204
+    assert (await caller).returncode == 0
+    assert (await busy).returncode == 0 and (await second).returncode == 0
+    await settled(voice)
+    records = await legs(client, admin_headers, call_id)
+    agents = [leg for leg in records if leg["leg"] == "agent"]
+    assert [(leg["agent_id"], leg["status"], leg["cause"]) for leg in agents] == [
+        (busy_id, 486, "busy"),
+        (second_id, 200, "bye_caller"),
+    ]
+    assert agents[0]["answered_at"] is None and agents[0]["talk_s"] is None
+    [caller_leg] = [leg for leg in records if leg["leg"] == "caller"]
+    assert caller_leg["cause"] == "bye_caller" and caller_leg["status"] == 200
+
+
+async def _has_event(container: Container, interaction_id: int, kind: str) -> bool:
+    return kind in await event_types(container, interaction_id)
+
+
+async def test_blind_transfer_to_another_agent_through_the_api(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    first_id = await desk.agent("first")
+    first = phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    second_id = await desk.agent("second", login=False)
+    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to the first agent")
+    r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["second"])
+    assert r.status_code == 204
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/transfer", json={"agent_id": second_id}, headers=desk.headers["first"]
+    )
+    assert r.status_code == 204, r.text
+    await until(connected_to(container, call_id, second_id), "the second agent answering")
+    await until(bridged(voice, call_id), "the bridge to the second agent")
+    # The first agent no longer controls the call; the second one hangs up.
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["first"])
+    assert r.status_code == 409
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["second"])
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await first).returncode == 0 and (await second).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == second_id and call.state == "wrap_up"
+    assert "transferred" in await event_types(container, call_id)
+    records = await legs(client, admin_headers, call_id)
+    agents = [(leg["agent_id"], leg["transfer"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
+    assert agents == [(first_id, False, "transferred"), (second_id, True, "hangup_api")]
+
+
+async def test_refer_from_the_agent_phone_moves_the_caller_to_another_queue(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    r = await client.post(f"{API}/queues", json={"name": "Sales", "settings": {}}, headers=admin_headers)
+    sales = int(r.json()["id"])
+    desk.queue_id = sales  # bob works in Sales only, so only the transfer reaches him
+    bob_id = await desk.agent("bob")
+    alice = phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
+    bob = phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(connected_to(container, call_id, bob_id), "bob answering the transferred call")
+    await until(bridged(voice, call_id), "the bridge to bob")
+    result = await alice
+    assert result.returncode == 0, result.output  # REFER → 202, NOTIFY 100, NOTIFY 200, BYE
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
+    assert r.status_code == 204, r.text
+    assert (await caller).returncode == 0
+    assert (await bob).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.queue_id == sales and call.agent_id == bob_id
+    records = await legs(client, admin_headers, call_id)
+    agents = [(leg["agent_id"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
+    assert agents == [(alice_id, "transferred"), (bob_id, "hangup_api")]
+
+
+class RecordingAnnouncer(Announcer):
+    """The real announcer (espeak-ng), remembering what it was asked to say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[tuple[str, int, float | None, int]] = []
+
+    async def render(self, language: str, position: int, wait_s: float | None) -> bytes:
+        pcm = await super().render(language, position, wait_s)
+        self.said.append((language, position, wait_s, len(pcm)))
+        return pcm
+
+
+async def test_queued_callers_hear_their_position_in_their_language(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    sipp = require_tool("sipp")
+    require_tool("espeak-ng")
+    announcer = RecordingAnnouncer()
+    voice = make_voice(container, tmp_path / "recordings", announce_interval_s=0.5, announcer=announcer)
+    await voice.start()
+    try:
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=0)
+        # The first caller is a known Russian-speaking customer; the second is unknown (English default).
+        r = await client.post(
+            f"{API}/customers",
+            json={
+                "first_name": "Иван",
+                "language": "ru",
+                "identities": [{"kind": "phone", "value": "+74951234001"}],
+            },
+            headers=admin_headers,
+        )
+        assert r.status_code == 201, r.text
+        await desk.agent("late", login=False)
+        port = await register(sipp, voice, "late")
+        answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "2", "-p", str(port)))
+        await asyncio.sleep(0.3)
+        callers = asyncio.create_task(
+            run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "2", "-l", "2", "-s", NUMBER)
+        )
+        await until(
+            lambda: {(lang, pos) for lang, pos, _, size in announcer.said if size} >= {("ru", 1), ("en", 2)},
+            "announcements of places 1 (Russian) and 2 (English)",
+        )
+        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["late"])
+        assert r.status_code == 204
+        result = await callers
+        assert result.returncode == 0, result.output
+        assert (await answering).returncode == 0
+        await settled(voice)
+        # No answer history in the queue yet: the expected wait is unknown, so it was not announced.
+        assert all(wait is None for _, _, wait, _ in announcer.said)
+        assert sum(stats.announcements for _, stats in voice.recent_media) >= 2
+    finally:
+        await voice.stop()
+        container.voice = None
+
+
+async def test_blind_transfer_to_an_external_number_through_the_trunk(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    sipp = require_tool("sipp")
+    carrier_port = free_port()
+    # A trunk without credentials (the carrier trusts our address); digest to carriers is tested in
+    # test_voice_trunks.py.
+    trunk = make_trunk(port=carrier_port, username=None, password=None)
+    voice = make_voice(container, tmp_path / "recordings", trunks=(trunk,))
+    await voice.start()
+    try:
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        agent_id = await desk.agent("outer")
+        answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
+        # The carrier (the external number): rings, answers and waits for our BYE.
+        carrier = asyncio.create_task(
+            run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER)
+        )
+        await asyncio.sleep(0.3)
+        # With a trunk configured, calls come in from the carrier's address.
+        caller = asyncio.create_task(
+            run_sipp(
+                sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, "-i", CARRIER
+            )
+        )
+        call_id = await first_call(container)
+        await until(bridged(voice, call_id), "the bridge to the agent")
+        r = await client.post(
+            f"{API}/voice/calls/{call_id}/transfer",
+            json={"number": "+74957654321"},
+            headers=desk.headers["outer"],
+        )
+        assert r.status_code == 204, r.text
+        try:
+            await until(
+                lambda: (
+                    voice._by_interaction.get(call_id) is not None
+                    and voice._by_interaction[call_id].state == "external"
+                ),
+                "the external number answering",
+            )
+        except BaseException:
+            carrier.cancel()
+            caller.cancel()
+            raise
+        assert (await answering).returncode == 0  # the agent's phone got BYE
+        await until(lambda: _state(container, call_id, "wrap_up"), "the agent's wrap-up")
+        # The agent is off the call; a supervisor can still end it.
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=admin_headers)
+        assert r.status_code == 204, r.text
+        result = await caller
+        assert result.returncode == 0, result.output
+        result = await carrier
+        assert result.returncode == 0, result.output
+        await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = None
+    [call] = await interactions(container)
+    assert call.agent_id == agent_id and call.state == "wrap_up"
+    assert "transferred" in await event_types(container, call_id)
+    records = await legs(client, admin_headers, call_id)
+    summary = [(leg["leg"], leg["status"], leg["cause"]) for leg in records]
+    assert ("agent", 200, "transferred") in summary
+    assert ("external", 200, "hangup_api") in summary
+    assert ("caller", 200, "hangup_api") in summary
+    [external] = [leg for leg in records if leg["leg"] == "external"]
+    assert external["peer"] == "+74957654321" and external["transfer"] is True and external["answered_at"]
+
+
+async def _state(container: Container, interaction_id: int, state: str) -> bool:
+    async with container.sessions() as s:
+        row = await s.get(Interaction, interaction_id)
+        return row is not None and row.state == state
+
+
+async def test_ending_the_contact_on_the_desk_hangs_up_the_call(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("ender")
+    answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge")
+    # "End conversation" on the desk (the generic ACD action) must not leave the call up.
+    r = await client.post(f"{API}/agent/contacts/{call_id}/end", headers=desk.headers["ender"])
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await answering).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.state == "wrap_up"
+    causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call_id)}
+    assert causes == {"caller": "hangup_api", "agent": "hangup_api"}
+
+
+async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_stays_up(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("carol")
+    carol = phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
+    await asyncio.sleep(0.3)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge")
+
+    def refer_failed() -> bool:
+        leg = voice.active_call(call_id).agent
+        return (
+            leg is not None and leg.dialog is not None and leg.dialog.remote_seq is not None and not leg.refer
+        )
+
+    await until(refer_failed, "the REFER being refused")
+    assert voice.active_call(call_id).state == "bridged"
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["carol"])
+    assert r.status_code == 204, r.text
+    result = await carol
+    assert result.returncode == 0, result.output  # 202, NOTIFY 100, NOTIFY 404, then our BYE
+    assert (await caller).returncode == 0

@@ -1,0 +1,38 @@
+"""Life cycles of tickets and deals."""
+
+from __future__ import annotations
+
+import pytest
+
+from frontoffice.domain.cases import DealStage, TicketStatus, check_ticket_transition
+from frontoffice.domain.exceptions import Conflict
+
+
+def test_open_and_pending_tickets_are_open_solved_and_closed_are_not() -> None:
+    assert [s for s in TicketStatus if s.is_open] == [TicketStatus.OPEN, TicketStatus.PENDING]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (TicketStatus.OPEN, TicketStatus.PENDING),
+        (TicketStatus.PENDING, TicketStatus.SOLVED),
+        (TicketStatus.SOLVED, TicketStatus.OPEN),
+        (TicketStatus.SOLVED, TicketStatus.CLOSED),
+        (TicketStatus.OPEN, TicketStatus.CLOSED),
+        (TicketStatus.CLOSED, TicketStatus.CLOSED),
+    ],
+)
+def test_ticket_moves_that_help_desks_allow(old: TicketStatus, new: TicketStatus) -> None:
+    check_ticket_transition(old, new)
+
+
+@pytest.mark.parametrize("new", [TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.SOLVED])
+def test_a_closed_ticket_is_final(new: TicketStatus) -> None:
+    with pytest.raises(Conflict) as caught:
+        check_ticket_transition(TicketStatus.CLOSED, new)
+    assert caught.value.error_id == "ticket-closed"
+
+
+def test_won_and_lost_deals_are_closed() -> None:
+    assert {s for s in DealStage if s.is_closed} == {DealStage.WON, DealStage.LOST}
