@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from .interactions import log_event
 __all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
 
 log = logging.getLogger("frontoffice.acd")
+# Interaction attribute that keeps a waiting contact's reservation for one agent across restarts.
+_RESERVATION = "reservation"
 _PROFILES = cast(Table, AgentProfile.__table__)
 _AGENT_EVENTS = cast(Table, AgentEvent.__table__)
 # Statements the ACD runs on every state change, built once (building a statement costs more than
@@ -226,7 +229,15 @@ class AcdService:
                     except r.RoutingError:
                         log.warning("connected contact could not be restored", extra={"interaction": row.id})
                 else:
-                    engine.restore_waiting_contact(contact, enqueued, seq)
+                    reservation = (row.attributes or {}).get(_RESERVATION)
+                    reserved_for, reserved_until = None, None
+                    if isinstance(reservation, dict) and reservation.get("agent_id") is not None:
+                        reserved_for = str(reservation["agent_id"])
+                        until = reservation.get("until")
+                        reserved_until = math.inf if until is None else float(until)
+                    engine.restore_waiting_contact(
+                        contact, enqueued, seq, reserved_for=reserved_for, reserved_until=reserved_until
+                    )
             self.engine = engine
             self.queue_info = queue_info
             now = self.now()
@@ -424,6 +435,20 @@ class AcdService:
             ].value
             if status.state == "connected" and status.agent_ids:
                 i.agent_id = int(status.agent_ids[0])
+            # A reservation (sticky routing, a transfer to an agent) survives a restart with the contact.
+            reservation = None
+            if status.target_agent is not None and status.state == "waiting":
+                until = status.target_until
+                reservation = {
+                    "agent_id": int(status.target_agent),
+                    "until": None if until is None or math.isinf(until) else until,
+                }
+            attributes = i.attributes or {}
+            if attributes.get(_RESERVATION) != reservation:
+                attributes = {k: v for k, v in attributes.items() if k != _RESERVATION}
+                if reservation is not None:
+                    attributes[_RESERVATION] = reservation
+                i.attributes = attributes
 
     async def _agent_state(self, s: AsyncSession, o: r.AgentStateChanged, at: datetime) -> None:
         # Core statements on the tables: no unit-of-work pass for a row this transaction never loads
@@ -445,10 +470,29 @@ class AcdService:
                 listener(outputs)
             except Exception:
                 log.exception("ACD listener failed")
+        queue_of: dict[str, str] = {}  # contact -> queue, from this batch (a finished contact has left)
         for o in outputs:
-            message = _bus_message(o)
+            message = _bus_message(o, self._project_of(o, queue_of))
             if message is not None:
                 self.bus.publish(message)
+
+    def project_of_queue(self, queue_id: int) -> int | None:
+        info = self.queue_info.get(queue_id)
+        return info.project_id if info is not None else None
+
+    def _project_of(self, o: r.Output, queue_of: dict[str, str]) -> int | None:
+        """The project of the queue an output concerns, so project-limited viewers can filter;
+        ``None`` for outputs about no contact or queue (agent states) or a queue without a project."""
+        contact = getattr(o, "contact_id", None)
+        queue = getattr(o, "to_queue", None) or getattr(o, "queue_id", None)
+        if queue is not None and contact is not None:
+            queue_of[contact] = queue
+        elif contact is not None:
+            queue = queue_of.get(contact)
+            if queue is None:
+                with contextlib.suppress(r.RoutingError):
+                    queue = queue_of[contact] = self.engine.contact_status(contact).queue_id
+        return self.project_of_queue(int(queue)) if queue is not None and queue.isdigit() else None
 
 
 _INTERACTIONS = cast(Table, Interaction.__table__)
@@ -550,7 +594,7 @@ class _Rows:
             await self.s.execute(_WRITE_ROUTED, params)
 
 
-def _bus_message(o: r.Output) -> BusMessage | None:
+def _bus_message(o: r.Output, project_id: int | None = None) -> BusMessage | None:
     data: dict[str, Any] = {k: getattr(o, k) for k in o.__slots__}
     for key in ("contact_id", "agent_id", "queue_id", "to_queue", "from_queue"):
         if isinstance(data.get(key), str) and data[key].isdigit():
@@ -573,7 +617,7 @@ def _bus_message(o: r.Output) -> BusMessage | None:
         audience = ("supervisors", f"agent:{o.agent_id}")
     elif isinstance(o, r.OfferTimedOut):
         audience = ("supervisors", *(f"agent:{a}" for a in o.agent_ids))
-    return BusMessage(type=_snake(name), data=data, audience=audience)
+    return BusMessage(type=_snake(name), data=data, audience=audience, project_id=project_id)
 
 
 def _snake(name: str) -> str:

@@ -345,3 +345,39 @@ async def test_queue_change_applies_live_without_reordering_or_signing_agents_ou
     assert (await desk.client.get(f"{API}/agent/status", headers=olga)).json()["state"] == "on_contact"
     r = await desk.client.post(f"{API}/agent/contacts/{first}/complete", json={}, headers=olga)
     assert r.status_code == 400 and r.json()["error_id"] == "disposition-required"
+
+
+async def test_a_sticky_reservation_survives_a_restart_and_then_expires(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("support", sticky_s=60, wrap_up_s=0)
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1}, capacity={"webform": 1})
+    await desk.agent("pete", {q: 1}, capacity={"webform": 1})
+    await desk.login("olga")
+    olga = desk.agents["olga"]
+    first = (await desk.contact())["interaction"]["id"]  # Ivan, served by olga
+    assert (await desk.client.post(f"{API}/agent/offers/{first}/accept", headers=olga)).status_code == 204
+    r = await desk.client.post(f"{API}/agent/contacts/{first}/complete", json={}, headers=olga)
+    assert r.status_code == 200, r.text
+    other = (await desk.contact(customer={"email": "someone@example.com"}))["interaction"]["id"]
+    assert (await desk.client.post(f"{API}/agent/offers/{other}/accept", headers=olga)).status_code == 204
+
+    again_ivan = (await desk.contact())["interaction"]["id"]  # olga is busy: reserved for her
+    await desk.login("pete")
+    assert again_ivan not in desk.offers_to("pete")
+    await container.close()
+
+    restarted = build_container(container.settings, clock=clock)
+    await restarted.start()
+    try:
+        status = restarted.acd.engine.contact_status(str(again_ivan))
+        assert status.state == "waiting" and status.target_agent == str(desk.agent_ids["olga"])
+        pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
+        assert pete.state == "available" and pete.offered_contact_ids == ()
+        clock.advance(61)
+        await restarted.acd.execute(lambda e, now: e.tick(now))
+        pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
+        assert pete.offered_contact_ids == (str(again_ivan),)
+    finally:
+        await restarted.close()

@@ -6,6 +6,7 @@ from the reference segment algorithm, so a conversion is one table lookup per sa
 
 from __future__ import annotations
 
+import functools
 import sys
 from array import array
 
@@ -101,8 +102,13 @@ def alaw_decode(data: bytes) -> bytes:
     return _pcm(array("h", map(_ALAW_DECODE.__getitem__, data)))
 
 
+@functools.lru_cache(maxsize=128)
 def encode(codec: str, pcm: bytes) -> bytes:
-    """Encode for ``PCMU`` or ``PCMA`` (the SDP encoding names)."""
+    """Encode for ``PCMU`` or ``PCMA`` (the SDP encoding names).
+
+    Music on hold and prompts are the same few sounds for every call: each is encoded once per codec
+    and kept (``bytes`` caches its hash, so a hit costs a dictionary look-up, not a pass over the
+    audio)."""
     return alaw_encode(pcm) if codec.upper() == "PCMA" else ulaw_encode(pcm)
 
 

@@ -614,12 +614,17 @@ class RoutingEngine:
         enqueued_at: float,
         seq: int,
         queue_entered_at: float | None = None,
+        reserved_for: str | None = None,
+        reserved_until: float | None = None,
     ) -> None:
         """Put a waiting (or, before the restart, ringing) contact back in its exact place.
 
         ``enqueued_at`` and ``seq`` are the values of its :class:`ContactQueued`; ``queue_entered_at``
         (default ``enqueued_at``) is when it entered its current queue, for max wait and escalation.
-        Sticky reservations are not restored.
+        ``reserved_for`` / ``reserved_until`` restore a reservation (sticky routing, a transfer to an
+        agent; ``inf``: until that agent takes it) from :attr:`ContactStatus.target_agent` and
+        :attr:`ContactStatus.target_until`; it is dropped when that agent is not restored as signed in,
+        and one that ended while the engine was away expires at the first tick.
         """
         self._check_restorable(contact)
         queue_entered = enqueued_at if queue_entered_at is None else queue_entered_at
@@ -631,6 +636,13 @@ class RoutingEngine:
         queue = self._queues[contact.queue_id]
         queue.add_waiting(contact.contact_id, enqueued_at, seq)
         self._schedule_queue_timers(runtime, queue)
+        agent = None if reserved_for is None else self._agents.get(reserved_for)
+        if agent is not None and agent.logged_in and reserved_until is not None:
+            runtime.target_agent = reserved_for
+            runtime.target_gen = self._next_gen()
+            runtime.target_until = reserved_until
+            if not math.isinf(reserved_until):
+                self._push_timer(reserved_until, _T_STICKY, contact.contact_id, runtime.target_gen)
         self._put_in_line(runtime)
 
     def restore_connected_contact(
@@ -732,6 +744,7 @@ class RoutingEngine:
             is_callback=contact.is_callback,
             agent_ids=agent_ids,
             target_agent=contact.target_agent,
+            target_until=None if contact.target_agent is None else contact.target_until,
         )
 
     def position(self, contact_id: str) -> int | None:

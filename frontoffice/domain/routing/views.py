@@ -55,3 +55,5 @@ class ContactStatus:
     is_callback: bool
     agent_ids: tuple[str, ...]
     target_agent: str | None
+    #: when the reservation for ``target_agent`` ends (``inf``: until that agent takes it).
+    target_until: float | None = None
