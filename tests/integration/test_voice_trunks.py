@@ -374,7 +374,7 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     assert call.agent_id == agent_id and call.customer_id == customer_id
     assert call.to_address == CUSTOMER and call.connected_at is not None
     [recording] = call.attributes["recordings"]  # recorded like an inbound call
-    assert Path(recording).exists()
+    assert await asyncio.to_thread(Path(recording).exists)
     r = await client.get(f"{API}/customers/{customer_id}/timeline", headers=admin_headers)
     assert r.status_code == 200, r.text
     assert interaction_id in [item.get("interaction_id", item.get("id")) for item in r.json()["items"]]
@@ -506,3 +506,46 @@ async def test_repeated_refused_invites_ban_the_address(voice: VoiceService) -> 
         again.close()
     finally:
         prober.close()
+
+
+async def test_click_to_call_with_baresip_as_the_agents_phone(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    """A real softphone: baresip registers, auto-answers our call, hears the carrier through the relay."""
+    from .test_voice_baresip import baresip_phone
+
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    agent_id = await desk.agent("softphone")
+    confdir = tmp_path / "baresip"
+    async with baresip_phone(confdir, "softphone", voice.port):
+        await _eventually(lambda: voice.registrar.bindings(agent_id, voice.clock()), "baresip registered")
+        carrier = asyncio.create_task(
+            run_sipp(
+                sipp,
+                "carrier_uas_hangs_up.xml",
+                None,
+                "-m",
+                "1",
+                "-p",
+                str(carrier_port(voice)),
+                "-i",
+                CARRIER,
+            )
+        )
+        await asyncio.sleep(0.3)
+        r = await client.post(
+            f"{API}/voice/calls", json={"number": CUSTOMER}, headers=desk.headers["softphone"]
+        )
+        assert r.status_code == 202, r.text
+        interaction_id = r.json()["interaction_id"]
+        result = await carrier
+        assert result.returncode == 0, result.output + (confdir / "baresip.log").read_text(errors="replace")
+        await _eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
+    [call] = await _interactions(container)
+    assert call.direction == "outbound" and call.agent_id == agent_id and call.customer_id is not None

@@ -157,3 +157,36 @@ def test_refresh_always_lands_before_expiry(granted: int) -> None:
 @given(st.integers(min_value=1, max_value=1000))
 def test_back_off_grows_and_is_capped(failures: int) -> None:
     assert retry_delay(failures) <= retry_delay(failures + 1) <= 600
+
+
+_PARAM = st.sampled_from(
+    ['realm="carrier.example"', 'nonce="abc"', "algorithm=SHA-256", "algorithm=MD5", "algorithm=SHA-512",
+     'qop="auth"', 'qop="auth-int"', "stale=true", 'opaque="o"', "realm=", '"', ",", "=", "nonce"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda ps: "Digest " + ", ".join(ps), st.lists(_PARAM, max_size=6)),
+            st.text(max_size=60).filter(lambda t: "\r" not in t and "\n" not in t),
+        ),
+        max_size=3,
+    ),
+    st.sampled_from([401, 407]),
+)
+def test_any_challenge_a_carrier_sends_is_answered_or_counted_as_a_failure(
+    values: list[str], status: int
+) -> None:
+    """Whatever the challenge headers hold, the client answers with credentials or records a failure;
+    it never raises and never loops."""
+    client = _client()
+    first = client.poll(0.0)
+    assert first is not None
+    header = "Proxy-Authenticate" if status == 407 else "WWW-Authenticate"
+    response = build_response(first, status, extra_headers=[(header, v) for v in values])
+    retry = client.on_response(response, 0.0)
+    if retry is None:
+        assert client.state is RegistrationState.FAILED and client.next_timer() == retry_delay(1)
+    else:
+        assert retry.headers.get("Proxy-Authorization" if status == 407 else "Authorization")
