@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -75,12 +77,21 @@ class Container:
 
 class FiguresPublisher:
     """Pushes today's figures of changed queues at most once per ``interval_s`` (a burst of
-    contacts becomes one wallboard update, not one per event)."""
+    contacts becomes one wallboard update, not one per event): one message per project, so that a
+    viewer limited to some projects gets only their queues' figures (``project_of`` names a queue's
+    project; queues without one go in a message of no project)."""
 
-    def __init__(self, stats: StatsService, bus: InProcessBus, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        stats: StatsService,
+        bus: InProcessBus,
+        interval_s: float = 0.5,
+        project_of: Callable[[int], int | None] = lambda _: None,
+    ) -> None:
         self.stats = stats
         self.bus = bus
         self.interval_s = interval_s
+        self.project_of = project_of
         self._dirty: set[int] = set()
         self._scheduled = False
 
@@ -99,10 +110,17 @@ class FiguresPublisher:
     def _flush(self) -> None:
         self._scheduled = False
         live = self.stats.live()
-        figures = [asdict(live[q]) for q in sorted(self._dirty) if q in live]
+        by_project: dict[int | None, list[dict[str, Any]]] = {}
+        for q in sorted(self._dirty):
+            if q in live:
+                by_project.setdefault(self.project_of(q), []).append(asdict(live[q]))
         self._dirty.clear()
-        if figures:
-            self.bus.publish(BusMessage(type="queue_figures", data={"queues": figures}, audience=("all",)))
+        for project_id, figures in by_project.items():
+            self.bus.publish(
+                BusMessage(
+                    type="queue_figures", data={"queues": figures}, audience=("all",), project_id=project_id
+                )
+            )
 
 
 def build_container(settings: Settings, *, clock: Clock = system_clock) -> Container:
@@ -122,7 +140,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         short_abandon_s=settings.short_abandon_s,
     )
 
-    stats.on_change(FiguresPublisher(stats, bus).changed)
+    stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     return Container(

@@ -19,7 +19,7 @@ from frontoffice.domain.model import Role
 from frontoffice.logs import configure_logging
 from frontoffice.services.auth import generate_password
 from frontoffice.services.context import Actor
-from frontoffice.services.schemas import UserIn
+from frontoffice.services.schemas import UserIn, UserProjectsIn
 from frontoffice.store import migrate
 
 console = Console()
@@ -264,7 +264,8 @@ def user_list() -> None:
     """List users."""
 
     async def show(c: Container) -> None:
-        table = Table("id", "username", "name", "role", "language", "active")
+        codes = {p.id: p.code for p in await c.interactions.list_projects(Actor.system())}
+        table = Table("id", "username", "name", "role", "language", "active", "projects")
         for u in await c.auth.list_users(Actor.system()):
             table.add_row(
                 str(u.id),
@@ -273,10 +274,38 @@ def user_list() -> None:
                 u.role.value,
                 u.language,
                 "yes" if u.is_active else "no",
+                "all" if u.project_ids is None else " ".join(codes.get(p, str(p)) for p in u.project_ids),
             )
         console.print(table)
 
     _run(show)
+
+
+@user.command("projects")
+@click.argument("username")
+@click.argument("codes", nargs=-1)
+@click.option("--all", "all_projects", is_flag=True, help="Lift the limit: the user sees every project.")
+def user_projects(username: str, codes: tuple[str, ...], all_projects: bool) -> None:
+    """Show or set the projects (by code) a user is limited to; without codes, show them."""
+
+    async def change(c: Container) -> None:
+        system = Actor.system()
+        users = {u.username: u.id for u in await c.auth.list_users(system)}
+        if username not in users:
+            raise DomainError(f"No such user {username!r}", error_id="no-such-user")
+        projects = {p.code: p.id for p in await c.interactions.list_projects(system)}
+        if codes or all_projects:
+            unknown = [code for code in codes if code not in projects]
+            if unknown:
+                raise DomainError(f"No such project {unknown[0]!r}", error_id="no-such-project")
+            chosen = None if all_projects else [projects[code] for code in codes]
+            await c.auth.set_user_projects(system, users[username], UserProjectsIn(project_ids=chosen))
+        ids = (await c.auth.user_projects(system, users[username])).project_ids
+        names = {v: k for k, v in projects.items()}
+        shown = "all projects" if ids is None else ", ".join(names.get(p, str(p)) for p in ids)
+        console.print(f"{username}: {shown}")
+
+    _run(change)
 
 
 @user.command("token")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,10 +25,20 @@ from frontoffice.domain.exceptions import (
     Unauthenticated,
 )
 from frontoffice.domain.model import Role
-from frontoffice.store.tables import ApiToken, AuditEntry, User, WebSession
+from frontoffice.store.tables import ApiToken, AuditEntry, Project, User, UserProject, WebSession
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
-from .schemas import AuditOut, Page, TokenCreated, TokenOut, UserIn, UserOut, UserPatch
+from .schemas import (
+    AuditOut,
+    Page,
+    TokenCreated,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+    UserProjectsIn,
+    UserProjectsOut,
+)
 
 __all__ = ["AuthService", "LoginThrottle", "SignIn", "generate_password"]
 
@@ -153,18 +163,24 @@ class AuthService:
             for name, value in changes.items():
                 if value is not None:
                     setattr(user, name, value)
+            if user.role == Role.ADMIN.value:  # administrators always see every project
+                await s.execute(delete(UserProject).where(UserProject.user_id == user_id))
             if changes.get("is_active") is False:
                 await s.execute(
                     update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock())
                 )
             audit(s, actor, "user.update", "user", user_id, fields=sorted(changes))
             self.forget_tokens()
-            return UserOut.model_validate(user)
+            return await _user_out(s, user)
 
     async def list_users(self, actor: Actor) -> list[UserOut]:
         actor.require("users.read")
         async with self.sessions() as s:
-            return [UserOut.model_validate(u) for u in await s.scalars(select(User).order_by(User.username))]
+            users = list(await s.scalars(select(User).order_by(User.username)))
+            limits: dict[int, list[int]] = {}
+            for link in await s.scalars(select(UserProject).order_by(UserProject.project_id)):
+                limits.setdefault(link.user_id, []).append(link.project_id)
+        return [UserOut.model_validate(u).model_copy(update={"project_ids": limits.get(u.id)}) for u in users]
 
     async def set_own_language(self, actor: Actor, language: str) -> None:
         """Remember a signed-in user's UI language (chosen with the language switch)."""
@@ -183,7 +199,43 @@ class AuthService:
             user = await s.get(User, user_id)
             if user is None:
                 raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
-            return UserOut.model_validate(user)
+            return await _user_out(s, user)
+
+    async def user_projects(self, actor: Actor, user_id: int) -> UserProjectsOut:
+        """The projects a user is limited to (``None``: all projects)."""
+        actor.require("users.read")
+        async with self.sessions() as s:
+            if await s.get(User, user_id) is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            ids = await _project_ids(s, user_id)
+        return UserProjectsOut(project_ids=None if ids is None else sorted(ids))
+
+    async def set_user_projects(self, actor: Actor, user_id: int, data: UserProjectsIn) -> UserProjectsOut:
+        """Limit a user to some projects, or lift the limit (``None``). Applies to the user's next
+        requests and stream connections; an open WebSocket keeps the view it was opened with."""
+        actor.require("users.write")
+        wanted = sorted(set(data.project_ids)) if data.project_ids is not None else None
+        async with self.sessions.begin() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            if wanted is not None and user.role == Role.ADMIN.value:
+                raise InvalidInput(
+                    "An administrator always sees all projects",
+                    error_id="admin-sees-all-projects",
+                    user_id=user_id,
+                )
+            if wanted:
+                known = set(await s.scalars(select(Project.id).where(Project.id.in_(wanted))))
+                missing = [p for p in wanted if p not in known]
+                if missing:
+                    raise NotFound("No such project", error_id="no-such-project", project_id=missing[0])
+            await s.execute(delete(UserProject).where(UserProject.user_id == user_id))
+            for project_id in wanted or ():
+                s.add(UserProject(user_id=user_id, project_id=project_id))
+            audit(s, actor, "user.projects", "user", user_id, project_ids=wanted)
+        self.forget_tokens()
+        return UserProjectsOut(project_ids=wanted)
 
     async def set_password(
         self, actor: Actor, username: str, new_password: str, *, current_password: str | None = None
@@ -239,7 +291,7 @@ class AuthService:
             s.add(session)
             actor = Actor(user_id=user.id, role=Role(user.role), username=user.username, ip=ip)
             audit(s, actor, "user.sign_in", "user", user.id, now)
-            return SignIn(session.id, session.csrf_token, UserOut.model_validate(user))
+            return SignIn(session.id, session.csrf_token, await _user_out(s, user))
 
     async def session_actor(self, session_id: str, *, ip: str | None) -> tuple[Actor, str]:
         """The actor behind a browser session and its CSRF token; raises when expired or revoked."""
@@ -251,15 +303,21 @@ class AuthService:
                     .where(WebSession.id == session_id)
                 )
             ).first()
-        if row is None:
-            raise Unauthenticated("Please sign in", error_id="not-authenticated")
-        session, user = row
-        if session.expires_at <= self.clock() or not user.is_active:
-            raise Unauthenticated(
-                "Your session has expired; please sign in again", error_id="session-expired"
-            )
+            if row is None:
+                raise Unauthenticated("Please sign in", error_id="not-authenticated")
+            session, user = row
+            if session.expires_at <= self.clock() or not user.is_active:
+                raise Unauthenticated(
+                    "Your session has expired; please sign in again", error_id="session-expired"
+                )
+            project_ids = await _project_ids(s, user.id, Role(user.role))
         actor = Actor(
-            user_id=user.id, role=Role(user.role), username=user.username, ip=ip, language=user.language
+            user_id=user.id,
+            role=Role(user.role),
+            username=user.username,
+            ip=ip,
+            language=user.language,
+            project_ids=project_ids,
         )
         return actor, session.csrf_token
 
@@ -334,6 +392,7 @@ class AuthService:
             # Write last-use at most once a minute so busy integrations do not write on every call.
             if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
                 token.last_used_at = now
+            project_ids = await _project_ids(s, user.id, Role(user.role))
         actor = Actor(
             user_id=user.id,
             role=Role(user.role),
@@ -341,6 +400,7 @@ class AuthService:
             ip=ip,
             language=user.language,
             via_token=True,
+            project_ids=project_ids,
         )
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
@@ -365,6 +425,21 @@ class AuthService:
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
         return id_page(rows, limit, AuditOut.model_validate)
+
+
+async def _project_ids(s: AsyncSession, user_id: int, role: Role | None = None) -> frozenset[int] | None:
+    """The projects a user is limited to; ``None`` when unrestricted (no rows, or an administrator)."""
+    if role is Role.ADMIN:
+        return None
+    ids = frozenset(await s.scalars(select(UserProject.project_id).where(UserProject.user_id == user_id)))
+    return ids or None
+
+
+async def _user_out(s: AsyncSession, user: User) -> UserOut:
+    ids = await _project_ids(s, user.id, Role(user.role))
+    return UserOut.model_validate(user).model_copy(
+        update={"project_ids": None if ids is None else sorted(ids)}
+    )
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -483,6 +483,8 @@ class ContactCenter:
         actor.require("interactions.write")
         if not _is_supervisor(actor):
             await self._own_connected(actor, interaction_id)
+        else:
+            self._check_projects(actor, interaction_id, queue_id)
         if queue_id is not None:
             await self.acd.execute(
                 lambda e, now: e.transfer_to_queue(str(interaction_id), str(queue_id), now)
@@ -505,6 +507,7 @@ class ContactCenter:
 
     async def set_priority(self, actor: Actor, interaction_id: int, priority: int) -> None:
         actor.require("agents.supervise")
+        self._check_projects(actor, interaction_id, None)
         await self.acd.execute(lambda e, now: e.set_priority(str(interaction_id), priority, now))
 
     async def request_callback(self, actor: Actor, interaction_id: int) -> None:
@@ -751,6 +754,8 @@ class ContactCenter:
             }
         queues = []
         for qid in engine.queue_ids():
+            if not self._sees_queue(actor, int(qid)):
+                continue
             st = engine.queue_status(qid, now)
             today = live.get(int(qid))
             extra: dict[str, Any] = {}
@@ -781,6 +786,26 @@ class ContactCenter:
         agents = [self._agent_live(aid, users, now) for aid in engine.agent_ids()]
         return Wallboard(at=now, queues=queues, agents=agents)
 
+    def _check_projects(self, actor: Actor, interaction_id: int, to_queue: int | None) -> None:
+        """A supervisor limited to some projects acts only on contacts and queues they can see;
+        the others answer as if they did not exist."""
+        if actor.project_ids is None:
+            return
+        try:
+            queue = int(self.acd.engine.contact_status(str(interaction_id)).queue_id)
+        except (r.RoutingError, ValueError):
+            return  # not tracked: the engine's own answer follows
+        if not self._sees_queue(actor, queue):
+            raise NotFound(
+                "No such contact in the ACD", error_id="no-such-contact", reason=str(interaction_id)
+            )
+        if to_queue is not None and not self._sees_queue(actor, to_queue):
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=to_queue)
+
+    def _sees_queue(self, actor: Actor, queue_id: int) -> bool:
+        """Whether a project-limited actor may see this queue (its project's, or a queue of none)."""
+        return actor.sees_project(self.acd.project_of_queue(queue_id))
+
     def _agent_live(self, agent_id: str, users: dict[int, User], now: float) -> AgentLive:
         st = self.acd.engine.agent_status(agent_id)
         user = users.get(int(agent_id))
@@ -802,6 +827,8 @@ class ContactCenter:
         actor.require("agents.supervise")
         engine = self.acd.engine
         try:
+            if not self._sees_queue(actor, queue_id):  # as if it did not exist for this user
+                raise r.UnknownQueue(str(queue_id))
             ids = engine.waiting_contacts(str(queue_id))[:WAITING_LIST_LIMIT]
         except r.UnknownQueue:
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id) from None

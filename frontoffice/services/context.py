@@ -52,6 +52,11 @@ class Actor:
     def system(cls) -> Actor:
         return cls(user_id=None, role=Role.ADMIN, username="system")
 
+    def sees_project(self, project_id: int | None) -> bool:
+        """Whether the actor may see what belongs to ``project_id``. Things of no project (queues
+        without one, agent states) are everyone's; a user without a limit sees every project."""
+        return self.project_ids is None or project_id is None or project_id in self.project_ids
+
     def require(self, permission: str) -> None:
         if not role_allows(self.role, permission):
             raise Forbidden(

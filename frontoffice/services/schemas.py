@@ -225,6 +225,19 @@ class UserOut(Output):
     language: str
     is_active: bool
     created_at: datetime
+    project_ids: list[int] | None = Field(
+        default=None, description="The projects the user is limited to; null: all projects"
+    )
+
+
+class UserProjectsIn(Input):
+    """The projects a user is limited to; ``null`` lifts the limit (all projects)."""
+
+    project_ids: list[Annotated[int, Field(ge=1, lt=2**63)]] | None = Field(min_length=1, max_length=1000)
+
+
+class UserProjectsOut(Output):
+    project_ids: list[int] | None
 
 
 class PasswordChange(Input):

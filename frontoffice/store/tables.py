@@ -52,6 +52,7 @@ __all__ = [
     "Ticket",
     "TicketInteraction",
     "User",
+    "UserProject",
     "WebSession",
 ]
 
@@ -117,6 +118,16 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserProject(Base):
+    """A project a user is limited to. A user without rows sees every project (administrators
+    always do): supervisors and agents of one client team in an outsourcing center get rows."""
+
+    __tablename__ = "user_projects"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # No cascade: deleting a project must not silently widen a user limited to it to every project.
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True, index=True)
 
 
 class WebSession(Base):

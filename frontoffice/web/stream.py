@@ -2,8 +2,9 @@
 
 Authenticate with the browser session cookie, an ``Authorization: Bearer`` header, or a ``token``
 query parameter (browsers cannot set headers on WebSockets). Agents receive what concerns them;
-supervisors and admins receive everything. The first message is a snapshot, so a client that
-reconnects is correct again without replaying history.
+supervisors and admins receive everything, except that a user limited to some projects receives
+nothing about the queues and contacts of other projects. The first message is a snapshot, so a
+client that reconnects is correct again without replaying history.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from frontoffice.bootstrap import Container
-from frontoffice.bus import Subscription
+from frontoffice.bus import BusMessage, Subscription
 from frontoffice.domain.exceptions import DomainError, Unauthenticated
 from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
@@ -58,6 +60,20 @@ def audience_keys(actor: Actor) -> list[str]:
     return keys
 
 
+def project_filter(actor: Actor) -> Callable[[BusMessage], bool] | None:
+    """For a user limited to some projects: pass messages of those projects, of no project (agent
+    states, queues without a project) and about the user's own work; ``None`` (no filter) otherwise."""
+    if actor.project_ids is None:
+        return None
+    own = f"agent:{actor.user_id}"
+    projects = actor.project_ids
+
+    def accepts(message: BusMessage) -> bool:
+        return message.project_id is None or message.project_id in projects or own in message.audience
+
+    return accepts
+
+
 async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"user_id": actor.user_id, "role": actor.role.value}
     if actor.role in (Role.SUPERVISOR, Role.ADMIN):
@@ -76,7 +92,7 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_UNAUTHENTICATED)
         return
     await ws.accept()
-    sub = c.bus.subscribe(keys=audience_keys(actor))
+    sub = c.bus.subscribe(project_filter(actor), keys=audience_keys(actor))
     try:
         await ws.send_text(json.dumps({"type": "hello", "data": await _snapshot(c, actor)}))
         sender = asyncio.create_task(_forward(ws, sub))

@@ -344,6 +344,12 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Transfer the call"),
     N_("Transfer to"),
     N_("or an external number"),
+    # project limits of users (admin.js)
+    N_("All projects"),
+    N_("Change projects"),
+    N_("Projects of {name}"),
+    N_("Projects saved"),
+    N_("Tick the projects this user works for; with none ticked, the user sees all projects."),
 )
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.

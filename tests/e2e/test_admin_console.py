@@ -56,3 +56,27 @@ def test_admin_creates_a_queue_and_a_rule_in_russian_and_a_new_contact_follows_i
         assert page.locator(f"#section-{section} > .error-text").count() == 0
     page.locator("#section-audit tbody tr", has_text="queue").first.wait_for()
     assert script_errors == []
+
+
+def test_admin_limits_the_supervisor_to_a_project_in_the_users_section(
+    server: Server, new_context: Any
+) -> None:
+    page = sign_in(new_context(), server, "admin", "/admin")
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.goto(f"{server.url}/admin#users")
+    row = page.locator("#section-users tbody tr").filter(
+        has=page.get_by_role("cell", name="supervisor", exact=True)
+    )
+    row.get_by_text("All projects").wait_for()
+    row.get_by_role("button", name="Change projects: supervisor").click()
+    dialog = page.get_by_role("dialog", name="Projects of supervisor")
+    dialog.get_by_role("checkbox", name="Acme Ltd support").check()
+    dialog.get_by_role("button", name="Save").click()
+    page.locator(".toast", has_text="Projects saved").wait_for()
+    row.get_by_text("Acme Ltd support").wait_for()
+    with server.api() as client:
+        users = {u["username"]: u for u in client.get("/users").json()}
+        acme = next(p["id"] for p in client.get("/projects").json() if p["code"] == "acme")
+    assert users["supervisor"]["project_ids"] == [acme]
+    assert script_errors == []

@@ -87,6 +87,17 @@ def test_user_add_and_passwd(env: dict[str, str]) -> None:
     assert run(["user", "passwd", "nobody"], env).returncode == 1
 
 
+def test_user_projects_shows_and_checks_the_limit(env: dict[str, str]) -> None:
+    assert run(["db", "upgrade"], env).returncode == 0
+    assert run(["user", "add", "lena", "--role", "supervisor"], env).returncode == 0
+    shown = run(["user", "projects", "lena"], env)
+    assert shown.returncode == 0 and "lena: all projects" in shown.stdout
+    unknown = run(["user", "projects", "lena", "no-such-code"], env)
+    assert unknown.returncode == 1 and "No such project" in unknown.stderr
+    assert run(["user", "projects", "nobody", "--all"], env).returncode == 1
+    assert "all" in run(["user", "list"], env).stdout
+
+
 def test_serve_answers_with_demo_data(env: dict[str, str]) -> None:
     init = run(["init"], env)
     password = re.search(r"admin\s+(\S+)", init.stdout).group(1)  # type: ignore[union-attr]

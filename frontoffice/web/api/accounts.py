@@ -21,6 +21,8 @@ from frontoffice.services.schemas import (
     UserIn,
     UserOut,
     UserPatch,
+    UserProjectsIn,
+    UserProjectsOut,
 )
 
 from ..security import (
@@ -145,6 +147,26 @@ async def update_user(
     request: Request, user_id: int, body: UserPatch, actor: Annotated[Actor, Depends(requires("users.write"))]
 ) -> UserOut:
     return await container(request).auth.update_user(actor, user_id, body)
+
+
+@router.get("/users/{user_id}/projects", response_model=UserProjectsOut, tags=["users"])
+async def get_user_projects(
+    request: Request, user_id: int, actor: Annotated[Actor, Depends(requires("users.read"))]
+) -> UserProjectsOut:
+    """The projects the user is limited to; ``null``: all projects."""
+    return await container(request).auth.user_projects(actor, user_id)
+
+
+@router.put("/users/{user_id}/projects", response_model=UserProjectsOut, tags=["users"])
+async def set_user_projects(
+    request: Request,
+    user_id: int,
+    body: UserProjectsIn,
+    actor: Annotated[Actor, Depends(requires("users.write"))],
+) -> UserProjectsOut:
+    """Limit a user (agent or supervisor) to some projects, or lift the limit with ``null``. The live
+    stream, the wallboard and waiting lists then show only those projects' queues and contacts."""
+    return await container(request).auth.set_user_projects(actor, user_id, body)
 
 
 @router.post("/users/{user_id}/tokens", response_model=TokenCreated, status_code=201, tags=["tokens"])

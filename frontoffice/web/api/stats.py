@@ -76,7 +76,14 @@ async def stats_live(request: Request, actor: Stats) -> dict[str, Any]:
     """Today's per-queue figures, kept current from the event log."""
     from dataclasses import asdict
 
-    return {"queues": [asdict(f) for f in container(request).stats.live().values()]}
+    c = container(request)
+    return {
+        "queues": [
+            asdict(f)
+            for f in c.stats.live().values()
+            if actor.sees_project(c.acd.project_of_queue(f.queue_id))  # a project-limited user: theirs
+        ]
+    }
 
 
 @router.get("/calendars", response_model=list[CalendarOut], tags=["routing"])

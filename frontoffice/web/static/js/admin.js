@@ -49,7 +49,7 @@ async function save(box, action, doneText) {
 
 // ------------------------------------------------------------------ users
 async function users(root) {
-  cache.users = await api("GET", "/users");
+  [cache.users, cache.projects] = await Promise.all([api("GET", "/users"), api("GET", "/projects")]);
   const box = errorBox();
   const form = el("form", { id: "user-form", "aria-label": t("New user") },
     el("h3", {}, t("New user")),
@@ -71,12 +71,48 @@ async function users(root) {
     const active = el("input", { type: "checkbox", checked: u.is_active, "aria-label": t("{name} is active", { name: u.username }) });
     const language = select("language", [["en", "English"], ["ru", "Русский"]], u.language, { "aria-label": t("Language of {name}", { name: u.username }) });
     return el("tr", {}, el("td", {}, u.username), el("td", {}, u.display_name), el("td", {}, role), el("td", {}, language), el("td", {}, active),
+      el("td", {}, projectsText(u), " ", u.role === "admin" ? null
+        : el("button", { type: "button", "aria-label": `${t("Change projects")}: ${u.username}`, onclick: () => projectsDialog(u, () => users(root)) }, t("Change projects"))),
       el("td", {}, el("button", { type: "button", onclick: () => attempt(() => api("PATCH", `/users/${u.id}`, { role: role.value, is_active: active.checked, language: language.value }), t("User saved")) }, t("Save")),
         " ", el("button", { type: "button", onclick: () => newToken(u) }, t("New API token"))));
   });
   clear(root, el("h2", {}, t("Users")),
-    el("table", {}, el("thead", {}, el("tr", {}, [t("Username"), t("Display name"), t("Role"), t("Language"), t("Active"), ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Username"), t("Display name"), t("Role"), t("Language"), t("Active"), t("Projects"), ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
     form);
+}
+
+function projectsText(user) {
+  if (user.project_ids === null || user.project_ids === undefined) return t("All projects");
+  const names = new Map(cache.projects.map((p) => [p.id, p.name]));
+  return user.project_ids.map((id) => names.get(id) || `#${id}`).join(", ");
+}
+
+// A user limited to some projects (a client team) sees only their queues and contacts live.
+function projectsDialog(user, done) {
+  const chosen = new Set(user.project_ids || []);
+  const box = errorBox();
+  const boxes = cache.projects.map((p) => el("label", { class: "inline" },
+    el("input", { type: "checkbox", name: "project", value: String(p.id), checked: chosen.has(p.id) }), p.name));
+  const form = el("form", {},
+    el("fieldset", {}, el("legend", {}, t("Projects")),
+      el("p", { class: "muted small" }, t("Tick the projects this user works for; with none ticked, the user sees all projects.")), ...boxes),
+    box,
+    el("div", { class: "field-row" },
+      el("button", { type: "submit", class: "primary" }, t("Save")),
+      el("button", { type: "button", onclick: () => dialog.close() }, t("Close"))));
+  const dialog = el("dialog", { "aria-labelledby": "projects-title" },
+    el("h2", { id: "projects-title" }, t("Projects of {name}", { name: user.username })), form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const ids = [...form.querySelectorAll("input[name=project]:checked")].map((c) => Number(c.value));
+    if (await save(box, () => api("PUT", `/users/${user.id}/projects`, { project_ids: ids.length ? ids : null }), t("Projects saved"))) {
+      dialog.close();
+      done();
+    }
+  });
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
 }
 
 async function newToken(user) {
