@@ -2,7 +2,9 @@
 their phone) is an ``outbound`` voice interaction in the customer's timeline, one transaction per step.
 
 The ACD does not route these calls; the record goes ``new → connected → done`` when the called party
-answers, or ``new → failed`` (with the SIP status) when they do not.
+answers, or ``new → failed`` (with the SIP status) when they do not. While the call is on, an agent who
+was available is not ready with the reason ``outbound_call`` (the ACD offers them nothing, the wallboard
+says why), and available again when it ends — unless they changed their state meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from .identities import normalize_identity
 from .interactions import log_event
 from .schemas import CustomerIn, IdentityIn
 
-__all__ = ["OutboundCall", "OutboundCallRecords"]
+__all__ = ["OUTBOUND_REASON", "OutboundCall", "OutboundCallRecords"]
+
+# The not-ready reason an available agent has while on an outbound call.
+OUTBOUND_REASON = "outbound_call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class OutboundCallRecords:
     """Use cases of outbound calls over the store (the voice channel calls these)."""
 
     def __init__(self, contact_center: ContactCenter) -> None:
+        self.acd = contact_center.acd
         self.sessions = contact_center.sessions
         self.crm = contact_center.crm
         self.interactions = contact_center.interactions
@@ -96,7 +102,19 @@ class OutboundCallRecords:
                 number=call.number,
                 trunk=call.trunk,
             )
-            return interaction.id
+            interaction_id = interaction.id
+        await self._busy(str(call.agent_id), on_call=True)
+        return interaction_id
+
+    async def _busy(self, agent: str, *, on_call: bool) -> None:
+        """Take an available agent out of routing for the call, and put them back after it."""
+        if agent not in self.acd.engine.agent_ids():
+            return
+        status = self.acd.engine.agent_status(agent)
+        if on_call and status.state == "available":
+            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "not_ready", now, OUTBOUND_REASON))
+        elif not on_call and status.state == "not_ready" and status.reason == OUTBOUND_REASON:
+            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "available", now, None))
 
     async def answered(self, interaction_id: int) -> None:
         """The called party answered: the agent and the customer are connected."""
@@ -130,3 +148,6 @@ class OutboundCallRecords:
             else:
                 row.state = InteractionState.FAILED.value
                 log_event(s, row, InteractionEventType.FAILED, now, sip_status=status)
+            agent = None if row.agent_id is None else str(row.agent_id)
+        if agent is not None:
+            await self._busy(agent, on_call=False)

@@ -366,9 +366,14 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     )
     assert r.status_code == 202, r.text
     interaction_id = r.json()["interaction_id"]
+    # On the call, the agent is out of routing (the ACD offers nothing), and back afterwards.
+    await _eventually(
+        lambda: _agent(container, agent_id, "not_ready", "outbound_call"), "the agent is busy on the call"
+    )
     assert (await carrier).returncode == 0  # the carrier answered, talked and hung up
     assert (await phone).returncode == 0  # the agent's phone rang, answered, got our BYE
     await _eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
+    await _eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
     [call] = [i for i in await _interactions(container) if i.id == interaction_id]
     assert call.direction == "outbound" and call.channel == "voice"
     assert call.agent_id == agent_id and call.customer_id == customer_id
@@ -378,6 +383,11 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     r = await client.get(f"{API}/customers/{customer_id}/timeline", headers=admin_headers)
     assert r.status_code == 200, r.text
     assert interaction_id in [item.get("interaction_id", item.get("id")) for item in r.json()["items"]]
+
+
+async def _agent(container: Container, agent_id: int, state: str, reason: str | None) -> bool:
+    status = container.acd.engine.agent_status(str(agent_id))
+    return (status.state, status.reason) == (state, reason)
 
 
 async def _state(container: Container, interaction_id: int, state: str) -> bool:
