@@ -8,18 +8,20 @@ customer is found, or created, before the ACD offers the contact).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.channels.voice.sip.digest import digest_ha1
 from frontoffice.domain import routing as r
@@ -82,6 +84,14 @@ EXPORT_BATCH = 500
 # A request for more than this many days of call records is refused: narrow the range or use the
 # event log through the database for bulk analytics.
 MAX_EXPORT_DAYS = 366
+# What a call-leg event copies from its interaction (see ``log_event``), read with one prebuilt statement
+# for all the legs written together.
+_INTERACTIONS = cast(Table, Interaction.__table__)
+_LEG_SUBJECTS = select(
+    *(_INTERACTIONS.c[name] for name in ("id", "state", "queue_id", "agent_id", "project_id", "channel"))
+).where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
+# A finished call leg waiting to be written: (interaction id, leg data, time, settled when committed).
+_PendingLeg = tuple[int, dict[str, Any], datetime, "asyncio.Future[None]"]
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
@@ -168,6 +178,11 @@ class VoiceCalls:
         self.acd: AcdService = contact_center.acd
         self.sessions = contact_center.sessions
         self.realm = realm
+        # Call legs are written in batches (see record_leg): those not yet written, the task writing
+        # them, and how many ACD commands of calls are about to start and will take them along.
+        self._legs: list[_PendingLeg] = []
+        self._leg_writer: asyncio.Task[None] | None = None
+        self._acd_starting = 0
 
     # ------------------------------------------------------------------ SIP accounts
     async def set_sip_credentials(
@@ -282,19 +297,46 @@ class VoiceCalls:
 
     async def call_abandoned(self, interaction_id: int) -> None:
         """The caller hung up before an agent answered."""
-        await self.acd.execute(lambda e, now: e.contact_withdrawn(str(interaction_id), now))
+        await self._acd(lambda e, now: e.contact_withdrawn(str(interaction_id), now))
 
     async def offer_answered(self, interaction_id: int, agent_id: int) -> None:
         """The agent's phone answered the offer: connected."""
-        await self.acd.execute(lambda e, now: e.offer_accepted(str(interaction_id), str(agent_id), now))
+        await self._acd(lambda e, now: e.offer_accepted(str(interaction_id), str(agent_id), now))
 
     async def offer_declined(self, interaction_id: int, agent_id: int) -> None:
         """The agent's phone was busy, declined or unreachable: the caller returns to their place."""
-        await self.acd.execute(lambda e, now: e.offer_rejected(str(interaction_id), str(agent_id), now))
+        await self._acd(lambda e, now: e.offer_rejected(str(interaction_id), str(agent_id), now))
 
     async def call_ended(self, interaction_id: int) -> None:
         """Either side hung up a bridged call: wrap-up starts."""
-        await self.acd.execute(lambda e, now: e.contact_finished(str(interaction_id), now))
+        await self._acd(lambda e, now: e.contact_finished(str(interaction_id), now))
+
+    async def _acd(self, command: Callable[[r.RoutingEngine, float], list[r.Output]]) -> None:
+        """Run a call's ACD command; call legs waiting to be written go into its transaction (a hang-up
+        closes both legs and ends the contact at once: one commit instead of three)."""
+        taken: list[_PendingLeg] = []
+        self._acd_starting += 1
+        starting = True
+
+        async def prepare(s: AsyncSession, now: float) -> None:
+            nonlocal starting
+            self._acd_starting -= 1
+            starting = False
+            taken.extend(self._legs)
+            self._legs.clear()
+            await self._log_legs(s, taken)
+
+        try:
+            await self.acd.execute(command, prepare)
+        except BaseException:
+            self._legs[:0] = taken  # rolled back with the command: the writer takes them
+            raise
+        else:
+            _settle(taken)
+        finally:
+            if starting:
+                self._acd_starting -= 1
+            self._write_legs_soon()
 
     async def annotate(self, interaction_id: int, **attributes: Any) -> None:
         """Merge attributes (IVR choice, recording files, SIP causes) into the interaction record."""
@@ -316,12 +358,43 @@ class VoiceCalls:
         return self.contact_center.clock()
 
     async def record_leg(self, interaction_id: int, leg: dict[str, Any], at: datetime) -> None:
-        """Append one finished call leg (see ``channels/voice/call_records.py``) to the event log."""
-        async with self.sessions.begin() as s:
-            row = await s.get(Interaction, interaction_id)
-            if row is None:
-                return
-            log_event(s, row, InteractionEventType.CALL_LEG, at, **leg)
+        """Append one finished call leg (see ``channels/voice/call_records.py``) to the event log;
+        returns once it is committed (nothing happens for an interaction that does not exist).
+
+        Legs are written in batches: with the call's next ACD command when one is starting (a
+        hang-up), else by one writer task that takes every leg finished meanwhile into one transaction.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._legs.append((interaction_id, leg, at, done))
+        self._write_legs_soon()
+        await done
+
+    def _write_legs_soon(self) -> None:
+        if self._legs and (self._leg_writer is None or self._leg_writer.done()):
+            self._leg_writer = asyncio.get_running_loop().create_task(self._write_legs())
+
+    async def _write_legs(self) -> None:
+        # One turn of the loop first: an ACD command started by the same hang-up takes the legs along.
+        await asyncio.sleep(0)
+        while self._legs and not self._acd_starting:
+            batch, self._legs = self._legs, []
+            try:
+                async with self.sessions.begin() as s:
+                    await self._log_legs(s, batch)
+            except Exception as exc:
+                _settle(batch, exc)
+            else:
+                _settle(batch)
+
+    async def _log_legs(self, s: AsyncSession, legs: list[_PendingLeg]) -> None:
+        if not legs:
+            return
+        ids = sorted({interaction_id for interaction_id, *_ in legs})
+        subjects = {row.id: row for row in await s.execute(_LEG_SUBJECTS, {"ids": ids})}
+        for interaction_id, leg, at, _ in legs:
+            subject = subjects.get(interaction_id)
+            if subject is not None:
+                log_event(s, subject, InteractionEventType.CALL_LEG, at, **leg)
 
     async def call_records(self, actor: Actor, interaction_id: int) -> CallRecordsOut:
         """The call legs and recordings of one interaction."""
@@ -476,6 +549,15 @@ class VoiceCalls:
                 .where(Interaction.id == interaction_id)
             )
         return language or None
+
+
+def _settle(legs: list[_PendingLeg], error: BaseException | None = None) -> None:
+    for *_, done in legs:
+        if not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
 
 def _csv_cell(value: Any) -> str:

@@ -961,15 +961,17 @@ class VoiceService:
         expected wait, from the ACD engine (position, and position × the queue's recent interval
         between answers), over the music."""
         assert self.announce_interval_s is not None
-        try:
-            language = await self.calls.caller_language(interaction_id) or self.language
-        except Exception:
-            language = self.language
+        language: str | None = None  # read before the first announcement: most calls never get one
         engine = self.calls.acd
         while call.state == "queued":
             await asyncio.sleep(self.announce_interval_s)
             if call.state != "queued":
                 break
+            if language is None:
+                try:
+                    language = await self.calls.caller_language(interaction_id) or self.language
+                except Exception:
+                    language = self.language
             try:
                 position = engine.engine.position(str(interaction_id))
                 wait = engine.engine.expected_wait(str(interaction_id), engine.now())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -62,11 +63,12 @@ class SippResult:
 
 
 async def run_sipp(
-    sipp: str, scenario: str, target: str | None, *args: str, timeout_s: float = 60.0
+    sipp: str, scenario: str, target: str | None, *args: str, timeout_s: float = 60.0, tail: int = 1500
 ) -> SippResult:
     """Run one sipp scenario to completion without blocking the event loop our server runs on.
 
     ``target`` is the remote ``host:port`` for client scenarios, ``None`` for a server (UAS) one.
+    ``tail`` characters of sipp's screen are kept (its final statistics need about 5000).
     """
     errors = Path(tempfile.mkstemp(prefix="sipp-", suffix=".log")[1])
     process = await asyncio.create_subprocess_exec(
@@ -94,7 +96,7 @@ async def run_sipp(
     )
     out, _ = await asyncio.wait_for(process.communicate(), timeout_s + 15)
     assert process.returncode is not None
-    return SippResult(process.returncode, _take_log(errors) + out.decode(errors="replace")[-1500:])
+    return SippResult(process.returncode, _take_log(errors) + out.decode(errors="replace")[-tail:])
 
 
 def _take_log(path: Path) -> str:
@@ -107,6 +109,22 @@ def _take_log(path: Path) -> str:
 def phone_args(name: str, password: str, port: int) -> list[str]:
     """sipp options for one registration of account ``name`` from local ``port``."""
     return ["-m", "1", "-s", name, "-au", name, "-ap", password, "-p", str(port)]
+
+
+async def register_phone_bank(sipp: str, target: str, names: list[str], password: str, port: int) -> None:
+    """Register every account in ``names`` from one local ``port``, where one sipp UAS then answers
+    all their calls (a bank of auto-answering phones). One sipp run per account: sipp 3.6 cannot take
+    the digest username from an injection file."""
+    for name in names:
+        result = await run_sipp(sipp, "register.xml", target, *phone_args(name, password, port))
+        assert result.returncode == 0, f"{name}: {result.output}"
+
+
+def sipp_counts(output: str) -> tuple[int, int]:
+    """(successful, failed) calls from sipp's final statistics screen; (0, 0) if it is not there."""
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", output)
+    bad = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", output)
+    return (int(ok[-1]) if ok else 0), (int(bad[-1]) if bad else 0)
 
 
 class VoiceDesk:

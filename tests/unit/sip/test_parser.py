@@ -11,6 +11,7 @@ from frontoffice.channels.voice.sip import (
     Response,
     SipParseError,
     StreamParser,
+    build_error_response,
     build_response,
     is_keepalive,
     parse_datagram,
@@ -164,6 +165,36 @@ def test_split_list_respects_quotes_and_brackets() -> None:
 def test_malformed_messages(data: bytes) -> None:
     with pytest.raises(SipParseError):
         parse_datagram(data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"NoColonHere\r\n", b"Bad Header: x\r\n", b"X-Folded: a\r\n b\r\nJunk line\r\n"],
+)
+def test_request_with_a_malformed_header_line_is_answered_400(line: bytes) -> None:
+    # RFC 3261 §21.4.1: a malformed request gets 400 with a reason, built from the lines that parse
+    # (Via, From, To, Call-ID, CSeq) rather than being dropped in silence.
+    with pytest.raises(SipParseError) as info:
+        parse_datagram(request(line))
+    assert info.value.status_code == 400
+    response = build_error_response(info.value)
+    assert response is not None
+    assert response.status == 400 and response.reason == "Malformed header line"
+    assert response.call_id == "c1@example.com" and response.cseq.method == "OPTIONS"
+    assert response.top_via.branch == "z9hG4bK1" and response.to.tag is not None
+    assert isinstance(parse_datagram(response.serialize()), Response)
+
+
+def test_malformed_header_line_in_a_response_or_over_tcp() -> None:
+    # A response is never answered; a request on a stream is answered the same way.
+    broken = request(b"NoColonHere\r\n")
+    with pytest.raises(SipParseError) as info:
+        parse_datagram(broken.replace(b"OPTIONS sip:bob@example.com SIP/2.0", b"SIP/2.0 200 OK", 1))
+    assert build_error_response(info.value) is None
+    with pytest.raises(SipParseError) as streamed:
+        StreamParser().feed(request(b"NoColonHere\r\n", length=b"0"))
+    answer = build_error_response(streamed.value)
+    assert answer is not None and answer.status == 400
 
 
 def test_limits() -> None:

@@ -7,6 +7,7 @@ fields it relies on, so on a parsed message they do not fail.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,24 @@ from .uri import Uri
 __all__ = ["SIP_VERSION", "Headers", "Message", "Request", "Response"]
 
 SIP_VERSION = "SIP/2.0"
+
+
+# The typed accessors are read many times per message (every layer asks for the top Via, the Call-ID,
+# the From tag...) and the same values recur across the messages of a call. Parsing is a pure
+# function of the raw text and its results are frozen, so they are memoised by value (a failure is
+# not cached: it is raised again each time).
+_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def parsed_vias(value: str) -> tuple[Via, ...]:
+    """:func:`parse_via_list`, memoised."""
+    return tuple(parse_via_list(value))
+
+
+parsed_name_addr = functools.lru_cache(maxsize=_CACHE)(parse_name_addr)
+parsed_call_id = functools.lru_cache(maxsize=_CACHE)(parse_call_id)
+parsed_cseq = functools.lru_cache(maxsize=_CACHE)(parse_cseq)
 
 
 def _field(name: str, value: str) -> tuple[str, str]:
@@ -133,7 +152,7 @@ class Message(ABC):
     @property
     def vias(self) -> list[Via]:
         """Every Via entry, topmost first."""
-        return [via for value in self.headers.get_all("Via") for via in parse_via_list(value)]
+        return [via for value in self.headers.get_all("Via") for via in parsed_vias(value)]
 
     @property
     def top_via(self) -> Via:
@@ -146,22 +165,22 @@ class Message(ABC):
     @property
     def from_(self) -> NameAddress:
         """The From address."""
-        return parse_name_addr(_required(self.headers, "From"))
+        return parsed_name_addr(_required(self.headers, "From"))
 
     @property
     def to(self) -> NameAddress:
         """The To address."""
-        return parse_name_addr(_required(self.headers, "To"))
+        return parsed_name_addr(_required(self.headers, "To"))
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return parse_call_id(_required(self.headers, "Call-ID"))
+        return parsed_call_id(_required(self.headers, "Call-ID"))
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq."""
-        return parse_cseq(_required(self.headers, "CSeq"))
+        return parsed_cseq(_required(self.headers, "CSeq"))
 
     @property
     def contacts(self) -> list[NameAddress]:

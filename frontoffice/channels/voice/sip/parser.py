@@ -13,15 +13,20 @@ from .headers import (
     WSP,
     canonical_name,
     is_token,
-    parse_call_id,
     parse_contact_list,
-    parse_cseq,
-    parse_name_addr,
     parse_name_addr_list,
     parse_uint,
-    parse_via_list,
 )
-from .message import Headers, Message, Request, Response
+from .message import (
+    Headers,
+    Message,
+    Request,
+    Response,
+    parsed_call_id,
+    parsed_cseq,
+    parsed_name_addr,
+    parsed_vias,
+)
 from .uri import parse_uri
 
 __all__ = [
@@ -87,6 +92,39 @@ def _split_head(head: str) -> tuple[str, list[tuple[str, str]]]:
     return start, fields
 
 
+def _salvage_head(head: str) -> tuple[str, list[tuple[str, str]]]:
+    """The start line and the well-formed header lines of a header section that failed to split, so a
+    broken request (a line without a colon...) can still be answered with a 400 (RFC 3261 §21.4.1)."""
+    lines = head.split("\r\n")
+    fields: list[tuple[str, str]] = []
+    kept = False  # whether the previous line was kept (a fold continues it)
+    for line in lines[1 : MAX_HEADERS + 1]:
+        if "\r" in line or "\n" in line:
+            kept = False
+        elif line[:1] in (" ", "\t"):
+            if kept:
+                name, value = fields[-1]
+                fields[-1] = (name, value + " " + line.strip(WSP))
+        else:
+            name, colon, value = line.partition(":")
+            name = name.rstrip(WSP)
+            kept = bool(colon) and is_token(name)
+            if kept:
+                fields.append((name, value.strip(WSP)))
+    return lines[0], [(n, v) for n, v in fields if len(v) <= MAX_HEADER_LINE]
+
+
+def _split_head_answerable(head: str) -> tuple[str, list[tuple[str, str]]]:
+    """:func:`_split_head`, whose error carries what is needed to answer the request anyway."""
+    try:
+        return _split_head(head)
+    except SipParseError as exc:
+        start, fields = _salvage_head(head)
+        raise SipParseError(
+            exc.reason, status_code=exc.status_code, context=_context(start, fields)
+        ) from None
+
+
 def _context(start: str, fields: list[tuple[str, str]]) -> ParseContext:
     is_request: bool | None = None
     method: str | None = None
@@ -149,12 +187,13 @@ def _validate(message: Request | Response, headers: Headers) -> None:
     for name in _SINGLETONS:
         if len(headers.get_all(name)) > 1:
             raise SipParseError(f"Multiple {name} headers")
+    # The memoised parsers of the typed accessors: what is validated here is not parsed again there.
     for value in headers.get_all("Via"):
-        parse_via_list(value)
-    parse_name_addr(headers.get("From") or "")
-    parse_name_addr(headers.get("To") or "")
-    parse_call_id(headers.get("Call-ID") or "")
-    cseq = parse_cseq(headers.get("CSeq") or "")
+        parsed_vias(value)
+    parsed_name_addr(headers.get("From") or "")
+    parsed_name_addr(headers.get("To") or "")
+    parsed_call_id(headers.get("Call-ID") or "")
+    cseq = parsed_cseq(headers.get("CSeq") or "")
     if isinstance(message, Request) and cseq.method != message.method:
         # RFC 4475 §3.1.2.17-18 (mismatch01/02): the CSeq method must match the request method.
         raise SipParseError("CSeq method does not match Request-Line")
@@ -176,7 +215,7 @@ def _validate(message: Request | Response, headers: Headers) -> None:
 
 def _parse(raw_head: bytes, rest: bytes, *, stream: bool) -> Message:
     """Parse one message whose header section is ``raw_head`` and whose body starts ``rest``."""
-    start, fields = _split_head(_decode(raw_head))
+    start, fields = _split_head_answerable(_decode(raw_head))
     try:
         message = _parse_start(start)
         headers = Headers(fields)
@@ -292,7 +331,7 @@ class StreamParser:
 
     @staticmethod
     def _content_length(head: bytes) -> int:
-        start, fields = _split_head(_decode(head))
+        start, fields = _split_head_answerable(_decode(head))
         values = [v for n, v in fields if canonical_name(n) == "Content-Length"]
         if not values:
             raise SipParseError("Missing Content-Length on stream transport", context=_context(start, fields))
