@@ -58,7 +58,7 @@ from .outputs import (
     WrapUpEnded,
     WrapUpStarted,
 )
-from .queue_index import _EWMA_ALPHA, QueueRuntime
+from .queue_index import QueueRuntime
 from .strategies import select
 from .views import AgentStatus, ContactStatus, QueueStatus
 
@@ -313,21 +313,8 @@ class RoutingEngine:
             raise UnknownQueue(contact.queue_id)
         if contact.channel not in CHANNELS:
             self._check_channel(contact.channel)
-        self._seq = seq = self._seq + 1
-        # _new_runtime(), inlined: this runs for every contact.
-        runtime = ContactRuntime(
-            contact.contact_id,
-            contact.channel,
-            contact.queue_id,
-            contact.priority,
-            contact.customer_id,
-            contact.attributes,
-            contact.is_callback,
-            contact.preferred_agent() if contact.attributes else contact.preferred_agent_id,
-            now,
-            seq,
-            now - contact.priority * self._k,
-        )
+        self._seq += 1
+        runtime = self._new_runtime(contact, now, self._seq)
         out: list[Output] = []
         self._route_into_queue(runtime, contact.queue_id, now, out, 0)
         return out
@@ -374,17 +361,10 @@ class RoutingEngine:
         agent.contacts[contact_id] = agent.offers.pop(contact_id)
         agent.missed = 0
         agent.contacts_today += 1
-        queue_id = contact.queue_id
-        queue = self._queues[queue_id]
+        queue = self._queues[contact.queue_id]
         queue.waiting.pop(contact_id, None)  # discard_waiting, inlined
-        # queue.record_connect(now), inlined
-        last = queue.last_connect_at
-        if last is not None:
-            interval = now - last if now > last else 0.0
-            ewma = queue.interval_ewma
-            queue.interval_ewma = interval if ewma is None else ewma + _EWMA_ALPHA * (interval - ewma)
-        queue.last_connect_at = now
-        out.append(ContactConnected(contact_id, agent_id, queue_id, now - contact.enqueued_at))
+        queue.record_connect(now)
+        out.append(ContactConnected(contact_id, agent_id, contact.queue_id, now - contact.enqueued_at))
         if not others:
             self._sync(agent, now, out)
             return out
@@ -1013,15 +993,9 @@ class RoutingEngine:
             contact.in_target_line = True
             return
         channel = contact.channel
-        home = self._queues[contact.queue_id]
-        line = home.lines.get((channel, contact.step))
-        if line is None:
-            line = home.line(channel, contact.step)
-        # A new arrival sorts last in its line (FIFO at equal priority): no bisect needed.
-        if not line or line[-1] < entry:
-            line.append(entry)
-        else:
-            insort(line, entry)
+        queue_id = contact.queue_id
+        line = self._queues[queue_id].line(channel, contact.step)
+        insort(line, entry)
         contact.lines.append(line)
         for borrowed in contact.borrowed:
             queue = self._queues.get(borrowed)
@@ -1036,15 +1010,10 @@ class RoutingEngine:
             targeted = self._agents[contact.target_agent].targeted
             del targeted[bisect_left(targeted, entry)]
             contact.in_target_line = False
-        lines = contact.lines
-        if lines:
-            for line in lines:
-                # Contacts mostly leave from the head of their line.
-                if line[0] == entry:
-                    del line[0]
-                else:
-                    del line[bisect_left(line, entry)]
-            lines.clear()
+        if contact.lines:
+            for line in contact.lines:
+                del line[bisect_left(line, entry)]
+            contact.lines.clear()
 
     def _clear_target(self, contact: ContactRuntime) -> None:
         contact.target_agent = None
@@ -1095,21 +1064,18 @@ class RoutingEngine:
         if config.max_length is not None and len(queue.waiting) >= config.max_length:
             self._turn_away(contact, queue_id, "overflow", "max_length", now, out, hops)
             return
-        contact_id = contact.contact_id
-        enqueued_at = contact.enqueued_at
-        seq = contact.seq
         contact.queue_id = queue_id
         contact.queue_entered_at = now
-        self._gen = gen = self._gen + 1
-        contact.queue_gen = gen
+        self._gen += 1
+        contact.queue_gen = self._gen
         contact.state = "waiting"
-        self._contacts[contact_id] = contact
-        queue.add_waiting(contact_id, enqueued_at, seq)
-        out.append(ContactQueued(contact_id, queue_id, enqueued_at, seq))
+        self._contacts[contact.contact_id] = contact
+        queue.add_waiting(contact.contact_id, contact.enqueued_at, contact.seq)
+        out.append(ContactQueued(contact.contact_id, queue_id, contact.enqueued_at, contact.seq))
         if config.max_wait_s is not None or config.escalations:
             self._schedule_queue_timers(contact, queue)
         preferred = contact.preferred_agent
-        if preferred is not None and config.sticky_s > 0:
+        if config.sticky_s > 0 and preferred is not None:
             agent = self._agents.get(preferred)
             if agent is not None and agent.logged_in and agent.capacity.get(contact.channel, 0) > 0:
                 contact.target_agent = preferred
@@ -1120,22 +1086,9 @@ class RoutingEngine:
         # straight away, and nothing in a dispatch reads the lines, so the outcome is the same without
         # the insert and removal. Under load nobody is ready: skip the search when the queue has no
         # ready pool for the channel.
-        channel = contact.channel
-        if contact.target_agent is None and not contact.borrowed:
-            if channel in queue.ready and self._dispatch_contact(contact, now, out):
-                return
-            # _put_in_line(), inlined for a contact of one line (no reservation, nothing borrowed).
-            line = queue.lines.get((channel, contact.step))
-            if line is None:
-                line = queue.line(channel, contact.step)
-            entry = (contact.base, seq, contact_id)
-            if not line or line[-1] < entry:
-                line.append(entry)
-            else:
-                insort(line, entry)
-            contact.lines.append(line)
-            return
-        if self._dispatch_contact(contact, now, out):
+        if (
+            contact.target_agent is not None or contact.borrowed or contact.channel in queue.ready
+        ) and self._dispatch_contact(contact, now, out):
             return
         self._put_in_line(contact)
 
@@ -1290,8 +1243,7 @@ class RoutingEngine:
                 chosen = contacts[best[2]]
             self._make_offer(chosen, [agent], now, out)
             channels = self._routable(agent)
-        if channels or agent.indexed:  # else _reindex has nothing to do (a busy agent, not pooled)
-            self._reindex(agent, channels)
+        self._reindex(agent, channels)
 
     def _first_for(self, line: list[LineEntry], agent_id: str, now: float) -> LineEntry | None:
         """The first entry of a line this agent has not recently declined."""
@@ -1309,18 +1261,8 @@ class RoutingEngine:
         self, contact: ContactRuntime, agents: list[AgentRuntime], now: float, out: list[Output]
     ) -> None:
         # This runs once per decision: kept flat (no helper calls in the loop) on purpose.
-        lines = contact.lines
-        if contact.in_target_line or len(lines) > 1:
+        if contact.lines or contact.in_target_line:
             self._take_out_of_line(contact)
-        elif lines:
-            # _take_out_of_line() for a contact in one line, inlined: usually its head.
-            line = lines[0]
-            entry = (contact.base, contact.seq, contact.contact_id)
-            if line[0] == entry:
-                del line[0]
-            else:
-                del line[bisect_left(line, entry)]
-            lines.clear()
         self._offer_seq = offer_id = self._offer_seq + 1
         queue_id = contact.queue_id
         expires_at = now + self._queues[queue_id].config.offer_timeout_s

@@ -7,7 +7,7 @@ engine; callers only see them through the read-only views in :mod:`.views`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,29 +44,6 @@ class Contact:
     attributes: Mapping[str, object] = field(default_factory=dict)
     is_callback: bool = False
 
-    def __init__(
-        self,
-        contact_id: str,
-        channel: str,
-        queue_id: str,
-        priority: int = 0,
-        customer_id: str | None = None,
-        preferred_agent_id: str | None = None,
-        attributes: Mapping[str, object] | None = None,
-        is_callback: bool = False,
-    ) -> None:
-        # Written by hand (the dataclass keeps it): one Contact is built per arrival, and the
-        # generated frozen __init__ (object.__setattr__ by name, per field) cost twice as much as
-        # setting the slots through their descriptors. Same fields, defaults and immutability.
-        _set_contact_id(self, contact_id)
-        _set_channel(self, channel)
-        _set_queue_id(self, queue_id)
-        _set_priority(self, priority)
-        _set_customer_id(self, customer_id)
-        _set_preferred_agent_id(self, preferred_agent_id)
-        _set_attributes(self, {} if attributes is None else attributes)
-        _set_is_callback(self, is_callback)
-
     def preferred_agent(self) -> str | None:
         """The agent this contact should go to first, if any."""
         if self.preferred_agent_id:
@@ -76,22 +53,6 @@ class Contact:
             if isinstance(value, str) and value:
                 return value
         return None
-
-
-def _slot_setter(name: str) -> Callable[[Contact, object], None]:
-    """The setter of one of Contact's slot descriptors (it bypasses the frozen ``__setattr__``)."""
-    setter: Callable[[Contact, object], None] = vars(Contact)[name].__set__
-    return setter
-
-
-_set_contact_id = _slot_setter("contact_id")
-_set_channel = _slot_setter("channel")
-_set_queue_id = _slot_setter("queue_id")
-_set_priority = _slot_setter("priority")
-_set_customer_id = _slot_setter("customer_id")
-_set_preferred_agent_id = _slot_setter("preferred_agent_id")
-_set_attributes = _slot_setter("attributes")
-_set_is_callback = _slot_setter("is_callback")
 
 
 @dataclass(eq=False, slots=True)

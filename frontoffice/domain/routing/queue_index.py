@@ -4,8 +4,6 @@ Lines are kept sorted with :mod:`bisect` rather than as heaps. Both cost O(log n
 insert; the sorted list adds a memmove that is a few microseconds even at 10^5 entries, and in return
 gives exact removal (no tombstones), the in-order walk needed to skip a contact the agent just declined,
 and a contact's position in O(log n).
-A new arrival usually sorts last and a contact usually leaves from the head, so the engine checks the
-ends of a line before it bisects (``RoutingEngine._put_in_line`` / ``_take_out_of_line``).
 
 A queue has one line per (channel, escalation step) so an agent only looks at the channels it has room
 for and the steps it is qualified for: the head of each such line is the best candidate, and a decision
