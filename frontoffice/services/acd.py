@@ -276,33 +276,26 @@ class AcdService:
         after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[T]] | None = None,
     ) -> tuple[list[r.Output], T | None]:
         """Run one engine command durably (see the module docstring for the order of steps)."""
-        # The session is closed after the lock is released: once its transaction has committed or
-        # rolled back it holds no connection, and closing it costs a turn of the event loop (a task)
-        # that the next command would otherwise wait for.
-        s = self.sessions()
-        try:
-            async with self.lock:
-                now = self.now()
-                result: T | None = None
-                try:
-                    async with s.begin():
-                        prepared = await prepare(s, now) if prepare is not None else None
-                        try:
-                            outputs = command(self.engine, now)
-                        except r.RoutingError as exc:
-                            raise _domain_error(exc) from None
-                        await self._persist(s, outputs, now)
-                        if after is not None:
-                            result = await after(s, outputs, prepared)
-                except (InvalidInput, Conflict, NotFound):
-                    raise
-                except Exception:
-                    # The engine may have moved on while the store did not: the store is the truth.
-                    log.exception("ACD command failed after the engine changed; rebuilding from the store")
-                    await self._rebuild()
-                    raise
-        finally:
-            await s.close()
+        async with self.lock:
+            now = self.now()
+            result: T | None = None
+            try:
+                async with self.sessions.begin() as s:
+                    prepared = await prepare(s, now) if prepare is not None else None
+                    try:
+                        outputs = command(self.engine, now)
+                    except r.RoutingError as exc:
+                        raise _domain_error(exc) from None
+                    await self._persist(s, outputs, now)
+                    if after is not None:
+                        result = await after(s, outputs, prepared)
+            except (InvalidInput, Conflict, NotFound):
+                raise
+            except Exception:
+                # The engine may have moved on while the store did not: the store is the truth.
+                log.exception("ACD command failed after the engine changed; rebuilding from the store")
+                await self._rebuild()
+                raise
         self._publish(outputs)
         self._wake.set()
         return outputs, result

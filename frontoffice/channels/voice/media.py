@@ -8,7 +8,6 @@ relay in this process). A backend for rtpengine would implement the same two pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import secrets
 import struct
@@ -299,7 +298,17 @@ class _PythonSession:
         self._caller_media: NegotiatedMedia | None = None
         self._agent_media: NegotiatedMedia | None = None
         self._bridged = False
-        self._music_task: asyncio.Task[None] | None = None
+        # Music and prompts: one timer callback per 20 ms frame (no task and no sleep per packet).
+        self._playing = False
+        self._player: asyncio.Handle | None = None
+        self._play_codec = ""
+        self._play_type = 0
+        self._play_music = b""
+        self._play_encoded = b""
+        self._play_position = 0
+        self._play_started = 0.0
+        self._play_n = 0
+        self._play_rtp = (0, 0, 0)  # ssrc, sequence, timestamp
         self._prompts: list[bytes] = []
         self._dtmf_seen: set[int] = set()
         self._recorder: Recorder | None = None
@@ -318,8 +327,9 @@ class _PythonSession:
 
     def play_hold_music(self) -> None:
         self._bridged = False
-        if self._music_task is None:
-            self._music_task = asyncio.get_running_loop().create_task(self._play())
+        if not self._playing:
+            self._playing = True
+            self._player = asyncio.get_running_loop().call_soon(self._start_playing)
 
     def play_prompt(self, pcm: bytes) -> None:
         """Play ``pcm`` once (after any prompt already playing), then go back to the music."""
@@ -328,46 +338,55 @@ class _PythonSession:
 
     def bridge(self) -> None:
         self._bridged = True
-        if self._music_task is not None:
-            self._music_task.cancel()
-            self._music_task = None
+        self._stop_playing()
+
+    def _stop_playing(self) -> None:
+        if self._player is not None:
+            self._player.cancel()
+            self._player = None
+        self._playing = False
 
     def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None:
         if self._recorder is None:
             self._recorder = Recorder(mixed_path, stereo_path, asyncio.get_running_loop().time())
 
-    async def _play(self) -> None:
+    def _start_playing(self) -> None:
+        self._player = None
         media = self._caller_media
         if media is None:
-            return
-        music = g711.encode(media.codec.name, self._music)
-        encoded = music
+            return  # nothing to send to: stays silent until bridged and put back on hold
+        codec = self._play_codec = media.codec.name
+        self._play_type = media.codec.payload_type
+        self._play_music = self._play_encoded = g711.encode(codec, self._music)
+        self._play_rtp = (secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
+        self._play_started = asyncio.get_running_loop().time()
+        self._play_position = self._play_n = 0
+        self._play_frame()
+
+    def _play_frame(self) -> None:
+        """Send the next 20 ms of the prompt or the music, then schedule the next frame."""
+        codec = self._play_codec
+        music = self._play_music
+        encoded, position = self._play_encoded, self._play_position
         frame = FRAME_SAMPLES
-        ssrc = secrets.randbits(32)
-        sequence, timestamp = secrets.randbits(16), secrets.randbits(32)
+        if self._prompts and encoded is music:
+            encoded, position = g711.encode(codec, self._prompts.pop(0)), 0
+        chunk = encoded[position : position + frame]
+        if len(chunk) < frame:
+            # A prompt has ended (back to the music) or the music loops.
+            encoded = music if not self._prompts else g711.encode(codec, self._prompts.pop(0))
+            position = 0
+            chunk = (encoded[:frame] + bytes(frame))[:frame]
+        self._play_encoded, self._play_position = encoded, position + frame
+        ssrc, sequence, timestamp = self._play_rtp
+        n = self._play_n
+        self._caller.send(build_rtp(self._play_type, sequence, timestamp, ssrc, chunk, marker=n == 0))
+        self.stats.music_packets += 1
+        self._play_rtp = (ssrc, sequence + 1, timestamp + frame)
+        self._play_n = n + 1
+        # Paced against the start time, not the previous frame, so scheduling jitter does not add up.
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        position = 0
-        n = 0
-        while True:
-            if self._prompts and encoded is music:
-                encoded, position = g711.encode(media.codec.name, self._prompts.pop(0)), 0
-            chunk = encoded[position : position + frame]
-            if len(chunk) < frame:
-                # A prompt has ended (back to the music) or the music loops.
-                encoded = music if not self._prompts else g711.encode(media.codec.name, self._prompts.pop(0))
-                position = 0
-                chunk = (encoded[:frame] + bytes(frame))[:frame]
-            position += frame
-            self._caller.send(
-                build_rtp(media.codec.payload_type, sequence, timestamp, ssrc, chunk, marker=n == 0)
-            )
-            self.stats.music_packets += 1
-            sequence += 1
-            timestamp += frame
-            n += 1
-            # Pace against the start time, not the previous sleep, so scheduling jitter does not add up.
-            await asyncio.sleep(max(0.0, started + n * FRAME_MS / 1000 - loop.time()))
+        self._player = loop.call_at(self._play_started + (n + 1) * FRAME_MS / 1000, self._play_frame)
 
     def _record(self, key: str, media: NegotiatedMedia | None, packet: RtpPacket) -> None:
         recorder = self._recorder
@@ -408,11 +427,7 @@ class _PythonSession:
             self.stats.relayed_to_caller += 1
 
     async def close(self) -> MediaStats:
-        if self._music_task is not None:
-            self._music_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._music_task
-            self._music_task = None
+        self._stop_playing()
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
