@@ -21,7 +21,16 @@ from frontoffice.channels.voice.service import VoiceService
 from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ..conftest import require_tool
-from .sipp.runner import HOST, SIP_PASSWORD, VoiceDesk, free_port, phone_args, run_sipp, start_voice
+from .sipp.runner import (
+    HOST,
+    SIP_PASSWORD,
+    VoiceDesk,
+    free_port,
+    listening,
+    phone_args,
+    run_sipp,
+    start_voice,
+)
 
 NUMBER = "+74951234567"
 
@@ -86,7 +95,7 @@ async def test_call_is_queued_offered_to_the_agent_phone_bridged_and_wrapped_up(
     agent_id = await desk.agent("alice")
     phone_port = await _register(sipp, voice, "alice")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
-    await asyncio.sleep(0.3)  # the phone's socket is open before the call arrives
+    await listening(phone_port)  # the phone's socket is open before the call arrives
     # sipp numbers calls from 1: the carrier's From user is +7495123400[call_number] = +74951234001.
     caller = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     answered = await phone
@@ -150,7 +159,7 @@ async def test_busy_agent_phone_returns_the_caller_to_the_queue_and_the_next_age
     second_phone = asyncio.create_task(
         run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(second_port))
     )
-    await asyncio.sleep(0.3)
+    await listening(busy_port, second_port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -180,14 +189,15 @@ async def test_simultaneous_calls_to_one_number_reach_different_agents(
     sipp = require_tool("sipp")
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
-    phones = []
+    phones, ports = [], []
     for name in ("a1", "a2", "a3"):
         await desk.agent(name)
         port = await _register(sipp, voice, name)
+        ports.append(port)
         phones.append(
             asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(port)))
         )
-    await asyncio.sleep(0.3)
+    await listening(*ports)
     caller = await run_sipp(
         sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "3", "-l", "3", "-r", "10", "-s", NUMBER
     )
@@ -210,7 +220,7 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     await desk.agent("talker", login=False)
     port = await _register(sipp, voice, "talker")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone_media.xml", None, "-m", "1", "-p", str(port)))
-    await asyncio.sleep(0.3)
+    await listening(port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_media.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -256,7 +266,7 @@ async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call
         run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(sleepy_port))
     )
     awake = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(awake_port)))
-    await asyncio.sleep(0.3)
+    await listening(sleepy_port, awake_port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -289,7 +299,7 @@ async def test_call_over_tcp_and_lossy_udp_still_completes(
     await desk.agent("steady")
     port = await _register(sipp, voice, "steady")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "5", "-p", str(port)))
-    await asyncio.sleep(0.3)
+    await listening(port)
     over_tcp = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, "-t", "t1")
     assert over_tcp.returncode == 0, over_tcp.output
     # sipp drops 10% of what it sends and receives: retransmissions (timers A, E, G, 2xx) recover.
@@ -350,7 +360,7 @@ async def _menu_call(
     await desk.agent("seller")
     port = await _register(sipp, voice, "seller")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone_media.xml", None, "-m", "1", "-p", str(port)))
-    await asyncio.sleep(0.3)
+    await listening(port)
     # caller_media.xml presses 2 (RFC 4733) right after the 183 that starts the menu.
     result = await run_sipp(sipp, "caller_media.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     assert result.returncode == 0, result.output

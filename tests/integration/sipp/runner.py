@@ -106,6 +106,30 @@ def _take_log(path: Path) -> str:
     return detail
 
 
+def _udp_bound(port: int) -> bool:
+    """Whether some socket on this machine is bound to UDP ``port`` (read from /proc: probing with a
+    bind of our own could take the port from under sipp)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(row.split()[1].endswith(suffix) for row in rows):
+            return True
+    return False
+
+
+async def listening(*ports: int, timeout_s: float = 20.0) -> None:
+    """Wait until the sipp phones started on ``ports`` have opened their sockets, so that a call placed
+    next reaches them (and is not refused by a port nobody listens on yet)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not all(_udp_bound(port) for port in ports):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"sipp did not open UDP ports {ports}")
+        await asyncio.sleep(0.02)
+
+
 def phone_args(name: str, password: str, port: int) -> list[str]:
     """sipp options for one registration of account ``name`` from local ``port``."""
     return ["-m", "1", "-s", name, "-au", name, "-ap", password, "-p", str(port)]
