@@ -29,6 +29,7 @@ from .sipp.runner import (
     SIP_PASSWORD,
     VoiceDesk,
     free_port,
+    listening,
     register_phone_bank,
     run_sipp,
     sipp_counts,
@@ -77,7 +78,7 @@ async def test_200_calls_through_menu_and_queue_to_a_phone_bank_all_succeed(
     phones = asyncio.create_task(
         run_sipp(sipp, "agent_phone.xml", None, "-m", str(CALLS), "-p", str(port), timeout_s=120, tail=6000)
     )
-    await asyncio.sleep(0.3)  # the bank's socket is open before the first call
+    await listening(port)  # the bank's socket is open before the first call
     caller = await run_sipp(
         sipp,
         "caller_menu.xml",
