@@ -172,9 +172,18 @@ def browser(chromium_path: str) -> Iterator[Any]:
         b.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the test item, so fixtures can tell a failed test at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def new_context(browser: Any) -> Iterator[Any]:
-    """Make isolated browser contexts (one per person), closed after the test."""
+def new_context(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Make isolated browser contexts (one per person), closed after the test. When the test failed,
+    every open page is saved first under test-artifacts/e2e/failures/ (what the browser showed)."""
     contexts: list[Any] = []
 
     def make(locale: str = "en-GB", viewport: tuple[int, int] = (1366, 768)) -> Any:
@@ -184,6 +193,12 @@ def new_context(browser: Any) -> Iterator[Any]:
         return context
 
     yield make
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        failures = ARTIFACTS / "failures"
+        failures.mkdir(parents=True, exist_ok=True)
+        for n, page in enumerate(page for context in contexts for page in context.pages):
+            page.screenshot(path=str(failures / f"{request.node.name[:80]}-{n}.png"), full_page=True)
     for context in contexts:
         context.close()
 
