@@ -13,19 +13,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.prompts import render_prompts
 from frontoffice.channels.voice.service import VoiceService
-from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ..conftest import require_tool
 from .sipp.runner import (
     HOST,
     SIP_PASSWORD,
     VoiceDesk,
+    event_types,
     free_port,
+    interactions,
     listening,
     phone_args,
     run_sipp,
@@ -53,21 +53,6 @@ async def _register(sipp: str, voice: VoiceService, name: str) -> int:
     )
     assert result.returncode == 0, result.output
     return port
-
-
-async def _interactions(container: Container) -> list[Interaction]:
-    async with container.sessions() as s:
-        return list(await s.scalars(select(Interaction).order_by(Interaction.id)))
-
-
-async def _events(container: Container, interaction_id: int) -> list[str]:
-    async with container.sessions() as s:
-        rows = await s.scalars(
-            select(InteractionEvent)
-            .where(InteractionEvent.interaction_id == interaction_id)
-            .order_by(InteractionEvent.id)
-        )
-        return [e.type for e in rows]
 
 
 async def _settled(voice: VoiceService) -> None:
@@ -102,11 +87,11 @@ async def test_call_is_queued_offered_to_the_agent_phone_bridged_and_wrapped_up(
     assert caller.returncode == 0, caller.output
     assert answered.returncode == 0, answered.output
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.channel == "voice" and call.agent_id == agent_id
     assert call.state == "wrap_up"
     assert call.external_ref and call.attributes["sip_call_id"] == call.external_ref
-    events = await _events(container, call.id)
+    events = await event_types(container, call.id)
     assert events[:1] == ["created"] or "queued" in events
     assert "connected" in events and "wrap_up" in events
     assert call.customer_id == customer_id
@@ -122,9 +107,9 @@ async def test_caller_hanging_up_while_queued_is_an_abandoned_contact(
     caller = await run_sipp(sipp, "caller_abandons.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     assert caller.returncode == 0, caller.output
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.state == "abandoned"
-    assert "abandoned" in await _events(container, call.id)
+    assert "abandoned" in await event_types(container, call.id)
     # The caller heard music on hold while waiting (our media sent RTP to their SDP address).
     [(interaction_id, stats)] = list(voice.recent_media)
     assert interaction_id == call.id and stats.music_packets > 0
@@ -142,7 +127,7 @@ async def test_unknown_number_gets_404(
     )
     assert caller.returncode != 0
     assert "404" in caller.output or "Unexpected" in caller.output or caller.returncode != 0
-    assert await _interactions(container) == []
+    assert await interactions(container) == []
 
 
 async def test_busy_agent_phone_returns_the_caller_to_the_queue_and_the_next_agent_answers(
@@ -165,8 +150,8 @@ async def test_busy_agent_phone_returns_the_caller_to_the_queue_and_the_next_age
     )
     # Wait until the busy phone declined, then the second agent logs in and gets the call.
     for _ in range(500):
-        rows = await _interactions(container)
-        if rows and "offer_rejected" in await _events(container, rows[0].id):
+        rows = await interactions(container)
+        if rows and "offer_rejected" in await event_types(container, rows[0].id):
             break
         await asyncio.sleep(0.02)
     else:
@@ -178,7 +163,7 @@ async def test_busy_agent_phone_returns_the_caller_to_the_queue_and_the_next_age
     assert (await busy_phone).returncode == 0
     assert (await second_phone).returncode == 0
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.agent_id == second_id and call.agent_id != busy_id
     assert call.state == "wrap_up"
 
@@ -205,7 +190,7 @@ async def test_simultaneous_calls_to_one_number_reach_different_agents(
     for phone in phones:
         assert (await phone).returncode == 0
     await _settled(voice)
-    calls = await _interactions(container)
+    calls = await interactions(container)
     assert len(calls) == 3
     assert {c.agent_id for c in calls} == set(desk.agent_ids.values())
     assert all(c.state == "wrap_up" for c in calls)
@@ -226,7 +211,7 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     )
     # The caller presses 2 while waiting; once that is on the contact, the agent comes online.
     for _ in range(500):
-        rows = await _interactions(container)
+        rows = await interactions(container)
         if rows and rows[0].attributes.get("ivr_choice") == "2":
             break
         await asyncio.sleep(0.02)
@@ -238,7 +223,7 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     assert result.returncode == 0, result.output
     assert (await phone).returncode == 0
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.state == "wrap_up"
     [(interaction_id, stats)] = list(voice.recent_media)
     assert interaction_id == call.id
@@ -271,8 +256,8 @@ async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
     for _ in range(1000):
-        rows = await _interactions(container)
-        if rows and "offer_timed_out" in await _events(container, rows[0].id):
+        rows = await interactions(container)
+        if rows and "offer_timed_out" in await event_types(container, rows[0].id):
             break
         await asyncio.sleep(0.02)
     else:
@@ -285,7 +270,7 @@ async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call
     assert sleepy_result.returncode == 0, sleepy_result.output
     assert (await awake).returncode == 0
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.agent_id == desk.agent_ids["awake"] != sleepy_id
     assert call.state == "wrap_up"
 
@@ -309,7 +294,7 @@ async def test_call_over_tcp_and_lossy_udp_still_completes(
     assert (await phone).returncode == 0
     assert lossy.returncode == 0, lossy.output
     await _settled(voice)
-    calls = await _interactions(container)
+    calls = await interactions(container)
     assert len(calls) == 5 and all(c.state in ("wrap_up", "done") for c in calls)
 
 
@@ -366,7 +351,7 @@ async def _menu_call(
     assert result.returncode == 0, result.output
     assert (await phone).returncode == 0
     await _settled(voice)
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.queue_id == sales and call.attributes["ivr_choice"] == "2"
     assert call.agent_id == desk.agent_ids["seller"]
     [(_, stats)] = list(voice.recent_media)

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.announcements import Announcer
@@ -26,10 +25,19 @@ from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.model import Role
-from frontoffice.store.tables import Interaction, InteractionEvent
+from frontoffice.store.tables import Interaction
 
 from ..conftest import require_tool, token_headers
-from .sipp.runner import HOST, SIP_PASSWORD, VoiceDesk, free_port, phone_args, run_sipp
+from .sipp.runner import (
+    HOST,
+    SIP_PASSWORD,
+    VoiceDesk,
+    event_types,
+    free_port,
+    interactions,
+    phone_args,
+    run_sipp,
+)
 from .test_voice_trunks import CARRIER, make_trunk
 
 NUMBER = "+74951234567"
@@ -75,21 +83,6 @@ async def register(sipp: str, voice: VoiceService, name: str) -> int:
 
 def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
     return asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
-
-
-async def interactions(container: Container) -> list[Interaction]:
-    async with container.sessions() as s:
-        return list(await s.scalars(select(Interaction).order_by(Interaction.id)))
-
-
-async def event_types(container: Container, interaction_id: int) -> list[str]:
-    async with container.sessions() as s:
-        rows = await s.scalars(
-            select(InteractionEvent.type)
-            .where(InteractionEvent.interaction_id == interaction_id)
-            .order_by(InteractionEvent.id)
-        )
-        return list(rows)
 
 
 async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.media import PythonMediaBackend
@@ -26,7 +25,7 @@ from frontoffice.config_trunks import SipTrunk
 from frontoffice.store.tables import Interaction
 
 from ..conftest import require_tool
-from .sipp.runner import API, HOST, SIP_PASSWORD, VoiceDesk, free_port, phone_args, run_sipp
+from .sipp.runner import API, HOST, SIP_PASSWORD, VoiceDesk, free_port, interactions, phone_args, run_sipp
 
 NUMBER = "+74951234567"
 CUSTOMER = "+74957654321"
@@ -81,11 +80,6 @@ async def voice(container: Container, tmp_path: Path, trunks: list[Trunk]) -> As
 
 def carrier_port(voice: VoiceService) -> int:
     return voice.trunking.lines[0].trunk.port
-
-
-async def _interactions(container: Container) -> list[Interaction]:
-    async with container.sessions() as s:
-        return list(await s.scalars(select(Interaction).order_by(Interaction.id)))
 
 
 async def _eventually(check: Callable[[], Any], what: str) -> None:
@@ -172,7 +166,7 @@ async def test_trunk_address_reaches_the_entry_point_and_another_address_gets_40
     assert allowed.returncode == 0, allowed.output
     refused = await run_sipp(sipp, "caller_refused.xml", target, "-m", "1", "-s", NUMBER, "-i", ELSEWHERE)
     assert refused.returncode == 0, refused.output
-    [call] = await _interactions(container)  # only the trunk's call became a contact
+    [call] = await interactions(container)  # only the trunk's call became a contact
     assert call.state == "abandoned"
 
 
@@ -374,7 +368,7 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     assert (await phone).returncode == 0  # the agent's phone rang, answered, got our BYE
     await _eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
     await _eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
-    [call] = [i for i in await _interactions(container) if i.id == interaction_id]
+    [call] = [i for i in await interactions(container) if i.id == interaction_id]
     assert call.direction == "outbound" and call.channel == "voice"
     assert call.agent_id == agent_id and call.customer_id == customer_id
     assert call.to_address == CUSTOMER and call.connected_at is not None
@@ -430,13 +424,13 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     assert phone.returncode == 0, phone.output + carrier_result.output
     assert carrier_result.returncode == 0, carrier_result.output  # it got our BYE when the phone hung up
     await _eventually(lambda: _any_state(container, "done"), "the phone's call is recorded")
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.to_address == CUSTOMER
     assert call.attributes["origin"] == "phone"
 
 
 async def _any_state(container: Container, state: str) -> bool:
-    return any(i.state == state for i in await _interactions(container))
+    return any(i.state == state for i in await interactions(container))
 
 
 # ====================================================================== toll fraud and scanners
@@ -483,7 +477,7 @@ async def test_no_unauthenticated_invite_ever_leaves_through_the_trunk(
         await stranger.send(stranger.invite(voice.port, CUSTOMER, call_id="fraud-3"), voice.port)
         assert (await stranger.final()).status == 403
         assert await fake_carrier.silent(1.0), "an unauthenticated INVITE reached the carrier"
-        assert await _interactions(container) == []
+        assert await interactions(container) == []
     finally:
         for peer in (from_trunk, from_phone_host, stranger):
             peer.close()
@@ -557,5 +551,5 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
         result = await carrier
         assert result.returncode == 0, result.output + (confdir / "baresip.log").read_text(errors="replace")
         await _eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
-    [call] = await _interactions(container)
+    [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.customer_id is not None

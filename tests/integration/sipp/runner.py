@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.model import Role
+from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ...conftest import token_headers
 
@@ -104,6 +106,23 @@ def _take_log(path: Path) -> str:
     detail = path.read_text(errors="replace")[-4000:] if path.exists() else ""
     path.unlink(missing_ok=True)
     return detail
+
+
+async def interactions(container: Container) -> list[Interaction]:
+    """Every interaction in the store, oldest first."""
+    async with container.sessions() as s:
+        return list(await s.scalars(select(Interaction).order_by(Interaction.id)))
+
+
+async def event_types(container: Container, interaction_id: int) -> list[str]:
+    """The types of an interaction's events, in the order they were logged."""
+    async with container.sessions() as s:
+        rows = await s.scalars(
+            select(InteractionEvent.type)
+            .where(InteractionEvent.interaction_id == interaction_id)
+            .order_by(InteractionEvent.id)
+        )
+        return list(rows)
 
 
 def _udp_bound(port: int) -> bool:
