@@ -42,6 +42,11 @@ class TicketIn(Input):
     source_interaction_id: int | None = Field(
         default=None, description="the contact the ticket is opened from; it is linked to the ticket"
     )
+    project_id: int | None = Field(
+        default=None,
+        description="the client project; by default the source contact's, or the only project of a "
+        "user limited to one",
+    )
 
     _due = field_validator("due_at")(_aware)
 
@@ -87,6 +92,9 @@ class DealIn(Input):
     amount: Decimal = Field(default=Decimal(0), ge=0, lt=MAX_DEAL_AMOUNT, description="in major units")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. RUB, EUR")
     owner_id: int | None = None
+    project_id: int | None = Field(
+        default=None, description="the client project; by default the only project of a user limited to one"
+    )
 
 
 class DealPatch(Input):
@@ -102,6 +110,7 @@ class DealPatch(Input):
 class DealOut(BaseModel):
     id: int
     customer_id: int
+    project_id: int | None
     title: str
     stage: DealStage
     amount: Decimal = Field(description="in major units, as a decimal string")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from frontoffice.domain.model import IdentityKind
 from frontoffice.store.tables import (
     Company,
     Customer,
+    CustomerProject,
     CustomerTag,
     Deal,
     Identity,
@@ -54,6 +56,17 @@ from .schemas import (
     NoteOut,
     Page,
     TimelineItem,
+)
+from .scope import (
+    company_visible,
+    creation_projects,
+    customer_visible,
+    deal_visible,
+    interaction_visible,
+    ticket_visible,
+    visible_customer,
+    visible_interaction,
+    where,
 )
 
 __all__ = ["CrmService", "display_name", "search_key"]
@@ -106,7 +119,11 @@ def _escape_like(text: str) -> str:
 
 
 class CrmService:
-    """Customers and companies. Every method is one transaction."""
+    """Customers and companies. Every method is one transaction.
+
+    A user limited to projects reads and changes only the customers, contacts and companies of their
+    projects (:mod:`frontoffice.services.scope`); the others answer 404 as if they did not exist.
+    """
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, region: str = "RU", clock: Clock = system_clock
@@ -122,11 +139,18 @@ class CrmService:
             customer = await self.create_in_session(s, actor, data)
             return await self._card(s, customer.id)
 
-    async def create_in_session(self, s: AsyncSession, actor: Actor, data: CustomerIn) -> Customer:
+    async def create_in_session(
+        self, s: AsyncSession, actor: Actor, data: CustomerIn, *, projects: Sequence[int] | None = None
+    ) -> Customer:
         """Create a customer inside the caller's transaction ``s`` (CSV import, contact intake);
-        raises before flushing anything when an input is bad."""
+        raises before flushing anything when an input is bad.
+
+        The card belongs to ``projects`` (checked by the caller), or else to ``data.project_id``,
+        or else, made by a user limited to projects, to all of that user's projects."""
         identities = [self._normalized(i) for i in data.identities]
         now = self.clock()
+        if projects is None:
+            projects = await creation_projects(s, actor, data.project_id)
         company_id = data.company_id
         if company_id is not None and await s.get(Company, company_id) is None:
             raise NotFound("No such company", error_id="no-such-company", company_id=company_id)
@@ -151,8 +175,10 @@ class CrmService:
         await s.flush()
         for tag in sorted(set(data.tags)):
             s.add(CustomerTag(customer_id=customer.id, tag=tag))
+        for project_id in sorted(set(projects)):
+            s.add(CustomerProject(customer_id=customer.id, project_id=project_id))
         for kind, value, label in identities:
-            await self._attach_identity(s, customer.id, kind, value, label, now)
+            await self._attach_identity(s, actor, customer.id, kind, value, label, now)
         audit(s, actor, "customer.create", "customer", customer.id, now)
         return customer
 
@@ -164,18 +190,27 @@ class CrmService:
         )
 
     async def _attach_identity(
-        self, s: AsyncSession, customer_id: int, kind: str, value: str, label: str, now: datetime
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        customer_id: int,
+        kind: str,
+        value: str,
+        label: str,
+        now: datetime,
     ) -> Identity:
         owner = await s.scalar(
             select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
         )
         if owner is not None and owner != customer_id:
+            # A user limited to projects is not told which customer it is, unless they may see them.
+            shown = {"customer_id": owner} if await self._sees_customer(s, actor, owner) else {}
             raise Conflict(
                 "This identity already belongs to another customer",
                 error_id="identity-taken",
                 kind=kind,
                 value=value,
-                customer_id=owner,
+                **shown,
             )
         if owner == customer_id:
             found = await s.scalar(select(Identity).where(Identity.kind == kind, Identity.value == value))
@@ -206,12 +241,14 @@ class CrmService:
     async def get_customer(self, actor: Actor, customer_id: int) -> CustomerOut:
         actor.require("customers.read")
         async with self.sessions() as s:
+            if actor.project_ids is not None:  # the card's own query answers 404 for the others
+                await self._live_customer(s, actor, customer_id)
             return await self._card(s, customer_id)
 
     async def update_customer(self, actor: Actor, customer_id: int, patch: CustomerPatch) -> CustomerOut:
         actor.require("customers.write")
         async with self.sessions.begin() as s:
-            customer = await self._live_customer(s, customer_id)
+            customer = await self._live_customer(s, actor, customer_id)
             changes = patch.model_dump(exclude_unset=True)
             # JSON null clears a field: names become empty, custom fields and tags empty; a flag has no
             # "empty", so null there is an error rather than a database constraint failure.
@@ -246,28 +283,33 @@ class CrmService:
     async def delete_customer(self, actor: Actor, customer_id: int) -> None:
         actor.require("customers.merge")
         async with self.sessions.begin() as s:
-            customer = await self._live_customer(s, customer_id)
+            customer = await self._live_customer(s, actor, customer_id)
             await s.delete(customer)
             audit(s, actor, "customer.delete", "customer", customer_id)
 
-    async def _live_customer(self, s: AsyncSession, customer_id: int) -> Customer:
-        customer = await s.get(Customer, customer_id)
-        if customer is None or customer.merged_into_id is not None:
-            raise NotFound("No such customer", error_id="no-such-customer", customer_id=customer_id)
-        return customer
+    async def _live_customer(self, s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
+        """The customer, unless deleted, merged away or out of the actor's projects (404)."""
+        return await visible_customer(s, actor, customer_id)
+
+    async def _sees_customer(self, s: AsyncSession, actor: Actor, customer_id: int) -> bool:
+        condition = customer_visible(actor, Customer.id, Customer.owner_id)
+        if condition is None:
+            return True
+        return await s.scalar(select(Customer.id).where(Customer.id == customer_id, condition)) is not None
 
     async def add_identity(self, actor: Actor, customer_id: int, data: IdentityIn) -> CustomerOut:
         actor.require("customers.write")
         kind, value, label = self._normalized(data)
         async with self.sessions.begin() as s:
-            await self._live_customer(s, customer_id)
-            await self._attach_identity(s, customer_id, kind, value, label, self.clock())
+            await self._live_customer(s, actor, customer_id)
+            await self._attach_identity(s, actor, customer_id, kind, value, label, self.clock())
             audit(s, actor, "customer.identity_add", "customer", customer_id, kind=kind)
             return await self._card(s, customer_id)
 
     async def remove_identity(self, actor: Actor, customer_id: int, identity_id: int) -> CustomerOut:
         actor.require("customers.write")
         async with self.sessions.begin() as s:
+            await self._live_customer(s, actor, customer_id)
             result = await s.execute(
                 delete(Identity).where(Identity.id == identity_id, Identity.customer_id == customer_id)
             )
@@ -287,13 +329,33 @@ class CrmService:
                 select(Identity.customer_id).where(Identity.kind == str(kind), Identity.value == value)
             )
 
+    async def find_by_identity(self, actor: Actor, kind: IdentityKind, raw: str) -> CustomerOut | None:
+        """The card of the customer an identity belongs to; ``None`` when nobody has it or when the
+        owner is out of the actor's projects (the same answer, so the identity's owner does not leak)."""
+        actor.require("customers.read")
+        value = normalize_identity(kind, raw, self.region)
+        async with self.sessions() as s:
+            customer_id = await s.scalar(
+                select(Identity.customer_id).where(Identity.kind == str(kind), Identity.value == value)
+            )
+            if customer_id is None or not await self._sees_customer(s, actor, customer_id):
+                return None
+            try:
+                return await self._card(s, customer_id)
+            except NotFound:
+                return None
+
     async def search(
         self, actor: Actor, q: str = "", *, limit: int = 50, cursor: str | None = None, tag: str | None = None
     ) -> Page[CustomerOut]:
-        """Customers by name fragment, company name, phone fragment or email; newest id first."""
+        """Customers by name fragment, company name, phone fragment or email; newest id first (of
+        a user limited to projects: those they may see)."""
         actor.require("customers.read")
         limit = max(1, min(limit, MAX_PAGE))
-        stmt = select(Customer).where(Customer.merged_into_id.is_(None))
+        stmt = where(
+            select(Customer).where(Customer.merged_into_id.is_(None)),
+            customer_visible(actor, Customer.id, Customer.owner_id),
+        )
         text = q.strip()
         if text:
             like = f"%{_escape_like(text.lower())}%"
@@ -332,7 +394,7 @@ class CrmService:
     async def add_note(self, actor: Actor, customer_id: int, body: str) -> NoteOut:
         actor.require("customers.write")
         async with self.sessions.begin() as s:
-            await self._live_customer(s, customer_id)
+            await self._live_customer(s, actor, customer_id)
             note = Note(customer_id=customer_id, author_id=actor.user_id, body=body, created_at=self.clock())
             s.add(note)
             await s.flush()
@@ -343,12 +405,8 @@ class CrmService:
         actor.require("customers.write")
         actor.require("interactions.write")
         async with self.sessions.begin() as s:
-            await self._live_customer(s, customer_id)
-            interaction = await s.get(Interaction, interaction_id)
-            if interaction is None:
-                raise NotFound(
-                    "No such interaction", error_id="no-such-interaction", interaction_id=interaction_id
-                )
+            interaction = await visible_interaction(s, actor, interaction_id)
+            await self._live_customer(s, actor, customer_id)
             previous = interaction.customer_id
             interaction.customer_id = customer_id
             audit(
@@ -367,7 +425,8 @@ class CrmService:
         self, actor: Actor, customer_id: int, *, limit: int = 50, cursor: str | None = None
     ) -> Page[TimelineItem]:
         """Interactions on every channel, notes, tickets (when opened) and deals (when created), newest
-        first (cursor = time of the last item)."""
+        first (cursor = time of the last item). A user limited to projects sees the items of their
+        projects and of none (notes belong to the card)."""
         actor.require("customers.read")
         limit = max(1, min(limit, MAX_PAGE))
         before: datetime | None = None
@@ -378,11 +437,20 @@ class CrmService:
             except ValueError:
                 raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor") from None
         async with self.sessions() as s:
-            await self._live_customer(s, customer_id)
-            istmt = select(Interaction).where(Interaction.customer_id == customer_id)
+            await self._live_customer(s, actor, customer_id)
+            istmt = where(
+                select(Interaction).where(Interaction.customer_id == customer_id),
+                interaction_visible(actor, customer_known_visible=True),
+            )
             nstmt = select(Note).where(Note.customer_id == customer_id)
-            tstmt = select(Ticket).where(Ticket.customer_id == customer_id)
-            dstmt = select(Deal).where(Deal.customer_id == customer_id)
+            tstmt = where(
+                select(Ticket).where(Ticket.customer_id == customer_id),
+                ticket_visible(actor, customer_known_visible=True),
+            )
+            dstmt = where(
+                select(Deal).where(Deal.customer_id == customer_id),
+                deal_visible(actor, customer_known_visible=True),
+            )
             if before is not None:
                 istmt = istmt.where(Interaction.created_at < before)
                 nstmt = nstmt.where(Note.created_at < before)
@@ -451,8 +519,8 @@ class CrmService:
         if keep_id == merge_id:
             raise InvalidInput("Cannot merge a customer into itself", error_id="merge-same-customer")
         async with self.sessions.begin() as s:
-            keep = await self._live_customer(s, keep_id)
-            gone = await self._live_customer(s, merge_id)
+            keep = await self._live_customer(s, actor, keep_id)
+            gone = await self._live_customer(s, actor, merge_id)
             moved = {
                 "identities": (
                     await s.execute(
@@ -489,6 +557,18 @@ class CrmService:
                 if tag not in keep_tags:
                     s.add(CustomerTag(customer_id=keep_id, tag=tag))
             await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == merge_id))
+            # The kept card belongs to the projects of both.
+            keep_projects = set(
+                await s.scalars(
+                    select(CustomerProject.project_id).where(CustomerProject.customer_id == keep_id)
+                )
+            )
+            for project_id in await s.scalars(
+                select(CustomerProject.project_id).where(CustomerProject.customer_id == merge_id)
+            ):
+                if project_id not in keep_projects:
+                    s.add(CustomerProject(customer_id=keep_id, project_id=project_id))
+            await s.execute(delete(CustomerProject).where(CustomerProject.customer_id == merge_id))
             # Fill blanks of the kept card from the merged one; the kept card wins on conflicts.
             for field in ("first_name", "last_name", "middle_name", "language"):
                 if not getattr(keep, field) and getattr(gone, field):
@@ -508,18 +588,21 @@ class CrmService:
 
     async def duplicates(self, actor: Actor, *, limit: int = 100) -> list[DuplicateSuggestion]:
         """Pairs worth a human look: same email ignoring +tags and Gmail dots, same phone ignoring
-        country code, or similar names with the same last name or company."""
+        country code, or similar names with the same last name or company (both customers of the
+        pair visible to the actor)."""
         actor.require("customers.read")
         async with self.sessions() as s:
             customers = list(
                 await s.execute(
-                    select(
-                        Customer.id,
-                        Customer.search_key,
-                        Customer.last_name,
-                        Customer.company_id,
+                    where(
+                        select(
+                            Customer.id,
+                            Customer.search_key,
+                            Customer.last_name,
+                            Customer.company_id,
+                        ).where(Customer.merged_into_id.is_(None)),
+                        customer_visible(actor, Customer.id, Customer.owner_id),
                     )
-                    .where(Customer.merged_into_id.is_(None))
                     .order_by(Customer.id.desc())
                     .limit(DUPLICATE_SCAN_LIMIT)
                 )
@@ -603,7 +686,11 @@ class CrmService:
     async def get_company(self, actor: Actor, company_id: int) -> CompanyOut:
         actor.require("companies.read")
         async with self.sessions() as s:
-            company = await s.get(Company, company_id)
+            condition = company_visible(actor)
+            if condition is None:
+                company = await s.get(Company, company_id)
+            else:
+                company = await s.scalar(select(Company).where(Company.id == company_id, condition))
             if company is None:
                 raise NotFound("No such company", error_id="no-such-company", company_id=company_id)
             return CompanyOut.model_validate(company)
@@ -611,9 +698,11 @@ class CrmService:
     async def list_companies(
         self, actor: Actor, q: str = "", *, limit: int = 50, cursor: str | None = None
     ) -> Page[CompanyOut]:
+        """Companies newest first; a user limited to projects gets those with a customer they may see
+        (and those with no customers yet)."""
         actor.require("companies.read")
         limit = max(1, min(limit, MAX_PAGE))
-        stmt = select(Company)
+        stmt = where(select(Company), company_visible(actor))
         if q.strip():
             stmt = stmt.where(Company.name_key.like(f"%{_escape_like(q.strip().lower())}%", escape="\\"))
         if cursor:

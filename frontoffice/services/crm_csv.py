@@ -23,6 +23,7 @@ from .context import Actor, audit
 from .crm import CrmService, customer_out
 from .identities import normalize_identity
 from .schemas import CustomerIn, IdentityIn, ImportReport, ImportRowError
+from .scope import creation_projects, customer_visible, where
 
 __all__ = ["CSV_COLUMNS", "ImportMode", "export_customers_csv", "import_customers_csv"]
 
@@ -83,8 +84,12 @@ async def import_customers_csv(
     dry_run: bool = True,
     mode: ImportMode = ImportMode.ALL_OR_NOTHING,
     max_rows: int = 100_000,
+    project_id: int | None = None,
 ) -> ImportReport:
-    """Validate every row, then (unless ``dry_run``) create the customers in one transaction."""
+    """Validate every row, then (unless ``dry_run``) create the customers in one transaction.
+
+    The cards belong to ``project_id`` (a client's customer base imported for that client's team);
+    imported by a user limited to projects without one, to all of that user's projects."""
     actor.require("customers.import")
     text = _decode(data)
     try:
@@ -129,6 +134,7 @@ async def import_customers_csv(
         ) from None
 
     async with crm.sessions.begin() as s:
+        projects = await creation_projects(s, actor, project_id)
         # Identities already owned by existing customers: one query for the whole file.
         wanted = {(i.kind.value, i.value) for _, c, _ in parsed for i in c.identities}
         taken: set[tuple[str, str]] = set()
@@ -162,10 +168,18 @@ async def import_customers_csv(
         created = 0
         if apply:
             for customer in valid:
-                await crm.create_in_session(s, actor, customer)
+                await crm.create_in_session(s, actor, customer, projects=projects)
                 created += 1
             audit(
-                s, actor, "customer.import", "customer", None, rows=rows, created=created, errors=len(errors)
+                s,
+                actor,
+                "customer.import",
+                "customer",
+                None,
+                rows=rows,
+                created=created,
+                errors=len(errors),
+                project_ids=list(projects),
             )
         else:
             await s.rollback()
@@ -222,11 +236,15 @@ def _parse_row(
 
 
 async def export_customers_csv(crm: CrmService, actor: Actor) -> AsyncIterator[str]:
-    """Stream every customer as CSV in the import format (so an export re-imports cleanly)."""
+    """Stream every customer as CSV in the import format (so an export re-imports cleanly); a user
+    limited to projects gets the customers they may see."""
     actor.require("customers.export")
+    visible = customer_visible(actor, Customer.id, Customer.owner_id)
     custom_names: set[str] = set()
     async with crm.sessions() as s:
-        for custom in await s.scalars(select(Customer.custom).where(Customer.merged_into_id.is_(None))):
+        for custom in await s.scalars(
+            where(select(Customer.custom).where(Customer.merged_into_id.is_(None)), visible)
+        ):
             custom_names.update(custom)
         usernames = {u.id: u.username for u in await s.scalars(select(User))}
     columns = CSV_COLUMNS + [CUSTOM_PREFIX + n for n in sorted(custom_names)]
@@ -239,8 +257,10 @@ async def export_customers_csv(crm: CrmService, actor: Actor) -> AsyncIterator[s
         async with crm.sessions() as s:
             batch = list(
                 await s.scalars(
-                    select(Customer)
-                    .where(Customer.merged_into_id.is_(None), Customer.id > last_id)
+                    where(
+                        select(Customer).where(Customer.merged_into_id.is_(None), Customer.id > last_id),
+                        visible,
+                    )
                     .order_by(Customer.id)
                     .limit(EXPORT_BATCH)
                     .options(

@@ -15,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.cases import DealStage
-from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.store.tables import Deal
 
 from .case_schemas import DealIn, DealOut, DealPatch
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
-from .tickets import active_user, live_customer
+from .scope import deal_visible, visible_deal, where
+from .tickets import active_user, case_project, live_customer
 
 __all__ = ["DealService", "to_major", "to_minor"]
 
@@ -56,6 +57,7 @@ def _out(deal: Deal) -> DealOut:
     return DealOut(
         id=deal.id,
         customer_id=deal.customer_id,
+        project_id=deal.project_id,
         title=deal.title,
         stage=DealStage(deal.stage),
         amount=to_major(deal.amount_minor, deal.currency),
@@ -68,7 +70,8 @@ def _out(deal: Deal) -> DealOut:
 
 
 class DealService:
-    """Deals of the sales pipeline. Every method is one transaction."""
+    """Deals of the sales pipeline. Every method is one transaction. A user limited to projects works
+    only with the deals they may see (:mod:`frontoffice.services.scope`); the others answer 404."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
         self.sessions = sessions
@@ -78,12 +81,14 @@ class DealService:
         actor.require("deals.write")
         amount_minor = to_minor(data.amount, data.currency)
         async with self.sessions.begin() as s:
-            await live_customer(s, data.customer_id)
+            await live_customer(s, actor, data.customer_id)
             if data.owner_id is not None:
                 await active_user(s, data.owner_id)
+            project_id = await case_project(s, actor, data.project_id)
             now = self.clock()
             deal = Deal(
                 customer_id=data.customer_id,
+                project_id=project_id,
                 title=data.title,
                 stage=data.stage.value,
                 amount_minor=amount_minor,
@@ -101,7 +106,7 @@ class DealService:
     async def get(self, actor: Actor, deal_id: int) -> DealOut:
         actor.require("deals.read")
         async with self.sessions() as s:
-            return _out(await self._deal(s, deal_id))
+            return _out(await self._deal(s, actor, deal_id))
 
     async def update(self, actor: Actor, deal_id: int, patch: DealPatch) -> DealOut:
         """Move the deal to another stage (won / lost close it, any other reopens it), or change its
@@ -112,7 +117,7 @@ class DealService:
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"{name} cannot be null", error_id="invalid-null", field=name)
         async with self.sessions.begin() as s:
-            deal = await self._deal(s, deal_id)
+            deal = await self._deal(s, actor, deal_id)
             now = self.clock()
             old = DealStage(deal.stage)
             if patch.amount is not None or patch.currency is not None:
@@ -152,24 +157,25 @@ class DealService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[DealOut]:
-        """The customer's deals, newest first; ``open_only`` leaves out won and lost ones."""
+        """The customer's deals, newest first; ``open_only`` leaves out won and lost ones. A user
+        limited to projects gets those of their projects, of none, and owned by them."""
         actor.require("deals.read")
         limit = max(1, min(limit, MAX_PAGE))
         wanted = {st.value for st in stages} or {st.value for st in DealStage}
         if open_only:
             wanted &= {st.value for st in DealStage if not st.is_closed}
-        stmt = select(Deal).where(Deal.customer_id == customer_id)
+        stmt = where(
+            select(Deal).where(Deal.customer_id == customer_id),
+            deal_visible(actor, customer_known_visible=True),
+        )
         if stages or open_only:
             stmt = stmt.where(Deal.stage.in_(sorted(wanted)))
         if cursor:
             stmt = stmt.where(Deal.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
-            await live_customer(s, customer_id)
+            await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Deal.id.desc()).limit(limit + 1)))
         return id_page(rows, limit, _out)
 
-    async def _deal(self, s: AsyncSession, deal_id: int) -> Deal:
-        deal = await s.get(Deal, deal_id)
-        if deal is None:
-            raise NotFound("No such deal", error_id="no-such-deal", deal_id=deal_id)
-        return deal
+    async def _deal(self, s: AsyncSession, actor: Actor, deal_id: int) -> Deal:
+        return await visible_deal(s, actor, deal_id)

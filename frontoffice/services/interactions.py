@@ -12,13 +12,14 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import Conflict, NotFound
+from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.append_log import append_row
 from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
+from .scope import interaction_visible, visible_interaction, where
 
 __all__ = ["EVENTS", "InteractionService", "log_event"]
 
@@ -111,14 +112,10 @@ class InteractionService:
         return interaction
 
     async def get(self, actor: Actor, interaction_id: int) -> InteractionOut:
+        """One interaction; another project's (for a user limited to projects) answers 404."""
         actor.require("interactions.read")
         async with self.sessions() as s:
-            found = await s.get(Interaction, interaction_id)
-            if found is None:
-                raise NotFound(
-                    "No such interaction", error_id="no-such-interaction", interaction_id=interaction_id
-                )
-            return InteractionOut.model_validate(found)
+            return InteractionOut.model_validate(await visible_interaction(s, actor, interaction_id))
 
     async def search(
         self,
@@ -132,9 +129,11 @@ class InteractionService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[InteractionOut]:
+        """Interactions newest first; a user limited to projects gets those they may see
+        (:mod:`frontoffice.services.scope`)."""
         actor.require("interactions.read")
         limit = max(1, min(limit, 200))
-        stmt = select(Interaction)
+        stmt = where(select(Interaction), interaction_visible(actor))
         if customer_id is not None:
             stmt = stmt.where(Interaction.customer_id == customer_id)
         if state is not None:
@@ -154,8 +153,7 @@ class InteractionService:
     async def messages(self, actor: Actor, interaction_id: int) -> list[MessageOut]:
         actor.require("interactions.read")
         async with self.sessions() as s:
-            if await s.get(Interaction, interaction_id) is None:
-                raise NotFound("No such interaction", error_id="no-such-interaction")
+            await visible_interaction(s, actor, interaction_id)
             rows = await s.scalars(
                 select(Message)
                 .where(Message.interaction_id == interaction_id)
@@ -166,8 +164,7 @@ class InteractionService:
     async def events(self, actor: Actor, interaction_id: int) -> list[InteractionEventOut]:
         actor.require("interactions.read")
         async with self.sessions() as s:
-            if await s.get(Interaction, interaction_id) is None:
-                raise NotFound("No such interaction", error_id="no-such-interaction")
+            await visible_interaction(s, actor, interaction_id)
             rows = await s.scalars(
                 select(InteractionEvent)
                 .where(InteractionEvent.interaction_id == interaction_id)
@@ -224,8 +221,10 @@ class InteractionService:
             return ProjectOut.model_validate(project)
 
     async def list_projects(self, actor: Actor) -> list[ProjectOut]:
+        """Every project; a user limited to projects gets only theirs (other clients stay unnamed)."""
         actor.require("projects.read")
+        stmt = select(Project).order_by(Project.code)
+        if actor.project_ids is not None:
+            stmt = stmt.where(Project.id.in_(sorted(actor.project_ids)))
         async with self.sessions() as s:
-            return [
-                ProjectOut.model_validate(p) for p in await s.scalars(select(Project).order_by(Project.code))
-            ]
+            return [ProjectOut.model_validate(p) for p in await s.scalars(stmt)]

@@ -67,6 +67,11 @@ class CustomerIn(Input):
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     custom: dict[str, Any] = Field(default_factory=dict)
     identities: list[IdentityIn] = Field(default_factory=list, max_length=50)
+    project_id: int | None = Field(
+        default=None,
+        description="the client project the card is created in, so that project's team sees it; "
+        "a user limited to projects who gives none creates it in all of theirs",
+    )
 
     _custom = field_validator("custom")(_check_custom)
 

@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from frontoffice.domain.exceptions import InvalidInput
+from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.metrics import (
     AgentStateRecord,
     GroupBy,
@@ -38,6 +38,7 @@ from frontoffice.store.tables import AgentEvent, InteractionEvent
 
 from .context import Actor, Clock, system_clock
 from .interactions import EVENTS
+from .scope import event_visible, where
 
 __all__ = ["StatsService"]
 
@@ -178,14 +179,22 @@ class StatsService:
         sl_variant: SLVariant = "default",
         project_id: int | None = None,
     ) -> Report:
+        """Figures from the event log. A user limited to projects gets the figures of their projects'
+        contacts only (another project asked for is ``404 no-such-project``); agent states belong to
+        no project and count for everyone, as on the wallboard."""
         actor.require("stats.read")
+        if project_id is not None and not actor.sees_project(project_id):
+            raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
         if end <= start:
             raise InvalidInput("The end of the range must be after its start", error_id="invalid-range")
         if end - start > timedelta(days=MAX_REPORT_DAYS):
             raise InvalidInput("The range is too long for one report", error_id="range-too-long")
         async with self.sessions() as s:
-            stmt = select(InteractionEvent).where(
-                InteractionEvent.at >= start - LOOKBEHIND, InteractionEvent.at < end
+            stmt = where(
+                select(InteractionEvent).where(
+                    InteractionEvent.at >= start - LOOKBEHIND, InteractionEvent.at < end
+                ),
+                event_visible(actor),
             )
             if project_id is not None:
                 stmt = stmt.where(InteractionEvent.project_id == project_id)

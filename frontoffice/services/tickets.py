@@ -18,18 +18,46 @@ from frontoffice.store.tables import Customer, Interaction, Ticket, TicketIntera
 from .case_schemas import TicketIn, TicketOut, TicketPatch
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
+from .scope import (
+    check_project,
+    creation_projects,
+    interaction_visible,
+    ticket_visible,
+    visible_customer,
+    visible_interaction,
+    visible_ticket,
+    where,
+)
 
-__all__ = ["TicketService", "active_user", "live_customer"]
+__all__ = ["TicketService", "active_user", "case_project", "live_customer"]
 
 MAX_PAGE = 200
 
 
-async def live_customer(s: AsyncSession, customer_id: int) -> Customer:
-    """The customer, unless deleted or merged into another one."""
-    customer = await s.get(Customer, customer_id)
-    if customer is None or customer.merged_into_id is not None:
-        raise NotFound("No such customer", error_id="no-such-customer", customer_id=customer_id)
-    return customer
+async def live_customer(s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
+    """The customer, unless deleted, merged into another one or out of the actor's projects."""
+    return await visible_customer(s, actor, customer_id)
+
+
+async def case_project(
+    s: AsyncSession, actor: Actor, given: int | None, source: Interaction | None = None
+) -> int | None:
+    """The project of a new ticket or deal: its source contact's; else the one given (which the actor
+    must work for); else the only project of a user limited to one; else none (it then goes with its
+    customer: whoever sees the customer sees it)."""
+    if source is not None and source.project_id is not None:
+        if given is not None:
+            await check_project(s, actor, given)
+        if given is not None and given != source.project_id:
+            raise InvalidInput(
+                "The contact belongs to another project",
+                error_id="interaction-of-another-project",
+                interaction_id=source.id,
+                project_id=given,
+            )
+        return source.project_id
+    projects = await creation_projects(s, actor, given)
+    return projects[0] if len(projects) == 1 else None
 
 
 async def active_user(s: AsyncSession, user_id: int) -> User:
@@ -59,7 +87,8 @@ def _out(ticket: Ticket, interaction_ids: Sequence[int]) -> TicketOut:
 
 
 class TicketService:
-    """Tickets of the help desk. Every method is one transaction."""
+    """Tickets of the help desk. Every method is one transaction. A user limited to projects works
+    only with the tickets they may see (:mod:`frontoffice.services.scope`); the others answer 404."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
         self.sessions = sessions
@@ -68,13 +97,15 @@ class TicketService:
     async def create(self, actor: Actor, data: TicketIn) -> TicketOut:
         actor.require("tickets.write")
         async with self.sessions.begin() as s:
-            await live_customer(s, data.customer_id)
+            await live_customer(s, actor, data.customer_id)
             if data.assignee_id is not None:
                 await active_user(s, data.assignee_id)
-            project_id = None
+            source = None
             if data.source_interaction_id is not None:
-                source = await self._customer_interaction(s, data.source_interaction_id, data.customer_id)
-                project_id = source.project_id
+                source = await self._customer_interaction(
+                    s, actor, data.source_interaction_id, data.customer_id
+                )
+            project_id = await case_project(s, actor, data.project_id, source)
             now = self.clock()
             ticket = Ticket(
                 customer_id=data.customer_id,
@@ -115,8 +146,8 @@ class TicketService:
     async def get(self, actor: Actor, ticket_id: int) -> TicketOut:
         actor.require("tickets.read")
         async with self.sessions() as s:
-            ticket = await self._ticket(s, ticket_id)
-            return _out(ticket, (await self._links(s, [ticket.id]))[ticket.id])
+            ticket = await self._ticket(s, actor, ticket_id)
+            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
 
     async def update(self, actor: Actor, ticket_id: int, patch: TicketPatch) -> TicketOut:
         """Change status (open → pending → solved → closed; solved may reopen), priority, subject,
@@ -127,7 +158,7 @@ class TicketService:
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"{name} cannot be null", error_id="invalid-null", field=name)
         async with self.sessions.begin() as s:
-            ticket = await self._ticket(s, ticket_id)
+            ticket = await self._ticket(s, actor, ticket_id)
             old = TicketStatus(ticket.status)
             if old is TicketStatus.CLOSED and changes and changes != {"status": TicketStatus.CLOSED}:
                 # Closed is final: not even the subject changes, so reports of closed tickets stay fixed.
@@ -158,20 +189,20 @@ class TicketService:
                 details |= {"from_status": old.value, "to_status": patch.status.value}
             audit(s, actor, "ticket.update", "ticket", ticket_id, now, **details)
             await s.flush()
-            return _out(ticket, (await self._links(s, [ticket.id]))[ticket.id])
+            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
 
     async def link_interaction(self, actor: Actor, ticket_id: int, interaction_id: int) -> TicketOut:
         """Add a contact of the ticket's customer to the ticket (a repeat link changes nothing)."""
         actor.require("tickets.write")
         async with self.sessions.begin() as s:
-            ticket = await self._ticket(s, ticket_id)
+            ticket = await self._ticket(s, actor, ticket_id)
             if ticket.status == TicketStatus.CLOSED:
                 raise Conflict(
                     "A closed ticket cannot be changed; open a new ticket instead",
                     error_id="ticket-closed",
                     ticket_id=ticket_id,
                 )
-            await self._customer_interaction(s, interaction_id, ticket.customer_id)
+            await self._customer_interaction(s, actor, interaction_id, ticket.customer_id)
             if await s.get(TicketInteraction, (ticket_id, interaction_id)) is None:
                 now = self.clock()
                 s.add(TicketInteraction(ticket_id=ticket_id, interaction_id=interaction_id, linked_at=now))
@@ -186,7 +217,7 @@ class TicketService:
                     interaction_id=interaction_id,
                 )
                 await s.flush()
-            return _out(ticket, (await self._links(s, [ticket.id]))[ticket.id])
+            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
 
     async def for_customer(
         self,
@@ -198,38 +229,35 @@ class TicketService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[TicketOut]:
-        """The customer's tickets, newest first; ``open_only`` keeps open and pending ones."""
+        """The customer's tickets, newest first; ``open_only`` keeps open and pending ones. A user
+        limited to projects gets those of their projects, of none, and assigned to them."""
         actor.require("tickets.read")
         limit = max(1, min(limit, MAX_PAGE))
         wanted = {st.value for st in statuses} or {st.value for st in TicketStatus}
         if open_only:
             wanted &= {st.value for st in TicketStatus if st.is_open}
-        stmt = select(Ticket).where(Ticket.customer_id == customer_id)
+        stmt = where(
+            select(Ticket).where(Ticket.customer_id == customer_id),
+            ticket_visible(actor, customer_known_visible=True),
+        )
         if statuses or open_only:
             stmt = stmt.where(Ticket.status.in_(sorted(wanted)))
         if cursor:
             stmt = stmt.where(Ticket.id < decode_id_cursor(cursor))
         async with self.sessions() as s:
-            await live_customer(s, customer_id)
+            await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Ticket.id.desc()).limit(limit + 1)))
-            links = await self._links(s, [t.id for t in rows[:limit]])
+            links = await self._links(s, actor, [t.id for t in rows[:limit]])
         return id_page(rows, limit, lambda t: _out(t, links[t.id]))
 
     # ------------------------------------------------------------------ helpers
-    async def _ticket(self, s: AsyncSession, ticket_id: int) -> Ticket:
-        ticket = await s.get(Ticket, ticket_id)
-        if ticket is None:
-            raise NotFound("No such ticket", error_id="no-such-ticket", ticket_id=ticket_id)
-        return ticket
+    async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
+        return await visible_ticket(s, actor, ticket_id)
 
     async def _customer_interaction(
-        self, s: AsyncSession, interaction_id: int, customer_id: int
+        self, s: AsyncSession, actor: Actor, interaction_id: int, customer_id: int
     ) -> Interaction:
-        interaction = await s.get(Interaction, interaction_id)
-        if interaction is None:
-            raise NotFound(
-                "No such interaction", error_id="no-such-interaction", interaction_id=interaction_id
-            )
+        interaction = await visible_interaction(s, actor, interaction_id)
         if interaction.customer_id != customer_id:
             raise InvalidInput(
                 "The contact belongs to another customer",
@@ -239,13 +267,21 @@ class TicketService:
             )
         return interaction
 
-    async def _links(self, s: AsyncSession, ticket_ids: list[int]) -> dict[int, list[int]]:
+    async def _links(self, s: AsyncSession, actor: Actor, ticket_ids: list[int]) -> dict[int, list[int]]:
+        """The contacts linked to each ticket (of visible tickets: their customer's, which the actor
+        may see; of those contacts, the ones the actor may see)."""
         links: dict[int, list[int]] = defaultdict(list)
         if ticket_ids:
+            stmt = select(TicketInteraction.ticket_id, TicketInteraction.interaction_id).where(
+                TicketInteraction.ticket_id.in_(ticket_ids)
+            )
+            visible = interaction_visible(actor, customer_known_visible=True)
+            if visible is not None:
+                stmt = stmt.join(Interaction, Interaction.id == TicketInteraction.interaction_id).where(
+                    visible
+                )
             rows = await s.execute(
-                select(TicketInteraction.ticket_id, TicketInteraction.interaction_id)
-                .where(TicketInteraction.ticket_id.in_(ticket_ids))
-                .order_by(TicketInteraction.linked_at, TicketInteraction.interaction_id)
+                stmt.order_by(TicketInteraction.linked_at, TicketInteraction.interaction_id)
             )
             for ticket_id, interaction_id in rows:
                 links[ticket_id].append(interaction_id)

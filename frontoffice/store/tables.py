@@ -36,6 +36,7 @@ __all__ = [
     "BusinessCalendar",
     "Company",
     "Customer",
+    "CustomerProject",
     "CustomerTag",
     "Deal",
     "Disposition",
@@ -214,6 +215,19 @@ class CustomerTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
+class CustomerProject(Base):
+    """A project a customer card was created in or imported into, so the client team of that project
+    sees it before the customer's first contact. A card also belongs to every project it has had a
+    contact, ticket or deal in; that is read from those rows, not copied here (``services/scope.py``)."""
+
+    __tablename__ = "customer_projects"
+    __table_args__ = (Index("ix_customer_projects_project_customer", "project_id", "customer_id"),)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    # Cascade: without its project the link grants nothing, and a card of no project is shown to
+    # limited users only through its contacts, tickets and deals.
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+
+
 class Identity(Base):
     """A phone (E.164), email, chat visitor id or messenger id; unique per kind, so it names one customer.
 
@@ -280,6 +294,9 @@ class Interaction(Base):
         Index("ix_interactions_external_ref", "channel", "external_ref"),
         Index("ix_interactions_agent_created", "agent_id", "created_at"),
         Index("ix_interactions_created", "created_at"),
+        # A project's contacts, and its customers read from the index alone (who sees what:
+        # services/scope.py).
+        Index("ix_interactions_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -287,7 +304,7 @@ class Interaction(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     entry_point_id: Mapped[int | None] = mapped_column(ForeignKey("entry_points.id", ondelete="SET NULL"))
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
-    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -436,6 +453,7 @@ class Ticket(Base):
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_status_due", "status", "due_at"),
+        Index("ix_tickets_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -473,9 +491,12 @@ class Deal(Base):
     __table_args__ = (
         Index("ix_deals_customer_stage", "customer_id", "stage"),
         Index("ix_deals_owner_stage", "owner_id", "stage"),
+        Index("ix_deals_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # The client project the deal is made for (None: the customer's, seen by whoever sees the customer).
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     title: Mapped[str] = mapped_column(String(300))
     stage: Mapped[str] = mapped_column(String(32), default="lead")
     amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)

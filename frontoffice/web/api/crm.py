@@ -60,11 +60,10 @@ async def lookup_customer(
     kind: IdentityKind,
     value: Annotated[str, Query(min_length=1, max_length=320)],
 ) -> CustomerOut:
-    c = container(request)
-    customer_id = await c.crm.lookup(kind, value)
-    if customer_id is None:
+    card = await container(request).crm.find_by_identity(actor, kind, value)
+    if card is None:
         raise ApiError(404, "no-such-customer", "No customer has this identity", kind=kind.value)
-    return await c.crm.get_customer(actor, customer_id)
+    return card
 
 
 @router.get("/customers/duplicates", response_model=list[DuplicateSuggestion])
@@ -88,12 +87,22 @@ async def import_customers(
     actor: Annotated[Actor, Depends(requires("customers.import"))],
     dry_run: bool = True,
     mode: ImportMode = ImportMode.ALL_OR_NOTHING,
+    project_id: Annotated[
+        int | None,
+        Query(description="the client project the customers are imported for (its team sees them)"),
+    ] = None,
 ) -> ImportReport:
     """Upload a CSV as multipart field ``file``. ``dry_run=true`` (the default) only validates."""
     c = container(request)
     data = await file.read()
     return await import_customers_csv(
-        c.crm, actor, data, dry_run=dry_run, mode=mode, max_rows=c.settings.csv_max_rows
+        c.crm,
+        actor,
+        data,
+        dry_run=dry_run,
+        mode=mode,
+        max_rows=c.settings.csv_max_rows,
+        project_id=project_id,
     )
 
 

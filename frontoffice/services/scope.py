@@ -1,0 +1,236 @@
+"""What a user limited to some projects may see of the CRM and of the contact history.
+
+An outsourcing center serves several client companies (projects); the team of one client must not
+browse another client's customers, contacts, tickets, deals or figures. The rule (docs/crm.md,
+"Projects and who sees what"):
+
+- An **interaction** belongs to its project (the entry point's, else the queue's, fixed when it is
+  created). A limited user sees the interactions of their projects and those they handled themselves
+  (an agent may serve another project's queue). An interaction of no project (an outbound call, a
+  line without a project) goes with its customer: whoever may see the customer sees it.
+- A **customer** has no single project: the same person may call two clients. A limited user sees a
+  customer who has a contact, ticket or deal in one of their projects, or whose card was created in
+  or imported into one of them (``customer_projects``), and customers of their own work (a contact
+  they handled, a ticket assigned to them, a deal or card they own). A card that is none of these —
+  for example imported without a project — is seen by unrestricted users only.
+- **Tickets** and **deals** belong to their project; one of no project goes with its customer.
+  Their assignee or owner always sees them, and so does the agent of a contact linked to a ticket.
+- **Notes**, tags, custom fields and identities are part of the card: whoever sees the card sees them.
+- **Reports** of a limited user count only the contacts of their projects.
+
+Users without a limit and administrators see everything: every function here then adds no condition,
+so their queries are the same as before. The conditions are SQL (``EXISTS`` on the indexed customer
+columns), so lists keep their keyset pagination; objects outside the scope answer 404, exactly as
+if they did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from frontoffice.domain.exceptions import NotFound
+from frontoffice.store.tables import (
+    Company,
+    Customer,
+    CustomerProject,
+    Deal,
+    Interaction,
+    InteractionEvent,
+    Project,
+    Ticket,
+    TicketInteraction,
+)
+
+from .context import Actor
+
+__all__ = [
+    "check_project",
+    "company_visible",
+    "creation_projects",
+    "customer_visible",
+    "deal_visible",
+    "event_visible",
+    "interaction_visible",
+    "ticket_visible",
+    "visible_customer",
+    "visible_deal",
+    "visible_interaction",
+    "visible_ticket",
+    "where",
+]
+
+Row = TypeVar("Row", Interaction, Ticket, Deal)
+
+
+def _projects(actor: Actor) -> list[int] | None:
+    """The actor's projects as a stable, sorted list; ``None`` for an unrestricted actor."""
+    return None if actor.project_ids is None else sorted(actor.project_ids)
+
+
+def _own(column: Any, actor: Actor) -> list[ColumnElement[bool]]:
+    return [] if actor.user_id is None else [column == actor.user_id]
+
+
+def customer_visible(
+    actor: Actor, customer_id: Any = Customer.id, owner_id: Any = None
+) -> ColumnElement[bool] | None:
+    """Whether the customer ``customer_id`` (a column of the outer query) is visible to ``actor``;
+    ``None``: no condition (an unrestricted actor). ``owner_id`` is the card's owner column when the
+    outer query reads customers (otherwise the owner is looked up by id)."""
+    projects = _projects(actor)
+    if projects is None:
+        return None
+    # One EXISTS per index: "in my projects" reads the (project_id, customer_id) indexes alone,
+    # "my own work" the (agent / assignee / owner) ones; an OR inside one EXISTS would read the rows.
+    conditions: list[ColumnElement[bool]] = []
+    for model in (CustomerProject, Interaction, Ticket, Deal):
+        row: Any = aliased(model)
+        conditions.append(exists().where(row.customer_id == customer_id, row.project_id.in_(projects)))
+    if actor.user_id is not None:
+        me = actor.user_id
+        i, t, d = aliased(Interaction), aliased(Ticket), aliased(Deal)
+        conditions += [
+            exists().where(i.customer_id == customer_id, i.agent_id == me),
+            exists().where(t.customer_id == customer_id, t.assignee_id == me),
+            exists().where(d.customer_id == customer_id, d.owner_id == me),
+        ]
+        if owner_id is not None:
+            conditions.append(owner_id == me)
+        else:
+            c = aliased(Customer)
+            conditions.append(exists().where(c.id == customer_id, c.owner_id == me))
+    return or_(*conditions)
+
+
+def _of_project_or_customer(
+    actor: Actor,
+    project_id: Any,
+    customer_id: Any,
+    own: Any,
+    customer_known_visible: bool,
+) -> ColumnElement[bool] | None:
+    projects = _projects(actor)
+    if projects is None:
+        return None
+    if customer_known_visible:
+        shared: ColumnElement[bool] = project_id.is_(None)
+    else:
+        of_customer = customer_visible(actor, customer_id)
+        assert of_customer is not None
+        shared = and_(project_id.is_(None), of_customer)
+    return or_(project_id.in_(projects), *_own(own, actor), shared)
+
+
+def interaction_visible(actor: Actor, *, customer_known_visible: bool = False) -> ColumnElement[bool] | None:
+    """Condition on :class:`Interaction` rows; ``customer_known_visible`` when the query is already
+    limited to one customer the actor may see (the timeline), which spares the customer check."""
+    return _of_project_or_customer(
+        actor, Interaction.project_id, Interaction.customer_id, Interaction.agent_id, customer_known_visible
+    )
+
+
+def ticket_visible(actor: Actor, *, customer_known_visible: bool = False) -> ColumnElement[bool] | None:
+    """Condition on :class:`Ticket` rows: of the actor's projects, of none (with its customer),
+    assigned to the actor, or linked to a contact the actor handled (the case they work on)."""
+    condition = _of_project_or_customer(
+        actor, Ticket.project_id, Ticket.customer_id, Ticket.assignee_id, customer_known_visible
+    )
+    if condition is None or actor.user_id is None:
+        return condition
+    ti, i = aliased(TicketInteraction), aliased(Interaction)
+    handled = exists().where(
+        ti.ticket_id == Ticket.id, i.id == ti.interaction_id, i.agent_id == actor.user_id
+    )
+    return or_(condition, handled)
+
+
+def deal_visible(actor: Actor, *, customer_known_visible: bool = False) -> ColumnElement[bool] | None:
+    return _of_project_or_customer(
+        actor, Deal.project_id, Deal.customer_id, Deal.owner_id, customer_known_visible
+    )
+
+
+def company_visible(actor: Actor) -> ColumnElement[bool] | None:
+    """A company with a customer the actor may see, or with no customers yet (then it holds nothing of
+    any client but its name, and a limited user who has just created it can attach customers)."""
+    projects = _projects(actor)
+    if projects is None:
+        return None
+    c = aliased(Customer)
+    live = and_(c.company_id == Company.id, c.merged_into_id.is_(None))
+    of_customer = customer_visible(actor, c.id, c.owner_id)
+    assert of_customer is not None
+    return or_(exists().where(live, of_customer), not_(exists().where(live)))
+
+
+def event_visible(actor: Actor) -> ColumnElement[bool] | None:
+    """Condition on :class:`InteractionEvent` rows for reports: the contacts of the actor's projects."""
+    projects = _projects(actor)
+    return None if projects is None else InteractionEvent.project_id.in_(projects)
+
+
+def where(stmt: Any, condition: ColumnElement[bool] | None) -> Any:
+    """``stmt`` with ``condition`` added, or unchanged when there is none."""
+    return stmt if condition is None else stmt.where(condition)
+
+
+# ---------------------------------------------------------------------- one object, or 404
+async def _visible(
+    s: AsyncSession, model: type[Row], row_id: int, condition: ColumnElement[bool] | None
+) -> Row | None:
+    if condition is None:
+        return await s.get(model, row_id)
+    return await s.scalar(select(model).where(model.id == row_id, condition))
+
+
+async def visible_customer(s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
+    """The live customer (not deleted or merged away) if the actor may see it; else 404."""
+    condition = customer_visible(actor, Customer.id, Customer.owner_id)
+    if condition is None:
+        customer = await s.get(Customer, customer_id)
+    else:
+        customer = await s.scalar(select(Customer).where(Customer.id == customer_id, condition))
+    if customer is None or customer.merged_into_id is not None:
+        raise NotFound("No such customer", error_id="no-such-customer", customer_id=customer_id)
+    return customer
+
+
+async def visible_interaction(s: AsyncSession, actor: Actor, interaction_id: int) -> Interaction:
+    found = await _visible(s, Interaction, interaction_id, interaction_visible(actor))
+    if found is None:
+        raise NotFound("No such interaction", error_id="no-such-interaction", interaction_id=interaction_id)
+    return found
+
+
+async def visible_ticket(s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
+    found = await _visible(s, Ticket, ticket_id, ticket_visible(actor))
+    if found is None:
+        raise NotFound("No such ticket", error_id="no-such-ticket", ticket_id=ticket_id)
+    return found
+
+
+async def visible_deal(s: AsyncSession, actor: Actor, deal_id: int) -> Deal:
+    found = await _visible(s, Deal, deal_id, deal_visible(actor))
+    if found is None:
+        raise NotFound("No such deal", error_id="no-such-deal", deal_id=deal_id)
+    return found
+
+
+async def check_project(s: AsyncSession, actor: Actor, project_id: int) -> None:
+    """404 for a project that does not exist or that a limited actor does not work for."""
+    if not actor.sees_project(project_id) or await s.get(Project, project_id) is None:
+        raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
+
+
+async def creation_projects(s: AsyncSession, actor: Actor, project_id: int | None) -> Sequence[int]:
+    """The projects something a user creates belongs to: the one given (checked), else a limited
+    user's own projects (so their team sees it), else none."""
+    if project_id is not None:
+        await check_project(s, actor, project_id)
+        return [project_id]
+    return _projects(actor) or []
