@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .conftest import Server, screenshot, sign_in
 
 # Demo customer no. 1 (services/demo.py): Иван Петров of ООО «Ромашка», phone +7 916 101-11-21.
 KNOWN_PHONE = "+7 916 101-11-21"
+# GET /api/v1/customers/{id}: the customer's card (the offer's screen-pop reads it too).
+CARD_URL = re.compile(r"/api/v1/customers/\d+$")
 
 
 def go_available(page: Any) -> None:
@@ -156,3 +159,66 @@ def test_an_agent_signs_in_to_some_of_their_queues_only(server: Server, new_cont
     assert page.locator(f'.offer[data-contact-id="{price["id"]}"]').count() == 0
     with server.api() as client:
         assert client.get(f"/interactions/{price['id']}").json()["state"] == "queued"
+
+
+def test_accept_stays_under_the_pointer_while_the_offer_loads_who_is_calling(
+    server: Server, new_context: Any
+) -> None:
+    """The offer appears at once and fills in the customer when the screen-pop has loaded. If that
+    moved the Accept button, a click pressed before and released after it would miss the button (the
+    browser gives it to the offer box) and the contact would not be accepted. The screen-pop's
+    request is held here until the button is pressed, so it always arrives mid-click."""
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    page.route(CARD_URL, hold)
+    long_subject = "The kettle leaks at the base whenever it boils, and the warranty card is lost " * 3
+    with page.expect_request(CARD_URL):
+        contact = server.post_contact(long_subject, first_name="Иван", phone=KNOWN_PHONE)
+    offer = page.locator(f'.offer[data-contact-id="{contact["id"]}"]')
+    accept = offer.locator(".offer-accept")
+    before = accept.bounding_box()
+    assert before is not None and len(held) == 1  # the screen-pop waits for the card
+    page.mouse.move(before["x"] + before["width"] / 2, before["y"] + before["height"] / 2)
+    page.mouse.down()
+    held[0].continue_()
+    page.unroute(CARD_URL)
+    offer.locator(".offer-name").filter(has_text="Иван Петров").wait_for()
+    assert accept.bounding_box() == before
+    page.mouse.up()
+    panel = page.locator(f"#panel-c{contact['id']}")
+    panel.locator(".customer-name").filter(has_text="Иван Петров").wait_for()
+
+
+def test_a_part_of_the_customer_card_that_fails_to_load_shows_an_error_and_the_rest_of_the_card(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+    failure = {"error_id": "internal-error", "message": "Internal server error", "details": {}}
+
+    def fail(route: Any) -> None:
+        route.fulfill(status=500, json=failure)
+
+    # The history and the open tickets (the card's list and the wrap-up form's) fail; the card does not.
+    for part in ("timeline", "tickets"):
+        page.route(re.compile(rf"/api/v1/customers/\d+/{part}"), fail)
+    contact = server.post_contact("Kettle leaks", first_name="Иван", phone=KNOWN_PHONE)
+    page.locator(f'.offer[data-contact-id="{contact["id"]}"] .offer-accept').click()
+    panel = page.locator(f"#panel-c{contact['id']}")
+    card = panel.locator(".customer-card")
+    card.locator(".customer-name").filter(has_text="Иван Петров").wait_for()
+    expect(card.locator(".customer-company")).to_contain_text("Ромашка")
+    expect(card.locator(".open-deals")).to_be_visible()
+    expect(card.locator(".card-error")).to_have_count(2)  # in place of the open tickets and the history
+    expect(card.locator(".card-error").first).to_contain_text("Internal server error")
+    assert card.locator(".timeline").count() == 0 and card.locator(".open-tickets").count() == 0
+    # The wrap-up form says the open tickets are missing and still offers to create one.
+    expect(panel.locator(".ticket-error")).to_contain_text("Internal server error")
+    expect(panel.locator(".ticket-mode-create")).to_be_visible()

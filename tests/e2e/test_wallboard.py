@@ -80,3 +80,27 @@ def test_the_supervisor_moves_a_waiting_contact_to_a_named_agent(server: Server,
     # Reserved for agent2, the contact is offered to them at once and leaves the waiting count.
     desk.locator(f'.offer[data-contact-id="{price["id"]}"]').wait_for()
     tile(board, sales).locator(".waiting").filter(has_text="0").wait_for()
+
+
+def test_a_live_update_keeps_the_target_the_supervisor_chose_for_a_waiting_contact(
+    server: Server, new_context: Any
+) -> None:
+    """The waiting list is drawn again on every live update, which may come between choosing where
+    to move a contact and pressing Move; the choice must survive it, or the contact goes elsewhere."""
+    from playwright.sync_api import expect
+
+    support, billing = server.queue_id("Support"), server.queue_id("Billing")
+    board = sign_in(new_context(viewport=(1600, 900)), server, "supervisor", "/wallboard")
+    first = server.post_contact("Where is my parcel", email="first@example.com")
+    tile(board, support).locator(".waiting").filter(has_text="1").wait_for()
+    tile(board, support).locator(".toggle-waiting").click()
+    row = board.locator(f'#waiting tr[data-interaction-id="{first["id"]}"]')
+    row.locator(".move-target").select_option(str(billing))
+    # Another contact arrives: the list is drawn again (the new row shows it) before Move is pressed.
+    second = server.post_contact("Cannot sign in", email="second@example.com")
+    board.locator(f'#waiting tr[data-interaction-id="{second["id"]}"]').wait_for()
+    expect(row.locator(".move-target")).to_have_value(str(billing))
+    row.locator(".move-contact").click()
+    tile(board, billing).locator(".waiting").filter(has_text="1").wait_for()
+    with server.api() as client:
+        assert client.get(f"/interactions/{first['id']}").json()["queue_id"] == billing

@@ -1,20 +1,24 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
-import { api, attempt, clear, customerName, dispositionName, el, fmt, label, lang, t, toast } from "./common.js";
+import { api, attempt, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
 
-/** Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit. */
+/**
+ * Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit.
+ *
+ * The card, the history, the open tickets and the open deals are four requests; each part shows what
+ * its request returned or, when that failed, an error in its place, so one failing request never
+ * leaves the agent without the rest. Returns the customer, or null when the card itself failed.
+ */
 export async function renderCustomer(root, customerId, { onChange } = {}) {
   clear(root, el("p", { class: "muted" }, t("Loading…")));
-  const [card, timeline, tickets, deals] = await Promise.all([
+  const [cardResult, timeline, tickets, deals] = await Promise.allSettled([
     api("GET", `/customers/${customerId}`),
     api("GET", `/customers/${customerId}/timeline?limit=50`),
-    api("GET", `/customers/${customerId}/tickets?open=true&limit=20`).catch(() => ({ items: [] })),
-    api("GET", `/customers/${customerId}/deals?open=true&limit=20`).catch(() => ({ items: [] })),
+    api("GET", `/customers/${customerId}/tickets?open=true&limit=20`),
+    api("GET", `/customers/${customerId}/deals?open=true&limit=20`),
   ]);
-  const rerender = async () => { await renderCustomer(root, customerId, { onChange }); if (onChange) onChange(card); };
-  const identities = card.identities.map((i) =>
-    el("li", {}, el("span", { class: "muted" }, `${label(i.kind)}: `), i.kind === "phone" ? fmt.phone(i.value) : i.value));
-  const custom = Object.entries(card.custom || {});
+  const card = cardResult.status === "fulfilled" ? cardResult.value : null;
+  const rerender = async () => { const fresh = await renderCustomer(root, customerId, { onChange }); if (onChange) onChange(fresh); };
   const editor = el("div", { class: "hidden" });
   const noteForm = el("form", { class: "hidden", "aria-label": t("Add note") },
     el("label", { for: `note-${customerId}` }, t("Note")),
@@ -26,32 +30,52 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
     if (!body) return;
     if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"))) await rerender();
   });
+  const count = (result) => (result.status === "fulfilled" ? `(${fmt.number(result.value.items.length)})` : "");
   clear(root,
-    el("div", { class: "customer-card", "data-customer-id": String(card.id) },
-      el("h3", { class: "customer-name" }, customerName(card), " ",
-        card.vip ? el("span", { class: "badge status-warn" }, "VIP") : null),
-      el("dl", { class: "card" },
-        el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company ? card.company.name : "—"),
-        el("dt", {}, t("Language")), el("dd", {}, languageName(card.language)),
-        el("dt", {}, t("Identities")), el("dd", {}, identities.length ? el("ul", { class: "plain" }, identities) : "—"),
-        el("dt", {}, t("Tags")), el("dd", {}, card.tags.length ? card.tags.map((tag) => el("span", { class: "tag" }, tag)) : "—"),
-        custom.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
-      ),
+    el("div", { class: "customer-card", "data-customer-id": String(customerId) },
+      card ? cardDetails(card) : unavailable(cardResult.reason),
       el("div", { class: "field-row" },
-        el("button", { type: "button", onclick: () => { editor.classList.toggle("hidden"); if (!editor.childElementCount) buildEditor(editor, card, rerender); } }, t("Edit")),
+        card ? el("button", { type: "button", onclick: () => { editor.classList.toggle("hidden"); if (!editor.childElementCount) buildEditor(editor, card, rerender); } }, t("Edit")) : null,
         el("button", { type: "button", onclick: () => noteForm.classList.toggle("hidden") }, t("Add note"))),
       editor, noteForm,
-      el("h3", {}, t("Open tickets"), " ", el("span", { class: "muted small" }, `(${fmt.number(tickets.items.length)})`)),
-      el("ul", { class: "case-list open-tickets", "aria-label": t("Open tickets") },
-        tickets.items.length ? tickets.items.map((ticket) => ticketRow(ticket, rerender)) : el("li", { class: "muted" }, t("No open tickets."))),
-      el("h3", {}, t("Open deals"), " ", el("span", { class: "muted small" }, `(${fmt.number(deals.items.length)})`)),
-      el("ul", { class: "case-list open-deals", "aria-label": t("Open deals") },
-        deals.items.length ? deals.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals."))),
+      el("h3", {}, t("Open tickets"), " ", el("span", { class: "muted small" }, count(tickets))),
+      section(tickets, (page) => el("ul", { class: "case-list open-tickets", "aria-label": t("Open tickets") },
+        page.items.length ? page.items.map((ticket) => ticketRow(ticket, rerender)) : el("li", { class: "muted" }, t("No open tickets.")))),
+      el("h3", {}, t("Open deals"), " ", el("span", { class: "muted small" }, count(deals))),
+      section(deals, (page) => el("ul", { class: "case-list open-deals", "aria-label": t("Open deals") },
+        page.items.length ? page.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals.")))),
       el("h3", {}, t("History")),
-      el("ol", { class: "timeline", "aria-label": t("History, newest first") },
-        timeline.items.length ? timeline.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet."))),
+      section(timeline, (page) => el("ol", { class: "timeline", "aria-label": t("History, newest first") },
+        page.items.length ? page.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
     ));
   return card;
+}
+
+/** The card's own fields: name, company, language, identities, tags, custom fields. */
+function cardDetails(card) {
+  const identities = card.identities.map((i) =>
+    el("li", {}, el("span", { class: "muted" }, `${label(i.kind)}: `), i.kind === "phone" ? fmt.phone(i.value) : i.value));
+  const custom = Object.entries(card.custom || {});
+  return [
+    el("h3", { class: "customer-name" }, customerName(card), " ",
+      card.vip ? el("span", { class: "badge status-warn" }, "VIP") : null),
+    el("dl", { class: "card" },
+      el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company ? card.company.name : "—"),
+      el("dt", {}, t("Language")), el("dd", {}, languageName(card.language)),
+      el("dt", {}, t("Identities")), el("dd", {}, identities.length ? el("ul", { class: "plain" }, identities) : "—"),
+      el("dt", {}, t("Tags")), el("dd", {}, card.tags.length ? card.tags.map((tag) => el("span", { class: "tag" }, tag)) : "—"),
+      custom.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]),
+    ),
+  ];
+}
+
+/** One part of the card: rendered from its request's result, or an error in its place. */
+function section(result, render) {
+  return result.status === "fulfilled" ? render(result.value) : unavailable(result.reason);
+}
+
+function unavailable(error) {
+  return el("p", { class: "error-text card-error", role: "alert" }, `${t("Not available.")} ${errorText(error)}`);
 }
 
 /** "ru" -> "Russian" / "русский" in the page's language. */

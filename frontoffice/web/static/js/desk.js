@@ -1,8 +1,8 @@
 // The agent desktop: presence, offers (countdown, sound, Alt+A / Alt+R), contact tabs with channel
 // panels and the customer card, wrap-up, customer search and "my contacts today".
 import {
-  api, attempt, clear, clock, connectStream, customerName, dispositionName, el, fmt, label, localMidnightIso, me, onTick,
-  setDispositions, t, toast,
+  api, attempt, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
+  onTick, setDispositions, t, toast,
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { panelFor } from "./panels.js";
@@ -126,22 +126,30 @@ async function changeQueues(event) {
 }
 
 // ------------------------------------------------------------------ offers
+// An offer keeps its size and layout from the moment it appears: the screen-pop (who is it) fills
+// lines that are already there, one line each (app.css), instead of inserting new ones. Otherwise the
+// Accept button jumps down when the customer's name arrives, and a click pressed before and released
+// after the jump lands beside the button — the browser sends it to the offer box, the contact is
+// not accepted, and nothing tells the agent why.
 async function showOffer(data) {
   const id = data.contact_id;
   if (offers.has(id)) return;
   const countdown = el("span", { class: "countdown", "aria-label": t("Time left to answer") }, data.expires_at ? "" : "…");
-  const who = el("div", { class: "offer-customer" }, t("Loading…"));
+  const name = el("div", { class: "offer-name" }, t("Loading…"));
+  const subject = el("div", { class: "offer-subject small" }, "\u00a0");
+  const buttons = [
+    el("button", { type: "button", class: "primary offer-accept", onclick: () => accept(id) }, t("Accept"), " ", el("kbd", {}, "Alt+A")),
+    el("button", { type: "button", class: "offer-reject", onclick: () => reject(id) }, t("Reject"), " ", el("kbd", {}, "Alt+R")),
+  ];
   const node = el("div", { class: "offer", role: "alertdialog", "aria-labelledby": `offer-title-${id}`, "data-contact-id": String(id) },
     el("div", { class: "field-row" },
       el("strong", { id: `offer-title-${id}` },
         data.is_callback ? t("Callback to make") : t("Incoming contact"), ` · ${label(data.channel)}`,
         queues.get(data.queue_id) ? ` · ${queues.get(data.queue_id).name}` : ""),
       el("span", { class: "spacer" }), countdown),
-    who,
-    el("div", { class: "actions" },
-      el("button", { type: "button", class: "primary offer-accept", onclick: () => accept(id) }, t("Accept"), " ", el("kbd", {}, "Alt+A")),
-      el("button", { type: "button", class: "offer-reject", onclick: () => reject(id) }, t("Reject"), " ", el("kbd", {}, "Alt+R"))));
-  offers.set(id, { node, expiresAt: data.expires_at || null, countdown });
+    el("div", { class: "offer-customer" }, name, subject),
+    el("div", { class: "actions" }, buttons));
+  offers.set(id, { node, buttons, busy: false, expiresAt: data.expires_at || null, countdown });
   $("offers").append(node);
   tickPresence();
   beep();
@@ -149,13 +157,15 @@ async function showOffer(data) {
   try {
     const contact = await api("GET", `/interactions/${id}`);
     const customer = contact.customer_id ? await api("GET", `/customers/${contact.customer_id}`) : null;
-    clear(who,
-      el("div", { class: "offer-name" }, customer ? customerName(customer) : t("Unknown customer"),
-        customer && customer.company ? el("span", { class: "muted" }, ` · ${customer.company.name}`) : null,
-        customer && customer.vip ? el("span", { class: "badge status-warn" }, " VIP") : null),
-      el("div", { class: "small" }, contact.subject || t("(no subject)")));
+    clear(name, customer ? customerName(customer) : t("Unknown customer"),
+      customer && customer.company ? el("span", { class: "muted" }, ` · ${customer.company.name}`) : null,
+      customer && customer.vip ? el("span", { class: "badge status-warn" }, " VIP") : null);
+    clear(subject, contact.subject || t("(no subject)"));
+    // The lines cut what does not fit; the whole text is a tooltip away.
+    name.title = name.textContent;
+    subject.title = subject.textContent;
   } catch (error) {
-    clear(who, t("Unknown customer"));
+    clear(name, t("Unknown customer"));
   }
 }
 
@@ -167,15 +177,29 @@ function removeOffer(id, why) {
   if (why) toast(why);
 }
 
-async function accept(id) {
-  const done = await attempt(() => api("POST", `/agent/offers/${id}/accept`));
-  if (done === undefined) return;
+/** Answer an offer once: the buttons are off while the request runs (a double click or Alt+A
+ * pressed twice would otherwise send a second answer, refused with a confusing error). */
+async function answerOffer(id, verb) {
+  const offer = offers.get(id);
+  if (!offer || offer.busy) return false;
+  offer.busy = true;
+  for (const button of offer.buttons) button.disabled = true;
+  const done = await attempt(() => api("POST", `/agent/offers/${id}/${verb}`));
+  if (done === undefined) {
+    offer.busy = false;
+    for (const button of offer.buttons) button.disabled = false;
+    return false;
+  }
   removeOffer(id);
-  await openContact(id);
+  return true;
+}
+
+async function accept(id) {
+  if (await answerOffer(id, "accept")) await openContact(id);
 }
 
 async function reject(id) {
-  if ((await attempt(() => api("POST", `/agent/offers/${id}/reject`))) !== undefined) removeOffer(id);
+  await answerOffer(id, "reject");
 }
 
 document.addEventListener("keydown", (event) => {
@@ -236,7 +260,7 @@ async function openContact(id) {
   try {
     contact = await api("GET", `/interactions/${id}`);
   } catch (error) {
-    clear(tab.panel, el("p", { class: "error-text" }, error.message));
+    clear(tab.panel, el("p", { class: "error-text" }, errorText(error)));
     return;
   }
   tab.contact = contact;
@@ -246,15 +270,20 @@ async function openContact(id) {
   clear(tab.panel, el("div", { class: "contact-view" },
     el("div", {}, channelRoot, tab.wrapRoot),
     customerRoot));
+  // The card (its own column) loads alongside the channel panel; neither waits for the other.
+  const customerShown = showCustomer(tab, customerRoot, contact);
   const panel = panelFor(contact.channel);
+  // The wrap-up form's ticket choice needs the customer's open tickets: load them alongside the
+  // channel panel, so that the form appears whole and nothing in it moves once the agent can click.
+  const openTickets = loadOpenTickets(contact);
   const state = await Promise.resolve(panel.mount(contact, channelRoot, desk)).catch((error) => {
-    channelRoot.append(el("p", { class: "error-text" }, error.message));
+    channelRoot.append(el("p", { class: "error-text" }, errorText(error)));
   });
   tab.panelImpl = panel;
   tab.unmount = () => { if (panel.unmount) panel.unmount(contact, channelRoot, state); };
   tab.panelState = state;
-  renderWrapUp(tab);
-  await showCustomer(tab, customerRoot, contact);
+  renderWrapUp(tab, await openTickets);
+  await customerShown;
 }
 
 async function showCustomer(tab, root, contact) {
@@ -262,21 +291,22 @@ async function showCustomer(tab, root, contact) {
     tab.button.textContent = `${label(contact.channel)} · ${customer ? customerName(customer) : t("Unknown customer")}`;
   };
   if (contact.customer_id) {
+    // The card shows what loaded and an error in place of what did not (customer.js).
     const card = await renderCustomer(root, contact.customer_id).catch((error) => {
-      clear(root, el("p", { class: "error-text" }, error.message));
+      clear(root, el("p", { class: "error-text" }, errorText(error)));
     });
     setTitle(card || null);
   } else {
     setTitle(null);
     renderUnknown(root, contact, async (customerId) => {
       contact.customer_id = customerId;
-      await showCustomer(tab, root, contact);
-      if (tab.ticketRoot) renderTicketChoice(tab);
+      const [open] = await Promise.all([loadOpenTickets(contact), showCustomer(tab, root, contact)]);
+      if (tab.ticketRoot) renderTicketChoice(tab, open);
     });
   }
 }
 
-function renderWrapUp(tab) {
+function renderWrapUp(tab, openTickets) {
   const contact = tab.contact;
   const queue = queues.get(contact.queue_id);
   const required = queue ? queue.disposition_required : false;
@@ -295,9 +325,11 @@ function renderWrapUp(tab) {
     el("label", { for: `${id}-notes` }, t("Notes (added to the customer's notes)")),
     el("textarea", { id: `${id}-notes`, name: "notes" }),
     tab.ticketRoot = el("fieldset", { class: "ticket-choice" }),
+    // Complete comes first: "End conversation" disappears when the conversation ends (the customer
+    // may hang up at any moment), and that must not move Complete from under the agent's pointer.
     el("div", { class: "field-row" },
-      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation")),
-      el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"), " ", el("kbd", {}, "Ctrl+Enter"))));
+      el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"), " ", el("kbd", {}, "Ctrl+Enter")),
+      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation"))));
   // Ctrl+Enter completes from any field of the form (the notes box included).
   form.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form.requestSubmit(); }
@@ -332,12 +364,22 @@ function renderWrapUp(tab) {
     closeTab(tab.key);
     loadToday();
   });
+  renderTicketChoice(tab, openTickets);
   clear(tab.wrapRoot, form);
-  renderTicketChoice(tab);
+}
+
+/** The customer's open tickets for the wrap-up form: a list, or an Error when they could not be loaded. */
+async function loadOpenTickets(contact) {
+  if (!contact.customer_id) return [];
+  try {
+    return (await api("GET", `/customers/${contact.customer_id}/tickets?open=true&limit=50`)).items;
+  } catch (error) {
+    return error;
+  }
 }
 
 /** Wrap-up: no ticket, create one (subject prefilled from the contact) or link to an open ticket. */
-async function renderTicketChoice(tab) {
+function renderTicketChoice(tab, openTickets) {
   const contact = tab.contact;
   const root = tab.ticketRoot;
   const id = `wrap-${contact.id}-ticket`;
@@ -346,8 +388,8 @@ async function renderTicketChoice(tab) {
       el("p", { class: "muted small" }, t("Create or link the customer to file a ticket.")));
     return;
   }
-  const page = await api("GET", `/customers/${contact.customer_id}/tickets?open=true&limit=50`).catch(() => ({ items: [] }));
-  const open = page.items;
+  const failed = openTickets instanceof Error ? openTickets : null;
+  const open = failed ? [] : openTickets;
   const radio = (value, text, checked = false) => el("label", { class: "inline" },
     el("input", { type: "radio", name: "ticket_mode", value, checked, class: `ticket-mode-${value}` }), text);
   const create = el("div", { class: "ticket-create", hidden: true },
@@ -361,6 +403,8 @@ async function renderTicketChoice(tab) {
   clear(root, el("legend", {}, t("Ticket")),
     el("div", {}, radio("none", t("No ticket"), true), radio("create", t("Create a ticket")),
       open.length ? radio("link", t("Link to an open ticket")) : null),
+    // Without the list the agent can still create a ticket; linking waits for the next contact.
+    failed ? el("p", { class: "error-text small ticket-error" }, `${t("Open tickets")}: ${t("Not available.")} ${errorText(failed)}`) : null,
     create, link);
   root.onchange = (event) => {
     if (event.target.name !== "ticket_mode") return;
@@ -388,8 +432,10 @@ async function openCustomer(customerId) {
   const root = el("div", {});
   clear(tab.panel, el("div", { class: "field-row" }, el("span", { class: "spacer" }),
     el("button", { type: "button", class: "link", onclick: () => closeTab(key) }, t("Close"))), root);
-  const card = await renderCustomer(root, customerId).catch((error) => clear(root, error.message));
-  if (card && card.id) tab.button.textContent = `${t("Customer")} · ${customerName(card)}`;
+  const card = await renderCustomer(root, customerId).catch((error) => {
+    clear(root, el("p", { class: "error-text" }, errorText(error)));
+  });
+  if (card) tab.button.textContent = `${t("Customer")} · ${customerName(card)}`;
 }
 
 // ------------------------------------------------------------------ side: search and today

@@ -142,20 +142,51 @@ async function loadWaiting() {
         el("thead", {}, el("tr", {}, [t("#"), t("Contact"), t("Waited"), t("Priority"), t("Move to")].map((h) => el("th", {}, h)))),
         el("tbody", {}, items.map((c) => waitingRow(c)))) : el("p", { class: "muted" }, t("Nobody is waiting."))));
   }
+  // A live update redraws the list at any moment, also between choosing a target and pressing Move:
+  // what the supervisor chose stays chosen, or Move would send the contact to the default target.
+  const chosen = choicesIn(root);
   clear(root, sections);
+  restoreChoices(root, chosen);
+}
+
+/** The values the supervisor changed in the waiting list, by contact and field. */
+function choicesIn(root) {
+  const chosen = new Map();
+  for (const field of root.querySelectorAll("tr[data-interaction-id] [data-chosen]")) {
+    chosen.set(`${field.closest("tr").dataset.interactionId} ${field.className}`, field.value);
+  }
+  return chosen;
+}
+
+function restoreChoices(root, chosen) {
+  for (const field of root.querySelectorAll("tr[data-interaction-id] select, tr[data-interaction-id] input")) {
+    const value = chosen.get(`${field.closest("tr").dataset.interactionId} ${field.className}`);
+    if (value === undefined) continue;
+    if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === value)) continue;
+    field.value = value;
+    field.dataset.chosen = "1";
+  }
+}
+
+/** Mark a field the supervisor changed, so a redraw keeps its value (see loadWaiting). */
+function remember(event) {
+  event.target.dataset.chosen = "1";
 }
 
 function waitingRow(c) {
-  const move = el("select", { "aria-label": t("Move contact {id} to queue", { id: c.interaction_id }), class: "move-target" },
+  const move = el("select", { "aria-label": t("Move contact {id} to queue", { id: c.interaction_id }), class: "move-target", onchange: remember },
     [...queues.values()].filter((q) => q.queue_id !== c.queue_id).map((q) => el("option", { value: String(q.queue_id) }, q.name)));
   const priority = el("input", { type: "number", min: "-100", max: "100", value: String(c.priority), class: "priority-input",
-    "aria-label": t("Priority of contact {id}", { id: c.interaction_id }), style: "width:5rem" });
+    "aria-label": t("Priority of contact {id}", { id: c.interaction_id }), style: "width:5rem", oninput: remember });
   return el("tr", { "data-interaction-id": String(c.interaction_id) },
     el("td", { class: "num" }, String(c.position)),
     el("td", {}, `#${c.interaction_id} · ${label(c.channel)}`, el("div", { class: "small" }, c.customer_name || t("Unknown customer"), " — ", c.subject || t("(no subject)"))),
     el("td", { class: "num" }, fmt.duration(c.waited_s)),
     el("td", {}, el("div", { class: "field-row" }, priority,
-      el("button", { type: "button", onclick: () => attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed")) }, t("Set")))),
+      el("button", { type: "button", onclick: async () => {
+        const done = await attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed"));
+        if (done !== undefined) delete priority.dataset.chosen; // saved: from now on the server's value is shown
+      } }, t("Set")))),
     el("td", { class: "move-cell" },
       el("div", { class: "field-row" }, move,
         el("button", { type: "button", class: "primary move-contact", onclick: () =>
@@ -168,7 +199,7 @@ function agentPicker(c) {
   const signedIn = [...agents].filter((a) => a.state !== "offline")
     .sort((a, b) => (a.display_name || a.username).localeCompare(b.display_name || b.username));
   if (!signedIn.length) return el("div", { class: "muted small" }, t("No agents signed in"));
-  const select = el("select", { "aria-label": t("Move contact {id} to agent", { id: c.interaction_id }), class: "move-agent" },
+  const select = el("select", { "aria-label": t("Move contact {id} to agent", { id: c.interaction_id }), class: "move-agent", onchange: remember },
     signedIn.map((a) => el("option", { value: String(a.agent_id) }, `${a.display_name || a.username} (${label(a.state)})`)));
   return el("div", { class: "field-row move-agent-row" }, select,
     el("button", { type: "button", class: "move-to-agent", onclick: () => {
