@@ -6,7 +6,9 @@ INVITE (an auto-answering phone bank).
 
 Phase 1, call setups: sipp places ``calls`` calls at ``rate`` per second, at most ``limit`` at once, each
 INVITE → queue → agent rings and answers → 200 → ACK → 0.5 s talk → BYE. ``setups_per_s`` is successful
-calls divided by the wall time of the run minus one hold time; ``failed_ratio`` is failed / placed.
+calls divided by the wall time of the run minus one hold time; ``failed_ratio`` is failed / placed;
+``server_cpu_ms_per_setup`` is this process's CPU time (all threads) during the phase per successful call
+(the budget: 10 ms per call is 100 setups per second on one core).
 
 Phase 2, media: ``concurrent`` calls placed at once (as fast as setups allow), each caller streaming
 sipp's ``g711a.pcap`` (RTP every 20 ms, about 5 s) through our relay to the agent leg.
@@ -160,12 +162,14 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     await asyncio.sleep(0.5)
 
     # Phase 1: setups.
+    cpu_setups = time.process_time()
     started = time.perf_counter()
     _, screen = await sipp(
         "-sf", str(SCENARIOS / "caller.xml"), "-s", NUMBER, "-m", str(params["calls"]),
         "-r", str(params["rate"]), "-l", str(params["limit"]), "-recv_timeout", "30000", target,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    cpu_setups = time.process_time() - cpu_setups
     ok, failed = counts(screen)
     progress(f"setups: {ok} ok, {failed} failed in {elapsed:.1f} s")
     await asyncio.sleep(1.0)
@@ -213,6 +217,8 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return {
         "setups_per_s": round(ok / max(1e-9, elapsed - HOLD_S), 2),
         "failed_ratio": round(failed / placed, 4) if placed else 1.0,
+        # This process's CPU (all threads) during phase 1 per successful call (sipp not counted).
+        "server_cpu_ms_per_setup": round(1000 * cpu_setups / max(1, ok), 2),
         "concurrent_calls": peak,
         "rtp_loss_ratio": round(max(0.0, 1 - relayed / sent), 4) if sent else 1.0,
         # CPU of the whole phase (setups included) per call at the peak: an upper bound for relaying.

@@ -3,13 +3,19 @@
 One engine per node. Every command runs under one lock, in this order:
 
 1. open a transaction; prepare rows the command needs (e.g. insert the new interaction);
-2. run the engine command (pure; on a :class:`RoutingError` nothing has changed and the transaction
-   rolls back);
+2. run the engine command (pure; on a :class:`RoutingError` nothing has changed and the command's
+   writes roll back);
 3. write every output to the store — interaction state, the append-only event log, agent state and
    the agent event log — in the same transaction, and commit;
 4. only then publish to the bus (WebSocket pushes) and return to the caller (the HTTP 2xx).
 
-If the commit fails after the engine changed, the engine is rebuilt from the store, which is the truth.
+Group commit: a commit waits for the disk (an fsync), and commands keep arriving meanwhile. They queue,
+and the next transaction runs all of them (up to :data:`MAX_BATCH`), each command with a savepoint when
+it has a prepare step, so that one command's failure before the engine ran rolls back only its own
+writes. Every caller of the batch gets its answer after the one commit.
+
+If a transaction fails after the engine changed, the engine is rebuilt from the store, which is the
+truth, and the batch's other commands run again, each in a transaction of its own.
 On start-up the engine is rebuilt the same way: waiting contacts keep their place (their persisted
 ``route_enqueued_at`` and ``route_seq``), offers that were ringing go back to the line, agents come back
 in their stored state, and timers that expired during the outage fire at once.
@@ -22,12 +28,13 @@ import contextlib
 import logging
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -36,7 +43,7 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
-from frontoffice.store.append_log import append_row
+from frontoffice.store.append_log import append_row, discard_since, write_now
 from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
 
 from .context import Clock, system_clock
@@ -155,6 +162,11 @@ class AcdService:
         self._seed = seed
         self.engine = r.RoutingEngine(self.engine_config, rng=random.Random(seed))
         self.lock = asyncio.Lock()
+        # Commands waiting for the next transaction, and whether a task is draining them.
+        self._pending: deque[_Command] = deque()
+        self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite" if "bind" in sessions.kw else False
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[r.Output]], None]] = []
@@ -275,30 +287,151 @@ class AcdService:
         prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None = None,
         after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[T]] | None = None,
     ) -> tuple[list[r.Output], T | None]:
-        """Run one engine command durably (see the module docstring for the order of steps)."""
-        async with self.lock:
-            now = self.now()
-            result: T | None = None
-            try:
-                async with self.sessions.begin() as s:
-                    prepared = await prepare(s, now) if prepare is not None else None
+        """Run one engine command durably (see the module docstring for the order of steps).
+
+        Commands that arrive while a transaction is being written are committed together in the next
+        one (group commit, a savepoint each): the result comes back after that commit. A caller
+        cancelled before its command started leaves it unrun.
+        """
+        item = _Command(command, prepare, after, asyncio.get_running_loop().create_future())
+        self._pending.append(item)
+        if not self._draining:
+            self._draining = True
+            task = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
+            self._drainer = task
+        outputs, result = await item.future
+        return outputs, cast("T | None", result)
+
+    async def _drain(self) -> None:
+        """Run the queued commands, a batch per transaction, until none is left."""
+        try:
+            async with self.lock:
+                while self._pending:
+                    if self._pending[0].solo:
+                        batch = [self._pending.popleft()]
+                    else:
+                        batch = []
+                        while self._pending and len(batch) < MAX_BATCH and not self._pending[0].solo:
+                            batch.append(self._pending.popleft())
+                    batch = [c for c in batch if not c.future.done()]  # cancelled while waiting
+                    if not batch:
+                        continue
                     try:
-                        outputs = command(self.engine, now)
-                    except r.RoutingError as exc:
-                        raise _domain_error(exc) from None
-                    await self._persist(s, outputs, now)
-                    if after is not None:
-                        result = await after(s, outputs, prepared)
-            except (InvalidInput, Conflict, NotFound):
-                raise
-            except Exception:
-                # The engine may have moved on while the store did not: the store is the truth.
-                log.exception("ACD command failed after the engine changed; rebuilding from the store")
-                await self._rebuild()
-                raise
-        self._publish(outputs)
+                        await self._run_batch(batch)
+                    except BaseException as exc:  # never leave a caller waiting for ever
+                        log.exception("ACD batch failed")
+                        for c in batch:
+                            if not c.future.done():
+                                c.future.set_exception(exc)
+                        if not isinstance(exc, Exception):
+                            raise
+        finally:
+            self._draining = False
+            if self._pending:  # left by a cancelled drainer: hand them to a new one
+                self._draining = True
+                self._drainer = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
+
+    async def _run_batch(self, batch: list[_Command]) -> None:
+        for c in batch:
+            c.started = True
+        shared = len(batch) > 1
+        failed: _Command | None = None
+        changed = False
+        try:
+            async with self.sessions.begin() as s:
+                if self._sqlite:
+                    # Take the write lock now: the batch reads and writes, and its savepoints must
+                    # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
+                    # RELEASE would commit it).
+                    await s.execute(_BEGIN_IMMEDIATE)
+                for n, c in enumerate(batch):
+                    failed = c
+                    changed = await self._run_one(s, c, shared) or changed
+                    if n % YIELD_EVERY == YIELD_EVERY - 1:
+                        # Statements inside the transaction run inline: let the loop serve its
+                        # sockets (SIP, WebSocket) between commands of a long batch.
+                        await asyncio.sleep(0)
+                failed = None
+        except Exception as exc:
+            await self._batch_failed(batch, failed, changed, exc)
+            return
+        for c in batch:
+            if c.error is None:
+                self._publish(c.outputs)
         self._wake.set()
-        return outputs, result
+        for c in batch:
+            if c.future.done():
+                continue
+            if c.error is not None:
+                c.future.set_exception(c.error)
+            else:
+                c.future.set_result((c.outputs, c.result))
+
+    async def _run_one(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
+        """Run one command of a batch; returns whether the engine changed.
+
+        A failure before the engine changed (the prepare step, or the engine refusing the command) is
+        the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
+        rolls the transaction back. A failure after the engine changed raises :class:`_EngineChanged`.
+        """
+        now = self.now()
+        savepoint = None
+        mark = 0
+        if shared and c.prepare is not None:
+            # Only a prepare step writes before the engine runs: a command without one that the
+            # engine refuses has written nothing, so it needs no savepoint.
+            mark = await s.run_sync(write_now)
+            savepoint = await s.begin_nested()
+        try:
+            prepared = await c.prepare(s, now) if c.prepare is not None else None
+            try:
+                outputs = c.command(self.engine, now)
+            except r.RoutingError as exc:
+                raise _domain_error(exc) from None
+            except Exception as exc:
+                raise _EngineChanged() from exc  # a fault in the engine: its state is unknown
+        except _EngineChanged:
+            raise
+        except Exception as exc:
+            if not shared:
+                raise
+            if savepoint is not None:
+                await savepoint.rollback()
+                discard_since(s.sync_session, mark)
+            c.error = exc
+            return False
+        c.outputs = outputs
+        try:
+            await self._persist(s, outputs, now)
+            if c.after is not None:
+                c.result = await c.after(s, outputs, prepared)
+            if savepoint is not None:
+                await savepoint.commit()
+        except Exception as exc:
+            raise _EngineChanged() from exc
+        return True
+
+    async def _batch_failed(
+        self, batch: list[_Command], failed: _Command | None, changed: bool, exc: Exception
+    ) -> None:
+        """The batch's transaction rolled back. The failing command (or a batch of one whose commit
+        failed) gets the error. If the engine had changed, it is rebuilt from the store (the truth) and
+        the batch's other commands run again, each in its own transaction."""
+        engine_changed = changed or isinstance(exc, _EngineChanged)
+        error: BaseException = exc.__cause__ if isinstance(exc, _EngineChanged) and exc.__cause__ else exc
+        if engine_changed:
+            log.error(
+                "ACD transaction failed after the engine changed; rebuilding from the store",
+                exc_info=error,
+            )
+            await self._rebuild()
+        culprit = failed if failed is not None else batch[0] if len(batch) == 1 else None
+        if culprit is not None and not culprit.future.done():
+            culprit.future.set_exception(error)
+        again = [c for c in batch if c is not culprit and not c.future.done()]
+        for c in reversed(again):
+            c.started, c.solo, c.error, c.outputs, c.result = False, True, None, [], None
+            self._pending.appendleft(c)
 
     def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
         """Called with every committed batch of outputs (statistics, webhooks)."""
@@ -592,6 +725,32 @@ class _Rows:
         changed = [row.params() for row in self.found.values() if isinstance(row, _Routed)]
         for params in changed:
             await self.s.execute(_WRITE_ROUTED, params)
+
+
+# Commands committed in one transaction at most (a bound on the wait of the batch's first caller).
+MAX_BATCH = 64
+# A batch lets the event loop run after this many commands.
+YIELD_EVERY = 4
+_BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
+
+
+class _EngineChanged(Exception):
+    """A command failed after the engine had applied it (its ``__cause__`` is the error)."""
+
+
+@dataclass(eq=False, slots=True)
+class _Command:
+    """One caller's command, waiting in :attr:`AcdService._pending` or running in a batch."""
+
+    command: Callable[[r.RoutingEngine, float], list[r.Output]]
+    prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None
+    after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[Any]] | None
+    future: asyncio.Future[tuple[list[r.Output], Any]]
+    started: bool = False
+    solo: bool = False  # runs alone (again, after its batch failed)
+    outputs: list[r.Output] = field(default_factory=list)
+    result: Any = None
+    error: BaseException | None = None
 
 
 def _bus_message(o: r.Output, project_id: int | None = None) -> BusMessage | None:

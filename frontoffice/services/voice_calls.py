@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontoffice.channels.voice.sip.digest import digest_ha1
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import Channel, InteractionEventType
+from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
 from frontoffice.domain.permissions import role_allows
 from frontoffice.store.tables import (
     AgentProfile,
@@ -42,6 +42,7 @@ from .acd import AcdService
 from .acd_schemas import ContactIn, CustomerFields
 from .contact_center import ContactCenter
 from .context import Actor, audit
+from .identities import normalize_identity
 from .interactions import log_event
 
 __all__ = [
@@ -233,6 +234,14 @@ class VoiceCalls:
         """
         entry = call.entry_point_id or (await self.entry_for(call.dialled)).entry_point_id
         first, _, last = call.caller_name.partition(" ")
+        phone = _phone(call.caller)
+        if phone is not None:
+            try:
+                normalize_identity(IdentityKind.PHONE, phone, self.contact_center.crm.region)
+            except InvalidInput:
+                # A caller id that is not a phone number (sip:user@host, a carrier's garbage) must
+                # not block the call: it is taken without one (checked here, not by a failed insert).
+                phone = None
         attributes: dict[str, str | int | float | bool | None] = {
             "sip_call_id": call.call_id[:200],
             "dialled": call.dialled[:64],
@@ -243,7 +252,7 @@ class VoiceCalls:
             channel=Channel.VOICE,
             entry_point_id=entry,
             subject=f"Call from {call.caller or 'anonymous'}",
-            customer=CustomerFields(phone=_phone(call.caller), first_name=first[:200], last_name=last[:200]),
+            customer=CustomerFields(phone=phone, first_name=first[:200], last_name=last[:200]),
             external_ref=call.call_id[:500],
             attributes=attributes,
         )
@@ -319,9 +328,11 @@ class VoiceCalls:
         starting = True
 
         async def prepare(s: AsyncSession, now: float) -> None:
+            # Runs again if the batch this command was in failed (the first attempt rolled back).
             nonlocal starting
-            self._acd_starting -= 1
-            starting = False
+            if starting:
+                self._acd_starting -= 1
+                starting = False
             taken.extend(self._legs)
             self._legs.clear()
             await self._log_legs(s, taken)

@@ -10,18 +10,20 @@ inserted together, in the order they were appended:
   sees them, as it would have seen autoflushed objects.
 
 After the commit, :func:`committed_rows` gives the rows that were written (the live statistics feed on
-them); a rollback drops them.
+them); a rollback drops them. Code that rolls back to a savepoint takes a mark with :func:`write_now`
+before it and calls :func:`discard_since` after the rollback.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Insert, Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-__all__ = ["append_row", "committed_rows", "install"]
+__all__ = ["append_row", "committed_rows", "discard_since", "install", "write_now"]
 
 _UNWRITTEN = "frontoffice.log_rows.unwritten"
 _WRITTEN = "frontoffice.log_rows.written"
@@ -37,6 +39,11 @@ def committed_rows(session: Session, table: Table) -> list[dict[str, Any]]:
     return [row for t, row in session.info.get(_WRITTEN, ()) if t is table]
 
 
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
 def _write(session: Session) -> None:
     pending: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_UNWRITTEN, None)
     if not pending:
@@ -44,9 +51,29 @@ def _write(session: Session) -> None:
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, row in pending:
         by_table.setdefault(table, []).append(row)
+    connection = session.connection()  # Core: the rows are plain, no ORM bulk-insert machinery
     for table, rows in by_table.items():
-        session.execute(insert(table), rows)
+        connection.execute(_insert(table), rows)
     session.info.setdefault(_WRITTEN, []).extend(pending)
+
+
+def write_now(session: Session) -> int:
+    """Insert the rows appended so far and return a mark for :func:`discard_since`.
+
+    Called before a savepoint, so that the rows of earlier work in the transaction are written outside
+    it and a rollback to the savepoint takes only rows appended after the mark with it.
+    """
+    _write(session)
+    return len(session.info.get(_WRITTEN, ()))
+
+
+def discard_since(session: Session, mark: int) -> None:
+    """Forget the rows appended after ``mark`` (the transaction rolled back to a savepoint taken at
+    ``mark``): they are neither written nor reported as committed."""
+    session.info.pop(_UNWRITTEN, None)
+    written = session.info.get(_WRITTEN)
+    if written is not None:
+        del written[mark:]
 
 
 def _before_query(state: ORMExecuteState) -> None:
@@ -54,13 +81,17 @@ def _before_query(state: ORMExecuteState) -> None:
         _write(state.session)
 
 
-def _forget_written(session: Session, *_: Any) -> None:
-    session.info.pop(_WRITTEN, None)
+def _forget_written(session: Session, transaction: SessionTransaction, *_: Any) -> None:
+    if transaction.parent is None:  # a new transaction, not a savepoint inside one
+        session.info.pop(_WRITTEN, None)
 
 
-def _forget_all(session: Session, *_: Any) -> None:
-    session.info.pop(_UNWRITTEN, None)
-    session.info.pop(_WRITTEN, None)
+def _forget_all(session: Session, previous: SessionTransaction) -> None:
+    # The whole transaction rolled back. (A rollback to a savepoint keeps what was written before
+    # it: whoever took the savepoint calls discard_since with its mark.)
+    if previous.parent is None:
+        session.info.pop(_UNWRITTEN, None)
+        session.info.pop(_WRITTEN, None)
 
 
 def install(session_class: type[Session]) -> None:
@@ -68,4 +99,4 @@ def install(session_class: type[Session]) -> None:
     event.listen(session_class, "before_commit", _write)
     event.listen(session_class, "do_orm_execute", _before_query)
     event.listen(session_class, "after_begin", _forget_written)
-    event.listen(session_class, "after_rollback", _forget_all)
+    event.listen(session_class, "after_soft_rollback", _forget_all)

@@ -52,7 +52,8 @@ async def test_report_counts_answered_and_abandoned_with_service_level(
     assert (row["offered"], row["answered"], row["abandoned"]) == (2, 1, 1)
     # Answered at ~10 s (within 20 s), abandoned at ~50 s (after the 5 s short-abandon threshold).
     assert row["service_level"] == pytest.approx(0.5)
-    assert row["asa_s"] == pytest.approx(10, abs=1)
+    # The clock is real time shifted by the test: a loaded machine adds its own seconds to the 10.
+    assert 10 <= row["asa_s"] < 20
     csv_text = (
         await desk.client.get(
             f"{API}/stats/report",

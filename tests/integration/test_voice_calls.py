@@ -275,6 +275,38 @@ async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call
     assert call.state == "wrap_up"
 
 
+async def test_a_re_offer_that_comes_with_the_timeout_rings_the_next_phone_once_the_first_is_released(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    """Both agents are available: the ACD's timeout of the first offer and its offer to the second
+    agent arrive together, while the first phone is still being cancelled. The second phone must ring
+    when the first is released — not be turned down at once (which made the ACD offer the call to
+    agent after agent, each turned down the same way)."""
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30, offer_timeout_s=2)
+    sleepy_id = await desk.agent("sleepy")  # signed in first: waited longest, offered first
+    sleepy_port = await _register(sipp, voice, "sleepy")
+    await desk.agent("awake")
+    awake_port = await _register(sipp, voice, "awake")
+    sleepy = asyncio.create_task(
+        run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(sleepy_port))
+    )
+    awake = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(awake_port)))
+    await listening(sleepy_port, awake_port)
+    result = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    assert result.returncode == 0, result.output
+    assert (await sleepy).returncode == 0
+    assert (await awake).returncode == 0
+    await _settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == desk.agent_ids["awake"] != sleepy_id
+    assert call.state == "wrap_up"
+    events = await event_types(container, call.id)
+    assert events.count("offer_timed_out") == 1
+    assert "offer_rejected" not in events
+
+
 async def test_call_over_tcp_and_lossy_udp_still_completes(
     client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
 ) -> None:

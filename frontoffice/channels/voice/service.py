@@ -1013,6 +1013,9 @@ class VoiceService:
             elif isinstance(o, r.WithdrawOffer | r.OfferTimedOut):
                 self._orphan_offers.pop(int(o.contact_id), None)
                 call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.pending_offers:
+                    gone = set(o.agent_ids)
+                    call.pending_offers = [p for p in call.pending_offers if not gone & set(p.agent_ids)]
                 if call is not None and call.agent is not None and str(call.agent.agent_id) in o.agent_ids:
                     self._cancel_agent(call, "no_answer" if isinstance(o, r.OfferTimedOut) else "withdrawn")
             elif isinstance(o, r.ContactTransferred) and o.from_agent is not None:
@@ -1036,6 +1039,13 @@ class VoiceService:
 
     def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
         if call.state != "queued":
+            return
+        previous = call.agent
+        if previous is not None and (previous.cancelled or previous.ended):
+            # The last agent's phone is still being released (CANCEL sent, its final answer not in
+            # yet): ring the next agent when it is gone. Turning the offer down instead would make
+            # the ACD offer the call to agent after agent, each turned down the same way.
+            call.pending_offers = [offer]
             return
         agent_id = int(offer.agent_ids[0])
         for other in offer.agent_ids[1:]:
@@ -1082,6 +1092,11 @@ class VoiceService:
         call.agent = _AgentLeg(agent_id, invite, key, destination, offer_sdp, record=record)
         self._agent_calls[invite.call_id] = call
 
+    def _ring_pending(self, call: _Call) -> None:
+        """Ring the offer that arrived while the previous agent's phone was being released."""
+        if call.agent is None and call.pending_offers:
+            self._ring_agents(call, call.pending_offers.pop())
+
     def _cancel_agent(self, call: _Call, cause: str) -> None:
         leg = call.agent
         if leg is None or leg.cancelled or leg.ended:
@@ -1108,6 +1123,7 @@ class VoiceService:
             if not leg.cancelled and call.state == "queued" and call.interaction_id is not None:
                 # Busy (486), unavailable (480), declined (603) or no answer: back to their place.
                 self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
+            self._ring_pending(call)
             return
         if response.is_provisional:
             if response.status in (180, 183) and leg.record is not None:
@@ -1123,6 +1139,10 @@ class VoiceService:
         self._request(dialog.ack(leg.invite.cseq.seq), leg.destination, None)
         if leg.cancelled or call.state != "queued" or call.interaction_id is None:
             self._bye_agent(call, "withdrawn")
+            if leg.cancelled and call.state == "queued":
+                # Answered as the offer was withdrawn: that phone is hung up, the next may ring.
+                call.agent = None
+                self._ring_pending(call)
             return
         try:
             call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -25,6 +26,8 @@ MessageHandler = Callable[[Message | SipParseError, Destination], None]
 # life and send CRLF keepalives (RFC 5626 §4.4.1). A limit stops connection-hoarding scanners.
 MAX_TCP_CONNECTIONS = 4096
 READ_CHUNK = 65_536
+# Receive buffer asked for the SIP UDP socket (bytes; Linux doubles it for bookkeeping).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -38,6 +41,14 @@ class UdpTransport(asyncio.DatagramProtocol):
     async def listen(cls, host: str, port: int, on_message: MessageHandler) -> UdpTransport:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(lambda: cls(on_message), local_addr=(host, port))
+        assert protocol.transport is not None
+        sock = protocol.transport.get_extra_info("socket")
+        if sock is not None:
+            # One socket takes every phone's and trunk's signalling: the kernel's default buffer
+            # (about a hundred small datagrams) overflows in a burst, and a lost datagram costs a
+            # retransmission half a second later. The kernel caps this at net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         return protocol
 
     @property
