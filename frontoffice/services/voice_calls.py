@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import ColumnElement, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,7 @@ from .contact_center import ContactCenter
 from .context import Actor, audit
 from .identities import normalize_identity
 from .interactions import log_event
+from .scope import event_visible, visible_interaction, where
 
 __all__ = [
     "CALL_RECORD_COLUMNS",
@@ -411,9 +412,7 @@ class VoiceCalls:
         """The call legs and recordings of one interaction."""
         actor.require("interactions.read")
         async with self.sessions() as s:
-            row = await s.get(Interaction, interaction_id)
-            if row is None:
-                raise NotFound("No such interaction", error_id="no-such-interaction")
+            row = await visible_interaction(s, actor, interaction_id)  # 404 outside the user's projects
             events = await s.scalars(
                 select(InteractionEvent)
                 .where(
@@ -431,9 +430,7 @@ class VoiceCalls:
         caller checks the file exists: it appears when the call ends)."""
         actor.require("interactions.read")
         async with self.sessions() as s:
-            row = await s.get(Interaction, interaction_id)
-        if row is None:
-            raise NotFound("No such interaction", error_id="no-such-interaction")
+            row = await visible_interaction(s, actor, interaction_id)  # 404 outside the user's projects
         for stored in (row.attributes or {}).get("recordings", []):
             path = Path(stored)
             if path.name == name:
@@ -447,9 +444,11 @@ class VoiceCalls:
             raise InvalidInput("The end must be after the start", error_id="invalid-range")
         if (end - start).days > MAX_EXPORT_DAYS:
             raise InvalidInput("The range is too long", error_id="range-too-long", max_days=MAX_EXPORT_DAYS)
-        return self._export_rows(start, end)
+        return self._export_rows(start, end, event_visible(actor))
 
-    async def _export_rows(self, start: datetime, end: datetime) -> AsyncIterator[str]:
+    async def _export_rows(
+        self, start: datetime, end: datetime, visible: ColumnElement[bool] | None
+    ) -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CALL_RECORD_COLUMNS)
@@ -457,19 +456,15 @@ class VoiceCalls:
         last_id = 0
         while True:
             async with self.sessions() as s:
-                batch = list(
-                    await s.scalars(
-                        select(InteractionEvent)
-                        .where(
-                            InteractionEvent.type == InteractionEventType.CALL_LEG.value,
-                            InteractionEvent.at >= start,
-                            InteractionEvent.at < end,
-                            InteractionEvent.id > last_id,
-                        )
-                        .order_by(InteractionEvent.id)
-                        .limit(EXPORT_BATCH)
-                    )
+                stmt = select(InteractionEvent).where(
+                    InteractionEvent.type == InteractionEventType.CALL_LEG.value,
+                    InteractionEvent.at >= start,
+                    InteractionEvent.at < end,
+                    InteractionEvent.id > last_id,
                 )
+                # A user limited to projects exports their projects' calls only.
+                stmt = where(stmt, visible)
+                batch = list(await s.scalars(stmt.order_by(InteractionEvent.id).limit(EXPORT_BATCH)))
             if not batch:
                 return
             buffer = io.StringIO()

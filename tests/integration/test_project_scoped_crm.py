@@ -457,7 +457,7 @@ async def test_reports_of_a_limited_user_count_only_their_projects(clients: Clie
     alpha_lead = await clients.user("alpha-lead", Role.SUPERVISOR, "alpha")
     head = await clients.user("head", Role.SUPERVISOR)
     now = container.stats.clock()
-    window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
+    window = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
 
     async def offered(headers: dict[str, str], **params: Any) -> dict[str, int]:
         r = await clients.get("/stats/report", headers, interval=0, **window, **params)
@@ -508,3 +508,41 @@ async def test_an_agent_sees_the_contact_they_handled_for_another_project_and_it
     ticket = r.json()["id"]
     assert await clients.ids(f"/customers/{taken['customer_id']}/tickets", helper, open="true") == [ticket]
     assert (await clients.get(f"/tickets/{ticket}", helper)).status_code == 200
+
+
+async def test_call_records_recordings_and_their_export_follow_the_project(
+    clients: Clients, container: Container
+) -> None:
+    from datetime import UTC, datetime
+
+    from frontoffice.domain.model import InteractionEventType
+    from frontoffice.services.interactions import log_event
+    from frontoffice.store.tables import Interaction
+
+    a1 = await clients.contact("alpha", phone="+7 916 100-00-05")
+    b1 = await clients.contact("beta", phone="+7 916 200-00-05")
+    now = datetime.now(UTC)
+    async with container.sessions.begin() as s:
+        for found in (a1, b1):
+            row = await s.get(Interaction, found["id"])
+            assert row is not None
+            row.attributes = {**row.attributes, "recordings": [f"/nowhere/{row.id}.wav"]}
+            log_event(s, row, InteractionEventType.CALL_LEG, now, role="caller", call_id=f"leg-{row.id}")
+    lead = await clients.user("alpha-lead", Role.SUPERVISOR, "alpha")
+    head = await clients.user("head", Role.SUPERVISOR)
+
+    assert (await clients.get(f"/interactions/{a1['id']}/call-records", lead)).status_code == 200
+    _missing(await clients.get(f"/interactions/{b1['id']}/call-records", lead), "no-such-interaction")
+    assert (await clients.get(f"/interactions/{b1['id']}/call-records", head)).status_code == 200
+    _missing(
+        await clients.get(f"/interactions/{b1['id']}/recordings/{b1['id']}.wav", lead), "no-such-interaction"
+    )
+    window = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+
+    async def exported(headers: dict[str, str]) -> list[str]:
+        r = await clients.get("/voice/call-records.csv", headers, **window)
+        assert r.status_code == 200, r.text
+        return sorted(row["interaction_id"] for row in csv.DictReader(io.StringIO(r.text)))
+
+    assert await exported(lead) == [str(a1["id"])]
+    assert await exported(head) == sorted([str(a1["id"]), str(b1["id"])])
