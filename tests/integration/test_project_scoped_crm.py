@@ -457,7 +457,7 @@ async def test_reports_of_a_limited_user_count_only_their_projects(clients: Clie
     alpha_lead = await clients.user("alpha-lead", Role.SUPERVISOR, "alpha")
     head = await clients.user("head", Role.SUPERVISOR)
     now = container.stats.clock()
-    window = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
 
     async def offered(headers: dict[str, str], **params: Any) -> dict[str, int]:
         r = await clients.get("/stats/report", headers, interval=0, **window, **params)
