@@ -7,7 +7,7 @@ export FRONTOFFICE_DATA_DIR ?= data
 
 .PHONY: run test lint typecheck unit bench messages clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

@@ -28,6 +28,9 @@ textbook search, run here on the same inputs: recompute Erlang C from zero lines
 candidate N, counting up from N = floor(A) + 1. Both must find the same number of agents
 (``same_answers``).
 
+``params.engine`` says whether the routing engine ran compiled (mypyc, the optional build step of
+setup.py) or as plain Python; ``FRONTOFFICE_PURE_PYTHON=1`` forces the latter, to compare the two.
+
 Run: ``.venv/bin/python bench/planning.py [--quick]``; the last stdout line is the JSON result.
 ``--profile`` instead prints where one simulated day spends its time (cProfile, to stdout).
 """
@@ -54,8 +57,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from frontoffice.domain.routing import (
+    COMPILED,
+    EVENTS,
     AgentConfig,
-    Contact,
     EngineConfig,
     OfferContact,
     QueueConfig,
@@ -210,12 +214,13 @@ def floor_mmc_day(rate: float, aht_s: float, agents: int, horizon_s: float, seed
 
 
 def engine_only_day(rate: float, aht_s: float, agents: int, horizon_s: float, seed: int) -> int:
-    """The routing engine driven by the least code that can drive it (no statistics, no patience):
-    how much of ``sim_day_s`` is the engine's own. Returns the number of calls."""
+    """The routing engine driven by the least code that can drive it (no statistics, no patience, no
+    events: only the decisions come back): how much of ``sim_day_s`` is the engine's own. Returns the
+    number of calls."""
     rng = random.Random(seed)
     expo = rng.expovariate
     mu = 1.0 / aht_s
-    engine = RoutingEngine(EngineConfig(), rng=random.Random(seed))
+    engine = RoutingEngine(EngineConfig(), rng=random.Random(seed), omit=EVENTS)
     engine.upsert_queue(QueueConfig("main"))
     for i in range(agents):
         engine.upsert_agent(AgentConfig(f"a{i}", queues={"main": 1}, capacity={"voice": 1}))
@@ -230,7 +235,7 @@ def engine_only_day(rate: float, aht_s: float, agents: int, horizon_s: float, se
             following = t + expo(rate)
             if following < horizon_s:
                 push(heap, (following, 0, ""))
-            outs = engine.contact_arrived(Contact(str(calls), "voice", "main"), t)
+            outs = engine.arrive(str(calls), "voice", "main", t)
         else:
             outs = engine.contact_finished(cid, t)
         for o in outs:
@@ -340,6 +345,7 @@ def main() -> None:
             "sim_agents": metrics.get("sim_day_agents"),
             "sim_day_s": SIM_DAY_S,
             "timer": "median thread CPU time per call (per simulated day for sim_*)",
+            "engine": "compiled (mypyc)" if COMPILED else "python",
         },
         "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()},
         "baseline": {

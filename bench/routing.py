@@ -10,9 +10,10 @@ reference runs on a prefix of the stream to keep the run short and its rate is r
 
 Two passes. Pass 1 drives the engine and the reference together through the warm-up and the stream
 (the reference only through its first ``reference_events`` events), compares every assignment, and
-records the calls each received from the start of the stream. Pass 2 replays both recordings on copies
-taken at the start of the stream, in tight loops, alternating chunks of the two so both run under the
-same machine conditions; the engine's replay must make the same decisions as pass 1.
+records the calls each received. Pass 2 replays both recordings from the start of the stream (the
+engine: a second engine given the warm-up's calls; the reference: a copy), in tight loops, alternating
+chunks of the two so both run under the same machine conditions; the engine's replay must make the same
+decisions as pass 1.
 
 Metrics: ``decisions_per_s`` (decisions / engine CPU time of the commands that bring events: arrivals
 and agents finishing; ``decisions_per_s_with_accepts`` also counts the ``offer_accepted`` that follows
@@ -23,6 +24,9 @@ the commands that made a decision; ``accept_*_ms`` for the accepts),
 and the prefix is identical in both, and the replay made the same number of decisions). Rates use the
 thread's CPU time (one core), so other processes on a shared machine distort them much less than
 wall-clock time would.
+
+``params.engine`` says whether the engine ran compiled (mypyc, the optional build step of setup.py) or
+as plain Python (``FRONTOFFICE_PURE_PYTHON=1`` forces the latter).
 
 Run: ``.venv/bin/python bench/routing.py [--quick]``; the last stdout line is the JSON result.
 """
@@ -44,6 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from frontoffice.domain.routing import (
+    COMPILED,
     AgentConfig,
     Contact,
     EngineConfig,
@@ -180,6 +185,12 @@ class EngineDriver:
     commands: list[Command] = field(default_factory=list)
     decisions: int = 0
 
+    def replay(self, engine: RoutingEngine) -> RoutingEngine:
+        """Send the recorded commands to another engine (built the same way): it ends in this state."""
+        for name, call_args in self.commands:
+            getattr(engine, name)(*call_args)
+        return engine
+
     def run(self, command: str, *args: object) -> list[tuple[str, str]]:
         """Send one command (and accept the offers it makes); returns the (contact, agent) assignments."""
         made = []
@@ -244,7 +255,9 @@ def verify_and_record(stream_events: int, reference_events: int) -> Recording:
     their assignments, and record the calls each received."""
     rng = random.Random(SEED)
     scenario = build_scenario(rng)
-    driver = EngineDriver(build_engine(scenario))
+    # Recording from the start: the warm-up's calls rebuild the engine as it was when the stream began
+    # (an engine copy would do, but the compiled engine cannot be deep-copied).
+    driver = EngineDriver(build_engine(scenario), recording=True)
     reference = ReferenceRouter(scenario)
     engine_made: list[tuple[str, str]] = []
     reference_made: list[tuple[str, str]] = []
@@ -276,9 +289,9 @@ def verify_and_record(stream_events: int, reference_events: int) -> Recording:
         now += EVENT_GAP_S
         arrival(now, compare=True, record=False)
     warm_up_assignments = len(reference_made)
-    engine_at_start = copy.deepcopy(driver.engine)
+    engine_at_start = driver.replay(build_engine(scenario))
     reference_at_start = copy.deepcopy(reference)
-    driver.recording = True
+    driver.commands = []
     driver.decisions = 0
     compared_engine: list[tuple[str, str]] = []
     for n in range(stream_events):
@@ -400,6 +413,7 @@ def main() -> None:
             "stream_commands": len(recording.engine_calls),
             "reference_events": reference_events,
             "compared_assignments": recording.compared_assignments,
+            "engine": "compiled (mypyc)" if COMPILED else "python",
         },
         "metrics": {
             "decisions_per_s": round(decisions_per_s, 1),

@@ -42,14 +42,12 @@ from typing import Any, Literal, NamedTuple
 
 from frontoffice.domain.routing import (
     CHANNELS,
+    EVENTS,
     AgentConfig,
     AgentStateChanged,
-    Contact,
     ContactAbandoned,
     ContactConnected,
-    ContactFinished,
     ContactOverflowed,
-    ContactQueued,
     ContactRefused,
     EngineConfig,
     EscalationStep,
@@ -105,6 +103,8 @@ _PROGRESS_STEPS = 20
 _NO_EVENT_LIMIT = 2**62
 # Not-ready reason of agents whose shift has ended.
 _OFF_SHIFT = "off_shift"
+# The engine's events a replication does not look at: the engine need not build them.
+_UNUSED_EVENTS = EVENTS - {AgentStateChanged, ContactConnected, ContactAbandoned, OfferTimedOut}
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,6 +566,7 @@ def run_replication(
     engine = RoutingEngine(
         EngineConfig(priority_weight_s=scenario.priority_weight_s),
         rng=engine_rng if engine_rng is not None else random.Random(rng.random()),
+        omit=_UNUSED_EVENTS,
     )
     for queue in scenario.queues:
         engine.upsert_queue(queue)
@@ -641,13 +642,12 @@ def run_replication(
             busy[group_of[agent_id]] += hi - lo
 
     def handle(outs: list[Output], now: float) -> None:
-        # One pass over the engine's outputs, most frequent kinds first; accepting an offer appends
-        # the accept's outputs to the same list, and the for loop visits them too.
+        # One pass over the engine's outputs, most frequent kinds first (two agent state changes per
+        # contact); accepting an offer appends the accept's outputs to the same list, and the for loop
+        # visits them too.
         nonlocal seq, answered, abandoned, refused
         for o in outs:
-            cls = o.__class__
-            if cls is ContactQueued or cls is ContactFinished:
-                continue
+            cls = type(o)
             if cls is AgentStateChanged:
                 aid = o.agent_id  # type: ignore[union-attr]
                 state = o.state  # type: ignore[union-attr]
@@ -710,7 +710,7 @@ def run_replication(
     for agent_id in logins:
         handle(engine.agent_login(agent_id, 0.0), 0.0)
     next_deadline = engine.next_deadline
-    arrived = engine.contact_arrived
+    arrived = engine.arrive
     finished = engine.contact_finished
     deadline = next_deadline()
 
@@ -763,7 +763,7 @@ def run_replication(
             else:
                 tally = None
             live[cid] = (tally, handling)
-            handle(arrived(Contact(cid, channel, queue_id, priority), now), now)
+            handle(arrived(cid, channel, queue_id, now, priority), now)
             if patience is not None and cid in live:
                 seq += 1
                 push(heap, (now + patience(), seq, _PATIENCE, cid))

@@ -11,6 +11,10 @@ Setup::
     engine.upsert_agent(AgentConfig("a1", skills={"ru": 7}, queues={"sales": 1},
                                     capacity={"voice": 1, "chat": 3}))
 
+``RoutingEngine(..., omit=(ContactQueued, ...))`` leaves out events (:data:`EVENTS`) the caller has no
+use for: the engine does not build them (the simulation keeps no event log). Decisions
+(:data:`DECISIONS`) are always returned.
+
 Commands (each returns ``list[Output]`` unless noted; invalid input raises a :class:`RoutingError`
 subclass and leaves the engine unchanged):
 
@@ -19,7 +23,9 @@ subclass and leaves the engine unchanged):
 * agents: ``agent_login(id, now, state="available", reason=None)``,
   ``set_agent_state(id, "available" | "not_ready", now, reason=None)``, ``agent_logout(id, now)``,
   ``end_wrap_up(id, now)``, ``reset_daily_counters(now) -> None``
-* contacts: ``contact_arrived(Contact, now)``, ``contact_withdrawn(id, now)`` (abandoned),
+* contacts: ``contact_arrived(Contact, now)`` (or ``arrive(id, channel, queue_id, now, priority=0,
+  preferred_agent=None, is_callback=False)``, the same without a Contact), ``contact_withdrawn(id,
+  now)`` (abandoned),
   ``offer_accepted(id, agent_id, now)``, ``offer_rejected(id, agent_id, now)``,
   ``contact_finished(id, now)`` (wrap-up starts), ``transfer_to_queue(id, queue_id, now)``,
   ``transfer_to_agent(id, agent_id, now, timeout_s=None)``, ``set_priority(id, priority, now)``,
@@ -53,6 +59,8 @@ Ordering: score = priority * ``EngineConfig.priority_weight_s`` + seconds waited
 queue's ``weight``. Agents: lowest tier first, then the queue's strategy.
 """
 
+# First: when a compiled build is present but stale, it makes the imports below use the sources.
+from . import _accelerator
 from .config import (
     CHANNELS,
     DEFAULT_CAPACITY,
@@ -64,7 +72,8 @@ from .config import (
     QueueConfig,
     Strategy,
 )
-from .engine import MAX_OVERFLOW_HOPS, RoutingEngine
+from .contact import Contact
+from .engine import DECISIONS, EVENTS, MAX_OVERFLOW_HOPS, RoutingEngine
 from .exceptions import (
     DuplicateContact,
     InvalidConfig,
@@ -74,7 +83,6 @@ from .exceptions import (
     UnknownContact,
     UnknownQueue,
 )
-from .model import Contact
 from .outputs import (
     AgentState,
     AgentStateChanged,
@@ -101,9 +109,15 @@ from .outputs import (
 )
 from .views import AgentStatus, ContactStatus, QueueStatus
 
+#: True when the engine runs compiled with mypyc (an optional build step, see ``_accelerator``).
+COMPILED: bool = _accelerator.engine_is_compiled()
+
 __all__ = [
     "CHANNELS",
+    "COMPILED",
+    "DECISIONS",
     "DEFAULT_CAPACITY",
+    "EVENTS",
     "MAX_OVERFLOW_HOPS",
     "AgentConfig",
     "AgentState",

@@ -9,7 +9,7 @@ See the package docstring (:mod:`frontoffice.domain.routing`) for the API contra
   queue's strategy picks among the eligible ones. Agent side: a freed agent looks at the head of each
   (queue, channel, step) line it may serve and takes the best score. Neither scans all contacts.
 * longest_idle (the default strategy) does not scan a ready pool either: each pool keeps a heap of
-  its agents' idle keys (``QueueRuntime.idle``), and the scan is only the fallback when the best agent
+  its agents' idle keys (``ReadyPool.idle``), and the scan is only the fallback when the best agent
   may not take the contact (declined it, not qualified at the contact's step, excluded).
 * Timers live in one heap with lazy deletion: an entry carries a token (offer id, generation counter)
   and is ignored when the token no longer matches.
@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from heapq import heappop, heappush
 
 from .config import CHANNELS, AgentConfig, EngineConfig, QueueConfig
+from .contact import Contact
 from .exceptions import (
     DuplicateContact,
     InvalidConfig,
@@ -33,7 +34,7 @@ from .exceptions import (
     UnknownContact,
     UnknownQueue,
 )
-from .model import AgentRuntime, Contact, ContactRuntime, LineEntry, Offer
+from .model import AgentRuntime, ContactRuntime, LineEntry
 from .outputs import (
     AgentState,
     AgentStateChanged,
@@ -58,7 +59,7 @@ from .outputs import (
     WrapUpEnded,
     WrapUpStarted,
 )
-from .queue_index import QueueRuntime
+from .queue_index import EWMA_ALPHA, QueueRuntime, ReadyPool
 from .strategies import select
 from .views import AgentStatus, ContactStatus, QueueStatus
 
@@ -76,6 +77,31 @@ _T_COOLOFF = 5
 
 _NO_EXCLUDE: frozenset[str] = frozenset()
 
+#: outputs the caller must act on: always returned (see ``RoutingEngine(omit=...)``).
+DECISIONS: frozenset[type[Output]] = frozenset(
+    {OfferContact, WithdrawOffer, FallbackAction, ContactRefused, ContactOverflowed}
+)
+#: outputs that record what happened: a caller with no use for some may leave them out.
+EVENTS: frozenset[type[Output]] = frozenset(
+    {
+        ContactQueued,
+        OfferTimedOut,
+        OfferRejected,
+        ContactConnected,
+        ContactFinished,
+        ContactAbandoned,
+        ContactTransferred,
+        ContactEscalated,
+        PriorityChanged,
+        CallbackScheduled,
+        StickyExpired,
+        AgentStateChanged,
+        WrapUpStarted,
+        WrapUpEnded,
+        QueueOpenChanged,
+    }
+)
+
 Timer = tuple[float, int, int, str, int]
 
 
@@ -86,8 +112,31 @@ class RoutingEngine:
     order. Invalid commands raise a :class:`~.exceptions.RoutingError` and change nothing.
     """
 
-    def __init__(self, config: EngineConfig | None = None, rng: random.Random | None = None) -> None:
-        """Create an empty engine. ``rng`` feeds random_weighted; a fixed seed makes runs repeatable."""
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        rng: random.Random | None = None,
+        *,
+        omit: Iterable[type[Output]] = (),
+    ) -> None:
+        """Create an empty engine. ``rng`` feeds random_weighted; a fixed seed makes runs repeatable.
+
+        ``omit``: event types (:data:`EVENTS`) the caller has no use for, which the engine then does not
+        build. A simulation keeps no event log and leaves out most of them; the live service omits
+        nothing. Decisions (:data:`DECISIONS`) cannot be omitted.
+        """
+        omitted = frozenset(omit)
+        if not omitted <= EVENTS:
+            names = ", ".join(sorted(kind.__name__ for kind in omitted - EVENTS))
+            raise InvalidConfig(f"only events can be omitted, not {names}")
+        self._omitted = omitted
+        # Checked where the event is built; the ones built for every contact have a flag of their own.
+        self._emit_queued = ContactQueued not in omitted
+        self._emit_connected = ContactConnected not in omitted
+        self._emit_finished = ContactFinished not in omitted
+        self._emit_states = AgentStateChanged not in omitted
+        self._emit_wrap = WrapUpStarted not in omitted
+        self._emit_wrap_end = WrapUpEnded not in omitted
         self.config = config if config is not None else EngineConfig()
         self._rng = rng if rng is not None else random.Random(0)
         self._k = self.config.priority_weight_s
@@ -127,8 +176,7 @@ class RoutingEngine:
         if queue is None:
             self._queues[config.queue_id] = QueueRuntime(config, self._agents)
         else:
-            queue.config = config
-            queue.span = max(queue.span, len(config.escalations))
+            queue.configure(config)
         for agent in members:
             self._qualify(agent)
             self._reindex(agent)
@@ -307,16 +355,50 @@ class RoutingEngine:
     def contact_arrived(self, contact: Contact, now: float) -> list[Output]:
         """A new contact for ``contact.queue_id``: it is queued (and possibly offered at once),
         overflowed, given a fallback action, or refused."""
-        if contact.contact_id in self._contacts:
-            raise DuplicateContact(contact.contact_id)
-        if contact.queue_id not in self._queues:
-            raise UnknownQueue(contact.queue_id)
-        if contact.channel not in CHANNELS:
-            self._check_channel(contact.channel)
-        self._seq += 1
-        runtime = self._new_runtime(contact, now, self._seq)
+        return self.arrive(
+            contact.contact_id,
+            contact.channel,
+            contact.queue_id,
+            now,
+            contact.priority,
+            preferred_agent=contact.preferred_agent() if contact.attributes else contact.preferred_agent_id,
+            is_callback=contact.is_callback,
+        )
+
+    def arrive(
+        self,
+        contact_id: str,
+        channel: str,
+        queue_id: str,
+        now: float,
+        priority: int = 0,
+        *,
+        preferred_agent: str | None = None,
+        is_callback: bool = False,
+    ) -> list[Output]:
+        """:meth:`contact_arrived` with the contact given by the fields routing uses, rather than as a
+        :class:`Contact`: the same command, for callers that have no Contact to hand and make many
+        (the simulation builds none for its arrivals)."""
+        if contact_id in self._contacts:
+            raise DuplicateContact(contact_id)
+        if queue_id not in self._queues:
+            raise UnknownQueue(queue_id)
+        if channel not in CHANNELS:
+            self._check_channel(channel)
+        self._seq = seq = self._seq + 1
+        runtime = ContactRuntime(
+            contact_id,
+            channel,
+            queue_id,
+            priority,
+            is_callback,
+            preferred_agent,
+            now,
+            seq,
+            now - priority * self._k,
+        )
         out: list[Output] = []
-        self._route_into_queue(runtime, contact.queue_id, now, out, 0)
+        self._route_into_queue(runtime, queue_id, now, out, 0)
         return out
 
     def contact_withdrawn(self, contact_id: str, now: float) -> list[Output]:
@@ -328,7 +410,8 @@ class RoutingEngine:
         released = self._withdraw_offer(contact, out, "abandoned")
         self._take_out_of_line(contact)
         self._queues[contact.queue_id].discard_waiting(contact_id)
-        out.append(ContactAbandoned(contact_id, contact.queue_id, now - contact.enqueued_at))
+        if ContactAbandoned not in self._omitted:
+            out.append(ContactAbandoned(contact_id, contact.queue_id, now - contact.enqueued_at))
         del self._contacts[contact_id]
         for agent in released:
             self._dispatch_agent(agent, now, out)
@@ -343,28 +426,35 @@ class RoutingEngine:
         agent = self._agents.get(agent_id)
         if agent is None:
             raise UnknownAgent(agent_id)
-        offer = contact.offer
-        if offer is None or agent_id not in offer.agent_ids:
+        ringing = contact.offer_agents
+        if ringing is None or agent_id not in ringing:
             raise InvalidTransition(f"contact {contact_id!r} is not offered to agent {agent_id!r}")
         out: list[Output] = []
-        others = [aid for aid in offer.agent_ids if aid != agent_id] if offer.group else []
-        contact.offer = None
+        others = [aid for aid in ringing if aid != agent_id] if contact.offer_group else None
+        contact.offer_agents = None
         contact.state = "connected"
         contact.agent_id = agent_id
-        self._gen += 1
-        contact.queue_gen = self._gen  # escalation and max-wait no longer apply
-        if contact.declined:
-            contact.declined.clear()
+        self._gen = gen = self._gen + 1
+        contact.queue_gen = gen  # escalation and max-wait no longer apply
+        contact.declined = None
         contact.overdue = False
         if contact.target_agent is not None:
             self._clear_target(contact)
         agent.contacts[contact_id] = agent.offers.pop(contact_id)
         agent.missed = 0
         agent.contacts_today += 1
-        queue = self._queues[contact.queue_id]
+        queue_id = contact.queue_id
+        queue = self._queues[queue_id]
         queue.waiting.pop(contact_id, None)  # discard_waiting, inlined
-        queue.record_connect(now)
-        out.append(ContactConnected(contact_id, agent_id, contact.queue_id, now - contact.enqueued_at))
+        # Feed the queue's expected-wait estimator with the time between connections.
+        last = queue.last_connect_at
+        if last is not None:
+            interval = now - last if now > last else 0.0
+            ewma = queue.interval_ewma
+            queue.interval_ewma = interval if ewma is None else ewma + EWMA_ALPHA * (interval - ewma)
+        queue.last_connect_at = now
+        if self._emit_connected:
+            out.append(ContactConnected(contact_id, agent_id, queue_id, now - contact.enqueued_at))
         if not others:
             self._sync(agent, now, out)
             return out
@@ -382,17 +472,17 @@ class RoutingEngine:
         agent is skipped for it during the cool-off."""
         contact = self._contact(contact_id)
         agent = self._agent(agent_id)
-        offer = contact.offer
-        if offer is None or agent_id not in offer.agent_ids:
+        ringing = contact.offer_agents
+        if ringing is None or agent_id not in ringing:
             raise InvalidTransition(f"contact {contact_id!r} is not offered to agent {agent_id!r}")
-        out: list[Output] = [OfferRejected(contact_id, agent_id)]
+        out: list[Output] = [] if OfferRejected in self._omitted else [OfferRejected(contact_id, agent_id)]
         self._decline(contact, agent_id, now)
-        offer.agent_ids.remove(agent_id)
+        ringing.remove(agent_id)
         self._release_offer(agent, contact_id)
         if self.config.count_rejections_as_missed:
             self._count_miss(agent, now, out)
-        if not offer.agent_ids:
-            contact.offer = None
+        if not ringing:
+            contact.offer_agents = None
             if contact.target_agent == agent_id:
                 self._clear_target(contact)
             self._return_to_line(contact, now, out, frozenset((agent_id,)))
@@ -407,7 +497,9 @@ class RoutingEngine:
         if contact.state != "connected" or contact.agent_id is None:
             raise InvalidTransition(f"contact {contact_id!r} is not connected")
         agent = self._agents[contact.agent_id]
-        out: list[Output] = [ContactFinished(contact_id, agent.agent_id, contact.queue_id)]
+        out: list[Output] = (
+            [ContactFinished(contact_id, agent.agent_id, contact.queue_id)] if self._emit_finished else []
+        )
         del self._contacts[contact_id]
         self._release_connected(agent, contact, now, out)
         self._sync(agent, now, out)
@@ -427,7 +519,8 @@ class RoutingEngine:
         from_queue = contact.queue_id
         from_agent, released = self._detach_for_transfer(contact, now, out)
         self._leave_queue(contact)
-        out.append(ContactTransferred(contact_id, from_queue, queue_id, None, from_agent))
+        if ContactTransferred not in self._omitted:
+            out.append(ContactTransferred(contact_id, from_queue, queue_id, None, from_agent))
         self._route_into_queue(contact, queue_id, now, out, 0)
         self._after_transfer(from_agent, released, now, out)
         return out
@@ -455,9 +548,10 @@ class RoutingEngine:
         self._take_out_of_line(contact)
         queue = self._queues[contact.queue_id]
         if contact.contact_id not in queue.waiting:
-            queue.add_waiting(contact.contact_id, contact.enqueued_at, contact.seq)
+            queue.add_waiting(contact.contact_id, contact.enqueued_at)
         contact.state = "waiting"
-        contact.declined.pop(agent_id, None)
+        if contact.declined:
+            contact.declined.pop(agent_id, None)
         if contact.target_agent is not None:
             self._clear_target(contact)
         contact.target_agent = agent_id
@@ -465,7 +559,10 @@ class RoutingEngine:
         contact.target_until = math.inf if timeout_s is None else now + timeout_s
         if timeout_s is not None:
             self._push_timer(contact.target_until, _T_STICKY, contact_id, contact.target_gen)
-        out.append(ContactTransferred(contact_id, contact.queue_id, contact.queue_id, agent_id, from_agent))
+        if ContactTransferred not in self._omitted:
+            out.append(
+                ContactTransferred(contact_id, contact.queue_id, contact.queue_id, agent_id, from_agent)
+            )
         self._put_in_line(contact)
         self._dispatch_contact(contact, now, out)
         self._after_transfer(from_agent, released, now, out)
@@ -481,7 +578,7 @@ class RoutingEngine:
         contact.base = contact.enqueued_at - priority * self._k
         if waiting:
             self._put_in_line(contact)
-        return [PriorityChanged(contact_id, priority)]
+        return [] if PriorityChanged in self._omitted else [PriorityChanged(contact_id, priority)]
 
     def request_callback(self, contact_id: str, now: float) -> list[Output]:
         """Turn a waiting contact into a callback: it keeps its place, max wait no longer applies, and
@@ -492,7 +589,7 @@ class RoutingEngine:
         if contact.is_callback:
             raise InvalidTransition(f"contact {contact_id!r} is already a callback")
         contact.is_callback = True
-        return [CallbackScheduled(contact_id, contact.queue_id)]
+        return [] if CallbackScheduled in self._omitted else [CallbackScheduled(contact_id, contact.queue_id)]
 
     def set_queue_open(self, queue_id: str, open: bool, now: float) -> list[Output]:
         """Open or close a queue (the caller evaluates business hours). A closed queue applies its
@@ -500,8 +597,8 @@ class RoutingEngine:
         queue = self._queue(queue_id)
         if queue.open == open:
             return []
-        queue.open = open
-        return [QueueOpenChanged(queue_id, open)]
+        queue.set_open(open)
+        return [] if QueueOpenChanged in self._omitted else [QueueOpenChanged(queue_id, open)]
 
     # ============================================================================================
     # time
@@ -538,13 +635,14 @@ class RoutingEngine:
         timers = self._timers
         contacts = self._contacts
         while timers:
-            _, _, kind, ident, token = timers[0]
+            top = timers[0]
+            kind = top[2]
             if kind == _T_OFFER:
                 # _timer_live for an offer, inlined: most offers are answered, leaving their timer.
-                contact = contacts.get(ident)
-                if contact is not None and contact.offer is not None and contact.offer.offer_id == token:
+                contact = contacts.get(top[3])
+                if contact is not None and contact.offer_id == top[4] and contact.offer_agents is not None:
                     break
-            elif self._timer_live(kind, ident, token):
+            elif self._timer_live(kind, top[3], top[4]):
                 break
             heappop(timers)
         return timers[0][0] if timers else None
@@ -614,7 +712,7 @@ class RoutingEngine:
         self._seq = max(self._seq, seq)
         self._contacts[contact.contact_id] = runtime
         queue = self._queues[contact.queue_id]
-        queue.add_waiting(contact.contact_id, enqueued_at, seq)
+        queue.add_waiting(contact.contact_id, enqueued_at)
         self._schedule_queue_timers(runtime, queue)
         agent = None if reserved_for is None else self._agents.get(reserved_for)
         if agent is not None and agent.logged_in and reserved_until is not None:
@@ -706,8 +804,8 @@ class RoutingEngine:
     def contact_status(self, contact_id: str) -> ContactStatus:
         """Live state of a tracked contact."""
         contact = self._contact(contact_id)
-        if contact.offer is not None:
-            agent_ids = tuple(contact.offer.agent_ids)
+        if contact.offer_agents is not None:
+            agent_ids = tuple(contact.offer_agents)
         elif contact.agent_id is not None:
             agent_ids = (contact.agent_id,)
         else:
@@ -791,8 +889,6 @@ class RoutingEngine:
             contact.channel,
             contact.queue_id,
             contact.priority,
-            contact.customer_id,
-            contact.attributes,
             contact.is_callback,
             contact.preferred_agent() if contact.attributes else contact.preferred_agent_id,
             enqueued_at,
@@ -861,6 +957,14 @@ class RoutingEngine:
             return
         queues = self._queues
         agent_id = agent.agent_id
+        if not new:
+            # Out of every pool (an offer took the agent's last free place, or it stopped taking
+            # offers): the usual change, with nothing to add.
+            for channel in old:
+                for queue_id, tier in agent.pools:
+                    queues[queue_id].discard_ready(channel, tier, agent_id)
+            agent.indexed = new  # (pooled_load / pooled_idle matter only while in pools)
+            return
         for channel in old:
             if channel not in new:
                 for queue_id, tier in agent.pools:
@@ -908,43 +1012,49 @@ class RoutingEngine:
         not-ready intent of an agent still on a contact or in wrap-up travels in ``ready`` / ``reason``.
         """
         state: AgentState
-        if not agent.logged_in:
-            state = "offline"
-            ready = False
-            reason = None
-        else:
-            ready = agent.presence == "available"
-            reason = None if ready else agent.reason
+        reason: str | None
+        if agent.logged_in:
+            if agent.presence == "available":
+                ready = True
+                reason = None
+            else:
+                ready = False
+                reason = agent.reason
             if agent.wrap_until is not None:
                 state = "wrap_up"
             elif agent.contacts:
                 state = "on_contact"
-            elif not ready:
-                state = "not_ready"
-            else:
+            elif ready:
                 state = "available"
-        if state == agent.state and reason == agent.reported_reason and ready == agent.reported_ready:
-            return
-        elapsed = now - agent.segment_start
-        if elapsed < 0.0:
-            elapsed = 0.0
+            else:
+                state = "not_ready"
+        else:
+            state = "offline"
+            ready = False
+            reason = None
         previous = agent.state
+        if state == previous and reason == agent.reported_reason and ready == agent.reported_ready:
+            return
         if previous != "offline":
-            agent.logged_s += elapsed
-            if previous == "on_contact" or previous == "wrap_up":  # busy states
-                agent.busy_s += elapsed
+            elapsed = now - agent.segment_start
+            if elapsed > 0.0:  # (a clock step back counts as nothing)
+                agent.logged_s += elapsed
+                if previous == "on_contact" or previous == "wrap_up":  # busy states
+                    agent.busy_s += elapsed
         agent.segment_start = now
         agent.state = state
         agent.reported_reason = reason
         agent.reported_ready = ready
         agent.state_since = now
-        out.append(AgentStateChanged(agent.agent_id, state, reason, now, ready))
+        if self._emit_states:
+            out.append(AgentStateChanged(agent.agent_id, state, reason, now, ready))
 
     def _end_wrap(self, agent: AgentRuntime, now: float, out: list[Output], early: bool) -> None:
         agent.wrap_until = None
         agent.wrap_gen = self._next_gen()
         agent.idle_since = now
-        out.append(WrapUpEnded(agent.agent_id, early))
+        if self._emit_wrap_end:
+            out.append(WrapUpEnded(agent.agent_id, early))
         self._sync(agent, now, out)
         self._dispatch_agent(agent, now, out)
 
@@ -980,40 +1090,53 @@ class RoutingEngine:
                 agent.wrap_until = until
                 agent.wrap_gen = self._next_gen()
                 self._push_timer(until, _T_WRAP, agent.agent_id, agent.wrap_gen)
-            out.append(WrapUpStarted(agent.agent_id, contact.contact_id, agent.wrap_until))
+            if self._emit_wrap:
+                out.append(WrapUpStarted(agent.agent_id, contact.contact_id, agent.wrap_until))
 
     # ============================================================================================
     # internals: lines
     # ============================================================================================
 
     def _put_in_line(self, contact: ContactRuntime) -> None:
-        entry = contact.entry
+        entry = (contact.base, contact.seq, contact.contact_id)
         if contact.target_agent is not None:
             insort(self._agents[contact.target_agent].targeted, entry)
             contact.in_target_line = True
             return
         channel = contact.channel
-        queue_id = contact.queue_id
-        line = self._queues[queue_id].line(channel, contact.step)
-        insort(line, entry)
-        contact.lines.append(line)
+        line = self._queues[contact.queue_id].line(channel, contact.step)
+        # A new arrival usually sorts last in its line (FIFO at equal priority): no bisect needed.
+        if not line or line[-1] < entry:
+            line.append(entry)
+        else:
+            insort(line, entry)
+        if not contact.borrowed:
+            contact.lines = (line,)
+            return
+        lines = [line]
         for borrowed in contact.borrowed:
             queue = self._queues.get(borrowed)
             if queue is not None:
                 line = queue.line(channel, 0)
                 insort(line, entry)
-                contact.lines.append(line)
+                lines.append(line)
+        contact.lines = tuple(lines)
 
     def _take_out_of_line(self, contact: ContactRuntime) -> None:
-        entry = contact.entry
+        entry = (contact.base, contact.seq, contact.contact_id)
         if contact.in_target_line and contact.target_agent is not None:
             targeted = self._agents[contact.target_agent].targeted
             del targeted[bisect_left(targeted, entry)]
             contact.in_target_line = False
-        if contact.lines:
-            for line in contact.lines:
-                del line[bisect_left(line, entry)]
-            contact.lines.clear()
+        lines = contact.lines
+        if lines:
+            for line in lines:
+                # A contact usually leaves from the head of its line.
+                if line[0] == entry:
+                    del line[0]
+                else:
+                    del line[bisect_left(line, entry)]
+            contact.lines = ()
 
     def _clear_target(self, contact: ContactRuntime) -> None:
         contact.target_agent = None
@@ -1028,7 +1151,7 @@ class RoutingEngine:
         contact.queue_gen = self._next_gen()
         if contact.target_agent is not None:
             self._clear_target(contact)
-        contact.borrowed.clear()
+        contact.borrowed = ()
         contact.step = 0
         contact.overdue = False
 
@@ -1054,41 +1177,62 @@ class RoutingEngine:
     ) -> None:
         """Apply the queue's arrival rules, then queue the contact and try to offer it."""
         queue = self._queues[queue_id]
-        config = queue.config
-        if not queue.open and config.closed_action != "join":
-            self._turn_away(contact, queue_id, config.closed_action, "closed", now, out, hops)
-            return
-        if config.no_agents_action != "join" and not self._any_logged_in(queue_id):
-            self._turn_away(contact, queue_id, config.no_agents_action, "no_agents", now, out, hops)
-            return
-        if config.max_length is not None and len(queue.waiting) >= config.max_length:
-            self._turn_away(contact, queue_id, "overflow", "max_length", now, out, hops)
-            return
+        if queue.gate:  # else: open, no limits, joins whether or not agents are logged in
+            config = queue.config
+            if not queue.open and config.closed_action != "join":
+                self._turn_away(contact, queue_id, config.closed_action, "closed", now, out, hops)
+                return
+            if config.no_agents_action != "join" and not self._any_logged_in(queue_id):
+                self._turn_away(contact, queue_id, config.no_agents_action, "no_agents", now, out, hops)
+                return
+            if config.max_length is not None and len(queue.waiting) >= config.max_length:
+                self._turn_away(contact, queue_id, "overflow", "max_length", now, out, hops)
+                return
+        contact_id = contact.contact_id
         contact.queue_id = queue_id
         contact.queue_entered_at = now
-        self._gen += 1
-        contact.queue_gen = self._gen
+        self._gen = gen = self._gen + 1
+        contact.queue_gen = gen
         contact.state = "waiting"
-        self._contacts[contact.contact_id] = contact
-        queue.add_waiting(contact.contact_id, contact.enqueued_at, contact.seq)
-        out.append(ContactQueued(contact.contact_id, queue_id, contact.enqueued_at, contact.seq))
-        if config.max_wait_s is not None or config.escalations:
+        self._contacts[contact_id] = contact
+        enqueued_at = contact.enqueued_at
+        seq = contact.seq
+        queue.add_waiting(contact_id, enqueued_at)
+        if self._emit_queued:
+            out.append(ContactQueued(contact_id, queue_id, enqueued_at, seq))
+        if queue.timed:
             self._schedule_queue_timers(contact, queue)
-        preferred = contact.preferred_agent
-        if config.sticky_s > 0 and preferred is not None:
+        if queue.sticky and contact.preferred_agent is not None:
+            preferred = contact.preferred_agent
             agent = self._agents.get(preferred)
             if agent is not None and agent.logged_in and agent.capacity.get(contact.channel, 0) > 0:
                 contact.target_agent = preferred
                 contact.target_gen = self._next_gen()
-                contact.target_until = now + config.sticky_s
-                self._push_timer(contact.target_until, _T_STICKY, contact.contact_id, contact.target_gen)
+                contact.target_until = now + queue.config.sticky_s
+                self._push_timer(contact.target_until, _T_STICKY, contact_id, contact.target_gen)
         # Offer first, queue only if nobody can take it: a contact offered at once would leave its line
         # straight away, and nothing in a dispatch reads the lines, so the outcome is the same without
         # the insert and removal. Under load nobody is ready: skip the search when the queue has no
         # ready pool for the channel.
-        if (
-            contact.target_agent is not None or contact.borrowed or contact.channel in queue.ready
-        ) and self._dispatch_contact(contact, now, out):
+        if contact.target_agent is None and not contact.borrowed:
+            # _dispatch_contact() and _put_in_line() for a contact of one queue and no reservation.
+            channel = contact.channel
+            tiers = queue.ready.get(channel)
+            if tiers is not None and self._offer_from_pools(
+                contact, queue, queue_id, tiers, contact.step, now, out, _NO_EXCLUDE
+            ):
+                return
+            line = queue.lines.get((channel, contact.step))
+            if line is None:
+                line = queue.line(channel, contact.step)
+            entry = (contact.base, seq, contact_id)
+            if not line or line[-1] < entry:
+                line.append(entry)
+            else:
+                insort(line, entry)
+            contact.lines = (line,)
+            return
+        if self._dispatch_contact(contact, now, out):
             return
         self._put_in_line(contact)
 
@@ -1130,10 +1274,15 @@ class RoutingEngine:
     # ============================================================================================
 
     def _declined_by(self, contact: ContactRuntime, agent_id: str, now: float) -> bool:
-        until = contact.declined.get(agent_id)
+        declined = contact.declined
+        if not declined:
+            return False
+        until = declined.get(agent_id)
         return until is not None and until > now
 
     def _decline(self, contact: ContactRuntime, agent_id: str, now: float) -> None:
+        if contact.declined is None:
+            contact.declined = {}
         contact.declined[agent_id] = now + self._cooloff
         if self._cooloff > 0:
             self._push_timer(now + self._cooloff, _T_COOLOFF, contact.contact_id, 0)
@@ -1143,67 +1292,86 @@ class RoutingEngine:
     ) -> bool:
         """Offer a waiting contact to the best eligible ready agent, if there is one."""
         channel = contact.channel
-        agents = self._agents
         if contact.target_agent is not None:
-            target = agents.get(contact.target_agent)
+            target = self._agents.get(contact.target_agent)
             if (
                 target is not None
                 and channel in target.indexed
                 and target.agent_id not in exclude
                 and not self._declined_by(contact, target.agent_id, now)
             ):
-                self._make_offer(contact, [target], now, out)
+                self._offer_to(contact, target, now, out)
                 return True
             return False
-        declined = contact.declined
         home = contact.queue_id
-        for queue_id in (home, *contact.borrowed):
-            queue = self._queues.get(queue_id)
+        queues = self._queues
+        for queue_id in (home, *contact.borrowed) if contact.borrowed else (home,):
+            queue = queues.get(queue_id)
             if queue is None:
                 continue
             tiers = queue.ready.get(channel)
-            if not tiers:
-                continue
-            step = contact.step if queue_id == home else 0
-            strategy = queue.config.strategy
-            by_idle = strategy == "longest_idle" or (strategy == "ring_all" and channel != "voice")
-            for tier, pool in tiers.items():
-                if not pool:
-                    continue
-                if by_idle:
-                    # longest_idle picks the pool's agent with the smallest idle key: the top of the
-                    # pool's idle heap once stale entries are dropped (valid: the agent is still in
-                    # the pool with the key the entry was pushed with). If that agent may not take
-                    # this contact, the scan below finds the best eligible one.
-                    heap = queue.idle[(channel, tier)]
-                    while True:
-                        top = heap[0]
-                        agent = agents[top[3]] if top[3] in pool else None
-                        if agent is not None and agent.load_total == top[0] and agent.idle_since == top[1]:
-                            break
-                        heappop(heap)
+            if tiers is not None and self._offer_from_pools(
+                contact, queue, queue_id, tiers, contact.step if queue_id == home else 0, now, out, exclude
+            ):
+                return True
+        return False
+
+    def _offer_from_pools(
+        self,
+        contact: ContactRuntime,
+        queue: QueueRuntime,
+        queue_id: str,
+        tiers: dict[int, ReadyPool],
+        step: int,
+        now: float,
+        out: list[Output],
+        exclude: frozenset[str],
+    ) -> bool:
+        """Offer the contact to the best eligible agent of one queue's ready pools (``tiers``: the
+        pools of the contact's channel, lowest tier first), if there is one."""
+        agents = self._agents
+        declined = contact.declined
+        channel = contact.channel
+        strategy = queue.config.strategy
+        by_idle = strategy == "longest_idle" or (strategy == "ring_all" and channel != "voice")
+        for pool in tiers.values():
+            members = pool.agents
+            if by_idle:
+                # longest_idle picks the pool's agent with the smallest idle key: the top of the
+                # pool's idle heap once stale entries are dropped (valid: the agent is still in
+                # the pool with the key the entry was pushed with). If that agent may not take
+                # this contact, the scan below finds the best eligible one.
+                heap = pool.idle
+                while True:
+                    top = heap[0]
                     agent_id = top[3]
-                    if agent.min_step[queue_id] <= step and agent_id not in exclude:
-                        until = declined.get(agent_id) if declined else None
-                        if until is None or until <= now:
-                            self._make_offer(contact, [agent], now, out)
-                            return True
-                candidates = []
-                for agent_id in pool:
-                    agent = agents[agent_id]
-                    if agent.min_step[queue_id] > step or agent_id in exclude:
+                    if agent_id in members:
+                        agent = agents[agent_id]
+                        if agent.load_total == top[0] and agent.idle_since == top[1]:
+                            break
+                    heappop(heap)
+                if agent.min_step[queue_id] <= step and agent_id not in exclude:
+                    until = declined.get(agent_id) if declined else None
+                    if until is None or until <= now:
+                        self._offer_to(contact, agent, now, out)
+                        return True
+            candidates = []
+            for agent_id in members:
+                agent = agents[agent_id]
+                if agent.min_step[queue_id] > step or agent_id in exclude:
+                    continue
+                if declined:
+                    until = declined.get(agent_id)
+                    if until is not None and until > now:
                         continue
-                    if declined:
-                        until = declined.get(agent_id)
-                        if until is not None and until > now:
-                            continue
-                    candidates.append(agent)
-                if candidates:
-                    chosen = select(
-                        queue.config.strategy, candidates, queue, queue_id, channel, now, self._rng
-                    )
+                candidates.append(agent)
+            if candidates:
+                chosen = select(strategy, candidates, queue, queue_id, channel, now, self._rng)
+                if len(chosen) == 1:
+                    self._offer_to(contact, chosen[0], now, out)
+                else:
                     self._make_offer(contact, chosen, now, out)
-                    return True
+                return True
         return False
 
     def _dispatch_agent(self, agent: AgentRuntime, now: float, out: list[Output]) -> None:
@@ -1241,9 +1409,10 @@ class RoutingEngine:
                 if best is None:
                     break
                 chosen = contacts[best[2]]
-            self._make_offer(chosen, [agent], now, out)
+            self._offer_to(chosen, agent, now, out)
             channels = self._routable(agent)
-        self._reindex(agent, channels)
+        if channels or agent.indexed:  # else nothing to reindex: a busy agent outside the pools
+            self._reindex(agent, channels)
 
     def _first_for(self, line: list[LineEntry], agent_id: str, now: float) -> LineEntry | None:
         """The first entry of a line this agent has not recently declined."""
@@ -1257,18 +1426,44 @@ class RoutingEngine:
             return entry
         return None
 
-    def _make_offer(
-        self, contact: ContactRuntime, agents: list[AgentRuntime], now: float, out: list[Output]
-    ) -> None:
-        # This runs once per decision: kept flat (no helper calls in the loop) on purpose.
+    def _offer_to(self, contact: ContactRuntime, agent: AgentRuntime, now: float, out: list[Output]) -> None:
+        """Offer the contact to one agent (every strategy but ring_all on voice)."""
+        # This runs once per decision: kept flat (no helper calls but for rare cases) on purpose.
         if contact.lines or contact.in_target_line:
             self._take_out_of_line(contact)
         self._offer_seq = offer_id = self._offer_seq + 1
         queue_id = contact.queue_id
         expires_at = now + self._queues[queue_id].config.offer_timeout_s
-        group = len(agents) > 1
-        agent_ids = [agent.agent_id for agent in agents] if group else [agents[0].agent_id]
-        contact.offer = Offer(offer_id, agent_ids, expires_at, group)
+        agent_id = agent.agent_id
+        contact.offer_agents = [agent_id]
+        contact.offer_id = offer_id
+        contact.offer_group = False
+        contact.state = "offered"
+        channel = contact.channel
+        contact_id = contact.contact_id
+        agent.offers[contact_id] = channel
+        load = agent.load
+        load[channel] = load.get(channel, 0) + 1
+        agent.load_total += 1
+        if agent.indexed:
+            self._reindex(agent)
+        self._timer_seq = timer_seq = self._timer_seq + 1
+        heappush(self._timers, (expires_at, timer_seq, _T_OFFER, contact_id, offer_id))
+        out.append(OfferContact(contact_id, (agent_id,), queue_id, channel, expires_at, contact.is_callback))
+
+    def _make_offer(
+        self, contact: ContactRuntime, agents: list[AgentRuntime], now: float, out: list[Output]
+    ) -> None:
+        """Offer the contact to a group of agents at once (ring_all on voice)."""
+        if contact.lines or contact.in_target_line:
+            self._take_out_of_line(contact)
+        self._offer_seq = offer_id = self._offer_seq + 1
+        queue_id = contact.queue_id
+        expires_at = now + self._queues[queue_id].config.offer_timeout_s
+        agent_ids = [agent.agent_id for agent in agents]
+        contact.offer_agents = agent_ids
+        contact.offer_id = offer_id
+        contact.offer_group = len(agents) > 1
         contact.state = "offered"
         channel = contact.channel
         contact_id = contact.contact_id
@@ -1293,7 +1488,7 @@ class RoutingEngine:
         self, contact: ContactRuntime, now: float, out: list[Output], exclude: frozenset[str]
     ) -> None:
         """An offer ended without an answer: back to the contact's place, then the next agent."""
-        contact.offer = None
+        contact.offer_agents = None
         contact.state = "waiting"
         if contact.overdue:
             queue_id = contact.queue_id
@@ -1305,14 +1500,14 @@ class RoutingEngine:
 
     def _withdraw_offer(self, contact: ContactRuntime, out: list[Output], reason: str) -> list[AgentRuntime]:
         """Cancel a contact's offer (if any) for all its agents; returns the agents released."""
-        offer = contact.offer
-        if offer is None:
+        ringing = contact.offer_agents
+        if ringing is None:
             return []
-        released = [self._agents[aid] for aid in offer.agent_ids]
+        released = [self._agents[aid] for aid in ringing]
         for agent in released:
             self._release_offer(agent, contact.contact_id)
-        out.append(WithdrawOffer(contact.contact_id, tuple(offer.agent_ids), reason))
-        contact.offer = None
+        out.append(WithdrawOffer(contact.contact_id, tuple(ringing), reason))
+        contact.offer_agents = None
         contact.state = "waiting"
         return released
 
@@ -1322,31 +1517,32 @@ class RoutingEngine:
         returned: list[ContactRuntime] = []
         for contact_id in list(agent.offers):
             contact = self._contacts[contact_id]
-            offer = contact.offer
-            if offer is None:
+            ringing = contact.offer_agents
+            if ringing is None:
                 continue
-            offer.agent_ids.remove(agent_id)
+            ringing.remove(agent_id)
             self._release_offer(agent, contact_id)
             out.append(WithdrawOffer(contact_id, (agent_id,), reason))
-            if not offer.agent_ids:
+            if not ringing:
                 returned.append(contact)
         for contact in returned:
             self._return_to_line(contact, now, out, frozenset((agent_id,)))
 
     def _offer_timed_out(self, contact: ContactRuntime, now: float, out: list[Output]) -> None:
-        offer = contact.offer
-        if offer is None:
+        ringing = contact.offer_agents
+        if ringing is None:
             return
-        agent_ids = list(offer.agent_ids)
-        out.append(OfferTimedOut(contact.contact_id, tuple(agent_ids)))
-        contact.offer = None
+        agent_ids = list(ringing)
+        if OfferTimedOut not in self._omitted:
+            out.append(OfferTimedOut(contact.contact_id, tuple(agent_ids)))
+        contact.offer_agents = None
         agents = [self._agents[aid] for aid in agent_ids]
         for agent in agents:
             self._release_offer(agent, contact.contact_id)
             self._decline(contact, agent.agent_id, now)
         if contact.target_agent in agent_ids:
             self._clear_target(contact)
-        if not offer.group:
+        if not contact.offer_group:
             # Ringing everyone is not one agent's miss; a personal offer left unanswered is.
             for agent in agents:
                 self._count_miss(agent, now, out)
@@ -1373,7 +1569,7 @@ class RoutingEngine:
             contact.seq = self._seq
             contact.enqueued_at = now
             contact.base = now - contact.priority * self._k
-            contact.declined.clear()
+            contact.declined = None
             # The transferring agent should not get the contact straight back.
             self._decline(contact, agent.agent_id, now)
             return agent.agent_id, []
@@ -1407,7 +1603,7 @@ class RoutingEngine:
         if contact is None:
             return False
         if kind == _T_OFFER:
-            return contact.offer is not None and contact.offer.offer_id == token
+            return contact.offer_agents is not None and contact.offer_id == token
         if kind in (_T_ESCALATE, _T_MAXWAIT):
             return contact.state != "connected" and contact.queue_gen == token
         if kind == _T_STICKY:
@@ -1428,8 +1624,9 @@ class RoutingEngine:
         contact.step += 1
         for added in step.add_queues:
             if added != contact.queue_id and added not in contact.borrowed:
-                contact.borrowed.append(added)
-        out.append(ContactEscalated(contact.contact_id, contact.queue_id, contact.step))
+                contact.borrowed = (*contact.borrowed, added)
+        if ContactEscalated not in self._omitted:
+            out.append(ContactEscalated(contact.contact_id, contact.queue_id, contact.step))
         if contact.step < len(steps):
             self._push_timer(
                 contact.queue_entered_at + steps[contact.step].after_s,
@@ -1460,7 +1657,8 @@ class RoutingEngine:
         if waiting:
             self._take_out_of_line(contact)
         self._clear_target(contact)
-        out.append(StickyExpired(contact.contact_id, agent_id))
+        if StickyExpired not in self._omitted:
+            out.append(StickyExpired(contact.contact_id, agent_id))
         if waiting:
             self._put_in_line(contact)
             self._dispatch_contact(contact, now, out)

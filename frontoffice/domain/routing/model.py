@@ -1,7 +1,8 @@
-"""The input :class:`Contact` and the engine's internal, mutable runtime records.
+"""The engine's internal, mutable runtime records.
 
-The runtime records (:class:`AgentRuntime`, :class:`ContactRuntime`, :class:`Offer`) are owned by the
-engine; callers only see them through the read-only views in :mod:`.views`.
+The runtime records (:class:`AgentRuntime`, :class:`ContactRuntime`) are owned by the engine; callers
+only see them through the read-only views in :mod:`.views`. (The input :class:`~.contact.Contact` is a
+value object of its own module.)
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .outputs import AgentState
+from .views import ContactState
 
-ContactState = Literal["waiting", "offered", "connected"]
 Presence = Literal["available", "not_ready"]
 
 # A contact's position in a line: (base, seq, contact_id). base = enqueued_at - priority * K, so a
@@ -26,45 +27,6 @@ LineEntry = tuple[float, int, str]
 IdleEntry = tuple[int, float, int, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """A contact as the channel hands it to the engine.
-
-    ``preferred_agent_id`` (or ``attributes["preferred_agent_id"]`` / ``attributes["last_agent_id"]``)
-    names the agent who gets the contact first for the queue's ``sticky_s``. ``is_callback`` marks an
-    outbound callback task rather than a customer on the line. Higher ``priority`` is served first.
-    """
-
-    contact_id: str
-    channel: str
-    queue_id: str
-    priority: int = 0
-    customer_id: str | None = None
-    preferred_agent_id: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=dict)
-    is_callback: bool = False
-
-    def preferred_agent(self) -> str | None:
-        """The agent this contact should go to first, if any."""
-        if self.preferred_agent_id:
-            return self.preferred_agent_id
-        for key in ("preferred_agent_id", "last_agent_id"):
-            value = self.attributes.get(key)
-            if isinstance(value, str) and value:
-                return value
-        return None
-
-
-@dataclass(eq=False, slots=True)
-class Offer:
-    """An offer in flight: one agent, or the ring_all group still ringing."""
-
-    offer_id: int
-    agent_ids: list[str]
-    expires_at: float
-    group: bool
-
-
 class ContactRuntime:
     """Engine-side state of one tracked contact.
 
@@ -74,18 +36,18 @@ class ContactRuntime:
 
     __slots__ = (
         "agent_id",
-        "attributes",
         "base",
         "borrowed",
         "channel",
         "contact_id",
-        "customer_id",
         "declined",
         "enqueued_at",
         "in_target_line",
         "is_callback",
         "lines",
-        "offer",
+        "offer_agents",
+        "offer_group",
+        "offer_id",
         "overdue",
         "preferred_agent",
         "priority",
@@ -106,8 +68,6 @@ class ContactRuntime:
         channel: str,
         queue_id: str,
         priority: int,
-        customer_id: str | None,
-        attributes: Mapping[str, object],
         is_callback: bool,
         preferred_agent: str | None,
         enqueued_at: float,
@@ -118,8 +78,6 @@ class ContactRuntime:
         self.channel = channel
         self.queue_id = queue_id
         self.priority = priority
-        self.customer_id = customer_id
-        self.attributes = attributes
         self.is_callback = is_callback
         self.preferred_agent = preferred_agent
         self.enqueued_at = enqueued_at
@@ -132,9 +90,9 @@ class ContactRuntime:
         #: escalation steps applied in the current queue.
         self.step = 0
         #: queues added by escalation whose qualified members may also take the contact.
-        self.borrowed: list[str] = []
+        self.borrowed: tuple[str, ...] = ()
         #: the lines (of its queue and of borrowed queues) holding its entry right now.
-        self.lines: list[list[LineEntry]] = []
+        self.lines: tuple[list[LineEntry], ...] = ()
         #: agent the contact is reserved for (sticky routing or transfer to agent), and until when.
         self.target_agent: str | None = None
         self.target_until = 0.0
@@ -142,10 +100,15 @@ class ContactRuntime:
         #: bumped whenever the contact changes queue: stale escalation / max-wait timers compare it.
         self.queue_gen = 0
         self.target_gen = 0
-        self.offer: Offer | None = None
+        #: the offer in flight: the agents still ringing (one, or the ring_all group still ringing),
+        #: None when there is no offer; its id (the token of its timeout) and whether it rings a group.
+        #: Fields of the contact rather than an Offer object: one offer is made per contact served.
+        self.offer_agents: list[str] | None = None
+        self.offer_id = 0
+        self.offer_group = False
         self.agent_id: str | None = None
-        #: agent -> time until which that agent is not offered this contact again.
-        self.declined: dict[str, float] = {}
+        #: agent -> time until which that agent is not offered this contact again (None: nobody).
+        self.declined: dict[str, float] | None = None
         #: max wait passed while an offer was ringing: overflow when it comes back.
         self.overdue = False
 

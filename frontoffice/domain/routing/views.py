@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from .model import ContactState
 from .outputs import AgentState
+
+ContactState = Literal["waiting", "offered", "connected"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -633,6 +633,18 @@ def test_queue_status_and_position_views() -> None:
     assert agent_view.offered_contact_ids == ("c2",) and agent_view.contacts_today == 2
 
 
+def test_longest_wait_of_a_contact_transferred_back_counts_from_its_new_queue_time() -> None:
+    # A connected contact transferred (back) into its queue queues anew from the transfer; the longest
+    # wait must not go on counting from its first arrival.
+    engine = make_engine(agents=[agent("a1")])
+    engine.queue_status("q", 0.0)  # a wallboard was already watching
+    engine.contact_arrived(voice("c1"), 10.0)
+    engine.offer_accepted("c1", "a1", 10.0)
+    engine.transfer_to_queue("c1", "q", 100.0)
+    assert engine.contact_status("c1").enqueued_at == 100.0
+    assert engine.queue_status("q", 105.0).longest_wait_s == 5.0
+
+
 def test_expected_wait_grows_with_position() -> None:
     engine = make_engine(agents=[agent("a1")])
     for i in range(3):
@@ -830,3 +842,94 @@ def test_a_contact_is_a_frozen_value_with_its_own_attributes() -> None:
     assert dataclasses.replace(rich, priority=7).priority == 7
     assert pickle.loads(pickle.dumps(rich)) == rich and copy.deepcopy(rich) == rich
     assert [f.name for f in dataclasses.fields(Contact)][:3] == ["contact_id", "channel", "queue_id"]
+
+
+# --- arrive() and omit: the same routing with less built ------------------------------------------
+
+
+def _mixed_day(engine: RoutingEngine, arrive: bool) -> list[object]:
+    """A short run that touches most outputs: offers, rejections, timeouts, wrap-up, sticky, transfer,
+    escalation, overflow, abandonment; returns every output."""
+    outputs: list[object] = []
+    for agent_id in ("a1", "a2", "a3"):
+        outputs += engine.agent_login(agent_id, 0.0)
+    arrivals = [
+        ("c1", "voice", "q", 0, None, False),
+        ("c2", "voice", "q", 1, "a2", False),
+        ("c3", "chat", "q", 0, None, True),
+        ("c4", "voice", "q", 2, None, False),
+        ("c5", "voice", "q", 0, "a3", False),
+        ("c6", "chat", "q", 0, None, False),
+    ]
+    now = 0.0
+    for contact_id, channel, queue_id, priority, preferred, callback in arrivals:
+        now += 1.0
+        if arrive:
+            outputs += engine.arrive(
+                contact_id, channel, queue_id, now, priority, preferred_agent=preferred, is_callback=callback
+            )
+        else:
+            contact = Contact(
+                contact_id, channel, queue_id, priority, preferred_agent_id=preferred, is_callback=callback
+            )
+            outputs += engine.contact_arrived(contact, now)
+    offers = [o for o in outputs if isinstance(o, OfferContact)]
+    outputs += engine.offer_rejected(offers[0].contact_id, offers[0].agent_ids[0], now)
+    outputs += engine.offer_accepted(offers[1].contact_id, offers[1].agent_ids[0], now)
+    outputs += engine.transfer_to_queue(offers[1].contact_id, "q2", now + 1)
+    outputs += engine.set_priority("c6", 3, now + 1)
+    outputs += engine.request_callback("c6", now + 1)
+    for t in (5.0, 15.0, 30.0, 45.0, 70.0, 100.0):
+        outputs += engine.tick(now + t)
+        for contact_id in engine.contact_ids():
+            status = engine.contact_status(contact_id)
+            if status.state == "connected":
+                outputs += engine.contact_finished(contact_id, now + t)
+            elif status.state == "offered" and int(contact_id[1:]) % 2 == 0:  # odd ones time out
+                outputs += engine.offer_accepted(contact_id, status.agent_ids[0], now + t)
+    for contact_id in engine.contact_ids():
+        if engine.contact_status(contact_id).state != "connected":
+            outputs += engine.contact_withdrawn(contact_id, now + 200)
+    outputs += engine.set_queue_open("q", False, now + 201)
+    return outputs
+
+
+def _mixed_engine(omit: tuple[type, ...] = ()) -> RoutingEngine:
+    engine = RoutingEngine(EngineConfig(missed_offers_to_not_ready=2, reject_cooloff_s=5.0), omit=omit)
+    engine.upsert_queue(
+        QueueConfig(
+            "q",
+            wrap_up_s=4,
+            sticky_s=8,
+            max_wait_s=40,
+            overflow_queue_id="q2",
+            escalations=(EscalationStep(after_s=10, add_queues=("q2",)),),
+        )
+    )
+    engine.upsert_queue(QueueConfig("q2", strategy="round_robin", offer_timeout_s=6))
+    engine.upsert_agent(agent("a1", capacity={"voice": 1, "chat": 2}))
+    engine.upsert_agent(agent("a2", {"q": 1, "q2": 2}, capacity={"voice": 1}))
+    engine.upsert_agent(agent("a3", {"q2": 1}, capacity={"voice": 1, "chat": 1}))
+    return engine
+
+
+def test_arrive_routes_exactly_as_contact_arrived() -> None:
+    assert _mixed_day(_mixed_engine(), arrive=True) == _mixed_day(_mixed_engine(), arrive=False)
+
+
+def test_omitted_events_are_left_out_and_nothing_else_changes() -> None:
+    from frontoffice.domain.routing import DECISIONS, EVENTS
+
+    full = _mixed_day(_mixed_engine(), arrive=False)
+    kinds = {type(o) for o in full}
+    assert len(kinds & EVENTS) >= 12 and kinds & DECISIONS  # the day touches most kinds
+    for omitted in (tuple(EVENTS), (ContactQueued, AgentStateChanged, WrapUpStarted, OfferTimedOut)):
+        lean = _mixed_day(_mixed_engine(omitted), arrive=False)
+        assert lean == [o for o in full if type(o) not in omitted]
+
+
+def test_decisions_cannot_be_omitted() -> None:
+    with pytest.raises(InvalidConfig):
+        RoutingEngine(omit=(OfferContact,))
+    with pytest.raises(InvalidConfig):
+        RoutingEngine(omit=(ContactQueued, WithdrawOffer))
