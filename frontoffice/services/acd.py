@@ -318,18 +318,22 @@ class AcdService:
                         continue
                     try:
                         await self._run_batch(batch)
-                    except BaseException as exc:  # never leave a caller waiting for ever
+                    except Exception as exc:  # never leave a caller waiting for ever
                         log.exception("ACD batch failed")
                         for c in batch:
                             if not c.future.done():
                                 c.future.set_exception(exc)
-                        if not isinstance(exc, Exception):
-                            raise
+                    except BaseException:
+                        for c in batch:
+                            c.future.cancel()
+                        raise
+        except asyncio.CancelledError:
+            # The loop is shutting down: nothing will run the commands still waiting.
+            while self._pending:
+                self._pending.popleft().future.cancel()
+            raise
         finally:
             self._draining = False
-            if self._pending:  # left by a cancelled drainer: hand them to a new one
-                self._draining = True
-                self._drainer = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
 
     async def _run_batch(self, batch: list[_Command]) -> None:
         for c in batch:
