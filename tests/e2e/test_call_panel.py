@@ -148,6 +148,8 @@ def test_agent_holds_resumes_and_hangs_up_a_call_from_the_call_panel(
     expect(panel.get_by_role("form", name="Wrap-up")).to_be_visible()
     expect(panel.get_by_role("button", name="End conversation")).to_be_hidden()
     expect(controls.get_by_role("button", name="Hang up")).to_be_disabled()
+    # "My contacts today" follows the contact into wrap-up (it used to say "Connected" until completed).
+    expect(page.locator(f'#today-list li[data-interaction-id="{contact_id}"]')).to_contain_text("Wrap-up")
     with server.api() as client:
         contact = client.get(f"/interactions/{contact_id}").json()
     assert contact["channel"] == "voice" and contact["state"] == "wrap_up"

@@ -518,7 +518,7 @@ function onMessage(type, data) {
       if (mine(data)) { removeOffer(data.contact_id); openContact(data.contact_id); loadToday(); }
       break;
     case "contact_finished":
-      if (mine(data)) markFinished(data.contact_id);
+      if (mine(data)) { markFinished(data.contact_id); loadToday(); }
       break;
     case "wrap_up_started":
       if (mine(data)) { agent.wrapUntil = data.until; tickPresence(); }
