@@ -23,23 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import socket
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.services.voice_outbound import OutboundCall, OutboundCallRecords
 
 from .media import MediaSession
+from .offers import codecs_first, sdp_session_id
 from .sip import (
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
-    AuthOutcome,
     Codec,
     Destination,
     Dialog,
@@ -53,13 +51,11 @@ from .sip import (
     Response,
     SessionDescription,
     TransactionKey,
-    answer_offer,
     apply_answer,
     authorize_request,
     build_cancel,
     build_offer,
     build_request,
-    build_response,
     new_tag,
     parse_sdp,
     parse_uri,
@@ -188,10 +184,6 @@ class _ClickCall:
     state: str = "ringing_agent"  # ringing_agent, dialling, bridged, ended
 
 
-def _session_id(call_id: str) -> str:
-    return str(int(hashlib.sha256(call_id.encode()).hexdigest()[:12], 16))
-
-
 class Trunking:
     """Trunk screening, registrations and outbound calls of one :class:`VoiceService`."""
 
@@ -288,15 +280,13 @@ class Trunking:
         service = self.service
         transport = trunk.sip_transport
         user = trunk.username or "frontoffice"
-        contact_uri = parse_uri(f"sip:{user}@{service.host}:{service.port_for(transport)}")
-        if transport != "UDP":
-            contact_uri = contact_uri.with_param("transport", transport.lower())
+        contact = service._contact(transport, user)
         domain = trunk.from_domain or trunk.host
         registrar = parse_uri(f"sip:{domain}" + (f":{trunk.port}" if trunk.port != 5060 else ""))
         return RegistrationClient(
             aor=parse_uri(f"sip:{user}@{domain}"),
             registrar=registrar,
-            contact=NameAddress(contact_uri),
+            contact=contact,
             via=service._via(transport),
             username=trunk.digest_username or user,
             password=trunk.password or "",
@@ -434,21 +424,10 @@ class Trunking:
             # scanners learn nothing about accounts (and repeated tries get the address banned).
             self._refuse(request, source, "not a trunk and no phone registered from there")
             return
-        username = registrar.claimed_username(request)
-        if username is None:
-            service._respond_with(registrar.challenge(request, now))
+        checked = await service._authenticate(request, now)
+        if checked is None:
             return
-        try:
-            account = await service.calls.sip_account(username)
-        except Exception:
-            log.exception("SIP account look-up failed")
-            service._respond(request, 500)
-            return
-        now = service.clock()
-        result = registrar.authenticate(request, now, account.ha1 if account else None, username)
-        if result.outcome is AuthOutcome.STALE:
-            service._respond_with(registrar.challenge(request, now, stale=True))
-            return
+        username, account, result, now = checked
         if not result.ok or account is None:
             self._refuse(request, source, f"bad credentials for {username!r}: {result.reason}")
             return
@@ -456,13 +435,8 @@ class Trunking:
             self._refuse(request, source, f"{username!r} has no registered phone")
             return
         dialled = request.uri.user or ""
-        try:
-            offer = parse_sdp(request.body) if request.body else None
-        except ProtocolError:
-            service._respond(request, 400, "Bad SDP")
-            return
+        offer = service._sdp_offer(request)
         if offer is None:
-            service._respond(request, 488, "SDP offer required")
             return
         try:
             await service.calls.entry_for(dialled)
@@ -526,7 +500,7 @@ class Trunking:
             offer = build_offer(
                 address=media.address,
                 port=media.caller_port,
-                session_id=_session_id(f"{e164}-{id(media)}"),
+                session_id=sdp_session_id(f"{e164}-{id(media)}"),
                 codecs=codecs,
             )
         invite = self._carrier_invite(line.trunk, e164, caller_id, offer, extra_headers)
@@ -623,9 +597,7 @@ class Trunking:
             self._leg_failed(leg, response.status, response.reason)
             return
         # 2xx: ACK at once (§13.2.2.4), then decide whether we still want the call.
-        dialog = Dialog.from_uac(leg.invite, response)
-        leg.dialog = dialog
-        service._request(dialog.ack(leg.invite.cseq.seq), leg.destination, None)
+        leg.dialog = service._ack_answer(leg.invite, response, leg.destination)
         if leg.is_over or leg.cancel_requested:
             self._bye(leg)
             self._forget_later(leg)
@@ -752,13 +724,7 @@ class Trunking:
                 self._leg_over(leg)
         elif request.method == "INVITE":
             # A session refresh or hold from the carrier: our address does not change.
-            service._respond(
-                request,
-                200,
-                body=leg.offer.serialize(),
-                content_type="application/sdp",
-                contact=service._contact(leg.destination.transport),
-            )
+            service._respond_with(service._sdp_response(request, 200, leg.offer, leg.destination.transport))
         elif request.method in ("OPTIONS", "UPDATE", "INFO"):
             service._respond(request, 200)
         else:
@@ -775,20 +741,10 @@ class Trunking:
         except Conflict:
             service._respond(request, 404)  # no trunk: external numbers do not exist for us
             return
-        media = await service.media.open_session(lambda digit: None)
-        try:
-            local_sdp, negotiated = answer_offer(
-                offer,
-                address=media.address,
-                port=media.agent_port,
-                session_id=_session_id(request.call_id),
-                codecs=(PCMU, PCMA, TELEPHONE_EVENT),
-            )
-        except ProtocolError as exc:
-            await media.close()
-            service._respond(request, getattr(exc, "status_code", 488))
+        answered = await service._answer_offer(request, offer, lambda digit: None, agent_side=True)
+        if answered is None:
             return
-        media.set_agent(negotiated)
+        media, local_sdp, negotiated = answered
         call = _PhoneCall(
             invite=request,
             key=event.transaction,
@@ -806,7 +762,7 @@ class Trunking:
                 number,
                 trunk=line.trunk.name,
                 media=media,
-                codecs=_codecs_first(negotiated.codec),
+                codecs=codecs_first(negotiated.codec),
                 on_progress=lambda leg: self._phone_progress(call),
                 on_answer=lambda leg: self._phone_answered(call),
                 on_end=lambda leg: self._phone_leg_ended(call),
@@ -852,13 +808,10 @@ class Trunking:
             # The carrier's ringback or announcement: relay it to the phone as early media.
             call.media.set_caller(leg.early)
             call.media.bridge()
-            self.service._respond(
-                call.invite,
-                183,
-                to_tag=call.local_tag,
-                contact=self.service._contact(call.source.transport),
-                body=call.local_sdp.serialize(),
-                content_type="application/sdp",
+            self.service._respond_with(
+                self.service._sdp_response(
+                    call.invite, 183, call.local_sdp, call.source.transport, call.local_tag
+                )
             )
         elif not call.progress_sent:
             self.service._respond(call.invite, 180, to_tag=call.local_tag)
@@ -874,16 +827,7 @@ class Trunking:
         call.media.set_caller(leg.answer)
         call.media.bridge()
         call.state = "bridged"
-        response = build_response(
-            call.invite,
-            200,
-            to_tag=call.local_tag,
-            contact=service._contact(call.source.transport),
-            body=call.local_sdp.serialize(),
-            content_type="application/sdp",
-        )
-        call.dialog = Dialog.from_uas(call.invite, response, via=service._via(call.source.transport))
-        service._respond_with(response)
+        call.dialog = service._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
         if call.interaction_id is not None:
             self._start_recording(call.media, call.interaction_id)
             service._spawn(self._quietly(self.records.answered(call.interaction_id)))
@@ -931,10 +875,8 @@ class Trunking:
         if method == "ACK":
             return
         if method == "CANCEL":
-            if event.cancels is None:
-                service._respond(request, 481)
+            if not service._accept_cancel(request, event):
                 return
-            service._respond(request, 200)
             if call.state == "dialling":
                 if call.leg is not None:
                     call.leg.reason = "caller cancelled"
@@ -952,13 +894,7 @@ class Trunking:
                 call.leg.reason = "agent hung up"
             self._end_phone_call(call, from_phone=True, status=200)
         elif method == "INVITE":
-            service._respond(
-                request,
-                200,
-                body=call.local_sdp.serialize(),
-                content_type="application/sdp",
-                contact=service._contact(call.source.transport),
-            )
+            service._respond_with(service._sdp_response(request, 200, call.local_sdp, call.source.transport))
         else:
             service._respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
@@ -987,22 +923,13 @@ class Trunking:
         binding = bindings[0]
         destination = binding.source
         media = await service.media.open_session(lambda digit: None)
-        offer = build_offer(
-            address=media.address,
-            port=media.agent_port,
-            session_id=_session_id(f"click-{e164}-{id(media)}"),
-            codecs=(PCMU, PCMA, TELEPHONE_EVENT),
-        )
-        invite = build_request(
-            "INVITE",
-            binding.contact.uri,
+        offer, invite = service._invite_phone(
+            binding,
+            media,
+            f"click-{e164}-{id(media)}",
+            (PCMU, PCMA, TELEPHONE_EVENT),
             # The phone shows whom it is about to call.
-            from_addr=NameAddress(parse_uri(f"sip:{e164}@{service.host}"), f"Call to {e164}"),
-            to_addr=NameAddress(binding.contact.uri),
-            via=service._via(destination.transport),
-            contact=service._contact(destination.transport),
-            body=offer.serialize(),
-            content_type="application/sdp",
+            NameAddress(parse_uri(f"sip:{e164}@{service.host}"), f"Call to {e164}"),
         )
         try:
             interaction_id = await self.records.placed(
@@ -1043,10 +970,8 @@ class Trunking:
             status = 408 if response is None else response.status
             self._end_click_call(click, status=status, reason="agent's phone did not answer")
             return
-        dialog = Dialog.from_uac(click.invite, response)
-        click.dialog = dialog
+        click.dialog = service._ack_answer(click.invite, response, click.destination)
         click.phone_answered = True
-        service._request(dialog.ack(click.invite.cseq.seq), click.destination, None)
         if click.state != "ringing_agent":
             self._end_click_call(click, status=None)
             return
@@ -1066,7 +991,7 @@ class Trunking:
                 trunk=click.trunk.trunk.name,
                 caller_id=click.caller_id,
                 media=click.media,
-                codecs=_codecs_first(codec),
+                codecs=codecs_first(codec),
                 on_progress=lambda leg: self._click_progress(click),
                 on_answer=lambda leg: self._click_answered(click),
                 on_end=lambda leg: self._click_leg_ended(click),
@@ -1131,12 +1056,8 @@ class Trunking:
                 click, status=click.leg.status if click.leg else None, reason="agent hung up"
             )
         elif request.method == "INVITE":
-            service._respond(
-                request,
-                200,
-                body=click.offer.serialize(),
-                content_type="application/sdp",
-                contact=service._contact(click.destination.transport),
+            service._respond_with(
+                service._sdp_response(request, 200, click.offer, click.destination.transport)
             )
         else:
             service._respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)
@@ -1144,26 +1065,10 @@ class Trunking:
     def _start_recording(self, media: MediaSession, interaction_id: int) -> None:
         """Record the conversation like an inbound call's: a mixed WAV (and a stereo one when configured),
         listed in the interaction's ``recordings`` so the timeline plays it."""
-        service = self.service
-        if service.recordings_dir is None:
-            return
-        stem = service.recordings_dir / str(interaction_id)
-        files = [Path(f"{stem}.wav")]
-        if getattr(service, "stereo_recordings", False):
-            files.append(Path(f"{stem}-stereo.wav"))
-        media.record(files[0], files[1] if len(files) > 1 else None)
-        service._spawn(
-            self._quietly(service.calls.annotate(interaction_id, recordings=[str(f) for f in files]))
-        )
+        self.service._record_media(media, interaction_id, self._quietly)
 
     async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
         except Exception:
             log.exception("recording an outbound call step failed")
-
-
-def _codecs_first(codec: Codec) -> tuple[Codec, ...]:
-    """Our codecs with ``codec`` (what the other leg uses) first, so the relay need not transcode."""
-    rest = [c for c in (PCMU, PCMA) if not c.same_format(codec)]
-    return (codec, *rest, TELEPHONE_EVENT)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import ssl
 import time
@@ -27,24 +26,27 @@ from typing import Any
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
-from frontoffice.services.voice_calls import InboundCall, IvrMenu, VoiceCalls
+from frontoffice.services.voice_calls import InboundCall, IvrMenu, SipAccount, VoiceCalls
 
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
-from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
+from .media import SAMPLE_RATE, DtmfHandler, MediaBackend, MediaSession, MediaStats
+from .offers import codecs_first, sdp_session_id
 from .outbound import OutboundLeg, Trunking
-from .registrar import Registrar, RegistrationLimits
+from .registrar import Binding, Registrar, RegistrationLimits
 from .sip import (
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
     AckTimeout,
     AuthOutcome,
+    AuthResult,
     Destination,
     Dialog,
     DigestAuthenticator,
     Message,
     NameAddress,
+    NegotiatedMedia,
     ProtocolError,
     Request,
     RequestReceived,
@@ -359,11 +361,163 @@ class VoiceService:
             transport=transport, host=self.host, port=self.port_for(transport), params=(("rport", None),)
         )
 
-    def _contact(self, transport: str = "UDP") -> NameAddress:
-        uri = parse_uri(f"sip:frontoffice@{self.host}:{self.port_for(transport)}")
+    def _contact(self, transport: str = "UDP", user: str = "frontoffice") -> NameAddress:
+        uri = parse_uri(f"sip:{user}@{self.host}:{self.port_for(transport)}")
         if transport != "UDP":
             uri = uri.with_param("transport", transport.lower())
         return NameAddress(uri)
+
+    # ---------------------------------------------------------------- steps shared with outbound.py
+    async def _authenticate(
+        self, request: Request, now: float
+    ) -> tuple[str, SipAccount | None, AuthResult, float] | None:
+        """Digest-check ``request`` against the SIP account it claims. ``None`` when it was answered
+        here (a challenge, a stale one, or 500 when the look-up failed); else the claimed username,
+        its account, the verdict and the time it was reached at."""
+        username = self.registrar.claimed_username(request)
+        if username is None:
+            self._respond_with(self.registrar.challenge(request, now))
+            return None
+        try:
+            account = await self.calls.sip_account(username)
+        except Exception:
+            log.exception("SIP account look-up failed")
+            self._respond(request, 500)
+            return None
+        now = self.clock()
+        result = self.registrar.authenticate(request, now, account.ha1 if account else None, username)
+        if result.outcome is AuthOutcome.STALE:
+            self._respond_with(self.registrar.challenge(request, now, stale=True))
+            return None
+        return username, account, result, now
+
+    def _sdp_offer(self, request: Request) -> SessionDescription | None:
+        """The SDP offer of a new INVITE; ``None`` when it has none we can use (answered 400 or 488)."""
+        try:
+            offer = parse_sdp(request.body) if request.body else None
+        except ProtocolError as exc:
+            self._respond(request, 400, "Bad SDP")
+            log.debug("bad SDP: %s", exc)
+            return None
+        if offer is None:
+            # Offer-less INVITE (RFC 3261 §13.2.1) would need the offer in our 200 and the answer in ACK.
+            self._respond(request, 488, "SDP offer required")
+        return offer
+
+    async def _answer_offer(
+        self, request: Request, offer: SessionDescription, on_dtmf: DtmfHandler, *, agent_side: bool = False
+    ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
+        """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
+        that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
+        and the session closed."""
+        session = await self.media.open_session(on_dtmf)
+        try:
+            local_sdp, negotiated = answer_offer(
+                offer,
+                address=session.address,
+                port=session.agent_port if agent_side else session.caller_port,
+                session_id=sdp_session_id(request.call_id),
+                codecs=(PCMU, PCMA, TELEPHONE_EVENT),
+            )
+        except ProtocolError as exc:
+            await session.close()
+            self._respond(request, getattr(exc, "status_code", 488))
+            return None
+        if agent_side:
+            session.set_agent(negotiated)
+        else:
+            session.set_caller(negotiated)
+        return session, local_sdp, negotiated
+
+    def _sdp_response(
+        self,
+        request: Request,
+        status: int,
+        sdp: SessionDescription,
+        transport: str = "UDP",
+        to_tag: str | None = None,
+    ) -> Response:
+        """``status`` to ``request`` with our SDP and Contact (183 early media, 200 answers)."""
+        return build_response(
+            request,
+            status,
+            to_tag=to_tag,
+            contact=self._contact(transport),
+            body=sdp.serialize(),
+            content_type="application/sdp",
+        )
+
+    def _answer_invite(
+        self, invite: Request, to_tag: str, source: Destination, sdp: SessionDescription
+    ) -> Dialog:
+        """Send 200 with our SDP to an INVITE we are the UAS of; returns the dialog it starts."""
+        response = self._sdp_response(invite, 200, sdp, source.transport, to_tag)
+        dialog = Dialog.from_uas(invite, response, via=self._via(source.transport))
+        self._respond_with(response)
+        return dialog
+
+    def _ack_answer(self, invite: Request, response: Response, destination: Destination) -> Dialog:
+        """ACK a 2xx to our INVITE at once (RFC 3261 §13.2.2.4); returns the dialog it starts."""
+        dialog = Dialog.from_uac(invite, response)
+        self._request(dialog.ack(invite.cseq.seq), destination, None)
+        return dialog
+
+    def _accept_cancel(self, request: Request, event: RequestReceived) -> bool:
+        """RFC 3261 §9.2: 200 to a CANCEL (the INVITE still needs its 487), 481 when it matches no
+        transaction; True in the first case."""
+        if event.cancels is None:
+            self._respond(request, 481)
+            return False
+        self._respond(request, 200)
+        return True
+
+    def _invite_phone(
+        self,
+        binding: Binding,
+        media: MediaSession,
+        sdp_key: str,
+        codecs: tuple[Any, ...],
+        from_addr: NameAddress,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> tuple[SessionDescription, Request]:
+        """An INVITE to an agent's registered phone offering the agent side of ``media``."""
+        destination = binding.source
+        offer = build_offer(
+            address=media.address,
+            port=media.agent_port,
+            session_id=sdp_session_id(sdp_key),
+            codecs=codecs,
+        )
+        invite = build_request(
+            "INVITE",
+            binding.contact.uri,
+            from_addr=from_addr,
+            to_addr=NameAddress(binding.contact.uri),
+            via=self._via(destination.transport),
+            contact=self._contact(destination.transport),
+            body=offer.serialize(),
+            content_type="application/sdp",
+            extra_headers=extra_headers,
+        )
+        return offer, invite
+
+    def _record_media(
+        self,
+        media: MediaSession,
+        interaction_id: int,
+        quietly: Callable[[Coroutine[Any, Any, Any]], Coroutine[Any, Any, None]],
+    ) -> None:
+        """Record ``media`` (when recording is configured): one mixed mono WAV and, if configured, a
+        stereo one (caller left, agent right), listed in the interaction's ``recordings`` through
+        ``quietly``."""
+        if self.recordings_dir is None:
+            return
+        stem = self.recordings_dir / str(interaction_id)
+        files = [Path(f"{stem}.wav")]
+        if self.stereo_recordings:
+            files.append(Path(f"{stem}-stereo.wav"))
+        media.record(files[0], files[1] if len(files) > 1 else None)
+        self._spawn(quietly(self.calls.annotate(interaction_id, recordings=[str(f) for f in files])))
 
     # ================================================================ requests
     def _on_request(self, event: RequestReceived) -> None:
@@ -397,21 +551,10 @@ class VoiceService:
         if self.registrar.is_scanner(request):
             self.registrar.ban(source.host, now)
             return
-        username = self.registrar.claimed_username(request)
-        if username is None:
-            self._respond_with(self.registrar.challenge(request, now))
+        checked = await self._authenticate(request, now)
+        if checked is None:
             return
-        try:
-            account = await self.calls.sip_account(username)
-        except Exception:
-            log.exception("SIP account look-up failed")
-            self._respond(request, 500)
-            return
-        now = self.clock()
-        result = self.registrar.authenticate(request, now, account.ha1 if account else None, username)
-        if result.outcome is AuthOutcome.STALE:
-            self._respond_with(self.registrar.challenge(request, now, stale=True))
-            return
+        username, account, result, now = checked
         if not result.ok or account is None:
             log.info("SIP registration failed for %r from %s: %s", username, source.host, result.reason)
             if self.registrar.record_failure(source.host, now):
@@ -433,34 +576,19 @@ class VoiceService:
             return
         if not self.trunking.screen_invite(request, event):
             return  # trunk limit, not a trunk and not an authenticated phone, or a call out
-        try:
-            offer = parse_sdp(request.body) if request.body else None
-        except ProtocolError as exc:
-            self._respond(request, 400, "Bad SDP")
-            log.debug("bad SDP: %s", exc)
-            return
+        offer = self._sdp_offer(request)
         if offer is None:
-            # Offer-less INVITE (RFC 3261 §13.2.1) would need the offer in our 200 and the answer in ACK.
-            self._respond(request, 488, "SDP offer required")
             return
         self._spawn(self._accept_call(request, event, offer))
 
     async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
         assert event.transaction is not None
-        session = await self.media.open_session(lambda digit: self._on_dtmf(request.call_id, digit))
-        try:
-            local_sdp, negotiated = answer_offer(
-                offer,
-                address=session.address,
-                port=session.caller_port,
-                session_id=_session_id(request.call_id),
-                codecs=(PCMU, PCMA, TELEPHONE_EVENT),
-            )
-        except ProtocolError as exc:
-            await session.close()
-            self._respond(request, getattr(exc, "status_code", 488))
+        answered = await self._answer_offer(
+            request, offer, lambda digit: self._on_dtmf(request.call_id, digit)
+        )
+        if answered is None:
             return
-        session.set_caller(negotiated)
+        session, local_sdp, _ = answered
         call = _Call(
             invite=request,
             key=event.transaction,
@@ -548,13 +676,8 @@ class VoiceService:
             return
         if call.refresh is not None:
             call.refresh.cancel()
-        self._respond(
-            call.invite,
-            183,
-            to_tag=call.local_tag,
-            contact=self._contact(call.source.transport),
-            body=call.local_sdp.serialize(),
-            content_type="application/sdp",
+        self._respond_with(
+            self._sdp_response(call.invite, 183, call.local_sdp, call.source.transport, call.local_tag)
         )
         call.refresh = asyncio.get_running_loop().call_later(PROVISIONAL_REFRESH_S, self._send_progress, call)
         if call.record is not None:
@@ -574,10 +697,8 @@ class VoiceService:
 
     def _on_cancel(self, request: Request, event: RequestReceived) -> None:
         # RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it is still pending.
-        if event.cancels is None:
-            self._respond(request, 481)
+        if not self._accept_cancel(request, event):
             return
-        self._respond(request, 200)
         call = self._calls.get(request.call_id)
         if call is None or call.state in ("bridged", "ended"):
             return
@@ -611,23 +732,11 @@ class VoiceService:
                 self._respond(request, 481)
                 return
             leg.agent.dialog.receive_request(request)
-            self._respond(
-                request,
-                200,
-                body=leg.agent.offer.serialize(),
-                content_type="application/sdp",
-                contact=self._contact(),
-            )
+            self._respond_with(self._sdp_response(request, 200, leg.agent.offer))
             return
         # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
         call.dialog.receive_request(request)
-        self._respond(
-            request,
-            200,
-            body=call.local_sdp.serialize(),
-            content_type="application/sdp",
-            contact=self._contact(call.source.transport),
-        )
+        self._respond_with(self._sdp_response(request, 200, call.local_sdp, call.source.transport))
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
@@ -821,7 +930,7 @@ class VoiceService:
         offer = build_offer(
             address=call.media.address,
             port=call.media.agent_port,
-            session_id=_session_id(call.invite.call_id + "-external"),
+            session_id=sdp_session_id(call.invite.call_id + "-external"),
             codecs=(*_codecs_for(call.local_sdp)[:1], TELEPHONE_EVENT),
         )
         record = CallLeg(
@@ -991,14 +1100,7 @@ class VoiceService:
         if self.recordings_dir is None or call.recording or call.interaction_id is None:
             return
         call.recording = True
-        stem = self.recordings_dir / str(call.interaction_id)
-        files = [Path(f"{stem}.wav")]
-        if self.stereo_recordings:
-            files.append(Path(f"{stem}-stereo.wav"))
-        call.media.record(files[0], files[1] if len(files) > 1 else None)
-        self._spawn(
-            self._quietly(self.calls.annotate(call.interaction_id, recordings=[str(f) for f in files]))
-        )
+        self._record_media(call.media, call.interaction_id, self._quietly)
 
     # ================================================================ the ACD side
     def _on_acd_outputs(self, outputs: list[r.Output]) -> None:
@@ -1061,22 +1163,13 @@ class VoiceService:
         destination = binding.source
         caller = call.invite.from_
         # The agent is offered the caller's codec first so the relay never has to transcode.
-        offer_sdp = build_offer(
-            address=call.media.address,
-            port=call.media.agent_port,
-            session_id=_session_id(call.invite.call_id + "-agent"),
-            codecs=_codecs_for(call.local_sdp),
-        )
-        invite = build_request(
-            "INVITE",
-            binding.contact.uri,
-            from_addr=NameAddress(caller.uri, caller.display_name),
-            to_addr=NameAddress(binding.contact.uri),
-            via=self._via(destination.transport),
-            contact=self._contact(destination.transport),
-            body=offer_sdp.serialize(),
-            content_type="application/sdp",
-            extra_headers=[("X-Frontoffice-Interaction", str(call.interaction_id))],
+        offer_sdp, invite = self._invite_phone(
+            binding,
+            call.media,
+            call.invite.call_id + "-agent",
+            _codecs_for(call.local_sdp),
+            NameAddress(caller.uri, caller.display_name),
+            extra_headers=(("X-Frontoffice-Interaction", str(call.interaction_id)),),
         )
         record = CallLeg(
             "agent",
@@ -1131,12 +1224,10 @@ class VoiceService:
             self._clients[leg.key] = lambda next_response: self._agent_response(call, next_response)
             return
         # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
-        dialog = Dialog.from_uac(leg.invite, response)
-        leg.dialog = dialog
+        leg.dialog = self._ack_answer(leg.invite, response, leg.destination)
         leg.answered = True
         if leg.record is not None:
             leg.record.answered(self.calls.now(), response.status)
-        self._request(dialog.ack(leg.invite.cseq.seq), leg.destination, None)
         if leg.cancelled or call.state != "queued" or call.interaction_id is None:
             self._bye_agent(call, "withdrawn")
             if leg.cancelled and call.state == "queued":
@@ -1193,17 +1284,8 @@ class VoiceService:
             if call.held:
                 self._resume(call)
             return
-        response = build_response(
-            call.invite,
-            200,
-            to_tag=call.local_tag,
-            contact=self._contact(call.source.transport),
-            body=call.local_sdp.serialize(),
-            content_type="application/sdp",
-        )
-        call.dialog = Dialog.from_uas(call.invite, response, via=self._via(call.source.transport))
         call.media.bridge()
-        self._respond_with(response)
+        call.dialog = self._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
         if call.record is not None:
             call.record.answered(self.calls.now())
 
@@ -1229,15 +1311,9 @@ class VoiceService:
             log.info("voice ACD step skipped: %s", exc)
 
 
-def _session_id(call_id: str) -> str:
-    """A numeric SDP session id (RFC 4566 §5.2) stable for a call."""
-    return str(int(hashlib.sha256(call_id.encode()).hexdigest()[:12], 16))
-
-
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:
     """Our codecs with the one the caller leg uses first, plus telephone-event."""
     audio = local_sdp.audio()
     chosen = audio.codecs() if audio is not None else []
     first = [c for c in chosen if c.name.lower() != "telephone-event"][:1]
-    rest = [c for c in (PCMU, PCMA) if not any(c.same_format(f) for f in first)]
-    return (*first, *rest, TELEPHONE_EVENT)
+    return codecs_first(first[0]) if first else (PCMU, PCMA, TELEPHONE_EVENT)
