@@ -21,7 +21,6 @@ import pytest
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.announcements import Announcer
-from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.model import Role
@@ -37,6 +36,7 @@ from .sipp.runner import (
     interactions,
     phone_args,
     run_sipp,
+    voice_service,
 )
 from .test_voice_trunks import CARRIER, make_trunk
 
@@ -46,15 +46,9 @@ API = "/api/v1"
 
 def make_voice(container: Container, recordings: Path, **options: Any) -> VoiceService:
     """A voice service on a free port, reachable from the API (``container.voice``)."""
-    assert container.voice_calls is not None
     options.setdefault("announce_interval_s", None)
-    service = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    service = voice_service(
+        container,
         recordings_dir=recordings,
         limits=RegistrationLimits(),
         **options,

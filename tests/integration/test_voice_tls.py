@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from frontoffice.bootstrap import Container
-from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.sip import Response, StreamParser
 from frontoffice.channels.voice.tls import server_context
 from frontoffice.config import ConfigError, load_settings
 
 from ..conftest import require_tool
-from .sipp.runner import HOST, free_port
+from .sipp.runner import HOST, free_port, voice_service
 
 
 @pytest.fixture
@@ -40,14 +39,8 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 async def voice(container: Container, certificate: tuple[Path, Path]) -> AsyncIterator[VoiceService]:
-    assert container.voice_calls is not None
-    service = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    service = voice_service(
+        container,
         tls_context=server_context(*certificate),
         tls_port=free_port(),
     )

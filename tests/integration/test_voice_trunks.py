@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from frontoffice.bootstrap import Container
-from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.sip import RegistrationState, Response, parse_datagram
@@ -25,7 +24,17 @@ from frontoffice.config_trunks import SipTrunk
 from frontoffice.store.tables import Interaction
 
 from ..conftest import require_tool
-from .sipp.runner import API, HOST, SIP_PASSWORD, VoiceDesk, free_port, interactions, phone_args, run_sipp
+from .sipp.runner import (
+    API,
+    HOST,
+    SIP_PASSWORD,
+    VoiceDesk,
+    free_port,
+    interactions,
+    phone_args,
+    run_sipp,
+    voice_service,
+)
 
 NUMBER = "+74951234567"
 CUSTOMER = "+74957654321"
@@ -58,14 +67,8 @@ def trunks() -> list[Trunk]:
 
 @pytest.fixture
 async def voice(container: Container, tmp_path: Path, trunks: list[Trunk]) -> AsyncIterator[VoiceService]:
-    assert container.voice_calls is not None
-    service = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    service = voice_service(
+        container,
         recordings_dir=tmp_path / "recordings",
         limits=RegistrationLimits(max_failures=3),
         trunks=tuple(trunks),
@@ -209,14 +212,8 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
         run_sipp(sipp, "carrier_registrar.xml", None, "-m", "1", "-p", str(port), "-i", CARRIER)
     )
     await asyncio.sleep(0.3)  # the carrier's socket is open before we register
-    assert container.voice_calls is not None
-    voice = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    voice = voice_service(
+        container,
         trunks=(make_trunk(port=port, register=True, register_expires=300),),
     )
     container.voice = voice
@@ -242,14 +239,8 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
 async def test_registration_without_an_answer_shows_the_error(
     client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
 ) -> None:
-    assert container.voice_calls is not None
-    voice = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    voice = voice_service(
+        container,
         trunks=(make_trunk(port=free_port(), register=True),),
     )
     container.voice = voice
@@ -295,15 +286,9 @@ async def test_dial_out_with_a_wrong_trunk_password_fails_with_the_carriers_403(
     container: Container, tmp_path: Path
 ) -> None:
     sipp = require_tool("sipp")
-    assert container.voice_calls is not None
     port = free_port()
-    voice = VoiceService(
-        container.voice_calls,
-        PythonMediaBackend(HOST),
-        host=HOST,
-        port=free_port(),
-        secret=b"test-nonce-secret",
-        realm=container.voice_calls.realm,
+    voice = voice_service(
+        container,
         trunks=(make_trunk(port=port, password="not-the-password"),),
     )
     await voice.start()

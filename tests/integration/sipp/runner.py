@@ -8,6 +8,7 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -41,9 +42,9 @@ def free_port() -> int:
                 return port
 
 
-def start_voice(
-    container: Container, recordings: Path, prompts: dict[str, bytes] | None = None, **limits: float
-) -> VoiceService:
+def voice_service(container: Container, **options: Any) -> VoiceService:
+    """A voice service on loopback, on a free port, with the Python media backend; ``options`` are
+    :class:`VoiceService` keyword arguments (trunks, TLS, recordings, limits...)."""
     assert container.voice_calls is not None
     return VoiceService(
         container.voice_calls,
@@ -52,6 +53,15 @@ def start_voice(
         port=free_port(),
         secret=b"test-nonce-secret",
         realm=container.voice_calls.realm,
+        **options,
+    )
+
+
+def start_voice(
+    container: Container, recordings: Path, prompts: dict[str, bytes] | None = None, **limits: float
+) -> VoiceService:
+    return voice_service(
+        container,
         recordings_dir=recordings,
         limits=RegistrationLimits(**limits),  # type: ignore[arg-type]
         prompts=prompts,
