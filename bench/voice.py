@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from frontoffice import aio
 from frontoffice.bootstrap import build_container
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.service import VoiceService
@@ -240,6 +241,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO if os.environ.get("BENCH_DEBUG") else logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller run (within 60 s)")
+    parser.add_argument("--rate", type=float, help="calls offered per second in phase 1 (default 100)")
+    parser.add_argument("--calls", type=int, help="calls placed in phase 1 (default 1000)")
+    parser.add_argument("--concurrent", type=int, help="calls bridged at once in phase 2 (default 200)")
+    parser.add_argument(
+        "--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+        help="event loop (auto: uvloop when installed, as the server does)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("sipp") is None or not PCAP.exists():
         print("sipp (Debian package sip-tester) is required", file=sys.stderr)
@@ -248,14 +256,17 @@ def main() -> None:
         params = {"agents": 40, "calls": 300, "rate": 60, "limit": 40, "concurrent": 20}
     else:
         params = {"agents": 250, "calls": 1000, "rate": 100, "limit": 200, "concurrent": 200}
+    for name in ("rate", "calls", "concurrent"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
-        metrics = asyncio.run(run(params, Path(tmp)))
+        metrics = aio.run(run(params, Path(tmp)), args.loop)
     print(
         json.dumps(
             {
                 "bench": "voice",
                 "quick": args.quick,
-                "params": params,
+                "params": {**params, "event_loop": aio.loop_name(aio.loop_factory(args.loop))},
                 "metrics": metrics,
                 "baseline": None,
                 "python": platform.python_version(),

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from frontoffice import __version__
+from frontoffice import __version__, aio
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.config import ConfigError, Settings, load_settings
 from frontoffice.domain.exceptions import DomainError
@@ -209,7 +209,7 @@ def serve(host: str | None, port: int | None) -> None:
         )
         await server.serve()
 
-    asyncio.run(run())
+    aio.run(run(), settings.event_loop)
 
 
 @main.group()

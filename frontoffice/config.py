@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop of the server: uvloop (libuv) where installed, else asyncio's own",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,46 @@
+"""Running the server's event loop: uvloop where it is installed, asyncio's own loop otherwise.
+
+The SIP transports, the RTP relay and music on hold are loop-bound work: every datagram in or out and
+every 20 ms frame is a loop callback. uvloop (libuv) runs those callbacks and UDP syscalls with less
+interpreter overhead than the selector loop, which ``bench/voice.py`` measures in call setups per
+second and CPU per call. Nothing in the code depends on which loop runs it; the test suite runs on
+asyncio's loop and the voice tests again on uvloop (``tests/integration/test_voice_uvloop.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+__all__ = ["EventLoopChoice", "loop_factory", "loop_name", "run"]
+
+T = TypeVar("T")
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+
+
+def loop_factory(choice: EventLoopChoice = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """A factory for the chosen loop; ``None`` means asyncio's default loop.
+
+    ``auto`` takes uvloop when it can be imported; ``uvloop`` insists on it (ImportError otherwise).
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_name(factory: Callable[[], asyncio.AbstractEventLoop] | None) -> str:
+    """``uvloop`` or ``asyncio``: what :func:`run` with this factory runs on (for logs and benchmarks)."""
+    return "asyncio" if factory is None else "uvloop"
+
+
+def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
+    """``asyncio.run(main)`` on the chosen loop."""
+    with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
+        return runner.run(main)
