@@ -14,7 +14,6 @@ caller, media bridged → a BYE from either side ends both legs and starts wrap-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -196,9 +195,13 @@ class VoiceService:
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
         self._want_tcp = tcp
-        self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timer_task: asyncio.Task[None] | None = None
+        # The transaction layer's next timer, as one loop timer rescheduled only when an earlier one
+        # appears (a wake-up per SIP message cost a task and a timeout handle each).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._running = False
         self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
         self._agent_calls: dict[str, _Call] = {}  # agent leg's Call-ID
@@ -206,7 +209,6 @@ class VoiceService:
         self._orphan_offers: dict[int, r.OfferContact] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
-        self._next_sweep = 0.0
         calls.acd.add_listener(self._on_acd_outputs)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
         self.trunking = Trunking(self, trunks, region=region)
@@ -226,7 +228,8 @@ class VoiceService:
                 self.host, self.tls_port, self._on_message, self._tls_context
             )
             self.tls_port = self.tls.address[1]
-        self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop(), name="sip-timers")
+        self._running = True
+        self._sweep()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
 
@@ -235,11 +238,11 @@ class VoiceService:
         await self.trunking.stop()
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
-        while self._timer_task is not None and not self._timer_task.done():
-            # Python 3.11's wait_for swallows a cancel that arrives as its inner wait completes (the
-            # hang-ups above set _wake), so cancel until the task is really gone.
-            self._timer_task.cancel()
-            await asyncio.wait([self._timer_task], timeout=0.1)
+        self._running = False
+        for handle in (self._timer, self._sweeper):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._sweeper = None
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
@@ -263,18 +266,28 @@ class VoiceService:
         if not task.cancelled() and task.exception() is not None:
             log.error("voice task failed", exc_info=task.exception())
 
-    async def _timer_loop(self) -> None:
-        while True:
-            now = self.clock()
-            due = self.layer.next_timer()
-            if now >= self._next_sweep:
-                self._next_sweep = now + SWEEP_INTERVAL_S
-                self.registrar.expire(now)
-            wait = SWEEP_INTERVAL_S if due is None else max(0.0, due - now)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, SWEEP_INTERVAL_S))
-            self._handle(self.layer.handle_timer(self.clock()))
+    def _sweep(self) -> None:
+        """Expire registrations and bans, every SWEEP_INTERVAL_S while running."""
+        self.registrar.expire(self.clock())
+        if self._running:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
+
+    def _arm_timer(self) -> None:
+        """Make the loop timer fire at the transaction layer's next timer (earlier ones only: a timer
+        that fires early finds nothing due and re-arms)."""
+        due = self.layer.next_timer()
+        if due is None or not self._running:
+            return
+        if self._timer is not None and self._timer_due is not None and self._timer_due <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - self.clock()), self._fire_timers)
+
+    def _fire_timers(self) -> None:
+        self._timer = self._timer_due = None
+        self._handle(self.layer.handle_timer(self.clock()))
 
     # ================================================================ wire in, wire out
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
@@ -307,21 +320,23 @@ class VoiceService:
             self.udp.send(data, destination)
 
     def _handle(self, events: list[Any]) -> None:
-        for event in events:
-            if isinstance(event, Transmit):
-                self._send(event)
-            elif isinstance(event, RequestReceived):
-                self._on_request(event)
-            elif isinstance(event, ResponseReceived):
-                self._on_response(event)
-            elif isinstance(event, TransactionTimeout):
-                if event.timer in ("B", "F", "cancel"):
-                    owner = self._clients.pop(event.transaction, None)
-                    if owner is not None:
-                        owner(None)
-            elif isinstance(event, AckTimeout):
-                self._ack_timeout(event)
-        self._wake.set()
+        try:
+            for event in events:
+                if isinstance(event, Transmit):
+                    self._send(event)
+                elif isinstance(event, RequestReceived):
+                    self._on_request(event)
+                elif isinstance(event, ResponseReceived):
+                    self._on_response(event)
+                elif isinstance(event, TransactionTimeout):
+                    if event.timer in ("B", "F", "cancel"):
+                        owner = self._clients.pop(event.transaction, None)
+                        if owner is not None:
+                            owner(None)
+                elif isinstance(event, AckTimeout):
+                    self._ack_timeout(event)
+        finally:
+            self._arm_timer()  # also when a handler failed: the other transactions' timers go on
 
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         response = build_response(request, status, reason, **kwargs)
