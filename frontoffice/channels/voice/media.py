@@ -285,8 +285,55 @@ class _Leg(asyncio.DatagramProtocol):
         return int(self.transport.get_extra_info("sockname")[1])
 
 
+class _Player:
+    """Music and prompts for every session of a backend, on one loop timer: each 20 ms tick sends the
+    next frame of every session that is playing (a timer per session and frame cost a loop handle
+    each; with hundreds of callers waiting that was most of the music's CPU).
+
+    Ticks are paced against the first tick's time, not the previous one, so scheduling jitter does not
+    add up; a late tick is followed at once by the next, so a session catches up frame by frame.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[_PythonSession, None] = {}  # insertion-ordered set
+        self._timer: asyncio.TimerHandle | None = None
+        self._started = 0.0
+        self._ticks = 0
+
+    def add(self, session: _PythonSession) -> None:
+        self._sessions[session] = None
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._started, self._ticks = loop.time(), 0
+            self._timer = loop.call_at(self._started + FRAME_MS / 1000, self._tick)
+
+    def discard(self, session: _PythonSession) -> None:
+        self._sessions.pop(session, None)
+        if not self._sessions and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self._ticks += 1
+        for session in list(self._sessions):
+            session._play_frame()
+        if self._sessions:
+            due = self._started + (self._ticks + 1) * FRAME_MS / 1000
+            self._timer = asyncio.get_running_loop().call_at(due, self._tick)
+        else:
+            self._timer = None
+
+
 class _PythonSession:
-    def __init__(self, address: str, caller: _Leg, agent: _Leg, music: bytes, on_dtmf: DtmfHandler) -> None:
+    def __init__(
+        self,
+        address: str,
+        caller: _Leg,
+        agent: _Leg,
+        music: bytes,
+        on_dtmf: DtmfHandler,
+        player: _Player | None = None,
+    ) -> None:
         self.address = address
         self._caller = caller
         self._agent = agent
@@ -298,15 +345,15 @@ class _PythonSession:
         self._caller_media: NegotiatedMedia | None = None
         self._agent_media: NegotiatedMedia | None = None
         self._bridged = False
-        # Music and prompts: one timer callback per 20 ms frame (no task and no sleep per packet).
+        # Music and prompts: a frame per tick of the backend's player (no task or timer per session).
         self._playing = False
-        self._player: asyncio.Handle | None = None
+        self._players = player or _Player()
+        self._player: asyncio.Handle | None = None  # the start of playing, one loop turn later
         self._play_codec = ""
         self._play_type = 0
         self._play_music = b""
         self._play_encoded = b""
         self._play_position = 0
-        self._play_started = 0.0
         self._play_n = 0
         self._play_rtp = (0, 0, 0)  # ssrc, sequence, timestamp
         self._prompts: list[bytes] = []
@@ -344,6 +391,7 @@ class _PythonSession:
         if self._player is not None:
             self._player.cancel()
             self._player = None
+        self._players.discard(self)
         self._playing = False
 
     def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None:
@@ -359,12 +407,12 @@ class _PythonSession:
         self._play_type = media.codec.payload_type
         self._play_music = self._play_encoded = g711.encode(codec, self._music)
         self._play_rtp = (secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
-        self._play_started = asyncio.get_running_loop().time()
         self._play_position = self._play_n = 0
-        self._play_frame()
+        self._play_frame()  # the first frame now, the next ones on the player's ticks
+        self._players.add(self)
 
     def _play_frame(self) -> None:
-        """Send the next 20 ms of the prompt or the music, then schedule the next frame."""
+        """Send the next 20 ms of the prompt or the music."""
         codec = self._play_codec
         music = self._play_music
         encoded, position = self._play_encoded, self._play_position
@@ -384,9 +432,6 @@ class _PythonSession:
         self.stats.music_packets += 1
         self._play_rtp = (ssrc, sequence + 1, timestamp + frame)
         self._play_n = n + 1
-        # Paced against the start time, not the previous frame, so scheduling jitter does not add up.
-        loop = asyncio.get_running_loop()
-        self._player = loop.call_at(self._play_started + (n + 1) * FRAME_MS / 1000, self._play_frame)
 
     def _record(self, key: str, media: NegotiatedMedia | None, packet: RtpPacket) -> None:
         recorder = self._recorder
@@ -444,6 +489,7 @@ class PythonMediaBackend:
         self.address = address
         self.music = music if music is not None else hold_music_pcm()
         self._sessions: set[_PythonSession] = set()
+        self._player = _Player()
 
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession:
         loop = asyncio.get_running_loop()
@@ -453,7 +499,7 @@ class PythonMediaBackend:
                 lambda: _Leg(lambda data: None), local_addr=(self.address, 0)
             )
             legs.append(leg)
-        session = _PythonSession(self.address, legs[0], legs[1], self.music, on_dtmf)
+        session = _PythonSession(self.address, legs[0], legs[1], self.music, on_dtmf, self._player)
         self._sessions.add(session)
         return session
 
