@@ -17,6 +17,13 @@ sipp's ``g711a.pcap`` (RTP every 20 ms, about 5 s) through our relay to the agen
 calls); ``cpu_pct_per_call`` = this process's CPU time during the phase / wall time / peak calls x 100
 (sipp's CPU is not counted; the phase includes the call setups, so this overstates relaying alone).
 
+``machine_reference_ms`` is the CPU time of a fixed pure-Python workload on this machine: CPU per setup
+scales with it, so it tells runs on different machines apart (a setups figure means little without it).
+
+Options: ``--rate`` and ``--calls`` offer more than 100 calls per second (a server that keeps up shows
+it by ``setups_per_s`` following the rate); ``--loop asyncio`` runs the standard library's loop instead
+of uvloop.
+
 No baseline: there is no other B2BUA on this machine to compare with. Run:
 ``.venv/bin/python bench/voice.py [--quick]``; the last stdout line is the JSON result.
 """
@@ -94,6 +101,23 @@ async def sipp(*args: str, limit_s: float = 600) -> tuple[int, str]:
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), limit_s)
     return int(process.returncode or 0), out.decode(errors="replace")
+
+
+def machine_reference_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python workload (median of five): the speed of this machine's
+    interpreter, to compare runs across machines (the development machines differ by 2x from one
+    session to the next; CPU per setup scales with this figure)."""
+    document = {
+        "calls": [{"id": n, "from": f"+7495{n:07d}", "state": "queued", "attrs": {"k": n}} for n in range(50)]
+    }
+    times = []
+    for _ in range(5):
+        started = time.process_time()
+        total = sum(i * i for i in range(300_000))
+        for _ in range(300):
+            total += len(json.loads(json.dumps(document)))
+        times.append(time.process_time() - started)
+    return round(1000 * sorted(times)[2], 1)
 
 
 def progress(text: str) -> None:
@@ -232,6 +256,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         "rtp_packets_sent": sent,
         "rtp_packets_relayed": relayed,
         "register_exit": code,
+        "machine_reference_ms": machine_reference_ms(),
     }
 
 
