@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from frontoffice import aio
 from frontoffice.bootstrap import build_container
 from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.config import load_settings
 from frontoffice.domain.model import Channel, Role
@@ -120,6 +121,15 @@ def machine_reference_ms() -> float:
     return round(1000 * sorted(times)[2], 1)
 
 
+def media_cpu(media: object) -> float:
+    """CPU seconds (user + system) the media process has used so far; 0 for media in this process."""
+    pid = getattr(media, "pid", None)
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+
+
 def progress(text: str) -> None:
     print(f"[voice bench] {text}", file=sys.stderr, flush=True)
 
@@ -157,7 +167,9 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         users.append(user.id)
     voice = VoiceService(
         container.voice_calls,
-        PythonMediaBackend(HOST),
+        ProcessMediaBackend(HOST, event_loop=params["event_loop"])
+        if params["media"] == "process"
+        else PythonMediaBackend(HOST),
         host=HOST,
         port=free_port(),
         secret=b"bench",
@@ -187,7 +199,8 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     await asyncio.sleep(0.5)
 
     # Phase 1: setups.
-    cpu_setups = time.process_time()
+    media = voice.media
+    cpu_setups, media_setups = time.process_time(), media_cpu(media)
     started = time.perf_counter()
     _, screen = await sipp(
         "-sf", str(SCENARIOS / "caller.xml"), "-s", NUMBER, "-m", str(params["calls"]),
@@ -195,6 +208,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     cpu_setups = time.process_time() - cpu_setups
+    media_setups = media_cpu(media) - media_setups
     ok, failed = counts(screen)
     progress(f"setups: {ok} ok, {failed} failed in {elapsed:.1f} s")
     await asyncio.sleep(1.0)
@@ -212,7 +226,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     )
     (workdir / "caller_relay.xml").write_text(scenario)
     voice.recent_media.clear()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0, media0 = time.process_time(), time.perf_counter(), media_cpu(media)
     concurrent = params["concurrent"]
     peak = 0
 
@@ -229,6 +243,11 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         "-r", str(concurrent * 2), "-l", str(concurrent), "-recv_timeout", "30000", target,
     )  # fmt: skip
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    media_phase = media_cpu(media) - media0
+    for _ in range(100):  # the media process's final counters arrive as the sessions close
+        if not voice._tasks:
+            break
+        await asyncio.sleep(0.05)
     sampler.cancel()
     media_ok, media_failed = counts(screen2)
     progress(f"media: {media_ok} ok, {media_failed} failed")
@@ -244,10 +263,14 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         "failed_ratio": round(failed / placed, 4) if placed else 1.0,
         # This process's CPU (all threads) during phase 1 per successful call (sipp not counted).
         "server_cpu_ms_per_setup": round(1000 * cpu_setups / max(1, ok), 2),
+        # The media process's CPU during phase 1 per successful call (0 with --media inline).
+        "media_cpu_ms_per_setup": round(1000 * media_setups / max(1, ok), 2),
         "concurrent_calls": peak,
         "rtp_loss_ratio": round(max(0.0, 1 - relayed / sent), 4) if sent else 1.0,
         # CPU of the whole phase (setups included) per call at the peak: an upper bound for relaying.
         "cpu_pct_per_call": round(100 * cpu / max(1e-9, wall) / max(1, peak), 3),
+        # The same for the media process, which relays the RTP (0 with --media inline).
+        "media_cpu_pct_per_call": round(100 * media_phase / max(1e-9, wall) / max(1, peak), 3),
         "media_calls": media_ok,
         "registered_agents": registered,
         "calls_ok": ok,
@@ -270,6 +293,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="calls placed in phase 1 (default 1000)")
     parser.add_argument("--concurrent", type=int, help="calls bridged at once in phase 2 (default 200)")
     parser.add_argument(
+        "--media", choices=("process", "inline"), default="process",
+        help="media in a process of its own (the server's default) or in this process",
+    )  # fmt: skip
+    parser.add_argument(
         "--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
         help="event loop (auto: uvloop when installed, as the server does)",
     )  # fmt: skip
@@ -284,6 +311,8 @@ def main() -> None:
     for name in ("rate", "calls", "concurrent"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    params["media"] = args.media
+    params["event_loop"] = args.loop
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
         metrics = aio.run(run(params, Path(tmp)), args.loop)
     print(

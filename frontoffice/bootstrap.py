@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.tls import server_context
@@ -168,7 +169,9 @@ def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
     media_host = settings.media_host or settings.sip_host
     return VoiceService(
         calls,
-        PythonMediaBackend(media_host),
+        ProcessMediaBackend(media_host, event_loop=settings.event_loop)
+        if settings.media_process
+        else PythonMediaBackend(media_host),
         host=settings.sip_host,
         port=settings.sip_port,
         # Nonces are signed with a key derived from the node secret, so every node accepts them.

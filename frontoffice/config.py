@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     )
     sip_tcp: bool = Field(default=True, description="Also accept SIP over TCP on sip_port")
     media_host: str = Field(default="", description="Address for RTP (music, relay); empty means sip_host")
+    media_process: bool = Field(
+        default=True,
+        description="Relay RTP, play music and record in a process of its own (a core apart from SIP)",
+    )
     voice_recordings: bool = Field(default=True, description="Record calls to <data_dir>/recordings")
     voice_recordings_stereo: bool = Field(
         default=False, description="Also record each call as stereo WAV (caller left, agent right)"

@@ -161,6 +161,7 @@ class MediaSession(Protocol):
 class MediaBackend(Protocol):
     """Creates media sessions."""
 
+    async def start(self) -> None: ...
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession: ...
     async def close(self) -> None: ...
 
@@ -490,6 +491,9 @@ class PythonMediaBackend:
         self.music = music if music is not None else hold_music_pcm()
         self._sessions: set[_PythonSession] = set()
         self._player = _Player()
+
+    async def start(self) -> None:
+        """Nothing to start: sockets are opened per session."""
 
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession:
         loop = asyncio.get_running_loop()

@@ -230,6 +230,7 @@ class VoiceService:
             self.tls_port = self.tls.address[1]
         self._running = True
         self._sweep()
+        await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.model import Role
@@ -42,13 +43,14 @@ def free_port() -> int:
                 return port
 
 
-def voice_service(container: Container, **options: Any) -> VoiceService:
-    """A voice service on loopback, on a free port, with the Python media backend; ``options`` are
-    :class:`VoiceService` keyword arguments (trunks, TLS, recordings, limits...)."""
+def voice_service(container: Container, *, media_process: bool = True, **options: Any) -> VoiceService:
+    """A voice service on loopback, on a free port; ``options`` are :class:`VoiceService` keyword
+    arguments (trunks, TLS, recordings, limits...). Media runs in a media process, as in production
+    (``media_process=False``: in this process, for tests that look inside a session)."""
     assert container.voice_calls is not None
     return VoiceService(
         container.voice_calls,
-        PythonMediaBackend(HOST),
+        ProcessMediaBackend(HOST) if media_process else PythonMediaBackend(HOST),
         host=HOST,
         port=free_port(),
         secret=b"test-nonce-secret",
