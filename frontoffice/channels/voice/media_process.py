@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import signal
 import sys
 from itertools import count
 from pathlib import Path
@@ -401,6 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--event-loop", default="auto", choices=("auto", "uvloop", "asyncio"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Ctrl-C in a terminal reaches the whole process group: the server decides when media stops (it
+    # closes the pipe), so calls keep their audio while it hangs them up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     aio.run(_serve(args.address), args.event_loop)
 
 
