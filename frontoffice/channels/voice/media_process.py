@@ -249,6 +249,11 @@ class ProcessMediaBackend:
         if self._process is process:
             log.error("media process exited (code %s); its calls have no audio", code)
             self._process = None
+            # Its sessions are gone with it: commands for them must not reach the next process.
+            for session in self._sessions.values():
+                session.closed = True
+            self._sessions.clear()
+            self._dtmf.clear()
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(ConnectionError("the media process exited"))
