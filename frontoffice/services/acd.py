@@ -43,13 +43,21 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
-from frontoffice.store.append_log import append_row, discard_since, write_now
+from frontoffice.store.append_log import NOT_READING_LOGS, append_row, discard_since, write_now
 from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
 
 from .context import Clock, system_clock
 from .interactions import log_event
 
-__all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
+__all__ = [
+    "AcdService",
+    "QueueInfo",
+    "RoutedInteraction",
+    "agent_config",
+    "hold_interaction",
+    "load_interactions",
+    "queue_config",
+]
 
 log = logging.getLogger("frontoffice.acd")
 # Interaction attribute that keeps a waiting contact's reservation for one agent across restarts.
@@ -378,6 +386,12 @@ class AcdService:
         the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
         rolls the transaction back. A failure after the engine changed raises :class:`_EngineChanged`.
         """
+        try:
+            return await self._run_command(s, c, shared)
+        finally:
+            s.info.pop(_HELD, None)  # held rows are the command's own (written by its _persist)
+
+    async def _run_command(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
         now = self.now()
         savepoint = None
         mark = 0
@@ -651,6 +665,7 @@ _ROUTED_WRITE = (
 )
 _LOAD_ROUTED = select(*(_INTERACTIONS.c[name] for name in (*_ROUTED_READ, *_ROUTED_WRITE)))
 _LOAD_ONE = _LOAD_ROUTED.where(_INTERACTIONS.c.id == bindparam("id"))
+_LOAD_MANY = _LOAD_ROUTED.where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
 _LOAD_IN_WRAP_UP = _LOAD_ROUTED.where(
     _INTERACTIONS.c.agent_id == bindparam("agent"), _INTERACTIONS.c.state == St.WRAP_UP.value
 ).order_by(_INTERACTIONS.c.id)
@@ -658,6 +673,14 @@ _WRITE_ROUTED = (
     update(_INTERACTIONS)
     .where(_INTERACTIONS.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in _ROUTED_WRITE})
+)
+# A row its command's prepare step inserted (hold_interaction) also has its first queued_at written,
+# as the unit of work wrote it for an ORM object (a read row keeps the one it was first queued with).
+_NEW_ROUTED_WRITE = (*_ROUTED_WRITE, "queued_at")
+_WRITE_NEW_ROUTED = (
+    update(_INTERACTIONS)
+    .where(_INTERACTIONS.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in _NEW_ROUTED_WRITE})
 )
 
 
@@ -686,16 +709,47 @@ class _Routed:
     closed_at: datetime | None
     disposition: str | None
 
+    new = False  # inserted by the command's prepare step (see hold_interaction)
+
     def params(self) -> dict[str, Any]:
-        values = {name: self.__dict__[name] for name in _ROUTED_WRITE}
+        values = {name: self.__dict__[name] for name in (_NEW_ROUTED_WRITE if self.new else _ROUTED_WRITE)}
         values["_id"] = self.id
         return values
+
+
+# An interaction as the ACD reads and writes it with Core (what hold_interaction returns).
+RoutedInteraction = _Routed
+# Session info key: interactions a command's prepare step inserted or read with Core (see
+# hold_interaction and load_interactions).
+_HELD = "frontoffice.acd.held_interactions"
+
+
+def hold_interaction(s: AsyncSession, values: dict[str, Any]) -> _Routed:
+    """The row of an interaction the running command's prepare step has just inserted with Core
+    (``values``: every column, id included), for the command's outputs to update in memory and write
+    with one Core ``UPDATE`` — no read of what the caller has in hand, no unit-of-work flush. It is the
+    command's own: forgotten when the command ends."""
+    row = _Routed(values)
+    row.new = True
+    s.info.setdefault(_HELD, {})[row.id] = row
+    return row
+
+
+async def load_interactions(s: AsyncSession, ids: list[int]) -> dict[int, _Routed]:
+    """The routing columns of these interactions, read by the running command's prepare step (a
+    hang-up's call legs copy them into their events): the command's outputs use these rows instead of
+    reading them again. They are the command's own: forgotten when the command ends."""
+    held = s.info.setdefault(_HELD, {})
+    rows: dict[int, _Routed] = {}
+    for loaded in (await s.execute(_LOAD_MANY, {"ids": ids})).mappings():
+        rows[loaded["id"]] = held[loaded["id"]] = _Routed(dict(loaded))
+    return rows
 
 
 class _Rows:
     """The interactions one ACD transaction touches: ORM objects the transaction already holds
     (the caller's prepare step loaded or created them; the commit writes them), else :class:`_Routed`
-    rows (written by :meth:`write`)."""
+    rows — held ones the prepare step inserted, or read here — written by :meth:`write`."""
 
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
@@ -705,10 +759,14 @@ class _Rows:
         if key in self.found:
             return self.found[key]
         held = self.s.identity_map.get(identity_key(Interaction, key))
+        if held is None:
+            held = self.s.info.get(_HELD, {}).get(key)
         if held is not None:
             found: Interaction | _Routed | None = held
         else:
-            loaded = (await self.s.execute(_LOAD_ONE, {"id": key})).mappings().one_or_none()
+            # Reads interactions only: log rows appended so far (call legs) go out with the others.
+            result = await self.s.execute(_LOAD_ONE, {"id": key}, execution_options=NOT_READING_LOGS)
+            loaded = result.mappings().one_or_none()
             found = None if loaded is None else _Routed(dict(loaded))
         self.found[key] = found
         return found
@@ -726,9 +784,9 @@ class _Rows:
         return result
 
     async def write(self) -> None:
-        changed = [row.params() for row in self.found.values() if isinstance(row, _Routed)]
-        for params in changed:
-            await self.s.execute(_WRITE_ROUTED, params)
+        changed = [row for row in self.found.values() if isinstance(row, _Routed)]
+        for row in changed:
+            await self.s.execute(_WRITE_NEW_ROUTED if row.new else _WRITE_ROUTED, row.params())
 
 
 # Commands committed in one transaction at most (a bound on the wait of the batch's first caller).

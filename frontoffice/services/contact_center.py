@@ -6,10 +6,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Row, RowMapping, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +34,7 @@ from frontoffice.store.tables import (
     User,
 )
 
-from .acd import AcdService, QueueInfo, agent_config, queue_config
+from .acd import AcdService, QueueInfo, RoutedInteraction, agent_config, hold_interaction, queue_config
 from .acd_schemas import (
     AgentLive,
     AgentProfileIn,
@@ -67,6 +68,52 @@ WAITING_LIST_LIMIT = 200
 
 IDEMPOTENCY_SCOPE = "interactions.create"
 
+# Statements every inbound contact runs, built once (building a statement costs more than SQLite
+# takes to run it), in Core: the contact path reads a few columns and never changes these rows.
+_ENTRY_POINTS = cast(Table, EntryPoint.__table__)
+_ENTRY_COLUMNS = select(
+    *(
+        _ENTRY_POINTS.c[name]
+        for name in ("id", "channel", "address", "project_id", "default_queue_id", "config")
+    )
+)
+_ENTRY_BY_ID = _ENTRY_COLUMNS.where(_ENTRY_POINTS.c.id == bindparam("id"))
+_ENTRY_BY_ADDRESS = _ENTRY_COLUMNS.where(
+    _ENTRY_POINTS.c.channel == bindparam("channel"), _ENTRY_POINTS.c.address == bindparam("address")
+)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+_INTERACTIONS = cast(Table, Interaction.__table__)
+# The customer an identity names, the card fields routing rules see, and the agent who last served
+# them (sticky routing), in one statement. Run before the new interaction is inserted; it has no
+# agent, so the answer would be the same after.
+_LAST_AGENT = (
+    select(_INTERACTIONS.c.agent_id)
+    .where(_INTERACTIONS.c.customer_id == _IDENTITIES.c.customer_id, _INTERACTIONS.c.agent_id.is_not(None))
+    .order_by(_INTERACTIONS.c.id.desc())
+    .limit(1)
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_FIND_CUSTOMER = (
+    select(
+        _IDENTITIES.c.customer_id,
+        _CUSTOMERS.c.id,
+        _CUSTOMERS.c.vip,
+        _CUSTOMERS.c.custom,
+        _CUSTOMERS.c.company_id,
+        _CUSTOMERS.c.language,
+        _CUSTOMERS.c.owner_id,
+        _LAST_AGENT.label("last_agent_id"),
+    )
+    .select_from(_IDENTITIES.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id))
+    .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
+)
+_CUSTOMER_TAGS = select(cast(Table, CustomerTag.__table__).c.tag).where(
+    cast(Table, CustomerTag.__table__).c.customer_id == bindparam("customer_id")
+)
+_INSERT_KEY = insert(cast(Table, IdempotencyKey.__table__))
+
 
 class ContactCenter:
     def __init__(
@@ -82,27 +129,52 @@ class ContactCenter:
         self.interactions = interactions
         self.sessions = acd.sessions
         self.clock = clock
+        # Moves after every change to an entry point (see entry_points_changed). Caches of entry
+        # points keep what they read with the version it was read at and drop it when this moves.
+        self.entry_points_version = 0
+
+    def entry_points_changed(self) -> None:
+        """Invalidate in-memory caches of entry points (``VoiceCalls.entry_for``). Called after the
+        change is committed (or failed): a cache filled from a read that ran while the change was in
+        flight holds the version it started with, and is therefore discarded.
+
+        In-process only: it is correct on a single node; with several nodes, another node's change
+        reaches this node's cache only when this node changes an entry point too or restarts.
+        """
+        self.entry_points_version += 1
 
     # ================================================================== contacts in
     async def create_contact(
-        self, actor: Actor, data: ContactIn, idempotency_key: str | None
+        self,
+        actor: Actor,
+        data: ContactIn,
+        idempotency_key: str | None,
+        *,
+        check_key_first: bool = True,
     ) -> ContactCreated:
         """Record an inbound contact, route it by its entry point's rules and queue it in the ACD.
 
         With an ``Idempotency-Key`` a retried request returns the first request's interaction
         (``created: false``); the same key with a different body is a 409.
+
+        ``check_key_first=False`` skips looking the key up before the transaction, for callers whose
+        keys repeat rarely (a SIP Call-ID): a repeated key then fails the key's unique constraint, the
+        transaction rolls back before the ACD saw the contact, and the first interaction is returned
+        all the same — one read less per contact, a wasted transaction per repeat.
         """
         actor.require("interactions.write")
         request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-        if idempotency_key is not None:
+        if idempotency_key is not None and check_key_first:
             existing = await self._idempotent(idempotency_key, request_hash)
             if existing is not None:
                 return ContactCreated(interaction=existing, created=False)
         state: dict[str, Any] = {}
 
-        async def prepare(s: AsyncSession, now: float) -> Interaction:
+        from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
+
+        async def prepare(s: AsyncSession, now: float) -> RoutedInteraction:
             entry = await self._entry_point(s, data)
-            customer_id, customer_ctx = await self._customer(s, actor, data)
+            customer_id, customer_ctx, last_agent = await self._customer(s, actor, data)
             ctx = rule_context(data, entry, customer_ctx)
             queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
             if queue_id is None:
@@ -114,13 +186,15 @@ class ContactCenter:
             queue = self.acd.queue_info.get(queue_id)
             if queue is None:
                 raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-            interaction = await self.interactions.record(
+            # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
+            interaction = await self.interactions.record_row(
                 s,
+                partial(hold_interaction, s),
                 channel=data.channel,
                 direction=Direction.INBOUND,
                 customer_id=customer_id,
                 subject=data.subject,
-                from_address=data.customer.email or data.customer.phone or data.customer.chat_id or "",
+                from_address=from_address,
                 to_address=entry.address,
                 external_ref=data.external_ref,
                 entry_point_id=entry.id,
@@ -135,20 +209,22 @@ class ContactCenter:
                     interaction,
                     direction=Direction.INBOUND,
                     body=data.body,
-                    sender=interaction.from_address,
+                    sender=from_address,
                 )
             if idempotency_key is not None:
-                s.add(
-                    IdempotencyKey(
-                        key=idempotency_key,
-                        scope=IDEMPOTENCY_SCOPE,
-                        request_hash=request_hash,
-                        resource_id=interaction.id,
-                        created_at=self.clock(),
-                    )
+                # Core, not the unit of work: a repeated key fails here, in the prepare step, before
+                # the engine saw the contact.
+                await s.execute(
+                    _INSERT_KEY,
+                    {
+                        "key": idempotency_key,
+                        "scope": IDEMPOTENCY_SCOPE,
+                        "request_hash": request_hash,
+                        "resource_id": interaction.id,
+                        "created_at": self.clock(),
+                    },
                 )
-                await s.flush()
-            preferred = await self._preferred_agent(s, customer_id) if customer_ctx["known"] else None
+            preferred = self._preferred_agent(last_agent)
             state["contact"] = r.Contact(
                 contact_id=str(interaction.id),
                 channel=data.channel.value,
@@ -160,7 +236,9 @@ class ContactCenter:
             )
             return interaction
 
-        async def after(s: AsyncSession, outputs: list[r.Output], interaction: Interaction) -> InteractionOut:
+        async def after(
+            s: AsyncSession, outputs: list[r.Output], interaction: RoutedInteraction
+        ) -> InteractionOut:
             return InteractionOut.model_validate(interaction)  # the commit writes it
 
         try:
@@ -193,15 +271,16 @@ class ContactCenter:
                 return None
             return InteractionOut.model_validate(interaction)
 
-    async def _entry_point(self, s: AsyncSession, data: ContactIn) -> EntryPoint:
+    async def _entry_point(self, s: AsyncSession, data: ContactIn) -> Row[Any]:
+        """The entry point's routing columns (a Core row: the contact path only reads them)."""
         if data.entry_point_id is not None:
-            entry = await s.get(EntryPoint, data.entry_point_id)
+            entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
         else:
-            entry = await s.scalar(
-                select(EntryPoint).where(
-                    EntryPoint.channel == data.channel.value, EntryPoint.address == data.entry_point
+            entry = (
+                await s.execute(
+                    _ENTRY_BY_ADDRESS, {"channel": data.channel.value, "address": data.entry_point}
                 )
-            )
+            ).first()
         if entry is None or entry.channel != data.channel.value:
             raise NotFound(
                 "No such entry point for this channel",
@@ -213,8 +292,12 @@ class ContactCenter:
 
     async def _customer(
         self, s: AsyncSession, actor: Actor, data: ContactIn
-    ) -> tuple[int | None, dict[str, Any]]:
-        """Find the customer by any identity given; create one when none matches."""
+    ) -> tuple[int | None, dict[str, Any], int | None]:
+        """Find the customer by any identity given; create one when none matches.
+
+        Returns the customer's id, the customer as routing rules see it, and for a known customer the
+        agent who last served them, else their owner (for sticky routing; ``None`` for a new one).
+        """
         fields = data.customer
         identities: list[tuple[IdentityKind, str]] = []
         for kind, raw in (
@@ -224,15 +307,14 @@ class ContactCenter:
         ):
             if raw:
                 identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
-        customer_id: int | None = None
+        found: RowMapping | None = None
         for kind, value in identities:
-            customer_id = await s.scalar(
-                select(Identity.customer_id).where(Identity.kind == kind.value, Identity.value == value)
-            )
-            if customer_id is not None:
+            # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
+            result = await s.execute(_FIND_CUSTOMER, {"kind": kind.value, "value": value})
+            found = result.mappings().first()
+            if found is not None:
                 break
-        known = customer_id is not None
-        if customer_id is None and identities:
+        if found is None and identities:
             created = await self.crm.create_in_session(
                 s,
                 Actor.system() if actor.role is not Role.ADMIN else actor,
@@ -243,47 +325,45 @@ class ContactCenter:
                     identities=[IdentityIn(kind=k, value=v) for k, v in identities],
                 ),
             )
-            return created.id, {
-                "id": created.id,
-                "known": False,
-                "tags": [],
-                "vip": False,
-                "custom": {},
-                "company": None,
-                "language": fields.language,
-                "owner_id": None,
-            }
-        if customer_id is None:
-            return None, {"known": False, "tags": [], "vip": False, "custom": {}}
-        customer = await s.get(Customer, customer_id)
-        assert customer is not None
-        tags = list(await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)))
-        return customer_id, {
+            return (
+                created.id,
+                {
+                    "id": created.id,
+                    "known": False,
+                    "tags": [],
+                    "vip": False,
+                    "custom": {},
+                    "company": None,
+                    "language": fields.language,
+                    "owner_id": None,
+                },
+                None,
+            )
+        if found is None:
+            return None, {"known": False, "tags": [], "vip": False, "custom": {}}, None
+        customer_id: int = found["customer_id"]
+        assert found["id"] is not None  # the identity's customer (a foreign key)
+        tags = list(await s.scalars(_CUSTOMER_TAGS, {"customer_id": customer_id}))
+        ctx = {
             "id": customer_id,
-            "known": known,
+            "known": True,
             "tags": tags,
-            "vip": customer.vip,
-            "custom": dict(customer.custom),
-            "company": customer.company_id,
-            "language": customer.language,
-            "owner_id": customer.owner_id,
+            "vip": found["vip"],
+            "custom": dict(found["custom"]),
+            "company": found["company_id"],
+            "language": found["language"],
+            "owner_id": found["owner_id"],
         }
+        last = found["last_agent_id"]
+        last_agent: int | None = last if last is not None else found["owner_id"]
+        return customer_id, ctx, last_agent
 
-    async def _preferred_agent(self, s: AsyncSession, customer_id: int | None) -> str | None:
-        """Sticky routing: the agent who last served this customer, else the customer's owner."""
-        if customer_id is None:
+    def _preferred_agent(self, last_agent: int | None) -> str | None:
+        """Sticky routing: the agent who last served the customer, else the customer's owner, when
+        the ACD knows them."""
+        if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
             return None
-        last = await s.scalar(
-            select(Interaction.agent_id)
-            .where(Interaction.customer_id == customer_id, Interaction.agent_id.is_not(None))
-            .order_by(Interaction.id.desc())
-            .limit(1)
-        )
-        if last is None:
-            last = await s.scalar(select(Customer.owner_id).where(Customer.id == customer_id))
-        if last is None or str(last) not in self.acd.engine.agent_ids():
-            return None
-        return str(last)
+        return str(last_agent)
 
     # ================================================================== agents
     def _agent_id(self, actor: Actor) -> str:
@@ -656,6 +736,12 @@ class ContactCenter:
 
     async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
+        try:
+            return await self._create_entry_point(actor, data)
+        finally:
+            self.entry_points_changed()
+
+    async def _create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:
             await self._check_entry(s, data)
             entry = EntryPoint(
@@ -679,6 +765,12 @@ class ContactCenter:
 
     async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
+        try:
+            return await self._update_entry_point(actor, entry_id, data)
+        finally:
+            self.entry_points_changed()
+
+    async def _update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:
             entry = await s.get(EntryPoint, entry_id)
             if entry is None:

@@ -6,10 +6,11 @@ log is complete for statistics and recovery. The ACD service builds on these pri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import CursorResult, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.exceptions import Conflict
@@ -25,6 +26,8 @@ __all__ = ["EVENTS", "InteractionService", "log_event"]
 
 # The interaction event log's table, for Core statements (log rows are written in bulk).
 EVENTS = cast(Table, InteractionEvent.__table__)
+_INTERACTIONS = cast(Table, Interaction.__table__)
+_INSERT_INTERACTION = insert(_INTERACTIONS)
 
 
 class EventSubject(Protocol):
@@ -36,6 +39,9 @@ class EventSubject(Protocol):
     agent_id: int | None
     project_id: int | None
     channel: str
+
+
+S = TypeVar("S", bound=EventSubject)
 
 
 def log_event(
@@ -111,6 +117,62 @@ class InteractionService:
         log_event(s, interaction, InteractionEventType.CREATED, now)
         return interaction
 
+    async def record_row(
+        self,
+        s: AsyncSession,
+        row: Callable[[dict[str, Any]], S],
+        *,
+        channel: Channel,
+        direction: Direction,
+        customer_id: int | None,
+        subject: str = "",
+        from_address: str = "",
+        to_address: str = "",
+        external_ref: str | None = None,
+        entry_point_id: int | None = None,
+        queue_id: int | None = None,
+        project_id: int | None = None,
+        priority: int = 0,
+        attributes: dict[str, Any] | None = None,
+        state: InteractionState = InteractionState.NEW,
+    ) -> S:
+        """:meth:`record` with one Core ``INSERT`` instead of an ORM object and a unit-of-work flush,
+        for a caller that works on plain values (the ACD's contact path): ``row`` makes the caller's
+        object from every column's value, id included; the ``created`` event is logged for it."""
+        now = self.clock()
+        values: dict[str, Any] = {
+            "channel": channel.value,
+            "direction": direction.value,
+            "customer_id": customer_id,
+            "entry_point_id": entry_point_id,
+            "queue_id": queue_id,
+            "project_id": project_id,
+            "priority": priority,
+            "state": state.value,
+            "agent_id": None,
+            "disposition": None,
+            "subject": subject,
+            "from_address": from_address,
+            "to_address": to_address,
+            "external_ref": external_ref,
+            "attributes": attributes or {},
+            "route_enqueued_at": None,
+            "route_seq": None,
+            "created_at": now,
+            "queued_at": None,
+            "offered_at": None,
+            "connected_at": None,
+            "ended_at": None,
+            "closed_at": None,
+        }
+        result = cast("CursorResult[Any]", await s.execute(_INSERT_INTERACTION, values))
+        key = result.inserted_primary_key
+        assert key is not None  # a single-row insert
+        values["id"] = key[0]
+        created = row(values)
+        log_event(s, created, InteractionEventType.CREATED, now)
+        return created
+
     async def get(self, actor: Actor, interaction_id: int) -> InteractionOut:
         """One interaction; another project's (for a user limited to projects) answers 404."""
         actor.require("interactions.read")
@@ -175,7 +237,7 @@ class InteractionService:
     async def add_message(
         self,
         s: AsyncSession,
-        interaction: Interaction,
+        interaction: EventSubject,
         *,
         direction: Direction,
         body: str,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.rules import Rule, RuleSyntaxError, parse_rule
-from frontoffice.store.tables import EntryPoint
 
 from .acd_schemas import ContactIn
 
@@ -59,7 +58,17 @@ def compile_rules(stored: Sequence[Mapping[str, Any]], default_queue_id: int | N
     return CompiledRules(tuple(compiled), default_queue_id)
 
 
-def rule_context(data: ContactIn, entry: EntryPoint, customer: Mapping[str, Any]) -> dict[str, Any]:
+class RoutedEntry(Protocol):
+    """What a rule sees of an entry point (an ORM row, or the contact path's Core row)."""
+
+    @property
+    def project_id(self) -> int | None: ...
+
+    @property
+    def address(self) -> str: ...
+
+
+def rule_context(data: ContactIn, entry: RoutedEntry, customer: Mapping[str, Any]) -> dict[str, Any]:
     """What a rule can test: the contact, its IVR choice, the customer card, the entry point."""
     attributes = dict(data.attributes)
     return {

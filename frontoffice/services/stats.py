@@ -97,6 +97,9 @@ class StatsService:
         self.short_abandon_s = short_abandon_s
         self._live: MetricsAccumulator | None = None
         self._day_start: datetime | None = None
+        # The start of the next day after _day_start: a commit before it is in the same day, known
+        # without converting the time to the local zone (every commit asks).
+        self._next_day_start: datetime | None = None
         self._listeners: list[Callable[[set[int]], None]] = []
         session_class = sync_session_class(sessions)
         event.listen(session_class, "after_commit", self._committed)
@@ -125,7 +128,7 @@ class StatsService:
             )
             live.add_many(_record(e) for e in events)
         self._live = live
-        self._day_start = start
+        self._set_day(start)
 
     def on_change(self, listener: Callable[[set[int]], None]) -> None:
         """Called after each commit with the ids of queues whose figures changed."""
@@ -138,7 +141,7 @@ class StatsService:
         if not pending:
             return
         now = self.clock()
-        if self._day_start is not None and self.day_start(now) != self._day_start:
+        if not self._today(now):
             # A new day: start a fresh accumulator; yesterday's contacts still open are re-read lazily.
             self._live = MetricsAccumulator(
                 start=self.day_start(now),
@@ -147,7 +150,7 @@ class StatsService:
                 sl_threshold_s=self.sl_threshold_s,
                 short_abandon_s=self.short_abandon_s,
             )
-            self._day_start = self.day_start(now)
+            self._set_day(self.day_start(now))
         queues: set[int] = set()
         # Rows in the order they were written (sorted() is stable), as the log's ids order them.
         for row in sorted(pending, key=lambda row: row["at"]):
@@ -159,6 +162,20 @@ class StatsService:
                 queues.add(row["queue_id"])
         for listener in self._listeners:
             listener(queues)
+
+    def _set_day(self, start: datetime) -> None:
+        self._day_start = start
+        # Noon of the next day is a day later whatever a DST change does to this one.
+        self._next_day_start = self.day_start(start + timedelta(hours=36))
+
+    def _today(self, now: datetime) -> bool:
+        """Whether ``now`` is in the live figures' day (``day_start(now) == _day_start``)."""
+        start, end = self._day_start, self._next_day_start
+        if start is None or end is None:
+            return True
+        if start <= now < end:
+            return True
+        return self.day_start(now) == start
 
     def live(self) -> dict[int, LiveQueueFigures]:
         if self._live is None:

@@ -12,9 +12,10 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,12 +39,12 @@ from frontoffice.store.tables import (
     User,
 )
 
-from .acd import AcdService
+from .acd import AcdService, load_interactions
 from .acd_schemas import ContactIn, CustomerFields
 from .contact_center import ContactCenter
 from .context import Actor, audit
 from .identities import normalize_identity
-from .interactions import log_event
+from .interactions import EventSubject, log_event
 from .scope import event_visible, visible_interaction, where
 
 __all__ = [
@@ -94,6 +95,9 @@ _LEG_SUBJECTS = select(
 ).where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
 # A finished call leg waiting to be written: (interaction id, leg data, time, settled when committed).
 _PendingLeg = tuple[int, dict[str, Any], datetime, "asyncio.Future[None]"]
+# Dialled numbers whose entry point is kept in memory (see VoiceCalls.entry_for): far more than a
+# site has numbers, small enough that odd spellings of numbers sent by a scanner cannot grow it.
+ENTRY_CACHE_SIZE = 1024
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
@@ -185,6 +189,10 @@ class VoiceCalls:
         self._legs: list[_PendingLeg] = []
         self._leg_writer: asyncio.Task[None] | None = None
         self._acd_starting = 0
+        # entry_for's answers by dialled number, with the ContactCenter.entry_points_version they were
+        # read at (a change to any entry point makes them stale). Process-local: see
+        # ContactCenter.entry_points_changed for what that means with several nodes.
+        self._entries: dict[str, tuple[int, VoiceEntry]] = {}
 
     # ------------------------------------------------------------------ SIP accounts
     async def set_sip_credentials(
@@ -257,9 +265,12 @@ class VoiceCalls:
             external_ref=call.call_id[:500],
             attributes=attributes,
         )
+        # The Call-ID is the idempotency key: a repeated INVITE that reached us as a new call returns
+        # the first interaction. Repeats are rare, so the key is not looked up first (the unique key
+        # catches them; see create_contact).
         try:
             created = await self.contact_center.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200]
+                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
             )
         except InvalidInput as exc:
             if exc.error_id != "invalid-phone":
@@ -267,13 +278,19 @@ class VoiceCalls:
             # A caller id that is not a phone number (sip:user@host) must not block the call.
             data.customer = CustomerFields(first_name=first[:200], last_name=last[:200])
             created = await self.contact_center.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200]
+                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
             )
         return created.interaction.id
 
     async def set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:
         """Give a voice entry point a menu (or remove it with ``None``)."""
         actor.require("routing.write")
+        try:
+            await self._set_ivr(actor, entry_point_id, menu)
+        finally:
+            self.contact_center.entry_points_changed()
+
+    async def _set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:
         async with self.sessions.begin() as s:
             entry = await s.get(EntryPoint, entry_point_id)
             if entry is None or entry.channel != Channel.VOICE.value:
@@ -284,7 +301,24 @@ class VoiceCalls:
             audit(s, actor, "entry_point.ivr", "entry_point", entry_point_id)
 
     async def entry_for(self, dialled: str) -> VoiceEntry:
-        """The voice entry point of a dialled number; :class:`NotFound` when there is none."""
+        """The voice entry point of a dialled number; :class:`NotFound` when there is none.
+
+        Every inbound call asks this, and entry points change rarely: answers are kept in memory until
+        an entry point changes (:meth:`ContactCenter.entry_points_changed`). An unknown number is not
+        kept (it is read again: a number added by other means is found at once).
+        """
+        version = self.contact_center.entry_points_version
+        cached = self._entries.get(dialled)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        entry = await self._read_entry(dialled)
+        if self.contact_center.entry_points_version == version:  # no change while reading
+            if len(self._entries) >= ENTRY_CACHE_SIZE:
+                del self._entries[next(iter(self._entries))]  # the oldest
+            self._entries[dialled] = (version, entry)
+        return entry
+
+    async def _read_entry(self, dialled: str) -> VoiceEntry:
         candidates = [dialled]
         digits = re.sub(r"[^\d]", "", dialled)
         if digits:
@@ -336,7 +370,8 @@ class VoiceCalls:
                 starting = False
             taken.extend(self._legs)
             self._legs.clear()
-            await self._log_legs(s, taken)
+            # Read with the ACD's loader: the command's outputs use the rows (one read of the call).
+            await self._log_legs(s, taken, partial(load_interactions, s))
 
         try:
             await self.acd.execute(command, prepare)
@@ -392,17 +427,21 @@ class VoiceCalls:
             batch, self._legs = self._legs, []
             try:
                 async with self.sessions.begin() as s:
-                    await self._log_legs(s, batch)
+                    await self._log_legs(s, batch, partial(_leg_subjects, s))
             except Exception as exc:
                 _settle(batch, exc)
             else:
                 _settle(batch)
 
-    async def _log_legs(self, s: AsyncSession, legs: list[_PendingLeg]) -> None:
+    async def _log_legs(
+        self,
+        s: AsyncSession,
+        legs: list[_PendingLeg],
+        load: Callable[[list[int]], Awaitable[Mapping[int, EventSubject]]],
+    ) -> None:
         if not legs:
             return
-        ids = sorted({interaction_id for interaction_id, *_ in legs})
-        subjects = {row.id: row for row in await s.execute(_LEG_SUBJECTS, {"ids": ids})}
+        subjects = await load(sorted({interaction_id for interaction_id, *_ in legs}))
         for interaction_id, leg, at, _ in legs:
             subject = subjects.get(interaction_id)
             if subject is not None:
@@ -555,6 +594,10 @@ class VoiceCalls:
                 .where(Interaction.id == interaction_id)
             )
         return language or None
+
+
+async def _leg_subjects(s: AsyncSession, ids: list[int]) -> dict[int, EventSubject]:
+    return {row.id: row for row in await s.execute(_LEG_SUBJECTS, {"ids": ids})}
 
 
 def _settle(legs: list[_PendingLeg], error: BaseException | None = None) -> None:

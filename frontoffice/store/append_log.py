@@ -7,7 +7,9 @@ inserted together, in the order they were appended:
 
 * before the transaction commits (``before_commit``), so they commit with the change they record;
 * before any ORM query in the same transaction (``do_orm_execute``), so a read in that transaction
-  sees them, as it would have seen autoflushed objects.
+  sees them, as it would have seen autoflushed objects — unless the query is executed with
+  :data:`NOT_READING_LOGS` (it reads no log table, so the rows wait and go out in one statement
+  with the rest).
 
 After the commit, :func:`committed_rows` gives the rows that were written (the live statistics feed on
 them); a rollback drops them. Code that rolls back to a savepoint takes a mark with :func:`write_now`
@@ -23,10 +25,13 @@ from sqlalchemy import Insert, Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-__all__ = ["append_row", "committed_rows", "discard_since", "install", "write_now"]
+__all__ = ["NOT_READING_LOGS", "append_row", "committed_rows", "discard_since", "install", "write_now"]
 
 _UNWRITTEN = "frontoffice.log_rows.unwritten"
 _WRITTEN = "frontoffice.log_rows.written"
+_NOT_READING = "frontoffice.not_reading_logs"
+# Execution options of a query that reads no log table: it does not write the rows appended so far.
+NOT_READING_LOGS = {_NOT_READING: True}
 
 
 def append_row(session: AsyncSession | Session, table: Table, row: dict[str, Any]) -> None:
@@ -77,7 +82,11 @@ def discard_since(session: Session, mark: int) -> None:
 
 
 def _before_query(state: ORMExecuteState) -> None:
-    if state.is_select and state.session.info.get(_UNWRITTEN):
+    if (
+        state.is_select
+        and state.session.info.get(_UNWRITTEN)
+        and not state.execution_options.get(_NOT_READING)
+    ):
         _write(state.session)
 
 
