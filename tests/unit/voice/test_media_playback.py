@@ -4,50 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 
 from frontoffice.channels.voice import g711
 from frontoffice.channels.voice.media import FRAME_SAMPLES, PythonMediaBackend, parse_rtp
-from frontoffice.channels.voice.sip import Codec, NegotiatedMedia
+from frontoffice.channels.voice.sip import Codec
+
+from .rtp_peer import media_to, receive, rtp_socket
 
 PCMU = Codec(0, "PCMU")
 PCMA = Codec(8, "PCMA")
 
 
-def _phone() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    return sock
-
-
-async def _receive(sock: socket.socket, seconds: float) -> list[bytes]:
-    loop = asyncio.get_running_loop()
-    packets: list[bytes] = []
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        try:
-            packets.append(await asyncio.wait_for(loop.sock_recv(sock, 2048), left))
-        except TimeoutError:
-            break
-    return packets
-
-
-def _media(sock: socket.socket, codec: Codec) -> NegotiatedMedia:
-    return NegotiatedMedia("127.0.0.1", sock.getsockname()[1], codec, None, "sendrecv")
-
-
 async def test_every_waiting_caller_gets_a_continuous_stream_in_their_codec() -> None:
     music = bytes(range(256)) * 10  # 1280 samples of 16-bit PCM: the loop is 8 frames long
     backend = PythonMediaBackend("127.0.0.1", music=music)
-    phones = [_phone(), _phone()]
+    phones = [rtp_socket(), rtp_socket()]
     sessions = []
     for phone, codec in zip(phones, (PCMU, PCMA), strict=True):
         session = await backend.open_session(lambda digit: None)
-        session.set_caller(_media(phone, codec))
+        session.set_caller(media_to(phone, codec))
         session.play_hold_music()
         sessions.append(session)
-    received = await asyncio.gather(*(_receive(phone, 0.5) for phone in phones))
+    received = await asyncio.gather(*(receive(phone, 0.5) for phone in phones))
     for session in sessions:
         await session.close()
     await backend.close()
@@ -75,18 +53,18 @@ async def test_a_prompt_plays_once_then_the_music_and_bridging_stops_both() -> N
     music = b"\x00\x00" * FRAME_SAMPLES * 4
     prompt = b"\xff\x7f" * FRAME_SAMPLES * 3  # three frames of a loud tone
     backend = PythonMediaBackend("127.0.0.1", music=music)
-    phone = _phone()
+    phone = rtp_socket()
     session = await backend.open_session(lambda digit: None)
-    session.set_caller(_media(phone, PCMU))
+    session.set_caller(media_to(phone, PCMU))
     session.play_prompt(prompt)
-    frames = [parse_rtp(p) for p in await _receive(phone, 0.3)]
+    frames = [parse_rtp(p) for p in await receive(phone, 0.3)]
     session.bridge()
     while True:  # frames sent before the bridge (loopback delivers them at once)
         try:
             frames.append(parse_rtp(phone.recv(2048)))
         except BlockingIOError:
             break
-    after_bridge = await _receive(phone, 0.15)
+    after_bridge = await receive(phone, 0.15)
     await session.close()
     await backend.close()
 

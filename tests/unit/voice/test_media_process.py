@@ -5,39 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import struct
 from pathlib import Path
 
 from frontoffice.channels.voice.media import build_rtp, parse_rtp
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
-from frontoffice.channels.voice.sip import Codec, NegotiatedMedia
+from frontoffice.channels.voice.sip import Codec
+
+from .rtp_peer import media_to, receive, rtp_socket
 
 PCMU = Codec(0, "PCMU")
 EVENT = Codec(101, "telephone-event")
-
-
-def _socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    return sock
-
-
-def _media(sock: socket.socket) -> NegotiatedMedia:
-    return NegotiatedMedia("127.0.0.1", sock.getsockname()[1], PCMU, EVENT, "sendrecv")
-
-
-async def _packets(sock: socket.socket, seconds: float) -> list[bytes]:
-    loop = asyncio.get_running_loop()
-    received: list[bytes] = []
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        try:
-            received.append(await asyncio.wait_for(loop.sock_recv(sock, 2048), left))
-        except TimeoutError:
-            break
-    return received
 
 
 async def _until(check: object, what: str) -> None:
@@ -57,12 +35,12 @@ async def test_music_dtmf_relay_recording_and_counters_through_the_media_process
     backend = ProcessMediaBackend("127.0.0.1", music=b"\x10\x00" * 1600)
     await backend.start()
     assert backend.pid is not None
-    caller, agent = _socket(), _socket()
+    caller, agent = rtp_socket(), rtp_socket()
     digits: list[str] = []
     session = await backend.open_session(digits.append)
-    session.set_caller(_media(caller))
+    session.set_caller(media_to(caller, PCMU, EVENT))
     session.play_hold_music()
-    music = [parse_rtp(p) for p in await _packets(caller, 0.3)]
+    music = [parse_rtp(p) for p in await receive(caller, 0.3)]
     assert len(music) >= 5 and all(p is not None and p.payload_type == 0 for p in music)
 
     # The caller presses 5 (the end packet three times, RFC 4733 §2.5.1.4): one digit.
@@ -72,14 +50,14 @@ async def test_music_dtmf_relay_recording_and_counters_through_the_media_process
     await _until(lambda: digits == ["5"], "the digit from the media process")
 
     # Bridged and recorded: the caller's audio reaches the agent.
-    session.set_agent(_media(agent))
+    session.set_agent(media_to(agent, PCMU, EVENT))
     session.record(tmp_path / "mixed.wav")
     session.bridge()
     await asyncio.sleep(0.1)  # the commands reach the child
     for n in range(20):
         packet = build_rtp(0, 200 + n, 160 * n, 0x5678, b"\xff" * 160)
         await loop.sock_sendto(caller, packet, ("127.0.0.1", session.caller_port))
-    relayed = await _packets(agent, 0.5)
+    relayed = await receive(agent, 0.5)
     assert len(relayed) == 20
     # Live counters arrive twice a second while the session runs.
     await _until(lambda: session.stats.relayed_to_agent == 20, "live counters")
@@ -104,9 +82,9 @@ async def test_a_dead_media_process_is_replaced_for_the_next_call_and_close_does
 
     again = await backend.open_session(lambda digit: None)
     assert backend.pid not in (None, first)
-    caller = _socket()
-    again.set_caller(_media(caller))
+    caller = rtp_socket()
+    again.set_caller(media_to(caller, PCMU, EVENT))
     again.play_hold_music()
-    assert await _packets(caller, 0.3)
+    assert await receive(caller, 0.3)
     await again.close()
     await backend.close()
