@@ -4,7 +4,7 @@ The SIP transports, the RTP relay and music on hold are loop-bound work: every d
 every 20 ms frame is a loop callback. uvloop (libuv) runs those callbacks and UDP syscalls with less
 interpreter overhead than the selector loop, which ``bench/voice.py`` measures in call setups per
 second and CPU per call. Nothing in the code depends on which loop runs it; the test suite runs on
-asyncio's loop and the voice tests again on uvloop (``tests/integration/test_voice_uvloop.py``).
+asyncio's loop and the voice tests again on uvloop (``tests/integration/on_uvloop/``).
 """
 
 from __future__ import annotations
