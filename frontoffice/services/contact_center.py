@@ -187,7 +187,7 @@ class ContactCenter:
             if queue is None:
                 raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
             # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
-            interaction = await self.interactions.record_row(
+            interaction = await self.interactions.record(
                 s,
                 partial(hold_interaction, s),
                 channel=data.channel,

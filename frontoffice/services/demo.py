@@ -147,6 +147,7 @@ async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) 
                 channel = rng.choice([Channel.WEBFORM, Channel.EMAIL, Channel.VOICE])
                 interaction = await interactions.record(
                     s,
+                    interactions.orm_row(s),
                     channel=channel,
                     direction=Direction.INBOUND,
                     customer_id=card.id,

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import CursorResult, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 
 from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
@@ -79,47 +80,6 @@ class InteractionService:
     async def record(
         self,
         s: AsyncSession,
-        *,
-        channel: Channel,
-        direction: Direction,
-        customer_id: int | None,
-        subject: str = "",
-        from_address: str = "",
-        to_address: str = "",
-        external_ref: str | None = None,
-        entry_point_id: int | None = None,
-        queue_id: int | None = None,
-        project_id: int | None = None,
-        priority: int = 0,
-        attributes: dict[str, Any] | None = None,
-        state: InteractionState = InteractionState.NEW,
-    ) -> Interaction:
-        """Create an interaction and its ``created`` event inside the caller's transaction."""
-        now = self.clock()
-        interaction = Interaction(
-            channel=channel.value,
-            direction=direction.value,
-            customer_id=customer_id,
-            subject=subject,
-            from_address=from_address,
-            to_address=to_address,
-            external_ref=external_ref,
-            entry_point_id=entry_point_id,
-            queue_id=queue_id,
-            project_id=project_id,
-            priority=priority,
-            attributes=attributes or {},
-            state=state.value,
-            created_at=now,
-        )
-        s.add(interaction)
-        await s.flush()
-        log_event(s, interaction, InteractionEventType.CREATED, now)
-        return interaction
-
-    async def record_row(
-        self,
-        s: AsyncSession,
         row: Callable[[dict[str, Any]], S],
         *,
         channel: Channel,
@@ -136,9 +96,10 @@ class InteractionService:
         attributes: dict[str, Any] | None = None,
         state: InteractionState = InteractionState.NEW,
     ) -> S:
-        """:meth:`record` with one Core ``INSERT`` instead of an ORM object and a unit-of-work flush,
-        for a caller that works on plain values (the ACD's contact path): ``row`` makes the caller's
-        object from every column's value, id included; the ``created`` event is logged for it."""
+        """Create an interaction and its ``created`` event inside the caller's transaction, with one Core
+        ``INSERT``. ``row`` makes the caller's object from every column's value, id included:
+        :meth:`orm_row` for an ORM object in the session (its later changes are flushed as usual), the
+        ACD's ``hold_interaction`` for the contact path (no ORM object, no unit-of-work flush)."""
         now = self.clock()
         values: dict[str, Any] = {
             "channel": channel.value,
@@ -172,6 +133,19 @@ class InteractionService:
         created = row(values)
         log_event(s, created, InteractionEventType.CREATED, now)
         return created
+
+    @staticmethod
+    def orm_row(s: AsyncSession) -> Callable[[dict[str, Any]], Interaction]:
+        """A ``row`` for :meth:`record`: the inserted interaction as a persistent ORM object of ``s``
+        (built from the inserted values, so no read)."""
+
+        def attach(values: dict[str, Any]) -> Interaction:
+            interaction = Interaction(**values)
+            make_transient_to_detached(interaction)
+            s.sync_session.add(interaction)
+            return interaction
+
+        return attach
 
     async def get(self, actor: Actor, interaction_id: int) -> InteractionOut:
         """One interaction; another project's (for a user limited to projects) answers 404."""

@@ -78,6 +78,7 @@ class OutboundCallRecords:
                     customer_id = created.id
             interaction = await self.interactions.record(
                 s,
+                self.interactions.orm_row(s),
                 channel=Channel.VOICE,
                 direction=Direction.OUTBOUND,
                 customer_id=customer_id,

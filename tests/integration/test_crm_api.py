@@ -164,7 +164,12 @@ async def test_timeline_reads_every_channel_newest_first(client, admin_headers, 
     async with container.sessions.begin() as s:
         for channel in (Channel.VOICE, Channel.EMAIL, Channel.CHAT):
             await container.interactions.record(
-                s, channel=channel, direction=Direction.INBOUND, customer_id=c["id"], subject=channel.value
+                s,
+                container.interactions.orm_row(s),
+                channel=channel,
+                direction=Direction.INBOUND,
+                customer_id=c["id"],
+                subject=channel.value,
             )
     items = (await client.get(f"{API}/customers/{c['id']}/timeline", headers=admin_headers)).json()["items"]
     assert {i["channel"] for i in items} == {"voice", "email", "chat"}
@@ -195,7 +200,11 @@ async def test_merge_moves_identities_notes_and_history_and_is_audited(
     )
     async with container.sessions.begin() as s:
         await container.interactions.record(
-            s, channel=Channel.EMAIL, direction=Direction.INBOUND, customer_id=dup["id"]
+            s,
+            container.interactions.orm_row(s),
+            channel=Channel.EMAIL,
+            direction=Direction.INBOUND,
+            customer_id=dup["id"],
         )
     suggestions = (await client.get(f"{API}/customers/duplicates", headers=admin_headers)).json()
     assert {
@@ -390,7 +399,11 @@ async def test_agents_cannot_reach_supervisor_or_admin_endpoints(client, agent_h
 async def test_events_are_appended_in_the_same_transaction(container: Container) -> None:
     async with container.sessions.begin() as s:
         interaction = await container.interactions.record(
-            s, channel=Channel.WEBFORM, direction=Direction.INBOUND, customer_id=None
+            s,
+            container.interactions.orm_row(s),
+            channel=Channel.WEBFORM,
+            direction=Direction.INBOUND,
+            customer_id=None,
         )
     async with container.sessions() as s:
         count = await s.scalar(
