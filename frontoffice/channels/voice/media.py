@@ -12,6 +12,7 @@ import math
 import secrets
 import struct
 import tempfile
+import time
 import wave
 from array import array
 from collections.abc import Callable
@@ -49,6 +50,11 @@ DtmfHandler = Callable[[str], None]
 RECORDING_GAP_SAMPLES = SAMPLE_RATE * 60 // 1000
 # Samples mixed per step when a call's recording is finished (bounded memory for long calls).
 MIX_CHUNK_SAMPLES = SAMPLE_RATE * 10
+# Sequence number, timestamp and SSRC: the part of an RTP header a leg's outgoing stream rewrites.
+_SEQ_TS_SSRC = struct.Struct("!HII")
+# RTCP packet types 200-204 read as RTP payload types 72-76 (RFC 5761 §4). We do not offer rtcp-mux,
+# so such packets on an RTP port are not media: they are neither relayed nor recorded.
+_RTCP_AS_RTP = range(72, 77)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +252,17 @@ def _wav_writer(path: Path, channels: int) -> wave.Wave_write:
 
 
 class _Leg(asyncio.DatagramProtocol):
-    """One RTP socket; latches onto the peer's source address (symmetric RTP, RFC 4961) for NAT."""
+    """One RTP socket; latches onto the peer's source address (symmetric RTP, RFC 4961) for NAT.
+
+    What the leg sends its peer is one RTP stream, whatever feeds it: the music, then one agent's
+    phone, after a transfer another's. Each source has its own SSRC, sequence numbers and timestamps,
+    and a phone's jitter buffer that sees the sequence numbers jump back takes every later packet for
+    a late one and drops it (baresip does: "dropping ... Connection timed out"). So, as a B2BUA does
+    (RFC 7667 §3.2.1.3, a media-switching mixer), the first source's numbers go out as they are and a
+    later source's are shifted to continue them: the same SSRC, the next sequence number, the
+    timestamp advanced by the time that passed, and the marker bit on its first packet so that the
+    peer resynchronises (RFC 3551 §4.1).
+    """
 
     def __init__(self, on_packet: Callable[[bytes], None]) -> None:
         self.on_packet = on_packet
@@ -255,6 +271,16 @@ class _Leg(asyncio.DatagramProtocol):
         self.latched = False
         # After the peer changed (a transfer), packets still in flight from the previous one are dropped.
         self.previous: tuple[str, int] | None = None
+        # The outgoing stream: its SSRC, the source now feeding it and that source's shifts.
+        self._ssrc = 0
+        self._source = -1  # no SSRC yet (SSRCs are 32-bit unsigned)
+        self._seq_shift = 0
+        self._ts_shift = 0
+        self._rewrite = False
+        self._mark = False
+        self._seq = 0  # the newest sequence number and timestamp sent, and when
+        self._ts = 0
+        self._sent_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
@@ -279,6 +305,35 @@ class _Leg(asyncio.DatagramProtocol):
     def send(self, data: bytes) -> None:
         if self.transport is not None and self.remote is not None and not self.transport.is_closing():
             self.transport.sendto(data, self.remote)
+
+    def forward(self, data: bytes, ssrc: int, sequence: int, timestamp: int) -> None:
+        """Send the RTP packet ``data`` (whose header holds ``ssrc``, ``sequence`` and ``timestamp``)
+        on this leg's one outgoing stream (see the class)."""
+        if ssrc != self._source:
+            self._switch_to(ssrc, sequence, timestamp)
+        sequence = (sequence + self._seq_shift) & 0xFFFF
+        timestamp = (timestamp + self._ts_shift) & 0xFFFFFFFF
+        if self._rewrite:
+            packet = bytearray(data)
+            _SEQ_TS_SSRC.pack_into(packet, 2, sequence, timestamp, self._ssrc)
+            if self._mark:
+                packet[1] |= 0x80
+                self._mark = False
+            data = bytes(packet)
+        if (sequence - self._seq) & 0xFFFF < 0x8000:  # not a reordered older packet
+            self._seq, self._ts, self._sent_at = sequence, timestamp, time.monotonic()
+        self.send(data)
+
+    def _switch_to(self, ssrc: int, sequence: int, timestamp: int) -> None:
+        first = self._source == -1
+        self._source = ssrc
+        if first:
+            self._ssrc, self._seq = ssrc, (sequence - 1) & 0xFFFF
+            return
+        elapsed = round((time.monotonic() - self._sent_at) * SAMPLE_RATE)
+        self._seq_shift = (self._seq + 1 - sequence) & 0xFFFF
+        self._ts_shift = (self._ts + max(FRAME_SAMPLES, elapsed) - timestamp) & 0xFFFFFFFF
+        self._rewrite = self._mark = True
 
     @property
     def port(self) -> int:
@@ -429,7 +484,8 @@ class _PythonSession:
         self._play_encoded, self._play_position = encoded, position + frame
         ssrc, sequence, timestamp = self._play_rtp
         n = self._play_n
-        self._caller.send(build_rtp(self._play_type, sequence, timestamp, ssrc, chunk, marker=n == 0))
+        packet = build_rtp(self._play_type, sequence, timestamp, ssrc, chunk, marker=n == 0)
+        self._caller.forward(packet, ssrc, sequence, timestamp)
         self.stats.music_packets += 1
         self._play_rtp = (ssrc, sequence + 1, timestamp + frame)
         self._play_n = n + 1
@@ -444,7 +500,7 @@ class _PythonSession:
     def _from_caller(self, data: bytes) -> None:
         self.stats.caller_packets_in += 1
         packet = parse_rtp(data)
-        if packet is None:
+        if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
         media = self._caller_media
         if (
@@ -460,16 +516,17 @@ class _PythonSession:
                 self._on_dtmf(event[0])
         self._record("caller", media, packet)
         if self._bridged:
-            self._agent.send(data)
+            self._agent.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_agent += 1
 
     def _from_agent(self, data: bytes) -> None:
         self.stats.agent_packets_in += 1
         packet = parse_rtp(data)
-        if packet is not None:
-            self._record("agent", self._agent_media, packet)
+        if packet is None or packet.payload_type in _RTCP_AS_RTP:
+            return
+        self._record("agent", self._agent_media, packet)
         if self._bridged:
-            self._caller.send(data)
+            self._caller.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_caller += 1
 
     async def close(self) -> MediaStats:
