@@ -40,7 +40,15 @@ def append_row(session: AsyncSession | Session, table: Table, row: dict[str, Any
 
 
 def committed_rows(session: Session, table: Table) -> list[dict[str, Any]]:
-    """The rows of ``table`` the transaction that just committed wrote (call from ``after_commit``)."""
+    """The rows of ``table`` the transaction that just committed wrote (call from ``after_commit``).
+
+    SQLAlchemy fires ``after_commit`` for a savepoint's release too, while the transaction around it
+    can still roll back; nothing is committed then, so the answer is empty. (The ACD's group commit
+    releases a savepoint per command: before this check, every release handed the live statistics
+    all the rows of the batch so far, again and again.)
+    """
+    if session.in_nested_transaction():
+        return []
     return [row for t, row in session.info.get(_WRITTEN, ()) if t is table]
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, event, func, select
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -243,3 +243,43 @@ async def test_a_rollback_to_a_savepoint_keeps_the_log_rows_written_before_it(co
     assert [[r["state"] for r in rows] for rows in seen] == [["kept", "after"]]
     async with container.sessions() as s:
         assert sorted(await s.scalars(select(AgentEvent.state))) == ["after", "kept"]
+
+
+async def test_a_released_savepoint_is_not_a_commit_of_its_log_rows(container: Container) -> None:
+    """SQLAlchemy fires ``after_commit`` when a savepoint is released: its rows are reported once, with
+    the transaction's commit, and not at all if the transaction then rolls back."""
+    seen: list[list[str]] = []
+    cls = sync_session_class(container.sessions)
+
+    def committed(session: Session) -> None:
+        seen.append([r["state"] for r in committed_rows(session, _AGENT_EVENTS)])
+
+    def row(state: str) -> dict[str, Any]:
+        return {"agent_id": 1, "at": datetime.now(UTC), "state": state, "reason": None}
+
+    event.listen(cls, "after_commit", committed)
+    try:
+        async with container.sessions.begin() as s:
+            for state in ("first", "second"):
+                await s.run_sync(write_now)
+                savepoint = await s.begin_nested()
+                append_row(s, _AGENT_EVENTS, row(state))
+                await savepoint.commit()
+        assert [rows for rows in seen if rows] == [["first", "second"]]
+        seen.clear()
+        with pytest.raises(RuntimeError):
+            async with container.sessions.begin() as s:
+                if s.get_bind().dialect.name == "sqlite":
+                    # As the ACD does: in SQLite a first SAVEPOINT would begin the transaction, and
+                    # its release would commit it.
+                    await s.execute(text("BEGIN IMMEDIATE"))
+                await s.run_sync(write_now)
+                savepoint = await s.begin_nested()
+                append_row(s, _AGENT_EVENTS, row("rolled back"))
+                await savepoint.commit()
+                raise RuntimeError("the transaction fails after the savepoint")
+    finally:
+        event.remove(cls, "after_commit", committed)
+    assert [rows for rows in seen if rows] == []
+    async with container.sessions() as s:
+        assert sorted(await s.scalars(select(AgentEvent.state))) == ["first", "second"]
