@@ -28,6 +28,8 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,35 @@ MAX_LINE = 1 << 20
 _STATS_FIELDS = tuple(f.name for f in dataclasses.fields(MediaStats))
 # Counted by the signalling side (the announcements it asked for), not by the media process.
 _PARENT_FIELDS = ("announcements",)
+
+
+class _Lines:
+    """JSON lines to a pipe, written together once per loop turn.
+
+    A step of a call sends several commands at once (the caller's media, the music; the agent's media,
+    the bridge, the recording), and a write is a system call that also wakes the reader: written one
+    by one they cost both sides noticeably more than the commands themselves.
+    """
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._pending: list[bytes] = []
+        self._flushing: asyncio.Handle | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(message, separators=(",", ":")).encode())
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what is waiting now."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        if self._pending:
+            data = b"\n".join(self._pending) + b"\n"
+            self._pending.clear()
+            self._write(data)
 
 
 def _media_json(media: NegotiatedMedia) -> dict[str, Any]:
@@ -95,6 +126,9 @@ class _ProcessSession:
 
     def bridge(self) -> None:
         self._send("bridge")
+        # At once, not with the loop turn's other lines: the caller's 200 OK goes out next, and the
+        # audio it starts must find the bridge in place (packets before it are not relayed).
+        self._backend._flush()
 
     def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None:
         self._send("record", mixed=str(mixed_path), stereo=None if stereo_path is None else str(stereo_path))
@@ -128,6 +162,7 @@ class ProcessMediaBackend:
         self._python = python
         self._event_loop = event_loop
         self._process: asyncio.subprocess.Process | None = None
+        self._lines: _Lines | None = None  # to the running child
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
         self._ids = count(1)
@@ -158,6 +193,7 @@ class ProcessMediaBackend:
                 "--address", self.address, "--event-loop", self._event_loop,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE,
             )  # fmt: skip
+            self._lines = _Lines(partial(self._write_to, self._process))
             self._sounds.clear()
             self._send({"op": "hold_music", "pcm": base64.b64encode(self.music).decode()})
             self._reader = asyncio.get_running_loop().create_task(self._read(self._process))
@@ -171,7 +207,8 @@ class ProcessMediaBackend:
         if process is None:
             return
         if process.returncode is None:
-            self._send_to(process, {"op": "exit"})
+            self._flush()
+            self._write_to(process, b'{"op":"exit"}\n')
             if process.stdin is not None:
                 process.stdin.close()
             try:
@@ -214,15 +251,20 @@ class ProcessMediaBackend:
 
     # ------------------------------------------------------------------ the pipe
     def _send(self, message: dict[str, Any]) -> None:
-        if self._process is not None:
-            self._send_to(self._process, message)
+        if self._process is not None and self._lines is not None:
+            self._lines.send(message)
+
+    def _flush(self) -> None:
+        if self._lines is not None:
+            self._lines.flush()
 
     @staticmethod
-    def _send_to(process: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
+    def _write_to(process: asyncio.subprocess.Process, data: bytes) -> None:
+        """Write to ``process`` if it still runs (lines for a child that died are dropped)."""
         stdin = process.stdin
         if stdin is None or stdin.is_closing() or process.returncode is not None:
             return
-        stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        stdin.write(data)
 
     async def _request(self, reply: str, session_id: int, message: dict[str, Any]) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -289,6 +331,7 @@ class _Child:
     def __init__(self, address: str, out: asyncio.StreamWriter | asyncio.WriteTransport) -> None:
         self.address = address
         self.out = out
+        self.lines = _Lines(out.write)
         self.backend = PythonMediaBackend(address)
         self.sessions: dict[int, MediaSession] = {}
         self.sounds: dict[str, bytes] = {}
@@ -296,7 +339,7 @@ class _Child:
         self.closing: set[asyncio.Task[None]] = set()
 
     def emit(self, message: dict[str, Any]) -> None:
-        self.out.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        self.lines.send(message)
 
     async def handle(self, message: dict[str, Any]) -> None:
         op = message["op"]
@@ -395,6 +438,7 @@ async def _serve(address: str) -> None:
         if child.closing:
             await asyncio.wait(child.closing)
         await child.backend.close()
+        child.lines.flush()
         transport.close()
 
 

@@ -88,3 +88,20 @@ async def test_a_dead_media_process_is_replaced_for_the_next_call_and_close_does
     assert await receive(caller, 0.3)
     await again.close()
     await backend.close()
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write_and_a_bridge_at_once() -> None:
+    from frontoffice.channels.voice.media_process import _Lines
+
+    writes: list[bytes] = []
+    lines = _Lines(writes.append)
+    lines.send({"op": "agent", "id": 1})
+    lines.send({"op": "record", "id": 1})
+    assert writes == []
+    await asyncio.sleep(0)  # the loop turn ends
+    assert writes == [b'{"op":"agent","id":1}\n{"op":"record","id":1}\n']
+    lines.send({"op": "bridge", "id": 1})
+    lines.flush()  # what a bridge does, before the caller's 200 OK goes out
+    assert writes[1:] == [b'{"op":"bridge","id":1}\n']
+    await asyncio.sleep(0)
+    assert len(writes) == 2  # nothing left to write at the end of the turn
