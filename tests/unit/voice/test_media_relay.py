@@ -13,7 +13,13 @@ import asyncio
 import itertools
 import socket
 
-from frontoffice.channels.voice.media import PythonMediaBackend, RtpPacket, build_rtp, parse_rtp
+from frontoffice.channels.voice.media import (
+    MediaSession,
+    PythonMediaBackend,
+    RtpPacket,
+    build_rtp,
+    parse_rtp,
+)
 from frontoffice.channels.voice.sip import Codec
 
 from .rtp_peer import media_to, receive, rtp_socket
@@ -46,13 +52,19 @@ def _one_stream(frames: list[RtpPacket]) -> None:
         assert 0 < (after.timestamp - before.timestamp) & 0xFFFFFFFF < 0x80000000
 
 
-async def test_a_carrier_changing_its_stream_reaches_the_agent_as_one_stream() -> None:
+async def _bridged() -> tuple[PythonMediaBackend, MediaSession, socket.socket, socket.socket]:
+    """A bridged session between two loopback phones: the backend, the session, caller, agent."""
     backend = PythonMediaBackend("127.0.0.1")
     caller, agent = rtp_socket(), rtp_socket()
     session = await backend.open_session(lambda digit: None)
     session.set_caller(media_to(caller, PCMA, EVENT))
     session.set_agent(media_to(agent, PCMA, EVENT))
     session.bridge()
+    return backend, session, caller, agent
+
+
+async def test_a_carrier_changing_its_stream_reaches_the_agent_as_one_stream() -> None:
+    backend, session, caller, agent = await _bridged()
     # sipp's DTMF pcap (SSRC 0x0e05384e, sequence 8042...) then its speech (0xdee0ee8f, 59133...):
     # 59133 is behind 8042 in 16-bit sequence arithmetic.
     await _talk(caller, session.caller_port, 0x0E05384E, 8042, 23200, 5)
@@ -104,12 +116,7 @@ async def test_the_caller_hears_music_then_one_agent_then_another_as_one_stream(
 
 
 async def test_rtcp_on_an_rtp_port_is_not_relayed() -> None:
-    backend = PythonMediaBackend("127.0.0.1")
-    caller, agent = rtp_socket(), rtp_socket()
-    session = await backend.open_session(lambda digit: None)
-    session.set_caller(media_to(caller, PCMA, EVENT))
-    session.set_agent(media_to(agent, PCMA, EVENT))
-    session.bridge()
+    backend, session, caller, agent = await _bridged()
     # An RTCP receiver report (packet type 201: reads as RTP payload type 73), then real audio.
     report = bytes([0x81, 201, 0, 7]) + bytes(28)
     await asyncio.get_running_loop().sock_sendto(caller, report, ("127.0.0.1", session.caller_port))
