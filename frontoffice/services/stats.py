@@ -1,8 +1,9 @@
 """Statistics from the event log: historical reports, and live wallboard figures kept up to date.
 
 Live figures come from a :class:`MetricsAccumulator` that is rebuilt from today's events on start and
-then fed every committed event (a SQLAlchemy ``after_flush`` hook collects them, ``after_commit`` hands
-them over), so they are correct across restarts: they come from the log, not from counters.
+then fed every committed event (``store.append_log`` keeps the log rows a transaction wrote, and the
+``after_commit`` of the outermost transaction hands them over, not a savepoint's release), so they are
+correct across restarts: they come from the log, not from counters.
 """
 
 from __future__ import annotations

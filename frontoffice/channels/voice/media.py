@@ -276,8 +276,8 @@ class _Leg(asyncio.DatagramProtocol):
         self._source = -1  # no SSRC yet (SSRCs are 32-bit unsigned)
         self._seq_shift = 0
         self._ts_shift = 0
-        self._rewrite = False
-        self._mark = False
+        self._rewrite = False  # set at the first switch of source: until then packets go out untouched
+        self._mark = False  # the next packet sent starts a new source
         self._seq = 0  # the newest sequence number and timestamp sent, and when
         self._ts = 0
         self._sent_at = 0.0

@@ -204,11 +204,13 @@ class ProcessMediaBackend:
             with contextlib.suppress(Exception):
                 await session.close()
         process, self._process = self._process, None
+        lines, self._lines = self._lines, None
         if process is None:
             return
         if process.returncode is None:
-            self._flush()
-            self._write_to(process, b'{"op":"exit"}\n')
+            if lines is not None:
+                lines.send({"op": "exit"})
+                lines.flush()
             if process.stdin is not None:
                 process.stdin.close()
             try:
