@@ -119,7 +119,7 @@ class _Visit:
     """One stay of an interaction in one queue (or a direct, unqueued handling by an agent)."""
 
     __slots__ = (
-        "abandon_agent",
+        "abandon_agents",
         "agent_id",
         "chain_start",
         "channel",
@@ -128,7 +128,7 @@ class _Visit:
         "done_at",
         "handled",
         "hold_us",
-        "offer_agent",
+        "offer_agents",
         "offers",
         "outcome",
         "outcome_at",
@@ -161,8 +161,10 @@ class _Visit:
         self.outcome: str | None = None  # answered, abandoned, overflowed, transferred, failed
         self.outcome_at: datetime | None = None
         self.offers: list[list[object]] = []  # [agent_id, "offered" | "rejected" | "timed_out"]
-        self.offer_agent: int | None = None  # agent currently being offered the contact
-        self.abandon_agent: int | None = None
+        # Agents the contact is ringing at now (several for a ring-all offer), and those it was ringing
+        # at when the customer left (an abandon counts against each of them).
+        self.offer_agents: tuple[int, ...] = ()
+        self.abandon_agents: tuple[int, ...] = ()
         self.agent_id: int | None = None
         self.connected_at: datetime | None = None
         self.talk_end_at: datetime | None = None
@@ -198,6 +200,18 @@ def _hold_us(data: Mapping[str, object]) -> int:
         except (OverflowError, ValueError):
             return 0
     return 0
+
+
+def _agents_of(e: InteractionEventRecord, key: str) -> tuple[int, ...]:
+    """The agents an offer event concerns. The ACD names them in the event's data (``agent_ids`` for
+    an offer, its time-out or withdrawal, ``rejected_by`` for a rejection): a ring-all offer rings
+    several agents at once, so the event's agent column (the contact's agent) is empty then."""
+    value = e.data.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(a for a in value if isinstance(a, int) and not isinstance(a, bool))
+    return () if e.agent_id is None else (e.agent_id,)
 
 
 class _Tracker:
@@ -253,20 +267,29 @@ class _Tracker:
                 created = state.current = self._direct(state, e)
         elif kind == Ev.OFFERED:
             if cur.waiting:
-                cur.offers.append([e.agent_id, "offered"])
-                cur.offer_agent = e.agent_id
-        elif kind in (Ev.OFFER_REJECTED, Ev.OFFER_TIMED_OUT):
+                agents = _agents_of(e, "agent_ids")
+                cur.offers.extend([agent, "offered"] for agent in agents)
+                cur.offer_agents = agents
+        elif kind in (Ev.OFFER_REJECTED, Ev.OFFER_TIMED_OUT, Ev.OFFER_WITHDRAWN):
             if cur.waiting:
-                result = "rejected" if kind == Ev.OFFER_REJECTED else "timed_out"
-                for offer in reversed(cur.offers):
-                    if offer[1] == "offered" and (e.agent_id is None or offer[0] == e.agent_id):
-                        offer[1] = result
-                        break
-                cur.offer_agent = None
+                key = "rejected_by" if kind == Ev.OFFER_REJECTED else "agent_ids"
+                ended = _agents_of(e, key)
+                if kind != Ev.OFFER_WITHDRAWN:
+                    result = "rejected" if kind == Ev.OFFER_REJECTED else "timed_out"
+                    for agent in ended or cur.offer_agents:
+                        for offer in reversed(cur.offers):
+                            if offer[1] == "offered" and offer[0] == agent:
+                                offer[1] = result
+                                break
+                # Without agents named (an old log), the whole offer ended.
+                cur.offer_agents = tuple(a for a in cur.offer_agents if ended and a not in ended)
         elif kind == Ev.CONNECTED:
             if cur.waiting:
                 cur.outcome, cur.outcome_at = "answered", e.at
-                cur.agent_id = e.agent_id if e.agent_id is not None else cur.offer_agent
+                if e.agent_id is not None:
+                    cur.agent_id = e.agent_id
+                elif len(cur.offer_agents) == 1:
+                    cur.agent_id = cur.offer_agents[0]
                 cur.connected_at = e.at
             elif not cur.talking:
                 # An unqueued contact (outbound call, agent-initiated email) handled directly.
@@ -285,7 +308,7 @@ class _Tracker:
             if cur.waiting:
                 cur.outcome = "abandoned" if kind == Ev.ABANDONED else "failed"
                 cur.outcome_at = e.at
-                cur.abandon_agent = cur.offer_agent
+                cur.abandon_agents = cur.offer_agents
         elif kind == Ev.OVERFLOWED:
             if cur.waiting:
                 cur.outcome, cur.outcome_at = "overflowed", e.at
@@ -455,8 +478,11 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
                 c.offered += 1
                 c.offers_rejected += result == "rejected"
                 c.offers_timed_out += result == "timed_out"
-        outcome_key: GroupKey = v.abandon_agent if v.outcome == "abandoned" else v.agent_id
-        outcome_counted = outcome_key is not None
+        outcome_keys: tuple[GroupKey, ...] = (
+            v.abandon_agents
+            if v.outcome == "abandoned"
+            else ((v.agent_id,) if v.agent_id is not None else ())
+        )
     else:
         key = {"queue": v.queue_id, "channel": v.channel, "project": v.project_id}.get(group)
         c = cell(key)
@@ -467,23 +493,24 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
         c.failed += v.outcome == "failed"
         if v.outcome == "transferred":
             c.transferred += 1
-        outcome_key, outcome_counted = key, True
+        outcome_keys = (key,)
 
-    if outcome_counted and v.outcome_at is not None and v.outcome in ("answered", "abandoned"):
-        c = cell(outcome_key)
+    if v.outcome_at is not None and v.outcome in ("answered", "abandoned"):
         wait = (v.outcome_at - entry) // _US
-        c.longest_wait_us = max(c.longest_wait_us, wait)
-        if v.outcome == "answered":
-            c.answered += 1
-            c.answered_within += wait <= p.sl_us
-            c.wait_answered_us += wait
-        else:
-            c.abandoned += 1
-            c.short_abandoned += wait < p.short_us
-            c.abandoned_within += wait <= p.sl_us
+        for outcome_key in outcome_keys:
+            c = cell(outcome_key)
+            c.longest_wait_us = max(c.longest_wait_us, wait)
+            if v.outcome == "answered":
+                c.answered += 1
+                c.answered_within += wait <= p.sl_us
+                c.wait_answered_us += wait
+            else:
+                c.abandoned += 1
+                c.short_abandoned += wait < p.short_us
+                c.abandoned_within += wait <= p.sl_us
 
     if v.handled and v.connected_at is not None and v.talk_end_at is not None:
-        handler: GroupKey = v.agent_id if group == "agent" else outcome_key
+        handler: GroupKey = v.agent_id if group == "agent" else outcome_keys[0]
         if group != "agent" or handler is not None:
             c = cell(handler)
             c.handled += 1

@@ -1,0 +1,91 @@
+"""Figures that add up: how the log the ACD writes is read (per-agent offers, moves, turned away)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from frontoffice.domain.metrics import InteractionEventRecord, MetricsAccumulator, compute_report
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+HOUR = T0 + timedelta(hours=1)
+
+
+def ev(
+    interaction: int,
+    second: float,
+    kind: str,
+    queue: int | None = 1,
+    agent: int | None = None,
+    **data: object,
+) -> InteractionEventRecord:
+    return InteractionEventRecord(
+        interaction, T0 + timedelta(seconds=second), kind, queue, agent, 100, "chat", data
+    )
+
+
+def agent_figures(events: list[InteractionEventRecord]) -> dict[object, tuple[int, ...]]:
+    report = compute_report(events, start=T0, end=HOUR, interval_s=None, group_by="agent")
+    return {
+        row.key: (
+            row.figures.offers,
+            row.figures.offers_rejected,
+            row.figures.offers_timed_out,
+            row.figures.answered,
+            row.figures.abandoned,
+        )
+        for row in report.rows
+    }
+
+
+def test_offers_stored_with_their_agents_in_data_count_for_each_agent() -> None:
+    # What the ACD stores: the offered event's agent column is empty, its data names the agents.
+    events = [
+        ev(1, 0, "queued"),
+        ev(1, 1, "offered", agent_ids=[7]),
+        ev(1, 5, "offer_rejected", rejected_by=7),
+        ev(1, 5, "queued"),
+        ev(1, 6, "offered", agent_ids=[8]),
+        ev(1, 26, "offer_timed_out", agent_ids=[8]),
+        ev(1, 26, "queued"),
+        ev(1, 40, "offered", agent_ids=[9]),
+        ev(1, 45, "connected", agent=9),
+    ]
+    assert agent_figures(events) == {7: (1, 1, 0, 0, 0), 8: (1, 0, 1, 0, 0), 9: (1, 0, 0, 1, 0)}
+
+
+def test_a_ring_all_offer_counts_once_for_every_agent_it_rang() -> None:
+    events = [
+        ev(1, 0, "queued"),
+        ev(1, 1, "offered", agent_ids=[7, 8, 9]),
+        ev(1, 3, "offer_rejected", rejected_by=9),
+        ev(1, 4, "connected", agent=8),
+        ev(1, 4, "offer_withdrawn", agent_ids=[7], reason="answered_elsewhere"),
+        ev(2, 10, "queued"),
+        ev(2, 11, "offered", agent_ids=[7, 9]),
+        ev(2, 31, "offer_timed_out", agent_ids=[7, 9]),
+        ev(2, 31, "queued"),
+    ]
+    assert agent_figures(events) == {7: (2, 0, 1, 0, 0), 8: (1, 0, 0, 1, 0), 9: (2, 1, 1, 0, 0)}
+
+
+def test_an_abandon_while_ringing_several_agents_counts_against_each_of_them() -> None:
+    events = [
+        ev(1, 0, "queued"),
+        ev(1, 1, "offered", agent_ids=[7, 8]),
+        ev(1, 2, "offer_rejected", rejected_by=8),
+        ev(1, 9, "abandoned"),
+    ]
+    assert agent_figures(events) == {7: (1, 0, 0, 0, 1), 8: (1, 1, 0, 0, 0)}
+
+
+def test_per_agent_figures_of_the_accumulator_equal_the_report() -> None:
+    events = [
+        ev(1, 0, "queued"),
+        ev(1, 1, "offered", agent_ids=[7, 8]),
+        ev(1, 2, "offer_rejected", rejected_by=8),
+        ev(1, 3, "connected", agent=7),
+    ]
+    live = MetricsAccumulator(start=T0, end=HOUR, interval_s=None, group_by="agent")
+    live.add_many(events)
+    batch = compute_report(events, start=T0, end=HOUR, interval_s=None, group_by="agent")
+    assert live.report(HOUR).rows == batch.rows
