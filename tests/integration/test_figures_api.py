@@ -77,3 +77,35 @@ async def test_per_agent_report_counts_offers_rejections_and_time_outs(
         for name, row in ((n, rows[desk.agent_ids[n]]) for n in (first, second, third))
     }
     assert figures == {first: (1, 1, 0, 0), second: (1, 0, 1, 0), third: (1, 0, 0, 1)}
+
+
+async def test_a_preferred_agent_given_as_a_number_gets_the_contact_first(desk: Desk) -> None:
+    q = await desk.queue("support", sticky_s=60)
+    await desk.entry("site", q)
+    for name in ("ann", "ben"):
+        await desk.agent(name, {q: 1})
+        await desk.login(name)
+    ben = desk.agent_ids["ben"]
+    as_number = (await desk.contact(attributes={"preferred_agent_id": ben}))["interaction"]["id"]
+    as_text = (await desk.contact(attributes={"preferred_agent_id": str(ben)}))["interaction"]["id"]
+    assert desk.offers_to("ben") == [as_number]
+    assert desk.offers_to("ann") == []  # the second is reserved for ben too: it waits for him
+    await post(desk.client, f"/agent/offers/{as_number}/reject", desk.agents["ben"])
+    assert desk.offers_to("ann") == [as_number]
+    assert desk.offers_to("ben") == [as_number, as_text]
+
+
+@pytest.mark.parametrize("nonsense", ["ann", -3, 0, 1.5, True, ""])
+async def test_a_preferred_agent_that_is_no_user_id_is_refused_naming_the_field(
+    desk: Desk, nonsense: object
+) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    r = await desk.client.post(
+        f"{API}/interactions",
+        json={"entry_point": "site", "subject": "Hi", "attributes": {"preferred_agent_id": nonsense}},
+        headers=desk.admin,
+    )
+    assert r.status_code == 422, r.text
+    errors = r.json()["details"]["errors"]
+    assert [e["loc"] for e in errors] == [["body", "attributes", "preferred_agent_id"]]
