@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final, Literal, TypeAlias
 
 from frontoffice.domain.model import InteractionEventType as Ev
@@ -56,6 +56,7 @@ __all__ = [
     "SLVariant",
     "compute_live_queue_figures",
     "compute_report",
+    "local_day_start",
 ]
 
 # Industry-standard reporting interval (and what WFM forecasts use): 15 minutes.
@@ -75,6 +76,13 @@ AGENT_STATES: Final = ("offline", "available", "not_ready", "on_contact", "wrap_
 
 _US: Final = timedelta(microseconds=1)
 _HANDLING_STATES: Final = frozenset({"on_contact", "wrap_up"})
+
+
+def local_day_start(now: datetime, zone: tzinfo) -> datetime:
+    """The start of ``now``'s day in the site's time zone: where "today" begins for the wallboard,
+    the live figures and the agents' contacts-today count."""
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class MetricsError(ValueError):

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from frontoffice.bootstrap import Container
+from frontoffice.bootstrap import Container, build_container
+from frontoffice.web.app import create_app
 
 from ..conftest import ShiftedClock
 from .test_acd_api import API, Desk
@@ -109,3 +110,82 @@ async def test_a_preferred_agent_that_is_no_user_id_is_refused_naming_the_field(
     assert r.status_code == 422, r.text
     errors = r.json()["details"]["errors"]
     assert [e["loc"] for e in errors] == [["body", "attributes", "preferred_agent_id"]]
+
+
+async def restarted(container: Container, clock: ShiftedClock) -> Container:
+    await container.close()
+    again = build_container(container.settings, clock=clock)
+    await again.start()
+    return again
+
+
+async def test_contacts_today_come_back_after_a_restart(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1})
+    await desk.login("olga")
+    for n in range(2):
+        iid = (await desk.contact(customer={"email": f"c{n}@example.com"}))["interaction"]["id"]
+        await post(desk.client, f"/agent/offers/{iid}/accept", desk.agents["olga"])
+        r = await desk.client.post(
+            f"{API}/agent/contacts/{iid}/complete", json={}, headers=desk.agents["olga"]
+        )
+        assert r.status_code == 200, r.text
+
+    again = await restarted(container, clock)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(again)), base_url="http://testserver"
+        ) as client:
+            status = (await client.get(f"{API}/agent/status", headers=desk.agents["olga"])).json()
+            board = (await client.get(f"{API}/wallboard", headers=desk.admin)).json()
+        assert status["contacts_today"] == 2
+        assert [a["contacts_today"] for a in board["agents"]] == [2]
+    finally:
+        await again.close()
+
+
+async def test_an_agent_who_never_signed_in_is_offline_since_being_made_an_agent(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("support")
+    created = clock().timestamp()
+    await desk.agent("new", {q: 1})
+    board = (await desk.client.get(f"{API}/wallboard", headers=desk.admin)).json()
+    assert [(a["state"], a["since"] >= created) for a in board["agents"]] == [("offline", True)]
+
+    again = await restarted(container, clock)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(again)), base_url="http://testserver"
+        ) as client:
+            board = (await client.get(f"{API}/wallboard", headers=desk.admin)).json()
+        (agent,) = board["agents"]
+        assert agent["state"] == "offline" and agent["since"] >= created
+        assert agent["time_in_state_s"] == pytest.approx(board["at"] - agent["since"], abs=0.1)
+    finally:
+        await again.close()
+
+
+async def test_an_escalation_added_to_a_queue_reaches_a_callback_already_waiting(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("billing", required_skills={"billing": 5})
+    await desk.entry("site", q)
+    await desk.agent("junior", {q: 1}, skills={"billing": 2})
+    await desk.login("junior")
+    iid = (await desk.contact())["interaction"]["id"]
+    await post(desk.client, f"/interactions/{iid}/callback", desk.admin)
+    settings = (await desk.client.get(f"{API}/queues/{q}", headers=desk.admin)).json()["settings"]
+    settings["escalations"] = [{"after_s": 120, "relax_levels": 3}]
+    r = await desk.client.patch(f"{API}/queues/{q}", json={"settings": settings}, headers=desk.admin)
+    assert r.status_code == 200, r.text
+    assert desk.offers_to("junior") == []
+
+    clock.advance(121)
+    await container.acd.execute(lambda e, now: e.tick(now))
+    assert desk.offers_to("junior") == [iid]
+    events = (await desk.client.get(f"{API}/interactions/{iid}/events", headers=desk.admin)).json()
+    assert [e["type"] for e in events if e["type"] in ("escalated", "offered")] == ["escalated", "offered"]
