@@ -424,7 +424,12 @@ class AcdService:
             mark = await s.run_sync(write_now)
             savepoint = await s.begin_nested()
         try:
-            prepared = await c.prepare(s, now) if c.prepare is not None else None
+            prepared = None
+            if c.prepare is not None:
+                prepared = await c.prepare(s, now)
+                # What the prepare step wrote (a new interaction's created_at) has the clock's time of
+                # then: the command happens after it, so the log follows the order things happened.
+                now = max(now, self.now())
             try:
                 outputs = c.command(self.engine, now)
             except r.RoutingError as exc:

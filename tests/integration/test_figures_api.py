@@ -189,3 +189,19 @@ async def test_an_escalation_added_to_a_queue_reaches_a_callback_already_waiting
     assert desk.offers_to("junior") == [iid]
     events = (await desk.client.get(f"{API}/interactions/{iid}/events", headers=desk.admin)).json()
     assert [e["type"] for e in events if e["type"] in ("escalated", "offered")] == ["escalated", "offered"]
+
+
+async def test_a_contact_is_queued_after_it_was_created_and_its_log_is_in_order(desk: Desk) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1})
+    await desk.login("olga")
+    iid = (await desk.contact())["interaction"]["id"]
+    await post(desk.client, f"/agent/offers/{iid}/accept", desk.agents["olga"])
+
+    contact = (await desk.client.get(f"{API}/interactions/{iid}", headers=desk.admin)).json()
+    assert contact["created_at"] <= contact["queued_at"] <= contact["offered_at"] <= contact["connected_at"]
+    events = (await desk.client.get(f"{API}/interactions/{iid}/events", headers=desk.admin)).json()
+    routing = ("created", "queued", "offered", "connected")
+    assert [e["type"] for e in events if e["type"] in routing] == list(routing)
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
