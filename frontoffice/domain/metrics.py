@@ -12,7 +12,9 @@ queue), transferred, failed, or still waiting. A repeated ``queued`` for the sam
 (an offer was rejected and the contact went back) does not start a new visit: the wait counts from
 the first one. Visits linked by overflow form one *contact*: grouped by queue, every visit counts in
 its queue (the second queue sees an "overflowed in" contact with its own wait); grouped by channel,
-project or overall, the contact counts once, from the moment it first entered a queue.
+project or overall, the contact counts once, from the moment it first entered a queue. A supervisor's
+move of a waiting contact to another queue (``transferred`` with ``to_queue_id``) links visits the same
+way; one to a named agent of the same queue (``to_queue_id`` unchanged) does not end the visit.
 
 Every figure of a visit is credited to the interval in which the contact entered the queue (the
 visit for queue reports, the contact otherwise), never to the interval of the answer or hang-up, so a
@@ -136,6 +138,7 @@ class _Visit:
         "done_at",
         "handled",
         "hold_us",
+        "moved_in",
         "offer_agents",
         "offers",
         "outcome",
@@ -157,6 +160,7 @@ class _Visit:
         start: datetime,
         chain_start: datetime,
         overflow_in: bool = False,
+        moved_in: bool = False,
         direct: bool = False,
     ) -> None:
         self.queue_id = queue_id
@@ -165,6 +169,7 @@ class _Visit:
         self.start = start  # entered the queue (or was connected, for a direct visit)
         self.chain_start = chain_start  # the contact first entered a queue (before any overflow)
         self.overflow_in = overflow_in
+        self.moved_in = moved_in  # moved here from another queue while waiting (a supervisor's move)
         self.direct = direct
         self.outcome: str | None = None  # answered, abandoned, overflowed, transferred, failed
         self.outcome_at: datetime | None = None
@@ -191,13 +196,14 @@ class _Visit:
 
 
 class _Interaction:
-    __slots__ = ("channel", "current", "pending_overflow", "project_id")
+    __slots__ = ("channel", "current", "pending_move", "pending_overflow", "project_id")
 
     def __init__(self) -> None:
         self.channel = ""
         self.project_id: int | None = None
         self.current: _Visit | None = None
         self.pending_overflow = False  # last visit overflowed; the next queued continues the contact
+        self.pending_move = False  # last visit was moved to another queue; the same
 
 
 def _hold_us(data: Mapping[str, object]) -> int:
@@ -249,18 +255,19 @@ class _Tracker:
             if cur is not None and cur.waiting and cur.queue_id == e.queue_id:
                 return None  # back in the same queue (e.g. after a rejected offer): keep the first time
             chain_start = e.at
-            overflow_in = False
+            overflow_in = moved_in = False
             if cur is not None and cur.waiting:
                 # Moved to another queue without an explicit "overflowed": same thing.
                 cur.outcome, cur.outcome_at = "overflowed", e.at
                 chain_start, overflow_in = cur.chain_start, True
-            elif cur is not None and state.pending_overflow:
-                chain_start, overflow_in = cur.chain_start, True
+            elif cur is not None and (state.pending_overflow or state.pending_move):
+                chain_start = cur.chain_start
+                overflow_in, moved_in = state.pending_overflow, state.pending_move
             elif cur is not None and cur.talking:
                 # Re-queued while connected without a "transferred" event: the agent's part ended.
                 cur.talk_end_at = cur.talk_end_at or e.at
                 cur.handled = cur.transferred = True
-            state.pending_overflow = False
+            state.pending_overflow = state.pending_move = False
             created = _Visit(
                 queue_id=e.queue_id,
                 channel=state.channel,
@@ -268,6 +275,7 @@ class _Tracker:
                 start=e.at,
                 chain_start=chain_start,
                 overflow_in=overflow_in,
+                moved_in=moved_in,
             )
             state.current = created
         elif cur is None:
@@ -301,7 +309,7 @@ class _Tracker:
                 cur.connected_at = e.at
             elif not cur.talking:
                 # An unqueued contact (outbound call, agent-initiated email) handled directly.
-                state.pending_overflow = False
+                state.pending_overflow = state.pending_move = False
                 created = state.current = self._direct(state, e)
         elif kind == Ev.WRAP_UP:
             if cur.talking and cur.talk_end_at is None:
@@ -323,8 +331,13 @@ class _Tracker:
                 state.pending_overflow = True
         elif kind == Ev.TRANSFERRED:
             if cur.waiting:
+                to_queue = e.data.get("to_queue_id")
+                if to_queue is not None and to_queue == cur.queue_id:
+                    return None  # reserved for an agent of the same queue: still waiting in it
+                # Moved to another queue while waiting: the contact goes on there, as after an overflow.
                 cur.outcome, cur.outcome_at = "transferred", e.at
                 cur.transferred = True
+                state.pending_move = to_queue is not None
             elif cur.talking:
                 cur.talk_end_at = cur.talk_end_at or e.at
                 cur.handled = cur.transferred = True
@@ -494,7 +507,7 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
     else:
         key = {"queue": v.queue_id, "channel": v.channel, "project": v.project_id}.get(group)
         c = cell(key)
-        if not v.direct and (group == "queue" or not v.overflow_in):
+        if not v.direct and (group == "queue" or not (v.overflow_in or v.moved_in)):
             c.offered += 1
         c.overflowed_in += v.overflow_in
         c.overflowed_out += v.outcome == "overflowed"

@@ -205,3 +205,29 @@ async def test_a_contact_is_queued_after_it_was_created_and_its_log_is_in_order(
     routing = ("created", "queued", "offered", "connected")
     assert [e["type"] for e in events if e["type"] in routing] == list(routing)
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+
+
+async def test_a_contact_moved_by_a_supervisor_is_answered_where_it_was_answered_and_counted_once(
+    desk: Desk, clock: ShiftedClock
+) -> None:
+    first = await desk.queue("first")
+    second = await desk.queue("second")
+    await desk.entry("site", first)
+    await desk.agent("bob", {second: 1})
+    await desk.agent("eve", {first: 1})
+    await desk.login("bob")
+    moved = (await desk.contact())["interaction"]["id"]
+    to_agent = (await desk.contact(customer={"email": "b@example.com"}))["interaction"]["id"]
+    await post(desk.client, f"/interactions/{moved}/move", desk.admin, queue_id=second)
+    await post(desk.client, f"/agent/offers/{moved}/accept", desk.agents["bob"])
+    await desk.login("eve")
+    await post(desk.client, f"/interactions/{to_agent}/move", desk.admin, agent_id=desk.agent_ids["eve"])
+    await post(desk.client, f"/agent/offers/{to_agent}/accept", desk.agents["eve"])
+
+    queues = by_key(await report(desk, clock, "queue"))
+    assert (queues[first]["offered"], queues[first]["answered"], queues[first]["transferred"]) == (2, 1, 1)
+    assert (queues[second]["offered"], queues[second]["answered"]) == (1, 1)
+    (overall,) = await report(desk, clock, "overall")
+    assert (overall["offered"], overall["answered"]) == (2, 2)
+    agents = by_key(await report(desk, clock, "agent"))
+    assert agents[desk.agent_ids["eve"]]["answered"] == 1

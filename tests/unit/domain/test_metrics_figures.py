@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from frontoffice.domain.metrics import InteractionEventRecord, MetricsAccumulator, compute_report
+from frontoffice.domain.metrics import GroupBy, InteractionEventRecord, MetricsAccumulator, compute_report
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 HOUR = T0 + timedelta(hours=1)
@@ -89,3 +89,52 @@ def test_per_agent_figures_of_the_accumulator_equal_the_report() -> None:
     live.add_many(events)
     batch = compute_report(events, start=T0, end=HOUR, interval_s=None, group_by="agent")
     assert live.report(HOUR).rows == batch.rows
+
+
+def queue_figures(
+    events: list[InteractionEventRecord], group_by: GroupBy = "queue"
+) -> dict[object, tuple[int, ...]]:
+    report = compute_report(events, start=T0, end=HOUR, interval_s=None, group_by=group_by)
+    return {
+        row.key: (row.figures.offered, row.figures.answered, row.figures.transferred, row.figures.handled)
+        for row in report.rows
+    }
+
+
+# What the ACD logs when a supervisor moves a waiting contact from queue 1 to queue 2 and Olga answers.
+MOVED = [
+    ev(1, 0, "queued", 1),
+    ev(1, 30, "transferred", 1, from_queue_id=1, to_queue_id=2, to_agent_id=None),
+    ev(1, 30, "queued", 2),
+    ev(1, 31, "offered", 2, agent_ids=[7]),
+    ev(1, 40, "connected", 2, agent=7),
+    ev(1, 100, "wrap_up", 2, agent=7),
+    ev(1, 100, "done", 2, agent=7),
+]
+
+
+def test_a_moved_contact_counts_in_both_queues_and_as_answered_where_it_was_answered() -> None:
+    assert queue_figures(MOVED) == {1: (1, 0, 1, 0), 2: (1, 1, 0, 1)}
+
+
+def test_a_moved_contact_counts_once_overall_with_its_wait_from_the_first_queue() -> None:
+    # Offered and answered once; the move itself is still shown (as an overflow is).
+    assert queue_figures(MOVED, "overall") == {None: (1, 1, 1, 1)}
+    report = compute_report(MOVED, start=T0, end=HOUR, interval_s=None, group_by="overall")
+    assert report.rows[0].figures.wait_answered_s == 40
+
+
+def test_a_contact_moved_to_an_agent_is_answered_in_its_queue() -> None:
+    events = [
+        ev(1, 0, "queued", 1),
+        ev(1, 5, "offered", 1, agent_ids=[8]),
+        ev(1, 10, "offer_withdrawn", 1, agent_ids=[8], reason="transferred"),
+        ev(1, 10, "transferred", 1, from_queue_id=1, to_queue_id=1, to_agent_id=7),
+        ev(1, 11, "offered", 1, agent_ids=[7]),
+        ev(1, 15, "connected", 1, agent=7),
+        ev(1, 60, "wrap_up", 1, agent=7),
+        ev(1, 60, "done", 1, agent=7),
+    ]
+    assert queue_figures(events) == {1: (1, 1, 0, 1)}
+    assert queue_figures(events, "overall") == {None: (1, 1, 0, 1)}
+    assert agent_figures(events)[7] == (1, 0, 0, 1, 0)
