@@ -136,6 +136,7 @@ class _Visit:
         "connected_at",
         "direct",
         "done_at",
+        "entered",
         "handled",
         "hold_us",
         "moved_in",
@@ -162,6 +163,7 @@ class _Visit:
         overflow_in: bool = False,
         moved_in: bool = False,
         direct: bool = False,
+        entered: bool = True,
     ) -> None:
         self.queue_id = queue_id
         self.channel = channel
@@ -171,7 +173,11 @@ class _Visit:
         self.overflow_in = overflow_in
         self.moved_in = moved_in  # moved here from another queue while waiting (a supervisor's move)
         self.direct = direct
-        self.outcome: str | None = None  # answered, abandoned, overflowed, transferred, failed
+        # False for a contact the queue turned away at its door (closed, full, no agents): it never
+        # entered the queue, so it is not offered there.
+        self.entered = entered
+        # answered, abandoned, overflowed, transferred, failed, turned_away
+        self.outcome: str | None = None
         self.outcome_at: datetime | None = None
         self.offers: list[list[object]] = []  # [agent_id, "offered" | "rejected" | "timed_out"]
         # Agents the contact is ringing at now (several for a ring-all offer), and those it was ringing
@@ -228,6 +234,15 @@ def _agents_of(e: InteractionEventRecord, key: str) -> tuple[int, ...]:
     return () if e.agent_id is None else (e.agent_id,)
 
 
+def _queue_of(e: InteractionEventRecord) -> int | None:
+    """The queue a refusal or fallback concerns: named in the event's data by the ACD (after an
+    overflow it is not the interaction's first queue), else the event's queue column."""
+    value = e.data.get("queue_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return e.queue_id
+
+
 class _Tracker:
     """Folds events into visits. Shared by the batch and the incremental computations."""
 
@@ -278,6 +293,25 @@ class _Tracker:
                 moved_in=moved_in,
             )
             state.current = created
+        elif kind in (Ev.REFUSED, Ev.FALLBACK):
+            # Turned away: refused, or handed to the queue's fallback action (voicemail, callback...).
+            if cur is not None and cur.waiting:
+                cur.outcome, cur.outcome_at = "turned_away", e.at  # at its maximum wait
+            else:
+                chained = cur is not None and (state.pending_overflow or state.pending_move)
+                created = _Visit(
+                    queue_id=_queue_of(e),
+                    channel=state.channel,
+                    project_id=state.project_id,
+                    start=e.at,
+                    chain_start=cur.chain_start if chained and cur is not None else e.at,
+                    overflow_in=chained and state.pending_overflow,
+                    moved_in=chained and state.pending_move,
+                    entered=False,
+                )
+                created.outcome, created.outcome_at = "turned_away", e.at
+                state.pending_overflow = state.pending_move = False
+                state.current = created
         elif cur is None:
             if kind == Ev.CONNECTED:
                 created = state.current = self._direct(state, e)
@@ -376,6 +410,7 @@ class _Counts:
     overflowed_out: int = 0
     transferred: int = 0
     failed: int = 0
+    turned_away: int = 0
     handled: int = 0
     offers: int = 0
     offers_rejected: int = 0
@@ -507,8 +542,9 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
     else:
         key = {"queue": v.queue_id, "channel": v.channel, "project": v.project_id}.get(group)
         c = cell(key)
-        if not v.direct and (group == "queue" or not (v.overflow_in or v.moved_in)):
+        if not v.direct and v.entered and (group == "queue" or not (v.overflow_in or v.moved_in)):
             c.offered += 1
+        c.turned_away += v.outcome == "turned_away"
         c.overflowed_in += v.overflow_in
         c.overflowed_out += v.outcome == "overflowed"
         c.failed += v.outcome == "failed"
@@ -615,6 +651,7 @@ class Figures:
     overflowed_out: int
     transferred: int
     failed: int
+    turned_away: int
     handled: int
     offers: int
     offers_rejected: int
@@ -657,6 +694,7 @@ def _figures(c: _Counts, variant: str) -> Figures:
         overflowed_out=c.overflowed_out,
         transferred=c.transferred,
         failed=c.failed,
+        turned_away=c.turned_away,
         handled=c.handled,
         offers=c.offers,
         offers_rejected=c.offers_rejected,
@@ -717,6 +755,7 @@ class LiveQueueFigures:
     service_level: float | None
     asa_s: float | None
     longest_wait_s: float | None
+    turned_away: int = 0
 
 
 def _key_order(key: GroupKey) -> tuple[int, int, str]:
@@ -864,6 +903,7 @@ class MetricsAccumulator:
                 service_level=figures.service_level,
                 asa_s=figures.asa_s,
                 longest_wait_s=figures.longest_wait_s,
+                turned_away=figures.turned_away,
             )
         return result
 

@@ -578,11 +578,11 @@ class AcdService:
                 i.state = St.FAILED.value
                 i.disposition = f"fallback:{o.action}"
                 i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.FALLBACK, at, action=o.action, reason=o.reason)
+                log_event(s, i, Ev.FALLBACK, at, action=o.action, reason=o.reason, queue_id=int(o.queue_id))
             elif isinstance(o, r.ContactRefused):
                 i.state = St.FAILED.value
                 i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.REFUSED, at, reason=o.reason)
+                log_event(s, i, Ev.REFUSED, at, reason=o.reason, queue_id=int(o.queue_id))
             elif isinstance(o, r.ContactEscalated):
                 log_event(s, i, Ev.ESCALATED, at, step=o.step)
             elif isinstance(o, r.PriorityChanged):

@@ -257,6 +257,7 @@ class QueueLive(BaseModel):
     service_level_today: float | None = None
     asa_today_s: float | None = None
     longest_wait_today_s: float | None = None
+    turned_away_today: int = 0
 
 
 class AgentLive(BaseModel):

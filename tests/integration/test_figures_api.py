@@ -231,3 +231,40 @@ async def test_a_contact_moved_by_a_supervisor_is_answered_where_it_was_answered
     assert (overall["offered"], overall["answered"]) == (2, 2)
     agents = by_key(await report(desk, clock, "agent"))
     assert agents[desk.agent_ids["eve"]]["answered"] == 1
+
+
+async def test_contacts_turned_away_are_counted_live_in_reports_and_in_the_csv(
+    desk: Desk, clock: ShiftedClock
+) -> None:
+    full = await desk.queue("full", max_length=1)
+    unstaffed = await desk.queue("unstaffed", no_agents_action="refuse")
+    await desk.entry("site", full)
+    await desk.entry("other", unstaffed)
+    await desk.contact(customer={"email": "a@example.com"})
+    await desk.contact(customer={"email": "b@example.com"})  # the queue is full
+    await desk.contact(entry="other")  # nobody signed in to it
+
+    rows = by_key(await report(desk, clock, "queue"))
+    assert {q: (rows[q]["offered"], rows[q]["turned_away"]) for q in (full, unstaffed)} == {
+        full: (1, 1),
+        unstaffed: (0, 1),
+    }
+    (overall,) = await report(desk, clock, "overall")
+    assert (overall["offered"], overall["turned_away"]) == (1, 2)
+    csv = await desk.client.get(
+        f"{API}/stats/report",
+        params={
+            "start": (clock() - timedelta(hours=1)).isoformat(),
+            "end": (clock() + timedelta(hours=1)).isoformat(),
+            "group_by": "overall",
+            "interval": 0,
+            "format": "csv",
+        },
+        headers=desk.admin,
+    )
+    header, values = csv.text.splitlines()[:2]
+    assert dict(zip(header.split(","), values.split(","), strict=True))["turned_away"] == "2"
+    live = (await desk.client.get(f"{API}/stats/live", headers=desk.admin)).json()["queues"]
+    assert {q["queue_id"]: q["turned_away"] for q in live} == {full: 1, unstaffed: 1}
+    board = (await desk.client.get(f"{API}/wallboard", headers=desk.admin)).json()["queues"]
+    assert {q["queue_id"]: q["turned_away_today"] for q in board} == {full: 1, unstaffed: 1}

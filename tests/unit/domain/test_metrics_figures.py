@@ -138,3 +138,41 @@ def test_a_contact_moved_to_an_agent_is_answered_in_its_queue() -> None:
     assert queue_figures(events) == {1: (1, 1, 0, 1)}
     assert queue_figures(events, "overall") == {None: (1, 1, 0, 1)}
     assert agent_figures(events)[7] == (1, 0, 0, 1, 0)
+
+
+def turned_away(
+    events: list[InteractionEventRecord], group_by: GroupBy = "queue"
+) -> dict[object, tuple[int, ...]]:
+    report = compute_report(events, start=T0, end=HOUR, interval_s=None, group_by=group_by)
+    return {row.key: (row.figures.offered, row.figures.turned_away) for row in report.rows}
+
+
+def test_a_contact_refused_on_arrival_is_turned_away_not_offered() -> None:
+    events = [ev(1, 0, "created", 1), ev(1, 0, "refused", 1, reason="closed")]
+    assert turned_away(events) == {1: (0, 1)}
+    assert turned_away(events, "overall") == {None: (0, 1)}
+    assert turned_away(events, "channel") == {"chat": (0, 1)}
+
+
+def test_a_contact_handed_to_the_fallback_on_arrival_is_turned_away() -> None:
+    events = [ev(1, 0, "created", 1), ev(1, 0, "fallback", 1, action="ticket", reason="no_agents")]
+    assert turned_away(events) == {1: (0, 1)}
+
+
+def test_a_refusal_after_an_overflow_counts_in_the_queue_that_refused_and_once_overall() -> None:
+    events = [
+        ev(1, 0, "queued", 1),
+        ev(1, 60, "overflowed", 1, to_queue_id=2, reason="max_wait"),
+        ev(1, 60, "refused", 1, queue_id=2, reason="max_length"),
+    ]
+    assert turned_away(events) == {1: (1, 0), 2: (0, 1)}
+    assert turned_away(events, "overall") == {None: (1, 1)}
+
+
+def test_a_waiting_contact_turned_away_at_its_maximum_wait_stops_waiting() -> None:
+    events = [ev(1, 0, "queued", 1), ev(1, 60, "fallback", 1, action="voicemail", reason="max_wait")]
+    assert turned_away(events) == {1: (1, 1)}
+    live = MetricsAccumulator(start=T0, interval_s=None)
+    live.add_many(events)
+    figures = live.live_queue_figures(T0 + timedelta(seconds=61))[1]
+    assert (figures.waiting, figures.offered, figures.turned_away) == (0, 1, 1)
