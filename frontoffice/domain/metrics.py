@@ -545,6 +545,11 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
         if not v.direct and v.entered and (group == "queue" or not (v.overflow_in or v.moved_in)):
             c.offered += 1
         c.turned_away += v.outcome == "turned_away"
+        # The offers made to agents for the contact while in this group (ring-all: one per agent).
+        for _agent, result in v.offers:
+            c.offers += 1
+            c.offers_rejected += result == "rejected"
+            c.offers_timed_out += result == "timed_out"
         c.overflowed_in += v.overflow_in
         c.overflowed_out += v.outcome == "overflowed"
         c.failed += v.outcome == "failed"
@@ -756,6 +761,7 @@ class LiveQueueFigures:
     asa_s: float | None
     longest_wait_s: float | None
     turned_away: int = 0
+    offers: int = 0
 
 
 def _key_order(key: GroupKey) -> tuple[int, int, str]:
@@ -904,6 +910,7 @@ class MetricsAccumulator:
                 asa_s=figures.asa_s,
                 longest_wait_s=figures.longest_wait_s,
                 turned_away=figures.turned_away,
+                offers=figures.offers,
             )
         return result
 

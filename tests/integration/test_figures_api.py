@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.web.app import create_app
@@ -268,3 +269,42 @@ async def test_contacts_turned_away_are_counted_live_in_reports_and_in_the_csv(
     assert {q["queue_id"]: q["turned_away"] for q in live} == {full: 1, unstaffed: 1}
     board = (await desk.client.get(f"{API}/wallboard", headers=desk.admin)).json()["queues"]
     assert {q["queue_id"]: q["turned_away_today"] for q in board} == {full: 1, unstaffed: 1}
+
+
+async def scrape(desk: Desk) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    r = await desk.client.get("/metrics", headers=desk.admin)
+    assert r.status_code == 200, r.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_expose_the_contact_centers_queues_agents_and_counts(
+    desk: Desk, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1})
+    await desk.agent("ivan", {q: 1})
+    await desk.login("olga")
+    answered = (await desk.contact())["interaction"]["id"]
+    await post(desk.client, f"/agent/offers/{answered}/accept", desk.agents["olga"])
+    left = (await desk.contact(customer={"email": "a@example.com"}))["interaction"]["id"]
+    await desk.contact(customer={"email": "b@example.com"})
+    clock.advance(30)
+    await post(desk.client, f"/interactions/{left}/abandon", desk.admin)
+
+    metrics = await scrape(desk)
+    queue = (("queue", str(q)),)
+    assert metrics[("frontoffice_queue_contacts_waiting", queue)] == 1
+    assert metrics[("frontoffice_queue_oldest_wait_seconds", queue)] >= 30
+    assert metrics[("frontoffice_agents", (("state", "on_contact"),))] == 1
+    assert metrics[("frontoffice_agents", (("state", "offline"),))] == 1
+    assert metrics[("frontoffice_agents", (("state", "available"),))] == 0
+    assert metrics[("frontoffice_queue_offered_total", queue)] == 3
+    assert metrics[("frontoffice_offers_total", queue)] == 1
+    assert metrics[("frontoffice_answers_total", queue)] == 1
+    assert metrics[("frontoffice_abandons_total", queue)] == 1
+    assert metrics[("frontoffice_turned_away_total", queue)] == 0
