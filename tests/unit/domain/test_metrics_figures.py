@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from frontoffice.domain.metrics import GroupBy, InteractionEventRecord, MetricsAccumulator, compute_report
+from frontoffice.domain.metrics import (
+    GroupBy,
+    InteractionEventRecord,
+    MetricsAccumulator,
+    compute_report,
+    local_day_start,
+)
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 HOUR = T0 + timedelta(hours=1)
@@ -176,3 +183,10 @@ def test_a_waiting_contact_turned_away_at_its_maximum_wait_stops_waiting() -> No
     live.add_many(events)
     figures = live.live_queue_figures(T0 + timedelta(seconds=61))[1]
     assert (figures.waiting, figures.offered, figures.turned_away) == (0, 1, 1)
+
+
+def test_today_begins_at_midnight_in_the_sites_time_zone() -> None:
+    moscow = ZoneInfo("Europe/Moscow")
+    late_utc = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # already 01:30 on the 29th in Moscow
+    assert local_day_start(late_utc, moscow) == datetime(2026, 3, 29, tzinfo=moscow)
+    assert local_day_start(late_utc, UTC) == datetime(2026, 3, 28, tzinfo=UTC)
