@@ -132,7 +132,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     crm = CrmService(sessions, region=settings.default_region, clock=clock)
     interactions = InteractionService(sessions, clock=clock)
     bus = InProcessBus()
-    acd = AcdService(sessions, bus, clock=clock)
+    acd = AcdService(sessions, bus, clock=clock, time_zone=settings.time_zone)
     stats = StatsService(
         sessions,
         clock=clock,

@@ -21,6 +21,7 @@ from frontoffice.store.migrate import is_up_to_date
 from . import planning_page, stream, ui
 from .api import accounts, acd, crm, deals, desk, interactions, planning, stats, tickets, voice, voice_trunks
 from .errors import ApiError, install_error_handlers
+from .metrics import ContactCenterCollector
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
 from .security import SESSION_COOKIE, client_ip, current_actor
@@ -48,6 +49,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     registry, requests, latency = metrics_registry()
+    registry.register(ContactCenterCollector(container))
     install_error_handlers(app)
     for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")

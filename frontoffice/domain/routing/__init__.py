@@ -19,7 +19,9 @@ Commands (each returns ``list[Output]`` unless noted; invalid input raises a :cl
 subclass and leaves the engine unchanged):
 
 * configuration, live: ``upsert_queue(cfg, now=None)``, ``remove_queue(id) -> None``,
-  ``upsert_agent(cfg, now=None)``, ``remove_agent(id) -> None`` (pass ``now`` to match at once)
+  ``upsert_agent(cfg, now=None)``, ``remove_agent(id) -> None`` (pass ``now`` to match at once; a
+  new agent is offline since ``now``). Changed escalation steps or maximum wait of a queue apply to
+  the contacts already in it, counted from when each entered it
 * agents: ``agent_login(id, now, state="available", reason=None)``,
   ``set_agent_state(id, "available" | "not_ready", now, reason=None)``, ``agent_logout(id, now)``,
   ``end_wrap_up(id, now)``, ``reset_daily_counters(now) -> None``
@@ -34,9 +36,11 @@ subclass and leaves the engine unchanged):
   Commands never run timers themselves: call ``tick`` when ``now`` reaches the deadline (and, to be
   exact, before a command whose ``now`` is past it)
 * restore after a restart (no outputs): ``restore_agent(id, state, since, reason=None,
-  wrap_up_until=None)``, ``restore_connected_contact(Contact, agent_id, enqueued_at, seq)``,
+  wrap_up_until=None)`` (``"offline"`` too: since when), ``restore_contacts_today(id, count)``,
+  ``restore_connected_contact(Contact, agent_id, enqueued_at, seq)``,
   ``restore_waiting_contact(Contact, enqueued_at, seq, queue_entered_at=None)`` (offers that were
-  ringing are restored as waiting), then ``resume(now)`` and ``tick(now)``
+  ringing are restored as waiting), then ``resume(now)`` (an agent whose state has no known start is
+  offline since ``now``) and ``tick(now)``
 * views (read-only, cheap): ``queue_status(id, now) -> QueueStatus``, ``agent_status(id) ->
   AgentStatus``, ``contact_status(id) -> ContactStatus``, ``position(id) -> int | None``,
   ``expected_wait(id, now) -> float | None``, ``waiting_contacts(queue_id)``, ``queue_ids()``,

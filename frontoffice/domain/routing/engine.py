@@ -77,6 +77,10 @@ _T_COOLOFF = 5
 
 _NO_EXCLUDE: frozenset[str] = frozenset()
 
+# An agent's ``state_since`` before anything said when their state began (added while rebuilding, with
+# no ``now``, and not restored with a time): :meth:`RoutingEngine.resume` sets it to its ``now``.
+_UNKNOWN_SINCE = 0.0
+
 #: outputs the caller must act on: always returned (see ``RoutingEngine(omit=...)``).
 DECISIONS: frozenset[type[Output]] = frozenset(
     {OfferContact, WithdrawOffer, FallbackAction, ContactRefused, ContactOverflowed}
@@ -176,7 +180,10 @@ class RoutingEngine:
         if queue is None:
             self._queues[config.queue_id] = QueueRuntime(config, self._agents)
         else:
+            before = queue.config
             queue.configure(config)
+            if before.escalations != config.escalations or before.max_wait_s != config.max_wait_s:
+                self._reschedule_queue_timers(queue)
         for agent in members:
             self._qualify(agent)
             self._reindex(agent)
@@ -185,6 +192,18 @@ class RoutingEngine:
             for agent in members:
                 self._dispatch_agent(agent, now, out)
         return out
+
+    def _reschedule_queue_timers(self, queue: QueueRuntime) -> None:
+        """The queue's escalation steps or maximum wait changed: give the contacts already in it
+        (waiting or ringing) timers for the new ones, counted from when each entered the queue (a step
+        already due applies at the next tick). Arrivals are scheduled when they join; without this,
+        a contact that was waiting before the change would never escalate."""
+        for contact_id in queue.waiting:
+            contact = self._contacts.get(contact_id)
+            if contact is None or contact.state == "connected":
+                continue
+            contact.queue_gen = self._next_gen()  # the old timers no longer fire
+            self._schedule_queue_timers(contact, queue)
 
     def remove_queue(self, queue_id: str) -> None:
         """Remove an empty queue (no contact waits in it, rings from it or is connected from it)."""
@@ -218,6 +237,8 @@ class RoutingEngine:
                 capacity=config.capacity,
                 weight=config.weight,
             )
+            # Offline from now; while rebuilding (no ``now``) from the restore or the resume.
+            agent.state_since = _UNKNOWN_SINCE if now is None else now
             self._agents[config.agent_id] = agent
         else:
             self._unindex_all(agent)
@@ -670,6 +691,7 @@ class RoutingEngine:
         if state == "wrap_up" and wrap_up_until is None:
             raise InvalidConfig("wrap_up_until is required to restore an agent in wrap_up")
         if state == "offline":
+            agent.state_since = since  # signed out then: how long they have been away
             return
         agent.logged_in = True
         agent.presence = "not_ready" if state == "not_ready" else "available"
@@ -745,10 +767,21 @@ class RoutingEngine:
         offers that are due. Call :meth:`tick` afterwards for timers that passed during the outage."""
         out: list[Output] = []
         for agent in self._agents.values():
+            if agent.state_since == _UNKNOWN_SINCE:
+                # Never signed in as far as the store knows: offline at least since this rebuild.
+                agent.state_since = now
             self._sync(agent, now, out)
         for agent in self._agents.values():
             self._dispatch_agent(agent, now, out)
         return out
+
+    def restore_contacts_today(self, agent_id: str, contacts_today: int) -> None:
+        """Give a configured agent the number of contacts they connected today before the rebuild
+        (counted from the log by the caller, who knows the local day), for ``fewest_contacts`` and the
+        wallboard. Call before :meth:`resume`; :meth:`reset_daily_counters` starts a new day."""
+        if contacts_today < 0:
+            raise InvalidConfig("contacts_today must not be negative")
+        self._agent(agent_id).contacts_today = contacts_today
 
     # ============================================================================================
     # read-only views
