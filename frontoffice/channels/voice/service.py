@@ -421,11 +421,17 @@ class VoiceService:
         return offer
 
     async def _answer_offer(
-        self, request: Request, offer: SessionDescription, on_dtmf: DtmfHandler, *, agent_side: bool = False
+        self,
+        request: Request,
+        offer: SessionDescription,
+        on_dtmf: DtmfHandler,
+        *,
+        agent_side: bool = False,
+        signalling_ip: str | None = None,
     ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
         """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
         that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed."""
+        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
         session = await self.media.open_session(on_dtmf)
         try:
             local_sdp, negotiated = answer_offer(
@@ -440,9 +446,9 @@ class VoiceService:
             self._respond(request, getattr(exc, "status_code", 488))
             return None
         if agent_side:
-            session.set_agent(negotiated)
+            session.set_agent(negotiated, signalling_ip=signalling_ip)
         else:
-            session.set_caller(negotiated)
+            session.set_caller(negotiated, signalling_ip=signalling_ip)
         return session, local_sdp, negotiated
 
     def _sdp_response(
@@ -600,7 +606,10 @@ class VoiceService:
     async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
         assert event.transaction is not None
         answered = await self._answer_offer(
-            request, offer, lambda digit: self._on_dtmf(request.call_id, digit)
+            request,
+            offer,
+            lambda digit: self._on_dtmf(request.call_id, digit),
+            signalling_ip=event.source.host,
         )
         if answered is None:
             return
@@ -989,7 +998,7 @@ class VoiceService:
         if call.agent is not None:
             self._agent_calls.pop(call.agent.invite.call_id, None)
         call.state = "external"
-        call.media.set_agent(leg.answer)
+        call.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
         call.media.bridge()
         if call.held:
             self._resume(call)
@@ -1252,7 +1261,9 @@ class VoiceService:
                 self._ring_pending(call)
             return
         try:
-            call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
+            call.media.set_agent(
+                apply_answer(leg.offer, parse_sdp(response.body)), signalling_ip=leg.destination.host
+            )
         except ProtocolError:
             self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
