@@ -176,6 +176,8 @@ class MediaSession(Protocol):
     caller_port: int
     agent_port: int
     stats: MediaStats
+    caller_media: NegotiatedMedia | None  # each leg's media as last set up or updated
+    agent_media: NegotiatedMedia | None
 
     def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None: ...
     def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None: ...
@@ -497,8 +499,8 @@ class _PythonSession:
         self.stats = MediaStats()
         self.caller_port = caller.port
         self.agent_port = agent.port
-        self._caller_media: NegotiatedMedia | None = None
-        self._agent_media: NegotiatedMedia | None = None
+        self.caller_media: NegotiatedMedia | None = None
+        self.agent_media: NegotiatedMedia | None = None
         self._bridged = False
         # Music and prompts: a frame per tick of the backend's player (no task or timer per session).
         self._playing = False
@@ -523,12 +525,12 @@ class _PythonSession:
     def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
         """The caller leg's peer: its negotiated media and where its signalling comes from (see
         :class:`_Leg` for which packets the leg then takes)."""
-        self._caller_media = media
+        self.caller_media = media
         self._caller.set_peer((media.remote_address, media.remote_port), signalling_ip, media.sending)
 
     def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
         """The agent leg's peer (again after a transfer: the new phone or the external party)."""
-        self._agent_media = media
+        self.agent_media = media
         self._agent.set_peer((media.remote_address, media.remote_port), signalling_ip, media.sending)
 
     def update_caller(self, media: NegotiatedMedia) -> None:
@@ -580,7 +582,7 @@ class _PythonSession:
 
     def _start_playing(self) -> None:
         self._player = None
-        media = self._caller_media
+        media = self.caller_media
         if media is None:
             return  # nothing to send to: stays silent until bridged and put back on hold
         codec = self._play_codec = media.codec.name
@@ -626,7 +628,7 @@ class _PythonSession:
         packet = parse_rtp(data)
         if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
-        media = self._caller_media
+        media = self.caller_media
         if (
             media is not None
             and media.telephone_event
@@ -648,7 +650,7 @@ class _PythonSession:
         packet = parse_rtp(data)
         if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
-        self._record("agent", self._agent_media, packet)
+        self._record("agent", self.agent_media, packet)
         if self._bridged:
             self._caller.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_caller += 1

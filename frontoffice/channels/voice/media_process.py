@@ -108,21 +108,27 @@ class _ProcessSession:
         self.caller_port, self.agent_port = ports
         self.stats = MediaStats()
         self.closed = False
+        self.caller_media: NegotiatedMedia | None = None
+        self.agent_media: NegotiatedMedia | None = None
 
     def _send(self, op: str, **fields: Any) -> None:
         if not self.closed:
             self._backend._send({"op": op, "id": self.id, **fields})
 
     def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
+        self.caller_media = media
         self._send("caller", media=_media_json(media), signalling_ip=signalling_ip)
 
     def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
+        self.agent_media = media
         self._send("agent", media=_media_json(media), signalling_ip=signalling_ip)
 
     def update_caller(self, media: NegotiatedMedia) -> None:
+        self.caller_media = media
         self._send("update_caller", media=_media_json(media))
 
     def update_agent(self, media: NegotiatedMedia) -> None:
+        self.agent_media = media
         self._send("update_agent", media=_media_json(media))
 
     def play_hold_music(self) -> None:

@@ -60,6 +60,7 @@ from .sip import (
     Transmit,
     Via,
     answer_offer,
+    answer_reoffer,
     apply_answer,
     build_cancel,
     build_error_response,
@@ -757,11 +758,43 @@ class VoiceService:
                 self._respond(request, 481)
                 return
             leg.agent.dialog.receive_request(request)
-            self._respond_with(self._sdp_response(request, 200, leg.agent.offer))
+            leg.agent.offer = self._answer_reoffer(
+                request, leg.agent.offer, leg.media, leg.agent.destination.transport, agent_side=True
+            )
             return
-        # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
         call.dialog.receive_request(request)
-        self._respond_with(self._sdp_response(request, 200, call.local_sdp, call.source.transport))
+        want = "sendonly" if call.held else "sendrecv"  # while we hold the caller, we go on holding
+        call.local_sdp = self._answer_reoffer(
+            request, call.local_sdp, call.media, call.source.transport, want
+        )
+
+    def _answer_reoffer(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
+        ``media``: a new address or port, a hold or a resume. Returns our SDP as it now stands."""
+        if not request.body:
+            # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
+            self._respond_with(self._sdp_response(request, 200, local_sdp, transport))
+            return local_sdp
+        try:
+            current = media.agent_media if agent_side else media.caller_media
+            reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
+        except ProtocolError as exc:
+            # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
+            self._respond(request, getattr(exc, "status_code", 488))
+            return local_sdp
+        if reoffer.changes_media:
+            (media.update_agent if agent_side else media.update_caller)(reoffer.media)
+        self._respond_with(self._sdp_response(request, 200, reoffer.answer, transport))
+        return reoffer.answer
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
