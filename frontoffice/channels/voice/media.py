@@ -366,13 +366,14 @@ class _Leg(asyncio.DatagramProtocol):
         source = (str(addr[0]), int(addr[1]))
         if source == self.peer:
             self._accept = addr
+        elif source == self.previous:
+            return  # in flight from before a transfer or a re-INVITE: neither learned nor counted
         elif source[0] == self._learn_from and not self._learned and time.monotonic() < self._learn_until:
             self._learned = True
             self.peer, self._accept = source, addr
             self._aim()
         else:
-            if source != self.previous:
-                self.on_foreign(source)
+            self.on_foreign(source)
             return
         self.on_packet(data)
 

@@ -172,3 +172,32 @@ async def test_through_the_media_process_a_stranger_is_dropped_and_a_nated_calle
 
     assert heard_by_agent == [0x11] * 3
     assert 0 < stats.foreign_packets <= strangers and stats.relayed_to_agent == 3
+
+
+async def test_a_re_invite_moves_the_leg_and_a_hold_stops_what_is_sent_to_it() -> None:
+    backend = PythonMediaBackend("127.0.0.1")
+    session, agent = await _bridged(backend)
+    old, new = rtp_socket(), rtp_socket()
+    session.set_caller(media_to(old, PCMA), signalling_ip="127.0.0.1")
+    session.bridge()
+    await _send(old, session.caller_port, 0x11)
+    assert _markers(await receive(agent, 0.2)) == [0x11] * 3
+    # The caller's re-INVITE moves its media to another port.
+    session.update_caller(media_to(new, PCMA))
+    await _send(agent, session.agent_port, 0x22)
+    assert _markers(await receive(new, 0.2)) == [0x22] * 3
+    await _send(old, session.caller_port, 0x12)  # late packets from the old port: dropped quietly
+    await _send(new, session.caller_port, 0x13)
+    assert _markers(await receive(agent, 0.2)) == [0x13] * 3
+    # Its hold (a=sendonly, answered recvonly): what it sends still reaches the agent, nothing goes back.
+    held = media_to(new, PCMA)
+    session.update_caller(NegotiatedMedia(held.remote_address, held.remote_port, PCMA, None, "recvonly"))
+    await _send(agent, session.agent_port, 0x23)
+    await _send(new, session.caller_port, 0x14)
+    assert _markers(await receive(agent, 0.2)) == [0x14] * 3
+    session.play_hold_music()  # not even music
+    assert await receive(new, 0.2) == []
+    stats = await session.close()
+    await backend.close()
+
+    assert stats.foreign_packets == 0 and stats.relayed_to_caller == 6
