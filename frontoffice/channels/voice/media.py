@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from . import g711
+from .conference import Conference, ConferenceMember
 from .sip import NegotiatedMedia
 
 __all__ = [
@@ -211,10 +212,19 @@ def learns_from_signalling(sdp_address: str, signalling_ip: str | None) -> bool:
 
 
 class MediaBackend(Protocol):
-    """Creates media sessions."""
+    """Creates media sessions, and joins their legs in conferences.
+
+    ``join_conference(conference_id, session, side)`` puts the ``"caller"`` or ``"agent"`` leg of
+    ``session`` in the conference of that id (created by its first party): the session stops relaying
+    and playing, and the leg hears the sum of the other parties (:mod:`.conference`).
+    ``leave_conference`` takes it out (the conference ends with its last party); the session then
+    stays silent until told to ``bridge`` or ``play_hold_music``, either of which also leaves.
+    """
 
     async def start(self) -> None: ...
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession: ...
+    def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
+    def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -518,6 +528,10 @@ class _PythonSession:
         self._dtmf_seen: set[int] = set()
         self._recorder: Recorder | None = None
         self._foreign_logged = False
+        # The conferences the legs are in (a leg in one does not relay: the mixer feeds it).
+        self._conferences: dict[str, Conference] = {}
+        self._caller_member: ConferenceMember | None = None
+        self._agent_member: ConferenceMember | None = None
         caller.on_packet = self._from_caller
         agent.on_packet = self._from_agent
         caller.on_foreign = partial(self._foreign, "caller")
@@ -555,6 +569,7 @@ class _PythonSession:
 
     def play_hold_music(self) -> None:
         self._bridged = False
+        self._leave_conferences()
         if not self._playing:
             self._playing = True
             self._player = asyncio.get_running_loop().call_soon(self._start_playing)
@@ -567,6 +582,7 @@ class _PythonSession:
     def bridge(self) -> None:
         self._bridged = True
         self._stop_playing()
+        self._leave_conferences()
         self._caller.reopen_learning()
         self._agent.reopen_learning()
 
@@ -645,19 +661,66 @@ class _PythonSession:
         if self._bridged:
             self._agent.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_agent += 1
+        elif (
+            self._caller_member is not None
+            and media is not None
+            and packet.payload_type == media.codec.payload_type
+        ):
+            self._caller_member.receive(packet.payload)
 
     def _from_agent(self, data: bytes) -> None:
         self.stats.agent_packets_in += 1
         packet = parse_rtp(data)
         if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
-        self._record("agent", self.agent_media, packet)
+        media = self.agent_media
+        self._record("agent", media, packet)
         if self._bridged:
             self._caller.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_caller += 1
+        elif (
+            self._agent_member is not None
+            and media is not None
+            and packet.payload_type == media.codec.payload_type
+        ):
+            self._agent_member.receive(packet.payload)
+
+    def join_conference(self, conference: Conference, side: str) -> None:
+        """Feed the ``side`` leg (``"caller"`` or ``"agent"``) to ``conference`` and send it the mix;
+        the session stops relaying and playing. The leg must be set up (its codec is the mix's)."""
+        leg, media = (
+            (self._caller, self.caller_media) if side == "caller" else (self._agent, self.agent_media)
+        )
+        if side not in ("caller", "agent") or media is None:
+            raise ValueError(f"no {side} leg set up to join a conference")
+        self._bridged = False
+        self._stop_playing()
+        self.leave_conference(side)
+        member = ConferenceMember(leg.forward, media.codec.name, media.codec.payload_type)
+        conference.join((self, side), member)
+        self._conferences[side] = conference
+        if side == "caller":
+            self._caller_member = member
+        else:
+            self._agent_member = member
+
+    def leave_conference(self, side: str) -> None:
+        """Take the ``side`` leg out of its conference (nothing if it is in none)."""
+        conference = self._conferences.pop(side, None)
+        if conference is not None:
+            conference.leave((self, side))
+        if side == "caller":
+            self._caller_member = None
+        else:
+            self._agent_member = None
+
+    def _leave_conferences(self) -> None:
+        for side in list(self._conferences):
+            self.leave_conference(side)
 
     async def close(self) -> MediaStats:
         self._stop_playing()
+        self._leave_conferences()
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
@@ -681,6 +744,7 @@ class PythonMediaBackend:
         self.learning_window_s = learning_window_s
         self._sessions: set[_PythonSession] = set()
         self._player = _Player()
+        self._conferences: dict[str, Conference] = {}
 
     async def start(self) -> None:
         """Nothing to start: sockets are opened per session."""
@@ -700,6 +764,21 @@ class PythonMediaBackend:
     def forget(self, session: MediaSession) -> None:
         if isinstance(session, _PythonSession):
             self._sessions.discard(session)
+
+    def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Put the ``side`` leg of ``session`` in conference ``conference_id`` (see :class:`MediaBackend`)."""
+        if not isinstance(session, _PythonSession):
+            raise TypeError("not a session of this backend")
+        self._conferences = {key: c for key, c in self._conferences.items() if c.members}
+        session.join_conference(self._conferences.setdefault(conference_id, Conference()), side)
+
+    def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Take the ``side`` leg of ``session`` out of conference ``conference_id``."""
+        if isinstance(session, _PythonSession):
+            session.leave_conference(side)
+        conference = self._conferences.get(conference_id)
+        if conference is not None and not conference.members:
+            del self._conferences[conference_id]
 
     async def close(self) -> None:
         for session in list(self._sessions):
