@@ -17,6 +17,8 @@ from frontoffice.channels.voice.sip.sdp import (
     SessionDescription,
     answer_offer,
     answer_reoffer,
+    apply_answer,
+    build_offer,
     parse_sdp,
 )
 
@@ -145,3 +147,13 @@ def test_an_added_video_stream_is_refused_with_port_zero_in_the_offers_order() -
     reoffer = answer_reoffer(local, _offer(extra_stream=video), current)
     assert [(m.media, m.port) for m in reoffer.answer.media] == [("audio", 40000), ("video", 0)]
     assert reoffer.answer.origin.session_version == local.origin.session_version + 1
+
+
+def test_after_our_offer_of_several_codecs_a_reoffer_is_answered_with_the_one_the_peer_chose() -> None:
+    ours = build_offer(address="192.0.2.1", port=40000, session_id="77", codecs=(PCMU, PCMA, TELEPHONE_EVENT))
+    current = apply_answer(ours, _offer(formats="8 101"))  # the carrier answered PCMA
+    reoffer = answer_reoffer(ours, _offer(direction="sendonly"), current)
+    audio = reoffer.answer.audio()
+    assert audio is not None and audio.formats == ["8", "101"] and audio.direction == "recvonly"
+    assert reoffer.media.codec.name == "PCMA"
+    assert reoffer.answer.origin.session_version == ours.origin.session_version + 1

@@ -521,7 +521,10 @@ def answer_reoffer(
     )
     theirs = theirs or offered_streams[0]
     local_codecs = ours.codecs()
-    chosen = next((c for c in local_codecs if not _is_dtmf(c)), None)
+    # Our SDP was an answer (one codec) or an offer (several, the peer chose one): ``current`` knows.
+    chosen = (
+        current.codec if current is not None else next((c for c in local_codecs if not _is_dtmf(c)), None)
+    )
     offered = theirs.codecs()
     codec = next((o for o in offered if chosen is not None and o.same_format(chosen)), None)
     if codec is None:
