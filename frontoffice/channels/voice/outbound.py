@@ -723,8 +723,9 @@ class Trunking:
                 leg.reason = "carrier hung up"
                 self._leg_over(leg)
         elif request.method == "INVITE":
-            # A session refresh or hold from the carrier: our address does not change.
-            service._respond_with(service._sdp_response(request, 200, leg.offer, leg.destination.transport))
+            # The carrier's hold, resume, moved media or session refresh (the relay's caller side).
+            media = leg.media if leg.answer is not None else None
+            leg.offer = service.answer_reinvite(request, leg.offer, media, leg.destination.transport)
         elif request.method in ("OPTIONS", "UPDATE", "INFO"):
             service._respond(request, 200)
         else:
@@ -896,7 +897,9 @@ class Trunking:
                 call.leg.reason = "agent hung up"
             self._end_phone_call(call, from_phone=True, status=200)
         elif method == "INVITE":
-            service._respond_with(service._sdp_response(request, 200, call.local_sdp, call.source.transport))
+            call.local_sdp = service.answer_reinvite(
+                request, call.local_sdp, call.media, call.source.transport, agent_side=True
+            )
         else:
             service._respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
@@ -1059,8 +1062,8 @@ class Trunking:
                 click, status=click.leg.status if click.leg else None, reason="agent hung up"
             )
         elif request.method == "INVITE":
-            service._respond_with(
-                service._sdp_response(request, 200, click.offer, click.destination.transport)
+            click.offer = service.answer_reinvite(
+                request, click.offer, click.media, click.destination.transport, agent_side=True
             )
         else:
             service._respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)

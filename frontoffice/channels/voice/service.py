@@ -758,40 +758,41 @@ class VoiceService:
                 self._respond(request, 481)
                 return
             leg.agent.dialog.receive_request(request)
-            leg.agent.offer = self._answer_reoffer(
+            leg.agent.offer = self.answer_reinvite(
                 request, leg.agent.offer, leg.media, leg.agent.destination.transport, agent_side=True
             )
             return
         call.dialog.receive_request(request)
         want = "sendonly" if call.held else "sendrecv"  # while we hold the caller, we go on holding
-        call.local_sdp = self._answer_reoffer(
+        call.local_sdp = self.answer_reinvite(
             request, call.local_sdp, call.media, call.source.transport, want
         )
 
-    def _answer_reoffer(
+    def answer_reinvite(
         self,
         request: Request,
         local_sdp: SessionDescription,
-        media: MediaSession,
+        media: MediaSession | None,
         transport: str,
         want: str = "sendrecv",
         *,
         agent_side: bool = False,
     ) -> SessionDescription:
         """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
-        ``media``: a new address or port, a hold or a resume. Returns our SDP as it now stands."""
+        ``media`` (none: only answer): a new address or port, a hold or a resume. Returns our SDP as it
+        now stands (``local_sdp`` when the offer was refused)."""
         if not request.body:
             # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
             self._respond_with(self._sdp_response(request, 200, local_sdp, transport))
             return local_sdp
+        current = None if media is None else media.agent_media if agent_side else media.caller_media
         try:
-            current = media.agent_media if agent_side else media.caller_media
             reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
         except ProtocolError as exc:
             # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
             self._respond(request, getattr(exc, "status_code", 488))
             return local_sdp
-        if reoffer.changes_media:
+        if media is not None and reoffer.changes_media:
             (media.update_agent if agent_side else media.update_caller)(reoffer.media)
         self._respond_with(self._sdp_response(request, 200, reoffer.answer, transport))
         return reoffer.answer
