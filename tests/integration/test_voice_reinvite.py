@@ -122,3 +122,26 @@ async def test_a_carriers_hold_is_answered_recvonly_and_nothing_is_sent_to_it(
     assert received == []
     [(_, stats)] = list(voice.recent_media)
     assert stats.agent_packets_in > 0
+
+
+async def test_the_agents_phone_putting_the_call_on_hold_is_answered_recvonly(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("holder", login=False)
+    port = free_port()
+    registered = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("holder", SIP_PASSWORD, port)
+    )
+    assert registered.returncode == 0, registered.output
+    phone = asyncio.create_task(run_sipp(sipp, "agent_phone_holds.xml", None, "-m", "1", "-p", str(port)))
+    await listening(port)
+    r = await client.post("/api/v1/agent/login", json={}, headers=desk.headers["holder"])
+    assert r.status_code == 204, r.text
+    caller = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    held = await phone
+    assert caller.returncode == 0, caller.output
+    # The phone's scenario fails unless our 200 to its a=sendonly re-INVITE says a=recvonly.
+    assert held.returncode == 0, held.output
