@@ -314,10 +314,10 @@ class _Leg(asyncio.DatagramProtocol):
     address and port its SDP names, from the first packet; for a peer behind NAT (see
     :func:`learns_from_signalling`) also the first packet from the signalling source's IP within
     :data:`LEARNING_WINDOW_S` of the peer's set-up or of the answer, which then becomes the peer (and
-    where the leg sends: RFC 4961 symmetric RTP). Anything else is dropped and reported to
-    ``on_foreign`` (counted and logged by the session), except the previous peer's packets still in
-    flight after a transfer or a re-INVITE, dropped quietly. The hot path is one comparison of the
-    packet's source with the peer's address as the event loop gives it.
+    where the leg sends: RFC 4961 symmetric RTP). Either first packet ends the learning. Anything
+    else is dropped and reported to ``on_foreign`` (counted and logged by the session), except the
+    previous peer's packets still in flight after a transfer or a re-INVITE, dropped quietly. The hot
+    path is one comparison of the packet's source with the peer's address as the event loop gives it.
 
     What the leg sends its peer is one RTP stream, whatever feeds it: the music, then one agent's
     phone, after a transfer another's. Each source has its own SSRC, sequence numbers and timestamps,
@@ -343,7 +343,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.signalling_ip: str | None = None
         self._learn_from: str | None = None  # the IP a NATed peer's address may be learned from
         self._learn_until = 0.0
-        self._learned = False
+        self._latched = False  # a packet came from the peer (SDP-named or learned): learning is over
         self._sending = True
         # After the peer changed (a transfer, a re-INVITE), packets still in flight from the previous one.
         self.previous: tuple[str, int] | None = None
@@ -375,11 +375,11 @@ class _Leg(asyncio.DatagramProtocol):
             return  # no peer yet: nothing to take, nobody to blame
         source = (str(addr[0]), int(addr[1]))
         if source == self.peer:
-            self._accept = addr
+            self._accept, self._latched = addr, True  # the peer is where its SDP says: learn nothing
         elif source == self.previous:
             return  # in flight from before a transfer or a re-INVITE: neither learned nor counted
-        elif source[0] == self._learn_from and not self._learned and time.monotonic() < self._learn_until:
-            self._learned = True
+        elif source[0] == self._learn_from and not self._latched and time.monotonic() < self._learn_until:
+            self._latched = True
             self.peer, self._accept = source, addr
             self._aim()
         else:
@@ -400,7 +400,7 @@ class _Leg(asyncio.DatagramProtocol):
             if self.peer is not None and self.peer != sdp:
                 self.previous = self.peer
             self._sdp, self.signalling_ip = sdp, signalling_ip
-            self.peer, self._accept, self._learned = sdp, None, False
+            self.peer, self._accept, self._latched = sdp, None, False
             self._learn_from = signalling_ip if learns_from_signalling(sdp[0], signalling_ip) else None
             self._learn_until = time.monotonic() + self.learning_window_s
         self._aim()
@@ -408,7 +408,7 @@ class _Leg(asyncio.DatagramProtocol):
     def reopen_learning(self) -> None:
         """The call is answered: a NATed peer that has sent nothing yet (many phones send only after
         the 200 OK) gets a fresh learning window."""
-        if not self._learned and self._learn_from is not None:
+        if not self._latched and self._learn_from is not None:
             self._learn_until = time.monotonic() + self.learning_window_s
 
     def _aim(self) -> None:

@@ -131,6 +131,25 @@ async def test_a_peer_behind_nat_is_learned_from_its_signalling_ip_and_a_second_
     assert stats.foreign_packets == 6
 
 
+async def test_once_the_peer_sent_from_its_sdp_address_nothing_else_is_learned() -> None:
+    backend = PythonMediaBackend("127.0.0.1")
+    session, agent = await _bridged(backend)
+    caller, neighbour = rtp_socket(), rtp_socket()
+    # Loopback is not routable: a peer that may be behind NAT, whose SDP is right nonetheless.
+    session.set_caller(media_to(caller, PCMA), signalling_ip="127.0.0.1")
+    session.bridge()
+    await _send(caller, session.caller_port, 0x11)
+    assert _markers(await receive(agent, 0.3)) == [0x11] * 3
+    await _send(neighbour, session.caller_port, 0xEF)  # the same IP, within the window
+    await _eventually(lambda: session.stats.foreign_packets == 3, "the neighbour's packets counted")
+    await _send(agent, session.agent_port, 0x22)
+    heard_by_caller = _markers(await receive(caller, 0.3))
+    await session.close()
+    await backend.close()
+
+    assert heard_by_caller == [0x22] * 3
+
+
 async def test_after_the_learning_window_nothing_is_learned_and_strangers_are_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
