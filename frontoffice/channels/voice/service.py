@@ -60,6 +60,7 @@ from .sip import (
     Transmit,
     Via,
     answer_offer,
+    answer_reoffer,
     apply_answer,
     build_cancel,
     build_error_response,
@@ -421,11 +422,17 @@ class VoiceService:
         return offer
 
     async def _answer_offer(
-        self, request: Request, offer: SessionDescription, on_dtmf: DtmfHandler, *, agent_side: bool = False
+        self,
+        request: Request,
+        offer: SessionDescription,
+        on_dtmf: DtmfHandler,
+        *,
+        agent_side: bool = False,
+        signalling_ip: str | None = None,
     ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
         """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
         that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed."""
+        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
         session = await self.media.open_session(on_dtmf)
         try:
             local_sdp, negotiated = answer_offer(
@@ -440,9 +447,9 @@ class VoiceService:
             self._respond(request, getattr(exc, "status_code", 488))
             return None
         if agent_side:
-            session.set_agent(negotiated)
+            session.set_agent(negotiated, signalling_ip=signalling_ip)
         else:
-            session.set_caller(negotiated)
+            session.set_caller(negotiated, signalling_ip=signalling_ip)
         return session, local_sdp, negotiated
 
     def _sdp_response(
@@ -600,7 +607,10 @@ class VoiceService:
     async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
         assert event.transaction is not None
         answered = await self._answer_offer(
-            request, offer, lambda digit: self._on_dtmf(request.call_id, digit)
+            request,
+            offer,
+            lambda digit: self._on_dtmf(request.call_id, digit),
+            signalling_ip=event.source.host,
         )
         if answered is None:
             return
@@ -748,11 +758,44 @@ class VoiceService:
                 self._respond(request, 481)
                 return
             leg.agent.dialog.receive_request(request)
-            self._respond_with(self._sdp_response(request, 200, leg.agent.offer))
+            leg.agent.offer = self.answer_reinvite(
+                request, leg.agent.offer, leg.media, leg.agent.destination.transport, agent_side=True
+            )
             return
-        # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
         call.dialog.receive_request(request)
-        self._respond_with(self._sdp_response(request, 200, call.local_sdp, call.source.transport))
+        want = "sendonly" if call.held else "sendrecv"  # while we hold the caller, we go on holding
+        call.local_sdp = self.answer_reinvite(
+            request, call.local_sdp, call.media, call.source.transport, want
+        )
+
+    def answer_reinvite(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession | None,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
+        ``media`` (none: only answer): a new address or port, a hold or a resume. Returns our SDP as it
+        now stands (``local_sdp`` when the offer was refused)."""
+        if not request.body:
+            # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
+            self._respond_with(self._sdp_response(request, 200, local_sdp, transport))
+            return local_sdp
+        current = None if media is None else media.agent_media if agent_side else media.caller_media
+        try:
+            reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
+        except ProtocolError as exc:
+            # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
+            self._respond(request, getattr(exc, "status_code", 488))
+            return local_sdp
+        if media is not None and reoffer.changes_media:
+            (media.update_agent if agent_side else media.update_caller)(reoffer.media)
+        self._respond_with(self._sdp_response(request, 200, reoffer.answer, transport))
+        return reoffer.answer
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
@@ -989,7 +1032,7 @@ class VoiceService:
         if call.agent is not None:
             self._agent_calls.pop(call.agent.invite.call_id, None)
         call.state = "external"
-        call.media.set_agent(leg.answer)
+        call.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
         call.media.bridge()
         if call.held:
             self._resume(call)
@@ -1252,7 +1295,9 @@ class VoiceService:
                 self._ring_pending(call)
             return
         try:
-            call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
+            call.media.set_agent(
+                apply_answer(leg.offer, parse_sdp(response.body)), signalling_ip=leg.destination.host
+            )
         except ProtocolError:
             self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
