@@ -281,11 +281,50 @@ class CrmService:
             return await self._card(s, customer_id)
 
     async def delete_customer(self, actor: Actor, customer_id: int) -> None:
-        actor.require("customers.merge")
+        """Delete a customer in one transaction, audit-logged.
+
+        What describes the person goes: identities (so the phone or address is free for another card),
+        notes, tags, custom fields, and the cards merged into this one earlier. Their contacts, tickets
+        and deals stay in the history with no customer (``customer_id`` null: "deleted customer").
+        """
+        actor.require("customers.delete")
         async with self.sessions.begin() as s:
-            customer = await self._live_customer(s, actor, customer_id)
-            await s.delete(customer)
-            audit(s, actor, "customer.delete", "customer", customer_id)
+            await self._live_customer(s, actor, customer_id)
+            # The cards merged into this one (and into those) are the same person: they go too, or
+            # clearing their ``merged_into_id`` would bring them back as live cards.
+            gone = [customer_id]
+            frontier = [customer_id]
+            while frontier:
+                frontier = list(
+                    await s.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
+                )
+                gone += frontier
+            kept = {
+                name: (
+                    await s.execute(update(table).where(table.customer_id.in_(gone)).values(customer_id=None))
+                ).rowcount  # type: ignore[attr-defined]
+                for name, table in (("interactions", Interaction), ("tickets", Ticket), ("deals", Deal))
+            }
+            removed = {
+                name: (await s.execute(delete(table).where(table.customer_id.in_(gone)))).rowcount  # type: ignore[attr-defined]
+                for name, table in (("identities", Identity), ("notes", Note))
+            }
+            await s.execute(delete(CustomerTag).where(CustomerTag.customer_id.in_(gone)))
+            await s.execute(delete(CustomerProject).where(CustomerProject.customer_id.in_(gone)))
+            # Children first: a merged card points at the one it was merged into.
+            for gone_id in reversed(gone):
+                await s.execute(delete(Customer).where(Customer.id == gone_id))
+            audit(
+                s,
+                actor,
+                "customer.delete",
+                "customer",
+                customer_id,
+                self.clock(),
+                removed=removed,
+                kept=kept,
+                merged_ids=gone[1:],
+            )
 
     async def _live_customer(self, s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
         """The customer, unless deleted, merged away or out of the actor's projects (404)."""
