@@ -202,6 +202,12 @@ class TicketService:
                     error_id="ticket-closed",
                     ticket_id=ticket_id,
                 )
+            if ticket.customer_id is None:
+                raise Conflict(
+                    "The ticket's customer was deleted; no more contacts can be linked to it",
+                    error_id="ticket-customer-deleted",
+                    ticket_id=ticket_id,
+                )
             await self._customer_interaction(s, actor, interaction_id, ticket.customer_id)
             if await s.get(TicketInteraction, (ticket_id, interaction_id)) is None:
                 now = self.clock()

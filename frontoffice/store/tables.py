@@ -456,7 +456,8 @@ class Ticket(Base):
         Index("ix_tickets_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # None: the customer was deleted; the case stays in the help desk's history.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -494,7 +495,8 @@ class Deal(Base):
         Index("ix_deals_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # None: the customer was deleted; the deal stays in the pipeline's history.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     # The client project the deal is made for (None: the customer's, seen by whoever sees the customer).
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     title: Mapped[str] = mapped_column(String(300))
