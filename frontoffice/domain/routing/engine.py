@@ -30,6 +30,7 @@ from .exceptions import (
     DuplicateContact,
     InvalidConfig,
     InvalidTransition,
+    QueueTurnsAway,
     UnknownAgent,
     UnknownContact,
     UnknownQueue,
@@ -515,6 +516,10 @@ class RoutingEngine:
         """
         contact = self._contact(contact_id)
         self._queue(queue_id)
+        reason = self.turn_away_reason(queue_id)
+        if reason is not None:
+            # Refused before anything changes: the contact stays with its agent (or in its line).
+            raise QueueTurnsAway(queue_id, reason)
         out: list[Output] = []
         from_queue = contact.queue_id
         from_agent, released = self._detach_for_transfer(contact, now, out)
@@ -1235,6 +1240,38 @@ class RoutingEngine:
         if self._dispatch_contact(contact, now, out):
             return
         self._put_in_line(contact)
+
+    def turn_away_reason(self, queue_id: str) -> str | None:
+        """Why a contact arriving in this queue now would be turned away (handed to the fallback
+        action or refused) instead of waiting: ``closed``, ``no_agents`` or ``max_length`` of the queue
+        it first arrives in; ``None`` when it would wait here or in a queue its overflow leads to.
+        Read-only: the same arrival rules as a real arrival, without the arrival."""
+        first_reason: str | None = None
+        hops = 0
+        while True:
+            queue = self._queue(queue_id)
+            config = queue.config
+            if not queue.gate:
+                return None
+            if not queue.open and config.closed_action != "join":
+                action, reason = config.closed_action, "closed"
+            elif config.no_agents_action != "join" and not self._any_logged_in(queue_id):
+                action, reason = config.no_agents_action, "no_agents"
+            elif config.max_length is not None and len(queue.waiting) >= config.max_length:
+                action, reason = "overflow", "max_length"
+            else:
+                return None
+            first_reason = first_reason or reason
+            target = config.overflow_queue_id
+            if (
+                action != "overflow"
+                or target is None
+                or target == queue_id
+                or target not in self._queues
+                or hops >= MAX_OVERFLOW_HOPS
+            ):
+                return first_reason
+            queue_id, hops = target, hops + 1
 
     def _any_logged_in(self, queue_id: str) -> bool:
         agents = self._agents
