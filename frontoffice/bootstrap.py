@@ -26,6 +26,7 @@ from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
@@ -52,6 +53,7 @@ class Container:
     calendars: CalendarService
     tickets: TicketService
     deals: DealService
+    engine_settings: EngineSettingsService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -60,6 +62,7 @@ class Container:
         """Rebuild the routing engine from the store and start its timers."""
         if not self.started:
             await self.stats.start()
+            await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
             await self.calendars.start()
             if self.voice is not None:
@@ -160,6 +163,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),
         deals=DealService(sessions, clock=clock),
+        engine_settings=EngineSettingsService(acd, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

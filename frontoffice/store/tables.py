@@ -50,6 +50,8 @@ __all__ = [
     "Note",
     "Project",
     "Queue",
+    "ScheduledCallback",
+    "SiteSetting",
     "Ticket",
     "TicketInteraction",
     "User",
@@ -505,3 +507,41 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class SiteSetting(Base):
+    """A site-wide setting an administrator edits (e.g. ``acd.engine``: the routing engine's settings),
+    stored as one JSON document per key."""
+
+    __tablename__ = "site_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ScheduledCallback(Base):
+    """A promise to call a customer back at ``due_at``: made at wrap-up (``callback_at``) or by a
+    queue's ``callback`` fallback. The scheduler turns it into a callback contact in the ACD once
+    (``state``: scheduled → queued; cancelled when its source contact is gone) and survives restarts.
+    """
+
+    __tablename__ = "scheduled_callbacks"
+    __table_args__ = (
+        # The scheduler's query: the earliest due callbacks still scheduled.
+        Index("ix_scheduled_callbacks_state_due", "state", "due_at"),
+        # One promise per contact: a second wrap-up of the same contact moves it instead.
+        UniqueConstraint("interaction_id", name="uq_scheduled_callbacks_interaction_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    callback_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fired_at: Mapped[datetime | None] = mapped_column()

@@ -18,7 +18,8 @@ use for: the engine does not build them (the simulation keeps no event log). Dec
 Commands (each returns ``list[Output]`` unless noted; invalid input raises a :class:`RoutingError`
 subclass and leaves the engine unchanged):
 
-* configuration, live: ``upsert_queue(cfg, now=None)``, ``remove_queue(id) -> None``,
+* configuration, live: ``configure(engine_config, now=None)`` (site-wide settings),
+  ``upsert_queue(cfg, now=None)``, ``remove_queue(id) -> None``,
   ``upsert_agent(cfg, now=None)``, ``remove_agent(id) -> None`` (pass ``now`` to match at once)
 * agents: ``agent_login(id, now, state="available", reason=None)``,
   ``set_agent_state(id, "available" | "not_ready", now, reason=None)``, ``agent_logout(id, now)``,

@@ -187,6 +187,36 @@ class RoutingEngine:
                 self._dispatch_agent(agent, now, out)
         return out
 
+    def configure(self, config: EngineConfig, now: float | None = None) -> list[Output]:
+        """Change the site-wide settings live (an administrator saved them).
+
+        A new ``priority_weight_s`` re-scores every waiting contact (each keeps its arrival time and
+        sequence number, so equal scores stay in arrival order); a new ``voice_blocks_other_channels``
+        re-checks which agents can take offers on which channel; the missed-offer limit and the reject
+        cool-off apply from the next miss or rejection. With ``now``, agents who can take offers
+        under the new settings are matched with waiting contacts at once.
+        """
+        old_k = self._k
+        self.config = config
+        self._k = config.priority_weight_s
+        self._cooloff = config.reject_cooloff_s
+        self._voice_blocks = config.voice_blocks_other_channels
+        if self._k != old_k:
+            for contact in self._contacts.values():
+                in_line = bool(contact.lines) or contact.in_target_line
+                if in_line:
+                    self._take_out_of_line(contact)
+                contact.base = contact.enqueued_at - contact.priority * self._k
+                if in_line:
+                    self._put_in_line(contact)
+        for agent in self._agents.values():
+            self._reindex(agent)
+        out: list[Output] = []
+        if now is not None:
+            for agent in self._agents.values():
+                self._dispatch_agent(agent, now, out)
+        return out
+
     def remove_queue(self, queue_id: str) -> None:
         """Remove an empty queue (no contact waits in it, rings from it or is connected from it)."""
         queue = self._queue(queue_id)
