@@ -22,6 +22,7 @@ from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
+from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
@@ -54,6 +55,7 @@ class Container:
     tickets: TicketService
     deals: DealService
     engine_settings: EngineSettingsService
+    callbacks: CallbackScheduler
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -64,6 +66,7 @@ class Container:
             await self.stats.start()
             await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
+            await self.callbacks.start()
             await self.calendars.start()
             if self.voice is not None:
                 await self.voice.start()
@@ -74,6 +77,7 @@ class Container:
             if self.voice is not None:
                 await self.voice.stop()
             await self.calendars.stop()
+            await self.callbacks.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -164,6 +168,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         tickets=TicketService(sessions, clock=clock),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
+        callbacks=CallbackScheduler(acd, interactions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

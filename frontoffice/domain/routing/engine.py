@@ -383,9 +383,15 @@ class RoutingEngine:
     # contact commands
     # ============================================================================================
 
-    def contact_arrived(self, contact: Contact, now: float) -> list[Output]:
+    def contact_arrived(
+        self, contact: Contact, now: float, *, reserve_s: float | None = None
+    ) -> list[Output]:
         """A new contact for ``contact.queue_id``: it is queued (and possibly offered at once),
-        overflowed, given a fallback action, or refused."""
+        overflowed, given a fallback action, or refused.
+
+        ``reserve_s``: reserve it for its preferred agent this long whatever the queue's ``sticky_s``
+        (a callback for the agent who promised it), when that agent is signed in and takes the channel.
+        """
         return self.arrive(
             contact.contact_id,
             contact.channel,
@@ -394,6 +400,7 @@ class RoutingEngine:
             contact.priority,
             preferred_agent=contact.preferred_agent() if contact.attributes else contact.preferred_agent_id,
             is_callback=contact.is_callback,
+            reserve_s=reserve_s,
         )
 
     def arrive(
@@ -406,6 +413,7 @@ class RoutingEngine:
         *,
         preferred_agent: str | None = None,
         is_callback: bool = False,
+        reserve_s: float | None = None,
     ) -> list[Output]:
         """:meth:`contact_arrived` with the contact given by the fields routing uses, rather than as a
         :class:`Contact`: the same command, for callers that have no Contact to hand and make many
@@ -429,7 +437,9 @@ class RoutingEngine:
             now - priority * self._k,
         )
         out: list[Output] = []
-        self._route_into_queue(runtime, queue_id, now, out, 0)
+        if reserve_s is not None and reserve_s < 0:
+            raise InvalidConfig("reserve_s must not be negative")
+        self._route_into_queue(runtime, queue_id, now, out, 0, reserve_s)
         return out
 
     def contact_withdrawn(self, contact_id: str, now: float) -> list[Output]:
@@ -1208,7 +1218,13 @@ class RoutingEngine:
             )
 
     def _route_into_queue(
-        self, contact: ContactRuntime, queue_id: str, now: float, out: list[Output], hops: int
+        self,
+        contact: ContactRuntime,
+        queue_id: str,
+        now: float,
+        out: list[Output],
+        hops: int,
+        reserve_s: float | None = None,
     ) -> None:
         """Apply the queue's arrival rules, then queue the contact and try to offer it."""
         queue = self._queues[queue_id]
@@ -1237,13 +1253,13 @@ class RoutingEngine:
             out.append(ContactQueued(contact_id, queue_id, enqueued_at, seq))
         if queue.timed:
             self._schedule_queue_timers(contact, queue)
-        if queue.sticky and contact.preferred_agent is not None:
+        if (queue.sticky or reserve_s is not None) and contact.preferred_agent is not None:
             preferred = contact.preferred_agent
             agent = self._agents.get(preferred)
             if agent is not None and agent.logged_in and agent.capacity.get(contact.channel, 0) > 0:
                 contact.target_agent = preferred
                 contact.target_gen = self._next_gen()
-                contact.target_until = now + queue.config.sticky_s
+                contact.target_until = now + (queue.config.sticky_s if reserve_s is None else reserve_s)
                 self._push_timer(contact.target_until, _T_STICKY, contact_id, contact.target_gen)
         # Offer first, queue only if nobody can take it: a contact offered at once would leave its line
         # straight away, and nothing in a dispatch reads the lines, so the outcome is the same without
