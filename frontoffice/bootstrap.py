@@ -28,6 +28,7 @@ from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
+from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
@@ -56,6 +57,7 @@ class Container:
     deals: DealService
     engine_settings: EngineSettingsService
     callbacks: CallbackScheduler
+    fallback: FallbackActions
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -150,6 +152,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
 
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
+    fallback = FallbackActions(sessions, interactions, clock=clock)
+    acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     return Container(
         settings=settings,
@@ -169,6 +173,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
+        fallback=fallback,
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

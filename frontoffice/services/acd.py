@@ -121,6 +121,7 @@ def queue_config(queue: Queue) -> r.QueueConfig:
     cfg.pop("calendar_id", None)
     cfg.pop("sl_threshold_s", None)
     cfg.pop("disposition_required", None)
+    cfg.pop("closed_message", None)  # said by the fallback action (services/fallback.py)
     return r.QueueConfig(
         queue_id=str(queue.id),
         overflow_queue_id=None if overflow is None else str(overflow),
