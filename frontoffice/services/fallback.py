@@ -14,8 +14,9 @@ committed, each contact in one transaction of its own:
   added to the interaction as an outbound message (the web form's answer carries it); a call hears the
   "closed" prompt, then the voice channel hangs up.
 
-What was done is kept in the interaction's ``attributes.fallback`` (action, reason, ticket and callback
-ids, message) and given to whoever asks with :meth:`FallbackActions.turned_away` — the web form's answer.
+What was done is kept in ``fallback_outcomes`` (action, reason, ticket and callback ids, message; a row of
+its own: the channel may be changing the interaction meanwhile) and given to whoever asks with
+:meth:`FallbackActions.turned_away` — the web form's answer.
 """
 
 from __future__ import annotations
@@ -30,23 +31,30 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Direction
-from frontoffice.store.tables import Interaction, InteractionEvent, Message, Queue, ScheduledCallback
+from frontoffice.store.tables import (
+    FallbackOutcome,
+    Interaction,
+    InteractionEvent,
+    Message,
+    Queue,
+    ScheduledCallback,
+)
 
 from .acd_schemas import ContactCreated
 from .callbacks import schedule_callback
-from .context import Clock, system_clock
+from .context import Actor, Clock, system_clock
 from .interactions import InteractionService
+from .scope import visible_interaction
 from .tickets import open_ticket_for_contact
 
-__all__ = ["DEFAULT_CLOSED_MESSAGE", "FALLBACK_ATTRIBUTE", "ContactAnswer", "FallbackActions", "TurnedAway"]
+__all__ = ["DEFAULT_CLOSED_MESSAGE", "ContactAnswer", "FallbackActions", "TurnedAway"]
 
 log = logging.getLogger("frontoffice.fallback")
 
 #: Said to a contact turned away with ``message_and_disconnect`` when its queue sets no ``closed_message``.
 DEFAULT_CLOSED_MESSAGE = "We cannot take your request right now. Please contact us again later."
-#: The interaction attribute that records what was done with a contact turned away.
-FALLBACK_ATTRIBUTE = "fallback"
 #: A ticket's subject when the contact had none.
 _NO_SUBJECT = "Contact turned away"
 
@@ -104,6 +112,19 @@ class FallbackActions:
                 self._running[interaction_id] = task
                 task.add_done_callback(partial(self._finished, interaction_id))
 
+    async def outcome(self, actor: Actor, interaction_id: int) -> TurnedAway:
+        """What was done with a contact the ACD turned away (``interactions.read``); 404
+        ``not-turned-away`` for a contact that was queued."""
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            await visible_interaction(s, actor, interaction_id)  # 404 outside the user's projects
+        turned = await self.turned_away(interaction_id)
+        if turned is None:
+            raise NotFound(
+                "This contact was not turned away", error_id="not-turned-away", interaction_id=interaction_id
+            )
+        return turned
+
     def _finished(self, interaction_id: int, _: asyncio.Task[None]) -> None:
         self._running.pop(interaction_id, None)
 
@@ -117,9 +138,9 @@ class FallbackActions:
             row = await s.get(Interaction, interaction_id)
             if row is None:
                 return None
-            done = (row.attributes or {}).get(FALLBACK_ATTRIBUTE)
-            if isinstance(done, dict):
-                return TurnedAway.model_validate(done)
+            done = await s.get(FallbackOutcome, interaction_id)
+            if done is not None:
+                return TurnedAway.model_validate(done, from_attributes=True)
             if row.state == "failed" and row.queue_id is not None:
                 # Refused (no fallback action): the last "refused" event says why.
                 return TurnedAway(action=None, reason=await _refusal_reason(s, interaction_id))
@@ -169,7 +190,7 @@ class FallbackActions:
             text = str((queue.config if queue is not None else {}).get("closed_message") or "")
             done.message = text or DEFAULT_CLOSED_MESSAGE
             await self.interactions.add_message(s, row, direction=Direction.OUTBOUND, body=done.message)
-        row.attributes = {**(row.attributes or {}), FALLBACK_ATTRIBUTE: done.model_dump()}
+        s.add(FallbackOutcome(interaction_id=interaction_id, at=now, **done.model_dump()))
 
 
 def _ticket_subject(row: Interaction, action: str) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "Deal",
     "Disposition",
     "EntryPoint",
+    "FallbackOutcome",
     "IdempotencyKey",
     "Identity",
     "Interaction",
@@ -545,3 +546,20 @@ class ScheduledCallback(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     fired_at: Mapped[datetime | None] = mapped_column()
+
+
+class FallbackOutcome(Base):
+    """What a queue's fallback action did with a contact the ACD turned away (services/fallback.py):
+    a row of its own, not the interaction's attributes, which the channel may be updating meanwhile
+    (a voicemail's recording)."""
+
+    __tablename__ = "fallback_outcomes"
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_callbacks.id", ondelete="SET NULL"))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,7 @@ from .api import (
     crm,
     deals,
     desk,
+    fallback,
     interactions,
     planning,
     stats,
@@ -65,6 +66,7 @@ def create_app(container: Container) -> FastAPI:
     for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(acd_settings.router, prefix="/api/v1")
+    app.include_router(fallback.router, prefix="/api/v1")
     app.include_router(voice.router, prefix="/api/v1")
     app.include_router(voice_trunks.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")

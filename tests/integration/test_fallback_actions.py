@@ -28,6 +28,9 @@ async def test_a_contact_that_waits_is_answered_as_queued(desk: Desk) -> None:
     answer = await _post(desk)
 
     assert answer["outcome"] == "queued" and answer["fallback"] is None
+    iid = answer["interaction"]["id"]
+    r = await desk.client.get(f"{API}/interactions/{iid}/fallback", headers=desk.admin)
+    assert r.status_code == 404 and r.json()["error_id"] == "not-turned-away"
 
 
 async def test_a_full_queue_with_a_ticket_fallback_opens_a_ticket_with_the_contact_s_content(
@@ -106,11 +109,10 @@ async def test_a_callback_fallback_calls_the_customer_back_once_an_agent_is_sign
             f"{API}/interactions", params={"customer_id": source["customer_id"]}, headers=desk.admin
         )
         found = [i for i in r.json()["items"] if i["attributes"].get("callback_for") == source["id"]]
-        return found[0]["id"] if found and found[0]["state"] == "offered" else None
+        # Offered to olga: in the store and on her socket.
+        return found[0]["id"] if found and found[0]["id"] in desk.offers_to("olga") else None
 
-    callback_id = await eventually(callback_offered)
-    print([(m.type, m.data) for m in desk.drain()])
-    assert callback_id in desk.offers_to("olga")
+    assert await eventually(callback_offered)
 
 
 async def test_a_contact_that_waits_too_long_gets_its_ticket_when_the_wait_runs_out(
@@ -130,5 +132,8 @@ async def test_a_contact_that_waits_too_long_gets_its_ticket_when_the_wait_runs_
 
     found = await eventually(tickets)
     assert found[0]["interaction_ids"] == [answer["interaction"]["id"]]
-    turned = await desk.client.get(f"{API}/interactions/{answer['interaction']['id']}", headers=desk.admin)
-    assert turned.json()["attributes"]["fallback"]["reason"] == "max_wait"
+    turned = await desk.client.get(
+        f"{API}/interactions/{answer['interaction']['id']}/fallback", headers=desk.admin
+    )
+    assert turned.status_code == 200, turned.text
+    assert turned.json()["action"] == "ticket" and turned.json()["reason"] == "max_wait"

@@ -1,4 +1,5 @@
-"""site-wide settings (the routing engine's, editable by an administrator); scheduled callbacks
+"""site-wide settings (the routing engine's, editable by an administrator); scheduled callbacks; what
+a queue's fallback action did with a contact
 
 Revision ID: 0007
 Revises: 0006
@@ -70,9 +71,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("scheduled_callbacks", schema=None) as batch_op:
         batch_op.create_index("ix_scheduled_callbacks_state_due", ["state", "due_at"], unique=False)
+    op.create_table(
+        "fallback_outcomes",
+        sa.Column("interaction_id", ID, nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("ticket_id", ID, nullable=True),
+        sa.Column("callback_id", ID, nullable=True),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("at", TIME, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["interaction_id"],
+            ["interactions.id"],
+            name=op.f("fk_fallback_outcomes_interaction_id_interactions"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_fallback_outcomes_ticket_id_tickets"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["callback_id"],
+            ["scheduled_callbacks.id"],
+            name=op.f("fk_fallback_outcomes_callback_id_scheduled_callbacks"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("interaction_id", name=op.f("pk_fallback_outcomes")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("fallback_outcomes")
     with op.batch_alter_table("scheduled_callbacks", schema=None) as batch_op:
         batch_op.drop_index("ix_scheduled_callbacks_state_due")
     op.drop_table("scheduled_callbacks")
