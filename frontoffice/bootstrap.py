@@ -69,6 +69,7 @@ class Container:
             await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
             await self.callbacks.start()
+            await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             if self.voice is not None:
                 await self.voice.start()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import NotFound
-from frontoffice.domain.model import Direction
+from frontoffice.domain.model import Direction, InteractionState
 from frontoffice.store.tables import (
     FallbackOutcome,
     Interaction,
@@ -55,6 +56,11 @@ log = logging.getLogger("frontoffice.fallback")
 
 #: Said to a contact turned away with ``message_and_disconnect`` when its queue sets no ``closed_message``.
 DEFAULT_CLOSED_MESSAGE = "We cannot take your request right now. Please contact us again later."
+#: Fallback actions decided this recently but not carried out (a crash) are carried out at start; older
+#: ones are left: a customer turned away a day ago has moved on.
+RECOVERY_WINDOW = timedelta(days=1)
+#: The ACD's disposition of a contact handed to a fallback action (``fallback:ticket``...).
+_DISPOSITION_PREFIX = "fallback:"
 #: A ticket's subject when the contact had none.
 _NO_SUBJECT = "Contact turned away"
 
@@ -148,6 +154,9 @@ class FallbackActions:
 
     async def answer(self, created: ContactCreated) -> ContactAnswer:
         """The answer to a new contact, saying whether it was queued or turned away and what was done."""
+        if created.interaction.state is not InteractionState.FAILED:
+            # Queued (or further along): nothing to read, the contact path stays one transaction.
+            return ContactAnswer(**dict(created))
         turned = await self.turned_away(created.interaction.id)
         if turned is None:
             return ContactAnswer(**dict(created))
@@ -155,7 +164,40 @@ class FallbackActions:
             **dict(created), outcome="refused" if turned.action is None else "fallback", fallback=turned
         )
 
-    async def _carry_out(self, interaction_id: int, queue_id: int, action: str, reason: str) -> None:
+    async def recover(self) -> int:
+        """Carry out the fallback actions decided but not done when the server stopped (a crash between
+        the ACD's commit and the action); call at start. Returns how many were carried out."""
+        since = self.clock() - RECOVERY_WINDOW
+        async with self.sessions() as s:
+            missed = (
+                await s.execute(
+                    select(Interaction.id, Interaction.queue_id, Interaction.disposition)
+                    .outerjoin(FallbackOutcome, FallbackOutcome.interaction_id == Interaction.id)
+                    .where(
+                        Interaction.created_at >= since,
+                        Interaction.state == InteractionState.FAILED.value,
+                        Interaction.disposition.like(f"{_DISPOSITION_PREFIX}%"),
+                        FallbackOutcome.interaction_id.is_(None),
+                    )
+                    .order_by(Interaction.id)
+                )
+            ).all()
+            reasons = {
+                interaction_id: str((data or {}).get("reason", "unknown"))
+                for interaction_id, data in await s.execute(
+                    select(InteractionEvent.interaction_id, InteractionEvent.data).where(
+                        InteractionEvent.interaction_id.in_([row.id for row in missed]),
+                        InteractionEvent.type == "fallback",
+                    )
+                )
+            }
+        for row in missed:
+            action = str(row.disposition).removeprefix(_DISPOSITION_PREFIX)
+            log.warning("carrying out a fallback action missed at a stop", extra={"interaction": row.id})
+            await self._carry_out(row.id, row.queue_id, action, reasons.get(row.id, "unknown"))
+        return len(missed)
+
+    async def _carry_out(self, interaction_id: int, queue_id: int | None, action: str, reason: str) -> None:
         try:
             async with self.sessions.begin() as s:
                 await self._in_session(s, interaction_id, queue_id, action, reason)
@@ -163,7 +205,7 @@ class FallbackActions:
             log.exception("fallback action failed", extra={"interaction": interaction_id, "action": action})
 
     async def _in_session(
-        self, s: AsyncSession, interaction_id: int, queue_id: int, action: str, reason: str
+        self, s: AsyncSession, interaction_id: int, queue_id: int | None, action: str, reason: str
     ) -> None:
         row = await s.get(Interaction, interaction_id)
         if row is None:
@@ -186,7 +228,7 @@ class FallbackActions:
                 select(ScheduledCallback.id).where(ScheduledCallback.interaction_id == interaction_id)
             )
         elif action == "message_and_disconnect":
-            queue = await s.get(Queue, queue_id)
+            queue = None if queue_id is None else await s.get(Queue, queue_id)
             text = str((queue.config if queue is not None else {}).get("closed_message") or "")
             done.message = text or DEFAULT_CLOSED_MESSAGE
             await self.interactions.add_message(s, row, direction=Direction.OUTBOUND, body=done.message)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+from sqlalchemy import delete
+
+from frontoffice.bootstrap import Container, build_container
+from frontoffice.store.tables import FallbackOutcome, Ticket, TicketInteraction
+from frontoffice.web.app import create_app
+
 from ..conftest import ShiftedClock, eventually
 from .test_acd_api import API, Desk, desk
 
@@ -137,3 +144,33 @@ async def test_a_contact_that_waits_too_long_gets_its_ticket_when_the_wait_runs_
     )
     assert turned.status_code == 200, turned.text
     assert turned.json()["action"] == "ticket" and turned.json()["reason"] == "max_wait"
+
+
+async def test_a_fallback_action_a_crash_left_undone_is_carried_out_at_the_next_start(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    await desk.entry("site", await desk.queue("support", max_length=0, fallback_action="ticket"))
+    answer = await _post(desk)
+    customer = answer["interaction"]["customer_id"]
+    # A crash between the ACD's commit and the action: the decision is stored, the action's work is not.
+    async with container.sessions.begin() as s:
+        await s.execute(delete(FallbackOutcome))
+        await s.execute(delete(TicketInteraction))
+        await s.execute(delete(Ticket))
+    await container.close()
+
+    again = build_container(container.settings, clock=clock)
+    await again.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(again)), base_url="http://testserver"
+        ) as client:
+            r = await client.get(f"{API}/customers/{customer}/tickets", headers=desk.admin)
+            [ticket] = r.json()["items"]
+            assert ticket["interaction_ids"] == [answer["interaction"]["id"]]
+            r = await client.get(
+                f"{API}/interactions/{answer['interaction']['id']}/fallback", headers=desk.admin
+            )
+            assert r.json()["ticket_id"] == ticket["id"] and r.json()["reason"] == "max_length"
+    finally:
+        await again.close()
