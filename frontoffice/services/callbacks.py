@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,9 +63,13 @@ CallbackReason = Literal["wrap_up", "fallback"]
 _SCHEDULED, _QUEUED, _CANCELLED = "scheduled", "queued", "cancelled"
 
 
+class _Contact(Protocol):
+    id: int
+
+
 async def schedule_callback(
     s: AsyncSession,
-    interaction: Any,
+    interaction: _Contact,
     due_at: datetime,
     *,
     reason: CallbackReason,
@@ -73,9 +77,8 @@ async def schedule_callback(
     queue_id: int | None,
     now: datetime,
 ) -> None:
-    """Promise a callback for ``interaction`` (an :class:`Interaction` row, or the ACD's view of one:
-    ``id`` is used) at ``due_at``, in the caller's transaction. A contact has one promise: making it
-    again moves it."""
+    """Promise a callback for ``interaction`` (anything with the interaction's ``id``) at ``due_at``,
+    in the caller's transaction. A contact has one promise: making it again moves it."""
     existing = await s.scalar(
         select(ScheduledCallback).where(ScheduledCallback.interaction_id == interaction.id)
     )
@@ -167,10 +170,13 @@ class CallbackScheduler:
 
         async def claim(s: AsyncSession, _: float) -> None:
             at = self.clock()
-            result: CursorResult[Any] = await s.execute(  # type: ignore[assignment]
-                update(ScheduledCallback)
-                .where(ScheduledCallback.id == promise_id, ScheduledCallback.state == _SCHEDULED)
-                .values(state=_QUEUED, fired_at=at)
+            result = cast(
+                "CursorResult[Any]",
+                await s.execute(
+                    update(ScheduledCallback)
+                    .where(ScheduledCallback.id == promise_id, ScheduledCallback.state == _SCHEDULED)
+                    .values(state=_QUEUED, fired_at=at)
+                ),
             )
             if result.rowcount != 1:
                 raise Conflict("This callback was queued already", error_id="callback-taken")

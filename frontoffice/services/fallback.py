@@ -211,7 +211,7 @@ class FallbackActions:
         if row is None:
             return
         now = self.clock()
-        done = TurnedAway(action=action, reason=reason)  # type: ignore[arg-type]
+        done = TurnedAway.model_validate({"action": action, "reason": reason})
         if action in ("ticket", "voicemail"):
             ticket = await open_ticket_for_contact(
                 s,
