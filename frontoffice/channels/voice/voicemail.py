@@ -92,6 +92,12 @@ async def say_closed(caller: TurnedAwayCaller, prompt: bytes) -> None:
     """The "closed" prompt, then BYE."""
     if prompt:
         caller.play(prompt)
-        if await caller.digit(prompt_seconds(prompt) + PROMPT_TAIL_S) == "":
-            return  # the caller hung up first
+        loop = asyncio.get_running_loop()
+        played_at = loop.time() + prompt_seconds(prompt) + PROMPT_TAIL_S
+        while (left := played_at - loop.time()) > 0:  # keys pressed meanwhile do not cut it short
+            key = await caller.digit(left)
+            if key == "":
+                return  # the caller hung up first
+            if key is None:
+                break
     caller.hang_up()

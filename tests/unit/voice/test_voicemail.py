@@ -52,3 +52,15 @@ async def test_the_closed_message_is_played_then_the_call_ends() -> None:
     caller = ScriptedCaller(None)
     await say_closed(caller, PROMPT)
     assert caller.did == ["play", "hang_up"]
+
+
+async def test_a_key_pressed_during_the_closed_message_does_not_cut_it_short() -> None:
+    caller = ScriptedCaller("5", None)
+    await say_closed(caller, PROMPT)
+    assert caller.did == ["play", "hang_up"] and caller.keys == []
+
+
+async def test_a_caller_who_hangs_up_during_the_closed_message_gets_no_bye() -> None:
+    caller = ScriptedCaller("")
+    await say_closed(caller, PROMPT)
+    assert caller.did == ["play"]
