@@ -22,10 +22,13 @@ from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
+from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.engine_settings import EngineSettingsService
+from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
@@ -52,6 +55,9 @@ class Container:
     calendars: CalendarService
     tickets: TicketService
     deals: DealService
+    engine_settings: EngineSettingsService
+    callbacks: CallbackScheduler
+    fallback: FallbackActions
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -60,7 +66,10 @@ class Container:
         """Rebuild the routing engine from the store and start its timers."""
         if not self.started:
             await self.stats.start()
+            await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
+            await self.callbacks.start()
+            await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             if self.voice is not None:
                 await self.voice.start()
@@ -71,6 +80,7 @@ class Container:
             if self.voice is not None:
                 await self.voice.stop()
             await self.calendars.stop()
+            await self.callbacks.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -143,6 +153,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
 
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
+    fallback = FallbackActions(sessions, interactions, clock=clock)
+    acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     return Container(
         settings=settings,
@@ -160,6 +172,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),
         deals=DealService(sessions, clock=clock),
+        engine_settings=EngineSettingsService(acd, clock=clock),
+        callbacks=CallbackScheduler(acd, interactions, clock=clock),
+        fallback=fallback,
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

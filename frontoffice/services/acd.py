@@ -134,6 +134,7 @@ def queue_config(queue: Queue) -> r.QueueConfig:
     cfg.pop("calendar_id", None)
     cfg.pop("sl_threshold_s", None)
     cfg.pop("disposition_required", None)
+    cfg.pop("closed_message", None)  # said by the fallback action (services/fallback.py)
     return r.QueueConfig(
         queue_id=str(queue.id),
         overflow_queue_id=None if overflow is None else str(overflow),
@@ -911,6 +912,13 @@ def _domain_error(exc: r.RoutingError) -> InvalidInput | NotFound | Conflict:
         return NotFound("This user is not an agent", error_id="not-an-agent", reason=message)
     if isinstance(exc, r.UnknownQueue):
         return NotFound("No such queue", error_id="no-such-queue", reason=message)
+    if isinstance(exc, r.QueueTurnsAway):
+        return Conflict(
+            "This queue does not take contacts now",
+            error_id="queue-not-accepting",
+            queue_id=int(exc.queue_id) if exc.queue_id.isdigit() else exc.queue_id,
+            reason=exc.reason,
+        )
     if isinstance(exc, r.InvalidTransition | r.DuplicateContact):
         return Conflict("Not possible in the current state", error_id="invalid-transition", reason=message)
     return InvalidInput("Invalid routing configuration", error_id="invalid-routing-config", reason=message)

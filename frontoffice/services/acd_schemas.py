@@ -49,6 +49,11 @@ class QueueSettings(Input):
     calendar_id: int | None = None
     sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="Service-level answer target")
     disposition_required: bool = False
+    closed_message: str = Field(
+        default="",
+        max_length=1000,
+        description="told to a contact turned away with message_and_disconnect (empty: a default text)",
+    )
 
 
 class QueueIn(Input):

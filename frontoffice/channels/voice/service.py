@@ -27,6 +27,7 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
 from frontoffice.services.voice_calls import InboundCall, IvrMenu, SipAccount, VoiceCalls
 
+from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
 from .media import SAMPLE_RATE, DtmfHandler, MediaBackend, MediaSession, MediaStats
@@ -101,6 +102,9 @@ STOP_GRACE_S = 5.0
 DEFAULT_DIGEST_ALGORITHMS = ("MD5",)
 # Seconds between position / expected-wait announcements to a queued caller (None: never).
 DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
+# Turn-aways (fallback, refusal) kept for a call still learning its interaction id; other channels'
+# contacts are turned away too and no call asks for theirs, so only the latest few are kept.
+TURNED_AWAY_KEPT = 256
 
 
 @dataclass(eq=False)
@@ -208,6 +212,7 @@ class VoiceService:
         self._agent_calls: dict[str, _Call] = {}  # agent leg's Call-ID
         self._by_interaction: dict[int, _Call] = {}
         self._orphan_offers: dict[int, r.OfferContact] = {}
+        self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
         calls.acd.add_listener(self._on_acd_outputs)
@@ -668,6 +673,9 @@ class VoiceService:
         orphan = self._orphan_offers.pop(interaction_id, None)
         if orphan is not None:
             self._ring_agents(call, orphan)
+        turned_away = self._turned_away_early.pop(interaction_id, None)
+        if turned_away is not None:
+            self._turn_away(call, turned_away)
 
     async def _run_menu(self, call: _Call, menu: IvrMenu) -> str | None:
         """Prompt, then wait for one of the menu's digits (RFC 4733); repeat on silence or a wrong key."""
@@ -713,7 +721,7 @@ class VoiceService:
         call = self._calls.get(call_id)
         if call is None:
             return
-        if call.state == "menu":
+        if call.state in ("menu", "voicemail"):
             call.digits.put_nowait(digit)
             return
         if call.interaction_id is None or call.had_menu:
@@ -824,6 +832,7 @@ class VoiceService:
             return
         was = call.state
         call.state = "ended"
+        call.digits.put_nowait("")  # wakes a voicemail waiting for a key
         cause = cause or ("bye_caller" if from_caller else "bye_agent")
         if from_caller:
             self._cancel_agent(call, cause)
@@ -1194,9 +1203,39 @@ class VoiceService:
             elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.state == "queued":
-                    # The ACD sends the caller away (no agents, queue closed, too long a wait).
-                    call.interaction_id = None
-                    self._abandon(call, 480)
+                    self._turn_away(call, o)
+                elif call is None and not isinstance(o, r.ContactAbandoned):
+                    # Turned away inside the command that queued it: the call learns its id next.
+                    self._turned_away_early[int(o.contact_id)] = o
+                    if len(self._turned_away_early) > TURNED_AWAY_KEPT:
+                        # Most are other channels' contacts, which no call will ask for.
+                        del self._turned_away_early[next(iter(self._turned_away_early))]
+
+    def _turn_away(self, call: _Call, o: r.Output) -> None:
+        """The ACD sends a waiting caller away (no agents, queue closed, too long a wait): the queue's
+        fallback action (voicemail, or the "closed" message: voicemail.py), else 480."""
+        if isinstance(o, r.FallbackAction):
+            self._spawn(self._turned_away(call, o.action))
+            return
+        call.interaction_id = None
+        self._abandon(call, 480)
+
+    async def _turned_away(self, call: _Call, action: str) -> None:
+        """Answer a caller the ACD turned away and run the action's flow (channels/voice/voicemail.py);
+        the contact is finished in the ACD already (ticket, callback: services/fallback.py)."""
+        call.state = "voicemail"
+        for timer in (call.refresh, call.announcer):
+            if timer is not None:
+                timer.cancel()
+        if call.dialog is None:
+            call.dialog = self._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
+            if call.record is not None:
+                call.record.answered(self.calls.now())
+        line = _TurnedAwayLine(self, call)
+        if action == "voicemail" and self.recordings_dir is not None:
+            await voicemail.leave_voicemail(line, self.prompts.get("voicemail", b""))
+        else:
+            await voicemail.say_closed(line, self.prompts.get("closed", b""))
 
     def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
         if call.state != "queued":
@@ -1370,6 +1409,38 @@ class VoiceService:
             await coro
         except DomainError as exc:
             log.info("voice ACD step skipped: %s", exc)
+
+
+class _TurnedAwayLine:
+    """A turned-away caller's answered call, as voicemail.py's flows use it (a TurnedAwayCaller)."""
+
+    def __init__(self, service: VoiceService, call: _Call) -> None:
+        self.service = service
+        self.call = call
+
+    def play(self, pcm: bytes) -> None:
+        self.call.media.play_prompt(pcm)
+
+    def silence(self) -> None:
+        if self.call.state == "voicemail":
+            # A bridge to no agent: the music stops, the caller's audio goes on being recorded.
+            self.call.media.bridge()
+
+    def record(self) -> None:
+        if self.call.interaction_id is not None:
+            self.service._record_media(self.call.media, self.call.interaction_id, self.service._quietly)
+
+    async def digit(self, timeout_s: float) -> str | None:
+        if self.call.state != "voicemail":
+            return ""
+        try:
+            return await asyncio.wait_for(self.call.digits.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    def hang_up(self) -> None:
+        if self.call.state == "voicemail":
+            self.service._finish(self.call, from_caller=False, cause="fallback")
 
 
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:
