@@ -238,6 +238,11 @@ class TransactionLayer:
     def __len__(self) -> int:
         return len(self._transactions)
 
+    def awaiting_ack(self, call_id: str, cseq: int) -> bool:
+        """Whether a 2xx to the INVITE ``call_id``/``cseq`` is still being retransmitted for want of
+        its ACK (RFC 3261 §13.3.1.4)."""
+        return (call_id, cseq) in self._success
+
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` should next be called, or ``None`` if nothing is pending."""
         while self._heap and not self._live(self._heap[0]):
@@ -434,9 +439,14 @@ class TransactionLayer:
         txn = self._transactions.get(key)
         reply_to = _response_destination(via, source)
         if message.method == "ACK":
-            if txn is not None and txn.kind is _Kind.SERVER_INVITE:
+            accepted = txn is not None and txn.state is TransactionState.ACCEPTED
+            if txn is not None and txn.kind is _Kind.SERVER_INVITE and not accepted:
+                # The ACK of a non-2xx final response is hop-by-hop: the transaction's own (§17.2.1).
                 return self._server_ack(txn, now)
-            # ACK for a 2xx: stop retransmitting that 2xx and hand it to the TU (§13.3.1.4).
+            # ACK for a 2xx: stop retransmitting that 2xx and hand it to the TU (§13.3.1.4). RFC 6026
+            # §7.1: in Accepted an ACK matching the transaction (an RFC 2543-style element reusing the
+            # INVITE's branch) is passed to the TU too, never absorbed, or the 2xx would be repeated
+            # until the call is torn down 64*T1 later.
             self._success.pop((message.call_id, message.cseq.seq), None)
             return [RequestReceived(message, None, reply_to)]
         if txn is not None:
