@@ -4,6 +4,7 @@ UDP socket sending the exact octets of RFC 4475 torture messages and broken in-d
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,31 @@ async def test_ack_reusing_the_invites_branch_confirms_the_call_and_stops_the_20
     voice.hang_up(interaction_id)
     assert (result := await caller).returncode == 0, result.output
     assert (result := await phone).returncode == 0, result.output
+
+
+# ---------------------------------------------------------------- defect 5: in-dialog CSeq lower than seen
+async def test_in_dialog_requests_with_a_lower_cseq_get_500_and_leave_the_call_up(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sipp = require_tool("sipp")
+    caplog.set_level(logging.INFO, logger="frontoffice.voice")
+    interaction_id, _, caller, phone = await bridged_call(
+        sipp, client, container, admin_headers, voice, "caller_stale_cseq.xml"
+    )
+    # The caller's scenario gets 200 to its re-INVITE (CSeq 3), then 500 to a re-INVITE and to a BYE
+    # with CSeq 2; it waits for our BYE, which only comes if the call is still up.
+    refusals = await until(lambda: refused(caplog, 2), "the stale re-INVITE and BYE being refused")
+    assert all(r.exc_info is None for r in refusals)  # one line each, no traceback
+    assert voice.call_state(interaction_id)["state"] == "bridged"
+    voice.hang_up(interaction_id)
+    assert (result := await caller).returncode == 0, result.output
+    assert (result := await phone).returncode == 0, result.output
+
+
+def refused(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+    records = [r for r in caplog.records if "CSeq out of order" in r.getMessage()]
+    return records if len(records) >= count else []

@@ -42,6 +42,7 @@ from .sip import (
     AuthResult,
     Destination,
     Dialog,
+    DialogError,
     DigestAuthenticator,
     Message,
     NameAddress,
@@ -326,7 +327,10 @@ class VoiceService:
                 if isinstance(event, Transmit):
                     self._send(event)
                 elif isinstance(event, RequestReceived):
-                    self._on_request(event)
+                    try:
+                        self._on_request(event)
+                    except DialogError as exc:
+                        self._refuse_in_dialog(event, exc)
                 elif isinstance(event, ResponseReceived):
                     self._on_response(event)
                 elif isinstance(event, TransactionTimeout):
@@ -338,6 +342,21 @@ class VoiceService:
                     self._ack_timeout(event)
         finally:
             self._arm_timer()  # also when a handler failed: the other transactions' timers go on
+
+    def _refuse_in_dialog(self, event: RequestReceived, exc: DialogError) -> None:
+        """A request that does not fit its dialog (a lower CSeq, RFC 3261 §12.2.2: 500) is answered
+        with the status the dialog core chose; the call is left as it was."""
+        request = event.request
+        log.info(
+            "%s of call %s from %s refused with %d: %s",
+            request.method,
+            request.call_id,
+            event.source.host,
+            exc.status_code,
+            exc.reason,
+        )
+        if request.method != "ACK":
+            self._respond(request, exc.status_code, exc.reason)
 
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         response = build_response(request, status, reason, **kwargs)
@@ -757,15 +776,15 @@ class VoiceService:
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
             self._respond(request, 200)
-            call.dialog.receive_request(request)
             self._finish(call, from_caller=True)
             return
         call = self._agent_calls.get(request.call_id)
         if call is not None and call.agent is not None:
-            self._respond(request, 200)
             if call.agent.dialog is not None:
-                call.agent.dialog.receive_request(request)
+                call.agent.dialog.receive_request(request)  # before the 200, as above
+            self._respond(request, 200)
             call.agent.ended = True
             self._close_leg(call.agent.record, "bye_agent")
             if call.state == "bridged":
