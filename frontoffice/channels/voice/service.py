@@ -44,6 +44,7 @@ from .sip import (
     Dialog,
     DialogError,
     DigestAuthenticator,
+    MalformedRequests,
     Message,
     NameAddress,
     NegotiatedMedia,
@@ -63,7 +64,6 @@ from .sip import (
     answer_offer,
     apply_answer,
     build_cancel,
-    build_error_response,
     build_offer,
     build_request,
     build_response,
@@ -71,6 +71,7 @@ from .sip import (
     parse_name_addr,
     parse_sdp,
     parse_uri,
+    validate_request,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -188,6 +189,8 @@ class VoiceService:
         self.language = language
         self.stereo_recordings = stereo_recordings
         self.layer = TransactionLayer(timers)
+        # RFC 3261 §8.2 / RFC 4475: answers to requests that did not parse, limited per source.
+        self.malformed = MalformedRequests()
         self.registrar = Registrar(
             DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
             limits=limits,
@@ -294,7 +297,7 @@ class VoiceService:
     # ================================================================ wire in, wire out
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
         if isinstance(message, SipParseError):
-            error = build_error_response(message)
+            error = self.malformed.answer(message, source.host, self.clock())
             if error is not None:
                 # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
                 self._send(Transmit(error, source))
@@ -503,7 +506,8 @@ class VoiceService:
         if event.cancels is None:
             self._respond(request, 481)
             return False
-        self._respond(request, 200)
+        # §9.2: with the To tag of the INVITE's responses (sent already, or to come), never a new one.
+        self._respond(request, 200, to_tag=self.layer.to_tag(event.cancels))
         return True
 
     def _invite_phone(
@@ -558,6 +562,10 @@ class VoiceService:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
+        rejection = validate_request(request, ALLOWED)  # RFC 3261 §8.2: 501, 416, 420, 415
+        if rejection is not None:
+            self._respond_with(rejection)
+            return
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
@@ -628,7 +636,7 @@ class VoiceService:
             invite=request,
             key=event.transaction,
             source=event.source,
-            local_tag=new_tag(),
+            local_tag=self.layer.to_tag(event.transaction) or new_tag(),  # a CANCEL's 200 may have chosen it
             media=session,
             local_sdp=local_sdp,
         )

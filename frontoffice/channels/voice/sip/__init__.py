@@ -91,6 +91,7 @@ from .transaction import (
     Transmit,
 )
 from .uri import Uri, parse_uri
+from .validation import MalformedRequestCounts, MalformedRequests, validate_request
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -117,6 +118,8 @@ __all__ = [
     "DigestError",
     "Headers",
     "IdGenerator",
+    "MalformedRequestCounts",
+    "MalformedRequests",
     "Message",
     "NameAddress",
     "NegotiatedMedia",
@@ -176,5 +179,6 @@ __all__ = [
     "refresh_delay",
     "retry_delay",
     "select_challenge",
+    "validate_request",
     "with_direction",
 ]
