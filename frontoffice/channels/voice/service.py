@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,7 @@ class VoiceService:
         region: str = "RU",
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        qualify_interval_s: float | None = None,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -205,6 +207,9 @@ class VoiceService:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
+        self.qualify_interval_s = qualify_interval_s
+        self._qualifier: asyncio.TimerHandle | None = None
         self._running = False
         self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
@@ -234,6 +239,7 @@ class VoiceService:
             self.tls_port = self.tls.address[1]
         self._running = True
         self._sweep()
+        self._qualify()
         await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
@@ -244,10 +250,10 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        for handle in (self._timer, self._sweeper):
+        for handle in (self._timer, self._sweeper, self._qualifier):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._sweeper = None
+        self._timer = self._sweeper = self._qualifier = None
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
@@ -276,6 +282,27 @@ class VoiceService:
         self.registrar.expire(self.clock())
         if self._running:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
+
+    def _qualify(self) -> None:
+        """OPTIONS to every registered phone, every ``qualify_interval_s`` while running; a phone that
+        does not answer within the transaction timeout (Timer F) is unreachable (registrar.py)."""
+        if not self.qualify_interval_s or not self._running:
+            return
+        sender = NameAddress(parse_uri(f"sip:frontoffice@{self.host}"))
+        for binding in self.registrar.qualify_due(self.clock()):
+            request = self.registrar.options_for(binding, self._via(binding.source.transport), sender)
+            self._request(request, binding.source, partial(self._qualified, binding))
+        self._qualifier = asyncio.get_running_loop().call_later(self.qualify_interval_s, self._qualify)
+
+    def _qualified(self, binding: Binding, response: Response | None) -> None:
+        self.registrar.qualified(binding, response is not None)
+        self._apply_reachability()
+
+    def _apply_reachability(self) -> None:
+        """Agents none of whose phones answers are taken out of routing, and back when one does."""
+        for agent_id, reachable in self.registrar.reachability_changes(self.clock()):
+            log.info("agent %s: phones %s", agent_id, "reachable again" if reachable else "unreachable")
+            self._spawn(self._quietly(self.calls.phones_reachable(agent_id, reachable)))
 
     def _arm_timer(self) -> None:
         """Make the loop timer fire at the transaction layer's next timer (earlier ones only: a timer
@@ -606,6 +633,7 @@ class VoiceService:
             self._respond(request, 403)
             return
         self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+        self._apply_reachability()  # a phone that registers anew is reachable
 
     # ---------------------------------------------------------------- inbound calls
     def _on_invite(self, request: Request, event: RequestReceived) -> None:
