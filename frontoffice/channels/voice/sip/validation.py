@@ -14,7 +14,7 @@ Neither reads a clock nor touches a socket: ``now`` is passed in.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from .builders import build_error_response, build_response
@@ -97,7 +97,7 @@ def _optional_body(request: Request) -> bool:
     return "handling=optional" in params
 
 
-def validate_request(request: Request, allowed_methods: Iterable[str] | None = None) -> Response | None:
+def validate_request(request: Request, allowed_methods: Collection[str] | None = None) -> Response | None:
     """The answer RFC 3261 §8.2 requires before a request reaches the transaction user, or ``None``.
 
     Checks in the RFC's order: §8.2.1 method (501 when unknown), §8.2.2.1 Request-URI scheme (416),
@@ -109,7 +109,7 @@ def validate_request(request: Request, allowed_methods: Iterable[str] | None = N
     method = request.method
     if method == "ACK":
         return None
-    allowed = KNOWN_METHODS if allowed_methods is None else frozenset(allowed_methods)
+    allowed = KNOWN_METHODS if allowed_methods is None else allowed_methods
     if method not in KNOWN_METHODS and method not in allowed:
         return build_response(request, 501)
     if method not in allowed:
