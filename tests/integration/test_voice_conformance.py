@@ -16,6 +16,7 @@ import pytest
 
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
+from frontoffice.domain.exceptions import NotFound
 
 from ..conftest import require_tool
 from .sipp.runner import (
@@ -24,6 +25,7 @@ from .sipp.runner import (
     VoiceDesk,
     free_port,
     interactions,
+    listening,
     phone_args,
     run_sipp,
     start_voice,
@@ -67,7 +69,7 @@ def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
     def check() -> bool:
         try:
             return voice.call_state(interaction_id)["state"] == "bridged"
-        except Exception:
+        except NotFound:
             return False
 
     return check
@@ -87,6 +89,7 @@ async def bridged_call(
     await desk.agent("alice")
     port = await register(sipp, voice, "alice")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(port)))
+    await listening(port)  # the phone's socket is open before the call arrives
     caller = asyncio.create_task(
         run_sipp(sipp, caller_scenario, f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
