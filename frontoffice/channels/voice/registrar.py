@@ -201,6 +201,8 @@ class Registrar:
             bindings = bindings[-self.limits.max_bindings_per_agent :]
         if bindings:
             self._bindings[user_id] = bindings
+            if any(b.reachable for b in bindings):
+                self._unreachable_agents.discard(user_id)  # a phone that registers is there
         else:
             self._bindings.pop(user_id, None)
         # §10.3 step 8: the 200 lists every current binding with its remaining lifetime.

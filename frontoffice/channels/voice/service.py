@@ -633,7 +633,10 @@ class VoiceService:
             self._respond(request, 403)
             return
         self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
-        self._apply_reachability()  # a phone that registers anew is reachable
+        if self.registrar.is_reachable(account.user_id):
+            # A phone that registers is there: an agent set not ready as unreachable takes calls again
+            # (also one marked so before a restart, which this registrar never saw). A no-op otherwise.
+            self._spawn(self._quietly(self.calls.phones_reachable(account.user_id, True)))
 
     # ---------------------------------------------------------------- inbound calls
     def _on_invite(self, request: Request, event: RequestReceived) -> None:
