@@ -199,6 +199,7 @@ def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
         # Spoken in the center's default language with espeak-ng when installed; a chime otherwise.
         prompts=render_prompts(settings.default_language),
         announce_interval_s=settings.voice_announce_interval_s or None,
+        qualify_interval_s=settings.sip_qualify_interval_s or None,
         language=settings.default_language,
         stereo_recordings=settings.voice_recordings_stereo,
         trunks=_trunks(settings),

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ from .sip import (
     AuthResult,
     Destination,
     Dialog,
+    DialogError,
     DigestAuthenticator,
+    MalformedRequests,
     Message,
     NameAddress,
     NegotiatedMedia,
@@ -64,7 +67,6 @@ from .sip import (
     answer_reoffer,
     apply_answer,
     build_cancel,
-    build_error_response,
     build_offer,
     build_request,
     build_response,
@@ -72,6 +74,7 @@ from .sip import (
     parse_name_addr,
     parse_sdp,
     parse_uri,
+    validate_request,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -177,6 +180,7 @@ class VoiceService:
         region: str = "RU",
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        qualify_interval_s: float | None = None,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -192,6 +196,8 @@ class VoiceService:
         self.language = language
         self.stereo_recordings = stereo_recordings
         self.layer = TransactionLayer(timers)
+        # RFC 3261 §8.2 / RFC 4475: answers to requests that did not parse, limited per source.
+        self.malformed = MalformedRequests()
         self.registrar = Registrar(
             DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
             limits=limits,
@@ -206,6 +212,9 @@ class VoiceService:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
+        self.qualify_interval_s = qualify_interval_s
+        self._qualifier: asyncio.TimerHandle | None = None
         self._running = False
         self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
@@ -236,6 +245,7 @@ class VoiceService:
             self.tls_port = self.tls.address[1]
         self._running = True
         self._sweep()
+        self._qualify()
         await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
@@ -246,10 +256,10 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        for handle in (self._timer, self._sweeper):
+        for handle in (self._timer, self._sweeper, self._qualifier):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._sweeper = None
+        self._timer = self._sweeper = self._qualifier = None
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
@@ -279,6 +289,27 @@ class VoiceService:
         if self._running:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
+    def _qualify(self) -> None:
+        """OPTIONS to every registered phone, every ``qualify_interval_s`` while running; a phone that
+        does not answer within the transaction timeout (Timer F) is unreachable (registrar.py)."""
+        if not self.qualify_interval_s or not self._running:
+            return
+        sender = NameAddress(parse_uri(f"sip:frontoffice@{self.host}"))
+        for binding in self.registrar.qualify_due(self.clock()):
+            request = self.registrar.options_for(binding, self._via(binding.source.transport), sender)
+            self._request(request, binding.source, partial(self._qualified, binding))
+        self._qualifier = asyncio.get_running_loop().call_later(self.qualify_interval_s, self._qualify)
+
+    def _qualified(self, binding: Binding, response: Response | None) -> None:
+        self.registrar.qualified(binding, response is not None)
+        self._apply_reachability()
+
+    def _apply_reachability(self) -> None:
+        """Agents none of whose phones answers are taken out of routing, and back when one does."""
+        for agent_id, reachable in self.registrar.reachability_changes(self.clock()):
+            log.info("agent %s: phones %s", agent_id, "reachable again" if reachable else "unreachable")
+            self._spawn(self._quietly(self.calls.phones_reachable(agent_id, reachable)))
+
     def _arm_timer(self) -> None:
         """Make the loop timer fire at the transaction layer's next timer (earlier ones only: a timer
         that fires early finds nothing due and re-arms)."""
@@ -299,7 +330,7 @@ class VoiceService:
     # ================================================================ wire in, wire out
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
         if isinstance(message, SipParseError):
-            error = build_error_response(message)
+            error = self.malformed.answer(message, source.host, self.clock())
             if error is not None:
                 # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
                 self._send(Transmit(error, source))
@@ -332,7 +363,10 @@ class VoiceService:
                 if isinstance(event, Transmit):
                     self._send(event)
                 elif isinstance(event, RequestReceived):
-                    self._on_request(event)
+                    try:
+                        self._on_request(event)
+                    except DialogError as exc:
+                        self._refuse_in_dialog(event, exc)
                 elif isinstance(event, ResponseReceived):
                     self._on_response(event)
                 elif isinstance(event, TransactionTimeout):
@@ -344,6 +378,21 @@ class VoiceService:
                     self._ack_timeout(event)
         finally:
             self._arm_timer()  # also when a handler failed: the other transactions' timers go on
+
+    def _refuse_in_dialog(self, event: RequestReceived, exc: DialogError) -> None:
+        """A request that does not fit its dialog (a lower CSeq, RFC 3261 §12.2.2: 500) is answered
+        with the status the dialog core chose; the call is left as it was."""
+        request = event.request
+        log.info(
+            "%s of call %s from %s refused with %d: %s",
+            request.method,
+            request.call_id,
+            event.source.host,
+            exc.status_code,
+            exc.reason,
+        )
+        if request.method != "ACK":
+            self._respond(request, exc.status_code, exc.reason)
 
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         response = build_response(request, status, reason, **kwargs)
@@ -496,7 +545,8 @@ class VoiceService:
         if event.cancels is None:
             self._respond(request, 481)
             return False
-        self._respond(request, 200)
+        # §9.2: with the To tag of the INVITE's responses (sent already, or to come), never a new one.
+        self._respond(request, 200, to_tag=self.layer.to_tag(event.cancels))
         return True
 
     def _invite_phone(
@@ -551,6 +601,10 @@ class VoiceService:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
+        rejection = validate_request(request, ALLOWED)  # RFC 3261 §8.2: 501, 416, 420, 415
+        if rejection is not None:
+            self._respond_with(rejection)
+            return
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
@@ -591,6 +645,10 @@ class VoiceService:
             self._respond(request, 403)
             return
         self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+        if self.registrar.is_reachable(account.user_id):
+            # A phone that registers is there: an agent set not ready as unreachable takes calls again
+            # (also one marked so before a restart, which this registrar never saw). A no-op otherwise.
+            self._spawn(self._quietly(self.calls.phones_reachable(account.user_id, True)))
 
     # ---------------------------------------------------------------- inbound calls
     def _on_invite(self, request: Request, event: RequestReceived) -> None:
@@ -624,7 +682,7 @@ class VoiceService:
             invite=request,
             key=event.transaction,
             source=event.source,
-            local_tag=new_tag(),
+            local_tag=self.layer.to_tag(event.transaction) or new_tag(),  # a CANCEL's 200 may have chosen it
             media=session,
             local_sdp=local_sdp,
         )
@@ -808,15 +866,15 @@ class VoiceService:
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
             self._respond(request, 200)
-            call.dialog.receive_request(request)
             self._finish(call, from_caller=True)
             return
         call = self._agent_calls.get(request.call_id)
         if call is not None and call.agent is not None:
-            self._respond(request, 200)
             if call.agent.dialog is not None:
-                call.agent.dialog.receive_request(request)
+                call.agent.dialog.receive_request(request)  # before the 200, as above
+            self._respond(request, 200)
             call.agent.ended = True
             self._close_leg(call.agent.record, "bye_agent")
             if call.state == "bridged":

@@ -93,6 +93,7 @@ from .transaction import (
     Transmit,
 )
 from .uri import Uri, parse_uri
+from .validation import MalformedRequestCounts, MalformedRequests, validate_request
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -119,6 +120,8 @@ __all__ = [
     "DigestError",
     "Headers",
     "IdGenerator",
+    "MalformedRequestCounts",
+    "MalformedRequests",
     "Message",
     "NameAddress",
     "NegotiatedMedia",
@@ -180,5 +183,6 @@ __all__ = [
     "refresh_delay",
     "retry_delay",
     "select_challenge",
+    "validate_request",
     "with_direction",
 ]
