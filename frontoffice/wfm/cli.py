@@ -66,11 +66,12 @@ _LIMIT_LABELS = {
     "max_occupancy": "occupancy cap",
     "stability": "N > A",
 }
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(\d+(?:\.\d*)?)?\s*([a-z]+?)s?\s*$")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*(\d+(?:\.\d*)?)?\s*([a-z]+?)s?\s*$")
 
 
 def parse_rate(text: str) -> float:
-    """Calls per second from ``N/min``, ``N/h``, ``N/30min``, ``N/s``, ``N/day``."""
+    """Calls per second from ``N/min``, ``N/h``, ``N/30min``, ``N/s``, ``N/day`` (``1e6/min`` too)."""
     match = _RATE.match(text.strip().lower())
     if not match or match.group(3) not in _UNIT_SECONDS:
         raise ValueError(f"cannot read a call rate from {text!r}: use e.g. 100/min, 6000/h or 100/30min")
@@ -78,15 +79,31 @@ def parse_rate(text: str) -> float:
     span = float(match.group(2) or 1.0) * _UNIT_SECONDS[match.group(3)]
     if span <= 0.0:
         raise ValueError(f"the period in {text!r} must be > 0")
+    if not math.isfinite(count):
+        raise ValueError(f"the count in {text!r} must be a finite number")
     return count / span
 
 
 def parse_share(text: str) -> float:
-    """A share from ``30%``, ``0.3`` or ``30`` (a bare number above 1 is a percentage)."""
+    """A share from ``30%``, ``0.3`` or ``30``.
+
+    A bare number up to 1 is a fraction and a bare whole number above 1 a percentage; anything else
+    (``1.5``: 1.5 % or a typo for 0.15?) is refused as ambiguous unless written with ``%``.
+    """
     raw = text.strip()
-    value = float(raw.rstrip("%").strip())
-    if raw.endswith("%") or value > 1.0:
-        value /= 100.0
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.rstrip("%").strip())
+    except ValueError:
+        raise ValueError(f"cannot read a share from {text!r}: use e.g. 30% or 0.3") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite share")
+    if percent:
+        return value / 100.0
+    if value > 1.0:
+        if value != math.floor(value):
+            raise ValueError(f"{text!r} is ambiguous: write {raw}% or a fraction up to 1")
+        return value / 100.0
     return value
 
 
@@ -95,19 +112,81 @@ def parse_service_level(text: str) -> tuple[float, float]:
     parts = text.replace(" ", "").split("/")
     if len(parts) != 2:
         raise ValueError(f"cannot read a service level from {text!r}: use e.g. 80/20")
-    return parse_share(parts[0]), float(parts[1].rstrip("s"))
+    level = parse_share(parts[0])
+    try:
+        answer = float(parts[1].rstrip("s"))
+    except ValueError:
+        raise ValueError(f"cannot read an answer time from {text!r}: use e.g. 80/20") from None
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"the share in {text!r} must be above 0 and at most 100%")
+    if not (answer >= 0.0 and math.isfinite(answer)):
+        raise ValueError(f"the answer time in {text!r} must be a finite number of seconds >= 0")
+    return level, answer
 
 
-def _converted(parser: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
+class Number(click.FloatRange):
+    """A finite number, optionally bounded: ``nan``, ``inf`` or a value out of range is a one-line
+    usage error naming the option, never a traceback from deeper down."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The number, or a usage error."""
+        result = super().convert(value, param, ctx)
+        if not math.isfinite(result):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return result
+
+
+class Share(click.ParamType[float, Any]):
+    """A share written ``30%``, ``0.3`` or ``30`` (see :func:`parse_share`), within bounds.
+
+    The one type every share option of ``plan`` and ``simulate`` uses, so they all read alike.
+    """
+
+    name = "share"
+
+    def __init__(self, *, zero: bool = True, one: bool = False) -> None:
+        self.zero = zero
+        self.one = one
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The share as a fraction, or a usage error."""
+        if isinstance(value, float):
+            return value
         try:
-            return parser(value)
+            share = parse_share(str(value))
         except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+            self.fail(str(exc), param, ctx)
+        low_ok = share >= 0.0 if self.zero else share > 0.0
+        high_ok = share <= 1.0 if self.one else share < 1.0
+        if not (low_ok and high_ok):
+            low = "0%" if self.zero else "above 0%"
+            high = "100%" if self.one else "below 100%"
+            self.fail(f"{value!r} must be from {low} to {high}.", param, ctx)
+        return share
 
-    return callback
+
+class _Parsed(click.ParamType[Any, Any]):
+    def __init__(self, name: str, parser: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parser = parser
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parser(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+RATE = _Parsed("rate", parse_rate)
+"""A call rate option type: ``100/min``, ``6000/h``, ``1e6/day``."""
+SERVICE_LEVEL = _Parsed("X/T", parse_service_level)
+"""A service level option type: ``80/20``, ``80%/20s``."""
+POSITIVE = Number(min=0.0, min_open=True)
+NON_NEGATIVE = Number(min=0.0)
 
 
 def _console() -> Console:
@@ -124,6 +203,8 @@ def _secs(x: float) -> str:
 
 
 def _traffic(calls_per_s: float | None, traffic: float | None, aht_s: float) -> float:
+    if traffic is not None and calls_per_s is not None:
+        raise click.UsageError("give --calls or --traffic, not both")
     if traffic is not None:
         return traffic
     if calls_per_s is None:
@@ -149,18 +230,20 @@ def _target(
 
 def _staffing_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s."),
         click.option(
-            "--sl", callback=_converted(parse_service_level), help="Service level target X/T: X% within T s."
+            "--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s."
         ),
-        click.option("--asa", type=float, help="Average speed of answer target, s."),
         click.option(
-            "--abandon", callback=_converted(parse_share), help="Maximum abandonment (needs --patience)."
+            "--sl",
+            type=SERVICE_LEVEL,
+            help="Service level target X/T: X% within T s [default: 80/20 unless --asa or --abandon].",
         ),
-        click.option("--patience", type=float, help="Mean caller patience, s: uses Erlang A."),
-        click.option("--max-occupancy", callback=_converted(parse_share), help="Occupancy cap, e.g. 85%."),
+        click.option("--asa", type=POSITIVE, help="Average speed of answer target, s."),
+        click.option("--abandon", type=Share(zero=False), help="Maximum abandonment (needs --patience)."),
+        click.option("--patience", type=POSITIVE, help="Mean caller patience, s: uses Erlang A."),
+        click.option("--max-occupancy", type=Share(zero=False, one=True), help="Occupancy cap, e.g. 85%."),
         click.option(
-            "--shrinkage", callback=_converted(parse_share), default="0", help="Share of paid time off."
+            "--shrinkage", type=Share(), default="0", show_default=True, help="Share of paid time off."
         ),
     ]
     for option in reversed(options):
@@ -174,8 +257,8 @@ def plan() -> None:
 
 
 @plan.command()
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=NON_NEGATIVE, help="Offered traffic in erlangs (instead of --calls).")
 @_staffing_options
 def staff(
     calls: float | None,
@@ -254,16 +337,20 @@ def staff(
 
 
 @plan.command()
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
-@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
-@click.option("--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Target.")
-@click.option("--agents", type=int, help="Agents answering: sizes lines for IVR + queue + talk.")
-@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
-@click.option("--queue-time", type=float, help="Mean queue wait, s (default: from Erlang C/A).")
-@click.option("--patience", type=float, help="Mean caller patience, s: waits from Erlang A.")
-@click.option("--retry", callback=_converted(parse_share), help="Share of blocked callers who retry.")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=NON_NEGATIVE, help="Offered traffic in erlangs (instead of --calls).")
+@click.option("--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option("--blocking", type=Share(zero=False), default="1%", show_default=True, help="Target.")
+@click.option(
+    "--agents", type=click.IntRange(min=1), help="Agents answering: sizes lines for IVR + queue + talk."
+)
+@click.option("--ivr", type=NON_NEGATIVE, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option(
+    "--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s."
+)
+@click.option("--queue-time", type=NON_NEGATIVE, help="Mean queue wait, s (default: from Erlang C/A).")
+@click.option("--patience", type=POSITIVE, help="Mean caller patience, s: waits from Erlang A.")
+@click.option("--retry", type=Share(one=True), help="Share of blocked callers who retry.")
 def lines(
     calls: float | None,
     traffic: float | None,
@@ -334,12 +421,14 @@ def _read_forecast_csv(path: Path) -> list[tuple[datetime, float]]:
 @plan.command()
 @click.argument("forecast", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_staffing_options
-@click.option("--interval", type=int, help="Interval length, minutes (default: from the timestamps).")
 @click.option(
-    "--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Lines target."
+    "--interval", type=click.IntRange(min=1), help="Interval length, minutes (default: from the timestamps)."
 )
-@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
+@click.option("--blocking", type=Share(zero=False), default="1%", show_default=True, help="Lines target.")
+@click.option("--ivr", type=NON_NEGATIVE, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option(
+    "--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s."
+)
 def day(
     forecast: Path,
     aht: float,
@@ -428,12 +517,22 @@ def _parse_dates(text: str | None) -> frozenset[date]:
 @click.option(
     "--start", "start_text", help="First day to forecast, YYYY-MM-DD (default: the day after the history)."
 )
-@click.option("--days", type=int, default=7, show_default=True, help="Days to forecast.")
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True, help="Days to forecast.")
 @click.option("--method", type=click.Choice(METHODS), default="seasonal_average", show_default=True)
-@click.option("--weeks", type=int, default=4, show_default=True, help="Recent weeks in a weekday profile.")
+@click.option(
+    "--weeks",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Recent weeks in a weekday profile.",
+)
 @click.option("--holidays", help="Holiday dates, comma-separated YYYY-MM-DD.")
 @click.option(
-    "--backtest-weeks", type=int, default=2, show_default=True, help="Held-out weeks to score (0: none)."
+    "--backtest-weeks",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Held-out weeks to score (0: none).",
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the forecast CSV here."
@@ -499,24 +598,43 @@ def forecast_command(
         console.print(f"Wrote {len(fc.intervals)} intervals to {output}")
 
 
+# The cost model's shares, read like every other share; the rest are amounts or hours.
+_COST_SHARES: dict[str, click.ParamType[Any, Any]] = {
+    "payroll_tax_rate": Share(),
+    "shrinkage": Share(),
+    "occupancy": Share(zero=False, one=True),
+    "talk_share": Share(zero=False, one=True),
+}
+_COST_POSITIVE = {"paid_hours_per_month", "supervisor_ratio"}
+
+
 def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for field in reversed(dataclasses.fields(CostInputs)):
-        default = field.default
+        kind: click.ParamType[Any, Any] = _COST_SHARES.get(
+            field.name, POSITIVE if field.name in _COST_POSITIVE else NON_NEGATIVE
+        )
         func = click.option(
             "--" + field.name.replace("_", "-"),
             field.name,
-            type=float,
-            default=default,
+            type=kind,
+            default=field.default,
             show_default=True,
+            help=field.metadata.get("help"),
         )(func)
     return func
 
 
 @plan.command()
-@click.option("--talk-minutes", type=float, help="Operator talk minutes per month to compare at.")
-@click.option("--calls", callback=_converted(parse_rate), help="Or a call rate (with --talk and --hours).")
-@click.option("--talk", type=float, default=150.0, show_default=True, help="Mean talk time per call, s.")
-@click.option("--hours", type=float, default=22 * 11, show_default=True, help="Open hours per month.")
+@click.option("--talk-minutes", type=NON_NEGATIVE, help="Operator talk minutes per month to compare at.")
+@click.option("--calls", type=RATE, help="Or a call rate (with --talk and --hours).")
+@click.option("--talk", type=POSITIVE, default=150.0, show_default=True, help="Mean talk time per call, s.")
+@click.option(
+    "--hours",
+    type=Number(min=0.0, min_open=True, max=744.0),
+    default=22 * 11,
+    show_default=True,
+    help="Open hours per month.",
+)
 @_cost_options
 def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: float, **fields: float) -> None:
     """Own center versus an outsourcer's price per talk minute; break-even volume and operators."""
@@ -673,13 +791,17 @@ def _queue_cells(q: QueueEstimates) -> list[str]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A TOML or JSON scenario (several queues, skills, overflow); see docs/planning.md.",
 )
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
-@click.option("--agents", type=int, help="Agents (default: the Erlang C/A minimum for --sl).")
-@click.option("--patience", type=float, help="Mean caller patience, s (exponential); default: callers wait.")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option(
+    "--agents", type=click.IntRange(min=1), help="Agents (default: the Erlang C/A minimum for --sl)."
+)
+@click.option(
+    "--patience", type=POSITIVE, help="Mean caller patience, s (exponential); default: callers wait."
+)
 @click.option(
     "--sl",
-    callback=_converted(parse_service_level),
+    type=SERVICE_LEVEL,
     default="80/20",
     show_default=True,
     help="Service level X/T: T is the answer-time threshold; X sizes --agents by default.",
@@ -692,11 +814,19 @@ def _queue_cells(q: QueueEstimates) -> list[str]:
     help="Handling time distribution.",
 )
 @click.option(
-    "--handling-cv", type=float, default=1.0, show_default=True, help="Coefficient of variation (lognormal)."
+    "--handling-cv",
+    type=POSITIVE,
+    default=1.0,
+    show_default=True,
+    help="Coefficient of variation (lognormal).",
 )
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT, s.")
-@click.option("--hours", type=float, help="Simulated hours per replication [default: 8, or the scenario's].")
-@click.option("--warmup", type=float, help="Seconds not measured at the start (default: 10 AHT, max 10 %).")
+@click.option("--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT, s.")
+@click.option(
+    "--hours", type=POSITIVE, help="Simulated hours per replication [default: 8, or the scenario's]."
+)
+@click.option(
+    "--warmup", type=NON_NEGATIVE, help="Seconds not measured at the start (default: 10 AHT, max 10 %)."
+)
 @click.option("--replications", type=click.IntRange(1, 100_000), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")

@@ -125,3 +125,55 @@ def test_cost_prints_the_break_even() -> None:
     assert "cheaper at every volume" in out
     out = run("cost", "--calls", "100/min", "--talk", "150", "--monthly-wage", "600")
     assert "Monthly cost" in out
+
+
+def fails(*args: str) -> str:
+    result = CliRunner().invoke(plan, list(args))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("cost", "--talk-minutes", "-5"), "--talk-minutes"),
+        (("cost", "--talk-minutes", "nan"), "--talk-minutes"),
+        (("cost", "--monthly-wage", "inf"), "--monthly-wage"),
+        (("cost", "--supervisor-ratio", "0"), "--supervisor-ratio"),
+        (("staff", "--calls", "10/min", "--asa", "nan"), "--asa"),
+        (("lines", "--traffic", "-1"), "--traffic"),
+        (("lines", "--traffic", "5", "--agents", "10", "--ivr", "-3"), "--ivr"),
+    ],
+)
+def test_every_bad_number_is_a_one_line_error_naming_the_option(args: tuple[str, ...], option: str) -> None:
+    out = fails(*args)
+    assert "Traceback" not in out
+    assert option in out
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        (("cost", "--talk-minutes", "20000"), "--shrinkage", "30%"),
+        (("cost", "--talk-minutes", "20000"), "--occupancy", "85%"),
+        (("cost", "--talk-minutes", "20000"), "--talk-share", "85%"),
+        (("cost", "--talk-minutes", "20000"), "--payroll-tax-rate", "30.2%"),
+        (("staff", "--calls", "10/min"), "--shrinkage", "30%"),
+        (("staff", "--calls", "10/min"), "--max-occupancy", "85%"),
+    ],
+)
+def test_percentages_are_accepted_by_every_command(command: tuple[str, ...], option: str, value: str) -> None:
+    run(*command, option, value)
+
+
+def test_a_share_out_of_range_names_its_option() -> None:
+    assert "--shrinkage" in fails("cost", "--shrinkage", "100%")
+    assert "--max-occupancy" in fails("staff", "--calls", "1/min", "--max-occupancy", "0%")
+
+
+def test_a_negative_aht_is_reported_as_the_aht() -> None:
+    for command in (("staff", "--calls", "100/min"), ("lines", "--calls", "100/min")):
+        out = fails(*command, "--aht", "-180")
+        assert "--aht" in out
+        assert "traffic" not in out
