@@ -177,3 +177,29 @@ def test_a_negative_aht_is_reported_as_the_aht() -> None:
         out = fails(*command, "--aht", "-180")
         assert "--aht" in out
         assert "traffic" not in out
+
+
+def test_calls_and_traffic_together_are_refused() -> None:
+    out = fails("staff", "--calls", "100/min", "--traffic", "5")
+    assert "--calls" in out and "--traffic" in out
+    assert "--calls" in fails("lines", "--calls", "100/min", "--traffic", "5")
+
+
+def test_a_rate_may_be_written_with_an_exponent() -> None:
+    assert parse_rate("1e6/min") == pytest.approx(1e6 / 60)
+    assert parse_rate("1.5E3/h") == pytest.approx(1500 / 3600)
+    run("lines", "--calls", "1e3/min", "--aht", "180")
+
+
+def test_an_ambiguous_share_is_refused_rather_than_read_as_a_percentage() -> None:
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_service_level("1.5/20")
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_share("1.5")
+    assert parse_service_level("1.5%/20") == (pytest.approx(0.015), 20.0)
+    assert "--sl" in fails("staff", "--calls", "10/min", "--sl", "1.5/20")
+
+
+def test_help_shows_the_default_service_target() -> None:
+    out = run("staff", "--help")
+    assert "80/20" in out
