@@ -203,3 +203,9 @@ def test_an_ambiguous_share_is_refused_rather_than_read_as_a_percentage() -> Non
 def test_help_shows_the_default_service_target() -> None:
     out = run("staff", "--help")
     assert "80/20" in out
+
+
+def test_lines_for_no_traffic_report_no_blocking() -> None:
+    out = run("lines", "--traffic", "0", "--agents", "5")
+    assert "100.0%" not in out
+    assert "│  0.0% │" in out
