@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from frontoffice.wfm.cost import CostInputs, break_even, own_cost
-from frontoffice.wfm.dayplan import plan_day
+from frontoffice.wfm.dayplan import IntervalError, plan_day
 from frontoffice.wfm.erlang_a import erlang_a_metrics
 from frontoffice.wfm.erlang_b import (
     erlang_b,
@@ -399,8 +399,10 @@ def lines(
     console.print(table)
 
 
-def _read_forecast_csv(path: Path) -> list[tuple[datetime, float]]:
+def _read_forecast_csv(path: Path) -> tuple[list[tuple[datetime, float]], list[int]]:
+    """The ``(interval start, calls)`` rows of a CSV and the file line of each."""
     rows: list[tuple[datetime, float]] = []
+    lines: list[int] = []
     with path.open(newline="", encoding="utf-8") as handle:
         for number, record in enumerate(csv.reader(handle), start=1):
             if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
@@ -408,14 +410,35 @@ def _read_forecast_csv(path: Path) -> list[tuple[datetime, float]]:
             if len(record) < 2:
                 raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
             try:
-                rows.append((datetime.fromisoformat(record[0].strip()), float(record[1])))
+                calls = float(record[1])
+                rows.append((datetime.fromisoformat(record[0].strip()), calls))
             except ValueError:
                 if number == 1 and not rows:
                     continue  # a header row
                 raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
+            if not (calls >= 0.0 and math.isfinite(calls)):
+                raise click.ClickException(f"{path}:{number}: calls must be a finite number >= 0")
+            lines.append(number)
     if not rows:
         raise click.ClickException(f"{path}: no intervals")
-    return rows
+    return rows, lines
+
+
+def _missing_warnings(
+    path: Path, rows: Sequence[tuple[datetime, float]], lines: Sequence[int], missing: Sequence[datetime]
+) -> list[str]:
+    """One warning per run of missing intervals, naming the line that follows the gap."""
+    starts = sorted((start, line) for (start, _), line in zip(rows, lines, strict=True))
+    runs: dict[int, list[datetime]] = {}
+    for gap in missing:
+        following = next(line for start, line in starts if start > gap)
+        runs.setdefault(following, []).append(gap)
+    return [
+        f"warning: {path}:{line}: no rows from {gaps[0].strftime('%Y-%m-%d %H:%M')} to "
+        f"{gaps[-1].strftime('%Y-%m-%d %H:%M')} ({len(gaps)} intervals): not planned; "
+        "give them with 0 calls if the center is closed then"
+        for line, gaps in runs.items()
+    ]
 
 
 @plan.command()
@@ -444,8 +467,10 @@ def day(
     wrap: float,
 ) -> None:
     """Agents and lines per interval from FORECAST, a CSV of 'interval start, calls'."""
-    rows = _read_forecast_csv(forecast)
+    rows, lines = _read_forecast_csv(forecast)
     target = _target(sl, asa, abandon, max_occupancy, shrinkage)
+    if interval is None and len(rows) == 1:
+        raise click.UsageError(f"{forecast}: one interval alone does not say how long it is: give --interval")
     try:
         result = plan_day(
             rows,
@@ -457,9 +482,13 @@ def day(
             ivr_s=ivr,
             wrap_s=wrap,
         )
+    except IntervalError as exc:
+        raise click.ClickException(f"{forecast}:{lines[exc.row]}: {exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     console = _console()
+    for warning in _missing_warnings(forecast, rows, lines, result.missing):
+        console.print(warning, soft_wrap=True)
     table = Table(title=f"Day plan, {result.interval_s // 60}-minute intervals")
     columns = (
         "interval",
@@ -548,7 +577,7 @@ def forecast_command(
     output: Path | None,
 ) -> None:
     """Forecast calls per interval from HISTORY ('interval start, calls' CSV); output feeds 'plan day'."""
-    rows = _read_forecast_csv(history)
+    rows, _ = _read_forecast_csv(history)
     holiday_set = _parse_dates(holidays)
     try:
         start = (

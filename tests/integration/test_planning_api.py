@@ -240,3 +240,19 @@ async def test_a_simulation_that_never_ends_is_refused(client, admin_headers) ->
         f"{API}/simulate", json={"scenario": scenario, "replications": 2}, headers=admin_headers
     )
     assert r.status_code == 400 and r.json()["error_id"] == "simulation-too-large"
+
+
+async def test_day_plan_names_the_interval_off_the_grid_and_lists_missing_ones(client, admin_headers) -> None:
+    start = datetime(2026, 3, 2, 8, 0)
+    minutes = [0, 15, 35]
+    intervals = [{"start": (start + timedelta(minutes=m)).isoformat(), "calls": 50} for m in minutes]
+    r = await client.post(f"{API}/day", json={"intervals": intervals}, headers=admin_headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error_id"] == "invalid-interval" and r.json()["details"]["interval"] == 2
+    intervals[2]["start"] = (start + timedelta(minutes=60)).isoformat()
+    r = await client.post(f"{API}/day", json={"intervals": intervals}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["missing"] == [(start + timedelta(minutes=m)).isoformat() for m in (30, 45)]
+    one = {"intervals": intervals[:1]}
+    r = await client.post(f"{API}/day", json=one, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["details"]["interval"] == 0

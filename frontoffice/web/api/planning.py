@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from frontoffice.services.context import Actor
 from frontoffice.wfm import (
     CostInputs,
+    IntervalError,
     StaffingTarget,
     break_even,
     erlang_a_metrics,
@@ -358,6 +359,9 @@ class DayOut(BaseModel):
     asa_s: float | None
     p_abandon: float
     intervals: list[IntervalOut]
+    missing: list[datetime] = Field(
+        default_factory=list, description="Starts of intervals between the first and last with no row."
+    )
 
 
 @router.post("/day", response_model=DayOut)
@@ -382,6 +386,8 @@ async def day(body: DayIn, actor: Planner) -> DayOut:
             ivr_s=body.ivr_s,
             wrap_s=body.wrap_s,
         )
+    except IntervalError as exc:
+        raise ApiError(400, "invalid-interval", f"intervals[{exc.row}]: {exc}", interval=exc.row) from None
     except ValueError as exc:
         raise _bad_input(exc) from None
     return DayOut(
@@ -396,6 +402,7 @@ async def day(body: DayIn, actor: Planner) -> DayOut:
         asa_s=_num(plan.asa_s),
         p_abandon=plan.p_abandon,
         intervals=[IntervalOut(**{**r._asdict(), "asa_s": _num(r.asa_s)}) for r in plan.intervals],
+        missing=list(plan.missing),
     )
 
 

@@ -209,3 +209,39 @@ def test_lines_for_no_traffic_report_no_blocking() -> None:
     out = run("lines", "--traffic", "0", "--agents", "5")
     assert "100.0%" not in out
     assert "│  0.0% │" in out
+
+
+def write_rows(path: Path, rows: list[tuple[str, int]]) -> None:
+    path.write_text("interval_start,calls\n" + "".join(f"{t},{c}\n" for t, c in rows))
+
+
+def test_day_refuses_a_duplicate_start_naming_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T08:00", 90)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:4:" in result.output and "twice" in result.output
+
+
+def test_day_refuses_uneven_intervals_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T08:35", 90)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:4:" in result.output
+
+
+def test_day_warns_about_missing_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T09:00", 90)])
+    out = run("day", str(path))
+    assert "warning" in out.lower()
+    assert "08:30" in out and "08:45" in out and f"{path}:4" in out
+
+
+def test_day_with_one_row_asks_for_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code != 0 and "--interval" in result.output
+    assert "30-minute intervals" in run("day", str(path), "--interval", "30")
