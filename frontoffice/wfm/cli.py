@@ -756,6 +756,8 @@ def _print_simulation(console: Console, result: SimulationResult, formula: dict[
         ("abandoned", result.overall.abandon_rate, _pct, "p_abandon"),
         ("occupancy", result.occupancy, _pct, "occupancy"),
         ("contacts offered per replication", result.overall.offered, lambda x: f"{x:,.0f}", ""),
+        ("waiting when arrivals stopped", result.waiting_at_horizon, lambda x: f"{x:,.1f}", ""),
+        ("still waiting at the end", result.waiting_at_end, lambda x: f"{x:,.1f}", ""),
     ]
     if result.overall.overflow_rate.mean:
         rows.append(("overflowed", result.overall.overflow_rate, _pct, ""))
@@ -901,6 +903,13 @@ def simulate(
                 console.print(
                     f"{agents} agents: the {'Erlang A' if patience else 'Erlang C'} minimum for "
                     f"{_pct(level)} in {answer_s:g} s at {traffic:.1f} Erl."
+                )
+            if patience is None and agents <= traffic:
+                console.print(
+                    f"warning: {agents} agents for {traffic:.1f} Erl and callers who never hang up: the "
+                    "queue never empties, so every figure below grows with --hours. Give --patience "
+                    "or more agents than erlangs.",
+                    soft_wrap=True,
                 )
             scenario = single_queue_scenario(
                 calls,

@@ -256,3 +256,13 @@ async def test_day_plan_names_the_interval_off_the_grid_and_lists_missing_ones(c
     one = {"intervals": intervals[:1]}
     r = await client.post(f"{API}/day", json=one, headers=admin_headers)
     assert r.status_code == 400 and r.json()["details"]["interval"] == 0
+
+
+async def test_simulate_warns_when_the_queue_never_empties(client, admin_headers) -> None:
+    body = {"calls_per_hour": 600, "aht_s": 60, "agents": 10, "hours": 1, "replications": 2}
+    data = (await client.post(f"{API}/simulate", json=body, headers=admin_headers)).json()
+    assert data["warnings"] == ["queue-never-empties"]
+    assert data["waiting_at_horizon"]["mean"] >= 0 and "waiting_at_end" in data
+    body["agents"] = 12
+    data = (await client.post(f"{API}/simulate", json=body, headers=admin_headers)).json()
+    assert data["warnings"] == []

@@ -530,7 +530,10 @@ class SimulateIn(_In):
 class SimulateOut(BaseModel):
     """Means across replications with their 95 % intervals (``low``/``high``); see
     :meth:`frontoffice.wfm.simulation.SimulationResult.as_dict`. ``formula``: Erlang C or A for the
-    same single queue, when they apply."""
+    same single queue, when they apply. ``warnings``: ``queue-never-empties`` when a single queue
+    has no more agents than erlangs and callers never hang up (the figures then grow with the hours);
+    ``waiting_at_horizon`` and ``waiting_at_end`` count contacts still waiting when arrivals stopped
+    and when the run ended."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -627,4 +630,15 @@ async def simulate(body: SimulateIn, actor: Planner) -> dict[str, Any]:
         raise ApiError(400, "simulation-too-large", "The simulation does not end", reason=str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, "invalid-scenario", str(exc)) from None
-    return result.as_dict() | {"expected_contacts": expected, "formula": _formula(body)}
+    warnings: list[str] = []
+    if body.scenario is None and body.patience_s is None and (body.agents or 0) <= _sim_traffic(body):
+        warnings.append("queue-never-empties")  # as the CLI warns: the figures grow with the hours
+    return result.as_dict() | {
+        "expected_contacts": expected,
+        "formula": _formula(body),
+        "warnings": warnings,
+    }
+
+
+def _sim_traffic(body: SimulateIn) -> float:
+    return (body.calls_per_hour or 0.0) * body.aht_s / 3600.0
