@@ -13,9 +13,10 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from rich.console import Console
@@ -399,26 +400,77 @@ def lines(
     console.print(table)
 
 
-def _read_forecast_csv(path: Path) -> tuple[list[tuple[datetime, float]], list[int]]:
-    """The ``(interval start, calls)`` rows of a CSV and the file line of each."""
+# The interval report's CSV (``/api/v1/stats/report?format=csv``, services/stats.py report_csv;
+# columns in docs/metrics.md): a header with these columns, one row per group and interval, times
+# in UTC with their offset. Its ``offered`` counts the contacts that arrived in the interval.
+_REPORT_COLUMNS = ("key", "interval_start", "offered")
+
+
+def _read_report_csv(
+    path: Path, records: Sequence[tuple[int, dict[str, str]]], key: str | None, zone: tzinfo | None
+) -> tuple[list[tuple[datetime, float]], list[int]]:
+    keys = sorted({record["key"] for _, record in records})
+    if key is None and len(keys) > 1:
+        raise click.ClickException(
+            f"{path}: the report has several groups ({', '.join(k or '(all)' for k in keys[:10])}): "
+            "choose one with --key, or export the report grouped 'overall'"
+        )
+    if key is not None and key not in keys:
+        raise click.ClickException(f"{path}: no group {key!r} in the report (groups: {', '.join(keys[:10])})")
+    rows: list[tuple[datetime, float]] = []
+    lines: list[int] = []
+    for number, record in records:
+        if key is not None and record["key"] != key:
+            continue
+        try:
+            start = datetime.fromisoformat(record["interval_start"])
+            calls = float(record["offered"])
+        except ValueError:
+            raise click.ClickException(f"{path}:{number}: cannot read {record['interval_start']!r}") from None
+        if start.tzinfo is not None:
+            # Planning works in the center's wall-clock time: a weekday and an hour of the day.
+            start = start.astimezone(zone).replace(tzinfo=None)
+        rows.append((start, calls))
+        lines.append(number)
+    return rows, lines
+
+
+def _read_forecast_csv(
+    path: Path, key: str | None = None, zone: tzinfo | None = None
+) -> tuple[list[tuple[datetime, float]], list[int]]:
+    """The ``(interval start, calls)`` rows of a CSV and the file line of each.
+
+    Either two columns, interval start and calls (a header line is allowed), or the interval report's
+    CSV, whose ``offered`` column is taken for the calls (one group: ``key``) with its UTC times
+    converted to ``zone``.
+    """
     rows: list[tuple[datetime, float]] = []
     lines: list[int] = []
     with path.open(newline="", encoding="utf-8") as handle:
-        for number, record in enumerate(csv.reader(handle), start=1):
-            if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
-                continue
-            if len(record) < 2:
-                raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
-            try:
-                calls = float(record[1])
-                rows.append((datetime.fromisoformat(record[0].strip()), calls))
-            except ValueError:
-                if number == 1 and not rows:
-                    continue  # a header row
-                raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
-            if not (calls >= 0.0 and math.isfinite(calls)):
-                raise click.ClickException(f"{path}:{number}: calls must be a finite number >= 0")
-            lines.append(number)
+        records = list(enumerate(csv.reader(handle), start=1))
+    if records and all(column in records[0][1] for column in _REPORT_COLUMNS):
+        header = records[0][1]
+        named = [(n, dict(zip(header, r, strict=False))) for n, r in records[1:] if r]
+        rows, lines = _read_report_csv(path, named, key, zone)
+        records = []
+    elif key is not None:
+        raise click.BadParameter("only an interval report CSV has groups to choose from", param_hint="--key")
+    for number, record in records:
+        if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
+            continue
+        if len(record) < 2:
+            raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
+        try:
+            calls = float(record[1])
+            rows.append((datetime.fromisoformat(record[0].strip()), calls))
+        except ValueError:
+            if number == 1 and not rows:
+                continue  # a header row
+            raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
+        lines.append(number)
+    for (_, calls), number in zip(rows, lines, strict=True):
+        if not (calls >= 0.0 and math.isfinite(calls)):
+            raise click.ClickException(f"{path}:{number}: calls must be a finite number >= 0")
     if not rows:
         raise click.ClickException(f"{path}: no intervals")
     return rows, lines
@@ -566,6 +618,15 @@ def _parse_dates(text: str | None) -> frozenset[date]:
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the forecast CSV here."
 )
+@click.option("--key", help="The group to forecast from an interval report CSV with several (a queue id...).")
+@click.option(
+    "--tz",
+    "time_zone",
+    envvar="FRONTOFFICE_TIME_ZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone of the center, for a report's UTC times (as FRONTOFFICE_TIME_ZONE).",
+)
 def forecast_command(
     history: Path,
     start_text: str | None,
@@ -575,9 +636,19 @@ def forecast_command(
     holidays: str | None,
     backtest_weeks: int,
     output: Path | None,
+    key: str | None,
+    time_zone: str,
 ) -> None:
-    """Forecast calls per interval from HISTORY ('interval start, calls' CSV); output feeds 'plan day'."""
-    rows, _ = _read_forecast_csv(history)
+    """Forecast calls per interval from HISTORY; the output feeds 'plan day'.
+
+    HISTORY is a CSV of 'interval start, calls' or the interval report's CSV
+    (/api/v1/stats/report?format=csv, e.g. grouped 'overall' with 15-minute intervals).
+    """
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"no time zone {time_zone!r}", param_hint="--tz") from None
+    rows, _ = _read_forecast_csv(history, key, zone)
     holiday_set = _parse_dates(holidays)
     try:
         start = (

@@ -245,3 +245,16 @@ def test_day_with_one_row_asks_for_the_interval(tmp_path: Path) -> None:
     result = CliRunner().invoke(plan, ["day", str(path)])
     assert result.exit_code != 0 and "--interval" in result.output
     assert "30-minute intervals" in run("day", str(path), "--interval", "30")
+
+
+def test_forecast_asks_which_group_of_a_report_to_use(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text(
+        "key,interval_start,interval_end,offered,answered\n"
+        "1,2026-03-02T06:00:00+00:00,2026-03-02T06:15:00+00:00,4,4\n"
+        "2,2026-03-02T06:00:00+00:00,2026-03-02T06:15:00+00:00,2,2\n"
+    )
+    result = CliRunner().invoke(plan, ["forecast", str(path)])
+    assert result.exit_code == 1 and "--key" in result.output
+    result = CliRunner().invoke(plan, ["forecast", str(path), "--key", "3"])
+    assert result.exit_code == 1 and "no group '3'" in result.output
