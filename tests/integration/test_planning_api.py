@@ -215,7 +215,7 @@ async def test_planning_page_speaks_russian(client, container: Container) -> Non
         ("lines", {"traffic_erlangs": 0}),
         ("lines", {"traffic_erlangs": 0, "agents": 3}),
         ("lines", {"traffic_erlangs": 20, "agents": 10}),  # Erlang C has no wait with 10 agents
-        ("day", {"intervals": [{"start": "2026-03-02T08:00:00", "calls": 0}]}),
+        ("day", {"intervals": [{"start": "2026-03-02T08:00:00", "calls": 0}], "interval_s": 900}),
         ("cost", {"talk_minutes": 0}),
     ],
 )
