@@ -190,9 +190,9 @@ POSITIVE = Number(min=0.0, min_open=True)
 NON_NEGATIVE = Number(min=0.0)
 
 
-def _console() -> Console:
+def _console(width: int = 120) -> Console:
     # Wide enough for the day plan's ten columns even when the output is not a terminal.
-    return Console(highlight=False, soft_wrap=False, width=max(120, Console().width))
+    return Console(highlight=False, soft_wrap=False, width=max(width, Console().width))
 
 
 def _pct(x: float) -> str:
@@ -698,25 +698,30 @@ def forecast_command(
         console.print(f"Wrote {len(fc.intervals)} intervals to {output}")
 
 
-# The cost model's shares, read like every other share; the rest are amounts or hours.
-_COST_SHARES: dict[str, click.ParamType[Any, Any]] = {
+# The cost model's shares, read like every other share; the rest are amounts, hours or seconds.
+_COST_TYPES: dict[str, click.ParamType[Any, Any]] = {
+    "currency": click.STRING,
     "payroll_tax_rate": Share(),
     "shrinkage": Share(),
-    "occupancy": Share(zero=False, one=True),
+    "max_occupancy": Share(zero=False, one=True),
     "talk_share": Share(zero=False, one=True),
+    "service_level": Share(zero=False, one=True),
+    "paid_hours_per_month": Number(min=0.0, min_open=True, max=744.0),
+    "open_hours_per_month": Number(min=0.0, min_open=True, max=744.0),
+    "supervisor_ratio": POSITIVE,
+    "talk_time_s": POSITIVE,
 }
-_COST_POSITIVE = {"paid_hours_per_month", "supervisor_ratio"}
+# Short names kept from before the talk time and open hours were cost inputs.
+_COST_ALIASES = {"talk_time_s": ("--talk",), "open_hours_per_month": ("--hours",)}
 
 
 def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for field in reversed(dataclasses.fields(CostInputs)):
-        kind: click.ParamType[Any, Any] = _COST_SHARES.get(
-            field.name, POSITIVE if field.name in _COST_POSITIVE else NON_NEGATIVE
-        )
         func = click.option(
             "--" + field.name.replace("_", "-"),
+            *_COST_ALIASES.get(field.name, ()),
             field.name,
-            type=kind,
+            type=_COST_TYPES.get(field.name, NON_NEGATIVE),
             default=field.default,
             show_default=True,
             help=field.metadata.get("help"),
@@ -726,35 +731,41 @@ def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @plan.command()
 @click.option("--talk-minutes", type=NON_NEGATIVE, help="Operator talk minutes per month to compare at.")
-@click.option("--calls", type=RATE, help="Or a call rate (with --talk and --hours).")
-@click.option("--talk", type=POSITIVE, default=150.0, show_default=True, help="Mean talk time per call, s.")
-@click.option(
-    "--hours",
-    type=Number(min=0.0, min_open=True, max=744.0),
-    default=22 * 11,
-    show_default=True,
-    help="Open hours per month.",
-)
+@click.option("--calls", type=RATE, help="Or a call rate during the open hours (with --talk and --hours).")
 @_cost_options
-def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: float, **fields: float) -> None:
-    """Own center versus an outsourcer's price per talk minute; break-even volume and operators."""
+def cost(talk_minutes: float | None, calls: float | None, **fields: Any) -> None:
+    """Own center versus an outsourcer's price per talk minute; break-even volume and operators.
+
+    The own center is sized with Erlang C for its volume and service target (positions on the
+    phones during the open hours, occupancy at most the ceiling), then staffed with operators
+    for the open hours after shrinkage.
+    """
+    if talk_minutes is not None and calls is not None:
+        raise click.UsageError("give --talk-minutes or --calls, not both")
     try:
         inputs = CostInputs(**fields)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if talk_minutes is None and calls is not None:
-        talk_minutes = calls * hours * 3600.0 * talk / 60.0
-    console = _console()
+    if calls is not None:
+        talk_minutes = calls * inputs.open_hours_per_month * 3600.0 * inputs.talk_time_s / 60.0
+    money = inputs.currency
+    console = _console(140)  # the cost table's ten columns
     console.print(
-        f"One operator delivers {inputs.minutes_per_operator:,.0f} talk minutes a month and costs "
-        f"{inputs.operator_cost:,.2f} ({inputs.operator_cost / inputs.minutes_per_operator:.3f} "
-        "per talk minute before supervision, telephony and overhead)."
+        f"Amounts in {money}. At the {_pct(inputs.max_occupancy)} occupancy ceiling one operator delivers "
+        f"{inputs.minutes_per_operator:,.0f} talk minutes a month and costs {inputs.operator_cost:,.2f} "
+        f"({inputs.operator_cost / inputs.minutes_per_operator:.3f} per talk minute before supervision, "
+        "telephony and overhead); a smaller center needs spare capacity to answer "
+        f"{_pct(inputs.service_level)} within {inputs.answer_time_s:g} s (Erlang C).",
+        soft_wrap=True,
     )
     volumes: Sequence[float] = [talk_minutes] if talk_minutes is not None else []
-    be = break_even(inputs)
+    try:
+        be = break_even(inputs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if be is None:
         console.print(
-            f"At {inputs.outsourcer_price_per_minute:.3f} per talk minute the outsourcer is cheaper "
+            f"At {inputs.outsourcer_price_per_minute:.3f} {money} per talk minute the outsourcer is cheaper "
             "at every volume."
         )
     else:
@@ -763,9 +774,12 @@ def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: fl
             f"{be.supervisors} supervisors); from there on the own center is never dearer."
         )
         volumes = [*volumes, be.talk_minutes]
-    table = Table(title="Monthly cost")
+    table = Table(title=f"Monthly cost, {money}")
     for column in (
         "talk minutes",
+        "Erl",
+        "positions",
+        "occupancy",
         "operators",
         "supervisors",
         "own total",
@@ -779,6 +793,9 @@ def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: fl
         cheaper = "own" if c.total < c.outsourced else ("equal" if c.total == c.outsourced else "outsourcer")
         table.add_row(
             f"{v:,.0f}",
+            f"{inputs.traffic(v):.2f}",
+            str(c.positions),
+            _pct(c.occupancy),
             str(c.operators),
             str(c.supervisors),
             f"{c.total:,.2f}",

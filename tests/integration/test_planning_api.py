@@ -266,3 +266,10 @@ async def test_simulate_warns_when_the_queue_never_empties(client, admin_headers
     body["agents"] = 12
     data = (await client.post(f"{API}/simulate", json=body, headers=admin_headers)).json()
     assert data["warnings"] == []
+
+
+async def test_cost_sizes_a_small_center_with_erlang_c_and_names_the_currency(client, admin_headers) -> None:
+    body = {"talk_minutes": 20_000, "currency": "RUB"}
+    data = (await client.post(f"{API}/cost", json=body, headers=admin_headers)).json()
+    assert data["currency"] == "RUB"
+    assert data["at_volume"]["positions"] == 4 and data["at_volume"]["operators"] == 9

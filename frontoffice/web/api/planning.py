@@ -416,12 +416,17 @@ class CostIn(_In):
     docs/planning.md). ``talk_minutes``: monthly operator talk minutes to price."""
 
     talk_minutes: Annotated[float | None, Field(ge=0, le=1e9)] = None
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = _COST_DEFAULTS.currency
     monthly_wage: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.monthly_wage
     payroll_tax_rate: Annotated[float, Field(ge=0, lt=1)] = _COST_DEFAULTS.payroll_tax_rate
     paid_hours_per_month: Annotated[float, Field(gt=0, le=744)] = _COST_DEFAULTS.paid_hours_per_month
     shrinkage: Annotated[float, Field(ge=0, lt=1)] = _COST_DEFAULTS.shrinkage
-    occupancy: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.occupancy
+    open_hours_per_month: Annotated[float, Field(gt=0, le=744)] = _COST_DEFAULTS.open_hours_per_month
+    max_occupancy: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.max_occupancy
     talk_share: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.talk_share
+    talk_time_s: Annotated[float, Field(gt=0, le=86_400)] = _COST_DEFAULTS.talk_time_s
+    service_level: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.service_level
+    answer_time_s: Seconds = _COST_DEFAULTS.answer_time_s
     seat_cost: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.seat_cost
     licence_cost: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.licence_cost
     telephony_per_minute: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.telephony_per_minute
@@ -444,6 +449,8 @@ class CostAtVolume(BaseModel):
     total: float
     per_talk_minute: float | None
     outsourced: float
+    positions: int
+    occupancy: float
     cheaper: Literal["own", "outsourcer", "equal"]
 
 
@@ -457,8 +464,9 @@ class BreakEvenOut(BaseModel):
 
 
 class CostOut(BaseModel):
-    """The comparison."""
+    """The comparison; ``minutes_per_operator`` at the occupancy ceiling (a large center)."""
 
+    currency: str
     minutes_per_operator: float
     operator_cost: float
     supervisor_cost: float
@@ -485,6 +493,7 @@ async def cost(body: CostIn, actor: Planner) -> CostOut:
     except ValueError as exc:
         raise _bad_input(exc) from None
     return CostOut(
+        currency=inputs.currency,
         minutes_per_operator=inputs.minutes_per_operator,
         operator_cost=inputs.operator_cost,
         supervisor_cost=inputs.supervisor_cost,

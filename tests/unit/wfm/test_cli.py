@@ -120,7 +120,7 @@ def test_forecast_writes_a_csv_that_day_can_read(tmp_path: Path) -> None:
 
 def test_cost_prints_the_break_even() -> None:
     out = run("cost", "--talk-minutes", "100000")
-    assert "Break-even" in out and "229,020" in out
+    assert "Break-even" in out and "305,667" in out
     out = run("cost", "--outsourcer-price-per-minute", "0.15")
     assert "cheaper at every volume" in out
     out = run("cost", "--calls", "100/min", "--talk", "150", "--monthly-wage", "600")
@@ -156,7 +156,7 @@ def test_every_bad_number_is_a_one_line_error_naming_the_option(args: tuple[str,
     ("command", "option", "value"),
     [
         (("cost", "--talk-minutes", "20000"), "--shrinkage", "30%"),
-        (("cost", "--talk-minutes", "20000"), "--occupancy", "85%"),
+        (("cost", "--talk-minutes", "20000"), "--max-occupancy", "85%"),
         (("cost", "--talk-minutes", "20000"), "--talk-share", "85%"),
         (("cost", "--talk-minutes", "20000"), "--payroll-tax-rate", "30.2%"),
         (("staff", "--calls", "10/min"), "--shrinkage", "30%"),
@@ -258,3 +258,12 @@ def test_forecast_asks_which_group_of_a_report_to_use(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--key" in result.output
     result = CliRunner().invoke(plan, ["forecast", str(path), "--key", "3"])
     assert result.exit_code == 1 and "no group '3'" in result.output
+
+
+def test_cost_names_the_currency_and_explains_its_options() -> None:
+    out = run("cost", "--talk-minutes", "20000", "--currency", "RUB")
+    assert "RUB" in out
+    assert "│         4 │     40.5% │         9 │" in out  # positions, occupancy, operators
+    help_text = run("cost", "--help")
+    assert "Gross monthly wage of an operator" in help_text
+    assert "Outsourcer's price per operator talk minute" in help_text
