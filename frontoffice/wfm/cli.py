@@ -732,8 +732,13 @@ def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @plan.command()
 @click.option("--talk-minutes", type=NON_NEGATIVE, help="Operator talk minutes per month to compare at.")
 @click.option("--calls", type=RATE, help="Or a call rate during the open hours (with --talk and --hours).")
+@click.option(
+    "--sl", type=SERVICE_LEVEL, help="Service target X/T, short for --service-level and --answer-time-s."
+)
 @_cost_options
-def cost(talk_minutes: float | None, calls: float | None, **fields: Any) -> None:
+def cost(
+    talk_minutes: float | None, calls: float | None, sl: tuple[float, float] | None, **fields: Any
+) -> None:
     """Own center versus an outsourcer's price per talk minute; break-even volume and operators.
 
     The own center is sized with Erlang C for its volume and service target (positions on the
@@ -742,6 +747,8 @@ def cost(talk_minutes: float | None, calls: float | None, **fields: Any) -> None
     """
     if talk_minutes is not None and calls is not None:
         raise click.UsageError("give --talk-minutes or --calls, not both")
+    if sl is not None:
+        fields["service_level"], fields["answer_time_s"] = sl
     try:
         inputs = CostInputs(**fields)
     except ValueError as exc:

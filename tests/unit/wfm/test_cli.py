@@ -267,3 +267,8 @@ def test_cost_names_the_currency_and_explains_its_options() -> None:
     help_text = run("cost", "--help")
     assert "Gross monthly wage of an operator" in help_text
     assert "Outsourcer's price per operator talk minute" in help_text
+
+
+def test_cost_takes_the_service_target_as_x_over_t() -> None:
+    assert "│         4 │     40.5% │         9 │" in run("cost", "--talk-minutes", "20000", "--sl", "80/20")
+    assert "│         4 │" not in run("cost", "--talk-minutes", "20000", "--sl", "99/5")
