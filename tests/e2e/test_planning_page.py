@@ -56,3 +56,4 @@ def test_planning_warns_when_callers_abandon_in_russian(server: Server, new_cont
     form.locator('input[name="patience_s"]').fill("120")
     form.locator('button[type="submit"]').click()
     page.locator("#staff-result .warning", has_text="Брошенных").wait_for(timeout=WAIT_MS)
+    screenshot(page, "planning-ru")
