@@ -45,7 +45,17 @@ from frontoffice.wfm.simulation import simulate as run_simulation
 from frontoffice.wfm.staffing import Staffing, StaffingTarget, erlang_c_staffing, required_agents
 from frontoffice.wfm.trunks import size_trunks
 
-__all__ = ["parse_rate", "parse_service_level", "parse_share", "plan", "simulate"]
+__all__ = [
+    "RATE",
+    "SERVICE_LEVEL",
+    "Number",
+    "Share",
+    "parse_rate",
+    "parse_service_level",
+    "parse_share",
+    "plan",
+    "simulate",
+]
 
 _UNIT_SECONDS = {
     "s": 1.0,
@@ -118,8 +128,8 @@ def parse_service_level(text: str) -> tuple[float, float]:
         answer = float(parts[1].rstrip("s"))
     except ValueError:
         raise ValueError(f"cannot read an answer time from {text!r}: use e.g. 80/20") from None
-    if not 0.0 < level <= 1.0:
-        raise ValueError(f"the share in {text!r} must be above 0 and at most 100%")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"the share in {text!r} must be above 0% and below 100% (no model answers 100%)")
     if not (answer >= 0.0 and math.isfinite(answer)):
         raise ValueError(f"the answer time in {text!r} must be a finite number of seconds >= 0")
     return level, answer
@@ -186,6 +196,8 @@ RATE = _Parsed("rate", parse_rate)
 """A call rate option type: ``100/min``, ``6000/h``, ``1e6/day``."""
 SERVICE_LEVEL = _Parsed("X/T", parse_service_level)
 """A service level option type: ``80/20``, ``80%/20s``."""
+# Times, rates and traffic: a handling time or patience of 0 s divides by zero in the models, while
+# an IVR time, a wrap-up or a volume of 0 is a real answer.
 POSITIVE = Number(min=0.0, min_open=True)
 NON_NEGATIVE = Number(min=0.0)
 
@@ -351,7 +363,7 @@ def staff(
 )
 @click.option("--queue-time", type=NON_NEGATIVE, help="Mean queue wait, s (default: from Erlang C/A).")
 @click.option("--patience", type=POSITIVE, help="Mean caller patience, s: waits from Erlang A.")
-@click.option("--retry", type=Share(one=True), help="Share of blocked callers who retry.")
+@click.option("--retry", type=Share(), help="Share of blocked callers who retry.")
 def lines(
     calls: float | None,
     traffic: float | None,

@@ -272,3 +272,8 @@ def test_cost_names_the_currency_and_explains_its_options() -> None:
 def test_cost_takes_the_service_target_as_x_over_t() -> None:
     assert "│         4 │     40.5% │         9 │" in run("cost", "--talk-minutes", "20000", "--sl", "80/20")
     assert "│         4 │" not in run("cost", "--talk-minutes", "20000", "--sl", "99/5")
+
+
+def test_targets_no_model_can_meet_are_refused_naming_the_option() -> None:
+    assert "--sl" in fails("staff", "--calls", "10/min", "--sl", "100/20")
+    assert "--retry" in fails("lines", "--traffic", "5", "--retry", "100%")
