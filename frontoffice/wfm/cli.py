@@ -480,9 +480,14 @@ def _read_forecast_csv(
                 continue  # a header row
             raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
         lines.append(number)
-    for (_, calls), number in zip(rows, lines, strict=True):
+    for (start, calls), number in zip(rows, lines, strict=True):
         if not (calls >= 0.0 and math.isfinite(calls)):
             raise click.ClickException(f"{path}:{number}: calls must be a finite number >= 0")
+        if (start.tzinfo is None) != (rows[0][0].tzinfo is None):
+            raise click.ClickException(
+                f"{path}:{number}: give every start with a time zone offset, or none (line {lines[0]} "
+                f"{'has' if rows[0][0].tzinfo else 'has none'})"
+            )
     if not rows:
         raise click.ClickException(f"{path}: no intervals")
     return rows, lines

@@ -277,3 +277,10 @@ def test_cost_takes_the_service_target_as_x_over_t() -> None:
 def test_targets_no_model_can_meet_are_refused_naming_the_option() -> None:
     assert "--sl" in fails("staff", "--calls", "10/min", "--sl", "100/20")
     assert "--retry" in fails("lines", "--traffic", "5", "--retry", "100%")
+
+
+def test_day_refuses_starts_with_and_without_a_time_zone(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15+03:00", 120)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1 and f"{path}:3:" in result.output and "time zone" in result.output
