@@ -484,7 +484,14 @@ def _at_volume(inputs: CostInputs, minutes: float) -> CostAtVolume:
 
 @router.post("/cost", response_model=CostOut)
 async def cost(body: CostIn, actor: Planner) -> CostOut:
-    """Own center's monthly cost versus the outsourcer's price per talk minute, and the break-even."""
+    """Own center's monthly cost versus the outsourcer's price per talk minute, and the break-even.
+
+    Sizing the own center scans Erlang C staffing levels (up to a second for extreme targets), so it
+    runs in a worker thread, off the event loop."""
+    return await asyncio.to_thread(_cost, body)
+
+
+def _cost(body: CostIn) -> CostOut:
     fields = {f.name: getattr(body, f.name) for f in dataclasses.fields(CostInputs)}
     try:
         inputs = CostInputs(**fields)
