@@ -350,6 +350,26 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Projects of {name}"),
     N_("Projects saved"),
     N_("Tick the projects this user works for; with none ticked, the user sees all projects."),
+    # issue 14: forms, outage, notifications (common.js, desk.js, wallboard.js, reports.js)
+    N_("This field is required"),
+    N_("Add at least one"),
+    N_("This is too long"),
+    N_("Too many entries"),
+    N_("Contains characters that are not allowed here"),
+    N_("Enter a whole number"),
+    N_("Enter a number"),
+    N_("This number is too small"),
+    N_("This number is too large"),
+    N_("Choose one of the offered values"),
+    N_("Enter a date and time"),
+    N_("Choose yes or no"),
+    N_("This value is not valid"),
+    N_("Server unreachable"),
+    N_("Use Latin letters, digits, dots, dashes and underscores"),
+    N_("Use lower-case Latin letters, digits, dashes and underscores"),
+    N_("Use letters, digits, dashes, dots and colons"),
+    N_("Use a two-letter language code, such as en or ru"),
+    N_("Use digits, and + at the start"),
 )
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.

@@ -1,6 +1,6 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
-import { api, attempt, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
+import { api, attempt, busy, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
 
 /**
  * Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit.
@@ -22,14 +22,14 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
   const editor = el("div", { class: "hidden" });
   const noteForm = el("form", { class: "hidden", "aria-label": t("Add note") },
     el("label", { for: `note-${customerId}` }, t("Note")),
-    el("textarea", { id: `note-${customerId}`, name: "body", required: true }),
+    el("textarea", { id: `note-${customerId}`, name: "body", required: true, maxlength: "20000" }),
     el("button", { type: "submit", class: "primary" }, t("Save note")));
-  noteForm.addEventListener("submit", async (event) => {
+  noteForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const body = noteForm.elements.body.value.trim();
     if (!body) return;
-    if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"))) await rerender();
-  });
+    if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"), noteForm)) await rerender();
+  }));
   const count = (result) => (result.status === "fulfilled" ? `(${fmt.number(result.value.items.length)})` : "");
   clear(root,
     el("div", { class: "customer-card", "data-customer-id": String(customerId) },
@@ -96,7 +96,7 @@ function mover(name, options, current, onSet) {
   const select = el("select", { "aria-label": name, class: "case-move" },
     options.map((o) => el("option", { value: o, selected: o === current }, label(o))));
   return el("span", { class: "field-row" }, select,
-    el("button", { type: "button", onclick: () => onSet(select.value) }, t("Set")));
+    el("button", { type: "button", onclick: busy(() => onSet(select.value)) }, t("Set")));
 }
 
 function ticketRow(ticket, rerender) {
@@ -171,8 +171,8 @@ function buildEditor(root, card, done) {
   const customText = Object.entries(card.custom || {}).map(([k, v]) => `${k}=${v}`).join("\n");
   const form = el("form", { "aria-label": t("Edit customer") },
     el("div", { class: "field-row" },
-      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", value: card.first_name })),
-      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", value: card.last_name }))),
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", value: card.first_name, maxlength: "200" })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", value: card.last_name, maxlength: "200" }))),
     el("label", { for: `${id}-tags` }, t("Tags (comma-separated)")),
     el("input", { id: `${id}-tags`, name: "tags", value: card.tags.join(", ") }),
     el("label", { class: "inline" }, el("input", { type: "checkbox", name: "vip", checked: card.vip }), "VIP"),
@@ -182,9 +182,9 @@ function buildEditor(root, card, done) {
       el("div", {}, el("label", { for: `${id}-kind` }, t("Add identity")),
         el("select", { id: `${id}-kind`, name: "kind" },
           ["phone", "email", "chat", "messenger"].map((k) => el("option", { value: k }, label(k))))),
-      el("div", {}, el("label", { for: `${id}-value` }, t("Value")), el("input", { id: `${id}-value`, name: "identity" }))),
+      el("div", {}, el("label", { for: `${id}-value` }, t("Value")), el("input", { id: `${id}-value`, name: "identity", maxlength: "320" }))),
     el("p", {}, el("button", { type: "submit", class: "primary" }, t("Save"))));
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const f = form.elements;
     const custom = {};
@@ -202,9 +202,9 @@ function buildEditor(root, card, done) {
         await api("POST", `/customers/${card.id}/identities`, { kind: f.kind.value, value: f.identity.value.trim() });
       }
       return true;
-    }, t("Customer saved"));
+    }, t("Customer saved"), form);
     if (ok) await done();
-  });
+  }));
   root.append(form);
 }
 
@@ -215,40 +215,40 @@ export function renderUnknown(root, contact, onLinked) {
   const id = `unknown-${contact.id}`;
   const createForm = el("form", { "aria-label": t("Create customer") },
     el("div", { class: "field-row" },
-      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name" })),
-      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name" }))),
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", maxlength: "200" })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", maxlength: "200" }))),
     kind ? el("p", { class: "small" }, `${label(kind)}: ${from}`) : null,
     el("button", { type: "submit", class: "primary" }, t("Create customer")));
-  createForm.addEventListener("submit", async (event) => {
+  createForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const body = {
       first_name: createForm.elements.first_name.value.trim(),
       last_name: createForm.elements.last_name.value.trim(),
       identities: kind ? [{ kind, value: from }] : [],
     };
-    const created = await attempt(() => api("POST", "/customers", body));
+    const created = await attempt(() => api("POST", "/customers", body), null, createForm);
     if (!created) return;
     if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: created.id }), t("Customer created"))) {
       onLinked(created.id);
     }
-  });
+  }));
   const results = el("ul", { class: "result-list", "aria-label": t("Search results") });
   const searchForm = el("form", { role: "search", "aria-label": t("Link to existing customer") },
     el("label", { for: `${id}-q` }, t("Link to existing customer")),
     el("div", { class: "field-row" }, el("input", { id: `${id}-q`, name: "q", type: "search", placeholder: t("Name, phone, email, company") }),
       el("button", { type: "submit" }, t("Search"))),
     results);
-  searchForm.addEventListener("submit", async (event) => {
+  searchForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const q = searchForm.elements.q.value.trim();
     const page = await attempt(() => api("GET", `/customers?limit=10&q=${encodeURIComponent(q)}`));
     if (!page) return;
     clear(results, page.items.length ? page.items.map((c) => el("li", {},
       el("span", {}, customerName(c), c.company ? el("span", { class: "muted" }, ` · ${c.company.name}`) : null),
-      el("button", { type: "button", onclick: async () => {
+      el("button", { type: "button", onclick: busy(async () => {
         if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: c.id }), t("Contact linked"))) onLinked(c.id);
-      } }, t("Link")))) : el("li", { class: "muted" }, t("Nobody found.")));
-  });
+      }) }, t("Link")))) : el("li", { class: "muted" }, t("Nobody found.")));
+  }));
   clear(root, el("h3", {}, t("Unknown customer")), createForm, searchForm);
   toast(t("The sender is not a known customer"));
 }

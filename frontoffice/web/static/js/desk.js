@@ -1,8 +1,8 @@
 // The agent desktop: presence, offers (countdown, sound, Alt+A / Alt+R), contact tabs with channel
 // panels and the customer card, wrap-up, customer search and "my contacts today".
 import {
-  api, attempt, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
-  onTick, setDispositions, t, toast,
+  api, attempt, busy, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
+  onTick, setDispositions, showFieldError, t, toast,
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { panelFor } from "./panels.js";
@@ -323,18 +323,18 @@ function renderWrapUp(tab, openTickets) {
         el("label", { for: `${id}-cb` }, t("Follow-up callback")),
         el("input", { id: `${id}-cb`, name: "callback_at", type: "datetime-local" }))),
     el("label", { for: `${id}-notes` }, t("Notes (added to the customer's notes)")),
-    el("textarea", { id: `${id}-notes`, name: "notes" }),
+    el("textarea", { id: `${id}-notes`, name: "notes", maxlength: "20000" }),
     tab.ticketRoot = el("fieldset", { class: "ticket-choice" }),
     // Complete comes first: "End conversation" disappears when the conversation ends (the customer
     // may hang up at any moment), and that must not move Complete from under the agent's pointer.
     el("div", { class: "field-row" },
       el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"), " ", el("kbd", {}, "Ctrl+Enter")),
-      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation"))));
+      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: busy(() => endContact(tab)) }, t("End conversation"))));
   // Ctrl+Enter completes from any field of the form (the notes box included).
   form.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form.requestSubmit(); }
   });
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const f = form.elements;
     const body = {
@@ -342,14 +342,14 @@ function renderWrapUp(tab, openTickets) {
       notes: f.notes.value,
       callback_at: f.callback_at.value ? new Date(f.callback_at.value).toISOString() : null,
     };
-    if (required && !body.disposition) { toast(t("Choose a disposition"), "error"); f.disposition.focus(); return; }
+    if (required && !body.disposition) { showFieldError(f.disposition, t("Choose a disposition")); f.disposition.focus(); return; }
     const mode = f.ticket_mode ? f.ticket_mode.value : "none";
     if (mode === "create" && !f.ticket_subject.value.trim()) {
-      toast(t("Give the ticket a subject"), "error");
+      showFieldError(f.ticket_subject, t("Give the ticket a subject"));
       f.ticket_subject.focus();
       return;
     }
-    const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"));
+    const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"), form);
     if (!done) return;
     // The contact is complete; the ticket is a second step (an error there leaves the contact done).
     if (mode === "create") {
@@ -363,7 +363,7 @@ function renderWrapUp(tab, openTickets) {
     }
     closeTab(tab.key);
     loadToday();
-  });
+  }));
   renderTicketChoice(tab, openTickets);
   clear(tab.wrapRoot, form);
 }

@@ -1,6 +1,6 @@
 // Supervisor wallboard: queue tiles and agent rows pushed over /api/v1/stream (no polling), waiting
 // contacts per queue with move and priority actions, agent state changes and sign-out.
-import { api, attempt, clear, clock, connectStream, el, fmt, label, onTick, t } from "./common.js";
+import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, onTick, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const queues = new Map(); // id -> QueueLive + {receivedAt, settings}
@@ -100,7 +100,7 @@ function renderAgents() {
       el("td", {}, [...a.contact_ids.map((id) => `#${id}`), ...a.offered_contact_ids.map((id) => `#${id} (${t("ringing")})`)].join(", ") || "—"),
       el("td", { class: "num" }, fmt.number(a.contacts_today)),
       el("td", {}, el("div", { class: "field-row" }, select,
-        el("button", { type: "button", onclick: () => setAgentState(a, select.value) }, t("Apply")))));
+        el("button", { type: "button", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")))));
   });
   clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
 }
@@ -183,14 +183,14 @@ function waitingRow(c) {
     el("td", {}, `#${c.interaction_id} · ${label(c.channel)}`, el("div", { class: "small" }, c.customer_name || t("Unknown customer"), " — ", c.subject || t("(no subject)"))),
     el("td", { class: "num" }, fmt.duration(c.waited_s)),
     el("td", {}, el("div", { class: "field-row" }, priority,
-      el("button", { type: "button", onclick: async () => {
+      el("button", { type: "button", onclick: busy(async () => {
         const done = await attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed"));
         if (done !== undefined) delete priority.dataset.chosen; // saved: from now on the server's value is shown
-      } }, t("Set")))),
+      }) }, t("Set")))),
     el("td", { class: "move-cell" },
       el("div", { class: "field-row" }, move,
-        el("button", { type: "button", class: "primary move-contact", onclick: () =>
-          attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved")) }, t("Move"))),
+        el("button", { type: "button", class: "primary move-contact", onclick: busy(() =>
+          attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved"))) }, t("Move"))),
       agentPicker(c)));
 }
 
@@ -202,12 +202,12 @@ function agentPicker(c) {
   const select = el("select", { "aria-label": t("Move contact {id} to agent", { id: c.interaction_id }), class: "move-agent", onchange: remember },
     signedIn.map((a) => el("option", { value: String(a.agent_id) }, `${a.display_name || a.username} (${label(a.state)})`)));
   return el("div", { class: "field-row move-agent-row" }, select,
-    el("button", { type: "button", class: "move-to-agent", onclick: () => {
+    el("button", { type: "button", class: "move-to-agent", onclick: busy(() => {
       const chosen = signedIn.find((a) => String(a.agent_id) === select.value);
       const name = chosen ? chosen.display_name || chosen.username : select.value;
       return attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { agent_id: Number(select.value) }),
         t("Contact moved to {name}", { name }));
-    } }, t("Move to agent")));
+    }) }, t("Move to agent")));
 }
 
 // ------------------------------------------------------------------ live data
