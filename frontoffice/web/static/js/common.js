@@ -368,7 +368,7 @@ export function connectStream(onMessage) {
   const open = () => {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${window.location.host}/api/v1/stream`);
-    ws.addEventListener("open", () => { delay = 500; setState("open", t("Live")); });
+    ws.addEventListener("open", () => { delay = 500; setState("open", t("Live")); setServerReachable(true); });
     ws.addEventListener("message", (event) => {
       const { type, data } = JSON.parse(event.data);
       try { onMessage(type, data); } catch (error) { console.error(error); }
@@ -376,6 +376,8 @@ export function connectStream(onMessage) {
     ws.addEventListener("close", (event) => {
       if (event.code === 4401) { window.location.assign("/login"); return; }
       setState("closed", t("Reconnecting…"));
+      // Until the stream is back, nothing on the page is known to be current.
+      setServerReachable(false);
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 15000);
     });

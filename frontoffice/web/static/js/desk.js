@@ -16,6 +16,7 @@ let activeKey = null;
 let queues = new Map(); // queue id -> AgentQueue
 let dispositions = [];
 let reasons = [];
+let stateUnknown = false; // the server is unreachable: presence and timers are not known
 
 // ------------------------------------------------------------------ sound (no audio files)
 let audio = null;
@@ -52,12 +53,22 @@ function presenceValue() {
 
 function renderPresence() {
   const select = $("presence");
+  const pill = $("state-pill");
+  // Server unreachable: the state the page last heard of may no longer be true; say so.
+  select.disabled = stateUnknown || !agent.isAgent;
+  if (stateUnknown) {
+    pill.textContent = t("Unknown: server unreachable");
+    pill.className = "badge state-pill status-warn";
+    pill.dataset.state = "unknown";
+    pill.dataset.reason = "";
+    tickPresence();
+    return;
+  }
   const value = presenceValue();
   if (![...select.options].some((o) => o.value === value)) {
     select.append(el("option", { value }, `${t("Not ready")}: ${agent.reason || "—"}`));
   }
   select.value = value;
-  const pill = $("state-pill");
   pill.textContent = label(agent.state) + (agent.state === "not_ready" && agent.reason ? ` — ${reasonName(agent.reason)}` : "");
   pill.className = `badge state-pill ${{ available: "status-ok", on_contact: "status-ok", wrap_up: "status-warn", not_ready: "status-warn", offline: "status-bad" }[agent.state] || ""}`;
   pill.dataset.state = agent.state;
@@ -71,21 +82,24 @@ function reasonName(code) {
 }
 
 function tickPresence() {
-  $("state-time").textContent = agent.since ? fmt.duration(clock.now() - agent.since) : "—";
+  $("state-time").textContent = agent.since && !stateUnknown ? fmt.duration(clock.now() - agent.since) : "—";
   const wrap = $("wrapup-timer");
-  if (agent.state === "wrap_up" && agent.wrapUntil) {
+  if (stateUnknown) {
+    wrap.classList.add("hidden");
+  } else if (agent.state === "wrap_up" && agent.wrapUntil) {
     wrap.classList.remove("hidden");
     wrap.textContent = t("Wrap-up: {time} left", { time: fmt.duration(agent.wrapUntil - clock.now()) });
   } else {
     wrap.classList.add("hidden");
   }
   for (const [, offer] of offers) {
-    if (offer.expiresAt) offer.countdown.textContent = fmt.duration(Math.max(0, offer.expiresAt - clock.now()));
+    if (offer.expiresAt) offer.countdown.textContent = stateUnknown ? "—" : fmt.duration(Math.max(0, offer.expiresAt - clock.now()));
   }
 }
 
 async function changePresence(event) {
   const [state, reason] = event.target.value.split(":");
+  if (state === "available") askNotificationPermission();
   const body = { state, reason: state === "not_ready" && reason ? reason : null };
   // Signing in (from offline) takes the queues ticked in "Sign in to queues".
   const signIn = agent.state === "offline" && state !== "offline";
@@ -167,13 +181,59 @@ async function showOffer(data) {
   } catch (error) {
     clear(name, t("Unknown customer"));
   }
+  if (offers.has(id)) notifyOffer(id, [name.textContent, subject.textContent.trim()].filter(Boolean).join(" · "));
+}
+
+// ------------------------------------------------------------------ offers noticed from another tab
+// The beep alone is missed when the desk is a background tab: the title flashes and a desktop
+// notification appears. Permission is asked once, when the agent first goes available (a click of
+// theirs, as browsers require), and never again from this browser.
+const NOTIFY_ASKED = "fo-notifications-asked";
+function askNotificationPermission() {
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  if (localStorage.getItem(NOTIFY_ASKED)) return;
+  localStorage.setItem(NOTIFY_ASKED, "1");
+  Promise.resolve(Notification.requestPermission()).catch(() => {});
+}
+
+const pageTitle = document.title;
+let flashTimer = null;
+function flashTitle() {
+  if (flashTimer || !document.hidden) return;
+  let on = false;
+  const flash = () => {
+    on = !on;
+    document.title = on ? `★ ${t("Incoming contact")} — ${pageTitle}` : pageTitle;
+  };
+  flash();
+  flashTimer = setInterval(flash, 1000);
+}
+function stopFlash() {
+  if (flashTimer) clearInterval(flashTimer);
+  flashTimer = null;
+  document.title = pageTitle;
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden) stopFlash(); });
+
+function notifyOffer(id, text) {
+  if (!document.hidden) return;
+  flashTitle();
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  try {
+    const note = new Notification(t("Incoming contact"), { body: text, tag: `offer-${id}`, requireInteraction: true });
+    note.onclick = () => { window.focus(); note.close(); };
+    const offer = offers.get(id);
+    if (offer) offer.notification = note;
+  } catch (error) { console.warn("no notification", error); }
 }
 
 function removeOffer(id, why) {
   const offer = offers.get(id);
   if (!offer) return;
   offer.node.remove();
+  if (offer.notification) offer.notification.close();
   offers.delete(id);
+  if (offers.size === 0) stopFlash();
   if (why) toast(why);
 }
 
@@ -195,7 +255,18 @@ async function answerOffer(id, verb) {
 }
 
 async function accept(id) {
-  if (await answerOffer(id, "accept")) await openContact(id);
+  if (!(await answerOffer(id, "accept"))) return;
+  await openContact(id);
+  focusContact(id);
+}
+
+/** Keyboard focus into the accepted contact: its reply box or first control, else the tab panel. */
+function focusContact(id) {
+  const tab = tabs.get(`c${id}`);
+  if (!tab) return;
+  const target = tab.panel.querySelector(
+    ".channel-panel textarea:not([disabled]), .channel-panel input:not([disabled]), .wrapup-form select, .wrapup-form textarea");
+  (target || tab.panel).focus();
 }
 
 async function reject(id) {
@@ -251,11 +322,17 @@ function closeTab(key) {
   if (next) selectTab(next); else selectTab(null);
 }
 
-async function openContact(id) {
+/** Open (or show) the contact's tab; resolves when its panels and wrap-up form are in place. */
+function openContact(id) {
   const key = `c${id}`;
-  if (tabs.has(key)) { selectTab(key); return; }
+  if (tabs.has(key)) { selectTab(key); return tabs.get(key).ready; }
   const tab = addTab(key, t("Contact #{id}", { id }), "contact");
   tab.contactId = id;
+  tab.ready = loadContact(tab, id);
+  return tab.ready;
+}
+
+async function loadContact(tab, id) {
   let contact;
   try {
     contact = await api("GET", `/interactions/${id}`);
@@ -267,9 +344,9 @@ async function openContact(id) {
   const channelRoot = el("div", { class: "channel-panel", "data-channel": contact.channel });
   const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") });
   tab.wrapRoot = el("section", { class: "wrapup", "aria-label": t("Wrap-up") });
-  clear(tab.panel, el("div", { class: "contact-view" },
-    el("div", {}, channelRoot, tab.wrapRoot),
-    customerRoot));
+  // Three areas (app.css): on a wide screen the card is a column beside the conversation and the
+  // wrap-up form; on a narrow one it comes between them, so the agent sees who it is before wrapping up.
+  clear(tab.panel, el("div", { class: "contact-view" }, channelRoot, customerRoot, tab.wrapRoot));
   // The card (its own column) loads alongside the channel panel; neither waits for the other.
   const customerShown = showCustomer(tab, customerRoot, contact);
   const panel = panelFor(contact.channel);
@@ -532,6 +609,11 @@ function onMessage(type, data) {
 }
 
 // ------------------------------------------------------------------ start
+document.addEventListener("fo:connection", (event) => {
+  stateUnknown = !event.detail.reachable;
+  renderPresence();
+});
+
 async function start() {
   $("presence").addEventListener("change", changePresence);
   $("customer-search").addEventListener("submit", search);
