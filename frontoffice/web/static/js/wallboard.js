@@ -10,6 +10,27 @@ let reasons = [];
 let refreshTimer = null;
 const openWaiting = new Set(); // queue ids whose waiting list is shown
 
+// TV mode (/wallboard?tv=1[&per_page=N][&rotate=S]): tiles only, large, for a wall screen; when there
+// are more queues than fit (per_page, default 6), they rotate a page at a time every S seconds (15).
+const params = new URLSearchParams(window.location.search);
+const tv = params.has("tv") && params.get("tv") !== "0";
+const perPage = Math.max(1, Number(params.get("per_page")) || 6);
+const rotateMs = Math.max(1, Number(params.get("rotate")) || 15) * 1000;
+let tvPage = 0;
+if (tv) document.body.classList.add("tv");
+
+/** Show the current page of tiles (TV mode); every tile otherwise. */
+function showTvPage() {
+  const tiles = [...document.querySelectorAll("#tiles .tile")];
+  const pages = Math.max(1, Math.ceil(tiles.length / perPage));
+  if (tvPage >= pages) tvPage = 0;
+  tiles.forEach((tile, i) => { tile.hidden = tv && Math.floor(i / perPage) !== tvPage; });
+  const label = $("tv-page");
+  label.hidden = !tv || pages < 2;
+  label.textContent = t("Page {page} of {pages}", { page: tvPage + 1, pages });
+}
+if (tv) setInterval(() => { tvPage += 1; showTvPage(); }, rotateMs);
+
 // Thresholds: service level against 80 % / 60 %; longest wait against the queue's answer target.
 function slStatus(sl) {
   if (sl === null || sl === undefined) return null;
@@ -57,6 +78,7 @@ function renderTiles() {
       }, t("Waiting contacts"))));
   });
   clear(root, nodes.length ? nodes : el("p", { class: "muted" }, t("No queues yet.")));
+  showTvPage();
 }
 
 function tickTiles() {
