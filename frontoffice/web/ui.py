@@ -351,6 +351,7 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Projects saved"),
     N_("Tick the projects this user works for; with none ticked, the user sees all projects."),
     # issue 14: forms, outage, notifications (common.js, desk.js, wallboard.js, reports.js)
+    N_("Wrap-up notes"),
     N_("Page {page} of {pages}"),
     N_("Abandonment rate"),
     N_("Unknown: server unreachable"),

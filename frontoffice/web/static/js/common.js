@@ -264,11 +264,18 @@ export function busy(handler) {
     const before = controls.map((c) => c.disabled);
     if (holder) { holder.dataset.busy = "true"; holder.setAttribute("aria-busy", "true"); }
     for (const c of controls) c.disabled = true;
+    // A handler may itself switch its button off or on (a call that ended disables Hang up): that
+    // choice wins over restoring the state from before the click.
+    const touched = new Set();
+    const watch = new MutationObserver((records) => { for (const r of records) touched.add(r.target); });
+    for (const c of controls) watch.observe(c, { attributes: true, attributeFilter: ["disabled"] });
     try {
       return await handler.call(this, event, ...rest);
     } finally {
+      for (const r of watch.takeRecords()) touched.add(r.target);
+      watch.disconnect();
       if (holder) { delete holder.dataset.busy; holder.removeAttribute("aria-busy"); }
-      controls.forEach((c, i) => { c.disabled = before[i]; });
+      controls.forEach((c, i) => { if (!touched.has(c)) c.disabled = before[i]; });
     }
   };
 }

@@ -46,7 +46,7 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
         page.items.length ? page.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals.")))),
       el("h3", {}, t("History")),
       section(timeline, (page) => el("ol", { class: "timeline", "aria-label": t("History, newest first") },
-        page.items.length ? page.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
+        page.items.length ? withoutWrapUpCopies(page.items).map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
     ));
   return card;
 }
@@ -118,11 +118,50 @@ function dealRow(deal, rerender) {
     }));
 }
 
+/** Wrap-up notes are also saved as the customer's notes; they are shown with their contact, once. */
+function withoutWrapUpCopies(items) {
+  const wrapUps = new Set(items.filter((i) => i.kind === "interaction" && i.notes).map((i) => `${i.agent_id}|${i.notes}`));
+  return items.filter((i) => !(i.kind === "note" && wrapUps.has(`${i.agent_id}|${i.summary}`)));
+}
+
+/** A history entry that opens: its summary line, and the details loaded when opened. */
+function openable(cls, data, summary, load) {
+  const body = el("div", { class: "timeline-detail" }, el("p", { class: "muted small" }, t("Loading…")));
+  const details = el("details", { class: "timeline-open" }, el("summary", {}, summary), body);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    try {
+      clear(body, await load());
+    } catch (error) {
+      clear(body, el("p", { class: "error-text small" }, `${t("Not available.")} ${errorText(error)}`));
+    }
+  });
+  return el("li", { class: cls, dataset: data }, details);
+}
+
+async function contactDetails(id) {
+  const messages = await api("GET", `/interactions/${id}/messages`);
+  return messages.length
+    ? messages.map((m) => el("div", { class: `message ${m.direction}` },
+        el("div", { class: "muted small" }, `${m.sender || ""} · ${fmt.dateTime(m.created_at)}`), m.body))
+    : el("p", { class: "muted small" }, t("No message text."));
+}
+
+async function ticketDetails(id) {
+  const ticket = await api("GET", `/tickets/${id}`);
+  return el("div", { class: "ticket-detail" },
+    el("div", { class: "small" }, `${label(ticket.status)} · ${t("Priority")}: ${label(ticket.priority)}`
+      + (ticket.due_at ? ` · ${t("Due")}: ${fmt.dateTime(ticket.due_at)}` : "")),
+    ticket.description ? el("p", { class: "message" }, ticket.description) : null);
+}
+
 function timelineItem(item) {
+  const who = item.agent_name ? ` · ${item.agent_name}` : "";
   if (item.kind === "ticket") {
-    return el("li", { class: "timeline-ticket", "data-ticket-id": String(item.id) },
+    return openable("timeline-ticket", { ticketId: String(item.id) }, [
       el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Ticket")} #${item.id} · ${label(item.state)}`),
-      item.subject);
+      item.subject], () => ticketDetails(item.id));
   }
   if (item.kind === "deal") {
     return el("li", { class: "timeline-deal", "data-deal-id": String(item.id) },
@@ -131,13 +170,16 @@ function timelineItem(item) {
   }
   if (item.kind === "note") {
     return el("li", { class: "timeline-note" },
-      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`), item.summary);
+      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`,
+        item.agent_name ? el("span", { class: "note-author" }, ` · ${item.agent_name}`) : null), item.summary);
   }
-  return el("li", { class: "timeline-interaction", "data-interaction-id": String(item.id) },
+  const node = openable("timeline-interaction", { interactionId: String(item.id) }, [
     el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${label(item.channel)} · ${label(item.state)}`
-      + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "")),
-    item.subject || item.summary || t("(no subject)"),
-    item.channel === "voice" ? callDetails(item.id) : null);
+      + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "") + who),
+    item.subject || item.summary || t("(no subject)")], () => contactDetails(item.id));
+  if (item.notes) node.append(el("div", { class: "wrapup-notes small" }, el("strong", {}, `${t("Wrap-up notes")}: `), item.notes));
+  if (item.channel === "voice") node.append(callDetails(item.id));
+  return node;
 }
 
 /** A phone call's legs and recordings, loaded when the agent opens the details. */

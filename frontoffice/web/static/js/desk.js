@@ -48,6 +48,8 @@ function beep() {
 function presenceValue() {
   if (agent.state === "offline") return "offline";
   if (agent.state === "not_ready") return `not_ready:${agent.reason || ""}`;
+  // On a contact or in wrap-up the select says so (options the agent cannot choose, app.css).
+  if (agent.state === "on_contact" || agent.state === "wrap_up") return agent.state;
   return "available";
 }
 
@@ -632,7 +634,9 @@ async function start() {
     el("option", { value: "available" }, label("available")),
     el("optgroup", { label: label("not_ready") },
       reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${t("Not ready")}: ${r.name}`))),
-    el("option", { value: "offline" }, label("offline")));
+    el("option", { value: "offline" }, label("offline")),
+    el("option", { value: "on_contact", disabled: true, class: "state-only" }, label("on_contact")),
+    el("option", { value: "wrap_up", disabled: true, class: "state-only" }, label("wrap_up")));
   renderPresence();
   selectTab(null);
   loadToday();
