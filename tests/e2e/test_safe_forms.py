@@ -103,3 +103,24 @@ def test_a_retried_action_sends_the_same_idempotency_key_and_a_new_action_a_new_
     card.get_by_role("button", name="Save note").click()
     page.locator(".toast", has_text="Note saved").nth(1).wait_for()
     assert len(keys) == 3 and keys[2] != keys[0] and UUID.match(keys[2])
+
+
+def test_double_clicking_complete_with_create_a_ticket_makes_one_ticket_and_one_note(
+    server: Server, new_context: Any
+) -> None:
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    page.select_option("#presence", "available")
+    page.wait_for_selector('#state-pill[data-state="available"]')
+    contact = server.post_contact("Refund twice?", first_name="Иван", phone="+7 916 101-11-21")
+    page.locator(f'.offer[data-contact-id="{contact["id"]}"] .offer-accept').click()
+    panel = page.locator(f"#panel-c{contact['id']}")
+    panel.locator("textarea[name=notes]").fill("Refund requested once.")
+    panel.locator(".ticket-mode-create").check()
+    panel.locator(".complete-contact").dblclick()
+    page.locator(".toast", has_text="Ticket created").first.wait_for()
+    panel.wait_for(state="detached")
+    customer_id = str(contact["customer_id"])
+    with server.api() as client:
+        tickets = client.get(f"/customers/{customer_id}/tickets?limit=100").json()["items"]
+    assert sum(1 for t in tickets if t["subject"] == "Refund twice?") == 1
+    assert notes_with(server, customer_id, "Refund requested once.") == 1
