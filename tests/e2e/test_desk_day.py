@@ -125,6 +125,7 @@ def test_the_desk_at_phone_size_has_no_sideways_scroll_and_shows_the_customer_be
     wrap = panel.locator(".wrapup-form").bounding_box()
     assert card and wrap and card["y"] < wrap["y"]
     assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "desk-phone")
 
 
