@@ -153,6 +153,8 @@ def test_a_server_outage_shows_a_banner_an_unknown_state_and_server_unreachable_
     page.goto(f"{server.url}/lang/ru?next=/desk")
     page.wait_for_selector('#conn[data-state="open"]')
     go_available(page)
+    board = sign_in(new_context(locale="ru-RU"), server, "supervisor", "/wallboard")
+    board.locator(".tile .longest").first.wait_for()
     server.stop()
 
     banner = page.locator("#outage")
@@ -167,3 +169,9 @@ def test_a_server_outage_shows_a_banner_an_unknown_state_and_server_unreachable_
     assert "Сервер недоступен" in (error.first.text_content() or "")
     assert "Failed to fetch" not in (page.locator("body").text_content() or "")
     screenshot(page, "desk-outage", for_docs=False)
+    # The wallboard too: a banner, and its ticking figures no longer tick.
+    board.locator("#outage").wait_for()
+    board.wait_for_function(
+        "() => [...document.querySelectorAll('.tile .longest, #agents .time-in-state')]"
+        ".every((n) => n.textContent === '—')"
+    )

@@ -1,6 +1,6 @@
 // Supervisor wallboard: queue tiles and agent rows pushed over /api/v1/stream (no polling), waiting
 // contacts per queue with move and priority actions, agent state changes and sign-out.
-import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, onTick, t } from "./common.js";
+import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, onTick, serverReachable, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const queues = new Map(); // id -> QueueLive + {receivedAt, settings}
@@ -82,6 +82,13 @@ function renderTiles() {
 }
 
 function tickTiles() {
+  // Server unreachable: the figures are the last ones heard of; the ticking ones show a dash.
+  const known = serverReachable();
+  document.body.classList.toggle("state-unknown", !known);
+  if (!known) {
+    for (const node of document.querySelectorAll(".tile .longest, #agents .time-in-state")) node.textContent = "—";
+    return;
+  }
   for (const q of queues.values()) {
     const tile = document.querySelector(`.tile[data-queue-id="${q.queue_id}"]`);
     if (!tile) continue;
