@@ -541,6 +541,17 @@ class CrmService:
             notes = list(await s.scalars(nstmt.order_by(Note.created_at.desc()).limit(limit + 1)))
             tickets = list(await s.scalars(tstmt.order_by(Ticket.created_at.desc()).limit(limit + 1)))
             deals = list(await s.scalars(dstmt.order_by(Deal.created_at.desc()).limit(limit + 1)))
+            # Who wrote a note or handled a contact, by name (the desk shows it; agents cannot list users).
+            people = {i.agent_id for i in interactions} | {n.author_id for n in notes}
+            people.discard(None)
+            names = (
+                {
+                    u.id: u.display_name or u.username
+                    for u in await s.scalars(select(User).where(User.id.in_(people)))
+                }
+                if people
+                else {}
+            )
         items = [
             TimelineItem(
                 kind="interaction",
@@ -552,11 +563,20 @@ class CrmService:
                 subject=i.subject,
                 summary=str(i.attributes.get("summary", ""))[:300],
                 agent_id=i.agent_id,
+                agent_name=names.get(i.agent_id) if i.agent_id is not None else None,
                 disposition=i.disposition,
+                notes=str(i.attributes.get("wrap_up_notes", ""))[:300],
             )
             for i in interactions
         ] + [
-            TimelineItem(kind="note", id=n.id, at=n.created_at, summary=n.body[:300], agent_id=n.author_id)
+            TimelineItem(
+                kind="note",
+                id=n.id,
+                at=n.created_at,
+                summary=n.body[:300],
+                agent_id=n.author_id,
+                agent_name=names.get(n.author_id) if n.author_id is not None else None,
+            )
             for n in notes
         ]
         items += [

@@ -177,7 +177,9 @@ class TimelineItem(BaseModel):
     agent_id: int | None = (
         None  # the interaction's agent, the note's author, the ticket's assignee, the deal's owner
     )
+    agent_name: str | None = None  # the display name (or username) of agent_id, for interactions and notes
     disposition: str | None = None
+    notes: str = ""  # an interaction's wrap-up notes (first 300 characters)
     amount: Decimal | None = None  # deals: in major units of ``currency``
     currency: str | None = None
 

@@ -75,6 +75,13 @@ class Server:
     url: str
     passwords: dict[str, str]
     admin_token: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Stop the server (an outage, as the browser sees it); the fixture's teardown copes with it."""
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=15)
 
     def api(self) -> httpx.Client:
         return httpx.Client(
@@ -150,7 +157,7 @@ def server(demo_site: DemoSite, tmp_path: Path) -> Iterator[Server]:
             pytest.fail("the server did not start:\n" + (tmp_path / "server.log").read_text())
         time.sleep(0.1)
     try:
-        yield Server(url, demo_site.passwords, demo_site.admin_token)
+        yield Server(url, demo_site.passwords, demo_site.admin_token, proc)
     finally:
         proc.terminate()
         try:

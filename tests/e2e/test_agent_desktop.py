@@ -57,7 +57,8 @@ def test_agent_answers_a_web_form_contact_with_the_customer_card_and_completes_i
     card = page.locator(".tab-panel:not([hidden]) .customer-card")
     item = card.locator(f'.timeline-interaction[data-interaction-id="{contact["id"]}"]')
     item.filter(has_text="resolved").wait_for()
-    card.locator(".timeline-note").filter(has_text="Sent the tracking number.").first.wait_for()
+    # The wrap-up note sits with its contact (issue 14, item 10), not as a separate note.
+    item.locator(".wrapup-notes").filter(has_text="Sent the tracking number.").wait_for()
     screenshot(page, "desk-history")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -57,7 +57,7 @@ async def stats_report(
         return Response(
             report_csv(rows),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{csv_file_name(group_by, start, end)}"'},
         )
     return {
         "start": report.start,
@@ -108,3 +108,10 @@ async def update_calendar(
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> CalendarOut:
     return await container(request).calendars.save(actor, body, calendar_id)
+
+
+def csv_file_name(group_by: str, start: datetime, end: datetime) -> str:
+    """``report-queue-2026-12-01-2026-12-06.csv``: what and which days, as the reports page asks for
+    them (``end`` is exclusive: a range that ends at midnight names the day before)."""
+    last = end - timedelta(microseconds=1) if end > start else end
+    return f"report-{group_by}-{start:%Y-%m-%d}-{last:%Y-%m-%d}.csv"

@@ -1,6 +1,6 @@
 // Admin console: users, agent profiles, queues, entry points and rules (with a test box), calendars,
 // codes, projects, API tokens and the audit log. Every save goes to the API, which applies it live.
-import { api, attempt, clear, el, errorText, fmt, label, me, t, toast } from "./common.js";
+import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, me, showFormErrors, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const CHANNELS = ["voice", "email", "chat", "sms", "fax", "webform", "messenger"];
@@ -14,7 +14,10 @@ function field(labelText, input, hint) {
   input.id = id;
   return el("div", {}, el("label", { for: id }, labelText), input, hint ? el("div", { class: "muted small" }, hint) : null);
 }
-const input = (name, value = "", attrs = {}) => el("input", { name, value: value ?? "", ...attrs });
+// The API's length limits (services/schemas.py, services/acd_schemas.py), so the browser stops the
+// typing where the API would refuse the whole form.
+const MAX_LENGTH = { username: 64, display_name: 200, password: 200, email: 320, name: 200, code: 64, address: 320, reason: 64 };
+const input = (name, value = "", attrs = {}) => el("input", { name, value: value ?? "", maxlength: MAX_LENGTH[name] ? String(MAX_LENGTH[name]) : null, ...attrs });
 function select(name, options, value, attrs = {}) {
   const node = el("select", { name, ...attrs }, options.map(([v, text]) => el("option", { value: String(v) }, text)));
   node.value = value === null || value === undefined ? "" : String(value);
@@ -34,15 +37,17 @@ const pairsText = (obj) => Object.entries(obj || {}).map(([k, v]) => `${k}=${v}`
 const queueOptions = (withNone) => [...(withNone ? [["", t("(none)")]] : []), ...cache.queues.map((q) => [q.id, q.name])];
 const queueName = (id) => (cache.queues.find((q) => q.id === id) || {}).name || (id ? `#${id}` : "—");
 
-function errorBox() { return el("p", { class: "error-text", role: "alert" }); }
+// A form's error line (errors that name no field); field errors go next to their fields (common.js).
+function errorBox() { return el("p", { class: "error-text form-error", role: "alert" }); }
 async function save(box, action, doneText) {
-  box.textContent = "";
+  const form = box.closest("form");
+  if (form) clearFormErrors(form); else box.textContent = "";
   try {
     const result = await action();
     if (doneText) toast(doneText);
     return result;
   } catch (error) {
-    box.textContent = errorText(error);
+    if (form) showFormErrors(form, error); else box.textContent = errorText(error);
     return undefined;
   }
 }
@@ -60,12 +65,12 @@ async function users(root) {
       field(t("Language"), select("language", [["en", "English"], ["ru", "Русский"]], me.lang)),
       field(t("Password (10+ characters)"), input("password", "", { type: "password", required: true, minlength: "10", autocomplete: "new-password" }))),
     box, el("button", { type: "submit", class: "primary" }, t("Create user")));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const body = { username: f.username.value.trim(), display_name: f.display_name.value.trim(), role: f.role.value, language: f.language.value, password: f.password.value };
     if (await save(box, () => api("POST", "/users", body), t("User created"))) users(root);
-  });
+  }));
   const rows = cache.users.map((u) => {
     const role = select("role", [["agent", label("agent")], ["supervisor", label("supervisor")], ["admin", label("admin")]], u.role, { "aria-label": t("Role of {name}", { name: u.username }) });
     const active = el("input", { type: "checkbox", checked: u.is_active, "aria-label": t("{name} is active", { name: u.username }) });
@@ -73,7 +78,7 @@ async function users(root) {
     return el("tr", {}, el("td", {}, u.username), el("td", {}, u.display_name), el("td", {}, role), el("td", {}, language), el("td", {}, active),
       el("td", {}, projectsText(u), " ", u.role === "admin" ? null
         : el("button", { type: "button", "aria-label": `${t("Change projects")}: ${u.username}`, onclick: () => projectsDialog(u, () => users(root)) }, t("Change projects"))),
-      el("td", {}, el("button", { type: "button", onclick: () => attempt(() => api("PATCH", `/users/${u.id}`, { role: role.value, is_active: active.checked, language: language.value }), t("User saved")) }, t("Save")),
+      el("td", {}, el("button", { type: "button", onclick: busy(() => attempt(() => api("PATCH", `/users/${u.id}`, { role: role.value, is_active: active.checked, language: language.value }), t("User saved"))) }, t("Save")),
         " ", el("button", { type: "button", onclick: () => newToken(u) }, t("New API token"))));
   });
   clear(root, el("h2", {}, t("Users")),
@@ -102,14 +107,14 @@ function projectsDialog(user, done) {
       el("button", { type: "button", onclick: () => dialog.close() }, t("Close"))));
   const dialog = el("dialog", { "aria-labelledby": "projects-title" },
     el("h2", { id: "projects-title" }, t("Projects of {name}", { name: user.username })), form);
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const ids = [...form.querySelectorAll("input[name=project]:checked")].map((c) => Number(c.value));
     if (await save(box, () => api("PUT", `/users/${user.id}/projects`, { project_ids: ids.length ? ids : null }), t("Projects saved"))) {
       dialog.close();
       done();
     }
-  });
+  }));
   document.body.append(dialog);
   dialog.addEventListener("close", () => dialog.remove());
   dialog.showModal();
@@ -165,7 +170,7 @@ function agentEditor(root, userId, profiles) {
       el("div", { class: "field-row" }, CHANNELS.map((c) => field(label(c), el("input", { type: "number", name: `cap-${c}`, min: "0", max: "50", value: String(p.capacity[c] ?? 0), style: "width:5rem" }))))),
     field(t("Weight"), input("weight", String(p.weight), { type: "number", step: "0.1", min: "0.1" })),
     box, el("button", { type: "submit", class: "primary" }, t("Save profile")));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const body = {
@@ -175,7 +180,7 @@ function agentEditor(root, userId, profiles) {
       weight: Number(f.weight.value),
     };
     if (await save(box, () => api("PUT", `/agents/${userId}`, body), t("Profile saved"))) agents($("section-agents"));
-  });
+  }));
   clear(root, form);
 }
 
@@ -225,7 +230,7 @@ function queueEditor(root, queue) {
       t("One step per line: seconds; levels to relax; extra queue ids. Example: 60; 1; 2,3")),
     box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "queue-save" }, queue ? t("Save queue") : t("Create queue"))));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const settings = {
@@ -242,7 +247,7 @@ function queueEditor(root, queue) {
     const body = { name: f.name.value.trim(), project_id: num(f.project_id.value), settings };
     const done = await save(box, () => (queue ? api("PATCH", `/queues/${queue.id}`, body) : api("POST", "/queues", body)), queue ? t("Queue saved") : t("Queue created"));
     if (done) queues($("section-queues"));
-  });
+  }));
   clear(root, form);
   form.elements.name.focus();
 }
@@ -286,7 +291,7 @@ function entryEditor(root, ep) {
     el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => rules.append(ruleRow(null)) }, t("Add rule"))),
     box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "entry-save" }, t("Save entry point"))));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const body = {
@@ -301,7 +306,7 @@ function entryEditor(root, ep) {
       entryEditor($("entry-editor"), saved);
       toast(t("Entry point saved"));
     }
-  });
+  }));
   clear(root, form, ep ? testBox(ep) : null);
 }
 
@@ -315,7 +320,7 @@ function testBox(ep) {
       field(t("Phone"), input("phone")),
       field(t("Email"), input("email", "", { type: "email" }))),
     el("button", { type: "submit" }, t("Test")), result);
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const body = { entry_point_id: ep.id, channel: ep.channel, subject: f.subject.value, body: f.body.value,
@@ -326,7 +331,7 @@ function testBox(ep) {
         : r.matched_rule === null ? t("No rule matches: the default queue {queue}.", { queue: queueName(r.queue_id) })
           : t("Rule {n} matches: queue {queue}.", { n: r.matched_rule + 1, queue: queueName(r.queue_id) });
     } catch (error) { result.textContent = errorText(error); }
-  });
+  }));
   return form;
 }
 
@@ -353,7 +358,7 @@ function calendarEditor(root, cal) {
     field(t("Holidays (one date per line, YYYY-MM-DD)"), el("textarea", { name: "holidays" }, (c.holidays || []).join("\n"))),
     field(t("Special days (date = hours, one per line)"), el("textarea", { name: "special" }, Object.entries(c.special_days || {}).map(([d, h]) => `${d} = ${h.join(", ")}`).join("\n"))),
     box, el("button", { type: "submit", class: "primary" }, t("Save calendar")));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
@@ -364,7 +369,7 @@ function calendarEditor(root, cal) {
       special_days: Object.fromEntries(f.special.value.split("\n").filter((x) => x.includes("=")).map((x) => { const [d, h] = x.split("="); return [d.trim(), split(h)]; })),
     };
     if (await save(box, () => (cal ? api("PUT", `/calendars/${cal.id}`, body) : api("POST", "/calendars", body)), t("Calendar saved"))) calendars($("section-calendars"));
-  });
+  }));
   clear(root, form);
 }
 
@@ -382,11 +387,11 @@ function codeList(kind, title, items, root) {
     el("div", { class: "field-row" }, field(t("Code (a-z, 0-9, _ -)"), input("code", "", { required: true, pattern: "[a-z0-9_\\-]+" })),
       field(t("Name"), input("name", "", { required: true })), checkbox("active", true, t("Active")),
       el("div", {}, el("button", { type: "submit", class: "primary" }, t("Save")))), box);
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
     if (await save(box, () => api("PUT", `/codes/${kind}`, { code: f.code.value.trim(), name: f.name.value.trim(), active: f.active.checked }), t("Saved"))) codes(root);
-  });
+  }));
   return el("section", {}, el("h3", {}, title),
     el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), t("Name"), t("Active"), ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, items.map((c) => el("tr", {}, el("td", {}, el("code", {}, c.code)), el("td", {}, c.name), el("td", {}, c.active ? t("yes") : t("no")),
@@ -401,10 +406,10 @@ async function projects(root) {
   const form = el("form", { "aria-label": t("New project") },
     el("div", { class: "field-row" }, field(t("Code (a-z, 0-9, _ -)"), input("code", "", { required: true })), field(t("Name"), input("name", "", { required: true })),
       el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create project")))), box);
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     if (await save(box, () => api("POST", "/projects", { code: form.elements.code.value.trim(), name: form.elements.name.value.trim() }), t("Project created"))) projects(root);
-  });
+  }));
   clear(root, el("h2", {}, t("Projects")),
     el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), t("Name")].map((h) => el("th", {}, h)))),
       el("tbody", {}, list.map((p) => el("tr", {}, el("td", {}, el("code", {}, p.code)), el("td", {}, p.name))))), form);
@@ -416,19 +421,19 @@ async function tokens(root) {
   const form = el("form", { "aria-label": t("New API token") },
     el("div", { class: "field-row" }, field(t("What is the token for?"), input("name", "", { required: true })),
       el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create token")))));
-  form.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const created = await attempt(() => api("POST", "/me/tokens", { name: form.elements.name.value.trim() }));
     if (created) { showSecret(created.token); tokens(root); }
-  });
+  }));
   clear(root, el("h2", {}, t("My API tokens")),
     el("p", { class: "muted small" }, t("Tokens for other users: Users → New API token. A token acts with its user's role.")),
     el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Prefix"), t("Created"), t("Last used"), t("Revoked"), ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, list.map((k) => el("tr", {}, el("td", {}, k.name), el("td", {}, el("code", {}, k.prefix)), el("td", {}, fmt.dateTime(k.created_at)),
         el("td", {}, fmt.dateTime(k.last_used_at)), el("td", {}, k.revoked_at ? fmt.dateTime(k.revoked_at) : "—"),
-        el("td", {}, k.revoked_at ? null : el("button", { type: "button", class: "danger", onclick: async () => {
+        el("td", {}, k.revoked_at ? null : el("button", { type: "button", class: "danger", onclick: busy(async () => {
           if (window.confirm(t("Revoke this token?")) && (await attempt(() => api("DELETE", `/tokens/${k.id}`), t("Token revoked"))) !== undefined) tokens(root);
-        } }, t("Revoke"))))))), form);
+        }) }, t("Revoke"))))))), form);
 }
 
 // ------------------------------------------------------------------ audit

@@ -21,17 +21,63 @@ export class ApiError extends Error {
   }
 }
 
-/** Call the REST API under /api/v1 with the session cookie; writes carry the CSRF token. */
+// ------------------------------------------------------------------ idempotency keys
+/** A fresh key per user action; crypto.randomUUID needs a secure context (https, localhost), so a site
+ * served over plain http on a LAN falls back to the same 122 random bits from getRandomValues. */
+export function newIdempotencyKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  const b = window.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// Keys of writes whose outcome is unknown (the server was unreachable or failed): pressing the same
+// button again with the same content is a retry of that action and sends the same key, so the server
+// can answer with the first result instead of doing it twice. A definite answer ends the action.
+const unsettledKeys = new Map(); // "METHOD path body" -> key
+
+// ------------------------------------------------------------------ server reachability
+let reachable = true;
+/** Whether the last request or the live stream reached the server. */
+export function serverReachable() { return reachable; }
+/** Record whether the server answers; pages listen to "fo:connection" to show an unknown state. */
+export function setServerReachable(value) {
+  if (reachable === value) return;
+  reachable = value;
+  const banner = document.getElementById("outage");
+  if (banner) banner.hidden = value;
+  document.dispatchEvent(new CustomEvent("fo:connection", { detail: { reachable: value } }));
+}
+
+/** Call the REST API under /api/v1 with the session cookie; writes carry the CSRF token and an
+ * Idempotency-Key. A network failure becomes an ApiError "server-unreachable" in the page's language. */
 export async function api(method, path, body) {
   // Error messages in the page's language, whatever the browser's own Accept-Language says.
   const headers = { Accept: "application/json", "Accept-Language": lang };
   const init = { method, headers, credentials: "same-origin" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(`/api/v1${path}`, init);
+  const write = method !== "GET";
+  const signature = `${method} ${path} ${init.body || ""}`;
+  if (write) {
+    headers["X-CSRF-Token"] = csrf;
+    const key = unsettledKeys.get(signature) || newIdempotencyKey();
+    headers["Idempotency-Key"] = key;
+    unsettledKeys.set(signature, key);
+  }
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, init);
+  } catch (error) {
+    setServerReachable(false);
+    throw new ApiError(0, { error_id: "server-unreachable", message: t("Server unreachable") });
+  }
+  setServerReachable(![502, 503, 504].includes(response.status));
+  if (write && response.status < 500) unsettledKeys.delete(signature);
   if (response.status === 401) {
     window.location.assign("/login");
     throw new ApiError(401, null);
@@ -42,10 +88,135 @@ export async function api(method, path, body) {
   return data;
 }
 
-/** A readable message for an API error (422s list the fields). */
+// ------------------------------------------------------------------ field errors
+// The API checks input with a schema; its 422 names the field (loc) and the kind of error (type).
+// Those become short sentences in the page's language next to the field; the schema's own English
+// text ("String should match pattern ...") is never shown.
+const ERROR_TYPES = {
+  missing: "This field is required",
+  string_too_short: "This field is required",
+  too_short: "Add at least one",
+  string_too_long: "This is too long",
+  too_long: "Too many entries",
+  string_pattern_mismatch: "Contains characters that are not allowed here",
+  int_parsing: "Enter a whole number",
+  int_from_float: "Enter a whole number",
+  float_parsing: "Enter a number",
+  greater_than: "This number is too small",
+  greater_than_equal: "This number is too small",
+  less_than: "This number is too large",
+  less_than_equal: "This number is too large",
+  literal_error: "Choose one of the offered values",
+  enum: "Choose one of the offered values",
+  datetime_parsing: "Enter a date and time",
+  datetime_from_date_parsing: "Enter a date and time",
+  bool_parsing: "Choose yes or no",
+};
+
+// What a pattern allows, by field name (the patterns of services/schemas.py and acd_schemas.py).
+const PATTERN_HINTS = {
+  username: "Use Latin letters, digits, dots, dashes and underscores",
+  code: "Use lower-case Latin letters, digits, dashes and underscores",
+  tags: "Use letters, digits, dashes, dots and colons",
+  language: "Use a two-letter language code, such as en or ru",
+  number: "Use digits, and + at the start",
+};
+
+const isIndex = (part) => /^\d+$/.test(part);
+
+/** The translated sentence for one 422 entry. */
+export function fieldErrorText(entry) {
+  const field = (entry.loc || []).slice(1).filter((p) => !isIndex(p)).pop();
+  if (entry.type === "string_pattern_mismatch" && PATTERN_HINTS[field]) return t(PATTERN_HINTS[field]);
+  return t(ERROR_TYPES[entry.type] || "This value is not valid");
+}
+
+/** The form control an error's loc points at: the deepest loc part that names a control of the form. */
+function controlFor(form, loc) {
+  const parts = (loc || []).slice(1).filter((p) => !isIndex(p));
+  for (let i = parts.length - 1; i >= 0; i -= 1) {
+    const control = form.elements.namedItem(parts[i]);
+    if (control) return control instanceof RadioNodeList ? control[0] : control;
+  }
+  return null;
+}
+
+/** Remove a control's error (and its marks). */
+export function clearFieldError(control) {
+  if (control.foFieldError) control.foFieldError.remove();
+  control.foFieldError = null;
+  control.removeAttribute("aria-invalid");
+}
+
+let errorIds = 0;
+/** Show `text` under `control`; it stays until the control is changed. */
+export function showFieldError(control, text) {
+  clearFieldError(control);
+  errorIds += 1;
+  const note = el("p", { class: "field-error", id: `field-error-${errorIds}` }, text);
+  control.foFieldError = note;
+  control.setAttribute("aria-invalid", "true");
+  control.setAttribute("aria-describedby", note.id);
+  control.after(note);
+  const done = () => {
+    clearFieldError(control);
+    control.removeEventListener("input", done);
+    control.removeEventListener("change", done);
+  };
+  control.addEventListener("input", done);
+  control.addEventListener("change", done);
+}
+
+/** The form's own error line (errors that name no field), created before its buttons on first use. */
+function formErrorBox(form) {
+  let box = form.querySelector(".form-error");
+  if (!box) {
+    box = el("p", { class: "error-text form-error", role: "alert" });
+    const submit = form.querySelector("[type=submit]");
+    let row = submit;
+    while (row && row.parentElement !== form) row = row.parentElement;
+    if (row) row.before(box); else form.append(box);
+  }
+  return box;
+}
+
+/** Clear every error of a form (before it is sent again). */
+export function clearFormErrors(form) {
+  for (const control of form.elements) clearFieldError(control);
+  const box = form.querySelector(".form-error");
+  if (box) box.textContent = "";
+}
+
+/**
+ * Show an API error on a form: each 422 entry under its field (the first such field focused), anything
+ * that names no field of the form in the form's error line. Both stay until corrected or sent again.
+ */
+export function showFormErrors(form, error) {
+  clearFormErrors(form);
+  const entries = error instanceof ApiError && Array.isArray(error.details.errors) ? error.details.errors : [];
+  const unplaced = [];
+  let first = null;
+  for (const entry of entries) {
+    const control = controlFor(form, entry.loc);
+    if (control && !control.foFieldError) {
+      showFieldError(control, fieldErrorText(entry));
+      first = first || control;
+    } else if (!control) unplaced.push(errorText(new ApiError(422, { message: "", details: { errors: [entry] } })).replace(/^ — /, ""));
+  }
+  if (!entries.length || unplaced.length) {
+    formErrorBox(form).textContent = entries.length ? [...new Set(unplaced)].join("; ") : errorText(error);
+  }
+  if (first) first.focus();
+}
+
+/** A readable message for an API error in the page's language (a 422 names its fields, translated). */
 export function errorText(error) {
   if (error instanceof ApiError && error.details && Array.isArray(error.details.errors)) {
-    const parts = error.details.errors.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.message}`);
+    const parts = error.details.errors.map((e) => {
+      const field = (e.loc || []).slice(1).filter((p) => !isIndex(p)).pop();
+      const name = field && t(`field:${field}`) !== `field:${field}` ? t(`field:${field}`) : field;
+      return name ? `${name}: ${fieldErrorText(e)}` : fieldErrorText(e);
+    });
     return `${error.message} — ${parts.join("; ")}`;
   }
   return error.message || String(error);
@@ -58,16 +229,55 @@ export function toast(text, kind = "info") {
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 4000);
 }
 
-/** Run an async action, reporting failures as a toast; returns the action's result or undefined. */
-export async function attempt(action, doneText) {
+/** Run an async action, reporting failures as a toast; returns the action's result or undefined.
+ * Given a form, failures show on the form instead (next to the fields), and stay until corrected. */
+export async function attempt(action, doneText, form = null) {
+  if (form) clearFormErrors(form);
   try {
     const result = await action();
     if (doneText) toast(doneText);
     return result;
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) toast(errorText(error), "error");
+    if (error instanceof ApiError && error.status === 401) return undefined;
+    if (form && form.isConnected) showFormErrors(form, error);
+    else toast(errorText(error), "error");
     return undefined;
   }
+}
+
+/**
+ * One user action at a time: wrap a click or submit handler so that its button (a form's buttons)
+ * is disabled and marked busy while the handler runs. A second click, Enter or Ctrl+Enter during the
+ * request does nothing. Each write of the handler carries its own Idempotency-Key (api above), the
+ * same one again when the same action is retried after its outcome stayed unknown.
+ *
+ *   form.addEventListener("submit", busy(async (event) => { ... }));
+ *   el("button", { onclick: busy(() => attempt(...)) }, "Save");
+ */
+export function busy(handler) {
+  return async function guarded(event, ...rest) {
+    const form = event && event.type === "submit" ? event.target : null;
+    const holder = form || (event && event.currentTarget instanceof HTMLElement ? event.currentTarget : null);
+    if (form) event.preventDefault();
+    if (holder && holder.dataset.busy === "true") return undefined;
+    const controls = form ? [...form.querySelectorAll("button")].filter((b) => b.type === "submit") : holder ? [holder] : [];
+    const before = controls.map((c) => c.disabled);
+    if (holder) { holder.dataset.busy = "true"; holder.setAttribute("aria-busy", "true"); }
+    for (const c of controls) c.disabled = true;
+    // A handler may itself switch its button off or on (a call that ended disables Hang up): that
+    // choice wins over restoring the state from before the click.
+    const touched = new Set();
+    const watch = new MutationObserver((records) => { for (const r of records) touched.add(r.target); });
+    for (const c of controls) watch.observe(c, { attributes: true, attributeFilter: ["disabled"] });
+    try {
+      return await handler.call(this, event, ...rest);
+    } finally {
+      for (const r of watch.takeRecords()) touched.add(r.target);
+      watch.disconnect();
+      if (holder) { delete holder.dataset.busy; holder.removeAttribute("aria-busy"); }
+      controls.forEach((c, i) => { if (!touched.has(c)) c.disabled = before[i]; });
+    }
+  };
 }
 
 /** Build an element: el("button", {class: "primary", onclick: f}, "text", child...). Text is never HTML. */
@@ -165,7 +375,7 @@ export function connectStream(onMessage) {
   const open = () => {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${window.location.host}/api/v1/stream`);
-    ws.addEventListener("open", () => { delay = 500; setState("open", t("Live")); });
+    ws.addEventListener("open", () => { delay = 500; setState("open", t("Live")); setServerReachable(true); });
     ws.addEventListener("message", (event) => {
       const { type, data } = JSON.parse(event.data);
       try { onMessage(type, data); } catch (error) { console.error(error); }
@@ -173,6 +383,8 @@ export function connectStream(onMessage) {
     ws.addEventListener("close", (event) => {
       if (event.code === 4401) { window.location.assign("/login"); return; }
       setState("closed", t("Reconnecting…"));
+      // Until the stream is back, nothing on the page is known to be current.
+      setServerReachable(false);
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 15000);
     });

@@ -1,6 +1,6 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
-import { api, attempt, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
+import { api, attempt, busy, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
 
 /**
  * Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit.
@@ -22,14 +22,14 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
   const editor = el("div", { class: "hidden" });
   const noteForm = el("form", { class: "hidden", "aria-label": t("Add note") },
     el("label", { for: `note-${customerId}` }, t("Note")),
-    el("textarea", { id: `note-${customerId}`, name: "body", required: true }),
+    el("textarea", { id: `note-${customerId}`, name: "body", required: true, maxlength: "20000" }),
     el("button", { type: "submit", class: "primary" }, t("Save note")));
-  noteForm.addEventListener("submit", async (event) => {
+  noteForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const body = noteForm.elements.body.value.trim();
     if (!body) return;
-    if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"))) await rerender();
-  });
+    if (await attempt(() => api("POST", `/customers/${customerId}/notes`, { body }), t("Note saved"), noteForm)) await rerender();
+  }));
   const count = (result) => (result.status === "fulfilled" ? `(${fmt.number(result.value.items.length)})` : "");
   clear(root,
     el("div", { class: "customer-card", "data-customer-id": String(customerId) },
@@ -46,7 +46,7 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
         page.items.length ? page.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals.")))),
       el("h3", {}, t("History")),
       section(timeline, (page) => el("ol", { class: "timeline", "aria-label": t("History, newest first") },
-        page.items.length ? page.items.map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
+        page.items.length ? withoutWrapUpCopies(page.items).map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
     ));
   return card;
 }
@@ -96,7 +96,7 @@ function mover(name, options, current, onSet) {
   const select = el("select", { "aria-label": name, class: "case-move" },
     options.map((o) => el("option", { value: o, selected: o === current }, label(o))));
   return el("span", { class: "field-row" }, select,
-    el("button", { type: "button", onclick: () => onSet(select.value) }, t("Set")));
+    el("button", { type: "button", onclick: busy(() => onSet(select.value)) }, t("Set")));
 }
 
 function ticketRow(ticket, rerender) {
@@ -118,11 +118,50 @@ function dealRow(deal, rerender) {
     }));
 }
 
+/** Wrap-up notes are also saved as the customer's notes; they are shown with their contact, once. */
+function withoutWrapUpCopies(items) {
+  const wrapUps = new Set(items.filter((i) => i.kind === "interaction" && i.notes).map((i) => `${i.agent_id}|${i.notes}`));
+  return items.filter((i) => !(i.kind === "note" && wrapUps.has(`${i.agent_id}|${i.summary}`)));
+}
+
+/** A history entry that opens: its summary line, and the details loaded when opened. */
+function openable(cls, data, summary, load) {
+  const body = el("div", { class: "timeline-detail" }, el("p", { class: "muted small" }, t("Loading…")));
+  const details = el("details", { class: "timeline-open" }, el("summary", {}, summary), body);
+  details.addEventListener("toggle", async () => {
+    if (!details.open || details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    try {
+      clear(body, await load());
+    } catch (error) {
+      clear(body, el("p", { class: "error-text small" }, `${t("Not available.")} ${errorText(error)}`));
+    }
+  });
+  return el("li", { class: cls, dataset: data }, details);
+}
+
+async function contactDetails(id) {
+  const messages = await api("GET", `/interactions/${id}/messages`);
+  return messages.length
+    ? messages.map((m) => el("div", { class: `message ${m.direction}` },
+        el("div", { class: "muted small" }, `${m.sender || ""} · ${fmt.dateTime(m.created_at)}`), m.body))
+    : el("p", { class: "muted small" }, t("No message text."));
+}
+
+async function ticketDetails(id) {
+  const ticket = await api("GET", `/tickets/${id}`);
+  return el("div", { class: "ticket-detail" },
+    el("div", { class: "small" }, `${label(ticket.status)} · ${t("Priority")}: ${label(ticket.priority)}`
+      + (ticket.due_at ? ` · ${t("Due")}: ${fmt.dateTime(ticket.due_at)}` : "")),
+    ticket.description ? el("p", { class: "message" }, ticket.description) : null);
+}
+
 function timelineItem(item) {
+  const who = item.agent_name ? ` · ${item.agent_name}` : "";
   if (item.kind === "ticket") {
-    return el("li", { class: "timeline-ticket", "data-ticket-id": String(item.id) },
+    return openable("timeline-ticket", { ticketId: String(item.id) }, [
       el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Ticket")} #${item.id} · ${label(item.state)}`),
-      item.subject);
+      item.subject], () => ticketDetails(item.id));
   }
   if (item.kind === "deal") {
     return el("li", { class: "timeline-deal", "data-deal-id": String(item.id) },
@@ -131,13 +170,16 @@ function timelineItem(item) {
   }
   if (item.kind === "note") {
     return el("li", { class: "timeline-note" },
-      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`), item.summary);
+      el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${t("Note")}`,
+        item.agent_name ? el("span", { class: "note-author" }, ` · ${item.agent_name}`) : null), item.summary);
   }
-  return el("li", { class: "timeline-interaction", "data-interaction-id": String(item.id) },
+  const node = openable("timeline-interaction", { interactionId: String(item.id) }, [
     el("div", { class: "when" }, `${fmt.dateTime(item.at)} · ${label(item.channel)} · ${label(item.state)}`
-      + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "")),
-    item.subject || item.summary || t("(no subject)"),
-    item.channel === "voice" ? callDetails(item.id) : null);
+      + (item.disposition ? ` · ${t("Disposition")}: ${dispositionName(item.disposition)}` : "") + who),
+    item.subject || item.summary || t("(no subject)")], () => contactDetails(item.id));
+  if (item.notes) node.append(el("div", { class: "wrapup-notes small" }, el("strong", {}, `${t("Wrap-up notes")}: `), item.notes));
+  if (item.channel === "voice") node.append(callDetails(item.id));
+  return node;
 }
 
 /** A phone call's legs and recordings, loaded when the agent opens the details. */
@@ -171,8 +213,8 @@ function buildEditor(root, card, done) {
   const customText = Object.entries(card.custom || {}).map(([k, v]) => `${k}=${v}`).join("\n");
   const form = el("form", { "aria-label": t("Edit customer") },
     el("div", { class: "field-row" },
-      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", value: card.first_name })),
-      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", value: card.last_name }))),
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", value: card.first_name, maxlength: "200" })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", value: card.last_name, maxlength: "200" }))),
     el("label", { for: `${id}-tags` }, t("Tags (comma-separated)")),
     el("input", { id: `${id}-tags`, name: "tags", value: card.tags.join(", ") }),
     el("label", { class: "inline" }, el("input", { type: "checkbox", name: "vip", checked: card.vip }), "VIP"),
@@ -182,9 +224,9 @@ function buildEditor(root, card, done) {
       el("div", {}, el("label", { for: `${id}-kind` }, t("Add identity")),
         el("select", { id: `${id}-kind`, name: "kind" },
           ["phone", "email", "chat", "messenger"].map((k) => el("option", { value: k }, label(k))))),
-      el("div", {}, el("label", { for: `${id}-value` }, t("Value")), el("input", { id: `${id}-value`, name: "identity" }))),
+      el("div", {}, el("label", { for: `${id}-value` }, t("Value")), el("input", { id: `${id}-value`, name: "identity", maxlength: "320" }))),
     el("p", {}, el("button", { type: "submit", class: "primary" }, t("Save"))));
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const f = form.elements;
     const custom = {};
@@ -198,9 +240,9 @@ function buildEditor(root, card, done) {
       tags: f.tags.value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean), custom,
       add_identities: f.identity.value.trim() ? [{ kind: f.kind.value, value: f.identity.value.trim() }] : [],
     };
-    const ok = await attempt(() => api("PATCH", `/customers/${card.id}`, patch), t("Customer saved"));
+    const ok = await attempt(() => api("PATCH", `/customers/${card.id}`, patch), t("Customer saved"), form);
     if (ok) await done();
-  });
+  }));
   root.append(form);
 }
 
@@ -211,11 +253,11 @@ export function renderUnknown(root, contact, onLinked) {
   const id = `unknown-${contact.id}`;
   const createForm = el("form", { "aria-label": t("Create customer") },
     el("div", { class: "field-row" },
-      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name" })),
-      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name" }))),
+      el("div", {}, el("label", { for: `${id}-first` }, t("First name")), el("input", { id: `${id}-first`, name: "first_name", maxlength: "200" })),
+      el("div", {}, el("label", { for: `${id}-last` }, t("Last name")), el("input", { id: `${id}-last`, name: "last_name", maxlength: "200" }))),
     kind ? el("p", { class: "small" }, `${label(kind)}: ${from}`) : null,
     el("button", { type: "submit", class: "primary" }, t("Create customer")));
-  createForm.addEventListener("submit", async (event) => {
+  createForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const body = {
       first_name: createForm.elements.first_name.value.trim(),
@@ -224,26 +266,26 @@ export function renderUnknown(root, contact, onLinked) {
       // Created and linked in one transaction: a failed link leaves no card behind to trip a retry.
       interaction_id: contact.id,
     };
-    const created = await attempt(() => api("POST", "/customers", body), t("Customer created"));
+    const created = await attempt(() => api("POST", "/customers", body), t("Customer created"), createForm);
     if (created) onLinked(created.id);
-  });
+  }));
   const results = el("ul", { class: "result-list", "aria-label": t("Search results") });
   const searchForm = el("form", { role: "search", "aria-label": t("Link to existing customer") },
     el("label", { for: `${id}-q` }, t("Link to existing customer")),
     el("div", { class: "field-row" }, el("input", { id: `${id}-q`, name: "q", type: "search", placeholder: t("Name, phone, email, company") }),
       el("button", { type: "submit" }, t("Search"))),
     results);
-  searchForm.addEventListener("submit", async (event) => {
+  searchForm.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const q = searchForm.elements.q.value.trim();
     const page = await attempt(() => api("GET", `/customers?limit=10&q=${encodeURIComponent(q)}`));
     if (!page) return;
     clear(results, page.items.length ? page.items.map((c) => el("li", {},
       el("span", {}, customerName(c), c.company ? el("span", { class: "muted" }, ` · ${c.company.name}`) : null),
-      el("button", { type: "button", onclick: async () => {
+      el("button", { type: "button", onclick: busy(async () => {
         if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: c.id }), t("Contact linked"))) onLinked(c.id);
-      } }, t("Link")))) : el("li", { class: "muted" }, t("Nobody found.")));
-  });
+      }) }, t("Link")))) : el("li", { class: "muted" }, t("Nobody found.")));
+  }));
   clear(root, el("h3", {}, t("Unknown customer")), createForm, searchForm);
   toast(t("The sender is not a known customer"));
 }

@@ -1,8 +1,8 @@
 // The agent desktop: presence, offers (countdown, sound, Alt+A / Alt+R), contact tabs with channel
 // panels and the customer card, wrap-up, customer search and "my contacts today".
 import {
-  api, attempt, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
-  onTick, setDispositions, t, toast,
+  api, attempt, busy, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
+  onTick, setDispositions, showFieldError, t, toast,
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { panelFor } from "./panels.js";
@@ -16,6 +16,7 @@ let activeKey = null;
 let queues = new Map(); // queue id -> AgentQueue
 let dispositions = [];
 let reasons = [];
+let stateUnknown = false; // the server is unreachable: presence and timers are not known
 
 // ------------------------------------------------------------------ sound (no audio files)
 let audio = null;
@@ -47,17 +48,29 @@ function beep() {
 function presenceValue() {
   if (agent.state === "offline") return "offline";
   if (agent.state === "not_ready") return `not_ready:${agent.reason || ""}`;
+  // On a contact or in wrap-up the select says so (options the agent cannot choose, app.css).
+  if (agent.state === "on_contact" || agent.state === "wrap_up") return agent.state;
   return "available";
 }
 
 function renderPresence() {
   const select = $("presence");
+  const pill = $("state-pill");
+  // Server unreachable: the state the page last heard of may no longer be true; say so.
+  select.disabled = stateUnknown || !agent.isAgent;
+  if (stateUnknown) {
+    pill.textContent = t("Unknown: server unreachable");
+    pill.className = "badge state-pill status-warn";
+    pill.dataset.state = "unknown";
+    pill.dataset.reason = "";
+    tickPresence();
+    return;
+  }
   const value = presenceValue();
   if (![...select.options].some((o) => o.value === value)) {
     select.append(el("option", { value }, `${t("Not ready")}: ${agent.reason || "—"}`));
   }
   select.value = value;
-  const pill = $("state-pill");
   pill.textContent = label(agent.state) + (agent.state === "not_ready" && agent.reason ? ` — ${reasonName(agent.reason)}` : "");
   pill.className = `badge state-pill ${{ available: "status-ok", on_contact: "status-ok", wrap_up: "status-warn", not_ready: "status-warn", offline: "status-bad" }[agent.state] || ""}`;
   pill.dataset.state = agent.state;
@@ -71,21 +84,24 @@ function reasonName(code) {
 }
 
 function tickPresence() {
-  $("state-time").textContent = agent.since ? fmt.duration(clock.now() - agent.since) : "—";
+  $("state-time").textContent = agent.since && !stateUnknown ? fmt.duration(clock.now() - agent.since) : "—";
   const wrap = $("wrapup-timer");
-  if (agent.state === "wrap_up" && agent.wrapUntil) {
+  if (stateUnknown) {
+    wrap.classList.add("hidden");
+  } else if (agent.state === "wrap_up" && agent.wrapUntil) {
     wrap.classList.remove("hidden");
     wrap.textContent = t("Wrap-up: {time} left", { time: fmt.duration(agent.wrapUntil - clock.now()) });
   } else {
     wrap.classList.add("hidden");
   }
   for (const [, offer] of offers) {
-    if (offer.expiresAt) offer.countdown.textContent = fmt.duration(Math.max(0, offer.expiresAt - clock.now()));
+    if (offer.expiresAt) offer.countdown.textContent = stateUnknown ? "—" : fmt.duration(Math.max(0, offer.expiresAt - clock.now()));
   }
 }
 
 async function changePresence(event) {
   const [state, reason] = event.target.value.split(":");
+  if (state === "available") askNotificationPermission();
   const body = { state, reason: state === "not_ready" && reason ? reason : null };
   // Signing in (from offline) takes the queues ticked in "Sign in to queues".
   const signIn = agent.state === "offline" && state !== "offline";
@@ -167,13 +183,59 @@ async function showOffer(data) {
   } catch (error) {
     clear(name, t("Unknown customer"));
   }
+  if (offers.has(id)) notifyOffer(id, [name.textContent, subject.textContent.trim()].filter(Boolean).join(" · "));
+}
+
+// ------------------------------------------------------------------ offers noticed from another tab
+// The beep alone is missed when the desk is a background tab: the title flashes and a desktop
+// notification appears. Permission is asked once, when the agent first goes available (a click of
+// theirs, as browsers require), and never again from this browser.
+const NOTIFY_ASKED = "fo-notifications-asked";
+function askNotificationPermission() {
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  if (localStorage.getItem(NOTIFY_ASKED)) return;
+  localStorage.setItem(NOTIFY_ASKED, "1");
+  Promise.resolve(Notification.requestPermission()).catch(() => {});
+}
+
+const pageTitle = document.title;
+let flashTimer = null;
+function flashTitle() {
+  if (flashTimer || !document.hidden) return;
+  let on = false;
+  const flash = () => {
+    on = !on;
+    document.title = on ? `★ ${t("Incoming contact")} — ${pageTitle}` : pageTitle;
+  };
+  flash();
+  flashTimer = setInterval(flash, 1000);
+}
+function stopFlash() {
+  if (flashTimer) clearInterval(flashTimer);
+  flashTimer = null;
+  document.title = pageTitle;
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden) stopFlash(); });
+
+function notifyOffer(id, text) {
+  if (!document.hidden) return;
+  flashTitle();
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  try {
+    const note = new Notification(t("Incoming contact"), { body: text, tag: `offer-${id}`, requireInteraction: true });
+    note.onclick = () => { window.focus(); note.close(); };
+    const offer = offers.get(id);
+    if (offer) offer.notification = note;
+  } catch (error) { console.warn("no notification", error); }
 }
 
 function removeOffer(id, why) {
   const offer = offers.get(id);
   if (!offer) return;
   offer.node.remove();
+  if (offer.notification) offer.notification.close();
   offers.delete(id);
+  if (offers.size === 0) stopFlash();
   if (why) toast(why);
 }
 
@@ -195,7 +257,18 @@ async function answerOffer(id, verb) {
 }
 
 async function accept(id) {
-  if (await answerOffer(id, "accept")) await openContact(id);
+  if (!(await answerOffer(id, "accept"))) return;
+  await openContact(id);
+  focusContact(id);
+}
+
+/** Keyboard focus into the accepted contact: its reply box or first control, else the tab panel. */
+function focusContact(id) {
+  const tab = tabs.get(`c${id}`);
+  if (!tab) return;
+  const target = tab.panel.querySelector(
+    ".channel-panel textarea:not([disabled]), .channel-panel input:not([disabled]), .wrapup-form select, .wrapup-form textarea");
+  (target || tab.panel).focus();
 }
 
 async function reject(id) {
@@ -251,11 +324,17 @@ function closeTab(key) {
   if (next) selectTab(next); else selectTab(null);
 }
 
-async function openContact(id) {
+/** Open (or show) the contact's tab; resolves when its panels and wrap-up form are in place. */
+function openContact(id) {
   const key = `c${id}`;
-  if (tabs.has(key)) { selectTab(key); return; }
+  if (tabs.has(key)) { selectTab(key); return tabs.get(key).ready; }
   const tab = addTab(key, t("Contact #{id}", { id }), "contact");
   tab.contactId = id;
+  tab.ready = loadContact(tab, id);
+  return tab.ready;
+}
+
+async function loadContact(tab, id) {
   let contact;
   try {
     contact = await api("GET", `/interactions/${id}`);
@@ -267,9 +346,9 @@ async function openContact(id) {
   const channelRoot = el("div", { class: "channel-panel", "data-channel": contact.channel });
   const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") });
   tab.wrapRoot = el("section", { class: "wrapup", "aria-label": t("Wrap-up") });
-  clear(tab.panel, el("div", { class: "contact-view" },
-    el("div", {}, channelRoot, tab.wrapRoot),
-    customerRoot));
+  // Three areas (app.css): on a wide screen the card is a column beside the conversation and the
+  // wrap-up form; on a narrow one it comes between them, so the agent sees who it is before wrapping up.
+  clear(tab.panel, el("div", { class: "contact-view" }, channelRoot, customerRoot, tab.wrapRoot));
   // The card (its own column) loads alongside the channel panel; neither waits for the other.
   const customerShown = showCustomer(tab, customerRoot, contact);
   const panel = panelFor(contact.channel);
@@ -323,18 +402,18 @@ function renderWrapUp(tab, openTickets) {
         el("label", { for: `${id}-cb` }, t("Follow-up callback")),
         el("input", { id: `${id}-cb`, name: "callback_at", type: "datetime-local" }))),
     el("label", { for: `${id}-notes` }, t("Notes (added to the customer's notes)")),
-    el("textarea", { id: `${id}-notes`, name: "notes" }),
+    el("textarea", { id: `${id}-notes`, name: "notes", maxlength: "20000" }),
     tab.ticketRoot = el("fieldset", { class: "ticket-choice" }),
     // Complete comes first: "End conversation" disappears when the conversation ends (the customer
     // may hang up at any moment), and that must not move Complete from under the agent's pointer.
     el("div", { class: "field-row" },
       el("button", { type: "submit", class: "primary complete-contact" }, t("Complete"), " ", el("kbd", {}, "Ctrl+Enter")),
-      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: () => endContact(tab) }, t("End conversation"))));
+      el("button", { type: "button", class: "end-contact", hidden: tab.finished, onclick: busy(() => endContact(tab)) }, t("End conversation"))));
   // Ctrl+Enter completes from any field of the form (the notes box included).
   form.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form.requestSubmit(); }
   });
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", busy(async (event) => {
     event.preventDefault();
     const f = form.elements;
     const body = {
@@ -342,14 +421,14 @@ function renderWrapUp(tab, openTickets) {
       notes: f.notes.value,
       callback_at: f.callback_at.value ? new Date(f.callback_at.value).toISOString() : null,
     };
-    if (required && !body.disposition) { toast(t("Choose a disposition"), "error"); f.disposition.focus(); return; }
+    if (required && !body.disposition) { showFieldError(f.disposition, t("Choose a disposition")); f.disposition.focus(); return; }
     const mode = f.ticket_mode ? f.ticket_mode.value : "none";
     if (mode === "create" && !f.ticket_subject.value.trim()) {
-      toast(t("Give the ticket a subject"), "error");
+      showFieldError(f.ticket_subject, t("Give the ticket a subject"));
       f.ticket_subject.focus();
       return;
     }
-    const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"));
+    const done = await attempt(() => api("POST", `/agent/contacts/${contact.id}/complete`, body), t("Contact completed"), form);
     if (!done) return;
     // The contact is complete; the ticket is a second step (an error there leaves the contact done).
     if (mode === "create") {
@@ -363,7 +442,7 @@ function renderWrapUp(tab, openTickets) {
     }
     closeTab(tab.key);
     loadToday();
-  });
+  }));
   renderTicketChoice(tab, openTickets);
   clear(tab.wrapRoot, form);
 }
@@ -532,6 +611,11 @@ function onMessage(type, data) {
 }
 
 // ------------------------------------------------------------------ start
+document.addEventListener("fo:connection", (event) => {
+  stateUnknown = !event.detail.reachable;
+  renderPresence();
+});
+
 async function start() {
   $("presence").addEventListener("change", changePresence);
   $("customer-search").addEventListener("submit", search);
@@ -550,7 +634,9 @@ async function start() {
     el("option", { value: "available" }, label("available")),
     el("optgroup", { label: label("not_ready") },
       reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${t("Not ready")}: ${r.name}`))),
-    el("option", { value: "offline" }, label("offline")));
+    el("option", { value: "offline" }, label("offline")),
+    el("option", { value: "on_contact", disabled: true, class: "state-only" }, label("on_contact")),
+    el("option", { value: "wrap_up", disabled: true, class: "state-only" }, label("wrap_up")));
   renderPresence();
   selectTab(null);
   loadToday();

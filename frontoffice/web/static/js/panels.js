@@ -10,7 +10,7 @@
 // `contact` is the interaction record (GET /api/v1/interactions/{id}) plus `customer` (card or null);
 // `desk` offers api(), t(), el() and fmt so a panel needs no imports of its own.
 
-import { attempt, toast } from "./common.js";
+import { attempt, busy, toast } from "./common.js";
 
 const panels = new Map();
 
@@ -66,16 +66,16 @@ registerPanel("voice", {
     const status = el("p", { class: "call-status", role: "status", "aria-live": "polite" }, t("Loading…"));
     const timer = el("span", { class: "call-timer", role: "timer", "aria-label": t("Call duration") }, "0:00");
     const holdButton = el("button", { type: "button", class: "call-hold", "aria-pressed": "false",
-      onclick: () => toggleHold() }, t("Hold"));
+      onclick: busy(() => toggleHold()) }, t("Hold"));
     const hangUpButton = el("button", { type: "button", class: "danger call-hangup",
-      onclick: () => hangUp() }, t("Hang up"));
+      onclick: busy(() => hangUp()) }, t("Hang up"));
     const target = el("select", { id: `${id}-target`, name: "target" },
       el("option", { value: "" }, t("Choose…")));
     const number = el("input", { id: `${id}-number`, name: "number", type: "tel", inputmode: "tel",
       autocomplete: "off", size: 14 });
     const transferButton = el("button", { type: "submit", class: "call-transfer" }, t("Transfer"));
     const transferForm = el("form", { class: "call-transfer-form", "aria-label": t("Transfer the call"),
-      onsubmit: (event) => { event.preventDefault(); transfer(); } },
+      onsubmit: busy(() => transfer()) },
       el("label", { for: `${id}-target` }, t("Transfer to")), target,
       el("label", { for: `${id}-number` }, t("or an external number")), number, transferButton);
     const caller = el("dd", { class: "call-caller" }, contact.from_address || "—");

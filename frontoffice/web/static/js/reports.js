@@ -1,6 +1,6 @@
 // Reports: GET /api/v1/stats/report for a range and grouping, as a table and as SVG charts drawn here
 // (no charting library), with the same query as a CSV download.
-import { api, attempt, clear, el, fmt, label, t } from "./common.js";
+import { api, busy, clear, el, errorText, fmt, label, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -47,11 +47,11 @@ function rowLabel(report, row) {
 const COLUMNS = [
   ["offered", "Offered", fmt.number], ["answered", "Answered", fmt.number], ["abandoned", "Abandoned", fmt.number],
   ["service_level", "Service level", fmt.percent], ["asa_s", "ASA", fmt.duration], ["aht_s", "AHT", fmt.duration],
-  ["occupancy", "Occupancy", fmt.percent],
+  ["abandonment_rate", "Abandonment rate", fmt.percent], ["occupancy", "Occupancy", fmt.percent],
 ];
 
 function renderTable(report) {
-  const columns = COLUMNS.filter(([k]) => report.rows.some((r) => k in r));
+  const columns = report.rows.length ? COLUMNS.filter(([k]) => report.rows.some((r) => k in r)) : COLUMNS;
   clear($("report-table"), el("table", {},
     el("caption", { class: "visually-hidden" }, t("Report")),
     el("thead", {}, el("tr", {}, el("th", {}, t("Group")), columns.map(([, h]) => el("th", { class: "num" }, t(h))))),
@@ -105,13 +105,24 @@ function renderChart(report) {
   clear($("report-chart"), chart, legend);
 }
 
+/** Export CSV always downloads what the form says now, shown or not yet. */
+function updateExport() {
+  const ok = $("start").value && $("end").value;
+  $("csv").href = ok ? `/api/v1${query("csv")}` : "#";
+  $("csv").toggleAttribute("aria-disabled", !ok);
+}
+
 async function run(event) {
   if (event) event.preventDefault();
-  const report = await attempt(() => api("GET", query("json")));
-  if (!report) return;
-  $("csv").href = `/api/v1${query("csv")}`;
-  renderTable(report);
-  renderChart(report);
+  try {
+    const report = await api("GET", query("json"));
+    renderTable(report);
+    renderChart(report);
+  } catch (error) {
+    // Never leave the previous range's chart under a form that now asks for another one.
+    clear($("report-chart"), el("p", { class: "error-text", role: "alert" }, errorText(error)));
+    clear($("report-table"));
+  }
 }
 
 async function start() {
@@ -119,7 +130,10 @@ async function start() {
   const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
   $("start").value = iso(today);
   $("end").value = iso(today);
-  $("report-form").addEventListener("submit", run);
+  $("report-form").addEventListener("submit", busy(run));
+  $("report-form").addEventListener("input", updateExport);
+  $("report-form").addEventListener("change", updateExport);
+  updateExport();
   const [qs, users, projects] = await Promise.all([
     api("GET", "/queues").catch(() => []), api("GET", "/users").catch(() => []), api("GET", "/projects").catch(() => []),
   ]);

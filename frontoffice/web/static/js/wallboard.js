@@ -1,6 +1,6 @@
 // Supervisor wallboard: queue tiles and agent rows pushed over /api/v1/stream (no polling), waiting
 // contacts per queue with move and priority actions, agent state changes and sign-out.
-import { api, attempt, clear, clock, connectStream, el, fmt, label, onTick, t } from "./common.js";
+import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, onTick, serverReachable, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const queues = new Map(); // id -> QueueLive + {receivedAt, settings}
@@ -9,6 +9,27 @@ let queueSettings = new Map();
 let reasons = [];
 let refreshTimer = null;
 const openWaiting = new Set(); // queue ids whose waiting list is shown
+
+// TV mode (/wallboard?tv=1[&per_page=N][&rotate=S]): tiles only, large, for a wall screen; when there
+// are more queues than fit (per_page, default 6), they rotate a page at a time every S seconds (15).
+const params = new URLSearchParams(window.location.search);
+const tv = params.has("tv") && params.get("tv") !== "0";
+const perPage = Math.max(1, Number(params.get("per_page")) || 6);
+const rotateMs = Math.max(1, Number(params.get("rotate")) || 15) * 1000;
+let tvPage = 0;
+if (tv) document.body.classList.add("tv");
+
+/** Show the current page of tiles (TV mode); every tile otherwise. */
+function showTvPage() {
+  const tiles = [...document.querySelectorAll("#tiles .tile")];
+  const pages = Math.max(1, Math.ceil(tiles.length / perPage));
+  if (tvPage >= pages) tvPage = 0;
+  tiles.forEach((tile, i) => { tile.hidden = tv && Math.floor(i / perPage) !== tvPage; });
+  const label = $("tv-page");
+  label.hidden = !tv || pages < 2;
+  label.textContent = t("Page {page} of {pages}", { page: tvPage + 1, pages });
+}
+if (tv) setInterval(() => { tvPage += 1; showTvPage(); }, rotateMs);
 
 // Thresholds: service level against 80 % / 60 %; longest wait against the queue's answer target.
 function slStatus(sl) {
@@ -57,9 +78,17 @@ function renderTiles() {
       }, t("Waiting contacts"))));
   });
   clear(root, nodes.length ? nodes : el("p", { class: "muted" }, t("No queues yet.")));
+  showTvPage();
 }
 
 function tickTiles() {
+  // Server unreachable: the figures are the last ones heard of; the ticking ones show a dash.
+  const known = serverReachable();
+  document.body.classList.toggle("state-unknown", !known);
+  if (!known) {
+    for (const node of document.querySelectorAll(".tile .longest, #agents .time-in-state")) node.textContent = "—";
+    return;
+  }
   for (const q of queues.values()) {
     const tile = document.querySelector(`.tile[data-queue-id="${q.queue_id}"]`);
     if (!tile) continue;
@@ -100,7 +129,7 @@ function renderAgents() {
       el("td", {}, [...a.contact_ids.map((id) => `#${id}`), ...a.offered_contact_ids.map((id) => `#${id} (${t("ringing")})`)].join(", ") || "—"),
       el("td", { class: "num" }, fmt.number(a.contacts_today)),
       el("td", {}, el("div", { class: "field-row" }, select,
-        el("button", { type: "button", onclick: () => setAgentState(a, select.value) }, t("Apply")))));
+        el("button", { type: "button", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")))));
   });
   clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
 }
@@ -183,14 +212,14 @@ function waitingRow(c) {
     el("td", {}, `#${c.interaction_id} · ${label(c.channel)}`, el("div", { class: "small" }, c.customer_name || t("Unknown customer"), " — ", c.subject || t("(no subject)"))),
     el("td", { class: "num" }, fmt.duration(c.waited_s)),
     el("td", {}, el("div", { class: "field-row" }, priority,
-      el("button", { type: "button", onclick: async () => {
+      el("button", { type: "button", onclick: busy(async () => {
         const done = await attempt(() => api("POST", `/interactions/${c.interaction_id}/priority`, { priority: Number(priority.value) }), t("Priority changed"));
         if (done !== undefined) delete priority.dataset.chosen; // saved: from now on the server's value is shown
-      } }, t("Set")))),
+      }) }, t("Set")))),
     el("td", { class: "move-cell" },
       el("div", { class: "field-row" }, move,
-        el("button", { type: "button", class: "primary move-contact", onclick: () =>
-          attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved")) }, t("Move"))),
+        el("button", { type: "button", class: "primary move-contact", onclick: busy(() =>
+          attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { queue_id: Number(move.value) }), t("Contact moved"))) }, t("Move"))),
       agentPicker(c)));
 }
 
@@ -202,12 +231,12 @@ function agentPicker(c) {
   const select = el("select", { "aria-label": t("Move contact {id} to agent", { id: c.interaction_id }), class: "move-agent", onchange: remember },
     signedIn.map((a) => el("option", { value: String(a.agent_id) }, `${a.display_name || a.username} (${label(a.state)})`)));
   return el("div", { class: "field-row move-agent-row" }, select,
-    el("button", { type: "button", class: "move-to-agent", onclick: () => {
+    el("button", { type: "button", class: "move-to-agent", onclick: busy(() => {
       const chosen = signedIn.find((a) => String(a.agent_id) === select.value);
       const name = chosen ? chosen.display_name || chosen.username : select.value;
       return attempt(() => api("POST", `/interactions/${c.interaction_id}/move`, { agent_id: Number(select.value) }),
         t("Contact moved to {name}", { name }));
-    } }, t("Move to agent")));
+    }) }, t("Move to agent")));
 }
 
 // ------------------------------------------------------------------ live data
