@@ -250,8 +250,8 @@ async def test_registration_without_an_answer_shows_the_error(
         assert reg is not None
         await _eventually(lambda: reg.state is RegistrationState.REGISTERING, "a REGISTER is sent")
         # Nothing listens at the carrier's port: Timer F ends the REGISTER; fire it in simulated time.
-        voice.clock = lambda: 1e9
-        voice._handle(voice.layer.handle_timer(1e9))
+        voice.endpoint.clock = lambda: 1e9
+        voice.endpoint.fire_timers(1e9)
         [status] = voice.trunking.statuses()
         assert not status.registered and status.registration_state == "failed"
         assert status.last_error == "no response (timeout)"

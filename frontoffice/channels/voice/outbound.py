@@ -25,13 +25,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.services.voice_outbound import OutboundCall, OutboundCallRecords
 
+from .call_setup import CallSetup
+from .endpoint import Endpoint
 from .media import MediaSession
 from .offers import codecs_first, sdp_session_id
 from .sip import (
@@ -62,10 +64,7 @@ from .sip import (
 )
 from .trunks import InvalidNumber, Trunk, TrunkLine, TrunkStatus, dial_string, normalize_number
 
-if TYPE_CHECKING:
-    from .service import VoiceService
-
-__all__ = ["OutboundLeg", "Trunking"]
+__all__ = ["InboundCalls", "OutboundLeg", "Trunking"]
 
 log = logging.getLogger("frontoffice.voice.trunks")
 
@@ -84,6 +83,16 @@ UNREGISTER_GRACE_S = 2.0
 _NOT_THE_PHONES_BUSINESS = frozenset({401, 407, 403, 423})
 
 LegCallback = Callable[["OutboundLeg"], None]
+
+
+class InboundCalls(Protocol):
+    """The inbound B2BUA as trunking sees it: it takes calls to entry points and says which it has."""
+
+    def accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
+        """Take an INVITE to an entry point as an inbound call (screened and authenticated already)."""
+
+    def live_call_ids(self) -> Collection[str]:
+        """Call-IDs of the inbound calls in progress."""
 
 
 @dataclass(eq=False)
@@ -189,17 +198,24 @@ class Trunking:
 
     def __init__(
         self,
-        service: VoiceService,
+        endpoint: Endpoint,
+        setup: CallSetup,
+        inbound: InboundCalls,
         trunks: Sequence[Trunk] = (),
         *,
         region: str = "RU",
         ring_timeout_s: float = DEFAULT_RING_TIMEOUT_S,
     ) -> None:
-        self.service = service
+        self.endpoint = endpoint
+        self.setup = setup
+        self.inbound = inbound
+        self.calls = setup.calls
+        self.media = setup.media
+        self.registrar = setup.registrar
         self.region = region
         self.ring_timeout_s = ring_timeout_s
         self.lines = [TrunkLine(t) for t in trunks]
-        self.records = OutboundCallRecords(service.calls.contact_center)
+        self.records = OutboundCallRecords(self.calls.contact_center)
         self._legs: dict[str, OutboundLeg] = {}  # carrier leg Call-ID
         self._phone_calls: dict[str, _PhoneCall] = {}  # phone's Call-ID
         self._click_calls: dict[str, _ClickCall] = {}  # Call-ID of our INVITE to the agent's phone
@@ -265,9 +281,13 @@ class Trunking:
         return Destination(self._addresses.get(trunk.name, trunk.host), trunk.port, trunk.sip_transport)
 
     def statuses(self) -> list[TrunkStatus]:
-        now = self.service.clock()
-        live = self.service._calls
-        return [line.status(live, now) for line in self.lines]
+        now = self.endpoint.clock()
+        return [line.status(now) for line in self.lines]
+
+    def release(self, call_id: str) -> None:
+        """An inbound call is over or was refused: it stops counting against its trunk's limit."""
+        for line in self.lines:
+            line.release(call_id)
 
     def line_for_source(self, host: str) -> TrunkLine | None:
         for line in self.lines:
@@ -277,17 +297,17 @@ class Trunking:
 
     # ================================================================ registrations
     def _registration_client(self, trunk: Trunk) -> RegistrationClient:
-        service = self.service
+        endpoint = self.endpoint
         transport = trunk.sip_transport
         user = trunk.username or "frontoffice"
-        contact = service._contact(transport, user)
+        contact = endpoint.contact(transport, user)
         domain = trunk.from_domain or trunk.host
         registrar = parse_uri(f"sip:{domain}" + (f":{trunk.port}" if trunk.port != 5060 else ""))
         return RegistrationClient(
             aor=parse_uri(f"sip:{user}@{domain}"),
             registrar=registrar,
             contact=contact,
-            via=service._via(transport),
+            via=endpoint.via(transport),
             username=trunk.digest_username or user,
             password=trunk.password or "",
             expires=trunk.register_expires,
@@ -296,7 +316,7 @@ class Trunking:
 
     async def _registration_loop(self) -> None:
         while True:
-            now = self.service.clock()
+            now = self.endpoint.clock()
             due: list[float] = []
             for line in self.lines:
                 reg = line.registration
@@ -320,14 +340,12 @@ class Trunking:
         assert reg is not None
 
         def on_response(response: Response | None) -> None:
-            now = self.service.clock()
+            now = self.endpoint.clock()
             if response is None:
                 reg.on_timeout(now)
                 log.warning("trunk %s: REGISTER timed out", line.trunk.name)
             elif response.is_provisional:
-                if key is not None:
-                    self.service._clients[key] = on_response
-                return
+                return  # the endpoint keeps telling us until the final answer
             else:
                 retry = reg.on_response(response, now)
                 if retry is not None:
@@ -339,16 +357,16 @@ class Trunking:
                 done.set_result(None)
             self._wake.set()
 
-        key = self.service._request(request, self._destination(line.trunk), on_response)
+        self.endpoint.request(request, self._destination(line.trunk), on_response)
 
     # ================================================================ screening inbound INVITEs
     def drop_scanner(self, request: Request, source: Destination) -> bool:
         """True (and the address banned) for a request from a known SIP scanner: SIPVicious & co. probe
         with OPTIONS and INVITE as much as with REGISTER, so every method counts."""
-        registrar = self.service.registrar
+        registrar = self.registrar
         if not registrar.is_scanner(request):
             return False
-        registrar.ban(source.host, self.service.clock())
+        registrar.ban(source.host, self.endpoint.clock())
         log.info("SIP scanner at %s banned (%s)", source.host, request.headers.get("User-Agent"))
         return True
 
@@ -374,35 +392,34 @@ class Trunking:
         """A 2xx retransmitted after its INVITE transaction ended: ACK it again (§13.2.2.4)."""
         leg = self._legs.get(response.call_id)
         if leg is not None and leg.dialog is not None and response.cseq.method == "INVITE":
-            self.service._request(leg.dialog.ack(response.cseq.seq), leg.destination, None)
+            self.endpoint.request(leg.dialog.ack(response.cseq.seq), leg.destination, None)
             return True
         click = self._click_calls.get(response.call_id)
         if click is not None and click.dialog is not None and response.cseq.method == "INVITE":
-            self.service._request(click.dialog.ack(response.cseq.seq), click.destination, None)
+            self.endpoint.request(click.dialog.ack(response.cseq.seq), click.destination, None)
             return True
         return False
 
     def screen_invite(self, request: Request, event: RequestReceived) -> bool:
         """Decide on a new INVITE: True lets the B2BUA take it as an inbound call (entry points only);
         False means it was answered here (403, 503, a challenge) or is handled here."""
-        service = self.service
-        now = service.clock()
+        endpoint = self.endpoint
         if request.call_id in self._phone_calls:
             return False  # a second INVITE of a call we already handle
         line = self.line_for_source(event.source.host)
         if line is not None:
-            if not line.has_room(service._calls, now):
+            if not line.has_room():
                 log.info("trunk %s: at its limit of %s calls, 503", line.trunk.name, line.trunk.max_calls)
-                service._respond(request, 503, extra_headers=[("Retry-After", str(TRUNK_RETRY_AFTER_S))])
+                endpoint.respond(request, 503, extra_headers=[("Retry-After", str(TRUNK_RETRY_AFTER_S))])
                 return False
-            line.inbound[request.call_id] = now
+            line.inbound.add(request.call_id)
             self._dialled_from_to(line, request)
             return True
         if not self.lines and not request.headers.get_all("Authorization"):
             # No trunk configured: calls reach entry points from anywhere, as before trunks existed
             # (restrict sources with the firewall or sip_banned_networks). Nothing can go out.
             return True
-        service._spawn(self._authenticated_invite(request, event))
+        endpoint.spawn(self._authenticated_invite(request, event))
         return False
 
     def _dialled_from_to(self, line: TrunkLine, request: Request) -> None:
@@ -415,16 +432,16 @@ class Trunking:
 
     async def _authenticated_invite(self, request: Request, event: RequestReceived) -> None:
         """An INVITE from outside the trunks: an agent's phone, or someone we refuse."""
-        service = self.service
-        registrar = service.registrar
-        now = service.clock()
+        endpoint = self.endpoint
+        registrar = self.registrar
+        now = endpoint.clock()
         source = event.source
         if not registrar.has_binding_from(source.host, now):
             # Neither a trunk nor the address of a registered phone: refused without a challenge, so
             # scanners learn nothing about accounts (and repeated tries get the address banned).
             self._refuse(request, source, "not a trunk and no phone registered from there")
             return
-        checked = await service._authenticate(request, now)
+        checked = await self.setup.authenticate(request, now)
         if checked is None:
             return
         username, account, result, now = checked
@@ -435,31 +452,31 @@ class Trunking:
             self._refuse(request, source, f"{username!r} has no registered phone")
             return
         dialled = request.uri.user or ""
-        offer = service._sdp_offer(request)
+        offer = self.setup.sdp_offer(request)
         if offer is None:
             return
         try:
-            await service.calls.entry_for(dialled)
+            await self.calls.entry_for(dialled)
         except NotFound:
             pass
         else:
             # An agent calling one of our own numbers: an inbound call like any other.
             assert event.transaction is not None
-            service._spawn(service._accept_call(request, event, offer))
+            self.inbound.accept_call(request, event, offer)
             return
         try:
             number = normalize_number(dialled, self.region)
         except InvalidNumber:
-            service._respond(request, 404)
+            endpoint.respond(request, 404)
             return
         await self._phone_dials_out(request, event, account.user_id, number, offer)
 
     def _refuse(self, request: Request, source: Destination, why: str) -> None:
-        service = self.service
+        endpoint = self.endpoint
         log.info("INVITE from %s refused: %s", source.host, why)
-        if service.registrar.record_failure(source.host, service.clock()):
+        if self.registrar.record_failure(source.host, endpoint.clock()):
             log.warning("SIP address %s banned after repeated refused requests", source.host)
-        service._respond(request, 403)
+        endpoint.respond(request, 403)
 
     # ================================================================ calls out
     async def dial_out(
@@ -489,13 +506,12 @@ class Trunking:
             e164 = normalize_number(number, line.trunk.region or self.region)
         except InvalidNumber:
             raise InvalidInput("Not a phone number", error_id="invalid-phone", number=number[:40]) from None
-        service = self.service
-        if not line.has_room(service._calls, service.clock()):
+        if not line.has_room():
             raise Conflict("The trunk is at its call limit", error_id="trunk-busy", trunk=line.trunk.name)
         owns_media = False
         if offer is None:
             if media is None:
-                media = await service.media.open_session(lambda digit: None)
+                media = await self.media.open_session(lambda digit: None)
                 owns_media = True
             offer = build_offer(
                 address=media.address,
@@ -536,7 +552,7 @@ class Trunking:
         offer: SessionDescription,
         extra_headers: Sequence[tuple[str, str]],
     ) -> Request:
-        service = self.service
+        endpoint = self.endpoint
         transport = trunk.sip_transport
         port = "" if trunk.port == 5060 else f":{trunk.port}"
         target = parse_uri(f"sip:{dial_string(e164, trunk)}@{trunk.host}{port}")
@@ -553,27 +569,25 @@ class Trunking:
             uri,
             from_addr=NameAddress(parse_uri(f"sip:{from_user}@{domain}")),
             to_addr=NameAddress(target),
-            via=service._via(transport),
-            contact=service._contact(transport),
+            via=endpoint.via(transport),
+            contact=endpoint.contact(transport),
             body=offer.serialize(),
             content_type="application/sdp",
             extra_headers=extra,
         )
 
     def _send_invite(self, leg: OutboundLeg) -> None:
-        leg.key = self.service._request(
+        leg.key = self.endpoint.request(
             leg.invite, leg.destination, lambda response: self._leg_response(leg, response)
         )
 
     def _leg_response(self, leg: OutboundLeg, response: Response | None) -> None:
-        service = self.service
+        endpoint = self.endpoint
         if response is None:
             self._leg_failed(leg, 408, "no response from the carrier")
             self._legs.pop(leg.call_id, None)
             return
         if response.is_provisional:
-            assert leg.key is not None
-            service._clients[leg.key] = lambda next_response: self._leg_response(leg, next_response)
             if response.status == 100:
                 return
             leg.provisional = True
@@ -597,7 +611,7 @@ class Trunking:
             self._leg_failed(leg, response.status, response.reason)
             return
         # 2xx: ACK at once (§13.2.2.4), then decide whether we still want the call.
-        leg.dialog = service._ack_answer(leg.invite, response, leg.destination)
+        leg.dialog = endpoint.ack_answer(leg.invite, response, leg.destination)
         if leg.is_over or leg.cancel_requested:
             self._bye(leg)
             self._forget_later(leg)
@@ -664,7 +678,7 @@ class Trunking:
             leg._answered.set_result(False)
         leg._ended.set()
         if leg.owns_media and leg.media is not None:
-            self.service._spawn(leg.media.close())
+            self.endpoint.spawn(leg.media.close())
         if leg.on_end is not None:
             leg.on_end(leg)
 
@@ -694,54 +708,54 @@ class Trunking:
         if leg.key is None or leg.cancel_sent:
             return
         leg.cancel_sent = True
-        self.service._request(build_cancel(leg.invite), leg.destination, None)
+        self.endpoint.request(build_cancel(leg.invite), leg.destination, None)
         self._forget_later(leg)
 
     def _forget_later(self, leg: OutboundLeg) -> None:
         """Stop matching a finished leg once the carrier can no longer retransmit to it (64*T1)."""
         asyncio.get_running_loop().call_later(
-            self.service.layer.timers.timeout, self._legs.pop, leg.call_id, None
+            self.endpoint.layer.timers.timeout, self._legs.pop, leg.call_id, None
         )
 
     def _bye(self, leg: OutboundLeg) -> None:
         if leg.dialog is not None:
-            self.service._request(leg.dialog.bye(), leg.destination, None)
+            self.endpoint.request(leg.dialog.bye(), leg.destination, None)
 
     def _leg_request(self, leg: OutboundLeg, request: Request) -> None:
         """A request from the carrier inside our outbound call."""
-        service = self.service
+        endpoint = self.endpoint
         dialog = leg.dialog
         if dialog is None or not dialog.matches_request(request):
-            service._respond(request, 481)
+            endpoint.respond(request, 481)
             return
         with contextlib.suppress(ProtocolError):
             dialog.receive_request(request)
         if request.method == "BYE":
-            service._respond(request, 200)
+            endpoint.respond(request, 200)
             if not leg.is_over:
                 leg.state = "ended"
                 leg.reason = "carrier hung up"
                 self._leg_over(leg)
         elif request.method == "INVITE":
             # A session refresh or hold from the carrier: our address does not change.
-            service._respond_with(service._sdp_response(request, 200, leg.offer, leg.destination.transport))
+            endpoint.respond_with(endpoint.sdp_response(request, 200, leg.offer, leg.destination.transport))
         elif request.method in ("OPTIONS", "UPDATE", "INFO"):
-            service._respond(request, 200)
+            endpoint.respond(request, 200)
         else:
-            service._respond(request, 405)
+            endpoint.respond(request, 405)
 
     # ================================================================ a phone dials out
     async def _phone_dials_out(
         self, request: Request, event: RequestReceived, user_id: int, number: str, offer: SessionDescription
     ) -> None:
-        service = self.service
+        endpoint = self.endpoint
         assert event.transaction is not None
         try:
             line = self.line(None)
         except Conflict:
-            service._respond(request, 404)  # no trunk: external numbers do not exist for us
+            endpoint.respond(request, 404)  # no trunk: external numbers do not exist for us
             return
-        answered = await service._answer_offer(request, offer, lambda digit: None, agent_side=True)
+        answered = await self.setup.answer_offer(request, offer, lambda digit: None, agent_side=True)
         if answered is None:
             return
         media, local_sdp, negotiated = answered
@@ -775,7 +789,7 @@ class Trunking:
         if call.state == "ended":  # the phone cancelled while we were dialling
             leg.hang_up()
             return
-        service._spawn(self._record_phone_call(call, line.trunk))
+        endpoint.spawn(self._record_phone_call(call, line.trunk))
 
     async def _record_phone_call(self, call: _PhoneCall, trunk: Trunk) -> None:
         try:
@@ -808,18 +822,18 @@ class Trunking:
             # The carrier's ringback or announcement: relay it to the phone as early media.
             call.media.set_caller(leg.early)
             call.media.bridge()
-            self.service._respond_with(
-                self.service._sdp_response(
+            self.endpoint.respond_with(
+                self.endpoint.sdp_response(
                     call.invite, 183, call.local_sdp, call.source.transport, call.local_tag
                 )
             )
         elif not call.progress_sent:
-            self.service._respond(call.invite, 180, to_tag=call.local_tag)
+            self.endpoint.respond(call.invite, 180, to_tag=call.local_tag)
         call.progress_sent = True
 
     def _phone_answered(self, call: _PhoneCall) -> None:
         leg = call.leg
-        service = self.service
+        endpoint = self.endpoint
         if call.state != "dialling" or leg is None or leg.answer is None:
             if leg is not None:
                 leg.hang_up()
@@ -827,10 +841,10 @@ class Trunking:
         call.media.set_caller(leg.answer)
         call.media.bridge()
         call.state = "bridged"
-        call.dialog = service._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
+        call.dialog = endpoint.answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
         if call.interaction_id is not None:
             self._start_recording(call.media, call.interaction_id)
-            service._spawn(self._quietly(self.records.answered(call.interaction_id)))
+            endpoint.spawn(self._quietly(self.records.answered(call.interaction_id)))
 
     def _phone_leg_ended(self, call: _PhoneCall) -> None:
         leg = call.leg
@@ -847,19 +861,19 @@ class Trunking:
             return
         bridged = call.state == "bridged"
         call.state = "ended"
-        service = self.service
+        endpoint = self.endpoint
         if not from_phone:
             if bridged and call.dialog is not None:
-                service._request(call.dialog.bye(), call.source, None)
+                endpoint.request(call.dialog.bye(), call.source, None)
             elif not bridged:
-                service._respond(call.invite, status, to_tag=call.local_tag)
+                endpoint.respond(call.invite, status, to_tag=call.local_tag)
         if call.leg is not None:
             call.leg.hang_up()
         self._phone_calls.pop(call.invite.call_id, None)
-        service._spawn(call.media.close())
+        endpoint.spawn(call.media.close())
         if call.interaction_id is not None:
             leg = call.leg
-            service._spawn(
+            endpoint.spawn(
                 self._quietly(
                     self.records.ended(
                         call.interaction_id,
@@ -870,12 +884,12 @@ class Trunking:
             )
 
     def _phone_request(self, call: _PhoneCall, request: Request, event: RequestReceived) -> None:
-        service = self.service
+        endpoint = self.endpoint
         method = request.method
         if method == "ACK":
             return
         if method == "CANCEL":
-            if not service._accept_cancel(request, event):
+            if not endpoint.accept_cancel(request, event):
                 return
             if call.state == "dialling":
                 if call.leg is not None:
@@ -884,19 +898,19 @@ class Trunking:
             return
         if call.dialog is None or not call.dialog.matches_request(request):
             if method != "INVITE" or request.to.tag is not None:
-                service._respond(request, 481)
+                endpoint.respond(request, 481)
             return  # a second initial INVITE of this call: ignored
         with contextlib.suppress(ProtocolError):
             call.dialog.receive_request(request)
         if method == "BYE":
-            service._respond(request, 200)
+            endpoint.respond(request, 200)
             if call.leg is not None:
                 call.leg.reason = "agent hung up"
             self._end_phone_call(call, from_phone=True, status=200)
         elif method == "INVITE":
-            service._respond_with(service._sdp_response(request, 200, call.local_sdp, call.source.transport))
+            endpoint.respond_with(endpoint.sdp_response(request, 200, call.local_sdp, call.source.transport))
         else:
-            service._respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
+            endpoint.respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
     # ================================================================ click-to-call
     async def click_to_call(
@@ -908,28 +922,28 @@ class Trunking:
         :class:`InvalidInput` (not a number), :class:`Conflict` (no registered phone, no trunk, trunk
         busy), :class:`NotFound` (no such customer or trunk).
         """
-        service = self.service
+        endpoint = self.endpoint
         line = self.line(trunk)
         try:
             e164 = normalize_number(number, line.trunk.region or self.region)
         except InvalidNumber:
             raise InvalidInput("Not a phone number", error_id="invalid-phone", number=number[:40]) from None
-        now = service.clock()
-        bindings = service.registrar.bindings(agent_id, now)
+        now = endpoint.clock()
+        bindings = self.registrar.bindings(agent_id, now)
         if not bindings:
             raise Conflict("Your phone is not registered", error_id="phone-not-registered")
-        if not line.has_room(service._calls, now):
+        if not line.has_room():
             raise Conflict("The trunk is at its call limit", error_id="trunk-busy", trunk=line.trunk.name)
         binding = bindings[0]
         destination = binding.source
-        media = await service.media.open_session(lambda digit: None)
-        offer, invite = service._invite_phone(
+        media = await self.media.open_session(lambda digit: None)
+        offer, invite = self.setup.invite_phone(
             binding,
             media,
             f"click-{e164}-{id(media)}",
             (PCMU, PCMA, TELEPHONE_EVENT),
             # The phone shows whom it is about to call.
-            NameAddress(parse_uri(f"sip:{e164}@{service.host}"), f"Call to {e164}"),
+            NameAddress(parse_uri(f"sip:{e164}@{endpoint.host}"), f"Call to {e164}"),
         )
         try:
             interaction_id = await self.records.placed(
@@ -957,20 +971,18 @@ class Trunking:
             offer=offer,
         )
         self._click_calls[invite.call_id] = click
-        click.key = service._request(invite, destination, lambda response: self._agent_phone(click, response))
+        click.key = endpoint.request(invite, destination, lambda response: self._agent_phone(click, response))
         return interaction_id
 
     def _agent_phone(self, click: _ClickCall, response: Response | None) -> None:
-        service = self.service
+        endpoint = self.endpoint
         if response is not None and response.is_provisional:
-            assert click.key is not None
-            service._clients[click.key] = lambda next_response: self._agent_phone(click, next_response)
             return
         if response is None or not response.is_success:
             status = 408 if response is None else response.status
             self._end_click_call(click, status=status, reason="agent's phone did not answer")
             return
-        click.dialog = service._ack_answer(click.invite, response, click.destination)
+        click.dialog = endpoint.ack_answer(click.invite, response, click.destination)
         click.phone_answered = True
         if click.state != "ringing_agent":
             self._end_click_call(click, status=None)
@@ -982,7 +994,7 @@ class Trunking:
             return
         click.media.set_agent(agent_media)
         click.state = "dialling"
-        service._spawn(self._click_dial(click, agent_media.codec))
+        endpoint.spawn(self._click_dial(click, agent_media.codec))
 
     async def _click_dial(self, click: _ClickCall, codec: Codec) -> None:
         try:
@@ -1016,7 +1028,7 @@ class Trunking:
         click.media.bridge()
         click.state = "bridged"
         self._start_recording(click.media, click.interaction_id)
-        self.service._spawn(self._quietly(self.records.answered(click.interaction_id)))
+        self.endpoint.spawn(self._quietly(self.records.answered(click.interaction_id)))
 
     def _click_leg_ended(self, click: _ClickCall) -> None:
         leg = click.leg
@@ -1028,27 +1040,27 @@ class Trunking:
         if click.state == "ended":
             return
         click.state = "ended"
-        service = self.service
+        endpoint = self.endpoint
         if click.leg is not None:
             click.leg.hang_up()
         if click.dialog is not None:
-            service._request(click.dialog.bye(), click.destination, None)
+            endpoint.request(click.dialog.bye(), click.destination, None)
         elif click.key is not None and not click.phone_answered:
             # Still ringing the agent's phone: §9.1 CANCEL (a crossing 2xx is ACKed, then BYEd above).
-            service._request(build_cancel(click.invite), click.destination, None)
+            endpoint.request(build_cancel(click.invite), click.destination, None)
         self._click_calls.pop(click.invite.call_id, None)
-        service._spawn(click.media.close())
-        service._spawn(self._quietly(self.records.ended(click.interaction_id, status=status, reason=reason)))
+        endpoint.spawn(click.media.close())
+        endpoint.spawn(self._quietly(self.records.ended(click.interaction_id, status=status, reason=reason)))
 
     def _click_request(self, click: _ClickCall, request: Request) -> None:
-        service = self.service
+        endpoint = self.endpoint
         if click.dialog is None or not click.dialog.matches_request(request):
-            service._respond(request, 481)
+            endpoint.respond(request, 481)
             return
         with contextlib.suppress(ProtocolError):
             click.dialog.receive_request(request)
         if request.method == "BYE":
-            service._respond(request, 200)
+            endpoint.respond(request, 200)
             click.dialog = None  # their BYE ended the phone's dialog: no BYE back
             if click.leg is not None:
                 click.leg.reason = click.leg.reason or "agent hung up"
@@ -1056,16 +1068,16 @@ class Trunking:
                 click, status=click.leg.status if click.leg else None, reason="agent hung up"
             )
         elif request.method == "INVITE":
-            service._respond_with(
-                service._sdp_response(request, 200, click.offer, click.destination.transport)
+            endpoint.respond_with(
+                endpoint.sdp_response(request, 200, click.offer, click.destination.transport)
             )
         else:
-            service._respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)
+            endpoint.respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
     def _start_recording(self, media: MediaSession, interaction_id: int) -> None:
         """Record the conversation like an inbound call's: a mixed WAV (and a stereo one when configured),
         listed in the interaction's ``recordings`` so the timeline plays it."""
-        self.service._record_media(media, interaction_id, self._quietly)
+        self.setup.record_media(media, interaction_id, self._quietly)
 
     async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:

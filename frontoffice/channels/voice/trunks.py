@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,6 @@ __all__ = [
     "normalize_number",
 ]
 
-# A call admitted from a trunk counts against its limit from the INVITE on, before the B2BUA has
-# recorded it; if it never gets that far (a 404, bad SDP) it stops counting after this long.
-ADMISSION_GRACE_S = 10.0
 # E.164 allows 15 digits; anything longer typed into "number" is a paste error or an injection attempt.
 MAX_NUMBER_LENGTH = 32
 
@@ -145,21 +142,24 @@ class TrunkLine:
 
     trunk: Trunk
     registration: RegistrationClient | None = None
-    inbound: dict[str, float] = field(default_factory=dict)  # Call-ID -> when admitted
+    # Call-IDs of the carrier's calls in progress: added when the INVITE is admitted, removed when
+    # the call ends or is refused (404, bad SDP ...), so a refused call never holds a slot.
+    inbound: set[str] = field(default_factory=set)
     outbound: set[str] = field(default_factory=set)  # Call-IDs of our legs through this trunk
 
-    def active_calls(self, live: Iterable[str] | Mapping[str, Any], now: float) -> int:
-        """Calls carried now; ``live`` holds the Call-IDs the B2BUA still has. Admissions that never
-        became calls are dropped after :data:`ADMISSION_GRACE_S`."""
-        for call_id, admitted in list(self.inbound.items()):
-            if call_id not in live and now - admitted > ADMISSION_GRACE_S:
-                del self.inbound[call_id]
+    def active_calls(self) -> int:
+        """Calls carried now, in and out."""
         return len(self.inbound) + len(self.outbound)
 
-    def has_room(self, live: Iterable[str] | Mapping[str, Any], now: float) -> bool:
-        return self.active_calls(live, now) < self.trunk.max_calls
+    def has_room(self) -> bool:
+        return self.active_calls() < self.trunk.max_calls
 
-    def status(self, live: Iterable[str] | Mapping[str, Any], now: float) -> TrunkStatus:
+    def release(self, call_id: str) -> None:
+        """The call ``call_id`` is over (or was refused): its slot is free."""
+        self.inbound.discard(call_id)
+        self.outbound.discard(call_id)
+
+    def status(self, now: float) -> TrunkStatus:
         reg = self.registration
         return TrunkStatus(
             name=self.trunk.name,
@@ -171,6 +171,6 @@ class TrunkLine:
             registration_state=reg.state.value if reg is not None else RegistrationState.UNREGISTERED.value,
             registered_until=reg.registered_until if reg is not None else None,
             last_error=reg.last_error if reg is not None else None,
-            active_calls=self.active_calls(live, now),
+            active_calls=self.active_calls(),
             max_calls=self.trunk.max_calls,
         )

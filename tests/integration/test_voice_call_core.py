@@ -1,0 +1,98 @@
+"""Races and timeouts of a call, end to end through the call core, with sipp as carrier and phones.
+
+Each test here reproduces a defect of issue 13 on loopback: a CANCEL right behind the INVITE, a carrier
+that never ACKs our 200, phones of one agent registered one after the other, bad calls on a trunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from frontoffice.bootstrap import Container
+from frontoffice.channels.voice.service import VoiceService
+from frontoffice.channels.voice.sip import TimerSettings
+
+from ..conftest import require_tool
+from .sipp.runner import (
+    HOST,
+    SIP_PASSWORD,
+    VoiceDesk,
+    eventually,
+    free_port,
+    interactions,
+    listening,
+    phone_args,
+    run_sipp,
+    voice_service,
+)
+
+NUMBER = "+74951234567"
+# A short T1 so that Timer H (64*T1, RFC 3261 §17.2.1) fires in seconds, not 32 s.
+FAST_TIMERS = TimerSettings(t1=0.05)
+
+
+@pytest.fixture
+async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceService]:
+    service = voice_service(container, timers=FAST_TIMERS)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def _register(sipp: str, voice: VoiceService, name: str) -> int:
+    port = free_port()
+    result = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
+    )
+    assert result.returncode == 0, result.output
+    return port
+
+
+async def _legs(
+    client: httpx.AsyncClient, headers: dict[str, str], interaction_id: int
+) -> list[dict[str, object]]:
+    r = await client.get(f"/api/v1/interactions/{interaction_id}/call-records", headers=headers)
+    assert r.status_code == 200, r.text
+    legs: list[dict[str, object]] = r.json()["legs"]
+    return legs
+
+
+async def test_a_cancel_right_behind_the_invite_ends_the_call_with_487_and_nothing_stays_queued(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("nobody", login=False)
+    caller = await run_sipp(
+        sipp, "caller_cancels_at_once.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, timeout_s=30
+    )
+    assert caller.returncode == 0, caller.output  # 200 to the CANCEL, then 487 to the INVITE
+    await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is gone")
+    assert all(call.state == "abandoned" for call in await interactions(container))
+
+
+async def test_a_carrier_that_never_acks_our_200_gets_bye_as_well_as_the_agent(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=60)
+    await desk.agent("alice")
+    phone_port = await _register(sipp, voice, "alice")
+    phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
+    await listening(phone_port)
+    caller = await run_sipp(sipp, "caller_never_acks.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    answered = await phone
+    assert caller.returncode == 0, caller.output  # RFC 3261 §13.3.1.4: the BYE came
+    assert answered.returncode == 0, answered.output
+    await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is gone")
+    [call] = await interactions(container)
+    legs = await _legs(client, admin_headers, call.id)
+    caller_leg = next(leg for leg in legs if leg["leg"] == "caller")
+    assert caller_leg["cause"] == "ack_timeout"
