@@ -23,6 +23,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.announcements import Announcer
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
+from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import Interaction
 
@@ -114,10 +115,18 @@ def connected_to(container: Container, interaction_id: int, agent_id: int) -> Ca
     return check
 
 
+def _state_of(voice: VoiceService, interaction_id: int) -> str | None:
+    """The call's state as the desk's call panel reads it; None when it has no live call."""
+    try:
+        state: str = voice.call_state(interaction_id)["state"]
+    except NotFound:
+        return None
+    return state
+
+
 def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
     def check() -> bool:
-        call = voice._by_interaction.get(interaction_id)
-        return call is not None and call.state == "bridged"
+        return _state_of(voice, interaction_id) == "bridged"
 
     return check
 
@@ -164,8 +173,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     await until(lambda: media.stats.music_packets > before + 10, "music on hold to the held caller")
     r = await client.post(f"{API}/voice/calls/{call_id}/resume", headers=agent)
     assert r.status_code == 204, r.text
-    call = voice.active_call(call_id)
-    await until(lambda: call.offered_direction == "sendrecv" and not call.reinvite_pending, "the resume")
+    await until(lambda: voice.call_state(call_id)["hold_synced"], "the resume")
     r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=agent)
     assert r.status_code == 204, r.text
     result = await caller
@@ -414,10 +422,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         assert r.status_code == 204, r.text
         try:
             await until(
-                lambda: (
-                    voice._by_interaction.get(call_id) is not None
-                    and voice._by_interaction[call_id].state == "external"
-                ),
+                lambda: _state_of(voice, call_id) == "external",
                 "the external number answering",
             )
         except BaseException:

@@ -742,6 +742,9 @@ class VoiceService:
             "interaction_id": interaction_id,
             "state": call.state.value,
             "held": call.held,
+            # The caller's session agrees with ``held``: no re-INVITE pending or backing off.
+            "hold_synced": call.reinvite.state is ReinviteState.IDLE
+            and call.offered_direction == ("sendonly" if call.held else "sendrecv"),
             "caller": record.peer if record is not None else "",
             "answered_at": None
             if record is None or record.answered_at is None
