@@ -187,7 +187,7 @@ async def test_trunk_at_its_call_limit_answers_503_with_retry_after(
     first, second = RawSip(CARRIER), RawSip(CARRIER)
     try:
         await first.send(first.invite(voice.port, NUMBER, call_id="limit-1"), voice.port)
-        await _eventually(lambda: "limit-1" in voice._calls, "the first call is taken")
+        await _eventually(lambda: "limit-1" in voice.live_call_ids(), "the first call is taken")
         await second.send(second.invite(voice.port, NUMBER, call_id="limit-2"), voice.port)
         busy = await second.final()
         assert busy.status == 503 and busy.headers.get("Retry-After") == "30"
@@ -199,6 +199,31 @@ async def test_trunk_at_its_call_limit_answers_503_with_retry_after(
 
 
 # ====================================================================== registration out
+async def test_refused_calls_do_not_hold_the_trunks_capacity(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    trunks: list[Trunk],
+) -> None:
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("offline", login=False)
+    object.__setattr__(trunks[0], "max_calls", 1)
+    carrier = RawSip(CARRIER)
+    try:
+        for n in range(3):
+            # Numbers that are no entry point: refused with 404, they were never calls in progress.
+            await carrier.send(carrier.invite(voice.port, "+74950000000", call_id=f"bad-{n}"), voice.port)
+            assert (await carrier.final()).status == 404
+        assert voice.trunking.statuses()[0].active_calls == 0
+        await carrier.send(carrier.invite(voice.port, NUMBER, call_id="real"), voice.port)
+        await _eventually(lambda: "real" in voice.live_call_ids(), "the real call is taken, not refused 503")
+        assert voice.trunking.statuses()[0].active_calls == 1
+    finally:
+        carrier.close()
+
+
 async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
     client: httpx.AsyncClient,
     container: Container,
