@@ -96,3 +96,53 @@ async def test_a_carrier_that_never_acks_our_200_gets_bye_as_well_as_the_agent(
     legs = await _legs(client, admin_headers, call.id)
     caller_leg = next(leg for leg in legs if leg["leg"] == "caller")
     assert caller_leg["cause"] == "ack_timeout"
+
+
+async def test_every_phone_of_the_agent_rings_the_first_to_answer_wins_and_the_other_is_cancelled(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=60)
+    agent_id = await desk.agent("alice")
+    # An old desk phone, then a softphone: both registered, both must ring.
+    desk_port = await _register(sipp, voice, "alice")
+    soft_port = await _register(sipp, voice, "alice")
+    answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(soft_port)))
+    ringing = asyncio.create_task(
+        run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(desk_port))
+    )
+    await listening(desk_port, soft_port)
+    caller = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    answered, cancelled = await answering, await ringing
+    assert caller.returncode == 0, caller.output
+    assert answered.returncode == 0, answered.output
+    assert cancelled.returncode == 0, cancelled.output  # CANCEL, 487, ACK
+    await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
+    [call] = await interactions(container)
+    assert call.agent_id == agent_id and call.state == "wrap_up"
+
+
+async def test_ring_all_rings_every_eligible_agents_phone_at_once(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=60, strategy="ring_all")
+    await desk.agent("alice")
+    bob_id = await desk.agent("bob")
+    alice_port = await _register(sipp, voice, "alice")
+    bob_port = await _register(sipp, voice, "bob")
+    ringing = asyncio.create_task(
+        run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(alice_port))
+    )
+    answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(bob_port)))
+    await listening(alice_port, bob_port)
+    caller = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    answered, cancelled = await answering, await ringing
+    assert caller.returncode == 0, caller.output
+    assert answered.returncode == 0, answered.output
+    assert cancelled.returncode == 0, cancelled.output  # alice's phone rang too, then got CANCEL
+    await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
+    [call] = await interactions(container)
+    assert call.agent_id == bob_id and call.state == "wrap_up"
