@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.sip import TimerSettings
+from frontoffice.domain.exceptions import NotFound
 
 from ..conftest import require_tool
 from .sipp.runner import (
@@ -37,7 +37,15 @@ FAST_TIMERS = TimerSettings(t1=0.05)
 
 
 @pytest.fixture
-async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceService]:
+async def voice(container: Container) -> AsyncIterator[VoiceService]:
+    service = voice_service(container)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture
+async def fast_voice(container: Container) -> AsyncIterator[VoiceService]:
     service = voice_service(container, timers=FAST_TIMERS)
     await service.start()
     yield service
@@ -78,8 +86,9 @@ async def test_a_cancel_right_behind_the_invite_ends_the_call_with_487_and_nothi
 
 
 async def test_a_carrier_that_never_acks_our_200_gets_bye_as_well_as_the_agent(
-    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], fast_voice: VoiceService
 ) -> None:
+    voice = fast_voice
     sipp = require_tool("sipp")
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=60)
@@ -146,3 +155,43 @@ async def test_ring_all_rings_every_eligible_agents_phone_at_once(
     await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
     [call] = await interactions(container)
     assert call.agent_id == bob_id and call.state == "wrap_up"
+
+
+async def test_a_reinvite_crossing_our_hold_gets_491_and_our_hold_is_offered_again_after_the_back_off(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=60)
+    await desk.agent("holder")
+    phone_port = await _register(sipp, voice, "holder")
+    phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
+    await listening(phone_port)
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_glare.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+
+    async def bridged_call() -> int | None:
+        calls = await interactions(container)
+        if calls and _state(voice, calls[0].id).get("state") == "bridged":
+            return calls[0].id
+        return None
+
+    await eventually(bridged_call, "the bridge")
+    call_id = await bridged_call()
+    assert call_id is not None
+    voice.hold(call_id)
+    # The scenario checks the SIP side: 491 to its re-INVITE, then our hold offered again after 491.
+    await eventually(lambda: _state(voice, call_id).get("hold_synced") is True, "the hold agreed after glare")
+    assert _state(voice, call_id)["held"] is True
+    voice.hang_up(call_id)
+    glare, answered = await caller, await phone
+    assert glare.returncode == 0, glare.output
+    assert answered.returncode == 0, answered.output
+
+
+def _state(voice: VoiceService, interaction_id: int) -> dict[str, object]:
+    try:
+        return voice.call_state(interaction_id)
+    except NotFound:
+        return {}
