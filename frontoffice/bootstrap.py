@@ -29,7 +29,7 @@ from frontoffice.services.deals import DealService
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
-from frontoffice.services.voice_calls import VoiceCalls
+from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.store.database import create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
@@ -54,6 +54,8 @@ class Container:
     deals: DealService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
+    # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
+    call_control: CallControl | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -144,6 +146,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
+    voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     return Container(
         settings=settings,
         engine=engine,
@@ -161,7 +164,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         tickets=TicketService(sessions, clock=clock),
         deals=DealService(sessions, clock=clock),
         voice_calls=voice_calls,
-        voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
+        voice=voice,
+        call_control=voice,
     )
 
 

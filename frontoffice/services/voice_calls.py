@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Table, bindparam, select
@@ -49,13 +49,16 @@ from .scope import event_visible, visible_interaction, where
 
 __all__ = [
     "CALL_RECORD_COLUMNS",
+    "CallControl",
     "CallRecordsOut",
     "InboundCall",
     "IvrMenu",
+    "LiveCall",
     "SipAccount",
     "SipCredentialsIn",
     "SipCredentialsOut",
     "TransferTargetsOut",
+    "TrunkState",
     "VoiceCalls",
     "VoiceEntry",
 ]
@@ -634,3 +637,59 @@ def _phone(caller: str | None) -> str | None:
         return None
     digits = re.sub(r"[^\d+]", "", caller)
     return digits if len(digits.lstrip("+")) >= 3 else None
+
+
+# ====================================================================== the voice channel's interface
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A live call as the desk's call panel shows it."""
+
+    interaction_id: int
+    state: str  # queued (waiting, or back in the queue after a transfer), bridged, external ...
+    held: bool
+    hold_synced: bool  # the caller's session agrees with ``held`` (no re-INVITE in flight)
+    caller: str
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkState:
+    """A carrier trunk's registration and load, for administrators."""
+
+    name: str
+    host: str
+    port: int
+    transport: str
+    registers: bool
+    registered: bool
+    registration_state: str
+    registered_for_s: float | None
+    last_error: str | None
+    active_calls: int
+    max_calls: int
+
+
+class CallControl(Protocol):
+    """What the web layer may ask of the running voice channel (agent call control, click-to-call,
+    trunk state). Implemented by :class:`~frontoffice.channels.voice.service.VoiceService`, registered
+    in ``bootstrap.py`` as ``Container.call_control``; every call raises :class:`NotFound` for an
+    interaction without a live call on this node and :class:`Conflict` when the call's state forbids
+    the command."""
+
+    def call_state(self, interaction_id: int) -> LiveCall: ...
+
+    def hold(self, interaction_id: int) -> None: ...
+
+    def resume(self, interaction_id: int) -> None: ...
+
+    def hang_up(self, interaction_id: int) -> None: ...
+
+    async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
+        """Blind transfer to an external number through a trunk."""
+
+    async def click_to_call(
+        self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
+    ) -> int:
+        """Ring the agent's phone, then dial ``number``; returns the outbound interaction's id."""
+
+    def trunk_states(self) -> list[TrunkState]: ...

@@ -16,6 +16,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.sip import TimerSettings
 from frontoffice.domain.exceptions import NotFound
+from frontoffice.services.voice_calls import LiveCall
 
 from ..conftest import require_tool
 from .sipp.runner import (
@@ -173,7 +174,8 @@ async def test_a_reinvite_crossing_our_hold_gets_491_and_our_hold_is_offered_aga
 
     async def bridged_call() -> int | None:
         calls = await interactions(container)
-        if calls and _state(voice, calls[0].id).get("state") == "bridged":
+        live = _state(voice, calls[0].id) if calls else None
+        if live is not None and live.state == "bridged":
             return calls[0].id
         return None
 
@@ -182,16 +184,16 @@ async def test_a_reinvite_crossing_our_hold_gets_491_and_our_hold_is_offered_aga
     assert call_id is not None
     voice.hold(call_id)
     # The scenario checks the SIP side: 491 to its re-INVITE, then our hold offered again after 491.
-    await eventually(lambda: _state(voice, call_id).get("hold_synced") is True, "the hold agreed after glare")
-    assert _state(voice, call_id)["held"] is True
+    await eventually(lambda: voice.call_state(call_id).hold_synced, "the hold agreed after glare")
+    assert voice.call_state(call_id).held
     voice.hang_up(call_id)
     glare, answered = await caller, await phone
     assert glare.returncode == 0, glare.output
     assert answered.returncode == 0, answered.output
 
 
-def _state(voice: VoiceService, interaction_id: int) -> dict[str, object]:
+def _state(voice: VoiceService, interaction_id: int) -> LiveCall | None:
     try:
         return voice.call_state(interaction_id)
     except NotFound:
-        return {}
+        return None

@@ -54,7 +54,7 @@ def make_voice(container: Container, recordings: Path, **options: Any) -> VoiceS
         limits=RegistrationLimits(),
         **options,
     )
-    container.voice = service
+    container.voice = container.call_control = service
     return service
 
 
@@ -64,7 +64,7 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     await service.start()
     yield service
     await service.stop()
-    container.voice = None
+    container.voice = container.call_control = None
 
 
 async def register(sipp: str, voice: VoiceService, name: str) -> int:
@@ -118,10 +118,9 @@ def connected_to(container: Container, interaction_id: int, agent_id: int) -> Ca
 def _state_of(voice: VoiceService, interaction_id: int) -> str | None:
     """The call's state as the desk's call panel reads it; None when it has no live call."""
     try:
-        state: str = voice.call_state(interaction_id)["state"]
+        return voice.call_state(interaction_id).state
     except NotFound:
         return None
-    return state
 
 
 def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
@@ -173,7 +172,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     await until(lambda: media.stats.music_packets > before + 10, "music on hold to the held caller")
     r = await client.post(f"{API}/voice/calls/{call_id}/resume", headers=agent)
     assert r.status_code == 204, r.text
-    await until(lambda: voice.call_state(call_id)["hold_synced"], "the resume")
+    await until(lambda: voice.call_state(call_id).hold_synced, "the resume")
     r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=agent)
     assert r.status_code == 204, r.text
     result = await caller
@@ -383,7 +382,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         assert sum(stats.announcements for _, stats in voice.recent_media) >= 2
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 async def test_blind_transfer_to_an_external_number_through_the_trunk(
@@ -441,7 +440,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         await settled(voice)
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
     [call] = await interactions(container)
     assert call.agent_id == agent_id and call.state == "wrap_up"
     assert "transferred" in await event_types(container, call_id)

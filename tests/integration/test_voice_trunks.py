@@ -74,11 +74,11 @@ async def voice(container: Container, tmp_path: Path, trunks: list[Trunk]) -> As
         trunks=tuple(trunks),
         region="RU",
     )
-    container.voice = service  # the API finds it here
+    container.voice = container.call_control = service  # the API finds it here
     await service.start()
     yield service
     await service.stop()
-    container.voice = None
+    container.voice = container.call_control = None
 
 
 def carrier_port(voice: VoiceService) -> int:
@@ -241,7 +241,7 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
         container,
         trunks=(make_trunk(port=port, register=True, register_expires=300),),
     )
-    container.voice = voice
+    container.voice = container.call_control = voice
     await voice.start()
     try:
         result = await registrar
@@ -258,7 +258,7 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
         assert r.status_code == 403
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 async def test_registration_without_an_answer_shows_the_error(
@@ -268,7 +268,7 @@ async def test_registration_without_an_answer_shows_the_error(
         container,
         trunks=(make_trunk(port=free_port(), register=True),),
     )
-    container.voice = voice
+    container.voice = container.call_control = voice
     await voice.start()
     try:
         reg = voice.trunking.lines[0].registration
@@ -283,7 +283,7 @@ async def test_registration_without_an_answer_shows_the_error(
         assert reg.next_timer() == 1e9 + 30  # retried after the back-off
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 # ====================================================================== calls out

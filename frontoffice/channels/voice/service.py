@@ -26,7 +26,7 @@ from typing import Any
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
-from frontoffice.services.voice_calls import InboundCall, IvrMenu, VoiceCalls
+from frontoffice.services.voice_calls import InboundCall, IvrMenu, LiveCall, TrunkState, VoiceCalls
 
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
@@ -734,22 +734,48 @@ class VoiceService:
             raise NotFound("No such active call", error_id="no-such-call", interaction_id=interaction_id)
         return call
 
-    def call_state(self, interaction_id: int) -> dict[str, Any]:
+    def call_state(self, interaction_id: int) -> LiveCall:
         """What the desktop's call panel shows: state, hold, caller, when it was answered."""
         call = self.active_call(interaction_id)
         record = call.record
-        return {
-            "interaction_id": interaction_id,
-            "state": call.state.value,
-            "held": call.held,
+        return LiveCall(
+            interaction_id=interaction_id,
+            state=call.state.value,
+            held=call.held,
             # The caller's session agrees with ``held``: no re-INVITE pending or backing off.
-            "hold_synced": call.reinvite.state is ReinviteState.IDLE
+            hold_synced=call.reinvite.state is ReinviteState.IDLE
             and call.offered_direction == ("sendonly" if call.held else "sendrecv"),
-            "caller": record.peer if record is not None else "",
-            "answered_at": None
-            if record is None or record.answered_at is None
-            else record.answered_at.isoformat(),
-        }
+            caller=record.peer if record is not None else "",
+            answered_at=record.answered_at if record is not None else None,
+        )
+
+    async def click_to_call(
+        self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
+    ) -> int:
+        """Click-to-call through a trunk (:meth:`Trunking.click_to_call`)."""
+        return await self.trunking.click_to_call(user_id, number, customer_id=customer_id, trunk=trunk)
+
+    def trunk_states(self) -> list[TrunkState]:
+        """The carrier trunks' registration state and calls in progress."""
+        now = self.clock()
+        return [
+            TrunkState(
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                transport=s.transport,
+                registers=s.registers,
+                registered=s.registered,
+                registration_state=s.registration_state,
+                registered_for_s=round(s.registered_until - now, 1)
+                if s.registered and s.registered_until
+                else None,
+                last_error=s.last_error,
+                active_calls=s.active_calls,
+                max_calls=s.max_calls,
+            )
+            for s in self.trunking.statuses()
+        ]
 
     def _connected_call(self, interaction_id: int) -> _Call:
         call = self.active_call(interaction_id)
