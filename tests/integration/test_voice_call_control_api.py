@@ -41,7 +41,10 @@ class FakeCallControl:
         return 99
 
     def trunk_states(self) -> list[TrunkState]:
-        return [TrunkState("carrier", "192.0.2.1", 5060, "udp", False, False, "unregistered", None, None, 1, 30)]
+        state = TrunkState(
+            "carrier", "192.0.2.1", 5060, "udp", False, False, "unregistered", None, None, 1, 9
+        )
+        return [state]
 
 
 async def test_call_control_endpoints_use_the_registered_call_control(
