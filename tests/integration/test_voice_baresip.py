@@ -115,7 +115,7 @@ async def test_baresip_registers_auto_answers_and_audio_flows_both_ways(
         result = await run_sipp(sipp, "caller_media.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
         assert result.returncode == 0, result.output
         for _ in range(200):
-            if not voice._tasks:
+            if voice.is_idle:
                 break
             await asyncio.sleep(0.02)
     async with container.sessions() as s:

@@ -94,7 +94,7 @@ async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> A
 
 async def settled(voice: VoiceService) -> None:
     for _ in range(300):
-        if not voice._tasks:
+        if voice.is_idle:
             return
         await asyncio.sleep(0.02)
 
