@@ -82,6 +82,7 @@ class Endpoint:
         tcp: bool = True,
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        wire: Callable[[Transmit], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -94,6 +95,8 @@ class Endpoint:
         self._want_tcp = tcp
         self._tls_context = tls_context
         self._handlers: EndpointHandlers | None = None
+        # Instead of sockets: what would be sent goes here (unit tests of the B2BUA without sockets).
+        self._wire = wire
         # Tasks started for the endpoint's users (ACD commits, media set-up); awaited on stop.
         self.tasks: set[asyncio.Task[Any]] = set()
         # The transaction layer's next timer, as one loop timer rescheduled only when an earlier one
@@ -107,6 +110,9 @@ class Endpoint:
     async def start(self, handlers: EndpointHandlers) -> None:
         """Listen on UDP (and TCP on the same port, TLS on its own) and deliver to ``handlers``."""
         self._handlers = handlers
+        self.running = True
+        if self._wire is not None:
+            return
         on_message = handlers.on_message
         self.udp = await UdpTransport.listen(self.host, self.port, on_message)
         self.port = self.udp.address[1]  # port 0 means "any free port" (tests)
@@ -115,7 +121,6 @@ class Endpoint:
         if self._tls_context is not None:
             self.tls = await TlsTransport.listen_tls(self.host, self.tls_port, on_message, self._tls_context)
             self.tls_port = self.tls.address[1]
-        self.running = True
 
     def stop_timers(self) -> None:
         self.running = False
@@ -160,6 +165,9 @@ class Endpoint:
         self.handle(events)
 
     def send(self, transmit: Transmit) -> None:
+        if self._wire is not None:
+            self._wire(transmit)
+            return
         destination = transmit.destination
         data = transmit.data
         if destination.transport.upper() == "TLS":

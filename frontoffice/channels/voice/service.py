@@ -19,7 +19,7 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,7 @@ class VoiceService:
         region: str = "RU",
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        wire: Callable[[Transmit], None] | None = None,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -212,6 +213,7 @@ class VoiceService:
             tcp=tcp,
             tls_context=tls_context,
             tls_port=tls_port,
+            wire=wire,
         )
         self.layer = self.endpoint.layer
         self.tls_port = tls_port

@@ -1,0 +1,350 @@
+"""The inbound B2BUA (service.py) without sockets: SIP messages in through ``on_message``, what it would
+send caught on the endpoint's ``wire``, a fake media backend and a fake ACD side, a clock the test moves.
+Races and timeouts that are hard to hit over loopback are exact here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from frontoffice.channels.voice.media import MediaStats
+from frontoffice.channels.voice.service import VoiceService
+from frontoffice.channels.voice.sip import (
+    Destination,
+    Dialog,
+    Message,
+    NameAddress,
+    Request,
+    Response,
+    Transmit,
+    Via,
+    build_cancel,
+    build_offer,
+    build_request,
+    build_response,
+    parse_datagram,
+    parse_uri,
+)
+from frontoffice.domain import routing as r
+
+CARRIER = Destination("192.0.2.1", 5060)
+PHONE = Destination("192.0.2.50", 5062)
+AGENT_ID = 42
+INTERACTION = 7
+T1 = 0.5
+TIMER_H = 64 * T1  # RFC 3261 §17.2.1
+
+
+@dataclass
+class FakeSession:
+    address: str = "198.51.100.1"
+    caller_port: int = 40000
+    agent_port: int = 40002
+    stats: MediaStats = field(default_factory=MediaStats)
+    closed: bool = False
+    bridged: int = 0
+
+    def set_caller(self, media: Any) -> None: ...
+    def set_agent(self, media: Any) -> None: ...
+    def play_hold_music(self) -> None: ...
+    def play_prompt(self, pcm: bytes) -> None: ...
+
+    def bridge(self) -> None:
+        self.bridged += 1
+
+    def record(self, mixed_path: Any, stereo_path: Any = None) -> None: ...
+
+    async def close(self) -> MediaStats:
+        self.closed = True
+        return self.stats
+
+
+class FakeMedia:
+    """Opens sessions at once, or when ``gate`` is set (to hold the call in its first await)."""
+
+    def __init__(self) -> None:
+        self.gate: asyncio.Event | None = None
+        self.sessions: list[FakeSession] = []
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def open_session(self, on_dtmf: Callable[[str], None]) -> FakeSession:
+        if self.gate is not None:
+            await self.gate.wait()
+        session = FakeSession()
+        self.sessions.append(session)
+        return session
+
+
+class FakeAcd:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[list[r.Output]], None]] = []
+
+    def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
+        self.listeners.append(listener)
+
+    def offer(self, *agent_ids: int) -> None:
+        offer = r.OfferContact(str(INTERACTION), tuple(str(a) for a in agent_ids), "1", "voice", 0.0)
+        for listener in self.listeners:
+            listener([offer])
+
+
+class FakeVoiceCalls:
+    """The ACD side as the B2BUA calls it: records each use case it was asked for."""
+
+    realm = "frontoffice"
+    # Outbound calls' records are not used here (no trunks): a stand-in with the names they read.
+    contact_center = SimpleNamespace(acd=None, sessions=None, crm=None, interactions=None, clock=None)
+
+    def __init__(self) -> None:
+        self.acd = FakeAcd()
+        self.steps: list[tuple[str, Any]] = []
+        self.legs: list[dict[str, Any]] = []
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def entry_for(self, dialled: str) -> Any:
+        return SimpleNamespace(entry_point_id=1, ivr=None)
+
+    async def call_arrived(self, inbound: Any) -> int:
+        self.steps.append(("arrived", inbound.call_id))
+        return INTERACTION
+
+    async def call_abandoned(self, interaction_id: int) -> None:
+        self.steps.append(("abandoned", interaction_id))
+
+    async def offer_answered(self, interaction_id: int, agent_id: int) -> None:
+        self.steps.append(("answered", agent_id))
+
+    async def offer_declined(self, interaction_id: int, agent_id: int) -> None:
+        self.steps.append(("declined", agent_id))
+
+    async def call_ended(self, interaction_id: int) -> None:
+        self.steps.append(("ended", interaction_id))
+
+    async def annotate(self, interaction_id: int, **attributes: Any) -> None: ...
+
+    async def record_leg(self, interaction_id: int, leg: dict[str, Any], at: datetime) -> None:
+        self.legs.append(leg)
+
+    async def caller_language(self, interaction_id: int) -> str | None:
+        return None
+
+
+class NoWait:
+    """The §14.1 back-off drawn as its lower bound, so the retry follows at the next loop turn."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return low
+
+
+@dataclass
+class Bench:
+    voice: VoiceService
+    calls: FakeVoiceCalls
+    media: FakeMedia
+    sent: list[tuple[Message, Destination]]
+    clock: list[float]
+
+    def take(self) -> list[tuple[Message, Destination]]:
+        out, self.sent[:] = list(self.sent), []
+        return out
+
+    def requests(self, method: str, to: Destination | None = None) -> list[Request]:
+        return [
+            m
+            for m, d in self.sent
+            if isinstance(m, Request) and m.method == method and (to is None or d == to)
+        ]
+
+    def responses(self, status: int, method: str | None = None) -> list[Response]:
+        return [
+            m
+            for m, _ in self.sent
+            if isinstance(m, Response) and m.status == status and (method is None or m.cseq.method == method)
+        ]
+
+    async def settled(self) -> None:
+        """Let the tasks the last message started run to their end (loop turns, no timed sleep)."""
+        for _ in range(1000):
+            await asyncio.sleep(0)
+            if self.voice.is_idle:
+                return
+        pytest.fail("the B2BUA's tasks did not finish")
+
+
+@pytest.fixture
+async def bench() -> Any:
+    calls, media = FakeVoiceCalls(), FakeMedia()
+    sent: list[tuple[Message, Destination]] = []
+    clock = [1000.0]
+
+    def wire(transmit: Transmit) -> None:
+        message = parse_datagram(transmit.data)
+        assert isinstance(message, Request | Response)
+        sent.append((message, transmit.destination))
+
+    voice = VoiceService(
+        calls,  # type: ignore[arg-type]
+        media,  # type: ignore[arg-type]
+        host="198.51.100.1",
+        port=5060,
+        secret=b"k",
+        realm="frontoffice",
+        clock=lambda: clock[0],
+        announce_interval_s=None,
+        wire=wire,
+    )
+    voice.backoff_random = NoWait()  # type: ignore[assignment]
+    await voice.start()
+    yield Bench(voice, calls, media, sent, clock)
+    await voice.stop()
+
+
+def _caller_invite() -> Request:
+    sdp = build_offer(address=CARRIER.host, port=30000, session_id="1")
+    return build_request(
+        "INVITE",
+        parse_uri("sip:+74951234567@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:+74950001111@192.0.2.1")),
+        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        via=Via(transport="UDP", host=CARRIER.host, port=CARRIER.port),
+        contact=NameAddress(parse_uri("sip:carrier@192.0.2.1:5060")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+    )
+
+
+def _register_phone(bench: Bench, user: str = "alice", phone: Destination = PHONE) -> None:
+    register = build_request(
+        "REGISTER",
+        parse_uri("sip:198.51.100.1"),
+        from_addr=NameAddress(parse_uri(f"sip:{user}@198.51.100.1")),
+        to_addr=NameAddress(parse_uri(f"sip:{user}@198.51.100.1")),
+        via=Via(transport="UDP", host=phone.host, port=phone.port),
+        contact=NameAddress(parse_uri(f"sip:{user}@{phone.host}:{phone.port}")),
+    )
+    assert bench.voice.registrar.register(register, phone, AGENT_ID, user, bench.clock[0]).status == 200
+
+
+def _answer(request: Request, tag: str, at: Destination) -> Response:
+    sdp = build_offer(address=at.host, port=32000, session_id="2")
+    return build_response(
+        request,
+        200,
+        to_tag=tag,
+        contact=NameAddress(parse_uri(f"sip:x@{at.host}:{at.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+    )
+
+
+async def _bridged_call(bench: Bench) -> tuple[Request, Response]:
+    """A caller queued, rung to the agent's phone, the phone's 200: returns the caller's INVITE and
+    our 200 to it (not yet ACKed)."""
+    _register_phone(bench)
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    assert bench.responses(183)
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    return invite, ok
+
+
+async def test_a_cancel_while_the_media_session_opens_ends_the_invite_with_487_and_queues_nothing(
+    bench: Bench,
+) -> None:
+    bench.media.gate = asyncio.Event()  # the call is stuck in its first await
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await asyncio.sleep(0)
+    bench.voice.on_message(build_cancel(invite), CARRIER)
+    assert bench.responses(200, "CANCEL") and bench.responses(487, "INVITE")
+    bench.media.gate.set()
+    await bench.settled()
+    assert bench.calls.steps == []  # never recorded, never queued
+    assert bench.media.sessions[0].closed and not bench.voice.live_call_ids()
+
+
+async def test_a_cancel_while_queued_cancels_the_ringing_phone_and_abandons_the_contact(bench: Bench) -> None:
+    _register_phone(bench)
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    assert bench.requests("INVITE", PHONE)
+    bench.voice.on_message(build_cancel(invite), CARRIER)
+    await bench.settled()
+    assert bench.responses(487, "INVITE")
+    assert bench.requests("CANCEL", PHONE)
+    assert ("abandoned", INTERACTION) in bench.calls.steps
+
+
+async def test_no_ack_for_our_200_ends_the_call_with_bye_to_the_caller_and_the_phone(bench: Bench) -> None:
+    await _bridged_call(bench)
+    bench.take()
+    bench.clock[0] += TIMER_H + 1
+    bench.voice.endpoint.fire_timers(bench.clock[0])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) in bench.calls.steps
+    caller_leg = next(leg for leg in bench.calls.legs if leg["leg"] == "caller")
+    assert caller_leg["cause"] == "ack_timeout"
+
+
+async def test_a_reinvite_crossing_our_hold_gets_491_and_ours_goes_again_after_491(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    bench.voice.hold(INTERACTION)
+    [ours] = bench.requests("INVITE", CARRIER)
+    theirs, _ = caller.hold(build_offer(address=CARRIER.host, port=30000, session_id="1"))
+    bench.voice.on_message(theirs, CARRIER)
+    assert [r.cseq.seq for r in bench.responses(491, "INVITE")] == [theirs.cseq.seq]  # RFC 3261 §14.2
+    bench.take()
+    bench.voice.on_message(build_response(ours, 491), CARRIER)
+    assert not bench.voice.call_state(INTERACTION).hold_synced
+    for _ in range(100):  # the back-off (drawn as 0 s here) runs out at a coming loop turn
+        await asyncio.sleep(0)
+        if bench.requests("INVITE", CARRIER):
+            break
+    [again] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendonly" in again.body and again.cseq.seq > ours.cseq.seq
+    bench.voice.on_message(_answer(again, "ignored", CARRIER), CARRIER)
+    assert bench.requests("ACK", CARRIER)
+    state = bench.voice.call_state(INTERACTION)
+    assert state.held and state.hold_synced
+
+
+async def test_the_first_phone_to_answer_wins_and_the_other_phone_is_cancelled(bench: Bench) -> None:
+    desk, soft = Destination("192.0.2.60", 5060), Destination("192.0.2.61", 5060)
+    _register_phone(bench, phone=desk)
+    bench.clock[0] += 10
+    _register_phone(bench, phone=soft)
+    bench.voice.on_message(_caller_invite(), CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_desk], [to_soft] = bench.requests("INVITE", desk), bench.requests("INVITE", soft)
+    assert bench.sent.index((to_soft, soft)) < bench.sent.index((to_desk, desk))  # newest first
+    bench.voice.on_message(_answer(to_soft, "soft", soft), soft)
+    await bench.settled()
+    assert bench.requests("CANCEL", desk) and not bench.requests("CANCEL", soft)
+    assert ("answered", AGENT_ID) in bench.calls.steps
+    # The desk phone's 200 crossed our CANCEL: it is ACKed and hung up, the call stays bridged.
+    bench.voice.on_message(_answer(to_desk, "desk", desk), desk)
+    assert bench.requests("ACK", desk) and bench.requests("BYE", desk)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
