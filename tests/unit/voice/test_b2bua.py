@@ -138,6 +138,16 @@ class FakeVoiceCalls:
     async def caller_language(self, interaction_id: int) -> str | None:
         return None
 
+    async def refer_target(self, user: str) -> tuple[int | None, int | None]:
+        return (2, None) if user == "queue-2" else (None, None)
+
+    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        """The ACD moves the contact and says so, as the real one does."""
+        self.steps.append(("transfer", queue_id))
+        moved = r.ContactTransferred(str(interaction_id), "1", str(queue_id), None, str(AGENT_ID))
+        for listener in self.acd.listeners:
+            listener([moved])
+
 
 class NoWait:
     """The §14.1 back-off drawn as its lower bound, so the retry follows at the next loop turn."""
@@ -347,4 +357,87 @@ async def test_the_first_phone_to_answer_wins_and_the_other_phone_is_cancelled(b
     # The desk phone's 200 crossed our CANCEL: it is ACKed and hung up, the call stays bridged.
     bench.voice.on_message(_answer(to_desk, "desk", desk), desk)
     assert bench.requests("ACK", desk) and bench.requests("BYE", desk)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+def _phone_dialog(to_phone: Request, answer: Response) -> Dialog:
+    """The agent phone's side of our INVITE's dialog (it is the UAS)."""
+    return Dialog.from_uas(to_phone, answer, via=Via(transport="UDP", host=PHONE.host, port=PHONE.port))
+
+
+async def test_a_transfer_back_to_the_queue_releases_the_phone_and_the_caller_waits_again(
+    bench: Bench,
+) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    transferred = r.ContactTransferred(str(INTERACTION), "1", "2", None, str(AGENT_ID))
+    for listener in bench.calls.acd.listeners:
+        listener([transferred])
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", CARRIER)
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+    # The next agent's answer only re-bridges: the caller was answered long ago (no new 200).
+    bench.take()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone2", PHONE), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.responses(200, "INVITE")
+
+
+async def test_the_acd_ending_the_contact_hangs_up_both_legs_without_ending_it_twice(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    finished = r.ContactFinished(str(INTERACTION), str(AGENT_ID), "1")
+    for listener in bench.calls.acd.listeners:
+        listener([finished])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) not in bench.calls.steps  # already in wrap-up in the ACD
+    assert not bench.voice.live_call_ids()
+
+
+async def test_the_agent_hanging_up_ends_the_caller_leg_and_the_contact(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.bye(), PHONE)
+    await bench.settled()
+    assert bench.responses(200, "BYE") and bench.requests("BYE", CARRIER)
+    assert ("ended", INTERACTION) in bench.calls.steps
+    agent_leg = next(leg for leg in bench.calls.legs if leg["leg"] == "agent")
+    assert agent_leg["cause"] == "bye_agent"
+
+
+async def test_a_refer_from_the_phone_moves_the_call_notifies_the_phone_and_hangs_it_up(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.refer(parse_uri("sip:queue-2@198.51.100.1")), PHONE)
+    await bench.settled()
+    assert bench.responses(202, "REFER")  # RFC 3515 §2.4.2
+    notifies = bench.requests("NOTIFY", PHONE)
+    assert [b"100" in n.body for n in notifies] == [True, False] and b"200" in notifies[1].body
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", CARRIER)
+    assert ("transfer", 2) in bench.calls.steps
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+
+
+async def test_a_refer_to_nobody_is_answered_with_a_notify_of_404_and_the_call_stays(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.refer(parse_uri("sip:nobody@198.51.100.1")), PHONE)
+    await bench.settled()
+    notifies = bench.requests("NOTIFY", PHONE)
+    assert b"404" in notifies[-1].body
+    assert not bench.requests("BYE", PHONE)
     assert bench.voice.call_state(INTERACTION).state == "bridged"
