@@ -316,6 +316,9 @@ class VoiceService:
     def _send(self, transmit: Transmit) -> None:
         self.endpoint.send(transmit)
 
+    def _handle(self, events: list[Any]) -> None:
+        self.endpoint.handle(events)
+
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         self.endpoint.respond(request, status, reason, **kwargs)
 
