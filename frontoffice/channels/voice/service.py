@@ -239,6 +239,7 @@ class VoiceService:
         self._running = False
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
         self._agent_calls: dict[str, _Call] = {}  # agent legs' Call-IDs (each branch of a fork)
+        self._released_legs: dict[str, _AgentLeg] = {}  # phones BYEd after a late 2xx, for re-ACKs
         self._by_interaction: dict[int, _Call] = {}
         self._orphan_offers: dict[int, r.OfferContact] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
@@ -1253,17 +1254,15 @@ class VoiceService:
             call.ringing.remove(leg)
         if call.agent is leg:
             call.agent = None
-        if self._agent_calls.get(leg.call_id) is call and leg.dialog is None:
+        if self._agent_calls.get(leg.call_id) is call:
             del self._agent_calls[leg.call_id]
-        elif leg.dialog is not None:
-            # Keep matching the phone's retransmitted 2xx (re-ACK) until it can no longer send one.
+        if leg.dialog is not None:
+            # A phone hung up after a late 2xx: keep re-ACKing its retransmitted 2xx (our ACK may be
+            # lost) until it can no longer send one (64*T1, RFC 3261 §13.3.1.4).
+            self._released_legs[leg.call_id] = leg
             asyncio.get_running_loop().call_later(
-                self.layer.timers.timeout, self._forget_leg, call, leg.call_id
+                self.layer.timers.timeout, self._released_legs.pop, leg.call_id, None
             )
-
-    def _forget_leg(self, call: _Call, call_id: str) -> None:
-        if self._agent_calls.get(call_id) is call and (call.agent is None or call.agent.call_id != call_id):
-            del self._agent_calls[call_id]
 
     def _connected_to(self, interaction_id: int, agent_id: int) -> bool:
         try:
@@ -1309,6 +1308,8 @@ class VoiceService:
             return
         call = self._agent_calls.get(response.call_id)
         leg = self._leg_of(call, response.call_id) if call is not None else None
+        if leg is None:
+            leg = self._released_legs.get(response.call_id)
         if leg is not None and leg.dialog is not None and response.cseq.method == "INVITE":
             self._request(leg.dialog.ack(response.cseq.seq), leg.destination, None)
 

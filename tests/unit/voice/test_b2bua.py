@@ -355,9 +355,14 @@ async def test_the_first_phone_to_answer_wins_and_the_other_phone_is_cancelled(b
     assert bench.requests("CANCEL", desk) and not bench.requests("CANCEL", soft)
     assert ("answered", AGENT_ID) in bench.calls.steps
     # The desk phone's 200 crossed our CANCEL: it is ACKed and hung up, the call stays bridged.
-    bench.voice.on_message(_answer(to_desk, "desk", desk), desk)
+    late = _answer(to_desk, "desk", desk)
+    bench.voice.on_message(late, desk)
     assert bench.requests("ACK", desk) and bench.requests("BYE", desk)
     assert bench.voice.call_state(INTERACTION).state == "bridged"
+    # Its 200 again (our ACK was lost): ACKed again (RFC 3261 §13.2.2.4), nothing else changes.
+    bench.take()
+    bench.voice.on_message(late, desk)
+    assert bench.requests("ACK", desk) and not bench.requests("BYE", desk)
 
 
 def _phone_dialog(to_phone: Request, answer: Response) -> Dialog:
