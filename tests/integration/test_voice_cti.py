@@ -35,6 +35,7 @@ from .sipp.runner import (
     event_types,
     free_port,
     interactions,
+    listening,
     phone_args,
     run_sipp,
     voice_service,
@@ -76,8 +77,11 @@ async def register(sipp: str, voice: VoiceService, name: str) -> int:
     return port
 
 
-def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+async def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
+    """Start a sipp phone on ``port``; returns once its socket is open (no call can miss it)."""
+    task = asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+    await listening(port)
+    return task
 
 
 async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
@@ -147,8 +151,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     agent_id = await desk.agent("holder")
     agent = desk.headers["holder"]
     port = await register(sipp, voice, "holder")
-    answering = phone(sipp, "agent_phone.xml", port)
-    await asyncio.sleep(0.3)
+    answering = await phone(sipp, "agent_phone.xml", port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -219,10 +222,9 @@ async def test_busy_phone_and_caller_hang_up_are_call_legs_with_their_sip_causes
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     busy_id = await desk.agent("busy")
-    busy = phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
+    busy = await phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
     second_id = await desk.agent("second", login=False)
-    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
-    await asyncio.sleep(0.3)
+    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -257,10 +259,9 @@ async def test_blind_transfer_to_another_agent_through_the_api(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
     second_id = await desk.agent("second", login=False)
-    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
-    await asyncio.sleep(0.3)
+    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -302,9 +303,8 @@ async def test_refer_from_the_agent_phone_moves_the_caller_to_another_queue(
     sales = int(r.json()["id"])
     desk.queue_id = sales  # bob works in Sales only, so only the transfer reaches him
     bob_id = await desk.agent("bob")
-    alice = phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
-    bob = phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
-    await asyncio.sleep(0.3)
+    alice = await phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
+    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -363,7 +363,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         await desk.agent("late", login=False)
         port = await register(sipp, voice, "late")
         answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "2", "-p", str(port)))
-        await asyncio.sleep(0.3)
+        await listening(port)
         callers = asyncio.create_task(
             run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "2", "-l", "2", "-s", NUMBER)
         )
@@ -399,12 +399,12 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         agent_id = await desk.agent("outer")
-        answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
+        answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
         # The carrier (the external number): rings, answers and waits for our BYE.
         carrier = asyncio.create_task(
             run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER)
         )
-        await asyncio.sleep(0.3)
+        await listening(carrier_port)
         # With a trunk configured, calls come in from the carrier's address.
         caller = asyncio.create_task(
             run_sipp(
@@ -466,8 +466,7 @@ async def test_ending_the_contact_on_the_desk_hangs_up_the_call(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("ender")
-    answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
-    await asyncio.sleep(0.3)
+    answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -493,8 +492,7 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("carol")
-    carol = phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
-    await asyncio.sleep(0.3)
+    carol = await phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )

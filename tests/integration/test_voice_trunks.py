@@ -31,6 +31,7 @@ from .sipp.runner import (
     VoiceDesk,
     free_port,
     interactions,
+    listening,
     phone_args,
     run_sipp,
     voice_service,
@@ -236,7 +237,7 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
     registrar = asyncio.create_task(
         run_sipp(sipp, "carrier_registrar.xml", None, "-m", "1", "-p", str(port), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)  # the carrier's socket is open before we register
+    await listening(port)  # the carrier's socket is open before we register
     voice = voice_service(
         container,
         trunks=(make_trunk(port=port, register=True, register_expires=300),),
@@ -295,7 +296,7 @@ async def test_dial_out_answers_the_carriers_challenge_and_hangs_up(
     carrier = asyncio.create_task(
         run_sipp(sipp, scenario, None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)
+    await listening(carrier_port(voice))
     leg = await voice.dial_out("8 (495) 765-43-21")
     assert leg.number == CUSTOMER and leg.trunk == "carrier"
     assert await leg.wait_answered(), (leg.status, leg.reason)
@@ -321,7 +322,7 @@ async def test_dial_out_with_a_wrong_trunk_password_fails_with_the_carriers_403(
         carrier = asyncio.create_task(
             run_sipp(sipp, "carrier_uas.xml", None, "-m", "1", "-p", str(port), "-i", CARRIER, timeout_s=10)
         )
-        await asyncio.sleep(0.3)
+        await listening(port)
         leg = await voice.dial_out(CUSTOMER)
         assert not await leg.wait_answered()
         assert leg.state == "failed" and leg.status == 403
@@ -362,7 +363,7 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
             sipp, "carrier_uas_hangs_up.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
         )
     )
-    await asyncio.sleep(0.3)
+    await listening(phone_port, carrier_port(voice))
     r = await client.post(
         f"{API}/voice/calls",
         json={"number": "84957654321", "customer_id": customer_id},
@@ -415,7 +416,7 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     carrier = asyncio.create_task(
         run_sipp(sipp, "carrier_uas.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)
+    await listening(carrier_port(voice))
     phone = await run_sipp(
         sipp,
         "phone_dials_out.xml",
@@ -552,7 +553,7 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
                 CARRIER,
             )
         )
-        await asyncio.sleep(0.3)
+        await listening(carrier_port(voice))
         r = await client.post(
             f"{API}/voice/calls", json={"number": CUSTOMER}, headers=desk.headers["softphone"]
         )
