@@ -54,6 +54,7 @@ from .acd_schemas import (
     RuleIn,
     Wallboard,
 )
+from .callbacks import schedule_callback
 from .context import Actor, Clock, audit, system_clock
 from .crm import CrmService
 from .identities import normalize_identity
@@ -543,6 +544,15 @@ class ContactCenter:
                     )
             if data.callback_at is not None:
                 i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
+                await schedule_callback(
+                    s,
+                    i,
+                    data.callback_at,
+                    reason="wrap_up",
+                    agent_id=actor.user_id,
+                    queue_id=i.queue_id,
+                    now=now,
+                )
             log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
             return InteractionOut.model_validate(i)  # the commit writes it
 
@@ -859,6 +869,7 @@ class ContactCenter:
                     "service_level_today": today.service_level,
                     "asa_today_s": today.asa_s,
                     "longest_wait_today_s": today.longest_wait_s,
+                    "turned_away_today": today.turned_away,
                 }
             queues.append(
                 QueueLive(

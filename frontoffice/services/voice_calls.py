@@ -104,6 +104,9 @@ ENTRY_CACHE_SIZE = 1024
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
+# The not_ready reason an agent gets while none of their phones answers OPTIONS (the voice channel's
+# qualify); the agent list and the wallboard show it. Cleared only by the channel, never a manual one.
+UNREACHABLE_REASON = "unreachable"
 
 
 class SipCredentialsIn(BaseModel):
@@ -357,6 +360,23 @@ class VoiceCalls:
     async def call_ended(self, interaction_id: int) -> None:
         """Either side hung up a bridged call: wrap-up starts."""
         await self._acd(lambda e, now: e.contact_finished(str(interaction_id), now))
+
+    async def phones_reachable(self, agent_id: int, reachable: bool) -> None:
+        """Every phone of the agent stopped answering (``False``): a ready agent goes not_ready with
+        :data:`UNREACHABLE_REASON`, so no call is offered to a phone that cannot ring. A phone answers
+        again or registers anew (``True``): an agent not_ready for that reason is available again."""
+        agent = str(agent_id)
+        if agent not in self.acd.engine.agent_ids():
+            return
+        status = self.acd.engine.agent_status(agent)
+        if status.state == "offline":
+            return
+        if not reachable and status.ready:
+            await self.acd.execute(
+                lambda e, now: e.set_agent_state(agent, "not_ready", now, UNREACHABLE_REASON)
+            )
+        elif reachable and status.reason == UNREACHABLE_REASON:
+            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "available", now, None))
 
     async def _acd(self, command: Callable[[r.RoutingEngine, float], list[r.Output]]) -> None:
         """Run a call's ACD command; call legs waiting to be written go into its transaction (a hang-up

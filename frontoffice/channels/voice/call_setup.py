@@ -28,6 +28,7 @@ from .sip import (
     Request,
     SessionDescription,
     answer_offer,
+    answer_reoffer,
     build_offer,
     build_request,
     parse_sdp,
@@ -97,11 +98,17 @@ class CallSetup:
         return offer
 
     async def answer_offer(
-        self, request: Request, offer: SessionDescription, on_dtmf: DtmfHandler, *, agent_side: bool = False
+        self,
+        request: Request,
+        offer: SessionDescription,
+        on_dtmf: DtmfHandler,
+        *,
+        agent_side: bool = False,
+        signalling_ip: str | None = None,
     ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
         """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
         that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed."""
+        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
         session = await self.media.open_session(on_dtmf)
         try:
             local_sdp, negotiated = answer_offer(
@@ -116,10 +123,40 @@ class CallSetup:
             self.endpoint.respond(request, getattr(exc, "status_code", 488))
             return None
         if agent_side:
-            session.set_agent(negotiated)
+            session.set_agent(negotiated, signalling_ip=signalling_ip)
         else:
-            session.set_caller(negotiated)
+            session.set_caller(negotiated, signalling_ip=signalling_ip)
         return session, local_sdp, negotiated
+
+    def answer_reinvite(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession | None,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
+        ``media`` (none: only answer): a new address or port, a hold or a resume. Returns our SDP as it
+        now stands (``local_sdp`` when the offer was refused)."""
+        endpoint = self.endpoint
+        if not request.body:
+            # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
+            endpoint.respond_with(endpoint.sdp_response(request, 200, local_sdp, transport))
+            return local_sdp
+        current = None if media is None else media.agent_media if agent_side else media.caller_media
+        try:
+            reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
+        except ProtocolError as exc:
+            # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
+            endpoint.respond(request, getattr(exc, "status_code", 488))
+            return local_sdp
+        if media is not None and reoffer.changes_media:
+            (media.update_agent if agent_side else media.update_caller)(reoffer.media)
+        endpoint.respond_with(endpoint.sdp_response(request, 200, reoffer.answer, transport))
+        return reoffer.answer
 
     def invite_phone(
         self,

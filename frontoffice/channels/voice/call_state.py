@@ -14,6 +14,8 @@ State diagram of a call (``docs/voice.md`` draws it)::
     ARRIVING ──menu──▶ MENU ──choice──▶ ARRIVING ──queued──▶ QUEUED ──agent answered──▶ BRIDGED
     BRIDGED ──transferred──▶ QUEUED        BRIDGED ──external answered──▶ EXTERNAL
     ARRIVING/MENU/QUEUED ──CANCEL──▶ ENDED (487)      BRIDGED/EXTERNAL ──BYE/ACK timeout/hang up──▶ ENDED
+    QUEUED ──turned away (fallback)──▶ TURNED_AWAY (answered: voicemail or the closed message)
+    TURNED_AWAY ──BYE/ACK timeout/hang up──▶ ENDED
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class CallState(enum.StrEnum):
     QUEUED = "queued"  # in the ACD queue, music on hold (also a transferred caller waiting again)
     BRIDGED = "bridged"  # an agent's phone answered; media relayed
     EXTERNAL = "external"  # blind-transferred to an external number that answered
+    TURNED_AWAY = "turned_away"  # the ACD's fallback: answered for voicemail or the closed message
     ENDED = "ended"
     ERROR = "error"  # the core raised: the call is hung up and forgotten
 
@@ -74,6 +77,7 @@ class CallEvent(enum.StrEnum):
     ACK_TIMEOUT = "ack_timeout"  # RFC 3261 §13.3.1.4 / Timer H: our 2xx was never ACKed
     HANG_UP = "hang_up"  # agent command (desk), or shutdown
     ACD_FINISHED = "acd_finished"  # the ACD ended the contact while the call was up
+    TURNED_AWAY = "turned_away"  # the ACD's fallback action (voicemail, closed message) for a waiting call
 
 
 class Action(enum.StrEnum):
@@ -92,6 +96,7 @@ class Action(enum.StrEnum):
     BYE_EXTERNAL = "bye_external"
     ABANDON_CONTACT = "abandon_contact"  # the ACD: the caller left while waiting
     END_CONTACT = "end_contact"  # the ACD: conversation over, wrap-up
+    RUN_FALLBACK = "run_fallback"  # voicemail or the closed message (voicemail.py), then hang up
     CLOSE = "close"  # close media, forget the call
 
 
@@ -158,6 +163,15 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     (CallState.EXTERNAL, CallEvent.HANG_UP): Transition(
         CallState.ENDED, (_A.BYE_CALLER, _A.BYE_EXTERNAL, _A.CLOSE)
     ),
+    # The ACD turned a waiting caller away with a fallback action: the contact is finished there
+    # already (ticket, callback), so none of the moves out of TURNED_AWAY abandons or ends it.
+    (CallState.QUEUED, CallEvent.TURNED_AWAY): Transition(
+        CallState.TURNED_AWAY, (_A.CANCEL_AGENTS, _A.ANSWER_CALLER, _A.RUN_FALLBACK)
+    ),
+    (CallState.TURNED_AWAY, CallEvent.BYE_CALLER): Transition(CallState.ENDED, (_A.CLOSE,)),
+    # The flow is over (message left, "#", time limit, closed message played), or shutdown.
+    (CallState.TURNED_AWAY, CallEvent.HANG_UP): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
+    (CallState.TURNED_AWAY, CallEvent.ACK_TIMEOUT): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
 }
 
 

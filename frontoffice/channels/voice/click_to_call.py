@@ -162,7 +162,9 @@ class AgentOutboundCalls:
         except Conflict:
             endpoint.respond(request, 404)  # no trunk: external numbers do not exist for us
             return
-        answered = await self.setup.answer_offer(request, offer, lambda digit: None, agent_side=True)
+        answered = await self.setup.answer_offer(
+            request, offer, lambda digit: None, agent_side=True, signalling_ip=event.source.host
+        )
         if answered is None:
             return
         media, local_sdp, negotiated = answered
@@ -227,7 +229,7 @@ class AgentOutboundCalls:
             return
         if leg.early is not None:
             # The carrier's ringback or announcement: relay it to the phone as early media.
-            call.media.set_caller(leg.early)
+            call.media.set_caller(leg.early, signalling_ip=leg.destination.host)
             call.media.bridge()
             self.endpoint.respond_with(
                 self.endpoint.sdp_response(
@@ -245,7 +247,7 @@ class AgentOutboundCalls:
             if leg is not None:
                 leg.hang_up()
             return
-        call.media.set_caller(leg.answer)
+        call.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         call.media.bridge()
         call.state = PhoneCallState.BRIDGED
         call.dialog = endpoint.answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
@@ -315,7 +317,9 @@ class AgentOutboundCalls:
                 call.leg.reason = "agent hung up"
             self._end_phone_call(call, from_phone=True, status=200)
         elif method == "INVITE":
-            endpoint.respond_with(endpoint.sdp_response(request, 200, call.local_sdp, call.source.transport))
+            call.local_sdp = self.setup.answer_reinvite(
+                request, call.local_sdp, call.media, call.source.transport, agent_side=True
+            )
         else:
             endpoint.respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
@@ -398,7 +402,7 @@ class AgentOutboundCalls:
         except ProtocolError:
             self._end_click_call(click, status=488, reason="phone's SDP unusable")
             return
-        click.media.set_agent(agent_media)
+        click.media.set_agent(agent_media, signalling_ip=click.destination.host)
         click.state = ClickCallState.DIALLING
         endpoint.spawn(self._click_dial(click, agent_media.codec))
 
@@ -423,14 +427,15 @@ class AgentOutboundCalls:
     def _click_progress(self, click: _ClickCall) -> None:
         leg = click.leg
         if leg is not None and leg.early is not None and click.state is ClickCallState.DIALLING:
-            click.media.set_caller(leg.early)  # the agent hears the carrier's ringback
+            # The agent hears the carrier's ringback.
+            click.media.set_caller(leg.early, signalling_ip=leg.destination.host)
             click.media.bridge()
 
     def _click_answered(self, click: _ClickCall) -> None:
         leg = click.leg
         if click.state is not ClickCallState.DIALLING or leg is None or leg.answer is None:
             return
-        click.media.set_caller(leg.answer)
+        click.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         click.media.bridge()
         click.state = ClickCallState.BRIDGED
         self._start_recording(click.media, click.interaction_id)
@@ -474,8 +479,8 @@ class AgentOutboundCalls:
                 click, status=click.leg.status if click.leg else None, reason="agent hung up"
             )
         elif request.method == "INVITE":
-            endpoint.respond_with(
-                endpoint.sdp_response(request, 200, click.offer, click.destination.transport)
+            click.offer = self.setup.answer_reinvite(
+                request, click.offer, click.media, click.destination.transport, agent_side=True
             )
         else:
             endpoint.respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)

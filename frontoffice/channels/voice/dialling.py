@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput
 
+from .call_setup import CallSetup
 from .endpoint import Endpoint
-from .media import MediaBackend, MediaSession
+from .media import MediaSession
 from .offers import sdp_session_id
 from .sip import (
     PCMA,
@@ -126,14 +127,15 @@ class Dialler:
     def __init__(
         self,
         endpoint: Endpoint,
-        media: MediaBackend,
+        setup: CallSetup,
         lines: TrunkLines,
         *,
         region: str = "RU",
         ring_timeout_s: float = DEFAULT_RING_TIMEOUT_S,
     ) -> None:
         self.endpoint = endpoint
-        self.media = media
+        self.setup = setup
+        self.media = setup.media
         self.lines = lines
         self.region = region
         self.ring_timeout_s = ring_timeout_s
@@ -308,7 +310,7 @@ class Dialler:
         leg.state = OutboundLegState.ANSWERED
         leg.status = response.status
         if leg.owns_media and leg.media is not None:
-            leg.media.set_caller(leg.answer)
+            leg.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         assert leg._answered is not None
         if not leg._answered.done():
             leg._answered.set_result(True)
@@ -407,8 +409,9 @@ class Dialler:
         if dialog is None or not dialog.matches_request(request):
             endpoint.respond(request, 481)
             return
-        with contextlib.suppress(ProtocolError):
-            dialog.receive_request(request)
+        # RFC 3261 §12.2.2: a request with a lower CSeq raises DialogError before anything is
+        # answered or changed; the endpoint answers it 500 and the call goes on.
+        dialog.receive_request(request)
         if request.method == "BYE":
             endpoint.respond(request, 200)
             if not leg.is_over:
@@ -416,8 +419,9 @@ class Dialler:
                 leg.reason = "carrier hung up"
                 self._leg_over(leg)
         elif request.method == "INVITE":
-            # A session refresh or hold from the carrier: our address does not change.
-            endpoint.respond_with(endpoint.sdp_response(request, 200, leg.offer, leg.destination.transport))
+            # The carrier's hold, resume, moved media or session refresh (the relay's caller side).
+            media = leg.media if leg.answer is not None else None
+            leg.offer = self.setup.answer_reinvite(request, leg.offer, media, leg.destination.transport)
         elif request.method in ("OPTIONS", "UPDATE", "INFO"):
             endpoint.respond(request, 200)
         else:

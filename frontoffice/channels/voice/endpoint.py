@@ -15,13 +15,15 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any, Protocol
 
 from .sip import (
     AckTimeout,
     Destination,
     Dialog,
+    DialogError,
+    MalformedRequests,
     Message,
     NameAddress,
     ProtocolError,
@@ -38,7 +40,9 @@ from .sip import (
     Transmit,
     Via,
     build_response,
+    new_tag,
     parse_uri,
+    validate_request,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -83,12 +87,17 @@ class Endpoint:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
         wire: Callable[[Transmit], None] | None = None,
+        allowed_methods: Collection[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.tls_port = tls_port
         self.clock = clock
         self.layer = TransactionLayer(timers)
+        # RFC 3261 §8.2 / RFC 4475: answers to requests that did not parse, limited per source.
+        self.malformed = MalformedRequests()
+        # The methods a request may carry before the handlers see it (RFC 3261 §8.2.1: 405 / 501).
+        self.allowed_methods = allowed_methods
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
         self.tls: TlsTransport | None = None
@@ -155,8 +164,15 @@ class Endpoint:
         return not self.tasks
 
     # ================================================================ wire in, wire out
-    def receive(self, message: Message, source: Destination) -> None:
-        """Pass a screened message to the transaction layer and act on what it says."""
+    def receive(self, message: Message | SipParseError, source: Destination) -> None:
+        """Pass a screened message to the transaction layer and act on what it says. A request that
+        did not parse gets its RFC 3261 §8.2 answer (400, 505, 513; limited per source) instead."""
+        if isinstance(message, SipParseError):
+            error = self.malformed.answer(message, source.host, self.clock())
+            if error is not None:
+                # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
+                self.send(Transmit(error, source))
+            return
         try:
             events = self.layer.receive(message, self.clock(), source)
         except ProtocolError as exc:
@@ -187,7 +203,7 @@ class Endpoint:
                     self.send(event)
                 elif isinstance(event, RequestReceived):
                     if handlers is not None:
-                        handlers.on_request(event)
+                        self._deliver_request(handlers, event)
                 elif isinstance(event, ResponseReceived):
                     self._on_response(event)
                 elif isinstance(event, TransactionTimeout):
@@ -199,6 +215,29 @@ class Endpoint:
                     handlers.on_ack_timeout(event)
         finally:
             self._arm_timer()  # also when a handler failed: the other transactions' timers go on
+
+    def _deliver_request(self, handlers: EndpointHandlers, event: RequestReceived) -> None:
+        """Hand a request to the handlers once it passed RFC 3261 §8.2's checks (501, 416, 420, 415
+        are answered here); a request that does not fit its dialog (a lower CSeq, §12.2.2) is answered
+        with the status the dialog core chose (500) and the call is left as it was."""
+        request = event.request
+        rejection = validate_request(request, self.allowed_methods)
+        if rejection is not None:
+            self.respond_with(rejection)
+            return
+        try:
+            handlers.on_request(event)
+        except DialogError as exc:
+            log.info(
+                "%s of call %s from %s refused with %d: %s",
+                request.method,
+                request.call_id,
+                event.source.host,
+                exc.status_code,
+                exc.reason,
+            )
+            if request.method != "ACK":
+                self.respond(request, exc.status_code, exc.reason)
 
     def _on_response(self, event: ResponseReceived) -> None:
         if event.transaction is None:
@@ -316,5 +355,11 @@ class Endpoint:
         if event.cancels is None:
             self.respond(request, 481)
             return False
-        self.respond(request, 200)
+        # §9.2: with the To tag of the INVITE's responses (sent already, or to come), never a new one.
+        self.respond(request, 200, to_tag=self.layer.to_tag(event.cancels))
         return True
+
+    def to_tag(self, key: TransactionKey) -> str:
+        """The To tag for the responses of server transaction ``key`` (the one a CANCEL's 200 may
+        have chosen already, RFC 3261 §9.2), or a new one when the transaction is gone."""
+        return self.layer.to_tag(key) or new_tag()

@@ -42,9 +42,7 @@ class Trunking:
     ) -> None:
         self.endpoint = endpoint
         self.lines = TrunkLines(trunks)
-        self.dialler = Dialler(
-            endpoint, setup.media, self.lines, region=region, ring_timeout_s=ring_timeout_s
-        )
+        self.dialler = Dialler(endpoint, setup, self.lines, region=region, ring_timeout_s=ring_timeout_s)
         self.registrations = TrunkRegistrations(endpoint, self.lines)
         self.agent_calls = AgentOutboundCalls(endpoint, setup, self.lines, self.dialler, region=region)
         self.screening = SourceScreening(

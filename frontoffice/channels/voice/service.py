@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
 from frontoffice.services.voice_calls import InboundCall, IvrMenu, LiveCall, TrunkState, VoiceCalls
 
+from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
 from .call_setup import CallSetup
@@ -58,6 +60,7 @@ from .sip import (
     Destination,
     Dialog,
     DigestAuthenticator,
+    MalformedRequests,
     Message,
     NameAddress,
     ProtocolError,
@@ -71,11 +74,10 @@ from .sip import (
     Transmit,
     apply_answer,
     build_cancel,
-    build_error_response,
     build_offer,
-    new_tag,
     parse_name_addr,
     parse_sdp,
+    parse_uri,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -107,6 +109,9 @@ STOP_GRACE_S = 5.0
 DEFAULT_DIGEST_ALGORITHMS = ("MD5",)
 # Seconds between position / expected-wait announcements to a queued caller (None: never).
 DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
+# Turn-aways (fallback, refusal) kept for a call still learning its interaction id; other channels'
+# contacts are turned away too and no call asks for theirs, so only the latest few are kept.
+TURNED_AWAY_KEPT = 256
 
 
 @dataclass(eq=False)
@@ -152,6 +157,7 @@ class _Call:
     backoff: asyncio.TimerHandle | None = None
     transferred: bool = False
     recording: bool = False
+    fallback: str | None = None  # the ACD's fallback action for a turned-away caller (voicemail.py)
     announcer: asyncio.Task[None] | None = None
     external: OutboundLeg | None = None  # a blind transfer to an external number (through a trunk)
     external_record: CallLeg | None = None
@@ -191,6 +197,7 @@ class VoiceService:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
         wire: Callable[[Transmit], None] | None = None,
+        qualify_interval_s: float | None = None,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -214,6 +221,7 @@ class VoiceService:
             tls_context=tls_context,
             tls_port=tls_port,
             wire=wire,
+            allowed_methods=ALLOWED,
         )
         self.layer = self.endpoint.layer
         self.tls_port = tls_port
@@ -236,12 +244,16 @@ class VoiceService:
         # The endpoint's tasks (ACD commits, media set-up); the same set, kept under its old name.
         self._tasks = self.endpoint.tasks
         self._sweeper: asyncio.TimerHandle | None = None
+        # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
+        self.qualify_interval_s = qualify_interval_s
+        self._qualifier: asyncio.TimerHandle | None = None
         self._running = False
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
         self._agent_calls: dict[str, _Call] = {}  # agent legs' Call-IDs (each branch of a fork)
         self._released_legs: dict[str, _AgentLeg] = {}  # phones BYEd after a late 2xx, for re-ACKs
         self._by_interaction: dict[int, _Call] = {}
         self._orphan_offers: dict[int, r.OfferContact] = {}
+        self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
         calls.acd.add_listener(self._on_acd_outputs)
@@ -259,6 +271,7 @@ class VoiceService:
         self.udp, self.tcp, self.tls = self.endpoint.udp, self.endpoint.tcp, self.endpoint.tls
         self._running = True
         self._sweep()
+        self._qualify()
         await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
@@ -269,13 +282,19 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        self._sweeper = None
+        for handle in (self._sweeper, self._qualifier):
+            if handle is not None:
+                handle.cancel()
+        self._sweeper = self._qualifier = None
         self.endpoint.stop_timers()
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         await self.endpoint.drain(STOP_GRACE_S)
         await self.media.close()
+
+    @property
+    def malformed(self) -> MalformedRequests:
+        """What the endpoint answered to requests that did not parse (counts: ``malformed.counts``)."""
+        return self.endpoint.malformed
 
     @property
     def is_idle(self) -> bool:
@@ -295,6 +314,28 @@ class VoiceService:
         if self._running:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
+    # ---------------------------------------------------------------- qualify (OPTIONS to each phone)
+    def _qualify(self) -> None:
+        """OPTIONS to every registered phone, every ``qualify_interval_s`` while running; a phone that
+        does not answer within the transaction timeout (Timer F) is unreachable (registrar.py)."""
+        if not self.qualify_interval_s or not self._running:
+            return
+        sender = NameAddress(parse_uri(f"sip:frontoffice@{self.host}"))
+        for binding in self.registrar.qualify_due(self.clock()):
+            request = self.registrar.options_for(binding, self.endpoint.via(binding.source.transport), sender)
+            self._request(request, binding.source, partial(self._qualified, binding))
+        self._qualifier = asyncio.get_running_loop().call_later(self.qualify_interval_s, self._qualify)
+
+    def _qualified(self, binding: Binding, response: Response | None) -> None:
+        self.registrar.qualified(binding, response is not None)
+        self._apply_reachability()
+
+    def _apply_reachability(self) -> None:
+        """Agents none of whose phones answers are taken out of routing, and back when one does."""
+        for agent_id, reachable in self.registrar.reachability_changes(self.clock()):
+            log.info("agent %s: phones %s", agent_id, "reachable again" if reachable else "unreachable")
+            self._spawn(self._quietly(self.calls.phones_reachable(agent_id, reachable)))
+
     # ================================================================ wire in, wire out
     def on_message(self, message: Message | SipParseError, source: Destination) -> None:
         """What the transports deliver (:class:`~.endpoint.EndpointHandlers`)."""
@@ -302,10 +343,8 @@ class VoiceService:
 
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
         if isinstance(message, SipParseError):
-            error = build_error_response(message)
-            if error is not None:
-                # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
-                self._send(Transmit(error, source))
+            # RFC 3261 §8.2: the endpoint answers 400 (or 505/513), limited per source.
+            self.endpoint.receive(message, source)
             return
         if isinstance(message, Request) and self.registrar.is_banned(source.host, self.clock()):
             return
@@ -350,6 +389,7 @@ class VoiceService:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
+        # RFC 3261 §8.2 (501, 416, 420, 415) was checked by the endpoint before it got here.
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
@@ -390,6 +430,10 @@ class VoiceService:
             self._respond(request, 403)
             return
         self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+        if self.registrar.is_reachable(account.user_id):
+            # A phone that registers is there: an agent set not ready as unreachable takes calls again
+            # (also one marked so before a restart, which this registrar never saw). A no-op otherwise.
+            self._spawn(self._quietly(self.calls.phones_reachable(account.user_id, True)))
 
     # ---------------------------------------------------------------- inbound calls
     def _on_invite(self, request: Request, event: RequestReceived) -> None:
@@ -415,7 +459,9 @@ class VoiceService:
         The call is registered at once, before any await: a CANCEL that follows the INVITE by a
         millisecond finds it (in ``ARRIVING``) and ends it with 487."""
         assert event.transaction is not None
-        call = _Call(invite=request, key=event.transaction, source=event.source, local_tag=new_tag())
+        # A CANCEL's 200 may have chosen the To tag already (RFC 3261 §9.2): the INVITE's answers use it.
+        local_tag = self.endpoint.to_tag(event.transaction)
+        call = _Call(invite=request, key=event.transaction, source=event.source, local_tag=local_tag)
         self._calls[request.call_id] = call
         call.record = CallLeg("caller", request.call_id, self.calls.now(), peer=request.from_.uri.user or "")
         self._spawn(self._set_up_call(call, offer))
@@ -423,7 +469,10 @@ class VoiceService:
     async def _set_up_call(self, call: _Call, offer: SessionDescription) -> None:
         request = call.invite
         answered = await self.setup.answer_offer(
-            request, offer, lambda digit: self._on_dtmf(request.call_id, digit)
+            request,
+            offer,
+            lambda digit: self._on_dtmf(request.call_id, digit),
+            signalling_ip=call.source.host,
         )
         if answered is None:
             call.status = ANSWERED_ALREADY  # answer_offer sent the 488
@@ -477,6 +526,9 @@ class VoiceService:
         orphan = self._orphan_offers.pop(interaction_id, None)
         if orphan is not None:
             self._ring_agents(call, orphan)
+        turned_away = self._turned_away_early.pop(interaction_id, None)
+        if turned_away is not None:
+            self._turn_away(call, turned_away)
 
     async def _run_menu(self, call: _Call, menu: IvrMenu) -> str | None:
         """Prompt, then wait for one of the menu's digits (RFC 4733); repeat on silence or a wrong key."""
@@ -528,7 +580,7 @@ class VoiceService:
         call = self._calls.get(call_id)
         if call is None:
             return
-        if call.state is CallState.MENU:
+        if call.state is CallState.MENU or call.state is CallState.TURNED_AWAY:
             call.digits.put_nowait(digit)
             return
         if call.interaction_id is None or call.had_menu:
@@ -602,6 +654,14 @@ class VoiceService:
             elif action is Action.END_CONTACT:
                 if call.interaction_id is not None:
                     self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+            elif action is Action.RUN_FALLBACK:
+                if call.refresh is not None:
+                    call.refresh.cancel()
+                    call.refresh = None
+                if call.announcer is not None:
+                    call.announcer.cancel()
+                    call.announcer = None
+                self._spawn(self._run_fallback(call))
             elif action is Action.CLOSE:
                 self._close_leg(call.record, cause, 200)
                 self._forget(call)
@@ -633,43 +693,54 @@ class VoiceService:
         if call is None or call.dialog is None or not call.dialog.matches_request(request):
             owner = self._agent_calls.get(request.call_id)
             leg = self._leg_of(owner, request.call_id) if owner is not None else None
-            if leg is None or leg.dialog is None:
+            if owner is None or leg is None or leg.dialog is None:
                 self._respond(request, 481)
                 return
-            try:
-                leg.dialog.receive_request(request)
-            except ProtocolError as exc:
-                self._respond(request, getattr(exc, "status_code", 500))
-                return
-            self._respond_with(self.endpoint.sdp_response(request, 200, leg.offer))
+            leg.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            leg.offer = self.setup.answer_reinvite(
+                request, leg.offer, owner.media, leg.destination.transport, agent_side=True
+            )
             return
-        try:
-            call.dialog.receive_request(request)
-        except ProtocolError as exc:
-            self._respond(request, getattr(exc, "status_code", 500))
-            return
+        call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
         if call.reinvite.handle(ReinviteEvent.THEIRS) == "reject_491":
             # RFC 3261 §14.2: our own re-INVITE is pending: the far end retries after its back-off.
             self._respond(request, 491)
             return
-        # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
+        # Hold, resume, moved media or a session refresh (RFC 3264 §8): while we hold the caller, we
+        # go on holding.
         assert call.local_sdp is not None
-        self._respond_with(self.endpoint.sdp_response(request, 200, call.local_sdp, call.source.transport))
+        want = "sendonly" if call.held else "sendrecv"
+        call.local_sdp = self.setup.answer_reinvite(
+            request, call.local_sdp, call.media, call.source.transport, want
+        )
+
+    def answer_reinvite(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession | None,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's re-INVITE and apply it to ``media`` (:meth:`CallSetup.answer_reinvite`)."""
+        return self.setup.answer_reinvite(request, local_sdp, media, transport, want, agent_side=agent_side)
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
             self._respond(request, 200)
-            call.dialog.receive_request(request)
             if call.core.can(CallEvent.BYE_CALLER):
                 self._move(call, CallEvent.BYE_CALLER, cause="bye_caller")
             return
         call = self._agent_calls.get(request.call_id)
         leg = self._leg_of(call, request.call_id) if call is not None else None
         if call is not None and leg is not None:
-            self._respond(request, 200)
             if leg.dialog is not None:
-                leg.dialog.receive_request(request)
+                leg.dialog.receive_request(request)  # before the 200, as above
+            self._respond(request, 200)
             if leg.core.state is LegState.ANSWERED:
                 leg.core.handle(LegEvent.BYE_RECEIVED)
                 self._close_leg(leg.record, "bye_agent")
@@ -926,7 +997,7 @@ class VoiceService:
         if call.external_record is not None:
             call.external_record.answered(self.calls.now(), leg.status or 200)
         assert call.media is not None
-        call.media.set_agent(leg.answer)
+        call.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
         self._move(call, CallEvent.EXTERNAL_ANSWERED, cause="transferred")
         if call.agent is not None:
             self._agent_calls.pop(call.agent.call_id, None)
@@ -1091,9 +1162,32 @@ class VoiceService:
             elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.state is CallState.QUEUED:
-                    # The ACD sends the caller away (no agents, queue closed, too long a wait).
-                    call.interaction_id = None
-                    self._refuse(call, 480)
+                    self._turn_away(call, o)
+                elif call is None and not isinstance(o, r.ContactAbandoned):
+                    # Turned away inside the command that queued it: the call learns its id next.
+                    self._turned_away_early[int(o.contact_id)] = o
+                    if len(self._turned_away_early) > TURNED_AWAY_KEPT:
+                        # Most are other channels' contacts, which no call will ask for.
+                        del self._turned_away_early[next(iter(self._turned_away_early))]
+
+    def _turn_away(self, call: _Call, o: r.Output) -> None:
+        """The ACD sends a waiting caller away (no agents, queue closed, too long a wait): the queue's
+        fallback action (voicemail, or the "closed" message: voicemail.py), else 480."""
+        if isinstance(o, r.FallbackAction):
+            call.fallback = o.action
+            self._move(call, CallEvent.TURNED_AWAY, cause="fallback")
+            return
+        call.interaction_id = None
+        self._refuse(call, 480)
+
+    async def _run_fallback(self, call: _Call) -> None:
+        """Run the flow of a turned-away caller, answered already (channels/voice/voicemail.py); the
+        contact is finished in the ACD already (ticket, callback: services/fallback.py)."""
+        line = _TurnedAwayLine(self, call)
+        if call.fallback == "voicemail" and self.recordings_dir is not None:
+            await voicemail.leave_voicemail(line, self.prompts.get("voicemail", b""))
+        else:
+            await voicemail.say_closed(line, self.prompts.get("closed", b""))
 
     def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
         """Ring every registered phone of every agent of the offer at once (parallel forking: one
@@ -1220,7 +1314,9 @@ class VoiceService:
         for other in call.ringing:
             self._cancel_leg(other, "answered_elsewhere")
         try:
-            call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
+            call.media.set_agent(
+                apply_answer(leg.offer, parse_sdp(response.body)), signalling_ip=leg.destination.host
+            )
         except ProtocolError:
             self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
@@ -1319,6 +1415,44 @@ class VoiceService:
             await coro
         except DomainError as exc:
             log.info("voice ACD step skipped: %s", exc)
+
+
+class _TurnedAwayLine:
+    """A turned-away caller's answered call, as voicemail.py's flows use it (a TurnedAwayCaller).
+    Every move goes through the call core: the flow's hang-up is a ``HANG_UP`` in ``TURNED_AWAY``."""
+
+    def __init__(self, service: VoiceService, call: _Call) -> None:
+        self.service = service
+        self.call = call
+
+    @property
+    def _live(self) -> bool:
+        return self.call.state is CallState.TURNED_AWAY
+
+    def play(self, pcm: bytes) -> None:
+        if self._live and self.call.media is not None:
+            self.call.media.play_prompt(pcm)
+
+    def silence(self) -> None:
+        if self._live and self.call.media is not None:
+            # A bridge to no agent: the music stops, the caller's audio goes on being recorded.
+            self.call.media.bridge()
+
+    def record(self) -> None:
+        if self._live:
+            self.service._start_recording(self.call)
+
+    async def digit(self, timeout_s: float) -> str | None:
+        if not self._live:
+            return ""
+        try:
+            return await asyncio.wait_for(self.call.digits.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    def hang_up(self) -> None:
+        if self._live:
+            self.service._move(self.call, CallEvent.HANG_UP, cause="fallback")
 
 
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:

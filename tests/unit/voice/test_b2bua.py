@@ -49,9 +49,23 @@ class FakeSession:
     stats: MediaStats = field(default_factory=MediaStats)
     closed: bool = False
     bridged: int = 0
+    caller_media: Any = None
+    agent_media: Any = None
+    caller_signalling_ip: str | None = None
+    agent_signalling_ip: str | None = None
 
-    def set_caller(self, media: Any) -> None: ...
-    def set_agent(self, media: Any) -> None: ...
+    def set_caller(self, media: Any, *, signalling_ip: str | None = None) -> None:
+        self.caller_media, self.caller_signalling_ip = media, signalling_ip
+
+    def set_agent(self, media: Any, *, signalling_ip: str | None = None) -> None:
+        self.agent_media, self.agent_signalling_ip = media, signalling_ip
+
+    def update_caller(self, media: Any) -> None:
+        self.caller_media = media
+
+    def update_agent(self, media: Any) -> None:
+        self.agent_media = media
+
     def play_hold_music(self) -> None: ...
     def play_prompt(self, pcm: bytes) -> None: ...
 

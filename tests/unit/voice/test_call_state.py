@@ -135,6 +135,38 @@ def test_a_missing_ack_sends_bye_to_the_caller_and_the_agent() -> None:
     assert Action.BYE_CALLER in actions and Action.BYE_AGENT in actions and Action.END_CONTACT in actions
 
 
+def test_a_queued_caller_turned_away_is_answered_and_hears_the_fallback_flow() -> None:
+    call = CallMachine()
+    call.handle(CallEvent.QUEUED)
+    actions = call.handle(CallEvent.TURNED_AWAY)
+    assert call.state is CallState.TURNED_AWAY and not call.is_waiting
+    assert actions == (Action.CANCEL_AGENTS, Action.ANSWER_CALLER, Action.RUN_FALLBACK)
+    assert not call.can(CallEvent.CANCEL)  # answered: a CANCEL no longer applies
+
+
+def test_a_caller_hanging_up_during_voicemail_closes_the_call_and_leaves_the_contact_alone() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED and actions == (Action.CLOSE,)  # the ACD finished the contact
+
+
+def test_the_end_of_the_fallback_flow_hangs_up_on_the_caller() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    actions = call.handle(CallEvent.HANG_UP)
+    assert call.state is CallState.ENDED and actions == (Action.BYE_CALLER, Action.CLOSE)
+    assert Action.ABANDON_CONTACT not in actions and Action.END_CONTACT not in actions
+
+
+def test_a_turned_away_caller_that_never_acks_the_200_gets_bye() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    assert call.handle(CallEvent.ACK_TIMEOUT) == (Action.BYE_CALLER, Action.CLOSE)
+
+
+@pytest.mark.parametrize("state", [CallState.ARRIVING, CallState.MENU, CallState.BRIDGED, CallState.EXTERNAL])
+def test_only_a_queued_caller_can_be_turned_away(state: CallState) -> None:
+    assert not CallMachine(state).can(CallEvent.TURNED_AWAY)
+
+
 def test_the_first_phone_to_answer_wins_and_a_late_answer_of_another_is_acked_and_hung_up() -> None:
     winner, loser = LegMachine(), LegMachine()
     winner.handle(LegEvent.PROVISIONAL)
