@@ -478,6 +478,45 @@ async def test_the_carriers_hold_on_a_call_out_is_answered_recvonly(
     assert carrier_result.returncode == 0, carrier_result.output
 
 
+async def test_a_stale_bye_from_the_carrier_on_a_call_out_gets_500_and_the_call_stays_up(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # Issue 13, defect 5 on calls out: a BYE with a lower CSeq used to get 200 and end the call.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    phone_port = free_port()
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, phone_port)
+    )
+    assert ok.returncode == 0, ok.output
+    carrier = asyncio.create_task(
+        run_sipp(
+            sipp, "carrier_uas_stale_bye.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
+        )
+    )
+    await listening(carrier_port(voice))
+    phone = await run_sipp(
+        sipp,
+        "phone_dials_out_waits_bye.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        "84957654321",
+        "-auth_uri",
+        f"84957654321@{HOST}:{voice.port}",
+    )
+    carrier_result = await carrier
+    # The carrier's scenario checks: 500 to the stale BYE, 200 to an OPTIONS in the call after it,
+    # 200 to the real BYE; the phone gets our BYE only then.
+    assert carrier_result.returncode == 0, carrier_result.output
+    assert phone.returncode == 0, phone.output + carrier_result.output
+
+
 async def _any_state(container: Container, state: str) -> bool:
     return any(i.state == state for i in await interactions(container))
 

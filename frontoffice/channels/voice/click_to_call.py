@@ -5,7 +5,6 @@ Both are outbound interactions (:class:`~frontoffice.services.voice_outbound.Out
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 from collections.abc import Coroutine
@@ -36,7 +35,6 @@ from .sip import (
     TransactionKey,
     apply_answer,
     build_cancel,
-    new_tag,
     parse_sdp,
     parse_uri,
 )
@@ -172,7 +170,9 @@ class AgentOutboundCalls:
             invite=request,
             key=event.transaction,
             source=event.source,
-            local_tag=new_tag(),
+            # A CANCEL's 200 may have chosen the To tag already (RFC 3261 §9.2): the INVITE's answers
+            # (180, 183, 200, 487) use the same one.
+            local_tag=self.endpoint.to_tag(event.transaction),
             media=media,
             local_sdp=local_sdp,
             codec=negotiated.codec,
@@ -309,8 +309,9 @@ class AgentOutboundCalls:
             if method != "INVITE" or request.to.tag is not None:
                 endpoint.respond(request, 481)
             return  # a second initial INVITE of this call: ignored
-        with contextlib.suppress(ProtocolError):
-            call.dialog.receive_request(request)
+        # RFC 3261 §12.2.2: a lower CSeq raises DialogError before anything is answered or changed;
+        # the endpoint answers it 500 and the call goes on.
+        call.dialog.receive_request(request)
         if method == "BYE":
             endpoint.respond(request, 200)
             if call.leg is not None:
@@ -468,8 +469,7 @@ class AgentOutboundCalls:
         if click.dialog is None or not click.dialog.matches_request(request):
             endpoint.respond(request, 481)
             return
-        with contextlib.suppress(ProtocolError):
-            click.dialog.receive_request(request)
+        click.dialog.receive_request(request)  # DialogError: 500 from the endpoint, as above
         if request.method == "BYE":
             endpoint.respond(request, 200)
             click.dialog = None  # their BYE ended the phone's dialog: no BYE back
