@@ -517,6 +517,44 @@ async def test_a_stale_bye_from_the_carrier_on_a_call_out_gets_500_and_the_call_
     assert phone.returncode == 0, phone.output + carrier_result.output
 
 
+async def test_a_phone_cancelling_its_call_out_gets_the_same_to_tag_on_the_cancels_200_and_the_487(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # RFC 3261 §9.2: the phone-dialled call used a tag of its own for the 487, not the one the
+    # CANCEL's 200 had taken from the INVITE's transaction.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    phone_port = free_port()
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, phone_port)
+    )
+    assert ok.returncode == 0, ok.output
+    carrier = asyncio.create_task(
+        run_sipp(
+            sipp, "carrier_uas_cancelled.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
+        )
+    )
+    await listening(carrier_port(voice))
+    phone = await run_sipp(
+        sipp,
+        "phone_cancels_dialling_out.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        "84957654321",
+        "-auth_uri",
+        f"84957654321@{HOST}:{voice.port}",
+    )
+    carrier_result = await carrier
+    assert phone.returncode == 0, phone.output + carrier_result.output
+    assert carrier_result.returncode == 0, carrier_result.output
+
+
 async def _any_state(container: Container, state: str) -> bool:
     return any(i.state == state for i in await interactions(container))
 
