@@ -24,11 +24,11 @@ from sqlalchemy import ColumnElement, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontoffice.channels.voice.sip.digest import digest_ha1
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
 from frontoffice.domain.permissions import role_allows
+from frontoffice.domain.sip_credentials import sip_digest_ha1
 from frontoffice.store.tables import (
     AgentProfile,
     Customer,
@@ -219,8 +219,8 @@ class VoiceCalls:
                 raise Conflict("This SIP username is taken", error_id="sip-username-taken")
             profile.sip_username = data.username
             profile.sip_realm = self.realm
-            profile.sip_ha1_md5 = digest_ha1("MD5", data.username, self.realm, data.password)
-            profile.sip_ha1_sha256 = digest_ha1("SHA-256", data.username, self.realm, data.password)
+            profile.sip_ha1_md5 = sip_digest_ha1("MD5", data.username, self.realm, data.password)
+            profile.sip_ha1_sha256 = sip_digest_ha1("SHA-256", data.username, self.realm, data.password)
             try:
                 await s.flush()
             except IntegrityError:
