@@ -19,12 +19,11 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.store.tables import Interaction
 
-from ..conftest import require_tool
+from ..conftest import eventually, require_tool
 from .sipp.runner import (
     HOST,
     SIP_PASSWORD,
     VoiceDesk,
-    eventually,
     free_port,
     listening,
     phone_args,

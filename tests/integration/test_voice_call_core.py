@@ -18,12 +18,11 @@ from frontoffice.channels.voice.sip import TimerSettings
 from frontoffice.domain.exceptions import NotFound
 from frontoffice.services.voice_calls import LiveCall
 
-from ..conftest import require_tool
+from ..conftest import eventually, require_tool
 from .sipp.runner import (
     HOST,
     SIP_PASSWORD,
     VoiceDesk,
-    eventually,
     free_port,
     interactions,
     listening,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config_trunks import SipTrunk
 from frontoffice.store.tables import Interaction
 
-from ..conftest import require_tool
+from ..conftest import eventually, require_tool
 from .sipp.runner import (
     API,
     HOST,
@@ -84,17 +84,6 @@ async def voice(container: Container, tmp_path: Path, trunks: list[Trunk]) -> As
 
 def carrier_port(voice: VoiceService) -> int:
     return voice.trunking.lines[0].trunk.port
-
-
-async def _eventually(check: Callable[[], Any], what: str) -> None:
-    for _ in range(500):
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"never happened: {what}")
 
 
 class RawSip:
@@ -188,7 +177,7 @@ async def test_trunk_at_its_call_limit_answers_503_with_retry_after(
     first, second = RawSip(CARRIER), RawSip(CARRIER)
     try:
         await first.send(first.invite(voice.port, NUMBER, call_id="limit-1"), voice.port)
-        await _eventually(lambda: "limit-1" in voice.live_call_ids(), "the first call is taken")
+        await eventually(lambda: "limit-1" in voice.live_call_ids(), "the first call is taken")
         await second.send(second.invite(voice.port, NUMBER, call_id="limit-2"), voice.port)
         busy = await second.final()
         assert busy.status == 503 and busy.headers.get("Retry-After") == "30"
@@ -219,7 +208,7 @@ async def test_refused_calls_do_not_hold_the_trunks_capacity(
             assert (await carrier.final()).status == 404
         assert voice.trunking.statuses()[0].active_calls == 0
         await carrier.send(carrier.invite(voice.port, NUMBER, call_id="real"), voice.port)
-        await _eventually(lambda: "real" in voice.live_call_ids(), "the real call is taken, not refused 503")
+        await eventually(lambda: "real" in voice.live_call_ids(), "the real call is taken, not refused 503")
         assert voice.trunking.statuses()[0].active_calls == 1
     finally:
         carrier.close()
@@ -247,7 +236,7 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
     try:
         result = await registrar
         assert result.returncode == 0, result.output
-        await _eventually(lambda: voice.trunking.statuses()[0].registered, "the trunk is registered")
+        await eventually(lambda: voice.trunking.statuses()[0].registered, "the trunk is registered")
         r = await client.get(f"{API}/voice/trunks", headers=admin_headers)
         assert r.status_code == 200, r.text
         [trunk] = r.json()
@@ -274,7 +263,7 @@ async def test_registration_without_an_answer_shows_the_error(
     try:
         reg = voice.trunking.lines[0].registration
         assert reg is not None
-        await _eventually(lambda: reg.state is RegistrationState.REGISTERING, "a REGISTER is sent")
+        await eventually(lambda: reg.state is RegistrationState.REGISTERING, "a REGISTER is sent")
         # Nothing listens at the carrier's port: Timer F ends the REGISTER; fire it in simulated time.
         voice.endpoint.clock = lambda: 1e9
         voice.endpoint.fire_timers(1e9)
@@ -372,13 +361,13 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     assert r.status_code == 202, r.text
     interaction_id = r.json()["interaction_id"]
     # On the call, the agent is out of routing (the ACD offers nothing), and back afterwards.
-    await _eventually(
+    await eventually(
         lambda: _agent(container, agent_id, "not_ready", "outbound_call"), "the agent is busy on the call"
     )
     assert (await carrier).returncode == 0  # the carrier answered, talked and hung up
     assert (await phone).returncode == 0  # the agent's phone rang, answered, got our BYE
-    await _eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
-    await _eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
+    await eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
+    await eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
     [call] = [i for i in await interactions(container) if i.id == interaction_id]
     assert call.direction == "outbound" and call.channel == "voice"
     assert call.agent_id == agent_id and call.customer_id == customer_id
@@ -434,7 +423,7 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     carrier_result = await carrier
     assert phone.returncode == 0, phone.output + carrier_result.output
     assert carrier_result.returncode == 0, carrier_result.output  # it got our BYE when the phone hung up
-    await _eventually(lambda: _any_state(container, "done"), "the phone's call is recorded")
+    await eventually(lambda: _any_state(container, "done"), "the phone's call is recorded")
     [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.to_address == CUSTOMER
     assert call.attributes["origin"] == "phone"
@@ -654,7 +643,7 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
     agent_id = await desk.agent("softphone")
     confdir = tmp_path / "baresip"
     async with baresip_phone(confdir, "softphone", voice.port):
-        await _eventually(lambda: voice.registrar.bindings(agent_id, voice.clock()), "baresip registered")
+        await eventually(lambda: voice.registrar.bindings(agent_id, voice.clock()), "baresip registered")
         carrier = asyncio.create_task(
             run_sipp(
                 sipp,
@@ -676,6 +665,6 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
         interaction_id = r.json()["interaction_id"]
         result = await carrier
         assert result.returncode == 0, result.output + (confdir / "baresip.log").read_text(errors="replace")
-        await _eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
+        await eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
     [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.customer_id is not None

@@ -6,13 +6,11 @@ import asyncio
 import re
 import socket
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
@@ -232,17 +230,3 @@ class VoiceDesk:
         self.agent_ids[name] = int(me["id"])
         self.headers[name] = headers
         return int(me["id"])
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout_s: float = 20.0) -> None:
-    """Wait until ``check()`` (a value or a coroutine) is true; fail the test saying ``what`` never was."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"never happened: {what}")
-        await asyncio.sleep(0.02)
