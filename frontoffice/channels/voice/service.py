@@ -241,8 +241,6 @@ class VoiceService:
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
         self.tls: TlsTransport | None = None
-        # The endpoint's tasks (ACD commits, media set-up); the same set, kept under its old name.
-        self._tasks = self.endpoint.tasks
         self._sweeper: asyncio.TimerHandle | None = None
         # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
         self.qualify_interval_s = qualify_interval_s
@@ -304,6 +302,10 @@ class VoiceService:
     def live_call_ids(self) -> Collection[str]:
         """Call-IDs of the inbound calls in progress (trunking counts a trunk's calls with them)."""
         return self._calls.keys()
+
+    def calls_in(self, state: CallState | str) -> int:
+        """How many inbound calls are in ``state`` now (``"bridged"`` ...): for bench/ and diagnostics."""
+        return sum(1 for call in self._calls.values() if call.state == state)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self.endpoint.spawn(coro)
