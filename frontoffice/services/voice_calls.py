@@ -84,6 +84,7 @@ CALL_RECORD_COLUMNS = (
     "ring_s",
     "talk_s",
     "duration_s",
+    "foreign_packets",
 )
 # Rows read per query while streaming the export (bounded memory for months of calls).
 EXPORT_BATCH = 500

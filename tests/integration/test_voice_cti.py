@@ -195,6 +195,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     assert caller_leg["peer"] == "+74951234001"
     assert caller_leg["ringing_at"] and caller_leg["answered_at"] and caller_leg["ended_at"]
     assert caller_leg["talk_s"] is not None and caller_leg["duration_s"] >= caller_leg["talk_s"]
+    assert caller_leg["foreign_packets"] == 0  # the relay latched to both sipp peers: nothing dropped
     assert agent_leg["agent_id"] == agent_id and agent_leg["status"] == 200
     assert agent_leg["cause"] == "hangup_api" and agent_leg["ringing_at"] and agent_leg["answered_at"]
     assert "call_leg" in await event_types(container, call_id)

@@ -665,8 +665,7 @@ class VoiceService:
                     call.announcer = None
                 self._spawn(self._run_fallback(call))
             elif action is Action.CLOSE:
-                self._close_leg(call.record, cause, 200)
-                self._forget(call)
+                self._forget(call, cause)
 
     def _end_invite(self, call: _Call, status: int, cause: str) -> None:
         """The caller's INVITE gets its final failure; a caller answered before (back in the queue
@@ -766,9 +765,16 @@ class VoiceService:
         """End a leg's record once and append it to the interaction's event log."""
         if record is None:
             return
-        now = self.calls.now()
-        if record.end(now, cause, status) and record.interaction_id is not None:
-            self._spawn(self._quietly(self.calls.record_leg(record.interaction_id, record.data(), now)))
+        if record.end(self.calls.now(), cause, status):
+            self._write_leg(record)
+
+    def _write_leg(self, record: CallLeg | None) -> None:
+        """Append an ended leg's record to its interaction's event log (legs of no contact have none)."""
+        if record is None or record.interaction_id is None or record.ended_at is None:
+            return
+        self._spawn(
+            self._quietly(self.calls.record_leg(record.interaction_id, record.data(), record.ended_at))
+        )
 
     def _hang_up(self, call: _Call, reason: str) -> None:
         if not call.core.is_over:
@@ -776,7 +782,9 @@ class VoiceService:
             self._move(call, CallEvent.HANG_UP, cause=reason)
         log.info("call %s hung up: %s", call.invite.call_id, reason)
 
-    def _forget(self, call: _Call) -> None:
+    def _forget(self, call: _Call, cause: str | None = None) -> None:
+        """Drop the call, close its media and, with ``cause`` (the core's CLOSE), end the caller's leg:
+        its record is written once the media session closed, with the session's foreign packets."""
         for handle in (call.refresh, call.backoff):
             if handle is not None:
                 handle.cancel()
@@ -794,9 +802,21 @@ class VoiceService:
                 self._agent_calls.pop(leg.call_id, None)
         if call.interaction_id is not None:
             self._by_interaction.pop(call.interaction_id, None)
+        record = call.record
+        closing = cause is not None and record is not None and record.end(self.calls.now(), cause, 200)
         if call.media is not None:
             self.recent_media.append((call.interaction_id, call.media.stats))
-            self._spawn(call.media.close())
+            self._spawn(self._close_media(call.media, record if closing else None))
+        elif closing:
+            self._write_leg(record)
+
+    async def _close_media(self, media: MediaSession, record: CallLeg | None) -> None:
+        """Close a call's media session; then write the caller's leg (ended already) with the counters
+        the session ends with: a relay's last counts arrive as it closes."""
+        stats = await media.close()
+        if record is not None:
+            record.foreign_packets = stats.foreign_packets
+            self._write_leg(record)
 
     def on_ack_timeout(self, event: AckTimeout) -> None:
         """RFC 3261 §13.3.1.4: no ACK for our 2xx (Timer H): the session is confirmed and at once

@@ -432,6 +432,17 @@ async def test_the_agent_hanging_up_ends_the_caller_leg_and_the_contact(bench: B
     assert agent_leg["cause"] == "bye_agent"
 
 
+async def test_the_caller_leg_record_carries_the_stranger_packets_the_relay_dropped(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.media.sessions[0].stats.foreign_packets = 3  # the relay's count when the session closes
+    bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
+    await bench.settled()
+    by_leg = {leg["leg"]: leg for leg in bench.calls.legs}
+    assert by_leg["caller"]["cause"] == "bye_caller" and by_leg["caller"]["foreign_packets"] == 3
+    assert by_leg["agent"]["foreign_packets"] is None  # one counter per session: on the caller's leg
+
+
 async def test_a_refer_from_the_phone_moves_the_call_notifies_the_phone_and_hangs_it_up(bench: Bench) -> None:
     invite, ok = await _bridged_call(bench)
     bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
