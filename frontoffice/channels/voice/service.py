@@ -354,13 +354,7 @@ class VoiceService:
             return  # before the transaction layer, so not even a 100 Trying goes back
         self.endpoint.receive(message, source)
 
-    # Kept as this file's own names for the request dispatch above and below.
-    def _send(self, transmit: Transmit) -> None:
-        self.endpoint.send(transmit)
-
-    def _handle(self, events: list[Any]) -> None:
-        self.endpoint.handle(events)
-
+    # Kept as this file's own names for the request dispatch below.
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         self.endpoint.respond(request, status, reason, **kwargs)
 
