@@ -265,7 +265,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     async def sample_bridged() -> None:
         nonlocal peak
         while True:
-            bridged = sum(1 for call in voice._calls.values() if call.state == "bridged")
+            bridged = voice.calls_in("bridged")
             peak = max(peak, bridged)
             await asyncio.sleep(0.1)
 
@@ -277,7 +277,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     media_phase = media_cpu(media) - media0
     for _ in range(100):  # the media process's final counters arrive as the sessions close
-        if not voice._tasks:
+        if voice.is_idle:
             break
         await asyncio.sleep(0.05)
     sampler.cancel()

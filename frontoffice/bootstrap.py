@@ -32,7 +32,7 @@ from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
-from frontoffice.services.voice_calls import VoiceCalls
+from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.store.database import create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
@@ -60,6 +60,8 @@ class Container:
     fallback: FallbackActions
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
+    # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
+    call_control: CallControl | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -156,6 +158,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     fallback = FallbackActions(sessions, interactions, clock=clock)
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
+    voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     return Container(
         settings=settings,
         engine=engine,
@@ -176,7 +179,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
         voice_calls=voice_calls,
-        voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
+        voice=voice,
+        call_control=voice,
     )
 
 

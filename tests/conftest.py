@@ -8,6 +8,7 @@ missing PostgreSQL or tool is a failure, not a skip (see :func:`require_tool`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import socket
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -196,22 +197,29 @@ async def agent_headers(container: Container) -> dict[str, str]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout_s: float = 15.0, interval_s: float = 0.02
+    check: Callable[[], Awaitable[T] | T],
+    what: str = "the condition",
+    *,
+    timeout_s: float = 20.0,
+    interval_s: float = 0.02,
 ) -> T:
-    """Wait for a condition instead of sleeping a fixed time: call ``check`` until it returns a truthy
-    value without raising ``AssertionError``, and return that value. ``timeout_s`` is only a bound on a
-    hung test (generous, for a loaded machine), never a claim about speed."""
+    """Wait for a condition instead of sleeping a fixed time: call ``check`` (plain or async) until it
+    returns a truthy value without raising ``AssertionError``, and return that value; fail saying
+    ``what`` never happened. ``timeout_s`` is only a bound on a hung test (generous, for a loaded
+    machine), never a claim about speed."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
-            result = await check()
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
             if result:
-                return result
+                return cast(T, result)
             failure: AssertionError | None = None
         except AssertionError as exc:
             failure = exc
         if asyncio.get_running_loop().time() > deadline:
             if failure is not None:
                 raise failure
-            raise AssertionError(f"condition not met within {timeout_s} s (last value: {result!r})")
+            raise AssertionError(f"never happened within {timeout_s} s: {what} (last value: {result!r})")
         await asyncio.sleep(interval_s)

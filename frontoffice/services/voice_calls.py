@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontoffice.channels.voice.sip.digest import digest_ha1
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
 from frontoffice.domain.permissions import role_allows
+from frontoffice.domain.sip_credentials import sip_digest_ha1
 from frontoffice.store.tables import (
     AgentProfile,
     Customer,
@@ -49,13 +49,16 @@ from .scope import event_visible, visible_interaction, where
 
 __all__ = [
     "CALL_RECORD_COLUMNS",
+    "CallControl",
     "CallRecordsOut",
     "InboundCall",
     "IvrMenu",
+    "LiveCall",
     "SipAccount",
     "SipCredentialsIn",
     "SipCredentialsOut",
     "TransferTargetsOut",
+    "TrunkState",
     "VoiceCalls",
     "VoiceEntry",
 ]
@@ -81,6 +84,7 @@ CALL_RECORD_COLUMNS = (
     "ring_s",
     "talk_s",
     "duration_s",
+    "foreign_packets",
 )
 # Rows read per query while streaming the export (bounded memory for months of calls).
 EXPORT_BATCH = 500
@@ -216,8 +220,8 @@ class VoiceCalls:
                 raise Conflict("This SIP username is taken", error_id="sip-username-taken")
             profile.sip_username = data.username
             profile.sip_realm = self.realm
-            profile.sip_ha1_md5 = digest_ha1("MD5", data.username, self.realm, data.password)
-            profile.sip_ha1_sha256 = digest_ha1("SHA-256", data.username, self.realm, data.password)
+            profile.sip_ha1_md5 = sip_digest_ha1("MD5", data.username, self.realm, data.password)
+            profile.sip_ha1_sha256 = sip_digest_ha1("SHA-256", data.username, self.realm, data.password)
             try:
                 await s.flush()
             except IntegrityError:
@@ -654,3 +658,59 @@ def _phone(caller: str | None) -> str | None:
         return None
     digits = re.sub(r"[^\d+]", "", caller)
     return digits if len(digits.lstrip("+")) >= 3 else None
+
+
+# ====================================================================== the voice channel's interface
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A live call as the desk's call panel shows it."""
+
+    interaction_id: int
+    state: str  # queued (waiting, or back in the queue after a transfer), bridged, external ...
+    held: bool
+    hold_synced: bool  # the caller's session agrees with ``held`` (no re-INVITE in flight)
+    caller: str
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkState:
+    """A carrier trunk's registration and load, for administrators."""
+
+    name: str
+    host: str
+    port: int
+    transport: str
+    registers: bool
+    registered: bool
+    registration_state: str
+    registered_for_s: float | None
+    last_error: str | None
+    active_calls: int
+    max_calls: int
+
+
+class CallControl(Protocol):
+    """What the web layer may ask of the running voice channel (agent call control, click-to-call,
+    trunk state). Implemented by :class:`~frontoffice.channels.voice.service.VoiceService`, registered
+    in ``bootstrap.py`` as ``Container.call_control``; every call raises :class:`NotFound` for an
+    interaction without a live call on this node and :class:`Conflict` when the call's state forbids
+    the command."""
+
+    def call_state(self, interaction_id: int) -> LiveCall: ...
+
+    def hold(self, interaction_id: int) -> None: ...
+
+    def resume(self, interaction_id: int) -> None: ...
+
+    def hang_up(self, interaction_id: int) -> None: ...
+
+    async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
+        """Blind transfer to an external number through a trunk."""
+
+    async def click_to_call(
+        self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
+    ) -> int:
+        """Ring the agent's phone, then dial ``number``; returns the outbound interaction's id."""
+
+    def trunk_states(self) -> list[TrunkState]: ...

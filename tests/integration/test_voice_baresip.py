@@ -19,8 +19,17 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.store.tables import Interaction
 
-from ..conftest import require_tool
-from .sipp.runner import HOST, SIP_PASSWORD, VoiceDesk, free_port, run_sipp, start_voice
+from ..conftest import eventually, require_tool
+from .sipp.runner import (
+    HOST,
+    SIP_PASSWORD,
+    VoiceDesk,
+    free_port,
+    listening,
+    phone_args,
+    run_sipp,
+    start_voice,
+)
 
 NUMBER = "+74951234567"
 # baresip 1.0 module set for a headless phone: G.711, a WAV tone as microphone, a null speaker
@@ -115,7 +124,7 @@ async def test_baresip_registers_auto_answers_and_audio_flows_both_ways(
         result = await run_sipp(sipp, "caller_media.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
         assert result.returncode == 0, result.output
         for _ in range(200):
-            if not voice._tasks:
+            if voice.is_idle:
                 break
             await asyncio.sleep(0.02)
     async with container.sessions() as s:
@@ -129,3 +138,39 @@ async def test_baresip_registers_auto_answers_and_audio_flows_both_ways(
     # ... and ours of the conversation (mixed: the caller's audio and its 440 Hz tone).
     with wave.open(call.attributes["recordings"][0], "rb") as wav:
         assert wav.getnframes() > 0
+
+
+async def test_an_old_desk_phone_and_a_newer_baresip_ring_together_and_baresip_takes_the_call(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    agent_id = await desk.agent("phone1")
+    # The desk phone (sipp) registers first and never answers; baresip registers later and answers.
+    desk_port = free_port()
+    registered = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("phone1", SIP_PASSWORD, desk_port)
+    )
+    assert registered.returncode == 0, registered.output
+    ringing = asyncio.create_task(
+        run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(desk_port))
+    )
+    await listening(desk_port)
+    confdir = tmp_path / "baresip"
+    async with baresip_phone(confdir, "phone1", voice.port):
+        await eventually(
+            lambda: len(voice.registrar.bindings(agent_id, voice.clock())) == 2, "baresip registers"
+        )
+        caller = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+        assert caller.returncode == 0, caller.output
+        cancelled = await ringing
+        assert cancelled.returncode == 0, cancelled.output  # the desk phone got CANCEL, 487, ACK
+        await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
+    async with container.sessions() as s:
+        [call] = list(await s.scalars(select(Interaction)))
+    assert call.agent_id == agent_id and call.state == "wrap_up"

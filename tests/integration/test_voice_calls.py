@@ -58,7 +58,7 @@ async def _register(sipp: str, voice: VoiceService, name: str) -> int:
 async def _settled(voice: VoiceService) -> None:
     """Let the service finish what the last SIP message started (ACD commits run as tasks)."""
     for _ in range(200):
-        if not voice._tasks:
+        if voice.is_idle:
             return
         await asyncio.sleep(0.02)
 

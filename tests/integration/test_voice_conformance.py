@@ -68,7 +68,7 @@ async def register(sipp: str, voice: VoiceService, name: str) -> int:
 def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
     def check() -> bool:
         try:
-            return voice.call_state(interaction_id)["state"] == "bridged"
+            return voice.call_state(interaction_id).state == "bridged"
         except NotFound:
             return False
 
@@ -132,7 +132,7 @@ async def test_in_dialog_requests_with_a_lower_cseq_get_500_and_leave_the_call_u
     # with CSeq 2; it waits for our BYE, which only comes if the call is still up.
     refusals = await until(lambda: refused(caplog, 2), "the stale re-INVITE and BYE being refused")
     assert all(r.exc_info is None for r in refusals)  # one line each, no traceback
-    assert voice.call_state(interaction_id)["state"] == "bridged"
+    assert voice.call_state(interaction_id).state == "bridged"
     voice.hang_up(interaction_id)
     assert (result := await caller).returncode == 0, result.output
     assert (result := await phone).returncode == 0, result.output

@@ -23,6 +23,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.announcements import Announcer
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
+from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import Interaction
 
@@ -34,6 +35,7 @@ from .sipp.runner import (
     event_types,
     free_port,
     interactions,
+    listening,
     phone_args,
     run_sipp,
     voice_service,
@@ -53,7 +55,7 @@ def make_voice(container: Container, recordings: Path, **options: Any) -> VoiceS
         limits=RegistrationLimits(),
         **options,
     )
-    container.voice = service
+    container.voice = container.call_control = service
     return service
 
 
@@ -63,7 +65,7 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     await service.start()
     yield service
     await service.stop()
-    container.voice = None
+    container.voice = container.call_control = None
 
 
 async def register(sipp: str, voice: VoiceService, name: str) -> int:
@@ -75,8 +77,11 @@ async def register(sipp: str, voice: VoiceService, name: str) -> int:
     return port
 
 
-def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+async def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
+    """Start a sipp phone on ``port``; returns once its socket is open (no call can miss it)."""
+    task = asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+    await listening(port)
+    return task
 
 
 async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
@@ -93,7 +98,7 @@ async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> A
 
 async def settled(voice: VoiceService) -> None:
     for _ in range(300):
-        if not voice._tasks:
+        if voice.is_idle:
             return
         await asyncio.sleep(0.02)
 
@@ -114,10 +119,17 @@ def connected_to(container: Container, interaction_id: int, agent_id: int) -> Ca
     return check
 
 
+def _state_of(voice: VoiceService, interaction_id: int) -> str | None:
+    """The call's state as the desk's call panel reads it; None when it has no live call."""
+    try:
+        return voice.call_state(interaction_id).state
+    except NotFound:
+        return None
+
+
 def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
     def check() -> bool:
-        call = voice._by_interaction.get(interaction_id)
-        return call is not None and call.state == "bridged"
+        return _state_of(voice, interaction_id) == "bridged"
 
     return check
 
@@ -139,8 +151,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     agent_id = await desk.agent("holder")
     agent = desk.headers["holder"]
     port = await register(sipp, voice, "holder")
-    answering = phone(sipp, "agent_phone.xml", port)
-    await asyncio.sleep(0.3)
+    answering = await phone(sipp, "agent_phone.xml", port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -164,8 +175,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     await until(lambda: media.stats.music_packets > before + 10, "music on hold to the held caller")
     r = await client.post(f"{API}/voice/calls/{call_id}/resume", headers=agent)
     assert r.status_code == 204, r.text
-    call = voice.active_call(call_id)
-    await until(lambda: call.offered_direction == "sendrecv" and not call.reinvite_pending, "the resume")
+    await until(lambda: voice.call_state(call_id).hold_synced, "the resume")
     r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=agent)
     assert r.status_code == 204, r.text
     result = await caller
@@ -185,6 +195,7 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     assert caller_leg["peer"] == "+74951234001"
     assert caller_leg["ringing_at"] and caller_leg["answered_at"] and caller_leg["ended_at"]
     assert caller_leg["talk_s"] is not None and caller_leg["duration_s"] >= caller_leg["talk_s"]
+    assert caller_leg["foreign_packets"] == 0  # the relay latched to both sipp peers: nothing dropped
     assert agent_leg["agent_id"] == agent_id and agent_leg["status"] == 200
     assert agent_leg["cause"] == "hangup_api" and agent_leg["ringing_at"] and agent_leg["answered_at"]
     assert "call_leg" in await event_types(container, call_id)
@@ -212,10 +223,9 @@ async def test_busy_phone_and_caller_hang_up_are_call_legs_with_their_sip_causes
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     busy_id = await desk.agent("busy")
-    busy = phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
+    busy = await phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
     second_id = await desk.agent("second", login=False)
-    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
-    await asyncio.sleep(0.3)
+    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -250,10 +260,9 @@ async def test_blind_transfer_to_another_agent_through_the_api(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
     second_id = await desk.agent("second", login=False)
-    second = phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
-    await asyncio.sleep(0.3)
+    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -295,9 +304,8 @@ async def test_refer_from_the_agent_phone_moves_the_caller_to_another_queue(
     sales = int(r.json()["id"])
     desk.queue_id = sales  # bob works in Sales only, so only the transfer reaches him
     bob_id = await desk.agent("bob")
-    alice = phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
-    bob = phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
-    await asyncio.sleep(0.3)
+    alice = await phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
+    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -356,7 +364,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         await desk.agent("late", login=False)
         port = await register(sipp, voice, "late")
         answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "2", "-p", str(port)))
-        await asyncio.sleep(0.3)
+        await listening(port)
         callers = asyncio.create_task(
             run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "2", "-l", "2", "-s", NUMBER)
         )
@@ -375,7 +383,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         assert sum(stats.announcements for _, stats in voice.recent_media) >= 2
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 async def test_blind_transfer_to_an_external_number_through_the_trunk(
@@ -392,12 +400,12 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         agent_id = await desk.agent("outer")
-        answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
+        answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
         # The carrier (the external number): rings, answers and waits for our BYE.
         carrier = asyncio.create_task(
             run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER)
         )
-        await asyncio.sleep(0.3)
+        await listening(carrier_port)
         # With a trunk configured, calls come in from the carrier's address.
         caller = asyncio.create_task(
             run_sipp(
@@ -414,10 +422,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         assert r.status_code == 204, r.text
         try:
             await until(
-                lambda: (
-                    voice._by_interaction.get(call_id) is not None
-                    and voice._by_interaction[call_id].state == "external"
-                ),
+                lambda: _state_of(voice, call_id) == "external",
                 "the external number answering",
             )
         except BaseException:
@@ -436,7 +441,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         await settled(voice)
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
     [call] = await interactions(container)
     assert call.agent_id == agent_id and call.state == "wrap_up"
     assert "transferred" in await event_types(container, call_id)
@@ -462,8 +467,7 @@ async def test_ending_the_contact_on_the_desk_hangs_up_the_call(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("ender")
-    answering = phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
-    await asyncio.sleep(0.3)
+    answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -489,8 +493,7 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("carol")
-    carol = phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
-    await asyncio.sleep(0.3)
+    carol = await phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )

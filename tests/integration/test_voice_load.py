@@ -52,7 +52,7 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
 
 async def _settled(voice: VoiceService) -> None:
     for _ in range(500):
-        if not voice._tasks and not voice._calls:
+        if voice.is_idle and not voice.live_call_ids():
             return
         await asyncio.sleep(0.02)
 

@@ -61,7 +61,7 @@ async def test_mixed_and_stereo_recordings_hold_both_directions_and_stream_to_th
             await settled(voice)
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
     async with container.sessions() as s:
         [call] = list(await s.scalars(select(Interaction)))
     files = [Path(p) for p in call.attributes["recordings"]]
@@ -159,7 +159,7 @@ async def test_transfer_between_two_baresip_phones_moves_the_audio_to_the_new_ph
             await settled(voice)
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
     # Both phones heard the caller through the relay: the agent side was re-pointed at the new phone.
     assert _rms(_heard(first)) > 100
     assert _rms(_heard(second)) > 100

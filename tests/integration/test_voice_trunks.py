@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config_trunks import SipTrunk
 from frontoffice.store.tables import Interaction
 
-from ..conftest import require_tool
+from ..conftest import eventually, require_tool
 from .sipp.runner import (
     API,
     HOST,
@@ -75,26 +75,15 @@ async def voice(container: Container, tmp_path: Path, trunks: list[Trunk]) -> As
         trunks=tuple(trunks),
         region="RU",
     )
-    container.voice = service  # the API finds it here
+    container.voice = container.call_control = service  # the API finds it here
     await service.start()
     yield service
     await service.stop()
-    container.voice = None
+    container.voice = container.call_control = None
 
 
 def carrier_port(voice: VoiceService) -> int:
     return voice.trunking.lines[0].trunk.port
-
-
-async def _eventually(check: Callable[[], Any], what: str) -> None:
-    for _ in range(500):
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"never happened: {what}")
 
 
 class RawSip:
@@ -188,7 +177,7 @@ async def test_trunk_at_its_call_limit_answers_503_with_retry_after(
     first, second = RawSip(CARRIER), RawSip(CARRIER)
     try:
         await first.send(first.invite(voice.port, NUMBER, call_id="limit-1"), voice.port)
-        await _eventually(lambda: "limit-1" in voice._calls, "the first call is taken")
+        await eventually(lambda: "limit-1" in voice.live_call_ids(), "the first call is taken")
         await second.send(second.invite(voice.port, NUMBER, call_id="limit-2"), voice.port)
         busy = await second.final()
         assert busy.status == 503 and busy.headers.get("Retry-After") == "30"
@@ -200,6 +189,31 @@ async def test_trunk_at_its_call_limit_answers_503_with_retry_after(
 
 
 # ====================================================================== registration out
+async def test_refused_calls_do_not_hold_the_trunks_capacity(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    trunks: list[Trunk],
+) -> None:
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("offline", login=False)
+    object.__setattr__(trunks[0], "max_calls", 1)
+    carrier = RawSip(CARRIER)
+    try:
+        for n in range(3):
+            # Numbers that are no entry point: refused with 404, they were never calls in progress.
+            await carrier.send(carrier.invite(voice.port, "+74950000000", call_id=f"bad-{n}"), voice.port)
+            assert (await carrier.final()).status == 404
+        assert voice.trunking.statuses()[0].active_calls == 0
+        await carrier.send(carrier.invite(voice.port, NUMBER, call_id="real"), voice.port)
+        await eventually(lambda: "real" in voice.live_call_ids(), "the real call is taken, not refused 503")
+        assert voice.trunking.statuses()[0].active_calls == 1
+    finally:
+        carrier.close()
+
+
 async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
     client: httpx.AsyncClient,
     container: Container,
@@ -212,17 +226,17 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
     registrar = asyncio.create_task(
         run_sipp(sipp, "carrier_registrar.xml", None, "-m", "1", "-p", str(port), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)  # the carrier's socket is open before we register
+    await listening(port)  # the carrier's socket is open before we register
     voice = voice_service(
         container,
         trunks=(make_trunk(port=port, register=True, register_expires=300),),
     )
-    container.voice = voice
+    container.voice = container.call_control = voice
     await voice.start()
     try:
         result = await registrar
         assert result.returncode == 0, result.output
-        await _eventually(lambda: voice.trunking.statuses()[0].registered, "the trunk is registered")
+        await eventually(lambda: voice.trunking.statuses()[0].registered, "the trunk is registered")
         r = await client.get(f"{API}/voice/trunks", headers=admin_headers)
         assert r.status_code == 200, r.text
         [trunk] = r.json()
@@ -234,7 +248,7 @@ async def test_registers_at_the_carrier_with_digest_and_the_api_shows_it(
         assert r.status_code == 403
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 async def test_registration_without_an_answer_shows_the_error(
@@ -244,22 +258,22 @@ async def test_registration_without_an_answer_shows_the_error(
         container,
         trunks=(make_trunk(port=free_port(), register=True),),
     )
-    container.voice = voice
+    container.voice = container.call_control = voice
     await voice.start()
     try:
         reg = voice.trunking.lines[0].registration
         assert reg is not None
-        await _eventually(lambda: reg.state is RegistrationState.REGISTERING, "a REGISTER is sent")
+        await eventually(lambda: reg.state is RegistrationState.REGISTERING, "a REGISTER is sent")
         # Nothing listens at the carrier's port: Timer F ends the REGISTER; fire it in simulated time.
-        voice.clock = lambda: 1e9
-        voice._handle(voice.layer.handle_timer(1e9))
+        voice.endpoint.clock = lambda: 1e9
+        voice.endpoint.fire_timers(1e9)
         [status] = voice.trunking.statuses()
         assert not status.registered and status.registration_state == "failed"
         assert status.last_error == "no response (timeout)"
         assert reg.next_timer() == 1e9 + 30  # retried after the back-off
     finally:
         await voice.stop()
-        container.voice = None
+        container.voice = container.call_control = None
 
 
 # ====================================================================== calls out
@@ -271,7 +285,7 @@ async def test_dial_out_answers_the_carriers_challenge_and_hangs_up(
     carrier = asyncio.create_task(
         run_sipp(sipp, scenario, None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)
+    await listening(carrier_port(voice))
     leg = await voice.dial_out("8 (495) 765-43-21")
     assert leg.number == CUSTOMER and leg.trunk == "carrier"
     assert await leg.wait_answered(), (leg.status, leg.reason)
@@ -297,7 +311,7 @@ async def test_dial_out_with_a_wrong_trunk_password_fails_with_the_carriers_403(
         carrier = asyncio.create_task(
             run_sipp(sipp, "carrier_uas.xml", None, "-m", "1", "-p", str(port), "-i", CARRIER, timeout_s=10)
         )
-        await asyncio.sleep(0.3)
+        await listening(port)
         leg = await voice.dial_out(CUSTOMER)
         assert not await leg.wait_answered()
         assert leg.state == "failed" and leg.status == 403
@@ -338,7 +352,7 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
             sipp, "carrier_uas_hangs_up.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
         )
     )
-    await asyncio.sleep(0.3)
+    await listening(phone_port, carrier_port(voice))
     r = await client.post(
         f"{API}/voice/calls",
         json={"number": "84957654321", "customer_id": customer_id},
@@ -347,13 +361,13 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_records_an_ou
     assert r.status_code == 202, r.text
     interaction_id = r.json()["interaction_id"]
     # On the call, the agent is out of routing (the ACD offers nothing), and back afterwards.
-    await _eventually(
+    await eventually(
         lambda: _agent(container, agent_id, "not_ready", "outbound_call"), "the agent is busy on the call"
     )
     assert (await carrier).returncode == 0  # the carrier answered, talked and hung up
     assert (await phone).returncode == 0  # the agent's phone rang, answered, got our BYE
-    await _eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
-    await _eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
+    await eventually(lambda: _state(container, interaction_id, "done"), "the outbound interaction is done")
+    await eventually(lambda: _agent(container, agent_id, "available", None), "the agent is available again")
     [call] = [i for i in await interactions(container) if i.id == interaction_id]
     assert call.direction == "outbound" and call.channel == "voice"
     assert call.agent_id == agent_id and call.customer_id == customer_id
@@ -391,7 +405,7 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     carrier = asyncio.create_task(
         run_sipp(sipp, "carrier_uas.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER)
     )
-    await asyncio.sleep(0.3)
+    await listening(carrier_port(voice))
     phone = await run_sipp(
         sipp,
         "phone_dials_out.xml",
@@ -409,7 +423,7 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     carrier_result = await carrier
     assert phone.returncode == 0, phone.output + carrier_result.output
     assert carrier_result.returncode == 0, carrier_result.output  # it got our BYE when the phone hung up
-    await _eventually(lambda: _any_state(container, "done"), "the phone's call is recorded")
+    await eventually(lambda: _any_state(container, "done"), "the phone's call is recorded")
     [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.to_address == CUSTOMER
     assert call.attributes["origin"] == "phone"
@@ -450,6 +464,83 @@ async def test_the_carriers_hold_on_a_call_out_is_answered_recvonly(
     carrier_result = await carrier
     assert phone.returncode == 0, phone.output + carrier_result.output
     # The scenario checks that our 200 to its hold says a=recvonly, then gets our BYE.
+    assert carrier_result.returncode == 0, carrier_result.output
+
+
+async def test_a_stale_bye_from_the_carrier_on_a_call_out_gets_500_and_the_call_stays_up(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # Issue 13, defect 5 on calls out: a BYE with a lower CSeq used to get 200 and end the call.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    phone_port = free_port()
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, phone_port)
+    )
+    assert ok.returncode == 0, ok.output
+    carrier = asyncio.create_task(
+        run_sipp(
+            sipp, "carrier_uas_stale_bye.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
+        )
+    )
+    await listening(carrier_port(voice))
+    phone = await run_sipp(
+        sipp,
+        "phone_dials_out_waits_bye.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        "84957654321",
+        "-auth_uri",
+        f"84957654321@{HOST}:{voice.port}",
+    )
+    carrier_result = await carrier
+    # The carrier's scenario checks: 500 to the stale BYE, 200 to an OPTIONS in the call after it,
+    # 200 to the real BYE; the phone gets our BYE only then.
+    assert carrier_result.returncode == 0, carrier_result.output
+    assert phone.returncode == 0, phone.output + carrier_result.output
+
+
+async def test_a_phone_cancelling_its_call_out_gets_the_same_to_tag_on_the_cancels_200_and_the_487(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # RFC 3261 §9.2: the phone-dialled call used a tag of its own for the 487, not the one the
+    # CANCEL's 200 had taken from the INVITE's transaction.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    phone_port = free_port()
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, phone_port)
+    )
+    assert ok.returncode == 0, ok.output
+    carrier = asyncio.create_task(
+        run_sipp(
+            sipp, "carrier_uas_cancelled.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
+        )
+    )
+    await listening(carrier_port(voice))
+    phone = await run_sipp(
+        sipp,
+        "phone_cancels_dialling_out.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        "84957654321",
+        "-auth_uri",
+        f"84957654321@{HOST}:{voice.port}",
+    )
+    carrier_result = await carrier
+    assert phone.returncode == 0, phone.output + carrier_result.output
     assert carrier_result.returncode == 0, carrier_result.output
 
 
@@ -552,7 +643,7 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
     agent_id = await desk.agent("softphone")
     confdir = tmp_path / "baresip"
     async with baresip_phone(confdir, "softphone", voice.port):
-        await _eventually(lambda: voice.registrar.bindings(agent_id, voice.clock()), "baresip registered")
+        await eventually(lambda: voice.registrar.bindings(agent_id, voice.clock()), "baresip registered")
         carrier = asyncio.create_task(
             run_sipp(
                 sipp,
@@ -566,7 +657,7 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
                 CARRIER,
             )
         )
-        await asyncio.sleep(0.3)
+        await listening(carrier_port(voice))
         r = await client.post(
             f"{API}/voice/calls", json={"number": CUSTOMER}, headers=desk.headers["softphone"]
         )
@@ -574,6 +665,6 @@ async def test_click_to_call_with_baresip_as_the_agents_phone(
         interaction_id = r.json()["interaction_id"]
         result = await carrier
         assert result.returncode == 0, result.output + (confdir / "baresip.log").read_text(errors="replace")
-        await _eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
+        await eventually(lambda: _state(container, interaction_id, "done"), "the call is done")
     [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.customer_id is not None

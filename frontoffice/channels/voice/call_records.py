@@ -78,6 +78,10 @@ class CallLeg:
     cause: str = ""
     # Why we are about to end it (set before a CANCEL whose 487 comes later).
     pending_cause: str = ""
+    # RTP packets the relay dropped because they came from neither leg's latched peer (a stranger
+    # probing the port, or a NAT that moved: media.learns_from_signalling); set on the caller's leg
+    # from the call's media session once it closed, None on legs without one.
+    foreign_packets: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -122,4 +126,5 @@ class CallLeg:
             # Talk time: answer until the end; None for a leg that was never answered.
             "talk_s": _seconds(self.answered_at, self.ended_at),
             "duration_s": _seconds(self.setup_at, self.ended_at),
+            "foreign_packets": self.foreign_packets,
         }

@@ -62,6 +62,8 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
+    # When this phone registered (a refresh - same Call-ID, RFC 3261 §10.2.4 - keeps the time).
+    registered_at: float = 0.0
     # Qualify (OPTIONS keepalive): whether the phone answered the last one, and whether one is out.
     reachable: bool = True
     qualifying: bool = False
@@ -178,6 +180,10 @@ class Registrar:
             expires = _expires(contact.param("expires"))
             if expires is None:
                 expires = header_expires if header_expires is not None else self.limits.default_expires
+            previous = [b for b in bindings if b.contact.uri.equivalent(contact.uri)]
+            registered_at = now
+            if previous and previous[0].call_id == request.call_id:
+                registered_at = previous[0].registered_at  # a refresh, not a new registration
             bindings = [b for b in bindings if not b.contact.uri.equivalent(contact.uri)]
             if expires == 0:
                 continue
@@ -195,6 +201,7 @@ class Registrar:
                     expires_at=now + expires,
                     call_id=request.call_id,
                     cseq=request.cseq.seq,
+                    registered_at=registered_at,
                 )
             )
         if len(bindings) > self.limits.max_bindings_per_agent:
@@ -214,9 +221,11 @@ class Registrar:
 
     # ------------------------------------------------------------ look-ups
     def bindings(self, user_id: int, now: float) -> list[Binding]:
-        """The agent's live bindings, newest first."""
+        """The agent's live bindings, the most recently registered phone first (not the longest
+        lived: an old desk phone with a long Expires must not outrank a softphone registered later).
+        The B2BUA rings them all at once; the order is the order the INVITEs leave in."""
         live = [b for b in self._bindings.get(user_id, []) if b.expires_at > now]
-        return sorted(live, key=lambda b: b.expires_at, reverse=True)
+        return sorted(live, key=lambda b: b.registered_at, reverse=True)
 
     def has_binding_from(self, host: str, now: float) -> bool:
         """True when some live registration came from ``host`` (a phone may call from there)."""

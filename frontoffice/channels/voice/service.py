@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,12 +27,28 @@ from typing import Any
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
-from frontoffice.services.voice_calls import InboundCall, IvrMenu, SipAccount, VoiceCalls
+from frontoffice.services.voice_calls import InboundCall, IvrMenu, LiveCall, TrunkState, VoiceCalls
 
 from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
-from .media import SAMPLE_RATE, DtmfHandler, MediaBackend, MediaSession, MediaStats
+from .call_setup import CallSetup
+from .call_state import (
+    Action,
+    CallEvent,
+    CallMachine,
+    CallState,
+    CallStateError,
+    LegEvent,
+    LegMachine,
+    LegState,
+    ReinviteEvent,
+    ReinviteMachine,
+    ReinviteState,
+    reinvite_backoff_range,
+)
+from .endpoint import Endpoint, MonotonicClock, ResponseOwner
+from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
 from .offers import codecs_first, sdp_session_id
 from .outbound import OutboundLeg, Trunking
 from .registrar import Binding, Registrar, RegistrationLimits
@@ -40,41 +57,27 @@ from .sip import (
     PCMU,
     TELEPHONE_EVENT,
     AckTimeout,
-    AuthOutcome,
-    AuthResult,
     Destination,
     Dialog,
-    DialogError,
     DigestAuthenticator,
     MalformedRequests,
     Message,
     NameAddress,
-    NegotiatedMedia,
     ProtocolError,
     Request,
     RequestReceived,
     Response,
-    ResponseReceived,
     SessionDescription,
     SipParseError,
     TimerSettings,
     TransactionKey,
-    TransactionLayer,
-    TransactionTimeout,
     Transmit,
-    Via,
-    answer_offer,
-    answer_reoffer,
     apply_answer,
     build_cancel,
     build_offer,
-    build_request,
-    build_response,
-    new_tag,
     parse_name_addr,
     parse_sdp,
     parse_uri,
-    validate_request,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -84,7 +87,6 @@ __all__ = ["VoiceService"]
 
 log = logging.getLogger("frontoffice.voice")
 
-MonotonicClock = Callable[[], float]
 # Methods we answer (RFC 3261 §20.5 Allow); anything else is 405.
 ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER")
 # RFC 3261 §13.3.1.1: a UAS should send a provisional at least every minute so proxies (Timer C,
@@ -96,6 +98,8 @@ SWEEP_INTERVAL_S = 30.0
 MAX_CALLS = 2000
 RETRY_AFTER_S = 30
 RECENT_MEDIA = 1000
+# The status of a refusal whose answer was sent already (by the step that failed, e.g. 488).
+ANSWERED_ALREADY = 0
 # On shutdown, how long hang-ups may take to be committed before their tasks are cancelled.
 STOP_GRACE_S = 5.0
 # Digest challenges offered to phones, in order. RFC 8760 §2.4 lets a server offer SHA-256 and MD5
@@ -112,17 +116,21 @@ TURNED_AWAY_KEPT = 256
 
 @dataclass(eq=False)
 class _AgentLeg:
+    """One INVITE to one registered phone of an agent: a branch of the (parallel) fork."""
+
     agent_id: int
     invite: Request
     key: TransactionKey
     destination: Destination
     offer: SessionDescription
+    core: LegMachine = field(default_factory=LegMachine)
     dialog: Dialog | None = None
-    cancelled: bool = False
-    answered: bool = False
-    ended: bool = False
     record: CallLeg | None = None
     refer: bool = False  # the phone asked for this transfer (REFER): NOTIFY its outcome
+
+    @property
+    def call_id(self) -> str:
+        return self.invite.call_id
 
 
 @dataclass(eq=False)
@@ -131,12 +139,13 @@ class _Call:
     key: TransactionKey
     source: Destination
     local_tag: str
-    media: MediaSession
-    local_sdp: SessionDescription
+    media: MediaSession | None = None  # opened right after the INVITE is registered
+    local_sdp: SessionDescription | None = None
+    core: CallMachine = field(default_factory=CallMachine)
     interaction_id: int | None = None
-    state: str = "arriving"  # arriving, menu, queued, bridged, ended
     dialog: Dialog | None = None
-    agent: _AgentLeg | None = None
+    agent: _AgentLeg | None = None  # the phone that answered (the bridged leg)
+    ringing: list[_AgentLeg] = field(default_factory=list)  # branches of the offer being rung
     pending_offers: list[r.OfferContact] = field(default_factory=list)
     refresh: asyncio.TimerHandle | None = None
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
@@ -144,12 +153,19 @@ class _Call:
     record: CallLeg | None = None
     held: bool = False
     offered_direction: str = "sendrecv"  # what our last offer to the caller asked for
-    reinvite_pending: bool = False
+    reinvite: ReinviteMachine = field(default_factory=ReinviteMachine)
+    backoff: asyncio.TimerHandle | None = None
     transferred: bool = False
     recording: bool = False
+    fallback: str | None = None  # the ACD's fallback action for a turned-away caller (voicemail.py)
     announcer: asyncio.Task[None] | None = None
     external: OutboundLeg | None = None  # a blind transfer to an external number (through a trunk)
     external_record: CallLeg | None = None
+    status: int = 487  # the final failure status when the call is refused
+
+    @property
+    def state(self) -> CallState:
+        return self.core.state
 
 
 class VoiceService:
@@ -180,6 +196,7 @@ class VoiceService:
         region: str = "RU",
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        wire: Callable[[Transmit], None] | None = None,
         qualify_interval_s: float | None = None,
     ) -> None:
         self.calls = calls
@@ -195,30 +212,43 @@ class VoiceService:
         self.announcer = announcer or Announcer()
         self.language = language
         self.stereo_recordings = stereo_recordings
-        self.layer = TransactionLayer(timers)
-        # RFC 3261 §8.2 / RFC 4475: answers to requests that did not parse, limited per source.
-        self.malformed = MalformedRequests()
+        self.endpoint = Endpoint(
+            host=host,
+            port=port,
+            clock=clock,
+            timers=timers,
+            tcp=tcp,
+            tls_context=tls_context,
+            tls_port=tls_port,
+            wire=wire,
+            allowed_methods=ALLOWED,
+        )
+        self.layer = self.endpoint.layer
+        self.tls_port = tls_port
         self.registrar = Registrar(
             DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
             limits=limits,
             banned_networks=banned_networks,
         )
+        self.setup = CallSetup(
+            self.endpoint,
+            self.registrar,
+            calls,
+            media,
+            recordings_dir=recordings_dir,
+            stereo_recordings=stereo_recordings,
+        )
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
-        self._want_tcp = tcp
-        self._tasks: set[asyncio.Task[Any]] = set()
-        # The transaction layer's next timer, as one loop timer rescheduled only when an earlier one
-        # appears (a wake-up per SIP message cost a task and a timeout handle each).
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due: float | None = None
+        self.tls: TlsTransport | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
         self.qualify_interval_s = qualify_interval_s
         self._qualifier: asyncio.TimerHandle | None = None
         self._running = False
-        self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
-        self._agent_calls: dict[str, _Call] = {}  # agent leg's Call-ID
+        self._agent_calls: dict[str, _Call] = {}  # agent legs' Call-IDs (each branch of a fork)
+        self._released_legs: dict[str, _AgentLeg] = {}  # phones BYEd after a late 2xx, for re-ACKs
         self._by_interaction: dict[int, _Call] = {}
         self._orphan_offers: dict[int, r.OfferContact] = {}
         self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
@@ -226,23 +256,17 @@ class VoiceService:
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
         calls.acd.add_listener(self._on_acd_outputs)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
-        self.trunking = Trunking(self, trunks, region=region)
-        self.tls: TlsTransport | None = None
-        self._tls_context = tls_context
-        self.tls_port = tls_port
+        self.trunking = Trunking(self.endpoint, self.setup, self, trunks, region=region)
+        # RFC 3261 §14.1 back-off after a 491: drawn from this (a test passes a fixed one).
+        self.backoff_random = random.Random()
 
     # ================================================================ life cycle
     async def start(self) -> None:
         """Listen on UDP (and TCP on the same port) and start the timer task."""
-        self.udp = await UdpTransport.listen(self.host, self.port, self._on_message)
-        self.port = self.udp.address[1]  # port 0 means "any free port" (tests)
-        if self._want_tcp:
-            self.tcp = await TcpTransport.listen(self.host, self.port, self._on_message)
-        if self._tls_context is not None:
-            self.tls = await TlsTransport.listen_tls(
-                self.host, self.tls_port, self._on_message, self._tls_context
-            )
-            self.tls_port = self.tls.address[1]
+        await self.endpoint.start(self)
+        self.port = self.endpoint.port
+        self.tls_port = self.endpoint.tls_port
+        self.udp, self.tcp, self.tls = self.endpoint.udp, self.endpoint.tcp, self.endpoint.tls
         self._running = True
         self._sweep()
         self._qualify()
@@ -256,32 +280,35 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        for handle in (self._timer, self._sweeper, self._qualifier):
+        for handle in (self._sweeper, self._qualifier):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._sweeper = self._qualifier = None
+        self._sweeper = self._qualifier = None
+        self.endpoint.stop_timers()
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
-        for task in list(self._tasks):
-            task.cancel()
-        if self.udp is not None:
-            self.udp.close()
-        if self.tcp is not None:
-            self.tcp.close()
-        if self.tls is not None:
-            self.tls.close()
+        await self.endpoint.drain(STOP_GRACE_S)
         await self.media.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+    @property
+    def malformed(self) -> MalformedRequests:
+        """What the endpoint answered to requests that did not parse (counts: ``malformed.counts``)."""
+        return self.endpoint.malformed
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("voice task failed", exc_info=task.exception())
+    @property
+    def is_idle(self) -> bool:
+        """Nothing the last SIP messages started is still running (tests wait for this)."""
+        return self.endpoint.is_idle
+
+    def live_call_ids(self) -> Collection[str]:
+        """Call-IDs of the inbound calls in progress (trunking counts a trunk's calls with them)."""
+        return self._calls.keys()
+
+    def calls_in(self, state: CallState | str) -> int:
+        """How many inbound calls are in ``state`` now (``"bridged"`` ...): for bench/ and diagnostics."""
+        return sum(1 for call in self._calls.values() if call.state == state)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.endpoint.spawn(coro)
 
     def _sweep(self) -> None:
         """Expire registrations and bans, every SWEEP_INTERVAL_S while running."""
@@ -289,6 +316,7 @@ class VoiceService:
         if self._running:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
+    # ---------------------------------------------------------------- qualify (OPTIONS to each phone)
     def _qualify(self) -> None:
         """OPTIONS to every registered phone, every ``qualify_interval_s`` while running; a phone that
         does not answer within the transaction timeout (Timer F) is unreachable (registrar.py)."""
@@ -296,7 +324,7 @@ class VoiceService:
             return
         sender = NameAddress(parse_uri(f"sip:frontoffice@{self.host}"))
         for binding in self.registrar.qualify_due(self.clock()):
-            request = self.registrar.options_for(binding, self._via(binding.source.transport), sender)
+            request = self.registrar.options_for(binding, self.endpoint.via(binding.source.transport), sender)
             self._request(request, binding.source, partial(self._qualified, binding))
         self._qualifier = asyncio.get_running_loop().call_later(self.qualify_interval_s, self._qualify)
 
@@ -310,115 +338,37 @@ class VoiceService:
             log.info("agent %s: phones %s", agent_id, "reachable again" if reachable else "unreachable")
             self._spawn(self._quietly(self.calls.phones_reachable(agent_id, reachable)))
 
-    def _arm_timer(self) -> None:
-        """Make the loop timer fire at the transaction layer's next timer (earlier ones only: a timer
-        that fires early finds nothing due and re-arms)."""
-        due = self.layer.next_timer()
-        if due is None or not self._running:
-            return
-        if self._timer is not None and self._timer_due is not None and self._timer_due <= due:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - self.clock()), self._fire_timers)
-
-    def _fire_timers(self) -> None:
-        self._timer = self._timer_due = None
-        self._handle(self.layer.handle_timer(self.clock()))
-
     # ================================================================ wire in, wire out
+    def on_message(self, message: Message | SipParseError, source: Destination) -> None:
+        """What the transports deliver (:class:`~.endpoint.EndpointHandlers`)."""
+        self._on_message(message, source)
+
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
         if isinstance(message, SipParseError):
-            error = self.malformed.answer(message, source.host, self.clock())
-            if error is not None:
-                # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
-                self._send(Transmit(error, source))
+            # RFC 3261 §8.2: the endpoint answers 400 (or 505/513), limited per source.
+            self.endpoint.receive(message, source)
             return
         if isinstance(message, Request) and self.registrar.is_banned(source.host, self.clock()):
             return
         if isinstance(message, Request) and self.trunking.drop_scanner(message, source):
             return  # before the transaction layer, so not even a 100 Trying goes back
-        try:
-            events = self.layer.receive(message, self.clock(), source)
-        except ProtocolError as exc:
-            log.debug("dropped message from %s: %s", source, exc)
-            return
-        self._handle(events)
+        self.endpoint.receive(message, source)
 
-    def _send(self, transmit: Transmit) -> None:
-        destination = transmit.destination
-        data = transmit.data
-        if destination.transport.upper() == "TLS":
-            if self.tls is not None:
-                self.tls.send(data, destination)
-        elif destination.reliable and self.tcp is not None:
-            self.tcp.send(data, destination)
-        elif self.udp is not None:
-            self.udp.send(data, destination)
-
-    def _handle(self, events: list[Any]) -> None:
-        try:
-            for event in events:
-                if isinstance(event, Transmit):
-                    self._send(event)
-                elif isinstance(event, RequestReceived):
-                    try:
-                        self._on_request(event)
-                    except DialogError as exc:
-                        self._refuse_in_dialog(event, exc)
-                elif isinstance(event, ResponseReceived):
-                    self._on_response(event)
-                elif isinstance(event, TransactionTimeout):
-                    if event.timer in ("B", "F", "cancel"):
-                        owner = self._clients.pop(event.transaction, None)
-                        if owner is not None:
-                            owner(None)
-                elif isinstance(event, AckTimeout):
-                    self._ack_timeout(event)
-        finally:
-            self._arm_timer()  # also when a handler failed: the other transactions' timers go on
-
-    def _refuse_in_dialog(self, event: RequestReceived, exc: DialogError) -> None:
-        """A request that does not fit its dialog (a lower CSeq, RFC 3261 §12.2.2: 500) is answered
-        with the status the dialog core chose; the call is left as it was."""
-        request = event.request
-        log.info(
-            "%s of call %s from %s refused with %d: %s",
-            request.method,
-            request.call_id,
-            event.source.host,
-            exc.status_code,
-            exc.reason,
-        )
-        if request.method != "ACK":
-            self._respond(request, exc.status_code, exc.reason)
-
+    # Kept as this file's own names for the request dispatch below.
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
-        response = build_response(request, status, reason, **kwargs)
-        self._respond_with(response)
+        self.endpoint.respond(request, status, reason, **kwargs)
 
     def _respond_with(self, response: Response) -> None:
-        try:
-            self._handle(self.layer.send_response(response, self.clock()))
-        except ProtocolError as exc:
-            log.debug("response not sent: %s", exc)
+        self.endpoint.respond_with(response)
 
     def _request(
-        self, request: Request, destination: Destination, owner: Callable[[Response | None], None] | None
+        self, request: Request, destination: Destination, owner: ResponseOwner | None
     ) -> TransactionKey | None:
-        events = self.layer.send_request(request, destination, self.clock())
-        key: TransactionKey | None = None
-        if request.method != "ACK":
-            key = TransactionKey(branch=request.top_via.branch or "", method=request.method)
-            if owner is not None:
-                self._clients[key] = owner
-        self._handle(events)
-        return key
+        return self.endpoint.request(request, destination, owner)
 
     def port_for(self, transport: str) -> int:
         """Our port for ``transport``: TLS listens on its own (5061), UDP and TCP share ``port``."""
-        return self.tls_port if transport.upper() == "TLS" else self.port
+        return self.endpoint.port_for(transport)
 
     async def dial_out(
         self, number: str, *, trunk: str | None = None, caller_id: str | None = None, **options: Any
@@ -427,184 +377,15 @@ class VoiceService:
         at once. Options (``offer``, ``media``, ``on_answer``...): :meth:`Trunking.dial_out`."""
         return await self.trunking.dial_out(number, trunk=trunk, caller_id=caller_id, **options)
 
-    def _via(self, transport: str = "UDP") -> Via:
-        return Via(
-            transport=transport, host=self.host, port=self.port_for(transport), params=(("rport", None),)
-        )
-
-    def _contact(self, transport: str = "UDP", user: str = "frontoffice") -> NameAddress:
-        uri = parse_uri(f"sip:{user}@{self.host}:{self.port_for(transport)}")
-        if transport != "UDP":
-            uri = uri.with_param("transport", transport.lower())
-        return NameAddress(uri)
-
-    # ---------------------------------------------------------------- steps shared with outbound.py
-    async def _authenticate(
-        self, request: Request, now: float
-    ) -> tuple[str, SipAccount | None, AuthResult, float] | None:
-        """Digest-check ``request`` against the SIP account it claims. ``None`` when it was answered
-        here (a challenge, a stale one, or 500 when the look-up failed); else the claimed username,
-        its account, the verdict and the time it was reached at."""
-        username = self.registrar.claimed_username(request)
-        if username is None:
-            self._respond_with(self.registrar.challenge(request, now))
-            return None
-        try:
-            account = await self.calls.sip_account(username)
-        except Exception:
-            log.exception("SIP account look-up failed")
-            self._respond(request, 500)
-            return None
-        now = self.clock()
-        result = self.registrar.authenticate(request, now, account.ha1 if account else None, username)
-        if result.outcome is AuthOutcome.STALE:
-            self._respond_with(self.registrar.challenge(request, now, stale=True))
-            return None
-        return username, account, result, now
-
-    def _sdp_offer(self, request: Request) -> SessionDescription | None:
-        """The SDP offer of a new INVITE; ``None`` when it has none we can use (answered 400 or 488)."""
-        try:
-            offer = parse_sdp(request.body) if request.body else None
-        except ProtocolError as exc:
-            self._respond(request, 400, "Bad SDP")
-            log.debug("bad SDP: %s", exc)
-            return None
-        if offer is None:
-            # Offer-less INVITE (RFC 3261 §13.2.1) would need the offer in our 200 and the answer in ACK.
-            self._respond(request, 488, "SDP offer required")
-        return offer
-
-    async def _answer_offer(
-        self,
-        request: Request,
-        offer: SessionDescription,
-        on_dtmf: DtmfHandler,
-        *,
-        agent_side: bool = False,
-        signalling_ip: str | None = None,
-    ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
-        """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
-        that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
-        session = await self.media.open_session(on_dtmf)
-        try:
-            local_sdp, negotiated = answer_offer(
-                offer,
-                address=session.address,
-                port=session.agent_port if agent_side else session.caller_port,
-                session_id=sdp_session_id(request.call_id),
-                codecs=(PCMU, PCMA, TELEPHONE_EVENT),
-            )
-        except ProtocolError as exc:
-            await session.close()
-            self._respond(request, getattr(exc, "status_code", 488))
-            return None
-        if agent_side:
-            session.set_agent(negotiated, signalling_ip=signalling_ip)
-        else:
-            session.set_caller(negotiated, signalling_ip=signalling_ip)
-        return session, local_sdp, negotiated
-
-    def _sdp_response(
-        self,
-        request: Request,
-        status: int,
-        sdp: SessionDescription,
-        transport: str = "UDP",
-        to_tag: str | None = None,
-    ) -> Response:
-        """``status`` to ``request`` with our SDP and Contact (183 early media, 200 answers)."""
-        return build_response(
-            request,
-            status,
-            to_tag=to_tag,
-            contact=self._contact(transport),
-            body=sdp.serialize(),
-            content_type="application/sdp",
-        )
-
-    def _answer_invite(
-        self, invite: Request, to_tag: str, source: Destination, sdp: SessionDescription
-    ) -> Dialog:
-        """Send 200 with our SDP to an INVITE we are the UAS of; returns the dialog it starts."""
-        response = self._sdp_response(invite, 200, sdp, source.transport, to_tag)
-        dialog = Dialog.from_uas(invite, response, via=self._via(source.transport))
-        self._respond_with(response)
-        return dialog
-
-    def _ack_answer(self, invite: Request, response: Response, destination: Destination) -> Dialog:
-        """ACK a 2xx to our INVITE at once (RFC 3261 §13.2.2.4); returns the dialog it starts."""
-        dialog = Dialog.from_uac(invite, response)
-        self._request(dialog.ack(invite.cseq.seq), destination, None)
-        return dialog
-
-    def _accept_cancel(self, request: Request, event: RequestReceived) -> bool:
-        """RFC 3261 §9.2: 200 to a CANCEL (the INVITE still needs its 487), 481 when it matches no
-        transaction; True in the first case."""
-        if event.cancels is None:
-            self._respond(request, 481)
-            return False
-        # §9.2: with the To tag of the INVITE's responses (sent already, or to come), never a new one.
-        self._respond(request, 200, to_tag=self.layer.to_tag(event.cancels))
-        return True
-
-    def _invite_phone(
-        self,
-        binding: Binding,
-        media: MediaSession,
-        sdp_key: str,
-        codecs: tuple[Any, ...],
-        from_addr: NameAddress,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-    ) -> tuple[SessionDescription, Request]:
-        """An INVITE to an agent's registered phone offering the agent side of ``media``."""
-        destination = binding.source
-        offer = build_offer(
-            address=media.address,
-            port=media.agent_port,
-            session_id=sdp_session_id(sdp_key),
-            codecs=codecs,
-        )
-        invite = build_request(
-            "INVITE",
-            binding.contact.uri,
-            from_addr=from_addr,
-            to_addr=NameAddress(binding.contact.uri),
-            via=self._via(destination.transport),
-            contact=self._contact(destination.transport),
-            body=offer.serialize(),
-            content_type="application/sdp",
-            extra_headers=extra_headers,
-        )
-        return offer, invite
-
-    def _record_media(
-        self,
-        media: MediaSession,
-        interaction_id: int,
-        quietly: Callable[[Coroutine[Any, Any, Any]], Coroutine[Any, Any, None]],
-    ) -> None:
-        """Record ``media`` (when recording is configured): one mixed mono WAV and, if configured, a
-        stereo one (caller left, agent right), listed in the interaction's ``recordings`` through
-        ``quietly``."""
-        if self.recordings_dir is None:
-            return
-        stem = self.recordings_dir / str(interaction_id)
-        files = [Path(f"{stem}.wav")]
-        if self.stereo_recordings:
-            files.append(Path(f"{stem}-stereo.wav"))
-        media.record(files[0], files[1] if len(files) > 1 else None)
-        self._spawn(quietly(self.calls.annotate(interaction_id, recordings=[str(f) for f in files])))
-
     # ================================================================ requests
+    def on_request(self, event: RequestReceived) -> None:
+        """A request from the transaction layer (:class:`~.endpoint.EndpointHandlers`)."""
+        self._on_request(event)
+
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
-        rejection = validate_request(request, ALLOWED)  # RFC 3261 §8.2: 501, 416, 420, 415
-        if rejection is not None:
-            self._respond_with(rejection)
-            return
+        # RFC 3261 §8.2 (501, 416, 420, 415) was checked by the endpoint before it got here.
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
@@ -633,7 +414,7 @@ class VoiceService:
         if self.registrar.is_scanner(request):
             self.registrar.ban(source.host, now)
             return
-        checked = await self._authenticate(request, now)
+        checked = await self.setup.authenticate(request, now)
         if checked is None:
             return
         username, account, result, now = checked
@@ -662,41 +443,53 @@ class VoiceService:
             return
         if not self.trunking.screen_invite(request, event):
             return  # trunk limit, not a trunk and not an authenticated phone, or a call out
-        offer = self._sdp_offer(request)
+        offer = self.setup.sdp_offer(request)
         if offer is None:
+            self.trunking.release(request.call_id)
             return
-        self._spawn(self._accept_call(request, event, offer))
+        self.accept_call(request, event, offer)
 
-    async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
+    def accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
+        """Take a screened INVITE to an entry point as an inbound call (:class:`~.outbound.InboundCalls`).
+
+        The call is registered at once, before any await: a CANCEL that follows the INVITE by a
+        millisecond finds it (in ``ARRIVING``) and ends it with 487."""
         assert event.transaction is not None
-        answered = await self._answer_offer(
+        # A CANCEL's 200 may have chosen the To tag already (RFC 3261 §9.2): the INVITE's answers use it.
+        local_tag = self.endpoint.to_tag(event.transaction)
+        call = _Call(invite=request, key=event.transaction, source=event.source, local_tag=local_tag)
+        self._calls[request.call_id] = call
+        call.record = CallLeg("caller", request.call_id, self.calls.now(), peer=request.from_.uri.user or "")
+        self._spawn(self._set_up_call(call, offer))
+
+    async def _set_up_call(self, call: _Call, offer: SessionDescription) -> None:
+        request = call.invite
+        answered = await self.setup.answer_offer(
             request,
             offer,
             lambda digit: self._on_dtmf(request.call_id, digit),
-            signalling_ip=event.source.host,
+            signalling_ip=call.source.host,
         )
         if answered is None:
+            call.status = ANSWERED_ALREADY  # answer_offer sent the 488
+            self._refuse(call, ANSWERED_ALREADY)
             return
         session, local_sdp, _ = answered
-        call = _Call(
-            invite=request,
-            key=event.transaction,
-            source=event.source,
-            local_tag=self.layer.to_tag(event.transaction) or new_tag(),  # a CANCEL's 200 may have chosen it
-            media=session,
-            local_sdp=local_sdp,
-        )
-        self._calls[request.call_id] = call
+        if call.core.is_over:
+            # Cancelled (487 sent) while the media session was opening.
+            self._spawn(session.close())
+            return
+        call.media = session
+        call.local_sdp = local_sdp
         caller = request.from_
-        call.record = CallLeg("caller", request.call_id, self.calls.now(), peer=caller.uri.user or "")
         dialled = request.uri.user or request.to.uri.user or ""
         try:
             entry = await self.calls.entry_for(dialled)
             choice = None
-            if entry.ivr is not None:
+            if entry.ivr is not None and not call.core.is_over:
                 choice = await self._run_menu(call, entry.ivr)
-                if call.state == "ended":
-                    return  # hung up in the menu: no contact was queued, so nothing is abandoned
+            if call.core.is_over:
+                return  # cancelled before it was queued: no contact was recorded, nothing is abandoned
             inbound = InboundCall(
                 call_id=request.call_id,
                 dialled=dialled,
@@ -707,27 +500,25 @@ class VoiceService:
             )
             interaction_id = await self.calls.call_arrived(inbound)
         except NotFound:
-            self._end_unanswered(call, 404)
+            self._refuse(call, 404)
             return
         except DomainError as exc:
             log.info("call refused: %s", exc)
-            self._end_unanswered(call, 480)
+            self._refuse(call, 480)
             return
         except Exception:
             log.exception("recording the call failed")
-            self._end_unanswered(call, 500)
+            self._refuse(call, 500)
             return
-        if call.state == "ended":
-            # The caller cancelled while the contact was being recorded: abandoned.
+        if call.core.is_over:
+            # The caller cancelled while the contact was being recorded: abandoned, not left queued.
             self._spawn(self._quietly(self.calls.call_abandoned(interaction_id)))
             return
         call.interaction_id = interaction_id
+        assert call.record is not None
         call.record.interaction_id = interaction_id
         self._by_interaction[interaction_id] = call
-        call.state = "queued"
-        self._send_progress(call)
-        session.play_hold_music()
-        self._start_announcements(call)
+        self._move(call, CallEvent.QUEUED)
         orphan = self._orphan_offers.pop(interaction_id, None)
         if orphan is not None:
             self._ring_agents(call, orphan)
@@ -737,11 +528,12 @@ class VoiceService:
 
     async def _run_menu(self, call: _Call, menu: IvrMenu) -> str | None:
         """Prompt, then wait for one of the menu's digits (RFC 4733); repeat on silence or a wrong key."""
-        call.state = "menu"
+        assert call.media is not None
         call.had_menu = True
-        self._send_progress(call)
+        self._move(call, CallEvent.MENU_STARTED)
         call.media.play_hold_music()  # the chime when no spoken prompt is configured
         menu_prompt = self.prompts.get("menu", b"")
+        choice = menu.default_choice
         for _ in range(menu.repeats + 1):
             if menu_prompt:
                 call.media.play_prompt(menu_prompt)
@@ -751,25 +543,30 @@ class VoiceService:
                 digit = await asyncio.wait_for(call.digits.get(), prompt_s + menu.timeout_s)
             except TimeoutError:
                 continue
-            if call.state == "ended":
+            if call.core.is_over:
                 return None
             if digit in menu.choices:
-                call.state = "arriving"
-                return digit
+                choice = digit
+                break
             if "invalid" in self.prompts:
                 call.media.play_prompt(self.prompts["invalid"])
-        if call.state != "ended":
-            call.state = "arriving"
-        return menu.default_choice
+        if call.core.is_over:
+            return None
+        self._move(call, CallEvent.MENU_DONE)
+        return choice
 
     def _send_progress(self, call: _Call) -> None:
         """183 with our SDP: early media carries the music on hold (RFC 3261 §13.3.1.1, RFC 3960)."""
-        if call.state not in ("menu", "queued"):
+        if call.state is not CallState.MENU and call.state is not CallState.QUEUED:
             return
+        if call.dialog is not None or call.local_sdp is None:
+            return  # a transferred caller waiting again: answered long ago
         if call.refresh is not None:
             call.refresh.cancel()
         self._respond_with(
-            self._sdp_response(call.invite, 183, call.local_sdp, call.source.transport, call.local_tag)
+            self.endpoint.sdp_response(
+                call.invite, 183, call.local_sdp, call.source.transport, call.local_tag
+            )
         )
         call.refresh = asyncio.get_running_loop().call_later(PROVISIONAL_REFRESH_S, self._send_progress, call)
         if call.record is not None:
@@ -779,7 +576,7 @@ class VoiceService:
         call = self._calls.get(call_id)
         if call is None:
             return
-        if call.state in ("menu", "voicemail"):
+        if call.state is CallState.MENU or call.state is CallState.TURNED_AWAY:
             call.digits.put_nowait(digit)
             return
         if call.interaction_id is None or call.had_menu:
@@ -788,49 +585,127 @@ class VoiceService:
         self._spawn(self._quietly(self.calls.annotate(call.interaction_id, ivr_choice=digit)))
 
     def _on_cancel(self, request: Request, event: RequestReceived) -> None:
-        # RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it is still pending.
-        if not self._accept_cancel(request, event):
+        # RFC 3261 §9.2: 200 to the CANCEL, then 487 to the INVITE if it is still pending - at any
+        # moment before the final answer, from the INVITE's arrival on.
+        if not self.endpoint.accept_cancel(request, event):
             return
         call = self._calls.get(request.call_id)
-        if call is None or call.state in ("bridged", "ended"):
+        if call is None or call.dialog is not None or not call.core.is_waiting:
             return
-        self._abandon(call, 487)
+        self._move(call, CallEvent.CANCEL, cause="caller_left")
 
-    def _abandon(self, call: _Call, status: int) -> None:
-        """The caller left (or is sent away) before an agent answered."""
-        interaction = call.interaction_id if call.state == "queued" else None
-        self._end_unanswered(call, status)
-        if interaction is not None:
-            self._spawn(self._quietly(self.calls.call_abandoned(interaction)))
+    def _refuse(self, call: _Call, status: int) -> None:
+        """Answer the caller's INVITE with a failure (or BYE a transferred caller) and end the call."""
+        if call.core.is_over:
+            return
+        call.status = status
+        self._move(call, CallEvent.REFUSED, cause="refused")
 
-    def _end_unanswered(self, call: _Call, status: int) -> None:
-        self._cancel_agent(call, "caller_left" if status == 487 else "refused")
-        call.state = "ended"
-        call.digits.put_nowait("")  # wakes a menu waiting for input
+    # ---------------------------------------------------------------- the call core's moves
+    def _move(self, call: _Call, event: CallEvent, *, cause: str | None = None) -> None:
+        """Feed ``event`` to the call's core and carry out the actions of the move (call_state.py)."""
+        try:
+            actions = call.core.handle(event)
+        except CallStateError:
+            log.exception("call %s: illegal move; hanging up", call.invite.call_id)
+            self._cancel_agents(call, "failed")
+            if call.dialog is not None:
+                self._request(call.dialog.bye(), call.source, None)
+            self._forget(call)
+            return
+        cause = cause or event.value
+        for action in actions:
+            if action is Action.SEND_PROGRESS:
+                self._send_progress(call)
+            elif action is Action.PLAY_HOLD_MUSIC:
+                assert call.media is not None
+                call.media.play_hold_music()
+                self._start_announcements(call)
+            elif action is Action.RECORD:
+                self._start_recording(call)
+            elif action is Action.BRIDGE:
+                assert call.media is not None
+                call.media.bridge()
+            elif action is Action.ANSWER_CALLER:
+                self._answer_caller(call)
+            elif action is Action.RESPOND_487:
+                self._end_invite(call, 487, "cancelled")
+            elif action is Action.RESPOND_FAILURE:
+                self._end_invite(call, call.status, "refused")
+            elif action is Action.CANCEL_AGENTS:
+                self._cancel_agents(call, cause)
+            elif action is Action.BYE_AGENT:
+                self._bye_agent(call, cause)
+            elif action is Action.BYE_CALLER:
+                if call.dialog is not None:
+                    self._request(call.dialog.bye(), call.source, None)
+            elif action is Action.BYE_EXTERNAL:
+                external = call.external
+                if external is not None and not external.is_over:
+                    self._close_leg(call.external_record, cause, 200 if external.is_answered else 487)
+                    external.hang_up()
+            elif action is Action.ABANDON_CONTACT:
+                if call.interaction_id is not None:
+                    self._spawn(self._quietly(self.calls.call_abandoned(call.interaction_id)))
+            elif action is Action.END_CONTACT:
+                if call.interaction_id is not None:
+                    self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
+            elif action is Action.RUN_FALLBACK:
+                if call.refresh is not None:
+                    call.refresh.cancel()
+                    call.refresh = None
+                if call.announcer is not None:
+                    call.announcer.cancel()
+                    call.announcer = None
+                self._spawn(self._run_fallback(call))
+            elif action is Action.CLOSE:
+                self._forget(call, cause)
+
+    def _end_invite(self, call: _Call, status: int, cause: str) -> None:
+        """The caller's INVITE gets its final failure; a caller answered before (back in the queue
+        after a transfer) gets BYE instead."""
         if call.dialog is not None:
-            # Answered before and back in the queue (a transfer): the dialog ends with BYE.
             self._request(call.dialog.bye(), call.source, None)
             self._close_leg(call.record, "refused")
-        else:
+            return
+        if status != ANSWERED_ALREADY:
             self._respond(call.invite, status, to_tag=call.local_tag)
-            self._close_leg(call.record, "cancelled" if status == 487 else "refused", status)
-        self._forget(call)
+        self._close_leg(call.record, cause, status or None)
+
+    def _answer_caller(self, call: _Call) -> None:
+        """200 to the caller's INVITE; a transferred caller (answered before) is only taken off hold."""
+        if call.dialog is not None:
+            if call.held:
+                self._resume(call)
+            return
+        assert call.local_sdp is not None
+        call.dialog = self.endpoint.answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
+        if call.record is not None:
+            call.record.answered(self.calls.now())
 
     def _on_reinvite(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is None or call.dialog is None or not call.dialog.matches_request(request):
-            leg = self._agent_calls.get(request.call_id)
-            if leg is None or leg.agent is None or leg.agent.dialog is None:
+            owner = self._agent_calls.get(request.call_id)
+            leg = self._leg_of(owner, request.call_id) if owner is not None else None
+            if owner is None or leg is None or leg.dialog is None:
                 self._respond(request, 481)
                 return
-            leg.agent.dialog.receive_request(request)
-            leg.agent.offer = self.answer_reinvite(
-                request, leg.agent.offer, leg.media, leg.agent.destination.transport, agent_side=True
+            leg.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            leg.offer = self.setup.answer_reinvite(
+                request, leg.offer, owner.media, leg.destination.transport, agent_side=True
             )
             return
-        call.dialog.receive_request(request)
-        want = "sendonly" if call.held else "sendrecv"  # while we hold the caller, we go on holding
-        call.local_sdp = self.answer_reinvite(
+        call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+        if call.reinvite.handle(ReinviteEvent.THEIRS) == "reject_491":
+            # RFC 3261 §14.2: our own re-INVITE is pending: the far end retries after its back-off.
+            self._respond(request, 491)
+            return
+        # Hold, resume, moved media or a session refresh (RFC 3264 §8): while we hold the caller, we
+        # go on holding.
+        assert call.local_sdp is not None
+        want = "sendonly" if call.held else "sendrecv"
+        call.local_sdp = self.setup.answer_reinvite(
             request, call.local_sdp, call.media, call.source.transport, want
         )
 
@@ -844,152 +719,178 @@ class VoiceService:
         *,
         agent_side: bool = False,
     ) -> SessionDescription:
-        """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
-        ``media`` (none: only answer): a new address or port, a hold or a resume. Returns our SDP as it
-        now stands (``local_sdp`` when the offer was refused)."""
-        if not request.body:
-            # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
-            self._respond_with(self._sdp_response(request, 200, local_sdp, transport))
-            return local_sdp
-        current = None if media is None else media.agent_media if agent_side else media.caller_media
-        try:
-            reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
-        except ProtocolError as exc:
-            # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
-            self._respond(request, getattr(exc, "status_code", 488))
-            return local_sdp
-        if media is not None and reoffer.changes_media:
-            (media.update_agent if agent_side else media.update_caller)(reoffer.media)
-        self._respond_with(self._sdp_response(request, 200, reoffer.answer, transport))
-        return reoffer.answer
+        """Answer a peer's re-INVITE and apply it to ``media`` (:meth:`CallSetup.answer_reinvite`)."""
+        return self.setup.answer_reinvite(request, local_sdp, media, transport, want, agent_side=agent_side)
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
             call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
             self._respond(request, 200)
-            self._finish(call, from_caller=True)
+            if call.core.can(CallEvent.BYE_CALLER):
+                self._move(call, CallEvent.BYE_CALLER, cause="bye_caller")
             return
         call = self._agent_calls.get(request.call_id)
-        if call is not None and call.agent is not None:
-            if call.agent.dialog is not None:
-                call.agent.dialog.receive_request(request)  # before the 200, as above
+        leg = self._leg_of(call, request.call_id) if call is not None else None
+        if call is not None and leg is not None:
+            if leg.dialog is not None:
+                leg.dialog.receive_request(request)  # before the 200, as above
             self._respond(request, 200)
-            call.agent.ended = True
-            self._close_leg(call.agent.record, "bye_agent")
-            if call.state == "bridged":
-                self._finish(call, from_caller=False)
+            if leg.core.state is LegState.ANSWERED:
+                leg.core.handle(LegEvent.BYE_RECEIVED)
+                self._close_leg(leg.record, "bye_agent")
+                if call.agent is leg and call.state is CallState.BRIDGED:
+                    self._move(call, CallEvent.BYE_AGENT, cause="bye_agent")
             return
         self._respond(request, 481)
 
-    def _finish(self, call: _Call, *, from_caller: bool, cause: str | None = None) -> None:
-        """An answered call ends: BYE the other leg, close media, wrap-up starts in the ACD.
-
-        A caller back in the queue after a transfer (answered, not bridged) is abandoned instead."""
-        if call.state == "ended":
-            return
-        was = call.state
-        call.state = "ended"
-        call.digits.put_nowait("")  # wakes a voicemail waiting for a key
-        cause = cause or ("bye_caller" if from_caller else "bye_agent")
-        if from_caller:
-            self._cancel_agent(call, cause)
-        elif call.dialog is not None:
-            self._request(call.dialog.bye(), call.source, None)
-        self._close_leg(call.record, cause, 200)
-        external = call.external
-        if external is not None and not external.is_over:
-            self._close_leg(call.external_record, cause, 200 if external.is_answered else 487)
-            external.hang_up()
-        if call.interaction_id is not None:
-            if was == "bridged" and (external is None or not external.is_answered):
-                self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
-            elif was == "queued":
-                self._spawn(self._quietly(self.calls.call_abandoned(call.interaction_id)))
-            # "external": the ACD finished the contact when the external party answered.
-        self._forget(call)
-
-    def _bye_agent(self, call: _Call, cause: str = "bye_caller") -> None:
-        leg = call.agent
-        if leg is not None and leg.dialog is not None and not leg.ended:
-            leg.ended = True
-            self._request(leg.dialog.bye(), leg.destination, None)
-            self._close_leg(leg.record, cause)
+    @staticmethod
+    def _leg_of(call: _Call | None, call_id: str) -> _AgentLeg | None:
+        if call is None:
+            return None
+        if call.agent is not None and call.agent.call_id == call_id:
+            return call.agent
+        for leg in call.ringing:
+            if leg.call_id == call_id:
+                return leg
+        return None
 
     def _close_leg(self, record: CallLeg | None, cause: str, status: int | None = None) -> None:
         """End a leg's record once and append it to the interaction's event log."""
         if record is None:
             return
-        now = self.calls.now()
-        if record.end(now, cause, status) and record.interaction_id is not None:
-            self._spawn(self._quietly(self.calls.record_leg(record.interaction_id, record.data(), now)))
+        if record.end(self.calls.now(), cause, status):
+            self._write_leg(record)
+
+    def _write_leg(self, record: CallLeg | None) -> None:
+        """Append an ended leg's record to its interaction's event log (legs of no contact have none)."""
+        if record is None or record.interaction_id is None or record.ended_at is None:
+            return
+        self._spawn(
+            self._quietly(self.calls.record_leg(record.interaction_id, record.data(), record.ended_at))
+        )
 
     def _hang_up(self, call: _Call, reason: str) -> None:
-        if call.state in ("bridged", "external"):
-            self._bye_agent(call, reason)
-            self._finish(call, from_caller=False, cause=reason)
-        elif call.state in ("queued", "arriving", "menu"):
-            self._abandon(call, 480)
+        if not call.core.is_over:
+            call.status = 480
+            self._move(call, CallEvent.HANG_UP, cause=reason)
         log.info("call %s hung up: %s", call.invite.call_id, reason)
 
-    def _forget(self, call: _Call) -> None:
-        if call.refresh is not None:
-            call.refresh.cancel()
+    def _forget(self, call: _Call, cause: str | None = None) -> None:
+        """Drop the call, close its media and, with ``cause`` (the core's CLOSE), end the caller's leg:
+        its record is written once the media session closed, with the session's foreign packets."""
+        for handle in (call.refresh, call.backoff):
+            if handle is not None:
+                handle.cancel()
         if call.announcer is not None:
             call.announcer.cancel()
-        self._calls.pop(call.invite.call_id, None)
+        call.digits.put_nowait("")  # wakes a menu waiting for input
+        call_id = call.invite.call_id
+        if self._calls.get(call_id) is call:
+            del self._calls[call_id]
+        self.trunking.release(call_id)
         if call.agent is not None:
-            self._agent_calls.pop(call.agent.invite.call_id, None)
+            self._agent_calls.pop(call.agent.call_id, None)
+        for leg in call.ringing:
+            if leg.core.state is LegState.ENDED:
+                self._agent_calls.pop(leg.call_id, None)
         if call.interaction_id is not None:
             self._by_interaction.pop(call.interaction_id, None)
-        self.recent_media.append((call.interaction_id, call.media.stats))
-        self._spawn(call.media.close())
+        record = call.record
+        closing = cause is not None and record is not None and record.end(self.calls.now(), cause, 200)
+        if call.media is not None:
+            self.recent_media.append((call.interaction_id, call.media.stats))
+            self._spawn(self._close_media(call.media, record if closing else None))
+        elif closing:
+            self._write_leg(record)
 
-    def _ack_timeout(self, event: AckTimeout) -> None:
+    async def _close_media(self, media: MediaSession, record: CallLeg | None) -> None:
+        """Close a call's media session; then write the caller's leg (ended already) with the counters
+        the session ends with: a relay's last counts arrive as it closes."""
+        stats = await media.close()
+        if record is not None:
+            record.foreign_packets = stats.foreign_packets
+            self._write_leg(record)
+
+    def on_ack_timeout(self, event: AckTimeout) -> None:
+        """RFC 3261 §13.3.1.4: no ACK for our 2xx (Timer H): the session is confirmed and at once
+        ended - BYE to the caller as well as to the agent; the record says ``ack_timeout``."""
         call = self._calls.get(event.call_id)
-        if call is not None and call.state == "bridged":
-            # RFC 3261 §13.3.1.4: no ACK for our 2xx: confirm and immediately end the session.
-            self._finish(call, from_caller=True)
+        if call is not None and call.core.can(CallEvent.ACK_TIMEOUT):
+            self._move(call, CallEvent.ACK_TIMEOUT, cause="ack_timeout")
 
     # ================================================================ agent call control (CTI)
     def active_call(self, interaction_id: int) -> _Call:
         """The live call of an interaction; :class:`NotFound` when it has none on this node."""
         call = self._by_interaction.get(interaction_id)
-        if call is None or call.state == "ended":
+        if call is None or call.core.is_over:
             raise NotFound("No such active call", error_id="no-such-call", interaction_id=interaction_id)
         return call
 
-    def call_state(self, interaction_id: int) -> dict[str, Any]:
+    def call_state(self, interaction_id: int) -> LiveCall:
         """What the desktop's call panel shows: state, hold, caller, when it was answered."""
         call = self.active_call(interaction_id)
         record = call.record
-        return {
-            "interaction_id": interaction_id,
-            "state": call.state,
-            "held": call.held,
-            "caller": record.peer if record is not None else "",
-            "answered_at": None
-            if record is None or record.answered_at is None
-            else record.answered_at.isoformat(),
-        }
+        return LiveCall(
+            interaction_id=interaction_id,
+            state=call.state.value,
+            held=call.held,
+            # The caller's session agrees with ``held``: no re-INVITE pending or backing off.
+            hold_synced=call.reinvite.state is ReinviteState.IDLE
+            and call.offered_direction == ("sendonly" if call.held else "sendrecv"),
+            caller=record.peer if record is not None else "",
+            answered_at=record.answered_at if record is not None else None,
+        )
+
+    async def click_to_call(
+        self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
+    ) -> int:
+        """Click-to-call through a trunk (:meth:`Trunking.click_to_call`)."""
+        return await self.trunking.click_to_call(user_id, number, customer_id=customer_id, trunk=trunk)
+
+    def trunk_states(self) -> list[TrunkState]:
+        """The carrier trunks' registration state and calls in progress."""
+        now = self.clock()
+        return [
+            TrunkState(
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                transport=s.transport,
+                registers=s.registers,
+                registered=s.registered,
+                registration_state=s.registration_state,
+                registered_for_s=round(s.registered_until - now, 1)
+                if s.registered and s.registered_until
+                else None,
+                last_error=s.last_error,
+                active_calls=s.active_calls,
+                max_calls=s.max_calls,
+            )
+            for s in self.trunking.statuses()
+        ]
+
+    def _connected_call(self, interaction_id: int) -> _Call:
+        call = self.active_call(interaction_id)
+        if call.state is not CallState.BRIDGED or call.dialog is None:
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+        return call
 
     def hold(self, interaction_id: int) -> None:
         """Put the caller on hold: re-INVITE with ``a=sendonly`` (RFC 3264 §8.4) and music to them."""
-        call = self.active_call(interaction_id)
-        if call.state != "bridged" or call.dialog is None:
-            raise Conflict("The call is not connected", error_id="call-not-connected")
+        call = self._connected_call(interaction_id)
         if call.held:
             return
         call.held = True
+        assert call.media is not None
         call.media.play_hold_music()  # stops the relay both ways; the caller hears music
         self._sync_hold(call)
 
     def resume(self, interaction_id: int) -> None:
         """Take the caller off hold: re-INVITE with ``a=sendrecv``, relay again."""
-        call = self.active_call(interaction_id)
-        if call.state != "bridged" or call.dialog is None:
-            raise Conflict("The call is not connected", error_id="call-not-connected")
+        call = self._connected_call(interaction_id)
         if call.held:
+            assert call.media is not None
             call.media.bridge()
             self._resume(call)
 
@@ -1000,47 +901,61 @@ class VoiceService:
     def _sync_hold(self, call: _Call) -> None:
         """Offer the caller the direction the hold state wants (``sendonly`` held, ``sendrecv`` not),
         one re-INVITE at a time: RFC 3261 §14.1 forbids a second while one is in progress, so a
-        hold/resume pressed meanwhile is sent when the first completes."""
-        if call.reinvite_pending or call.dialog is None or call.state == "ended":
+        hold/resume pressed meanwhile (or during the back-off after a 491) is sent when it is over."""
+        if call.reinvite.state is not ReinviteState.IDLE or call.dialog is None or call.core.is_over:
             return
         want = "sendonly" if call.held else "sendrecv"
         if call.offered_direction == want:
             return
+        assert call.local_sdp is not None
+        previous = call.offered_direction
         if call.held:
             request, call.local_sdp = call.dialog.hold(call.local_sdp)
         else:
             request, call.local_sdp = call.dialog.resume(call.local_sdp)
         call.offered_direction = want
-        call.reinvite_pending = True
-        self._reinvite(call, request)
+        call.reinvite.handle(ReinviteEvent.SEND)
+        self._reinvite(call, request, previous)
 
-    def _reinvite(self, call: _Call, request: Request) -> None:
+    def _reinvite(self, call: _Call, request: Request, previous: str) -> None:
         def answered(response: Response | None) -> None:
             if response is not None and response.is_provisional:
-                key = TransactionKey(branch=request.top_via.branch or "", method="INVITE")
-                self._clients[key] = answered
+                return  # the endpoint keeps telling us until the final answer
+            if call.core.is_over or call.reinvite.state is not ReinviteState.PENDING:
                 return
-            call.reinvite_pending = False
-            if response is None or call.dialog is None:
+            if response is not None and response.status == 491:
+                # RFC 3261 §14.1 glare: the far end sent its own re-INVITE meanwhile. Ours did not
+                # happen; it goes again after the back-off (see reinvite_backoff_range).
+                call.reinvite.handle(ReinviteEvent.GLARE)
+                call.offered_direction = previous
+                low, high = reinvite_backoff_range(owns_call_id=False)  # the caller started the dialog
+                delay = round(self.backoff_random.uniform(low, high), 2)  # in units of 10 ms
+                call.backoff = asyncio.get_running_loop().call_later(delay, self._backoff_over, call)
                 return
-            if response.is_success:
+            call.reinvite.handle(ReinviteEvent.ANSWERED)
+            if response is not None and response.is_success and call.dialog is not None:
                 # RFC 3261 §13.2.2.4: the UAC ACKs every 2xx to its (re-)INVITE itself.
                 self._request(call.dialog.ack(request.cseq.seq), call.source, None)
-            else:
+            elif response is not None:
                 # The caller refused the new offer: the session goes on as before (RFC 3261 §14.1).
                 log.info("re-INVITE of call %s refused: %s", call.invite.call_id, response.status)
             self._sync_hold(call)
 
         self._request(request, call.source, answered)
 
+    def _backoff_over(self, call: _Call) -> None:
+        call.backoff = None
+        if call.core.is_over:
+            return
+        call.reinvite.handle(ReinviteEvent.BACKOFF_OVER)
+        self._sync_hold(call)
+
     def hang_up(self, interaction_id: int) -> None:
         """End the call from the desktop: BYE both legs; wrap-up starts."""
         call = self.active_call(interaction_id)
-        if call.state in ("bridged", "external"):
-            self._bye_agent(call, "hangup_api")
-            self._finish(call, from_caller=False, cause="hangup_api")
-        else:
+        if call.state is not CallState.BRIDGED and call.state is not CallState.EXTERNAL:
             raise Conflict("The call is not connected", error_id="call-not-connected")
+        self._move(call, CallEvent.HANG_UP, cause="hangup_api")
 
     async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
         """Blind transfer to an external ``number`` through a trunk (:meth:`dial_out`).
@@ -1050,12 +965,14 @@ class VoiceService:
         agent's phone gets BYE, the ACD contact ends (wrap-up) and the relay bridges the caller to the
         external party on the agent side of the same media session, so the recording goes on."""
         call = self.active_call(interaction_id)
-        if call.state != "bridged" or call.agent is None or call.external is not None:
+        if call.state is not CallState.BRIDGED or call.agent is None or call.external is not None:
             raise Conflict("The call is not connected", error_id="call-not-connected")
+        media = call.media
+        assert media is not None and call.local_sdp is not None
         # The relay does not transcode: offer the carrier only the codec the caller uses.
         offer = build_offer(
-            address=call.media.address,
-            port=call.media.agent_port,
+            address=media.address,
+            port=media.agent_port,
             session_id=sdp_session_id(call.invite.call_id + "-external"),
             codecs=(*_codecs_for(call.local_sdp)[:1], TELEPHONE_EVENT),
         )
@@ -1068,7 +985,7 @@ class VoiceService:
             transfer=True,
         )
         call.external_record = record
-        call.media.play_hold_music()
+        media.play_hold_music()
         try:
             leg = await self.dial_out(
                 number,
@@ -1080,8 +997,8 @@ class VoiceService:
             )
         except Exception:
             call.external_record = None
-            if call.state == "bridged":
-                call.media.bridge()
+            if call.state is CallState.BRIDGED:
+                media.bridge()
             raise
         record.call_id = leg.call_id
         record.peer = leg.number
@@ -1090,17 +1007,16 @@ class VoiceService:
             self._external_ended(call, leg)
 
     def _external_answered(self, call: _Call, leg: OutboundLeg) -> None:
-        if call.state != "bridged" or leg.answer is None:
+        if call.state is not CallState.BRIDGED or leg.answer is None:
             leg.hang_up()
             return
         if call.external_record is not None:
             call.external_record.answered(self.calls.now(), leg.status or 200)
-        self._bye_agent(call, "transferred")
-        if call.agent is not None:
-            self._agent_calls.pop(call.agent.invite.call_id, None)
-        call.state = "external"
+        assert call.media is not None
         call.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
-        call.media.bridge()
+        self._move(call, CallEvent.EXTERNAL_ANSWERED, cause="transferred")
+        if call.agent is not None:
+            self._agent_calls.pop(call.agent.call_id, None)
         if call.held:
             self._resume(call)
         if call.interaction_id is not None:
@@ -1109,35 +1025,33 @@ class VoiceService:
             self._spawn(self._quietly(self.calls.call_ended(interaction_id)))
 
     def _external_ended(self, call: _Call, leg: OutboundLeg) -> None:
-        answered = call.state == "external"
+        answered = call.state is CallState.EXTERNAL
         status = leg.status or (200 if answered else 408)
         cause = "bye_external" if answered else ("failed" if status < 400 else cause_of_status(status))
         self._close_leg(call.external_record, cause, status)
         if answered:
             # The external party hung up: the caller's leg ends too.
-            self._finish(call, from_caller=False, cause="bye_external")
-        elif call.state == "bridged" and call.external is leg:
+            self._move(call, CallEvent.BYE_EXTERNAL, cause="bye_external")
+        elif call.state is CallState.BRIDGED and call.external is leg:
             # Busy, no answer, refused: the caller is back with the agent.
             call.external = None
             call.external_record = None
             if not call.held:
+                assert call.media is not None
                 call.media.bridge()
 
     def _back_to_queue(self, call: _Call) -> None:
         """The ACD transferred a bridged call (API or REFER): release the agent's phone, the caller
         hears music until the next agent answers (the caller's dialog stays up)."""
         leg = call.agent
-        if leg is not None:
-            if leg.refer and leg.dialog is not None and not leg.ended:
-                # RFC 3515 §2.4.5: the transfer succeeded; the phone's implicit subscription ends.
-                self._request(leg.dialog.notify_refer_progress(200, "OK"), leg.destination, None)
-            self._bye_agent(call, "transferred")
-            self._agent_calls.pop(leg.invite.call_id, None)
-            call.agent = None
-        call.state = "queued"
+        if leg is not None and leg.refer and leg.dialog is not None and leg.core.state is LegState.ANSWERED:
+            # RFC 3515 §2.4.5: the transfer succeeded; the phone's implicit subscription ends.
+            self._request(leg.dialog.notify_refer_progress(200, "OK"), leg.destination, None)
         call.transferred = True
-        call.media.play_hold_music()
-        self._start_announcements(call)
+        self._move(call, CallEvent.BACK_TO_QUEUE, cause="transferred")
+        if leg is not None:
+            self._agent_calls.pop(leg.call_id, None)
+            call.agent = None
 
     def _on_refer(self, request: Request) -> None:
         """A blind transfer from the agent's phone (RFC 3515): ``Refer-To: <sip:queue-7@...>`` or an
@@ -1157,7 +1071,7 @@ class VoiceService:
             log.info("REFER with a bad Refer-To: %r", refer_to)
             self._respond(request, 400, "Bad Refer-To")
             return
-        if call.state != "bridged" or call.interaction_id is None or leg.refer:
+        if call.state is not CallState.BRIDGED or call.interaction_id is None or leg.refer:
             self._respond(request, 403)
             return
         try:
@@ -1165,7 +1079,7 @@ class VoiceService:
         except ProtocolError as exc:
             self._respond(request, getattr(exc, "status_code", 500))
             return
-        self._respond(request, 202, contact=self._contact(leg.destination.transport))
+        self._respond(request, 202, contact=self.endpoint.contact(leg.destination.transport))
         leg.refer = True
         self._request(leg.dialog.notify_refer_progress(100, "Trying"), leg.destination, None)
         self._spawn(self._refer_transfer(call, leg, target.uri.user))
@@ -1182,7 +1096,7 @@ class VoiceService:
             except DomainError as exc:
                 log.info("REFER transfer refused: %s", exc)
                 failure = (503, "Service Unavailable")
-        if failure is not None and leg.dialog is not None and not leg.ended:
+        if failure is not None and leg.dialog is not None and leg.core.state is LegState.ANSWERED:
             leg.refer = False
             self._request(leg.dialog.notify_refer_progress(*failure), leg.destination, None)
 
@@ -1198,9 +1112,9 @@ class VoiceService:
         assert self.announce_interval_s is not None
         language: str | None = None  # read before the first announcement: most calls never get one
         engine = self.calls.acd
-        while call.state == "queued":
+        while call.state is CallState.QUEUED:
             await asyncio.sleep(self.announce_interval_s)
-            if call.state != "queued":
+            if call.state is not CallState.QUEUED:
                 break
             if language is None:
                 try:
@@ -1215,7 +1129,7 @@ class VoiceService:
             if position is None:
                 continue  # ringing an agent right now
             pcm = await self.announcer.render(language, position, wait)
-            if pcm and call.state == "queued":
+            if pcm and call.state is CallState.QUEUED and call.media is not None:
                 call.media.play_prompt(pcm)
                 call.media.stats.announcements += 1
         call.announcer = None
@@ -1226,7 +1140,8 @@ class VoiceService:
         if self.recordings_dir is None or call.recording or call.interaction_id is None:
             return
         call.recording = True
-        self._record_media(call.media, call.interaction_id, self._quietly)
+        assert call.media is not None
+        self.setup.record_media(call.media, call.interaction_id, self._quietly)
 
     # ================================================================ the ACD side
     def _on_acd_outputs(self, outputs: list[r.Output]) -> None:
@@ -1241,26 +1156,28 @@ class VoiceService:
             elif isinstance(o, r.WithdrawOffer | r.OfferTimedOut):
                 self._orphan_offers.pop(int(o.contact_id), None)
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.pending_offers:
-                    gone = set(o.agent_ids)
+                if call is None:
+                    continue
+                gone = set(o.agent_ids)
+                if call.pending_offers:
                     call.pending_offers = [p for p in call.pending_offers if not gone & set(p.agent_ids)]
-                if call is not None and call.agent is not None and str(call.agent.agent_id) in o.agent_ids:
-                    self._cancel_agent(call, "no_answer" if isinstance(o, r.OfferTimedOut) else "withdrawn")
+                cause = "no_answer" if isinstance(o, r.OfferTimedOut) else "withdrawn"
+                for leg in [*call.ringing, *([call.agent] if call.agent is not None else [])]:
+                    if str(leg.agent_id) in gone:
+                        self._cancel_leg(leg, cause)
             elif isinstance(o, r.ContactTransferred) and o.from_agent is not None:
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.state == "bridged":
+                if call is not None and call.state is CallState.BRIDGED:
                     self._back_to_queue(call)
             elif isinstance(o, r.ContactFinished):
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.state == "bridged":
+                if call is not None and call.state is CallState.BRIDGED:
                     # Ended in the ACD while the call is up ("End conversation" / "Complete" on the
                     # desk): hang up both legs; the contact is already in wrap-up.
-                    call.state = "finishing"
-                    self._bye_agent(call, "hangup_api")
-                    self._finish(call, from_caller=False, cause="hangup_api")
+                    self._move(call, CallEvent.ACD_FINISHED, cause="hangup_api")
             elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.state == "queued":
+                if call is not None and call.state is CallState.QUEUED:
                     self._turn_away(call, o)
                 elif call is None and not isinstance(o, r.ContactAbandoned):
                     # Turned away inside the command that queued it: the call learns its id next.
@@ -1273,53 +1190,50 @@ class VoiceService:
         """The ACD sends a waiting caller away (no agents, queue closed, too long a wait): the queue's
         fallback action (voicemail, or the "closed" message: voicemail.py), else 480."""
         if isinstance(o, r.FallbackAction):
-            self._spawn(self._turned_away(call, o.action))
+            call.fallback = o.action
+            self._move(call, CallEvent.TURNED_AWAY, cause="fallback")
             return
         call.interaction_id = None
-        self._abandon(call, 480)
+        self._refuse(call, 480)
 
-    async def _turned_away(self, call: _Call, action: str) -> None:
-        """Answer a caller the ACD turned away and run the action's flow (channels/voice/voicemail.py);
-        the contact is finished in the ACD already (ticket, callback: services/fallback.py)."""
-        call.state = "voicemail"
-        for timer in (call.refresh, call.announcer):
-            if timer is not None:
-                timer.cancel()
-        if call.dialog is None:
-            call.dialog = self._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
-            if call.record is not None:
-                call.record.answered(self.calls.now())
+    async def _run_fallback(self, call: _Call) -> None:
+        """Run the flow of a turned-away caller, answered already (channels/voice/voicemail.py); the
+        contact is finished in the ACD already (ticket, callback: services/fallback.py)."""
         line = _TurnedAwayLine(self, call)
-        if action == "voicemail" and self.recordings_dir is not None:
+        if call.fallback == "voicemail" and self.recordings_dir is not None:
             await voicemail.leave_voicemail(line, self.prompts.get("voicemail", b""))
         else:
             await voicemail.say_closed(line, self.prompts.get("closed", b""))
 
     def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
-        if call.state != "queued":
+        """Ring every registered phone of every agent of the offer at once (parallel forking: one
+        agent, or the ring_all group). The first phone to answer wins; the others get CANCEL."""
+        if call.state is not CallState.QUEUED:
             return
-        previous = call.agent
-        if previous is not None and (previous.cancelled or previous.ended):
-            # The last agent's phone is still being released (CANCEL sent, its final answer not in
-            # yet): ring the next agent when it is gone. Turning the offer down instead would make
-            # the ACD offer the call to agent after agent, each turned down the same way.
+        if any(leg.core.state is LegState.CANCELLING for leg in call.ringing):
+            # The last offer's phones are still being released (CANCEL sent, their final answer not
+            # in yet): ring this offer when they are gone. Turning it down instead would make the ACD
+            # offer the call to agent after agent, each turned down the same way.
             call.pending_offers = [offer]
             return
-        agent_id = int(offer.agent_ids[0])
-        for other in offer.agent_ids[1:]:
-            # ring_all offers several agents at once; parallel forking is not built yet, so the others
-            # are released at once rather than left "ringing" until the offer times out.
-            self._spawn(self._quietly(self.calls.offer_declined(int(offer.contact_id), int(other))))
-        bindings = self.registrar.bindings(agent_id, self.clock())
-        if not bindings or call.agent is not None:
-            # No phone registered: the caller keeps their place, the ACD tries the next agent.
-            self._spawn(self._quietly(self.calls.offer_declined(int(offer.contact_id), agent_id)))
-            return
-        binding = bindings[0]
-        destination = binding.source
+        contact_id = int(offer.contact_id)
+        busy = call.agent is not None or bool(call.ringing)
+        now = self.clock()
+        for agent in offer.agent_ids:
+            agent_id = int(agent)
+            bindings = () if busy else self.registrar.bindings(agent_id, now)
+            if not bindings:
+                # No phone registered: the caller keeps their place, the ACD tries the next agent.
+                self._spawn(self._quietly(self.calls.offer_declined(contact_id, agent_id)))
+                continue
+            for binding in bindings:
+                self._ring_phone(call, agent_id, binding)
+
+    def _ring_phone(self, call: _Call, agent_id: int, binding: Binding) -> None:
+        assert call.media is not None and call.local_sdp is not None
         caller = call.invite.from_
         # The agent is offered the caller's codec first so the relay never has to transcode.
-        offer_sdp, invite = self._invite_phone(
+        offer_sdp, invite = self.setup.invite_phone(
             binding,
             call.media,
             call.invite.call_id + "-agent",
@@ -1336,61 +1250,85 @@ class VoiceService:
             interaction_id=call.interaction_id,
             transfer=call.transferred,
         )
-        key = self._request(invite, destination, lambda response: self._agent_response(call, response))
+        leg: _AgentLeg | None = None
+
+        def owner(response: Response | None) -> None:
+            assert leg is not None
+            self._agent_response(call, leg, response)
+
+        key = self._request(invite, binding.source, owner)
         assert key is not None
-        call.agent = _AgentLeg(agent_id, invite, key, destination, offer_sdp, record=record)
+        leg = _AgentLeg(agent_id, invite, key, binding.source, offer_sdp, record=record)
+        call.ringing.append(leg)
         self._agent_calls[invite.call_id] = call
 
     def _ring_pending(self, call: _Call) -> None:
-        """Ring the offer that arrived while the previous agent's phone was being released."""
-        if call.agent is None and call.pending_offers:
+        """Ring the offer that arrived while the previous offer's phones were being released."""
+        if call.agent is None and not call.ringing and call.pending_offers:
             self._ring_agents(call, call.pending_offers.pop())
 
-    def _cancel_agent(self, call: _Call, cause: str) -> None:
-        leg = call.agent
-        if leg is None or leg.cancelled or leg.ended:
+    def _cancel_leg(self, leg: _AgentLeg, cause: str) -> None:
+        """Give up on one phone: CANCEL it while it rings (RFC 3261 §9.1), BYE it once answered."""
+        if leg.core.state is LegState.ENDED:
             return
-        leg.cancelled = True
         if leg.record is not None:
             leg.record.pending_cause = leg.record.pending_cause or cause
-        if leg.answered:
-            self._bye_agent(call, cause)
-        else:
-            # RFC 3261 §9.1: CANCEL only a pending INVITE; a 2xx that crosses it is ACKed and BYEd.
+        action = leg.core.handle(LegEvent.CANCEL)
+        if action == "cancel":
             self._request(build_cancel(leg.invite), leg.destination, None)
+        elif action == "bye" and leg.dialog is not None:
+            self._request(leg.dialog.bye(), leg.destination, None)
+            self._close_leg(leg.record, cause)
 
-    def _agent_response(self, call: _Call, response: Response | None) -> None:
+    def _cancel_agents(self, call: _Call, cause: str) -> None:
+        for leg in call.ringing:
+            self._cancel_leg(leg, cause)
+        if call.agent is not None:
+            self._cancel_leg(call.agent, cause)
+
+    def _bye_agent(self, call: _Call, cause: str) -> None:
+        """BYE the agent's phone that answered (the bridged leg)."""
         leg = call.agent
-        if leg is None:
-            return
-        if response is None or (response.is_final and not response.is_success):
-            status = 408 if response is None else response.status
-            self._close_leg(leg.record, cause_of_status(status), status)
-            self._clients.pop(leg.key, None)
-            call.agent = None
-            self._agent_calls.pop(leg.invite.call_id, None)
-            if not leg.cancelled and call.state == "queued" and call.interaction_id is not None:
-                # Busy (486), unavailable (480), declined (603) or no answer: back to their place.
-                self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
-            self._ring_pending(call)
-            return
-        if response.is_provisional:
+        if leg is not None and leg.core.state is LegState.ANSWERED and leg.dialog is not None:
+            leg.core.handle(LegEvent.BYE_SENT)
+            self._request(leg.dialog.bye(), leg.destination, None)
+            self._close_leg(leg.record, cause)
+
+    def _agent_response(self, call: _Call, leg: _AgentLeg, response: Response | None) -> None:
+        if response is not None and response.is_provisional:
+            if leg.core.state is not LegState.ENDED:
+                leg.core.handle(LegEvent.PROVISIONAL)
             if response.status in (180, 183) and leg.record is not None:
                 leg.record.ringing(self.calls.now())
-            self._clients[leg.key] = lambda next_response: self._agent_response(call, next_response)
+            return
+        if response is None or not response.is_success:
+            self._agent_failed(call, leg, 408 if response is None else response.status)
             return
         # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
-        leg.dialog = self._ack_answer(leg.invite, response, leg.destination)
-        leg.answered = True
+        action = leg.core.handle(LegEvent.ANSWERED)
+        leg.dialog = self.endpoint.ack_answer(leg.invite, response, leg.destination)
         if leg.record is not None:
             leg.record.answered(self.calls.now(), response.status)
-        if leg.cancelled or call.state != "queued" or call.interaction_id is None:
-            self._bye_agent(call, "withdrawn")
-            if leg.cancelled and call.state == "queued":
-                # Answered as the offer was withdrawn: that phone is hung up, the next may ring.
-                call.agent = None
-                self._ring_pending(call)
+        wanted = (
+            action == ""
+            and call.agent is None
+            and call.state is CallState.QUEUED
+            and call.interaction_id is not None
+        )
+        if not wanted:
+            # A phone that answered too late: another won the fork, the offer was withdrawn or the
+            # caller left. ACK (above) and BYE (RFC 3261 §15).
+            if leg.core.state is LegState.ANSWERED:
+                leg.core.handle(LegEvent.BYE_SENT)
+            self._request(leg.dialog.bye(), leg.destination, None)
+            self._close_leg(leg.record, "withdrawn")
+            self._drop_leg(call, leg)
             return
+        assert call.interaction_id is not None and call.media is not None
+        call.agent = leg
+        call.ringing.remove(leg)
+        for other in call.ringing:
+            self._cancel_leg(other, "answered_elsewhere")
         try:
             call.media.set_agent(
                 apply_answer(leg.offer, parse_sdp(response.body)), signalling_ip=leg.destination.host
@@ -1398,9 +1336,45 @@ class VoiceService:
         except ProtocolError:
             self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
+            self._agent_calls.pop(leg.call_id, None)
             call.agent = None
             return
         self._spawn(self._connect(call, leg))
+
+    def _agent_failed(self, call: _Call, leg: _AgentLeg, status: int) -> None:
+        """A phone's final failure (busy 486, unavailable 480, declined 603, 487 to our CANCEL) or no
+        answer at all (408)."""
+        if leg.core.state is LegState.ENDED:
+            return
+        wanted = leg.core.is_pending
+        leg.core.handle(LegEvent.FAILED)
+        self._close_leg(leg.record, cause_of_status(status), status)
+        self._drop_leg(call, leg)
+        if (
+            wanted
+            and call.agent is None
+            and call.state is CallState.QUEUED
+            and call.interaction_id is not None
+            and not any(other.agent_id == leg.agent_id for other in call.ringing)
+        ):
+            # Every phone of this agent said no: the caller goes back to their place.
+            self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
+        self._ring_pending(call)
+
+    def _drop_leg(self, call: _Call, leg: _AgentLeg) -> None:
+        if leg in call.ringing:
+            call.ringing.remove(leg)
+        if call.agent is leg:
+            call.agent = None
+        if self._agent_calls.get(leg.call_id) is call:
+            del self._agent_calls[leg.call_id]
+        if leg.dialog is not None:
+            # A phone hung up after a late 2xx: keep re-ACKing its retransmitted 2xx (our ACK may be
+            # lost) until it can no longer send one (64*T1, RFC 3261 §13.3.1.4).
+            self._released_legs[leg.call_id] = leg
+            asyncio.get_running_loop().call_later(
+                self.layer.timers.timeout, self._released_legs.pop, leg.call_id, None
+            )
 
     def _connected_to(self, interaction_id: int, agent_id: int) -> bool:
         try:
@@ -1417,49 +1391,39 @@ class VoiceService:
             if not self._connected_to(call.interaction_id, leg.agent_id):
                 # The offer was withdrawn meanwhile (the caller hung up, it timed out): drop the leg.
                 self._bye_agent(call, "withdrawn")
+                if call.agent is leg:
+                    call.agent = None
+                    self._ring_pending(call)
                 return
             # The agent pressed Accept on the desk while the phone rang: the ACD has the contact
             # connected to them already; the phone's answer bridges the call.
-        if call.state != "queued" or leg.ended:
+        if call.state is not CallState.QUEUED or leg.core.state is not LegState.ANSWERED:
             # Either side hung up while the answer was being committed: the contact was connected,
             # so it ends like a bridged call (wrap-up); a caller still waiting is told 480.
             self._bye_agent(call, "caller_left")
             self._spawn(self._quietly(self.calls.call_ended(call.interaction_id)))
-            if call.state == "queued":
+            if call.state is CallState.QUEUED:
                 call.interaction_id = None
-                self._end_unanswered(call, 480)
+                self._refuse(call, 480)
             return
-        call.state = "bridged"
         if call.refresh is not None:
             call.refresh.cancel()
         if call.announcer is not None:
             call.announcer.cancel()
             call.announcer = None
-        self._start_recording(call)
-        if call.dialog is not None:
-            # A transferred caller was answered long ago: only the media changes.
-            call.media.bridge()
-            if call.held:
-                self._resume(call)
-            return
-        call.media.bridge()
-        call.dialog = self._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
-        if call.record is not None:
-            call.record.answered(self.calls.now())
+        self._move(call, CallEvent.AGENT_CONNECTED)
 
-    def _on_response(self, event: ResponseReceived) -> None:
-        response = event.response
-        if event.transaction is None:
-            if self.trunking.screen_response(response):
-                return
-            # A retransmitted 2xx after the INVITE transaction ended: re-send the ACK (§13.2.2.4).
-            call = self._agent_calls.get(response.call_id)
-            if call is not None and call.agent is not None and call.agent.dialog is not None:
-                self._request(call.agent.dialog.ack(response.cseq.seq), call.agent.destination, None)
+    def on_stray_response(self, response: Response) -> None:
+        """A response outside any transaction: a 2xx retransmitted after its INVITE transaction
+        ended is ACKed again (RFC 3261 §13.2.2.4)."""
+        if self.trunking.screen_response(response):
             return
-        owner = self._clients.pop(event.transaction, None)
-        if owner is not None:
-            owner(response)
+        call = self._agent_calls.get(response.call_id)
+        leg = self._leg_of(call, response.call_id) if call is not None else None
+        if leg is None:
+            leg = self._released_legs.get(response.call_id)
+        if leg is not None and leg.dialog is not None and response.cseq.method == "INVITE":
+            self._request(leg.dialog.ack(response.cseq.seq), leg.destination, None)
 
     async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run an ACD use case whose failure must not take the call down (it is logged)."""
@@ -1470,26 +1434,32 @@ class VoiceService:
 
 
 class _TurnedAwayLine:
-    """A turned-away caller's answered call, as voicemail.py's flows use it (a TurnedAwayCaller)."""
+    """A turned-away caller's answered call, as voicemail.py's flows use it (a TurnedAwayCaller).
+    Every move goes through the call core: the flow's hang-up is a ``HANG_UP`` in ``TURNED_AWAY``."""
 
     def __init__(self, service: VoiceService, call: _Call) -> None:
         self.service = service
         self.call = call
 
+    @property
+    def _live(self) -> bool:
+        return self.call.state is CallState.TURNED_AWAY
+
     def play(self, pcm: bytes) -> None:
-        self.call.media.play_prompt(pcm)
+        if self._live and self.call.media is not None:
+            self.call.media.play_prompt(pcm)
 
     def silence(self) -> None:
-        if self.call.state == "voicemail":
+        if self._live and self.call.media is not None:
             # A bridge to no agent: the music stops, the caller's audio goes on being recorded.
             self.call.media.bridge()
 
     def record(self) -> None:
-        if self.call.interaction_id is not None:
-            self.service._record_media(self.call.media, self.call.interaction_id, self.service._quietly)
+        if self._live:
+            self.service._start_recording(self.call)
 
     async def digit(self, timeout_s: float) -> str | None:
-        if self.call.state != "voicemail":
+        if not self._live:
             return ""
         try:
             return await asyncio.wait_for(self.call.digits.get(), timeout_s)
@@ -1497,8 +1467,8 @@ class _TurnedAwayLine:
             return None
 
     def hang_up(self) -> None:
-        if self.call.state == "voicemail":
-            self.service._finish(self.call, from_caller=False, cause="fallback")
+        if self._live:
+            self.service._move(self.call, CallEvent.HANG_UP, cause="fallback")
 
 
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:

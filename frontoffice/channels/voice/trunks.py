@@ -6,28 +6,33 @@ Pure: no sockets, no clock reads (``now`` is passed in). The B2BUA side is :mod:
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import re
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
 
-from .sip import RegistrationClient, RegistrationState
+from frontoffice.domain.exceptions import Conflict, NotFound
+
+from .sip import Destination, RegistrationClient, RegistrationState
 
 __all__ = [
     "InvalidNumber",
     "Trunk",
     "TrunkLine",
+    "TrunkLines",
     "TrunkStatus",
     "dial_string",
     "normalize_number",
 ]
 
-# A call admitted from a trunk counts against its limit from the INVITE on, before the B2BUA has
-# recorded it; if it never gets that far (a 404, bad SDP) it stops counting after this long.
-ADMISSION_GRACE_S = 10.0
+log = logging.getLogger("frontoffice.voice.trunks")
+
 # E.164 allows 15 digits; anything longer typed into "number" is a paste error or an injection attempt.
 MAX_NUMBER_LENGTH = 32
 
@@ -145,21 +150,24 @@ class TrunkLine:
 
     trunk: Trunk
     registration: RegistrationClient | None = None
-    inbound: dict[str, float] = field(default_factory=dict)  # Call-ID -> when admitted
+    # Call-IDs of the carrier's calls in progress: added when the INVITE is admitted, removed when
+    # the call ends or is refused (404, bad SDP ...), so a refused call never holds a slot.
+    inbound: set[str] = field(default_factory=set)
     outbound: set[str] = field(default_factory=set)  # Call-IDs of our legs through this trunk
 
-    def active_calls(self, live: Iterable[str] | Mapping[str, Any], now: float) -> int:
-        """Calls carried now; ``live`` holds the Call-IDs the B2BUA still has. Admissions that never
-        became calls are dropped after :data:`ADMISSION_GRACE_S`."""
-        for call_id, admitted in list(self.inbound.items()):
-            if call_id not in live and now - admitted > ADMISSION_GRACE_S:
-                del self.inbound[call_id]
+    def active_calls(self) -> int:
+        """Calls carried now, in and out."""
         return len(self.inbound) + len(self.outbound)
 
-    def has_room(self, live: Iterable[str] | Mapping[str, Any], now: float) -> bool:
-        return self.active_calls(live, now) < self.trunk.max_calls
+    def has_room(self) -> bool:
+        return self.active_calls() < self.trunk.max_calls
 
-    def status(self, live: Iterable[str] | Mapping[str, Any], now: float) -> TrunkStatus:
+    def release(self, call_id: str) -> None:
+        """The call ``call_id`` is over (or was refused): its slot is free."""
+        self.inbound.discard(call_id)
+        self.outbound.discard(call_id)
+
+    def status(self, now: float) -> TrunkStatus:
         reg = self.registration
         return TrunkStatus(
             name=self.trunk.name,
@@ -171,6 +179,65 @@ class TrunkLine:
             registration_state=reg.state.value if reg is not None else RegistrationState.UNREGISTERED.value,
             registered_until=reg.registered_until if reg is not None else None,
             last_error=reg.last_error if reg is not None else None,
-            active_calls=self.active_calls(live, now),
+            active_calls=self.active_calls(),
             max_calls=self.trunk.max_calls,
         )
+
+
+class TrunkLines:
+    """Every configured trunk with its live state: looked up by name or by a request's source, with
+    the address each resolves to (once, at start) and its calls in progress."""
+
+    def __init__(self, trunks: Sequence[Trunk] = ()) -> None:
+        self.lines = [TrunkLine(t) for t in trunks]
+        self._addresses: dict[str, str] = {}  # trunk name -> resolved IP
+
+    def __iter__(self) -> Iterator[TrunkLine]:
+        return iter(self.lines)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def __getitem__(self, index: int) -> TrunkLine:
+        return self.lines[index]
+
+    async def resolve(self) -> None:
+        """Resolve every trunk's host once (a failure keeps the name and is logged)."""
+        loop = asyncio.get_running_loop()
+        for line in self.lines:
+            trunk = line.trunk
+            try:
+                infos = await loop.getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
+                self._addresses[trunk.name] = str(infos[0][4][0])
+            except OSError as exc:
+                log.warning("trunk %s: cannot resolve %s: %s", trunk.name, trunk.host, exc)
+                self._addresses[trunk.name] = trunk.host
+
+    def line(self, name: str | None) -> TrunkLine:
+        """The named trunk, or the first one; :class:`NotFound` when there is none."""
+        if not self.lines:
+            raise Conflict("No SIP trunk is configured", error_id="no-trunk")
+        if name is None:
+            return self.lines[0]
+        for line in self.lines:
+            if line.trunk.name == name:
+                return line
+        raise NotFound("No such trunk", error_id="no-such-trunk", trunk=name)
+
+    def destination(self, trunk: Trunk) -> Destination:
+        if trunk.sip_transport == "TLS":
+            # TLS checks the certificate against the name we dialled, so keep the name.
+            return Destination(trunk.host, trunk.port, "TLS")
+        return Destination(self._addresses.get(trunk.name, trunk.host), trunk.port, trunk.sip_transport)
+
+    def for_source(self, host: str) -> TrunkLine | None:
+        """The trunk a request from ``host`` comes through, if any."""
+        for line in self.lines:
+            if line.trunk.accepts_from(host):
+                return line
+        return None
+
+    def release(self, call_id: str) -> None:
+        """The call ``call_id`` is over or was refused: it stops counting against its trunk."""
+        for line in self.lines:
+            line.release(call_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.services.context import Actor
 from frontoffice.services.voice_calls import (
+    CallControl,
     CallRecordsOut,
     IvrMenu,
     SipCredentialsIn,
@@ -21,9 +22,6 @@ from frontoffice.services.voice_calls import (
     TransferTargetsOut,
     VoiceCalls,
 )
-
-if TYPE_CHECKING:
-    from frontoffice.channels.voice.service import VoiceService
 
 from ..security import container, requires
 
@@ -57,8 +55,9 @@ class CallTransferIn(BaseModel):
         return self
 
 
-def _live(request: Request) -> VoiceService:
-    service = container(request).voice
+def _live(request: Request) -> CallControl:
+    """The running voice channel, through its call-control interface."""
+    service = container(request).call_control
     if service is None:
         raise Conflict("The voice channel is not running", error_id="voice-disabled")
     return service
@@ -104,7 +103,7 @@ async def remove_ivr(request: Request, entry_point_id: int, actor: Admin) -> Res
 @router.get("/voice/calls/{interaction_id}", response_model=CallStateOut, tags=["voice"])
 async def call_state(request: Request, interaction_id: int, actor: Reader) -> CallStateOut:
     """The live call of an interaction (state, hold, caller number, answer time)."""
-    return CallStateOut.model_validate(_live(request).call_state(interaction_id))
+    return CallStateOut.model_validate(_live(request).call_state(interaction_id), from_attributes=True)
 
 
 @router.post("/voice/calls/{interaction_id}/hold", status_code=204, tags=["voice"])
@@ -147,7 +146,7 @@ async def transfer_call(
     calls = _voice(request)
     calls.check_call_control(actor, interaction_id)
     service = _live(request)
-    service.active_call(interaction_id)
+    service.call_state(interaction_id)  # NotFound when the interaction has no live call here
     if body.number is not None:
         # Through the first carrier trunk; the caller hears music until the number answers, and the
         # call stays with the agent if it does not (busy, no answer).

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.exceptions import Conflict, Forbidden
 from frontoffice.services.context import Actor
+from frontoffice.services.voice_calls import CallControl
 
 from ..security import container, requires
 
@@ -44,8 +44,8 @@ class OutboundCallOut(BaseModel):
     interaction_id: int
 
 
-def _voice(request: Request) -> VoiceService:
-    voice = container(request).voice
+def _voice(request: Request) -> CallControl:
+    voice = container(request).call_control
     if voice is None:
         raise Conflict("The voice channel is not configured", error_id="voice-disabled")
     return voice
@@ -54,26 +54,7 @@ def _voice(request: Request) -> VoiceService:
 @router.get("/voice/trunks", response_model=list[TrunkOut], tags=["voice"])
 async def list_trunks(request: Request, actor: Admin) -> list[TrunkOut]:
     """The configured carrier trunks: registration state, last error, calls in progress."""
-    voice = _voice(request)
-    now = voice.clock()
-    return [
-        TrunkOut(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            transport=s.transport,
-            registers=s.registers,
-            registered=s.registered,
-            registration_state=s.registration_state,
-            registered_for_s=round(s.registered_until - now, 1)
-            if s.registered and s.registered_until
-            else None,
-            last_error=s.last_error,
-            active_calls=s.active_calls,
-            max_calls=s.max_calls,
-        )
-        for s in voice.trunking.statuses()
-    ]
+    return [TrunkOut.model_validate(state, from_attributes=True) for state in _voice(request).trunk_states()]
 
 
 @router.post("/voice/calls", response_model=OutboundCallOut, status_code=202, tags=["voice"])
@@ -86,7 +67,7 @@ async def place_call(request: Request, body: OutboundCallIn, actor: Agent) -> Ou
     voice = _voice(request)
     if actor.user_id is None:
         raise Forbidden("Only a signed-in agent can place calls", error_id="not-an-agent")
-    interaction_id = await voice.trunking.click_to_call(
+    interaction_id = await voice.click_to_call(
         actor.user_id, body.number, customer_id=body.customer_id, trunk=body.trunk
     )
     return OutboundCallOut(interaction_id=interaction_id)

@@ -93,3 +93,19 @@ def test_ban_list_networks_and_scanner_user_agents() -> None:
     request = make_request("REGISTER")
     request.headers.set("User-Agent", "friendly-scanner")
     assert Registrar.is_scanner(request)
+
+
+def test_the_phone_registered_last_comes_first_whatever_the_expiry() -> None:
+    reg = registrar(max_expires=7200)
+    desk, _ = register(reg, 100.0, expires="3600", contact="<sip:desk@192.0.2.10:5060>")
+    reg.register(desk, PHONE, 7, "bob", 100.0)
+    softphone, _ = register(reg, 200.0, expires="300", contact="<sip:soft@192.0.2.11:5060>")
+    softphone.headers.set("Call-ID", "softphone-registration")
+    reg.register(softphone, Destination("192.0.2.11", 5060, "UDP"), 7, "bob", 200.0)
+    # The desk phone's binding lives longer, but the softphone registered later.
+    assert [b.contact.uri.user for b in reg.bindings(7, 250.0)] == ["soft", "desk"]
+    # A refresh of the desk phone (same Call-ID) keeps its registration time.
+    refresh, _ = register(reg, 260.0, expires="3600", contact="<sip:desk@192.0.2.10:5060>")
+    refresh.headers.set("Call-ID", desk.call_id)
+    reg.register(refresh, PHONE, 7, "bob", 260.0)
+    assert [b.contact.uri.user for b in reg.bindings(7, 270.0)] == ["soft", "desk"]

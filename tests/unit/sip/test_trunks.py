@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frontoffice.channels.voice.trunks import (
-    ADMISSION_GRACE_S,
     InvalidNumber,
     Trunk,
     TrunkLine,
@@ -77,14 +76,13 @@ def test_normalisation_yields_e164_or_refuses(text: str) -> None:
         assert re.fullmatch(r"\+?\d+", dial_string(e164, _trunk(number_format=number_format)))
 
 
-def test_calls_count_until_they_end_and_stale_admissions_expire() -> None:
+def test_calls_count_until_they_end_and_a_released_call_frees_its_slot_at_once() -> None:
     line = TrunkLine(_trunk(max_calls=2))
-    line.inbound["a"] = 0.0
+    line.inbound.add("a")
     line.outbound.add("b")
-    assert not line.has_room({"a"}, 100.0)
-    # "a" ended (the B2BUA forgot it): it stops counting.
-    assert line.active_calls(set(), 100.0) == 1 and line.has_room(set(), 100.0)
-    # An admission not yet known to the B2BUA counts during the grace period, then not.
-    line.inbound["c"] = 100.0
-    assert line.active_calls(set(), 100.0 + ADMISSION_GRACE_S / 2) == 2
-    assert line.active_calls(set(), 100.0 + ADMISSION_GRACE_S + 1) == 1
+    assert line.active_calls() == 2 and not line.has_room()
+    # "a" was refused (404) or ended: its slot is free now, not after a grace period.
+    line.release("a")
+    assert line.active_calls() == 1 and line.has_room()
+    line.release("b")
+    assert line.active_calls() == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +25,7 @@ from frontoffice.channels.voice.media import (
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.sip import Codec, NegotiatedMedia
 
+from ...conftest import eventually
 from .rtp_peer import media_to, receive, rtp_socket
 
 PCMA = Codec(8, "PCMA")
@@ -53,14 +53,6 @@ async def _send(sock: socket.socket, port: int, marker: int, n: int = 3) -> None
         await loop.sock_sendto(
             sock, build_rtp(8, marker * 100 + k, 160 * k, marker, payload), ("127.0.0.1", port)
         )
-
-
-async def _eventually(check: Callable[[], bool], what: str) -> None:
-    for _ in range(200):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _markers(packets: list[bytes]) -> list[int]:
@@ -92,7 +84,7 @@ async def test_a_strangers_packets_do_not_take_over_a_peer_named_by_its_sdp() ->
     session.bridge()
     # The stranger sends first; then the real caller; then the stranger again.
     await _send(stranger, session.caller_port, 0xEE)
-    await _eventually(lambda: session.stats.foreign_packets == 3, "the stranger's packets counted")
+    await eventually(lambda: session.stats.foreign_packets == 3, "the stranger's packets counted")
     await _send(caller, session.caller_port, 0x11)
     await _send(stranger, session.caller_port, 0xEF)
     heard_by_agent = _markers(await receive(agent, 0.3))
@@ -117,7 +109,7 @@ async def test_a_peer_behind_nat_is_learned_from_its_signalling_ip_and_a_second_
     session.set_caller(_behind_nat(PCMA), signalling_ip="127.0.0.1")
     session.bridge()
     await _send(stranger, session.caller_port, 0xEE)  # another IP: never learned
-    await _eventually(lambda: session.stats.foreign_packets == 3, "the stranger's packets counted")
+    await eventually(lambda: session.stats.foreign_packets == 3, "the stranger's packets counted")
     await _send(caller, session.caller_port, 0x11)  # the NAT's mapping of the caller: learned
     await _send(neighbour, session.caller_port, 0xEF)  # the same IP, another port: too late
     heard_by_agent = _markers(await receive(agent, 0.3))
@@ -141,7 +133,7 @@ async def test_once_the_peer_sent_from_its_sdp_address_nothing_else_is_learned()
     await _send(caller, session.caller_port, 0x11)
     assert _markers(await receive(agent, 0.3)) == [0x11] * 3
     await _send(neighbour, session.caller_port, 0xEF)  # the same IP, within the window
-    await _eventually(lambda: session.stats.foreign_packets == 3, "the neighbour's packets counted")
+    await eventually(lambda: session.stats.foreign_packets == 3, "the neighbour's packets counted")
     await _send(agent, session.agent_port, 0x22)
     heard_by_caller = _markers(await receive(caller, 0.3))
     await session.close()
@@ -160,7 +152,7 @@ async def test_after_the_learning_window_nothing_is_learned_and_strangers_are_lo
     session.bridge()
     with caplog.at_level(logging.WARNING, logger="frontoffice.voice.media"):
         await _send(late, session.caller_port, 0x11, n=5)
-        await _eventually(lambda: session.stats.foreign_packets == 5, "the late packets counted")
+        await eventually(lambda: session.stats.foreign_packets == 5, "the late packets counted")
     heard_by_agent = await receive(agent, 0.1)
     stats = await session.close()
     await backend.close()

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from frontoffice.domain.sip_credentials import sip_digest_ha1
+
 from .builders import IdGenerator, build_response, new_branch, random_id
 from .exceptions import DigestError, SipParseError
 from .headers import WSP, parse_cseq, quote, split_list, unquote
@@ -55,11 +57,12 @@ def _hash(algorithm: str, text: str) -> str:
 
 def digest_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
     """``H(username:realm:password)`` (RFC 7616 §3.4.2): what a registrar may store instead of the
-    password, one value per algorithm (RFC 8760 §2.1 names MD5 and SHA-256 for SIP)."""
-    algo = algorithm.upper().removesuffix("-SESS")
-    if algo not in _HASHES:
-        raise DigestError(f"Unsupported digest algorithm {algorithm}")
-    return _hash(algo, f"{username}:{realm}:{password}")
+    password, one value per algorithm (RFC 8760 §2.1 names MD5 and SHA-256 for SIP). The account use
+    cases store it through the same function (``domain/sip_credentials.py``)."""
+    try:
+        return sip_digest_ha1(algorithm, username, realm, password)
+    except ValueError as exc:
+        raise DigestError(str(exc)) from None
 
 
 def digest_response(

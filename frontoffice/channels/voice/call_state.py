@@ -1,0 +1,344 @@
+"""The call core: every legal move of a call, its agent legs and its re-INVITEs in one table each.
+
+Sans-IO, as h11's ``_state.py``: no sockets, no asyncio, no clock. The B2BUA (``service.py``) feeds
+events in (``CallEvent``: INVITE, CANCEL, ACK timeout, BYE, the agent's answer, agent commands …) and
+gets back the next state and the actions to take (``Action``: send 487, BYE a leg, CANCEL a ringing
+phone, abandon or end the contact …). A move the table does not hold raises :class:`CallStateError`
+and leaves the machine in :attr:`CallState.ERROR` - a call that raised does not limp on.
+
+Each table maps ``(state, event)`` to one preallocated :class:`Transition`, so a move costs one dict
+look-up and allocates nothing (the hot path INVITE → queue → offer → 200 → bridge takes five).
+
+State diagram of a call (``docs/voice.md`` draws it)::
+
+    ARRIVING ──menu──▶ MENU ──choice──▶ ARRIVING ──queued──▶ QUEUED ──agent answered──▶ BRIDGED
+    BRIDGED ──transferred──▶ QUEUED        BRIDGED ──external answered──▶ EXTERNAL
+    ARRIVING/MENU/QUEUED ──CANCEL──▶ ENDED (487)      BRIDGED/EXTERNAL ──BYE/ACK timeout/hang up──▶ ENDED
+    QUEUED ──turned away (fallback)──▶ TURNED_AWAY (answered: voicemail or the closed message)
+    TURNED_AWAY ──BYE/ACK timeout/hang up──▶ ENDED
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "CALL_TRANSITIONS",
+    "LEG_TRANSITIONS",
+    "REINVITE_TRANSITIONS",
+    "Action",
+    "CallEvent",
+    "CallMachine",
+    "CallState",
+    "CallStateError",
+    "LegEvent",
+    "LegMachine",
+    "LegState",
+    "LegTransition",
+    "ReinviteEvent",
+    "ReinviteMachine",
+    "ReinviteState",
+    "ReinviteTransition",
+    "Transition",
+    "reinvite_backoff_range",
+]
+
+
+class CallStateError(Exception):
+    """An event the call's state does not allow (the one error of the call core)."""
+
+
+class CallState(enum.StrEnum):
+    """Where the caller's side of a call is."""
+
+    ARRIVING = "arriving"  # INVITE taken, media opening, contact being recorded
+    MENU = "menu"  # the IVR menu waits for a digit
+    QUEUED = "queued"  # in the ACD queue, music on hold (also a transferred caller waiting again)
+    BRIDGED = "bridged"  # an agent's phone answered; media relayed
+    EXTERNAL = "external"  # blind-transferred to an external number that answered
+    TURNED_AWAY = "turned_away"  # the ACD's fallback: answered for voicemail or the closed message
+    ENDED = "ended"
+    ERROR = "error"  # the core raised: the call is hung up and forgotten
+
+
+class CallEvent(enum.StrEnum):
+    MENU_STARTED = "menu_started"
+    MENU_DONE = "menu_done"
+    QUEUED = "queued"  # the ACD holds the contact
+    AGENT_CONNECTED = "agent_connected"  # the agent's 200 is committed as the offer's answer
+    BACK_TO_QUEUE = "back_to_queue"  # transferred (API / REFER) to a queue or agent
+    EXTERNAL_ANSWERED = "external_answered"
+    CANCEL = "cancel"  # RFC 3261 §9.2: the caller gave up before the final answer
+    REFUSED = "refused"  # we answer the INVITE with a failure (404, 480, 500 …)
+    BYE_CALLER = "bye_caller"  # the caller's BYE
+    BYE_AGENT = "bye_agent"  # the agent's phone's BYE
+    BYE_EXTERNAL = "bye_external"
+    ACK_TIMEOUT = "ack_timeout"  # RFC 3261 §13.3.1.4 / Timer H: our 2xx was never ACKed
+    HANG_UP = "hang_up"  # agent command (desk), or shutdown
+    ACD_FINISHED = "acd_finished"  # the ACD ended the contact while the call was up
+    TURNED_AWAY = "turned_away"  # the ACD's fallback action (voicemail, closed message) for a waiting call
+
+
+class Action(enum.StrEnum):
+    """What the adapter does for a move (in the order the transition lists them)."""
+
+    SEND_PROGRESS = "send_progress"  # 183 with our SDP, music on hold
+    ANSWER_CALLER = "answer_caller"  # 200 with our SDP (or only re-bridge: the dialog exists)
+    BRIDGE = "bridge"
+    PLAY_HOLD_MUSIC = "play_hold_music"
+    RECORD = "record"
+    RESPOND_487 = "respond_487"  # RFC 3261 §9.2: the INVITE ends with 487 after a CANCEL
+    RESPOND_FAILURE = "respond_failure"  # the status the refusal carries
+    CANCEL_AGENTS = "cancel_agents"  # CANCEL ringing phones, BYE an answered one
+    BYE_AGENT = "bye_agent"
+    BYE_CALLER = "bye_caller"
+    BYE_EXTERNAL = "bye_external"
+    ABANDON_CONTACT = "abandon_contact"  # the ACD: the caller left while waiting
+    END_CONTACT = "end_contact"  # the ACD: conversation over, wrap-up
+    RUN_FALLBACK = "run_fallback"  # voicemail or the closed message (voicemail.py), then hang up
+    CLOSE = "close"  # close media, forget the call
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    next: CallState
+    actions: tuple[Action, ...] = ()
+
+
+_A = Action
+_WAITING = (CallState.ARRIVING, CallState.MENU, CallState.QUEUED)
+# A caller that leaves before the final answer: CANCEL it all. Only a queued caller is a contact the
+# ACD holds; an arriving one is not queued yet (the adapter abandons it once its id is known).
+_CANCELLED = Transition(CallState.ENDED, (_A.CANCEL_AGENTS, _A.RESPOND_487, _A.ABANDON_CONTACT, _A.CLOSE))
+_REFUSED = Transition(CallState.ENDED, (_A.CANCEL_AGENTS, _A.RESPOND_FAILURE, _A.ABANDON_CONTACT, _A.CLOSE))
+
+CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
+    (CallState.ARRIVING, CallEvent.MENU_STARTED): Transition(CallState.MENU, (_A.SEND_PROGRESS,)),
+    (CallState.MENU, CallEvent.MENU_DONE): Transition(CallState.ARRIVING),
+    (CallState.ARRIVING, CallEvent.QUEUED): Transition(
+        CallState.QUEUED, (_A.SEND_PROGRESS, _A.PLAY_HOLD_MUSIC)
+    ),
+    (CallState.QUEUED, CallEvent.AGENT_CONNECTED): Transition(
+        CallState.BRIDGED, (_A.RECORD, _A.BRIDGE, _A.ANSWER_CALLER)
+    ),
+    (CallState.BRIDGED, CallEvent.BACK_TO_QUEUE): Transition(
+        CallState.QUEUED, (_A.BYE_AGENT, _A.PLAY_HOLD_MUSIC)
+    ),
+    (CallState.BRIDGED, CallEvent.EXTERNAL_ANSWERED): Transition(
+        CallState.EXTERNAL, (_A.BYE_AGENT, _A.BRIDGE)
+    ),
+    **{(state, CallEvent.CANCEL): _CANCELLED for state in _WAITING},
+    **{(state, CallEvent.REFUSED): _REFUSED for state in _WAITING},
+    # A caller hanging up a transferred call that waits again in the queue (its dialog is up).
+    (CallState.QUEUED, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.CANCEL_AGENTS, _A.ABANDON_CONTACT, _A.CLOSE)
+    ),
+    (CallState.QUEUED, CallEvent.HANG_UP): _REFUSED,
+    (CallState.ARRIVING, CallEvent.HANG_UP): _REFUSED,
+    (CallState.MENU, CallEvent.HANG_UP): _REFUSED,
+    (CallState.BRIDGED, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.CANCEL_AGENTS, _A.BYE_EXTERNAL, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.BRIDGED, CallEvent.BYE_AGENT): Transition(
+        CallState.ENDED, (_A.BYE_CALLER, _A.BYE_EXTERNAL, _A.END_CONTACT, _A.CLOSE)
+    ),
+    # RFC 3261 §13.3.1.4: no ACK for our 2xx: the UAS confirms and then ends the session with BYE.
+    (CallState.BRIDGED, CallEvent.ACK_TIMEOUT): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.BYE_EXTERNAL, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.BRIDGED, CallEvent.HANG_UP): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.BYE_EXTERNAL, _A.END_CONTACT, _A.CLOSE)
+    ),
+    # The ACD ended the contact (desk "End conversation"): it is in wrap-up already, no END_CONTACT.
+    (CallState.BRIDGED, CallEvent.ACD_FINISHED): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.BYE_EXTERNAL, _A.CLOSE)
+    ),
+    # The ACD finished the contact when the external party answered: no END_CONTACT here.
+    (CallState.EXTERNAL, CallEvent.BYE_CALLER): Transition(CallState.ENDED, (_A.BYE_EXTERNAL, _A.CLOSE)),
+    (CallState.EXTERNAL, CallEvent.BYE_EXTERNAL): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
+    (CallState.EXTERNAL, CallEvent.ACK_TIMEOUT): Transition(
+        CallState.ENDED, (_A.BYE_CALLER, _A.BYE_EXTERNAL, _A.CLOSE)
+    ),
+    (CallState.EXTERNAL, CallEvent.HANG_UP): Transition(
+        CallState.ENDED, (_A.BYE_CALLER, _A.BYE_EXTERNAL, _A.CLOSE)
+    ),
+    # The ACD turned a waiting caller away with a fallback action: the contact is finished there
+    # already (ticket, callback), so none of the moves out of TURNED_AWAY abandons or ends it.
+    (CallState.QUEUED, CallEvent.TURNED_AWAY): Transition(
+        CallState.TURNED_AWAY, (_A.CANCEL_AGENTS, _A.ANSWER_CALLER, _A.RUN_FALLBACK)
+    ),
+    (CallState.TURNED_AWAY, CallEvent.BYE_CALLER): Transition(CallState.ENDED, (_A.CLOSE,)),
+    # The flow is over (message left, "#", time limit, closed message played), or shutdown.
+    (CallState.TURNED_AWAY, CallEvent.HANG_UP): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
+    (CallState.TURNED_AWAY, CallEvent.ACK_TIMEOUT): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
+}
+
+
+class CallMachine:
+    """The state of one call. ``handle`` returns the actions of the move; an illegal one raises."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: CallState = CallState.ARRIVING) -> None:
+        self.state = state
+
+    @property
+    def is_waiting(self) -> bool:
+        """Before the final answer to the caller's INVITE (a CANCEL still applies)."""
+        return self.state in _WAITING
+
+    @property
+    def is_over(self) -> bool:
+        return self.state is CallState.ENDED or self.state is CallState.ERROR
+
+    def can(self, event: CallEvent) -> bool:
+        return (self.state, event) in CALL_TRANSITIONS
+
+    def handle(self, event: CallEvent) -> tuple[Action, ...]:
+        transition = CALL_TRANSITIONS.get((self.state, event))
+        if transition is None:
+            was = self.state
+            self.state = CallState.ERROR
+            raise CallStateError(f"{event.value} is not allowed in state {was.value}")
+        self.state = transition.next
+        return transition.actions
+
+
+# ================================================================ agent legs (we are the UAC)
+class LegState(enum.StrEnum):
+    """One INVITE we send to an agent's phone (one branch of a fork)."""
+
+    CALLING = "calling"  # INVITE sent, nothing back yet
+    RINGING = "ringing"  # a provisional came back
+    CANCELLING = "cancelling"  # CANCEL sent (RFC 3261 §9.1), waiting for the INVITE's final answer
+    ANSWERED = "answered"  # 2xx ACKed: the dialog is up
+    ENDED = "ended"  # failed, cancelled or hung up
+    ERROR = "error"
+
+
+class LegEvent(enum.StrEnum):
+    PROVISIONAL = "provisional"
+    ANSWERED = "answered"  # 2xx
+    FAILED = "failed"  # a non-2xx final answer or no answer at all (Timer B)
+    CANCEL = "cancel"  # we give up on the phone (caller left, offer withdrawn, another phone won)
+    BYE_SENT = "bye_sent"
+    BYE_RECEIVED = "bye_received"
+
+
+@dataclass(frozen=True, slots=True)
+class LegTransition:
+    next: LegState
+    # What the adapter does: "cancel" (send CANCEL), "ack_bye" (ACK then BYE a 2xx nobody wants),
+    # "bye" (BYE the dialog), "" nothing.
+    action: str = ""
+
+
+LEG_TRANSITIONS: dict[tuple[LegState, LegEvent], LegTransition] = {
+    (LegState.CALLING, LegEvent.PROVISIONAL): LegTransition(LegState.RINGING),
+    (LegState.RINGING, LegEvent.PROVISIONAL): LegTransition(LegState.RINGING),
+    (LegState.CALLING, LegEvent.ANSWERED): LegTransition(LegState.ANSWERED),
+    (LegState.RINGING, LegEvent.ANSWERED): LegTransition(LegState.ANSWERED),
+    (LegState.CALLING, LegEvent.FAILED): LegTransition(LegState.ENDED),
+    (LegState.RINGING, LegEvent.FAILED): LegTransition(LegState.ENDED),
+    # RFC 3261 §9.1: CANCEL only a pending INVITE; its final answer (487) still comes.
+    (LegState.CALLING, LegEvent.CANCEL): LegTransition(LegState.CANCELLING, "cancel"),
+    (LegState.RINGING, LegEvent.CANCEL): LegTransition(LegState.CANCELLING, "cancel"),
+    (LegState.CANCELLING, LegEvent.PROVISIONAL): LegTransition(LegState.CANCELLING),
+    (LegState.CANCELLING, LegEvent.FAILED): LegTransition(LegState.ENDED),
+    (LegState.CANCELLING, LegEvent.CANCEL): LegTransition(LegState.CANCELLING),
+    # A 2xx that crossed our CANCEL: the phone answered anyway; ACK it and BYE at once (§15).
+    (LegState.CANCELLING, LegEvent.ANSWERED): LegTransition(LegState.ENDED, "ack_bye"),
+    (LegState.ANSWERED, LegEvent.CANCEL): LegTransition(LegState.ENDED, "bye"),
+    (LegState.ANSWERED, LegEvent.BYE_SENT): LegTransition(LegState.ENDED, "bye"),
+    (LegState.ANSWERED, LegEvent.BYE_RECEIVED): LegTransition(LegState.ENDED),
+    (LegState.ENDED, LegEvent.CANCEL): LegTransition(LegState.ENDED),
+    (LegState.ENDED, LegEvent.BYE_SENT): LegTransition(LegState.ENDED),
+    # A late 2xx of a branch that lost the fork (its 487 crossed the phone's answer): ACK + BYE.
+    (LegState.ENDED, LegEvent.ANSWERED): LegTransition(LegState.ENDED, "ack_bye"),
+}
+
+
+class LegMachine:
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = LegState.CALLING
+
+    @property
+    def is_pending(self) -> bool:
+        """The INVITE has no final answer yet and we still want it."""
+        return self.state is LegState.CALLING or self.state is LegState.RINGING
+
+    def handle(self, event: LegEvent) -> str:
+        transition = LEG_TRANSITIONS.get((self.state, event))
+        if transition is None:
+            was = self.state
+            self.state = LegState.ERROR
+            raise CallStateError(f"leg: {event.value} is not allowed in state {was.value}")
+        self.state = transition.next
+        return transition.action
+
+
+# ================================================================ re-INVITEs of the caller's dialog
+class ReinviteState(enum.StrEnum):
+    IDLE = "idle"
+    PENDING = "pending"  # our re-INVITE waits for its final answer
+    BACKING_OFF = "backing_off"  # ours got 491: RFC 3261 §14.1 wait, then offer again
+
+
+class ReinviteEvent(enum.StrEnum):
+    SEND = "send"  # we offer (hold / resume)
+    ANSWERED = "answered"  # a final answer other than 491 (or none: the session goes on as before)
+    GLARE = "glare"  # 491 Request Pending to ours
+    BACKOFF_OVER = "backoff_over"  # the §14.1 timer fired
+    THEIRS = "theirs"  # the far end's re-INVITE arrives
+
+
+@dataclass(frozen=True, slots=True)
+class ReinviteTransition:
+    next: ReinviteState
+    # "send": send our re-INVITE; "backoff": start the §14.1 timer; "resync": offer what the hold
+    # state wants now; "answer": answer theirs with 200; "reject_491": RFC 3261 §14.2 - a re-INVITE
+    # while ours is pending gets 491.
+    action: str
+
+
+REINVITE_TRANSITIONS: dict[tuple[ReinviteState, ReinviteEvent], ReinviteTransition] = {
+    (ReinviteState.IDLE, ReinviteEvent.SEND): ReinviteTransition(ReinviteState.PENDING, "send"),
+    (ReinviteState.PENDING, ReinviteEvent.ANSWERED): ReinviteTransition(ReinviteState.IDLE, "resync"),
+    (ReinviteState.PENDING, ReinviteEvent.GLARE): ReinviteTransition(ReinviteState.BACKING_OFF, "backoff"),
+    (ReinviteState.BACKING_OFF, ReinviteEvent.BACKOFF_OVER): ReinviteTransition(ReinviteState.IDLE, "resync"),
+    (ReinviteState.IDLE, ReinviteEvent.THEIRS): ReinviteTransition(ReinviteState.IDLE, "answer"),
+    (ReinviteState.PENDING, ReinviteEvent.THEIRS): ReinviteTransition(ReinviteState.PENDING, "reject_491"),
+    # While we back off the far end may offer: it is answered; our retry follows when the timer fires.
+    (ReinviteState.BACKING_OFF, ReinviteEvent.THEIRS): ReinviteTransition(
+        ReinviteState.BACKING_OFF, "answer"
+    ),
+}
+
+
+class ReinviteMachine:
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = ReinviteState.IDLE
+
+    def handle(self, event: ReinviteEvent) -> str:
+        transition = REINVITE_TRANSITIONS.get((self.state, event))
+        if transition is None:
+            raise CallStateError(f"re-INVITE: {event.value} is not allowed in state {self.state.value}")
+        self.state = transition.next
+        return transition.action
+
+
+# RFC 3261 §14.1: after a 491 the owner of the Call-ID (who sent the dialog's first INVITE) waits
+# 2.1-4 s, in units of 10 ms; the other side waits 0-2 s. The B2BUA is the UAS of the caller's
+# dialog, so it waits 0-2 s there and 2.1-4 s on dialogs it started.
+_OWNER_BACKOFF_S = (2.1, 4.0)
+_NON_OWNER_BACKOFF_S = (0.0, 2.0)
+
+
+def reinvite_backoff_range(*, owns_call_id: bool) -> tuple[float, float]:
+    """The §14.1 window a retry after 491 is drawn from (the caller draws, in steps of 10 ms)."""
+    return _OWNER_BACKOFF_S if owns_call_id else _NON_OWNER_BACKOFF_S

@@ -1,0 +1,473 @@
+"""The inbound B2BUA (service.py) without sockets: SIP messages in through ``on_message``, what it would
+send caught on the endpoint's ``wire``, a fake media backend and a fake ACD side, a clock the test moves.
+Races and timeouts that are hard to hit over loopback are exact here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from frontoffice.channels.voice.media import MediaStats
+from frontoffice.channels.voice.service import VoiceService
+from frontoffice.channels.voice.sip import (
+    Destination,
+    Dialog,
+    Message,
+    NameAddress,
+    Request,
+    Response,
+    Transmit,
+    Via,
+    build_cancel,
+    build_offer,
+    build_request,
+    build_response,
+    parse_datagram,
+    parse_uri,
+)
+from frontoffice.domain import routing as r
+
+CARRIER = Destination("192.0.2.1", 5060)
+PHONE = Destination("192.0.2.50", 5062)
+AGENT_ID = 42
+INTERACTION = 7
+T1 = 0.5
+TIMER_H = 64 * T1  # RFC 3261 §17.2.1
+
+
+@dataclass
+class FakeSession:
+    address: str = "198.51.100.1"
+    caller_port: int = 40000
+    agent_port: int = 40002
+    stats: MediaStats = field(default_factory=MediaStats)
+    closed: bool = False
+    bridged: int = 0
+    caller_media: Any = None
+    agent_media: Any = None
+    caller_signalling_ip: str | None = None
+    agent_signalling_ip: str | None = None
+
+    def set_caller(self, media: Any, *, signalling_ip: str | None = None) -> None:
+        self.caller_media, self.caller_signalling_ip = media, signalling_ip
+
+    def set_agent(self, media: Any, *, signalling_ip: str | None = None) -> None:
+        self.agent_media, self.agent_signalling_ip = media, signalling_ip
+
+    def update_caller(self, media: Any) -> None:
+        self.caller_media = media
+
+    def update_agent(self, media: Any) -> None:
+        self.agent_media = media
+
+    def play_hold_music(self) -> None: ...
+    def play_prompt(self, pcm: bytes) -> None: ...
+
+    def bridge(self) -> None:
+        self.bridged += 1
+
+    def record(self, mixed_path: Any, stereo_path: Any = None) -> None: ...
+
+    async def close(self) -> MediaStats:
+        self.closed = True
+        return self.stats
+
+
+class FakeMedia:
+    """Opens sessions at once, or when ``gate`` is set (to hold the call in its first await)."""
+
+    def __init__(self) -> None:
+        self.gate: asyncio.Event | None = None
+        self.sessions: list[FakeSession] = []
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def open_session(self, on_dtmf: Callable[[str], None]) -> FakeSession:
+        if self.gate is not None:
+            await self.gate.wait()
+        session = FakeSession()
+        self.sessions.append(session)
+        return session
+
+
+class FakeAcd:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[list[r.Output]], None]] = []
+
+    def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
+        self.listeners.append(listener)
+
+    def offer(self, *agent_ids: int) -> None:
+        offer = r.OfferContact(str(INTERACTION), tuple(str(a) for a in agent_ids), "1", "voice", 0.0)
+        for listener in self.listeners:
+            listener([offer])
+
+
+class FakeVoiceCalls:
+    """The ACD side as the B2BUA calls it: records each use case it was asked for."""
+
+    realm = "frontoffice"
+    # Outbound calls' records are not used here (no trunks): a stand-in with the names they read.
+    contact_center = SimpleNamespace(acd=None, sessions=None, crm=None, interactions=None, clock=None)
+
+    def __init__(self) -> None:
+        self.acd = FakeAcd()
+        self.steps: list[tuple[str, Any]] = []
+        self.legs: list[dict[str, Any]] = []
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def entry_for(self, dialled: str) -> Any:
+        return SimpleNamespace(entry_point_id=1, ivr=None)
+
+    async def call_arrived(self, inbound: Any) -> int:
+        self.steps.append(("arrived", inbound.call_id))
+        return INTERACTION
+
+    async def call_abandoned(self, interaction_id: int) -> None:
+        self.steps.append(("abandoned", interaction_id))
+
+    async def offer_answered(self, interaction_id: int, agent_id: int) -> None:
+        self.steps.append(("answered", agent_id))
+
+    async def offer_declined(self, interaction_id: int, agent_id: int) -> None:
+        self.steps.append(("declined", agent_id))
+
+    async def call_ended(self, interaction_id: int) -> None:
+        self.steps.append(("ended", interaction_id))
+
+    async def annotate(self, interaction_id: int, **attributes: Any) -> None: ...
+
+    async def record_leg(self, interaction_id: int, leg: dict[str, Any], at: datetime) -> None:
+        self.legs.append(leg)
+
+    async def caller_language(self, interaction_id: int) -> str | None:
+        return None
+
+    async def refer_target(self, user: str) -> tuple[int | None, int | None]:
+        return (2, None) if user == "queue-2" else (None, None)
+
+    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        """The ACD moves the contact and says so, as the real one does."""
+        self.steps.append(("transfer", queue_id))
+        moved = r.ContactTransferred(str(interaction_id), "1", str(queue_id), None, str(AGENT_ID))
+        for listener in self.acd.listeners:
+            listener([moved])
+
+
+class NoWait:
+    """The §14.1 back-off drawn as its lower bound, so the retry follows at the next loop turn."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return low
+
+
+@dataclass
+class Bench:
+    voice: VoiceService
+    calls: FakeVoiceCalls
+    media: FakeMedia
+    sent: list[tuple[Message, Destination]]
+    clock: list[float]
+
+    def take(self) -> list[tuple[Message, Destination]]:
+        out, self.sent[:] = list(self.sent), []
+        return out
+
+    def requests(self, method: str, to: Destination | None = None) -> list[Request]:
+        return [
+            m
+            for m, d in self.sent
+            if isinstance(m, Request) and m.method == method and (to is None or d == to)
+        ]
+
+    def responses(self, status: int, method: str | None = None) -> list[Response]:
+        return [
+            m
+            for m, _ in self.sent
+            if isinstance(m, Response) and m.status == status and (method is None or m.cseq.method == method)
+        ]
+
+    async def settled(self) -> None:
+        """Let the tasks the last message started run to their end (loop turns, no timed sleep)."""
+        for _ in range(1000):
+            await asyncio.sleep(0)
+            if self.voice.is_idle:
+                return
+        pytest.fail("the B2BUA's tasks did not finish")
+
+
+@pytest.fixture
+async def bench() -> Any:
+    calls, media = FakeVoiceCalls(), FakeMedia()
+    sent: list[tuple[Message, Destination]] = []
+    clock = [1000.0]
+
+    def wire(transmit: Transmit) -> None:
+        message = parse_datagram(transmit.data)
+        assert isinstance(message, Request | Response)
+        sent.append((message, transmit.destination))
+
+    voice = VoiceService(
+        calls,  # type: ignore[arg-type]
+        media,  # type: ignore[arg-type]
+        host="198.51.100.1",
+        port=5060,
+        secret=b"k",
+        realm="frontoffice",
+        clock=lambda: clock[0],
+        announce_interval_s=None,
+        wire=wire,
+    )
+    voice.backoff_random = NoWait()  # type: ignore[assignment]
+    await voice.start()
+    yield Bench(voice, calls, media, sent, clock)
+    await voice.stop()
+
+
+def _caller_invite() -> Request:
+    sdp = build_offer(address=CARRIER.host, port=30000, session_id="1")
+    return build_request(
+        "INVITE",
+        parse_uri("sip:+74951234567@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:+74950001111@192.0.2.1")),
+        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        via=Via(transport="UDP", host=CARRIER.host, port=CARRIER.port),
+        contact=NameAddress(parse_uri("sip:carrier@192.0.2.1:5060")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+    )
+
+
+def _register_phone(bench: Bench, user: str = "alice", phone: Destination = PHONE) -> None:
+    register = build_request(
+        "REGISTER",
+        parse_uri("sip:198.51.100.1"),
+        from_addr=NameAddress(parse_uri(f"sip:{user}@198.51.100.1")),
+        to_addr=NameAddress(parse_uri(f"sip:{user}@198.51.100.1")),
+        via=Via(transport="UDP", host=phone.host, port=phone.port),
+        contact=NameAddress(parse_uri(f"sip:{user}@{phone.host}:{phone.port}")),
+    )
+    assert bench.voice.registrar.register(register, phone, AGENT_ID, user, bench.clock[0]).status == 200
+
+
+def _answer(request: Request, tag: str, at: Destination) -> Response:
+    sdp = build_offer(address=at.host, port=32000, session_id="2")
+    return build_response(
+        request,
+        200,
+        to_tag=tag,
+        contact=NameAddress(parse_uri(f"sip:x@{at.host}:{at.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+    )
+
+
+async def _bridged_call(bench: Bench) -> tuple[Request, Response]:
+    """A caller queued, rung to the agent's phone, the phone's 200: returns the caller's INVITE and
+    our 200 to it (not yet ACKed)."""
+    _register_phone(bench)
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    assert bench.responses(183)
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    return invite, ok
+
+
+async def test_a_cancel_while_the_media_session_opens_ends_the_invite_with_487_and_queues_nothing(
+    bench: Bench,
+) -> None:
+    bench.media.gate = asyncio.Event()  # the call is stuck in its first await
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await asyncio.sleep(0)
+    bench.voice.on_message(build_cancel(invite), CARRIER)
+    assert bench.responses(200, "CANCEL") and bench.responses(487, "INVITE")
+    bench.media.gate.set()
+    await bench.settled()
+    assert bench.calls.steps == []  # never recorded, never queued
+    assert bench.media.sessions[0].closed and not bench.voice.live_call_ids()
+
+
+async def test_a_cancel_while_queued_cancels_the_ringing_phone_and_abandons_the_contact(bench: Bench) -> None:
+    _register_phone(bench)
+    invite = _caller_invite()
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    assert bench.requests("INVITE", PHONE)
+    bench.voice.on_message(build_cancel(invite), CARRIER)
+    await bench.settled()
+    assert bench.responses(487, "INVITE")
+    assert bench.requests("CANCEL", PHONE)
+    assert ("abandoned", INTERACTION) in bench.calls.steps
+
+
+async def test_no_ack_for_our_200_ends_the_call_with_bye_to_the_caller_and_the_phone(bench: Bench) -> None:
+    await _bridged_call(bench)
+    bench.take()
+    bench.clock[0] += TIMER_H + 1
+    bench.voice.endpoint.fire_timers(bench.clock[0])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) in bench.calls.steps
+    caller_leg = next(leg for leg in bench.calls.legs if leg["leg"] == "caller")
+    assert caller_leg["cause"] == "ack_timeout"
+
+
+async def test_a_reinvite_crossing_our_hold_gets_491_and_ours_goes_again_after_491(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    bench.voice.hold(INTERACTION)
+    [ours] = bench.requests("INVITE", CARRIER)
+    theirs, _ = caller.hold(build_offer(address=CARRIER.host, port=30000, session_id="1"))
+    bench.voice.on_message(theirs, CARRIER)
+    assert [r.cseq.seq for r in bench.responses(491, "INVITE")] == [theirs.cseq.seq]  # RFC 3261 §14.2
+    bench.take()
+    bench.voice.on_message(build_response(ours, 491), CARRIER)
+    assert not bench.voice.call_state(INTERACTION).hold_synced
+    for _ in range(100):  # the back-off (drawn as 0 s here) runs out at a coming loop turn
+        await asyncio.sleep(0)
+        if bench.requests("INVITE", CARRIER):
+            break
+    [again] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendonly" in again.body and again.cseq.seq > ours.cseq.seq
+    bench.voice.on_message(_answer(again, "ignored", CARRIER), CARRIER)
+    assert bench.requests("ACK", CARRIER)
+    state = bench.voice.call_state(INTERACTION)
+    assert state.held and state.hold_synced
+
+
+async def test_the_first_phone_to_answer_wins_and_the_other_phone_is_cancelled(bench: Bench) -> None:
+    desk, soft = Destination("192.0.2.60", 5060), Destination("192.0.2.61", 5060)
+    _register_phone(bench, phone=desk)
+    bench.clock[0] += 10
+    _register_phone(bench, phone=soft)
+    bench.voice.on_message(_caller_invite(), CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_desk], [to_soft] = bench.requests("INVITE", desk), bench.requests("INVITE", soft)
+    assert bench.sent.index((to_soft, soft)) < bench.sent.index((to_desk, desk))  # newest first
+    bench.voice.on_message(_answer(to_soft, "soft", soft), soft)
+    await bench.settled()
+    assert bench.requests("CANCEL", desk) and not bench.requests("CANCEL", soft)
+    assert ("answered", AGENT_ID) in bench.calls.steps
+    # The desk phone's 200 crossed our CANCEL: it is ACKed and hung up, the call stays bridged.
+    late = _answer(to_desk, "desk", desk)
+    bench.voice.on_message(late, desk)
+    assert bench.requests("ACK", desk) and bench.requests("BYE", desk)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    # Its 200 again (our ACK was lost): ACKed again (RFC 3261 §13.2.2.4), nothing else changes.
+    bench.take()
+    bench.voice.on_message(late, desk)
+    assert bench.requests("ACK", desk) and not bench.requests("BYE", desk)
+
+
+def _phone_dialog(to_phone: Request, answer: Response) -> Dialog:
+    """The agent phone's side of our INVITE's dialog (it is the UAS)."""
+    return Dialog.from_uas(to_phone, answer, via=Via(transport="UDP", host=PHONE.host, port=PHONE.port))
+
+
+async def test_a_transfer_back_to_the_queue_releases_the_phone_and_the_caller_waits_again(
+    bench: Bench,
+) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    transferred = r.ContactTransferred(str(INTERACTION), "1", "2", None, str(AGENT_ID))
+    for listener in bench.calls.acd.listeners:
+        listener([transferred])
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", CARRIER)
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+    # The next agent's answer only re-bridges: the caller was answered long ago (no new 200).
+    bench.take()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone2", PHONE), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.responses(200, "INVITE")
+
+
+async def test_the_acd_ending_the_contact_hangs_up_both_legs_without_ending_it_twice(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    finished = r.ContactFinished(str(INTERACTION), str(AGENT_ID), "1")
+    for listener in bench.calls.acd.listeners:
+        listener([finished])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) not in bench.calls.steps  # already in wrap-up in the ACD
+    assert not bench.voice.live_call_ids()
+
+
+async def test_the_agent_hanging_up_ends_the_caller_leg_and_the_contact(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.bye(), PHONE)
+    await bench.settled()
+    assert bench.responses(200, "BYE") and bench.requests("BYE", CARRIER)
+    assert ("ended", INTERACTION) in bench.calls.steps
+    agent_leg = next(leg for leg in bench.calls.legs if leg["leg"] == "agent")
+    assert agent_leg["cause"] == "bye_agent"
+
+
+async def test_the_caller_leg_record_carries_the_stranger_packets_the_relay_dropped(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    bench.media.sessions[0].stats.foreign_packets = 3  # the relay's count when the session closes
+    bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
+    await bench.settled()
+    by_leg = {leg["leg"]: leg for leg in bench.calls.legs}
+    assert by_leg["caller"]["cause"] == "bye_caller" and by_leg["caller"]["foreign_packets"] == 3
+    assert by_leg["agent"]["foreign_packets"] is None  # one counter per session: on the caller's leg
+
+
+async def test_a_refer_from_the_phone_moves_the_call_notifies_the_phone_and_hangs_it_up(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.refer(parse_uri("sip:queue-2@198.51.100.1")), PHONE)
+    await bench.settled()
+    assert bench.responses(202, "REFER")  # RFC 3515 §2.4.2
+    notifies = bench.requests("NOTIFY", PHONE)
+    assert [b"100" in n.body for n in notifies] == [True, False] and b"200" in notifies[1].body
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", CARRIER)
+    assert ("transfer", 2) in bench.calls.steps
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+
+
+async def test_a_refer_to_nobody_is_answered_with_a_notify_of_404_and_the_call_stays(bench: Bench) -> None:
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    bench.voice.on_message(phone.refer(parse_uri("sip:nobody@198.51.100.1")), PHONE)
+    await bench.settled()
+    notifies = bench.requests("NOTIFY", PHONE)
+    assert b"404" in notifies[-1].body
+    assert not bench.requests("BYE", PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"

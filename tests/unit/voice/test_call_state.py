@@ -1,0 +1,199 @@
+"""The call core (call_state.py): every row of its transition tables, and the races it settles."""
+
+from __future__ import annotations
+
+import pytest
+
+from frontoffice.channels.voice.call_state import (
+    CALL_TRANSITIONS,
+    LEG_TRANSITIONS,
+    REINVITE_TRANSITIONS,
+    Action,
+    CallEvent,
+    CallMachine,
+    CallState,
+    CallStateError,
+    LegEvent,
+    LegMachine,
+    LegState,
+    ReinviteEvent,
+    ReinviteMachine,
+    ReinviteState,
+    reinvite_backoff_range,
+)
+
+
+def _call_in(state: CallState) -> CallMachine:
+    return CallMachine(state)
+
+
+def _leg_through(state: LegState) -> LegMachine:
+    """A leg brought to ``state`` by legal moves only."""
+    leg = LegMachine()
+    path = {
+        LegState.CALLING: [],
+        LegState.RINGING: [LegEvent.PROVISIONAL],
+        LegState.CANCELLING: [LegEvent.CANCEL],
+        LegState.ANSWERED: [LegEvent.ANSWERED],
+        LegState.ENDED: [LegEvent.FAILED],
+    }[state]
+    for event in path:
+        leg.handle(event)
+    assert leg.state is state
+    return leg
+
+
+def _reinvite_through(state: ReinviteState) -> ReinviteMachine:
+    machine = ReinviteMachine()
+    path = {
+        ReinviteState.IDLE: [],
+        ReinviteState.PENDING: [ReinviteEvent.SEND],
+        ReinviteState.BACKING_OFF: [ReinviteEvent.SEND, ReinviteEvent.GLARE],
+    }[state]
+    for event in path:
+        machine.handle(event)
+    return machine
+
+
+@pytest.mark.parametrize(("state", "event"), list(CALL_TRANSITIONS), ids=lambda v: str(v))
+def test_every_call_transition_moves_to_its_state_with_its_actions(
+    state: CallState, event: CallEvent
+) -> None:
+    call = _call_in(state)
+    actions = call.handle(event)
+    transition = CALL_TRANSITIONS[(state, event)]
+    assert call.state is transition.next
+    assert actions == transition.actions
+
+
+@pytest.mark.parametrize(("state", "event"), list(LEG_TRANSITIONS), ids=lambda v: str(v))
+def test_every_leg_transition_moves_to_its_state_with_its_action(state: LegState, event: LegEvent) -> None:
+    leg = _leg_through(state)
+    action = leg.handle(event)
+    assert leg.state is LEG_TRANSITIONS[(state, event)].next
+    assert action == LEG_TRANSITIONS[(state, event)].action
+
+
+@pytest.mark.parametrize(("state", "event"), list(REINVITE_TRANSITIONS), ids=lambda v: str(v))
+def test_every_reinvite_transition_moves_to_its_state_with_its_action(
+    state: ReinviteState, event: ReinviteEvent
+) -> None:
+    machine = _reinvite_through(state)
+    action = machine.handle(event)
+    assert machine.state is REINVITE_TRANSITIONS[(state, event)].next
+    assert action == REINVITE_TRANSITIONS[(state, event)].action
+
+
+def test_an_illegal_call_move_raises_and_leaves_the_call_in_error() -> None:
+    call = CallMachine()
+    with pytest.raises(CallStateError):
+        call.handle(CallEvent.AGENT_CONNECTED)  # nobody can answer a call that is not queued
+    assert call.state is CallState.ERROR and call.is_over
+    with pytest.raises(CallStateError):
+        call.handle(CallEvent.CANCEL)
+
+
+def test_an_illegal_leg_move_raises() -> None:
+    leg = _leg_through(LegState.ENDED)
+    with pytest.raises(CallStateError):
+        leg.handle(LegEvent.PROVISIONAL)
+
+
+def test_every_state_but_the_final_ones_has_a_way_out() -> None:
+    final = {CallState.ENDED, CallState.ERROR}
+    for state in CallState:
+        if state not in final:
+            assert any(s is state and t.next in final for (s, _), t in CALL_TRANSITIONS.items()), state
+
+
+def test_a_cancel_right_after_the_invite_ends_the_call_with_487_before_anything_is_queued() -> None:
+    call = CallMachine()  # the INVITE just arrived: media not open, contact not recorded
+    actions = call.handle(CallEvent.CANCEL)
+    assert call.state is CallState.ENDED
+    assert Action.RESPOND_487 in actions and Action.CLOSE in actions
+    assert not call.can(CallEvent.QUEUED)  # the adapter finds the call over and queues nothing
+
+
+def test_a_cancel_while_queued_answers_487_cancels_ringing_phones_and_abandons_the_contact() -> None:
+    call = CallMachine()
+    call.handle(CallEvent.QUEUED)
+    actions = call.handle(CallEvent.CANCEL)
+    assert actions.index(Action.CANCEL_AGENTS) < actions.index(Action.RESPOND_487)
+    assert Action.ABANDON_CONTACT in actions and Action.END_CONTACT not in actions
+
+
+def test_no_cancel_is_taken_once_the_caller_is_answered() -> None:
+    call = CallMachine()
+    call.handle(CallEvent.QUEUED)
+    call.handle(CallEvent.AGENT_CONNECTED)
+    assert not call.is_waiting and not call.can(CallEvent.CANCEL)
+
+
+def test_a_missing_ack_sends_bye_to_the_caller_and_the_agent() -> None:
+    call = CallMachine(CallState.BRIDGED)
+    actions = call.handle(CallEvent.ACK_TIMEOUT)
+    assert Action.BYE_CALLER in actions and Action.BYE_AGENT in actions and Action.END_CONTACT in actions
+
+
+def test_a_queued_caller_turned_away_is_answered_and_hears_the_fallback_flow() -> None:
+    call = CallMachine()
+    call.handle(CallEvent.QUEUED)
+    actions = call.handle(CallEvent.TURNED_AWAY)
+    assert call.state is CallState.TURNED_AWAY and not call.is_waiting
+    assert actions == (Action.CANCEL_AGENTS, Action.ANSWER_CALLER, Action.RUN_FALLBACK)
+    assert not call.can(CallEvent.CANCEL)  # answered: a CANCEL no longer applies
+
+
+def test_a_caller_hanging_up_during_voicemail_closes_the_call_and_leaves_the_contact_alone() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED and actions == (Action.CLOSE,)  # the ACD finished the contact
+
+
+def test_the_end_of_the_fallback_flow_hangs_up_on_the_caller() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    actions = call.handle(CallEvent.HANG_UP)
+    assert call.state is CallState.ENDED and actions == (Action.BYE_CALLER, Action.CLOSE)
+    assert Action.ABANDON_CONTACT not in actions and Action.END_CONTACT not in actions
+
+
+def test_a_turned_away_caller_that_never_acks_the_200_gets_bye() -> None:
+    call = CallMachine(CallState.TURNED_AWAY)
+    assert call.handle(CallEvent.ACK_TIMEOUT) == (Action.BYE_CALLER, Action.CLOSE)
+
+
+@pytest.mark.parametrize("state", [CallState.ARRIVING, CallState.MENU, CallState.BRIDGED, CallState.EXTERNAL])
+def test_only_a_queued_caller_can_be_turned_away(state: CallState) -> None:
+    assert not CallMachine(state).can(CallEvent.TURNED_AWAY)
+
+
+def test_the_first_phone_to_answer_wins_and_a_late_answer_of_another_is_acked_and_hung_up() -> None:
+    winner, loser = LegMachine(), LegMachine()
+    winner.handle(LegEvent.PROVISIONAL)
+    loser.handle(LegEvent.PROVISIONAL)
+    assert winner.handle(LegEvent.ANSWERED) == ""
+    assert loser.handle(LegEvent.CANCEL) == "cancel"
+    assert loser.handle(LegEvent.ANSWERED) == "ack_bye"  # its 200 crossed our CANCEL
+    assert loser.state is LegState.ENDED
+
+
+def test_a_reinvite_while_ours_is_pending_gets_491_and_ours_is_offered_again_after_the_back_off() -> None:
+    machine = ReinviteMachine()
+    assert machine.handle(ReinviteEvent.SEND) == "send"
+    assert machine.handle(ReinviteEvent.THEIRS) == "reject_491"
+    assert machine.handle(ReinviteEvent.GLARE) == "backoff"
+    assert machine.handle(ReinviteEvent.THEIRS) == "answer"
+    assert machine.handle(ReinviteEvent.BACKOFF_OVER) == "resync"
+    assert machine.state is ReinviteState.IDLE
+
+
+def test_a_second_offer_of_our_own_waits_while_one_is_pending() -> None:
+    machine = ReinviteMachine()
+    machine.handle(ReinviteEvent.SEND)
+    with pytest.raises(CallStateError):
+        machine.handle(ReinviteEvent.SEND)  # RFC 3261 §14.1: one re-INVITE at a time
+
+
+def test_the_back_off_window_depends_on_who_owns_the_call_id() -> None:
+    assert reinvite_backoff_range(owns_call_id=True) == (2.1, 4.0)
+    assert reinvite_backoff_range(owns_call_id=False) == (0.0, 2.0)
