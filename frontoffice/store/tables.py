@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -43,6 +44,7 @@ __all__ = [
     "EntryPoint",
     "FallbackOutcome",
     "IdempotencyKey",
+    "IdempotentRequest",
     "Identity",
     "Interaction",
     "InteractionEvent",
@@ -373,6 +375,23 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[int] = mapped_column(Id)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class IdempotentRequest(Base):
+    """One API request sent with an ``Idempotency-Key`` by one user, and the answer it got.
+
+    ``status_code`` is NULL while the first request runs (a repeat then answers 409
+    ``idempotency-key-in-progress``); afterwards the stored answer is replayed to repeats.
+    """
+
+    __tablename__ = "idempotent_requests"
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AgentProfile(Base):

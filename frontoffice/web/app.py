@@ -16,6 +16,7 @@ from frontoffice import __version__
 from frontoffice.bootstrap import Container
 from frontoffice.domain.exceptions import DomainError
 from frontoffice.i18n import current_language
+from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
 from . import planning_page, stream, ui
@@ -35,6 +36,7 @@ from .api import (
     voice_trunks,
 )
 from .errors import ApiError, install_error_handlers
+from .idempotency import Idempotency
 from .metrics import ContactCenterCollector
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -160,6 +162,8 @@ def create_app(container: Container) -> FastAPI:
         response.set_cookie("fo_lang", code, max_age=365 * 86400, samesite="lax", path="/")
         return response
 
+    # Innermost: runs with the language set and the body limited; replays answers by Idempotency-Key.
+    app.add_middleware(Idempotency, store=IdempotentRequests(container.sessions, clock=container.auth.clock))
     # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(
