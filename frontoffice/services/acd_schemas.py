@@ -10,7 +10,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel
 
-from .schemas import Input, InteractionOut, Output
+from .schemas import BLANK, N_, Input, InteractionOut, Output, blank_field
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 SkillLevels = dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[int, Field(ge=1, le=10)]]
@@ -189,6 +189,16 @@ class ContactIn(Input):
             raise ValueError("give entry_point (its address) or entry_point_id")
         return self
 
+    @model_validator(mode="after")
+    def _says_something(self) -> ContactIn:
+        """A contact with no subject, no body and nobody to answer is an empty record: refused,
+        naming the subject (the field a form shows first)."""
+        c = self.customer
+        anyone = c.first_name or c.last_name or c.phone or c.email or c.chat_id
+        if not (self.subject or self.body or anyone):
+            raise blank_field("ContactIn", "subject", N_("Give the contact a subject or say who it is from"))
+        return self
+
 
 class ContactCreated(BaseModel):
     interaction: InteractionOut
@@ -214,8 +224,16 @@ class StateIn(Input):
 
 class CompleteIn(Input):
     disposition: str | None = Field(default=None, max_length=64)
-    notes: str = Field(default="", max_length=20_000)
+    notes: str = Field(default="", max_length=20_000, description="empty for no note; only spaces is refused")
     callback_at: datetime | None = None
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _notes_not_blank(cls, notes: Any) -> Any:
+        """Spaces only would be stored as an empty note with the contact: say so instead."""
+        if isinstance(notes, str) and notes and not notes.strip():
+            raise PydanticCustomError(BLANK, N_("The note is empty"))
+        return notes
 
 
 class TransferIn(Input):

@@ -94,7 +94,8 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = [
             {
                 "loc": [str(p) for p in err.get("loc", ())],
-                "message": err.get("msg", ""),
+                # Our own messages (a blank field, ...) are in the catalogs; pydantic's stay as they are.
+                "message": _(err.get("msg", "")),
                 "type": err.get("type", ""),
             }
             for err in exc.errors()

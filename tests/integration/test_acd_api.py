@@ -230,7 +230,9 @@ async def test_a_bad_rule_is_rejected_when_saved_with_its_position(desk: Desk) -
 
 
 async def test_unknown_entry_point_and_bad_contact_fields_are_clear_errors(desk: Desk, container) -> None:
-    r = await desk.client.post(f"{API}/interactions", json={"entry_point": "nowhere"}, headers=desk.admin)
+    r = await desk.client.post(
+        f"{API}/interactions", json={"entry_point": "nowhere", "subject": "Hi"}, headers=desk.admin
+    )
     assert r.status_code == 404 and r.json()["error_id"] == "no-such-entry-point"
     q = await desk.queue("general")
     await desk.entry("site", q)
