@@ -295,6 +295,12 @@ class PasswordChange(Input):
     new_password: str = Field(min_length=10, max_length=200)
 
 
+class PasswordReset(Input):
+    """An administrator's reset of another user's password."""
+
+    new_password: str = Field(min_length=10, max_length=200)
+
+
 class TokenIn(Input):
     name: str = Field(min_length=1, max_length=200)
 
