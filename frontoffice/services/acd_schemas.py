@@ -251,16 +251,37 @@ class PriorityIn(Input):
     priority: int = Field(ge=-100, le=100)
 
 
+CodeName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class CodeIn(Input):
+    """A disposition or not-ready reason: its code, and its name per language (``en``, ``ru``).
+
+    ``name`` is the name for a language without its own (and the name of codes saved before names per
+    language); with neither, the code itself is shown.
+    """
+
     code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(default="", max_length=200)
+    names: dict[Literal["en", "ru"], CodeName] = Field(default_factory=dict)
     active: bool = True
+
+    def stored_names(self) -> dict[str, str]:
+        """``names`` as stored (a JSON object)."""
+        return {str(language): name for language, name in self.names.items()}
 
 
 class CodeOut(Output):
     code: str
-    name: str
+    name: str = Field(
+        description="the name in the request's language: its own, else the default, else the code"
+    )
+    names: dict[str, str] = Field(default_factory=dict)
     active: bool
+
+    def in_language(self, language: str) -> CodeOut:
+        """This code with ``name`` in ``language`` (falling back to the default name, then the code)."""
+        return self.model_copy(update={"name": self.names.get(language) or self.name or self.code})
 
 
 class QueueLive(BaseModel):

@@ -441,6 +441,8 @@ class Disposition(Base):
     __tablename__ = "dispositions"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The name per language ({"en": "Lunch", "ru": "Обед"}); ``name`` is the one for other languages.
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -450,6 +452,8 @@ class NotReadyReason(Base):
     __tablename__ = "not_ready_reasons"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The name per language ({"en": "Lunch", "ru": "Обед"}); ``name`` is the one for other languages.
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from frontoffice.i18n import current_language
 from frontoffice.services.acd_schemas import (
     AgentLive,
     AgentProfileIn,
@@ -264,7 +265,8 @@ CodeKind = Literal["dispositions", "not-ready-reasons"]
 async def list_codes(
     request: Request, kind: CodeKind, actor: Annotated[Actor, Depends(requires("interactions.read"))]
 ) -> list[CodeOut]:
-    return await container(request).contact_center.list_codes(actor, _kind(kind))
+    codes = await container(request).contact_center.list_codes(actor, _kind(kind))
+    return [code.in_language(current_language.get()) for code in codes]
 
 
 @router.put("/codes/{kind}", response_model=CodeOut, tags=["routing"])
@@ -274,7 +276,8 @@ async def set_code(
     body: CodeIn,
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> CodeOut:
-    return await container(request).contact_center.set_code(actor, _kind(kind), body)
+    code = await container(request).contact_center.set_code(actor, _kind(kind), body)
+    return code.in_language(current_language.get())
 
 
 def _kind(kind: str) -> str:

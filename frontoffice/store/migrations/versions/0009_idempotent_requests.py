@@ -1,4 +1,5 @@
-"""idempotent API requests: one row per (user, Idempotency-Key) with the answer to replay
+"""idempotent API requests: one row per (user, Idempotency-Key) with the answer to replay; names per
+language of dispositions and not-ready reasons
 
 Revision ID: 0009
 Revises: 0008
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import frontoffice.store.tables
 
@@ -19,6 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TIME = frontoffice.store.tables.UTCDateTime()
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+CODE_TABLES = ("dispositions", "not_ready_reasons")
 
 
 def upgrade() -> None:
@@ -38,9 +42,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("idempotent_requests", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_idempotent_requests_created_at"), ["created_at"], unique=False)
+    for table in CODE_TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("names", JSON, nullable=False, server_default="{}"))
 
 
 def downgrade() -> None:
+    for table in CODE_TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("names")
     with op.batch_alter_table("idempotent_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_idempotent_requests_created_at"))
     op.drop_table("idempotent_requests")
