@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -73,6 +74,22 @@ class QueueOut(BaseModel):
     name: str
     project_id: int | None
     settings: QueueSettings
+    queue_names: dict[int, str] = Field(
+        default_factory=dict,
+        description="the names of the queues the settings name by id (overflow, escalations), by id",
+    )
+
+    def referenced_queue_ids(self) -> set[int]:
+        """The queues this queue's settings name: its overflow queue and its escalations' queues."""
+        ids = {queue_id for step in self.settings.escalations for queue_id in step.add_queues}
+        if self.settings.overflow_queue_id is not None:
+            ids.add(self.settings.overflow_queue_id)
+        return ids
+
+    def with_queue_names(self, names: Mapping[int, str]) -> QueueOut:
+        """This queue with ``queue_names`` filled from ``names`` (every queue's name by id)."""
+        found = {qid: names[qid] for qid in sorted(self.referenced_queue_ids()) if qid in names}
+        return self.model_copy(update={"queue_names": found})
 
 
 class AgentProfileIn(Input):
