@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -36,7 +36,7 @@ from .api import (
     voice_trunks,
 )
 from .errors import ApiError, install_error_handlers
-from .idempotency import Idempotency
+from .idempotency import Idempotency, document_header
 from .metrics import ContactCenterCollector
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -80,6 +80,15 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files(), name="static")
+
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_header(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -41,6 +41,9 @@ __all__ = [
     "IDEMPOTENT_PATHS_EXEMPT",
     "MAX_KEY_LENGTH",
     "Idempotency",
+    "document_header",
+    "request_fingerprint",
+    "stored_key",
 ]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -87,25 +90,18 @@ class Idempotency:
         if actor.user_id is None:
             await self.app(scope, replay_body, send)
             return
-        digest = hashlib.sha256()
-        for part in (
-            scope["method"].encode(),
-            scope.get("raw_path") or scope["path"].encode(),
-            b"?",
-            scope.get("query_string", b""),
-            b"\n",
-            body,
-        ):
-            digest.update(part)
+        method, path, query = scope["method"], scope["path"], scope.get("query_string", b"")
+        fingerprint = request_fingerprint(method, path, query, body)
+        user_key = stored_key(method, path, key)
         try:
-            stored = await self.store.claim(actor.user_id, _scoped(scope, key), digest.hexdigest())
+            stored = await self.store.claim(actor.user_id, user_key, fingerprint)
         except Conflict as exc:
             await _send_error(send, 409, exc.error_id, exc.message, exc.details)
             return
         if stored is not None:
             await _replay(send, stored)
             return
-        await self._run_and_remember(scope, replay_body, send, actor.user_id, _scoped(scope, key))
+        await self._run_and_remember(scope, replay_body, send, actor.user_id, user_key)
 
     @staticmethod
     def _applies(scope: Scope) -> bool:
@@ -145,11 +141,39 @@ class Idempotency:
             await self.store.finish(user_id, key, StoredAnswer(status, content_type, b"".join(chunks)))
 
 
-def _scoped(scope: Scope, key: str) -> str:
-    """The stored key: the client's key within its route, so one user action may send one key on each
-    of its requests (complete a contact, then open a ticket) without the second looking "reused"."""
-    route = f"{scope['method']} {scope['path']}\n{key}"
-    return hashlib.sha256(route.encode()).hexdigest()
+def document_header(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the optional ``Idempotency-Key`` header to every POST this middleware serves, in the
+    OpenAPI schema (``/api/openapi.json``), so clients generated from it send it."""
+    parameter = {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+        "description": "A repeat with the same key and body by the same user answers the first answer "
+        "for 24 hours (see docs/api.md).",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        post = operations.get("post")
+        if post is None or not path.startswith(API_PREFIX) or path in IDEMPOTENT_PATHS_EXEMPT:
+            continue
+        parameters = post.setdefault("parameters", [])
+        if not any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
+            parameters.append(parameter)
+    return schema
+
+
+def stored_key(method: str, path: str, key: str) -> str:
+    """The key as stored: the client's key within its route, so one user action may send one key on
+    each of its requests (complete a contact, then open a ticket) without the second looking "reused"."""
+    return hashlib.sha256(f"{method} {path}\n{key}".encode()).hexdigest()
+
+
+def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    """What must be equal for a repeat to be "the same request": method, path, query and body."""
+    digest = hashlib.sha256()
+    for part in (method.encode(), b" ", path.encode(), b"?", query, b"\n", body):
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

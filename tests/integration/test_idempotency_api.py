@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import re
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from frontoffice.bootstrap import Container
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.tables import Note, Queue, Ticket
+from frontoffice.web.idempotency import request_fingerprint, stored_key
 
 from ..conftest import ShiftedClock
 from .test_acd_api import API, Desk
@@ -112,8 +113,8 @@ async def test_a_repeat_while_the_first_request_runs_is_refused_as_in_progress(
     me = (await client.get(f"{API}/me", headers=admin_headers)).json()
     # The first request has claimed the key and not answered yet (as a request running on another node).
     store = IdempotentRequests(container.sessions, clock=container.auth.clock)
-    scoped = hashlib.sha256(f"POST {API}/queues\naction-1".encode()).hexdigest()
-    digest = hashlib.sha256(b"POST" + f"{API}/queues".encode() + b"?" + b"" + b"\n" + body).hexdigest()
+    scoped = stored_key("POST", f"{API}/queues", "action-1")
+    digest = request_fingerprint("POST", f"{API}/queues", b"", body)
     assert await store.claim(me["id"], scoped, digest) is None
 
     r = await client.post(
@@ -179,3 +180,28 @@ async def test_every_post_route_in_the_openapi_answers_a_repeat_with_the_first_a
         again = await client.post(url, json={}, headers=headers)
         assert again.headers.get("Idempotent-Replayed") == "true", (path, first.status_code, again.text)
         assert (again.status_code, again.content) == (first.status_code, first.content), path
+        parameters = spec["paths"][path]["post"].get("parameters", [])
+        assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in parameters), path
+
+
+async def test_two_identical_requests_at_once_create_one_queue(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    body = {"name": "support", "settings": {}}
+    answers = await asyncio.gather(
+        *(client.post(f"{API}/queues", json=body, headers=admin_headers | KEY) for _ in range(4))
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}, [r.text for r in answers]
+    assert {r.json()["error_id"] for r in answers if r.status_code == 409} <= {"idempotency-key-in-progress"}
+    assert await count(container, Queue.id) == 1
+
+
+async def test_a_released_key_may_be_claimed_again_with_another_request(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    me = (await client.get(f"{API}/me", headers=admin_headers)).json()
+    store = IdempotentRequests(container.sessions, clock=container.auth.clock)
+    assert await store.claim(me["id"], "k", "first") is None
+    await store.release(me["id"], "k")  # what the middleware does after a 5xx answer or an exception
+    assert await store.claim(me["id"], "k", "second") is None
