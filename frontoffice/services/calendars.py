@@ -37,7 +37,7 @@ from .acd import AcdService
 from .context import Actor, Clock, audit, system_clock
 from .schemas import N_, Input
 
-__all__ = ["CalendarIn", "CalendarOut", "CalendarService"]
+__all__ = ["CALENDAR_MESSAGES", "CalendarFields", "CalendarIn", "CalendarOut", "CalendarService"]
 
 log = logging.getLogger("frontoffice.calendars")
 # Even with exact next-change times, look again this often (clock jumps, tz database updates).
@@ -78,13 +78,8 @@ def _interval_errors(days: dict[str, list[str]]) -> list[InitErrorDetails]:
     return errors
 
 
-class CalendarIn(Input):
-    """A business-hours calendar as an administrator writes it.
-
-    Each problem is a 422 naming its field (``time_zone``, ``weekly.<day>.<n>``,
-    ``special_days.<date>.<n>``) with a ``type`` from :data:`CALENDAR_MESSAGES`. Hours end after they
-    start: to stay open past midnight, one day ends at 24:00 and the next opens at 00:00.
-    """
+class CalendarFields(Input):
+    """What a calendar is made of, as stored (and answered)."""
 
     name: str = Field(min_length=1, max_length=200)
     time_zone: str = Field(default="Europe/Moscow", max_length=64)
@@ -94,6 +89,16 @@ class CalendarIn(Input):
     )
     holidays: list[date] = Field(default_factory=list, max_length=1000)
     special_days: dict[date, list[str]] = Field(default_factory=dict, description="a date's own hours")
+
+
+class CalendarIn(CalendarFields):
+    """A business-hours calendar as an administrator writes it.
+
+    Each problem is a 422 naming its field (``time_zone``, ``weekly.<day>.<n>``,
+    ``special_days.<date>.<n>``) with a ``type`` from :data:`CALENDAR_MESSAGES`. Hours end after they
+    start: to stay open past midnight, one day ends at 24:00 and the next opens at 00:00. (Calendars
+    stored before this rule, with hours across midnight, still load and answer: see ``CalendarOut``.)
+    """
 
     @field_validator("time_zone")
     @classmethod
@@ -127,7 +132,7 @@ class CalendarIn(Input):
         return special_days
 
 
-class CalendarOut(CalendarIn):
+class CalendarOut(CalendarFields):
     id: int
     open_now: bool
     next_change: datetime | None

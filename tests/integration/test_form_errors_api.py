@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from frontoffice.bootstrap import Container
+from frontoffice.store.tables import BusinessCalendar
+
 from .test_acd_api import API
 
 BAD_CALENDARS = [
@@ -74,3 +77,14 @@ async def test_a_rule_syntax_error_names_the_rule_number_and_column(
         (["body", "rules", "1", "rule"], "invalid-rule", 1, 17)
     ]
     assert "правил" in error["message"]
+
+
+async def test_a_calendar_saved_with_hours_across_midnight_before_the_check_still_lists(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    definition = {"time_zone": "UTC", "weekly": {"fri": ["22:00-06:00"]}, "holidays": [], "special_days": {}}
+    async with container.sessions.begin() as s:
+        s.add(BusinessCalendar(name="night", definition=definition, created_at=container.auth.clock()))
+    r = await client.get(f"{API}/calendars", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert [(c["name"], c["weekly"]) for c in r.json()] == [("night", {"fri": ["22:00-06:00"]})]
