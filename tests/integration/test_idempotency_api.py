@@ -205,3 +205,23 @@ async def test_a_released_key_may_be_claimed_again_with_another_request(
     assert await store.claim(me["id"], "k", "first") is None
     await store.release(me["id"], "k")  # what the middleware does after a 5xx answer or an exception
     assert await store.claim(me["id"], "k", "second") is None
+
+
+async def test_the_header_is_harmless_on_put_patch_and_delete(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    qid = (
+        await client.post(f"{API}/queues", json={"name": "support", "settings": {}}, headers=admin_headers)
+    ).json()["id"]
+    for name in ("first", "second"):  # one key, two different edits: both apply, nothing is replayed
+        r = await client.patch(f"{API}/queues/{qid}", json={"name": name}, headers=admin_headers | KEY)
+        assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers
+    assert (await client.get(f"{API}/queues/{qid}", headers=admin_headers)).json()["name"] == "second"
+    code = {"code": "lunch", "name": "Lunch"}
+    r = await client.put(f"{API}/codes/not-ready-reasons", json=code, headers=admin_headers | KEY)
+    assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers
+    cid = (await client.post(f"{API}/customers", json={"first_name": "Ivan"}, headers=admin_headers)).json()[
+        "id"
+    ]
+    r = await client.delete(f"{API}/customers/{cid}", headers=admin_headers | KEY)
+    assert r.status_code == 204, r.text
