@@ -172,7 +172,11 @@ def create_app(container: Container) -> FastAPI:
         return response
 
     # Innermost: runs with the language set and the body limited; replays answers by Idempotency-Key.
-    app.add_middleware(Idempotency, store=IdempotentRequests(container.sessions, clock=container.auth.clock))
+    app.add_middleware(
+        Idempotency,
+        store=IdempotentRequests(container.sessions, clock=container.auth.clock),
+        secret=container.settings.ensure_secret_key(),
+    )
     # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(

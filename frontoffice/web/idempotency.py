@@ -22,6 +22,7 @@ PUT, PATCH and DELETE ignore the header (harmless): they set a state, so repeati
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "Idempotency",
     "document_header",
+    "is_exempt",
     "request_fingerprint",
     "stored_key",
 ]
@@ -55,14 +57,25 @@ MAX_KEY_LENGTH = 200
 # POSTs the middleware leaves alone: signing in and out set cookies, which must never be stored and
 # replayed; ``/interactions`` honours the key itself, in the contact's transaction (see above).
 IDEMPOTENT_PATHS_EXEMPT = frozenset({"/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/interactions"})
+# POSTs whose answer holds a secret shown once (a new API token, of which only the SHA-256 is kept):
+# storing the answer to replay it would keep the secret in the database. A double click there makes a
+# second token, which the user sees in the list and can revoke.
+SECRET_ANSWER_SUFFIXES = ("/tokens",)
+
+
+def is_exempt(path: str) -> bool:
+    """Whether a POST to ``path`` is left alone by the middleware (see the constants above)."""
+    path = path.rstrip("/")
+    return path in IDEMPOTENT_PATHS_EXEMPT or path.endswith(SECRET_ANSWER_SUFFIXES)
 
 
 class Idempotency:
     """ASGI middleware applying ``Idempotency-Key`` to API POSTs (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, store: IdempotentRequests) -> None:
+    def __init__(self, app: ASGIApp, store: IdempotentRequests, secret: str) -> None:
         self.app = app
         self.store = store
+        self.secret = secret.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -91,7 +104,7 @@ class Idempotency:
             await self.app(scope, replay_body, send)
             return
         method, path, query = scope["method"], scope["path"], scope.get("query_string", b"")
-        fingerprint = request_fingerprint(method, path, query, body)
+        fingerprint = request_fingerprint(self.secret, method, path, query, body)
         user_key = stored_key(method, path, key)
         try:
             stored = await self.store.claim(actor.user_id, user_key, fingerprint)
@@ -108,7 +121,7 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] != "POST":
             return False
         path: str = scope["path"]
-        if not path.startswith(API_PREFIX) or path.rstrip("/") in IDEMPOTENT_PATHS_EXEMPT:
+        if not path.startswith(API_PREFIX) or is_exempt(path):
             return False
         return any(name == b"idempotency-key" for name, _ in scope.get("headers", []))
 
@@ -154,7 +167,7 @@ def document_header(schema: dict[str, Any]) -> dict[str, Any]:
     }
     for path, operations in schema.get("paths", {}).items():
         post = operations.get("post")
-        if post is None or not path.startswith(API_PREFIX) or path in IDEMPOTENT_PATHS_EXEMPT:
+        if post is None or not path.startswith(API_PREFIX) or is_exempt(path):
             continue
         parameters = post.setdefault("parameters", [])
         if not any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
@@ -168,9 +181,13 @@ def stored_key(method: str, path: str, key: str) -> str:
     return hashlib.sha256(f"{method} {path}\n{key}".encode()).hexdigest()
 
 
-def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
-    """What must be equal for a repeat to be "the same request": method, path, query and body."""
-    digest = hashlib.sha256()
+def request_fingerprint(secret: bytes, method: str, path: str, query: bytes, body: bytes) -> str:
+    """What must be equal for a repeat to be "the same request": method, path, query and body.
+
+    An HMAC with the server's secret key, not a bare SHA-256: a body may hold a password (a new user),
+    and a stored plain hash of a known-shaped body could be guessed offline from a database copy.
+    """
+    digest = hmac.new(secret, digestmod=hashlib.sha256)
     for part in (method.encode(), b" ", path.encode(), b"?", query, b"\n", body):
         digest.update(part)
     return digest.hexdigest()

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from frontoffice.bootstrap import Container
 from frontoffice.store.idempotency import IdempotentRequests
-from frontoffice.store.tables import Note, Queue, Ticket
-from frontoffice.web.idempotency import request_fingerprint, stored_key
+from frontoffice.store.tables import IdempotentRequest, Note, Queue, Ticket
+from frontoffice.web.idempotency import is_exempt, request_fingerprint, stored_key
 
 from ..conftest import ShiftedClock
 from .test_acd_api import API, Desk
@@ -114,7 +114,9 @@ async def test_a_repeat_while_the_first_request_runs_is_refused_as_in_progress(
     # The first request has claimed the key and not answered yet (as a request running on another node).
     store = IdempotentRequests(container.sessions, clock=container.auth.clock)
     scoped = stored_key("POST", f"{API}/queues", "action-1")
-    digest = request_fingerprint("POST", f"{API}/queues", b"", body)
+    digest = request_fingerprint(
+        container.settings.ensure_secret_key().encode(), "POST", f"{API}/queues", b"", body
+    )
     assert await store.claim(me["id"], scoped, digest) is None
 
     r = await client.post(
@@ -164,14 +166,19 @@ async def test_a_request_without_a_key_or_with_a_too_long_one_is_not_deduplicate
     assert r.status_code == 400 and r.json()["error_id"] == "invalid-idempotency-key"
 
 
-EXEMPT = {f"{API}/auth/login", f"{API}/auth/logout", f"{API}/interactions"}
-
-
 async def test_every_post_route_in_the_openapi_answers_a_repeat_with_the_first_answer(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     spec = (await client.get("/api/openapi.json")).json()
-    posts = sorted(path for path, ops in spec["paths"].items() if "post" in ops and path not in EXEMPT)
+    posts = sorted(path for path, ops in spec["paths"].items() if "post" in ops and not is_exempt(path))
+    exempt = sorted(path for path, ops in spec["paths"].items() if "post" in ops and is_exempt(path))
+    assert exempt == [
+        f"{API}/auth/login",
+        f"{API}/auth/logout",
+        f"{API}/interactions",
+        f"{API}/me/tokens",
+        f"{API}/users/{{user_id}}/tokens",
+    ]
     assert len(posts) > 30  # the table is the app's own routes, not a hand-kept list
     for n, path in enumerate(posts):
         url = re.sub(r"\{[^}]+\}", "1", path)
@@ -225,3 +232,13 @@ async def test_the_header_is_harmless_on_put_patch_and_delete(
     ]
     r = await client.delete(f"{API}/customers/{cid}", headers=admin_headers | KEY)
     assert r.status_code == 204, r.text
+
+
+async def test_a_new_api_token_is_never_stored_to_be_replayed(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    first = await client.post(f"{API}/me/tokens", json={"name": "sync"}, headers=admin_headers | KEY)
+    again = await client.post(f"{API}/me/tokens", json={"name": "sync"}, headers=admin_headers | KEY)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["token"] != again.json()["token"] and "Idempotent-Replayed" not in again.headers
+    assert await count(container, IdempotentRequest.key) == 0
