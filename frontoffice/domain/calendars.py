@@ -47,6 +47,7 @@ __all__ = [
     "is_open",
     "next_change",
     "openings",
+    "weekday_index",
 ]
 
 # Looking further than a year ahead covers a calendar closed for a long holiday season and every
@@ -65,20 +66,28 @@ _ONE_DAY: Final = timedelta(days=1)
 
 
 class CalendarError(ValueError):
-    """A calendar definition is invalid, or a naive datetime was passed."""
+    """A calendar definition is invalid, or a naive datetime was passed.
+
+    ``kind`` says what is wrong in a stable, kebab-case word a form can act on: ``hours-format``,
+    ``hour-out-of-range``, ``unknown-time-zone``, ``unknown-weekday``, ``date-format``, or ``invalid``.
+    """
 
     error_id = "invalid-calendar"
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _parse_time(text: str, *, allow_24: bool) -> time:
     m = _TIME_RE.match(text)
     if m is None:
-        raise CalendarError(f"Invalid time {text!r}: expected HH:MM")
+        raise CalendarError(f"Invalid time {text!r}: expected HH:MM", kind="hours-format")
     hours, minutes, seconds = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
     if allow_24 and (hours, minutes, seconds) == (24, 0, 0):
         return _MIDNIGHT
     if hours > 23 or minutes > 59 or seconds > 59:
-        raise CalendarError(f"Invalid time {text!r}: out of range")
+        raise CalendarError(f"Invalid time {text!r}: out of range", kind="hour-out-of-range")
     return time(hours, minutes, seconds)
 
 
@@ -101,12 +110,19 @@ class OpeningInterval:
         """Parse ``"09:00-13:00"`` (also ``"22:00-06:00"``, ``"18:00-24:00"``, en dash accepted)."""
         parts = text.replace("–", "-").split("-")
         if len(parts) != 2:
-            raise CalendarError(f"Invalid interval {text!r}: expected HH:MM-HH:MM")
+            raise CalendarError(f"Invalid interval {text!r}: expected HH:MM-HH:MM", kind="hours-format")
         return cls(_parse_time(parts[0], allow_24=False), _parse_time(parts[1], allow_24=True))
 
     @property
     def crosses_midnight(self) -> bool:
         return self.end <= self.start
+
+    @property
+    def ends_before_start(self) -> bool:
+        """The end comes before (or at) the start on the clock, other than an end at midnight
+        (``"18:00-24:00"``): ``"22:00-06:00"`` as configuration may mean a night shift, but typed in a
+        form it is far more often a slip, so the API refuses it (see ``services/calendars.py``)."""
+        return self.crosses_midnight and self.end != _MIDNIGHT
 
     def local_bounds(self, day: date) -> tuple[datetime, datetime]:
         """Naive wall-clock start and end of this interval on ``day``."""
@@ -156,7 +172,7 @@ class BusinessCalendar:
         try:
             zone = ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise CalendarError(f"Unknown time zone {self.time_zone!r}") from None
+            raise CalendarError(f"Unknown time zone {self.time_zone!r}", kind="unknown-time-zone") from None
         if len(self.weekly) != 7:
             raise CalendarError("Weekly hours need exactly seven days, Monday first")
         for name, intervals in zip(WEEKDAY_NAMES, self.weekly, strict=True):
@@ -213,12 +229,17 @@ class BusinessCalendar:
         return self.weekly[day.weekday()]
 
 
+def weekday_index(key: str | int) -> int:
+    """Monday = 0 for ``"mon"``..``"sun"`` (any case, longer names too) or 0..6."""
+    return _weekday_index(key)
+
+
 def _weekday_index(key: str | int) -> int:
     if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 6:
         return key
     if isinstance(key, str) and key.strip().lower()[:3] in WEEKDAY_NAMES:
         return WEEKDAY_NAMES.index(key.strip().lower()[:3])
-    raise CalendarError(f"Unknown weekday {key!r}: use mon..sun or 0..6")
+    raise CalendarError(f"Unknown weekday {key!r}: use mon..sun or 0..6", kind="unknown-weekday")
 
 
 def _parse_date(value: date | str) -> date:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel
 
-from .schemas import Input, InteractionOut, Output
+from .schemas import BLANK, N_, Input, InteractionOut, Output, blank_field
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 SkillLevels = dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[int, Field(ge=1, le=10)]]
@@ -73,6 +74,22 @@ class QueueOut(BaseModel):
     name: str
     project_id: int | None
     settings: QueueSettings
+    queue_names: dict[int, str] = Field(
+        default_factory=dict,
+        description="the names of the queues the settings name by id (overflow, escalations), by id",
+    )
+
+    def referenced_queue_ids(self) -> set[int]:
+        """The queues this queue's settings name: its overflow queue and its escalations' queues."""
+        ids = {queue_id for step in self.settings.escalations for queue_id in step.add_queues}
+        if self.settings.overflow_queue_id is not None:
+            ids.add(self.settings.overflow_queue_id)
+        return ids
+
+    def with_queue_names(self, names: Mapping[int, str]) -> QueueOut:
+        """This queue with ``queue_names`` filled from ``names`` (every queue's name by id)."""
+        found = {qid: names[qid] for qid in sorted(self.referenced_queue_ids()) if qid in names}
+        return self.model_copy(update={"queue_names": found})
 
 
 class AgentProfileIn(Input):
@@ -189,6 +206,16 @@ class ContactIn(Input):
             raise ValueError("give entry_point (its address) or entry_point_id")
         return self
 
+    @model_validator(mode="after")
+    def _says_something(self) -> ContactIn:
+        """A contact with no subject, no body and nobody to answer is an empty record: refused,
+        naming the subject (the field a form shows first)."""
+        c = self.customer
+        anyone = c.first_name or c.last_name or c.phone or c.email or c.chat_id
+        if not (self.subject or self.body or anyone):
+            raise blank_field("ContactIn", "subject", N_("Give the contact a subject or say who it is from"))
+        return self
+
 
 class ContactCreated(BaseModel):
     interaction: InteractionOut
@@ -214,8 +241,16 @@ class StateIn(Input):
 
 class CompleteIn(Input):
     disposition: str | None = Field(default=None, max_length=64)
-    notes: str = Field(default="", max_length=20_000)
+    notes: str = Field(default="", max_length=20_000, description="empty for no note; only spaces is refused")
     callback_at: datetime | None = None
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _notes_not_blank(cls, notes: Any) -> Any:
+        """Spaces only would be stored as an empty note with the contact: say so instead."""
+        if isinstance(notes, str) and notes and not notes.strip():
+            raise PydanticCustomError(BLANK, N_("The note is empty"))
+        return notes
 
 
 class TransferIn(Input):
@@ -233,16 +268,37 @@ class PriorityIn(Input):
     priority: int = Field(ge=-100, le=100)
 
 
+CodeName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class CodeIn(Input):
+    """A disposition or not-ready reason: its code, and its name per language (``en``, ``ru``).
+
+    ``name`` is the name for a language without its own (and the name of codes saved before names per
+    language); with neither, the code itself is shown.
+    """
+
     code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(default="", max_length=200)
+    names: dict[Literal["en", "ru"], CodeName] = Field(default_factory=dict)
     active: bool = True
+
+    def stored_names(self) -> dict[str, str]:
+        """``names`` as stored (a JSON object)."""
+        return {str(language): name for language, name in self.names.items()}
 
 
 class CodeOut(Output):
     code: str
-    name: str
+    name: str = Field(
+        description="the name in the request's language: its own, else the default, else the code"
+    )
+    names: dict[str, str] = Field(default_factory=dict)
     active: bool
+
+    def in_language(self, language: str) -> CodeOut:
+        """This code with ``name`` in ``language`` (falling back to the default name, then the code)."""
+        return self.model_copy(update={"name": self.names.get(language) or self.name or self.code})
 
 
 class QueueLive(BaseModel):

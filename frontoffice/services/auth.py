@@ -261,6 +261,32 @@ class AuthService:
             audit(s, actor, "user.password", "user", user.id)
             self.forget_tokens()
 
+    async def reset_password(self, actor: Actor, user_id: int, new_password: str) -> None:
+        """An administrator sets another user's password (they forgot it, or it leaked).
+
+        Every browser session of that user ends in the same transaction, and the reset is audited as
+        ``user.password_reset``. The user's API tokens stay: integrations keep running; revoke a
+        leaked token separately. One's own password is changed with the current one
+        (``POST /me/password``), not here (``400 own-password``).
+        """
+        actor.require("users.write")
+        if actor.user_id == user_id:
+            raise InvalidInput(
+                "Change your own password with your current one, in your profile", error_id="own-password"
+            )
+        if len(new_password) < 10:
+            raise InvalidInput("A password has at least 10 characters", error_id="password-too-short")
+        async with self.sessions.begin() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            user.password_hash = _hasher.hash(new_password)
+            user.password_changed_at = self.clock()
+            await s.execute(
+                update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock())
+            )
+            audit(s, actor, "user.password_reset", "user", user.id)
+
     async def count_users(self) -> int:
         async with self.sessions() as s:
             return int(await s.scalar(select(func.count()).select_from(User)) or 0)

@@ -14,12 +14,20 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.calendars import BusinessCalendar, CalendarError, is_open, next_change
+from frontoffice.domain.calendars import (
+    BusinessCalendar,
+    CalendarError,
+    OpeningInterval,
+    is_open,
+    next_change,
+    weekday_index,
+)
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.routing import Output, RoutingEngine
 from frontoffice.store.tables import BusinessCalendar as CalendarRow
@@ -27,16 +35,52 @@ from frontoffice.store.tables import Queue
 
 from .acd import AcdService
 from .context import Actor, Clock, audit, system_clock
-from .schemas import Input
+from .schemas import N_, Input
 
-__all__ = ["CalendarIn", "CalendarOut", "CalendarService"]
+__all__ = ["CALENDAR_MESSAGES", "CalendarFields", "CalendarIn", "CalendarOut", "CalendarService"]
 
 log = logging.getLogger("frontoffice.calendars")
 # Even with exact next-change times, look again this often (clock jumps, tz database updates).
 RECHECK_S = 300.0
 
 
-class CalendarIn(Input):
+# What a form shows for each kind of calendar error (``CalendarError.kind``), in the catalogs.
+CALENDAR_MESSAGES = {
+    "unknown-time-zone": N_("Unknown time zone: use a name such as Europe/Moscow"),
+    "hours-format": N_("Write the hours as HH:MM-HH:MM, for example 09:00-18:00"),
+    "hour-out-of-range": N_("An hour is out of range: use 00:00 to 24:00"),
+    "unknown-weekday": N_("Unknown weekday: use mon, tue, wed, thu, fri, sat or sun"),
+    "end-before-start": N_(
+        "The end is before the start. To stay open past midnight, end this day at 24:00 "
+        "and open the next day at 00:00"
+    ),
+}
+
+
+def _field_error(kind: str, loc: tuple[str | int, ...], value: object) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, CALENDAR_MESSAGES[kind]), loc=loc, input=value)
+
+
+def _interval_errors(days: dict[str, list[str]]) -> list[InitErrorDetails]:
+    """Each interval that cannot be read, is out of range or ends before it starts, located as
+    ``(day, index)``: the hours a form shows."""
+    errors = []
+    for day, intervals in days.items():
+        for index, text in enumerate(intervals):
+            try:
+                interval = OpeningInterval.parse(text)
+            except CalendarError as exc:
+                kind = exc.kind if exc.kind in CALENDAR_MESSAGES else "hours-format"
+                errors.append(_field_error(kind, (day, index), text))
+                continue
+            if interval.ends_before_start:
+                errors.append(_field_error("end-before-start", (day, index), text))
+    return errors
+
+
+class CalendarFields(Input):
+    """What a calendar is made of, as stored (and answered)."""
+
     name: str = Field(min_length=1, max_length=200)
     time_zone: str = Field(default="Europe/Moscow", max_length=64)
     weekly: dict[str, list[str]] = Field(
@@ -47,7 +91,48 @@ class CalendarIn(Input):
     special_days: dict[date, list[str]] = Field(default_factory=dict, description="a date's own hours")
 
 
-class CalendarOut(CalendarIn):
+class CalendarIn(CalendarFields):
+    """A business-hours calendar as an administrator writes it.
+
+    Each problem is a 422 naming its field (``time_zone``, ``weekly.<day>.<n>``,
+    ``special_days.<date>.<n>``) with a ``type`` from :data:`CALENDAR_MESSAGES`. Hours end after they
+    start: to stay open past midnight, one day ends at 24:00 and the next opens at 00:00. (Calendars
+    stored before this rule, with hours across midnight, still load and answer: see ``CalendarOut``.)
+    """
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, time_zone: str) -> str:
+        try:
+            BusinessCalendar.from_definition(time_zone, {})
+        except CalendarError:
+            raise PydanticCustomError("unknown-time-zone", CALENDAR_MESSAGES["unknown-time-zone"]) from None
+        return time_zone
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly_hours(cls, weekly: dict[str, list[str]]) -> dict[str, list[str]]:
+        errors = []
+        for day in weekly:
+            try:
+                weekday_index(day)
+            except CalendarError:
+                errors.append(_field_error("unknown-weekday", (day,), day))
+        errors += _interval_errors(weekly)
+        if errors:
+            raise ValidationError.from_exception_data("weekly", errors)
+        return weekly
+
+    @field_validator("special_days")
+    @classmethod
+    def _special_hours(cls, special_days: dict[date, list[str]]) -> dict[date, list[str]]:
+        errors = _interval_errors({day.isoformat(): hours for day, hours in special_days.items()})
+        if errors:
+            raise ValidationError.from_exception_data("special_days", errors)
+        return special_days
+
+
+class CalendarOut(CalendarFields):
     id: int
     open_now: bool
     next_change: datetime | None

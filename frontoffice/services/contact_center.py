@@ -825,10 +825,10 @@ class ContactCenter:
         async with self.sessions.begin() as s:
             row: Disposition | NotReadyReason | None = await s.get(table, data.code)
             if row is None:
-                row = table(code=data.code, name=data.name, active=data.active)
+                row = table(code=data.code, name=data.name, names=data.stored_names(), active=data.active)
                 s.add(row)
             else:
-                row.name, row.active = data.name, data.active
+                row.name, row.names, row.active = data.name, data.stored_names(), data.active
             audit(s, actor, f"{kind}.set", kind, data.code)
             await s.flush()
             return CodeOut.model_validate(row)

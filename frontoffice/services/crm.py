@@ -468,7 +468,10 @@ class CrmService:
 
     # ------------------------------------------------------------------ notes & timeline
     async def add_note(self, actor: Actor, customer_id: int, body: str) -> NoteOut:
+        """Add a note to the card; a blank one (only spaces) is refused (``400 blank-note``)."""
         actor.require("customers.write")
+        if not body.strip():
+            raise InvalidInput("The note is empty", error_id="blank-note", field="body")
         async with self.sessions.begin() as s:
             await self._live_customer(s, actor, customer_id)
             note = Note(customer_id=customer_id, author_id=actor.user_id, body=body, created_at=self.clock())

@@ -39,20 +39,38 @@ _parse = functools.lru_cache(maxsize=2048)(parse_rule)
 
 
 def compile_rules(stored: Sequence[Mapping[str, Any]], default_queue_id: int | None) -> CompiledRules:
-    """Parse every rule; a syntax error is a 400 naming the rule and the column."""
+    """Parse every rule; a syntax error is ``invalid-rule`` naming the rule and the column.
+
+    Its details have one stable shape: ``rule_index`` (0-based), ``column`` (1-based), ``position``
+    (0-based offset), ``rule`` (the text), ``reason``, ``field`` (``rules.<index>.rule``) and
+    ``errors``, a one-item list as in a 422 (``loc``, ``message``, ``type``, plus ``rule_index`` and
+    ``column``), so a form marks the rule's field as it does for any other invalid field.
+    """
     compiled = []
     for index, item in enumerate(stored):
         text = str(item.get("rule", ""))
         try:
             rule = _parse(text)
         except RuleSyntaxError as exc:
+            loc = ["body", "rules", str(index), "rule"]
             raise InvalidInput(
                 "A routing rule has a syntax error",
                 error_id="invalid-rule",
                 rule_index=index,
+                column=exc.column,
+                position=exc.position,
                 rule=text,
                 reason=str(exc),
-                position=getattr(exc, "position", None),
+                field=f"rules.{index}.rule",
+                errors=[
+                    {
+                        "loc": loc,
+                        "message": exc.message,
+                        "type": "invalid-rule",
+                        "rule_index": index,
+                        "column": exc.column,
+                    }
+                ],
             ) from None
         compiled.append((rule, int(item["queue_id"])))
     return CompiledRules(tuple(compiled), default_queue_id)

@@ -9,7 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionState, Role
 
@@ -19,6 +20,21 @@ Name = Annotated[str, Field(max_length=200)]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-.:]+$")]
 # Custom fields are a flat map of short scalar values; nested documents belong in a ticket or a note.
 MAX_CUSTOM_FIELDS = 100
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the gettext catalogs (``make messages``); the API translates it where it
+    answers (a 422's ``details.errors[].message`` follows the request's language)."""
+    return message
+
+
+BLANK = "blank"  # the ``type`` of a 422 error for a field that must not be empty
+
+
+def blank_field(model: str, field: str, message: str, value: Any = "") -> ValidationError:
+    """A validation error naming ``field`` (as the request spells it) that is empty but must not be."""
+    details = InitErrorDetails(type=PydanticCustomError(BLANK, message), loc=(field,), input=value)
+    return ValidationError.from_exception_data(model, [details])
 
 
 class Input(BaseModel):
@@ -79,6 +95,17 @@ class CustomerIn(Input):
     )
 
     _custom = field_validator("custom")(_check_custom)
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> CustomerIn:
+        """A card with no name, no company and no identity is nobody: refuse it rather than make a
+        blank record (tags, VIP and custom fields do not say who the customer is)."""
+        named = self.first_name or self.last_name or self.middle_name
+        if not (named or self.company_id is not None or self.company_name or self.identities):
+            raise blank_field(
+                "CustomerIn", "first_name", N_("Give the customer a name, a company, a phone or an email")
+            )
+        return self
 
 
 class CustomerPatch(Input):
@@ -143,7 +170,14 @@ class CompanyOut(Output):
 
 
 class NoteIn(Input):
-    body: str = Field(min_length=1, max_length=20_000)
+    body: str = Field(max_length=20_000, description="the note; blank (only spaces) is refused")
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, body: str) -> str:
+        if not body:  # inputs are stripped: only spaces arrive empty
+            raise PydanticCustomError(BLANK, N_("The note is empty"))
+        return body
 
 
 class NoteOut(Output):
@@ -260,6 +294,12 @@ class UserProjectsOut(Output):
 
 class PasswordChange(Input):
     current_password: str | None = Field(default=None, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
+
+
+class PasswordReset(Input):
+    """An administrator's reset of another user's password."""
+
     new_password: str = Field(min_length=10, max_length=200)
 
 

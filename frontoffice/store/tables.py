@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -43,6 +44,7 @@ __all__ = [
     "EntryPoint",
     "FallbackOutcome",
     "IdempotencyKey",
+    "IdempotentRequest",
     "Identity",
     "Interaction",
     "InteractionEvent",
@@ -375,6 +377,23 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class IdempotentRequest(Base):
+    """One API request sent with an ``Idempotency-Key`` by one user, and the answer it got.
+
+    ``status_code`` is NULL while the first request runs (a repeat then answers 409
+    ``idempotency-key-in-progress``); afterwards the stored answer is replayed to repeats.
+    """
+
+    __tablename__ = "idempotent_requests"
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AgentProfile(Base):
     """ACD settings and last known state of a user who takes contacts.
 
@@ -422,6 +441,8 @@ class Disposition(Base):
     __tablename__ = "dispositions"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The name per language ({"en": "Lunch", "ru": "Обед"}); ``name`` is the one for other languages.
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -431,6 +452,8 @@ class NotReadyReason(Base):
     __tablename__ = "not_ready_reasons"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The name per language ({"en": "Lunch", "ru": "Обед"}); ``name`` is the one for other languages.
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

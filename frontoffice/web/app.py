@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -16,6 +16,7 @@ from frontoffice import __version__
 from frontoffice.bootstrap import Container
 from frontoffice.domain.exceptions import DomainError
 from frontoffice.i18n import current_language
+from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
 from . import planning_page, stream, ui
@@ -35,6 +36,7 @@ from .api import (
     voice_trunks,
 )
 from .errors import ApiError, install_error_handlers
+from .idempotency import Idempotency, document_header
 from .metrics import ContactCenterCollector
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
@@ -78,6 +80,15 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files(), name="static")
+
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_header(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -160,6 +171,12 @@ def create_app(container: Container) -> FastAPI:
         response.set_cookie("fo_lang", code, max_age=365 * 86400, samesite="lax", path="/")
         return response
 
+    # Innermost: runs with the language set and the body limited; replays answers by Idempotency-Key.
+    app.add_middleware(
+        Idempotency,
+        store=IdempotentRequests(container.sessions, clock=container.auth.clock),
+        secret=container.settings.ensure_secret_key(),
+    )
     # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(

@@ -68,6 +68,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+        details = _json_safe(exc.details)
+        if isinstance(exc, InvalidInput) and isinstance(details.get("errors"), list):
+            # A refusal located at fields (a routing rule's column) answers as a schema error does:
+            # 422 with details.errors[].loc, so a form shows every such error next to its field.
+            status = 422
+            details["errors"] = [
+                {**error, "message": _(str(error.get("message", "")))} for error in details["errors"]
+            ]
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Throttled) else None
         if isinstance(exc, Unauthenticated) and not request.cookies:
             headers = {"WWW-Authenticate": "Bearer"}
@@ -78,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 permission=exc.details["permission"]
             )
         return JSONResponse(
-            error_body(exc.error_id, message, _json_safe(exc.details)),
+            error_body(exc.error_id, message, details),
             status_code=status,
             headers=headers,
         )
@@ -94,7 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = [
             {
                 "loc": [str(p) for p in err.get("loc", ())],
-                "message": err.get("msg", ""),
+                # Our own messages (a blank field, ...) are in the catalogs; pydantic's stay as they are.
+                "message": _(err.get("msg", "")),
                 "type": err.get("type", ""),
             }
             for err in exc.errors()

@@ -225,12 +225,14 @@ async def test_a_bad_rule_is_rejected_when_saved_with_its_position(desk: Desk) -
         },
         headers=desk.admin,
     )
-    assert r.status_code == 400
-    assert r.json()["error_id"] == "invalid-rule" and r.json()["details"]["position"] is not None
+    assert r.status_code == 422
+    assert r.json()["error_id"] == "invalid-rule" and r.json()["details"]["column"] == 17
 
 
 async def test_unknown_entry_point_and_bad_contact_fields_are_clear_errors(desk: Desk, container) -> None:
-    r = await desk.client.post(f"{API}/interactions", json={"entry_point": "nowhere"}, headers=desk.admin)
+    r = await desk.client.post(
+        f"{API}/interactions", json={"entry_point": "nowhere", "subject": "Hi"}, headers=desk.admin
+    )
     assert r.status_code == 404 and r.json()["error_id"] == "no-such-entry-point"
     q = await desk.queue("general")
     await desk.entry("site", q)

@@ -108,7 +108,7 @@ async def test_a_closed_calendar_refuses_or_overflows_arrivals(desk: Desk, conta
     bad = await desk.client.post(
         f"{API}/calendars", json={"name": "x", "time_zone": "Mars/Base", "weekly": {}}, headers=desk.admin
     )
-    assert bad.status_code == 400 and bad.json()["error_id"] == "invalid-calendar"
+    assert bad.status_code == 422 and bad.json()["details"]["errors"][0]["loc"] == ["body", "time_zone"]
 
 
 async def test_offer_is_pushed_over_the_websocket_and_withdrawn_on_timeout(

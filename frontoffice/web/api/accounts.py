@@ -13,6 +13,7 @@ from frontoffice.services.schemas import (
     Input,
     Page,
     PasswordChange,
+    PasswordReset,
     ProjectIn,
     ProjectOut,
     TokenCreated,
@@ -147,6 +148,18 @@ async def update_user(
     request: Request, user_id: int, body: UserPatch, actor: Annotated[Actor, Depends(requires("users.write"))]
 ) -> UserOut:
     return await container(request).auth.update_user(actor, user_id, body)
+
+
+@router.post("/users/{user_id}/password", status_code=204, tags=["users"])
+async def reset_password(
+    request: Request,
+    user_id: int,
+    body: PasswordReset,
+    actor: Annotated[Actor, Depends(requires("users.write"))],
+) -> Response:
+    """Set another user's password (administrators); that user's browser sessions end. Audited."""
+    await container(request).auth.reset_password(actor, user_id, body.new_password)
+    return Response(status_code=204)
 
 
 @router.get("/users/{user_id}/projects", response_model=UserProjectsOut, tags=["users"])

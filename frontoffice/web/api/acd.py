@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from frontoffice.bootstrap import Container
+from frontoffice.i18n import current_language
 from frontoffice.services.acd_schemas import (
     AgentLive,
     AgentProfileIn,
@@ -162,7 +164,9 @@ async def set_priority(
 async def list_queues(
     request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> list[QueueOut]:
-    return await container(request).contact_center.list_queues(actor)
+    queues = await container(request).contact_center.list_queues(actor)
+    names = {q.id: q.name for q in queues}
+    return [q.with_queue_names(names) for q in queues]
 
 
 @router.post("/queues", response_model=QueueOut, status_code=201, tags=["routing"])
@@ -172,14 +176,15 @@ async def create_queue(
     c = container(request)
     result = await c.contact_center.create_queue(actor, body)
     c.calendars.changed()
-    return result
+    return await _with_queue_names(c, actor, result)
 
 
 @router.get("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
 async def get_queue(
     request: Request, queue_id: int, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> QueueOut:
-    return await container(request).contact_center.get_queue(actor, queue_id)
+    c = container(request)
+    return await _with_queue_names(c, actor, await c.contact_center.get_queue(actor, queue_id))
 
 
 @router.patch("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
@@ -193,7 +198,17 @@ async def update_queue(
     c = container(request)
     result = await c.contact_center.update_queue(actor, queue_id, body)
     c.calendars.changed()
-    return result
+    return await _with_queue_names(c, actor, result)
+
+
+async def _with_queue_names(c: Container, actor: Actor, queue: QueueOut) -> QueueOut:
+    """The queue with the names of the queues its settings name. A read after the change: the
+    contact-center service builds ``QueueOut`` without names (it is being split; the routing
+    administration's queue read should fill ``queue_names`` itself, and this helper go)."""
+    if not queue.referenced_queue_ids():
+        return queue
+    names = {q.id: q.name for q in await c.contact_center.list_queues(actor)}
+    return queue.with_queue_names(names)
 
 
 @router.get("/agents", response_model=list[AgentProfileOut], tags=["routing"])
@@ -264,7 +279,8 @@ CodeKind = Literal["dispositions", "not-ready-reasons"]
 async def list_codes(
     request: Request, kind: CodeKind, actor: Annotated[Actor, Depends(requires("interactions.read"))]
 ) -> list[CodeOut]:
-    return await container(request).contact_center.list_codes(actor, _kind(kind))
+    codes = await container(request).contact_center.list_codes(actor, _kind(kind))
+    return [code.in_language(current_language.get()) for code in codes]
 
 
 @router.put("/codes/{kind}", response_model=CodeOut, tags=["routing"])
@@ -274,7 +290,8 @@ async def set_code(
     body: CodeIn,
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> CodeOut:
-    return await container(request).contact_center.set_code(actor, _kind(kind), body)
+    code = await container(request).contact_center.set_code(actor, _kind(kind), body)
+    return code.in_language(current_language.get())
 
 
 def _kind(kind: str) -> str:
