@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from frontoffice.domain.cases import DealStage, TicketPriority, TicketStatus
 
 from .schemas import Input
 
 __all__ = [
+    "BuiltinTicketView",
+    "DealFilters",
     "DealIn",
     "DealOut",
     "DealPatch",
+    "DealSort",
+    "SavedViewIn",
+    "SavedViewOut",
+    "SavedViewPatch",
+    "TicketBulkIn",
+    "TicketBulkOut",
+    "TicketFilters",
     "TicketIn",
     "TicketLinkIn",
+    "TicketMergeIn",
     "TicketOut",
     "TicketPatch",
+    "TicketSort",
+    "ViewCount",
 ]
+
+# A ticket's tags: enough for any real triage scheme, small enough to keep the tag index tight.
+MAX_TAGS = 20
+TAG_PATTERN = r"^[^\s,]{1,64}$"
+# How many tickets one bulk action changes: a page of the largest work list, in one transaction short
+# enough not to hold locks an agent's single edit would wait on.
+MAX_BULK = 500
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=TAG_PATTERN)]
 
 # The largest amount a deal may carry (in major units): far above any real deal, far below the
 # 64-bit minor-unit column's limit even for currencies with three decimals.
@@ -42,6 +65,8 @@ class TicketIn(Input):
     source_interaction_id: int | None = Field(
         default=None, description="the contact the ticket is opened from; it is linked to the ticket"
     )
+    queue_id: int | None = Field(default=None, description="the queue whose team works the ticket")
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     project_id: int | None = Field(
         default=None,
         description="the client project; by default the source contact's, or the only project of a "
@@ -60,6 +85,8 @@ class TicketPatch(Input):
     priority: TicketPriority | None = None
     due_at: datetime | None = None
     assignee_id: int | None = None
+    queue_id: int | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="replaces the tags")
 
     _due = field_validator("due_at")(_aware)
 
@@ -83,6 +110,9 @@ class TicketOut(BaseModel):
     updated_at: datetime
     due_at: datetime | None
     solved_at: datetime | None
+    queue_id: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    merged_into_id: int | None = Field(default=None, description="the ticket this one was merged into")
 
 
 class DealIn(Input):
@@ -92,6 +122,7 @@ class DealIn(Input):
     amount: Decimal = Field(default=Decimal(0), ge=0, lt=MAX_DEAL_AMOUNT, description="in major units")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. RUB, EUR")
     owner_id: int | None = None
+    expected_close_on: date | None = Field(default=None, description="the day the owner expects to close it")
     project_id: int | None = Field(
         default=None, description="the client project; by default the only project of a user limited to one"
     )
@@ -105,6 +136,7 @@ class DealPatch(Input):
     amount: Decimal | None = Field(default=None, ge=0, lt=MAX_DEAL_AMOUNT)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     owner_id: int | None = None
+    expected_close_on: date | None = None
 
 
 class DealOut(BaseModel):
@@ -119,3 +151,114 @@ class DealOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    expected_close_on: date | None = None
+
+
+# ---------------------------------------------------------------------- work lists
+class TicketSort(StrEnum):
+    """The orders of a ticket work list; each reads an index in its order (docs/helpdesk.md)."""
+
+    UPDATED_DESC = "-updated_at"
+    UPDATED = "updated_at"
+    CREATED_DESC = "-created_at"
+    CREATED = "created_at"
+    DUE = "due_at"  # soonest first, tickets without a due time last
+
+
+class BuiltinTicketView(StrEnum):
+    MINE = "mine"
+    TEAM = "team"
+    UNASSIGNED = "unassigned"
+    OPEN = "open"
+    PENDING = "pending"
+    OVERDUE = "overdue"
+    SOLVED = "solved"
+
+
+class TicketFilters(Input):
+    """What a ticket work list keeps. Every filter narrows; several values of one filter are "any of"."""
+
+    view: BuiltinTicketView | None = Field(default=None, description="a built-in view to start from")
+    assignee: str | None = Field(
+        default=None, pattern=r"^(me|none|[0-9]{1,18})$", description="me, none or a user id"
+    )
+    team: bool = Field(default=False, description="tickets of the queues the user serves")
+    status: list[TicketStatus] = Field(default_factory=list)
+    priority: list[TicketPriority] = Field(default_factory=list)
+    queue_id: list[int] = Field(default_factory=list)
+    project_id: list[int] = Field(default_factory=list)
+    tag: list[Tag] = Field(default_factory=list, description="tickets with any of these tags")
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+
+    _due = field_validator("due_before", "due_after")(_aware)
+
+
+class DealSort(StrEnum):
+    UPDATED_DESC = "-updated_at"
+    CREATED_DESC = "-created_at"
+    EXPECTED_CLOSE = "expected_close_on"
+
+
+class DealFilters(Input):
+    owner: str | None = Field(default=None, pattern=r"^(me|none|[0-9]{1,18})$")
+    stage: list[DealStage] = Field(default_factory=list)
+    open: bool = False
+    project_id: list[int] = Field(default_factory=list)
+    close_month: str | None = Field(
+        default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM of expected_close_on"
+    )
+
+
+class ViewCount(BaseModel):
+    view: str = Field(description="a built-in view's name or saved:<id>")
+    name: str
+    count: int
+    capped: bool = Field(description="true: there are at least this many (counting stops there)")
+
+
+class SavedViewIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    shared: bool = Field(default=False, description="seen by every user (supervisors and admins only)")
+    filters: TicketFilters = Field(default_factory=TicketFilters)
+    sort: TicketSort = TicketSort.UPDATED_DESC
+
+
+class SavedViewPatch(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    shared: bool | None = None
+    filters: TicketFilters | None = None
+    sort: TicketSort | None = None
+
+
+class SavedViewOut(BaseModel):
+    id: int
+    kind: Literal["tickets"]
+    name: str
+    shared: bool
+    owner_id: int | None
+    filters: TicketFilters
+    sort: TicketSort
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketBulkIn(Input):
+    """Changes applied to every ticket listed, all or none (one transaction)."""
+
+    ticket_ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+    assignee_id: int | None = Field(default=None, description="null with the key given: unassign")
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    add_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class TicketBulkOut(BaseModel):
+    ticket_ids: list[int]
+
+
+class TicketMergeIn(Input):
+    """Merge these tickets (of the same customer) into the one in the path."""
+
+    ticket_ids: list[int] = Field(min_length=1, max_length=MAX_BULK)

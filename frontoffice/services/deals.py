@@ -18,11 +18,12 @@ from frontoffice.domain.cases import DealStage
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.store.tables import Deal
 
-from .case_schemas import DealIn, DealOut, DealPatch
+from .case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
 from .scope import deal_visible, visible_deal, where
 from .tickets import active_user, case_project, live_customer
+from .work_lists import deal_conditions, deal_keyset
 
 __all__ = ["DealService", "to_major", "to_minor"]
 
@@ -66,6 +67,7 @@ def _out(deal: Deal) -> DealOut:
         created_at=deal.created_at,
         updated_at=deal.updated_at,
         closed_at=deal.closed_at,
+        expected_close_on=deal.expected_close_on,
     )
 
 
@@ -97,6 +99,7 @@ class DealService:
                 created_at=now,
                 updated_at=now,
                 closed_at=now if data.stage.is_closed else None,
+                expected_close_on=data.expected_close_on,
             )
             s.add(deal)
             await s.flush()
@@ -133,6 +136,8 @@ class DealService:
                 deal.owner_id = changes["owner_id"]
             if patch.title is not None:
                 deal.title = patch.title
+            if "expected_close_on" in changes:
+                deal.expected_close_on = patch.expected_close_on
             if patch.stage is not None and patch.stage is not old:
                 deal.stage = patch.stage.value
                 if not patch.stage.is_closed:
@@ -176,6 +181,30 @@ class DealService:
             await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Deal.id.desc()).limit(limit + 1)))
         return id_page(rows, limit, _out)
+
+    async def work_list(
+        self,
+        actor: Actor,
+        filters: DealFilters,
+        *,
+        sort: DealSort = DealSort.UPDATED_DESC,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DealOut]:
+        """Deals the actor may see that match ``filters``, in ``sort`` order, a keyset page at a time."""
+        actor.require("deals.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        keyset = deal_keyset(sort)
+        stmt = where(select(Deal).where(*deal_conditions(actor, filters)), deal_visible(actor))
+        if cursor:
+            stmt = stmt.where(keyset.after(cursor))
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
+        shown = rows[:limit]
+        return Page[DealOut](
+            items=[_out(d) for d in shown],
+            next_cursor=keyset.cursor(shown[-1]) if len(rows) > limit and shown else None,
+        )
 
     async def _deal(self, s: AsyncSession, actor: Actor, deal_id: int) -> Deal:
         return await visible_deal(s, actor, deal_id)

@@ -5,13 +5,14 @@ Every query a screen or a routing decision runs is backed by an index declared h
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -454,9 +455,14 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_customer_status", "customer_id", "status"),
-        Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_status_due", "status", "due_at"),
         Index("ix_tickets_project_customer", "project_id", "customer_id"),
+        # The work lists (docs/helpdesk.md, "Indexes"): each built-in view filters on one column and
+        # one status and reads its page in index order (updated_at, id), so no view sorts rows.
+        Index("ix_tickets_assignee_status_updated", "assignee_id", "status", "updated_at", "id"),
+        Index("ix_tickets_queue_status_updated", "queue_id", "status", "updated_at", "id"),
+        Index("ix_tickets_project_status_updated", "project_id", "status", "updated_at", "id"),
+        Index("ix_tickets_status_updated", "status", "updated_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the case stays in the help desk's history.
@@ -474,6 +480,35 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column()
     solved_at: Mapped[datetime | None] = mapped_column()
+    # The queue whose team works the ticket (None: no queue; "my team's" view is by queue).
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    # Set when the ticket was merged into another one (it is then closed; its contacts moved there).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+
+class TicketTag(Base):
+    """A tag on a ticket; (tag, ticket_id) serves the work list's tag filter."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (Index("ix_ticket_tags_tag_ticket", "tag", "ticket_id"),)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class SavedView(Base):
+    """A work list a user saved: its filters and sort, for themselves or shared with everyone."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_kind_owner", "kind", "owner_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "tickets" or "deals"
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sort: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TicketInteraction(Base):
@@ -496,6 +531,10 @@ class Deal(Base):
         Index("ix_deals_customer_stage", "customer_id", "stage"),
         Index("ix_deals_owner_stage", "owner_id", "stage"),
         Index("ix_deals_project_customer", "project_id", "customer_id"),
+        # The deal lists: by stage and by owner in index order (updated_at, id); by close month.
+        Index("ix_deals_stage_updated", "stage", "updated_at", "id"),
+        Index("ix_deals_owner_updated", "owner_id", "updated_at", "id"),
+        Index("ix_deals_expected_close", "expected_close_on", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the deal stays in the pipeline's history.
@@ -510,6 +549,8 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The day the owner expects to close the deal (the forecast's close month).
+    expected_close_on: Mapped[date | None] = mapped_column(Date)
 
 
 class SiteSetting(Base):

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from frontoffice.domain.cases import DealStage
-from frontoffice.services.case_schemas import DealIn, DealOut, DealPatch
+from frontoffice.services.case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
 
 from ..security import container, requires
+from .tickets import validated
 
 router = APIRouter(tags=["deals"])
 
@@ -33,6 +34,31 @@ async def customer_deals(
     return await container(request).deals.for_customer(
         actor, customer_id, stages=stage or (), open_only=open, limit=limit, cursor=cursor
     )
+
+
+@router.get("/deals", response_model=Page[DealOut])
+async def list_deals(
+    request: Request,
+    actor: Reader,
+    owner: Annotated[str | None, Query(description="me, none or a user id")] = None,
+    stage: Annotated[list[DealStage] | None, Query(description="repeat to give several")] = None,
+    open: Annotated[bool, Query(description="leave out won and lost deals")] = False,
+    project_id: Annotated[list[int] | None, Query()] = None,
+    close_month: Annotated[str | None, Query(description="YYYY-MM of the expected close day")] = None,
+    sort: DealSort = DealSort.UPDATED_DESC,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[DealOut]:
+    """The deal list: the deals the user may see, filtered and sorted, a page at a time."""
+    filters = validated(
+        DealFilters,
+        owner=owner,
+        stage=stage or [],
+        open=open,
+        project_id=project_id or [],
+        close_month=close_month,
+    )
+    return await container(request).deals.work_list(actor, filters, sort=sort, limit=limit, cursor=cursor)
 
 
 @router.post("/deals", response_model=DealOut, status_code=201)

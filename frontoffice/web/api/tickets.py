@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
-from frontoffice.domain.cases import TicketStatus
-from frontoffice.services.case_schemas import TicketIn, TicketLinkIn, TicketOut, TicketPatch
+from frontoffice.domain.cases import TicketPriority, TicketStatus
+from frontoffice.services.case_schemas import (
+    BuiltinTicketView,
+    SavedViewIn,
+    SavedViewOut,
+    SavedViewPatch,
+    TicketBulkIn,
+    TicketBulkOut,
+    TicketFilters,
+    TicketIn,
+    TicketLinkIn,
+    TicketMergeIn,
+    TicketOut,
+    TicketPatch,
+    TicketSort,
+    ViewCount,
+)
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
 
@@ -17,6 +35,101 @@ router = APIRouter(tags=["tickets"])
 
 Reader = Annotated[Actor, Depends(requires("tickets.read"))]
 Writer = Annotated[Actor, Depends(requires("tickets.write"))]
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], **values: Any) -> M:
+    """``model`` from query parameters, its errors answered as any other request's (422), with only
+    the parameters actually given marked as set (a saved view's own filters stay for the others)."""
+    given = {k: v for k, v in values.items() if v is not None and v != [] and v is not False}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+@router.get("/tickets", response_model=Page[TicketOut])
+async def list_tickets(
+    request: Request,
+    actor: Reader,
+    view: Annotated[BuiltinTicketView | None, Query(description="a built-in view")] = None,
+    view_id: Annotated[int | None, Query(description="a saved view; other parameters narrow it")] = None,
+    assignee: Annotated[str | None, Query(description="me, none or a user id")] = None,
+    team: Annotated[bool, Query(description="tickets of the queues I serve")] = False,
+    status: Annotated[list[TicketStatus] | None, Query(description="repeat to give several")] = None,
+    priority: Annotated[list[TicketPriority] | None, Query()] = None,
+    queue_id: Annotated[list[int] | None, Query()] = None,
+    project_id: Annotated[list[int] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query(description="tickets with any of these tags")] = None,
+    due_before: datetime | None = None,
+    due_after: datetime | None = None,
+    sort: TicketSort | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[TicketOut]:
+    """A ticket work list: the tickets the user may see, filtered and sorted, a page at a time."""
+    filters = validated(
+        TicketFilters,
+        view=view,
+        assignee=assignee,
+        team=team,
+        status=status,
+        priority=priority,
+        queue_id=queue_id,
+        project_id=project_id,
+        tag=tag,
+        due_before=due_before,
+        due_after=due_after,
+    )
+    return await container(request).tickets.work_list(
+        actor, filters, sort=sort, view_id=view_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/tickets/counts", response_model=list[ViewCount])
+async def ticket_view_counts(request: Request, actor: Reader) -> list[ViewCount]:
+    """How many tickets each built-in view and each of my saved views holds (at most 10000, then
+    ``capped``)."""
+    return await container(request).tickets.view_counts(actor)
+
+
+@router.post("/tickets/bulk", response_model=TicketBulkOut)
+async def bulk_update_tickets(request: Request, body: TicketBulkIn, actor: Writer) -> TicketBulkOut:
+    """Assign, set the status or priority, add or remove tags on many tickets at once: all or none."""
+    return await container(request).tickets.bulk_update(actor, body)
+
+
+@router.post("/tickets/{ticket_id}/merge", response_model=TicketOut)
+async def merge_tickets(request: Request, ticket_id: int, body: TicketMergeIn, actor: Writer) -> TicketOut:
+    """Merge other tickets of the same customer into this one; they are closed."""
+    return await container(request).tickets.merge(actor, ticket_id, body)
+
+
+@router.get("/ticket-views", response_model=list[SavedViewOut])
+async def list_ticket_views(request: Request, actor: Reader) -> list[SavedViewOut]:
+    """My saved views and the shared ones."""
+    return await container(request).tickets.views(actor)
+
+
+@router.post("/ticket-views", response_model=SavedViewOut, status_code=201)
+async def create_ticket_view(request: Request, body: SavedViewIn, actor: Reader) -> SavedViewOut:
+    """Save a work list (a shared one needs a supervisor)."""
+    return await container(request).tickets.create_view(actor, body)
+
+
+@router.patch("/ticket-views/{view_id}", response_model=SavedViewOut)
+async def update_ticket_view(
+    request: Request, view_id: int, body: SavedViewPatch, actor: Reader
+) -> SavedViewOut:
+    return await container(request).tickets.update_view(actor, view_id, body)
+
+
+@router.delete("/ticket-views/{view_id}", status_code=204)
+async def delete_ticket_view(request: Request, view_id: int, actor: Reader) -> Response:
+    await container(request).tickets.delete_view(actor, view_id)
+    return Response(status_code=204)
 
 
 @router.get("/customers/{customer_id}/tickets", response_model=Page[TicketOut])
