@@ -33,6 +33,7 @@ __all__ = [
     "SEARCH_WINDOW_DAYS",
     "ClockState",
     "SlaClock",
+    "SlaEvent",
     "SlaMetric",
     "SlaPolicy",
     "SlaTargets",
@@ -52,6 +53,11 @@ class SlaMetric(StrEnum):
     FIRST_RESPONSE = "first_response"
     NEXT_RESPONSE = "next_response"
     RESOLUTION = "resolution"
+
+
+class SlaEvent(StrEnum):
+    WARNING = "warning"
+    BREACH = "breach"
 
 
 class ClockState(StrEnum):
@@ -169,6 +175,9 @@ class SlaClock:
     started: bool = False
     stopped_at: datetime | None = None
     breached: bool = False
+    # Which events of the current run were already reported (a restart of the clock clears them).
+    warned: bool = False
+    breach_reported: bool = False
 
     # ------------------------------------------------------------------ transitions
     def start(self, at: datetime) -> SlaClock:
@@ -241,6 +250,8 @@ class SlaClock:
             "started": self.started,
             "stopped_at": None if self.stopped_at is None else self.stopped_at.isoformat(),
             "breached": self.breached,
+            "warned": self.warned,
+            "breach_reported": self.breach_reported,
         }
 
     @classmethod
@@ -256,6 +267,8 @@ class SlaClock:
             started=bool(data.get("started", False)),
             stopped_at=instant(data.get("stopped_at")),
             breached=bool(data.get("breached", False)),
+            warned=bool(data.get("warned", False)),
+            breach_reported=bool(data.get("breach_reported", False)),
         )
 
 
@@ -329,6 +342,41 @@ class TicketSla:
     def next_warning(self, calendar: BusinessCalendar | None) -> datetime | None:
         warnings = [w for c in self.clocks.values() if (w := c.warning_at(calendar)) is not None]
         return min(warnings, default=None)
+
+    def due_reports(
+        self, calendar: BusinessCalendar | None, now: datetime
+    ) -> list[tuple[SlaMetric, SlaEvent]]:
+        """The warnings and breaches that have happened by ``now`` and were not reported yet (a
+        breach found late is reported alone: its warning is moot)."""
+        due: list[tuple[SlaMetric, SlaEvent]] = []
+        for metric, clock in self.clocks.items():
+            if clock.running_since is None:
+                continue
+            deadline = clock.deadline(calendar)
+            if not clock.breach_reported and deadline is not None and deadline <= now:
+                due.append((metric, SlaEvent.BREACH))
+            elif not clock.warned and not clock.breach_reported:
+                warning = clock.warning_at(calendar)
+                if warning is not None and warning <= now:
+                    due.append((metric, SlaEvent.WARNING))
+        return due
+
+    def reported(self, metric: SlaMetric, event: SlaEvent) -> TicketSla:
+        clock = self.clocks[metric]
+        if event is SlaEvent.BREACH:
+            return self._with({metric: replace(clock, warned=True, breach_reported=True)})
+        return self._with({metric: replace(clock, warned=True)})
+
+    def next_check(self, calendar: BusinessCalendar | None) -> datetime | None:
+        """The next instant at which a warning or breach falls due (the scheduler's wake-up)."""
+        instants: list[datetime] = []
+        for clock in self.clocks.values():
+            if clock.running_since is None or clock.breach_reported:
+                continue
+            moment = clock.deadline(calendar) if clock.warned else clock.warning_at(calendar)
+            if moment is not None:
+                instants.append(moment)
+        return min(instants, default=None)
 
     def to_json(self) -> dict[str, object]:
         return {m.value: c.to_json() for m, c in self.clocks.items()}

@@ -13,6 +13,7 @@ from frontoffice.domain.calendars import BusinessCalendar
 from frontoffice.domain.sla import (
     ClockState,
     SlaClock,
+    SlaEvent,
     SlaMetric,
     SlaPolicy,
     SlaTargets,
@@ -199,3 +200,19 @@ def test_a_clock_is_breached_exactly_when_it_stops_after_its_deadline(
     stopped_at = start + timedelta(seconds=answer)
     assert clock.stop(cal, stopped_at).breached == (business_seconds(cal, start, stopped_at) > seconds)
     assert (clock.state(cal, stopped_at) is ClockState.BREACHED) == (stopped_at >= deadline)
+
+
+def test_each_warning_and_breach_is_reported_once_and_a_restarted_clock_reports_again() -> None:
+    cal = office()
+    sla = TicketSla.for_new_ticket(SlaTargets(HOUR, HOUR, None, warn_before_s=15 * 60), at(MONDAY, 9))
+    assert sla.next_check(cal) == at(MONDAY, 9, 45)
+    assert sla.due_reports(cal, at(MONDAY, 9, 44)) == []
+    assert sla.due_reports(cal, at(MONDAY, 9, 50)) == [(SlaMetric.FIRST_RESPONSE, SlaEvent.WARNING)]
+    sla = sla.reported(SlaMetric.FIRST_RESPONSE, SlaEvent.WARNING)
+    assert sla.due_reports(cal, at(MONDAY, 9, 50)) == []
+    assert sla.next_check(cal) == at(MONDAY, 10)
+    sla = sla.reported(SlaMetric.FIRST_RESPONSE, SlaEvent.BREACH)
+    assert sla.next_check(cal) is None and sla.due_reports(cal, at(MONDAY, 17)) == []
+    # Answered late; the customer writes again; the next-response clock warns and breaches anew.
+    sla = sla.agent_replied(cal, at(MONDAY, 11)).customer_replied(at(MONDAY, 11))
+    assert sla.due_reports(cal, at(MONDAY, 15)) == [(SlaMetric.NEXT_RESPONSE, SlaEvent.BREACH)]
