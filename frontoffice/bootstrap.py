@@ -30,6 +30,7 @@ from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import VoiceCalls
@@ -58,6 +59,7 @@ class Container:
     engine_settings: EngineSettingsService
     callbacks: CallbackScheduler
     fallback: FallbackActions
+    sla: SlaService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -71,6 +73,7 @@ class Container:
             await self.callbacks.start()
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
+            await self.sla.start()
             if self.voice is not None:
                 await self.voice.start()
             self.started = True
@@ -79,6 +82,7 @@ class Container:
         if self.started:
             if self.voice is not None:
                 await self.voice.stop()
+            await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
             await self.acd.stop()
@@ -175,6 +179,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
+        sla=SlaService(sessions, bus, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

@@ -113,6 +113,11 @@ class TicketOut(BaseModel):
     queue_id: int | None = None
     tags: list[str] = Field(default_factory=list)
     merged_into_id: int | None = Field(default=None, description="the ticket this one was merged into")
+    sla_policy_id: int | None = None
+    follow_up_of_id: int | None = Field(default=None, description="the closed ticket this one follows up")
+    sla_due_at: datetime | None = Field(
+        default=None, description="the earliest deadline of a running SLA clock (null: none running)"
+    )
 
 
 class DealIn(Input):
@@ -163,6 +168,7 @@ class TicketSort(StrEnum):
     CREATED_DESC = "-created_at"
     CREATED = "created_at"
     DUE = "due_at"  # soonest first, tickets without a due time last
+    SLA_DUE = "sla_due_at"  # least SLA time left first, tickets without a running clock last
 
 
 class BuiltinTicketView(StrEnum):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, false, or_, select
@@ -55,12 +55,16 @@ from .scope import (
     visible_ticket,
     where,
 )
+from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied
 from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
 
 __all__ = ["TicketService", "active_user", "case_project", "live_customer", "open_ticket_for_contact"]
 
 MAX_PAGE = 200
 VIEW_KIND = "tickets"
+#: A customer's reply reopens a solved ticket for this long after it was solved (Zendesk and Freshdesk
+#: default to a few days to a week); later, and always after closing, the reply starts a new ticket.
+REOPEN_WITHIN_DAYS = 7
 
 
 async def _queue(s: AsyncSession, queue_id: int) -> Queue:
@@ -158,6 +162,7 @@ async def open_ticket_for_contact(
         created_at=now,
         updated_at=now,
     )
+    await attach_sla(s, ticket, now)
     s.add(ticket)
     await s.flush()
     s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=now))
@@ -193,6 +198,9 @@ def _out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[str] = (
         queue_id=ticket.queue_id,
         tags=sorted(tags),
         merged_into_id=ticket.merged_into_id,
+        sla_policy_id=ticket.sla_policy_id,
+        follow_up_of_id=ticket.follow_up_of_id,
+        sla_due_at=ticket.sla_due_at,
     )
 
 
@@ -200,9 +208,16 @@ class TicketService:
     """Tickets of the help desk. Every method is one transaction. A user limited to projects works
     only with the tickets they may see (:mod:`frontoffice.services.scope`); the others answer 404."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = system_clock,
+        reopen_within_days: int = REOPEN_WITHIN_DAYS,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.reopen_within = timedelta(days=reopen_within_days)
 
     async def create(self, actor: Actor, data: TicketIn) -> TicketOut:
         actor.require("tickets.write")
@@ -234,6 +249,7 @@ class TicketService:
                 due_at=data.due_at,
                 queue_id=queue_id,
             )
+            await attach_sla(s, ticket, now)
             s.add(ticket)
             await s.flush()
             tags = sorted(set(data.tags))
@@ -341,6 +357,97 @@ class TicketService:
             links = await self._links(s, actor, [t.id for t in rows[:limit]])
             tags = await _tags(s, [t.id for t in rows[:limit]])
         return id_page(rows, limit, lambda t: _out(t, links[t.id], tags[t.id]))
+
+    # ------------------------------------------------------------------ replies
+    async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
+        """An agent answered the customer (the outbox will call this when a reply is sent): the
+        first or next response clock stops."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            ticket = await self._ticket(s, actor, ticket_id)
+            now = self.clock()
+            await sla_agent_replied(s, ticket, now)
+            ticket.updated_at = now
+            audit(s, actor, "ticket.agent_reply", "ticket", ticket_id, now)
+            await s.flush()
+            return await self._one_out(s, actor, ticket)
+
+    async def customer_replied(self, ticket_id: int, *, interaction_id: int | None = None) -> TicketOut:
+        """The customer wrote about ``ticket_id`` (the email channel calls this for a reply in the
+        ticket's thread), on the system's behalf, in one transaction. Returns the ticket that holds
+        the reply:
+
+        - open or pending: the ticket itself, open again, waiting for our next response;
+        - solved less than ``reopen_within_days`` ago: the ticket reopened;
+        - closed, or solved longer ago: a new ticket of the same customer, project and queue,
+          ``follow_up_of_id`` pointing to the old one (closed tickets stay closed).
+
+        ``interaction_id``, the contact that carried the reply, is linked to that ticket."""
+        actor = Actor.system()
+        async with self.sessions.begin() as s:
+            ticket = await self._ticket(s, actor, ticket_id)
+            now = self.clock()
+            status = TicketStatus(ticket.status)
+            solved_long_ago = status is TicketStatus.SOLVED and (
+                ticket.solved_at is None or now - ticket.solved_at > self.reopen_within
+            )
+            if status is TicketStatus.CLOSED or solved_long_ago:
+                ticket = await self._follow_up(s, ticket, now)
+            else:
+                if status is not TicketStatus.OPEN:
+                    ticket.status = TicketStatus.OPEN.value
+                    ticket.solved_at = None
+                    await sla_after_status(s, ticket, status, TicketStatus.OPEN, now)
+                    audit(
+                        s,
+                        actor,
+                        "ticket.reopen" if status is TicketStatus.SOLVED else "ticket.update",
+                        "ticket",
+                        ticket.id,
+                        now,
+                        fields=["status"],
+                        from_status=status.value,
+                        to_status=TicketStatus.OPEN.value,
+                        reason="customer-replied",
+                    )
+                await sla_customer_replied(s, ticket, now)
+                ticket.updated_at = now
+            audit(s, actor, "ticket.customer_reply", "ticket", ticket.id, now, interaction_id=interaction_id)
+            if (
+                interaction_id is not None
+                and await s.get(TicketInteraction, (ticket.id, interaction_id)) is None
+            ):
+                s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction_id, linked_at=now))
+            await s.flush()
+            return await self._one_out(s, actor, ticket)
+
+    async def _follow_up(self, s: AsyncSession, old: Ticket, now: datetime) -> Ticket:
+        ticket = Ticket(
+            customer_id=old.customer_id,
+            project_id=old.project_id,
+            queue_id=old.queue_id,
+            subject=old.subject,
+            description="",
+            status=TicketStatus.OPEN.value,
+            priority=old.priority,
+            follow_up_of_id=old.id,
+            created_at=now,
+            updated_at=now,
+        )
+        await attach_sla(s, ticket, now)
+        s.add(ticket)
+        await s.flush()
+        audit(
+            s,
+            Actor.system(),
+            "ticket.create",
+            "ticket",
+            ticket.id,
+            now,
+            customer_id=old.customer_id,
+            follow_up_of_id=old.id,
+        )
+        return ticket
 
     # ------------------------------------------------------------------ work lists
     async def work_list(
@@ -606,6 +713,7 @@ class TicketService:
                     ticket.solved_at = None
                 elif old.is_open:
                     ticket.solved_at = now
+                await sla_after_status(s, ticket, old, new_status, now)
         if changes.get("assignee_id") is not None:
             await active_user(s, changes["assignee_id"])
         if changes.get("queue_id") is not None:

@@ -158,6 +158,7 @@ def ticket_keyset(sort: TicketSort) -> Keyset:
         TicketSort.CREATED_DESC: Keyset(Ticket.created_at, True, False, datetime),
         TicketSort.CREATED: Keyset(Ticket.created_at, False, False, datetime),
         TicketSort.DUE: Keyset(Ticket.due_at, False, True, datetime),
+        TicketSort.SLA_DUE: Keyset(Ticket.sla_due_at, False, True, datetime),
     }[sort]
 
 

@@ -463,6 +463,9 @@ class Ticket(Base):
         Index("ix_tickets_queue_status_updated", "queue_id", "status", "updated_at", "id"),
         Index("ix_tickets_project_status_updated", "project_id", "status", "updated_at", "id"),
         Index("ix_tickets_status_updated", "status", "updated_at", "id"),
+        # The SLA job wakes for tickets whose next warning or breach is due; lists sort by time left.
+        Index("ix_tickets_sla_check", "sla_check_at"),
+        Index("ix_tickets_status_sla_due", "status", "sla_due_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the case stays in the help desk's history.
@@ -484,6 +487,38 @@ class Ticket(Base):
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     # Set when the ticket was merged into another one (it is then closed; its contacts moved there).
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # The SLA policy chosen when the ticket was opened, its clocks (domain.sla.TicketSla as JSON), the
+    # earliest deadline of a running clock (time left in the lists) and when the SLA job looks next.
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    # The closed ticket (or the solved one past its reopen period) a customer's reply followed up.
+    follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    sla: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    sla_due_at: Mapped[datetime | None] = mapped_column()
+    sla_check_at: Mapped[datetime | None] = mapped_column()
+
+
+class SlaPolicyRow(Base):
+    """An SLA policy (domain.sla.SlaPolicy): conditions as JSON lists (empty: any), targets in
+    business seconds on ``calendar_id`` (None: around the clock), and what a breach escalates to."""
+
+    __tablename__ = "sla_policies"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    project_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    queue_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    priorities: Mapped[list[str]] = mapped_column(Json, default=list)
+    customer_tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
+    first_response_s: Mapped[int | None] = mapped_column(Integer)
+    next_response_s: Mapped[int | None] = mapped_column(Integer)
+    resolution_s: Mapped[int | None] = mapped_column(Integer)
+    warn_before_s: Mapped[int] = mapped_column(Integer, default=0)
+    breach_priority: Mapped[str | None] = mapped_column(String(16))
+    notify_supervisors: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TicketTag(Base):

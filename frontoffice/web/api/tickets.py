@@ -28,6 +28,7 @@ from frontoffice.services.case_schemas import (
 )
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
+from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut
 
 from ..security import container, requires
 
@@ -171,3 +172,23 @@ async def link_ticket_interaction(
 ) -> TicketOut:
     """Link a contact of the same customer to the ticket (repeating it changes nothing)."""
     return await container(request).tickets.link_interaction(actor, ticket_id, body.interaction_id)
+
+
+@router.get("/sla-policies", response_model=list[SlaPolicyOut], tags=["sla"])
+async def list_sla_policies(request: Request, actor: Reader) -> list[SlaPolicyOut]:
+    """The SLA policies in the order they are tried (the first matching one applies)."""
+    return await container(request).sla.policies(actor)
+
+
+@router.post("/sla-policies", response_model=SlaPolicyOut, status_code=201, tags=["sla"])
+async def create_sla_policy(request: Request, body: SlaPolicyIn, actor: Reader) -> SlaPolicyOut:
+    """Add a policy (supervisors): conditions, targets in business seconds, escalation on breach."""
+    return await container(request).sla.save_policy(actor, body)
+
+
+@router.put("/sla-policies/{policy_id}", response_model=SlaPolicyOut, tags=["sla"])
+async def replace_sla_policy(
+    request: Request, policy_id: int, body: SlaPolicyIn, actor: Reader
+) -> SlaPolicyOut:
+    """Replace a policy; tickets already opened keep the targets they got."""
+    return await container(request).sla.save_policy(actor, body, policy_id)

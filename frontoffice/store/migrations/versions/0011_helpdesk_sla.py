@@ -1,4 +1,5 @@
-"""help desk SLA: policies, a ticket's clocks, its earliest deadline and the SLA job's next look
+"""help desk SLA: policies, a ticket's clocks, its earliest deadline and the SLA job's next look; the
+ticket a customer's late reply follows up
 
 Revision ID: 0011
 Revises: 0010
@@ -53,6 +54,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sla", JSON, nullable=True))
         batch_op.add_column(sa.Column("sla_due_at", TIME, nullable=True))
         batch_op.add_column(sa.Column("sla_check_at", TIME, nullable=True))
+        batch_op.add_column(sa.Column("follow_up_of_id", ID, nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_tickets_follow_up_of_id_tickets"), "tickets", ["follow_up_of_id"], ["id"], ondelete="SET NULL"
+        )
         batch_op.create_foreign_key(
             batch_op.f("fk_tickets_sla_policy_id_sla_policies"),
             "sla_policies",
@@ -69,6 +74,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tickets_status_sla_due")
         batch_op.drop_index("ix_tickets_sla_check")
         batch_op.drop_constraint(batch_op.f("fk_tickets_sla_policy_id_sla_policies"), type_="foreignkey")
+        batch_op.drop_constraint(batch_op.f("fk_tickets_follow_up_of_id_tickets"), type_="foreignkey")
+        batch_op.drop_column("follow_up_of_id")
         batch_op.drop_column("sla_check_at")
         batch_op.drop_column("sla_due_at")
         batch_op.drop_column("sla")
