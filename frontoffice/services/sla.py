@@ -17,28 +17,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+import statistics
+from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.bus.memory import BusMessage, InProcessBus
 from frontoffice.domain.calendars import BusinessCalendar
 from frontoffice.domain.cases import TicketPriority, TicketStatus
-from frontoffice.domain.exceptions import NotFound
-from frontoffice.domain.sla import SlaEvent, SlaPolicy, SlaTargets, TicketFacts, TicketSla, choose_policy
+from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.domain.sla import (
+    SlaEvent,
+    SlaMetric,
+    SlaPolicy,
+    SlaTargets,
+    TicketFacts,
+    TicketSla,
+    choose_policy,
+)
 from frontoffice.store.tables import BusinessCalendar as CalendarRow
 from frontoffice.store.tables import CustomerTag, SlaPolicyRow, Ticket
 
 from .calendars import build as build_calendar
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
+from .scope import ticket_visible, where
 
 __all__ = [
     "SlaPolicyIn",
     "SlaPolicyOut",
+    "SlaReport",
     "SlaService",
     "attach_sla",
     "sla_after_status",
@@ -52,6 +63,8 @@ log = logging.getLogger("frontoffice.sla")
 POLL_S = 5.0
 #: Tickets handled per claim, a bound on one transaction's locks and work.
 BATCH = 200
+#: The longest period one report reads, a quarter: it reads the tickets opened in it one by one.
+MAX_REPORT_DAYS = 92
 _PRIORITY_ORDER = [p.value for p in TicketPriority]  # low < normal < high < urgent
 
 
@@ -74,6 +87,35 @@ class SlaPolicyIn(Input):
 
 class SlaPolicyOut(SlaPolicyIn):
     id: int
+
+
+class MetricFigures(BaseModel):
+    """One SLA metric over the tickets opened in the period."""
+
+    met: int
+    breached: int
+    compliance_ratio: float | None = Field(description="met / (met + breached); null: nothing measured")
+    mean_s: float | None = Field(description="mean business seconds to answer, of the clocks stopped")
+    median_s: float | None
+
+
+class BacklogFigures(BaseModel):
+    """Open and pending tickets now, by age since creation."""
+
+    total: int
+    under_1d: int
+    from_1d_to_3d: int
+    from_3d_to_7d: int
+    over_7d: int
+    oldest_age_s: float | None
+
+
+class SlaReport(BaseModel):
+    since: datetime
+    until: datetime
+    tickets: int
+    metrics: dict[str, MetricFigures]
+    backlog: BacklogFigures
 
 
 def _policy(row: SlaPolicyRow) -> SlaPolicy:
@@ -229,6 +271,75 @@ class SlaService:
             await s.flush()
             audit(s, actor, "sla_policy.save", "sla_policy", row.id, now, name=row.name)
             return _policy_out(row)
+
+    # ------------------------------------------------------------------ the report
+    async def report(
+        self, actor: Actor, since: datetime, until: datetime, *, project_id: int | None = None
+    ) -> SlaReport:
+        """SLA compliance, first-response and resolution times of the tickets opened in
+        ``[since, until)``, and today's backlog by age, of the tickets the actor may see."""
+        actor.require("stats.read")
+        if not since < until <= since + timedelta(days=MAX_REPORT_DAYS):
+            raise InvalidInput(
+                f"The period must be positive and at most {MAX_REPORT_DAYS} days",
+                error_id="invalid-period",
+                max_days=MAX_REPORT_DAYS,
+            )
+        now = self.clock()
+        visible = ticket_visible(actor)
+        stmt = where(select(Ticket.sla).where(Ticket.created_at >= since, Ticket.created_at < until), visible)
+        backlog_stmt = where(
+            select(Ticket.created_at).where(
+                Ticket.status.in_([TicketStatus.OPEN.value, TicketStatus.PENDING.value])
+            ),
+            visible,
+        )
+        if project_id is not None:
+            stmt = stmt.where(Ticket.project_id == project_id)
+            backlog_stmt = backlog_stmt.where(Ticket.project_id == project_id)
+        answered: dict[SlaMetric, list[float]] = {m: [] for m in SlaMetric}
+        met = dict.fromkeys(SlaMetric, 0)
+        breached = dict.fromkeys(SlaMetric, 0)
+        tickets = 0
+        async with self.sessions() as s:
+            for (data,) in await s.execute(stmt):
+                tickets += 1
+                if data is None:
+                    continue
+                for metric, clock in TicketSla.from_json(data).clocks.items():
+                    if clock.stopped_at is not None:
+                        answered[metric].append(clock.counted_s)
+                        if clock.breached:
+                            breached[metric] += 1
+                        else:
+                            met[metric] += 1
+                    elif clock.breach_reported:
+                        breached[metric] += 1
+            ages = [(now - created).total_seconds() for (created,) in await s.execute(backlog_stmt)]
+        day = 86_400
+        return SlaReport(
+            since=since,
+            until=until,
+            tickets=tickets,
+            metrics={
+                m.value: MetricFigures(
+                    met=met[m],
+                    breached=breached[m],
+                    compliance_ratio=met[m] / (met[m] + breached[m]) if met[m] + breached[m] else None,
+                    mean_s=statistics.fmean(answered[m]) if answered[m] else None,
+                    median_s=statistics.median(answered[m]) if answered[m] else None,
+                )
+                for m in SlaMetric
+            },
+            backlog=BacklogFigures(
+                total=len(ages),
+                under_1d=sum(1 for a in ages if a < day),
+                from_1d_to_3d=sum(1 for a in ages if day <= a < 3 * day),
+                from_3d_to_7d=sum(1 for a in ages if 3 * day <= a < 7 * day),
+                over_7d=sum(1 for a in ages if a >= 7 * day),
+                oldest_age_s=max(ages, default=None),
+            ),
+        )
 
     # ------------------------------------------------------------------ the job
     async def start(self) -> None:

@@ -223,3 +223,42 @@ async def test_only_supervisors_write_sla_policies_and_a_missing_calendar_is_404
     assert r.status_code == 404 and r.json()["error_id"] == "no-such-calendar"
     r = await client.get(f"{API}/sla-policies", headers=agent_headers)
     assert r.status_code == 200 and r.json() == []
+
+
+async def test_the_sla_report_gives_compliance_response_times_and_the_backlog_by_age(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container, clock: FakeClock
+) -> None:
+    await container.sla.stop()
+    await setup_policies(client, admin_headers)
+    clock.set(MONDAY.replace(hour=9))
+    fast = await new_ticket(client, admin_headers, tags=["vip"])
+    slow = await new_ticket(client, admin_headers, tags=["vip"])
+    clock.set(MONDAY.replace(hour=9, minute=30))
+    await container.tickets.agent_replied(Actor.system(), fast["id"])
+    clock.set(MONDAY.replace(hour=11))
+    await container.sla.run_due()  # the slow one's first response breached at 10:00
+    await container.tickets.agent_replied(Actor.system(), slow["id"])
+    r = await client.patch(f"{API}/tickets/{fast['id']}", json={"status": "solved"}, headers=admin_headers)
+    assert r.status_code == 200
+    clock.set(MONDAY + timedelta(days=2, hours=12))
+
+    r = await client.get(
+        f"{API}/reports/sla",
+        params={"since": MONDAY.isoformat(), "until": (MONDAY + timedelta(days=1)).isoformat()},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    report = r.json()
+    first = report["metrics"]["first_response"]
+    assert (report["tickets"], first["met"], first["breached"], first["compliance_ratio"]) == (2, 1, 1, 0.5)
+    assert first["mean_s"] == (30 * 60 + 2 * HOUR) / 2
+    resolution = report["metrics"]["resolution"]
+    assert (resolution["met"], resolution["median_s"]) == (1, 2 * HOUR)
+    backlog = report["backlog"]
+    assert (backlog["total"], backlog["from_1d_to_3d"]) == (1, 1)
+    r = await client.get(
+        f"{API}/reports/sla",
+        params={"since": MONDAY.isoformat(), "until": (MONDAY + timedelta(days=100)).isoformat()},
+        headers=admin_headers,
+    )
+    assert r.status_code == 400 and r.json()["error_id"] == "invalid-period"

@@ -28,7 +28,7 @@ from frontoffice.services.case_schemas import (
 )
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
-from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut
+from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut, SlaReport
 
 from ..security import container, requires
 
@@ -192,3 +192,16 @@ async def replace_sla_policy(
 ) -> SlaPolicyOut:
     """Replace a policy; tickets already opened keep the targets they got."""
     return await container(request).sla.save_policy(actor, body, policy_id)
+
+
+@router.get("/reports/sla", response_model=SlaReport, tags=["sla"])
+async def sla_report(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("stats.read"))],
+    since: datetime,
+    until: datetime,
+    project_id: int | None = None,
+) -> SlaReport:
+    """SLA compliance per metric, first-response and resolution times (business seconds) of the
+    tickets opened in ``[since, until)`` (at most 92 days), and the backlog by age now."""
+    return await container(request).sla.report(actor, since, until, project_id=project_id)
