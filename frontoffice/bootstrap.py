@@ -23,6 +23,7 @@ from frontoffice.services.acd import AcdService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
+from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
@@ -60,6 +61,7 @@ class Container:
     callbacks: CallbackScheduler
     fallback: FallbackActions
     sla: SlaService
+    companies: CompanyService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -180,6 +182,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
         sla=SlaService(sessions, bus, clock=clock),
+        companies=CompanyService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

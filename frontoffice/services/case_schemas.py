@@ -20,6 +20,7 @@ __all__ = [
     "DealOut",
     "DealPatch",
     "DealSort",
+    "ForecastRow",
     "SavedViewIn",
     "SavedViewOut",
     "SavedViewPatch",
@@ -268,3 +269,15 @@ class TicketMergeIn(Input):
     """Merge these tickets (of the same customer) into the one in the path."""
 
     ticket_ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class ForecastRow(BaseModel):
+    """The deals expected to close in one month, of one owner, in one currency."""
+
+    month: str = Field(description="YYYY-MM of expected_close_on")
+    owner_id: int | None
+    currency: str
+    deals: int
+    amount: Decimal = Field(description="the open and won deals' amounts, in major units")
+    weighted_amount: Decimal = Field(description="each amount times its stage's probability, rounded down")
+    won_amount: Decimal

@@ -8,6 +8,7 @@ Every method is one transaction with an audit entry per change.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision, is_currency
@@ -18,16 +19,18 @@ from frontoffice.domain.cases import DealStage
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.store.tables import Deal
 
-from .case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort
+from .case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort, ForecastRow
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
 from .scope import deal_visible, visible_deal, where
 from .tickets import active_user, case_project, live_customer
 from .work_lists import deal_conditions, deal_keyset
 
-__all__ = ["DealService", "to_major", "to_minor"]
+__all__ = ["DealService", "deal_out", "to_major", "to_minor"]
 
 MAX_PAGE = 200
+#: A forecast looks at most two years ahead: beyond that expected close days are guesses.
+MAX_FORECAST_MONTHS = 24
 
 
 def _precision(currency: str) -> int:
@@ -54,7 +57,7 @@ def to_major(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
-def _out(deal: Deal) -> DealOut:
+def deal_out(deal: Deal) -> DealOut:
     return DealOut(
         id=deal.id,
         customer_id=deal.customer_id,
@@ -104,12 +107,12 @@ class DealService:
             s.add(deal)
             await s.flush()
             audit(s, actor, "deal.create", "deal", deal.id, now, customer_id=data.customer_id)
-            return _out(deal)
+            return deal_out(deal)
 
     async def get(self, actor: Actor, deal_id: int) -> DealOut:
         actor.require("deals.read")
         async with self.sessions() as s:
-            return _out(await self._deal(s, actor, deal_id))
+            return deal_out(await self._deal(s, actor, deal_id))
 
     async def update(self, actor: Actor, deal_id: int, patch: DealPatch) -> DealOut:
         """Move the deal to another stage (won / lost close it, any other reopens it), or change its
@@ -150,7 +153,7 @@ class DealService:
                 details |= {"from_stage": old.value, "to_stage": patch.stage.value}
             audit(s, actor, "deal.update", "deal", deal_id, now, **details)
             await s.flush()
-            return _out(deal)
+            return deal_out(deal)
 
     async def for_customer(
         self,
@@ -180,7 +183,7 @@ class DealService:
         async with self.sessions() as s:
             await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Deal.id.desc()).limit(limit + 1)))
-        return id_page(rows, limit, _out)
+        return id_page(rows, limit, deal_out)
 
     async def work_list(
         self,
@@ -202,9 +205,68 @@ class DealService:
             rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
         shown = rows[:limit]
         return Page[DealOut](
-            items=[_out(d) for d in shown],
+            items=[deal_out(d) for d in shown],
             next_cursor=keyset.cursor(shown[-1]) if len(rows) > limit and shown else None,
         )
+
+    async def forecast(
+        self,
+        actor: Actor,
+        first_month: date,
+        months: int,
+        *,
+        project_id: int | None = None,
+        owner_id: int | None = None,
+    ) -> list[ForecastRow]:
+        """The weighted pipeline: deals expected to close in ``months`` months from ``first_month``
+        (lost ones left out), summed exactly in minor units by month, owner and currency, each open
+        amount weighted by its stage's probability."""
+        actor.require("deals.read")
+        if not 1 <= months <= MAX_FORECAST_MONTHS:
+            raise InvalidInput(
+                f"Give 1 to {MAX_FORECAST_MONTHS} months",
+                error_id="invalid-period",
+                max_months=MAX_FORECAST_MONTHS,
+            )
+        start = first_month.replace(day=1)
+        end_index = start.year * 12 + start.month - 1 + months
+        end = date(end_index // 12, end_index % 12 + 1, 1)
+        stmt = where(
+            select(Deal.expected_close_on, Deal.owner_id, Deal.currency, Deal.stage, Deal.amount_minor).where(
+                Deal.expected_close_on >= start,
+                Deal.expected_close_on < end,
+                Deal.stage != DealStage.LOST.value,
+            ),
+            deal_visible(actor),
+        )
+        if project_id is not None:
+            stmt = stmt.where(Deal.project_id == project_id)
+        if owner_id is not None:
+            stmt = stmt.where(Deal.owner_id == owner_id)
+        sums: dict[tuple[str, int | None, str], list[int]] = {}
+        async with self.sessions() as s:
+            for close_on, owner, currency, stage, amount in await s.execute(stmt):
+                key = (f"{close_on.year:04d}-{close_on.month:02d}", owner, currency)
+                row = sums.setdefault(key, [0, 0, 0, 0])
+                row[0] += 1
+                row[1] += amount
+                # Exact: minor units times a whole percentage, divided once per deal (rounded down).
+                row[2] += amount * DealStage(stage).probability_pct // 100
+                row[3] += amount if stage == DealStage.WON.value else 0
+        return [
+            ForecastRow(
+                month=month,
+                owner_id=owner,
+                currency=currency,
+                deals=n,
+                amount=to_major(amount, currency),
+                weighted_amount=to_major(weighted, currency),
+                won_amount=to_major(won, currency),
+            )
+            for (month, owner, currency), (n, amount, weighted, won) in sorted(
+                sums.items(), key=lambda item: (item[0][0], item[0][1] or 0, item[0][2])
+            )
+        ]
 
     async def _deal(self, s: AsyncSession, actor: Actor, deal_id: int) -> Deal:
         return await visible_deal(s, actor, deal_id)

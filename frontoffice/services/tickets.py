@@ -58,7 +58,15 @@ from .scope import (
 from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied
 from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
 
-__all__ = ["TicketService", "active_user", "case_project", "live_customer", "open_ticket_for_contact"]
+__all__ = [
+    "TicketService",
+    "active_user",
+    "case_project",
+    "live_customer",
+    "open_ticket_for_contact",
+    "ticket_out",
+    "ticket_tags",
+]
 
 MAX_PAGE = 200
 VIEW_KIND = "tickets"
@@ -82,7 +90,7 @@ async def _team_queues(s: AsyncSession, actor: Actor) -> list[int]:
     return sorted(int(q) for q in profile.queues) if profile is not None else []
 
 
-async def _tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
+async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
     tags: dict[int, list[str]] = defaultdict(list)
     if ticket_ids:
         rows = await s.execute(
@@ -179,7 +187,7 @@ async def open_ticket_for_contact(
     return ticket
 
 
-def _out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[str] = ()) -> TicketOut:
+def ticket_out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[str] = ()) -> TicketOut:
     return TicketOut(
         id=ticket.id,
         customer_id=ticket.customer_id,
@@ -273,7 +281,7 @@ class TicketService:
                 interaction_id=data.source_interaction_id,
             )
             await s.flush()
-            return _out(ticket, linked, tags)
+            return ticket_out(ticket, linked, tags)
 
     async def get(self, actor: Actor, ticket_id: int) -> TicketOut:
         actor.require("tickets.read")
@@ -355,8 +363,8 @@ class TicketService:
             await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Ticket.id.desc()).limit(limit + 1)))
             links = await self._links(s, actor, [t.id for t in rows[:limit]])
-            tags = await _tags(s, [t.id for t in rows[:limit]])
-        return id_page(rows, limit, lambda t: _out(t, links[t.id], tags[t.id]))
+            tags = await ticket_tags(s, [t.id for t in rows[:limit]])
+        return id_page(rows, limit, lambda t: ticket_out(t, links[t.id], tags[t.id]))
 
     # ------------------------------------------------------------------ replies
     async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
@@ -477,9 +485,9 @@ class TicketService:
             rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
             shown = rows[:limit]
             links = await self._links(s, actor, [t.id for t in shown])
-            tags = await _tags(s, [t.id for t in shown])
+            tags = await ticket_tags(s, [t.id for t in shown])
         return Page[TicketOut](
-            items=[_out(t, links[t.id], tags[t.id]) for t in shown],
+            items=[ticket_out(t, links[t.id], tags[t.id]) for t in shown],
             next_cursor=keyset.cursor(shown[-1]) if len(rows) > limit and shown else None,
         )
 
@@ -540,7 +548,7 @@ class TicketService:
                     select(TicketInteraction.interaction_id).where(TicketInteraction.ticket_id == target_id)
                 )
             )
-            target_tags = set((await _tags(s, [target_id]))[target_id])
+            target_tags = set((await ticket_tags(s, [target_id]))[target_id])
             for source_id in ids:
                 source = await self._ticket(s, actor, source_id)
                 if source.customer_id != target.customer_id:
@@ -567,7 +575,7 @@ class TicketService:
                             )
                         )
                         target_links.add(interaction_id)
-                for tag in (await _tags(s, [source_id]))[source_id]:
+                for tag in (await ticket_tags(s, [source_id]))[source_id]:
                     if tag not in target_tags:
                         s.add(TicketTag(ticket_id=target_id, tag=tag))
                         target_tags.add(tag)
@@ -725,7 +733,7 @@ class TicketService:
             ticket.priority = TicketPriority(changes["priority"]).value
         tags_changed: dict[str, object] = {}
         if "tags" in changes or add_tags or remove_tags:
-            current = set((await _tags(s, [ticket.id]))[ticket.id])
+            current = set((await ticket_tags(s, [ticket.id]))[ticket.id])
             wanted = set(changes["tags"]) if changes.get("tags") is not None else set(current)
             wanted = (wanted | set(add_tags)) - set(remove_tags)
             if len(wanted) > MAX_TAGS:
@@ -748,7 +756,7 @@ class TicketService:
 
     async def _one_out(self, s: AsyncSession, actor: Actor, ticket: Ticket) -> TicketOut:
         links = await self._links(s, actor, [ticket.id])
-        return _out(ticket, links[ticket.id], (await _tags(s, [ticket.id]))[ticket.id])
+        return ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
 
     async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
         return await visible_ticket(s, actor, ticket_id)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from frontoffice.domain.cases import DealStage
-from frontoffice.services.case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort
+from frontoffice.services.case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort, ForecastRow
+from frontoffice.services.companies import CompanyOverview, CompanyPatch
 from frontoffice.services.context import Actor
-from frontoffice.services.schemas import Page
+from frontoffice.services.schemas import CompanyOut, Page
 
 from ..security import container, requires
 from .tickets import validated
@@ -59,6 +61,43 @@ async def list_deals(
         close_month=close_month,
     )
     return await container(request).deals.work_list(actor, filters, sort=sort, limit=limit, cursor=cursor)
+
+
+@router.get("/deals/forecast", response_model=list[ForecastRow])
+async def deal_forecast(
+    request: Request,
+    actor: Reader,
+    month: Annotated[
+        str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="the first month, YYYY-MM")
+    ],
+    months: Annotated[int, Query(ge=1, le=24)] = 3,
+    project_id: int | None = None,
+    owner_id: int | None = None,
+) -> list[ForecastRow]:
+    """The weighted pipeline by close month, owner and currency (lost deals left out)."""
+    first = date(int(month[:4]), int(month[5:]), 1)
+    return await container(request).deals.forecast(
+        actor, first, months, project_id=project_id, owner_id=owner_id
+    )
+
+
+@router.patch("/companies/{company_id}", response_model=CompanyOut, tags=["companies"])
+async def update_company(
+    request: Request,
+    company_id: int,
+    body: CompanyPatch,
+    actor: Annotated[Actor, Depends(requires("companies.write"))],
+) -> CompanyOut:
+    """Rename the company or change its website or custom fields."""
+    return await container(request).companies.update(actor, company_id, body)
+
+
+@router.get("/companies/{company_id}/overview", response_model=CompanyOverview, tags=["companies"])
+async def company_overview(
+    request: Request, company_id: int, actor: Annotated[Actor, Depends(requires("companies.read"))]
+) -> CompanyOverview:
+    """The company with its people, their tickets and their deals (what the user may see)."""
+    return await container(request).companies.overview(actor, company_id)
 
 
 @router.post("/deals", response_model=DealOut, status_code=201)

@@ -1,0 +1,123 @@
+"""Sales over the REST API, on SQLite and PostgreSQL: the weighted forecast, editing a company and its
+page with people, tickets and deals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from frontoffice.bootstrap import Container
+from frontoffice.domain.model import Role
+from frontoffice.services.context import Actor
+
+from ..conftest import make_user
+
+API = "/api/v1"
+
+
+async def post(client: httpx.AsyncClient, headers: dict[str, str], path: str, **body: Any) -> dict[str, Any]:
+    r = await client.post(f"{API}{path}", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+async def test_the_forecast_weights_open_deals_by_stage_by_month_owner_and_currency(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container
+) -> None:
+    me = (await client.get(f"{API}/me", headers=admin_headers)).json()["id"]
+    customer = (await post(client, admin_headers, "/customers", first_name="Anna"))["id"]
+    for title, stage, amount, currency, close_on, owner in (
+        ("lead", "lead", "1000.00", "RUB", "2027-01-10", me),
+        ("negotiation", "negotiation", "2000.01", "RUB", "2027-01-31", me),
+        ("won", "won", "500", "RUB", "2027-01-05", me),
+        ("lost", "lost", "9999", "RUB", "2027-01-05", me),
+        ("dollars", "proposal", "10", "USD", "2027-01-20", me),
+        ("february", "qualified", "400", "RUB", "2027-02-01", None),
+        ("march", "lead", "1", "RUB", "2027-03-01", None),
+    ):
+        await post(
+            client,
+            admin_headers,
+            "/deals",
+            customer_id=customer,
+            title=title,
+            stage=stage,
+            amount=amount,
+            currency=currency,
+            expected_close_on=close_on,
+            owner_id=owner,
+        )
+    r = await client.get(
+        f"{API}/deals/forecast", params={"month": "2027-01", "months": 2}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    rows = [
+        (
+            x["month"],
+            x["owner_id"],
+            x["currency"],
+            x["deals"],
+            x["amount"],
+            x["weighted_amount"],
+            x["won_amount"],
+        )
+        for x in r.json()
+    ]
+    assert rows == [
+        # 100000 * 10 % + 200001 * 75 % (150000.75, rounded down per deal) + 50000 won, in kopecks
+        ("2027-01", me, "RUB", 3, "3500.01", "2100.00", "500.00"),
+        ("2027-01", me, "USD", 1, "10.00", "5.00", "0.00"),
+        ("2027-02", None, "RUB", 1, "400.00", "100.00", "0.00"),
+    ]
+    r = await client.get(
+        f"{API}/deals/forecast", params={"month": "2027-01", "months": 25}, headers=admin_headers
+    )
+    assert r.status_code == 422
+
+
+async def test_a_company_is_edited_and_its_page_lists_its_people_tickets_and_deals(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container
+) -> None:
+    company = (await post(client, admin_headers, "/companies", name="Acme"))["id"]
+    r = await client.patch(
+        f"{API}/companies/{company}",
+        json={"name": "Acme Ltd", "website": "https://acme.example"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["website"]) == ("Acme Ltd", "https://acme.example")
+    r = await client.patch(f"{API}/companies/{company}", json={"name": None}, headers=admin_headers)
+    assert r.status_code == 400
+    r = await client.patch(f"{API}/companies/999", json={"name": "x"}, headers=admin_headers)
+    assert r.status_code == 404 and r.json()["error_id"] == "no-such-company"
+
+    anna = (await post(client, admin_headers, "/customers", first_name="Anna", company_id=company))["id"]
+    await post(client, admin_headers, "/customers", first_name="Boris")  # of no company
+    ticket = (await post(client, admin_headers, "/tickets", customer_id=anna, subject="Invoice"))["id"]
+    deal = (await post(client, admin_headers, "/deals", customer_id=anna, title="Renewal", currency="RUB"))[
+        "id"
+    ]
+
+    r = await client.get(f"{API}/companies/{company}/overview", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["company"]["name"] == "Acme Ltd"
+    assert [p["first_name"] for p in page["people"]] == ["Anna"]
+    assert [t["id"] for t in page["tickets"]] == [ticket]
+    assert [d["id"] for d in page["deals"]] == [deal]
+
+    # An agent of another project sees neither the company's people nor the company.
+    r = await client.post(f"{API}/projects", json={"code": "beta", "name": "Beta"}, headers=admin_headers)
+    beta = r.json()["id"]
+    outsider = await make_user(container, "outsider", Role.AGENT)
+    r = await client.put(
+        f"{API}/users/{outsider}/projects", json={"project_ids": [beta]}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    token = await container.auth.create_token(Actor.system(), "tests", user_id=outsider)
+    r = await client.get(
+        f"{API}/companies/{company}/overview", headers={"Authorization": f"Bearer {token.token}"}
+    )
+    assert r.status_code == 404
