@@ -20,6 +20,7 @@ from frontoffice.channels.voice.tls import server_context
 from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
+from frontoffice.services.activities import ActivityService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
@@ -62,6 +63,7 @@ class Container:
     fallback: FallbackActions
     sla: SlaService
     companies: CompanyService
+    activities: ActivityService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -183,6 +185,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         fallback=fallback,
         sla=SlaService(sessions, bus, clock=clock),
         companies=CompanyService(sessions, clock=clock),
+        activities=ActivityService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

@@ -34,6 +34,7 @@ __all__ = [
     "TicketPatch",
     "TicketSort",
     "ViewCount",
+    "aware_utc",
 ]
 
 # A ticket's tags: enough for any real triage scheme, small enough to keep the tag index tight.
@@ -48,6 +49,11 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pat
 # The largest amount a deal may carry (in major units): far above any real deal, far below the
 # 64-bit minor-unit column's limit even for currencies with three decimals.
 MAX_DEAL_AMOUNT = Decimal(10) ** 13
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    """Pydantic validator: an instant must carry its offset; stored in UTC."""
+    return _aware(value)
 
 
 def _aware(value: datetime | None) -> datetime | None:

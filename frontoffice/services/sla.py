@@ -1,5 +1,5 @@
-"""SLA policies and the SLA job: targets chosen when a ticket opens, clocks driven by what happens to
-the ticket, warnings and breaches written to its history and escalated.
+"""SLA policies and the help desk's scheduled job: targets chosen when a ticket opens, clocks driven
+by what happens to the ticket, warnings and breaches written to its history and escalated.
 
 - The ticket service calls :func:`attach_sla` when it opens a ticket and :func:`sla_after_status`,
   :func:`sla_agent_replied`, :func:`sla_customer_replied` inside its own transactions; they keep
@@ -9,7 +9,8 @@ the ticket, warnings and breaches written to its history and escalated.
   PostgreSQL (so with several nodes each event is written exactly once; SQLite is one node and its
   write transaction serialises the job), writes ``ticket.sla_warning`` / ``ticket.sla_breach`` audit
   entries, escalates per policy (raises the priority, notifies supervisors over the bus after the
-  commit) and moves ``sla_check_at`` to the next event.
+  commit) and moves ``sla_check_at`` to the next event. The same job tells the owners of due
+  activities (:func:`frontoffice.services.activities.notify_due_activities`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from frontoffice.domain.sla import (
 from frontoffice.store.tables import BusinessCalendar as CalendarRow
 from frontoffice.store.tables import CustomerTag, SlaPolicyRow, Ticket
 
+from .activities import notify_due_activities
 from .calendars import build as build_calendar
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
@@ -360,7 +362,19 @@ class SlaService:
                     pass
             except Exception:  # a failing look must not stop the next ones
                 log.exception("reporting SLA warnings and breaches failed")
+            try:
+                await self.notify_activities()
+            except Exception:
+                log.exception("notifying due activities failed")
             await asyncio.sleep(self.poll_s)
+
+    async def notify_activities(self) -> int:
+        """Tell the owners of the activities due now (once each); returns how many were due."""
+        async with self.sessions.begin() as s:
+            messages = await notify_due_activities(s, self.clock())
+        for message in messages:
+            self.bus.publish(message)
+        return len(messages)
 
     async def run_due(self) -> list[tuple[int, str, str]]:
         """Report every warning and breach due now, in one transaction per batch of tickets; returns

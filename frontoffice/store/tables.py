@@ -521,6 +521,33 @@ class SlaPolicyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Activity(Base):
+    """A task or reminder with a due time on a deal, a ticket or a customer, owned by a user who is
+    notified when it falls due (``notify_at``: until then; None once notified or done)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index("ix_activities_owner_done_due", "owner_id", "done_at", "due_at", "id"),
+        Index("ix_activities_notify", "notify_at"),
+        Index("ix_activities_deal", "deal_id"),
+        Index("ix_activities_ticket", "ticket_id"),
+        Index("ix_activities_customer", "customer_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime] = mapped_column()
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    done_at: Mapped[datetime | None] = mapped_column()
+    notify_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketTag(Base):
     """A tag on a ticket; (tag, ticket_id) serves the work list's tag filter."""
 

@@ -3,6 +3,7 @@ page with people, tickets and deals."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -121,3 +122,46 @@ async def test_a_company_is_edited_and_its_page_lists_its_people_tickets_and_dea
         f"{API}/companies/{company}/overview", headers={"Authorization": f"Bearer {token.token}"}
     )
     assert r.status_code == 404
+
+
+async def test_an_activity_on_a_deal_is_listed_for_its_owner_and_notified_once_when_due(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container, clock: Any
+) -> None:
+    await container.sla.stop()  # the test drives the scheduled job itself
+    me = (await client.get(f"{API}/me", headers=admin_headers)).json()["id"]
+    inbox = container.bus.subscribe(keys=[f"agent:{me}"])
+    customer = (await post(client, admin_headers, "/customers", first_name="Anna"))["id"]
+    deal = (
+        await post(client, admin_headers, "/deals", customer_id=customer, title="Renewal", currency="RUB")
+    )["id"]
+    due = (clock() + timedelta(hours=1)).isoformat()
+    later = (clock() + timedelta(hours=2)).isoformat()
+    first = await post(
+        client, admin_headers, "/activities", title="Call back", kind="call", due_at=due, deal_id=deal
+    )
+    await post(
+        client, admin_headers, "/activities", title="Send the offer", due_at=later, customer_id=customer
+    )
+    r = await client.post(
+        f"{API}/activities",
+        json={"title": "x", "due_at": due, "deal_id": deal, "customer_id": customer},
+        headers=admin_headers,
+    )
+    assert r.status_code == 422
+
+    r = await client.get(f"{API}/activities", headers=admin_headers)
+    assert [a["title"] for a in r.json()["items"]] == ["Call back", "Send the offer"]
+    r = await client.get(f"{API}/activities", params={"deal_id": deal}, headers=admin_headers)
+    assert [a["title"] for a in r.json()["items"]] == ["Call back"]
+
+    assert await container.sla.notify_activities() == 0
+    clock.advance(3600)
+    assert await container.sla.notify_activities() == 1
+    assert await container.sla.notify_activities() == 0
+    message = inbox.queue.get_nowait()
+    assert (message.type, message.data["activity_id"]) == ("activity.due", first["id"])
+
+    r = await client.patch(f"{API}/activities/{first['id']}", json={"done": True}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["done_at"] is not None
+    r = await client.get(f"{API}/activities", headers=admin_headers)
+    assert [a["title"] for a in r.json()["items"]] == ["Send the offer"]

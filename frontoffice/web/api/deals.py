@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from frontoffice.domain.cases import DealStage
+from frontoffice.services.activities import ActivityIn, ActivityOut, ActivityPatch
 from frontoffice.services.case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort, ForecastRow
 from frontoffice.services.companies import CompanyOverview, CompanyPatch
 from frontoffice.services.context import Actor
@@ -115,3 +116,45 @@ async def update_deal(request: Request, deal_id: int, body: DealPatch, actor: Wr
     """Move to another stage (won / lost close the deal, other stages reopen it) or change the title,
     amount, currency or owner."""
     return await container(request).deals.update(actor, deal_id, body)
+
+
+@router.post("/activities", response_model=ActivityOut, status_code=201, tags=["activities"])
+async def create_activity(
+    request: Request, body: ActivityIn, actor: Annotated[Actor, Depends(requires("tickets.read"))]
+) -> ActivityOut:
+    """A task or reminder on a deal, a ticket or a customer; its owner is told when it falls due."""
+    return await container(request).activities.create(actor, body)
+
+
+@router.get("/activities", response_model=Page[ActivityOut], tags=["activities"])
+async def list_activities(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("tickets.read"))],
+    deal_id: int | None = None,
+    ticket_id: int | None = None,
+    customer_id: int | None = None,
+    open: Annotated[bool, Query(description="leave out done ones")] = True,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[ActivityOut]:
+    """The activities of a deal, ticket or customer, or (none given) my own; soonest due first."""
+    return await container(request).activities.list(
+        actor,
+        deal_id=deal_id,
+        ticket_id=ticket_id,
+        customer_id=customer_id,
+        open_only=open,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.patch("/activities/{activity_id}", response_model=ActivityOut, tags=["activities"])
+async def update_activity(
+    request: Request,
+    activity_id: int,
+    body: ActivityPatch,
+    actor: Annotated[Actor, Depends(requires("tickets.read"))],
+) -> ActivityOut:
+    """Change the title, note or due time, or mark it done (``{"done": true}``)."""
+    return await container(request).activities.update(actor, activity_id, body)
