@@ -24,6 +24,7 @@ from frontoffice.services.activities import ActivityService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
+from frontoffice.services.canned import CannedService
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
@@ -64,6 +65,7 @@ class Container:
     sla: SlaService
     companies: CompanyService
     activities: ActivityService
+    canned: CannedService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -186,6 +188,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         sla=SlaService(sessions, bus, clock=clock),
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
+        canned=CannedService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

@@ -10,15 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontoffice.domain.canned import render
 from frontoffice.domain.cases import TicketPriority, TicketStatus, check_ticket_transition
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.store.tables import (
     AgentProfile,
     Customer,
     Interaction,
+    Macro,
     Queue,
     SavedView,
     Ticket,
@@ -27,6 +30,7 @@ from frontoffice.store.tables import (
     User,
 )
 
+from .canned import MacroActions, RenderedAnswer, answer_values, visible_answer
 from .case_schemas import (
     MAX_TAGS,
     BuiltinTicketView,
@@ -59,6 +63,7 @@ from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_r
 from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
 
 __all__ = [
+    "MacroApplied",
     "TicketService",
     "active_user",
     "case_project",
@@ -101,6 +106,11 @@ async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, l
         for ticket_id, tag in rows:
             tags[ticket_id].append(tag)
     return tags
+
+
+class MacroApplied(BaseModel):
+    ticket: TicketOut
+    reply: RenderedAnswer | None = Field(description="the macro's canned answer, for the reply box")
 
 
 def _view_out(view: SavedView) -> SavedViewOut:
@@ -365,6 +375,33 @@ class TicketService:
             links = await self._links(s, actor, [t.id for t in rows[:limit]])
             tags = await ticket_tags(s, [t.id for t in rows[:limit]])
         return id_page(rows, limit, lambda t: ticket_out(t, links[t.id], tags[t.id]))
+
+    # ------------------------------------------------------------------ macros
+    async def apply_macro(self, actor: Actor, ticket_id: int, macro_id: int) -> MacroApplied:
+        """Apply a macro to a ticket in one transaction: its field and tag changes (audited as one
+        ticket update) and, when it has one, its canned answer rendered for the reply box."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await s.get(Macro, macro_id)
+            if macro is None or (macro.owner_id is not None and macro.owner_id != actor.user_id):
+                raise NotFound("No such macro", error_id="no-such-macro", macro_id=macro_id)
+            actions = MacroActions.model_validate(macro.actions)
+            ticket = await self._ticket(s, actor, ticket_id)
+            changes = actions.model_dump(
+                exclude_unset=True, exclude={"add_tags", "remove_tags", "canned_answer_id"}
+            )
+            now = self.clock()
+            await self._change(
+                s, actor, ticket, changes, now, add_tags=actions.add_tags, remove_tags=actions.remove_tags
+            )
+            reply = None
+            if actions.canned_answer_id is not None:
+                answer = await visible_answer(s, actor, actions.canned_answer_id)
+                text, missing = render(answer.body, await answer_values(s, actor, ticket))
+                reply = RenderedAnswer(answer_id=answer.id, text=text, missing=missing)
+            audit(s, actor, "ticket.macro", "ticket", ticket_id, now, macro_id=macro_id)
+            await s.flush()
+            return MacroApplied(ticket=await self._one_out(s, actor, ticket), reply=reply)
 
     # ------------------------------------------------------------------ replies
     async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:

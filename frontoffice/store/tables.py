@@ -548,6 +548,35 @@ class Activity(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CannedAnswer(Base):
+    """A reply template in one language, shared (``owner_id`` None) or personal; the desk's ``/``
+    picker finds it by its shortcut or title."""
+
+    __tablename__ = "canned_answers"
+    __table_args__ = (Index("ix_canned_answers_language_owner", "language", "owner_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    shortcut: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Macro(Base):
+    """One click on a ticket: set fields, add and remove tags, put a canned answer in the reply box.
+    ``actions`` holds {status, priority, assignee_id, add_tags, remove_tags, canned_answer_id}."""
+
+    __tablename__ = "macros"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    actions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketTag(Base):
     """A tag on a ticket; (tag, ticket_id) serves the work list's tag filter."""
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from frontoffice.domain.cases import TicketPriority, TicketStatus
+from frontoffice.services.canned import CannedAnswerIn, CannedAnswerOut, MacroIn, MacroOut, RenderedAnswer
 from frontoffice.services.case_schemas import (
     BuiltinTicketView,
     SavedViewIn,
@@ -29,6 +30,7 @@ from frontoffice.services.case_schemas import (
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
 from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut, SlaReport
+from frontoffice.services.tickets import MacroApplied
 
 from ..security import container, requires
 
@@ -205,3 +207,46 @@ async def sla_report(
     """SLA compliance per metric, first-response and resolution times (business seconds) of the
     tickets opened in ``[since, until)`` (at most 92 days), and the backlog by age now."""
     return await container(request).sla.report(actor, since, until, project_id=project_id)
+
+
+@router.get("/canned-answers", response_model=list[CannedAnswerOut], tags=["canned answers"])
+async def search_canned_answers(
+    request: Request,
+    actor: Reader,
+    q: Annotated[str, Query(max_length=100, description="what was typed after /")] = "",
+    language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
+) -> list[CannedAnswerOut]:
+    """Shared and my own answers: shortcut starting with ``q`` first, then title containing it."""
+    return await container(request).canned.search(actor, q, language=language)
+
+
+@router.post("/canned-answers", response_model=CannedAnswerOut, status_code=201, tags=["canned answers"])
+async def create_canned_answer(request: Request, body: CannedAnswerIn, actor: Writer) -> CannedAnswerOut:
+    """A personal answer, or a shared one (supervisors)."""
+    return await container(request).canned.create_answer(actor, body)
+
+
+@router.get(
+    "/tickets/{ticket_id}/canned-answers/{answer_id}", response_model=RenderedAnswer, tags=["canned answers"]
+)
+async def render_canned_answer(
+    request: Request, ticket_id: int, answer_id: int, actor: Reader
+) -> RenderedAnswer:
+    """The answer's text for this ticket, its variables filled."""
+    return await container(request).canned.render(actor, answer_id, ticket_id)
+
+
+@router.get("/macros", response_model=list[MacroOut], tags=["canned answers"])
+async def list_macros(request: Request, actor: Reader) -> list[MacroOut]:
+    return await container(request).canned.macros(actor)
+
+
+@router.post("/macros", response_model=MacroOut, status_code=201, tags=["canned answers"])
+async def create_macro(request: Request, body: MacroIn, actor: Writer) -> MacroOut:
+    return await container(request).canned.create_macro(actor, body)
+
+
+@router.post("/tickets/{ticket_id}/macros/{macro_id}", response_model=MacroApplied, tags=["canned answers"])
+async def apply_macro(request: Request, ticket_id: int, macro_id: int, actor: Writer) -> MacroApplied:
+    """Apply a macro: its changes in one transaction, its canned answer rendered for the reply."""
+    return await container(request).tickets.apply_macro(actor, ticket_id, macro_id)

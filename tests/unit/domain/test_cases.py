@@ -36,3 +36,15 @@ def test_a_closed_ticket_is_final(new: TicketStatus) -> None:
 
 def test_won_and_lost_deals_are_closed() -> None:
     assert {s for s in DealStage if s.is_closed} == {DealStage.WON, DealStage.LOST}
+
+
+def test_a_canned_answer_fills_its_variables_and_leaves_unknown_ones_for_the_agent() -> None:
+    from frontoffice.domain.canned import render
+
+    text, missing = render(
+        "Hello {{customer.name}}, ticket #{{ ticket.number }}: {{agent.name}} {{agent.phone}} "
+        "{{customer.first_name}}",
+        {"customer.name": "Anna Petrova", "ticket.number": "42", "agent.name": "Boris"},
+    )
+    assert text == "Hello Anna Petrova, ticket #42: Boris {{agent.phone}} {{customer.first_name}}"
+    assert missing == ["agent.phone", "customer.first_name"]
