@@ -33,6 +33,7 @@ from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.knowledge_base import KnowledgeBase
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
@@ -66,6 +67,7 @@ class Container:
     companies: CompanyService
     activities: ActivityService
     canned: CannedService
+    knowledge_base: KnowledgeBase
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -189,6 +191,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
+        knowledge_base=KnowledgeBase(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )

@@ -577,6 +577,50 @@ class Macro(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class KbCategory(Base):
+    """A category of knowledge-base articles, of one project (None: every project's)."""
+
+    __tablename__ = "kb_categories"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KbArticle(Base):
+    """A knowledge-base article in one language: the draft being written and the published text
+    (what agents and the public page see, and what search reads). Every publication is kept in
+    ``kb_article_versions``. Full-text search: an FTS5 table ``kb_search`` on SQLite, GIN expression
+    indexes per language on PostgreSQL (migration 0014)."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (Index("ix_kb_articles_project_language", "project_id", "language", "category_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("kb_categories.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(8))
+    draft_title: Mapped[str] = mapped_column(String(300))
+    draft_body: Mapped[str] = mapped_column(Text, default="")
+    published_title: Mapped[str | None] = mapped_column(String(300))
+    published_body: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    published_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KbArticleVersion(Base):
+    __tablename__ = "kb_article_versions"
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column()
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class TicketTag(Base):
     """A tag on a ticket; (tag, ticket_id) serves the work list's tag filter."""
 

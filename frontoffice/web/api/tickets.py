@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +28,14 @@ from frontoffice.services.case_schemas import (
     ViewCount,
 )
 from frontoffice.services.context import Actor
+from frontoffice.services.knowledge_base import (
+    ArticleIn,
+    ArticleOut,
+    ArticlePatch,
+    CategoryIn,
+    CategoryOut,
+    SearchHit,
+)
 from frontoffice.services.schemas import Page
 from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut, SlaReport
 from frontoffice.services.tickets import MacroApplied
@@ -250,3 +258,73 @@ async def create_macro(request: Request, body: MacroIn, actor: Writer) -> MacroO
 async def apply_macro(request: Request, ticket_id: int, macro_id: int, actor: Writer) -> MacroApplied:
     """Apply a macro: its changes in one transaction, its canned answer rendered for the reply."""
     return await container(request).tickets.apply_macro(actor, ticket_id, macro_id)
+
+
+@router.get("/kb/categories", response_model=list[CategoryOut], tags=["knowledge base"])
+async def kb_categories(request: Request, actor: Reader) -> list[CategoryOut]:
+    return await container(request).knowledge_base.categories(actor)
+
+
+@router.post("/kb/categories", response_model=CategoryOut, status_code=201, tags=["knowledge base"])
+async def create_kb_category(request: Request, body: CategoryIn, actor: Reader) -> CategoryOut:
+    return await container(request).knowledge_base.create_category(actor, body)
+
+
+@router.get("/kb/search", response_model=list[SearchHit], tags=["knowledge base"])
+async def search_kb(
+    request: Request,
+    actor: Reader,
+    q: Annotated[str, Query(max_length=500)],
+    language: Annotated[Literal["ru", "en"] | None, Query()] = None,
+) -> list[SearchHit]:
+    """Published articles with every word of ``q`` (prefixes on SQLite, stems on PostgreSQL)."""
+    return await container(request).knowledge_base.search(actor, q, language=language)
+
+
+@router.get("/kb/suggestions", response_model=list[SearchHit], tags=["knowledge base"])
+async def kb_suggestions(request: Request, actor: Reader, interaction_id: int) -> list[SearchHit]:
+    """Articles for a contact, from its subject."""
+    return await container(request).knowledge_base.suggestions(actor, interaction_id)
+
+
+@router.post("/kb/articles", response_model=ArticleOut, status_code=201, tags=["knowledge base"])
+async def create_kb_article(request: Request, body: ArticleIn, actor: Reader) -> ArticleOut:
+    """A new article, as a draft (supervisors)."""
+    return await container(request).knowledge_base.create_article(actor, body)
+
+
+@router.get("/kb/articles/{article_id}", response_model=ArticleOut, tags=["knowledge base"])
+async def get_kb_article(request: Request, article_id: int, actor: Reader) -> ArticleOut:
+    return await container(request).knowledge_base.get(actor, article_id)
+
+
+@router.patch("/kb/articles/{article_id}", response_model=ArticleOut, tags=["knowledge base"])
+async def update_kb_article(
+    request: Request, article_id: int, body: ArticlePatch, actor: Reader
+) -> ArticleOut:
+    """Change the draft; readers see the published text until the next publication."""
+    return await container(request).knowledge_base.update_draft(actor, article_id, body)
+
+
+@router.post("/kb/articles/{article_id}/publish", response_model=ArticleOut, tags=["knowledge base"])
+async def publish_kb_article(request: Request, article_id: int, actor: Reader) -> ArticleOut:
+    """Publish the draft as the next version."""
+    return await container(request).knowledge_base.publish(actor, article_id)
+
+
+@router.get("/public/kb/{project_code}", response_model=list[SearchHit], tags=["knowledge base"])
+async def public_kb(
+    request: Request,
+    project_code: str,
+    q: Annotated[str, Query(max_length=500)] = "",
+    language: Annotated[Literal["ru", "en"] | None, Query()] = None,
+) -> list[SearchHit]:
+    """The public, read-only knowledge base of a project (no sign-in): its published articles."""
+    return await container(request).knowledge_base.public_search(project_code, q, language=language)
+
+
+@router.get(
+    "/public/kb/{project_code}/articles/{article_id}", response_model=ArticleOut, tags=["knowledge base"]
+)
+async def public_kb_article(request: Request, project_code: str, article_id: int) -> ArticleOut:
+    return await container(request).knowledge_base.public_article(project_code, article_id)
