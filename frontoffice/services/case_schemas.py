@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from frontoffice.domain.cases import DealStage, TicketPriority, TicketStatus
+from frontoffice.domain.cases import TicketPriority, TicketStatus
 
 from .schemas import Input
 
@@ -21,6 +21,9 @@ __all__ = [
     "DealPatch",
     "DealSort",
     "ForecastRow",
+    "PipelineIn",
+    "PipelineOut",
+    "PipelineStageIn",
     "SavedViewIn",
     "SavedViewOut",
     "SavedViewPatch",
@@ -43,6 +46,7 @@ TAG_PATTERN = r"^[^\s,]{1,64}$"
 # How many tickets one bulk action changes: a page of the largest work list, in one transaction short
 # enough not to hold locks an agent's single edit would wait on.
 MAX_BULK = 500
+STAGE_KEY = r"^[a-z0-9_]{1,32}$"
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=TAG_PATTERN)]
 
@@ -130,7 +134,15 @@ class TicketOut(BaseModel):
 class DealIn(Input):
     customer_id: int
     title: str = Field(min_length=1, max_length=300)
-    stage: DealStage = DealStage.LEAD
+    stage: str | None = Field(
+        default=None,
+        pattern=STAGE_KEY,
+        description="a stage key of the pipeline; default: its first open stage",
+    )
+    pipeline_id: int | None = Field(
+        default=None, description="default: the project's first pipeline, else the default one"
+    )
+    close_reason: str | None = Field(default=None, max_length=200, description="why it was won or lost")
     amount: Decimal = Field(default=Decimal(0), ge=0, lt=MAX_DEAL_AMOUNT, description="in major units")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. RUB, EUR")
     owner_id: int | None = None
@@ -144,7 +156,8 @@ class DealPatch(Input):
     """Fields to change; null clears ``owner_id``. ``amount`` and ``currency`` may change together."""
 
     title: str | None = Field(default=None, min_length=1, max_length=300)
-    stage: DealStage | None = None
+    stage: str | None = Field(default=None, pattern=STAGE_KEY)
+    close_reason: str | None = Field(default=None, max_length=200)
     amount: Decimal | None = Field(default=None, ge=0, lt=MAX_DEAL_AMOUNT)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     owner_id: int | None = None
@@ -156,7 +169,9 @@ class DealOut(BaseModel):
     customer_id: int | None = Field(description="null: the customer was deleted")
     project_id: int | None
     title: str
-    stage: DealStage
+    stage: str = Field(description="a stage key of the deal's pipeline")
+    pipeline_id: int | None = Field(default=None, description="null: the default pipeline")
+    close_reason: str | None = None
     amount: Decimal = Field(description="in major units, as a decimal string")
     currency: str
     owner_id: int | None
@@ -215,8 +230,9 @@ class DealSort(StrEnum):
 
 class DealFilters(Input):
     owner: str | None = Field(default=None, pattern=r"^(me|none|[0-9]{1,18})$")
-    stage: list[DealStage] = Field(default_factory=list)
-    open: bool = False
+    stage: list[Annotated[str, StringConstraints(pattern=STAGE_KEY)]] = Field(default_factory=list)
+    open: bool = Field(default=False, description="leave out won and lost deals")
+    pipeline_id: int | None = None
     project_id: list[int] = Field(default_factory=list)
     close_month: str | None = Field(
         default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM of expected_close_on"
@@ -287,3 +303,28 @@ class ForecastRow(BaseModel):
     amount: Decimal = Field(description="the open and won deals' amounts, in major units")
     weighted_amount: Decimal = Field(description="each amount times its stage's probability, rounded down")
     won_amount: Decimal
+
+
+class PipelineStageIn(Input):
+    key: str = Field(pattern=STAGE_KEY)
+    name: str = Field(min_length=1, max_length=100)
+    probability_pct: int = Field(ge=0, le=100)
+    kind: Literal["open", "won", "lost"] = "open"
+
+
+class PipelineIn(Input):
+    """Stages in board order: exactly one won (100 %) and one lost (0 %), at least one open."""
+
+    name: str = Field(min_length=1, max_length=200)
+    project_id: int | None = None
+    stages: list[PipelineStageIn] = Field(min_length=2, max_length=20)
+    won_reasons: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
+    lost_reasons: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
+
+
+class PipelineOut(PipelineIn):
+    id: int | None = Field(description="null: the default pipeline of deals without one")

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 
-from frontoffice.domain.cases import DealStage, TicketStatus
+from frontoffice.domain.cases import TicketStatus
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.store.tables import Deal, Ticket, TicketTag
 
@@ -175,14 +175,12 @@ def deal_conditions(actor: Actor, filters: DealFilters) -> list[ColumnElement[bo
     owner = _person(Deal.owner_id, filters.owner, actor)
     if owner is not None:
         conditions.append(owner)
-    stages = {st.value for st in filters.stage}
-    if filters.open:
-        stages = (stages or {st.value for st in DealStage}) & {
-            st.value for st in DealStage if not st.is_closed
-        }
-        conditions.append(Deal.stage.in_(sorted(stages)))
-    elif stages:
-        conditions.append(Deal.stage.in_(sorted(stages)))
+    if filters.stage:
+        conditions.append(Deal.stage.in_(sorted(set(filters.stage))))
+    if filters.open:  # whatever the pipeline: a won or lost deal has its close time
+        conditions.append(Deal.closed_at.is_(None))
+    if filters.pipeline_id is not None:
+        conditions.append(Deal.pipeline_id == filters.pipeline_id)
     if filters.project_id:
         conditions.append(Deal.project_id.in_(sorted(set(filters.project_id))))
     if filters.close_month is not None:

@@ -686,6 +686,25 @@ class Deal(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     # The day the owner expects to close the deal (the forecast's close month).
     expected_close_on: Mapped[date | None] = mapped_column(Date)
+    # The deal's pipeline (None: the default one, domain.pipelines.DEFAULT_PIPELINE) and why it was
+    # won or lost.
+    pipeline_id: Mapped[int | None] = mapped_column(ForeignKey("pipelines.id", ondelete="RESTRICT"))
+    close_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class PipelineRow(Base):
+    """A sales pipeline of a project: ``stages`` a list of {key, name, probability_pct, kind} in board
+    order, validated by domain.pipelines.Pipeline; the reasons a deal may be won or lost."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    won_reasons: Mapped[list[str]] = mapped_column(Json, default=list)
+    lost_reasons: Mapped[list[str]] = mapped_column(Json, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SiteSetting(Base):

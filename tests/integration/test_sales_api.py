@@ -165,3 +165,104 @@ async def test_an_activity_on_a_deal_is_listed_for_its_owner_and_notified_once_w
     assert r.status_code == 200 and r.json()["done_at"] is not None
     r = await client.get(f"{API}/activities", headers=admin_headers)
     assert [a["title"] for a in r.json()["items"]] == ["Send the offer"]
+
+
+async def test_a_project_pipeline_drives_its_deals_stages_reasons_and_the_forecast(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container
+) -> None:
+    project = await post(client, admin_headers, "/projects", code="acme", name="Acme")
+    pipeline = await post(
+        client,
+        admin_headers,
+        "/pipelines",
+        name="Acme sales",
+        project_id=project["id"],
+        stages=[
+            {"key": "demo", "name": "Demo", "probability_pct": 20},
+            {"key": "trial", "name": "Trial", "probability_pct": 60},
+            {"key": "won", "name": "Won", "probability_pct": 100, "kind": "won"},
+            {"key": "lost", "name": "Lost", "probability_pct": 0, "kind": "lost"},
+        ],
+        lost_reasons=["price", "timing"],
+    )
+    r = await client.post(
+        f"{API}/pipelines",
+        json={
+            "name": "bad",
+            "stages": [
+                {"key": "a", "name": "A", "probability_pct": 10},
+                {"key": "b", "name": "B", "probability_pct": 10},
+            ],
+        },
+        headers=admin_headers,
+    )
+    assert r.status_code == 400 and r.json()["error_id"] == "invalid-pipeline"
+    r = await client.get(f"{API}/pipelines", headers=admin_headers)
+    assert [p["id"] for p in r.json()] == [None, pipeline["id"]]
+
+    customer = (await post(client, admin_headers, "/customers", first_name="Anna"))["id"]
+    deal = await post(
+        client,
+        admin_headers,
+        "/deals",
+        customer_id=customer,
+        title="Licence",
+        amount="1000",
+        currency="RUB",
+        project_id=project["id"],
+        expected_close_on="2027-01-15",
+    )
+    assert (deal["pipeline_id"], deal["stage"]) == (pipeline["id"], "demo")  # the project's, first open stage
+    r = await client.patch(f"{API}/deals/{deal['id']}", json={"stage": "negotiation"}, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["error_id"] == "no-such-stage"
+    r = await client.patch(f"{API}/deals/{deal['id']}", json={"stage": "trial"}, headers=admin_headers)
+    assert r.status_code == 200
+    r = await client.get(f"{API}/deals/forecast", params={"month": "2027-01"}, headers=admin_headers)
+    assert r.json()[0]["weighted_amount"] == "600.00"
+
+    r = await client.patch(
+        f"{API}/deals/{deal['id']}", json={"stage": "lost", "close_reason": "weather"}, headers=admin_headers
+    )
+    assert r.status_code == 400 and r.json()["error_id"] == "invalid-close-reason"
+    r = await client.patch(
+        f"{API}/deals/{deal['id']}", json={"stage": "lost", "close_reason": "price"}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["close_reason"], r.json()["closed_at"] is not None) == ("price", True)
+    r = await client.get(f"{API}/deals/forecast", params={"month": "2027-01"}, headers=admin_headers)
+    assert r.json() == []
+    r = await client.get(
+        f"{API}/deals", params={"open": "true", "pipeline_id": pipeline["id"]}, headers=admin_headers
+    )
+    assert r.json()["items"] == []
+
+    # The move between stages is audited.
+    async with container.sessions() as s:
+        from sqlalchemy import select
+
+        from frontoffice.store.tables import AuditEntry
+
+        moves = [
+            (e.details["from_stage"], e.details["to_stage"])
+            for e in await s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "deal.update").order_by(AuditEntry.id)
+            )
+            if "to_stage" in e.details
+        ]
+    assert moves == [("demo", "trial"), ("trial", "lost")]
+
+    # A stage with deals on it cannot be removed.
+    r = await client.put(
+        f"{API}/pipelines/{pipeline['id']}",
+        json={
+            "name": "Acme sales",
+            "project_id": project["id"],
+            "stages": [
+                {"key": "demo", "name": "Demo", "probability_pct": 20},
+                {"key": "won", "name": "Won", "probability_pct": 100, "kind": "won"},
+                {"key": "closed_lost", "name": "Lost", "probability_pct": 0, "kind": "lost"},
+            ],
+        },
+        headers=admin_headers,
+    )
+    assert r.status_code == 409 and r.json()["details"]["stages"] == ["lost"]

@@ -7,9 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from frontoffice.domain.cases import DealStage
 from frontoffice.services.activities import ActivityIn, ActivityOut, ActivityPatch
-from frontoffice.services.case_schemas import DealFilters, DealIn, DealOut, DealPatch, DealSort, ForecastRow
+from frontoffice.services.case_schemas import (
+    DealFilters,
+    DealIn,
+    DealOut,
+    DealPatch,
+    DealSort,
+    ForecastRow,
+    PipelineIn,
+    PipelineOut,
+)
 from frontoffice.services.companies import CompanyOverview, CompanyPatch
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import CompanyOut, Page
@@ -28,7 +36,7 @@ async def customer_deals(
     request: Request,
     customer_id: int,
     actor: Reader,
-    stage: Annotated[list[DealStage] | None, Query(description="repeat to give several")] = None,
+    stage: Annotated[list[str] | None, Query(description="repeat to give several")] = None,
     open: Annotated[bool, Query(description="leave out won and lost deals")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
@@ -44,8 +52,9 @@ async def list_deals(
     request: Request,
     actor: Reader,
     owner: Annotated[str | None, Query(description="me, none or a user id")] = None,
-    stage: Annotated[list[DealStage] | None, Query(description="repeat to give several")] = None,
+    stage: Annotated[list[str] | None, Query(description="stage keys; repeat to give several")] = None,
     open: Annotated[bool, Query(description="leave out won and lost deals")] = False,
+    pipeline_id: int | None = None,
     project_id: Annotated[list[int] | None, Query()] = None,
     close_month: Annotated[str | None, Query(description="YYYY-MM of the expected close day")] = None,
     sort: DealSort = DealSort.UPDATED_DESC,
@@ -58,6 +67,7 @@ async def list_deals(
         owner=owner,
         stage=stage or [],
         open=open,
+        pipeline_id=pipeline_id,
         project_id=project_id or [],
         close_month=close_month,
     )
@@ -158,3 +168,23 @@ async def update_activity(
 ) -> ActivityOut:
     """Change the title, note or due time, or mark it done (``{"done": true}``)."""
     return await container(request).activities.update(actor, activity_id, body)
+
+
+@router.get("/pipelines", response_model=list[PipelineOut], tags=["deals"])
+async def list_pipelines(request: Request, actor: Reader) -> list[PipelineOut]:
+    """The default pipeline (``id: null``) and the projects' pipelines, with their stages in order."""
+    return await container(request).deals.pipelines(actor)
+
+
+@router.post("/pipelines", response_model=PipelineOut, status_code=201, tags=["deals"])
+async def create_pipeline(request: Request, body: PipelineIn, actor: Reader) -> PipelineOut:
+    """A pipeline for a project (supervisors): stages with probability and order, won and lost reasons."""
+    return await container(request).deals.save_pipeline(actor, body)
+
+
+@router.put("/pipelines/{pipeline_id}", response_model=PipelineOut, tags=["deals"])
+async def replace_pipeline(
+    request: Request, pipeline_id: int, body: PipelineIn, actor: Reader
+) -> PipelineOut:
+    """Replace a pipeline; a stage that deals still stand on cannot be removed (409)."""
+    return await container(request).deals.save_pipeline(actor, body, pipeline_id)
