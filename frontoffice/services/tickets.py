@@ -618,6 +618,8 @@ class TicketService:
                         target_tags.add(tag)
                 old = source.status
                 source.status = TicketStatus.CLOSED.value
+                # A merged ticket's clocks stop: its customer now waits on the target's.
+                await sla_after_status(s, source, TicketStatus(old), TicketStatus.CLOSED, now)
                 source.merged_into_id = target_id
                 source.solved_at = source.solved_at or now
                 source.updated_at = now

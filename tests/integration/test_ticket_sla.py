@@ -262,3 +262,28 @@ async def test_the_sla_report_gives_compliance_response_times_and_the_backlog_by
         headers=admin_headers,
     )
     assert r.status_code == 400 and r.json()["error_id"] == "invalid-period"
+
+
+async def test_a_merged_tickets_clocks_stop_and_the_job_leaves_it_alone(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], container: Container, clock: FakeClock
+) -> None:
+    await container.sla.stop()
+    await setup_policies(client, admin_headers)
+    clock.set(MONDAY.replace(hour=9))
+    r = await client.post(
+        f"{API}/customers", json={"first_name": "Anna", "tags": ["vip"]}, headers=admin_headers
+    )
+    customer = r.json()["id"]
+    ids = []
+    for subject in ("first", "duplicate"):
+        r = await client.post(
+            f"{API}/tickets", json={"customer_id": customer, "subject": subject}, headers=admin_headers
+        )
+        ids.append(r.json()["id"])
+    r = await client.post(
+        f"{API}/tickets/{ids[0]}/merge", json={"ticket_ids": [ids[1]]}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert (await get(client, admin_headers, ids[1]))["sla_due_at"] is None
+    clock.set(MONDAY.replace(hour=12))
+    assert {ticket_id for ticket_id, _, _ in await container.sla.run_due()} == {ids[0]}
