@@ -20,9 +20,12 @@ from frontoffice.channels.voice.tls import server_context
 from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
+from frontoffice.services.activities import ActivityService
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
+from frontoffice.services.canned import CannedService
+from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
@@ -30,6 +33,8 @@ from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
@@ -58,6 +63,11 @@ class Container:
     engine_settings: EngineSettingsService
     callbacks: CallbackScheduler
     fallback: FallbackActions
+    sla: SlaService
+    companies: CompanyService
+    activities: ActivityService
+    canned: CannedService
+    knowledge_base: KnowledgeBase
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -73,6 +83,7 @@ class Container:
             await self.callbacks.start()
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
+            await self.sla.start()
             if self.voice is not None:
                 await self.voice.start()
             self.started = True
@@ -81,6 +92,7 @@ class Container:
         if self.started:
             if self.voice is not None:
                 await self.voice.stop()
+            await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
             await self.acd.stop()
@@ -178,6 +190,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
+        sla=SlaService(sessions, bus, clock=clock),
+        companies=CompanyService(sessions, clock=clock),
+        activities=ActivityService(sessions, clock=clock),
+        canned=CannedService(sessions, clock=clock),
+        knowledge_base=KnowledgeBase(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

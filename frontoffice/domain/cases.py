@@ -83,3 +83,19 @@ class DealStage(StrEnum):
     @property
     def is_closed(self) -> bool:
         return self in (DealStage.WON, DealStage.LOST)
+
+    @property
+    def probability_pct(self) -> int:
+        """The chance of winning a deal at this stage, for the weighted forecast (the usual defaults
+        of sales pipelines: a lead one in ten, a negotiation three in four; won is certain)."""
+        return _DEFAULT_PROBABILITY_PCT[self]
+
+
+_DEFAULT_PROBABILITY_PCT: dict[DealStage, int] = {
+    DealStage.LEAD: 10,
+    DealStage.QUALIFIED: 25,
+    DealStage.PROPOSAL: 50,
+    DealStage.NEGOTIATION: 75,
+    DealStage.WON: 100,
+    DealStage.LOST: 0,
+}

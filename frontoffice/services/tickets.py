@@ -7,16 +7,46 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontoffice.domain.canned import render
 from frontoffice.domain.cases import TicketPriority, TicketStatus, check_ticket_transition
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.store.tables import Customer, Interaction, Ticket, TicketInteraction, User
+from frontoffice.store.tables import (
+    AgentProfile,
+    Customer,
+    Interaction,
+    Macro,
+    Queue,
+    SavedView,
+    Ticket,
+    TicketInteraction,
+    TicketTag,
+    User,
+)
 
-from .case_schemas import TicketIn, TicketOut, TicketPatch
+from .canned import MacroActions, RenderedAnswer, answer_values, visible_answer
+from .case_schemas import (
+    MAX_TAGS,
+    BuiltinTicketView,
+    SavedViewIn,
+    SavedViewOut,
+    SavedViewPatch,
+    TicketBulkIn,
+    TicketBulkOut,
+    TicketFilters,
+    TicketIn,
+    TicketMergeIn,
+    TicketOut,
+    TicketPatch,
+    TicketSort,
+    ViewCount,
+)
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
 from .scope import (
@@ -29,10 +59,72 @@ from .scope import (
     visible_ticket,
     where,
 )
+from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied
+from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
 
-__all__ = ["TicketService", "active_user", "case_project", "live_customer", "open_ticket_for_contact"]
+__all__ = [
+    "MacroApplied",
+    "TicketService",
+    "active_user",
+    "case_project",
+    "live_customer",
+    "open_ticket_for_contact",
+    "ticket_out",
+    "ticket_tags",
+]
 
 MAX_PAGE = 200
+VIEW_KIND = "tickets"
+#: A customer's reply reopens a solved ticket for this long after it was solved (Zendesk and Freshdesk
+#: default to a few days to a week); later, and always after closing, the reply starts a new ticket.
+REOPEN_WITHIN_DAYS = 7
+
+
+async def _queue(s: AsyncSession, queue_id: int) -> Queue:
+    queue = await s.get(Queue, queue_id)
+    if queue is None:
+        raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+    return queue
+
+
+async def _team_queues(s: AsyncSession, actor: Actor) -> list[int]:
+    """The queues the actor serves as an agent: "my team's" tickets are theirs."""
+    if actor.user_id is None:
+        return []
+    profile = await s.get(AgentProfile, actor.user_id)
+    return sorted(int(q) for q in profile.queues) if profile is not None else []
+
+
+async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
+    tags: dict[int, list[str]] = defaultdict(list)
+    if ticket_ids:
+        rows = await s.execute(
+            select(TicketTag.ticket_id, TicketTag.tag)
+            .where(TicketTag.ticket_id.in_(sorted(set(ticket_ids))))
+            .order_by(TicketTag.ticket_id, TicketTag.tag)
+        )
+        for ticket_id, tag in rows:
+            tags[ticket_id].append(tag)
+    return tags
+
+
+class MacroApplied(BaseModel):
+    ticket: TicketOut
+    reply: RenderedAnswer | None = Field(description="the macro's canned answer, for the reply box")
+
+
+def _view_out(view: SavedView) -> SavedViewOut:
+    return SavedViewOut(
+        id=view.id,
+        kind="tickets",
+        name=view.name,
+        shared=view.shared,
+        owner_id=view.owner_id,
+        filters=TicketFilters.model_validate(view.filters),
+        sort=TicketSort(view.sort),
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+    )
 
 
 async def live_customer(s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
@@ -84,9 +176,11 @@ async def open_ticket_for_contact(
         status=TicketStatus.OPEN.value,
         priority=TicketPriority.NORMAL.value,
         source_interaction_id=interaction.id,
+        queue_id=interaction.queue_id,
         created_at=now,
         updated_at=now,
     )
+    await attach_sla(s, ticket, now)
     s.add(ticket)
     await s.flush()
     s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=now))
@@ -103,7 +197,7 @@ async def open_ticket_for_contact(
     return ticket
 
 
-def _out(ticket: Ticket, interaction_ids: Sequence[int]) -> TicketOut:
+def ticket_out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[str] = ()) -> TicketOut:
     return TicketOut(
         id=ticket.id,
         customer_id=ticket.customer_id,
@@ -119,6 +213,12 @@ def _out(ticket: Ticket, interaction_ids: Sequence[int]) -> TicketOut:
         updated_at=ticket.updated_at,
         due_at=ticket.due_at,
         solved_at=ticket.solved_at,
+        queue_id=ticket.queue_id,
+        tags=sorted(tags),
+        merged_into_id=ticket.merged_into_id,
+        sla_policy_id=ticket.sla_policy_id,
+        follow_up_of_id=ticket.follow_up_of_id,
+        sla_due_at=ticket.sla_due_at,
     )
 
 
@@ -126,9 +226,16 @@ class TicketService:
     """Tickets of the help desk. Every method is one transaction. A user limited to projects works
     only with the tickets they may see (:mod:`frontoffice.services.scope`); the others answer 404."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = system_clock,
+        reopen_within_days: int = REOPEN_WITHIN_DAYS,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.reopen_within = timedelta(days=reopen_within_days)
 
     async def create(self, actor: Actor, data: TicketIn) -> TicketOut:
         actor.require("tickets.write")
@@ -142,6 +249,9 @@ class TicketService:
                     s, actor, data.source_interaction_id, data.customer_id
                 )
             project_id = await case_project(s, actor, data.project_id, source)
+            queue_id = data.queue_id if data.queue_id is not None else (source.queue_id if source else None)
+            if data.queue_id is not None:
+                await _queue(s, data.queue_id)
             now = self.clock()
             ticket = Ticket(
                 customer_id=data.customer_id,
@@ -155,9 +265,13 @@ class TicketService:
                 created_at=now,
                 updated_at=now,
                 due_at=data.due_at,
+                queue_id=queue_id,
             )
+            await attach_sla(s, ticket, now)
             s.add(ticket)
             await s.flush()
+            tags = sorted(set(data.tags))
+            s.add_all(TicketTag(ticket_id=ticket.id, tag=tag) for tag in tags)
             linked: list[int] = []
             if data.source_interaction_id is not None:
                 s.add(
@@ -177,55 +291,24 @@ class TicketService:
                 interaction_id=data.source_interaction_id,
             )
             await s.flush()
-            return _out(ticket, linked)
+            return ticket_out(ticket, linked, tags)
 
     async def get(self, actor: Actor, ticket_id: int) -> TicketOut:
         actor.require("tickets.read")
         async with self.sessions() as s:
             ticket = await self._ticket(s, actor, ticket_id)
-            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
+            return await self._one_out(s, actor, ticket)
 
     async def update(self, actor: Actor, ticket_id: int, patch: TicketPatch) -> TicketOut:
         """Change status (open → pending → solved → closed; solved may reopen), priority, subject,
         description, due time or assignee."""
         actor.require("tickets.write")
         changes = patch.model_dump(exclude_unset=True)
-        for name in ("subject", "description", "status", "priority"):
-            if name in changes and changes[name] is None:
-                raise InvalidInput(f"{name} cannot be null", error_id="invalid-null", field=name)
         async with self.sessions.begin() as s:
             ticket = await self._ticket(s, actor, ticket_id)
-            old = TicketStatus(ticket.status)
-            if old is TicketStatus.CLOSED and changes and changes != {"status": TicketStatus.CLOSED}:
-                # Closed is final: not even the subject changes, so reports of closed tickets stay fixed.
-                raise Conflict(
-                    "A closed ticket cannot be changed; open a new ticket instead",
-                    error_id="ticket-closed",
-                    ticket_id=ticket_id,
-                )
-            now = self.clock()
-            if patch.status is not None:
-                check_ticket_transition(old, patch.status)
-                if patch.status is not old:
-                    ticket.status = patch.status.value
-                    if patch.status.is_open:
-                        ticket.solved_at = None
-                    elif old.is_open:
-                        ticket.solved_at = now
-            if changes.get("assignee_id") is not None:
-                await active_user(s, changes["assignee_id"])
-            for name in ("subject", "description", "due_at", "assignee_id"):
-                if name in changes:
-                    setattr(ticket, name, changes[name])
-            if patch.priority is not None:
-                ticket.priority = patch.priority.value
-            ticket.updated_at = now
-            details: dict[str, object] = {"fields": sorted(changes)}
-            if patch.status is not None and patch.status is not old:
-                details |= {"from_status": old.value, "to_status": patch.status.value}
-            audit(s, actor, "ticket.update", "ticket", ticket_id, now, **details)
+            await self._change(s, actor, ticket, changes, self.clock())
             await s.flush()
-            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
+            return await self._one_out(s, actor, ticket)
 
     async def link_interaction(self, actor: Actor, ticket_id: int, interaction_id: int) -> TicketOut:
         """Add a contact of the ticket's customer to the ticket (a repeat link changes nothing)."""
@@ -259,7 +342,7 @@ class TicketService:
                     interaction_id=interaction_id,
                 )
                 await s.flush()
-            return _out(ticket, (await self._links(s, actor, [ticket.id]))[ticket.id])
+            return await self._one_out(s, actor, ticket)
 
     async def for_customer(
         self,
@@ -290,9 +373,430 @@ class TicketService:
             await live_customer(s, actor, customer_id)
             rows = list(await s.scalars(stmt.order_by(Ticket.id.desc()).limit(limit + 1)))
             links = await self._links(s, actor, [t.id for t in rows[:limit]])
-        return id_page(rows, limit, lambda t: _out(t, links[t.id]))
+            tags = await ticket_tags(s, [t.id for t in rows[:limit]])
+        return id_page(rows, limit, lambda t: ticket_out(t, links[t.id], tags[t.id]))
+
+    # ------------------------------------------------------------------ macros
+    async def apply_macro(self, actor: Actor, ticket_id: int, macro_id: int) -> MacroApplied:
+        """Apply a macro to a ticket in one transaction: its field and tag changes (audited as one
+        ticket update) and, when it has one, its canned answer rendered for the reply box."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await s.get(Macro, macro_id)
+            if macro is None or (macro.owner_id is not None and macro.owner_id != actor.user_id):
+                raise NotFound("No such macro", error_id="no-such-macro", macro_id=macro_id)
+            actions = MacroActions.model_validate(macro.actions)
+            ticket = await self._ticket(s, actor, ticket_id)
+            changes = actions.model_dump(
+                exclude_unset=True, exclude={"add_tags", "remove_tags", "canned_answer_id"}
+            )
+            now = self.clock()
+            await self._change(
+                s, actor, ticket, changes, now, add_tags=actions.add_tags, remove_tags=actions.remove_tags
+            )
+            reply = None
+            if actions.canned_answer_id is not None:
+                answer = await visible_answer(s, actor, actions.canned_answer_id)
+                text, missing = render(answer.body, await answer_values(s, actor, ticket))
+                reply = RenderedAnswer(answer_id=answer.id, text=text, missing=missing)
+            audit(s, actor, "ticket.macro", "ticket", ticket_id, now, macro_id=macro_id)
+            await s.flush()
+            return MacroApplied(ticket=await self._one_out(s, actor, ticket), reply=reply)
+
+    # ------------------------------------------------------------------ replies
+    async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
+        """An agent answered the customer (the outbox will call this when a reply is sent): the
+        first or next response clock stops."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            ticket = await self._ticket(s, actor, ticket_id)
+            now = self.clock()
+            await sla_agent_replied(s, ticket, now)
+            ticket.updated_at = now
+            audit(s, actor, "ticket.agent_reply", "ticket", ticket_id, now)
+            await s.flush()
+            return await self._one_out(s, actor, ticket)
+
+    async def customer_replied(self, ticket_id: int, *, interaction_id: int | None = None) -> TicketOut:
+        """The customer wrote about ``ticket_id`` (the email channel calls this for a reply in the
+        ticket's thread), on the system's behalf, in one transaction. Returns the ticket that holds
+        the reply:
+
+        - open or pending: the ticket itself, open again, waiting for our next response;
+        - solved less than ``reopen_within_days`` ago: the ticket reopened;
+        - closed, or solved longer ago: a new ticket of the same customer, project and queue,
+          ``follow_up_of_id`` pointing to the old one (closed tickets stay closed).
+
+        ``interaction_id``, the contact that carried the reply, is linked to that ticket."""
+        actor = Actor.system()
+        async with self.sessions.begin() as s:
+            ticket = await self._ticket(s, actor, ticket_id)
+            now = self.clock()
+            status = TicketStatus(ticket.status)
+            solved_long_ago = status is TicketStatus.SOLVED and (
+                ticket.solved_at is None or now - ticket.solved_at > self.reopen_within
+            )
+            if status is TicketStatus.CLOSED or solved_long_ago:
+                ticket = await self._follow_up(s, ticket, now)
+            else:
+                if status is not TicketStatus.OPEN:
+                    ticket.status = TicketStatus.OPEN.value
+                    ticket.solved_at = None
+                    await sla_after_status(s, ticket, status, TicketStatus.OPEN, now)
+                    audit(
+                        s,
+                        actor,
+                        "ticket.reopen" if status is TicketStatus.SOLVED else "ticket.update",
+                        "ticket",
+                        ticket.id,
+                        now,
+                        fields=["status"],
+                        from_status=status.value,
+                        to_status=TicketStatus.OPEN.value,
+                        reason="customer-replied",
+                    )
+                await sla_customer_replied(s, ticket, now)
+                ticket.updated_at = now
+            audit(s, actor, "ticket.customer_reply", "ticket", ticket.id, now, interaction_id=interaction_id)
+            if (
+                interaction_id is not None
+                and await s.get(TicketInteraction, (ticket.id, interaction_id)) is None
+            ):
+                s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction_id, linked_at=now))
+            await s.flush()
+            return await self._one_out(s, actor, ticket)
+
+    async def _follow_up(self, s: AsyncSession, old: Ticket, now: datetime) -> Ticket:
+        ticket = Ticket(
+            customer_id=old.customer_id,
+            project_id=old.project_id,
+            queue_id=old.queue_id,
+            subject=old.subject,
+            description="",
+            status=TicketStatus.OPEN.value,
+            priority=old.priority,
+            follow_up_of_id=old.id,
+            created_at=now,
+            updated_at=now,
+        )
+        await attach_sla(s, ticket, now)
+        s.add(ticket)
+        await s.flush()
+        audit(
+            s,
+            Actor.system(),
+            "ticket.create",
+            "ticket",
+            ticket.id,
+            now,
+            customer_id=old.customer_id,
+            follow_up_of_id=old.id,
+        )
+        return ticket
+
+    # ------------------------------------------------------------------ work lists
+    async def work_list(
+        self,
+        actor: Actor,
+        filters: TicketFilters,
+        *,
+        sort: TicketSort | None = None,
+        view_id: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[TicketOut]:
+        """Tickets the actor may see that match ``filters`` (after a saved view's, when ``view_id``
+        is given), in ``sort`` order, a keyset page at a time."""
+        actor.require("tickets.read")
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.sessions() as s:
+            if view_id is not None:
+                view = await self._view(s, actor, view_id, for_change=False)
+                saved = TicketFilters.model_validate(view.filters)
+                filters = saved.model_copy(update=filters.model_dump(exclude_unset=True))
+                sort = sort or TicketSort(view.sort)
+            keyset = ticket_keyset(sort or TicketSort.UPDATED_DESC)
+            stmt = await self._list_query(s, actor, filters)
+            if cursor:
+                stmt = stmt.where(keyset.after(cursor))
+            rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
+            shown = rows[:limit]
+            links = await self._links(s, actor, [t.id for t in shown])
+            tags = await ticket_tags(s, [t.id for t in shown])
+        return Page[TicketOut](
+            items=[ticket_out(t, links[t.id], tags[t.id]) for t in shown],
+            next_cursor=keyset.cursor(shown[-1]) if len(rows) > limit and shown else None,
+        )
+
+    async def view_counts(self, actor: Actor) -> list[ViewCount]:
+        """How many tickets each built-in view and each of the actor's saved views holds (counting
+        stops at :data:`COUNT_CAP`)."""
+        actor.require("tickets.read")
+        counts: list[ViewCount] = []
+        async with self.sessions() as s:
+            views: list[tuple[str, str, TicketFilters]] = [
+                (view.value, name, TicketFilters(view=view)) for view, name in BUILTIN_VIEW_NAMES.items()
+            ]
+            for saved in await self._views(s, actor):
+                views.append((f"saved:{saved.id}", saved.name, TicketFilters.model_validate(saved.filters)))
+            for key, name, filters in views:
+                stmt = await self._list_query(s, actor, filters)
+                count = int(await s.scalar(capped_count(stmt, Ticket.id)) or 0)
+                counts.append(
+                    ViewCount(view=key, name=name, count=min(count, COUNT_CAP), capped=count > COUNT_CAP)
+                )
+        return counts
+
+    async def bulk_update(self, actor: Actor, data: TicketBulkIn) -> TicketBulkOut:
+        """Apply the same change to every ticket listed, in one transaction: all of them change or,
+        if one may not (not visible: 404; closed or a forbidden move: 409, naming it), none does."""
+        actor.require("tickets.write")
+        changes = data.model_dump(exclude_unset=True, exclude={"ticket_ids", "add_tags", "remove_tags"})
+        ids = sorted(set(data.ticket_ids))
+        async with self.sessions.begin() as s:
+            now = self.clock()
+            for ticket_id in ids:
+                ticket = await self._ticket(s, actor, ticket_id)
+                try:
+                    await self._change(
+                        s, actor, ticket, changes, now, add_tags=data.add_tags, remove_tags=data.remove_tags
+                    )
+                except (Conflict, InvalidInput) as exc:
+                    exc.details.setdefault("ticket_id", ticket_id)
+                    raise
+        return TicketBulkOut(ticket_ids=ids)
+
+    async def merge(self, actor: Actor, target_id: int, data: TicketMergeIn) -> TicketOut:
+        """Merge tickets of the same customer into ``target_id`` in one transaction: their contacts
+        and tags move to the target, and each is closed with ``merged_into_id`` set (audited on both)."""
+        actor.require("tickets.write")
+        ids = sorted(set(data.ticket_ids) - {target_id})
+        async with self.sessions.begin() as s:
+            target = await self._ticket(s, actor, target_id)
+            if target.status == TicketStatus.CLOSED:
+                raise Conflict(
+                    "A closed ticket cannot be changed; open a new ticket instead",
+                    error_id="ticket-closed",
+                    ticket_id=target_id,
+                )
+            now = self.clock()
+            target_links = set(
+                await s.scalars(
+                    select(TicketInteraction.interaction_id).where(TicketInteraction.ticket_id == target_id)
+                )
+            )
+            target_tags = set((await ticket_tags(s, [target_id]))[target_id])
+            for source_id in ids:
+                source = await self._ticket(s, actor, source_id)
+                if source.customer_id != target.customer_id:
+                    raise InvalidInput(
+                        "Only tickets of the same customer can be merged",
+                        error_id="ticket-of-another-customer",
+                        ticket_id=source_id,
+                        target_id=target_id,
+                    )
+                if source.status == TicketStatus.CLOSED:
+                    raise Conflict(
+                        "A closed ticket cannot be merged",
+                        error_id="ticket-closed",
+                        ticket_id=source_id,
+                    )
+                links = await s.scalars(
+                    select(TicketInteraction.interaction_id).where(TicketInteraction.ticket_id == source_id)
+                )
+                for interaction_id in links:
+                    if interaction_id not in target_links:
+                        s.add(
+                            TicketInteraction(
+                                ticket_id=target_id, interaction_id=interaction_id, linked_at=now
+                            )
+                        )
+                        target_links.add(interaction_id)
+                for tag in (await ticket_tags(s, [source_id]))[source_id]:
+                    if tag not in target_tags:
+                        s.add(TicketTag(ticket_id=target_id, tag=tag))
+                        target_tags.add(tag)
+                old = source.status
+                source.status = TicketStatus.CLOSED.value
+                # A merged ticket's clocks stop: its customer now waits on the target's.
+                await sla_after_status(s, source, TicketStatus(old), TicketStatus.CLOSED, now)
+                source.merged_into_id = target_id
+                source.solved_at = source.solved_at or now
+                source.updated_at = now
+                audit(
+                    s,
+                    actor,
+                    "ticket.merge",
+                    "ticket",
+                    source_id,
+                    now,
+                    into_ticket_id=target_id,
+                    from_status=old,
+                    to_status=TicketStatus.CLOSED.value,
+                )
+            target.updated_at = now
+            audit(s, actor, "ticket.merge_into", "ticket", target_id, now, merged_ticket_ids=ids)
+            await s.flush()
+            return await self._one_out(s, actor, target)
+
+    # ------------------------------------------------------------------ saved views
+    async def views(self, actor: Actor) -> list[SavedViewOut]:
+        """The actor's own saved views and the shared ones, by name."""
+        actor.require("tickets.read")
+        async with self.sessions() as s:
+            return [_view_out(v) for v in await self._views(s, actor)]
+
+    async def create_view(self, actor: Actor, data: SavedViewIn) -> SavedViewOut:
+        actor.require("tickets.read")
+        if data.shared:
+            actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            now = self.clock()
+            view = SavedView(
+                kind=VIEW_KIND,
+                owner_id=actor.user_id,
+                name=data.name,
+                shared=data.shared,
+                filters=data.filters.model_dump(mode="json", exclude_unset=True),
+                sort=data.sort.value,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(view)
+            await s.flush()
+            audit(s, actor, "ticket_view.create", "saved_view", view.id, now, shared=data.shared)
+            return _view_out(view)
+
+    async def update_view(self, actor: Actor, view_id: int, patch: SavedViewPatch) -> SavedViewOut:
+        actor.require("tickets.read")
+        changes = patch.model_dump(exclude_unset=True)
+        if changes.get("shared"):
+            actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            view = await self._view(s, actor, view_id, for_change=True)
+            if patch.name is not None:
+                view.name = patch.name
+            if patch.shared is not None:
+                view.shared = patch.shared
+            if patch.filters is not None:
+                view.filters = patch.filters.model_dump(mode="json", exclude_unset=True)
+            if patch.sort is not None:
+                view.sort = patch.sort.value
+            view.updated_at = self.clock()
+            audit(
+                s, actor, "ticket_view.update", "saved_view", view_id, view.updated_at, fields=sorted(changes)
+            )
+            await s.flush()
+            return _view_out(view)
+
+    async def delete_view(self, actor: Actor, view_id: int) -> None:
+        actor.require("tickets.read")
+        async with self.sessions.begin() as s:
+            view = await self._view(s, actor, view_id, for_change=True)
+            await s.delete(view)
+            audit(s, actor, "ticket_view.delete", "saved_view", view_id, self.clock())
 
     # ------------------------------------------------------------------ helpers
+    async def _list_query(self, s: AsyncSession, actor: Actor, filters: TicketFilters) -> Any:
+        team: list[int] = []
+        if filters.team or filters.view is BuiltinTicketView.TEAM:
+            team = await _team_queues(s, actor)
+        conditions = ticket_conditions(actor, filters, team_queue_ids=team, now=self.clock())
+        return where(select(Ticket).where(*conditions), ticket_visible(actor))
+
+    async def _views(self, s: AsyncSession, actor: Actor) -> list[SavedView]:
+        mine = SavedView.owner_id == actor.user_id if actor.user_id is not None else false()
+        stmt = select(SavedView).where(SavedView.kind == VIEW_KIND, or_(mine, SavedView.shared.is_(True)))
+        return list(await s.scalars(stmt.order_by(SavedView.name, SavedView.id)))
+
+    async def _view(self, s: AsyncSession, actor: Actor, view_id: int, *, for_change: bool) -> SavedView:
+        """A view the actor may use (own or shared) or, ``for_change``, change (own; a shared one
+        also by a supervisor); else 404."""
+        view = await s.get(SavedView, view_id)
+        own = view is not None and view.owner_id is not None and view.owner_id == actor.user_id
+        usable = view is not None and view.kind == VIEW_KIND and (own or view.shared)
+        if usable and for_change and not own:
+            actor.require("agents.supervise")
+        if view is None or not usable:
+            raise NotFound("No such view", error_id="no-such-view", view_id=view_id)
+        return view
+
+    async def _change(
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        ticket: Ticket,
+        changes: dict[str, Any],
+        now: datetime,
+        *,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+    ) -> None:
+        """Apply field changes to one ticket (validated, audited), inside the caller's transaction."""
+        for name in ("subject", "description", "status", "priority"):
+            if name in changes and changes[name] is None:
+                raise InvalidInput(f"{name} cannot be null", error_id="invalid-null", field=name)
+        old = TicketStatus(ticket.status)
+        if old is TicketStatus.CLOSED and changes and changes != {"status": TicketStatus.CLOSED}:
+            # Closed is final: not even the subject changes, so reports of closed tickets stay fixed.
+            raise Conflict(
+                "A closed ticket cannot be changed; open a new ticket instead",
+                error_id="ticket-closed",
+                ticket_id=ticket.id,
+            )
+        if old is TicketStatus.CLOSED and (add_tags or remove_tags):
+            raise Conflict(
+                "A closed ticket cannot be changed; open a new ticket instead",
+                error_id="ticket-closed",
+                ticket_id=ticket.id,
+            )
+        new_status = changes.get("status")
+        if new_status is not None:
+            new_status = TicketStatus(new_status)
+            check_ticket_transition(old, new_status)
+            if new_status is not old:
+                ticket.status = new_status.value
+                if new_status.is_open:
+                    ticket.solved_at = None
+                elif old.is_open:
+                    ticket.solved_at = now
+                await sla_after_status(s, ticket, old, new_status, now)
+        if changes.get("assignee_id") is not None:
+            await active_user(s, changes["assignee_id"])
+        if changes.get("queue_id") is not None:
+            await _queue(s, changes["queue_id"])
+        for name in ("subject", "description", "due_at", "assignee_id", "queue_id"):
+            if name in changes:
+                setattr(ticket, name, changes[name])
+        if changes.get("priority") is not None:
+            ticket.priority = TicketPriority(changes["priority"]).value
+        tags_changed: dict[str, object] = {}
+        if "tags" in changes or add_tags or remove_tags:
+            current = set((await ticket_tags(s, [ticket.id]))[ticket.id])
+            wanted = set(changes["tags"]) if changes.get("tags") is not None else set(current)
+            wanted = (wanted | set(add_tags)) - set(remove_tags)
+            if len(wanted) > MAX_TAGS:
+                raise InvalidInput("Too many tags", error_id="too-many-tags", limit=MAX_TAGS)
+            for tag in sorted(current - wanted):
+                await s.execute(
+                    delete(TicketTag).where(TicketTag.ticket_id == ticket.id, TicketTag.tag == tag)
+                )
+            s.add_all(TicketTag(ticket_id=ticket.id, tag=tag) for tag in sorted(wanted - current))
+            if wanted != current:
+                tags_changed = {
+                    "added_tags": sorted(wanted - current),
+                    "removed_tags": sorted(current - wanted),
+                }
+        ticket.updated_at = now
+        details: dict[str, object] = {"fields": sorted(set(changes) - {"tags"})} | tags_changed
+        if new_status is not None and new_status is not old:
+            details |= {"from_status": old.value, "to_status": new_status.value}
+        audit(s, actor, "ticket.update", "ticket", ticket.id, now, **details)
+
+    async def _one_out(self, s: AsyncSession, actor: Actor, ticket: Ticket) -> TicketOut:
+        links = await self._links(s, actor, [ticket.id])
+        return ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
+
     async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
         return await visible_ticket(s, actor, ticket_id)
 

@@ -5,13 +5,14 @@ Every query a screen or a routing decision runs is backed by an index declared h
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -477,9 +478,17 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_customer_status", "customer_id", "status"),
-        Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_status_due", "status", "due_at"),
         Index("ix_tickets_project_customer", "project_id", "customer_id"),
+        # The work lists (docs/helpdesk.md, "Indexes"): each built-in view filters on one column and
+        # one status and reads its page in index order (updated_at, id), so no view sorts rows.
+        Index("ix_tickets_assignee_status_updated", "assignee_id", "status", "updated_at", "id"),
+        Index("ix_tickets_queue_status_updated", "queue_id", "status", "updated_at", "id"),
+        Index("ix_tickets_project_status_updated", "project_id", "status", "updated_at", "id"),
+        Index("ix_tickets_status_updated", "status", "updated_at", "id"),
+        # The SLA job wakes for tickets whose next warning or breach is due; lists sort by time left.
+        Index("ix_tickets_sla_check", "sla_check_at"),
+        Index("ix_tickets_status_sla_due", "status", "sla_due_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the case stays in the help desk's history.
@@ -497,6 +506,167 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column()
     solved_at: Mapped[datetime | None] = mapped_column()
+    # The queue whose team works the ticket (None: no queue; "my team's" view is by queue).
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    # Set when the ticket was merged into another one (it is then closed; its contacts moved there).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # The SLA policy chosen when the ticket was opened, its clocks (domain.sla.TicketSla as JSON), the
+    # earliest deadline of a running clock (time left in the lists) and when the SLA job looks next.
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    # The closed ticket (or the solved one past its reopen period) a customer's reply followed up.
+    follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    sla: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    sla_due_at: Mapped[datetime | None] = mapped_column()
+    sla_check_at: Mapped[datetime | None] = mapped_column()
+
+
+class SlaPolicyRow(Base):
+    """An SLA policy (domain.sla.SlaPolicy): conditions as JSON lists (empty: any), targets in
+    business seconds on ``calendar_id`` (None: around the clock), and what a breach escalates to."""
+
+    __tablename__ = "sla_policies"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    project_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    queue_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    priorities: Mapped[list[str]] = mapped_column(Json, default=list)
+    customer_tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
+    first_response_s: Mapped[int | None] = mapped_column(Integer)
+    next_response_s: Mapped[int | None] = mapped_column(Integer)
+    resolution_s: Mapped[int | None] = mapped_column(Integer)
+    warn_before_s: Mapped[int] = mapped_column(Integer, default=0)
+    breach_priority: Mapped[str | None] = mapped_column(String(16))
+    notify_supervisors: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Activity(Base):
+    """A task or reminder with a due time on a deal, a ticket or a customer, owned by a user who is
+    notified when it falls due (``notify_at``: until then; None once notified or done)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index("ix_activities_owner_done_due", "owner_id", "done_at", "due_at", "id"),
+        Index("ix_activities_notify", "notify_at"),
+        Index("ix_activities_deal", "deal_id"),
+        Index("ix_activities_ticket", "ticket_id"),
+        Index("ix_activities_customer", "customer_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime] = mapped_column()
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    done_at: Mapped[datetime | None] = mapped_column()
+    notify_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedAnswer(Base):
+    """A reply template in one language, shared (``owner_id`` None) or personal; the desk's ``/``
+    picker finds it by its shortcut or title."""
+
+    __tablename__ = "canned_answers"
+    __table_args__ = (Index("ix_canned_answers_language_owner", "language", "owner_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    shortcut: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Macro(Base):
+    """One click on a ticket: set fields, add and remove tags, put a canned answer in the reply box.
+    ``actions`` holds {status, priority, assignee_id, add_tags, remove_tags, canned_answer_id}."""
+
+    __tablename__ = "macros"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    actions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KbCategory(Base):
+    """A category of knowledge-base articles, of one project (None: every project's)."""
+
+    __tablename__ = "kb_categories"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KbArticle(Base):
+    """A knowledge-base article in one language: the draft being written and the published text
+    (what agents and the public page see, and what search reads). Every publication is kept in
+    ``kb_article_versions``. Full-text search: an FTS5 table ``kb_search`` on SQLite, GIN expression
+    indexes per language on PostgreSQL (migration 0014)."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (Index("ix_kb_articles_project_language", "project_id", "language", "category_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("kb_categories.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(8))
+    draft_title: Mapped[str] = mapped_column(String(300))
+    draft_body: Mapped[str] = mapped_column(Text, default="")
+    published_title: Mapped[str | None] = mapped_column(String(300))
+    published_body: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    published_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KbArticleVersion(Base):
+    __tablename__ = "kb_article_versions"
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column()
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class TicketTag(Base):
+    """A tag on a ticket; (tag, ticket_id) serves the work list's tag filter."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (Index("ix_ticket_tags_tag_ticket", "tag", "ticket_id"),)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class SavedView(Base):
+    """A work list a user saved: its filters and sort, for themselves or shared with everyone."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_kind_owner", "kind", "owner_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "tickets" or "deals"
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sort: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TicketInteraction(Base):
@@ -519,6 +689,10 @@ class Deal(Base):
         Index("ix_deals_customer_stage", "customer_id", "stage"),
         Index("ix_deals_owner_stage", "owner_id", "stage"),
         Index("ix_deals_project_customer", "project_id", "customer_id"),
+        # The deal lists: by stage and by owner in index order (updated_at, id); by close month.
+        Index("ix_deals_stage_updated", "stage", "updated_at", "id"),
+        Index("ix_deals_owner_updated", "owner_id", "updated_at", "id"),
+        Index("ix_deals_expected_close", "expected_close_on", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the deal stays in the pipeline's history.
@@ -533,6 +707,27 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The day the owner expects to close the deal (the forecast's close month).
+    expected_close_on: Mapped[date | None] = mapped_column(Date)
+    # The deal's pipeline (None: the default one, domain.pipelines.DEFAULT_PIPELINE) and why it was
+    # won or lost.
+    pipeline_id: Mapped[int | None] = mapped_column(ForeignKey("pipelines.id", ondelete="RESTRICT"))
+    close_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class PipelineRow(Base):
+    """A sales pipeline of a project: ``stages`` a list of {key, name, probability_pct, kind} in board
+    order, validated by domain.pipelines.Pipeline; the reasons a deal may be won or lost."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    won_reasons: Mapped[list[str]] = mapped_column(Json, default=list)
+    lost_reasons: Mapped[list[str]] = mapped_column(Json, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SiteSetting(Base):

@@ -36,3 +36,51 @@ def test_a_closed_ticket_is_final(new: TicketStatus) -> None:
 
 def test_won_and_lost_deals_are_closed() -> None:
     assert {s for s in DealStage if s.is_closed} == {DealStage.WON, DealStage.LOST}
+
+
+def test_a_canned_answer_fills_its_variables_and_leaves_unknown_ones_for_the_agent() -> None:
+    from frontoffice.domain.canned import render
+
+    text, missing = render(
+        "Hello {{customer.name}}, ticket #{{ ticket.number }}: {{agent.name}} {{agent.phone}} "
+        "{{customer.first_name}}",
+        {"customer.name": "Anna Petrova", "ticket.number": "42", "agent.name": "Boris"},
+    )
+    assert text == "Hello Anna Petrova, ticket #42: Boris {{agent.phone}} {{customer.first_name}}"
+    assert missing == ["agent.phone", "customer.first_name"]
+
+
+def test_a_pipeline_needs_one_won_one_lost_and_an_open_stage_with_sensible_probabilities() -> None:
+    import pytest
+
+    from frontoffice.domain.exceptions import InvalidInput
+    from frontoffice.domain.pipelines import DEFAULT_PIPELINE, Pipeline, PipelineStage, StageKind
+
+    assert [s.key for s in DEFAULT_PIPELINE.stages] == [
+        "lead",
+        "qualified",
+        "proposal",
+        "negotiation",
+        "won",
+        "lost",
+    ]
+    assert DEFAULT_PIPELINE.first_open.key == "lead"
+    with pytest.raises(InvalidInput) as bad:
+        Pipeline((PipelineStage("a", "A", 10), PipelineStage("won", "Won", 90, StageKind.WON)))
+    assert bad.value.details["problems"] == [
+        "a pipeline has exactly one won and one lost stage",
+        "a won stage is 100 %, a lost one 0 %",
+    ]
+    with pytest.raises(InvalidInput):
+        DEFAULT_PIPELINE.stage("nope")
+    custom = Pipeline(
+        (
+            PipelineStage("demo", "Demo", 30),
+            PipelineStage("won", "Won", 100, StageKind.WON),
+            PipelineStage("lost", "Lost", 0, StageKind.LOST),
+        ),
+        lost_reasons=("price", "timing"),
+    )
+    custom.check_reason(StageKind.LOST, "price")
+    with pytest.raises(InvalidInput):
+        custom.check_reason(StageKind.LOST, "weather")

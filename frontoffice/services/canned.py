@@ -1,0 +1,223 @@
+"""Canned answers (reply templates with variables, per language, shared or personal) and macros.
+
+Shared answers and macros (``owner_id`` None) are written by supervisors; personal ones by their
+owner. The desk's ``/`` picker calls :meth:`CannedService.search`; a macro is applied to a ticket by
+:meth:`frontoffice.services.tickets.TicketService.apply_macro` in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.domain.canned import render
+from frontoffice.domain.cases import TicketPriority, TicketStatus
+from frontoffice.domain.exceptions import NotFound
+from frontoffice.store.tables import CannedAnswer, Customer, Macro, Ticket, User
+
+from .case_schemas import Tag
+from .context import Actor, Clock, audit, system_clock
+from .schemas import Input
+from .scope import visible_ticket
+
+__all__ = [
+    "CannedAnswerIn",
+    "CannedAnswerOut",
+    "CannedService",
+    "MacroActions",
+    "MacroIn",
+    "MacroOut",
+    "RenderedAnswer",
+    "answer_values",
+    "visible_answer",
+]
+
+#: The picker shows a screenful; typing more letters narrows it.
+SEARCH_LIMIT = 20
+
+
+class CannedAnswerIn(Input):
+    shortcut: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/]+$", description="typed after /")
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(
+        min_length=1, max_length=20_000, description="with {{customer.name}}, {{ticket.number}}, ..."
+    )
+    language: str = Field(default="en", pattern=r"^[a-z]{2}$")
+    shared: bool = Field(default=False, description="for everyone (supervisors); else personal")
+
+
+class CannedAnswerOut(BaseModel):
+    id: int
+    shortcut: str
+    title: str
+    body: str
+    language: str
+    shared: bool
+    owner_id: int | None
+    updated_at: datetime
+
+
+class RenderedAnswer(BaseModel):
+    answer_id: int
+    text: str
+    missing: list[str] = Field(description="placeholders left as written (unknown or without a value)")
+
+
+class MacroActions(Input):
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    assignee_id: int | None = None
+    add_tags: list[Tag] = Field(default_factory=list)
+    remove_tags: list[Tag] = Field(default_factory=list)
+    canned_answer_id: int | None = None
+
+
+class MacroIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+    actions: MacroActions
+    shared: bool = False
+
+
+class MacroOut(BaseModel):
+    id: int
+    name: str
+    actions: MacroActions
+    shared: bool
+    owner_id: int | None
+
+
+def _answer_out(a: CannedAnswer) -> CannedAnswerOut:
+    return CannedAnswerOut(
+        id=a.id,
+        shortcut=a.shortcut,
+        title=a.title,
+        body=a.body,
+        language=a.language,
+        shared=a.owner_id is None,
+        owner_id=a.owner_id,
+        updated_at=a.updated_at,
+    )
+
+
+def _macro_out(m: Macro) -> MacroOut:
+    return MacroOut(
+        id=m.id,
+        name=m.name,
+        actions=MacroActions.model_validate(m.actions),
+        shared=m.owner_id is None,
+        owner_id=m.owner_id,
+    )
+
+
+def _usable(owner_column: Any, actor: Actor) -> ColumnElement[bool]:
+    shared = owner_column.is_(None)
+    return shared if actor.user_id is None else or_(shared, owner_column == actor.user_id)
+
+
+async def visible_answer(s: AsyncSession, actor: Actor, answer_id: int) -> CannedAnswer:
+    answer = await s.get(CannedAnswer, answer_id)
+    if answer is None or (answer.owner_id is not None and answer.owner_id != actor.user_id):
+        raise NotFound("No such canned answer", error_id="no-such-canned-answer", answer_id=answer_id)
+    return answer
+
+
+async def answer_values(s: AsyncSession, actor: Actor, ticket: Ticket) -> dict[str, str]:
+    """The variables of a canned answer for ``ticket`` answered by ``actor``."""
+    values = {"ticket.number": str(ticket.id), "ticket.subject": ticket.subject}
+    customer = None if ticket.customer_id is None else await s.get(Customer, ticket.customer_id)
+    if customer is not None:
+        name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+        if name:
+            values["customer.name"] = name
+        if customer.first_name:
+            values["customer.first_name"] = customer.first_name
+    agent = None if actor.user_id is None else await s.get(User, actor.user_id)
+    if agent is not None:
+        values["agent.name"] = agent.display_name or agent.username
+    return values
+
+
+class CannedService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = system_clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def create_answer(self, actor: Actor, data: CannedAnswerIn) -> CannedAnswerOut:
+        actor.require("tickets.write")
+        if data.shared:
+            actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            now = self.clock()
+            answer = CannedAnswer(
+                owner_id=None if data.shared else actor.user_id,
+                language=data.language,
+                shortcut=data.shortcut,
+                title=data.title,
+                body=data.body,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(answer)
+            await s.flush()
+            audit(s, actor, "canned_answer.create", "canned_answer", answer.id, now, shared=data.shared)
+            return _answer_out(answer)
+
+    async def search(
+        self, actor: Actor, q: str = "", *, language: str | None = None
+    ) -> list[CannedAnswerOut]:
+        """Shared and own answers whose shortcut starts with ``q`` or whose title contains it (case
+        does not matter), shortcut matches first; a desk has hundreds of answers, not millions, so
+        this reads the (language, owner) index and filters the few rows."""
+        actor.require("tickets.read")
+        stmt = select(CannedAnswer).where(_usable(CannedAnswer.owner_id, actor))
+        if language is not None:
+            stmt = stmt.where(CannedAnswer.language == language)
+        key = q.strip().lower()
+        async with self.sessions() as s:
+            rows = list(await s.scalars(stmt.order_by(func.lower(CannedAnswer.shortcut), CannedAnswer.id)))
+        if key:
+            starts = [a for a in rows if a.shortcut.lower().startswith(key)]
+            inside = [a for a in rows if a not in starts and key in a.title.lower()]
+            rows = starts + inside
+        return [_answer_out(a) for a in rows[:SEARCH_LIMIT]]
+
+    async def render(self, actor: Actor, answer_id: int, ticket_id: int) -> RenderedAnswer:
+        """The answer's text for the ticket: its variables filled."""
+        actor.require("tickets.read")
+        async with self.sessions() as s:
+            answer = await visible_answer(s, actor, answer_id)
+            ticket = await visible_ticket(s, actor, ticket_id)
+            text, missing = render(answer.body, await answer_values(s, actor, ticket))
+        return RenderedAnswer(answer_id=answer_id, text=text, missing=missing)
+
+    async def create_macro(self, actor: Actor, data: MacroIn) -> MacroOut:
+        actor.require("tickets.write")
+        if data.shared:
+            actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            if data.actions.canned_answer_id is not None:
+                await visible_answer(s, actor, data.actions.canned_answer_id)
+            now = self.clock()
+            macro = Macro(
+                owner_id=None if data.shared else actor.user_id,
+                name=data.name,
+                actions=data.actions.model_dump(mode="json", exclude_unset=True),
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(macro)
+            await s.flush()
+            audit(s, actor, "macro.create", "macro", macro.id, now, shared=data.shared)
+            return _macro_out(macro)
+
+    async def macros(self, actor: Actor) -> list[MacroOut]:
+        actor.require("tickets.read")
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(Macro).where(_usable(Macro.owner_id, actor)).order_by(Macro.name, Macro.id)
+            )
+            return [_macro_out(m) for m in rows]
