@@ -2,7 +2,7 @@
 close day; the indexes of every built-in ticket and deal view
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ import frontoffice.store.tables
 
 revision: str = "0010"
 # The lead re-chains this after 0009 at merge time.
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
