@@ -513,3 +513,48 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     result = await carol
     assert result.returncode == 0, result.output  # 202, NOTIFY 100, NOTIFY 404, then our BYE
     assert (await caller).returncode == 0
+
+
+async def test_a_conference_through_the_api_brings_a_colleague_in_and_hanging_up_ends_all_three_legs(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("first")
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    colleague_id = await desk.agent("colleague", login=False)
+    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to the first agent")
+    # Someone else cannot add people to the call.
+    stranger = await token_headers(container, "stranger", Role.AGENT)
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/conference", json={"agent_id": colleague_id}, headers=stranger
+    )
+    assert r.status_code == 409 and r.json()["error_id"] == "not-your-contact"
+    r = await client.post(f"{API}/voice/calls/{call_id}/conference", json={}, headers=desk.headers["first"])
+    assert r.status_code == 422  # exactly one of agent_id and number
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/conference",
+        json={"agent_id": colleague_id},
+        headers=desk.headers["first"],
+    )
+    assert r.status_code == 204, r.text
+    await until(lambda: _state_of(voice, call_id) == "conference", "the colleague joining the conference")
+    r = await client.get(f"{API}/voice/calls/{call_id}", headers=desk.headers["first"])
+    assert r.json()["state"] == "conference"
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["first"])
+    assert r.status_code == 204, r.text
+    # Each scenario waits for our BYE: the caller, the first agent's phone and the colleague's.
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await first).returncode == 0 and (await colleague).returncode == 0
+    await settled(voice)
+    records = await legs(client, admin_headers, call_id)
+    assert [(leg["agent_id"], leg["cause"]) for leg in records if leg["leg"] == "conference"] == [
+        (colleague_id, "hangup_api")
+    ]
