@@ -558,3 +558,60 @@ async def test_a_conference_through_the_api_brings_a_colleague_in_and_hanging_up
     assert [(leg["agent_id"], leg["cause"]) for leg in records if leg["leg"] == "conference"] == [
         (colleague_id, "hangup_api")
     ]
+
+
+async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    # Every sipp echoes the RTP it receives (-rtp_echo) and none sends any of its own: once in the
+    # mixer (no relay any more), packets coming back on a leg prove that the mix reached its party.
+    voice = make_voice(container, tmp_path / "recordings", media_process=False)
+    await voice.start()
+    try:
+        sipp = require_tool("sipp")
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        await desk.agent("first")
+        first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"), "-rtp_echo")
+        colleague_id = await desk.agent("colleague", login=False)
+        colleague = await phone(
+            sipp, "agent_phone.xml", await register(sipp, voice, "colleague"), "-rtp_echo"
+        )
+        caller = asyncio.create_task(
+            run_sipp(
+                sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, "-rtp_echo"
+            )
+        )
+        call_id = await first_call(container)
+        await until(bridged(voice, call_id), "the bridge to the first agent")
+        r = await client.post(
+            f"{API}/voice/calls/{call_id}/conference",
+            json={"agent_id": colleague_id},
+            headers=desk.headers["first"],
+        )
+        assert r.status_code == 204, r.text
+        await until(lambda: _state_of(voice, call_id) == "conference", "the conference")
+        media, third = voice.active_call(call_id).media, voice.third_party_media(call_id)
+        assert media is not None and third is not None
+        caller_in, agent_in, third_in = (
+            media.stats.caller_packets_in,
+            media.stats.agent_packets_in,
+            third.stats.agent_packets_in,
+        )
+        await until(
+            lambda: (
+                media.stats.caller_packets_in > caller_in + 25
+                and media.stats.agent_packets_in > agent_in + 25
+                and third.stats.agent_packets_in > third_in + 25
+            ),
+            "the mix reaching the caller, the agent and the colleague",
+        )
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["first"])
+        assert r.status_code == 204, r.text
+        result = await caller
+        assert result.returncode == 0, result.output
+        assert (await first).returncode == 0 and (await colleague).returncode == 0
+        await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = container.call_control = None

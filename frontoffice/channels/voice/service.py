@@ -1124,6 +1124,12 @@ class VoiceService:
         if leg.is_over:  # failed at once
             self._third_external_ended(call, third, leg)
 
+    def third_party_media(self, interaction_id: int) -> MediaSession | None:
+        """The media session of the call's conference third party (ringing or joined), if any: for
+        diagnostics and tests (its counters say whether the mix reaches the third party)."""
+        third = self.active_call(interaction_id).third
+        return third.media if third is not None else None
+
     def _third_response(self, call: _Call, third: _ThirdParty, response: Response | None) -> None:
         """Responses to our INVITE to the colleague's phone (the conference's third party)."""
         leg = third.leg
