@@ -726,6 +726,15 @@ class CallControl(Protocol):
         """Bring a third party into the connected call: once it answers, caller, agent and third party
         hear each other (a three-way conference); a third party that does not answer changes nothing."""
 
+    async def consult(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Attended transfer: hold the caller and call ``target`` (the consultation leg)."""
+
+    def complete_transfer(self, interaction_id: int) -> None:
+        """Attended transfer: bridge the caller to the consulted party; the agent leaves."""
+
+    def cancel_consultation(self, interaction_id: int) -> None:
+        """Attended transfer given up: hang up the consulted party, back to the caller off hold."""
+
     async def click_to_call(
         self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
     ) -> int:

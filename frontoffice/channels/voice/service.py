@@ -121,7 +121,15 @@ DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
 # contacts are turned away too and no call asks for theirs, so only the latest few are kept.
 TURNED_AWAY_KEPT = 256
 # States in which the caller talks to someone (the desk may hang up).
-_CONNECTED = frozenset({CallState.BRIDGED, CallState.EXTERNAL, CallState.CONFERENCE, CallState.HANDED_OVER})
+_CONNECTED = frozenset(
+    {
+        CallState.BRIDGED,
+        CallState.EXTERNAL,
+        CallState.CONFERENCE,
+        CallState.CONSULTING,
+        CallState.HANDED_OVER,
+    }
+)
 
 
 @dataclass(eq=False)
@@ -154,6 +162,7 @@ class _ThirdParty:
     record: CallLeg
     leg: _AgentLeg | None = None
     external: OutboundLeg | None = None
+    consult: bool = False  # an attended transfer's consultation, not a conference
 
 
 @dataclass(eq=False)
@@ -684,6 +693,17 @@ class VoiceService:
                 self._spawn(self._run_fallback(call))
             elif action is Action.MIX:
                 self._mix(call)
+            elif action is Action.MIX_CONSULTATION:
+                third = call.third
+                assert third is not None and call.media is not None
+                for session in (call.media, third.media):
+                    self.media.join_conference(third.conference_id, session, "agent")
+            elif action is Action.CALLER_JOINS_MIX:
+                if call.third is not None and call.media is not None:
+                    self.media.join_conference(call.third.conference_id, call.media, "caller")
+            elif action is Action.RESUME_CALLER:
+                if call.held:
+                    self._resume(call)
             elif action is Action.AGENT_LEAVES_MIX:
                 if call.third is not None and call.media is not None:
                     self.media.leave_conference(call.third.conference_id, call.media, "agent")
@@ -772,8 +792,7 @@ class VoiceService:
                 third = call.third
                 if third is not None and third.leg is leg:
                     self._close_leg(third.record, "bye_third_party")
-                    if call.core.can(CallEvent.THIRD_PARTY_LEFT):
-                        self._move(call, CallEvent.THIRD_PARTY_LEFT, cause="bye_third_party")
+                    self._third_left(call)
                     return
                 self._close_leg(leg.record, "bye_agent")
                 if call.agent is leg and call.core.can(CallEvent.BYE_AGENT):
@@ -1057,7 +1076,60 @@ class VoiceService:
         party that does not answer changes nothing. Raises :class:`Conflict` when the call is not
         bridged, is held, or has a third party (or a transfer out) under way already."""
         call = self._connected_call(interaction_id)
-        if call.agent is None or call.third is not None or call.external is not None or call.held:
+        if call.held:
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        await self._invite_third_party(call, target, consult=False)
+
+    async def consult(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Attended (consultative) transfer, first step: hold the caller (re-INVITE ``a=sendonly``) and
+        call ``target`` (a colleague's phone or an external number); once it answers the agent and
+        the third party talk in the mixer (``CONSULTING``). Then :meth:`complete_transfer` or
+        :meth:`cancel_consultation`; a third party that does not answer takes the caller off hold."""
+        call = self._connected_call(interaction_id)
+        if call.agent is None or call.third is not None or call.external is not None:
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        was_held = call.held
+        if not was_held:
+            self.hold(interaction_id)
+        try:
+            await self._invite_third_party(call, target, consult=True)
+        except DomainError:
+            if not was_held and call.state is CallState.BRIDGED:
+                self.resume(interaction_id)
+            raise
+
+    def complete_transfer(self, interaction_id: int) -> None:
+        """Attended transfer, last step: the caller is joined to the consulted party and taken off
+        hold, the agent's phone gets BYE and the contact goes to wrap-up (``HANDED_OVER``)."""
+        call = self.active_call(interaction_id)
+        if call.state is not CallState.CONSULTING:
+            raise Conflict("No consultation is in progress", error_id="no-consultation")
+        self._move(call, CallEvent.TRANSFER_COMPLETED, cause="transferred")
+
+    def cancel_consultation(self, interaction_id: int) -> None:
+        """Give up the attended transfer: the consulted party is hung up (CANCEL while it rings) and
+        the agent is back with the caller, off hold."""
+        call = self.active_call(interaction_id)
+        third = call.third
+        if third is None or not third.consult:
+            raise Conflict("No consultation is in progress", error_id="no-consultation")
+        if call.state is CallState.CONSULTING:
+            self._move(call, CallEvent.CONSULT_ENDED, cause="consultation_cancelled")
+            return
+        self._drop_third_party(call, "consultation_cancelled")
+        self._back_from_consultation(call)
+
+    def _back_from_consultation(self, call: _Call) -> None:
+        """The consultation never got going: the agent is back with the caller, off hold."""
+        if call.state is CallState.BRIDGED and call.held:
+            assert call.media is not None
+            call.media.bridge()
+            self._resume(call)
+
+    async def _invite_third_party(self, call: _Call, target: ConferenceTarget, *, consult: bool) -> None:
+        interaction_id = call.interaction_id
+        assert interaction_id is not None
+        if call.agent is None or call.third is not None or call.external is not None:
             raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
         bindings: list[Binding] = []
         if target.agent_id is not None:
@@ -1083,7 +1155,7 @@ class VoiceService:
             agent_id=target.agent_id,
             interaction_id=interaction_id,
         )
-        third = _ThirdParty(media, f"conference-{call.invite.call_id}", record)
+        third = _ThirdParty(media, f"conference-{call.invite.call_id}", record, consult=consult)
         call.third = third
         if target.agent_id is not None:
             binding = bindings[0]
@@ -1168,7 +1240,18 @@ class VoiceService:
             return
         third.record.answered(self.calls.now(), response.status)
         third.media.set_agent(answer, signalling_ip=leg.destination.host)
-        self._move(call, CallEvent.CONFERENCE_JOINED, cause="conference")
+        self._third_joined(call, third)
+
+    def _third_joined(self, call: _Call, third: _ThirdParty) -> None:
+        event = CallEvent.CONSULT_ANSWERED if third.consult else CallEvent.CONFERENCE_JOINED
+        self._move(call, event, cause="consultation" if third.consult else "conference")
+
+    def _third_left(self, call: _Call) -> None:
+        """The third party hung up: out of the conference, or the consultation is over."""
+        if call.core.can(CallEvent.THIRD_PARTY_LEFT):
+            self._move(call, CallEvent.THIRD_PARTY_LEFT, cause="bye_third_party")
+        elif call.core.can(CallEvent.CONSULT_ENDED):
+            self._move(call, CallEvent.CONSULT_ENDED, cause="bye_third_party")
 
     def _third_external_answered(self, call: _Call, third: _ThirdParty, leg: OutboundLeg) -> None:
         if call.third is not third or call.state is not CallState.BRIDGED or leg.answer is None:
@@ -1176,15 +1259,15 @@ class VoiceService:
             return
         third.record.answered(self.calls.now(), leg.status or 200)
         third.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
-        self._move(call, CallEvent.CONFERENCE_JOINED, cause="conference")
+        self._third_joined(call, third)
 
     def _third_external_ended(self, call: _Call, third: _ThirdParty, leg: OutboundLeg) -> None:
         if call.third is not third:
             return  # dropped by us (DROP_THIRD_PARTY): nothing more to do
         status = leg.status or (200 if leg.is_answered else 408)
-        if leg.is_answered and call.core.can(CallEvent.THIRD_PARTY_LEFT):
+        if leg.is_answered and call.state is not CallState.BRIDGED:
             self._close_leg(third.record, "bye_third_party", status)
-            self._move(call, CallEvent.THIRD_PARTY_LEFT, cause="bye_third_party")
+            self._third_left(call)
             return
         self._close_leg(third.record, "failed" if status < 400 else cause_of_status(status), status)
         self._third_party_failed(call, third)
@@ -1195,6 +1278,8 @@ class VoiceService:
         if third.leg is not None:
             self._agent_calls.pop(third.leg.call_id, None)
         self._spawn(third.media.close())
+        if third.consult:
+            self._back_from_consultation(call)
 
     def _mix(self, call: _Call) -> None:
         """The core's MIX: caller, agent and third party into one conference of the mixer."""

@@ -191,6 +191,35 @@ async def conference_call(
     return Response(status_code=204)
 
 
+@router.post("/voice/calls/{interaction_id}/consult", status_code=204, tags=["voice"])
+async def consult_call(
+    request: Request, interaction_id: int, body: CallConferenceIn, actor: Agent
+) -> Response:
+    """Attended transfer, first step: the caller is held (music) and a colleague's phone (``agent_id``)
+    or an external ``number`` is called; when it answers, the agent talks to it. Then ``complete``
+    or ``cancel`` the consultation."""
+    _voice(request).check_call_control(actor, interaction_id)
+    await _live(request).consult(interaction_id, ConferenceTarget(agent_id=body.agent_id, number=body.number))
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/consult/complete", status_code=204, tags=["voice"])
+async def complete_transfer(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Attended transfer, last step: the caller talks to the consulted party, the agent's phone is
+    hung up and the interaction goes to wrap-up. 409 ``no-consultation`` before it answered."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).complete_transfer(interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/consult/cancel", status_code=204, tags=["voice"])
+async def cancel_consultation(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Give up the attended transfer: the consulted party is hung up, the agent is back with the caller."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).cancel_consultation(interaction_id)
+    return Response(status_code=204)
+
+
 @router.get("/interactions/{interaction_id}/call-records", response_model=CallRecordsOut, tags=["voice"])
 async def call_records(request: Request, interaction_id: int, actor: Reader) -> CallRecordsOut:
     """Every leg of the call (caller, each agent phone rung, legs after transfers) with its setup,

@@ -574,3 +574,80 @@ async def test_a_colleague_who_does_not_answer_leaves_the_call_bridged_as_it_was
     # The desk may try again.
     await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
     assert len(bench.requests("INVITE", COLLEAGUE_PHONE)) == 2
+
+
+# ---------------------------------------------------------------- attended transfer from the desk
+async def _consulting(bench: Bench) -> tuple[Request, Response, Dialog, Dialog]:
+    """A bridged call; the agent consults a colleague (the caller is held), her phone answers."""
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    agent = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    bench.take()
+    await bench.voice.consult(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [hold] = bench.requests("INVITE", CARRIER)  # the caller is held while the colleague rings
+    assert b"a=sendonly" in hold.body and bench.voice.call_state(INTERACTION).held
+    bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    [to_colleague] = bench.requests("INVITE", COLLEAGUE_PHONE)
+    answer = _answer(to_colleague, "bob1", COLLEAGUE_PHONE)
+    bench.voice.on_message(answer, COLLEAGUE_PHONE)
+    await bench.settled()
+    colleague = Dialog.from_uas(
+        to_colleague, answer, via=Via(transport="UDP", host=COLLEAGUE_PHONE.host, port=COLLEAGUE_PHONE.port)
+    )
+    return invite, ok, agent, colleague
+
+
+async def test_a_consultation_lets_the_agent_talk_to_the_colleague_while_the_caller_waits(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    assert bench.voice.call_state(INTERACTION).state == "consulting"
+    assert bench.media.in_conference() == {(0, "agent"), (1, "agent")}  # not the caller
+
+
+async def test_completing_the_attended_transfer_bridges_caller_and_colleague_and_releases_the_agent(
+    bench: Bench,
+) -> None:
+    _, _, _, colleague = await _consulting(bench)
+    bench.take()
+    bench.voice.complete_transfer(INTERACTION)
+    await bench.settled()
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
+    [resume] = bench.requests("INVITE", CARRIER)  # off hold: the caller talks again
+    assert b"a=sendrecv" in resume.body
+    assert ("ended", INTERACTION) in bench.calls.steps
+    # The colleague hangs up: the caller gets BYE, the call is over.
+    bench.voice.on_message(_answer(resume, "ignored", CARRIER), CARRIER)
+    bench.take()
+    bench.voice.on_message(colleague.bye(), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and not bench.voice.live_call_ids()
+
+
+async def test_cancelling_the_consultation_hangs_up_the_colleague_and_returns_to_the_caller(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    bench.take()
+    bench.voice.cancel_consultation(INTERACTION)
+    await bench.settled()
+    assert bench.requests("BYE", COLLEAGUE_PHONE) and not bench.requests("BYE", PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.media.in_conference() and bench.media.sessions[1].closed
+    [resume] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendrecv" in resume.body
+
+
+async def test_cancelling_a_consultation_that_still_rings_cancels_the_colleagues_phone(bench: Bench) -> None:
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    await bench.voice.consult(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    bench.take()
+    bench.voice.cancel_consultation(INTERACTION)
+    assert bench.requests("CANCEL", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.voice.call_state(INTERACTION).held

@@ -269,3 +269,53 @@ def test_only_a_bridged_call_can_become_a_conference() -> None:
     for state in CallState:
         if state is not CallState.BRIDGED:
             assert not CallMachine(state).can(CallEvent.CONFERENCE_JOINED), state
+
+
+# ---------------------------------------------------------------- attended (consultative) transfer
+def test_the_consulted_party_answering_puts_agent_and_colleague_in_the_mix_without_the_caller() -> None:
+    call = CallMachine(CallState.BRIDGED)
+    assert call.handle(CallEvent.CONSULT_ANSWERED) == (Action.MIX_CONSULTATION,)
+    assert call.state is CallState.CONSULTING
+
+
+def test_completing_the_transfer_releases_the_agent_and_joins_caller_and_colleague() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.TRANSFER_COMPLETED)
+    assert call.state is CallState.HANDED_OVER
+    assert actions == (
+        Action.BYE_AGENT,
+        Action.AGENT_LEAVES_MIX,
+        Action.CALLER_JOINS_MIX,
+        Action.RESUME_CALLER,
+        Action.END_CONTACT,
+    )
+
+
+def test_the_agent_hanging_up_during_the_consultation_completes_the_transfer() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.BYE_AGENT)
+    assert call.state is CallState.HANDED_OVER
+    assert Action.CALLER_JOINS_MIX in actions and Action.BYE_AGENT not in actions
+
+
+def test_the_consultation_ending_returns_the_agent_to_the_caller() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.CONSULT_ENDED)
+    assert call.state is CallState.BRIDGED
+    assert actions == (Action.DROP_THIRD_PARTY, Action.BRIDGE, Action.RESUME_CALLER)
+
+
+def test_the_caller_leaving_during_the_consultation_ends_the_call() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.DROP_THIRD_PARTY, Action.END_CONTACT, Action.CLOSE} <= set(actions)
+
+
+@pytest.mark.parametrize("event", [CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT, CallEvent.ACD_FINISHED])
+def test_hanging_up_during_the_consultation_ends_every_leg(event: CallEvent) -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(event)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.CLOSE} <= set(actions)
+    assert (Action.END_CONTACT in actions) is (event is not CallEvent.ACD_FINISHED)
