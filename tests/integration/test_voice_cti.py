@@ -615,3 +615,46 @@ async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
     finally:
         await voice.stop()
         container.voice = container.call_control = None
+
+
+async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_hands_the_caller_over(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # caller_hold.xml fails unless it is held (a=sendonly) while the agent consults, taken off hold
+    # (a=sendrecv) when the transfer completes, and then gets our BYE.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    first_id = await desk.agent("first")
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    colleague_id = await desk.agent("colleague", login=False)
+    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to the first agent")
+    agent = desk.headers["first"]
+    r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
+    assert r.status_code == 409 and r.json()["error_id"] == "no-consultation"
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/consult", json={"agent_id": colleague_id}, headers=agent
+    )
+    assert r.status_code == 204, r.text
+    await until(lambda: _state_of(voice, call_id) == "consulting", "the colleague answering the consultation")
+    assert voice.call_state(call_id).held
+    r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
+    assert r.status_code == 204, r.text
+    assert (await first).returncode == 0  # the first agent's phone got BYE
+    await until(lambda: voice.call_state(call_id).hold_synced, "the caller taken off hold")
+    assert _state_of(voice, call_id) == "handed_over"
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=admin_headers)
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await colleague).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == first_id and call.state == "wrap_up"
+    records = await legs(client, admin_headers, call_id)
+    assert [leg["agent_id"] for leg in records if leg["leg"] == "conference"] == [colleague_id]
