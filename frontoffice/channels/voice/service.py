@@ -1377,6 +1377,12 @@ class VoiceService:
         if call.state is not CallState.BRIDGED or call.interaction_id is None or leg.refer:
             self._respond(request, 403)
             return
+        if any(name.lower() == "replaces" for name, _ in target.uri.headers):
+            # RFC 3891 §3 / RFC 5589 §7: an attended transfer by the phone names the consultation
+            # dialog to replace. Phones cannot call a colleague through us yet, so no such dialog
+            # exists here; refused, so the phone takes its held call back, instead of a blind move.
+            self._respond(request, 403, "Replaces Not Supported")
+            return
         try:
             leg.dialog.receive_request(request)
         except ProtocolError as exc:

@@ -651,3 +651,21 @@ async def test_cancelling_a_consultation_that_still_rings_cancels_the_colleagues
     assert bench.requests("CANCEL", COLLEAGUE_PHONE)
     assert bench.voice.call_state(INTERACTION).state == "bridged"
     assert not bench.voice.call_state(INTERACTION).held
+
+
+async def test_a_refer_with_replaces_is_refused_rather_than_taken_as_a_blind_transfer(bench: Bench) -> None:
+    # RFC 3891 / RFC 5589 §7 (attended transfer by the phone) is not supported yet: the phone cannot
+    # call a colleague's extension through us, so no dialog can be replaced. The REFER is refused
+    # and the call stays with the agent, instead of being moved blind to the Refer-To user.
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    refer = phone.refer(parse_uri("sip:queue-2@198.51.100.1"))
+    refer.headers.set("Refer-To", "<sip:queue-2@198.51.100.1?Replaces=c1%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    assert bench.responses(403, "REFER") and not bench.responses(202, "REFER")
+    assert ("transfer", 2) not in bench.calls.steps
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
