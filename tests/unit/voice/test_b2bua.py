@@ -131,6 +131,7 @@ class FakeVoiceCalls:
 
     def __init__(self) -> None:
         self.acd = FakeAcd()
+        self.account_gate: asyncio.Event | None = None
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
 
@@ -139,6 +140,12 @@ class FakeVoiceCalls:
 
     async def entry_for(self, dialled: str) -> Any:
         return SimpleNamespace(entry_point_id=1, ivr=None)
+
+    async def sip_account(self, username: str) -> Any:
+        """No account (the digest check fails); held at ``account_gate`` while it is set."""
+        if self.account_gate is not None:
+            await self.account_gate.wait()
+        return None
 
     async def call_arrived(self, inbound: Any) -> int:
         self.steps.append(("arrived", inbound.call_id))
@@ -669,3 +676,39 @@ async def test_a_refer_with_replaces_is_refused_rather_than_taken_as_a_blind_tra
     assert bench.responses(403, "REFER") and not bench.responses(202, "REFER")
     assert ("transfer", 2) not in bench.calls.steps
     assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+async def test_a_phones_cancel_while_its_digest_account_is_looked_up_ends_the_invite_with_487(
+    bench: Bench,
+) -> None:
+    # Issue 13, defect 1 for phones: the CANCEL used to find no call (200, then nothing) while the
+    # phone's SIP account was being looked up, and the call went ahead.
+    _register_phone(bench)
+    bench.calls.account_gate = asyncio.Event()
+    sdp = build_offer(address=PHONE.host, port=31000, session_id="9")
+    invite = build_request(
+        "INVITE",
+        parse_uri("sip:+74951234567@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:alice@198.51.100.1")),
+        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        via=Via(transport="UDP", host=PHONE.host, port=PHONE.port),
+        contact=NameAddress(parse_uri(f"sip:alice@{PHONE.host}:{PHONE.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+        extra_headers=[
+            (
+                "Authorization",
+                'Digest username="alice", realm="frontoffice", nonce="n", '
+                'uri="sip:+74951234567@198.51.100.1", response="00000000000000000000000000000000"',
+            )
+        ],
+    )
+    bench.voice.on_message(invite, PHONE)
+    await asyncio.sleep(0)  # the look-up is under way
+    bench.voice.on_message(build_cancel(invite), PHONE)
+    [cancel_ok] = bench.responses(200, "CANCEL")
+    [ended] = bench.responses(487, "INVITE")
+    assert cancel_ok.to.tag == ended.to.tag  # RFC 3261 §9.2
+    bench.calls.account_gate.set()
+    await bench.settled()
+    assert not bench.responses(403) and bench.calls.steps == [] and not bench.media.sessions
