@@ -51,6 +51,7 @@ __all__ = [
     "CALL_RECORD_COLUMNS",
     "CallControl",
     "CallRecordsOut",
+    "ConferenceTarget",
     "InboundCall",
     "IvrMenu",
     "LiveCall",
@@ -674,6 +675,19 @@ class LiveCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ConferenceTarget:
+    """Whom an agent brings into a three-way conference: exactly one of a colleague (an agent id: their
+    registered phone rings) and an external number (dialled through a carrier trunk)."""
+
+    agent_id: int | None = None
+    number: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.agent_id is None) == (self.number is None):
+            raise ValueError("a conference target is exactly one of an agent and a number")
+
+
+@dataclass(frozen=True, slots=True)
 class TrunkState:
     """A carrier trunk's registration and load, for administrators."""
 
@@ -707,6 +721,19 @@ class CallControl(Protocol):
 
     async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
         """Blind transfer to an external number through a trunk."""
+
+    async def conference(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Bring a third party into the connected call: once it answers, caller, agent and third party
+        hear each other (a three-way conference); a third party that does not answer changes nothing."""
+
+    async def consult(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Attended transfer: hold the caller and call ``target`` (the consultation leg)."""
+
+    def complete_transfer(self, interaction_id: int) -> None:
+        """Attended transfer: bridge the caller to the consulted party; the agent leaves."""
+
+    def cancel_consultation(self, interaction_id: int) -> None:
+        """Attended transfer given up: hang up the consulted party, back to the caller off hold."""
 
     async def click_to_call(
         self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None

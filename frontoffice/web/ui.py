@@ -344,6 +344,10 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Transfer the call"),
     N_("Transfer to"),
     N_("or an external number"),
+    N_("Conference"),
+    N_("Three-way conference."),
+    N_("Choose an agent or a number for the conference"),
+    N_("Calling the third party…"),
     # project limits of users (admin.js)
     N_("All projects"),
     N_("Change projects"),

@@ -9,7 +9,7 @@ import httpx
 
 from frontoffice.bootstrap import Container
 from frontoffice.domain.exceptions import NotFound
-from frontoffice.services.voice_calls import CallControl, LiveCall, TrunkState
+from frontoffice.services.voice_calls import CallControl, ConferenceTarget, LiveCall, TrunkState
 
 
 class FakeCallControl:
@@ -35,6 +35,18 @@ class FakeCallControl:
     async def transfer_out(self, interaction_id: int, number: str, *, trunk: str | None = None) -> None:
         self.commands.append(("transfer_out", interaction_id))
 
+    async def conference(self, interaction_id: int, target: ConferenceTarget) -> None:
+        self.commands.append(("conference", interaction_id))
+
+    async def consult(self, interaction_id: int, target: ConferenceTarget) -> None:
+        self.commands.append(("consult", interaction_id))
+
+    def complete_transfer(self, interaction_id: int) -> None:
+        self.commands.append(("complete_transfer", interaction_id))
+
+    def cancel_consultation(self, interaction_id: int) -> None:
+        self.commands.append(("cancel_consultation", interaction_id))
+
     async def click_to_call(
         self, user_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None
     ) -> int:
@@ -58,6 +70,20 @@ async def test_call_control_endpoints_use_the_registered_call_control(
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "bridged" and r.json()["caller"] == "+74951234001"
         assert (await client.get("/api/v1/voice/calls/8", headers=admin_headers)).status_code == 404
+        for path, body in (
+            ("conference", {"number": "+74957654321"}),
+            ("consult", {"agent_id": 3}),
+            ("consult/complete", None),
+            ("consult/cancel", None),
+        ):
+            r = await client.post(f"/api/v1/voice/calls/7/{path}", json=body, headers=admin_headers)
+            assert r.status_code == 204, r.text
+        assert fake.commands[-4:] == [
+            ("conference", 7),
+            ("consult", 7),
+            ("complete_transfer", 7),
+            ("cancel_consultation", 7),
+        ]
         r = await client.get("/api/v1/voice/trunks", headers=admin_headers)
         assert r.status_code == 200, r.text
         assert r.json()[0]["name"] == "carrier" and r.json()[0]["active_calls"] == 1

@@ -513,3 +513,148 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     result = await carol
     assert result.returncode == 0, result.output  # 202, NOTIFY 100, NOTIFY 404, then our BYE
     assert (await caller).returncode == 0
+
+
+async def test_a_conference_through_the_api_brings_a_colleague_in_and_hanging_up_ends_all_three_legs(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("first")
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    colleague_id = await desk.agent("colleague", login=False)
+    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to the first agent")
+    # Someone else cannot add people to the call.
+    stranger = await token_headers(container, "stranger", Role.AGENT)
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/conference", json={"agent_id": colleague_id}, headers=stranger
+    )
+    assert r.status_code == 409 and r.json()["error_id"] == "not-your-contact"
+    r = await client.post(f"{API}/voice/calls/{call_id}/conference", json={}, headers=desk.headers["first"])
+    assert r.status_code == 422  # exactly one of agent_id and number
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/conference",
+        json={"agent_id": colleague_id},
+        headers=desk.headers["first"],
+    )
+    assert r.status_code == 204, r.text
+    await until(lambda: _state_of(voice, call_id) == "conference", "the colleague joining the conference")
+    r = await client.get(f"{API}/voice/calls/{call_id}", headers=desk.headers["first"])
+    assert r.json()["state"] == "conference"
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["first"])
+    assert r.status_code == 204, r.text
+    # Each scenario waits for our BYE: the caller, the first agent's phone and the colleague's.
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await first).returncode == 0 and (await colleague).returncode == 0
+    await settled(voice)
+    records = await legs(client, admin_headers, call_id)
+    assert [(leg["agent_id"], leg["cause"]) for leg in records if leg["leg"] == "conference"] == [
+        (colleague_id, "hangup_api")
+    ]
+
+
+async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    # Every sipp echoes the RTP it receives (-rtp_echo) and none sends any of its own: once in the
+    # mixer (no relay any more), packets coming back on a leg prove that the mix reached its party.
+    voice = make_voice(container, tmp_path / "recordings", media_process=False)
+    await voice.start()
+    try:
+        sipp = require_tool("sipp")
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        await desk.agent("first")
+        first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"), "-rtp_echo")
+        colleague_id = await desk.agent("colleague", login=False)
+        colleague = await phone(
+            sipp, "agent_phone.xml", await register(sipp, voice, "colleague"), "-rtp_echo"
+        )
+        caller = asyncio.create_task(
+            run_sipp(
+                sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, "-rtp_echo"
+            )
+        )
+        call_id = await first_call(container)
+        await until(bridged(voice, call_id), "the bridge to the first agent")
+        r = await client.post(
+            f"{API}/voice/calls/{call_id}/conference",
+            json={"agent_id": colleague_id},
+            headers=desk.headers["first"],
+        )
+        assert r.status_code == 204, r.text
+        await until(lambda: _state_of(voice, call_id) == "conference", "the conference")
+        media, third = voice.active_call(call_id).media, voice.third_party_media(call_id)
+        assert media is not None and third is not None
+        caller_in, agent_in, third_in = (
+            media.stats.caller_packets_in,
+            media.stats.agent_packets_in,
+            third.stats.agent_packets_in,
+        )
+        await until(
+            lambda: (
+                media.stats.caller_packets_in > caller_in + 25
+                and media.stats.agent_packets_in > agent_in + 25
+                and third.stats.agent_packets_in > third_in + 25
+            ),
+            "the mix reaching the caller, the agent and the colleague",
+        )
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["first"])
+        assert r.status_code == 204, r.text
+        result = await caller
+        assert result.returncode == 0, result.output
+        assert (await first).returncode == 0 and (await colleague).returncode == 0
+        await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = container.call_control = None
+
+
+async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_hands_the_caller_over(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # caller_hold.xml fails unless it is held (a=sendonly) while the agent consults, taken off hold
+    # (a=sendrecv) when the transfer completes, and then gets our BYE.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    first_id = await desk.agent("first")
+    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    colleague_id = await desk.agent("colleague", login=False)
+    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to the first agent")
+    agent = desk.headers["first"]
+    r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
+    assert r.status_code == 409 and r.json()["error_id"] == "no-consultation"
+    r = await client.post(
+        f"{API}/voice/calls/{call_id}/consult", json={"agent_id": colleague_id}, headers=agent
+    )
+    assert r.status_code == 204, r.text
+    await until(lambda: _state_of(voice, call_id) == "consulting", "the colleague answering the consultation")
+    assert voice.call_state(call_id).held
+    r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
+    assert r.status_code == 204, r.text
+    assert (await first).returncode == 0  # the first agent's phone got BYE
+    await until(lambda: voice.call_state(call_id).hold_synced, "the caller taken off hold")
+    assert _state_of(voice, call_id) == "handed_over"
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=admin_headers)
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await colleague).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == first_id and call.state == "wrap_up"
+    records = await legs(client, admin_headers, call_id)
+    assert [leg["agent_id"] for leg in records if leg["leg"] == "conference"] == [colleague_id]

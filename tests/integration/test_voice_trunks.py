@@ -544,6 +544,56 @@ async def test_a_phone_cancelling_its_call_out_gets_the_same_to_tag_on_the_cance
     assert carrier_result.returncode == 0, carrier_result.output
 
 
+async def _phone_cancels_at_once(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    dialled: str,
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, free_port())
+    )
+    assert ok.returncode == 0, ok.output
+    phone = await run_sipp(
+        sipp,
+        "phone_cancels_at_once.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        dialled,
+        "-auth_uri",
+        f"{dialled}@{HOST}:{voice.port}",
+        timeout_s=30,
+    )
+    assert phone.returncode == 0, phone.output  # 200 to the CANCEL, then 487 with the same To tag
+    await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is gone")
+    assert all(call.state in ("abandoned", "failed") for call in await interactions(container))
+
+
+async def test_a_phone_cancelling_at_once_its_call_to_an_entry_point_gets_487(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # Issue 13, defect 1 for phones: the CANCEL arrived while the digest account was looked up and
+    # found no call; it got 200, no 487 followed, and the call was queued.
+    await _phone_cancels_at_once(client, container, admin_headers, voice, NUMBER)
+
+
+async def test_a_phone_cancelling_at_once_its_call_out_gets_487_and_nothing_is_dialled(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # The same race on a call out through the trunk (no carrier listens: a call that went ahead
+    # would end in 503/408, never 487).
+    await _phone_cancels_at_once(client, container, admin_headers, voice, "84957654321")
+
+
 async def _any_state(container: Container, state: str) -> bool:
     return any(i.state == state for i in await interactions(container))
 

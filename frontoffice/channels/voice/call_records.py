@@ -21,7 +21,9 @@ CAUSES = (
     "bye_agent",  # the agent's phone hung up
     "bye_external",  # the external party of a transfer to a number hung up
     "hangup_api",  # the agent (or a supervisor) hung up from the desktop / API
-    "transferred",  # the agent leg was released by a blind transfer (API or REFER)
+    "transferred",  # the agent leg was released by a transfer (blind: API or REFER; attended: desk)
+    "bye_third_party",  # the third party of a conference or a consultation hung up
+    "consultation_cancelled",  # the agent gave up an attended transfer: the consulted party is released
     "cancelled",  # the caller cancelled before an answer (their INVITE got 487)
     "caller_left",  # the agent's phone stopped ringing because the caller left
     "no_answer",  # ring timeout: the ACD's offer timed out and the phone got CANCEL

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .sip import (
     ProtocolError,
     Request,
     SessionDescription,
+    TransactionKey,
     answer_offer,
     answer_reoffer,
     build_offer,
@@ -34,12 +36,25 @@ from .sip import (
     parse_sdp,
 )
 
-__all__ = ["CallSetup", "Quietly"]
+__all__ = ["CallSetup", "PendingInvite", "Quietly"]
 
 log = logging.getLogger("frontoffice.voice")
 
 Quietly = Callable[[Coroutine[Any, Any, Any]], Coroutine[Any, Any, None]]
 """Wraps an ACD use case whose failure must not take the call down."""
+
+
+@dataclass(eq=False, slots=True)
+class PendingInvite:
+    """A phone's INVITE between its arrival and the call that takes it (digest look-up, entry point
+    look-up, media being opened). It is registered before the first await, so a CANCEL that follows
+    the INVITE by a millisecond finds it: RFC 3261 §9.2, 200 to the CANCEL and 487 to the INVITE at
+    once; the steps still running see ``cancelled`` when they resume and stop (closing what they
+    opened)."""
+
+    request: Request
+    key: TransactionKey
+    cancelled: bool = False
 
 
 class CallSetup:

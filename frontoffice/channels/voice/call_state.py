@@ -16,6 +16,10 @@ State diagram of a call (``docs/voice.md`` draws it)::
     ARRIVING/MENU/QUEUED ──CANCEL──▶ ENDED (487)      BRIDGED/EXTERNAL ──BYE/ACK timeout/hang up──▶ ENDED
     QUEUED ──turned away (fallback)──▶ TURNED_AWAY (answered: voicemail or the closed message)
     TURNED_AWAY ──BYE/ACK timeout/hang up──▶ ENDED
+    BRIDGED ──third party answered──▶ CONFERENCE ──third party left──▶ BRIDGED
+    CONFERENCE ──agent left──▶ HANDED_OVER ──BYE/hang up──▶ ENDED     CONFERENCE ──caller left──▶ ENDED
+    BRIDGED ──consulted party answered──▶ CONSULTING ──completed / agent left──▶ HANDED_OVER
+    CONSULTING ──cancelled / third party left──▶ BRIDGED
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class CallState(enum.StrEnum):
     BRIDGED = "bridged"  # an agent's phone answered; media relayed
     EXTERNAL = "external"  # blind-transferred to an external number that answered
     TURNED_AWAY = "turned_away"  # the ACD's fallback: answered for voicemail or the closed message
+    CONFERENCE = "conference"  # caller, agent and a third party in the media process's mixer
+    CONSULTING = "consulting"  # attended transfer: the caller held, the agent talks to the third party
+    HANDED_OVER = "handed_over"  # the agent left a conference: caller and third party go on (2-party mix)
     ENDED = "ended"
     ERROR = "error"  # the core raised: the call is hung up and forgotten
 
@@ -78,6 +85,11 @@ class CallEvent(enum.StrEnum):
     HANG_UP = "hang_up"  # agent command (desk), or shutdown
     ACD_FINISHED = "acd_finished"  # the ACD ended the contact while the call was up
     TURNED_AWAY = "turned_away"  # the ACD's fallback action (voicemail, closed message) for a waiting call
+    CONFERENCE_JOINED = "conference_joined"  # the third party the agent brought in answered
+    CONSULT_ANSWERED = "consult_answered"  # the party the agent consults (caller held) answered
+    TRANSFER_COMPLETED = "transfer_completed"  # the agent completes the attended transfer (desk)
+    CONSULT_ENDED = "consult_ended"  # the agent cancelled the consultation, or the third party hung up
+    THIRD_PARTY_LEFT = "third_party_left"  # the conference's third party hung up (BYE / the trunk leg ended)
 
 
 class Action(enum.StrEnum):
@@ -97,6 +109,12 @@ class Action(enum.StrEnum):
     ABANDON_CONTACT = "abandon_contact"  # the ACD: the caller left while waiting
     END_CONTACT = "end_contact"  # the ACD: conversation over, wrap-up
     RUN_FALLBACK = "run_fallback"  # voicemail or the closed message (voicemail.py), then hang up
+    MIX = "mix"  # caller, agent and third party into one conference of the mixer (conference.py)
+    MIX_CONSULTATION = "mix_consultation"  # agent and third party into the mixer; the caller waits
+    CALLER_JOINS_MIX = "caller_joins_mix"  # the caller's leg into the mixer (with the third party)
+    RESUME_CALLER = "resume_caller"  # off hold: re-INVITE a=sendrecv (RFC 3264 §8.4)
+    AGENT_LEAVES_MIX = "agent_leaves_mix"  # the agent's leg out of the conference; the other two go on
+    DROP_THIRD_PARTY = "drop_third_party"  # BYE (or CANCEL) the third party, close its media session
     CLOSE = "close"  # close media, forget the call
 
 
@@ -172,6 +190,69 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     # The flow is over (message left, "#", time limit, closed message played), or shutdown.
     (CallState.TURNED_AWAY, CallEvent.HANG_UP): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
     (CallState.TURNED_AWAY, CallEvent.ACK_TIMEOUT): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
+    # Three-way conference: the third party the agent brought in (a colleague's phone or an external
+    # number) answered; the three legs leave the relay for the mixer, each hears the two others.
+    (CallState.BRIDGED, CallEvent.CONFERENCE_JOINED): Transition(CallState.CONFERENCE, (_A.MIX,)),
+    # Any party leaving returns the other two to a plain bridge, or ends the call if the caller left.
+    (CallState.CONFERENCE, CallEvent.THIRD_PARTY_LEFT): Transition(
+        CallState.BRIDGED, (_A.DROP_THIRD_PARTY, _A.BRIDGE)
+    ),
+    (CallState.CONFERENCE, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    # The agent left: the caller and the third party stay in the mixer, which for two parties is a
+    # plain bridge (each hears the other); the agent's part of the contact is over (wrap-up).
+    (CallState.CONFERENCE, CallEvent.BYE_AGENT): Transition(
+        CallState.HANDED_OVER, (_A.AGENT_LEAVES_MIX, _A.END_CONTACT)
+    ),
+    (CallState.CONFERENCE, CallEvent.HANG_UP): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.CONFERENCE, CallEvent.ACK_TIMEOUT): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.CONFERENCE, CallEvent.ACD_FINISHED): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
+    # Attended (consultative) transfer from the desk: the caller is held, the agent talks to the third
+    # party in the mixer; completing it hands the caller over (the agent's leg is released), the agent
+    # hanging up completes it too (as PBXs do); cancelling it, or the third party hanging up, returns
+    # the agent to the caller.
+    (CallState.BRIDGED, CallEvent.CONSULT_ANSWERED): Transition(CallState.CONSULTING, (_A.MIX_CONSULTATION,)),
+    (CallState.CONSULTING, CallEvent.TRANSFER_COMPLETED): Transition(
+        CallState.HANDED_OVER,
+        (_A.BYE_AGENT, _A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.END_CONTACT),
+    ),
+    (CallState.CONSULTING, CallEvent.BYE_AGENT): Transition(
+        CallState.HANDED_OVER, (_A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.END_CONTACT)
+    ),
+    (CallState.CONSULTING, CallEvent.CONSULT_ENDED): Transition(
+        CallState.BRIDGED, (_A.DROP_THIRD_PARTY, _A.BRIDGE, _A.RESUME_CALLER)
+    ),
+    (CallState.CONSULTING, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.CONSULTING, CallEvent.HANG_UP): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.CONSULTING, CallEvent.ACK_TIMEOUT): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.CONSULTING, CallEvent.ACD_FINISHED): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
+    (CallState.HANDED_OVER, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
+    (CallState.HANDED_OVER, CallEvent.THIRD_PARTY_LEFT): Transition(
+        CallState.ENDED, (_A.DROP_THIRD_PARTY, _A.BYE_CALLER, _A.CLOSE)
+    ),
+    (CallState.HANDED_OVER, CallEvent.HANG_UP): Transition(
+        CallState.ENDED, (_A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
+    (CallState.HANDED_OVER, CallEvent.ACK_TIMEOUT): Transition(
+        CallState.ENDED, (_A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
 }
 
 

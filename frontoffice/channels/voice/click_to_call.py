@@ -14,7 +14,7 @@ from typing import Any
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.services.voice_outbound import OutboundCall, OutboundCallRecords
 
-from .call_setup import CallSetup
+from .call_setup import CallSetup, PendingInvite
 from .dialling import Dialler, OutboundLeg
 from .endpoint import Endpoint
 from .media import MediaSession
@@ -151,9 +151,17 @@ class AgentOutboundCalls:
         return False
 
     async def phone_dials_out(
-        self, request: Request, event: RequestReceived, user_id: int, number: str, offer: SessionDescription
+        self,
+        pending: PendingInvite,
+        event: RequestReceived,
+        user_id: int,
+        number: str,
+        offer: SessionDescription,
     ) -> None:
+        """Dial ``number`` for an authenticated phone. ``pending`` answers a CANCEL until the call is
+        registered here (after media is open); from then on :meth:`claim_request` does."""
         endpoint = self.endpoint
+        request = pending.request
         assert event.transaction is not None
         try:
             line = self.lines.line(None)
@@ -166,6 +174,9 @@ class AgentOutboundCalls:
         if answered is None:
             return
         media, local_sdp, negotiated = answered
+        if pending.cancelled:  # the CANCEL came while media was opened: 487 was sent already
+            await media.close()
+            return
         call = _PhoneCall(
             invite=request,
             key=event.transaction,

@@ -75,7 +75,11 @@ class Trunking:
 
     def screen_request(self, event: RequestReceived) -> bool:
         """Claim requests that belong to trunk-side calls; True if claimed."""
-        return self.dialler.claim_request(event.request) or self.agent_calls.claim_request(event)
+        return (
+            self.dialler.claim_request(event.request)
+            or self.agent_calls.claim_request(event)
+            or self.screening.claim_cancel(event)
+        )
 
     def screen_response(self, response: Response) -> bool:
         """A 2xx retransmitted after its INVITE transaction ended: ACK it again (§13.2.2.4)."""

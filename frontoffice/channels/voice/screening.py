@@ -17,7 +17,7 @@ from typing import Protocol
 
 from frontoffice.domain.exceptions import NotFound
 
-from .call_setup import CallSetup
+from .call_setup import CallSetup, PendingInvite
 from .click_to_call import AgentOutboundCalls
 from .endpoint import Endpoint
 from .sip import Destination, Request, RequestReceived, SessionDescription
@@ -62,6 +62,8 @@ class SourceScreening:
         self.region = region
         self.registrar = setup.registrar
         self.calls = setup.calls
+        # Phones' INVITEs being authenticated, by Call-ID (until a call takes them or they are answered).
+        self._pending: dict[str, PendingInvite] = {}
 
     def drop_scanner(self, request: Request, source: Destination) -> bool:
         """True (and the address banned) for a request from a known SIP scanner: SIPVicious & co. probe
@@ -92,8 +94,31 @@ class SourceScreening:
             # No trunk configured: calls reach entry points from anywhere, as before trunks existed
             # (restrict sources with the firewall or sip_banned_networks). Nothing can go out.
             return True
-        endpoint.spawn(self._authenticated_invite(request, event))
+        if request.call_id in self._pending:
+            return False  # a second INVITE of a call being authenticated
+        # Registered before any await (issue 13, defect 1): a CANCEL right behind the INVITE finds it.
+        assert event.transaction is not None
+        pending = PendingInvite(request, event.transaction)
+        self._pending[request.call_id] = pending
+        endpoint.spawn(self._authenticated_invite(pending, event))
         return False
+
+    def claim_cancel(self, event: RequestReceived) -> bool:
+        """A CANCEL of a phone's INVITE still being authenticated or set up: RFC 3261 §9.2, 200 to the
+        CANCEL and 487 to the INVITE now (same To tag); the set-up stops where it resumes. True if
+        it was one."""
+        request = event.request
+        if request.method != "CANCEL":
+            return False
+        pending = self._pending.get(request.call_id)
+        if pending is None:
+            return False
+        endpoint = self.endpoint
+        if endpoint.accept_cancel(request, event) and not pending.cancelled:
+            pending.cancelled = True
+            self._pending.pop(request.call_id, None)
+            endpoint.respond(pending.request, 487, to_tag=endpoint.to_tag(pending.key))
+        return True
 
     def _dialled_from_to(self, line: TrunkLine, request: Request) -> None:
         """A registered trunk sends calls to our Contact (``sip:<username>@us``) with the number dialled
@@ -103,8 +128,16 @@ class SourceScreening:
         if trunk.username and request.uri.user == trunk.username and to_user and to_user != trunk.username:
             request.uri = replace(request.uri, user=to_user)
 
-    async def _authenticated_invite(self, request: Request, event: RequestReceived) -> None:
+    async def _authenticated_invite(self, pending: PendingInvite, event: RequestReceived) -> None:
         """An INVITE from outside the trunks: an agent's phone, or someone we refuse."""
+        try:
+            await self._authenticate_invite(pending, event)
+        finally:
+            if self._pending.get(pending.request.call_id) is pending:
+                del self._pending[pending.request.call_id]
+
+    async def _authenticate_invite(self, pending: PendingInvite, event: RequestReceived) -> None:
+        request = pending.request
         endpoint = self.endpoint
         registrar = self.registrar
         now = endpoint.clock()
@@ -115,8 +148,8 @@ class SourceScreening:
             self._refuse(request, source, "not a trunk and no phone registered from there")
             return
         checked = await self.setup.authenticate(request, now)
-        if checked is None:
-            return
+        if checked is None or pending.cancelled:
+            return  # answered (a challenge, 500), or 487 after a CANCEL
         username, account, result, now = checked
         if not result.ok or account is None:
             self._refuse(request, source, f"bad credentials for {username!r}: {result.reason}")
@@ -133,16 +166,21 @@ class SourceScreening:
         except NotFound:
             pass
         else:
-            # An agent calling one of our own numbers: an inbound call like any other.
-            assert event.transaction is not None
+            if pending.cancelled:
+                return
+            # An agent calling one of our own numbers: an inbound call like any other (registered at
+            # once by the B2BUA, which answers a CANCEL from here on).
+            self._pending.pop(request.call_id, None)
             self.inbound.accept_call(request, event, offer)
+            return
+        if pending.cancelled:
             return
         try:
             number = normalize_number(dialled, self.region)
         except InvalidNumber:
             endpoint.respond(request, 404)
             return
-        await self.agent_calls.phone_dials_out(request, event, account.user_id, number, offer)
+        await self.agent_calls.phone_dials_out(pending, event, account.user_id, number, offer)
 
     def _refuse(self, request: Request, source: Destination, why: str) -> None:
         endpoint = self.endpoint

@@ -27,7 +27,14 @@ from typing import Any
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
-from frontoffice.services.voice_calls import InboundCall, IvrMenu, LiveCall, TrunkState, VoiceCalls
+from frontoffice.services.voice_calls import (
+    ConferenceTarget,
+    InboundCall,
+    IvrMenu,
+    LiveCall,
+    TrunkState,
+    VoiceCalls,
+)
 
 from . import voicemail
 from .announcements import Announcer
@@ -63,6 +70,7 @@ from .sip import (
     MalformedRequests,
     Message,
     NameAddress,
+    NegotiatedMedia,
     ProtocolError,
     Request,
     RequestReceived,
@@ -112,6 +120,16 @@ DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
 # Turn-aways (fallback, refusal) kept for a call still learning its interaction id; other channels'
 # contacts are turned away too and no call asks for theirs, so only the latest few are kept.
 TURNED_AWAY_KEPT = 256
+# States in which the caller talks to someone (the desk may hang up).
+_CONNECTED = frozenset(
+    {
+        CallState.BRIDGED,
+        CallState.EXTERNAL,
+        CallState.CONFERENCE,
+        CallState.CONSULTING,
+        CallState.HANDED_OVER,
+    }
+)
 
 
 @dataclass(eq=False)
@@ -131,6 +149,20 @@ class _AgentLeg:
     @property
     def call_id(self) -> str:
         return self.invite.call_id
+
+
+@dataclass(eq=False)
+class _ThirdParty:
+    """Whom the agent brings into a three-way conference (``CallState.CONFERENCE``): a colleague's
+    phone (``leg``: we are its UAC) or an external number (``external``: through a trunk). It has a
+    media session of its own; its agent leg joins the caller's session's two legs in the mixer."""
+
+    media: MediaSession
+    conference_id: str
+    record: CallLeg
+    leg: _AgentLeg | None = None
+    external: OutboundLeg | None = None
+    consult: bool = False  # an attended transfer's consultation, not a conference
 
 
 @dataclass(eq=False)
@@ -161,6 +193,7 @@ class _Call:
     announcer: asyncio.Task[None] | None = None
     external: OutboundLeg | None = None  # a blind transfer to an external number (through a trunk)
     external_record: CallLeg | None = None
+    third: _ThirdParty | None = None  # a conference's third party, ringing or in the mix
     status: int = 487  # the final failure status when the call is refused
 
     @property
@@ -658,6 +691,24 @@ class VoiceService:
                     call.announcer.cancel()
                     call.announcer = None
                 self._spawn(self._run_fallback(call))
+            elif action is Action.MIX:
+                self._mix(call)
+            elif action is Action.MIX_CONSULTATION:
+                third = call.third
+                assert third is not None and call.media is not None
+                for session in (call.media, third.media):
+                    self.media.join_conference(third.conference_id, session, "agent")
+            elif action is Action.CALLER_JOINS_MIX:
+                if call.third is not None and call.media is not None:
+                    self.media.join_conference(call.third.conference_id, call.media, "caller")
+            elif action is Action.RESUME_CALLER:
+                if call.held:
+                    self._resume(call)
+            elif action is Action.AGENT_LEAVES_MIX:
+                if call.third is not None and call.media is not None:
+                    self.media.leave_conference(call.third.conference_id, call.media, "agent")
+            elif action is Action.DROP_THIRD_PARTY:
+                self._drop_third_party(call, cause)
             elif action is Action.CLOSE:
                 self._forget(call, cause)
 
@@ -738,8 +789,13 @@ class VoiceService:
             self._respond(request, 200)
             if leg.core.state is LegState.ANSWERED:
                 leg.core.handle(LegEvent.BYE_RECEIVED)
+                third = call.third
+                if third is not None and third.leg is leg:
+                    self._close_leg(third.record, "bye_third_party")
+                    self._third_left(call)
+                    return
                 self._close_leg(leg.record, "bye_agent")
-                if call.agent is leg and call.state is CallState.BRIDGED:
+                if call.agent is leg and call.core.can(CallEvent.BYE_AGENT):
                     self._move(call, CallEvent.BYE_AGENT, cause="bye_agent")
             return
         self._respond(request, 481)
@@ -753,6 +809,9 @@ class VoiceService:
         for leg in call.ringing:
             if leg.call_id == call_id:
                 return leg
+        third = call.third.leg if call.third is not None else None
+        if third is not None and third.call_id == call_id:
+            return third
         return None
 
     def _close_leg(self, record: CallLeg | None, cause: str, status: int | None = None) -> None:
@@ -785,6 +844,8 @@ class VoiceService:
         if call.announcer is not None:
             call.announcer.cancel()
         call.digits.put_nowait("")  # wakes a menu waiting for input
+        if call.third is not None:
+            self._drop_third_party(call, cause or "failed")
         call_id = call.invite.call_id
         if self._calls.get(call_id) is call:
             del self._calls[call_id]
@@ -953,7 +1014,7 @@ class VoiceService:
     def hang_up(self, interaction_id: int) -> None:
         """End the call from the desktop: BYE both legs; wrap-up starts."""
         call = self.active_call(interaction_id)
-        if call.state is not CallState.BRIDGED and call.state is not CallState.EXTERNAL:
+        if call.state not in _CONNECTED:
             raise Conflict("The call is not connected", error_id="call-not-connected")
         self._move(call, CallEvent.HANG_UP, cause="hangup_api")
 
@@ -1005,6 +1066,248 @@ class VoiceService:
         call.external = leg
         if leg.is_over:  # failed at once
             self._external_ended(call, leg)
+
+    # ---------------------------------------------------------------- three-way conference
+    async def conference(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Bring a third party into the connected call: a colleague (``target.agent_id``: their newest
+        registered phone rings) or an external number (through the first trunk). Caller and agent
+        keep talking while it rings; when it answers, the caller's and the agent's legs and the third
+        party's leave the relay for one conference of the mixer (each hears the two others). A third
+        party that does not answer changes nothing. Raises :class:`Conflict` when the call is not
+        bridged, is held, or has a third party (or a transfer out) under way already."""
+        call = self._connected_call(interaction_id)
+        if call.held:
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        await self._invite_third_party(call, target, consult=False)
+
+    async def consult(self, interaction_id: int, target: ConferenceTarget) -> None:
+        """Attended (consultative) transfer, first step: hold the caller (re-INVITE ``a=sendonly``) and
+        call ``target`` (a colleague's phone or an external number); once it answers the agent and
+        the third party talk in the mixer (``CONSULTING``). Then :meth:`complete_transfer` or
+        :meth:`cancel_consultation`; a third party that does not answer takes the caller off hold."""
+        call = self._connected_call(interaction_id)
+        if call.agent is None or call.third is not None or call.external is not None:
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        was_held = call.held
+        if not was_held:
+            self.hold(interaction_id)
+        try:
+            await self._invite_third_party(call, target, consult=True)
+        except DomainError:
+            if not was_held and call.state is CallState.BRIDGED:
+                self.resume(interaction_id)
+            raise
+
+    def complete_transfer(self, interaction_id: int) -> None:
+        """Attended transfer, last step: the caller is joined to the consulted party and taken off
+        hold, the agent's phone gets BYE and the contact goes to wrap-up (``HANDED_OVER``)."""
+        call = self.active_call(interaction_id)
+        if call.state is not CallState.CONSULTING:
+            raise Conflict("No consultation is in progress", error_id="no-consultation")
+        self._move(call, CallEvent.TRANSFER_COMPLETED, cause="transferred")
+
+    def cancel_consultation(self, interaction_id: int) -> None:
+        """Give up the attended transfer: the consulted party is hung up (CANCEL while it rings) and
+        the agent is back with the caller, off hold."""
+        call = self.active_call(interaction_id)
+        third = call.third
+        if third is None or not third.consult:
+            raise Conflict("No consultation is in progress", error_id="no-consultation")
+        if call.state is CallState.CONSULTING:
+            self._move(call, CallEvent.CONSULT_ENDED, cause="consultation_cancelled")
+            return
+        self._drop_third_party(call, "consultation_cancelled")
+        self._back_from_consultation(call)
+
+    def _back_from_consultation(self, call: _Call) -> None:
+        """The consultation never got going: the agent is back with the caller, off hold."""
+        if call.state is CallState.BRIDGED and call.held:
+            assert call.media is not None
+            call.media.bridge()
+            self._resume(call)
+
+    async def _invite_third_party(self, call: _Call, target: ConferenceTarget, *, consult: bool) -> None:
+        interaction_id = call.interaction_id
+        assert interaction_id is not None
+        if call.agent is None or call.third is not None or call.external is not None:
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        bindings: list[Binding] = []
+        if target.agent_id is not None:
+            bindings = list(self.registrar.bindings(target.agent_id, self.clock()))
+            if not bindings:
+                raise Conflict(
+                    "That agent's phone is not registered",
+                    error_id="phone-not-registered",
+                    agent_id=target.agent_id,
+                )
+        media = await self.media.open_session(lambda digit: None)
+        if call.state is not CallState.BRIDGED or call.third is not None or call.external is not None:
+            self._spawn(media.close())  # the call moved on while the session opened
+            raise Conflict("A third party cannot be brought in now", error_id="conference-not-possible")
+        assert call.local_sdp is not None
+        codecs = _codecs_for(call.local_sdp)  # the mixer decodes each party's own codec
+        sdp_key = call.invite.call_id + "-conference"
+        record = CallLeg(
+            "conference",
+            "",
+            self.calls.now(),
+            peer=target.number or "",
+            agent_id=target.agent_id,
+            interaction_id=interaction_id,
+        )
+        third = _ThirdParty(media, f"conference-{call.invite.call_id}", record, consult=consult)
+        call.third = third
+        if target.agent_id is not None:
+            binding = bindings[0]
+            caller = call.invite.from_
+            offer, invite = self.setup.invite_phone(
+                binding,
+                media,
+                sdp_key,
+                codecs,
+                NameAddress(caller.uri, caller.display_name),
+                extra_headers=(("X-Frontoffice-Interaction", str(interaction_id)),),
+            )
+            record.call_id, record.peer = invite.call_id, str(binding.contact.uri)
+            key = self._request(invite, binding.source, partial(self._third_response, call, third))
+            assert key is not None
+            third.leg = _AgentLeg(target.agent_id, invite, key, binding.source, offer)
+            self._agent_calls[invite.call_id] = call
+            return
+        assert target.number is not None
+        offer = build_offer(
+            address=media.address, port=media.agent_port, session_id=sdp_session_id(sdp_key), codecs=codecs
+        )
+        try:
+            leg = await self.dial_out(
+                target.number,
+                offer=offer,
+                on_progress=lambda leg: record.ringing(self.calls.now()),
+                on_answer=lambda leg: self._third_external_answered(call, third, leg),
+                on_end=lambda leg: self._third_external_ended(call, third, leg),
+            )
+        except Exception:
+            if call.third is third:
+                call.third = None
+            self._spawn(media.close())
+            raise
+        record.call_id, record.peer = leg.call_id, leg.number
+        third.external = leg
+        if leg.is_over:  # failed at once
+            self._third_external_ended(call, third, leg)
+
+    def third_party_media(self, interaction_id: int) -> MediaSession | None:
+        """The media session of the call's conference third party (ringing or joined), if any: for
+        diagnostics and tests (its counters say whether the mix reaches the third party)."""
+        third = self.active_call(interaction_id).third
+        return third.media if third is not None else None
+
+    def _third_response(self, call: _Call, third: _ThirdParty, response: Response | None) -> None:
+        """Responses to our INVITE to the colleague's phone (the conference's third party)."""
+        leg = third.leg
+        assert leg is not None
+        if response is not None and response.is_provisional:
+            if leg.core.state is not LegState.ENDED:
+                leg.core.handle(LegEvent.PROVISIONAL)
+            if response.status in (180, 183):
+                third.record.ringing(self.calls.now())
+            return
+        if response is None or not response.is_success:
+            if leg.core.state is not LegState.ENDED:
+                leg.core.handle(LegEvent.FAILED)
+            status = 408 if response is None else response.status
+            self._close_leg(third.record, cause_of_status(status), status)
+            if call.third is third:
+                self._third_party_failed(call, third)
+            return
+        # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
+        action = leg.core.handle(LegEvent.ANSWERED)
+        leg.dialog = self.endpoint.ack_answer(leg.invite, response, leg.destination)
+        answer: NegotiatedMedia | None = None
+        if action == "" and call.third is third and call.state is CallState.BRIDGED:
+            try:
+                answer = apply_answer(leg.offer, parse_sdp(response.body))
+            except ProtocolError:
+                answer = None
+        if answer is None:
+            # Given up on meanwhile (a CANCEL crossed its 200), or the call moved on: BYE (§15).
+            if leg.core.state is LegState.ANSWERED:
+                leg.core.handle(LegEvent.BYE_SENT)
+            self._request(leg.dialog.bye(), leg.destination, None)
+            if call.third is third:
+                self._close_leg(third.record, "failed", response.status)
+                self._third_party_failed(call, third)
+            return
+        third.record.answered(self.calls.now(), response.status)
+        third.media.set_agent(answer, signalling_ip=leg.destination.host)
+        self._third_joined(call, third)
+
+    def _third_joined(self, call: _Call, third: _ThirdParty) -> None:
+        event = CallEvent.CONSULT_ANSWERED if third.consult else CallEvent.CONFERENCE_JOINED
+        self._move(call, event, cause="consultation" if third.consult else "conference")
+
+    def _third_left(self, call: _Call) -> None:
+        """The third party hung up: out of the conference, or the consultation is over."""
+        if call.core.can(CallEvent.THIRD_PARTY_LEFT):
+            self._move(call, CallEvent.THIRD_PARTY_LEFT, cause="bye_third_party")
+        elif call.core.can(CallEvent.CONSULT_ENDED):
+            self._move(call, CallEvent.CONSULT_ENDED, cause="bye_third_party")
+
+    def _third_external_answered(self, call: _Call, third: _ThirdParty, leg: OutboundLeg) -> None:
+        if call.third is not third or call.state is not CallState.BRIDGED or leg.answer is None:
+            leg.hang_up()
+            return
+        third.record.answered(self.calls.now(), leg.status or 200)
+        third.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
+        self._third_joined(call, third)
+
+    def _third_external_ended(self, call: _Call, third: _ThirdParty, leg: OutboundLeg) -> None:
+        if call.third is not third:
+            return  # dropped by us (DROP_THIRD_PARTY): nothing more to do
+        status = leg.status or (200 if leg.is_answered else 408)
+        if leg.is_answered and call.state is not CallState.BRIDGED:
+            self._close_leg(third.record, "bye_third_party", status)
+            self._third_left(call)
+            return
+        self._close_leg(third.record, "failed" if status < 400 else cause_of_status(status), status)
+        self._third_party_failed(call, third)
+
+    def _third_party_failed(self, call: _Call, third: _ThirdParty) -> None:
+        """The third party never joined (busy, no answer, unusable SDP): caller and agent talk on."""
+        call.third = None
+        if third.leg is not None:
+            self._agent_calls.pop(third.leg.call_id, None)
+        self._spawn(third.media.close())
+        if third.consult:
+            self._back_from_consultation(call)
+
+    def _mix(self, call: _Call) -> None:
+        """The core's MIX: caller, agent and third party into one conference of the mixer."""
+        third = call.third
+        assert third is not None and call.media is not None
+        for session, side in ((call.media, "caller"), (call.media, "agent"), (third.media, "agent")):
+            self.media.join_conference(third.conference_id, session, side)
+
+    def _drop_third_party(self, call: _Call, cause: str) -> None:
+        """The core's DROP_THIRD_PARTY: everyone out of the mixer, the third party's phone CANCELled
+        or BYEd (or its trunk leg hung up), its media closed. The BRIDGE that may follow relays the
+        caller and the agent again."""
+        third = call.third
+        if third is None:
+            return
+        call.third = None
+        for session, side in ((call.media, "caller"), (call.media, "agent"), (third.media, "agent")):
+            if session is not None:
+                self.media.leave_conference(third.conference_id, session, side)
+        leg = third.leg
+        if leg is not None:
+            self._agent_calls.pop(leg.call_id, None)
+            self._cancel_leg(leg, cause)
+        external = third.external
+        if external is not None and not external.is_over:
+            external.hang_up()
+        self._close_leg(third.record, cause, 200 if third.record.answered_at is not None else 487)
+        self._spawn(third.media.close())
 
     def _external_answered(self, call: _Call, leg: OutboundLeg) -> None:
         if call.state is not CallState.BRIDGED or leg.answer is None:
@@ -1073,6 +1376,12 @@ class VoiceService:
             return
         if call.state is not CallState.BRIDGED or call.interaction_id is None or leg.refer:
             self._respond(request, 403)
+            return
+        if any(name.lower() == "replaces" for name, _ in target.uri.headers):
+            # RFC 3891 §3 / RFC 5589 §7: an attended transfer by the phone names the consultation
+            # dialog to replace. Phones cannot call a colleague through us yet, so no such dialog
+            # exists here; refused, so the phone takes its held call back, instead of a blind move.
+            self._respond(request, 403, "Replaces Not Supported")
             return
         try:
             leg.dialog.receive_request(request)
@@ -1171,7 +1480,7 @@ class VoiceService:
                     self._back_to_queue(call)
             elif isinstance(o, r.ContactFinished):
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.state is CallState.BRIDGED:
+                if call is not None and call.core.can(CallEvent.ACD_FINISHED):
                     # Ended in the ACD while the call is up ("End conversation" / "Complete" on the
                     # desk): hang up both legs; the contact is already in wrap-up.
                     self._move(call, CallEvent.ACD_FINISHED, cause="hangup_api")

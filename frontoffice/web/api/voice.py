@@ -16,6 +16,7 @@ from frontoffice.services.context import Actor
 from frontoffice.services.voice_calls import (
     CallControl,
     CallRecordsOut,
+    ConferenceTarget,
     IvrMenu,
     SipCredentialsIn,
     SipCredentialsOut,
@@ -35,7 +36,10 @@ class CallStateOut(BaseModel):
     """A live call as the desktop's call panel shows it."""
 
     interaction_id: int
-    state: str = Field(description="queued (waiting, or back in the queue after a transfer), bridged")
+    state: str = Field(
+        description="queued (waiting, or back in the queue after a transfer), bridged, external,"
+        " conference (three-way), handed_over (the agent left a conference)"
+    )
     held: bool
     caller: str
     answered_at: datetime | None
@@ -52,6 +56,19 @@ class CallTransferIn(BaseModel):
     def _one(self) -> CallTransferIn:
         if sum(v is not None for v in (self.queue_id, self.agent_id, self.number)) != 1:
             raise ValueError("give exactly one of queue_id, agent_id and number")
+        return self
+
+
+class CallConferenceIn(BaseModel):
+    """Whom to bring into a three-way conference: exactly one of an agent and an external number."""
+
+    agent_id: int | None = None
+    number: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9*#]{2,31}$")
+
+    @model_validator(mode="after")
+    def _one(self) -> CallConferenceIn:
+        if (self.agent_id is None) == (self.number is None):
+            raise ValueError("give exactly one of agent_id and number")
         return self
 
 
@@ -159,6 +176,50 @@ async def transfer_call(
 
 
 # ---------------------------------------------------------------------------------- records
+@router.post("/voice/calls/{interaction_id}/conference", status_code=204, tags=["voice"])
+async def conference_call(
+    request: Request, interaction_id: int, body: CallConferenceIn, actor: Agent
+) -> Response:
+    """Three-way conference: ring a colleague's phone (``agent_id``) or dial an external ``number``
+    (through a carrier trunk); when it answers, the caller, the agent and the third party hear each
+    other. Any of them hanging up leaves the other two talking (the call ends when the caller does).
+    409 ``conference-not-possible`` when the call is held or a third party is on its way already."""
+    _voice(request).check_call_control(actor, interaction_id)
+    await _live(request).conference(
+        interaction_id, ConferenceTarget(agent_id=body.agent_id, number=body.number)
+    )
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/consult", status_code=204, tags=["voice"])
+async def consult_call(
+    request: Request, interaction_id: int, body: CallConferenceIn, actor: Agent
+) -> Response:
+    """Attended transfer, first step: the caller is held (music) and a colleague's phone (``agent_id``)
+    or an external ``number`` is called; when it answers, the agent talks to it. Then ``complete``
+    or ``cancel`` the consultation."""
+    _voice(request).check_call_control(actor, interaction_id)
+    await _live(request).consult(interaction_id, ConferenceTarget(agent_id=body.agent_id, number=body.number))
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/consult/complete", status_code=204, tags=["voice"])
+async def complete_transfer(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Attended transfer, last step: the caller talks to the consulted party, the agent's phone is
+    hung up and the interaction goes to wrap-up. 409 ``no-consultation`` before it answered."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).complete_transfer(interaction_id)
+    return Response(status_code=204)
+
+
+@router.post("/voice/calls/{interaction_id}/consult/cancel", status_code=204, tags=["voice"])
+async def cancel_consultation(request: Request, interaction_id: int, actor: Agent) -> Response:
+    """Give up the attended transfer: the consulted party is hung up, the agent is back with the caller."""
+    _voice(request).check_call_control(actor, interaction_id)
+    _live(request).cancel_consultation(interaction_id)
+    return Response(status_code=204)
+
+
 @router.get("/interactions/{interaction_id}/call-records", response_model=CallRecordsOut, tags=["voice"])
 async def call_records(request: Request, interaction_id: int, actor: Reader) -> CallRecordsOut:
     """Every leg of the call (caller, each agent phone rung, legs after transfers) with its setup,

@@ -32,6 +32,7 @@ from frontoffice.channels.voice.sip import (
     parse_uri,
 )
 from frontoffice.domain import routing as r
+from frontoffice.services.voice_calls import ConferenceTarget
 
 CARRIER = Destination("192.0.2.1", 5060)
 PHONE = Destination("192.0.2.50", 5062)
@@ -85,6 +86,17 @@ class FakeMedia:
     def __init__(self) -> None:
         self.gate: asyncio.Event | None = None
         self.sessions: list[FakeSession] = []
+        self.conferences: dict[str, set[tuple[int, str]]] = {}  # id: (session's index, side)
+
+    def join_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
+        self.conferences.setdefault(conference_id, set()).add((self.sessions.index(session), side))
+
+    def leave_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
+        self.conferences.get(conference_id, set()).discard((self.sessions.index(session), side))
+
+    def in_conference(self) -> set[tuple[int, str]]:
+        """Every (session index, side) in some conference now."""
+        return set().union(*self.conferences.values())
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -119,6 +131,7 @@ class FakeVoiceCalls:
 
     def __init__(self) -> None:
         self.acd = FakeAcd()
+        self.account_gate: asyncio.Event | None = None
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
 
@@ -127,6 +140,12 @@ class FakeVoiceCalls:
 
     async def entry_for(self, dialled: str) -> Any:
         return SimpleNamespace(entry_point_id=1, ivr=None)
+
+    async def sip_account(self, username: str) -> Any:
+        """No account (the digest check fails); held at ``account_gate`` while it is set."""
+        if self.account_gate is not None:
+            await self.account_gate.wait()
+        return None
 
     async def call_arrived(self, inbound: Any) -> int:
         self.steps.append(("arrived", inbound.call_id))
@@ -247,7 +266,9 @@ def _caller_invite() -> Request:
     )
 
 
-def _register_phone(bench: Bench, user: str = "alice", phone: Destination = PHONE) -> None:
+def _register_phone(
+    bench: Bench, user: str = "alice", phone: Destination = PHONE, agent_id: int = AGENT_ID
+) -> None:
     register = build_request(
         "REGISTER",
         parse_uri("sip:198.51.100.1"),
@@ -256,7 +277,7 @@ def _register_phone(bench: Bench, user: str = "alice", phone: Destination = PHON
         via=Via(transport="UDP", host=phone.host, port=phone.port),
         contact=NameAddress(parse_uri(f"sip:{user}@{phone.host}:{phone.port}")),
     )
-    assert bench.voice.registrar.register(register, phone, AGENT_ID, user, bench.clock[0]).status == 200
+    assert bench.voice.registrar.register(register, phone, agent_id, user, bench.clock[0]).status == 200
 
 
 def _answer(request: Request, tag: str, at: Destination) -> Response:
@@ -471,3 +492,223 @@ async def test_a_refer_to_nobody_is_answered_with_a_notify_of_404_and_the_call_s
     assert b"404" in notifies[-1].body
     assert not bench.requests("BYE", PHONE)
     assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+# ---------------------------------------------------------------- three-way conference
+COLLEAGUE_ID = 43
+COLLEAGUE_PHONE = Destination("192.0.2.70", 5060)
+
+
+async def _conference(bench: Bench) -> tuple[Request, Response, Dialog, Dialog]:
+    """A bridged call, the agent brings in a colleague, her phone answers: the caller's INVITE and our
+    200, the agent's phone's and the colleague's phone's side of our dialogs."""
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    agent = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    bench.take()
+    await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [to_colleague] = bench.requests("INVITE", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"  # caller and agent talk meanwhile
+    answer = _answer(to_colleague, "bob1", COLLEAGUE_PHONE)
+    bench.voice.on_message(answer, COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.requests("ACK", COLLEAGUE_PHONE)  # RFC 3261 §13.2.2.4
+    colleague = Dialog.from_uas(
+        to_colleague, answer, via=Via(transport="UDP", host=COLLEAGUE_PHONE.host, port=COLLEAGUE_PHONE.port)
+    )
+    return invite, ok, agent, colleague
+
+
+async def test_a_conference_puts_caller_agent_and_the_colleague_in_one_mix(bench: Bench) -> None:
+    await _conference(bench)
+    assert bench.voice.call_state(INTERACTION).state == "conference"
+    # Session 0: the caller's and the agent's legs; session 1: the colleague's.
+    assert bench.media.in_conference() == {(0, "caller"), (0, "agent"), (1, "agent")}
+
+
+async def test_the_colleague_leaving_the_conference_returns_caller_and_agent_to_a_plain_bridge(
+    bench: Bench,
+) -> None:
+    _, _, _, colleague = await _conference(bench)
+    bridged = bench.media.sessions[0].bridged
+    bench.take()
+    bench.voice.on_message(colleague.bye(), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.responses(200, "BYE")
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert bench.media.sessions[0].bridged == bridged + 1 and bench.media.sessions[1].closed
+    assert not bench.requests("BYE", CARRIER) and not bench.requests("BYE", PHONE)
+
+
+async def test_the_agent_leaving_the_conference_leaves_the_caller_with_the_colleague(bench: Bench) -> None:
+    invite, ok, agent, _ = await _conference(bench)
+    bench.take()
+    bench.voice.on_message(agent.bye(), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert ("ended", INTERACTION) in bench.calls.steps  # the agent's wrap-up starts
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # the two-party mix
+    assert not bench.requests("BYE")
+    # Then the caller hangs up: the colleague gets BYE, the call is over.
+    bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
+    await bench.settled()
+    assert bench.requests("BYE", COLLEAGUE_PHONE) and not bench.voice.live_call_ids()
+
+
+async def test_the_caller_leaving_the_conference_ends_it_for_the_agent_and_the_colleague(
+    bench: Bench,
+) -> None:
+    invite, ok, _, _ = await _conference(bench)
+    bench.take()
+    bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
+    await bench.settled()
+    assert bench.requests("BYE", PHONE) and bench.requests("BYE", COLLEAGUE_PHONE)
+    assert ("ended", INTERACTION) in bench.calls.steps
+    assert not bench.voice.live_call_ids() and all(s.closed for s in bench.media.sessions)
+
+
+async def test_a_colleague_who_does_not_answer_leaves_the_call_bridged_as_it_was(bench: Bench) -> None:
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [to_colleague] = bench.requests("INVITE", COLLEAGUE_PHONE)
+    bench.voice.on_message(build_response(to_colleague, 486, to_tag="busy"), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert bench.media.sessions[1].closed and not bench.media.in_conference()
+    # The desk may try again.
+    await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    assert len(bench.requests("INVITE", COLLEAGUE_PHONE)) == 2
+
+
+# ---------------------------------------------------------------- attended transfer from the desk
+async def _consulting(bench: Bench) -> tuple[Request, Response, Dialog, Dialog]:
+    """A bridged call; the agent consults a colleague (the caller is held), her phone answers."""
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    agent = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    bench.take()
+    await bench.voice.consult(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [hold] = bench.requests("INVITE", CARRIER)  # the caller is held while the colleague rings
+    assert b"a=sendonly" in hold.body and bench.voice.call_state(INTERACTION).held
+    bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    [to_colleague] = bench.requests("INVITE", COLLEAGUE_PHONE)
+    answer = _answer(to_colleague, "bob1", COLLEAGUE_PHONE)
+    bench.voice.on_message(answer, COLLEAGUE_PHONE)
+    await bench.settled()
+    colleague = Dialog.from_uas(
+        to_colleague, answer, via=Via(transport="UDP", host=COLLEAGUE_PHONE.host, port=COLLEAGUE_PHONE.port)
+    )
+    return invite, ok, agent, colleague
+
+
+async def test_a_consultation_lets_the_agent_talk_to_the_colleague_while_the_caller_waits(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    assert bench.voice.call_state(INTERACTION).state == "consulting"
+    assert bench.media.in_conference() == {(0, "agent"), (1, "agent")}  # not the caller
+
+
+async def test_completing_the_attended_transfer_bridges_caller_and_colleague_and_releases_the_agent(
+    bench: Bench,
+) -> None:
+    _, _, _, colleague = await _consulting(bench)
+    bench.take()
+    bench.voice.complete_transfer(INTERACTION)
+    await bench.settled()
+    assert bench.requests("BYE", PHONE) and not bench.requests("BYE", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
+    [resume] = bench.requests("INVITE", CARRIER)  # off hold: the caller talks again
+    assert b"a=sendrecv" in resume.body
+    assert ("ended", INTERACTION) in bench.calls.steps
+    # The colleague hangs up: the caller gets BYE, the call is over.
+    bench.voice.on_message(_answer(resume, "ignored", CARRIER), CARRIER)
+    bench.take()
+    bench.voice.on_message(colleague.bye(), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and not bench.voice.live_call_ids()
+
+
+async def test_cancelling_the_consultation_hangs_up_the_colleague_and_returns_to_the_caller(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    bench.take()
+    bench.voice.cancel_consultation(INTERACTION)
+    await bench.settled()
+    assert bench.requests("BYE", COLLEAGUE_PHONE) and not bench.requests("BYE", PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.media.in_conference() and bench.media.sessions[1].closed
+    [resume] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendrecv" in resume.body
+
+
+async def test_cancelling_a_consultation_that_still_rings_cancels_the_colleagues_phone(bench: Bench) -> None:
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    await bench.voice.consult(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    bench.take()
+    bench.voice.cancel_consultation(INTERACTION)
+    assert bench.requests("CANCEL", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not bench.voice.call_state(INTERACTION).held
+
+
+async def test_a_refer_with_replaces_is_refused_rather_than_taken_as_a_blind_transfer(bench: Bench) -> None:
+    # RFC 3891 / RFC 5589 §7 (attended transfer by the phone) is not supported yet: the phone cannot
+    # call a colleague's extension through us, so no dialog can be replaced. The REFER is refused
+    # and the call stays with the agent, instead of being moved blind to the Refer-To user.
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.take()
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    refer = phone.refer(parse_uri("sip:queue-2@198.51.100.1"))
+    refer.headers.set("Refer-To", "<sip:queue-2@198.51.100.1?Replaces=c1%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    assert bench.responses(403, "REFER") and not bench.responses(202, "REFER")
+    assert ("transfer", 2) not in bench.calls.steps
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+async def test_a_phones_cancel_while_its_digest_account_is_looked_up_ends_the_invite_with_487(
+    bench: Bench,
+) -> None:
+    # Issue 13, defect 1 for phones: the CANCEL used to find no call (200, then nothing) while the
+    # phone's SIP account was being looked up, and the call went ahead.
+    _register_phone(bench)
+    bench.calls.account_gate = asyncio.Event()
+    sdp = build_offer(address=PHONE.host, port=31000, session_id="9")
+    invite = build_request(
+        "INVITE",
+        parse_uri("sip:+74951234567@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:alice@198.51.100.1")),
+        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        via=Via(transport="UDP", host=PHONE.host, port=PHONE.port),
+        contact=NameAddress(parse_uri(f"sip:alice@{PHONE.host}:{PHONE.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+        extra_headers=[
+            (
+                "Authorization",
+                'Digest username="alice", realm="frontoffice", nonce="n", '
+                'uri="sip:+74951234567@198.51.100.1", response="00000000000000000000000000000000"',
+            )
+        ],
+    )
+    bench.voice.on_message(invite, PHONE)
+    await asyncio.sleep(0)  # the look-up is under way
+    bench.voice.on_message(build_cancel(invite), PHONE)
+    [cancel_ok] = bench.responses(200, "CANCEL")
+    [ended] = bench.responses(487, "INVITE")
+    assert cancel_ok.to.tag == ended.to.tag  # RFC 3261 §9.2
+    bench.calls.account_gate.set()
+    await bench.settled()
+    assert not bench.responses(403) and bench.calls.steps == [] and not bench.media.sessions

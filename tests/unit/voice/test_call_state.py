@@ -197,3 +197,125 @@ def test_a_second_offer_of_our_own_waits_while_one_is_pending() -> None:
 def test_the_back_off_window_depends_on_who_owns_the_call_id() -> None:
     assert reinvite_backoff_range(owns_call_id=True) == (2.1, 4.0)
     assert reinvite_backoff_range(owns_call_id=False) == (0.0, 2.0)
+
+
+# ---------------------------------------------------------------- three-way conference
+def test_a_third_party_answering_puts_the_bridged_call_in_the_mixer() -> None:
+    call = CallMachine(CallState.BRIDGED)
+    assert call.handle(CallEvent.CONFERENCE_JOINED) == (Action.MIX,)
+    assert call.state is CallState.CONFERENCE
+
+
+def test_the_third_party_leaving_the_conference_returns_caller_and_agent_to_a_plain_bridge() -> None:
+    call = CallMachine(CallState.CONFERENCE)
+    actions = call.handle(CallEvent.THIRD_PARTY_LEFT)
+    assert call.state is CallState.BRIDGED
+    assert actions.index(Action.DROP_THIRD_PARTY) < actions.index(Action.BRIDGE)
+
+
+def test_the_caller_leaving_the_conference_ends_the_call_for_everyone() -> None:
+    call = CallMachine(CallState.CONFERENCE)
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.DROP_THIRD_PARTY, Action.END_CONTACT, Action.CLOSE} <= set(actions)
+    assert Action.BYE_CALLER not in actions
+
+
+def test_the_agent_leaving_the_conference_leaves_caller_and_third_party_talking_and_ends_the_contact() -> (
+    None
+):
+    call = CallMachine(CallState.CONFERENCE)
+    actions = call.handle(CallEvent.BYE_AGENT)
+    assert call.state is CallState.HANDED_OVER
+    assert actions == (Action.AGENT_LEAVES_MIX, Action.END_CONTACT)  # the two-party mix is their bridge
+
+
+@pytest.mark.parametrize("event", [CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT])
+def test_hanging_up_a_conference_ends_all_three_legs_and_the_contact(event: CallEvent) -> None:
+    call = CallMachine(CallState.CONFERENCE)
+    actions = call.handle(event)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.END_CONTACT} <= set(actions)
+
+
+def test_the_acd_ending_a_conference_hangs_up_all_three_without_ending_the_contact_again() -> None:
+    call = CallMachine(CallState.CONFERENCE)
+    actions = call.handle(CallEvent.ACD_FINISHED)
+    assert {Action.BYE_AGENT, Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.CLOSE} <= set(actions)
+    assert Action.END_CONTACT not in actions
+
+
+def test_after_the_agent_left_the_caller_hanging_up_drops_the_third_party() -> None:
+    call = CallMachine(CallState.HANDED_OVER)
+    assert call.handle(CallEvent.BYE_CALLER) == (Action.DROP_THIRD_PARTY, Action.CLOSE)
+
+
+def test_after_the_agent_left_the_third_party_hanging_up_sends_bye_to_the_caller() -> None:
+    call = CallMachine(CallState.HANDED_OVER)
+    actions = call.handle(CallEvent.THIRD_PARTY_LEFT)
+    assert call.state is CallState.ENDED and Action.BYE_CALLER in actions
+    assert Action.END_CONTACT not in actions  # ended when the agent left
+
+
+@pytest.mark.parametrize("event", [CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT])
+def test_after_the_agent_left_a_hang_up_or_missing_ack_ends_both_remaining_legs(event: CallEvent) -> None:
+    call = CallMachine(CallState.HANDED_OVER)
+    actions = call.handle(event)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.CLOSE} <= set(actions)
+
+
+def test_only_a_bridged_call_can_become_a_conference() -> None:
+    for state in CallState:
+        if state is not CallState.BRIDGED:
+            assert not CallMachine(state).can(CallEvent.CONFERENCE_JOINED), state
+
+
+# ---------------------------------------------------------------- attended (consultative) transfer
+def test_the_consulted_party_answering_puts_agent_and_colleague_in_the_mix_without_the_caller() -> None:
+    call = CallMachine(CallState.BRIDGED)
+    assert call.handle(CallEvent.CONSULT_ANSWERED) == (Action.MIX_CONSULTATION,)
+    assert call.state is CallState.CONSULTING
+
+
+def test_completing_the_transfer_releases_the_agent_and_joins_caller_and_colleague() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.TRANSFER_COMPLETED)
+    assert call.state is CallState.HANDED_OVER
+    assert actions == (
+        Action.BYE_AGENT,
+        Action.AGENT_LEAVES_MIX,
+        Action.CALLER_JOINS_MIX,
+        Action.RESUME_CALLER,
+        Action.END_CONTACT,
+    )
+
+
+def test_the_agent_hanging_up_during_the_consultation_completes_the_transfer() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.BYE_AGENT)
+    assert call.state is CallState.HANDED_OVER
+    assert Action.CALLER_JOINS_MIX in actions and Action.BYE_AGENT not in actions
+
+
+def test_the_consultation_ending_returns_the_agent_to_the_caller() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.CONSULT_ENDED)
+    assert call.state is CallState.BRIDGED
+    assert actions == (Action.DROP_THIRD_PARTY, Action.BRIDGE, Action.RESUME_CALLER)
+
+
+def test_the_caller_leaving_during_the_consultation_ends_the_call() -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.DROP_THIRD_PARTY, Action.END_CONTACT, Action.CLOSE} <= set(actions)
+
+
+@pytest.mark.parametrize("event", [CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT, CallEvent.ACD_FINISHED])
+def test_hanging_up_during_the_consultation_ends_every_leg(event: CallEvent) -> None:
+    call = CallMachine(CallState.CONSULTING)
+    actions = call.handle(event)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_AGENT, Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.CLOSE} <= set(actions)
+    assert (Action.END_CONTACT in actions) is (event is not CallEvent.ACD_FINISHED)

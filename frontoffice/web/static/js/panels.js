@@ -55,7 +55,8 @@ registerPanel("webform", {
 // ------------------------------------------------------------------ phone calls: the call panel (CTI)
 // Answering happens on the agent's phone; the panel shows the caller, the call's state and duration,
 // and controls the call through /api/v1/voice/calls/{id}: hold / resume, blind transfer to a queue or
-// an agent, hang up. It polls the call's state (hold and transfers can also happen on the phone).
+// an agent, a three-way conference with an agent or a number, hang up. It polls the call's state (hold
+// and transfers can also happen on the phone).
 const CALL_POLL_MS = 2000;
 
 registerPanel("voice", {
@@ -74,10 +75,12 @@ registerPanel("voice", {
     const number = el("input", { id: `${id}-number`, name: "number", type: "tel", inputmode: "tel",
       autocomplete: "off", size: 14 });
     const transferButton = el("button", { type: "submit", class: "call-transfer" }, t("Transfer"));
+    const conferenceButton = el("button", { type: "button", class: "call-conference",
+      onclick: busy(() => conference()) }, t("Conference"));
     const transferForm = el("form", { class: "call-transfer-form", "aria-label": t("Transfer the call"),
       onsubmit: busy(() => transfer()) },
       el("label", { for: `${id}-target` }, t("Transfer to")), target,
-      el("label", { for: `${id}-number` }, t("or an external number")), number, transferButton);
+      el("label", { for: `${id}-number` }, t("or an external number")), number, transferButton, conferenceButton);
     const caller = el("dd", { class: "call-caller" }, contact.from_address || "—");
     root.append(
       el("h3", {}, t("Phone call")),
@@ -93,7 +96,7 @@ registerPanel("voice", {
       if (!call) {
         state.ended = true;
         status.textContent = t("The call has ended.");
-        for (const control of [holdButton, hangUpButton, target, number, transferButton]) control.disabled = true;
+        for (const control of [holdButton, hangUpButton, target, number, transferButton, conferenceButton]) control.disabled = true;
         return;
       }
       if (call.caller) caller.textContent = call.caller;
@@ -104,7 +107,10 @@ registerPanel("voice", {
       const bridged = call.state === "bridged";
       holdButton.disabled = hangUpButton.disabled = transferButton.disabled = !bridged;
       target.disabled = number.disabled = !bridged;
+      conferenceButton.disabled = !bridged || call.held;
+      if (call.state === "conference") hangUpButton.disabled = false;
       status.textContent = call.state === "external" ? t("Call transferred")
+        : call.state === "conference" ? t("Three-way conference.")
         : !bridged ? t("The caller is waiting in the queue.")
           : call.held ? t("The caller is on hold and hears music.") : t("Connected.");
     }
@@ -134,6 +140,16 @@ registerPanel("voice", {
       const body = dialled ? { number: dialled }
         : kind === "queue" ? { queue_id: Number(value) } : { agent_id: Number(value) };
       if (await act("transfer", body, t("Call transferred"))) number.value = "";
+    }
+
+    async function conference() {
+      const [kind, value] = target.value.split(":");
+      const dialled = number.value.replace(/[\s()-]/g, "");
+      if (kind !== "agent" && !dialled) {
+        toast(t("Choose an agent or a number for the conference"), "error"); target.focus(); return;
+      }
+      const body = dialled ? { number: dialled } : { agent_id: Number(value) };
+      if (await act("conference", body, t("Calling the third party…"))) number.value = "";
     }
 
     state.tick = setInterval(() => {
