@@ -29,7 +29,7 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -45,7 +45,9 @@ from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
 from frontoffice.store.append_log import NOT_READING_LOGS, append_row, discard_since, write_now
 from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
+from frontoffice.store.unit_of_work import UnitOfWork
 
+from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, Tick
 from .context import Clock, system_clock
 from .interactions import log_event
 
@@ -178,6 +180,9 @@ class AcdService:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[r.Output]], None]] = []
+        self._handlers: dict[type[AcdCommand[Any]], CommandHandler[Any]] = {
+            command_type: EngineHandler(step) for command_type, step in ENGINE_HANDLERS.items()
+        }
         # What the contact path needs to know of a queue besides the engine's config, kept with the
         # engine (same life: filled by the rebuild, updated with each queue change) so that taking in
         # and completing a contact need not read the queue row.
@@ -283,32 +288,36 @@ class AcdService:
             except TimeoutError:
                 pass
             try:
-                await self.execute(lambda e, now: e.tick(now))
+                await self.execute(Tick())
             except Exception:  # a failing tick must not stop future timers
                 log.exception("timer tick failed")
                 await asyncio.sleep(1)
 
     # ------------------------------------------------------------------ commands
-    async def execute(
-        self,
-        command: Callable[[r.RoutingEngine, float], list[r.Output]],
-        prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None = None,
-        after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[T]] | None = None,
-    ) -> tuple[list[r.Output], T | None]:
-        """Run one engine command durably (see the module docstring for the order of steps).
+    def register(self, command_type: type[AcdCommand[Any]], handler: CommandHandler[Any]) -> None:
+        """Make ``handler`` the one handler of ``command_type`` (use cases register theirs when built)."""
+        self._handlers[command_type] = handler
+
+    async def execute(self, command: AcdCommand[T]) -> T:
+        """Run one command durably (see the module docstring for the order of steps) and return its
+        handler's answer (an engine-only command answers its outputs)::
+
+            await acd.execute(AcceptOffer(contact_id="42", agent_id="7"))
 
         Commands that arrive while a transaction is being written are committed together in the next
-        one (group commit, a savepoint each): the result comes back after that commit. A caller
+        one (group commit, a savepoint each): the answer comes back after that commit. A caller
         cancelled before its command started leaves it unrun.
         """
-        item = _Command(command, prepare, after, asyncio.get_running_loop().create_future())
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler registered for {type(command).__name__}")
+        item = _Command(command, handler, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         if not self._draining:
             self._draining = True
             task = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
             self._drainer = task
-        outputs, result = await item.future
-        return outputs, cast("T | None", result)
+        return cast(T, await item.future)
 
     async def _drain(self) -> None:
         """Run the queued commands, a batch per transaction, until none is left."""
@@ -377,7 +386,7 @@ class AcdService:
             if c.error is not None:
                 c.future.set_exception(c.error)
             else:
-                c.future.set_result((c.outputs, c.result))
+                c.future.set_result(c.result)
 
     async def _run_one(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
         """Run one command of a batch; returns whether the engine changed.
@@ -393,17 +402,19 @@ class AcdService:
 
     async def _run_command(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
         now = self.now()
+        uow = UnitOfWork(s, now)
+        handler = c.handler
         savepoint = None
         mark = 0
-        if shared and c.prepare is not None:
+        if shared and handler.prepares:
             # Only a prepare step writes before the engine runs: a command without one that the
             # engine refuses has written nothing, so it needs no savepoint.
             mark = await s.run_sync(write_now)
             savepoint = await s.begin_nested()
         try:
-            prepared = await c.prepare(s, now) if c.prepare is not None else None
+            prepared = await handler.prepare(uow, c.command) if handler.prepares else None
             try:
-                outputs = c.command(self.engine, now)
+                outputs = handler.decide(self.engine, c.command, prepared, now)
             except r.RoutingError as exc:
                 raise _domain_error(exc) from None
             except Exception as exc:
@@ -421,8 +432,7 @@ class AcdService:
         c.outputs = outputs
         try:
             await self._persist(s, outputs, now)
-            if c.after is not None:
-                c.result = await c.after(s, outputs, prepared)
+            c.result = await handler.finish(uow, c.command, outputs, prepared)
             if savepoint is not None:
                 await savepoint.commit()
         except Exception as exc:
@@ -804,10 +814,9 @@ class _EngineChanged(Exception):
 class _Command:
     """One caller's command, waiting in :attr:`AcdService._pending` or running in a batch."""
 
-    command: Callable[[r.RoutingEngine, float], list[r.Output]]
-    prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None
-    after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[Any]] | None
-    future: asyncio.Future[tuple[list[r.Output], Any]]
+    command: AcdCommand[Any]
+    handler: CommandHandler[Any]
+    future: asyncio.Future[Any]
     started: bool = False
     solo: bool = False  # runs alone (again, after its batch failed)
     outputs: list[r.Output] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -33,8 +34,24 @@ from frontoffice.store.tables import (
     Queue,
     User,
 )
+from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd import AcdService, QueueInfo, RoutedInteraction, agent_config, hold_interaction, queue_config
+from .acd_commands import (
+    AcceptOffer,
+    AcdCommand,
+    AgentLogin,
+    AgentLogout,
+    CommandHandler,
+    FinishContact,
+    RejectOffer,
+    RequestCallback,
+    SetAgentState,
+    SetPriority,
+    TransferToAgent,
+    TransferToQueue,
+    WithdrawContact,
+)
 from .acd_schemas import (
     AgentLive,
     AgentProfileIn,
@@ -132,6 +149,13 @@ class ContactCenter:
         # Moves after every change to an entry point (see entry_points_changed). Caches of entry
         # points keep what they read with the version it was read at and drop it when this moves.
         self.entry_points_version = 0
+        acd.register(TakeInContact, _TakeInContactHandler(self))
+        acd.register(SignIn, _SignInHandler())
+        acd.register(ChooseQueues, _SignInHandler())
+        acd.register(CompleteContact, _CompleteContactHandler(self))
+        acd.register(CreateQueue, _SaveQueueHandler(acd))
+        acd.register(UpdateQueue, _SaveQueueHandler(acd))
+        acd.register(SaveAgentProfile, _SaveAgentProfileHandler(clock))
 
     def entry_points_changed(self) -> None:
         """Invalidate in-memory caches of entry points (``VoiceCalls.entry_for``). Called after the
@@ -168,83 +192,9 @@ class ContactCenter:
             existing = await self._idempotent(idempotency_key, request_hash)
             if existing is not None:
                 return ContactCreated(interaction=existing, created=False)
-        state: dict[str, Any] = {}
-
-        from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
-
-        async def prepare(s: AsyncSession, now: float) -> RoutedInteraction:
-            entry = await self._entry_point(s, data)
-            customer_id, customer_ctx, last_agent = await self._customer(s, actor, data)
-            ctx = rule_context(data, entry, customer_ctx)
-            queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
-            if queue_id is None:
-                raise InvalidInput(
-                    "No routing rule matched and the entry point has no default queue",
-                    error_id="no-route",
-                    entry_point_id=entry.id,
-                )
-            queue = self.acd.queue_info.get(queue_id)
-            if queue is None:
-                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-            # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
-            interaction = await self.interactions.record(
-                s,
-                partial(hold_interaction, s),
-                channel=data.channel,
-                direction=Direction.INBOUND,
-                customer_id=customer_id,
-                subject=data.subject,
-                from_address=from_address,
-                to_address=entry.address,
-                external_ref=data.external_ref,
-                entry_point_id=entry.id,
-                queue_id=queue_id,
-                project_id=entry.project_id or queue.project_id,
-                priority=data.priority + int(entry.config.get("priority", 0)),
-                attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
-            )
-            if data.body:
-                await self.interactions.add_message(
-                    s,
-                    interaction,
-                    direction=Direction.INBOUND,
-                    body=data.body,
-                    sender=from_address,
-                )
-            if idempotency_key is not None:
-                # Core, not the unit of work: a repeated key fails here, in the prepare step, before
-                # the engine saw the contact.
-                await s.execute(
-                    _INSERT_KEY,
-                    {
-                        "key": idempotency_key,
-                        "scope": IDEMPOTENCY_SCOPE,
-                        "request_hash": request_hash,
-                        "resource_id": interaction.id,
-                        "created_at": self.clock(),
-                    },
-                )
-            preferred = self._preferred_agent(last_agent)
-            state["contact"] = r.Contact(
-                contact_id=str(interaction.id),
-                channel=data.channel.value,
-                queue_id=str(queue_id),
-                priority=interaction.priority,
-                customer_id=None if customer_id is None else str(customer_id),
-                preferred_agent_id=preferred,
-                attributes=dict(interaction.attributes),
-            )
-            return interaction
-
-        async def after(
-            s: AsyncSession, outputs: list[r.Output], interaction: RoutedInteraction
-        ) -> InteractionOut:
-            return InteractionOut.model_validate(interaction)  # the commit writes it
-
+        command = TakeInContact(actor, data, idempotency_key, request_hash)
         try:
-            _, out = await self.acd.execute(
-                lambda engine, now: engine.contact_arrived(state["contact"], now), prepare, after
-            )
+            out = await self.acd.execute(command)
         except IntegrityError:
             # Two concurrent requests with one key: the loser returns the winner's interaction.
             if idempotency_key is None:
@@ -253,7 +203,6 @@ class ContactCenter:
             if existing is None:
                 raise
             return ContactCreated(interaction=existing, created=False)
-        assert out is not None
         return ContactCreated(interaction=out, created=True)
 
     async def _idempotent(self, key: str, request_hash: str) -> InteractionOut | None:
@@ -385,52 +334,14 @@ class ContactCenter:
         the agent's queues; None signs in to all of them."""
         actor.require("interactions.write")
         agent = self._agent_id(actor)
-        chosen: dict[str, r.AgentConfig] = {}
-
-        async def choose(s: AsyncSession, now: float) -> None:
-            chosen["config"] = await self._choose_queues(s, agent, queue_ids)
-
-        def login(e: r.RoutingEngine, now: float) -> list[r.Output]:
-            out = e.upsert_agent(chosen["config"], now) or []
-            if e.agent_status(agent).state != "offline":
-                return out + e.set_agent_state(agent, state, now, reason)  # type: ignore[arg-type]
-            return out + e.agent_login(agent, now, state, reason)  # type: ignore[arg-type]
-
-        await self.acd.execute(login, choose)
+        chosen = None if queue_ids is None else tuple(queue_ids)
+        await self.acd.execute(SignIn(agent, state, reason, chosen))  # type: ignore[arg-type]
 
     async def choose_queues(self, actor: Actor, queue_ids: Sequence[int]) -> None:
         """Change the queues a signed-in (or offline) agent takes contacts from, keeping the state."""
         actor.require("interactions.write")
         agent = self._agent_id(actor)
-        chosen: dict[str, r.AgentConfig] = {}
-
-        async def choose(s: AsyncSession, now: float) -> None:
-            chosen["config"] = await self._choose_queues(s, agent, queue_ids)
-
-        await self.acd.execute(lambda e, now: e.upsert_agent(chosen["config"], now) or [], choose)
-
-    async def _choose_queues(
-        self, s: AsyncSession, agent: str, queue_ids: Sequence[int] | None
-    ) -> r.AgentConfig:
-        """Store the agent's choice of queues and return the engine config it gives."""
-        profile = await s.get(AgentProfile, int(agent))
-        if profile is None:
-            raise NotFound("This user is not an agent", error_id="not-an-agent")
-        members = {int(q) for q in profile.queues}
-        if queue_ids is not None:
-            picked = set(queue_ids)
-            if not picked:
-                raise InvalidInput("Choose at least one queue", error_id="no-queue-chosen")
-            if picked - members:
-                raise InvalidInput(
-                    "You are not a member of these queues",
-                    error_id="not-a-queue-member",
-                    queue_ids=sorted(picked - members),
-                )
-        profile.signed_in_queues = (
-            None if queue_ids is None or set(queue_ids) == members else sorted(set(queue_ids))
-        )
-        return agent_config(profile)
+        await self.acd.execute(ChooseQueues(agent, tuple(queue_ids)))
 
     async def set_state(
         self, actor: Actor, state: str, reason: str | None, *, agent_id: int | None = None
@@ -447,11 +358,11 @@ class ContactCenter:
         if state == "not_ready" and reason:
             await self._check_reason(reason)
         if state == "offline":
-            await self.acd.execute(lambda e, now: e.agent_logout(agent, now))
+            await self.acd.execute(AgentLogout(agent))
         elif self.acd.engine.agent_status(agent).state == "offline":
-            await self.acd.execute(lambda e, now: e.agent_login(agent, now, state, reason))  # type: ignore[arg-type]
+            await self.acd.execute(AgentLogin(agent, state, reason))  # type: ignore[arg-type]
         else:
-            await self.acd.execute(lambda e, now: e.set_agent_state(agent, state, now, reason))  # type: ignore[arg-type]
+            await self.acd.execute(SetAgentState(agent, state, reason))  # type: ignore[arg-type]
         if agent_id is not None and agent_id != actor.user_id:
             async with self.sessions.begin() as s:
                 audit(s, actor, "agent.state", "agent", agent_id, state=state, reason=reason)
@@ -466,16 +377,16 @@ class ContactCenter:
 
     async def accept(self, actor: Actor, interaction_id: int) -> None:
         agent = self._agent_id(actor)
-        await self.acd.execute(lambda e, now: e.offer_accepted(str(interaction_id), agent, now))
+        await self.acd.execute(AcceptOffer(str(interaction_id), agent))
 
     async def reject(self, actor: Actor, interaction_id: int) -> None:
         agent = self._agent_id(actor)
-        await self.acd.execute(lambda e, now: e.offer_rejected(str(interaction_id), agent, now))
+        await self.acd.execute(RejectOffer(str(interaction_id), agent))
 
     async def end_contact(self, actor: Actor, interaction_id: int) -> None:
         """The conversation is over: wrap-up starts (or the contact is done if the queue has none)."""
         await self._own_connected(actor, interaction_id)
-        await self.acd.execute(lambda e, now: e.contact_finished(str(interaction_id), now))
+        await self.acd.execute(FinishContact(str(interaction_id)))
 
     async def _own_connected(self, actor: Actor, interaction_id: int) -> str:
         agent = self._agent_id(actor)
@@ -494,67 +405,7 @@ class ContactCenter:
         """
         actor.require("interactions.write")
         agent = self._agent_id(actor)
-
-        async def check(s: AsyncSession, now: float) -> None:
-            row = await s.get(Interaction, interaction_id)
-            if row is None:
-                raise NotFound("No such interaction", error_id="no-such-interaction")
-            if row.agent_id != actor.user_id:
-                raise Conflict("This contact is not yours", error_id="not-your-contact")
-            if data.disposition is not None:
-                known = await s.get(Disposition, data.disposition)
-                if known is None or not known.active:
-                    raise InvalidInput(
-                        "Unknown disposition code",
-                        error_id="unknown-disposition",
-                        disposition=data.disposition,
-                    )
-            elif row.queue_id is not None:
-                queue = self.acd.queue_info.get(row.queue_id)
-                if queue is not None and queue.disposition_required:
-                    raise InvalidInput(
-                        "This queue requires a disposition code", error_id="disposition-required"
-                    )
-
-        def finish(e: r.RoutingEngine, now: float) -> list[r.Output]:
-            # One engine step: end the conversation if it is still on, then end the wrap-up early.
-            out: list[r.Output] = []
-            if self._tracked_connected(interaction_id):
-                out += e.contact_finished(str(interaction_id), now)
-            if e.agent_status(agent).state == "wrap_up":
-                out += e.end_wrap_up(agent, now)
-            return out
-
-        async def record(s: AsyncSession, outputs: list[r.Output], _: Any) -> InteractionOut:
-            i = await s.get(Interaction, interaction_id)
-            assert i is not None
-            now = self.clock()
-            i.disposition = data.disposition
-            if data.notes:
-                i.attributes = {**i.attributes, "wrap_up_notes": data.notes}
-                if i.customer_id is not None:
-                    s.add(
-                        Note(
-                            customer_id=i.customer_id,
-                            author_id=actor.user_id,
-                            body=data.notes,
-                            created_at=now,
-                        )
-                    )
-            if data.callback_at is not None:
-                i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
-            log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
-            return InteractionOut.model_validate(i)  # the commit writes it
-
-        _, result = await self.acd.execute(finish, check, record)
-        assert result is not None
-        return result
-
-    def _tracked_connected(self, interaction_id: int) -> bool:
-        try:
-            return self.acd.engine.contact_status(str(interaction_id)).state == "connected"
-        except r.UnknownContact:
-            return False
+        return await self.acd.execute(CompleteContact(actor, agent, interaction_id, data))
 
     async def transfer(
         self, actor: Actor, interaction_id: int, *, queue_id: int | None, agent_id: int | None
@@ -566,13 +417,9 @@ class ContactCenter:
         else:
             self._check_projects(actor, interaction_id, queue_id)
         if queue_id is not None:
-            await self.acd.execute(
-                lambda e, now: e.transfer_to_queue(str(interaction_id), str(queue_id), now)
-            )
+            await self.acd.execute(TransferToQueue(str(interaction_id), str(queue_id)))
         elif agent_id is not None:
-            await self.acd.execute(
-                lambda e, now: e.transfer_to_agent(str(interaction_id), str(agent_id), now)
-            )
+            await self.acd.execute(TransferToAgent(str(interaction_id), str(agent_id)))
         if _is_supervisor(actor):
             async with self.sessions.begin() as s:
                 audit(
@@ -588,84 +435,25 @@ class ContactCenter:
     async def set_priority(self, actor: Actor, interaction_id: int, priority: int) -> None:
         actor.require("agents.supervise")
         self._check_projects(actor, interaction_id, None)
-        await self.acd.execute(lambda e, now: e.set_priority(str(interaction_id), priority, now))
+        await self.acd.execute(SetPriority(str(interaction_id), priority))
 
     async def request_callback(self, actor: Actor, interaction_id: int) -> None:
         actor.require("interactions.write")
-        await self.acd.execute(lambda e, now: e.request_callback(str(interaction_id), now))
+        await self.acd.execute(RequestCallback(str(interaction_id)))
 
     async def withdraw(self, actor: Actor, interaction_id: int) -> None:
         """The customer left while waiting (hung up, closed the chat): the contact is abandoned."""
         actor.require("interactions.write")
-        await self.acd.execute(lambda e, now: e.contact_withdrawn(str(interaction_id), now))
+        await self.acd.execute(WithdrawContact(str(interaction_id)))
 
     # ================================================================== configuration (applies live)
     async def create_queue(self, actor: Actor, data: QueueIn) -> QueueOut:
         actor.require("routing.write")
-
-        async def prepare(s: AsyncSession, now: float) -> Queue:
-            await self._check_queue_refs(s, data.settings, data.project_id, None)
-            if await s.scalar(select(Queue.id).where(Queue.name == data.name)) is not None:
-                raise Conflict("A queue with this name exists", error_id="queue-name-taken")
-            queue = Queue(name=data.name, project_id=data.project_id, config=_stored(data.settings))
-            s.add(queue)
-            await s.flush()
-            audit(s, actor, "queue.create", "queue", queue.id, name=data.name)
-            state["queue"] = queue
-            return queue
-
-        state: dict[str, Queue] = {}
-        _, out = await self.acd.execute(
-            lambda e, now: self._upsert_queue(e, state["queue"], now), prepare, _queue_out_after
-        )
-        assert out is not None
-        return out
+        return await self.acd.execute(CreateQueue(actor, data))
 
     async def update_queue(self, actor: Actor, queue_id: int, patch: QueuePatch) -> QueueOut:
         actor.require("routing.write")
-        state: dict[str, Queue] = {}
-
-        async def prepare(s: AsyncSession, now: float) -> Queue:
-            queue = await s.get(Queue, queue_id)
-            if queue is None:
-                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-            if patch.name is not None:
-                queue.name = patch.name
-            if "project_id" in patch.model_fields_set:
-                queue.project_id = patch.project_id
-            if patch.settings is not None:
-                await self._check_queue_refs(s, patch.settings, queue.project_id, queue_id)
-                queue.config = _stored(patch.settings)
-            await s.flush()
-            audit(s, actor, "queue.update", "queue", queue_id, fields=sorted(patch.model_fields_set))
-            state["queue"] = queue
-            return queue
-
-        _, out = await self.acd.execute(
-            lambda e, now: self._upsert_queue(e, state["queue"], now), prepare, _queue_out_after
-        )
-        assert out is not None
-        return out
-
-    def _upsert_queue(self, e: r.RoutingEngine, queue: Queue, now: float) -> list[r.Output]:
-        outputs = e.upsert_queue(queue_config(queue), now) or []
-        self.acd.queue_info[queue.id] = QueueInfo.of(queue)
-        return outputs
-
-    async def _check_queue_refs(
-        self, s: AsyncSession, settings: QueueSettings, project_id: int | None, own_id: int | None
-    ) -> None:
-        refs = [settings.overflow_queue_id] if settings.overflow_queue_id is not None else []
-        refs += [q for step in settings.escalations for q in step.add_queues]
-        for ref in refs:
-            if ref == own_id and ref == settings.overflow_queue_id:
-                raise InvalidInput("A queue cannot overflow to itself", error_id="overflow-to-self")
-            if await s.get(Queue, ref) is None:
-                raise NotFound("No such queue", error_id="no-such-queue", queue_id=ref)
-        if settings.calendar_id is not None and await s.get(BusinessCalendar, settings.calendar_id) is None:
-            raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=settings.calendar_id)
-        if project_id is not None and await s.get(Project, project_id) is None:
-            raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
+        return await self.acd.execute(UpdateQueue(actor, queue_id, patch))
 
     async def list_queues(self, actor: Actor) -> list[QueueOut]:
         actor.require("routing.read")
@@ -682,33 +470,7 @@ class ContactCenter:
 
     async def set_agent_profile(self, actor: Actor, user_id: int, data: AgentProfileIn) -> AgentProfileOut:
         actor.require("routing.write")
-        holder: dict[str, AgentProfile] = {}
-
-        async def prepare(s: AsyncSession, now: float) -> None:
-            user = await s.get(User, user_id)
-            if user is None:
-                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
-            for queue_id in data.queues:
-                if await s.get(Queue, queue_id) is None:
-                    raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-            profile = await s.get(AgentProfile, user_id)
-            if profile is None:
-                profile = AgentProfile(user_id=user_id, state="offline", state_since=now)
-                s.add(profile)
-            profile.skills = dict(data.skills)
-            profile.queues = {str(k): v for k, v in data.queues.items()}
-            profile.capacity = {k.value: v for k, v in data.capacity.items()}
-            profile.weight = data.weight
-            profile.updated_at = self.clock()
-            await s.flush()
-            audit(s, actor, "agent.profile", "agent", user_id)
-            holder["profile"] = profile
-
-        def upsert(e: r.RoutingEngine, now: float) -> list[r.Output]:
-            cfg = agent_config(holder["profile"])
-            return e.upsert_agent(cfg, now) or []
-
-        await self.acd.execute(upsert, prepare)
+        await self.acd.execute(SaveAgentProfile(actor, user_id, data))
         return await self.get_agent_profile(actor, user_id)
 
     async def get_agent_profile(self, actor: Actor, user_id: int) -> AgentProfileOut:
@@ -1002,6 +764,361 @@ class ContactCenter:
         return self._agent_live(agent, {int(agent): user} if user else {}, self.acd.now())
 
 
+# ====================================================================== ACD commands of the use cases
+@dataclass(frozen=True, slots=True)
+class TakeInContact(AcdCommand[InteractionOut]):
+    """An inbound contact: record it (customer, interaction, first message) and queue it."""
+
+    actor: Actor
+    data: ContactIn
+    idempotency_key: str | None
+    request_hash: str
+
+
+class _TakeInContactHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, cc: ContactCenter) -> None:
+        self.cc = cc
+
+    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedInteraction, r.Contact]:
+        s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
+        request_hash = command.request_hash
+        from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
+        entry = await self.cc._entry_point(s, data)
+        customer_id, customer_ctx, last_agent = await self.cc._customer(s, actor, data)
+        ctx = rule_context(data, entry, customer_ctx)
+        queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
+        if queue_id is None:
+            raise InvalidInput(
+                "No routing rule matched and the entry point has no default queue",
+                error_id="no-route",
+                entry_point_id=entry.id,
+            )
+        queue = self.cc.acd.queue_info.get(queue_id)
+        if queue is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
+        interaction = await self.cc.interactions.record(
+            s,
+            partial(hold_interaction, s),
+            channel=data.channel,
+            direction=Direction.INBOUND,
+            customer_id=customer_id,
+            subject=data.subject,
+            from_address=from_address,
+            to_address=entry.address,
+            external_ref=data.external_ref,
+            entry_point_id=entry.id,
+            queue_id=queue_id,
+            project_id=entry.project_id or queue.project_id,
+            priority=data.priority + int(entry.config.get("priority", 0)),
+            attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
+        )
+        if data.body:
+            await self.cc.interactions.add_message(
+                s,
+                interaction,
+                direction=Direction.INBOUND,
+                body=data.body,
+                sender=from_address,
+            )
+        if idempotency_key is not None:
+            # Core, not the unit of work: a repeated key fails here, in the prepare step, before
+            # the engine saw the contact.
+            await s.execute(
+                _INSERT_KEY,
+                {
+                    "key": idempotency_key,
+                    "scope": IDEMPOTENCY_SCOPE,
+                    "request_hash": request_hash,
+                    "resource_id": interaction.id,
+                    "created_at": self.cc.clock(),
+                },
+            )
+        preferred = self.cc._preferred_agent(last_agent)
+        contact = r.Contact(
+            contact_id=str(interaction.id),
+            channel=data.channel.value,
+            queue_id=str(queue_id),
+            priority=interaction.priority,
+            customer_id=None if customer_id is None else str(customer_id),
+            preferred_agent_id=preferred,
+            attributes=dict(interaction.attributes),
+        )
+        return interaction, contact
+
+    def decide(
+        self, engine: r.RoutingEngine, command: TakeInContact, prepared: tuple[Any, r.Contact], now: float
+    ) -> list[r.Output]:
+        return engine.contact_arrived(prepared[1], now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
+    ) -> InteractionOut:
+        return InteractionOut.model_validate(prepared[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn(AcdCommand[list[r.Output]]):
+    """The agent signs in (or, signed in, changes state) taking contacts from ``queue_ids`` (None: all)."""
+
+    agent_id: str
+    state: r.AgentState
+    reason: str | None
+    queue_ids: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseQueues(AcdCommand[list[r.Output]]):
+    """The agent changes the queues they take contacts from, keeping their state."""
+
+    agent_id: str
+    queue_ids: tuple[int, ...]
+
+
+class _SignInHandler(CommandHandler[Any]):
+    prepares = True
+
+    async def prepare(self, uow: UnitOfWork, command: SignIn | ChooseQueues) -> r.AgentConfig:
+        return await _choose_queues(uow.session, command.agent_id, command.queue_ids)
+
+    def decide(
+        self, engine: r.RoutingEngine, command: SignIn | ChooseQueues, prepared: r.AgentConfig, now: float
+    ) -> list[r.Output]:
+        agent = command.agent_id
+        out = engine.upsert_agent(prepared, now) or []
+        if not isinstance(command, SignIn):
+            return out
+        if engine.agent_status(agent).state != "offline":
+            return out + engine.set_agent_state(agent, command.state, now, command.reason)
+        return out + engine.agent_login(agent, now, command.state, command.reason)
+
+    async def finish(
+        self, uow: UnitOfWork, command: Any, outputs: list[r.Output], prepared: Any
+    ) -> list[r.Output]:
+        return outputs
+
+
+async def _choose_queues(s: AsyncSession, agent: str, queue_ids: Sequence[int] | None) -> r.AgentConfig:
+    """Store the agent's choice of queues and return the engine config it gives."""
+    profile = await s.get(AgentProfile, int(agent))
+    if profile is None:
+        raise NotFound("This user is not an agent", error_id="not-an-agent")
+    members = {int(q) for q in profile.queues}
+    if queue_ids is not None:
+        picked = set(queue_ids)
+        if not picked:
+            raise InvalidInput("Choose at least one queue", error_id="no-queue-chosen")
+        if picked - members:
+            raise InvalidInput(
+                "You are not a member of these queues",
+                error_id="not-a-queue-member",
+                queue_ids=sorted(picked - members),
+            )
+    profile.signed_in_queues = (
+        None if queue_ids is None or set(queue_ids) == members else sorted(set(queue_ids))
+    )
+    return agent_config(profile)
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteContact(AcdCommand[InteractionOut]):
+    """The agent finishes a contact with a disposition and notes, ending wrap-up early."""
+
+    actor: Actor
+    agent_id: str
+    interaction_id: int
+    data: CompleteIn
+
+
+class _CompleteContactHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, cc: ContactCenter) -> None:
+        self.cc = cc
+
+    async def prepare(self, uow: UnitOfWork, command: CompleteContact) -> None:
+        s, data = uow.session, command.data
+        row = await s.get(Interaction, command.interaction_id)
+        if row is None:
+            raise NotFound("No such interaction", error_id="no-such-interaction")
+        if row.agent_id != command.actor.user_id:
+            raise Conflict("This contact is not yours", error_id="not-your-contact")
+        if data.disposition is not None:
+            known = await s.get(Disposition, data.disposition)
+            if known is None or not known.active:
+                raise InvalidInput(
+                    "Unknown disposition code",
+                    error_id="unknown-disposition",
+                    disposition=data.disposition,
+                )
+        elif row.queue_id is not None:
+            queue = self.cc.acd.queue_info.get(row.queue_id)
+            if queue is not None and queue.disposition_required:
+                raise InvalidInput("This queue requires a disposition code", error_id="disposition-required")
+
+    def decide(
+        self, engine: r.RoutingEngine, command: CompleteContact, prepared: None, now: float
+    ) -> list[r.Output]:
+        # One engine step: end the conversation if it is still on, then end the wrap-up early.
+        out: list[r.Output] = []
+        contact = str(command.interaction_id)
+        if contact in engine.contact_ids() and engine.contact_status(contact).state == "connected":
+            out += engine.contact_finished(contact, now)
+        if engine.agent_status(command.agent_id).state == "wrap_up":
+            out += engine.end_wrap_up(command.agent_id, now)
+        return out
+
+    async def finish(
+        self, uow: UnitOfWork, command: CompleteContact, outputs: list[r.Output], prepared: None
+    ) -> InteractionOut:
+        s, data = uow.session, command.data
+        i = await s.get(Interaction, command.interaction_id)
+        assert i is not None
+        now = self.cc.clock()
+        i.disposition = data.disposition
+        if data.notes:
+            i.attributes = {**i.attributes, "wrap_up_notes": data.notes}
+            if i.customer_id is not None:
+                s.add(
+                    Note(
+                        customer_id=i.customer_id,
+                        author_id=command.actor.user_id,
+                        body=data.notes,
+                        created_at=now,
+                    )
+                )
+        if data.callback_at is not None:
+            i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
+        log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
+        return InteractionOut.model_validate(i)  # the commit writes it
+
+
+@dataclass(frozen=True, slots=True)
+class CreateQueue(AcdCommand[QueueOut]):
+    """An administrator adds a queue; it routes at once."""
+
+    actor: Actor
+    data: QueueIn
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateQueue(AcdCommand[QueueOut]):
+    """An administrator changes a queue; the change applies live."""
+
+    actor: Actor
+    queue_id: int
+    patch: QueuePatch
+
+
+class _SaveQueueHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, acd: AcdService) -> None:
+        self.acd = acd
+
+    async def prepare(self, uow: UnitOfWork, command: CreateQueue | UpdateQueue) -> Queue:
+        s, actor = uow.session, command.actor
+        if isinstance(command, CreateQueue):
+            data = command.data
+            await _check_queue_refs(s, data.settings, data.project_id, None)
+            if await s.scalar(select(Queue.id).where(Queue.name == data.name)) is not None:
+                raise Conflict("A queue with this name exists", error_id="queue-name-taken")
+            queue = Queue(name=data.name, project_id=data.project_id, config=_stored(data.settings))
+            s.add(queue)
+            await s.flush()
+            audit(s, actor, "queue.create", "queue", queue.id, name=data.name)
+            return queue
+        queue_id, patch = command.queue_id, command.patch
+        found = await s.get(Queue, queue_id)
+        if found is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        if patch.name is not None:
+            found.name = patch.name
+        if "project_id" in patch.model_fields_set:
+            found.project_id = patch.project_id
+        if patch.settings is not None:
+            await _check_queue_refs(s, patch.settings, found.project_id, queue_id)
+            found.config = _stored(patch.settings)
+        await s.flush()
+        audit(s, actor, "queue.update", "queue", queue_id, fields=sorted(patch.model_fields_set))
+        return found
+
+    def decide(self, engine: r.RoutingEngine, command: Any, prepared: Queue, now: float) -> list[r.Output]:
+        outputs = engine.upsert_queue(queue_config(prepared), now) or []
+        self.acd.queue_info[prepared.id] = QueueInfo.of(prepared)
+        return outputs
+
+    async def finish(
+        self, uow: UnitOfWork, command: Any, outputs: list[r.Output], prepared: Queue
+    ) -> QueueOut:
+        return _queue_out(prepared)
+
+
+async def _check_queue_refs(
+    s: AsyncSession, settings: QueueSettings, project_id: int | None, own_id: int | None
+) -> None:
+    refs = [settings.overflow_queue_id] if settings.overflow_queue_id is not None else []
+    refs += [q for step in settings.escalations for q in step.add_queues]
+    for ref in refs:
+        if ref == own_id and ref == settings.overflow_queue_id:
+            raise InvalidInput("A queue cannot overflow to itself", error_id="overflow-to-self")
+        if await s.get(Queue, ref) is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=ref)
+    if settings.calendar_id is not None and await s.get(BusinessCalendar, settings.calendar_id) is None:
+        raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=settings.calendar_id)
+    if project_id is not None and await s.get(Project, project_id) is None:
+        raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAgentProfile(AcdCommand[list[r.Output]]):
+    """An administrator sets an agent's skills, queues, capacity and weight; applies live."""
+
+    actor: Actor
+    user_id: int
+    data: AgentProfileIn
+
+
+class _SaveAgentProfileHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def prepare(self, uow: UnitOfWork, command: SaveAgentProfile) -> r.AgentConfig:
+        s, user_id, data = uow.session, command.user_id, command.data
+        user = await s.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+        for queue_id in data.queues:
+            if await s.get(Queue, queue_id) is None:
+                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        profile = await s.get(AgentProfile, user_id)
+        if profile is None:
+            profile = AgentProfile(user_id=user_id, state="offline", state_since=uow.now)
+            s.add(profile)
+        profile.skills = dict(data.skills)
+        profile.queues = {str(k): v for k, v in data.queues.items()}
+        profile.capacity = {k.value: v for k, v in data.capacity.items()}
+        profile.weight = data.weight
+        profile.updated_at = self.clock()
+        await s.flush()
+        audit(s, command.actor, "agent.profile", "agent", user_id)
+        return agent_config(profile)
+
+    def decide(
+        self, engine: r.RoutingEngine, command: SaveAgentProfile, prepared: r.AgentConfig, now: float
+    ) -> list[r.Output]:
+        return engine.upsert_agent(prepared, now) or []
+
+    async def finish(
+        self, uow: UnitOfWork, command: SaveAgentProfile, outputs: list[r.Output], prepared: Any
+    ) -> list[r.Output]:
+        return outputs
+
+
 class WaitingContact(BaseModel):
     """A contact waiting in a queue (not ringing), for the supervisor's move and priority actions."""
 
@@ -1041,10 +1158,6 @@ def _queue_out(queue: Queue) -> QueueOut:
     return QueueOut(
         id=queue.id, name=queue.name, project_id=queue.project_id, settings=QueueSettings(**queue.config)
     )
-
-
-async def _queue_out_after(s: AsyncSession, outputs: list[r.Output], queue: Queue) -> QueueOut:
-    return _queue_out(queue)
 
 
 def _profile_out(p: AgentProfile, u: User) -> AgentProfileOut:

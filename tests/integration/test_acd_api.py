@@ -11,6 +11,7 @@ from sqlalchemy import select
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.bus import BusMessage
 from frontoffice.domain.model import Role
+from frontoffice.services.acd_commands import FinishContact, Tick
 from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ..conftest import ShiftedClock, token_headers
@@ -179,7 +180,7 @@ async def test_offer_timeout_returns_contact_to_its_place_and_tries_the_next_age
     assert desk.offers_to("a1") == [iid]
     await desk.login("a2")  # a2 is free now, but the contact is ringing at a1
     clock.advance(16)
-    await container.acd.execute(lambda e, now: e.tick(now))
+    await container.acd.execute(Tick())
     assert desk.offers_to("a2") == [iid]
     types = [
         e["type"]
@@ -313,7 +314,7 @@ async def test_an_agent_who_asked_for_not_ready_during_a_contact_stays_not_ready
     try:
         status = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert status.state == "on_contact" and status.contact_ids == (str(iid),)
-        await again.acd.execute(lambda e, now: e.contact_finished(str(iid), now))
+        await again.acd.execute(FinishContact(str(iid)))
         after = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert after.state == "not_ready" and after.reason == "lunch"
     finally:
@@ -376,7 +377,7 @@ async def test_a_sticky_reservation_survives_a_restart_and_then_expires(
         pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
         assert pete.state == "available" and pete.offered_contact_ids == ()
         clock.advance(61)
-        await restarted.acd.execute(lambda e, now: e.tick(now))
+        await restarted.acd.execute(Tick())
         pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
         assert pete.offered_contact_ids == (str(again_ivan),)
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from frontoffice.bootstrap import Container
 from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Channel, Role
+from frontoffice.services.acd_commands import AgentLogin
 from frontoffice.services.acd_schemas import AgentProfileIn, EntryPointIn, QueueIn, QueueSettings
 from frontoffice.services.context import Actor
 from frontoffice.services.voice_calls import InboundCall, IvrMenu
@@ -121,11 +122,11 @@ async def test_a_known_caller_goes_to_the_agent_who_served_them_last(container: 
     calls = container.voice_calls
     first = await calls.call_arrived(InboundCall(call_id="1@x", dialled=NUMBER, caller="+79161234567"))
     # Only bob is signed in: he takes the first call and finishes it.
-    await container.acd.execute(lambda e, now: e.agent_login(str(agents[1]), now))
+    await container.acd.execute(AgentLogin(str(agents[1])))
     assert container.acd.engine.contact_status(str(first)).agent_ids == (str(agents[1]),)
     await calls.offer_answered(first, agents[1])
     # Ann signs in while bob talks: she has waited longer when the caller calls again.
-    await container.acd.execute(lambda e, now: e.agent_login(str(agents[0]), now))
+    await container.acd.execute(AgentLogin(str(agents[0])))
     await calls.call_ended(first)
     second = await calls.call_arrived(InboundCall(call_id="2@x", dialled=NUMBER, caller="+79161234567"))
     assert container.acd.engine.contact_status(str(second)).agent_ids == (str(agents[1]),)

@@ -1,0 +1,22 @@
+"""The unit of work one ACD command runs in: the batch's transaction, as that command sees it.
+
+The ACD's group commit (:mod:`frontoffice.services.acd`) runs several commands in one transaction;
+each command's handler gets a :class:`UnitOfWork` for its own steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["UnitOfWork"]
+
+
+@dataclass(eq=False, slots=True)
+class UnitOfWork:
+    """One command's share of the batch's transaction."""
+
+    session: AsyncSession
+    # The command's time (seconds since the epoch), the same for every step of the command.
+    now: float
