@@ -34,56 +34,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.util import identity_key
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_outputs
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
-from frontoffice.store.append_log import NOT_READING_LOGS, append_row, discard_since, write_now
-from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, Queue, User
+from frontoffice.store.append_log import discard_since, write_now
+from frontoffice.store.tables import AgentProfile, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, Tick
 from .context import Clock, system_clock
-from .interactions import log_event
 
-__all__ = [
-    "AcdService",
-    "QueueInfo",
-    "RoutedInteraction",
-    "agent_config",
-    "hold_interaction",
-    "load_interactions",
-    "queue_config",
-]
+__all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
 
 log = logging.getLogger("frontoffice.acd")
-# Interaction attribute that keeps a waiting contact's reservation for one agent across restarts.
-_RESERVATION = "reservation"
-_PROFILES = cast(Table, AgentProfile.__table__)
-_AGENT_EVENTS = cast(Table, AgentEvent.__table__)
-# Statements the ACD runs on every state change, built once (building a statement costs more than
-# SQLite takes to run it).
-_SET_AGENT_STATE = (
-    update(_PROFILES)
-    .where(_PROFILES.c.user_id == bindparam("agent"))
-    .values(
-        state=bindparam("state"),
-        state_reason=bindparam("reason"),
-        state_since=bindparam("since"),
-        updated_at=bindparam("at"),
-    )
-)
-_SET_WRAP_UP_UNTIL = (
-    update(_PROFILES)
-    .where(_PROFILES.c.user_id == bindparam("agent"))
-    .values(wrap_up_until=bindparam("until"))
-)
 T = TypeVar("T")
+# Outputs that name a contact (the rest are about agents and queues).
+_ABOUT_A_CONTACT = (
+    r.ContactQueued,
+    r.OfferContact,
+    r.WithdrawOffer,
+    r.OfferTimedOut,
+    r.OfferRejected,
+    r.ContactConnected,
+    r.ContactFinished,
+    r.ContactOverflowed,
+    r.FallbackAction,
+    r.ContactRefused,
+    r.ContactAbandoned,
+    r.ContactTransferred,
+    r.ContactEscalated,
+    r.PriorityChanged,
+    r.CallbackScheduled,
+    r.StickyExpired,
+)
 
 # Interaction states the engine tracks; anything else is finished as far as routing is concerned.
 _WAITING = (St.QUEUED.value, St.OFFERED.value)
@@ -235,18 +223,13 @@ class AcdService:
                 engine.restore_agent(
                     str(profile.user_id), state, profile.state_since, profile.state_reason, until
                 )
-            rows = list(
-                await s.scalars(
-                    select(Interaction)
-                    .where(Interaction.state.in_((*_WAITING, *_CONNECTED)))
-                    .order_by(Interaction.route_enqueued_at, Interaction.route_seq, Interaction.id)
-                )
-            )
+            uow = UnitOfWork(s, self.now())
+            rows = await uow.interactions.tracked((*_WAITING, *_CONNECTED))
             for row in rows:
                 contact = _contact(row)
                 if row.queue_id is None or str(row.queue_id) not in engine.queue_ids():
                     continue
-                enqueued = row.route_enqueued_at or row.created_at.timestamp()
+                enqueued = row.route_enqueued_at or _timestamp(row.created_at)
                 seq = row.route_seq if row.route_seq is not None else row.id
                 if row.state in _CONNECTED and row.agent_id is not None:
                     try:
@@ -254,7 +237,7 @@ class AcdService:
                     except r.RoutingError:
                         log.warning("connected contact could not be restored", extra={"interaction": row.id})
                 else:
-                    reservation = (row.attributes or {}).get(_RESERVATION)
+                    reservation = (row.attributes or {}).get(RESERVATION)
                     reserved_for, reserved_until = None, None
                     if isinstance(reservation, dict) and reservation.get("agent_id") is not None:
                         reserved_for = str(reservation["agent_id"])
@@ -265,14 +248,12 @@ class AcdService:
                     )
             self.engine = engine
             self.queue_info = queue_info
-            now = self.now()
+            now = uow.now
             outputs = engine.resume(now) + engine.tick(now)
-            await self._persist(s, outputs, now)
-            # Offers that were ringing when we stopped are back in line: say so in the store.
-            await s.execute(
-                update(Interaction).where(Interaction.state == St.OFFERED.value).values(state=St.QUEUED.value)
-            )
-            await self._sync_states(s, [row.id for row in rows])
+            # Offers that were ringing when we stopped are back in line; the engine's view of every
+            # restored contact is then written over it.
+            await uow.interactions.requeue_offered()
+            await self._persist(uow, outputs, also_sync=[row.id for row in rows])
         self._publish(outputs)
         self._wake.set()
 
@@ -395,14 +376,7 @@ class AcdService:
         the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
         rolls the transaction back. A failure after the engine changed raises :class:`_EngineChanged`.
         """
-        try:
-            return await self._run_command(s, c, shared)
-        finally:
-            s.info.pop(_HELD, None)  # held rows are the command's own (written by its _persist)
-
-    async def _run_command(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
-        now = self.now()
-        uow = UnitOfWork(s, now)
+        uow = UnitOfWork(s, self.now())
         handler = c.handler
         savepoint = None
         mark = 0
@@ -414,7 +388,7 @@ class AcdService:
         try:
             prepared = await handler.prepare(uow, c.command) if handler.prepares else None
             try:
-                outputs = handler.decide(self.engine, c.command, prepared, now)
+                outputs = handler.decide(self.engine, c.command, prepared, uow.now)
             except r.RoutingError as exc:
                 raise _domain_error(exc) from None
             except Exception as exc:
@@ -431,7 +405,7 @@ class AcdService:
             return False
         c.outputs = outputs
         try:
-            await self._persist(s, outputs, now)
+            await self._persist(uow, outputs)
             c.result = await handler.finish(uow, c.command, outputs, prepared)
             if savepoint is not None:
                 await savepoint.commit()
@@ -466,163 +440,26 @@ class AcdService:
         self._listeners.append(listener)
 
     # ------------------------------------------------------------------ persistence of outputs
-    async def _persist(self, s: AsyncSession, outputs: list[r.Output], now: float) -> None:
-        at = _dt(now)
-        touched: list[int] = []
-        finished_with_wrap: set[str] = {o.contact_id for o in outputs if isinstance(o, r.WrapUpStarted)}
-        rows = _Rows(s)
+    async def _persist(self, uow: UnitOfWork, outputs: list[r.Output], also_sync: Iterable[int] = ()) -> None:
+        """Write what the outputs mean for the store (the pure mapping of domain/contact_log.py),
+        through the command's interactions repository."""
+        also_sync = list(also_sync)
+        if not outputs and not also_sync:
+            return
+        repository = uow.interactions
+        ids = {int(o.contact_id) for o in outputs if isinstance(o, _ABOUT_A_CONTACT)}
+        rows = await repository.load(ids.union(also_sync))
+        ended = [int(o.agent_id) for o in outputs if isinstance(o, r.WrapUpEnded)]
+        if ended:
+            rows.update(await repository.in_wrap_up(ended))
+        at = _dt(uow.now)
+        await repository.record(record_outputs(outputs, at, rows, self._status_of, also_sync=also_sync), at)
 
-        async def row(contact_id: str) -> Interaction | _Routed | None:
-            return await rows.get(int(contact_id))
-
-        for o in outputs:
-            if isinstance(o, r.AgentStateChanged):
-                await self._agent_state(s, o, at)
-                continue
-            if isinstance(o, r.WrapUpStarted):
-                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": o.until})
-                continue
-            if isinstance(o, r.WrapUpEnded):
-                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": None})
-                for i in await rows.in_wrap_up(int(o.agent_id)):
-                    i.state = St.DONE.value
-                    i.closed_at = at
-                    log_event(s, i, Ev.DONE, at, early=o.early)
-                continue
-            if isinstance(o, r.QueueOpenChanged):
-                continue
-            found = await row(o.contact_id)
-            if found is None:
-                continue
-            i = found
-            touched.append(i.id)
-            if isinstance(o, r.ContactQueued):
-                i.queue_id = int(o.queue_id)
-                i.state = St.QUEUED.value
-                i.route_enqueued_at = o.enqueued_at
-                i.route_seq = o.seq
-                i.queued_at = i.queued_at or at
-                log_event(s, i, Ev.QUEUED, at, seq=o.seq)
-            elif isinstance(o, r.OfferContact):
-                i.state = St.OFFERED.value
-                i.offered_at = at
-                log_event(
-                    s,
-                    i,
-                    Ev.OFFERED,
-                    at,
-                    agent_ids=[int(a) for a in o.agent_ids],
-                    expires_at=o.expires_at,
-                    is_callback=o.is_callback,
-                )
-            elif isinstance(o, r.WithdrawOffer):
-                log_event(
-                    s, i, Ev.OFFER_WITHDRAWN, at, agent_ids=[int(a) for a in o.agent_ids], reason=o.reason
-                )
-            elif isinstance(o, r.OfferTimedOut):
-                log_event(s, i, Ev.OFFER_TIMED_OUT, at, agent_ids=[int(a) for a in o.agent_ids])
-            elif isinstance(o, r.OfferRejected):
-                log_event(s, i, Ev.OFFER_REJECTED, at, rejected_by=int(o.agent_id))
-            elif isinstance(o, r.ContactConnected):
-                i.state = St.CONNECTED.value
-                i.agent_id = int(o.agent_id)
-                i.connected_at = at
-                log_event(s, i, Ev.CONNECTED, at, waited_s=round(o.waited_s, 3))
-            elif isinstance(o, r.ContactFinished):
-                i.ended_at = at
-                if o.contact_id in finished_with_wrap:
-                    i.state = St.WRAP_UP.value
-                    log_event(s, i, Ev.WRAP_UP, at)
-                else:
-                    log_event(s, i, Ev.WRAP_UP, at)
-                    i.state = St.DONE.value
-                    i.closed_at = at
-                    log_event(s, i, Ev.DONE, at)
-            elif isinstance(o, r.ContactAbandoned):
-                i.state = St.ABANDONED.value
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.ABANDONED, at, waited_s=round(o.waited_s, 3))
-            elif isinstance(o, r.ContactOverflowed):
-                log_event(s, i, Ev.OVERFLOWED, at, to_queue_id=int(o.to_queue), reason=o.reason)
-            elif isinstance(o, r.ContactTransferred):
-                i.state = St.QUEUED.value if o.to_agent is None else i.state
-                log_event(
-                    s,
-                    i,
-                    Ev.TRANSFERRED,
-                    at,
-                    from_queue_id=int(o.from_queue),
-                    to_queue_id=int(o.to_queue),
-                    to_agent_id=None if o.to_agent is None else int(o.to_agent),
-                    from_agent_id=None if o.from_agent is None else int(o.from_agent),
-                )
-            elif isinstance(o, r.FallbackAction):
-                i.state = St.FAILED.value
-                i.disposition = f"fallback:{o.action}"
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.FALLBACK, at, action=o.action, reason=o.reason)
-            elif isinstance(o, r.ContactRefused):
-                i.state = St.FAILED.value
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.REFUSED, at, reason=o.reason)
-            elif isinstance(o, r.ContactEscalated):
-                log_event(s, i, Ev.ESCALATED, at, step=o.step)
-            elif isinstance(o, r.PriorityChanged):
-                i.priority = o.priority
-                log_event(s, i, Ev.PRIORITY_CHANGED, at, priority=o.priority)
-            elif isinstance(o, r.CallbackScheduled):
-                i.attributes = {**i.attributes, "callback": True}
-                log_event(s, i, Ev.CALLBACK_REQUESTED, at)
-        await self._sync_states(s, touched, rows)
-        # Rows this transaction had not loaded are written here (Core); loaded ones by the commit.
-        await rows.write()
-
-    async def _sync_states(self, s: AsyncSession, ids: Iterable[int], rows: _Rows | None = None) -> None:
-        """Make the stored state of contacts the engine still tracks match the engine exactly."""
-        for interaction_id in set(ids):
-            try:
-                status = self.engine.contact_status(str(interaction_id))
-            except r.UnknownContact:
-                continue
-            i = await (rows.get(interaction_id) if rows is not None else s.get(Interaction, interaction_id))
-            if i is None:
-                continue
-            i.queue_id = int(status.queue_id)
-            i.route_enqueued_at = status.enqueued_at
-            i.route_seq = status.seq
-            i.priority = status.priority
-            i.state = {"waiting": St.QUEUED, "offered": St.OFFERED, "connected": St.CONNECTED}[
-                status.state
-            ].value
-            if status.state == "connected" and status.agent_ids:
-                i.agent_id = int(status.agent_ids[0])
-            # A reservation (sticky routing, a transfer to an agent) survives a restart with the contact.
-            reservation = None
-            if status.target_agent is not None and status.state == "waiting":
-                until = status.target_until
-                reservation = {
-                    "agent_id": int(status.target_agent),
-                    "until": None if until is None or math.isinf(until) else until,
-                }
-            attributes = i.attributes or {}
-            if attributes.get(_RESERVATION) != reservation:
-                attributes = {k: v for k, v in attributes.items() if k != _RESERVATION}
-                if reservation is not None:
-                    attributes[_RESERVATION] = reservation
-                i.attributes = attributes
-
-    async def _agent_state(self, s: AsyncSession, o: r.AgentStateChanged, at: datetime) -> None:
-        # Core statements on the tables: no unit-of-work pass for a row this transaction never loads
-        # (a loaded profile is refreshed by the caller that loaded it).
-        await s.execute(
-            _SET_AGENT_STATE,
-            {"agent": int(o.agent_id), "state": o.state, "reason": o.reason, "since": o.since, "at": at},
-        )
-        append_row(
-            s,
-            _AGENT_EVENTS,
-            {"agent_id": int(o.agent_id), "at": _dt(o.since), "state": o.state, "reason": o.reason},
-        )
+    def _status_of(self, contact_id: str) -> r.ContactStatus | None:
+        try:
+            return self.engine.contact_status(contact_id)
+        except r.UnknownContact:
+            return None
 
     # ------------------------------------------------------------------ publication
     def _publish(self, outputs: list[r.Output]) -> None:
@@ -654,149 +491,6 @@ class AcdService:
                 with contextlib.suppress(r.RoutingError):
                     queue = queue_of[contact] = self.engine.contact_status(contact).queue_id
         return self.project_of_queue(int(queue)) if queue is not None and queue.isdigit() else None
-
-
-_INTERACTIONS = cast(Table, Interaction.__table__)
-# The columns the ACD reads (first group) and writes (all but id, channel and project) of an interaction.
-_ROUTED_READ = ("id", "channel", "project_id", "queued_at")
-_ROUTED_WRITE = (
-    "state",
-    "queue_id",
-    "agent_id",
-    "priority",
-    "attributes",
-    "route_enqueued_at",
-    "route_seq",
-    "offered_at",
-    "connected_at",
-    "ended_at",
-    "closed_at",
-    "disposition",
-)
-_LOAD_ROUTED = select(*(_INTERACTIONS.c[name] for name in (*_ROUTED_READ, *_ROUTED_WRITE)))
-_LOAD_ONE = _LOAD_ROUTED.where(_INTERACTIONS.c.id == bindparam("id"))
-_LOAD_MANY = _LOAD_ROUTED.where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
-_LOAD_IN_WRAP_UP = _LOAD_ROUTED.where(
-    _INTERACTIONS.c.agent_id == bindparam("agent"), _INTERACTIONS.c.state == St.WRAP_UP.value
-).order_by(_INTERACTIONS.c.id)
-_WRITE_ROUTED = (
-    update(_INTERACTIONS)
-    .where(_INTERACTIONS.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _ROUTED_WRITE})
-)
-# A row its command's prepare step inserted (hold_interaction) also has its first queued_at written,
-# as the unit of work wrote it for an ORM object (a read row keeps the one it was first queued with).
-_NEW_ROUTED_WRITE = (*_ROUTED_WRITE, "queued_at")
-_WRITE_NEW_ROUTED = (
-    update(_INTERACTIONS)
-    .where(_INTERACTIONS.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _NEW_ROUTED_WRITE})
-)
-
-
-class _Routed:
-    """The routing columns of an interaction this transaction has not loaded as an ORM object: read
-    and written with one Core statement each, instead of a full ORM load and a unit-of-work flush
-    (accepting an offer, a timer firing). It quacks like :class:`Interaction` for those columns."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-    id: int
-    channel: str
-    project_id: int | None
-    queued_at: datetime | None
-    state: str
-    queue_id: int | None
-    agent_id: int | None
-    priority: int
-    attributes: dict[str, Any]
-    route_enqueued_at: float | None
-    route_seq: int | None
-    offered_at: datetime | None
-    connected_at: datetime | None
-    ended_at: datetime | None
-    closed_at: datetime | None
-    disposition: str | None
-
-    new = False  # inserted by the command's prepare step (see hold_interaction)
-
-    def params(self) -> dict[str, Any]:
-        values = {name: self.__dict__[name] for name in (_NEW_ROUTED_WRITE if self.new else _ROUTED_WRITE)}
-        values["_id"] = self.id
-        return values
-
-
-# An interaction as the ACD reads and writes it with Core (what hold_interaction returns).
-RoutedInteraction = _Routed
-# Session info key: interactions a command's prepare step inserted or read with Core (see
-# hold_interaction and load_interactions).
-_HELD = "frontoffice.acd.held_interactions"
-
-
-def hold_interaction(s: AsyncSession, values: dict[str, Any]) -> _Routed:
-    """The row of an interaction the running command's prepare step has just inserted with Core
-    (``values``: every column, id included), for the command's outputs to update in memory and write
-    with one Core ``UPDATE`` — no read of what the caller has in hand, no unit-of-work flush. It is the
-    command's own: forgotten when the command ends."""
-    row = _Routed(values)
-    row.new = True
-    s.info.setdefault(_HELD, {})[row.id] = row
-    return row
-
-
-async def load_interactions(s: AsyncSession, ids: list[int]) -> dict[int, _Routed]:
-    """The routing columns of these interactions, read by the running command's prepare step (a
-    hang-up's call legs copy them into their events): the command's outputs use these rows instead of
-    reading them again. They are the command's own: forgotten when the command ends."""
-    held = s.info.setdefault(_HELD, {})
-    rows: dict[int, _Routed] = {}
-    for loaded in (await s.execute(_LOAD_MANY, {"ids": ids})).mappings():
-        rows[loaded["id"]] = held[loaded["id"]] = _Routed(dict(loaded))
-    return rows
-
-
-class _Rows:
-    """The interactions one ACD transaction touches: ORM objects the transaction already holds
-    (the caller's prepare step loaded or created them; the commit writes them), else :class:`_Routed`
-    rows — held ones the prepare step inserted, or read here — written by :meth:`write`."""
-
-    def __init__(self, s: AsyncSession) -> None:
-        self.s = s
-        self.found: dict[int, Interaction | _Routed | None] = {}
-
-    async def get(self, key: int) -> Interaction | _Routed | None:
-        if key in self.found:
-            return self.found[key]
-        held = self.s.identity_map.get(identity_key(Interaction, key))
-        if held is None:
-            held = self.s.info.get(_HELD, {}).get(key)
-        if held is not None:
-            found: Interaction | _Routed | None = held
-        else:
-            # Reads interactions only: log rows appended so far (call legs) go out with the others.
-            result = await self.s.execute(_LOAD_ONE, {"id": key}, execution_options=NOT_READING_LOGS)
-            loaded = result.mappings().one_or_none()
-            found = None if loaded is None else _Routed(dict(loaded))
-        self.found[key] = found
-        return found
-
-    async def in_wrap_up(self, agent_id: int) -> list[Interaction | _Routed]:
-        # Make this transaction's changes so far visible to the query (a contact may have entered
-        # wrap-up earlier in the same batch of outputs).
-        await self.write()
-        await self.s.flush()
-        result = []
-        for loaded in (await self.s.execute(_LOAD_IN_WRAP_UP, {"agent": agent_id})).mappings():
-            found = await self.get(loaded["id"])  # prefer an ORM object the transaction holds
-            if found is not None:
-                result.append(found)
-        return result
-
-    async def write(self) -> None:
-        changed = [row for row in self.found.values() if isinstance(row, _Routed)]
-        for row in changed:
-            await self.s.execute(_WRITE_NEW_ROUTED if row.new else _WRITE_ROUTED, row.params())
 
 
 # Commands committed in one transaction at most (a bound on the wait of the batch's first caller).
@@ -854,7 +548,12 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
-def _contact(row: Interaction) -> r.Contact:
+def _timestamp(at: datetime) -> float:
+    # SQLite gives back naive datetimes; they are UTC.
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _contact(row: RoutedContact) -> r.Contact:
     attrs = row.attributes or {}
     preferred = attrs.get("preferred_agent_id")
     return r.Contact(

@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -16,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, Role
 from frontoffice.store.tables import (
@@ -36,7 +36,7 @@ from frontoffice.store.tables import (
 )
 from frontoffice.store.unit_of_work import UnitOfWork
 
-from .acd import AcdService, QueueInfo, RoutedInteraction, agent_config, hold_interaction, queue_config
+from .acd import AcdService, QueueInfo, agent_config, queue_config
 from .acd_commands import (
     AcceptOffer,
     AcdCommand,
@@ -74,7 +74,7 @@ from .acd_schemas import (
 from .context import Actor, Clock, audit, system_clock
 from .crm import CrmService
 from .identities import normalize_identity
-from .interactions import InteractionService, log_event
+from .interactions import InteractionService
 from .rules_adapter import compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 
@@ -781,7 +781,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
     def __init__(self, cc: ContactCenter) -> None:
         self.cc = cc
 
-    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedInteraction, r.Contact]:
+    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedContact, r.Contact]:
         s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
         request_hash = command.request_hash
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
@@ -801,7 +801,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
         # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
         interaction = await self.cc.interactions.record(
             s,
-            partial(hold_interaction, s),
+            uow.interactions.adopt,
             channel=data.channel,
             direction=Direction.INBOUND,
             customer_id=customer_id,
@@ -856,7 +856,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
     async def finish(
         self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
     ) -> InteractionOut:
-        return InteractionOut.model_validate(prepared[0])
+        return InteractionOut.model_validate(await uow.interactions.snapshot(prepared[0].id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -940,7 +940,7 @@ class _CompleteContactHandler(CommandHandler[Any]):
 
     async def prepare(self, uow: UnitOfWork, command: CompleteContact) -> None:
         s, data = uow.session, command.data
-        row = await s.get(Interaction, command.interaction_id)
+        row = await uow.interactions.get(command.interaction_id)
         if row is None:
             raise NotFound("No such interaction", error_id="no-such-interaction")
         if row.agent_id != command.actor.user_id:
@@ -974,8 +974,8 @@ class _CompleteContactHandler(CommandHandler[Any]):
         self, uow: UnitOfWork, command: CompleteContact, outputs: list[r.Output], prepared: None
     ) -> InteractionOut:
         s, data = uow.session, command.data
-        i = await s.get(Interaction, command.interaction_id)
-        assert i is not None
+        i = await uow.interactions.get(command.interaction_id)
+        assert i is not None  # checked by prepare
         now = self.cc.clock()
         i.disposition = data.disposition
         if data.notes:
@@ -991,8 +991,9 @@ class _CompleteContactHandler(CommandHandler[Any]):
                 )
         if data.callback_at is not None:
             i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
-        log_event(s, i, InteractionEventType.NOTE, now, disposition=data.disposition)
-        return InteractionOut.model_validate(i)  # the commit writes it
+        await uow.interactions.update(i)
+        uow.interactions.log(i, InteractionEventType.NOTE, now, disposition=data.disposition)
+        return InteractionOut.model_validate(await uow.interactions.snapshot(i.id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,8 @@ class InteractionService:
         """Create an interaction and its ``created`` event inside the caller's transaction, with one Core
         ``INSERT``. ``row`` makes the caller's object from every column's value, id included:
         :meth:`orm_row` for an ORM object in the session (its later changes are flushed as usual), the
-        ACD's ``hold_interaction`` for the contact path (no ORM object, no unit-of-work flush)."""
+        ACD command's ``InteractionRepository.adopt`` for the contact path (no ORM object, no
+        unit-of-work flush)."""
         now = self.clock()
         values: dict[str, Any] = {
             "channel": channel.value,

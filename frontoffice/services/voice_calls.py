@@ -12,7 +12,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.channels.voice.sip.digest import digest_ha1
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
 from frontoffice.domain.permissions import role_allows
@@ -40,7 +41,7 @@ from frontoffice.store.tables import (
 )
 from frontoffice.store.unit_of_work import UnitOfWork
 
-from .acd import AcdService, load_interactions
+from .acd import AcdService
 from .acd_commands import (
     AcceptOffer,
     AcdCommand,
@@ -386,7 +387,7 @@ class VoiceCalls:
                 self._acd_starting -= 1
             self._write_legs_soon()
 
-    async def take_legs(self, s: AsyncSession, command: CallStep) -> None:
+    async def take_legs(self, uow: UnitOfWork, command: CallStep) -> None:
         """A call command's prepare step: the legs finished so far join the command (and its
         transaction). Runs again if the batch the command was in failed (the first attempt rolled
         back; the legs it took are still the command's)."""
@@ -395,8 +396,8 @@ class VoiceCalls:
             command.starting = False
         command.legs.extend(self._legs)
         self._legs.clear()
-        # Read with the ACD's loader: the command's outputs use the rows (one read of the call).
-        await self._log_legs(s, command.legs, partial(load_interactions, s))
+        # Read with the command's repository: its outputs use the rows (one read of the call).
+        await self._log_legs(uow.session, command.legs, uow.interactions.load)
 
     async def annotate(self, interaction_id: int, **attributes: Any) -> None:
         """Merge attributes (IVR choice, recording files, SIP causes) into the interaction record."""
@@ -450,7 +451,8 @@ class VoiceCalls:
         self,
         s: AsyncSession,
         legs: list[_PendingLeg],
-        load: Callable[[list[int]], Awaitable[Mapping[int, EventSubject]]],
+        load: Callable[[list[int]], Awaitable[Mapping[int, EventSubject]]]
+        | Callable[[Iterable[int]], Awaitable[Mapping[int, RoutedContact]]],
     ) -> None:
         if not legs:
             return
@@ -623,7 +625,7 @@ class _CallStepHandler(CommandHandler[Any]):
         self.calls = calls
 
     async def prepare(self, uow: UnitOfWork, command: CallStep) -> None:
-        await self.calls.take_legs(uow.session, command)
+        await self.calls.take_legs(uow, command)
 
     def decide(
         self, engine: r.RoutingEngine, command: CallStep, prepared: None, now: float

@@ -6,9 +6,11 @@ each command's handler gets a :class:`UnitOfWork` for its own steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from .interactions import InteractionRepository
 
 __all__ = ["UnitOfWork"]
 
@@ -20,3 +22,8 @@ class UnitOfWork:
     session: AsyncSession
     # The command's time (seconds since the epoch), the same for every step of the command.
     now: float
+    # The interactions the command reads and writes (its own: see store/interactions.py).
+    interactions: InteractionRepository = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.interactions = InteractionRepository(self.session)
