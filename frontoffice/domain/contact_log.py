@@ -261,4 +261,3 @@ def _match_engine(i: RoutedContact, status: r.ContactStatus) -> None:
         if reservation is not None:
             attributes[RESERVATION] = reservation
         i.attributes = attributes
-

@@ -1,18 +1,23 @@
 """The ACD service: the routing engine wired to the store, the clock and the bus.
 
-One engine per node. Every command runs under one lock, in this order:
+One engine per node. A caller runs a typed command (:mod:`frontoffice.services.acd_commands`)::
 
-1. open a transaction; prepare rows the command needs (e.g. insert the new interaction);
-2. run the engine command (pure; on a :class:`RoutingError` nothing has changed and the command's
-   writes roll back);
-3. write every output to the store — interaction state, the append-only event log, agent state and
-   the agent event log — in the same transaction, and commit;
-4. only then publish to the bus (WebSocket pushes) and return to the caller (the HTTP 2xx).
+    await acd.execute(AcceptOffer(contact_id="42", agent_id="7"))
 
-Group commit: a commit waits for the disk (an fsync), and commands keep arriving meanwhile. They queue,
-and the next transaction runs all of them (up to :data:`MAX_BATCH`), each command with a savepoint when
-it has a prepare step, so that one command's failure before the engine ran rolls back only its own
-writes. Every caller of the batch gets its answer after the one commit.
+and the command's handler runs in a transaction, in this order:
+
+1. the handler's prepare step: rows the command needs (e.g. insert the new interaction);
+2. the engine step (pure; on a :class:`RoutingError` nothing has changed and the command's writes
+   roll back);
+3. what the outputs mean for the store, computed by a pure function
+   (:func:`frontoffice.domain.contact_log.record_outputs`) and written through the command's
+   :class:`~frontoffice.store.interactions.InteractionRepository`; then the handler's answer;
+4. after the commit, publication (voice channel, WebSocket stream) and the caller's answer.
+
+Group commit (:mod:`frontoffice.store.group_commit`): commands that arrive while a transaction is being
+written queue, and the next transaction runs all of them, each command with a prepare step in a
+savepoint of its own, so that one command's refusal rolls back only its own writes. Every caller of the
+batch gets its answer after the one commit.
 
 If a transaction fails after the engine changed, the engine is rebuilt from the store, which is the
 truth, and the batch's other commands run again, each in a transaction of its own.
@@ -28,13 +33,12 @@ import contextlib
 import logging
 import math
 import random
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
@@ -43,6 +47,7 @@ from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_ou
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import InteractionState as St
 from frontoffice.store.append_log import discard_since, write_now
+from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
 from frontoffice.store.tables import AgentProfile, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
 
@@ -159,12 +164,12 @@ class AcdService:
         self.engine_config = engine_config or r.EngineConfig()
         self._seed = seed
         self.engine = r.RoutingEngine(self.engine_config, rng=random.Random(seed))
-        self.lock = asyncio.Lock()
-        # Commands waiting for the next transaction, and whether a task is draining them.
-        self._pending: deque[_Command] = deque()
-        self._draining = False
-        self._drainer: asyncio.Task[None] | None = None
-        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite" if "bind" in sessions.kw else False
+        # Commands waiting for the next transaction, committed together (store/group_commit.py).
+        self._commands: GroupCommit[_Command] = GroupCommit(
+            sessions, self._run_one, recover=self._rebuild, committed=self._committed, name="acd-commands"
+        )
+        # Held while a batch of commands runs.
+        self.lock = self._commands.lock
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[list[r.Output]], None]] = []
@@ -292,92 +297,27 @@ class AcdService:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"no handler registered for {type(command).__name__}")
-        item = _Command(command, handler, asyncio.get_running_loop().create_future())
-        self._pending.append(item)
-        if not self._draining:
-            self._draining = True
-            task = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
-            self._drainer = task
-        return cast(T, await item.future)
+        return cast(T, await self._commands.submit(_Command(command, handler)))
 
-    async def _drain(self) -> None:
-        """Run the queued commands, a batch per transaction, until none is left."""
-        try:
-            async with self.lock:
-                while self._pending:
-                    if self._pending[0].solo:
-                        batch = [self._pending.popleft()]
-                    else:
-                        batch = []
-                        while self._pending and len(batch) < MAX_BATCH and not self._pending[0].solo:
-                            batch.append(self._pending.popleft())
-                    batch = [c for c in batch if not c.future.done()]  # cancelled while waiting
-                    if not batch:
-                        continue
-                    try:
-                        await self._run_batch(batch)
-                    except Exception as exc:  # never leave a caller waiting for ever
-                        log.exception("ACD batch failed")
-                        for c in batch:
-                            if not c.future.done():
-                                c.future.set_exception(exc)
-                    except BaseException:
-                        for c in batch:
-                            c.future.cancel()
-                        raise
-        except asyncio.CancelledError:
-            # The loop is shutting down: nothing will run the commands still waiting.
-            while self._pending:
-                self._pending.popleft().future.cancel()
-            raise
-        finally:
-            self._draining = False
+    def commands_waiting(self) -> int:
+        """How many commands wait for the next transaction (tests use it to line up a batch)."""
+        return self._commands.waiting()
 
-    async def _run_batch(self, batch: list[_Command]) -> None:
-        for c in batch:
-            c.started = True
-        shared = len(batch) > 1
-        failed: _Command | None = None
-        changed = False
-        try:
-            async with self.sessions.begin() as s:
-                if self._sqlite:
-                    # Take the write lock now: the batch reads and writes, and its savepoints must
-                    # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
-                    # RELEASE would commit it).
-                    await s.execute(_BEGIN_IMMEDIATE)
-                for n, c in enumerate(batch):
-                    failed = c
-                    changed = await self._run_one(s, c, shared) or changed
-                    if n % YIELD_EVERY == YIELD_EVERY - 1:
-                        # Statements inside the transaction run inline: let the loop serve its
-                        # sockets (SIP, WebSocket) between commands of a long batch.
-                        await asyncio.sleep(0)
-                failed = None
-        except Exception as exc:
-            await self._batch_failed(batch, failed, changed, exc)
-            return
-        for c in batch:
-            if c.error is None:
-                self._publish(c.outputs)
+    def _committed(self, batch: list[Job[_Command]]) -> None:
+        for job in batch:
+            if job.error is None:
+                self._publish(job.outcome)
         self._wake.set()
-        for c in batch:
-            if c.future.done():
-                continue
-            if c.error is not None:
-                c.future.set_exception(c.error)
-            else:
-                c.future.set_result(c.result)
 
-    async def _run_one(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
+    async def _run_one(self, s: AsyncSession, job: Job[_Command], shared: bool) -> bool:
         """Run one command of a batch; returns whether the engine changed.
 
         A failure before the engine changed (the prepare step, or the engine refusing the command) is
         the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
-        rolls the transaction back. A failure after the engine changed raises :class:`_EngineChanged`.
+        rolls the transaction back. A failure after the engine changed raises :class:`StateChanged`.
         """
         uow = UnitOfWork(s, self.now())
-        handler = c.handler
+        command, handler = job.work.command, job.work.handler
         savepoint = None
         mark = 0
         if shared and handler.prepares:
@@ -386,14 +326,14 @@ class AcdService:
             mark = await s.run_sync(write_now)
             savepoint = await s.begin_nested()
         try:
-            prepared = await handler.prepare(uow, c.command) if handler.prepares else None
+            prepared = await handler.prepare(uow, command) if handler.prepares else None
             try:
-                outputs = handler.decide(self.engine, c.command, prepared, uow.now)
+                outputs = handler.decide(self.engine, command, prepared, uow.now)
             except r.RoutingError as exc:
                 raise _domain_error(exc) from None
             except Exception as exc:
-                raise _EngineChanged() from exc  # a fault in the engine: its state is unknown
-        except _EngineChanged:
+                raise StateChanged() from exc  # a fault in the engine: its state is unknown
+        except StateChanged:
             raise
         except Exception as exc:
             if not shared:
@@ -401,39 +341,17 @@ class AcdService:
             if savepoint is not None:
                 await savepoint.rollback()
                 discard_since(s.sync_session, mark)
-            c.error = exc
+            job.error = exc
             return False
-        c.outputs = outputs
+        job.outcome = list(outputs)
         try:
             await self._persist(uow, outputs)
-            c.result = await handler.finish(uow, c.command, outputs, prepared)
+            job.result = await handler.finish(uow, command, outputs, prepared)
             if savepoint is not None:
                 await savepoint.commit()
         except Exception as exc:
-            raise _EngineChanged() from exc
+            raise StateChanged() from exc
         return True
-
-    async def _batch_failed(
-        self, batch: list[_Command], failed: _Command | None, changed: bool, exc: Exception
-    ) -> None:
-        """The batch's transaction rolled back. The failing command (or a batch of one whose commit
-        failed) gets the error. If the engine had changed, it is rebuilt from the store (the truth) and
-        the batch's other commands run again, each in its own transaction."""
-        engine_changed = changed or isinstance(exc, _EngineChanged)
-        error: BaseException = exc.__cause__ if isinstance(exc, _EngineChanged) and exc.__cause__ else exc
-        if engine_changed:
-            log.error(
-                "ACD transaction failed after the engine changed; rebuilding from the store",
-                exc_info=error,
-            )
-            await self._rebuild()
-        culprit = failed if failed is not None else batch[0] if len(batch) == 1 else None
-        if culprit is not None and not culprit.future.done():
-            culprit.future.set_exception(error)
-        again = [c for c in batch if c is not culprit and not c.future.done()]
-        for c in reversed(again):
-            c.started, c.solo, c.error, c.outputs, c.result = False, True, None, [], None
-            self._pending.appendleft(c)
 
     def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
         """Called with every committed batch of outputs (statistics, webhooks)."""
@@ -493,29 +411,12 @@ class AcdService:
         return self.project_of_queue(int(queue)) if queue is not None and queue.isdigit() else None
 
 
-# Commands committed in one transaction at most (a bound on the wait of the batch's first caller).
-MAX_BATCH = 64
-# A batch lets the event loop run after this many commands.
-YIELD_EVERY = 4
-_BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
-
-
-class _EngineChanged(Exception):
-    """A command failed after the engine had applied it (its ``__cause__`` is the error)."""
-
-
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, slots=True)
 class _Command:
-    """One caller's command, waiting in :attr:`AcdService._pending` or running in a batch."""
+    """A caller's command and the handler registered for its type."""
 
     command: AcdCommand[Any]
     handler: CommandHandler[Any]
-    future: asyncio.Future[Any]
-    started: bool = False
-    solo: bool = False  # runs alone (again, after its batch failed)
-    outputs: list[r.Output] = field(default_factory=list)
-    result: Any = None
-    error: BaseException | None = None
 
 
 def _bus_message(o: r.Output, project_id: int | None = None) -> BusMessage | None:

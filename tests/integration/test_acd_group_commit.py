@@ -18,6 +18,7 @@ from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.model import Role
 from frontoffice.services.acd_commands import AcceptOffer, AcdCommand, AgentLogin, CommandHandler
 from frontoffice.services.context import Actor, audit
+from frontoffice.services.interactions import EVENTS
 from frontoffice.store.append_log import append_row, committed_rows, discard_since, write_now
 from frontoffice.store.database import sync_session_class
 from frontoffice.store.tables import AgentEvent, AgentProfile, AuditEntry
@@ -34,19 +35,21 @@ async def desk(client, container, admin_headers) -> Desk:
     return Desk(client, container, admin_headers)
 
 
-class Batches:
-    """Counts the ACD's transactions and the commands in each."""
+class Transactions:
+    """Counts the committed transactions that wrote log rows (ACD commands do; savepoints released
+    inside a transaction are not commits)."""
 
-    def __init__(self, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.sizes: list[int] = []
-        acd = container.acd
-        run = acd._run_batch
+    def __init__(self, container: Container) -> None:
+        self.count = 0
+        self.cls = sync_session_class(container.sessions)
+        event.listen(self.cls, "after_commit", self.committed)
 
-        async def counted(batch: list[Any]) -> None:
-            self.sizes.append(len(batch))
-            await run(batch)
+    def committed(self, session: Session) -> None:
+        if committed_rows(session, _AGENT_EVENTS) or committed_rows(session, EVENTS):
+            self.count += 1
 
-        monkeypatch.setattr(acd, "_run_batch", counted)
+    def close(self) -> None:
+        event.remove(self.cls, "after_commit", self.committed)
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,10 @@ async def queued(container: Container, *commands: Any) -> list[Any]:
 async def pending(container: Container, n: int) -> None:
     """Wait (up to 10 s) until ``n`` commands wait for the ACD's next transaction."""
     for _ in range(10_000):
-        if len(container.acd._pending) >= n:
+        if container.acd.commands_waiting() >= n:
             return
         await asyncio.sleep(0.001)
-    raise AssertionError(f"{len(container.acd._pending)} commands queued, expected {n}")
+    raise AssertionError(f"{container.acd.commands_waiting()} commands queued, expected {n}")
 
 
 async def agents(desk: Desk, n: int) -> list[str]:
@@ -143,18 +146,19 @@ async def stored_state(container: Container, agent: str) -> str:
         return str(await s.scalar(select(AgentProfile.state).where(AgentProfile.user_id == int(agent))))
 
 
-async def test_commands_waiting_for_a_commit_share_the_next_one(
-    desk: Desk, container: Container, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_commands_waiting_for_a_commit_share_the_next_one(desk: Desk, container: Container) -> None:
     ids = await agents(desk, 3)
-    batches = Batches(container, monkeypatch)
-    results = await queued(
-        container,
-        *[lambda a=a: container.acd.execute(AgentLogin(a)) for a in ids],
-        *[lambda n=n: desk.contact(subject=f"q{n}") for n in range(5)],
-    )
+    transactions = Transactions(container)
+    try:
+        results = await queued(
+            container,
+            *[lambda a=a: container.acd.execute(AgentLogin(a)) for a in ids],
+            *[lambda n=n: desk.contact(subject=f"q{n}") for n in range(5)],
+        )
+    finally:
+        transactions.close()
     assert not [x for x in results if isinstance(x, BaseException)], results
-    assert batches.sizes == [8]  # eight commands, one transaction
+    assert transactions.count == 1  # eight commands, one transaction
     for a in ids:
         state = container.acd.engine.agent_status(a).state
         assert state != "offline" and await stored_state(container, a) == state
