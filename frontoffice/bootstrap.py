@@ -30,7 +30,7 @@ from frontoffice.services.interactions import InteractionService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import VoiceCalls
-from frontoffice.store.database import create_engine, session_factory
+from frontoffice.store.database import commit_outlet, create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
 
@@ -141,6 +141,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         short_abandon_s=settings.short_abandon_s,
     )
 
+    # Committed events leave from one place, the sessions' outlet: its subscribers, in order.
+    commits = commit_outlet(sessions)
+    commits.subscribe(stats.committed)  # live statistics (then the wallboard's figures, below)
+    commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
+    # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)

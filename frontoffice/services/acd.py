@@ -47,6 +47,8 @@ from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_ou
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import InteractionState as St
 from frontoffice.store.append_log import discard_since, write_now
+from frontoffice.store.committed import Committed
+from frontoffice.store.database import commit_outlet
 from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
 from frontoffice.store.tables import AgentProfile, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
@@ -172,7 +174,6 @@ class AcdService:
         self.lock = self._commands.lock
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
-        self._listeners: list[Callable[[list[r.Output]], None]] = []
         self._handlers: dict[type[AcdCommand[Any]], CommandHandler[Any]] = {
             command_type: EngineHandler(step) for command_type, step in ENGINE_HANDLERS.items()
         }
@@ -259,7 +260,6 @@ class AcdService:
             # restored contact is then written over it.
             await uow.interactions.requeue_offered()
             await self._persist(uow, outputs, also_sync=[row.id for row in rows])
-        self._publish(outputs)
         self._wake.set()
 
     async def _timer_loop(self) -> None:
@@ -304,10 +304,7 @@ class AcdService:
         return self._commands.waiting()
 
     def _committed(self, batch: list[Job[_Command]]) -> None:
-        for job in batch:
-            if job.error is None:
-                self._publish(job.outcome)
-        self._wake.set()
+        self._wake.set()  # the commands may have moved the engine's next deadline
 
     async def _run_one(self, s: AsyncSession, job: Job[_Command], shared: bool) -> bool:
         """Run one command of a batch; returns whether the engine changed.
@@ -343,7 +340,6 @@ class AcdService:
                 discard_since(s.sync_session, mark)
             job.error = exc
             return False
-        job.outcome = list(outputs)
         try:
             await self._persist(uow, outputs)
             job.result = await handler.finish(uow, command, outputs, prepared)
@@ -354,8 +350,9 @@ class AcdService:
         return True
 
     def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
-        """Called with every committed batch of outputs (statistics, webhooks)."""
-        self._listeners.append(listener)
+        """Call ``listener`` with the engine outputs of every committed transaction (the voice
+        channel rings phones with them): a subscriber of the one outlet of committed events."""
+        commit_outlet(self.sessions).subscribe(_OutputsListener(listener))
 
     # ------------------------------------------------------------------ persistence of outputs
     async def _persist(self, uow: UnitOfWork, outputs: list[r.Output], also_sync: Iterable[int] = ()) -> None:
@@ -370,6 +367,7 @@ class AcdService:
         ended = [int(o.agent_id) for o in outputs if isinstance(o, r.WrapUpEnded)]
         if ended:
             rows.update(await repository.in_wrap_up(ended))
+        uow.collect(outputs)
         at = _dt(uow.now)
         await repository.record(record_outputs(outputs, at, rows, self._status_of, also_sync=also_sync), at)
 
@@ -380,14 +378,11 @@ class AcdService:
             return None
 
     # ------------------------------------------------------------------ publication
-    def _publish(self, outputs: list[r.Output]) -> None:
-        for listener in self._listeners:
-            try:
-                listener(outputs)
-            except Exception:
-                log.exception("ACD listener failed")
+    def publish(self, committed: Committed) -> None:
+        """Publish a committed transaction's engine outputs on the bus (the WebSocket stream's
+        source); ``bootstrap.py`` subscribes it to the outlet of committed events."""
         queue_of: dict[str, str] = {}  # contact -> queue, from this batch (a finished contact has left)
-        for o in outputs:
+        for o in committed.outputs:
             message = _bus_message(o, self._project_of(o, queue_of))
             if message is not None:
                 self.bus.publish(message)
@@ -409,6 +404,17 @@ class AcdService:
                 with contextlib.suppress(r.RoutingError):
                     queue = queue_of[contact] = self.engine.contact_status(contact).queue_id
         return self.project_of_queue(int(queue)) if queue is not None and queue.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class _OutputsListener:
+    """A listener of engine outputs as a subscriber of committed events."""
+
+    listener: Callable[[list[r.Output]], None]
+
+    def __call__(self, committed: Committed) -> None:
+        if committed.outputs:
+            self.listener(list(committed.outputs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
@@ -58,8 +58,6 @@ class Job(Generic[W]):
     solo: bool = False  # runs alone (again, after its batch failed)
     result: Any = None
     error: BaseException | None = None
-    # What the owner keeps of the job's run (the ACD: the engine's outputs).
-    outcome: list[Any] = field(default_factory=list)
 
 
 class GroupCommit(Generic[W]):
@@ -181,5 +179,4 @@ class GroupCommit(Generic[W]):
         again = [j for j in batch if j is not culprit and not j.future.done()]
         for j in reversed(again):
             j.started, j.solo, j.error, j.result = False, True, None, None
-            j.outcome = []
             self._pending.appendleft(j)

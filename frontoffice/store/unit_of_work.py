@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontoffice.domain import routing as r
+
+from .append_log import collect
 from .interactions import InteractionRepository
 
 __all__ = ["UnitOfWork"]
@@ -27,3 +30,8 @@ class UnitOfWork:
 
     def __post_init__(self) -> None:
         self.interactions = InteractionRepository(self.session)
+
+    def collect(self, outputs: list[r.Output]) -> None:
+        """Keep the engine's outputs with the transaction: after the commit they go out with its log
+        rows through the one outlet of committed events (:mod:`frontoffice.store.committed`)."""
+        collect(self.session, outputs)
