@@ -178,8 +178,8 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     await container.start()
     system = Actor.system()
     cc = container.contact_center
-    queue = await cc.create_queue(system, QueueIn(name="Bench", settings=QueueSettings(wrap_up_s=0)))
-    await cc.create_entry_point(
+    queue = await cc.admin.create_queue(system, QueueIn(name="Bench", settings=QueueSettings(wrap_up_s=0)))
+    await cc.admin.create_entry_point(
         system, EntryPointIn(name="Bench", channel=Channel.VOICE, address=NUMBER, default_queue_id=queue.id)
     )
     assert container.voice_calls is not None
@@ -188,7 +188,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         user = await container.auth.create_user(
             system, UserIn(username=f"agent{n}", role=Role.AGENT, password="bench-password-xyz")
         )
-        await cc.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
+        await cc.admin.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
         await container.voice_calls.set_sip_credentials(
             system, user.id, SipCredentialsIn(username=f"agent{n}", password=PASSWORD)
         )

@@ -20,16 +20,20 @@ from frontoffice.channels.voice.tls import server_context
 from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
+from frontoffice.services.agent_desk import AgentDesk
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import VoiceCalls
+from frontoffice.services.wallboard import WallboardView
 from frontoffice.store.database import commit_outlet, create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
@@ -48,6 +52,10 @@ class Container:
     bus: InProcessBus
     acd: AcdService
     contact_center: ContactCenter
+    intake: Intake
+    desk: AgentDesk
+    routing_admin: RoutingAdmin
+    wallboard: WallboardView
     stats: StatsService
     calendars: CalendarService
     tickets: TicketService
@@ -161,6 +169,10 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         bus=bus,
         acd=acd,
         contact_center=contact_center,
+        intake=contact_center.intake,
+        desk=contact_center.desk,
+        routing_admin=contact_center.admin,
+        wallboard=contact_center.wallboard,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),

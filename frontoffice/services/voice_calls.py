@@ -284,7 +284,7 @@ class VoiceCalls:
         # the first interaction. Repeats are rare, so the key is not looked up first (the unique key
         # catches them; see create_contact).
         try:
-            created = await self.contact_center.create_contact(
+            created = await self.contact_center.intake.create_contact(
                 Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
             )
         except InvalidInput as exc:
@@ -292,7 +292,7 @@ class VoiceCalls:
                 raise
             # A caller id that is not a phone number (sip:user@host) must not block the call.
             data.customer = CustomerFields(first_name=first[:200], last_name=last[:200])
-            created = await self.contact_center.create_contact(
+            created = await self.contact_center.intake.create_contact(
                 Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
             )
         return created.interaction.id

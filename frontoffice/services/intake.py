@@ -1,0 +1,352 @@
+"""Intake: contacts in. A channel's inbound contact becomes a customer (found or created), an
+interaction and an ACD command, in one transaction (see docs/architecture.md, "The channel contract")."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Row, RowMapping, Table, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Direction, IdentityKind, Role
+from frontoffice.store.tables import (
+    Customer,
+    CustomerTag,
+    EntryPoint,
+    IdempotencyKey,
+    Identity,
+    Interaction,
+)
+from frontoffice.store.unit_of_work import UnitOfWork
+
+from .acd import AcdService
+from .acd_commands import (
+    AcdCommand,
+    CommandHandler,
+)
+from .acd_schemas import (
+    ContactCreated,
+    ContactIn,
+)
+from .context import Actor, Clock, system_clock
+from .crm import CrmService
+from .identities import normalize_identity
+from .interactions import InteractionService
+from .rules_adapter import compile_rules, rule_context
+from .schemas import CustomerIn, IdentityIn, InteractionOut
+
+__all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
+
+IDEMPOTENCY_SCOPE = "interactions.create"
+
+# Statements every inbound contact runs, built once (building a statement costs more than SQLite
+# takes to run it), in Core: the contact path reads a few columns and never changes these rows.
+_ENTRY_POINTS = cast(Table, EntryPoint.__table__)
+_ENTRY_COLUMNS = select(
+    *(
+        _ENTRY_POINTS.c[name]
+        for name in ("id", "channel", "address", "project_id", "default_queue_id", "config")
+    )
+)
+_ENTRY_BY_ID = _ENTRY_COLUMNS.where(_ENTRY_POINTS.c.id == bindparam("id"))
+_ENTRY_BY_ADDRESS = _ENTRY_COLUMNS.where(
+    _ENTRY_POINTS.c.channel == bindparam("channel"), _ENTRY_POINTS.c.address == bindparam("address")
+)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+_INTERACTIONS = cast(Table, Interaction.__table__)
+# The customer an identity names, the card fields routing rules see, and the agent who last served
+# them (sticky routing), in one statement. Run before the new interaction is inserted; it has no
+# agent, so the answer would be the same after.
+_LAST_AGENT = (
+    select(_INTERACTIONS.c.agent_id)
+    .where(_INTERACTIONS.c.customer_id == _IDENTITIES.c.customer_id, _INTERACTIONS.c.agent_id.is_not(None))
+    .order_by(_INTERACTIONS.c.id.desc())
+    .limit(1)
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_FIND_CUSTOMER = (
+    select(
+        _IDENTITIES.c.customer_id,
+        _CUSTOMERS.c.id,
+        _CUSTOMERS.c.vip,
+        _CUSTOMERS.c.custom,
+        _CUSTOMERS.c.company_id,
+        _CUSTOMERS.c.language,
+        _CUSTOMERS.c.owner_id,
+        _LAST_AGENT.label("last_agent_id"),
+    )
+    .select_from(_IDENTITIES.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id))
+    .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
+)
+_CUSTOMER_TAGS = select(cast(Table, CustomerTag.__table__).c.tag).where(
+    cast(Table, CustomerTag.__table__).c.customer_id == bindparam("customer_id")
+)
+_INSERT_KEY = insert(cast(Table, IdempotencyKey.__table__))
+
+
+class Intake:
+    """Takes in inbound contacts of every channel and queues them in the ACD."""
+
+    def __init__(
+        self,
+        acd: AcdService,
+        crm: CrmService,
+        interactions: InteractionService,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.acd = acd
+        self.crm = crm
+        self.interactions = interactions
+        self.sessions = acd.sessions
+        self.clock = clock
+        acd.register(TakeInContact, _TakeInContactHandler(self))
+
+    async def create_contact(
+        self,
+        actor: Actor,
+        data: ContactIn,
+        idempotency_key: str | None,
+        *,
+        check_key_first: bool = True,
+    ) -> ContactCreated:
+        """Record an inbound contact, route it by its entry point's rules and queue it in the ACD.
+
+        With an ``Idempotency-Key`` a retried request returns the first request's interaction
+        (``created: false``); the same key with a different body is a 409.
+
+        ``check_key_first=False`` skips looking the key up before the transaction, for callers whose
+        keys repeat rarely (a SIP Call-ID): a repeated key then fails the key's unique constraint, the
+        transaction rolls back before the ACD saw the contact, and the first interaction is returned
+        all the same — one read less per contact, a wasted transaction per repeat.
+        """
+        actor.require("interactions.write")
+        request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+        if idempotency_key is not None and check_key_first:
+            existing = await self._idempotent(idempotency_key, request_hash)
+            if existing is not None:
+                return ContactCreated(interaction=existing, created=False)
+        command = TakeInContact(actor, data, idempotency_key, request_hash)
+        try:
+            out = await self.acd.execute(command)
+        except IntegrityError:
+            # Two concurrent requests with one key: the loser returns the winner's interaction.
+            if idempotency_key is None:
+                raise
+            existing = await self._idempotent(idempotency_key, request_hash)
+            if existing is None:
+                raise
+            return ContactCreated(interaction=existing, created=False)
+        return ContactCreated(interaction=out, created=True)
+
+    async def _idempotent(self, key: str, request_hash: str) -> InteractionOut | None:
+        async with self.sessions() as s:
+            found = await s.get(IdempotencyKey, (key, IDEMPOTENCY_SCOPE))
+            if found is None:
+                return None
+            if found.request_hash != request_hash:
+                raise Conflict(
+                    "This Idempotency-Key was used with a different request",
+                    error_id="idempotency-key-reused",
+                )
+            interaction = await s.get(Interaction, found.resource_id)
+            if interaction is None:
+                return None
+            return InteractionOut.model_validate(interaction)
+
+    async def _entry_point(self, s: AsyncSession, data: ContactIn) -> Row[Any]:
+        """The entry point's routing columns (a Core row: the contact path only reads them)."""
+        if data.entry_point_id is not None:
+            entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
+        else:
+            entry = (
+                await s.execute(
+                    _ENTRY_BY_ADDRESS, {"channel": data.channel.value, "address": data.entry_point}
+                )
+            ).first()
+        if entry is None or entry.channel != data.channel.value:
+            raise NotFound(
+                "No such entry point for this channel",
+                error_id="no-such-entry-point",
+                channel=data.channel.value,
+                entry_point=data.entry_point or data.entry_point_id,
+            )
+        return entry
+
+    async def _customer(
+        self, s: AsyncSession, actor: Actor, data: ContactIn
+    ) -> tuple[int | None, dict[str, Any], int | None]:
+        """Find the customer by any identity given; create one when none matches.
+
+        Returns the customer's id, the customer as routing rules see it, and for a known customer the
+        agent who last served them, else their owner (for sticky routing; ``None`` for a new one).
+        """
+        fields = data.customer
+        identities: list[tuple[IdentityKind, str]] = []
+        for kind, raw in (
+            (IdentityKind.PHONE, fields.phone),
+            (IdentityKind.EMAIL, fields.email),
+            (IdentityKind.CHAT, fields.chat_id),
+        ):
+            if raw:
+                identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
+        found: RowMapping | None = None
+        for kind, value in identities:
+            # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
+            result = await s.execute(_FIND_CUSTOMER, {"kind": kind.value, "value": value})
+            found = result.mappings().first()
+            if found is not None:
+                break
+        if found is None and identities:
+            created = await self.crm.create_in_session(
+                s,
+                Actor.system() if actor.role is not Role.ADMIN else actor,
+                CustomerIn(
+                    first_name=fields.first_name,
+                    last_name=fields.last_name,
+                    language=fields.language,
+                    identities=[IdentityIn(kind=k, value=v) for k, v in identities],
+                ),
+            )
+            return (
+                created.id,
+                {
+                    "id": created.id,
+                    "known": False,
+                    "tags": [],
+                    "vip": False,
+                    "custom": {},
+                    "company": None,
+                    "language": fields.language,
+                    "owner_id": None,
+                },
+                None,
+            )
+        if found is None:
+            return None, {"known": False, "tags": [], "vip": False, "custom": {}}, None
+        customer_id: int = found["customer_id"]
+        assert found["id"] is not None  # the identity's customer (a foreign key)
+        tags = list(await s.scalars(_CUSTOMER_TAGS, {"customer_id": customer_id}))
+        ctx = {
+            "id": customer_id,
+            "known": True,
+            "tags": tags,
+            "vip": found["vip"],
+            "custom": dict(found["custom"]),
+            "company": found["company_id"],
+            "language": found["language"],
+            "owner_id": found["owner_id"],
+        }
+        last = found["last_agent_id"]
+        last_agent: int | None = last if last is not None else found["owner_id"]
+        return customer_id, ctx, last_agent
+
+    def _preferred_agent(self, last_agent: int | None) -> str | None:
+        """Sticky routing: the agent who last served the customer, else the customer's owner, when
+        the ACD knows them."""
+        if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
+            return None
+        return str(last_agent)
+
+
+# ====================================================================== ACD commands of the use cases
+@dataclass(frozen=True, slots=True)
+class TakeInContact(AcdCommand[InteractionOut]):
+    """An inbound contact: record it (customer, interaction, first message) and queue it."""
+
+    actor: Actor
+    data: ContactIn
+    idempotency_key: str | None
+    request_hash: str
+
+
+class _TakeInContactHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedContact, r.Contact]:
+        s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
+        request_hash = command.request_hash
+        from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
+        entry = await self.intake._entry_point(s, data)
+        customer_id, customer_ctx, last_agent = await self.intake._customer(s, actor, data)
+        ctx = rule_context(data, entry, customer_ctx)
+        queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
+        if queue_id is None:
+            raise InvalidInput(
+                "No routing rule matched and the entry point has no default queue",
+                error_id="no-route",
+                entry_point_id=entry.id,
+            )
+        queue = self.intake.acd.queue_info.get(queue_id)
+        if queue is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
+        interaction = await self.intake.interactions.record(
+            s,
+            uow.interactions.adopt,
+            channel=data.channel,
+            direction=Direction.INBOUND,
+            customer_id=customer_id,
+            subject=data.subject,
+            from_address=from_address,
+            to_address=entry.address,
+            external_ref=data.external_ref,
+            entry_point_id=entry.id,
+            queue_id=queue_id,
+            project_id=entry.project_id or queue.project_id,
+            priority=data.priority + int(entry.config.get("priority", 0)),
+            attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
+        )
+        if data.body:
+            await self.intake.interactions.add_message(
+                s,
+                interaction,
+                direction=Direction.INBOUND,
+                body=data.body,
+                sender=from_address,
+            )
+        if idempotency_key is not None:
+            # Core, not the unit of work: a repeated key fails here, in the prepare step, before
+            # the engine saw the contact.
+            await s.execute(
+                _INSERT_KEY,
+                {
+                    "key": idempotency_key,
+                    "scope": IDEMPOTENCY_SCOPE,
+                    "request_hash": request_hash,
+                    "resource_id": interaction.id,
+                    "created_at": self.intake.clock(),
+                },
+            )
+        preferred = self.intake._preferred_agent(last_agent)
+        contact = r.Contact(
+            contact_id=str(interaction.id),
+            channel=data.channel.value,
+            queue_id=str(queue_id),
+            priority=interaction.priority,
+            customer_id=None if customer_id is None else str(customer_id),
+            preferred_agent_id=preferred,
+            attributes=dict(interaction.attributes),
+        )
+        return interaction, contact
+
+    def decide(
+        self, engine: r.RoutingEngine, command: TakeInContact, prepared: tuple[Any, r.Contact], now: float
+    ) -> list[r.Output]:
+        return engine.contact_arrived(prepared[1], now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
+    ) -> InteractionOut:
+        return InteractionOut.model_validate(await uow.interactions.snapshot(prepared[0].id))
