@@ -23,6 +23,7 @@ from frontoffice.services.acd import AcdService
 from frontoffice.services.agent_desk import AgentDesk
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
+from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
@@ -56,6 +57,7 @@ class Container:
     desk: AgentDesk
     routing_admin: RoutingAdmin
     wallboard: WallboardView
+    channels: ChannelPorts
     stats: StatsService
     calendars: CalendarService
     tickets: TicketService
@@ -153,6 +155,10 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     commits = commit_outlet(sessions)
     commits.subscribe(stats.committed)  # live statistics (then the wallboard's figures, below)
     commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
+    # Channels' ports (the channel contract): offers, withdrawn offers, finished contacts of theirs.
+    channels = ChannelPorts()
+    channels.register(WebFormChannel())
+    commits.subscribe(channels)
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
@@ -173,6 +179,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         desk=contact_center.desk,
         routing_admin=contact_center.admin,
         wallboard=contact_center.wallboard,
+        channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),

@@ -4,7 +4,8 @@ interaction and an ACD command, in one transaction (see docs/architecture.md, "T
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from sqlalchemy import Row, RowMapping, Table, bindparam, insert, select
@@ -34,6 +35,7 @@ from .acd_schemas import (
     ContactCreated,
     ContactIn,
 )
+from .channel_contract import CustomerIdentity, InboundContact
 from .context import Actor, Clock, system_clock
 from .crm import CrmService
 from .identities import normalize_identity
@@ -111,25 +113,56 @@ class Intake:
         acd.register(TakeInContact, _TakeInContactHandler(self))
 
     async def create_contact(
+        self, actor: Actor, data: ContactIn, idempotency_key: str | None
+    ) -> ContactCreated:
+        """The web form / API channel's adapter: a posted contact (validated ``ContactIn``) taken in
+        as an :class:`InboundContact`, deduplicated by the request's ``Idempotency-Key``."""
+        customer = data.customer
+        inbound = InboundContact(
+            channel=data.channel,
+            entry_point=data.entry_point,
+            entry_point_id=data.entry_point_id,
+            customer=CustomerIdentity(
+                phone=customer.phone,
+                email=customer.email,
+                chat_id=customer.chat_id,
+                first_name=customer.first_name,
+                last_name=customer.last_name,
+                language=customer.language,
+            ),
+            subject=data.subject,
+            body=data.body,
+            external_id=data.external_ref,
+            priority=data.priority,
+            attributes=data.attributes,
+        )
+        return await self.take_in(inbound, actor=actor, dedupe_key=idempotency_key)
+
+    async def take_in(
         self,
-        actor: Actor,
-        data: ContactIn,
-        idempotency_key: str | None,
+        inbound: InboundContact,
         *,
+        actor: Actor | None = None,
+        dedupe_key: str | None = None,
         check_key_first: bool = True,
     ) -> ContactCreated:
-        """Record an inbound contact, route it by its entry point's rules and queue it in the ACD.
+        """Record an inbound contact of any channel, route it by its entry point's rules and queue it
+        in the ACD (the channel contract: see :mod:`frontoffice.services.channel_contract`).
 
-        With an ``Idempotency-Key`` a retried request returns the first request's interaction
-        (``created: false``); the same key with a different body is a 409.
+        With a ``dedupe_key`` (a channel's :attr:`InboundContact.dedupe_key`, an API request's
+        ``Idempotency-Key``) a repeated delivery returns the first one's interaction (``created:
+        false``); the same key with a different contact is a 409.
 
         ``check_key_first=False`` skips looking the key up before the transaction, for callers whose
         keys repeat rarely (a SIP Call-ID): a repeated key then fails the key's unique constraint, the
         transaction rolls back before the ACD saw the contact, and the first interaction is returned
         all the same — one read less per contact, a wasted transaction per repeat.
         """
+        actor = actor or Actor.system()
         actor.require("interactions.write")
-        request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+        idempotency_key = dedupe_key
+        data = inbound
+        request_hash = _request_hash(inbound)
         if idempotency_key is not None and check_key_first:
             existing = await self._idempotent(idempotency_key, request_hash)
             if existing is not None:
@@ -162,7 +195,7 @@ class Intake:
                 return None
             return InteractionOut.model_validate(interaction)
 
-    async def _entry_point(self, s: AsyncSession, data: ContactIn) -> Row[Any]:
+    async def _entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
         """The entry point's routing columns (a Core row: the contact path only reads them)."""
         if data.entry_point_id is not None:
             entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
@@ -182,7 +215,7 @@ class Intake:
         return entry
 
     async def _customer(
-        self, s: AsyncSession, actor: Actor, data: ContactIn
+        self, s: AsyncSession, actor: Actor, data: InboundContact
     ) -> tuple[int | None, dict[str, Any], int | None]:
         """Find the customer by any identity given; create one when none matches.
 
@@ -263,7 +296,7 @@ class TakeInContact(AcdCommand[InteractionOut]):
     """An inbound contact: record it (customer, interaction, first message) and queue it."""
 
     actor: Actor
-    data: ContactIn
+    data: InboundContact
     idempotency_key: str | None
     request_hash: str
 
@@ -301,7 +334,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
             subject=data.subject,
             from_address=from_address,
             to_address=entry.address,
-            external_ref=data.external_ref,
+            external_ref=data.external_id,
             entry_point_id=entry.id,
             queue_id=queue_id,
             project_id=entry.project_id or queue.project_id,
@@ -350,3 +383,10 @@ class _TakeInContactHandler(CommandHandler[Any]):
         self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
     ) -> InteractionOut:
         return InteractionOut.model_validate(await uow.interactions.snapshot(prepared[0].id))
+
+
+def _request_hash(inbound: InboundContact) -> str:
+    """What a dedupe key is checked against: a repeated key with a different contact is a conflict."""
+    values = asdict(inbound)
+    values["channel"] = inbound.channel.value
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()

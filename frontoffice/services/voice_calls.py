@@ -13,7 +13,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -54,7 +54,7 @@ from .acd_commands import (
     WithdrawContact,
     engine_step,
 )
-from .acd_schemas import ContactIn, CustomerFields
+from .channel_contract import CustomerIdentity, InboundContact
 from .contact_center import ContactCenter
 from .context import Actor, audit
 from .identities import normalize_identity
@@ -272,29 +272,27 @@ class VoiceCalls:
         }
         if call.ivr_choice is not None:
             attributes["ivr_choice"] = call.ivr_choice
-        data = ContactIn(
+        name = {"first_name": first[:200], "last_name": last[:200]}
+        inbound = InboundContact(
             channel=Channel.VOICE,
             entry_point_id=entry,
+            customer=CustomerIdentity(phone=phone, **name),
             subject=f"Call from {call.caller or 'anonymous'}",
-            customer=CustomerFields(phone=phone, first_name=first[:200], last_name=last[:200]),
-            external_ref=call.call_id[:500],
+            external_id=call.call_id[:500],
             attributes=attributes,
         )
-        # The Call-ID is the idempotency key: a repeated INVITE that reached us as a new call returns
-        # the first interaction. Repeats are rare, so the key is not looked up first (the unique key
-        # catches them; see create_contact).
+        # The Call-ID dedupes: a repeated INVITE that reached us as a new call returns the first
+        # interaction. Repeats are rare, so the key is not looked up first (the unique key catches
+        # them; see Intake.take_in).
+        intake = self.contact_center.intake
         try:
-            created = await self.contact_center.intake.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
-            )
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
         except InvalidInput as exc:
             if exc.error_id != "invalid-phone":
                 raise
             # A caller id that is not a phone number (sip:user@host) must not block the call.
-            data.customer = CustomerFields(first_name=first[:200], last_name=last[:200])
-            created = await self.contact_center.intake.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
-            )
+            inbound = replace(inbound, customer=CustomerIdentity(**name))
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
         return created.interaction.id
 
     async def set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:

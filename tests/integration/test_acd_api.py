@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.bus import BusMessage
-from frontoffice.domain.model import Role
+from frontoffice.domain.model import Channel, Role
 from frontoffice.services.acd_commands import FinishContact, Tick
+from frontoffice.services.channel_contract import CustomerIdentity, InboundContact
 from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ..conftest import ShiftedClock, token_headers
@@ -382,3 +383,26 @@ async def test_a_sticky_reservation_survives_a_restart_and_then_expires(
         assert pete.offered_contact_ids == (str(again_ivan),)
     finally:
         await restarted.close()
+
+
+async def test_a_channels_inbound_contact_is_taken_in_once_however_often_it_is_delivered(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    desk = Desk(client, container, admin_headers)
+    q = await desk.queue("mail")
+    await desk.entry("site", q)
+    inbound = InboundContact(
+        Channel.WEBFORM,
+        entry_point="site",
+        customer=CustomerIdentity(email="anna@example.com", first_name="Anna"),
+        subject="Invoice",
+        body="Where is my invoice?",
+        external_id="<m1@example.com>",
+    )
+    first = await container.intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
+    again = await container.intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
+    assert first.created and not again.created
+    assert again.interaction.id == first.interaction.id
+    assert first.interaction.external_ref == "<m1@example.com>"
+    assert first.interaction.state.value in ("queued", "offered")
+    assert first.interaction.customer_id is not None
