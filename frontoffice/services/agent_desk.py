@@ -338,7 +338,7 @@ class _CompleteContactHandler(CommandHandler[Any]):
 
     async def prepare(self, uow: UnitOfWork, command: CompleteContact) -> None:
         s, data = uow.session, command.data
-        row = await uow.interactions.get(command.interaction_id)
+        row = await uow.interactions.get_whole(command.interaction_id)  # finish answers with all of it
         if row is None:
             raise NotFound("No such interaction", error_id="no-such-interaction")
         if row.agent_id != command.actor.user_id:

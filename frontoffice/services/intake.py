@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Row, RowMapping, Table, bindparam, insert, select
@@ -162,7 +162,8 @@ class Intake:
         actor.require("interactions.write")
         idempotency_key = dedupe_key
         data = inbound
-        request_hash = _request_hash(inbound)
+        # Only a contact with a dedupe key is compared with an earlier one.
+        request_hash = _request_hash(inbound) if idempotency_key is not None else ""
         if idempotency_key is not None and check_key_first:
             existing = await self._idempotent(idempotency_key, request_hash)
             if existing is not None:
@@ -387,6 +388,17 @@ class _TakeInContactHandler(CommandHandler[Any]):
 
 def _request_hash(inbound: InboundContact) -> str:
     """What a dedupe key is checked against: a repeated key with a different contact is a conflict."""
-    values = asdict(inbound)
-    values["channel"] = inbound.channel.value
+    customer = inbound.customer
+    values = (
+        inbound.channel.value,
+        inbound.entry_point,
+        inbound.entry_point_id,
+        (customer.phone, customer.email, customer.chat_id),
+        (customer.first_name, customer.last_name, customer.language),
+        inbound.subject,
+        inbound.body,
+        inbound.external_id,
+        inbound.priority,
+        dict(inbound.attributes),
+    )
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()

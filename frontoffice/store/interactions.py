@@ -11,7 +11,6 @@ object or flushing one costs more than SQLite takes to run the statement.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -88,14 +87,14 @@ class InteractionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._rows: dict[int, RoutedContact] = {}
-        self._inserted: dict[int, dict[str, Any]] = {}
+        self._whole: dict[int, dict[str, Any]] = {}
 
     def adopt(self, values: dict[str, Any]) -> RoutedContact:
         """Keep an interaction the command has just inserted (``values``: every column, id included),
         so that its routing columns are not read again (a ``row`` for ``InteractionService.record``)."""
         row = RoutedContact(**{name: values[name] for name in _COLUMNS})
         self._rows[row.id] = row
-        self._inserted[row.id] = values
+        self._whole[row.id] = values
         return row
 
     async def get(self, interaction_id: int) -> RoutedContact | None:
@@ -187,16 +186,32 @@ class InteractionRepository:
         """Append one event of ``row`` to the interaction log."""
         append_row(self.session, _EVENTS, event_row(row, type_, at, data))
 
-    async def snapshot(self, interaction_id: int) -> dict[str, Any]:
-        """Every column of the interaction as the command leaves it (for the caller's answer)."""
-        inserted = self._inserted.get(interaction_id)
-        if inserted is None:
+    async def get_whole(self, interaction_id: int) -> RoutedContact | None:
+        """Like :meth:`get`, reading every column at once when the command will answer with the
+        whole interaction (:meth:`snapshot` then reads nothing)."""
+        if interaction_id not in self._rows:
             result = await self.session.execute(
                 _LOAD_FULL, {"id": interaction_id}, execution_options=NOT_READING_LOGS
             )
-            inserted = dict(result.mappings().one())
+            values = result.mappings().one_or_none()
+            if values is None:
+                return None
+            self._whole[interaction_id] = dict(values)
+            self._rows[interaction_id] = RoutedContact(**{name: values[name] for name in _COLUMNS})
+        return self._rows[interaction_id]
+
+    async def snapshot(self, interaction_id: int) -> dict[str, Any]:
+        """Every column of the interaction as the command leaves it (for the caller's answer)."""
+        whole = self._whole.get(interaction_id)
+        if whole is None:
+            result = await self.session.execute(
+                _LOAD_FULL, {"id": interaction_id}, execution_options=NOT_READING_LOGS
+            )
+            whole = dict(result.mappings().one())
         row = self._rows.get(interaction_id)
-        return {**inserted, **asdict(row)} if row is not None else inserted
+        if row is None:
+            return whole
+        return {**whole, **{name: getattr(row, name) for name in _WRITTEN}}
 
 
 def _params(row: RoutedContact) -> dict[str, Any]:
