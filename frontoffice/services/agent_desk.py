@@ -375,6 +375,7 @@ class _CompleteContactHandler(CommandHandler[Any]):
         i = await uow.interactions.get(command.interaction_id)
         assert i is not None  # checked by prepare
         now = self.clock()
+        before = (i.disposition, i.attributes)
         i.disposition = data.disposition
         if data.notes:
             i.attributes = {**i.attributes, "wrap_up_notes": data.notes}
@@ -389,7 +390,8 @@ class _CompleteContactHandler(CommandHandler[Any]):
                 )
         if data.callback_at is not None:
             i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
-        await uow.interactions.update(i)
+        if (i.disposition, i.attributes) != before:  # a completion without notes changes no column
+            await uow.interactions.update(i)
         uow.interactions.log(i, InteractionEventType.NOTE, now, disposition=data.disposition)
         return InteractionOut.model_validate(await uow.interactions.snapshot(i.id))
 
