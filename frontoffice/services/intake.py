@@ -196,7 +196,7 @@ class Intake:
                 return None
             return InteractionOut.model_validate(interaction)
 
-    async def _entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
+    async def entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
         """The entry point's routing columns (a Core row: the contact path only reads them)."""
         if data.entry_point_id is not None:
             entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
@@ -215,7 +215,7 @@ class Intake:
             )
         return entry
 
-    async def _customer(
+    async def customer(
         self, s: AsyncSession, actor: Actor, data: InboundContact
     ) -> tuple[int | None, dict[str, Any], int | None]:
         """Find the customer by any identity given; create one when none matches.
@@ -283,7 +283,7 @@ class Intake:
         last_agent: int | None = last if last is not None else found["owner_id"]
         return customer_id, ctx, last_agent
 
-    def _preferred_agent(self, last_agent: int | None) -> str | None:
+    def preferred_agent(self, last_agent: int | None) -> str | None:
         """Sticky routing: the agent who last served the customer, else the customer's owner, when
         the ACD knows them."""
         if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
@@ -312,8 +312,8 @@ class _TakeInContactHandler(CommandHandler[Any]):
         s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
         request_hash = command.request_hash
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
-        entry = await self.intake._entry_point(s, data)
-        customer_id, customer_ctx, last_agent = await self.intake._customer(s, actor, data)
+        entry = await self.intake.entry_point(s, data)
+        customer_id, customer_ctx, last_agent = await self.intake.customer(s, actor, data)
         ctx = rule_context(data, entry, customer_ctx)
         queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
         if queue_id is None:
@@ -325,7 +325,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
         queue = self.intake.acd.queue_info.get(queue_id)
         if queue is None:
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-        # Core insert; the ACD updates the held row and writes it with one Core UPDATE.
+        # Core insert; the command keeps the row (adopt) and the ACD writes its changes with Core.
         interaction = await self.intake.interactions.record(
             s,
             uow.interactions.adopt,
@@ -363,7 +363,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
                     "created_at": self.intake.clock(),
                 },
             )
-        preferred = self.intake._preferred_agent(last_agent)
+        preferred = self.intake.preferred_agent(last_agent)
         contact = r.Contact(
             contact_id=str(interaction.id),
             channel=data.channel.value,
