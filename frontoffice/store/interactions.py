@@ -134,16 +134,24 @@ class InteractionRepository:
         agent event log) and wrap-up deadlines. ``at``: the command's time."""
         if log.contacts:
             self._rows.update(log.contacts)
-            await self.session.execute(_WRITE, [_params(c) for c in log.contacts.values()])
+            await self.session.execute(_WRITE, _batch([_params(c) for c in log.contacts.values()]))
         for row in log.events:
             append_row(self.session, _EVENTS, row)
         if log.agent_states:
             await self.session.execute(
                 _SET_AGENT_STATE,
-                [
-                    {"agent": a.agent_id, "state": a.state, "reason": a.reason, "since": a.since, "at": at}
-                    for a in log.agent_states
-                ],
+                _batch(
+                    [
+                        {
+                            "agent": a.agent_id,
+                            "state": a.state,
+                            "reason": a.reason,
+                            "since": a.since,
+                            "at": at,
+                        }
+                        for a in log.agent_states
+                    ]
+                ),
             )
             for a in log.agent_states:
                 append_row(
@@ -158,7 +166,8 @@ class InteractionRepository:
                 )
         if log.wrap_up_until:
             await self.session.execute(
-                _SET_WRAP_UP_UNTIL, [{"agent": agent, "until": until} for agent, until in log.wrap_up_until]
+                _SET_WRAP_UP_UNTIL,
+                _batch([{"agent": agent, "until": until} for agent, until in log.wrap_up_until]),
             )
 
     async def tracked(self, states: Iterable[str]) -> list[RoutedContact]:
@@ -218,3 +227,9 @@ def _params(row: RoutedContact) -> dict[str, Any]:
     values = {name: getattr(row, name) for name in _WRITTEN}
     values["_id"] = row.id
     return values
+
+
+def _batch(params: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """One row's parameters as a plain execution, several as one ``executemany`` (SQLAlchemy's
+    executemany path costs more than a single execution, and one row is the common case)."""
+    return params[0] if len(params) == 1 else params
