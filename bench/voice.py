@@ -60,6 +60,7 @@ from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.config import load_settings
 from frontoffice.domain.model import Channel, Role
+from frontoffice.services.acd_commands import AgentLogin
 from frontoffice.services.acd_schemas import AgentProfileIn, EntryPointIn, QueueIn, QueueSettings
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import UserIn
@@ -192,7 +193,7 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         await container.voice_calls.set_sip_credentials(
             system, user.id, SipCredentialsIn(username=f"agent{n}", password=PASSWORD)
         )
-        await container.acd.execute(lambda e, now, uid=user.id: e.agent_login(str(uid), now))
+        await container.acd.execute(AgentLogin(str(user.id)))
         users.append(user.id)
     voice = VoiceService(
         container.voice_calls,

@@ -23,11 +23,14 @@ from frontoffice.services.acd import AcdService
 from frontoffice.services.agent_desk import AgentDesk
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
+from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.engine_settings import EngineSettingsService
+from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.routing_admin import RoutingAdmin
@@ -62,6 +65,9 @@ class Container:
     calendars: CalendarService
     tickets: TicketService
     deals: DealService
+    engine_settings: EngineSettingsService
+    callbacks: CallbackScheduler
+    fallback: FallbackActions
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     started: bool = False
@@ -70,7 +76,10 @@ class Container:
         """Rebuild the routing engine from the store and start its timers."""
         if not self.started:
             await self.stats.start()
+            await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
+            await self.callbacks.start()
+            await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             if self.voice is not None:
                 await self.voice.start()
@@ -81,6 +90,7 @@ class Container:
             if self.voice is not None:
                 await self.voice.stop()
             await self.calendars.stop()
+            await self.callbacks.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -142,7 +152,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     crm = CrmService(sessions, region=settings.default_region, clock=clock)
     interactions = InteractionService(sessions, clock=clock)
     bus = InProcessBus()
-    acd = AcdService(sessions, bus, clock=clock)
+    acd = AcdService(sessions, bus, clock=clock, time_zone=settings.time_zone)
     stats = StatsService(
         sessions,
         clock=clock,
@@ -162,6 +172,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
+    fallback = FallbackActions(sessions, interactions, clock=clock)
+    acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     return Container(
         settings=settings,
@@ -184,6 +196,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),
         deals=DealService(sessions, clock=clock),
+        engine_settings=EngineSettingsService(acd, clock=clock),
+        callbacks=CallbackScheduler(acd, interactions, clock=clock),
+        fallback=fallback,
         voice_calls=voice_calls,
         voice=_voice_service(settings, voice_calls) if settings.voice_enabled else None,
     )
@@ -208,6 +223,7 @@ def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
         # Spoken in the center's default language with espeak-ng when installed; a chime otherwise.
         prompts=render_prompts(settings.default_language),
         announce_interval_s=settings.voice_announce_interval_s or None,
+        qualify_interval_s=settings.sip_qualify_interval_s or None,
         language=settings.default_language,
         stereo_recordings=settings.voice_recordings_stereo,
         trunks=_trunks(settings),

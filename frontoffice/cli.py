@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from frontoffice import __version__, aio
@@ -21,9 +22,15 @@ from frontoffice.services.auth import generate_password
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import UserIn, UserProjectsIn
 from frontoffice.store import migrate
+from frontoffice.store.node_lock import DatabaseInUse, node_lock
 
 console = Console()
 err_console = Console(stderr=True)
+
+# Exit statuses a script or a service manager can tell apart (docs/install.md).
+EXIT_BAD_SETTING = 2
+EXIT_NOT_MIGRATED = 3
+EXIT_DATABASE_IN_USE = 4
 
 
 def _settings() -> Settings:
@@ -181,6 +188,22 @@ def serve(host: str | None, port: int | None) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
     async def run() -> None:
+        # Taken here rather than in Container.start: the lock belongs to the serving process (tests
+        # and tools start several containers on one database in one process, and the one-shot
+        # commands build containers that never route), and a refusal must come before anything
+        # binds a port or starts the media process. Held until the process ends.
+        lock = node_lock(settings.database_url)
+        try:
+            await lock.acquire()
+        except DatabaseInUse as exc:
+            err_console.print(f"[red]{escape(str(exc))}[/red]")
+            sys.exit(EXIT_DATABASE_IN_USE)
+        try:
+            await serve_locked()
+        finally:
+            await lock.release()
+
+    async def serve_locked() -> None:
         container = build_container(settings)
         if not await migrate.is_up_to_date(container.engine):
             await container.close()
@@ -188,7 +211,7 @@ def serve(host: str | None, port: int | None) -> None:
                 "[red]The database is not migrated (or is newer than this program). "
                 "Run 'frontoffice db upgrade' first.[/red]"
             )
-            sys.exit(3)
+            sys.exit(EXIT_NOT_MIGRATED)
         app = create_app(container)
         server = uvicorn.Server(
             uvicorn.Config(

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between position / expected-wait announcements to queued callers; 0 = off",
     )
+    sip_qualify_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between OPTIONS to each registered phone; an agent none of whose phones "
+        "answers is not offered calls (not_ready, reason unreachable); 0 = off",
+    )
     sip_digest_algorithms: list[DigestAlgorithm] = Field(
         default_factory=_md5_only,
         min_length=1,

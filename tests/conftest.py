@@ -12,11 +12,11 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -36,6 +36,7 @@ from frontoffice.web.app import create_app
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("FRONTOFFICE_TEST_POSTGRES_URL", "")
 TEST_PASSWORD = "correct horse battery"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -192,3 +193,25 @@ async def admin_headers(container: Container) -> dict[str, str]:
 @pytest.fixture
 async def agent_headers(container: Container) -> dict[str, str]:
     return await token_headers(container, "agent", Role.AGENT)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout_s: float = 15.0, interval_s: float = 0.02
+) -> T:
+    """Wait for a condition instead of sleeping a fixed time: call ``check`` until it returns a truthy
+    value without raising ``AssertionError``, and return that value. ``timeout_s`` is only a bound on a
+    hung test (generous, for a loaded machine), never a claim about speed."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+            failure: AssertionError | None = None
+        except AssertionError as exc:
+            failure = exc
+        if asyncio.get_running_loop().time() > deadline:
+            if failure is not None:
+                raise failure
+            raise AssertionError(f"condition not met within {timeout_s} s (last value: {result!r})")
+        await asyncio.sleep(interval_s)

@@ -216,11 +216,11 @@ def record_outputs(
             i.state = St.FAILED.value
             i.disposition = f"fallback:{o.action}"
             i.ended_at = i.closed_at = at
-            add(i, Ev.FALLBACK, action=o.action, reason=o.reason)
+            add(i, Ev.FALLBACK, action=o.action, reason=o.reason, queue_id=int(o.queue_id))
         elif isinstance(o, r.ContactRefused):
             i.state = St.FAILED.value
             i.ended_at = i.closed_at = at
-            add(i, Ev.REFUSED, reason=o.reason)
+            add(i, Ev.REFUSED, reason=o.reason, queue_id=int(o.queue_id))
         elif isinstance(o, r.ContactEscalated):
             add(i, Ev.ESCALATED, step=o.step)
         elif isinstance(o, r.PriorityChanged):

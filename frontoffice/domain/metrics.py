@@ -12,7 +12,9 @@ queue), transferred, failed, or still waiting. A repeated ``queued`` for the sam
 (an offer was rejected and the contact went back) does not start a new visit: the wait counts from
 the first one. Visits linked by overflow form one *contact*: grouped by queue, every visit counts in
 its queue (the second queue sees an "overflowed in" contact with its own wait); grouped by channel,
-project or overall, the contact counts once, from the moment it first entered a queue.
+project or overall, the contact counts once, from the moment it first entered a queue. A supervisor's
+move of a waiting contact to another queue (``transferred`` with ``to_queue_id``) links visits the same
+way; one to a named agent of the same queue (``to_queue_id`` unchanged) does not end the visit.
 
 Every figure of a visit is credited to the interval in which the contact entered the queue (the
 visit for queue reports, the contact otherwise), never to the interval of the answer or hang-up, so a
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final, Literal, TypeAlias
 
 from frontoffice.domain.model import InteractionEventType as Ev
@@ -56,6 +58,7 @@ __all__ = [
     "SLVariant",
     "compute_live_queue_figures",
     "compute_report",
+    "local_day_start",
 ]
 
 # Industry-standard reporting interval (and what WFM forecasts use): 15 minutes.
@@ -75,6 +78,13 @@ AGENT_STATES: Final = ("offline", "available", "not_ready", "on_contact", "wrap_
 
 _US: Final = timedelta(microseconds=1)
 _HANDLING_STATES: Final = frozenset({"on_contact", "wrap_up"})
+
+
+def local_day_start(now: datetime, zone: tzinfo) -> datetime:
+    """The start of ``now``'s day in the site's time zone: where "today" begins for the wallboard,
+    the live figures and the agents' contacts-today count."""
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class MetricsError(ValueError):
@@ -119,16 +129,18 @@ class _Visit:
     """One stay of an interaction in one queue (or a direct, unqueued handling by an agent)."""
 
     __slots__ = (
-        "abandon_agent",
+        "abandon_agents",
         "agent_id",
         "chain_start",
         "channel",
         "connected_at",
         "direct",
         "done_at",
+        "entered",
         "handled",
         "hold_us",
-        "offer_agent",
+        "moved_in",
+        "offer_agents",
         "offers",
         "outcome",
         "outcome_at",
@@ -149,7 +161,9 @@ class _Visit:
         start: datetime,
         chain_start: datetime,
         overflow_in: bool = False,
+        moved_in: bool = False,
         direct: bool = False,
+        entered: bool = True,
     ) -> None:
         self.queue_id = queue_id
         self.channel = channel
@@ -157,12 +171,19 @@ class _Visit:
         self.start = start  # entered the queue (or was connected, for a direct visit)
         self.chain_start = chain_start  # the contact first entered a queue (before any overflow)
         self.overflow_in = overflow_in
+        self.moved_in = moved_in  # moved here from another queue while waiting (a supervisor's move)
         self.direct = direct
-        self.outcome: str | None = None  # answered, abandoned, overflowed, transferred, failed
+        # False for a contact the queue turned away at its door (closed, full, no agents): it never
+        # entered the queue, so it is not offered there.
+        self.entered = entered
+        # answered, abandoned, overflowed, transferred, failed, turned_away
+        self.outcome: str | None = None
         self.outcome_at: datetime | None = None
         self.offers: list[list[object]] = []  # [agent_id, "offered" | "rejected" | "timed_out"]
-        self.offer_agent: int | None = None  # agent currently being offered the contact
-        self.abandon_agent: int | None = None
+        # Agents the contact is ringing at now (several for a ring-all offer), and those it was ringing
+        # at when the customer left (an abandon counts against each of them).
+        self.offer_agents: tuple[int, ...] = ()
+        self.abandon_agents: tuple[int, ...] = ()
         self.agent_id: int | None = None
         self.connected_at: datetime | None = None
         self.talk_end_at: datetime | None = None
@@ -181,13 +202,14 @@ class _Visit:
 
 
 class _Interaction:
-    __slots__ = ("channel", "current", "pending_overflow", "project_id")
+    __slots__ = ("channel", "current", "pending_move", "pending_overflow", "project_id")
 
     def __init__(self) -> None:
         self.channel = ""
         self.project_id: int | None = None
         self.current: _Visit | None = None
         self.pending_overflow = False  # last visit overflowed; the next queued continues the contact
+        self.pending_move = False  # last visit was moved to another queue; the same
 
 
 def _hold_us(data: Mapping[str, object]) -> int:
@@ -198,6 +220,27 @@ def _hold_us(data: Mapping[str, object]) -> int:
         except (OverflowError, ValueError):
             return 0
     return 0
+
+
+def _agents_of(e: InteractionEventRecord, key: str) -> tuple[int, ...]:
+    """The agents an offer event concerns. The ACD names them in the event's data (``agent_ids`` for
+    an offer, its time-out or withdrawal, ``rejected_by`` for a rejection): a ring-all offer rings
+    several agents at once, so the event's agent column (the contact's agent) is empty then."""
+    value = e.data.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(a for a in value if isinstance(a, int) and not isinstance(a, bool))
+    return () if e.agent_id is None else (e.agent_id,)
+
+
+def _queue_of(e: InteractionEventRecord) -> int | None:
+    """The queue a refusal or fallback concerns: named in the event's data by the ACD (after an
+    overflow it is not the interaction's first queue), else the event's queue column."""
+    value = e.data.get("queue_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return e.queue_id
 
 
 class _Tracker:
@@ -227,18 +270,19 @@ class _Tracker:
             if cur is not None and cur.waiting and cur.queue_id == e.queue_id:
                 return None  # back in the same queue (e.g. after a rejected offer): keep the first time
             chain_start = e.at
-            overflow_in = False
+            overflow_in = moved_in = False
             if cur is not None and cur.waiting:
                 # Moved to another queue without an explicit "overflowed": same thing.
                 cur.outcome, cur.outcome_at = "overflowed", e.at
                 chain_start, overflow_in = cur.chain_start, True
-            elif cur is not None and state.pending_overflow:
-                chain_start, overflow_in = cur.chain_start, True
+            elif cur is not None and (state.pending_overflow or state.pending_move):
+                chain_start = cur.chain_start
+                overflow_in, moved_in = state.pending_overflow, state.pending_move
             elif cur is not None and cur.talking:
                 # Re-queued while connected without a "transferred" event: the agent's part ended.
                 cur.talk_end_at = cur.talk_end_at or e.at
                 cur.handled = cur.transferred = True
-            state.pending_overflow = False
+            state.pending_overflow = state.pending_move = False
             created = _Visit(
                 queue_id=e.queue_id,
                 channel=state.channel,
@@ -246,31 +290,60 @@ class _Tracker:
                 start=e.at,
                 chain_start=chain_start,
                 overflow_in=overflow_in,
+                moved_in=moved_in,
             )
             state.current = created
+        elif kind in (Ev.REFUSED, Ev.FALLBACK):
+            # Turned away: refused, or handed to the queue's fallback action (voicemail, callback...).
+            if cur is not None and cur.waiting:
+                cur.outcome, cur.outcome_at = "turned_away", e.at  # at its maximum wait
+            else:
+                chained = cur is not None and (state.pending_overflow or state.pending_move)
+                created = _Visit(
+                    queue_id=_queue_of(e),
+                    channel=state.channel,
+                    project_id=state.project_id,
+                    start=e.at,
+                    chain_start=cur.chain_start if chained and cur is not None else e.at,
+                    overflow_in=chained and state.pending_overflow,
+                    moved_in=chained and state.pending_move,
+                    entered=False,
+                )
+                created.outcome, created.outcome_at = "turned_away", e.at
+                state.pending_overflow = state.pending_move = False
+                state.current = created
         elif cur is None:
             if kind == Ev.CONNECTED:
                 created = state.current = self._direct(state, e)
         elif kind == Ev.OFFERED:
             if cur.waiting:
-                cur.offers.append([e.agent_id, "offered"])
-                cur.offer_agent = e.agent_id
-        elif kind in (Ev.OFFER_REJECTED, Ev.OFFER_TIMED_OUT):
+                agents = _agents_of(e, "agent_ids")
+                cur.offers.extend([agent, "offered"] for agent in agents)
+                cur.offer_agents = agents
+        elif kind in (Ev.OFFER_REJECTED, Ev.OFFER_TIMED_OUT, Ev.OFFER_WITHDRAWN):
             if cur.waiting:
-                result = "rejected" if kind == Ev.OFFER_REJECTED else "timed_out"
-                for offer in reversed(cur.offers):
-                    if offer[1] == "offered" and (e.agent_id is None or offer[0] == e.agent_id):
-                        offer[1] = result
-                        break
-                cur.offer_agent = None
+                key = "rejected_by" if kind == Ev.OFFER_REJECTED else "agent_ids"
+                ended = _agents_of(e, key)
+                if kind != Ev.OFFER_WITHDRAWN:
+                    result = "rejected" if kind == Ev.OFFER_REJECTED else "timed_out"
+                    for agent in ended or cur.offer_agents:
+                        for offer in reversed(cur.offers):
+                            if offer[1] == "offered" and offer[0] == agent:
+                                offer[1] = result
+                                break
+                # Without agents named (an old log), the whole offer ended.
+                cur.offer_agents = tuple(a for a in cur.offer_agents if ended and a not in ended)
         elif kind == Ev.CONNECTED:
             if cur.waiting:
                 cur.outcome, cur.outcome_at = "answered", e.at
-                cur.agent_id = e.agent_id if e.agent_id is not None else cur.offer_agent
+                if e.agent_id is not None:
+                    cur.agent_id = e.agent_id
+                elif len(cur.offer_agents) == 1:
+                    cur.agent_id = cur.offer_agents[0]
                 cur.connected_at = e.at
             elif not cur.talking:
                 # An unqueued contact (outbound call, agent-initiated email) handled directly.
-                state.pending_overflow = False
+                state.pending_overflow = state.pending_move = False
                 created = state.current = self._direct(state, e)
         elif kind == Ev.WRAP_UP:
             if cur.talking and cur.talk_end_at is None:
@@ -285,15 +358,20 @@ class _Tracker:
             if cur.waiting:
                 cur.outcome = "abandoned" if kind == Ev.ABANDONED else "failed"
                 cur.outcome_at = e.at
-                cur.abandon_agent = cur.offer_agent
+                cur.abandon_agents = cur.offer_agents
         elif kind == Ev.OVERFLOWED:
             if cur.waiting:
                 cur.outcome, cur.outcome_at = "overflowed", e.at
                 state.pending_overflow = True
         elif kind == Ev.TRANSFERRED:
             if cur.waiting:
+                to_queue = e.data.get("to_queue_id")
+                if to_queue is not None and to_queue == cur.queue_id:
+                    return None  # reserved for an agent of the same queue: still waiting in it
+                # Moved to another queue while waiting: the contact goes on there, as after an overflow.
                 cur.outcome, cur.outcome_at = "transferred", e.at
                 cur.transferred = True
+                state.pending_move = to_queue is not None
             elif cur.talking:
                 cur.talk_end_at = cur.talk_end_at or e.at
                 cur.handled = cur.transferred = True
@@ -332,6 +410,7 @@ class _Counts:
     overflowed_out: int = 0
     transferred: int = 0
     failed: int = 0
+    turned_away: int = 0
     handled: int = 0
     offers: int = 0
     offers_rejected: int = 0
@@ -455,35 +534,45 @@ def _visit_cells(v: _Visit, p: _Params) -> dict[_Cell, _Counts]:
                 c.offered += 1
                 c.offers_rejected += result == "rejected"
                 c.offers_timed_out += result == "timed_out"
-        outcome_key: GroupKey = v.abandon_agent if v.outcome == "abandoned" else v.agent_id
-        outcome_counted = outcome_key is not None
+        outcome_keys: tuple[GroupKey, ...] = (
+            v.abandon_agents
+            if v.outcome == "abandoned"
+            else ((v.agent_id,) if v.agent_id is not None else ())
+        )
     else:
         key = {"queue": v.queue_id, "channel": v.channel, "project": v.project_id}.get(group)
         c = cell(key)
-        if not v.direct and (group == "queue" or not v.overflow_in):
+        if not v.direct and v.entered and (group == "queue" or not (v.overflow_in or v.moved_in)):
             c.offered += 1
+        c.turned_away += v.outcome == "turned_away"
+        # The offers made to agents for the contact while in this group (ring-all: one per agent).
+        for _agent, result in v.offers:
+            c.offers += 1
+            c.offers_rejected += result == "rejected"
+            c.offers_timed_out += result == "timed_out"
         c.overflowed_in += v.overflow_in
         c.overflowed_out += v.outcome == "overflowed"
         c.failed += v.outcome == "failed"
         if v.outcome == "transferred":
             c.transferred += 1
-        outcome_key, outcome_counted = key, True
+        outcome_keys = (key,)
 
-    if outcome_counted and v.outcome_at is not None and v.outcome in ("answered", "abandoned"):
-        c = cell(outcome_key)
+    if v.outcome_at is not None and v.outcome in ("answered", "abandoned"):
         wait = (v.outcome_at - entry) // _US
-        c.longest_wait_us = max(c.longest_wait_us, wait)
-        if v.outcome == "answered":
-            c.answered += 1
-            c.answered_within += wait <= p.sl_us
-            c.wait_answered_us += wait
-        else:
-            c.abandoned += 1
-            c.short_abandoned += wait < p.short_us
-            c.abandoned_within += wait <= p.sl_us
+        for outcome_key in outcome_keys:
+            c = cell(outcome_key)
+            c.longest_wait_us = max(c.longest_wait_us, wait)
+            if v.outcome == "answered":
+                c.answered += 1
+                c.answered_within += wait <= p.sl_us
+                c.wait_answered_us += wait
+            else:
+                c.abandoned += 1
+                c.short_abandoned += wait < p.short_us
+                c.abandoned_within += wait <= p.sl_us
 
     if v.handled and v.connected_at is not None and v.talk_end_at is not None:
-        handler: GroupKey = v.agent_id if group == "agent" else outcome_key
+        handler: GroupKey = v.agent_id if group == "agent" else outcome_keys[0]
         if group != "agent" or handler is not None:
             c = cell(handler)
             c.handled += 1
@@ -567,6 +656,7 @@ class Figures:
     overflowed_out: int
     transferred: int
     failed: int
+    turned_away: int
     handled: int
     offers: int
     offers_rejected: int
@@ -609,6 +699,7 @@ def _figures(c: _Counts, variant: str) -> Figures:
         overflowed_out=c.overflowed_out,
         transferred=c.transferred,
         failed=c.failed,
+        turned_away=c.turned_away,
         handled=c.handled,
         offers=c.offers,
         offers_rejected=c.offers_rejected,
@@ -669,6 +760,8 @@ class LiveQueueFigures:
     service_level: float | None
     asa_s: float | None
     longest_wait_s: float | None
+    turned_away: int = 0
+    offers: int = 0
 
 
 def _key_order(key: GroupKey) -> tuple[int, int, str]:
@@ -816,6 +909,8 @@ class MetricsAccumulator:
                 service_level=figures.service_level,
                 asa_s=figures.asa_s,
                 longest_wait_s=figures.longest_wait_s,
+                turned_away=figures.turned_away,
+                offers=figures.offers,
             )
         return result
 

@@ -11,6 +11,7 @@ PERMISSIONS: frozenset[str] = frozenset(
         "customers.read",
         "customers.write",
         "customers.merge",
+        "customers.delete",
         "customers.import",
         "customers.export",
         "companies.read",
@@ -54,6 +55,9 @@ _AGENT = frozenset(
 )
 _SUPERVISOR = _AGENT | {
     "customers.merge",
+    # Deleting a card erases what identifies a person (identities, notes); their contacts, tickets and
+    # deals stay, without a customer. An agent edits cards but does not erase them.
+    "customers.delete",
     "customers.import",
     "customers.export",
     "users.read",

@@ -37,20 +37,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_outputs
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.metrics import local_day_start
+from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
 from frontoffice.store.append_log import discard_since, write_now
 from frontoffice.store.committed import Committed
 from frontoffice.store.database import commit_outlet
 from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
-from frontoffice.store.tables import AgentProfile, Queue, User
+from frontoffice.store.tables import AgentProfile, InteractionEvent, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, Tick
@@ -78,6 +81,17 @@ _ABOUT_A_CONTACT = (
     r.PriorityChanged,
     r.CallbackScheduled,
     r.StickyExpired,
+)
+# Contacts the ACD connected (queued ones: not an agent's own outbound call), per agent, since a time.
+_CONNECTED_SINCE = (
+    select(InteractionEvent.agent_id, func.count())
+    .where(
+        InteractionEvent.type == Ev.CONNECTED.value,
+        InteractionEvent.at >= bindparam("since"),
+        InteractionEvent.agent_id.is_not(None),
+        InteractionEvent.queue_id.is_not(None),
+    )
+    .group_by(InteractionEvent.agent_id)
 )
 
 # Interaction states the engine tracks; anything else is finished as far as routing is concerned.
@@ -118,6 +132,7 @@ def queue_config(queue: Queue) -> r.QueueConfig:
     cfg.pop("calendar_id", None)
     cfg.pop("sl_threshold_s", None)
     cfg.pop("disposition_required", None)
+    cfg.pop("closed_message", None)  # said by the fallback action (services/fallback.py)
     return r.QueueConfig(
         queue_id=str(queue.id),
         overflow_queue_id=None if overflow is None else str(overflow),
@@ -159,8 +174,10 @@ class AcdService:
         clock: Clock = system_clock,
         engine_config: r.EngineConfig | None = None,
         seed: int | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         self.sessions = sessions
+        self.zone = ZoneInfo(time_zone)  # where "today" begins for the agents' contacts-today count
         self.bus = bus
         self.clock = clock
         self.engine_config = engine_config or r.EngineConfig()
@@ -217,6 +234,8 @@ class AcdService:
                 engine.upsert_agent(_safe_agent_config(profile, engine))
             for profile in profiles:
                 if profile.state == "offline":
+                    if profile.state_since:  # signed out then (0: never signed in; resume() says now)
+                        engine.restore_agent(str(profile.user_id), "offline", profile.state_since)
                     continue
                 state: r.AgentState = _AGENT_STATES.get(profile.state, "available")
                 until = profile.wrap_up_until
@@ -229,6 +248,12 @@ class AcdService:
                 engine.restore_agent(
                     str(profile.user_id), state, profile.state_since, profile.state_reason, until
                 )
+            # Contacts each agent connected today (fewest_contacts, the wallboard): from the log.
+            known = set(engine.agent_ids())
+            today = local_day_start(self.clock(), self.zone)
+            for agent_id, count in await s.execute(_CONNECTED_SINCE, {"since": today}):
+                if str(agent_id) in known:
+                    engine.restore_contacts_today(str(agent_id), count)
             uow = UnitOfWork(s, self.now())
             rows = await uow.interactions.tracked((*_WAITING, *_CONNECTED))
             for row in rows:
@@ -323,7 +348,12 @@ class AcdService:
             mark = await s.run_sync(write_now)
             savepoint = await s.begin_nested()
         try:
-            prepared = await handler.prepare(uow, command) if handler.prepares else None
+            prepared = None
+            if handler.prepares:
+                prepared = await handler.prepare(uow, command)
+                # What the prepare step wrote (a new interaction's created_at) has the clock's time of
+                # then: the command happens after it, so the log follows the order things happened.
+                uow.now = max(uow.now, self.now())
             try:
                 outputs = handler.decide(self.engine, command, prepared, uow.now)
             except r.RoutingError as exc:
@@ -498,6 +528,13 @@ def _domain_error(exc: r.RoutingError) -> InvalidInput | NotFound | Conflict:
         return NotFound("This user is not an agent", error_id="not-an-agent", reason=message)
     if isinstance(exc, r.UnknownQueue):
         return NotFound("No such queue", error_id="no-such-queue", reason=message)
+    if isinstance(exc, r.QueueTurnsAway):
+        return Conflict(
+            "This queue does not take contacts now",
+            error_id="queue-not-accepting",
+            queue_id=int(exc.queue_id) if exc.queue_id.isdigit() else exc.queue_id,
+            reason=exc.reason,
+        )
     if isinstance(exc, r.InvalidTransition | r.DuplicateContact):
         return Conflict("Not possible in the current state", error_id="invalid-transition", reason=message)
     return InvalidInput("Invalid routing configuration", error_id="invalid-routing-config", reason=message)

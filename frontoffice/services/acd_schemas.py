@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel
 
@@ -48,6 +49,11 @@ class QueueSettings(Input):
     calendar_id: int | None = None
     sl_threshold_s: float = Field(default=20.0, gt=0, le=3600, description="Service-level answer target")
     disposition_required: bool = False
+    closed_message: str = Field(
+        default="",
+        max_length=1000,
+        description="told to a contact turned away with message_and_disconnect (empty: a default text)",
+    )
 
 
 class QueueIn(Input):
@@ -130,6 +136,10 @@ class CustomerFields(Input):
     language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
 
 
+# Contact attributes that name an agent for sticky routing (see routing.Contact.preferred_agent).
+AGENT_ATTRIBUTES = ("preferred_agent_id", "last_agent_id")
+
+
 class ContactIn(Input):
     """A new inbound contact (web form, external system). Routed by its entry point's rules."""
 
@@ -142,6 +152,36 @@ class ContactIn(Input):
     customer: CustomerFields = Field(default_factory=CustomerFields)
     attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
     external_ref: str | None = Field(default=None, max_length=500)
+
+    @field_validator("attributes")
+    @classmethod
+    def _agent_attributes(
+        cls, attributes: dict[str, str | int | float | bool | None]
+    ) -> dict[str, str | int | float | bool | None]:
+        """The attributes naming an agent (sticky routing) hold a user id: a positive whole number,
+        given as a number (as user ids are everywhere in the API) or as its digits; stored as a number.
+        Anything else is refused, naming the attribute, rather than silently routing without it."""
+        errors: list[InitErrorDetails] = []
+        normal = dict(attributes)
+        for key in AGENT_ATTRIBUTES:
+            value = attributes.get(key)
+            if value is None:
+                continue
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                normal[key] = value
+                continue
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("user_id", "must be a user id (a positive whole number)"),
+                    loc=(key,),
+                    input=attributes[key],
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data("attributes", errors)
+        return normal
 
     @model_validator(mode="after")
     def _entry(self) -> ContactIn:
@@ -222,6 +262,7 @@ class QueueLive(BaseModel):
     service_level_today: float | None = None
     asa_today_s: float | None = None
     longest_wait_today_s: float | None = None
+    turned_away_today: int = 0
 
 
 class AgentLive(BaseModel):

@@ -46,6 +46,7 @@ from .acd_schemas import (
     AgentLive,
     CompleteIn,
 )
+from .callbacks import schedule_callback
 from .context import Actor, Clock, audit, system_clock
 from .schemas import InteractionOut
 from .wallboard import WAITING_LIST_LIMIT, agent_live, sees_queue
@@ -390,6 +391,15 @@ class _CompleteContactHandler(CommandHandler[Any]):
                 )
         if data.callback_at is not None:
             i.attributes = {**i.attributes, "callback_at": data.callback_at.isoformat()}
+            await schedule_callback(
+                s,
+                i,
+                data.callback_at,
+                reason="wrap_up",
+                agent_id=command.actor.user_id,
+                queue_id=i.queue_id,
+                now=now,
+            )
         if (i.disposition, i.attributes) != before:  # a completion without notes changes no column
             await uow.interactions.update(i)
         uow.interactions.log(i, InteractionEventType.NOTE, now, disposition=data.disposition)

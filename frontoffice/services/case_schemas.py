@@ -70,7 +70,7 @@ class TicketLinkIn(Input):
 
 class TicketOut(BaseModel):
     id: int
-    customer_id: int
+    customer_id: int | None = Field(description="null: the customer was deleted")
     project_id: int | None
     subject: str
     description: str
@@ -109,7 +109,7 @@ class DealPatch(Input):
 
 class DealOut(BaseModel):
     id: int
-    customer_id: int
+    customer_id: int | None = Field(description="null: the customer was deleted")
     project_id: int | None
     title: str
     stage: DealStage

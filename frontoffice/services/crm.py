@@ -134,9 +134,21 @@ class CrmService:
 
     # ------------------------------------------------------------------ customers
     async def create_customer(self, actor: Actor, data: CustomerIn) -> CustomerOut:
+        """Create a card in one transaction, linked to the contact ``data.interaction_id`` if given; a
+        refused value (``details.field`` names it as in ``data``) creates nothing, company included."""
         actor.require("customers.write")
+        if data.interaction_id is not None:
+            actor.require("interactions.write")
         async with self.sessions.begin() as s:
             customer = await self.create_in_session(s, actor, data)
+            if data.interaction_id is not None:
+                try:
+                    interaction = await visible_interaction(s, actor, data.interaction_id)
+                except NotFound as exc:
+                    raise NotFound(
+                        exc.message, error_id=exc.error_id, **exc.details, field="interaction_id"
+                    ) from None
+                self._link(s, actor, interaction, customer.id)
             return await self._card(s, customer.id)
 
     async def create_in_session(
@@ -147,17 +159,19 @@ class CrmService:
 
         The card belongs to ``projects`` (checked by the caller), or else to ``data.project_id``,
         or else, made by a user limited to projects, to all of that user's projects."""
-        identities = [self._normalized(i) for i in data.identities]
+        identities = [self._normalized(i, f"identities.{n}.value") for n, i in enumerate(data.identities)]
         now = self.clock()
         if projects is None:
             projects = await creation_projects(s, actor, data.project_id)
         company_id = data.company_id
         if company_id is not None and await s.get(Company, company_id) is None:
-            raise NotFound("No such company", error_id="no-such-company", company_id=company_id)
+            raise NotFound(
+                "No such company", error_id="no-such-company", company_id=company_id, field="company_id"
+            )
+        if data.owner_id is not None and await s.get(User, data.owner_id) is None:
+            raise NotFound("No such user", error_id="no-such-user", user_id=data.owner_id, field="owner_id")
         if company_id is None and data.company_name:
             company_id = (await self._company_by_name(s, data.company_name, now)).id
-        if data.owner_id is not None and await s.get(User, data.owner_id) is None:
-            raise NotFound("No such user", error_id="no-such-user", user_id=data.owner_id)
         customer = Customer(
             first_name=data.first_name,
             last_name=data.last_name,
@@ -177,17 +191,20 @@ class CrmService:
             s.add(CustomerTag(customer_id=customer.id, tag=tag))
         for project_id in sorted(set(projects)):
             s.add(CustomerProject(customer_id=customer.id, project_id=project_id))
-        for kind, value, label in identities:
-            await self._attach_identity(s, actor, customer.id, kind, value, label, now)
+        for n, (kind, value, label) in enumerate(identities):
+            await self._attach_identity(
+                s, actor, customer.id, kind, value, label, now, field=f"identities.{n}.value"
+            )
         audit(s, actor, "customer.create", "customer", customer.id, now)
         return customer
 
-    def _normalized(self, identity: IdentityIn) -> tuple[str, str, str]:
-        return (
-            identity.kind.value,
-            normalize_identity(identity.kind, identity.value, self.region),
-            identity.label,
-        )
+    def _normalized(self, identity: IdentityIn, field: str) -> tuple[str, str, str]:
+        """``(kind, value, label)`` as stored; a malformed value is refused naming ``field``."""
+        try:
+            value = normalize_identity(identity.kind, identity.value, self.region)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, error_id=exc.error_id, **exc.details, field=field) from None
+        return identity.kind.value, value, identity.label
 
     async def _attach_identity(
         self,
@@ -198,7 +215,11 @@ class CrmService:
         value: str,
         label: str,
         now: datetime,
+        *,
+        field: str,
     ) -> Identity:
+        """Give the identity to the customer; one of another customer is refused naming ``field`` (the
+        caller's transaction then rolls back whatever else it changed)."""
         owner = await s.scalar(
             select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
         )
@@ -210,6 +231,7 @@ class CrmService:
                 error_id="identity-taken",
                 kind=kind,
                 value=value,
+                field=field,
                 **shown,
             )
         if owner == customer_id:
@@ -223,7 +245,10 @@ class CrmService:
         except IntegrityError:
             # A concurrent contact attached the same identity between our check and our insert.
             raise Conflict(
-                "This identity already belongs to another customer", error_id="identity-taken", kind=kind
+                "This identity already belongs to another customer",
+                error_id="identity-taken",
+                kind=kind,
+                field=field,
             ) from None
         return identity
 
@@ -246,10 +271,15 @@ class CrmService:
             return await self._card(s, customer_id)
 
     async def update_customer(self, actor: Actor, customer_id: int, patch: CustomerPatch) -> CustomerOut:
+        """Apply one edit of the card, identities to add included, in one transaction: a refused
+        value (its ``details.field`` names it as in ``patch``) leaves the card as it was."""
         actor.require("customers.write")
+        added = [
+            self._normalized(i, f"add_identities.{n}.value") for n, i in enumerate(patch.add_identities or [])
+        ]
         async with self.sessions.begin() as s:
             customer = await self._live_customer(s, actor, customer_id)
-            changes = patch.model_dump(exclude_unset=True)
+            changes = patch.model_dump(exclude_unset=True, exclude={"add_identities"})
             # JSON null clears a field: names become empty, custom fields and tags empty; a flag has no
             # "empty", so null there is an error rather than a database constraint failure.
             for name, empty in (
@@ -262,30 +292,74 @@ class CrmService:
                 if name in changes and changes[name] is None:
                     changes[name] = empty
             if "vip" in changes and changes["vip"] is None:
-                raise InvalidInput("vip must be true or false", error_id="invalid-vip")
+                raise InvalidInput("vip must be true or false", error_id="invalid-vip", field="vip")
             if changes.get("company_id") is not None and await s.get(Company, changes["company_id"]) is None:
-                raise NotFound("No such company", error_id="no-such-company")
+                raise NotFound("No such company", error_id="no-such-company", field="company_id")
             if changes.get("owner_id") is not None and await s.get(User, changes["owner_id"]) is None:
-                raise NotFound("No such user", error_id="no-such-user")
+                raise NotFound("No such user", error_id="no-such-user", field="owner_id")
             tags = changes.pop("tags", None)
             for name, value in changes.items():
                 setattr(customer, name, value)
             customer.search_key = search_key(customer.first_name, customer.middle_name, customer.last_name)
-            customer.updated_at = self.clock()
+            now = self.clock()
+            customer.updated_at = now
             if tags is not None:
                 await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer_id))
                 for tag in sorted(set(tags)):
                     s.add(CustomerTag(customer_id=customer_id, tag=tag))
+            for n, (kind, value, label) in enumerate(added):
+                await self._attach_identity(
+                    s, actor, customer_id, kind, value, label, now, field=f"add_identities.{n}.value"
+                )
             audit(s, actor, "customer.update", "customer", customer_id, fields=sorted(patch.model_fields_set))
             await s.flush()
             return await self._card(s, customer_id)
 
     async def delete_customer(self, actor: Actor, customer_id: int) -> None:
-        actor.require("customers.merge")
+        """Delete a customer in one transaction, audit-logged.
+
+        What describes the person goes: identities (so the phone or address is free for another card),
+        notes, tags, custom fields, and the cards merged into this one earlier. Their contacts, tickets
+        and deals stay in the history with no customer (``customer_id`` null: "deleted customer").
+        """
+        actor.require("customers.delete")
         async with self.sessions.begin() as s:
-            customer = await self._live_customer(s, actor, customer_id)
-            await s.delete(customer)
-            audit(s, actor, "customer.delete", "customer", customer_id)
+            await self._live_customer(s, actor, customer_id)
+            # The cards merged into this one (and into those) are the same person: they go too, or
+            # clearing their ``merged_into_id`` would bring them back as live cards.
+            gone = [customer_id]
+            frontier = [customer_id]
+            while frontier:
+                frontier = list(
+                    await s.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
+                )
+                gone += frontier
+            kept = {
+                name: (
+                    await s.execute(update(table).where(table.customer_id.in_(gone)).values(customer_id=None))
+                ).rowcount  # type: ignore[attr-defined]
+                for name, table in (("interactions", Interaction), ("tickets", Ticket), ("deals", Deal))
+            }
+            removed = {
+                name: (await s.execute(delete(table).where(table.customer_id.in_(gone)))).rowcount  # type: ignore[attr-defined]
+                for name, table in (("identities", Identity), ("notes", Note))
+            }
+            await s.execute(delete(CustomerTag).where(CustomerTag.customer_id.in_(gone)))
+            await s.execute(delete(CustomerProject).where(CustomerProject.customer_id.in_(gone)))
+            # Children first: a merged card points at the one it was merged into.
+            for gone_id in reversed(gone):
+                await s.execute(delete(Customer).where(Customer.id == gone_id))
+            audit(
+                s,
+                actor,
+                "customer.delete",
+                "customer",
+                customer_id,
+                self.clock(),
+                removed=removed,
+                kept=kept,
+                merged_ids=gone[1:],
+            )
 
     async def _live_customer(self, s: AsyncSession, actor: Actor, customer_id: int) -> Customer:
         """The customer, unless deleted, merged away or out of the actor's projects (404)."""
@@ -299,10 +373,12 @@ class CrmService:
 
     async def add_identity(self, actor: Actor, customer_id: int, data: IdentityIn) -> CustomerOut:
         actor.require("customers.write")
-        kind, value, label = self._normalized(data)
+        kind, value, label = self._normalized(data, "value")
         async with self.sessions.begin() as s:
             await self._live_customer(s, actor, customer_id)
-            await self._attach_identity(s, actor, customer_id, kind, value, label, self.clock())
+            await self._attach_identity(
+                s, actor, customer_id, kind, value, label, self.clock(), field="value"
+            )
             audit(s, actor, "customer.identity_add", "customer", customer_id, kind=kind)
             return await self._card(s, customer_id)
 
@@ -407,19 +483,22 @@ class CrmService:
         async with self.sessions.begin() as s:
             interaction = await visible_interaction(s, actor, interaction_id)
             await self._live_customer(s, actor, customer_id)
-            previous = interaction.customer_id
-            interaction.customer_id = customer_id
-            audit(
-                s,
-                actor,
-                "interaction.link_customer",
-                "interaction",
-                interaction_id,
-                customer_id=customer_id,
-                previous_customer_id=previous,
-            )
+            self._link(s, actor, interaction, customer_id)
             await s.flush()
             return InteractionOut.model_validate(interaction)
+
+    def _link(self, s: AsyncSession, actor: Actor, interaction: Interaction, customer_id: int) -> None:
+        previous = interaction.customer_id
+        interaction.customer_id = customer_id
+        audit(
+            s,
+            actor,
+            "interaction.link_customer",
+            "interaction",
+            interaction.id,
+            customer_id=customer_id,
+            previous_customer_id=previous,
+        )
 
     async def timeline(
         self, actor: Actor, customer_id: int, *, limit: int = 50, cursor: str | None = None

@@ -72,6 +72,11 @@ class CustomerIn(Input):
         description="the client project the card is created in, so that project's team sees it; "
         "a user limited to projects who gives none creates it in all of theirs",
     )
+    interaction_id: int | None = Field(
+        default=None,
+        description="a contact (from an unknown sender) to link to the new card in the same transaction; "
+        "if it cannot be linked, no card is created",
+    )
 
     _custom = field_validator("custom")(_check_custom)
 
@@ -86,6 +91,12 @@ class CustomerPatch(Input):
     vip: bool | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
     custom: dict[str, Any] | None = None
+    add_identities: list[IdentityIn] | None = Field(
+        default=None,
+        max_length=50,
+        description="identities to add to the card with the other changes, in the same transaction: "
+        "one taken by another customer or malformed refuses the whole edit",
+    )
 
     @field_validator("custom")
     @classmethod

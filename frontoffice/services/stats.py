@@ -31,6 +31,7 @@ from frontoffice.domain.metrics import (
     Report,
     SLVariant,
     compute_report,
+    local_day_start,
 )
 from frontoffice.store.committed import Committed
 from frontoffice.store.tables import AgentEvent, InteractionEvent
@@ -102,8 +103,8 @@ class StatsService:
 
     # ------------------------------------------------------------------ live
     def day_start(self, now: datetime) -> datetime:
-        local = now.astimezone(self.zone)
-        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+        """The start of ``now``'s day in the site's time zone."""
+        return local_day_start(now, self.zone)
 
     async def start(self) -> None:
         """Rebuild today's live figures from the log."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,7 +30,7 @@ from .scope import (
     where,
 )
 
-__all__ = ["TicketService", "active_user", "case_project", "live_customer"]
+__all__ = ["TicketService", "active_user", "case_project", "live_customer", "open_ticket_for_contact"]
 
 MAX_PAGE = 200
 
@@ -65,6 +66,41 @@ async def active_user(s: AsyncSession, user_id: int) -> User:
     if user is None or not user.is_active:
         raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
     return user
+
+
+async def open_ticket_for_contact(
+    s: AsyncSession, interaction: Interaction, *, subject: str, description: str, now: datetime
+) -> Ticket | None:
+    """Open a ticket from a contact on the system's behalf (a queue's fallback action), in the caller's
+    transaction: the contact's customer and project, the contact linked as its source, audited as the
+    system. ``None`` for a contact without a customer (a ticket is a customer's case)."""
+    if interaction.customer_id is None:
+        return None
+    ticket = Ticket(
+        customer_id=interaction.customer_id,
+        project_id=interaction.project_id,
+        subject=subject[:500],
+        description=description,
+        status=TicketStatus.OPEN.value,
+        priority=TicketPriority.NORMAL.value,
+        source_interaction_id=interaction.id,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(ticket)
+    await s.flush()
+    s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=now))
+    audit(
+        s,
+        Actor.system(),
+        "ticket.create",
+        "ticket",
+        ticket.id,
+        now,
+        customer_id=interaction.customer_id,
+        interaction_id=interaction.id,
+    )
+    return ticket
 
 
 def _out(ticket: Ticket, interaction_ids: Sequence[int]) -> TicketOut:
@@ -200,6 +236,12 @@ class TicketService:
                 raise Conflict(
                     "A closed ticket cannot be changed; open a new ticket instead",
                     error_id="ticket-closed",
+                    ticket_id=ticket_id,
+                )
+            if ticket.customer_id is None:
+                raise Conflict(
+                    "The ticket's customer was deleted; no more contacts can be linked to it",
+                    error_id="ticket-customer-deleted",
                     ticket_id=ticket_id,
                 )
             await self._customer_interaction(s, actor, interaction_id, ticket.customer_id)

@@ -49,6 +49,7 @@ from .acd_commands import (
     EngineCommand,
     FinishContact,
     RejectOffer,
+    SetAgentState,
     TransferToAgent,
     TransferToQueue,
     WithdrawContact,
@@ -115,6 +116,9 @@ ENTRY_CACHE_SIZE = 1024
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
+# The not_ready reason an agent gets while none of their phones answers OPTIONS (the voice channel's
+# qualify); the agent list and the wallboard show it. Cleared only by the channel, never a manual one.
+UNREACHABLE_REASON = "unreachable"
 
 
 class SipCredentialsIn(BaseModel):
@@ -367,6 +371,21 @@ class VoiceCalls:
     async def call_ended(self, interaction_id: int) -> None:
         """Either side hung up a bridged call: wrap-up starts."""
         await self._acd(FinishContact(str(interaction_id)))
+
+    async def phones_reachable(self, agent_id: int, reachable: bool) -> None:
+        """Every phone of the agent stopped answering (``False``): a ready agent goes not_ready with
+        :data:`UNREACHABLE_REASON`, so no call is offered to a phone that cannot ring. A phone answers
+        again or registers anew (``True``): an agent not_ready for that reason is available again."""
+        agent = str(agent_id)
+        if agent not in self.acd.engine.agent_ids():
+            return
+        status = self.acd.engine.agent_status(agent)
+        if status.state == "offline":
+            return
+        if not reachable and status.ready:
+            await self.acd.execute(SetAgentState(agent, "not_ready", UNREACHABLE_REASON))
+        elif reachable and status.reason == UNREACHABLE_REASON:
+            await self.acd.execute(SetAgentState(agent, "available"))
 
     async def _acd(self, step: EngineCommand) -> None:
         """Run a call's ACD command; call legs waiting to be written go into its transaction (a hang-up

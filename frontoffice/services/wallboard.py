@@ -66,6 +66,7 @@ class WallboardView:
                     "service_level_today": today.service_level,
                     "asa_today_s": today.asa_s,
                     "longest_wait_today_s": today.longest_wait_s,
+                    "turned_away_today": today.turned_away,
                 }
             queues.append(
                 QueueLive(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from . import append_log, sqlite_async
 from .committed import CommitOutlet
 
-__all__ = ["create_engine", "session_factory", "sync_session_class"]
+__all__ = ["create_engine", "database_label", "session_factory", "sqlite_file", "sync_session_class"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,6 +33,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # worker thread for up to BUSY_TIMEOUT_S (SQLite's busy handler would block the event loop).
     cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; ``None`` for an in-memory database or another backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.query.get("uri") in ("true", "1"):
+        # file:path?mode=... — the path part is the file (a "file::memory:" URI has none).
+        path = parsed.database.removeprefix("file:").split("?", 1)[0]
+        return (
+            None
+            if not path or path.startswith(":memory:") or "mode=memory" in parsed.database
+            else Path(path)
+        )
+    return Path(parsed.database)
+
+
+def database_label(url: str) -> str:
+    """The database as a person names it in a message: the SQLite file, or the URL without password."""
+    path = sqlite_file(url)
+    if path is not None:
+        return str(path.resolve())
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

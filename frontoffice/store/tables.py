@@ -41,6 +41,7 @@ __all__ = [
     "Deal",
     "Disposition",
     "EntryPoint",
+    "FallbackOutcome",
     "IdempotencyKey",
     "Identity",
     "Interaction",
@@ -50,6 +51,8 @@ __all__ = [
     "Note",
     "Project",
     "Queue",
+    "ScheduledCallback",
+    "SiteSetting",
     "Ticket",
     "TicketInteraction",
     "User",
@@ -456,7 +459,8 @@ class Ticket(Base):
         Index("ix_tickets_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # None: the customer was deleted; the case stays in the help desk's history.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -494,7 +498,8 @@ class Deal(Base):
         Index("ix_deals_project_customer", "project_id", "customer_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # None: the customer was deleted; the deal stays in the pipeline's history.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     # The client project the deal is made for (None: the customer's, seen by whoever sees the customer).
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     title: Mapped[str] = mapped_column(String(300))
@@ -505,3 +510,58 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class SiteSetting(Base):
+    """A site-wide setting an administrator edits (e.g. ``acd.engine``: the routing engine's settings),
+    stored as one JSON document per key."""
+
+    __tablename__ = "site_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ScheduledCallback(Base):
+    """A promise to call a customer back at ``due_at``: made at wrap-up (``callback_at``) or by a
+    queue's ``callback`` fallback. The scheduler turns it into a callback contact in the ACD once
+    (``state``: scheduled → queued; cancelled when its source contact is gone) and survives restarts.
+    """
+
+    __tablename__ = "scheduled_callbacks"
+    __table_args__ = (
+        # The scheduler's query: the earliest due callbacks still scheduled.
+        Index("ix_scheduled_callbacks_state_due", "state", "due_at"),
+        # One promise per contact: a second wrap-up of the same contact moves it instead.
+        UniqueConstraint("interaction_id", name="uq_scheduled_callbacks_interaction_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    callback_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fired_at: Mapped[datetime | None] = mapped_column()
+
+
+class FallbackOutcome(Base):
+    """What a queue's fallback action did with a contact the ACD turned away (services/fallback.py):
+    a row of its own, not the interaction's attributes, which the channel may be updating meanwhile
+    (a voicemail's recording)."""
+
+    __tablename__ = "fallback_outcomes"
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_callbacks.id", ondelete="SET NULL"))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,8 +19,23 @@ from frontoffice.i18n import current_language
 from frontoffice.store.migrate import is_up_to_date
 
 from . import planning_page, stream, ui
-from .api import accounts, acd, crm, deals, desk, interactions, planning, stats, tickets, voice, voice_trunks
+from .api import (
+    accounts,
+    acd,
+    acd_settings,
+    crm,
+    deals,
+    desk,
+    fallback,
+    interactions,
+    planning,
+    stats,
+    tickets,
+    voice,
+    voice_trunks,
+)
 from .errors import ApiError, install_error_handlers
+from .metrics import ContactCenterCollector
 from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
 from .security import SESSION_COOKIE, client_ip, current_actor
@@ -48,9 +63,12 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     registry, requests, latency = metrics_registry()
+    registry.register(ContactCenterCollector(container))
     install_error_handlers(app)
     for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(acd_settings.router, prefix="/api/v1")
+    app.include_router(fallback.router, prefix="/api/v1")
     app.include_router(voice.router, prefix="/api/v1")
     app.include_router(voice_trunks.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")

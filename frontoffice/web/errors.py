@@ -71,8 +71,14 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Throttled) else None
         if isinstance(exc, Unauthenticated) and not request.cookies:
             headers = {"WWW-Authenticate": "Bearer"}
+        message = _(exc.message)
+        if isinstance(exc, Forbidden) and isinstance(exc.details.get("permission"), str):
+            # Name the refused permission, so the user knows what to ask an administrator for.
+            message = _("You do not have the permission {permission} for this action").format(
+                permission=exc.details["permission"]
+            )
         return JSONResponse(
-            error_body(exc.error_id, _(exc.message), _json_safe(exc.details)),
+            error_body(exc.error_id, message, _json_safe(exc.details)),
             status_code=status,
             headers=headers,
         )

@@ -1,8 +1,9 @@
 """The Planning page: staffing, lines, a day plan and the simulation in the browser.
 
 A thin shell like the other pages: it checks the browser session (supervisors and administrators,
-who hold ``stats.read``), renders ``planning.html`` with the session's CSRF token, and leaves the
-rest to ``static/planning.js``, which calls ``/api/v1/planning/*`` and draws the charts as SVG.
+who hold ``stats.read``), renders ``planning.html`` in the layout every page shares (top bar,
+navigation, language, sign out) with the session's CSRF token, and leaves the rest to
+``static/planning.js``, which calls ``/api/v1/planning/*`` and draws the charts as SVG.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from frontoffice import __version__
 from frontoffice.domain.exceptions import DomainError
-from frontoffice.i18n import current_language
+from frontoffice.i18n import gettext
 
 from .pages import templates
-from .ui import page_session
+from .ui import page_context, page_session
 
 __all__ = ["PERMISSION", "router"]
 
@@ -36,8 +36,5 @@ async def planning_page(request: Request) -> Response:
         actor.require(PERMISSION)
     except DomainError:
         return RedirectResponse("/login", status_code=303)
-    return templates.TemplateResponse(
-        request,
-        "planning.html",
-        {"actor": actor, "csrf_token": csrf, "version": __version__, "lang": current_language.get()},
-    )
+    context = page_context(request, actor, csrf, "planning") | {"title": gettext("Planning")}
+    return templates.TemplateResponse(request, "planning.html", context)

@@ -7,7 +7,7 @@ is in erlangs and times in seconds throughout. See ``docs/planning.md``.
 """
 
 from frontoffice.wfm.cost import BreakEven, CostBreakdown, CostInputs, break_even, own_cost
-from frontoffice.wfm.dayplan import DayPlan, IntervalPlan, infer_interval_s, plan_day
+from frontoffice.wfm.dayplan import DayPlan, IntervalError, IntervalPlan, infer_interval_s, plan_day
 from frontoffice.wfm.erlang_a import ErlangAMetrics, erlang_a_metrics
 from frontoffice.wfm.erlang_b import (
     erlang_b,
@@ -71,6 +71,7 @@ __all__ = [
     "ErlangCMetrics",
     "Estimate",
     "Forecast",
+    "IntervalError",
     "IntervalForecast",
     "IntervalPlan",
     "MMNKMetrics",

@@ -13,9 +13,10 @@ import math
 import re
 import tomllib
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from rich.console import Console
@@ -23,7 +24,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from frontoffice.wfm.cost import CostInputs, break_even, own_cost
-from frontoffice.wfm.dayplan import plan_day
+from frontoffice.wfm.dayplan import IntervalError, plan_day
 from frontoffice.wfm.erlang_a import erlang_a_metrics
 from frontoffice.wfm.erlang_b import (
     erlang_b,
@@ -44,7 +45,17 @@ from frontoffice.wfm.simulation import simulate as run_simulation
 from frontoffice.wfm.staffing import Staffing, StaffingTarget, erlang_c_staffing, required_agents
 from frontoffice.wfm.trunks import size_trunks
 
-__all__ = ["parse_rate", "parse_service_level", "parse_share", "plan", "simulate"]
+__all__ = [
+    "RATE",
+    "SERVICE_LEVEL",
+    "Number",
+    "Share",
+    "parse_rate",
+    "parse_service_level",
+    "parse_share",
+    "plan",
+    "simulate",
+]
 
 _UNIT_SECONDS = {
     "s": 1.0,
@@ -66,11 +77,12 @@ _LIMIT_LABELS = {
     "max_occupancy": "occupancy cap",
     "stability": "N > A",
 }
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(\d+(?:\.\d*)?)?\s*([a-z]+?)s?\s*$")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?"
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*(\d+(?:\.\d*)?)?\s*([a-z]+?)s?\s*$")
 
 
 def parse_rate(text: str) -> float:
-    """Calls per second from ``N/min``, ``N/h``, ``N/30min``, ``N/s``, ``N/day``."""
+    """Calls per second from ``N/min``, ``N/h``, ``N/30min``, ``N/s``, ``N/day`` (``1e6/min`` too)."""
     match = _RATE.match(text.strip().lower())
     if not match or match.group(3) not in _UNIT_SECONDS:
         raise ValueError(f"cannot read a call rate from {text!r}: use e.g. 100/min, 6000/h or 100/30min")
@@ -78,15 +90,31 @@ def parse_rate(text: str) -> float:
     span = float(match.group(2) or 1.0) * _UNIT_SECONDS[match.group(3)]
     if span <= 0.0:
         raise ValueError(f"the period in {text!r} must be > 0")
+    if not math.isfinite(count):
+        raise ValueError(f"the count in {text!r} must be a finite number")
     return count / span
 
 
 def parse_share(text: str) -> float:
-    """A share from ``30%``, ``0.3`` or ``30`` (a bare number above 1 is a percentage)."""
+    """A share from ``30%``, ``0.3`` or ``30``.
+
+    A bare number up to 1 is a fraction and a bare whole number above 1 a percentage; anything else
+    (``1.5``: 1.5 % or a typo for 0.15?) is refused as ambiguous unless written with ``%``.
+    """
     raw = text.strip()
-    value = float(raw.rstrip("%").strip())
-    if raw.endswith("%") or value > 1.0:
-        value /= 100.0
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.rstrip("%").strip())
+    except ValueError:
+        raise ValueError(f"cannot read a share from {text!r}: use e.g. 30% or 0.3") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite share")
+    if percent:
+        return value / 100.0
+    if value > 1.0:
+        if value != math.floor(value):
+            raise ValueError(f"{text!r} is ambiguous: write {raw}% or a fraction up to 1")
+        return value / 100.0
     return value
 
 
@@ -95,24 +123,88 @@ def parse_service_level(text: str) -> tuple[float, float]:
     parts = text.replace(" ", "").split("/")
     if len(parts) != 2:
         raise ValueError(f"cannot read a service level from {text!r}: use e.g. 80/20")
-    return parse_share(parts[0]), float(parts[1].rstrip("s"))
+    level = parse_share(parts[0])
+    try:
+        answer = float(parts[1].rstrip("s"))
+    except ValueError:
+        raise ValueError(f"cannot read an answer time from {text!r}: use e.g. 80/20") from None
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"the share in {text!r} must be above 0% and below 100% (no model answers 100%)")
+    if not (answer >= 0.0 and math.isfinite(answer)):
+        raise ValueError(f"the answer time in {text!r} must be a finite number of seconds >= 0")
+    return level, answer
 
 
-def _converted(parser: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
+class Number(click.FloatRange):
+    """A finite number, optionally bounded: ``nan``, ``inf`` or a value out of range is a one-line
+    usage error naming the option, never a traceback from deeper down."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The number, or a usage error."""
+        result = super().convert(value, param, ctx)
+        if not math.isfinite(result):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return result
+
+
+class Share(click.ParamType[float, Any]):
+    """A share written ``30%``, ``0.3`` or ``30`` (see :func:`parse_share`), within bounds.
+
+    The one type every share option of ``plan`` and ``simulate`` uses, so they all read alike.
+    """
+
+    name = "share"
+
+    def __init__(self, *, zero: bool = True, one: bool = False) -> None:
+        self.zero = zero
+        self.one = one
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The share as a fraction, or a usage error."""
+        if isinstance(value, float):
+            return value
         try:
-            return parser(value)
+            share = parse_share(str(value))
         except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+            self.fail(str(exc), param, ctx)
+        low_ok = share >= 0.0 if self.zero else share > 0.0
+        high_ok = share <= 1.0 if self.one else share < 1.0
+        if not (low_ok and high_ok):
+            low = "0%" if self.zero else "above 0%"
+            high = "100%" if self.one else "below 100%"
+            self.fail(f"{value!r} must be from {low} to {high}.", param, ctx)
+        return share
 
-    return callback
+
+class _Parsed(click.ParamType[Any, Any]):
+    def __init__(self, name: str, parser: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parser = parser
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parser(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def _console() -> Console:
+RATE = _Parsed("rate", parse_rate)
+"""A call rate option type: ``100/min``, ``6000/h``, ``1e6/day``."""
+SERVICE_LEVEL = _Parsed("X/T", parse_service_level)
+"""A service level option type: ``80/20``, ``80%/20s``."""
+# Times, rates and traffic: a handling time or patience of 0 s divides by zero in the models, while
+# an IVR time, a wrap-up or a volume of 0 is a real answer.
+POSITIVE = Number(min=0.0, min_open=True)
+NON_NEGATIVE = Number(min=0.0)
+
+
+def _console(width: int = 120) -> Console:
     # Wide enough for the day plan's ten columns even when the output is not a terminal.
-    return Console(highlight=False, soft_wrap=False, width=max(120, Console().width))
+    return Console(highlight=False, soft_wrap=False, width=max(width, Console().width))
 
 
 def _pct(x: float) -> str:
@@ -124,6 +216,8 @@ def _secs(x: float) -> str:
 
 
 def _traffic(calls_per_s: float | None, traffic: float | None, aht_s: float) -> float:
+    if traffic is not None and calls_per_s is not None:
+        raise click.UsageError("give --calls or --traffic, not both")
     if traffic is not None:
         return traffic
     if calls_per_s is None:
@@ -149,18 +243,20 @@ def _target(
 
 def _staffing_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s."),
         click.option(
-            "--sl", callback=_converted(parse_service_level), help="Service level target X/T: X% within T s."
+            "--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s."
         ),
-        click.option("--asa", type=float, help="Average speed of answer target, s."),
         click.option(
-            "--abandon", callback=_converted(parse_share), help="Maximum abandonment (needs --patience)."
+            "--sl",
+            type=SERVICE_LEVEL,
+            help="Service level target X/T: X% within T s [default: 80/20 unless --asa or --abandon].",
         ),
-        click.option("--patience", type=float, help="Mean caller patience, s: uses Erlang A."),
-        click.option("--max-occupancy", callback=_converted(parse_share), help="Occupancy cap, e.g. 85%."),
+        click.option("--asa", type=POSITIVE, help="Average speed of answer target, s."),
+        click.option("--abandon", type=Share(zero=False), help="Maximum abandonment (needs --patience)."),
+        click.option("--patience", type=POSITIVE, help="Mean caller patience, s: uses Erlang A."),
+        click.option("--max-occupancy", type=Share(zero=False, one=True), help="Occupancy cap, e.g. 85%."),
         click.option(
-            "--shrinkage", callback=_converted(parse_share), default="0", help="Share of paid time off."
+            "--shrinkage", type=Share(), default="0", show_default=True, help="Share of paid time off."
         ),
     ]
     for option in reversed(options):
@@ -174,8 +270,8 @@ def plan() -> None:
 
 
 @plan.command()
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=NON_NEGATIVE, help="Offered traffic in erlangs (instead of --calls).")
 @_staffing_options
 def staff(
     calls: float | None,
@@ -254,16 +350,20 @@ def staff(
 
 
 @plan.command()
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--traffic", type=float, help="Offered traffic in erlangs (instead of --calls).")
-@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
-@click.option("--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Target.")
-@click.option("--agents", type=int, help="Agents answering: sizes lines for IVR + queue + talk.")
-@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
-@click.option("--queue-time", type=float, help="Mean queue wait, s (default: from Erlang C/A).")
-@click.option("--patience", type=float, help="Mean caller patience, s: waits from Erlang A.")
-@click.option("--retry", callback=_converted(parse_share), help="Share of blocked callers who retry.")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--traffic", type=NON_NEGATIVE, help="Offered traffic in erlangs (instead of --calls).")
+@click.option("--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option("--blocking", type=Share(zero=False), default="1%", show_default=True, help="Target.")
+@click.option(
+    "--agents", type=click.IntRange(min=1), help="Agents answering: sizes lines for IVR + queue + talk."
+)
+@click.option("--ivr", type=NON_NEGATIVE, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option(
+    "--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s."
+)
+@click.option("--queue-time", type=NON_NEGATIVE, help="Mean queue wait, s (default: from Erlang C/A).")
+@click.option("--patience", type=POSITIVE, help="Mean caller patience, s: waits from Erlang A.")
+@click.option("--retry", type=Share(), help="Share of blocked callers who retry.")
 def lines(
     calls: float | None,
     traffic: float | None,
@@ -312,34 +412,115 @@ def lines(
     console.print(table)
 
 
-def _read_forecast_csv(path: Path) -> list[tuple[datetime, float]]:
+# The interval report's CSV (``/api/v1/stats/report?format=csv``, services/stats.py report_csv;
+# columns in docs/metrics.md): a header with these columns, one row per group and interval, times
+# in UTC with their offset. Its ``offered`` counts the contacts that arrived in the interval.
+_REPORT_COLUMNS = ("key", "interval_start", "offered")
+
+
+def _read_report_csv(
+    path: Path, records: Sequence[tuple[int, dict[str, str]]], key: str | None, zone: tzinfo | None
+) -> tuple[list[tuple[datetime, float]], list[int]]:
+    keys = sorted({record["key"] for _, record in records})
+    if key is None and len(keys) > 1:
+        raise click.ClickException(
+            f"{path}: the report has several groups ({', '.join(k or '(all)' for k in keys[:10])}): "
+            "choose one with --key, or export the report grouped 'overall'"
+        )
+    if key is not None and key not in keys:
+        raise click.ClickException(f"{path}: no group {key!r} in the report (groups: {', '.join(keys[:10])})")
     rows: list[tuple[datetime, float]] = []
+    lines: list[int] = []
+    for number, record in records:
+        if key is not None and record["key"] != key:
+            continue
+        try:
+            start = datetime.fromisoformat(record["interval_start"])
+            calls = float(record["offered"])
+        except ValueError:
+            raise click.ClickException(f"{path}:{number}: cannot read {record['interval_start']!r}") from None
+        if start.tzinfo is not None:
+            # Planning works in the center's wall-clock time: a weekday and an hour of the day.
+            start = start.astimezone(zone).replace(tzinfo=None)
+        rows.append((start, calls))
+        lines.append(number)
+    return rows, lines
+
+
+def _read_forecast_csv(
+    path: Path, key: str | None = None, zone: tzinfo | None = None
+) -> tuple[list[tuple[datetime, float]], list[int]]:
+    """The ``(interval start, calls)`` rows of a CSV and the file line of each.
+
+    Either two columns, interval start and calls (a header line is allowed), or the interval report's
+    CSV, whose ``offered`` column is taken for the calls (one group: ``key``) with its UTC times
+    converted to ``zone``.
+    """
+    rows: list[tuple[datetime, float]] = []
+    lines: list[int] = []
     with path.open(newline="", encoding="utf-8") as handle:
-        for number, record in enumerate(csv.reader(handle), start=1):
-            if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
-                continue
-            if len(record) < 2:
-                raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
-            try:
-                rows.append((datetime.fromisoformat(record[0].strip()), float(record[1])))
-            except ValueError:
-                if number == 1 and not rows:
-                    continue  # a header row
-                raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
+        records = list(enumerate(csv.reader(handle), start=1))
+    if records and all(column in records[0][1] for column in _REPORT_COLUMNS):
+        header = records[0][1]
+        named = [(n, dict(zip(header, r, strict=False))) for n, r in records[1:] if r]
+        rows, lines = _read_report_csv(path, named, key, zone)
+        records = []
+    elif key is not None:
+        raise click.BadParameter("only an interval report CSV has groups to choose from", param_hint="--key")
+    for number, record in records:
+        if not record or not record[0].strip() or record[0].lstrip().startswith("#"):
+            continue
+        if len(record) < 2:
+            raise click.ClickException(f"{path}:{number}: expected 'interval start, calls'")
+        try:
+            calls = float(record[1])
+            rows.append((datetime.fromisoformat(record[0].strip()), calls))
+        except ValueError:
+            if number == 1 and not rows:
+                continue  # a header row
+            raise click.ClickException(f"{path}:{number}: cannot read {record[:2]!r}") from None
+        lines.append(number)
+    for (start, calls), number in zip(rows, lines, strict=True):
+        if not (calls >= 0.0 and math.isfinite(calls)):
+            raise click.ClickException(f"{path}:{number}: calls must be a finite number >= 0")
+        if (start.tzinfo is None) != (rows[0][0].tzinfo is None):
+            raise click.ClickException(
+                f"{path}:{number}: give every start with a time zone offset, or none (line {lines[0]} "
+                f"{'has' if rows[0][0].tzinfo else 'has none'})"
+            )
     if not rows:
         raise click.ClickException(f"{path}: no intervals")
-    return rows
+    return rows, lines
+
+
+def _missing_warnings(
+    path: Path, rows: Sequence[tuple[datetime, float]], lines: Sequence[int], missing: Sequence[datetime]
+) -> list[str]:
+    """One warning per run of missing intervals, naming the line that follows the gap."""
+    starts = sorted((start, line) for (start, _), line in zip(rows, lines, strict=True))
+    runs: dict[int, list[datetime]] = {}
+    for gap in missing:
+        following = next(line for start, line in starts if start > gap)
+        runs.setdefault(following, []).append(gap)
+    return [
+        f"warning: {path}:{line}: no rows from {gaps[0].strftime('%Y-%m-%d %H:%M')} to "
+        f"{gaps[-1].strftime('%Y-%m-%d %H:%M')} ({len(gaps)} intervals): not planned; "
+        "give them with 0 calls if the center is closed then"
+        for line, gaps in runs.items()
+    ]
 
 
 @plan.command()
 @click.argument("forecast", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_staffing_options
-@click.option("--interval", type=int, help="Interval length, minutes (default: from the timestamps).")
 @click.option(
-    "--blocking", callback=_converted(parse_share), default="1%", show_default=True, help="Lines target."
+    "--interval", type=click.IntRange(min=1), help="Interval length, minutes (default: from the timestamps)."
 )
-@click.option("--ivr", type=float, default=0.0, show_default=True, help="Mean time in the IVR, s.")
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s.")
+@click.option("--blocking", type=Share(zero=False), default="1%", show_default=True, help="Lines target.")
+@click.option("--ivr", type=NON_NEGATIVE, default=0.0, show_default=True, help="Mean time in the IVR, s.")
+@click.option(
+    "--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT (no line), s."
+)
 def day(
     forecast: Path,
     aht: float,
@@ -355,8 +536,10 @@ def day(
     wrap: float,
 ) -> None:
     """Agents and lines per interval from FORECAST, a CSV of 'interval start, calls'."""
-    rows = _read_forecast_csv(forecast)
+    rows, lines = _read_forecast_csv(forecast)
     target = _target(sl, asa, abandon, max_occupancy, shrinkage)
+    if interval is None and len(rows) == 1:
+        raise click.UsageError(f"{forecast}: one interval alone does not say how long it is: give --interval")
     try:
         result = plan_day(
             rows,
@@ -368,9 +551,13 @@ def day(
             ivr_s=ivr,
             wrap_s=wrap,
         )
+    except IntervalError as exc:
+        raise click.ClickException(f"{forecast}:{lines[exc.row]}: {exc}") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     console = _console()
+    for warning in _missing_warnings(forecast, rows, lines, result.missing):
+        console.print(warning, soft_wrap=True)
     table = Table(title=f"Day plan, {result.interval_s // 60}-minute intervals")
     columns = (
         "interval",
@@ -428,15 +615,34 @@ def _parse_dates(text: str | None) -> frozenset[date]:
 @click.option(
     "--start", "start_text", help="First day to forecast, YYYY-MM-DD (default: the day after the history)."
 )
-@click.option("--days", type=int, default=7, show_default=True, help="Days to forecast.")
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True, help="Days to forecast.")
 @click.option("--method", type=click.Choice(METHODS), default="seasonal_average", show_default=True)
-@click.option("--weeks", type=int, default=4, show_default=True, help="Recent weeks in a weekday profile.")
+@click.option(
+    "--weeks",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Recent weeks in a weekday profile.",
+)
 @click.option("--holidays", help="Holiday dates, comma-separated YYYY-MM-DD.")
 @click.option(
-    "--backtest-weeks", type=int, default=2, show_default=True, help="Held-out weeks to score (0: none)."
+    "--backtest-weeks",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Held-out weeks to score (0: none).",
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the forecast CSV here."
+)
+@click.option("--key", help="The group to forecast from an interval report CSV with several (a queue id...).")
+@click.option(
+    "--tz",
+    "time_zone",
+    envvar="FRONTOFFICE_TIME_ZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA time zone of the center, for a report's UTC times (as FRONTOFFICE_TIME_ZONE).",
 )
 def forecast_command(
     history: Path,
@@ -447,9 +653,19 @@ def forecast_command(
     holidays: str | None,
     backtest_weeks: int,
     output: Path | None,
+    key: str | None,
+    time_zone: str,
 ) -> None:
-    """Forecast calls per interval from HISTORY ('interval start, calls' CSV); output feeds 'plan day'."""
-    rows = _read_forecast_csv(history)
+    """Forecast calls per interval from HISTORY; the output feeds 'plan day'.
+
+    HISTORY is a CSV of 'interval start, calls' or the interval report's CSV
+    (/api/v1/stats/report?format=csv, e.g. grouped 'overall' with 15-minute intervals).
+    """
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"no time zone {time_zone!r}", param_hint="--tz") from None
+    rows, _ = _read_forecast_csv(history, key, zone)
     holiday_set = _parse_dates(holidays)
     try:
         start = (
@@ -499,44 +715,81 @@ def forecast_command(
         console.print(f"Wrote {len(fc.intervals)} intervals to {output}")
 
 
+# The cost model's shares, read like every other share; the rest are amounts, hours or seconds.
+_COST_TYPES: dict[str, click.ParamType[Any, Any]] = {
+    "currency": click.STRING,
+    "payroll_tax_rate": Share(),
+    "shrinkage": Share(),
+    "max_occupancy": Share(zero=False, one=True),
+    "talk_share": Share(zero=False, one=True),
+    "service_level": Share(zero=False, one=True),
+    "paid_hours_per_month": Number(min=0.0, min_open=True, max=744.0),
+    "open_hours_per_month": Number(min=0.0, min_open=True, max=744.0),
+    "supervisor_ratio": POSITIVE,
+    "talk_time_s": POSITIVE,
+}
+# Short names kept from before the talk time and open hours were cost inputs.
+_COST_ALIASES = {"talk_time_s": ("--talk",), "open_hours_per_month": ("--hours",)}
+
+
 def _cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for field in reversed(dataclasses.fields(CostInputs)):
-        default = field.default
         func = click.option(
             "--" + field.name.replace("_", "-"),
+            *_COST_ALIASES.get(field.name, ()),
             field.name,
-            type=float,
-            default=default,
+            type=_COST_TYPES.get(field.name, NON_NEGATIVE),
+            default=field.default,
             show_default=True,
+            help=field.metadata.get("help"),
         )(func)
     return func
 
 
 @plan.command()
-@click.option("--talk-minutes", type=float, help="Operator talk minutes per month to compare at.")
-@click.option("--calls", callback=_converted(parse_rate), help="Or a call rate (with --talk and --hours).")
-@click.option("--talk", type=float, default=150.0, show_default=True, help="Mean talk time per call, s.")
-@click.option("--hours", type=float, default=22 * 11, show_default=True, help="Open hours per month.")
+@click.option("--talk-minutes", type=NON_NEGATIVE, help="Operator talk minutes per month to compare at.")
+@click.option("--calls", type=RATE, help="Or a call rate during the open hours (with --talk and --hours).")
+@click.option(
+    "--sl", type=SERVICE_LEVEL, help="Service target X/T, short for --service-level and --answer-time-s."
+)
 @_cost_options
-def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: float, **fields: float) -> None:
-    """Own center versus an outsourcer's price per talk minute; break-even volume and operators."""
+def cost(
+    talk_minutes: float | None, calls: float | None, sl: tuple[float, float] | None, **fields: Any
+) -> None:
+    """Own center versus an outsourcer's price per talk minute; break-even volume and operators.
+
+    The own center is sized with Erlang C for its volume and service target (positions on the
+    phones during the open hours, occupancy at most the ceiling), then staffed with operators
+    for the open hours after shrinkage.
+    """
+    if talk_minutes is not None and calls is not None:
+        raise click.UsageError("give --talk-minutes or --calls, not both")
+    if sl is not None:
+        fields["service_level"], fields["answer_time_s"] = sl
     try:
         inputs = CostInputs(**fields)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if talk_minutes is None and calls is not None:
-        talk_minutes = calls * hours * 3600.0 * talk / 60.0
-    console = _console()
+    if calls is not None:
+        talk_minutes = calls * inputs.open_hours_per_month * 3600.0 * inputs.talk_time_s / 60.0
+    money = inputs.currency
+    console = _console(140)  # the cost table's ten columns
     console.print(
-        f"One operator delivers {inputs.minutes_per_operator:,.0f} talk minutes a month and costs "
-        f"{inputs.operator_cost:,.2f} ({inputs.operator_cost / inputs.minutes_per_operator:.3f} "
-        "per talk minute before supervision, telephony and overhead)."
+        f"Amounts in {money}. At the {_pct(inputs.max_occupancy)} occupancy ceiling one operator delivers "
+        f"{inputs.minutes_per_operator:,.0f} talk minutes a month and costs {inputs.operator_cost:,.2f} "
+        f"({inputs.operator_cost / inputs.minutes_per_operator:.3f} per talk minute before supervision, "
+        "telephony and overhead); a smaller center needs spare capacity to answer "
+        f"{_pct(inputs.service_level)} within {inputs.answer_time_s:g} s (Erlang C).",
+        soft_wrap=True,
     )
     volumes: Sequence[float] = [talk_minutes] if talk_minutes is not None else []
-    be = break_even(inputs)
+    try:
+        be = break_even(inputs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if be is None:
         console.print(
-            f"At {inputs.outsourcer_price_per_minute:.3f} per talk minute the outsourcer is cheaper "
+            f"At {inputs.outsourcer_price_per_minute:.3f} {money} per talk minute the outsourcer is cheaper "
             "at every volume."
         )
     else:
@@ -545,9 +798,12 @@ def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: fl
             f"{be.supervisors} supervisors); from there on the own center is never dearer."
         )
         volumes = [*volumes, be.talk_minutes]
-    table = Table(title="Monthly cost")
+    table = Table(title=f"Monthly cost, {money}")
     for column in (
         "talk minutes",
+        "Erl",
+        "positions",
+        "occupancy",
         "operators",
         "supervisors",
         "own total",
@@ -561,6 +817,9 @@ def cost(talk_minutes: float | None, calls: float | None, talk: float, hours: fl
         cheaper = "own" if c.total < c.outsourced else ("equal" if c.total == c.outsourced else "outsourcer")
         table.add_row(
             f"{v:,.0f}",
+            f"{inputs.traffic(v):.2f}",
+            str(c.positions),
+            _pct(c.occupancy),
             str(c.operators),
             str(c.supervisors),
             f"{c.total:,.2f}",
@@ -609,6 +868,8 @@ def _print_simulation(console: Console, result: SimulationResult, formula: dict[
         ("abandoned", result.overall.abandon_rate, _pct, "p_abandon"),
         ("occupancy", result.occupancy, _pct, "occupancy"),
         ("contacts offered per replication", result.overall.offered, lambda x: f"{x:,.0f}", ""),
+        ("waiting when arrivals stopped", result.waiting_at_horizon, lambda x: f"{x:,.1f}", ""),
+        ("still waiting at the end", result.waiting_at_end, lambda x: f"{x:,.1f}", ""),
     ]
     if result.overall.overflow_rate.mean:
         rows.append(("overflowed", result.overall.overflow_rate, _pct, ""))
@@ -673,13 +934,17 @@ def _queue_cells(q: QueueEstimates) -> list[str]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A TOML or JSON scenario (several queues, skills, overflow); see docs/planning.md.",
 )
-@click.option("--calls", callback=_converted(parse_rate), help="Call rate: 100/min, 6000/h, 100/30min.")
-@click.option("--aht", type=float, default=180.0, show_default=True, help="Average handling time, s.")
-@click.option("--agents", type=int, help="Agents (default: the Erlang C/A minimum for --sl).")
-@click.option("--patience", type=float, help="Mean caller patience, s (exponential); default: callers wait.")
+@click.option("--calls", type=RATE, help="Call rate: 100/min, 6000/h, 100/30min.")
+@click.option("--aht", type=POSITIVE, default=180.0, show_default=True, help="Average handling time, s.")
+@click.option(
+    "--agents", type=click.IntRange(min=1), help="Agents (default: the Erlang C/A minimum for --sl)."
+)
+@click.option(
+    "--patience", type=POSITIVE, help="Mean caller patience, s (exponential); default: callers wait."
+)
 @click.option(
     "--sl",
-    callback=_converted(parse_service_level),
+    type=SERVICE_LEVEL,
     default="80/20",
     show_default=True,
     help="Service level X/T: T is the answer-time threshold; X sizes --agents by default.",
@@ -692,11 +957,19 @@ def _queue_cells(q: QueueEstimates) -> list[str]:
     help="Handling time distribution.",
 )
 @click.option(
-    "--handling-cv", type=float, default=1.0, show_default=True, help="Coefficient of variation (lognormal)."
+    "--handling-cv",
+    type=POSITIVE,
+    default=1.0,
+    show_default=True,
+    help="Coefficient of variation (lognormal).",
 )
-@click.option("--wrap", type=float, default=0.0, show_default=True, help="Wrap-up part of AHT, s.")
-@click.option("--hours", type=float, help="Simulated hours per replication [default: 8, or the scenario's].")
-@click.option("--warmup", type=float, help="Seconds not measured at the start (default: 10 AHT, max 10 %).")
+@click.option("--wrap", type=NON_NEGATIVE, default=0.0, show_default=True, help="Wrap-up part of AHT, s.")
+@click.option(
+    "--hours", type=POSITIVE, help="Simulated hours per replication [default: 8, or the scenario's]."
+)
+@click.option(
+    "--warmup", type=NON_NEGATIVE, help="Seconds not measured at the start (default: 10 AHT, max 10 %)."
+)
 @click.option("--replications", type=click.IntRange(1, 100_000), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
@@ -742,6 +1015,13 @@ def simulate(
                 console.print(
                     f"{agents} agents: the {'Erlang A' if patience else 'Erlang C'} minimum for "
                     f"{_pct(level)} in {answer_s:g} s at {traffic:.1f} Erl."
+                )
+            if patience is None and agents <= traffic:
+                console.print(
+                    f"warning: {agents} agents for {traffic:.1f} Erl and callers who never hang up: the "
+                    "queue never empties, so every figure below grows with --hours. Give --patience "
+                    "or more agents than erlangs.",
+                    soft_wrap=True,
                 )
             scenario = single_queue_scenario(
                 calls,

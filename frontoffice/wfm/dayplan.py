@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import NamedTuple
 
 from frontoffice.wfm.erlang_b import _lines_for_blocking
 from frontoffice.wfm.staffing import Staffing, StaffingTarget, required_agents
 
-__all__ = ["DayPlan", "IntervalPlan", "infer_interval_s", "plan_day"]
+__all__ = ["DayPlan", "IntervalError", "IntervalPlan", "infer_interval_s", "plan_day"]
+
+
+class IntervalError(ValueError):
+    """A forecast row that cannot be planned. ``row`` is its index in the forecast as given, so a
+    caller can name it (a file's line, a request's ``intervals[i]``)."""
+
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 class IntervalPlan(NamedTuple):
@@ -42,7 +51,8 @@ class DayPlan(NamedTuple):
 
     ``agent_hours`` and ``scheduled_hours`` sum positions and scheduled agents over the intervals.
     ``service_level``, ``asa_s`` and ``p_abandon`` are call-weighted over the day. ``lines`` is
-    the largest per-interval requirement.
+    the largest per-interval requirement. ``missing`` lists the starts of intervals between the
+    first and the last that the forecast has no row for: they are not planned (no agents, no calls).
     """
 
     intervals: tuple[IntervalPlan, ...]
@@ -56,6 +66,7 @@ class DayPlan(NamedTuple):
     service_level: float
     asa_s: float
     p_abandon: float
+    missing: tuple[datetime, ...] = ()
 
 
 def infer_interval_s(starts: Sequence[datetime]) -> int:
@@ -80,18 +91,42 @@ def plan_day(
 ) -> DayPlan:
     """Plan agents and lines for every ``(interval start, forecast calls)`` in ``forecast``.
 
-    ``interval_s`` defaults to the spacing of the starts (15, 30 or 60 minutes are usual).
+    ``interval_s`` defaults to the smallest spacing of the starts (15, 30 or 60 minutes are usual).
+    A start given twice, or starts not a whole number of intervals apart (an uneven or overlapping
+    forecast), raise :class:`IntervalError` naming the row; so does a single row without
+    ``interval_s``. Intervals missing between rows are listed in ``DayPlan.missing``.
     """
     if not forecast:
         raise ValueError("the forecast has no intervals")
+    order = sorted(range(len(forecast)), key=lambda i: forecast[i][0])
+    for a, b in pairwise(order):
+        if forecast[a][0] == forecast[b][0]:
+            first, second = sorted((a, b))
+            raise IntervalError(
+                second, f"{forecast[b][0].isoformat()} appears twice (rows {first + 1} and {second + 1})"
+            )
     if interval_s is None:
-        interval_s = infer_interval_s([start for start, _ in forecast]) if len(forecast) > 1 else 3600
+        if len(forecast) == 1:
+            raise IntervalError(0, "one interval alone does not say how long it is: give the interval length")
+        interval_s = infer_interval_s([start for start, _ in forecast])
     if interval_s <= 0:
         raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     if not 0.0 < blocking < 1.0:
         raise ValueError(f"blocking must be strictly between 0 and 1, got {blocking!r}")
     if not (0.0 <= wrap_s < aht_s and ivr_s >= 0.0):
         raise ValueError("need 0 <= wrap_s < aht_s and ivr_s >= 0")
+    missing: list[datetime] = []
+    step = timedelta(seconds=interval_s)
+    for a, b in pairwise(order):
+        earlier, later = forecast[a][0], forecast[b][0]
+        intervals, rest = divmod(later - earlier, step)
+        if rest:
+            raise IntervalError(
+                b,
+                f"{later.isoformat()} is {(later - earlier).total_seconds() / 60:g} minutes after "
+                f"{earlier.isoformat()}: not a whole number of {interval_s / 60:g}-minute intervals",
+            )
+        missing.extend(earlier + k * step for k in range(1, intervals))
     talk_s = aht_s - wrap_s
     rows: list[IntervalPlan] = []
     # Equal forecasts (flat nights, rounded counts) get equal answers: size each value once.
@@ -145,4 +180,5 @@ def plan_day(
         service_level=weighted([r.service_level for r in rows]),
         asa_s=weighted([r.asa_s for r in rows]),
         p_abandon=weighted([r.p_abandon for r in rows]),
+        missing=tuple(missing),
     )

@@ -390,6 +390,8 @@ class ReplicationStats(NamedTuple):
     agent_s: dict[str, float]
     events: int
     end_s: float
+    waiting_at_horizon: int = 0
+    """Contacts waiting when arrivals stopped (the backlog the drain then works off)."""
 
 
 class QueueEstimates(NamedTuple):
@@ -426,6 +428,19 @@ class SimulationResult(NamedTuple):
     overflow_moves: dict[tuple[str, str], Estimate]
     runs: tuple[ReplicationStats, ...]
 
+    @property
+    def waiting_at_end(self) -> Estimate:
+        """Contacts still waiting when a replication ends, per replication. Many of them mean the
+        queue did not settle (too few agents and no abandonment): the other figures then depend on
+        how long the run was."""
+        return estimate([float(r.waiting_at_end) for r in self.runs])
+
+    @property
+    def waiting_at_horizon(self) -> Estimate:
+        """Contacts waiting when arrivals stopped, per replication: the backlog the run then drained
+        (their late answers count in the figures)."""
+        return estimate([float(r.waiting_at_horizon) for r in self.runs])
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (infinite or undefined figures become ``None``)."""
 
@@ -448,6 +463,8 @@ class SimulationResult(NamedTuple):
             "overall": block(self.overall),
             "queues": {name: block(q) for name, q in self.queues.items()},
             "occupancy": est(self.occupancy),
+            "waiting_at_end": est(self.waiting_at_end),
+            "waiting_at_horizon": est(self.waiting_at_horizon),
             "group_occupancy": {name: est(e) for name, e in self.group_occupancy.items()},
             "answered_in": {name: est(e) for name, e in self.answered_in.items()},
             "overflow_moves": [
@@ -721,6 +738,7 @@ def run_replication(
     checkpoint = step
     next_id = 0
     inf = math.inf
+    waiting_at_horizon = -1  # counted when the first event at or past the horizon comes
     while True:
         t = heap[0][0] if heap else inf
         timer = deadline is not None and deadline <= t
@@ -729,6 +747,8 @@ def run_replication(
             t = deadline  # type: ignore[assignment]
         if t > checkpoint:
             if t >= horizon:
+                if waiting_at_horizon < 0:
+                    waiting_at_horizon = len(live)
                 # No arrivals any more: stop once nobody waits (or the drain time is over).
                 if not live or t > end_limit:
                     break
@@ -813,6 +833,7 @@ def run_replication(
         abandoned=abandoned,
         refused=refused,
         waiting_at_end=len(live),
+        waiting_at_horizon=max(waiting_at_horizon, 0),
         measured=_sum_tallies(queues.values()),
         queues=queues,
         answered_in=answered_in,

@@ -113,7 +113,8 @@ def size_trunks(
         line_hold_s=carried / traffic * aht_s if traffic > 0.0 else 0.0,
         line_traffic=carried,
         lines=lines,
-        blocking=erlang_b(carried, lines),
+        # No traffic, no call to block (Erlang B's B(0, 0) = 1 is the time congestion of no lines).
+        blocking=erlang_b(carried, lines) if carried > 0.0 else 0.0,
         mmnk_positions=positions,
         ivr_ports=ivr_ports,
         mmnk_lines=None if positions is None else positions + ivr_ports,

@@ -131,3 +131,79 @@ def test_serve_answers_with_demo_data(env: dict[str, str]) -> None:
         out, err = server.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}" in out
     assert '"event": "request"' in err  # structured JSON log lines when not on a terminal
+
+
+def test_plan_forecast_reads_the_interval_report_csv(env: dict[str, str], tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from frontoffice.domain.metrics import InteractionEventRecord, compute_report
+    from frontoffice.services.stats import report_csv, report_rows
+
+    moscow = timezone(timedelta(hours=3))
+    monday = datetime(2026, 3, 2, tzinfo=moscow)
+    events = []
+    contact = 0
+    # Two weeks, 09:00–10:00 local: 3 calls in the first quarter-hour on Mondays, 1 on other days;
+    # each answered after 5 s and handled for a minute.
+    for day in range(14):
+        for quarter in range(4):
+            calls = 3 if day % 7 == 0 and quarter == 0 else 1
+            for k in range(calls):
+                contact += 1
+                at = monday + timedelta(days=day, hours=9, minutes=15 * quarter + k)
+                for offset, kind in (
+                    (0, "queued"),
+                    (1, "offered"),
+                    (5, "connected"),
+                    (65, "wrap_up"),
+                    (70, "done"),
+                ):
+                    agent = None if kind == "queued" else 7
+                    events.append(
+                        InteractionEventRecord(
+                            contact,
+                            (at + timedelta(seconds=offset)).astimezone(UTC),
+                            kind,
+                            1,
+                            agent,
+                            None,
+                            "voice",
+                        )
+                    )
+    report = compute_report(
+        events, start=monday, end=monday + timedelta(days=14), interval_s=900, group_by="queue"
+    )
+    history = tmp_path / "report.csv"
+    history.write_text(report_csv(report_rows(report)), encoding="utf-8")
+    output = tmp_path / "forecast.csv"
+    result = run(
+        [
+            "plan",
+            "forecast",
+            str(history),
+            "--days",
+            "1",
+            "--weeks",
+            "2",
+            "--backtest-weeks",
+            "0",
+            "--tz",
+            "Europe/Moscow",
+            "--output",
+            str(output),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = output.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "interval_start,calls"
+    forecast = dict(row.split(",") for row in rows[1:])
+    # The Monday after the history, in Moscow time: 3 calls at 09:00, then 1 a quarter-hour, none at 08:45.
+    assert [forecast[f"2026-03-16T{t}"] for t in ("08:45", "09:00", "09:15", "09:30", "09:45", "10:00")] == [
+        "0.00",
+        "3.00",
+        "1.00",
+        "1.00",
+        "1.00",
+        "0.00",
+    ]

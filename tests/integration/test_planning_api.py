@@ -215,7 +215,7 @@ async def test_planning_page_speaks_russian(client, container: Container) -> Non
         ("lines", {"traffic_erlangs": 0}),
         ("lines", {"traffic_erlangs": 0, "agents": 3}),
         ("lines", {"traffic_erlangs": 20, "agents": 10}),  # Erlang C has no wait with 10 agents
-        ("day", {"intervals": [{"start": "2026-03-02T08:00:00", "calls": 0}]}),
+        ("day", {"intervals": [{"start": "2026-03-02T08:00:00", "calls": 0}], "interval_s": 900}),
         ("cost", {"talk_minutes": 0}),
     ],
 )
@@ -240,3 +240,36 @@ async def test_a_simulation_that_never_ends_is_refused(client, admin_headers) ->
         f"{API}/simulate", json={"scenario": scenario, "replications": 2}, headers=admin_headers
     )
     assert r.status_code == 400 and r.json()["error_id"] == "simulation-too-large"
+
+
+async def test_day_plan_names_the_interval_off_the_grid_and_lists_missing_ones(client, admin_headers) -> None:
+    start = datetime(2026, 3, 2, 8, 0)
+    minutes = [0, 15, 35]
+    intervals = [{"start": (start + timedelta(minutes=m)).isoformat(), "calls": 50} for m in minutes]
+    r = await client.post(f"{API}/day", json={"intervals": intervals}, headers=admin_headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error_id"] == "invalid-interval" and r.json()["details"]["interval"] == 2
+    intervals[2]["start"] = (start + timedelta(minutes=60)).isoformat()
+    r = await client.post(f"{API}/day", json={"intervals": intervals}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["missing"] == [(start + timedelta(minutes=m)).isoformat() for m in (30, 45)]
+    one = {"intervals": intervals[:1]}
+    r = await client.post(f"{API}/day", json=one, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["details"]["interval"] == 0
+
+
+async def test_simulate_warns_when_the_queue_never_empties(client, admin_headers) -> None:
+    body = {"calls_per_hour": 600, "aht_s": 60, "agents": 10, "hours": 1, "replications": 2}
+    data = (await client.post(f"{API}/simulate", json=body, headers=admin_headers)).json()
+    assert data["warnings"] == ["queue-never-empties"]
+    assert data["waiting_at_horizon"]["mean"] >= 0 and "waiting_at_end" in data
+    body["agents"] = 12
+    data = (await client.post(f"{API}/simulate", json=body, headers=admin_headers)).json()
+    assert data["warnings"] == []
+
+
+async def test_cost_sizes_a_small_center_with_erlang_c_and_names_the_currency(client, admin_headers) -> None:
+    body = {"talk_minutes": 20_000, "currency": "RUB"}
+    data = (await client.post(f"{API}/cost", json=body, headers=admin_headers)).json()
+    assert data["currency"] == "RUB"
+    assert data["at_volume"]["positions"] == 4 and data["at_volume"]["operators"] == 9

@@ -210,10 +210,12 @@ async def test_merging_customers_moves_their_tickets_and_deals(client, admin_hea
     tickets = (await client.get(f"{API}/customers/{keep}/tickets", headers=admin_headers)).json()["items"]
     deals = (await client.get(f"{API}/customers/{keep}/deals", headers=admin_headers)).json()["items"]
     assert len(tickets) == 1 and len(deals) == 1
-    # Deleting the customer deletes their tickets and deals with them.
+    # Deleting the customer keeps their tickets and deals, with no customer (and the merged card goes too).
     assert (await client.delete(f"{API}/customers/{keep}", headers=admin_headers)).status_code == 204
-    assert (await client.get(f"{API}/tickets/{tickets[0]['id']}", headers=admin_headers)).status_code == 404
-    assert (await client.get(f"{API}/deals/{deals[0]['id']}", headers=admin_headers)).status_code == 404
+    ticket = await client.get(f"{API}/tickets/{tickets[0]['id']}", headers=admin_headers)
+    deal = await client.get(f"{API}/deals/{deals[0]['id']}", headers=admin_headers)
+    assert ticket.json()["customer_id"] is None and deal.json()["customer_id"] is None
+    assert (await client.get(f"{API}/customers/{gone}", headers=admin_headers)).status_code == 404
 
 
 async def test_tickets_and_deals_need_their_permissions(client, container: Container) -> None:

@@ -230,6 +230,7 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     assert stats.dtmf_digits == "2"
     assert stats.music_packets > 0
     assert stats.relayed_to_agent > 0 and stats.relayed_to_caller > 0
+    assert stats.foreign_packets == 0  # both sipp peers are latched: none of their audio was dropped
     recordings = [Path(p) for p in call.attributes["recordings"]]
     assert [p.name for p in recordings] == [f"{call.id}.wav"]  # mixed mono; stereo is opt-in
     with wave.open(str(recordings[0]), "rb") as wav:

@@ -31,6 +31,7 @@ from .sipp.runner import (
     VoiceDesk,
     free_port,
     interactions,
+    listening,
     phone_args,
     run_sipp,
     voice_service,
@@ -412,6 +413,44 @@ async def test_registered_phone_dials_an_external_number_through_the_trunk(
     [call] = await interactions(container)
     assert call.direction == "outbound" and call.agent_id == agent_id and call.to_address == CUSTOMER
     assert call.attributes["origin"] == "phone"
+
+
+async def test_the_carriers_hold_on_a_call_out_is_answered_recvonly(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # Issue 13, defect 8: the carrier's re-INVITE with a=sendonly used to get our offer (sendrecv) back.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER)
+    await desk.agent("bob")
+    phone_port = free_port()
+    ok = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("bob", SIP_PASSWORD, phone_port)
+    )
+    assert ok.returncode == 0, ok.output
+    carrier = asyncio.create_task(
+        run_sipp(
+            sipp, "carrier_uas_holds.xml", None, "-m", "1", "-p", str(carrier_port(voice)), "-i", CARRIER
+        )
+    )
+    await listening(carrier_port(voice))
+    phone = await run_sipp(
+        sipp,
+        "phone_dials_out.xml",
+        f"{HOST}:{voice.port}",
+        *phone_args("bob", SIP_PASSWORD, free_port()),
+        "-key",
+        "user",
+        "bob",
+        "-s",
+        "84957654321",
+        "-auth_uri",
+        f"84957654321@{HOST}:{voice.port}",
+    )
+    carrier_result = await carrier
+    assert phone.returncode == 0, phone.output + carrier_result.output
+    # The scenario checks that our 200 to its hold says a=recvonly, then gets our BYE.
+    assert carrier_result.returncode == 0, carrier_result.output
 
 
 async def _any_state(container: Container, state: str) -> bool:

@@ -8,6 +8,8 @@ relay in this process). A backend for rtpengine would implement the same two pro
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import math
 import secrets
 import struct
@@ -17,10 +19,12 @@ import wave
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol, cast
 
 from . import g711
+from .conference import Conference, ConferenceMember
 from .sip import NegotiatedMedia
 
 __all__ = [
@@ -32,9 +36,12 @@ __all__ = [
     "Recorder",
     "RtpPacket",
     "hold_music_pcm",
+    "learns_from_signalling",
     "parse_dtmf_event",
     "parse_rtp",
 ]
+
+log = logging.getLogger("frontoffice.voice.media")
 
 RTP_VERSION = 2  # RFC 3550 §5.1
 RTP_HEADER = 12
@@ -55,6 +62,13 @@ _SEQ_TS_SSRC = struct.Struct("!HII")
 # RTCP packet types 200-204 read as RTP payload types 72-76 (RFC 5761 §4). We do not offer rtcp-mux,
 # so such packets on an RTP port are not media: they are neither relayed nor recorded.
 _RTCP_AS_RTP = range(72, 77)
+# Source latching (RFC 4961 symmetric RTP, for peers behind NAT): a leg may learn its peer's address
+# from the first packet of the signalling source's IP only this long after the peer is set up (the
+# SDP arrived) or the call is answered (bridged). A phone sends its first packet within a packet time
+# or two of the 200 OK or of early media; 5 s also covers a slow phone or a lossy start. After it,
+# packets from anywhere but the peer are dropped and counted, so a stranger who finds the port can
+# neither take over the call's audio nor wait for a later chance.
+LEARNING_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,18 +159,31 @@ class MediaStats:
     music_packets: int = 0
     dtmf_digits: str = ""
     announcements: int = 0
+    # Packets dropped because they came from neither leg's peer (a stranger, or a NAT that moved):
+    # see :func:`learns_from_signalling`.
+    foreign_packets: int = 0
 
 
 class MediaSession(Protocol):
-    """The media of one call: a caller leg and an agent leg on our media address."""
+    """The media of one call: a caller leg and an agent leg on our media address.
+
+    ``set_caller``/``set_agent`` set a leg up with its peer's negotiated media (the address and port
+    its SDP names, our direction) and the IP its signalling comes from: the leg takes audio only from
+    that peer (see :func:`learns_from_signalling`) and sends to it only while the direction lets us.
+    ``update_caller``/``update_agent`` apply the same peer's re-INVITE (new address or port, hold).
+    """
 
     address: str
     caller_port: int
     agent_port: int
     stats: MediaStats
+    caller_media: NegotiatedMedia | None  # each leg's media as last set up or updated
+    agent_media: NegotiatedMedia | None
 
-    def set_caller(self, media: NegotiatedMedia) -> None: ...
-    def set_agent(self, media: NegotiatedMedia) -> None: ...
+    def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None: ...
+    def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None: ...
+    def update_caller(self, media: NegotiatedMedia) -> None: ...
+    def update_agent(self, media: NegotiatedMedia) -> None: ...
     def play_hold_music(self) -> None: ...
     def play_prompt(self, pcm: bytes) -> None: ...
     def bridge(self) -> None: ...
@@ -164,11 +191,40 @@ class MediaSession(Protocol):
     async def close(self) -> MediaStats: ...
 
 
+def learns_from_signalling(sdp_address: str, signalling_ip: str | None) -> bool:
+    """Whether a leg may learn its peer's RTP address from the signalling source's IP.
+
+    A peer whose SDP names a routable address and whose signalling comes from that same address is
+    where its SDP says: its leg takes packets from exactly that address and port, from the first one.
+    A peer behind NAT writes its private (or unroutable) address in the SDP, or one that differs from
+    where its signalling comes from: its leg takes the first packet from the signalling source's IP
+    (any port: the NAT picks it) within :data:`LEARNING_WINDOW_S` (RFC 4961 symmetric RTP). Without a
+    known signalling source nothing is learned.
+    """
+    if signalling_ip is None:
+        return False
+    if sdp_address != signalling_ip:
+        return True
+    try:
+        return not ipaddress.ip_address(sdp_address).is_global
+    except ValueError:  # a host name: it cannot be compared with a packet's source
+        return True
+
+
 class MediaBackend(Protocol):
-    """Creates media sessions."""
+    """Creates media sessions, and joins their legs in conferences.
+
+    ``join_conference(conference_id, session, side)`` puts the ``"caller"`` or ``"agent"`` leg of
+    ``session`` in the conference of that id (created by its first party): the session stops relaying
+    and playing, and the leg hears the sum of the other parties (:mod:`.conference`).
+    ``leave_conference`` takes it out (the conference ends with its last party); the session then
+    stays silent until told to ``bridge`` or ``play_hold_music``, either of which also leaves.
+    """
 
     async def start(self) -> None: ...
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession: ...
+    def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
+    def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -252,7 +308,16 @@ def _wav_writer(path: Path, channels: int) -> wave.Wave_write:
 
 
 class _Leg(asyncio.DatagramProtocol):
-    """One RTP socket; latches onto the peer's source address (symmetric RTP, RFC 4961) for NAT.
+    """One RTP socket and the peer it exchanges audio with.
+
+    Which packets it takes (strict source latching): only those from its peer. The peer is the
+    address and port its SDP names, from the first packet; for a peer behind NAT (see
+    :func:`learns_from_signalling`) also the first packet from the signalling source's IP within
+    :data:`LEARNING_WINDOW_S` of the peer's set-up or of the answer, which then becomes the peer (and
+    where the leg sends: RFC 4961 symmetric RTP). Either first packet ends the learning. Anything
+    else is dropped and reported to ``on_foreign`` (counted and logged by the session), except the
+    previous peer's packets still in flight after a transfer or a re-INVITE, dropped quietly. The hot
+    path is one comparison of the packet's source with the peer's address as the event loop gives it.
 
     What the leg sends its peer is one RTP stream, whatever feeds it: the music, then one agent's
     phone, after a transfer another's. Each source has its own SSRC, sequence numbers and timestamps,
@@ -264,12 +329,23 @@ class _Leg(asyncio.DatagramProtocol):
     peer resynchronises (RFC 3551 §4.1).
     """
 
-    def __init__(self, on_packet: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, on_packet: Callable[[bytes], None], learning_window_s: float = LEARNING_WINDOW_S
+    ) -> None:
         self.on_packet = on_packet
+        self.learning_window_s = learning_window_s
+        self.on_foreign: Callable[[tuple[str, int]], None] = lambda source: None
         self.transport: asyncio.DatagramTransport | None = None
-        self.remote: tuple[str, int] | None = None
-        self.latched = False
-        # After the peer changed (a transfer), packets still in flight from the previous one are dropped.
+        self.peer: tuple[str, int] | None = None  # where the peer's packets come from, and go to
+        self.target: tuple[str, int] | None = None  # where we send: the peer, None when we must not
+        self._accept: object = None  # the peer's address as the loop gives it: the hot path's check
+        self._sdp: tuple[str, int] | None = None  # what the peer's SDP names
+        self.signalling_ip: str | None = None
+        self._learn_from: str | None = None  # the IP a NATed peer's address may be learned from
+        self._learn_until = 0.0
+        self._latched = False  # a packet came from the peer (SDP-named or learned): learning is over
+        self._sending = True
+        # After the peer changed (a transfer, a re-INVITE), packets still in flight from the previous one.
         self.previous: tuple[str, int] | None = None
         # The outgoing stream: its SSRC, the source now feeding it and that source's shifts.
         self._ssrc = 0
@@ -287,24 +363,60 @@ class _Leg(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if addr == self._accept:
+            self.on_packet(data)
+        else:
+            self._from_elsewhere(data, addr)
+
+    def _from_elsewhere(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        """A packet from other than the peer's address as last seen: the peer's first, a NATed peer's
+        first (learned), or a stranger's (dropped)."""
+        if self._sdp is None:
+            return  # no peer yet: nothing to take, nobody to blame
         source = (str(addr[0]), int(addr[1]))
-        if not self.latched:
-            if source == self.previous:
-                return
-            self.remote = source
-            self.latched = True
+        if source == self.peer:
+            self._accept, self._latched = addr, True  # the peer is where its SDP says: learn nothing
+        elif source == self.previous:
+            return  # in flight from before a transfer or a re-INVITE: neither learned nor counted
+        elif source[0] == self._learn_from and not self._latched and time.monotonic() < self._learn_until:
+            self._latched = True
+            self.peer, self._accept = source, addr
+            self._aim()
+        else:
+            self.on_foreign(source)
+            return
         self.on_packet(data)
 
-    def repoint(self, remote: tuple[str, int]) -> None:
-        """A new peer on this leg (transfer): send to its SDP address and latch again."""
-        if self.latched and self.remote != remote:
-            self.previous = self.remote
-        self.remote = remote
-        self.latched = False
+    def set_peer(self, sdp: tuple[str, int], signalling_ip: str | None, sending: bool) -> None:
+        """The peer's SDP names ``sdp``; its signalling comes from ``signalling_ip``; ``sending``: we
+        may send to it (RFC 3264 §6.1: not when it offered ``sendonly`` or ``inactive``).
+
+        A new address or port (a transfer, a re-INVITE moving the media) is a new peer: latched
+        afresh, with a new learning window, the old one's late packets dropped. The same again
+        (early media then the answer, a session refresh) keeps what was latched or learned.
+        """
+        self._sending = sending
+        if sdp != self._sdp or signalling_ip != self.signalling_ip:
+            if self.peer is not None and self.peer != sdp:
+                self.previous = self.peer
+            self._sdp, self.signalling_ip = sdp, signalling_ip
+            self.peer, self._accept, self._latched = sdp, None, False
+            self._learn_from = signalling_ip if learns_from_signalling(sdp[0], signalling_ip) else None
+            self._learn_until = time.monotonic() + self.learning_window_s
+        self._aim()
+
+    def reopen_learning(self) -> None:
+        """The call is answered: a NATed peer that has sent nothing yet (many phones send only after
+        the 200 OK) gets a fresh learning window."""
+        if not self._latched and self._learn_from is not None:
+            self._learn_until = time.monotonic() + self.learning_window_s
+
+    def _aim(self) -> None:
+        self.target = self.peer if self._sending else None
 
     def send(self, data: bytes) -> None:
-        if self.transport is not None and self.remote is not None and not self.transport.is_closing():
-            self.transport.sendto(data, self.remote)
+        if self.transport is not None and self.target is not None and not self.transport.is_closing():
+            self.transport.sendto(data, self.target)
 
     def forward(self, data: bytes, ssrc: int, sequence: int, timestamp: int) -> None:
         """Send the RTP packet ``data`` (whose header holds ``ssrc``, ``sequence`` and ``timestamp``)
@@ -398,8 +510,8 @@ class _PythonSession:
         self.stats = MediaStats()
         self.caller_port = caller.port
         self.agent_port = agent.port
-        self._caller_media: NegotiatedMedia | None = None
-        self._agent_media: NegotiatedMedia | None = None
+        self.caller_media: NegotiatedMedia | None = None
+        self.agent_media: NegotiatedMedia | None = None
         self._bridged = False
         # Music and prompts: a frame per tick of the backend's player (no task or timer per session).
         self._playing = False
@@ -415,21 +527,49 @@ class _PythonSession:
         self._prompts: list[bytes] = []
         self._dtmf_seen: set[int] = set()
         self._recorder: Recorder | None = None
+        self._foreign_logged = False
+        # The conferences the legs are in (a leg in one does not relay: the mixer feeds it).
+        self._conferences: dict[str, Conference] = {}
+        self._caller_member: ConferenceMember | None = None
+        self._agent_member: ConferenceMember | None = None
         caller.on_packet = self._from_caller
         agent.on_packet = self._from_agent
+        caller.on_foreign = partial(self._foreign, "caller")
+        agent.on_foreign = partial(self._foreign, "agent")
 
-    def set_caller(self, media: NegotiatedMedia) -> None:
-        self._caller_media = media
-        if not self._caller.latched:
-            self._caller.remote = (media.remote_address, media.remote_port)
+    def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
+        """The caller leg's peer: its negotiated media and where its signalling comes from (see
+        :class:`_Leg` for which packets the leg then takes)."""
+        self.caller_media = media
+        self._caller.set_peer((media.remote_address, media.remote_port), signalling_ip, media.sending)
 
-    def set_agent(self, media: NegotiatedMedia) -> None:
+    def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
         """The agent leg's peer (again after a transfer: the new phone or the external party)."""
-        self._agent_media = media
-        self._agent.repoint((media.remote_address, media.remote_port))
+        self.agent_media = media
+        self._agent.set_peer((media.remote_address, media.remote_port), signalling_ip, media.sending)
+
+    def update_caller(self, media: NegotiatedMedia) -> None:
+        """The caller re-negotiated (re-INVITE): send to its new address or port, or not at all while
+        it holds us; its signalling source stays."""
+        self.set_caller(media, signalling_ip=self._caller.signalling_ip)
+
+    def update_agent(self, media: NegotiatedMedia) -> None:
+        """The agent's phone re-negotiated (re-INVITE), as :meth:`update_caller`."""
+        self.set_agent(media, signalling_ip=self._agent.signalling_ip)
+
+    def _foreign(self, leg: str, source: tuple[str, int]) -> None:
+        self.stats.foreign_packets += 1
+        if not self._foreign_logged:
+            self._foreign_logged = True
+            log.warning(
+                "RTP from %s:%s to the %s leg (port %s) dropped: not the peer the call negotiated "
+                "(counted in foreign_packets; logged once per call)",
+                source[0], source[1], leg, self.caller_port if leg == "caller" else self.agent_port,
+            )  # fmt: skip
 
     def play_hold_music(self) -> None:
         self._bridged = False
+        self._leave_conferences()
         if not self._playing:
             self._playing = True
             self._player = asyncio.get_running_loop().call_soon(self._start_playing)
@@ -442,6 +582,9 @@ class _PythonSession:
     def bridge(self) -> None:
         self._bridged = True
         self._stop_playing()
+        self._leave_conferences()
+        self._caller.reopen_learning()
+        self._agent.reopen_learning()
 
     def _stop_playing(self) -> None:
         if self._player is not None:
@@ -456,7 +599,7 @@ class _PythonSession:
 
     def _start_playing(self) -> None:
         self._player = None
-        media = self._caller_media
+        media = self.caller_media
         if media is None:
             return  # nothing to send to: stays silent until bridged and put back on hold
         codec = self._play_codec = media.codec.name
@@ -502,7 +645,7 @@ class _PythonSession:
         packet = parse_rtp(data)
         if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
-        media = self._caller_media
+        media = self.caller_media
         if (
             media is not None
             and media.telephone_event
@@ -518,19 +661,66 @@ class _PythonSession:
         if self._bridged:
             self._agent.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_agent += 1
+        elif (
+            self._caller_member is not None
+            and media is not None
+            and packet.payload_type == media.codec.payload_type
+        ):
+            self._caller_member.receive(packet.payload)
 
     def _from_agent(self, data: bytes) -> None:
         self.stats.agent_packets_in += 1
         packet = parse_rtp(data)
         if packet is None or packet.payload_type in _RTCP_AS_RTP:
             return
-        self._record("agent", self._agent_media, packet)
+        media = self.agent_media
+        self._record("agent", media, packet)
         if self._bridged:
             self._caller.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_caller += 1
+        elif (
+            self._agent_member is not None
+            and media is not None
+            and packet.payload_type == media.codec.payload_type
+        ):
+            self._agent_member.receive(packet.payload)
+
+    def join_conference(self, conference: Conference, side: str) -> None:
+        """Feed the ``side`` leg (``"caller"`` or ``"agent"``) to ``conference`` and send it the mix;
+        the session stops relaying and playing. The leg must be set up (its codec is the mix's)."""
+        leg, media = (
+            (self._caller, self.caller_media) if side == "caller" else (self._agent, self.agent_media)
+        )
+        if side not in ("caller", "agent") or media is None:
+            raise ValueError(f"no {side} leg set up to join a conference")
+        self._bridged = False
+        self._stop_playing()
+        self.leave_conference(side)
+        member = ConferenceMember(leg.forward, media.codec.name, media.codec.payload_type)
+        conference.join((self, side), member)
+        self._conferences[side] = conference
+        if side == "caller":
+            self._caller_member = member
+        else:
+            self._agent_member = member
+
+    def leave_conference(self, side: str) -> None:
+        """Take the ``side`` leg out of its conference (nothing if it is in none)."""
+        conference = self._conferences.pop(side, None)
+        if conference is not None:
+            conference.leave((self, side))
+        if side == "caller":
+            self._caller_member = None
+        else:
+            self._agent_member = None
+
+    def _leave_conferences(self) -> None:
+        for side in list(self._conferences):
+            self.leave_conference(side)
 
     async def close(self) -> MediaStats:
         self._stop_playing()
+        self._leave_conferences()
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
@@ -541,13 +731,20 @@ class _PythonSession:
 
 
 class PythonMediaBackend:
-    """RTP relay, music and recording in this process, on ephemeral UDP ports of ``address``."""
+    """RTP relay, music and recording in this process, on ephemeral UDP ports of ``address``.
 
-    def __init__(self, address: str, *, music: bytes | None = None) -> None:
+    ``learning_window_s``: how long a leg may learn a NATed peer's address (:data:`LEARNING_WINDOW_S`).
+    """
+
+    def __init__(
+        self, address: str, *, music: bytes | None = None, learning_window_s: float = LEARNING_WINDOW_S
+    ) -> None:
         self.address = address
         self.music = music if music is not None else hold_music_pcm()
+        self.learning_window_s = learning_window_s
         self._sessions: set[_PythonSession] = set()
         self._player = _Player()
+        self._conferences: dict[str, Conference] = {}
 
     async def start(self) -> None:
         """Nothing to start: sockets are opened per session."""
@@ -557,7 +754,7 @@ class PythonMediaBackend:
         legs: list[_Leg] = []
         for _ in range(2):
             _, leg = await loop.create_datagram_endpoint(
-                lambda: _Leg(lambda data: None), local_addr=(self.address, 0)
+                lambda: _Leg(lambda data: None, self.learning_window_s), local_addr=(self.address, 0)
             )
             legs.append(leg)
         session = _PythonSession(self.address, legs[0], legs[1], self.music, on_dtmf, self._player)
@@ -567,6 +764,21 @@ class PythonMediaBackend:
     def forget(self, session: MediaSession) -> None:
         if isinstance(session, _PythonSession):
             self._sessions.discard(session)
+
+    def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Put the ``side`` leg of ``session`` in conference ``conference_id`` (see :class:`MediaBackend`)."""
+        if not isinstance(session, _PythonSession):
+            raise TypeError("not a session of this backend")
+        self._conferences = {key: c for key, c in self._conferences.items() if c.members}
+        session.join_conference(self._conferences.setdefault(conference_id, Conference()), side)
+
+    def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Take the ``side`` leg of ``session`` out of conference ``conference_id``."""
+        if isinstance(session, _PythonSession):
+            session.leave_conference(side)
+        conference = self._conferences.get(conference_id)
+        if conference is not None and not conference.members:
+            del self._conferences[conference_id]
 
     async def close(self) -> None:
         for session in list(self._sessions):

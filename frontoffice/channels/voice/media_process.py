@@ -7,13 +7,15 @@ every call setup's CPU for the music while callers wait). This backend runs the 
 :class:`~frontoffice.channels.voice.media.PythonMediaBackend` in a child process on uvloop, so media has
 a core of its own and the signalling process only sends a few short commands per call.
 
-The pipe protocol: one JSON object per line, each way. The parent sends ``open``, ``caller``, ``agent``,
-``music``, ``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``, ``record``,
-``close`` and ``exit``; the child answers ``opened`` (with the two RTP ports) and ``closed`` (with the
-final counters), and reports ``dtmf`` digits and ``stats`` (the counters of sessions that changed, twice
-a second) as they happen. The child exits when its standard input closes, so it never outlives the
-server. If it dies, the calls it carried lose their audio (they stay up; hanging up works) and the next
-call starts a new one.
+The pipe protocol: one JSON object per line, each way. The parent sends ``open``, ``caller`` and
+``agent`` (a leg's negotiated media and its peer's ``signalling_ip``, for source latching),
+``update_caller`` and ``update_agent`` (the peer's re-INVITE), ``join`` and ``leave`` (a leg and a
+conference), ``music``, ``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``,
+``record``, ``close`` and ``exit``; the child answers ``opened`` (with the two RTP ports) and ``closed``
+(with the final counters), and reports ``dtmf`` digits and ``stats`` (the counters of sessions that
+changed, twice a second) as they happen. The child exits when its standard input closes, so it never
+outlives the server. If it dies, the calls it carried lose their audio (they stay up; hanging up works)
+and the next call starts a new one.
 """
 
 from __future__ import annotations
@@ -107,16 +109,28 @@ class _ProcessSession:
         self.caller_port, self.agent_port = ports
         self.stats = MediaStats()
         self.closed = False
+        self.caller_media: NegotiatedMedia | None = None
+        self.agent_media: NegotiatedMedia | None = None
 
     def _send(self, op: str, **fields: Any) -> None:
         if not self.closed:
             self._backend._send({"op": op, "id": self.id, **fields})
 
-    def set_caller(self, media: NegotiatedMedia) -> None:
-        self._send("caller", media=_media_json(media))
+    def set_caller(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
+        self.caller_media = media
+        self._send("caller", media=_media_json(media), signalling_ip=signalling_ip)
 
-    def set_agent(self, media: NegotiatedMedia) -> None:
-        self._send("agent", media=_media_json(media))
+    def set_agent(self, media: NegotiatedMedia, *, signalling_ip: str | None = None) -> None:
+        self.agent_media = media
+        self._send("agent", media=_media_json(media), signalling_ip=signalling_ip)
+
+    def update_caller(self, media: NegotiatedMedia) -> None:
+        self.caller_media = media
+        self._send("update_caller", media=_media_json(media))
+
+    def update_agent(self, media: NegotiatedMedia) -> None:
+        self.agent_media = media
+        self._send("update_agent", media=_media_json(media))
 
     def play_hold_music(self) -> None:
         self._send("music")
@@ -243,6 +257,18 @@ class ProcessMediaBackend:
         finally:
             self._sessions.pop(session.id, None)
 
+    def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Put the ``side`` leg of ``session`` in conference ``conference_id``, in the media process
+        (see :class:`~frontoffice.channels.voice.media.MediaBackend`)."""
+        if not isinstance(session, _ProcessSession):
+            raise TypeError("not a session of this backend")
+        session._send("join", conference=conference_id, side=side)
+
+    def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
+        """Take the ``side`` leg of ``session`` out of conference ``conference_id``."""
+        if isinstance(session, _ProcessSession):
+            session._send("leave", conference=conference_id, side=side)
+
     def _sound(self, pcm: bytes) -> str:
         """The key of a prompt's audio in the child, sending the audio the first time."""
         key = self._sounds.get(pcm)
@@ -364,9 +390,17 @@ class _Child:
             return
         session = self.sessions[session_id]
         if op == "caller":
-            session.set_caller(_media_from(message["media"]))
+            session.set_caller(_media_from(message["media"]), signalling_ip=message.get("signalling_ip"))
         elif op == "agent":
-            session.set_agent(_media_from(message["media"]))
+            session.set_agent(_media_from(message["media"]), signalling_ip=message.get("signalling_ip"))
+        elif op == "join":
+            self.backend.join_conference(str(message["conference"]), session, str(message["side"]))
+        elif op == "leave":
+            self.backend.leave_conference(str(message["conference"]), session, str(message["side"]))
+        elif op == "update_caller":
+            session.update_caller(_media_from(message["media"]))
+        elif op == "update_agent":
+            session.update_agent(_media_from(message["media"]))
         elif op == "music":
             session.play_hold_music()
         elif op == "prompt":

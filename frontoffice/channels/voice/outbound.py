@@ -614,7 +614,7 @@ class Trunking:
         leg.state = "answered"
         leg.status = response.status
         if leg.owns_media and leg.media is not None:
-            leg.media.set_caller(leg.answer)
+            leg.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         assert leg._answered is not None
         if not leg._answered.done():
             leg._answered.set_result(True)
@@ -723,8 +723,9 @@ class Trunking:
                 leg.reason = "carrier hung up"
                 self._leg_over(leg)
         elif request.method == "INVITE":
-            # A session refresh or hold from the carrier: our address does not change.
-            service._respond_with(service._sdp_response(request, 200, leg.offer, leg.destination.transport))
+            # The carrier's hold, resume, moved media or session refresh (the relay's caller side).
+            media = leg.media if leg.answer is not None else None
+            leg.offer = service.answer_reinvite(request, leg.offer, media, leg.destination.transport)
         elif request.method in ("OPTIONS", "UPDATE", "INFO"):
             service._respond(request, 200)
         else:
@@ -741,7 +742,9 @@ class Trunking:
         except Conflict:
             service._respond(request, 404)  # no trunk: external numbers do not exist for us
             return
-        answered = await service._answer_offer(request, offer, lambda digit: None, agent_side=True)
+        answered = await service._answer_offer(
+            request, offer, lambda digit: None, agent_side=True, signalling_ip=event.source.host
+        )
         if answered is None:
             return
         media, local_sdp, negotiated = answered
@@ -806,7 +809,7 @@ class Trunking:
             return
         if leg.early is not None:
             # The carrier's ringback or announcement: relay it to the phone as early media.
-            call.media.set_caller(leg.early)
+            call.media.set_caller(leg.early, signalling_ip=leg.destination.host)
             call.media.bridge()
             self.service._respond_with(
                 self.service._sdp_response(
@@ -824,7 +827,7 @@ class Trunking:
             if leg is not None:
                 leg.hang_up()
             return
-        call.media.set_caller(leg.answer)
+        call.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         call.media.bridge()
         call.state = "bridged"
         call.dialog = service._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
@@ -894,7 +897,9 @@ class Trunking:
                 call.leg.reason = "agent hung up"
             self._end_phone_call(call, from_phone=True, status=200)
         elif method == "INVITE":
-            service._respond_with(service._sdp_response(request, 200, call.local_sdp, call.source.transport))
+            call.local_sdp = service.answer_reinvite(
+                request, call.local_sdp, call.media, call.source.transport, agent_side=True
+            )
         else:
             service._respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
 
@@ -980,7 +985,7 @@ class Trunking:
         except ProtocolError:
             self._end_click_call(click, status=488, reason="phone's SDP unusable")
             return
-        click.media.set_agent(agent_media)
+        click.media.set_agent(agent_media, signalling_ip=click.destination.host)
         click.state = "dialling"
         service._spawn(self._click_dial(click, agent_media.codec))
 
@@ -1005,14 +1010,15 @@ class Trunking:
     def _click_progress(self, click: _ClickCall) -> None:
         leg = click.leg
         if leg is not None and leg.early is not None and click.state == "dialling":
-            click.media.set_caller(leg.early)  # the agent hears the carrier's ringback
+            # The agent hears the carrier's ringback.
+            click.media.set_caller(leg.early, signalling_ip=leg.destination.host)
             click.media.bridge()
 
     def _click_answered(self, click: _ClickCall) -> None:
         leg = click.leg
         if click.state != "dialling" or leg is None or leg.answer is None:
             return
-        click.media.set_caller(leg.answer)
+        click.media.set_caller(leg.answer, signalling_ip=leg.destination.host)
         click.media.bridge()
         click.state = "bridged"
         self._start_recording(click.media, click.interaction_id)
@@ -1056,8 +1062,8 @@ class Trunking:
                 click, status=click.leg.status if click.leg else None, reason="agent hung up"
             )
         elif request.method == "INVITE":
-            service._respond_with(
-                service._sdp_response(request, 200, click.offer, click.destination.transport)
+            click.offer = service.answer_reinvite(
+                request, click.offer, click.media, click.destination.transport, agent_side=True
             )
         else:
             service._respond(request, 200 if request.method in ("OPTIONS", "UPDATE", "INFO") else 405)

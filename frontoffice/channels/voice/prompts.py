@@ -26,6 +26,16 @@ PROMPT_TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, that is not a valid choice.",
         "ru": "Извините, такого варианта нет.",
     },
+    # A caller a queue turns away (voicemail.py): the queue's fallback action.
+    "voicemail": {
+        "en": "We cannot take your call right now. Please leave a message, "
+        "then hang up or press the hash key.",
+        "ru": "Сейчас мы не можем ответить. Оставьте сообщение, затем положите трубку или нажмите решётку.",
+    },
+    "closed": {
+        "en": "We cannot take your call right now. Please call again later. Goodbye.",
+        "ru": "Сейчас мы не можем ответить. Пожалуйста, перезвоните позже. До свидания.",
+    },
 }
 # espeak-ng synthesis of a sentence takes well under a second; more means it hangs.
 SYNTHESIS_TIMEOUT_S = 20.0

@@ -20,6 +20,8 @@ from .sip import (
     Request,
     Response,
     SipParseError,
+    Via,
+    build_request,
     build_response,
     parse_name_addr,
 )
@@ -60,6 +62,9 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
+    # Qualify (OPTIONS keepalive): whether the phone answered the last one, and whether one is out.
+    reachable: bool = True
+    qualifying: bool = False
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Registrar:
         self._failures: dict[str, _Failures] = {}
         self._banned_until: dict[str, float] = {}
         self._networks = [ipaddress.ip_network(n, strict=False) for n in banned_networks]
+        self._unreachable_agents: set[int] = set()
 
     # ------------------------------------------------------------ bans and throttling
     def is_banned(self, host: str, now: float) -> bool:
@@ -195,6 +201,8 @@ class Registrar:
             bindings = bindings[-self.limits.max_bindings_per_agent :]
         if bindings:
             self._bindings[user_id] = bindings
+            if any(b.reachable for b in bindings):
+                self._unreachable_agents.discard(user_id)  # a phone that registers is there
         else:
             self._bindings.pop(user_id, None)
         # §10.3 step 8: the 200 lists every current binding with its remaining lifetime.
@@ -217,6 +225,54 @@ class Registrar:
             for bindings in self._bindings.values()
             for b in bindings
         )
+
+    # ------------------------------------------------------------ qualify (OPTIONS to each phone)
+    def qualify_due(self, now: float) -> list[Binding]:
+        """Live bindings to send an OPTIONS to now (one at a time per binding), marked as qualifying."""
+        due = [
+            b
+            for bindings in self._bindings.values()
+            for b in bindings
+            if b.expires_at > now and not b.qualifying
+        ]
+        for binding in due:
+            binding.qualifying = True
+        return due
+
+    @staticmethod
+    def options_for(binding: Binding, via: Via, from_addr: NameAddress) -> Request:
+        """The OPTIONS that asks ``binding``'s phone whether it is there (RFC 3261 §11.1: any response
+        will do; its absence within the transaction timeout, Timer F, means unreachable)."""
+        return build_request(
+            "OPTIONS", binding.contact.uri, from_addr=from_addr, to_addr=binding.contact, via=via
+        )
+
+    def qualified(self, binding: Binding, reachable: bool) -> None:
+        """The phone of ``binding`` answered its OPTIONS (``reachable``) or did not."""
+        binding.qualifying = False
+        binding.reachable = reachable
+
+    def reachability_changes(self, now: float) -> list[tuple[int, bool]]:
+        """Agents whose phones became all unreachable (``False``) or reachable again (``True``) since
+        the last call. An agent without live bindings keeps the state they had: a registration that
+        lapsed does not make an unreachable phone reachable; a new REGISTER does (it is reachable)."""
+        changes: list[tuple[int, bool]] = []
+        for user_id, bindings in self._bindings.items():
+            live = [b for b in bindings if b.expires_at > now]
+            if not live:
+                continue
+            unreachable = not any(b.reachable for b in live)
+            if unreachable and user_id not in self._unreachable_agents:
+                self._unreachable_agents.add(user_id)
+                changes.append((user_id, False))
+            elif not unreachable and user_id in self._unreachable_agents:
+                self._unreachable_agents.discard(user_id)
+                changes.append((user_id, True))
+        return changes
+
+    def is_reachable(self, user_id: int) -> bool:
+        """False while every live phone of the agent failed to answer its last OPTIONS."""
+        return user_id not in self._unreachable_agents
 
     def expire(self, now: float) -> None:
         """Drop expired bindings and bans."""

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
 from frontoffice.services.voice_calls import InboundCall, IvrMenu, SipAccount, VoiceCalls
 
+from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
 from .media import SAMPLE_RATE, DtmfHandler, MediaBackend, MediaSession, MediaStats
@@ -42,7 +44,9 @@ from .sip import (
     AuthResult,
     Destination,
     Dialog,
+    DialogError,
     DigestAuthenticator,
+    MalformedRequests,
     Message,
     NameAddress,
     NegotiatedMedia,
@@ -60,9 +64,9 @@ from .sip import (
     Transmit,
     Via,
     answer_offer,
+    answer_reoffer,
     apply_answer,
     build_cancel,
-    build_error_response,
     build_offer,
     build_request,
     build_response,
@@ -70,6 +74,7 @@ from .sip import (
     parse_name_addr,
     parse_sdp,
     parse_uri,
+    validate_request,
 )
 from .tls import TlsTransport
 from .transport import TcpTransport, UdpTransport
@@ -100,6 +105,9 @@ STOP_GRACE_S = 5.0
 DEFAULT_DIGEST_ALGORITHMS = ("MD5",)
 # Seconds between position / expected-wait announcements to a queued caller (None: never).
 DEFAULT_ANNOUNCE_INTERVAL_S = 45.0
+# Turn-aways (fallback, refusal) kept for a call still learning its interaction id; other channels'
+# contacts are turned away too and no call asks for theirs, so only the latest few are kept.
+TURNED_AWAY_KEPT = 256
 
 
 @dataclass(eq=False)
@@ -172,6 +180,7 @@ class VoiceService:
         region: str = "RU",
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5061,
+        qualify_interval_s: float | None = None,
     ) -> None:
         self.calls = calls
         self.media = media
@@ -187,6 +196,8 @@ class VoiceService:
         self.language = language
         self.stereo_recordings = stereo_recordings
         self.layer = TransactionLayer(timers)
+        # RFC 3261 §8.2 / RFC 4475: answers to requests that did not parse, limited per source.
+        self.malformed = MalformedRequests()
         self.registrar = Registrar(
             DigestAuthenticator(realm, secret, algorithms=digest_algorithms),
             limits=limits,
@@ -201,12 +212,16 @@ class VoiceService:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        # Qualify: OPTIONS to every registered phone each interval (None: off); see _qualify.
+        self.qualify_interval_s = qualify_interval_s
+        self._qualifier: asyncio.TimerHandle | None = None
         self._running = False
         self._clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self._calls: dict[str, _Call] = {}  # caller's Call-ID
         self._agent_calls: dict[str, _Call] = {}  # agent leg's Call-ID
         self._by_interaction: dict[int, _Call] = {}
         self._orphan_offers: dict[int, r.OfferContact] = {}
+        self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
         calls.acd.add_listener(self._on_acd_outputs)
@@ -230,6 +245,7 @@ class VoiceService:
             self.tls_port = self.tls.address[1]
         self._running = True
         self._sweep()
+        self._qualify()
         await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
@@ -240,10 +256,10 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        for handle in (self._timer, self._sweeper):
+        for handle in (self._timer, self._sweeper, self._qualifier):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._sweeper = None
+        self._timer = self._sweeper = self._qualifier = None
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_S)
@@ -273,6 +289,27 @@ class VoiceService:
         if self._running:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
+    def _qualify(self) -> None:
+        """OPTIONS to every registered phone, every ``qualify_interval_s`` while running; a phone that
+        does not answer within the transaction timeout (Timer F) is unreachable (registrar.py)."""
+        if not self.qualify_interval_s or not self._running:
+            return
+        sender = NameAddress(parse_uri(f"sip:frontoffice@{self.host}"))
+        for binding in self.registrar.qualify_due(self.clock()):
+            request = self.registrar.options_for(binding, self._via(binding.source.transport), sender)
+            self._request(request, binding.source, partial(self._qualified, binding))
+        self._qualifier = asyncio.get_running_loop().call_later(self.qualify_interval_s, self._qualify)
+
+    def _qualified(self, binding: Binding, response: Response | None) -> None:
+        self.registrar.qualified(binding, response is not None)
+        self._apply_reachability()
+
+    def _apply_reachability(self) -> None:
+        """Agents none of whose phones answers are taken out of routing, and back when one does."""
+        for agent_id, reachable in self.registrar.reachability_changes(self.clock()):
+            log.info("agent %s: phones %s", agent_id, "reachable again" if reachable else "unreachable")
+            self._spawn(self._quietly(self.calls.phones_reachable(agent_id, reachable)))
+
     def _arm_timer(self) -> None:
         """Make the loop timer fire at the transaction layer's next timer (earlier ones only: a timer
         that fires early finds nothing due and re-arms)."""
@@ -293,7 +330,7 @@ class VoiceService:
     # ================================================================ wire in, wire out
     def _on_message(self, message: Message | SipParseError, source: Destination) -> None:
         if isinstance(message, SipParseError):
-            error = build_error_response(message)
+            error = self.malformed.answer(message, source.host, self.clock())
             if error is not None:
                 # RFC 3261 §8.2: a request we cannot parse gets 400 (or 505/513), never silence.
                 self._send(Transmit(error, source))
@@ -326,7 +363,10 @@ class VoiceService:
                 if isinstance(event, Transmit):
                     self._send(event)
                 elif isinstance(event, RequestReceived):
-                    self._on_request(event)
+                    try:
+                        self._on_request(event)
+                    except DialogError as exc:
+                        self._refuse_in_dialog(event, exc)
                 elif isinstance(event, ResponseReceived):
                     self._on_response(event)
                 elif isinstance(event, TransactionTimeout):
@@ -338,6 +378,21 @@ class VoiceService:
                     self._ack_timeout(event)
         finally:
             self._arm_timer()  # also when a handler failed: the other transactions' timers go on
+
+    def _refuse_in_dialog(self, event: RequestReceived, exc: DialogError) -> None:
+        """A request that does not fit its dialog (a lower CSeq, RFC 3261 §12.2.2: 500) is answered
+        with the status the dialog core chose; the call is left as it was."""
+        request = event.request
+        log.info(
+            "%s of call %s from %s refused with %d: %s",
+            request.method,
+            request.call_id,
+            event.source.host,
+            exc.status_code,
+            exc.reason,
+        )
+        if request.method != "ACK":
+            self._respond(request, exc.status_code, exc.reason)
 
     def _respond(self, request: Request, status: int, reason: str | None = None, **kwargs: Any) -> None:
         response = build_response(request, status, reason, **kwargs)
@@ -421,11 +476,17 @@ class VoiceService:
         return offer
 
     async def _answer_offer(
-        self, request: Request, offer: SessionDescription, on_dtmf: DtmfHandler, *, agent_side: bool = False
+        self,
+        request: Request,
+        offer: SessionDescription,
+        on_dtmf: DtmfHandler,
+        *,
+        agent_side: bool = False,
+        signalling_ip: str | None = None,
     ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
         """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
         that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed."""
+        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
         session = await self.media.open_session(on_dtmf)
         try:
             local_sdp, negotiated = answer_offer(
@@ -440,9 +501,9 @@ class VoiceService:
             self._respond(request, getattr(exc, "status_code", 488))
             return None
         if agent_side:
-            session.set_agent(negotiated)
+            session.set_agent(negotiated, signalling_ip=signalling_ip)
         else:
-            session.set_caller(negotiated)
+            session.set_caller(negotiated, signalling_ip=signalling_ip)
         return session, local_sdp, negotiated
 
     def _sdp_response(
@@ -484,7 +545,8 @@ class VoiceService:
         if event.cancels is None:
             self._respond(request, 481)
             return False
-        self._respond(request, 200)
+        # §9.2: with the To tag of the INVITE's responses (sent already, or to come), never a new one.
+        self._respond(request, 200, to_tag=self.layer.to_tag(event.cancels))
         return True
 
     def _invite_phone(
@@ -539,6 +601,10 @@ class VoiceService:
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
         method = request.method
+        rejection = validate_request(request, ALLOWED)  # RFC 3261 §8.2: 501, 416, 420, 415
+        if rejection is not None:
+            self._respond_with(rejection)
+            return
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
         if method == "ACK":
@@ -579,6 +645,10 @@ class VoiceService:
             self._respond(request, 403)
             return
         self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+        if self.registrar.is_reachable(account.user_id):
+            # A phone that registers is there: an agent set not ready as unreachable takes calls again
+            # (also one marked so before a restart, which this registrar never saw). A no-op otherwise.
+            self._spawn(self._quietly(self.calls.phones_reachable(account.user_id, True)))
 
     # ---------------------------------------------------------------- inbound calls
     def _on_invite(self, request: Request, event: RequestReceived) -> None:
@@ -600,7 +670,10 @@ class VoiceService:
     async def _accept_call(self, request: Request, event: RequestReceived, offer: SessionDescription) -> None:
         assert event.transaction is not None
         answered = await self._answer_offer(
-            request, offer, lambda digit: self._on_dtmf(request.call_id, digit)
+            request,
+            offer,
+            lambda digit: self._on_dtmf(request.call_id, digit),
+            signalling_ip=event.source.host,
         )
         if answered is None:
             return
@@ -609,7 +682,7 @@ class VoiceService:
             invite=request,
             key=event.transaction,
             source=event.source,
-            local_tag=new_tag(),
+            local_tag=self.layer.to_tag(event.transaction) or new_tag(),  # a CANCEL's 200 may have chosen it
             media=session,
             local_sdp=local_sdp,
         )
@@ -658,6 +731,9 @@ class VoiceService:
         orphan = self._orphan_offers.pop(interaction_id, None)
         if orphan is not None:
             self._ring_agents(call, orphan)
+        turned_away = self._turned_away_early.pop(interaction_id, None)
+        if turned_away is not None:
+            self._turn_away(call, turned_away)
 
     async def _run_menu(self, call: _Call, menu: IvrMenu) -> str | None:
         """Prompt, then wait for one of the menu's digits (RFC 4733); repeat on silence or a wrong key."""
@@ -703,7 +779,7 @@ class VoiceService:
         call = self._calls.get(call_id)
         if call is None:
             return
-        if call.state == "menu":
+        if call.state in ("menu", "voicemail"):
             call.digits.put_nowait(digit)
             return
         if call.interaction_id is None or call.had_menu:
@@ -748,24 +824,57 @@ class VoiceService:
                 self._respond(request, 481)
                 return
             leg.agent.dialog.receive_request(request)
-            self._respond_with(self._sdp_response(request, 200, leg.agent.offer))
+            leg.agent.offer = self.answer_reinvite(
+                request, leg.agent.offer, leg.media, leg.agent.destination.transport, agent_side=True
+            )
             return
-        # Hold/resume or a session refresh: our relay address does not change, so our SDP stands.
         call.dialog.receive_request(request)
-        self._respond_with(self._sdp_response(request, 200, call.local_sdp, call.source.transport))
+        want = "sendonly" if call.held else "sendrecv"  # while we hold the caller, we go on holding
+        call.local_sdp = self.answer_reinvite(
+            request, call.local_sdp, call.media, call.source.transport, want
+        )
+
+    def answer_reinvite(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession | None,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's re-INVITE (RFC 3264 §8) and apply it to the caller's (or the agent's) leg of
+        ``media`` (none: only answer): a new address or port, a hold or a resume. Returns our SDP as it
+        now stands (``local_sdp`` when the offer was refused)."""
+        if not request.body:
+            # No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §14.2).
+            self._respond_with(self._sdp_response(request, 200, local_sdp, transport))
+            return local_sdp
+        current = None if media is None else media.agent_media if agent_side else media.caller_media
+        try:
+            reoffer = answer_reoffer(local_sdp, parse_sdp(request.body), current, want=want)
+        except ProtocolError as exc:
+            # RFC 3261 §14.2: an offer we cannot accept leaves the session as it was.
+            self._respond(request, getattr(exc, "status_code", 488))
+            return local_sdp
+        if media is not None and reoffer.changes_media:
+            (media.update_agent if agent_side else media.update_caller)(reoffer.media)
+        self._respond_with(self._sdp_response(request, 200, reoffer.answer, transport))
+        return reoffer.answer
 
     def _on_bye(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
             self._respond(request, 200)
-            call.dialog.receive_request(request)
             self._finish(call, from_caller=True)
             return
         call = self._agent_calls.get(request.call_id)
         if call is not None and call.agent is not None:
-            self._respond(request, 200)
             if call.agent.dialog is not None:
-                call.agent.dialog.receive_request(request)
+                call.agent.dialog.receive_request(request)  # before the 200, as above
+            self._respond(request, 200)
             call.agent.ended = True
             self._close_leg(call.agent.record, "bye_agent")
             if call.state == "bridged":
@@ -781,6 +890,7 @@ class VoiceService:
             return
         was = call.state
         call.state = "ended"
+        call.digits.put_nowait("")  # wakes a voicemail waiting for a key
         cause = cause or ("bye_caller" if from_caller else "bye_agent")
         if from_caller:
             self._cancel_agent(call, cause)
@@ -989,7 +1099,7 @@ class VoiceService:
         if call.agent is not None:
             self._agent_calls.pop(call.agent.invite.call_id, None)
         call.state = "external"
-        call.media.set_agent(leg.answer)
+        call.media.set_agent(leg.answer, signalling_ip=leg.destination.host)
         call.media.bridge()
         if call.held:
             self._resume(call)
@@ -1151,9 +1261,39 @@ class VoiceService:
             elif isinstance(o, r.FallbackAction | r.ContactRefused | r.ContactAbandoned):
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.state == "queued":
-                    # The ACD sends the caller away (no agents, queue closed, too long a wait).
-                    call.interaction_id = None
-                    self._abandon(call, 480)
+                    self._turn_away(call, o)
+                elif call is None and not isinstance(o, r.ContactAbandoned):
+                    # Turned away inside the command that queued it: the call learns its id next.
+                    self._turned_away_early[int(o.contact_id)] = o
+                    if len(self._turned_away_early) > TURNED_AWAY_KEPT:
+                        # Most are other channels' contacts, which no call will ask for.
+                        del self._turned_away_early[next(iter(self._turned_away_early))]
+
+    def _turn_away(self, call: _Call, o: r.Output) -> None:
+        """The ACD sends a waiting caller away (no agents, queue closed, too long a wait): the queue's
+        fallback action (voicemail, or the "closed" message: voicemail.py), else 480."""
+        if isinstance(o, r.FallbackAction):
+            self._spawn(self._turned_away(call, o.action))
+            return
+        call.interaction_id = None
+        self._abandon(call, 480)
+
+    async def _turned_away(self, call: _Call, action: str) -> None:
+        """Answer a caller the ACD turned away and run the action's flow (channels/voice/voicemail.py);
+        the contact is finished in the ACD already (ticket, callback: services/fallback.py)."""
+        call.state = "voicemail"
+        for timer in (call.refresh, call.announcer):
+            if timer is not None:
+                timer.cancel()
+        if call.dialog is None:
+            call.dialog = self._answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
+            if call.record is not None:
+                call.record.answered(self.calls.now())
+        line = _TurnedAwayLine(self, call)
+        if action == "voicemail" and self.recordings_dir is not None:
+            await voicemail.leave_voicemail(line, self.prompts.get("voicemail", b""))
+        else:
+            await voicemail.say_closed(line, self.prompts.get("closed", b""))
 
     def _ring_agents(self, call: _Call, offer: r.OfferContact) -> None:
         if call.state != "queued":
@@ -1252,7 +1392,9 @@ class VoiceService:
                 self._ring_pending(call)
             return
         try:
-            call.media.set_agent(apply_answer(leg.offer, parse_sdp(response.body)))
+            call.media.set_agent(
+                apply_answer(leg.offer, parse_sdp(response.body)), signalling_ip=leg.destination.host
+            )
         except ProtocolError:
             self._bye_agent(call, "failed")
             self._spawn(self._quietly(self.calls.offer_declined(call.interaction_id, leg.agent_id)))
@@ -1325,6 +1467,38 @@ class VoiceService:
             await coro
         except DomainError as exc:
             log.info("voice ACD step skipped: %s", exc)
+
+
+class _TurnedAwayLine:
+    """A turned-away caller's answered call, as voicemail.py's flows use it (a TurnedAwayCaller)."""
+
+    def __init__(self, service: VoiceService, call: _Call) -> None:
+        self.service = service
+        self.call = call
+
+    def play(self, pcm: bytes) -> None:
+        self.call.media.play_prompt(pcm)
+
+    def silence(self) -> None:
+        if self.call.state == "voicemail":
+            # A bridge to no agent: the music stops, the caller's audio goes on being recorded.
+            self.call.media.bridge()
+
+    def record(self) -> None:
+        if self.call.interaction_id is not None:
+            self.service._record_media(self.call.media, self.call.interaction_id, self.service._quietly)
+
+    async def digit(self, timeout_s: float) -> str | None:
+        if self.call.state != "voicemail":
+            return ""
+        try:
+            return await asyncio.wait_for(self.call.digits.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    def hang_up(self) -> None:
+        if self.call.state == "voicemail":
+            self.service._finish(self.call, from_caller=False, cause="fallback")
 
 
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:

@@ -18,8 +18,11 @@ use for: the engine does not build them (the simulation keeps no event log). Dec
 Commands (each returns ``list[Output]`` unless noted; invalid input raises a :class:`RoutingError`
 subclass and leaves the engine unchanged):
 
-* configuration, live: ``upsert_queue(cfg, now=None)``, ``remove_queue(id) -> None``,
-  ``upsert_agent(cfg, now=None)``, ``remove_agent(id) -> None`` (pass ``now`` to match at once)
+* configuration, live: ``configure(engine_config, now=None)`` (site-wide settings),
+  ``upsert_queue(cfg, now=None)``, ``remove_queue(id) -> None``,
+  ``upsert_agent(cfg, now=None)``, ``remove_agent(id) -> None`` (pass ``now`` to match at once; a
+  new agent is offline since ``now``). Changed escalation steps or maximum wait of a queue apply to
+  the contacts already in it, counted from when each entered it
 * agents: ``agent_login(id, now, state="available", reason=None)``,
   ``set_agent_state(id, "available" | "not_ready", now, reason=None)``, ``agent_logout(id, now)``,
   ``end_wrap_up(id, now)``, ``reset_daily_counters(now) -> None``
@@ -29,18 +32,23 @@ subclass and leaves the engine unchanged):
   ``offer_accepted(id, agent_id, now)``, ``offer_rejected(id, agent_id, now)``,
   ``contact_finished(id, now)`` (wrap-up starts), ``transfer_to_queue(id, queue_id, now)``,
   ``transfer_to_agent(id, agent_id, now, timeout_s=None)``, ``set_priority(id, priority, now)``,
-  ``request_callback(id, now)``, ``set_queue_open(queue_id, open, now)``
+  ``request_callback(id, now)``, ``set_queue_open(queue_id, open, now)``. A transfer to a queue that
+  would turn the contact away (closed, full, no agents; see ``turn_away_reason``) raises
+  :class:`QueueTurnsAway` and changes nothing
 * time: ``tick(now)`` runs due timers; ``next_deadline() -> float | None`` is when to call it next.
   Commands never run timers themselves: call ``tick`` when ``now`` reaches the deadline (and, to be
   exact, before a command whose ``now`` is past it)
 * restore after a restart (no outputs): ``restore_agent(id, state, since, reason=None,
-  wrap_up_until=None)``, ``restore_connected_contact(Contact, agent_id, enqueued_at, seq)``,
+  wrap_up_until=None)`` (``"offline"`` too: since when), ``restore_contacts_today(id, count)``,
+  ``restore_connected_contact(Contact, agent_id, enqueued_at, seq)``,
   ``restore_waiting_contact(Contact, enqueued_at, seq, queue_entered_at=None)`` (offers that were
-  ringing are restored as waiting), then ``resume(now)`` and ``tick(now)``
+  ringing are restored as waiting), then ``resume(now)`` (an agent whose state has no known start is
+  offline since ``now``) and ``tick(now)``
 * views (read-only, cheap): ``queue_status(id, now) -> QueueStatus``, ``agent_status(id) ->
   AgentStatus``, ``contact_status(id) -> ContactStatus``, ``position(id) -> int | None``,
-  ``expected_wait(id, now) -> float | None``, ``waiting_contacts(queue_id)``, ``queue_ids()``,
-  ``agent_ids()``, ``contact_ids()``
+  ``expected_wait(id, now) -> float | None``, ``waiting_contacts(queue_id)``,
+  ``turn_away_reason(queue_id) -> str | None`` (would an arrival now be turned away, and why),
+  ``queue_ids()``, ``agent_ids()``, ``contact_ids()``
 
 Outputs the caller must act on: :class:`OfferContact` (ring / push to these agents; answer with
 ``offer_accepted`` / ``offer_rejected``, or the engine times it out), :class:`WithdrawOffer` (stop
@@ -78,6 +86,7 @@ from .exceptions import (
     DuplicateContact,
     InvalidConfig,
     InvalidTransition,
+    QueueTurnsAway,
     RoutingError,
     UnknownAgent,
     UnknownContact,
@@ -150,6 +159,7 @@ __all__ = [
     "QueueConfig",
     "QueueOpenChanged",
     "QueueStatus",
+    "QueueTurnsAway",
     "RoutingEngine",
     "RoutingError",
     "StickyExpired",

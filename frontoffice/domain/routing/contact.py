@@ -56,6 +56,9 @@ class Contact:
             value = self.attributes.get(key)
             if isinstance(value, str) and value:
                 return value
+            # Agent ids are user ids: numbers in JSON everywhere else, so a number names the agent too.
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
         return None
 
 

@@ -30,6 +30,7 @@ from .exceptions import (
     DuplicateContact,
     InvalidConfig,
     InvalidTransition,
+    QueueTurnsAway,
     UnknownAgent,
     UnknownContact,
     UnknownQueue,
@@ -76,6 +77,10 @@ _T_STICKY = 4
 _T_COOLOFF = 5
 
 _NO_EXCLUDE: frozenset[str] = frozenset()
+
+# An agent's ``state_since`` before anything said when their state began (added while rebuilding, with
+# no ``now``, and not restored with a time): :meth:`RoutingEngine.resume` sets it to its ``now``.
+_UNKNOWN_SINCE = 0.0
 
 #: outputs the caller must act on: always returned (see ``RoutingEngine(omit=...)``).
 DECISIONS: frozenset[type[Output]] = frozenset(
@@ -176,13 +181,58 @@ class RoutingEngine:
         if queue is None:
             self._queues[config.queue_id] = QueueRuntime(config, self._agents)
         else:
+            before = queue.config
             queue.configure(config)
+            if before.escalations != config.escalations or before.max_wait_s != config.max_wait_s:
+                self._reschedule_queue_timers(queue)
         for agent in members:
             self._qualify(agent)
             self._reindex(agent)
         out: list[Output] = []
         if now is not None:
             for agent in members:
+                self._dispatch_agent(agent, now, out)
+        return out
+
+    def _reschedule_queue_timers(self, queue: QueueRuntime) -> None:
+        """The queue's escalation steps or maximum wait changed: give the contacts already in it
+        (waiting or ringing) timers for the new ones, counted from when each entered the queue (a step
+        already due applies at the next tick). Arrivals are scheduled when they join; without this,
+        a contact that was waiting before the change would never escalate."""
+        for contact_id in queue.waiting:
+            contact = self._contacts.get(contact_id)
+            if contact is None or contact.state == "connected":
+                continue
+            contact.queue_gen = self._next_gen()  # the old timers no longer fire
+            self._schedule_queue_timers(contact, queue)
+
+    def configure(self, config: EngineConfig, now: float | None = None) -> list[Output]:
+        """Change the site-wide settings live (an administrator saved them).
+
+        A new ``priority_weight_s`` re-scores every waiting contact (each keeps its arrival time and
+        sequence number, so equal scores stay in arrival order); a new ``voice_blocks_other_channels``
+        re-checks which agents can take offers on which channel; the missed-offer limit and the reject
+        cool-off apply from the next miss or rejection. With ``now``, agents who can take offers
+        under the new settings are matched with waiting contacts at once.
+        """
+        old_k = self._k
+        self.config = config
+        self._k = config.priority_weight_s
+        self._cooloff = config.reject_cooloff_s
+        self._voice_blocks = config.voice_blocks_other_channels
+        if self._k != old_k:
+            for contact in self._contacts.values():
+                in_line = bool(contact.lines) or contact.in_target_line
+                if in_line:
+                    self._take_out_of_line(contact)
+                contact.base = contact.enqueued_at - contact.priority * self._k
+                if in_line:
+                    self._put_in_line(contact)
+        for agent in self._agents.values():
+            self._reindex(agent)
+        out: list[Output] = []
+        if now is not None:
+            for agent in self._agents.values():
                 self._dispatch_agent(agent, now, out)
         return out
 
@@ -218,6 +268,8 @@ class RoutingEngine:
                 capacity=config.capacity,
                 weight=config.weight,
             )
+            # Offline from now; while rebuilding (no ``now``) from the restore or the resume.
+            agent.state_since = _UNKNOWN_SINCE if now is None else now
             self._agents[config.agent_id] = agent
         else:
             self._unindex_all(agent)
@@ -352,9 +404,15 @@ class RoutingEngine:
     # contact commands
     # ============================================================================================
 
-    def contact_arrived(self, contact: Contact, now: float) -> list[Output]:
+    def contact_arrived(
+        self, contact: Contact, now: float, *, reserve_s: float | None = None
+    ) -> list[Output]:
         """A new contact for ``contact.queue_id``: it is queued (and possibly offered at once),
-        overflowed, given a fallback action, or refused."""
+        overflowed, given a fallback action, or refused.
+
+        ``reserve_s``: reserve it for its preferred agent this long whatever the queue's ``sticky_s``
+        (a callback for the agent who promised it), when that agent is signed in and takes the channel.
+        """
         return self.arrive(
             contact.contact_id,
             contact.channel,
@@ -363,6 +421,7 @@ class RoutingEngine:
             contact.priority,
             preferred_agent=contact.preferred_agent() if contact.attributes else contact.preferred_agent_id,
             is_callback=contact.is_callback,
+            reserve_s=reserve_s,
         )
 
     def arrive(
@@ -375,6 +434,7 @@ class RoutingEngine:
         *,
         preferred_agent: str | None = None,
         is_callback: bool = False,
+        reserve_s: float | None = None,
     ) -> list[Output]:
         """:meth:`contact_arrived` with the contact given by the fields routing uses, rather than as a
         :class:`Contact`: the same command, for callers that have no Contact to hand and make many
@@ -398,7 +458,9 @@ class RoutingEngine:
             now - priority * self._k,
         )
         out: list[Output] = []
-        self._route_into_queue(runtime, queue_id, now, out, 0)
+        if reserve_s is not None and reserve_s < 0:
+            raise InvalidConfig("reserve_s must not be negative")
+        self._route_into_queue(runtime, queue_id, now, out, 0, reserve_s)
         return out
 
     def contact_withdrawn(self, contact_id: str, now: float) -> list[Output]:
@@ -515,6 +577,10 @@ class RoutingEngine:
         """
         contact = self._contact(contact_id)
         self._queue(queue_id)
+        reason = self.turn_away_reason(queue_id)
+        if reason is not None:
+            # Refused before anything changes: the contact stays with its agent (or in its line).
+            raise QueueTurnsAway(queue_id, reason)
         out: list[Output] = []
         from_queue = contact.queue_id
         from_agent, released = self._detach_for_transfer(contact, now, out)
@@ -670,6 +736,7 @@ class RoutingEngine:
         if state == "wrap_up" and wrap_up_until is None:
             raise InvalidConfig("wrap_up_until is required to restore an agent in wrap_up")
         if state == "offline":
+            agent.state_since = since  # signed out then: how long they have been away
             return
         agent.logged_in = True
         agent.presence = "not_ready" if state == "not_ready" else "available"
@@ -745,10 +812,21 @@ class RoutingEngine:
         offers that are due. Call :meth:`tick` afterwards for timers that passed during the outage."""
         out: list[Output] = []
         for agent in self._agents.values():
+            if agent.state_since == _UNKNOWN_SINCE:
+                # Never signed in as far as the store knows: offline at least since this rebuild.
+                agent.state_since = now
             self._sync(agent, now, out)
         for agent in self._agents.values():
             self._dispatch_agent(agent, now, out)
         return out
+
+    def restore_contacts_today(self, agent_id: str, contacts_today: int) -> None:
+        """Give a configured agent the number of contacts they connected today before the rebuild
+        (counted from the log by the caller, who knows the local day), for ``fewest_contacts`` and the
+        wallboard. Call before :meth:`resume`; :meth:`reset_daily_counters` starts a new day."""
+        if contacts_today < 0:
+            raise InvalidConfig("contacts_today must not be negative")
+        self._agent(agent_id).contacts_today = contacts_today
 
     # ============================================================================================
     # read-only views
@@ -1173,7 +1251,13 @@ class RoutingEngine:
             )
 
     def _route_into_queue(
-        self, contact: ContactRuntime, queue_id: str, now: float, out: list[Output], hops: int
+        self,
+        contact: ContactRuntime,
+        queue_id: str,
+        now: float,
+        out: list[Output],
+        hops: int,
+        reserve_s: float | None = None,
     ) -> None:
         """Apply the queue's arrival rules, then queue the contact and try to offer it."""
         queue = self._queues[queue_id]
@@ -1202,13 +1286,13 @@ class RoutingEngine:
             out.append(ContactQueued(contact_id, queue_id, enqueued_at, seq))
         if queue.timed:
             self._schedule_queue_timers(contact, queue)
-        if queue.sticky and contact.preferred_agent is not None:
+        if (queue.sticky or reserve_s is not None) and contact.preferred_agent is not None:
             preferred = contact.preferred_agent
             agent = self._agents.get(preferred)
             if agent is not None and agent.logged_in and agent.capacity.get(contact.channel, 0) > 0:
                 contact.target_agent = preferred
                 contact.target_gen = self._next_gen()
-                contact.target_until = now + queue.config.sticky_s
+                contact.target_until = now + (queue.config.sticky_s if reserve_s is None else reserve_s)
                 self._push_timer(contact.target_until, _T_STICKY, contact_id, contact.target_gen)
         # Offer first, queue only if nobody can take it: a contact offered at once would leave its line
         # straight away, and nothing in a dispatch reads the lines, so the outcome is the same without
@@ -1235,6 +1319,38 @@ class RoutingEngine:
         if self._dispatch_contact(contact, now, out):
             return
         self._put_in_line(contact)
+
+    def turn_away_reason(self, queue_id: str) -> str | None:
+        """Why a contact arriving in this queue now would be turned away (handed to the fallback
+        action or refused) instead of waiting: ``closed``, ``no_agents`` or ``max_length`` of the queue
+        it first arrives in; ``None`` when it would wait here or in a queue its overflow leads to.
+        Read-only: the same arrival rules as a real arrival, without the arrival."""
+        first_reason: str | None = None
+        hops = 0
+        while True:
+            queue = self._queue(queue_id)
+            config = queue.config
+            if not queue.gate:
+                return None
+            if not queue.open and config.closed_action != "join":
+                action, reason = config.closed_action, "closed"
+            elif config.no_agents_action != "join" and not self._any_logged_in(queue_id):
+                action, reason = config.no_agents_action, "no_agents"
+            elif config.max_length is not None and len(queue.waiting) >= config.max_length:
+                action, reason = "overflow", "max_length"
+            else:
+                return None
+            first_reason = first_reason or reason
+            target = config.overflow_queue_id
+            if (
+                action != "overflow"
+                or target is None
+                or target == queue_id
+                or target not in self._queues
+                or hops >= MAX_OVERFLOW_HOPS
+            ):
+                return first_reason
+            queue_id, hops = target, hops + 1
 
     def _any_logged_in(self, queue_id: str) -> bool:
         agents = self._agents

@@ -33,3 +33,14 @@ class InvalidTransition(RoutingError):
 
 class InvalidConfig(RoutingError):
     """A queue, agent or engine configuration, or a contact's fields, failed validation."""
+
+
+class QueueTurnsAway(InvalidTransition):
+    """A transfer named a queue that would turn the contact away now (closed, full, no agents, with no
+    overflow queue that takes it): the transfer is refused and the contact stays where it was."""
+
+    def __init__(self, queue_id: str, reason: str) -> None:
+        super().__init__(f"queue {queue_id!r} does not take contacts now ({reason})")
+        self.queue_id = queue_id
+        #: why: ``closed``, ``no_agents`` or ``max_length``
+        self.reason = reason

@@ -13,7 +13,6 @@ from frontoffice.services.acd_schemas import (
     CodeIn,
     CodeOut,
     CompleteIn,
-    ContactCreated,
     ContactIn,
     EntryPointIn,
     EntryPointOut,
@@ -27,6 +26,7 @@ from frontoffice.services.acd_schemas import (
     Wallboard,
 )
 from frontoffice.services.context import Actor
+from frontoffice.services.fallback import ContactAnswer
 from frontoffice.services.schemas import InteractionOut
 
 from ..security import container, requires
@@ -37,23 +37,27 @@ Agent = Annotated[Actor, Depends(requires("interactions.write"))]
 Supervisor = Annotated[Actor, Depends(requires("agents.supervise"))]
 
 
-@router.post("/interactions", response_model=ContactCreated, status_code=201, tags=["contacts"])
+@router.post("/interactions", response_model=ContactAnswer, status_code=201, tags=["contacts"])
 async def create_contact(
     request: Request,
     response: Response,
     body: ContactIn,
     actor: Agent,
     idempotency_key: IdempotencyKey = None,
-) -> ContactCreated:
+) -> ContactAnswer:
     """A new inbound contact from a web form or an external system; routed by the entry point's rules.
+
+    ``outcome`` says whether it waits for an agent (``queued``) or was turned away (``fallback``, with
+    what the queue's fallback action did in ``fallback``: a ticket, a callback, a message; ``refused``).
 
     Send an ``Idempotency-Key`` header so that retrying after a timeout cannot create a second contact:
     a repeat returns the first interaction with ``created: false`` (status 200).
     """
-    result = await container(request).intake.create_contact(actor, body, idempotency_key)
+    c = container(request)
+    result = await c.intake.create_contact(actor, body, idempotency_key)
     if not result.created:
         response.status_code = 200
-    return result
+    return await c.fallback.answer(result)
 
 
 @router.post("/interactions/{interaction_id}/abandon", status_code=204, tags=["contacts"])

@@ -137,8 +137,10 @@ async def update_customer(
 
 @router.delete("/customers/{customer_id}", status_code=204)
 async def delete_customer(
-    request: Request, customer_id: int, actor: Annotated[Actor, Depends(requires("customers.merge"))]
+    request: Request, customer_id: int, actor: Annotated[Actor, Depends(requires("customers.delete"))]
 ) -> Response:
+    """Delete the card, its identities, notes, tags and custom fields; its contacts, tickets and
+    deals stay with no customer."""
     await container(request).crm.delete_customer(actor, customer_id)
     return Response(status_code=204)
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from frontoffice.services.context import Actor
 from frontoffice.wfm import (
     CostInputs,
+    IntervalError,
     StaffingTarget,
     break_even,
     erlang_a_metrics,
@@ -358,6 +359,9 @@ class DayOut(BaseModel):
     asa_s: float | None
     p_abandon: float
     intervals: list[IntervalOut]
+    missing: list[datetime] = Field(
+        default_factory=list, description="Starts of intervals between the first and last with no row."
+    )
 
 
 @router.post("/day", response_model=DayOut)
@@ -382,6 +386,8 @@ async def day(body: DayIn, actor: Planner) -> DayOut:
             ivr_s=body.ivr_s,
             wrap_s=body.wrap_s,
         )
+    except IntervalError as exc:
+        raise ApiError(400, "invalid-interval", f"intervals[{exc.row}]: {exc}", interval=exc.row) from None
     except ValueError as exc:
         raise _bad_input(exc) from None
     return DayOut(
@@ -396,6 +402,7 @@ async def day(body: DayIn, actor: Planner) -> DayOut:
         asa_s=_num(plan.asa_s),
         p_abandon=plan.p_abandon,
         intervals=[IntervalOut(**{**r._asdict(), "asa_s": _num(r.asa_s)}) for r in plan.intervals],
+        missing=list(plan.missing),
     )
 
 
@@ -409,12 +416,17 @@ class CostIn(_In):
     docs/planning.md). ``talk_minutes``: monthly operator talk minutes to price."""
 
     talk_minutes: Annotated[float | None, Field(ge=0, le=1e9)] = None
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = _COST_DEFAULTS.currency
     monthly_wage: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.monthly_wage
     payroll_tax_rate: Annotated[float, Field(ge=0, lt=1)] = _COST_DEFAULTS.payroll_tax_rate
     paid_hours_per_month: Annotated[float, Field(gt=0, le=744)] = _COST_DEFAULTS.paid_hours_per_month
     shrinkage: Annotated[float, Field(ge=0, lt=1)] = _COST_DEFAULTS.shrinkage
-    occupancy: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.occupancy
+    open_hours_per_month: Annotated[float, Field(gt=0, le=744)] = _COST_DEFAULTS.open_hours_per_month
+    max_occupancy: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.max_occupancy
     talk_share: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.talk_share
+    talk_time_s: Annotated[float, Field(gt=0, le=86_400)] = _COST_DEFAULTS.talk_time_s
+    service_level: Annotated[float, Field(gt=0, le=1)] = _COST_DEFAULTS.service_level
+    answer_time_s: Seconds = _COST_DEFAULTS.answer_time_s
     seat_cost: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.seat_cost
     licence_cost: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.licence_cost
     telephony_per_minute: Annotated[float, Field(ge=0)] = _COST_DEFAULTS.telephony_per_minute
@@ -437,6 +449,8 @@ class CostAtVolume(BaseModel):
     total: float
     per_talk_minute: float | None
     outsourced: float
+    positions: int
+    occupancy: float
     cheaper: Literal["own", "outsourcer", "equal"]
 
 
@@ -450,8 +464,9 @@ class BreakEvenOut(BaseModel):
 
 
 class CostOut(BaseModel):
-    """The comparison."""
+    """The comparison; ``minutes_per_operator`` at the occupancy ceiling (a large center)."""
 
+    currency: str
     minutes_per_operator: float
     operator_cost: float
     supervisor_cost: float
@@ -469,7 +484,14 @@ def _at_volume(inputs: CostInputs, minutes: float) -> CostAtVolume:
 
 @router.post("/cost", response_model=CostOut)
 async def cost(body: CostIn, actor: Planner) -> CostOut:
-    """Own center's monthly cost versus the outsourcer's price per talk minute, and the break-even."""
+    """Own center's monthly cost versus the outsourcer's price per talk minute, and the break-even.
+
+    Sizing the own center scans Erlang C staffing levels (up to a second for extreme targets), so it
+    runs in a worker thread, off the event loop."""
+    return await asyncio.to_thread(_cost, body)
+
+
+def _cost(body: CostIn) -> CostOut:
     fields = {f.name: getattr(body, f.name) for f in dataclasses.fields(CostInputs)}
     try:
         inputs = CostInputs(**fields)
@@ -478,6 +500,7 @@ async def cost(body: CostIn, actor: Planner) -> CostOut:
     except ValueError as exc:
         raise _bad_input(exc) from None
     return CostOut(
+        currency=inputs.currency,
         minutes_per_operator=inputs.minutes_per_operator,
         operator_cost=inputs.operator_cost,
         supervisor_cost=inputs.supervisor_cost,
@@ -523,7 +546,10 @@ class SimulateIn(_In):
 class SimulateOut(BaseModel):
     """Means across replications with their 95 % intervals (``low``/``high``); see
     :meth:`frontoffice.wfm.simulation.SimulationResult.as_dict`. ``formula``: Erlang C or A for the
-    same single queue, when they apply."""
+    same single queue, when they apply. ``warnings``: ``queue-never-empties`` when a single queue
+    has no more agents than erlangs and callers never hang up (the figures then grow with the hours);
+    ``waiting_at_horizon`` and ``waiting_at_end`` count contacts still waiting when arrivals stopped
+    and when the run ended."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -620,4 +646,15 @@ async def simulate(body: SimulateIn, actor: Planner) -> dict[str, Any]:
         raise ApiError(400, "simulation-too-large", "The simulation does not end", reason=str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, "invalid-scenario", str(exc)) from None
-    return result.as_dict() | {"expected_contacts": expected, "formula": _formula(body)}
+    warnings: list[str] = []
+    if body.scenario is None and body.patience_s is None and (body.agents or 0) <= _sim_traffic(body):
+        warnings.append("queue-never-empties")  # as the CLI warns: the figures grow with the hours
+    return result.as_dict() | {
+        "expected_contacts": expected,
+        "formula": _formula(body),
+        "warnings": warnings,
+    }
+
+
+def _sim_traffic(body: SimulateIn) -> float:
+    return (body.calls_per_hour or 0.0) * body.aht_s / 3600.0

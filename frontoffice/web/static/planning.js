@@ -1,5 +1,7 @@
 // The Planning page: forms that call /api/v1/planning/* and draw their answers as SVG charts.
-// Plain ES module, no dependencies. Translated strings come from the page (#planning-messages).
+// Plain ES module. Translated strings come from the page (#planning-messages); common.js wires the
+// top bar every page shares (sign out).
+import "./js/common.js";
 
 const API = "/api/v1/planning/";
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -45,13 +47,75 @@ async function post(endpoint, body) {
 }
 
 function fields(form) {
-  // Numbers from the form's inputs; empty inputs are left out (the API's defaults apply).
+  // Numbers from the form's inputs; empty inputs are left out (the API's defaults apply). The load
+  // is entered per minute or per hour (its unit select says which) and sent as calls per hour.
   const values = {};
   for (const input of form.querySelectorAll("input")) {
     if (input.value.trim() === "") continue;
     values[input.name] = input.step === "1" ? parseInt(input.value, 10) : parseFloat(input.value);
   }
+  if ("load" in values) {
+    values.calls_per_hour = values.load * parseFloat(form.elements.load_unit.value);
+    delete values.load;
+  }
   return values;
+}
+
+// --- warnings: occupancy above a ceiling, high abandonment ------------------------------------
+
+const LIMITS_KEY = "fo-planning-limits";
+const limitInputs = {
+  occupancy: document.getElementById("occupancy-ceiling"),
+  abandon: document.getElementById("abandon-ceiling"),
+};
+try {
+  const saved = JSON.parse(localStorage.getItem(LIMITS_KEY) || "{}");
+  for (const [key, input] of Object.entries(limitInputs)) if (typeof saved[key] === "number") input.value = saved[key];
+} catch {
+  // A damaged or unavailable store: keep the defaults.
+}
+for (const input of Object.values(limitInputs)) {
+  input.addEventListener("change", () => {
+    try {
+      localStorage.setItem(LIMITS_KEY, JSON.stringify({ occupancy: parseFloat(limitInputs.occupancy.value), abandon: parseFloat(limitInputs.abandon.value) }));
+    } catch {
+      // Private mode: the ceilings last as long as the page.
+    }
+  });
+}
+
+function limits() {
+  // The ceilings as shares; an empty or invalid field falls back to the default (90 %, 5 %).
+  const read = (input, fallback) => {
+    const value = parseFloat(input.value);
+    return Number.isFinite(value) ? value / 100 : fallback;
+  };
+  return { occupancy: read(limitInputs.occupancy, 0.9), abandon: read(limitInputs.abandon, 0.05) };
+}
+
+function warnings({ occupancy, abandon }) {
+  const limit = limits();
+  const out = [];
+  if (occupancy !== null && occupancy !== undefined && occupancy > limit.occupancy) {
+    out.push(t("Occupancy {occupancy} is above the {ceiling} ceiling: people cannot sustain it; add agents or cap occupancy", {
+      occupancy: pct(occupancy),
+      ceiling: pct(limit.occupancy),
+    }));
+  }
+  if (abandon !== null && abandon !== undefined && abandon > limit.abandon) {
+    out.push(t("Abandonment {abandon} is high (above {limit}): add agents or shorten the wait", { abandon: pct(abandon), limit: pct(limit.abandon) }));
+  }
+  return out;
+}
+
+function warn(target, lines) {
+  for (const line of lines) {
+    const p = document.createElement("p");
+    p.className = "warning";
+    p.setAttribute("role", "alert");
+    p.textContent = line;
+    target.append(p);
+  }
 }
 
 function share(values, name) {
@@ -200,6 +264,7 @@ wire("staff-form", async (form, result) => {
       occupancy: pct(data.occupancy),
     }),
   ]);
+  warn(result, warnings({ occupancy: data.occupancy, abandon: data.p_abandon }));
   const guides = [{ axis: "x", value: data.agents, label: int(data.agents) }];
   if (body.service_level) guides.push({ axis: "y", value: body.service_level, label: t("Target") });
   drawChart(document.getElementById("staff-chart"), {
@@ -307,6 +372,34 @@ const dayForm = wire("day-form", async (form, result) => {
     }),
   ]);
   const label = (iso) => iso.slice(11, 16);
+  const limit = limits();
+  const busiest = (key, over) => {
+    const rows = data.intervals.filter((r) => r[key] > over);
+    return rows.length ? [rows.length, rows.reduce((a, b) => (b[key] > a[key] ? b : a))] : [0, null];
+  };
+  const [hot, hottest] = busiest("occupancy", limit.occupancy);
+  const [lost, worst] = busiest("p_abandon", limit.abandon);
+  const dayWarnings = [];
+  if (hot) {
+    dayWarnings.push(t("{count} intervals with occupancy above the {ceiling} ceiling (highest {occupancy} at {time})", {
+      count: int(hot),
+      ceiling: pct(limit.occupancy),
+      occupancy: pct(hottest.occupancy),
+      time: label(hottest.start),
+    }));
+  }
+  if (lost) {
+    dayWarnings.push(t("{count} intervals with abandonment above {limit} (highest {abandon} at {time})", {
+      count: int(lost),
+      limit: pct(limit.abandon),
+      abandon: pct(worst.p_abandon),
+      time: label(worst.start),
+    }));
+  }
+  if (data.missing && data.missing.length) {
+    dayWarnings.push(t("No rows for {count} intervals between the first and the last: they are not planned", { count: int(data.missing.length) }));
+  }
+  warn(result, dayWarnings);
   const every = Math.max(1, Math.ceil(data.intervals.length / 12));
   drawChart(document.getElementById("day-chart"), {
     series: [
@@ -368,4 +461,8 @@ wire("sim-form", async (form, result) => {
     table.append(row);
   }
   result.append(caption, table);
+  const simWarnings = (data.warnings || []).includes("queue-never-empties")
+    ? [t("The queue never empties with this few agents and callers who wait: the figures grow with the hours")]
+    : [];
+  warn(result, simWarnings.concat(warnings({ occupancy: data.occupancy.mean, abandon: overall.abandon_rate.mean })));
 });

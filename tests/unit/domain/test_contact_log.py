@@ -141,7 +141,14 @@ def test_a_fallback_fails_the_contact_with_the_action_as_its_disposition() -> No
     rows = {5: contact(5, state="queued")}
     log = record_outputs([r.FallbackAction("5", "1", "ticket", "closed")], AT, rows, forgotten)
     assert (log.contacts[5].state, log.contacts[5].disposition) == ("failed", "fallback:ticket")
-    assert log.events[0]["data"] == {"action": "ticket", "reason": "closed"}
+    assert log.events[0]["data"] == {"action": "ticket", "reason": "closed", "queue_id": 1}
+
+
+def test_a_refused_contact_is_failed_and_its_event_names_the_queue_that_refused_it() -> None:
+    rows = {5: contact(5, state="queued")}
+    log = record_outputs([r.ContactRefused("5", "2", "max_length")], AT, rows, forgotten)
+    assert log.contacts[5].state == "failed"
+    assert log.events[0]["data"] == {"reason": "max_length", "queue_id": 2}
 
 
 def test_a_reservation_the_engine_holds_is_stored_and_dropped_when_it_ends() -> None:

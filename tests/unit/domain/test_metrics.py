@@ -259,7 +259,11 @@ def contact(draw: st.DrawFn, interaction: int) -> list[InteractionEventRecord]:
     out: list[tuple[float, str, int | None, int | None, dict[str, object]]] = [(t, "created", None, None, {})]
     out.append((t, "queued", queue, None, {}))
     for _ in range(draw(st.integers(0, 3))):
-        step = draw(st.sampled_from(["offer_rejected", "offer_timed_out", "requeue", "overflow", "message"]))
+        step = draw(
+            st.sampled_from(
+                ["offer_rejected", "offer_timed_out", "requeue", "overflow", "message", "ring_all"]
+            )
+        )
         t += draw(st.integers(0, 30))
         if step == "overflow":
             new_queue = draw(st.sampled_from([1, 2, 3]))
@@ -270,13 +274,29 @@ def contact(draw: st.DrawFn, interaction: int) -> list[InteractionEventRecord]:
             out.append((t, "queued", queue, None, {}))
         elif step == "message":
             out.append((t, "message", queue, None, {}))
+        elif step == "ring_all":
+            out.append((t, "offered", queue, None, {"agent_ids": [7, 8, 9]}))
+            t += draw(st.integers(0, 20))
+            out.append((t, "offer_rejected", queue, None, {"rejected_by": 8}))
+            out.append((t, "offer_timed_out", queue, None, {"agent_ids": [7, 9]}))
         else:
             out.append((t, "offered", queue, agent, {}))
             t += draw(st.integers(0, 20))
             out.append((t, step, queue, agent, {}))
     ending = draw(
         st.sampled_from(
-            ["answer", "answer", "abandon", "fail", "wait", "transfer_waiting", "answer_transfer"]
+            [
+                "answer",
+                "answer",
+                "abandon",
+                "fail",
+                "wait",
+                "transfer_waiting",
+                "answer_transfer",
+                "move",
+                "turned_away",
+                "refused_at_the_door",
+            ]
         )
     )
     t += draw(st.integers(0, 60))
@@ -304,6 +324,18 @@ def contact(draw: st.DrawFn, interaction: int) -> list[InteractionEventRecord]:
         out.append((t, "failed", queue, None, {}))
     elif ending == "transfer_waiting":
         out.append((t, "transferred", queue, None, {"to_queue_id": 3}))
+    elif ending == "move":
+        new_queue = draw(st.sampled_from([1, 2, 3]))
+        out.append((t, "transferred", queue, None, {"from_queue_id": queue, "to_queue_id": new_queue}))
+        if new_queue != queue:
+            out.append((t, "queued", new_queue, None, {}))
+        t += draw(st.integers(0, 60))
+        out.append((t, "offered", new_queue, None, {"agent_ids": [agent]}))
+        out.append((t, "connected", new_queue, agent, {}))
+    elif ending == "turned_away":
+        out.append((t, draw(st.sampled_from(["refused", "fallback"])), queue, None, {}))
+    elif ending == "refused_at_the_door":
+        out[1:] = [(float(at), "refused", queue, None, {"queue_id": queue})]
     return [
         InteractionEventRecord(interaction, T0 + timedelta(seconds=s), kind, q, a, project, channel, data)
         for s, kind, q, a, data in out

@@ -228,3 +228,17 @@ def test_session_timer_refresh_and_expiry() -> None:
     short = SessionTimer(interval=90, we_refresh=False, last_refresh=0.0)
     assert short.expires_at() == 60.0  # min(32, 90/3) = 30 before expiry
     assert SessionTimer.negotiate(build_response(invite, 200), we_are_uac=True, now=0.0) is None
+
+
+def test_stale_reinvite_and_bye_are_refused_with_500_and_change_nothing() -> None:
+    # RFC 3261 §12.2.2: the dialog's remote CSeq, target and state stay as they were.
+    invite = wire_request(make_request("INVITE", cseq=5))
+    dialog = Dialog.from_uas(invite, build_response(invite, 200, to_tag="t"), via=Via("UDP", "h", None))
+    before = (dialog.remote_seq, dialog.remote_target, dialog.state)
+    for method in ("INVITE", "BYE"):
+        stale = wire_request(make_request(method, cseq=4))
+        stale.headers.set("Contact", "<sip:alice@203.0.113.99:6000>")
+        with pytest.raises(DialogError) as info:
+            dialog.receive_request(stale)
+        assert info.value.status_code == 500
+        assert (dialog.remote_seq, dialog.remote_target, dialog.state) == before

@@ -274,8 +274,10 @@ def test_badvers_answered_with_505() -> None:
     with pytest.raises(SipParseError) as info:
         parse_datagram(load("badvers"))
     assert info.value.status_code == 505
-    # Its Via is SIP/7.0 too, so a 505 cannot be routed back with a valid Via: nothing to send.
-    assert build_error_response(info.value) is None
+    # Its Via is SIP/7.0 too: still routable (we answer to the source), echoed as received (§8.2.6.2).
+    response = build_error_response(info.value)
+    assert response is not None and response.status == 505
+    assert response.headers.get_all("Via") == ["SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw"]
 
 
 def test_no_400_for_a_broken_response() -> None:

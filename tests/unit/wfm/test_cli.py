@@ -120,8 +120,167 @@ def test_forecast_writes_a_csv_that_day_can_read(tmp_path: Path) -> None:
 
 def test_cost_prints_the_break_even() -> None:
     out = run("cost", "--talk-minutes", "100000")
-    assert "Break-even" in out and "229,020" in out
+    assert "Break-even" in out and "305,667" in out
     out = run("cost", "--outsourcer-price-per-minute", "0.15")
     assert "cheaper at every volume" in out
     out = run("cost", "--calls", "100/min", "--talk", "150", "--monthly-wage", "600")
     assert "Monthly cost" in out
+
+
+def fails(*args: str) -> str:
+    result = CliRunner().invoke(plan, list(args))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("cost", "--talk-minutes", "-5"), "--talk-minutes"),
+        (("cost", "--talk-minutes", "nan"), "--talk-minutes"),
+        (("cost", "--monthly-wage", "inf"), "--monthly-wage"),
+        (("cost", "--supervisor-ratio", "0"), "--supervisor-ratio"),
+        (("staff", "--calls", "10/min", "--asa", "nan"), "--asa"),
+        (("lines", "--traffic", "-1"), "--traffic"),
+        (("lines", "--traffic", "5", "--agents", "10", "--ivr", "-3"), "--ivr"),
+    ],
+)
+def test_every_bad_number_is_a_one_line_error_naming_the_option(args: tuple[str, ...], option: str) -> None:
+    out = fails(*args)
+    assert "Traceback" not in out
+    assert option in out
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        (("cost", "--talk-minutes", "20000"), "--shrinkage", "30%"),
+        (("cost", "--talk-minutes", "20000"), "--max-occupancy", "85%"),
+        (("cost", "--talk-minutes", "20000"), "--talk-share", "85%"),
+        (("cost", "--talk-minutes", "20000"), "--payroll-tax-rate", "30.2%"),
+        (("staff", "--calls", "10/min"), "--shrinkage", "30%"),
+        (("staff", "--calls", "10/min"), "--max-occupancy", "85%"),
+    ],
+)
+def test_percentages_are_accepted_by_every_command(command: tuple[str, ...], option: str, value: str) -> None:
+    run(*command, option, value)
+
+
+def test_a_share_out_of_range_names_its_option() -> None:
+    assert "--shrinkage" in fails("cost", "--shrinkage", "100%")
+    assert "--max-occupancy" in fails("staff", "--calls", "1/min", "--max-occupancy", "0%")
+
+
+def test_a_negative_aht_is_reported_as_the_aht() -> None:
+    for command in (("staff", "--calls", "100/min"), ("lines", "--calls", "100/min")):
+        out = fails(*command, "--aht", "-180")
+        assert "--aht" in out
+        assert "traffic" not in out
+
+
+def test_calls_and_traffic_together_are_refused() -> None:
+    out = fails("staff", "--calls", "100/min", "--traffic", "5")
+    assert "--calls" in out and "--traffic" in out
+    assert "--calls" in fails("lines", "--calls", "100/min", "--traffic", "5")
+
+
+def test_a_rate_may_be_written_with_an_exponent() -> None:
+    assert parse_rate("1e6/min") == pytest.approx(1e6 / 60)
+    assert parse_rate("1.5E3/h") == pytest.approx(1500 / 3600)
+    run("lines", "--calls", "1e3/min", "--aht", "180")
+
+
+def test_an_ambiguous_share_is_refused_rather_than_read_as_a_percentage() -> None:
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_service_level("1.5/20")
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_share("1.5")
+    assert parse_service_level("1.5%/20") == (pytest.approx(0.015), 20.0)
+    assert "--sl" in fails("staff", "--calls", "10/min", "--sl", "1.5/20")
+
+
+def test_help_shows_the_default_service_target() -> None:
+    out = run("staff", "--help")
+    assert "80/20" in out
+
+
+def test_lines_for_no_traffic_report_no_blocking() -> None:
+    out = run("lines", "--traffic", "0", "--agents", "5")
+    assert "100.0%" not in out
+    assert "│  0.0% │" in out
+
+
+def write_rows(path: Path, rows: list[tuple[str, int]]) -> None:
+    path.write_text("interval_start,calls\n" + "".join(f"{t},{c}\n" for t, c in rows))
+
+
+def test_day_refuses_a_duplicate_start_naming_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T08:00", 90)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:4:" in result.output and "twice" in result.output
+
+
+def test_day_refuses_uneven_intervals_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T08:35", 90)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:4:" in result.output
+
+
+def test_day_warns_about_missing_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15", 120), ("2026-03-02T09:00", 90)])
+    out = run("day", str(path))
+    assert "warning" in out.lower()
+    assert "08:30" in out and "08:45" in out and f"{path}:4" in out
+
+
+def test_day_with_one_row_asks_for_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code != 0 and "--interval" in result.output
+    assert "30-minute intervals" in run("day", str(path), "--interval", "30")
+
+
+def test_forecast_asks_which_group_of_a_report_to_use(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text(
+        "key,interval_start,interval_end,offered,answered\n"
+        "1,2026-03-02T06:00:00+00:00,2026-03-02T06:15:00+00:00,4,4\n"
+        "2,2026-03-02T06:00:00+00:00,2026-03-02T06:15:00+00:00,2,2\n"
+    )
+    result = CliRunner().invoke(plan, ["forecast", str(path)])
+    assert result.exit_code == 1 and "--key" in result.output
+    result = CliRunner().invoke(plan, ["forecast", str(path), "--key", "3"])
+    assert result.exit_code == 1 and "no group '3'" in result.output
+
+
+def test_cost_names_the_currency_and_explains_its_options() -> None:
+    out = run("cost", "--talk-minutes", "20000", "--currency", "RUB")
+    assert "RUB" in out
+    assert "│         4 │     40.5% │         9 │" in out  # positions, occupancy, operators
+    help_text = run("cost", "--help")
+    assert "Gross monthly wage of an operator" in help_text
+    assert "Outsourcer's price per operator talk minute" in help_text
+
+
+def test_cost_takes_the_service_target_as_x_over_t() -> None:
+    assert "│         4 │     40.5% │         9 │" in run("cost", "--talk-minutes", "20000", "--sl", "80/20")
+    assert "│         4 │" not in run("cost", "--talk-minutes", "20000", "--sl", "99/5")
+
+
+def test_targets_no_model_can_meet_are_refused_naming_the_option() -> None:
+    assert "--sl" in fails("staff", "--calls", "10/min", "--sl", "100/20")
+    assert "--retry" in fails("lines", "--traffic", "5", "--retry", "100%")
+
+
+def test_day_refuses_starts_with_and_without_a_time_zone(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    write_rows(path, [("2026-03-02T08:00", 100), ("2026-03-02T08:15+03:00", 120)])
+    result = CliRunner().invoke(plan, ["day", str(path)])
+    assert result.exit_code == 1 and f"{path}:3:" in result.output and "time zone" in result.output

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from frontoffice.wfm import CostInputs, break_even, own_cost
+from frontoffice.wfm import CostInputs, StaffingTarget, break_even, erlang_c_staffing, own_cost
 
 
 def test_operator_capacity_and_costs_follow_the_inputs() -> None:
@@ -14,8 +14,9 @@ def test_operator_capacity_and_costs_follow_the_inputs() -> None:
     assert inputs.minutes_per_operator == pytest.approx(164 * 60 * 0.7 * 0.85 * 0.85)
     assert inputs.operator_cost == pytest.approx(500 * 1.3 + 120)
     c = own_cost(inputs, 3.5 * inputs.minutes_per_operator)
-    assert (c.operators, c.supervisors) == (4, 1)
-    assert c.total == pytest.approx(4 * inputs.operator_cost + inputs.supervisor_cost + c.telephony + c.fixed)
+    # 17,420 minutes: 1.41 Erl over 242 open hours need 3 positions for 80/20; 3 × 242 / 114.8 h.
+    assert (c.positions, c.operators, c.supervisors) == (3, 7, 1)
+    assert c.total == pytest.approx(7 * inputs.operator_cost + inputs.supervisor_cost + c.telephony + c.fixed)
     assert c.outsourced == pytest.approx(0.17 * c.talk_minutes)
 
 
@@ -53,3 +54,55 @@ def test_inputs_are_validated() -> None:
         CostInputs(monthly_wage=-1)
     with pytest.raises(ValueError):
         own_cost(CostInputs(), -5)
+
+
+def test_a_small_center_is_sized_with_erlang_c_for_its_volume_and_target() -> None:
+    # The case: 20,000 talk minutes a month, 150 s talk, 85 % talk share, 242 open hours,
+    # 80/20. 1.62 erlangs need 4 positions (Erlang C), open 242 h: 968 position-hours, from
+    # operators on the phones 164 h × 70 % = 114.8 h each: 9 operators, not 5.
+    inputs = CostInputs()
+    c = own_cost(inputs, 20_000)
+    traffic = 20_000 * 60 / 0.85 / (242 * 3600)
+    assert (
+        c.positions
+        == erlang_c_staffing(traffic, 150 / 0.85, StaffingTarget(0.8, 20, max_occupancy=0.85)).agents
+    )
+    assert c.positions == 4
+    assert c.operators == 9
+    assert c.occupancy == pytest.approx(traffic / 4)
+
+
+def test_a_large_center_runs_at_the_occupancy_ceiling() -> None:
+    inputs = CostInputs()
+    volume = 400 * inputs.minutes_per_operator
+    c = own_cost(inputs, volume)
+    assert c.occupancy == pytest.approx(0.85, abs=0.005)
+    assert 400 <= c.operators <= 403
+
+
+def test_a_stricter_service_target_needs_more_operators_at_small_volume() -> None:
+    loose = own_cost(CostInputs(service_level=0.5, answer_time_s=60), 20_000)
+    strict = own_cost(CostInputs(service_level=0.9, answer_time_s=10), 20_000)
+    assert strict.operators > loose.operators
+
+
+def test_break_even_agrees_with_a_scan_of_the_erlang_sized_cost() -> None:
+    for price in (0.17, 0.25):
+        inputs = CostInputs(outsourcer_price_per_minute=price)
+        be = break_even(inputs)
+        assert be is not None
+        step = 50.0
+        dearer = [
+            v
+            for v in (k * step for k in range(1, 8000))
+            if own_cost(inputs, v).total > own_cost(inputs, v).outsourced
+        ]
+        assert dearer and max(dearer) <= be.talk_minutes < max(dearer) + step + 1e-6
+
+
+def test_break_even_ends_with_no_occupancy_ceiling() -> None:
+    inputs = CostInputs(max_occupancy=1.0)
+    be = break_even(inputs)
+    assert be is not None
+    beyond = own_cost(inputs, be.talk_minutes * 1.5)
+    assert beyond.total <= beyond.outsourced

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from frontoffice.wfm import (
+    IntervalError,
     StaffingTarget,
     erlang_a_staffing,
     erlang_c_staffing,
@@ -70,3 +71,35 @@ def test_rows_come_out_in_time_order_and_bad_input_is_refused() -> None:
         plan_day([], 180, StaffingTarget())
     with pytest.raises(ValueError):
         plan_day(forecast([-1.0, 2.0]), 180, StaffingTarget())
+
+
+def test_a_start_given_twice_is_refused_naming_the_row() -> None:
+    rows = forecast([100.0, 200.0, 300.0])
+    rows.append((rows[1][0], 50.0))
+    with pytest.raises(IntervalError, match="twice") as caught:
+        plan_day(rows, 180, StaffingTarget(0.8, 20))
+    assert caught.value.row == 3
+
+
+def test_starts_off_the_interval_grid_are_refused_naming_the_row() -> None:
+    rows = [(MONDAY, 10.0), (MONDAY + timedelta(minutes=15), 10.0), (MONDAY + timedelta(minutes=35), 10.0)]
+    with pytest.raises(IntervalError, match="15-minute") as caught:
+        plan_day(rows, 180, StaffingTarget(0.8, 20))
+    assert caught.value.row == 2
+    with pytest.raises(IntervalError, match="30-minute") as caught:
+        plan_day(forecast([10.0, 10.0], minutes=15), 180, StaffingTarget(0.8, 20), interval_s=1800)
+    assert caught.value.row == 1
+
+
+def test_missing_intervals_are_reported_not_dropped_silently() -> None:
+    rows = forecast([100.0, 200.0, 300.0, 400.0], minutes=15)
+    del rows[1:3]
+    plan = plan_day(rows, 180, StaffingTarget(0.8, 20), interval_s=900)
+    assert plan.missing == (MONDAY + timedelta(minutes=15), MONDAY + timedelta(minutes=30))
+
+
+def test_one_row_needs_its_interval_length() -> None:
+    with pytest.raises(IntervalError, match="interval") as caught:
+        plan_day(forecast([100.0]), 180, StaffingTarget(0.8, 20))
+    assert caught.value.row == 0
+    assert plan_day(forecast([100.0]), 180, StaffingTarget(0.8, 20), interval_s=1800).interval_s == 1800

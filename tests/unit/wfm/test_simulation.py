@@ -8,6 +8,7 @@ level wide and the whole file runs in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import datetime, timedelta
@@ -332,3 +333,28 @@ def test_simulating_a_day_plan_with_its_own_roster() -> None:
     assert (
         data.agents[0].count == 3 and data.agents[0].on_duty(700) == 3 and data.agents[0].on_duty(5000) == 2
     )
+
+
+def test_simulate_warns_when_the_queue_never_empties_and_shows_who_is_still_waiting() -> None:
+    out = CliRunner().invoke(
+        simulate_command,
+        ["--calls", "10/min", "--aht", "60", "--agents", "10", "--hours", "1", "--replications", "2"],
+    )
+    assert out.exit_code == 0, out.output
+    assert "warning" in out.output.lower() and "--hours" in out.output
+    assert "still waiting at the end" in out.output
+
+
+def test_simulate_refuses_no_agents() -> None:
+    out = CliRunner().invoke(simulate_command, ["--calls", "10/min", "--agents", "0"])
+    assert out.exit_code == 2 and "--agents" in out.output
+
+
+def test_a_simulation_counts_the_contacts_waiting_when_arrivals_stop_and_at_the_end() -> None:
+    scenario = single_queue_scenario(10 / 60, 60, 9, hours=1.0)
+    result = simulate(scenario, replications=2, seed=1)
+    assert result.waiting_at_horizon.mean == sum(r.waiting_at_horizon for r in result.runs) / 2 > 0
+    assert result.waiting_at_end.mean == sum(r.waiting_at_end for r in result.runs) / 2
+    assert result.as_dict()["waiting_at_horizon"]["mean"] == result.waiting_at_horizon.mean
+    undrained = simulate(dataclasses.replace(scenario, drain_s=0.0), replications=2, seed=1)
+    assert undrained.waiting_at_end.mean > 0

@@ -51,3 +51,9 @@ def test_too_few_agents_without_patience_is_an_error() -> None:
         size_trunks(30.0, 180, 30)
     plan = size_trunks(30.0, 180, 25, queue_wait_s=120.0)
     assert plan.mmnk_positions is None  # 25 agents cannot keep blocking at 1 % of 30 erlangs
+
+
+def test_no_traffic_blocks_no_calls() -> None:
+    plan = size_trunks(0.0, 180, 5)
+    assert plan.lines == 0
+    assert plan.blocking == 0.0

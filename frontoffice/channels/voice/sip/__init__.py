@@ -68,8 +68,10 @@ from .sdp import (
     TELEPHONE_EVENT,
     Codec,
     NegotiatedMedia,
+    Reoffer,
     SessionDescription,
     answer_offer,
+    answer_reoffer,
     apply_answer,
     build_offer,
     media_endpoint,
@@ -91,6 +93,7 @@ from .transaction import (
     Transmit,
 )
 from .uri import Uri, parse_uri
+from .validation import MalformedRequestCounts, MalformedRequests, validate_request
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -117,6 +120,8 @@ __all__ = [
     "DigestError",
     "Headers",
     "IdGenerator",
+    "MalformedRequestCounts",
+    "MalformedRequests",
     "Message",
     "NameAddress",
     "NegotiatedMedia",
@@ -125,6 +130,7 @@ __all__ = [
     "ProtocolError",
     "RegistrationClient",
     "RegistrationState",
+    "Reoffer",
     "Request",
     "RequestReceived",
     "Response",
@@ -148,6 +154,7 @@ __all__ = [
     "Via",
     "answer_challenge",
     "answer_offer",
+    "answer_reoffer",
     "apply_answer",
     "authorize_request",
     "build_cancel",
@@ -176,5 +183,6 @@ __all__ = [
     "refresh_delay",
     "retry_delay",
     "select_challenge",
+    "validate_request",
     "with_direction",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Iterable
 
 from .exceptions import SipParseError
-from .headers import WSP, NameAddress, Via, parse_call_id, parse_cseq, parse_name_addr, parse_via_list
+from .headers import WSP, NameAddress, Via, parse_name_addr
 from .message import Headers, Request, Response
 from .uri import Uri
 
@@ -205,12 +206,27 @@ def _safe_reason(text: str) -> str:
     return cleaned.strip(WSP)[:100] or "Bad Request"
 
 
+# A Via whose first value still names a protocol and a sent-by (RFC 3261 §18.2.2 needs no more: we answer
+# to the transport source, as RFC 3581 rport does). Its version may be unknown (RFC 4475 §3.1.2.16 badvers
+# wants 505) and its parameters broken (§3.1.2.6 badinv01 wants 400): it is echoed as received.
+_ROUTABLE_VIA = re.compile(
+    r"SIP[ \t]*/[ \t]*[0-9]+\.[0-9]+[ \t]*/[ \t]*[A-Za-z0-9.!%*_+`'~-]+[ \t]+[A-Za-z0-9.:\[\]-]+"
+)
+
+
+def _routable_via(value: str) -> bool:
+    return _ROUTABLE_VIA.match(value.strip(WSP)) is not None
+
+
 def build_error_response(error: SipParseError, ids: IdGenerator = random_id) -> Response | None:
     """Build the ``400``/``505``/``513`` a transport sends for a request that failed to parse.
 
+    RFC 3261 §8.2.6.2: Via, From, Call-ID and CSeq are copied as they came, even when one of them is
+    the broken part (the client matches the response by its own octets), and To gets a tag when it can
+    be read and has none. Only the Via must be usable (it names where the answer goes).
+
     Returns ``None`` when no answer must or can be sent: the message was a response or an ACK
-    (RFC 3261 §17.2.1 never answers ACK), or the headers needed to route and match a response
-    (Via, From, To, Call-ID, CSeq) were themselves unusable.
+    (RFC 3261 §17.2.1 never answers ACK), or it has no usable Via.
     """
     ctx = error.context
     if not ctx.is_request or ctx.method == "ACK":
@@ -218,23 +234,23 @@ def build_error_response(error: SipParseError, ids: IdGenerator = random_id) -> 
     raw = dict[str, list[str]]()
     for name, value in ctx.headers:
         raw.setdefault(name, []).append(value)
-    try:
-        vias = [via for value in raw.get("Via", []) for via in parse_via_list(value)]
-        from_value = raw["From"][0]
-        to = parse_name_addr(raw["To"][0])
-        parse_name_addr(from_value)
-        call_id = parse_call_id(raw["Call-ID"][0])
-        cseq = parse_cseq(raw["CSeq"][0])
-    except (SipParseError, KeyError, IndexError):
-        return None
-    if not vias:
+    vias = raw.get("Via", [])
+    if not vias or not _routable_via(vias[0]):
         return None
     headers = Headers()
-    for via in vias:
-        headers.add("Via", str(via))
-    headers.add("From", from_value)
-    headers.add("To", str(to if to.tag is not None else to.with_tag(new_tag(ids))))
-    headers.add("Call-ID", call_id)
-    headers.add("CSeq", str(cseq))
+    for value in vias:
+        headers.add("Via", value)
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        values = raw.get(name)
+        if not values:
+            continue  # missing (RFC 4475 §3.1.2.15 insuf): the answer goes without it
+        value = values[0]
+        if name == "To":
+            try:
+                to = parse_name_addr(value)
+                value = str(to if to.tag is not None else to.with_tag(new_tag(ids)))
+            except SipParseError:
+                pass  # unreadable (RFC 4475 §3.1.2.x quotbal): echoed as received
+        headers.add(name, value)
     reason = _safe_reason(error.reason) if error.status_code == 400 else reason_phrase(error.status_code)
     return Response(status=error.status_code, reason=reason, headers=headers)

@@ -102,6 +102,11 @@ def digest_response(
     return _hash(algo, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
+ResponseFunction = Callable[..., str]
+"""Computes a digest ``response`` from keyword arguments: :func:`digest_response`, or in tests a
+wrapper that records what it was given (to show both failure paths do the same work)."""
+
+
 def _same_uri(a: str, b: str) -> bool:
     """Digest-uri versus Request-URI: equal text, or equivalent URIs (RFC 3261 §19.1.4)."""
     if a == b:
@@ -260,6 +265,7 @@ class DigestAuthenticator:
         nonce_lifetime: float = DEFAULT_NONCE_LIFETIME,
         allow_legacy: bool = True,
         ids: IdGenerator = random_id,
+        compute_response: ResponseFunction = digest_response,
     ) -> None:
         self.realm = realm
         self.algorithms = tuple(a.upper() for a in algorithms)
@@ -270,6 +276,16 @@ class DigestAuthenticator:
         self.allow_legacy = allow_legacy
         self._secret = secret
         self._ids = ids
+        self._compute_response = compute_response
+        # An unknown user is checked against a dummy HA1 of the same algorithm and size as a real one,
+        # so "no such user" costs the same hashing as "wrong password" and the answer's timing does not
+        # tell which usernames exist. Derived from the secret: not guessable, the same on every node.
+        self._dummy_ha1 = {
+            algorithm: _hash(
+                algorithm, hmac.new(secret, f"dummy-ha1:{algorithm}".encode(), "sha256").hexdigest()
+            )
+            for algorithm in self.algorithms
+        }
         self._seen_nc: dict[str, tuple[int, float]] = {}
         self._next_prune = float("-inf")
 
@@ -357,8 +373,9 @@ class DigestAuthenticator:
             return AuthResult(AuthOutcome.FAILED, user, "Nonce not ours")
         password = password_for(user) if password_for is not None else None
         ha1 = ha1_for(user, algorithm) if ha1_for is not None and password is None else None
-        if password is None and ha1 is None:
-            return AuthResult(AuthOutcome.FAILED, user, "Unknown user")
+        known = password is not None or ha1 is not None
+        if not known:
+            ha1 = self._dummy_ha1[algorithm]  # same work as a wrong password (see __init__)
         if cred.qop is None:
             if not self.allow_legacy or algorithm != "MD5":
                 return AuthResult(AuthOutcome.FAILED, user, "qop required")
@@ -375,7 +392,7 @@ class DigestAuthenticator:
         else:
             nc_value = int(cred.nc, 16)
         try:
-            expected = digest_response(
+            expected = self._compute_response(
                 algorithm=algorithm,
                 username=user,
                 realm=self.realm,
@@ -390,7 +407,10 @@ class DigestAuthenticator:
             )
         except DigestError as exc:
             return AuthResult(AuthOutcome.FAILED, user, str(exc))
-        if not hmac.compare_digest(expected.lower(), cred.response.lower()):
+        matches = hmac.compare_digest(expected.lower(), cred.response.lower())
+        if not known:
+            return AuthResult(AuthOutcome.FAILED, user, "Unknown user")
+        if not matches:
             return AuthResult(AuthOutcome.FAILED, user, "Wrong response")
         # The password is right from here on; freshness decides between OK and STALE (RFC 7616 §3.3).
         if now - issued > self.nonce_lifetime or issued > now + 1.0:

@@ -22,8 +22,10 @@ __all__ = [
     "MediaDescription",
     "NegotiatedMedia",
     "Origin",
+    "Reoffer",
     "SessionDescription",
     "answer_offer",
+    "answer_reoffer",
     "apply_answer",
     "build_offer",
     "media_endpoint",
@@ -463,6 +465,116 @@ def answer_offer(
     if negotiated is None:
         raise NoCommonCodecError()
     return answer, negotiated
+
+
+@dataclass(frozen=True, slots=True)
+class Reoffer:
+    """Our answer to a new offer inside an established session (a re-INVITE), and what it means for
+    media: see :func:`answer_reoffer`."""
+
+    answer: SessionDescription
+    media: NegotiatedMedia
+    moved: bool  # the peer's address or port is new: its leg must send there and latch afresh
+    direction_changed: bool  # our direction towards the peer is new (a hold or a resume)
+
+    @property
+    def changes_media(self) -> bool:
+        """The media layer has something to do."""
+        return self.moved or self.direction_changed
+
+
+def answer_reoffer(
+    local: SessionDescription,
+    offer: SessionDescription,
+    current: NegotiatedMedia | None = None,
+    *,
+    want: str = "sendrecv",
+) -> Reoffer:
+    """Answer the peer's new offer in an established session (RFC 3264 §8) from ``local``, our SDP as
+    it stands, and say what changed against ``current``, the media negotiated so far.
+
+    - The codec stays the one we chose (RFC 3264 §8.3.2 lets a new offer change it, but our relay does
+      not transcode and the other leg goes on with it): an offer without it raises
+      :class:`NoCommonCodecError` (488, and RFC 3261 §14.2 leaves the session as it was). So does an
+      offer whose audio stream is gone or disabled.
+    - Our direction follows RFC 3264 §6.1 from what we ``want`` (``sendonly`` while we hold the
+      peer): an offered ``sendonly`` is answered ``recvonly``, ``recvonly`` ``sendonly``, ``inactive``
+      ``inactive``, at session or media level; a ``c=`` of ``0.0.0.0`` (RFC 2543 hold, RFC 3264 §8.4)
+      means "do not send to me" and keeps the peer's address as it was.
+    - Our ``o=`` line is the previous one, its version incremented by one only when our SDP changes
+      (RFC 3264 §8: an unchanged answer repeats the previous SDP, version included).
+    - Streams other than our audio (an added video) are refused with port 0, in the offer's order.
+    """
+    if want not in DIRECTIONS:
+        raise SdpError(f"Unknown direction {want}")
+    ours = local.audio()
+    connection = local.connection or (ours.connection if ours is not None else None)
+    if ours is None or connection is None:
+        raise SdpError("Our SDP has no audio stream")
+    index = local.media.index(ours)
+    offered_streams = [m for m in offer.media if m.media == "audio" and m.port != 0 and m.proto == "RTP/AVP"]
+    if not offered_streams:
+        raise NoCommonCodecError("The new offer has no audio stream")
+    # RFC 3264 §8: m= lines keep their order; be lenient with an offer that moved the audio.
+    theirs = (
+        offer.media[index] if index < len(offer.media) and offer.media[index] in offered_streams else None
+    )
+    theirs = theirs or offered_streams[0]
+    local_codecs = ours.codecs()
+    # Our SDP was an answer (one codec) or an offer (several, the peer chose one): ``current`` knows.
+    chosen = (
+        current.codec if current is not None else next((c for c in local_codecs if not _is_dtmf(c)), None)
+    )
+    offered = theirs.codecs()
+    codec = next((o for o in offered if chosen is not None and o.same_format(chosen)), None)
+    if codec is None:
+        raise NoCommonCodecError("The new offer drops the codec in use")
+    dtmf = next((o for o in offered if _is_dtmf(o)), None) if any(map(_is_dtmf, local_codecs)) else None
+    peer = theirs.connection or offer.connection
+    if peer is None:
+        raise SdpError("Offered stream has no connection address")
+    offer_sends, offer_receives = _flags(theirs.direction or _direction_of(offer.attributes) or "sendrecv")
+    if peer.is_hold:
+        offer_receives = False  # RFC 3264 §8.4
+    want_send, want_receive = _flags(want)
+    direction = _direction(want_send and offer_receives, want_receive and offer_sends)
+    address, port = peer.address.split("/")[0], theirs.port
+    if peer.is_hold and current is not None:
+        address, port = current.remote_address, current.remote_port  # held, not moved
+    media = NegotiatedMedia(
+        remote_address=address,
+        remote_port=port,
+        codec=codec,
+        telephone_event=dtmf,
+        direction=direction,
+        ptime=_ptime(theirs.attribute("ptime")),
+    )
+    sections = [
+        _audio_section(connection.address, ours.port, [codec, *([dtmf] if dtmf else [])], direction,
+                       _ptime(ours.attribute("ptime")))
+        if m is theirs
+        else MediaDescription(m.media, 0, m.proto, list(m.formats))
+        for m in offer.media
+    ]  # fmt: skip
+    answer = SessionDescription(
+        origin=local.origin,
+        session_name=local.session_name,
+        connection=local.connection,
+        timing=list(local.timing),
+        info=list(local.info),
+        attributes=[(k, v) for k, v in local.attributes if k not in DIRECTIONS],
+        media=sections,
+        version=local.version,
+    )
+    if answer.serialize() != local.serialize():
+        answer.origin = replace(local.origin, session_version=local.origin.session_version + 1)
+    moved = current is None or (address, port) != (current.remote_address, current.remote_port)
+    return Reoffer(
+        answer=answer,
+        media=media,
+        moved=moved,
+        direction_changed=current is None or current.direction != direction,
+    )
 
 
 def apply_answer(offer: SessionDescription, answer: SessionDescription) -> NegotiatedMedia:

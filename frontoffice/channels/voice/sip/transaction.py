@@ -13,7 +13,7 @@ import heapq
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .builders import build_response
+from .builders import IdGenerator, build_response, new_tag, random_id
 from .exceptions import SipParseError, TransactionError
 from .headers import Via
 from .message import Headers, Message, Request, Response
@@ -178,6 +178,7 @@ class _Transaction:
     interval: float = 0.0
     last_response: Response | None = None
     ack: Request | None = None
+    to_tag: str | None = None  # server side: the To tag of this request's responses (§8.2.6.2)
 
 
 @dataclass(eq=False)
@@ -219,8 +220,11 @@ def _response_destination(via: Via, source: Destination | None) -> Destination:
 class TransactionLayer:
     """All client and server transactions of one SIP endpoint."""
 
-    def __init__(self, timers: TimerSettings | None = None, *, send_trying: bool = True) -> None:
+    def __init__(
+        self, timers: TimerSettings | None = None, *, send_trying: bool = True, ids: IdGenerator = random_id
+    ) -> None:
         self.timers = timers or TimerSettings()
+        self._ids = ids
         # RFC 3261 §17.2.1: 100 Trying unless the TU answers within 200 ms; we cannot know that.
         self.send_trying = send_trying
         self._transactions: dict[TransactionKey, _Transaction] = {}
@@ -237,6 +241,26 @@ class TransactionLayer:
 
     def __len__(self) -> int:
         return len(self._transactions)
+
+    def to_tag(self, key: TransactionKey) -> str | None:
+        """The To tag of the responses of server transaction ``key``: the one already sent, else one
+        chosen now and kept, so every later response uses it (RFC 3261 §8.2.6.2: one tag for all
+        responses to a request). ``None`` when the transaction no longer exists.
+
+        RFC 3261 §9.2: the 200 to a CANCEL carries the To tag of the INVITE's responses, so
+        ``to_tag(event.cancels)`` gives the tag for it, whether the INVITE was answered yet or not.
+        """
+        txn = self._transactions.get(key)
+        if txn is None:
+            return None
+        if txn.to_tag is None:
+            txn.to_tag = new_tag(self._ids)
+        return txn.to_tag
+
+    def awaiting_ack(self, call_id: str, cseq: int) -> bool:
+        """Whether a 2xx to the INVITE ``call_id``/``cseq`` is still being retransmitted for want of
+        its ACK (RFC 3261 §13.3.1.4)."""
+        return (call_id, cseq) in self._success
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` should next be called, or ``None`` if nothing is pending."""
@@ -434,9 +458,14 @@ class TransactionLayer:
         txn = self._transactions.get(key)
         reply_to = _response_destination(via, source)
         if message.method == "ACK":
-            if txn is not None and txn.kind is _Kind.SERVER_INVITE:
+            accepted = txn is not None and txn.state is TransactionState.ACCEPTED
+            if txn is not None and txn.kind is _Kind.SERVER_INVITE and not accepted:
+                # The ACK of a non-2xx final response is hop-by-hop: the transaction's own (§17.2.1).
                 return self._server_ack(txn, now)
-            # ACK for a 2xx: stop retransmitting that 2xx and hand it to the TU (§13.3.1.4).
+            # ACK for a 2xx: stop retransmitting that 2xx and hand it to the TU (§13.3.1.4). RFC 6026
+            # §7.1: in Accepted an ACK matching the transaction (an RFC 2543-style element reusing the
+            # INVITE's branch) is passed to the TU too, never absorbed, or the 2xx would be repeated
+            # until the call is torn down 64*T1 later.
             self._success.pop((message.call_id, message.cseq.seq), None)
             return [RequestReceived(message, None, reply_to)]
         if txn is not None:
@@ -499,6 +528,8 @@ class TransactionLayer:
             return [Transmit(response, txn.destination)]
         if txn.state not in (TransactionState.PROCEEDING, TransactionState.TRYING):
             raise TransactionError(f"Cannot respond in state {txn.state.value}")
+        if txn.to_tag is None and response.status != 100:
+            txn.to_tag = response.to.tag  # the first tagged response fixes the tag (§8.2.6.2)
         txn.last_response = response
         events: list[TransactionEvent] = [Transmit(response, txn.destination)]
         if response.is_provisional:

@@ -192,17 +192,13 @@ function buildEditor(root, card, done) {
       const [k, ...rest] = line.split("=");
       if (k.trim()) custom[k.trim()] = rest.join("=").trim();
     }
+    // One request, so one transaction: a phone that belongs to someone else refuses the whole edit.
     const patch = {
       first_name: f.first_name.value.trim(), last_name: f.last_name.value.trim(), vip: f.vip.checked,
       tags: f.tags.value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean), custom,
+      add_identities: f.identity.value.trim() ? [{ kind: f.kind.value, value: f.identity.value.trim() }] : [],
     };
-    const ok = await attempt(async () => {
-      await api("PATCH", `/customers/${card.id}`, patch);
-      if (f.identity.value.trim()) {
-        await api("POST", `/customers/${card.id}/identities`, { kind: f.kind.value, value: f.identity.value.trim() });
-      }
-      return true;
-    }, t("Customer saved"));
+    const ok = await attempt(() => api("PATCH", `/customers/${card.id}`, patch), t("Customer saved"));
     if (ok) await done();
   });
   root.append(form);
@@ -225,12 +221,11 @@ export function renderUnknown(root, contact, onLinked) {
       first_name: createForm.elements.first_name.value.trim(),
       last_name: createForm.elements.last_name.value.trim(),
       identities: kind ? [{ kind, value: from }] : [],
+      // Created and linked in one transaction: a failed link leaves no card behind to trip a retry.
+      interaction_id: contact.id,
     };
-    const created = await attempt(() => api("POST", "/customers", body));
-    if (!created) return;
-    if (await attempt(() => api("POST", `/interactions/${contact.id}/customer`, { customer_id: created.id }), t("Customer created"))) {
-      onLinked(created.id);
-    }
+    const created = await attempt(() => api("POST", "/customers", body), t("Customer created"));
+    if (created) onLinked(created.id);
   });
   const results = el("ul", { class: "result-list", "aria-label": t("Search results") });
   const searchForm = el("form", { role: "search", "aria-label": t("Link to existing customer") },
