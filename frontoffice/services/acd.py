@@ -35,7 +35,7 @@ import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -194,6 +194,10 @@ class AcdService:
         self._handlers: dict[type[AcdCommand[Any]], CommandHandler[Any]] = {
             command_type: EngineHandler(step) for command_type, step in ENGINE_HANDLERS.items()
         }
+        # The site's day the engine's daily counters (contacts today, occupancy) are about: a tick
+        # after the local midnight starts a new one (the timer wakes at that midnight to tick).
+        self._day = local_day_start(self.clock(), self.zone)
+        self._handlers[Tick] = _TickHandler(self)
         # What the contact path needs to know of a queue besides the engine's config, kept with the
         # engine (same life: filled by the rebuild, updated with each queue change) so that taking in
         # and completing a contact need not read the queue row.
@@ -251,6 +255,7 @@ class AcdService:
             # Contacts each agent connected today (fewest_contacts, the wallboard): from the log.
             known = set(engine.agent_ids())
             today = local_day_start(self.clock(), self.zone)
+            self._day = today
             for agent_id, count in await s.execute(_CONNECTED_SINCE, {"since": today}):
                 if str(agent_id) in known:
                     engine.restore_contacts_today(str(agent_id), count)
@@ -287,11 +292,28 @@ class AcdService:
             await self._persist(uow, outputs, also_sync=[row.id for row in rows])
         self._wake.set()
 
+    def start_of_day(self, engine: r.RoutingEngine, now: float) -> bool:
+        """Whether ``now`` (a command's time) is in a later local day than the engine's counters; if
+        so, they start the new day (reset at the first tick after the site's midnight)."""
+        day = local_day_start(_dt(now), self.zone)
+        if day <= self._day:
+            return False
+        self._day = day
+        engine.reset_daily_counters(now)
+        return True
+
+    def next_midnight(self) -> float:
+        """The next local midnight of the site (seconds since the epoch), where a new day begins."""
+        # 26 wall-clock hours after today's start is in the next day, whatever a DST change does.
+        return local_day_start(self._day + timedelta(hours=26), self.zone).timestamp()
+
     async def _timer_loop(self) -> None:
-        """Sleep until the engine's next deadline (or until a command changes it), then tick."""
+        """Sleep until the engine's next deadline or the site's next midnight (or until a command
+        changes the deadline), then tick."""
         while True:
             deadline = self.engine.next_deadline()
-            delay = None if deadline is None else max(0.0, deadline - self.now())
+            wake_at = self.next_midnight() if deadline is None else min(deadline, self.next_midnight())
+            delay = max(0.0, wake_at - self.now())
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -538,3 +560,15 @@ def _domain_error(exc: r.RoutingError) -> InvalidInput | NotFound | Conflict:
     if isinstance(exc, r.InvalidTransition | r.DuplicateContact):
         return Conflict("Not possible in the current state", error_id="invalid-transition", reason=message)
     return InvalidInput("Invalid routing configuration", error_id="invalid-routing-config", reason=message)
+
+
+class _TickHandler(CommandHandler[Tick]):
+    """The timers that are due; the first tick after the site's midnight also starts the new day of
+    the engine's daily counters (``fewest_contacts``, ``least_occupied``, the wallboard's today)."""
+
+    def __init__(self, acd: AcdService) -> None:
+        self.acd = acd
+
+    def decide(self, engine: r.RoutingEngine, command: Tick, prepared: Any, now: float) -> list[r.Output]:
+        self.acd.start_of_day(engine, now)
+        return engine.tick(now)
