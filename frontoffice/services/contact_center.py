@@ -39,9 +39,9 @@ class ContactCenter:
         self.interactions = interactions
         self.sessions = acd.sessions
         self.clock = clock
-        self.intake = Intake(acd, crm, interactions, clock=clock)
-        self.desk = AgentDesk(acd, clock=clock)
         self.admin = RoutingAdmin(acd, clock=clock)
+        self.intake = Intake(acd, crm, interactions, clock=clock, routing=self.admin)
+        self.desk = AgentDesk(acd, clock=clock)
         self.wallboard = WallboardView(acd)
 
     @property

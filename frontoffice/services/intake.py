@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, RowMapping, Table, bindparam, insert, select
+from sqlalchemy import Row, RowMapping, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +40,8 @@ from .context import Actor, Clock, system_clock
 from .crm import CrmService
 from .identities import normalize_identity
 from .interactions import InteractionService
-from .rules_adapter import compile_rules, rule_context
+from .routing_admin import RoutingAdmin
+from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 
 __all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
@@ -63,14 +64,23 @@ _ENTRY_BY_ADDRESS = _ENTRY_COLUMNS.where(
 _IDENTITIES = cast(Table, Identity.__table__)
 _CUSTOMERS = cast(Table, Customer.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
-# The customer an identity names, the card fields routing rules see, and the agent who last served
-# them (sticky routing), in one statement. Run before the new interaction is inserted; it has no
+# The customer an identity names, the card fields and tags routing rules see, and the agent who last
+# served them (sticky routing), in one statement. Run before the new interaction is inserted; it has no
 # agent, so the answer would be the same after.
 _LAST_AGENT = (
     select(_INTERACTIONS.c.agent_id)
     .where(_INTERACTIONS.c.customer_id == _IDENTITIES.c.customer_id, _INTERACTIONS.c.agent_id.is_not(None))
     .order_by(_INTERACTIONS.c.id.desc())
     .limit(1)
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_TAGS = cast(Table, CustomerTag.__table__)
+# A known customer's tags, joined by a separator no tag contains (tags are words a person types).
+_TAG_SEPARATOR = "\x1f"
+_TAGS_OF = (
+    select(func.aggregate_strings(_TAGS.c.tag, _TAG_SEPARATOR))
+    .where(_TAGS.c.customer_id == _IDENTITIES.c.customer_id)
     .correlate(_IDENTITIES)
     .scalar_subquery()
 )
@@ -84,14 +94,14 @@ _FIND_CUSTOMER = (
         _CUSTOMERS.c.language,
         _CUSTOMERS.c.owner_id,
         _LAST_AGENT.label("last_agent_id"),
+        _TAGS_OF.label("tags"),
     )
     .select_from(_IDENTITIES.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id))
     .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
 )
-_CUSTOMER_TAGS = select(cast(Table, CustomerTag.__table__).c.tag).where(
-    cast(Table, CustomerTag.__table__).c.customer_id == bindparam("customer_id")
-)
 _INSERT_KEY = insert(cast(Table, IdempotencyKey.__table__))
+# Entry points kept by intake at most (addresses are few; a flood of unknown ones is not kept).
+_ENTRY_CACHE_SIZE = 1024
 
 
 class Intake:
@@ -104,12 +114,18 @@ class Intake:
         interactions: InteractionService,
         *,
         clock: Clock = system_clock,
+        routing: RoutingAdmin | None = None,
     ) -> None:
         self.acd = acd
         self.crm = crm
         self.interactions = interactions
         self.sessions = acd.sessions
         self.clock = clock
+        # Entry points read by the contact path and their compiled rules, kept with the version of
+        # routing's entry points they were read at (RoutingAdmin.entry_points_changed drops them);
+        # without ``routing`` nothing is kept.
+        self.routing = routing
+        self._entries: dict[tuple[Any, ...], tuple[int, Row[Any], CompiledRules]] = {}
         acd.register(TakeInContact, _TakeInContactHandler(self))
 
     async def create_contact(
@@ -196,8 +212,23 @@ class Intake:
                 return None
             return InteractionOut.model_validate(interaction)
 
-    async def entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
-        """The entry point's routing columns (a Core row: the contact path only reads them)."""
+    async def entry_point(self, s: AsyncSession, data: InboundContact) -> tuple[Row[Any], CompiledRules]:
+        """The entry point's routing columns (a Core row: the contact path only reads them) and its
+        compiled routing rules; read once per version of the entry points (see ``_entries``)."""
+        key = (data.channel.value, data.entry_point, data.entry_point_id)
+        version = -1 if self.routing is None else self.routing.entry_points_version
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        entry = await self._read_entry_point(s, data)
+        rules = compile_rules(entry.config.get("rules", []), entry.default_queue_id)
+        if self.routing is not None:
+            if len(self._entries) >= _ENTRY_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = (version, entry, rules)
+        return entry, rules
+
+    async def _read_entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
         if data.entry_point_id is not None:
             entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
         else:
@@ -268,7 +299,7 @@ class Intake:
             return None, {"known": False, "tags": [], "vip": False, "custom": {}}, None
         customer_id: int = found["customer_id"]
         assert found["id"] is not None  # the identity's customer (a foreign key)
-        tags = list(await s.scalars(_CUSTOMER_TAGS, {"customer_id": customer_id}))
+        tags = found["tags"].split(_TAG_SEPARATOR) if found["tags"] else []
         ctx = {
             "id": customer_id,
             "known": True,
@@ -312,10 +343,10 @@ class _TakeInContactHandler(CommandHandler[Any]):
         s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
         request_hash = command.request_hash
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
-        entry = await self.intake.entry_point(s, data)
+        entry, rules = await self.intake.entry_point(s, data)
         customer_id, customer_ctx, last_agent = await self.intake.customer(s, actor, data)
         ctx = rule_context(data, entry, customer_ctx)
-        queue_id = compile_rules(entry.config.get("rules", []), entry.default_queue_id).route(ctx)
+        queue_id = rules.route(ctx)
         if queue_id is None:
             raise InvalidInput(
                 "No routing rule matched and the entry point has no default queue",

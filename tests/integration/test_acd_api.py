@@ -214,6 +214,27 @@ async def test_rules_route_by_subject_and_customer_tags(desk: Desk) -> None:
     assert [x["interaction"]["queue_id"] for x in (a, b, c)] == [billing, vip, general]
 
 
+async def test_a_contact_after_an_entry_point_changes_follows_its_new_rules(desk: Desk) -> None:
+    general = await desk.queue("general")
+    vip = await desk.queue("vip")
+    entry = await desk.entry("site", general)
+    first = await desk.contact(customer={"email": "a@x.ru"})
+    r = await desk.client.put(
+        f"{API}/entry-points/{entry}",
+        json={
+            "name": "site",
+            "channel": "webform",
+            "address": "site",
+            "default_queue_id": general,
+            "rules": [{"rule": 'subject contains "Question"', "queue_id": vip}],
+        },
+        headers=desk.admin,
+    )
+    assert r.status_code == 200, r.text
+    second = await desk.contact(customer={"email": "a@x.ru"})
+    assert [x["interaction"]["queue_id"] for x in (first, second)] == [general, vip]
+
+
 async def test_a_bad_rule_is_rejected_when_saved_with_its_position(desk: Desk) -> None:
     q = await desk.queue("general")
     r = await desk.client.post(
