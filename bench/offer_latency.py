@@ -58,8 +58,8 @@ async def _setup(data_dir: Path, agents: int) -> tuple[str, list[str]]:
         system, UserIn(username="admin", role=Role.ADMIN, password="bench-password-1")
     )
     admin_token = (await c.auth.create_token(system, "bench", user_id=admin.id)).token
-    queue = await c.contact_center.create_queue(system, QueueIn(name="bench", settings=QueueSettings()))
-    await c.contact_center.create_entry_point(
+    queue = await c.routing_admin.create_queue(system, QueueIn(name="bench", settings=QueueSettings()))
+    await c.routing_admin.create_entry_point(
         system,
         EntryPointIn(name="bench", channel=Channel.WEBFORM, address="bench", default_queue_id=queue.id),
     )
@@ -68,7 +68,7 @@ async def _setup(data_dir: Path, agents: int) -> tuple[str, list[str]]:
         user = await c.auth.create_user(
             system, UserIn(username=f"agent{n}", role=Role.AGENT, password="bench-password-1")
         )
-        await c.contact_center.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
+        await c.routing_admin.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
         tokens.append((await c.auth.create_token(system, "bench", user_id=user.id)).token)
     await c.close()
     return admin_token, tokens

@@ -60,6 +60,7 @@ from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.config import load_settings
 from frontoffice.domain.model import Channel, Role
+from frontoffice.services.acd_commands import AgentLogin
 from frontoffice.services.acd_schemas import AgentProfileIn, EntryPointIn, QueueIn, QueueSettings
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import UserIn
@@ -178,8 +179,8 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
     await container.start()
     system = Actor.system()
     cc = container.contact_center
-    queue = await cc.create_queue(system, QueueIn(name="Bench", settings=QueueSettings(wrap_up_s=0)))
-    await cc.create_entry_point(
+    queue = await cc.admin.create_queue(system, QueueIn(name="Bench", settings=QueueSettings(wrap_up_s=0)))
+    await cc.admin.create_entry_point(
         system, EntryPointIn(name="Bench", channel=Channel.VOICE, address=NUMBER, default_queue_id=queue.id)
     )
     assert container.voice_calls is not None
@@ -188,11 +189,11 @@ async def run(params: dict[str, Any], workdir: Path) -> dict[str, Any]:
         user = await container.auth.create_user(
             system, UserIn(username=f"agent{n}", role=Role.AGENT, password="bench-password-xyz")
         )
-        await cc.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
+        await cc.admin.set_agent_profile(system, user.id, AgentProfileIn(queues={queue.id: 1}))
         await container.voice_calls.set_sip_credentials(
             system, user.id, SipCredentialsIn(username=f"agent{n}", password=PASSWORD)
         )
-        await container.acd.execute(lambda e, now, uid=user.id: e.agent_login(str(uid), now))
+        await container.acd.execute(AgentLogin(str(user.id)))
         users.append(user.id)
     voice = VoiceService(
         container.voice_calls,

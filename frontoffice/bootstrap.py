@@ -21,10 +21,12 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.activities import ActivityService
+from frontoffice.services.agent_desk import AgentDesk
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.canned import CannedService
+from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
@@ -32,13 +34,16 @@ from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
+from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
-from frontoffice.store.database import create_engine, session_factory
+from frontoffice.services.wallboard import WallboardView
+from frontoffice.store.database import commit_outlet, create_engine, session_factory
 
 __all__ = ["Container", "build_container"]
 
@@ -56,6 +61,11 @@ class Container:
     bus: InProcessBus
     acd: AcdService
     contact_center: ContactCenter
+    intake: Intake
+    desk: AgentDesk
+    routing_admin: RoutingAdmin
+    wallboard: WallboardView
+    channels: ChannelPorts
     stats: StatsService
     calendars: CalendarService
     tickets: TicketService
@@ -165,6 +175,15 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         short_abandon_s=settings.short_abandon_s,
     )
 
+    # Committed events leave from one place, the sessions' outlet: its subscribers, in order.
+    commits = commit_outlet(sessions)
+    commits.subscribe(stats.committed)  # live statistics (then the wallboard's figures, below)
+    commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
+    # Channels' ports (the channel contract): offers, withdrawn offers, finished contacts of theirs.
+    channels = ChannelPorts()
+    channels.register(WebFormChannel())
+    commits.subscribe(channels)
+    # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     fallback = FallbackActions(sessions, interactions, clock=clock)
@@ -183,6 +202,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         bus=bus,
         acd=acd,
         contact_center=contact_center,
+        intake=contact_center.intake,
+        desk=contact_center.desk,
+        routing_admin=contact_center.admin,
+        wallboard=contact_center.wallboard,
+        channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),

@@ -1,18 +1,23 @@
 """The ACD service: the routing engine wired to the store, the clock and the bus.
 
-One engine per node. Every command runs under one lock, in this order:
+One engine per node. A caller runs a typed command (:mod:`frontoffice.services.acd_commands`)::
 
-1. open a transaction; prepare rows the command needs (e.g. insert the new interaction);
-2. run the engine command (pure; on a :class:`RoutingError` nothing has changed and the command's
-   writes roll back);
-3. write every output to the store — interaction state, the append-only event log, agent state and
-   the agent event log — in the same transaction, and commit;
-4. only then publish to the bus (WebSocket pushes) and return to the caller (the HTTP 2xx).
+    await acd.execute(AcceptOffer(contact_id="42", agent_id="7"))
 
-Group commit: a commit waits for the disk (an fsync), and commands keep arriving meanwhile. They queue,
-and the next transaction runs all of them (up to :data:`MAX_BATCH`), each command with a savepoint when
-it has a prepare step, so that one command's failure before the engine ran rolls back only its own
-writes. Every caller of the batch gets its answer after the one commit.
+and the command's handler runs in a transaction, in this order:
+
+1. the handler's prepare step: rows the command needs (e.g. insert the new interaction);
+2. the engine step (pure; on a :class:`RoutingError` nothing has changed and the command's writes
+   roll back);
+3. what the outputs mean for the store, computed by a pure function
+   (:func:`frontoffice.domain.contact_log.record_outputs`) and written through the command's
+   :class:`~frontoffice.store.interactions.InteractionRepository`; then the handler's answer;
+4. after the commit, publication (voice channel, WebSocket stream) and the caller's answer.
+
+Group commit (:mod:`frontoffice.store.group_commit`): commands that arrive while a transaction is being
+written queue, and the next transaction runs all of them, each command with a prepare step in a
+savepoint of its own, so that one command's refusal rolls back only its own writes. Every caller of the
+batch gets its answer after the one commit.
 
 If a transaction fails after the engine changed, the engine is rebuilt from the store, which is the
 truth, and the batch's other commands run again, each in a transaction of its own.
@@ -28,62 +33,55 @@ import contextlib
 import logging
 import math
 import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.util import identity_key
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_outputs
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.metrics import local_day_start
 from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
-from frontoffice.store.append_log import NOT_READING_LOGS, append_row, discard_since, write_now
-from frontoffice.store.tables import AgentEvent, AgentProfile, Interaction, InteractionEvent, Queue, User
+from frontoffice.store.append_log import discard_since, write_now
+from frontoffice.store.committed import Committed
+from frontoffice.store.database import commit_outlet
+from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
+from frontoffice.store.tables import AgentProfile, InteractionEvent, Queue, User
+from frontoffice.store.unit_of_work import UnitOfWork
 
+from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, Tick
 from .context import Clock, system_clock
-from .interactions import log_event
 
-__all__ = [
-    "AcdService",
-    "QueueInfo",
-    "RoutedInteraction",
-    "agent_config",
-    "hold_interaction",
-    "load_interactions",
-    "queue_config",
-]
+__all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
 
 log = logging.getLogger("frontoffice.acd")
-# Interaction attribute that keeps a waiting contact's reservation for one agent across restarts.
-_RESERVATION = "reservation"
-_PROFILES = cast(Table, AgentProfile.__table__)
-_AGENT_EVENTS = cast(Table, AgentEvent.__table__)
-# Statements the ACD runs on every state change, built once (building a statement costs more than
-# SQLite takes to run it).
-_SET_AGENT_STATE = (
-    update(_PROFILES)
-    .where(_PROFILES.c.user_id == bindparam("agent"))
-    .values(
-        state=bindparam("state"),
-        state_reason=bindparam("reason"),
-        state_since=bindparam("since"),
-        updated_at=bindparam("at"),
-    )
-)
-_SET_WRAP_UP_UNTIL = (
-    update(_PROFILES)
-    .where(_PROFILES.c.user_id == bindparam("agent"))
-    .values(wrap_up_until=bindparam("until"))
-)
 T = TypeVar("T")
+# Outputs that name a contact (the rest are about agents and queues).
+_ABOUT_A_CONTACT = (
+    r.ContactQueued,
+    r.OfferContact,
+    r.WithdrawOffer,
+    r.OfferTimedOut,
+    r.OfferRejected,
+    r.ContactConnected,
+    r.ContactFinished,
+    r.ContactOverflowed,
+    r.FallbackAction,
+    r.ContactRefused,
+    r.ContactAbandoned,
+    r.ContactTransferred,
+    r.ContactEscalated,
+    r.PriorityChanged,
+    r.CallbackScheduled,
+    r.StickyExpired,
+)
 # Contacts the ACD connected (queued ones: not an agent's own outbound call), per agent, since a time.
 _CONNECTED_SINCE = (
     select(InteractionEvent.agent_id, func.count())
@@ -185,15 +183,21 @@ class AcdService:
         self.engine_config = engine_config or r.EngineConfig()
         self._seed = seed
         self.engine = r.RoutingEngine(self.engine_config, rng=random.Random(seed))
-        self.lock = asyncio.Lock()
-        # Commands waiting for the next transaction, and whether a task is draining them.
-        self._pending: deque[_Command] = deque()
-        self._draining = False
-        self._drainer: asyncio.Task[None] | None = None
-        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite" if "bind" in sessions.kw else False
+        # Commands waiting for the next transaction, committed together (store/group_commit.py).
+        self._commands: GroupCommit[_Command] = GroupCommit(
+            sessions, self._run_one, recover=self._rebuild, committed=self._committed, name="acd-commands"
+        )
+        # Held while a batch of commands runs.
+        self.lock = self._commands.lock
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
-        self._listeners: list[Callable[[list[r.Output]], None]] = []
+        self._handlers: dict[type[AcdCommand[Any]], CommandHandler[Any]] = {
+            command_type: EngineHandler(step) for command_type, step in ENGINE_HANDLERS.items()
+        }
+        # The site's day the engine's daily counters (contacts today, occupancy) are about: a tick
+        # after the local midnight starts a new one (the timer wakes at that midnight to tick).
+        self._day = local_day_start(self.clock(), self.zone)
+        self._handlers[Tick] = _TickHandler(self)
         # What the contact path needs to know of a queue besides the engine's config, kept with the
         # engine (same life: filled by the rebuild, updated with each queue change) so that taking in
         # and completing a contact need not read the queue row.
@@ -251,21 +255,17 @@ class AcdService:
             # Contacts each agent connected today (fewest_contacts, the wallboard): from the log.
             known = set(engine.agent_ids())
             today = local_day_start(self.clock(), self.zone)
+            self._day = today
             for agent_id, count in await s.execute(_CONNECTED_SINCE, {"since": today}):
                 if str(agent_id) in known:
                     engine.restore_contacts_today(str(agent_id), count)
-            rows = list(
-                await s.scalars(
-                    select(Interaction)
-                    .where(Interaction.state.in_((*_WAITING, *_CONNECTED)))
-                    .order_by(Interaction.route_enqueued_at, Interaction.route_seq, Interaction.id)
-                )
-            )
+            uow = UnitOfWork(s, self.now())
+            rows = await uow.interactions.tracked((*_WAITING, *_CONNECTED))
             for row in rows:
                 contact = _contact(row)
                 if row.queue_id is None or str(row.queue_id) not in engine.queue_ids():
                     continue
-                enqueued = row.route_enqueued_at or row.created_at.timestamp()
+                enqueued = row.route_enqueued_at or _timestamp(row.created_at)
                 seq = row.route_seq if row.route_seq is not None else row.id
                 if row.state in _CONNECTED and row.agent_id is not None:
                     try:
@@ -273,7 +273,7 @@ class AcdService:
                     except r.RoutingError:
                         log.warning("connected contact could not be restored", extra={"interaction": row.id})
                 else:
-                    reservation = (row.attributes or {}).get(_RESERVATION)
+                    reservation = (row.attributes or {}).get(RESERVATION)
                     reserved_for, reserved_until = None, None
                     if isinstance(reservation, dict) and reservation.get("agent_id") is not None:
                         reserved_for = str(reservation["agent_id"])
@@ -284,22 +284,36 @@ class AcdService:
                     )
             self.engine = engine
             self.queue_info = queue_info
-            now = self.now()
+            now = uow.now
             outputs = engine.resume(now) + engine.tick(now)
-            await self._persist(s, outputs, now)
-            # Offers that were ringing when we stopped are back in line: say so in the store.
-            await s.execute(
-                update(Interaction).where(Interaction.state == St.OFFERED.value).values(state=St.QUEUED.value)
-            )
-            await self._sync_states(s, [row.id for row in rows])
-        self._publish(outputs)
+            # Offers that were ringing when we stopped are back in line; the engine's view of every
+            # restored contact is then written over it.
+            await uow.interactions.requeue_offered()
+            await self._persist(uow, outputs, also_sync=[row.id for row in rows])
         self._wake.set()
 
+    def start_of_day(self, engine: r.RoutingEngine, now: float) -> bool:
+        """Whether ``now`` (a command's time) is in a later local day than the engine's counters; if
+        so, they start the new day (reset at the first tick after the site's midnight)."""
+        day = local_day_start(_dt(now), self.zone)
+        if day <= self._day:
+            return False
+        self._day = day
+        engine.reset_daily_counters(now)
+        return True
+
+    def next_midnight(self) -> float:
+        """The next local midnight of the site (seconds since the epoch), where a new day begins."""
+        # 26 wall-clock hours after today's start is in the next day, whatever a DST change does.
+        return local_day_start(self._day + timedelta(hours=26), self.zone).timestamp()
+
     async def _timer_loop(self) -> None:
-        """Sleep until the engine's next deadline (or until a command changes it), then tick."""
+        """Sleep until the engine's next deadline or the site's next midnight (or until a command
+        changes the deadline), then tick."""
         while True:
             deadline = self.engine.next_deadline()
-            delay = None if deadline is None else max(0.0, deadline - self.now())
+            wake_at = self.next_midnight() if deadline is None else min(deadline, self.next_midnight())
+            delay = max(0.0, wake_at - self.now())
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -307,137 +321,68 @@ class AcdService:
             except TimeoutError:
                 pass
             try:
-                await self.execute(lambda e, now: e.tick(now))
+                await self.execute(Tick())
             except Exception:  # a failing tick must not stop future timers
                 log.exception("timer tick failed")
                 await asyncio.sleep(1)
 
     # ------------------------------------------------------------------ commands
-    async def execute(
-        self,
-        command: Callable[[r.RoutingEngine, float], list[r.Output]],
-        prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None = None,
-        after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[T]] | None = None,
-    ) -> tuple[list[r.Output], T | None]:
-        """Run one engine command durably (see the module docstring for the order of steps).
+    def register(self, command_type: type[AcdCommand[Any]], handler: CommandHandler[Any]) -> None:
+        """Make ``handler`` the one handler of ``command_type`` (use cases register theirs when built)."""
+        self._handlers[command_type] = handler
+
+    async def execute(self, command: AcdCommand[T]) -> T:
+        """Run one command durably (see the module docstring for the order of steps) and return its
+        handler's answer (an engine-only command answers its outputs)::
+
+            await acd.execute(AcceptOffer(contact_id="42", agent_id="7"))
 
         Commands that arrive while a transaction is being written are committed together in the next
-        one (group commit, a savepoint each): the result comes back after that commit. A caller
+        one (group commit, a savepoint each): the answer comes back after that commit. A caller
         cancelled before its command started leaves it unrun.
         """
-        item = _Command(command, prepare, after, asyncio.get_running_loop().create_future())
-        self._pending.append(item)
-        if not self._draining:
-            self._draining = True
-            task = asyncio.get_running_loop().create_task(self._drain(), name="acd-commands")
-            self._drainer = task
-        outputs, result = await item.future
-        return outputs, cast("T | None", result)
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler registered for {type(command).__name__}")
+        return cast(T, await self._commands.submit(_Command(command, handler)))
 
-    async def _drain(self) -> None:
-        """Run the queued commands, a batch per transaction, until none is left."""
-        try:
-            async with self.lock:
-                while self._pending:
-                    if self._pending[0].solo:
-                        batch = [self._pending.popleft()]
-                    else:
-                        batch = []
-                        while self._pending and len(batch) < MAX_BATCH and not self._pending[0].solo:
-                            batch.append(self._pending.popleft())
-                    batch = [c for c in batch if not c.future.done()]  # cancelled while waiting
-                    if not batch:
-                        continue
-                    try:
-                        await self._run_batch(batch)
-                    except Exception as exc:  # never leave a caller waiting for ever
-                        log.exception("ACD batch failed")
-                        for c in batch:
-                            if not c.future.done():
-                                c.future.set_exception(exc)
-                    except BaseException:
-                        for c in batch:
-                            c.future.cancel()
-                        raise
-        except asyncio.CancelledError:
-            # The loop is shutting down: nothing will run the commands still waiting.
-            while self._pending:
-                self._pending.popleft().future.cancel()
-            raise
-        finally:
-            self._draining = False
+    def commands_waiting(self) -> int:
+        """How many commands wait for the next transaction (tests use it to line up a batch)."""
+        return self._commands.waiting()
 
-    async def _run_batch(self, batch: list[_Command]) -> None:
-        for c in batch:
-            c.started = True
-        shared = len(batch) > 1
-        failed: _Command | None = None
-        changed = False
-        try:
-            async with self.sessions.begin() as s:
-                if self._sqlite:
-                    # Take the write lock now: the batch reads and writes, and its savepoints must
-                    # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
-                    # RELEASE would commit it).
-                    await s.execute(_BEGIN_IMMEDIATE)
-                for n, c in enumerate(batch):
-                    failed = c
-                    changed = await self._run_one(s, c, shared) or changed
-                    if n % YIELD_EVERY == YIELD_EVERY - 1:
-                        # Statements inside the transaction run inline: let the loop serve its
-                        # sockets (SIP, WebSocket) between commands of a long batch.
-                        await asyncio.sleep(0)
-                failed = None
-        except Exception as exc:
-            await self._batch_failed(batch, failed, changed, exc)
-            return
-        for c in batch:
-            if c.error is None:
-                self._publish(c.outputs)
-        self._wake.set()
-        for c in batch:
-            if c.future.done():
-                continue
-            if c.error is not None:
-                c.future.set_exception(c.error)
-            else:
-                c.future.set_result((c.outputs, c.result))
+    def _committed(self, batch: list[Job[_Command]]) -> None:
+        self._wake.set()  # the commands may have moved the engine's next deadline
 
-    async def _run_one(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
+    async def _run_one(self, s: AsyncSession, job: Job[_Command], shared: bool) -> bool:
         """Run one command of a batch; returns whether the engine changed.
 
         A failure before the engine changed (the prepare step, or the engine refusing the command) is
         the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
-        rolls the transaction back. A failure after the engine changed raises :class:`_EngineChanged`.
+        rolls the transaction back. A failure after the engine changed raises :class:`StateChanged`.
         """
-        try:
-            return await self._run_command(s, c, shared)
-        finally:
-            s.info.pop(_HELD, None)  # held rows are the command's own (written by its _persist)
-
-    async def _run_command(self, s: AsyncSession, c: _Command, shared: bool) -> bool:
-        now = self.now()
+        uow = UnitOfWork(s, self.now())
+        command, handler = job.work.command, job.work.handler
         savepoint = None
         mark = 0
-        if shared and c.prepare is not None:
+        if shared and handler.prepares:
             # Only a prepare step writes before the engine runs: a command without one that the
             # engine refuses has written nothing, so it needs no savepoint.
             mark = await s.run_sync(write_now)
             savepoint = await s.begin_nested()
         try:
             prepared = None
-            if c.prepare is not None:
-                prepared = await c.prepare(s, now)
+            if handler.prepares:
+                prepared = await handler.prepare(uow, command)
                 # What the prepare step wrote (a new interaction's created_at) has the clock's time of
                 # then: the command happens after it, so the log follows the order things happened.
-                now = max(now, self.now())
+                uow.now = max(uow.now, self.now())
             try:
-                outputs = c.command(self.engine, now)
+                outputs = handler.decide(self.engine, command, prepared, uow.now)
             except r.RoutingError as exc:
                 raise _domain_error(exc) from None
             except Exception as exc:
-                raise _EngineChanged() from exc  # a fault in the engine: its state is unknown
-        except _EngineChanged:
+                raise StateChanged() from exc  # a fault in the engine: its state is unknown
+        except StateChanged:
             raise
         except Exception as exc:
             if not shared:
@@ -445,213 +390,51 @@ class AcdService:
             if savepoint is not None:
                 await savepoint.rollback()
                 discard_since(s.sync_session, mark)
-            c.error = exc
+            job.error = exc
             return False
-        c.outputs = outputs
         try:
-            await self._persist(s, outputs, now)
-            if c.after is not None:
-                c.result = await c.after(s, outputs, prepared)
+            await self._persist(uow, outputs)
+            job.result = await handler.finish(uow, command, outputs, prepared)
             if savepoint is not None:
                 await savepoint.commit()
         except Exception as exc:
-            raise _EngineChanged() from exc
+            raise StateChanged() from exc
         return True
 
-    async def _batch_failed(
-        self, batch: list[_Command], failed: _Command | None, changed: bool, exc: Exception
-    ) -> None:
-        """The batch's transaction rolled back. The failing command (or a batch of one whose commit
-        failed) gets the error. If the engine had changed, it is rebuilt from the store (the truth) and
-        the batch's other commands run again, each in its own transaction."""
-        engine_changed = changed or isinstance(exc, _EngineChanged)
-        error: BaseException = exc.__cause__ if isinstance(exc, _EngineChanged) and exc.__cause__ else exc
-        if engine_changed:
-            log.error(
-                "ACD transaction failed after the engine changed; rebuilding from the store",
-                exc_info=error,
-            )
-            await self._rebuild()
-        culprit = failed if failed is not None else batch[0] if len(batch) == 1 else None
-        if culprit is not None and not culprit.future.done():
-            culprit.future.set_exception(error)
-        again = [c for c in batch if c is not culprit and not c.future.done()]
-        for c in reversed(again):
-            c.started, c.solo, c.error, c.outputs, c.result = False, True, None, [], None
-            self._pending.appendleft(c)
-
     def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
-        """Called with every committed batch of outputs (statistics, webhooks)."""
-        self._listeners.append(listener)
+        """Call ``listener`` with the engine outputs of every committed transaction (the voice
+        channel rings phones with them): a subscriber of the one outlet of committed events."""
+        commit_outlet(self.sessions).subscribe(_OutputsListener(listener))
 
     # ------------------------------------------------------------------ persistence of outputs
-    async def _persist(self, s: AsyncSession, outputs: list[r.Output], now: float) -> None:
-        at = _dt(now)
-        touched: list[int] = []
-        finished_with_wrap: set[str] = {o.contact_id for o in outputs if isinstance(o, r.WrapUpStarted)}
-        rows = _Rows(s)
+    async def _persist(self, uow: UnitOfWork, outputs: list[r.Output], also_sync: Iterable[int] = ()) -> None:
+        """Write what the outputs mean for the store (the pure mapping of domain/contact_log.py),
+        through the command's interactions repository."""
+        also_sync = list(also_sync)
+        if not outputs and not also_sync:
+            return
+        repository = uow.interactions
+        ids = {int(o.contact_id) for o in outputs if isinstance(o, _ABOUT_A_CONTACT)}
+        rows = await repository.load(ids.union(also_sync))
+        ended = [int(o.agent_id) for o in outputs if isinstance(o, r.WrapUpEnded)]
+        if ended:
+            rows.update(await repository.in_wrap_up(ended))
+        uow.collect(outputs)
+        at = _dt(uow.now)
+        await repository.record(record_outputs(outputs, at, rows, self._status_of, also_sync=also_sync), at)
 
-        async def row(contact_id: str) -> Interaction | _Routed | None:
-            return await rows.get(int(contact_id))
-
-        for o in outputs:
-            if isinstance(o, r.AgentStateChanged):
-                await self._agent_state(s, o, at)
-                continue
-            if isinstance(o, r.WrapUpStarted):
-                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": o.until})
-                continue
-            if isinstance(o, r.WrapUpEnded):
-                await s.execute(_SET_WRAP_UP_UNTIL, {"agent": int(o.agent_id), "until": None})
-                for i in await rows.in_wrap_up(int(o.agent_id)):
-                    i.state = St.DONE.value
-                    i.closed_at = at
-                    log_event(s, i, Ev.DONE, at, early=o.early)
-                continue
-            if isinstance(o, r.QueueOpenChanged):
-                continue
-            found = await row(o.contact_id)
-            if found is None:
-                continue
-            i = found
-            touched.append(i.id)
-            if isinstance(o, r.ContactQueued):
-                i.queue_id = int(o.queue_id)
-                i.state = St.QUEUED.value
-                i.route_enqueued_at = o.enqueued_at
-                i.route_seq = o.seq
-                i.queued_at = i.queued_at or at
-                log_event(s, i, Ev.QUEUED, at, seq=o.seq)
-            elif isinstance(o, r.OfferContact):
-                i.state = St.OFFERED.value
-                i.offered_at = at
-                log_event(
-                    s,
-                    i,
-                    Ev.OFFERED,
-                    at,
-                    agent_ids=[int(a) for a in o.agent_ids],
-                    expires_at=o.expires_at,
-                    is_callback=o.is_callback,
-                )
-            elif isinstance(o, r.WithdrawOffer):
-                log_event(
-                    s, i, Ev.OFFER_WITHDRAWN, at, agent_ids=[int(a) for a in o.agent_ids], reason=o.reason
-                )
-            elif isinstance(o, r.OfferTimedOut):
-                log_event(s, i, Ev.OFFER_TIMED_OUT, at, agent_ids=[int(a) for a in o.agent_ids])
-            elif isinstance(o, r.OfferRejected):
-                log_event(s, i, Ev.OFFER_REJECTED, at, rejected_by=int(o.agent_id))
-            elif isinstance(o, r.ContactConnected):
-                i.state = St.CONNECTED.value
-                i.agent_id = int(o.agent_id)
-                i.connected_at = at
-                log_event(s, i, Ev.CONNECTED, at, waited_s=round(o.waited_s, 3))
-            elif isinstance(o, r.ContactFinished):
-                i.ended_at = at
-                if o.contact_id in finished_with_wrap:
-                    i.state = St.WRAP_UP.value
-                    log_event(s, i, Ev.WRAP_UP, at)
-                else:
-                    log_event(s, i, Ev.WRAP_UP, at)
-                    i.state = St.DONE.value
-                    i.closed_at = at
-                    log_event(s, i, Ev.DONE, at)
-            elif isinstance(o, r.ContactAbandoned):
-                i.state = St.ABANDONED.value
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.ABANDONED, at, waited_s=round(o.waited_s, 3))
-            elif isinstance(o, r.ContactOverflowed):
-                log_event(s, i, Ev.OVERFLOWED, at, to_queue_id=int(o.to_queue), reason=o.reason)
-            elif isinstance(o, r.ContactTransferred):
-                i.state = St.QUEUED.value if o.to_agent is None else i.state
-                log_event(
-                    s,
-                    i,
-                    Ev.TRANSFERRED,
-                    at,
-                    from_queue_id=int(o.from_queue),
-                    to_queue_id=int(o.to_queue),
-                    to_agent_id=None if o.to_agent is None else int(o.to_agent),
-                    from_agent_id=None if o.from_agent is None else int(o.from_agent),
-                )
-            elif isinstance(o, r.FallbackAction):
-                i.state = St.FAILED.value
-                i.disposition = f"fallback:{o.action}"
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.FALLBACK, at, action=o.action, reason=o.reason, queue_id=int(o.queue_id))
-            elif isinstance(o, r.ContactRefused):
-                i.state = St.FAILED.value
-                i.ended_at = i.closed_at = at
-                log_event(s, i, Ev.REFUSED, at, reason=o.reason, queue_id=int(o.queue_id))
-            elif isinstance(o, r.ContactEscalated):
-                log_event(s, i, Ev.ESCALATED, at, step=o.step)
-            elif isinstance(o, r.PriorityChanged):
-                i.priority = o.priority
-                log_event(s, i, Ev.PRIORITY_CHANGED, at, priority=o.priority)
-            elif isinstance(o, r.CallbackScheduled):
-                i.attributes = {**i.attributes, "callback": True}
-                log_event(s, i, Ev.CALLBACK_REQUESTED, at)
-        await self._sync_states(s, touched, rows)
-        # Rows this transaction had not loaded are written here (Core); loaded ones by the commit.
-        await rows.write()
-
-    async def _sync_states(self, s: AsyncSession, ids: Iterable[int], rows: _Rows | None = None) -> None:
-        """Make the stored state of contacts the engine still tracks match the engine exactly."""
-        for interaction_id in set(ids):
-            try:
-                status = self.engine.contact_status(str(interaction_id))
-            except r.UnknownContact:
-                continue
-            i = await (rows.get(interaction_id) if rows is not None else s.get(Interaction, interaction_id))
-            if i is None:
-                continue
-            i.queue_id = int(status.queue_id)
-            i.route_enqueued_at = status.enqueued_at
-            i.route_seq = status.seq
-            i.priority = status.priority
-            i.state = {"waiting": St.QUEUED, "offered": St.OFFERED, "connected": St.CONNECTED}[
-                status.state
-            ].value
-            if status.state == "connected" and status.agent_ids:
-                i.agent_id = int(status.agent_ids[0])
-            # A reservation (sticky routing, a transfer to an agent) survives a restart with the contact.
-            reservation = None
-            if status.target_agent is not None and status.state == "waiting":
-                until = status.target_until
-                reservation = {
-                    "agent_id": int(status.target_agent),
-                    "until": None if until is None or math.isinf(until) else until,
-                }
-            attributes = i.attributes or {}
-            if attributes.get(_RESERVATION) != reservation:
-                attributes = {k: v for k, v in attributes.items() if k != _RESERVATION}
-                if reservation is not None:
-                    attributes[_RESERVATION] = reservation
-                i.attributes = attributes
-
-    async def _agent_state(self, s: AsyncSession, o: r.AgentStateChanged, at: datetime) -> None:
-        # Core statements on the tables: no unit-of-work pass for a row this transaction never loads
-        # (a loaded profile is refreshed by the caller that loaded it).
-        await s.execute(
-            _SET_AGENT_STATE,
-            {"agent": int(o.agent_id), "state": o.state, "reason": o.reason, "since": o.since, "at": at},
-        )
-        append_row(
-            s,
-            _AGENT_EVENTS,
-            {"agent_id": int(o.agent_id), "at": _dt(o.since), "state": o.state, "reason": o.reason},
-        )
+    def _status_of(self, contact_id: str) -> r.ContactStatus | None:
+        try:
+            return self.engine.contact_status(contact_id)
+        except r.UnknownContact:
+            return None
 
     # ------------------------------------------------------------------ publication
-    def _publish(self, outputs: list[r.Output]) -> None:
-        for listener in self._listeners:
-            try:
-                listener(outputs)
-            except Exception:
-                log.exception("ACD listener failed")
+    def publish(self, committed: Committed) -> None:
+        """Publish a committed transaction's engine outputs on the bus (the WebSocket stream's
+        source); ``bootstrap.py`` subscribes it to the outlet of committed events."""
         queue_of: dict[str, str] = {}  # contact -> queue, from this batch (a finished contact has left)
-        for o in outputs:
+        for o in committed.outputs:
             message = _bus_message(o, self._project_of(o, queue_of))
             if message is not None:
                 self.bus.publish(message)
@@ -675,173 +458,23 @@ class AcdService:
         return self.project_of_queue(int(queue)) if queue is not None and queue.isdigit() else None
 
 
-_INTERACTIONS = cast(Table, Interaction.__table__)
-# The columns the ACD reads (first group) and writes (all but id, channel and project) of an interaction.
-_ROUTED_READ = ("id", "channel", "project_id", "queued_at")
-_ROUTED_WRITE = (
-    "state",
-    "queue_id",
-    "agent_id",
-    "priority",
-    "attributes",
-    "route_enqueued_at",
-    "route_seq",
-    "offered_at",
-    "connected_at",
-    "ended_at",
-    "closed_at",
-    "disposition",
-)
-_LOAD_ROUTED = select(*(_INTERACTIONS.c[name] for name in (*_ROUTED_READ, *_ROUTED_WRITE)))
-_LOAD_ONE = _LOAD_ROUTED.where(_INTERACTIONS.c.id == bindparam("id"))
-_LOAD_MANY = _LOAD_ROUTED.where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
-_LOAD_IN_WRAP_UP = _LOAD_ROUTED.where(
-    _INTERACTIONS.c.agent_id == bindparam("agent"), _INTERACTIONS.c.state == St.WRAP_UP.value
-).order_by(_INTERACTIONS.c.id)
-_WRITE_ROUTED = (
-    update(_INTERACTIONS)
-    .where(_INTERACTIONS.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _ROUTED_WRITE})
-)
-# A row its command's prepare step inserted (hold_interaction) also has its first queued_at written,
-# as the unit of work wrote it for an ORM object (a read row keeps the one it was first queued with).
-_NEW_ROUTED_WRITE = (*_ROUTED_WRITE, "queued_at")
-_WRITE_NEW_ROUTED = (
-    update(_INTERACTIONS)
-    .where(_INTERACTIONS.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _NEW_ROUTED_WRITE})
-)
+@dataclass(frozen=True, slots=True)
+class _OutputsListener:
+    """A listener of engine outputs as a subscriber of committed events."""
+
+    listener: Callable[[list[r.Output]], None]
+
+    def __call__(self, committed: Committed) -> None:
+        if committed.outputs:
+            self.listener(list(committed.outputs))
 
 
-class _Routed:
-    """The routing columns of an interaction this transaction has not loaded as an ORM object: read
-    and written with one Core statement each, instead of a full ORM load and a unit-of-work flush
-    (accepting an offer, a timer firing). It quacks like :class:`Interaction` for those columns."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-    id: int
-    channel: str
-    project_id: int | None
-    queued_at: datetime | None
-    state: str
-    queue_id: int | None
-    agent_id: int | None
-    priority: int
-    attributes: dict[str, Any]
-    route_enqueued_at: float | None
-    route_seq: int | None
-    offered_at: datetime | None
-    connected_at: datetime | None
-    ended_at: datetime | None
-    closed_at: datetime | None
-    disposition: str | None
-
-    new = False  # inserted by the command's prepare step (see hold_interaction)
-
-    def params(self) -> dict[str, Any]:
-        values = {name: self.__dict__[name] for name in (_NEW_ROUTED_WRITE if self.new else _ROUTED_WRITE)}
-        values["_id"] = self.id
-        return values
-
-
-# An interaction as the ACD reads and writes it with Core (what hold_interaction returns).
-RoutedInteraction = _Routed
-# Session info key: interactions a command's prepare step inserted or read with Core (see
-# hold_interaction and load_interactions).
-_HELD = "frontoffice.acd.held_interactions"
-
-
-def hold_interaction(s: AsyncSession, values: dict[str, Any]) -> _Routed:
-    """The row of an interaction the running command's prepare step has just inserted with Core
-    (``values``: every column, id included), for the command's outputs to update in memory and write
-    with one Core ``UPDATE`` — no read of what the caller has in hand, no unit-of-work flush. It is the
-    command's own: forgotten when the command ends."""
-    row = _Routed(values)
-    row.new = True
-    s.info.setdefault(_HELD, {})[row.id] = row
-    return row
-
-
-async def load_interactions(s: AsyncSession, ids: list[int]) -> dict[int, _Routed]:
-    """The routing columns of these interactions, read by the running command's prepare step (a
-    hang-up's call legs copy them into their events): the command's outputs use these rows instead of
-    reading them again. They are the command's own: forgotten when the command ends."""
-    held = s.info.setdefault(_HELD, {})
-    rows: dict[int, _Routed] = {}
-    for loaded in (await s.execute(_LOAD_MANY, {"ids": ids})).mappings():
-        rows[loaded["id"]] = held[loaded["id"]] = _Routed(dict(loaded))
-    return rows
-
-
-class _Rows:
-    """The interactions one ACD transaction touches: ORM objects the transaction already holds
-    (the caller's prepare step loaded or created them; the commit writes them), else :class:`_Routed`
-    rows — held ones the prepare step inserted, or read here — written by :meth:`write`."""
-
-    def __init__(self, s: AsyncSession) -> None:
-        self.s = s
-        self.found: dict[int, Interaction | _Routed | None] = {}
-
-    async def get(self, key: int) -> Interaction | _Routed | None:
-        if key in self.found:
-            return self.found[key]
-        held = self.s.identity_map.get(identity_key(Interaction, key))
-        if held is None:
-            held = self.s.info.get(_HELD, {}).get(key)
-        if held is not None:
-            found: Interaction | _Routed | None = held
-        else:
-            # Reads interactions only: log rows appended so far (call legs) go out with the others.
-            result = await self.s.execute(_LOAD_ONE, {"id": key}, execution_options=NOT_READING_LOGS)
-            loaded = result.mappings().one_or_none()
-            found = None if loaded is None else _Routed(dict(loaded))
-        self.found[key] = found
-        return found
-
-    async def in_wrap_up(self, agent_id: int) -> list[Interaction | _Routed]:
-        # Make this transaction's changes so far visible to the query (a contact may have entered
-        # wrap-up earlier in the same batch of outputs).
-        await self.write()
-        await self.s.flush()
-        result = []
-        for loaded in (await self.s.execute(_LOAD_IN_WRAP_UP, {"agent": agent_id})).mappings():
-            found = await self.get(loaded["id"])  # prefer an ORM object the transaction holds
-            if found is not None:
-                result.append(found)
-        return result
-
-    async def write(self) -> None:
-        changed = [row for row in self.found.values() if isinstance(row, _Routed)]
-        for row in changed:
-            await self.s.execute(_WRITE_NEW_ROUTED if row.new else _WRITE_ROUTED, row.params())
-
-
-# Commands committed in one transaction at most (a bound on the wait of the batch's first caller).
-MAX_BATCH = 64
-# A batch lets the event loop run after this many commands.
-YIELD_EVERY = 4
-_BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
-
-
-class _EngineChanged(Exception):
-    """A command failed after the engine had applied it (its ``__cause__`` is the error)."""
-
-
-@dataclass(eq=False, slots=True)
+@dataclass(frozen=True, slots=True)
 class _Command:
-    """One caller's command, waiting in :attr:`AcdService._pending` or running in a batch."""
+    """A caller's command and the handler registered for its type."""
 
-    command: Callable[[r.RoutingEngine, float], list[r.Output]]
-    prepare: Callable[[AsyncSession, float], Awaitable[Any]] | None
-    after: Callable[[AsyncSession, list[r.Output], Any], Awaitable[Any]] | None
-    future: asyncio.Future[tuple[list[r.Output], Any]]
-    started: bool = False
-    solo: bool = False  # runs alone (again, after its batch failed)
-    outputs: list[r.Output] = field(default_factory=list)
-    result: Any = None
-    error: BaseException | None = None
+    command: AcdCommand[Any]
+    handler: CommandHandler[Any]
 
 
 def _bus_message(o: r.Output, project_id: int | None = None) -> BusMessage | None:
@@ -874,7 +507,12 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
-def _contact(row: Interaction) -> r.Contact:
+def _timestamp(at: datetime) -> float:
+    # SQLite gives back naive datetimes; they are UTC.
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _contact(row: RoutedContact) -> r.Contact:
     attrs = row.attributes or {}
     preferred = attrs.get("preferred_agent_id")
     return r.Contact(
@@ -922,3 +560,15 @@ def _domain_error(exc: r.RoutingError) -> InvalidInput | NotFound | Conflict:
     if isinstance(exc, r.InvalidTransition | r.DuplicateContact):
         return Conflict("Not possible in the current state", error_id="invalid-transition", reason=message)
     return InvalidInput("Invalid routing configuration", error_id="invalid-routing-config", reason=message)
+
+
+class _TickHandler(CommandHandler[Tick]):
+    """The timers that are due; the first tick after the site's midnight also starts the new day of
+    the engine's daily counters (``fewest_contacts``, ``least_occupied``, the wallboard's today)."""
+
+    def __init__(self, acd: AcdService) -> None:
+        self.acd = acd
+
+    def decide(self, engine: r.RoutingEngine, command: Tick, prepared: Any, now: float) -> list[r.Output]:
+        self.acd.start_of_day(engine, now)
+        return engine.tick(now)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -29,11 +28,11 @@ from frontoffice.domain.calendars import (
     weekday_index,
 )
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.routing import Output, RoutingEngine
 from frontoffice.store.tables import BusinessCalendar as CalendarRow
 from frontoffice.store.tables import Queue
 
 from .acd import AcdService
+from .acd_commands import SetQueueOpen
 from .context import Actor, Clock, audit, system_clock
 from .schemas import N_, Input
 
@@ -235,7 +234,7 @@ class CalendarService:
                 qid in self.acd.engine.queue_ids()
                 and self.acd.engine.queue_status(qid, now.timestamp()).open != want
             ):
-                await self.acd.execute(_set_open(qid, want))
+                await self.acd.execute(SetQueueOpen(qid, want))
                 log.info("queue %s", "opened" if want else "closed", extra={"queue_id": queue.id})
         return soonest
 
@@ -252,10 +251,3 @@ class CalendarService:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-
-
-def _set_open(queue_id: str, open_: bool) -> Callable[[RoutingEngine, float], list[Output]]:
-    def command(engine: RoutingEngine, now: float) -> list[Output]:
-        return engine.set_queue_open(queue_id, open_, now)
-
-    return command

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
@@ -33,8 +34,10 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError
 from frontoffice.domain.model import Channel, Direction
 from frontoffice.store.tables import Interaction, ScheduledCallback
+from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd import AcdService
+from .acd_commands import AcdCommand, CommandHandler
 from .context import Clock, system_clock
 from .interactions import InteractionService
 
@@ -43,6 +46,7 @@ __all__ = [
     "CALLBACK_RETRY_S",
     "CallbackReason",
     "CallbackScheduler",
+    "QueueCallback",
     "schedule_callback",
 ]
 
@@ -125,6 +129,7 @@ class CallbackScheduler:
         self.retry_s = retry_s
         self.poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        acd.register(QueueCallback, _QueueCallbackHandler(self))
 
     async def start(self) -> None:
         """Start looking for due callbacks (those that fell due while the server was down go first)."""
@@ -166,67 +171,8 @@ class CallbackScheduler:
         return queued
 
     async def _fire(self, promise_id: int) -> int | None:
-        held: dict[str, Any] = {}
-
-        async def claim(s: AsyncSession, _: float) -> None:
-            at = self.clock()
-            result = cast(
-                "CursorResult[Any]",
-                await s.execute(
-                    update(ScheduledCallback)
-                    .where(ScheduledCallback.id == promise_id, ScheduledCallback.state == _SCHEDULED)
-                    .values(state=_QUEUED, fired_at=at)
-                ),
-            )
-            if result.rowcount != 1:
-                raise Conflict("This callback was queued already", error_id="callback-taken")
-            promise = await s.get(ScheduledCallback, promise_id)
-            assert promise is not None
-            await s.refresh(promise)
-            source = await s.get(Interaction, promise.interaction_id)
-            queue_id = promise.queue_id or (source.queue_id if source is not None else None)
-            if source is None or queue_id is None or queue_id not in self.acd.queue_info:
-                raise _NoQueue("The callback's queue no longer exists", error_id="no-such-queue")
-            created = await self.interactions.record(
-                s,
-                InteractionService.orm_row(s),
-                channel=Channel(source.channel),
-                direction=Direction.OUTBOUND,
-                customer_id=source.customer_id,
-                subject=f"Callback: {source.subject}"[:500],
-                from_address=source.to_address,
-                to_address=source.from_address,
-                queue_id=queue_id,
-                project_id=source.project_id,
-                priority=source.priority,
-                attributes={
-                    "callback": True,
-                    "callback_for": source.id,
-                    "summary": str((source.attributes or {}).get("summary", source.subject))[:300],
-                },
-            )
-            promise.callback_interaction_id = created.id
-            held["contact"] = r.Contact(
-                contact_id=str(created.id),
-                channel=source.channel,
-                queue_id=str(queue_id),
-                priority=source.priority,
-                customer_id=None if source.customer_id is None else str(source.customer_id),
-                preferred_agent_id=None if promise.agent_id is None else str(promise.agent_id),
-                is_callback=True,
-            )
-
-        def arrive(engine: r.RoutingEngine, now: float) -> list[r.Output]:
-            contact: r.Contact = held["contact"]
-            reason = engine.turn_away_reason(contact.queue_id)
-            if reason is not None:
-                # Not now (closed, full): nothing changes, the promise is tried again later.
-                raise r.QueueTurnsAway(contact.queue_id, reason)
-            reserve = self.reserve_s if contact.preferred_agent_id is not None else None
-            return engine.contact_arrived(contact, now, reserve_s=reserve)
-
         try:
-            await self.acd.execute(arrive, claim)
+            contact_id = await self.acd.execute(QueueCallback(promise_id))
         except _NoQueue:
             await self._set(promise_id, state=_CANCELLED)
             return None
@@ -234,9 +180,8 @@ class CallbackScheduler:
             if exc.error_id == "queue-not-accepting":
                 await self._set(promise_id, due_at=self.clock() + timedelta(seconds=self.retry_s))
             return None
-        contact = held["contact"]
-        log.info("callback queued", extra={"interaction": contact.contact_id})
-        return int(contact.contact_id)
+        log.info("callback queued", extra={"interaction": str(contact_id)})
+        return contact_id
 
     async def _set(self, promise_id: int, **values: Any) -> None:
         """Change a promise that is still scheduled (postpone or cancel it)."""
@@ -246,3 +191,83 @@ class CallbackScheduler:
                 .where(ScheduledCallback.id == promise_id, ScheduledCallback.state == _SCHEDULED)
                 .values(**values)
             )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallback(AcdCommand[int]):
+    """A due promise: claim it, insert its callback contact and queue that contact; answers its id."""
+
+    promise_id: int
+
+
+class _QueueCallbackHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, scheduler: CallbackScheduler) -> None:
+        self.scheduler = scheduler
+
+    async def prepare(self, uow: UnitOfWork, command: QueueCallback) -> r.Contact:
+        """Claim the promise (``scheduled`` -> ``queued``) and insert the callback contact."""
+        s, promise_id, scheduler = uow.session, command.promise_id, self.scheduler
+        at = scheduler.clock()
+        result = cast(
+            "CursorResult[Any]",
+            await s.execute(
+                update(ScheduledCallback)
+                .where(ScheduledCallback.id == promise_id, ScheduledCallback.state == _SCHEDULED)
+                .values(state=_QUEUED, fired_at=at)
+            ),
+        )
+        if result.rowcount != 1:
+            raise Conflict("This callback was queued already", error_id="callback-taken")
+        promise = await s.get(ScheduledCallback, promise_id)
+        assert promise is not None
+        await s.refresh(promise)
+        source = await s.get(Interaction, promise.interaction_id)
+        queue_id = promise.queue_id or (source.queue_id if source is not None else None)
+        if source is None or queue_id is None or queue_id not in scheduler.acd.queue_info:
+            raise _NoQueue("The callback's queue no longer exists", error_id="no-such-queue")
+        # Core insert; the command keeps the row (adopt) and the ACD writes its changes with Core.
+        created = await scheduler.interactions.record(
+            s,
+            uow.interactions.adopt,
+            channel=Channel(source.channel),
+            direction=Direction.OUTBOUND,
+            customer_id=source.customer_id,
+            subject=f"Callback: {source.subject}"[:500],
+            from_address=source.to_address,
+            to_address=source.from_address,
+            queue_id=queue_id,
+            project_id=source.project_id,
+            priority=source.priority,
+            attributes={
+                "callback": True,
+                "callback_for": source.id,
+                "summary": str((source.attributes or {}).get("summary", source.subject))[:300],
+            },
+        )
+        promise.callback_interaction_id = created.id
+        return r.Contact(
+            contact_id=str(created.id),
+            channel=source.channel,
+            queue_id=str(queue_id),
+            priority=source.priority,
+            customer_id=None if source.customer_id is None else str(source.customer_id),
+            preferred_agent_id=None if promise.agent_id is None else str(promise.agent_id),
+            is_callback=True,
+        )
+
+    def decide(
+        self, engine: r.RoutingEngine, command: QueueCallback, prepared: r.Contact, now: float
+    ) -> list[r.Output]:
+        reason = engine.turn_away_reason(prepared.queue_id)
+        if reason is not None:
+            # Not now (closed, full): nothing changes, the promise is tried again later.
+            raise r.QueueTurnsAway(prepared.queue_id, reason)
+        reserve = self.scheduler.reserve_s if prepared.preferred_agent_id is not None else None
+        return engine.contact_arrived(prepared, now, reserve_s=reserve)
+
+    async def finish(
+        self, uow: UnitOfWork, command: QueueCallback, outputs: list[r.Output], prepared: r.Contact
+    ) -> int:
+        return int(prepared.contact_id)

@@ -72,20 +72,20 @@ async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) 
         )
         passwords[username] = password
         user_ids[username] = user.id
-    support = await center.create_queue(
+    support = await center.admin.create_queue(
         system,
         QueueIn(name="Support", settings=QueueSettings(wrap_up_s=30, offer_timeout_s=20, sl_threshold_s=20)),
     )
-    sales = await center.create_queue(
+    sales = await center.admin.create_queue(
         system, QueueIn(name="Sales", settings=QueueSettings(wrap_up_s=15, required_skills={"sales": 3}))
     )
-    billing = await center.create_queue(
+    billing = await center.admin.create_queue(
         system,
         QueueIn(
             name="Billing", settings=QueueSettings(wrap_up_s=30, overflow_queue_id=support.id, max_wait_s=300)
         ),
     )
-    await center.create_entry_point(
+    await center.admin.create_entry_point(
         system,
         EntryPointIn(
             name="Website contact form",
@@ -103,21 +103,23 @@ async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) 
         ("agent2", {}, {support.id: 1, billing.id: 1}),
         ("agent3", {"sales": 8}, {sales.id: 1, support.id: 2}),
     ):
-        await center.set_agent_profile(system, user_ids[name], AgentProfileIn(skills=skills, queues=queues))
+        await center.admin.set_agent_profile(
+            system, user_ids[name], AgentProfileIn(skills=skills, queues=queues)
+        )
     for code, name in (
         ("resolved", "Resolved / Решено"),
         ("callback", "Call back / Перезвонить"),
         ("info", "Information given / Консультация"),
         ("sale", "Sale / Продажа"),
     ):
-        await center.set_code(system, "dispositions", CodeIn(code=code, name=name))
+        await center.admin.set_code(system, "dispositions", CodeIn(code=code, name=name))
     for code, name in (
         ("lunch", "Lunch / Обед"),
         ("training", "Training / Обучение"),
         ("break", "Break / Перерыв"),
         ("missed", "Missed offers / Пропущенные"),
     ):
-        await center.set_code(system, "not_ready_reasons", CodeIn(code=code, name=name))
+        await center.admin.set_code(system, "not_ready_reasons", CodeIn(code=code, name=name))
     async with crm.sessions.begin() as s:
         s.add(Project(code="acme", name="Acme Ltd support", created_at=crm.clock()))
     for n, (first, last, company) in enumerate(_PEOPLE, start=1):

@@ -9,19 +9,28 @@ the ACD starts, so a restarted engine is rebuilt with what the administrator sav
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
 from frontoffice.store.tables import SiteSetting
+from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd import AcdService
+from .acd_commands import AcdCommand, CommandHandler
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
 
-__all__ = ["ENGINE_SETTINGS_KEY", "EngineSettings", "EngineSettingsOut", "EngineSettingsService"]
+__all__ = [
+    "ENGINE_SETTINGS_KEY",
+    "ConfigureEngine",
+    "EngineSettings",
+    "EngineSettingsOut",
+    "EngineSettingsService",
+]
 
 #: The key of the engine's settings in ``site_settings``.
 ENGINE_SETTINGS_KEY = "acd.engine"
@@ -86,6 +95,7 @@ class EngineSettingsService:
         self.acd = acd
         self.sessions = acd.sessions
         self.clock = clock
+        acd.register(ConfigureEngine, _ConfigureEngineHandler())
 
     async def load(self) -> None:
         """Give the ACD the stored settings; call before it starts (its engine is built with them)."""
@@ -113,19 +123,36 @@ class EngineSettingsService:
         actor.require("routing.write")
         config = data.engine_config()
         now = self.clock()
-
-        async def save(s: AsyncSession, _: float) -> SiteSetting:
-            stored = await s.get(SiteSetting, ENGINE_SETTINGS_KEY)
-            if stored is None:
-                stored = SiteSetting(key=ENGINE_SETTINGS_KEY)
-                s.add(stored)
-            stored.value = data.model_dump()
-            stored.updated_at = now
-            stored.updated_by = actor.user_id
-            audit(s, actor, "acd.settings", "site_settings", ENGINE_SETTINGS_KEY, now, **data.model_dump())
-            return stored
-
-        await self.acd.execute(lambda engine, at: engine.configure(config, at), save)
+        await self.acd.execute(ConfigureEngine(actor, data, now))
         # Committed: a later rebuild of the engine (a restart, a failed batch) uses these too.
         self.acd.engine_config = config
         return EngineSettingsOut(settings=data, updated_at=now, updated_by=actor.user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureEngine(AcdCommand[list[r.Output]]):
+    """Save the engine's settings and apply them to the running engine, in one ACD transaction."""
+
+    actor: Actor
+    settings: EngineSettings
+    at: datetime
+
+
+class _ConfigureEngineHandler(CommandHandler[Any]):
+    prepares = True
+
+    async def prepare(self, uow: UnitOfWork, command: ConfigureEngine) -> None:
+        s, data, actor = uow.session, command.settings, command.actor
+        stored = await s.get(SiteSetting, ENGINE_SETTINGS_KEY)
+        if stored is None:
+            stored = SiteSetting(key=ENGINE_SETTINGS_KEY)
+            s.add(stored)
+        stored.value = data.model_dump()
+        stored.updated_at = command.at
+        stored.updated_by = actor.user_id
+        audit(s, actor, "acd.settings", "site_settings", ENGINE_SETTINGS_KEY, command.at, **data.model_dump())
+
+    def decide(
+        self, engine: r.RoutingEngine, command: ConfigureEngine, prepared: None, now: float
+    ) -> list[r.Output]:
+        return engine.configure(command.settings.engine_config(), now)

@@ -29,6 +29,7 @@ __all__ = ["EVENTS", "InteractionService", "log_event"]
 EVENTS = cast(Table, InteractionEvent.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
 _INSERT_INTERACTION = insert(_INTERACTIONS)
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
 
 
 class EventSubject(Protocol):
@@ -99,7 +100,8 @@ class InteractionService:
         """Create an interaction and its ``created`` event inside the caller's transaction, with one Core
         ``INSERT``. ``row`` makes the caller's object from every column's value, id included:
         :meth:`orm_row` for an ORM object in the session (its later changes are flushed as usual), the
-        ACD's ``hold_interaction`` for the contact path (no ORM object, no unit-of-work flush)."""
+        ACD command's ``InteractionRepository.adopt`` for the contact path (no ORM object, no
+        unit-of-work flush)."""
         now = self.clock()
         values: dict[str, Any] = {
             "channel": channel.value,
@@ -218,29 +220,36 @@ class InteractionService:
         sender: str = "",
         content_type: str = "text/plain",
         external_id: str | None = None,
-    ) -> Message:
-        """Store a message and log it, inside the caller's transaction."""
+    ) -> int:
+        """Store a message and log it, inside the caller's transaction (one Core ``INSERT``: the
+        contact path's first message needs no ORM object); returns the message's id."""
         now = self.clock()
-        message = Message(
-            interaction_id=interaction.id,
-            direction=direction.value,
-            sender=sender,
-            body=body,
-            content_type=content_type,
-            external_id=external_id,
-            created_at=now,
+        result = cast(
+            "CursorResult[Any]",
+            await s.execute(
+                _INSERT_MESSAGE,
+                {
+                    "interaction_id": interaction.id,
+                    "direction": direction.value,
+                    "sender": sender,
+                    "body": body,
+                    "content_type": content_type,
+                    "external_id": external_id,
+                    "created_at": now,
+                },
+            ),
         )
-        s.add(message)
-        await s.flush()
+        key = result.inserted_primary_key
+        assert key is not None  # a single-row insert
         log_event(
             s,
             interaction,
             InteractionEventType.MESSAGE,
             now,
-            message_id=message.id,
+            message_id=key[0],
             direction=direction.value,
         )
-        return message
+        return int(key[0])
 
     # ------------------------------------------------------------------ projects
     async def create_project(self, actor: Actor, data: ProjectIn) -> ProjectOut:

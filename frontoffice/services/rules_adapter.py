@@ -11,6 +11,7 @@ from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.rules import Rule, RuleSyntaxError, parse_rule
 
 from .acd_schemas import ContactIn
+from .channel_contract import InboundContact
 
 __all__ = ["CompiledRules", "compile_rules", "rule_context"]
 
@@ -86,7 +87,9 @@ class RoutedEntry(Protocol):
     def address(self) -> str: ...
 
 
-def rule_context(data: ContactIn, entry: RoutedEntry, customer: Mapping[str, Any]) -> dict[str, Any]:
+def rule_context(
+    data: ContactIn | InboundContact, entry: RoutedEntry, customer: Mapping[str, Any]
+) -> dict[str, Any]:
     """What a rule can test: the contact, its IVR choice, the customer card, the entry point."""
     attributes = dict(data.attributes)
     return {

@@ -17,9 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.metrics import (
@@ -34,12 +33,10 @@ from frontoffice.domain.metrics import (
     compute_report,
     local_day_start,
 )
-from frontoffice.store.append_log import committed_rows
-from frontoffice.store.database import sync_session_class
+from frontoffice.store.committed import Committed
 from frontoffice.store.tables import AgentEvent, InteractionEvent
 
 from .context import Actor, Clock, system_clock
-from .interactions import EVENTS
 from .scope import event_visible, where
 
 __all__ = ["StatsService"]
@@ -103,8 +100,6 @@ class StatsService:
         # without converting the time to the local zone (every commit asks).
         self._next_day_start: datetime | None = None
         self._listeners: list[Callable[[set[int]], None]] = []
-        session_class = sync_session_class(sessions)
-        event.listen(session_class, "after_commit", self._committed)
 
     # ------------------------------------------------------------------ live
     def day_start(self, now: datetime) -> datetime:
@@ -136,10 +131,12 @@ class StatsService:
         """Called after each commit with the ids of queues whose figures changed."""
         self._listeners.append(listener)
 
-    def _committed(self, session: Session) -> None:
+    def committed(self, committed: Committed) -> None:
+        """Feed today's live figures with a committed transaction's interaction events (a subscriber
+        of the one outlet of committed events, registered in ``bootstrap.py``)."""
         if self._live is None:
             return
-        pending = committed_rows(session, EVENTS)
+        pending = committed.interaction_events
         if not pending:
             return
         now = self.clock()

@@ -12,8 +12,8 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
 from frontoffice.domain.permissions import role_allows
@@ -38,9 +39,23 @@ from frontoffice.store.tables import (
     Queue,
     User,
 )
+from frontoffice.store.unit_of_work import UnitOfWork
 
-from .acd import AcdService, load_interactions
-from .acd_schemas import ContactIn, CustomerFields
+from .acd import AcdService
+from .acd_commands import (
+    AcceptOffer,
+    AcdCommand,
+    CommandHandler,
+    EngineCommand,
+    FinishContact,
+    RejectOffer,
+    SetAgentState,
+    TransferToAgent,
+    TransferToQueue,
+    WithdrawContact,
+    engine_step,
+)
+from .channel_contract import CustomerIdentity, InboundContact
 from .contact_center import ContactCenter
 from .context import Actor, audit
 from .identities import normalize_identity
@@ -201,6 +216,7 @@ class VoiceCalls:
         # read at (a change to any entry point makes them stale). Process-local: see
         # ContactCenter.entry_points_changed for what that means with several nodes.
         self._entries: dict[str, tuple[int, VoiceEntry]] = {}
+        self.acd.register(CallStep, _CallStepHandler(self))
 
     # ------------------------------------------------------------------ SIP accounts
     async def set_sip_credentials(
@@ -265,29 +281,27 @@ class VoiceCalls:
         }
         if call.ivr_choice is not None:
             attributes["ivr_choice"] = call.ivr_choice
-        data = ContactIn(
+        name = {"first_name": first[:200], "last_name": last[:200]}
+        inbound = InboundContact(
             channel=Channel.VOICE,
             entry_point_id=entry,
+            customer=CustomerIdentity(phone=phone, **name),
             subject=f"Call from {call.caller or 'anonymous'}",
-            customer=CustomerFields(phone=phone, first_name=first[:200], last_name=last[:200]),
-            external_ref=call.call_id[:500],
+            external_id=call.call_id[:500],
             attributes=attributes,
         )
-        # The Call-ID is the idempotency key: a repeated INVITE that reached us as a new call returns
-        # the first interaction. Repeats are rare, so the key is not looked up first (the unique key
-        # catches them; see create_contact).
+        # The Call-ID dedupes: a repeated INVITE that reached us as a new call returns the first
+        # interaction. Repeats are rare, so the key is not looked up first (the unique key catches
+        # them; see Intake.take_in).
+        intake = self.contact_center.intake
         try:
-            created = await self.contact_center.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
-            )
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
         except InvalidInput as exc:
             if exc.error_id != "invalid-phone":
                 raise
             # A caller id that is not a phone number (sip:user@host) must not block the call.
-            data.customer = CustomerFields(first_name=first[:200], last_name=last[:200])
-            created = await self.contact_center.create_contact(
-                Actor.system(), data, f"sip:{call.call_id}"[:200], check_key_first=False
-            )
+            inbound = replace(inbound, customer=CustomerIdentity(**name))
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
         return created.interaction.id
 
     async def set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:
@@ -349,19 +363,19 @@ class VoiceCalls:
 
     async def call_abandoned(self, interaction_id: int) -> None:
         """The caller hung up before an agent answered."""
-        await self._acd(lambda e, now: e.contact_withdrawn(str(interaction_id), now))
+        await self._acd(WithdrawContact(str(interaction_id)))
 
     async def offer_answered(self, interaction_id: int, agent_id: int) -> None:
         """The agent's phone answered the offer: connected."""
-        await self._acd(lambda e, now: e.offer_accepted(str(interaction_id), str(agent_id), now))
+        await self._acd(AcceptOffer(str(interaction_id), str(agent_id)))
 
     async def offer_declined(self, interaction_id: int, agent_id: int) -> None:
         """The agent's phone was busy, declined or unreachable: the caller returns to their place."""
-        await self._acd(lambda e, now: e.offer_rejected(str(interaction_id), str(agent_id), now))
+        await self._acd(RejectOffer(str(interaction_id), str(agent_id)))
 
     async def call_ended(self, interaction_id: int) -> None:
         """Either side hung up a bridged call: wrap-up starts."""
-        await self._acd(lambda e, now: e.contact_finished(str(interaction_id), now))
+        await self._acd(FinishContact(str(interaction_id)))
 
     async def phones_reachable(self, agent_id: int, reachable: bool) -> None:
         """Every phone of the agent stopped answering (``False``): a ready agent goes not_ready with
@@ -374,41 +388,38 @@ class VoiceCalls:
         if status.state == "offline":
             return
         if not reachable and status.ready:
-            await self.acd.execute(
-                lambda e, now: e.set_agent_state(agent, "not_ready", now, UNREACHABLE_REASON)
-            )
+            await self.acd.execute(SetAgentState(agent, "not_ready", UNREACHABLE_REASON))
         elif reachable and status.reason == UNREACHABLE_REASON:
-            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "available", now, None))
+            await self.acd.execute(SetAgentState(agent, "available"))
 
-    async def _acd(self, command: Callable[[r.RoutingEngine, float], list[r.Output]]) -> None:
+    async def _acd(self, step: EngineCommand) -> None:
         """Run a call's ACD command; call legs waiting to be written go into its transaction (a hang-up
         closes both legs and ends the contact at once: one commit instead of three)."""
-        taken: list[_PendingLeg] = []
+        command = CallStep(step)
         self._acd_starting += 1
-        starting = True
-
-        async def prepare(s: AsyncSession, now: float) -> None:
-            # Runs again if the batch this command was in failed (the first attempt rolled back).
-            nonlocal starting
-            if starting:
-                self._acd_starting -= 1
-                starting = False
-            taken.extend(self._legs)
-            self._legs.clear()
-            # Read with the ACD's loader: the command's outputs use the rows (one read of the call).
-            await self._log_legs(s, taken, partial(load_interactions, s))
-
         try:
-            await self.acd.execute(command, prepare)
+            await self.acd.execute(command)
         except BaseException:
-            self._legs[:0] = taken  # rolled back with the command: the writer takes them
+            self._legs[:0] = command.legs  # rolled back with the command: the writer takes them
             raise
         else:
-            _settle(taken)
+            _settle(command.legs)
         finally:
-            if starting:
+            if command.starting:
                 self._acd_starting -= 1
             self._write_legs_soon()
+
+    async def take_legs(self, uow: UnitOfWork, command: CallStep) -> None:
+        """A call command's prepare step: the legs finished so far join the command (and its
+        transaction). Runs again if the batch the command was in failed (the first attempt rolled
+        back; the legs it took are still the command's)."""
+        if command.starting:
+            self._acd_starting -= 1
+            command.starting = False
+        command.legs.extend(self._legs)
+        self._legs.clear()
+        # Read with the command's repository: its outputs use the rows (one read of the call).
+        await self._log_legs(uow.session, command.legs, uow.interactions.load)
 
     async def annotate(self, interaction_id: int, **attributes: Any) -> None:
         """Merge attributes (IVR choice, recording files, SIP causes) into the interaction record."""
@@ -462,7 +473,8 @@ class VoiceCalls:
         self,
         s: AsyncSession,
         legs: list[_PendingLeg],
-        load: Callable[[list[int]], Awaitable[Mapping[int, EventSubject]]],
+        load: Callable[[list[int]], Awaitable[Mapping[int, EventSubject]]]
+        | Callable[[Iterable[int]], Awaitable[Mapping[int, RoutedContact]]],
     ) -> None:
         if not legs:
             return
@@ -577,13 +589,9 @@ class VoiceCalls:
     async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         """A blind transfer asked for by the agent's phone (REFER): the ACD moves the contact."""
         if queue_id is not None:
-            await self.acd.execute(
-                lambda e, now: e.transfer_to_queue(str(interaction_id), str(queue_id), now)
-            )
+            await self.acd.execute(TransferToQueue(str(interaction_id), str(queue_id)))
         elif agent_id is not None:
-            await self.acd.execute(
-                lambda e, now: e.transfer_to_agent(str(interaction_id), str(agent_id), now)
-            )
+            await self.acd.execute(TransferToAgent(str(interaction_id), str(agent_id)))
 
     async def transferred_out(self, interaction_id: int, number: str) -> None:
         """The call left for an external number (the contact itself ends with :meth:`call_ended`)."""
@@ -619,6 +627,37 @@ class VoiceCalls:
                 .where(Interaction.id == interaction_id)
             )
         return language or None
+
+
+@dataclass(eq=False, slots=True)
+class CallStep(AcdCommand[list[r.Output]]):
+    """An engine step of a call that takes along the call legs finished so far, written in its
+    transaction. Not frozen: its handler moves the waiting legs into ``legs`` (kept across a retry of
+    the batch), so that the caller can settle them after the commit or hand them back on failure."""
+
+    step: EngineCommand
+    legs: list[_PendingLeg] = field(default_factory=list)
+    starting: bool = True  # counted in VoiceCalls' commands about to start until its prepare runs
+
+
+class _CallStepHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, calls: VoiceCalls) -> None:
+        self.calls = calls
+
+    async def prepare(self, uow: UnitOfWork, command: CallStep) -> None:
+        await self.calls.take_legs(uow, command)
+
+    def decide(
+        self, engine: r.RoutingEngine, command: CallStep, prepared: None, now: float
+    ) -> list[r.Output]:
+        return engine_step(command.step, engine, now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: CallStep, outputs: list[r.Output], prepared: None
+    ) -> list[r.Output]:
+        return outputs
 
 
 async def _leg_subjects(s: AsyncSession, ids: list[int]) -> dict[int, EventSubject]:

@@ -17,6 +17,7 @@ from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, InteractionState
 from frontoffice.store.tables import Customer, Identity, Interaction
 
+from .acd_commands import SetAgentState
 from .contact_center import ContactCenter
 from .context import Actor, audit
 from .identities import normalize_identity
@@ -113,9 +114,9 @@ class OutboundCallRecords:
             return
         status = self.acd.engine.agent_status(agent)
         if on_call and status.state == "available":
-            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "not_ready", now, OUTBOUND_REASON))
+            await self.acd.execute(SetAgentState(agent, "not_ready", OUTBOUND_REASON))
         elif not on_call and status.state == "not_ready" and status.reason == OUTBOUND_REASON:
-            await self.acd.execute(lambda e, now: e.set_agent_state(agent, "available", now, None))
+            await self.acd.execute(SetAgentState(agent, "available"))
 
     async def answered(self, interaction_id: int) -> None:
         """The called party answered: the agent and the customer are connected."""

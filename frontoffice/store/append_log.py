@@ -11,25 +11,43 @@ inserted together, in the order they were appended:
   :data:`NOT_READING_LOGS` (it reads no log table, so the rows wait and go out in one statement
   with the rest).
 
-After the commit, :func:`committed_rows` gives the rows that were written (the live statistics feed on
-them); a rollback drops them. Code that rolls back to a savepoint takes a mark with :func:`write_now`
-before it and calls :func:`discard_since` after the rollback.
+The routing engine's outputs are collected with the rows (:func:`collect`). After the commit, the
+rows that were written and the outputs go out together, from one place: the session class's
+:class:`~frontoffice.store.committed.CommitOutlet` (see :func:`install`); a rollback drops them.
+Code that rolls back to a savepoint takes a mark with :func:`write_now` before it and calls
+:func:`discard_since` after the rollback.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Insert, Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-__all__ = ["NOT_READING_LOGS", "append_row", "committed_rows", "discard_since", "install", "write_now"]
+from frontoffice.domain import routing as r
+
+from .committed import CommitOutlet, Committed
+from .tables import AgentEvent, InteractionEvent
+
+__all__ = [
+    "NOT_READING_LOGS",
+    "append_row",
+    "collect",
+    "committed_rows",
+    "discard_since",
+    "install",
+    "write_now",
+]
 
 _UNWRITTEN = "frontoffice.log_rows.unwritten"
 _WRITTEN = "frontoffice.log_rows.written"
 _NOT_READING = "frontoffice.not_reading_logs"
+_OUTPUTS = "frontoffice.engine_outputs"
+_INTERACTION_EVENTS = cast(Table, InteractionEvent.__table__)
+_AGENT_EVENTS = cast(Table, AgentEvent.__table__)
 # Execution options of a query that reads no log table: it does not write the rows appended so far.
 NOT_READING_LOGS = {_NOT_READING: True}
 
@@ -37,6 +55,13 @@ NOT_READING_LOGS = {_NOT_READING: True}
 def append_row(session: AsyncSession | Session, table: Table, row: dict[str, Any]) -> None:
     """Append ``row`` to ``table`` in the session's transaction (written before commit or a read)."""
     session.info.setdefault(_UNWRITTEN, []).append((table, row))
+
+
+def collect(session: AsyncSession | Session, outputs: list[r.Output]) -> None:
+    """Keep the engine's ``outputs`` with the transaction: they go out with its log rows after the
+    commit (and are dropped by a rollback)."""
+    if outputs:
+        session.info.setdefault(_OUTPUTS, []).extend(outputs)
 
 
 def committed_rows(session: Session, table: Table) -> list[dict[str, Any]]:
@@ -109,11 +134,30 @@ def _forget_all(session: Session, previous: SessionTransaction) -> None:
     if previous.parent is None:
         session.info.pop(_UNWRITTEN, None)
         session.info.pop(_WRITTEN, None)
+        session.info.pop(_OUTPUTS, None)
 
 
-def install(session_class: type[Session]) -> None:
-    """Hook the writer into a session class (done once per container by ``session_factory``)."""
+def install(session_class: type[Session], outlet: CommitOutlet) -> None:
+    """Hook the writer into a session class (done once per container by ``session_factory``); what
+    its transactions commit goes out through ``outlet``."""
+
+    def committed(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released: nothing is committed yet
+        written = session.info.get(_WRITTEN, ())
+        outputs = session.info.pop(_OUTPUTS, ())
+        if not written and not outputs:
+            return
+        outlet.publish(
+            Committed(
+                outputs=outputs,
+                interaction_events=[row for t, row in written if t is _INTERACTION_EVENTS],
+                agent_events=[row for t, row in written if t is _AGENT_EVENTS],
+            )
+        )
+
     event.listen(session_class, "before_commit", _write)
+    event.listen(session_class, "after_commit", committed)
     event.listen(session_class, "do_orm_execute", _before_query)
     event.listen(session_class, "after_begin", _forget_written)
     event.listen(session_class, "after_soft_rollback", _forget_all)

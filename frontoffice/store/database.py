@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from . import append_log, sqlite_async
+from .committed import CommitOutlet
 
 __all__ = ["create_engine", "database_label", "session_factory", "sqlite_file", "sync_session_class"]
 
@@ -75,14 +76,21 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """A session factory with its own ``Session`` subclass, so event hooks (statistics) attach to
-    this container's sessions only: see :func:`sync_session_class`."""
+    """A session factory with its own ``Session`` subclass, so event hooks attach to this container's
+    sessions only (see :func:`sync_session_class`), and its own outlet of committed events
+    (:func:`commit_outlet`)."""
 
     class ContainerSession(Session):
-        pass
+        outlet = CommitOutlet()
 
-    append_log.install(ContainerSession)
+    append_log.install(ContainerSession, ContainerSession.outlet)
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ContainerSession)
+
+
+def commit_outlet(sessions: async_sessionmaker[AsyncSession]) -> CommitOutlet:
+    """Where the committed transactions of these sessions go out (subscribers: ``bootstrap.py``)."""
+    outlet: CommitOutlet = sync_session_class(sessions).outlet  # type: ignore[attr-defined]
+    return outlet
 
 
 def sync_session_class(sessions: async_sessionmaker[AsyncSession]) -> type[Session]:

@@ -77,9 +77,9 @@ def project_filter(actor: Actor) -> Callable[[BusMessage], bool] | None:
 async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"user_id": actor.user_id, "role": actor.role.value}
     if actor.role in (Role.SUPERVISOR, Role.ADMIN):
-        snapshot["wallboard"] = (await c.contact_center.wallboard(actor, c.stats.live())).model_dump()
+        snapshot["wallboard"] = (await c.wallboard.wallboard(actor, c.stats.live())).model_dump()
     with contextlib.suppress(DomainError):
-        snapshot["agent"] = (await c.contact_center.my_status(actor)).model_dump()
+        snapshot["agent"] = (await c.desk.my_status(actor)).model_dump()
     return snapshot
 
 

@@ -10,7 +10,9 @@ from sqlalchemy import select
 
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.bus import BusMessage
-from frontoffice.domain.model import Role
+from frontoffice.domain.model import Channel, Role
+from frontoffice.services.acd_commands import FinishContact, Tick
+from frontoffice.services.channel_contract import CustomerIdentity, InboundContact
 from frontoffice.store.tables import Interaction, InteractionEvent
 
 from ..conftest import ShiftedClock, token_headers
@@ -179,7 +181,7 @@ async def test_offer_timeout_returns_contact_to_its_place_and_tries_the_next_age
     assert desk.offers_to("a1") == [iid]
     await desk.login("a2")  # a2 is free now, but the contact is ringing at a1
     clock.advance(16)
-    await container.acd.execute(lambda e, now: e.tick(now))
+    await container.acd.execute(Tick())
     assert desk.offers_to("a2") == [iid]
     types = [
         e["type"]
@@ -210,6 +212,27 @@ async def test_rules_route_by_subject_and_customer_tags(desk: Desk) -> None:
     b = await desk.contact(subject="Where is my invoice?", customer={"email": "v@x.ru"})
     c = await desk.contact(subject="Hello", customer={"email": "other@x.ru"})
     assert [x["interaction"]["queue_id"] for x in (a, b, c)] == [billing, vip, general]
+
+
+async def test_a_contact_after_an_entry_point_changes_follows_its_new_rules(desk: Desk) -> None:
+    general = await desk.queue("general")
+    vip = await desk.queue("vip")
+    entry = await desk.entry("site", general)
+    first = await desk.contact(customer={"email": "a@x.ru"})
+    r = await desk.client.put(
+        f"{API}/entry-points/{entry}",
+        json={
+            "name": "site",
+            "channel": "webform",
+            "address": "site",
+            "default_queue_id": general,
+            "rules": [{"rule": 'subject contains "Question"', "queue_id": vip}],
+        },
+        headers=desk.admin,
+    )
+    assert r.status_code == 200, r.text
+    second = await desk.contact(customer={"email": "a@x.ru"})
+    assert [x["interaction"]["queue_id"] for x in (first, second)] == [general, vip]
 
 
 async def test_a_bad_rule_is_rejected_when_saved_with_its_position(desk: Desk) -> None:
@@ -315,7 +338,7 @@ async def test_an_agent_who_asked_for_not_ready_during_a_contact_stays_not_ready
     try:
         status = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert status.state == "on_contact" and status.contact_ids == (str(iid),)
-        await again.acd.execute(lambda e, now: e.contact_finished(str(iid), now))
+        await again.acd.execute(FinishContact(str(iid)))
         after = again.acd.engine.agent_status(str(desk.agent_ids["nora"]))
         assert after.state == "not_ready" and after.reason == "lunch"
     finally:
@@ -378,8 +401,31 @@ async def test_a_sticky_reservation_survives_a_restart_and_then_expires(
         pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
         assert pete.state == "available" and pete.offered_contact_ids == ()
         clock.advance(61)
-        await restarted.acd.execute(lambda e, now: e.tick(now))
+        await restarted.acd.execute(Tick())
         pete = restarted.acd.engine.agent_status(str(desk.agent_ids["pete"]))
         assert pete.offered_contact_ids == (str(again_ivan),)
     finally:
         await restarted.close()
+
+
+async def test_a_channels_inbound_contact_is_taken_in_once_however_often_it_is_delivered(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    desk = Desk(client, container, admin_headers)
+    q = await desk.queue("mail")
+    await desk.entry("site", q)
+    inbound = InboundContact(
+        Channel.WEBFORM,
+        entry_point="site",
+        customer=CustomerIdentity(email="anna@example.com", first_name="Anna"),
+        subject="Invoice",
+        body="Where is my invoice?",
+        external_id="<m1@example.com>",
+    )
+    first = await container.intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
+    again = await container.intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
+    assert first.created and not again.created
+    assert again.interaction.id == first.interaction.id
+    assert first.interaction.external_ref == "<m1@example.com>"
+    assert first.interaction.state.value in ("queued", "offered")
+    assert first.interaction.customer_id is not None

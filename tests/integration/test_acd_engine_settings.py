@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.domain.model import Role
+from frontoffice.services.acd_commands import Tick
 
 from ..conftest import ShiftedClock, token_headers
 from .test_acd_api import API, Desk, desk
@@ -74,7 +75,7 @@ async def test_a_missed_offer_limit_saved_by_the_admin_applies_to_the_running_en
 
     await desk.contact()
     clock.advance(6)
-    await desk.container.acd.execute(lambda e, now: e.tick(now))  # the offer times out now
+    await desk.container.acd.execute(Tick())  # the offer times out now
 
     status = (await desk.client.get(f"{API}/agent/status", headers=desk.agents["olga"])).json()
     assert status["state"] == "not_ready" and status["reason"] == "missed"

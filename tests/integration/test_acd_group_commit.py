@@ -4,22 +4,25 @@ that fails is the only one that fails, and nothing is acknowledged before its co
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import Table, event, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from frontoffice.bootstrap import Container
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.model import Role
+from frontoffice.services.acd_commands import AcceptOffer, AcdCommand, AgentLogin, CommandHandler
 from frontoffice.services.context import Actor, audit
+from frontoffice.services.interactions import EVENTS
 from frontoffice.store.append_log import append_row, committed_rows, discard_since, write_now
 from frontoffice.store.database import sync_session_class
 from frontoffice.store.tables import AgentEvent, AgentProfile, AuditEntry
+from frontoffice.store.unit_of_work import UnitOfWork
 
 from ..conftest import token_headers
 from .test_acd_api import API, Desk
@@ -32,19 +35,84 @@ async def desk(client, container, admin_headers) -> Desk:
     return Desk(client, container, admin_headers)
 
 
-class Batches:
-    """Counts the ACD's transactions and the commands in each."""
+class Transactions:
+    """Counts the committed transactions that wrote log rows (ACD commands do; savepoints released
+    inside a transaction are not commits)."""
 
-    def __init__(self, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.sizes: list[int] = []
-        acd = container.acd
-        run = acd._run_batch
+    def __init__(self, container: Container) -> None:
+        self.count = 0
+        self.cls = sync_session_class(container.sessions)
+        event.listen(self.cls, "after_commit", self.committed)
 
-        async def counted(batch: list[Any]) -> None:
-            self.sizes.append(len(batch))
-            await run(batch)
+    def committed(self, session: Session) -> None:
+        if committed_rows(session, _AGENT_EVENTS) or committed_rows(session, EVENTS):
+            self.count += 1
 
-        monkeypatch.setattr(acd, "_run_batch", counted)
+    def close(self) -> None:
+        event.remove(self.cls, "after_commit", self.committed)
+
+
+@dataclass(frozen=True)
+class WritesThenRefused(AcdCommand[None]):
+    """Writes in its prepare step, then the engine refuses it (accepting an offer that does not exist)."""
+
+    agent_id: str
+
+
+class WritesThenRefusedHandler(CommandHandler[WritesThenRefused]):
+    prepares = True
+
+    async def prepare(self, uow: UnitOfWork, command: WritesThenRefused) -> None:
+        audit(uow.session, Actor.system(), "test.must-not-stay", "agent", 1)
+        append_row(
+            uow.session,
+            _AGENT_EVENTS,
+            {"agent_id": 999, "at": datetime.now(UTC), "state": "ghost", "reason": None},
+        )
+        await uow.session.flush()
+
+    def decide(
+        self, engine: r.RoutingEngine, command: WritesThenRefused, prepared: None, now: float
+    ) -> list[r.Output]:
+        return engine.offer_accepted("424242", command.agent_id, now)  # no such contact
+
+
+@dataclass(frozen=True)
+class PrepareFails(AcdCommand[None]):
+    """Writes in its prepare step, then refuses itself there."""
+
+
+class PrepareFailsHandler(CommandHandler[PrepareFails]):
+    prepares = True
+
+    async def prepare(self, uow: UnitOfWork, command: PrepareFails) -> None:
+        audit(uow.session, Actor.system(), "test.must-not-stay-either", "agent", 1)
+        await uow.session.flush()
+        raise InvalidInput("no", error_id="test")
+
+    def decide(
+        self, engine: r.RoutingEngine, command: PrepareFails, prepared: None, now: float
+    ) -> list[r.Output]:
+        return []
+
+
+@dataclass(frozen=True)
+class BrokenFinish(AcdCommand[None]):
+    """Signs the agent in, then the store fails after the engine changed."""
+
+    agent_id: str
+
+
+class BrokenFinishHandler(CommandHandler[BrokenFinish]):
+    def decide(
+        self, engine: r.RoutingEngine, command: BrokenFinish, prepared: None, now: float
+    ) -> list[r.Output]:
+        return engine.agent_login(command.agent_id, now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: BrokenFinish, outputs: list[r.Output], prepared: None
+    ) -> None:
+        raise RuntimeError("the store said no")
 
 
 async def queued(container: Container, *commands: Any) -> list[Any]:
@@ -59,10 +127,10 @@ async def queued(container: Container, *commands: Any) -> list[Any]:
 async def pending(container: Container, n: int) -> None:
     """Wait (up to 10 s) until ``n`` commands wait for the ACD's next transaction."""
     for _ in range(10_000):
-        if len(container.acd._pending) >= n:
+        if container.acd.commands_waiting() >= n:
             return
         await asyncio.sleep(0.001)
-    raise AssertionError(f"{len(container.acd._pending)} commands queued, expected {n}")
+    raise AssertionError(f"{container.acd.commands_waiting()} commands queued, expected {n}")
 
 
 async def agents(desk: Desk, n: int) -> list[str]:
@@ -78,18 +146,19 @@ async def stored_state(container: Container, agent: str) -> str:
         return str(await s.scalar(select(AgentProfile.state).where(AgentProfile.user_id == int(agent))))
 
 
-async def test_commands_waiting_for_a_commit_share_the_next_one(
-    desk: Desk, container: Container, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_commands_waiting_for_a_commit_share_the_next_one(desk: Desk, container: Container) -> None:
     ids = await agents(desk, 3)
-    batches = Batches(container, monkeypatch)
-    results = await queued(
-        container,
-        *[lambda a=a: container.acd.execute(lambda e, now, a=a: e.agent_login(a, now)) for a in ids],
-        *[lambda n=n: desk.contact(subject=f"q{n}") for n in range(5)],
-    )
+    transactions = Transactions(container)
+    try:
+        results = await queued(
+            container,
+            *[lambda a=a: container.acd.execute(AgentLogin(a)) for a in ids],
+            *[lambda n=n: desk.contact(subject=f"q{n}") for n in range(5)],
+        )
+    finally:
+        transactions.close()
     assert not [x for x in results if isinstance(x, BaseException)], results
-    assert batches.sizes == [8]  # eight commands, one transaction
+    assert transactions.count == 1  # eight commands, one transaction
     for a in ids:
         state = container.acd.engine.agent_status(a).state
         assert state != "offline" and await stored_state(container, a) == state
@@ -103,30 +172,15 @@ async def test_a_command_the_engine_refuses_fails_alone_and_its_writes_roll_back
     desk: Desk, container: Container
 ) -> None:
     ids = await agents(desk, 2)
-    system = Actor.system()
-
-    async def writes_then_refused(s: AsyncSession, now: float) -> None:
-        audit(s, system, "test.must-not-stay", "agent", 1)
-        append_row(
-            s, _AGENT_EVENTS, {"agent_id": 999, "at": datetime.now(UTC), "state": "ghost", "reason": None}
-        )
-        await s.flush()
-
-    def refused(e: r.RoutingEngine, now: float) -> list[r.Output]:
-        return e.offer_accepted("424242", ids[0], now)  # no such contact
-
-    async def prepare_fails(s: AsyncSession, now: float) -> None:
-        audit(s, system, "test.must-not-stay-either", "agent", 1)
-        await s.flush()
-        raise InvalidInput("no", error_id="test")
-
+    container.acd.register(WritesThenRefused, WritesThenRefusedHandler())
+    container.acd.register(PrepareFails, PrepareFailsHandler())
     results = await queued(
         container,
-        lambda: container.acd.execute(lambda e, now: e.agent_login(ids[0], now)),
-        lambda: container.acd.execute(refused, writes_then_refused),
-        lambda: container.acd.execute(lambda e, now: e.offer_accepted("424242", ids[1], now)),
-        lambda: container.acd.execute(lambda e, now: [], prepare_fails),
-        lambda: container.acd.execute(lambda e, now: e.agent_login(ids[1], now)),
+        lambda: container.acd.execute(AgentLogin(ids[0])),
+        lambda: container.acd.execute(WritesThenRefused(ids[0])),
+        lambda: container.acd.execute(AcceptOffer("424242", ids[1])),
+        lambda: container.acd.execute(PrepareFails()),
+        lambda: container.acd.execute(AgentLogin(ids[1])),
     )
     assert not isinstance(results[0], BaseException) and not isinstance(results[4], BaseException)
     assert isinstance(results[1], NotFound) and isinstance(results[2], NotFound)
@@ -149,14 +203,12 @@ async def test_a_failure_after_the_engine_changed_rebuilds_it_and_the_others_sti
 ) -> None:
     ids = await agents(desk, 3)
 
-    async def broken_after(s: AsyncSession, outputs: list[r.Output], prepared: Any) -> None:
-        raise RuntimeError("the store said no")
-
+    container.acd.register(BrokenFinish, BrokenFinishHandler())
     results = await queued(
         container,
-        lambda: container.acd.execute(lambda e, now: e.agent_login(ids[0], now)),
-        lambda: container.acd.execute(lambda e, now: e.agent_login(ids[1], now), None, broken_after),
-        lambda: container.acd.execute(lambda e, now: e.agent_login(ids[2], now)),
+        lambda: container.acd.execute(AgentLogin(ids[0])),
+        lambda: container.acd.execute(BrokenFinish(ids[1])),
+        lambda: container.acd.execute(AgentLogin(ids[2])),
     )
     assert isinstance(results[1], RuntimeError)
     assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
@@ -173,8 +225,8 @@ async def test_a_caller_cancelled_while_waiting_leaves_its_command_unrun(
 ) -> None:
     ids = await agents(desk, 2)
     async with container.acd.lock:
-        waiting = asyncio.create_task(container.acd.execute(lambda e, now: e.agent_login(ids[0], now)))
-        other = asyncio.create_task(container.acd.execute(lambda e, now: e.agent_login(ids[1], now)))
+        waiting = asyncio.create_task(container.acd.execute(AgentLogin(ids[0])))
+        other = asyncio.create_task(container.acd.execute(AgentLogin(ids[1])))
         await pending(container, 2)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -52,7 +52,7 @@ async def test_an_agent_signed_in_to_one_queue_gets_only_its_contacts_until_addi
         assert set(again.acd.engine.waiting_contacts(str(billing))) == {str(invoice)}
         # Adding billing while signed in: the waiting invoice contact is offered at once.
         me = Actor(user_id=desk.agent_ids["mila"], role=Role.AGENT, username="mila")
-        await again.contact_center.choose_queues(me, [support, billing])
+        await again.desk.choose_queues(me, [support, billing])
         offered = again.acd.engine.agent_status(agent).offered_contact_ids
         assert str(invoice) in offered or str(question) in offered
     finally:

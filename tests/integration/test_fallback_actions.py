@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import delete
 
 from frontoffice.bootstrap import Container, build_container
+from frontoffice.services.acd_commands import Tick
 from frontoffice.store.tables import FallbackOutcome, Ticket, TicketInteraction
 from frontoffice.web.app import create_app
 
@@ -131,7 +132,7 @@ async def test_a_contact_that_waits_too_long_gets_its_ticket_when_the_wait_runs_
     customer = answer["interaction"]["customer_id"]
 
     clock.advance(61)
-    await desk.container.acd.execute(lambda e, now: e.tick(now))  # the maximum wait passes now
+    await desk.container.acd.execute(Tick())  # the maximum wait passes now
 
     async def tickets() -> list[dict[str, Any]]:
         r = await desk.client.get(f"{API}/customers/{customer}/tickets", headers=desk.admin)

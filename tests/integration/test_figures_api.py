@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from frontoffice.bootstrap import Container, build_container
+from frontoffice.services.acd_commands import Tick
 from frontoffice.web.app import create_app
 
-from ..conftest import ShiftedClock
+from ..conftest import ShiftedClock, eventually
 from .test_acd_api import API, Desk
 
 
@@ -69,7 +71,7 @@ async def test_per_agent_report_counts_offers_rejections_and_time_outs(
     await post(desk.client, f"/agent/offers/{iid}/reject", desk.agents[first])
     second = await ringing_at()
     clock.advance(16)
-    await container.acd.execute(lambda e, now: e.tick(now))
+    await container.acd.execute(Tick())
     third = await ringing_at()
     await post(desk.client, f"/agent/offers/{iid}/accept", desk.agents[third])
 
@@ -186,7 +188,7 @@ async def test_an_escalation_added_to_a_queue_reaches_a_callback_already_waiting
     assert desk.offers_to("junior") == []
 
     clock.advance(121)
-    await container.acd.execute(lambda e, now: e.tick(now))
+    await container.acd.execute(Tick())
     assert desk.offers_to("junior") == [iid]
     events = (await desk.client.get(f"{API}/interactions/{iid}/events", headers=desk.admin)).json()
     assert [e["type"] for e in events if e["type"] in ("escalated", "offered")] == ["escalated", "offered"]
@@ -308,3 +310,53 @@ async def test_metrics_expose_the_contact_centers_queues_agents_and_counts(
     assert metrics[("frontoffice_answers_total", queue)] == 1
     assert metrics[("frontoffice_abandons_total", queue)] == 1
     assert metrics[("frontoffice_turned_away_total", queue)] == 0
+
+
+def seconds_to_midnight(container: Container) -> float:
+    """Seconds from the container's clock to the next local midnight of the site."""
+    return container.acd.next_midnight() - container.acd.now()
+
+
+async def olga_with_a_contact_today(desk: Desk) -> None:
+    q = await desk.queue("support")
+    await desk.entry("site", q)
+    await desk.agent("olga", {q: 1})
+    await desk.login("olga")
+    iid = (await desk.contact())["interaction"]["id"]
+    await post(desk.client, f"/agent/offers/{iid}/accept", desk.agents["olga"])
+
+
+async def contacts_today(desk: Desk) -> int:
+    status = (await desk.client.get(f"{API}/agent/status", headers=desk.agents["olga"])).json()
+    return int(status["contacts_today"])
+
+
+@pytest.mark.parametrize("settings_overrides", [{"time_zone": "Pacific/Kiritimati"}])
+async def test_contacts_today_start_again_at_the_sites_midnight(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    await olga_with_a_contact_today(desk)
+    assert await contacts_today(desk) == 1
+    midnight = datetime.fromtimestamp(container.acd.next_midnight(), ZoneInfo("Pacific/Kiritimati"))
+    assert (midnight.time(), 0 < seconds_to_midnight(container) <= 86_400) == (time(0), True)
+    clock.advance(seconds_to_midnight(container) - 1)
+    await container.acd.execute(Tick())
+    assert await contacts_today(desk) == 1  # a second before the site's midnight: still today
+    clock.advance(2)
+    await container.acd.execute(Tick())
+    assert await contacts_today(desk) == 0
+
+
+async def test_the_acd_wakes_at_the_sites_midnight_to_start_the_new_day(
+    desk: Desk, container: Container, clock: ShiftedClock
+) -> None:
+    await olga_with_a_contact_today(desk)
+    # Midnight is a moment away on the clock; a command makes the timer look at the clock again.
+    clock.advance(seconds_to_midnight(container) - 0.2)
+    await post(desk.client, "/agent/state", desk.agents["olga"], state="not_ready", reason="break")
+
+    async def reset() -> bool:
+        assert await contacts_today(desk) == 0
+        return True
+
+    await eventually(reset)

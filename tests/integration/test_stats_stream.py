@@ -13,6 +13,7 @@ import websockets
 
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.domain.model import Role
+from frontoffice.services.acd_commands import Tick
 from frontoffice.web.app import create_app
 
 from ..conftest import ShiftedClock, free_port, token_headers
@@ -147,7 +148,7 @@ async def test_offer_is_pushed_over_the_websocket_and_withdrawn_on_timeout(
             figures = await _next(sup_ws, "queue_figures")
             assert figures["data"]["queues"][0]["queue_id"] == q
             clock.advance(6)
-            await container.acd.execute(lambda e, now: e.tick(now))
+            await container.acd.execute(Tick())
             withdrawn = await _next(agent_ws, "offer_timed_out")
             assert withdrawn["data"]["contact_id"] == iid
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from frontoffice.bootstrap import Container
 from frontoffice.domain.exceptions import NotFound
 from frontoffice.domain.model import Channel, Role
+from frontoffice.services.acd_commands import AgentLogin
 from frontoffice.services.acd_schemas import AgentProfileIn, EntryPointIn, QueueIn, QueueSettings
 from frontoffice.services.context import Actor
 from frontoffice.services.voice_calls import InboundCall, IvrMenu
@@ -27,8 +28,8 @@ OTHER = "+74957654321"
 async def _entry(container: Container, **settings: float) -> tuple[int, int]:
     system = Actor.system()
     cc = container.contact_center
-    queue = await cc.create_queue(system, QueueIn(name="Sales", settings=QueueSettings(**settings)))
-    entry = await cc.create_entry_point(
+    queue = await cc.admin.create_queue(system, QueueIn(name="Sales", settings=QueueSettings(**settings)))
+    entry = await cc.admin.create_entry_point(
         system, EntryPointIn(name="Main", channel=Channel.VOICE, address=NUMBER, default_queue_id=queue.id)
     )
     return queue.id, entry.id
@@ -90,7 +91,7 @@ async def test_the_number_look_up_follows_changes_to_entry_points(container: Con
     await calls.set_ivr(system, entry_id, None)
     assert (await calls.entry_for(NUMBER)).ivr is None
 
-    await cc.update_entry_point(
+    await cc.admin.update_entry_point(
         system,
         entry_id,
         EntryPointIn(name="Main", channel=Channel.VOICE, address=OTHER, default_queue_id=queue_id),
@@ -102,7 +103,7 @@ async def test_the_number_look_up_follows_changes_to_entry_points(container: Con
     assert (await calls.entry_for(OTHER)).entry_point_id == entry_id
 
     # An unknown number is looked up again each time: a new entry point answers at once.
-    created = await cc.create_entry_point(
+    created = await cc.admin.create_entry_point(
         system, EntryPointIn(name="New", channel=Channel.VOICE, address=NUMBER, default_queue_id=queue_id)
     )
     assert (await calls.entry_for(NUMBER)).entry_point_id == created.id
@@ -116,16 +117,16 @@ async def test_a_known_caller_goes_to_the_agent_who_served_them_last(container: 
     agents = []
     for name in ("ann", "bob"):
         user_id = await make_user(container, name, Role.AGENT)
-        await cc.set_agent_profile(system, user_id, AgentProfileIn(queues={queue_id: 1}))
+        await cc.admin.set_agent_profile(system, user_id, AgentProfileIn(queues={queue_id: 1}))
         agents.append(user_id)
     calls = container.voice_calls
     first = await calls.call_arrived(InboundCall(call_id="1@x", dialled=NUMBER, caller="+79161234567"))
     # Only bob is signed in: he takes the first call and finishes it.
-    await container.acd.execute(lambda e, now: e.agent_login(str(agents[1]), now))
+    await container.acd.execute(AgentLogin(str(agents[1])))
     assert container.acd.engine.contact_status(str(first)).agent_ids == (str(agents[1]),)
     await calls.offer_answered(first, agents[1])
     # Ann signs in while bob talks: she has waited longer when the caller calls again.
-    await container.acd.execute(lambda e, now: e.agent_login(str(agents[0]), now))
+    await container.acd.execute(AgentLogin(str(agents[0])))
     await calls.call_ended(first)
     second = await calls.call_arrived(InboundCall(call_id="2@x", dialled=NUMBER, caller="+79161234567"))
     assert container.acd.engine.contact_status(str(second)).agent_ids == (str(agents[1]),)

@@ -56,7 +56,7 @@ async def create_contact(
     a repeat returns the first interaction with ``created: false`` (status 200).
     """
     c = container(request)
-    result = await c.contact_center.create_contact(actor, body, idempotency_key)
+    result = await c.intake.create_contact(actor, body, idempotency_key)
     if not result.created:
         response.status_code = 200
     return await c.fallback.answer(result)
@@ -65,14 +65,14 @@ async def create_contact(
 @router.post("/interactions/{interaction_id}/abandon", status_code=204, tags=["contacts"])
 async def abandon(request: Request, interaction_id: int, actor: Agent) -> Response:
     """The customer left while waiting (closed the form session, hung up)."""
-    await container(request).contact_center.withdraw(actor, interaction_id)
+    await container(request).desk.withdraw(actor, interaction_id)
     return Response(status_code=204)
 
 
 @router.post("/interactions/{interaction_id}/callback", status_code=204, tags=["contacts"])
 async def request_callback(request: Request, interaction_id: int, actor: Agent) -> Response:
     """Turn a waiting contact into a callback that keeps its place in line."""
-    await container(request).contact_center.request_callback(actor, interaction_id)
+    await container(request).desk.request_callback(actor, interaction_id)
     return Response(status_code=204)
 
 
@@ -80,37 +80,37 @@ async def request_callback(request: Request, interaction_id: int, actor: Agent) 
 async def agent_login(request: Request, body: LoginIn, actor: Agent) -> Response:
     """Sign in to the ACD (``queues``: a subset of the agent's queues; default all); when signed in
     already, change the state and the queues."""
-    await container(request).contact_center.agent_login(actor, body.state, body.reason, body.queues)
+    await container(request).desk.agent_login(actor, body.state, body.reason, body.queues)
     return Response(status_code=204)
 
 
 @router.post("/agent/state", status_code=204, tags=["agent"])
 async def agent_state(request: Request, body: StateIn, actor: Agent) -> Response:
-    await container(request).contact_center.set_state(actor, body.state, body.reason)
+    await container(request).desk.set_state(actor, body.state, body.reason)
     return Response(status_code=204)
 
 
 @router.get("/agent/status", response_model=AgentLive, tags=["agent"])
 async def agent_status(request: Request, actor: Agent) -> AgentLive:
-    return await container(request).contact_center.my_status(actor)
+    return await container(request).desk.my_status(actor)
 
 
 @router.post("/agent/offers/{interaction_id}/accept", status_code=204, tags=["agent"])
 async def accept_offer(request: Request, interaction_id: int, actor: Agent) -> Response:
-    await container(request).contact_center.accept(actor, interaction_id)
+    await container(request).desk.accept(actor, interaction_id)
     return Response(status_code=204)
 
 
 @router.post("/agent/offers/{interaction_id}/reject", status_code=204, tags=["agent"])
 async def reject_offer(request: Request, interaction_id: int, actor: Agent) -> Response:
-    await container(request).contact_center.reject(actor, interaction_id)
+    await container(request).desk.reject(actor, interaction_id)
     return Response(status_code=204)
 
 
 @router.post("/agent/contacts/{interaction_id}/end", status_code=204, tags=["agent"])
 async def end_contact(request: Request, interaction_id: int, actor: Agent) -> Response:
     """The conversation is over; wrap-up starts."""
-    await container(request).contact_center.end_contact(actor, interaction_id)
+    await container(request).desk.end_contact(actor, interaction_id)
     return Response(status_code=204)
 
 
@@ -119,12 +119,12 @@ async def complete_contact(
     request: Request, interaction_id: int, body: CompleteIn, actor: Agent
 ) -> InteractionOut:
     """Disposition and notes; ends the contact and the wrap-up."""
-    return await container(request).contact_center.complete(actor, interaction_id, body)
+    return await container(request).desk.complete(actor, interaction_id, body)
 
 
 @router.post("/agent/contacts/{interaction_id}/transfer", status_code=204, tags=["agent"])
 async def transfer_contact(request: Request, interaction_id: int, body: TransferIn, actor: Agent) -> Response:
-    await container(request).contact_center.transfer(
+    await container(request).desk.transfer(
         actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
     )
     return Response(status_code=204)
@@ -133,12 +133,12 @@ async def transfer_contact(request: Request, interaction_id: int, body: Transfer
 @router.get("/wallboard", response_model=Wallboard, tags=["supervisor"])
 async def wallboard(request: Request, actor: Supervisor) -> Wallboard:
     c = container(request)
-    return await c.contact_center.wallboard(actor, c.stats.live())
+    return await c.wallboard.wallboard(actor, c.stats.live())
 
 
 @router.post("/agents/{agent_id}/state", status_code=204, tags=["supervisor"])
 async def supervise_state(request: Request, agent_id: int, body: StateIn, actor: Supervisor) -> Response:
-    await container(request).contact_center.set_state(actor, body.state, body.reason, agent_id=agent_id)
+    await container(request).desk.set_state(actor, body.state, body.reason, agent_id=agent_id)
     return Response(status_code=204)
 
 
@@ -146,7 +146,7 @@ async def supervise_state(request: Request, agent_id: int, body: StateIn, actor:
 async def move_contact(
     request: Request, interaction_id: int, body: TransferIn, actor: Supervisor
 ) -> Response:
-    await container(request).contact_center.transfer(
+    await container(request).desk.transfer(
         actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
     )
     return Response(status_code=204)
@@ -156,7 +156,7 @@ async def move_contact(
 async def set_priority(
     request: Request, interaction_id: int, body: PriorityIn, actor: Supervisor
 ) -> Response:
-    await container(request).contact_center.set_priority(actor, interaction_id, body.priority)
+    await container(request).desk.set_priority(actor, interaction_id, body.priority)
     return Response(status_code=204)
 
 
@@ -164,7 +164,7 @@ async def set_priority(
 async def list_queues(
     request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> list[QueueOut]:
-    queues = await container(request).contact_center.list_queues(actor)
+    queues = await container(request).routing_admin.list_queues(actor)
     names = {q.id: q.name for q in queues}
     return [q.with_queue_names(names) for q in queues]
 
@@ -174,7 +174,7 @@ async def create_queue(
     request: Request, body: QueueIn, actor: Annotated[Actor, Depends(requires("routing.write"))]
 ) -> QueueOut:
     c = container(request)
-    result = await c.contact_center.create_queue(actor, body)
+    result = await c.routing_admin.create_queue(actor, body)
     c.calendars.changed()
     return await _with_queue_names(c, actor, result)
 
@@ -184,7 +184,7 @@ async def get_queue(
     request: Request, queue_id: int, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> QueueOut:
     c = container(request)
-    return await _with_queue_names(c, actor, await c.contact_center.get_queue(actor, queue_id))
+    return await _with_queue_names(c, actor, await c.routing_admin.get_queue(actor, queue_id))
 
 
 @router.patch("/queues/{queue_id}", response_model=QueueOut, tags=["routing"])
@@ -196,18 +196,17 @@ async def update_queue(
 ) -> QueueOut:
     """Changes apply live: agents stay signed in, waiting contacts keep their order."""
     c = container(request)
-    result = await c.contact_center.update_queue(actor, queue_id, body)
+    result = await c.routing_admin.update_queue(actor, queue_id, body)
     c.calendars.changed()
     return await _with_queue_names(c, actor, result)
 
 
 async def _with_queue_names(c: Container, actor: Actor, queue: QueueOut) -> QueueOut:
     """The queue with the names of the queues its settings name. A read after the change: the
-    contact-center service builds ``QueueOut`` without names (it is being split; the routing
-    administration's queue read should fill ``queue_names`` itself, and this helper go)."""
+    routing administration builds ``QueueOut`` from the queue row alone."""
     if not queue.referenced_queue_ids():
         return queue
-    names = {q.id: q.name for q in await c.contact_center.list_queues(actor)}
+    names = {q.id: q.name for q in await c.routing_admin.list_queues(actor)}
     return queue.with_queue_names(names)
 
 
@@ -215,14 +214,14 @@ async def _with_queue_names(c: Container, actor: Actor, queue: QueueOut) -> Queu
 async def list_agents(
     request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> list[AgentProfileOut]:
-    return await container(request).contact_center.list_agents(actor)
+    return await container(request).routing_admin.list_agents(actor)
 
 
 @router.get("/agents/{user_id}", response_model=AgentProfileOut, tags=["routing"])
 async def get_agent(
     request: Request, user_id: int, actor: Annotated[Actor, Depends(requires("self.read"))]
 ) -> AgentProfileOut:
-    return await container(request).contact_center.get_agent_profile(actor, user_id)
+    return await container(request).routing_admin.get_agent_profile(actor, user_id)
 
 
 @router.put("/agents/{user_id}", response_model=AgentProfileOut, tags=["routing"])
@@ -233,14 +232,14 @@ async def set_agent(
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> AgentProfileOut:
     """Skills, queue memberships with tiers, channel capacity. Applies live."""
-    return await container(request).contact_center.set_agent_profile(actor, user_id, body)
+    return await container(request).routing_admin.set_agent_profile(actor, user_id, body)
 
 
 @router.get("/entry-points", response_model=list[EntryPointOut], tags=["routing"])
 async def list_entry_points(
     request: Request, actor: Annotated[Actor, Depends(requires("routing.read"))]
 ) -> list[EntryPointOut]:
-    return await container(request).contact_center.list_entry_points(actor)
+    return await container(request).routing_admin.list_entry_points(actor)
 
 
 @router.post("/entry-points", response_model=EntryPointOut, status_code=201, tags=["routing"])
@@ -248,7 +247,7 @@ async def create_entry_point(
     request: Request, body: EntryPointIn, actor: Annotated[Actor, Depends(requires("routing.write"))]
 ) -> EntryPointOut:
     """Rules are parsed and validated when saved; a syntax error names the rule and the column."""
-    return await container(request).contact_center.create_entry_point(actor, body)
+    return await container(request).routing_admin.create_entry_point(actor, body)
 
 
 @router.put("/entry-points/{entry_id}", response_model=EntryPointOut, tags=["routing"])
@@ -258,7 +257,7 @@ async def update_entry_point(
     body: EntryPointIn,
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> EntryPointOut:
-    return await container(request).contact_center.update_entry_point(actor, entry_id, body)
+    return await container(request).routing_admin.update_entry_point(actor, entry_id, body)
 
 
 @router.post("/entry-points/{entry_id}/test", tags=["routing"])
@@ -269,7 +268,7 @@ async def test_entry_point(
     actor: Annotated[Actor, Depends(requires("routing.read"))],
 ) -> dict[str, object]:
     """Which queue a sample contact would reach; nothing is stored."""
-    return await container(request).contact_center.test_route(actor, entry_id, body)
+    return await container(request).routing_admin.test_route(actor, entry_id, body)
 
 
 CodeKind = Literal["dispositions", "not-ready-reasons"]
@@ -279,7 +278,7 @@ CodeKind = Literal["dispositions", "not-ready-reasons"]
 async def list_codes(
     request: Request, kind: CodeKind, actor: Annotated[Actor, Depends(requires("interactions.read"))]
 ) -> list[CodeOut]:
-    codes = await container(request).contact_center.list_codes(actor, _kind(kind))
+    codes = await container(request).routing_admin.list_codes(actor, _kind(kind))
     return [code.in_language(current_language.get()) for code in codes]
 
 
@@ -290,7 +289,7 @@ async def set_code(
     body: CodeIn,
     actor: Annotated[Actor, Depends(requires("routing.write"))],
 ) -> CodeOut:
-    code = await container(request).contact_center.set_code(actor, _kind(kind), body)
+    code = await container(request).routing_admin.set_code(actor, _kind(kind), body)
     return code.in_language(current_language.get())
 
 

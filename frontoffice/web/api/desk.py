@@ -28,7 +28,7 @@ async def my_queues(
     request: Request, actor: Annotated[Actor, Depends(requires("interactions.write"))]
 ) -> list[AgentQueue]:
     """The queues the signed-in agent serves (names, wrap-up, whether a disposition is required)."""
-    return await container(request).contact_center.my_queues(actor)
+    return await container(request).desk.my_queues(actor)
 
 
 @router.put("/agent/queues", status_code=204, tags=["agent"])
@@ -36,7 +36,7 @@ async def choose_my_queues(
     request: Request, body: QueueChoiceIn, actor: Annotated[Actor, Depends(requires("interactions.write"))]
 ) -> Response:
     """Take contacts from these of my queues only (signed in or not); the state stays as it is."""
-    await container(request).contact_center.choose_queues(actor, body.queues)
+    await container(request).desk.choose_queues(actor, body.queues)
     return Response(status_code=204)
 
 
@@ -50,7 +50,7 @@ async def my_contacts(
     """The signed-in user's contacts since ``since`` (the local midnight, with offset), newest first."""
     if since.tzinfo is None:
         raise ApiError(400, "naive-datetime", "Give since with a time zone offset")
-    return await container(request).contact_center.agent_contacts(actor, since, limit=limit)
+    return await container(request).desk.agent_contacts(actor, since, limit=limit)
 
 
 @router.post("/interactions/{interaction_id}/customer", response_model=InteractionOut, tags=["contacts"])
@@ -69,4 +69,4 @@ async def waiting_contacts(
     request: Request, queue_id: int, actor: Annotated[Actor, Depends(requires("agents.supervise"))]
 ) -> list[WaitingContact]:
     """Contacts waiting in the queue (not ringing), best first: for moving them or changing priority."""
-    return await container(request).contact_center.waiting_contacts(actor, queue_id)
+    return await container(request).wallboard.waiting_contacts(actor, queue_id)

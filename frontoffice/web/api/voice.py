@@ -169,7 +169,7 @@ async def transfer_call(
         # call stays with the agent if it does not (busy, no answer).
         await service.transfer_out(interaction_id, body.number)
         return Response(status_code=204)
-    await container(request).contact_center.transfer(
+    await container(request).desk.transfer(
         actor, interaction_id, queue_id=body.queue_id, agent_id=body.agent_id
     )
     return Response(status_code=204)

@@ -1,0 +1,435 @@
+"""Intake: contacts in. A channel's inbound contact becomes a customer (found or created), an
+interaction and an ACD command, in one transaction (see docs/architecture.md, "The channel contract")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Row, RowMapping, Table, bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Direction, IdentityKind, Role
+from frontoffice.store.tables import (
+    Customer,
+    CustomerTag,
+    EntryPoint,
+    IdempotencyKey,
+    Identity,
+    Interaction,
+)
+from frontoffice.store.unit_of_work import UnitOfWork
+
+from .acd import AcdService
+from .acd_commands import (
+    AcdCommand,
+    CommandHandler,
+)
+from .acd_schemas import (
+    ContactCreated,
+    ContactIn,
+)
+from .channel_contract import CustomerIdentity, InboundContact
+from .context import Actor, Clock, system_clock
+from .crm import CrmService
+from .identities import normalize_identity
+from .interactions import InteractionService
+from .routing_admin import RoutingAdmin
+from .rules_adapter import CompiledRules, compile_rules, rule_context
+from .schemas import CustomerIn, IdentityIn, InteractionOut
+
+__all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
+
+IDEMPOTENCY_SCOPE = "interactions.create"
+
+# Statements every inbound contact runs, built once (building a statement costs more than SQLite
+# takes to run it), in Core: the contact path reads a few columns and never changes these rows.
+_ENTRY_POINTS = cast(Table, EntryPoint.__table__)
+_ENTRY_COLUMNS = select(
+    *(
+        _ENTRY_POINTS.c[name]
+        for name in ("id", "channel", "address", "project_id", "default_queue_id", "config")
+    )
+)
+_ENTRY_BY_ID = _ENTRY_COLUMNS.where(_ENTRY_POINTS.c.id == bindparam("id"))
+_ENTRY_BY_ADDRESS = _ENTRY_COLUMNS.where(
+    _ENTRY_POINTS.c.channel == bindparam("channel"), _ENTRY_POINTS.c.address == bindparam("address")
+)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+_INTERACTIONS = cast(Table, Interaction.__table__)
+# The customer an identity names, the card fields and tags routing rules see, and the agent who last
+# served them (sticky routing), in one statement. Run before the new interaction is inserted; it has no
+# agent, so the answer would be the same after.
+_LAST_AGENT = (
+    select(_INTERACTIONS.c.agent_id)
+    .where(_INTERACTIONS.c.customer_id == _IDENTITIES.c.customer_id, _INTERACTIONS.c.agent_id.is_not(None))
+    .order_by(_INTERACTIONS.c.id.desc())
+    .limit(1)
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_TAGS = cast(Table, CustomerTag.__table__)
+# A known customer's tags, joined by a separator no tag contains (tags are words a person types).
+_TAG_SEPARATOR = "\x1f"
+_TAGS_OF = (
+    select(func.aggregate_strings(_TAGS.c.tag, _TAG_SEPARATOR))
+    .where(_TAGS.c.customer_id == _IDENTITIES.c.customer_id)
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_FIND_CUSTOMER = (
+    select(
+        _IDENTITIES.c.customer_id,
+        _CUSTOMERS.c.id,
+        _CUSTOMERS.c.vip,
+        _CUSTOMERS.c.custom,
+        _CUSTOMERS.c.company_id,
+        _CUSTOMERS.c.language,
+        _CUSTOMERS.c.owner_id,
+        _LAST_AGENT.label("last_agent_id"),
+        _TAGS_OF.label("tags"),
+    )
+    .select_from(_IDENTITIES.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id))
+    .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
+)
+_INSERT_KEY = insert(cast(Table, IdempotencyKey.__table__))
+# Entry points kept by intake at most (addresses are few; a flood of unknown ones is not kept).
+_ENTRY_CACHE_SIZE = 1024
+
+
+class Intake:
+    """Takes in inbound contacts of every channel and queues them in the ACD."""
+
+    def __init__(
+        self,
+        acd: AcdService,
+        crm: CrmService,
+        interactions: InteractionService,
+        *,
+        clock: Clock = system_clock,
+        routing: RoutingAdmin | None = None,
+    ) -> None:
+        self.acd = acd
+        self.crm = crm
+        self.interactions = interactions
+        self.sessions = acd.sessions
+        self.clock = clock
+        # Entry points read by the contact path and their compiled rules, kept with the version of
+        # routing's entry points they were read at (RoutingAdmin.entry_points_changed drops them);
+        # without ``routing`` nothing is kept.
+        self.routing = routing
+        self._entries: dict[tuple[Any, ...], tuple[int, Row[Any], CompiledRules]] = {}
+        acd.register(TakeInContact, _TakeInContactHandler(self))
+
+    async def create_contact(
+        self, actor: Actor, data: ContactIn, idempotency_key: str | None
+    ) -> ContactCreated:
+        """The web form / API channel's adapter: a posted contact (validated ``ContactIn``) taken in
+        as an :class:`InboundContact`, deduplicated by the request's ``Idempotency-Key``."""
+        customer = data.customer
+        inbound = InboundContact(
+            channel=data.channel,
+            entry_point=data.entry_point,
+            entry_point_id=data.entry_point_id,
+            customer=CustomerIdentity(
+                phone=customer.phone,
+                email=customer.email,
+                chat_id=customer.chat_id,
+                first_name=customer.first_name,
+                last_name=customer.last_name,
+                language=customer.language,
+            ),
+            subject=data.subject,
+            body=data.body,
+            external_id=data.external_ref,
+            priority=data.priority,
+            attributes=data.attributes,
+        )
+        return await self.take_in(inbound, actor=actor, dedupe_key=idempotency_key)
+
+    async def take_in(
+        self,
+        inbound: InboundContact,
+        *,
+        actor: Actor | None = None,
+        dedupe_key: str | None = None,
+        check_key_first: bool = True,
+    ) -> ContactCreated:
+        """Record an inbound contact of any channel, route it by its entry point's rules and queue it
+        in the ACD (the channel contract: see :mod:`frontoffice.services.channel_contract`).
+
+        With a ``dedupe_key`` (a channel's :attr:`InboundContact.dedupe_key`, an API request's
+        ``Idempotency-Key``) a repeated delivery returns the first one's interaction (``created:
+        false``); the same key with a different contact is a 409.
+
+        ``check_key_first=False`` skips looking the key up before the transaction, for callers whose
+        keys repeat rarely (a SIP Call-ID): a repeated key then fails the key's unique constraint, the
+        transaction rolls back before the ACD saw the contact, and the first interaction is returned
+        all the same — one read less per contact, a wasted transaction per repeat.
+        """
+        actor = actor or Actor.system()
+        actor.require("interactions.write")
+        idempotency_key = dedupe_key
+        data = inbound
+        # Only a contact with a dedupe key is compared with an earlier one.
+        request_hash = _request_hash(inbound) if idempotency_key is not None else ""
+        if idempotency_key is not None and check_key_first:
+            existing = await self._idempotent(idempotency_key, request_hash)
+            if existing is not None:
+                return ContactCreated(interaction=existing, created=False)
+        command = TakeInContact(actor, data, idempotency_key, request_hash)
+        try:
+            out = await self.acd.execute(command)
+        except IntegrityError:
+            # Two concurrent requests with one key: the loser returns the winner's interaction.
+            if idempotency_key is None:
+                raise
+            existing = await self._idempotent(idempotency_key, request_hash)
+            if existing is None:
+                raise
+            return ContactCreated(interaction=existing, created=False)
+        return ContactCreated(interaction=out, created=True)
+
+    async def _idempotent(self, key: str, request_hash: str) -> InteractionOut | None:
+        async with self.sessions() as s:
+            found = await s.get(IdempotencyKey, (key, IDEMPOTENCY_SCOPE))
+            if found is None:
+                return None
+            if found.request_hash != request_hash:
+                raise Conflict(
+                    "This Idempotency-Key was used with a different request",
+                    error_id="idempotency-key-reused",
+                )
+            interaction = await s.get(Interaction, found.resource_id)
+            if interaction is None:
+                return None
+            return InteractionOut.model_validate(interaction)
+
+    async def entry_point(self, s: AsyncSession, data: InboundContact) -> tuple[Row[Any], CompiledRules]:
+        """The entry point's routing columns (a Core row: the contact path only reads them) and its
+        compiled routing rules; read once per version of the entry points (see ``_entries``)."""
+        key = (data.channel.value, data.entry_point, data.entry_point_id)
+        version = -1 if self.routing is None else self.routing.entry_points_version
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        entry = await self._read_entry_point(s, data)
+        rules = compile_rules(entry.config.get("rules", []), entry.default_queue_id)
+        if self.routing is not None:
+            if len(self._entries) >= _ENTRY_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = (version, entry, rules)
+        return entry, rules
+
+    async def _read_entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
+        if data.entry_point_id is not None:
+            entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
+        else:
+            entry = (
+                await s.execute(
+                    _ENTRY_BY_ADDRESS, {"channel": data.channel.value, "address": data.entry_point}
+                )
+            ).first()
+        if entry is None or entry.channel != data.channel.value:
+            raise NotFound(
+                "No such entry point for this channel",
+                error_id="no-such-entry-point",
+                channel=data.channel.value,
+                entry_point=data.entry_point or data.entry_point_id,
+            )
+        return entry
+
+    async def customer(
+        self, s: AsyncSession, actor: Actor, data: InboundContact
+    ) -> tuple[int | None, dict[str, Any], int | None]:
+        """Find the customer by any identity given; create one when none matches.
+
+        Returns the customer's id, the customer as routing rules see it, and for a known customer the
+        agent who last served them, else their owner (for sticky routing; ``None`` for a new one).
+        """
+        fields = data.customer
+        identities: list[tuple[IdentityKind, str]] = []
+        for kind, raw in (
+            (IdentityKind.PHONE, fields.phone),
+            (IdentityKind.EMAIL, fields.email),
+            (IdentityKind.CHAT, fields.chat_id),
+        ):
+            if raw:
+                identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
+        found: RowMapping | None = None
+        for kind, value in identities:
+            # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
+            result = await s.execute(_FIND_CUSTOMER, {"kind": kind.value, "value": value})
+            found = result.mappings().first()
+            if found is not None:
+                break
+        if found is None and identities:
+            created = await self.crm.create_in_session(
+                s,
+                Actor.system() if actor.role is not Role.ADMIN else actor,
+                CustomerIn(
+                    first_name=fields.first_name,
+                    last_name=fields.last_name,
+                    language=fields.language,
+                    identities=[IdentityIn(kind=k, value=v) for k, v in identities],
+                ),
+            )
+            return (
+                created.id,
+                {
+                    "id": created.id,
+                    "known": False,
+                    "tags": [],
+                    "vip": False,
+                    "custom": {},
+                    "company": None,
+                    "language": fields.language,
+                    "owner_id": None,
+                },
+                None,
+            )
+        if found is None:
+            return None, {"known": False, "tags": [], "vip": False, "custom": {}}, None
+        customer_id: int = found["customer_id"]
+        assert found["id"] is not None  # the identity's customer (a foreign key)
+        tags = found["tags"].split(_TAG_SEPARATOR) if found["tags"] else []
+        ctx = {
+            "id": customer_id,
+            "known": True,
+            "tags": tags,
+            "vip": found["vip"],
+            "custom": dict(found["custom"]),
+            "company": found["company_id"],
+            "language": found["language"],
+            "owner_id": found["owner_id"],
+        }
+        last = found["last_agent_id"]
+        last_agent: int | None = last if last is not None else found["owner_id"]
+        return customer_id, ctx, last_agent
+
+    def preferred_agent(self, last_agent: int | None) -> str | None:
+        """Sticky routing: the agent who last served the customer, else the customer's owner, when
+        the ACD knows them."""
+        if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
+            return None
+        return str(last_agent)
+
+
+# ====================================================================== ACD commands of the use cases
+@dataclass(frozen=True, slots=True)
+class TakeInContact(AcdCommand[InteractionOut]):
+    """An inbound contact: record it (customer, interaction, first message) and queue it."""
+
+    actor: Actor
+    data: InboundContact
+    idempotency_key: str | None
+    request_hash: str
+
+
+class _TakeInContactHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedContact, r.Contact]:
+        s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
+        request_hash = command.request_hash
+        from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
+        entry, rules = await self.intake.entry_point(s, data)
+        customer_id, customer_ctx, last_agent = await self.intake.customer(s, actor, data)
+        ctx = rule_context(data, entry, customer_ctx)
+        queue_id = rules.route(ctx)
+        if queue_id is None:
+            raise InvalidInput(
+                "No routing rule matched and the entry point has no default queue",
+                error_id="no-route",
+                entry_point_id=entry.id,
+            )
+        queue = self.intake.acd.queue_info.get(queue_id)
+        if queue is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        # Core insert; the command keeps the row (adopt) and the ACD writes its changes with Core.
+        interaction = await self.intake.interactions.record(
+            s,
+            uow.interactions.adopt,
+            channel=data.channel,
+            direction=Direction.INBOUND,
+            customer_id=customer_id,
+            subject=data.subject,
+            from_address=from_address,
+            to_address=entry.address,
+            external_ref=data.external_id,
+            entry_point_id=entry.id,
+            queue_id=queue_id,
+            project_id=entry.project_id or queue.project_id,
+            priority=data.priority + int(entry.config.get("priority", 0)),
+            attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
+        )
+        if data.body:
+            await self.intake.interactions.add_message(
+                s,
+                interaction,
+                direction=Direction.INBOUND,
+                body=data.body,
+                sender=from_address,
+            )
+        if idempotency_key is not None:
+            # Core, not the unit of work: a repeated key fails here, in the prepare step, before
+            # the engine saw the contact.
+            await s.execute(
+                _INSERT_KEY,
+                {
+                    "key": idempotency_key,
+                    "scope": IDEMPOTENCY_SCOPE,
+                    "request_hash": request_hash,
+                    "resource_id": interaction.id,
+                    "created_at": self.intake.clock(),
+                },
+            )
+        preferred = self.intake.preferred_agent(last_agent)
+        contact = r.Contact(
+            contact_id=str(interaction.id),
+            channel=data.channel.value,
+            queue_id=str(queue_id),
+            priority=interaction.priority,
+            customer_id=None if customer_id is None else str(customer_id),
+            preferred_agent_id=preferred,
+            attributes=dict(interaction.attributes),
+        )
+        return interaction, contact
+
+    def decide(
+        self, engine: r.RoutingEngine, command: TakeInContact, prepared: tuple[Any, r.Contact], now: float
+    ) -> list[r.Output]:
+        return engine.contact_arrived(prepared[1], now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
+    ) -> InteractionOut:
+        return InteractionOut.model_validate(await uow.interactions.snapshot(prepared[0].id))
+
+
+def _request_hash(inbound: InboundContact) -> str:
+    """What a dedupe key is checked against: a repeated key with a different contact is a conflict."""
+    customer = inbound.customer
+    values = (
+        inbound.channel.value,
+        inbound.entry_point,
+        inbound.entry_point_id,
+        (customer.phone, customer.email, customer.chat_id),
+        (customer.first_name, customer.last_name, customer.language),
+        inbound.subject,
+        inbound.body,
+        inbound.external_id,
+        inbound.priority,
+        dict(inbound.attributes),
+    )
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()

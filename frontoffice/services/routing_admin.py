@@ -1,0 +1,386 @@
+"""Routing administration: queues, agents' routing profiles, entry points and codes. Changes apply
+live: those the engine needs go through the ACD as commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontoffice.domain import routing as r
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Channel
+from frontoffice.store.tables import (
+    AgentProfile,
+    BusinessCalendar,
+    Disposition,
+    EntryPoint,
+    NotReadyReason,
+    Project,
+    Queue,
+    User,
+)
+from frontoffice.store.unit_of_work import UnitOfWork
+
+from .acd import AcdService, QueueInfo, agent_config, queue_config
+from .acd_commands import (
+    AcdCommand,
+    CommandHandler,
+)
+from .acd_schemas import (
+    AgentProfileIn,
+    AgentProfileOut,
+    CodeIn,
+    CodeOut,
+    ContactIn,
+    EntryPointIn,
+    EntryPointOut,
+    QueueIn,
+    QueueOut,
+    QueuePatch,
+    QueueSettings,
+    RuleIn,
+)
+from .context import Actor, Clock, audit, system_clock
+from .rules_adapter import compile_rules, rule_context
+
+__all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
+
+
+class RoutingAdmin:
+    """Administrators' (and supervisors' read) use cases over the routing configuration."""
+
+    def __init__(self, acd: AcdService, *, clock: Clock = system_clock) -> None:
+        self.acd = acd
+        self.sessions = acd.sessions
+        self.clock = clock
+        # Moves after every change to an entry point (see entry_points_changed). Caches of entry
+        # points keep what they read with the version it was read at and drop it when this moves.
+        self.entry_points_version = 0
+        acd.register(CreateQueue, _SaveQueueHandler(acd))
+        acd.register(UpdateQueue, _SaveQueueHandler(acd))
+        acd.register(SaveAgentProfile, _SaveAgentProfileHandler(clock))
+
+    def entry_points_changed(self) -> None:
+        """Invalidate in-memory caches of entry points (``VoiceCalls.entry_for``). Called after the
+        change is committed (or failed): a cache filled from a read that ran while the change was in
+        flight holds the version it started with, and is therefore discarded.
+
+        In-process only: it is correct on a single node; with several nodes, another node's change
+        reaches this node's cache only when this node changes an entry point too or restarts.
+        """
+        self.entry_points_version += 1
+
+    async def create_queue(self, actor: Actor, data: QueueIn) -> QueueOut:
+        actor.require("routing.write")
+        return await self.acd.execute(CreateQueue(actor, data))
+
+    async def update_queue(self, actor: Actor, queue_id: int, patch: QueuePatch) -> QueueOut:
+        actor.require("routing.write")
+        return await self.acd.execute(UpdateQueue(actor, queue_id, patch))
+
+    async def list_queues(self, actor: Actor) -> list[QueueOut]:
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            return [_queue_out(q) for q in await s.scalars(select(Queue).order_by(Queue.name))]
+
+    async def get_queue(self, actor: Actor, queue_id: int) -> QueueOut:
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            queue = await s.get(Queue, queue_id)
+            if queue is None:
+                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+            return _queue_out(queue)
+
+    async def set_agent_profile(self, actor: Actor, user_id: int, data: AgentProfileIn) -> AgentProfileOut:
+        actor.require("routing.write")
+        await self.acd.execute(SaveAgentProfile(actor, user_id, data))
+        return await self.get_agent_profile(actor, user_id)
+
+    async def get_agent_profile(self, actor: Actor, user_id: int) -> AgentProfileOut:
+        if actor.user_id != user_id:
+            actor.require("routing.read")
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(AgentProfile, User)
+                    .join(User, User.id == AgentProfile.user_id)
+                    .where(AgentProfile.user_id == user_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound("This user is not an agent", error_id="not-an-agent", user_id=user_id)
+        return _profile_out(*row)
+
+    async def list_agents(self, actor: Actor) -> list[AgentProfileOut]:
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(AgentProfile, User).join(User, User.id == AgentProfile.user_id).order_by(User.username)
+            )
+            return [_profile_out(p, u) for p, u in rows]
+
+    async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
+        actor.require("routing.write")
+        try:
+            return await self._create_entry_point(actor, data)
+        finally:
+            self.entry_points_changed()
+
+    async def _create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
+        async with self.sessions.begin() as s:
+            await self._check_entry(s, data)
+            entry = EntryPoint(
+                name=data.name,
+                channel=data.channel.value,
+                address=data.address,
+                project_id=data.project_id,
+                default_queue_id=data.default_queue_id,
+                config={"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority},
+                created_at=self.clock(),
+            )
+            s.add(entry)
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict(
+                    "An entry point with this channel and address exists", error_id="entry-point-taken"
+                ) from None
+            audit(s, actor, "entry_point.create", "entry_point", entry.id)
+            return _entry_out(entry)
+
+    async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
+        actor.require("routing.write")
+        try:
+            return await self._update_entry_point(actor, entry_id, data)
+        finally:
+            self.entry_points_changed()
+
+    async def _update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
+        async with self.sessions.begin() as s:
+            entry = await s.get(EntryPoint, entry_id)
+            if entry is None:
+                raise NotFound("No such entry point", error_id="no-such-entry-point", entry_point_id=entry_id)
+            await self._check_entry(s, data)
+            entry.name, entry.channel, entry.address = data.name, data.channel.value, data.address
+            entry.project_id, entry.default_queue_id = data.project_id, data.default_queue_id
+            entry.config = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
+            audit(s, actor, "entry_point.update", "entry_point", entry_id)
+            return _entry_out(entry)
+
+    async def _check_entry(self, s: AsyncSession, data: EntryPointIn) -> None:
+        compile_rules([rule.model_dump() for rule in data.rules], data.default_queue_id)
+        for queue_id in {rule.queue_id for rule in data.rules} | (
+            {data.default_queue_id} if data.default_queue_id is not None else set()
+        ):
+            if await s.get(Queue, queue_id) is None:
+                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+
+    async def list_entry_points(self, actor: Actor) -> list[EntryPointOut]:
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            return [_entry_out(e) for e in await s.scalars(select(EntryPoint).order_by(EntryPoint.id))]
+
+    async def test_route(self, actor: Actor, entry_id: int, sample: ContactIn) -> dict[str, Any]:
+        """Which queue would a sample contact reach? (nothing is stored)"""
+        actor.require("routing.read")
+        async with self.sessions() as s:
+            entry = await s.get(EntryPoint, entry_id)
+            if entry is None:
+                raise NotFound("No such entry point", error_id="no-such-entry-point")
+            customer_ctx: dict[str, Any] = {"known": False, "tags": [], "vip": False, "custom": {}}
+            ctx = rule_context(sample, entry, customer_ctx)
+            rules = compile_rules(entry.config.get("rules", []), entry.default_queue_id)
+            return {"queue_id": rules.route(ctx), "matched_rule": rules.matched_index(ctx), "context": ctx}
+
+    async def set_code(self, actor: Actor, kind: str, data: CodeIn) -> CodeOut:
+        actor.require("routing.write")
+        table: type[Disposition] | type[NotReadyReason] = (
+            Disposition if kind == "dispositions" else NotReadyReason
+        )
+        async with self.sessions.begin() as s:
+            row: Disposition | NotReadyReason | None = await s.get(table, data.code)
+            if row is None:
+                row = table(code=data.code, name=data.name, names=data.stored_names(), active=data.active)
+                s.add(row)
+            else:
+                row.name, row.names, row.active = data.name, data.stored_names(), data.active
+            audit(s, actor, f"{kind}.set", kind, data.code)
+            await s.flush()
+            return CodeOut.model_validate(row)
+
+    async def list_codes(self, actor: Actor, kind: str) -> list[CodeOut]:
+        actor.require("interactions.read")
+        table = Disposition if kind == "dispositions" else NotReadyReason
+        async with self.sessions() as s:
+            return [CodeOut.model_validate(c) for c in await s.scalars(select(table).order_by(table.code))]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateQueue(AcdCommand[QueueOut]):
+    """An administrator adds a queue; it routes at once."""
+
+    actor: Actor
+    data: QueueIn
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateQueue(AcdCommand[QueueOut]):
+    """An administrator changes a queue; the change applies live."""
+
+    actor: Actor
+    queue_id: int
+    patch: QueuePatch
+
+
+class _SaveQueueHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, acd: AcdService) -> None:
+        self.acd = acd
+
+    async def prepare(self, uow: UnitOfWork, command: CreateQueue | UpdateQueue) -> Queue:
+        s, actor = uow.session, command.actor
+        if isinstance(command, CreateQueue):
+            data = command.data
+            await _check_queue_refs(s, data.settings, data.project_id, None)
+            if await s.scalar(select(Queue.id).where(Queue.name == data.name)) is not None:
+                raise Conflict("A queue with this name exists", error_id="queue-name-taken")
+            queue = Queue(name=data.name, project_id=data.project_id, config=_stored(data.settings))
+            s.add(queue)
+            await s.flush()
+            audit(s, actor, "queue.create", "queue", queue.id, name=data.name)
+            return queue
+        queue_id, patch = command.queue_id, command.patch
+        found = await s.get(Queue, queue_id)
+        if found is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        if patch.name is not None:
+            found.name = patch.name
+        if "project_id" in patch.model_fields_set:
+            found.project_id = patch.project_id
+        if patch.settings is not None:
+            await _check_queue_refs(s, patch.settings, found.project_id, queue_id)
+            found.config = _stored(patch.settings)
+        await s.flush()
+        audit(s, actor, "queue.update", "queue", queue_id, fields=sorted(patch.model_fields_set))
+        return found
+
+    def decide(self, engine: r.RoutingEngine, command: Any, prepared: Queue, now: float) -> list[r.Output]:
+        outputs = engine.upsert_queue(queue_config(prepared), now) or []
+        self.acd.queue_info[prepared.id] = QueueInfo.of(prepared)
+        return outputs
+
+    async def finish(
+        self, uow: UnitOfWork, command: Any, outputs: list[r.Output], prepared: Queue
+    ) -> QueueOut:
+        return _queue_out(prepared)
+
+
+async def _check_queue_refs(
+    s: AsyncSession, settings: QueueSettings, project_id: int | None, own_id: int | None
+) -> None:
+    refs = [settings.overflow_queue_id] if settings.overflow_queue_id is not None else []
+    refs += [q for step in settings.escalations for q in step.add_queues]
+    for ref in refs:
+        if ref == own_id and ref == settings.overflow_queue_id:
+            raise InvalidInput("A queue cannot overflow to itself", error_id="overflow-to-self")
+        if await s.get(Queue, ref) is None:
+            raise NotFound("No such queue", error_id="no-such-queue", queue_id=ref)
+    if settings.calendar_id is not None and await s.get(BusinessCalendar, settings.calendar_id) is None:
+        raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=settings.calendar_id)
+    if project_id is not None and await s.get(Project, project_id) is None:
+        raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAgentProfile(AcdCommand[list[r.Output]]):
+    """An administrator sets an agent's skills, queues, capacity and weight; applies live."""
+
+    actor: Actor
+    user_id: int
+    data: AgentProfileIn
+
+
+class _SaveAgentProfileHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def prepare(self, uow: UnitOfWork, command: SaveAgentProfile) -> r.AgentConfig:
+        s, user_id, data = uow.session, command.user_id, command.data
+        user = await s.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+        for queue_id in data.queues:
+            if await s.get(Queue, queue_id) is None:
+                raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        profile = await s.get(AgentProfile, user_id)
+        if profile is None:
+            profile = AgentProfile(user_id=user_id, state="offline", state_since=uow.now)
+            s.add(profile)
+        profile.skills = dict(data.skills)
+        profile.queues = {str(k): v for k, v in data.queues.items()}
+        profile.capacity = {k.value: v for k, v in data.capacity.items()}
+        profile.weight = data.weight
+        profile.updated_at = self.clock()
+        await s.flush()
+        audit(s, command.actor, "agent.profile", "agent", user_id)
+        return agent_config(profile)
+
+    def decide(
+        self, engine: r.RoutingEngine, command: SaveAgentProfile, prepared: r.AgentConfig, now: float
+    ) -> list[r.Output]:
+        return engine.upsert_agent(prepared, now) or []
+
+    async def finish(
+        self, uow: UnitOfWork, command: SaveAgentProfile, outputs: list[r.Output], prepared: Any
+    ) -> list[r.Output]:
+        return outputs
+
+
+def _stored(settings: QueueSettings) -> dict[str, Any]:
+    stored: dict[str, Any] = json.loads(settings.model_dump_json())
+    return stored
+
+
+def _queue_out(queue: Queue) -> QueueOut:
+    return QueueOut(
+        id=queue.id, name=queue.name, project_id=queue.project_id, settings=QueueSettings(**queue.config)
+    )
+
+
+def _profile_out(p: AgentProfile, u: User) -> AgentProfileOut:
+    from datetime import UTC
+
+    return AgentProfileOut(
+        user_id=p.user_id,
+        username=u.username,
+        display_name=u.display_name,
+        skills=dict(p.skills),
+        queues={int(k): int(v) for k, v in p.queues.items()},
+        capacity=dict(p.capacity),
+        weight=p.weight,
+        state=p.state,
+        state_reason=p.state_reason,
+        state_since=datetime.fromtimestamp(p.state_since, UTC) if p.state_since else None,
+    )
+
+
+def _entry_out(e: EntryPoint) -> EntryPointOut:
+    return EntryPointOut(
+        id=e.id,
+        name=e.name,
+        channel=Channel(e.channel),
+        address=e.address,
+        project_id=e.project_id,
+        default_queue_id=e.default_queue_id,
+        rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
+        priority=int(e.config.get("priority", 0)),
+    )
