@@ -327,6 +327,9 @@ class AgentLive(BaseModel):
     display_name: str
     state: str
     reason: str | None
+    #: takes new offers once it has room. False while ``on_contact``/``wrap_up``: not ready (with
+    #: ``reason``) is pending, and applies when the agent's contacts are done.
+    ready: bool = False
     since: float
     time_in_state_s: float
     contact_ids: list[int]

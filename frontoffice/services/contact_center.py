@@ -443,6 +443,13 @@ class ContactCenter:
             agent = str(agent_id)
             if agent not in self.acd.engine.agent_ids():
                 raise NotFound("This user is not an agent", error_id="not-an-agent", agent_id=agent_id)
+            if state != "offline" and self.acd.engine.agent_status(agent).state == "offline":
+                # Signing in is the agent's own act: a supervisor's change would ring an empty desk.
+                raise Conflict(
+                    "The agent is signed out: only they can sign in",
+                    error_id="agent-offline",
+                    agent_id=agent_id,
+                )
         else:
             agent = self._agent_id(actor)
         if state == "not_ready" and reason:
@@ -918,6 +925,7 @@ class ContactCenter:
             display_name=user.display_name if user else agent_id,
             state=st.state,
             reason=st.reason,
+            ready=st.ready,
             since=st.since,
             time_in_state_s=round(max(0.0, now - st.since), 1),
             contact_ids=[int(c) for c in st.contact_ids],

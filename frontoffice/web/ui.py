@@ -353,6 +353,9 @@ JS_MESSAGES: tuple[str, ...] = (
     # issue 14: forms, outage, notifications (common.js, desk.js, wallboard.js, reports.js)
     N_("Wrap-up notes"),
     N_("Page {page} of {pages}"),
+    # issue 14 items 13-15 (wallboard.js, admin.js)
+    N_("Next: {state}"),
+    N_("Signed out: only the agent can sign in"),
     N_("Abandonment rate"),
     N_("Unknown: server unreachable"),
     N_("This field is required"),

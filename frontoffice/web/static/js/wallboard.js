@@ -117,21 +117,49 @@ function renderAgents() {
   if ($("agents").contains(document.activeElement)) { agentsPending = true; return; }
   agentsPending = false;
   const rows = [...agents].sort((a, b) => a.display_name.localeCompare(b.display_name)).map((a) => {
-    const select = el("select", { "aria-label": t("New state for {name}", { name: a.display_name }) },
-      el("option", { value: "available" }, label("available")),
-      reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${label("not_ready")}: ${r.name}`)),
-      el("option", { value: "offline" }, t("Sign out")));
+    const pending = busyStates.has(a.state) && !a.ready;
     return el("tr", { "data-agent-id": String(a.agent_id), "data-since": a.since ? String(a.since) : null },
       el("td", {}, a.display_name || a.username, el("div", { class: "muted small" }, a.username)),
       el("td", {}, el("span", { class: `badge agent-state ${stateClass[a.state] || ""}`, "data-state": a.state },
-        label(a.state)), a.reason ? el("div", { class: "small" }, reasonName(a.reason)) : null),
+        label(a.state)),
+        // Not ready set during a contact applies when the contact is done: say so until then.
+        pending ? el("div", { class: "small pending-state" },
+          t("Next: {state}", { state: a.reason ? `${label("not_ready")}: ${reasonName(a.reason)}` : label("not_ready") }))
+          : a.reason ? el("div", { class: "small" }, reasonName(a.reason)) : null),
       el("td", { class: "num time-in-state" }, a.since ? fmt.duration(clock.now() - a.since) : "—"),
       el("td", {}, [...a.contact_ids.map((id) => `#${id}`), ...a.offered_contact_ids.map((id) => `#${id} (${t("ringing")})`)].join(", ") || "—"),
       el("td", { class: "num" }, fmt.number(a.contacts_today)),
-      el("td", {}, el("div", { class: "field-row" }, select,
-        el("button", { type: "button", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")))));
+      el("td", {}, stateControl(a)));
   });
   clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
+}
+
+// The states an agent is busy in: a state set then is pending until the contacts are done.
+const busyStates = new Set(["on_contact", "wrap_up"]);
+
+/** The value of the state control that matches the agent's state now (or the one pending). */
+function currentChoice(a) {
+  if (a.state === "not_ready" || (busyStates.has(a.state) && !a.ready)) {
+    return a.reason && reasons.some((r) => r.code === a.reason) ? `not_ready:${a.reason}` : "not_ready:";
+  }
+  return "available";
+}
+
+/** A supervisor changes a signed-in agent's state or signs them out; only the agent signs in. */
+function stateControl(a) {
+  if (a.state === "offline") {
+    return el("span", { class: "muted small signed-out-note" }, t("Signed out: only the agent can sign in"));
+  }
+  const choice = currentChoice(a);
+  const select = el("select", { "aria-label": t("New state for {name}", { name: a.display_name }) },
+    el("option", { value: "available" }, label("available")),
+    // Not ready without a reason, when the agent's reason is not (or no longer) one of the list.
+    choice === "not_ready:" ? el("option", { value: "not_ready:" }, label("not_ready")) : null,
+    reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${label("not_ready")}: ${r.name}`)),
+    el("option", { value: "offline" }, t("Sign out")));
+  select.value = choice;
+  return el("div", { class: "field-row" }, select,
+    el("button", { type: "button", class: "apply-state", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")));
 }
 
 function reasonName(code) {
