@@ -312,6 +312,8 @@ class QueueLive(BaseModel):
     agents_on_contact: int
     agents_wrap_up: int
     agents_not_ready: int
+    #: agents configured for the queue, signed in or not; 0 is shown as critical on the wallboard.
+    members: int = 0
     offered_today: int = 0
     answered_today: int = 0
     abandoned_today: int = 0

@@ -890,6 +890,7 @@ class ContactCenter:
                     agents_on_contact=st.agents_on_contact,
                     agents_wrap_up=st.agents_wrap_up,
                     agents_not_ready=st.agents_not_ready,
+                    members=st.members,
                     **extra,
                 )
             )

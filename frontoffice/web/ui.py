@@ -356,6 +356,12 @@ JS_MESSAGES: tuple[str, ...] = (
     # issue 14 items 13-15 (wallboard.js, admin.js)
     N_("Next: {state}"),
     N_("Signed out: only the agent can sign in"),
+    N_("No agents in this queue"),
+    N_("Contacts waiting, nobody signed in"),
+    N_(
+        "No agent serves {queues}: contacts sent there wait with nobody to answer them. Add agents to the "
+        "queue (Agents) or pick another."
+    ),
     N_("Abandonment rate"),
     N_("Unknown: server unreachable"),
     N_("This field is required"),

@@ -47,3 +47,62 @@ def test_the_state_control_starts_from_the_agents_state_and_never_signs_in_an_of
     board.locator("body").click(position={"x": 5, "y": 5})  # focus leaves the row: it re-renders
     row.locator('.agent-state[data-state="on_contact"]').wait_for()
     assert row.locator("select").input_value() == f"not_ready:{reason['code']}"
+
+
+def test_a_queue_with_contacts_and_nobody_signed_in_or_without_members_is_critical(
+    server: Server, new_context: Any
+) -> None:
+    support = server.queue_id("Support")
+    with server.api() as client:
+        r = client.post("/queues", json={"name": "Nobody here", "settings": {}})
+        assert r.status_code == 201, r.text
+        empty = r.json()["id"]
+    board = sign_in(new_context(viewport=(1600, 900)), server, "supervisor", "/wallboard")
+    tile = board.locator(f'.tile[data-queue-id="{support}"]')
+    tile.locator(".waiting").filter(has_text="0").wait_for()
+    # A queue nobody serves is critical even before a contact comes.
+    board.locator(f'.tile[data-queue-id="{empty}"] .queue-alert[data-reason="no-members"]').wait_for()
+    assert tile.locator(".queue-alert").count() == 0
+
+    # Contacts waiting and every member of the queue signed out: critical.
+    server.post_contact("Where is my parcel", email="parcel@example.com")
+    alert = tile.locator('.queue-alert[data-reason="nobody-signed-in"]')
+    alert.wait_for()
+    assert "status-bad" in (alert.get_attribute("class") or "")
+    # Somebody signs in: no longer critical for that reason.
+    desk = sign_in(new_context(), server, "agent1", "/desk")
+    desk.select_option("#presence", "available")
+    tile.locator(".queue-alert").wait_for(state="detached")
+
+
+def test_the_admin_console_warns_when_a_rule_or_the_default_queue_has_no_members(
+    server: Server, new_context: Any
+) -> None:
+    with server.api() as client:
+        r = client.post("/queues", json={"name": "Nobody here", "settings": {}})
+        assert r.status_code == 201, r.text
+        empty = r.json()["id"]
+    page = sign_in(new_context(), server, "admin", "/admin")
+    page.goto(f"{server.url}/admin#entry-points")
+    page.locator("#section-entry-points tr", has_text="website").locator(".edit-entry").click()
+    warning = page.locator("#entry-form .members-warning")
+    assert not warning.is_visible()
+    page.click("#add-rule")
+    page.locator(".rule-text").last.fill('subject contains "refund"')
+    page.locator(".rule-queue").last.select_option(str(empty))
+    # At once, next to the rule...
+    page.locator(".rule-row").last.locator(".rule-warning").wait_for()
+    page.click("#entry-save")
+    # ...and after saving, in the editor that stays open: the rule is saved, with the warning.
+    warning.wait_for()
+    assert "Nobody here" in (warning.text_content() or "")
+    page.locator(".rule-row").last.locator(".rule-warning").wait_for()
+    with server.api() as client:
+        website = next(e for e in client.get("/entry-points").json() if e["address"] == "website")
+    assert empty in [rule["queue_id"] for rule in website["rules"]]
+
+    # The same for the default queue.
+    page.locator(".rule-row").last.locator("button").click()
+    page.locator("#entry-form select[name=default_queue_id]").select_option(str(empty))
+    page.click("#entry-save")
+    page.locator("#entry-form .members-warning", has_text="Nobody here").wait_for()

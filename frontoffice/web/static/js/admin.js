@@ -5,7 +5,7 @@ import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, 
 const $ = (id) => document.getElementById(id);
 const CHANNELS = ["voice", "email", "chat", "sms", "fax", "webform", "messenger"];
 const STRATEGIES = ["longest_idle", "round_robin", "fewest_contacts", "least_occupied", "best_skill", "random_weighted", "ring_all"];
-const cache = { queues: [], calendars: [], projects: [], users: [] };
+const cache = { queues: [], calendars: [], projects: [], users: [], members: new Set() };
 
 // ------------------------------------------------------------------ small form helpers
 let uid = 0;
@@ -254,8 +254,10 @@ function queueEditor(root, queue) {
 
 // ------------------------------------------------------------------ entry points and rules
 async function entryPoints(root) {
-  const [list, qs] = await Promise.all([api("GET", "/entry-points"), api("GET", "/queues")]);
+  const [list, qs, agentList] = await Promise.all([api("GET", "/entry-points"), api("GET", "/queues"), api("GET", "/agents")]);
   cache.queues = qs;
+  // The queues some agent serves: a rule to any other queue sends contacts where nobody answers.
+  cache.members = new Set(agentList.flatMap((a) => Object.keys(a.queues).map(Number)));
   cache.projects = await api("GET", "/projects");
   const editor = el("div", { id: "entry-editor" });
   clear(root, el("h2", {}, t("Entry points and routing rules")),
@@ -268,17 +270,38 @@ async function entryPoints(root) {
     editor);
 }
 
-function ruleRow(rule) {
+const withoutMembers = (id) => id !== null && !Number.isNaN(id) && !cache.members.has(id);
+
+function ruleRow(rule, onChange = () => {}) {
+  const queue = select("rule-queue", queueOptions(false), rule ? rule.queue_id : cache.queues[0] && cache.queues[0].id, { class: "rule-queue", "aria-label": t("Queue for this rule") });
+  const warning = el("span", { class: "badge status-warn rule-warning", role: "status" }, t("No agents in this queue"));
+  const show = () => warning.classList.toggle("hidden", !withoutMembers(num(queue.value)));
+  queue.addEventListener("change", () => { show(); onChange(); });
   const row = el("div", { class: "rule-row" },
     el("input", { class: "rule-text", value: rule ? rule.rule : "", "aria-label": t("Rule"), placeholder: 'subject contains "…"' }),
-    select("rule-queue", queueOptions(false), rule ? rule.queue_id : cache.queues[0] && cache.queues[0].id, { class: "rule-queue", "aria-label": t("Queue for this rule") }),
-    el("button", { type: "button", onclick: () => row.remove() }, t("Remove")));
+    queue, warning,
+    el("button", { type: "button", onclick: () => { row.remove(); onChange(); } }, t("Remove")));
+  show();
   return row;
+}
+
+/** The queues an entry point sends contacts to (default and rules) that no agent serves. */
+function queuesWithoutMembers(form) {
+  const ids = [num(form.elements.default_queue_id.value), ...[...form.querySelectorAll(".rule-queue")].map((s) => num(s.value))];
+  return [...new Set(ids.filter(withoutMembers))];
 }
 
 function entryEditor(root, ep) {
   const box = errorBox();
-  const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map(ruleRow));
+  const membersWarning = el("p", { class: "warning-text members-warning", role: "status" });
+  const checkMembers = () => {
+    const empty = queuesWithoutMembers(form);
+    membersWarning.classList.toggle("hidden", !empty.length);
+    membersWarning.textContent = empty.length
+      ? t("No agent serves {queues}: contacts sent there wait with nobody to answer them. Add agents to the queue (Agents) or pick another.", { queues: empty.map(queueName).join(", ") })
+      : "";
+  };
+  const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map((rule) => ruleRow(rule, checkMembers)));
   const form = el("form", { id: "entry-form", "aria-label": ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point") },
     el("h3", {}, ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point")),
     el("div", { class: "field-row" },
@@ -288,9 +311,11 @@ function entryEditor(root, ep) {
       field(t("Default queue"), select("default_queue_id", queueOptions(true), ep && ep.default_queue_id)),
       field(t("Priority"), input("priority", ep ? ep.priority : 0, { type: "number", min: "-100", max: "100" }))),
     el("h4", {}, t("Rules")), rules,
-    el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => rules.append(ruleRow(null)) }, t("Add rule"))),
-    box,
+    el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => { rules.append(ruleRow(null, checkMembers)); checkMembers(); } }, t("Add rule"))),
+    membersWarning, box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "entry-save" }, t("Save entry point"))));
+  form.elements.default_queue_id.addEventListener("change", checkMembers);
+  checkMembers();
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;

@@ -46,15 +46,24 @@ function longestNow(q) {
   return q.waiting > 0 ? q.longest_wait_s + (clock.now() - q.receivedAt) : 0;
 }
 
+/** Why nobody can answer the queue's contacts, if so: critical whatever the figures say. */
+function queueAlert(q) {
+  if (!q.members) return { reason: "no-members", text: t("No agents in this queue") };
+  if (q.waiting > 0 && !q.agents_logged_in) return { reason: "nobody-signed-in", text: t("Contacts waiting, nobody signed in") };
+  return null;
+}
+
 function renderTiles() {
   const root = $("tiles");
   const nodes = [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => {
     const target = (queueSettings.get(q.queue_id) || {}).sl_threshold_s || 20;
     const sl = slStatus(q.service_level_today);
     const wait = waitStatus(longestNow(q), target);
-    return el("article", { class: "panel tile", "data-queue-id": String(q.queue_id), "aria-labelledby": `q-${q.queue_id}` },
+    const alert = queueAlert(q);
+    return el("article", { class: `panel tile${alert ? " critical" : ""}`, "data-queue-id": String(q.queue_id), "aria-labelledby": `q-${q.queue_id}` },
       el("h2", { id: `q-${q.queue_id}` }, q.name,
         el("span", { class: `badge ${q.open ? "status-ok" : "status-bad"}` }, q.open ? t("Opened") : t("Closed"))),
+      alert ? el("p", {}, el("span", { class: "badge status-bad queue-alert", "data-reason": alert.reason, role: "status" }, alert.text)) : null,
       el("div", { class: "field-row" },
         el("div", {}, el("div", { class: "muted small" }, t("Waiting")), el("div", { class: "big waiting" }, fmt.number(q.waiting))),
         el("div", {}, el("div", { class: "muted small" }, t("Longest wait")),
