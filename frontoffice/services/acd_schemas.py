@@ -321,6 +321,10 @@ class QueueLive(BaseModel):
     asa_today_s: float | None = None
     longest_wait_today_s: float | None = None
     turned_away_today: int = 0
+    overflowed_in_today: int = 0
+    overflowed_out_today: int = 0
+    #: moved to another queue while waiting (by a supervisor).
+    transferred_today: int = 0
 
 
 class AgentLive(BaseModel):

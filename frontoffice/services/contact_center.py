@@ -877,6 +877,9 @@ class ContactCenter:
                     "asa_today_s": today.asa_s,
                     "longest_wait_today_s": today.longest_wait_s,
                     "turned_away_today": today.turned_away,
+                    "overflowed_in_today": today.overflowed_in,
+                    "overflowed_out_today": today.overflowed_out,
+                    "transferred_today": today.transferred,
                 }
             queues.append(
                 QueueLive(

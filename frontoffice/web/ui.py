@@ -357,6 +357,9 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Next: {state}"),
     N_("Signed out: only the agent can sign in"),
     N_("No agents in this queue"),
+    N_("Moved out"),
+    N_("Overflow in"),
+    N_("Overflow out"),
     N_("Contacts waiting, nobody signed in"),
     N_(
         "No agent serves {queues}: contacts sent there wait with nobody to answer them. Add agents to the "

@@ -106,3 +106,32 @@ def test_the_admin_console_warns_when_a_rule_or_the_default_queue_has_no_members
     page.locator("#entry-form select[name=default_queue_id]").select_option(str(empty))
     page.click("#entry-save")
     page.locator("#entry-form .members-warning", has_text="Nobody here").wait_for()
+
+
+def test_a_moved_contact_shows_at_once_in_the_target_queue_and_in_both_queues_figures(
+    server: Server, new_context: Any
+) -> None:
+    support, billing = server.queue_id("Support"), server.queue_id("Billing")
+    board = sign_in(new_context(viewport=(1600, 900)), server, "supervisor", "/wallboard")
+    tile = {q: board.locator(f'.tile[data-queue-id="{q}"]') for q in (support, billing)}
+    tile[support].locator(".waiting").filter(has_text="0").wait_for()
+    # The supervisor watches both waiting lists: Billing's first, then Support's.
+    tile[billing].locator(".toggle-waiting").click()
+    board.locator(f'#waiting section[data-queue-id="{billing}"]').wait_for()
+    contact = server.post_contact("Wrong department", email="moved@example.com")
+    tile[support].locator(".waiting").filter(has_text="1").wait_for()
+    tile[support].locator(".toggle-waiting").click()
+    in_support = f'#waiting section[data-queue-id="{support}"]'
+    row = board.locator(f'{in_support} tr[data-interaction-id="{contact["id"]}"]')
+    row.locator(".move-target").select_option(str(billing))
+    row.locator(".move-contact").click()
+
+    # In Billing's list without a reload, and out of Support's.
+    board.locator(
+        f'#waiting section[data-queue-id="{billing}"] tr[data-interaction-id="{contact["id"]}"]'
+    ).wait_for()
+    row.wait_for(state="detached")
+    # Today's figures: Support offered it and moved it on; Billing offered it too.
+    tile[support].locator(".transferred").filter(has_text="1").wait_for()
+    tile[billing].locator(".offered").filter(has_text="1").wait_for()
+    assert tile[billing].locator(".transferred").text_content() == "0"

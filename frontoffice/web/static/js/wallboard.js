@@ -74,9 +74,14 @@ function renderTiles() {
           el("span", { class: "sl" }, fmt.percent(q.service_level_today), " ",
             sl ? el("span", { class: `badge status-${sl}` }, statusText[sl]()) : null)),
         el("div", {}, el("span", {}, t("ASA")), el("span", {}, fmt.duration(q.asa_today_s))),
-        el("div", {}, el("span", {}, t("Offered")), el("span", {}, fmt.number(q.offered_today))),
+        el("div", {}, el("span", {}, t("Offered")), el("span", { class: "offered" }, fmt.number(q.offered_today))),
         el("div", {}, el("span", {}, t("Answered")), el("span", {}, fmt.number(q.answered_today))),
         el("div", {}, el("span", {}, t("Abandoned")), el("span", { class: "abandoned" }, fmt.number(q.abandoned_today))),
+        // Contacts that left for another queue (a supervisor's move; overflow) or came by overflow:
+        // with them a queue's offered adds up to answered + abandoned + waiting + moved on.
+        el("div", {}, el("span", {}, t("Moved out")), el("span", { class: "transferred" }, fmt.number(q.transferred_today || 0))),
+        el("div", {}, el("span", {}, t("Overflow in")), el("span", { class: "overflowed-in" }, fmt.number(q.overflowed_in_today || 0))),
+        el("div", {}, el("span", {}, t("Overflow out")), el("span", { class: "overflowed-out" }, fmt.number(q.overflowed_out_today || 0))),
         el("div", {}, el("span", {}, t("Available")), el("span", {}, fmt.number(q.agents_available))),
         el("div", {}, el("span", {}, t("On contact")), el("span", {}, fmt.number(q.agents_on_contact))),
         el("div", {}, el("span", {}, t("Wrap-up")), el("span", {}, fmt.number(q.agents_wrap_up))),
@@ -301,6 +306,9 @@ function applyFigures(list) {
       abandoned_today: f.abandoned,
       service_level_today: f.service_level,
       asa_today_s: f.asa_s,
+      transferred_today: f.transferred,
+      overflowed_in_today: f.overflowed_in,
+      overflowed_out_today: f.overflowed_out,
     });
   }
   renderTiles();
