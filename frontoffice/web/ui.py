@@ -358,6 +358,18 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Signed out: only the agent can sign in"),
     N_("No agents in this queue"),
     N_("Moved out"),
+    N_("Reset password"),
+    N_("Reset the password of {name}"),
+    N_("New password (10+ characters)"),
+    N_("Set password"),
+    N_("Password changed"),
+    N_(
+        "One step per line: seconds; levels to relax; extra queues by name, comma-separated. "
+        "Example: 60; 1; Billing, Sales"
+    ),
+    N_("No queue named {names}"),
+    N_("Name ({language})"),
+    N_("Give a name in at least one language"),
     N_("Overflow in"),
     N_("Overflow out"),
     N_("Contacts waiting, nobody signed in"),
