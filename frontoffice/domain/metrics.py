@@ -762,6 +762,11 @@ class LiveQueueFigures:
     longest_wait_s: float | None
     turned_away: int = 0
     offers: int = 0
+    # Contacts that left for another queue (overflow; a supervisor's move: transferred) or came in
+    # by overflow, as in reports grouped by queue.
+    overflowed_in: int = 0
+    overflowed_out: int = 0
+    transferred: int = 0
 
 
 def _key_order(key: GroupKey) -> tuple[int, int, str]:
@@ -911,6 +916,9 @@ class MetricsAccumulator:
                 longest_wait_s=figures.longest_wait_s,
                 turned_away=figures.turned_away,
                 offers=figures.offers,
+                overflowed_in=figures.overflowed_in,
+                overflowed_out=figures.overflowed_out,
+                transferred=figures.transferred,
             )
         return result
 

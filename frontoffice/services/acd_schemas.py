@@ -312,6 +312,8 @@ class QueueLive(BaseModel):
     agents_on_contact: int
     agents_wrap_up: int
     agents_not_ready: int
+    #: agents configured for the queue, signed in or not; 0 is shown as critical on the wallboard.
+    members: int = 0
     offered_today: int = 0
     answered_today: int = 0
     abandoned_today: int = 0
@@ -319,6 +321,10 @@ class QueueLive(BaseModel):
     asa_today_s: float | None = None
     longest_wait_today_s: float | None = None
     turned_away_today: int = 0
+    overflowed_in_today: int = 0
+    overflowed_out_today: int = 0
+    #: moved to another queue while waiting (by a supervisor).
+    transferred_today: int = 0
 
 
 class AgentLive(BaseModel):
@@ -327,6 +333,9 @@ class AgentLive(BaseModel):
     display_name: str
     state: str
     reason: str | None
+    #: takes new offers once it has room. False while ``on_contact``/``wrap_up``: not ready (with
+    #: ``reason``) is pending, and applies when the agent's contacts are done.
+    ready: bool = False
     since: float
     time_in_state_s: float
     contact_ids: list[int]

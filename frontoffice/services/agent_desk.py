@@ -103,6 +103,13 @@ class AgentDesk:
             agent = str(agent_id)
             if agent not in self.acd.engine.agent_ids():
                 raise NotFound("This user is not an agent", error_id="not-an-agent", agent_id=agent_id)
+            if state != "offline" and self.acd.engine.agent_status(agent).state == "offline":
+                # Signing in is the agent's own act: contacts would ring at an empty desk.
+                raise Conflict(
+                    "The agent is signed out: only they can sign in",
+                    error_id="agent-offline",
+                    agent_id=agent_id,
+                )
         else:
             agent = self._agent_id(actor)
         if state == "not_ready" and reason:

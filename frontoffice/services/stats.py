@@ -13,7 +13,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ from frontoffice.domain.metrics import (
     local_day_start,
 )
 from frontoffice.store.committed import Committed
-from frontoffice.store.tables import AgentEvent, InteractionEvent
+from frontoffice.store.tables import AgentEvent, InteractionEvent, Project, Queue, User
 
 from .context import Actor, Clock, system_clock
 from .scope import event_visible, where
@@ -243,6 +243,31 @@ class StatsService:
                 "Invalid report parameters", error_id="invalid-report", reason=str(exc)
             ) from None
 
+    async def group_names(self, group_by: str, keys: Iterable[Any]) -> dict[Any, str]:
+        """The names of a report's groups, for its CSV: queue names, agents' display names (their
+        username when they have none), project names. Channels and "overall" have no other name."""
+        model: type[Queue] | type[User] | type[Project]
+        ids = sorted({k for k in keys if isinstance(k, int)})
+        if not ids or group_by not in NAMED_GROUPS:
+            return {}
+        async with self.sessions() as s:
+            if group_by == "agent":
+                stmt = select(User.id, User.display_name, User.username).where(User.id.in_(ids))
+                users = await s.execute(stmt)
+                return {uid: display or username for uid, display, username in users}
+            model = Queue if group_by == "queue" else Project
+            named = await s.execute(select(model.id, model.name).where(model.id.in_(ids)))
+            return {key: name for key, name in named}
+
+
+# The groups whose ids have a name; the CSV gives it in a ``<group>_name`` column next to ``key``.
+NAMED_GROUPS = ("queue", "agent", "project")
+# CSV rounding (docs/metrics.md, "The report as CSV"): durations to a tenth of a second, ratios
+# (0..1) to four decimals — a hundredth of a percent, finer than any target is set.
+CSV_SECONDS_DECIMALS = 1
+CSV_RATIO_DECIMALS = 4
+_RATIOS = frozenset({"service_level", "abandonment_rate", "occupancy", "utilization"})
+
 
 def report_rows(report: Report) -> list[dict[str, Any]]:
     """Flat rows (key, interval, every figure) for JSON and CSV."""
@@ -259,12 +284,38 @@ def report_rows(report: Report) -> list[dict[str, Any]]:
     return rows
 
 
-def report_csv(rows: Iterable[dict[str, Any]]) -> str:
-    rows = list(rows)
-    if not rows:
-        return "key,interval_start,interval_end\n"
+def report_csv(
+    rows: Iterable[dict[str, Any]],
+    *,
+    group_by: str | None = None,
+    names: dict[Any, str] | None = None,
+    zone: tzinfo | None = None,
+) -> str:
+    """The rows of :func:`report_rows` as CSV for a spreadsheet: a ``<group>_name`` column after
+    ``key`` (queue, agent and project groups, from ``names``), interval times in ``zone`` (the site's
+    time zone) as ISO 8601 with their offset, durations to 0.1 s and ratios to 4 decimals."""
+    name_column = f"{group_by}_name" if group_by in NAMED_GROUPS else None
+    table = []
+    for row in rows:
+        out: dict[str, Any] = {"key": row["key"]}
+        if name_column is not None:
+            out[name_column] = (names or {}).get(row["key"], "")
+        for column, value in row.items():
+            if column == "key":
+                continue
+            if column in ("interval_start", "interval_end") and zone is not None:
+                value = datetime.fromisoformat(value).astimezone(zone).isoformat()
+            elif isinstance(value, float) and column in _RATIOS:
+                value = round(value, CSV_RATIO_DECIMALS)
+            elif isinstance(value, float) and column.endswith("_s"):
+                value = round(value, CSV_SECONDS_DECIMALS)
+            out[column] = value
+        table.append(out)
+    if not table:
+        header = ["key", name_column, "interval_start", "interval_end"]
+        return ",".join(c for c in header if c) + "\n"
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(table)
     return buffer.getvalue()

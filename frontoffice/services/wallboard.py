@@ -67,6 +67,9 @@ class WallboardView:
                     "asa_today_s": today.asa_s,
                     "longest_wait_today_s": today.longest_wait_s,
                     "turned_away_today": today.turned_away,
+                    "overflowed_in_today": today.overflowed_in,
+                    "overflowed_out_today": today.overflowed_out,
+                    "transferred_today": today.transferred,
                 }
             queues.append(
                 QueueLive(
@@ -80,6 +83,7 @@ class WallboardView:
                     agents_on_contact=st.agents_on_contact,
                     agents_wrap_up=st.agents_wrap_up,
                     agents_not_ready=st.agents_not_ready,
+                    members=st.members,
                     **extra,
                 )
             )
@@ -150,6 +154,7 @@ def agent_live(acd: AcdService, agent_id: str, users: dict[int, User], now: floa
         contact_ids=[int(c) for c in st.contact_ids],
         offered_contact_ids=[int(c) for c in st.offered_contact_ids],
         contacts_today=st.contacts_today,
+        ready=st.ready,
     )
 
 

@@ -357,6 +357,30 @@ JS_MESSAGES: tuple[str, ...] = (
     # issue 14: forms, outage, notifications (common.js, desk.js, wallboard.js, reports.js)
     N_("Wrap-up notes"),
     N_("Page {page} of {pages}"),
+    # issue 14 items 13-15 (wallboard.js, admin.js)
+    N_("Next: {state}"),
+    N_("Signed out: only the agent can sign in"),
+    N_("No agents in this queue"),
+    N_("Moved out"),
+    N_("Reset password"),
+    N_("Reset the password of {name}"),
+    N_("New password (10+ characters)"),
+    N_("Set password"),
+    N_("Password changed"),
+    N_(
+        "One step per line: seconds; levels to relax; extra queues by name, comma-separated. "
+        "Example: 60; 1; Billing, Sales"
+    ),
+    N_("No queue named {names}"),
+    N_("Name ({language})"),
+    N_("Give a name in at least one language"),
+    N_("Overflow in"),
+    N_("Overflow out"),
+    N_("Contacts waiting, nobody signed in"),
+    N_(
+        "No agent serves {queues}: contacts sent there wait with nobody to answer them. Add agents to the "
+        "queue (Agents) or pick another."
+    ),
     N_("Abandonment rate"),
     N_("Unknown: server unreachable"),
     N_("This field is required"),

@@ -413,8 +413,9 @@ def lines(
 
 
 # The interval report's CSV (``/api/v1/stats/report?format=csv``, services/stats.py report_csv;
-# columns in docs/metrics.md): a header with these columns, one row per group and interval, times
-# in UTC with their offset. Its ``offered`` counts the contacts that arrived in the interval.
+# columns in docs/metrics.md): a header with these columns (and others: names, figures), one row
+# per group and interval, times in the site's time zone with their offset (older exports: UTC with
+# its offset; both read the same). Its ``offered`` counts the contacts that arrived in the interval.
 _REPORT_COLUMNS = ("key", "interval_start", "offered")
 
 

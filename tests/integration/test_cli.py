@@ -174,7 +174,9 @@ def test_plan_forecast_reads_the_interval_report_csv(env: dict[str, str], tmp_pa
         events, start=monday, end=monday + timedelta(days=14), interval_s=900, group_by="queue"
     )
     history = tmp_path / "report.csv"
-    history.write_text(report_csv(report_rows(report)), encoding="utf-8")
+    # As /stats/report?format=csv gives it: names next to ids, local times with their offset.
+    csv_text = report_csv(report_rows(report), group_by="queue", names={1: "Sales"}, zone=moscow)
+    history.write_text(csv_text, encoding="utf-8")
     output = tmp_path / "forecast.csv"
     result = run(
         [

@@ -861,6 +861,7 @@ class RoutingEngine:
             agents_on_contact=counts["on_contact"],
             agents_wrap_up=counts["wrap_up"],
             agents_not_ready=counts["not_ready"],
+            members=sum(counts.values()),
         )
 
     def agent_status(self, agent_id: str) -> AgentStatus:

@@ -23,6 +23,8 @@ class QueueStatus:
     agents_on_contact: int
     agents_wrap_up: int
     agents_not_ready: int
+    #: agents configured for the queue, signed in or not (0: nobody could ever answer it).
+    members: int = 0
 
 
 @dataclass(frozen=True, slots=True)

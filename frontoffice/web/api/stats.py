@@ -54,8 +54,10 @@ async def stats_report(
     )
     rows = report_rows(report)
     if format == "csv":
+        stats = container(request).stats
+        names = await stats.group_names(group_by, (row["key"] for row in rows))
         return Response(
-            report_csv(rows),
+            report_csv(rows, group_by=group_by, names=names, zone=stats.zone),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{csv_file_name(group_by, start, end)}"'},
         )

@@ -1,11 +1,11 @@
 // Admin console: users, agent profiles, queues, entry points and rules (with a test box), calendars,
 // codes, projects, API tokens and the audit log. Every save goes to the API, which applies it live.
-import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, me, showFormErrors, t, toast } from "./common.js";
+import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, me, showFieldError, showFormErrors, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const CHANNELS = ["voice", "email", "chat", "sms", "fax", "webform", "messenger"];
 const STRATEGIES = ["longest_idle", "round_robin", "fewest_contacts", "least_occupied", "best_skill", "random_weighted", "ring_all"];
-const cache = { queues: [], calendars: [], projects: [], users: [] };
+const cache = { queues: [], calendars: [], projects: [], users: [], members: new Set() };
 
 // ------------------------------------------------------------------ small form helpers
 let uid = 0;
@@ -79,7 +79,8 @@ async function users(root) {
       el("td", {}, projectsText(u), " ", u.role === "admin" ? null
         : el("button", { type: "button", "aria-label": `${t("Change projects")}: ${u.username}`, onclick: () => projectsDialog(u, () => users(root)) }, t("Change projects"))),
       el("td", {}, el("button", { type: "button", onclick: busy(() => attempt(() => api("PATCH", `/users/${u.id}`, { role: role.value, is_active: active.checked, language: language.value }), t("User saved"))) }, t("Save")),
-        " ", el("button", { type: "button", onclick: () => newToken(u) }, t("New API token"))));
+        " ", el("button", { type: "button", onclick: () => newToken(u) }, t("New API token")),
+        u.id === me.user_id ? null : [" ", el("button", { type: "button", class: "reset-password", "aria-label": `${t("Reset password")}: ${u.username}`, onclick: () => passwordDialog(u) }, t("Reset password"))]));
   });
   clear(root, el("h2", {}, t("Users")),
     el("table", {}, el("thead", {}, el("tr", {}, [t("Username"), t("Display name"), t("Role"), t("Language"), t("Active"), t("Projects"), ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
@@ -120,6 +121,27 @@ function projectsDialog(user, done) {
   dialog.showModal();
 }
 
+// An administrator sets another user's password (their browser sessions end; audited).
+function passwordDialog(user) {
+  const box = errorBox();
+  const form = el("form", {},
+    field(t("New password (10+ characters)"), input("new_password", "", { type: "password", required: true, minlength: "10", autocomplete: "new-password" })),
+    box,
+    el("div", { class: "field-row" },
+      el("button", { type: "submit", class: "primary" }, t("Set password")),
+      el("button", { type: "button", onclick: () => dialog.close() }, t("Close"))));
+  const dialog = el("dialog", { class: "password-dialog", "aria-labelledby": "password-title" },
+    el("h2", { id: "password-title" }, t("Reset the password of {name}", { name: user.username })), form);
+  form.addEventListener("submit", busy(async (e) => {
+    e.preventDefault();
+    const body = { new_password: form.elements.new_password.value };
+    if ((await save(box, () => api("POST", `/users/${user.id}/password`, body), t("Password changed"))) !== undefined) dialog.close();
+  }));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
+}
+
 async function newToken(user) {
   const name = window.prompt(t("What is the token for?"), "integration");
   if (!name) return;
@@ -139,14 +161,15 @@ function showSecret(secret) {
 }
 
 // ------------------------------------------------------------------ agents
-async function agents(root) {
+async function agents(root, keepUserId = null) {
   const [list, queues] = await Promise.all([api("GET", "/agents"), api("GET", "/queues")]);
   cache.queues = queues;
   cache.users = await api("GET", "/users");
   const profiles = new Map(list.map((a) => [a.user_id, a]));
   const candidates = cache.users.filter((u) => u.is_active);
   const editor = el("div", {});
-  const picker = select("agent", candidates.map((u) => [u.id, `${u.display_name || u.username} (${u.username})${profiles.has(u.id) ? "" : ` — ${t("no profile yet")}`}`]), candidates[0] && candidates[0].id, { id: "agent-picker" });
+  const chosen = candidates.some((u) => u.id === keepUserId) ? keepUserId : candidates[0] && candidates[0].id;
+  const picker = select("agent", candidates.map((u) => [u.id, `${u.display_name || u.username} (${u.username})${profiles.has(u.id) ? "" : ` — ${t("no profile yet")}`}`]), chosen, { id: "agent-picker" });
   picker.addEventListener("change", () => agentEditor(editor, Number(picker.value), profiles));
   clear(root, el("h2", {}, t("Agents")),
     el("table", {}, el("thead", {}, el("tr", {}, [t("Agent"), t("Skills"), t("Queues (tier)"), t("Capacity"), t("State")].map((h) => el("th", {}, h)))),
@@ -179,7 +202,8 @@ function agentEditor(root, userId, profiles) {
       capacity: Object.fromEntries(CHANNELS.map((c) => [c, Number(f[`cap-${c}`].value)])),
       weight: Number(f.weight.value),
     };
-    if (await save(box, () => api("PUT", `/agents/${userId}`, body), t("Profile saved"))) agents($("section-agents"));
+    // Saved: the list shows the change and the editor stays on this agent.
+    if (await save(box, () => api("PUT", `/agents/${userId}`, body), t("Profile saved"))) agents($("section-agents"), userId);
   }));
   clear(root, form);
 }
@@ -202,7 +226,9 @@ function queueEditor(root, queue) {
   const s = (queue && queue.settings) || { strategy: "longest_idle", required_skills: {}, weight: 1, offer_timeout_s: 20, wrap_up_s: 0, sticky_s: 0, max_wait_s: null, max_length: null, overflow_queue_id: null, fallback_action: null, no_agents_action: "join", closed_action: "overflow", escalations: [], calendar_id: null, sl_threshold_s: 20, disposition_required: false };
   const box = errorBox();
   const actions = [["join", t("wait anyway")], ["refuse", t("refuse")], ["overflow", t("overflow")]];
-  const escalations = (s.escalations || []).map((x) => `${x.after_s}; ${x.relax_levels}; ${(x.add_queues || []).join(",")}`).join("\n");
+  // Queues by name (the API gives queue_names for the ids it stores).
+  const nameOf = (id) => (queue && queue.queue_names && queue.queue_names[id]) || queueName(id);
+  const escalations = (s.escalations || []).map((x) => `${x.after_s}; ${x.relax_levels}; ${(x.add_queues || []).map(nameOf).join(", ")}`).join("\n");
   const form = el("form", { id: "queue-form", "aria-label": queue ? t("Edit queue {name}", { name: queue.name }) : t("New queue") },
     el("h3", {}, queue ? t("Edit queue {name}", { name: queue.name }) : t("New queue")),
     el("div", { class: "field-row" },
@@ -227,22 +253,34 @@ function queueEditor(root, queue) {
       field(t("While closed"), select("closed_action", actions, s.closed_action)),
       field(t("Calendar"), select("calendar_id", [["", t("(always open)")], ...cache.calendars.map((c) => [c.id, c.name])], s.calendar_id))),
     field(t("Escalation steps"), el("textarea", { name: "escalations", rows: "2" }, escalations),
-      t("One step per line: seconds; levels to relax; extra queue ids. Example: 60; 1; 2,3")),
+      t("One step per line: seconds; levels to relax; extra queues by name, comma-separated. Example: 60; 1; Billing, Sales")),
     box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "queue-save" }, queue ? t("Save queue") : t("Create queue"))));
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
+    clearFormErrors(form);
+    const unknown = [];
+    const queueIdOf = (text) => {
+      const found = cache.queues.find((q) => q.name.toLowerCase() === text.toLowerCase()) || cache.queues.find((q) => String(q.id) === text);
+      if (!found) unknown.push(text);
+      return found ? found.id : null;
+    };
+    const steps = f.escalations.value.split("\n").filter((l) => l.trim()).map((line) => {
+      const [after, relax, add] = line.split(";").map((x) => (x || "").trim());
+      return { after_s: Number(after), relax_levels: Number(relax || 0), add_queues: (add || "").split(",").map((x) => x.trim()).filter(Boolean).map(queueIdOf) };
+    });
+    if (unknown.length) {
+      showFieldError(f.escalations, t("No queue named {names}", { names: unknown.join(", ") }));
+      return;
+    }
     const settings = {
       strategy: f.strategy.value, required_skills: parsePairs(f.required_skills.value), weight: Number(f.weight.value),
       offer_timeout_s: Number(f.offer_timeout_s.value), wrap_up_s: Number(f.wrap_up_s.value), sticky_s: Number(f.sticky_s.value),
       max_wait_s: num(f.max_wait_s.value), max_length: num(f.max_length.value), overflow_queue_id: num(f.overflow_queue_id.value),
       fallback_action: f.fallback_action.value || null, no_agents_action: f.no_agents_action.value, closed_action: f.closed_action.value,
       calendar_id: num(f.calendar_id.value), sl_threshold_s: Number(f.sl_threshold_s.value), disposition_required: f.disposition_required.checked,
-      escalations: f.escalations.value.split("\n").filter((l) => l.trim()).map((line) => {
-        const [after, relax, add] = line.split(";").map((x) => (x || "").trim());
-        return { after_s: Number(after), relax_levels: Number(relax || 0), add_queues: (add || "").split(",").filter(Boolean).map(Number) };
-      }),
+      escalations: steps,
     };
     const body = { name: f.name.value.trim(), project_id: num(f.project_id.value), settings };
     const done = await save(box, () => (queue ? api("PATCH", `/queues/${queue.id}`, body) : api("POST", "/queues", body)), queue ? t("Queue saved") : t("Queue created"));
@@ -254,8 +292,10 @@ function queueEditor(root, queue) {
 
 // ------------------------------------------------------------------ entry points and rules
 async function entryPoints(root) {
-  const [list, qs] = await Promise.all([api("GET", "/entry-points"), api("GET", "/queues")]);
+  const [list, qs, agentList] = await Promise.all([api("GET", "/entry-points"), api("GET", "/queues"), api("GET", "/agents")]);
   cache.queues = qs;
+  // The queues some agent serves: a rule to any other queue sends contacts where nobody answers.
+  cache.members = new Set(agentList.flatMap((a) => Object.keys(a.queues).map(Number)));
   cache.projects = await api("GET", "/projects");
   const editor = el("div", { id: "entry-editor" });
   clear(root, el("h2", {}, t("Entry points and routing rules")),
@@ -268,17 +308,38 @@ async function entryPoints(root) {
     editor);
 }
 
-function ruleRow(rule) {
+const withoutMembers = (id) => id !== null && !Number.isNaN(id) && !cache.members.has(id);
+
+function ruleRow(rule, onChange = () => {}) {
+  const queue = select("rule-queue", queueOptions(false), rule ? rule.queue_id : cache.queues[0] && cache.queues[0].id, { class: "rule-queue", "aria-label": t("Queue for this rule") });
+  const warning = el("span", { class: "badge status-warn rule-warning", role: "status" }, t("No agents in this queue"));
+  const show = () => warning.classList.toggle("hidden", !withoutMembers(num(queue.value)));
+  queue.addEventListener("change", () => { show(); onChange(); });
   const row = el("div", { class: "rule-row" },
     el("input", { class: "rule-text", value: rule ? rule.rule : "", "aria-label": t("Rule"), placeholder: 'subject contains "…"' }),
-    select("rule-queue", queueOptions(false), rule ? rule.queue_id : cache.queues[0] && cache.queues[0].id, { class: "rule-queue", "aria-label": t("Queue for this rule") }),
-    el("button", { type: "button", onclick: () => row.remove() }, t("Remove")));
+    queue, warning,
+    el("button", { type: "button", onclick: () => { row.remove(); onChange(); } }, t("Remove")));
+  show();
   return row;
+}
+
+/** The queues an entry point sends contacts to (default and rules) that no agent serves. */
+function queuesWithoutMembers(form) {
+  const ids = [num(form.elements.default_queue_id.value), ...[...form.querySelectorAll(".rule-queue")].map((s) => num(s.value))];
+  return [...new Set(ids.filter(withoutMembers))];
 }
 
 function entryEditor(root, ep) {
   const box = errorBox();
-  const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map(ruleRow));
+  const membersWarning = el("p", { class: "warning-text members-warning", role: "status" });
+  const checkMembers = () => {
+    const empty = queuesWithoutMembers(form);
+    membersWarning.classList.toggle("hidden", !empty.length);
+    membersWarning.textContent = empty.length
+      ? t("No agent serves {queues}: contacts sent there wait with nobody to answer them. Add agents to the queue (Agents) or pick another.", { queues: empty.map(queueName).join(", ") })
+      : "";
+  };
+  const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map((rule) => ruleRow(rule, checkMembers)));
   const form = el("form", { id: "entry-form", "aria-label": ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point") },
     el("h3", {}, ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point")),
     el("div", { class: "field-row" },
@@ -288,9 +349,11 @@ function entryEditor(root, ep) {
       field(t("Default queue"), select("default_queue_id", queueOptions(true), ep && ep.default_queue_id)),
       field(t("Priority"), input("priority", ep ? ep.priority : 0, { type: "number", min: "-100", max: "100" }))),
     el("h4", {}, t("Rules")), rules,
-    el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => rules.append(ruleRow(null)) }, t("Add rule"))),
-    box,
+    el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => { rules.append(ruleRow(null, checkMembers)); checkMembers(); } }, t("Add rule"))),
+    membersWarning, box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "entry-save" }, t("Save entry point"))));
+  form.elements.default_queue_id.addEventListener("change", checkMembers);
+  checkMembers();
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
@@ -381,21 +444,40 @@ async function codes(root) {
     codeList("not-ready-reasons", t("Not-ready reasons"), reasons, root));
 }
 
+// A code has a name per language (the API's ``names``); ``name`` is kept as the fallback for a language
+// without its own, the English one when given.
+const LANGUAGES = [["en", "English"], ["ru", "Русский"]];
 function codeList(kind, title, items, root) {
   const box = errorBox();
   const form = el("form", { "aria-label": t("Add or change: {what}", { what: title }) },
     el("div", { class: "field-row" }, field(t("Code (a-z, 0-9, _ -)"), input("code", "", { required: true, pattern: "[a-z0-9_\\-]+" })),
-      field(t("Name"), input("name", "", { required: true })), checkbox("active", true, t("Active")),
+      LANGUAGES.map(([lang, language]) => field(t("Name ({language})", { language }), input(`name_${lang}`, "", { maxlength: "200" }))),
+      checkbox("active", true, t("Active")),
       el("div", {}, el("button", { type: "submit", class: "primary" }, t("Save")))), box);
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
-    if (await save(box, () => api("PUT", `/codes/${kind}`, { code: f.code.value.trim(), name: f.name.value.trim(), active: f.active.checked }), t("Saved"))) codes(root);
+    const names = Object.fromEntries(LANGUAGES.map(([lang]) => [lang, f[`name_${lang}`].value.trim()]).filter(([, name]) => name));
+    if (!Object.keys(names).length) {
+      showFieldError(f.name_en, t("Give a name in at least one language"));
+      return;
+    }
+    const body = { code: f.code.value.trim(), name: names.en || names.ru, names, active: f.active.checked };
+    if (await save(box, () => api("PUT", `/codes/${kind}`, body), t("Saved"))) codes(root);
   }));
+  const nameIn = (c, lang) => (c.names && c.names[lang]) || "";
+  const edit = (c) => {
+    form.elements.code.value = c.code;
+    for (const [lang] of LANGUAGES) form.elements[`name_${lang}`].value = nameIn(c, lang) || (lang === "en" ? c.name : "");
+    form.elements.active.checked = c.active;
+    form.elements.name_en.focus();
+  };
   return el("section", {}, el("h3", {}, title),
-    el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), t("Name"), t("Active"), ""].map((h) => el("th", {}, h)))),
-      el("tbody", {}, items.map((c) => el("tr", {}, el("td", {}, el("code", {}, c.code)), el("td", {}, c.name), el("td", {}, c.active ? t("yes") : t("no")),
-        el("td", {}, el("button", { type: "button", onclick: () => { form.elements.code.value = c.code; form.elements.name.value = c.name; form.elements.active.checked = c.active; form.elements.name.focus(); } }, t("Edit"))))))),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Code"), ...LANGUAGES.map(([, language]) => t("Name ({language})", { language })), t("Active"), ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, items.map((c) => el("tr", {}, el("td", {}, el("code", {}, c.code)),
+        LANGUAGES.map(([lang]) => el("td", {}, nameIn(c, lang) || el("span", { class: "muted" }, c.name))),
+        el("td", {}, c.active ? t("yes") : t("no")),
+        el("td", {}, el("button", { type: "button", onclick: () => edit(c) }, t("Edit"))))))),
     form);
 }
 

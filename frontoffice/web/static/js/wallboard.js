@@ -46,15 +46,24 @@ function longestNow(q) {
   return q.waiting > 0 ? q.longest_wait_s + (clock.now() - q.receivedAt) : 0;
 }
 
+/** Why nobody can answer the queue's contacts, if so: critical whatever the figures say. */
+function queueAlert(q) {
+  if (!q.members) return { reason: "no-members", text: t("No agents in this queue") };
+  if (q.waiting > 0 && !q.agents_logged_in) return { reason: "nobody-signed-in", text: t("Contacts waiting, nobody signed in") };
+  return null;
+}
+
 function renderTiles() {
   const root = $("tiles");
   const nodes = [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => {
     const target = (queueSettings.get(q.queue_id) || {}).sl_threshold_s || 20;
     const sl = slStatus(q.service_level_today);
     const wait = waitStatus(longestNow(q), target);
-    return el("article", { class: "panel tile", "data-queue-id": String(q.queue_id), "aria-labelledby": `q-${q.queue_id}` },
+    const alert = queueAlert(q);
+    return el("article", { class: `panel tile${alert ? " critical" : ""}`, "data-queue-id": String(q.queue_id), "aria-labelledby": `q-${q.queue_id}` },
       el("h2", { id: `q-${q.queue_id}` }, q.name,
         el("span", { class: `badge ${q.open ? "status-ok" : "status-bad"}` }, q.open ? t("Opened") : t("Closed"))),
+      alert ? el("p", {}, el("span", { class: "badge status-bad queue-alert", "data-reason": alert.reason, role: "status" }, alert.text)) : null,
       el("div", { class: "field-row" },
         el("div", {}, el("div", { class: "muted small" }, t("Waiting")), el("div", { class: "big waiting" }, fmt.number(q.waiting))),
         el("div", {}, el("div", { class: "muted small" }, t("Longest wait")),
@@ -65,9 +74,14 @@ function renderTiles() {
           el("span", { class: "sl" }, fmt.percent(q.service_level_today), " ",
             sl ? el("span", { class: `badge status-${sl}` }, statusText[sl]()) : null)),
         el("div", {}, el("span", {}, t("ASA")), el("span", {}, fmt.duration(q.asa_today_s))),
-        el("div", {}, el("span", {}, t("Offered")), el("span", {}, fmt.number(q.offered_today))),
+        el("div", {}, el("span", {}, t("Offered")), el("span", { class: "offered" }, fmt.number(q.offered_today))),
         el("div", {}, el("span", {}, t("Answered")), el("span", {}, fmt.number(q.answered_today))),
         el("div", {}, el("span", {}, t("Abandoned")), el("span", { class: "abandoned" }, fmt.number(q.abandoned_today))),
+        // Contacts that left for another queue (a supervisor's move; overflow) or came by overflow:
+        // with them a queue's offered adds up to answered + abandoned + waiting + moved on.
+        el("div", {}, el("span", {}, t("Moved out")), el("span", { class: "transferred" }, fmt.number(q.transferred_today || 0))),
+        el("div", {}, el("span", {}, t("Overflow in")), el("span", { class: "overflowed-in" }, fmt.number(q.overflowed_in_today || 0))),
+        el("div", {}, el("span", {}, t("Overflow out")), el("span", { class: "overflowed-out" }, fmt.number(q.overflowed_out_today || 0))),
         el("div", {}, el("span", {}, t("Available")), el("span", {}, fmt.number(q.agents_available))),
         el("div", {}, el("span", {}, t("On contact")), el("span", {}, fmt.number(q.agents_on_contact))),
         el("div", {}, el("span", {}, t("Wrap-up")), el("span", {}, fmt.number(q.agents_wrap_up))),
@@ -117,21 +131,49 @@ function renderAgents() {
   if ($("agents").contains(document.activeElement)) { agentsPending = true; return; }
   agentsPending = false;
   const rows = [...agents].sort((a, b) => a.display_name.localeCompare(b.display_name)).map((a) => {
-    const select = el("select", { "aria-label": t("New state for {name}", { name: a.display_name }) },
-      el("option", { value: "available" }, label("available")),
-      reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${label("not_ready")}: ${r.name}`)),
-      el("option", { value: "offline" }, t("Sign out")));
+    const pending = busyStates.has(a.state) && !a.ready;
     return el("tr", { "data-agent-id": String(a.agent_id), "data-since": a.since ? String(a.since) : null },
       el("td", {}, a.display_name || a.username, el("div", { class: "muted small" }, a.username)),
       el("td", {}, el("span", { class: `badge agent-state ${stateClass[a.state] || ""}`, "data-state": a.state },
-        label(a.state)), a.reason ? el("div", { class: "small" }, reasonName(a.reason)) : null),
+        label(a.state)),
+        // Not ready set during a contact applies when the contact is done: say so until then.
+        pending ? el("div", { class: "small pending-state" },
+          t("Next: {state}", { state: a.reason ? `${label("not_ready")}: ${reasonName(a.reason)}` : label("not_ready") }))
+          : a.reason ? el("div", { class: "small" }, reasonName(a.reason)) : null),
       el("td", { class: "num time-in-state" }, a.since ? fmt.duration(clock.now() - a.since) : "—"),
       el("td", {}, [...a.contact_ids.map((id) => `#${id}`), ...a.offered_contact_ids.map((id) => `#${id} (${t("ringing")})`)].join(", ") || "—"),
       el("td", { class: "num" }, fmt.number(a.contacts_today)),
-      el("td", {}, el("div", { class: "field-row" }, select,
-        el("button", { type: "button", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")))));
+      el("td", {}, stateControl(a)));
   });
   clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
+}
+
+// The states an agent is busy in: a state set then is pending until the contacts are done.
+const busyStates = new Set(["on_contact", "wrap_up"]);
+
+/** The value of the state control that matches the agent's state now (or the one pending). */
+function currentChoice(a) {
+  if (a.state === "not_ready" || (busyStates.has(a.state) && !a.ready)) {
+    return a.reason && reasons.some((r) => r.code === a.reason) ? `not_ready:${a.reason}` : "not_ready:";
+  }
+  return "available";
+}
+
+/** A supervisor changes a signed-in agent's state or signs them out; only the agent signs in. */
+function stateControl(a) {
+  if (a.state === "offline") {
+    return el("span", { class: "muted small signed-out-note" }, t("Signed out: only the agent can sign in"));
+  }
+  const choice = currentChoice(a);
+  const select = el("select", { "aria-label": t("New state for {name}", { name: a.display_name }) },
+    el("option", { value: "available" }, label("available")),
+    // Not ready without a reason, when the agent's reason is not (or no longer) one of the list.
+    choice === "not_ready:" ? el("option", { value: "not_ready:" }, label("not_ready")) : null,
+    reasons.map((r) => el("option", { value: `not_ready:${r.code}` }, `${label("not_ready")}: ${r.name}`)),
+    el("option", { value: "offline" }, t("Sign out")));
+  select.value = choice;
+  return el("div", { class: "field-row" }, select,
+    el("button", { type: "button", class: "apply-state", onclick: busy(() => setAgentState(a, select.value)) }, t("Apply")));
 }
 
 function reasonName(code) {
@@ -264,6 +306,9 @@ function applyFigures(list) {
       abandoned_today: f.abandoned,
       service_level_today: f.service_level,
       asa_today_s: f.asa_s,
+      transferred_today: f.transferred,
+      overflowed_in_today: f.overflowed_in,
+      overflowed_out_today: f.overflowed_out,
     });
   }
   renderTiles();
