@@ -396,6 +396,7 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Enter a date and time"),
     N_("Choose yes or no"),
     N_("This value is not valid"),
+    N_("Syntax error in rule {n} at column {column}"),
     N_("Server unreachable"),
     N_("Use Latin letters, digits, dots, dashes and underscores"),
     N_("Use lower-case Latin letters, digits, dashes and underscores"),

@@ -30,9 +30,12 @@ def test_admin_creates_a_queue_and_a_rule_in_russian_and_a_new_contact_follows_i
     page.click("#add-rule")
     page.locator(".rule-text").last.fill("subject contains")
     page.click("#entry-save")
-    error = page.locator("#entry-form .error-text:not(:empty)")
+    # The rule's number and column show next to the rule, in Russian (issue 14, item 3).
+    error = page.locator("#entry-form .rule-row .field-error")
     error.wait_for()
-    assert "правил" in error.text_content()  # the reason, in Russian
+    rules = page.locator(".rule-text").count()
+    assert f"правиле {rules}" in error.text_content(), error.text_content()
+    assert "столбец" in error.text_content(), error.text_content()
     page.locator(".rule-text").last.fill('subject contains "жалоба"')
     page.locator(".rule-queue").last.select_option(str(complaints))
     page.click("#entry-save")

@@ -316,7 +316,7 @@ function ruleRow(rule, onChange = () => {}) {
   const show = () => warning.classList.toggle("hidden", !withoutMembers(num(queue.value)));
   queue.addEventListener("change", () => { show(); onChange(); });
   const row = el("div", { class: "rule-row" },
-    el("input", { class: "rule-text", value: rule ? rule.rule : "", "aria-label": t("Rule"), placeholder: 'subject contains "…"' }),
+    el("input", { class: "rule-text", name: "rule", value: rule ? rule.rule : "", "aria-label": t("Rule"), placeholder: 'subject contains "…"' }),
     queue, warning,
     el("button", { type: "button", onclick: () => { row.remove(); onChange(); } }, t("Remove")));
   show();

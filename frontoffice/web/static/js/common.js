@@ -128,15 +128,24 @@ const isIndex = (part) => /^\d+$/.test(part);
 export function fieldErrorText(entry) {
   const field = (entry.loc || []).slice(1).filter((p) => !isIndex(p)).pop();
   if (entry.type === "string_pattern_mismatch" && PATTERN_HINTS[field]) return t(PATTERN_HINTS[field]);
+  // A routing rule's syntax error: the API names the rule (0-based) and the column (1-based).
+  if (entry.type === "invalid-rule" && entry.rule_index !== undefined) {
+    return t("Syntax error in rule {n} at column {column}", { n: Number(entry.rule_index) + 1, column: entry.column });
+  }
   return t(ERROR_TYPES[entry.type] || "This value is not valid");
 }
 
 /** The form control an error's loc points at: the deepest loc part that names a control of the form. */
 function controlFor(form, loc) {
-  const parts = (loc || []).slice(1).filter((p) => !isIndex(p));
-  for (let i = parts.length - 1; i >= 0; i -= 1) {
-    const control = form.elements.namedItem(parts[i]);
-    if (control) return control instanceof RadioNodeList ? control[0] : control;
+  const all = (loc || []).slice(1).map(String);
+  for (let i = all.length - 1; i >= 0; i -= 1) {
+    if (isIndex(all[i])) continue;
+    const control = form.elements.namedItem(all[i]);
+    if (!control) continue;
+    if (!(control instanceof RadioNodeList)) return control;
+    // Several controls of one name (a list of rows): the index before the name picks the row.
+    const index = i > 0 && isIndex(all[i - 1]) ? Number(all[i - 1]) : 0;
+    return control[index] || control[0];
   }
   return null;
 }
