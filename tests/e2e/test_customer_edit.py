@@ -42,7 +42,8 @@ def test_an_edit_with_another_customers_phone_saves_nothing_and_a_corrected_one_
 
     form.get_by_role("button", name="Save").click()
 
-    expect(page.locator("#toasts .toast.error")).to_contain_text("already belongs to another customer")
+    # The refusal stays on the form (issue 14, item 2) until the edit is corrected.
+    expect(form.locator(".form-error")).to_contain_text("already belongs to another customer")
     before = card_of(server, IVAN_PHONE)
     assert before["first_name"] == "Иван"
     assert "+79161021222" not in [i["value"] for i in before["identities"]]

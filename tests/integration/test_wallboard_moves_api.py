@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from frontoffice.services.acd_commands import Tick
+
 from ..conftest import ShiftedClock, eventually
 from .test_acd_api import API, Desk, desk  # noqa: F401  (the fixture)
 
@@ -42,7 +44,7 @@ async def test_a_contact_that_overflowed_counts_out_of_one_queue_and_into_the_ot
     await desk.entry("site", first)
     await desk.contact()
     clock.advance(61)
-    await desk.container.acd.execute(lambda e, now: e.tick(now))  # the maximum wait passes now
+    await desk.container.acd.execute(Tick())  # the maximum wait passes now
 
     async def overflowed() -> dict[int, dict[str, Any]]:
         queues = await board_queues(desk)
