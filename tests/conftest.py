@@ -12,6 +12,8 @@ import inspect
 import os
 import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# How long a test waits for a `frontoffice serve` it started to answer /readyz: a bound on a hung
+# start (migrations, the media process) on a loaded machine, not a claim about speed.
+SERVER_START_TIMEOUT_S = 60.0
+# Between two /readyz probes: the server is not listening yet, so there is no event to wait on.
+READY_PROBE_INTERVAL_S = 0.1
+
+
+def wait_until_serving(proc: subprocess.Popen[Any], port: int) -> None:
+    """Wait until the server process ``proc`` answers ``/readyz`` on ``port`` on loopback; fail at
+    once with its exit status if it exits first, or after :data:`SERVER_START_TIMEOUT_S`."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(READY_PROBE_INTERVAL_S)
+    proc.kill()
+    raise AssertionError("the server did not become ready")
 
 
 def require_tool(name: str) -> str:

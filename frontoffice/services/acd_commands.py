@@ -23,6 +23,7 @@ A handler runs in three steps inside the batch's transaction:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -67,7 +68,7 @@ class EngineCommand(AcdCommand[list[r.Output]]):
     __slots__ = ()
 
 
-class CommandHandler(Generic[C]):
+class CommandHandler(ABC, Generic[C]):
     """Runs one command type (see the module docstring for the steps). Subclasses override
     :meth:`decide`, and :meth:`prepare` (setting ``prepares``) and :meth:`finish` when they need to."""
 
@@ -78,9 +79,9 @@ class CommandHandler(Generic[C]):
         """Reads and writes before the engine runs; the result goes to ``decide`` and ``finish``."""
         return None
 
+    @abstractmethod
     def decide(self, engine: r.RoutingEngine, command: C, prepared: Any, now: float) -> list[r.Output]:
-        """The engine step."""
-        raise NotImplementedError
+        """The engine step (every handler has one: it is what makes a command an ACD command)."""
 
     async def finish(self, uow: UnitOfWork, command: C, outputs: list[r.Output], prepared: Any) -> Any:
         """The caller's answer, once the outputs are written (not yet committed): the outputs unless

@@ -6,13 +6,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..conftest import free_port
+from ..conftest import free_port, wait_until_serving
 
 FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
 
@@ -111,12 +110,7 @@ def test_serve_answers_with_demo_data(env: dict[str, str]) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_serving(server, port)
         with httpx.Client(base_url=base) as client:
             assert (
                 client.post(

@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from ..conftest import free_port
+from ..conftest import free_port, wait_until_serving
 
 FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
 CONTACTS = 60
@@ -28,15 +27,8 @@ def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not become ready")
+    wait_until_serving(proc, port)
+    return proc
 
 
 def _cli(env: dict[str, str], *args: str) -> str:

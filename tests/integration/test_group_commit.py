@@ -16,6 +16,8 @@ from frontoffice.store.database import sync_session_class
 from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
 from frontoffice.store.tables import AuditEntry
 
+from ..conftest import eventually
+
 
 class Ledger:
     """A job is an action name: it writes an audit row named so; ``own-failure`` fails before changing
@@ -54,8 +56,7 @@ class Ledger:
         """Submit ``works`` while a batch holds the lock, so that they share the next transaction."""
         async with self.queue.lock:
             tasks = [asyncio.create_task(self.queue.submit(w)) for w in works]
-            await asyncio.sleep(0)  # one loop turn: each task queues its job and waits for it
-            assert self.queue.waiting() == len(works)
+            await eventually(lambda: self.queue.waiting() == len(works), "every job queued")
         return list(await asyncio.gather(*tasks, return_exceptions=True))
 
 
@@ -114,8 +115,7 @@ async def test_a_caller_cancelled_while_waiting_leaves_its_job_unrun(container: 
     async with ledger.queue.lock:
         cancelled = asyncio.create_task(ledger.queue.submit("cancelled"))
         kept = asyncio.create_task(ledger.queue.submit("kept"))
-        await asyncio.sleep(0)  # one loop turn: both jobs are queued
-        assert ledger.queue.waiting() == 2
+        await eventually(lambda: ledger.queue.waiting() == 2, "both jobs queued")
         cancelled.cancel()
     assert await kept == "done kept"
     assert cancelled.cancelled()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from frontoffice.store.database import database_label
 from frontoffice.store.node_lock import DatabaseInUse, node_lock
 
-from ..conftest import free_port
+from ..conftest import free_port, wait_until_serving
 
 FRONTOFFICE = [sys.executable, "-m", "frontoffice"]
 # Exit status of a serve refused because another node serves its database (docs/install.md).
@@ -89,21 +88,6 @@ def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
     )
 
 
-def _ready(proc: subprocess.Popen[str], port: int) -> None:
-    """Wait until the server at ``port`` answers /readyz (or fail if it exits first)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.communicate()[1]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not become ready")
-
-
 def _refused(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Start a second server; it must exit by itself (the lock is never waited for)."""
     second = _serve(env, free_port())
@@ -125,7 +109,7 @@ def _two_servers_on_one_database(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     first = _serve(env, port)
     try:
-        _ready(first, port)
+        wait_until_serving(first, port)
 
         second = _refused(env)
 
@@ -146,7 +130,7 @@ def _two_servers_on_one_database(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     again = _serve(env, port)
     try:
-        _ready(again, port)
+        wait_until_serving(again, port)
     finally:
         again.terminate()
         again.communicate(timeout=30)

@@ -18,7 +18,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.exceptions import NotFound
 
-from ..conftest import require_tool
+from ..conftest import eventually, require_tool
 from .sipp.runner import (
     HOST,
     SIP_PASSWORD,
@@ -42,18 +42,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     yield service
     await service.stop()
     container.voice = None
-
-
-async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
-    """Poll ``condition`` (sync or async) until it is truthy; fail saying ``what`` did not happen."""
-    for _ in range(tries):
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    pytest.fail(f"{what} never happened")
 
 
 async def register(sipp: str, voice: VoiceService, name: str) -> int:
@@ -93,9 +81,9 @@ async def bridged_call(
     caller = asyncio.create_task(
         run_sipp(sipp, caller_scenario, f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
-    rows = await until(lambda: interactions(container), "the call's interaction")
+    rows = await eventually(lambda: interactions(container), "the call's interaction")
     interaction_id = int(rows[0].id)
-    await until(bridged(voice, interaction_id), "the bridge to the agent")
+    await eventually(bridged(voice, interaction_id), "the bridge to the agent")
     [row] = await interactions(container)
     return interaction_id, str(row.external_ref), caller, phone
 
@@ -109,7 +97,7 @@ async def test_ack_reusing_the_invites_branch_confirms_the_call_and_stops_the_20
         sipp, client, container, admin_headers, voice, "caller_ack_reuses_branch.xml"
     )
     # The ACK reached the call: the 200 is no longer retransmitted (before the fix: until 32 s, then BYE).
-    await until(lambda: not voice.layer.awaiting_ack(call_id, 1), "the 2xx retransmissions stopping")
+    await eventually(lambda: not voice.layer.awaiting_ack(call_id, 1), "the 2xx retransmissions stopping")
     voice.hang_up(interaction_id)
     assert (result := await caller).returncode == 0, result.output
     assert (result := await phone).returncode == 0, result.output
@@ -130,7 +118,7 @@ async def test_in_dialog_requests_with_a_lower_cseq_get_500_and_leave_the_call_u
     )
     # The caller's scenario gets 200 to its re-INVITE (CSeq 3), then 500 to a re-INVITE and to a BYE
     # with CSeq 2; it waits for our BYE, which only comes if the call is still up.
-    refusals = await until(lambda: refused(caplog, 2), "the stale re-INVITE and BYE being refused")
+    refusals = await eventually(lambda: refused(caplog, 2), "the stale re-INVITE and BYE being refused")
     assert all(r.exc_info is None for r in refusals)  # one line each, no traceback
     assert voice.call_state(interaction_id).state == "bridged"
     voice.hang_up(interaction_id)
@@ -375,7 +363,7 @@ async def test_a_flood_of_malformed_datagrams_is_counted_rate_limited_and_does_n
         for _ in range(answerable):
             flood.send((TORTURE / "mismatch01.dat").read_bytes(), voice)
         counts = voice.malformed.counts
-        await until(
+        await eventually(
             lambda: counts.unanswerable + counts.answered + counts.rate_limited == garbage + answerable,
             "every datagram of the flood being seen",
         )

@@ -4,8 +4,7 @@ or registers anew. sipp plays the phone that answers once and then goes away."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.sip import TimerSettings
 from frontoffice.domain.model import Role
 
-from ..conftest import require_tool, token_headers
+from ..conftest import eventually, require_tool, token_headers
 from .sipp.runner import HOST, SIP_PASSWORD, VoiceDesk, free_port, phone_args, run_sipp, voice_service
 
 API = "/api/v1"
@@ -40,18 +39,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     yield service
     await service.stop()
     container.voice = None
-
-
-async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
-    """Poll ``condition`` (sync or async) until it is truthy; fail saying ``what`` did not happen."""
-    for _ in range(tries):
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    pytest.fail(f"{what} never happened")
 
 
 async def test_an_agent_whose_phone_stops_answering_is_not_offered_calls_until_it_registers_again(
@@ -79,17 +66,19 @@ async def test_an_agent_whose_phone_stops_answering_is_not_offered_calls_until_i
         [row] = [a for a in board["agents"] if a["agent_id"] == agent_id]
         return row["reason"] if row["state"] == "not_ready" else None
 
-    await until(lambda: engine_reason() == "unreachable", "the agent becoming unreachable")
+    await eventually(lambda: engine_reason() == "unreachable", "the agent becoming unreachable")
     status = container.acd.engine.agent_status(str(agent_id))
     assert status.state == "not_ready" and not status.ready  # the ACD offers them nothing
     assert not voice.registrar.is_reachable(agent_id)
-    await until(lambda: _equals(board_reason(), "unreachable"), "the wallboard showing it")
+    await eventually(lambda: _equals(board_reason(), "unreachable"), "the wallboard showing it")
     # The phone comes back and registers again: the agent takes calls again.
     result = await run_sipp(
         sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args("alice", SIP_PASSWORD, port)
     )
     assert result.returncode == 0, result.output
-    await until(lambda: container.acd.engine.agent_status(str(agent_id)).ready, "the agent being available")
+    await eventually(
+        lambda: container.acd.engine.agent_status(str(agent_id)).ready, "the agent being available"
+    )
     assert engine_reason() is None
 
 

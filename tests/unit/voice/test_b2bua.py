@@ -85,6 +85,7 @@ class FakeMedia:
 
     def __init__(self) -> None:
         self.gate: asyncio.Event | None = None
+        self.held = asyncio.Event()  # a call is waiting at the gate
         self.sessions: list[FakeSession] = []
         self.conferences: dict[str, set[tuple[int, str]]] = {}  # id: (session's index, side)
 
@@ -103,6 +104,7 @@ class FakeMedia:
 
     async def open_session(self, on_dtmf: Callable[[str], None]) -> FakeSession:
         if self.gate is not None:
+            self.held.set()
             await self.gate.wait()
         session = FakeSession()
         self.sessions.append(session)
@@ -132,6 +134,7 @@ class FakeVoiceCalls:
     def __init__(self) -> None:
         self.acd = FakeAcd()
         self.account_gate: asyncio.Event | None = None
+        self.account_asked = asyncio.Event()  # a look-up is waiting at the gate
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
 
@@ -144,6 +147,7 @@ class FakeVoiceCalls:
     async def sip_account(self, username: str) -> Any:
         """No account (the digest check fails); held at ``account_gate`` while it is set."""
         if self.account_gate is not None:
+            self.account_asked.set()
             await self.account_gate.wait()
         return None
 
@@ -315,7 +319,7 @@ async def test_a_cancel_while_the_media_session_opens_ends_the_invite_with_487_a
     bench.media.gate = asyncio.Event()  # the call is stuck in its first await
     invite = _caller_invite()
     bench.voice.on_message(invite, CARRIER)
-    await asyncio.sleep(0)
+    await bench.media.held.wait()
     bench.voice.on_message(build_cancel(invite), CARRIER)
     assert bench.responses(200, "CANCEL") and bench.responses(487, "INVITE")
     bench.media.gate.set()
@@ -704,7 +708,7 @@ async def test_a_phones_cancel_while_its_digest_account_is_looked_up_ends_the_in
         ],
     )
     bench.voice.on_message(invite, PHONE)
-    await asyncio.sleep(0)  # the look-up is under way
+    await bench.calls.account_asked.wait()  # the look-up is under way
     bench.voice.on_message(build_cancel(invite), PHONE)
     [cancel_ok] = bench.responses(200, "CANCEL")
     [ended] = bench.responses(487, "INVITE")

@@ -29,6 +29,8 @@ from .rtp_peer import media_to, rtp_socket
 PCMU = Codec(0, "PCMU")
 PCMA = Codec(8, "PCMA")
 PACKETS = 40  # 800 ms of audio from each party
+# A phone sends one 20 ms frame of G.711 per packet (RFC 3551 §4.5): the peers here keep that pace.
+PACKET_INTERVAL_S = 0.020
 
 
 def _frame(*samples: int) -> bytes:
@@ -57,7 +59,7 @@ async def _talk(sock: socket.socket, port: int, codec: Codec, level: int) -> Non
     for n in range(PACKETS):
         packet = build_rtp(codec.payload_type, n, 160 * n, 0x1000 + level, payload)
         await loop.sock_sendto(sock, packet, ("127.0.0.1", port))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(PACKET_INTERVAL_S)  # pacing the sender, not waiting for the server
 
 
 async def _listen(sock: socket.socket, codec: Codec, done: asyncio.Future[None]) -> list[int]:

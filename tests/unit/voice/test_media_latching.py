@@ -170,12 +170,14 @@ async def test_through_the_media_process_a_stranger_is_dropped_and_a_nated_calle
     session.bridge()
     # The stranger keeps sending until the child reports dropping it (so the leg is set up there).
     strangers = 0
-    for _ in range(200):
+
+    async def stranger_dropped() -> int:
+        nonlocal strangers
         await _send(stranger, session.caller_port, 0xEE, n=1)
         strangers += 1
-        if session.stats.foreign_packets:
-            break
-        await asyncio.sleep(0.02)
+        return session.stats.foreign_packets
+
+    await eventually(stranger_dropped, "the media process reporting the stranger's packet dropped")
     await _send(caller, session.caller_port, 0x11)
     heard_by_agent = _markers(await receive(agent, 0.5))
     stats = await session.close()
