@@ -319,6 +319,8 @@ class Interaction(Base):
     from_address: Mapped[str] = mapped_column(String(320), default="")
     to_address: Mapped[str] = mapped_column(String(320), default="")
     external_ref: Mapped[str | None] = mapped_column(String(500))
+    # The text channels' conversation this contact is a turn of (email thread, chat, SMS thread).
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The ACD's place in line (epoch seconds of entering the line, and the tie-break sequence);
     # persisted so a restarted engine puts waiting contacts back in exactly the same order.
@@ -332,19 +334,121 @@ class Interaction(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
+class Thread(Base):
+    """A conversation on a text channel (an email thread, a chat, an SMS thread): the messages that
+    belong together, whatever interaction (turn) each arrived in. ``token`` is the public number a
+    subject carries (``[#1234]``) so a reply that lost its headers still finds its thread."""
+
+    __tablename__ = "threads"
+    __table_args__ = (
+        Index("ix_threads_customer_last", "customer_id", "last_message_at"),
+        Index("ix_threads_entry_point_last", "entry_point_id", "last_message_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    token: Mapped[int] = mapped_column(BigInteger, unique=True)
+    entry_point_id: Mapped[int | None] = mapped_column(ForeignKey("entry_points.id", ondelete="SET NULL"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    # The agent who last answered: the next turn is routed to them first (sticky).
+    last_agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Message(Base):
-    """A message of a text channel (email, chat, SMS, messenger, web form body)."""
+    """A message of a text channel (email, chat, SMS, messenger, web form body).
+
+    Inbound or outbound (``direction``). Email messages keep their RFC 5322 identity
+    (``rfc_message_id``, ``in_reply_to``, ``reference_ids``) and say why they joined their thread
+    (``thread_reason``). An outbound message's delivery is tracked here (``delivery_state``: queued,
+    sending, sent, delivered, failed) and carried out by the outbox (:class:`OutboxItem`).
+    """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_interaction_created", "interaction_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_interaction_created", "interaction_id", "created_at"),
+        Index("ix_messages_thread_created", "thread_id", "created_at"),
+        Index("ix_messages_rfc_message_id", "rfc_message_id"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(16))
     sender: Mapped[str] = mapped_column(String(320), default="")
+    # Recipients as the message named them: {"to": [...], "cc": [...], "bcc": [...], "reply_to": [...]}.
+    recipients: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    subject: Mapped[str] = mapped_column(String(998), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     content_type: Mapped[str] = mapped_column(String(100), default="text/plain")
+    # Sanitised HTML for display (remote images blocked until the agent allows them); None: text only.
+    html_body: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(500))
+    # RFC 5322 Message-ID without angle brackets (998: the line length limit of §2.1.1).
+    rfc_message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    reference_ids: Mapped[str] = mapped_column(Text, default="")
+    # Why the message joined its thread: in-reply-to, references, subject-token, plus-address,
+    # new-thread, split, merge (shown to the agent).
+    thread_reason: Mapped[str | None] = mapped_column(String(32))
+    # Parse problems, auto-reply / bounce marks, remote images allowed...; the raw message's blob.
+    flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    delivery_state: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Blob(Base):
+    """Content stored once by its SHA-256 (attachments, inline images, raw messages, faxes); the bytes
+    live in ``<data_dir>/blobs`` (:mod:`frontoffice.store.blobs`)."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageAttachment(Base):
+    """A file of a message: its name and type as the message gave them, its content in a blob."""
+
+    __tablename__ = "message_attachments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256", ondelete="RESTRICT"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(BigInteger)
+    # Inline images are referenced from the HTML by Content-ID.
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OutboxItem(Base):
+    """Something to deliver to the outside world, committed with the action that caused it and then
+    delivered by its channel with retries (email, SMS, chat, messenger, webhooks): DESIGN.md, "The
+    outbox". ``state``: queued, sending, sent, failed (given up), cancelled."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    # Deliveries of one subject go out in order (a thread's messages, a customer's webhooks).
+    subject_key: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # A worker's claim (several nodes: the claimer and until when it holds the item).
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
 
 
 class InteractionEvent(Base):
