@@ -20,7 +20,7 @@ from frontoffice.store.tables import Company, Customer, Deal, Ticket
 from .case_schemas import DealOut, TicketOut
 from .context import Actor, Clock, audit, system_clock
 from .deals import deal_out
-from .schemas import CompanyOut, Input, _check_custom
+from .schemas import CompanyOut, Input, check_custom_fields
 from .scope import company_visible, customer_visible, deal_visible, ticket_visible, where
 from .tickets import ticket_out, ticket_tags
 
@@ -40,7 +40,7 @@ class CompanyPatch(Input):
     @field_validator("custom")
     @classmethod
     def _custom(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if value is None else _check_custom(value)
+        return None if value is None else check_custom_fields(value)
 
 
 class CompanyPerson(BaseModel):

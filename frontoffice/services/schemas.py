@@ -45,7 +45,8 @@ class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def _check_custom(value: dict[str, Any]) -> dict[str, Any]:
+def check_custom_fields(value: dict[str, Any]) -> dict[str, Any]:
+    """A record's custom fields (customers, companies): how many, key names and value sizes."""
     if len(value) > MAX_CUSTOM_FIELDS:
         raise ValueError(f"at most {MAX_CUSTOM_FIELDS} custom fields")
     for key, item in value.items():
@@ -94,7 +95,7 @@ class CustomerIn(Input):
         "if it cannot be linked, no card is created",
     )
 
-    _custom = field_validator("custom")(_check_custom)
+    _custom = field_validator("custom")(check_custom_fields)
 
     @model_validator(mode="after")
     def _not_blank(self) -> CustomerIn:
@@ -128,7 +129,7 @@ class CustomerPatch(Input):
     @field_validator("custom")
     @classmethod
     def _custom(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if value is None else _check_custom(value)
+        return None if value is None else check_custom_fields(value)
 
 
 class CompanyRef(Output):
@@ -158,7 +159,7 @@ class CompanyIn(Input):
     website: str | None = Field(default=None, max_length=300)
     custom: dict[str, Any] = Field(default_factory=dict)
 
-    _custom = field_validator("custom")(_check_custom)
+    _custom = field_validator("custom")(check_custom_fields)
 
 
 class CompanyOut(Output):
