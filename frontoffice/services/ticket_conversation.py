@@ -221,7 +221,9 @@ class TicketConversation:
             s.add(post)
             ticket.updated_at = now
             await s.flush()
-            audit(s, actor, "ticket.reply", "ticket", ticket.id, now, post_id=post.id, delivery=AWAITING_OUTBOX)
+            audit(
+                s, actor, "ticket.reply", "ticket", ticket.id, now, post_id=post.id, delivery=AWAITING_OUTBOX
+            )
             author = await s.get(User, actor.user_id) if actor.user_id is not None else None
             return _post_out(post, author)
 
@@ -238,7 +240,9 @@ class TicketConversation:
             visible = interaction_visible(actor, customer_known_visible=True)
             if visible is not None:
                 stmt = stmt.where(visible)
-            contacts = list(await s.scalars(stmt.order_by(Interaction.created_at, Interaction.id).limit(TIMELINE_LIMIT)))
+            contacts = list(
+                await s.scalars(stmt.order_by(Interaction.created_at, Interaction.id).limit(TIMELINE_LIMIT))
+            )
             messages: dict[int, list[MessageOut]] = defaultdict(list)
             if contacts:
                 rows = await s.scalars(
@@ -258,7 +262,12 @@ class TicketConversation:
             )
             authors = await _users(s, {p.author_id for p in posts if p.author_id is not None})
         entries = [
-            TimelineEntry(kind="contact", at=c.created_at, contact=InteractionOut.model_validate(c), messages=messages[c.id])
+            TimelineEntry(
+                kind="contact",
+                at=c.created_at,
+                contact=InteractionOut.model_validate(c),
+                messages=messages[c.id],
+            )
             for c in contacts
         ]
         entries += [
@@ -277,7 +286,9 @@ class TicketConversation:
         """The ticket's history of changes (its audit entries), newest first."""
         actor.require("tickets.read")
         limit = max(1, min(limit, MAX_HISTORY_PAGE))
-        stmt = select(AuditEntry).where(AuditEntry.object_type == "ticket", AuditEntry.object_id == str(ticket_id))
+        stmt = select(AuditEntry).where(
+            AuditEntry.object_type == "ticket", AuditEntry.object_id == str(ticket_id)
+        )
         if cursor:
             stmt = stmt.where(AuditEntry.id < decode_id_cursor(cursor))
         async with self.sessions() as s:

@@ -692,7 +692,16 @@ class TicketService:
             )
             s.add_all(TicketInteraction(ticket_id=new.id, interaction_id=i, linked_at=now) for i in wanted)
             old.updated_at = now
-            audit(s, actor, "ticket.split", "ticket", ticket_id, now, new_ticket_id=new.id, interaction_ids=wanted)
+            audit(
+                s,
+                actor,
+                "ticket.split",
+                "ticket",
+                ticket_id,
+                now,
+                new_ticket_id=new.id,
+                interaction_ids=wanted,
+            )
             audit(
                 s,
                 actor,

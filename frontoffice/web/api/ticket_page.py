@@ -48,13 +48,17 @@ async def ticket_history(
 
 
 @router.post("/tickets/{ticket_id}/notes", response_model=TicketPostOut, status_code=201)
-async def add_ticket_note(request: Request, ticket_id: int, body: TicketPostIn, actor: Writer) -> TicketPostOut:
+async def add_ticket_note(
+    request: Request, ticket_id: int, body: TicketPostIn, actor: Writer
+) -> TicketPostOut:
     """An internal note; ``@username`` mentions a user, who then watches the ticket and is told."""
     return await container(request).conversation.add_note(actor, ticket_id, body)
 
 
 @router.post("/tickets/{ticket_id}/replies", response_model=TicketPostOut, status_code=201)
-async def add_ticket_reply(request: Request, ticket_id: int, body: TicketPostIn, actor: Writer) -> TicketPostOut:
+async def add_ticket_reply(
+    request: Request, ticket_id: int, body: TicketPostIn, actor: Writer
+) -> TicketPostOut:
     """A reply to the customer, kept with ``delivery: awaiting_outbox`` until the outbox sends it."""
     return await container(request).conversation.add_reply(actor, ticket_id, body)
 
