@@ -40,6 +40,7 @@ from frontoffice.services.knowledge_base import KnowledgeBase
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
+from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -69,6 +70,7 @@ class Container:
     stats: StatsService
     calendars: CalendarService
     tickets: TicketService
+    conversation: TicketConversation
     deals: DealService
     engine_settings: EngineSettingsService
     callbacks: CallbackScheduler
@@ -210,6 +212,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=TicketService(sessions, clock=clock),
+        conversation=TicketConversation(sessions, bus, clock=clock),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),

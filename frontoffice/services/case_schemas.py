@@ -36,6 +36,7 @@ __all__ = [
     "TicketOut",
     "TicketPatch",
     "TicketSort",
+    "TicketSplitIn",
     "ViewCount",
     "aware_utc",
 ]
@@ -291,6 +292,13 @@ class TicketMergeIn(Input):
     """Merge these tickets (of the same customer) into the one in the path."""
 
     ticket_ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class TicketSplitIn(Input):
+    """Contacts of a ticket to move to a new ticket of the same customer."""
+
+    interaction_ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+    subject: str = Field(min_length=1, max_length=500)
 
 
 class ForecastRow(BaseModel):

@@ -45,6 +45,7 @@ from .case_schemas import (
     TicketOut,
     TicketPatch,
     TicketSort,
+    TicketSplitIn,
     ViewCount,
 )
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
@@ -638,6 +639,82 @@ class TicketService:
             audit(s, actor, "ticket.merge_into", "ticket", target_id, now, merged_ticket_ids=ids)
             await s.flush()
             return await self._one_out(s, actor, target)
+
+    async def split(self, actor: Actor, ticket_id: int, data: TicketSplitIn) -> TicketOut:
+        """Move some of a ticket's contacts to a new ticket of the same customer, project, queue and
+        priority, in one transaction (audited on both); answers the new ticket. At least one contact
+        stays: splitting everything off is a new subject, not a split."""
+        actor.require("tickets.write")
+        wanted = sorted(set(data.interaction_ids))
+        async with self.sessions.begin() as s:
+            old = await self._ticket(s, actor, ticket_id)
+            if old.status == TicketStatus.CLOSED:
+                raise Conflict(
+                    "A closed ticket cannot be changed; open a new ticket instead",
+                    error_id="ticket-closed",
+                    ticket_id=ticket_id,
+                )
+            linked = (await self._links(s, actor, [ticket_id]))[ticket_id]
+            stray = [i for i in wanted if i not in linked]
+            if stray:
+                raise InvalidInput(
+                    "The contact is not linked to this ticket",
+                    error_id="interaction-not-on-ticket",
+                    ticket_id=ticket_id,
+                    interaction_ids=stray,
+                )
+            if len(wanted) >= len(linked):
+                raise InvalidInput(
+                    "Leave at least one contact on the ticket",
+                    error_id="split-takes-everything",
+                    ticket_id=ticket_id,
+                )
+            now = self.clock()
+            new = Ticket(
+                customer_id=old.customer_id,
+                project_id=old.project_id,
+                subject=data.subject,
+                description="",
+                status=TicketStatus.OPEN.value,
+                priority=old.priority,
+                source_interaction_id=wanted[0],
+                queue_id=old.queue_id,
+                created_at=now,
+                updated_at=now,
+            )
+            await attach_sla(s, new, now)
+            s.add(new)
+            await s.flush()
+            await s.execute(
+                delete(TicketInteraction).where(
+                    TicketInteraction.ticket_id == ticket_id, TicketInteraction.interaction_id.in_(wanted)
+                )
+            )
+            s.add_all(TicketInteraction(ticket_id=new.id, interaction_id=i, linked_at=now) for i in wanted)
+            old.updated_at = now
+            audit(
+                s,
+                actor,
+                "ticket.split",
+                "ticket",
+                ticket_id,
+                now,
+                new_ticket_id=new.id,
+                interaction_ids=wanted,
+            )
+            audit(
+                s,
+                actor,
+                "ticket.create",
+                "ticket",
+                new.id,
+                now,
+                customer_id=new.customer_id,
+                split_from_ticket_id=ticket_id,
+                interaction_ids=wanted,
+            )
+            await s.flush()
+            return await self._one_out(s, actor, new)
 
     # ------------------------------------------------------------------ saved views
     async def views(self, actor: Actor) -> list[SavedViewOut]:

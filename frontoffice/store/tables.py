@@ -58,6 +58,8 @@ __all__ = [
     "SiteSetting",
     "Ticket",
     "TicketInteraction",
+    "TicketPost",
+    "TicketWatcher",
     "User",
     "UserProject",
     "WebSession",
@@ -165,6 +167,8 @@ class ApiToken(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
+    # An object's history (a ticket page's "history of changes") reads its entries by this index.
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id", "id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -782,6 +786,34 @@ class TicketInteraction(Base):
         ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketPost(Base):
+    """What agents write on a ticket: an internal note (``kind="note"``, seen by agents only, with the
+    users it @mentions) or a reply to the customer (``kind="reply"``). A reply's ``delivery`` says how
+    far it got: ``awaiting_outbox`` until the outbox of the email channel takes it (issue 15)."""
+
+    __tablename__ = "ticket_posts"
+    __table_args__ = (Index("ix_ticket_posts_ticket_created", "ticket_id", "created_at", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # "note" or "reply"
+    body: Mapped[str] = mapped_column(Text)
+    mentions: Mapped[list[int]] = mapped_column(Json, default=list)
+    delivery: Mapped[str] = mapped_column(String(32), default="internal")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketWatcher(Base):
+    """A user who follows a ticket (added by hand, or by being @mentioned in one of its notes)."""
+
+    __tablename__ = "ticket_watchers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Deal(Base):

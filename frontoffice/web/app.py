@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import planning_page, stream, ui
+from . import helpdesk_pages, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
@@ -31,6 +31,7 @@ from .api import (
     interactions,
     planning,
     stats,
+    ticket_page,
     tickets,
     voice,
     voice_trunks,
@@ -74,9 +75,11 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(voice.router, prefix="/api/v1")
     app.include_router(voice_trunks.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
+    app.include_router(ticket_page.router, prefix="/api/v1")
     app.include_router(deals.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(planning_page.router)
+    app.include_router(helpdesk_pages.router)
     app.include_router(stream.router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files(), name="static")

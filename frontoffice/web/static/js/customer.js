@@ -101,7 +101,7 @@ function mover(name, options, current, onSet) {
 
 function ticketRow(ticket, rerender) {
   return el("li", { "data-ticket-id": String(ticket.id) },
-    el("span", {}, el("strong", {}, `#${ticket.id} `), ticket.subject,
+    el("span", {}, el("a", { href: `/tickets/${ticket.id}`, class: "ticket-link" }, el("strong", {}, `#${ticket.id} `), ticket.subject),
       el("div", { class: "muted small" }, `${label(ticket.status)} · ${t("Priority")}: ${label(ticket.priority)}`
         + (ticket.due_at ? ` · ${t("Due")}: ${fmt.dateTime(ticket.due_at)}` : ""))),
     mover(t("Status of ticket {id}", { id: ticket.id }), TICKET_STATUSES, ticket.status, async (status) => {
@@ -111,7 +111,7 @@ function ticketRow(ticket, rerender) {
 
 function dealRow(deal, rerender) {
   return el("li", { "data-deal-id": String(deal.id) },
-    el("span", {}, el("strong", {}, deal.title),
+    el("span", {}, el("a", { href: `/deals?pipeline=${deal.pipeline_id ?? "default"}&deal=${deal.id}`, class: "deal-link" }, el("strong", {}, deal.title)),
       el("div", { class: "muted small" }, `${label(deal.stage)} · ${fmt.money(deal.amount, deal.currency)}`)),
     mover(t("Stage of deal {title}", { title: deal.title }), DEAL_STAGES, deal.stage, async (stage) => {
       if (await attempt(() => api("PATCH", `/deals/${deal.id}`, { stage }), t("Deal saved"))) await rerender();
@@ -151,6 +151,7 @@ async function contactDetails(id) {
 async function ticketDetails(id) {
   const ticket = await api("GET", `/tickets/${id}`);
   return el("div", { class: "ticket-detail" },
+    el("a", { href: `/tickets/${id}`, class: "ticket-link small" }, t("Open the ticket page")),
     el("div", { class: "small" }, `${label(ticket.status)} · ${t("Priority")}: ${label(ticket.priority)}`
       + (ticket.due_at ? ` · ${t("Due")}: ${fmt.dateTime(ticket.due_at)}` : "")),
     ticket.description ? el("p", { class: "message" }, ticket.description) : null);
@@ -183,7 +184,7 @@ function timelineItem(item) {
 }
 
 /** A phone call's legs and recordings, loaded when the agent opens the details. */
-function callDetails(interactionId) {
+export function callDetails(interactionId) {
   const body = el("div", { class: "call-details" }, el("p", { class: "muted small" }, t("Loading…")));
   const details = el("details", { class: "call-record" }, el("summary", {}, t("Call details and recording")), body);
   details.addEventListener("toggle", async () => {

@@ -1,0 +1,369 @@
+"""The ticket page's conversation: internal notes with @mentions, replies to the customer, watchers, the
+timeline across channels and the history of changes.
+
+- A **note** is internal (agents only). ``@username`` in it mentions that user: the user becomes a
+  watcher of the ticket and is told over the live stream (``ticket.mention`` to ``agent:<id>``), after
+  the commit.
+- A **reply** is the text an agent writes to the customer. It is stored with ``delivery =
+  "awaiting_outbox"``: sending it on the customer's channel is the outbox's work (the email issue), which
+  takes such replies, sends them and then calls :meth:`TicketService.agent_replied` (the SLA's response
+  clock stops when the customer is answered, not when a draft is typed). Nothing here pretends it was sent.
+- The **timeline** is the ticket's contacts (calls, emails, chats, SMS, web forms, with their messages)
+  and its notes and replies, oldest first.
+- The **history** is the ticket's audit entries, newest first (read through ``ix_audit_log_object``).
+
+Every write is one transaction with its audit entry; who may see the ticket may see all of this
+(:func:`frontoffice.services.scope.visible_ticket`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.bus.memory import BusMessage, InProcessBus
+from frontoffice.domain.cases import TicketStatus
+from frontoffice.domain.exceptions import Conflict, NotFound
+from frontoffice.store.tables import (
+    AuditEntry,
+    Interaction,
+    Message,
+    Ticket,
+    TicketInteraction,
+    TicketPost,
+    TicketWatcher,
+    User,
+)
+
+from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
+from .schemas import Input, InteractionOut, MessageOut, Page
+from .scope import interaction_visible, visible_ticket
+
+__all__ = [
+    "HistoryEntry",
+    "PostKind",
+    "TicketConversation",
+    "TicketPostIn",
+    "TicketPostOut",
+    "TimelineEntry",
+    "WatcherIn",
+    "WatcherOut",
+    "mentioned_usernames",
+]
+
+#: Longest note or reply: a long email answer fits; a pasted log belongs in an attachment.
+MAX_POST_CHARS = 20_000
+#: Contacts and posts shown in one ticket's timeline (a ticket with more is a merge gone wrong).
+TIMELINE_LIMIT = 500
+#: History entries per page.
+MAX_HISTORY_PAGE = 200
+#: A mention is "@" and a username (the user schema's characters), not inside an email address.
+MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9._-]{1,64})")
+#: The delivery state of a reply nobody has sent yet (the email outbox takes these).
+AWAITING_OUTBOX = "awaiting_outbox"
+
+
+class PostKind(StrEnum):
+    NOTE = "note"
+    REPLY = "reply"
+
+
+class TicketPostIn(Input):
+    body: str = Field(min_length=1, max_length=MAX_POST_CHARS)
+
+
+class TicketPostOut(BaseModel):
+    id: int
+    ticket_id: int
+    kind: PostKind
+    body: str
+    author_id: int | None
+    author_name: str = Field(description="the author's display name or username; empty: a deleted user")
+    mentions: list[int] = Field(description="users @mentioned in a note")
+    delivery: str = Field(description="internal (a note), awaiting_outbox (a reply not sent yet), ...")
+    created_at: datetime
+
+
+class WatcherIn(Input):
+    user_id: int | None = Field(default=None, description="default: me")
+
+
+class WatcherOut(BaseModel):
+    user_id: int
+    username: str
+    display_name: str
+    added_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    kind: Literal["contact", "note", "reply"]
+    at: datetime
+    contact: InteractionOut | None = None
+    messages: list[MessageOut] = Field(default_factory=list, description="a contact's messages, oldest first")
+    post: TicketPostOut | None = None
+
+
+class HistoryEntry(BaseModel):
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    action: str
+    details: dict[str, Any]
+
+
+def mentioned_usernames(body: str) -> list[str]:
+    """The usernames ``@mentioned`` in a note, in order, each once (``mail@example.com`` is none)."""
+    seen: dict[str, None] = {}
+    for name in MENTION.findall(body):
+        seen.setdefault(name.rstrip(".").lower(), None)
+    return [n for n in seen if n]
+
+
+def _name(user: User | None) -> str:
+    return "" if user is None else (user.display_name or user.username)
+
+
+def _post_out(post: TicketPost, author: User | None) -> TicketPostOut:
+    return TicketPostOut(
+        id=post.id,
+        ticket_id=post.ticket_id,
+        kind=PostKind(post.kind),
+        body=post.body,
+        author_id=post.author_id,
+        author_name=_name(author),
+        mentions=list(post.mentions or []),
+        delivery=post.delivery,
+        created_at=post.created_at,
+    )
+
+
+async def _users(s: AsyncSession, ids: set[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in await s.scalars(select(User).where(User.id.in_(sorted(ids))))}
+
+
+class TicketConversation:
+    """Notes, replies, watchers, timeline and history of one ticket. One transaction per method."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bus: InProcessBus, *, clock: Clock = system_clock
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.clock = clock
+
+    async def add_note(self, actor: Actor, ticket_id: int, data: TicketPostIn) -> TicketPostOut:
+        """An internal note; the users it @mentions (active ones) watch the ticket and are told."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            ticket = await self._open_ticket(s, actor, ticket_id)
+            names = mentioned_usernames(data.body)
+            mentioned: list[User] = []
+            if names:
+                rows = await s.scalars(select(User).where(User.username.in_(names), User.is_active.is_(True)))
+                by_name = {u.username.lower(): u for u in rows}
+                mentioned = [by_name[n] for n in names if n in by_name]
+            now = self.clock()
+            post = TicketPost(
+                ticket_id=ticket.id,
+                author_id=actor.user_id,
+                kind=PostKind.NOTE.value,
+                body=data.body,
+                mentions=[u.id for u in mentioned],
+                delivery="internal",
+                created_at=now,
+            )
+            s.add(post)
+            for user in mentioned:
+                if await s.get(TicketWatcher, (ticket.id, user.id)) is None:
+                    s.add(TicketWatcher(ticket_id=ticket.id, user_id=user.id, added_at=now))
+            ticket.updated_at = now
+            await s.flush()
+            audit(s, actor, "ticket.note", "ticket", ticket.id, now, post_id=post.id, mentions=post.mentions)
+            author = await s.get(User, actor.user_id) if actor.user_id is not None else None
+            out = _post_out(post, author)
+            subject, project_id = ticket.subject, ticket.project_id
+        for user in mentioned:
+            self.bus.publish(
+                BusMessage(
+                    "ticket.mention",
+                    {"ticket_id": ticket_id, "post_id": out.id, "by": out.author_name, "subject": subject},
+                    audience=(f"agent:{user.id}",),
+                    project_id=project_id,
+                )
+            )
+        return out
+
+    async def add_reply(self, actor: Actor, ticket_id: int, data: TicketPostIn) -> TicketPostOut:
+        """A reply to the customer, stored for the outbox to send (``delivery="awaiting_outbox"``)."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            ticket = await self._open_ticket(s, actor, ticket_id)
+            now = self.clock()
+            post = TicketPost(
+                ticket_id=ticket.id,
+                author_id=actor.user_id,
+                kind=PostKind.REPLY.value,
+                body=data.body,
+                mentions=[],
+                delivery=AWAITING_OUTBOX,
+                created_at=now,
+            )
+            s.add(post)
+            ticket.updated_at = now
+            await s.flush()
+            audit(
+                s, actor, "ticket.reply", "ticket", ticket.id, now, post_id=post.id, delivery=AWAITING_OUTBOX
+            )
+            author = await s.get(User, actor.user_id) if actor.user_id is not None else None
+            return _post_out(post, author)
+
+    async def timeline(self, actor: Actor, ticket_id: int) -> list[TimelineEntry]:
+        """The ticket's contacts (with their messages), notes and replies, oldest first."""
+        actor.require("tickets.read")
+        async with self.sessions() as s:
+            await visible_ticket(s, actor, ticket_id)
+            stmt = (
+                select(Interaction)
+                .join(TicketInteraction, TicketInteraction.interaction_id == Interaction.id)
+                .where(TicketInteraction.ticket_id == ticket_id)
+            )
+            visible = interaction_visible(actor, customer_known_visible=True)
+            if visible is not None:
+                stmt = stmt.where(visible)
+            contacts = list(
+                await s.scalars(stmt.order_by(Interaction.created_at, Interaction.id).limit(TIMELINE_LIMIT))
+            )
+            messages: dict[int, list[MessageOut]] = defaultdict(list)
+            if contacts:
+                rows = await s.scalars(
+                    select(Message)
+                    .where(Message.interaction_id.in_([c.id for c in contacts]))
+                    .order_by(Message.interaction_id, Message.created_at, Message.id)
+                )
+                for m in rows:
+                    messages[m.interaction_id].append(MessageOut.model_validate(m))
+            posts = list(
+                await s.scalars(
+                    select(TicketPost)
+                    .where(TicketPost.ticket_id == ticket_id)
+                    .order_by(TicketPost.created_at, TicketPost.id)
+                    .limit(TIMELINE_LIMIT)
+                )
+            )
+            authors = await _users(s, {p.author_id for p in posts if p.author_id is not None})
+        entries = [
+            TimelineEntry(
+                kind="contact",
+                at=c.created_at,
+                contact=InteractionOut.model_validate(c),
+                messages=messages[c.id],
+            )
+            for c in contacts
+        ]
+        entries += [
+            TimelineEntry(
+                kind="note" if p.kind == PostKind.NOTE else "reply",
+                at=p.created_at,
+                post=_post_out(p, authors.get(p.author_id) if p.author_id is not None else None),
+            )
+            for p in posts
+        ]
+        return sorted(entries, key=lambda e: e.at)
+
+    async def history(
+        self, actor: Actor, ticket_id: int, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[HistoryEntry]:
+        """The ticket's history of changes (its audit entries), newest first."""
+        actor.require("tickets.read")
+        limit = max(1, min(limit, MAX_HISTORY_PAGE))
+        stmt = select(AuditEntry).where(
+            AuditEntry.object_type == "ticket", AuditEntry.object_id == str(ticket_id)
+        )
+        if cursor:
+            stmt = stmt.where(AuditEntry.id < decode_id_cursor(cursor))
+        async with self.sessions() as s:
+            await visible_ticket(s, actor, ticket_id)
+            rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
+            users = await _users(s, {r.actor_id for r in rows if r.actor_id is not None})
+        return id_page(
+            rows,
+            limit,
+            lambda r: HistoryEntry(
+                id=r.id,
+                at=r.at,
+                actor_id=r.actor_id,
+                actor_name=_name(users.get(r.actor_id)) if r.actor_id is not None else "",
+                action=r.action,
+                details=r.details or {},
+            ),
+        )
+
+    async def watchers(self, actor: Actor, ticket_id: int) -> list[WatcherOut]:
+        actor.require("tickets.read")
+        async with self.sessions() as s:
+            await visible_ticket(s, actor, ticket_id)
+            return await self._watchers(s, ticket_id)
+
+    async def watch(self, actor: Actor, ticket_id: int, data: WatcherIn) -> list[WatcherOut]:
+        """Add a watcher (default: me); repeating it changes nothing."""
+        actor.require("tickets.write")
+        user_id = data.user_id if data.user_id is not None else actor.user_id
+        if user_id is None:
+            raise NotFound("No such user", error_id="no-such-user", user_id=None)
+        async with self.sessions.begin() as s:
+            await visible_ticket(s, actor, ticket_id)
+            user = await s.get(User, user_id)
+            if user is None or not user.is_active:
+                raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            if await s.get(TicketWatcher, (ticket_id, user_id)) is None:
+                now = self.clock()
+                s.add(TicketWatcher(ticket_id=ticket_id, user_id=user_id, added_at=now))
+                audit(s, actor, "ticket.watch", "ticket", ticket_id, now, user_id=user_id)
+                await s.flush()
+            return await self._watchers(s, ticket_id)
+
+    async def unwatch(self, actor: Actor, ticket_id: int, user_id: int) -> list[WatcherOut]:
+        """Stop watching (myself), or take another user off (supervisors)."""
+        actor.require("tickets.write")
+        if user_id != actor.user_id:
+            actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            await visible_ticket(s, actor, ticket_id)
+            row = await s.get(TicketWatcher, (ticket_id, user_id))
+            if row is not None:
+                await s.delete(row)
+                audit(s, actor, "ticket.unwatch", "ticket", ticket_id, self.clock(), user_id=user_id)
+                await s.flush()
+            return await self._watchers(s, ticket_id)
+
+    async def _watchers(self, s: AsyncSession, ticket_id: int) -> list[WatcherOut]:
+        rows = await s.execute(
+            select(TicketWatcher, User)
+            .join(User, User.id == TicketWatcher.user_id)
+            .where(TicketWatcher.ticket_id == ticket_id)
+            .order_by(User.username)
+        )
+        return [
+            WatcherOut(user_id=u.id, username=u.username, display_name=u.display_name, added_at=w.added_at)
+            for w, u in rows
+        ]
+
+    async def _open_ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
+        ticket = await visible_ticket(s, actor, ticket_id)
+        if ticket.status == TicketStatus.CLOSED:
+            raise Conflict(
+                "A closed ticket cannot be changed; open a new ticket instead",
+                error_id="ticket-closed",
+                ticket_id=ticket_id,
+            )
+        return ticket

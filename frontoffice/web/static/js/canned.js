@@ -1,0 +1,58 @@
+// Canned answers and macros (supervisors and administrators): the shared and personal answers with
+// their shortcut and language, and the macros that set fields, add tags and insert an answer.
+import { api, attempt, busy, clear, el, label, t } from "./common.js";
+
+const answersList = document.getElementById("answers");
+const macrosList = document.getElementById("macros");
+const answerForm = document.getElementById("answer-form");
+const macroForm = document.getElementById("macro-form");
+const state = { answers: [] };
+
+async function loadAnswers() {
+  state.answers = await api("GET", "/canned-answers?q=");
+  clear(answersList, state.answers.length ? state.answers.map((a) => el("li", { "data-answer-id": String(a.id) },
+    el("span", {}, el("strong", {}, `/${a.shortcut}`), ` ${a.title} `, el("span", { class: "muted small" }, `${a.language.toUpperCase()} · ${a.shared ? t("shared") : t("personal")}`),
+      el("div", { class: "small message" }, a.body))))
+    : el("li", { class: "muted" }, t("No canned answers yet.")));
+  const pick = document.getElementById("m-answer");
+  clear(pick, el("option", { value: "" }, "—"), state.answers.map((a) => el("option", { value: String(a.id) }, `/${a.shortcut} — ${a.title}`)));
+}
+
+async function loadMacros() {
+  const macros = await api("GET", "/macros");
+  clear(macrosList, macros.length ? macros.map((m) => {
+    const a = m.actions;
+    const parts = [a.status ? `${t("Status")}: ${label(a.status)}` : null, a.priority ? `${t("Priority")}: ${label(a.priority)}` : null,
+      a.add_tags.length ? `${t("Tags")}: +${a.add_tags.join(", +")}` : null,
+      a.canned_answer_id ? `${t("Canned answer")}: /${state.answers.find((x) => x.id === a.canned_answer_id)?.shortcut ?? a.canned_answer_id}` : null].filter(Boolean);
+    return el("li", { "data-macro-id": String(m.id) }, el("strong", {}, m.name), el("div", { class: "small muted" }, parts.join(" · ")));
+  }) : el("li", { class: "muted" }, t("No macros yet.")));
+}
+
+answerForm.addEventListener("submit", busy(async () => {
+  const data = new FormData(answerForm);
+  const body = { shortcut: String(data.get("shortcut")).trim().replace(/^\//, ""), title: String(data.get("title")).trim(),
+    body: String(data.get("body")), language: data.get("language"), shared: data.get("shared") === "on" };
+  if (await attempt(() => api("POST", "/canned-answers", body), t("Canned answer saved"), answerForm)) {
+    answerForm.reset();
+    await loadAnswers();
+    await loadMacros();
+  }
+}));
+
+macroForm.addEventListener("submit", busy(async () => {
+  const data = new FormData(macroForm);
+  const actions = {};
+  if (data.get("status")) actions.status = data.get("status");
+  if (data.get("priority")) actions.priority = data.get("priority");
+  const tags = String(data.get("add_tags") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (tags.length) actions.add_tags = tags;
+  if (data.get("canned_answer_id")) actions.canned_answer_id = Number(data.get("canned_answer_id"));
+  const body = { name: String(data.get("name")).trim(), actions, shared: data.get("shared") === "on" };
+  if (await attempt(() => api("POST", "/macros", body), t("Macro saved"), macroForm)) { macroForm.reset(); await loadMacros(); }
+}));
+
+for (const [id, values] of [["m-status", ["open", "pending", "solved"]], ["m-priority", ["low", "normal", "high", "urgent"]]]) {
+  document.getElementById(id).append(...values.map((v) => el("option", { value: v }, label(v))));
+}
+loadAnswers().then(loadMacros).catch(() => {});
