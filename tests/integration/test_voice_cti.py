@@ -658,3 +658,81 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     assert call.agent_id == first_id and call.state == "wrap_up"
     records = await legs(client, admin_headers, call_id)
     assert [leg["agent_id"] for leg in records if leg["leg"] == "conference"] == [colleague_id]
+
+
+async def test_attended_transfer_from_the_phone_hands_the_caller_to_the_colleague_it_called(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    # RFC 5589 §7 with real peers: alice's phone is two sipp runs (sipp keeps one Call-ID per call,
+    # and a transferring phone has two dialogs). transferor_holds.xml answers the customer, holds them
+    # (re-INVITE a=sendonly) and writes its dialog's ids; transferor_consults.xml calls bob's extension
+    # (digest-challenged) and REFERs the customer to that call with Replaces naming the first dialog.
+    # Bob has two phones: both ring, the first answers, the other gets CANCEL (agent_no_answer.xml
+    # fails without it). Every scenario fails unless it gets what the RFCs say (NOTIFY 100 and 200,
+    # BYE on both of alice's dialogs, BYE to the customer and to bob when the call ends).
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    bob_id = await desk.agent("bob", login=False)
+    dialog_file = tmp_path / "alice-dialog.csv"
+    alice = await phone(
+        sipp,
+        "transferor_holds.xml",
+        await register(sipp, voice, "alice"),
+        "-key",
+        "dialog_file",
+        str(dialog_file),
+    )
+    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
+    bob_desk = await phone(sipp, "agent_no_answer.xml", await register(sipp, voice, "bob"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to alice")
+    # alice's phone holds the customer: music on hold to them, not silence.
+    await until(dialog_file.exists, "alice's phone holding the customer")
+    media = voice.active_call(call_id).media
+    assert media is not None
+    music = media.stats.music_packets
+    await until(lambda: media.stats.music_packets > music + 10, "music on hold to the customer")
+    r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
+    assert r.status_code == 204
+    ids = dialog_file.read_text().splitlines()[1]
+    injection = tmp_path / "alice-consults.csv"
+    injection.write_text(f"SEQUENTIAL\n{ids};alice\n")
+    consult = await run_sipp(
+        sipp,
+        "transferor_consults.xml",
+        f"{HOST}:{voice.port}",
+        *("-m", "1", "-s", "bob", "-au", "alice", "-ap", SIP_PASSWORD, "-p", str(free_port())),
+        # sipp's digest-uri is sip:host:port unless told; RFC 7616 §3.4.6 wants the Request-URI.
+        *("-auth_uri", f"bob@{HOST}:{voice.port}"),
+        "-inf",
+        str(injection),
+    )
+    assert consult.returncode == 0, consult.output  # 202, NOTIFY 100, NOTIFY 200, BYE
+    result = await alice
+    assert result.returncode == 0, result.output  # BYE on the customer's dialog too
+    assert (await bob_desk).returncode == 0  # bob's other phone was CANCELled
+    await until(connected_to(container, call_id, bob_id), "the contact becoming bob's")
+    assert _state_of(voice, call_id) == "replaced"
+    # The contact is bob's: alice can no longer control the call, bob hangs up from his desk.
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
+    assert r.status_code == 409
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await bob).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == bob_id and call.state == "wrap_up"
+    records = await legs(client, admin_headers, call_id)
+    agents = [(leg["agent_id"], leg["transfer"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
+    assert agents == [(alice_id, False, "transferred"), (bob_id, True, "hangup_api")]

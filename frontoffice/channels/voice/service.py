@@ -814,12 +814,14 @@ class VoiceService:
         audio = leg.offer.audio()
         direction = (audio.direction if audio is not None else None) or "sendrecv"
         held = direction in ("recvonly", "inactive")  # our answer's direction: we may not send
-        if held and not call.phone_held and call.core.can(CallEvent.AGENT_HELD):
-            call.phone_held = True
-            self._move(call, CallEvent.AGENT_HELD, cause="agent_held")
-        elif not held and call.phone_held and call.core.can(CallEvent.AGENT_RESUMED):
-            call.phone_held = False
-            self._move(call, CallEvent.AGENT_RESUMED, cause="agent_resumed")
+        if held == call.phone_held:
+            return
+        # Remembered also before the bridge (a phone may hold right after its 200, while the answer is
+        # being committed): the bridge then starts on hold (see _connect).
+        call.phone_held = held
+        event = CallEvent.AGENT_HELD if held else CallEvent.AGENT_RESUMED
+        if call.core.can(event):
+            self._move(call, event, cause=event.value)
 
     def answer_reinvite(
         self,
@@ -1919,6 +1921,8 @@ class VoiceService:
             call.announcer.cancel()
             call.announcer = None
         self._move(call, CallEvent.AGENT_CONNECTED)
+        if call.phone_held and call.core.can(CallEvent.AGENT_HELD):
+            self._move(call, CallEvent.AGENT_HELD, cause="agent_held")
 
     def on_stray_response(self, response: Response) -> None:
         """A response outside any transaction: a 2xx retransmitted after its INVITE transaction
