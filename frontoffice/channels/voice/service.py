@@ -165,9 +165,12 @@ class _ThirdParty:
     media: MediaSession
     conference_id: str
     record: CallLeg
-    leg: _AgentLeg | None = None
+    leg: _AgentLeg | None = None  # the colleague's phone that answered
     external: OutboundLeg | None = None
     consult: bool = False  # an attended transfer's consultation, not a conference
+    # Every registered phone of the colleague rings at once (parallel forking); the first to answer
+    # becomes ``leg``, the others get CANCEL.
+    ringing: list[_AgentLeg] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -884,9 +887,10 @@ class VoiceService:
         for leg in call.ringing:
             if leg.call_id == call_id:
                 return leg
-        third = call.third.leg if call.third is not None else None
-        if third is not None and third.call_id == call_id:
-            return third
+        if call.third is not None:
+            for third in (call.third.leg, *call.third.ringing):
+                if third is not None and third.call_id == call_id:
+                    return third
         return None
 
     def _close_leg(self, record: CallLeg | None, cause: str, status: int | None = None) -> None:
@@ -1235,21 +1239,24 @@ class VoiceService:
         third = _ThirdParty(media, f"conference-{call.invite.call_id}", record, consult=consult)
         call.third = third
         if target.agent_id is not None:
-            binding = bindings[0]
             caller = call.invite.from_
-            offer, invite = self.setup.invite_phone(
-                binding,
-                media,
-                sdp_key,
-                codecs,
-                NameAddress(caller.uri, caller.display_name),
-                extra_headers=(("X-Frontoffice-Interaction", str(interaction_id)),),
-            )
-            record.call_id, record.peer = invite.call_id, str(binding.contact.uri)
-            key = self._request(invite, binding.source, partial(self._third_response, call, third))
-            assert key is not None
-            third.leg = _AgentLeg(target.agent_id, invite, key, binding.source, offer)
-            self._agent_calls[invite.call_id] = call
+            for binding in bindings:
+                offer, invite = self.setup.invite_phone(
+                    binding,
+                    media,
+                    sdp_key,
+                    codecs,
+                    NameAddress(caller.uri, caller.display_name),
+                    extra_headers=(("X-Frontoffice-Interaction", str(interaction_id)),),
+                )
+                holder: list[_AgentLeg] = []
+                key = self._request(invite, binding.source, partial(self._third_branch, call, third, holder))
+                assert key is not None
+                branch = _AgentLeg(target.agent_id, invite, key, binding.source, offer)
+                holder.append(branch)
+                third.ringing.append(branch)
+                self._agent_calls[invite.call_id] = call
+            record.call_id, record.peer = third.ringing[0].call_id, str(bindings[0].contact.uri)
             return
         assert target.number is not None
         offer = build_offer(
@@ -1279,10 +1286,16 @@ class VoiceService:
         third = self.active_call(interaction_id).third
         return third.media if third is not None else None
 
-    def _third_response(self, call: _Call, third: _ThirdParty, response: Response | None) -> None:
-        """Responses to our INVITE to the colleague's phone (the conference's third party)."""
-        leg = third.leg
-        assert leg is not None
+    def _third_branch(
+        self, call: _Call, third: _ThirdParty, holder: list[_AgentLeg], response: Response | None
+    ) -> None:
+        self._third_response(call, third, holder[0], response)
+
+    def _third_response(
+        self, call: _Call, third: _ThirdParty, leg: _AgentLeg, response: Response | None
+    ) -> None:
+        """Responses to our INVITE to one of the colleague's phones (the conference's third party, or
+        the consulted colleague): the first 2xx wins, the other phones get CANCEL."""
         if response is not None and response.is_provisional:
             if leg.core.state is not LegState.ENDED:
                 leg.core.handle(LegEvent.PROVISIONAL)
@@ -1292,29 +1305,43 @@ class VoiceService:
         if response is None or not response.is_success:
             if leg.core.state is not LegState.ENDED:
                 leg.core.handle(LegEvent.FAILED)
-            status = 408 if response is None else response.status
-            self._close_leg(third.record, cause_of_status(status), status)
-            if call.third is third:
-                self._third_party_failed(call, third)
+            self._agent_calls.pop(leg.call_id, None)
+            if third.leg is None and not any(other.core.is_pending for other in third.ringing):
+                # Every phone of the colleague said no (or was cancelled): the third party failed.
+                status = 408 if response is None else response.status
+                self._close_leg(third.record, cause_of_status(status), status)
+                if call.third is third:
+                    self._third_party_failed(call, third)
             return
         # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
         action = leg.core.handle(LegEvent.ANSWERED)
         leg.dialog = self.endpoint.ack_answer(leg.invite, response, leg.destination)
         answer: NegotiatedMedia | None = None
-        if action == "" and call.third is third and call.state is CallState.BRIDGED:
+        if action == "" and third.leg is None and call.third is third and call.state is CallState.BRIDGED:
             try:
                 answer = apply_answer(leg.offer, parse_sdp(response.body))
             except ProtocolError:
                 answer = None
         if answer is None:
-            # Given up on meanwhile (a CANCEL crossed its 200), or the call moved on: BYE (§15).
+            # Lost the fork, given up on meanwhile (a CANCEL crossed its 200), or the call moved on:
+            # BYE (§15).
             if leg.core.state is LegState.ANSWERED:
                 leg.core.handle(LegEvent.BYE_SENT)
             self._request(leg.dialog.bye(), leg.destination, None)
-            if call.third is third:
+            self._agent_calls.pop(leg.call_id, None)
+            if (
+                third.leg is None
+                and call.third is third
+                and not any(o.core.is_pending for o in third.ringing)
+            ):
                 self._close_leg(third.record, "failed", response.status)
                 self._third_party_failed(call, third)
             return
+        third.leg = leg
+        third.ringing.remove(leg)
+        for other in third.ringing:
+            self._cancel_leg(other, "answered_elsewhere")
+        third.record.call_id, third.record.peer = leg.call_id, str(leg.invite.uri)
         third.record.answered(self.calls.now(), response.status)
         third.media.set_agent(answer, signalling_ip=leg.destination.host)
         self._third_joined(call, third)
@@ -1352,8 +1379,10 @@ class VoiceService:
     def _third_party_failed(self, call: _Call, third: _ThirdParty) -> None:
         """The third party never joined (busy, no answer, unusable SDP): caller and agent talk on."""
         call.third = None
-        if third.leg is not None:
-            self._agent_calls.pop(third.leg.call_id, None)
+        for leg in (third.leg, *third.ringing):
+            if leg is not None:
+                self._agent_calls.pop(leg.call_id, None)
+                self._cancel_leg(leg, "failed")
         self._spawn(third.media.close())
         if third.consult:
             self._back_from_consultation(call)
@@ -1376,10 +1405,10 @@ class VoiceService:
         for session, side in ((call.media, "caller"), (call.media, "agent"), (third.media, "agent")):
             if session is not None:
                 self.media.leave_conference(third.conference_id, session, side)
-        leg = third.leg
-        if leg is not None:
-            self._agent_calls.pop(leg.call_id, None)
-            self._cancel_leg(leg, cause)
+        for leg in (third.leg, *third.ringing):
+            if leg is not None:
+                self._agent_calls.pop(leg.call_id, None)
+                self._cancel_leg(leg, cause)
         external = third.external
         if external is not None and not external.is_over:
             external.hang_up()

@@ -859,3 +859,47 @@ async def test_a_phones_cancel_while_its_digest_account_is_looked_up_ends_the_in
     bench.calls.account_gate.set()
     await bench.settled()
     assert not bench.responses(403) and bench.calls.steps == [] and not bench.media.sessions
+
+
+@pytest.mark.parametrize("consult", [True, False], ids=["consultation", "conference"])
+async def test_a_consultation_or_conference_rings_every_phone_of_the_colleague_and_the_first_wins(
+    bench: Bench, consult: bool
+) -> None:
+    # Issue 13: only the colleague's newest phone rang; now all ring (parallel forking).
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE2, agent_id=COLLEAGUE_ID)
+    bench.take()
+    start = bench.voice.consult if consult else bench.voice.conference
+    await start(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [first], [second] = bench.requests("INVITE", COLLEAGUE_PHONE), bench.requests("INVITE", COLLEAGUE_PHONE2)
+    if consult:
+        [hold] = bench.requests("INVITE", CARRIER)
+        bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    bench.voice.on_message(build_response(first, 180, to_tag="bob1"), COLLEAGUE_PHONE)
+    bench.voice.on_message(_answer(first, "bob1", COLLEAGUE_PHONE), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.requests("CANCEL", COLLEAGUE_PHONE2) and not bench.requests("CANCEL", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == ("consulting" if consult else "conference")
+    # The other phone's 200 crossed the CANCEL: ACKed and hung up; the call goes on with the first.
+    bench.voice.on_message(_answer(second, "bob2", COLLEAGUE_PHONE2), COLLEAGUE_PHONE2)
+    assert bench.requests("ACK", COLLEAGUE_PHONE2) and bench.requests("BYE", COLLEAGUE_PHONE2)
+    assert bench.voice.call_state(INTERACTION).state == ("consulting" if consult else "conference")
+    if consult:
+        # The held caller hears music while the agent talks to the colleague.
+        assert bench.media.sessions[0].music >= 2  # the hold, then the consultation's answer
+
+
+async def test_every_phone_of_the_colleague_failing_leaves_the_call_as_it_was(bench: Bench) -> None:
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE2, agent_id=COLLEAGUE_ID)
+    await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [first], [second] = bench.requests("INVITE", COLLEAGUE_PHONE), bench.requests("INVITE", COLLEAGUE_PHONE2)
+    bench.voice.on_message(build_response(first, 486, to_tag="busy"), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.voice.third_party_media(INTERACTION) is not None  # the other phone still rings
+    bench.voice.on_message(build_response(second, 480, to_tag="away"), COLLEAGUE_PHONE2)
+    await bench.settled()
+    assert bench.voice.third_party_media(INTERACTION) is None
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and bench.media.sessions[1].closed
