@@ -643,6 +643,14 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     assert r.status_code == 204, r.text
     await until(lambda: _state_of(voice, call_id) == "consulting", "the colleague answering the consultation")
     assert voice.call_state(call_id).held
+    # The held caller hears music during the consultation, not silence: 2 s of it (well beyond what
+    # the media process's half-second counter reports could still bring from before the answer).
+    media = voice.active_call(call_id).media
+    assert media is not None
+    music = media.stats.music_packets
+    await until(
+        lambda: media.stats.music_packets > music + 100, "music to the caller during the consultation"
+    )
     r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
     assert r.status_code == 204, r.text
     assert (await first).returncode == 0  # the first agent's phone got BYE

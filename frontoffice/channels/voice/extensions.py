@@ -307,11 +307,14 @@ class ExtensionCalls:
                 if call.core.can(ExtensionEvent.BYE_CALLER):
                     self._move(call, ExtensionEvent.BYE_CALLER)
                 return True
-            if method == "INVITE":
+            if method == "INVITE" or method == "UPDATE":
                 dialog.receive_request(request)
-                call.local_sdp = self.setup.answer_reinvite(
-                    request, call.local_sdp, call.media, call.source.transport
-                )
+                answer = self.setup.answer_reinvite if method == "INVITE" else self.setup.answer_update
+                call.local_sdp = answer(request, call.local_sdp, call.media, call.source.transport)
+                return True
+            if method == "INFO":
+                dialog.receive_request(request)
+                endpoint.respond(request, 200)  # no menu here: a DTMF INFO is taken and ignored
                 return True
             return False
         call = self._branches.get(call_id)
@@ -328,11 +331,16 @@ class ExtensionCalls:
                 if branch is call.answered and call.core.can(ExtensionEvent.BYE_CALLEE):
                     self._move(call, ExtensionEvent.BYE_CALLEE)
             return True
-        if method == "INVITE":
+        if method == "INVITE" or method == "UPDATE":
             branch.dialog.receive_request(request)
-            branch.offer = self.setup.answer_reinvite(
+            answer = self.setup.answer_reinvite if method == "INVITE" else self.setup.answer_update
+            branch.offer = answer(
                 request, branch.offer, call.media, branch.destination.transport, agent_side=True
             )
+            return True
+        if method == "INFO":
+            branch.dialog.receive_request(request)
+            endpoint.respond(request, 200)
             return True
         return False
 

@@ -40,7 +40,7 @@ from frontoffice.services.voice_calls import (
 from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
-from .call_setup import CallSetup, PendingInvite
+from .call_setup import CallSetup, PendingInvite, info_digit
 from .call_state import (
     Action,
     CallEvent,
@@ -98,7 +98,9 @@ __all__ = ["VoiceService"]
 log = logging.getLogger("frontoffice.voice")
 
 # Methods we answer (RFC 3261 §20.5 Allow); anything else is 405.
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER", "INFO", "UPDATE")
+# RFC 3261 §20.37 Supported: the option tags we implement (sip/validation.py SUPPORTED_OPTION_TAGS).
+SUPPORTED = "replaces, timer"
 # RFC 3261 §13.3.1.1: a UAS should send a provisional at least every minute so proxies (Timer C,
 # > 3 min) keep the transaction while the caller waits in the queue.
 PROVISIONAL_REFRESH_S = 60.0
@@ -449,7 +451,13 @@ class VoiceService:
         if method == "OPTIONS":
             # RFC 3261 §11.2: capabilities (also the keepalive carriers send to trunks).
             self._respond(
-                request, 200, extra_headers=[("Allow", ", ".join(ALLOWED)), ("Accept", "application/sdp")]
+                request,
+                200,
+                extra_headers=[
+                    ("Allow", ", ".join(ALLOWED)),
+                    ("Accept", "application/sdp"),
+                    ("Supported", SUPPORTED),
+                ],
             )
         elif method == "REGISTER":
             self._spawn(self._register(request, event.source))
@@ -461,6 +469,10 @@ class VoiceService:
             self._on_bye(request)
         elif method == "REFER":
             self._on_refer(request)
+        elif method == "INFO":
+            self._on_info(request)
+        elif method == "UPDATE":
+            self._on_update(request)
         else:
             self._respond(request, 405, extra_headers=[("Allow", ", ".join(ALLOWED))])
 
@@ -810,6 +822,54 @@ class VoiceService:
         call.local_sdp = self.setup.answer_reinvite(
             request, call.local_sdp, call.media, call.source.transport, want
         )
+
+    def _on_info(self, request: Request) -> None:
+        """INFO (RFC 6086) in a caller's dialog (early too: the menu plays as early media) or an agent
+        leg's: 200; a DTMF digit (application/dtmf-relay, application/dtmf) counts as a key press while
+        the caller is in a menu or a voicemail flow, and is ignored otherwise."""
+        call = self._calls.get(request.call_id)
+        if call is not None and request.to.tag == call.local_tag:
+            if call.dialog is not None:
+                call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            self._respond(request, 200)
+            digit = info_digit(request)
+            if digit is not None and call.state in (CallState.MENU, CallState.TURNED_AWAY):
+                self._on_dtmf(request.call_id, digit)
+            return
+        owner = self._agent_calls.get(request.call_id)
+        leg = self._leg_of(owner, request.call_id)
+        if leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)
+            return
+        leg.dialog.receive_request(request)
+        self._respond(request, 200)
+
+    def _on_update(self, request: Request) -> None:
+        """UPDATE (RFC 3311) in a confirmed dialog: without SDP a 200 (a session refresh); with an
+        offer, answered like a re-INVITE (hold, resume, moved media), 491 while ours is pending."""
+        call = self._calls.get(request.call_id)
+        if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            if request.body and call.reinvite.state is ReinviteState.PENDING:
+                self._respond(request, 491)  # RFC 3311 §5.2: an offer while ours is outstanding
+                return
+            assert call.local_sdp is not None
+            want = "sendonly" if call.held else "sendrecv"
+            call.local_sdp = self.setup.answer_update(
+                request, call.local_sdp, call.media, call.source.transport, want
+            )
+            return
+        owner = self._agent_calls.get(request.call_id)
+        leg = self._leg_of(owner, request.call_id)
+        if owner is None or leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)  # RFC 3311 §5.2: UPDATE outside a dialog we have
+            return
+        leg.dialog.receive_request(request)
+        leg.offer = self.setup.answer_update(
+            request, leg.offer, owner.media, leg.destination.transport, agent_side=True
+        )
+        if request.body and owner.agent is leg:
+            self._agent_phone_hold(owner, leg)
 
     def _agent_phone_hold(self, call: _Call, leg: _AgentLeg) -> None:
         """The agent's phone held the caller (its offer a=sendonly / inactive, so our answer does not

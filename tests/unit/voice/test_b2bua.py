@@ -32,12 +32,14 @@ from frontoffice.channels.voice.sip import (
     digest_ha1,
     parse_datagram,
     parse_uri,
+    with_direction,
 )
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import NotFound
-from frontoffice.services.voice_calls import ConferenceTarget, SipAccount
+from frontoffice.services.voice_calls import ConferenceTarget, IvrMenu, SipAccount
 
 SIP_SECRET = "phone-secret-123"
+MENU_NUMBER = "+74950000000"  # the entry point with a menu
 CARRIER = Destination("192.0.2.1", 5060)
 PHONE = Destination("192.0.2.50", 5062)
 AGENT_ID = 42
@@ -153,7 +155,8 @@ class FakeVoiceCalls:
         """Every number is an entry point; a name (a colleague's extension) is none."""
         if not dialled.lstrip("+").isdigit():
             raise NotFound("No voice entry point for this number", error_id="no-such-entry-point")
-        return SimpleNamespace(entry_point_id=1, ivr=None)
+        menu = IvrMenu(choices=["1", "2"], timeout_s=30, repeats=0) if dialled == MENU_NUMBER else None
+        return SimpleNamespace(entry_point_id=1, ivr=menu)
 
     async def sip_account(self, username: str) -> Any:
         """The account of ``accounts`` (else none: the digest check fails); held at ``account_gate``
@@ -170,6 +173,7 @@ class FakeVoiceCalls:
 
     async def call_arrived(self, inbound: Any) -> int:
         self.steps.append(("arrived", inbound.call_id))
+        self.steps.append(("ivr_choice", inbound.ivr_choice))
         return INTERACTION
 
     async def call_abandoned(self, interaction_id: int) -> None:
@@ -280,17 +284,20 @@ async def bench() -> Any:
     await voice.stop()
 
 
-def _caller_invite() -> Request:
+def _caller_invite(
+    number: str = "+74951234567", extra_headers: list[tuple[str, str]] | None = None
+) -> Request:
     sdp = build_offer(address=CARRIER.host, port=30000, session_id="1")
     return build_request(
         "INVITE",
-        parse_uri("sip:+74951234567@198.51.100.1"),
+        parse_uri(f"sip:{number}@198.51.100.1"),
         from_addr=NameAddress(parse_uri("sip:+74950001111@192.0.2.1")),
-        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        to_addr=NameAddress(parse_uri(f"sip:{number}@198.51.100.1")),
         via=Via(transport="UDP", host=CARRIER.host, port=CARRIER.port),
         contact=NameAddress(parse_uri("sip:carrier@192.0.2.1:5060")),
         body=sdp.serialize(),
         content_type="application/sdp",
+        extra_headers=extra_headers or [],
     )
 
 
@@ -903,3 +910,89 @@ async def test_every_phone_of_the_colleague_failing_leaves_the_call_as_it_was(be
     await bench.settled()
     assert bench.voice.third_party_media(INTERACTION) is None
     assert bench.voice.call_state(INTERACTION).state == "bridged" and bench.media.sessions[1].closed
+
+
+# ---------------------------------------------------------------- INFO, UPDATE, Require (RFC 6086, 3311)
+def _in_dialog(dialog: Dialog, method: str, body: bytes = b"", content_type: str | None = None) -> Request:
+    return dialog.create_request(method, body=body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/dtmf-relay", b"Signal=2\r\nDuration=160\r\n"), ("application/dtmf", b"2")],
+)
+async def test_a_dtmf_info_in_the_menu_is_the_callers_choice(
+    bench: Bench, content_type: str, body: bytes
+) -> None:
+    invite = _caller_invite(MENU_NUMBER)
+    bench.voice.on_message(invite, CARRIER)
+    for _ in range(1000):  # the menu starts at a coming loop turn (and then waits for a digit)
+        await asyncio.sleep(0)
+        if bench.responses(183):
+            break
+    [progress] = bench.responses(183)  # the menu plays as early media: INFO comes in the early dialog
+    early = Dialog.from_uac(invite, progress)
+    bench.voice.on_message(_in_dialog(early, "INFO", body, content_type), CARRIER)
+    assert bench.responses(200, "INFO")
+    for _ in range(1000):  # the menu task takes the digit at a coming loop turn
+        await asyncio.sleep(0)
+        if ("ivr_choice", "2") in bench.calls.steps:
+            break
+    assert ("ivr_choice", "2") in bench.calls.steps
+
+
+async def test_info_and_update_in_a_bridged_call_are_answered_not_refused(bench: Bench) -> None:
+    # Issue 13: INFO and UPDATE got 405.
+    invite, ok = await _bridged_call(bench)
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    bench.voice.on_message(_in_dialog(caller, "INFO", b"Signal=5\r\n", "application/dtmf-relay"), CARRIER)
+    assert bench.responses(200, "INFO")  # not in a menu: taken and ignored
+    package = _in_dialog(caller, "INFO", b"x", "application/foo")
+    package.headers.set("Info-Package", "foo")
+    bench.voice.on_message(package, CARRIER)
+    assert bench.responses(469, "INFO")  # RFC 6086 §4.2.2
+    bench.voice.on_message(_in_dialog(caller, "UPDATE"), CARRIER)
+    [refresh] = bench.responses(200, "UPDATE")
+    assert not refresh.body  # no offer, no answer (RFC 3311 §5.2)
+    hold = with_direction(build_offer(address=CARRIER.host, port=30000, session_id="1"), "sendonly")
+    bench.voice.on_message(_in_dialog(caller, "UPDATE", hold.serialize(), "application/sdp"), CARRIER)
+    answered = bench.responses(200, "UPDATE")[-1]
+    assert b"a=recvonly" in answered.body  # RFC 3264 §6.1, as for a re-INVITE
+    assert bench.media.sessions[0].caller_media.direction == "recvonly"
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+async def test_require_answers_420_only_for_option_tags_we_do_not_support(bench: Bench) -> None:
+    bench.voice.on_message(_caller_invite(extra_headers=[("Require", "100rel, timer")]), CARRIER)
+    [refused] = bench.responses(420, "INVITE")
+    assert refused.headers.get("Unsupported") == "100rel"
+    bench.take()
+    invite = _caller_invite(extra_headers=[("Require", "replaces, timer")])
+    invite.headers.set("Call-ID", "second-call")
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    assert not bench.responses(420) and bench.responses(183, "INVITE")
+
+
+async def test_a_session_timer_is_answered_with_session_expires_and_a_too_short_one_gets_422(
+    bench: Bench,
+) -> None:
+    short = _caller_invite(extra_headers=[("Supported", "timer"), ("Session-Expires", "30")])
+    bench.voice.on_message(short, CARRIER)
+    [too_short] = bench.responses(422, "INVITE")
+    assert too_short.headers.get("Min-SE") == "90"  # RFC 4028 §8.1
+    bench.take()
+    _register_phone(bench)
+    invite = _caller_invite(extra_headers=[("Supported", "timer"), ("Session-Expires", "1800")])
+    invite.headers.set("Call-ID", "timed-call")
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac"  # RFC 4028 §9: the UAC refreshes
+    assert ok.headers.get("Require") == "timer"
