@@ -744,3 +744,24 @@ async def test_attended_transfer_from_the_phone_hands_the_caller_to_the_colleagu
     records = await legs(client, admin_headers, call_id)
     agents = [(leg["agent_id"], leg["transfer"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
     assert agents == [(alice_id, False, "transferred"), (bob_id, True, "hangup_api")]
+
+
+async def test_a_carrier_using_session_timers_info_and_update_is_served_not_refused(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # caller_info_update.xml fails unless its INVITE (Require: timer) is answered with Session-Expires
+    # and Require: timer, and its INFO (DTMF relay), UPDATE without SDP and UPDATE a=sendonly each get
+    # 200 (the last with a=recvonly). They used to get 420 and 405.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("alice")
+    alice = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "alice"))
+    result = await run_sipp(sipp, "caller_info_update.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    assert result.returncode == 0, result.output
+    assert (await alice).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.state == "wrap_up"
+    causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
+    assert causes == {"caller": "bye_caller", "agent": "bye_caller"}
