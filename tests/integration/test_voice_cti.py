@@ -36,8 +36,9 @@ from .sipp.runner import (
     free_port,
     interactions,
     listening,
-    phone_args,
+    register_phone,
     run_sipp,
+    start_phone,
     voice_service,
 )
 from .test_voice_trunks import CARRIER, make_trunk
@@ -66,22 +67,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     yield service
     await service.stop()
     container.voice = container.call_control = None
-
-
-async def register(sipp: str, voice: VoiceService, name: str) -> int:
-    port = free_port()
-    result = await run_sipp(
-        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
-    )
-    assert result.returncode == 0, result.output
-    return port
-
-
-async def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
-    """Start a sipp phone on ``port``; returns once its socket is open (no call can miss it)."""
-    task = asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
-    await listening(port)
-    return task
 
 
 async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
@@ -150,8 +135,8 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     await desk.setup(NUMBER, wrap_up_s=30)
     agent_id = await desk.agent("holder")
     agent = desk.headers["holder"]
-    port = await register(sipp, voice, "holder")
-    answering = await phone(sipp, "agent_phone.xml", port)
+    port = await register_phone(sipp, voice, "holder")
+    answering = await start_phone(sipp, "agent_phone.xml", port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -223,9 +208,9 @@ async def test_busy_phone_and_caller_hang_up_are_call_legs_with_their_sip_causes
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     busy_id = await desk.agent("busy")
-    busy = await phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
+    busy = await start_phone(sipp, "agent_busy.xml", await register_phone(sipp, voice, "busy"))
     second_id = await desk.agent("second", login=False)
-    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    second = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -260,9 +245,9 @@ async def test_blind_transfer_to_another_agent_through_the_api(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     second_id = await desk.agent("second", login=False)
-    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    second = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -304,8 +289,10 @@ async def test_refer_from_the_agent_phone_moves_the_caller_to_another_queue(
     sales = int(r.json()["id"])
     desk.queue_id = sales  # bob works in Sales only, so only the transfer reaches him
     bob_id = await desk.agent("bob")
-    alice = await phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
-    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
+    alice = await start_phone(
+        sipp, "agent_refer.xml", await register_phone(sipp, voice, "alice"), "-s", f"queue-{sales}"
+    )
+    bob = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "bob"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -362,7 +349,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         )
         assert r.status_code == 201, r.text
         await desk.agent("late", login=False)
-        port = await register(sipp, voice, "late")
+        port = await register_phone(sipp, voice, "late")
         answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "2", "-p", str(port)))
         await listening(port)
         callers = asyncio.create_task(
@@ -400,7 +387,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         agent_id = await desk.agent("outer")
-        answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
+        answering = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "outer"))
         # The carrier (the external number): rings, answers and waits for our BYE.
         carrier = asyncio.create_task(
             run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER)
@@ -467,7 +454,7 @@ async def test_ending_the_contact_on_the_desk_hangs_up_the_call(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("ender")
-    answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
+    answering = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "ender"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -493,7 +480,9 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("carol")
-    carol = await phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
+    carol = await start_phone(
+        sipp, "agent_refer_fails.xml", await register_phone(sipp, voice, "carol"), "-s", "nobody"
+    )
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -522,9 +511,9 @@ async def test_a_conference_through_the_api_brings_a_colleague_in_and_hanging_up
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     colleague_id = await desk.agent("colleague", login=False)
-    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    colleague = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -572,10 +561,12 @@ async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         await desk.agent("first")
-        first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"), "-rtp_echo")
+        first = await start_phone(
+            sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"), "-rtp_echo"
+        )
         colleague_id = await desk.agent("colleague", login=False)
-        colleague = await phone(
-            sipp, "agent_phone.xml", await register(sipp, voice, "colleague"), "-rtp_echo"
+        colleague = await start_phone(
+            sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"), "-rtp_echo"
         )
         caller = asyncio.create_task(
             run_sipp(
@@ -626,9 +617,9 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     colleague_id = await desk.agent("colleague", login=False)
-    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    colleague = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -688,16 +679,16 @@ async def test_attended_transfer_from_the_phone_hands_the_caller_to_the_colleagu
     alice_id = await desk.agent("alice")
     bob_id = await desk.agent("bob", login=False)
     dialog_file = tmp_path / "alice-dialog.csv"
-    alice = await phone(
+    alice = await start_phone(
         sipp,
         "transferor_holds.xml",
-        await register(sipp, voice, "alice"),
+        await register_phone(sipp, voice, "alice"),
         "-key",
         "dialog_file",
         str(dialog_file),
     )
-    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
-    bob_desk = await phone(sipp, "agent_no_answer.xml", await register(sipp, voice, "bob"))
+    bob = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "bob"))
+    bob_desk = await start_phone(sipp, "agent_no_answer.xml", await register_phone(sipp, voice, "bob"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -756,7 +747,7 @@ async def test_a_carrier_using_session_timers_info_and_update_is_served_not_refu
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("alice")
-    alice = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "alice"))
+    alice = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "alice"))
     result = await run_sipp(sipp, "caller_info_update.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     assert result.returncode == 0, result.output
     assert (await alice).returncode == 0

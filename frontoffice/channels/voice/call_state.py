@@ -112,6 +112,7 @@ class CallEvent(enum.StrEnum):
     # The agent's phone's attended transfer (REFER with Replaces, or the colleague's INVITE with Replaces)
     PHONE_TRANSFERRED = "phone_transferred"
     HANDOVER_DONE = "handover_done"  # the ACD committed the contact as the colleague's
+    PHONE_REPLACED = "phone_replaced"  # another phone of the agent took the call over (INVITE with Replaces)
 
 
 class Action(enum.StrEnum):
@@ -274,6 +275,9 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     # hears music on hold, not silence; its resume (a=sendrecv) relays again.
     (CallState.BRIDGED, CallEvent.AGENT_HELD): Transition(CallState.BRIDGED, (_A.PLAY_HOLD_MUSIC,)),
     (CallState.BRIDGED, CallEvent.AGENT_RESUMED): Transition(CallState.BRIDGED, (_A.BRIDGE,)),
+    # RFC 3891: another phone of the same agent takes the call over (INVITE with Replaces naming the
+    # agent leg): the old phone gets BYE, the relay goes on to the new one.
+    (CallState.BRIDGED, CallEvent.PHONE_REPLACED): Transition(CallState.BRIDGED, (_A.BYE_AGENT, _A.BRIDGE)),
     # Attended transfer from the phone (RFC 5589 §7): the phone called a colleague through us and
     # REFERs the caller to that dialog (Replaces), or the colleague's phone INVITEs with Replaces. The
     # caller is bridged to the colleague at once; once the ACD has committed the contact as the

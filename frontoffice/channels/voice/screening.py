@@ -40,6 +40,11 @@ class InboundCalls(Protocol):
     def live_call_ids(self) -> Collection[str]:
         """Call-IDs of the inbound calls in progress."""
 
+    async def replace_dialog(
+        self, pending: PendingInvite, event: RequestReceived, offer: SessionDescription, agent_id: int
+    ) -> None:
+        """A phone (authenticated, agent ``agent_id``) INVITEs with Replaces (RFC 3891)."""
+
     async def call_extension(
         self,
         pending: PendingInvite,
@@ -92,6 +97,11 @@ class SourceScreening:
         if self.agent_calls.handles(request.call_id):
             return False  # a second INVITE of a call we already handle
         line = self.lines.for_source(event.source.host)
+        replaces = request.headers.get("Replaces") is not None
+        if line is not None and replaces:
+            # RFC 3891 §6: only an authenticated phone may take a dialog over; carriers never do here.
+            endpoint.respond(request, 403, "Replaces Only From Phones")
+            return False
         if line is not None:
             if not line.has_room():
                 log.info("trunk %s: at its limit of %s calls, 503", line.trunk.name, line.trunk.max_calls)
@@ -102,6 +112,7 @@ class SourceScreening:
             return True
         if (
             not self.lines
+            and not replaces
             and not request.headers.get_all("Authorization")
             and (
                 _is_number(request.uri.user or "")
@@ -179,6 +190,9 @@ class SourceScreening:
         dialled = request.uri.user or ""
         offer = self.setup.sdp_offer(request)
         if offer is None:
+            return
+        if request.headers.get("Replaces") is not None:
+            await self.inbound.replace_dialog(pending, event, offer, account.user_id)
             return
         try:
             await self.calls.entry_for(dialled)

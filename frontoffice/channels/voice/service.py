@@ -82,6 +82,7 @@ from .sip import (
     TimerSettings,
     TransactionKey,
     Transmit,
+    answer_offer,
     apply_answer,
     build_cancel,
     build_offer,
@@ -540,6 +541,67 @@ class VoiceService:
     ) -> None:
         """A phone calls a colleague's extension (:class:`~.outbound.InboundCalls`; extensions.py)."""
         await self.extensions.call(pending, event.source, offer, caller_agent_id, callee_agent_id)
+
+    async def replace_dialog(
+        self, pending: PendingInvite, event: RequestReceived, offer: SessionDescription, agent_id: int
+    ) -> None:
+        """An INVITE with Replaces (RFC 3891) from a phone of agent ``agent_id``: when it names the
+        agent leg of a connected call of the same agent (its desk phone, say), the new phone takes the
+        call over and the old one gets BYE; a dialog we do not have gets 481 (§3), another agent's 403
+        (a colleague takes a call over by the attended transfer, which hands the contact over)."""
+        request = pending.request
+        endpoint = self.endpoint
+        to_tag = endpoint.to_tag(pending.key)
+        replaces = parse_replaces(request.headers.get("Replaces") or "")
+        call = self._agent_calls.get(replaces[0]) if replaces is not None else None
+        leg = call.agent if call is not None else None
+        if (
+            replaces is None
+            or call is None
+            or leg is None
+            or leg.dialog is None
+            or leg.call_id != replaces[0]
+            or {replaces[1], replaces[2]} != {leg.dialog.local_tag, leg.dialog.remote_tag}
+            or call.state is not CallState.BRIDGED
+            or call.media is None
+            or call.local_sdp is None
+        ):
+            endpoint.respond(request, 481, to_tag=to_tag)
+            return
+        if leg.agent_id != agent_id:
+            endpoint.respond(request, 403, to_tag=to_tag)
+            return
+        try:
+            local_sdp, negotiated = answer_offer(
+                offer,
+                address=call.media.address,
+                port=call.media.agent_port,
+                session_id=sdp_session_id(request.call_id),
+                codecs=_codecs_for(call.local_sdp),
+            )
+        except ProtocolError as exc:
+            endpoint.respond(request, getattr(exc, "status_code", 488), to_tag=to_tag)
+            return
+        if pending.cancelled:
+            return
+        call.media.set_agent(negotiated, signalling_ip=event.source.host)
+        dialog = endpoint.answer_invite(request, to_tag, event.source, local_sdp)
+        record = CallLeg(
+            "agent",
+            request.call_id,
+            self.calls.now(),
+            peer=str(request.from_.uri),
+            agent_id=agent_id,
+            interaction_id=call.interaction_id,
+        )
+        record.answered(self.calls.now())
+        new = _AgentLeg(agent_id, request, pending.key, event.source, local_sdp, dialog=dialog, record=record)
+        new.core.handle(LegEvent.ANSWERED)
+        call.phone_held = False
+        self._move(call, CallEvent.PHONE_REPLACED, cause="replaced")
+        self._agent_calls.pop(leg.call_id, None)
+        call.agent = new
+        self._agent_calls[request.call_id] = call
 
     async def _set_up_call(self, call: _Call, offer: SessionDescription) -> None:
         request = call.invite

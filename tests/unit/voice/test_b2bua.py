@@ -996,3 +996,64 @@ async def test_a_session_timer_is_answered_with_session_expires_and_a_too_short_
     [ok] = bench.responses(200, "INVITE")
     assert ok.headers.get("Session-Expires") == "1800;refresher=uac"  # RFC 4028 §9: the UAC refreshes
     assert ok.headers.get("Require") == "timer"
+
+
+# ---------------------------------------------------------------- INVITE with Replaces (RFC 3891)
+SOFTPHONE = Destination("192.0.2.51", 5064)
+
+
+async def _invite_with_replaces(bench: Bench, replaces: str) -> Request:
+    """alice's softphone INVITEs with ``Replaces`` and answers our digest challenge."""
+    sdp = build_offer(address=SOFTPHONE.host, port=36000, session_id="5")
+    invite = build_request(
+        "INVITE",
+        parse_uri("sip:frontoffice@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:alice@198.51.100.1")),
+        to_addr=NameAddress(parse_uri("sip:frontoffice@198.51.100.1")),
+        via=Via(transport="UDP", host=SOFTPHONE.host, port=SOFTPHONE.port),
+        contact=NameAddress(parse_uri(f"sip:alice@{SOFTPHONE.host}:{SOFTPHONE.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+        extra_headers=[("Replaces", replaces), ("Require", "replaces")],
+    )
+    bench.voice.on_message(invite, SOFTPHONE)
+    await bench.settled()
+    [challenge] = bench.responses(401, "INVITE")
+    invite = authorize_request(invite, challenge, username="alice", password=SIP_SECRET)
+    bench.voice.on_message(invite, SOFTPHONE)
+    await bench.settled()
+    return invite
+
+
+async def test_an_invite_with_replaces_from_the_agents_other_phone_takes_the_call_over(bench: Bench) -> None:
+    bench.calls.accounts.update(alice=AGENT_ID)
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    desk = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    _register_phone(bench, phone=SOFTPHONE)
+    bench.take()
+    takeover = await _invite_with_replaces(
+        bench, f"{desk.call_id};to-tag={desk.local_tag};from-tag={desk.remote_tag}"
+    )
+    [answered] = [m for m in bench.responses(200, "INVITE") if m.call_id == takeover.call_id]
+    assert bench.requests("BYE", PHONE)  # the desk phone is released
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert bench.media.sessions[0].agent_signalling_ip == SOFTPHONE.host  # the relay goes to the softphone
+    # The softphone hangs up: the call ends as any agent's hang-up does.
+    soft = Dialog.from_uac(takeover, answered)
+    bench.voice.on_message(soft.ack(takeover.cseq.seq), SOFTPHONE)
+    bench.take()
+    bench.voice.on_message(soft.bye(), SOFTPHONE)
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and ("ended", INTERACTION) in bench.calls.steps
+
+
+async def test_an_invite_with_replaces_naming_no_dialog_gets_481(bench: Bench) -> None:
+    bench.calls.accounts.update(alice=AGENT_ID)
+    await _bridged_call(bench)
+    _register_phone(bench, phone=SOFTPHONE)
+    bench.take()
+    await _invite_with_replaces(bench, "nobody@h;to-tag=a;from-tag=b")
+    assert bench.responses(481, "INVITE")  # RFC 3891 §3
+    assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"
