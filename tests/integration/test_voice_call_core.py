@@ -21,12 +21,10 @@ from frontoffice.services.voice_calls import LiveCall
 from ..conftest import eventually, require_tool
 from .sipp.runner import (
     HOST,
-    SIP_PASSWORD,
     VoiceDesk,
-    free_port,
     interactions,
     listening,
-    phone_args,
+    register_phone,
     run_sipp,
     voice_service,
 )
@@ -50,15 +48,6 @@ async def fast_voice(container: Container) -> AsyncIterator[VoiceService]:
     await service.start()
     yield service
     await service.stop()
-
-
-async def _register(sipp: str, voice: VoiceService, name: str) -> int:
-    port = free_port()
-    result = await run_sipp(
-        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
-    )
-    assert result.returncode == 0, result.output
-    return port
 
 
 async def _legs(
@@ -93,7 +82,7 @@ async def test_a_carrier_that_never_acks_our_200_gets_bye_as_well_as_the_agent(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=60)
     await desk.agent("alice")
-    phone_port = await _register(sipp, voice, "alice")
+    phone_port = await register_phone(sipp, voice, "alice")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
     await listening(phone_port)
     caller = await run_sipp(sipp, "caller_never_acks.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
@@ -115,8 +104,8 @@ async def test_every_phone_of_the_agent_rings_the_first_to_answer_wins_and_the_o
     await desk.setup(NUMBER, wrap_up_s=60)
     agent_id = await desk.agent("alice")
     # An old desk phone, then a softphone: both registered, both must ring.
-    desk_port = await _register(sipp, voice, "alice")
-    soft_port = await _register(sipp, voice, "alice")
+    desk_port = await register_phone(sipp, voice, "alice")
+    soft_port = await register_phone(sipp, voice, "alice")
     answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(soft_port)))
     ringing = asyncio.create_task(
         run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(desk_port))
@@ -140,8 +129,8 @@ async def test_ring_all_rings_every_eligible_agents_phone_at_once(
     await desk.setup(NUMBER, wrap_up_s=60, strategy="ring_all")
     await desk.agent("alice")
     bob_id = await desk.agent("bob")
-    alice_port = await _register(sipp, voice, "alice")
-    bob_port = await _register(sipp, voice, "bob")
+    alice_port = await register_phone(sipp, voice, "alice")
+    bob_port = await register_phone(sipp, voice, "bob")
     ringing = asyncio.create_task(
         run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(alice_port))
     )
@@ -164,7 +153,7 @@ async def test_a_reinvite_crossing_our_hold_gets_491_and_our_hold_is_offered_aga
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=60)
     await desk.agent("holder")
-    phone_port = await _register(sipp, voice, "holder")
+    phone_port = await register_phone(sipp, voice, "holder")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
     await listening(phone_port)
     caller = asyncio.create_task(

@@ -21,13 +21,11 @@ from frontoffice.channels.voice.service import VoiceService
 from ..conftest import require_tool
 from .sipp.runner import (
     HOST,
-    SIP_PASSWORD,
     VoiceDesk,
     event_types,
-    free_port,
     interactions,
     listening,
-    phone_args,
+    register_phone,
     run_sipp,
     start_voice,
 )
@@ -41,18 +39,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     await service.start()
     yield service
     await service.stop()
-
-
-async def _register(sipp: str, voice: VoiceService, name: str) -> int:
-    port = free_port()
-    result = await run_sipp(
-        sipp,
-        "register.xml",
-        f"{HOST}:{voice.port}",
-        *phone_args(name, SIP_PASSWORD, port),
-    )
-    assert result.returncode == 0, result.output
-    return port
 
 
 async def _settled(voice: VoiceService) -> None:
@@ -78,7 +64,7 @@ async def test_call_is_queued_offered_to_the_agent_phone_bridged_and_wrapped_up(
     assert r.status_code == 201, r.text
     customer_id = r.json()["id"]
     agent_id = await desk.agent("alice")
-    phone_port = await _register(sipp, voice, "alice")
+    phone_port = await register_phone(sipp, voice, "alice")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(phone_port)))
     await listening(phone_port)  # the phone's socket is open before the call arrives
     # sipp numbers calls from 1: the carrier's From user is +7495123400[call_number] = +74951234001.
@@ -137,9 +123,9 @@ async def test_busy_agent_phone_returns_the_caller_to_the_queue_and_the_next_age
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     busy_id = await desk.agent("busy")
-    busy_port = await _register(sipp, voice, "busy")
+    busy_port = await register_phone(sipp, voice, "busy")
     second_id = await desk.agent("second", login=False)
-    second_port = await _register(sipp, voice, "second")
+    second_port = await register_phone(sipp, voice, "second")
     busy_phone = asyncio.create_task(run_sipp(sipp, "agent_busy.xml", None, "-m", "1", "-p", str(busy_port)))
     second_phone = asyncio.create_task(
         run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(second_port))
@@ -177,7 +163,7 @@ async def test_simultaneous_calls_to_one_number_reach_different_agents(
     phones, ports = [], []
     for name in ("a1", "a2", "a3"):
         await desk.agent(name)
-        port = await _register(sipp, voice, name)
+        port = await register_phone(sipp, voice, name)
         ports.append(port)
         phones.append(
             asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(port)))
@@ -203,7 +189,7 @@ async def test_media_dtmf_while_queued_relay_and_recording(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("talker", login=False)
-    port = await _register(sipp, voice, "talker")
+    port = await register_phone(sipp, voice, "talker")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone_media.xml", None, "-m", "1", "-p", str(port)))
     await listening(port)
     caller = asyncio.create_task(
@@ -245,9 +231,9 @@ async def test_ring_no_answer_cancels_the_phone_and_the_next_agent_gets_the_call
     # The offer (ring) timeout is the queue's offer_timeout_s.
     await desk.setup(NUMBER, wrap_up_s=30, offer_timeout_s=2)
     sleepy_id = await desk.agent("sleepy")
-    sleepy_port = await _register(sipp, voice, "sleepy")
+    sleepy_port = await register_phone(sipp, voice, "sleepy")
     await desk.agent("awake", login=False)
-    awake_port = await _register(sipp, voice, "awake")
+    awake_port = await register_phone(sipp, voice, "awake")
     sleepy = asyncio.create_task(
         run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(sleepy_port))
     )
@@ -287,9 +273,9 @@ async def test_a_re_offer_that_comes_with_the_timeout_rings_the_next_phone_once_
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30, offer_timeout_s=2)
     sleepy_id = await desk.agent("sleepy")  # signed in first: waited longest, offered first
-    sleepy_port = await _register(sipp, voice, "sleepy")
+    sleepy_port = await register_phone(sipp, voice, "sleepy")
     await desk.agent("awake")
-    awake_port = await _register(sipp, voice, "awake")
+    awake_port = await register_phone(sipp, voice, "awake")
     sleepy = asyncio.create_task(
         run_sipp(sipp, "agent_no_answer.xml", None, "-m", "1", "-p", str(sleepy_port))
     )
@@ -315,7 +301,7 @@ async def test_call_over_tcp_and_lossy_udp_still_completes(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=0)
     await desk.agent("steady")
-    port = await _register(sipp, voice, "steady")
+    port = await register_phone(sipp, voice, "steady")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "5", "-p", str(port)))
     await listening(port)
     over_tcp = await run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER, "-t", "t1")
@@ -376,7 +362,7 @@ async def _menu_call(
     desk = VoiceDesk(client, container, admin_headers)
     desk.queue_id = sales
     await desk.agent("seller")
-    port = await _register(sipp, voice, "seller")
+    port = await register_phone(sipp, voice, "seller")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone_media.xml", None, "-m", "1", "-p", str(port)))
     await listening(port)
     # caller_media.xml presses 2 (RFC 4733) right after the 183 that starts the menu.

@@ -21,12 +21,11 @@ from frontoffice.domain.exceptions import NotFound
 from ..conftest import eventually, require_tool
 from .sipp.runner import (
     HOST,
-    SIP_PASSWORD,
     VoiceDesk,
     free_port,
     interactions,
     listening,
-    phone_args,
+    register_phone,
     run_sipp,
     start_voice,
 )
@@ -42,15 +41,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     yield service
     await service.stop()
     container.voice = None
-
-
-async def register(sipp: str, voice: VoiceService, name: str) -> int:
-    port = free_port()
-    result = await run_sipp(
-        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
-    )
-    assert result.returncode == 0, result.output
-    return port
 
 
 def bridged(voice: VoiceService, interaction_id: int) -> Callable[[], bool]:
@@ -75,7 +65,7 @@ async def bridged_call(
     desk = VoiceDesk(client, container, admin)
     await desk.setup(NUMBER, wrap_up_s=60)
     await desk.agent("alice")
-    port = await register(sipp, voice, "alice")
+    port = await register_phone(sipp, voice, "alice")
     phone = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(port)))
     await listening(port)  # the phone's socket is open before the call arrives
     caller = asyncio.create_task(

@@ -36,8 +36,9 @@ from .sipp.runner import (
     free_port,
     interactions,
     listening,
-    phone_args,
+    register_phone,
     run_sipp,
+    start_phone,
     voice_service,
 )
 from .test_voice_trunks import CARRIER, make_trunk
@@ -66,22 +67,6 @@ async def voice(container: Container, tmp_path: Path) -> AsyncIterator[VoiceServ
     yield service
     await service.stop()
     container.voice = container.call_control = None
-
-
-async def register(sipp: str, voice: VoiceService, name: str) -> int:
-    port = free_port()
-    result = await run_sipp(
-        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
-    )
-    assert result.returncode == 0, result.output
-    return port
-
-
-async def phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[Any]:
-    """Start a sipp phone on ``port``; returns once its socket is open (no call can miss it)."""
-    task = asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
-    await listening(port)
-    return task
 
 
 async def until(condition: Callable[[], Any], what: str, tries: int = 1000) -> Any:
@@ -150,8 +135,8 @@ async def test_hold_resume_and_hang_up_from_the_desktop_with_call_records_and_cs
     await desk.setup(NUMBER, wrap_up_s=30)
     agent_id = await desk.agent("holder")
     agent = desk.headers["holder"]
-    port = await register(sipp, voice, "holder")
-    answering = await phone(sipp, "agent_phone.xml", port)
+    port = await register_phone(sipp, voice, "holder")
+    answering = await start_phone(sipp, "agent_phone.xml", port)
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -223,9 +208,9 @@ async def test_busy_phone_and_caller_hang_up_are_call_legs_with_their_sip_causes
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     busy_id = await desk.agent("busy")
-    busy = await phone(sipp, "agent_busy.xml", await register(sipp, voice, "busy"))
+    busy = await start_phone(sipp, "agent_busy.xml", await register_phone(sipp, voice, "busy"))
     second_id = await desk.agent("second", login=False)
-    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    second = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -260,9 +245,9 @@ async def test_blind_transfer_to_another_agent_through_the_api(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     second_id = await desk.agent("second", login=False)
-    second = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "second"))
+    second = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "second"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -304,8 +289,10 @@ async def test_refer_from_the_agent_phone_moves_the_caller_to_another_queue(
     sales = int(r.json()["id"])
     desk.queue_id = sales  # bob works in Sales only, so only the transfer reaches him
     bob_id = await desk.agent("bob")
-    alice = await phone(sipp, "agent_refer.xml", await register(sipp, voice, "alice"), "-s", f"queue-{sales}")
-    bob = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "bob"))
+    alice = await start_phone(
+        sipp, "agent_refer.xml", await register_phone(sipp, voice, "alice"), "-s", f"queue-{sales}"
+    )
+    bob = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "bob"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -362,7 +349,7 @@ async def test_queued_callers_hear_their_position_in_their_language(
         )
         assert r.status_code == 201, r.text
         await desk.agent("late", login=False)
-        port = await register(sipp, voice, "late")
+        port = await register_phone(sipp, voice, "late")
         answering = asyncio.create_task(run_sipp(sipp, "agent_phone.xml", None, "-m", "2", "-p", str(port)))
         await listening(port)
         callers = asyncio.create_task(
@@ -400,7 +387,7 @@ async def test_blind_transfer_to_an_external_number_through_the_trunk(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         agent_id = await desk.agent("outer")
-        answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "outer"))
+        answering = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "outer"))
         # The carrier (the external number): rings, answers and waits for our BYE.
         carrier = asyncio.create_task(
             run_sipp(sipp, "agent_phone.xml", None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER)
@@ -467,7 +454,7 @@ async def test_ending_the_contact_on_the_desk_hangs_up_the_call(
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("ender")
-    answering = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "ender"))
+    answering = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "ender"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -493,7 +480,9 @@ async def test_refer_to_an_unknown_target_is_notified_as_failed_and_the_call_sta
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("carol")
-    carol = await phone(sipp, "agent_refer_fails.xml", await register(sipp, voice, "carol"), "-s", "nobody")
+    carol = await start_phone(
+        sipp, "agent_refer_fails.xml", await register_phone(sipp, voice, "carol"), "-s", "nobody"
+    )
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -522,9 +511,9 @@ async def test_a_conference_through_the_api_brings_a_colleague_in_and_hanging_up
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     colleague_id = await desk.agent("colleague", login=False)
-    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    colleague = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -572,10 +561,12 @@ async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
         desk = VoiceDesk(client, container, admin_headers)
         await desk.setup(NUMBER, wrap_up_s=30)
         await desk.agent("first")
-        first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"), "-rtp_echo")
+        first = await start_phone(
+            sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"), "-rtp_echo"
+        )
         colleague_id = await desk.agent("colleague", login=False)
-        colleague = await phone(
-            sipp, "agent_phone.xml", await register(sipp, voice, "colleague"), "-rtp_echo"
+        colleague = await start_phone(
+            sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"), "-rtp_echo"
         )
         caller = asyncio.create_task(
             run_sipp(
@@ -626,9 +617,9 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
     first_id = await desk.agent("first")
-    first = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "first"))
+    first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
     colleague_id = await desk.agent("colleague", login=False)
-    colleague = await phone(sipp, "agent_phone.xml", await register(sipp, voice, "colleague"))
+    colleague = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "colleague"))
     caller = asyncio.create_task(
         run_sipp(sipp, "caller_hold.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
@@ -643,6 +634,14 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     assert r.status_code == 204, r.text
     await until(lambda: _state_of(voice, call_id) == "consulting", "the colleague answering the consultation")
     assert voice.call_state(call_id).held
+    # The held caller hears music during the consultation, not silence: 2 s of it (well beyond what
+    # the media process's half-second counter reports could still bring from before the answer).
+    media = voice.active_call(call_id).media
+    assert media is not None
+    music = media.stats.music_packets
+    await until(
+        lambda: media.stats.music_packets > music + 100, "music to the caller during the consultation"
+    )
     r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
     assert r.status_code == 204, r.text
     assert (await first).returncode == 0  # the first agent's phone got BYE
@@ -658,3 +657,102 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     assert call.agent_id == first_id and call.state == "wrap_up"
     records = await legs(client, admin_headers, call_id)
     assert [leg["agent_id"] for leg in records if leg["leg"] == "conference"] == [colleague_id]
+
+
+async def test_attended_transfer_from_the_phone_hands_the_caller_to_the_colleague_it_called(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    # RFC 5589 §7 with real peers: alice's phone is two sipp runs (sipp keeps one Call-ID per call,
+    # and a transferring phone has two dialogs). transferor_holds.xml answers the customer, holds them
+    # (re-INVITE a=sendonly) and writes its dialog's ids; transferor_consults.xml calls bob's extension
+    # (digest-challenged) and REFERs the customer to that call with Replaces naming the first dialog.
+    # Bob has two phones: both ring, the first answers, the other gets CANCEL (agent_no_answer.xml
+    # fails without it). Every scenario fails unless it gets what the RFCs say (NOTIFY 100 and 200,
+    # BYE on both of alice's dialogs, BYE to the customer and to bob when the call ends).
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    bob_id = await desk.agent("bob", login=False)
+    dialog_file = tmp_path / "alice-dialog.csv"
+    alice = await start_phone(
+        sipp,
+        "transferor_holds.xml",
+        await register_phone(sipp, voice, "alice"),
+        "-key",
+        "dialog_file",
+        str(dialog_file),
+    )
+    bob = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "bob"))
+    bob_desk = await start_phone(sipp, "agent_no_answer.xml", await register_phone(sipp, voice, "bob"))
+    caller = asyncio.create_task(
+        run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    )
+    call_id = await first_call(container)
+    await until(bridged(voice, call_id), "the bridge to alice")
+    # alice's phone holds the customer: music on hold to them, not silence.
+    await until(dialog_file.exists, "alice's phone holding the customer")
+    media = voice.active_call(call_id).media
+    assert media is not None
+    music = media.stats.music_packets
+    await until(lambda: media.stats.music_packets > music + 10, "music on hold to the customer")
+    r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
+    assert r.status_code == 204
+    ids = dialog_file.read_text().splitlines()[1]
+    injection = tmp_path / "alice-consults.csv"
+    injection.write_text(f"SEQUENTIAL\n{ids};alice\n")
+    consult = await run_sipp(
+        sipp,
+        "transferor_consults.xml",
+        f"{HOST}:{voice.port}",
+        *("-m", "1", "-s", "bob", "-au", "alice", "-ap", SIP_PASSWORD, "-p", str(free_port())),
+        # sipp's digest-uri is sip:host:port unless told; RFC 7616 §3.4.6 wants the Request-URI.
+        *("-auth_uri", f"bob@{HOST}:{voice.port}"),
+        "-inf",
+        str(injection),
+    )
+    assert consult.returncode == 0, consult.output  # 202, NOTIFY 100, NOTIFY 200, BYE
+    result = await alice
+    assert result.returncode == 0, result.output  # BYE on the customer's dialog too
+    assert (await bob_desk).returncode == 0  # bob's other phone was CANCELled
+    await until(connected_to(container, call_id, bob_id), "the contact becoming bob's")
+    assert _state_of(voice, call_id) == "replaced"
+    # The contact is bob's: alice can no longer control the call, bob hangs up from his desk.
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
+    assert r.status_code == 409
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
+    assert r.status_code == 204, r.text
+    result = await caller
+    assert result.returncode == 0, result.output
+    assert (await bob).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.agent_id == bob_id and call.state == "wrap_up"
+    records = await legs(client, admin_headers, call_id)
+    agents = [(leg["agent_id"], leg["transfer"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
+    assert agents == [(alice_id, False, "transferred"), (bob_id, True, "hangup_api")]
+
+
+async def test_a_carrier_using_session_timers_info_and_update_is_served_not_refused(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
+) -> None:
+    # caller_info_update.xml fails unless its INVITE (Require: timer) is answered with Session-Expires
+    # and Require: timer, and its INFO (DTMF relay), UPDATE without SDP and UPDATE a=sendonly each get
+    # 200 (the last with a=recvonly). They used to get 420 and 405.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    await desk.agent("alice")
+    alice = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "alice"))
+    result = await run_sipp(sipp, "caller_info_update.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+    assert result.returncode == 0, result.output
+    assert (await alice).returncode == 0
+    await settled(voice)
+    [call] = await interactions(container)
+    assert call.state == "wrap_up"
+    causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
+    assert causes == {"caller": "bye_caller", "agent": "bye_caller"}

@@ -34,9 +34,37 @@ from .sip import (
     build_offer,
     build_request,
     parse_sdp,
+    session_timer_headers,
 )
 
-__all__ = ["CallSetup", "PendingInvite", "Quietly"]
+__all__ = ["CallSetup", "PendingInvite", "Quietly", "info_digit"]
+
+# RFC 4733 §3.2 event codes as the legacy INFO bodies name them.
+_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+def info_digit(request: Request) -> str | None:
+    """The DTMF digit of an INFO (``application/dtmf-relay``: ``Signal=5``, Cisco style; or
+    ``application/dtmf``: the digit alone), or ``None`` when it carries none."""
+    content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    text = request.body.decode("ascii", "replace").strip()
+    if content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal":
+                text = value.strip()
+                break
+        else:
+            return None
+    elif content_type != "application/dtmf":
+        return None
+    digit = text.upper()
+    if digit == "10":
+        digit = "*"  # RFC 4733 event codes 10 and 11, as some gateways send them
+    elif digit == "11":
+        digit = "#"
+    return digit if digit in _DTMF_DIGITS else None
+
 
 log = logging.getLogger("frontoffice.voice")
 
@@ -172,6 +200,23 @@ class CallSetup:
             (media.update_agent if agent_side else media.update_caller)(reoffer.media)
         endpoint.respond_with(endpoint.sdp_response(request, 200, reoffer.answer, transport))
         return reoffer.answer
+
+    def answer_update(
+        self,
+        request: Request,
+        local_sdp: SessionDescription,
+        media: MediaSession | None,
+        transport: str,
+        want: str = "sendrecv",
+        *,
+        agent_side: bool = False,
+    ) -> SessionDescription:
+        """Answer a peer's UPDATE (RFC 3311) in a confirmed dialog: without SDP a plain 200 (a
+        session refresh, RFC 4028 §9); with an offer, as a re-INVITE's (:meth:`answer_reinvite`)."""
+        if not request.body:
+            self.endpoint.respond(request, 200, extra_headers=session_timer_headers(request))
+            return local_sdp
+        return self.answer_reinvite(request, local_sdp, media, transport, want, agent_side=agent_side)
 
     def invite_phone(
         self,

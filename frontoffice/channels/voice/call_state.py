@@ -20,6 +20,14 @@ State diagram of a call (``docs/voice.md`` draws it)::
     CONFERENCE ──agent left──▶ HANDED_OVER ──BYE/hang up──▶ ENDED     CONFERENCE ──caller left──▶ ENDED
     BRIDGED ──consulted party answered──▶ CONSULTING ──completed / agent left──▶ HANDED_OVER
     CONSULTING ──cancelled / third party left──▶ BRIDGED
+    BRIDGED ──the agent's phone holds / resumes (its re-INVITE)──▶ BRIDGED (music to the caller / relay)
+    BRIDGED ──the phone's attended transfer (REFER or INVITE with Replaces)──▶ REPLACED ──BYE──▶ ENDED
+
+A phone's call to a colleague's extension through the B2BUA (the consultation of an attended transfer
+from the phone, RFC 5589 §7) has a table of its own (``EXTENSION_TRANSITIONS``)::
+
+    RINGING ──a branch answered──▶ ANSWERED ──BYE (either side), ACK timeout──▶ ENDED
+    RINGING ──CANCEL / every branch failed──▶ ENDED      ANSWERED ──replaced (the transfer)──▶ ENDED
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CALL_TRANSITIONS",
+    "EXTENSION_TRANSITIONS",
     "LEG_TRANSITIONS",
     "REINVITE_TRANSITIONS",
     "Action",
@@ -36,6 +45,11 @@ __all__ = [
     "CallMachine",
     "CallState",
     "CallStateError",
+    "ExtensionAction",
+    "ExtensionEvent",
+    "ExtensionMachine",
+    "ExtensionState",
+    "ExtensionTransition",
     "LegEvent",
     "LegMachine",
     "LegState",
@@ -65,6 +79,9 @@ class CallState(enum.StrEnum):
     CONFERENCE = "conference"  # caller, agent and a third party in the media process's mixer
     CONSULTING = "consulting"  # attended transfer: the caller held, the agent talks to the third party
     HANDED_OVER = "handed_over"  # the agent left a conference: caller and third party go on (2-party mix)
+    # The agent's phone handed the caller to the colleague it called (attended transfer from the phone,
+    # RFC 5589 §7 / RFC 3891): caller and colleague in a 2-party mix; the contact is the colleague's.
+    REPLACED = "replaced"
     ENDED = "ended"
     ERROR = "error"  # the core raised: the call is hung up and forgotten
 
@@ -90,6 +107,12 @@ class CallEvent(enum.StrEnum):
     TRANSFER_COMPLETED = "transfer_completed"  # the agent completes the attended transfer (desk)
     CONSULT_ENDED = "consult_ended"  # the agent cancelled the consultation, or the third party hung up
     THIRD_PARTY_LEFT = "third_party_left"  # the conference's third party hung up (BYE / the trunk leg ended)
+    AGENT_HELD = "agent_held"  # the agent's phone holds the caller with its own re-INVITE (a=sendonly)
+    AGENT_RESUMED = "agent_resumed"  # ... and takes the caller back (a=sendrecv)
+    # The agent's phone's attended transfer (REFER with Replaces, or the colleague's INVITE with Replaces)
+    PHONE_TRANSFERRED = "phone_transferred"
+    HANDOVER_DONE = "handover_done"  # the ACD committed the contact as the colleague's
+    PHONE_REPLACED = "phone_replaced"  # another phone of the agent took the call over (INVITE with Replaces)
 
 
 class Action(enum.StrEnum):
@@ -115,6 +138,10 @@ class Action(enum.StrEnum):
     RESUME_CALLER = "resume_caller"  # off hold: re-INVITE a=sendrecv (RFC 3264 §8.4)
     AGENT_LEAVES_MIX = "agent_leaves_mix"  # the agent's leg out of the conference; the other two go on
     DROP_THIRD_PARTY = "drop_third_party"  # BYE (or CANCEL) the third party, close its media session
+    MIX_REPLACEMENT = "mix_replacement"  # the caller and the colleague's leg into a 2-party mix
+    HAND_OVER_CONTACT = "hand_over_contact"  # the ACD: the contact moves to the colleague (connected)
+    NOTIFY_TRANSFEROR = "notify_transferor"  # RFC 3515 §2.4.5: NOTIFY sipfrag 200 to the REFER's sender
+    BYE_TRANSFEROR = "bye_transferor"  # BYE the transferring phone's consultation dialog
     CLOSE = "close"  # close media, forget the call
 
 
@@ -218,7 +245,10 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     # party in the mixer; completing it hands the caller over (the agent's leg is released), the agent
     # hanging up completes it too (as PBXs do); cancelling it, or the third party hanging up, returns
     # the agent to the caller.
-    (CallState.BRIDGED, CallEvent.CONSULT_ANSWERED): Transition(CallState.CONSULTING, (_A.MIX_CONSULTATION,)),
+    # The held caller hears music on hold during the consultation (its leg is not in the mix).
+    (CallState.BRIDGED, CallEvent.CONSULT_ANSWERED): Transition(
+        CallState.CONSULTING, (_A.MIX_CONSULTATION, _A.PLAY_HOLD_MUSIC)
+    ),
     (CallState.CONSULTING, CallEvent.TRANSFER_COMPLETED): Transition(
         CallState.HANDED_OVER,
         (_A.BYE_AGENT, _A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.END_CONTACT),
@@ -240,6 +270,42 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     ),
     (CallState.CONSULTING, CallEvent.ACD_FINISHED): Transition(
         CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
+    ),
+    # The agent's phone holds the caller itself (its re-INVITE a=sendonly on the agent leg): the caller
+    # hears music on hold, not silence; its resume (a=sendrecv) relays again.
+    (CallState.BRIDGED, CallEvent.AGENT_HELD): Transition(CallState.BRIDGED, (_A.PLAY_HOLD_MUSIC,)),
+    (CallState.BRIDGED, CallEvent.AGENT_RESUMED): Transition(CallState.BRIDGED, (_A.BRIDGE,)),
+    # RFC 3891: another phone of the same agent takes the call over (INVITE with Replaces naming the
+    # agent leg): the old phone gets BYE, the relay goes on to the new one.
+    (CallState.BRIDGED, CallEvent.PHONE_REPLACED): Transition(CallState.BRIDGED, (_A.BYE_AGENT, _A.BRIDGE)),
+    # Attended transfer from the phone (RFC 5589 §7): the phone called a colleague through us and
+    # REFERs the caller to that dialog (Replaces), or the colleague's phone INVITEs with Replaces. The
+    # caller is bridged to the colleague at once; once the ACD has committed the contact as the
+    # colleague's, the phone hears NOTIFY 200 and both its dialogs get BYE.
+    (CallState.BRIDGED, CallEvent.PHONE_TRANSFERRED): Transition(
+        CallState.REPLACED, (_A.MIX_REPLACEMENT, _A.HAND_OVER_CONTACT)
+    ),
+    (CallState.REPLACED, CallEvent.HANDOVER_DONE): Transition(
+        CallState.REPLACED, (_A.NOTIFY_TRANSFEROR, _A.BYE_AGENT, _A.BYE_TRANSFEROR)
+    ),
+    # The transferring phone hangs up itself (many do after the 202): the caller and colleague go on.
+    (CallState.REPLACED, CallEvent.BYE_AGENT): Transition(CallState.REPLACED, (_A.BYE_TRANSFEROR,)),
+    (CallState.REPLACED, CallEvent.BYE_CALLER): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
+    ),
+    (CallState.REPLACED, CallEvent.THIRD_PARTY_LEFT): Transition(
+        CallState.ENDED,
+        (_A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.DROP_THIRD_PARTY, _A.BYE_CALLER, _A.END_CONTACT, _A.CLOSE),
+    ),
+    **{
+        (CallState.REPLACED, event): Transition(
+            CallState.ENDED,
+            (_A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE),
+        )
+        for event in (CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT)
+    },
+    (CallState.REPLACED, CallEvent.ACD_FINISHED): Transition(
+        CallState.ENDED, (_A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
     ),
     (CallState.HANDED_OVER, CallEvent.BYE_CALLER): Transition(
         CallState.ENDED, (_A.DROP_THIRD_PARTY, _A.CLOSE)
@@ -359,6 +425,95 @@ class LegMachine:
             raise CallStateError(f"leg: {event.value} is not allowed in state {was.value}")
         self.state = transition.next
         return transition.action
+
+
+# ================================================================ a phone's call to a colleague's extension
+class ExtensionState(enum.StrEnum):
+    """A registered phone's INVITE to a colleague's extension (username) through the B2BUA: we are
+    the UAS of the calling phone and the UAC of every registered phone of the colleague (a fork)."""
+
+    RINGING = "ringing"  # the colleague's phones are rung (in parallel)
+    ANSWERED = "answered"  # one answered: 200 to the calling phone, media relayed
+    ENDED = "ended"
+    ERROR = "error"
+
+
+class ExtensionEvent(enum.StrEnum):
+    BRANCH_ANSWERED = "branch_answered"  # the first of the colleague's phones answered (2xx)
+    ALL_FAILED = "all_failed"  # every branch said no (486, 480, 603, Timer B)
+    CANCEL = "cancel"  # the calling phone's CANCEL (RFC 3261 §9.2)
+    BYE_CALLER = "bye_caller"  # the calling phone hung up
+    BYE_CALLEE = "bye_callee"  # the colleague's phone hung up
+    ACK_TIMEOUT = "ack_timeout"  # our 2xx to the calling phone was never ACKed (§13.3.1.4)
+    REPLACED = "replaced"  # the attended transfer took the colleague's leg for the caller's call
+    HANG_UP = "hang_up"  # shutdown
+
+
+class ExtensionAction(enum.StrEnum):
+    ANSWER_CALLER = "answer_caller"  # 200 with our SDP to the calling phone, relay
+    CANCEL_OTHERS = "cancel_others"  # CANCEL the branches that lost (RFC 3261 §16.7 step 10 for forks)
+    CANCEL_ALL = "cancel_all"  # CANCEL every ringing branch
+    RESPOND_487 = "respond_487"
+    RESPOND_FAILURE = "respond_failure"  # the best branch failure (RFC 3261 §16.7 step 6)
+    BYE_CALLER = "bye_caller"
+    BYE_CALLEE = "bye_callee"
+    CLOSE = "close"  # close the media session (not after REPLACED: the caller's call took it)
+    FORGET = "forget"  # drop the call's indexes
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionTransition:
+    next: ExtensionState
+    actions: tuple[ExtensionAction, ...] = ()
+
+
+_X = ExtensionAction
+_XS = ExtensionState
+_XE = ExtensionEvent
+EXTENSION_TRANSITIONS: dict[tuple[ExtensionState, ExtensionEvent], ExtensionTransition] = {
+    (_XS.RINGING, _XE.BRANCH_ANSWERED): ExtensionTransition(
+        _XS.ANSWERED, (_X.CANCEL_OTHERS, _X.ANSWER_CALLER)
+    ),
+    (_XS.RINGING, _XE.ALL_FAILED): ExtensionTransition(_XS.ENDED, (_X.RESPOND_FAILURE, _X.CLOSE, _X.FORGET)),
+    (_XS.RINGING, _XE.CANCEL): ExtensionTransition(
+        _XS.ENDED, (_X.CANCEL_ALL, _X.RESPOND_487, _X.CLOSE, _X.FORGET)
+    ),
+    (_XS.RINGING, _XE.HANG_UP): ExtensionTransition(
+        _XS.ENDED, (_X.CANCEL_ALL, _X.RESPOND_FAILURE, _X.CLOSE, _X.FORGET)
+    ),
+    (_XS.ANSWERED, _XE.BYE_CALLER): ExtensionTransition(_XS.ENDED, (_X.BYE_CALLEE, _X.CLOSE, _X.FORGET)),
+    (_XS.ANSWERED, _XE.BYE_CALLEE): ExtensionTransition(_XS.ENDED, (_X.BYE_CALLER, _X.CLOSE, _X.FORGET)),
+    **{
+        (_XS.ANSWERED, event): ExtensionTransition(
+            _XS.ENDED, (_X.BYE_CALLER, _X.BYE_CALLEE, _X.CLOSE, _X.FORGET)
+        )
+        for event in (_XE.ACK_TIMEOUT, _XE.HANG_UP)
+    },
+    # The colleague's leg and the media session now belong to the caller's call; the calling phone's
+    # dialog is BYEd by that call once the ACD has committed the hand-over (BYE_TRANSFEROR).
+    (_XS.ANSWERED, _XE.REPLACED): ExtensionTransition(_XS.ENDED, (_X.FORGET,)),
+}
+
+
+class ExtensionMachine:
+    """The state of one extension call; an illegal move raises :class:`CallStateError`."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = ExtensionState.RINGING
+
+    def can(self, event: ExtensionEvent) -> bool:
+        return (self.state, event) in EXTENSION_TRANSITIONS
+
+    def handle(self, event: ExtensionEvent) -> tuple[ExtensionAction, ...]:
+        transition = EXTENSION_TRANSITIONS.get((self.state, event))
+        if transition is None:
+            was = self.state
+            self.state = ExtensionState.ERROR
+            raise CallStateError(f"extension call: {event.value} is not allowed in state {was.value}")
+        self.state = transition.next
+        return transition.actions
 
 
 # ================================================================ re-INVITEs of the caller's dialog

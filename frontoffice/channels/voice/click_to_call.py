@@ -332,8 +332,12 @@ class AgentOutboundCalls:
             call.local_sdp = self.setup.answer_reinvite(
                 request, call.local_sdp, call.media, call.source.transport, agent_side=True
             )
+        elif method == "UPDATE":
+            call.local_sdp = self.setup.answer_update(
+                request, call.local_sdp, call.media, call.source.transport, agent_side=True
+            )
         else:
-            endpoint.respond(request, 200 if method in ("OPTIONS", "UPDATE", "INFO") else 405)
+            endpoint.respond(request, 200 if method in ("OPTIONS", "INFO") else 405)
 
     async def click_to_call(
         self, agent_id: int, number: str, *, customer_id: int | None = None, trunk: str | None = None

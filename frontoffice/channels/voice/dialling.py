@@ -422,7 +422,11 @@ class Dialler:
             # The carrier's hold, resume, moved media or session refresh (the relay's caller side).
             media = leg.media if leg.answer is not None else None
             leg.offer = self.setup.answer_reinvite(request, leg.offer, media, leg.destination.transport)
-        elif request.method in ("OPTIONS", "UPDATE", "INFO"):
+        elif request.method == "UPDATE":
+            # RFC 3311: a refresh (no SDP) or a new offer, answered like a re-INVITE's.
+            media = leg.media if leg.answer is not None else None
+            leg.offer = self.setup.answer_update(request, leg.offer, media, leg.destination.transport)
+        elif request.method in ("OPTIONS", "INFO"):
             endpoint.respond(request, 200)
         else:
             endpoint.respond(request, 405)

@@ -42,6 +42,7 @@ from .sip import (
     build_response,
     new_tag,
     parse_uri,
+    session_timer_headers,
     validate_request,
 )
 from .tls import TlsTransport
@@ -324,7 +325,8 @@ class Endpoint:
         transport: str = "UDP",
         to_tag: str | None = None,
     ) -> Response:
-        """``status`` to ``request`` with our SDP and Contact (183 early media, 200 answers)."""
+        """``status`` to ``request`` with our SDP and Contact (183 early media, 200 answers); a 2xx
+        carries the session timer the request asked for (RFC 4028 §9)."""
         return build_response(
             request,
             status,
@@ -332,6 +334,7 @@ class Endpoint:
             contact=self.contact(transport),
             body=sdp.serialize(),
             content_type="application/sdp",
+            extra_headers=session_timer_headers(request) if 200 <= status < 300 else (),
         )
 
     def answer_invite(

@@ -568,8 +568,11 @@ class _PythonSession:
             )  # fmt: skip
 
     def play_hold_music(self) -> None:
+        """Music (and prompts) to the caller leg; the relay stops both ways. The caller leg leaves its
+        conference; the agent leg stays in one (an attended transfer's consultation goes on while the
+        held caller hears the music)."""
         self._bridged = False
-        self._leave_conferences()
+        self.leave_conference("caller")
         if not self._playing:
             self._playing = True
             self._player = asyncio.get_running_loop().call_soon(self._start_playing)
@@ -694,7 +697,8 @@ class _PythonSession:
         if side not in ("caller", "agent") or media is None:
             raise ValueError(f"no {side} leg set up to join a conference")
         self._bridged = False
-        self._stop_playing()
+        if side == "caller":
+            self._stop_playing()  # the music goes to the caller leg: the mix replaces it
         self.leave_conference(side)
         member = ConferenceMember(leg.forward, media.codec.name, media.codec.payload_type)
         conference.join((self, side), member)

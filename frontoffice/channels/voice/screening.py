@@ -40,6 +40,21 @@ class InboundCalls(Protocol):
     def live_call_ids(self) -> Collection[str]:
         """Call-IDs of the inbound calls in progress."""
 
+    async def replace_dialog(
+        self, pending: PendingInvite, event: RequestReceived, offer: SessionDescription, agent_id: int
+    ) -> None:
+        """A phone (authenticated, agent ``agent_id``) INVITEs with Replaces (RFC 3891)."""
+
+    async def call_extension(
+        self,
+        pending: PendingInvite,
+        event: RequestReceived,
+        offer: SessionDescription,
+        caller_agent_id: int,
+        callee_agent_id: int,
+    ) -> None:
+        """A phone (authenticated, agent ``caller_agent_id``) calls a colleague's extension."""
+
 
 class SourceScreening:
     """Decides on requests before they become calls: scanners, trunks, authenticated phones."""
@@ -82,6 +97,11 @@ class SourceScreening:
         if self.agent_calls.handles(request.call_id):
             return False  # a second INVITE of a call we already handle
         line = self.lines.for_source(event.source.host)
+        replaces = request.headers.get("Replaces") is not None
+        if line is not None and replaces:
+            # RFC 3891 §6: only an authenticated phone may take a dialog over; carriers never do here.
+            endpoint.respond(request, 403, "Replaces Only From Phones")
+            return False
         if line is not None:
             if not line.has_room():
                 log.info("trunk %s: at its limit of %s calls, 503", line.trunk.name, line.trunk.max_calls)
@@ -90,9 +110,19 @@ class SourceScreening:
             line.inbound.add(request.call_id)
             self._dialled_from_to(line, request)
             return True
-        if not self.lines and not request.headers.get_all("Authorization"):
-            # No trunk configured: calls reach entry points from anywhere, as before trunks existed
-            # (restrict sources with the firewall or sip_banned_networks). Nothing can go out.
+        if (
+            not self.lines
+            and not replaces
+            and not request.headers.get_all("Authorization")
+            and (
+                _is_number(request.uri.user or "")
+                or not self.registrar.has_binding_from(event.source.host, endpoint.clock())
+            )
+        ):
+            # No trunk configured: calls to numbers reach entry points from anywhere, as before trunks
+            # existed (restrict sources with the firewall or sip_banned_networks); nothing can go out.
+            # A call to a name (a colleague's extension) from a registered phone's address is
+            # challenged like any phone's call.
             return True
         if request.call_id in self._pending:
             return False  # a second INVITE of a call being authenticated
@@ -161,10 +191,22 @@ class SourceScreening:
         offer = self.setup.sdp_offer(request)
         if offer is None:
             return
+        if request.headers.get("Replaces") is not None:
+            await self.inbound.replace_dialog(pending, event, offer, account.user_id)
+            return
         try:
             await self.calls.entry_for(dialled)
         except NotFound:
-            pass
+            if not _is_number(dialled):
+                _, callee = await self.calls.refer_target(dialled)
+                if pending.cancelled:
+                    return
+                if callee is None or callee == account.user_id:
+                    endpoint.respond(request, 404, to_tag=endpoint.to_tag(pending.key))
+                    return
+                # A colleague's extension (extensions.py): every registered phone of theirs rings.
+                await self.inbound.call_extension(pending, event, offer, account.user_id, callee)
+                return
         else:
             if pending.cancelled:
                 return
@@ -188,3 +230,9 @@ class SourceScreening:
         if self.registrar.record_failure(source.host, endpoint.clock()):
             log.warning("SIP address %s banned after repeated refused requests", source.host)
         endpoint.respond(request, 403)
+
+
+def _is_number(user: str) -> bool:
+    """A dialled number (digits, an optional ``+``, visual separators) rather than a SIP username."""
+    digits = user.lstrip("+").replace("-", "").replace(".", "").replace(" ", "")
+    return digits.isdigit()

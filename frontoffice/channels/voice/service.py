@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, DomainError, NotFound
@@ -39,7 +40,7 @@ from frontoffice.services.voice_calls import (
 from . import voicemail
 from .announcements import Announcer
 from .call_records import CallLeg, cause_of_status
-from .call_setup import CallSetup
+from .call_setup import CallSetup, PendingInvite, info_digit
 from .call_state import (
     Action,
     CallEvent,
@@ -55,6 +56,7 @@ from .call_state import (
     reinvite_backoff_range,
 )
 from .endpoint import Endpoint, MonotonicClock, ResponseOwner
+from .extensions import ExtensionCall, ExtensionCalls
 from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
 from .offers import codecs_first, sdp_session_id
 from .outbound import OutboundLeg, Trunking
@@ -80,6 +82,7 @@ from .sip import (
     TimerSettings,
     TransactionKey,
     Transmit,
+    answer_offer,
     apply_answer,
     build_cancel,
     build_offer,
@@ -96,7 +99,9 @@ __all__ = ["VoiceService"]
 log = logging.getLogger("frontoffice.voice")
 
 # Methods we answer (RFC 3261 §20.5 Allow); anything else is 405.
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "REFER", "INFO", "UPDATE")
+# RFC 3261 §20.37 Supported: the option tags we implement (sip/validation.py SUPPORTED_OPTION_TAGS).
+SUPPORTED = "replaces, timer"
 # RFC 3261 §13.3.1.1: a UAS should send a provisional at least every minute so proxies (Timer C,
 # > 3 min) keep the transaction while the caller waits in the queue.
 PROVISIONAL_REFRESH_S = 60.0
@@ -128,8 +133,11 @@ _CONNECTED = frozenset(
         CallState.CONFERENCE,
         CallState.CONSULTING,
         CallState.HANDED_OVER,
+        CallState.REPLACED,
     }
 )
+# RFC 3891 §3: the Replaces value names a dialog by Call-ID, to-tag and from-tag.
+_REPLACES_TAGS = ("to-tag", "from-tag")
 
 
 @dataclass(eq=False)
@@ -160,9 +168,12 @@ class _ThirdParty:
     media: MediaSession
     conference_id: str
     record: CallLeg
-    leg: _AgentLeg | None = None
+    leg: _AgentLeg | None = None  # the colleague's phone that answered
     external: OutboundLeg | None = None
     consult: bool = False  # an attended transfer's consultation, not a conference
+    # Every registered phone of the colleague rings at once (parallel forking); the first to answer
+    # becomes ``leg``, the others get CANCEL.
+    ringing: list[_AgentLeg] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -195,6 +206,14 @@ class _Call:
     external_record: CallLeg | None = None
     third: _ThirdParty | None = None  # a conference's third party, ringing or in the mix
     status: int = 487  # the final failure status when the call is refused
+    phone_held: bool = False  # the agent's phone holds the caller with its own re-INVITE
+    # Attended transfer from the phone (REPLACED): the colleague the contact goes to in the ACD, whether
+    # the ACD offered it to them yet, the transferring phone's consultation dialog (BYEd once the ACD
+    # committed) and the dialog its REFER came on (NOTIFY 200 goes there).
+    handover_agent: int | None = None
+    handover_offered: bool = False
+    transferor: tuple[Dialog, Destination] | None = None
+    notify_to: tuple[Dialog, Destination] | None = None
 
     @property
     def state(self) -> CallState:
@@ -290,6 +309,10 @@ class VoiceService:
         calls.acd.add_listener(self._on_acd_outputs)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
         self.trunking = Trunking(self.endpoint, self.setup, self, trunks, region=region)
+        # Phones calling a colleague's extension (extensions.py); the transferring phones' consultation
+        # dialogs after an attended transfer, by Call-ID, until they are BYEd.
+        self.extensions = ExtensionCalls(self.endpoint, self.setup)
+        self._transferors: dict[str, _Call] = {}
         # RFC 3261 §14.1 back-off after a 491: drawn from this (a test passes a fixed one).
         self.backoff_random = random.Random()
 
@@ -310,6 +333,7 @@ class VoiceService:
     async def stop(self) -> None:
         """Hang up every call, close transports and media."""
         await self.trunking.stop()
+        self.extensions.hang_up_all()
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
@@ -421,12 +445,20 @@ class VoiceService:
         # RFC 3261 §8.2 (501, 416, 420, 415) was checked by the endpoint before it got here.
         if self.trunking.screen_request(event):
             return  # a scanner (dropped), or a request of a call through a trunk
+        if self.extensions.claim_request(event):
+            return  # a phone's call to a colleague's extension
         if method == "ACK":
             return  # ACK for our 2xx: the layer stopped retransmitting it (§13.3.1.4)
         if method == "OPTIONS":
             # RFC 3261 §11.2: capabilities (also the keepalive carriers send to trunks).
             self._respond(
-                request, 200, extra_headers=[("Allow", ", ".join(ALLOWED)), ("Accept", "application/sdp")]
+                request,
+                200,
+                extra_headers=[
+                    ("Allow", ", ".join(ALLOWED)),
+                    ("Accept", "application/sdp"),
+                    ("Supported", SUPPORTED),
+                ],
             )
         elif method == "REGISTER":
             self._spawn(self._register(request, event.source))
@@ -438,6 +470,10 @@ class VoiceService:
             self._on_bye(request)
         elif method == "REFER":
             self._on_refer(request)
+        elif method == "INFO":
+            self._on_info(request)
+        elif method == "UPDATE":
+            self._on_update(request)
         else:
             self._respond(request, 405, extra_headers=[("Allow", ", ".join(ALLOWED))])
 
@@ -494,6 +530,78 @@ class VoiceService:
         self._calls[request.call_id] = call
         call.record = CallLeg("caller", request.call_id, self.calls.now(), peer=request.from_.uri.user or "")
         self._spawn(self._set_up_call(call, offer))
+
+    async def call_extension(
+        self,
+        pending: PendingInvite,
+        event: RequestReceived,
+        offer: SessionDescription,
+        caller_agent_id: int,
+        callee_agent_id: int,
+    ) -> None:
+        """A phone calls a colleague's extension (:class:`~.outbound.InboundCalls`; extensions.py)."""
+        await self.extensions.call(pending, event.source, offer, caller_agent_id, callee_agent_id)
+
+    async def replace_dialog(
+        self, pending: PendingInvite, event: RequestReceived, offer: SessionDescription, agent_id: int
+    ) -> None:
+        """An INVITE with Replaces (RFC 3891) from a phone of agent ``agent_id``: when it names the
+        agent leg of a connected call of the same agent (its desk phone, say), the new phone takes the
+        call over and the old one gets BYE; a dialog we do not have gets 481 (§3), another agent's 403
+        (a colleague takes a call over by the attended transfer, which hands the contact over)."""
+        request = pending.request
+        endpoint = self.endpoint
+        to_tag = endpoint.to_tag(pending.key)
+        replaces = parse_replaces(request.headers.get("Replaces") or "")
+        call = self._agent_calls.get(replaces[0]) if replaces is not None else None
+        leg = call.agent if call is not None else None
+        if (
+            replaces is None
+            or call is None
+            or leg is None
+            or leg.dialog is None
+            or leg.call_id != replaces[0]
+            or {replaces[1], replaces[2]} != {leg.dialog.local_tag, leg.dialog.remote_tag}
+            or call.state is not CallState.BRIDGED
+            or call.media is None
+            or call.local_sdp is None
+        ):
+            endpoint.respond(request, 481, to_tag=to_tag)
+            return
+        if leg.agent_id != agent_id:
+            endpoint.respond(request, 403, to_tag=to_tag)
+            return
+        try:
+            local_sdp, negotiated = answer_offer(
+                offer,
+                address=call.media.address,
+                port=call.media.agent_port,
+                session_id=sdp_session_id(request.call_id),
+                codecs=_codecs_for(call.local_sdp),
+            )
+        except ProtocolError as exc:
+            endpoint.respond(request, getattr(exc, "status_code", 488), to_tag=to_tag)
+            return
+        if pending.cancelled:
+            return
+        call.media.set_agent(negotiated, signalling_ip=event.source.host)
+        dialog = endpoint.answer_invite(request, to_tag, event.source, local_sdp)
+        record = CallLeg(
+            "agent",
+            request.call_id,
+            self.calls.now(),
+            peer=str(request.from_.uri),
+            agent_id=agent_id,
+            interaction_id=call.interaction_id,
+        )
+        record.answered(self.calls.now())
+        new = _AgentLeg(agent_id, request, pending.key, event.source, local_sdp, dialog=dialog, record=record)
+        new.core.handle(LegEvent.ANSWERED)
+        call.phone_held = False
+        self._move(call, CallEvent.PHONE_REPLACED, cause="replaced")
+        self._agent_calls.pop(leg.call_id, None)
+        call.agent = new
+        self._agent_calls[request.call_id] = call
 
     async def _set_up_call(self, call: _Call, offer: SessionDescription) -> None:
         request = call.invite
@@ -709,6 +817,21 @@ class VoiceService:
                     self.media.leave_conference(call.third.conference_id, call.media, "agent")
             elif action is Action.DROP_THIRD_PARTY:
                 self._drop_third_party(call, cause)
+            elif action is Action.MIX_REPLACEMENT:
+                third = call.third
+                assert third is not None and call.media is not None
+                self.media.join_conference(third.conference_id, call.media, "caller")
+                self.media.join_conference(third.conference_id, third.media, "agent")
+            elif action is Action.HAND_OVER_CONTACT:
+                self._spawn(self._hand_over_contact(call))
+            elif action is Action.NOTIFY_TRANSFEROR:
+                if call.notify_to is not None:
+                    dialog, destination = call.notify_to
+                    call.notify_to = None
+                    # RFC 3515 §2.4.5: the transfer succeeded; the implicit subscription ends.
+                    self._request(dialog.notify_refer_progress(200, "OK"), destination, None)
+            elif action is Action.BYE_TRANSFEROR:
+                self._bye_transferor(call)
             elif action is Action.CLOSE:
                 self._forget(call, cause)
 
@@ -746,6 +869,8 @@ class VoiceService:
             leg.offer = self.setup.answer_reinvite(
                 request, leg.offer, owner.media, leg.destination.transport, agent_side=True
             )
+            if owner.agent is leg:
+                self._agent_phone_hold(owner, leg)
             return
         call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
         if call.reinvite.handle(ReinviteEvent.THEIRS) == "reject_491":
@@ -759,6 +884,69 @@ class VoiceService:
         call.local_sdp = self.setup.answer_reinvite(
             request, call.local_sdp, call.media, call.source.transport, want
         )
+
+    def _on_info(self, request: Request) -> None:
+        """INFO (RFC 6086) in a caller's dialog (early too: the menu plays as early media) or an agent
+        leg's: 200; a DTMF digit (application/dtmf-relay, application/dtmf) counts as a key press while
+        the caller is in a menu or a voicemail flow, and is ignored otherwise."""
+        call = self._calls.get(request.call_id)
+        if call is not None and request.to.tag == call.local_tag:
+            if call.dialog is not None:
+                call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            self._respond(request, 200)
+            digit = info_digit(request)
+            if digit is not None and call.state in (CallState.MENU, CallState.TURNED_AWAY):
+                self._on_dtmf(request.call_id, digit)
+            return
+        owner = self._agent_calls.get(request.call_id)
+        leg = self._leg_of(owner, request.call_id)
+        if leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)
+            return
+        leg.dialog.receive_request(request)
+        self._respond(request, 200)
+
+    def _on_update(self, request: Request) -> None:
+        """UPDATE (RFC 3311) in a confirmed dialog: without SDP a 200 (a session refresh); with an
+        offer, answered like a re-INVITE (hold, resume, moved media), 491 while ours is pending."""
+        call = self._calls.get(request.call_id)
+        if call is not None and call.dialog is not None and call.dialog.matches_request(request):
+            call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+            if request.body and call.reinvite.state is ReinviteState.PENDING:
+                self._respond(request, 491)  # RFC 3311 §5.2: an offer while ours is outstanding
+                return
+            assert call.local_sdp is not None
+            want = "sendonly" if call.held else "sendrecv"
+            call.local_sdp = self.setup.answer_update(
+                request, call.local_sdp, call.media, call.source.transport, want
+            )
+            return
+        owner = self._agent_calls.get(request.call_id)
+        leg = self._leg_of(owner, request.call_id)
+        if owner is None or leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)  # RFC 3311 §5.2: UPDATE outside a dialog we have
+            return
+        leg.dialog.receive_request(request)
+        leg.offer = self.setup.answer_update(
+            request, leg.offer, owner.media, leg.destination.transport, agent_side=True
+        )
+        if request.body and owner.agent is leg:
+            self._agent_phone_hold(owner, leg)
+
+    def _agent_phone_hold(self, call: _Call, leg: _AgentLeg) -> None:
+        """The agent's phone held the caller (its offer a=sendonly / inactive, so our answer does not
+        send) or took them back: music on hold to the caller, or the relay again (RFC 3264 §8.4)."""
+        audio = leg.offer.audio()
+        direction = (audio.direction if audio is not None else None) or "sendrecv"
+        held = direction in ("recvonly", "inactive")  # our answer's direction: we may not send
+        if held == call.phone_held:
+            return
+        # Remembered also before the bridge (a phone may hold right after its 200, while the answer is
+        # being committed): the bridge then starts on hold (see _connect).
+        call.phone_held = held
+        event = CallEvent.AGENT_HELD if held else CallEvent.AGENT_RESUMED
+        if call.core.can(event):
+            self._move(call, event, cause=event.value)
 
     def answer_reinvite(
         self,
@@ -774,6 +962,16 @@ class VoiceService:
         return self.setup.answer_reinvite(request, local_sdp, media, transport, want, agent_side=agent_side)
 
     def _on_bye(self, request: Request) -> None:
+        transferred = self._transferors.get(request.call_id)
+        if transferred is not None and transferred.transferor is not None:
+            dialog = transferred.transferor[0]
+            if dialog.matches_request(request):
+                # The transferring phone ends its consultation dialog itself (RFC 5589 §7.1).
+                dialog.receive_request(request)
+                self._respond(request, 200)
+                transferred.transferor = None
+                del self._transferors[request.call_id]
+                return
         call = self._calls.get(request.call_id)
         if call is not None and call.dialog is not None and call.dialog.matches_request(request):
             call.dialog.receive_request(request)  # before the 200: a stale BYE is refused (§12.2.2)
@@ -791,7 +989,9 @@ class VoiceService:
                 leg.core.handle(LegEvent.BYE_RECEIVED)
                 third = call.third
                 if third is not None and third.leg is leg:
-                    self._close_leg(third.record, "bye_third_party")
+                    # After a phone's attended transfer the colleague is the call's agent.
+                    replaced = call.state is CallState.REPLACED
+                    self._close_leg(third.record, "bye_agent" if replaced else "bye_third_party")
                     self._third_left(call)
                     return
                 self._close_leg(leg.record, "bye_agent")
@@ -809,9 +1009,10 @@ class VoiceService:
         for leg in call.ringing:
             if leg.call_id == call_id:
                 return leg
-        third = call.third.leg if call.third is not None else None
-        if third is not None and third.call_id == call_id:
-            return third
+        if call.third is not None:
+            for third in (call.third.leg, *call.third.ringing):
+                if third is not None and third.call_id == call_id:
+                    return third
         return None
 
     def _close_leg(self, record: CallLeg | None, cause: str, status: int | None = None) -> None:
@@ -876,6 +1077,8 @@ class VoiceService:
     def on_ack_timeout(self, event: AckTimeout) -> None:
         """RFC 3261 §13.3.1.4: no ACK for our 2xx (Timer H): the session is confirmed and at once
         ended - BYE to the caller as well as to the agent; the record says ``ack_timeout``."""
+        if self.extensions.on_ack_timeout(event):
+            return
         call = self._calls.get(event.call_id)
         if call is not None and call.core.can(CallEvent.ACK_TIMEOUT):
             self._move(call, CallEvent.ACK_TIMEOUT, cause="ack_timeout")
@@ -1158,21 +1361,24 @@ class VoiceService:
         third = _ThirdParty(media, f"conference-{call.invite.call_id}", record, consult=consult)
         call.third = third
         if target.agent_id is not None:
-            binding = bindings[0]
             caller = call.invite.from_
-            offer, invite = self.setup.invite_phone(
-                binding,
-                media,
-                sdp_key,
-                codecs,
-                NameAddress(caller.uri, caller.display_name),
-                extra_headers=(("X-Frontoffice-Interaction", str(interaction_id)),),
-            )
-            record.call_id, record.peer = invite.call_id, str(binding.contact.uri)
-            key = self._request(invite, binding.source, partial(self._third_response, call, third))
-            assert key is not None
-            third.leg = _AgentLeg(target.agent_id, invite, key, binding.source, offer)
-            self._agent_calls[invite.call_id] = call
+            for binding in bindings:
+                offer, invite = self.setup.invite_phone(
+                    binding,
+                    media,
+                    sdp_key,
+                    codecs,
+                    NameAddress(caller.uri, caller.display_name),
+                    extra_headers=(("X-Frontoffice-Interaction", str(interaction_id)),),
+                )
+                holder: list[_AgentLeg] = []
+                key = self._request(invite, binding.source, partial(self._third_branch, call, third, holder))
+                assert key is not None
+                branch = _AgentLeg(target.agent_id, invite, key, binding.source, offer)
+                holder.append(branch)
+                third.ringing.append(branch)
+                self._agent_calls[invite.call_id] = call
+            record.call_id, record.peer = third.ringing[0].call_id, str(bindings[0].contact.uri)
             return
         assert target.number is not None
         offer = build_offer(
@@ -1202,10 +1408,16 @@ class VoiceService:
         third = self.active_call(interaction_id).third
         return third.media if third is not None else None
 
-    def _third_response(self, call: _Call, third: _ThirdParty, response: Response | None) -> None:
-        """Responses to our INVITE to the colleague's phone (the conference's third party)."""
-        leg = third.leg
-        assert leg is not None
+    def _third_branch(
+        self, call: _Call, third: _ThirdParty, holder: list[_AgentLeg], response: Response | None
+    ) -> None:
+        self._third_response(call, third, holder[0], response)
+
+    def _third_response(
+        self, call: _Call, third: _ThirdParty, leg: _AgentLeg, response: Response | None
+    ) -> None:
+        """Responses to our INVITE to one of the colleague's phones (the conference's third party, or
+        the consulted colleague): the first 2xx wins, the other phones get CANCEL."""
         if response is not None and response.is_provisional:
             if leg.core.state is not LegState.ENDED:
                 leg.core.handle(LegEvent.PROVISIONAL)
@@ -1215,29 +1427,43 @@ class VoiceService:
         if response is None or not response.is_success:
             if leg.core.state is not LegState.ENDED:
                 leg.core.handle(LegEvent.FAILED)
-            status = 408 if response is None else response.status
-            self._close_leg(third.record, cause_of_status(status), status)
-            if call.third is third:
-                self._third_party_failed(call, third)
+            self._agent_calls.pop(leg.call_id, None)
+            if third.leg is None and not any(other.core.is_pending for other in third.ringing):
+                # Every phone of the colleague said no (or was cancelled): the third party failed.
+                status = 408 if response is None else response.status
+                self._close_leg(third.record, cause_of_status(status), status)
+                if call.third is third:
+                    self._third_party_failed(call, third)
             return
         # 2xx: ACK at once (RFC 3261 §13.2.2.4), whatever happens next.
         action = leg.core.handle(LegEvent.ANSWERED)
         leg.dialog = self.endpoint.ack_answer(leg.invite, response, leg.destination)
         answer: NegotiatedMedia | None = None
-        if action == "" and call.third is third and call.state is CallState.BRIDGED:
+        if action == "" and third.leg is None and call.third is third and call.state is CallState.BRIDGED:
             try:
                 answer = apply_answer(leg.offer, parse_sdp(response.body))
             except ProtocolError:
                 answer = None
         if answer is None:
-            # Given up on meanwhile (a CANCEL crossed its 200), or the call moved on: BYE (§15).
+            # Lost the fork, given up on meanwhile (a CANCEL crossed its 200), or the call moved on:
+            # BYE (§15).
             if leg.core.state is LegState.ANSWERED:
                 leg.core.handle(LegEvent.BYE_SENT)
             self._request(leg.dialog.bye(), leg.destination, None)
-            if call.third is third:
+            self._agent_calls.pop(leg.call_id, None)
+            if (
+                third.leg is None
+                and call.third is third
+                and not any(o.core.is_pending for o in third.ringing)
+            ):
                 self._close_leg(third.record, "failed", response.status)
                 self._third_party_failed(call, third)
             return
+        third.leg = leg
+        third.ringing.remove(leg)
+        for other in third.ringing:
+            self._cancel_leg(other, "answered_elsewhere")
+        third.record.call_id, third.record.peer = leg.call_id, str(leg.invite.uri)
         third.record.answered(self.calls.now(), response.status)
         third.media.set_agent(answer, signalling_ip=leg.destination.host)
         self._third_joined(call, third)
@@ -1275,8 +1501,10 @@ class VoiceService:
     def _third_party_failed(self, call: _Call, third: _ThirdParty) -> None:
         """The third party never joined (busy, no answer, unusable SDP): caller and agent talk on."""
         call.third = None
-        if third.leg is not None:
-            self._agent_calls.pop(third.leg.call_id, None)
+        for leg in (third.leg, *third.ringing):
+            if leg is not None:
+                self._agent_calls.pop(leg.call_id, None)
+                self._cancel_leg(leg, "failed")
         self._spawn(third.media.close())
         if third.consult:
             self._back_from_consultation(call)
@@ -1299,10 +1527,10 @@ class VoiceService:
         for session, side in ((call.media, "caller"), (call.media, "agent"), (third.media, "agent")):
             if session is not None:
                 self.media.leave_conference(third.conference_id, session, side)
-        leg = third.leg
-        if leg is not None:
-            self._agent_calls.pop(leg.call_id, None)
-            self._cancel_leg(leg, cause)
+        for leg in (third.leg, *third.ringing):
+            if leg is not None:
+                self._agent_calls.pop(leg.call_id, None)
+                self._cancel_leg(leg, cause)
         external = third.external
         if external is not None and not external.is_over:
             external.hang_up()
@@ -1357,19 +1585,26 @@ class VoiceService:
             call.agent = None
 
     def _on_refer(self, request: Request) -> None:
-        """A blind transfer from the agent's phone (RFC 3515): ``Refer-To: <sip:queue-7@...>`` or an
-        agent's SIP username. 202, NOTIFY 100 at once, NOTIFY 200 (or the error) when the ACD moved
-        the call; then we BYE the phone."""
-        call = self._agent_calls.get(request.call_id)
-        leg = call.agent if call is not None else None
-        if call is None or leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
-            self._respond(request, 481)
-            return
+        """REFER from an agent's phone (RFC 3515). On the caller's call: a blind transfer
+        (``Refer-To: <sip:queue-7@...>`` or an agent's SIP username; 202, NOTIFY 100, NOTIFY 200 or the
+        error when the ACD moved the call, then BYE), or an attended one (``?Replaces=`` naming the
+        phone's call to a colleague, RFC 5589 §7). On the phone's call to a colleague: an attended
+        transfer whose Replaces names the caller's call (the other order phones use)."""
         refer_to = request.headers.get("Refer-To")
         try:
             target = parse_name_addr(refer_to) if refer_to else None
         except SipParseError:
             target = None
+        consultation = self.extensions.by_dialog(request)
+        if consultation is not None:
+            assert consultation.dialog is not None
+            self._refer_on_consultation(request, consultation, target)
+            return
+        call = self._agent_calls.get(request.call_id)
+        leg = call.agent if call is not None else None
+        if call is None or leg is None or leg.dialog is None or not leg.dialog.matches_request(request):
+            self._respond(request, 481)
+            return
         if target is None or not target.uri.user:
             log.info("REFER with a bad Refer-To: %r", refer_to)
             self._respond(request, 400, "Bad Refer-To")
@@ -1377,21 +1612,131 @@ class VoiceService:
         if call.state is not CallState.BRIDGED or call.interaction_id is None or leg.refer:
             self._respond(request, 403)
             return
-        if any(name.lower() == "replaces" for name, _ in target.uri.headers):
-            # RFC 3891 §3 / RFC 5589 §7: an attended transfer by the phone names the consultation
-            # dialog to replace. Phones cannot call a colleague through us yet, so no such dialog
-            # exists here; refused, so the phone takes its held call back, instead of a blind move.
-            self._respond(request, 403, "Replaces Not Supported")
-            return
+        header = _replaces_header(target)
         try:
             leg.dialog.receive_request(request)
         except ProtocolError as exc:
             self._respond(request, getattr(exc, "status_code", 500))
             return
         self._respond(request, 202, contact=self.endpoint.contact(leg.destination.transport))
-        leg.refer = True
         self._request(leg.dialog.notify_refer_progress(100, "Trying"), leg.destination, None)
+        if header is not None:
+            # RFC 5589 §7: the phone's consultation with a colleague replaces its own leg.
+            replaces = parse_replaces(header)
+            found = self.extensions.find(*replaces) if replaces is not None else None
+            if found is None or found.caller_agent_id != leg.agent_id:
+                self._replaces_unknown(leg.dialog, leg.destination, replaces)
+                return
+            self._phone_transfer(call, found, (leg.dialog, leg.destination))
+            return
+        leg.refer = True
         self._spawn(self._refer_transfer(call, leg, target.uri.user))
+
+    def _refer_on_consultation(
+        self, request: Request, consultation: ExtensionCall, target: NameAddress | None
+    ) -> None:
+        """A REFER on the phone's call to a colleague, its Replaces naming the phone's leg of a
+        caller's call: the caller goes to the colleague (RFC 5589 §7, the transferor REFERs the target)."""
+        dialog = consultation.dialog
+        assert dialog is not None
+        header = _replaces_header(target) if target is not None else None
+        replaces = parse_replaces(header) if header is not None else None
+        if replaces is None:
+            # Only attended transfers are taken on this dialog (the phone's own colleague call).
+            self._respond(request, 403 if header is None else 400)
+            return
+        dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
+        self._respond(request, 202, contact=self.endpoint.contact(consultation.source.transport))
+        self._request(dialog.notify_refer_progress(100, "Trying"), consultation.source, None)
+        call_id, tag_a, tag_b = replaces
+        call = self._agent_calls.get(call_id)
+        leg = call.agent if call is not None else None
+        if (
+            call is None
+            or leg is None
+            or leg.dialog is None
+            or leg.call_id != call_id
+            or {tag_a, tag_b} != {leg.dialog.local_tag, leg.dialog.remote_tag}
+            or leg.agent_id != consultation.caller_agent_id
+            or call.state is not CallState.BRIDGED
+            or call.interaction_id is None
+        ):
+            self._replaces_unknown(dialog, consultation.source, replaces)
+            return
+        self._phone_transfer(call, consultation, (dialog, consultation.source))
+
+    def _replaces_unknown(
+        self, dialog: Dialog, destination: Destination, replaces: tuple[str, str, str] | None
+    ) -> None:
+        """RFC 3891 §3: a Replaces naming no dialog we have fails with 481; the phone hears it as the
+        REFER's outcome (RFC 3515 §2.4.5) and keeps its calls."""
+        log.info("attended transfer refused: no dialog %r to replace", replaces)
+        self._request(dialog.notify_refer_progress(481, "Call/Transaction Does Not Exist"), destination, None)
+
+    def _phone_transfer(
+        self, call: _Call, consultation: ExtensionCall, notify_to: tuple[Dialog, Destination]
+    ) -> None:
+        """The attended transfer from the phone: the colleague's leg of the consultation (and its
+        media session) becomes the caller's other party, in a 2-party mix; the ACD hands the contact
+        to the colleague; then NOTIFY 200 and BYE to both of the transferring phone's dialogs."""
+        assert call.interaction_id is not None and consultation.dialog is not None
+        branch = self.extensions.hand_over(consultation)
+        now = self.calls.now()
+        record = CallLeg(
+            "agent",
+            branch.call_id,
+            now,
+            peer=str(branch.invite.uri),
+            agent_id=branch.agent_id,
+            interaction_id=call.interaction_id,
+            transfer=True,
+        )
+        record.answered(now)
+        leg = _AgentLeg(
+            branch.agent_id,
+            branch.invite,
+            branch.key,
+            branch.destination,
+            branch.offer,
+            core=branch.core,
+            dialog=branch.dialog,
+            record=record,
+        )
+        call.third = _ThirdParty(consultation.media, f"replaced-{call.invite.call_id}", record, leg=leg)
+        self._agent_calls[branch.call_id] = call
+        call.transferor = (consultation.dialog, consultation.source)
+        self._transferors[consultation.call_id] = call
+        call.notify_to = notify_to
+        call.handover_agent = branch.agent_id
+        self._move(call, CallEvent.PHONE_TRANSFERRED, cause="transferred")
+
+    async def _hand_over_contact(self, call: _Call) -> None:
+        """The core's HAND_OVER_CONTACT: the ACD moves the contact to the colleague, who is on the
+        call already, so its offer is accepted at once (the colleague is busy with it and the record
+        names them). A colleague the ACD cannot take it for (not logged in, no voice capacity) leaves
+        the contact finished with the transferring agent; the call goes on either way."""
+        interaction_id, agent_id = call.interaction_id, call.handover_agent
+        assert interaction_id is not None and agent_id is not None
+        try:
+            await self.calls.transfer(interaction_id, queue_id=None, agent_id=agent_id)
+            if call.handover_offered:
+                await self.calls.offer_answered(interaction_id, agent_id)
+            else:
+                log.info("call %s: agent %s has no room for the contact yet", interaction_id, agent_id)
+        except (DomainError, r.RoutingError) as exc:
+            log.info("attended transfer: the ACD keeps the contact with the transferring agent: %s", exc)
+            await self._quietly(self.calls.call_ended(interaction_id))
+        if call.core.can(CallEvent.HANDOVER_DONE):
+            self._move(call, CallEvent.HANDOVER_DONE, cause="transferred")
+
+    def _bye_transferor(self, call: _Call) -> None:
+        """The core's BYE_TRANSFEROR: BYE the transferring phone's consultation dialog."""
+        if call.transferor is None:
+            return
+        dialog, destination = call.transferor
+        call.transferor = None
+        self._transferors.pop(dialog.call_id, None)
+        self._request(dialog.bye(), destination, None)
 
     async def _refer_transfer(self, call: _Call, leg: _AgentLeg, user: str) -> None:
         assert call.interaction_id is not None
@@ -1410,6 +1755,8 @@ class VoiceService:
             self._request(leg.dialog.notify_refer_progress(*failure), leg.destination, None)
 
     def _start_announcements(self, call: _Call) -> None:
+        if call.state is not CallState.QUEUED:
+            return  # music to a held caller (consultation, the phone's hold): no queue to announce
         if self.announce_interval_s is None or call.announcer is not None or call.interaction_id is None:
             return
         call.announcer = asyncio.get_running_loop().create_task(self._announce(call, call.interaction_id))
@@ -1457,6 +1804,10 @@ class VoiceService:
         for o in outputs:
             if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
                 call = self._by_interaction.get(int(o.contact_id))
+                if call is not None and call.handover_agent is not None and call.state is CallState.REPLACED:
+                    # The colleague an attended transfer handed the call to: on the phone already.
+                    call.handover_offered = str(call.handover_agent) in o.agent_ids
+                    continue
                 if call is None:
                     # Offered inside the same command that queued it: the call learns its id next.
                     self._orphan_offers[int(o.contact_id)] = o
@@ -1721,11 +2072,13 @@ class VoiceService:
             call.announcer.cancel()
             call.announcer = None
         self._move(call, CallEvent.AGENT_CONNECTED)
+        if call.phone_held and call.core.can(CallEvent.AGENT_HELD):
+            self._move(call, CallEvent.AGENT_HELD, cause="agent_held")
 
     def on_stray_response(self, response: Response) -> None:
         """A response outside any transaction: a 2xx retransmitted after its INVITE transaction
         ended is ACKed again (RFC 3261 §13.2.2.4)."""
-        if self.trunking.screen_response(response):
+        if self.trunking.screen_response(response) or self.extensions.claim_response(response):
             return
         call = self._agent_calls.get(response.call_id)
         leg = self._leg_of(call, response.call_id) if call is not None else None
@@ -1778,6 +2131,24 @@ class _TurnedAwayLine:
     def hang_up(self) -> None:
         if self._live:
             self.service._move(self.call, CallEvent.HANG_UP, cause="fallback")
+
+
+def _replaces_header(target: NameAddress) -> str | None:
+    """The ``?Replaces=`` header of a Refer-To URI (RFC 3515 §2.1: escaped in the URI), if any."""
+    return next((unquote(v) for name, v in target.uri.headers if name.lower() == "replaces"), None)
+
+
+def parse_replaces(value: str) -> tuple[str, str, str] | None:
+    """The dialog a Replaces value names (RFC 3891 §3): ``(call_id, to_tag, from_tag)``; ``None``
+    when it is unreadable."""
+    call_id, *params = value.split(";")
+    tags = {}
+    for param in params:
+        name, _, tag = param.partition("=")
+        tags[name.strip().lower()] = tag.strip()
+    if not call_id.strip() or any(not tags.get(name) for name in _REPLACES_TAGS):
+        return None
+    return call_id.strip(), tags["to-tag"], tags["from-tag"]
 
 
 def _codecs_for(local_sdp: SessionDescription) -> tuple[Any, ...]:

@@ -161,6 +161,25 @@ async def listening(*ports: int, timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def register_phone(sipp: str, voice: VoiceService, name: str) -> int:
+    """Register a sipp phone of SIP account ``name`` (password :data:`SIP_PASSWORD`) from a free local
+    port; returns the port, where a phone scenario then answers (:func:`start_phone`)."""
+    port = free_port()
+    result = await run_sipp(
+        sipp, "register.xml", f"{HOST}:{voice.port}", *phone_args(name, SIP_PASSWORD, port)
+    )
+    assert result.returncode == 0, result.output
+    return port
+
+
+async def start_phone(sipp: str, scenario: str, port: int, *args: str) -> asyncio.Task[SippResult]:
+    """Start a sipp phone (UAS ``scenario``) on ``port``; returns once its socket is open, so no call
+    placed next can miss it. Await the task for its result."""
+    task = asyncio.create_task(run_sipp(sipp, scenario, None, "-m", "1", "-p", str(port), *args))
+    await listening(port)
+    return task
+
+
 def phone_args(name: str, password: str, port: int) -> list[str]:
     """sipp options for one registration of account ``name`` from local ``port``."""
     return ["-m", "1", "-s", name, "-au", name, "-ap", password, "-p", str(port)]

@@ -24,16 +24,22 @@ from frontoffice.channels.voice.sip import (
     Response,
     Transmit,
     Via,
+    authorize_request,
     build_cancel,
     build_offer,
     build_request,
     build_response,
+    digest_ha1,
     parse_datagram,
     parse_uri,
+    with_direction,
 )
 from frontoffice.domain import routing as r
-from frontoffice.services.voice_calls import ConferenceTarget
+from frontoffice.domain.exceptions import NotFound
+from frontoffice.services.voice_calls import ConferenceTarget, IvrMenu, SipAccount
 
+SIP_SECRET = "phone-secret-123"
+MENU_NUMBER = "+74950000000"  # the entry point with a menu
 CARRIER = Destination("192.0.2.1", 5060)
 PHONE = Destination("192.0.2.50", 5062)
 AGENT_ID = 42
@@ -50,6 +56,7 @@ class FakeSession:
     stats: MediaStats = field(default_factory=MediaStats)
     closed: bool = False
     bridged: int = 0
+    music: int = 0  # play_hold_music calls
     caller_media: Any = None
     agent_media: Any = None
     caller_signalling_ip: str | None = None
@@ -67,7 +74,9 @@ class FakeSession:
     def update_agent(self, media: Any) -> None:
         self.agent_media = media
 
-    def play_hold_music(self) -> None: ...
+    def play_hold_music(self) -> None:
+        self.music += 1
+
     def play_prompt(self, pcm: bytes) -> None: ...
 
     def bridge(self) -> None:
@@ -137,22 +146,34 @@ class FakeVoiceCalls:
         self.account_asked = asyncio.Event()  # a look-up is waiting at the gate
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
+        self.accounts: dict[str, int] = {}  # SIP username: agent id (password SIP_SECRET)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     async def entry_for(self, dialled: str) -> Any:
-        return SimpleNamespace(entry_point_id=1, ivr=None)
+        """Every number is an entry point; a name (a colleague's extension) is none."""
+        if not dialled.lstrip("+").isdigit():
+            raise NotFound("No voice entry point for this number", error_id="no-such-entry-point")
+        menu = IvrMenu(choices=["1", "2"], timeout_s=30, repeats=0) if dialled == MENU_NUMBER else None
+        return SimpleNamespace(entry_point_id=1, ivr=menu)
 
     async def sip_account(self, username: str) -> Any:
-        """No account (the digest check fails); held at ``account_gate`` while it is set."""
+        """The account of ``accounts`` (else none: the digest check fails); held at ``account_gate``
+        while it is set."""
         if self.account_gate is not None:
             self.account_asked.set()
             await self.account_gate.wait()
-        return None
+        user_id = self.accounts.get(username)
+        if user_id is None:
+            return None
+        return SipAccount(
+            user_id, username, self.realm, {"MD5": digest_ha1("MD5", username, self.realm, SIP_SECRET)}
+        )
 
     async def call_arrived(self, inbound: Any) -> int:
         self.steps.append(("arrived", inbound.call_id))
+        self.steps.append(("ivr_choice", inbound.ivr_choice))
         return INTERACTION
 
     async def call_abandoned(self, interaction_id: int) -> None:
@@ -176,14 +197,21 @@ class FakeVoiceCalls:
         return None
 
     async def refer_target(self, user: str) -> tuple[int | None, int | None]:
-        return (2, None) if user == "queue-2" else (None, None)
+        if user == "queue-2":
+            return 2, None
+        return None, self.accounts.get(user)
 
     async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
-        """The ACD moves the contact and says so, as the real one does."""
-        self.steps.append(("transfer", queue_id))
-        moved = r.ContactTransferred(str(interaction_id), "1", str(queue_id), None, str(AGENT_ID))
+        """The ACD moves the contact and says so, as the real one does (to an agent: offered to them)."""
+        self.steps.append(("transfer", queue_id if agent_id is None else agent_id))
+        to_agent = None if agent_id is None else str(agent_id)
+        outputs: list[r.Output] = [
+            r.ContactTransferred(str(interaction_id), "1", str(queue_id or 1), to_agent, str(AGENT_ID))
+        ]
+        if to_agent is not None:
+            outputs.append(r.OfferContact(str(interaction_id), (to_agent,), "1", "voice", 0.0))
         for listener in self.acd.listeners:
-            listener([moved])
+            listener(outputs)
 
 
 class NoWait:
@@ -256,17 +284,20 @@ async def bench() -> Any:
     await voice.stop()
 
 
-def _caller_invite() -> Request:
+def _caller_invite(
+    number: str = "+74951234567", extra_headers: list[tuple[str, str]] | None = None
+) -> Request:
     sdp = build_offer(address=CARRIER.host, port=30000, session_id="1")
     return build_request(
         "INVITE",
-        parse_uri("sip:+74951234567@198.51.100.1"),
+        parse_uri(f"sip:{number}@198.51.100.1"),
         from_addr=NameAddress(parse_uri("sip:+74950001111@192.0.2.1")),
-        to_addr=NameAddress(parse_uri("sip:+74951234567@198.51.100.1")),
+        to_addr=NameAddress(parse_uri(f"sip:{number}@198.51.100.1")),
         via=Via(transport="UDP", host=CARRIER.host, port=CARRIER.port),
         contact=NameAddress(parse_uri("sip:carrier@192.0.2.1:5060")),
         body=sdp.serialize(),
         content_type="application/sdp",
+        extra_headers=extra_headers or [],
     )
 
 
@@ -664,10 +695,11 @@ async def test_cancelling_a_consultation_that_still_rings_cancels_the_colleagues
     assert not bench.voice.call_state(INTERACTION).held
 
 
-async def test_a_refer_with_replaces_is_refused_rather_than_taken_as_a_blind_transfer(bench: Bench) -> None:
-    # RFC 3891 / RFC 5589 §7 (attended transfer by the phone) is not supported yet: the phone cannot
-    # call a colleague's extension through us, so no dialog can be replaced. The REFER is refused
-    # and the call stays with the agent, instead of being moved blind to the Refer-To user.
+async def test_a_refer_whose_replaces_names_no_dialog_is_notified_481_and_the_caller_stays(
+    bench: Bench,
+) -> None:
+    # RFC 3891 §3 / RFC 5589 §7: the attended transfer names a dialog we do not have: the phone hears
+    # 481 as the REFER's outcome, and the caller stays with the agent (no blind move to Refer-To).
     invite, ok = await _bridged_call(bench)
     bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
     [to_phone] = bench.requests("INVITE", PHONE)
@@ -677,8 +709,126 @@ async def test_a_refer_with_replaces_is_refused_rather_than_taken_as_a_blind_tra
     refer.headers.set("Refer-To", "<sip:queue-2@198.51.100.1?Replaces=c1%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>")
     bench.voice.on_message(refer, PHONE)
     await bench.settled()
-    assert bench.responses(403, "REFER") and not bench.responses(202, "REFER")
-    assert ("transfer", 2) not in bench.calls.steps
+    assert bench.responses(202, "REFER")
+    notifies = bench.requests("NOTIFY", PHONE)
+    assert b"SIP/2.0 481" in notifies[-1].body
+    assert "terminated" in (notifies[-1].headers.get("Subscription-State") or "")
+    assert ("transfer", 2) not in bench.calls.steps and not bench.requests("BYE")
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+# ---------------------------------------------------------------- attended transfer from the phone
+COLLEAGUE_PHONE2 = Destination("192.0.2.71", 5060)
+
+
+async def _phone_consults(bench: Bench) -> tuple[Request, Response, Dialog, Dialog]:
+    """RFC 5589 §7 up to the REFER: a bridged call; the agent's phone holds the caller (its own
+    re-INVITE); it calls the colleague's extension (digest-challenged); both of the colleague's
+    phones ring, the second answers. Returns the caller's INVITE, our 200, and the agent phone's side
+    of its two dialogs (the caller's call, the consultation)."""
+    bench.calls.accounts.update(alice=AGENT_ID, bob=COLLEAGUE_ID)
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    agent = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    music = bench.media.sessions[0].music
+    hold, _ = agent.hold(build_offer(address=PHONE.host, port=32000, session_id="2"))
+    bench.voice.on_message(hold, PHONE)
+    [held] = bench.responses(200, "INVITE")[-1:]
+    assert b"a=recvonly" in held.body  # RFC 3264 §6.1
+    assert bench.media.sessions[0].music == music + 1  # the caller hears music, not silence
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE2, agent_id=COLLEAGUE_ID)
+    bench.take()
+    sdp = build_offer(address=PHONE.host, port=34000, session_id="3")
+    consult = build_request(
+        "INVITE",
+        parse_uri("sip:bob@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:alice@198.51.100.1")),
+        to_addr=NameAddress(parse_uri("sip:bob@198.51.100.1")),
+        via=Via(transport="UDP", host=PHONE.host, port=PHONE.port),
+        contact=NameAddress(parse_uri(f"sip:alice@{PHONE.host}:{PHONE.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+    )
+    bench.voice.on_message(consult, PHONE)
+    await bench.settled()
+    [challenge] = bench.responses(401, "INVITE")
+    consult = authorize_request(consult, challenge, username="alice", password=SIP_SECRET)
+    bench.voice.on_message(consult, PHONE)
+    await bench.settled()
+    [first], [second] = bench.requests("INVITE", COLLEAGUE_PHONE), bench.requests("INVITE", COLLEAGUE_PHONE2)
+    bench.voice.on_message(build_response(second, 180, to_tag="bob2"), COLLEAGUE_PHONE2)
+    assert bench.responses(180, "INVITE")  # the agent's phone hears ringing
+    bench.voice.on_message(_answer(second, "bob2", COLLEAGUE_PHONE2), COLLEAGUE_PHONE2)
+    await bench.settled()
+    assert bench.requests("CANCEL", COLLEAGUE_PHONE) and bench.requests("ACK", COLLEAGUE_PHONE2)
+    [answered] = [m for m in bench.responses(200, "INVITE") if m.call_id == consult.call_id]
+    consultation = Dialog.from_uac(consult, answered)
+    bench.voice.on_message(consultation.ack(consult.cseq.seq), PHONE)
+    bench.voice.on_message(build_response(first, 487, to_tag="bob1"), COLLEAGUE_PHONE)
+    bench.take()
+    return invite, ok, agent, consultation
+
+
+def _replaces(dialog: Dialog) -> str:
+    """A Refer-To header value for ``dialog`` as the phone sees it (to-tag: the far end's)."""
+    value = f"{dialog.call_id};to-tag={dialog.remote_tag};from-tag={dialog.local_tag}"
+    return value.replace("@", "%40").replace(";", "%3B").replace("=", "%3D")
+
+
+async def _assert_handed_over(bench: Bench, notified: Dialog, invite: Request, ok: Response) -> None:
+    await bench.settled()
+    assert bench.responses(202, "REFER")
+    notifies = [n for n in bench.requests("NOTIFY", PHONE) if n.call_id == notified.call_id]
+    assert [n.body.split(b"\r\n")[0] for n in notifies] == [b"SIP/2.0 100 Trying", b"SIP/2.0 200 OK"]
+    # Both of the transferring phone's dialogs get BYE; the caller and the colleague go on.
+    assert len(bench.requests("BYE", PHONE)) == 2 and not bench.requests("BYE", CARRIER)
+    assert not bench.requests("BYE", COLLEAGUE_PHONE2)
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # caller + colleague
+    # The ACD: the contact is the colleague's now (moved to them and accepted at once).
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    # The caller hangs up: the colleague's phone gets BYE and the colleague's contact ends.
+    bench.take()
+    bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
+    await bench.settled()
+    assert bench.requests("BYE", COLLEAGUE_PHONE2) and ("ended", INTERACTION) in bench.calls.steps
+    assert not bench.voice.live_call_ids() and all(s.closed for s in bench.media.sessions)
+    legs = [(leg["leg"], leg["agent_id"], leg["cause"], leg["transfer"]) for leg in bench.calls.legs]
+    assert ("agent", AGENT_ID, "transferred", False) in legs
+    assert ("agent", COLLEAGUE_ID, "bye_caller", True) in legs
+
+
+async def test_the_phones_refer_on_the_callers_call_replacing_its_consultation_hands_the_caller_over(
+    bench: Bench,
+) -> None:
+    invite, ok, agent, consultation = await _phone_consults(bench)
+    refer = agent.refer(parse_uri("sip:bob@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:bob@198.51.100.1?Replaces={_replaces(consultation)}>")
+    bench.voice.on_message(refer, PHONE)
+    await _assert_handed_over(bench, agent, invite, ok)
+
+
+async def test_the_phones_refer_on_its_consultation_replacing_the_callers_call_hands_the_caller_over(
+    bench: Bench,
+) -> None:
+    invite, ok, agent, consultation = await _phone_consults(bench)
+    refer = consultation.refer(parse_uri("sip:caller@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:caller@198.51.100.1?Replaces={_replaces(agent)}>")
+    bench.voice.on_message(refer, PHONE)
+    await _assert_handed_over(bench, consultation, invite, ok)
+
+
+async def test_the_agent_phone_taking_the_caller_off_hold_relays_again(bench: Bench) -> None:
+    _, _, agent, consultation = await _phone_consults(bench)
+    bench.voice.on_message(consultation.bye(), PHONE)  # the consultation ends
+    await bench.settled()
+    assert bench.requests("BYE", COLLEAGUE_PHONE2)
+    bridged = bench.media.sessions[0].bridged
+    resume, _ = agent.resume(build_offer(address=PHONE.host, port=32000, session_id="2"))
+    bench.voice.on_message(resume, PHONE)
+    assert bench.media.sessions[0].bridged == bridged + 1
     assert bench.voice.call_state(INTERACTION).state == "bridged"
 
 
@@ -716,3 +866,194 @@ async def test_a_phones_cancel_while_its_digest_account_is_looked_up_ends_the_in
     bench.calls.account_gate.set()
     await bench.settled()
     assert not bench.responses(403) and bench.calls.steps == [] and not bench.media.sessions
+
+
+@pytest.mark.parametrize("consult", [True, False], ids=["consultation", "conference"])
+async def test_a_consultation_or_conference_rings_every_phone_of_the_colleague_and_the_first_wins(
+    bench: Bench, consult: bool
+) -> None:
+    # Issue 13: only the colleague's newest phone rang; now all ring (parallel forking).
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE2, agent_id=COLLEAGUE_ID)
+    bench.take()
+    start = bench.voice.consult if consult else bench.voice.conference
+    await start(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [first], [second] = bench.requests("INVITE", COLLEAGUE_PHONE), bench.requests("INVITE", COLLEAGUE_PHONE2)
+    if consult:
+        [hold] = bench.requests("INVITE", CARRIER)
+        bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    bench.voice.on_message(build_response(first, 180, to_tag="bob1"), COLLEAGUE_PHONE)
+    bench.voice.on_message(_answer(first, "bob1", COLLEAGUE_PHONE), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.requests("CANCEL", COLLEAGUE_PHONE2) and not bench.requests("CANCEL", COLLEAGUE_PHONE)
+    assert bench.voice.call_state(INTERACTION).state == ("consulting" if consult else "conference")
+    # The other phone's 200 crossed the CANCEL: ACKed and hung up; the call goes on with the first.
+    bench.voice.on_message(_answer(second, "bob2", COLLEAGUE_PHONE2), COLLEAGUE_PHONE2)
+    assert bench.requests("ACK", COLLEAGUE_PHONE2) and bench.requests("BYE", COLLEAGUE_PHONE2)
+    assert bench.voice.call_state(INTERACTION).state == ("consulting" if consult else "conference")
+    if consult:
+        # The held caller hears music while the agent talks to the colleague.
+        assert bench.media.sessions[0].music >= 2  # the hold, then the consultation's answer
+
+
+async def test_every_phone_of_the_colleague_failing_leaves_the_call_as_it_was(bench: Bench) -> None:
+    await _bridged_call(bench)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE, agent_id=COLLEAGUE_ID)
+    _register_phone(bench, user="bob", phone=COLLEAGUE_PHONE2, agent_id=COLLEAGUE_ID)
+    await bench.voice.conference(INTERACTION, ConferenceTarget(agent_id=COLLEAGUE_ID))
+    [first], [second] = bench.requests("INVITE", COLLEAGUE_PHONE), bench.requests("INVITE", COLLEAGUE_PHONE2)
+    bench.voice.on_message(build_response(first, 486, to_tag="busy"), COLLEAGUE_PHONE)
+    await bench.settled()
+    assert bench.voice.third_party_media(INTERACTION) is not None  # the other phone still rings
+    bench.voice.on_message(build_response(second, 480, to_tag="away"), COLLEAGUE_PHONE2)
+    await bench.settled()
+    assert bench.voice.third_party_media(INTERACTION) is None
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and bench.media.sessions[1].closed
+
+
+# ---------------------------------------------------------------- INFO, UPDATE, Require (RFC 6086, 3311)
+def _in_dialog(dialog: Dialog, method: str, body: bytes = b"", content_type: str | None = None) -> Request:
+    return dialog.create_request(method, body=body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/dtmf-relay", b"Signal=2\r\nDuration=160\r\n"), ("application/dtmf", b"2")],
+)
+async def test_a_dtmf_info_in_the_menu_is_the_callers_choice(
+    bench: Bench, content_type: str, body: bytes
+) -> None:
+    invite = _caller_invite(MENU_NUMBER)
+    bench.voice.on_message(invite, CARRIER)
+    for _ in range(1000):  # the menu starts at a coming loop turn (and then waits for a digit)
+        await asyncio.sleep(0)
+        if bench.responses(183):
+            break
+    [progress] = bench.responses(183)  # the menu plays as early media: INFO comes in the early dialog
+    early = Dialog.from_uac(invite, progress)
+    bench.voice.on_message(_in_dialog(early, "INFO", body, content_type), CARRIER)
+    assert bench.responses(200, "INFO")
+    for _ in range(1000):  # the menu task takes the digit at a coming loop turn
+        await asyncio.sleep(0)
+        if ("ivr_choice", "2") in bench.calls.steps:
+            break
+    assert ("ivr_choice", "2") in bench.calls.steps
+
+
+async def test_info_and_update_in_a_bridged_call_are_answered_not_refused(bench: Bench) -> None:
+    # Issue 13: INFO and UPDATE got 405.
+    invite, ok = await _bridged_call(bench)
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    bench.voice.on_message(_in_dialog(caller, "INFO", b"Signal=5\r\n", "application/dtmf-relay"), CARRIER)
+    assert bench.responses(200, "INFO")  # not in a menu: taken and ignored
+    package = _in_dialog(caller, "INFO", b"x", "application/foo")
+    package.headers.set("Info-Package", "foo")
+    bench.voice.on_message(package, CARRIER)
+    assert bench.responses(469, "INFO")  # RFC 6086 §4.2.2
+    bench.voice.on_message(_in_dialog(caller, "UPDATE"), CARRIER)
+    [refresh] = bench.responses(200, "UPDATE")
+    assert not refresh.body  # no offer, no answer (RFC 3311 §5.2)
+    hold = with_direction(build_offer(address=CARRIER.host, port=30000, session_id="1"), "sendonly")
+    bench.voice.on_message(_in_dialog(caller, "UPDATE", hold.serialize(), "application/sdp"), CARRIER)
+    answered = bench.responses(200, "UPDATE")[-1]
+    assert b"a=recvonly" in answered.body  # RFC 3264 §6.1, as for a re-INVITE
+    assert bench.media.sessions[0].caller_media.direction == "recvonly"
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+async def test_require_answers_420_only_for_option_tags_we_do_not_support(bench: Bench) -> None:
+    bench.voice.on_message(_caller_invite(extra_headers=[("Require", "100rel, timer")]), CARRIER)
+    [refused] = bench.responses(420, "INVITE")
+    assert refused.headers.get("Unsupported") == "100rel"
+    bench.take()
+    invite = _caller_invite(extra_headers=[("Require", "replaces, timer")])
+    invite.headers.set("Call-ID", "second-call")
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    assert not bench.responses(420) and bench.responses(183, "INVITE")
+
+
+async def test_a_session_timer_is_answered_with_session_expires_and_a_too_short_one_gets_422(
+    bench: Bench,
+) -> None:
+    short = _caller_invite(extra_headers=[("Supported", "timer"), ("Session-Expires", "30")])
+    bench.voice.on_message(short, CARRIER)
+    [too_short] = bench.responses(422, "INVITE")
+    assert too_short.headers.get("Min-SE") == "90"  # RFC 4028 §8.1
+    bench.take()
+    _register_phone(bench)
+    invite = _caller_invite(extra_headers=[("Supported", "timer"), ("Session-Expires", "1800")])
+    invite.headers.set("Call-ID", "timed-call")
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac"  # RFC 4028 §9: the UAC refreshes
+    assert ok.headers.get("Require") == "timer"
+
+
+# ---------------------------------------------------------------- INVITE with Replaces (RFC 3891)
+SOFTPHONE = Destination("192.0.2.51", 5064)
+
+
+async def _invite_with_replaces(bench: Bench, replaces: str) -> Request:
+    """alice's softphone INVITEs with ``Replaces`` and answers our digest challenge."""
+    sdp = build_offer(address=SOFTPHONE.host, port=36000, session_id="5")
+    invite = build_request(
+        "INVITE",
+        parse_uri("sip:frontoffice@198.51.100.1"),
+        from_addr=NameAddress(parse_uri("sip:alice@198.51.100.1")),
+        to_addr=NameAddress(parse_uri("sip:frontoffice@198.51.100.1")),
+        via=Via(transport="UDP", host=SOFTPHONE.host, port=SOFTPHONE.port),
+        contact=NameAddress(parse_uri(f"sip:alice@{SOFTPHONE.host}:{SOFTPHONE.port}")),
+        body=sdp.serialize(),
+        content_type="application/sdp",
+        extra_headers=[("Replaces", replaces), ("Require", "replaces")],
+    )
+    bench.voice.on_message(invite, SOFTPHONE)
+    await bench.settled()
+    [challenge] = bench.responses(401, "INVITE")
+    invite = authorize_request(invite, challenge, username="alice", password=SIP_SECRET)
+    bench.voice.on_message(invite, SOFTPHONE)
+    await bench.settled()
+    return invite
+
+
+async def test_an_invite_with_replaces_from_the_agents_other_phone_takes_the_call_over(bench: Bench) -> None:
+    bench.calls.accounts.update(alice=AGENT_ID)
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    desk = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    _register_phone(bench, phone=SOFTPHONE)
+    bench.take()
+    takeover = await _invite_with_replaces(
+        bench, f"{desk.call_id};to-tag={desk.local_tag};from-tag={desk.remote_tag}"
+    )
+    [answered] = [m for m in bench.responses(200, "INVITE") if m.call_id == takeover.call_id]
+    assert bench.requests("BYE", PHONE)  # the desk phone is released
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert bench.media.sessions[0].agent_signalling_ip == SOFTPHONE.host  # the relay goes to the softphone
+    # The softphone hangs up: the call ends as any agent's hang-up does.
+    soft = Dialog.from_uac(takeover, answered)
+    bench.voice.on_message(soft.ack(takeover.cseq.seq), SOFTPHONE)
+    bench.take()
+    bench.voice.on_message(soft.bye(), SOFTPHONE)
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and ("ended", INTERACTION) in bench.calls.steps
+
+
+async def test_an_invite_with_replaces_naming_no_dialog_gets_481(bench: Bench) -> None:
+    bench.calls.accounts.update(alice=AGENT_ID)
+    await _bridged_call(bench)
+    _register_phone(bench, phone=SOFTPHONE)
+    bench.take()
+    await _invite_with_replaces(bench, "nobody@h;to-tag=a;from-tag=b")
+    assert bench.responses(481, "INVITE")  # RFC 3891 §3
+    assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"

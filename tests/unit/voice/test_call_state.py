@@ -6,6 +6,7 @@ import pytest
 
 from frontoffice.channels.voice.call_state import (
     CALL_TRANSITIONS,
+    EXTENSION_TRANSITIONS,
     LEG_TRANSITIONS,
     REINVITE_TRANSITIONS,
     Action,
@@ -13,6 +14,10 @@ from frontoffice.channels.voice.call_state import (
     CallMachine,
     CallState,
     CallStateError,
+    ExtensionAction,
+    ExtensionEvent,
+    ExtensionMachine,
+    ExtensionState,
     LegEvent,
     LegMachine,
     LegState,
@@ -82,6 +87,74 @@ def test_every_reinvite_transition_moves_to_its_state_with_its_action(
     action = machine.handle(event)
     assert machine.state is REINVITE_TRANSITIONS[(state, event)].next
     assert action == REINVITE_TRANSITIONS[(state, event)].action
+
+
+def _extension_in(state: ExtensionState) -> ExtensionMachine:
+    machine = ExtensionMachine()
+    path = {
+        ExtensionState.RINGING: [],
+        ExtensionState.ANSWERED: [ExtensionEvent.BRANCH_ANSWERED],
+    }[state]
+    for event in path:
+        machine.handle(event)
+    return machine
+
+
+@pytest.mark.parametrize(("state", "event"), list(EXTENSION_TRANSITIONS), ids=lambda v: str(v))
+def test_every_extension_call_transition_moves_to_its_state_with_its_actions(
+    state: ExtensionState, event: ExtensionEvent
+) -> None:
+    machine = _extension_in(state)
+    actions = machine.handle(event)
+    assert machine.state is EXTENSION_TRANSITIONS[(state, event)].next
+    assert actions == EXTENSION_TRANSITIONS[(state, event)].actions
+
+
+def test_an_extension_call_answered_by_one_phone_cancels_the_colleagues_other_phones() -> None:
+    machine = ExtensionMachine()
+    assert machine.handle(ExtensionEvent.BRANCH_ANSWERED) == (
+        ExtensionAction.CANCEL_OTHERS,
+        ExtensionAction.ANSWER_CALLER,
+    )
+    with pytest.raises(CallStateError):
+        machine.handle(ExtensionEvent.BRANCH_ANSWERED)  # a second winner is an illegal move
+    assert machine.state is ExtensionState.ERROR
+
+
+def test_a_replaced_extension_call_keeps_its_media_for_the_callers_call() -> None:
+    machine = _extension_in(ExtensionState.ANSWERED)
+    actions = machine.handle(ExtensionEvent.REPLACED)
+    assert ExtensionAction.CLOSE not in actions and ExtensionAction.BYE_CALLEE not in actions
+    assert not machine.can(ExtensionEvent.BYE_CALLER)
+
+
+# ---------------------------------------------------------------- attended transfer from the phone
+def test_the_agent_phone_holding_plays_music_to_the_caller_and_its_resume_relays_again() -> None:
+    call = CallMachine(CallState.BRIDGED)
+    assert call.handle(CallEvent.AGENT_HELD) == (Action.PLAY_HOLD_MUSIC,)
+    assert call.handle(CallEvent.AGENT_RESUMED) == (Action.BRIDGE,)
+    assert call.state is CallState.BRIDGED
+
+
+def test_the_phones_attended_transfer_mixes_caller_and_colleague_then_notifies_and_releases_the_phone() -> (
+    None
+):
+    call = CallMachine(CallState.BRIDGED)
+    assert call.handle(CallEvent.PHONE_TRANSFERRED) == (Action.MIX_REPLACEMENT, Action.HAND_OVER_CONTACT)
+    assert call.state is CallState.REPLACED
+    # Only once the ACD committed the hand-over: NOTIFY 200, then BYE to both of the phone's dialogs.
+    assert call.handle(CallEvent.HANDOVER_DONE) == (
+        Action.NOTIFY_TRANSFEROR,
+        Action.BYE_AGENT,
+        Action.BYE_TRANSFEROR,
+    )
+    actions = call.handle(CallEvent.BYE_CALLER)
+    assert call.state is CallState.ENDED and Action.END_CONTACT in actions  # the colleague's wrap-up
+
+
+@pytest.mark.parametrize("state", [s for s in CallState if s is not CallState.BRIDGED])
+def test_only_a_bridged_call_can_be_transferred_by_the_phone(state: CallState) -> None:
+    assert not CallMachine(state).can(CallEvent.PHONE_TRANSFERRED)
 
 
 def test_an_illegal_call_move_raises_and_leaves_the_call_in_error() -> None:
@@ -272,9 +345,12 @@ def test_only_a_bridged_call_can_become_a_conference() -> None:
 
 
 # ---------------------------------------------------------------- attended (consultative) transfer
-def test_the_consulted_party_answering_puts_agent_and_colleague_in_the_mix_without_the_caller() -> None:
+def test_the_consulted_party_answering_puts_agent_and_colleague_in_the_mix_and_the_caller_hears_music() -> (
+    None
+):
+    # Issue 13: the held caller heard silence during the desk's consultation.
     call = CallMachine(CallState.BRIDGED)
-    assert call.handle(CallEvent.CONSULT_ANSWERED) == (Action.MIX_CONSULTATION,)
+    assert call.handle(CallEvent.CONSULT_ANSWERED) == (Action.MIX_CONSULTATION, Action.PLAY_HOLD_MUSIC)
     assert call.state is CallState.CONSULTING
 
 

@@ -175,3 +175,29 @@ async def test_after_the_third_party_leaves_the_call_is_relayed_again() -> None:
     await _close(backend, [call, other])
     # The relayed packet continues the agent's one stream (the mixer's), marked as a new source.
     assert mixed is not None and relayed.ssrc == mixed.ssrc and relayed.marker
+
+
+async def test_a_consultation_mixes_the_agent_and_the_colleague_while_the_held_caller_hears_music() -> None:
+    # Issue 13: the held caller heard silence during the desk's consultation (joining the agent leg to
+    # the mixer stopped the session's music), and music to the caller must not take the agent out.
+    backend = PythonMediaBackend("127.0.0.1", music=bytes(range(256)) * 64)
+    caller, agent, third = rtp_socket(), rtp_socket(), rtp_socket()
+    call = await backend.open_session(lambda digit: None)
+    call.set_caller(media_to(caller, PCMU), signalling_ip="127.0.0.1")
+    call.set_agent(media_to(agent, PCMU), signalling_ip="127.0.0.1")
+    other = await backend.open_session(lambda digit: None)
+    other.set_agent(media_to(third, PCMU), signalling_ip="127.0.0.1")
+    call.play_hold_music()  # the caller is held
+    backend.join_conference("consult-1", call, "agent")  # the colleague answers: agent + colleague
+    backend.join_conference("consult-1", other, "agent")
+    call.play_hold_music()  # the call core's PLAY_HOLD_MUSIC of the consultation's answer
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    hears = asyncio.ensure_future(_listen(agent, PCMU, done))
+    await _talk(third, other.agent_port, PCMU, 3000)
+    done.set_result(None)
+    loop = asyncio.get_running_loop()
+    music = [parse_rtp(await asyncio.wait_for(loop.sock_recv(caller, 2048), 5)) for _ in range(PACKETS)]
+    assert all(p is not None and p.payload_type == 0 for p in music)  # the music keeps coming
+    assert call.stats.music_packets >= PACKETS
+    assert len([x for x in await hears if _near(x, 3000)]) >= PACKETS // 2  # the agent hears the colleague
+    await _close(backend, [call, other])

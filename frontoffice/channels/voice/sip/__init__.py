@@ -26,6 +26,7 @@ from .dialog import (
     parse_min_se,
     parse_session_expires,
     redirect_targets,
+    session_timer_headers,
 )
 from .digest import (
     AuthOutcome,
@@ -183,6 +184,7 @@ __all__ = [
     "refresh_delay",
     "retry_delay",
     "select_challenge",
+    "session_timer_headers",
     "validate_request",
     "with_direction",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "parse_min_se",
     "parse_session_expires",
     "redirect_targets",
+    "session_timer_headers",
 ]
 
 # RFC 3261 §12.1: methods whose 2xx/1xx-with-tag creates a dialog (INVITE; SUBSCRIBE/REFER via 6665).
@@ -402,6 +403,28 @@ def parse_session_expires(value: str) -> SessionExpires:
                     raise SipParseError("Invalid refresher")
                 refresher = param.lower()
     return SessionExpires(interval, refresher)
+
+
+def session_timer_headers(request: Request) -> list[tuple[str, str]]:
+    """What a UAS's 2xx to ``request`` (INVITE, UPDATE) says about session timers (RFC 4028 §9): the
+    interval asked for (raised to our minimum), the refresher it asked for or the UAC (we do not
+    refresh sessions ourselves; the UAC does), and ``Require: timer`` when the UAC supports them.
+    Nothing when it asked for no timer."""
+    value = request.headers.get("Session-Expires")
+    if value is None:
+        return []
+    try:
+        asked = parse_session_expires(value)
+    except SipParseError:
+        return []
+    interval = max(asked.interval, MIN_SESSION_EXPIRES)
+    headers = [("Session-Expires", str(SessionExpires(interval, asked.refresher or "uac")))]
+    supported = (
+        ",".join(request.headers.get_all("Supported")) + "," + ",".join(request.headers.get_all("Require"))
+    )
+    if "timer" in {tag.strip().lower() for tag in supported.split(",")}:
+        headers.append(("Require", "timer"))
+    return headers
 
 
 def parse_min_se(value: str) -> int:

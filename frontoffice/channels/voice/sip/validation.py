@@ -25,8 +25,10 @@ __all__ = [
     "ACCEPTED_BODY_TYPES",
     "ERROR_ANSWER_BURST",
     "ERROR_ANSWER_RATE",
+    "INFO_BODY_TYPES",
     "KNOWN_METHODS",
     "MAX_TRACKED_SOURCES",
+    "MIN_SE_S",
     "SUPPORTED_OPTION_TAGS",
     "SUPPORTED_URI_SCHEMES",
     "MalformedRequestCounts",
@@ -59,10 +61,16 @@ KNOWN_METHODS = frozenset(
 # RFC 3261 §8.2.2.1: a Request-URI scheme the UAS does not handle gets 416. We route sip: and sips:
 # (RFC 3261 §19.1); tel: (RFC 3966) reaches us inside sip: URIs with user=phone, never bare.
 SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips"})
-# RFC 3261 §8.2.2.3: option-tags in Require that we implement. None yet: no reliable provisionals
-# (100rel), no session timers negotiated (timer), no Replaces (RFC 3891). A request that requires one
-# must get 420 rather than be half-served.
-SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset()
+# RFC 3261 §8.2.2.3: option-tags in Require that we implement: Replaces (RFC 3891: an agent's phone
+# takes over another's dialog; a Replaces naming no dialog gets 481) and session timers (RFC 4028: we
+# answer with Session-Expires, the peer refreshes: refresher=uac). Not 100rel (reliable provisionals):
+# a request that requires an unknown tag gets 420 rather than be half-served.
+SUPPORTED_OPTION_TAGS: frozenset[str] = frozenset({"replaces", "timer"})
+# RFC 4028 §5: the smallest session interval we accept (a Session-Expires below it gets 422 with it).
+MIN_SE_S = 90
+# RFC 6086 §4.2.2: INFO bodies we read outside any Info Package: the legacy DTMF relays phones and
+# gateways send (application/dtmf-relay, Cisco style; application/dtmf, one digit).
+INFO_BODY_TYPES = ("application/dtmf-relay", "application/dtmf")
 # RFC 3261 §8.2.3: body types we understand; anything else is 415 with Accept. SDP is the only body our
 # B2BUA reads (offers in INVITE and re-INVITE).
 ACCEPTED_BODY_TYPES = ("application/sdp",)
@@ -122,14 +130,37 @@ def validate_request(request: Request, allowed_methods: Collection[str] | None =
         ]
         if unknown:
             return build_response(request, 420, extra_headers=[("Unsupported", ", ".join(unknown))])
+    if method in ("INVITE", "UPDATE"):
+        too_short = _session_expires_too_short(request)
+        if too_short is not None:
+            return too_short
+    accepted: tuple[str, ...] = ACCEPTED_BODY_TYPES
+    if method == "INFO":
+        if request.headers.get("Info-Package") is not None:
+            # RFC 6086 §4.2.2: we announce no Info Package (no Recv-Info), so any named one is refused.
+            return build_response(request, 469, extra_headers=[("Recv-Info", "")])
+        accepted = INFO_BODY_TYPES
     if request.body and method != "CANCEL" and not _optional_body(request):
         content_type = request.headers.get("Content-Type")
-        if content_type is not None and _media_type(content_type) not in ACCEPTED_BODY_TYPES:
-            return build_response(request, 415, extra_headers=[("Accept", ", ".join(ACCEPTED_BODY_TYPES))])
+        if content_type is not None and _media_type(content_type) not in accepted:
+            return build_response(request, 415, extra_headers=[("Accept", ", ".join(accepted))])
         encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding != "identity":
             # §8.2.3: we decode no content coding; RFC 3261 §20.2 Accept-Encoding says which we take.
             return build_response(request, 415, extra_headers=[("Accept-Encoding", "identity")])
+    return None
+
+
+def _session_expires_too_short(request: Request) -> Response | None:
+    """RFC 4028 §8.1: a Session-Expires below our minimum gets 422 with Min-SE; an unreadable one 400."""
+    value = request.headers.get("Session-Expires")
+    if value is None:
+        return None
+    head = value.partition(";")[0].strip()
+    if not head.isdigit():
+        return build_response(request, 400, "Bad Session-Expires")
+    if int(head) < MIN_SE_S:
+        return build_response(request, 422, extra_headers=[("Min-SE", str(MIN_SE_S))])
     return None
 
 
