@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
@@ -37,13 +38,16 @@ from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.outbox import install_wake
+from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
-from frontoffice.store.database import commit_outlet, create_engine, session_factory
+from frontoffice.store.blobs import BlobStore
+from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
 
 __all__ = ["Container", "build_container"]
 
@@ -78,6 +82,8 @@ class Container:
     activities: ActivityService
     canned: CannedService
     knowledge_base: KnowledgeBase
+    blobs: BlobStore
+    outbox: OutboxWorker
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -94,6 +100,8 @@ class Container:
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             await self.sla.start()
+            if self.settings.outbox_worker:
+                await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
             self.started = True
@@ -102,6 +110,7 @@ class Container:
         if self.started:
             if self.voice is not None:
                 await self.voice.stop()
+            await self.outbox.stop()
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
@@ -158,6 +167,54 @@ class FiguresPublisher:
             )
 
 
+class DeliveryPublisher:
+    """Puts outbound messages' delivery state changes on the bus (after their commit): the author's
+    desktop and the supervisors see queued / sent / failed live."""
+
+    def __init__(self, bus: InProcessBus) -> None:
+        self.bus = bus
+
+    def delivery_changed(self, changes: Sequence[DeliveryChange]) -> None:
+        for change in changes:
+            audience = (
+                ("supervisors",) if change.author_id is None else ("supervisors", f"agent:{change.author_id}")
+            )
+            self.bus.publish(
+                BusMessage(
+                    type="message_delivery",
+                    data={
+                        "message_id": change.message_id,
+                        "interaction_id": change.interaction_id,
+                        "state": change.state,
+                        "error": change.error,
+                    },
+                    audience=audience,
+                    project_id=change.project_id,
+                )
+            )
+
+
+def _email_sender(settings: Settings) -> EmailSender:
+    tls = None
+    if settings.smtp_relay_ca_file is not None:
+        tls = ssl.create_default_context(cafile=str(settings.smtp_relay_ca_file))
+    relay = SmtpRelay(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        security=settings.smtp_relay_security,
+        username=settings.smtp_relay_username,
+        password=settings.smtp_relay_password.get_secret_value(),
+        timeout_s=settings.smtp_relay_timeout_s,
+        tls_context=tls,
+    )
+    key = None
+    if settings.dkim_private_key_file is not None:
+        key = DkimKey.from_file(
+            settings.dkim_private_key_file, settings.dkim_selector, settings.dkim_domain or None
+        )
+    return EmailSender(relay, dkim_key=key)
+
+
 def build_container(settings: Settings, *, clock: Clock = system_clock) -> Container:
     settings.ensure_secret_key()
     engine = create_engine(settings.database_url)
@@ -190,6 +247,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
+    blobs = BlobStore(settings.data_dir / "blobs")
+    # The outbox: deliveries committed with their action, sent by each channel's sender.
+    outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
+    outbox.register(_email_sender(settings))
+    install_wake(sync_session_class(sessions), outbox.wake)  # a commit that queued wakes it
     return Container(
         settings=settings,
         engine=engine,
@@ -219,6 +281,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
         knowledge_base=KnowledgeBase(sessions, clock=clock),
+        blobs=blobs,
+        outbox=outbox,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,
