@@ -22,7 +22,7 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.activities import ActivityService
-from frontoffice.services.agent_desk import AgentDesk
+from frontoffice.services.agent_desk import AgentDesk, CompleteContactHandler
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
@@ -40,6 +40,7 @@ from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
 from frontoffice.services.outbox import install_wake
 from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
+from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
@@ -84,6 +85,7 @@ class Container:
     knowledge_base: KnowledgeBase
     blobs: BlobStore
     outbox: OutboxWorker
+    replies: Replies
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -238,7 +240,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
     # Channels' ports (the channel contract): offers, withdrawn offers, finished contacts of theirs.
     channels = ChannelPorts()
-    channels.register(WebFormChannel())
     commits.subscribe(channels)
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
@@ -252,6 +253,17 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
     outbox.register(_email_sender(settings))
     install_wake(sync_session_class(sessions), outbox.wake)  # a commit that queued wakes it
+    replies = Replies(
+        sessions,
+        blobs,
+        acd,
+        CompleteContactHandler(acd, clock),
+        secret=settings.ensure_secret_key(),
+        mail_domain=settings.mail_domain,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        clock=clock,
+    )
+    channels.register(WebFormChannel(replies))  # a web form contact is answered by email
     return Container(
         settings=settings,
         engine=engine,
@@ -283,6 +295,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         knowledge_base=KnowledgeBase(sessions, clock=clock),
         blobs=blobs,
         outbox=outbox,
+        replies=replies,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

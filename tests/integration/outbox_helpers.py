@@ -27,7 +27,7 @@ async def email_thread(
                 name="Support",
                 channel="email",
                 address="support@shop.example",
-                config=entry_point_config or {"from_name": "Shop support"},
+                config=entry_point_config or {"email": {"from_name": "Shop support"}},
                 created_at=now,
             )
             s.add(ep)

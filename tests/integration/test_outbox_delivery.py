@@ -112,7 +112,9 @@ async def row(container: Container, message_id: int) -> tuple[Message, OutboxIte
 async def test_a_reply_reaches_the_relay_threaded_with_html_attachment_and_a_valid_dkim_signature(
     container: Container, sink: SmtpSink, dkim_key: tuple[Path, bytes]
 ) -> None:
-    _, thread_id, interaction_id = await email_thread(container, entry_point_config={"from_name": "Shop"})
+    _, thread_id, interaction_id = await email_thread(
+        container, entry_point_config={"email": {"from_name": "Shop"}}
+    )
     async with container.sessions.begin() as s:
         blob = await container.blobs.put(s, b"%PDF-1.4 invoice")
         message_id = await queue_email(

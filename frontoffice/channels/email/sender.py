@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import dkim
@@ -88,9 +89,14 @@ def _bracketed(message_id: str) -> str:
     return f"<{message_id.strip().strip('<>')}>"
 
 
+def _email_config(message: OutboundMessage) -> dict[str, Any]:
+    block = message.entry_point_config.get("email")
+    return block if isinstance(block, dict) else {}
+
+
 def _from_header(message: OutboundMessage) -> str:
     name, address = parseaddr(message.sender)
-    config = message.entry_point_config
+    config = _email_config(message)
     address = address or str(config.get("from_address") or message.entry_point_address or "")
     name = name or str(config.get("from_name") or "")
     if not address:
@@ -173,7 +179,7 @@ class EmailSender:
 
     def _dkim_for(self, message: OutboundMessage) -> DkimKey | None:
         # An entry point of another client company may sign with its own domain's key.
-        own = message.entry_point_config.get("dkim")
+        own = _email_config(message).get("dkim")
         if isinstance(own, dict) and own.get("selector") and own.get("private_key_file"):
             return DkimKey.from_file(Path(own["private_key_file"]), own["selector"], own.get("domain"))
         return self.dkim_key
@@ -189,7 +195,7 @@ class EmailSender:
         auto = delivery.payload.get("auto_submitted")
         mail = build_message(message, auto_submitted=auto if isinstance(auto, str) else None)
         from_address = parseaddr(str(mail["From"]))[1]
-        envelope_from = str(message.entry_point_config.get("return_path") or from_address)
+        envelope_from = str(_email_config(message).get("return_path") or from_address)
         data = mail.as_bytes(policy=SMTP)
         key = self._dkim_for(message)
         if key is not None:
