@@ -34,7 +34,7 @@ class FaxGateway(Input):
     address: str = Field(min_length=3, max_length=320, description="e.g. {number}@efaxsend.com or fax@gw")
     convention: Literal["address", "subject"] = "address"
     # Some gateways want a PIN or code before the number in the subject.
-    subject_prefix: str = Field(default="", max_length=100)
+    subject_prefix: str = Field(default="", max_length=100, description="before the number, with a space")
 
 
 class DkimSettings(Input):

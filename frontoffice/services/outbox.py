@@ -189,6 +189,9 @@ async def queue_email(
     mail_domain: str | None = None,
     now: datetime | None = None,
     payload: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
+    external_id: str | None = None,
+    threaded: bool = True,
 ) -> int:
     """Queue an email in the caller's transaction; return the new ``messages`` row's id.
 
@@ -197,7 +200,8 @@ async def queue_email(
     References: the given ones, else from the thread's latest message that has a Message-ID), its
     attachments, an ``outbox`` row (channel ``email``, subject key ``thread:<id>``) and the
     interaction's ``message`` log event; the thread's last-message time and last agent follow. Nothing
-    is sent before the caller commits; the commit wakes the worker.
+    is sent before the caller commits; the commit wakes the worker. ``threaded=False``: a message
+    that is no turn of the customer's conversation (a fax to a gateway): no token, no In-Reply-To.
     """
     now = now or utcnow()
     if not to and not cc and not bcc:
@@ -221,7 +225,7 @@ async def queue_email(
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(1)
     )
-    reply_to_id, reference_ids = _references(last, in_reply_to, references)
+    reply_to_id, reference_ids = _references(last, in_reply_to, references) if threaded else (None, "")
     result = cast(
         "CursorResult[Any]",
         await session.execute(
@@ -232,14 +236,15 @@ async def queue_email(
                 "direction": Direction.OUTBOUND.value,
                 "sender": from_,
                 "recipients": recipients,
-                "subject": subject_with_token(subject, thread.token),
+                "subject": subject_with_token(subject, thread.token) if threaded else subject,
                 "body": body,
                 "content_type": "text/html" if html_body is not None else "text/plain",
                 "html_body": html_body,
                 "rfc_message_id": message_id_for(mail_domain or _domain_of(from_)),
                 "in_reply_to": reply_to_id,
                 "reference_ids": reference_ids,
-                "flags": {},
+                "flags": flags or {},
+                "external_id": external_id,
                 "author_id": author_id,
                 "delivery_state": DeliveryState.QUEUED,
                 "created_at": now,

@@ -67,6 +67,7 @@ __all__ = [
     "MAX_ATTACHMENTS",
     "MAX_BODY_CHARS",
     "AttachmentOut",
+    "FaxIn",
     "Replies",
     "ReplyIn",
     "ReplyMode",
@@ -115,6 +116,16 @@ class ReplyIn(Input):
     )
     quote: bool = Field(default=True, description="the answered message below the reply, quoted")
     wrap_up: CompleteIn | None = Field(default=None, description="send and wrap up: complete the contact")
+
+
+class FaxIn(Input):
+    """A fax to send through the entry point's fax-to-email gateway: the number and a PDF."""
+
+    number: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()\-]+$")
+    attachment: str = Field(description="reference of an uploaded PDF (POST /attachments)")
+    body: str = Field(
+        default="", max_length=MAX_BODY_CHARS, description="cover note (most gateways ignore it)"
+    )
 
 
 class AttachmentOut(BaseModel):
@@ -364,6 +375,57 @@ class Replies:
             bcc=message.recipients.get("bcc", []),
             delivery_state=message.delivery_state or "queued",
         )
+
+    async def send_fax(self, actor: Actor, interaction_id: int, data: FaxIn) -> ReplyOut:
+        """Send a PDF as a fax: an email to the entry point's fax-to-email gateway, the number in the
+        address or in the subject as the gateway expects (``email.fax_gateway``)."""
+        actor.require("interactions.write")
+        attachment = self._attachment(actor, data.attachment)
+        if attachment.content_type != "application/pdf" and not attachment.filename.lower().endswith(".pdf"):
+            raise InvalidInput("A fax is sent as a PDF", error_id="fax-not-pdf", field="attachment")
+        digits = re.sub(r"[^0-9+]", "", data.number)
+        now = self.clock()
+        async with self.sessions.begin() as s:
+            interaction = await visible_interaction(s, actor, interaction_id)
+            thread = None if interaction.thread_id is None else await s.get(Thread, interaction.thread_id)
+            entry_point = await self._entry_point(s, interaction, thread)
+            gateway = email_settings(entry_point.config if entry_point is not None else None).fax_gateway
+            if gateway is None:
+                raise InvalidInput(
+                    "This entry point has no fax gateway (email.fax_gateway)", error_id="no-fax-gateway"
+                )
+            if gateway.convention == "address":
+                to, subject = gateway.address.replace("{number}", digits.lstrip("+")), f"Fax {digits}"
+            else:
+                to, subject = gateway.address, f"{gateway.subject_prefix} {digits}".strip()
+            if thread is None:
+                thread = await new_email_thread(
+                    s,
+                    entry_point_id=interaction.entry_point_id,
+                    customer_id=interaction.customer_id,
+                    subject=interaction.subject,
+                    now=now,
+                )
+                await s.execute(
+                    update(Interaction).where(Interaction.id == interaction.id).values(thread_id=thread.id)
+                )
+            message_id = await queue_email(
+                s,
+                interaction_id=interaction.id,
+                thread_id=thread.id,
+                author_id=actor.user_id,
+                sender=sender_for(entry_point),
+                to=[to],
+                subject=subject,
+                body=data.body,
+                attachments=[attachment],
+                threaded=False,  # the gateway reads the number from the subject as written
+                mail_domain=self.mail_domain or None,
+                now=now,
+                flags={"fax": True, "fax_number": digits},
+            )
+            audit(s, actor, "interaction.fax", "interaction", interaction_id, now, message_id=message_id)
+            return await self.reply_out(s, message_id)
 
     async def send_text(self, actor: Actor, interaction_id: int, body: str) -> ReplyOut:
         """A plain reply to the contact's customer (the web form channel's ``deliver``)."""

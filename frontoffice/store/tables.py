@@ -371,6 +371,8 @@ class Message(Base):
         Index("ix_messages_interaction_created", "interaction_id", "created_at"),
         Index("ix_messages_thread_created", "thread_id", "created_at"),
         Index("ix_messages_rfc_message_id", "rfc_message_id"),
+        # Counting the auto-acknowledgements sent to one address (the per-sender limit).
+        Index("ix_messages_external_id_created", "external_id", "created_at"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))

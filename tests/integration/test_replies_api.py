@@ -278,3 +278,55 @@ async def test_a_web_form_contact_is_answered_by_email_at_the_address_the_custom
     await eventually(lambda: sink.received, "the relay received the answer")
     assert sink.received[0].rcpt_tos == ["oleg@customer.example"]
     assert sink.received[0].message["Subject"].startswith("Re: Question [#")
+
+
+@pytest.mark.parametrize(
+    ("gateway", "to", "subject"),
+    [
+        (
+            {"address": "{number}@fax.example", "convention": "address"},
+            "74951234567@fax.example",
+            "Fax +74951234567",
+        ),
+        (
+            {"address": "send@faxgw.example", "convention": "subject", "subject_prefix": "PIN42 "},
+            "send@faxgw.example",
+            "PIN42 +74951234567",
+        ),
+    ],
+)
+async def test_a_fax_goes_to_the_gateway_as_a_pdf_with_the_number_where_the_gateway_reads_it(
+    desk: EmailDesk, sink: SmtpSink, gateway: dict[str, str], to: str, subject: str
+) -> None:
+    queue = await desk.queue("Fax")
+    r = await desk.client.post(
+        f"{API}/entry-points",
+        json={
+            "name": "Fax",
+            "channel": "email",
+            "address": "fax-desk@shop.example",
+            "default_queue_id": queue,
+            "email": {**EMAIL, "fax_gateway": gateway},
+        },
+        headers=desk.admin,
+    )
+    assert r.status_code == 201, r.text
+    contact = await desk.email_contact("fax-desk@shop.example")
+    agent = desk.agents["anna-agent"]
+    r = await desk.client.post(
+        f"{API}/attachments",
+        files={"file": ("offer.pdf", b"%PDF-1.4 offer", "application/pdf")},
+        headers=agent,
+    )
+    pdf = r.json()["id"]
+    r = await desk.client.post(
+        f"{API}/interactions/{contact}/faxes",
+        json={"number": "+7 (495) 123-45-67", "attachment": pdf},
+        headers=agent,
+    )
+    assert r.status_code == 201, r.text
+    await eventually(lambda: sink.received, "the gateway received the fax")
+    got = sink.received[0]
+    assert got.rcpt_tos == [to] and got.message["Subject"] == subject and got.message["In-Reply-To"] is None
+    (file,) = list(got.message.iter_attachments())
+    assert file.get_content_type() == "application/pdf" and file.get_content() == b"%PDF-1.4 offer"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, UploadFile
 
 from frontoffice.services.canned import RenderedAnswer
 from frontoffice.services.context import Actor
-from frontoffice.services.replies import AttachmentOut, ReplyIn, ReplyOut
+from frontoffice.services.replies import AttachmentOut, FaxIn, ReplyIn, ReplyOut
 
 from ..security import container, requires
 
@@ -29,6 +29,18 @@ async def send_reply(
     the outbox sends it after the commit and the message's ``delivery_state`` follows (queued, sent,
     failed with the reason). Send an ``Idempotency-Key``: a repeat returns the first answer."""
     return await container(request).replies.send(actor, interaction_id, body)
+
+
+@router.post("/interactions/{interaction_id}/faxes", response_model=ReplyOut, status_code=201)
+async def send_fax(
+    request: Request,
+    interaction_id: int,
+    body: FaxIn,
+    actor: Annotated[Actor, Depends(requires("interactions.write"))],
+) -> ReplyOut:
+    """Send an uploaded PDF as a fax through the entry point's fax-to-email gateway
+    (``email.fax_gateway``: the number in the address or in the subject; docs/outbox.md)."""
+    return await container(request).replies.send_fax(actor, interaction_id, body)
 
 
 @router.post("/attachments", response_model=AttachmentOut, status_code=201)

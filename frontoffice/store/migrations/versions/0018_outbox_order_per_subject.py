@@ -1,4 +1,5 @@
-"""outbox: index for the delivery order per subject (is an earlier item of the subject pending?)
+"""outbox: index for the delivery order per subject (is an earlier item of the subject pending?);
+messages by external id and time (auto-acknowledgements sent to one address)
 
 Revision ID: 0018
 Revises: 0016
@@ -17,7 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_outbox_subject_key_id", "outbox", ["subject_key", "id"])
+    op.create_index("ix_messages_external_id_created", "messages", ["external_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_external_id_created", table_name="messages")
     op.drop_index("ix_outbox_subject_key_id", table_name="outbox")
