@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy import func, select
 
 from frontoffice.bootstrap import Container
@@ -9,6 +12,11 @@ from frontoffice.services.outbox import queue_email, subject_with_token
 from frontoffice.store.tables import Message, OutboxItem
 
 from .outbox_helpers import email_thread
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"outbox_worker": False}  # the rows stay as queued, for the assertions
 
 
 def test_the_thread_token_is_in_the_subject_once() -> None:
