@@ -129,6 +129,15 @@ class EntryPointIn(Input):
     default_queue_id: int | None = None
     rules: list[RuleIn] = Field(default_factory=list, max_length=100)
     priority: int = Field(default=0, ge=-100, le=100)
+    auto_acknowledge: bool = Field(
+        default=False,
+        description="Email: answer a new thread's first message with its number (docs/email.md)",
+    )
+    gateway_senders: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Fax: addresses of fax-to-email gateways whose mail is a fax of this entry point",
+    )
 
 
 class EntryPointOut(BaseModel):
@@ -140,6 +149,8 @@ class EntryPointOut(BaseModel):
     default_queue_id: int | None
     rules: list[RuleIn]
     priority: int
+    auto_acknowledge: bool = False
+    gateway_senders: list[str] = []
 
 
 class CustomerFields(Input):

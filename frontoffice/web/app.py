@@ -31,6 +31,7 @@ from .api import (
     interactions,
     planning,
     stats,
+    threads,
     tickets,
     voice,
     voice_trunks,
@@ -74,6 +75,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(voice.router, prefix="/api/v1")
     app.include_router(voice_trunks.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
+    app.include_router(threads.router, prefix="/api/v1")
     app.include_router(deals.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(planning_page.router)
