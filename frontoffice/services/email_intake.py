@@ -232,8 +232,12 @@ class EmailIntake:
         flags = self._flags(parsed, mailbox, raw_ref.size)
         all_recipients = (*recipients, *parsed.to, *parsed.cc)
         facts = await self._thread_facts(parsed, all_recipients)
+        # A delivery report answers the message it reports on: it joins that message's thread.
+        in_reply_to = parsed.in_reply_to
+        if parsed.bounce is not None and parsed.bounce.original_message_id:
+            in_reply_to = parsed.bounce.original_message_id
         choice = choose_thread(
-            in_reply_to=parsed.in_reply_to,
+            in_reply_to=in_reply_to,
             references=parsed.references,
             known_ids=facts.known_ids,
             sender=parsed.sender,
@@ -467,7 +471,8 @@ class EmailIntake:
 
     async def _thread_facts(self, parsed: ParsedEmail, recipients: Sequence[str]) -> _ThreadFacts:
         facts = _ThreadFacts()
-        ids = [i for i in (parsed.in_reply_to, *parsed.references) if i]
+        original = parsed.bounce.original_message_id if parsed.bounce is not None else None
+        ids = [i for i in (parsed.in_reply_to, original, *parsed.references) if i]
         async with self.sessions() as s:
             if parsed.sender:
                 facts.sender_customer_id = await s.scalar(
@@ -478,7 +483,7 @@ class EmailIntake:
             if ids:
                 rows = await s.execute(
                     select(_MESSAGES.c.rfc_message_id, _MESSAGES.c.thread_id).where(
-                        _MESSAGES.c.rfc_message_id.in_(ids[-100:] + ids[:1]),
+                        _MESSAGES.c.rfc_message_id.in_(ids[:2] + ids[-100:]),
                         _MESSAGES.c.thread_id.is_not(None),
                     )
                 )

@@ -126,11 +126,12 @@ class FoldRange:
 
 # Attribution lines mail clients put above the quoted message: Gmail / Thunderbird / Apple Mail
 # ("On <date>, <name> wrote:"), Yandex and Mail.ru in Russian ("<date>, <name> пишет:" /
-# "написал(а):"), and Outlook's header block ("-----Original Message-----", "From: ... Sent: ...").
+# "написал(а):"), Gmail in Russian and Yandex ("<date>, <name> <address>:"), and Outlook's header block ("-----Original Message-----", "From: ... Sent: ...").
 _ATTRIBUTION = re.compile(
     r"^(?:"
     r"On .{3,200}wrote:\s*$"
     r"|.{0,200}(?:пишет|написал(?:\(а\)|а)?)\s*:\s*$"
+    r"|.{0,200}\d.{0,200}<[^<>\s]+@[^<>\s]+>:\s*$"
     r"|-{2,}\s*(?:Original Message|Исходное сообщение|Пересылаемое сообщение|Forwarded message)\s*-{2,}"
     r"|_{10,}\s*$"
     r"|(?:From|От|Von)\s*:\s.+\n(?:.*\n){0,3}?(?:Sent|Date|Отправлено|Дата)\s*:\s.+"

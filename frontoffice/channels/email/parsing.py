@@ -155,6 +155,13 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
     declared_name = (declared or "").strip().lower() or None
     if declared_name in {"us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown"}:
         declared_name = None if any(b > 127 for b in data) else "us-ascii"
+    if any(b > 127 for b in data):
+        # Valid UTF-8 with multi-byte sequences is UTF-8 whatever the label says: text in a
+        # single-byte charset almost never forms valid UTF-8 sequences by chance.
+        try:
+            return data.decode("utf-8"), declared_name not in {"utf-8", "utf8"}
+        except UnicodeDecodeError:
+            pass
     candidates: list[tuple[str, str]] = []
     for charset in ([declared_name] if declared_name else []) + list(_FALLBACK_CHARSETS):
         try:
@@ -177,20 +184,23 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
 
 
 def _header(msg: Message, name: str) -> str:
-    """A header as text; raw 8-bit bytes in it (not RFC 2047 encoded) are decoded like a body."""
-    try:
-        raw = msg.get(name)
-    except Exception:  # a header the policy cannot parse: take its raw value
-        raw = None
-        for key, value in msg.raw_items() if isinstance(msg, EmailMessage) else msg.items():
-            if key.lower() == name.lower():
-                raw = value
-                break
-    if raw is None:
+    """A header as text; raw 8-bit bytes in it (not RFC 2047 encoded, as old clients send them)
+    are decoded like a body, not turned into replacement characters."""
+    raw_value: str | None = None
+    for key, value in msg.raw_items() if isinstance(msg, EmailMessage) else msg.items():
+        if key.lower() == name.lower():
+            raw_value = str(value)
+            break
+    if raw_value is None:
         return ""
-    text = str(raw)
-    if any("\udc80" <= c <= "\udcff" for c in text):
-        text, _ = decode_text(text.encode("utf-8", "surrogateescape"), None)
+    if any("\udc80" <= c <= "\udcff" for c in raw_value):
+        text, _ = decode_text(raw_value.encode("ascii", "surrogateescape"), None)
+        return " ".join(text.split())
+    try:
+        parsed = msg.get(name)
+        text = str(parsed) if parsed is not None else raw_value
+    except Exception:  # a header the policy cannot parse: its raw value
+        text = raw_value
     return " ".join(text.split())
 
 
@@ -317,16 +327,21 @@ def _filename(part: Message) -> str:
         return "invite.ics"
     if ctype in {"message/rfc822", "message/global"}:
         return "message.eml"
+    if part.get("Content-ID"):
+        # An inline image without a name (Apple Mail, web mail): named by its type.
+        return f"image.{part.get_content_subtype()}"
     return ""
 
 
 def _is_attachment(part: Message, body_parts: Iterable[Message]) -> bool:
     if any(part is b for b in body_parts):
         return False
-    if part.is_multipart():
-        return False
     disposition = (part.get_content_disposition() or "").lower()
     ctype = part.get_content_type()
+    if ctype in {"message/rfc822", "message/global"}:
+        return True  # a forwarded message: kept whole, as an .eml file
+    if part.is_multipart():
+        return False
     if ctype in {"message/delivery-status", "text/rfc822-headers", "message/rfc822-headers"}:
         return False
     if disposition == "attachment" or ctype in {"application/ms-tnef", "text/calendar"}:
