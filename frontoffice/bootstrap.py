@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.email.imap import ImapConnector
 from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
+from frontoffice.channels.email.smtp import SmtpServer
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
@@ -33,6 +35,7 @@ from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.intake import Intake
@@ -44,6 +47,7 @@ from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
+from frontoffice.services.threads import ThreadService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -86,10 +90,15 @@ class Container:
     blobs: BlobStore
     outbox: OutboxWorker
     replies: Replies
+    email: EmailIntake
+    threads: ThreadService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
     call_control: CallControl | None = None
+    # The email channel's listeners (settings smtp_enabled, imap_mailboxes), started with the node.
+    smtp: SmtpServer | None = None
+    imap: ImapConnector | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -106,10 +115,18 @@ class Container:
                 await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
+            if self.smtp is not None:
+                await self.smtp.start()
+            if self.imap is not None:
+                await self.imap.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            if self.imap is not None:
+                await self.imap.stop()
+            if self.smtp is not None:
+                await self.smtp.stop()
             if self.voice is not None:
                 await self.voice.stop()
             await self.outbox.stop()
@@ -264,6 +281,13 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    email = EmailIntake(
+        contact_center.intake,
+        blobs,
+        clock=clock,
+        blocked_senders=settings.email_blocked_senders,
+        auto_ack_limit=settings.email_auto_ack_limit,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -296,9 +320,31 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         blobs=blobs,
         outbox=outbox,
         replies=replies,
+        email=email,
+        threads=ThreadService(sessions, blobs, clock=clock),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,
+        smtp=_smtp_server(settings, email),
+        imap=ImapConnector(email, settings.imap_mailboxes) if settings.imap_mailboxes else None,
+    )
+
+
+def _smtp_server(settings: Settings, email: EmailIntake) -> SmtpServer | None:
+    if not settings.smtp_enabled:
+        return None
+    tls = None
+    if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
+        # The same loader as SIP over TLS: TLS 1.2 at least, the node's certificate and key.
+        tls = server_context(settings.smtp_tls_cert, settings.smtp_tls_key)
+    password = settings.smtp_auth_password.get_secret_value()
+    return SmtpServer(
+        email,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        max_message_bytes=settings.email_max_message_bytes,
+        tls_context=tls,
+        credentials=(settings.smtp_auth_username, password) if settings.smtp_auth_username else None,
     )
 
 

@@ -22,9 +22,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .config_imap import ImapMailboxSettings
 from .config_trunks import SipTrunk
 
-__all__ = ["ConfigError", "Settings", "SipTrunk", "load_settings"]
+__all__ = ["ConfigError", "ImapMailboxSettings", "Settings", "SipTrunk", "load_settings"]
 
 SUPPORTED_LANGUAGES = ("en", "ru")
 DigestAlgorithm = Literal["MD5", "SHA-256"]
@@ -108,6 +109,34 @@ class Settings(BaseSettings):
     sip_tls_cert: Path | None = Field(default=None, description="PEM certificate: enables SIP over TLS")
     sip_tls_key: Path | None = Field(default=None, description="PEM private key of sip_tls_cert")
     sip_tls_port: int = Field(default=5061, ge=1, le=65535, description="Port SIP over TLS listens on")
+    smtp_enabled: bool = Field(
+        default=False, description="Run the built-in SMTP server that receives mail for email entry points"
+    )
+    smtp_host: str = Field(default="127.0.0.1", description="Address the built-in SMTP server listens on")
+    smtp_port: int = Field(
+        default=2525, ge=0, le=65535, description="Port of the built-in SMTP server (0: any free)"
+    )
+    smtp_tls_cert: Path | None = Field(default=None, description="PEM certificate: offers STARTTLS on SMTP")
+    smtp_tls_key: Path | None = Field(default=None, description="PEM private key of smtp_tls_cert")
+    smtp_auth_username: str = Field(
+        default="", description="When set, SMTP clients must log in (AUTH PLAIN/LOGIN, over TLS only)"
+    )
+    smtp_auth_password: SecretStr = Field(default=SecretStr(""), description="Password of smtp_auth_username")
+    email_max_message_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        description="Largest inbound email (SMTP SIZE; larger is refused with 552)",
+    )
+    email_blocked_senders: list[str] = Field(
+        default_factory=list,
+        description="Addresses or domains whose mail is stored flagged and never routed",
+    )
+    email_auto_ack_limit: int = Field(
+        default=3, ge=0, description="Auto-acknowledgements per sender per hour at most (mail loops)"
+    )
+    imap_mailboxes: list[ImapMailboxSettings] = Field(
+        default_factory=list, description="IMAP mailboxes read into email entry points (docs/email.md)"
+    )
     default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
     default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
     time_zone: str = Field(
@@ -223,6 +252,8 @@ class Settings(BaseSettings):
             self.public_url = f"http://{self.http_host}:{self.http_port}"
         if (self.dkim_private_key_file is None) != (not self.dkim_selector):
             raise ValueError("dkim_private_key_file and dkim_selector must be set together")
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ValueError("smtp_tls_cert and smtp_tls_key must be set together")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         names = [t.name for t in self.sip_trunks]
@@ -262,6 +293,8 @@ class Settings(BaseSettings):
                     value = "(generated in data_dir)" if name == "secret_key" else ""
             elif name == "database_url":
                 value = _mask_url_password(value)
+            elif name == "imap_mailboxes":
+                value = [box.model_dump(mode="json") for box in value]
             elif name == "sip_trunks":
                 # Passwords come out as ********.
                 value = [trunk.model_dump(mode="json", by_alias=True) for trunk in value]

@@ -14,9 +14,9 @@ never a channel directly. See docs/architecture.md, "The channel contract".
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import InvalidInput
@@ -31,7 +31,9 @@ __all__ = [
     "ChannelPorts",
     "CustomerIdentity",
     "EmailReplies",
+    "InboundAttachment",
     "InboundContact",
+    "InboundMessage",
     "WebFormChannel",
 ]
 
@@ -57,6 +59,48 @@ class CustomerIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundAttachment:
+    """A file of an inbound message, already stored as a blob (``store/blobs.py``) by its SHA-256."""
+
+    sha256: str
+    size: int
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A text channel's message with its own identity (an email: Message-ID, recipients, HTML,
+    attachments, flags), carried by an :class:`InboundContact` that starts a new turn, or appended
+    to a thread's open interaction (``services/text_messages.py``).
+
+    ``thread_id``: the thread it continues (``None``: it starts one; ``thread_reason`` says why).
+    ``dedupe_id``: its id in the entry point's mailbox (Message-ID, else a digest of its bytes); a
+    second message with the same one in the same mailbox fails the transaction, so the caller
+    answers with the first.
+    """
+
+    sender: str
+    body: str
+    subject: str = ""
+    recipients: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    html_body: str | None = None
+    content_type: str = "text/plain"
+    rfc_message_id: str | None = None
+    in_reply_to: str | None = None
+    reference_ids: tuple[str, ...] = ()
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    raw_sha256: str | None = None
+    raw_size: int = 0
+    attachments: tuple[InboundAttachment, ...] = ()
+    thread_id: int | None = None
+    thread_reason: str = "new-thread"
+    dedupe_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InboundContact:
     """A contact as a channel hands it to intake.
 
@@ -76,6 +120,11 @@ class InboundContact:
     external_id: str | None = None
     priority: int = 0
     attributes: Mapping[str, Scalar] = field(default_factory=dict)
+    # A text channel's message (with its thread); without it ``body`` is stored as a plain message.
+    message: InboundMessage | None = None
+    # Sticky routing asked by the channel (the agent who answered the thread before), tried before
+    # the customer's last agent; either counts only when the ACD knows the agent.
+    preferred_agent_id: int | None = None
 
     @property
     def dedupe_key(self) -> str | None:

@@ -49,7 +49,6 @@ class EmailSettings(Input):
     signature: dict[str, str] = Field(
         default_factory=dict, description="per language: {'en': '...', 'ru': '...'}"
     )
-    auto_acknowledge: bool = Field(default=False, description="answer new email threads (off by default)")
     ack_templates: dict[str, AckTemplate] = Field(default_factory=dict, description="per language")
     fax_gateway: FaxGateway | None = None
     return_path: EmailStr | None = Field(default=None, description="envelope sender (bounces); default From")

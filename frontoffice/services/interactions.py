@@ -104,6 +104,7 @@ class InteractionService:
         priority: int = 0,
         attributes: dict[str, Any] | None = None,
         state: InteractionState = InteractionState.NEW,
+        thread_id: int | None = None,
     ) -> S:
         """Create an interaction and its ``created`` event inside the caller's transaction, with one Core
         ``INSERT``. ``row`` makes the caller's object from every column's value, id included:
@@ -126,6 +127,7 @@ class InteractionService:
             "from_address": from_address,
             "to_address": to_address,
             "external_ref": external_ref,
+            "thread_id": thread_id,
             "attributes": attributes or {},
             "route_enqueued_at": None,
             "route_seq": None,

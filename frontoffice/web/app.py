@@ -32,6 +32,7 @@ from .api import (
     planning,
     replies,
     stats,
+    threads,
     tickets,
     voice,
     voice_trunks,
@@ -77,6 +78,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(voice.router, prefix="/api/v1")
     app.include_router(voice_trunks.router, prefix="/api/v1")
     app.include_router(tickets.router, prefix="/api/v1")
+    app.include_router(threads.router, prefix="/api/v1")
     app.include_router(deals.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(replies.router, prefix="/api/v1")
