@@ -204,6 +204,7 @@ class DeliveryPublisher:
                     data={
                         "message_id": change.message_id,
                         "interaction_id": change.interaction_id,
+                        "contact_id": change.interaction_id,  # the desk hands it to the contact's panel
                         "state": change.state,
                         "error": change.error,
                     },

@@ -353,6 +353,8 @@ class InteractionOut(Output):
     from_address: str
     to_address: str
     external_ref: str | None
+    # The text channels' conversation (email thread) this contact is a turn of.
+    thread_id: int | None = None
     attributes: dict[str, Any]
     created_at: datetime
     queued_at: datetime | None
