@@ -105,6 +105,7 @@ def test_an_agent_answers_an_email_with_a_file_and_the_customers_answer_joins_th
     assert mail["Subject"].startswith("Re: The kettle does not boil [#")
     assert [a.get_filename() for a in mail.iter_attachments()] == ["descaling.txt"]
     panel.locator('.message.outbound .badge[data-delivery="sent"]').wait_for()
+    panel.locator(".email-thread").scroll_into_view_if_needed()
     screenshot(page, "desk-email-panel")
 
     with server.api() as client:
