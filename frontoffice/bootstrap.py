@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.email.imap import ImapConnector
+from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
+from frontoffice.channels.email.smtp import SmtpServer
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
@@ -21,7 +24,7 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.activities import ActivityService
-from frontoffice.services.agent_desk import AgentDesk
+from frontoffice.services.agent_desk import AgentDesk, CompleteContactHandler
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
@@ -32,19 +35,25 @@ from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
+from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.outbox import install_wake
+from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
+from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.ticket_conversation import TicketConversation
+from frontoffice.services.threads import ThreadService
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
-from frontoffice.store.database import commit_outlet, create_engine, session_factory
+from frontoffice.store.blobs import BlobStore
+from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
 
 __all__ = ["Container", "build_container"]
 
@@ -80,10 +89,18 @@ class Container:
     activities: ActivityService
     canned: CannedService
     knowledge_base: KnowledgeBase
+    blobs: BlobStore
+    outbox: OutboxWorker
+    replies: Replies
+    email: EmailIntake
+    threads: ThreadService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
     call_control: CallControl | None = None
+    # The email channel's listeners (settings smtp_enabled, imap_mailboxes), started with the node.
+    smtp: SmtpServer | None = None
+    imap: ImapConnector | None = None
     started: bool = False
 
     async def start(self) -> None:
@@ -96,14 +113,25 @@ class Container:
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             await self.sla.start()
+            if self.settings.outbox_worker:
+                await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
+            if self.smtp is not None:
+                await self.smtp.start()
+            if self.imap is not None:
+                await self.imap.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            if self.imap is not None:
+                await self.imap.stop()
+            if self.smtp is not None:
+                await self.smtp.stop()
             if self.voice is not None:
                 await self.voice.stop()
+            await self.outbox.stop()
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
@@ -160,6 +188,55 @@ class FiguresPublisher:
             )
 
 
+class DeliveryPublisher:
+    """Puts outbound messages' delivery state changes on the bus (after their commit): the author's
+    desktop and the supervisors see queued / sent / failed live."""
+
+    def __init__(self, bus: InProcessBus) -> None:
+        self.bus = bus
+
+    def delivery_changed(self, changes: Sequence[DeliveryChange]) -> None:
+        for change in changes:
+            audience = (
+                ("supervisors",) if change.author_id is None else ("supervisors", f"agent:{change.author_id}")
+            )
+            self.bus.publish(
+                BusMessage(
+                    type="message_delivery",
+                    data={
+                        "message_id": change.message_id,
+                        "interaction_id": change.interaction_id,
+                        "contact_id": change.interaction_id,  # the desk hands it to the contact's panel
+                        "state": change.state,
+                        "error": change.error,
+                    },
+                    audience=audience,
+                    project_id=change.project_id,
+                )
+            )
+
+
+def _email_sender(settings: Settings) -> EmailSender:
+    tls = None
+    if settings.smtp_relay_ca_file is not None:
+        tls = ssl.create_default_context(cafile=str(settings.smtp_relay_ca_file))
+    relay = SmtpRelay(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        security=settings.smtp_relay_security,
+        username=settings.smtp_relay_username,
+        password=settings.smtp_relay_password.get_secret_value(),
+        timeout_s=settings.smtp_relay_timeout_s,
+        tls_context=tls,
+    )
+    key = None
+    if settings.dkim_private_key_file is not None:
+        key = DkimKey.from_file(
+            settings.dkim_private_key_file, settings.dkim_selector, settings.dkim_domain or None
+        )
+    return EmailSender(relay, dkim_key=key)
+
+
 def build_container(settings: Settings, *, clock: Clock = system_clock) -> Container:
     settings.ensure_secret_key()
     engine = create_engine(settings.database_url)
@@ -183,7 +260,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
     # Channels' ports (the channel contract): offers, withdrawn offers, finished contacts of theirs.
     channels = ChannelPorts()
-    channels.register(WebFormChannel())
     commits.subscribe(channels)
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
@@ -192,6 +268,29 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
+    blobs = BlobStore(settings.data_dir / "blobs")
+    # The outbox: deliveries committed with their action, sent by each channel's sender.
+    outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
+    outbox.register(_email_sender(settings))
+    install_wake(sync_session_class(sessions), outbox.wake)  # a commit that queued wakes it
+    replies = Replies(
+        sessions,
+        blobs,
+        acd,
+        CompleteContactHandler(acd, clock),
+        secret=settings.ensure_secret_key(),
+        mail_domain=settings.mail_domain,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        clock=clock,
+    )
+    channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    email = EmailIntake(
+        contact_center.intake,
+        blobs,
+        clock=clock,
+        blocked_senders=settings.email_blocked_senders,
+        auto_ack_limit=settings.email_auto_ack_limit,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -222,9 +321,34 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
         knowledge_base=KnowledgeBase(sessions, clock=clock),
+        blobs=blobs,
+        outbox=outbox,
+        replies=replies,
+        email=email,
+        threads=ThreadService(sessions, blobs, clock=clock),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,
+        smtp=_smtp_server(settings, email),
+        imap=ImapConnector(email, settings.imap_mailboxes) if settings.imap_mailboxes else None,
+    )
+
+
+def _smtp_server(settings: Settings, email: EmailIntake) -> SmtpServer | None:
+    if not settings.smtp_enabled:
+        return None
+    tls = None
+    if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
+        # The same loader as SIP over TLS: TLS 1.2 at least, the node's certificate and key.
+        tls = server_context(settings.smtp_tls_cert, settings.smtp_tls_key)
+    password = settings.smtp_auth_password.get_secret_value()
+    return SmtpServer(
+        email,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        max_message_bytes=settings.email_max_message_bytes,
+        tls_context=tls,
+        credentials=(settings.smtp_auth_username, password) if settings.smtp_auth_username else None,
     )
 
 

@@ -22,9 +22,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .config_imap import ImapMailboxSettings
 from .config_trunks import SipTrunk
 
-__all__ = ["ConfigError", "Settings", "SipTrunk", "load_settings"]
+__all__ = ["ConfigError", "ImapMailboxSettings", "Settings", "SipTrunk", "load_settings"]
 
 SUPPORTED_LANGUAGES = ("en", "ru")
 DigestAlgorithm = Literal["MD5", "SHA-256"]
@@ -108,6 +109,34 @@ class Settings(BaseSettings):
     sip_tls_cert: Path | None = Field(default=None, description="PEM certificate: enables SIP over TLS")
     sip_tls_key: Path | None = Field(default=None, description="PEM private key of sip_tls_cert")
     sip_tls_port: int = Field(default=5061, ge=1, le=65535, description="Port SIP over TLS listens on")
+    smtp_enabled: bool = Field(
+        default=False, description="Run the built-in SMTP server that receives mail for email entry points"
+    )
+    smtp_host: str = Field(default="127.0.0.1", description="Address the built-in SMTP server listens on")
+    smtp_port: int = Field(
+        default=2525, ge=0, le=65535, description="Port of the built-in SMTP server (0: any free)"
+    )
+    smtp_tls_cert: Path | None = Field(default=None, description="PEM certificate: offers STARTTLS on SMTP")
+    smtp_tls_key: Path | None = Field(default=None, description="PEM private key of smtp_tls_cert")
+    smtp_auth_username: str = Field(
+        default="", description="When set, SMTP clients must log in (AUTH PLAIN/LOGIN, over TLS only)"
+    )
+    smtp_auth_password: SecretStr = Field(default=SecretStr(""), description="Password of smtp_auth_username")
+    email_max_message_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        description="Largest inbound email (SMTP SIZE; larger is refused with 552)",
+    )
+    email_blocked_senders: list[str] = Field(
+        default_factory=list,
+        description="Addresses or domains whose mail is stored flagged and never routed",
+    )
+    email_auto_ack_limit: int = Field(
+        default=3, ge=0, description="Auto-acknowledgements per sender per hour at most (mail loops)"
+    )
+    imap_mailboxes: list[ImapMailboxSettings] = Field(
+        default_factory=list, description="IMAP mailboxes read into email entry points (docs/email.md)"
+    )
     default_region: str = Field(default="RU", description="Region for phone numbers written without +country")
     default_language: Literal["en", "ru"] = Field(default="en", description="UI language for new users")
     time_zone: str = Field(
@@ -132,6 +161,43 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+    mail_domain: str = Field(
+        default="",
+        description="Domain of the Message-IDs of mail we send (<uuid>@domain); empty: the domain of "
+        "the From address",
+    )
+    smtp_relay_host: str = Field(
+        default="localhost", description="Mail relay (smarthost) outbound email is handed to (docs/outbox.md)"
+    )
+    smtp_relay_port: int = Field(
+        default=25, ge=1, le=65535, description="Port of the relay: 587 submission, 465 implicit TLS, 25"
+    )
+    smtp_relay_security: Literal["auto", "starttls", "tls", "none"] = Field(
+        default="auto",
+        description="auto: STARTTLS when the relay offers it; starttls: required; tls: implicit TLS "
+        "(port 465); none: plain text (a relay on loopback only)",
+    )
+    smtp_relay_username: str = Field(default="", description="Relay login (SMTP AUTH); empty: no login")
+    smtp_relay_password: SecretStr = Field(default=SecretStr(""), description="Relay password")
+    smtp_relay_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle to verify the relay's certificate (default: the system's)"
+    )
+    smtp_relay_timeout_s: float = Field(
+        default=60.0, gt=0, le=110, description="Seconds to wait for each answer of the relay"
+    )
+    dkim_private_key_file: Path | None = Field(
+        default=None, description="PEM RSA private key: outbound mail is DKIM-signed with it (docs/outbox.md)"
+    )
+    dkim_selector: str = Field(default="", description="DKIM selector (the DNS record <selector>._domainkey)")
+    dkim_domain: str = Field(default="", description="DKIM signing domain (d=); empty: the From domain")
+    outbox_worker: bool = Field(
+        default=True, description="Deliver the outbox (email replies...) from this node"
+    )
+    attachment_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest file an agent may attach (most providers refuse mail over 25 MB once encoded)",
+    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",
         description="Event loop of the server: uvloop (libuv) where installed, else asyncio's own",
@@ -184,6 +250,10 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'frontoffice.db').resolve()}"
         if not self.public_url:
             self.public_url = f"http://{self.http_host}:{self.http_port}"
+        if (self.dkim_private_key_file is None) != (not self.dkim_selector):
+            raise ValueError("dkim_private_key_file and dkim_selector must be set together")
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ValueError("smtp_tls_cert and smtp_tls_key must be set together")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         names = [t.name for t in self.sip_trunks]
@@ -217,9 +287,14 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = "********" if value.get_secret_value() else "(generated in data_dir)"
+                if value.get_secret_value():
+                    value = "********"
+                else:
+                    value = "(generated in data_dir)" if name == "secret_key" else ""
             elif name == "database_url":
                 value = _mask_url_password(value)
+            elif name == "imap_mailboxes":
+                value = [box.model_dump(mode="json") for box in value]
             elif name == "sip_trunks":
                 # Passwords come out as ********.
                 value = [trunk.model_dump(mode="json", by_alias=True) for trunk in value]

@@ -14,21 +14,26 @@ never a channel directly. See docs/architecture.md, "The channel contract".
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.model import Channel
 from frontoffice.store.committed import Committed
 
+from .context import Actor
+
 __all__ = [
     "DEDUPE_KEY_LENGTH",
     "ChannelPort",
     "ChannelPorts",
     "CustomerIdentity",
+    "EmailReplies",
+    "InboundAttachment",
     "InboundContact",
+    "InboundMessage",
     "WebFormChannel",
 ]
 
@@ -54,6 +59,48 @@ class CustomerIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundAttachment:
+    """A file of an inbound message, already stored as a blob (``store/blobs.py``) by its SHA-256."""
+
+    sha256: str
+    size: int
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A text channel's message with its own identity (an email: Message-ID, recipients, HTML,
+    attachments, flags), carried by an :class:`InboundContact` that starts a new turn, or appended
+    to a thread's open interaction (``services/text_messages.py``).
+
+    ``thread_id``: the thread it continues (``None``: it starts one; ``thread_reason`` says why).
+    ``dedupe_id``: its id in the entry point's mailbox (Message-ID, else a digest of its bytes); a
+    second message with the same one in the same mailbox fails the transaction, so the caller
+    answers with the first.
+    """
+
+    sender: str
+    body: str
+    subject: str = ""
+    recipients: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    html_body: str | None = None
+    content_type: str = "text/plain"
+    rfc_message_id: str | None = None
+    in_reply_to: str | None = None
+    reference_ids: tuple[str, ...] = ()
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    raw_sha256: str | None = None
+    raw_size: int = 0
+    attachments: tuple[InboundAttachment, ...] = ()
+    thread_id: int | None = None
+    thread_reason: str = "new-thread"
+    dedupe_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InboundContact:
     """A contact as a channel hands it to intake.
 
@@ -73,6 +120,11 @@ class InboundContact:
     external_id: str | None = None
     priority: int = 0
     attributes: Mapping[str, Scalar] = field(default_factory=dict)
+    # A text channel's message (with its thread); without it ``body`` is stored as a plain message.
+    message: InboundMessage | None = None
+    # Sticky routing asked by the channel (the agent who answered the thread before), tried before
+    # the customer's last agent; either counts only when the ACD knows the agent.
+    preferred_agent_id: int | None = None
 
     @property
     def dedupe_key(self) -> str | None:
@@ -101,12 +153,22 @@ class ChannelPort(Protocol):
         """Send an agent's reply to the customer (text channels; through the outbox)."""
 
 
+class EmailReplies(Protocol):
+    """How a channel without a way back of its own answers by email (``services/replies.py``)."""
+
+    async def send_text(self, actor: Actor, interaction_id: int, body: str) -> object:
+        """Queue ``body`` as an email reply to the contact's customer (committed before it returns)."""
+
+
 class WebFormChannel:
     """The web form / API channel: the first user of the contract. Its offers reach the agent's
     desktop through the WebSocket stream like every offer, and there is no line to hang up; a reply
-    to a web form goes out by email (the email channel's ``deliver``)."""
+    to a web form goes out by email to the address the customer left (``replies``)."""
 
     channel = Channel.WEBFORM
+
+    def __init__(self, replies: EmailReplies | None = None) -> None:
+        self.replies = replies
 
     def ring(self, offer: r.OfferContact) -> None:
         return None
@@ -118,9 +180,14 @@ class WebFormChannel:
         return None
 
     async def deliver(self, contact_id: int, body: str) -> None:
-        raise InvalidInput(
-            "A web form contact is answered by email", error_id="channel-cannot-deliver", channel="webform"
-        )
+        if self.replies is None:
+            raise InvalidInput(
+                "A web form contact is answered by email",
+                error_id="channel-cannot-deliver",
+                channel="webform",
+            )
+        # Raises no-recipient when the customer left no email address.
+        await self.replies.send_text(Actor.system(), contact_id, body)
 
 
 class ChannelPorts:

@@ -43,6 +43,7 @@ from .interactions import InteractionService
 from .routing_admin import RoutingAdmin
 from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
+from .text_messages import open_thread, store_message
 
 __all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
 
@@ -356,6 +357,20 @@ class _TakeInContactHandler(CommandHandler[Any]):
         queue = self.intake.acd.queue_info.get(queue_id)
         if queue is None:
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        message = data.message
+        thread_id: int | None = None
+        now = self.intake.clock()
+        if message is not None:
+            thread_id = message.thread_id
+            if thread_id is None:
+                thread_id, _ = await open_thread(
+                    s,
+                    channel=data.channel.value,
+                    entry_point_id=entry.id,
+                    customer_id=customer_id,
+                    subject=message.subject or data.subject,
+                    now=now,
+                )
         # Core insert; the command keeps the row (adopt) and the ACD writes its changes with Core.
         interaction = await self.intake.interactions.record(
             s,
@@ -372,8 +387,13 @@ class _TakeInContactHandler(CommandHandler[Any]):
             project_id=entry.project_id or queue.project_id,
             priority=data.priority + int(entry.config.get("priority", 0)),
             attributes={**data.attributes, "summary": (data.body or data.subject)[:300]},
+            thread_id=thread_id,
         )
-        if data.body:
+        if message is not None and thread_id is not None:
+            await store_message(
+                s, interaction, message, thread_id=thread_id, entry_point_id=entry.id, now=now
+            )
+        elif data.body:
             await self.intake.interactions.add_message(
                 s,
                 interaction,
@@ -394,7 +414,9 @@ class _TakeInContactHandler(CommandHandler[Any]):
                     "created_at": self.intake.clock(),
                 },
             )
-        preferred = self.intake.preferred_agent(last_agent)
+        preferred = self.intake.preferred_agent(data.preferred_agent_id) or self.intake.preferred_agent(
+            last_agent
+        )
         contact = r.Contact(
             contact_id=str(interaction.id),
             channel=data.channel.value,

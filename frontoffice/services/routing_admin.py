@@ -47,6 +47,7 @@ from .acd_schemas import (
     RuleIn,
 )
 from .context import Actor, Clock, audit, system_clock
+from .email_settings import email_settings
 from .rules_adapter import compile_rules, rule_context
 
 __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
@@ -141,7 +142,7 @@ class RoutingAdmin:
                 address=data.address,
                 project_id=data.project_id,
                 default_queue_id=data.default_queue_id,
-                config={"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority},
+                config=_entry_config(data),
                 created_at=self.clock(),
             )
             s.add(entry)
@@ -169,7 +170,7 @@ class RoutingAdmin:
             await self._check_entry(s, data)
             entry.name, entry.channel, entry.address = data.name, data.channel.value, data.address
             entry.project_id, entry.default_queue_id = data.project_id, data.default_queue_id
-            entry.config = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
+            entry.config = _entry_config(data)
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
 
@@ -383,4 +384,18 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         default_queue_id=e.default_queue_id,
         rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
         priority=int(e.config.get("priority", 0)),
+        email=email_settings(e.config) if "email" in e.config else None,
+        auto_acknowledge=bool(e.config.get("auto_acknowledge", False)),
+        gateway_senders=list(e.config.get("gateway_senders", [])),
     )
+
+
+def _entry_config(data: EntryPointIn) -> dict[str, Any]:
+    config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
+    if data.auto_acknowledge:
+        config["auto_acknowledge"] = True
+    if data.gateway_senders:
+        config["gateway_senders"] = sorted({a.strip().lower() for a in data.gateway_senders if a.strip()})
+    if data.email is not None:
+        config["email"] = data.email.model_dump(mode="json", exclude_none=True)
+    return config

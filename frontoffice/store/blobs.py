@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.store.tables import Blob
 
-__all__ = ["BlobRef", "BlobStore"]
+__all__ = ["BlobRef", "BlobStore", "record_blob"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +63,24 @@ class BlobStore:
 
     async def put(self, session: AsyncSession, data: bytes) -> BlobRef:
         """Store ``data`` (once) and record it in ``session``'s transaction; return its reference."""
-        ref = await asyncio.to_thread(self._write, data)
-        # Two messages carrying the same file may be stored at once: the insert that comes second
-        # does nothing instead of failing its transaction.
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        row = insert(Blob).values(sha256=ref.sha256, size=ref.size)
-        await session.execute(row.on_conflict_do_nothing(index_elements=["sha256"]))
+        ref = await self.write(data)
+        await record_blob(session, ref)
         return ref
+
+    async def write(self, data: bytes) -> BlobRef:
+        """Write ``data``'s file (once, fsynced) without recording it: for a caller whose transaction
+        should not wait for the disk (the contact path writes files first, then records them in its
+        transaction with :func:`record_blob`)."""
+        return await asyncio.to_thread(self._write, data)
 
     async def read(self, sha256: str) -> bytes:
         """The bytes of the blob ``sha256`` (``FileNotFoundError`` when it is not stored)."""
         return await asyncio.to_thread(self.path(sha256).read_bytes)
+
+
+async def record_blob(session: AsyncSession, ref: BlobRef) -> None:
+    """Record a written blob in ``session``'s transaction. Two messages carrying the same file may
+    be stored at once: the insert that comes second does nothing instead of failing its transaction."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    row = insert(Blob).values(sha256=ref.sha256, size=ref.size)
+    await session.execute(row.on_conflict_do_nothing(index_elements=["sha256"]))

@@ -38,15 +38,18 @@ __all__ = [
     "BusinessCalendar",
     "Company",
     "Customer",
+    "CustomerMergeSuggestion",
     "CustomerProject",
     "CustomerTag",
     "Deal",
     "Disposition",
+    "EmailReceipt",
     "EntryPoint",
     "FallbackOutcome",
     "IdempotencyKey",
     "IdempotentRequest",
     "Identity",
+    "ImapMailboxState",
     "Interaction",
     "InteractionEvent",
     "Message",
@@ -375,6 +378,8 @@ class Message(Base):
         Index("ix_messages_interaction_created", "interaction_id", "created_at"),
         Index("ix_messages_thread_created", "thread_id", "created_at"),
         Index("ix_messages_rfc_message_id", "rfc_message_id"),
+        # Counting the auto-acknowledgements sent to one address (the per-sender limit).
+        Index("ix_messages_external_id_created", "external_id", "created_at"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
@@ -437,7 +442,11 @@ class OutboxItem(Base):
     outbox". ``state``: queued, sending, sent, failed (given up), cancelled."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        # Is an earlier delivery of the same subject still pending? (the worker's order per subject)
+        Index("ix_outbox_subject_key_id", "subject_key", "id"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
@@ -453,6 +462,53 @@ class OutboxItem(Base):
     claimed_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class EmailReceipt(Base):
+    """An inbound email taken in by a mailbox (entry point), by its Message-ID (or the SHA-256 of
+    its bytes when it has none): a second delivery of the same message to the same mailbox (SMTP
+    retry, IMAP re-fetch after a crash) finds this row and creates nothing. Also counts the
+    auto-acknowledgements sent to a sender (a per-sender limit breaks mail loops)."""
+
+    __tablename__ = "email_receipts"
+    __table_args__ = (
+        UniqueConstraint("entry_point_id", "rfc_message_id"),
+        Index("ix_email_receipts_sender_received", "sender", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entry_point_id: Mapped[int] = mapped_column(ForeignKey("entry_points.id", ondelete="CASCADE"))
+    rfc_message_id: Mapped[str] = mapped_column(String(998))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    auto_acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ImapMailboxState(Base):
+    """How far an IMAP mailbox has been read: its UIDVALIDITY and the highest UID committed
+    (RFC 3501 §2.3.1.1: UIDs are stable while UIDVALIDITY is; a new UIDVALIDITY means start over,
+    and the receipts' dedupe keeps that from duplicating anything)."""
+
+    __tablename__ = "imap_mailbox_state"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerMergeSuggestion(Base):
+    """A pair of customer cards that look like one person, found on the contact path (an email from
+    a new address signed with the name and phone of a known customer); the duplicate review lists
+    them with the pairs it finds itself."""
+
+    __tablename__ = "customer_merge_suggestions"
+    __table_args__ = (UniqueConstraint("customer_id", "other_customer_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    other_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InteractionEvent(Base):

@@ -499,6 +499,43 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("{n} tickets changed"),
     N_("{time} left"),
 )
+# The email panel's strings (email_panel.js).
+JS_MESSAGES += (
+    N_("Answers our message (In-Reply-To)"),
+    N_("Names a message of this thread (References)"),
+    N_("The thread's number is in the subject"),
+    N_("Sent to this thread's reply address"),
+    N_("Started this thread"),
+    N_("Split from another thread by an agent"),
+    N_("Merged from another thread by an agent"),
+    N_("Queued"),
+    N_("Sending"),
+    N_("Sent"),
+    N_("Delivered"),
+    N_("Failed"),
+    N_("Quoted text"),
+    N_("Why here: {reason}"),
+    N_("Show remote images"),
+    N_("Images allowed"),
+    N_("Reply"),
+    N_("Reply all"),
+    N_("Forward"),
+    N_("The customer's address"),
+    N_("Insert a canned answer…"),
+    N_("Send"),
+    N_("Send and wrap up"),
+    N_("Reply by email"),
+    N_("Answer"),
+    N_("To"),
+    N_("Cc"),
+    N_("Message"),
+    N_("Canned answer"),
+    N_("Attach files"),
+    N_("Remove {name}"),
+    N_("The file could not be attached"),
+    N_("Sent; the contact is wrapped up"),
+    N_("Reply queued for sending"),
+)
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.
 CODE_LABELS: dict[str, str] = {

@@ -131,14 +131,20 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> D
 
 
 @pytest.fixture
-def server(demo_site: DemoSite, tmp_path: Path) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """Extra environment of the server a test starts (a test module overrides it: a relay, SMTP in)."""
+    return {}
+
+
+@pytest.fixture
+def server(demo_site: DemoSite, tmp_path: Path, server_env: dict[str, str]) -> Iterator[Server]:
     data_dir = tmp_path / "data"
     shutil.copytree(demo_site.data_dir, data_dir)
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "frontoffice", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(data_dir),
+        env=_env(data_dir) | server_env,
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import {
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { panelFor } from "./panels.js";
+import "./email_panel.js"; // registers the email, fax and web form panels
 
 const $ = (id) => document.getElementById(id);
 const desk = { api, t, el, fmt, label };
