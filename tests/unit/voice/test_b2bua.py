@@ -35,7 +35,7 @@ from frontoffice.channels.voice.sip import (
     with_direction,
 )
 from frontoffice.domain import routing as r
-from frontoffice.domain.exceptions import NotFound
+from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.services.voice_calls import ConferenceTarget, IvrMenu, SipAccount
 
 SIP_SECRET = "phone-secret-123"
@@ -97,12 +97,16 @@ class FakeMedia:
         self.held = asyncio.Event()  # a call is waiting at the gate
         self.sessions: list[FakeSession] = []
         self.conferences: dict[str, set[tuple[int, str]]] = {}  # id: (session's index, side)
+        self.recorded_with: list[tuple[int, int]] = []  # (third party's session, the call's) indexes
 
     def join_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
         self.conferences.setdefault(conference_id, set()).add((self.sessions.index(session), side))
 
     def leave_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
         self.conferences.get(conference_id, set()).discard((self.sessions.index(session), side))
+
+    def record_with(self, session: FakeSession, recording: FakeSession) -> None:
+        self.recorded_with.append((self.sessions.index(session), self.sessions.index(recording)))
 
     def in_conference(self) -> set[tuple[int, str]]:
         """Every (session index, side) in some conference now."""
@@ -147,6 +151,7 @@ class FakeVoiceCalls:
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
         self.accounts: dict[str, int] = {}  # SIP username: agent id (password SIP_SECRET)
+        self.signed_out: set[int] = set()  # agents the ACD cannot hand a call to
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -200,6 +205,13 @@ class FakeVoiceCalls:
         if user == "queue-2":
             return 2, None
         return None, self.accounts.get(user)
+
+    def check_transfer_target(self, agent_id: int) -> None:
+        if agent_id in self.signed_out:
+            raise Conflict("The colleague is not signed in to take calls", error_id="colleague-not-signed-in")
+
+    async def transferred_out(self, interaction_id: int, number: str) -> None:
+        self.steps.append(("transferred_out", number))
 
     async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         """The ACD moves the contact and says so, as the real one does (to an agent: offered to them)."""
@@ -657,17 +669,68 @@ async def test_completing_the_attended_transfer_bridges_caller_and_colleague_and
     bench.voice.complete_transfer(INTERACTION)
     await bench.settled()
     assert bench.requests("BYE", PHONE) and not bench.requests("BYE", COLLEAGUE_PHONE)
-    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
     assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
     [resume] = bench.requests("INVITE", CARRIER)  # off hold: the caller talks again
     assert b"a=sendrecv" in resume.body
-    assert ("ended", INTERACTION) in bench.calls.steps
-    # The colleague hangs up: the caller gets BYE, the call is over.
+    # The same hand-over as the phone's: the ACD moves the contact to the colleague, who accepts it
+    # at once (busy with it, the interaction names them); the agent's part is over (wrap-up).
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    assert ("ended", INTERACTION) not in bench.calls.steps
+    # The colleague hangs up: the caller gets BYE, the call is over, the colleague's contact ends.
     bench.voice.on_message(_answer(resume, "ignored", CARRIER), CARRIER)
     bench.take()
     bench.voice.on_message(colleague.bye(), COLLEAGUE_PHONE)
     await bench.settled()
     assert bench.requests("BYE", CARRIER) and not bench.voice.live_call_ids()
+    assert ("ended", INTERACTION) in bench.calls.steps
+    legs = [(leg["leg"], leg["agent_id"], leg["cause"], leg["transfer"]) for leg in bench.calls.legs]
+    assert ("agent", AGENT_ID, "transferred", False) in legs
+    assert ("agent", COLLEAGUE_ID, "bye_agent", True) in legs
+
+
+async def test_completing_a_transfer_to_a_colleague_who_is_signed_out_is_refused_and_changes_nothing(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    bench.calls.signed_out.add(COLLEAGUE_ID)
+    bench.take()
+    with pytest.raises(Conflict) as refused:
+        bench.voice.complete_transfer(INTERACTION)
+    assert refused.value.error_id == "colleague-not-signed-in"
+    await bench.settled()
+    assert not bench.sent and bench.voice.call_state(INTERACTION).state == "consulting"
+    assert not any(step[0] in ("transfer", "ended") for step in bench.calls.steps)
+
+
+async def test_the_agent_hanging_up_during_a_consultation_hands_the_caller_to_the_colleague(
+    bench: Bench,
+) -> None:
+    _, _, agent, _ = await _consulting(bench)
+    bench.take()
+    bench.voice.on_message(agent.bye(), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
+
+
+async def test_a_colleague_the_acd_cannot_take_the_call_for_leaves_the_contact_with_the_agent(
+    bench: Bench,
+) -> None:
+    # Signed out between the consultation and the agent's hang-up (a BYE cannot be refused): the
+    # caller and the colleague go on talking, the contact ends with the transferring agent.
+    _, _, agent, _ = await _consulting(bench)
+
+    async def refuse(interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        raise Conflict("Not possible in the current state", error_id="invalid-transition")
+
+    bench.calls.transfer = refuse  # type: ignore[method-assign]
+    bench.voice.on_message(agent.bye(), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert ("ended", INTERACTION) in bench.calls.steps
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
 
 
 async def test_cancelling_the_consultation_hangs_up_the_colleague_and_returns_to_the_caller(
@@ -818,6 +881,24 @@ async def test_the_phones_refer_on_its_consultation_replacing_the_callers_call_h
     refer.headers.set("Refer-To", f"<sip:caller@198.51.100.1?Replaces={_replaces(agent)}>")
     bench.voice.on_message(refer, PHONE)
     await _assert_handed_over(bench, consultation, invite, ok)
+
+
+async def test_the_phones_attended_transfer_to_a_signed_out_colleague_is_notified_480_and_changes_nothing(
+    bench: Bench,
+) -> None:
+    _, _, agent, consultation = await _phone_consults(bench)
+    bench.calls.signed_out.add(COLLEAGUE_ID)
+    refer = agent.refer(parse_uri("sip:bob@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:bob@198.51.100.1?Replaces={_replaces(consultation)}>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    notifies = [n for n in bench.requests("NOTIFY", PHONE) if n.call_id == agent.call_id]
+    assert [n.body.split(b"\r\n")[0] for n in notifies] == [
+        b"SIP/2.0 100 Trying",
+        b"SIP/2.0 480 Temporarily Unavailable",
+    ]
+    assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not any(step[0] == "transfer" for step in bench.calls.steps)
 
 
 async def test_the_agent_phone_taking_the_caller_off_hold_relays_again(bench: Bench) -> None:
