@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -1138,3 +1139,104 @@ async def test_an_invite_with_replaces_naming_no_dialog_gets_481(bench: Bench) -
     await _invite_with_replaces(bench, "nobody@h;to-tag=a;from-tag=b")
     assert bench.responses(481, "INVITE")  # RFC 3891 §3
     assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+# ---------------------------------------------------------------- session timers (RFC 4028 §10)
+async def _timed_call(bench: Bench, session_expires: str, allow: str) -> tuple[Dialog, Dialog]:
+    """A bridged call whose carrier asked for a session timer; returns the caller's dialog (as the
+    carrier sees it) and the agent phone's."""
+    _register_phone(bench)
+    invite = _caller_invite(
+        extra_headers=[("Supported", "timer"), ("Session-Expires", session_expires), ("Allow", allow)]
+    )
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    return caller, _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+
+
+async def test_as_the_refresher_we_send_update_at_half_the_interval_and_the_call_goes_on(
+    bench: Bench,
+) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    timer = bench.voice.session_timer(INTERACTION)
+    assert timer is not None and timer.we_refresh
+    bench.clock[0] += 44
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert not bench.sent
+    bench.clock[0] += 1
+    bench.voice.fire_session_timers(bench.clock[0])
+    [update] = bench.requests("UPDATE", CARRIER)
+    assert update.headers.get("Session-Expires") == "90;refresher=uac" and not update.body
+    bench.voice.on_message(
+        build_response(update, 200, extra_headers=[("Session-Expires", "90;refresher=uac")]), CARRIER
+    )
+    refreshed = bench.voice.session_timer(INTERACTION)
+    assert refreshed is not None and refreshed.last_refresh == bench.clock[0] and refreshed.we_refresh
+    bench.clock[0] += 59  # the first interval's expiry has passed: the refresh moved it
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and not bench.requests("BYE")
+
+
+async def test_a_peer_that_never_allows_update_is_refreshed_with_a_reinvite_of_the_same_sdp(
+    bench: Bench,
+) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [reinvite] = bench.requests("INVITE", CARRIER)
+    assert reinvite.headers.get("Session-Expires") == "90;refresher=uac"
+    assert b"a=sendrecv" in reinvite.body
+    bench.voice.on_message(_answer(reinvite, "ignored", CARRIER), CARRIER)
+    assert bench.requests("ACK", CARRIER)  # RFC 3261 §13.2.2.4
+
+
+async def test_no_refresh_from_the_peer_before_the_expiry_ends_both_legs_as_session_expired(
+    bench: Bench,
+) -> None:
+    caller, _ = await _timed_call(bench, "90;refresher=uac", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    bench.clock[0] += 30
+    # The carrier refreshes once (UPDATE without SDP): the expiry moves to 60 s after it.
+    update = caller.create_request(
+        "UPDATE", extra_headers=[("Session-Expires", "90;refresher=uac"), ("Supported", "timer")]
+    )
+    bench.voice.on_message(update, CARRIER)
+    assert bench.responses(200, "UPDATE")
+    bench.clock[0] += 59
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert not bench.requests("BYE")
+    bench.clock[0] += 1  # 90 - min(32, 90/3) = 60 s after the refresh
+    bench.voice.fire_session_timers(bench.clock[0])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) in bench.calls.steps and not bench.voice.live_call_ids()
+    causes = {leg["leg"]: leg["cause"] for leg in bench.calls.legs}
+    assert causes == {"caller": "session_expired", "agent": "session_expired"}
+
+
+async def test_an_unanswered_refresh_ends_the_session(bench: Bench) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [update] = bench.requests("UPDATE", CARRIER)
+    bench.voice.on_message(build_response(update, 481), CARRIER)  # RFC 4028 §10: the session is gone
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert not bench.voice.live_call_ids()
+
+
+# ---------------------------------------------------------------- recording with a third party
+async def test_the_third_party_of_a_consultation_conference_or_hand_over_is_recorded_with_the_call(
+    bench: Bench,
+) -> None:
+    bench.voice.recordings_dir = Path("/nonexistent")  # recording on: the fake media writes nothing
+    await _consulting(bench)
+    # Session 1 (the colleague's) is recorded in session 0's recording (the customer's call).
+    assert bench.media.recorded_with == [(1, 0)]

@@ -449,7 +449,12 @@ def test_an_expired_session_sends_bye_on_both_legs_and_closes_the_call(state: Ca
     if state is not CallState.QUEUED:
         assert {Action.BYE_AGENT, Action.DROP_THIRD_PARTY} <= set(actions)
     # The contact ends where the call still holds it (wrap-up), and only there.
-    holds_contact = state in (CallState.BRIDGED, CallState.CONFERENCE, CallState.CONSULTING, CallState.REPLACED)
+    holds_contact = state in (
+        CallState.BRIDGED,
+        CallState.CONFERENCE,
+        CallState.CONSULTING,
+        CallState.REPLACED,
+    )
     assert (Action.END_CONTACT in actions) is holds_contact
 
 
