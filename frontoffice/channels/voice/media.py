@@ -28,6 +28,7 @@ from .conference import Conference, ConferenceMember
 from .sip import NegotiatedMedia
 
 __all__ = [
+    "THIRD_PARTY_TRACK",
     "DtmfHandler",
     "MediaBackend",
     "MediaSession",
