@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -772,3 +773,48 @@ async def test_a_carrier_using_session_timers_info_and_update_is_served_not_refu
     assert call.state == "wrap_up"
     causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
     assert causes == {"caller": "bye_caller", "agent": "bye_caller"}
+
+
+async def test_session_timers_we_refresh_at_half_the_interval_and_hang_up_an_expired_session(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    # RFC 4028 with a real carrier (caller_session_timer.xml checks the headers): the interval is at
+    # least 90 s, so the test moves the clock the service runs on rather than waiting.
+    offset = [0.0]
+    voice = make_voice(container, tmp_path / "recordings", clock=lambda: time.monotonic() + offset[0])
+    await voice.start()
+    try:
+        sipp = require_tool("sipp")
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        await desk.agent("alice")
+        alice = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "alice"))
+        caller = asyncio.create_task(
+            run_sipp(sipp, "caller_session_timer.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+        )
+        call_id = await first_call(container)
+        await until(bridged(voice, call_id), "the bridge")
+        timer = voice.session_timer(call_id)
+        assert timer is not None and timer.we_refresh and timer.interval == 90
+        offset[0] += 46  # past half the interval: we refresh (UPDATE)
+        voice.fire_session_timers(voice.clock())
+
+        def carrier_refreshes() -> bool:
+            timer = voice.session_timer(call_id)
+            return timer is not None and not timer.we_refresh
+
+        await until(carrier_refreshes, "the UPDATE's 200 handing the refreshing to the carrier")
+        assert voice.call_state(call_id).state == "bridged"
+        offset[0] += 61  # 90 - min(32, 90/3) s after the refresh, and none came
+        voice.fire_session_timers(voice.clock())
+        result = await caller
+        assert result.returncode == 0, result.output  # our BYE
+        assert (await alice).returncode == 0  # and the agent's phone's
+        await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = container.call_control = None
+    [call] = await interactions(container)
+    assert call.state == "wrap_up"
+    causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
+    assert causes == {"caller": "session_expired", "agent": "session_expired"}
