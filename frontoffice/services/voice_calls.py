@@ -789,7 +789,9 @@ class CallControl(Protocol):
         """Attended transfer: hold the caller and call ``target`` (the consultation leg)."""
 
     def complete_transfer(self, interaction_id: int) -> None:
-        """Attended transfer: bridge the caller to the consulted party; the agent leaves."""
+        """Attended transfer: bridge the caller to the consulted party; the agent leaves and a
+        colleague gets the contact (:class:`Conflict` ``colleague-not-signed-in`` when the ACD could
+        not give it to them: nothing changes)."""
 
     def cancel_consultation(self, interaction_id: int) -> None:
         """Attended transfer given up: hang up the consulted party, back to the caller off hold."""
