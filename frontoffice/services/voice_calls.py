@@ -586,6 +586,26 @@ class VoiceCalls:
         )
         return TransferTargetsOut(queues=queues, agents=agents)
 
+    def check_transfer_target(self, agent_id: int) -> None:
+        """Whether the ACD can hand a call to colleague ``agent_id`` by an attended transfer (from the
+        desk or the phone); raises :class:`Conflict` before anything changes when it cannot: the
+        colleague is no agent (``colleague-not-an-agent``) or is not signed in
+        (``colleague-not-signed-in``). A contact must have an agent who is accountable for it (wrap-up,
+        disposition, statistics), so a transfer to someone outside the ACD is refused rather than left
+        ownerless; talking to them (consultation, conference) needs no sign-in."""
+        try:
+            status = self.acd.engine.agent_status(str(agent_id))
+        except r.UnknownAgent:
+            raise Conflict(
+                "This colleague is not an agent", error_id="colleague-not-an-agent", agent_id=agent_id
+            ) from None
+        if status.state == "offline":
+            raise Conflict(
+                "The colleague is not signed in to take calls",
+                error_id="colleague-not-signed-in",
+                agent_id=agent_id,
+            )
+
     async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         """A blind transfer asked for by the agent's phone (REFER): the ACD moves the contact."""
         if queue_id is not None:
@@ -769,7 +789,9 @@ class CallControl(Protocol):
         """Attended transfer: hold the caller and call ``target`` (the consultation leg)."""
 
     def complete_transfer(self, interaction_id: int) -> None:
-        """Attended transfer: bridge the caller to the consulted party; the agent leaves."""
+        """Attended transfer: bridge the caller to the consulted party; the agent leaves and a
+        colleague gets the contact (:class:`Conflict` ``colleague-not-signed-in`` when the ACD could
+        not give it to them: nothing changes)."""
 
     def cancel_consultation(self, interaction_id: int) -> None:
         """Attended transfer given up: hang up the consulted party, back to the caller off hold."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -608,11 +609,12 @@ async def test_each_of_the_three_parties_of_a_conference_receives_the_mix(
         container.voice = container.call_control = None
 
 
-async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_hands_the_caller_over(
+async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_hands_the_contact_over(
     client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], voice: VoiceService
 ) -> None:
     # caller_hold.xml fails unless it is held (a=sendonly) while the agent consults, taken off hold
-    # (a=sendrecv) when the transfer completes, and then gets our BYE.
+    # (a=sendrecv) when the transfer completes, and then gets our BYE. The contact goes to the
+    # colleague in the ACD as the phone's attended transfer hands it (the same code path).
     sipp = require_tool("sipp")
     desk = VoiceDesk(client, container, admin_headers)
     await desk.setup(NUMBER, wrap_up_s=30)
@@ -628,6 +630,7 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     agent = desk.headers["first"]
     r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
     assert r.status_code == 409 and r.json()["error_id"] == "no-consultation"
+    # Consulting a colleague who is not signed in is fine (a question to a supervisor) ...
     r = await client.post(
         f"{API}/voice/calls/{call_id}/consult", json={"agent_id": colleague_id}, headers=agent
     )
@@ -642,21 +645,35 @@ async def test_attended_transfer_from_the_desk_holds_the_caller_consults_and_han
     await until(
         lambda: media.stats.music_packets > music + 100, "music to the caller during the consultation"
     )
+    # ... but handing them the contact is refused before anything changes: nobody would own it.
+    r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
+    assert r.status_code == 409 and r.json()["error_id"] == "colleague-not-signed-in", r.text
+    assert _state_of(voice, call_id) == "consulting"
+    r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["colleague"])
+    assert r.status_code == 204
     r = await client.post(f"{API}/voice/calls/{call_id}/consult/complete", headers=agent)
     assert r.status_code == 204, r.text
     assert (await first).returncode == 0  # the first agent's phone got BYE
+    await until(connected_to(container, call_id, colleague_id), "the contact becoming the colleague's")
     await until(lambda: voice.call_state(call_id).hold_synced, "the caller taken off hold")
-    assert _state_of(voice, call_id) == "handed_over"
-    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=admin_headers)
+    assert _state_of(voice, call_id) == "replaced"
+    assert container.acd.engine.agent_status(str(first_id)).state == "wrap_up"
+    assert str(call_id) in container.acd.engine.agent_status(str(colleague_id)).contact_ids
+    # The contact is the colleague's: the first agent can no longer control the call.
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=agent)
+    assert r.status_code == 409
+    r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["colleague"])
     assert r.status_code == 204, r.text
     result = await caller
     assert result.returncode == 0, result.output
     assert (await colleague).returncode == 0
     await settled(voice)
     [call] = await interactions(container)
-    assert call.agent_id == first_id and call.state == "wrap_up"
+    assert call.agent_id == colleague_id and call.state == "wrap_up"
+    assert "transferred" in await event_types(container, call_id)
     records = await legs(client, admin_headers, call_id)
-    assert [leg["agent_id"] for leg in records if leg["leg"] == "conference"] == [colleague_id]
+    agents = [(leg["agent_id"], leg["transfer"], leg["cause"]) for leg in records if leg["leg"] == "agent"]
+    assert agents == [(first_id, False, "transferred"), (colleague_id, True, "hangup_api")]
 
 
 async def test_attended_transfer_from_the_phone_hands_the_caller_to_the_colleague_it_called(
@@ -756,3 +773,48 @@ async def test_a_carrier_using_session_timers_info_and_update_is_served_not_refu
     assert call.state == "wrap_up"
     causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
     assert causes == {"caller": "bye_caller", "agent": "bye_caller"}
+
+
+async def test_session_timers_we_refresh_at_half_the_interval_and_hang_up_an_expired_session(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    # RFC 4028 with a real carrier (caller_session_timer.xml checks the headers): the interval is at
+    # least 90 s, so the test moves the clock the service runs on rather than waiting.
+    offset = [0.0]
+    voice = make_voice(container, tmp_path / "recordings", clock=lambda: time.monotonic() + offset[0])
+    await voice.start()
+    try:
+        sipp = require_tool("sipp")
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        await desk.agent("alice")
+        alice = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "alice"))
+        caller = asyncio.create_task(
+            run_sipp(sipp, "caller_session_timer.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+        )
+        call_id = await first_call(container)
+        await until(bridged(voice, call_id), "the bridge")
+        timer = voice.session_timer(call_id)
+        assert timer is not None and timer.we_refresh and timer.interval == 90
+        offset[0] += 46  # past half the interval: we refresh (UPDATE)
+        voice.fire_session_timers(voice.clock())
+
+        def carrier_refreshes() -> bool:
+            timer = voice.session_timer(call_id)
+            return timer is not None and not timer.we_refresh
+
+        await until(carrier_refreshes, "the UPDATE's 200 handing the refreshing to the carrier")
+        assert voice.call_state(call_id).state == "bridged"
+        offset[0] += 61  # 90 - min(32, 90/3) s after the refresh, and none came
+        voice.fire_session_timers(voice.clock())
+        result = await caller
+        assert result.returncode == 0, result.output  # our BYE
+        assert (await alice).returncode == 0  # and the agent's phone's
+        await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = container.call_control = None
+    [call] = await interactions(container)
+    assert call.state == "wrap_up"
+    causes = {leg["leg"]: leg["cause"] for leg in await legs(client, admin_headers, call.id)}
+    assert causes == {"caller": "session_expired", "agent": "session_expired"}

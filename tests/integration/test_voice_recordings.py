@@ -18,7 +18,7 @@ from frontoffice.domain.model import Role
 from frontoffice.store.tables import Interaction
 
 from ..conftest import require_tool, token_headers
-from .sipp.runner import HOST, VoiceDesk, run_sipp
+from .sipp.runner import HOST, VoiceDesk, register_phone, run_sipp, start_phone
 from .test_voice_baresip import baresip_phone
 from .test_voice_cti import bridged, connected_to, first_call, make_voice, settled, until
 
@@ -173,3 +173,71 @@ async def test_transfer_between_two_baresip_phones_moves_the_audio_to_the_new_ph
     # (second phone); the tone's phase jumps in between, so each half-second is checked on its own.
     assert _tone_share(right[:4000], 440) > 0.5
     assert _tone_share(right[-4000:], 440) > 0.5
+
+
+async def test_after_the_desks_attended_transfer_the_colleague_is_recorded_and_relayed_to_the_caller(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    # The caller (sipp) talks (g711a.pcap, PCMA) and is held for the consultation; the first agent's
+    # phone (sipp) is silent; the colleague (baresip) "says" a 440 Hz tone. The stereo recording must
+    # carry the colleague on the right once the caller is handed over (it used to hold the caller
+    # only), and the pair must be relayed, not mixed: the caller's packets are counted as relayed
+    # and the colleague's phone hears them (its jitter buffer takes one continuous stream).
+    sipp = require_tool("sipp")
+    voice = make_voice(container, tmp_path / "recordings", stereo_recordings=True)
+    await voice.start()
+    confdir = tmp_path / "colleague"
+    try:
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(NUMBER, wrap_up_s=30)
+        await desk.agent("first")
+        first = await start_phone(sipp, "agent_phone.xml", await register_phone(sipp, voice, "first"))
+        colleague_id = await desk.agent("phone2")
+        async with baresip_phone(confdir, "phone2", voice.port):
+            await until(lambda: voice.registrar.bindings(colleague_id, voice.clock()), "baresip registering")
+            caller = asyncio.create_task(
+                run_sipp(sipp, "caller_media_held.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
+            )
+            call_id = await first_call(container)
+            await until(bridged(voice, call_id), "the bridge to the first agent")
+            r = await client.post(
+                f"{API}/voice/calls/{call_id}/consult",
+                json={"agent_id": colleague_id},
+                headers=desk.headers["first"],
+            )
+            assert r.status_code == 204, r.text
+            await until(lambda: voice.call_state(call_id).state == "consulting", "baresip answering")
+            r = await client.post(
+                f"{API}/voice/calls/{call_id}/consult/complete", headers=desk.headers["first"]
+            )
+            assert r.status_code == 204, r.text
+            assert (await first).returncode == 0
+            await until(
+                connected_to(container, call_id, colleague_id), "the contact becoming the colleague's"
+            )
+            media = voice.active_call(call_id).media
+            assert media is not None
+            relayed = media.stats.relayed_to_agent
+            await until(
+                lambda: media.stats.relayed_to_agent > relayed + 50,
+                "the caller's audio relayed to the colleague",
+            )
+            await until(lambda: _rms(_heard(confdir)) > 100, "the colleague hearing the caller")
+            r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["phone2"])
+            assert r.status_code == 204, r.text
+            result = await caller
+            assert result.returncode == 0, result.output
+            await settled(voice)
+    finally:
+        await voice.stop()
+        container.voice = container.call_control = None
+    async with container.sessions() as s:
+        [call] = list(await s.scalars(select(Interaction)))
+    assert call.agent_id == colleague_id
+    with wave.open(call.attributes["recordings"][1], "rb") as wav:
+        stereo = array("h", wav.readframes(wav.getnframes()))
+    left, right = stereo[0::2], stereo[1::2]
+    # The right side ends with the colleague's tone (the first agent's phone never said a thing);
+    # the left is the caller's speech, not the tone.
+    assert _rms(right[-4000:]) > 100 and _tone_share(right[-4000:], 440) > 0.5
+    assert _rms(left) > 100 and _tone_share(left, 440) < 0.2

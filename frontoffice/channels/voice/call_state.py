@@ -18,10 +18,14 @@ State diagram of a call (``docs/voice.md`` draws it)::
     TURNED_AWAY ──BYE/ACK timeout/hang up──▶ ENDED
     BRIDGED ──third party answered──▶ CONFERENCE ──third party left──▶ BRIDGED
     CONFERENCE ──agent left──▶ HANDED_OVER ──BYE/hang up──▶ ENDED     CONFERENCE ──caller left──▶ ENDED
-    BRIDGED ──consulted party answered──▶ CONSULTING ──completed / agent left──▶ HANDED_OVER
+    BRIDGED ──consulted party answered──▶ CONSULTING ──completed / agent left──▶ REPLACED
     CONSULTING ──cancelled / third party left──▶ BRIDGED
     BRIDGED ──the agent's phone holds / resumes (its re-INVITE)──▶ BRIDGED (music to the caller / relay)
     BRIDGED ──the phone's attended transfer (REFER or INVITE with Replaces)──▶ REPLACED ──BYE──▶ ENDED
+    REPLACED ──the ACD committed the contact as the colleague's──▶ REPLACED (NOTIFY 200, BYE the phone)
+    REPLACED ──the contact stays with the transferring agent (an external party, a refusal)──▶ HANDED_OVER
+    any state with the caller's dialog up ──session refresh due (RFC 4028, we refresh)──▶ the same
+    any state with the caller's dialog up ──session expired (RFC 4028 §10)──▶ ENDED (BYE both legs)
 
 A phone's call to a colleague's extension through the B2BUA (the consultation of an attended transfer
 from the phone, RFC 5589 §7) has a table of its own (``EXTENSION_TRANSITIONS``)::
@@ -78,9 +82,13 @@ class CallState(enum.StrEnum):
     TURNED_AWAY = "turned_away"  # the ACD's fallback: answered for voicemail or the closed message
     CONFERENCE = "conference"  # caller, agent and a third party in the media process's mixer
     CONSULTING = "consulting"  # attended transfer: the caller held, the agent talks to the third party
-    HANDED_OVER = "handed_over"  # the agent left a conference: caller and third party go on (2-party mix)
-    # The agent's phone handed the caller to the colleague it called (attended transfer from the phone,
-    # RFC 5589 §7 / RFC 3891): caller and colleague in a 2-party mix; the contact is the colleague's.
+    # The caller talks to a third party and the contact is over for the center: the agent left a
+    # conference, or an attended transfer went to an external number (or to a colleague who could not
+    # take the contact).
+    HANDED_OVER = "handed_over"
+    # An attended transfer handed the caller to a colleague - from the desk (consult, then complete) or
+    # from the agent's phone (RFC 5589 §7 / RFC 3891): caller and colleague talk (relayed, see
+    # conference.py); the contact is the colleague's in the ACD.
     REPLACED = "replaced"
     ENDED = "ended"
     ERROR = "error"  # the core raised: the call is hung up and forgotten
@@ -112,6 +120,13 @@ class CallEvent(enum.StrEnum):
     # The agent's phone's attended transfer (REFER with Replaces, or the colleague's INVITE with Replaces)
     PHONE_TRANSFERRED = "phone_transferred"
     HANDOVER_DONE = "handover_done"  # the ACD committed the contact as the colleague's
+    # The contact stays with the transferring agent (it ends: wrap-up): the other side of the hand-over
+    # is an external number, or the ACD could not give it to the colleague (signed out meanwhile).
+    CONTACT_STAYED = "contact_stayed"
+    # RFC 4028 §10: we are the refresher and half the session interval has passed.
+    SESSION_REFRESH_DUE = "session_refresh_due"
+    # RFC 4028 §10: the peer refreshes and no refresh came before the interval minus min(32, SE/3) s.
+    SESSION_EXPIRED = "session_expired"
     PHONE_REPLACED = "phone_replaced"  # another phone of the agent took the call over (INVITE with Replaces)
 
 
@@ -139,7 +154,11 @@ class Action(enum.StrEnum):
     AGENT_LEAVES_MIX = "agent_leaves_mix"  # the agent's leg out of the conference; the other two go on
     DROP_THIRD_PARTY = "drop_third_party"  # BYE (or CANCEL) the third party, close its media session
     MIX_REPLACEMENT = "mix_replacement"  # the caller and the colleague's leg into a 2-party mix
-    HAND_OVER_CONTACT = "hand_over_contact"  # the ACD: the contact moves to the colleague (connected)
+    # The ACD: the contact moves to the colleague the caller now talks to (connected to them at once),
+    # then HANDOVER_DONE; for an external party, or when the ACD cannot, CONTACT_STAYED.
+    HAND_OVER_CONTACT = "hand_over_contact"
+    RECORD_THIRD_PARTY = "record_third_party"  # the third party's audio joins the call's recording
+    REFRESH_SESSION = "refresh_session"  # RFC 4028: UPDATE (or re-INVITE) with Session-Expires
     NOTIFY_TRANSFEROR = "notify_transferor"  # RFC 3515 §2.4.5: NOTIFY sipfrag 200 to the REFER's sender
     BYE_TRANSFEROR = "bye_transferor"  # BYE the transferring phone's consultation dialog
     CLOSE = "close"  # close media, forget the call
@@ -219,7 +238,9 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     (CallState.TURNED_AWAY, CallEvent.ACK_TIMEOUT): Transition(CallState.ENDED, (_A.BYE_CALLER, _A.CLOSE)),
     # Three-way conference: the third party the agent brought in (a colleague's phone or an external
     # number) answered; the three legs leave the relay for the mixer, each hears the two others.
-    (CallState.BRIDGED, CallEvent.CONFERENCE_JOINED): Transition(CallState.CONFERENCE, (_A.MIX,)),
+    (CallState.BRIDGED, CallEvent.CONFERENCE_JOINED): Transition(
+        CallState.CONFERENCE, (_A.MIX, _A.RECORD_THIRD_PARTY)
+    ),
     # Any party leaving returns the other two to a plain bridge, or ends the call if the caller left.
     (CallState.CONFERENCE, CallEvent.THIRD_PARTY_LEFT): Transition(
         CallState.BRIDGED, (_A.DROP_THIRD_PARTY, _A.BRIDGE)
@@ -247,14 +268,16 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     # the agent to the caller.
     # The held caller hears music on hold during the consultation (its leg is not in the mix).
     (CallState.BRIDGED, CallEvent.CONSULT_ANSWERED): Transition(
-        CallState.CONSULTING, (_A.MIX_CONSULTATION, _A.PLAY_HOLD_MUSIC)
+        CallState.CONSULTING, (_A.MIX_CONSULTATION, _A.RECORD_THIRD_PARTY, _A.PLAY_HOLD_MUSIC)
     ),
+    # Completing it hands the contact over exactly as the phone's transfer does (HAND_OVER_CONTACT,
+    # then HANDOVER_DONE or CONTACT_STAYED): the caller and the colleague talk at once.
     (CallState.CONSULTING, CallEvent.TRANSFER_COMPLETED): Transition(
-        CallState.HANDED_OVER,
-        (_A.BYE_AGENT, _A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.END_CONTACT),
+        CallState.REPLACED,
+        (_A.BYE_AGENT, _A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.HAND_OVER_CONTACT),
     ),
     (CallState.CONSULTING, CallEvent.BYE_AGENT): Transition(
-        CallState.HANDED_OVER, (_A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.END_CONTACT)
+        CallState.REPLACED, (_A.AGENT_LEAVES_MIX, _A.CALLER_JOINS_MIX, _A.RESUME_CALLER, _A.HAND_OVER_CONTACT)
     ),
     (CallState.CONSULTING, CallEvent.CONSULT_ENDED): Transition(
         CallState.BRIDGED, (_A.DROP_THIRD_PARTY, _A.BRIDGE, _A.RESUME_CALLER)
@@ -283,10 +306,15 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     # caller is bridged to the colleague at once; once the ACD has committed the contact as the
     # colleague's, the phone hears NOTIFY 200 and both its dialogs get BYE.
     (CallState.BRIDGED, CallEvent.PHONE_TRANSFERRED): Transition(
-        CallState.REPLACED, (_A.MIX_REPLACEMENT, _A.HAND_OVER_CONTACT)
+        CallState.REPLACED, (_A.MIX_REPLACEMENT, _A.RECORD_THIRD_PARTY, _A.HAND_OVER_CONTACT)
     ),
     (CallState.REPLACED, CallEvent.HANDOVER_DONE): Transition(
         CallState.REPLACED, (_A.NOTIFY_TRANSFEROR, _A.BYE_AGENT, _A.BYE_TRANSFEROR)
+    ),
+    # The SIP transfer happened (the caller talks to the third party); the contact ends with the
+    # transferring agent (wrap-up), and the call goes on outside the ACD.
+    (CallState.REPLACED, CallEvent.CONTACT_STAYED): Transition(
+        CallState.HANDED_OVER, (_A.NOTIFY_TRANSFEROR, _A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.END_CONTACT)
     ),
     # The transferring phone hangs up itself (many do after the 202): the caller and colleague go on.
     (CallState.REPLACED, CallEvent.BYE_AGENT): Transition(CallState.REPLACED, (_A.BYE_TRANSFEROR,)),
@@ -320,6 +348,41 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
         CallState.ENDED, (_A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.CLOSE)
     ),
 }
+
+# RFC 4028 §10: the session timer of the caller's dialog, in every state where that dialog is up. A
+# refresh changes nothing else; an expiry ends the call as a hang-up would (BYE to both legs), ending
+# or abandoning the contact where the state still holds it.
+_DIALOG_UP = (
+    CallState.QUEUED,  # a transferred caller waiting again (the timer is armed only once answered)
+    CallState.BRIDGED,
+    CallState.EXTERNAL,
+    CallState.TURNED_AWAY,
+    CallState.CONFERENCE,
+    CallState.CONSULTING,
+    CallState.HANDED_OVER,
+    CallState.REPLACED,
+)
+_EXPIRED_ENDS = (_A.BYE_AGENT, _A.BYE_TRANSFEROR, _A.BYE_CALLER, _A.BYE_EXTERNAL, _A.DROP_THIRD_PARTY)
+CALL_TRANSITIONS.update(
+    {(state, CallEvent.SESSION_REFRESH_DUE): Transition(state, (_A.REFRESH_SESSION,)) for state in _DIALOG_UP}
+)
+CALL_TRANSITIONS.update(
+    {
+        (CallState.QUEUED, CallEvent.SESSION_EXPIRED): Transition(
+            CallState.ENDED, (_A.CANCEL_AGENTS, _A.BYE_CALLER, _A.ABANDON_CONTACT, _A.CLOSE)
+        ),
+        **{
+            (state, CallEvent.SESSION_EXPIRED): Transition(
+                CallState.ENDED, (*_EXPIRED_ENDS, _A.END_CONTACT, _A.CLOSE)
+            )
+            for state in (CallState.BRIDGED, CallState.CONFERENCE, CallState.CONSULTING, CallState.REPLACED)
+        },
+        **{
+            (state, CallEvent.SESSION_EXPIRED): Transition(CallState.ENDED, (*_EXPIRED_ENDS, _A.CLOSE))
+            for state in (CallState.EXTERNAL, CallState.TURNED_AWAY, CallState.HANDED_OVER)
+        },
+    }
+)
 
 
 class CallMachine:

@@ -10,6 +10,14 @@ stream (so a phone sees one stream whether the relay, the music or the mixer fee
 A conference runs on the media loop with one timer, paced against its first tick like the music
 player, so scheduling jitter does not add up. A conference is created by the first leg that joins
 and ends when the last leaves (``MediaBackend.join_conference`` / ``leave_conference``).
+
+Only while three or more parties are in it does a conference mix. With two (the caller and the
+colleague after an attended transfer, the agent and the consulted colleague, what is left of a
+three-way call) each party's packets go to the other as they came, as the session's relay does: no
+decoding, no 20 ms tick, no encoding - a mixed pair cost several times the CPU of a relayed one. The
+packets still leave on the receiving leg's one outgoing stream, which continues its SSRC, sequence
+numbers and timestamps across the switch (``_Leg.forward``), so a phone never sees the change. Two
+parties with different codecs (PCMU and PCMA) stay in the mixer, which transcodes.
 """
 
 from __future__ import annotations
@@ -72,14 +80,30 @@ class ConferenceMember:
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._first = True
+        # With one other party: where this party's packets go as they are (the other's ``send``).
+        self.relay_to: Send | None = None
 
-    def receive(self, payload: bytes) -> None:
-        """A packet of this party's audio (its codec's payload)."""
+    def same_codec(self, other: ConferenceMember) -> bool:
+        """Whether the two parties' packets can pass between them untouched (same codec and type)."""
+        return self.payload_type == other.payload_type and self.codec.upper() == other.codec.upper()
+
+    def receive(self, payload: bytes, packet: bytes, ssrc: int, sequence: int, timestamp: int) -> bool:
+        """A packet of this party's audio (``packet``, with its codec's ``payload`` and header fields).
+        Relayed to the other party of a pair (True), else kept for the next tick of the mixer."""
+        relay = self.relay_to
+        if relay is not None:
+            relay(packet, ssrc, sequence, timestamp)
+            return True
         buffer = self._buffer
         buffer += g711.decode(self.codec, payload)
         excess = len(buffer) - 2 * MAX_BUFFERED_SAMPLES
         if excess > 0:
             del buffer[:excess]
+        return False
+
+    def drop_buffer(self) -> None:
+        """Forget the audio waiting for a tick (the party is relayed from now on)."""
+        self._buffer.clear()
 
     def take_frame(self) -> bytes:
         """The next 20 ms of this party's audio in native byte order; silence if a whole frame has
@@ -126,17 +150,42 @@ class Conference:
         self._ticks = 0
 
     def join(self, key: object, member: ConferenceMember) -> None:
-        """``member`` takes part (again: replaces what ``key`` had); the ticks start with the first."""
+        """``member`` takes part (again: replaces what ``key`` had); see :meth:`_arrange`."""
         self.members[key] = member
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._started, self._ticks = loop.time(), 0
-            self._timer = loop.call_at(self._started + FRAME_MS / 1000, self._tick)
+        self._arrange()
 
     def leave(self, key: object) -> None:
-        """``key``'s party leaves; the ticks stop with the last."""
+        """``key``'s party leaves; see :meth:`_arrange`."""
         self.members.pop(key, None)
-        if not self.members and self._timer is not None:
+        self._arrange()
+
+    @property
+    def relaying(self) -> bool:
+        """Two parties whose packets pass straight between them (the mixer is idle)."""
+        return self._timer is None and len(self.members) == 2
+
+    def _arrange(self) -> None:
+        """Relay a pair of the same codec, mix three or more (or a pair of two codecs), stop with
+        nobody left (see the module)."""
+        members = list(self.members.values())
+        for member in members:
+            member.relay_to = None
+        if len(members) == 2 and members[0].same_codec(members[1]):
+            first, second = members
+            first.relay_to, second.relay_to = second.send, first.send
+            for member in members:
+                member.drop_buffer()  # what waited for a tick is stale by now
+            self._stop()
+        elif members:
+            if self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._started, self._ticks = loop.time(), 0
+                self._timer = loop.call_at(self._started + FRAME_MS / 1000, self._tick)
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol, cast
+from typing import IO, Protocol, cast
 
 from . import g711
 from .conference import Conference, ConferenceMember
 from .sip import NegotiatedMedia
 
 __all__ = [
+    "THIRD_PARTY_TRACK",
     "DtmfHandler",
     "MediaBackend",
     "MediaSession",
@@ -55,6 +56,9 @@ DtmfHandler = Callable[[str], None]
 # starts after a gap (silence suppression, hold, loss): the gap is written as silence so that both
 # directions stay on one time line. 60 ms absorbs ordinary network jitter without inserting gaps.
 RECORDING_GAP_SAMPLES = SAMPLE_RATE * 60 // 1000
+# The track of a third party's audio in a call's recording (Recorder: every track but the caller's
+# is on the agent side).
+THIRD_PARTY_TRACK = "third"
 # Samples mixed per step when a call's recording is finished (bounded memory for long calls).
 MIX_CHUNK_SAMPLES = SAMPLE_RATE * 10
 # Sequence number, timestamp and SSRC: the part of an RTP header a leg's outgoing stream rewrites.
@@ -219,22 +223,28 @@ class MediaBackend(Protocol):
     and playing, and the leg hears the sum of the other parties (:mod:`.conference`).
     ``leave_conference`` takes it out (the conference ends with its last party); the session then
     stays silent until told to ``bridge`` or ``play_hold_music``, either of which also leaves.
+    ``record_with(session, recording)``: the agent leg of ``session`` (a third party: the conference's,
+    the consulted colleague, the colleague a transfer handed the caller to) is recorded in the
+    recording of ``recording`` (the customer's call) on the agent side, until ``session`` closes.
     """
 
     async def start(self) -> None: ...
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession: ...
     def join_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
     def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None: ...
+    def record_with(self, session: MediaSession, recording: MediaSession) -> None: ...
     async def close(self) -> None: ...
 
 
 class Recorder:
-    """Both directions of a call on one time line, finished into a mixed mono WAV (the sum of the
-    two, clipped) and optionally a stereo WAV (caller left, agent right).
+    """The customer's call on one time line, finished into a mixed mono WAV (everything, clipped) and
+    optionally a stereo WAV: the caller on the left, the other side on the right - the agent, and
+    everyone else the caller talks with or is handed to (a conference's third party, the consulted
+    colleague, the colleague after an attended transfer: track :data:`THIRD_PARTY_TRACK`), summed.
 
-    While the call runs, each direction's decoded audio goes to its own temporary raw file at the
-    sample position of its arrival time (``now`` in seconds, from the event loop's clock), with
-    silence for gaps; :meth:`finish` (run in a worker thread) mixes them in chunks.
+    While the call runs, each track's decoded audio goes to its own temporary raw file at the sample
+    position of its arrival time (``now`` in seconds, from the event loop's clock), with silence for
+    gaps; :meth:`finish` (run in a worker thread) mixes them in chunks.
     """
 
     def __init__(self, mixed: Path, stereo: Path | None, started: float) -> None:
@@ -242,36 +252,53 @@ class Recorder:
         self.stereo = stereo
         self.started = started
         mixed.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = {
-            key: tempfile.TemporaryFile(dir=mixed.parent, prefix=f".{mixed.stem}-{key}-")  # noqa: SIM115
-            for key in ("caller", "agent")
-        }
-        self._written = {"caller": 0, "agent": 0}
+        self._raw: dict[str, IO[bytes]] = {}
+        self._written: dict[str, int] = {}
+        for key in ("caller", "agent"):
+            self._track(key)
+
+    def _track(self, key: str) -> IO[bytes]:
+        raw = self._raw.get(key)
+        if raw is None:
+            prefix = f".{self.mixed.stem}-{key}-"
+            raw = self._raw[key] = tempfile.TemporaryFile(dir=self.mixed.parent, prefix=prefix)  # noqa: SIM115
+            self._written[key] = 0
+        return raw
 
     def write(self, key: str, pcm: bytes, now: float) -> None:
-        """Append ``pcm`` (16-bit mono) of direction ``key`` that arrived at ``now``."""
+        """Append ``pcm`` (16-bit mono) of track ``key`` that arrived at ``now``."""
+        raw = self._track(key)
         samples = len(pcm) // 2
         start = round((now - self.started) * SAMPLE_RATE) - samples
         written = self._written[key]
         if start - written > RECORDING_GAP_SAMPLES:
-            self._raw[key].write(bytes(2 * (start - written)))
+            raw.write(bytes(2 * (start - written)))
             written = start
-        self._raw[key].write(pcm)
+        raw.write(pcm)
         self._written[key] = written + samples
 
     def finish(self) -> None:
         """Write the WAV files and drop the temporary ones (blocking: call it in a thread)."""
         length = max(self._written.values())
-        caller, agent = self._raw["caller"], self._raw["agent"]
-        for raw in (caller, agent):
+        for raw in self._raw.values():
             raw.seek(0)
+        caller = self._raw["caller"]
+        others = [raw for key, raw in self._raw.items() if key != "caller"]
         mixed = _wav_writer(self.mixed, 1)
         stereo = _wav_writer(self.stereo, 2) if self.stereo is not None else None
         try:
             done = 0
             while done < length:
                 n = min(MIX_CHUNK_SAMPLES, length - done)
-                left, right = _samples(caller.read(2 * n), n), _samples(agent.read(2 * n), n)
+                left = _samples(caller.read(2 * n), n)
+                tracks = [_samples(raw.read(2 * n), n) for raw in others]
+                right = (
+                    tracks[0]
+                    if len(tracks) == 1
+                    else array(
+                        "h", (max(-32768, min(32767, sum(column))) for column in zip(*tracks, strict=True))
+                    )
+                )
                 mixed.writeframes(
                     array(
                         "h", (max(-32768, min(32767, a + b)) for a, b in zip(left, right, strict=True))
@@ -287,7 +314,7 @@ class Recorder:
             mixed.close()
             if stereo is not None:
                 stereo.close()
-            for raw in (caller, agent):
+            for raw in self._raw.values():
                 raw.close()
 
 
@@ -527,6 +554,8 @@ class _PythonSession:
         self._prompts: list[bytes] = []
         self._dtmf_seen: set[int] = set()
         self._recorder: Recorder | None = None
+        # A third party's session: the call whose recording takes this agent leg's audio, and the track.
+        self._recorded_by: tuple[_PythonSession, str] | None = None
         self._foreign_logged = False
         # The conferences the legs are in (a leg in one does not relay: the mixer feeds it).
         self._conferences: dict[str, Conference] = {}
@@ -600,6 +629,11 @@ class _PythonSession:
         if self._recorder is None:
             self._recorder = Recorder(mixed_path, stereo_path, asyncio.get_running_loop().time())
 
+    def record_into(self, session: _PythonSession, track: str) -> None:
+        """This session's agent leg (a third party) is recorded in ``session``'s recording as
+        ``track``, on the agent side (see :class:`Recorder`)."""
+        self._recorded_by = (session, track)
+
     def _start_playing(self) -> None:
         self._player = None
         media = self.caller_media
@@ -638,6 +672,11 @@ class _PythonSession:
 
     def _record(self, key: str, media: NegotiatedMedia | None, packet: RtpPacket) -> None:
         recorder = self._recorder
+        tap = self._recorded_by
+        if key == "agent" and tap is not None:
+            # A third party's session: its audio is part of the customer's call's recording.
+            owner, key = tap
+            recorder = owner._recorder
         if recorder is not None and media is not None and packet.payload_type == media.codec.payload_type:
             recorder.write(
                 key, g711.decode(media.codec.name, packet.payload), asyncio.get_running_loop().time()
@@ -668,8 +707,11 @@ class _PythonSession:
             self._caller_member is not None
             and media is not None
             and packet.payload_type == media.codec.payload_type
+            and self._caller_member.receive(
+                packet.payload, data, packet.ssrc, packet.sequence, packet.timestamp
+            )
         ):
-            self._caller_member.receive(packet.payload)
+            self.stats.relayed_to_agent += 1  # a conference of two: relayed to the other party
 
     def _from_agent(self, data: bytes) -> None:
         self.stats.agent_packets_in += 1
@@ -685,8 +727,11 @@ class _PythonSession:
             self._agent_member is not None
             and media is not None
             and packet.payload_type == media.codec.payload_type
+            and self._agent_member.receive(
+                packet.payload, data, packet.ssrc, packet.sequence, packet.timestamp
+            )
         ):
-            self._agent_member.receive(packet.payload)
+            self.stats.relayed_to_caller += 1  # a conference of two: relayed to the other party
 
     def join_conference(self, conference: Conference, side: str) -> None:
         """Feed the ``side`` leg (``"caller"`` or ``"agent"``) to ``conference`` and send it the mix;
@@ -725,6 +770,7 @@ class _PythonSession:
     async def close(self) -> MediaStats:
         self._stop_playing()
         self._leave_conferences()
+        self._recorded_by = None
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
@@ -775,6 +821,13 @@ class PythonMediaBackend:
             raise TypeError("not a session of this backend")
         self._conferences = {key: c for key, c in self._conferences.items() if c.members}
         session.join_conference(self._conferences.setdefault(conference_id, Conference()), side)
+
+    def record_with(self, session: MediaSession, recording: MediaSession) -> None:
+        """Record the agent leg of ``session`` (a conference's or a transfer's third party) in the
+        recording of ``recording`` (the customer's call), on the agent side (see :class:`MediaBackend`)."""
+        if not isinstance(session, _PythonSession) or not isinstance(recording, _PythonSession):
+            raise TypeError("not a session of this backend")
+        session.record_into(recording, THIRD_PARTY_TRACK)
 
     def leave_conference(self, conference_id: str, session: MediaSession, side: str) -> None:
         """Take the ``side`` leg of ``session`` out of conference ``conference_id``."""

@@ -10,8 +10,9 @@ a core of its own and the signalling process only sends a few short commands per
 The pipe protocol: one JSON object per line, each way. The parent sends ``open``, ``caller`` and
 ``agent`` (a leg's negotiated media and its peer's ``signalling_ip``, for source latching),
 ``update_caller`` and ``update_agent`` (the peer's re-INVITE), ``join`` and ``leave`` (a leg and a
-conference), ``music``, ``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``,
-``record``, ``close`` and ``exit``; the child answers ``opened`` (with the two RTP ports) and ``closed``
+conference), ``record_with`` (a third party's session recorded in another's recording), ``music``,
+``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``, ``record``, ``close``
+and ``exit``; the child answers ``opened`` (with the two RTP ports) and ``closed``
 (with the final counters), and reports ``dtmf`` digits and ``stats`` (the counters of sessions that
 changed, twice a second) as they happen. The child exits when its standard input closes, so it never
 outlives the server. If it dies, the calls it carried lose their audio (they stay up; hanging up works)
@@ -269,6 +270,13 @@ class ProcessMediaBackend:
         if isinstance(session, _ProcessSession):
             session._send("leave", conference=conference_id, side=side)
 
+    def record_with(self, session: MediaSession, recording: MediaSession) -> None:
+        """Record the agent leg of ``session`` in ``recording``'s recording, in the media process
+        (see :class:`~frontoffice.channels.voice.media.MediaBackend`)."""
+        if not isinstance(session, _ProcessSession) or not isinstance(recording, _ProcessSession):
+            raise TypeError("not a session of this backend")
+        session._send("record_with", recording=recording.id)
+
     def _sound(self, pcm: bytes) -> str:
         """The key of a prompt's audio in the child, sending the audio the first time."""
         key = self._sounds.get(pcm)
@@ -397,6 +405,10 @@ class _Child:
             self.backend.join_conference(str(message["conference"]), session, str(message["side"]))
         elif op == "leave":
             self.backend.leave_conference(str(message["conference"]), session, str(message["side"]))
+        elif op == "record_with":
+            recording = self.sessions.get(int(message["recording"]))
+            if recording is not None:  # closed meanwhile: nothing left to record into
+                self.backend.record_with(session, recording)
         elif op == "update_caller":
             session.update_caller(_media_from(message["media"]))
         elif op == "update_agent":

@@ -61,6 +61,7 @@ from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
 from .offers import codecs_first, sdp_session_id
 from .outbound import OutboundLeg, Trunking
 from .registrar import Binding, Registrar, RegistrationLimits
+from .session_timers import SessionTimers
 from .sip import (
     PCMA,
     PCMU,
@@ -78,6 +79,7 @@ from .sip import (
     RequestReceived,
     Response,
     SessionDescription,
+    SessionTimer,
     SipParseError,
     TimerSettings,
     TransactionKey,
@@ -212,6 +214,7 @@ class _Call:
     # committed) and the dialog its REFER came on (NOTIFY 200 goes there).
     handover_agent: int | None = None
     handover_offered: bool = False
+    handover_committed: bool = False  # the ACD moved the contact; a later offer is accepted at once
     transferor: tuple[Dialog, Destination] | None = None
     notify_to: tuple[Dialog, Destination] | None = None
 
@@ -315,6 +318,11 @@ class VoiceService:
         self._transferors: dict[str, _Call] = {}
         # RFC 3261 §14.1 back-off after a 491: drawn from this (a test passes a fixed one).
         self.backoff_random = random.Random()
+        # RFC 4028 session timers of the callers' dialogs (session_timers.py): one loop timer wakes
+        # up at the earliest deadline, as the endpoint's does for the transaction timers.
+        self.session_timers = SessionTimers()
+        self._session_wakeup: asyncio.TimerHandle | None = None
+        self._session_wakeup_at: float | None = None
 
     # ================================================================ life cycle
     async def start(self) -> None:
@@ -337,10 +345,10 @@ class VoiceService:
         for call in list(self._calls.values()):
             self._hang_up(call, "shutdown")
         self._running = False
-        for handle in (self._sweeper, self._qualifier):
+        for handle in (self._sweeper, self._qualifier, self._session_wakeup):
             if handle is not None:
                 handle.cancel()
-        self._sweeper = self._qualifier = None
+        self._sweeper = self._qualifier = self._session_wakeup = None
         self.endpoint.stop_timers()
         # Let the hang-ups reach the ACD and the wire (bounded), then cancel what is left.
         await self.endpoint.drain(STOP_GRACE_S)
@@ -824,6 +832,12 @@ class VoiceService:
                 self.media.join_conference(third.conference_id, third.media, "agent")
             elif action is Action.HAND_OVER_CONTACT:
                 self._spawn(self._hand_over_contact(call))
+            elif action is Action.RECORD_THIRD_PARTY:
+                if call.recording and call.third is not None and call.media is not None:
+                    # What the third party says is part of the customer's call (agent side).
+                    self.media.record_with(call.third.media, call.media)
+            elif action is Action.REFRESH_SESSION:
+                self._refresh_session(call)
             elif action is Action.NOTIFY_TRANSFEROR:
                 if call.notify_to is not None:
                     dialog, destination = call.notify_to
@@ -856,6 +870,7 @@ class VoiceService:
         call.dialog = self.endpoint.answer_invite(call.invite, call.local_tag, call.source, call.local_sdp)
         if call.record is not None:
             call.record.answered(self.calls.now())
+        self._arm_session(call, SessionTimer.for_uas(call.invite, now=self.clock()))
 
     def _on_reinvite(self, request: Request) -> None:
         call = self._calls.get(request.call_id)
@@ -884,6 +899,9 @@ class VoiceService:
         call.local_sdp = self.setup.answer_reinvite(
             request, call.local_sdp, call.media, call.source.transport, want
         )
+        # RFC 4028 §10: the peer's re-INVITE refreshes the session (without Session-Expires: §9, no
+        # timer any more).
+        self._arm_session(call, SessionTimer.for_uas(request, now=self.clock()))
 
     def _on_info(self, request: Request) -> None:
         """INFO (RFC 6086) in a caller's dialog (early too: the menu plays as early media) or an agent
@@ -920,6 +938,7 @@ class VoiceService:
             call.local_sdp = self.setup.answer_update(
                 request, call.local_sdp, call.media, call.source.transport, want
             )
+            self._arm_session(call, SessionTimer.for_uas(request, now=self.clock()))  # as a re-INVITE
             return
         owner = self._agent_calls.get(request.call_id)
         leg = self._leg_of(owner, request.call_id)
@@ -994,7 +1013,9 @@ class VoiceService:
                     self._close_leg(third.record, "bye_agent" if replaced else "bye_third_party")
                     self._third_left(call)
                     return
-                self._close_leg(leg.record, "bye_agent")
+                # Hanging up during a consultation completes the attended transfer (as PBXs do).
+                consulting = call.agent is leg and call.state is CallState.CONSULTING
+                self._close_leg(leg.record, "transferred" if consulting else "bye_agent")
                 if call.agent is leg and call.core.can(CallEvent.BYE_AGENT):
                     self._move(call, CallEvent.BYE_AGENT, cause="bye_agent")
             return
@@ -1050,6 +1071,7 @@ class VoiceService:
         call_id = call.invite.call_id
         if self._calls.get(call_id) is call:
             del self._calls[call_id]
+            self.session_timers.disarm(call_id)
         self.trunking.release(call_id)
         if call.agent is not None:
             self._agent_calls.pop(call.agent.call_id, None)
@@ -1181,12 +1203,14 @@ class VoiceService:
         call.reinvite.handle(ReinviteEvent.SEND)
         self._reinvite(call, request, previous)
 
-    def _reinvite(self, call: _Call, request: Request, previous: str) -> None:
+    def _reinvite(self, call: _Call, request: Request, previous: str, *, refresh: bool = False) -> None:
         def answered(response: Response | None) -> None:
             if response is not None and response.is_provisional:
                 return  # the endpoint keeps telling us until the final answer
             if call.core.is_over or call.reinvite.state is not ReinviteState.PENDING:
                 return
+            if refresh:
+                self._session_refresh_answered(call, response)
             if response is not None and response.status == 491:
                 # RFC 3261 §14.1 glare: the far end sent its own re-INVITE meanwhile. Ours did not
                 # happen; it goes again after the back-off (see reinvite_backoff_range).
@@ -1213,6 +1237,93 @@ class VoiceService:
             return
         call.reinvite.handle(ReinviteEvent.BACKOFF_OVER)
         self._sync_hold(call)
+
+    # ---------------------------------------------------------------- session timers (RFC 4028)
+    def session_timer(self, interaction_id: int) -> SessionTimer | None:
+        """The session timer of the call's caller dialog (None: the carrier asked for none): for
+        diagnostics and tests (``we_refresh``, ``refresh_at()``, ``expires_at()``)."""
+        return self.session_timers.timer(self.active_call(interaction_id).invite.call_id)
+
+    def fire_session_timers(self, now: float) -> None:
+        """Feed the session timers due at ``now`` to their calls' cores (the loop timer does this at
+        the earliest deadline; tests may too, with the clock they inject)."""
+        for call_id, event in self.session_timers.handle_timer(now):
+            call = self._calls.get(call_id)
+            if call is not None and call.core.can(event):
+                expired = event is CallEvent.SESSION_EXPIRED
+                if expired:
+                    log.info("call %s: session expired (RFC 4028 §10): hanging up", call_id)
+                    call.status = 408
+                self._move(call, event, cause="session_expired" if expired else "session_refresh")
+        self._arm_session_wakeup()
+
+    def _arm_session(self, call: _Call, timer: SessionTimer | None) -> None:
+        """The caller dialog's session timer from now on (agreed, refreshed, or none)."""
+        if self.session_timers.timer(call.invite.call_id) is None and timer is None:
+            return  # most calls: no session timer, nothing to do
+        self.session_timers.arm(call.invite.call_id, timer)
+        self._arm_session_wakeup()
+
+    def _arm_session_wakeup(self) -> None:
+        due = self.session_timers.next_timer()
+        if due is None or not self._running:
+            return
+        if self._session_wakeup is not None:
+            if self._session_wakeup_at is not None and self._session_wakeup_at <= due:
+                return
+            self._session_wakeup.cancel()
+        self._session_wakeup_at = due
+        self._session_wakeup = asyncio.get_running_loop().call_later(
+            max(0.0, due - self.clock()), self._session_wakeup_fired
+        )
+
+    def _session_wakeup_fired(self) -> None:
+        self._session_wakeup = self._session_wakeup_at = None
+        self.fire_session_timers(self.clock())
+
+    def _refresh_session(self, call: _Call) -> None:
+        """The core's REFRESH_SESSION (RFC 4028 §10, we are the refresher): UPDATE without a body when
+        the caller allows it (RFC 3311; no offer, so it never collides with a hold), else a re-INVITE
+        with our SDP unchanged. Either says ``refresher=uac``: we, its UAC, go on refreshing."""
+        timer = self.session_timers.timer(call.invite.call_id)
+        if call.dialog is None or timer is None:
+            return
+        headers = [("Session-Expires", f"{timer.interval};refresher=uac"), ("Supported", SUPPORTED)]
+        allowed = ",".join(call.invite.headers.get_all("Allow")).upper()
+        if "UPDATE" in {method.strip() for method in allowed.split(",")}:
+            request = call.dialog.create_request("UPDATE", extra_headers=headers)
+            self._request(request, call.source, partial(self._session_refresh_answered, call))
+            return
+        if call.reinvite.state is not ReinviteState.IDLE or call.local_sdp is None:
+            return  # one re-INVITE at a time (§14.1); the expiry check still stands
+        request = call.dialog.create_request(
+            "INVITE", body=call.local_sdp.serialize(), content_type="application/sdp", extra_headers=headers
+        )
+        call.reinvite.handle(ReinviteEvent.SEND)
+        self._reinvite(call, request, call.offered_direction, refresh=True)
+
+    def _session_refresh_answered(self, call: _Call, response: Response | None) -> None:
+        """The answer to our refresh: a 2xx re-arms with what it agreed (RFC 4028 §7.4: the 2xx names
+        the refresher, ``uac`` being us); no answer, 408 or 481 ends the session (§10); another error
+        leaves the expiry to decide."""
+        if response is not None and response.is_provisional:
+            return
+        if call.core.is_over:
+            return
+        if response is None or response.status in (408, 481):
+            self.session_timers.disarm(call.invite.call_id)
+            if call.core.can(CallEvent.SESSION_EXPIRED):
+                call.status = 408
+                self._move(call, CallEvent.SESSION_EXPIRED, cause="session_expired")
+            return
+        if response.is_success:
+            try:
+                timer = SessionTimer.negotiate(response, we_are_uac=True, now=self.clock())
+            except SipParseError:
+                timer = None
+            self._arm_session(call, timer)
+        else:
+            log.info("session refresh of call %s refused: %s", call.invite.call_id, response.status)
 
     def hang_up(self, interaction_id: int) -> None:
         """End the call from the desktop: BYE both legs; wrap-up starts."""
@@ -1303,10 +1414,18 @@ class VoiceService:
 
     def complete_transfer(self, interaction_id: int) -> None:
         """Attended transfer, last step: the caller is joined to the consulted party and taken off
-        hold, the agent's phone gets BYE and the contact goes to wrap-up (``HANDED_OVER``)."""
+        hold, the agent's phone gets BYE and the contact is handed over as the phone's attended
+        transfer hands it (:meth:`_hand_over_contact`): a colleague becomes busy with it (the
+        interaction names them), the transferring agent goes to wrap-up. A colleague who is not signed
+        in to the ACD is refused before anything changes (:class:`Conflict` ``colleague-not-signed-in``:
+        the consultation goes on; cancel it, or make it a conference). An external number takes the
+        call and the contact ends with the agent (``HANDED_OVER``)."""
         call = self.active_call(interaction_id)
         if call.state is not CallState.CONSULTING:
             raise Conflict("No consultation is in progress", error_id="no-consultation")
+        third = call.third
+        if third is not None and third.leg is not None:
+            self.calls.check_transfer_target(third.leg.agent_id)
         self._move(call, CallEvent.TRANSFER_COMPLETED, cause="transferred")
 
     def cancel_consultation(self, interaction_id: int) -> None:
@@ -1680,6 +1799,14 @@ class VoiceService:
         media session) becomes the caller's other party, in a 2-party mix; the ACD hands the contact
         to the colleague; then NOTIFY 200 and BYE to both of the transferring phone's dialogs."""
         assert call.interaction_id is not None and consultation.dialog is not None
+        try:
+            # Refused before anything changes, as from the desk: the phone keeps both of its calls.
+            self.calls.check_transfer_target(consultation.callee_agent_id)
+        except DomainError as exc:
+            log.info("attended transfer from the phone refused: %s", exc)
+            dialog, destination = notify_to
+            self._request(dialog.notify_refer_progress(480, "Temporarily Unavailable"), destination, None)
+            return
         branch = self.extensions.hand_over(consultation)
         now = self.calls.now()
         record = CallLeg(
@@ -1707,27 +1834,47 @@ class VoiceService:
         call.transferor = (consultation.dialog, consultation.source)
         self._transferors[consultation.call_id] = call
         call.notify_to = notify_to
-        call.handover_agent = branch.agent_id
         self._move(call, CallEvent.PHONE_TRANSFERRED, cause="transferred")
 
     async def _hand_over_contact(self, call: _Call) -> None:
-        """The core's HAND_OVER_CONTACT: the ACD moves the contact to the colleague, who is on the
-        call already, so its offer is accepted at once (the colleague is busy with it and the record
-        names them). A colleague the ACD cannot take it for (not logged in, no voice capacity) leaves
-        the contact finished with the transferring agent; the call goes on either way."""
-        interaction_id, agent_id = call.interaction_id, call.handover_agent
-        assert interaction_id is not None and agent_id is not None
+        """The core's HAND_OVER_CONTACT, the one hand-over of every attended transfer (from the desk
+        and from the phone): the ACD moves the contact to the colleague the caller now talks to, who
+        is on the call already, so its offer is accepted at once (the colleague is busy with it, the
+        interaction names them, the transferring agent goes to wrap-up); then HANDOVER_DONE. The other
+        side being an external number, or a colleague the ACD cannot give it to (signed out since the
+        check before the transfer), the contact ends with the transferring agent: CONTACT_STAYED."""
+        interaction_id, third = call.interaction_id, call.third
+        if interaction_id is None or third is None:
+            return
+        leg = third.leg
+        if leg is None:
+            if third.external is not None:
+                await self._quietly(self.calls.transferred_out(interaction_id, third.external.number))
+            self._contact_stayed(call)
+            return
+        # The colleague's leg is the contact's agent leg from now on (the records say so).
+        third.record.leg, third.record.transfer = "agent", True
+        call.handover_agent, call.handover_offered = leg.agent_id, False
         try:
-            await self.calls.transfer(interaction_id, queue_id=None, agent_id=agent_id)
+            await self.calls.transfer(interaction_id, queue_id=None, agent_id=leg.agent_id)
+            call.handover_committed = True
             if call.handover_offered:
-                await self.calls.offer_answered(interaction_id, agent_id)
+                await self.calls.offer_answered(interaction_id, leg.agent_id)
             else:
-                log.info("call %s: agent %s has no room for the contact yet", interaction_id, agent_id)
+                # At capacity (a colleague in wrap-up): the ACD offers it when they have room, and
+                # that offer is accepted at once (_on_acd_outputs).
+                log.info("call %s: agent %s has no room for the contact yet", interaction_id, leg.agent_id)
         except (DomainError, r.RoutingError) as exc:
-            log.info("attended transfer: the ACD keeps the contact with the transferring agent: %s", exc)
-            await self._quietly(self.calls.call_ended(interaction_id))
+            log.info("attended transfer: the contact stays with the transferring agent: %s", exc)
+            call.handover_agent = None
+            self._contact_stayed(call)
+            return
         if call.core.can(CallEvent.HANDOVER_DONE):
             self._move(call, CallEvent.HANDOVER_DONE, cause="transferred")
+
+    def _contact_stayed(self, call: _Call) -> None:
+        if call.core.can(CallEvent.CONTACT_STAYED):
+            self._move(call, CallEvent.CONTACT_STAYED, cause="transferred")
 
     def _bye_transferor(self, call: _Call) -> None:
         """The core's BYE_TRANSFEROR: BYE the transferring phone's consultation dialog."""
@@ -1804,9 +1951,13 @@ class VoiceService:
         for o in outputs:
             if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
                 call = self._by_interaction.get(int(o.contact_id))
-                if call is not None and call.handover_agent is not None and call.state is CallState.REPLACED:
+                if call is not None and call.handover_agent is not None:
                     # The colleague an attended transfer handed the call to: on the phone already.
-                    call.handover_offered = str(call.handover_agent) in o.agent_ids
+                    if str(call.handover_agent) in o.agent_ids:
+                        call.handover_offered = True
+                        if call.handover_committed:
+                            accepted = self.calls.offer_answered(int(o.contact_id), call.handover_agent)
+                            self._spawn(self._quietly(accepted))
                     continue
                 if call is None:
                     # Offered inside the same command that queued it: the call learns its id next.

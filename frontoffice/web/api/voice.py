@@ -38,7 +38,9 @@ class CallStateOut(BaseModel):
     interaction_id: int
     state: str = Field(
         description="queued (waiting, or back in the queue after a transfer), bridged, external,"
-        " conference (three-way), handed_over (the agent left a conference)"
+        " conference (three-way), consulting (attended transfer: the agent talks to the colleague),"
+        " replaced (handed to a colleague by an attended transfer), handed_over (the caller talks to a"
+        " third party after the contact ended: the agent left a conference, or a transfer out)"
     )
     held: bool
     caller: str
@@ -205,8 +207,10 @@ async def consult_call(
 
 @router.post("/voice/calls/{interaction_id}/consult/complete", status_code=204, tags=["voice"])
 async def complete_transfer(request: Request, interaction_id: int, actor: Agent) -> Response:
-    """Attended transfer, last step: the caller talks to the consulted party, the agent's phone is
-    hung up and the interaction goes to wrap-up. 409 ``no-consultation`` before it answered."""
+    """Attended transfer, last step: the caller talks to the consulted party and the agent's phone is
+    hung up; a colleague gets the contact (busy with it, the interaction names them) and the agent
+    goes to wrap-up. 409 ``no-consultation`` before it answered, ``colleague-not-signed-in`` when the
+    colleague is not signed in to the ACD (nothing changes)."""
     _voice(request).check_call_control(actor, interaction_id)
     _live(request).complete_transfer(interaction_id)
     return Response(status_code=204)

@@ -12,7 +12,7 @@ import pytest
 
 from frontoffice.channels.voice.announcements import announcement_text, russian_number, russian_plural
 from frontoffice.channels.voice.call_records import CallLeg, cause_of_status
-from frontoffice.channels.voice.media import SAMPLE_RATE, Recorder
+from frontoffice.channels.voice.media import SAMPLE_RATE, THIRD_PARTY_TRACK, Recorder
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -138,6 +138,26 @@ def test_recorder_aligns_both_directions_with_silence_for_gaps_and_mixes_them(tm
     assert set(left[: 5 * frame]) == {1000} and set(right[: 5 * frame]) == {0}
     assert set(right[SAMPLE_RATE:]) == {-300} and set(left[SAMPLE_RATE:]) == {0}
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_a_third_party_is_recorded_on_the_agent_side_with_the_agent(tmp_path: Path) -> None:
+    # A conference's third party (or the colleague after a hand-over) talks over the agent: both are
+    # on the right, summed; the caller alone is on the left.
+    recorder = Recorder(tmp_path / "3.wav", tmp_path / "3-stereo.wav", started=0.0)
+    frame = 160
+    for n in range(1, 6):
+        recorder.write("caller", array("h", [1000] * frame).tobytes(), n * 0.02)
+        recorder.write("agent", array("h", [-300] * frame).tobytes(), n * 0.02)
+        recorder.write(THIRD_PARTY_TRACK, array("h", [200] * frame).tobytes(), 0.1 + n * 0.02)
+    recorder.finish()
+    _, stereo = _frames(tmp_path / "3-stereo.wav")
+    left, right = stereo[0::2], stereo[1::2]
+    assert len(left) == 10 * frame  # the third party's last packet ends at 200 ms
+    assert set(left[: 5 * frame]) == {1000} and set(left[5 * frame :]) == {0}
+    assert set(right[: 5 * frame]) == {-300} and set(right[5 * frame :]) == {200}
+    _, mixed = _frames(tmp_path / "3.wav")
+    assert list(mixed) == [a + b for a, b in zip(left, right, strict=True)]
+    assert not list(tmp_path.glob(".*"))
 
 
 def test_recorder_clips_instead_of_wrapping(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,7 +36,7 @@ from frontoffice.channels.voice.sip import (
     with_direction,
 )
 from frontoffice.domain import routing as r
-from frontoffice.domain.exceptions import NotFound
+from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.services.voice_calls import ConferenceTarget, IvrMenu, SipAccount
 
 SIP_SECRET = "phone-secret-123"
@@ -97,12 +98,16 @@ class FakeMedia:
         self.held = asyncio.Event()  # a call is waiting at the gate
         self.sessions: list[FakeSession] = []
         self.conferences: dict[str, set[tuple[int, str]]] = {}  # id: (session's index, side)
+        self.recorded_with: list[tuple[int, int]] = []  # (third party's session, the call's) indexes
 
     def join_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
         self.conferences.setdefault(conference_id, set()).add((self.sessions.index(session), side))
 
     def leave_conference(self, conference_id: str, session: FakeSession, side: str) -> None:
         self.conferences.get(conference_id, set()).discard((self.sessions.index(session), side))
+
+    def record_with(self, session: FakeSession, recording: FakeSession) -> None:
+        self.recorded_with.append((self.sessions.index(session), self.sessions.index(recording)))
 
     def in_conference(self) -> set[tuple[int, str]]:
         """Every (session index, side) in some conference now."""
@@ -147,6 +152,7 @@ class FakeVoiceCalls:
         self.steps: list[tuple[str, Any]] = []
         self.legs: list[dict[str, Any]] = []
         self.accounts: dict[str, int] = {}  # SIP username: agent id (password SIP_SECRET)
+        self.signed_out: set[int] = set()  # agents the ACD cannot hand a call to
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -200,6 +206,13 @@ class FakeVoiceCalls:
         if user == "queue-2":
             return 2, None
         return None, self.accounts.get(user)
+
+    def check_transfer_target(self, agent_id: int) -> None:
+        if agent_id in self.signed_out:
+            raise Conflict("The colleague is not signed in to take calls", error_id="colleague-not-signed-in")
+
+    async def transferred_out(self, interaction_id: int, number: str) -> None:
+        self.steps.append(("transferred_out", number))
 
     async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         """The ACD moves the contact and says so, as the real one does (to an agent: offered to them)."""
@@ -657,17 +670,68 @@ async def test_completing_the_attended_transfer_bridges_caller_and_colleague_and
     bench.voice.complete_transfer(INTERACTION)
     await bench.settled()
     assert bench.requests("BYE", PHONE) and not bench.requests("BYE", COLLEAGUE_PHONE)
-    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
     assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
     [resume] = bench.requests("INVITE", CARRIER)  # off hold: the caller talks again
     assert b"a=sendrecv" in resume.body
-    assert ("ended", INTERACTION) in bench.calls.steps
-    # The colleague hangs up: the caller gets BYE, the call is over.
+    # The same hand-over as the phone's: the ACD moves the contact to the colleague, who accepts it
+    # at once (busy with it, the interaction names them); the agent's part is over (wrap-up).
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    assert ("ended", INTERACTION) not in bench.calls.steps
+    # The colleague hangs up: the caller gets BYE, the call is over, the colleague's contact ends.
     bench.voice.on_message(_answer(resume, "ignored", CARRIER), CARRIER)
     bench.take()
     bench.voice.on_message(colleague.bye(), COLLEAGUE_PHONE)
     await bench.settled()
     assert bench.requests("BYE", CARRIER) and not bench.voice.live_call_ids()
+    assert ("ended", INTERACTION) in bench.calls.steps
+    legs = [(leg["leg"], leg["agent_id"], leg["cause"], leg["transfer"]) for leg in bench.calls.legs]
+    assert ("agent", AGENT_ID, "transferred", False) in legs
+    assert ("agent", COLLEAGUE_ID, "bye_agent", True) in legs
+
+
+async def test_completing_a_transfer_to_a_colleague_who_is_signed_out_is_refused_and_changes_nothing(
+    bench: Bench,
+) -> None:
+    await _consulting(bench)
+    bench.calls.signed_out.add(COLLEAGUE_ID)
+    bench.take()
+    with pytest.raises(Conflict) as refused:
+        bench.voice.complete_transfer(INTERACTION)
+    assert refused.value.error_id == "colleague-not-signed-in"
+    await bench.settled()
+    assert not bench.sent and bench.voice.call_state(INTERACTION).state == "consulting"
+    assert not any(step[0] in ("transfer", "ended") for step in bench.calls.steps)
+
+
+async def test_the_agent_hanging_up_during_a_consultation_hands_the_caller_to_the_colleague(
+    bench: Bench,
+) -> None:
+    _, _, agent, _ = await _consulting(bench)
+    bench.take()
+    bench.voice.on_message(agent.bye(), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
+
+
+async def test_a_colleague_the_acd_cannot_take_the_call_for_leaves_the_contact_with_the_agent(
+    bench: Bench,
+) -> None:
+    # Signed out between the consultation and the agent's hang-up (a BYE cannot be refused): the
+    # caller and the colleague go on talking, the contact ends with the transferring agent.
+    _, _, agent, _ = await _consulting(bench)
+
+    async def refuse(interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        raise Conflict("Not possible in the current state", error_id="invalid-transition")
+
+    bench.calls.transfer = refuse  # type: ignore[method-assign]
+    bench.voice.on_message(agent.bye(), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "handed_over"
+    assert ("ended", INTERACTION) in bench.calls.steps
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}
 
 
 async def test_cancelling_the_consultation_hangs_up_the_colleague_and_returns_to_the_caller(
@@ -818,6 +882,24 @@ async def test_the_phones_refer_on_its_consultation_replacing_the_callers_call_h
     refer.headers.set("Refer-To", f"<sip:caller@198.51.100.1?Replaces={_replaces(agent)}>")
     bench.voice.on_message(refer, PHONE)
     await _assert_handed_over(bench, consultation, invite, ok)
+
+
+async def test_the_phones_attended_transfer_to_a_signed_out_colleague_is_notified_480_and_changes_nothing(
+    bench: Bench,
+) -> None:
+    _, _, agent, consultation = await _phone_consults(bench)
+    bench.calls.signed_out.add(COLLEAGUE_ID)
+    refer = agent.refer(parse_uri("sip:bob@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:bob@198.51.100.1?Replaces={_replaces(consultation)}>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    notifies = [n for n in bench.requests("NOTIFY", PHONE) if n.call_id == agent.call_id]
+    assert [n.body.split(b"\r\n")[0] for n in notifies] == [
+        b"SIP/2.0 100 Trying",
+        b"SIP/2.0 480 Temporarily Unavailable",
+    ]
+    assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"
+    assert not any(step[0] == "transfer" for step in bench.calls.steps)
 
 
 async def test_the_agent_phone_taking_the_caller_off_hold_relays_again(bench: Bench) -> None:
@@ -1057,3 +1139,104 @@ async def test_an_invite_with_replaces_naming_no_dialog_gets_481(bench: Bench) -
     await _invite_with_replaces(bench, "nobody@h;to-tag=a;from-tag=b")
     assert bench.responses(481, "INVITE")  # RFC 3891 §3
     assert not bench.requests("BYE") and bench.voice.call_state(INTERACTION).state == "bridged"
+
+
+# ---------------------------------------------------------------- session timers (RFC 4028 §10)
+async def _timed_call(bench: Bench, session_expires: str, allow: str) -> tuple[Dialog, Dialog]:
+    """A bridged call whose carrier asked for a session timer; returns the caller's dialog (as the
+    carrier sees it) and the agent phone's."""
+    _register_phone(bench)
+    invite = _caller_invite(
+        extra_headers=[("Supported", "timer"), ("Session-Expires", session_expires), ("Allow", allow)]
+    )
+    bench.voice.on_message(invite, CARRIER)
+    await bench.settled()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    bench.voice.on_message(_answer(to_phone, "phone1", PHONE), PHONE)
+    await bench.settled()
+    [ok] = bench.responses(200, "INVITE")
+    caller = Dialog.from_uac(invite, ok)
+    bench.voice.on_message(caller.ack(invite.cseq.seq), CARRIER)
+    bench.take()
+    return caller, _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+
+
+async def test_as_the_refresher_we_send_update_at_half_the_interval_and_the_call_goes_on(
+    bench: Bench,
+) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    timer = bench.voice.session_timer(INTERACTION)
+    assert timer is not None and timer.we_refresh
+    bench.clock[0] += 44
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert not bench.sent
+    bench.clock[0] += 1
+    bench.voice.fire_session_timers(bench.clock[0])
+    [update] = bench.requests("UPDATE", CARRIER)
+    assert update.headers.get("Session-Expires") == "90;refresher=uac" and not update.body
+    bench.voice.on_message(
+        build_response(update, 200, extra_headers=[("Session-Expires", "90;refresher=uac")]), CARRIER
+    )
+    refreshed = bench.voice.session_timer(INTERACTION)
+    assert refreshed is not None and refreshed.last_refresh == bench.clock[0] and refreshed.we_refresh
+    bench.clock[0] += 59  # the first interval's expiry has passed: the refresh moved it
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and not bench.requests("BYE")
+
+
+async def test_a_peer_that_never_allows_update_is_refreshed_with_a_reinvite_of_the_same_sdp(
+    bench: Bench,
+) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [reinvite] = bench.requests("INVITE", CARRIER)
+    assert reinvite.headers.get("Session-Expires") == "90;refresher=uac"
+    assert b"a=sendrecv" in reinvite.body
+    bench.voice.on_message(_answer(reinvite, "ignored", CARRIER), CARRIER)
+    assert bench.requests("ACK", CARRIER)  # RFC 3261 §13.2.2.4
+
+
+async def test_no_refresh_from_the_peer_before_the_expiry_ends_both_legs_as_session_expired(
+    bench: Bench,
+) -> None:
+    caller, _ = await _timed_call(bench, "90;refresher=uac", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    bench.clock[0] += 30
+    # The carrier refreshes once (UPDATE without SDP): the expiry moves to 60 s after it.
+    update = caller.create_request(
+        "UPDATE", extra_headers=[("Session-Expires", "90;refresher=uac"), ("Supported", "timer")]
+    )
+    bench.voice.on_message(update, CARRIER)
+    assert bench.responses(200, "UPDATE")
+    bench.clock[0] += 59
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert not bench.requests("BYE")
+    bench.clock[0] += 1  # 90 - min(32, 90/3) = 60 s after the refresh
+    bench.voice.fire_session_timers(bench.clock[0])
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert ("ended", INTERACTION) in bench.calls.steps and not bench.voice.live_call_ids()
+    causes = {leg["leg"]: leg["cause"] for leg in bench.calls.legs}
+    assert causes == {"caller": "session_expired", "agent": "session_expired"}
+
+
+async def test_an_unanswered_refresh_ends_the_session(bench: Bench) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [update] = bench.requests("UPDATE", CARRIER)
+    bench.voice.on_message(build_response(update, 481), CARRIER)  # RFC 4028 §10: the session is gone
+    await bench.settled()
+    assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
+    assert not bench.voice.live_call_ids()
+
+
+# ---------------------------------------------------------------- recording with a third party
+async def test_the_third_party_of_a_consultation_conference_or_hand_over_is_recorded_with_the_call(
+    bench: Bench,
+) -> None:
+    bench.voice.recordings_dir = Path("/nonexistent")  # recording on: the fake media writes nothing
+    await _consulting(bench)
+    # Session 1 (the colleague's) is recorded in session 0's recording (the customer's call).
+    assert bench.media.recorded_with == [(1, 0)]

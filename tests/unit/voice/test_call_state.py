@@ -140,7 +140,11 @@ def test_the_phones_attended_transfer_mixes_caller_and_colleague_then_notifies_a
     None
 ):
     call = CallMachine(CallState.BRIDGED)
-    assert call.handle(CallEvent.PHONE_TRANSFERRED) == (Action.MIX_REPLACEMENT, Action.HAND_OVER_CONTACT)
+    assert call.handle(CallEvent.PHONE_TRANSFERRED) == (
+        Action.MIX_REPLACEMENT,
+        Action.RECORD_THIRD_PARTY,
+        Action.HAND_OVER_CONTACT,
+    )
     assert call.state is CallState.REPLACED
     # Only once the ACD committed the hand-over: NOTIFY 200, then BYE to both of the phone's dialogs.
     assert call.handle(CallEvent.HANDOVER_DONE) == (
@@ -275,7 +279,8 @@ def test_the_back_off_window_depends_on_who_owns_the_call_id() -> None:
 # ---------------------------------------------------------------- three-way conference
 def test_a_third_party_answering_puts_the_bridged_call_in_the_mixer() -> None:
     call = CallMachine(CallState.BRIDGED)
-    assert call.handle(CallEvent.CONFERENCE_JOINED) == (Action.MIX,)
+    # The third party's audio joins the call's recording (the agent side of it).
+    assert call.handle(CallEvent.CONFERENCE_JOINED) == (Action.MIX, Action.RECORD_THIRD_PARTY)
     assert call.state is CallState.CONFERENCE
 
 
@@ -350,28 +355,46 @@ def test_the_consulted_party_answering_puts_agent_and_colleague_in_the_mix_and_t
 ):
     # Issue 13: the held caller heard silence during the desk's consultation.
     call = CallMachine(CallState.BRIDGED)
-    assert call.handle(CallEvent.CONSULT_ANSWERED) == (Action.MIX_CONSULTATION, Action.PLAY_HOLD_MUSIC)
+    assert call.handle(CallEvent.CONSULT_ANSWERED) == (
+        Action.MIX_CONSULTATION,
+        Action.RECORD_THIRD_PARTY,
+        Action.PLAY_HOLD_MUSIC,
+    )
     assert call.state is CallState.CONSULTING
 
 
-def test_completing_the_transfer_releases_the_agent_and_joins_caller_and_colleague() -> None:
+def test_completing_the_transfer_releases_the_agent_and_hands_the_contact_over_as_the_phone_does() -> None:
     call = CallMachine(CallState.CONSULTING)
     actions = call.handle(CallEvent.TRANSFER_COMPLETED)
-    assert call.state is CallState.HANDED_OVER
+    assert call.state is CallState.REPLACED
     assert actions == (
         Action.BYE_AGENT,
         Action.AGENT_LEAVES_MIX,
         Action.CALLER_JOINS_MIX,
         Action.RESUME_CALLER,
-        Action.END_CONTACT,
+        Action.HAND_OVER_CONTACT,  # the one hand-over, also the phone's (PHONE_TRANSFERRED)
     )
+    assert call.handle(CallEvent.HANDOVER_DONE) == (
+        Action.NOTIFY_TRANSFEROR,
+        Action.BYE_AGENT,
+        Action.BYE_TRANSFEROR,
+    )
+    assert Action.END_CONTACT in call.handle(CallEvent.THIRD_PARTY_LEFT)  # the colleague's wrap-up
 
 
 def test_the_agent_hanging_up_during_the_consultation_completes_the_transfer() -> None:
     call = CallMachine(CallState.CONSULTING)
     actions = call.handle(CallEvent.BYE_AGENT)
-    assert call.state is CallState.HANDED_OVER
+    assert call.state is CallState.REPLACED
     assert Action.CALLER_JOINS_MIX in actions and Action.BYE_AGENT not in actions
+    assert Action.HAND_OVER_CONTACT in actions
+
+
+def test_a_contact_the_colleague_cannot_take_stays_with_the_agent_and_the_call_goes_on() -> None:
+    call = CallMachine(CallState.REPLACED)
+    actions = call.handle(CallEvent.CONTACT_STAYED)
+    assert call.state is CallState.HANDED_OVER and Action.END_CONTACT in actions
+    assert Action.END_CONTACT not in call.handle(CallEvent.BYE_CALLER)  # ended once, above
 
 
 def test_the_consultation_ending_returns_the_agent_to_the_caller() -> None:
@@ -395,3 +418,49 @@ def test_hanging_up_during_the_consultation_ends_every_leg(event: CallEvent) -> 
     assert call.state is CallState.ENDED
     assert {Action.BYE_AGENT, Action.BYE_CALLER, Action.DROP_THIRD_PARTY, Action.CLOSE} <= set(actions)
     assert (Action.END_CONTACT in actions) is (event is not CallEvent.ACD_FINISHED)
+
+
+# ---------------------------------------------------------------- session timers (RFC 4028 §10)
+_DIALOG_UP = [
+    CallState.QUEUED,
+    CallState.BRIDGED,
+    CallState.EXTERNAL,
+    CallState.TURNED_AWAY,
+    CallState.CONFERENCE,
+    CallState.CONSULTING,
+    CallState.HANDED_OVER,
+    CallState.REPLACED,
+]
+
+
+@pytest.mark.parametrize("state", _DIALOG_UP)
+def test_a_session_refresh_changes_nothing_but_sends_the_refresh(state: CallState) -> None:
+    call = CallMachine(state)
+    assert call.handle(CallEvent.SESSION_REFRESH_DUE) == (Action.REFRESH_SESSION,)
+    assert call.state is state
+
+
+@pytest.mark.parametrize("state", _DIALOG_UP)
+def test_an_expired_session_sends_bye_on_both_legs_and_closes_the_call(state: CallState) -> None:
+    call = CallMachine(state)
+    actions = call.handle(CallEvent.SESSION_EXPIRED)
+    assert call.state is CallState.ENDED
+    assert {Action.BYE_CALLER, Action.CLOSE} <= set(actions)
+    if state is not CallState.QUEUED:
+        assert {Action.BYE_AGENT, Action.DROP_THIRD_PARTY} <= set(actions)
+    # The contact ends where the call still holds it (wrap-up), and only there.
+    holds_contact = state in (
+        CallState.BRIDGED,
+        CallState.CONFERENCE,
+        CallState.CONSULTING,
+        CallState.REPLACED,
+    )
+    assert (Action.END_CONTACT in actions) is holds_contact
+
+
+@pytest.mark.parametrize("state", [CallState.ARRIVING, CallState.MENU, CallState.ENDED])
+def test_no_session_timer_event_is_taken_before_the_dialog_or_after_the_end(state: CallState) -> None:
+    call = CallMachine(state)
+    with pytest.raises(CallStateError):
+        call.handle(CallEvent.SESSION_EXPIRED)
+    assert call.state is CallState.ERROR

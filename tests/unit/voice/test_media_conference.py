@@ -24,7 +24,7 @@ from frontoffice.channels.voice.media import (
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.sip import Codec
 
-from .rtp_peer import media_to, rtp_socket
+from .rtp_peer import media_to, receive, rtp_socket
 
 PCMU = Codec(0, "PCMU")
 PCMA = Codec(8, "PCMA")
@@ -200,4 +200,61 @@ async def test_a_consultation_mixes_the_agent_and_the_colleague_while_the_held_c
     assert all(p is not None and p.payload_type == 0 for p in music)  # the music keeps coming
     assert call.stats.music_packets >= PACKETS
     assert len([x for x in await hears if _near(x, 3000)]) >= PACKETS // 2  # the agent hears the colleague
+    await _close(backend, [call, other])
+
+
+async def test_two_parties_left_in_a_conference_are_relayed_on_one_continuous_stream_each() -> None:
+    # After a hand-over the caller and the colleague are the conference's only parties: their packets
+    # pass as they came (payload untouched, no 20 ms tick), and each leg's outgoing stream goes on
+    # from the mixer's (same SSRC, next sequence number, marked) - and back to mixing for three.
+    backend = PythonMediaBackend("127.0.0.1")
+    caller, agent, colleague = rtp_socket(), rtp_socket(), rtp_socket()
+    call = await backend.open_session(lambda digit: None)
+    call.set_caller(media_to(caller, PCMU), signalling_ip="127.0.0.1")
+    call.set_agent(media_to(agent, PCMU), signalling_ip="127.0.0.1")
+    other = await backend.open_session(lambda digit: None)
+    other.set_agent(media_to(colleague, PCMU), signalling_ip="127.0.0.1")
+    for session, side in ((call, "caller"), (call, "agent"), (other, "agent")):
+        backend.join_conference("conf-1", session, side)
+    loop = asyncio.get_running_loop()
+    mixed = parse_rtp(await asyncio.wait_for(loop.sock_recv(colleague, 2048), 5))  # the mixer runs
+    assert mixed is not None
+    backend.leave_conference("conf-1", call, "agent")  # the agent leaves: caller and colleague remain
+    relayed_before = call.stats.relayed_to_agent
+    speech = bytes(range(160))  # not a mix of anything: proves the packet passed untouched
+    await loop.sock_sendto(caller, build_rtp(0, 500, 80000, 0xCA11, speech), ("127.0.0.1", call.caller_port))
+    packets = []
+    while not packets or packets[-1].payload != speech:  # mixer packets sent before the change first
+        packet = parse_rtp(await asyncio.wait_for(loop.sock_recv(colleague, 2048), 5))
+        assert packet is not None
+        packets.append(packet)
+    relayed = packets[-1]
+    assert relayed.ssrc == mixed.ssrc and relayed.marker  # the colleague's one stream goes on
+    previous = packets[-2] if len(packets) > 1 else mixed
+    assert relayed.sequence == (previous.sequence + 1) & 0xFFFF
+    assert call.stats.relayed_to_agent == relayed_before + 1
+    # Nothing else reaches the colleague while nobody talks: the mixer's tick has stopped.
+    assert not await receive(colleague, 0.2)
+    # A third party again: back to the mixer, on the same stream.
+    backend.join_conference("conf-1", call, "agent")
+    remixed = parse_rtp(await asyncio.wait_for(loop.sock_recv(colleague, 2048), 5))
+    assert remixed is not None and remixed.ssrc == mixed.ssrc
+    assert remixed.sequence == (relayed.sequence + 1) & 0xFFFF
+    await _close(backend, [call, other])
+
+
+async def test_two_parties_with_different_codecs_stay_in_the_mixer() -> None:
+    backend = PythonMediaBackend("127.0.0.1")
+    caller, colleague = rtp_socket(), rtp_socket()
+    call = await backend.open_session(lambda digit: None)
+    call.set_caller(media_to(caller, PCMU), signalling_ip="127.0.0.1")
+    other = await backend.open_session(lambda digit: None)
+    other.set_agent(media_to(colleague, PCMA), signalling_ip="127.0.0.1")
+    backend.join_conference("conf-1", call, "caller")
+    backend.join_conference("conf-1", other, "agent")
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    hears = asyncio.ensure_future(_listen(colleague, PCMA, done))
+    await _talk(caller, call.caller_port, PCMU, 2000)  # transcoded by the mixer: PCMU in, PCMA out
+    done.set_result(None)
+    assert len([x for x in await hears if _near(x, 2000)]) >= PACKETS // 2
     await _close(backend, [call, other])

@@ -27,6 +27,7 @@ from .dialog import (
     parse_session_expires,
     redirect_targets,
     session_timer_headers,
+    uas_session_expires,
 )
 from .digest import (
     AuthOutcome,
@@ -185,6 +186,7 @@ __all__ = [
     "retry_delay",
     "select_challenge",
     "session_timer_headers",
+    "uas_session_expires",
     "validate_request",
     "with_direction",
 ]

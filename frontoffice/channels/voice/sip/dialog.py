@@ -25,6 +25,7 @@ __all__ = [
     "parse_session_expires",
     "redirect_targets",
     "session_timer_headers",
+    "uas_session_expires",
 ]
 
 # RFC 3261 §12.1: methods whose 2xx/1xx-with-tag creates a dialog (INVITE; SUBSCRIBE/REFER via 6665).
@@ -405,20 +406,29 @@ def parse_session_expires(value: str) -> SessionExpires:
     return SessionExpires(interval, refresher)
 
 
-def session_timer_headers(request: Request) -> list[tuple[str, str]]:
-    """What a UAS's 2xx to ``request`` (INVITE, UPDATE) says about session timers (RFC 4028 §9): the
-    interval asked for (raised to our minimum), the refresher it asked for or the UAC (we do not
-    refresh sessions ourselves; the UAC does), and ``Require: timer`` when the UAC supports them.
-    Nothing when it asked for no timer."""
+def uas_session_expires(request: Request) -> SessionExpires | None:
+    """The session timer a UAS's 2xx to ``request`` (INVITE, re-INVITE, UPDATE) agrees to (RFC 4028
+    §9): the interval asked for (raised to our minimum) and the refresher it asked for, else the UAC
+    (a UAS that supports timers may pick either; the UAC's choice is kept). ``None`` when the request
+    asked for no session timer (then there is none: §9, also for a re-INVITE without one)."""
     value = request.headers.get("Session-Expires")
     if value is None:
-        return []
+        return None
     try:
         asked = parse_session_expires(value)
     except SipParseError:
+        return None
+    return SessionExpires(max(asked.interval, MIN_SESSION_EXPIRES), asked.refresher or "uac")
+
+
+def session_timer_headers(request: Request) -> list[tuple[str, str]]:
+    """What a UAS's 2xx to ``request`` (INVITE, UPDATE) says about session timers (RFC 4028 §9): the
+    timer :func:`uas_session_expires` agrees to, and ``Require: timer`` when the UAC supports them.
+    Nothing when it asked for no timer."""
+    agreed = uas_session_expires(request)
+    if agreed is None:
         return []
-    interval = max(asked.interval, MIN_SESSION_EXPIRES)
-    headers = [("Session-Expires", str(SessionExpires(interval, asked.refresher or "uac")))]
+    headers = [("Session-Expires", str(agreed))]
     supported = (
         ",".join(request.headers.get_all("Supported")) + "," + ",".join(request.headers.get_all("Require"))
     )
@@ -469,6 +479,15 @@ class SessionTimer:
     def next_deadline(self) -> float:
         """The next instant at which :meth:`refresh_due` or :meth:`expired` can change."""
         return self.refresh_at() if self.we_refresh else self.expires_at()
+
+    @classmethod
+    def for_uas(cls, request: Request, *, now: float) -> SessionTimer | None:
+        """The timer our 2xx to ``request`` agrees to (:func:`uas_session_expires`): we refresh when
+        the agreed refresher is the UAS; ``None`` without one."""
+        agreed = uas_session_expires(request)
+        if agreed is None:
+            return None
+        return cls(interval=agreed.interval, we_refresh=agreed.refresher == "uas", last_refresh=now)
 
     @classmethod
     def negotiate(
