@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.channels.email.imap import ImapConnector
+from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.email.smtp import SmtpServer
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
@@ -23,7 +24,7 @@ from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config import Settings
 from frontoffice.services.acd import AcdService
 from frontoffice.services.activities import ActivityService
-from frontoffice.services.agent_desk import AgentDesk
+from frontoffice.services.agent_desk import AgentDesk, CompleteContactHandler
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
@@ -40,6 +41,9 @@ from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.outbox import install_wake
+from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
+from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
@@ -48,7 +52,7 @@ from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
 from frontoffice.store.blobs import BlobStore
-from frontoffice.store.database import commit_outlet, create_engine, session_factory
+from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
 
 __all__ = ["Container", "build_container"]
 
@@ -86,6 +90,8 @@ class Container:
     blobs: BlobStore
     email: EmailIntake
     threads: ThreadService
+    outbox: OutboxWorker
+    replies: Replies
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -105,6 +111,8 @@ class Container:
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
             await self.sla.start()
+            if self.settings.outbox_worker:
+                await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
             if self.smtp is not None:
@@ -121,6 +129,7 @@ class Container:
                 await self.smtp.stop()
             if self.voice is not None:
                 await self.voice.stop()
+            await self.outbox.stop()
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
@@ -177,6 +186,54 @@ class FiguresPublisher:
             )
 
 
+class DeliveryPublisher:
+    """Puts outbound messages' delivery state changes on the bus (after their commit): the author's
+    desktop and the supervisors see queued / sent / failed live."""
+
+    def __init__(self, bus: InProcessBus) -> None:
+        self.bus = bus
+
+    def delivery_changed(self, changes: Sequence[DeliveryChange]) -> None:
+        for change in changes:
+            audience = (
+                ("supervisors",) if change.author_id is None else ("supervisors", f"agent:{change.author_id}")
+            )
+            self.bus.publish(
+                BusMessage(
+                    type="message_delivery",
+                    data={
+                        "message_id": change.message_id,
+                        "interaction_id": change.interaction_id,
+                        "state": change.state,
+                        "error": change.error,
+                    },
+                    audience=audience,
+                    project_id=change.project_id,
+                )
+            )
+
+
+def _email_sender(settings: Settings) -> EmailSender:
+    tls = None
+    if settings.smtp_relay_ca_file is not None:
+        tls = ssl.create_default_context(cafile=str(settings.smtp_relay_ca_file))
+    relay = SmtpRelay(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        security=settings.smtp_relay_security,
+        username=settings.smtp_relay_username,
+        password=settings.smtp_relay_password.get_secret_value(),
+        timeout_s=settings.smtp_relay_timeout_s,
+        tls_context=tls,
+    )
+    key = None
+    if settings.dkim_private_key_file is not None:
+        key = DkimKey.from_file(
+            settings.dkim_private_key_file, settings.dkim_selector, settings.dkim_domain or None
+        )
+    return EmailSender(relay, dkim_key=key)
+
+
 def build_container(settings: Settings, *, clock: Clock = system_clock) -> Container:
     settings.ensure_secret_key()
     engine = create_engine(settings.database_url)
@@ -200,7 +257,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     commits.subscribe(acd.publish)  # ACD outputs on the bus: the WebSocket stream
     # Channels' ports (the channel contract): offers, withdrawn offers, finished contacts of theirs.
     channels = ChannelPorts()
-    channels.register(WebFormChannel())
     commits.subscribe(channels)
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
     stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
@@ -217,6 +273,21 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         blocked_senders=settings.email_blocked_senders,
         auto_ack_limit=settings.email_auto_ack_limit,
     )
+    # The outbox: deliveries committed with their action, sent by each channel's sender.
+    outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
+    outbox.register(_email_sender(settings))
+    install_wake(sync_session_class(sessions), outbox.wake)  # a commit that queued wakes it
+    replies = Replies(
+        sessions,
+        blobs,
+        acd,
+        CompleteContactHandler(acd, clock),
+        secret=settings.ensure_secret_key(),
+        mail_domain=settings.mail_domain,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        clock=clock,
+    )
+    channels.register(WebFormChannel(replies))  # a web form contact is answered by email
     return Container(
         settings=settings,
         engine=engine,
@@ -249,6 +320,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         blobs=blobs,
         email=email,
         threads=ThreadService(sessions, blobs, clock=clock),
+        outbox=outbox,
+        replies=replies,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

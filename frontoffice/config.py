@@ -161,6 +161,43 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
+    mail_domain: str = Field(
+        default="",
+        description="Domain of the Message-IDs of mail we send (<uuid>@domain); empty: the domain of "
+        "the From address",
+    )
+    smtp_relay_host: str = Field(
+        default="localhost", description="Mail relay (smarthost) outbound email is handed to (docs/outbox.md)"
+    )
+    smtp_relay_port: int = Field(
+        default=25, ge=1, le=65535, description="Port of the relay: 587 submission, 465 implicit TLS, 25"
+    )
+    smtp_relay_security: Literal["auto", "starttls", "tls", "none"] = Field(
+        default="auto",
+        description="auto: STARTTLS when the relay offers it; starttls: required; tls: implicit TLS "
+        "(port 465); none: plain text (a relay on loopback only)",
+    )
+    smtp_relay_username: str = Field(default="", description="Relay login (SMTP AUTH); empty: no login")
+    smtp_relay_password: SecretStr = Field(default=SecretStr(""), description="Relay password")
+    smtp_relay_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle to verify the relay's certificate (default: the system's)"
+    )
+    smtp_relay_timeout_s: float = Field(
+        default=60.0, gt=0, le=110, description="Seconds to wait for each answer of the relay"
+    )
+    dkim_private_key_file: Path | None = Field(
+        default=None, description="PEM RSA private key: outbound mail is DKIM-signed with it (docs/outbox.md)"
+    )
+    dkim_selector: str = Field(default="", description="DKIM selector (the DNS record <selector>._domainkey)")
+    dkim_domain: str = Field(default="", description="DKIM signing domain (d=); empty: the From domain")
+    outbox_worker: bool = Field(
+        default=True, description="Deliver the outbox (email replies...) from this node"
+    )
+    attachment_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest file an agent may attach (most providers refuse mail over 25 MB once encoded)",
+    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",
         description="Event loop of the server: uvloop (libuv) where installed, else asyncio's own",
@@ -215,6 +252,8 @@ class Settings(BaseSettings):
             self.public_url = f"http://{self.http_host}:{self.http_port}"
         if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
             raise ValueError("smtp_tls_cert and smtp_tls_key must be set together")
+        if (self.dkim_private_key_file is None) != (not self.dkim_selector):
+            raise ValueError("dkim_private_key_file and dkim_selector must be set together")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         names = [t.name for t in self.sip_trunks]
@@ -248,7 +287,10 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = "********" if value.get_secret_value() else "(generated in data_dir)"
+                if value.get_secret_value():
+                    value = "********"
+                else:
+                    value = "(generated in data_dir)" if name == "secret_key" else ""
             elif name == "database_url":
                 value = _mask_url_password(value)
             elif name == "imap_mailboxes":

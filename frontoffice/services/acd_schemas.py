@@ -11,6 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel
 
+from .email_settings import EmailSettings
 from .schemas import BLANK, N_, Input, InteractionOut, Output, blank_field
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
@@ -129,14 +130,8 @@ class EntryPointIn(Input):
     default_queue_id: int | None = None
     rules: list[RuleIn] = Field(default_factory=list, max_length=100)
     priority: int = Field(default=0, ge=-100, le=100)
-    auto_acknowledge: bool = Field(
-        default=False,
-        description="Email: answer a new thread's first message with its number (docs/email.md)",
-    )
-    gateway_senders: list[str] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Fax: addresses of fax-to-email gateways whose mail is a fax of this entry point",
+    email: EmailSettings | None = Field(
+        default=None, description="email entry points (and web forms answered by email): docs/outbox.md"
     )
 
 
@@ -149,8 +144,7 @@ class EntryPointOut(BaseModel):
     default_queue_id: int | None
     rules: list[RuleIn]
     priority: int
-    auto_acknowledge: bool = False
-    gateway_senders: list[str] = []
+    email: EmailSettings | None = None
 
 
 class CustomerFields(Input):

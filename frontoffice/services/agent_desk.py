@@ -51,7 +51,7 @@ from .context import Actor, Clock, audit, system_clock
 from .schemas import InteractionOut
 from .wallboard import WAITING_LIST_LIMIT, agent_live, sees_queue
 
-__all__ = ["AgentDesk", "AgentQueue", "ChooseQueues", "CompleteContact", "SignIn"]
+__all__ = ["AgentDesk", "AgentQueue", "ChooseQueues", "CompleteContact", "CompleteContactHandler", "SignIn"]
 
 
 class AgentDesk:
@@ -63,7 +63,7 @@ class AgentDesk:
         self.clock = clock
         acd.register(SignIn, _SignInHandler())
         acd.register(ChooseQueues, _SignInHandler())
-        acd.register(CompleteContact, _CompleteContactHandler(acd, clock))
+        acd.register(CompleteContact, CompleteContactHandler(acd, clock))
 
     def _agent_id(self, actor: Actor) -> str:
         if actor.user_id is None or str(actor.user_id) not in self.acd.engine.agent_ids():
@@ -337,7 +337,10 @@ class CompleteContact(AcdCommand[InteractionOut]):
     data: CompleteIn
 
 
-class _CompleteContactHandler(CommandHandler[Any]):
+class CompleteContactHandler(CommandHandler[Any]):
+    """Runs :class:`CompleteContact`; public so that a command which completes a contact as part of
+    a larger action (a reply sent with *send and wrap up*: ``services/replies.py``) runs the same steps."""
+
     prepares = True
 
     def __init__(self, acd: AcdService, clock: Clock) -> None:

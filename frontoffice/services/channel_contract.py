@@ -23,11 +23,14 @@ from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.model import Channel
 from frontoffice.store.committed import Committed
 
+from .context import Actor
+
 __all__ = [
     "DEDUPE_KEY_LENGTH",
     "ChannelPort",
     "ChannelPorts",
     "CustomerIdentity",
+    "EmailReplies",
     "InboundAttachment",
     "InboundContact",
     "InboundMessage",
@@ -150,12 +153,22 @@ class ChannelPort(Protocol):
         """Send an agent's reply to the customer (text channels; through the outbox)."""
 
 
+class EmailReplies(Protocol):
+    """How a channel without a way back of its own answers by email (``services/replies.py``)."""
+
+    async def send_text(self, actor: Actor, interaction_id: int, body: str) -> object:
+        """Queue ``body`` as an email reply to the contact's customer (committed before it returns)."""
+
+
 class WebFormChannel:
     """The web form / API channel: the first user of the contract. Its offers reach the agent's
     desktop through the WebSocket stream like every offer, and there is no line to hang up; a reply
-    to a web form goes out by email (the email channel's ``deliver``)."""
+    to a web form goes out by email to the address the customer left (``replies``)."""
 
     channel = Channel.WEBFORM
+
+    def __init__(self, replies: EmailReplies | None = None) -> None:
+        self.replies = replies
 
     def ring(self, offer: r.OfferContact) -> None:
         return None
@@ -167,9 +180,14 @@ class WebFormChannel:
         return None
 
     async def deliver(self, contact_id: int, body: str) -> None:
-        raise InvalidInput(
-            "A web form contact is answered by email", error_id="channel-cannot-deliver", channel="webform"
-        )
+        if self.replies is None:
+            raise InvalidInput(
+                "A web form contact is answered by email",
+                error_id="channel-cannot-deliver",
+                channel="webform",
+            )
+        # Raises no-recipient when the customer left no email address.
+        await self.replies.send_text(Actor.system(), contact_id, body)
 
 
 class ChannelPorts:

@@ -17,10 +17,18 @@ from sqlalchemy.orm import make_transient_to_detached
 from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.append_log import append_row
-from frontoffice.store.tables import Interaction, InteractionEvent, Message, Project
+from frontoffice.store.tables import Interaction, InteractionEvent, Message, MessageAttachment, Project
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
-from .schemas import InteractionEventOut, InteractionOut, MessageOut, Page, ProjectIn, ProjectOut
+from .schemas import (
+    InteractionEventOut,
+    InteractionOut,
+    MessageAttachmentOut,
+    MessageOut,
+    Page,
+    ProjectIn,
+    ProjectOut,
+)
 from .scope import interaction_visible, visible_interaction, where
 
 __all__ = ["EVENTS", "InteractionService", "log_event"]
@@ -194,12 +202,28 @@ class InteractionService:
         actor.require("interactions.read")
         async with self.sessions() as s:
             await visible_interaction(s, actor, interaction_id)
-            rows = await s.scalars(
-                select(Message)
-                .where(Message.interaction_id == interaction_id)
-                .order_by(Message.created_at, Message.id)
+            rows = list(
+                await s.scalars(
+                    select(Message)
+                    .where(Message.interaction_id == interaction_id)
+                    .order_by(Message.created_at, Message.id)
+                )
             )
-            return [MessageOut.model_validate(m) for m in rows]
+            files: dict[int, list[MessageAttachmentOut]] = {}
+            if rows:
+                attached = await s.scalars(
+                    select(MessageAttachment)
+                    .where(MessageAttachment.message_id.in_([m.id for m in rows]))
+                    .order_by(MessageAttachment.id)
+                )
+                for a in attached:
+                    files.setdefault(a.message_id, []).append(MessageAttachmentOut.model_validate(a))
+            out = []
+            for m in rows:
+                message = MessageOut.model_validate(m)
+                message.attachments = files.get(m.id, [])
+                out.append(message)
+            return out
 
     async def events(self, actor: Actor, interaction_id: int) -> list[InteractionEventOut]:
         actor.require("interactions.read")

@@ -47,6 +47,7 @@ from .acd_schemas import (
     RuleIn,
 )
 from .context import Actor, Clock, audit, system_clock
+from .email_settings import email_settings
 from .rules_adapter import compile_rules, rule_context
 
 __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
@@ -373,6 +374,13 @@ def _profile_out(p: AgentProfile, u: User) -> AgentProfileOut:
     )
 
 
+def _entry_config(data: EntryPointIn) -> dict[str, Any]:
+    config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
+    if data.email is not None:
+        config["email"] = data.email.model_dump(mode="json", exclude_none=True)
+    return config
+
+
 def _entry_out(e: EntryPoint) -> EntryPointOut:
     return EntryPointOut(
         id=e.id,
@@ -383,15 +391,5 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         default_queue_id=e.default_queue_id,
         rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
         priority=int(e.config.get("priority", 0)),
-        auto_acknowledge=bool(e.config.get("auto_acknowledge", False)),
-        gateway_senders=list(e.config.get("gateway_senders", [])),
+        email=email_settings(e.config) if "email" in e.config else None,
     )
-
-
-def _entry_config(data: EntryPointIn) -> dict[str, Any]:
-    config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
-    if data.auto_acknowledge:
-        config["auto_acknowledge"] = True
-    if data.gateway_senders:
-        config["gateway_senders"] = sorted({a.strip().lower() for a in data.gateway_senders if a.strip()})
-    return config

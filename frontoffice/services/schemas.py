@@ -362,6 +362,16 @@ class InteractionOut(Output):
     closed_at: datetime | None
 
 
+class MessageAttachmentOut(Output):
+    """A file of a message; downloaded from ``GET /api/v1/attachments/{id}``."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    inline: bool = False
+
+
 class MessageOut(Output):
     id: int
     interaction_id: int
@@ -370,6 +380,20 @@ class MessageOut(Output):
     body: str
     content_type: str
     created_at: datetime
+    # Text channels (email): the thread, addresses, identity, why it joined its thread, delivery.
+    thread_id: int | None = None
+    subject: str = ""
+    recipients: dict[str, list[str]] = Field(default_factory=dict)
+    html_body: str | None = None
+    rfc_message_id: str | None = None
+    in_reply_to: str | None = None
+    thread_reason: str | None = None
+    flags: dict[str, Any] = Field(default_factory=dict)
+    author_id: int | None = None
+    delivery_state: str | None = None
+    delivery_error: str | None = None
+    delivered_at: datetime | None = None
+    attachments: list[MessageAttachmentOut] = Field(default_factory=list)
 
 
 class InteractionEventOut(Output):

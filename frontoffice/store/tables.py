@@ -436,7 +436,11 @@ class OutboxItem(Base):
     outbox". ``state``: queued, sending, sent, failed (given up), cancelled."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        # Is an earlier delivery of the same subject still pending? (the worker's order per subject)
+        Index("ix_outbox_subject_key_id", "subject_key", "id"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)

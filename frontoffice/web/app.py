@@ -30,6 +30,7 @@ from .api import (
     fallback,
     interactions,
     planning,
+    replies,
     stats,
     threads,
     tickets,
@@ -46,6 +47,8 @@ from .security import SESSION_COOKIE, client_ip, current_actor
 __all__ = ["create_app"]
 
 CSRF_COOKIE = "fo_login_csrf"
+# Bytes a multipart upload adds around its file: boundaries and part headers are well under this.
+MULTIPART_OVERHEAD = 16 * 1024
 
 
 def create_app(container: Container) -> FastAPI:
@@ -78,6 +81,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(threads.router, prefix="/api/v1")
     app.include_router(deals.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
+    app.include_router(replies.router, prefix="/api/v1")
     app.include_router(planning_page.router)
     app.include_router(stream.router)
     app.include_router(ui.router)
@@ -180,7 +184,12 @@ def create_app(container: Container) -> FastAPI:
         secret=container.settings.ensure_secret_key(),
     )
     # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
-    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=container.settings.max_body_bytes,
+        # A reply's file: its own limit plus the multipart envelope (boundaries, part headers).
+        larger={"/api/v1/attachments": container.settings.attachment_max_bytes + MULTIPART_OVERHEAD},
+    )
     app.add_middleware(
         Observe, requests=requests, latency=latency, default_language=container.settings.default_language
     )

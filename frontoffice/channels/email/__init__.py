@@ -2,7 +2,8 @@
 (``parsing``, ``display``), taken in by ``services/email_intake.py`` (threads, dedupe, noise).
 
 The parser and the display helpers are pure; the SMTP server and the IMAP connector are thin
-asyncio adapters that acknowledge (``250``, ``\\Seen``) only after the intake's commit.
+asyncio adapters that acknowledge (``250``, ``\\Seen``) only after the intake's commit. Mail out:
+``sender`` (the outbox's email sender, aiosmtplib to the configured relay).
 """
 
 from .display import FoldRange, allow_remote_images, fold_ranges, html_to_text, sanitize_html

@@ -279,6 +279,8 @@ def _delivery_report(msg: Message) -> DeliveryReport | None:
             if not isinstance(blocks, list):
                 continue
             for block in blocks:
+                if not isinstance(block, Message):
+                    continue
                 recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
                 if recipient:
                     recipients.append(recipient.split(";", 1)[-1].strip().lower())

@@ -50,13 +50,13 @@ async def download_attachment(
 ) -> Response:
     meta, data = await container(request).threads.attachment(actor, attachment_id)
     # Served as a download, never rendered in our origin: an attached HTML file must not run here.
+    shown_inline = meta.inline and meta.content_type.startswith("image/")
+    disposition = "inline" if shown_inline else "attachment"
     return Response(
         content=data,
-        media_type=meta.content_type
-        if meta.inline and meta.content_type.startswith("image/")
-        else "application/octet-stream",
+        media_type=meta.content_type if shown_inline else "application/octet-stream",
         headers={
-            "Content-Disposition": f"{'inline' if meta.inline else 'attachment'}; filename*=UTF-8''{quote(meta.filename)}",
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(meta.filename)}",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
         },

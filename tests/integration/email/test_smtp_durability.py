@@ -34,7 +34,10 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [*FRONTOFFICE, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*FRONTOFFICE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_until_serving(proc, port)
     return proc
@@ -68,7 +71,9 @@ async def test_kill_9_during_an_smtp_burst_loses_and_duplicates_nothing(db_url: 
         "FRONTOFFICE_SMTP_PORT": str(smtp_port),
     }
     await asyncio.to_thread(_cli, env, "init")
-    token = re.search(r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "admin"))
+    token = re.search(
+        r"token \(shown once\): (\S+)", await asyncio.to_thread(_cli, env, "user", "token", "admin")
+    )
     assert token
     admin = {"Authorization": f"Bearer {token.group(1)}"}
     base = f"http://127.0.0.1:{http_port}"
@@ -80,7 +85,12 @@ async def test_kill_9_during_an_smtp_burst_loses_and_duplicates_nothing(db_url: 
             assert queue.status_code == 201, queue.text
             entry = await client.post(
                 "/api/v1/entry-points",
-                json={"name": "Support", "channel": "email", "address": SUPPORT, "default_queue_id": queue.json()["id"]},
+                json={
+                    "name": "Support",
+                    "channel": "email",
+                    "address": SUPPORT,
+                    "default_queue_id": queue.json()["id"],
+                },
                 headers=admin,
             )
             assert entry.status_code == 201, entry.text

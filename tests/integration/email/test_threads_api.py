@@ -80,11 +80,16 @@ async def test_a_thread_reads_page_by_page_with_attachments(
 
 
 async def test_split_and_merge_move_messages_and_are_audited(
-    container: Container, client: httpx.AsyncClient, agent_headers: dict[str, str], admin_headers: dict[str, str]
+    container: Container,
+    client: httpx.AsyncClient,
+    agent_headers: dict[str, str],
+    admin_headers: dict[str, str],
 ) -> None:
     await email_entry_point(container)
     thread_id = await _thread_of_five(container)
-    messages = (await client.get(f"{API}/threads/{thread_id}/messages", headers=agent_headers)).json()["items"]
+    messages = (await client.get(f"{API}/threads/{thread_id}/messages", headers=agent_headers)).json()[
+        "items"
+    ]
     r = await client.post(
         f"{API}/threads/{thread_id}/split", json={"from_message_id": messages[3]["id"]}, headers=agent_headers
     )
@@ -101,14 +106,22 @@ async def test_split_and_merge_move_messages_and_are_audited(
     assert first_refused.status_code == 400
     assert first_refused.json()["error_id"] == "split-at-first-message"
 
-    r = await client.post(f"{API}/threads/{new_id}/merge", json={"into_thread_id": thread_id}, headers=agent_headers)
+    r = await client.post(
+        f"{API}/threads/{new_id}/merge", json={"into_thread_id": thread_id}, headers=agent_headers
+    )
     assert r.status_code == 200, r.text
     merged = (await client.get(f"{API}/threads/{thread_id}/messages", headers=agent_headers)).json()["items"]
     assert [m["id"] for m in merged] == [m["id"] for m in messages]
-    assert (await client.get(f"{API}/threads/{new_id}", headers=agent_headers)).json()["merged_into_id"] == thread_id
+    assert (await client.get(f"{API}/threads/{new_id}", headers=agent_headers)).json()[
+        "merged_into_id"
+    ] == thread_id
     # Mail that names the merged thread's token lands in the thread it was merged into.
     late = await container.email.receive(
-        mail(sender="design@vector-logistic.ru", subject=f"Re: [#{new_id}] Logo proofs", message_id="<late@x.ru>"),
+        mail(
+            sender="design@vector-logistic.ru",
+            subject=f"Re: [#{new_id}] Logo proofs",
+            message_id="<late@x.ru>",
+        ),
         recipients=[SUPPORT],
     )
     assert late.thread_id == thread_id
@@ -120,12 +133,16 @@ async def test_split_and_merge_move_messages_and_are_audited(
 async def test_threads_of_another_project_are_not_found(
     container: Container, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
-    project = await container.interactions.create_project(Actor.system(), ProjectIn(code="other", name="Other"))
+    project = await container.interactions.create_project(
+        Actor.system(), ProjectIn(code="other", name="Other")
+    )
     await email_entry_point(container, project_id=project.id)
     thread_id = await _thread_of_five(container)
     mine = await container.interactions.create_project(Actor.system(), ProjectIn(code="mine", name="Mine"))
     user_id = await make_user(container, "limited", Role.AGENT)
-    r = await client.put(f"{API}/users/{user_id}/projects", json={"project_ids": [mine.id]}, headers=admin_headers)
+    r = await client.put(
+        f"{API}/users/{user_id}/projects", json={"project_ids": [mine.id]}, headers=admin_headers
+    )
     assert r.status_code == 200, r.text
     token = await container.auth.create_token(Actor.system(), "t", user_id=user_id)
     limited = {"Authorization": f"Bearer {token.token}"}
@@ -138,4 +155,3 @@ async def test_threads_of_another_project_are_not_found(
     assert anonymous.status_code == 401
     supervisor = await token_headers(container, "sup", Role.SUPERVISOR)
     assert (await client.get(f"{API}/threads/{thread_id}", headers=supervisor)).status_code == 200
-

@@ -16,6 +16,7 @@ from frontoffice.channels.email.parsing import ParsedEmail, parse_email
 CORPUS = Path(__file__).parents[2] / "data" / "email"
 
 # fmt: off
+# ruff: noqa: E501
 EXPECTED: list[tuple[str, str, str, str, tuple[str, ...], str]] = [
     ("s01-gmail-new.eml", "Не пришёл заказ №4471", "anna.smirnova@gmail.com", "оплачен неделю назад", (), ""),
     ("s02-outlook-new.eml", "Счёт на картриджи", "sergey.kuznetsov@romashka-trade.ru", "20 картриджей HP 85A",
