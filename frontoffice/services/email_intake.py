@@ -46,6 +46,7 @@ from frontoffice.store.tables import (
     EmailReceipt,
     EntryPoint,
     Identity,
+    ImapMailboxState,
     Interaction,
     Message,
     Thread,
@@ -191,6 +192,29 @@ class EmailIntake:
         """Whether the block list names the sender's address or domain."""
         sender = sender.lower()
         return sender in self.blocked_senders or sender.rpartition("@")[2] in self.blocked_senders
+
+    # ------------------------------------------------------------------ IMAP positions
+    async def imap_position(self, name: str, uidvalidity: int) -> int:
+        """The last UID of IMAP mailbox ``name`` committed under ``uidvalidity`` (0: none, or the
+        mailbox's UIDVALIDITY changed and it is read again from the start)."""
+        async with self.sessions() as s:
+            state = await s.get(ImapMailboxState, name)
+            if state is None or state.uidvalidity != uidvalidity:
+                return 0
+            return int(state.last_uid)
+
+    async def save_imap_position(self, name: str, uidvalidity: int, last_uid: int) -> None:
+        """Record that IMAP mailbox ``name`` was read up to ``last_uid`` (after that UID's commit)."""
+        async with self.sessions.begin() as s:
+            state = await s.get(ImapMailboxState, name)
+            if state is None:
+                s.add(
+                    ImapMailboxState(
+                        name=name, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=self.clock()
+                    )
+                )
+            elif state.uidvalidity != uidvalidity or last_uid > state.last_uid:
+                state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, last_uid, self.clock()
 
     # ------------------------------------------------------------------ intake
     async def receive(
