@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import ssl
@@ -183,7 +184,7 @@ def _uidvalidity(lines: Sequence[bytes | bytearray | str]) -> int:
 
 def _literal(lines: Sequence[bytes | bytearray | str]) -> bytes | None:
     """The message of a ``UID FETCH n (BODY.PEEK[])`` answer: the literal after the FETCH line."""
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in itertools.pairwise(lines):
         is_fetch = (
             isinstance(line, bytes | bytearray) and b"FETCH" in line and bytes(line).rstrip().endswith(b"}")
         )
