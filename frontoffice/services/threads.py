@@ -7,6 +7,7 @@ Split and merge are recorded in the audit log and on the moved messages (``threa
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.channels.email.display import allow_remote_images
+from frontoffice.channels.email.fax_pages import PageRenderingUnavailable, page_count, render_page
 from frontoffice.domain.email_threading import ThreadReason
 from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.store.blobs import BlobStore
@@ -228,6 +230,21 @@ class ThreadService:
             sha = a.sha256
         return out, await self.blobs.read(sha)
 
+    async def fax_page(self, actor: Actor, attachment_id: int, page: int) -> tuple[bytes, int]:
+        """Page ``page`` of a fax (a TIFF or PDF attachment) as PNG, and the fax's page count;
+        rendered in a worker thread (Pillow for TIFF, pdftoppm for PDF)."""
+        meta, data = await self.attachment(actor, attachment_id)
+        try:
+            return await asyncio.to_thread(_render, meta.content_type, data, page)
+        except PageRenderingUnavailable as exc:
+            raise InvalidInput(
+                "This page cannot be shown as an image here: " + str(exc),
+                error_id="fax-page-unavailable",
+                attachment_id=attachment_id,
+            ) from None
+        except (ValueError, OSError):
+            raise NotFound("No such page", error_id="no-such-page", page=page) from None
+
     async def raw(self, actor: Actor, message_id: int) -> bytes:
         """The message as it arrived (RFC 5322 bytes)."""
         actor.require("interactions.read")
@@ -349,6 +366,10 @@ class ThreadService:
             audit(s, actor, "thread.merge", "thread", thread_id, now, into_thread_id=into_thread_id)
             await s.flush()
             return _thread_out(target)
+
+
+def _render(content_type: str, data: bytes, page: int) -> tuple[bytes, int]:
+    return render_page(content_type, data, page), page_count(content_type, data)
 
 
 def _thread_out(t: Thread) -> ThreadOut:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from frontoffice.services.context import Actor
@@ -61,6 +61,18 @@ async def download_attachment(
             "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
+
+
+@router.get("/threads/attachments/{attachment_id}/pages/{page}")
+async def fax_page(
+    request: Request,
+    attachment_id: int,
+    page: Annotated[int, Path(ge=1, le=200)],
+    actor: Annotated[Actor, Depends(requires("interactions.read"))],
+) -> Response:
+    """Page ``page`` of a fax (TIFF or PDF attachment) as a PNG; ``X-Page-Count`` says how many."""
+    image, pages = await container(request).threads.fax_page(actor, attachment_id, page)
+    return Response(content=image, media_type="image/png", headers={"X-Page-Count": str(pages)})
 
 
 @router.get("/threads/messages/{message_id}/raw")
