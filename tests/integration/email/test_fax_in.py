@@ -53,7 +53,10 @@ async def test_a_gateways_mail_becomes_a_fax_with_page_images(
         _fax_mail(SUPPORT, _tiff(2), "image/tiff", "fax.tif"), recipients=[SUPPORT]
     )
     # By recipient: a PDF fax to the fax entry point's address.
-    pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n%%EOF\n"
+    pdf = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj "
+        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n%%EOF\n"
+    )
     by_address = await container.email.receive(
         _fax_mail("fax@acme.example", pdf, "application/pdf", "fax.pdf"), recipients=["fax@acme.example"]
     )
