@@ -82,6 +82,34 @@ class ThreadMessageOut(BaseModel):
     raw_url: str | None
 
 
+_MESSAGE_COLUMNS = tuple(
+    getattr(Message, name)
+    for name in (
+        "id",
+        "interaction_id",
+        "thread_id",
+        "direction",
+        "sender",
+        "recipients",
+        "subject",
+        "body",
+        "html_body",
+        "rfc_message_id",
+        "in_reply_to",
+        "thread_reason",
+        "flags",
+        "delivery_state",
+        "delivery_error",
+        "created_at",
+        "raw_sha256",
+    )
+)
+_ATTACHMENT_COLUMNS = tuple(
+    getattr(MessageAttachment, name)
+    for name in ("id", "message_id", "filename", "content_type", "size", "content_id", "inline")
+)
+
+
 def _attachment_url(attachment_id: int) -> str:
     return f"{API_PREFIX}/threads/attachments/{attachment_id}"
 
@@ -138,19 +166,23 @@ class ThreadService:
         after = decode_id_cursor(cursor) if cursor else 0
         async with self.sessions() as s:
             await self._visible_thread(s, actor, thread_id)
+            # Core rows, not ORM objects: a 500-message thread is read in a few pages on every
+            # open, and building objects for it cost more than the query.
             rows = list(
-                await s.scalars(
-                    select(Message)
-                    .where(Message.thread_id == thread_id, Message.id > after)
-                    .order_by(Message.id)
-                    .limit(limit + 1)
-                )
+                (
+                    await s.execute(
+                        select(*_MESSAGE_COLUMNS)
+                        .where(Message.thread_id == thread_id, Message.id > after)
+                        .order_by(Message.id)
+                        .limit(limit + 1)
+                    )
+                ).all()
             )
             shown = rows[:limit]
             files: dict[int, list[AttachmentOut]] = {}
             if shown:
-                for a in await s.scalars(
-                    select(MessageAttachment)
+                for a in await s.execute(
+                    select(*_ATTACHMENT_COLUMNS)
                     .where(MessageAttachment.message_id.in_([m.id for m in shown]))
                     .order_by(MessageAttachment.id)
                 ):
