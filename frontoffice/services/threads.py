@@ -270,9 +270,10 @@ class ThreadService:
             return await asyncio.to_thread(_render, meta.content_type, data, page)
         except PageRenderingUnavailable as exc:
             raise InvalidInput(
-                "This page cannot be shown as an image here: " + str(exc),
+                "This page cannot be shown as an image here",
                 error_id="fax-page-unavailable",
                 attachment_id=attachment_id,
+                reason=str(exc),
             ) from None
         except (ValueError, OSError):
             raise NotFound("No such page", error_id="no-such-page", page=page) from None
