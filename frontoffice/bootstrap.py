@@ -47,8 +47,8 @@ from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
-from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.threads import ThreadService
+from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -90,10 +90,10 @@ class Container:
     canned: CannedService
     knowledge_base: KnowledgeBase
     blobs: BlobStore
-    outbox: OutboxWorker
-    replies: Replies
     email: EmailIntake
     threads: ThreadService
+    outbox: OutboxWorker
+    replies: Replies
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -269,6 +269,13 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
+    email = EmailIntake(
+        contact_center.intake,
+        blobs,
+        clock=clock,
+        blocked_senders=settings.email_blocked_senders,
+        auto_ack_limit=settings.email_auto_ack_limit,
+    )
     # The outbox: deliveries committed with their action, sent by each channel's sender.
     outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
     outbox.register(_email_sender(settings))
@@ -284,13 +291,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
-    email = EmailIntake(
-        contact_center.intake,
-        blobs,
-        clock=clock,
-        blocked_senders=settings.email_blocked_senders,
-        auto_ack_limit=settings.email_auto_ack_limit,
-    )
     return Container(
         settings=settings,
         engine=engine,
@@ -322,10 +322,10 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         canned=CannedService(sessions, clock=clock),
         knowledge_base=KnowledgeBase(sessions, clock=clock),
         blobs=blobs,
-        outbox=outbox,
-        replies=replies,
         email=email,
         threads=ThreadService(sessions, blobs, clock=clock),
+        outbox=outbox,
+        replies=replies,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

@@ -250,10 +250,10 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'frontoffice.db').resolve()}"
         if not self.public_url:
             self.public_url = f"http://{self.http_host}:{self.http_port}"
-        if (self.dkim_private_key_file is None) != (not self.dkim_selector):
-            raise ValueError("dkim_private_key_file and dkim_selector must be set together")
         if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
             raise ValueError("smtp_tls_cert and smtp_tls_key must be set together")
+        if (self.dkim_private_key_file is None) != (not self.dkim_selector):
+            raise ValueError("dkim_private_key_file and dkim_selector must be set together")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         names = [t.name for t in self.sip_trunks]

@@ -21,8 +21,8 @@ class ImapMailboxSettings(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$", description="Name in logs and the state table")
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=993, ge=1, le=65535)
-    security: Literal["tls", "starttls", "none"] = Field(
-        default="tls", description="tls: IMAPS (993); starttls; none: plain (loopback tests only)"
+    security: Literal["tls", "none"] = Field(
+        default="tls", description="tls: IMAPS (993, what providers offer); none: plain (loopback only)"
     )
     username: str = Field(min_length=1, max_length=320)
     password: SecretStr | None = None

@@ -130,15 +130,6 @@ class EntryPointIn(Input):
     default_queue_id: int | None = None
     rules: list[RuleIn] = Field(default_factory=list, max_length=100)
     priority: int = Field(default=0, ge=-100, le=100)
-    auto_acknowledge: bool = Field(
-        default=False,
-        description="Email: answer a new thread's first message with its number (docs/email.md)",
-    )
-    gateway_senders: list[str] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Fax: addresses of fax-to-email gateways whose mail is a fax of this entry point",
-    )
     email: EmailSettings | None = Field(
         default=None, description="email entry points (and web forms answered by email): docs/outbox.md"
     )
@@ -154,8 +145,6 @@ class EntryPointOut(BaseModel):
     rules: list[RuleIn]
     priority: int
     email: EmailSettings | None = None
-    auto_acknowledge: bool = False
-    gateway_senders: list[str] = []
 
 
 class CustomerFields(Input):

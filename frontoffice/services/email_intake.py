@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from frontoffice.channels.email.parsing import ParsedEmail, parse_email
 from frontoffice.domain.email_threading import (
+    ThreadReason,
     TokenThread,
     choose_thread,
     plus_token,
@@ -45,6 +46,7 @@ from frontoffice.store.tables import (
     EmailReceipt,
     EntryPoint,
     Identity,
+    ImapMailboxState,
     Interaction,
     Message,
     Thread,
@@ -52,12 +54,15 @@ from frontoffice.store.tables import (
 
 from .channel_contract import CustomerIdentity, InboundAttachment, InboundContact, InboundMessage
 from .context import Clock, system_clock
+from .email_settings import EmailSettings, email_settings
 from .identities import normalize_identity
 from .intake import Intake
+from .outbox import queue_email
 from .text_messages import open_thread, store_message
 
 __all__ = [
     "AUTO_ACK_WINDOW",
+    "DEFAULT_ACK_TEMPLATES",
     "PARSE_IN_THREAD_BYTES",
     "EmailIntake",
     "EmailReceived",
@@ -104,13 +109,14 @@ class Mailbox:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def auto_acknowledge(self) -> bool:
-        return bool(self.config.get("auto_acknowledge", False))
+    def settings(self) -> EmailSettings:
+        """The entry point's email settings (``config["email"]``: auto-acknowledgement, templates...)."""
+        return email_settings(dict(self.config))
 
     @property
     def gateway_senders(self) -> frozenset[str]:
         """Fax entry points: the gateways whose mail is a fax (by sender)."""
-        return frozenset(str(a).lower() for a in self.config.get("gateway_senders", []))
+        return frozenset(a.strip().lower() for a in self.settings.gateway_senders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +192,29 @@ class EmailIntake:
         """Whether the block list names the sender's address or domain."""
         sender = sender.lower()
         return sender in self.blocked_senders or sender.rpartition("@")[2] in self.blocked_senders
+
+    # ------------------------------------------------------------------ IMAP positions
+    async def imap_position(self, name: str, uidvalidity: int) -> int:
+        """The last UID of IMAP mailbox ``name`` committed under ``uidvalidity`` (0: none, or the
+        mailbox's UIDVALIDITY changed and it is read again from the start)."""
+        async with self.sessions() as s:
+            state = await s.get(ImapMailboxState, name)
+            if state is None or state.uidvalidity != uidvalidity:
+                return 0
+            return int(state.last_uid)
+
+    async def save_imap_position(self, name: str, uidvalidity: int, last_uid: int) -> None:
+        """Record that IMAP mailbox ``name`` was read up to ``last_uid`` (after that UID's commit)."""
+        async with self.sessions.begin() as s:
+            state = await s.get(ImapMailboxState, name)
+            if state is None:
+                s.add(
+                    ImapMailboxState(
+                        name=name, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=self.clock()
+                    )
+                )
+            elif state.uidvalidity != uidvalidity or last_uid > state.last_uid:
+                state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, last_uid, self.clock()
 
     # ------------------------------------------------------------------ intake
     async def receive(
@@ -341,7 +370,71 @@ class EmailIntake:
         interaction = created.interaction
         if facts.sender_customer_id is None and interaction.customer_id is not None:
             await self._suggest_merge(interaction.customer_id, parsed)
-        return await self._received("new-contact", mailbox.entry_point_id, message, parsed)
+        received = await self._received("new-contact", mailbox.entry_point_id, message, parsed)
+        if message.thread_reason == ThreadReason.NEW_THREAD.value and received.thread_id is not None:
+            await self._acknowledge(parsed, mailbox, message, received)
+        return received
+
+    async def _acknowledge(
+        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, received: EmailReceived
+    ) -> None:
+        """The entry point's auto-acknowledgement of a new thread, with its number, queued in the
+        outbox. Never to automatic mail (RFC 3834 §2: no answer to Auto-Submitted, lists, bounces),
+        and at most ``auto_ack_limit`` per sender per hour (two autoresponders would loop)."""
+        settings = mailbox.settings
+        flags = message.flags
+        if not settings.auto_acknowledge or mailbox.channel is not Channel.EMAIL:
+            return
+        if any(
+            flags.get(k) for k in ("auto_reply", "mailing_list", "bounce", "blocked_sender", "parse_error")
+        ):
+            return
+        to = (parsed.reply_to or (parsed.sender,))[0]
+        if _valid_email(to) is None or base_address(to) in await self.mailboxes():
+            return  # nobody to answer, or mail from one of our own addresses
+        assert received.thread_id is not None and received.interaction_id is not None
+        now = self.clock()
+        language = _language(parsed)
+        template = settings.ack_templates.get(language) or next(iter(settings.ack_templates.values()), None)
+        subject_text, body_text = (
+            (template.subject, template.body) if template is not None else DEFAULT_ACK_TEMPLATES[language]
+        )
+        values = {"token": received.thread_id, "subject": parsed.subject, "name": parsed.sender_name or to}
+        async with self.sessions.begin() as s:
+            sent = await s.scalar(
+                select(func.count())
+                .select_from(EmailReceipt)
+                .where(
+                    EmailReceipt.sender == parsed.sender,
+                    EmailReceipt.auto_acknowledged.is_(True),
+                    EmailReceipt.received_at >= now - AUTO_ACK_WINDOW,
+                )
+            )
+            if (sent or 0) >= self.auto_ack_limit:
+                log.info("auto-acknowledgement limit reached for %s", parsed.sender)
+                return
+            await queue_email(
+                s,
+                interaction_id=received.interaction_id,
+                thread_id=received.thread_id,
+                author_id=None,
+                sender=str(settings.from_address or mailbox.address),
+                to=[to],
+                subject=_fill(subject_text, values),
+                body=_fill(body_text, values),
+                in_reply_to=parsed.message_id,
+                references=(*parsed.references, *((parsed.message_id,) if parsed.message_id else ())),
+                now=now,
+                payload={"auto_submitted": "auto-replied", "auto_acknowledgement": True},
+            )
+            await s.execute(
+                update(EmailReceipt)
+                .where(
+                    EmailReceipt.entry_point_id == mailbox.entry_point_id,
+                    EmailReceipt.rfc_message_id == message.dedupe_id,
+                )
+                .values(auto_acknowledged=True)
+            )
 
     async def _append(
         self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, last: Mapping[str, Any]
@@ -608,6 +701,34 @@ class EmailIntake:
                             created_at=self.clock(),
                         )
                     )
+
+
+# The acknowledgement when the entry point has no template of its own ({token}: the thread's
+# number, which the customer's reply carries back in the subject).
+DEFAULT_ACK_TEMPLATES: dict[str, tuple[str, str]] = {
+    "en": (
+        "[#{token}] We have received your message: {subject}",
+        "Hello,\n\nthank you for writing to us. Your request has number {token}; we will answer "
+        "as soon as we can. Please keep [#{token}] in the subject when you write about it.\n",
+    ),
+    "ru": (
+        "[#{token}] Мы получили ваше письмо: {subject}",
+        "Здравствуйте!\n\nСпасибо за письмо. Номер вашего обращения: {token}; мы ответим, как только "
+        "сможем. Пожалуйста, сохраняйте [#{token}] в теме, когда пишете о нём.\n",
+    ),
+}
+
+
+def _language(parsed: ParsedEmail) -> str:
+    text = parsed.subject + parsed.text[:500]
+    return "ru" if any("а" <= c.lower() <= "я" or c in "ёЁ" for c in text) else "en"
+
+
+def _fill(template: str, values: Mapping[str, object]) -> str:
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", str(value))
+    return out
 
 
 def _valid_email(address: str) -> str | None:

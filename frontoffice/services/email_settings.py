@@ -49,8 +49,14 @@ class EmailSettings(Input):
     signature: dict[str, str] = Field(
         default_factory=dict, description="per language: {'en': '...', 'ru': '...'}"
     )
+    auto_acknowledge: bool = Field(default=False, description="answer new email threads (off by default)")
     ack_templates: dict[str, AckTemplate] = Field(default_factory=dict, description="per language")
     fax_gateway: FaxGateway | None = None
+    gateway_senders: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="fax entry points: fax-to-email gateways whose mail is a fax here (docs/email.md)",
+    )
     return_path: EmailStr | None = Field(default=None, description="envelope sender (bounces); default From")
     dkim: DkimSettings | None = None
 

@@ -374,6 +374,13 @@ def _profile_out(p: AgentProfile, u: User) -> AgentProfileOut:
     )
 
 
+def _entry_config(data: EntryPointIn) -> dict[str, Any]:
+    config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
+    if data.email is not None:
+        config["email"] = data.email.model_dump(mode="json", exclude_none=True)
+    return config
+
+
 def _entry_out(e: EntryPoint) -> EntryPointOut:
     return EntryPointOut(
         id=e.id,
@@ -385,17 +392,4 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
         priority=int(e.config.get("priority", 0)),
         email=email_settings(e.config) if "email" in e.config else None,
-        auto_acknowledge=bool(e.config.get("auto_acknowledge", False)),
-        gateway_senders=list(e.config.get("gateway_senders", [])),
     )
-
-
-def _entry_config(data: EntryPointIn) -> dict[str, Any]:
-    config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
-    if data.auto_acknowledge:
-        config["auto_acknowledge"] = True
-    if data.gateway_senders:
-        config["gateway_senders"] = sorted({a.strip().lower() for a in data.gateway_senders if a.strip()})
-    if data.email is not None:
-        config["email"] = data.email.model_dump(mode="json", exclude_none=True)
-    return config

@@ -7,6 +7,7 @@ Split and merge are recorded in the audit log and on the moved messages (``threa
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.channels.email.display import allow_remote_images
+from frontoffice.channels.email.fax_pages import PageRenderingUnavailable, page_count, render_page
 from frontoffice.domain.email_threading import ThreadReason
 from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.store.blobs import BlobStore
@@ -80,6 +82,34 @@ class ThreadMessageOut(BaseModel):
     raw_url: str | None
 
 
+_MESSAGE_COLUMNS = tuple(
+    getattr(Message, name)
+    for name in (
+        "id",
+        "interaction_id",
+        "thread_id",
+        "direction",
+        "sender",
+        "recipients",
+        "subject",
+        "body",
+        "html_body",
+        "rfc_message_id",
+        "in_reply_to",
+        "thread_reason",
+        "flags",
+        "delivery_state",
+        "delivery_error",
+        "created_at",
+        "raw_sha256",
+    )
+)
+_ATTACHMENT_COLUMNS = tuple(
+    getattr(MessageAttachment, name)
+    for name in ("id", "message_id", "filename", "content_type", "size", "content_id", "inline")
+)
+
+
 def _attachment_url(attachment_id: int) -> str:
     return f"{API_PREFIX}/threads/attachments/{attachment_id}"
 
@@ -136,19 +166,23 @@ class ThreadService:
         after = decode_id_cursor(cursor) if cursor else 0
         async with self.sessions() as s:
             await self._visible_thread(s, actor, thread_id)
+            # Core rows, not ORM objects: a 500-message thread is read in a few pages on every
+            # open, and building objects for it cost more than the query.
             rows = list(
-                await s.scalars(
-                    select(Message)
-                    .where(Message.thread_id == thread_id, Message.id > after)
-                    .order_by(Message.id)
-                    .limit(limit + 1)
-                )
+                (
+                    await s.execute(
+                        select(*_MESSAGE_COLUMNS)
+                        .where(Message.thread_id == thread_id, Message.id > after)
+                        .order_by(Message.id)
+                        .limit(limit + 1)
+                    )
+                ).all()
             )
             shown = rows[:limit]
             files: dict[int, list[AttachmentOut]] = {}
             if shown:
-                for a in await s.scalars(
-                    select(MessageAttachment)
+                for a in await s.execute(
+                    select(*_ATTACHMENT_COLUMNS)
                     .where(MessageAttachment.message_id.in_([m.id for m in shown]))
                     .order_by(MessageAttachment.id)
                 ):
@@ -227,6 +261,22 @@ class ThreadService:
             )
             sha = a.sha256
         return out, await self.blobs.read(sha)
+
+    async def fax_page(self, actor: Actor, attachment_id: int, page: int) -> tuple[bytes, int]:
+        """Page ``page`` of a fax (a TIFF or PDF attachment) as PNG, and the fax's page count;
+        rendered in a worker thread (Pillow for TIFF, pdftoppm for PDF)."""
+        meta, data = await self.attachment(actor, attachment_id)
+        try:
+            return await asyncio.to_thread(_render, meta.content_type, data, page)
+        except PageRenderingUnavailable as exc:
+            raise InvalidInput(
+                "This page cannot be shown as an image here",
+                error_id="fax-page-unavailable",
+                attachment_id=attachment_id,
+                reason=str(exc),
+            ) from None
+        except (ValueError, OSError):
+            raise NotFound("No such page", error_id="no-such-page", page=page) from None
 
     async def raw(self, actor: Actor, message_id: int) -> bytes:
         """The message as it arrived (RFC 5322 bytes)."""
@@ -349,6 +399,10 @@ class ThreadService:
             audit(s, actor, "thread.merge", "thread", thread_id, now, into_thread_id=into_thread_id)
             await s.flush()
             return _thread_out(target)
+
+
+def _render(content_type: str, data: bytes, page: int) -> tuple[bytes, int]:
+    return render_page(content_type, data, page), page_count(content_type, data)
 
 
 def _thread_out(t: Thread) -> ThreadOut:

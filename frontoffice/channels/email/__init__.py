@@ -3,7 +3,8 @@
 out through the outbox's email sender (``sender``: the MIME message from the rows, DKIM, aiosmtplib).
 
 The parser and the display helpers are pure; the SMTP server and the IMAP connector are thin
-asyncio adapters that acknowledge (``250``, ``\\Seen``) only after the intake's commit.
+asyncio adapters that acknowledge (``250``, ``\\Seen``) only after the intake's commit. Mail out:
+``sender`` (the outbox's email sender, aiosmtplib to the configured relay).
 """
 
 from .display import FoldRange, allow_remote_images, fold_ranges, html_to_text, sanitize_html

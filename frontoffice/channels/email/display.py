@@ -126,7 +126,8 @@ class FoldRange:
 
 # Attribution lines mail clients put above the quoted message: Gmail / Thunderbird / Apple Mail
 # ("On <date>, <name> wrote:"), Yandex and Mail.ru in Russian ("<date>, <name> пишет:" /
-# "написал(а):"), Gmail in Russian and Yandex ("<date>, <name> <address>:"), and Outlook's header block ("-----Original Message-----", "From: ... Sent: ...").
+# "написал(а):"), Gmail in Russian and Yandex ("<date>, <name> <address>:"), and Outlook's
+# header block ("-----Original Message-----", "From: ... Sent: ...").
 _ATTRIBUTION = re.compile(
     r"^(?:"
     r"On .{3,200}wrote:\s*$"

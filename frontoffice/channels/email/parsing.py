@@ -151,7 +151,13 @@ def _russian_score(text: str) -> float:
 
 def decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
     """Decode a body (or a raw 8-bit header) whose declared charset may be wrong or missing; returns
-    the text and whether a charset other than the declared one was used."""
+    the text and whether a charset other than the declared one was used. NUL characters (which
+    PostgreSQL's text cannot hold, and no mail text means) become U+FFFD."""
+    text, fallback = _decode_text(data, declared)
+    return text.replace("\x00", "\ufffd"), fallback
+
+
+def _decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
     declared_name = (declared or "").strip().lower() or None
     if declared_name in {"us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown"}:
         declared_name = None if any(b > 127 for b in data) else "us-ascii"
@@ -184,8 +190,10 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
 
 
 def _header(msg: Message, name: str) -> str:
-    """A header as text; raw 8-bit bytes in it (not RFC 2047 encoded, as old clients send them)
-    are decoded like a body, not turned into replacement characters."""
+    """A header as text. Plain ASCII values are used as they are (asking the policy to parse every
+    header costs more than the rest of the message); RFC 2047 encoded words go through the policy;
+    raw 8-bit bytes (not encoded, as old clients send them) are decoded like a body, not turned into
+    replacement characters."""
     raw_value: str | None = None
     for key, value in msg.raw_items() if isinstance(msg, EmailMessage) else msg.items():
         if key.lower() == name.lower():
@@ -196,12 +204,14 @@ def _header(msg: Message, name: str) -> str:
     if any("\udc80" <= c <= "\udcff" for c in raw_value):
         text, _ = decode_text(raw_value.encode("ascii", "surrogateescape"), None)
         return " ".join(text.split())
+    if "=?" not in raw_value:
+        return " ".join(raw_value.replace("\x00", "\ufffd").split())
     try:
         parsed = msg.get(name)
         text = str(parsed) if parsed is not None else raw_value
     except Exception:  # a header the policy cannot parse: its raw value
         text = raw_value
-    return " ".join(text.split())
+    return " ".join(text.replace("\x00", "\ufffd").split())
 
 
 def _addresses(msg: Message, name: str) -> tuple[str, ...]:
@@ -234,7 +244,7 @@ def _sender(msg: Message) -> tuple[str, str]:
 def _header_text(value: str) -> str:
     if any("\udc80" <= c <= "\udcff" for c in value):
         value, _ = decode_text(value.encode("utf-8", "surrogateescape"), None)
-    return value.strip()
+    return value.replace("\x00", "\ufffd").strip()
 
 
 def _auto_reply(msg: Message, subject: str) -> tuple[bool, str]:
@@ -279,6 +289,8 @@ def _delivery_report(msg: Message) -> DeliveryReport | None:
             if not isinstance(blocks, list):
                 continue
             for block in blocks:
+                if not isinstance(block, Message):
+                    continue
                 recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
                 if recipient:
                     recipients.append(recipient.split(";", 1)[-1].strip().lower())
@@ -309,7 +321,7 @@ def _part_text(part: Message) -> tuple[str, bool]:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         raw = part.get_payload()
-        return (raw if isinstance(raw, str) else ""), False
+        return (raw.replace("\x00", "\ufffd") if isinstance(raw, str) else ""), False
     return decode_text(payload, part.get_content_charset())
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from frontoffice.services.context import Actor
@@ -50,17 +50,29 @@ async def download_attachment(
 ) -> Response:
     meta, data = await container(request).threads.attachment(actor, attachment_id)
     # Served as a download, never rendered in our origin: an attached HTML file must not run here.
+    shown_inline = meta.inline and meta.content_type.startswith("image/")
+    disposition = "inline" if shown_inline else "attachment"
     return Response(
         content=data,
-        media_type=meta.content_type
-        if meta.inline and meta.content_type.startswith("image/")
-        else "application/octet-stream",
+        media_type=meta.content_type if shown_inline else "application/octet-stream",
         headers={
-            "Content-Disposition": f"{'inline' if meta.inline else 'attachment'}; filename*=UTF-8''{quote(meta.filename)}",
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(meta.filename)}",
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
+
+
+@router.get("/threads/attachments/{attachment_id}/pages/{page}")
+async def fax_page(
+    request: Request,
+    attachment_id: int,
+    page: Annotated[int, Path(ge=1, le=200)],
+    actor: Annotated[Actor, Depends(requires("interactions.read"))],
+) -> Response:
+    """Page ``page`` of a fax (TIFF or PDF attachment) as a PNG; ``X-Page-Count`` says how many."""
+    image, pages = await container(request).threads.fax_page(actor, attachment_id, page)
+    return Response(content=image, media_type="image/png", headers={"X-Page-Count": str(pages)})
 
 
 @router.get("/threads/messages/{message_id}/raw")

@@ -163,6 +163,7 @@ async def test_the_corpus_threads_and_routes_as_expected(container: Container) -
         for reply, status in FAILED_REPLIES.items():
             state, error = rows[reply]
             assert state == "failed" and error, reply
+            assert status in error, error
         assert rows["reply-5@acme.example"][0] == "sent"
         # Noise is kept, flagged, and not routed.
         blocked = (

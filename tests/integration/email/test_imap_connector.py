@@ -1,0 +1,92 @@
+"""The IMAP connector against a real Dovecot on loopback: messages taken in, flagged \\Seen only
+after their commit, IDLE for new mail, and a restart of our server in the middle of fetching that
+neither loses nor duplicates a message."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from frontoffice.bootstrap import Container, build_container
+from frontoffice.config import load_settings
+from frontoffice.store.tables import Message
+
+from ...conftest import eventually
+from .dovecot import Dovecot, dovecot  # noqa: F401 (the fixture)
+from .helpers import SUPPORT, email_entry_point, mail
+
+MESSAGES = 60
+
+
+def _settings(db_url: str, data: Path, server: Dovecot) -> Any:
+    return load_settings(
+        data_dir=data,
+        database_url=db_url,
+        secret_key="test-secret-key-0123456789",
+        imap_mailboxes=[
+            {
+                "name": "support",
+                "host": "127.0.0.1",
+                "port": server.port,
+                "security": "none",
+                "username": server.user,
+                "password": server.password,
+                "entry_point": SUPPORT,
+                "poll_interval_s": 30,
+            }
+        ],
+    )
+
+
+@asynccontextmanager
+async def _node(db_url: str, data: Path, server: Dovecot) -> AsyncIterator[Container]:
+    container = build_container(_settings(db_url, data, server))
+    await container.start()
+    try:
+        yield container
+    finally:
+        await container.close()
+
+
+async def _count(container: Container) -> int:
+    async with container.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+def _at_least(container: Container, n: int) -> Callable[[], Any]:
+    async def check() -> bool:
+        return await _count(container) >= n
+
+    return check
+
+
+async def test_a_restart_mid_fetch_loses_and_duplicates_nothing(
+    db_url: str,
+    tmp_path: Path,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    for n in range(MESSAGES):
+        dovecot.append(mail(subject=f"IMAP {n}", message_id=f"<imap-{n}@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot) as first:
+        await email_entry_point(first)
+        await eventually(_at_least(first, MESSAGES // 6), "a sixth of the mailbox taken in")
+        assert first.imap is not None
+        await first.imap.stop()  # what the server's stop does, here before counting
+        taken_before_restart = await _count(first)
+    assert taken_before_restart < MESSAGES, "the restart must land in the middle of fetching"
+    # Stopped in the middle: some taken in, the rest still unseen on the server.
+    async with _node(db_url, tmp_path, dovecot) as second:
+        await eventually(_at_least(second, MESSAGES), "the whole mailbox taken in")
+        await eventually(lambda: dovecot.unseen() == [], "every message flagged seen")
+        # New mail arrives while the connector waits in IDLE.
+        dovecot.append(mail(subject="late", message_id="<imap-late@customer.example>"))
+        await eventually(_at_least(second, MESSAGES + 1), "the new message taken in")
+        await eventually(lambda: dovecot.unseen() == [], "the late message flagged seen")
+        async with second.sessions() as s:
+            ids = list(await s.scalars(select(Message.rfc_message_id)))
+    expected = [f"imap-{n}@customer.example" for n in range(MESSAGES)] + ["imap-late@customer.example"]
+    assert sorted(ids) == sorted(expected)
