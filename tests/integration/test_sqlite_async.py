@@ -82,5 +82,6 @@ async def test_a_long_read_answers_in_full(engine: AsyncEngine) -> None:
             {"rows": LONG_READ_ROWS},
         )
     async with engine.connect() as conn:
-        pairs = (await conn.execute(text("SELECT count(*) FROM items a, items b WHERE a.id <= b.id"))).scalar()
+        result = await conn.execute(text("SELECT count(*) FROM items a, items b WHERE a.id <= b.id"))
+        pairs = result.scalar()
     assert pairs == LONG_READ_ROWS * (LONG_READ_ROWS + 1) // 2
