@@ -402,13 +402,14 @@ class AuthService:
         digest = _token_hash(secret)
         cached = self._token_cache.get(digest)
         if cached is not None and cached[2] > time.monotonic():
-            return replace(cached[0], ip=ip)
+            known = cached[0]
+            return known if known.ip == ip else replace(known, ip=ip)
         async with self.sessions.begin() as s:
             row = (
                 await s.execute(
                     select(ApiToken, User)
                     .join(User, User.id == ApiToken.user_id)
-                    .where(ApiToken.token_hash == _token_hash(secret))
+                    .where(ApiToken.token_hash == digest)
                 )
             ).first()
             if row is None or row[0].revoked_at is not None or not row[1].is_active:

@@ -7,13 +7,15 @@ import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain.exceptions import Forbidden, InvalidInput
 from frontoffice.domain.model import Role
 from frontoffice.domain.permissions import role_allows
+from frontoffice.store.append_log import append_row
 from frontoffice.store.tables import AuditEntry
 
 from .schemas import Page
@@ -30,6 +32,9 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+
+# The audit log is append-only like the event logs: its rows go out with theirs (store/append_log.py).
+_AUDIT_LOG = cast(Table, AuditEntry.__table__)
 
 
 def system_clock() -> datetime:
@@ -73,17 +78,23 @@ def audit(
     now: datetime | None = None,
     **details: object,
 ) -> None:
-    """Record an action in the audit log, inside the caller's transaction."""
-    session.add(
-        AuditEntry(
-            at=now or system_clock(),
-            actor_id=actor.user_id,
-            action=action,
-            object_type=object_type,
-            object_id=None if object_id is None else str(object_id),
-            details=dict(details),
-            ip=actor.ip,
-        )
+    """Record an action in the audit log, inside the caller's transaction.
+
+    The row is appended like the event logs' rows (:mod:`frontoffice.store.append_log`): written in
+    one statement with the transaction's other log rows, before its commit or a query that could read
+    it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry."""
+    append_row(
+        session,
+        _AUDIT_LOG,
+        {
+            "at": now or system_clock(),
+            "actor_id": actor.user_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": None if object_id is None else str(object_id),
+            "details": dict(details),
+            "ip": actor.ip,
+        },
     )
 
 

@@ -7,9 +7,9 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -76,6 +76,14 @@ DUPLICATE_SCAN_LIMIT = 20_000
 # Names at least this similar (difflib ratio) with the same last name or company are suggested.
 SIMILAR_NAME_RATIO = 0.85
 MAX_PAGE = 200
+# A new customer's rows, inserted with Core (create_in_session).
+_INSERT_CUSTOMER = insert(cast(Table, Customer.__table__))
+_INSERT_TAGS = insert(cast(Table, CustomerTag.__table__))
+_INSERT_PROJECTS = insert(cast(Table, CustomerProject.__table__))
+_INSERT_IDENTITY = insert(cast(Table, Identity.__table__))
+_IDENTITY_OWNER = select(Identity.customer_id).where(
+    Identity.kind == bindparam("kind"), Identity.value == bindparam("value")
+)
 
 
 def display_name(c: Customer) -> str:
@@ -140,7 +148,7 @@ class CrmService:
         if data.interaction_id is not None:
             actor.require("interactions.write")
         async with self.sessions.begin() as s:
-            customer = await self.create_in_session(s, actor, data)
+            customer_id = await self.create_in_session(s, actor, data)
             if data.interaction_id is not None:
                 try:
                     interaction = await visible_interaction(s, actor, data.interaction_id)
@@ -148,18 +156,35 @@ class CrmService:
                     raise NotFound(
                         exc.message, error_id=exc.error_id, **exc.details, field="interaction_id"
                     ) from None
-                self._link(s, actor, interaction, customer.id)
-            return await self._card(s, customer.id)
+                self._link(s, actor, interaction, customer_id)
+            return await self._card(s, customer_id)
 
     async def create_in_session(
-        self, s: AsyncSession, actor: Actor, data: CustomerIn, *, projects: Sequence[int] | None = None
-    ) -> Customer:
-        """Create a customer inside the caller's transaction ``s`` (CSV import, contact intake);
-        raises before flushing anything when an input is bad.
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        data: CustomerIn,
+        *,
+        projects: Sequence[int] | None = None,
+        identities_free: bool = False,
+    ) -> int:
+        """Create a customer inside the caller's transaction ``s`` (CSV import, contact intake) and
+        return its id; raises before writing anything when an input is bad.
 
         The card belongs to ``projects`` (checked by the caller), or else to ``data.project_id``,
-        or else, made by a user limited to projects, to all of that user's projects."""
-        identities = [self._normalized(i, f"identities.{n}.value") for n, i in enumerate(data.identities)]
+        or else, made by a user limited to projects, to all of that user's projects.
+
+        The rows are written with prebuilt Core statements (no ORM object, no unit-of-work flush), as
+        on the contact path, where every unknown sender becomes a card. ``identities_free``: the
+        caller looked every identity up in this transaction and found none (contact intake), so each
+        is not looked up again; the unique (kind, value) index still refuses one taken meanwhile."""
+        identities: list[tuple[int, str, str, str]] = []  # (index in data, kind, value, label)
+        seen: set[tuple[str, str]] = set()
+        for n, identity in enumerate(data.identities):
+            kind, value, label = self._normalized(identity, f"identities.{n}.value")
+            if (kind, value) not in seen:  # two spellings of one identity are one identity
+                seen.add((kind, value))
+                identities.append((n, kind, value, label))
         now = self.clock()
         if projects is None:
             projects = await creation_projects(s, actor, data.project_id)
@@ -172,31 +197,74 @@ class CrmService:
             raise NotFound("No such user", error_id="no-such-user", user_id=data.owner_id, field="owner_id")
         if company_id is None and data.company_name:
             company_id = (await self._company_by_name(s, data.company_name, now)).id
-        customer = Customer(
-            first_name=data.first_name,
-            last_name=data.last_name,
-            middle_name=data.middle_name,
-            search_key=search_key(data.first_name, data.middle_name, data.last_name),
-            company_id=company_id,
-            owner_id=data.owner_id,
-            language=data.language,
-            vip=data.vip,
-            custom=data.custom,
-            created_at=now,
-            updated_at=now,
+        if not identities_free:
+            for n, kind, value, _ in identities:
+                owner = await s.scalar(_IDENTITY_OWNER, {"kind": kind, "value": value})
+                if owner is not None:
+                    raise await self._identity_taken(s, actor, owner, kind, value, f"identities.{n}.value")
+        inserted = await s.execute(
+            _INSERT_CUSTOMER,
+            {
+                "first_name": data.first_name,
+                "last_name": data.last_name,
+                "middle_name": data.middle_name,
+                "search_key": search_key(data.first_name, data.middle_name, data.last_name),
+                "company_id": company_id,
+                "owner_id": data.owner_id,
+                "language": data.language,
+                "vip": data.vip,
+                "custom": data.custom,
+                "merged_into_id": None,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        s.add(customer)
-        await s.flush()
-        for tag in sorted(set(data.tags)):
-            s.add(CustomerTag(customer_id=customer.id, tag=tag))
-        for project_id in sorted(set(projects)):
-            s.add(CustomerProject(customer_id=customer.id, project_id=project_id))
-        for n, (kind, value, label) in enumerate(identities):
-            await self._attach_identity(
-                s, actor, customer.id, kind, value, label, now, field=f"identities.{n}.value"
-            )
-        audit(s, actor, "customer.create", "customer", customer.id, now)
-        return customer
+        key = cast("CursorResult[Any]", inserted).inserted_primary_key
+        assert key is not None  # a single-row insert
+        customer_id: int = key[0]
+        tags = sorted(set(data.tags))
+        if tags:
+            await s.execute(_INSERT_TAGS, [{"customer_id": customer_id, "tag": tag} for tag in tags])
+        linked = sorted(set(projects))
+        if linked:
+            await s.execute(_INSERT_PROJECTS, [{"customer_id": customer_id, "project_id": p} for p in linked])
+        for n, kind, value, label in identities:
+            try:
+                await s.execute(
+                    _INSERT_IDENTITY,
+                    {
+                        "customer_id": customer_id,
+                        "kind": kind,
+                        "value": value,
+                        "label": label,
+                        "created_at": now,
+                    },
+                )
+            except IntegrityError:
+                # Another transaction gave the identity to a customer between the look-up and here.
+                raise Conflict(
+                    "This identity already belongs to another customer",
+                    error_id="identity-taken",
+                    kind=kind,
+                    field=f"identities.{n}.value",
+                ) from None
+        audit(s, actor, "customer.create", "customer", customer_id, now)
+        return customer_id
+
+    async def _identity_taken(
+        self, s: AsyncSession, actor: Actor, owner: int, kind: str, value: str, field: str
+    ) -> Conflict:
+        """The refusal of an identity that belongs to customer ``owner``, naming ``field``."""
+        # A user limited to projects is not told which customer it is, unless they may see them.
+        shown = {"customer_id": owner} if await self._sees_customer(s, actor, owner) else {}
+        return Conflict(
+            "This identity already belongs to another customer",
+            error_id="identity-taken",
+            kind=kind,
+            value=value,
+            field=field,
+            **shown,
+        )
 
     def _normalized(self, identity: IdentityIn, field: str) -> tuple[str, str, str]:
         """``(kind, value, label)`` as stored; a malformed value is refused naming ``field``."""
@@ -220,20 +288,9 @@ class CrmService:
     ) -> Identity:
         """Give the identity to the customer; one of another customer is refused naming ``field`` (the
         caller's transaction then rolls back whatever else it changed)."""
-        owner = await s.scalar(
-            select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
-        )
+        owner = await s.scalar(_IDENTITY_OWNER, {"kind": kind, "value": value})
         if owner is not None and owner != customer_id:
-            # A user limited to projects is not told which customer it is, unless they may see them.
-            shown = {"customer_id": owner} if await self._sees_customer(s, actor, owner) else {}
-            raise Conflict(
-                "This identity already belongs to another customer",
-                error_id="identity-taken",
-                kind=kind,
-                value=value,
-                field=field,
-                **shown,
-            )
+            raise await self._identity_taken(s, actor, owner, kind, value, field)
         if owner == customer_id:
             found = await s.scalar(select(Identity).where(Identity.kind == kind, Identity.value == value))
             assert found is not None

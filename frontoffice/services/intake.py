@@ -272,6 +272,7 @@ class Intake:
             if found is not None:
                 break
         if found is None and identities:
+            # None of the identities is known (each was looked up above, in this transaction).
             created = await self.crm.create_in_session(
                 s,
                 Actor.system() if actor.role is not Role.ADMIN else actor,
@@ -281,11 +282,12 @@ class Intake:
                     language=fields.language,
                     identities=[IdentityIn(kind=k, value=v) for k, v in identities],
                 ),
+                identities_free=True,
             )
             return (
-                created.id,
+                created,
                 {
-                    "id": created.id,
+                    "id": created,
                     "known": False,
                     "tags": [],
                     "vip": False,

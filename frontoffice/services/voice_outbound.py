@@ -71,12 +71,12 @@ class OutboundCallRecords:
                     )
                 )
                 if customer_id is None:
-                    created = await self.crm.create_in_session(
+                    customer_id = await self.crm.create_in_session(
                         s,
                         Actor.system(),
                         CustomerIn(identities=[IdentityIn(kind=IdentityKind.PHONE, value=call.number)]),
+                        identities_free=True,  # looked up just above
                     )
-                    customer_id = created.id
             interaction = await self.interactions.record(
                 s,
                 self.interactions.orm_row(s),

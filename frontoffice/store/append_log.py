@@ -1,4 +1,5 @@
-"""Rows of the append-only logs (interaction and agent events), written in one statement per table.
+"""Rows of the append-only logs (interaction and agent events, the audit log), written in one
+statement per table.
 
 A contact's life cycle appends about ten log rows. Added as ORM objects, each cost a unit-of-work pass
 and, since they are flushed at different moments, its own ``INSERT``. Log rows are never read back

@@ -68,6 +68,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         database = parsed.database or ":memory:"
         if database != ":memory:" and parsed.query.get("uri") not in ("true", "1"):
             kwargs.setdefault("async_creator", lambda: sqlite_async.connect(database))
+            kwargs.setdefault("module", sqlite_async.dbapi())
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -31,13 +31,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-__all__ = ["BUSY_TIMEOUT_S", "InlineConnection", "connect"]
+from greenlet import getcurrent
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+__all__ = ["BUSY_TIMEOUT_S", "InlineConnection", "connect", "dbapi"]
 
 T = TypeVar("T")
 
@@ -144,38 +153,83 @@ class InlineCursor:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def run_inline(self, sql: str, parameters: Any) -> bool:
+        """Run the statement here and now if it can (see the module docstring); ``False``: it met
+        another writer's lock or ran past the inline budget of a read, changed nothing, and must be
+        run by :meth:`run_waiting`."""
+        self._rows = None
+        conn = self._owner._conn
+        if conn.in_transaction or not sql.lstrip()[:6].upper().startswith(_READS):
+            try:
+                self._cursor.execute(sql, parameters)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    return False
+                raise
+            return True
+        # A read outside a transaction: try it inline within a budget of SQLite VM steps; a read that
+        # runs longer (a report scanning the log) is interrupted — it changed nothing — and run again
+        # on a worker thread.
+        budget = _Budget()
+        conn.set_progress_handler(budget, _STEPS_PER_CHECK)
+        try:
+            self._rows = deque(_execute_and_fetch(self._cursor, sql, parameters))
+            return True
+        except sqlite3.OperationalError as exc:
+            if not (budget.spent or _is_busy(exc)):
+                raise
+            return False
+        finally:
+            conn.set_progress_handler(None, 0)
+
+    async def run_waiting(self, sql: str, parameters: Any) -> None:
+        """Run a statement :meth:`run_inline` could not: a write waits for the lock on the event loop
+        (sleeping between attempts), a read runs on a worker thread."""
+        self._rows = None
+        if self._owner._conn.in_transaction or not sql.lstrip()[:6].upper().startswith(_READS):
+            await _retry_busy_async(self._cursor.execute, sql, parameters)
+            return
+        rows = await self._owner._in_thread(
+            _reads, partial(_retry_busy, _execute_and_fetch, self._cursor, sql, parameters)
+        )
+        self._rows = deque(rows)
+
     async def execute(
         self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None
     ) -> InlineCursor:
         params: Any = () if parameters is None else parameters
-        self._rows = None
-        if self._owner._conn.in_transaction or not sql.lstrip()[:6].upper().startswith(_READS):
-            await _retry_busy_async(self._cursor.execute, sql, params)
-            return self
-        # A read outside a transaction: try it inline within a budget of SQLite VM steps; a read that
-        # runs longer (a report scanning the log) is interrupted — it changed nothing — and run again
-        # on a worker thread.
-        conn = self._owner._conn
-        budget = _Budget()
-        conn.set_progress_handler(budget, _STEPS_PER_CHECK)
-        try:
-            self._rows = deque(_execute_and_fetch(self._cursor, sql, params))
-            return self
-        except sqlite3.OperationalError as exc:
-            if not (budget.spent or _is_busy(exc)):
-                raise
-        finally:
-            conn.set_progress_handler(None, 0)
-        rows = await self._owner._in_thread(
-            _reads, partial(_retry_busy, _execute_and_fetch, self._cursor, sql, params)
-        )
-        self._rows = deque(rows)
+        if not self.run_inline(sql, params):
+            await self.run_waiting(sql, params)
         return self
+
+    def run_many_inline(self, sql: str, seq_of_parameters: list[Any]) -> bool:
+        """``executemany`` here and now; ``False``: it met another writer's lock (nothing changed)."""
+        self._rows = None
+        try:
+            self._cursor.executemany(sql, seq_of_parameters)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return False
+            raise
+        return True
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> InlineCursor:
         self._rows = None
         await _retry_busy_async(self._cursor.executemany, sql, list(seq_of_parameters))
         return self
+
+    def rows_now(self) -> list[Any]:
+        """Every row of the statement just run (the synchronous ``fetchall``)."""
+        if self._rows is not None:
+            rows = list(self._rows)
+            self._rows.clear()
+            return rows
+        return self._cursor.fetchall()
+
+    def close_now(self) -> None:
+        """Close the cursor (the synchronous ``close``)."""
+        self._rows = None
+        self._cursor.close()
 
     async def fetchone(self) -> Any:
         if self._rows is not None:
@@ -189,15 +243,10 @@ class InlineCursor:
         return self._cursor.fetchmany() if size is None else self._cursor.fetchmany(size)
 
     async def fetchall(self) -> list[Any]:
-        if self._rows is not None:
-            rows = list(self._rows)
-            self._rows.clear()
-            return rows
-        return self._cursor.fetchall()
+        return self.rows_now()
 
     async def close(self) -> None:
-        self._rows = None
-        self._cursor.close()
+        self.close_now()
 
     @property
     def description(self) -> Any:
@@ -285,3 +334,113 @@ async def connect(database: str, **kwargs: Any) -> InlineConnection:
         _commits, partial(sqlite3.connect, database, **kwargs)
     )
     return InlineConnection(conn)
+
+
+# ---------------------------------------------------------------------- SQLAlchemy's side
+# SQLAlchemy runs a session's statements in a greenlet and reaches an asyncio driver through
+# ``await_``: each call (entering a cursor, executing, fetching, closing) hands the awaitable to the
+# event loop's greenlet and switches back with its result. For statements that run inline that
+# round trip is all overhead — three per statement, a greenlet switch each way, and an asyncio lock —
+# and it cost more than SQLite took to run them. The adapted cursor below runs such a statement (and
+# fetches its rows) in place; a statement that must wait (another writer's lock, a long read) still
+# takes the awaitable path. The module is given to the engine as its DBAPI (``dbapi()``).
+#
+# SQLAlchemy's ``AsyncConnection.execute`` insists that the driver awaited at least once in the
+# greenlet it runs a statement in (``AwaitRequired`` otherwise: the guard against a blocking driver),
+# so the first inline statement of each greenlet makes one round trip that does nothing; a session's
+# flush or commit runs all its statements in one greenlet.
+_awaited: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _await_once() -> None:
+    current = getcurrent()
+    if current not in _awaited:
+        _awaited.add(current)
+        await_(_nothing())
+
+
+class _AdaptedCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's cursor over an :class:`InlineCursor`, without ``await_`` for inline statements."""
+
+    __slots__ = ()
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor  # an InlineCursor needs no entering
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        cursor: InlineCursor = self._cursor  # type: ignore[assignment]
+        params: Any = () if parameters is None else parameters
+        try:
+            if cursor.run_inline(operation, params):
+                _await_once()
+            else:
+                await_(self._run_waiting(cursor, operation, params))
+            if cursor.description:
+                self._rows = deque(cursor.rows_now())
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return None
+
+    async def _run_waiting(self, cursor: InlineCursor, operation: str, params: Any) -> None:
+        async with self._adapt_connection._execute_mutex:
+            await cursor.run_waiting(operation, params)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        cursor: InlineCursor = self._cursor  # type: ignore[assignment]
+        rows = list(seq_of_parameters)
+        try:
+            if cursor.run_many_inline(operation, rows):
+                _await_once()
+            else:
+                await_(self._executemany_async(operation, rows))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+        if self._cursor is None or self._soft_closed_memoized:
+            return
+        cursor: InlineCursor = self._cursor  # type: ignore[assignment]
+        cursor.close_now()
+
+
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's connection over an :class:`InlineConnection`: inline cursors, and a rollback in
+    place (it never waits: SQLite drops the transaction's pages from memory)."""
+
+    __slots__ = ()
+
+    _cursor_cls = _AdaptedCursor
+
+    def rollback(self) -> None:
+        connection: InlineConnection = self._connection  # type: ignore[assignment]
+        if connection._connection is None:
+            return
+        try:
+            connection._connection.rollback()
+        except Exception as error:
+            self._handle_exception(error)
+
+
+class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI SQLAlchemy's aiosqlite dialect sees: connections made by ``async_creator``
+    (:func:`connect`) are adapted by :class:`_AdaptedConnection`."""
+
+    def connect(self, *arg: Any, **kw: Any) -> Any:
+        creator_fn = kw.pop("async_creator_fn", None)
+        if creator_fn is None:
+            return super().connect(*arg, **kw)
+        return _AdaptedConnection(self, await_(creator_fn(*arg, **kw)))
+
+
+def dbapi() -> Any:
+    """The DBAPI module to give ``create_async_engine`` (``module=``) together with
+    ``async_creator=`` :func:`connect`."""
+    import aiosqlite
+
+    return _InlineDBAPI(aiosqlite, sqlite3)

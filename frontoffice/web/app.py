@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, Request, Response
+from fastapi import APIRouter, FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -45,11 +45,39 @@ from .middleware import BodyLimit, Observe, metrics_registry
 from .pages import templates
 from .security import SESSION_COOKIE, client_ip, current_actor
 
-__all__ = ["create_app"]
+__all__ = ["ROUTERS", "create_app"]
 
 CSRF_COOKIE = "fo_login_csrf"
 # Bytes a multipart upload adds around its file: boundaries and part headers are well under this.
 MULTIPART_OVERHEAD = 16 * 1024
+API_PREFIX = "/api/v1"
+# The application's routers with their path prefixes. A request is matched against the routes in
+# this order, so the contact path's routers (contacts in, agents' offers and contacts: several
+# requests per contact) come first. No path can match routes of two routers
+# (tests/integration/test_api_routes.py), so the order decides only how many patterns a request is
+# tried on, never which route answers it.
+ROUTERS: tuple[tuple[str, APIRouter], ...] = (
+    (API_PREFIX, acd.router),
+    (API_PREFIX, desk.router),
+    (API_PREFIX, accounts.router),
+    (API_PREFIX, crm.router),
+    (API_PREFIX, interactions.router),
+    (API_PREFIX, stats.router),
+    (API_PREFIX, acd_settings.router),
+    (API_PREFIX, fallback.router),
+    (API_PREFIX, voice.router),
+    (API_PREFIX, voice_trunks.router),
+    (API_PREFIX, tickets.router),
+    (API_PREFIX, ticket_page.router),
+    (API_PREFIX, threads.router),
+    (API_PREFIX, deals.router),
+    (API_PREFIX, planning.router),
+    (API_PREFIX, replies.router),
+    ("", planning_page.router),
+    ("", helpdesk_pages.router),
+    ("", stream.router),
+    ("", ui.router),
+)
 
 
 def create_app(container: Container) -> FastAPI:
@@ -72,22 +100,8 @@ def create_app(container: Container) -> FastAPI:
     registry, requests, latency = metrics_registry()
     registry.register(ContactCenterCollector(container))
     install_error_handlers(app)
-    for router in (accounts.router, crm.router, acd.router, desk.router, interactions.router, stats.router):
-        app.include_router(router, prefix="/api/v1")
-    app.include_router(acd_settings.router, prefix="/api/v1")
-    app.include_router(fallback.router, prefix="/api/v1")
-    app.include_router(voice.router, prefix="/api/v1")
-    app.include_router(voice_trunks.router, prefix="/api/v1")
-    app.include_router(tickets.router, prefix="/api/v1")
-    app.include_router(ticket_page.router, prefix="/api/v1")
-    app.include_router(threads.router, prefix="/api/v1")
-    app.include_router(deals.router, prefix="/api/v1")
-    app.include_router(planning.router, prefix="/api/v1")
-    app.include_router(replies.router, prefix="/api/v1")
-    app.include_router(planning_page.router)
-    app.include_router(helpdesk_pages.router)
-    app.include_router(stream.router)
-    app.include_router(ui.router)
+    for prefix, router in ROUTERS:
+        app.include_router(router, prefix=prefix)
     app.mount("/static", ui.static_files(), name="static")
 
     plain_openapi = app.openapi

@@ -1,0 +1,87 @@
+"""The SQLite connection of the store (store/sqlite_async.py) as SQLAlchemy uses it: statements run
+in place, and the ones that must wait (another writer's lock, a long read) still wait and answer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from frontoffice.store.database import create_engine
+
+# Rows a read scans: enough VM steps to run past the inline budget of a read (about 20,000 steps).
+LONG_READ_ROWS = 300
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_statements_run_through_a_connection_and_a_session(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO items (name) VALUES ('a'), ('b')"))
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar() == 2
+        await conn.exec_driver_sql("INSERT INTO items (name) VALUES ('c')")
+    sessions = async_sessionmaker(engine)
+    async with sessions.begin() as s:
+        await s.execute(text("INSERT INTO items (name) VALUES (:n)"), [{"n": "d"}, {"n": "e"}])
+        names = list(await s.scalars(text("SELECT name FROM items ORDER BY id")))
+    assert names == ["a", "b", "c", "d", "e"]
+
+
+async def test_a_failed_statement_raises_and_rolls_back(engine: AsyncEngine) -> None:
+    sessions = async_sessionmaker(engine)
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as s:
+            await s.execute(text("INSERT INTO items (name) VALUES ('same')"))
+            await s.execute(text("INSERT INTO items (name) VALUES ('same')"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar() == 0
+
+
+async def test_a_write_waits_for_another_writers_lock(engine: AsyncEngine, tmp_path: Path) -> None:
+    async with engine.connect() as conn:  # the pool's connection is open before the lock is taken
+        await conn.execute(text("SELECT 1"))
+    holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO items (name) VALUES ('first')")
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('second')"))
+
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0)  # the writer runs up to its first wait: the lock is held
+    assert not writer.done()
+    holder.execute("COMMIT")
+    holder.close()
+    await writer
+    async with engine.connect() as conn:
+        names = [row[0] for row in await conn.execute(text("SELECT name FROM items ORDER BY id"))]
+    assert names == ["first", "second"]
+
+
+async def test_a_long_read_answers_in_full(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows) "
+                "INSERT INTO items (name) SELECT 'item' || i FROM n"
+            ),
+            {"rows": LONG_READ_ROWS},
+        )
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT count(*) FROM items a, items b WHERE a.id <= b.id"))
+        pairs = result.scalar()
+    assert pairs == LONG_READ_ROWS * (LONG_READ_ROWS + 1) // 2
