@@ -31,15 +31,18 @@ from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
+from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
+from frontoffice.services.helpdesk_settings import HelpdeskSettingsService
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
+from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -78,6 +81,9 @@ class Container:
     activities: ActivityService
     canned: CannedService
     knowledge_base: KnowledgeBase
+    ticket_work: TicketWork
+    csat: CsatService
+    helpdesk_settings: HelpdeskSettingsService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -90,6 +96,7 @@ class Container:
             await self.stats.start()
             await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
+            await self.ticket_work.start()  # tickets whose routing a stop interrupted, then the sweep
             await self.callbacks.start()
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
@@ -105,6 +112,7 @@ class Container:
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
+            await self.ticket_work.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -188,6 +196,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     fallback = FallbackActions(sessions, interactions, clock=clock)
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
+    # Tickets as routed work: their work items in the ACD follow them (services/ticket_work.py).
+    ticket_work = TicketWork(acd, interactions)
+    csat = CsatService(
+        sessions, secret=settings.ensure_secret_key(), public_url=settings.public_url, clock=clock
+    )
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     return Container(
@@ -209,16 +222,19 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
-        tickets=TicketService(sessions, clock=clock),
+        tickets=TicketService(sessions, clock=clock, work=ticket_work, csat=csat),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
-        sla=SlaService(sessions, bus, clock=clock),
+        sla=SlaService(sessions, bus, clock=clock, work=ticket_work),
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
         knowledge_base=KnowledgeBase(sessions, clock=clock),
+        ticket_work=ticket_work,
+        csat=csat,
+        helpdesk_settings=HelpdeskSettingsService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

@@ -48,6 +48,8 @@ from .case_schemas import (
     ViewCount,
 )
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
+from .csat import CsatService
+from .helpdesk_settings import helpdesk_settings
 from .schemas import Page
 from .scope import (
     check_project,
@@ -59,7 +61,8 @@ from .scope import (
     visible_ticket,
     where,
 )
-from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied
+from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied, sla_rechoose
+from .ticket_work import TicketWork, mark_for_routing
 from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
 
 __all__ = [
@@ -75,9 +78,8 @@ __all__ = [
 
 MAX_PAGE = 200
 VIEW_KIND = "tickets"
-#: A customer's reply reopens a solved ticket for this long after it was solved (Zendesk and Freshdesk
-#: default to a few days to a week); later, and always after closing, the reply starts a new ticket.
-REOPEN_WITHIN_DAYS = 7
+# Changes after which a ticket's SLA policy is chosen again.
+_POLICY_FACTS = ("priority", "queue_id", "project_id")
 
 
 async def _queue(s: AsyncSession, queue_id: int) -> Queue:
@@ -181,6 +183,8 @@ async def open_ticket_for_contact(
         updated_at=now,
     )
     await attach_sla(s, ticket, now)
+    # Routed work: it waits for an agent (the ticket work sweep queues it within seconds).
+    mark_for_routing(ticket, awaits_agent=True)
     s.add(ticket)
     await s.flush()
     s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=now))
@@ -219,6 +223,8 @@ def ticket_out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[st
         sla_policy_id=ticket.sla_policy_id,
         follow_up_of_id=ticket.follow_up_of_id,
         sla_due_at=ticket.sla_due_at,
+        awaits_agent=ticket.awaits_agent,
+        work_item_id=ticket.work_item_id,
     )
 
 
@@ -231,11 +237,20 @@ class TicketService:
         sessions: async_sessionmaker[AsyncSession],
         *,
         clock: Clock = system_clock,
-        reopen_within_days: int = REOPEN_WITHIN_DAYS,
+        work: TicketWork | None = None,
+        csat: CsatService | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.reopen_within = timedelta(days=reopen_within_days)
+        # Tickets as routed work (None: tickets are not routed, e.g. a tool without an ACD).
+        self.work = work
+        # Satisfaction surveys made when a ticket is solved (None: none).
+        self.csat = csat
+
+    async def _route(self, ticket_ids: Sequence[int]) -> None:
+        """After the ticket's commit: its work item in the ACD follows it (services/ticket_work.py)."""
+        if self.work is not None:
+            await self.work.sync(list(ticket_ids))
 
     async def create(self, actor: Actor, data: TicketIn) -> TicketOut:
         actor.require("tickets.write")
@@ -268,6 +283,8 @@ class TicketService:
                 queue_id=queue_id,
             )
             await attach_sla(s, ticket, now)
+            # A new ticket waits for an agent unless it was given to one.
+            mark_for_routing(ticket, awaits_agent=data.assignee_id is None)
             s.add(ticket)
             await s.flush()
             tags = sorted(set(data.tags))
@@ -291,7 +308,9 @@ class TicketService:
                 interaction_id=data.source_interaction_id,
             )
             await s.flush()
-            return ticket_out(ticket, linked, tags)
+            created = ticket.id
+        await self._route([created])
+        return await self.get(actor, created)
 
     async def get(self, actor: Actor, ticket_id: int) -> TicketOut:
         actor.require("tickets.read")
@@ -308,7 +327,8 @@ class TicketService:
             ticket = await self._ticket(s, actor, ticket_id)
             await self._change(s, actor, ticket, changes, self.clock())
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+        await self._route([ticket_id])
+        return await self.get(actor, ticket_id)
 
     async def link_interaction(self, actor: Actor, ticket_id: int, interaction_id: int) -> TicketOut:
         """Add a contact of the ticket's customer to the ticket (a repeat link changes nothing)."""
@@ -401,7 +421,8 @@ class TicketService:
                 reply = RenderedAnswer(answer_id=answer.id, text=text, missing=missing)
             audit(s, actor, "ticket.macro", "ticket", ticket_id, now, macro_id=macro_id)
             await s.flush()
-            return MacroApplied(ticket=await self._one_out(s, actor, ticket), reply=reply)
+        await self._route([ticket_id])
+        return MacroApplied(ticket=await self.get(actor, ticket_id), reply=reply)
 
     # ------------------------------------------------------------------ replies
     async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
@@ -412,10 +433,13 @@ class TicketService:
             ticket = await self._ticket(s, actor, ticket_id)
             now = self.clock()
             await sla_agent_replied(s, ticket, now)
+            # Answered: the customer's turn; the agent's work item ends.
+            mark_for_routing(ticket, awaits_agent=False)
             ticket.updated_at = now
             audit(s, actor, "ticket.agent_reply", "ticket", ticket_id, now)
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+        await self._route([ticket_id])
+        return await self.get(actor, ticket_id)
 
     async def customer_replied(self, ticket_id: int, *, interaction_id: int | None = None) -> TicketOut:
         """The customer wrote about ``ticket_id`` (the email channel calls this for a reply in the
@@ -423,18 +447,21 @@ class TicketService:
         the reply:
 
         - open or pending: the ticket itself, open again, waiting for our next response;
-        - solved less than ``reopen_within_days`` ago: the ticket reopened;
+        - solved at most ``reopen_within_days`` (a site setting, services/helpdesk_settings.py) ago:
+          the ticket reopened;
         - closed, or solved longer ago: a new ticket of the same customer, project and queue,
           ``follow_up_of_id`` pointing to the old one (closed tickets stay closed).
 
-        ``interaction_id``, the contact that carried the reply, is linked to that ticket."""
+        ``interaction_id``, the contact that carried the reply, is linked to that ticket. The ticket
+        then waits for an agent: its work item is queued in the ACD, sticky to its assignee."""
         actor = Actor.system()
         async with self.sessions.begin() as s:
             ticket = await self._ticket(s, actor, ticket_id)
             now = self.clock()
             status = TicketStatus(ticket.status)
+            reopen_within = timedelta(days=(await helpdesk_settings(s)).reopen_within_days)
             solved_long_ago = status is TicketStatus.SOLVED and (
-                ticket.solved_at is None or now - ticket.solved_at > self.reopen_within
+                ticket.solved_at is None or now - ticket.solved_at > reopen_within
             )
             if status is TicketStatus.CLOSED or solved_long_ago:
                 ticket = await self._follow_up(s, ticket, now)
@@ -457,6 +484,7 @@ class TicketService:
                     )
                 await sla_customer_replied(s, ticket, now)
                 ticket.updated_at = now
+            mark_for_routing(ticket, awaits_agent=True)
             audit(s, actor, "ticket.customer_reply", "ticket", ticket.id, now, interaction_id=interaction_id)
             if (
                 interaction_id is not None
@@ -464,7 +492,9 @@ class TicketService:
             ):
                 s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction_id, linked_at=now))
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+            holder = ticket.id
+        await self._route([holder])
+        return await self.get(actor, holder)
 
     async def _follow_up(self, s: AsyncSession, old: Ticket, now: datetime) -> Ticket:
         ticket = Ticket(
@@ -564,6 +594,7 @@ class TicketService:
                 except (Conflict, InvalidInput) as exc:
                     exc.details.setdefault("ticket_id", ticket_id)
                     raise
+        await self._route(ids)
         return TicketBulkOut(ticket_ids=ids)
 
     async def merge(self, actor: Actor, target_id: int, data: TicketMergeIn) -> TicketOut:
@@ -620,6 +651,7 @@ class TicketService:
                 source.status = TicketStatus.CLOSED.value
                 # A merged ticket's clocks stop: its customer now waits on the target's.
                 await sla_after_status(s, source, TicketStatus(old), TicketStatus.CLOSED, now)
+                mark_for_routing(source, awaits_agent=False)
                 source.merged_into_id = target_id
                 source.solved_at = source.solved_at or now
                 source.updated_at = now
@@ -637,7 +669,8 @@ class TicketService:
             target.updated_at = now
             audit(s, actor, "ticket.merge_into", "ticket", target_id, now, merged_ticket_ids=ids)
             await s.flush()
-            return await self._one_out(s, actor, target)
+        await self._route(ids)
+        return await self.get(actor, target_id)
 
     # ------------------------------------------------------------------ saved views
     async def views(self, actor: Actor) -> list[SavedViewOut]:
@@ -750,6 +783,8 @@ class TicketService:
                 error_id="ticket-closed",
                 ticket_id=ticket.id,
             )
+        facts_before = tuple(getattr(ticket, name) for name in _POLICY_FACTS)
+        assignee_before = ticket.assignee_id
         new_status = changes.get("status")
         if new_status is not None:
             new_status = TicketStatus(new_status)
@@ -765,11 +800,31 @@ class TicketService:
             await active_user(s, changes["assignee_id"])
         if changes.get("queue_id") is not None:
             await _queue(s, changes["queue_id"])
-        for name in ("subject", "description", "due_at", "assignee_id", "queue_id"):
+        if changes.get("project_id") is not None:
+            await check_project(s, actor, changes["project_id"])
+        for name in ("subject", "description", "due_at", "assignee_id", "queue_id", "project_id"):
             if name in changes:
                 setattr(ticket, name, changes[name])
         if changes.get("priority") is not None:
             ticket.priority = TicketPriority(changes["priority"]).value
+        if tuple(getattr(ticket, name) for name in _POLICY_FACTS) != facts_before:
+            # Another priority, queue or project may mean another SLA policy (its targets count from
+            # the ticket's start); the work item follows the queue and priority.
+            await sla_rechoose(s, ticket, now)
+            mark_for_routing(ticket)
+        if new_status is not None and new_status is not old:
+            # Pending, solved or closed: nobody needs to work it now. Reopened by hand: it waits for
+            # an agent unless it has one.
+            mark_for_routing(
+                ticket, awaits_agent=new_status is TicketStatus.OPEN and ticket.assignee_id is None
+            )
+            if new_status is TicketStatus.SOLVED and self.csat is not None:
+                await self.csat.ticket_solved(s, ticket, now)
+        if ticket.assignee_id != assignee_before:
+            # Given to an agent by hand: they work it, it is not routed; taken from them: it waits.
+            mark_for_routing(
+                ticket, awaits_agent=ticket.assignee_id is None and ticket.status == TicketStatus.OPEN.value
+            )
         tags_changed: dict[str, object] = {}
         if "tags" in changes or add_tags or remove_tags:
             current = set((await ticket_tags(s, [ticket.id]))[ticket.id])
@@ -795,7 +850,10 @@ class TicketService:
 
     async def _one_out(self, s: AsyncSession, actor: Actor, ticket: Ticket) -> TicketOut:
         links = await self._links(s, actor, [ticket.id])
-        return ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
+        out = ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
+        if self.csat is not None:
+            out.csat = await self.csat.for_ticket(s, ticket.id)
+        return out
 
     async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
         return await visible_ticket(s, actor, ticket_id)

@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import planning_page, stream, ui
+from . import csat_page, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
@@ -78,6 +78,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(planning_page.router)
     app.include_router(stream.router)
+    app.include_router(csat_page.router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files(), name="static")
 
