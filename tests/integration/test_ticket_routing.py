@@ -14,10 +14,11 @@ from sqlalchemy import update
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.bus import BusMessage
 from frontoffice.domain.model import Role
+from frontoffice.services.acd_commands import Tick
 from frontoffice.services.context import Actor
 from frontoffice.store.tables import Ticket
 
-from ..conftest import ShiftedClock, token_headers
+from ..conftest import ShiftedClock, eventually, token_headers
 
 API = "/api/v1"
 
@@ -248,3 +249,25 @@ async def test_a_supervisor_moving_a_ticket_to_another_queue_moves_its_waiting_w
     assert [(w["interaction_id"], w["priority"]) for w in waiting] == [(ticket["work_item_id"], 2)]
     await desk.login("olga")
     assert desk.offers_to("olga") == [ticket["work_item_id"]]
+
+
+async def test_a_ticket_item_whose_wait_runs_out_opens_no_second_ticket(
+    desk: HelpDesk, container: Container, clock: ShiftedClock
+) -> None:
+    q = await desk.queue("tickets", max_wait_s=60, fallback_action="ticket")
+    ticket = await desk.ticket(q)
+    item = ticket["work_item_id"]
+    clock.advance(61)
+    await container.acd.execute(Tick())  # the queue's maximum wait passes now
+
+    async def outcome() -> dict[str, Any] | None:
+        r = await desk.client.get(f"{API}/interactions/{item}/fallback", headers=desk.admin)
+        return r.json() if r.status_code == 200 else None
+
+    turned = await eventually(outcome, "the fallback outcome")
+    # The item's ticket is named; no ticket is opened from a ticket's own work item.
+    assert turned["action"] == "ticket" and turned["ticket_id"] == ticket["id"]
+    r = await desk.client.get(f"{API}/customers/{ticket['customer_id']}/tickets", headers=desk.admin)
+    assert [t["id"] for t in r.json()["items"]] == [ticket["id"]]
+    left = await desk.get(ticket["id"])
+    assert left["work_item_id"] is None and left["awaits_agent"] is True and left["status"] == "open"
