@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import frontoffice.store.tables
 
@@ -19,7 +20,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 TIME = frontoffice.store.tables.UTCDateTime()
+#: The ticket capacity agents get (domain.routing.DEFAULT_TICKET_CAPACITY when this was written).
+TICKET_CAPACITY = 3
 
 
 def upgrade() -> None:
@@ -83,6 +87,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("ticket_id", name="uq_csat_surveys_ticket_id"),
     )
     op.create_index("ix_csat_surveys_sent", "csat_surveys", ["sent_at"])
+    # Agents saved before the ticket channel existed get the default ticket capacity (as a new
+    # profile does), so that ticket work queued in their queues is offered to them.
+    profiles = sa.table("agent_profiles", sa.column("user_id", ID), sa.column("capacity", JSON))
+    conn = op.get_bind()
+    for user_id, capacity in conn.execute(sa.select(profiles.c.user_id, profiles.c.capacity)).all():
+        if capacity and "ticket" not in capacity:
+            conn.execute(
+                profiles.update()
+                .where(profiles.c.user_id == user_id)
+                .values(capacity={**capacity, "ticket": TICKET_CAPACITY})
+            )
 
 
 def downgrade() -> None:
