@@ -1,5 +1,5 @@
 """help desk: tickets as routed work (waits for an agent, its work item, pending sync), re-route on an
-SLA breach, satisfaction surveys
+SLA breach, satisfaction surveys, the unassigned list by SLA time left read in index order
 
 Revision ID: 0019
 Revises: 0016
@@ -39,6 +39,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
         batch.create_index("ix_tickets_work_sync", ["work_sync"])
+        batch.create_index("ix_tickets_assignee_status_sla_due", ["assignee_id", "status", "sla_due_at", "id"])
     with op.batch_alter_table("sla_policies") as batch:
         batch.add_column(sa.Column("breach_queue_id", ID, nullable=True))
         batch.create_foreign_key(
@@ -107,6 +108,7 @@ def downgrade() -> None:
         batch.drop_constraint(op.f("fk_sla_policies_breach_queue_id_queues"), type_="foreignkey")
         batch.drop_column("breach_queue_id")
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_index("ix_tickets_assignee_status_sla_due")
         batch.drop_index("ix_tickets_work_sync")
         batch.drop_constraint(op.f("fk_tickets_work_item_id_interactions"), type_="foreignkey")
         batch.drop_column("work_sync")
