@@ -177,10 +177,11 @@ class _SyncHandler(CommandHandler[Any]):
             stmt = stmt.limit(SWEEP_BATCH)
         steps: list[_Step] = []
         synced: list[dict[str, Any]] = []
-        contacts = set(engine.contact_ids())
         for t in (await s.execute(stmt)).all():
-            item = None if t.work_item_id is None else str(t.work_item_id)
-            status = engine.contact_status(item) if item is not None and item in contacts else None
+            status = None
+            if t.work_item_id is not None:
+                with contextlib.suppress(r.UnknownContact):  # the item left the engine
+                    status = engine.contact_status(str(t.work_item_id))
             queue = None if t.queue_id is None else str(t.queue_id)
             points = TICKET_PRIORITY_POINTS.get(t.priority, 0)
             wanted = (
