@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, false, or_, select
+from sqlalchemy import delete, false, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.canned import render
@@ -63,7 +63,14 @@ from .scope import (
 )
 from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied, sla_rechoose
 from .ticket_work import TicketWork, mark_for_routing
-from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
+from .work_lists import (
+    BUILTIN_VIEW_NAMES,
+    COUNT_CAP,
+    builtin_filters,
+    capped_count,
+    ticket_conditions,
+    ticket_keyset,
+)
 
 __all__ = [
     "MacroApplied",
@@ -108,6 +115,17 @@ async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, l
         for ticket_id, tag in rows:
             tags[ticket_id].append(tag)
     return tags
+
+
+def _by_status(filters: TicketFilters) -> list[TicketFilters]:
+    """``filters`` split into one per status when they keep several (each then reads one range of an
+    index ending in the sort column); as they are otherwise."""
+    statuses: list[TicketStatus] = list(filters.status or ())
+    if "status" not in filters.model_fields_set and filters.view is not None:
+        statuses = list(builtin_filters(filters.view).get("status") or ())
+    if not statuses or len(set(statuses)) < 2:
+        return [filters]
+    return [filters.model_copy(update={"status": [st]}) for st in sorted(set(statuses))]
 
 
 class MacroApplied(BaseModel):
@@ -546,9 +564,25 @@ class TicketService:
                 filters = saved.model_copy(update=filters.model_dump(exclude_unset=True))
                 sort = sort or TicketSort(view.sort)
             keyset = ticket_keyset(sort or TicketSort.UPDATED_DESC)
-            stmt = await self._list_query(s, actor, filters)
+            parts = [await self._list_query(s, actor, f) for f in _by_status(filters)]
             if cursor:
-                stmt = stmt.where(keyset.after(cursor))
+                parts = [part.where(keyset.after(cursor)) for part in parts]
+            if len(parts) == 1:
+                stmt = parts[0]
+            else:
+                # Several statuses ("mine": open and pending): one index range each gives its first
+                # rows in order, and only those are sorted, instead of every ticket of the statuses.
+                firsts = [
+                    select(
+                        part.with_only_columns(Ticket.id)
+                        .order_by(*keyset.order_by())
+                        .limit(limit + 1)
+                        .subquery()
+                        .c.id
+                    )
+                    for part in parts
+                ]
+                stmt = select(Ticket).where(Ticket.id.in_(union_all(*firsts)))
             rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
             shown = rows[:limit]
             links = await self._links(s, actor, [t.id for t in shown])
