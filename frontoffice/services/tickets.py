@@ -117,15 +117,33 @@ async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, l
     return tags
 
 
-def _by_status(filters: TicketFilters) -> list[TicketFilters]:
-    """``filters`` split into one per status when they keep several (each then reads one range of an
-    index ending in the sort column); as they are otherwise."""
+#: A list of several statuses or queues is read as one index range per (status, queue), at most this many
+#: (an agent's queues times open and pending); beyond, one query sorts them all (someone serving dozens
+#: of queues), as before.
+MAX_RANGES = 16
+
+
+def _ranges(filters: TicketFilters, team_queues: list[int], sort: TicketSort) -> list[TicketFilters]:
+    """``filters`` split into one per status and queue when they keep several of either ("mine": open
+    and pending; "team": the queues I serve), so that each reads one range of an index ending in the
+    sort column; ``[filters]`` otherwise. Queues are split only in the order of
+    ``ix_tickets_queue_status_updated``; by SLA time left ``ix_tickets_status_sla_due`` serves them
+    better whole."""
     statuses: list[TicketStatus] = list(filters.status or ())
     if "status" not in filters.model_fields_set and filters.view is not None:
         statuses = list(builtin_filters(filters.view).get("status") or ())
-    if not statuses or len(set(statuses)) < 2:
+    queues = sorted(set(filters.queue_id)) or team_queues
+    if sort not in (TicketSort.UPDATED_DESC, TicketSort.UPDATED):
+        queues = []
+    by_status: list[dict[str, Any]] = [{"status": [st]} for st in sorted(set(statuses))] or [{}]
+    by_queue: list[dict[str, Any]] = [{"queue_id": [q]} for q in queues] or [{}]
+    if len(by_status) == 1:
+        by_status = [{}]
+    if len(by_queue) == 1:
+        by_queue = [{}]
+    if not 1 < len(by_status) * len(by_queue) <= MAX_RANGES:
         return [filters]
-    return [filters.model_copy(update={"status": [st]}) for st in sorted(set(statuses))]
+    return [filters.model_copy(update=st | q) for st in by_status for q in by_queue]
 
 
 class MacroApplied(BaseModel):
@@ -563,15 +581,17 @@ class TicketService:
                 saved = TicketFilters.model_validate(view.filters)
                 filters = saved.model_copy(update=filters.model_dump(exclude_unset=True))
                 sort = sort or TicketSort(view.sort)
-            keyset = ticket_keyset(sort or TicketSort.UPDATED_DESC)
-            parts = [await self._list_query(s, actor, f) for f in _by_status(filters)]
+            sort = sort or TicketSort.UPDATED_DESC
+            keyset = ticket_keyset(sort)
+            team = await self._team(s, actor, filters)
+            parts = [await self._list_query(s, actor, f, team) for f in _ranges(filters, team or [], sort)]
             if cursor:
                 parts = [part.where(keyset.after(cursor)) for part in parts]
             if len(parts) == 1:
                 stmt = parts[0]
             else:
-                # Several statuses ("mine": open and pending): one index range each gives its first
-                # rows in order, and only those are sorted, instead of every ticket of the statuses.
+                # Several statuses or queues: one index range each gives its first rows in order, and
+                # only those are sorted, instead of every ticket of the statuses and queues.
                 firsts = [
                     select(
                         part.with_only_columns(Ticket.id)
@@ -764,11 +784,18 @@ class TicketService:
             audit(s, actor, "ticket_view.delete", "saved_view", view_id, self.clock())
 
     # ------------------------------------------------------------------ helpers
-    async def _list_query(self, s: AsyncSession, actor: Actor, filters: TicketFilters) -> Any:
-        team: list[int] = []
+    async def _team(self, s: AsyncSession, actor: Actor, filters: TicketFilters) -> list[int] | None:
+        """The queues of "my team's" tickets when the filters ask for them (``None``: they do not)."""
         if filters.team or filters.view is BuiltinTicketView.TEAM:
-            team = await _team_queues(s, actor)
-        conditions = ticket_conditions(actor, filters, team_queue_ids=team, now=self.clock())
+            return await _team_queues(s, actor)
+        return None
+
+    async def _list_query(
+        self, s: AsyncSession, actor: Actor, filters: TicketFilters, team: list[int] | None = None
+    ) -> Any:
+        if team is None:
+            team = await self._team(s, actor, filters)
+        conditions = ticket_conditions(actor, filters, team_queue_ids=team or [], now=self.clock())
         return where(select(Ticket).where(*conditions), ticket_visible(actor))
 
     async def _views(self, s: AsyncSession, actor: Actor) -> list[SavedView]:
