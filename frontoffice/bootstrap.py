@@ -34,10 +34,12 @@ from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.crm import CrmService
+from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
 from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
+from frontoffice.services.helpdesk_settings import HelpdeskSettingsService
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
@@ -49,6 +51,7 @@ from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.threads import ThreadService
 from frontoffice.services.ticket_conversation import TicketConversation
+from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -94,6 +97,9 @@ class Container:
     threads: ThreadService
     outbox: OutboxWorker
     replies: Replies
+    ticket_work: TicketWork
+    csat: CsatService
+    helpdesk_settings: HelpdeskSettingsService
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -109,6 +115,7 @@ class Container:
             await self.stats.start()
             await self.engine_settings.load()  # the engine is built with the stored settings
             await self.acd.start()
+            await self.ticket_work.start()  # tickets whose routing a stop interrupted, then the sweep
             await self.callbacks.start()
             await self.fallback.recover()  # actions decided but not done when the server stopped
             await self.calendars.start()
@@ -135,6 +142,7 @@ class Container:
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
+            await self.ticket_work.stop()
             await self.acd.stop()
             self.started = False
         await self.engine.dispose()
@@ -266,6 +274,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     fallback = FallbackActions(sessions, interactions, clock=clock)
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
+    # Tickets as routed work: their work items in the ACD follow them (services/ticket_work.py).
+    ticket_work = TicketWork(acd, interactions)
+    csat = CsatService(
+        sessions, secret=settings.ensure_secret_key(), public_url=settings.public_url, clock=clock
+    )
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
@@ -310,13 +323,13 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
-        tickets=TicketService(sessions, clock=clock),
+        tickets=TicketService(sessions, clock=clock, work=ticket_work, csat=csat),
         conversation=TicketConversation(sessions, bus, clock=clock),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
-        sla=SlaService(sessions, bus, clock=clock),
+        sla=SlaService(sessions, bus, clock=clock, work=ticket_work),
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
@@ -326,6 +339,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         threads=ThreadService(sessions, blobs, clock=clock),
         outbox=outbox,
         replies=replies,
+        ticket_work=ticket_work,
+        csat=csat,
+        helpdesk_settings=HelpdeskSettingsService(sessions, clock=clock),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

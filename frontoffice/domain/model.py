@@ -24,6 +24,9 @@ class Channel(StrEnum):
     FAX = "fax"
     WEBFORM = "webform"
     MESSENGER = "messenger"
+    #: a help-desk ticket waiting for an agent (new, or the customer replied): routed work, not a
+    #: conversation (docs/helpdesk.md, "Tickets are routed work").
+    TICKET = "ticket"
 
 
 class Direction(StrEnum):

@@ -33,6 +33,7 @@ PERMISSIONS: frozenset[str] = frozenset(
         "routing.write",
         "agents.supervise",
         "stats.read",
+        "settings.write",
         "self.read",
     }
 )

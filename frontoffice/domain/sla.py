@@ -334,6 +334,48 @@ class TicketSla:
             changes[SlaMetric.RESOLUTION] = resolution.reopen(at)
         return TicketSla(changes)
 
+    def retargeted(
+        self,
+        targets: SlaTargets,
+        calendar: BusinessCalendar | None,
+        started_at: datetime,
+        now: datetime,
+        *,
+        running: bool,
+    ) -> TicketSla:
+        """The clocks under another policy's targets, chosen again because the ticket's priority, queue
+        or project changed: the business time each clock counted is kept and measured against the new
+        target (so a deadline counts from the ticket's start, not from the change); a metric the old
+        policy did not measure starts from ``started_at`` (the ticket's creation; ``running``: the
+        ticket is open, else its clock waits paused); a metric the new policy does not measure is
+        dropped. A warning or breach already reported stays reported while it is still true under
+        the new target, and is reported again when the new target brings it later."""
+        clocks: dict[SlaMetric, SlaClock] = {}
+        for metric in SlaMetric:
+            target = targets.target(metric)
+            if target is None:
+                continue
+            old = self.clocks.get(metric)
+            if old is None:
+                clock = SlaClock(target, targets.warn_before_s)
+                if metric is not SlaMetric.NEXT_RESPONSE:
+                    clock = clock.start(started_at)
+                    if not running:
+                        clock = clock.pause(calendar, now)
+            elif old.stopped_at is not None:
+                clock = replace(
+                    old, target_s=target, warn_before_s=targets.warn_before_s, breached=old.counted_s > target
+                )
+            else:
+                clock = replace(old, target_s=target, warn_before_s=targets.warn_before_s)
+                left = clock.remaining_s(calendar, now)
+                if left > 0:
+                    clock = replace(clock, breach_reported=False)
+                if left > clock.warn_before_s:
+                    clock = replace(clock, warned=False)
+            clocks[metric] = clock
+        return TicketSla(clocks)
+
     def next_deadline(self, calendar: BusinessCalendar | None) -> datetime | None:
         """The earliest deadline of the running clocks (what the work list's "time left" shows)."""
         deadlines = [d for c in self.clocks.values() if (d := c.deadline(calendar)) is not None]

@@ -56,7 +56,7 @@ from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
 from frontoffice.store.tables import AgentProfile, InteractionEvent, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
 
-from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, Tick
+from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, OutputStep, Tick
 from .context import Clock, system_clock
 
 __all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
@@ -202,6 +202,8 @@ class AcdService:
         # engine (same life: filled by the rebuild, updated with each queue change) so that taking in
         # and completing a contact need not read the queue row.
         self.queue_info: dict[int, QueueInfo] = {}
+        # Use cases' writes for the outputs, in the outputs' transaction (add_step).
+        self._steps: list[OutputStep] = []
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -401,6 +403,10 @@ class AcdService:
             raise StateChanged() from exc
         return True
 
+    def add_step(self, step: OutputStep) -> None:
+        """Run ``step`` in every transaction that writes engine outputs, after they are written."""
+        self._steps.append(step)
+
     def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
         """Call ``listener`` with the engine outputs of every committed transaction (the voice
         channel rings phones with them): a subscriber of the one outlet of committed events."""
@@ -422,6 +428,8 @@ class AcdService:
         uow.collect(outputs)
         at = _dt(uow.now)
         await repository.record(record_outputs(outputs, at, rows, self._status_of, also_sync=also_sync), at)
+        for step in self._steps:
+            await step.recorded(uow, outputs, rows)
 
     def _status_of(self, contact_id: str) -> r.ContactStatus | None:
         try:

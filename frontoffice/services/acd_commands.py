@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.store.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "EngineCommand",
     "EngineHandler",
     "FinishContact",
+    "OutputStep",
     "RejectOffer",
     "RequestCallback",
     "SetAgentState",
@@ -87,6 +89,18 @@ class CommandHandler(ABC, Generic[C]):
         """The caller's answer, once the outputs are written (not yet committed): the outputs unless
         overridden."""
         return outputs
+
+
+class OutputStep(ABC):
+    """Writes a use case makes for the engine's outputs in the same transaction as the outputs
+    themselves (registered with :meth:`AcdService.add_step`): e.g. accepting a ticket's work item
+    assigns the ticket. Runs after the outputs' rows are written, whatever command caused them."""
+
+    @abstractmethod
+    async def recorded(
+        self, uow: UnitOfWork, outputs: list[r.Output], rows: dict[int, RoutedContact]
+    ) -> None:
+        """``rows``: the interactions the outputs name, as they were before the outputs."""
 
 
 # ---------------------------------------------------------------------------- engine-only commands

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from frontoffice.domain import routing as r
 from frontoffice.domain.model import Channel
 
 from .email_settings import EmailSettings
@@ -99,7 +100,7 @@ class AgentProfileIn(Input):
         default_factory=dict, description="queue id -> tier (lower tiers are offered first)"
     )
     capacity: dict[Channel, Annotated[int, Field(ge=0, le=50)]] = Field(
-        default_factory=lambda: {c: 1 for c in Channel}
+        default_factory=lambda: {Channel(c): n for c, n in r.DEFAULT_CAPACITY.items()}
     )
     weight: float = Field(default=1.0, gt=0, le=100)
 

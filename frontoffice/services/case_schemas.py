@@ -15,6 +15,7 @@ from .schemas import Input
 
 __all__ = [
     "BuiltinTicketView",
+    "CsatOut",
     "DealFilters",
     "DealIn",
     "DealOut",
@@ -98,6 +99,7 @@ class TicketPatch(Input):
     due_at: datetime | None = None
     assignee_id: int | None = None
     queue_id: int | None = None
+    project_id: int | None = Field(default=None, description="move the ticket to a project I work for")
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="replaces the tags")
 
     _due = field_validator("due_at")(_aware)
@@ -105,6 +107,18 @@ class TicketPatch(Input):
 
 class TicketLinkIn(Input):
     interaction_id: int
+
+
+class CsatOut(BaseModel):
+    """A ticket's survey, as the ticket shows it."""
+
+    survey_id: int
+    url: str = Field(description="the customer's public link (no sign-in)")
+    sent_at: datetime
+    expires_at: datetime
+    rating: int | None = None
+    comment: str | None = None
+    answered_at: datetime | None = None
 
 
 class TicketOut(BaseModel):
@@ -129,6 +143,15 @@ class TicketOut(BaseModel):
     follow_up_of_id: int | None = Field(default=None, description="the closed ticket this one follows up")
     sla_due_at: datetime | None = Field(
         default=None, description="the earliest deadline of a running SLA clock (null: none running)"
+    )
+    awaits_agent: bool = Field(
+        default=False, description="the ticket waits for an agent (new, or the customer replied): routed work"
+    )
+    work_item_id: int | None = Field(
+        default=None, description="its live work item in the ACD (an interaction on the ticket channel)"
+    )
+    csat: CsatOut | None = Field(
+        default=None, description="its satisfaction survey (made when solved; on the ticket, not in lists)"
     )
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import NotFound
-from frontoffice.domain.model import Direction, InteractionState
+from frontoffice.domain.model import Channel, Direction, InteractionState
 from frontoffice.store.tables import (
     FallbackOutcome,
     Interaction,
@@ -212,7 +212,12 @@ class FallbackActions:
             return
         now = self.clock()
         done = TurnedAway.model_validate({"action": action, "reason": reason})
-        if action in ("ticket", "voicemail"):
+        if row.channel == Channel.TICKET.value:
+            # A ticket's work item turned away (its wait ran out, its queue closed): the ticket is the
+            # help desk's already and waits in the work lists; no ticket, callback or message to make.
+            ticket_id = (row.attributes or {}).get("ticket_id")
+            done.ticket_id = ticket_id if isinstance(ticket_id, int) else None
+        elif action in ("ticket", "voicemail"):
             ticket = await open_ticket_for_contact(
                 s,
                 row,

@@ -40,13 +40,14 @@ from frontoffice.domain.sla import (
     choose_policy,
 )
 from frontoffice.store.tables import BusinessCalendar as CalendarRow
-from frontoffice.store.tables import CustomerTag, SlaPolicyRow, Ticket
+from frontoffice.store.tables import CustomerTag, Queue, SlaPolicyRow, Ticket
 
 from .activities import notify_due_activities
 from .calendars import build as build_calendar
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
 from .scope import ticket_visible, where
+from .ticket_work import TicketWork, mark_for_routing
 
 __all__ = [
     "SlaPolicyIn",
@@ -57,6 +58,7 @@ __all__ = [
     "sla_after_status",
     "sla_agent_replied",
     "sla_customer_replied",
+    "sla_rechoose",
 ]
 
 log = logging.getLogger("frontoffice.sla")
@@ -84,6 +86,9 @@ class SlaPolicyIn(Input):
     resolution_s: int | None = Field(default=None, gt=0)
     warn_before_s: int = Field(default=0, ge=0)
     breach_priority: TicketPriority | None = Field(default=None, description="raise the priority to this")
+    breach_queue_id: int | None = Field(
+        default=None, description="re-route on breach: move the ticket and its work item to this queue"
+    )
     notify_supervisors: bool = True
 
 
@@ -148,6 +153,7 @@ def _policy_out(row: SlaPolicyRow) -> SlaPolicyOut:
         resolution_s=row.resolution_s,
         warn_before_s=row.warn_before_s,
         breach_priority=None if row.breach_priority is None else TicketPriority(row.breach_priority),
+        breach_queue_id=row.breach_queue_id,
         notify_supervisors=row.notify_supervisors,
     )
 
@@ -172,11 +178,11 @@ async def _loaded(s: AsyncSession, ticket: Ticket) -> tuple[TicketSla, BusinessC
     return TicketSla.from_json(ticket.sla), await _calendar(s, policy)
 
 
-async def attach_sla(s: AsyncSession, ticket: Ticket, now: datetime) -> None:
-    """Choose the ticket's policy (first match by position) and start its clocks."""
+async def _choose(s: AsyncSession, ticket: Ticket) -> tuple[SlaPolicyRow, SlaPolicy] | None:
+    """The first active policy by position whose conditions the ticket meets."""
     rows = list(await s.scalars(select(SlaPolicyRow).where(SlaPolicyRow.is_active.is_(True))))
     if not rows:
-        return
+        return None
     tags: frozenset[str] = frozenset()
     if ticket.customer_id is not None:
         tags = frozenset(
@@ -185,10 +191,49 @@ async def attach_sla(s: AsyncSession, ticket: Ticket, now: datetime) -> None:
     facts = TicketFacts(ticket.project_id, ticket.queue_id, ticket.priority, tags)
     chosen = choose_policy([_policy(r) for r in rows], facts)
     if chosen is None:
+        return None
+    return next(r for r in rows if r.id == chosen.id), chosen
+
+
+async def attach_sla(s: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """Choose the ticket's policy (first match by position) and start its clocks."""
+    found = await _choose(s, ticket)
+    if found is None:
         return
-    row = next(r for r in rows if r.id == chosen.id)
+    row, chosen = found
     ticket.sla_policy_id = row.id
     _store(ticket, TicketSla.for_new_ticket(chosen.targets, now), await _calendar(s, row))
+
+
+async def sla_rechoose(s: AsyncSession, ticket: Ticket, now: datetime) -> bool:
+    """Choose the policy again after the ticket's priority, queue or project changed (open and pending
+    tickets; a solved one keeps its figures). The new policy's targets count from the ticket's start
+    and the business time already counted is kept (:meth:`TicketSla.retargeted`); no matching policy
+    any more: the ticket has no SLA. Returns whether the policy changed."""
+    if not TicketStatus(ticket.status).is_open:
+        return False
+    found = await _choose(s, ticket)
+    new_id = None if found is None else found[0].id
+    if new_id == ticket.sla_policy_id:
+        return False
+    if found is None:
+        ticket.sla_policy_id = None
+        ticket.sla = None
+        ticket.sla_due_at = None
+        ticket.sla_check_at = None
+        return True
+    row, chosen = found
+    calendar = await _calendar(s, row)
+    running = ticket.status == TicketStatus.OPEN.value
+    if ticket.sla is None:
+        sla = TicketSla({}).retargeted(chosen.targets, calendar, ticket.created_at, now, running=running)
+    else:
+        sla = TicketSla.from_json(ticket.sla).retargeted(
+            chosen.targets, calendar, ticket.created_at, now, running=running
+        )
+    ticket.sla_policy_id = row.id
+    _store(ticket, sla, calendar)
+    return True
 
 
 async def sla_after_status(
@@ -235,11 +280,14 @@ class SlaService:
         *,
         clock: Clock = system_clock,
         poll_s: float = POLL_S,
+        work: TicketWork | None = None,
     ) -> None:
         self.sessions = sessions
         self.bus = bus
         self.clock = clock
         self.poll_s = poll_s
+        # The ACD side of a re-route or raised priority (tickets' work items); None: not routed.
+        self.work = work
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ policies
@@ -258,6 +306,8 @@ class SlaService:
             now = self.clock()
             if data.calendar_id is not None and await s.get(CalendarRow, data.calendar_id) is None:
                 raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=data.calendar_id)
+            if data.breach_queue_id is not None and await s.get(Queue, data.breach_queue_id) is None:
+                raise NotFound("No such queue", error_id="no-such-queue", queue_id=data.breach_queue_id)
             if policy_id is None:
                 row = SlaPolicyRow(created_at=now)
                 s.add(row)
@@ -382,6 +432,7 @@ class SlaService:
         now = self.clock()
         reported: list[tuple[int, str, str]] = []
         messages: list[BusMessage] = []
+        escalated: list[int] = []
         async with self.sessions.begin() as s:
             tickets = list(
                 await s.scalars(
@@ -409,7 +460,11 @@ class SlaService:
                     when = None if deadline is None else deadline.isoformat()
                     details: dict[str, Any] = {"metric": metric.value, "deadline": when}
                     if event is SlaEvent.BREACH and policy is not None:
-                        details |= self._escalate(ticket, policy)
+                        changed = self._escalate(ticket, policy)
+                        if changed:
+                            details |= changed
+                            escalated.append(ticket.id)
+                            mark_for_routing(ticket)
                     audit(s, Actor.system(), f"ticket.sla_{event.value}", "ticket", ticket.id, now, **details)
                     reported.append((ticket.id, metric.value, event.value))
                     if policy is None or policy.notify_supervisors:
@@ -429,13 +484,23 @@ class SlaService:
                 _store(ticket, sla, calendar)
         for message in messages:  # only after the commit: nobody hears of an event a crash undid
             self.bus.publish(message)
+        if escalated and self.work is not None:
+            # The work items follow (moved to the new queue, re-scored by the new priority).
+            await self.work.sync(escalated)
         return reported
 
     @staticmethod
     def _escalate(ticket: Ticket, policy: SlaPolicyRow) -> dict[str, Any]:
-        """Raise the priority to the policy's breach priority when it is higher."""
+        """Raise the priority to the policy's breach priority when it is higher, and re-route to its
+        breach queue. The ticket keeps the policy whose breach moved it (choosing again here could
+        pick a policy whose own breach moves it back)."""
+        changed: dict[str, Any] = {}
         wanted = policy.breach_priority
-        if wanted is None or _PRIORITY_ORDER.index(wanted) <= _PRIORITY_ORDER.index(ticket.priority):
-            return {}
-        old, ticket.priority = ticket.priority, wanted
-        return {"from_priority": old, "to_priority": wanted}
+        if wanted is not None and _PRIORITY_ORDER.index(wanted) > _PRIORITY_ORDER.index(ticket.priority):
+            changed |= {"from_priority": ticket.priority, "to_priority": wanted}
+            ticket.priority = wanted
+        target = policy.breach_queue_id
+        if target is not None and target != ticket.queue_id:
+            changed |= {"from_queue_id": ticket.queue_id, "to_queue_id": target}
+            ticket.queue_id = target
+        return changed

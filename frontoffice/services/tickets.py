@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, false, or_, select
+from sqlalchemy import delete, false, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.canned import render
@@ -49,6 +49,8 @@ from .case_schemas import (
     ViewCount,
 )
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
+from .csat import CsatService
+from .helpdesk_settings import helpdesk_settings
 from .schemas import Page
 from .scope import (
     check_project,
@@ -60,8 +62,16 @@ from .scope import (
     visible_ticket,
     where,
 )
-from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied
-from .work_lists import BUILTIN_VIEW_NAMES, COUNT_CAP, capped_count, ticket_conditions, ticket_keyset
+from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied, sla_rechoose
+from .ticket_work import TicketWork, mark_for_routing
+from .work_lists import (
+    BUILTIN_VIEW_NAMES,
+    COUNT_CAP,
+    builtin_filters,
+    capped_count,
+    ticket_conditions,
+    ticket_keyset,
+)
 
 __all__ = [
     "MacroApplied",
@@ -76,9 +86,8 @@ __all__ = [
 
 MAX_PAGE = 200
 VIEW_KIND = "tickets"
-#: A customer's reply reopens a solved ticket for this long after it was solved (Zendesk and Freshdesk
-#: default to a few days to a week); later, and always after closing, the reply starts a new ticket.
-REOPEN_WITHIN_DAYS = 7
+# Changes after which a ticket's SLA policy is chosen again.
+_POLICY_FACTS = ("priority", "queue_id", "project_id")
 
 
 async def _queue(s: AsyncSession, queue_id: int) -> Queue:
@@ -107,6 +116,35 @@ async def ticket_tags(s: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, l
         for ticket_id, tag in rows:
             tags[ticket_id].append(tag)
     return tags
+
+
+#: A list of several statuses or queues is read as one index range per (status, queue), at most this many
+#: (an agent's queues times open and pending); beyond, one query sorts them all (someone serving dozens
+#: of queues), as before.
+MAX_RANGES = 16
+
+
+def _ranges(filters: TicketFilters, team_queues: list[int], sort: TicketSort) -> list[TicketFilters]:
+    """``filters`` split into one per status and queue when they keep several of either ("mine": open
+    and pending; "team": the queues I serve), so that each reads one range of an index ending in the
+    sort column; ``[filters]`` otherwise. Queues are split only in the order of
+    ``ix_tickets_queue_status_updated``; by SLA time left ``ix_tickets_status_sla_due`` serves them
+    better whole."""
+    statuses: list[TicketStatus] = list(filters.status or ())
+    if "status" not in filters.model_fields_set and filters.view is not None:
+        statuses = list(builtin_filters(filters.view).get("status") or ())
+    queues = sorted(set(filters.queue_id)) or team_queues
+    if sort not in (TicketSort.UPDATED_DESC, TicketSort.UPDATED):
+        queues = []
+    by_status: list[dict[str, Any]] = [{"status": [st]} for st in sorted(set(statuses))] or [{}]
+    by_queue: list[dict[str, Any]] = [{"queue_id": [q]} for q in queues] or [{}]
+    if len(by_status) == 1:
+        by_status = [{}]
+    if len(by_queue) == 1:
+        by_queue = [{}]
+    if not 1 < len(by_status) * len(by_queue) <= MAX_RANGES:
+        return [filters]
+    return [filters.model_copy(update=st | q) for st in by_status for q in by_queue]
 
 
 class MacroApplied(BaseModel):
@@ -182,6 +220,8 @@ async def open_ticket_for_contact(
         updated_at=now,
     )
     await attach_sla(s, ticket, now)
+    # Routed work: it waits for an agent (the ticket work sweep queues it within seconds).
+    mark_for_routing(ticket, awaits_agent=True)
     s.add(ticket)
     await s.flush()
     s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=now))
@@ -220,6 +260,8 @@ def ticket_out(ticket: Ticket, interaction_ids: Sequence[int], tags: Sequence[st
         sla_policy_id=ticket.sla_policy_id,
         follow_up_of_id=ticket.follow_up_of_id,
         sla_due_at=ticket.sla_due_at,
+        awaits_agent=ticket.awaits_agent,
+        work_item_id=ticket.work_item_id,
     )
 
 
@@ -232,11 +274,20 @@ class TicketService:
         sessions: async_sessionmaker[AsyncSession],
         *,
         clock: Clock = system_clock,
-        reopen_within_days: int = REOPEN_WITHIN_DAYS,
+        work: TicketWork | None = None,
+        csat: CsatService | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.reopen_within = timedelta(days=reopen_within_days)
+        # Tickets as routed work (None: tickets are not routed, e.g. a tool without an ACD).
+        self.work = work
+        # Satisfaction surveys made when a ticket is solved (None: none).
+        self.csat = csat
+
+    async def _route(self, ticket_ids: Sequence[int]) -> None:
+        """After the ticket's commit: its work item in the ACD follows it (services/ticket_work.py)."""
+        if self.work is not None:
+            await self.work.sync(list(ticket_ids))
 
     async def create(self, actor: Actor, data: TicketIn) -> TicketOut:
         actor.require("tickets.write")
@@ -269,6 +320,8 @@ class TicketService:
                 queue_id=queue_id,
             )
             await attach_sla(s, ticket, now)
+            # A new ticket waits for an agent unless it was given to one.
+            mark_for_routing(ticket, awaits_agent=data.assignee_id is None)
             s.add(ticket)
             await s.flush()
             tags = sorted(set(data.tags))
@@ -292,7 +345,9 @@ class TicketService:
                 interaction_id=data.source_interaction_id,
             )
             await s.flush()
-            return ticket_out(ticket, linked, tags)
+            created = ticket.id
+        await self._route([created])
+        return await self.get(actor, created)
 
     async def get(self, actor: Actor, ticket_id: int) -> TicketOut:
         actor.require("tickets.read")
@@ -309,7 +364,8 @@ class TicketService:
             ticket = await self._ticket(s, actor, ticket_id)
             await self._change(s, actor, ticket, changes, self.clock())
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+        await self._route([ticket_id])
+        return await self.get(actor, ticket_id)
 
     async def link_interaction(self, actor: Actor, ticket_id: int, interaction_id: int) -> TicketOut:
         """Add a contact of the ticket's customer to the ticket (a repeat link changes nothing)."""
@@ -402,7 +458,8 @@ class TicketService:
                 reply = RenderedAnswer(answer_id=answer.id, text=text, missing=missing)
             audit(s, actor, "ticket.macro", "ticket", ticket_id, now, macro_id=macro_id)
             await s.flush()
-            return MacroApplied(ticket=await self._one_out(s, actor, ticket), reply=reply)
+        await self._route([ticket_id])
+        return MacroApplied(ticket=await self.get(actor, ticket_id), reply=reply)
 
     # ------------------------------------------------------------------ replies
     async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
@@ -413,10 +470,13 @@ class TicketService:
             ticket = await self._ticket(s, actor, ticket_id)
             now = self.clock()
             await sla_agent_replied(s, ticket, now)
+            # Answered: the customer's turn; the agent's work item ends.
+            mark_for_routing(ticket, awaits_agent=False)
             ticket.updated_at = now
             audit(s, actor, "ticket.agent_reply", "ticket", ticket_id, now)
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+        await self._route([ticket_id])
+        return await self.get(actor, ticket_id)
 
     async def customer_replied(self, ticket_id: int, *, interaction_id: int | None = None) -> TicketOut:
         """The customer wrote about ``ticket_id`` (the email channel calls this for a reply in the
@@ -424,18 +484,21 @@ class TicketService:
         the reply:
 
         - open or pending: the ticket itself, open again, waiting for our next response;
-        - solved less than ``reopen_within_days`` ago: the ticket reopened;
+        - solved at most ``reopen_within_days`` (a site setting, services/helpdesk_settings.py) ago:
+          the ticket reopened;
         - closed, or solved longer ago: a new ticket of the same customer, project and queue,
           ``follow_up_of_id`` pointing to the old one (closed tickets stay closed).
 
-        ``interaction_id``, the contact that carried the reply, is linked to that ticket."""
+        ``interaction_id``, the contact that carried the reply, is linked to that ticket. The ticket
+        then waits for an agent: its work item is queued in the ACD, sticky to its assignee."""
         actor = Actor.system()
         async with self.sessions.begin() as s:
             ticket = await self._ticket(s, actor, ticket_id)
             now = self.clock()
             status = TicketStatus(ticket.status)
+            reopen_within = timedelta(days=(await helpdesk_settings(s)).reopen_within_days)
             solved_long_ago = status is TicketStatus.SOLVED and (
-                ticket.solved_at is None or now - ticket.solved_at > self.reopen_within
+                ticket.solved_at is None or now - ticket.solved_at > reopen_within
             )
             if status is TicketStatus.CLOSED or solved_long_ago:
                 ticket = await self._follow_up(s, ticket, now)
@@ -458,6 +521,7 @@ class TicketService:
                     )
                 await sla_customer_replied(s, ticket, now)
                 ticket.updated_at = now
+            mark_for_routing(ticket, awaits_agent=True)
             audit(s, actor, "ticket.customer_reply", "ticket", ticket.id, now, interaction_id=interaction_id)
             if (
                 interaction_id is not None
@@ -465,7 +529,9 @@ class TicketService:
             ):
                 s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction_id, linked_at=now))
             await s.flush()
-            return await self._one_out(s, actor, ticket)
+            holder = ticket.id
+        await self._route([holder])
+        return await self.get(actor, holder)
 
     async def _follow_up(self, s: AsyncSession, old: Ticket, now: datetime) -> Ticket:
         ticket = Ticket(
@@ -516,10 +582,28 @@ class TicketService:
                 saved = TicketFilters.model_validate(view.filters)
                 filters = saved.model_copy(update=filters.model_dump(exclude_unset=True))
                 sort = sort or TicketSort(view.sort)
-            keyset = ticket_keyset(sort or TicketSort.UPDATED_DESC)
-            stmt = await self._list_query(s, actor, filters)
+            sort = sort or TicketSort.UPDATED_DESC
+            keyset = ticket_keyset(sort)
+            team = await self._team(s, actor, filters)
+            parts = [await self._list_query(s, actor, f, team) for f in _ranges(filters, team or [], sort)]
             if cursor:
-                stmt = stmt.where(keyset.after(cursor))
+                parts = [part.where(keyset.after(cursor)) for part in parts]
+            if len(parts) == 1:
+                stmt = parts[0]
+            else:
+                # Several statuses or queues: one index range each gives its first rows in order, and
+                # only those are sorted, instead of every ticket of the statuses and queues.
+                firsts = [
+                    select(
+                        part.with_only_columns(Ticket.id)
+                        .order_by(*keyset.order_by())
+                        .limit(limit + 1)
+                        .subquery()
+                        .c.id
+                    )
+                    for part in parts
+                ]
+                stmt = select(Ticket).where(Ticket.id.in_(union_all(*firsts)))
             rows = list(await s.scalars(stmt.order_by(*keyset.order_by()).limit(limit + 1)))
             shown = rows[:limit]
             links = await self._links(s, actor, [t.id for t in shown])
@@ -565,6 +649,7 @@ class TicketService:
                 except (Conflict, InvalidInput) as exc:
                     exc.details.setdefault("ticket_id", ticket_id)
                     raise
+        await self._route(ids)
         return TicketBulkOut(ticket_ids=ids)
 
     async def merge(self, actor: Actor, target_id: int, data: TicketMergeIn) -> TicketOut:
@@ -621,6 +706,7 @@ class TicketService:
                 source.status = TicketStatus.CLOSED.value
                 # A merged ticket's clocks stop: its customer now waits on the target's.
                 await sla_after_status(s, source, TicketStatus(old), TicketStatus.CLOSED, now)
+                mark_for_routing(source, awaits_agent=False)
                 source.merged_into_id = target_id
                 source.solved_at = source.solved_at or now
                 source.updated_at = now
@@ -638,7 +724,8 @@ class TicketService:
             target.updated_at = now
             audit(s, actor, "ticket.merge_into", "ticket", target_id, now, merged_ticket_ids=ids)
             await s.flush()
-            return await self._one_out(s, actor, target)
+        await self._route(ids)
+        return await self.get(actor, target_id)
 
     async def split(self, actor: Actor, ticket_id: int, data: TicketSplitIn) -> TicketOut:
         """Move some of a ticket's contacts to a new ticket of the same customer, project, queue and
@@ -774,11 +861,18 @@ class TicketService:
             audit(s, actor, "ticket_view.delete", "saved_view", view_id, self.clock())
 
     # ------------------------------------------------------------------ helpers
-    async def _list_query(self, s: AsyncSession, actor: Actor, filters: TicketFilters) -> Any:
-        team: list[int] = []
+    async def _team(self, s: AsyncSession, actor: Actor, filters: TicketFilters) -> list[int] | None:
+        """The queues of "my team's" tickets when the filters ask for them (``None``: they do not)."""
         if filters.team or filters.view is BuiltinTicketView.TEAM:
-            team = await _team_queues(s, actor)
-        conditions = ticket_conditions(actor, filters, team_queue_ids=team, now=self.clock())
+            return await _team_queues(s, actor)
+        return None
+
+    async def _list_query(
+        self, s: AsyncSession, actor: Actor, filters: TicketFilters, team: list[int] | None = None
+    ) -> Any:
+        if team is None:
+            team = await self._team(s, actor, filters)
+        conditions = ticket_conditions(actor, filters, team_queue_ids=team or [], now=self.clock())
         return where(select(Ticket).where(*conditions), ticket_visible(actor))
 
     async def _views(self, s: AsyncSession, actor: Actor) -> list[SavedView]:
@@ -827,6 +921,8 @@ class TicketService:
                 error_id="ticket-closed",
                 ticket_id=ticket.id,
             )
+        facts_before = tuple(getattr(ticket, name) for name in _POLICY_FACTS)
+        assignee_before = ticket.assignee_id
         new_status = changes.get("status")
         if new_status is not None:
             new_status = TicketStatus(new_status)
@@ -842,11 +938,31 @@ class TicketService:
             await active_user(s, changes["assignee_id"])
         if changes.get("queue_id") is not None:
             await _queue(s, changes["queue_id"])
-        for name in ("subject", "description", "due_at", "assignee_id", "queue_id"):
+        if changes.get("project_id") is not None:
+            await check_project(s, actor, changes["project_id"])
+        for name in ("subject", "description", "due_at", "assignee_id", "queue_id", "project_id"):
             if name in changes:
                 setattr(ticket, name, changes[name])
         if changes.get("priority") is not None:
             ticket.priority = TicketPriority(changes["priority"]).value
+        if tuple(getattr(ticket, name) for name in _POLICY_FACTS) != facts_before:
+            # Another priority, queue or project may mean another SLA policy (its targets count from
+            # the ticket's start); the work item follows the queue and priority.
+            await sla_rechoose(s, ticket, now)
+            mark_for_routing(ticket)
+        if new_status is not None and new_status is not old:
+            # Pending, solved or closed: nobody needs to work it now. Reopened by hand: it waits for
+            # an agent unless it has one.
+            mark_for_routing(
+                ticket, awaits_agent=new_status is TicketStatus.OPEN and ticket.assignee_id is None
+            )
+            if new_status is TicketStatus.SOLVED and self.csat is not None:
+                await self.csat.ticket_solved(s, ticket, now)
+        if ticket.assignee_id != assignee_before:
+            # Given to an agent by hand: they work it, it is not routed; taken from them: it waits.
+            mark_for_routing(
+                ticket, awaits_agent=ticket.assignee_id is None and ticket.status == TicketStatus.OPEN.value
+            )
         tags_changed: dict[str, object] = {}
         if "tags" in changes or add_tags or remove_tags:
             current = set((await ticket_tags(s, [ticket.id]))[ticket.id])
@@ -872,7 +988,10 @@ class TicketService:
 
     async def _one_out(self, s: AsyncSession, actor: Actor, ticket: Ticket) -> TicketOut:
         links = await self._links(s, actor, [ticket.id])
-        return ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
+        out = ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
+        if self.csat is not None:
+            out.csat = await self.csat.for_ticket(s, ticket.id)
+        return out
 
     async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:
         return await visible_ticket(s, actor, ticket_id)

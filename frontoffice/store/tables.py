@@ -653,6 +653,11 @@ class Ticket(Base):
         # The SLA job wakes for tickets whose next warning or breach is due; lists sort by time left.
         Index("ix_tickets_sla_check", "sla_check_at"),
         Index("ix_tickets_status_sla_due", "status", "sla_due_at", "id"),
+        # "Unassigned" (and "mine") by SLA time left: read in index order, not sorted (a million-ticket
+        # desk has tens of thousands of unassigned open tickets).
+        Index("ix_tickets_assignee_status_sla_due", "assignee_id", "status", "sla_due_at", "id"),
+        # Tickets whose work item in the ACD must be brought in line with them (services/ticket_work.py).
+        Index("ix_tickets_work_sync", "work_sync"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the case stays in the help desk's history.
@@ -682,6 +687,14 @@ class Ticket(Base):
     sla: Mapped[dict[str, Any] | None] = mapped_column(Json)
     sla_due_at: Mapped[datetime | None] = mapped_column()
     sla_check_at: Mapped[datetime | None] = mapped_column()
+    # Routed work (services/ticket_work.py): the ticket waits for an agent (new, or the customer
+    # replied; cleared by an agent's reply, pending, solved, or the agent completing its work item);
+    # its live work item in the ACD (an interaction on the ``ticket`` channel); and whether the work
+    # item must still be brought in line with the ticket (set in the ticket's transaction, cleared by
+    # the ACD command that does it: a crash between the two is repaired at the next start).
+    awaits_agent: Mapped[bool] = mapped_column(Boolean, default=False)
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    work_sync: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SlaPolicyRow(Base):
@@ -703,6 +716,8 @@ class SlaPolicyRow(Base):
     resolution_s: Mapped[int | None] = mapped_column(Integer)
     warn_before_s: Mapped[int] = mapped_column(Integer, default=0)
     breach_priority: Mapped[str | None] = mapped_column(String(16))
+    # Re-route on breach: the ticket (and its work item in the ACD) moves to this queue.
+    breach_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     notify_supervisors: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -931,6 +946,32 @@ class SiteSetting(Base):
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class CsatSurvey(Base):
+    """A satisfaction survey of a solved ticket (services/csat.py): one per ticket, sent when it is
+    first solved; answered through a signed, expiring public link (1–5 and a comment; a later answer
+    within the window replaces the earlier one). Who and what it rates (agent, queue, project) are
+    copied at sending, so reports group by them even after the ticket moves."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", name="uq_csat_surveys_ticket_id"),
+        # The report reads the surveys sent in a period.
+        Index("ix_csat_surveys_sent", "sent_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    rating: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column()
 
 
 class ScheduledCallback(Base):

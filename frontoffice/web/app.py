@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import helpdesk_pages, planning_page, stream, ui
+from . import csat_page, helpdesk_pages, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
@@ -75,6 +75,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     (API_PREFIX, replies.router),
     ("", planning_page.router),
     ("", helpdesk_pages.router),
+    ("", csat_page.router),
     ("", stream.router),
     ("", ui.router),
 )

@@ -546,6 +546,7 @@ CODE_LABELS: dict[str, str] = {
     "fax": N_("Fax"),
     "webform": N_("Web form"),
     "messenger": N_("Messenger"),
+    "ticket": N_("Ticket"),  # ticket work routed by the ACD (the agent's ticket capacity)
     "phone": N_("Phone"),
     "offline": N_("Offline"),
     "available": N_("Available"),

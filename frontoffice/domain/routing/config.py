@@ -16,7 +16,9 @@ from .exceptions import InvalidConfig
 Channel = str
 """One of :data:`CHANNELS`."""
 
-CHANNELS: frozenset[str] = frozenset({"voice", "email", "chat", "sms", "fax", "webform", "messenger"})
+CHANNELS: frozenset[str] = frozenset(
+    {"voice", "email", "chat", "sms", "fax", "webform", "messenger", "ticket"}
+)
 
 Strategy = Literal[
     "longest_idle",
@@ -53,8 +55,14 @@ ARRIVAL_ACTIONS: frozenset[str] = frozenset({"join", "refuse", "overflow"})
 MIN_SKILL_LEVEL = 1
 MAX_SKILL_LEVEL = 10
 
-#: Default per-channel capacity of an agent: one contact at a time on every channel.
-DEFAULT_CAPACITY: Mapping[str, int] = MappingProxyType(dict.fromkeys(sorted(CHANNELS), 1))
+#: Ticket work items an agent holds at once by default: tickets are worked between other contacts and
+#: wait on the customer most of their life, so help desks let an agent keep a few open (Freshdesk's
+#: omniroute and Zendesk's omnichannel routing default to a handful).
+DEFAULT_TICKET_CAPACITY = 3
+#: Default per-channel capacity of an agent: one contact at a time on every channel, a few tickets.
+DEFAULT_CAPACITY: Mapping[str, int] = MappingProxyType(
+    dict.fromkeys(sorted(CHANNELS), 1) | {"ticket": DEFAULT_TICKET_CAPACITY}
+)
 
 
 def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:

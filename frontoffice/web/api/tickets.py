@@ -28,6 +28,8 @@ from frontoffice.services.case_schemas import (
     ViewCount,
 )
 from frontoffice.services.context import Actor
+from frontoffice.services.csat import CsatAnswerIn, CsatReport, PublicSurvey
+from frontoffice.services.helpdesk_settings import HelpdeskSettings, HelpdeskSettingsOut
 from frontoffice.services.knowledge_base import (
     ArticleIn,
     ArticleOut,
@@ -215,6 +217,47 @@ async def sla_report(
     """SLA compliance per metric, first-response and resolution times (business seconds) of the
     tickets opened in ``[since, until)`` (at most 92 days), and the backlog by age now."""
     return await container(request).sla.report(actor, since, until, project_id=project_id)
+
+
+@router.get("/reports/csat", response_model=CsatReport, tags=["csat"])
+async def csat_report(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("stats.read"))],
+    since: datetime,
+    until: datetime,
+    group_by: Literal["agent", "queue", "project"] = "agent",
+    project_id: int | None = None,
+) -> CsatReport:
+    """Satisfaction surveys sent in ``[since, until)`` (at most 92 days): sent, answered, response
+    rate, average rating and the distribution of ratings, in total and per agent, queue or project."""
+    return await container(request).csat.report(actor, since, until, group_by=group_by, project_id=project_id)
+
+
+@router.get("/public/csat/{token}", response_model=PublicSurvey, tags=["csat"])
+async def public_survey(request: Request, token: str) -> PublicSurvey:
+    """A survey by its signed link (no sign-in): the ticket's number and subject, the answer so far."""
+    return await container(request).csat.public(token)
+
+
+@router.post("/public/csat/{token}", response_model=PublicSurvey, tags=["csat"])
+async def answer_survey(request: Request, token: str, body: CsatAnswerIn) -> PublicSurvey:
+    """Answer a survey (no sign-in): 1–5 and a comment; a later answer within the window replaces
+    the earlier one, after it ``409 survey-expired``."""
+    return await container(request).csat.answer(token, body)
+
+
+@router.get("/helpdesk/settings", response_model=HelpdeskSettingsOut, tags=["tickets"])
+async def get_helpdesk_settings(request: Request, actor: Reader) -> HelpdeskSettingsOut:
+    """The help desk's site settings: reopen window, satisfaction surveys."""
+    return await container(request).helpdesk_settings.get(actor)
+
+
+@router.put("/helpdesk/settings", response_model=HelpdeskSettingsOut, tags=["tickets"])
+async def put_helpdesk_settings(
+    request: Request, body: HelpdeskSettings, actor: Annotated[Actor, Depends(requires("settings.write"))]
+) -> HelpdeskSettingsOut:
+    """Change the help desk's settings (administrators); they apply from the next reply or solve."""
+    return await container(request).helpdesk_settings.update(actor, body)
 
 
 @router.get("/canned-answers", response_model=list[CannedAnswerOut], tags=["canned answers"])

@@ -216,3 +216,30 @@ def test_each_warning_and_breach_is_reported_once_and_a_restarted_clock_reports_
     # Answered late; the customer writes again; the next-response clock warns and breaches anew.
     sla = sla.agent_replied(cal, at(MONDAY, 11)).customer_replied(at(MONDAY, 11))
     assert sla.due_reports(cal, at(MONDAY, 15)) == [(SlaMetric.NEXT_RESPONSE, SlaEvent.BREACH)]
+
+
+def test_a_policy_chosen_again_keeps_the_business_time_counted_and_counts_from_the_start() -> None:
+    cal = office()
+    monday = date(2026, 12, 7)
+    start = at(monday, 17)  # 17:00 Monday: one business hour left that day
+    sla = TicketSla.for_new_ticket(SlaTargets(first_response_s=8 * HOUR, resolution_s=40 * HOUR), start)
+    now = at(monday + timedelta(days=1), 10)  # Tuesday 10:00: two business hours have passed
+    urgent = SlaTargets(first_response_s=HOUR, next_response_s=HOUR, warn_before_s=600)
+    again = sla.retargeted(urgent, cal, start, now, running=True)
+    first = again.clocks[SlaMetric.FIRST_RESPONSE]
+    # The new target counts from the ticket's start: an hour after 17:00 Monday, breached already.
+    assert first.deadline(cal) == at(monday, 18)
+    assert first.state(cal, now) is ClockState.BREACHED
+    # Resolution is not measured by the new policy; next response waits for a customer's reply.
+    assert set(again.clocks) == {SlaMetric.FIRST_RESPONSE, SlaMetric.NEXT_RESPONSE}
+    assert not again.clocks[SlaMetric.NEXT_RESPONSE].started
+    # A breach reported under the old target stays reported while still true; a later target clears it.
+    reported = sla.reported(SlaMetric.FIRST_RESPONSE, SlaEvent.BREACH)
+    assert reported.retargeted(urgent, cal, start, now, running=True).due_reports(cal, now) == []
+    relaxed = SlaTargets(first_response_s=24 * HOUR)
+    cleared = reported.retargeted(relaxed, cal, start, now, running=True)
+    assert not cleared.clocks[SlaMetric.FIRST_RESPONSE].breach_reported
+    # A metric the old policy lacked starts from the ticket's start; paused when the ticket is pending.
+    paused = TicketSla({}).retargeted(SlaTargets(resolution_s=4 * HOUR), cal, start, now, running=False)
+    clock = paused.clocks[SlaMetric.RESOLUTION]
+    assert clock.running_since is None and clock.counted_s == 2 * HOUR

@@ -4,6 +4,8 @@ import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, 
 
 const $ = (id) => document.getElementById(id);
 const CHANNELS = ["voice", "email", "chat", "sms", "fax", "webform", "messenger"];
+// Channels an agent has a capacity for: the contact channels and ticket work (the help desk's routed tickets).
+const CAPACITY_CHANNELS = [...CHANNELS, "ticket"];
 const STRATEGIES = ["longest_idle", "round_robin", "fewest_contacts", "least_occupied", "best_skill", "random_weighted", "ring_all"];
 const cache = { queues: [], calendars: [], projects: [], users: [], members: new Set() };
 
@@ -181,7 +183,7 @@ async function agents(root, keepUserId = null) {
 }
 
 function agentEditor(root, userId, profiles) {
-  const p = profiles.get(userId) || { skills: {}, queues: {}, capacity: Object.fromEntries(CHANNELS.map((c) => [c, 1])), weight: 1 };
+  const p = profiles.get(userId) || { skills: {}, queues: {}, capacity: Object.fromEntries(CAPACITY_CHANNELS.map((c) => [c, c === "ticket" ? 3 : 1])), weight: 1 };
   const box = errorBox();
   const form = el("form", { "aria-label": t("Agent profile") },
     field(t("Skills (name=level 1–10, comma-separated)"), input("skills", pairsText(p.skills))),
@@ -190,7 +192,7 @@ function agentEditor(root, userId, profiles) {
         checkbox(`q-${q.id}`, q.id in p.queues || String(q.id) in p.queues, q.name),
         el("input", { type: "number", name: `tier-${q.id}`, min: "0", max: "100", value: String(p.queues[q.id] ?? p.queues[String(q.id)] ?? 1), style: "width:4rem", "aria-label": t("Tier in {queue}", { queue: q.name }) }))))),
     el("fieldset", {}, el("legend", {}, t("Capacity per channel (0: never offered)")),
-      el("div", { class: "field-row" }, CHANNELS.map((c) => field(label(c), el("input", { type: "number", name: `cap-${c}`, min: "0", max: "50", value: String(p.capacity[c] ?? 0), style: "width:5rem" }))))),
+      el("div", { class: "field-row" }, CAPACITY_CHANNELS.map((c) => field(label(c), el("input", { type: "number", name: `cap-${c}`, min: "0", max: "50", value: String(p.capacity[c] ?? 0), style: "width:5rem" }))))),
     field(t("Weight"), input("weight", String(p.weight), { type: "number", step: "0.1", min: "0.1" })),
     box, el("button", { type: "submit", class: "primary" }, t("Save profile")));
   form.addEventListener("submit", busy(async (e) => {
@@ -199,7 +201,7 @@ function agentEditor(root, userId, profiles) {
     const body = {
       skills: parsePairs(f.skills.value),
       queues: Object.fromEntries(cache.queues.filter((q) => f[`q-${q.id}`].checked).map((q) => [q.id, Number(f[`tier-${q.id}`].value)])),
-      capacity: Object.fromEntries(CHANNELS.map((c) => [c, Number(f[`cap-${c}`].value)])),
+      capacity: Object.fromEntries(CAPACITY_CHANNELS.map((c) => [c, Number(f[`cap-${c}`].value)])),
       weight: Number(f.weight.value),
     };
     // Saved: the list shows the change and the editor stays on this agent.
