@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontoffice.domain.canned import render
 from frontoffice.domain.cases import TicketPriority, TicketStatus, check_ticket_transition
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Channel
 from frontoffice.store.tables import (
     AgentProfile,
     Customer,
@@ -741,7 +742,18 @@ class TicketService:
                     error_id="ticket-closed",
                     ticket_id=ticket_id,
                 )
-            linked = (await self._links(s, actor, [ticket_id]))[ticket_id]
+            # The ticket's own work items in the ACD (channel "ticket", services/ticket_work.py)
+            # stay with their ticket: only contacts with the customer can be split off.
+            work_items = set(
+                await s.scalars(
+                    select(TicketInteraction.interaction_id)
+                    .join(Interaction, Interaction.id == TicketInteraction.interaction_id)
+                    .where(
+                        TicketInteraction.ticket_id == ticket_id, Interaction.channel == Channel.TICKET.value
+                    )
+                )
+            )
+            linked = [i for i in (await self._links(s, actor, [ticket_id]))[ticket_id] if i not in work_items]
             stray = [i for i in wanted if i not in linked]
             if stray:
                 raise InvalidInput(
