@@ -33,6 +33,7 @@ from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
+from frontoffice.services.conversations import Conversations
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
 from frontoffice.services.email_intake import EmailIntake
@@ -47,8 +48,8 @@ from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
-from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.threads import ThreadService
+from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -94,6 +95,7 @@ class Container:
     replies: Replies
     email: EmailIntake
     threads: ThreadService
+    conversations: Conversations
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -284,12 +286,15 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    # Text channels' inbound messages (chat, SMS, messengers; email shares its last step).
+    conversations = Conversations(contact_center.intake, blobs, clock=clock)
     email = EmailIntake(
         contact_center.intake,
         blobs,
         clock=clock,
         blocked_senders=settings.email_blocked_senders,
         auto_ack_limit=settings.email_auto_ack_limit,
+        conversations=conversations,
     )
     return Container(
         settings=settings,
@@ -326,6 +331,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         replies=replies,
         email=email,
         threads=ThreadService(sessions, blobs, clock=clock),
+        conversations=conversations,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,
