@@ -214,6 +214,18 @@ def _looks_like_image(data: bytes, kind: str) -> bool:
     return any(data.startswith(m) for m in _MAGIC.get(kind, ()))
 
 
+@router.get("/chat/suggestions", include_in_schema=False)
+async def suggestions(request: Request, key: str, topic: str = "", lang: str = "") -> Response:
+    """Knowledge-base articles for the topic a visitor chose, before the chat starts."""
+    c: Container = request.app.state.container
+    try:
+        entry = await c.chat.entry(key[:320])
+    except DomainError:
+        return JSONResponse([], status_code=404)
+    found = await c.chat.suggestions(topic[:200], lang[:2]) if entry.settings.knowledge_base else []
+    return _cors(request, entry, JSONResponse(found))
+
+
 @router.get("/chat/files/{attachment_id}", include_in_schema=False)
 async def download(request: Request, attachment_id: int, key: str, token: str) -> Response:
     """A file of the visitor's conversation (theirs or the agent's), always as a download."""
@@ -446,13 +458,14 @@ async def socket(ws: WebSocket) -> None:
     try:
         entry = await c.chat.entry(key)
     except DomainError:
-        await ws.close(code=CLOSE_NO_ENTRY)
-        return
+        entry = None
     own = own_origin(ws.url.scheme, ws.headers.get("host", ""))
-    if not origin_allowed(entry, ws.headers.get("origin"), own):
-        await ws.close(code=CLOSE_ORIGIN)
-        return
+    # Accepted, then closed with a reason the widget reads (a refused handshake looks like an outage,
+    # and the widget would keep reconnecting); nothing is read from a refused page.
     await ws.accept()
+    if entry is None or not origin_allowed(entry, ws.headers.get("origin"), own):
+        await ws.close(code=CLOSE_NO_ENTRY if entry is None else CLOSE_ORIGIN)
+        return
     session = _Socket(ws, c, entry)
     try:
         try:
