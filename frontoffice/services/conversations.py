@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.bus import BusMessage
+from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, InteractionState
 from frontoffice.store.blobs import BlobRef, BlobStore, record_blob
@@ -58,7 +59,9 @@ from frontoffice.store.tables import (
     Thread,
     utcnow,
 )
+from frontoffice.store.unit_of_work import UnitOfWork
 
+from .acd_commands import AcdCommand, CommandHandler
 from .channel_contract import CustomerIdentity, InboundAttachment, InboundContact, InboundMessage
 from .context import Clock, system_clock
 from .identities import normalize_identity
@@ -70,6 +73,7 @@ from .text_messages import store_message
 __all__ = [
     "MAX_TEXT_CHARS",
     "OPEN_STATES",
+    "AppendToTurn",
     "ConversationIn",
     "ConversationReceived",
     "Conversations",
@@ -194,6 +198,44 @@ async def last_turns(s: AsyncSession, thread_ids: Sequence[int]) -> dict[int, Tu
     return {row["thread_id"]: TurnRow(dict(row)) for row in rows.mappings()}
 
 
+@dataclass(frozen=True, slots=True)
+class AppendToTurn(AcdCommand[int]):
+    """A message joins a thread's open turn: stored in the ACD's group commit (the engine has nothing
+    to decide), answered with the message's id after the commit."""
+
+    turn: TurnRow
+    message: InboundMessage
+    entry_point_id: int | None
+
+
+class _AppendToTurnHandler(CommandHandler[Any]):
+    prepares = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def prepare(self, uow: UnitOfWork, command: AppendToTurn) -> int:
+        assert command.message.thread_id is not None
+        return await store_message(
+            uow.session,
+            command.turn,
+            command.message,
+            thread_id=command.message.thread_id,
+            entry_point_id=command.entry_point_id,
+            now=self.clock(),
+        )
+
+    def decide(
+        self, engine: r.RoutingEngine, command: AppendToTurn, prepared: Any, now: float
+    ) -> list[r.Output]:
+        return []
+
+    async def finish(
+        self, uow: UnitOfWork, command: AppendToTurn, outputs: list[r.Output], prepared: Any
+    ) -> int:
+        return int(prepared)
+
+
 class Conversations:
     """Takes in text channels' messages (see the module's docstring)."""
 
@@ -207,6 +249,7 @@ class Conversations:
         self._locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        intake.acd.register(AppendToTurn, _AppendToTurnHandler(clock))
 
     async def store_file(self, data: bytes, filename: str, content_type: str) -> InboundAttachment:
         """Write an attachment's bytes as a blob (fsynced, before the transaction that names it)."""
@@ -239,9 +282,6 @@ class Conversations:
         if lock is None:
             lock = self._locks[lock_key] = asyncio.Lock()
         async with lock:
-            found = await self.receipt(entry_point_id, dedupe_id)
-            if found is not None:
-                return found
             try:
                 return await self._receive(message, entry_point_id, dedupe_id, identities)
             except IntegrityError:
@@ -273,6 +313,9 @@ class Conversations:
         last: TurnRow | None = None
         last_agent: int | None = None
         async with self.sessions() as s:
+            duplicate = await self._receipt(s, entry_point_id, dedupe_id, "duplicate")
+            if duplicate is not None:
+                return duplicate
             customer_id = None
             for kind, value in identities:
                 customer_id = await s.scalar(
@@ -296,6 +339,7 @@ class Conversations:
                 )
             if thread_id is not None:
                 last = (await last_turns(s, [thread_id])).get(thread_id)
+            if thread_id is not None and (last is None or not last.open):
                 last_agent = await s.scalar(
                     select(_THREADS.c.last_agent_id).where(_THREADS.c.id == thread_id)
                 )
@@ -321,7 +365,11 @@ class Conversations:
             message=inbound,
             preferred_agent_id=last_agent,
         )
-        outcome = await self.continue_thread(contact, last)
+        outcome, message_id = await self._continue(contact, last)
+        if outcome == "appended" and last is not None and message_id is not None and thread_id is not None:
+            return ConversationReceived(
+                outcome, message_id, last.id, thread_id, customer_id, last.agent_id, last.project_id
+            )
         found = await self.receipt(entry_point_id, dedupe_id, outcome=outcome)
         assert found is not None  # committed just now
         if found.customer_id is not None and identities:
@@ -332,46 +380,47 @@ class Conversations:
         """Step 4 for any text channel (the email intake's too): append ``contact.message`` to the
         thread's open turn ``last``, or take it in as a new contact (one transaction either way).
         Returns ``appended`` or ``new-contact``."""
+        return (await self._continue(contact, last))[0]
+
+    async def _continue(self, contact: InboundContact, last: TurnRow | None) -> tuple[str, int | None]:
         message = contact.message
         assert message is not None
         if last is not None and last.open and message.thread_id is not None:
-            async with self.sessions.begin() as s:
-                message_id = await store_message(
-                    s,
-                    last,
-                    message,
-                    thread_id=message.thread_id,
-                    entry_point_id=contact.entry_point_id,
-                    now=self.clock(),
-                )
+            # Through the ACD's group commit: messages arriving together share one commit (an fsync).
+            message_id = await self.intake.acd.execute(AppendToTurn(last, message, contact.entry_point_id))
             self._publish(last, message_id, message)
-            return "appended"
+            return "appended", message_id
         await self.intake.take_in(contact)
-        return "new-contact"
+        return "new-contact", None
 
     async def receipt(
         self, entry_point_id: int, dedupe_id: str, *, outcome: str = "duplicate"
     ) -> ConversationReceived | None:
         """The message an entry point took in under ``dedupe_id``, if any."""
         async with self.sessions() as s:
-            row = (
-                await s.execute(
-                    select(
-                        Message.id,
-                        Message.interaction_id,
-                        Message.thread_id,
-                        Interaction.customer_id,
-                        Interaction.agent_id,
-                        Interaction.project_id,
-                    )
-                    .join(EmailReceipt, EmailReceipt.message_id == Message.id)
-                    .join(Interaction, Interaction.id == Message.interaction_id)
-                    .where(
-                        EmailReceipt.entry_point_id == entry_point_id,
-                        EmailReceipt.rfc_message_id == dedupe_id[:998],
-                    )
+            return await self._receipt(s, entry_point_id, dedupe_id, outcome)
+
+    async def _receipt(
+        self, s: AsyncSession, entry_point_id: int, dedupe_id: str, outcome: str
+    ) -> ConversationReceived | None:
+        row = (
+            await s.execute(
+                select(
+                    Message.id,
+                    Message.interaction_id,
+                    Message.thread_id,
+                    Interaction.customer_id,
+                    Interaction.agent_id,
+                    Interaction.project_id,
                 )
-            ).first()
+                .join(EmailReceipt, EmailReceipt.message_id == Message.id)
+                .join(Interaction, Interaction.id == Message.interaction_id)
+                .where(
+                    EmailReceipt.entry_point_id == entry_point_id,
+                    EmailReceipt.rfc_message_id == dedupe_id[:998],
+                )
+            )
+        ).first()
         if row is None:
             return None
         return ConversationReceived(

@@ -93,7 +93,10 @@ def test_a_visitor_chats_with_an_agent_across_a_reload_and_a_server_restart(
     # A reload mid-chat: the conversation is all there, once.
     visitor.reload()
     widget(visitor).get_by_text("Hello Ivan, let me check.").wait_for()
-    assert visitor_texts(visitor) == ["Where is my order <script>alert(1)</script>?", "Hello Ivan, let me check."]
+    assert visitor_texts(visitor) == [
+        "Where is my order <script>alert(1)</script>?",
+        "Hello Ivan, let me check.",
+    ]
     widget(visitor).locator("[data-fo=input]").fill("Thanks, I will wait")
     widget(visitor).locator("[data-fo=send]").click()
     thread.get_by_text("Thanks, I will wait").wait_for()

@@ -76,7 +76,9 @@ class Visitor:
 
     async def connect(self, last_seen: int = 0, token: str | None = None) -> dict[str, Any]:
         self.ws = await websockets.connect(self.url, origin=self.origin)  # type: ignore[arg-type]
-        await self.send(t="hello", token=token or self.token, last_seen=last_seen, page="https://shop.example/cart")
+        await self.send(
+            t="hello", token=token or self.token, last_seen=last_seen, page="https://shop.example/cart"
+        )
         welcome = await self.until("welcome")
         self.token = welcome["token"]
         self.visitor_id = welcome["visitor"]

@@ -164,15 +164,21 @@ async def test_an_agents_message_is_one_message_row_and_one_outbox_row_of_the_ch
     async with container.sessions() as s:
         message = await s.get(Message, message_id)
         assert message is not None
-        assert (message.direction, message.delivery_state, message.thread_id) == (
+        assert (message.direction, message.thread_id, message.author_id) == (
             "outbound",
-            "queued",
             first.thread_id,
+            desk.agent_ids["anna"],
         )
         item = await s.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
         assert item is not None and item.channel == "chat" and item.subject_key == f"thread:{first.thread_id}"
         thread = await s.get(Thread, first.thread_id)
         assert thread is not None and thread.last_agent_id == desk.agent_ids["anna"]
+
+    async def delivered() -> bool:  # the chat's outbox sender took it (queued → sending → sent)
+        async with container.sessions() as s:
+            return await s.scalar(select(Message.delivery_state).where(Message.id == message_id)) == "sent"
+
+    await eventually(delivered, "the chat sender delivered the message")
 
 
 async def test_empty_and_oversized_messages_are_refused(desk: ChatDesk, container: Container) -> None:
