@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.chat import ChatPort, ChatSender, VisitorTokens
 from frontoffice.channels.email.imap import ImapConnector
 from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.email.smtp import SmtpServer
@@ -30,9 +31,11 @@ from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.canned import CannedService
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
+from frontoffice.services.chat import WebChat
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
+from frontoffice.services.conversations import Conversations
 from frontoffice.services.crm import CrmService
 from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
@@ -100,6 +103,9 @@ class Container:
     ticket_work: TicketWork
     csat: CsatService
     helpdesk_settings: HelpdeskSettingsService
+    conversations: Conversations
+    chat: WebChat
+    chat_tokens: VisitorTokens
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -282,13 +288,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
-    email = EmailIntake(
-        contact_center.intake,
-        blobs,
-        clock=clock,
-        blocked_senders=settings.email_blocked_senders,
-        auto_ack_limit=settings.email_auto_ack_limit,
-    )
     # The outbox: deliveries committed with their action, sent by each channel's sender.
     outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
     outbox.register(_email_sender(settings))
@@ -304,6 +303,21 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    # Text channels' inbound messages (chat, SMS, messengers; email shares its last step).
+    conversations = Conversations(contact_center.intake, blobs, clock=clock)
+    # The web chat: its outbox sender pushes agents' messages to visitors, its port ends chats.
+    outbox.register(ChatSender(bus))
+    channels.register(ChatPort(sessions, bus))
+    tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
+    knowledge_base = KnowledgeBase(sessions, clock=clock)
+    email = EmailIntake(
+        contact_center.intake,
+        blobs,
+        clock=clock,
+        blocked_senders=settings.email_blocked_senders,
+        auto_ack_limit=settings.email_auto_ack_limit,
+        conversations=conversations,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -323,7 +337,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
-        tickets=TicketService(sessions, clock=clock, work=ticket_work, csat=csat),
+        tickets=tickets,
         conversation=TicketConversation(sessions, bus, clock=clock),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
@@ -333,7 +347,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
-        knowledge_base=KnowledgeBase(sessions, clock=clock),
+        knowledge_base=knowledge_base,
         blobs=blobs,
         email=email,
         threads=ThreadService(sessions, blobs, clock=clock),
@@ -342,6 +356,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         ticket_work=ticket_work,
         csat=csat,
         helpdesk_settings=HelpdeskSettingsService(sessions, clock=clock),
+        conversations=conversations,
+        chat=WebChat(conversations, contact_center.desk, crm, tickets, knowledge_base, clock=clock),
+        chat_tokens=VisitorTokens(settings.ensure_secret_key()),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

@@ -46,6 +46,7 @@ from .acd_schemas import (
     QueueSettings,
     RuleIn,
 )
+from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
 from .email_settings import email_settings
 from .rules_adapter import compile_rules, rule_context
@@ -378,6 +379,8 @@ def _entry_config(data: EntryPointIn) -> dict[str, Any]:
     config: dict[str, Any] = {"rules": [rule.model_dump() for rule in data.rules], "priority": data.priority}
     if data.email is not None:
         config["email"] = data.email.model_dump(mode="json", exclude_none=True)
+    if data.chat is not None:
+        config["chat"] = data.chat.model_dump(mode="json", exclude_none=True)
     return config
 
 
@@ -392,4 +395,5 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
         priority=int(e.config.get("priority", 0)),
         email=email_settings(e.config) if "email" in e.config else None,
+        chat=chat_settings(e.config) if "chat" in e.config else None,
     )

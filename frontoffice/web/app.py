@@ -19,11 +19,12 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import csat_page, helpdesk_pages, planning_page, stream, ui
+from . import chat, csat_page, helpdesk_pages, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
     acd_settings,
+    conversations,
     crm,
     deals,
     desk,
@@ -73,6 +74,8 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     (API_PREFIX, deals.router),
     (API_PREFIX, planning.router),
     (API_PREFIX, replies.router),
+    (API_PREFIX, conversations.router),
+    ("", chat.router),
     ("", planning_page.router),
     ("", helpdesk_pages.router),
     ("", csat_page.router),
