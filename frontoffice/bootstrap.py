@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.channels.chat import ChatPort, ChatSender, VisitorTokens
 from frontoffice.channels.email.imap import ImapConnector
 from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.email.smtp import SmtpServer
@@ -30,9 +31,11 @@ from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.canned import CannedService
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
+from frontoffice.services.chat import WebChat
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
+from frontoffice.services.conversations import Conversations
 from frontoffice.services.crm import CrmService
 from frontoffice.services.deals import DealService
 from frontoffice.services.email_intake import EmailIntake
@@ -47,8 +50,8 @@ from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
-from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.threads import ThreadService
+from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
@@ -94,6 +97,9 @@ class Container:
     replies: Replies
     email: EmailIntake
     threads: ThreadService
+    conversations: Conversations
+    chat: WebChat
+    chat_tokens: VisitorTokens
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -284,12 +290,20 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    # Text channels' inbound messages (chat, SMS, messengers; email shares its last step).
+    conversations = Conversations(contact_center.intake, blobs, clock=clock)
+    # The web chat: its outbox sender pushes agents' messages to visitors, its port ends chats.
+    outbox.register(ChatSender(bus))
+    channels.register(ChatPort(sessions, bus))
+    tickets = TicketService(sessions, clock=clock)
+    knowledge_base = KnowledgeBase(sessions, clock=clock)
     email = EmailIntake(
         contact_center.intake,
         blobs,
         clock=clock,
         blocked_senders=settings.email_blocked_senders,
         auto_ack_limit=settings.email_auto_ack_limit,
+        conversations=conversations,
     )
     return Container(
         settings=settings,
@@ -310,7 +324,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         channels=channels,
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
-        tickets=TicketService(sessions, clock=clock),
+        tickets=tickets,
         conversation=TicketConversation(sessions, bus, clock=clock),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
@@ -320,12 +334,15 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),
-        knowledge_base=KnowledgeBase(sessions, clock=clock),
+        knowledge_base=knowledge_base,
         blobs=blobs,
         outbox=outbox,
         replies=replies,
         email=email,
         threads=ThreadService(sessions, blobs, clock=clock),
+        conversations=conversations,
+        chat=WebChat(conversations, contact_center.desk, crm, tickets, knowledge_base, clock=clock),
+        chat_tokens=VisitorTokens(settings.ensure_secret_key()),
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

@@ -11,6 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from frontoffice.domain.model import Channel
 
+from .chat_settings import ChatSettings
 from .email_settings import EmailSettings
 from .schemas import BLANK, N_, Input, InteractionOut, Output, blank_field
 
@@ -142,6 +143,7 @@ class EntryPointIn(Input):
     email: EmailSettings | None = Field(
         default=None, description="email entry points (and web forms answered by email): docs/outbox.md"
     )
+    chat: ChatSettings | None = Field(default=None, description="web chat entry points: docs/chat.md")
 
 
 class EntryPointOut(BaseModel):
@@ -154,6 +156,7 @@ class EntryPointOut(BaseModel):
     rules: list[RuleIn]
     priority: int
     email: EmailSettings | None = None
+    chat: ChatSettings | None = None
     auto_acknowledge: bool = False
     gateway_senders: list[str] = []
 

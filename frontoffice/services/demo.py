@@ -17,6 +17,7 @@ from frontoffice.store.tables import Customer, Note, Project
 
 from .acd_schemas import AgentProfileIn, CodeIn, EntryPointIn, QueueIn, QueueSettings, RuleIn
 from .auth import AuthService, generate_password
+from .chat_settings import ChatSettings
 from .contact_center import ContactCenter
 from .context import Actor
 from .interactions import log_event
@@ -98,13 +99,32 @@ async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) 
             ],
         ),
     )
+    # The web chat of /demo/chat (docs/chat.md): widget key "demo".
+    await center.admin.create_entry_point(
+        system,
+        EntryPointIn(
+            name="Website chat",
+            channel=Channel.CHAT,
+            address="demo",
+            default_queue_id=support.id,
+            chat=ChatSettings(
+                greeting={"en": "Hello! How can we help?", "ru": "Здравствуйте! Чем можем помочь?"},
+                topics=["Delivery", "Payment", "Returns"],
+            ),
+        ),
+    )
     for name, skills, queues in (
         ("agent1", {"sales": 5}, {support.id: 1, sales.id: 1}),
         ("agent2", {}, {support.id: 1, billing.id: 1}),
         ("agent3", {"sales": 8}, {sales.id: 1, support.id: 2}),
     ):
         await center.admin.set_agent_profile(
-            system, user_ids[name], AgentProfileIn(skills=skills, queues=queues)
+            system,
+            user_ids[name],
+            # Three chats at once; one contact of every other channel.
+            AgentProfileIn(
+                skills=skills, queues=queues, capacity={c: 3 if c is Channel.CHAT else 1 for c in Channel}
+            ),
         )
     for code, name in (
         ("resolved", "Resolved / Решено"),

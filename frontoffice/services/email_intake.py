@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from frontoffice.channels.email.parsing import ParsedEmail, parse_email
@@ -52,6 +52,7 @@ from frontoffice.store.tables import (
 
 from .channel_contract import CustomerIdentity, InboundAttachment, InboundContact, InboundMessage
 from .context import Clock, system_clock
+from .conversations import Conversations, TurnRow, last_turns
 from .identities import normalize_identity
 from .intake import Intake
 from .text_messages import open_thread, store_message
@@ -75,11 +76,6 @@ PARSE_IN_THREAD_BYTES = 256 * 1024
 AUTO_ACK_WINDOW = timedelta(hours=1)
 # Merged threads point at the thread they were merged into; a chain longer than this is a cycle.
 _MAX_MERGE_HOPS = 16
-_OPEN_STATES = (
-    InteractionState.QUEUED.value,
-    InteractionState.OFFERED.value,
-    InteractionState.CONNECTED.value,
-)
 _MESSAGES = cast(Table, Message.__table__)
 _THREADS = cast(Table, Thread.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
@@ -144,8 +140,10 @@ class EmailIntake:
         clock: Clock = system_clock,
         blocked_senders: Sequence[str] = (),
         auto_ack_limit: int = 3,
+        conversations: Conversations | None = None,
     ) -> None:
         self.intake = intake
+        self.conversations = conversations or Conversations(intake, blobs, clock=clock)
         self.sessions = intake.sessions
         self.blobs = blobs
         self.clock = clock
@@ -315,53 +313,34 @@ class EmailIntake:
         # not routed; on no thread they reach an agent (somebody wrote to us), flagged.
         if noise or (flags.get("auto_reply") and last is not None):
             return await self._store_only(parsed, mailbox, message, last)
-        if last is not None and last["state"] in _OPEN_STATES:
-            return await self._append(parsed, mailbox, message, last)
         first, _, last_name = parsed.sender_name.partition(" ")
         sender_identity = _valid_email(parsed.sender)
-        created = await self.intake.take_in(
-            InboundContact(
-                channel=mailbox.channel,
-                entry_point_id=mailbox.entry_point_id,
-                # A fax gateway is not the customer: the fax's sender is known from its pages only.
-                customer=CustomerIdentity()
-                if mailbox.channel is Channel.FAX
-                else CustomerIdentity(email=sender_identity, first_name=first, last_name=last_name),
-                subject=parsed.subject[:500],
-                body=parsed.text,
-                external_id=parsed.message_id,
-                attributes={
-                    "auto_reply": bool(flags.get("auto_reply")),
-                    "thread_reason": message.thread_reason,
-                },
-                message=message,
-                preferred_agent_id=facts.thread_last_agent.get(thread_id) if thread_id is not None else None,
-            )
+        contact = InboundContact(
+            channel=mailbox.channel,
+            entry_point_id=mailbox.entry_point_id,
+            # A fax gateway is not the customer: the fax's sender is known from its pages only.
+            customer=CustomerIdentity()
+            if mailbox.channel is Channel.FAX
+            else CustomerIdentity(email=sender_identity, first_name=first, last_name=last_name),
+            subject=parsed.subject[:500],
+            body=parsed.text,
+            external_id=parsed.message_id,
+            attributes={
+                "auto_reply": bool(flags.get("auto_reply")),
+                "thread_reason": message.thread_reason,
+            },
+            message=message,
+            preferred_agent_id=facts.thread_last_agent.get(thread_id) if thread_id is not None else None,
         )
-        interaction = created.interaction
-        if facts.sender_customer_id is None and interaction.customer_id is not None:
-            await self._suggest_merge(interaction.customer_id, parsed)
-        return await self._received("new-contact", mailbox.entry_point_id, message, parsed)
-
-    async def _append(
-        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, last: Mapping[str, Any]
-    ) -> EmailReceived:
-        assert message.thread_id is not None
-        now = self.clock()
-        async with self.sessions.begin() as s:
-            subject = _Subject(last)
-            await store_message(
-                s,
-                subject,
-                message,
-                thread_id=message.thread_id,
-                entry_point_id=mailbox.entry_point_id,
-                now=now,
-            )
-        return await self._received("appended", mailbox.entry_point_id, message, parsed)
+        # The step every text channel shares: append to the thread's open turn, or a new contact.
+        outcome = await self.conversations.continue_thread(contact, last)
+        received = await self._received(outcome, mailbox.entry_point_id, message, parsed)
+        if outcome == "new-contact" and facts.sender_customer_id is None and received.customer_id is not None:
+            await self._suggest_merge(received.customer_id, parsed)
+        return received
 
     async def _store_only(
-        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, last: Mapping[str, Any] | None
+        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, last: TurnRow | None
     ) -> EmailReceived:
         """Keep a message nobody needs to answer: on the thread's last interaction, or on a closed
         interaction of its own (a new thread)."""
@@ -385,7 +364,7 @@ class EmailIntake:
                     )
                 record = await self.intake.interactions.record(
                     s,
-                    _Subject.of,
+                    TurnRow.of,
                     channel=mailbox.channel,
                     direction=Direction.INBOUND,
                     customer_id=customer_id,
@@ -401,7 +380,7 @@ class EmailIntake:
                 )
                 subject = record
             else:
-                subject = _Subject(last)
+                subject = last
             assert thread_id is not None
             await store_message(
                 s, subject, message, thread_id=thread_id, entry_point_id=mailbox.entry_point_id, now=now
@@ -533,27 +512,7 @@ class EmailIntake:
 
                 facts.by_subject_token = candidate(subject_token(parsed.subject))
                 facts.by_plus_address = candidate(plus_token(list(recipients)))
-                last_rows = await s.execute(
-                    select(_INTERACTIONS.c.thread_id, func.max(_INTERACTIONS.c.id))
-                    .where(_INTERACTIONS.c.thread_id.in_(threads))
-                    .group_by(_INTERACTIONS.c.thread_id)
-                )
-                last_ids = [i for _, i in last_rows]
-                if last_ids:
-                    for row in (
-                        await s.execute(
-                            select(
-                                _INTERACTIONS.c.id,
-                                _INTERACTIONS.c.thread_id,
-                                _INTERACTIONS.c.state,
-                                _INTERACTIONS.c.queue_id,
-                                _INTERACTIONS.c.agent_id,
-                                _INTERACTIONS.c.project_id,
-                                _INTERACTIONS.c.channel,
-                            ).where(_INTERACTIONS.c.id.in_(last_ids))
-                        )
-                    ).mappings():
-                        facts.last_interaction[row["thread_id"]] = dict(row)
+                facts.last_interaction = await last_turns(s, sorted(threads))
         return facts
 
     async def _suggest_merge(self, customer_id: int, parsed: ParsedEmail) -> None:
@@ -635,23 +594,7 @@ class _ThreadFacts:
     by_subject_token: TokenThread | None = None
     by_plus_address: TokenThread | None = None
     thread_last_agent: dict[int, int | None] = field(default_factory=dict)
-    last_interaction: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-
-class _Subject:
-    """An interaction as an event's subject (``interactions.EventSubject``) from its row's columns."""
-
-    def __init__(self, row: Mapping[str, Any]) -> None:
-        self.id: int = row["id"]
-        self.state: str = row["state"]
-        self.queue_id: int | None = row["queue_id"]
-        self.agent_id: int | None = row["agent_id"]
-        self.project_id: int | None = row["project_id"]
-        self.channel: str = row["channel"]
-
-    @classmethod
-    def of(cls, values: dict[str, Any]) -> _Subject:
-        return cls(values)
+    last_interaction: dict[int, TurnRow] = field(default_factory=dict)
 
 
 async def _resolve_merged(s: Any, thread_ids: set[int]) -> dict[int, int]:

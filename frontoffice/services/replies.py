@@ -326,7 +326,8 @@ class Replies:
         token = self._references.dumps([ref.sha256, ref.size, name, kind, actor.user_id])
         return AttachmentOut(id=token, filename=name, content_type=kind, size=ref.size, sha256=ref.sha256)
 
-    def _attachment(self, actor: Actor, reference: str) -> OutboundAttachment:
+    def attachment(self, actor: Actor, reference: str) -> OutboundAttachment:
+        """The file an upload reference names (uploaded by ``actor``; signed, so not forged)."""
         try:
             sha256, size, name, kind, owner = self._references.loads(reference)
         except (BadSignature, ValueError, TypeError):
@@ -380,7 +381,7 @@ class Replies:
         """Send a PDF as a fax: an email to the entry point's fax-to-email gateway, the number in the
         address or in the subject as the gateway expects (``email.fax_gateway``)."""
         actor.require("interactions.write")
-        attachment = self._attachment(actor, data.attachment)
+        attachment = self.attachment(actor, data.attachment)
         if attachment.content_type != "application/pdf" and not attachment.filename.lower().endswith(".pdf"):
             raise InvalidInput("A fax is sent as a PDF", error_id="fax-not-pdf", field="attachment")
         digits = re.sub(r"[^0-9+]", "", data.number)
@@ -462,7 +463,7 @@ class Replies:
         self, s: AsyncSession, actor: Actor, interaction: Interaction, data: ReplyIn
     ) -> _Composed:
         now = self.clock()
-        attachments = [self._attachment(actor, ref) for ref in data.attachments]
+        attachments = [self.attachment(actor, ref) for ref in data.attachments]
         customer = None if interaction.customer_id is None else await s.get(Customer, interaction.customer_id)
         language = customer.language if customer is not None else None
         thread = None if interaction.thread_id is None else await s.get(Thread, interaction.thread_id)

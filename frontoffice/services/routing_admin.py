@@ -46,6 +46,7 @@ from .acd_schemas import (
     QueueSettings,
     RuleIn,
 )
+from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
 from .email_settings import email_settings
 from .rules_adapter import compile_rules, rule_context
@@ -385,6 +386,7 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         rules=[RuleIn(**rule) for rule in e.config.get("rules", [])],
         priority=int(e.config.get("priority", 0)),
         email=email_settings(e.config) if "email" in e.config else None,
+        chat=chat_settings(e.config) if "chat" in e.config else None,
         auto_acknowledge=bool(e.config.get("auto_acknowledge", False)),
         gateway_senders=list(e.config.get("gateway_senders", [])),
     )
@@ -398,4 +400,6 @@ def _entry_config(data: EntryPointIn) -> dict[str, Any]:
         config["gateway_senders"] = sorted({a.strip().lower() for a in data.gateway_senders if a.strip()})
     if data.email is not None:
         config["email"] = data.email.model_dump(mode="json", exclude_none=True)
+    if data.chat is not None:
+        config["chat"] = data.chat.model_dump(mode="json", exclude_none=True)
     return config

@@ -19,11 +19,12 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import helpdesk_pages, planning_page, stream, ui
+from . import chat, helpdesk_pages, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
     acd_settings,
+    conversations,
     crm,
     deals,
     desk,
@@ -32,8 +33,8 @@ from .api import (
     planning,
     replies,
     stats,
-    ticket_page,
     threads,
+    ticket_page,
     tickets,
     voice,
     voice_trunks,
@@ -84,6 +85,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(deals.router, prefix="/api/v1")
     app.include_router(planning.router, prefix="/api/v1")
     app.include_router(replies.router, prefix="/api/v1")
+    app.include_router(conversations.router, prefix="/api/v1")
+    app.include_router(chat.router)
     app.include_router(planning_page.router)
     app.include_router(helpdesk_pages.router)
     app.include_router(stream.router)

@@ -499,7 +499,7 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("{n} tickets changed"),
     N_("{time} left"),
 )
-# The email panel's strings (email_panel.js).
+# The conversation panel's strings (conversation_panel.js).
 JS_MESSAGES += (
     N_("Answers our message (In-Reply-To)"),
     N_("Names a message of this thread (References)"),
@@ -535,6 +535,21 @@ JS_MESSAGES += (
     N_("The file could not be attached"),
     N_("Sent; the contact is wrapped up"),
     N_("Reply queued for sending"),
+    # Chat, SMS and messengers.
+    N_("Read"),
+    N_("Customer"),
+    N_("Agent"),
+    N_("Chat"),
+    N_("Page"),
+    N_("Referrer"),
+    N_("Topic"),
+    N_("Private note from {name}"),
+    N_("Private note to the agent"),
+    N_("Add note"),
+    N_("You are reading this conversation; the customer does not see your notes."),
+    N_("The customer is typing…"),
+    N_("The customer closed the chat"),
+    N_("The customer rated the chat: {score}/5"),
 )
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.

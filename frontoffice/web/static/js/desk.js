@@ -6,7 +6,7 @@ import {
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { panelFor } from "./panels.js";
-import "./email_panel.js"; // registers the email, fax and web form panels
+import "./conversation_panel.js"; // registers the conversation panel: email, fax, web form, chat, SMS, messengers
 
 const $ = (id) => document.getElementById(id);
 const desk = { api, t, el, fmt, label };
@@ -642,6 +642,9 @@ async function start() {
   selectTab(null);
   loadToday();
   connectStream(onMessage);
+  // /desk#contact=<id>: open that contact (a supervisor reading an ongoing chat, docs/chat.md).
+  const asked = /^#contact=(\d+)$/.exec(location.hash);
+  if (asked) openContact(Number(asked[1]));
 }
 
 start();

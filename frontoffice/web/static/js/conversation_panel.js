@@ -1,11 +1,15 @@
-// The email panel of the agent desktop (docs/user-guide.md, "Email"): the thread's messages (quoted
-// text folded, why each joined the thread, files, remote images on request), and the reply box:
-// reply / reply all / forward, files, canned answers, send or send and wrap up. Outbound messages show
-// their delivery state (queued, sent, failed with the reason), updated live from the stream.
-// Web-form contacts get the same panel: their answer goes out by email to the customer's address.
+// The conversation panel of the agent desktop: one component for every text channel (docs/chat.md,
+// docs/user-guide.md "Email"). The thread's messages with their files and delivery states (queued,
+// sent, delivered, read, failed with the reason), live from the stream, and a composer with canned
+// answers and files.
+// - Email, fax and web forms keep their extras: subject, Cc, reply / reply all / forward, quoted text
+//   folded, why each message joined the thread, remote images on request, send and wrap up.
+// - Chat, SMS and messengers: a chat composer (Enter sends), typing shown both ways, read receipts,
+//   the page the visitor came from; a supervisor (not the contact's agent) reads along and writes
+//   private notes to the agent, which the customer never sees.
 
 import {
-  ApiError, attempt, busy, clearFormErrors, newIdempotencyKey, showFieldError, showFormErrors, toast,
+  ApiError, attempt, busy, clearFormErrors, me, newIdempotencyKey, showFieldError, showFormErrors, toast,
 } from "./common.js";
 import { registerPanel } from "./panels.js";
 
@@ -19,7 +23,8 @@ const REASONS = {
   split: "Split from another thread by an agent",
   merge: "Merged from another thread by an agent",
 };
-const STATES = { queued: "Queued", sending: "Sending", sent: "Sent", delivered: "Delivered", failed: "Failed" };
+const STATES = { queued: "Queued", sending: "Sending", sent: "Sent", delivered: "Delivered", read: "Read", failed: "Failed" };
+const TYPING_IDLE_MS = 3000; // the agent's "typing" ends after this long without a keystroke
 
 /** The text with its quoted parts folded: the parser's ranges, else trailing "> " lines. */
 function foldedBody(message, desk) {
@@ -229,7 +234,156 @@ function emailPanel() {
   };
 }
 
+/** One chat message: who, when, the text (textContent only), files, the delivery state of ours. */
+function chatMessage(message, desk) {
+  const { el, t, fmt } = desk;
+  const kind = message.direction === "note" ? "note" : message.direction;
+  const who = kind === "inbound" ? (message.sender || t("Customer")) : kind === "note" ? t("Private note from {name}", { name: message.sender || "" }) : (message.sender || t("Agent"));
+  const item = el("article", { class: `message chat-message ${kind}`, "data-message-id": String(message.id) },
+    el("div", { class: "muted small message-head" }, `${who} · ${fmt.dateTime(message.created_at)}`),
+    el("div", { class: "message-body" }, message.body || ""));
+  const files = message.attachments || [];
+  if (files.length) {
+    item.append(el("ul", { class: "attachments" }, files.map((f) => el("li", {},
+      el("a", { href: f.url || `/api/v1/attachments/${f.id}`, download: f.filename }, f.filename)))));
+  }
+  if (kind === "outbound" && message.delivery_state) item.append(stateBadge(message, desk));
+  return item;
+}
+
+function chatPanel() {
+  return {
+    async mount(contact, root, desk) {
+      const { api, t, el } = desk;
+      const id = `chat-${contact.id}`;
+      const mine = contact.agent_id === me.user_id;
+      const state = { contact, desk, list: null, typingTimer: null, typingSent: false, lastRead: 0, refs: [] };
+      const list = el("div", { class: "messages chat-thread", "aria-live": "polite" }, el("p", { class: "muted" }, t("Loading…")));
+      const typing = el("p", { class: "muted small chat-typing", role: "status" });
+      state.list = list;
+      state.typing = typing;
+      async function reload() {
+        const messages = await loadMessages(state.contact, desk);
+        list.replaceChildren(...(messages.length ? messages.map((m) => chatMessage(m, desk)) : [el("p", { class: "muted" }, t("No message text."))]));
+        list.scrollTop = list.scrollHeight;
+        const inbound = messages.filter((m) => m.direction === "inbound").map((m) => m.id);
+        const last = inbound.length ? Math.max(...inbound) : 0;
+        if (mine && last > state.lastRead && document.visibilityState !== "hidden") {
+          state.lastRead = last;
+          api("POST", `/interactions/${contact.id}/conversation/read`, { message_id: last }).catch(() => {});
+        }
+      }
+      state.reload = reload;
+      const attributes = contact.attributes || {};
+      const facts = [["Page", attributes.page_url], ["Referrer", attributes.referrer], ["Topic", attributes.topic]]
+        .filter(([, v]) => v);
+      root.append(el("h3", {}, contact.subject || t("Chat")));
+      if (facts.length) {
+        root.append(el("dl", { class: "card chat-facts" }, facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, String(v))])));
+      }
+      root.append(list, typing);
+      if (mine) {
+        const body = el("textarea", { id: `${id}-body`, name: "body", rows: 3, class: "reply-body chat-input" });
+        const canned = el("select", { id: `${id}-canned`, name: "canned_answer_id" }, el("option", { value: "" }, t("Insert a canned answer…")));
+        const files = el("input", { id: `${id}-files`, name: "attachments", type: "file", multiple: true });
+        const send = el("button", { type: "submit", class: "primary chat-send" }, t("Send"));
+        const form = el("form", { class: "chat-form", "aria-label": t("Message") },
+          el("label", { for: body.id }, t("Message")), body,
+          el("div", { class: "field-row" }, canned, files, send));
+        root.append(form);
+        const stopTyping = () => {
+          clearTimeout(state.typingTimer);
+          if (state.typingSent) api("POST", `/interactions/${contact.id}/conversation/typing`, { typing: false }).catch(() => {});
+          state.typingSent = false;
+        };
+        body.addEventListener("input", () => {
+          if (!state.typingSent) {
+            state.typingSent = true;
+            api("POST", `/interactions/${contact.id}/conversation/typing`, { typing: true }).catch(() => {});
+          }
+          clearTimeout(state.typingTimer);
+          state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
+        });
+        body.addEventListener("keydown", (event) => {
+          if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+        });
+        files.addEventListener("change", busy(async () => {
+          for (const file of files.files) {
+            try { state.refs.push(await upload(file)); } catch (error) { showFieldError(files, error.message || t("The file could not be attached")); break; }
+          }
+        }));
+        canned.addEventListener("change", busy(async () => {
+          if (!canned.value) return;
+          const filled = await attempt(() => api("GET", `/interactions/${contact.id}/canned-answers/${canned.value}`));
+          canned.value = "";
+          if (filled) { body.value += filled.text; body.focus(); }
+        }));
+        form.addEventListener("submit", busy(async () => {
+          if (!body.value.trim() && !state.refs.length) return;
+          clearFormErrors(form);
+          stopTyping();
+          try {
+            await api("POST", `/interactions/${contact.id}/conversation/messages`, { body: body.value, attachments: state.refs.map((r) => r.id) });
+          } catch (error) {
+            showFormErrors(form, error);
+            return;
+          }
+          body.value = "";
+          files.value = "";
+          state.refs = [];
+          await reload();
+          body.focus();
+        }));
+        api("GET", "/canned-answers").then((answers) => canned.append(...answers.map((a) => el("option", { value: String(a.id) }, `/${a.shortcut} — ${a.title}`)))).catch(() => {});
+      } else {
+        // A supervisor reading along: a private note to the agent instead of a message to the customer.
+        const note = el("textarea", { id: `${id}-note`, name: "body", rows: 2, class: "chat-note", maxlength: "2000" });
+        const form = el("form", { class: "chat-note-form", "aria-label": t("Private note to the agent") },
+          el("label", { for: note.id }, t("Private note to the agent")), note,
+          el("button", { type: "submit", class: "chat-note-send" }, t("Add note")));
+        form.addEventListener("submit", busy(async (event) => {
+          event.preventDefault();
+          clearFormErrors(form);
+          try { await api("POST", `/interactions/${contact.id}/conversation/notes`, { body: note.value }); } catch (error) { showFormErrors(form, error); return; }
+          note.value = "";
+          await reload();
+        }));
+        root.append(el("p", { class: "muted small" }, t("You are reading this conversation; the customer does not see your notes.")), form);
+      }
+      await reload();
+      return state;
+    },
+    unmount(contact, root, state) {
+      if (state) clearTimeout(state.typingTimer);
+    },
+    onEvent(contact, type, data, state) {
+      if (!state) return;
+      const { t } = state.desk;
+      if (type === "conversation_typing") {
+        state.typing.textContent = data.typing ? t("The customer is typing…") : "";
+      } else if (type === "conversation_message") {
+        state.typing.textContent = "";
+        state.reload().catch(() => {});
+      } else if (type === "message_delivery") {
+        const holder = state.list.querySelector(`.delivery-state[data-message-id="${data.message_id}"]`);
+        if (!holder) { state.reload().catch(() => {}); return; }
+        const badge = holder.querySelector(".badge");
+        badge.className = `badge delivery delivery-${data.state}`;
+        badge.dataset.delivery = data.state;
+        badge.textContent = t(STATES[data.state] || data.state);
+      } else if (type === "conversation_visitor_left") {
+        toast(t("The customer closed the chat"));
+      } else if (type === "conversation_rating") {
+        toast(t("The customer rated the chat: {score}/5", { score: data.rating }));
+      }
+    },
+  };
+}
+
 registerPanel("email", emailPanel());
 registerPanel("fax", emailPanel());
 // A web form is answered by email too (to the address the customer left).
 registerPanel("webform", emailPanel());
+registerPanel("chat", chatPanel());
+registerPanel("sms", chatPanel());
+registerPanel("messenger", chatPanel());

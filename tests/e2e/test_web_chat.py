@@ -1,0 +1,125 @@
+"""Issue 17's web chat with real browsers: a visitor chats from /demo/chat with an agent in another
+browser context; the visitor reloads the page mid-chat and loses nothing; the server restarts
+mid-chat and both sides resume with no message lost or shown twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .conftest import ROOT, WAIT_MS, Server, _env, sign_in
+from .test_agent_desktop import go_available
+
+
+def widget(page: Any) -> Any:
+    """The widget's shadow root content (Playwright's CSS engine pierces open shadow roots)."""
+    return page.locator("#frontoffice-chat")
+
+
+def visitor_texts(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("#frontoffice-chat .msg .text").all_inner_texts()]
+
+
+def agent_texts(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator(".chat-thread .chat-message .message-body").all_inner_texts()]
+
+
+def wait_for(check: Any, what: str, page: Any) -> Any:
+    for _ in range(WAIT_MS // 100):
+        value = check()
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"never happened: {what}")
+
+
+def restart(server: Server, data_dir: Path) -> subprocess.Popen[bytes]:
+    """Stop the server and start it again on the same port and data (a deploy, a crash)."""
+    server.stop()
+    port = server.url.rsplit(":", 1)[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "frontoffice", "serve", "--host", "127.0.0.1", "--port", port],
+        env=_env(data_dir),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the server did not start again")
+
+
+def test_a_visitor_chats_with_an_agent_across_a_reload_and_a_server_restart(
+    server: Server, new_context: Any, tmp_path: Path
+) -> None:
+    agent = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(agent)
+
+    visitor = new_context(viewport=(390, 780)).new_page()  # a phone
+    visitor.goto(f"{server.url}/demo/chat")
+    widget(visitor).locator("[data-fo=launcher]").click()
+    form = widget(visitor).locator("form[data-fo=prechat]")
+    form.locator("input[name=name]").fill("Ivan <b>Petrov</b>")
+    form.locator("input[name=email]").fill("ivan.petrov@example.org")
+    form.locator("select[name=topic]").select_option("Delivery")
+    form.locator("textarea[name=message]").fill("Where is my order <script>alert(1)</script>?")
+    form.locator("button[type=submit]").click()
+
+    offer = agent.locator(".offer").first
+    offer.wait_for()
+    offer.locator(".offer-accept").click()
+    thread = agent.locator(".chat-thread")
+    thread.get_by_text("Where is my order <script>alert(1)</script>?").wait_for()
+    agent.locator(".chat-facts").get_by_text("/demo/chat").wait_for()
+
+    agent.locator(".chat-input").fill("Hello Ivan, let me check.")
+    agent.locator(".chat-input").press("Enter")
+    widget(visitor).get_by_text("Hello Ivan, let me check.").wait_for()
+    # The visitor's widget read it: the agent sees the read receipt.
+    agent.locator('.delivery-state .badge[data-delivery="read"]').wait_for()
+
+    # A reload mid-chat: the conversation is all there, once.
+    visitor.reload()
+    widget(visitor).get_by_text("Hello Ivan, let me check.").wait_for()
+    assert visitor_texts(visitor) == ["Where is my order <script>alert(1)</script>?", "Hello Ivan, let me check."]
+    widget(visitor).locator("[data-fo=input]").fill("Thanks, I will wait")
+    widget(visitor).locator("[data-fo=send]").click()
+    thread.get_by_text("Thanks, I will wait").wait_for()
+
+    # The server restarts mid-chat; both sides reconnect and carry on.
+    proc = restart(server, tmp_path / "data")
+    try:
+        agent.wait_for_selector('#conn[data-state="open"]')
+        widget(visitor).locator("[data-fo=input]").fill("Still there?")
+        widget(visitor).locator("[data-fo=send]").click()
+        thread.get_by_text("Still there?").wait_for()
+        agent.locator(".chat-input").fill("Yes, your parcel left today.")
+        agent.locator(".chat-input").press("Enter")
+        widget(visitor).get_by_text("Yes, your parcel left today.").wait_for()
+        expected = [
+            "Where is my order <script>alert(1)</script>?",
+            "Hello Ivan, let me check.",
+            "Thanks, I will wait",
+            "Still there?",
+            "Yes, your parcel left today.",
+        ]
+        wait_for(lambda: visitor_texts(visitor) == expected, "the visitor shows each message once", visitor)
+        wait_for(lambda: agent_texts(agent) == expected, "the agent shows each message once", agent)
+        # Text is shown as text: nothing the visitor typed became markup.
+        assert widget(visitor).locator("script").count() == 0
+        assert agent.locator(".chat-thread script, .chat-thread b").count() == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
