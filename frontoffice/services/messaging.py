@@ -21,6 +21,7 @@ Telegram poller's offset.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ class Messaging:
         self.conversations = conversations
         self.sessions: async_sessionmaker[AsyncSession] = conversations.sessions
         self.clock = clock
+        # Receipts of one message's parts come at once; their read-modify-write of the message's
+        # flags is serialised on this node (SQLite ignores FOR UPDATE; PostgreSQL also locks the row).
+        self._receipts = asyncio.Lock()
 
     # ------------------------------------------------------------------ SMS in
     async def sms_received(
@@ -144,7 +148,7 @@ class Messaging:
             )
         )
         if (
-            received.created
+            received.outcome != "duplicate"
             and received.customer_id is not None
             and (flags.get("opt_out") or flags.get("opt_in"))
         ):
@@ -199,7 +203,7 @@ class Messaging:
         self, entry_point_id: int, smsc_id: str, outcome: str | None, stat: str, error: str
     ) -> bool:
         """A delivery receipt for one part; False when the part is unknown (yet)."""
-        async with self.sessions.begin() as s:
+        async with self._receipts, self.sessions.begin() as s:
             message_id = await s.scalar(
                 select(EmailReceipt.message_id).where(
                     EmailReceipt.entry_point_id == entry_point_id,

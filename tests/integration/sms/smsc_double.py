@@ -86,6 +86,7 @@ class SmscDouble:
     binds: int = 0
     refuse: int = 0  # command_status it answers submit_sm with (0: accepts)
     bind_refusals: int = 0
+    _receipts: dict[int, tuple[str, str, str, str]] = field(default_factory=dict)
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
@@ -96,10 +97,12 @@ class SmscDouble:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections; then the open ones are cut
         self.drop()
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            # Python 3.12+ waits here for the connections' handlers, which end once cut.
+            await asyncio.wait_for(self._server.wait_closed(), 5)
 
     def drop(self) -> None:
         """Close every connection abruptly (a restarting SMSC)."""
@@ -208,18 +211,33 @@ class SmscDouble:
                     f"id:{message_id} sub:001 dlvrd:001 submit date:2601011200 done date:2601011200 "
                     f"stat:{self.receipts} err:000 text:"
                 )
-                receipt = _make(
-                    "deliver_sm",
-                    client=_PEER,
-                    sequence=next(self._seq),
-                    source_addr=pdu.destination_addr.decode(),
-                    destination_addr=pdu.source_addr.decode(),
-                    esm_class=0x04,  # SMPP 3.4 §5.2.12: SMSC delivery receipt
-                    short_message=text.encode(),
-                    receipted_message_id=message_id,
+                self._send_receipt(
+                    writer, pdu.destination_addr.decode(), pdu.source_addr.decode(), text, message_id
                 )
-                writer.write(receipt.generate())
         elif name in ("deliver_sm_resp", "generic_nack"):
             self.deliver_answers.append(pdu.status)
+            retry = self._receipts.pop(pdu.sequence, None)
+            if retry is not None and pdu.status == 0x64:
+                # ESME_RX_T_APPN: like an SMSC, deliver the receipt again a little later.
+                asyncio.get_running_loop().call_later(0.05, self._send_receipt, writer, *retry)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
+
+    def _send_receipt(
+        self, writer: asyncio.StreamWriter, source: str, destination: str, text: str, message_id: str
+    ) -> None:
+        if writer.is_closing():
+            return
+        sequence = next(self._seq)
+        self._receipts[sequence] = (source, destination, text, message_id)
+        receipt = _make(
+            "deliver_sm",
+            client=_PEER,
+            sequence=sequence,
+            source_addr=source,
+            destination_addr=destination,
+            esm_class=0x04,  # SMPP 3.4 §5.2.12: SMSC delivery receipt
+            short_message=text.encode(),
+            receipted_message_id=message_id,
+        )
+        writer.write(receipt.generate())
