@@ -74,7 +74,10 @@ async def test_an_sms_conversation_over_smpp_with_receipts_and_opt_out(
         interaction = await s.get(Interaction, first.interaction_id)
         assert interaction is not None and interaction.channel == "sms"
 
-    answer = "Добрый день! Проверили: курьер приедет завтра с 10 до 14. Извините за неудобство, скидка 10% уже на карте."
+    answer = (
+        "Добрый день! Проверили: курьер приедет завтра с 10 до 14. "
+        "Извините за неудобство, скидка 10% уже на карте."
+    )
     async with container.sessions.begin() as s:
         message_id = await queue_message(s, interaction.id, None, answer)
     await eventually(lambda: smsc.texts() == [answer], "the answer reached the SMSC")
@@ -97,7 +100,7 @@ async def test_an_sms_conversation_over_smpp_with_receipts_and_opt_out(
         return None if customer is None else customer.custom.get("sms_opt_out")
 
     record = await eventually(opted_out, "the opt-out recorded on the customer")
-    assert list(record.values())[0]["keyword"] == "СТОП"  # type: ignore[index]
+    assert next(iter(record.values()))["keyword"] == "СТОП"  # type: ignore[index]
     with pytest.raises(Conflict) as refused:
         async with container.sessions.begin() as s:
             await queue_message(s, interaction.id, None, "Мы вам перезвоним")
