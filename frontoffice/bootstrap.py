@@ -16,6 +16,8 @@ from frontoffice.channels.chat import ChatPort, ChatSender, VisitorTokens
 from frontoffice.channels.email.imap import ImapConnector
 from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.email.smtp import SmtpServer
+from frontoffice.channels.sms.channel import SmsChannel, SmsSender
+from frontoffice.channels.telegram.bot import TelegramChannel, TelegramSender
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import render_prompts
@@ -46,6 +48,7 @@ from frontoffice.services.helpdesk_settings import HelpdeskSettingsService
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
 from frontoffice.services.knowledge_base import KnowledgeBase
+from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox import install_wake
 from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
 from frontoffice.services.replies import Replies
@@ -106,6 +109,10 @@ class Container:
     conversations: Conversations
     chat: WebChat
     chat_tokens: VisitorTokens
+    messaging: Messaging
+    # SMPP links and Telegram bots of the SMS and messenger entry points, started with the node.
+    sms: SmsChannel
+    telegram: TelegramChannel
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -134,10 +141,15 @@ class Container:
                 await self.smtp.start()
             if self.imap is not None:
                 await self.imap.start()
+            if self.settings.messaging_channels:
+                await self.sms.start()
+                await self.telegram.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            await self.telegram.stop()
+            await self.sms.stop()
             if self.imap is not None:
                 await self.imap.stop()
             if self.smtp is not None:
@@ -308,6 +320,12 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     # The web chat: its outbox sender pushes agents' messages to visitors, its port ends chats.
     outbox.register(ChatSender(bus))
     channels.register(ChatPort(sessions, bus))
+    # SMS (SMPP links per entry point) and Telegram bots: their senders deliver agents' answers.
+    messaging = Messaging(conversations, clock=clock)
+    sms = SmsChannel(messaging)
+    telegram = TelegramChannel(messaging)
+    outbox.register(SmsSender(messaging, sms))
+    outbox.register(TelegramSender(messaging))
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
     knowledge_base = KnowledgeBase(sessions, clock=clock)
     email = EmailIntake(
@@ -359,6 +377,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         conversations=conversations,
         chat=WebChat(conversations, contact_center.desk, crm, tickets, knowledge_base, clock=clock),
         chat_tokens=VisitorTokens(settings.ensure_secret_key()),
+        messaging=messaging,
+        sms=sms,
+        telegram=telegram,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

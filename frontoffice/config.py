@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     outbox_worker: bool = Field(
         default=True, description="Deliver the outbox (email replies...) from this node"
     )
+    messaging_channels: bool = Field(
+        default=True,
+        description="Connect the SMS entry points' SMPP links and poll the Telegram bots from this node "
+        "(docs/sms.md, docs/telegram.md); one node only",
+    )
     attachment_max_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,

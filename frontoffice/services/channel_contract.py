@@ -53,6 +53,8 @@ class CustomerIdentity:
     phone: str | None = None
     email: str | None = None
     chat_id: str | None = None
+    # A messenger account, prefixed with the messenger (``telegram:<user id>``).
+    messenger_id: str | None = None
     first_name: str = ""
     last_name: str = ""
     language: str | None = None

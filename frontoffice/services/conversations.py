@@ -297,6 +297,7 @@ class Conversations:
             (IdentityKind.PHONE, customer.phone),
             (IdentityKind.EMAIL, customer.email),
             (IdentityKind.CHAT, customer.chat_id),
+            (IdentityKind.MESSENGER, customer.messenger_id),
         ):
             if raw:
                 out.append((kind.value, normalize_identity(kind, str(raw), self.intake.crm.region)))
@@ -367,6 +368,9 @@ class Conversations:
         )
         outcome, message_id = await self._continue(contact, last)
         if outcome == "appended" and last is not None and message_id is not None and thread_id is not None:
+            if customer_id is not None and identities:
+                # A later message may carry an identity the first did not (a shared phone number).
+                await self._link_identities(customer_id, identities)
             return ConversationReceived(
                 outcome, message_id, last.id, thread_id, customer_id, last.agent_id, last.project_id
             )
@@ -491,6 +495,13 @@ class Conversations:
         )
 
 
+async def check_may_send(session: AsyncSession, interaction: Interaction) -> None:
+    """Refuse an outbound message the customer asked not to get (SMS opt-out: ``services/messaging``)."""
+    from .messaging import check_may_send as check_sms_consent  # messaging imports this module
+
+    await check_sms_consent(session, interaction)
+
+
 async def queue_message(
     session: AsyncSession,
     interaction_id: int,
@@ -527,6 +538,7 @@ async def queue_message(
         raise InvalidInput(
             "This contact has no conversation", error_id="no-thread", interaction_id=interaction_id
         )
+    await check_may_send(session, interaction)  # SMS: not to a number that opted out
     now = now or utcnow()
     thread_id = interaction.thread_id
     result = cast(

@@ -261,6 +261,7 @@ class Intake:
             (IdentityKind.PHONE, fields.phone),
             (IdentityKind.EMAIL, fields.email),
             (IdentityKind.CHAT, fields.chat_id),
+            (IdentityKind.MESSENGER, fields.messenger_id),
         ):
             if raw:
                 identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
@@ -448,7 +449,7 @@ def _request_hash(inbound: InboundContact) -> str:
         inbound.channel.value,
         inbound.entry_point,
         inbound.entry_point_id,
-        (customer.phone, customer.email, customer.chat_id),
+        (customer.phone, customer.email, customer.chat_id, customer.messenger_id),
         (customer.first_name, customer.last_name, customer.language),
         inbound.subject,
         inbound.body,

@@ -452,7 +452,12 @@ class OutboxWorker:
         values: dict[str, Any] = {"delivery_state": state, "delivery_error": error}
         if at is not None:
             values["delivered_at"] = at
-        await s.execute(update(Message).where(Message.id.in_(message_ids)).values(**values))
+        change = update(Message).where(Message.id.in_(message_ids))
+        if state == DeliveryState.SENT:
+            # Only from sending: a delivery report (SMS receipt) may already have said delivered
+            # or failed between the far end's acceptance and this commit, and it has the last word.
+            change = change.where(Message.delivery_state == DeliveryState.SENDING)
+        await s.execute(change.values(**values))
         if self.listener is None:
             return []
         rows = await s.execute(

@@ -1,0 +1,107 @@
+"""The SMS channel's wiring: SMPP links per entry point, their inbound adapter, the outbox sender.
+
+An SMS entry point's ``config.sms``::
+
+    {"gateway": "smpp",
+     "smpp": {"host": "smsc.example.net", "port": 2775, "system_id": "...", "password": "...",
+              "system_type": "", "window": 10, "source_ton": 1, "source_npi": 1}}
+
+The entry point's address is our number (E.164) or alphanumeric sender name: the source of its SMS.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from frontoffice.services.messaging import Messaging
+from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
+
+from .encoding import EncodingError
+from .smpp import Receipt
+from .smpp_client import InboundSms, SmppClient, SmppLink, SmppSubmitError
+
+__all__ = ["SmppEntryPoint", "SmsChannel", "SmsSender", "smpp_link"]
+
+log = logging.getLogger("frontoffice.sms")
+
+
+def smpp_link(config: dict[str, Any]) -> SmppLink:
+    """An entry point's ``config.sms.smpp`` as a link."""
+    c = dict((config.get("sms") or {}).get("smpp") or {})
+    known = set(SmppLink.__dataclass_fields__)
+    return SmppLink(**{k: v for k, v in c.items() if k in known})
+
+
+class SmppEntryPoint:
+    """The inbound side of one entry point's SMPP link (:class:`SmsInbound`)."""
+
+    def __init__(self, messaging: Messaging, entry_point_id: int, address: str) -> None:
+        self.messaging, self.entry_point_id, self.address = messaging, entry_point_id, address
+
+    async def message(self, sms: InboundSms) -> None:
+        # SMPP 3.4's deliver_sm carries no message id: a redelivery (our answer lost) is stored again.
+        await self.messaging.sms_received(
+            self.address, sms.sender, sms.text, f"smpp:{uuid.uuid4().hex}", complete=sms.complete
+        )
+
+    async def receipt(self, receipt: Receipt) -> bool:
+        return await self.messaging.sms_receipt(
+            self.entry_point_id, receipt.message_id, receipt.outcome, receipt.stat, receipt.error
+        )
+
+
+class SmsChannel:
+    """The SMPP links of the SMS entry points (started with the node)."""
+
+    def __init__(self, messaging: Messaging) -> None:
+        self.messaging = messaging
+        self.links: dict[int, SmppClient] = {}
+
+    async def start(self) -> None:
+        from frontoffice.domain.model import Channel
+
+        for ep_id, address, config in await self.messaging.entry_points(Channel.SMS):
+            if (config.get("sms") or {}).get("gateway") == "smpp":
+                client = SmppClient(
+                    smpp_link(config), SmppEntryPoint(self.messaging, ep_id, address), name=address
+                )
+                self.links[ep_id] = client
+                await client.start()
+
+    async def stop(self) -> None:
+        for client in self.links.values():
+            await client.stop()
+        self.links.clear()
+
+
+class SmsSender:
+    """The outbox sender of channel ``sms``: the entry point's SMPP link; the SMSC's part ids are
+    recorded so its receipts mark the message delivered or failed."""
+
+    channel = "sms"
+
+    def __init__(self, messaging: Messaging, channel: SmsChannel) -> None:
+        self.messaging, self.sms = messaging, channel
+
+    async def send(self, delivery: Delivery) -> str | None:
+        message = delivery.message
+        if message is None or message.thread_id is None:
+            raise PermanentFailure("the outbox row names no conversation message")
+        if not await self.messaging.may_send_sms(message.thread_id):
+            raise PermanentFailure("sms-opted-out: the customer opted out of SMS from this number")
+        address = await self.messaging.outbound_address(message.thread_id, "sms")
+        link = self.sms.links.get(address.entry_point_id)
+        if link is None:
+            raise PermanentFailure("the entry point has no SMS gateway (config.sms.gateway)")
+        try:
+            ids = await link.submit_text(address.entry_point_address, address.to, message.body)
+        except EncodingError as exc:
+            raise PermanentFailure(str(exc)) from None
+        except SmppSubmitError as exc:
+            if exc.temporary:
+                raise TemporaryFailure(exc.reason) from None
+            raise PermanentFailure(exc.reason) from None
+        await self.messaging.record_parts(message.id, address.entry_point_id, ids)
+        return None
