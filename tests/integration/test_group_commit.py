@@ -68,10 +68,12 @@ async def stored(container: Container) -> list[str]:
 async def test_jobs_waiting_for_a_commit_share_one_transaction_and_answer_after_it(
     container: Container,
 ) -> None:
-    # The container's own periodic jobs (SLA clocks, due callbacks) commit too: stop them so that
-    # every commit counted here is the ledger's.
+    # The container's own periodic jobs (SLA clocks, due callbacks, the tickets' routing sweep, the
+    # outbox's claims) commit too: stop them so that every commit counted here is the ledger's.
     await container.sla.stop()
     await container.callbacks.stop()
+    await container.ticket_work.stop()
+    await container.outbox.stop()
     ledger = Ledger(container)
     commits: list[bool] = []
 
