@@ -213,6 +213,7 @@ def serve(host: str | None, port: int | None) -> None:
             )
             sys.exit(EXIT_NOT_MIGRATED)
         app = create_app(container)
+        aio.settle_heap()
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_outputs
-from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from frontoffice.domain.metrics import local_day_start
 from frontoffice.domain.model import InteractionEventType as Ev
 from frontoffice.domain.model import InteractionState as St
@@ -360,13 +360,17 @@ class AcdService:
 
         A failure before the engine changed (the prepare step, or the engine refusing the command) is
         the command's own: in a shared batch its savepoint rolls back and the batch goes on; alone, it
-        rolls the transaction back. A failure after the engine changed raises :class:`StateChanged`.
+        rolls the transaction back. A command whose handler needs no savepoint (``savepoint =
+        False``) refuses before it writes: its refusal by the prepare step is its own, and anything
+        else that fails it fails the batch. A failure after the engine changed raises
+        :class:`StateChanged`.
         """
         uow = UnitOfWork(s, self.now())
         command, handler = job.work.command, job.work.handler
         savepoint = None
         mark = 0
-        if shared and handler.prepares:
+        checks_first = handler.prepares and not handler.savepoint
+        if shared and handler.prepares and handler.savepoint:
             # Only a prepare step writes before the engine runs: a command without one that the
             # engine refuses has written nothing, so it needs no savepoint.
             mark = await s.run_sync(write_now)
@@ -378,22 +382,27 @@ class AcdService:
                 # What the prepare step wrote (a new interaction's created_at) has the clock's time of
                 # then: the command happens after it, so the log follows the order things happened.
                 uow.now = max(uow.now, self.now())
-            try:
-                outputs = handler.decide(self.engine, command, prepared, uow.now)
-            except r.RoutingError as exc:
-                raise _domain_error(exc) from None
-            except Exception as exc:
-                raise StateChanged() from exc  # a fault in the engine: its state is unknown
-        except StateChanged:
-            raise
         except Exception as exc:
-            if not shared:
+            if not shared or (checks_first and not isinstance(exc, DomainError)):
                 raise
             if savepoint is not None:
                 await savepoint.rollback()
                 discard_since(s.sync_session, mark)
             job.error = exc
             return False
+        try:
+            outputs = handler.decide(self.engine, command, prepared, uow.now)
+        except r.RoutingError as exc:
+            refusal = _domain_error(exc)
+            if not shared or checks_first:
+                raise refusal from None  # what the prepare step wrote goes with the batch
+            if savepoint is not None:
+                await savepoint.rollback()
+                discard_since(s.sync_session, mark)
+            job.error = refusal
+            return False
+        except Exception as exc:
+            raise StateChanged() from exc  # a fault in the engine: its state is unknown
         try:
             await self._persist(uow, outputs)
             job.result = await handler.finish(uow, command, outputs, prepared)

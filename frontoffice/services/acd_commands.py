@@ -15,7 +15,8 @@ A handler runs in three steps inside the batch's transaction:
 
 1. :meth:`CommandHandler.prepare` (only when ``prepares`` is true): reads and writes the command needs
    before the engine runs; it has a savepoint of its own in a shared batch, so a refusal rolls back
-   only its writes;
+   only its writes — unless the handler says it needs none (``savepoint = False``: its checks come
+   before its first write, see :class:`CommandHandler`);
 2. :meth:`CommandHandler.decide`: the engine step (pure; a :class:`RoutingError` is a refusal);
 3. :meth:`CommandHandler.finish`: after the outputs are written, the caller's answer (and writes that
    need the outputs).
@@ -76,6 +77,14 @@ class CommandHandler(ABC, Generic[C]):
 
     # Whether the handler has a prepare step (a command without one needs no savepoint).
     prepares: ClassVar[bool] = False
+    # Whether its prepare step needs a savepoint in a shared batch. ``False`` promises that the
+    # prepare step refuses (raises a DomainError) only before its first write — its reads and checks
+    # come first — and checks what the engine would refuse, so a refusal has written nothing and
+    # needs nothing rolled back. Any other failure of such a command (a database error, the engine
+    # refusing after all) rolls the whole batch back and its other commands run again, each alone.
+    # A savepoint costs two statements, and the log rows appended before it are written apart from
+    # the batch's others (a statement per table and command instead of per batch).
+    savepoint: ClassVar[bool] = True
 
     async def prepare(self, uow: UnitOfWork, command: C) -> Any:
         """Reads and writes before the engine runs; the result goes to ``decide`` and ``finish``."""

@@ -342,6 +342,9 @@ class CompleteContactHandler(CommandHandler[Any]):
     a larger action (a reply sent with *send and wrap up*: ``services/replies.py``) runs the same steps."""
 
     prepares = True
+    # The prepare step only reads and checks (the contact is the agent's, the disposition is known):
+    # a refusal has written nothing, so the command needs no savepoint.
+    savepoint = False
 
     def __init__(self, acd: AcdService, clock: Clock) -> None:
         self.acd = acd

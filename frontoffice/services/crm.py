@@ -176,12 +176,17 @@ class CrmService:
 
         The rows are written with prebuilt Core statements (no ORM object, no unit-of-work flush), as
         on the contact path, where every unknown sender becomes a card. ``identities_free``: the
-        caller looked every identity up in this transaction and found none (contact intake), so each
-        is not looked up again; the unique (kind, value) index still refuses one taken meanwhile."""
+        caller normalised every identity (``normalize_identity``) and looked each up in this
+        transaction and found none (contact intake), so each is neither normalised (an email address
+        validated) nor looked up again; the unique (kind, value) index still refuses one taken
+        meanwhile."""
         identities: list[tuple[int, str, str, str]] = []  # (index in data, kind, value, label)
         seen: set[tuple[str, str]] = set()
         for n, identity in enumerate(data.identities):
-            kind, value, label = self._normalized(identity, f"identities.{n}.value")
+            if identities_free:
+                kind, value, label = identity.kind.value, identity.value, identity.label
+            else:
+                kind, value, label = self._normalized(identity, f"identities.{n}.value")
             if (kind, value) not in seen:  # two spellings of one identity are one identity
                 seen.add((kind, value))
                 identities.append((n, kind, value, label))

@@ -16,6 +16,7 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Direction, IdentityKind, Role
+from frontoffice.store.append_log import NOT_READING_LOGS
 from frontoffice.store.tables import (
     Customer,
     CustomerTag,
@@ -45,7 +46,7 @@ from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 from .text_messages import open_thread, store_message
 
-__all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
+__all__ = ["IDEMPOTENCY_SCOPE", "FoundCustomer", "Intake", "TakeInContact"]
 
 IDEMPOTENCY_SCOPE = "interactions.create"
 
@@ -100,7 +101,12 @@ _FIND_CUSTOMER = (
     .select_from(_IDENTITIES.outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id))
     .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
 )
-_INSERT_KEY = insert(cast(Table, IdempotencyKey.__table__))
+_KEYS = cast(Table, IdempotencyKey.__table__)
+_INSERT_KEY = insert(_KEYS)
+# The hash a dedupe key was first used with, read in the contact's transaction before it writes.
+_KEY_HASH = select(_KEYS.c.request_hash).where(
+    _KEYS.c.key == bindparam("key"), _KEYS.c.scope == bindparam("scope")
+)
 # Entry points kept by intake at most (addresses are few; a flood of unknown ones is not kept).
 _ENTRY_CACHE_SIZE = 1024
 
@@ -161,35 +167,26 @@ class Intake:
         *,
         actor: Actor | None = None,
         dedupe_key: str | None = None,
-        check_key_first: bool = True,
     ) -> ContactCreated:
         """Record an inbound contact of any channel, route it by its entry point's rules and queue it
         in the ACD (the channel contract: see :mod:`frontoffice.services.channel_contract`).
 
         With a ``dedupe_key`` (a channel's :attr:`InboundContact.dedupe_key`, an API request's
         ``Idempotency-Key``) a repeated delivery returns the first one's interaction (``created:
-        false``); the same key with a different contact is a 409.
-
-        ``check_key_first=False`` skips looking the key up before the transaction, for callers whose
-        keys repeat rarely (a SIP Call-ID): a repeated key then fails the key's unique constraint, the
-        transaction rolls back before the ACD saw the contact, and the first interaction is returned
-        all the same — one read less per contact, a wasted transaction per repeat.
+        false``); the same key with a different contact is a 409. The key is looked up in the
+        contact's own transaction, before it writes anything (one read per contact with a key).
         """
         actor = actor or Actor.system()
         actor.require("interactions.write")
         idempotency_key = dedupe_key
-        data = inbound
         # Only a contact with a dedupe key is compared with an earlier one.
         request_hash = _request_hash(inbound) if idempotency_key is not None else ""
-        if idempotency_key is not None and check_key_first:
-            existing = await self._idempotent(idempotency_key, request_hash)
-            if existing is not None:
-                return ContactCreated(interaction=existing, created=False)
-        command = TakeInContact(actor, data, idempotency_key, request_hash)
+        command = TakeInContact(actor, inbound, idempotency_key, request_hash)
         try:
             out = await self.acd.execute(command)
-        except IntegrityError:
-            # Two concurrent requests with one key: the loser returns the winner's interaction.
+        except (_Repeated, IntegrityError):
+            # A repeat (found in the transaction), or two requests with one key that met at the
+            # unique key: the first one's interaction, committed by now.
             if idempotency_key is None:
                 raise
             existing = await self._idempotent(idempotency_key, request_hash)
@@ -231,11 +228,15 @@ class Intake:
 
     async def _read_entry_point(self, s: AsyncSession, data: InboundContact) -> Row[Any]:
         if data.entry_point_id is not None:
-            entry = (await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id})).first()
+            entry = (
+                await s.execute(_ENTRY_BY_ID, {"id": data.entry_point_id}, execution_options=NOT_READING_LOGS)
+            ).first()
         else:
             entry = (
                 await s.execute(
-                    _ENTRY_BY_ADDRESS, {"channel": data.channel.value, "address": data.entry_point}
+                    _ENTRY_BY_ADDRESS,
+                    {"channel": data.channel.value, "address": data.entry_point},
+                    execution_options=NOT_READING_LOGS,
                 )
             ).first()
         if entry is None or entry.channel != data.channel.value:
@@ -247,13 +248,14 @@ class Intake:
             )
         return entry
 
-    async def customer(
-        self, s: AsyncSession, actor: Actor, data: InboundContact
-    ) -> tuple[int | None, dict[str, Any], int | None]:
-        """Find the customer by any identity given; create one when none matches.
+    async def find_customer(self, s: AsyncSession, data: InboundContact) -> FoundCustomer:
+        """The customer of the first identity given that is known (reads only; an identity that is
+        not valid raises before anything is written).
 
-        Returns the customer's id, the customer as routing rules see it, and for a known customer the
-        agent who last served them, else their owner (for sticky routing; ``None`` for a new one).
+        ``customer`` is the customer as routing rules see it; for a new customer (none of the
+        identities is known) it has no id yet: :meth:`create_customer` writes the card after the
+        contact has been routed. ``last_agent`` is, for a known customer, the agent who last served
+        them, else their owner (sticky routing).
         """
         fields = data.customer
         identities: list[tuple[IdentityKind, str]] = []
@@ -268,39 +270,26 @@ class Intake:
         found: RowMapping | None = None
         for kind, value in identities:
             # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
-            result = await s.execute(_FIND_CUSTOMER, {"kind": kind.value, "value": value})
+            result = await s.execute(
+                _FIND_CUSTOMER, {"kind": kind.value, "value": value}, execution_options=NOT_READING_LOGS
+            )
             found = result.mappings().first()
             if found is not None:
                 break
         if found is None and identities:
-            # None of the identities is known (each was looked up above, in this transaction).
-            created = await self.crm.create_in_session(
-                s,
-                Actor.system() if actor.role is not Role.ADMIN else actor,
-                CustomerIn(
-                    first_name=fields.first_name,
-                    last_name=fields.last_name,
-                    language=fields.language,
-                    identities=[IdentityIn(kind=k, value=v) for k, v in identities],
-                ),
-                identities_free=True,
-            )
-            return (
-                created,
-                {
-                    "id": created,
-                    "known": False,
-                    "tags": [],
-                    "vip": False,
-                    "custom": {},
-                    "company": None,
-                    "language": fields.language,
-                    "owner_id": None,
-                },
-                None,
-            )
+            new = {
+                "id": None,
+                "known": False,
+                "tags": [],
+                "vip": False,
+                "custom": {},
+                "company": None,
+                "language": fields.language,
+                "owner_id": None,
+            }
+            return FoundCustomer(None, new, None, identities)
         if found is None:
-            return None, {"known": False, "tags": [], "vip": False, "custom": {}}, None
+            return FoundCustomer(None, {"known": False, "tags": [], "vip": False, "custom": {}}, None, [])
         customer_id: int = found["customer_id"]
         assert found["id"] is not None  # the identity's customer (a foreign key)
         tags = found["tags"].split(_TAG_SEPARATOR) if found["tags"] else []
@@ -316,7 +305,29 @@ class Intake:
         }
         last = found["last_agent_id"]
         last_agent: int | None = last if last is not None else found["owner_id"]
-        return customer_id, ctx, last_agent
+        return FoundCustomer(customer_id, ctx, last_agent, [])
+
+    async def create_customer(
+        self, s: AsyncSession, actor: Actor, data: InboundContact, found: FoundCustomer
+    ) -> int | None:
+        """The customer's id: the known one, or a new card with every identity given (none of them
+        is known: :meth:`find_customer` looked each up in this transaction); ``None`` without any."""
+        if found.customer_id is not None or not found.new_identities:
+            return found.customer_id
+        fields = data.customer
+        created = await self.crm.create_in_session(
+            s,
+            Actor.system() if actor.role is not Role.ADMIN else actor,
+            CustomerIn(
+                first_name=fields.first_name,
+                last_name=fields.last_name,
+                language=fields.language,
+                identities=[IdentityIn(kind=k, value=v) for k, v in found.new_identities],
+            ),
+            identities_free=True,
+        )
+        found.customer["id"] = created
+        return created
 
     def preferred_agent(self, last_agent: int | None) -> str | None:
         """Sticky routing: the agent who last served the customer, else the customer's owner, when
@@ -324,6 +335,22 @@ class Intake:
         if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
             return None
         return str(last_agent)
+
+
+@dataclass(slots=True)
+class FoundCustomer:
+    """Who an inbound contact is from, as :meth:`Intake.find_customer` found them."""
+
+    customer_id: int | None  # None: a new customer (or nobody: no identity given)
+    customer: dict[str, Any]  # as routing rules see the customer
+    last_agent: int | None  # sticky routing: who last served a known customer, else their owner
+    new_identities: list[tuple[IdentityKind, str]]  # a new customer's identities, normalised
+
+
+class _Repeated(Conflict):
+    """The dedupe key was used before with the same contact: the first one's interaction answers."""
+
+    error_id = "idempotency-key-repeated"
 
 
 # ====================================================================== ACD commands of the use cases
@@ -339,6 +366,9 @@ class TakeInContact(AcdCommand[InteractionOut]):
 
 class _TakeInContactHandler(CommandHandler[Any]):
     prepares = True
+    # Every refusal (no entry point, an invalid identity, no route, a queue the engine does not
+    # know, a repeated key) comes before the first write: the contact needs no savepoint.
+    savepoint = False
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
@@ -347,9 +377,10 @@ class _TakeInContactHandler(CommandHandler[Any]):
         s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
         request_hash = command.request_hash
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
+        # ---- reads and checks: a refusal here has written nothing
         entry, rules = await self.intake.entry_point(s, data)
-        customer_id, customer_ctx, last_agent = await self.intake.customer(s, actor, data)
-        ctx = rule_context(data, entry, customer_ctx)
+        found = await self.intake.find_customer(s, data)
+        ctx = rule_context(data, entry, found.customer)
         queue_id = rules.route(ctx)
         if queue_id is None:
             raise InvalidInput(
@@ -357,9 +388,27 @@ class _TakeInContactHandler(CommandHandler[Any]):
                 error_id="no-route",
                 entry_point_id=entry.id,
             )
-        queue = self.intake.acd.queue_info.get(queue_id)
-        if queue is None:
+        acd = self.intake.acd
+        queue = acd.queue_info.get(queue_id)
+        if queue is None or str(queue_id) not in acd.engine.queue_ids():
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
+        if idempotency_key is not None:
+            first_hash = (
+                await s.execute(
+                    _KEY_HASH,
+                    {"key": idempotency_key, "scope": IDEMPOTENCY_SCOPE},
+                    execution_options=NOT_READING_LOGS,
+                )
+            ).scalar()
+            if first_hash is not None:
+                if first_hash != request_hash:
+                    raise Conflict(
+                        "This Idempotency-Key was used with a different request",
+                        error_id="idempotency-key-reused",
+                    )
+                raise _Repeated("This contact was taken in already")
+        # ---- writes
+        customer_id = await self.intake.create_customer(s, actor, data, found)
         message = data.message
         thread_id: int | None = None
         now = self.intake.clock()
@@ -405,8 +454,6 @@ class _TakeInContactHandler(CommandHandler[Any]):
                 sender=from_address,
             )
         if idempotency_key is not None:
-            # Core, not the unit of work: a repeated key fails here, in the prepare step, before
-            # the engine saw the contact.
             await s.execute(
                 _INSERT_KEY,
                 {
@@ -418,7 +465,7 @@ class _TakeInContactHandler(CommandHandler[Any]):
                 },
             )
         preferred = self.intake.preferred_agent(data.preferred_agent_id) or self.intake.preferred_agent(
-            last_agent
+            found.last_agent
         )
         contact = r.Contact(
             contact_id=str(interaction.id),

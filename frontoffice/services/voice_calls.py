@@ -291,17 +291,16 @@ class VoiceCalls:
             attributes=attributes,
         )
         # The Call-ID dedupes: a repeated INVITE that reached us as a new call returns the first
-        # interaction. Repeats are rare, so the key is not looked up first (the unique key catches
-        # them; see Intake.take_in).
+        # interaction (see Intake.take_in).
         intake = self.contact_center.intake
         try:
-            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
         except InvalidInput as exc:
             if exc.error_id != "invalid-phone":
                 raise
             # A caller id that is not a phone number (sip:user@host) must not block the call.
             inbound = replace(inbound, customer=CustomerIdentity(**name))
-            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key, check_key_first=False)
+            created = await intake.take_in(inbound, dedupe_key=inbound.dedupe_key)
         return created.interaction.id
 
     async def set_ivr(self, actor: Actor, entry_point_id: int, menu: IvrMenu | None) -> None:

@@ -74,8 +74,8 @@ class OutboundCallRecords:
                     customer_id = await self.crm.create_in_session(
                         s,
                         Actor.system(),
-                        CustomerIn(identities=[IdentityIn(kind=IdentityKind.PHONE, value=call.number)]),
-                        identities_free=True,  # looked up just above
+                        CustomerIn(identities=[IdentityIn(kind=IdentityKind.PHONE, value=value)]),
+                        identities_free=True,  # normalised and looked up just above
                     )
             interaction = await self.interactions.record(
                 s,

@@ -247,6 +247,52 @@ async def test_concurrent_idempotent_retries_in_one_batch_create_one_contact(
     assert sorted(x["created"] for x in results) == [False, False, False, True]
 
 
+async def test_contacts_taken_in_together_need_no_savepoint_and_a_refused_one_writes_nothing(
+    desk: Desk, container: Container
+) -> None:
+    """A contact's refusals (unknown entry point, no route, a repeated key) come before its first
+    write, so a batch of contacts takes no savepoint, and its log rows go out in one statement per
+    table for the whole batch."""
+    await agents(desk, 2)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split("(")[0].strip())
+
+    async def refused() -> int:
+        r = await desk.client.post(
+            f"{API}/interactions",
+            json={"entry_point": "nowhere", "subject": "x", "customer": {"email": "x@example.com"}},
+            headers=desk.admin,
+        )
+        return r.status_code
+
+    event.listen(container.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        results = await queued(
+            container,
+            *[
+                lambda n=n: desk.contact(subject=f"t{n}", customer={"email": f"t{n}@example.com"})
+                for n in range(3)
+            ],
+            refused,
+            lambda: desk.contact(subject="t9", customer={"email": "t9@example.com"}),
+        )
+    finally:
+        event.remove(container.engine.sync_engine, "before_cursor_execute", seen)
+    assert results[3] == 404
+    created = [x["interaction"]["id"] for x in (*results[:3], results[4])]
+    assert len(set(created)) == 4
+    for iid in created:
+        assert await desk.state(iid) in ("offered", "queued")
+    assert not [x for x in statements if x.startswith(("SAVEPOINT", "RELEASE"))], statements
+    # Four new customers (an audit row each), four contacts queued: one INSERT per log table.
+    assert statements.count("INSERT INTO interaction_events") == 1, statements
+    assert statements.count("INSERT INTO audit_log") == 1, statements
+    async with container.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(AuditEntry)) >= 4
+
+
 async def test_agents_signing_in_together_over_http_all_get_their_answer(
     desk: Desk, container: Container
 ) -> None:

@@ -60,5 +60,5 @@ def test_queue_figures_go_out_as_one_message_per_project() -> None:
     while not sub.queue.empty():
         m = sub.queue.get_nowait()
         sent[m.project_id] = [q["queue_id"] for q in m.data["queues"]]
-        assert m.type == "queue_figures" and m.audience == ("all",)
+        assert m.type == "queue_figures" and m.audience == ("supervisors",)
     assert sent == {1: [10, 11], 2: [12], None: [13]}

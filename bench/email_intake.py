@@ -15,7 +15,7 @@ thread service (the code the API handler calls, without HTTP). p99 over 50 opens
 
 No baseline (no other mail intake runs here); ``machine_reference_ms`` tells machines apart. Run:
 
-    .venv/bin/python bench/email.py [--quick] [--database postgresql+asyncpg://...]
+    .venv/bin/python bench/email_intake.py [--quick] [--database postgresql+asyncpg://...]
 
 A PostgreSQL URL names a server database that is emptied (its tables dropped) and migrated. The last
 stdout line is the JSON result.
