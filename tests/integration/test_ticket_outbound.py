@@ -12,7 +12,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from frontoffice.bootstrap import Container
-from frontoffice.store.tables import EntryPoint, Interaction, Message, TicketPost, utcnow
+from frontoffice.domain.model import Channel
+from frontoffice.services.channel_contract import CustomerIdentity
+from frontoffice.services.conversations import ConversationIn
+from frontoffice.store.tables import EntryPoint, Interaction, Message, OutboxItem, TicketPost, utcnow
 
 from ..conftest import eventually
 from .outbox_helpers import email_thread
@@ -158,3 +161,51 @@ async def test_without_a_thread_the_reply_is_a_new_email_and_solving_sends_one_s
             select(func.count()).select_from(Message).where(Message.direction == "outbound")
         )
     assert outbound == 2
+
+
+async def test_a_ticket_reply_goes_to_its_open_chat_and_by_email_once_the_chat_ended(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post(f"{API}/queues", json={"name": "Chat"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    for body in (
+        {"name": "Site", "channel": "chat", "address": "site-key", "default_queue_id": r.json()["id"]},
+        {"name": "Support", "channel": "email", "address": "support@shop.example", "email": {}},
+    ):
+        assert (await client.post(f"{API}/entry-points", json=body, headers=admin_headers)).status_code == 201
+    chat = await container.conversations.receive(
+        ConversationIn(
+            channel=Channel.CHAT,
+            entry_point="site-key",
+            customer=CustomerIdentity(chat_id="v-1", email="ivan@customer.example", first_name="Ivan"),
+            external_id="v-1:c1",
+            body="My kettle does not boil",
+        )
+    )
+    ticket_id = await new_ticket(
+        client, admin_headers, customer_id=chat.customer_id, source_interaction_id=chat.interaction_id
+    )
+
+    async def reply(text: str) -> dict[str, Any]:
+        r = await client.post(
+            f"{API}/tickets/{ticket_id}/replies", json={"body": text}, headers=admin_headers
+        )
+        assert r.status_code == 201, r.text
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    in_chat = await reply("Have you descaled it?")
+    assert in_chat["channel"] == "chat"
+    async with container.sessions() as s:
+        message = await s.get(Message, in_chat["message_id"])
+        assert message is not None and message.interaction_id == chat.interaction_id
+        channels = await s.scalars(select(OutboxItem.channel).where(OutboxItem.message_id == message.id))
+        assert list(channels) == ["chat"]
+    # The visitor left (the chat ended): the next reply is an email to the customer's address.
+    async with container.sessions.begin() as s:
+        await s.execute(update(Interaction).where(Interaction.id == chat.interaction_id).values(state="done"))
+    by_email = await reply("Here is the manual.")
+    assert by_email["channel"] == "email"
+    async with container.sessions() as s:
+        message = await s.get(Message, by_email["message_id"])
+        assert message is not None and message.recipients["to"] == ["ivan@customer.example"]
