@@ -73,13 +73,28 @@ async def test_a_ticket_reply_goes_out_on_its_email_thread_and_the_page_shows_it
     ticket_id = await new_ticket(
         client, admin_headers, customer_id=customer_id, source_interaction_id=interaction_id
     )
+    assert (await client.get(f"{API}/tickets/{ticket_id}", headers=admin_headers)).json()["awaits_agent"]
+    once = admin_headers | {"Idempotency-Key": "ticket-reply-1"}
     r = await client.post(
-        f"{API}/tickets/{ticket_id}/replies", json={"body": "Please descale it."}, headers=admin_headers
+        f"{API}/tickets/{ticket_id}/replies", json={"body": "Please descale it."}, headers=once
     )
     assert r.status_code == 201, r.text
     reply = r.json()
     assert reply["channel"] == "email" and reply["message_id"] is not None
     assert reply["delivery"] != "awaiting_outbox"
+    # The same click again (its answer was lost): the same reply, no second message.
+    r = await client.post(
+        f"{API}/tickets/{ticket_id}/replies", json={"body": "Please descale it."}, headers=once
+    )
+    assert r.status_code == 201 and r.json()["id"] == reply["id"]
+    async with container.sessions() as s:
+        outbound = await s.scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "outbound")
+        )
+    assert outbound == 1
+    # Answered: the ticket no longer waits for an agent (its work item ends, its response clock stops).
+    r = await client.get(f"{API}/tickets/{ticket_id}", headers=admin_headers)
+    assert r.json()["awaits_agent"] is False
 
     await eventually(lambda: len(sink.received) == 1, "the reply reached the relay")
     sent = sink.received[0]
