@@ -320,6 +320,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         secret=settings.ensure_secret_key(),
         public_url=settings.public_url,
         queue_email=ticket_outbound.queue_survey,
+        queue_text=ticket_outbound.queue_survey_text,
         clock=clock,
     )
     # Text channels' inbound messages (chat, SMS, messengers; email shares its last step).

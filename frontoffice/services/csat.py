@@ -10,13 +10,14 @@ public link (no sign-in), and its results in reports (docs/helpdesk.md, "Satisfa
 - Answering is safe to repeat: a later answer within the window **replaces** the earlier one (the
   customer changed their mind; the report counts one answer per survey); after the window it is
   refused (``409 survey-expired``).
-- The survey goes to the customer by email through the outbox, in the transaction that solves the
-  ticket: :func:`survey_email` composes the message and :func:`send_survey` hands it to the service's
-  ``queue_email`` (bootstrap wires :meth:`TicketOutbound.queue_survey
-  <frontoffice.services.ticket_outbound.TicketOutbound.queue_survey>`: on the ticket's email thread,
-  else a new email contact). One survey per ticket, so a ticket solved again sends none. A customer
-  without an email address, or a site without an address to send from, gets no message (the survey
-  row still records the solve; the ticket's history says why nothing went out).
+- The survey goes to the customer through the outbox, in the transaction that solves the ticket:
+  :func:`survey_email` composes the message and :func:`send_survey` hands it to the service's
+  ``queue_email`` (bootstrap wires ``TicketOutbound.queue_survey`` of services/ticket_outbound.py: on
+  the ticket's email thread, else a new email contact). A customer without an email address gets it
+  as a message in the ticket's open chat, SMS or messenger conversation (``queue_text``). One survey
+  per ticket, so a ticket solved again sends none. A customer who cannot be reached, or a site
+  without an address to send from, gets no message (the survey row still records the solve; the
+  ticket's history says why nothing went out).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "CsatService",
     "PublicSurvey",
     "QueueEmail",
+    "QueueText",
     "SurveyEmail",
     "send_survey",
     "survey_email",
@@ -124,6 +126,13 @@ class QueueEmail(Protocol):
     ) -> Awaitable[Any]: ...
 
 
+class QueueText(Protocol):
+    """Queue a text in the ticket's open chat, SMS or messenger conversation (in the caller's
+    transaction); the message's id, or ``None`` when the customer cannot be reached there."""
+
+    def __call__(self, s: AsyncSession, *, ticket_id: int, body: str) -> Awaitable[int | None]: ...
+
+
 def survey_email(survey: CsatSurvey, ticket: Ticket, url: str, to: str | None) -> SurveyEmail:
     """Compose the survey message (subject and plain text) in the survey's language."""
     language = survey.language if survey.language in ("en", "ru") else "en"
@@ -169,12 +178,15 @@ class CsatService:
         secret: str,
         public_url: str,
         queue_email: QueueEmail | None = None,
+        queue_text: QueueText | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         # The outbox's way to the customer (None: surveys are made and linked, not sent).
         self.queue_email = queue_email
+        # ... and, for a customer without email, the ticket's chat/SMS/messenger conversation.
+        self.queue_text = queue_text
         self.public_url = public_url.rstrip("/")
         self._signer = URLSafeSerializer(secret, salt=CSAT_SALT)
 
@@ -231,6 +243,16 @@ class CsatService:
                 not_sent = "no-customer-email" if message is None else None
             except DomainError as e:
                 not_sent = e.error_id
+        if sent_to is None and self.queue_text is not None:
+            # No email: the survey as a message in the conversation the customer is still in.
+            text = survey_email(survey, ticket, self.url(survey), None)
+            try:
+                queued = await self.queue_text(s, ticket_id=ticket.id, body=f"{text.subject}\n\n{text.body}")
+            except DomainError as e:  # refused before writing (an SMS number that opted out)
+                not_sent = e.error_id
+            else:
+                if queued is not None:
+                    sent_to, not_sent = "conversation", None
         # The ticket's history (its timeline) shows the survey and whether it went out.
         audit(
             s,

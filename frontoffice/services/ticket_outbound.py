@@ -14,7 +14,8 @@ Which channel carries a reply (docs/helpdesk.md, "Replies and surveys go out"):
 4. else the reply is refused (``409 no-reply-channel``) and nothing is stored.
 
 The survey (:meth:`TicketOutbound.queue_survey`, the ``queue_email`` of
-:func:`frontoffice.services.csat.send_survey`) takes steps 2 and 3 to the address it is given.
+:func:`frontoffice.services.csat.send_survey`) takes steps 2 and 3 to the address it is given; a
+customer without email gets it by step 1 (:meth:`TicketOutbound.queue_survey_text`).
 """
 
 from __future__ import annotations
@@ -69,12 +70,7 @@ class TicketOutbound:
         ``409 no-reply-channel`` when there is none."""
         contacts = await self._contacts(s, ticket.id)
         latest = contacts[0] if contacts else None
-        if (
-            latest is not None
-            and latest.channel in CONVERSATION_CHANNELS
-            and latest.thread_id is not None
-            and not (latest.channel == Channel.CHAT.value and latest.state in _ENDED)
-        ):
+        if latest is not None and _conversation_open(latest):
             message_id = await queue_message(s, latest.id, actor.user_id, body, now=self.clock())
             return QueuedReply(message_id, latest.channel, latest.id)
         contact = _email_contact(contacts)
@@ -104,6 +100,15 @@ class TicketOutbound:
         contact = _email_contact(contacts) or await self._outbound_email(s, ticket, contacts, to)
         data = ReplyIn(body=body, quote=False, subject=subject, to=[to])
         return await self.replies.queue(s, Actor.system(), contact.id, data)
+
+    async def queue_survey_text(self, s: AsyncSession, *, ticket_id: int, body: str) -> int | None:
+        """The survey's ``queue_text`` (:class:`frontoffice.services.csat.QueueText`): ``body`` in the
+        ticket's open chat, SMS or messenger conversation (step 1 above); ``None``: there is none."""
+        contacts = await self._contacts(s, ticket_id)
+        latest = contacts[0] if contacts else None
+        if latest is None or not _conversation_open(latest):
+            return None
+        return await queue_message(s, latest.id, None, body, now=self.clock())
 
     async def _contacts(self, s: AsyncSession, ticket_id: int) -> list[Interaction]:
         return list(
@@ -154,6 +159,15 @@ class TicketOutbound:
         s.add(TicketInteraction(ticket_id=ticket.id, interaction_id=interaction.id, linked_at=self.clock()))
         await s.flush()
         return interaction
+
+
+def _conversation_open(contact: Interaction) -> bool:
+    """A chat, SMS or messenger conversation the customer can still be reached on."""
+    return (
+        contact.channel in CONVERSATION_CHANNELS
+        and contact.thread_id is not None
+        and not (contact.channel == Channel.CHAT.value and contact.state in _ENDED)
+    )
 
 
 def _email_contact(contacts: list[Interaction]) -> Interaction | None:

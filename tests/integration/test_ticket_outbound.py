@@ -224,3 +224,35 @@ async def test_a_ticket_reply_goes_to_its_open_chat_and_by_email_once_the_chat_e
     async with container.sessions() as s:
         message = await s.get(Message, by_email["message_id"])
         assert message is not None and message.recipients["to"] == ["ivan@customer.example"]
+
+
+async def test_a_chat_customer_without_email_gets_the_survey_in_the_open_chat(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post(f"{API}/queues", json={"name": "Chat"}, headers=admin_headers)
+    body = {"name": "Site", "channel": "chat", "address": "site-key", "default_queue_id": r.json()["id"]}
+    assert (await client.post(f"{API}/entry-points", json=body, headers=admin_headers)).status_code == 201
+    chat = await container.conversations.receive(
+        ConversationIn(
+            channel=Channel.CHAT,
+            entry_point="site-key",
+            customer=CustomerIdentity(chat_id="v-2", first_name="Ivan"),
+            external_id="v-2:c1",
+            body="Thanks, it boils now",
+        )
+    )
+    ticket_id = await new_ticket(
+        client, admin_headers, customer_id=chat.customer_id, source_interaction_id=chat.interaction_id
+    )
+    r = await client.patch(f"{API}/tickets/{ticket_id}", json={"status": "solved"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    link = r.json()["csat"]["url"]
+    async with container.sessions() as s:
+        sent = list(
+            await s.execute(
+                select(Message.body, OutboxItem.channel)
+                .join(OutboxItem, OutboxItem.message_id == Message.id)
+                .where(Message.interaction_id == chat.interaction_id, Message.direction == "outbound")
+            )
+        )
+    assert len(sent) == 1 and link in sent[0][0] and sent[0][1] == "chat"
