@@ -57,6 +57,7 @@ from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.threads import ThreadService
 from frontoffice.services.ticket_conversation import TicketConversation
+from frontoffice.services.ticket_outbound import TicketOutbound
 from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
@@ -299,9 +300,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     # Tickets as routed work: their work items in the ACD follow them (services/ticket_work.py).
     ticket_work = TicketWork(acd, interactions)
-    csat = CsatService(
-        sessions, secret=settings.ensure_secret_key(), public_url=settings.public_url, clock=clock
-    )
     voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
@@ -320,6 +318,16 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     channels.register(WebFormChannel(replies))  # a web form contact is answered by email
+    # The help desk's replies and surveys leave on the customer's channel through the outbox.
+    ticket_outbound = TicketOutbound(replies, interactions, clock=clock)
+    csat = CsatService(
+        sessions,
+        secret=settings.ensure_secret_key(),
+        public_url=settings.public_url,
+        queue_email=ticket_outbound.queue_survey,
+        queue_text=ticket_outbound.queue_survey_text,
+        clock=clock,
+    )
     # Text channels' inbound messages (chat, SMS, messengers; email shares its last step).
     conversations = Conversations(contact_center.intake, blobs, clock=clock)
     # The web chat: its outbox sender pushes agents' messages to visitors, its port ends chats.
@@ -361,7 +369,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         stats=stats,
         calendars=CalendarService(sessions, acd, clock=clock),
         tickets=tickets,
-        conversation=TicketConversation(sessions, bus, clock=clock),
+        conversation=TicketConversation(
+            sessions, bus, outbound=ticket_outbound, work=ticket_work, clock=clock
+        ),
         deals=DealService(sessions, clock=clock),
         engine_settings=EngineSettingsService(acd, clock=clock),
         callbacks=CallbackScheduler(acd, interactions, clock=clock),

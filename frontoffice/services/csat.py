@@ -10,9 +10,14 @@ public link (no sign-in), and its results in reports (docs/helpdesk.md, "Satisfa
 - Answering is safe to repeat: a later answer within the window **replaces** the earlier one (the
   customer changed their mind; the report counts one answer per survey); after the window it is
   refused (``409 survey-expired``).
-- The survey goes to the customer by the ticket's channel through the outbox: :func:`survey_email`
-  composes the message and :func:`send_survey` hands it to the outbox's ``queue_email`` (the email
-  channel's outbox, built separately, plugs in there; nothing is sent until it does).
+- The survey goes to the customer through the outbox, in the transaction that solves the ticket:
+  :func:`survey_email` composes the message and :func:`send_survey` hands it to the service's
+  ``queue_email`` (bootstrap wires ``TicketOutbound.queue_survey`` of services/ticket_outbound.py: on
+  the ticket's email thread, else a new email contact). A customer without an email address gets it
+  as a message in the ticket's open chat, SMS or messenger conversation (``queue_text``). One survey
+  per ticket, so a ticket solved again sends none. A customer who cannot be reached, or a site
+  without an address to send from, gets no message (the survey row still records the solve; the
+  ticket's history says why nothing went out).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from frontoffice.i18n import gettext
 from frontoffice.store.tables import CsatSurvey, Customer, Identity, Ticket
 
@@ -47,6 +52,7 @@ __all__ = [
     "CsatService",
     "PublicSurvey",
     "QueueEmail",
+    "QueueText",
     "SurveyEmail",
     "send_survey",
     "survey_email",
@@ -112,11 +118,19 @@ class SurveyEmail:
 
 class QueueEmail(Protocol):
     """The outbox's ``queue_email`` (services/outbox.py of the email channel): commit an outgoing
-    message with the caller's transaction; the outbox delivers it with retries."""
+    message with the caller's transaction; the outbox delivers it with retries. A domain error it
+    raises must come before it writes anything (the survey is then not sent; the solve goes on)."""
 
     def __call__(
         self, s: AsyncSession, *, to: str, subject: str, body: str, ticket_id: int
     ) -> Awaitable[Any]: ...
+
+
+class QueueText(Protocol):
+    """Queue a text in the ticket's open chat, SMS or messenger conversation (in the caller's
+    transaction); the message's id, or ``None`` when the customer cannot be reached there."""
+
+    def __call__(self, s: AsyncSession, *, ticket_id: int, body: str) -> Awaitable[int | None]: ...
 
 
 def survey_email(survey: CsatSurvey, ticket: Ticket, url: str, to: str | None) -> SurveyEmail:
@@ -163,10 +177,16 @@ class CsatService:
         *,
         secret: str,
         public_url: str,
+        queue_email: QueueEmail | None = None,
+        queue_text: QueueText | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        # The outbox's way to the customer (None: surveys are made and linked, not sent).
+        self.queue_email = queue_email
+        # ... and, for a customer without email, the ticket's chat/SMS/messenger conversation.
+        self.queue_text = queue_text
         self.public_url = public_url.rstrip("/")
         self._signer = URLSafeSerializer(secret, salt=CSAT_SALT)
 
@@ -213,9 +233,38 @@ class CsatService:
         )
         s.add(survey)
         await s.flush()
-        # The ticket's history (its timeline) shows the survey; the message itself leaves through
-        # the outbox (send_survey) once the email channel's outbox is wired.
-        audit(s, Actor.system(), "ticket.csat_survey", "ticket", ticket.id, now, survey_id=survey.id)
+        sent_to, not_sent = None, None
+        if self.queue_email is not None:
+            try:
+                # A survey that cannot go out (no address to send from: queue_email refuses before
+                # writing anything) does not stop the ticket being solved.
+                message = await send_survey(s, survey, ticket, self.url(survey), self.queue_email)
+                sent_to = None if message is None else message.to
+                not_sent = "no-customer-email" if message is None else None
+            except DomainError as e:
+                not_sent = e.error_id
+        if sent_to is None and self.queue_text is not None:
+            # No email: the survey as a message in the conversation the customer is still in.
+            text = survey_email(survey, ticket, self.url(survey), None)
+            try:
+                queued = await self.queue_text(s, ticket_id=ticket.id, body=f"{text.subject}\n\n{text.body}")
+            except DomainError as e:  # refused before writing (an SMS number that opted out)
+                not_sent = e.error_id
+            else:
+                if queued is not None:
+                    sent_to, not_sent = "conversation", None
+        # The ticket's history (its timeline) shows the survey and whether it went out.
+        audit(
+            s,
+            Actor.system(),
+            "ticket.csat_survey",
+            "ticket",
+            ticket.id,
+            now,
+            survey_id=survey.id,
+            sent_to=sent_to,
+            not_sent=not_sent,
+        )
         return survey
 
     async def for_ticket(self, s: AsyncSession, ticket_id: int) -> CsatOut | None:

@@ -277,7 +277,7 @@ class Intake:
             if found is not None:
                 break
         if found is None and identities:
-            new = {
+            new: dict[str, Any] = {
                 "id": None,
                 "known": False,
                 "tags": [],

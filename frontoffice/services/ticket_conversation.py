@@ -4,10 +4,14 @@ timeline across channels and the history of changes.
 - A **note** is internal (agents only). ``@username`` in it mentions that user: the user becomes a
   watcher of the ticket and is told over the live stream (``ticket.mention`` to ``agent:<id>``), after
   the commit.
-- A **reply** is the text an agent writes to the customer. It is stored with ``delivery =
-  "awaiting_outbox"``: sending it on the customer's channel is the outbox's work (the email issue), which
-  takes such replies, sends them and then calls :meth:`TicketService.agent_replied` (the SLA's response
-  clock stops when the customer is answered, not when a draft is typed). Nothing here pretends it was sent.
+- A **reply** is the text an agent writes to the customer. In the same transaction it is queued in the
+  outbox on the customer's channel (:class:`~frontoffice.services.ticket_outbound.TicketOutbound`: the
+  ticket's chat/SMS/messenger conversation while reachable, else email on the ticket's thread, else a
+  new email to the customer's address; none: ``409 no-reply-channel`` and nothing is stored). The post
+  links to that message (``message_id``); its ``delivery`` is the message's delivery state (queued,
+  sent, failed with ``delivery_error``). The reply answers the customer as
+  :meth:`TicketService.agent_replied` does: the SLA's response clock stops and the ticket's work item
+  ends (the ACD follows after the commit).
 - The **timeline** is the ticket's contacts (calls, emails, chats, SMS, web forms, with their messages)
   and its notes and replies, oldest first.
 - The **history** is the ticket's audit entries, newest first (read through ``ix_audit_log_object``).
@@ -45,6 +49,9 @@ from frontoffice.store.tables import (
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Input, InteractionOut, MessageOut, Page
 from .scope import interaction_visible, visible_ticket
+from .sla import sla_agent_replied
+from .ticket_outbound import TicketOutbound
+from .ticket_work import TicketWork, mark_for_routing
 
 __all__ = [
     "HistoryEntry",
@@ -66,7 +73,8 @@ TIMELINE_LIMIT = 500
 MAX_HISTORY_PAGE = 200
 #: A mention is "@" and a username (the user schema's characters), not inside an email address.
 MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9._-]{1,64})")
-#: The delivery state of a reply nobody has sent yet (the email outbox takes these).
+#: The delivery state of a reply stored without a channel to send it on (a tool built without the
+#: outbox, and replies written before migration 0021).
 AWAITING_OUTBOX = "awaiting_outbox"
 
 
@@ -87,7 +95,13 @@ class TicketPostOut(BaseModel):
     author_id: int | None
     author_name: str = Field(description="the author's display name or username; empty: a deleted user")
     mentions: list[int] = Field(description="users @mentioned in a note")
-    delivery: str = Field(description="internal (a note), awaiting_outbox (a reply not sent yet), ...")
+    delivery: str = Field(
+        description="internal (a note); a reply: its message's delivery state (queued, sending, sent, "
+        "delivered, failed)"
+    )
+    delivery_error: str | None = Field(default=None, description="why a failed reply was not delivered")
+    message_id: int | None = Field(default=None, description="the outbound message carrying a reply")
+    channel: str | None = Field(default=None, description="the channel a reply went out on")
     created_at: datetime
 
 
@@ -131,7 +145,12 @@ def _name(user: User | None) -> str:
     return "" if user is None else (user.display_name or user.username)
 
 
-def _post_out(post: TicketPost, author: User | None) -> TicketPostOut:
+def _post_out(
+    post: TicketPost, author: User | None, message: Message | None = None, channel: str | None = None
+) -> TicketPostOut:
+    delivery = post.delivery
+    if message is not None:
+        delivery = message.delivery_state or delivery
     return TicketPostOut(
         id=post.id,
         ticket_id=post.ticket_id,
@@ -140,7 +159,10 @@ def _post_out(post: TicketPost, author: User | None) -> TicketPostOut:
         author_id=post.author_id,
         author_name=_name(author),
         mentions=list(post.mentions or []),
-        delivery=post.delivery,
+        delivery=delivery,
+        delivery_error=message.delivery_error if message is not None else None,
+        message_id=post.message_id,
+        channel=channel,
         created_at=post.created_at,
     )
 
@@ -155,10 +177,20 @@ class TicketConversation:
     """Notes, replies, watchers, timeline and history of one ticket. One transaction per method."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], bus: InProcessBus, *, clock: Clock = system_clock
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: InProcessBus,
+        *,
+        outbound: TicketOutbound | None = None,
+        work: TicketWork | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.sessions = sessions
         self.bus = bus
+        # Sends replies on the customer's channel (None: a tool without channels stores them unsent).
+        self.outbound = outbound
+        # Tickets as routed work: a reply ends the ticket's work item (None: tickets are not routed).
+        self.work = work
         self.clock = clock
 
     async def add_note(self, actor: Actor, ticket_id: int, data: TicketPostIn) -> TicketPostOut:
@@ -204,28 +236,52 @@ class TicketConversation:
         return out
 
     async def add_reply(self, actor: Actor, ticket_id: int, data: TicketPostIn) -> TicketPostOut:
-        """A reply to the customer, stored for the outbox to send (``delivery="awaiting_outbox"``)."""
+        """A reply to the customer, queued on their channel with the post in one transaction (see the
+        module's docstring); ``409 no-reply-channel`` when the customer cannot be reached."""
         actor.require("tickets.write")
         async with self.sessions.begin() as s:
             ticket = await self._open_ticket(s, actor, ticket_id)
             now = self.clock()
+            message: Message | None = None
+            channel: str | None = None
+            if self.outbound is not None:
+                queued = await self.outbound.queue_reply(s, actor, ticket, data.body)
+                message, channel = await s.get(Message, queued.message_id), queued.channel
             post = TicketPost(
                 ticket_id=ticket.id,
                 author_id=actor.user_id,
                 kind=PostKind.REPLY.value,
                 body=data.body,
                 mentions=[],
-                delivery=AWAITING_OUTBOX,
+                delivery=AWAITING_OUTBOX if message is None else "outbox",
+                message_id=None if message is None else message.id,
                 created_at=now,
             )
             s.add(post)
             ticket.updated_at = now
             await s.flush()
             audit(
-                s, actor, "ticket.reply", "ticket", ticket.id, now, post_id=post.id, delivery=AWAITING_OUTBOX
+                s,
+                actor,
+                "ticket.reply",
+                "ticket",
+                ticket.id,
+                now,
+                post_id=post.id,
+                message_id=post.message_id,
+                delivery=post.delivery,
             )
+            if message is not None:
+                # Answered (TicketService.agent_replied): the response clock stops, the work item ends.
+                await sla_agent_replied(s, ticket, now)
+                mark_for_routing(ticket, awaits_agent=False)
+                audit(s, actor, "ticket.agent_reply", "ticket", ticket.id, now, message_id=message.id)
+                await s.flush()
             author = await s.get(User, actor.user_id) if actor.user_id is not None else None
-            return _post_out(post, author)
+            out = _post_out(post, author, message, channel)
+        if message is not None and self.work is not None:
+            await self.work.sync([ticket_id])
+        return out
 
     async def timeline(self, actor: Actor, ticket_id: int) -> list[TimelineEntry]:
         """The ticket's contacts (with their messages), notes and replies, oldest first."""
@@ -261,6 +317,15 @@ class TicketConversation:
                 )
             )
             authors = await _users(s, {p.author_id for p in posts if p.author_id is not None})
+            carried = [p.message_id for p in posts if p.message_id is not None]
+            carriers: dict[int, tuple[Message, str]] = {}
+            if carried:
+                found = await s.execute(
+                    select(Message, Interaction.channel)
+                    .join(Interaction, Interaction.id == Message.interaction_id)
+                    .where(Message.id.in_(carried))
+                )
+                carriers = {m.id: (m, ch) for m, ch in found}
         entries = [
             TimelineEntry(
                 kind="contact",
@@ -274,7 +339,11 @@ class TicketConversation:
             TimelineEntry(
                 kind="note" if p.kind == PostKind.NOTE else "reply",
                 at=p.created_at,
-                post=_post_out(p, authors.get(p.author_id) if p.author_id is not None else None),
+                post=_post_out(
+                    p,
+                    authors.get(p.author_id) if p.author_id is not None else None,
+                    *carriers.get(p.message_id or 0, (None, None)),
+                ),
             )
             for p in posts
         ]

@@ -464,8 +464,9 @@ class TicketService:
 
     # ------------------------------------------------------------------ replies
     async def agent_replied(self, actor: Actor, ticket_id: int) -> TicketOut:
-        """An agent answered the customer (the outbox will call this when a reply is sent): the
-        first or next response clock stops."""
+        """An agent answered the customer outside the ticket page (a reply from the ticket page does
+        the same in its own transaction: services/ticket_conversation.py): the first or next response
+        clock stops and the ticket's work item ends."""
         actor.require("tickets.write")
         async with self.sessions.begin() as s:
             ticket = await self._ticket(s, actor, ticket_id)

@@ -861,8 +861,10 @@ class TicketInteraction(Base):
 
 class TicketPost(Base):
     """What agents write on a ticket: an internal note (``kind="note"``, seen by agents only, with the
-    users it @mentions) or a reply to the customer (``kind="reply"``). A reply's ``delivery`` says how
-    far it got: ``awaiting_outbox`` until the outbox of the email channel takes it (issue 15)."""
+    users it @mentions) or a reply to the customer (``kind="reply"``). A reply is carried by one outbound
+    message (``message_id``: an email or a chat/SMS/messenger message in the outbox), whose
+    ``delivery_state`` says how far it got; ``delivery`` keeps ``awaiting_outbox`` only for replies
+    written before replies were sent (migration 0021)."""
 
     __tablename__ = "ticket_posts"
     __table_args__ = (Index("ix_ticket_posts_ticket_created", "ticket_id", "created_at", "id"),)
@@ -873,6 +875,7 @@ class TicketPost(Base):
     body: Mapped[str] = mapped_column(Text)
     mentions: Mapped[list[int]] = mapped_column(Json, default=list)
     delivery: Mapped[str] = mapped_column(String(32), default="internal")
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -4,6 +4,7 @@ work list and assigns it in bulk; an agent answers a ticket with a canned answer
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .conftest import Server, sign_in
@@ -33,8 +34,10 @@ def _get(server: Server, path: str) -> Any:
         return r.json()
 
 
-def _customer(server: Server) -> int:
-    return int(_post(server, "/customers", {"first_name": "Анна", "last_name": "Волкова"})["id"])
+def _customer(server: Server, email: str | None = None) -> int:
+    identities = [{"kind": "email", "value": email}] if email else []
+    body = {"first_name": "Анна", "last_name": "Волкова", "identities": identities}
+    return int(_post(server, "/customers", body)["id"])
 
 
 def test_a_breaching_ticket_is_highlighted_and_the_supervisor_assigns_it_in_bulk(
@@ -74,8 +77,24 @@ def test_an_agent_answers_a_ticket_with_a_canned_answer(server: Server, new_cont
             "shared": True,
         },
     )
-    ticket = _post(server, "/tickets", {"customer_id": _customer(server), "subject": "Refund please"})
+    # The reply leaves as an email from the support address to the customer's.
+    _post(
+        server,
+        "/entry-points",
+        {"name": "Support mail", "channel": "email", "address": "support@shop.example", "email": {}},
+    )
+    unreachable = _post(server, "/tickets", {"customer_id": _customer(server), "subject": "No address"})
+    customer_id = _customer(server, "anna@customer.example")
+    ticket = _post(server, "/tickets", {"customer_id": customer_id, "subject": "Refund please"})
     page = sign_in(new_context(), server, "agent1", "/desk")
+
+    # A customer without any channel: the reply is refused next to the reply box, nothing stored.
+    page.goto(f"{server.url}/tickets/{unreachable['id']}")
+    page.locator("#reply-body").fill("Hello")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#reply-form")).to_contain_text("The customer cannot be reached")
+    assert [e for e in _get(server, f"/tickets/{unreachable['id']}/timeline") if e["kind"] == "reply"] == []
+
     page.goto(f"{server.url}/tickets/{ticket['id']}")
 
     page.locator("#reply-body").press_sequentially("/refu")
@@ -86,7 +105,9 @@ def test_an_agent_answers_a_ticket_with_a_canned_answer(server: Server, new_cont
 
     reply = page.locator("#t-timeline li.tl-reply")
     expect(reply).to_contain_text(expected)
-    expect(reply.locator(".delivery")).to_have_text("waiting to be sent")
+    # Its state is the outbound message's (this site has no relay: queued, then retried or failed).
+    state = re.compile("^(queued|sending|failed)$")
+    expect(reply.locator(".delivery")).to_have_attribute("data-delivery", state)
     expect(page.locator("#reply-body")).to_have_value("")
     timeline = _get(server, f"/tickets/{ticket['id']}/timeline")
     assert [(e["kind"], e["post"]["body"]) for e in timeline if e["kind"] == "reply"] == [("reply", expected)]

@@ -1,6 +1,6 @@
 """The help desk and sales pages (issue 16): work lists, the ticket page, the deals board, the knowledge
 base and the canned answers, in English and Russian, refused to whoever may not open them; and what
-the ticket page adds to the API (notes with @mentions, replies awaiting the outbox, watchers, the
+the ticket page adds to the API (notes with @mentions, replies refused without a channel, watchers, the
 timeline, the history of changes, split)."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ async def test_a_ticket_of_another_project_is_not_found_on_its_page(
     assert (await client.get(f"{API}/tickets/{theirs['id']}/timeline")).status_code == 404
 
 
-async def test_notes_mention_replies_wait_for_the_outbox_and_the_timeline_and_history_show_them(
+async def test_notes_mention_replies_need_a_channel_and_the_timeline_and_history_show_them(
     client, container: Container, admin_headers
 ) -> None:
     agent = await token_headers(container, "agent", Role.AGENT)
@@ -117,15 +117,15 @@ async def test_notes_mention_replies_wait_for_the_outbox_and_the_timeline_and_hi
     assert note["kind"] == "note" and len(note["mentions"]) == 1 and note["delivery"] == "internal"
     watchers = (await client.get(f"{API}/tickets/{t['id']}/watchers", headers=agent)).json()
     assert [w["username"] for w in watchers] == ["olga"]
+    # The customer has no channel to answer on: refused, nothing stored (test_ticket_outbound.py
+    # sends replies).
     r = await client.post(f"{API}/tickets/{t['id']}/replies", json={"body": "Hello Анна"}, headers=agent)
-    assert r.status_code == 201 and r.json()["delivery"] == "awaiting_outbox"
-    # Not sent yet: the first-response clock keeps running and no "agent replied" is recorded.
+    assert r.status_code == 409 and r.json()["error_id"] == "no-reply-channel"
     timeline = (await client.get(f"{API}/tickets/{t['id']}/timeline", headers=agent)).json()
-    assert [e["kind"] for e in timeline] == ["note", "reply"]
-    assert timeline[1]["post"]["body"] == "Hello Анна"
+    assert [e["kind"] for e in timeline] == ["note"]
     history = (await client.get(f"{API}/tickets/{t['id']}/history", headers=agent)).json()["items"]
     actions = [h["action"] for h in history]
-    assert actions[:2] == ["ticket.reply", "ticket.note"] and "ticket.agent_reply" not in actions
+    assert actions[:1] == ["ticket.note"] and "ticket.reply" not in actions
     assert history[0]["actor_name"] == "agent"
     r = await client.post(f"{API}/tickets/{t['id']}/notes", json={"body": ""}, headers=agent)
     assert r.status_code == 422

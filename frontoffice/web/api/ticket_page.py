@@ -59,7 +59,8 @@ async def add_ticket_note(
 async def add_ticket_reply(
     request: Request, ticket_id: int, body: TicketPostIn, actor: Writer
 ) -> TicketPostOut:
-    """A reply to the customer, kept with ``delivery: awaiting_outbox`` until the outbox sends it."""
+    """A reply to the customer, queued in the outbox on their channel (docs/helpdesk.md, "Replies and
+    surveys go out"); ``409 no-reply-channel`` when they cannot be reached."""
     return await container(request).conversation.add_reply(actor, ticket_id, body)
 
 

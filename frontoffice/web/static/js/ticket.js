@@ -151,13 +151,28 @@ function contactEntry(entry) {
     c.channel === "voice" ? callDetails(c.id) : null);
 }
 
+// A reply's delivery: its outbound message's state (the outbox's), the reason when it failed.
+const DELIVERY = {
+  awaiting_outbox: ["waiting to be sent", "status-warn"],
+  queued: ["Queued", "status-warn"],
+  sending: ["Sending", "status-warn"],
+  sent: ["Sent", "status-ok"],
+  delivered: ["Delivered", "status-ok"],
+  failed: ["Failed", "status-bad"],
+};
+
+function deliveryBadge(p) {
+  const [text, tone] = DELIVERY[p.delivery] || [p.delivery, "status-warn"];
+  const shown = p.delivery === "failed" && p.delivery_error ? `${t(text)}: ${p.delivery_error}` : t(text);
+  return el("span", { class: `badge ${tone} delivery`, "data-delivery": p.delivery }, shown);
+}
+
 function postEntry(entry) {
   const p = entry.post;
-  const waiting = p.kind === "reply" && p.delivery === "awaiting_outbox";
   return el("li", { class: `tl-${p.kind}`, "data-post-id": String(p.id) },
     el("div", { class: "small muted" },
       `${p.kind === "note" ? t("Internal note") : t("Reply")} · ${p.author_name || t("system")} · ${fmt.dateTime(p.created_at)} `,
-      waiting ? el("span", { class: "badge status-warn delivery" }, t("waiting to be sent")) : null),
+      p.kind === "reply" ? deliveryBadge(p) : null),
     el("div", { class: "message" }, p.body));
 }
 
@@ -281,7 +296,7 @@ replyForm.addEventListener("submit", busy(async () => {
   if (!text) { showFieldError(body, t("This field is required")); return; }
   const path = mode === "note" ? "notes" : "replies";
   const post = await attempt(() => api("POST", `/tickets/${ticketId}/${path}`, { body: text }),
-    mode === "note" ? t("Note saved") : t("Reply saved; it waits for the outbox to send it"), replyForm);
+    mode === "note" ? t("Note saved") : t("Reply queued; it goes out on the customer's channel"), replyForm);
   if (!post) return;
   body.value = "";
   showMissing([]);
