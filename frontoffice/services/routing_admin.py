@@ -49,6 +49,7 @@ from .acd_schemas import (
 from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
 from .email_settings import email_settings
+from .messaging_settings import SmsSettings, TelegramSettings, keep_secrets, redact_secrets, secrets_set
 from .rules_adapter import compile_rules, rule_context
 
 __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
@@ -143,7 +144,7 @@ class RoutingAdmin:
                 address=data.address,
                 project_id=data.project_id,
                 default_queue_id=data.default_queue_id,
-                config=_entry_config(data),
+                config=_checked_secrets(_entry_config(data)),
                 created_at=self.clock(),
             )
             s.add(entry)
@@ -171,7 +172,7 @@ class RoutingAdmin:
             await self._check_entry(s, data)
             entry.name, entry.channel, entry.address = data.name, data.channel.value, data.address
             entry.project_id, entry.default_queue_id = data.project_id, data.default_queue_id
-            entry.config = _entry_config(data)
+            entry.config = _checked_secrets(keep_secrets(_entry_config(data), dict(entry.config or {})))
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
 
@@ -381,10 +382,46 @@ def _entry_config(data: EntryPointIn) -> dict[str, Any]:
         config["email"] = data.email.model_dump(mode="json", exclude_none=True)
     if data.chat is not None:
         config["chat"] = data.chat.model_dump(mode="json", exclude_none=True)
+    if data.sms is not None:
+        config["sms"] = data.sms.model_dump(mode="json", exclude_none=True)
+    if data.telegram is not None:
+        config["telegram"] = data.telegram.model_dump(mode="json", exclude_none=True)
+    return config
+
+
+# The secrets a gateway cannot work without: (config path, the field error's location, message).
+_REQUIRED_SECRETS = (
+    (("sms", "smpp"), "password", "the SMSC account's password"),
+    (("sms", "http"), "webhook_secret", "the shared secret inbound webhooks are signed with"),
+    (("telegram",), "token", "the bot's token from @BotFather"),
+)
+
+
+def _checked_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a gateway block whose required secret is neither sent nor stored (a field error)."""
+    for path, name, what in _REQUIRED_SECRETS:
+        node: Any = config
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and not node.get(name):
+            field = ".".join((*path, name))
+            raise InvalidInput(f"{field} is required: {what}", error_id="secret-required", field=field)
+    tg = config.get("telegram")
+    if (
+        isinstance(tg, dict)
+        and tg.get("mode") == "webhook"
+        and not (tg.get("webhook_secret") and tg.get("webhook_url"))
+    ):
+        raise InvalidInput(
+            "Webhook mode needs telegram.webhook_url and telegram.webhook_secret",
+            error_id="secret-required",
+            field="telegram.webhook_secret" if tg.get("webhook_url") else "telegram.webhook_url",
+        )
     return config
 
 
 def _entry_out(e: EntryPoint) -> EntryPointOut:
+    shown = redact_secrets(dict(e.config or {}))
     return EntryPointOut(
         id=e.id,
         name=e.name,
@@ -396,4 +433,9 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         priority=int(e.config.get("priority", 0)),
         email=email_settings(e.config) if "email" in e.config else None,
         chat=chat_settings(e.config) if "chat" in e.config else None,
+        sms=SmsSettings.model_validate(shown["sms"]) if isinstance(shown.get("sms"), dict) else None,
+        telegram=TelegramSettings.model_validate(shown["telegram"])
+        if isinstance(shown.get("telegram"), dict)
+        else None,
+        secrets_set=secrets_set(e.config),
     )

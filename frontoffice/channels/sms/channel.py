@@ -19,6 +19,7 @@ from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
 
 from .encoding import EncodingError
+from .http_gateway import send_sms
 from .smpp import Receipt
 from .smpp_client import InboundSms, SmppClient, SmppLink, SmppSubmitError
 
@@ -77,13 +78,14 @@ class SmsChannel:
 
 
 class SmsSender:
-    """The outbox sender of channel ``sms``: the entry point's SMPP link; the SMSC's part ids are
-    recorded so its receipts mark the message delivered or failed."""
+    """The outbox sender of channel ``sms``: the entry point's SMPP link or HTTP gateway
+    (``config.sms.gateway``); the SMSC's part ids (the provider's message id) are recorded so its
+    receipts (delivery reports) mark the message delivered or failed."""
 
     channel = "sms"
 
-    def __init__(self, messaging: Messaging, channel: SmsChannel) -> None:
-        self.messaging, self.sms = messaging, channel
+    def __init__(self, messaging: Messaging, channel: SmsChannel, transport: Any = None) -> None:
+        self.messaging, self.sms, self.transport = messaging, channel, transport
 
     async def send(self, delivery: Delivery) -> str | None:
         message = delivery.message
@@ -92,6 +94,14 @@ class SmsSender:
         if not await self.messaging.may_send_sms(message.thread_id):
             raise PermanentFailure("sms-opted-out: the customer opted out of SMS from this number")
         address = await self.messaging.outbound_address(message.thread_id, "sms")
+        http = (message.entry_point_config.get("sms") or {}).get("http")
+        if (message.entry_point_config.get("sms") or {}).get("gateway") == "http" and http:
+            reply = await send_sms(
+                http, address.entry_point_address, address.to, message.body, transport=self.transport
+            )
+            if reply.message_id:
+                await self.messaging.record_parts(message.id, address.entry_point_id, [reply.message_id])
+            return None
         link = self.sms.links.get(address.entry_point_id)
         if link is None:
             raise PermanentFailure("the entry point has no SMS gateway (config.sms.gateway)")
