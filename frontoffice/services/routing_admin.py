@@ -4,6 +4,8 @@ live: those the engine needs go through the ACD as commands."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +54,8 @@ from .email_settings import email_settings
 from .messaging_settings import SmsSettings, TelegramSettings, keep_secrets, redact_secrets, secrets_set
 from .rules_adapter import compile_rules, rule_context
 
+log = logging.getLogger("frontoffice.routing")
+
 __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
 
 
@@ -65,6 +69,9 @@ class RoutingAdmin:
         # Moves after every change to an entry point (see entry_points_changed). Caches of entry
         # points keep what they read with the version it was read at and drop it when this moves.
         self.entry_points_version = 0
+        # Called (awaited) after an entry point was created or changed: the SMS links and Telegram
+        # bots pick up their settings without a restart (bootstrap registers them).
+        self.entry_point_listeners: list[Callable[[], Awaitable[None]]] = []
         acd.register(CreateQueue, _SaveQueueHandler(acd))
         acd.register(UpdateQueue, _SaveQueueHandler(acd))
         acd.register(SaveAgentProfile, _SaveAgentProfileHandler(clock))
@@ -131,9 +138,18 @@ class RoutingAdmin:
     async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
         try:
-            return await self._create_entry_point(actor, data)
+            out = await self._create_entry_point(actor, data)
         finally:
             self.entry_points_changed()
+        await self._notify_listeners()
+        return out
+
+    async def _notify_listeners(self) -> None:
+        for listener in self.entry_point_listeners:
+            try:
+                await listener()
+            except Exception:  # the change is committed; a link that cannot start logs and retries
+                log.exception("an entry point listener failed")
 
     async def _create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:
@@ -160,9 +176,11 @@ class RoutingAdmin:
     async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
         try:
-            return await self._update_entry_point(actor, entry_id, data)
+            out = await self._update_entry_point(actor, entry_id, data)
         finally:
             self.entry_points_changed()
+        await self._notify_listeners()
+        return out
 
     async def _update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:

@@ -156,23 +156,46 @@ class TelegramSender:
 
 class TelegramChannel:
     """The bots of the Telegram entry points (``channel`` messenger, ``config.telegram.token``),
-    polled while the node runs."""
+    polled while the node runs. :meth:`reload` (after an entry point is created or changed through
+    the admin API) starts new bots, restarts changed ones and stops removed ones."""
 
     def __init__(self, messaging: Messaging, transport: Any = None) -> None:
         self.messaging, self.transport = messaging, transport
         self.bots: dict[int, TelegramBot] = {}
+        self._configs: dict[int, dict[str, Any]] = {}
+        self._running = False
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        self._running = True
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Bring the polling bots in line with the stored entry points (no-op while stopped)."""
         from frontoffice.domain.model import Channel
 
-        for ep_id, _address, config in await self.messaging.entry_points(Channel.MESSENGER):
-            tg = config.get("telegram") or {}
-            if tg.get("token") and tg.get("mode", "polling") == "polling":
-                bot = TelegramBot(ep_id, bot_api_for(config, self.transport), self.messaging)
-                self.bots[ep_id] = bot
-                await bot.start()
+        async with self._lock:
+            if not self._running:
+                return
+            wanted: dict[int, dict[str, Any]] = {}
+            for ep_id, _address, config in await self.messaging.entry_points(Channel.MESSENGER):
+                tg = dict(config.get("telegram") or {})
+                if tg.get("token") and tg.get("mode", "polling") == "polling":
+                    wanted[ep_id] = tg
+            for ep_id in list(self.bots):
+                if wanted.get(ep_id) != self._configs.get(ep_id):
+                    await self.bots.pop(ep_id).stop()
+                    self._configs.pop(ep_id, None)
+            for ep_id, tg in wanted.items():
+                if ep_id not in self.bots:
+                    bot = TelegramBot(ep_id, bot_api_for({"telegram": tg}, self.transport), self.messaging)
+                    self.bots[ep_id], self._configs[ep_id] = bot, tg
+                    await bot.start()
 
     async def stop(self) -> None:
-        for bot in self.bots.values():
-            await bot.stop()
-        self.bots.clear()
+        async with self._lock:
+            self._running = False
+            for bot in self.bots.values():
+                await bot.stop()
+            self.bots.clear()
+            self._configs.clear()

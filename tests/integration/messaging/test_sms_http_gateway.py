@@ -18,6 +18,7 @@ from frontoffice.services.conversations import queue_message
 from frontoffice.store.tables import Message
 from tests.conftest import ShiftedClock, eventually
 from tests.integration.sms.http_provider_double import API_ID, SmsProviderDouble
+from tests.integration.sms.smsc_double import SmscDouble
 from tests.integration.test_conversations import ChatDesk
 
 API = "/api/v1"
@@ -58,9 +59,22 @@ async def provider() -> AsyncIterator[SmsProviderDouble]:
 
 
 async def test_entry_point_settings_for_sms_and_telegram_keep_secrets_write_only(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
+    container: Container, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
-    smpp = {"host": "127.0.0.1", "port": 2775, "system_id": "frontoffice", "password": "s3cret"}
+    smsc = SmscDouble(password="s3cret")
+    await smsc.start()
+    try:
+        await _settings_checks(container, client, admin_headers, smsc)
+    finally:
+        await container.sms.stop()
+        await smsc.stop()
+
+
+async def _settings_checks(
+    container: Container, client: httpx.AsyncClient, admin_headers: dict[str, str], smsc: SmscDouble
+) -> None:
+    await container.sms.start()  # no SMS entry points yet: no links
+    smpp = {"host": "127.0.0.1", "port": smsc.port, "system_id": "frontoffice", "password": "s3cret"}
     r = await client.post(
         f"{API}/entry-points",
         json={
@@ -75,6 +89,8 @@ async def test_entry_point_settings_for_sms_and_telegram_keep_secrets_write_only
     created = r.json()
     assert created["sms"]["smpp"]["password"] is None and "s3cret" not in r.text
     assert created["secrets_set"] == ["sms.smpp.password"]
+    # The link starts without a restart of the node.
+    await eventually(lambda: smsc.binds == 1, "the new entry point's link bound")
     # A PUT without the password keeps it; the GET never shows it.
     smpp_no_password = {k: v for k, v in smpp.items() if k != "password"} | {"system_type": "VMA"}
     r = await client.put(
@@ -92,6 +108,8 @@ async def test_entry_point_settings_for_sms_and_telegram_keep_secrets_write_only
     assert "s3cret" not in listed
     (shown,) = [e for e in json.loads(listed) if e["id"] == created["id"]]
     assert shown["secrets_set"] == ["sms.smpp.password"] and shown["sms"]["smpp"]["system_type"] == "VMA"
+    # The changed link rebinds, with the kept password.
+    await eventually(lambda: smsc.binds == 2, "the changed entry point's link bound again")
 
     # Field errors: a gateway without its block, an SMPP password longer than SMPP allows, a
     # malformed bot token, a gateway whose secret is neither sent nor stored, an unknown variable.

@@ -116,8 +116,13 @@ async def test_a_bot_conversation_both_ways_with_files_contact_and_a_restart(
     await container.telegram.start()
     after = await eventually(lambda: _inbound(container, 5), "the new message stored", timeout_s=30)
     assert [m.body for m in after].count("Здравствуйте, где мой заказ?") == 1
-    saved = await container.messaging.telegram_offset(ep_id)
-    assert saved is not None and saved == max(o for o in bot_api.offsets if o is not None)
+
+    async def confirmed() -> bool:
+        # The offset is saved after the batch's commit and sent with the next poll: wait for that poll.
+        saved = await container.messaging.telegram_offset(ep_id)
+        return saved is not None and saved == max(o for o in bot_api.offsets if o is not None)
+
+    await eventually(confirmed, "the saved offset confirmed with the next poll")
     await container.telegram.stop()
 
 
