@@ -423,7 +423,12 @@ def _checked_secrets(config: dict[str, Any]) -> dict[str, Any]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and not node.get(name):
             field = ".".join((*path, name))
-            raise InvalidInput(f"{field} is required: {what}", error_id="secret-required", field=field)
+            raise InvalidInput(
+                "This secret is required: it is neither sent nor stored",
+                error_id="secret-required",
+                field=field,
+                needed=what,
+            )
     tg = config.get("telegram")
     if (
         isinstance(tg, dict)
