@@ -1,7 +1,10 @@
 """Providers' webhooks (public, authenticated by a shared-secret signature, not a session):
 
 * ``POST /hooks/sms/{entry_point_id}``: an inbound SMS from an HTTP SMS gateway;
-* ``POST /hooks/sms/{entry_point_id}/status``: its delivery report for one of our messages.
+* ``POST /hooks/sms/{entry_point_id}/status``: its delivery report for one of our messages;
+* ``POST /hooks/telegram/{entry_point_id}``: a Telegram bot's update in webhook mode, authenticated
+  by the ``X-Telegram-Bot-Api-Secret-Token`` header Telegram sends (the ``secret_token`` given to
+  setWebhook); a wrong one is refused 401 ``telegram-secret-invalid``.
 
 Both are signed with HMAC-SHA256 of the raw body under the entry point's ``sms.http.webhook_secret``
 (header ``sms.http.signature_header``); a bad or missing signature is refused 401
@@ -11,6 +14,8 @@ provider that gets no 200 sends again, and the dedupe by its message id absorbs 
 
 from __future__ import annotations
 
+import hmac
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -90,3 +95,36 @@ async def sms_status(request: Request, entry_point_id: int) -> JSONResponse:
     if not known:
         raise NotFound("No message with this id", error_id="sms-unknown-message", message_id=provider_id)
     return JSONResponse({"ok": True, "outcome": outcome})
+
+
+@router.post("/hooks/telegram/{entry_point_id}")
+async def telegram_update(request: Request, entry_point_id: int) -> JSONResponse:
+    """A Telegram update posted to a webhook-mode bot; 200 after the message is committed (Telegram
+    repeats an update it got no 200 for; the dedupe by chat and message id absorbs the repeat)."""
+    found = await container(request).messaging.entry_point(entry_point_id)
+    tg = (found[2].get("telegram") or {}) if found else {}
+    if (
+        found is None
+        or found[0] != Channel.MESSENGER.value
+        or tg.get("mode") != "webhook"
+        or not tg.get("webhook_secret")
+    ):
+        raise NotFound("No Telegram webhook entry point here", error_id="no-such-entry-point")
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not hmac.compare_digest(given.encode(), str(tg["webhook_secret"]).encode()):
+        raise Unauthenticated(
+            "The Telegram secret token is missing or wrong", error_id="telegram-secret-invalid"
+        )
+    body = await request.body()
+    if len(body) > MAX_HOOK_BYTES:
+        raise InvalidInput("The webhook body is too large", error_id="body-too-large")
+    try:
+        update = json.loads(body)
+    except ValueError:
+        raise InvalidInput(
+            "The webhook body is not JSON or a form", error_id="telegram-webhook-unreadable"
+        ) from None
+    message = update.get("message") if isinstance(update, dict) else None
+    if isinstance(message, dict):
+        await container(request).telegram.webhook_message(entry_point_id, found[2], message)
+    return JSONResponse({"ok": True})
