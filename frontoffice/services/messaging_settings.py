@@ -9,6 +9,7 @@ entry point's ``secrets_set``; a PUT that leaves a secret out (or ``null``) keep
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Literal
 
@@ -172,6 +173,13 @@ class TelegramSettings(Input):
             raise ValueError("a bot token looks like 123456789:AA... (from @BotFather)")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _https(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.scheme != "https":
+            raise ValueError("Telegram posts to https:// URLs only")
+        return value
+
     @field_validator("webhook_secret")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
@@ -225,8 +233,6 @@ def secrets_set(config: dict[str, Any]) -> list[str]:
 
 def redact_secrets(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``config`` without secret values (for GET)."""
-    import copy
-
     out = copy.deepcopy(config)
     for path in SECRET_PATHS:
         parent = _get(out, path[:-1])

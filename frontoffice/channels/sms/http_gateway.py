@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -77,11 +78,11 @@ def _fill(template: str, variables: dict[str, str]) -> str:
     return out
 
 
+@dataclass(frozen=True, slots=True)
 class GatewayReply:
     """What a send returned: the provider's message id (for delivery reports), when configured."""
 
-    def __init__(self, message_id: str | None) -> None:
-        self.message_id = message_id
+    message_id: str | None
 
 
 async def send_sms(

@@ -129,6 +129,7 @@ async def _settings_checks(
         ),
         ({"channel": "sms", "sms": {"gateway": "http", "http": sms_ru("https://x.test/{number}")}}, "url"),
         ({"channel": "messenger", "telegram": {}}, "telegram.token"),
+        ({"channel": "messenger", "telegram": {"token": TOKEN, "webhook_url": "http://x.test/h"}}, "https"),
     ]
     for i, (body, where) in enumerate(cases):
         r = await client.post(
