@@ -338,6 +338,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     sms = SmsChannel(messaging)
     telegram = TelegramChannel(messaging)
     outbox.register(SmsSender(messaging, sms))
+    # Entry points created or changed through the admin API start, restart or stop their links and
+    # bots without a restart (both are no-ops while messaging_channels is off).
+    contact_center.admin.entry_point_listeners += [sms.reload, telegram.reload]
     outbox.register(TelegramSender(messaging))
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
     knowledge_base = KnowledgeBase(sessions, clock=clock)

@@ -14,6 +14,7 @@ from frontoffice.domain.model import Channel
 
 from .chat_settings import ChatSettings
 from .email_settings import EmailSettings
+from .messaging_settings import SmsSettings, TelegramSettings
 from .schemas import BLANK, N_, Input, InteractionOut, Output, blank_field
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
@@ -136,6 +137,12 @@ class EntryPointIn(Input):
         default=None, description="email entry points (and web forms answered by email): docs/outbox.md"
     )
     chat: ChatSettings | None = Field(default=None, description="web chat entry points: docs/chat.md")
+    sms: SmsSettings | None = Field(
+        default=None, description="SMS entry points (SMPP or HTTP gateway): docs/sms.md"
+    )
+    telegram: TelegramSettings | None = Field(
+        default=None, description="Telegram bot entry points (channel messenger): docs/telegram.md"
+    )
 
 
 class EntryPointOut(BaseModel):
@@ -149,6 +156,11 @@ class EntryPointOut(BaseModel):
     priority: int
     email: EmailSettings | None = None
     chat: ChatSettings | None = None
+    sms: SmsSettings | None = None
+    telegram: TelegramSettings | None = None
+    secrets_set: list[str] = Field(
+        default_factory=list, description="stored write-only secrets (their values are never shown)"
+    )
 
 
 class CustomerFields(Input):

@@ -326,6 +326,18 @@ class Messaging:
                 row.value = {"offset": offset}
                 row.updated_at = utcnow()
 
+    async def entry_point(self, entry_point_id: int) -> tuple[str, str, dict[str, Any]] | None:
+        """(channel, address, config) of one entry point, or None."""
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(EntryPoint.channel, EntryPoint.address, EntryPoint.config).where(
+                        EntryPoint.id == entry_point_id
+                    )
+                )
+            ).first()
+        return None if row is None else (row[0], row[1], dict(row[2] or {}))
+
     async def entry_points(self, channel: Channel) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, address, config) of the entry points of ``channel``."""
         async with self.sessions() as s:

@@ -4,6 +4,8 @@ live: those the engine needs go through the ACD as commands."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,7 +51,10 @@ from .acd_schemas import (
 from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
 from .email_settings import email_settings
+from .messaging_settings import SmsSettings, TelegramSettings, keep_secrets, redact_secrets, secrets_set
 from .rules_adapter import compile_rules, rule_context
+
+log = logging.getLogger("frontoffice.routing")
 
 __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
 
@@ -64,6 +69,9 @@ class RoutingAdmin:
         # Moves after every change to an entry point (see entry_points_changed). Caches of entry
         # points keep what they read with the version it was read at and drop it when this moves.
         self.entry_points_version = 0
+        # Called (awaited) after an entry point was created or changed: the SMS links and Telegram
+        # bots pick up their settings without a restart (bootstrap registers them).
+        self.entry_point_listeners: list[Callable[[], Awaitable[None]]] = []
         acd.register(CreateQueue, _SaveQueueHandler(acd))
         acd.register(UpdateQueue, _SaveQueueHandler(acd))
         acd.register(SaveAgentProfile, _SaveAgentProfileHandler(clock))
@@ -130,9 +138,18 @@ class RoutingAdmin:
     async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
         try:
-            return await self._create_entry_point(actor, data)
+            out = await self._create_entry_point(actor, data)
         finally:
             self.entry_points_changed()
+        await self._notify_listeners()
+        return out
+
+    async def _notify_listeners(self) -> None:
+        for listener in self.entry_point_listeners:
+            try:
+                await listener()
+            except Exception:  # the change is committed; a link that cannot start logs and retries
+                log.exception("an entry point listener failed")
 
     async def _create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:
@@ -143,7 +160,7 @@ class RoutingAdmin:
                 address=data.address,
                 project_id=data.project_id,
                 default_queue_id=data.default_queue_id,
-                config=_entry_config(data),
+                config=_checked_secrets(_entry_config(data)),
                 created_at=self.clock(),
             )
             s.add(entry)
@@ -159,9 +176,11 @@ class RoutingAdmin:
     async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
         try:
-            return await self._update_entry_point(actor, entry_id, data)
+            out = await self._update_entry_point(actor, entry_id, data)
         finally:
             self.entry_points_changed()
+        await self._notify_listeners()
+        return out
 
     async def _update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         async with self.sessions.begin() as s:
@@ -171,7 +190,7 @@ class RoutingAdmin:
             await self._check_entry(s, data)
             entry.name, entry.channel, entry.address = data.name, data.channel.value, data.address
             entry.project_id, entry.default_queue_id = data.project_id, data.default_queue_id
-            entry.config = _entry_config(data)
+            entry.config = _checked_secrets(keep_secrets(_entry_config(data), dict(entry.config or {})))
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
 
@@ -381,10 +400,51 @@ def _entry_config(data: EntryPointIn) -> dict[str, Any]:
         config["email"] = data.email.model_dump(mode="json", exclude_none=True)
     if data.chat is not None:
         config["chat"] = data.chat.model_dump(mode="json", exclude_none=True)
+    if data.sms is not None:
+        config["sms"] = data.sms.model_dump(mode="json", exclude_none=True)
+    if data.telegram is not None:
+        config["telegram"] = data.telegram.model_dump(mode="json", exclude_none=True)
+    return config
+
+
+# The secrets a gateway cannot work without: (config path, the field error's location, message).
+_REQUIRED_SECRETS = (
+    (("sms", "smpp"), "password", "the SMSC account's password"),
+    (("sms", "http"), "webhook_secret", "the shared secret inbound webhooks are signed with"),
+    (("telegram",), "token", "the bot's token from @BotFather"),
+)
+
+
+def _checked_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a gateway block whose required secret is neither sent nor stored (a field error)."""
+    for path, name, what in _REQUIRED_SECRETS:
+        node: Any = config
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and not node.get(name):
+            field = ".".join((*path, name))
+            raise InvalidInput(
+                "This secret is required: it is neither sent nor stored",
+                error_id="secret-required",
+                field=field,
+                needed=what,
+            )
+    tg = config.get("telegram")
+    if (
+        isinstance(tg, dict)
+        and tg.get("mode") == "webhook"
+        and not (tg.get("webhook_secret") and tg.get("webhook_url"))
+    ):
+        raise InvalidInput(
+            "Webhook mode needs telegram.webhook_url and telegram.webhook_secret",
+            error_id="secret-required",
+            field="telegram.webhook_secret" if tg.get("webhook_url") else "telegram.webhook_url",
+        )
     return config
 
 
 def _entry_out(e: EntryPoint) -> EntryPointOut:
+    shown = redact_secrets(dict(e.config or {}))
     return EntryPointOut(
         id=e.id,
         name=e.name,
@@ -396,4 +456,9 @@ def _entry_out(e: EntryPoint) -> EntryPointOut:
         priority=int(e.config.get("priority", 0)),
         email=email_settings(e.config) if "email" in e.config else None,
         chat=chat_settings(e.config) if "chat" in e.config else None,
+        sms=SmsSettings.model_validate(shown["sms"]) if isinstance(shown.get("sms"), dict) else None,
+        telegram=TelegramSettings.model_validate(shown["telegram"])
+        if isinstance(shown.get("telegram"), dict)
+        else None,
+        secrets_set=secrets_set(e.config),
     )

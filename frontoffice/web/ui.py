@@ -550,6 +550,8 @@ JS_MESSAGES += (
     N_("The customer is typing…"),
     N_("The customer closed the chat"),
     N_("The customer rated the chat: {score}/5"),
+    N_("{units} characters, {segments} SMS, {remaining} left in the last one"),
+    N_("Cyrillic or emoji: 70 characters per SMS, 67 in a long one"),
 )
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.

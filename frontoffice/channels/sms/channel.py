@@ -11,6 +11,7 @@ The entry point's address is our number (E.164) or alphanumeric sender name: the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -19,6 +20,7 @@ from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
 
 from .encoding import EncodingError
+from .http_gateway import send_sms
 from .smpp import Receipt
 from .smpp_client import InboundSms, SmppClient, SmppLink, SmppSubmitError
 
@@ -53,37 +55,65 @@ class SmppEntryPoint:
 
 
 class SmsChannel:
-    """The SMPP links of the SMS entry points (started with the node)."""
+    """The SMPP links of the SMS entry points (started with the node). :meth:`reload` (called after
+    an entry point is created or changed through the admin API) starts new links, restarts changed
+    ones and stops removed ones, without a restart of the node."""
 
     def __init__(self, messaging: Messaging) -> None:
         self.messaging = messaging
         self.links: dict[int, SmppClient] = {}
+        self._configs: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._running = False
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        self._running = True
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Bring the links in line with the stored entry points (no-op while stopped)."""
         from frontoffice.domain.model import Channel
 
-        for ep_id, address, config in await self.messaging.entry_points(Channel.SMS):
-            if (config.get("sms") or {}).get("gateway") == "smpp":
-                client = SmppClient(
-                    smpp_link(config), SmppEntryPoint(self.messaging, ep_id, address), name=address
-                )
-                self.links[ep_id] = client
-                await client.start()
+        async with self._lock:
+            if not self._running:
+                return
+            wanted: dict[int, tuple[str, dict[str, Any]]] = {}
+            for ep_id, address, config in await self.messaging.entry_points(Channel.SMS):
+                sms = config.get("sms") or {}
+                if sms.get("gateway") == "smpp" and sms.get("smpp"):
+                    wanted[ep_id] = (address, dict(sms["smpp"]))
+            for ep_id in list(self.links):
+                if wanted.get(ep_id) != self._configs.get(ep_id):
+                    await self.links.pop(ep_id).stop()
+                    self._configs.pop(ep_id, None)
+            for ep_id, (address, smpp) in wanted.items():
+                if ep_id not in self.links:
+                    client = SmppClient(
+                        smpp_link({"sms": {"smpp": smpp}}),
+                        SmppEntryPoint(self.messaging, ep_id, address),
+                        name=address,
+                    )
+                    self.links[ep_id], self._configs[ep_id] = client, (address, smpp)
+                    await client.start()
 
     async def stop(self) -> None:
-        for client in self.links.values():
-            await client.stop()
-        self.links.clear()
+        async with self._lock:
+            self._running = False
+            for client in self.links.values():
+                await client.stop()
+            self.links.clear()
+            self._configs.clear()
 
 
 class SmsSender:
-    """The outbox sender of channel ``sms``: the entry point's SMPP link; the SMSC's part ids are
-    recorded so its receipts mark the message delivered or failed."""
+    """The outbox sender of channel ``sms``: the entry point's SMPP link or HTTP gateway
+    (``config.sms.gateway``); the SMSC's part ids (the provider's message id) are recorded so its
+    receipts (delivery reports) mark the message delivered or failed."""
 
     channel = "sms"
 
-    def __init__(self, messaging: Messaging, channel: SmsChannel) -> None:
-        self.messaging, self.sms = messaging, channel
+    def __init__(self, messaging: Messaging, channel: SmsChannel, transport: Any = None) -> None:
+        self.messaging, self.sms, self.transport = messaging, channel, transport
 
     async def send(self, delivery: Delivery) -> str | None:
         message = delivery.message
@@ -92,6 +122,14 @@ class SmsSender:
         if not await self.messaging.may_send_sms(message.thread_id):
             raise PermanentFailure("sms-opted-out: the customer opted out of SMS from this number")
         address = await self.messaging.outbound_address(message.thread_id, "sms")
+        http = (message.entry_point_config.get("sms") or {}).get("http")
+        if (message.entry_point_config.get("sms") or {}).get("gateway") == "http" and http:
+            reply = await send_sms(
+                http, address.entry_point_address, address.to, message.body, transport=self.transport
+            )
+            if reply.message_id:
+                await self.messaging.record_parts(message.id, address.entry_point_id, [reply.message_id])
+            return None
         link = self.sms.links.get(address.entry_point_id)
         if link is None:
             raise PermanentFailure("the entry point has no SMS gateway (config.sms.gateway)")

@@ -15,6 +15,8 @@ import contextlib
 import logging
 from typing import Any
 
+import httpx
+
 from frontoffice.services.channel_contract import InboundAttachment
 from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
@@ -156,23 +158,87 @@ class TelegramSender:
 
 class TelegramChannel:
     """The bots of the Telegram entry points (``channel`` messenger, ``config.telegram.token``),
-    polled while the node runs."""
+    polled while the node runs. :meth:`reload` (after an entry point is created or changed through
+    the admin API) starts new bots, restarts changed ones and stops removed ones."""
 
     def __init__(self, messaging: Messaging, transport: Any = None) -> None:
         self.messaging, self.transport = messaging, transport
         self.bots: dict[int, TelegramBot] = {}
+        self._configs: dict[int, dict[str, Any]] = {}
+        # Webhook-mode bots whose setWebhook went through, with the settings it was set with.
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self._running = False
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        self._running = True
+        await self.reload()
+
+    async def webhook_message(
+        self, entry_point_id: int, config: dict[str, Any], message: dict[str, Any]
+    ) -> None:
+        """A message posted to the bot's webhook (``POST /hooks/telegram/{id}``); returns after the
+        commit. Files are fetched with the bot's token like in polling."""
+        api = bot_api_for(config, self.transport)
+        try:
+            await TelegramBot(entry_point_id, api, self.messaging).take_in(message)
+        finally:
+            await api.aclose()
+
+    async def _set_webhooks(self, entries: dict[int, dict[str, Any]]) -> None:
+        for ep_id, tg in entries.items():
+            if self.webhooks.get(ep_id) == tg:
+                continue
+            api = bot_api_for({"telegram": tg}, self.transport)
+            try:
+                await api.set_webhook(str(tg["webhook_url"]), str(tg["webhook_secret"]))
+                self.webhooks[ep_id] = tg
+            except (TelegramError, httpx.HTTPError) as exc:  # logged; the next change or start retries
+                log.warning("setWebhook for entry point %s failed: %s", ep_id, exc)
+            finally:
+                await api.aclose()
+
+    async def reload(self) -> None:
+        """Bring the polling bots in line with the stored entry points (no-op while stopped)."""
         from frontoffice.domain.model import Channel
 
-        for ep_id, _address, config in await self.messaging.entry_points(Channel.MESSENGER):
-            tg = config.get("telegram") or {}
-            if tg.get("token") and tg.get("mode", "polling") == "polling":
-                bot = TelegramBot(ep_id, bot_api_for(config, self.transport), self.messaging)
-                self.bots[ep_id] = bot
-                await bot.start()
+        async with self._lock:
+            if not self._running:
+                return
+            wanted: dict[int, dict[str, Any]] = {}
+            hooks: dict[int, dict[str, Any]] = {}
+            for ep_id, _address, config in await self.messaging.entry_points(Channel.MESSENGER):
+                tg = dict(config.get("telegram") or {})
+                if tg.get("token") and tg.get("mode", "polling") == "polling":
+                    wanted[ep_id] = tg
+                elif tg.get("token") and tg.get("webhook_url") and tg.get("webhook_secret"):
+                    hooks[ep_id] = tg
+            await self._set_webhooks(hooks)
+            for ep_id in list(self.webhooks):
+                if ep_id not in hooks:
+                    self.webhooks.pop(ep_id)
+                    if ep_id in wanted:  # back to polling: getUpdates answers 409 while a webhook is set
+                        api = bot_api_for({"telegram": wanted[ep_id]}, self.transport)
+                        try:
+                            await api.delete_webhook()
+                        except (TelegramError, httpx.HTTPError) as exc:
+                            log.warning("deleteWebhook for entry point %s failed: %s", ep_id, exc)
+                        finally:
+                            await api.aclose()
+            for ep_id in list(self.bots):
+                if wanted.get(ep_id) != self._configs.get(ep_id):
+                    await self.bots.pop(ep_id).stop()
+                    self._configs.pop(ep_id, None)
+            for ep_id, tg in wanted.items():
+                if ep_id not in self.bots:
+                    bot = TelegramBot(ep_id, bot_api_for({"telegram": tg}, self.transport), self.messaging)
+                    self.bots[ep_id], self._configs[ep_id] = bot, tg
+                    await bot.start()
 
     async def stop(self) -> None:
-        for bot in self.bots.values():
-            await bot.stop()
-        self.bots.clear()
+        async with self._lock:
+            self._running = False
+            for bot in self.bots.values():
+                await bot.stop()
+            self.bots.clear()
+            self._configs.clear()

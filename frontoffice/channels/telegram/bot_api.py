@@ -120,6 +120,17 @@ class BotApi:
         result = await self.call("getUpdates", params, read_timeout_s=POLL_TIMEOUT_S + 10)
         return list(result or [])
 
+    async def set_webhook(self, url: str, secret_token: str) -> None:
+        """Have Telegram post the bot's updates (messages only) to ``url`` with header
+        ``X-Telegram-Bot-Api-Secret-Token: secret_token``; getUpdates stops working meanwhile."""
+        await self.call(
+            "setWebhook", {"url": url, "secret_token": secret_token, "allowed_updates": ["message"]}
+        )
+
+    async def delete_webhook(self) -> None:
+        """Back to getUpdates (pending updates are kept)."""
+        await self.call("deleteWebhook", {"drop_pending_updates": False})
+
     async def download(self, file_id: str) -> tuple[bytes, str]:
         """A file's bytes and its path's last part (getFile, then the file URL)."""
         info = await self.call("getFile", {"file_id": file_id})

@@ -25,6 +25,7 @@ TOKEN = "123456:TEST-token"
 @dataclass
 class BotApiDouble:
     token: str = TOKEN
+    webhook_calls: list[dict[str, Any]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     updates: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -108,6 +109,9 @@ class BotApiDouble:
                     params[key] = value
         else:
             params = await request.json() if await request.body() else {}
+        if method in ("setWebhook", "deleteWebhook"):
+            self.webhook_calls.append({"method": method, **params})
+            return JSONResponse({"ok": True, "result": True})
         if method == "getUpdates":
             return await self._get_updates(params)
         if method == "getFile":

@@ -84,11 +84,20 @@ async def test_a_bot_conversation_both_ways_with_files_contact_and_a_restart(
         assert [(f.filename, f.size) for f in files] == [("PHOTO-big.bin", 12), ("invoice.pdf", 16)]
         interaction = await s.get(Interaction, inbound[0].interaction_id)
         assert interaction is not None and interaction.channel == "messenger"
-        identities = {
-            (i.kind, i.value)
-            for i in await s.scalars(select(Identity).where(Identity.customer_id == interaction.customer_id))
-        }
-    assert ("messenger", "telegram:77") in identities and ("phone", "+79161234567") in identities
+
+    async def phone_linked() -> bool:
+        # The shared contact's phone joins the card right after its message's commit.
+        async with container.sessions() as s:
+            identities = {
+                (i.kind, i.value)
+                for i in await s.scalars(
+                    select(Identity).where(Identity.customer_id == interaction.customer_id)
+                )
+            }
+        assert ("messenger", "telegram:77") in identities
+        return ("phone", "+79161234567") in identities
+
+    await eventually(phone_linked, "the shared contact's phone linked to the customer")
 
     # The agent answers with a text and a file; the first send is throttled (429, retry_after 1).
     bot_api.throttle_next = 1
@@ -116,8 +125,13 @@ async def test_a_bot_conversation_both_ways_with_files_contact_and_a_restart(
     await container.telegram.start()
     after = await eventually(lambda: _inbound(container, 5), "the new message stored", timeout_s=30)
     assert [m.body for m in after].count("Здравствуйте, где мой заказ?") == 1
-    saved = await container.messaging.telegram_offset(ep_id)
-    assert saved is not None and saved == max(o for o in bot_api.offsets if o is not None)
+
+    async def confirmed() -> bool:
+        # The offset is saved after the batch's commit and sent with the next poll: wait for that poll.
+        saved = await container.messaging.telegram_offset(ep_id)
+        return saved is not None and saved == max(o for o in bot_api.offsets if o is not None)
+
+    await eventually(confirmed, "the saved offset confirmed with the next poll")
     await container.telegram.stop()
 
 

@@ -12,6 +12,7 @@ import {
   ApiError, attempt, busy, clearFormErrors, me, newIdempotencyKey, showFieldError, showFormErrors, toast,
 } from "./common.js";
 import { registerPanel } from "./panels.js";
+import { countSegments } from "./sms_segments.js";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const REASONS = {
@@ -287,10 +288,23 @@ function chatPanel() {
         const canned = el("select", { id: `${id}-canned`, name: "canned_answer_id" }, el("option", { value: "" }, t("Insert a canned answer…")));
         const files = el("input", { id: `${id}-files`, name: "attachments", type: "file", multiple: true });
         const send = el("button", { type: "submit", class: "primary chat-send" }, t("Send"));
+        // SMS: characters and parts as the customer's phone will receive them (sms_segments.js).
+        const counter = contact.channel === "sms" ? el("p", { class: "small muted sms-counter", role: "status", id: `${id}-counter` }) : null;
+        const countSms = () => {
+          if (!counter) return;
+          const c = countSegments(body.value);
+          counter.dataset.segments = String(c.segments);
+          counter.dataset.encoding = c.encoding;
+          counter.textContent = t("{units} characters, {segments} SMS, {remaining} left in the last one", c) +
+            (c.encoding === "ucs2" ? ` — ${t("Cyrillic or emoji: 70 characters per SMS, 67 in a long one")}` : "");
+        };
+        if (counter) body.setAttribute("aria-describedby", counter.id);
         const form = el("form", { class: "chat-form", "aria-label": t("Message") },
-          el("label", { for: body.id }, t("Message")), body,
+          el("label", { for: body.id }, t("Message")), body, ...(counter ? [counter] : []),
           el("div", { class: "field-row" }, canned, files, send));
         root.append(form);
+        countSms();
+        body.addEventListener("input", countSms);
         const stopTyping = () => {
           clearTimeout(state.typingTimer);
           if (state.typingSent) api("POST", `/interactions/${contact.id}/conversation/typing`, { typing: false }).catch(() => {});
@@ -316,7 +330,7 @@ function chatPanel() {
           if (!canned.value) return;
           const filled = await attempt(() => api("GET", `/interactions/${contact.id}/canned-answers/${canned.value}`));
           canned.value = "";
-          if (filled) { body.value += filled.text; body.focus(); }
+          if (filled) { body.value += filled.text; body.focus(); countSms(); }
         }));
         form.addEventListener("submit", busy(async () => {
           if (!body.value.trim() && !state.refs.length) return;
@@ -329,6 +343,7 @@ function chatPanel() {
             return;
           }
           body.value = "";
+          countSms();
           files.value = "";
           state.refs = [];
           await reload();
