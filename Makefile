@@ -18,9 +18,13 @@ run: $(STAMP)
 	$(VENV)/bin/frontoffice init
 	$(VENV)/bin/frontoffice serve
 
+# The suite runs on this many worker processes (pytest-xdist): most tests wait on real peers
+# (servers starting, sipp, Chromium), so two workers on two cores keep both busy. 0 runs in one process.
+PYTEST_WORKERS ?= 2
+
 ## test: lint, type check and the whole pytest suite (exit code 5, "no tests ran", is a failure)
 test: $(STAMP) lint typecheck
-	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
