@@ -436,11 +436,10 @@ class Conversations:
         identities: list[tuple[str, str]],
     ) -> ConversationReceived | None:
         """The fast path for a known open turn (``ConversationIn.open_turn``): dedupe, then append with
-        the turn checked inside the commit; None when it no longer holds (the caller looks it all up)."""
+        the turn checked inside the commit; None when it no longer holds (the caller looks it all up).
+        A repeated delivery is not looked up first: its receipt's unique key refuses the insert
+        (IntegrityError, which :meth:`receive` answers with the first message)."""
         assert message.open_turn is not None and message.thread_id is not None
-        duplicate = await self.receipt(entry_point_id, dedupe_id)
-        if duplicate is not None:
-            return duplicate
         inbound = InboundMessage(
             sender=message.sender or (identities[0][1] if identities else ""),
             body=message.body,
