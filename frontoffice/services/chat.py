@@ -185,6 +185,13 @@ class WebChat:
             turn = None if thread_id is None else (await last_turns(s, [thread_id])).get(thread_id)
         return VisitorState(thread_id, turn, customer_id)
 
+    async def after(self, received: ConversationReceived) -> VisitorState:
+        """The visitor's state after a message was taken in (new contact or appended): its thread's
+        latest turn, without looking the visitor up again."""
+        async with self.sessions() as s:
+            turn = (await last_turns(s, [received.thread_id])).get(received.thread_id)
+        return VisitorState(received.thread_id, turn, received.customer_id)
+
     async def history(
         self, thread_id: int, after_id: int, limit: int = HISTORY_LIMIT
     ) -> list[dict[str, Any]]:

@@ -372,8 +372,9 @@ class Conversations:
                 )
                 if customer_id is not None:
                     break
-            # Found by its only identity (a chat visitor's every message): nothing to link afterwards.
-            all_known = customer_id is not None and len(identities) == 1
+            # One identity (a chat visitor's every message): the customer is found by it, or intake
+            # creates it with it; nothing to link afterwards.
+            all_known = len(identities) == 1
             if thread_id is None and customer_id is not None and not message.new_thread:
                 thread_id = await s.scalar(
                     select(_THREADS.c.id)
@@ -424,7 +425,7 @@ class Conversations:
             )
         found = await self.receipt(entry_point_id, dedupe_id, outcome=outcome)
         assert found is not None  # committed just now
-        if found.customer_id is not None and identities:
+        if found.customer_id is not None and identities and not all_known:
             await self._link_identities(found.customer_id, identities)
         return found
 

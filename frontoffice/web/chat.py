@@ -412,7 +412,11 @@ class _Socket:
         await self.send({"t": "ack", "cid": send.cid, "id": received.message_id})
         turn = self.state.turn
         if received.outcome != "appended" or turn is None or received.interaction_id != turn.id:
-            self.state = await self.chat.visitor(self.entry, self.state_visitor)
+            self.state = (
+                await self.chat.visitor(self.entry, self.state_visitor)
+                if received.outcome == "duplicate"
+                else await self.chat.after(received)
+            )
             self.follow(self.state.thread_id)
             await self.send({"t": "phase", "phase": self.state.phase})
             await self.queue_update(force=True)
