@@ -295,6 +295,10 @@ def main() -> None:
             metrics = asyncio.run(
                 _run(base, token, server.pid, sessions, args.rate, seconds, max(1, args.clients))
             )
+        except BaseException:
+            log.flush()
+            print((Path(tmp) / "server.log").read_text()[-20_000:], file=sys.stderr)
+            raise
         finally:
             server.terminate()
             server.wait(timeout=30)
