@@ -27,6 +27,7 @@ if sys.path and sys.path[0] == __file__.rpartition("/")[0]:
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -100,7 +101,13 @@ class Session:
 
     async def open(self, url: str, origin: str) -> None:
         self.ws = await websockets.connect(  # type: ignore[arg-type]
-            url, origin=origin, max_queue=64, open_timeout=OPEN_TIMEOUT_S
+            # No client keepalive pings: a busy client process would time out its own pings and
+            # drop sessions mid-run (the server pings, and this client answers).
+            url,
+            origin=origin,
+            max_queue=64,
+            open_timeout=OPEN_TIMEOUT_S,
+            ping_interval=None,
         )
         await self.ws.send(json.dumps({"t": "hello", "last_seen": 0, "page": "https://bench/"}))
         while json.loads(await self.ws.recv())["t"] != "welcome":
@@ -152,7 +159,8 @@ async def _worker(
         if delay > 0:
             await asyncio.sleep(delay)
         session = random.choice(opened)
-        await session.send(f"m{i} w{worker} s{session.n} {time.perf_counter():.6f}")
+        with contextlib.suppress(websockets.ConnectionClosed):  # counted as lost by the desk side
+            await session.send(f"m{i} w{worker} s{session.n} {time.perf_counter():.6f}")
     print("sent", total, round(total / (time.perf_counter() - begin), 1), flush=True)
     await reader.readline()  # stdin closes: done
     for task in drains:
