@@ -63,6 +63,9 @@ HISTORY_LIMIT = 200
 SUGGESTIONS = 3
 # A private note's length (a supervisor's hint to the agent, not a document).
 MAX_NOTE_CHARS = 2000
+# Chat entry points kept in memory: a node serves a few sites; the cache is emptied when it is full
+# (so unknown keys tried by a stranger cannot grow it).
+ENTRY_CACHE_SIZE = 256
 # Receipts, read receipts and a visitor's view of its messages.
 READ = "read"
 _MESSAGES = cast(Table, Message.__table__)
@@ -123,17 +126,30 @@ class WebChat:
         self.tickets = tickets
         self.knowledge_base = knowledge_base
         self.clock = clock
+        # Chat entry points by widget key, with the entry points' version they were read at (every
+        # visitor's socket names one; an administrator's change bumps the version).
+        self._entries: dict[str, tuple[int, ChatEntry]] = {}
 
     # ------------------------------------------------------------------ the visitor's side
     async def entry(self, key: str) -> ChatEntry:
         """The chat entry point with this widget key; 404 ``no-such-entry-point`` otherwise."""
+        routing = self.conversations.intake.routing
+        version = -1 if routing is None else routing.entry_points_version
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == version and routing is not None:
+            return cached[1]
         async with self.sessions() as s:
             e = await s.scalar(
                 select(EntryPoint).where(EntryPoint.channel == Channel.CHAT.value, EntryPoint.address == key)
             )
         if e is None:
             raise NotFound("No such chat", error_id="no-such-entry-point", entry_point=key[:64])
-        return ChatEntry(e.id, e.address, e.name, e.project_id, e.default_queue_id, chat_settings(e.config))
+        entry = ChatEntry(e.id, e.address, e.name, e.project_id, e.default_queue_id, chat_settings(e.config))
+        if routing is not None:
+            if len(self._entries) >= ENTRY_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = (version, entry)
+        return entry
 
     def is_open(self, entry: ChatEntry) -> bool:
         """Whether somebody can answer now: not closed by its settings, its queue open, an agent signed in."""
@@ -169,6 +185,13 @@ class WebChat:
             turn = None if thread_id is None else (await last_turns(s, [thread_id])).get(thread_id)
         return VisitorState(thread_id, turn, customer_id)
 
+    async def after(self, received: ConversationReceived) -> VisitorState:
+        """The visitor's state after a message was taken in (new contact or appended): its thread's
+        latest turn, without looking the visitor up again."""
+        async with self.sessions() as s:
+            turn = (await last_turns(s, [received.thread_id])).get(received.thread_id)
+        return VisitorState(received.thread_id, turn, received.customer_id)
+
     async def history(
         self, thread_id: int, after_id: int, limit: int = HISTORY_LIMIT
     ) -> list[dict[str, Any]]:
@@ -202,8 +225,12 @@ class WebChat:
         page: str = "",
         referrer: str = "",
         language: str | None = None,
+        state: VisitorState | None = None,
     ) -> ConversationReceived:
-        """Take in a visitor's message (deduplicated by its client id); returns after the commit."""
+        """Take in a visitor's message (deduplicated by its client id); returns after the commit.
+        ``state``: the visitor's conversation as the caller last read it (a socket's): an open turn
+        there spares the lookups (checked again inside the commit)."""
+        known = state if state is not None and state.turn is not None and state.turn.open else None
         prechat = prechat or {}
         first, _, last = prechat.get("name", "").partition(" ")
         email = prechat.get("email") or None
@@ -236,6 +263,9 @@ class WebChat:
                     attachments=files,
                     attributes=attributes,
                     flags={"cid": cid},
+                    thread_id=None if known is None else known.thread_id,
+                    open_turn=None if known is None else known.turn,
+                    customer_id=None if known is None else known.customer_id,
                 )
             )
         except InvalidInput as error:

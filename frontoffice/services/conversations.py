@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -117,6 +117,12 @@ class ConversationIn:
     sender where the channel's ids are per sender, as the chat's client ids are); ``sender``: what the
     desk shows as its author (a phone number, ``@username``, a visitor's name). ``attributes`` reach
     the interaction of a new turn (routing rules and the agent see them: page URL, referrer, topic).
+
+    ``open_turn`` and ``customer_id``: what the adapter already knows of this sender's conversation
+    (a chat socket keeps them after its first message), with ``thread_id`` the turn's thread. The
+    customer, thread and turn lookups are skipped; inside the commit the turn is read again and the
+    message is appended only if it is still open on an unmerged thread (else the full path runs,
+    ``thread_id`` then being looked up afresh too).
     """
 
     channel: Channel
@@ -133,6 +139,8 @@ class ConversationIn:
     thread_id: int | None = None
     new_thread: bool = False
     priority: int = 0
+    open_turn: TurnRow | None = None
+    customer_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +207,26 @@ async def last_turns(s: AsyncSession, thread_ids: Sequence[int]) -> dict[int, Tu
 
 
 @dataclass(frozen=True, slots=True)
-class AppendToTurn(AcdCommand[int]):
+class AppendToTurn(AcdCommand["tuple[int, TurnRow] | None"]):
     """A message joins a thread's open turn: stored in the ACD's group commit (the engine has nothing
     to decide), answered with the message's id after the commit."""
 
     turn: TurnRow
     message: InboundMessage
     entry_point_id: int | None
+    # The turn was known before (a socket's cache): read it again in the transaction, append only if
+    # it is still open on an unmerged thread; the answer is then None.
+    verify: bool = False
+
+
+# A known turn read again inside the append's transaction (see ``AppendToTurn.verify``).
+_CURRENT_TURN = (
+    select(*_TURN_COLUMNS)
+    .join(_THREADS, _THREADS.c.id == _INTERACTIONS.c.thread_id)
+    .where(_INTERACTIONS.c.id == bindparam("id"), _THREADS.c.merged_into_id.is_(None))
+)
+# The thread's newest turn id (a later turn than the known one means it is no longer the open one).
+_NEWEST_TURN = select(func.max(_INTERACTIONS.c.id)).where(_INTERACTIONS.c.thread_id == bindparam("thread_id"))
 
 
 class _AppendToTurnHandler(CommandHandler[Any]):
@@ -214,16 +235,30 @@ class _AppendToTurnHandler(CommandHandler[Any]):
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    async def prepare(self, uow: UnitOfWork, command: AppendToTurn) -> int:
+    async def prepare(self, uow: UnitOfWork, command: AppendToTurn) -> tuple[int, TurnRow] | None:
         assert command.message.thread_id is not None
-        return await store_message(
+        turn = command.turn
+        if command.verify:
+            row = (await uow.session.execute(_CURRENT_TURN, {"id": turn.id})).mappings().first()
+            if (
+                row is None
+                or row["thread_id"] != command.message.thread_id
+                or row["state"] not in OPEN_STATES
+            ):
+                return None
+            newest = await uow.session.scalar(_NEWEST_TURN, {"thread_id": command.message.thread_id})
+            if newest != turn.id:
+                return None
+            turn = TurnRow(dict(row))
+        message_id = await store_message(
             uow.session,
-            command.turn,
+            turn,
             command.message,
             thread_id=command.message.thread_id,
             entry_point_id=command.entry_point_id,
             now=self.clock(),
         )
+        return message_id, turn
 
     def decide(
         self, engine: r.RoutingEngine, command: AppendToTurn, prepared: Any, now: float
@@ -232,8 +267,8 @@ class _AppendToTurnHandler(CommandHandler[Any]):
 
     async def finish(
         self, uow: UnitOfWork, command: AppendToTurn, outputs: list[r.Output], prepared: Any
-    ) -> int:
-        return int(prepared)
+    ) -> tuple[int, TurnRow] | None:
+        return cast("tuple[int, TurnRow] | None", prepared)
 
 
 class Conversations:
@@ -313,6 +348,17 @@ class Conversations:
         thread_id = message.thread_id
         last: TurnRow | None = None
         last_agent: int | None = None
+        if (
+            message.open_turn is not None
+            and thread_id is not None
+            and message.open_turn.open
+            and len(identities) == 1  # only the identity it was found by: nothing to link
+        ):
+            known = await self._append_known(message, entry_point_id, dedupe_id, identities)
+            if known is not None:
+                return known
+        if message.open_turn is not None:
+            thread_id = None  # the known turn's thread was a hint: look the thread up afresh
         async with self.sessions() as s:
             duplicate = await self._receipt(s, entry_point_id, dedupe_id, "duplicate")
             if duplicate is not None:
@@ -326,6 +372,9 @@ class Conversations:
                 )
                 if customer_id is not None:
                     break
+            # One identity (a chat visitor's every message): the customer is found by it, or intake
+            # creates it with it; nothing to link afterwards.
+            all_known = len(identities) == 1
             if thread_id is None and customer_id is not None and not message.new_thread:
                 thread_id = await s.scalar(
                     select(_THREADS.c.id)
@@ -368,7 +417,7 @@ class Conversations:
         )
         outcome, message_id = await self._continue(contact, last)
         if outcome == "appended" and last is not None and message_id is not None and thread_id is not None:
-            if customer_id is not None and identities:
+            if customer_id is not None and identities and not all_known:
                 # A later message may carry an identity the first did not (a shared phone number).
                 await self._link_identities(customer_id, identities)
             return ConversationReceived(
@@ -376,9 +425,48 @@ class Conversations:
             )
         found = await self.receipt(entry_point_id, dedupe_id, outcome=outcome)
         assert found is not None  # committed just now
-        if found.customer_id is not None and identities:
+        if found.customer_id is not None and identities and not all_known:
             await self._link_identities(found.customer_id, identities)
         return found
+
+    async def _append_known(
+        self,
+        message: ConversationIn,
+        entry_point_id: int,
+        dedupe_id: str,
+        identities: list[tuple[str, str]],
+    ) -> ConversationReceived | None:
+        """The fast path for a known open turn (``ConversationIn.open_turn``): dedupe, then append with
+        the turn checked inside the commit; None when it no longer holds (the caller looks it all up).
+        A repeated delivery is not looked up first: its receipt's unique key refuses the insert
+        (IntegrityError, which :meth:`receive` answers with the first message)."""
+        assert message.open_turn is not None and message.thread_id is not None
+        inbound = InboundMessage(
+            sender=message.sender or (identities[0][1] if identities else ""),
+            body=message.body,
+            subject=message.subject,
+            flags=dict(message.flags),
+            attachments=message.attachments,
+            thread_id=message.thread_id,
+            thread_reason="conversation",
+            dedupe_id=dedupe_id,
+        )
+        appended = await self.intake.acd.execute(
+            AppendToTurn(message.open_turn, inbound, entry_point_id, verify=True)
+        )
+        if appended is None:
+            return None
+        message_id, turn = appended
+        self._publish(turn, message_id, inbound)
+        return ConversationReceived(
+            "appended",
+            message_id,
+            turn.id,
+            message.thread_id,
+            message.customer_id,
+            turn.agent_id,
+            turn.project_id,
+        )
 
     async def continue_thread(self, contact: InboundContact, last: TurnRow | None) -> str:
         """Step 4 for any text channel (the email intake's too): append ``contact.message`` to the
@@ -391,7 +479,9 @@ class Conversations:
         assert message is not None
         if last is not None and last.open and message.thread_id is not None:
             # Through the ACD's group commit: messages arriving together share one commit (an fsync).
-            message_id = await self.intake.acd.execute(AppendToTurn(last, message, contact.entry_point_id))
+            appended = await self.intake.acd.execute(AppendToTurn(last, message, contact.entry_point_id))
+            assert appended is not None  # not verified: always appended
+            message_id, _ = appended
             self._publish(last, message_id, message)
             return "appended", message_id
         await self.intake.take_in(contact)

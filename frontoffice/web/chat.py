@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from frontoffice.bootstrap import Container
-from frontoffice.bus import Subscription
+from frontoffice.bus import BusMessage, Subscription
 from frontoffice.channels.chat.protocol import (
     ALLOWED_FILE_TYPES,
     MAX_FILE_BYTES,
@@ -66,6 +66,45 @@ QUEUE_UPDATE_S = 3.0
 # Typing frames from one visitor reach the agent at most this often (a keystroke is not an event).
 TYPING_INTERVAL_S = 2.0
 _FILE_SALT = "frontoffice.chat.file"
+# The bus message type the queue ticker puts in a waiting socket's inbox (never published on the bus).
+_QUEUE_TICK = "queue-tick"
+
+
+class QueueTicker:
+    """One task for every waiting visitor's queue position (instead of a timer per socket): every
+    ``QUEUE_UPDATE_S`` it reads each waiting socket's figures from the ACD (cheap, in memory) and wakes
+    only the sockets whose figures changed (or whose turn stopped waiting), through their inbox, so
+    each socket still sends its frames in order from its own forwarder. Runs while sockets are open."""
+
+    def __init__(self) -> None:
+        self._sockets: set[_Socket] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, socket: _Socket) -> None:
+        """Follow this socket's queue position until :meth:`discard`."""
+        self._sockets.add(socket)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="chat-queue-ticker")
+
+    def discard(self, socket: _Socket) -> None:
+        """Stop following the socket (it closed); the ticker stops with the last one."""
+        self._sockets.discard(socket)
+        if not self._sockets and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while self._sockets:
+            await asyncio.sleep(QUEUE_UPDATE_S)
+            for socket in tuple(self._sockets):
+                socket.tick()
+
+
+def _ticker(ws: WebSocket) -> QueueTicker:
+    ticker: QueueTicker | None = getattr(ws.app.state, "chat_queue_ticker", None)
+    if ticker is None:
+        ticker = ws.app.state.chat_queue_ticker = QueueTicker()
+    return ticker
 
 
 def _tokens(c: Container) -> VisitorTokens:
@@ -273,6 +312,18 @@ class _Socket:
         self.last_queue: tuple[int, float | None] | None = None
         self.wake = asyncio.Event()
 
+    def tick(self) -> None:
+        """The queue ticker's visit: wake the forwarder when the visitor's queue figures changed."""
+        turn = self.state.turn
+        sub = self.sub
+        if sub is None or turn is None or not turn.open or turn.state == "connected":
+            return
+        figures = self.chat.queue_figures(turn.id)
+        if figures is not None and figures == self.last_queue:
+            return  # unchanged (None: no longer waiting in the engine, the forwarder reads the turn)
+        with contextlib.suppress(asyncio.QueueFull):  # a backlog: the next tick tries again
+            sub.queue.put_nowait(BusMessage(type=_QUEUE_TICK, data={}, audience=()))
+
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame, default=str, ensure_ascii=False))
 
@@ -355,11 +406,17 @@ class _Socket:
             page=self.page,
             referrer=self.referrer,
             language=self.lang,
+            state=self.state,
         )
         # Acknowledged after the commit (the service returned): the widget stops resending it.
         await self.send({"t": "ack", "cid": send.cid, "id": received.message_id})
-        if received.outcome != "appended":
-            self.state = await self.chat.visitor(self.entry, self.state_visitor)
+        turn = self.state.turn
+        if received.outcome != "appended" or turn is None or received.interaction_id != turn.id:
+            self.state = (
+                await self.chat.visitor(self.entry, self.state_visitor)
+                if received.outcome == "duplicate"
+                else await self.chat.after(received)
+            )
             self.follow(self.state.thread_id)
             await self.send({"t": "phase", "phase": self.state.phase})
             await self.queue_update(force=True)
@@ -426,14 +483,12 @@ class _Socket:
                 await self.wake.wait()
                 continue
             sub = self.sub
-            try:
-                message = await asyncio.wait_for(sub.queue.get(), QUEUE_UPDATE_S)
-            except TimeoutError:
-                await self.queue_update()
-                continue
+            message = await sub.queue.get()
             if sub is not self.sub:
                 continue
-            if message.type == "msg":
+            if message.type == _QUEUE_TICK:
+                await self.queue_update()
+            elif message.type == "msg":
                 await self.send(message.data)
                 if self.state.phase == "waiting":
                     self.state = await self.chat.visitor(self.entry, self.state_visitor)
@@ -467,6 +522,7 @@ async def socket(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_NO_ENTRY if entry is None else CLOSE_ORIGIN)
         return
     session = _Socket(ws, c, entry)
+    ticker = _ticker(ws)
     try:
         try:
             first = parse_frame(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
@@ -482,6 +538,7 @@ async def socket(ws: WebSocket) -> None:
         except TimeoutError:
             await ws.close(code=CLOSE_NO_HELLO)
             return
+        ticker.add(session)
         tasks = {asyncio.create_task(session.reader()), asyncio.create_task(session.forwarder())}
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -496,4 +553,5 @@ async def socket(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        ticker.discard(session)
         session.close()

@@ -127,6 +127,37 @@ async def test_a_message_after_the_turn_ended_is_a_new_contact_sticky_to_the_las
     assert later.interaction_id not in desk.offers_to("boris")
 
 
+async def test_a_turn_the_caller_knew_is_read_again_in_the_commit(
+    desk: ChatDesk, container: Container
+) -> None:
+    await desk.login("anna")
+    first = await container.conversations.receive(visitor("Hello", "c1"))
+    # What a chat socket keeps after the first message: the turn before an agent took it.
+    known = await container.chat.visitor(await container.chat.entry("site-key"), "v-1")
+    assert known.turn is not None and known.turn.state in ("queued", "offered")
+    hint = {"thread_id": known.thread_id, "open_turn": known.turn, "customer_id": known.customer_id}
+    await desk.accept("anna", first.interaction_id)
+    desk.drain()
+    # Still open: appended, and the agent who took it meanwhile sees it live (the turn as it is now).
+    joined = await container.conversations.receive(visitor("Still there?", "c2", **hint))
+    assert joined.outcome == "appended" and joined.interaction_id == first.interaction_id
+    assert joined.agent_id == desk.agent_ids["anna"] and joined.customer_id == first.customer_id
+    live = await eventually(
+        lambda: [m for m in desk.drain() if m.type == "conversation_message"], "the message reached the desk"
+    )
+    assert f"agent:{desk.agent_ids['anna']}" in live[-1].audience
+    # Ended meanwhile: not appended to the closed turn, a new contact on the same thread.
+    await desk.complete("anna", first.interaction_id)
+    later = await container.conversations.receive(visitor("One more thing", "c3", **hint))
+    assert later.outcome == "new-contact" and later.interaction_id != first.interaction_id
+    assert later.thread_id == first.thread_id
+    async with container.sessions() as s:
+        on_first = list(
+            await s.scalars(select(Message.body).where(Message.interaction_id == first.interaction_id))
+        )
+    assert on_first == ["Hello", "Still there?"]
+
+
 async def test_a_visitor_who_gives_a_known_email_is_that_customer_from_then_on(
     desk: ChatDesk, container: Container
 ) -> None:
