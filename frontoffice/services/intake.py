@@ -45,7 +45,7 @@ from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 from .text_messages import open_thread, store_message
 
-__all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact"]
+__all__ = ["IDEMPOTENCY_SCOPE", "Intake", "TakeInContact", "TakeInContactHandler"]
 
 IDEMPOTENCY_SCOPE = "interactions.create"
 
@@ -127,7 +127,10 @@ class Intake:
         # without ``routing`` nothing is kept.
         self.routing = routing
         self._entries: dict[tuple[Any, ...], tuple[int, Row[Any], CompiledRules]] = {}
-        acd.register(TakeInContact, _TakeInContactHandler(self))
+        # Public so that a channel's own command can run a new contact's steps inside its own
+        # (the email intake's TakeInEmail: the message, its contact and its acknowledgement at once).
+        self.take_in_handler = TakeInContactHandler(self)
+        acd.register(TakeInContact, self.take_in_handler)
 
     async def create_contact(
         self, actor: Actor, data: ContactIn, idempotency_key: str | None
@@ -334,7 +337,10 @@ class TakeInContact(AcdCommand[InteractionOut]):
     request_hash: str
 
 
-class _TakeInContactHandler(CommandHandler[Any]):
+class TakeInContactHandler(CommandHandler[Any]):
+    """Runs :class:`TakeInContact`: ``prepare`` records the customer, interaction and message and
+    builds the engine's contact; ``decide`` queues it; ``finish`` answers the interaction."""
+
     prepares = True
 
     def __init__(self, intake: Intake) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,11 @@ class BlobStore:
         should not wait for the disk (the contact path writes files first, then records them in its
         transaction with :func:`record_blob`)."""
         return await asyncio.to_thread(self._write, data)
+
+    async def write_all(self, items: Sequence[bytes]) -> list[BlobRef]:
+        """:meth:`write` for several blobs (a message's raw bytes and its attachments) in one
+        worker-thread hop; each file is fsynced before this returns."""
+        return await asyncio.to_thread(lambda: [self._write(data) for data in items])
 
     async def read(self, sha256: str) -> bytes:
         """The bytes of the blob ``sha256`` (``FileNotFoundError`` when it is not stored)."""

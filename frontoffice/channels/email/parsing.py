@@ -566,9 +566,10 @@ def _find_body(root: Message, part: Message, subtype: str) -> Iterator[Message]:
         return
     if maintype != "multipart" or not root.is_multipart():
         return
-    children = part.get_payload()
-    if not isinstance(children, list):
+    payload = part.get_payload()
+    if not isinstance(payload, list):
         return
+    children = [c for c in payload if isinstance(c, Message)]
     if sub != "related":
         for child in children:
             yield from _find_body(root, child, subtype)
