@@ -292,6 +292,7 @@ class EmailIntake:
             message=message,
             recipients=(*recipients, *parsed.to, *parsed.cc),
             acknowledgement=await self._acknowledgement(parsed, mailbox, message.flags),
+            signature_phone=self._signature_phone(parsed),
         )
         try:
             return await self.intake.acd.execute(command)
@@ -301,6 +302,14 @@ class EmailIntake:
             if existing is None:
                 raise
             return existing
+
+    def _signature_phone(self, parsed: ParsedEmail) -> str | None:
+        if not parsed.signature_phone or not parsed.sender_name:
+            return None
+        try:
+            return normalize_identity(IdentityKind.PHONE, parsed.signature_phone, self.intake.crm.region)
+        except Exception:
+            return None  # not a phone number after all
 
     def _flags(self, parsed: ParsedEmail, mailbox: Mailbox, raw_size: int) -> dict[str, Any]:
         flags: dict[str, Any] = {}
@@ -387,6 +396,10 @@ class TakeInEmail(AcdCommand[EmailReceived]):
     message: InboundMessage
     recipients: tuple[str, ...]
     acknowledgement: Acknowledgement | None = None
+    # The phone of the message's signature as a customer identity (E.164), when it has one and
+    # the sender a display name: a new customer with a known customer's name and phone is
+    # suggested for merging.
+    signature_phone: str | None = None
 
 
 @dataclass(slots=True)
@@ -413,10 +426,24 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
         s = uow.session
         parsed, mailbox = command.parsed, command.mailbox
         assert command.message.dedupe_id is not None
-        existing = await _receipt(s, mailbox.entry_point_id, command.message.dedupe_id)
-        if existing is not None:
+        # One statement for what every message needs: was it received already, is its sender a
+        # customer, is the phone of its signature anyone's (a merge suggestion's first test).
+        look = (
+            await s.execute(
+                _FIRST_LOOK,
+                {
+                    "entry_point_id": mailbox.entry_point_id,
+                    "dedupe_id": command.message.dedupe_id[:998],
+                    "sender": parsed.sender,
+                    "phone": command.signature_phone or "",
+                },
+            )
+        ).one()
+        if look.received is not None:
+            existing = await _receipt(s, mailbox.entry_point_id, command.message.dedupe_id)
+            assert existing is not None  # in this transaction
             return _Prepared(existing)
-        facts = await _thread_facts(s, parsed, command.recipients)
+        facts = await _thread_facts(s, parsed, command.recipients, look.sender_customer_id)
         # A delivery report answers the message it reports on: it joins that message's thread.
         in_reply_to = parsed.in_reply_to
         if parsed.bounce is not None and parsed.bounce.original_message_id:
@@ -485,8 +512,13 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
             _received("new-contact", stored.id, interaction.id, stored.thread_id, message, facts, parsed),
             customer_id=interaction.customer_id,
         )
-        if facts.sender_customer_id is None and interaction.customer_id is not None:
-            await _suggest_merge(s, self.email, interaction.customer_id, parsed, now)
+        if (
+            look.phone_owner is not None
+            and facts.sender_customer_id is None
+            and interaction.customer_id is not None
+            and command.signature_phone is not None
+        ):
+            await _suggest_merge(s, interaction.customer_id, parsed, command.signature_phone, now)
         ack = command.acknowledgement
         if ack is not None and message.thread_reason == ThreadReason.NEW_THREAD.value:
             await _acknowledge(s, ack, parsed, mailbox, message, received, now)
@@ -529,9 +561,67 @@ _RECEIPT = (
         _RECEIPTS.c.rfc_message_id == bindparam("dedupe_id"),
     )
 )
-_SENDER_CUSTOMER = select(_IDENTITIES.c.customer_id).where(
-    _IDENTITIES.c.kind == IdentityKind.EMAIL.value, _IDENTITIES.c.value == bindparam("sender")
+_FIRST_LOOK = select(
+    select(_RECEIPTS.c.id)
+    .where(
+        _RECEIPTS.c.entry_point_id == bindparam("entry_point_id"),
+        _RECEIPTS.c.rfc_message_id == bindparam("dedupe_id"),
+    )
+    .scalar_subquery()
+    .label("received"),
+    select(_IDENTITIES.c.customer_id)
+    .where(_IDENTITIES.c.kind == IdentityKind.EMAIL.value, _IDENTITIES.c.value == bindparam("sender"))
+    .scalar_subquery()
+    .label("sender_customer_id"),
+    select(_IDENTITIES.c.customer_id)
+    .where(_IDENTITIES.c.kind == IdentityKind.PHONE.value, _IDENTITIES.c.value == bindparam("phone"))
+    .scalar_subquery()
+    .label("phone_owner"),
 )
+# Threading's look-ups, built once (expanding IN lists keep one cached statement per shape).
+_THREAD_COLUMNS = (_THREADS.c.id, _THREADS.c.merged_into_id, _THREADS.c.customer_id, _THREADS.c.last_agent_id)
+_THREADS_OF_IDS = (
+    select(_MESSAGES.c.rfc_message_id, *_THREAD_COLUMNS)
+    .select_from(_MESSAGES.join(_THREADS, _THREADS.c.id == _MESSAGES.c.thread_id))
+    .where(_MESSAGES.c.rfc_message_id.in_(bindparam("ids", expanding=True)))
+)
+_THREADS_OF_TOKENS = select(_THREADS.c.token, *_THREAD_COLUMNS).where(
+    _THREADS.c.token.in_(bindparam("tokens", expanding=True))
+)
+_THREADS_BY_ID = select(*_THREAD_COLUMNS).where(_THREADS.c.id.in_(bindparam("ids", expanding=True)))
+_EMAIL_DOMAINS = select(_IDENTITIES.c.customer_id, _IDENTITIES.c.value).where(
+    _IDENTITIES.c.customer_id.in_(bindparam("customers", expanding=True)),
+    _IDENTITIES.c.kind == IdentityKind.EMAIL.value,
+)
+# Each thread's last interaction (the highest id), with the columns the turn needs.
+_LAST_INTERACTIONS = select(
+    _INTERACTIONS.c.id,
+    _INTERACTIONS.c.thread_id,
+    _INTERACTIONS.c.state,
+    _INTERACTIONS.c.queue_id,
+    _INTERACTIONS.c.agent_id,
+    _INTERACTIONS.c.project_id,
+    _INTERACTIONS.c.channel,
+    _INTERACTIONS.c.customer_id,
+).where(
+    _INTERACTIONS.c.id.in_(
+        select(func.max(_INTERACTIONS.c.id))
+        .where(_INTERACTIONS.c.thread_id.in_(bindparam("threads", expanding=True)))
+        .group_by(_INTERACTIONS.c.thread_id)
+    )
+)
+# Known customers with the phone of a new customer's signature (merge suggestions).
+_PHONE_OWNERS = (
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.first_name, _CUSTOMERS.c.last_name)
+    .select_from(_CUSTOMERS.join(_IDENTITIES, _IDENTITIES.c.customer_id == _CUSTOMERS.c.id))
+    .where(
+        _IDENTITIES.c.kind == IdentityKind.PHONE.value,
+        _IDENTITIES.c.value == bindparam("phone"),
+        _CUSTOMERS.c.id != bindparam("customer_id"),
+        _CUSTOMERS.c.merged_into_id.is_(None),
+    )
+)
+_INSERT_SUGGESTION = insert(_SUGGESTIONS)
 
 
 async def _receipt(s: AsyncSession, entry_point_id: int, dedupe_id: str) -> EmailReceived | None:
@@ -685,59 +775,63 @@ async def _acknowledge(
     )
 
 
-async def _thread_facts(s: AsyncSession, parsed: ParsedEmail, recipients: Sequence[str]) -> _ThreadFacts:
-    """What threading needs to know, read in the message's transaction: the sender's customer, the
-    threads of the ids it answers, and the threads its subject token and plus-address name (merged
-    threads followed), with their customers, last agents and last interactions. A new thread from
-    a new sender (most mail) costs one statement; a reply two more."""
-    facts = _ThreadFacts()
+async def _thread_facts(
+    s: AsyncSession, parsed: ParsedEmail, recipients: Sequence[str], sender_customer_id: int | None
+) -> _ThreadFacts:
+    """What threading needs to know, read in the message's transaction: the threads of the ids it
+    answers and the threads its subject token and plus-address name (merged threads followed), with
+    their customers, last agents and last interactions. A new thread (most mail) reads nothing
+    here; a reply two statements."""
+    facts = _ThreadFacts(sender_customer_id=sender_customer_id)
     original = parsed.bounce.original_message_id if parsed.bounce is not None else None
     ids = [i for i in (parsed.in_reply_to, original, *parsed.references) if i]
-    if parsed.sender:
-        facts.sender_customer_id = await s.scalar(_SENDER_CUSTOMER, {"sender": parsed.sender})
+    info: dict[int, Any] = {}  # thread id -> (id, merged_into_id, customer_id, last_agent_id)
     if ids:
-        rows = await s.execute(
-            select(_MESSAGES.c.rfc_message_id, _MESSAGES.c.thread_id).where(
-                _MESSAGES.c.rfc_message_id.in_(ids[:2] + ids[-100:]),
-                _MESSAGES.c.thread_id.is_not(None),
-            )
-        )
-        for rfc_id, thread_id in rows:
-            facts.known_ids[rfc_id] = thread_id
+        for row in await s.execute(_THREADS_OF_IDS, {"ids": list(dict.fromkeys(ids[:2] + ids[-100:]))}):
+            facts.known_ids[row.rfc_message_id] = row.id
+            info[row.id] = row
     subject_tok = subject_token(parsed.subject)
     plus_tok = plus_token(list(recipients))
-    tokens = {t for t in (subject_tok, plus_tok) if t is not None}
+    tokens = sorted({t for t in (subject_tok, plus_tok) if t is not None})
     by_token: dict[int, int] = {}
     if tokens:
-        for token, thread_id in await s.execute(
-            select(_THREADS.c.token, _THREADS.c.id).where(_THREADS.c.token.in_(tokens))
-        ):
-            by_token[token] = thread_id
-    wanted = set(facts.known_ids.values()) | set(by_token.values())
-    if not wanted:
+        for row in await s.execute(_THREADS_OF_TOKENS, {"tokens": tokens}):
+            by_token[row.token] = row.id
+            info[row.id] = row
+    if not info:
         return facts
-    # Merged threads: follow each to the thread it was merged into.
-    resolved = await _resolve_merged(s, wanted)
+    # Merged threads: follow each to the thread it was merged into (read as the chain goes).
+    merges: dict[int, int] = {}
+    for _ in range(_MAX_MERGE_HOPS):
+        fresh = {t: row.merged_into_id for t, row in info.items() if row.merged_into_id and t not in merges}
+        if not fresh:
+            break
+        merges.update(fresh)
+        targets = sorted(t for t in set(fresh.values()) if t not in info)
+        if targets:
+            for target in await s.execute(_THREADS_BY_ID, {"ids": targets}):
+                info[target.id] = target
+
+    def final(thread_id: int) -> int:
+        for _ in range(_MAX_MERGE_HOPS):  # a chain longer than this is a cycle
+            if thread_id not in merges:
+                break
+            thread_id = merges[thread_id]
+        return thread_id
+
+    resolved = {t: final(t) for t in set(facts.known_ids.values()) | set(by_token.values())}
     facts.known_ids = {k: resolved[v] for k, v in facts.known_ids.items()}
     by_token = {k: resolved[v] for k, v in by_token.items()}
-    threads = set(resolved.values())
-    info = await s.execute(
-        select(_THREADS.c.id, _THREADS.c.customer_id, _THREADS.c.last_agent_id).where(
-            _THREADS.c.id.in_(threads)
-        )
-    )
+    threads = sorted(set(resolved.values()))
     customer_of: dict[int, int | None] = {}
-    for thread_id, customer_id, last_agent in info:
-        customer_of[thread_id] = customer_id
-        facts.thread_last_agent[thread_id] = last_agent
+    for thread_id in threads:
+        known = info.get(thread_id)
+        customer_of[thread_id] = known.customer_id if known is not None else None
+        facts.thread_last_agent[thread_id] = known.last_agent_id if known is not None else None
     domains: dict[int, set[str]] = {}
-    customers = {c for c in customer_of.values() if c is not None}
-    if customers and by_token:
-        for customer_id, value in await s.execute(
-            select(_IDENTITIES.c.customer_id, _IDENTITIES.c.value).where(
-                _IDENTITIES.c.customer_id.in_(customers), _IDENTITIES.c.kind == IdentityKind.EMAIL.value
-            )
-        ):
+    customers = sorted({c for c in (customer_of.get(t) for t in by_token.values()) if c is not None})
+    if customers:
+        for customer_id, value in await s.execute(_EMAIL_DOMAINS, {"customers": customers}):
             domains.setdefault(customer_id, set()).add(value.rpartition("@")[2])
 
     def candidate(token: int | None) -> TokenThread | None:
@@ -749,66 +843,33 @@ async def _thread_facts(s: AsyncSession, parsed: ParsedEmail, recipients: Sequen
 
     facts.by_subject_token = candidate(subject_tok)
     facts.by_plus_address = candidate(plus_tok)
-    # Each thread's last interaction (the highest id), with the columns the turn needs.
-    last_id = (
-        select(func.max(_INTERACTIONS.c.id))
-        .where(_INTERACTIONS.c.thread_id.in_(threads))
-        .group_by(_INTERACTIONS.c.thread_id)
-    )
-    for row in (
-        await s.execute(
-            select(
-                _INTERACTIONS.c.id,
-                _INTERACTIONS.c.thread_id,
-                _INTERACTIONS.c.state,
-                _INTERACTIONS.c.queue_id,
-                _INTERACTIONS.c.agent_id,
-                _INTERACTIONS.c.project_id,
-                _INTERACTIONS.c.channel,
-                _INTERACTIONS.c.customer_id,
-            ).where(_INTERACTIONS.c.id.in_(last_id))
-        )
-    ).mappings():
-        facts.last_interaction[row["thread_id"]] = dict(row)
+    for last in (await s.execute(_LAST_INTERACTIONS, {"threads": threads})).mappings():
+        facts.last_interaction[last["thread_id"]] = dict(last)
     return facts
 
 
 async def _suggest_merge(
-    s: AsyncSession, email: EmailIntake, customer_id: int, parsed: ParsedEmail, now: datetime
+    s: AsyncSession, customer_id: int, parsed: ParsedEmail, phone: str, now: datetime
 ) -> None:
-    """A new customer (first mail from this address) signed with the display name and phone of a
-    known customer: suggest merging the two cards (``CrmService.duplicates`` lists it), in the
+    """A new customer (first mail from this address) signed with the display name and ``phone`` of
+    a known customer: suggest merging the two cards (``CrmService.duplicates`` lists it), in the
     message's transaction."""
-    if not parsed.signature_phone or not parsed.sender_name:
-        return
-    try:
-        phone = normalize_identity(IdentityKind.PHONE, parsed.signature_phone, email.intake.crm.region)
-    except Exception:
-        return
     name_key = " ".join(parsed.sender_name.lower().split())
-    others = await s.execute(
-        select(_CUSTOMERS.c.id, _CUSTOMERS.c.first_name, _CUSTOMERS.c.last_name)
-        .select_from(_CUSTOMERS.join(_IDENTITIES, _IDENTITIES.c.customer_id == _CUSTOMERS.c.id))
-        .where(
-            _IDENTITIES.c.kind == IdentityKind.PHONE.value,
-            _IDENTITIES.c.value == phone,
-            _CUSTOMERS.c.id != customer_id,
-            _CUSTOMERS.c.merged_into_id.is_(None),
-        )
-    )
+    others = await s.execute(_PHONE_OWNERS, {"phone": phone, "customer_id": customer_id})
     for other_id, first, last in others:
         names = {" ".join(f"{first} {last}".lower().split()), " ".join(f"{last} {first}".lower().split())}
         if name_key not in names:
             continue
         # The customer is new (created in this transaction): no suggestion names it yet.
         await s.execute(
-            insert(_SUGGESTIONS).values(
-                customer_id=customer_id,
-                other_customer_id=other_id,
-                reason="email-signature",
-                detail=f"{parsed.sender_name} {phone}"[:500],
-                created_at=now,
-            )
+            _INSERT_SUGGESTION,
+            {
+                "customer_id": customer_id,
+                "other_customer_id": other_id,
+                "reason": "email-signature",
+                "detail": f"{parsed.sender_name} {phone}"[:500],
+                "created_at": now,
+            },
         )
 
 
@@ -883,25 +944,3 @@ class _Subject:
     @classmethod
     def of(cls, values: dict[str, Any]) -> _Subject:
         return cls(values)
-
-
-async def _resolve_merged(s: AsyncSession, thread_ids: set[int]) -> dict[int, int]:
-    """Each thread id mapped to the thread it was (transitively) merged into, or itself."""
-    resolved = {t: t for t in thread_ids}
-    pending = set(thread_ids)
-    for _ in range(_MAX_MERGE_HOPS):
-        if not pending:
-            break
-        rows = await s.execute(
-            select(_THREADS.c.id, _THREADS.c.merged_into_id).where(
-                _THREADS.c.id.in_(pending), _THREADS.c.merged_into_id.is_not(None)
-            )
-        )
-        moved = {t: m for t, m in rows}
-        if not moved:
-            break
-        for origin, current in list(resolved.items()):
-            if current in moved:
-                resolved[origin] = moved[current]
-        pending = set(moved.values())
-    return resolved
