@@ -49,9 +49,10 @@ async def open_thread(
     subject: str,
     now: datetime,
 ) -> tuple[int, int]:
-    """Open a thread in the caller's transaction; returns its id and token. The token (the public
-    number subjects carry as ``[#token]``) is the thread's id: short, unique, and known to no one
-    before the thread exists."""
+    """Open a thread in the caller's transaction; returns its id and token. The one place thread
+    tokens are given (intake, the outbox's replies to contacts without a thread, splits): the
+    token (the public number subjects carry as ``[#token]``) is the thread's id — short, unique,
+    known to no one before the thread exists, and never given again (ids are not reused)."""
     result = cast(
         "CursorResult[Any]",
         await s.execute(
