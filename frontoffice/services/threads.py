@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.channels.email.display import allow_remote_images
@@ -110,36 +110,37 @@ _PAGE_COLUMNS = tuple(
 )
 # A thread's messages in the order they were written, keyset-paginated on (created_at, id): the
 # ``ix_messages_thread_created`` index (thread_id, created_at) finds a page without reading the
-# thread's other messages (SQLite's index also holds the row id, so it needs no sort either).
-_FIRST_PAGE = (
-    select(*_PAGE_COLUMNS)
-    .where(_MESSAGES.c.thread_id == bindparam("thread_id"))
-    .order_by(_MESSAGES.c.created_at, _MESSAGES.c.id)
-    .limit(bindparam("limit"))
-)
-_NEXT_PAGE = (
-    select(*_PAGE_COLUMNS)
-    .where(
-        _MESSAGES.c.thread_id == bindparam("thread_id"),
-        or_(
-            _MESSAGES.c.created_at > bindparam("after_at"),
-            and_(_MESSAGES.c.created_at == bindparam("after_at"), _MESSAGES.c.id > bindparam("after_id")),
-        ),
-    )
-    .order_by(_MESSAGES.c.created_at, _MESSAGES.c.id)
-    .limit(bindparam("limit"))
-)
-# The page's attachments, in one statement.
-_PAGE_ATTACHMENTS = (
-    select(
-        *(
-            _ATTACHMENTS.c[n]
-            for n in ("id", "message_id", "filename", "content_type", "size", "content_id", "inline")
+# thread's other messages (SQLite's index also holds the row id, so it needs no sort either). The
+# page's attachments come in the same statement (a page of messages, then its files joined to it):
+# one round trip a page.
+_ATTACHMENT_FIELDS = ("id", "filename", "content_type", "size", "content_id", "inline")
+
+
+def _page_statement(*, after: bool) -> Select[Any]:
+    condition = [_MESSAGES.c.thread_id == bindparam("thread_id")]
+    if after:
+        condition.append(
+            or_(
+                _MESSAGES.c.created_at > bindparam("after_at"),
+                and_(_MESSAGES.c.created_at == bindparam("after_at"), _MESSAGES.c.id > bindparam("after_id")),
+            )
         )
+    page = (
+        select(*_PAGE_COLUMNS)
+        .where(*condition)
+        .order_by(_MESSAGES.c.created_at, _MESSAGES.c.id)
+        .limit(bindparam("limit"))
+        .subquery("page")
     )
-    .where(_ATTACHMENTS.c.message_id.in_(bindparam("messages", expanding=True)))
-    .order_by(_ATTACHMENTS.c.id)
-)
+    return (
+        select(page, *(_ATTACHMENTS.c[n].label(f"attachment_{n}") for n in _ATTACHMENT_FIELDS))
+        .select_from(page.outerjoin(_ATTACHMENTS, _ATTACHMENTS.c.message_id == page.c.id))
+        .order_by(page.c.created_at, page.c.id, _ATTACHMENTS.c.id)
+    )
+
+
+_FIRST_PAGE = _page_statement(after=False)
+_NEXT_PAGE = _page_statement(after=True)
 _THREAD_EXISTS = select(_THREADS.c.id).where(_THREADS.c.id == bindparam("thread_id"))
 
 
@@ -202,8 +203,10 @@ class ThreadService:
         download URLs."""
         actor.require("interactions.read")
         after = _decode_page_cursor(cursor) if cursor else None
+        visible_to_all = interaction_visible(actor) is None
         async with self.sessions() as s:
-            await self._check_visible(s, actor, thread_id)
+            if not visible_to_all:
+                await self._check_visible(s, actor, thread_id)
             # Core rows, not ORM objects: a 500-message thread is read in a few pages on every
             # open, and building objects for it cost more than the query.
             if after is None:
@@ -213,22 +216,26 @@ class ThreadService:
                     _NEXT_PAGE,
                     {"thread_id": thread_id, "after_at": after[0], "after_id": after[1], "limit": limit + 1},
                 )
-            rows = result.all()
-            shown = rows[:limit]
+            rows: list[Any] = []  # one per message, in order
             files: dict[int, list[AttachmentOut]] = {}
-            if shown:
-                for a in await s.execute(_PAGE_ATTACHMENTS, {"messages": [m.id for m in shown]}):
-                    files.setdefault(a.message_id, []).append(
+            for row in result:
+                if not rows or rows[-1].id != row.id:
+                    rows.append(row)
+                if row.attachment_id is not None:
+                    files.setdefault(row.id, []).append(
                         AttachmentOut(
-                            id=a.id,
-                            filename=a.filename,
-                            content_type=a.content_type,
-                            size=a.size,
-                            content_id=a.content_id,
-                            inline=a.inline,
-                            url=_attachment_url(a.id),
+                            id=row.attachment_id,
+                            filename=row.attachment_filename,
+                            content_type=row.attachment_content_type,
+                            size=row.attachment_size,
+                            content_id=row.attachment_content_id,
+                            inline=row.attachment_inline,
+                            url=_attachment_url(row.attachment_id),
                         )
                     )
+            if not rows and visible_to_all:
+                await self._check_visible(s, actor, thread_id)  # an empty page, or no such thread
+            shown = rows[:limit]
         items = []
         for m in shown:
             attachments = files.get(m.id, [])
