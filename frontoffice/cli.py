@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import sys
 from typing import Any
@@ -227,12 +226,6 @@ def serve(host: str | None, port: int | None) -> None:
                 ws_per_message_deflate=False,
             )
         )
-        # What is built by now (modules, tables, the app) lives as long as the process: out of the
-        # collector's full passes, which otherwise walk it all (about 150,000 objects, a pause of
-        # up to ~150 ms here) every so often while a request builds a page (bench/email.py: the
-        # p99 of opening a thread went from ~200 to ~50 ms with it).
-        gc.collect()
-        gc.freeze()
         console.print(
             f"Frontoffice {__version__} on {settings.public_url}  — sign in at {settings.public_url}/login, "
             f"API docs at {settings.public_url}/api/docs"
