@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import sys
 
-# Run as ``python bench/chat.py``, this directory comes first on sys.path and bench/email.py would
-# shadow the standard library's email package (imported by httpx).
+# Run as ``python bench/chat.py``, this directory comes first on sys.path, where a bench named like a
+# standard module (bench/email.py once was) would shadow it: keep the standard library first.
 if sys.path and sys.path[0] == __file__.rpartition("/")[0]:
     del sys.path[0]
 

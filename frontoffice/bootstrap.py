@@ -350,7 +350,6 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
         blocked_senders=settings.email_blocked_senders,
         auto_ack_limit=settings.email_auto_ack_limit,
-        conversations=conversations,
     )
     return Container(
         settings=settings,

@@ -19,6 +19,7 @@ from frontoffice.domain.model import IdentityKind
 from frontoffice.store.tables import (
     Company,
     Customer,
+    CustomerMergeSuggestion,
     CustomerProject,
     CustomerTag,
     Deal,
@@ -751,9 +752,10 @@ class CrmService:
             return await self._card(s, keep_id)
 
     async def duplicates(self, actor: Actor, *, limit: int = 100) -> list[DuplicateSuggestion]:
-        """Pairs worth a human look: same email ignoring +tags and Gmail dots, same phone ignoring
-        country code, or similar names with the same last name or company (both customers of the
-        pair visible to the actor)."""
+        """Pairs worth a human look: the pairs the contact path found (``customer_merge_suggestions``:
+        an email from a new address signed with a known customer's name and phone), then same
+        email ignoring +tags and Gmail dots, same phone ignoring country code, or similar names
+        with the same last name or company (both customers of the pair visible to the actor)."""
         actor.require("customers.read")
         async with self.sessions() as s:
             customers = list(
@@ -783,11 +785,27 @@ class CrmService:
                 if ids
                 else []
             )
+            # Few rows (one per signature match): read whole, kept when both cards are listed here.
+            stored = list(
+                await s.execute(
+                    select(
+                        CustomerMergeSuggestion.customer_id,
+                        CustomerMergeSuggestion.other_customer_id,
+                        CustomerMergeSuggestion.reason,
+                        CustomerMergeSuggestion.detail,
+                    ).order_by(CustomerMergeSuggestion.id)
+                )
+            )
         found: dict[tuple[int, int], DuplicateSuggestion] = {}
 
         def suggest(a: int, b: int, reason: str, detail: str) -> None:
             pair = (min(a, b), max(a, b))
             found.setdefault(pair, DuplicateSuggestion(customer_ids=pair, reason=reason, detail=detail))
+
+        listed = set(ids)
+        for pair_row in stored:
+            if pair_row.customer_id in listed and pair_row.other_customer_id in listed:
+                suggest(pair_row.customer_id, pair_row.other_customer_id, pair_row.reason, pair_row.detail)
 
         by_key: dict[tuple[str, str], set[int]] = defaultdict(set)
         for row in identities:

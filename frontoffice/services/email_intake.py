@@ -19,17 +19,18 @@ One message, one transaction (:meth:`EmailIntake.receive`), after which the chan
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.channels.email.parsing import ParsedEmail, parse_email
+from frontoffice.domain import routing as r
 from frontoffice.domain.email_threading import (
     ThreadReason,
     TokenThread,
@@ -51,13 +52,14 @@ from frontoffice.store.tables import (
     Message,
     Thread,
 )
+from frontoffice.store.unit_of_work import UnitOfWork
 
+from .acd_commands import AcdCommand, CommandHandler
 from .channel_contract import CustomerIdentity, InboundAttachment, InboundContact, InboundMessage
-from .context import Clock, system_clock
-from .conversations import Conversations, TurnRow, last_turns
+from .context import Actor, Clock, system_clock
 from .email_settings import EmailSettings, email_settings
 from .identities import normalize_identity
-from .intake import Intake
+from .intake import Intake, TakeInContact, TakeInContactHandler
 from .outbox import queue_email
 from .text_messages import open_thread, store_message
 
@@ -65,9 +67,11 @@ __all__ = [
     "AUTO_ACK_WINDOW",
     "DEFAULT_ACK_TEMPLATES",
     "PARSE_IN_THREAD_BYTES",
+    "Acknowledgement",
     "EmailIntake",
     "EmailReceived",
     "Mailbox",
+    "TakeInEmail",
     "base_address",
 ]
 
@@ -81,9 +85,18 @@ PARSE_IN_THREAD_BYTES = 256 * 1024
 AUTO_ACK_WINDOW = timedelta(hours=1)
 # Merged threads point at the thread they were merged into; a chain longer than this is a cycle.
 _MAX_MERGE_HOPS = 16
+_OPEN_STATES = (
+    InteractionState.QUEUED.value,
+    InteractionState.OFFERED.value,
+    InteractionState.CONNECTED.value,
+)
 _MESSAGES = cast(Table, Message.__table__)
 _THREADS = cast(Table, Thread.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
+_RECEIPTS = cast(Table, EmailReceipt.__table__)
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+_SUGGESTIONS = cast(Table, CustomerMergeSuggestion.__table__)
 
 
 def base_address(address: str) -> str:
@@ -146,10 +159,8 @@ class EmailIntake:
         clock: Clock = system_clock,
         blocked_senders: Sequence[str] = (),
         auto_ack_limit: int = 3,
-        conversations: Conversations | None = None,
     ) -> None:
         self.intake = intake
-        self.conversations = conversations or Conversations(intake, blobs, clock=clock)
         self.sessions = intake.sessions
         self.blobs = blobs
         self.clock = clock
@@ -157,6 +168,7 @@ class EmailIntake:
         self.auto_ack_limit = auto_ack_limit
         self._mailboxes: dict[str, Mailbox] = {}
         self._mailboxes_version = -2
+        intake.acd.register(TakeInEmail, _TakeInEmailHandler(self, intake.take_in_handler))
 
     # ------------------------------------------------------------------ mailboxes
     async def mailboxes(self) -> dict[str, Mailbox]:
@@ -238,13 +250,10 @@ class EmailIntake:
                 if box.channel is Channel.FAX and parsed.sender in box.gateway_senders:
                     mailbox = box
                     break
-        digest = hashlib.sha256(raw).hexdigest()
-        dedupe_id = parsed.message_id or f"sha256:{digest}"
-        existing = await self._receipt(mailbox.entry_point_id, dedupe_id)
-        if existing is not None:
-            return existing
-        raw_ref = await self.blobs.write(raw)
-        attachment_refs = [await self.blobs.write(a.data) for a in parsed.attachments]
+        # The files first (each fsynced, all in one worker-thread hop), their rows in the transaction.
+        refs = await self.blobs.write_all([raw, *(a.data for a in parsed.attachments)])
+        raw_ref, attachment_refs = refs[0], refs[1:]
+        dedupe_id = parsed.message_id or f"sha256:{raw_ref.sha256}"
         attachments = tuple(
             InboundAttachment(
                 sha256=ref.sha256,
@@ -255,23 +264,6 @@ class EmailIntake:
                 inline=a.inline,
             )
             for a, ref in zip(parsed.attachments, attachment_refs, strict=True)
-        )
-        flags = self._flags(parsed, mailbox, raw_ref.size)
-        all_recipients = (*recipients, *parsed.to, *parsed.cc)
-        facts = await self._thread_facts(parsed, all_recipients)
-        # A delivery report answers the message it reports on: it joins that message's thread.
-        in_reply_to = parsed.in_reply_to
-        if parsed.bounce is not None and parsed.bounce.original_message_id:
-            in_reply_to = parsed.bounce.original_message_id
-        choice = choose_thread(
-            in_reply_to=in_reply_to,
-            references=parsed.references,
-            known_ids=facts.known_ids,
-            sender=parsed.sender,
-            sender_customer_id=facts.sender_customer_id,
-            mailing_list=parsed.mailing_list,
-            by_subject_token=facts.by_subject_token,
-            by_plus_address=facts.by_plus_address,
         )
         message = InboundMessage(
             sender=parsed.sender,
@@ -288,22 +280,36 @@ class EmailIntake:
             rfc_message_id=parsed.message_id,
             in_reply_to=parsed.in_reply_to,
             reference_ids=parsed.references,
-            flags=flags,
+            flags=self._flags(parsed, mailbox, raw_ref.size),
             raw_sha256=raw_ref.sha256,
             raw_size=raw_ref.size,
             attachments=attachments,
-            thread_id=choice.thread_id,
-            thread_reason=choice.reason.value,
             dedupe_id=dedupe_id,
         )
+        command = TakeInEmail(
+            parsed=parsed,
+            mailbox=mailbox,
+            message=message,
+            recipients=(*recipients, *parsed.to, *parsed.cc),
+            acknowledgement=await self._acknowledgement(parsed, mailbox, message.flags),
+            signature_phone=self._signature_phone(parsed),
+        )
         try:
-            return await self._commit(parsed, mailbox, message, facts)
+            return await self.intake.acd.execute(command)
         except IntegrityError:
             # The same message delivered twice at once: the second transaction met the first's receipt.
             existing = await self._receipt(mailbox.entry_point_id, dedupe_id)
             if existing is None:
                 raise
             return existing
+
+    def _signature_phone(self, parsed: ParsedEmail) -> str | None:
+        if not parsed.signature_phone or not parsed.sender_name:
+            return None
+        try:
+            return normalize_identity(IdentityKind.PHONE, parsed.signature_phone, self.intake.crm.region)
+        except Exception:
+            return None  # not a phone number after all
 
     def _flags(self, parsed: ParsedEmail, mailbox: Mailbox, raw_size: int) -> dict[str, Any]:
         flags: dict[str, Any] = {}
@@ -331,334 +337,540 @@ class EmailIntake:
             flags["fax"] = True
         return flags
 
-    async def _commit(
-        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, facts: _ThreadFacts
-    ) -> EmailReceived:
-        flags = message.flags
-        noise = bool(flags.get("blocked_sender") or flags.get("bounce"))
-        thread_id = message.thread_id
-        last = facts.last_interaction.get(thread_id) if thread_id is not None else None
-        # Automatic replies on a known thread (out of office answers to our replies) are kept with it,
-        # not routed; on no thread they reach an agent (somebody wrote to us), flagged.
-        if noise or (flags.get("auto_reply") and last is not None):
-            return await self._store_only(parsed, mailbox, message, last)
-        first, _, last_name = parsed.sender_name.partition(" ")
-        sender_identity = _valid_email(parsed.sender)
-        contact = InboundContact(
-            channel=mailbox.channel,
-            entry_point_id=mailbox.entry_point_id,
-            # A fax gateway is not the customer: the fax's sender is known from its pages only.
-            customer=CustomerIdentity()
-            if mailbox.channel is Channel.FAX
-            else CustomerIdentity(email=sender_identity, first_name=first, last_name=last_name),
-            subject=parsed.subject[:500],
-            body=parsed.text,
-            external_id=parsed.message_id,
-            attributes={
-                "auto_reply": bool(flags.get("auto_reply")),
-                "thread_reason": message.thread_reason,
-            },
-            message=message,
-            preferred_agent_id=facts.thread_last_agent.get(thread_id) if thread_id is not None else None,
-        )
-        # The step every text channel shares: append to the thread's open turn, or a new contact.
-        outcome = await self.conversations.continue_thread(contact, last)
-        received = await self._received(outcome, mailbox.entry_point_id, message, parsed)
-        if outcome == "new-contact" and facts.sender_customer_id is None and received.customer_id is not None:
-            await self._suggest_merge(received.customer_id, parsed)
-        if message.thread_reason == ThreadReason.NEW_THREAD.value and received.thread_id is not None:
-            await self._acknowledge(parsed, mailbox, message, received)
-        return received
-
-    async def _acknowledge(
-        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, received: EmailReceived
-    ) -> None:
-        """The entry point's auto-acknowledgement of a new thread, with its number, queued in the
-        outbox. Never to automatic mail (RFC 3834 §2: no answer to Auto-Submitted, lists, bounces),
-        and at most ``auto_ack_limit`` per sender per hour (two autoresponders would loop)."""
+    async def _acknowledgement(
+        self, parsed: ParsedEmail, mailbox: Mailbox, flags: Mapping[str, Any]
+    ) -> Acknowledgement | None:
+        """The entry point's auto-acknowledgement this message gets if it opens a new thread (queued
+        in the message's own transaction, see :class:`TakeInEmail`). Never to automatic mail (RFC
+        3834 §2: no answer to Auto-Submitted, lists, bounces), nor to one of our own addresses."""
         settings = mailbox.settings
-        flags = message.flags
         if not settings.auto_acknowledge or mailbox.channel is not Channel.EMAIL:
-            return
+            return None
         if any(
             flags.get(k) for k in ("auto_reply", "mailing_list", "bounce", "blocked_sender", "parse_error")
         ):
-            return
+            return None
         to = (parsed.reply_to or (parsed.sender,))[0]
         if _valid_email(to) is None or base_address(to) in await self.mailboxes():
-            return  # nobody to answer, or mail from one of our own addresses
-        assert received.thread_id is not None and received.interaction_id is not None
-        now = self.clock()
+            return None  # nobody to answer, or mail from one of our own addresses
         language = _language(parsed)
         template = settings.ack_templates.get(language) or next(iter(settings.ack_templates.values()), None)
         subject_text, body_text = (
             (template.subject, template.body) if template is not None else DEFAULT_ACK_TEMPLATES[language]
         )
-        values = {"token": received.thread_id, "subject": parsed.subject, "name": parsed.sender_name or to}
-        async with self.sessions.begin() as s:
-            sent = await s.scalar(
-                select(func.count())
-                .select_from(EmailReceipt)
-                .where(
-                    EmailReceipt.sender == parsed.sender,
-                    EmailReceipt.auto_acknowledged.is_(True),
-                    EmailReceipt.received_at >= now - AUTO_ACK_WINDOW,
-                )
-            )
-            if (sent or 0) >= self.auto_ack_limit:
-                log.info("auto-acknowledgement limit reached for %s", parsed.sender)
-                return
-            await queue_email(
-                s,
-                interaction_id=received.interaction_id,
-                thread_id=received.thread_id,
-                author_id=None,
-                sender=str(settings.from_address or mailbox.address),
-                to=[to],
-                subject=_fill(subject_text, values),
-                body=_fill(body_text, values),
-                in_reply_to=parsed.message_id,
-                references=(*parsed.references, *((parsed.message_id,) if parsed.message_id else ())),
-                now=now,
-                payload={"auto_submitted": "auto-replied", "auto_acknowledgement": True},
-            )
+        return Acknowledgement(
+            sender=str(settings.from_address or mailbox.address),
+            to=to,
+            subject_template=subject_text,
+            body_template=body_text,
+            limit=self.auto_ack_limit,
+        )
+
+    async def _receipt(self, entry_point_id: int, dedupe_id: str) -> EmailReceived | None:
+        async with self.sessions() as s:
+            return await _receipt(s, entry_point_id, dedupe_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An auto-acknowledgement to queue if the message opens a new thread: its sender, recipient and
+    templates (``{token}``, ``{subject}``, ``{name}`` are filled in the transaction, where the
+    thread's token is known), and the per-sender limit per :data:`AUTO_ACK_WINDOW`."""
+
+    sender: str
+    to: str
+    subject_template: str
+    body_template: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class TakeInEmail(AcdCommand[EmailReceived]):
+    """An inbound email, parsed and its files written: threaded, deduplicated and stored in one
+    transaction (the ACD's group commit, so messages arriving together share a commit), with what
+    it causes — a new routed contact, its customer's merge suggestion, its auto-acknowledgement in
+    the outbox (DESIGN.md: the outbox row is committed with the action that caused it)."""
+
+    parsed: ParsedEmail
+    mailbox: Mailbox
+    message: InboundMessage
+    recipients: tuple[str, ...]
+    acknowledgement: Acknowledgement | None = None
+    # The phone of the message's signature as a customer identity (E.164), when it has one and
+    # the sender a display name: a new customer with a known customer's name and phone is
+    # suggested for merging.
+    signature_phone: str | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    received: EmailReceived
+    contact: TakeInContact | None = None
+    routed: Any = None
+
+
+class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
+    """Runs :class:`TakeInEmail`: in the prepare step (a savepoint of its own in a shared batch),
+    the receipt is looked up (a re-delivery writes nothing), the thread chosen from the stored
+    facts, and the message stored — on a new turn through intake's :class:`TakeInContact` steps (the
+    engine then queues the contact), else appended to the thread's open interaction or kept
+    unrouted (noise)."""
+
+    prepares = True
+
+    def __init__(self, email: EmailIntake, contacts: TakeInContactHandler) -> None:
+        self.email = email
+        self.contacts = contacts
+
+    async def prepare(self, uow: UnitOfWork, command: TakeInEmail) -> _Prepared:
+        s = uow.session
+        parsed, mailbox = command.parsed, command.mailbox
+        assert command.message.dedupe_id is not None
+        # One statement for what every message needs: was it received already, is its sender a
+        # customer, is the phone of its signature anyone's (a merge suggestion's first test).
+        look = (
             await s.execute(
-                update(EmailReceipt)
-                .where(
-                    EmailReceipt.entry_point_id == mailbox.entry_point_id,
-                    EmailReceipt.rfc_message_id == message.dedupe_id,
-                )
-                .values(auto_acknowledged=True)
+                _FIRST_LOOK,
+                {
+                    "entry_point_id": mailbox.entry_point_id,
+                    "dedupe_id": command.message.dedupe_id[:998],
+                    "sender": parsed.sender,
+                    "phone": command.signature_phone or "",
+                },
             )
-
-    async def _store_only(
-        self, parsed: ParsedEmail, mailbox: Mailbox, message: InboundMessage, last: TurnRow | None
-    ) -> EmailReceived:
-        """Keep a message nobody needs to answer: on the thread's last interaction, or on a closed
-        interaction of its own (a new thread)."""
-        now = self.clock()
-        async with self.sessions.begin() as s:
-            thread_id = message.thread_id
-            customer_id = await s.scalar(
-                select(Identity.customer_id).where(
-                    Identity.kind == IdentityKind.EMAIL.value, Identity.value == parsed.sender
-                )
-            )
-            if last is None:
-                if thread_id is None:
-                    thread_id, _ = await open_thread(
-                        s,
-                        channel=mailbox.channel.value,
-                        entry_point_id=mailbox.entry_point_id,
-                        customer_id=customer_id,
-                        subject=parsed.subject,
-                        now=now,
-                    )
-                record = await self.intake.interactions.record(
-                    s,
-                    TurnRow.of,
-                    channel=mailbox.channel,
-                    direction=Direction.INBOUND,
-                    customer_id=customer_id,
-                    subject=parsed.subject[:500],
-                    from_address=parsed.sender,
-                    to_address=mailbox.address,
-                    external_ref=parsed.message_id,
-                    entry_point_id=mailbox.entry_point_id,
-                    project_id=mailbox.project_id,
-                    attributes={"not_routed": _noise_reason(message.flags)},
-                    state=InteractionState.DONE,
-                    thread_id=thread_id,
-                )
-                subject = record
-            else:
-                subject = last
+        ).one()
+        if look.received is not None:
+            existing = await _receipt(s, mailbox.entry_point_id, command.message.dedupe_id)
+            assert existing is not None  # in this transaction
+            return _Prepared(existing)
+        facts = await _thread_facts(s, parsed, command.recipients, look.sender_customer_id)
+        # A delivery report answers the message it reports on: it joins that message's thread.
+        in_reply_to = parsed.in_reply_to
+        if parsed.bounce is not None and parsed.bounce.original_message_id:
+            in_reply_to = parsed.bounce.original_message_id
+        choice = choose_thread(
+            in_reply_to=in_reply_to,
+            references=parsed.references,
+            known_ids=facts.known_ids,
+            sender=parsed.sender,
+            sender_customer_id=facts.sender_customer_id,
+            mailing_list=parsed.mailing_list,
+            by_subject_token=facts.by_subject_token,
+            by_plus_address=facts.by_plus_address,
+        )
+        message = replace(command.message, thread_id=choice.thread_id, thread_reason=choice.reason.value)
+        flags = message.flags
+        noise = bool(flags.get("blocked_sender") or flags.get("bounce"))
+        thread_id = message.thread_id
+        last = facts.last_interaction.get(thread_id) if thread_id is not None else None
+        now = self.email.clock()
+        # Automatic replies on a known thread (out of office answers to our replies) are kept with it,
+        # not routed; on no thread they reach an agent (somebody wrote to us), flagged.
+        if noise or (flags.get("auto_reply") and last is not None):
+            received = await _store_only(s, self.email, parsed, mailbox, message, last, facts, now)
+            return _Prepared(received)
+        if last is not None and last["state"] in _OPEN_STATES:
             assert thread_id is not None
-            await store_message(
-                s, subject, message, thread_id=thread_id, entry_point_id=mailbox.entry_point_id, now=now
+            message_id = await store_message(
+                s,
+                _Subject(last),
+                message,
+                thread_id=thread_id,
+                entry_point_id=mailbox.entry_point_id,
+                now=now,
             )
-            if parsed.bounce is not None and parsed.bounce.failed and parsed.bounce.original_message_id:
-                reason = parsed.bounce.diagnostic or f"status {parsed.bounce.status}"
-                await s.execute(
-                    update(_MESSAGES)
-                    .where(
-                        _MESSAGES.c.rfc_message_id == parsed.bounce.original_message_id,
-                        _MESSAGES.c.direction == Direction.OUTBOUND.value,
-                    )
-                    .values(delivery_state="failed", delivery_error=reason[:2000])
-                )
-        return await self._received("stored", mailbox.entry_point_id, message, parsed)
+            received = _received("appended", message_id, last["id"], thread_id, message, facts, parsed)
+            return _Prepared(replace(received, customer_id=last["customer_id"]))
+        first, _, last_name = parsed.sender_name.partition(" ")
+        sender = _valid_email(parsed.sender)
+        contact = TakeInContact(
+            Actor.system(),
+            InboundContact(
+                channel=mailbox.channel,
+                entry_point_id=mailbox.entry_point_id,
+                # A fax gateway is not the customer: the fax's sender is known from its pages only.
+                customer=CustomerIdentity()
+                if mailbox.channel is Channel.FAX
+                else CustomerIdentity(email=sender, first_name=first, last_name=last_name),
+                subject=parsed.subject[:500],
+                body=parsed.text,
+                external_id=parsed.message_id,
+                attributes={
+                    "auto_reply": bool(flags.get("auto_reply")),
+                    "thread_reason": message.thread_reason,
+                },
+                message=message,
+                preferred_agent_id=facts.thread_last_agent.get(thread_id) if thread_id is not None else None,
+            ),
+            None,
+            "",
+        )
+        routed = await self.contacts.prepare(uow, contact)
+        interaction = routed[0]
+        stored = (await s.execute(_STORED_MESSAGE, {"interaction_id": interaction.id})).one()
+        received = replace(
+            _received("new-contact", stored.id, interaction.id, stored.thread_id, message, facts, parsed),
+            customer_id=interaction.customer_id,
+        )
+        if (
+            look.phone_owner is not None
+            and facts.sender_customer_id is None
+            and interaction.customer_id is not None
+            and command.signature_phone is not None
+        ):
+            await _suggest_merge(s, interaction.customer_id, parsed, command.signature_phone, now)
+        ack = command.acknowledgement
+        if ack is not None and message.thread_reason == ThreadReason.NEW_THREAD.value:
+            await _acknowledge(s, ack, parsed, mailbox, message, received, now)
+        return _Prepared(received, contact, routed)
 
-    async def _received(
-        self, outcome: str, entry_point_id: int, message: InboundMessage, parsed: ParsedEmail
+    def decide(
+        self, engine: r.RoutingEngine, command: TakeInEmail, prepared: _Prepared, now: float
+    ) -> list[r.Output]:
+        if prepared.contact is None:
+            return []  # stored without a new turn: nothing for the engine
+        return self.contacts.decide(engine, prepared.contact, prepared.routed, now)
+
+    async def finish(
+        self, uow: UnitOfWork, command: TakeInEmail, outputs: list[r.Output], prepared: _Prepared
     ) -> EmailReceived:
-        assert message.dedupe_id is not None
-        found = await self._receipt(entry_point_id, message.dedupe_id, outcome=outcome)
-        assert found is not None  # committed just now
-        return EmailReceived(
-            outcome=outcome,
-            message_id=found.message_id,
-            interaction_id=found.interaction_id,
-            thread_id=found.thread_id,
-            thread_reason=found.thread_reason,
-            flags=found.flags,
-            customer_id=found.customer_id,
-            parsed=parsed,
+        return prepared.received
+
+
+# The message a new contact's prepare step stored (one per new interaction), for the answer.
+_STORED_MESSAGE = select(_MESSAGES.c.id, _MESSAGES.c.thread_id).where(
+    _MESSAGES.c.interaction_id == bindparam("interaction_id")
+)
+# A mailbox's receipt of a Message-ID: the first delivery's message (a re-delivery's answer).
+_RECEIPT = (
+    select(
+        _MESSAGES.c.id,
+        _MESSAGES.c.interaction_id,
+        _MESSAGES.c.thread_id,
+        _MESSAGES.c.thread_reason,
+        _MESSAGES.c.flags,
+        _INTERACTIONS.c.customer_id,
+    )
+    .select_from(
+        _RECEIPTS.join(_MESSAGES, _MESSAGES.c.id == _RECEIPTS.c.message_id).join(
+            _INTERACTIONS, _INTERACTIONS.c.id == _MESSAGES.c.interaction_id
         )
+    )
+    .where(
+        _RECEIPTS.c.entry_point_id == bindparam("entry_point_id"),
+        _RECEIPTS.c.rfc_message_id == bindparam("dedupe_id"),
+    )
+)
+_FIRST_LOOK = select(
+    select(_RECEIPTS.c.id)
+    .where(
+        _RECEIPTS.c.entry_point_id == bindparam("entry_point_id"),
+        _RECEIPTS.c.rfc_message_id == bindparam("dedupe_id"),
+    )
+    .scalar_subquery()
+    .label("received"),
+    select(_IDENTITIES.c.customer_id)
+    .where(_IDENTITIES.c.kind == IdentityKind.EMAIL.value, _IDENTITIES.c.value == bindparam("sender"))
+    .scalar_subquery()
+    .label("sender_customer_id"),
+    select(_IDENTITIES.c.customer_id)
+    .where(_IDENTITIES.c.kind == IdentityKind.PHONE.value, _IDENTITIES.c.value == bindparam("phone"))
+    .scalar_subquery()
+    .label("phone_owner"),
+)
+# Threading's look-ups, built once (expanding IN lists keep one cached statement per shape).
+_THREAD_COLUMNS = (_THREADS.c.id, _THREADS.c.merged_into_id, _THREADS.c.customer_id, _THREADS.c.last_agent_id)
+_THREADS_OF_IDS = (
+    select(_MESSAGES.c.rfc_message_id, *_THREAD_COLUMNS)
+    .select_from(_MESSAGES.join(_THREADS, _THREADS.c.id == _MESSAGES.c.thread_id))
+    .where(_MESSAGES.c.rfc_message_id.in_(bindparam("ids", expanding=True)))
+)
+_THREADS_OF_TOKENS = select(_THREADS.c.token, *_THREAD_COLUMNS).where(
+    _THREADS.c.token.in_(bindparam("tokens", expanding=True))
+)
+_THREADS_BY_ID = select(*_THREAD_COLUMNS).where(_THREADS.c.id.in_(bindparam("ids", expanding=True)))
+_EMAIL_DOMAINS = select(_IDENTITIES.c.customer_id, _IDENTITIES.c.value).where(
+    _IDENTITIES.c.customer_id.in_(bindparam("customers", expanding=True)),
+    _IDENTITIES.c.kind == IdentityKind.EMAIL.value,
+)
+# Each thread's last interaction (the highest id), with the columns the turn needs.
+_LAST_INTERACTIONS = select(
+    _INTERACTIONS.c.id,
+    _INTERACTIONS.c.thread_id,
+    _INTERACTIONS.c.state,
+    _INTERACTIONS.c.queue_id,
+    _INTERACTIONS.c.agent_id,
+    _INTERACTIONS.c.project_id,
+    _INTERACTIONS.c.channel,
+    _INTERACTIONS.c.customer_id,
+).where(
+    _INTERACTIONS.c.id.in_(
+        select(func.max(_INTERACTIONS.c.id))
+        .where(_INTERACTIONS.c.thread_id.in_(bindparam("threads", expanding=True)))
+        .group_by(_INTERACTIONS.c.thread_id)
+    )
+)
+# Known customers with the phone of a new customer's signature (merge suggestions).
+_PHONE_OWNERS = (
+    select(_CUSTOMERS.c.id, _CUSTOMERS.c.first_name, _CUSTOMERS.c.last_name)
+    .select_from(_CUSTOMERS.join(_IDENTITIES, _IDENTITIES.c.customer_id == _CUSTOMERS.c.id))
+    .where(
+        _IDENTITIES.c.kind == IdentityKind.PHONE.value,
+        _IDENTITIES.c.value == bindparam("phone"),
+        _CUSTOMERS.c.id != bindparam("customer_id"),
+        _CUSTOMERS.c.merged_into_id.is_(None),
+    )
+)
+_INSERT_SUGGESTION = insert(_SUGGESTIONS)
 
-    async def _receipt(
-        self, entry_point_id: int, dedupe_id: str, *, outcome: str = "duplicate"
-    ) -> EmailReceived | None:
-        async with self.sessions() as s:
-            row = (
-                await s.execute(
-                    select(
-                        Message.id,
-                        Message.interaction_id,
-                        Message.thread_id,
-                        Message.thread_reason,
-                        Message.flags,
-                        Interaction.customer_id,
-                    )
-                    .join(EmailReceipt, EmailReceipt.message_id == Message.id)
-                    .join(Interaction, Interaction.id == Message.interaction_id)
-                    .where(
-                        EmailReceipt.entry_point_id == entry_point_id,
-                        EmailReceipt.rfc_message_id == dedupe_id,
-                    )
-                )
-            ).first()
-        if row is None:
-            return None
-        return EmailReceived(
-            outcome=outcome,
-            message_id=row.id,
-            interaction_id=row.interaction_id,
-            thread_id=row.thread_id,
-            thread_reason=row.thread_reason or "",
-            flags=dict(row.flags),
-            customer_id=row.customer_id,
-        )
 
-    async def _thread_facts(self, parsed: ParsedEmail, recipients: Sequence[str]) -> _ThreadFacts:
-        facts = _ThreadFacts()
-        original = parsed.bounce.original_message_id if parsed.bounce is not None else None
-        ids = [i for i in (parsed.in_reply_to, original, *parsed.references) if i]
-        async with self.sessions() as s:
-            if parsed.sender:
-                facts.sender_customer_id = await s.scalar(
-                    select(Identity.customer_id).where(
-                        Identity.kind == IdentityKind.EMAIL.value, Identity.value == parsed.sender
-                    )
-                )
-            if ids:
-                rows = await s.execute(
-                    select(_MESSAGES.c.rfc_message_id, _MESSAGES.c.thread_id).where(
-                        _MESSAGES.c.rfc_message_id.in_(ids[:2] + ids[-100:]),
-                        _MESSAGES.c.thread_id.is_not(None),
-                    )
-                )
-                for rfc_id, thread_id in rows:
-                    facts.known_ids[rfc_id] = thread_id
-            tokens = {
-                t for t in (subject_token(parsed.subject), plus_token(list(recipients))) if t is not None
-            }
-            by_token: dict[int, int] = {}
-            if tokens:
-                for token, thread_id in await s.execute(
-                    select(_THREADS.c.token, _THREADS.c.id).where(_THREADS.c.token.in_(tokens))
-                ):
-                    by_token[token] = thread_id
-            # Merged threads: follow each to the thread it was merged into.
-            wanted = set(facts.known_ids.values()) | set(by_token.values())
-            resolved = await _resolve_merged(s, wanted)
-            facts.known_ids = {k: resolved[v] for k, v in facts.known_ids.items()}
-            by_token = {k: resolved[v] for k, v in by_token.items()}
-            threads = set(resolved.values())
-            if threads:
-                info = await s.execute(
-                    select(_THREADS.c.id, _THREADS.c.customer_id, _THREADS.c.last_agent_id).where(
-                        _THREADS.c.id.in_(threads)
-                    )
-                )
-                customer_of: dict[int, int | None] = {}
-                for thread_id, customer_id, last_agent in info:
-                    customer_of[thread_id] = customer_id
-                    facts.thread_last_agent[thread_id] = last_agent
-                customers = {c for c in customer_of.values() if c is not None}
-                domains: dict[int, set[str]] = {}
-                if customers:
-                    for customer_id, value in await s.execute(
-                        select(Identity.customer_id, Identity.value).where(
-                            Identity.customer_id.in_(customers), Identity.kind == IdentityKind.EMAIL.value
-                        )
-                    ):
-                        domains.setdefault(customer_id, set()).add(value.rpartition("@")[2])
+async def _receipt(s: AsyncSession, entry_point_id: int, dedupe_id: str) -> EmailReceived | None:
+    row = (
+        await s.execute(_RECEIPT, {"entry_point_id": entry_point_id, "dedupe_id": dedupe_id[:998]})
+    ).first()
+    if row is None:
+        return None
+    return EmailReceived(
+        outcome="duplicate",
+        message_id=row.id,
+        interaction_id=row.interaction_id,
+        thread_id=row.thread_id,
+        thread_reason=row.thread_reason or "",
+        flags=dict(row.flags),
+        customer_id=row.customer_id,
+    )
 
-                def candidate(token: int | None) -> TokenThread | None:
-                    if token is None or token not in by_token:
-                        return None
-                    thread_id = by_token[token]
-                    customer = customer_of.get(thread_id)
-                    return TokenThread(thread_id, customer, frozenset(domains.get(customer or -1, set())))
 
-                facts.by_subject_token = candidate(subject_token(parsed.subject))
-                facts.by_plus_address = candidate(plus_token(list(recipients)))
-                facts.last_interaction = await last_turns(s, sorted(threads))
-        return facts
+def _received(
+    outcome: str,
+    message_id: int,
+    interaction_id: int,
+    thread_id: int,
+    message: InboundMessage,
+    facts: _ThreadFacts,
+    parsed: ParsedEmail,
+) -> EmailReceived:
+    return EmailReceived(
+        outcome=outcome,
+        message_id=message_id,
+        interaction_id=interaction_id,
+        thread_id=thread_id,
+        thread_reason=message.thread_reason,
+        flags=dict(message.flags),
+        customer_id=facts.sender_customer_id,
+        parsed=parsed,
+    )
 
-    async def _suggest_merge(self, customer_id: int, parsed: ParsedEmail) -> None:
-        """A new customer (first mail from this address) signed with the display name and phone of
-        a known customer: suggest merging the two cards (the duplicate review lists it)."""
-        if not parsed.signature_phone or not parsed.sender_name:
-            return
-        try:
-            phone = normalize_identity(IdentityKind.PHONE, parsed.signature_phone, self.intake.crm.region)
-        except Exception:
-            return
-        name_key = " ".join(parsed.sender_name.lower().split())
-        async with self.sessions.begin() as s:
-            others = await s.execute(
-                select(Customer.id, Customer.first_name, Customer.last_name)
-                .join(Identity, Identity.customer_id == Customer.id)
-                .where(
-                    Identity.kind == IdentityKind.PHONE.value,
-                    Identity.value == phone,
-                    Customer.id != customer_id,
-                    Customer.merged_into_id.is_(None),
-                )
+
+async def _store_only(
+    s: AsyncSession,
+    email: EmailIntake,
+    parsed: ParsedEmail,
+    mailbox: Mailbox,
+    message: InboundMessage,
+    last: Mapping[str, Any] | None,
+    facts: _ThreadFacts,
+    now: datetime,
+) -> EmailReceived:
+    """Keep a message nobody needs to answer: on the thread's last interaction, or on a closed
+    interaction of its own (a new thread)."""
+    thread_id = message.thread_id
+    customer_id = facts.sender_customer_id
+    if last is None:
+        if thread_id is None:
+            thread_id, _ = await open_thread(
+                s,
+                channel=mailbox.channel.value,
+                entry_point_id=mailbox.entry_point_id,
+                customer_id=customer_id,
+                subject=parsed.subject,
+                now=now,
             )
-            for other_id, first, last in others:
-                names = {
-                    " ".join(f"{first} {last}".lower().split()),
-                    " ".join(f"{last} {first}".lower().split()),
-                }
-                if name_key not in names:
-                    continue
-                exists = await s.scalar(
-                    select(CustomerMergeSuggestion.id).where(
-                        or_(
-                            and_(
-                                CustomerMergeSuggestion.customer_id == customer_id,
-                                CustomerMergeSuggestion.other_customer_id == other_id,
-                            ),
-                            and_(
-                                CustomerMergeSuggestion.customer_id == other_id,
-                                CustomerMergeSuggestion.other_customer_id == customer_id,
-                            ),
-                        )
-                    )
-                )
-                if exists is None:
-                    await s.execute(
-                        insert(CustomerMergeSuggestion).values(
-                            customer_id=customer_id,
-                            other_customer_id=other_id,
-                            reason="email-signature",
-                            detail=f"{parsed.sender_name} {phone}"[:500],
-                            created_at=self.clock(),
-                        )
-                    )
+        subject: Any = await email.intake.interactions.record(
+            s,
+            _Subject.of,
+            channel=mailbox.channel,
+            direction=Direction.INBOUND,
+            customer_id=customer_id,
+            subject=parsed.subject[:500],
+            from_address=parsed.sender,
+            to_address=mailbox.address,
+            external_ref=parsed.message_id,
+            entry_point_id=mailbox.entry_point_id,
+            project_id=mailbox.project_id,
+            attributes={"not_routed": _noise_reason(message.flags)},
+            state=InteractionState.DONE,
+            thread_id=thread_id,
+        )
+    else:
+        subject = _Subject(last)
+        customer_id = last["customer_id"]
+    assert thread_id is not None
+    message_id = await store_message(
+        s, subject, message, thread_id=thread_id, entry_point_id=mailbox.entry_point_id, now=now
+    )
+    if parsed.bounce is not None and parsed.bounce.failed and parsed.bounce.original_message_id:
+        reason = parsed.bounce.diagnostic or f"status {parsed.bounce.status}"
+        await s.execute(
+            update(_MESSAGES)
+            .where(
+                _MESSAGES.c.rfc_message_id == parsed.bounce.original_message_id,
+                _MESSAGES.c.direction == Direction.OUTBOUND.value,
+            )
+            .values(delivery_state="failed", delivery_error=reason[:2000])
+        )
+    received = _received("stored", message_id, subject.id, thread_id, message, facts, parsed)
+    return replace(received, customer_id=customer_id)
+
+
+async def _acknowledge(
+    s: AsyncSession,
+    ack: Acknowledgement,
+    parsed: ParsedEmail,
+    mailbox: Mailbox,
+    message: InboundMessage,
+    received: EmailReceived,
+    now: datetime,
+) -> None:
+    """Queue the auto-acknowledgement of a new thread, with its number, in the message's own
+    transaction; at most ``ack.limit`` per sender per :data:`AUTO_ACK_WINDOW` (two autoresponders
+    would loop)."""
+    assert received.thread_id is not None and received.interaction_id is not None
+    sent = await s.scalar(
+        select(func.count())
+        .select_from(_RECEIPTS)
+        .where(
+            _RECEIPTS.c.sender == parsed.sender,
+            _RECEIPTS.c.auto_acknowledged.is_(True),
+            _RECEIPTS.c.received_at >= now - AUTO_ACK_WINDOW,
+        )
+    )
+    if (sent or 0) >= ack.limit:
+        log.info("auto-acknowledgement limit reached for %s", parsed.sender)
+        return
+    token = await s.scalar(select(_THREADS.c.token).where(_THREADS.c.id == received.thread_id))
+    values = {"token": token, "subject": parsed.subject, "name": parsed.sender_name or ack.to}
+    await queue_email(
+        s,
+        interaction_id=received.interaction_id,
+        thread_id=received.thread_id,
+        author_id=None,
+        sender=ack.sender,
+        to=[ack.to],
+        subject=_fill(ack.subject_template, values),
+        body=_fill(ack.body_template, values),
+        in_reply_to=parsed.message_id,
+        references=(*parsed.references, *((parsed.message_id,) if parsed.message_id else ())),
+        now=now,
+        payload={"auto_submitted": "auto-replied", "auto_acknowledgement": True},
+    )
+    assert message.dedupe_id is not None
+    await s.execute(
+        update(_RECEIPTS)
+        .where(
+            _RECEIPTS.c.entry_point_id == mailbox.entry_point_id,
+            _RECEIPTS.c.rfc_message_id == message.dedupe_id[:998],
+        )
+        .values(auto_acknowledged=True)
+    )
+
+
+async def _thread_facts(
+    s: AsyncSession, parsed: ParsedEmail, recipients: Sequence[str], sender_customer_id: int | None
+) -> _ThreadFacts:
+    """What threading needs to know, read in the message's transaction: the threads of the ids it
+    answers and the threads its subject token and plus-address name (merged threads followed), with
+    their customers, last agents and last interactions. A new thread (most mail) reads nothing
+    here; a reply two statements."""
+    facts = _ThreadFacts(sender_customer_id=sender_customer_id)
+    original = parsed.bounce.original_message_id if parsed.bounce is not None else None
+    ids = [i for i in (parsed.in_reply_to, original, *parsed.references) if i]
+    info: dict[int, Any] = {}  # thread id -> (id, merged_into_id, customer_id, last_agent_id)
+    if ids:
+        for row in await s.execute(_THREADS_OF_IDS, {"ids": list(dict.fromkeys(ids[:2] + ids[-100:]))}):
+            facts.known_ids[row.rfc_message_id] = row.id
+            info[row.id] = row
+    subject_tok = subject_token(parsed.subject)
+    plus_tok = plus_token(list(recipients))
+    tokens = sorted({t for t in (subject_tok, plus_tok) if t is not None})
+    by_token: dict[int, int] = {}
+    if tokens:
+        for row in await s.execute(_THREADS_OF_TOKENS, {"tokens": tokens}):
+            by_token[row.token] = row.id
+            info[row.id] = row
+    if not info:
+        return facts
+    # Merged threads: follow each to the thread it was merged into (read as the chain goes).
+    merges: dict[int, int] = {}
+    for _ in range(_MAX_MERGE_HOPS):
+        fresh = {t: row.merged_into_id for t, row in info.items() if row.merged_into_id and t not in merges}
+        if not fresh:
+            break
+        merges.update(fresh)
+        targets = sorted(t for t in set(fresh.values()) if t not in info)
+        if targets:
+            for target in await s.execute(_THREADS_BY_ID, {"ids": targets}):
+                info[target.id] = target
+
+    def final(thread_id: int) -> int:
+        for _ in range(_MAX_MERGE_HOPS):  # a chain longer than this is a cycle
+            if thread_id not in merges:
+                break
+            thread_id = merges[thread_id]
+        return thread_id
+
+    resolved = {t: final(t) for t in set(facts.known_ids.values()) | set(by_token.values())}
+    facts.known_ids = {k: resolved[v] for k, v in facts.known_ids.items()}
+    by_token = {k: resolved[v] for k, v in by_token.items()}
+    threads = sorted(set(resolved.values()))
+    customer_of: dict[int, int | None] = {}
+    for thread_id in threads:
+        known = info.get(thread_id)
+        customer_of[thread_id] = known.customer_id if known is not None else None
+        facts.thread_last_agent[thread_id] = known.last_agent_id if known is not None else None
+    domains: dict[int, set[str]] = {}
+    customers = sorted({c for c in (customer_of.get(t) for t in by_token.values()) if c is not None})
+    if customers:
+        for customer_id, value in await s.execute(_EMAIL_DOMAINS, {"customers": customers}):
+            domains.setdefault(customer_id, set()).add(value.rpartition("@")[2])
+
+    def candidate(token: int | None) -> TokenThread | None:
+        if token is None or token not in by_token:
+            return None
+        thread_id = by_token[token]
+        customer = customer_of.get(thread_id)
+        return TokenThread(thread_id, customer, frozenset(domains.get(customer or -1, set())))
+
+    facts.by_subject_token = candidate(subject_tok)
+    facts.by_plus_address = candidate(plus_tok)
+    for last in (await s.execute(_LAST_INTERACTIONS, {"threads": threads})).mappings():
+        facts.last_interaction[last["thread_id"]] = dict(last)
+    return facts
+
+
+async def _suggest_merge(
+    s: AsyncSession, customer_id: int, parsed: ParsedEmail, phone: str, now: datetime
+) -> None:
+    """A new customer (first mail from this address) signed with the display name and ``phone`` of
+    a known customer: suggest merging the two cards (``CrmService.duplicates`` lists it), in the
+    message's transaction."""
+    name_key = " ".join(parsed.sender_name.lower().split())
+    others = await s.execute(_PHONE_OWNERS, {"phone": phone, "customer_id": customer_id})
+    for other_id, first, last in others:
+        names = {" ".join(f"{first} {last}".lower().split()), " ".join(f"{last} {first}".lower().split())}
+        if name_key not in names:
+            continue
+        # The customer is new (created in this transaction): no suggestion names it yet.
+        await s.execute(
+            _INSERT_SUGGESTION,
+            {
+                "customer_id": customer_id,
+                "other_customer_id": other_id,
+                "reason": "email-signature",
+                "detail": f"{parsed.sender_name} {phone}"[:500],
+                "created_at": now,
+            },
+        )
 
 
 # The acknowledgement when the entry point has no template of its own ({token}: the thread's
@@ -714,26 +926,21 @@ class _ThreadFacts:
     by_subject_token: TokenThread | None = None
     by_plus_address: TokenThread | None = None
     thread_last_agent: dict[int, int | None] = field(default_factory=dict)
-    last_interaction: dict[int, TurnRow] = field(default_factory=dict)
+    last_interaction: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-async def _resolve_merged(s: Any, thread_ids: set[int]) -> dict[int, int]:
-    """Each thread id mapped to the thread it was (transitively) merged into, or itself."""
-    resolved = {t: t for t in thread_ids}
-    pending = set(thread_ids)
-    for _ in range(_MAX_MERGE_HOPS):
-        if not pending:
-            break
-        rows = await s.execute(
-            select(_THREADS.c.id, _THREADS.c.merged_into_id).where(
-                _THREADS.c.id.in_(pending), _THREADS.c.merged_into_id.is_not(None)
-            )
-        )
-        moved = {t: m for t, m in rows}
-        if not moved:
-            break
-        for origin, current in list(resolved.items()):
-            if current in moved:
-                resolved[origin] = moved[current]
-        pending = set(moved.values())
-    return resolved
+class _Subject:
+    """An interaction as an event's subject (``interactions.EventSubject``) from its row's columns."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.id: int = row["id"]
+        self.customer_id: int | None = row.get("customer_id")
+        self.state: str = row["state"]
+        self.queue_id: int | None = row["queue_id"]
+        self.agent_id: int | None = row["agent_id"]
+        self.project_id: int | None = row["project_id"]
+        self.channel: str = row["channel"]
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> _Subject:
+        return cls(values)

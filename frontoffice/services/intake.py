@@ -46,7 +46,7 @@ from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
 from .text_messages import open_thread, store_message
 
-__all__ = ["IDEMPOTENCY_SCOPE", "FoundCustomer", "Intake", "TakeInContact"]
+__all__ = ["IDEMPOTENCY_SCOPE", "FoundCustomer", "Intake", "TakeInContact", "TakeInContactHandler"]
 
 IDEMPOTENCY_SCOPE = "interactions.create"
 
@@ -133,7 +133,10 @@ class Intake:
         # without ``routing`` nothing is kept.
         self.routing = routing
         self._entries: dict[tuple[Any, ...], tuple[int, Row[Any], CompiledRules]] = {}
-        acd.register(TakeInContact, _TakeInContactHandler(self))
+        # Public so that a channel's own command can run a new contact's steps inside its own
+        # (the email intake's TakeInEmail: the message, its contact and its acknowledgement at once).
+        self.take_in_handler = TakeInContactHandler(self)
+        acd.register(TakeInContact, self.take_in_handler)
 
     async def create_contact(
         self, actor: Actor, data: ContactIn, idempotency_key: str | None
@@ -364,7 +367,10 @@ class TakeInContact(AcdCommand[InteractionOut]):
     request_hash: str
 
 
-class _TakeInContactHandler(CommandHandler[Any]):
+class TakeInContactHandler(CommandHandler[Any]):
+    """Runs :class:`TakeInContact`: ``prepare`` records the customer, interaction and message and
+    builds the engine's contact; ``decide`` queues it; ``finish`` answers the interaction."""
+
     prepares = True
     # Every refusal (no entry point, an invalid identity, no route, a queue the engine does not
     # know, a repeated key) comes before the first write: the contact needs no savepoint.

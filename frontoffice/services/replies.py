@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +61,7 @@ from .email_settings import email_settings
 from .outbox import OutboundAttachment, queue_email
 from .schemas import Input, InteractionOut
 from .scope import visible_interaction
+from .text_messages import open_thread
 
 __all__ = [
     "MAX_ATTACHMENTS",
@@ -83,8 +83,6 @@ __all__ = [
 MAX_BODY_CHARS = 100_000
 # Files per reply: more is a sign of the wrong tool (a shared folder).
 MAX_ATTACHMENTS = 20
-# Public thread numbers start here, so that a token never looks like a year or a small count.
-FIRST_THREAD_TOKEN = 1000
 # Subject prefixes of a reply (RFC 5322 §3.6.5 "Re: "; the ones mail programs write in Russian and
 # German too), so a reply does not become "Re: Re: Re:".
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|ответ|отв|fwd?|fw|пересл)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -171,21 +169,19 @@ class _Composed:
 async def new_email_thread(
     s: AsyncSession, *, entry_point_id: int | None, customer_id: int | None, subject: str, now: datetime
 ) -> Thread:
-    """A new email thread with its public token (``FIRST_THREAD_TOKEN`` + its id: unique, short and
-    without a counter to lock)."""
-    thread = Thread(
+    """A new email thread for a contact that has none (a web form answered by email, a fax sent),
+    opened by :func:`~frontoffice.services.text_messages.open_thread`, the one place that gives
+    threads their public token."""
+    thread_id, _ = await open_thread(
+        s,
         channel=Channel.EMAIL.value,
-        token=-1 - uuid.uuid4().int % 2**62,  # unique until the id-based token is set, below
         entry_point_id=entry_point_id,
         customer_id=customer_id,
         subject=subject,
-        created_at=now,
-        last_message_at=now,
+        now=now,
     )
-    s.add(thread)
-    await s.flush()
-    thread.token = FIRST_THREAD_TOKEN + thread.id
-    await s.flush()
+    thread = await s.get(Thread, thread_id)
+    assert thread is not None  # inserted just now
     return thread
 
 
@@ -662,21 +658,3 @@ class Replies:
                 values.pop("ticket.number")
             text, missing = render(answer.body, values)
         return RenderedAnswer(answer_id=answer_id, text=text, missing=missing)
-
-    async def download(self, actor: Actor, attachment_id: int) -> tuple[MessageAttachment, bytes]:
-        """A message's file and its bytes; 404 when its contact is not visible to ``actor``."""
-        actor.require("interactions.read")
-        async with self.sessions() as s:
-            found = await s.get(MessageAttachment, attachment_id)
-            message = None if found is None else await s.get(Message, found.message_id)
-            if found is None or message is None:
-                raise NotFound(
-                    "No such attachment", error_id="no-such-attachment", attachment_id=attachment_id
-                )
-            try:
-                await visible_interaction(s, actor, message.interaction_id)
-            except NotFound:
-                raise NotFound(
-                    "No such attachment", error_id="no-such-attachment", attachment_id=attachment_id
-                ) from None
-        return found, await self.blobs.read(found.sha256)

@@ -366,7 +366,8 @@ class InteractionOut(Output):
 
 
 class MessageAttachmentOut(Output):
-    """A file of a message; downloaded from ``GET /api/v1/attachments/{id}``."""
+    """A file of a message; downloaded from ``GET /api/v1/threads/attachments/{id}`` (or its alias
+    ``/api/v1/attachments/{id}``)."""
 
     id: int
     filename: str

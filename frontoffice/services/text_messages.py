@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain.model import Direction, InteractionEventType
-from frontoffice.store.blobs import BlobRef, record_blob
+from frontoffice.store.blobs import BlobRef, record_blobs
 from frontoffice.store.tables import EmailReceipt, Message, MessageAttachment, Thread
 
 from .channel_contract import InboundMessage
@@ -49,9 +49,10 @@ async def open_thread(
     subject: str,
     now: datetime,
 ) -> tuple[int, int]:
-    """Open a thread in the caller's transaction; returns its id and token. The token (the public
-    number subjects carry as ``[#token]``) is the thread's id: short, unique, and known to no one
-    before the thread exists."""
+    """Open a thread in the caller's transaction; returns its id and token. The one place thread
+    tokens are given (intake, the outbox's replies to contacts without a thread, splits): the
+    token (the public number subjects carry as ``[#token]``) is the thread's id — short, unique,
+    known to no one before the thread exists, and never given again (ids are not reused)."""
     result = cast(
         "CursorResult[Any]",
         await s.execute(
@@ -132,11 +133,12 @@ async def store_message(
                 "auto_acknowledged": False,
             },
         )
+    blobs = {a.sha256: BlobRef(a.sha256, a.size) for a in message.attachments}
     if message.raw_sha256 is not None:
-        await record_blob(s, BlobRef(message.raw_sha256, message.raw_size))
+        blobs[message.raw_sha256] = BlobRef(message.raw_sha256, message.raw_size)
+    # Sorted: two transactions recording the same blobs take their row locks in one order (PG).
+    await record_blobs(s, [blobs[k] for k in sorted(blobs)])
     if message.attachments:
-        for attachment in {a.sha256: a for a in message.attachments}.values():
-            await record_blob(s, BlobRef(attachment.sha256, attachment.size))
         await s.execute(
             _INSERT_ATTACHMENT,
             [

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.channels.email.display import allow_remote_images
@@ -23,7 +23,7 @@ from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.tables import Interaction, Message, MessageAttachment, Thread
 
-from .context import Actor, Clock, audit, decode_id_cursor, encode_cursor, system_clock
+from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
 from .schemas import Page
 from .scope import interaction_visible
 from .text_messages import open_thread
@@ -82,8 +82,12 @@ class ThreadMessageOut(BaseModel):
     raw_url: str | None
 
 
-_MESSAGE_COLUMNS = tuple(
-    getattr(Message, name)
+_MESSAGES = cast(Table, Message.__table__)
+_THREADS = cast(Table, Thread.__table__)
+_ATTACHMENTS = cast(Table, MessageAttachment.__table__)
+# The columns the thread panel shows, as Core columns (a page is plain rows, no ORM objects).
+_PAGE_COLUMNS = tuple(
+    _MESSAGES.c[name]
     for name in (
         "id",
         "interaction_id",
@@ -104,10 +108,44 @@ _MESSAGE_COLUMNS = tuple(
         "raw_sha256",
     )
 )
-_ATTACHMENT_COLUMNS = tuple(
-    getattr(MessageAttachment, name)
-    for name in ("id", "message_id", "filename", "content_type", "size", "content_id", "inline")
-)
+# A thread's messages in the order they were written, keyset-paginated on (created_at, id): the
+# ``ix_messages_thread_created`` index (thread_id, created_at) finds a page without reading the
+# thread's other messages (SQLite's index also holds the row id, so it needs no sort either). The
+# page's attachments come in the same statement (a page of messages, then its files joined to it):
+# one round trip a page.
+_ATTACHMENT_FIELDS = ("id", "filename", "content_type", "size", "content_id", "inline")
+
+
+def _page_statement(*, after: bool) -> Select[Any]:
+    condition = [_MESSAGES.c.thread_id == bindparam("thread_id")]
+    if after:
+        condition.append(
+            or_(
+                _MESSAGES.c.created_at > bindparam("after_at"),
+                and_(_MESSAGES.c.created_at == bindparam("after_at"), _MESSAGES.c.id > bindparam("after_id")),
+            )
+        )
+    page = (
+        select(*_PAGE_COLUMNS)
+        .where(*condition)
+        .order_by(_MESSAGES.c.created_at, _MESSAGES.c.id)
+        .limit(bindparam("limit"))
+        .subquery("page")
+    )
+    return (
+        select(page, *(_ATTACHMENTS.c[n].label(f"attachment_{n}") for n in _ATTACHMENT_FIELDS))
+        .select_from(page.outerjoin(_ATTACHMENTS, _ATTACHMENTS.c.message_id == page.c.id))
+        .order_by(page.c.created_at, page.c.id, _ATTACHMENTS.c.id)
+    )
+
+
+_FIRST_PAGE = _page_statement(after=False)
+_NEXT_PAGE = _page_statement(after=True)
+_THREAD_EXISTS = select(_THREADS.c.id).where(_THREADS.c.id == bindparam("thread_id"))
+
+
+# Parametrised once: pydantic builds (or looks up) the generic class on every subscription.
+_ThreadPage = Page[ThreadMessageOut]
 
 
 def _attachment_url(attachment_id: int) -> str:
@@ -160,43 +198,44 @@ class ThreadService:
     async def messages(
         self, actor: Actor, thread_id: int, *, limit: int = 50, cursor: str | None = None
     ) -> Page[ThreadMessageOut]:
-        """A thread's messages, oldest first, ``limit`` at a time (keyset pagination on the id, over
-        the ``(thread_id, created_at)`` index), with their attachments' metadata and download URLs."""
+        """A thread's messages, oldest first, ``limit`` at a time (keyset pagination on the time
+        and id, over the ``(thread_id, created_at)`` index), with their attachments' metadata and
+        download URLs."""
         actor.require("interactions.read")
-        after = decode_id_cursor(cursor) if cursor else 0
+        after = _decode_page_cursor(cursor) if cursor else None
+        visible_to_all = interaction_visible(actor) is None
         async with self.sessions() as s:
-            await self._visible_thread(s, actor, thread_id)
+            if not visible_to_all:
+                await self._check_visible(s, actor, thread_id)
             # Core rows, not ORM objects: a 500-message thread is read in a few pages on every
             # open, and building objects for it cost more than the query.
-            rows = list(
-                (
-                    await s.execute(
-                        select(*_MESSAGE_COLUMNS)
-                        .where(Message.thread_id == thread_id, Message.id > after)
-                        .order_by(Message.id)
-                        .limit(limit + 1)
-                    )
-                ).all()
-            )
-            shown = rows[:limit]
+            if after is None:
+                result = await s.execute(_FIRST_PAGE, {"thread_id": thread_id, "limit": limit + 1})
+            else:
+                result = await s.execute(
+                    _NEXT_PAGE,
+                    {"thread_id": thread_id, "after_at": after[0], "after_id": after[1], "limit": limit + 1},
+                )
+            rows: list[Any] = []  # one per message, in order
             files: dict[int, list[AttachmentOut]] = {}
-            if shown:
-                for a in await s.execute(
-                    select(*_ATTACHMENT_COLUMNS)
-                    .where(MessageAttachment.message_id.in_([m.id for m in shown]))
-                    .order_by(MessageAttachment.id)
-                ):
-                    files.setdefault(a.message_id, []).append(
+            for row in result:
+                if not rows or rows[-1].id != row.id:
+                    rows.append(row)
+                if row.attachment_id is not None:
+                    files.setdefault(row.id, []).append(
                         AttachmentOut(
-                            id=a.id,
-                            filename=a.filename,
-                            content_type=a.content_type,
-                            size=a.size,
-                            content_id=a.content_id,
-                            inline=a.inline,
-                            url=_attachment_url(a.id),
+                            id=row.attachment_id,
+                            filename=row.attachment_filename,
+                            content_type=row.attachment_content_type,
+                            size=row.attachment_size,
+                            content_id=row.attachment_content_id,
+                            inline=row.attachment_inline,
+                            url=_attachment_url(row.attachment_id),
                         )
                     )
+            if not rows and visible_to_all:
+                await self._check_visible(s, actor, thread_id)  # an empty page, or no such thread
+            shown = rows[:limit]
         items = []
         for m in shown:
             attachments = files.get(m.id, [])
@@ -207,14 +246,14 @@ class ThreadService:
                     thread_id=m.thread_id,
                     direction=m.direction,
                     sender=m.sender,
-                    recipients=dict(m.recipients),
+                    recipients=m.recipients,
                     subject=m.subject,
                     body=m.body,
                     html_body=_display_html(m.html_body, m.flags, attachments),
                     rfc_message_id=m.rfc_message_id,
                     in_reply_to=m.in_reply_to,
                     thread_reason=m.thread_reason,
-                    flags=dict(m.flags),
+                    flags=m.flags,
                     delivery_state=m.delivery_state,
                     delivery_error=m.delivery_error,
                     created_at=m.created_at,
@@ -223,7 +262,20 @@ class ThreadService:
                 )
             )
         more = len(rows) > limit and bool(shown)
-        return Page[ThreadMessageOut](items=items, next_cursor=encode_cursor(shown[-1].id) if more else None)
+        next_cursor = _page_cursor(shown[-1].created_at, shown[-1].id) if more else None
+        return _ThreadPage(items=items, next_cursor=next_cursor)
+
+    async def _check_visible(self, s: AsyncSession, actor: Actor, thread_id: int) -> None:
+        """404 unless the thread exists and the actor sees it (Core: the page needs no object)."""
+        condition = interaction_visible(actor)
+        if condition is None:
+            found = await s.scalar(_THREAD_EXISTS, {"thread_id": thread_id}) is not None
+        else:
+            found = bool(
+                await s.scalar(select(exists().where(Interaction.thread_id == thread_id, condition)))
+            )
+        if not found:
+            raise NotFound("No such thread", error_id="no-such-thread", thread_id=thread_id)
 
     async def _visible_message(self, s: AsyncSession, actor: Actor, message_id: int) -> Message:
         message = await s.get(Message, message_id)
@@ -399,6 +451,18 @@ class ThreadService:
             audit(s, actor, "thread.merge", "thread", thread_id, now, into_thread_id=into_thread_id)
             await s.flush()
             return _thread_out(target)
+
+
+def _page_cursor(created_at: datetime, message_id: int) -> str:
+    return encode_cursor(created_at.isoformat(), message_id)
+
+
+def _decode_page_cursor(cursor: str) -> tuple[datetime, int]:
+    at, message_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), int(message_id)
+    except ValueError:
+        raise InvalidInput("Invalid pagination cursor", error_id="invalid-cursor") from None
 
 
 def _render(content_type: str, data: bytes, page: int) -> tuple[bytes, int]:

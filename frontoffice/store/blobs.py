@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +23,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontoffice.store.tables import Blob
+from frontoffice.store.tables import Blob, utcnow
 
-__all__ = ["BlobRef", "BlobStore", "record_blob"]
+__all__ = ["BlobRef", "BlobStore", "record_blob", "record_blobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +74,36 @@ class BlobStore:
         transaction with :func:`record_blob`)."""
         return await asyncio.to_thread(self._write, data)
 
+    async def write_all(self, items: Sequence[bytes]) -> list[BlobRef]:
+        """:meth:`write` for several blobs (a message's raw bytes and its attachments) in one
+        worker-thread hop; each file is fsynced before this returns."""
+        return await asyncio.to_thread(lambda: [self._write(data) for data in items])
+
     async def read(self, sha256: str) -> bytes:
         """The bytes of the blob ``sha256`` (``FileNotFoundError`` when it is not stored)."""
         return await asyncio.to_thread(self.path(sha256).read_bytes)
 
 
+# Built once per dialect (a statement costs more to build than SQLite takes to run it): a blob's row,
+# or nothing when it is recorded already.
+_RECORD = {
+    "postgresql": pg_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]),
+    "sqlite": sqlite_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]),
+}
+
+
 async def record_blob(session: AsyncSession, ref: BlobRef) -> None:
     """Record a written blob in ``session``'s transaction. Two messages carrying the same file may
     be stored at once: the insert that comes second does nothing instead of failing its transaction."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    row = insert(Blob).values(sha256=ref.sha256, size=ref.size)
-    await session.execute(row.on_conflict_do_nothing(index_elements=["sha256"]))
+    await record_blobs(session, [ref])
+
+
+async def record_blobs(session: AsyncSession, refs: Sequence[BlobRef]) -> None:
+    """:func:`record_blob` for several blobs, in one statement."""
+    if not refs:
+        return
+    now = utcnow()
+    await session.execute(
+        _RECORD[session.get_bind().dialect.name],
+        [{"sha256": ref.sha256, "size": ref.size, "created_at": now} for ref in refs],
+    )

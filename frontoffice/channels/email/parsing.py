@@ -1,8 +1,13 @@
 """The email parser: the bytes of a message (RFC 5322 / MIME, RFC 2045-2049) in, a
 :class:`ParsedEmail` out. Sans-IO and pure: no database, no files, no clock.
 
-Built on the standard ``email`` package with ``policy.default`` (RFC 2047 encoded words, RFC 2231
-parameters). Around it, what real mail needs:
+Built on the standard ``email`` package: its ``compat32`` parser splits the message into parts and
+keeps the headers as the raw strings they arrived as, and only the headers the intake uses are
+decoded (RFC 2047 encoded words with :func:`email.header.decode_header`, RFC 2231 parameters with the
+parser's own ``get_param``). ``policy.default`` builds a header object for every header it is asked
+for, and re-parses ``Content-Type`` each time a part's type is asked (about thirty times per
+message here): three quarters of the parse time of a typical message, for nothing the intake needs
+(``bench/email_intake.py``; docs/email.md, "Speed"). Around it, what real mail needs:
 
 - bodies whose declared charset is wrong or missing (KOI8-R labelled windows-1251, 8-bit text
   labelled us-ascii, raw 8-bit headers): strict decodes are tried and a Russian-letter score picks
@@ -21,12 +26,12 @@ parameters). Around it, what real mail needs:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage, Message
+from email.header import decode_header
+from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
@@ -68,6 +73,10 @@ _SINGLE_BYTE_CYRILLIC = frozenset({"windows-1251", "cp1251", "koi8-r", "koi8-u",
 # a wrong single-byte decode of Cyrillic is mostly upper case and pseudo-graphics.
 _COMMON_RUSSIAN = frozenset("оеаинтсрвлкмдпуяыьгзбч")
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,995})>")
+# The raw-header parser (see the module's docstring): headers stay strings until one is asked for.
+_PARSER = BytesParser(policy=policy.compat32)
+# An attached message is stored as it arrived: its raw headers, CRLF line ends (RFC 5322 §2.1).
+_AS_RECEIVED = policy.compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +168,10 @@ def decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
 
 def _decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
     declared_name = (declared or "").strip().lower() or None
+    eight_bit = not data.isascii()
     if declared_name in {"us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown"}:
-        declared_name = None if any(b > 127 for b in data) else "us-ascii"
-    if any(b > 127 for b in data):
+        declared_name = None if eight_bit else "us-ascii"
+    if eight_bit:
         # Valid UTF-8 with multi-byte sequences is UTF-8 whatever the label says: text in a
         # single-byte charset almost never forms valid UTF-8 sequences by chance.
         try:
@@ -189,76 +199,98 @@ def _decode_text(data: bytes, declared: str | None) -> tuple[str, bool]:
     return first_text, first_charset != declared_name
 
 
-def _header(msg: Message, name: str) -> str:
-    """A header as text. Plain ASCII values are used as they are (asking the policy to parse every
-    header costs more than the rest of the message); RFC 2047 encoded words go through the policy;
-    raw 8-bit bytes (not encoded, as old clients send them) are decoded like a body, not turned into
-    replacement characters."""
-    raw_value: str | None = None
-    for key, value in msg.raw_items() if isinstance(msg, EmailMessage) else msg.items():
-        if key.lower() == name.lower():
-            raw_value = str(value)
-            break
+class _Headers:
+    """A message's top-level headers by lower-cased name, as the raw strings they arrived as
+    (non-ASCII bytes as ``surrogateescape`` characters: the parser read the bytes as ASCII)."""
+
+    def __init__(self, msg: Message) -> None:
+        self.all: dict[str, list[str]] = {}
+        for key, value in msg.raw_items():
+            self.all.setdefault(key.lower(), []).append(str(value))
+
+    def raw(self, name: str) -> str | None:
+        """The first ``name`` header's raw value, or ``None``."""
+        values = self.all.get(name.lower())
+        return values[0] if values else None
+
+    def text(self, name: str) -> str:
+        """The first ``name`` header as text, on one line (see :func:`_header_value`)."""
+        return _header_value(self.raw(name))
+
+
+def _has_8bit(value: str) -> bool:
+    return not value.isascii() and any("\udc80" <= c <= "\udcff" for c in value)
+
+
+def _decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded (each with the charset fallbacks of a body: a word labelled
+    with the wrong charset is read as well as a body would be)."""
+    if "=?" not in value:
+        return value
+    try:
+        chunks = decode_header(value)
+    except Exception:  # a malformed encoded word: the value as it is
+        return value
+    out: list[str] = []
+    for data, charset in chunks:
+        if isinstance(data, str):
+            out.append(data)
+        elif charset is None or charset in {"unknown-8bit", "us-ascii"}:
+            out.append(data.decode("ascii", "replace"))
+        else:
+            out.append(decode_text(data, charset)[0])
+    return "".join(out)
+
+
+def _header_value(raw_value: str | None) -> str:
+    """A raw header value as text: plain ASCII as it is, RFC 2047 encoded words decoded, raw 8-bit
+    bytes (not encoded, as old clients send them) decoded like a body, not turned into replacement
+    characters; folding and runs of white space become one space."""
     if raw_value is None:
         return ""
-    if any("\udc80" <= c <= "\udcff" for c in raw_value):
+    if _has_8bit(raw_value):
         text, _ = decode_text(raw_value.encode("ascii", "surrogateescape"), None)
         return " ".join(text.split())
-    if "=?" not in raw_value:
-        return " ".join(raw_value.replace("\x00", "\ufffd").split())
-    try:
-        parsed = msg.get(name)
-        text = str(parsed) if parsed is not None else raw_value
-    except Exception:  # a header the policy cannot parse: its raw value
-        text = raw_value
-    return " ".join(text.replace("\x00", "\ufffd").split())
+    return " ".join(_decode_words(raw_value).replace("\x00", "\ufffd").split())
 
 
-def _addresses(msg: Message, name: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for value in msg.get_all(name, []) or []:
-        try:
-            groups = getattr(value, "addresses", None)
-            if groups is not None:
-                out.extend(a.addr_spec.lower() for a in groups if isinstance(a, Address) and a.addr_spec)
-                continue
-        except Exception:
-            pass
-        out.extend(addr.lower() for _, addr in getaddresses([str(value)]) if "@" in addr)
+def _addresses(headers: _Headers, name: str) -> tuple[str, ...]:
+    values = headers.all.get(name.lower(), [])
+    out = [addr.lower() for _, addr in getaddresses([_header_value(v) for v in values]) if "@" in addr]
     return tuple(dict.fromkeys(out))
 
 
-def _sender(msg: Message) -> tuple[str, str]:
-    value = msg.get("From")
-    try:
-        addresses = getattr(value, "addresses", None) if value is not None else None
-        if addresses:
-            first = addresses[0]
-            return first.addr_spec.lower(), _header_text(first.display_name)
-    except Exception:
-        pass
-    name, addr = parseaddr(_header(msg, "From"))
-    return addr.lower(), name
+def _sender(headers: _Headers) -> tuple[str, str]:
+    raw = headers.raw("From")
+    if raw is None:
+        return "", ""
+    if _has_8bit(raw):
+        raw, _ = decode_text(raw.encode("ascii", "surrogateescape"), None)
+    # Addresses first, then the display name's encoded words: a decoded name may hold a comma.
+    for name, addr in getaddresses([" ".join(raw.split())]):
+        if addr or name:
+            return addr.lower(), _header_text(_decode_words(name))
+    return "", ""
 
 
 def _header_text(value: str) -> str:
-    if any("\udc80" <= c <= "\udcff" for c in value):
+    if _has_8bit(value):
         value, _ = decode_text(value.encode("utf-8", "surrogateescape"), None)
     return value.replace("\x00", "\ufffd").strip()
 
 
-def _auto_reply(msg: Message, subject: str) -> tuple[bool, str]:
+def _auto_reply(headers: _Headers, subject: str) -> tuple[bool, str]:
     """RFC 3834 and the headers clients put on automatic mail in practice."""
-    auto_submitted = _header(msg, "Auto-Submitted").lower()
+    auto_submitted = headers.text("Auto-Submitted").lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return True, f"auto-submitted: {auto_submitted}"
-    precedence = _header(msg, "Precedence").lower()
+    precedence = headers.text("Precedence").lower()
     if precedence in {"bulk", "list", "junk", "auto_reply"}:
         return True, f"precedence: {precedence}"
     for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "X-Autogenerated"):
-        if _header(msg, name):
+        if headers.text(name):
             return True, name.lower()
-    if _header(msg, "X-Mailer-Daemon") or _header(msg, "X-Failed-Recipients"):
+    if headers.text("X-Mailer-Daemon") or headers.text("X-Failed-Recipients"):
         return True, "mailer-daemon"
     lowered = subject.lower()
     for prefix in (
@@ -331,7 +363,7 @@ def _filename(part: Message) -> str:
     except Exception:
         name = None
     if name:
-        return _header_text(str(name))[:255]
+        return _header_text(_decode_words(" ".join(str(name).split())))[:255]
     ctype = part.get_content_type()
     if ctype == "application/ms-tnef":
         return "winmail.dat"
@@ -366,7 +398,7 @@ def _attachment_bytes(part: Message) -> bytes:
     if ctype in {"message/rfc822", "message/global"}:
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return inner[0].as_bytes(policy=policy.SMTP)
+            return inner[0].as_bytes(policy=_AS_RECEIVED)
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
         return payload
@@ -407,26 +439,26 @@ def _unparsed(raw: bytes, error: str) -> ParsedEmail:
 
 
 def _parse(raw: bytes) -> ParsedEmail:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = _PARSER.parsebytes(raw)
+    headers = _Headers(msg)
     parts = list(msg.walk())
     if len(parts) > MAX_MIME_PARTS:
         return _unparsed(raw, f"too many MIME parts ({len(parts)} > {MAX_MIME_PARTS})")
     if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
         raise ValueError("multipart message without parts (missing or wrong boundary)")
-    subject = _header(msg, "Subject")[:998]
-    sender, sender_name = _sender(msg)
-    ids = message_ids(_header(msg, "Message-ID"))
-    in_reply_to = message_ids(_header(msg, "In-Reply-To"))
-    references = message_ids(_header(msg, "References"))
+    subject = headers.text("Subject")[:998]
+    sender, sender_name = _sender(headers)
+    ids = message_ids(headers.text("Message-ID"))
+    in_reply_to = message_ids(headers.text("In-Reply-To"))
+    references = message_ids(headers.text("References"))
     try:
-        date_value = msg.get("Date")
-        date = parsedate_to_datetime(str(date_value)) if date_value else None
+        date_value = headers.text("Date")
+        date = parsedate_to_datetime(date_value) if date_value else None
     except (TypeError, ValueError, IndexError):
         date = None
 
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
+    text_part = _body(msg, "plain")
+    html_part = _body(msg, "html")
     # A text/plain part that is an attachment (a .txt file) is not the body.
     if text_part is not None and (text_part.get_content_disposition() or "") == "attachment":
         text_part = None
@@ -479,11 +511,11 @@ def _parse(raw: bytes) -> ParsedEmail:
                 inline=bool(content_id) and disposition != "attachment",
             )
         )
-    auto, reason = _auto_reply(msg, subject)
+    auto, reason = _auto_reply(headers, subject)
     if bounce is not None:
         auto, reason = True, "delivery-status-notification"
-    list_id = _header(msg, "List-Id") or _header(msg, "List-Unsubscribe")
-    precedence = _header(msg, "Precedence").lower()
+    list_id = headers.text("List-Id") or headers.text("List-Unsubscribe")
+    precedence = headers.text("Precedence").lower()
     folds = fold_ranges(text)
     return ParsedEmail(
         message_id=ids[0] if ids else None,
@@ -492,9 +524,9 @@ def _parse(raw: bytes) -> ParsedEmail:
         subject=subject,
         sender=sender,
         sender_name=sender_name,
-        to=_addresses(msg, "To"),
-        cc=_addresses(msg, "Cc"),
-        reply_to=_addresses(msg, "Reply-To"),
+        to=_addresses(headers, "To"),
+        cc=_addresses(headers, "Cc"),
+        reply_to=_addresses(headers, "Reply-To"),
         date=date,
         text=text,
         html=html,
@@ -508,9 +540,45 @@ def _parse(raw: bytes) -> ParsedEmail:
         folds=folds,
         signature_phone=signature_phone(text, folds),
         charset_fallback=fallback,
-        header_names=frozenset(k.lower() for k in msg),
+        header_names=frozenset(headers.all),
     )
 
 
 def _children(part: Message) -> list[Message]:
     return list(part.walk())[1:]
+
+
+def _body(msg: Message, subtype: str) -> Message | None:
+    """The part a reader would show as the message's ``text/<subtype>`` body: what
+    ``EmailMessage.get_body(preferencelist=(subtype,))`` answers, on a ``compat32`` message."""
+    return next(_find_body(msg, msg, subtype), None)
+
+
+def _find_body(root: Message, part: Message, subtype: str) -> Iterator[Message]:
+    # The walk of EmailMessage._find_body: attachments are no body; in multipart/related only the
+    # root part (``start`` parameter, else the first) is; other multiparts are searched in order.
+    if (part.get_content_disposition() or "") == "attachment":
+        return
+    maintype, _, sub = part.get_content_type().partition("/")
+    if maintype == "text":
+        if sub == subtype:
+            yield part
+        return
+    if maintype != "multipart" or not root.is_multipart():
+        return
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return
+    children = [c for c in payload if isinstance(c, Message)]
+    if sub != "related":
+        for child in children:
+            yield from _find_body(root, child, subtype)
+        return
+    start = part.get_param("start")
+    candidate = None
+    if isinstance(start, str) and start:
+        candidate = next((c for c in children if c.get("content-id") == start), None)
+    if candidate is None and children:
+        candidate = children[0]
+    if candidate is not None:
+        yield from _find_body(root, candidate, subtype)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Request, UploadFile
 
 from frontoffice.services.canned import RenderedAnswer
 from frontoffice.services.context import Actor
@@ -53,24 +53,6 @@ async def upload_attachment(
     data = await file.read(c.settings.attachment_max_bytes + 1)
     return await c.replies.upload(
         actor, file.filename or "", file.content_type or "application/octet-stream", data
-    )
-
-
-@router.get("/attachments/{attachment_id}")
-async def download_attachment(
-    request: Request, attachment_id: int, actor: Annotated[Actor, Depends(requires("interactions.read"))]
-) -> Response:
-    """A message's file, as an attachment (never shown inline: it came from outside)."""
-    found, data = await container(request).replies.download(actor, attachment_id)
-    quoted = found.filename.replace("\\", "_").replace('"', "_")
-    return Response(
-        content=data,
-        media_type=found.content_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{quoted.encode("ascii", "replace").decode()}"; '
-            f"filename*=UTF-8''{_percent(found.filename)}",
-            "X-Content-Type-Options": "nosniff",
-        },
     )
 
 

@@ -45,9 +45,14 @@ async def thread_messages(
 
 
 @router.get("/threads/attachments/{attachment_id}")
+# An alias of the same handler (the desk's reply panel and integrations link to it): one download
+# of a message's file, one permission check (the thread's, ``ThreadService.attachment``).
+@router.get("/attachments/{attachment_id}", summary="Download Attachment (alias)")
 async def download_attachment(
     request: Request, attachment_id: int, actor: Annotated[Actor, Depends(requires("interactions.read"))]
 ) -> Response:
+    """A message's file (inbound or outbound). An inline image is shown; anything else is a
+    download, never rendered in our origin. ``/api/v1/attachments/{id}`` is an alias."""
     meta, data = await container(request).threads.attachment(actor, attachment_id)
     # Served as a download, never rendered in our origin: an attached HTML file must not run here.
     shown_inline = meta.inline and meta.content_type.startswith("image/")

@@ -159,3 +159,26 @@ def test_an_unparseable_message_keeps_its_headers_and_text() -> None:
     parsed = parse_email((CORPUS / "m01-missing-boundary.eml").read_bytes())
     assert parsed.parse_error is not None
     assert parsed.message_id == "noboundary.1@vector-logistic.ru"
+
+
+def test_encoded_words_are_decoded_only_where_the_intake_reads_them() -> None:
+    raw = (
+        b"From: =?utf-8?B?0J/QtdGC0YDQvtCyLCDQmNCy0LDQvQ==?= <Ivan@Example.COM>\r\n"
+        b"To: support@acme.example, =?utf-8?Q?Sales=2C_team?= <sales@acme.example>\r\n"
+        b"Subject: Re: =?utf-8?B?0KHRh9GR0YI=?= 15\r\n"
+        b"Message-ID: <a@b>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/related; boundary="r"; start="<body@x>"\r\n\r\n'
+        b"--r\r\nContent-Type: image/png\r\nContent-ID: <img@x>\r\n"
+        b'Content-Disposition: inline; filename="=?utf-8?B?0KHRh9GR0YIucG5n?="\r\n\r\nPNG\r\n'
+        b"--r\r\nContent-Type: text/plain; charset=utf-8\r\nContent-ID: <body@x>\r\n\r\nthe body\r\n"
+        b"--r--\r\n"
+    )
+    parsed = parse_email(raw)
+    # The display name's encoded comma does not split the address list.
+    assert (parsed.sender, parsed.sender_name) == ("ivan@example.com", "Петров, Иван")
+    assert parsed.to == ("support@acme.example", "sales@acme.example")
+    assert parsed.subject == "Re: Счёт 15"
+    # multipart/related: the body is the part its ``start`` names, not the first one.
+    assert parsed.text.strip() == "the body"
+    assert [(a.filename, a.content_id, a.inline) for a in parsed.attachments] == [("Счёт.png", "img@x", True)]
