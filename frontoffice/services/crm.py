@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import IdentityKind
+from frontoffice.domain.model import Channel, IdentityKind
 from frontoffice.store.tables import (
     Company,
     Customer,
@@ -584,7 +584,10 @@ class CrmService:
         async with self.sessions() as s:
             await self._live_customer(s, actor, customer_id)
             istmt = where(
-                select(Interaction).where(Interaction.customer_id == customer_id),
+                # A ticket's work items in the ACD (channel "ticket") are the ticket's, shown with it.
+                select(Interaction).where(
+                    Interaction.customer_id == customer_id, Interaction.channel != Channel.TICKET.value
+                ),
                 interaction_visible(actor, customer_known_visible=True),
             )
             nstmt = select(Note).where(Note.customer_id == customer_id)

@@ -103,7 +103,7 @@ async def load_demo(center: ContactCenter, auth: AuthService, *, seed: int = 7) 
     await center.admin.create_entry_point(
         system,
         EntryPointIn(
-            name="Website chat",
+            name="Chat on the site",
             channel=Channel.CHAT,
             address="demo",
             default_queue_id=support.id,

@@ -743,18 +743,8 @@ class TicketService:
                     error_id="ticket-closed",
                     ticket_id=ticket_id,
                 )
-            # The ticket's own work items in the ACD (channel "ticket", services/ticket_work.py)
-            # stay with their ticket: only contacts with the customer can be split off.
-            work_items = set(
-                await s.scalars(
-                    select(TicketInteraction.interaction_id)
-                    .join(Interaction, Interaction.id == TicketInteraction.interaction_id)
-                    .where(
-                        TicketInteraction.ticket_id == ticket_id, Interaction.channel == Channel.TICKET.value
-                    )
-                )
-            )
-            linked = [i for i in (await self._links(s, actor, [ticket_id]))[ticket_id] if i not in work_items]
+            # The ticket's work items in the ACD are not among its contacts (_links): they stay.
+            linked = (await self._links(s, actor, [ticket_id]))[ticket_id]
             stray = [i for i in wanted if i not in linked]
             if stray:
                 raise InvalidInput(
@@ -1027,14 +1017,17 @@ class TicketService:
         may see; of those contacts, the ones the actor may see)."""
         links: dict[int, list[int]] = defaultdict(list)
         if ticket_ids:
-            stmt = select(TicketInteraction.ticket_id, TicketInteraction.interaction_id).where(
-                TicketInteraction.ticket_id.in_(ticket_ids)
+            # The ticket's own work items in the ACD (channel "ticket", services/ticket_work.py) are
+            # not contacts with the customer: the ticket names its current one as work_item_id.
+            stmt = (
+                select(TicketInteraction.ticket_id, TicketInteraction.interaction_id)
+                .join(Interaction, Interaction.id == TicketInteraction.interaction_id)
+                .where(TicketInteraction.ticket_id.in_(ticket_ids))
+                .where(Interaction.channel != Channel.TICKET.value)
             )
             visible = interaction_visible(actor, customer_known_visible=True)
             if visible is not None:
-                stmt = stmt.join(Interaction, Interaction.id == TicketInteraction.interaction_id).where(
-                    visible
-                )
+                stmt = stmt.where(visible)
             rows = await s.execute(
                 stmt.order_by(TicketInteraction.linked_at, TicketInteraction.interaction_id)
             )

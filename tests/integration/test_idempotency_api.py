@@ -170,8 +170,11 @@ async def test_every_post_route_in_the_openapi_answers_a_repeat_with_the_first_a
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     spec = (await client.get("/api/openapi.json")).json()
-    posts = sorted(path for path, ops in spec["paths"].items() if "post" in ops and not is_exempt(path))
-    exempt = sorted(path for path, ops in spec["paths"].items() if "post" in ops and is_exempt(path))
+    # The API's own routes; the providers' webhooks (/hooks/...) are deduplicated by the provider's
+    # message id instead (docs/sms.md, docs/telegram.md).
+    api = {path: ops for path, ops in spec["paths"].items() if path.startswith(f"{API}/")}
+    posts = sorted(path for path, ops in api.items() if "post" in ops and not is_exempt(path))
+    exempt = sorted(path for path, ops in api.items() if "post" in ops and is_exempt(path))
     assert exempt == [
         f"{API}/auth/login",
         f"{API}/auth/logout",

@@ -124,8 +124,8 @@ async def test_a_new_ticket_is_offered_on_its_own_capacity_and_accepting_assigns
     accepted = await desk.get(first["id"])
     assert accepted["assignee_id"] == desk.agent_ids["olga"]
     assert await desk.state(items[0]) == "connected"
-    # The work item is one of the ticket's contacts.
-    assert items[0] in accepted["interaction_ids"]
+    # The work item is the ticket's, not one of its contacts with the customer.
+    assert accepted["work_item_id"] == items[0] and items[0] not in accepted["interaction_ids"]
 
 
 async def test_finishing_the_work_ends_the_interaction_and_a_reply_queues_it_again_to_the_assignee(
