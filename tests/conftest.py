@@ -248,3 +248,14 @@ async def eventually(
                 raise failure
             raise AssertionError(f"never happened within {timeout_s} s: {what} (last value: {result!r})")
         await asyncio.sleep(interval_s)
+
+
+async def serve_in_task(server: Any) -> asyncio.Task[None]:
+    """Run a ``uvicorn.Server`` (a test double, the app under test) as a task of this loop and return
+    once it listens: uvicorn exposes a ``started`` flag, not an event, so the shared :func:`eventually`
+    watches it."""
+    task = asyncio.get_running_loop().create_task(server.serve())
+    await eventually(lambda: server.started or task.done(), "the loopback server listens", timeout_s=10)
+    if task.done():
+        task.result()  # it failed to start: raise why
+    return task

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from ..conftest import wait_until_serving
 from .conftest import ROOT, WAIT_MS, Server, _env, sign_in
 from .test_agent_desktop import go_available
 
@@ -49,16 +47,8 @@ def restart(server: Server, data_dir: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start again")
+    wait_until_serving(proc, int(port))
+    return proc
 
 
 def test_a_visitor_chats_with_an_agent_across_a_reload_and_a_server_restart(

@@ -20,7 +20,7 @@ from frontoffice.channels.chat.protocol import MESSAGE_BURST
 from frontoffice.store.tables import Message
 from frontoffice.web.app import create_app
 
-from ..conftest import eventually, free_port
+from ..conftest import eventually, free_port, serve_in_task
 from .test_acd_api import API
 from .test_conversations import ChatDesk
 
@@ -53,11 +53,8 @@ async def base(container: Container) -> AsyncIterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )
-    serving = asyncio.create_task(server.serve())
+    serving = await serve_in_task(server)
     try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-                await asyncio.sleep(0.02)
         yield f"127.0.0.1:{port}"
     finally:
         server.should_exit = True

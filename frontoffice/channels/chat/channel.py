@@ -20,6 +20,7 @@ from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.model import Channel
 from frontoffice.services.chat import chat_audience
+from frontoffice.services.conversations import queue_message
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure
 from frontoffice.store.tables import Interaction
 
@@ -101,4 +102,7 @@ class ChatPort:
             )
 
     async def deliver(self, contact_id: int, body: str) -> None:
-        raise NotImplementedError("chat replies go through services.chat.WebChat.agent_send")
+        """An answer to the visitor from outside the desk (the contract's ``deliver``): queued in the
+        outbox like an agent's message, and pushed to the visitor's sockets by :class:`ChatSender`."""
+        async with self.sessions.begin() as s:
+            await queue_message(s, contact_id, None, body)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_in_task
 
 TOKEN = "123456:TEST-token"
 
@@ -73,9 +73,7 @@ class BotApiDouble:
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
+        self._task = await serve_in_task(self._server)
 
     async def stop(self) -> None:
         if self._server is not None:
