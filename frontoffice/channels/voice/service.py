@@ -200,6 +200,10 @@ class _Call:
     offered_direction: str = "sendrecv"  # what our last offer to the caller asked for
     reinvite: ReinviteMachine = field(default_factory=ReinviteMachine)
     backoff: asyncio.TimerHandle | None = None
+    # A session refresh (RFC 4028) that could not go now: another re-INVITE was in progress, or ours
+    # got 491 (RFC 3261 §14.1 / RFC 3311 §5.2). It goes once the re-INVITE is over or the back-off ran out.
+    refresh_wanted: bool = False
+    refresh_retry: asyncio.TimerHandle | None = None
     transferred: bool = False
     recording: bool = False
     fallback: str | None = None  # the ACD's fallback action for a turned-away caller (voicemail.py)
@@ -1060,7 +1064,7 @@ class VoiceService:
     def _forget(self, call: _Call, cause: str | None = None) -> None:
         """Drop the call, close its media and, with ``cause`` (the core's CLOSE), end the caller's leg:
         its record is written once the media session closed, with the session's foreign packets."""
-        for handle in (call.refresh, call.backoff):
+        for handle in (call.refresh, call.backoff, call.refresh_retry):
             if handle is not None:
                 handle.cancel()
         if call.announcer is not None:
@@ -1209,9 +1213,13 @@ class VoiceService:
                 return  # the endpoint keeps telling us until the final answer
             if call.core.is_over or call.reinvite.state is not ReinviteState.PENDING:
                 return
+            glare = response is not None and response.status == 491
             if refresh:
-                self._session_refresh_answered(call, response)
-            if response is not None and response.status == 491:
+                if glare:
+                    call.refresh_wanted = True  # the refresh did not happen: it goes after the back-off
+                else:
+                    self._session_refresh_answered(call, response)
+            if glare:
                 # RFC 3261 §14.1 glare: the far end sent its own re-INVITE meanwhile. Ours did not
                 # happen; it goes again after the back-off (see reinvite_backoff_range).
                 call.reinvite.handle(ReinviteEvent.GLARE)
@@ -1227,7 +1235,7 @@ class VoiceService:
             elif response is not None:
                 # The caller refused the new offer: the session goes on as before (RFC 3261 §14.1).
                 log.info("re-INVITE of call %s refused: %s", call.invite.call_id, response.status)
-            self._sync_hold(call)
+            self._next_reinvite(call)
 
         self._request(request, call.source, answered)
 
@@ -1236,6 +1244,14 @@ class VoiceService:
         if call.core.is_over:
             return
         call.reinvite.handle(ReinviteEvent.BACKOFF_OVER)
+        self._next_reinvite(call)
+
+    def _next_reinvite(self, call: _Call) -> None:
+        """The re-INVITE in progress is over: a session refresh that had to wait goes first (the
+        session's expiry is running), then the hold state's offer if it still differs."""
+        if call.refresh_wanted:
+            call.refresh_wanted = False
+            self._refresh_session(call)
         self._sync_hold(call)
 
     # ---------------------------------------------------------------- session timers (RFC 4028)
@@ -1292,15 +1308,34 @@ class VoiceService:
         allowed = ",".join(call.invite.headers.get_all("Allow")).upper()
         if "UPDATE" in {method.strip() for method in allowed.split(",")}:
             request = call.dialog.create_request("UPDATE", extra_headers=headers)
-            self._request(request, call.source, partial(self._session_refresh_answered, call))
+            self._request(request, call.source, partial(self._update_refresh_answered, call))
             return
-        if call.reinvite.state is not ReinviteState.IDLE or call.local_sdp is None:
-            return  # one re-INVITE at a time (§14.1); the expiry check still stands
+        if call.local_sdp is None:
+            return
+        if call.reinvite.state is not ReinviteState.IDLE:
+            call.refresh_wanted = True  # one re-INVITE at a time (§14.1): it goes when this one is over
+            return
         request = call.dialog.create_request(
             "INVITE", body=call.local_sdp.serialize(), content_type="application/sdp", extra_headers=headers
         )
         call.reinvite.handle(ReinviteEvent.SEND)
         self._reinvite(call, request, call.offered_direction, refresh=True)
+
+    def _update_refresh_answered(self, call: _Call, response: Response | None) -> None:
+        """The answer to our refreshing UPDATE: a 491 (RFC 3311 §5.2, the caller's own offer crossed
+        it) means the refresh did not happen, so it goes again after the RFC 3261 §14.1 back-off;
+        anything else is any refresh's answer."""
+        if response is not None and response.status == 491 and not call.core.is_over:
+            low, high = reinvite_backoff_range(owns_call_id=False)  # the caller started the dialog
+            delay = round(self.backoff_random.uniform(low, high), 2)
+            call.refresh_retry = asyncio.get_running_loop().call_later(delay, self._retry_refresh, call)
+            return
+        self._session_refresh_answered(call, response)
+
+    def _retry_refresh(self, call: _Call) -> None:
+        call.refresh_retry = None
+        if not call.core.is_over:
+            self._refresh_session(call)
 
     def _session_refresh_answered(self, call: _Call, response: Response | None) -> None:
         """The answer to our refresh: a 2xx re-arms with what it agreed (RFC 4028 §7.4: the 2xx names

@@ -328,7 +328,9 @@ def _register_phone(
     assert bench.voice.registrar.register(register, phone, agent_id, user, bench.clock[0]).status == 200
 
 
-def _answer(request: Request, tag: str, at: Destination) -> Response:
+def _answer(
+    request: Request, tag: str, at: Destination, extra_headers: list[tuple[str, str]] | None = None
+) -> Response:
     sdp = build_offer(address=at.host, port=32000, session_id="2")
     return build_response(
         request,
@@ -337,6 +339,7 @@ def _answer(request: Request, tag: str, at: Destination) -> Response:
         contact=NameAddress(parse_uri(f"sip:x@{at.host}:{at.port}")),
         body=sdp.serialize(),
         content_type="application/sdp",
+        extra_headers=extra_headers or (),
     )
 
 
@@ -1230,6 +1233,67 @@ async def test_an_unanswered_refresh_ends_the_session(bench: Bench) -> None:
     await bench.settled()
     assert bench.requests("BYE", CARRIER) and bench.requests("BYE", PHONE)
     assert not bench.voice.live_call_ids()
+
+
+async def _sent_eventually(bench: Bench, method: str) -> list[Request]:
+    """The back-off after a 491 is drawn as 0 s here: it runs out at a coming loop turn."""
+    for _ in range(100):
+        if found := bench.requests(method, CARRIER):
+            return found
+        await asyncio.sleep(0)
+    return []
+
+
+async def test_a_refreshing_reinvite_that_gets_491_goes_again_after_the_back_off_and_the_call_goes_on(
+    bench: Bench,
+) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [refresh] = bench.requests("INVITE", CARRIER)
+    bench.take()
+    bench.voice.on_message(build_response(refresh, 491), CARRIER)  # RFC 3261 §14.1: glare
+    [again] = await _sent_eventually(bench, "INVITE")
+    assert again.headers.get("Session-Expires") == "90;refresher=uac" and again.cseq.seq > refresh.cseq.seq
+    bench.voice.on_message(
+        _answer(again, "ignored", CARRIER, extra_headers=[("Session-Expires", "90;refresher=uac")]), CARRIER
+    )
+    refreshed = bench.voice.session_timer(INTERACTION)
+    assert refreshed is not None and refreshed.last_refresh == bench.clock[0]
+    bench.clock[0] += 59  # past the first interval's expiry: the retried refresh moved it
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and not bench.requests("BYE")
+
+
+async def test_a_refreshing_update_that_gets_491_goes_again_after_the_back_off(bench: Bench) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL, UPDATE")
+    bench.clock[0] += 45
+    bench.voice.fire_session_timers(bench.clock[0])
+    [update] = bench.requests("UPDATE", CARRIER)
+    bench.take()
+    bench.voice.on_message(build_response(update, 491), CARRIER)  # RFC 3311 §5.2
+    [again] = await _sent_eventually(bench, "UPDATE")
+    assert again.cseq.seq > update.cseq.seq
+    bench.voice.on_message(
+        build_response(again, 200, extra_headers=[("Session-Expires", "90;refresher=uac")]), CARRIER
+    )
+    bench.clock[0] += 59  # past the first interval's expiry: the retried refresh moved it
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert bench.voice.call_state(INTERACTION).state == "bridged" and not bench.requests("BYE")
+
+
+async def test_a_refresh_due_while_our_hold_is_pending_goes_once_the_hold_is_answered(bench: Bench) -> None:
+    await _timed_call(bench, "90;refresher=uas", "INVITE, ACK, BYE, CANCEL")
+    bench.clock[0] += 44
+    bench.voice.hold(INTERACTION)
+    [hold] = bench.requests("INVITE", CARRIER)
+    bench.take()
+    bench.clock[0] += 1
+    bench.voice.fire_session_timers(bench.clock[0])
+    assert not bench.requests("INVITE", CARRIER)  # one re-INVITE at a time (RFC 3261 §14.1)
+    bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    [refresh] = bench.requests("INVITE", CARRIER)
+    assert refresh.headers.get("Session-Expires") == "90;refresher=uac" and b"a=sendonly" in refresh.body
 
 
 # ---------------------------------------------------------------- recording with a third party
