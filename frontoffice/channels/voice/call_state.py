@@ -249,9 +249,11 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
         CallState.ENDED, (_A.BYE_AGENT, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)
     ),
     # The agent left: the caller and the third party stay in the mixer, which for two parties is a
-    # plain bridge (each hears the other); the agent's part of the contact is over (wrap-up).
+    # plain bridge (each hears the other). The contact is handed over as an attended transfer's is
+    # (HAND_OVER_CONTACT): a colleague gets it (busy with it, their wrap-up after), an external number
+    # leaves it with the agent (CONTACT_STAYED: HANDED_OVER, the agent's wrap-up).
     (CallState.CONFERENCE, CallEvent.BYE_AGENT): Transition(
-        CallState.HANDED_OVER, (_A.AGENT_LEAVES_MIX, _A.END_CONTACT)
+        CallState.REPLACED, (_A.AGENT_LEAVES_MIX, _A.HAND_OVER_CONTACT)
     ),
     (CallState.CONFERENCE, CallEvent.HANG_UP): Transition(
         CallState.ENDED, (_A.BYE_AGENT, _A.BYE_CALLER, _A.DROP_THIRD_PARTY, _A.END_CONTACT, _A.CLOSE)

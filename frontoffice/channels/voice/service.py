@@ -1166,22 +1166,39 @@ class VoiceService:
             raise Conflict("The call is not connected", error_id="call-not-connected")
         return call
 
+    def _holdable_call(self, interaction_id: int) -> _Call:
+        """A call whose caller the contact's agent may hold: bridged to the agent's phone, or handed
+        over to a colleague by an attended transfer (``REPLACED``: the caller and the colleague talk in
+        a two-party mix, and the contact is the colleague's)."""
+        call = self.active_call(interaction_id)
+        if call.dialog is None or not (
+            call.state is CallState.BRIDGED or (call.state is CallState.REPLACED and call.third is not None)
+        ):
+            raise Conflict("The call is not connected", error_id="call-not-connected")
+        return call
+
     def hold(self, interaction_id: int) -> None:
         """Put the caller on hold: re-INVITE with ``a=sendonly`` (RFC 3264 §8.4) and music to them."""
-        call = self._connected_call(interaction_id)
+        call = self._holdable_call(interaction_id)
         if call.held:
             return
         call.held = True
         assert call.media is not None
+        if call.state is CallState.REPLACED and call.third is not None:
+            # The caller leaves the two-party mix (the colleague hears silence, not the music).
+            self.media.leave_conference(call.third.conference_id, call.media, "caller")
         call.media.play_hold_music()  # stops the relay both ways; the caller hears music
         self._sync_hold(call)
 
     def resume(self, interaction_id: int) -> None:
-        """Take the caller off hold: re-INVITE with ``a=sendrecv``, relay again."""
-        call = self._connected_call(interaction_id)
+        """Take the caller off hold: re-INVITE with ``a=sendrecv``, relay (or mix) again."""
+        call = self._holdable_call(interaction_id)
         if call.held:
             assert call.media is not None
-            call.media.bridge()
+            if call.state is CallState.REPLACED and call.third is not None:
+                self.media.join_conference(call.third.conference_id, call.media, "caller")  # music stops
+            else:
+                call.media.bridge()
             self._resume(call)
 
     def _resume(self, call: _Call) -> None:

@@ -593,19 +593,47 @@ async def test_the_colleague_leaving_the_conference_returns_caller_and_agent_to_
     assert not bench.requests("BYE", CARRIER) and not bench.requests("BYE", PHONE)
 
 
-async def test_the_agent_leaving_the_conference_leaves_the_caller_with_the_colleague(bench: Bench) -> None:
+async def test_the_agent_leaving_the_conference_hands_the_caller_and_the_contact_to_the_colleague(
+    bench: Bench,
+) -> None:
     invite, ok, agent, _ = await _conference(bench)
     bench.take()
     bench.voice.on_message(agent.bye(), PHONE)
     await bench.settled()
-    assert bench.voice.call_state(INTERACTION).state == "handed_over"
-    assert ("ended", INTERACTION) in bench.calls.steps  # the agent's wrap-up starts
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    # As an attended transfer's hand-over: the contact is the colleague's (busy with it), the agent's
+    # part of it is over (wrap-up) - not the whole contact in the agent's wrap-up.
+    assert bench.calls.steps[-2:] == [("transfer", COLLEAGUE_ID), ("answered", COLLEAGUE_ID)]
+    assert ("ended", INTERACTION) not in bench.calls.steps
     assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # the two-party mix
-    assert not bench.requests("BYE")
-    # Then the caller hangs up: the colleague gets BYE, the call is over.
+    assert not bench.requests("BYE", CARRIER) and not bench.requests("BYE", COLLEAGUE_PHONE)
+    # Then the caller hangs up: the colleague gets BYE, the call is over, the colleague's contact ends.
     bench.voice.on_message(Dialog.from_uac(invite, ok).bye(), CARRIER)
     await bench.settled()
     assert bench.requests("BYE", COLLEAGUE_PHONE) and not bench.voice.live_call_ids()
+    assert ("ended", INTERACTION) in bench.calls.steps
+
+
+async def test_the_colleague_who_took_the_call_over_can_hold_and_resume_the_caller(bench: Bench) -> None:
+    await _consulting(bench)
+    bench.take()
+    bench.voice.complete_transfer(INTERACTION)
+    await bench.settled()
+    [resume] = bench.requests("INVITE", CARRIER)
+    bench.voice.on_message(_answer(resume, "ignored", CARRIER), CARRIER)
+    bench.take()
+    music = bench.media.sessions[0].music
+    bench.voice.hold(INTERACTION)  # from the colleague's desk: the contact is theirs now
+    [hold] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendonly" in hold.body and bench.voice.call_state(INTERACTION).held
+    assert bench.media.sessions[0].music == music + 1  # the caller hears music ...
+    assert bench.media.in_conference() == {(1, "agent")}  # ... not the colleague
+    bench.voice.on_message(_answer(hold, "ignored", CARRIER), CARRIER)
+    bench.take()
+    bench.voice.resume(INTERACTION)
+    [again] = bench.requests("INVITE", CARRIER)
+    assert b"a=sendrecv" in again.body and not bench.voice.call_state(INTERACTION).held
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # they talk again
 
 
 async def test_the_caller_leaving_the_conference_ends_it_for_the_agent_and_the_colleague(

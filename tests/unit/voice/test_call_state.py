@@ -299,13 +299,14 @@ def test_the_caller_leaving_the_conference_ends_the_call_for_everyone() -> None:
     assert Action.BYE_CALLER not in actions
 
 
-def test_the_agent_leaving_the_conference_leaves_caller_and_third_party_talking_and_ends_the_contact() -> (
-    None
-):
+def test_the_agent_leaving_a_conference_hands_the_contact_over_and_the_others_talk_on() -> None:
     call = CallMachine(CallState.CONFERENCE)
     actions = call.handle(CallEvent.BYE_AGENT)
+    assert call.state is CallState.REPLACED  # the two-party mix is their bridge
+    assert actions == (Action.AGENT_LEAVES_MIX, Action.HAND_OVER_CONTACT)
+    # An external third party cannot take the contact: it stays with the agent (wrap-up).
+    assert Action.END_CONTACT in call.handle(CallEvent.CONTACT_STAYED)
     assert call.state is CallState.HANDED_OVER
-    assert actions == (Action.AGENT_LEAVES_MIX, Action.END_CONTACT)  # the two-party mix is their bridge
 
 
 @pytest.mark.parametrize("event", [CallEvent.HANG_UP, CallEvent.ACK_TIMEOUT])
