@@ -12,6 +12,10 @@ every process of the machine). ``kb_per_session``: the server's resident memory 
 open session (``/proc/<pid>/status``), after all sessions connected and sent their first message.
 
     .venv/bin/python bench/chat.py [--quick] [--sessions 5000] [--rate 200] [--seconds 30]
+        [--database postgresql+asyncpg://postgres@127.0.0.1:5432/bench]
+
+A PostgreSQL URL names a server database that is emptied (its tables dropped) and migrated; the
+default is a new SQLite file in a temporary data directory.
 
 Prints one JSON line (shared BENCHMARKS.md): sessions, msgs_per_s, p99_ms, kb_per_session.
 """
@@ -44,6 +48,7 @@ from typing import Any
 
 import httpx
 import websockets
+from sqlalchemy import text
 
 from frontoffice.bootstrap import build_container
 from frontoffice.config import load_settings
@@ -52,6 +57,8 @@ from frontoffice.services.acd_schemas import EntryPointIn, QueueIn, QueueSetting
 from frontoffice.services.context import Actor
 from frontoffice.services.schemas import UserIn
 from frontoffice.store import migrate
+from frontoffice.store.database import create_engine
+from frontoffice.store.tables import Base
 
 # Sessions connect in waves this large: a burst of thousands of handshakes at once measures the
 # kernel's accept queue, not the chat.
@@ -64,9 +71,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _setup(data_dir: Path) -> str:
-    settings = load_settings(data_dir=data_dir)
-    migrate.upgrade(settings.database_url)
+async def _setup(data_dir: Path, database_url: str | None) -> str:
+    settings = load_settings(data_dir=data_dir, **({"database_url": database_url} if database_url else {}))
+    if settings.database_url.startswith("postgresql"):
+        engine = create_engine(settings.database_url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        await engine.dispose()
+    await asyncio.to_thread(migrate.upgrade, settings.database_url)
     c = build_container(settings)
     system = Actor.system()
     admin = await c.auth.create_user(
@@ -271,6 +284,7 @@ def main() -> None:
     parser.add_argument(
         "--clients", type=int, default=2, help="client processes (one cannot keep up with 5,000 sockets)"
     )
+    parser.add_argument("--database", help="a database URL (default: a new SQLite file)")
     args = parser.parse_args()
     sessions = args.sessions or (1000 if args.quick else 5000)
     seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -280,9 +294,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        token = asyncio.run(_setup(data))
+        token = asyncio.run(_setup(data, args.database))
         port = _free_port()
         env = dict(os.environ, FRONTOFFICE_DATA_DIR=str(data), FRONTOFFICE_LOG_LEVEL="WARNING")
+        if args.database:
+            env["FRONTOFFICE_DATABASE_URL"] = args.database
         log = (Path(tmp) / "server.log").open("w")
         server = subprocess.Popen(
             [sys.executable, "-m", "frontoffice", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -321,7 +337,7 @@ def main() -> None:
                     "rate": args.rate,
                     "seconds": seconds,
                     "clients": args.clients,
-                    "database": "sqlite",
+                    "database": "postgresql" if (args.database or "").startswith("postgresql") else "sqlite",
                 },
                 "metrics": metrics,
                 "python": platform.python_version(),
