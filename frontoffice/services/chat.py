@@ -47,6 +47,7 @@ from .conversations import (
     queue_message,
 )
 from .crm import CrmService
+from .email_settings import email_settings
 from .interactions import log_event
 from .knowledge_base import KnowledgeBase
 from .outbox import DeliveryState, OutboundAttachment, queue_email
@@ -86,6 +87,9 @@ class ChatEntry:
     project_id: int | None
     default_queue_id: int | None
     settings: ChatSettings
+    # The entry point names an address to send mail from (``email.from_address``): without one, the
+    # transcript by email cannot be sent, and the widget does not offer it.
+    can_mail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,15 @@ class WebChat:
             )
         if e is None:
             raise NotFound("No such chat", error_id="no-such-entry-point", entry_point=key[:64])
-        entry = ChatEntry(e.id, e.address, e.name, e.project_id, e.default_queue_id, chat_settings(e.config))
+        entry = ChatEntry(
+            e.id,
+            e.address,
+            e.name,
+            e.project_id,
+            e.default_queue_id,
+            chat_settings(e.config),
+            can_mail=bool(email_settings(e.config).from_address),
+        )
         if routing is not None:
             if len(self._entries) >= ENTRY_CACHE_SIZE:
                 self._entries.clear()

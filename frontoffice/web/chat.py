@@ -141,7 +141,7 @@ def _config(entry: ChatEntry, is_open: bool) -> dict[str, Any]:
         "topics": s.topics,
         "kb": s.knowledge_base,
         "rating": s.rating,
-        "transcript": s.transcript,
+        "transcript": s.transcript and entry.can_mail,
         "open": is_open,
         "max_file_bytes": MAX_FILE_BYTES,
         "file_types": sorted(ALLOWED_FILE_TYPES),
