@@ -81,3 +81,69 @@ def test_codes_have_a_name_per_language(server: Server, new_context: Any) -> Non
     with server.api() as client:
         reason = next(r for r in client.get("/codes/not-ready-reasons").json() if r["code"] == "training")
     assert reason["names"] == {"en": "Training", "ru": "Обучение"}
+
+
+def test_an_entry_points_channel_settings_are_edited_as_json_and_kept_when_other_fields_change(
+    server: Server, new_context: Any
+) -> None:
+    support = server.queue_id("Support")
+    gateway = {
+        "gateway": "http",
+        "http": {"url": "http://127.0.0.1:9/send", "webhook_secret": "s3cret-hook-0123456789", "api_key": "k-123"},
+    }
+    with server.api() as client:
+        r = client.post(
+            "/entry-points",
+            json={
+                "name": "SMS line",
+                "channel": "sms",
+                "address": "+79990001122",
+                "default_queue_id": support,
+                "sms": gateway,
+            },
+        )
+        assert r.status_code == 201, r.text
+        sms_id = r.json()["id"]
+    page = admin_page(server, new_context, "entry-points")
+    page.click(f'#section-entry-points tr[data-entry-id="{sms_id}"] .edit-entry')
+    area = page.locator("#entry-form textarea[name=sms]")
+    assert '"url": "http://127.0.0.1:9/send"' in area.input_value()
+    assert "s3cret-hook" not in area.input_value()  # secrets are never shown ...
+    assert (
+        "sms.http.webhook_secret" in page.locator("#entry-form .secrets-set").inner_text()
+    )  # ... only named
+    # Another field changes: the gateway's settings and its stored secrets stay as they were.
+    page.locator("#entry-form input[name=name]").fill("SMS line (Moscow)")
+    page.click("#entry-save")
+    page.locator(".toast", has_text="Entry point saved").wait_for()
+    with server.api() as client:
+        [saved] = [e for e in client.get("/entry-points").json() if e["id"] == sms_id]
+    assert saved["name"] == "SMS line (Moscow)" and saved["sms"]["http"]["url"] == "http://127.0.0.1:9/send"
+    assert {"sms.http.webhook_secret", "sms.http.api_key"} <= set(saved["secrets_set"])
+    # Not JSON, then a setting the API refuses: each error is shown next to the settings, nothing saved.
+    area = page.locator("#entry-form textarea[name=sms]")
+    area.fill("{ not json")
+    page.click("#entry-save")
+    page.locator("#entry-form .field-error", has_text="Not valid JSON").wait_for()
+    area.fill('{"gateway": "http", "http": {"url": "http://127.0.0.1:9/send", "method": "PUT"}}')
+    page.click("#entry-save")
+    page.locator("#entry-form .field-error", has_text="http.method").wait_for()
+    with server.api() as client:
+        [kept] = [e for e in client.get("/entry-points").json() if e["id"] == sms_id]
+    assert kept["sms"]["http"].get("method", "POST") == "POST"
+    # A Telegram bot is set up from the console: a messenger entry point with its telegram block.
+    page.click("#section-entry-points button.primary")
+    form = page.locator("#entry-form")
+    form.locator("input[name=name]").fill("Shop bot")
+    form.locator("select[name=channel]").select_option("messenger")
+    form.locator("input[name=address]").fill("shop_bot")
+    form.locator("select[name=default_queue_id]").select_option(str(support))
+    form.locator("textarea[name=telegram]").fill(
+        '{"token": "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQ", "base_url": "http://127.0.0.1:9"}'
+    )
+    page.click("#entry-save")
+    page.locator(".toast", has_text="Entry point saved").wait_for()
+    with server.api() as client:
+        [bot] = [e for e in client.get("/entry-points").json() if e["address"] == "shop_bot"]
+    assert bot["channel"] == "messenger" and "telegram.token" in bot["secrets_set"]
+    assert bot["telegram"]["token"] is None  # stored, never read back

@@ -342,6 +342,7 @@ function entryEditor(root, ep) {
       : "";
   };
   const rules = el("div", { class: "rules" }, (ep ? ep.rules : []).map((rule) => ruleRow(rule, checkMembers)));
+  const settings = el("div", { class: "channel-settings" });
   const form = el("form", { id: "entry-form", "aria-label": ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point") },
     el("h3", {}, ep ? t("Edit entry point {name}", { name: ep.name }) : t("New entry point")),
     el("div", { class: "field-row" },
@@ -350,12 +351,16 @@ function entryEditor(root, ep) {
       field(t("Address"), input("address", ep ? ep.address : "", { required: true }), t("number, address, widget or form id")),
       field(t("Default queue"), select("default_queue_id", queueOptions(true), ep && ep.default_queue_id)),
       field(t("Priority"), input("priority", ep ? ep.priority : 0, { type: "number", min: "-100", max: "100" }))),
+    settings,
     el("h4", {}, t("Rules")), rules,
     el("p", {}, el("button", { type: "button", id: "add-rule", onclick: () => { rules.append(ruleRow(null, checkMembers)); checkMembers(); } }, t("Add rule"))),
     membersWarning, box,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "entry-save" }, t("Save entry point"))));
   form.elements.default_queue_id.addEventListener("change", checkMembers);
   checkMembers();
+  const showSettings = () => channelSettings(settings, ep, form.elements.channel.value);
+  form.elements.channel.addEventListener("change", showSettings);
+  showSettings();
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
     const f = form.elements;
@@ -365,6 +370,27 @@ function entryEditor(root, ep) {
       project_id: ep ? ep.project_id : null,
       rules: [...rules.querySelectorAll(".rule-row")].map((r) => ({ rule: r.querySelector(".rule-text").value.trim(), queue_id: Number(r.querySelector(".rule-queue").value) })).filter((r) => r.rule),
     };
+    // Every settings block the entry point has goes back as it was (a PUT without one would drop it);
+    // the one edited here replaces its own. Secrets come back null from the API and stay stored.
+    for (const block of SETTINGS_BLOCKS) if (ep && ep[block]) body[block] = ep[block];
+    const edited = settings.querySelector("textarea[data-json-block]");
+    if (edited) {
+      const text = edited.value.trim();
+      let value = null;
+      try { value = text ? JSON.parse(text) : null; } catch (err) {
+        clearFormErrors(form);
+        showFieldError(edited, t("Not valid JSON: {error}", { error: err.message }));
+        edited.focus();
+        return;
+      }
+      if (value !== null && (typeof value !== "object" || Array.isArray(value))) {
+        clearFormErrors(form);
+        showFieldError(edited, t("The settings are one JSON object, in braces"));
+        edited.focus();
+        return;
+      }
+      body[edited.name] = value;
+    }
     const saved = await save(box, () => (ep ? api("PUT", `/entry-points/${ep.id}`, body) : api("POST", "/entry-points", body)));
     if (saved) {
       await entryPoints($("section-entry-points"));
@@ -373,6 +399,28 @@ function entryEditor(root, ep) {
     }
   }));
   clear(root, form, ep ? testBox(ep) : null);
+}
+
+// The channel's own settings block of an entry point (EntryPointIn: email, chat, sms, telegram), and
+// the docs page that lists its settings. A web form is answered by email (its email block).
+const SETTINGS_BLOCKS = ["email", "chat", "sms", "telegram"];
+const BLOCK_OF = { email: "email", webform: "email", chat: "chat", sms: "sms", messenger: "telegram" };
+const BLOCK_DOCS = { email: "docs/outbox.md, docs/email.md", chat: "docs/chat.md", sms: "docs/sms.md", telegram: "docs/telegram.md" };
+
+/** The editor of the channel's settings block, as JSON: every setting of docs/<channel>.md. */
+function channelSettings(root, ep, channel) {
+  const block = BLOCK_OF[channel];
+  if (!block) { clear(root); return; }
+  const current = ep && ep[block] ? ep[block] : null;
+  const stored = ep ? (ep.secrets_set || []).filter((name) => name.startsWith(`${block}.`)) : [];
+  const area = el("textarea", { name: block, rows: "8", spellcheck: "false", class: "json-block",
+    placeholder: "{ }" }, current ? JSON.stringify(current, null, 2) : "");
+  area.dataset.jsonBlock = "true";
+  clear(root,
+    el("h4", {}, t("Channel settings ({block})", { block })),
+    field(t("Settings (JSON)"), area,
+      t("The settings listed in {docs}. Secrets (passwords, tokens) are never shown: leave them null to keep the stored ones.", { docs: BLOCK_DOCS[block] })),
+    stored.length ? el("p", { class: "muted small secrets-set" }, t("Stored secrets: {names}", { names: stored.join(", ") })) : null);
 }
 
 function testBox(ep) {

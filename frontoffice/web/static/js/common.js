@@ -208,7 +208,9 @@ export function showFormErrors(form, error) {
   for (const entry of entries) {
     const control = controlFor(form, entry.loc);
     if (control && !control.foFieldError) {
-      showFieldError(control, fieldErrorText(entry));
+      // A settings block edited as JSON: say which setting inside it is wrong (sms.smpp.port).
+      const inside = control.dataset.jsonBlock ? (entry.loc || []).slice(2).join(".") : "";
+      showFieldError(control, inside ? `${inside}: ${fieldErrorText(entry)}` : fieldErrorText(entry));
       first = first || control;
     } else if (!control) unplaced.push(errorText(new ApiError(422, { message: "", details: { errors: [entry] } })).replace(/^ — /, ""));
   }
