@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from PIL import Image
 
@@ -52,15 +54,32 @@ def render_page(content_type: str, data: bytes, page: int) -> bytes:
         tool = shutil.which("pdftoppm")
         if tool is None:
             raise PageRenderingUnavailable("pdftoppm (poppler-utils) is not installed")
-        out = subprocess.run(
-            [tool, "-png", "-r", str(RENDER_DPI), "-f", str(page), "-l", str(page), "-singlefile", "-", "-"],
-            input=data,
-            capture_output=True,
-            timeout=PDFTOPPM_TIMEOUT_S,
-        )
-        if out.returncode != 0 or not out.stdout:
-            raise ValueError("no such page")
-        return out.stdout
+        # The PDF on stdin, the page into a file: poppler 22's pdftoppm writes nothing for "-" as the
+        # output root with -png (only PPM goes to stdout), so a page "rendered" to stdout was empty.
+        with tempfile.TemporaryDirectory(prefix="fax-page-") as tmp:
+            root = Path(tmp) / "page"
+            out = subprocess.run(
+                [
+                    tool,
+                    "-png",
+                    "-r",
+                    str(RENDER_DPI),
+                    "-f",
+                    str(page),
+                    "-l",
+                    str(page),
+                    "-singlefile",
+                    "-",
+                    str(root),
+                ],
+                input=data,
+                capture_output=True,
+                timeout=PDFTOPPM_TIMEOUT_S,
+            )
+            png = root.with_suffix(".png")
+            if out.returncode != 0 or not png.exists() or not png.stat().st_size:
+                raise ValueError("no such page")
+            return png.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         if page > getattr(image, "n_frames", 1):
             raise ValueError("no such page")
