@@ -757,7 +757,7 @@ async def _acknowledge(
         author_id=None,
         sender=ack.sender,
         to=[ack.to],
-        subject=_fill(ack.subject_template, values),
+        subject=_with_token(_fill(ack.subject_template, values), token),
         body=_fill(ack.body_template, values),
         in_reply_to=parsed.message_id,
         references=(*parsed.references, *((parsed.message_id,) if parsed.message_id else ())),
@@ -892,6 +892,13 @@ DEFAULT_ACK_TEMPLATES: dict[str, tuple[str, str]] = {
 def _language(parsed: ParsedEmail) -> str:
     text = parsed.subject + parsed.text[:500]
     return "ru" if any("а" <= c.lower() <= "я" or c in "ёЁ" for c in text) else "en"
+
+
+def _with_token(subject: str, token: object) -> str:
+    """The acknowledgement's subject carries the thread's ``[#number]`` (the customer's reply is
+    threaded by it: domain/email_threading.py), also when the entry point's own template left it out."""
+    tag = f"[#{token}]"
+    return subject if tag in subject else f"{subject} {tag}".strip()
 
 
 def _fill(template: str, values: Mapping[str, object]) -> str:

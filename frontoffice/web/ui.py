@@ -83,7 +83,10 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Settings (JSON)"),
     N_("Stored secrets: {names}"),
     N_("The settings are one JSON object, in braces"),
-    N_("The settings listed in {docs}. Secrets (passwords, tokens) are never shown: leave them null to keep the stored ones."),
+    N_(
+        "The settings listed in {docs}. Secrets (passwords, tokens) are never shown: leave them null to "
+        "keep the stored ones."
+    ),
     N_("Choose a disposition"),
     N_("Choose at least one queue"),
     N_("Choose “Waiting contacts” on a queue to list them here."),

@@ -89,7 +89,11 @@ def test_an_entry_points_channel_settings_are_edited_as_json_and_kept_when_other
     support = server.queue_id("Support")
     gateway = {
         "gateway": "http",
-        "http": {"url": "http://127.0.0.1:9/send", "webhook_secret": "s3cret-hook-0123456789", "api_key": "k-123"},
+        "http": {
+            "url": "http://127.0.0.1:9/send",
+            "webhook_secret": "s3cret-hook-0123456789",
+            "api_key": "k-123",
+        },
     }
     with server.api() as client:
         r = client.post(

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
-from frontoffice.services.email_settings import EmailSettings
-from frontoffice.store.tables import Message, OutboxItem
+from frontoffice.services.email_settings import AckTemplate, EmailSettings
+from frontoffice.store.tables import Message, OutboxItem, Thread
 
 from .helpers import SUPPORT, email_entry_point, mail
 
@@ -52,3 +52,28 @@ async def test_a_new_thread_is_acknowledged_with_its_number_and_loops_are_cut(co
         )
     to_robot = [m for m in await _acks(container) if m.recipients["to"] == ["robot@vector-logistic.ru"]]
     assert len(to_robot) == container.settings.email_auto_ack_limit
+
+
+async def test_the_entry_points_own_template_in_the_customers_language_keeps_the_thread_number(
+    container: Container,
+) -> None:
+    templates = {
+        "ru": AckTemplate(subject="Заявка {token}: {subject}", body="Здравствуйте, {name}! Номер {token}."),
+        "en": AckTemplate(subject="Request {token}", body="Hello {name}, number {token}."),
+    }
+    await email_entry_point(container, email=EmailSettings(auto_acknowledge=True, ack_templates=templates))
+    first = await container.email.receive(
+        mail(
+            sender="Анна Смирнова <anna@customer.example>",
+            subject="Сломался чайник",
+            body="Чайник не греет.\n",
+        ),
+        recipients=[SUPPORT],
+    )
+    (ack,) = await _acks(container)
+    async with container.sessions() as s:
+        token = await s.scalar(select(Thread.token).where(Thread.id == first.thread_id))
+    # The template's subject did not say [#number]: it is added, so a reply finds the thread by it.
+    assert ack.subject == f"Заявка {token}: Сломался чайник [#{token}]"
+    assert ack.body == f"Здравствуйте, Анна Смирнова! Номер {token}."
+    assert ack.recipients["to"] == ["anna@customer.example"]
