@@ -55,6 +55,9 @@ class ImapMailbox:
         self.email = email
         self.settings = settings
         self.connected = asyncio.Event()
+        # Why the last session ended (a refused login, an untrusted certificate, a dropped
+        # connection); None while connected or before the first try. For operators and tests.
+        self.last_error: str | None = None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.settings.security != "tls":
@@ -75,6 +78,7 @@ class ImapMailbox:
             except Exception as exc:
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("IMAP mailbox %s: %s; reconnecting in %.0f s", self.settings.name, exc, delay)
                 self.connected.clear()
                 await asyncio.sleep(delay)
@@ -102,6 +106,7 @@ class ImapMailbox:
                 raise RuntimeError(f"SELECT {s.folder} refused: {_text(response.lines)}")
             uidvalidity = _uidvalidity(response.lines)
             self.connected.set()
+            self.last_error = None
             while True:
                 taken = await self._take_new(client, uidvalidity)
                 if taken >= BATCH:

@@ -1,6 +1,8 @@
 """A private Dovecot IMAP server for the tests: its own configuration in a temporary directory,
 a passwd-file user, Maildir storage, plain IMAP on a free loopback port; started and stopped by
 the fixture (``dovecot`` from Debian's dovecot-imapd; under CI=true a missing one fails the test).
+The ``dovecot_tls`` fixture serves IMAP over TLS (port 993 style, RFC 8314 implicit TLS) instead,
+with a self-signed certificate made by ``openssl`` for ``127.0.0.1`` (``cafile`` names it).
 
 Run as an ordinary user, Dovecot's login and internal processes run as that user. Run as root (CI
 containers), Dovecot refuses root for them: the package's ``dovenull`` and ``dovecot`` users are
@@ -14,6 +16,7 @@ import imaplib
 import os
 import pwd
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -38,9 +41,14 @@ class Dovecot:
     port: int
     user: str
     password: str
+    cafile: str | None = None  # IMAP over TLS with this self-signed certificate (dovecot_tls)
 
     def client(self) -> imaplib.IMAP4:
-        c = imaplib.IMAP4("127.0.0.1", self.port)
+        if self.cafile is not None:
+            context = ssl.create_default_context(cafile=self.cafile)
+            c: imaplib.IMAP4 = imaplib.IMAP4_SSL("127.0.0.1", self.port, ssl_context=context)
+        else:
+            c = imaplib.IMAP4("127.0.0.1", self.port)
         c.login(self.user, self.password)
         return c
 
@@ -75,6 +83,30 @@ def _users() -> tuple[str, str, str, int, int]:
 
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
+    yield from _dovecot(tls=False)
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    yield from _dovecot(tls=True)
+
+
+def _certificate(root: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (subjectAltName IP: what a client verifies)."""
+    openssl = require_tool("openssl")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    cert.chmod(0o644)
+    key.chmod(0o644)  # read by Dovecot's own (non-root) processes; a throw-away test key
+    return cert, key
+
+
+def _dovecot(*, tls: bool) -> Iterator[Dovecot]:
     binary = require_tool("dovecot")
     # Not under pytest's tmp_path: its parents are private to us, and Dovecot's own users must
     # reach the password file and the mail.
@@ -86,6 +118,16 @@ def dovecot() -> Iterator[Dovecot]:
     for sub in ("mail", "home"):
         shutil.chown(root / sub, uid, gid)
     port = free_port()
+    cafile: str | None = None
+    if tls:
+        cert, key = _certificate(root)
+        cafile = str(cert)
+        ssl_settings = f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}\n"
+        plain, secure = "port = 0", f"address = 127.0.0.1\n    port = {port}\n    ssl = yes"
+    else:
+        ssl_settings = "ssl = no\n"
+        plain, secure = f"address = 127.0.0.1\n    port = {port}", "port = 0"
+    listeners = f"inet_listener imap {{\n    {plain}\n  }}\n  inet_listener imaps {{\n    {secure}\n  }}"
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     (root / "users").chmod(0o644)
     config = root / "dovecot.conf"
@@ -96,8 +138,7 @@ log_path = {root}/dovecot.log
 instance_name = frontoffice-test-{port}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl_settings}disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
 default_login_user = {login_user}
@@ -114,13 +155,7 @@ userdb {{
 }}
 service imap-login {{
   chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
+  {listeners}
 }}
 service anvil {{
   chroot =
@@ -131,7 +166,7 @@ service anvil {{
     subprocess.run(
         [binary, "-c", str(config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    server = Dovecot(port, USER, PASSWORD)
+    server = Dovecot(port, USER, PASSWORD, cafile)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
