@@ -237,3 +237,13 @@ def screenshot(page: Any, name: str, *, for_docs: bool = True) -> Path:
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS_IMG / f"{name}.png")
     return path
+
+
+def wait_for(check: Any, what: str, page: Any) -> Any:
+    """Poll ``check`` while the browser keeps its own pace (the page's event loop, not a sleep)."""
+    for _ in range(WAIT_MS // 100):
+        value = check()
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"never happened: {what}")

@@ -13,7 +13,7 @@ import pytest
 
 from ..conftest import free_port
 from ..integration.smtp_sink import SmtpSink
-from .conftest import WAIT_MS, Server, screenshot, sign_in
+from .conftest import Server, screenshot, sign_in, wait_for
 from .test_agent_desktop import go_available
 
 SUPPORT = "support@shop.example"
@@ -51,16 +51,6 @@ def customer_mail(subject: str, message_id: str, body: str, **headers: str) -> N
     mail.set_content(body)
     with smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=30) as smtp:
         smtp.send_message(mail)  # 250 only after the intake's commit
-
-
-def wait_for(check: Any, what: str, page: Any) -> Any:
-    """Poll ``check`` while the browser keeps its own pace (the page's event loop, not a sleep)."""
-    for _ in range(WAIT_MS // 100):
-        value = check()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_an_agent_answers_an_email_with_a_file_and_the_customers_answer_joins_the_thread(

@@ -18,7 +18,7 @@ from tests.integration.messaging.bot_api_double import BotApiDouble
 from tests.integration.messaging.test_sms_http_gateway import HOOK_SECRET, sms_ru
 from tests.integration.sms.http_provider_double import SmsProviderDouble
 
-from .conftest import WAIT_MS, Server, sign_in
+from .conftest import Server, sign_in, wait_for
 from .test_agent_desktop import go_available
 
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -61,15 +61,6 @@ def doubles() -> Iterator[Doubles]:
         yield d
     finally:
         d.close()
-
-
-def wait_for(check: Any, what: str, page: Any) -> Any:
-    for _ in range(WAIT_MS // 100):
-        value = check()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_an_sms_and_a_telegram_message_are_answered_from_the_same_desk_panel(

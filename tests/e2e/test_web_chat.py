@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..conftest import wait_until_serving
-from .conftest import ROOT, WAIT_MS, Server, _env, sign_in
+from .conftest import ROOT, Server, _env, sign_in, wait_for
 from .test_agent_desktop import go_available
 
 
@@ -25,15 +25,6 @@ def visitor_texts(page: Any) -> list[str]:
 
 def agent_texts(page: Any) -> list[str]:
     return [t.strip() for t in page.locator(".chat-thread .chat-message .message-body").all_inner_texts()]
-
-
-def wait_for(check: Any, what: str, page: Any) -> Any:
-    for _ in range(WAIT_MS // 100):
-        value = check()
-        if value:
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError(f"never happened: {what}")
 
 
 def restart(server: Server, data_dir: Path) -> subprocess.Popen[bytes]:
