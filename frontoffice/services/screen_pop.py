@@ -43,6 +43,7 @@ from .schemas import Input, Output
 from .scope import visible_interaction
 
 __all__ = [
+    "LookupCache",
     "LookupConfig",
     "LookupResult",
     "ScreenPop",
@@ -128,7 +129,7 @@ def _fields(answer: Any) -> dict[str, Any]:
     return out
 
 
-class _Cache:
+class LookupCache:
     """Answers by key, each for ``ttl_s``, at most ``size``, least recently used evicted first."""
 
     def __init__(self, ttl_s: float, size: int, now: Callable[[], float] = time.monotonic) -> None:
@@ -180,7 +181,7 @@ class ScreenPop:
         self.default = default
         self.timeout_s = timeout_s
         self.clock = clock
-        self.cache = _Cache(cache_ttl_s, cache_size, monotonic)
+        self.cache = LookupCache(cache_ttl_s, cache_size, monotonic)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -394,7 +395,7 @@ class ScreenPop:
                 row.updated_at = now
                 row.updated_by = actor.user_id
             audit(s, actor, "integrations.screen_pop", "project", data.project_id, now, url=data.url)
-        self.cache = _Cache(self.cache.ttl_s, self.cache.size, self.cache.now)  # answers of the old endpoint
+        self.cache = LookupCache(self.cache.ttl_s, self.cache.size, self.cache.now)  # answers of the old endpoint
         return await self.get_config(actor)
 
     async def lookup_for(self, actor: Actor, interaction_id: int) -> LookupResult | None:
