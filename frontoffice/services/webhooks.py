@@ -203,6 +203,9 @@ class WebhookRecorder:
         ]
         if not events:
             return
+        # The objects' rows as this transaction leaves them: ORM changes not flushed yet go out first
+        # (the commit would flush them anyway, right after this hook).
+        session.flush()
         events, projects = self._enrich(session, events)
         rows: list[tuple[str, str, dict[str, Any]]] = []
         for e in events:

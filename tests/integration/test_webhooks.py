@@ -429,3 +429,87 @@ async def test_only_administrators_manage_webhooks_and_bad_input_is_a_4xx(
     assert secret["secret"] == created["secret"]
     assert (await client.delete(f"{API}/webhooks/{created['id']}", headers=admin_headers)).status_code == 204
     assert (await client.get(f"{API}/webhooks", headers=admin_headers)).json() == []
+
+
+async def test_ticket_and_deal_changes_carry_the_values_the_change_left(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker
+) -> None:
+    await subscribe(
+        desk.client,
+        desk.admin,
+        receiver.url,
+        "ticket.created",
+        "ticket.updated",
+        "deal.created",
+        "deal.updated",
+    )
+    customer = (
+        await desk.client.post(f"{API}/customers", json={"first_name": "Oleg"}, headers=desk.admin)
+    ).json()
+    r = await desk.client.post(
+        f"{API}/tickets", json={"customer_id": customer["id"], "subject": "Refund"}, headers=desk.admin
+    )
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    r = await desk.client.patch(
+        f"{API}/tickets/{ticket['id']}", json={"priority": "high"}, headers=desk.admin
+    )
+    assert r.status_code == 200, r.text
+    r = await desk.client.post(
+        f"{API}/deals",
+        json={"customer_id": customer["id"], "title": "Annual plan", "amount": "1200.50", "currency": "RUB"},
+        headers=desk.admin,
+    )
+    assert r.status_code == 201, r.text
+    deal = r.json()
+    r = await desk.client.patch(
+        f"{API}/deals/{deal['id']}", json={"title": "Two-year plan"}, headers=desk.admin
+    )
+    assert r.status_code == 200, r.text
+    await deliver(worker)
+    events = [r.event for r in receiver.requests]
+    assert [e["type"] for e in events] == ["ticket.created", "ticket.updated", "deal.created", "deal.updated"]
+    assert events[0]["data"]["subject"] == "Refund" and events[0]["data"]["customer_id"] == customer["id"]
+    assert events[1]["data"]["priority"] == "high", "the update's own values, not the row before it"
+    assert events[2]["data"]["amount_minor"] == 120050 and events[2]["data"]["currency"] == "RUB"
+    assert events[3]["data"]["title"] == "Two-year plan"
+
+
+async def test_a_call_ending_sends_call_ended_and_its_recording_ready(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker, container: Container
+) -> None:
+    from frontoffice.domain.model import InteractionEventType
+    from frontoffice.services.interactions import log_event
+    from frontoffice.store.tables import Interaction
+
+    await subscribe(desk.client, desk.admin, receiver.url, "call.ended", "recording.ready")
+    now = container.webhooks.clock()
+    async with container.sessions.begin() as s:
+        call = Interaction(
+            channel="voice",
+            direction="inbound",
+            state="wrap_up",
+            from_address="+74951234567",
+            attributes={"recordings": ["/data/recordings/77.wav", "/data/recordings/77-stereo.wav"]},
+            created_at=now,
+        )
+        s.add(call)
+        await s.flush()
+        log_event(s, call, InteractionEventType.CALL_LEG, now, leg="agent", cause="bye_agent")
+    async with container.sessions.begin() as s:
+        log_event(
+            s,
+            call,
+            InteractionEventType.CALL_LEG,
+            now,
+            leg="caller",
+            call_id="c1",
+            cause="bye_caller",
+            talk_s=42.0,
+        )
+    await deliver(worker)
+    events = [r.event for r in receiver.requests]
+    assert [e["type"] for e in events] == ["call.ended", "recording.ready"], "an agent's leg is not the call"
+    assert events[0]["data"]["cause"] == "bye_caller" and events[0]["data"]["talk_s"] == 42.0
+    assert [f["name"] for f in events[1]["data"]["recordings"]] == ["77.wav", "77-stereo.wav"]
+    assert events[1]["data"]["recordings"][0]["path"] == f"/api/v1/voice/calls/{call.id}/recordings/77.wav"
