@@ -611,6 +611,8 @@ async function webhooks(root) {
     form, screenPopForm(screenPop, projectOptions, () => webhooks(root)));
 }
 
+const PENDING_REFRESH_MS = 2000;
+
 function deliveriesDialog(w) {
   const body = el("div");
   const dialog = el("dialog", { "aria-labelledby": "deliveries-title", class: "wide" },
@@ -628,16 +630,21 @@ function deliveriesDialog(w) {
     const done = await attempt(() => api("POST", `/webhooks/${w.id}/replay`, { since: new Date(since.value).toISOString() }));
     if (done) { toast(t("{count} deliveries queued again", { count: done.queued })); load(); }
   }));
+  // While a delivery is on its way the list refreshes itself (every PENDING_REFRESH_MS), until the dialog closes.
+  let timer = null;
+  dialog.addEventListener("close", () => clearTimeout(timer));
   async function load() {
+    clearTimeout(timer);
     const page = await attempt(() => api("GET", `/webhooks/${w.id}/deliveries?limit=100`));
-    if (!page) return;
+    if (!page || !dialog.open) return;
+    if (page.items.some((d) => d.state === "queued" || d.state === "sending")) timer = setTimeout(load, PENDING_REFRESH_MS);
     clear(body, replayForm,
       el("table", {}, el("thead", {}, el("tr", {}, [t("Created"), t("Event"), t("State"), t("Attempts"), t("Last error"), ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, page.items.map((d) => el("tr", {},
           el("td", {}, fmt.dateTime(d.created_at)), el("td", {}, el("code", {}, d.event_type)), el("td", {}, d.state),
           el("td", {}, String(d.attempts)), el("td", { class: "small" }, d.last_error || "—"),
           el("td", {},
-            el("button", { type: "button", onclick: () => attemptsOf(w, d, body, load) }, t("Log")),
+            el("button", { type: "button", onclick: () => { clearTimeout(timer); attemptsOf(w, d, body, load); } }, t("Log")),
             " ", el("button", { type: "button", disabled: !w.enabled, onclick: busy(async () => {
               if ((await attempt(() => api("POST", `/webhooks/${w.id}/deliveries/${d.id}/replay`), t("Delivery queued again"))) !== undefined) load();
             }) }, t("Replay"))))))));
