@@ -395,7 +395,9 @@ class ScreenPop:
                 row.updated_at = now
                 row.updated_by = actor.user_id
             audit(s, actor, "integrations.screen_pop", "project", data.project_id, now, url=data.url)
-        self.cache = LookupCache(self.cache.ttl_s, self.cache.size, self.cache.now)  # answers of the old endpoint
+        self.cache = LookupCache(
+            self.cache.ttl_s, self.cache.size, self.cache.now
+        )  # answers of the old endpoint
         return await self.get_config(actor)
 
     async def lookup_for(self, actor: Actor, interaction_id: int) -> LookupResult | None:

@@ -39,6 +39,7 @@ from typing import Any, cast
 
 import httpx
 from sqlalchemy import Table, and_, delete, event, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -189,6 +190,16 @@ class WebhookRecorder:
     def _before_commit(self, session: Session) -> None:
         if session.in_nested_transaction():
             return  # a savepoint's release: the transaction's rows are queued at its commit
+        try:
+            self._queue(session)
+        except SQLAlchemyError:
+            raise  # the transaction cannot commit anyway (PostgreSQL aborted it)
+        except Exception:
+            # A fault in building the events must not refuse the change itself (a contact, a card):
+            # its webhooks are lost, loudly.
+            log.exception("the webhooks of a transaction could not be queued")
+
+    def _queue(self, session: Session) -> None:
         events: list[wh.WebhookEvent] = session.info.pop(_EVENTS, [])
         for row in transaction_rows(session, _INTERACTION_EVENTS):
             events += wh.interaction_events(row)
@@ -566,7 +577,7 @@ class Webhooks:
                 "No such project", error_id="no-such-project", project_id=project_id, field="project_id"
             )
 
-    async def list(self, actor: Actor) -> list[WebhookOut]:
+    async def list_all(self, actor: Actor) -> list[WebhookOut]:
         actor.require("webhooks.manage")
         async with self.sessions() as s:
             rows = await s.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))

@@ -39,7 +39,7 @@ async def event_types(request: Request, actor: Manager) -> list[EventTypeOut]:
 
 @router.get("/webhooks", response_model=list[WebhookOut])
 async def list_webhooks(request: Request, actor: Manager) -> list[WebhookOut]:
-    return await container(request).webhooks.list(actor)
+    return await container(request).webhooks.list_all(actor)
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
