@@ -83,7 +83,6 @@ def test_audit_rows_of_customers_tickets_and_deals_raise_their_events() -> None:
     assert wh.audit_events(audit("user.sign_in")) == []
 
 
-
 class Ticking:
     def __init__(self) -> None:
         self.now = 100.0
