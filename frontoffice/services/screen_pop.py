@@ -60,6 +60,9 @@ MAX_VALUE_CHARS = 500
 # An answer larger than this is not a customer record (an error page, a whole table).
 MAX_ANSWER_BYTES = 256 * 1024
 IDENTITIES = ("phone", "email")
+# How long "no endpoint is stored" is trusted before it is read again: an endpoint set on another node
+# applies to offers within this time (one set on this node applies at once).
+CONFIG_TTL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +190,15 @@ class ScreenPop:
         self._tasks: set[asyncio.Task[None]] = set()
         # One request per (endpoint, identity) at a time: a ring-all offer to ten agents asks once.
         self._inflight: dict[tuple[str, str], asyncio.Future[LookupResult]] = {}
+        # (when read, whether any endpoint is stored): offers skip the lookup while none is.
+        self._stored_cache: tuple[float, bool] | None = None
 
     # ------------------------------------------------------------------ the offer side
     def committed(self, committed: Committed) -> None:
-        """A subscriber of the commit outlet: start a lookup for each offered contact."""
+        """A subscriber of the commit outlet: start a lookup for each offered contact (none while no
+        endpoint is configured anywhere: the offer path pays nothing for a feature that is off)."""
         offers = [o for o in committed.outputs if isinstance(o, r.OfferContact)]
-        if not offers:
+        if not offers or not self._maybe_configured():
             return
         try:
             loop = asyncio.get_running_loop()
@@ -319,9 +325,20 @@ class ScreenPop:
         return LookupResult("found" if fields else "not_found", fields, None, value)
 
     # ------------------------------------------------------------------ configuration
+    def _maybe_configured(self) -> bool:
+        """Whether an endpoint may apply: the settings name one, or the stored ones were not read
+        within ``CONFIG_TTL_S`` (another node may have set one), or they name one."""
+        if self.default is not None:
+            return True
+        cached = self._stored_cache
+        return cached is None or time.monotonic() - cached[0] >= CONFIG_TTL_S or bool(cached[1])
+
     async def _stored(self, s: AsyncSession) -> dict[str, Any]:
         row = await s.get(SiteSetting, SETTING_KEY)
-        return dict(row.value) if row is not None else {}
+        stored = dict(row.value) if row is not None else {}
+        configured = bool(stored.get("default")) or bool(stored.get("projects"))
+        self._stored_cache = (time.monotonic(), configured)
+        return stored
 
     async def _config_for(self, s: AsyncSession, project_id: int | None) -> LookupConfig | None:
         stored = await self._stored(s)
@@ -398,6 +415,7 @@ class ScreenPop:
         self.cache = LookupCache(
             self.cache.ttl_s, self.cache.size, self.cache.now
         )  # answers of the old endpoint
+        self._stored_cache = None  # offers look again at once
         return await self.get_config(actor)
 
     async def lookup_for(self, actor: Actor, interaction_id: int) -> LookupResult | None:

@@ -201,13 +201,19 @@ class WebhookRecorder:
 
     def _queue(self, session: Session) -> None:
         events: list[wh.WebhookEvent] = session.info.pop(_EVENTS, [])
-        for row in transaction_rows(session, _INTERACTION_EVENTS):
-            events += wh.interaction_events(row)
-        for row in transaction_rows(session, _AUDIT_LOG):
-            events += wh.audit_events(row)
-        if not events:
+        interaction_rows = transaction_rows(session, _INTERACTION_EVENTS)
+        audit_rows = transaction_rows(session, _AUDIT_LOG)
+        if not events and not interaction_rows and not audit_rows:
             return
+        # Without subscriptions (the usual case) a commit of the contact path costs one look at the
+        # cached list, no mapping of its rows.
         subs = self._subscriptions(session)
+        if not subs:
+            return
+        for row in interaction_rows:
+            events += wh.interaction_events(row)
+        for row in audit_rows:
+            events += wh.audit_events(row)
         wanted = {t for s in subs for t in s.event_types}
         events = [
             e for e in events if e.type in wanted or (e.type == "call.ended" and "recording.ready" in wanted)
