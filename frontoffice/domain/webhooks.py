@@ -154,11 +154,14 @@ def interaction_events(row: Mapping[str, Any]) -> list[WebhookEvent]:
         "project_id": row.get("project_id"),
     }
     project_id = _int(row.get("project_id"))
+    data = row.get("data") or {}
+    if kind == "offered":
+        # The agents it is offered to (several for ring-all); ``agent_id`` is set once one takes it.
+        base["agent_ids"] = list(data.get("agent_ids", []))
     if kind in _INTERACTION_TYPES:
         return [
             WebhookEvent(_INTERACTION_TYPES[str(kind)], at, "interaction", interaction_id, base, project_id)
         ]
-    data = row.get("data") or {}
     if kind == "call_leg" and data.get("leg") == "caller":
         # The caller's leg ends when the call ends (agents' legs end with transfers and ring-outs).
         keys = ("call_id", "peer", "setup_at", "answered_at", "ended_at", "status", "cause", "talk_s")

@@ -516,3 +516,34 @@ async def test_a_call_ending_sends_call_ended_and_its_recording_ready(
     assert events[0]["data"]["cause"] == "bye_caller" and events[0]["data"]["talk_s"] == 42.0
     assert [f["name"] for f in events[1]["data"]["recordings"]] == ["77.wav", "77-stereo.wav"]
     assert events[1]["data"]["recordings"][0]["path"] == f"/api/v1/voice/calls/{call.id}/recordings/77.wav"
+
+
+async def test_a_contact_s_life_is_sent_offered_connected_completed(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker
+) -> None:
+    await subscribe(
+        desk.client,
+        desk.admin,
+        receiver.url,
+        "interaction.offered",
+        "interaction.connected",
+        "interaction.completed",
+    )
+    queue = await desk.queue("sales")
+    await desk.entry("shop", queue)
+    olga = await desk.agent("olga", {queue: 1})
+    await desk.login("olga")
+    iid = (await desk.contact(entry="shop"))["interaction"]["id"]
+    assert (await desk.client.post(f"{API}/agent/offers/{iid}/accept", headers=olga)).status_code == 204
+    r = await desk.client.post(f"{API}/agent/contacts/{iid}/complete", json={}, headers=olga)
+    assert r.status_code in (200, 204), r.text
+    await deliver(worker)
+    events = [r.event for r in receiver.requests]
+    assert [e["type"] for e in events] == [
+        "interaction.offered",
+        "interaction.connected",
+        "interaction.completed",
+    ]
+    assert events[0]["data"]["agent_ids"] == [desk.agent_ids["olga"]]
+    assert events[1]["data"]["agent_id"] == desk.agent_ids["olga"]
+    assert all(e["data"]["interaction_id"] == iid for e in events)
