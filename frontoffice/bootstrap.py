@@ -53,6 +53,7 @@ from frontoffice.services.outbox import install_wake
 from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
 from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
+from frontoffice.services.screen_pop import LookupConfig, ScreenPop
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
 from frontoffice.services.threads import ThreadService
@@ -62,6 +63,7 @@ from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
+from frontoffice.services.webhooks import WebhookRecorder, Webhooks, WebhookSender
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
 
@@ -114,6 +116,10 @@ class Container:
     # SMPP links and Telegram bots of the SMS and messenger entry points, started with the node.
     sms: SmsChannel
     telegram: TelegramChannel
+    # Outgoing webhooks (queued with each change, delivered by the outbox) and the screen-pop lookup.
+    webhooks: Webhooks
+    webhook_sender: WebhookSender
+    screen_pop: ScreenPop
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -158,6 +164,8 @@ class Container:
             if self.voice is not None:
                 await self.voice.stop()
             await self.outbox.stop()
+            await self.webhook_sender.close()
+            await self.screen_pop.stop()
             await self.sla.stop()
             await self.calendars.stop()
             await self.callbacks.stop()
@@ -342,6 +350,31 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     # bots without a restart (both are no-ops while messaging_channels is off).
     contact_center.admin.entry_point_listeners += [sms.reload, telegram.reload]
     outbox.register(TelegramSender(messaging))
+    # Webhooks: queued in the transaction of the change they report (a before_commit hook), so a
+    # crash right after a commit loses none; delivered, signed and logged by their outbox sender.
+    webhook_recorder = WebhookRecorder(clock=clock)
+    webhook_recorder.install(sync_session_class(sessions))
+    webhook_sender = WebhookSender(
+        sessions, bus, clock=clock, timeout_s=settings.webhook_timeout_s, recorder=webhook_recorder
+    )
+    outbox.register(webhook_sender, on_given_up=webhook_sender)
+    # Screen-pop: an offered contact's customer is looked up alongside the offer, never before it.
+    screen_pop = ScreenPop(
+        sessions,
+        bus,
+        default=LookupConfig(
+            settings.screen_pop_url,
+            settings.screen_pop_auth_header.get_secret_value(),
+            settings.screen_pop_identity,
+        )
+        if settings.screen_pop_url
+        else None,
+        timeout_s=settings.screen_pop_timeout_s,
+        cache_ttl_s=settings.screen_pop_cache_ttl_s,
+        cache_size=settings.screen_pop_cache_size,
+        clock=clock,
+    )
+    commits.subscribe(screen_pop.committed)
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
     knowledge_base = KnowledgeBase(sessions, clock=clock)
     email = EmailIntake(
@@ -397,6 +430,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         messaging=messaging,
         sms=sms,
         telegram=telegram,
+        webhooks=Webhooks(sessions, webhook_recorder, clock=clock),
+        webhook_sender=webhook_sender,
+        screen_pop=screen_pop,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

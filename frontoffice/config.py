@@ -193,6 +193,33 @@ class Settings(BaseSettings):
     outbox_worker: bool = Field(
         default=True, description="Deliver the outbox (email replies...) from this node"
     )
+    webhook_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=60,
+        description="Seconds a webhook receiver has to answer (docs/webhooks.md; Standard Webhooks: 15-30)",
+    )
+    screen_pop_url: str = Field(
+        default="",
+        description="Screen-pop lookup URL template for every project without its own, e.g. "
+        "https://erp.example/api/customers?phone={phone} (docs/integrations.md); empty: off",
+    )
+    screen_pop_auth_header: SecretStr = Field(
+        default=SecretStr(""), description="Header sent with each lookup, e.g. 'Authorization: Bearer ...'"
+    )
+    screen_pop_identity: str = Field(
+        default="phone", pattern="^(phone|email)$", description="Which identity the lookup asks by"
+    )
+    screen_pop_timeout_s: float = Field(
+        default=1.0, gt=0, le=10, description="A lookup slower than this is given up (the offer never waits)"
+    )
+    screen_pop_cache_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="How long a lookup's answer is reused for the same identity",
+    )
+    screen_pop_cache_size: int = Field(default=10_000, ge=0, le=1_000_000, description="Answers kept at most")
     messaging_channels: bool = Field(
         default=True,
         description="Connect the SMS entry points' SMPP links and poll the Telegram bots from this node "

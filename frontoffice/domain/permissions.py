@@ -34,6 +34,8 @@ PERMISSIONS: frozenset[str] = frozenset(
         "agents.supervise",
         "stats.read",
         "settings.write",
+        # Outgoing webhooks and integration lookups: they send the center's data to other systems.
+        "webhooks.manage",
         "self.read",
     }
 )

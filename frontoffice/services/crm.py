@@ -408,6 +408,14 @@ class CrmService:
                 for name, table in (("identities", Identity), ("notes", Note))
             }
             await s.execute(delete(CustomerTag).where(CustomerTag.customer_id.in_(gone)))
+            # Kept in the audit entry: a webhook subscription limited to a project hears of the deletion.
+            project_ids = sorted(
+                set(
+                    await s.scalars(
+                        select(CustomerProject.project_id).where(CustomerProject.customer_id.in_(gone))
+                    )
+                )
+            )
             await s.execute(delete(CustomerProject).where(CustomerProject.customer_id.in_(gone)))
             # Children first: a merged card points at the one it was merged into.
             for gone_id in reversed(gone):
@@ -422,6 +430,7 @@ class CrmService:
                 removed=removed,
                 kept=kept,
                 merged_ids=gone[1:],
+                project_ids=project_ids,
             )
 
     async def _live_customer(self, s: AsyncSession, actor: Actor, customer_id: int) -> Customer:

@@ -49,6 +49,7 @@ __all__ = [
     "OutboundAttachment",
     "OutboxState",
     "enqueue",
+    "enqueue_rows",
     "install_wake",
     "message_id_for",
     "queue_email",
@@ -325,6 +326,31 @@ async def enqueue(
     assert key is not None  # a single-row insert
     session.info[_QUEUED] = True
     return int(key[0])
+
+
+def enqueue_rows(session: Session, rows: Sequence[tuple[str, str, dict[str, Any]]], now: datetime) -> None:
+    """Queue payload-only deliveries ``(channel, subject_key, payload)`` in the session's transaction,
+    from synchronous code that runs inside it (a ``before_commit`` hook: the webhooks of a change are
+    committed with the change). One statement; the commit wakes the worker."""
+    if not rows:
+        return
+    session.connection().execute(
+        insert(_OUTBOX),
+        [
+            {
+                "channel": channel,
+                "message_id": None,
+                "subject_key": subject_key,
+                "payload": payload,
+                "state": OutboxState.QUEUED,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for channel, subject_key, payload in rows
+        ],
+    )
+    session.info[_QUEUED] = True
 
 
 def install_wake(session_class: type[Session], wake: Callable[[], None]) -> None:

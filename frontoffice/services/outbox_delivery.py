@@ -66,6 +66,8 @@ __all__ = [
     "DeliveryChange",
     "DeliveryFailure",
     "DeliveryListener",
+    "GiveUpHandler",
+    "GivenUp",
     "OutboundMessage",
     "OutboxSender",
     "OutboxWorker",
@@ -119,7 +121,12 @@ class DeliveryFailure(Exception):
 
 
 class TemporaryFailure(DeliveryFailure):
-    """Try again later (SMTP 4xx, connection refused or lost, timeout)."""
+    """Try again later (SMTP 4xx, connection refused or lost, timeout). ``retry_after_s``: the far
+    end asked to wait at least this long (an HTTP ``Retry-After``); the back-off wins when longer."""
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentFailure(DeliveryFailure):
@@ -206,6 +213,24 @@ class DeliveryListener(Protocol):
         """``changes`` were committed."""
 
 
+@dataclass(frozen=True, slots=True)
+class GivenUp:
+    """An outbox row its channel failed to deliver for :data:`GIVE_UP_AFTER` (now ``failed``)."""
+
+    item_id: int
+    subject_key: str
+    payload: dict[str, Any]
+    reason: str
+
+
+class GiveUpHandler(Protocol):
+    """Told, inside the transaction that marks them failed, of rows given up after a day of failures
+    (the webhooks disable a subscription that keeps failing): registered with the channel's sender."""
+
+    async def given_up(self, session: AsyncSession, items: Sequence[GivenUp]) -> None:
+        """``items`` are being marked failed in ``session``'s transaction."""
+
+
 def retry_delay_s(attempts: int, jitter: float) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: ``FIRST_RETRY_S`` doubling up to
     ``RETRY_CAP_S``, spread by ``jitter`` in [0, 1) (0.5: exactly the doubling schedule)."""
@@ -248,13 +273,17 @@ class OutboxWorker:
         self.jitter = jitter
         self.listener = listener
         self._senders: dict[str, OutboxSender] = {}
+        self._give_up_handlers: dict[str, GiveUpHandler] = {}
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def register(self, sender: OutboxSender) -> None:
-        """Deliver ``sender.channel``'s rows with ``sender`` (rows of channels without one wait)."""
+    def register(self, sender: OutboxSender, *, on_given_up: GiveUpHandler | None = None) -> None:
+        """Deliver ``sender.channel``'s rows with ``sender`` (rows of channels without one wait);
+        ``on_given_up`` hears of the rows it gave up on."""
         self._senders[sender.channel] = sender
+        if on_given_up is not None:
+            self._give_up_handlers[sender.channel] = on_given_up
 
     # ------------------------------------------------------------------ running
     async def start(self) -> None:
@@ -553,6 +582,7 @@ class OutboxWorker:
     async def _finish(self, outcomes: list[tuple[_Claimed, DeliveryFailure | str | None]]) -> None:
         now = self.clock()
         changes: list[DeliveryChange] = []
+        given_up: dict[str, list[GivenUp]] = {}
         async with self.sessions.begin() as s:
             for item, failure in outcomes:
                 ours = and_(
@@ -579,7 +609,10 @@ class OutboxWorker:
                         values = {"state": OutboxState.FAILED, "last_error": reason}
                         mirror = (DeliveryState.FAILED, reason, None)
                     else:
-                        retry_at = now + timedelta(seconds=retry_delay_s(item.attempts, self.jitter()))
+                        delay = retry_delay_s(item.attempts, self.jitter())
+                        if isinstance(failure, TemporaryFailure) and failure.retry_after_s:
+                            delay = max(delay, failure.retry_after_s)
+                        retry_at = now + timedelta(seconds=delay)
                         # The last attempt is made when the day is over, not a back-off step later.
                         values = {
                             "state": OutboxState.QUEUED,
@@ -593,6 +626,14 @@ class OutboxWorker:
                     continue
                 if isinstance(failure, DeliveryFailure):
                     log.info("outbox row %s: %s (%s)", item.id, values["state"], failure.reason)
+                    if values["state"] == OutboxState.FAILED and not failure.permanent:
+                        given_up.setdefault(item.channel, []).append(
+                            GivenUp(item.id, item.subject_key, item.payload, values["last_error"])
+                        )
                 if item.message_id is not None:
                     changes += await self._mirror(s, [item.message_id], *mirror)
+            for channel, items in given_up.items():
+                handler = self._give_up_handlers.get(channel)
+                if handler is not None:
+                    await handler.given_up(s, items)
         self._tell(changes)

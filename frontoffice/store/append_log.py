@@ -40,6 +40,7 @@ __all__ = [
     "committed_rows",
     "discard_since",
     "install",
+    "transaction_rows",
     "write_now",
 ]
 
@@ -76,6 +77,14 @@ def committed_rows(session: Session, table: Table) -> list[dict[str, Any]]:
     if session.in_nested_transaction():
         return []
     return [row for t, row in session.info.get(_WRITTEN, ()) if t is table]
+
+
+def transaction_rows(session: Session, table: Table) -> list[dict[str, Any]]:
+    """The rows of ``table`` appended in the session's current transaction so far, written or not,
+    in the order they were appended (a ``before_commit`` hook that derives more rows from them: the
+    webhooks of a change, ``services/webhooks.py``)."""
+    written = [row for t, row in session.info.get(_WRITTEN, ()) if t is table]
+    return written + [row for t, row in session.info.get(_UNWRITTEN, ()) if t is table]
 
 
 @functools.cache

@@ -5,8 +5,10 @@ A transaction collects what it did as it goes: rows of the append-only logs
 (:func:`frontoffice.store.append_log.collect`). When the transaction commits — not when a savepoint
 is released, and never after a rollback — the outlet of its session class hands one
 :class:`Committed` to every subscriber, in the order they subscribed. ``bootstrap.py`` subscribes the
-live statistics, the bus publication of ACD outputs (WebSocket stream) and the voice channel;
-webhooks will subscribe the same way. A subscriber that raises is logged and the others still run.
+live statistics, the bus publication of ACD outputs (WebSocket stream), the voice channel and the
+screen-pop lookup. A subscriber that raises is logged and the others still run. (Webhooks do not
+subscribe here: a subscriber runs after the commit, and a crash in between would lose the events; they
+are queued in the outbox inside the transaction instead, ``services/webhooks.py``.)
 """
 
 from __future__ import annotations

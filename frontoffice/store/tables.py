@@ -66,6 +66,8 @@ __all__ = [
     "User",
     "UserProject",
     "WebSession",
+    "WebhookAttempt",
+    "WebhookSubscription",
 ]
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -1019,3 +1021,58 @@ class FallbackOutcome(Base):
     callback_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_callbacks.id", ondelete="SET NULL"))
     message: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSubscription(Base):
+    """An outgoing webhook endpoint (services/webhooks.py): the event types it receives, limited to
+    one project or not, its signing secret (Standard Webhooks ``whsec_...``) and, during a rotation,
+    the previous secret that still signs until ``previous_secret_until``. ``enabled`` false: nothing
+    is sent (an administrator switched it off, or it was disabled after failing for a day:
+    ``disabled_reason``)."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(Json, default=list)
+    # No cascade: deleting a project must not widen a subscription to every project's events.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column()
+    secret: Mapped[str] = mapped_column(String(200))
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_until: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """The delivery log: one HTTP attempt of one webhook (an ``outbox`` row of channel ``webhook``),
+    with the request and the response as sent and received (bodies cut to a few KiB)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        # A subscription's log, newest first; an outbox row's attempts.
+        Index("ix_webhook_attempts_subscription_id", "subscription_id", "id"),
+        Index("ix_webhook_attempts_outbox_id", "outbox_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    # The outbox row (no foreign key: the log outlives a clean-up of delivered rows).
+    outbox_id: Mapped[int] = mapped_column(Id)
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    url: Mapped[str] = mapped_column(String(2000))
+    request_headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_body: Mapped[str] = mapped_column(Text, default="")
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    response_body: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # sent (a 2xx), failed (anything else); ``error``: why, when there was no answer or a bad one.
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,5 +1,5 @@
 // Admin console: users, agent profiles, queues, entry points and rules (with a test box), calendars,
-// codes, projects, API tokens and the audit log. Every save goes to the API, which applies it live.
+// codes, projects, API tokens, webhooks and integrations, and the audit log. Every save goes to the API, which applies it live.
 import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, me, showFieldError, showFormErrors, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -586,8 +586,155 @@ async function audit(root, cursor = null, action = "") {
     page.next_cursor ? el("p", {}, el("button", { type: "button", onclick: () => audit(root, page.next_cursor, action) }, t("Older entries"))) : null);
 }
 
+// ------------------------------------------------------------------ webhooks and integrations
+// Outgoing webhooks (docs/webhooks.md): subscriptions, their deliveries with the log of each HTTP
+// attempt, replay; the screen-pop lookup endpoints (docs/integrations.md).
+function showWebhookSecret(title, secret, note) {
+  const dialog = el("dialog", { "aria-labelledby": "webhook-secret-title" },
+    el("h2", { id: "webhook-secret-title" }, title),
+    el("p", {}, t("The receiver verifies each request's webhook-signature with this secret.")),
+    el("p", {}, el("code", { class: "secret" }, secret)),
+    note ? el("p", { class: "muted small" }, note) : null,
+    el("form", { method: "dialog" }, el("button", { class: "primary" }, t("Close"))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
+}
+
+async function webhooks(root) {
+  const [list, types, projectList, screenPop] = await Promise.all([
+    api("GET", "/webhooks"), api("GET", "/webhooks/event-types"), api("GET", "/projects"), api("GET", "/integrations/screen-pop"),
+  ]);
+  cache.projects = projectList;
+  const projectName = (id) => (id === null || id === undefined ? t("All projects") : (projectList.find((p) => p.id === id) || {}).name || `#${id}`);
+  const projectOptions = [["", t("All projects")], ...projectList.map((p) => [p.id, p.name])];
+  const box = errorBox();
+  const typeBoxes = types.map((e) => el("label", { class: "inline", title: e.description },
+    el("input", { type: "checkbox", name: "event_type", value: e.type }), el("code", {}, e.type)));
+  const form = el("form", { id: "webhook-form", "aria-label": t("New webhook") },
+    el("h3", {}, t("New webhook")),
+    el("div", { class: "field-row" },
+      field(t("Name"), input("name", "", { required: true })),
+      field(t("URL"), el("input", { name: "url", type: "url", required: true, maxlength: "2000", placeholder: "https://erp.example/hooks/frontoffice" })),
+      field(t("Project"), select("project_id", projectOptions, ""))),
+    el("fieldset", {}, el("legend", {}, t("Events")), ...typeBoxes),
+    box, el("button", { type: "submit", class: "primary" }, t("Create webhook")));
+  form.addEventListener("submit", busy(async (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = {
+      name: f.name.value.trim(), url: f.url.value.trim(), project_id: num(f.project_id.value),
+      event_types: [...form.querySelectorAll("input[name=event_type]:checked")].map((c) => c.value),
+    };
+    const created = await save(box, () => api("POST", "/webhooks", body), t("Webhook created"));
+    if (created) { showWebhookSecret(t("Signing secret of {name}", { name: created.name }), created.secret); webhooks(root); }
+  }));
+  const rows = list.map((w) => el("tr", {},
+    el("td", {}, w.name), el("td", { class: "small" }, el("code", {}, w.url)),
+    el("td", { class: "small" }, w.event_types.join(", ")), el("td", {}, projectName(w.project_id)),
+    el("td", {}, w.enabled ? t("Enabled") : el("span", { class: "error-text" }, t("Disabled"), w.disabled_reason ? `: ${w.disabled_reason}` : "")),
+    el("td", {},
+      el("button", { type: "button", onclick: busy(async () => {
+        if ((await attempt(() => api("PATCH", `/webhooks/${w.id}`, { enabled: !w.enabled }), w.enabled ? t("Webhook disabled") : t("Webhook enabled"))) !== undefined) webhooks(root);
+      }) }, w.enabled ? t("Disable") : t("Enable")),
+      " ", el("button", { type: "button", disabled: !w.enabled, onclick: busy(() => attempt(() => api("POST", `/webhooks/${w.id}/test`), t("Test event queued"))) }, t("Send a test event")),
+      " ", el("button", { type: "button", onclick: () => deliveriesDialog(w) }, t("Deliveries")),
+      " ", el("button", { type: "button", onclick: busy(async () => {
+        const secret = await attempt(() => api("GET", `/webhooks/${w.id}/secret`));
+        if (secret) showWebhookSecret(t("Signing secret of {name}", { name: w.name }), secret.secret);
+      }) }, t("Show secret")),
+      " ", el("button", { type: "button", onclick: busy(async () => {
+        if (!window.confirm(t("Rotate the secret? The old one keeps signing for 24 hours."))) return;
+        const secret = await attempt(() => api("POST", `/webhooks/${w.id}/rotate-secret`, { overlap_hours: 24 }), t("Secret rotated"));
+        if (secret) { showWebhookSecret(t("New signing secret of {name}", { name: w.name }), secret.secret, t("Both secrets sign until {when}.", { when: fmt.dateTime(secret.previous_secret_until) })); webhooks(root); }
+      }) }, t("Rotate secret")),
+      " ", el("button", { type: "button", class: "danger", onclick: busy(async () => {
+        if (window.confirm(t("Delete this webhook?")) && (await attempt(() => api("DELETE", `/webhooks/${w.id}`), t("Webhook deleted"))) !== undefined) webhooks(root);
+      }) }, t("Delete")))));
+  clear(root, el("h2", {}, t("Webhooks")),
+    el("p", { class: "muted small" }, t("Events are signed (Standard Webhooks), retried for 24 hours and delivered in order per object; a webhook that fails for a day is disabled.")),
+    list.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("URL"), t("Events"), t("Project"), t("State"), ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows))
+      : el("p", { class: "muted" }, t("No webhooks yet.")),
+    form, screenPopForm(screenPop, projectOptions, () => webhooks(root)));
+}
+
+const PENDING_REFRESH_MS = 2000;
+
+function deliveriesDialog(w) {
+  const body = el("div");
+  const dialog = el("dialog", { "aria-labelledby": "deliveries-title", class: "wide" },
+    el("h2", { id: "deliveries-title" }, t("Deliveries of {name}", { name: w.name })), body,
+    el("form", { method: "dialog" }, el("button", { class: "primary" }, t("Close"))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
+  const since = el("input", { type: "datetime-local", name: "since", required: true });
+  const replayForm = el("form", { "aria-label": t("Replay failed deliveries") },
+    el("div", { class: "field-row" }, field(t("Replay failed deliveries since"), since),
+      el("div", {}, el("button", { type: "submit" }, t("Replay")))));
+  replayForm.addEventListener("submit", busy(async (e) => {
+    e.preventDefault();
+    const done = await attempt(() => api("POST", `/webhooks/${w.id}/replay`, { since: new Date(since.value).toISOString() }));
+    if (done) { toast(t("{count} deliveries queued again", { count: done.queued })); load(); }
+  }));
+  // While a delivery is on its way the list refreshes itself (every PENDING_REFRESH_MS), until the dialog closes.
+  let timer = null;
+  dialog.addEventListener("close", () => clearTimeout(timer));
+  async function load() {
+    clearTimeout(timer);
+    const page = await attempt(() => api("GET", `/webhooks/${w.id}/deliveries?limit=100`));
+    if (!page || !dialog.open) return;
+    if (page.items.some((d) => d.state === "queued" || d.state === "sending")) timer = setTimeout(load, PENDING_REFRESH_MS);
+    clear(body, replayForm,
+      el("table", {}, el("thead", {}, el("tr", {}, [t("Created"), t("Event"), t("State"), t("Attempts"), t("Last error"), ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, page.items.map((d) => el("tr", {},
+          el("td", {}, fmt.dateTime(d.created_at)), el("td", {}, el("code", {}, d.event_type)), el("td", {}, d.state),
+          el("td", {}, String(d.attempts)), el("td", { class: "small" }, d.last_error || "—"),
+          el("td", {},
+            el("button", { type: "button", onclick: () => { clearTimeout(timer); attemptsOf(w, d, body, load); } }, t("Log")),
+            " ", el("button", { type: "button", disabled: !w.enabled, onclick: busy(async () => {
+              if ((await attempt(() => api("POST", `/webhooks/${w.id}/deliveries/${d.id}/replay`), t("Delivery queued again"))) !== undefined) load();
+            }) }, t("Replay"))))))));
+  }
+  load();
+}
+
+async function attemptsOf(w, delivery, body, back) {
+  const page = await attempt(() => api("GET", `/webhooks/${w.id}/attempts?delivery_id=${delivery.id}&limit=50`));
+  if (!page) return;
+  clear(body, el("button", { type: "button", onclick: back }, t("Back to deliveries")),
+    page.items.map((a) => el("details", {},
+      el("summary", {}, `${fmt.dateTime(a.at)} · #${a.attempt} · ${a.response_status ?? "—"} · ${a.duration_ms} ms${a.error ? ` · ${a.error}` : ""}`),
+      el("h4", {}, t("Request")), el("pre", { class: "small" }, JSON.stringify(a.request_headers, null, 2), "\n\n", a.request_body),
+      el("h4", {}, t("Response")), el("pre", { class: "small" }, JSON.stringify(a.response_headers, null, 2), "\n\n", a.response_body))));
+}
+
+function screenPopForm(config, projectOptions, done) {
+  const box = errorBox();
+  const current = (projectId) => (projectId === "" ? config.default : config.projects[projectId]) || {};
+  const project = select("project_id", projectOptions, "");
+  const url = el("input", { name: "url", type: "text", maxlength: "2000", placeholder: "https://erp.example/api/customers?phone={phone}" });
+  const header = el("input", { name: "auth_header", type: "text", maxlength: "2000", placeholder: "Authorization: Bearer …", autocomplete: "off" });
+  const identity = select("identity", [["phone", label("phone")], ["email", label("email")]], "phone");
+  const fill = () => { const c = current(project.value); url.value = c.url || ""; header.value = ""; header.placeholder = c.auth_header || "Authorization: Bearer …"; identity.value = c.identity || "phone"; };
+  project.addEventListener("change", fill);
+  fill();
+  const form = el("form", { id: "screen-pop-form", "aria-label": t("Screen-pop lookup") },
+    el("h3", {}, t("Screen-pop lookup")),
+    el("p", { class: "muted small" }, t("When a contact is offered, this address is asked about the customer (1 second at most); the answer shows on the card. Empty URL: off.")),
+    el("div", { class: "field-row" }, field(t("Project"), project), field(t("URL"), url), field(t("Header"), header), field(t("Identity"), identity)),
+    box, el("button", { type: "submit", class: "primary" }, t("Save")));
+  form.addEventListener("submit", busy(async (e) => {
+    e.preventDefault();
+    const body = { project_id: num(project.value), url: url.value.trim(), auth_header: header.value.trim(), identity: identity.value };
+    if (await save(box, () => api("PUT", "/integrations/screen-pop", body), t("Saved"))) done();
+  }));
+  return form;
+}
+
 // ------------------------------------------------------------------ navigation
-const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, audit };
+const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, webhooks, audit };
 
 async function show() {
   const name = (window.location.hash || "#users").slice(1);

@@ -13,6 +13,9 @@ const desk = { api, t, el, fmt, label };
 const agent = { state: "offline", reason: null, since: null, wrapUntil: null, isAgent: true };
 const offers = new Map(); // contact id -> {node, expiresAt}
 const tabs = new Map(); // key -> {key, kind, contactId?, customerId?, button, panel, finished, state}
+// Contact id -> what the external system (screen-pop lookup, docs/integrations.md) said about its
+// customer: pushed as "customer_lookup" when it arrives, which may be before or after the tab opens.
+const lookups = new Map();
 let activeKey = null;
 let queues = new Map(); // queue id -> AgentQueue
 let dispositions = [];
@@ -345,13 +348,16 @@ async function loadContact(tab, id) {
   }
   tab.contact = contact;
   const channelRoot = el("div", { class: "channel-panel", "data-channel": contact.channel });
-  const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") });
+  const cardRoot = el("div");
+  tab.externalRoot = el("section", { class: "external-lookup", "aria-label": t("External"), hidden: true });
+  const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") }, cardRoot, tab.externalRoot);
   tab.wrapRoot = el("section", { class: "wrapup", "aria-label": t("Wrap-up") });
   // Three areas (app.css): on a wide screen the card is a column beside the conversation and the
   // wrap-up form; on a narrow one it comes between them, so the agent sees who it is before wrapping up.
   clear(tab.panel, el("div", { class: "contact-view" }, channelRoot, customerRoot, tab.wrapRoot));
   // The card (its own column) loads alongside the channel panel; neither waits for the other.
-  const customerShown = showCustomer(tab, customerRoot, contact);
+  const customerShown = showCustomer(tab, cardRoot, contact);
+  showExternal(contact.id);
   const panel = panelFor(contact.channel);
   // The wrap-up form's ticket choice needs the customer's open tickets: load them alongside the
   // channel panel, so that the form appears whole and nothing in it moves once the agent can click.
@@ -384,6 +390,35 @@ async function showCustomer(tab, root, contact) {
       if (tab.ticketRoot) renderTicketChoice(tab, open);
     });
   }
+}
+
+/** The "External" section of a contact's card: the screen-pop lookup's answer. Asked of the server
+ * when the pushed answer was missed (the desk opened after the offer); hidden when no endpoint applies. */
+async function showExternal(contactId) {
+  if (!lookups.has(contactId)) {
+    const answer = await api("GET", `/interactions/${contactId}/external`).catch(() => null);
+    if (answer && !lookups.has(contactId)) lookups.set(contactId, { contact_id: contactId, ...answer });
+  }
+  renderExternal(contactId);
+}
+
+function renderExternal(contactId) {
+  const tab = tabs.get(`c${contactId}`);
+  const data = lookups.get(contactId);
+  if (!tab || !tab.externalRoot) return;
+  const root = tab.externalRoot;
+  if (!data || data.status === "none") { root.hidden = true; return; }
+  root.hidden = false;
+  const fields = Object.entries(data.fields || {});
+  let body;
+  if (data.status === "found") {
+    body = el("dl", { class: "card" }, fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null ? "—" : String(v))]));
+  } else if (data.status === "not_found") {
+    body = el("p", { class: "muted small" }, t("Not found in the external system"));
+  } else {
+    body = el("p", { class: "muted small" }, t("The external system did not answer: {error}", { error: data.error || "" }));
+  }
+  clear(root, el("h3", {}, t("External")), body);
 }
 
 function renderWrapUp(tab, openTickets) {
@@ -602,6 +637,10 @@ function onMessage(type, data) {
       break;
     case "wrap_up_started":
       if (mine(data)) { agent.wrapUntil = data.until; tickPresence(); }
+      break;
+    case "customer_lookup":
+      lookups.set(data.contact_id, data);
+      renderExternal(data.contact_id);
       break;
     case "wrap_up_ended":
       if (mine(data)) { agent.wrapUntil = null; tickPresence(); }
