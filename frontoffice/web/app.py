@@ -38,6 +38,7 @@ from .api import (
     tickets,
     voice,
     voice_trunks,
+    web_forms,
 )
 from .errors import ApiError, install_error_handlers
 from .idempotency import Idempotency, document_header
@@ -75,6 +76,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     (API_PREFIX, planning.router),
     (API_PREFIX, replies.router),
     (API_PREFIX, conversations.router),
+    (API_PREFIX, web_forms.router),
     ("", chat.router),
     ("", planning_page.router),
     ("", helpdesk_pages.router),

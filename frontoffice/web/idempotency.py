@@ -63,8 +63,14 @@ IDEMPOTENT_PATHS_EXEMPT = frozenset({"/api/v1/auth/login", "/api/v1/auth/logout"
 SECRET_ANSWER_SUFFIXES = ("/tokens",)
 
 
+# Public endpoints (web forms) have no user to key by; they honour the key themselves, per form.
+PUBLIC_PREFIX = "/api/v1/public/"
+
+
 def is_exempt(path: str) -> bool:
     """Whether a POST to ``path`` is left alone by the middleware (see the constants above)."""
+    if path.startswith(PUBLIC_PREFIX):
+        return True
     path = path.rstrip("/")
     return path in IDEMPOTENT_PATHS_EXEMPT or path.endswith(SECRET_ANSWER_SUFFIXES)
 
