@@ -30,11 +30,15 @@ def _run_during(
     container: Container, marker: str, request: Callable[[], Any]
 ) -> tuple[list[httpx.Response], Callable[[], None]]:
     """Run ``request`` (an HTTP call) once, right after the first statement containing ``marker``
-    executes, inside that statement's open transaction. Returns the responses and an uninstaller."""
+    executes, inside that statement's open transaction (the listener runs in the transaction's
+    greenlet, so it can await). Returns the responses and an uninstaller."""
     answers: list[httpx.Response] = []
+    fired: list[bool] = []
 
     def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if marker in statement and not answers:
+        # Once, and not for the statements of the racing request itself.
+        if marker in statement and not fired:
+            fired.append(True)
             answers.append(await_(request()))
 
     engine = container.engine.sync_engine
@@ -76,8 +80,10 @@ async def test_a_request_racing_a_user_deactivation_does_not_keep_the_users_toke
     assert (await client.get(f"{API}/me", headers=headers)).status_code == 200
     container.auth.forget_tokens()
 
+    # The user's row is changed and the answer being prepared (its project limit read) when the
+    # racing request comes: after the change's statement, before its commit.
     answers, stop = _run_during(
-        container, "UPDATE users SET", lambda: client.get(f"{API}/me", headers=headers)
+        container, "FROM user_projects", lambda: client.get(f"{API}/me", headers=headers)
     )
     try:
         r = await client.patch(f"{API}/users/{user_id}", json={"is_active": False}, headers=admin_headers)
