@@ -320,7 +320,9 @@ class WebForms:
 <script>
 document.querySelectorAll("form.fo-form").forEach((form) => {{
   const key = form.elements.idempotency_key;
-  key.value = crypto.randomUUID();
+  const newKey = () =>
+    window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now() + "-" + Math.random();
+  key.value = newKey();
   form.addEventListener("submit", async (event) => {{
     event.preventDefault();
     const out = form.querySelector(".fo-result");
@@ -330,7 +332,7 @@ document.querySelectorAll("form.fo-form").forEach((form) => {{
       }});
       const body = await answer.json();
       out.textContent = answer.ok ? "Thank you! Your request number: " + body.reference : body.message;
-      if (answer.ok) {{ form.reset(); key.value = crypto.randomUUID(); }}
+      if (answer.ok) {{ form.reset(); key.value = newKey(); }}
     }} catch (error) {{
       out.textContent = "Could not send; please try again.";
     }}

@@ -15,7 +15,8 @@ user, this middleware:
 - keys are remembered for 24 hours (:data:`IDEMPOTENCY_KEY_TTL`).
 
 PUT, PATCH and DELETE ignore the header (harmless): they set a state, so repeating them is safe.
-``POST /interactions`` keeps its own mechanism, the key stored in the contact's own transaction
+The public web forms (``/api/v1/public/...``: no user) keep their keys per form in the contact's
+transaction. ``POST /interactions`` keeps its own mechanism, the key stored in the contact's own transaction
 (global keys, ``created: false`` on a repeat), which SIP Call-IDs use too.
 """
 

@@ -108,13 +108,22 @@ async def form_preflight(request: Request, public_key: str) -> Response:
         503: {"description": "captcha-unavailable: try again"},
     },
     openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 150},
+                "description": "a repeat with the same key answers the first contact (per form)",
+            }
+        ],
         "requestBody": {
             "content": {
                 "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
                 "multipart/form-data": {"schema": {"type": "object"}},
                 "application/json": {"schema": {"type": "object"}},
             }
-        }
+        },
     },
 )
 async def submit_form(request: Request, public_key: str) -> Response:
