@@ -42,7 +42,10 @@ async def _actor(ws: WebSocket, c: Container) -> Actor:
     if authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
     if token:
-        return await c.auth.token_actor(token, ip=ip)
+        actor = await c.auth.token_actor(token, ip=ip)
+        # The stream shows contacts as they happen: a token needs a scope that reads them.
+        actor.require("interactions.read")
+        return actor
     cookie = ws.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("Please sign in", error_id="not-authenticated")
