@@ -4,12 +4,18 @@ owner's full rights (migration 0024)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import uvicorn
+import websockets
 from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
@@ -17,8 +23,9 @@ from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
 from frontoffice.store.migrate import upgrade
 from frontoffice.store.tables import ApiToken
+from frontoffice.web.app import create_app
 
-from ..conftest import ShiftedClock, make_user
+from ..conftest import ShiftedClock, free_port, make_user, serve_in_task
 from .test_acd_api import API, Desk
 from .test_project_scoping import Center
 
@@ -206,3 +213,31 @@ async def test_tokens_made_before_scopes_keep_their_owners_full_rights(tmp_path:
         ('["admin"]', None, None)
     ]
     db.close()
+
+
+@pytest.fixture
+async def stream_url(container: Container) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(container), host="127.0.0.1", port=port, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    serving: asyncio.Task[None] = await serve_in_task(server)
+    yield f"ws://127.0.0.1:{port}/api/v1/stream"
+    server.should_exit = True
+    await serving
+
+
+async def test_the_live_stream_needs_a_token_that_may_read_contacts(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], stream_url: str
+) -> None:
+    owner = await make_user(container, "watcher", Role.SUPERVISOR)
+    _, website = await _token(client, admin_headers, owner, scopes=["contacts:create"])
+    _, reader = await _token(client, admin_headers, owner, scopes=["crm:read"])
+    async with websockets.connect(f"{stream_url}?token={website['token']}") as refused:
+        await refused.wait_closed()
+    assert refused.close_code == 4401
+    async with websockets.connect(f"{stream_url}?token={reader['token']}") as ws:
+        hello = json.loads(await ws.recv())
+    assert hello["type"] == "hello"
+    assert "wallboard" not in hello["data"]  # supervision needs the admin scope, not crm:read
