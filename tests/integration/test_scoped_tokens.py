@@ -234,9 +234,9 @@ async def test_the_live_stream_needs_a_token_that_may_read_contacts(
     owner = await make_user(container, "watcher", Role.SUPERVISOR)
     _, website = await _token(client, admin_headers, owner, scopes=["contacts:create"])
     _, reader = await _token(client, admin_headers, owner, scopes=["crm:read"])
-    async with websockets.connect(f"{stream_url}?token={website['token']}") as refused:
-        await refused.wait_closed()
-    assert refused.close_code == 4401
+    with pytest.raises(websockets.InvalidStatus):  # closed before the handshake completes
+        async with websockets.connect(f"{stream_url}?token={website['token']}"):
+            pass
     async with websockets.connect(f"{stream_url}?token={reader['token']}") as ws:
         hello = json.loads(await ws.recv())
     assert hello["type"] == "hello"
