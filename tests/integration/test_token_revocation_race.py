@@ -10,6 +10,7 @@ token cache, so that later requests keep working for up to TOKEN_CACHE_S.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -102,4 +103,39 @@ async def test_a_revoked_token_is_refused_at_once_without_a_race(
     headers = {"Authorization": f"Bearer {token.token}"}
     assert (await client.get(f"{API}/me", headers=headers)).status_code == 200  # cached now
     assert (await client.delete(f"{API}/tokens/{token.id}", headers=admin_headers)).status_code == 204
+    assert (await client.get(f"{API}/me", headers=headers)).status_code == 401
+
+
+async def test_a_look_up_that_read_the_token_before_the_revocation_does_not_cache_it_after(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    """The other interleaving: the look-up reads the token row before the revocation commits and
+    stores its result only after the revocation has committed and cleared the cache. The cache's
+    generation, noted before the read, has moved: the stale result is not kept."""
+    user_id = await make_user(container, "slow", Role.AGENT)
+    token = await container.auth.create_token(Actor.system(), "slow", user_id=user_id)
+    headers = {"Authorization": f"Bearer {token.token}"}
+    assert (await client.get(f"{API}/me", headers=headers)).status_code == 200
+    container.auth.forget_tokens()
+    has_read, revoked = asyncio.Event(), asyncio.Event()
+    paused: list[bool] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_tokens JOIN users" in statement and not paused:
+            paused.append(True)
+            has_read.set()
+            await_(revoked.wait())  # hold the look-up between its read and its caching
+
+    engine = container.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        racing = asyncio.create_task(client.get(f"{API}/me", headers=headers))
+        await asyncio.wait_for(has_read.wait(), 10)
+        r = await client.delete(f"{API}/tokens/{token.id}", headers=admin_headers)
+        assert r.status_code == 204
+        revoked.set()
+        assert (await racing).status_code == 200  # it read the token before the revocation
+    finally:
+        revoked.set()
+        event.remove(engine, "after_cursor_execute", after)
     assert (await client.get(f"{API}/me", headers=headers)).status_code == 401
