@@ -4,8 +4,8 @@ Each is added to the router that serves the resource's ``/{resource}/{id}`` rout
 ``/customers/changes`` is never taken for a customer id (and no two routers answer one path:
 tests/integration/test_api_routes.py)."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the route is defined in a function, and FastAPI reads
+# its annotations (``requires(f"{resource}.read")`` names a local) as objects, not strings.
 from datetime import datetime
 from typing import Annotated
 
