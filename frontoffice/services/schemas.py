@@ -316,12 +316,16 @@ TokenScope = Literal[
 ]
 
 
+def _full_rights() -> list[TokenScope]:
+    return ["admin"]
+
+
 class TokenIn(Input):
     """A new API token. ``scopes`` narrow what it may do below its owner's role (docs/integrations.md,
     "API tokens and scopes"); left out: ``["admin"]``, the owner's full rights."""
 
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[TokenScope] = Field(default_factory=lambda: ["admin"], min_length=1, max_length=8)
+    scopes: list[TokenScope] = Field(default_factory=_full_rights, min_length=1, max_length=8)
     expires_at: datetime | None = Field(default=None, description="null: never expires")
     project_ids: list[int] | None = Field(
         default=None, max_length=500, description="limit to these projects (null: the owner's projects)"
