@@ -32,6 +32,7 @@ from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
 from frontoffice.services.canned import CannedService
+from frontoffice.services.change_feeds import ChangeFeeds
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.chat import WebChat
 from frontoffice.services.companies import CompanyService
@@ -63,6 +64,7 @@ from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
 from frontoffice.services.voice_calls import CallControl, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
+from frontoffice.services.web_forms import CaptchaVerifier, FormRateLimit, WebForms
 from frontoffice.services.webhooks import WebhookRecorder, Webhooks, WebhookSender
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
@@ -120,6 +122,8 @@ class Container:
     webhooks: Webhooks
     webhook_sender: WebhookSender
     screen_pop: ScreenPop
+    web_forms: WebForms
+    change_feeds: ChangeFeeds
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -384,9 +388,21 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         blocked_senders=settings.email_blocked_senders,
         auto_ack_limit=settings.email_auto_ack_limit,
     )
+    # Public web forms: submissions without a user token, through intake like any contact.
+    web_forms = WebForms(
+        sessions,
+        contact_center.intake,
+        rate_limit=FormRateLimit(settings.web_form_rate_limit, settings.web_form_rate_window_s),
+        captcha=CaptchaVerifier(settings.captcha_verify_url, settings.captcha_secret),
+        public_url=settings.public_url,
+        clock=clock,
+    )
+    change_feeds = ChangeFeeds(sessions, clock=clock)
     return Container(
         settings=settings,
         engine=engine,
+        web_forms=web_forms,
+        change_feeds=change_feeds,
         sessions=sessions,
         crm=crm,
         auth=AuthService(

@@ -17,10 +17,11 @@ from frontoffice.bootstrap import Container, build_container
 from frontoffice.config import ConfigError, Settings, load_settings
 from frontoffice.domain.exceptions import DomainError
 from frontoffice.domain.model import Role
+from frontoffice.domain.permissions import SCOPES
 from frontoffice.logs import configure_logging
 from frontoffice.services.auth import generate_password
 from frontoffice.services.context import Actor
-from frontoffice.services.schemas import UserIn, UserProjectsIn
+from frontoffice.services.schemas import TokenIn, UserIn, UserProjectsIn
 from frontoffice.store import migrate
 from frontoffice.store.node_lock import DatabaseInUse, node_lock
 
@@ -335,14 +336,23 @@ def user_projects(username: str, codes: tuple[str, ...], all_projects: bool) -> 
 @user.command("token")
 @click.argument("username")
 @click.option("--name", default="cli", help="What the token is for.")
-def user_token(username: str, name: str) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(sorted(SCOPES)),
+    help="What the token may do (repeat for several); default admin: the user's full rights.",
+)
+def user_token(username: str, name: str, scopes: tuple[str, ...]) -> None:
     """Create an API token for a user (printed once)."""
 
     async def create(c: Container) -> None:
         users = {u.username: u.id for u in await c.auth.list_users(Actor.system())}
         if username not in users:
             raise DomainError(f"No such user {username!r}", error_id="no-such-user")
-        token = await c.auth.create_token(Actor.system(), name, user_id=users[username])
+        data = TokenIn.model_validate({"name": name, "scopes": list(scopes) or ["admin"]})
+        token = await c.auth.create_token(Actor.system(), data, user_id=users[username])
         console.print(f"token (shown once): {token.token}")
+        console.print(f"scopes: {', '.join(token.scopes)}")
 
     _run(create)

@@ -158,6 +158,18 @@ class Settings(BaseSettings):
     login_window_s: int = Field(default=900, ge=1, description="Window for counting failed sign-ins")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body")
     csv_max_rows: int = Field(default=100_000, ge=1, description="Largest CSV import, in rows")
+    web_form_rate_limit: int = Field(
+        default=10, ge=1, description="Public web form submissions allowed per client address per window"
+    )
+    web_form_rate_window_s: int = Field(
+        default=600, ge=1, description="Window of the public web forms' rate limit, in seconds"
+    )
+    captcha_verify_url: str = Field(
+        default="",
+        description="Captcha verification URL for public web forms (hCaptcha, reCAPTCHA, Turnstile "
+        "siteverify); empty: no captcha",
+    )
+    captcha_secret: str = Field(default="", description="The captcha service's secret key")
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .model import Role
 
-__all__ = ["PERMISSIONS", "ROLE_PERMISSIONS", "role_allows"]
+__all__ = [
+    "PERMISSIONS",
+    "PERMISSION_SCOPES",
+    "ROLE_PERMISSIONS",
+    "SCOPES",
+    "role_allows",
+    "scope_allows",
+]
 
 PERMISSIONS: frozenset[str] = frozenset(
     {
@@ -37,6 +44,9 @@ PERMISSIONS: frozenset[str] = frozenset(
         # Outgoing webhooks and integration lookups: they send the center's data to other systems.
         "webhooks.manage",
         "self.read",
+        # Taking in a new inbound contact (POST /interactions): what a website's form or a shop
+        # needs, apart from the rest of interactions.write (accepting, ending, abandoning contacts).
+        "contacts.create",
     }
 )
 
@@ -54,6 +64,7 @@ _AGENT = frozenset(
         "deals.write",
         "projects.read",
         "self.read",
+        "contacts.create",
     }
 )
 _SUPERVISOR = _AGENT | {
@@ -77,8 +88,59 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 
+# API token scopes. A token acts with its owner's role (and project limit) *and* only within its
+# scopes: a permission is allowed when the role holds it and one of the token's scopes grants it.
+# ``admin`` grants every permission (the owner's full rights: tokens made before scopes existed).
+SCOPES: frozenset[str] = frozenset(
+    {
+        "contacts:create",
+        "crm:read",
+        "crm:write",
+        "tickets:read",
+        "tickets:write",
+        "reports:read",
+        "webhooks:manage",
+        "admin",
+    }
+)
+
+# The one table from permissions to the scopes that grant them (besides ``admin``). A permission
+# missing here is granted by ``admin`` only (users, tokens, routing, settings, the audit log).
+PERMISSION_SCOPES: dict[str, frozenset[str]] = {
+    "contacts.create": frozenset({"contacts:create", "crm:write"}),
+    "customers.read": frozenset({"crm:read", "crm:write"}),
+    "companies.read": frozenset({"crm:read", "crm:write"}),
+    "deals.read": frozenset({"crm:read", "crm:write"}),
+    "interactions.read": frozenset({"crm:read", "crm:write"}),
+    "projects.read": frozenset({"crm:read", "crm:write", "tickets:read", "tickets:write"}),
+    "customers.export": frozenset({"crm:read", "crm:write"}),
+    "customers.write": frozenset({"crm:write"}),
+    "customers.merge": frozenset({"crm:write"}),
+    "customers.delete": frozenset({"crm:write"}),
+    "customers.import": frozenset({"crm:write"}),
+    "companies.write": frozenset({"crm:write"}),
+    "deals.write": frozenset({"crm:write"}),
+    "interactions.write": frozenset({"crm:write"}),
+    "tickets.read": frozenset({"tickets:read", "tickets:write"}),
+    "tickets.write": frozenset({"tickets:write"}),
+    "stats.read": frozenset({"reports:read"}),
+    "metrics.read": frozenset({"reports:read"}),
+    "webhooks.manage": frozenset({"webhooks:manage"}),
+    # Who am I (GET /me): any token may ask. Creating tokens needs ``admin`` (services/auth.py).
+    "self.read": SCOPES,
+}
+
+
 def role_allows(role: Role, permission: str) -> bool:
     """True when ``role`` holds ``permission``; unknown permissions are a programming error."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
     return permission in ROLE_PERMISSIONS[role]
+
+
+def scope_allows(scopes: frozenset[str] | None, permission: str) -> bool:
+    """True when a token's ``scopes`` grant ``permission`` (``None``: not a scoped caller, a
+    browser session or the system)."""
+    if scopes is None or "admin" in scopes:
+        return True
+    return not scopes.isdisjoint(PERMISSION_SCOPES.get(permission, ()))

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import InteractionEventType, Role
+from frontoffice.domain.model import InteractionEventType
 from frontoffice.store.tables import (
     AgentProfile,
     Disposition,
@@ -431,4 +431,4 @@ class AgentQueue(BaseModel):
 
 
 def _is_supervisor(actor: Actor) -> bool:
-    return actor.role in (Role.SUPERVISOR, Role.ADMIN)
+    return actor.can("agents.supervise")  # a role that supervises; a token also its scope

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,6 +32,7 @@ from .schemas import (
     AuditOut,
     Page,
     TokenCreated,
+    TokenIn,
     TokenOut,
     UserIn,
     UserOut,
@@ -46,6 +47,8 @@ TOKEN_PREFIX = "fo_"
 # 32 random bytes: guessing is hopeless, so a fast SHA-256 is the right hash (argon2 is for passwords).
 TOKEN_BYTES = 32
 TOKEN_CACHE_S = 30.0
+# A token's last use is written at most this often (the token list shows it to the minute).
+LAST_USED_EVERY = timedelta(minutes=1)
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing of "no such user" and
 # "wrong password" the same, so a sign-in attempt cannot probe which usernames exist.
@@ -122,10 +125,12 @@ class AuthService:
         self.throttle = throttle
         self.session_max_age = timedelta(seconds=session_max_age_s)
         self.clock = clock
-        # token hash -> (actor without ip, token id, monotonic expiry). Integrations call many times a
-        # second; a revocation or user change on this node clears the cache at once, on other nodes
-        # it takes effect within TOKEN_CACHE_S.
-        self._token_cache: dict[str, tuple[Actor, int, float]] = {}
+        # token hash -> (actor without ip, token id, monotonic end of caching, the token's expiry).
+        # Integrations call many times a second; a revocation or user change on this node clears
+        # the cache once committed (forget_tokens), on other nodes it takes effect within
+        # TOKEN_CACHE_S.
+        self._token_cache: dict[str, tuple[Actor, int, float, datetime | None]] = {}
+        self._token_generation = 0
 
     # ------------------------------------------------------------------ users
     async def create_user(self, actor: Actor, data: UserIn) -> UserOut:
@@ -170,8 +175,11 @@ class AuthService:
                     update(WebSession).where(WebSession.user_id == user_id).values(expires_at=self.clock())
                 )
             audit(s, actor, "user.update", "user", user_id, fields=sorted(changes))
-            self.forget_tokens()
-            return await _user_out(s, user)
+            out = await _user_out(s, user)
+        # After the commit: a look-up that read the user before it cannot cache it again (see
+        # forget_tokens).
+        self.forget_tokens()
+        return out
 
     async def list_users(self, actor: Actor) -> list[UserOut]:
         actor.require("users.read")
@@ -259,7 +267,7 @@ class AuthService:
                 update(WebSession).where(WebSession.user_id == user.id).values(expires_at=self.clock())
             )
             audit(s, actor, "user.password", "user", user.id)
-            self.forget_tokens()
+        self.forget_tokens()
 
     async def reset_password(self, actor: Actor, user_id: int, new_password: str) -> None:
         """An administrator sets another user's password (they forgot it, or it leaked).
@@ -354,27 +362,62 @@ class AuthService:
             )
 
     # ------------------------------------------------------------------ API tokens
-    async def create_token(self, actor: Actor, name: str, *, user_id: int | None = None) -> TokenCreated:
-        """Create a token for ``user_id`` (default: the actor). The secret is returned only here."""
+    async def create_token(
+        self, actor: Actor, name: str | TokenIn, *, user_id: int | None = None
+    ) -> TokenCreated:
+        """Create a token for ``user_id`` (default: the actor). The secret is returned only here.
+
+        ``name`` is the token's name or a whole :class:`TokenIn` (scopes, expiry, projects). A token
+        acts with its owner's role and project limit, narrowed to its scopes and projects. A token
+        may make tokens only with the ``admin`` scope, so a narrow token cannot widen itself.
+        """
+        data = name if isinstance(name, TokenIn) else TokenIn(name=name)
         owner = user_id if user_id is not None else actor.user_id
         if owner is None:
             raise InvalidInput("A token needs an owner", error_id="token-owner-required")
         if owner != actor.user_id:
             actor.require("tokens.write")
+        if actor.scopes is not None and "admin" not in actor.scopes:
+            raise Forbidden(
+                "Only a token with the admin scope may create tokens",
+                error_id="token-scope",
+                refused="tokens.write",
+            )
+        if data.expires_at is not None and data.expires_at <= self.clock():
+            raise InvalidInput("The expiry is in the past", error_id="token-expired-already")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         async with self.sessions.begin() as s:
             if await s.get(User, owner) is None:
                 raise NotFound("No such user", error_id="no-such-user", user_id=owner)
+            projects = None if data.project_ids is None else sorted(set(data.project_ids))
+            if projects:
+                known = set(await s.scalars(select(Project.id).where(Project.id.in_(projects))))
+                missing = [p for p in projects if p not in known]
+                if missing:
+                    raise NotFound("No such project", error_id="no-such-project", project_id=missing[0])
             token = ApiToken(
                 user_id=owner,
-                name=name,
+                name=data.name,
                 prefix=secret[: len(TOKEN_PREFIX) + 6],
                 token_hash=_token_hash(secret),
                 created_at=self.clock(),
+                scopes=sorted(set(data.scopes)),
+                expires_at=data.expires_at,
+                project_ids=projects,
             )
             s.add(token)
             await s.flush()
-            audit(s, actor, "token.create", "api_token", token.id, owner=owner, name=name)
+            audit(
+                s,
+                actor,
+                "token.create",
+                "api_token",
+                token.id,
+                owner=owner,
+                name=data.name,
+                scopes=token.scopes,
+                project_ids=projects,
+            )
             return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
 
     async def list_tokens(self, actor: Actor, *, user_id: int | None = None) -> list[TokenOut]:
@@ -385,6 +428,19 @@ class AuthService:
             rows = await s.scalars(select(ApiToken).where(ApiToken.user_id == owner).order_by(ApiToken.id))
             return [TokenOut.model_validate(t) for t in rows]
 
+    async def all_tokens(self, actor: Actor) -> list[TokenOut]:
+        """Every user's tokens (the admin console's list), newest first."""
+        actor.require("tokens.write")
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(ApiToken, User.username)
+                .join(User, User.id == ApiToken.user_id)
+                .order_by(ApiToken.id.desc())
+            )
+            return [
+                TokenOut.model_validate(t).model_copy(update={"username": username}) for t, username in rows
+            ]
+
     async def revoke_token(self, actor: Actor, token_id: int) -> None:
         async with self.sessions.begin() as s:
             token = await s.get(ApiToken, token_id)
@@ -392,19 +448,37 @@ class AuthService:
                 raise NotFound("No such token", error_id="no-such-token", token_id=token_id)
             if token.user_id != actor.user_id:
                 actor.require("tokens.write")
+            elif actor.scopes is not None and "admin" not in actor.scopes and actor.token_id != token_id:
+                # A narrow token may revoke itself (first aid for a leak), not its owner's others.
+                raise Forbidden(
+                    "Only a token with the admin scope may revoke other tokens",
+                    error_id="token-scope",
+                    refused="tokens.write",
+                )
             token.revoked_at = token.revoked_at or self.clock()
-            self.forget_tokens()
             audit(s, actor, "token.revoke", "api_token", token_id)
+        # After the commit, never before: see forget_tokens.
+        self.forget_tokens()
 
     async def token_actor(self, secret: str, *, ip: str | None) -> Actor:
+        """The actor behind an API token: its owner's role and projects, narrowed to the token's
+        scopes and projects. Raises when the token is unknown, revoked, expired or its owner inactive.
+
+        Look-ups are cached for at most :data:`TOKEN_CACHE_S` (and never past the token's expiry). A
+        look-up that read the database before a revocation committed must not cache what it read
+        after the revocation's :meth:`forget_tokens`: it notes the cache's generation before reading
+        and keeps its result only if no forget happened since (``_token_generation``)."""
         if not secret.startswith(TOKEN_PREFIX):
             raise Unauthenticated("Invalid API token", error_id="invalid-token")
         digest = _token_hash(secret)
         cached = self._token_cache.get(digest)
         if cached is not None and cached[2] > time.monotonic():
-            known = cached[0]
-            return known if known.ip == ip else replace(known, ip=ip)
-        async with self.sessions.begin() as s:
+            known, _, _, expires_at = cached
+            if expires_at is None or expires_at > self.clock():
+                return known if known.ip == ip else replace(known, ip=ip)
+        generation = self._token_generation
+        now = self.clock()
+        async with self.sessions() as s:
             row = (
                 await s.execute(
                     select(ApiToken, User)
@@ -415,11 +489,26 @@ class AuthService:
             if row is None or row[0].revoked_at is not None or not row[1].is_active:
                 raise Unauthenticated("Invalid API token", error_id="invalid-token")
             token, user = row
-            now = self.clock()
-            # Write last-use at most once a minute so busy integrations do not write on every call.
-            if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-                token.last_used_at = now
-            project_ids = await _project_ids(s, user.id, Role(user.role))
+            if token.expires_at is not None and token.expires_at <= now:
+                raise Unauthenticated("This API token has expired", error_id="token-expired")
+            owner_projects = await _project_ids(s, user.id, Role(user.role))
+            # Last use is written at most once a minute per token (and only on a cache miss, which
+            # a busy integration has every TOKEN_CACHE_S), so calls do not each write a row.
+            stale_use = token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY
+            token_id, last_used = token.id, token.last_used_at
+        if stale_use:
+            async with self.sessions.begin() as s:
+                # Conditional: of two nodes (or two look-ups) at once only one writes.
+                await s.execute(
+                    update(ApiToken)
+                    .where(
+                        ApiToken.id == token_id,
+                        ApiToken.last_used_at.is_(None)
+                        if last_used is None
+                        else ApiToken.last_used_at == last_used,
+                    )
+                    .values(last_used_at=now)
+                )
         actor = Actor(
             user_id=user.id,
             role=Role(user.role),
@@ -427,15 +516,23 @@ class AuthService:
             ip=ip,
             language=user.language,
             via_token=True,
-            project_ids=project_ids,
+            project_ids=_narrow(owner_projects, token.project_ids),
+            scopes=frozenset(token.scopes),
+            token_id=token_id,
         )
-        if len(self._token_cache) > 10_000:
-            self._token_cache.clear()
-        self._token_cache[digest] = (actor, token.id, time.monotonic() + TOKEN_CACHE_S)
+        if generation == self._token_generation:
+            if len(self._token_cache) > 10_000:
+                self._token_cache.clear()
+            until = time.monotonic() + TOKEN_CACHE_S
+            self._token_cache[digest] = (actor, token_id, until, token.expires_at)
         return actor
 
     def forget_tokens(self) -> None:
-        """Drop cached token look-ups (after a revocation or a change to a user)."""
+        """Drop cached token look-ups; call *after* the commit of a revocation or a change to a user.
+
+        Bumping the generation keeps a look-up that read the old rows before that commit (and
+        finishes after this call) from caching them again for TOKEN_CACHE_S."""
+        self._token_generation += 1
         self._token_cache.clear()
 
     # ------------------------------------------------------------------ audit log
@@ -452,6 +549,14 @@ class AuthService:
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
         return id_page(rows, limit, AuditOut.model_validate)
+
+
+def _narrow(owner: frozenset[int] | None, token: list[int] | None) -> frozenset[int] | None:
+    """The projects a token sees: its owner's, narrowed to the token's own list (None: no limit)."""
+    if token is None:
+        return owner
+    limited = frozenset(token)
+    return limited if owner is None else owner & limited
 
 
 async def _project_ids(s: AsyncSession, user_id: int, role: Role | None = None) -> frozenset[int] | None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import Forbidden, InvalidInput, NotFound
-from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType, Role
+from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionEventType
 from frontoffice.store.tables import (
     EntryPoint,
     Identity,
@@ -473,7 +473,7 @@ class WebChat:
         actor.require("interactions.write")
         async with self.sessions.begin() as s:
             interaction = await self._turn(s, actor, interaction_id)
-            if interaction.agent_id != actor.user_id and actor.role is Role.AGENT:
+            if interaction.agent_id != actor.user_id and not actor.can("agents.supervise"):
                 raise Forbidden("This conversation is another agent's", error_id="not-your-conversation")
             name = await _agent_name(s, actor.user_id)
             message_id = await queue_message(
@@ -500,7 +500,7 @@ class WebChat:
         actor.require("interactions.read")
         async with self.sessions.begin() as s:
             interaction = await self._turn(s, actor, interaction_id)
-            if actor.role is not Role.AGENT or interaction.agent_id == actor.user_id:
+            if actor.can("agents.supervise") or interaction.agent_id == actor.user_id:
                 changed = list(
                     await s.scalars(
                         update(Message)
@@ -529,7 +529,7 @@ class WebChat:
     async def note(self, actor: Actor, interaction_id: int, body: str) -> dict[str, Any]:
         """A supervisor's private note to the agent in the conversation (never sent to the visitor)."""
         actor.require("interactions.write")
-        if actor.role is Role.AGENT:
+        if not actor.can("agents.supervise"):  # an agent (or a token without supervision)
             raise Forbidden("Private notes are written by supervisors", error_id="supervisors-only")
         body = body.strip()
         if not body or len(body) > MAX_NOTE_CHARS:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain.exceptions import Forbidden, InvalidInput
 from frontoffice.domain.model import Role
-from frontoffice.domain.permissions import role_allows
+from frontoffice.domain.permissions import PERMISSION_SCOPES, role_allows, scope_allows
 from frontoffice.store.append_log import append_row
 from frontoffice.store.tables import AuditEntry
 
@@ -52,6 +52,10 @@ class Actor:
     language: str = "en"
     via_token: bool = False
     project_ids: frozenset[int] | None = field(default=None)
+    # An API token's scopes (domain/permissions.py); None: not limited by scopes (a browser session,
+    # the system).
+    scopes: frozenset[str] | None = field(default=None)
+    token_id: int | None = None  # the API token acting, if any
 
     @classmethod
     def system(cls) -> Actor:
@@ -62,10 +66,21 @@ class Actor:
         without one, agent states) are everyone's; a user without a limit sees every project."""
         return self.project_ids is None or project_id is None or project_id in self.project_ids
 
+    def can(self, permission: str) -> bool:
+        """Whether the actor's role holds ``permission`` and, for a token, one of its scopes grants it."""
+        return role_allows(self.role, permission) and scope_allows(self.scopes, permission)
+
     def require(self, permission: str) -> None:
         if not role_allows(self.role, permission):
             raise Forbidden(
                 "You do not have permission for this action", error_id="forbidden", permission=permission
+            )
+        if not scope_allows(self.scopes, permission):
+            raise Forbidden(
+                "This API token's scopes do not allow this action",
+                error_id="token-scope",
+                refused=permission,
+                scopes_that_allow=sorted(PERMISSION_SCOPES.get(permission, frozenset()) | {"admin"}),
             )
 
 

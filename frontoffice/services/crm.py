@@ -29,8 +29,10 @@ from frontoffice.store.tables import (
     Note,
     Ticket,
     User,
+    utcnow,
 )
 
+from .change_feeds import record_deletions
 from .context import (
     Actor,
     Clock,
@@ -397,9 +399,17 @@ class CrmService:
                     await s.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
                 )
                 gone += frontier
+            now = self.clock()
+            # The projects the person belonged to, read before the links go: the tombstones of the
+            # change feed are written per project for users limited to projects.
+            projects = await _customer_projects(s, gone)
             kept = {
                 name: (
-                    await s.execute(update(table).where(table.customer_id.in_(gone)).values(customer_id=None))
+                    await s.execute(
+                        update(table)
+                        .where(table.customer_id.in_(gone))
+                        .values(customer_id=None, updated_at=utcnow())
+                    )
                 ).rowcount  # type: ignore[attr-defined]
                 for name, table in (("interactions", Interaction), ("tickets", Ticket), ("deals", Deal))
             }
@@ -420,13 +430,14 @@ class CrmService:
             # Children first: a merged card points at the one it was merged into.
             for gone_id in reversed(gone):
                 await s.execute(delete(Customer).where(Customer.id == gone_id))
+            await record_deletions(s, "customers", gone, at=utcnow(), projects=projects)
             audit(
                 s,
                 actor,
                 "customer.delete",
                 "customer",
                 customer_id,
-                self.clock(),
+                now,
                 removed=removed,
                 kept=kept,
                 merged_ids=gone[1:],
@@ -698,6 +709,7 @@ class CrmService:
         async with self.sessions.begin() as s:
             keep = await self._live_customer(s, actor, keep_id)
             gone = await self._live_customer(s, actor, merge_id)
+            projects = await _customer_projects(s, [merge_id])
             moved = {
                 "identities": (
                     await s.execute(
@@ -718,12 +730,16 @@ class CrmService:
                 ).rowcount,  # type: ignore[attr-defined]
                 "tickets": (
                     await s.execute(
-                        update(Ticket).where(Ticket.customer_id == merge_id).values(customer_id=keep_id)
+                        update(Ticket)
+                        .where(Ticket.customer_id == merge_id)
+                        .values(customer_id=keep_id, updated_at=utcnow())
                     )
                 ).rowcount,  # type: ignore[attr-defined]
                 "deals": (
                     await s.execute(
-                        update(Deal).where(Deal.customer_id == merge_id).values(customer_id=keep_id)
+                        update(Deal)
+                        .where(Deal.customer_id == merge_id)
+                        .values(customer_id=keep_id, updated_at=utcnow())
                     )
                 ).rowcount,  # type: ignore[attr-defined]
             }
@@ -759,6 +775,10 @@ class CrmService:
             keep.updated_at = now
             gone.merged_into_id = keep_id
             gone.updated_at = now
+            # The merged card leaves the change feed as a tombstone pointing at the kept card.
+            await record_deletions(
+                s, "customers", [merge_id], at=utcnow(), projects=projects, merged_into_id=keep_id
+            )
             audit(s, actor, "customer.merge", "customer", keep_id, now, merged_id=merge_id, moved=moved)
             await s.flush()
             return await self._card(s, keep_id)
@@ -921,3 +941,17 @@ class CrmService:
                 )
                 or 0
             )
+
+
+async def _customer_projects(s: AsyncSession, customer_ids: list[int]) -> set[int]:
+    """Every project these customers belong to (card links, contacts, tickets, deals)."""
+    found: set[int] = set()
+    for model in (CustomerProject, Interaction, Ticket, Deal):
+        found.update(
+            p
+            for p in await s.scalars(
+                select(model.project_id).where(model.customer_id.in_(customer_ids)).distinct()
+            )
+            if p is not None
+        )
+    return found

@@ -180,7 +180,7 @@ class Intake:
         contact's own transaction, before it writes anything (one read per contact with a key).
         """
         actor = actor or Actor.system()
-        actor.require("interactions.write")
+        actor.require("contacts.create")
         idempotency_key = dedupe_key
         # Only a contact with a dedupe key is compared with an earlier one.
         request_hash = _request_hash(inbound) if idempotency_key is not None else ""

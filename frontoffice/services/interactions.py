@@ -17,7 +17,14 @@ from sqlalchemy.orm import make_transient_to_detached
 from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.append_log import append_row
-from frontoffice.store.tables import Interaction, InteractionEvent, Message, MessageAttachment, Project
+from frontoffice.store.tables import (
+    Interaction,
+    InteractionEvent,
+    Message,
+    MessageAttachment,
+    Project,
+    utcnow,
+)
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import (
@@ -137,6 +144,9 @@ class InteractionService:
             "connected_at": None,
             "ended_at": None,
             "closed_at": None,
+            # The wall clock, as every later UPDATE sets it (the column's onupdate): the change feed's
+            # order must not mix a test's shifted clock with the real one.
+            "updated_at": utcnow(),
         }
         result = cast("CursorResult[Any]", await s.execute(_INSERT_INTERACTION, values))
         key = result.inserted_primary_key

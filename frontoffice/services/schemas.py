@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -304,8 +304,39 @@ class PasswordReset(Input):
     new_password: str = Field(min_length=10, max_length=200)
 
 
+TokenScope = Literal[
+    "contacts:create",
+    "crm:read",
+    "crm:write",
+    "tickets:read",
+    "tickets:write",
+    "reports:read",
+    "webhooks:manage",
+    "admin",
+]
+
+
+def _full_rights() -> list[TokenScope]:
+    return ["admin"]
+
+
 class TokenIn(Input):
+    """A new API token. ``scopes`` narrow what it may do below its owner's role (docs/integrations.md,
+    "API tokens and scopes"); left out: ``["admin"]``, the owner's full rights."""
+
     name: str = Field(min_length=1, max_length=200)
+    scopes: list[TokenScope] = Field(default_factory=_full_rights, min_length=1, max_length=8)
+    expires_at: datetime | None = Field(default=None, description="null: never expires")
+    project_ids: list[int] | None = Field(
+        default=None, max_length=500, description="limit to these projects (null: the owner's projects)"
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (for example 2027-01-31T00:00:00Z)")
+        return value
 
 
 class TokenOut(Output):
@@ -315,10 +346,70 @@ class TokenOut(Output):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[str] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    project_ids: list[int] | None = None
+    user_id: int | None = None
+    username: str | None = Field(default=None, description="the owner (in the list of every token)")
 
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The secret; shown only in this response")
+
+
+class WebFormIn(Input):
+    """A public web form's settings. ``allowed_origins``: the sites (``https://shop.example``) whose
+    pages may post to it; empty: no browser page may (a server without an ``Origin`` still can)."""
+
+    allowed_origins: list[str] = Field(default_factory=list, max_length=50)
+    enabled: bool = True
+    captcha: bool = Field(default=False, description="check a captcha token (needs captcha_verify_url)")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from .web_forms import normalize_origin  # the one definition of an origin's form
+
+        return sorted({normalize_origin(origin) for origin in value})
+
+
+class WebFormOut(Output):
+    entry_point_id: int
+    public_key: str
+    allowed_origins: list[str]
+    enabled: bool
+    captcha: bool
+    action_url: str = Field(description="where the form posts")
+    html_snippet: str = Field(description="HTML to paste into the site's page")
+    updated_at: datetime
+
+
+class FormAnswer(BaseModel):
+    """The answer to a public form submission that was accepted (committed)."""
+
+    accepted: bool = True
+    reference: str = Field(description="the contact's number, for the customer to quote")
+    created: bool = Field(description="false when an earlier submission with the same key made it")
+
+
+class ChangeItem(BaseModel):
+    """One change of a feed: the record as it is now, or a tombstone (``deleted``; ``record`` null;
+    ``merged_into_id`` when a customer was merged into another)."""
+
+    id: int
+    updated_at: datetime = Field(description="when it changed (for a tombstone: was deleted)")
+    deleted: bool = False
+    merged_into_id: int | None = None
+    record: dict[str, Any] | None = None
+
+
+class ChangePage(BaseModel):
+    """A page of a change feed. Pass ``next_cursor`` back as ``cursor``; it is always given (poll
+    with it later for new changes). ``has_more``: more changes are waiting now."""
+
+    items: list[ChangeItem]
+    next_cursor: str
+    has_more: bool
 
 
 class AuditOut(Output):

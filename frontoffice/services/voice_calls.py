@@ -28,7 +28,6 @@ from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
-from frontoffice.domain.permissions import role_allows
 from frontoffice.domain.sip_credentials import sip_digest_ha1
 from frontoffice.store.tables import (
     AgentProfile,
@@ -554,7 +553,7 @@ class VoiceCalls:
     def check_call_control(self, actor: Actor, interaction_id: int) -> None:
         """Agents control their own connected calls; supervisors any tracked call."""
         actor.require("interactions.write")
-        if role_allows(actor.role, "agents.supervise"):
+        if actor.can("agents.supervise"):
             return
         try:
             status = self.acd.engine.contact_status(str(interaction_id))

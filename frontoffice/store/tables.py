@@ -42,6 +42,7 @@ __all__ = [
     "CustomerProject",
     "CustomerTag",
     "Deal",
+    "DeletedRecord",
     "Disposition",
     "EmailReceipt",
     "EntryPoint",
@@ -65,6 +66,7 @@ __all__ = [
     "TicketWatcher",
     "User",
     "UserProject",
+    "WebForm",
     "WebSession",
     "WebhookAttempt",
     "WebhookSubscription",
@@ -168,6 +170,11 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # What the token may do (domain/permissions.py SCOPES; ["admin"]: its owner's full rights, what
+    # tokens made before scopes were given), until when, and in which projects (None: the owner's).
+    scopes: Mapped[list[str]] = mapped_column(Json, default=lambda: ["admin"])
+    expires_at: Mapped[datetime | None] = mapped_column()
+    project_ids: Mapped[list[int] | None] = mapped_column(Json)
 
 
 class AuditEntry(Base):
@@ -186,6 +193,8 @@ class AuditEntry(Base):
 
 class Company(Base):
     __tablename__ = "companies"
+    # The change feed reads in (updated_at, id) order (services/change_feeds.py).
+    __table_args__ = (Index("ix_companies_updated", "updated_at", "id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     name_key: Mapped[str] = mapped_column(String(300), index=True)
@@ -199,6 +208,7 @@ class Customer(Base):
     """A person the center talks to. ``search_key`` is the lower-cased name for fragment search."""
 
     __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_updated", "updated_at", "id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     first_name: Mapped[str] = mapped_column(String(200), default="")
     last_name: Mapped[str] = mapped_column(String(200), default="")
@@ -299,6 +309,41 @@ class EntryPoint(Base):
     voice_ivr: Mapped[dict[str, Any] | None] = mapped_column()
 
 
+class WebForm(Base):
+    """The public web form of an entry point (``webform`` channel): a website posts to
+    ``/api/v1/public/forms/{public_key}`` without a user token. ``allowed_origins``: the sites whose
+    pages may post (CORS); ``captcha``: check the form's captcha token with the configured service."""
+
+    __tablename__ = "web_forms"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entry_point_id: Mapped[int] = mapped_column(
+        ForeignKey("entry_points.id", ondelete="CASCADE"), unique=True
+    )
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    allowed_origins: Mapped[list[str]] = mapped_column(Json, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    captcha: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeletedRecord(Base):
+    """A tombstone for the change feeds: a customer, company, interaction, ticket or deal that was
+    deleted (or erased), written in the same transaction as the deletion. A merged customer is not
+    here: its row stays with ``merged_into_id`` and the feed shows it as deleted from there."""
+
+    __tablename__ = "deleted_records"
+    __table_args__ = (Index("ix_deleted_records_resource_deleted", "resource", "deleted_at", "record_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    resource: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    # NULL: the row unrestricted readers see; else one row per project the record belonged to, for
+    # users limited to projects (not a foreign key: a tombstone outlives its project).
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    merged_into_id: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Interaction(Base):
     """One contact with a customer on one channel — the common record for every channel."""
 
@@ -312,6 +357,8 @@ class Interaction(Base):
         # A project's contacts, and its customers read from the index alone (who sees what:
         # services/scope.py).
         Index("ix_interactions_project_customer", "project_id", "customer_id"),
+        # The change feed (services/change_feeds.py).
+        Index("ix_interactions_updated", "updated_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -341,6 +388,8 @@ class Interaction(Base):
     connected_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+    # Every UPDATE of the table (the ACD's Core statements included) sets it: the change feed's order.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Thread(Base):
@@ -660,6 +709,8 @@ class Ticket(Base):
         Index("ix_tickets_assignee_status_sla_due", "assignee_id", "status", "sla_due_at", "id"),
         # Tickets whose work item in the ACD must be brought in line with them (services/ticket_work.py).
         Index("ix_tickets_work_sync", "work_sync"),
+        # The change feed (services/change_feeds.py).
+        Index("ix_tickets_updated", "updated_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the case stays in the help desk's history.
@@ -905,6 +956,7 @@ class Deal(Base):
         Index("ix_deals_stage_updated", "stage", "updated_at", "id"),
         Index("ix_deals_owner_updated", "owner_id", "updated_at", "id"),
         Index("ix_deals_expected_close", "expected_close_on", "id"),
+        Index("ix_deals_updated", "updated_at", "id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # None: the customer was deleted; the deal stays in the pipeline's history.

@@ -38,6 +38,7 @@ from .api import (
     tickets,
     voice,
     voice_trunks,
+    web_forms,
     webhooks,
 )
 from .errors import ApiError, install_error_handlers
@@ -77,6 +78,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     (API_PREFIX, replies.router),
     (API_PREFIX, conversations.router),
     (API_PREFIX, webhooks.router),
+    (API_PREFIX, web_forms.router),
     ("", chat.router),
     ("", planning_page.router),
     ("", helpdesk_pages.router),

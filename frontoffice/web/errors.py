@@ -25,7 +25,7 @@ from frontoffice.domain.exceptions import (
 )
 from frontoffice.i18n import gettext as _
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["ApiError", "domain_error_response", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("frontoffice.web")
 
@@ -64,32 +64,44 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def domain_error_response(
+    exc: DomainError,
+    *,
+    has_cookies: bool = False,
+    status_code: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The answer to a use case's refusal (what the exception handler sends), for a route that must
+    add headers of its own (the public forms' CORS headers) or choose the status."""
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    details = _json_safe(exc.details)
+    if isinstance(exc, InvalidInput) and isinstance(details.get("errors"), list):
+        # A refusal located at fields (a routing rule's column) answers as a schema error does:
+        # 422 with details.errors[].loc, so a form shows every such error next to its field.
+        status = 422
+        details["errors"] = [
+            {**error, "message": _(str(error.get("message", "")))} for error in details["errors"]
+        ]
+    extra = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Throttled) else {}
+    if isinstance(exc, Unauthenticated) and not has_cookies:
+        extra = {"WWW-Authenticate": "Bearer"}
+    message = _(exc.message)
+    if isinstance(exc, Forbidden) and isinstance(exc.details.get("permission"), str):
+        # Name the refused permission, so the user knows what to ask an administrator for.
+        message = _("You do not have the permission {permission} for this action").format(
+            permission=exc.details["permission"]
+        )
+    return JSONResponse(
+        error_body(exc.error_id, message, details),
+        status_code=status_code or status,
+        headers={**extra, **(headers or {})} or None,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
-        details = _json_safe(exc.details)
-        if isinstance(exc, InvalidInput) and isinstance(details.get("errors"), list):
-            # A refusal located at fields (a routing rule's column) answers as a schema error does:
-            # 422 with details.errors[].loc, so a form shows every such error next to its field.
-            status = 422
-            details["errors"] = [
-                {**error, "message": _(str(error.get("message", "")))} for error in details["errors"]
-            ]
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Throttled) else None
-        if isinstance(exc, Unauthenticated) and not request.cookies:
-            headers = {"WWW-Authenticate": "Bearer"}
-        message = _(exc.message)
-        if isinstance(exc, Forbidden) and isinstance(exc.details.get("permission"), str):
-            # Name the refused permission, so the user knows what to ask an administrator for.
-            message = _("You do not have the permission {permission} for this action").format(
-                permission=exc.details["permission"]
-            )
-        return JSONResponse(
-            error_body(exc.error_id, message, details),
-            status_code=status,
-            headers=headers,
-        )
+        return domain_error_response(exc, has_cookies=bool(request.cookies))
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:

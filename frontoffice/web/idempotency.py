@@ -15,7 +15,8 @@ user, this middleware:
 - keys are remembered for 24 hours (:data:`IDEMPOTENCY_KEY_TTL`).
 
 PUT, PATCH and DELETE ignore the header (harmless): they set a state, so repeating them is safe.
-``POST /interactions`` keeps its own mechanism, the key stored in the contact's own transaction
+The public web forms (``/api/v1/public/forms/...``: no user) keep their keys per form in the contact's
+transaction. ``POST /interactions`` keeps its own mechanism, the key stored in the contact's own transaction
 (global keys, ``created: false`` on a repeat), which SIP Call-IDs use too.
 """
 
@@ -63,8 +64,14 @@ IDEMPOTENT_PATHS_EXEMPT = frozenset({"/api/v1/auth/login", "/api/v1/auth/logout"
 SECRET_ANSWER_SUFFIXES = ("/tokens",)
 
 
+# The public web forms have no user to key by; they honour the key themselves, per form.
+PUBLIC_FORMS_PREFIX = "/api/v1/public/forms/"
+
+
 def is_exempt(path: str) -> bool:
     """Whether a POST to ``path`` is left alone by the middleware (see the constants above)."""
+    if path.startswith(PUBLIC_FORMS_PREFIX):
+        return True
     path = path.rstrip("/")
     return path in IDEMPOTENT_PATHS_EXEMPT or path.endswith(SECRET_ANSWER_SUFFIXES)
 

@@ -21,7 +21,6 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage, Subscription
 from frontoffice.domain.exceptions import DomainError, Unauthenticated
-from frontoffice.domain.model import Role
 from frontoffice.services.context import Actor
 
 from .security import SESSION_COOKIE, session_from_cookie
@@ -43,7 +42,10 @@ async def _actor(ws: WebSocket, c: Container) -> Actor:
     if authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
     if token:
-        return await c.auth.token_actor(token, ip=ip)
+        actor = await c.auth.token_actor(token, ip=ip)
+        # The stream shows contacts as they happen: a token needs a scope that reads them.
+        actor.require("interactions.read")
+        return actor
     cookie = ws.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("Please sign in", error_id="not-authenticated")
@@ -55,7 +57,7 @@ def audience_keys(actor: Actor) -> list[str]:
     """The bus audiences a user's socket belongs to: the user's own agent events; supervisors and
     administrators also everything addressed to supervisors. Messages for ``all`` reach everyone."""
     keys = [f"agent:{actor.user_id}"]
-    if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+    if actor.can("agents.supervise"):  # a token needs a scope that grants it
         keys.append("supervisors")
     return keys
 
@@ -76,7 +78,7 @@ def project_filter(actor: Actor) -> Callable[[BusMessage], bool] | None:
 
 async def _snapshot(c: Container, actor: Actor) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"user_id": actor.user_id, "role": actor.role.value}
-    if actor.role in (Role.SUPERVISOR, Role.ADMIN):
+    if actor.can("agents.supervise"):
         snapshot["wallboard"] = (await c.wallboard.wallboard(actor, c.stats.live())).model_dump()
     with contextlib.suppress(DomainError):
         snapshot["agent"] = (await c.desk.my_status(actor)).model_dump()

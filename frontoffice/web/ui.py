@@ -413,6 +413,43 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("External"),
     N_("Not found in the external system"),
     N_("The external system did not answer: {error}"),
+    # scoped API tokens and public web forms (admin.js)
+    N_("send contacts in (a website's form, a shop)"),
+    N_("read customers, companies, contacts and deals"),
+    N_("change customers, companies, contacts and deals"),
+    N_("read tickets"),
+    N_("change tickets"),
+    N_("read reports and statistics"),
+    N_("manage webhooks"),
+    N_("everything its user may do"),
+    N_("Scopes"),
+    N_("Only these projects (none ticked: the user's)"),
+    N_("Expires (empty: never)"),
+    N_("Tick at least one scope"),
+    N_("Expires"),
+    N_(
+        "A token acts with its user's role, only within its scopes: give an integration the narrowest "
+        "(a website's form: contacts:create)."
+    ),
+    N_("All API tokens"),
+    N_("New API token for {name}"),
+    N_("Public web form"),
+    N_(
+        "A website's contact form posts here without a user token. Only the pages of these sites may "
+        "post (one per line, such as https://shop.example)."
+    ),
+    N_("Allowed sites"),
+    N_("Accepts submissions"),
+    N_("Ask for a captcha"),
+    N_("Save web form"),
+    N_("Create web form"),
+    N_("Web form saved"),
+    N_("Public key"),
+    N_("Pages with the old key stop working. Make a new key?"),
+    N_("New key"),
+    N_("HTML to paste into your site"),
+    N_("Copied"),
+    N_("Copy"),
     # project limits of users (admin.js)
     N_("All projects"),
     N_("Change projects"),

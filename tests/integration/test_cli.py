@@ -97,6 +97,17 @@ def test_user_projects_shows_and_checks_the_limit(env: dict[str, str]) -> None:
     assert "all" in run(["user", "list"], env).stdout
 
 
+def test_user_token_takes_scopes_and_refuses_unknown_ones(env: dict[str, str]) -> None:
+    assert run(["db", "upgrade"], env).returncode == 0
+    assert run(["user", "add", "shop", "--role", "agent"], env).returncode == 0
+    made = run(["user", "token", "shop", "--name", "site", "--scope", "contacts:create"], env)
+    assert made.returncode == 0, made.stderr
+    assert "token (shown once): fo_" in made.stdout and "scopes: contacts:create" in made.stdout
+    full = run(["user", "token", "shop"], env)
+    assert full.returncode == 0 and "scopes: admin" in full.stdout
+    assert run(["user", "token", "shop", "--scope", "everything"], env).returncode == 2
+
+
 def test_serve_answers_with_demo_data(env: dict[str, str]) -> None:
     init = run(["init"], env)
     password = re.search(r"admin\s+(\S+)", init.stdout).group(1)  # type: ignore[union-attr]

@@ -110,8 +110,19 @@ async def my_tokens(
 async def create_my_token(
     request: Request, body: TokenIn, actor: Annotated[Actor, Depends(requires("self.read"))]
 ) -> TokenCreated:
-    """Create an API token for yourself. The ``token`` field is shown once; store it now."""
-    return await container(request).auth.create_token(actor, body.name)
+    """Create an API token for yourself. The ``token`` field is shown once; store it now.
+
+    ``scopes`` narrow the token below your role (default ``["admin"]``: your full rights),
+    ``expires_at`` ends it, ``project_ids`` limit it to some of your projects."""
+    return await container(request).auth.create_token(actor, body)
+
+
+@router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])
+async def all_tokens(
+    request: Request, actor: Annotated[Actor, Depends(requires("tokens.write"))]
+) -> list[TokenOut]:
+    """Every user's tokens, newest first, with scopes, expiry and last use (never the secret)."""
+    return await container(request).auth.all_tokens(actor)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
@@ -186,7 +197,8 @@ async def set_user_projects(
 async def create_user_token(
     request: Request, user_id: int, body: TokenIn, actor: Annotated[Actor, Depends(requires("tokens.write"))]
 ) -> TokenCreated:
-    return await container(request).auth.create_token(actor, body.name, user_id=user_id)
+    """Create a token for another user (an integration's service account); shown once."""
+    return await container(request).auth.create_token(actor, body, user_id=user_id)
 
 
 @router.get("/projects", response_model=list[ProjectOut], tags=["projects"])

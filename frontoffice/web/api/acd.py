@@ -38,6 +38,9 @@ router = APIRouter()
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Agent = Annotated[Actor, Depends(requires("interactions.write"))]
 Supervisor = Annotated[Actor, Depends(requires("agents.supervise"))]
+# Taking in a contact is its own permission, so a website's token (scope contacts:create) can do
+# only that.
+ContactCreator = Annotated[Actor, Depends(requires("contacts.create"))]
 
 
 def _answer(model: BaseModel, status_code: int) -> Response:
@@ -51,7 +54,7 @@ def _answer(model: BaseModel, status_code: int) -> Response:
 async def create_contact(
     request: Request,
     body: ContactIn,
-    actor: Agent,
+    actor: ContactCreator,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A new inbound contact from a web form or an external system; routed by the entry point's rules.

@@ -28,8 +28,12 @@ from frontoffice.services.schemas import (
 
 from ..errors import ApiError
 from ..security import container, requires
+from .feeds import add_change_feed
 
 router = APIRouter(tags=["customers"])
+# Before the /{id} routes: see web/api/feeds.py.
+add_change_feed(router, "customers")
+add_change_feed(router, "companies")
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 

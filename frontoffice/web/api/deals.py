@@ -23,9 +23,12 @@ from frontoffice.services.context import Actor
 from frontoffice.services.schemas import CompanyOut, Page
 
 from ..security import container, requires
+from .feeds import add_change_feed
 from .tickets import validated
 
 router = APIRouter(tags=["deals"])
+# Before the /{id} routes: see web/api/feeds.py.
+add_change_feed(router, "deals")
 
 Reader = Annotated[Actor, Depends(requires("deals.read"))]
 Writer = Annotated[Actor, Depends(requires("deals.write"))]

@@ -11,8 +11,11 @@ from frontoffice.services.context import Actor
 from frontoffice.services.schemas import InteractionEventOut, InteractionOut, MessageOut, Page
 
 from ..security import container, requires
+from .feeds import add_change_feed
 
 router = APIRouter(tags=["interactions"])
+# Before the /{id} routes: see web/api/feeds.py.
+add_change_feed(router, "interactions")
 
 
 @router.get("/interactions", response_model=Page[InteractionOut])

@@ -43,8 +43,11 @@ from frontoffice.services.sla import SlaPolicyIn, SlaPolicyOut, SlaReport
 from frontoffice.services.tickets import MacroApplied
 
 from ..security import container, requires
+from .feeds import add_change_feed
 
 router = APIRouter(tags=["tickets"])
+# Before the /{id} routes: see web/api/feeds.py.
+add_change_feed(router, "tickets")
 
 Reader = Annotated[Actor, Depends(requires("tickets.read"))]
 Writer = Annotated[Actor, Depends(requires("tickets.write"))]

@@ -144,11 +144,14 @@ function passwordDialog(user) {
   dialog.showModal();
 }
 
-async function newToken(user) {
-  const name = window.prompt(t("What is the token for?"), "integration");
-  if (!name) return;
-  const created = await attempt(() => api("POST", `/users/${user.id}/tokens`, { name }));
-  if (created) showSecret(created.token);
+function newToken(user) {
+  const dialog = el("dialog", { "aria-label": t("New API token for {name}", { name: user.username }) },
+    el("h2", {}, t("New API token for {name}", { name: user.username })));
+  const form = tokenForm(`/users/${user.id}/tokens`, () => dialog.close());
+  dialog.append(form, el("form", { method: "dialog" }, el("button", {}, t("Close"))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
 }
 
 function showSecret(secret) {
@@ -398,7 +401,44 @@ function entryEditor(root, ep) {
       toast(t("Entry point saved"));
     }
   }));
-  clear(root, form, ep ? testBox(ep) : null);
+  clear(root, form, ep ? testBox(ep) : null, ep && ep.channel === "webform" ? webFormBox(ep) : null);
+}
+
+/** The public web form of a web form entry point: origins, captcha, key, and the snippet to paste. */
+function webFormBox(ep) {
+  const root = el("section", { class: "web-form", "aria-label": t("Public web form") });
+  const render = (wf) => {
+    const box = errorBox();
+    const form = el("form", { id: "web-form-settings", "aria-label": t("Public web form") },
+      el("h3", {}, t("Public web form")),
+      el("p", { class: "muted small" }, t("A website's contact form posts here without a user token. Only the pages of these sites may post (one per line, such as https://shop.example).")),
+      field(t("Allowed sites"), el("textarea", { name: "origins", rows: "3" }, wf ? wf.allowed_origins.join("\n") : "")),
+      checkbox("enabled", wf ? wf.enabled : true, t("Accepts submissions")), " ",
+      checkbox("captcha", wf ? wf.captcha : false, t("Ask for a captcha")),
+      box, el("p", {}, el("button", { type: "submit", class: "primary" }, wf ? t("Save web form") : t("Create web form"))));
+    form.addEventListener("submit", busy(async (e) => {
+      e.preventDefault();
+      const f = form.elements;
+      const body = { allowed_origins: f.origins.value.split(/\s+/).filter(Boolean), enabled: f.enabled.checked, captcha: f.captcha.checked };
+      const saved = await save(box, () => api("PUT", `/entry-points/${ep.id}/web-form`, body), t("Web form saved"));
+      if (saved) render(saved);
+    }));
+    const parts = [form];
+    if (wf) {
+      parts.push(el("p", {}, t("Public key"), " ", el("code", { class: "public-key" }, wf.public_key), " ",
+        el("button", { type: "button", onclick: busy(async () => {
+          if (!window.confirm(t("Pages with the old key stop working. Make a new key?"))) return;
+          const renewed = await attempt(() => api("POST", `/entry-points/${ep.id}/web-form/new-key`));
+          if (renewed) render(renewed);
+        }) }, t("New key"))));
+      const snippet = el("textarea", { class: "snippet", readonly: true, rows: "12", "aria-label": t("HTML to paste into your site") }, wf.html_snippet);
+      parts.push(el("h4", {}, t("HTML to paste into your site")), snippet,
+        el("p", {}, el("button", { type: "button", onclick: async () => { await navigator.clipboard.writeText(wf.html_snippet); toast(t("Copied")); } }, t("Copy"))));
+    }
+    clear(root, ...parts);
+  };
+  api("GET", `/entry-points/${ep.id}/web-form`).then(render, () => render(null));
+  return root;
 }
 
 // The channel's own settings block of an entry point (EntryPointIn: email, chat, sms, telegram), and
@@ -548,24 +588,70 @@ async function projects(root) {
 }
 
 // ------------------------------------------------------------------ tokens
-async function tokens(root) {
-  const list = await api("GET", "/me/tokens");
+// The scopes a token may have (domain/permissions.py); "admin": its owner's full rights.
+const SCOPES = ["contacts:create", "crm:read", "crm:write", "tickets:read", "tickets:write", "reports:read", "webhooks:manage", "admin"];
+const scopeHints = () => ({
+  "contacts:create": t("send contacts in (a website's form, a shop)"),
+  "crm:read": t("read customers, companies, contacts and deals"),
+  "crm:write": t("change customers, companies, contacts and deals"),
+  "tickets:read": t("read tickets"),
+  "tickets:write": t("change tickets"),
+  "reports:read": t("read reports and statistics"),
+  "webhooks:manage": t("manage webhooks"),
+  admin: t("everything its user may do"),
+});
+
+/** A token's form: name, scopes, expiry and projects; the secret is shown once after it is made. */
+function tokenForm(path, done) {
+  const hints = scopeHints();
+  const scopes = el("fieldset", { class: "token-scopes" }, el("legend", {}, t("Scopes")),
+    SCOPES.map((scope) => el("div", {}, checkbox(`scope-${scope}`, false, `${scope} — ${hints[scope]}`))));
+  const projectBoxes = cache.projects.length
+    ? el("fieldset", { class: "token-projects" }, el("legend", {}, t("Only these projects (none ticked: the user's)")),
+      cache.projects.map((p) => el("div", {}, checkbox(`project-${p.id}`, false, p.name))))
+    : null;
+  const box = errorBox();
   const form = el("form", { "aria-label": t("New API token") },
     el("div", { class: "field-row" }, field(t("What is the token for?"), input("name", "", { required: true })),
-      el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create token")))));
+      field(t("Expires (empty: never)"), input("expires", "", { type: "date" }))),
+    scopes, projectBoxes, box,
+    el("div", {}, el("button", { type: "submit", class: "primary" }, t("Create token"))));
   form.addEventListener("submit", busy(async (e) => {
     e.preventDefault();
-    const created = await attempt(() => api("POST", "/me/tokens", { name: form.elements.name.value.trim() }));
-    if (created) { showSecret(created.token); tokens(root); }
+    const f = form.elements;
+    const chosen = SCOPES.filter((scope) => f[`scope-${scope}`].checked);
+    if (!chosen.length) { box.textContent = t("Tick at least one scope"); return; }
+    const projectIds = cache.projects.filter((p) => f[`project-${p.id}`] && f[`project-${p.id}`].checked).map((p) => p.id);
+    const body = { name: f.name.value.trim(), scopes: chosen, project_ids: projectIds.length ? projectIds : null,
+      expires_at: f.expires.value ? new Date(`${f.expires.value}T23:59:59`).toISOString() : null };
+    const created = await save(box, () => api("POST", path, body));
+    if (created) { showSecret(created.token); done(); }
   }));
+  return form;
+}
+
+function tokenTable(list, root, withOwner) {
+  const head = [t("Name"), ...(withOwner ? [t("User")] : []), t("Prefix"), t("Scopes"), t("Expires"), t("Created"), t("Last used"), t("Revoked"), ""];
+  return el("table", { class: "token-list" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+    el("tbody", {}, list.map((k) => el("tr", { "data-token-id": String(k.id) }, el("td", {}, k.name), withOwner ? el("td", {}, k.username || "") : null,
+      el("td", {}, el("code", {}, k.prefix)), el("td", { class: "small" }, (k.scopes || []).join(", ")),
+      el("td", {}, k.expires_at ? fmt.dateTime(k.expires_at) : "—"), el("td", {}, fmt.dateTime(k.created_at)),
+      el("td", {}, fmt.dateTime(k.last_used_at)), el("td", {}, k.revoked_at ? fmt.dateTime(k.revoked_at) : "—"),
+      el("td", {}, k.revoked_at ? null : el("button", { type: "button", class: "danger", onclick: busy(async () => {
+        if (window.confirm(t("Revoke this token?")) && (await attempt(() => api("DELETE", `/tokens/${k.id}`), t("Token revoked"))) !== undefined) tokens(root);
+      }) }, t("Revoke")))))));
+}
+
+async function tokens(root) {
+  const [list, everyone, projectList] = await Promise.all([api("GET", "/me/tokens"), api("GET", "/tokens"), api("GET", "/projects")]);
+  cache.projects = projectList;
+  const form = tokenForm("/me/tokens", () => tokens(root));
+  form.elements["scope-admin"].checked = true;
   clear(root, el("h2", {}, t("My API tokens")),
     el("p", { class: "muted small" }, t("Tokens for other users: Users → New API token. A token acts with its user's role.")),
-    el("table", {}, el("thead", {}, el("tr", {}, [t("Name"), t("Prefix"), t("Created"), t("Last used"), t("Revoked"), ""].map((h) => el("th", {}, h)))),
-      el("tbody", {}, list.map((k) => el("tr", {}, el("td", {}, k.name), el("td", {}, el("code", {}, k.prefix)), el("td", {}, fmt.dateTime(k.created_at)),
-        el("td", {}, fmt.dateTime(k.last_used_at)), el("td", {}, k.revoked_at ? fmt.dateTime(k.revoked_at) : "—"),
-        el("td", {}, k.revoked_at ? null : el("button", { type: "button", class: "danger", onclick: busy(async () => {
-          if (window.confirm(t("Revoke this token?")) && (await attempt(() => api("DELETE", `/tokens/${k.id}`), t("Token revoked"))) !== undefined) tokens(root);
-        }) }, t("Revoke"))))))), form);
+    el("p", { class: "muted small" }, t("A token acts with its user's role, only within its scopes: give an integration the narrowest (a website's form: contacts:create).")),
+    tokenTable(list, root, false), form,
+    el("h3", {}, t("All API tokens")), tokenTable(everyone, root, true));
 }
 
 // ------------------------------------------------------------------ audit
