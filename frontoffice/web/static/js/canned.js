@@ -1,5 +1,6 @@
 // Canned answers and macros (supervisors and administrators): the shared and personal answers with
-// their shortcut and language, and the macros that set fields, add tags and insert an answer.
+// their shortcut and language (edited in place, deleted), and the macros that set fields, add tags and
+// insert an answer.
 import { api, attempt, busy, clear, el, label, t } from "./common.js";
 
 const answersList = document.getElementById("answers");
@@ -8,11 +9,53 @@ const answerForm = document.getElementById("answer-form");
 const macroForm = document.getElementById("macro-form");
 const state = { answers: [] };
 
-async function loadAnswers() {
-  state.answers = await api("GET", "/canned-answers?q=");
-  clear(answersList, state.answers.length ? state.answers.map((a) => el("li", { "data-answer-id": String(a.id) },
+/** An answer's editor in place of its line: the same fields as the new answer's form. */
+function answerEditor(a, item) {
+  const id = (name) => `a-${a.id}-${name}`;
+  const form = el("form", { class: "answer-edit", "aria-label": t("Edit canned answer /{shortcut}", { shortcut: a.shortcut }) },
+    el("div", { class: "field-row" },
+      el("div", {}, el("label", { for: id("shortcut") }, t("Shortcut (typed after /)")),
+        el("input", { id: id("shortcut"), name: "shortcut", value: a.shortcut, maxlength: "64", required: true })),
+      el("div", {}, el("label", { for: id("language") }, t("Language")),
+        el("select", { id: id("language"), name: "language" }, ["ru", "en"].map((l) => el("option", { value: l, selected: l === a.language }, l === "ru" ? "Русский" : "English")))),
+      el("label", { class: "inline" }, el("input", { type: "checkbox", name: "shared", checked: a.shared }), ` ${t("Shared with everyone")}`)),
+    el("label", { for: id("title") }, t("Title")), el("input", { id: id("title"), name: "title", value: a.title, maxlength: "200", required: true }),
+    el("label", { for: id("body") }, t("Text")), el("textarea", { id: id("body"), name: "body", rows: "5", required: true }, a.body),
+    el("div", { class: "field-row" }, el("button", { type: "submit", class: "primary" }, t("Save")),
+      el("button", { type: "button", onclick: () => loadAnswers() }, t("Cancel"))));
+  form.addEventListener("submit", busy(async () => {
+    const data = new FormData(form);
+    const patch = { shortcut: String(data.get("shortcut")).trim().replace(/^\//, ""), title: String(data.get("title")).trim(),
+      body: String(data.get("body")), language: data.get("language"), shared: data.get("shared") === "on" };
+    if (await attempt(() => api("PATCH", `/canned-answers/${a.id}`, patch), t("Canned answer saved"), form)) {
+      await loadAnswers();
+      await loadMacros();
+    }
+  }));
+  clear(item, form);
+  form.elements.namedItem("title").focus();
+}
+
+function answerItem(a) {
+  const item = el("li", { "data-answer-id": String(a.id) });
+  clear(item,
     el("span", {}, el("strong", {}, `/${a.shortcut}`), ` ${a.title} `, el("span", { class: "muted small" }, `${a.language.toUpperCase()} · ${a.shared ? t("shared") : t("personal")}`),
-      el("div", { class: "small message" }, a.body))))
+      el("div", { class: "small message" }, a.body)),
+    el("span", { class: "actions" },
+      el("button", { type: "button", class: "edit", onclick: () => answerEditor(a, item) }, t("Edit")), " ",
+      el("button", { type: "button", class: "delete", onclick: busy(async () => {
+        if (!window.confirm(t("Delete the canned answer /{shortcut}?", { shortcut: a.shortcut }))) return;
+        if (await attempt(() => api("DELETE", `/canned-answers/${a.id}`), t("Canned answer deleted"))) {
+          await loadAnswers();
+          await loadMacros();
+        }
+      }) }, t("Delete"))));
+  return item;
+}
+
+async function loadAnswers() {
+  state.answers = await api("GET", "/canned-answers?q=&limit=500");
+  clear(answersList, state.answers.length ? state.answers.map(answerItem)
     : el("li", { class: "muted" }, t("No canned answers yet.")));
   const pick = document.getElementById("m-answer");
   clear(pick, el("option", { value: "" }, "—"), state.answers.map((a) => el("option", { value: String(a.id) }, `/${a.shortcut} — ${a.title}`)));
