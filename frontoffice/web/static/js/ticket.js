@@ -391,7 +391,8 @@ replyForm.addEventListener("submit", busy(async () => {
   body.value = "";
   if (mode !== "note") { ccInput.value = ""; uploaded.length = 0; renderChosen(); }
   showMissing([]);
-  await Promise.all([loadTimeline(), loadHistory(), mode === "note" ? renderWatchers() : null]);
+  // A reply answers the response clock: the clocks are read again.
+  await Promise.all([loadTimeline(), loadHistory(), mode === "note" ? renderWatchers() : refreshSla()]);
 }));
 
 // ------------------------------------------------------------------ merge and split
