@@ -45,7 +45,8 @@ function answerItem(a) {
       el("button", { type: "button", class: "edit", onclick: () => answerEditor(a, item) }, t("Edit")), " ",
       el("button", { type: "button", class: "delete", onclick: busy(async () => {
         if (!window.confirm(t("Delete the canned answer /{shortcut}?", { shortcut: a.shortcut }))) return;
-        if (await attempt(() => api("DELETE", `/canned-answers/${a.id}`), t("Canned answer deleted"))) {
+        // A 204 answers null: only undefined means the action failed (attempt showed why).
+        if (await attempt(() => api("DELETE", `/canned-answers/${a.id}`), t("Canned answer deleted")) !== undefined) {
           await loadAnswers();
           await loadMacros();
         }

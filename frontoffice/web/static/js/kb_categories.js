@@ -21,7 +21,8 @@ function row(c) {
     el("div", {}, el("button", { type: "submit" }, t("Save")), " ",
       el("button", { type: "button", class: "danger delete", onclick: busy(async () => {
         if (!window.confirm(t("Delete the category {name}? Its articles stay, without a category.", { name: c.name }))) return;
-        if (await attempt(() => api("DELETE", `/kb/categories/${c.id}`), t("Category deleted"), edit)) await load();
+        // A 204 answers null: only undefined means the action failed (shown on the form).
+        if (await attempt(() => api("DELETE", `/kb/categories/${c.id}`), t("Category deleted"), edit) !== undefined) await load();
       }) }, t("Delete"))));
   edit.addEventListener("submit", busy(async () => {
     const data = new FormData(edit);

@@ -166,7 +166,7 @@ async function renderCustomer() {
   if (id === null) { clear(box, el("p", { class: "muted" }, t("The customer was deleted."))); return; }
   try {
     const c = await api("GET", `/customers/${id}`);
-    const company = c.company_id ? await api("GET", `/companies/${c.company_id}`).catch(() => null) : null;
+    const company = c.company; // {id, name}: the customer's company, or null
     clear(box, el("p", {}, el("strong", { class: "customer-name" }, customerName(c))),
       el("ul", { class: "plain small" }, (c.identities || []).map((i) => el("li", {}, `${label(i.kind)}: ${i.kind === "phone" ? fmt.phone(i.value) : i.value}`))),
       company ? el("p", { class: "small" }, `${t("Company")}: `, el("a", { class: "company-name", href: `/companies/${company.id}` }, company.name)) : null);
