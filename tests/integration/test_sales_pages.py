@@ -119,3 +119,46 @@ async def test_a_deal_and_a_company_of_another_project_are_not_found_on_their_pa
     assert r.status_code == 404 and "Secret deal" not in r.text
     r = await client.get(f"/companies/{company['id']}")
     assert r.status_code == 404 and "Beta Ltd" not in r.text
+
+
+async def test_the_public_help_page_lists_searches_and_shows_published_articles_only(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    alpha = await post(client, admin_headers, "/projects", code="alpha", name="Alpha")
+    beta = await post(client, admin_headers, "/projects", code="beta", name="Beta")
+
+    async def article(title: str, body: str, project_id: int | None, publish: bool = True) -> int:
+        a = await post(
+            client,
+            admin_headers,
+            "/kb/articles",
+            language="ru",
+            title=title,
+            body=body,
+            project_id=project_id,
+        )
+        if publish:
+            r = await client.post(f"{API}/kb/articles/{a['id']}/publish", headers=admin_headers)
+            assert r.status_code == 200, r.text
+        return int(a["id"])
+
+    refund = await article("Возврат денег", "Деньги возвращаются за пять дней.", alpha["id"])
+    common = await article("Часы работы", "Мы работаем с девяти до шести.", None)
+    secret = await article("Черновик", "Ещё не готово.", alpha["id"], publish=False)
+    theirs = await article("Скидки Beta", "Только для Beta.", beta["id"])
+    client.cookies.clear()  # no sign-in
+
+    r = await client.get("/help/alpha", params={"lang": "ru"})
+    assert r.status_code == 200, r.text
+    assert "Возврат денег" in r.text and "Часы работы" in r.text
+    assert "Черновик" not in r.text and "Скидки Beta" not in r.text and "Помощь" in r.text
+    r = await client.get("/help/alpha", params={"q": "деньги возвращаются", "lang": "en"})
+    assert f'data-article-id="{refund}"' in r.text and f'data-article-id="{common}"' not in r.text
+
+    r = await client.get(f"/help/alpha/articles/{refund}")
+    assert r.status_code == 200 and "Деньги возвращаются за пять дней." in r.text
+    for missing in (secret, theirs):
+        r = await client.get(f"/help/alpha/articles/{missing}", params={"lang": "ru"})
+        assert r.status_code == 404 and "Такой статьи нет" in r.text
+    r = await client.get("/help/nowhere")
+    assert r.status_code == 404 and "There is no such help page." in r.text
