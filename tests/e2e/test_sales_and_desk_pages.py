@@ -284,6 +284,12 @@ def test_the_ticket_page_shows_each_sla_clock_and_sends_a_reply_with_a_file_and_
     expect(page.locator("#reply-chosen li")).to_have_count(0)
     # The reply answered the first response: its clock stopped in time.
     expect(clocks.locator('tr[data-metric="first_response"]')).to_have_attribute("data-state", "met")
+    # A task on the ticket, from its side panel.
+    page.fill("#act-title", "Check the payment")
+    page.locator("#activity-form button[type=submit]").click()
+    expect(page.locator("#activities li").filter(has_text="Check the payment")).to_be_visible()
+    tasks = _get(server, f"/activities?ticket_id={ticket['id']}")["items"]
+    assert [a["title"] for a in tasks] == ["Check the payment"]
     post = next(e["post"] for e in _get(server, f"/tickets/{ticket['id']}/timeline") if e["kind"] == "reply")
     assert post["cc"] == ["boss@customer.example"] and [f["filename"] for f in post["attachments"]] == [
         "invoice.pdf"

@@ -1,14 +1,13 @@
 // A deal's page: its fields edited in place (title, stage with the reason a won or lost stage asks for,
 // amount and currency, owner, expected close day), its customer and company, and its activities (tasks,
 // calls back, reminders with a due time and an owner, marked done here).
+import { activitiesPanel } from "./activities.js";
 import { api, attempt, busy, clear, customerName, el, fmt, label, me, t } from "./common.js";
 
 const root = document.getElementById("deal-page");
 const dealId = Number(root.dataset.dealId);
 const canWrite = root.dataset.canWrite === "true";
 const form = document.getElementById("deal-form");
-const activityForm = document.getElementById("activity-form");
-const showDone = document.getElementById("show-done");
 const state = { deal: null, pipeline: null, users: new Map() };
 
 function userName(id) {
@@ -20,14 +19,6 @@ function userName(id) {
 
 const stageName = (s) => (state.pipeline.id === null ? label(s.key) : s.name);
 const stageOf = (key) => state.pipeline.stages.find((s) => s.key === key);
-
-/** datetime-local value of an ISO instant, in the browser's zone. */
-function localInput(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
 
 /** The reason control for a stage: the pipeline's reasons of its kind (a choice), else free text. */
 function reasonControl(stageKey, current) {
@@ -109,60 +100,15 @@ async function renderCustomer() {
   }
 }
 
-// ------------------------------------------------------------------ activities
-function activityItem(a) {
-  const overdue = !a.done_at && new Date(a.due_at).getTime() < Date.now();
-  return el("li", { "data-activity-id": String(a.id), class: a.done_at ? "done" : overdue ? "overdue" : null },
-    el("span", {}, el("strong", {}, a.title), " ",
-      el("span", { class: `small ${overdue ? "error-text" : "muted"}` }, `${t(ACTIVITY_KINDS[a.kind] || a.kind)} · ${t("Due")}: ${fmt.dateTime(a.due_at)} · ${userName(a.owner_id)}`),
-      a.note ? el("div", { class: "small message" }, a.note) : null),
-    a.done_at ? el("span", { class: "small muted" }, `${t("Done")}: ${fmt.dateTime(a.done_at)}`)
-      : el("button", { type: "button", class: "mark-done", onclick: busy(async () => {
-        if (await attempt(() => api("PATCH", `/activities/${a.id}`, { done: true }), t("Activity done"))) await loadActivities();
-      }) }, t("Mark done")));
-}
-const ACTIVITY_KINDS = { task: "Task", call: "Call back", reminder: "Reminder" };
-
-async function loadActivities() {
-  const q = new URLSearchParams({ deal_id: String(dealId), open: showDone.checked ? "false" : "true", limit: "200" });
-  const page = await api("GET", `/activities?${q}`);
-  clear(document.getElementById("activities"), page.items.length ? page.items.map(activityItem)
-    : el("li", { class: "muted" }, t("No activities.")));
-}
-showDone.addEventListener("change", () => attempt(loadActivities));
-
-activityForm.addEventListener("submit", busy(async () => {
-  const data = new FormData(activityForm);
-  const due = data.get("due_at") ? new Date(String(data.get("due_at"))).toISOString() : null;
-  const body = { deal_id: dealId, kind: data.get("kind"), title: String(data.get("title")).trim(), note: String(data.get("note") || ""),
-    due_at: due, owner_id: data.get("owner_id") ? Number(data.get("owner_id")) : null };
-  if (await attempt(() => api("POST", "/activities", body), t("Activity added"), activityForm)) {
-    activityForm.reset();
-    activityDefaults();
-    await loadActivities();
-  }
-}));
-
-/** A new activity: mine, due tomorrow at 10:00. */
-function activityDefaults() {
-  const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
-  tomorrow.setHours(10, 0, 0, 0);
-  activityForm.elements.namedItem("due_at").value = localInput(tomorrow.toISOString());
-  activityForm.elements.namedItem("owner_id").value = String(me.user_id);
-}
-
 async function start() {
   const [deal, pipelines, users] = await Promise.allSettled([api("GET", `/deals/${dealId}`), api("GET", "/pipelines"), api("GET", "/users")]);
   if (deal.status !== "fulfilled" || pipelines.status !== "fulfilled") { clear(form, el("p", { class: "error-text" }, t("Not available."))); return; }
   state.deal = deal.value;
   state.pipeline = pipelines.value.find((p) => p.id === state.deal.pipeline_id) || pipelines.value[0];
   if (users.status === "fulfilled") for (const u of users.value) if (u.is_active !== false) state.users.set(u.id, u);
-  const ownerSelect = activityForm.elements.namedItem("owner_id");
   const owners = [me.user_id, ...[...state.users.keys()].filter((id) => id !== me.user_id)];
-  clear(ownerSelect, owners.map((id) => el("option", { value: String(id), selected: id === me.user_id }, userName(id))));
-  activityDefaults();
   renderForm();
-  await Promise.allSettled([renderCustomer(), loadActivities()]);
+  await Promise.allSettled([renderCustomer(), activitiesPanel({ deal_id: dealId }, userName, owners)]);
 }
 
 start();

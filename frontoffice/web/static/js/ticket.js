@@ -4,6 +4,7 @@
 import {
   ApiError, api, attempt, busy, clear, clearFormErrors, customerName, el, fmt, label, me, onTick, showFieldError, t, uploadAttachment,
 } from "./common.js";
+import { activitiesPanel } from "./activities.js";
 import { callDetails } from "./customer.js";
 
 const root = document.getElementById("ticket-page");
@@ -431,7 +432,9 @@ async function start() {
   }
   renderProps();
   renderSla();
-  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers()]);
+  const owners = [me.user_id, ...[...state.users.keys()].filter((id) => id !== me.user_id)];
+  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers(),
+    activitiesPanel({ ticket_id: ticketId }, userName, owners)]);
 }
 
 start();
