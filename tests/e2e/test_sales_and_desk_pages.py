@@ -327,3 +327,28 @@ def test_a_mentioned_agent_finds_the_note_and_a_due_task_on_the_desk(
     page.locator("#activity-list li").filter(has_text="Call Anna back").locator("button.mark-done").click()
     expect(page.locator("#activity-list")).to_contain_text("No open tasks.")
     assert _get(server, f"/activities?ticket_id={ticket['id']}&open=true")["items"] == []
+
+
+def test_the_reports_page_shows_sla_satisfaction_and_sales_figures(server: Server, new_context: Any) -> None:
+    from playwright.sync_api import expect
+
+    _post(server, "/sla-policies", {"name": "Standard", "position": 0, "first_response_s": 3600})
+    customer_id = _customer(server)
+    _post(server, "/tickets", {"customer_id": customer_id, "subject": "Kettle"})
+    pipeline = _post(server, "/pipelines", HARDWARE)
+    deal = _post(
+        server,
+        "/deals",
+        {"customer_id": customer_id, "title": "Printers", "currency": "EUR", "pipeline_id": pipeline["id"]},
+    )
+    with server.api() as client:
+        r = client.patch(f"/deals/{deal['id']}", json={"stage": "won", "close_reason": "price"})
+        assert r.status_code == 200, r.text
+    page = sign_in(new_context(), server, "supervisor", "/wallboard")  # in Russian
+    page.goto(f"{server.url}/reports")
+    page.select_option("#hd-pipeline", str(pipeline["id"]))
+    page.locator("#hd-report-form button[type=submit]").click()
+    expect(page.locator("#hd-sla caption").first).to_have_text("SLA: открыто заявок — 1")
+    expect(page.locator("#hd-sales caption").first).to_have_text("Продажи: закрыто сделок — 1")
+    expect(page.locator("#hd-sales table").nth(1).locator("tbody tr")).to_have_count(3)
+    expect(page.locator("#hd-csat table")).to_be_visible()
