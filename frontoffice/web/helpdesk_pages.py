@@ -1,6 +1,6 @@
 """The help desk and sales pages: ticket work lists, the ticket page, the deals board, the deal list,
-a deal's page, the forecast, a company's page, the knowledge base with its categories and the canned
-answers.
+a deal's page, the forecast, a company's page, the knowledge base with its categories, the canned
+answers and the help desk's settings (SLA policies, pipelines, the reopen window and surveys).
 
 Thin shells like the other pages (:mod:`frontoffice.web.ui`): each checks the browser session and the
 page's permission, renders its template in the shared layout with the CSRF token and the translated
@@ -44,6 +44,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "kb": ("kb.html", "tickets.read", N_("Knowledge base")),
     "kb_categories": ("kb_categories.html", "agents.supervise", N_("Knowledge base categories")),
     "canned": ("canned.html", "agents.supervise", N_("Canned answers")),
+    "helpdesk_settings": ("helpdesk_settings.html", "agents.supervise", N_("Help desk settings")),
 }
 
 #: Pages of one object: page id -> (how the object is read, "not found" title). The page answers 404
@@ -93,6 +94,7 @@ async def _render(request: Request, page: str, **extra: object) -> Response:
         "can_supervise": allowed(actor, "agents.supervise"),
         "can_write_deals": allowed(actor, "deals.write"),
         "can_write_companies": allowed(actor, "companies.write"),
+        "can_write_settings": allowed(actor, "settings.write"),
     }
     return templates.TemplateResponse(request, template, context)
 
@@ -155,3 +157,9 @@ async def kb_categories_page(request: Request) -> Response:
 async def canned_page(request: Request) -> Response:
     """Canned answers and macros (supervisors and administrators)."""
     return await _render(request, "canned")
+
+
+@router.get("/helpdesk-settings", response_class=HTMLResponse)
+async def helpdesk_settings_page(request: Request) -> Response:
+    """SLA policies, sales pipelines and the help desk's settings (supervisors; settings: administrators)."""
+    return await _render(request, "helpdesk_settings")

@@ -553,6 +553,17 @@ JS_MESSAGES += (
     N_("Paused: pending on the customer"),
     N_("Met"),
     N_("Enter email addresses, such as anna@example.com"),
+    # the help desk's settings page (helpdesk_settings.js)
+    N_("{n} min"),
+    N_("Any ticket"),
+    N_("No SLA policies: tickets have no SLA."),
+    N_("Edit policy {name}"),
+    N_("New policy"),
+    N_("Policy saved"),
+    N_("Edit pipeline {name}"),
+    N_("New pipeline"),
+    N_("Pipeline saved"),
+    N_("Settings saved"),
     # the reports page's help desk and sales figures (reports_helpdesk.js)
     N_("SLA: {n} tickets opened"),
     N_("Compliance"),

@@ -352,3 +352,59 @@ def test_the_reports_page_shows_sla_satisfaction_and_sales_figures(server: Serve
     expect(page.locator("#hd-sales caption").first).to_have_text("Продажи: закрыто сделок — 1")
     expect(page.locator("#hd-sales table").nth(1).locator("tbody tr")).to_have_count(3)
     expect(page.locator("#hd-csat table")).to_be_visible()
+
+
+def test_a_supervisor_writes_an_sla_policy_and_a_pipeline_on_the_settings_page(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(new_context(), server, "supervisor", "/wallboard")  # in Russian
+    page.goto(f"{server.url}/tickets")
+    page.locator("a.settings-link").click()
+    page.wait_for_url("**/helpdesk-settings")
+
+    page.locator("#policy-new").click()
+    page.fill("#pol-name", "VIP")
+    page.check('#pol-priorities input[value="urgent"]')
+    page.fill("#pol-tags", "vip")
+    page.fill("#pol-first", "30")
+    page.fill("#pol-resolution", "480")
+    page.fill("#pol-warn", "5")
+    page.select_option("#pol-breach-priority", "urgent")
+    page.locator("#policy-form button[type=submit]").click()
+    expect(page.locator("#policies tbody tr").filter(has_text="VIP")).to_contain_text("30 мин")
+    (policy,) = _get(server, "/sla-policies")
+    assert (
+        policy["priorities"],
+        policy["customer_tags"],
+        policy["first_response_s"],
+        policy["resolution_s"],
+    ) == (
+        ["urgent"],
+        ["vip"],
+        1800,
+        28800,
+    )
+    assert (policy["warn_before_s"], policy["breach_priority"], policy["next_response_s"]) == (
+        300,
+        "urgent",
+        None,
+    )
+
+    # A pipeline without a lost stage is refused on the form, in Russian; then saved.
+    page.locator("#pipeline-new").click()
+    page.fill("#pl-name", "Оборудование")
+    page.fill("#pl-stages", "demo; Демо; 30; open\nwon; Выиграна; 100; won")
+    page.locator("#pipeline-form button[type=submit]").click()
+    expect(page.locator("#pipeline-form .form-error")).not_to_be_empty()
+    assert [p["name"] for p in _get(server, "/pipelines") if p["id"] is not None] == []
+    page.fill("#pl-stages", "demo; Демо; 30; open\nwon; Выиграна; 100; won\nlost; Проиграна; 0; lost")
+    page.fill("#pl-lost", "цена, сроки")
+    page.locator("#pipeline-form button[type=submit]").click()
+    expect(page.locator("#pipelines li").filter(has_text="Оборудование")).to_contain_text("Демо 30 %")
+    (pipeline,) = [p for p in _get(server, "/pipelines") if p["id"] is not None]
+    assert [s["key"] for s in pipeline["stages"]] == ["demo", "won", "lost"]
+    assert pipeline["lost_reasons"] == ["цена", "сроки"]
+    # Reopening and surveys are the administrators': shown, not changeable.
+    expect(page.locator("#set-reopen")).to_be_disabled()

@@ -162,3 +162,25 @@ async def test_the_public_help_page_lists_searches_and_shows_published_articles_
         assert r.status_code == 404 and "Такой статьи нет" in r.text
     r = await client.get("/help/nowhere")
     assert r.status_code == 404 and "There is no such help page." in r.text
+
+
+async def test_the_help_desk_settings_page_is_the_supervisors_in_english_and_russian(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    await make_user(container, "sv", Role.SUPERVISOR)
+    await make_user(container, "ag", Role.AGENT)
+    await sign_in(client, "ag")
+    r = await client.get("/helpdesk-settings")
+    assert r.status_code == 303 and r.headers["location"] == "/desk"
+    assert 'href="/helpdesk-settings"' not in (await client.get("/tickets")).text
+    await sign_in(client, "sv")
+    for lang, texts in {
+        "en": ("Help desk settings", "SLA policies", "Only administrators change these."),
+        "ru": ("Настройки заявок", "Политики SLA", "Это меняют только администраторы."),
+    }.items():
+        client.cookies.set("fo_lang", lang)
+        r = await client.get("/helpdesk-settings")
+        assert r.status_code == 200 and "helpdesk_settings.js" in r.text
+        for text in texts:
+            assert text in r.text, (lang, text)
+    assert 'href="/helpdesk-settings"' in (await client.get("/tickets")).text
