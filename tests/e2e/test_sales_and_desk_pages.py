@@ -408,3 +408,22 @@ def test_a_supervisor_writes_an_sla_policy_and_a_pipeline_on_the_settings_page(
     assert pipeline["lost_reasons"] == ["цена", "сроки"]
     # Reopening and surveys are the administrators': shown, not changeable.
     expect(page.locator("#set-reopen")).to_be_disabled()
+
+
+def test_the_wallboard_lists_the_tickets_closest_to_their_sla_deadline(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    # First response due in ten minutes, warned an hour before: breaching at once.
+    _post(
+        server,
+        "/sla-policies",
+        {"name": "Tight", "position": 0, "first_response_s": 600, "warn_before_s": 3600},
+    )
+    ticket = _post(server, "/tickets", {"customer_id": _customer(server), "subject": "Printer on fire"})
+    board = sign_in(new_context(), server, "supervisor", "/wallboard")
+    row = board.locator(f'#wb-tickets tr[data-ticket-id="{ticket["id"]}"]')
+    expect(row).to_have_attribute("data-sla", "breaching")
+    expect(row).to_contain_text("Printer on fire")
+    expect(row.locator("td.sla")).to_contain_text("осталось")
