@@ -185,7 +185,7 @@ class KnowledgeBase:
                     .where(KbArticle.category_id.in_([c.id for c in rows]))
                     .group_by(KbArticle.category_id)
                 )
-                counts = {int(k): int(n) for k, n in found}
+                counts = {k: int(n) for k, n in found if k is not None}
             return [
                 CategoryOut(
                     id=c.id,

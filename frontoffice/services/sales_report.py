@@ -158,6 +158,8 @@ class SalesReportService:
         entered_won: dict[str, int] = defaultdict(int)
         stay: dict[str, list[float]] = defaultdict(list)
         for deal_id, stage, created_at, closed_at in rows:
+            if closed_at is None:  # not possible: read by closed_at; for the type
+                continue
             kind = kinds.get(stage)
             if kind is StageKind.WON:
                 won += 1
