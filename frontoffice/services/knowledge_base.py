@@ -23,12 +23,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, column, func, literal_column, or_, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import NotFound
-from frontoffice.store.tables import KbArticle, KbArticleVersion, KbCategory, Project
+from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.store.tables import Interaction, KbArticle, KbArticleVersion, KbCategory, Project, Ticket
 
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
-from .scope import check_project, visible_interaction
+from .scope import check_project, visible_interaction, visible_ticket
 
 __all__ = [
     "ArticleIn",
@@ -354,13 +354,22 @@ class KnowledgeBase:
                 s, query, language=language, any_word=any_word, actor=actor, project_id=None
             )
 
-    async def suggestions(self, actor: Actor, interaction_id: int) -> list[SearchHit]:
-        """Articles for a contact, from its subject: any of its meaningful words, best first, in the
-        contact's project."""
+    async def suggestions(
+        self, actor: Actor, interaction_id: int | None = None, *, ticket_id: int | None = None
+    ) -> list[SearchHit]:
+        """Articles for a contact or a ticket, from its subject: any of its meaningful words, best
+        first, in its project."""
         actor.require("tickets.read")
         async with self.sessions() as s:
-            interaction = await visible_interaction(s, actor, interaction_id)
-            words = [w for w in _words(interaction.subject) if len(w) >= MIN_WORD_LENGTH]
+            if ticket_id is not None:
+                found: Interaction | Ticket = await visible_ticket(s, actor, ticket_id)
+            elif interaction_id is not None:
+                found = await visible_interaction(s, actor, interaction_id)
+            else:
+                raise InvalidInput(
+                    "Give a contact or a ticket", error_id="no-subject-given", field="interaction_id"
+                )
+            words = [w for w in _words(found.subject) if len(w) >= MIN_WORD_LENGTH]
             if not words:
                 return []
             return await self._search(
@@ -369,7 +378,7 @@ class KnowledgeBase:
                 language=None,
                 any_word=True,
                 actor=actor,
-                project_id=interaction.project_id,
+                project_id=found.project_id,
             )
 
     async def public_search(

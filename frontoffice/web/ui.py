@@ -553,6 +553,7 @@ JS_MESSAGES += (
     N_("Paused: pending on the customer"),
     N_("Met"),
     N_("Enter email addresses, such as anna@example.com"),
+    N_("No article matches the subject."),
     # the help desk's settings page (helpdesk_settings.js)
     N_("{n} min"),
     N_("Any ticket"),

@@ -162,11 +162,17 @@ def test_a_company_page_lists_its_people_tickets_and_deals_and_is_renamed(
 
     company = _post(server, "/companies", {"name": "Ромашка"})
     customer_id = _customer(server, company_id=company["id"])
+    article = _post(
+        server, "/kb/articles", {"language": "en", "title": "Kettle descaling", "body": "Use vinegar."}
+    )
+    _post(server, f"/kb/articles/{article['id']}/publish", {})
     ticket = _post(server, "/tickets", {"customer_id": customer_id, "subject": "Broken kettle"})
     deal = _post(server, "/deals", {"customer_id": customer_id, "title": "Ten kettles", "currency": "RUB"})
     page = sign_in(new_context(), server, "agent1", "/desk")
     # From the ticket page's customer panel to the company's page.
     page.goto(f"{server.url}/tickets/{ticket['id']}")
+    # The knowledge base's articles on the ticket's subject are at hand.
+    expect(page.locator(f'#t-kb li[data-article-id="{article["id"]}"] a')).to_have_text("Kettle descaling")
     page.locator("#t-customer a.company-name").click()
     page.wait_for_url(f"**/companies/{company['id']}")
     expect(page.locator("#company-people li")).to_have_text(["Анна Волкова"])

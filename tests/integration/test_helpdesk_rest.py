@@ -287,3 +287,26 @@ async def test_mentions_come_a_page_at_a_time_newest_first_and_not_to_their_auth
     assert [m["excerpt"] for m in rest["items"]] == ["@olga note 0 and @root"] and rest["next_cursor"] is None
     # The author mentioning themselves is no news to them.
     assert (await client.get(f"{API}/me/mentions", headers=admin_headers)).json()["items"] == []
+
+
+# ---------------------------------------------------------------------- knowledge base next to a ticket
+async def test_a_ticket_page_suggests_published_articles_from_the_tickets_subject(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], agent_headers: dict[str, str]
+) -> None:
+    for title, body, publish in (
+        ("Возврат денег", "Деньги возвращаются за пять дней.", True),
+        ("Доставка", "Курьер приезжает утром.", True),
+        ("Возврат товара", "Черновик.", False),
+    ):
+        article = await post(client, admin_headers, "/kb/articles", language="ru", title=title, body=body)
+        if publish:
+            r = await client.post(f"{API}/kb/articles/{article['id']}/publish", headers=admin_headers)
+            assert r.status_code == 200, r.text
+    ticket = await new_ticket(client, agent_headers, "Возврат денег за заказ 7")
+    r = await client.get(f"{API}/kb/suggestions", params={"ticket_id": ticket["id"]}, headers=agent_headers)
+    assert r.status_code == 200, r.text
+    assert [h["title"] for h in r.json()] == ["Возврат денег"]
+    r = await client.get(f"{API}/kb/suggestions", params={"ticket_id": 999999}, headers=agent_headers)
+    assert r.status_code == 404
+    r = await client.get(f"{API}/kb/suggestions", headers=agent_headers)
+    assert (r.status_code, r.json()["error_id"]) in ((400, "no-subject-given"), (422, "no-subject-given"))

@@ -367,9 +367,12 @@ async def search_kb(
 
 
 @router.get("/kb/suggestions", response_model=list[SearchHit], tags=["knowledge base"])
-async def kb_suggestions(request: Request, actor: Reader, interaction_id: int) -> list[SearchHit]:
-    """Articles for a contact, from its subject."""
-    return await container(request).knowledge_base.suggestions(actor, interaction_id)
+async def kb_suggestions(
+    request: Request, actor: Reader, interaction_id: int | None = None, ticket_id: int | None = None
+) -> list[SearchHit]:
+    """Articles for a contact or (``ticket_id``) a ticket, from its subject."""
+    kb = container(request).knowledge_base
+    return await kb.suggestions(actor, interaction_id, ticket_id=ticket_id)
 
 
 @router.post("/kb/articles", response_model=ArticleOut, status_code=201, tags=["knowledge base"])

@@ -176,6 +176,18 @@ async function renderCustomer() {
   }
 }
 
+// ------------------------------------------------------------------ knowledge base
+/** Published articles matching any meaningful word of the ticket's subject, each opened in a new tab. */
+async function renderSuggestions() {
+  const box = document.getElementById("t-kb");
+  const hits = await api("GET", `/kb/suggestions?ticket_id=${ticketId}`).catch(() => null);
+  if (hits === null) { clear(box, el("li", { class: "muted" }, t("Not available."))); return; }
+  clear(box, hits.length ? hits.slice(0, 5).map((h) => el("li", { "data-article-id": String(h.id) },
+    el("a", { href: `/kb?article=${h.id}`, target: "_blank", rel: "noopener" }, h.title),
+    el("div", { class: "muted" }, h.snippet)))
+    : el("li", { class: "muted" }, t("No article matches the subject.")));
+}
+
 // ------------------------------------------------------------------ timeline
 function contactEntry(entry) {
   const c = entry.contact;
@@ -433,7 +445,7 @@ async function start() {
   renderProps();
   renderSla();
   const owners = [me.user_id, ...[...state.users.keys()].filter((id) => id !== me.user_id)];
-  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers(),
+  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers(), renderSuggestions(),
     activitiesPanel({ ticket_id: ticketId }, userName, owners)]);
 }
 
