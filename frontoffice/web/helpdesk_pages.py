@@ -47,8 +47,8 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "helpdesk_settings": ("helpdesk_settings.html", "agents.supervise", N_("Help desk settings")),
 }
 
-#: Pages of one object: page id -> (how the object is read, "not found" title). The page answers 404
-#: for one the user may not see, as the API does.
+#: Pages of one object (read by :func:`_read`): page id -> the title of its "not found" page. The page
+#: answers 404 for an object the user may not see, as the API does.
 _OBJECT_PAGES = {
     "ticket": N_("No such ticket"),
     "deal": N_("No such deal"),
