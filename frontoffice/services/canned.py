@@ -32,6 +32,7 @@ __all__ = [
     "MacroActions",
     "MacroIn",
     "MacroOut",
+    "MacroPatch",
     "RenderedAnswer",
     "answer_values",
     "visible_answer",
@@ -94,6 +95,14 @@ class MacroIn(Input):
     name: str = Field(min_length=1, max_length=200)
     actions: MacroActions
     shared: bool = False
+
+
+class MacroPatch(Input):
+    """Fields to change; ``actions`` replaces the macro's actions as a whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    actions: MacroActions | None = None
+    shared: bool | None = None
 
 
 class MacroOut(BaseModel):
@@ -282,6 +291,44 @@ class CannedService:
             await s.flush()
             audit(s, actor, "macro.create", "macro", macro.id, now, shared=data.shared)
             return _macro_out(macro)
+
+    async def update_macro(self, actor: Actor, macro_id: int, patch: MacroPatch) -> MacroOut:
+        """Change my own macro or (supervisors) a shared one; ``shared`` moves it as for answers."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await self._writable_macro(s, actor, macro_id)
+            if patch.shared is not None and patch.shared != (macro.owner_id is None):
+                if patch.shared:
+                    actor.require("agents.supervise")
+                macro.owner_id = None if patch.shared else actor.user_id
+            if patch.name is not None:
+                macro.name = patch.name
+            if patch.actions is not None:
+                if patch.actions.canned_answer_id is not None:
+                    await visible_answer(s, actor, patch.actions.canned_answer_id)
+                macro.actions = patch.actions.model_dump(mode="json", exclude_unset=True)
+            now = self.clock()
+            macro.updated_at = now
+            fields = sorted(patch.model_dump(exclude_unset=True))
+            audit(s, actor, "macro.update", "macro", macro.id, now, fields=fields)
+            await s.flush()
+            return _macro_out(macro)
+
+    async def delete_macro(self, actor: Actor, macro_id: int) -> None:
+        """Delete my own macro or (supervisors) a shared one."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await self._writable_macro(s, actor, macro_id)
+            await s.delete(macro)
+            audit(s, actor, "macro.delete", "macro", macro_id, self.clock(), name=macro.name)
+
+    async def _writable_macro(self, s: AsyncSession, actor: Actor, macro_id: int) -> Macro:
+        macro = await s.get(Macro, macro_id)
+        if macro is None or (macro.owner_id is not None and macro.owner_id != actor.user_id):
+            raise NotFound("No such macro", error_id="no-such-macro", macro_id=macro_id)
+        if macro.owner_id is None:
+            actor.require("agents.supervise")
+        return macro
 
     async def macros(self, actor: Actor) -> list[MacroOut]:
         actor.require("tickets.read")

@@ -554,6 +554,10 @@ JS_MESSAGES += (
     N_("Met"),
     N_("Enter email addresses, such as anna@example.com"),
     N_("No article matches the subject."),
+    N_("Delete the macro {name}?"),
+    N_("Macro deleted"),
+    N_("Edit macro {name}"),
+    N_("New macro"),
     # the help desk's settings page (helpdesk_settings.js)
     N_("{n} min"),
     N_("Any ticket"),

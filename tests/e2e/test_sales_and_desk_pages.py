@@ -235,6 +235,25 @@ def test_a_supervisor_keeps_kb_categories_and_edits_and_deletes_canned_answers(
     expect(page.locator(f'#answers li[data-answer-id="{answer["id"]}"]')).to_have_count(0)
     assert _get(server, "/canned-answers?q=") == []
 
+    # A macro is edited in the macro form and deleted.
+    macro = _post(server, "/macros", {"name": "Pending", "actions": {"status": "pending"}, "shared": True})
+    page.reload()
+    page.locator(f'#macros li[data-macro-id="{macro["id"]}"] button.edit').click()
+    expect(page.locator("#macro-form h3")).to_contain_text("Pending")
+    page.fill("#m-name", "Ждём клиента")
+    page.select_option("#m-priority", "high")
+    page.locator("#macro-form button[type=submit]").click()
+    expect(page.locator(f'#macros li[data-macro-id="{macro["id"]}"]')).to_contain_text("Ждём клиента")
+    (saved,) = _get(server, "/macros")
+    assert (saved["name"], saved["actions"]["status"], saved["actions"]["priority"]) == (
+        "Ждём клиента",
+        "pending",
+        "high",
+    )
+    page.locator(f'#macros li[data-macro-id="{macro["id"]}"] button.delete').click()
+    expect(page.locator(f'#macros li[data-macro-id="{macro["id"]}"]')).to_have_count(0)
+    assert _get(server, "/macros") == []
+
 
 def test_the_ticket_page_shows_each_sla_clock_and_sends_a_reply_with_a_file_and_a_copy(
     server: Server, new_context: Any

@@ -310,3 +310,43 @@ async def test_a_ticket_page_suggests_published_articles_from_the_tickets_subjec
     assert r.status_code == 404
     r = await client.get(f"{API}/kb/suggestions", headers=agent_headers)
     assert (r.status_code, r.json()["error_id"]) in ((400, "no-subject-given"), (422, "no-subject-given"))
+
+
+# ---------------------------------------------------------------------- macros edited and deleted
+async def test_a_macro_is_edited_and_deleted_by_who_may(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    agent_headers: dict[str, str],
+) -> None:
+    shared = await post(
+        client, admin_headers, "/macros", name="Pending", actions={"status": "pending"}, shared=True
+    )
+    mine = await post(client, agent_headers, "/macros", name="Mine", actions={"add_tags": ["x"]})
+    other = await token_headers(container, "other", Role.AGENT)
+
+    r = await client.patch(
+        f"{API}/macros/{mine['id']}",
+        json={"name": "Refund", "actions": {"priority": "high", "add_tags": ["refund"]}},
+        headers=agent_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["actions"]["priority"], r.json()["actions"]["add_tags"]) == (
+        "Refund",
+        "high",
+        ["refund"],
+    )
+    assert (
+        await client.patch(f"{API}/macros/{shared['id']}", json={"name": "x"}, headers=agent_headers)
+    ).status_code == 403
+    r = await client.patch(f"{API}/macros/{mine['id']}", json={"name": "x"}, headers=other)
+    assert (r.status_code, r.json()["error_id"]) == (404, "no-such-macro")
+    r = await client.patch(
+        f"{API}/macros/{shared['id']}", json={"actions": {"canned_answer_id": 999999}}, headers=admin_headers
+    )
+    assert r.status_code == 404, r.text
+
+    assert (await client.delete(f"{API}/macros/{shared['id']}", headers=agent_headers)).status_code == 403
+    assert (await client.delete(f"{API}/macros/{mine['id']}", headers=agent_headers)).status_code == 204
+    assert (await client.delete(f"{API}/macros/{shared['id']}", headers=admin_headers)).status_code == 204
+    assert (await client.get(f"{API}/macros", headers=agent_headers)).json() == []

@@ -16,6 +16,7 @@ from frontoffice.services.canned import (
     CannedAnswerPatch,
     MacroIn,
     MacroOut,
+    MacroPatch,
     RenderedAnswer,
 )
 from frontoffice.services.case_schemas import (
@@ -322,6 +323,19 @@ async def list_macros(request: Request, actor: Reader) -> list[MacroOut]:
 @router.post("/macros", response_model=MacroOut, status_code=201, tags=["canned answers"])
 async def create_macro(request: Request, body: MacroIn, actor: Writer) -> MacroOut:
     return await container(request).canned.create_macro(actor, body)
+
+
+@router.patch("/macros/{macro_id}", response_model=MacroOut, tags=["canned answers"])
+async def update_macro(request: Request, macro_id: int, body: MacroPatch, actor: Writer) -> MacroOut:
+    """Change my own macro, or a shared one (supervisors); ``actions`` replaces them as a whole."""
+    return await container(request).canned.update_macro(actor, macro_id, body)
+
+
+@router.delete("/macros/{macro_id}", status_code=204, tags=["canned answers"])
+async def delete_macro(request: Request, macro_id: int, actor: Writer) -> Response:
+    """Delete my own macro, or a shared one (supervisors)."""
+    await container(request).canned.delete_macro(actor, macro_id)
+    return Response(status_code=204)
 
 
 @router.post("/tickets/{ticket_id}/macros/{macro_id}", response_model=MacroApplied, tags=["canned answers"])

@@ -7,7 +7,7 @@ const answersList = document.getElementById("answers");
 const macrosList = document.getElementById("macros");
 const answerForm = document.getElementById("answer-form");
 const macroForm = document.getElementById("macro-form");
-const state = { answers: [] };
+const state = { answers: [], macro: null };
 
 /** An answer's editor in place of its line: the same fields as the new answer's form. */
 function answerEditor(a, item) {
@@ -69,9 +69,42 @@ async function loadMacros() {
     const parts = [a.status ? `${t("Status")}: ${label(a.status)}` : null, a.priority ? `${t("Priority")}: ${label(a.priority)}` : null,
       a.add_tags.length ? `${t("Tags")}: +${a.add_tags.join(", +")}` : null,
       a.canned_answer_id ? `${t("Canned answer")}: /${state.answers.find((x) => x.id === a.canned_answer_id)?.shortcut ?? a.canned_answer_id}` : null].filter(Boolean);
-    return el("li", { "data-macro-id": String(m.id) }, el("strong", {}, m.name), el("div", { class: "small muted" }, parts.join(" · ")));
+    return el("li", { "data-macro-id": String(m.id) },
+      el("span", {}, el("strong", {}, m.name), el("div", { class: "small muted" }, `${parts.join(" · ")} · ${m.shared ? t("shared") : t("personal")}`)),
+      el("span", { class: "actions" },
+        el("button", { type: "button", class: "edit", onclick: () => editMacro(m) }, t("Edit")), " ",
+        el("button", { type: "button", class: "delete", onclick: busy(async () => {
+          if (!window.confirm(t("Delete the macro {name}?", { name: m.name }))) return;
+          // A 204 answers null: only undefined means the action failed (attempt showed why).
+          if (await attempt(() => api("DELETE", `/macros/${m.id}`), t("Macro deleted")) !== undefined) await loadMacros();
+        }) }, t("Delete"))));
   }) : el("li", { class: "muted" }, t("No macros yet.")));
 }
+
+/** Edit a macro in the macro form (its heading says so); Cancel goes back to a new one. */
+function editMacro(m) {
+  state.macro = m;
+  const f = macroForm.elements;
+  macroForm.querySelector("h3").textContent = t("Edit macro {name}", { name: m.name });
+  f.namedItem("name").value = m.name;
+  f.namedItem("status").value = m.actions.status || "";
+  f.namedItem("priority").value = m.actions.priority || "";
+  f.namedItem("add_tags").value = m.actions.add_tags.join(", ");
+  f.namedItem("canned_answer_id").value = m.actions.canned_answer_id ? String(m.actions.canned_answer_id) : "";
+  f.namedItem("shared").checked = m.shared;
+  macroCancel.hidden = false;
+  f.namedItem("name").focus();
+}
+
+function newMacro() {
+  state.macro = null;
+  macroForm.reset();
+  macroForm.querySelector("h3").textContent = t("New macro");
+  macroCancel.hidden = true;
+}
+
+const macroCancel = el("button", { type: "button", id: "macro-cancel", hidden: true, onclick: newMacro }, t("Cancel"));
+macroForm.querySelector("button[type=submit]").after(" ", macroCancel);
 
 answerForm.addEventListener("submit", busy(async () => {
   const data = new FormData(answerForm);
@@ -86,14 +119,19 @@ answerForm.addEventListener("submit", busy(async () => {
 
 macroForm.addEventListener("submit", busy(async () => {
   const data = new FormData(macroForm);
+  const editing = state.macro;
+  // Editing keeps what the form does not show (assignee, tags removed); the form's fields replace theirs.
   const actions = {};
+  if (editing && editing.actions.assignee_id !== null) actions.assignee_id = editing.actions.assignee_id;
+  if (editing && editing.actions.remove_tags.length) actions.remove_tags = editing.actions.remove_tags;
   if (data.get("status")) actions.status = data.get("status");
   if (data.get("priority")) actions.priority = data.get("priority");
   const tags = String(data.get("add_tags") || "").split(",").map((s) => s.trim()).filter(Boolean);
   if (tags.length) actions.add_tags = tags;
   if (data.get("canned_answer_id")) actions.canned_answer_id = Number(data.get("canned_answer_id"));
   const body = { name: String(data.get("name")).trim(), actions, shared: data.get("shared") === "on" };
-  if (await attempt(() => api("POST", "/macros", body), t("Macro saved"), macroForm)) { macroForm.reset(); await loadMacros(); }
+  const saved = await attempt(() => (editing ? api("PATCH", `/macros/${editing.id}`, body) : api("POST", "/macros", body)), t("Macro saved"), macroForm);
+  if (saved) { newMacro(); await loadMacros(); }
 }));
 
 for (const [id, values] of [["m-status", ["open", "pending", "solved"]], ["m-priority", ["low", "normal", "high", "urgent"]]]) {
