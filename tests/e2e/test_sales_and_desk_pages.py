@@ -1,8 +1,10 @@
 """The last pages of issue 16 in the browser: a sales rep finds a deal in the list, edits it and closes
 its task; the forecast weighs the pipeline; a company's page lists its people, tickets and deals and is
-renamed; a supervisor keeps the knowledge base's categories and edits and deletes canned answers (in
-Russian, errors next to the field); the ticket page shows each SLA clock and sends a reply with a file
-and a copy; a mentioned agent finds the note on the desk."""
+renamed; a supervisor keeps the knowledge base's categories and edits and deletes canned answers and
+macros (in Russian, errors next to the field); the ticket page shows each SLA clock, suggests articles
+and sends a reply with a file and a copy; a mentioned agent finds the note and a due task on the desk;
+the reports page gives the help desk and sales figures; a supervisor writes an SLA policy and a pipeline;
+the wallboard lists the tickets closest to their SLA deadline."""
 
 from __future__ import annotations
 
