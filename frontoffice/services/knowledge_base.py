@@ -249,7 +249,7 @@ class KnowledgeBase:
             )
 
     async def _category(self, s: AsyncSession, actor: Actor, category_id: int) -> KbCategory:
-        row = await s.scalar(
+        row: KbCategory | None = await s.scalar(
             self._scoped(select(KbCategory), KbCategory.project_id, actor).where(KbCategory.id == category_id)
         )
         if row is None:

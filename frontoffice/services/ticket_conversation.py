@@ -490,19 +490,18 @@ class TicketConversation:
             )
             for c in contacts
         ]
-        entries += [
-            TimelineEntry(
-                kind="note" if p.kind == PostKind.NOTE else "reply",
-                at=p.created_at,
-                post=_post_out(
-                    p,
-                    authors.get(p.author_id) if p.author_id is not None else None,
-                    *carriers.get(p.message_id or 0, (None, None)),
-                    reply_files.get(p.message_id or 0),
-                ),
+        for p in posts:
+            carrier = carriers.get(p.message_id or 0)
+            post = _post_out(
+                p,
+                authors.get(p.author_id) if p.author_id is not None else None,
+                carrier[0] if carrier else None,
+                carrier[1] if carrier else None,
+                files=reply_files.get(p.message_id or 0),
             )
-            for p in posts
-        ]
+            entries.append(
+                TimelineEntry(kind="note" if p.kind == PostKind.NOTE else "reply", at=p.created_at, post=post)
+            )
         return sorted(entries, key=lambda e: e.at)
 
     async def history(

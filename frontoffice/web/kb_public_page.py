@@ -41,7 +41,12 @@ async def public_kb_page(
     try:
         hits = await kb.public_search(project_code, q, language=language or None)
     except NotFound:
-        context = {"project_code": project_code, "hits": None, "q": q, "language": language}
+        context: dict[str, object] = {
+            "project_code": project_code,
+            "hits": None,
+            "q": q,
+            "language": language,
+        }
         return templates.TemplateResponse(request, "kb_public.html", context, status_code=404)
     context = {"project_code": project_code, "hits": hits, "q": q, "language": language}
     return templates.TemplateResponse(request, "kb_public.html", context)
@@ -56,7 +61,7 @@ async def public_kb_article_page(
     try:
         article = await container(request).knowledge_base.public_article(project_code, article_id)
     except NotFound:
-        context = {"project_code": project_code, "article": None}
+        context: dict[str, object] = {"project_code": project_code, "article": None}
         return templates.TemplateResponse(request, "kb_public_article.html", context, status_code=404)
     context = {"project_code": project_code, "article": article}
     return templates.TemplateResponse(request, "kb_public_article.html", context)
