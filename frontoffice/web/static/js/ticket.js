@@ -137,7 +137,15 @@ function renderSla() {
   clear(box, left,
     rows.length ? el("table", { class: "sla-clocks small", "aria-label": t("SLA clocks") },
       el("thead", {}, el("tr", {}, el("th", {}, t("Metric")), el("th", {}, t("State")), el("th", {}, t("Time left")), el("th", {}, t("Due")))),
-      el("tbody", {}, rows)) : null,  state.slaPaint = () => { paint(); for (const r of rows) r.paintClock(); };
+      el("tbody", {}, rows)) : null,
+    tk.sla_due_at ? el("p", { class: "small" }, `${t("Next deadline")}: ${fmt.dateTime(tk.sla_due_at)}`) : null,
+    policy ? el("dl", { class: "card small" },
+      el("dt", {}, t("Policy")), el("dd", {}, policy.name),
+      el("dt", {}, t("First response")), el("dd", {}, policy.first_response_s ? fmt.duration(policy.first_response_s) : "—"),
+      el("dt", {}, t("Next response")), el("dd", {}, policy.next_response_s ? fmt.duration(policy.next_response_s) : "—"),
+      el("dt", {}, t("Resolution")), el("dd", {}, policy.resolution_s ? fmt.duration(policy.resolution_s) : "—"))
+      : el("p", { class: "muted small" }, t("No SLA policy applies to this ticket.")));
+  state.slaPaint = () => { paint(); for (const r of rows) r.paintClock(); };
 }
 onTick(() => state.slaPaint && state.slaPaint());
 
