@@ -54,6 +54,7 @@ from frontoffice.services.outbox import install_wake
 from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
 from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
+from frontoffice.services.sales_report import SalesReportService
 from frontoffice.services.screen_pop import LookupConfig, ScreenPop
 from frontoffice.services.sla import SlaService
 from frontoffice.services.stats import StatsService
@@ -99,6 +100,7 @@ class Container:
     callbacks: CallbackScheduler
     fallback: FallbackActions
     sla: SlaService
+    sales_report: SalesReportService
     companies: CompanyService
     activities: ActivityService
     canned: CannedService
@@ -428,6 +430,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         callbacks=CallbackScheduler(acd, interactions, clock=clock),
         fallback=fallback,
         sla=SlaService(sessions, bus, clock=clock, work=ticket_work),
+        sales_report=SalesReportService(sessions),
         companies=CompanyService(sessions, clock=clock),
         activities=ActivityService(sessions, clock=clock),
         canned=CannedService(sessions, clock=clock),

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.canned import render
 from frontoffice.domain.cases import TicketPriority, TicketStatus
-from frontoffice.domain.exceptions import NotFound
+from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.store.tables import CannedAnswer, Customer, Macro, Ticket, User
 
 from .case_schemas import Tag
@@ -27,10 +27,12 @@ from .scope import visible_ticket
 __all__ = [
     "CannedAnswerIn",
     "CannedAnswerOut",
+    "CannedAnswerPatch",
     "CannedService",
     "MacroActions",
     "MacroIn",
     "MacroOut",
+    "MacroPatch",
     "RenderedAnswer",
     "answer_values",
     "visible_answer",
@@ -38,6 +40,8 @@ __all__ = [
 
 #: The picker shows a screenful; typing more letters narrows it.
 SEARCH_LIMIT = 20
+#: The editor's page lists every answer at once: a desk has hundreds, not thousands.
+MAX_LIST = 500
 
 
 class CannedAnswerIn(Input):
@@ -48,6 +52,17 @@ class CannedAnswerIn(Input):
     )
     language: str = Field(default="en", pattern=r"^[a-z]{2}$")
     shared: bool = Field(default=False, description="for everyone (supervisors); else personal")
+
+
+class CannedAnswerPatch(Input):
+    """Fields to change. ``shared`` moves a personal answer to everyone (supervisors) or a shared one
+    to the editor's own answers."""
+
+    shortcut: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^\s/]+$")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    body: str | None = Field(default=None, min_length=1, max_length=20_000)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    shared: bool | None = None
 
 
 class CannedAnswerOut(BaseModel):
@@ -80,6 +95,14 @@ class MacroIn(Input):
     name: str = Field(min_length=1, max_length=200)
     actions: MacroActions
     shared: bool = False
+
+
+class MacroPatch(Input):
+    """Fields to change; ``actions`` replaces the macro's actions as a whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    actions: MacroActions | None = None
+    shared: bool | None = None
 
 
 class MacroOut(BaseModel):
@@ -166,8 +189,63 @@ class CannedService:
             audit(s, actor, "canned_answer.create", "canned_answer", answer.id, now, shared=data.shared)
             return _answer_out(answer)
 
+    async def update_answer(self, actor: Actor, answer_id: int, patch: CannedAnswerPatch) -> CannedAnswerOut:
+        """Change an answer: one's own personal answers, or (supervisors) the shared ones."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            answer = await self._writable_answer(s, actor, answer_id)
+            if patch.shared is not None and patch.shared != (answer.owner_id is None):
+                if patch.shared:
+                    actor.require("agents.supervise")
+                answer.owner_id = None if patch.shared else actor.user_id
+            changes = patch.model_dump(exclude_unset=True, exclude={"shared"})
+            for field in ("shortcut", "title", "body", "language"):
+                value = changes.get(field)
+                if value is not None:
+                    setattr(answer, field, value)
+            now = self.clock()
+            answer.updated_at = now
+            audit(
+                s,
+                actor,
+                "canned_answer.update",
+                "canned_answer",
+                answer.id,
+                now,
+                fields=sorted(patch.model_dump(exclude_unset=True)),
+            )
+            await s.flush()
+            return _answer_out(answer)
+
+    async def delete_answer(self, actor: Actor, answer_id: int) -> None:
+        """Delete an answer (as :meth:`update_answer` allows); refused (409) while a macro inserts it,
+        so no macro is left pointing at nothing."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            answer = await self._writable_answer(s, actor, answer_id)
+            users = [
+                m.id
+                for m in await s.scalars(select(Macro).order_by(Macro.id))
+                if (m.actions or {}).get("canned_answer_id") == answer_id
+            ]
+            if users:
+                raise Conflict(
+                    "A macro inserts this answer: change or delete the macro first",
+                    error_id="canned-answer-in-use",
+                    answer_id=answer_id,
+                    macro_ids=users,
+                )
+            await s.delete(answer)
+            audit(s, actor, "canned_answer.delete", "canned_answer", answer_id, self.clock())
+
+    async def _writable_answer(self, s: AsyncSession, actor: Actor, answer_id: int) -> CannedAnswer:
+        answer = await visible_answer(s, actor, answer_id)
+        if answer.owner_id is None:
+            actor.require("agents.supervise")
+        return answer
+
     async def search(
-        self, actor: Actor, q: str = "", *, language: str | None = None
+        self, actor: Actor, q: str = "", *, language: str | None = None, limit: int = SEARCH_LIMIT
     ) -> list[CannedAnswerOut]:
         """Shared and own answers whose shortcut starts with ``q`` or whose title contains it (case
         does not matter), shortcut matches first; a desk has hundreds of answers, not millions, so
@@ -183,7 +261,7 @@ class CannedService:
             starts = [a for a in rows if a.shortcut.lower().startswith(key)]
             inside = [a for a in rows if a not in starts and key in a.title.lower()]
             rows = starts + inside
-        return [_answer_out(a) for a in rows[:SEARCH_LIMIT]]
+        return [_answer_out(a) for a in rows[: max(1, min(limit, MAX_LIST))]]
 
     async def render(self, actor: Actor, answer_id: int, ticket_id: int) -> RenderedAnswer:
         """The answer's text for the ticket: its variables filled."""
@@ -213,6 +291,44 @@ class CannedService:
             await s.flush()
             audit(s, actor, "macro.create", "macro", macro.id, now, shared=data.shared)
             return _macro_out(macro)
+
+    async def update_macro(self, actor: Actor, macro_id: int, patch: MacroPatch) -> MacroOut:
+        """Change my own macro or (supervisors) a shared one; ``shared`` moves it as for answers."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await self._writable_macro(s, actor, macro_id)
+            if patch.shared is not None and patch.shared != (macro.owner_id is None):
+                if patch.shared:
+                    actor.require("agents.supervise")
+                macro.owner_id = None if patch.shared else actor.user_id
+            if patch.name is not None:
+                macro.name = patch.name
+            if patch.actions is not None:
+                if patch.actions.canned_answer_id is not None:
+                    await visible_answer(s, actor, patch.actions.canned_answer_id)
+                macro.actions = patch.actions.model_dump(mode="json", exclude_unset=True)
+            now = self.clock()
+            macro.updated_at = now
+            fields = sorted(patch.model_dump(exclude_unset=True))
+            audit(s, actor, "macro.update", "macro", macro.id, now, fields=fields)
+            await s.flush()
+            return _macro_out(macro)
+
+    async def delete_macro(self, actor: Actor, macro_id: int) -> None:
+        """Delete my own macro or (supervisors) a shared one."""
+        actor.require("tickets.write")
+        async with self.sessions.begin() as s:
+            macro = await self._writable_macro(s, actor, macro_id)
+            await s.delete(macro)
+            audit(s, actor, "macro.delete", "macro", macro_id, self.clock(), name=macro.name)
+
+    async def _writable_macro(self, s: AsyncSession, actor: Actor, macro_id: int) -> Macro:
+        macro = await s.get(Macro, macro_id)
+        if macro is None or (macro.owner_id is not None and macro.owner_id != actor.user_id):
+            raise NotFound("No such macro", error_id="no-such-macro", macro_id=macro_id)
+        if macro.owner_id is None:
+            actor.require("agents.supervise")
+        return macro
 
     async def macros(self, actor: Actor) -> list[MacroOut]:
         actor.require("tickets.read")

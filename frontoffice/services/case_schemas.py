@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from frontoffice.domain.cases import TicketPriority, TicketStatus
+from frontoffice.domain.sla import ClockState, SlaMetric
 
 from .schemas import Input
 
@@ -121,6 +122,21 @@ class CsatOut(BaseModel):
     answered_at: datetime | None = None
 
 
+class SlaClockOut(BaseModel):
+    """One SLA metric's clock on a ticket, read at the time of the answer."""
+
+    metric: SlaMetric
+    state: ClockState = Field(
+        description="off: not started; paused: pending on the customer; met / breached: stopped in or "
+        "after time (breached also while running past the deadline)"
+    )
+    target_s: int = Field(description="the policy's target in business seconds")
+    warn_before_s: int
+    remaining_s: float = Field(description="business seconds left (negative: past the deadline)")
+    due_at: datetime | None = Field(description="when a running clock breaches (null: not running)")
+    stopped_at: datetime | None = Field(description="when it was met or breached by an answer")
+
+
 class TicketOut(BaseModel):
     id: int
     customer_id: int | None = Field(description="null: the customer was deleted")
@@ -152,6 +168,10 @@ class TicketOut(BaseModel):
     )
     csat: CsatOut | None = Field(
         default=None, description="its satisfaction survey (made when solved; on the ticket, not in lists)"
+    )
+    sla_clocks: list[SlaClockOut] = Field(
+        default_factory=list,
+        description="each SLA metric's clock: state, due time, time left (on the ticket, not in lists)",
     )
 
 

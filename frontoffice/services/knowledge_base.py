@@ -20,15 +20,15 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, column, func, literal_column, or_, select, table, text
+from sqlalchemy import Select, column, func, literal_column, or_, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import NotFound
-from frontoffice.store.tables import KbArticle, KbArticleVersion, KbCategory, Project
+from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.store.tables import Interaction, KbArticle, KbArticleVersion, KbCategory, Project, Ticket
 
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
-from .scope import check_project, visible_interaction
+from .scope import check_project, visible_interaction, visible_ticket
 
 __all__ = [
     "ArticleIn",
@@ -36,6 +36,7 @@ __all__ = [
     "ArticlePatch",
     "CategoryIn",
     "CategoryOut",
+    "CategoryPatch",
     "KnowledgeBase",
     "SearchHit",
 ]
@@ -64,11 +65,19 @@ class CategoryIn(Input):
     position: int = 0
 
 
+class CategoryPatch(Input):
+    """Fields to change (the project stays: move articles by giving them another category)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    position: int | None = None
+
+
 class CategoryOut(BaseModel):
     id: int
     name: str
     project_id: int | None
     position: int
+    articles: int = Field(default=0, description="articles in the category (drafts included)")
 
 
 class ArticleIn(Input):
@@ -162,14 +171,90 @@ class KnowledgeBase:
     async def categories(self, actor: Actor) -> list[CategoryOut]:
         actor.require("tickets.read")
         async with self.sessions() as s:
-            rows = await s.scalars(
-                self._scoped(select(KbCategory), KbCategory.project_id, actor).order_by(
-                    KbCategory.position, KbCategory.id
+            rows = list(
+                await s.scalars(
+                    self._scoped(select(KbCategory), KbCategory.project_id, actor).order_by(
+                        KbCategory.position, KbCategory.id
+                    )
                 )
             )
+            counts: dict[int, int] = {}
+            if rows:
+                found = await s.execute(
+                    select(KbArticle.category_id, func.count())
+                    .where(KbArticle.category_id.in_([c.id for c in rows]))
+                    .group_by(KbArticle.category_id)
+                )
+                counts = {k: int(n) for k, n in found if k is not None}
             return [
-                CategoryOut(id=c.id, name=c.name, project_id=c.project_id, position=c.position) for c in rows
+                CategoryOut(
+                    id=c.id,
+                    name=c.name,
+                    project_id=c.project_id,
+                    position=c.position,
+                    articles=counts.get(c.id, 0),
+                )
+                for c in rows
             ]
+
+    async def update_category(self, actor: Actor, category_id: int, patch: CategoryPatch) -> CategoryOut:
+        """Rename or reorder a category (supervisors)."""
+        actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            category = await self._category(s, actor, category_id)
+            if patch.name is not None:
+                category.name = patch.name
+            if patch.position is not None:
+                category.position = patch.position
+            audit(
+                s,
+                actor,
+                "kb_category.update",
+                "kb_category",
+                category.id,
+                self.clock(),
+                fields=sorted(patch.model_dump(exclude_unset=True)),
+            )
+            await s.flush()
+            articles = await s.scalar(
+                select(func.count()).select_from(KbArticle).where(KbArticle.category_id == category.id)
+            )
+            return CategoryOut(
+                id=category.id,
+                name=category.name,
+                project_id=category.project_id,
+                position=category.position,
+                articles=int(articles or 0),
+            )
+
+    async def delete_category(self, actor: Actor, category_id: int) -> None:
+        """Delete a category (supervisors); its articles stay, without a category (set here, not left
+        to the foreign key, so it holds on a SQLite file opened without foreign keys too)."""
+        actor.require("agents.supervise")
+        async with self.sessions.begin() as s:
+            category = await self._category(s, actor, category_id)
+            moved = await s.execute(
+                update(KbArticle).where(KbArticle.category_id == category_id).values(category_id=None)
+            )
+            await s.delete(category)
+            audit(
+                s,
+                actor,
+                "kb_category.delete",
+                "kb_category",
+                category_id,
+                self.clock(),
+                name=category.name,
+                articles=int(getattr(moved, "rowcount", 0) or 0),
+            )
+
+    async def _category(self, s: AsyncSession, actor: Actor, category_id: int) -> KbCategory:
+        row: KbCategory | None = await s.scalar(
+            self._scoped(select(KbCategory), KbCategory.project_id, actor).where(KbCategory.id == category_id)
+        )
+        if row is None:
+            raise NotFound("No such category", error_id="no-such-kb-category", category_id=category_id)
+        return row
 
     async def create_article(self, actor: Actor, data: ArticleIn) -> ArticleOut:
         """A new article: a draft until published."""
@@ -269,13 +354,22 @@ class KnowledgeBase:
                 s, query, language=language, any_word=any_word, actor=actor, project_id=None
             )
 
-    async def suggestions(self, actor: Actor, interaction_id: int) -> list[SearchHit]:
-        """Articles for a contact, from its subject: any of its meaningful words, best first, in the
-        contact's project."""
+    async def suggestions(
+        self, actor: Actor, interaction_id: int | None = None, *, ticket_id: int | None = None
+    ) -> list[SearchHit]:
+        """Articles for a contact or a ticket, from its subject: any of its meaningful words, best
+        first, in its project."""
         actor.require("tickets.read")
         async with self.sessions() as s:
-            interaction = await visible_interaction(s, actor, interaction_id)
-            words = [w for w in _words(interaction.subject) if len(w) >= MIN_WORD_LENGTH]
+            if ticket_id is not None:
+                found: Interaction | Ticket = await visible_ticket(s, actor, ticket_id)
+            elif interaction_id is not None:
+                found = await visible_interaction(s, actor, interaction_id)
+            else:
+                raise InvalidInput(
+                    "Give a contact or a ticket", error_id="no-subject-given", field="interaction_id"
+                )
+            words = [w for w in _words(found.subject) if len(w) >= MIN_WORD_LENGTH]
             if not words:
                 return []
             return await self._search(
@@ -284,7 +378,7 @@ class KnowledgeBase:
                 language=None,
                 any_word=True,
                 actor=actor,
-                project_id=interaction.project_id,
+                project_id=found.project_id,
             )
 
     async def public_search(

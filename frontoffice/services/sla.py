@@ -44,6 +44,7 @@ from frontoffice.store.tables import CustomerTag, Queue, SlaPolicyRow, Ticket
 
 from .activities import notify_due_activities
 from .calendars import build as build_calendar
+from .case_schemas import SlaClockOut
 from .context import Actor, Clock, audit, system_clock
 from .schemas import Input
 from .scope import ticket_visible, where
@@ -57,6 +58,7 @@ __all__ = [
     "attach_sla",
     "sla_after_status",
     "sla_agent_replied",
+    "sla_clocks",
     "sla_customer_replied",
     "sla_rechoose",
 ]
@@ -193,6 +195,27 @@ async def _choose(s: AsyncSession, ticket: Ticket) -> tuple[SlaPolicyRow, SlaPol
     if chosen is None:
         return None
     return next(r for r in rows if r.id == chosen.id), chosen
+
+
+async def sla_clocks(s: AsyncSession, ticket: Ticket, now: datetime) -> list[SlaClockOut]:
+    """The ticket's clocks, metric by metric, read at ``now`` on its policy's calendar."""
+    loaded = await _loaded(s, ticket)
+    if loaded is None:
+        return []
+    sla, calendar = loaded
+    return [
+        SlaClockOut(
+            metric=metric,
+            state=clock.state(calendar, now),
+            target_s=clock.target_s,
+            warn_before_s=clock.warn_before_s,
+            remaining_s=clock.remaining_s(calendar, now),
+            due_at=clock.deadline(calendar),
+            stopped_at=clock.stopped_at,
+        )
+        for metric in SlaMetric
+        if (clock := sla.clocks.get(metric)) is not None
+    ]
 
 
 async def attach_sla(s: AsyncSession, ticket: Ticket, now: datetime) -> None:

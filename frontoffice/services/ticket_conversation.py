@@ -26,9 +26,9 @@ import re
 from collections import defaultdict
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,26 +39,31 @@ from frontoffice.store.tables import (
     AuditEntry,
     Interaction,
     Message,
+    MessageAttachment,
     Ticket,
     TicketInteraction,
+    TicketMention,
     TicketPost,
     TicketWatcher,
     User,
 )
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
-from .schemas import Input, InteractionOut, MessageOut, Page
-from .scope import interaction_visible, visible_ticket
+from .replies import MAX_ATTACHMENTS
+from .schemas import Input, InteractionOut, MessageAttachmentOut, MessageOut, Page
+from .scope import interaction_visible, ticket_visible, visible_ticket, where
 from .sla import sla_agent_replied
 from .ticket_outbound import TicketOutbound
 from .ticket_work import TicketWork, mark_for_routing
 
 __all__ = [
     "HistoryEntry",
+    "MentionOut",
     "PostKind",
     "TicketConversation",
     "TicketPostIn",
     "TicketPostOut",
+    "TicketReplyIn",
     "TimelineEntry",
     "WatcherIn",
     "WatcherOut",
@@ -87,6 +92,24 @@ class TicketPostIn(Input):
     body: str = Field(min_length=1, max_length=MAX_POST_CHARS)
 
 
+#: Copies of one reply: a few colleagues of the customer, not a mailing list.
+MAX_CC = 20
+#: An email address as a person types it in a copy field (the relay checks it further).
+EMAIL_ADDRESS = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
+
+
+class TicketReplyIn(TicketPostIn):
+    """A reply to the customer. ``cc`` and ``attachments`` go with an email reply; a chat, SMS or
+    messenger reply carries the files too but has no copies (``422`` at ``cc``)."""
+
+    cc: list[Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_ADDRESS)]] = Field(
+        default_factory=list, max_length=MAX_CC, description="addresses that get a copy (email only)"
+    )
+    attachments: list[str] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS, description="references from POST /attachments"
+    )
+
+
 class TicketPostOut(BaseModel):
     id: int
     ticket_id: int
@@ -102,6 +125,8 @@ class TicketPostOut(BaseModel):
     delivery_error: str | None = Field(default=None, description="why a failed reply was not delivered")
     message_id: int | None = Field(default=None, description="the outbound message carrying a reply")
     channel: str | None = Field(default=None, description="the channel a reply went out on")
+    cc: list[str] = Field(default_factory=list, description="who got a copy of an email reply")
+    attachments: list[MessageAttachmentOut] = Field(default_factory=list, description="a reply's files")
     created_at: datetime
 
 
@@ -133,6 +158,26 @@ class HistoryEntry(BaseModel):
     details: dict[str, Any]
 
 
+class MentionOut(BaseModel):
+    """A note that @mentions me, as my desk lists it."""
+
+    id: int
+    ticket_id: int
+    subject: str = Field(description="the ticket's subject")
+    post_id: int
+    by_id: int | None
+    by_name: str = Field(description="who wrote the note; empty: a deleted user")
+    excerpt: str = Field(description="the note's start")
+    created_at: datetime
+    seen_at: datetime | None
+
+
+#: What a mention shows of its note: a line on the desk; the ticket page has the rest.
+MENTION_EXCERPT_CHARS = 200
+#: Mentions per page of the desk's list.
+MAX_MENTIONS_PAGE = 100
+
+
 def mentioned_usernames(body: str) -> list[str]:
     """The usernames ``@mentioned`` in a note, in order, each once (``mail@example.com`` is none)."""
     seen: dict[str, None] = {}
@@ -146,7 +191,11 @@ def _name(user: User | None) -> str:
 
 
 def _post_out(
-    post: TicketPost, author: User | None, message: Message | None = None, channel: str | None = None
+    post: TicketPost,
+    author: User | None,
+    message: Message | None = None,
+    channel: str | None = None,
+    files: list[MessageAttachmentOut] | None = None,
 ) -> TicketPostOut:
     delivery = post.delivery
     if message is not None:
@@ -163,8 +212,43 @@ def _post_out(
         delivery_error=message.delivery_error if message is not None else None,
         message_id=post.message_id,
         channel=channel,
+        cc=list((message.recipients or {}).get("cc", [])) if message is not None else [],
+        attachments=files or [],
         created_at=post.created_at,
     )
+
+
+def _excerpt(body: str) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= MENTION_EXCERPT_CHARS else flat[: MENTION_EXCERPT_CHARS - 1] + "…"
+
+
+def _mention_out(mention: TicketMention, subject: str, body: str, by: User | None) -> MentionOut:
+    return MentionOut(
+        id=mention.id,
+        ticket_id=mention.ticket_id,
+        subject=subject,
+        post_id=mention.post_id,
+        by_id=mention.by_id,
+        by_name=_name(by),
+        excerpt=_excerpt(body),
+        created_at=mention.created_at,
+        seen_at=mention.seen_at,
+    )
+
+
+async def _files(s: AsyncSession, message_ids: list[int]) -> dict[int, list[MessageAttachmentOut]]:
+    """The attachments of these messages, by message."""
+    found: dict[int, list[MessageAttachmentOut]] = defaultdict(list)
+    if message_ids:
+        rows = await s.scalars(
+            select(MessageAttachment)
+            .where(MessageAttachment.message_id.in_(message_ids))
+            .order_by(MessageAttachment.id)
+        )
+        for a in rows:
+            found[a.message_id].append(MessageAttachmentOut.model_validate(a))
+    return found
 
 
 async def _users(s: AsyncSession, ids: set[int]) -> dict[int, User]:
@@ -220,22 +304,84 @@ class TicketConversation:
                     s.add(TicketWatcher(ticket_id=ticket.id, user_id=user.id, added_at=now))
             ticket.updated_at = now
             await s.flush()
+            # Each mentioned user's desk lists the note until they have seen it (not the author's own).
+            rows_by_user = {
+                user.id: TicketMention(
+                    user_id=user.id, ticket_id=ticket.id, post_id=post.id, by_id=actor.user_id, created_at=now
+                )
+                for user in mentioned
+                if user.id != actor.user_id
+            }
+            s.add_all(rows_by_user.values())
+            await s.flush()
             audit(s, actor, "ticket.note", "ticket", ticket.id, now, post_id=post.id, mentions=post.mentions)
             author = await s.get(User, actor.user_id) if actor.user_id is not None else None
             out = _post_out(post, author)
             subject, project_id = ticket.subject, ticket.project_id
-        for user in mentioned:
+            mention_ids = {user_id: row.id for user_id, row in rows_by_user.items()}
+        for user_id, mention_id in mention_ids.items():
             self.bus.publish(
                 BusMessage(
                     "ticket.mention",
-                    {"ticket_id": ticket_id, "post_id": out.id, "by": out.author_name, "subject": subject},
-                    audience=(f"agent:{user.id}",),
+                    {
+                        "mention_id": mention_id,
+                        "ticket_id": ticket_id,
+                        "post_id": out.id,
+                        "by": out.author_name,
+                        "subject": subject,
+                        "excerpt": _excerpt(out.body),
+                        "created_at": out.created_at.isoformat(),
+                    },
+                    audience=(f"agent:{user_id}",),
                     project_id=project_id,
                 )
             )
         return out
 
-    async def add_reply(self, actor: Actor, ticket_id: int, data: TicketPostIn) -> TicketPostOut:
+    async def mentions(
+        self, actor: Actor, *, unseen_only: bool = True, limit: int = 20, cursor: str | None = None
+    ) -> Page[MentionOut]:
+        """The notes that @mention me, newest first (by default only those I have not seen yet), of
+        the tickets I may see."""
+        actor.require("tickets.read")
+        limit = max(1, min(limit, MAX_MENTIONS_PAGE))
+        stmt = (
+            select(TicketMention, Ticket.subject, TicketPost.body)
+            .join(Ticket, Ticket.id == TicketMention.ticket_id)
+            .join(TicketPost, TicketPost.id == TicketMention.post_id)
+            .where(TicketMention.user_id == (actor.user_id if actor.user_id is not None else -1))
+        )
+        if unseen_only:
+            stmt = stmt.where(TicketMention.seen_at.is_(None))
+        if cursor:
+            stmt = stmt.where(TicketMention.id < decode_id_cursor(cursor))
+        stmt = where(stmt, ticket_visible(actor))
+        async with self.sessions() as s:
+            rows = list(await s.execute(stmt.order_by(TicketMention.id.desc()).limit(limit + 1)))
+            users = await _users(s, {m.by_id for m, _, _ in rows if m.by_id is not None})
+        texts = {m.id: (subject, body) for m, subject, body in rows}
+        return id_page(
+            [m for m, _, _ in rows],
+            limit,
+            lambda m: _mention_out(m, *texts[m.id], users.get(m.by_id or 0)),
+        )
+
+    async def mention_seen(self, actor: Actor, mention_id: int) -> MentionOut:
+        """Mark one of my mentions seen (repeating it changes nothing)."""
+        actor.require("tickets.read")
+        async with self.sessions.begin() as s:
+            mention = await s.get(TicketMention, mention_id)
+            if mention is None or mention.user_id != actor.user_id:
+                raise NotFound("No such mention", error_id="no-such-mention", mention_id=mention_id)
+            ticket = await visible_ticket(s, actor, mention.ticket_id)
+            post = await s.get(TicketPost, mention.post_id)
+            if mention.seen_at is None:
+                mention.seen_at = self.clock()
+                await s.flush()
+            by = await s.get(User, mention.by_id) if mention.by_id is not None else None
+            return _mention_out(mention, ticket.subject, post.body if post is not None else "", by)
+
+    async def add_reply(self, actor: Actor, ticket_id: int, data: TicketReplyIn) -> TicketPostOut:
         """A reply to the customer, queued on their channel with the post in one transaction (see the
         module's docstring); ``409 no-reply-channel`` when the customer cannot be reached."""
         actor.require("tickets.write")
@@ -245,7 +391,9 @@ class TicketConversation:
             message: Message | None = None
             channel: str | None = None
             if self.outbound is not None:
-                queued = await self.outbound.queue_reply(s, actor, ticket, data.body)
+                queued = await self.outbound.queue_reply(
+                    s, actor, ticket, data.body, cc=data.cc, attachments=data.attachments
+                )
                 message, channel = await s.get(Message, queued.message_id), queued.channel
             post = TicketPost(
                 ticket_id=ticket.id,
@@ -278,7 +426,8 @@ class TicketConversation:
                 audit(s, actor, "ticket.agent_reply", "ticket", ticket.id, now, message_id=message.id)
                 await s.flush()
             author = await s.get(User, actor.user_id) if actor.user_id is not None else None
-            out = _post_out(post, author, message, channel)
+            files = await _files(s, [] if message is None else [message.id])
+            out = _post_out(post, author, message, channel, files.get(post.message_id or 0))
         if message is not None and self.work is not None:
             await self.work.sync([ticket_id])
         return out
@@ -308,6 +457,10 @@ class TicketConversation:
                 )
                 for m in rows:
                     messages[m.interaction_id].append(MessageOut.model_validate(m))
+                inbound_files = await _files(s, [m.id for ms in messages.values() for m in ms])
+                for ms in messages.values():
+                    for out in ms:
+                        out.attachments = inbound_files.get(out.id, [])
             posts = list(
                 await s.scalars(
                     select(TicketPost)
@@ -319,6 +472,7 @@ class TicketConversation:
             authors = await _users(s, {p.author_id for p in posts if p.author_id is not None})
             carried = [p.message_id for p in posts if p.message_id is not None]
             carriers: dict[int, tuple[Message, str]] = {}
+            reply_files: dict[int, list[MessageAttachmentOut]] = {}
             if carried:
                 found = await s.execute(
                     select(Message, Interaction.channel)
@@ -326,6 +480,7 @@ class TicketConversation:
                     .where(Message.id.in_(carried))
                 )
                 carriers = {m.id: (m, ch) for m, ch in found}
+            reply_files = await _files(s, carried)
         entries = [
             TimelineEntry(
                 kind="contact",
@@ -335,18 +490,18 @@ class TicketConversation:
             )
             for c in contacts
         ]
-        entries += [
-            TimelineEntry(
-                kind="note" if p.kind == PostKind.NOTE else "reply",
-                at=p.created_at,
-                post=_post_out(
-                    p,
-                    authors.get(p.author_id) if p.author_id is not None else None,
-                    *carriers.get(p.message_id or 0, (None, None)),
-                ),
+        for p in posts:
+            carrier = carriers.get(p.message_id or 0)
+            post = _post_out(
+                p,
+                authors.get(p.author_id) if p.author_id is not None else None,
+                carrier[0] if carrier else None,
+                carrier[1] if carrier else None,
+                files=reply_files.get(p.message_id or 0),
             )
-            for p in posts
-        ]
+            entries.append(
+                TimelineEntry(kind="note" if p.kind == PostKind.NOTE else "reply", at=p.created_at, post=post)
+            )
         return sorted(entries, key=lambda e: e.at)
 
     async def history(

@@ -20,12 +20,13 @@ customer without email gets it by step 1 (:meth:`TicketOutbound.queue_survey_tex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontoffice.domain.exceptions import Conflict
+from frontoffice.domain.exceptions import Conflict, InvalidInput
 from frontoffice.domain.model import Channel, Direction, InteractionState
 from frontoffice.store.tables import EntryPoint, Identity, Interaction, Ticket, TicketInteraction
 
@@ -42,6 +43,8 @@ CONVERSATION_CHANNELS = frozenset({Channel.CHAT.value, Channel.SMS.value, Channe
 _ENDED = frozenset(
     {InteractionState.DONE.value, InteractionState.ABANDONED.value, InteractionState.FAILED.value}
 )
+#: The refusal of copies on a conversation (the same words as its InvalidInput, so one translation).
+CC_NEEDS_EMAIL = "Copies go by email only: this ticket is answered in its chat, SMS or messenger conversation"
 #: A ticket's contacts read to choose the channel (newest first; more is a merge gone wrong).
 MAX_CONTACTS = 500
 
@@ -65,16 +68,35 @@ class TicketOutbound:
         self.interactions = interactions
         self.clock = clock
 
-    async def queue_reply(self, s: AsyncSession, actor: Actor, ticket: Ticket, body: str) -> QueuedReply:
-        """Queue ``body`` to the ticket's customer on their channel (see the module's docstring);
-        ``409 no-reply-channel`` when there is none."""
+    async def queue_reply(
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        ticket: Ticket,
+        body: str,
+        *,
+        cc: Sequence[str] = (),
+        attachments: Sequence[str] = (),
+    ) -> QueuedReply:
+        """Queue ``body`` (with ``attachments``, upload references) to the ticket's customer on their
+        channel (see the module's docstring), copied to ``cc`` when it goes by email; ``409
+        no-reply-channel`` when there is none, ``422`` at ``cc`` when it goes to a conversation."""
         contacts = await self._contacts(s, ticket.id)
         latest = contacts[0] if contacts else None
         if latest is not None and _conversation_open(latest):
-            message_id = await queue_message(s, latest.id, actor.user_id, body, now=self.clock())
+            if cc:
+                raise InvalidInput(
+                    "Copies go by email only: this ticket is answered in its chat, SMS or messenger "
+                    "conversation",
+                    error_id="cc-needs-email",
+                    errors=[{"loc": ["body", "cc"], "type": "cc-needs-email", "message": CC_NEEDS_EMAIL}],
+                    channel=latest.channel,
+                )
+            files = [self.replies.attachment(actor, ref) for ref in attachments]
+            message_id = await queue_message(s, latest.id, actor.user_id, body, files, now=self.clock())
             return QueuedReply(message_id, latest.channel, latest.id)
         contact = _email_contact(contacts)
-        data = ReplyIn(body=body, quote=False)
+        data = ReplyIn(body=body, quote=False, cc=list(cc), attachments=list(attachments))
         if contact is None or contact.channel == Channel.WEBFORM.value:
             address = await customer_email(s, ticket.customer_id)
             if address is None:
@@ -86,7 +108,14 @@ class TicketOutbound:
                 )
             if contact is None:
                 contact = await self._outbound_email(s, ticket, contacts, address)
-                data = ReplyIn(body=body, quote=False, subject=ticket.subject, to=[address])
+                data = ReplyIn(
+                    body=body,
+                    quote=False,
+                    subject=ticket.subject,
+                    to=[address],
+                    cc=list(cc),
+                    attachments=list(attachments),
+                )
         message_id = await self.replies.queue(s, actor, contact.id, data)
         return QueuedReply(message_id, Channel.EMAIL.value, contact.id)
 

@@ -63,7 +63,14 @@ from .scope import (
     visible_ticket,
     where,
 )
-from .sla import attach_sla, sla_after_status, sla_agent_replied, sla_customer_replied, sla_rechoose
+from .sla import (
+    attach_sla,
+    sla_after_status,
+    sla_agent_replied,
+    sla_clocks,
+    sla_customer_replied,
+    sla_rechoose,
+)
 from .ticket_work import TicketWork, mark_for_routing
 from .work_lists import (
     BUILTIN_VIEW_NAMES,
@@ -994,6 +1001,7 @@ class TicketService:
         out = ticket_out(ticket, links[ticket.id], (await ticket_tags(s, [ticket.id]))[ticket.id])
         if self.csat is not None:
             out.csat = await self.csat.for_ticket(s, ticket.id)
+        out.sla_clocks = await sla_clocks(s, ticket, self.clock())
         return out
 
     async def _ticket(self, s: AsyncSession, actor: Actor, ticket_id: int) -> Ticket:

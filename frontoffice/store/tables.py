@@ -943,6 +943,21 @@ class TicketWatcher(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TicketMention(Base):
+    """A user @mentioned in a ticket's note: what their desk lists until they have seen it
+    (``seen_at``). Read by (user, seen_at, id): "my unseen mentions, newest first"."""
+
+    __tablename__ = "ticket_mentions"
+    __table_args__ = (Index("ix_ticket_mentions_user_seen", "user_id", "seen_at", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("ticket_posts.id", ondelete="CASCADE"), index=True)
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime | None] = mapped_column()
+
+
 class Deal(Base):
     """An opportunity of the sales pipeline with a customer. ``amount_minor`` is in the currency's minor
     unit (kopecks, cents; ISO 4217 exponent), so sums are exact on every database."""

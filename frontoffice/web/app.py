@@ -19,7 +19,7 @@ from frontoffice.i18n import current_language
 from frontoffice.store.idempotency import IdempotentRequests
 from frontoffice.store.migrate import is_up_to_date
 
-from . import chat, csat_page, helpdesk_pages, hooks, planning_page, stream, ui
+from . import chat, csat_page, helpdesk_pages, hooks, kb_public_page, planning_page, stream, ui
 from .api import (
     accounts,
     acd,
@@ -83,6 +83,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("", planning_page.router),
     ("", helpdesk_pages.router),
     ("", csat_page.router),
+    ("", kb_public_page.router),
     ("", hooks.router),
     ("", stream.router),
     ("", ui.router),

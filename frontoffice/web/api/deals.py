@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +20,7 @@ from frontoffice.services.case_schemas import (
 )
 from frontoffice.services.companies import CompanyOverview, CompanyPatch
 from frontoffice.services.context import Actor
+from frontoffice.services.sales_report import SalesReport
 from frontoffice.services.schemas import CompanyOut, Page
 
 from ..security import container, requires
@@ -92,6 +93,22 @@ async def deal_forecast(
     first = date(int(month[:4]), int(month[5:]), 1)
     return await container(request).deals.forecast(
         actor, first, months, project_id=project_id, owner_id=owner_id
+    )
+
+
+@router.get("/reports/sales", response_model=SalesReport, tags=["deals"])
+async def sales_report(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("stats.read"))],
+    since: datetime,
+    until: datetime,
+    pipeline_id: Annotated[int | None, Query(description="default: the default pipeline")] = None,
+    project_id: int | None = None,
+) -> SalesReport:
+    """Win rate and cycle time, overall and by stage, of the pipeline's deals closed (won or lost) in
+    ``[since, until)`` (at most 366 days)."""
+    return await container(request).sales_report.report(
+        actor, since, until, pipeline_id=pipeline_id, project_id=project_id
     )
 
 

@@ -12,8 +12,10 @@ from frontoffice.services.context import Actor
 from frontoffice.services.schemas import Page
 from frontoffice.services.ticket_conversation import (
     HistoryEntry,
+    MentionOut,
     TicketPostIn,
     TicketPostOut,
+    TicketReplyIn,
     TimelineEntry,
     WatcherIn,
     WatcherOut,
@@ -57,10 +59,11 @@ async def add_ticket_note(
 
 @router.post("/tickets/{ticket_id}/replies", response_model=TicketPostOut, status_code=201)
 async def add_ticket_reply(
-    request: Request, ticket_id: int, body: TicketPostIn, actor: Writer
+    request: Request, ticket_id: int, body: TicketReplyIn, actor: Writer
 ) -> TicketPostOut:
     """A reply to the customer, queued in the outbox on their channel (docs/helpdesk.md, "Replies and
-    surveys go out"); ``409 no-reply-channel`` when they cannot be reached."""
+    surveys go out"), with files uploaded by ``POST /attachments`` and, by email, copies (``cc``);
+    ``409 no-reply-channel`` when they cannot be reached."""
     return await container(request).conversation.add_reply(actor, ticket_id, body)
 
 
@@ -85,3 +88,23 @@ async def unwatch_ticket(request: Request, ticket_id: int, user_id: int, actor: 
 async def split_ticket(request: Request, ticket_id: int, body: TicketSplitIn, actor: Writer) -> TicketOut:
     """Move some of the ticket's contacts to a new ticket of the same customer; answers the new one."""
     return await container(request).tickets.split(actor, ticket_id, body)
+
+
+@router.get("/me/mentions", response_model=Page[MentionOut])
+async def my_mentions(
+    request: Request,
+    actor: Reader,
+    unseen: Annotated[bool, Query(description="only those I have not seen yet")] = True,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> Page[MentionOut]:
+    """The ticket notes that @mention me, newest first: what the desk lists."""
+    return await container(request).conversation.mentions(
+        actor, unseen_only=unseen, limit=limit, cursor=cursor
+    )
+
+
+@router.post("/me/mentions/{mention_id}/seen", response_model=MentionOut)
+async def mention_seen(request: Request, mention_id: int, actor: Reader) -> MentionOut:
+    """Mark a mention seen; it leaves the desk's list."""
+    return await container(request).conversation.mention_seen(actor, mention_id)

@@ -10,7 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from frontoffice.domain.cases import TicketPriority, TicketStatus
-from frontoffice.services.canned import CannedAnswerIn, CannedAnswerOut, MacroIn, MacroOut, RenderedAnswer
+from frontoffice.services.canned import (
+    CannedAnswerIn,
+    CannedAnswerOut,
+    CannedAnswerPatch,
+    MacroIn,
+    MacroOut,
+    MacroPatch,
+    RenderedAnswer,
+)
 from frontoffice.services.case_schemas import (
     BuiltinTicketView,
     SavedViewIn,
@@ -36,6 +44,7 @@ from frontoffice.services.knowledge_base import (
     ArticlePatch,
     CategoryIn,
     CategoryOut,
+    CategoryPatch,
     SearchHit,
 )
 from frontoffice.services.schemas import Page
@@ -269,15 +278,34 @@ async def search_canned_answers(
     actor: Reader,
     q: Annotated[str, Query(max_length=100, description="what was typed after /")] = "",
     language: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=500, description="the picker's screenful; the editor reads all")
+    ] = 20,
 ) -> list[CannedAnswerOut]:
     """Shared and my own answers: shortcut starting with ``q`` first, then title containing it."""
-    return await container(request).canned.search(actor, q, language=language)
+    return await container(request).canned.search(actor, q, language=language, limit=limit)
 
 
 @router.post("/canned-answers", response_model=CannedAnswerOut, status_code=201, tags=["canned answers"])
 async def create_canned_answer(request: Request, body: CannedAnswerIn, actor: Writer) -> CannedAnswerOut:
     """A personal answer, or a shared one (supervisors)."""
     return await container(request).canned.create_answer(actor, body)
+
+
+@router.patch("/canned-answers/{answer_id}", response_model=CannedAnswerOut, tags=["canned answers"])
+async def update_canned_answer(
+    request: Request, answer_id: int, body: CannedAnswerPatch, actor: Writer
+) -> CannedAnswerOut:
+    """Change my own answer, or a shared one (supervisors)."""
+    return await container(request).canned.update_answer(actor, answer_id, body)
+
+
+@router.delete("/canned-answers/{answer_id}", status_code=204, tags=["canned answers"])
+async def delete_canned_answer(request: Request, answer_id: int, actor: Writer) -> Response:
+    """Delete my own answer, or a shared one (supervisors); ``409 canned-answer-in-use`` while a macro
+    inserts it."""
+    await container(request).canned.delete_answer(actor, answer_id)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -300,6 +328,19 @@ async def create_macro(request: Request, body: MacroIn, actor: Writer) -> MacroO
     return await container(request).canned.create_macro(actor, body)
 
 
+@router.patch("/macros/{macro_id}", response_model=MacroOut, tags=["canned answers"])
+async def update_macro(request: Request, macro_id: int, body: MacroPatch, actor: Writer) -> MacroOut:
+    """Change my own macro, or a shared one (supervisors); ``actions`` replaces them as a whole."""
+    return await container(request).canned.update_macro(actor, macro_id, body)
+
+
+@router.delete("/macros/{macro_id}", status_code=204, tags=["canned answers"])
+async def delete_macro(request: Request, macro_id: int, actor: Writer) -> Response:
+    """Delete my own macro, or a shared one (supervisors)."""
+    await container(request).canned.delete_macro(actor, macro_id)
+    return Response(status_code=204)
+
+
 @router.post("/tickets/{ticket_id}/macros/{macro_id}", response_model=MacroApplied, tags=["canned answers"])
 async def apply_macro(request: Request, ticket_id: int, macro_id: int, actor: Writer) -> MacroApplied:
     """Apply a macro: its changes in one transaction, its canned answer rendered for the reply."""
@@ -316,6 +357,21 @@ async def create_kb_category(request: Request, body: CategoryIn, actor: Reader) 
     return await container(request).knowledge_base.create_category(actor, body)
 
 
+@router.patch("/kb/categories/{category_id}", response_model=CategoryOut, tags=["knowledge base"])
+async def update_kb_category(
+    request: Request, category_id: int, body: CategoryPatch, actor: Reader
+) -> CategoryOut:
+    """Rename or reorder a category (supervisors)."""
+    return await container(request).knowledge_base.update_category(actor, category_id, body)
+
+
+@router.delete("/kb/categories/{category_id}", status_code=204, tags=["knowledge base"])
+async def delete_kb_category(request: Request, category_id: int, actor: Reader) -> Response:
+    """Delete a category (supervisors); its articles stay, without a category."""
+    await container(request).knowledge_base.delete_category(actor, category_id)
+    return Response(status_code=204)
+
+
 @router.get("/kb/search", response_model=list[SearchHit], tags=["knowledge base"])
 async def search_kb(
     request: Request,
@@ -328,9 +384,12 @@ async def search_kb(
 
 
 @router.get("/kb/suggestions", response_model=list[SearchHit], tags=["knowledge base"])
-async def kb_suggestions(request: Request, actor: Reader, interaction_id: int) -> list[SearchHit]:
-    """Articles for a contact, from its subject."""
-    return await container(request).knowledge_base.suggestions(actor, interaction_id)
+async def kb_suggestions(
+    request: Request, actor: Reader, interaction_id: int | None = None, ticket_id: int | None = None
+) -> list[SearchHit]:
+    """Articles for a contact or (``ticket_id``) a ticket, from its subject."""
+    kb = container(request).knowledge_base
+    return await kb.suggestions(actor, interaction_id, ticket_id=ticket_id)
 
 
 @router.post("/kb/articles", response_model=ArticleOut, status_code=201, tags=["knowledge base"])

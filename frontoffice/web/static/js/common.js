@@ -88,6 +88,26 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** Upload one file for a reply (multipart field "file"; its own Idempotency-Key): answers the
+ * reference a reply names it by ({id, filename, content_type, size, sha256}). */
+export async function uploadAttachment(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  let response;
+  try {
+    response = await fetch("/api/v1/attachments", {
+      method: "POST", body: form, credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Idempotency-Key": newIdempotencyKey(), Accept: "application/json", "Accept-Language": lang },
+    });
+  } catch (error) {
+    setServerReachable(false);
+    throw new ApiError(0, { error_id: "server-unreachable", message: t("Server unreachable") });
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
 // ------------------------------------------------------------------ field errors
 // The API checks input with a schema; its 422 names the field (loc) and the kind of error (type).
 // Those become short sentences in the page's language next to the field; the schema's own English
@@ -120,6 +140,7 @@ const PATTERN_HINTS = {
   tags: "Use letters, digits, dashes, dots and colons",
   language: "Use a two-letter language code, such as en or ru",
   number: "Use digits, and + at the start",
+  cc: "Enter email addresses, such as anna@example.com",
 };
 
 const isIndex = (part) => /^\d+$/.test(part);
@@ -128,6 +149,8 @@ const isIndex = (part) => /^\d+$/.test(part);
 export function fieldErrorText(entry) {
   const field = (entry.loc || []).slice(1).filter((p) => !isIndex(p)).pop();
   if (entry.type === "string_pattern_mismatch" && PATTERN_HINTS[field]) return t(PATTERN_HINTS[field]);
+  // Our own refusals located at a field (kebab-case types) carry a message already in the page's language.
+  if (entry.type && entry.type.includes("-") && entry.type !== "invalid-rule" && entry.message) return entry.message;
   // A routing rule's syntax error: the API names the rule (0-based) and the column (1-based).
   if (entry.type === "invalid-rule" && entry.rule_index !== undefined) {
     return t("Syntax error in rule {n} at column {column}", { n: Number(entry.rule_index) + 1, column: entry.column });

@@ -9,12 +9,11 @@
 //   private notes to the agent, which the customer never sees.
 
 import {
-  ApiError, attempt, busy, clearFormErrors, me, newIdempotencyKey, showFieldError, showFormErrors, toast,
+  ApiError, attempt, busy, clearFormErrors, me, showFieldError, showFormErrors, toast, uploadAttachment as upload,
 } from "./common.js";
 import { registerPanel } from "./panels.js";
 import { countSegments } from "./sms_segments.js";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const REASONS = {
   "in-reply-to": "Answers our message (In-Reply-To)",
   references: "Names a message of this thread (References)",
@@ -96,19 +95,6 @@ async function loadMessages(contact, desk) {
     }
   }
   return desk.api("GET", `/interactions/${contact.id}/messages`);
-}
-
-/** Upload one file for a reply (multipart; its own Idempotency-Key). */
-async function upload(file) {
-  const form = new FormData();
-  form.append("file", file, file.name);
-  const response = await fetch("/api/v1/attachments", {
-    method: "POST", body: form, credentials: "same-origin",
-    headers: { "X-CSRF-Token": csrf, "Idempotency-Key": newIdempotencyKey(), Accept: "application/json" },
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
 }
 
 function emailPanel() {

@@ -60,7 +60,8 @@ function cardDetails(card) {
     el("h3", { class: "customer-name" }, customerName(card), " ",
       card.vip ? el("span", { class: "badge status-warn" }, "VIP") : null),
     el("dl", { class: "card" },
-      el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company ? card.company.name : "—"),
+      el("dt", {}, t("Company")), el("dd", { class: "customer-company" }, card.company
+        ? el("a", { href: `/companies/${card.company.id}`, target: "_blank", rel: "noopener" }, card.company.name) : "—"),
       el("dt", {}, t("Language")), el("dd", {}, languageName(card.language)),
       el("dt", {}, t("Identities")), el("dd", {}, identities.length ? el("ul", { class: "plain" }, identities) : "—"),
       el("dt", {}, t("Tags")), el("dd", {}, card.tags.length ? card.tags.map((tag) => el("span", { class: "tag" }, tag)) : "—"),

@@ -37,7 +37,7 @@ function card(deal) {
     stages.map((s) => el("option", { value: s.key, selected: s.key === deal.stage }, stageName(s))));
   move.addEventListener("change", () => moveDeal(deal.id, move.value).then((ok) => { if (!ok) move.value = deal.stage; }));
   const node = el("li", { class: "deal-card", draggable: canWrite ? "true" : null, "data-deal-id": String(deal.id), tabindex: "0" },
-    el("strong", {}, deal.title),
+    el("strong", {}, el("a", { href: `/deals/${deal.id}`, draggable: "false", class: "deal-link" }, deal.title)),
     el("div", { class: "amount" }, fmt.money(deal.amount, deal.currency)),
     el("div", { class: "small muted" }, `${t("Owner")}: ${ownerName(deal.owner_id)}`
       + (deal.expected_close_on ? ` · ${t("Close by")}: ${deal.expected_close_on}` : "")),

@@ -5,6 +5,7 @@ import {
   onTick, setDispositions, showFieldError, t, toast,
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
+import { loadDeskWork, onDeskWorkMessage } from "./desk_work.js";
 import { panelFor } from "./panels.js";
 import "./conversation_panel.js"; // registers the conversation panel: email, fax, web form, chat, SMS, messengers
 
@@ -598,9 +599,11 @@ function forwardToPanel(type, data) {
 
 function onMessage(type, data) {
   forwardToPanel(type, data);
+  onDeskWorkMessage(type, data);
   const mine = (d) => d.agent_id === me.user_id || (Array.isArray(d.agent_ids) && d.agent_ids.includes(me.user_id));
   switch (type) {
     case "hello": {
+      loadDeskWork(); // (again after a reconnect: what arrived meanwhile is read, not replayed)
       if (!data.agent) {
         agent.isAgent = false;
         $("not-an-agent").hidden = false;

@@ -1,7 +1,10 @@
 // The ticket page: the conversation across channels (calls with recordings, messages, notes, replies),
 // properties, customer and company, watchers, the reply box with canned answers and macros, merge and
 // split, the SLA and the history of changes.
-import { ApiError, api, attempt, busy, clear, customerName, el, fmt, label, me, onTick, showFieldError, t } from "./common.js";
+import {
+  ApiError, api, attempt, busy, clear, clearFormErrors, customerName, el, fmt, label, me, onTick, showFieldError, t, uploadAttachment,
+} from "./common.js";
+import { activitiesPanel } from "./activities.js";
 import { callDetails } from "./customer.js";
 
 const root = document.getElementById("ticket-page");
@@ -111,7 +114,30 @@ function renderSla() {
     left.textContent = s <= 0 ? t("Breached {time} ago", { time: fmt.duration(-s) }) : t("{time} left", { time: fmt.duration(s) });
   };
   paint();
+  const clocks = tk.sla_clocks || [];
+  const loadedAt = Date.now();
+  // Each metric's clock as the server read it; a running one counts down until the next refresh (the
+  // server counts business time only, so the page asks again every minute rather than guess hours).
+  const rows = clocks.map((c) => {
+    const leftCell = el("td", { class: "left" });
+    const row = el("tr", { "data-metric": c.metric, "data-state": c.state },
+      el("th", { scope: "row" }, label(c.metric)),
+      el("td", {}, el("span", { class: `badge clock-state ${CLOCK_TONES[c.state] || ""}` }, t(CLOCK_STATES[c.state] || c.state))),
+      leftCell,
+      el("td", { class: "due small" }, c.due_at ? fmt.dateTime(c.due_at) : c.stopped_at ? `${t("Answered")}: ${fmt.dateTime(c.stopped_at)}` : "—"));
+    row.paintClock = () => {
+      const running = c.state === "running" || c.state === "warning" || (c.state === "breached" && c.due_at);
+      const s = c.remaining_s - (running ? (Date.now() - loadedAt) / 1000 : 0);
+      if (c.state === "off" || c.state === "met" || (c.state === "breached" && !c.due_at && c.stopped_at)) { leftCell.textContent = "—"; return; }
+      leftCell.textContent = s <= 0 ? t("Breached {time} ago", { time: fmt.duration(-s) }) : t("{time} left", { time: fmt.duration(s) });
+    };
+    row.paintClock();
+    return row;
+  });
   clear(box, left,
+    rows.length ? el("table", { class: "sla-clocks small", "aria-label": t("SLA clocks") },
+      el("thead", {}, el("tr", {}, el("th", {}, t("Metric")), el("th", {}, t("State")), el("th", {}, t("Time left")), el("th", {}, t("Due")))),
+      el("tbody", {}, rows)) : null,
     tk.sla_due_at ? el("p", { class: "small" }, `${t("Next deadline")}: ${fmt.dateTime(tk.sla_due_at)}`) : null,
     policy ? el("dl", { class: "card small" },
       el("dt", {}, t("Policy")), el("dd", {}, policy.name),
@@ -119,9 +145,28 @@ function renderSla() {
       el("dt", {}, t("Next response")), el("dd", {}, policy.next_response_s ? fmt.duration(policy.next_response_s) : "—"),
       el("dt", {}, t("Resolution")), el("dd", {}, policy.resolution_s ? fmt.duration(policy.resolution_s) : "—"))
       : el("p", { class: "muted small" }, t("No SLA policy applies to this ticket.")));
-  state.slaPaint = paint;
+  state.slaPaint = () => { paint(); for (const r of rows) r.paintClock(); };
 }
 onTick(() => state.slaPaint && state.slaPaint());
+
+// A clock's state, in words and colour.
+const CLOCK_STATES = {
+  off: "Not started", running: "Running", warning: "Due soon", breached: "Breached",
+  paused: "Paused: pending on the customer", met: "Met",
+};
+const CLOCK_TONES = { running: "status-ok", met: "status-ok", warning: "status-warn", paused: "status-warn", breached: "status-bad" };
+
+/** Read the clocks again (the server counts business hours, holidays and pauses). */
+async function refreshSla() {
+  try {
+    const fresh = await api("GET", `/tickets/${ticketId}`);
+    state.ticket.sla_clocks = fresh.sla_clocks;
+    state.ticket.sla_due_at = fresh.sla_due_at;
+    renderSla();
+  } catch (error) { /* the next refresh tries again */ }
+}
+const SLA_REFRESH_MS = 60000;
+setInterval(refreshSla, SLA_REFRESH_MS);
 
 // ------------------------------------------------------------------ customer and company
 async function renderCustomer() {
@@ -130,13 +175,25 @@ async function renderCustomer() {
   if (id === null) { clear(box, el("p", { class: "muted" }, t("The customer was deleted."))); return; }
   try {
     const c = await api("GET", `/customers/${id}`);
-    const company = c.company_id ? await api("GET", `/companies/${c.company_id}`).catch(() => null) : null;
+    const company = c.company; // {id, name}: the customer's company, or null
     clear(box, el("p", {}, el("strong", { class: "customer-name" }, customerName(c))),
       el("ul", { class: "plain small" }, (c.identities || []).map((i) => el("li", {}, `${label(i.kind)}: ${i.kind === "phone" ? fmt.phone(i.value) : i.value}`))),
-      company ? el("p", { class: "small" }, `${t("Company")}: `, el("span", { class: "company-name" }, company.name)) : null);
+      company ? el("p", { class: "small" }, `${t("Company")}: `, el("a", { class: "company-name", href: `/companies/${company.id}` }, company.name)) : null);
   } catch (error) {
     clear(box, el("p", { class: "muted" }, t("Not available.")));
   }
+}
+
+// ------------------------------------------------------------------ knowledge base
+/** Published articles matching any meaningful word of the ticket's subject, each opened in a new tab. */
+async function renderSuggestions() {
+  const box = document.getElementById("t-kb");
+  const hits = await api("GET", `/kb/suggestions?ticket_id=${ticketId}`).catch(() => null);
+  if (hits === null) { clear(box, el("li", { class: "muted" }, t("Not available."))); return; }
+  clear(box, hits.length ? hits.slice(0, 5).map((h) => el("li", { "data-article-id": String(h.id) },
+    el("a", { href: `/kb?article=${h.id}`, target: "_blank", rel: "noopener" }, h.title),
+    el("div", { class: "muted" }, h.snippet)))
+    : el("li", { class: "muted" }, t("No article matches the subject.")));
 }
 
 // ------------------------------------------------------------------ timeline
@@ -147,7 +204,7 @@ function contactEntry(entry) {
     el("div", { class: "small muted" }, `${label(c.channel)} · ${label(c.direction)} · ${fmt.dateTime(c.created_at)} · ${label(c.state)}`),
     el("strong", {}, c.subject || t("(no subject)")),
     entry.messages.map((m) => el("div", { class: `message ${m.direction}` },
-      el("div", { class: "small muted" }, `${m.sender || label(m.direction)} · ${fmt.dateTime(m.created_at)}`), m.body)),
+      el("div", { class: "small muted" }, `${m.sender || label(m.direction)} · ${fmt.dateTime(m.created_at)}`), m.body, fileList(m.attachments))),
     c.channel === "voice" ? callDetails(c.id) : null);
 }
 
@@ -173,7 +230,17 @@ function postEntry(entry) {
     el("div", { class: "small muted" },
       `${p.kind === "note" ? t("Internal note") : t("Reply")} · ${p.author_name || t("system")} · ${fmt.dateTime(p.created_at)} `,
       p.kind === "reply" ? deliveryBadge(p) : null),
-    el("div", { class: "message" }, p.body));
+    el("div", { class: "message" }, p.body),
+    p.cc && p.cc.length ? el("div", { class: "small muted reply-cc" }, `${t("Cc")}: ${p.cc.join(", ")}`) : null,
+    fileList(p.attachments));
+}
+
+/** A message's or reply's files, each a download link. */
+function fileList(files) {
+  if (!files || !files.length) return null;
+  return el("ul", { class: "attachments small" }, files.map((f) => el("li", {},
+    el("a", { href: `/api/v1/attachments/${f.id}`, download: f.filename }, f.filename),
+    el("span", { class: "muted" }, ` ${Math.max(1, Math.round(f.size / 1024))} KB`))));
 }
 
 async function loadTimeline() {
@@ -290,17 +357,63 @@ document.getElementById("apply-macro").addEventListener("click", busy(async () =
   await loadHistory();
 }));
 
+// Files and copies go with a reply to the customer (not with an internal note).
+const ccInput = document.getElementById("reply-cc");
+const filesInput = document.getElementById("reply-files");
+const chosen = document.getElementById("reply-chosen");
+const replyExtras = document.getElementById("reply-extras");
+const uploaded = [];
+
+function renderChosen() {
+  clear(chosen, uploaded.map((ref, i) => el("li", { "data-filename": ref.filename }, ref.filename, " ",
+    el("span", { class: "muted" }, `${Math.max(1, Math.round(ref.size / 1024))} KB `),
+    el("button", { type: "button", class: "link small", "aria-label": t("Remove {name}", { name: ref.filename }),
+      onclick: () => { uploaded.splice(i, 1); renderChosen(); } }, "×"))));
+}
+
+filesInput.addEventListener("change", busy(async () => {
+  clearFormErrors(replyForm);
+  const send = document.getElementById("reply-send");
+  send.disabled = true;
+  try {
+    for (const file of filesInput.files) {
+      try {
+        uploaded.push(await uploadAttachment(file));
+      } catch (error) {
+        showFieldError(filesInput, error.message || t("The file could not be attached"));
+        break;
+      }
+    }
+  } finally {
+    send.disabled = false;
+    filesInput.value = "";
+    renderChosen();
+  }
+}));
+
+for (const radio of replyForm.querySelectorAll("input[name=mode]")) {
+  radio.addEventListener("change", () => { replyExtras.hidden = new FormData(replyForm).get("mode") === "note"; });
+}
+
 replyForm.addEventListener("submit", busy(async () => {
   const mode = new FormData(replyForm).get("mode");
   const text = body.value.trim();
   if (!text) { showFieldError(body, t("This field is required")); return; }
   const path = mode === "note" ? "notes" : "replies";
-  const post = await attempt(() => api("POST", `/tickets/${ticketId}/${path}`, { body: text }),
+  const payload = { body: text };
+  if (mode !== "note") {
+    const cc = ccInput.value.split(/[,;]\s*/).map((a) => a.trim()).filter(Boolean);
+    if (cc.length) payload.cc = cc;
+    if (uploaded.length) payload.attachments = uploaded.map((ref) => ref.id);
+  }
+  const post = await attempt(() => api("POST", `/tickets/${ticketId}/${path}`, payload),
     mode === "note" ? t("Note saved") : t("Reply queued; it goes out on the customer's channel"), replyForm);
   if (!post) return;
   body.value = "";
+  if (mode !== "note") { ccInput.value = ""; uploaded.length = 0; renderChosen(); }
   showMissing([]);
-  await Promise.all([loadTimeline(), loadHistory(), mode === "note" ? renderWatchers() : null]);
+  // A reply answers the response clock: the clocks are read again.
+  await Promise.all([loadTimeline(), loadHistory(), mode === "note" ? renderWatchers() : refreshSla()]);
 }));
 
 // ------------------------------------------------------------------ merge and split
@@ -339,7 +452,9 @@ async function start() {
   }
   renderProps();
   renderSla();
-  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers()]);
+  const owners = [me.user_id, ...[...state.users.keys()].filter((id) => id !== me.user_id)];
+  await Promise.allSettled([renderCustomer(), loadTimeline(), loadHistory(), renderWatchers(), renderSuggestions(),
+    activitiesPanel({ ticket_id: ticketId }, userName, owners)]);
 }
 
 start();
