@@ -83,7 +83,7 @@ _EPSILON: Final = 1e-9
 # day can still absorb only with a tiny chance, judged as mean + _CAP_Z standard deviations. The
 # normal approximation and the single horizon understate clusters (a burst of early answers while
 # agents are still talking); in the planning simulation 3 still let about 6 % of small, 1 %-cap
-# campaigns end an hour over their cap, 4 let none of 600. With a day's answers behind it the spare
+# campaigns end an hour over their cap, 4 let none of 400. With a day's answers behind it the spare
 # is tens of abandons and the guard never binds; early in the day, in small teams or near the cap it
 # does.
 _CAP_Z: Final = 4.0
