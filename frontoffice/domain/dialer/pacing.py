@@ -34,8 +34,10 @@ answered call: up by ``gain·(1-target)`` on an abandon, down by ``gain·target`
 the long-run abandon rate settles at ``target`` = ``abandon_target`` × the cap. A second condition
 guards the cap itself: ``demand + 4σ - supply`` may not exceed the abandons the day can still absorb
 before reaching the cap (``k`` with ``(abandoned + k) / (answered + k) = cap``), so the calls in
-flight can take the day over the cap only with a tiny chance; with a day's answers behind it this
-never binds, early in the day, in a small team or near the cap it does.
+flight can take the day over the cap only with a tiny chance; and while the day can absorb fewer
+than 10 abandons, where counts are small and the normal tail too thin, also
+``P(answers > agents sure to be free + spare) <= 1e-4`` with the answers taken as Poisson. With a
+day's answers behind it neither binds; early in the day, in a small team or near the cap they do.
 Predictive never places fewer calls than progressive would.
 
 The cap
