@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 
@@ -185,3 +186,39 @@ async def test_the_openapi_document_names_the_error_answers_and_the_csv_ones(
     assert "413" not in schema["paths"]["/api/v1/queues"]["get"]["responses"]
     for path in ("/api/v1/customers/export", "/api/v1/stats/report", "/api/v1/voice/call-records.csv"):
         assert "text/csv" in schema["paths"][path]["get"]["responses"]["200"]["content"], path
+
+
+async def test_a_database_error_without_an_sqlstate_is_answered_not_a_crash_of_the_error_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncpg's own errors (a broken connection, an operation in progress) reach the handler through
+    SQLAlchemy's adapter with ``sqlstate = None``; the handler read it as a string and crashed (an
+    ``AttributeError`` logged as an unhandled error, the database error itself lost from the log)."""
+    from fastapi import FastAPI
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+    from sqlalchemy.exc import InterfaceError
+
+    from frontoffice.web.errors import install_error_handlers
+
+    def adapted(cause: Exception) -> InterfaceError:
+        try:
+            raise AsyncAdapt_asyncpg_dbapi.InterfaceError(str(cause), cause) from cause
+        except AsyncAdapt_asyncpg_dbapi.InterfaceError as driver_error:
+            return InterfaceError("SELECT 1", {}, driver_error)
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise adapted(asyncpg.exceptions.InterfaceError("cannot perform operation: connection is closed"))
+
+    assert getattr(adapted(asyncpg.exceptions.InterfaceError("x")).orig, "sqlstate", "missing") is None
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.get("/broken")
+    assert r.status_code == 500
+    assert r.json()["error_id"] == "internal-error"
+    logged = [(rec.getMessage(), rec.exc_info[0] if rec.exc_info else None) for rec in caplog.records]
+    assert ("database error", InterfaceError) in logged, logged
+    assert not [m for m, kind in logged if kind is AttributeError], logged
