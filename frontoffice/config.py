@@ -7,6 +7,7 @@ A bad value fails at start-up with a message that names the setting (see :func:`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -64,6 +65,16 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the web/API server listens on")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Port the web/API server listens on")
     public_url: str = Field(default="", description="URL users reach the server at; default http://host:port")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Other sites (https://host[:port]) whose pages may open /api/v1/stream with the "
+        "user's session cookie; this site's own origin is always allowed",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks of reverse proxies whose X-Forwarded-For names the "
+        "client (sign-in throttling, the audit log); empty: the connection's address is the client's",
+    )
     sip_host: str = Field(default="127.0.0.1", description="Address the SIP transports listen on")
     sip_port: int = Field(default=5060, ge=1, le=65535, description="Port the SIP transports listen on")
     voice_enabled: bool = Field(default=False, description="Run the voice channel (SIP registrar and B2BUA)")
@@ -280,6 +291,16 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow)"
             ) from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or CIDR network: {entry!r}") from None
+        return [entry.strip() for entry in value]
 
     @field_validator("database_url")
     @classmethod

@@ -195,13 +195,37 @@ class AgentDesk:
         await self.acd.execute(SetPriority(str(interaction_id), priority))
 
     async def request_callback(self, actor: Actor, interaction_id: int) -> None:
+        """Turn a waiting contact into a callback (see :meth:`_check_waiting_contact` for who may)."""
         actor.require("interactions.write")
+        self._check_waiting_contact(actor, interaction_id)
         await self.acd.execute(RequestCallback(str(interaction_id)))
 
     async def withdraw(self, actor: Actor, interaction_id: int) -> None:
-        """The customer left while waiting (hung up, closed the chat): the contact is abandoned."""
+        """The customer left while waiting (hung up, closed the chat): the contact is abandoned
+        (see :meth:`_check_waiting_contact` for who may say so)."""
         actor.require("interactions.write")
+        self._check_waiting_contact(actor, interaction_id)
         await self.acd.execute(WithdrawContact(str(interaction_id)))
+
+    def _check_waiting_contact(self, actor: Actor, interaction_id: int) -> None:
+        """Who may abandon a contact or turn it into a callback: a user (an agent, an integration's
+        token) whose projects the contact's queue belongs to — every project for a user without a
+        limit — or the agent the contact is offered or connected to; a supervisor limited to some
+        projects only within them. Any other contact answers ``404 no-such-contact``, as if it did
+        not exist (a limited user must not learn of other projects' contacts)."""
+        if actor.project_ids is None:
+            return
+        try:
+            status = self.acd.engine.contact_status(str(interaction_id))
+        except r.UnknownContact:
+            return  # not tracked: the engine's own answer (404) follows
+        if actor.user_id is not None and str(actor.user_id) in status.agent_ids:
+            return  # offered or connected to this agent
+        queue = status.queue_id
+        if not queue.isdigit() or not sees_queue(self.acd, actor, int(queue)):
+            raise NotFound(
+                "No such contact in the ACD", error_id="no-such-contact", reason=str(interaction_id)
+            )
 
     def _check_projects(self, actor: Actor, interaction_id: int, to_queue: int | None) -> None:
         """A supervisor limited to some projects acts only on contacts and queues they can see;

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -27,6 +27,7 @@ from frontoffice.domain.exceptions import (
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import ApiToken, AuditEntry, Project, User, UserProject, WebSession
 
+from . import scope
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import (
     AuditOut,
@@ -64,8 +65,32 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The first wait after ``max_failures`` failed sign-ins of one (username, address) pair; each further
+# failure doubles it, up to the counting window. Guessing slows to a few tries an hour, while the
+# same user at another desk (another address) and other users at this address are never held up.
+LOGIN_BACKOFF_BASE_S = 1.0
+# Pairs remembered at most: a spraying attack (many usernames, many addresses) cannot grow memory
+# without bound; the oldest forgotten pairs are those whose waits are over.
+LOGIN_THROTTLE_MAX_PAIRS = 100_000
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    last: float
+    blocked_until: float
+
+
 class LoginThrottle:
-    """Counts failed sign-ins per username and per client address in a sliding window.
+    """Slows down password guessing per (username, client address) pair, with exponential back-off.
+
+    After ``max_failures`` failed sign-ins of one pair within ``window_s`` seconds of each other, that
+    pair waits :data:`LOGIN_BACKOFF_BASE_S` before its next try, and twice as long after each further
+    failure (at most ``window_s``); a success, or ``window_s`` without a failure, forgets the pair.
+    There is no lock of a username alone or of an address alone: neither a stranger guessing a user's
+    password from elsewhere nor a colleague mistyping behind the same proxy or NAT can lock anyone
+    else out. The client address is the connection's, or the one a trusted proxy names
+    (``trusted_proxies``; see ``web/client_address.py``).
 
     Kept in memory: it protects one node; a multi-node site should also rate-limit at its proxy.
     """
@@ -76,31 +101,43 @@ class LoginThrottle:
         self.max_failures = max_failures
         self.window_s = window_s
         self._now = monotonic
-        self._failures: dict[str, deque[float]] = {}
+        self._pairs: dict[tuple[str, str], _Failures] = {}
 
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        cutoff = self._now() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
+    @staticmethod
+    def _key(username: str, ip: str | None) -> tuple[str, str]:
+        return (username.lower(), ip or "-")
 
-    def check(self, *keys: str) -> None:
-        for key in keys:
-            q = self._recent(key)
-            if len(q) >= self.max_failures:
-                retry = int(q[0] + self.window_s - self._now()) + 1
-                raise Throttled("Too many failed sign-in attempts; try again later", retry_after_s=retry)
+    def check(self, username: str, ip: str | None) -> None:
+        """Raise :class:`Throttled` (with the seconds to wait) while the pair must wait."""
+        failures = self._pairs.get(self._key(username, ip))
+        now = self._now()
+        if failures is not None and now < failures.blocked_until:
+            retry = max(1, math.ceil(failures.blocked_until - now))
+            raise Throttled("Too many failed sign-in attempts; try again later", retry_after_s=retry)
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(self._now())
-        if len(self._failures) > 100_000:  # bound memory under a spraying attack
-            for key in [k for k, q in self._failures.items() if not q][:50_000]:
-                del self._failures[key]
+    def failed(self, username: str, ip: str | None) -> None:
+        key, now = self._key(username, ip), self._now()
+        failures = self._pairs.get(key)
+        if failures is None or now - failures.last > self.window_s:
+            failures = self._pairs[key] = _Failures(0, now, now)
+        failures.count += 1
+        failures.last = now
+        if failures.count >= self.max_failures:
+            doublings = min(failures.count - self.max_failures, 62)
+            delay = min(LOGIN_BACKOFF_BASE_S * 2.0**doublings, float(self.window_s))
+            failures.blocked_until = now + delay
+        if len(self._pairs) > LOGIN_THROTTLE_MAX_PAIRS:
+            self._forget_old(now)
 
-    def succeeded(self, username_key: str) -> None:
-        self._failures.pop(username_key, None)
+    def succeeded(self, username: str, ip: str | None) -> None:
+        self._pairs.pop(self._key(username, ip), None)
+
+    def _forget_old(self, now: float) -> None:
+        done = [k for k, f in self._pairs.items() if f.blocked_until <= now]
+        for key in done:
+            del self._pairs[key]
+        while len(self._pairs) > LOGIN_THROTTLE_MAX_PAIRS:  # all still waiting: drop the oldest
+            del self._pairs[next(iter(self._pairs))]
 
 
 class SignIn:
@@ -302,17 +339,16 @@ class AuthService:
     # ------------------------------------------------------------------ browser sessions
     async def sign_in(self, username: str, password: str, *, ip: str | None) -> SignIn:
         """Check a password; on success create a browser session. Failures never say which part was wrong."""
-        user_key, ip_key = f"user:{username.lower()}", f"ip:{ip or '-'}"
-        self.throttle.check(user_key, ip_key)
+        self.throttle.check(username, ip)
         async with self.sessions.begin() as s:
             user = await s.scalar(select(User).where(User.username == username))
             ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
             if not ok or user is None or not user.is_active:
-                self.throttle.failed(user_key, ip_key)
+                self.throttle.failed(username, ip)
                 raise Unauthenticated("Wrong username or password", error_id="bad-credentials")
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = _hasher.hash(password)
-            self.throttle.succeeded(user_key)
+            self.throttle.succeeded(username, ip)
             now = self.clock()
             session = WebSession(
                 id=secrets.token_urlsafe(32),
@@ -546,9 +582,18 @@ class AuthService:
             stmt = stmt.where(AuditEntry.action == action)
         if cursor:
             stmt = stmt.where(AuditEntry.id < decode_id_cursor(cursor))
+        stmt = scope.where(stmt, scope.audit_visible(actor))
         async with self.sessions() as s:
             rows = list(await s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
-        return id_page(rows, limit, AuditOut.model_validate)
+        if actor.project_ids is None:
+            return id_page(rows, limit, AuditOut.model_validate)
+
+        def shown(row: AuditEntry) -> AuditOut:
+            # The address a colleague acted from is personal data: a limited user sees only their own.
+            out = AuditOut.model_validate(row)
+            return out if row.actor_id == actor.user_id else out.model_copy(update={"ip": None})
+
+        return id_page(rows, limit, shown)
 
 
 def _narrow(owner: frozenset[int] | None, token: list[int] | None) -> frozenset[int] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from enum import StrEnum
 
@@ -51,18 +52,38 @@ class ImportMode(StrEnum):
     VALID_ROWS = "valid_rows"
 
 
+# Control characters no text file holds (C0 but tab, line feed and carriage return; DEL): Windows-1251
+# maps almost every byte to some character, so a binary file (an image, a spreadsheet's .xlsx, a
+# zip) decodes "successfully"; these characters, frequent in binary data, tell it apart.
+_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _decode(data: bytes) -> str:
     # Excel in Russian locales still writes Windows-1251 CSV; UTF-8 (with or without BOM) first.
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1251")
-    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1251")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "The file is neither UTF-8 nor Windows-1251 text", error_id="csv-encoding"
+            ) from None
+    binary = _BINARY.search(text)
+    if binary is not None:
         raise InvalidInput(
-            "The file is neither UTF-8 nor Windows-1251 text", error_id="csv-encoding"
-        ) from None
+            "The file is not a text file (it holds control characters)",
+            error_id="csv-encoding",
+            line=text.count("\n", 0, binary.start()) + 1,
+        )
+    return text
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    reason = str(exc)
+    if "unexpected end of data" in reason:
+        return 'a quoted cell is not closed: a quote (") is missing'
+    return reason
 
 
 def _split(cell: str, delimiter: str) -> list[str]:
@@ -97,7 +118,9 @@ async def import_customers_csv(
         delimiter = dialect.delimiter
     except csv.Error:
         delimiter = ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    # strict: a quote that is never closed is an error (with its line), not a cell swallowing the
+    # rest of the file into one "valid" row.
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as exc:
@@ -113,8 +136,10 @@ async def import_customers_csv(
     parsed: list[tuple[int, CustomerIn, str | None]] = []
     seen: dict[tuple[str, str], int] = {}
     rows = 0
+    row_start = 2  # the line the next row starts on (the header is line 1)
     try:
         for row in reader:
+            row_start = reader.line_num + 1
             rows += 1
             if rows > max_rows:
                 raise InvalidInput(
@@ -129,8 +154,10 @@ async def import_customers_csv(
             if customer is not None and not row_errors:
                 parsed.append((line, customer, (row.get("owner") or "").strip() or None))
     except csv.Error as exc:
+        # The row that could not be read starts after the last one read (a quote opened there and
+        # never closed runs to the end of the file).
         raise InvalidInput(
-            "Malformed CSV", error_id="csv-malformed", line=reader.line_num, reason=str(exc)
+            "Malformed CSV", error_id="csv-malformed", line=row_start, reason=_csv_reason(exc)
         ) from None
 
     async with crm.sessions.begin() as s:

@@ -16,6 +16,8 @@ __all__ = ["canonical_email_key", "normalize_email", "normalize_identity", "norm
 
 # RFC 5321 §4.5.3.1.3: a path is at most 256 octets, so an address longer than 254 cannot be delivered.
 MAX_EMAIL_LENGTH = 254
+# RFC 5321 §4.5.3.1.1: a local part (before the @) is at most 64 octets; servers may refuse longer.
+MAX_LOCAL_PART_OCTETS = 64
 # Chat visitor and messenger ids are opaque tokens from our widget or a messenger API.
 MAX_OPAQUE_ID_LENGTH = 200
 _OPAQUE_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]+$")
@@ -73,7 +75,14 @@ def normalize_email(raw: str) -> str:
         raise InvalidInput(
             "Not a valid email address", error_id="invalid-email", value=raw, reason=str(exc)
         ) from None
-    return f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
+    local = result.local_part.lower()
+    if len(local.encode("utf-8")) > MAX_LOCAL_PART_OCTETS:
+        raise InvalidInput(
+            "Email address is too long before the @ (64 characters at most)",
+            error_id="invalid-email",
+            value=raw[:80],
+        )
+    return f"{local}@{result.ascii_domain.lower()}"
 
 
 def canonical_email_key(email: str) -> str:

@@ -44,11 +44,29 @@ from .interactions import InteractionService
 from .routing_admin import RoutingAdmin
 from .rules_adapter import CompiledRules, compile_rules, rule_context
 from .schemas import CustomerIn, IdentityIn, InteractionOut
+from .scope import customer_visible
 from .text_messages import open_thread, store_message
 
-__all__ = ["IDEMPOTENCY_SCOPE", "FoundCustomer", "Intake", "TakeInContact", "TakeInContactHandler"]
+__all__ = [
+    "IDEMPOTENCY_SCOPE",
+    "FoundCustomer",
+    "Intake",
+    "TakeInContact",
+    "TakeInContactHandler",
+    "api_key_scope",
+]
 
 IDEMPOTENCY_SCOPE = "interactions.create"
+
+
+def api_key_scope(actor: Actor) -> str:
+    """Where an API client's ``Idempotency-Key`` of ``POST /interactions`` is unique: its user's own
+    keys (a token's keys are its user's, as the idempotency middleware keeps them), so two clients
+    choosing the same key never meet; the system actor's keys are the channels' global ones."""
+    if actor.user_id is None:
+        return IDEMPOTENCY_SCOPE
+    return f"{IDEMPOTENCY_SCOPE}:user:{actor.user_id}"
+
 
 # Statements every inbound contact runs, built once (building a statement costs more than SQLite
 # takes to run it), in Core: the contact path reads a few columns and never changes these rows.
@@ -142,7 +160,10 @@ class Intake:
         self, actor: Actor, data: ContactIn, idempotency_key: str | None
     ) -> ContactCreated:
         """The web form / API channel's adapter: a posted contact (validated ``ContactIn``) taken in
-        as an :class:`InboundContact`, deduplicated by the request's ``Idempotency-Key``."""
+        as an :class:`InboundContact`, deduplicated by the request's ``Idempotency-Key``.
+
+        Keys are the user's own (:func:`api_key_scope`): another user's request with the same key is
+        another contact, never an answer with the first user's interaction."""
         customer = data.customer
         inbound = InboundContact(
             channel=data.channel,
@@ -162,7 +183,9 @@ class Intake:
             priority=data.priority,
             attributes=data.attributes,
         )
-        return await self.take_in(inbound, actor=actor, dedupe_key=idempotency_key)
+        return await self.take_in(
+            inbound, actor=actor, dedupe_key=idempotency_key, dedupe_scope=api_key_scope(actor)
+        )
 
     async def take_in(
         self,
@@ -170,6 +193,7 @@ class Intake:
         *,
         actor: Actor | None = None,
         dedupe_key: str | None = None,
+        dedupe_scope: str = IDEMPOTENCY_SCOPE,
     ) -> ContactCreated:
         """Record an inbound contact of any channel, route it by its entry point's rules and queue it
         in the ACD (the channel contract: see :mod:`frontoffice.services.channel_contract`).
@@ -178,13 +202,15 @@ class Intake:
         ``Idempotency-Key``) a repeated delivery returns the first one's interaction (``created:
         false``); the same key with a different contact is a 409. The key is looked up in the
         contact's own transaction, before it writes anything (one read per contact with a key).
+        ``dedupe_scope`` is where the key is unique: a channel's keys (SIP Call-IDs, Message-IDs) are
+        global, an API user's are that user's (:func:`api_key_scope`).
         """
         actor = actor or Actor.system()
         actor.require("contacts.create")
         idempotency_key = dedupe_key
         # Only a contact with a dedupe key is compared with an earlier one.
         request_hash = _request_hash(inbound) if idempotency_key is not None else ""
-        command = TakeInContact(actor, inbound, idempotency_key, request_hash)
+        command = TakeInContact(actor, inbound, idempotency_key, request_hash, dedupe_scope)
         try:
             out = await self.acd.execute(command)
         except (_Repeated, IntegrityError):
@@ -192,15 +218,15 @@ class Intake:
             # unique key: the first one's interaction, committed by now.
             if idempotency_key is None:
                 raise
-            existing = await self._idempotent(idempotency_key, request_hash)
+            existing = await self._idempotent(idempotency_key, request_hash, dedupe_scope)
             if existing is None:
                 raise
             return ContactCreated(interaction=existing, created=False)
         return ContactCreated(interaction=out, created=True)
 
-    async def _idempotent(self, key: str, request_hash: str) -> InteractionOut | None:
+    async def _idempotent(self, key: str, request_hash: str, scope: str) -> InteractionOut | None:
         async with self.sessions() as s:
-            found = await s.get(IdempotencyKey, (key, IDEMPOTENCY_SCOPE))
+            found = await s.get(IdempotencyKey, (key, scope))
             if found is None:
                 return None
             if found.request_hash != request_hash:
@@ -251,7 +277,9 @@ class Intake:
             )
         return entry
 
-    async def find_customer(self, s: AsyncSession, data: InboundContact) -> FoundCustomer:
+    async def find_customer(
+        self, s: AsyncSession, data: InboundContact, actor: Actor | None = None
+    ) -> FoundCustomer:
         """The customer of the first identity given that is known (reads only; an identity that is
         not valid raises before anything is written).
 
@@ -259,6 +287,11 @@ class Intake:
         identities is known) it has no id yet: :meth:`create_customer` writes the card after the
         contact has been routed. ``last_agent`` is, for a known customer, the agent who last served
         them, else their owner (sticky routing).
+
+        For an ``actor`` limited to some projects, a customer they may not see is not found
+        (docs/crm.md: such a customer answers as an unknown one): the contact is taken in as from a
+        new customer, whose card gets the identities nobody else holds. The hidden card is neither
+        named in the answer nor attached to the contact (which would make it visible).
         """
         fields = data.customer
         identities: list[tuple[IdentityKind, str]] = []
@@ -270,16 +303,27 @@ class Intake:
         ):
             if raw:
                 identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
+        limited = actor is not None and actor.project_ids is not None
         found: RowMapping | None = None
+        free: list[tuple[IdentityKind, str]] = []
+        hidden = False
         for kind, value in identities:
             # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
             result = await s.execute(
                 _FIND_CUSTOMER, {"kind": kind.value, "value": value}, execution_options=NOT_READING_LOGS
             )
-            found = result.mappings().first()
-            if found is not None:
-                break
-        if found is None and identities:
+            row = result.mappings().first()
+            if row is None:
+                free.append((kind, value))
+                continue
+            if limited:
+                assert actor is not None
+                if not await self._sees_customer(s, actor, row["customer_id"]):
+                    hidden = True
+                    continue
+            found = row
+            break
+        if found is None and (free or hidden):
             new: dict[str, Any] = {
                 "id": None,
                 "known": False,
@@ -290,7 +334,9 @@ class Intake:
                 "language": fields.language,
                 "owner_id": None,
             }
-            return FoundCustomer(None, new, None, identities)
+            if hidden:  # the identities not yet looked up may be free too: the card gets those
+                free = await self._free_identities(s, identities)
+            return FoundCustomer(None, new, None, free, hidden=hidden)
         if found is None:
             return FoundCustomer(None, {"known": False, "tags": [], "vip": False, "custom": {}}, None, [])
         customer_id: int = found["customer_id"]
@@ -310,19 +356,44 @@ class Intake:
         last_agent: int | None = last if last is not None else found["owner_id"]
         return FoundCustomer(customer_id, ctx, last_agent, [])
 
+    @staticmethod
+    async def _sees_customer(s: AsyncSession, actor: Actor, customer_id: int) -> bool:
+        condition = customer_visible(actor, Customer.id, Customer.owner_id)
+        stmt = select(Customer.id).where(Customer.id == customer_id)
+        return await s.scalar(stmt if condition is None else stmt.where(condition)) is not None
+
+    @staticmethod
+    async def _free_identities(
+        s: AsyncSession, identities: list[tuple[IdentityKind, str]]
+    ) -> list[tuple[IdentityKind, str]]:
+        free = []
+        for kind, value in identities:
+            taken = await s.scalar(
+                select(Identity.id).where(Identity.kind == kind.value, Identity.value == value)
+            )
+            if taken is None:
+                free.append((kind, value))
+        return free
+
     async def create_customer(
         self, s: AsyncSession, actor: Actor, data: InboundContact, found: FoundCustomer
     ) -> int | None:
         """The customer's id: the known one, or a new card with every identity given (none of them
-        is known: :meth:`find_customer` looked each up in this transaction); ``None`` without any."""
-        if found.customer_id is not None or not found.new_identities:
+        is known: :meth:`find_customer` looked each up in this transaction); ``None`` without any.
+        A contact whose customer is hidden from its limited poster gets a new card all the same
+        (with the identities nobody holds), as a contact from an unknown customer does."""
+        if found.customer_id is not None or not (found.new_identities or found.hidden):
             return found.customer_id
         fields = data.customer
+        first_name = fields.first_name
+        if found.hidden and not (found.new_identities or fields.first_name or fields.last_name):
+            # Nothing else would name the card: the address given, as a visitor's card is named.
+            first_name = (fields.email or fields.phone or fields.chat_id or fields.messenger_id or "?")[:200]
         created = await self.crm.create_in_session(
             s,
             Actor.system() if actor.role is not Role.ADMIN else actor,
             CustomerIn(
-                first_name=fields.first_name,
+                first_name=first_name,
                 last_name=fields.last_name,
                 language=fields.language,
                 identities=[IdentityIn(kind=k, value=v) for k, v in found.new_identities],
@@ -348,6 +419,8 @@ class FoundCustomer:
     customer: dict[str, Any]  # as routing rules see the customer
     last_agent: int | None  # sticky routing: who last served a known customer, else their owner
     new_identities: list[tuple[IdentityKind, str]]  # a new customer's identities, normalised
+    # Some identity belongs to a customer the (limited) poster may not see: a new card all the same.
+    hidden: bool = False
 
 
 class _Repeated(Conflict):
@@ -365,6 +438,7 @@ class TakeInContact(AcdCommand[InteractionOut]):
     data: InboundContact
     idempotency_key: str | None
     request_hash: str
+    dedupe_scope: str = IDEMPOTENCY_SCOPE
 
 
 class TakeInContactHandler(CommandHandler[Any]):
@@ -385,7 +459,7 @@ class TakeInContactHandler(CommandHandler[Any]):
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
         # ---- reads and checks: a refusal here has written nothing
         entry, rules = await self.intake.entry_point(s, data)
-        found = await self.intake.find_customer(s, data)
+        found = await self.intake.find_customer(s, data, actor)
         ctx = rule_context(data, entry, found.customer)
         queue_id = rules.route(ctx)
         if queue_id is None:
@@ -402,7 +476,7 @@ class TakeInContactHandler(CommandHandler[Any]):
             first_hash = (
                 await s.execute(
                     _KEY_HASH,
-                    {"key": idempotency_key, "scope": IDEMPOTENCY_SCOPE},
+                    {"key": idempotency_key, "scope": command.dedupe_scope},
                     execution_options=NOT_READING_LOGS,
                 )
             ).scalar()
@@ -464,7 +538,7 @@ class TakeInContactHandler(CommandHandler[Any]):
                 _INSERT_KEY,
                 {
                     "key": idempotency_key,
-                    "scope": IDEMPOTENCY_SCOPE,
+                    "scope": command.dedupe_scope,
                     "request_hash": request_hash,
                     "resource_id": interaction.id,
                     "created_at": self.intake.clock(),

@@ -97,13 +97,15 @@ class RoutingAdmin:
     async def list_queues(self, actor: Actor) -> list[QueueOut]:
         actor.require("routing.read")
         async with self.sessions() as s:
-            return [_queue_out(q) for q in await s.scalars(select(Queue).order_by(Queue.name))]
+            queues = await s.scalars(select(Queue).order_by(Queue.name))
+            # A user limited to some projects sees their queues and those of no project.
+            return [_queue_out(q) for q in queues if actor.sees_project(q.project_id)]
 
     async def get_queue(self, actor: Actor, queue_id: int) -> QueueOut:
         actor.require("routing.read")
         async with self.sessions() as s:
             queue = await s.get(Queue, queue_id)
-            if queue is None:
+            if queue is None or not actor.sees_project(queue.project_id):
                 raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
             return _queue_out(queue)
 
@@ -191,11 +193,19 @@ class RoutingAdmin:
             entry.name, entry.channel, entry.address = data.name, data.channel.value, data.address
             entry.project_id, entry.default_queue_id = data.project_id, data.default_queue_id
             entry.config = _checked_secrets(keep_secrets(_entry_config(data), dict(entry.config or {})))
+            try:
+                await s.flush()
+            except IntegrityError:
+                raise Conflict(
+                    "An entry point with this channel and address exists", error_id="entry-point-taken"
+                ) from None
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
 
     async def _check_entry(self, s: AsyncSession, data: EntryPointIn) -> None:
         compile_rules([rule.model_dump() for rule in data.rules], data.default_queue_id)
+        if data.project_id is not None:
+            await _check_project(s, data.project_id)
         for queue_id in {rule.queue_id for rule in data.rules} | (
             {data.default_queue_id} if data.default_queue_id is not None else set()
         ):
@@ -205,14 +215,23 @@ class RoutingAdmin:
     async def list_entry_points(self, actor: Actor) -> list[EntryPointOut]:
         actor.require("routing.read")
         async with self.sessions() as s:
-            return [_entry_out(e) for e in await s.scalars(select(EntryPoint).order_by(EntryPoint.id))]
+            entries = list(await s.scalars(select(EntryPoint).order_by(EntryPoint.id)))
+            if actor.project_ids is None:
+                return [_entry_out(e) for e in entries]
+            queues = await _queue_projects(s)
+            return [_entry_out(e) for e in entries if actor.sees_project(_entry_project(e, queues))]
 
     async def test_route(self, actor: Actor, entry_id: int, sample: ContactIn) -> dict[str, Any]:
         """Which queue would a sample contact reach? (nothing is stored)"""
         actor.require("routing.read")
         async with self.sessions() as s:
             entry = await s.get(EntryPoint, entry_id)
-            if entry is None:
+            hidden = (
+                entry is not None
+                and actor.project_ids is not None
+                and not actor.sees_project(_entry_project(entry, await _queue_projects(s)))
+            )
+            if entry is None or hidden:
                 raise NotFound("No such entry point", error_id="no-such-entry-point")
             customer_ctx: dict[str, Any] = {"known": False, "tags": [], "vip": False, "custom": {}}
             ctx = rule_context(sample, entry, customer_ctx)
@@ -281,14 +300,22 @@ class _SaveQueueHandler(CommandHandler[Any]):
         found = await s.get(Queue, queue_id)
         if found is None:
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
-        if patch.name is not None:
+        if patch.name is not None and patch.name != found.name:
+            taken = await s.scalar(select(Queue.id).where(Queue.name == patch.name, Queue.id != queue_id))
+            if taken is not None:
+                raise Conflict("A queue with this name exists", error_id="queue-name-taken")
             found.name = patch.name
         if "project_id" in patch.model_fields_set:
+            if patch.project_id is not None:
+                await _check_project(s, patch.project_id)
             found.project_id = patch.project_id
         if patch.settings is not None:
             await _check_queue_refs(s, patch.settings, found.project_id, queue_id)
             found.config = _stored(patch.settings)
-        await s.flush()
+        try:
+            await s.flush()
+        except IntegrityError:  # a queue of that name committed after the check above
+            raise Conflict("A queue with this name exists", error_id="queue-name-taken") from None
         audit(s, actor, "queue.update", "queue", queue_id, fields=sorted(patch.model_fields_set))
         return found
 
@@ -303,6 +330,20 @@ class _SaveQueueHandler(CommandHandler[Any]):
         return _queue_out(prepared)
 
 
+async def _queue_projects(s: AsyncSession) -> dict[int, int | None]:
+    return {
+        queue_id: project_id for queue_id, project_id in await s.execute(select(Queue.id, Queue.project_id))
+    }
+
+
+def _entry_project(entry: EntryPoint, queue_projects: dict[int, int | None]) -> int | None:
+    """The project an entry point's contacts belong to: its own, else its default queue's (as an
+    interaction's project is fixed: services/intake.py); who may see the entry point follows it."""
+    if entry.project_id is not None or entry.default_queue_id is None:
+        return entry.project_id
+    return queue_projects.get(entry.default_queue_id)
+
+
 async def _check_queue_refs(
     s: AsyncSession, settings: QueueSettings, project_id: int | None, own_id: int | None
 ) -> None:
@@ -315,8 +356,17 @@ async def _check_queue_refs(
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=ref)
     if settings.calendar_id is not None and await s.get(BusinessCalendar, settings.calendar_id) is None:
         raise NotFound("No such calendar", error_id="no-such-calendar", calendar_id=settings.calendar_id)
-    if project_id is not None and await s.get(Project, project_id) is None:
-        raise NotFound("No such project", error_id="no-such-project", project_id=project_id)
+    if project_id is not None:
+        await _check_project(s, project_id)
+
+
+async def _check_project(s: AsyncSession, project_id: int) -> None:
+    """404 ``no-such-project`` naming the ``project_id`` field for a project that does not exist
+    (before the write: the foreign key would fail at the flush, which is a 500)."""
+    if await s.get(Project, project_id) is None:
+        raise NotFound(
+            "No such project", error_id="no-such-project", project_id=project_id, field="project_id"
+        )
 
 
 @dataclass(frozen=True, slots=True)

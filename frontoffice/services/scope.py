@@ -29,19 +29,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from frontoffice.domain.exceptions import NotFound
 from frontoffice.store.tables import (
+    AuditEntry,
     Company,
     Customer,
     CustomerProject,
     Deal,
+    EntryPoint,
     Interaction,
     InteractionEvent,
     Project,
+    Queue,
     Ticket,
     TicketInteraction,
 )
@@ -49,6 +52,7 @@ from frontoffice.store.tables import (
 from .context import Actor
 
 __all__ = [
+    "audit_visible",
     "check_project",
     "company_visible",
     "creation_projects",
@@ -172,6 +176,30 @@ def event_visible(actor: Actor) -> ColumnElement[bool] | None:
     """Condition on :class:`InteractionEvent` rows for reports: the contacts of the actor's projects."""
     projects = _projects(actor)
     return None if projects is None else InteractionEvent.project_id.in_(projects)
+
+
+def audit_visible(actor: Actor) -> ColumnElement[bool] | None:
+    """Condition on :class:`AuditEntry` rows for a user limited to some projects: their own actions,
+    and actions on what they may see (customers, interactions, tickets, deals, and the queues, entry
+    points and projects of their projects). Other entries — other clients' objects, users, tokens,
+    site settings — are an administrator's; ``None`` (no condition) for an unrestricted actor."""
+    projects = _projects(actor)
+    if projects is None:
+        return None
+    objects: list[tuple[str, Any, ColumnElement[bool] | None]] = [
+        ("customer", Customer.id, customer_visible(actor, Customer.id, Customer.owner_id)),
+        ("interaction", Interaction.id, interaction_visible(actor)),
+        ("ticket", Ticket.id, ticket_visible(actor)),
+        ("deal", Deal.id, deal_visible(actor)),
+        ("queue", Queue.id, Queue.project_id.in_(projects)),
+        ("entry_point", EntryPoint.id, EntryPoint.project_id.in_(projects)),
+        ("project", Project.id, Project.id.in_(projects)),
+    ]
+    conditions: list[ColumnElement[bool]] = list(_own(AuditEntry.actor_id, actor))
+    for object_type, id_column, visible in objects:
+        ids = where(select(cast(id_column, String)), visible)
+        conditions.append(and_(AuditEntry.object_type == object_type, AuditEntry.object_id.in_(ids)))
+    return or_(*conditions)
 
 
 def where(stmt: Any, condition: ColumnElement[bool] | None) -> Any:

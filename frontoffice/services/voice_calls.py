@@ -550,10 +550,27 @@ class VoiceCalls:
             yield buffer.getvalue()
 
     # ------------------------------------------------------------------ agent call control
+    async def check_call_view(self, actor: Actor, interaction_id: int) -> None:
+        """Whether ``actor`` may see the live call of ``interaction_id``: a user limited to some
+        projects sees only the calls of interactions they may see (``404 no-such-call`` otherwise, as
+        for a call that does not exist); users without a limit see every call (no read)."""
+        actor.require("interactions.read")
+        if actor.project_ids is None:
+            return
+        async with self.sessions() as s:
+            try:
+                await visible_interaction(s, actor, interaction_id)
+            except NotFound:
+                raise NotFound("No such active call", error_id="no-such-call") from None
+
     def check_call_control(self, actor: Actor, interaction_id: int) -> None:
-        """Agents control their own connected calls; supervisors any tracked call."""
+        """Agents control their own connected calls; supervisors any tracked call of their projects
+        (a supervisor limited to some projects: the calls waiting in or taken from those projects'
+        queues)."""
         actor.require("interactions.write")
         if actor.can("agents.supervise"):
+            if actor.project_ids is not None and not self._supervises_call(actor, interaction_id):
+                raise NotFound("No such active call", error_id="no-such-call")
             return
         try:
             status = self.acd.engine.contact_status(str(interaction_id))
@@ -561,6 +578,18 @@ class VoiceCalls:
             raise NotFound("No such active call", error_id="no-such-call") from None
         if actor.user_id is None or str(actor.user_id) not in status.agent_ids:
             raise Conflict("This call is not connected to you", error_id="not-your-contact")
+
+    def _supervises_call(self, actor: Actor, interaction_id: int) -> bool:
+        """Whether a supervisor limited to some projects may control this call: the ACD tracks it in
+        a queue of their projects (or of none), or it is their own."""
+        try:
+            status = self.acd.engine.contact_status(str(interaction_id))
+        except r.UnknownContact:
+            return False
+        if actor.user_id is not None and str(actor.user_id) in status.agent_ids:
+            return True
+        queue = status.queue_id
+        return queue.isdigit() and actor.sees_project(self.acd.project_of_queue(int(queue)))
 
     async def transfer_targets(self, actor: Actor) -> TransferTargetsOut:
         """Queues and signed-in agents for the desktop's transfer picker (agents may not read the
@@ -576,6 +605,8 @@ class VoiceCalls:
             queues = [
                 TransferTarget(id=q.id, name=q.name)
                 for q in await s.scalars(select(Queue).order_by(Queue.name))
+                # A user limited to some projects transfers within them (and to queues of none).
+                if actor.sees_project(q.project_id)
             ]
             users = list(await s.scalars(select(User).where(User.id.in_(live)))) if live else []
         agents = sorted(

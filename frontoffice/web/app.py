@@ -44,7 +44,8 @@ from .api import (
 from .errors import ApiError, install_error_handlers
 from .idempotency import Idempotency, document_header
 from .metrics import ContactCenterCollector
-from .middleware import BodyLimit, Observe, metrics_registry
+from .middleware import BodyLimit, Observe, StrictJson, metrics_registry
+from .openapi_errors import document_errors
 from .pages import templates
 from .security import SESSION_COOKIE, client_ip, current_actor
 
@@ -118,7 +119,7 @@ def create_app(container: Container) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_header(plain_openapi())
+            app.openapi_schema = document_errors(document_header(plain_openapi()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -210,6 +211,8 @@ def create_app(container: Container) -> FastAPI:
         store=IdempotentRequests(container.sessions, clock=container.auth.clock),
         secret=container.settings.ensure_secret_key(),
     )
+    # Outside the replay of answers: a body refused for NaN, Infinity or NUL is never stored.
+    app.add_middleware(StrictJson)
     # Added last = outermost: Observe sees every request, including ones BodyLimit rejects.
     app.add_middleware(
         BodyLimit,

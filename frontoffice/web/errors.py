@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from frontoffice.domain.exceptions import (
     Conflict,
@@ -25,7 +26,13 @@ from frontoffice.domain.exceptions import (
 )
 from frontoffice.i18n import gettext as _
 
-__all__ = ["ApiError", "domain_error_response", "error_body", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "database_error_answer",
+    "domain_error_response",
+    "error_body",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("frontoffice.web")
 
@@ -98,6 +105,47 @@ def domain_error_response(
     )
 
 
+def N_(message: str) -> str:
+    """Mark a message for the catalogs; it is translated when the answer is sent."""
+    return message
+
+
+# SQLSTATE (PostgreSQL, class 22 "data exception") of a character the database cannot store: NUL
+# (22021 character_not_in_repertoire) or one its encoding lacks (22P05 untranslatable_character).
+_BAD_CHARACTER_STATES = frozenset({"22021", "22P05"})
+
+
+def database_error_answer(exc: DBAPIError) -> tuple[int, str, str] | None:
+    """The client's error behind a database error, as (status, error_id, message); ``None`` when it is
+    the server's (a 500). A value PostgreSQL refuses (SQLSTATE class 22) or the driver refuses before
+    sending it (asyncpg's ``DataError``, a ``ValueError`` without any SQLSTATE: an id beyond 64 bits)
+    is the request's fault. Errors without an SQLSTATE (SQLite's, the driver's own) are read safely:
+    ``sqlstate`` may be missing or ``None``."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    state = sqlstate if isinstance(sqlstate, str) else ""
+    if state in _BAD_CHARACTER_STATES:
+        return 422, "invalid-character", N_("The request contains a character that cannot be stored")
+    cause = getattr(exc.orig, "__cause__", None)
+    if state.startswith("22") or isinstance(exc.orig, ValueError) or isinstance(cause, ValueError):
+        return 400, "value-out-of-range", N_("A number in the request is out of range")
+    return None
+
+
+# The methods a 405's ``Allow`` may name (the API's routes use no others).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the request's path answers (for ``Allow``): each is tried against
+    the routes (included routers match as a whole, so their routes' methods are not listed)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -130,10 +178,16 @@ def install_error_handlers(app: FastAPI) -> None:
         ids = {404: "not-found", 405: "method-not-allowed", 401: "not-authenticated", 413: "body-too-large"}
         error_id = ids.get(exc.status_code, f"http-{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        details = getattr(exc, "details", None)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # RFC 9110 §15.5.6: a 405 lists the methods the resource supports, those of every route
+            # of the path (a path's methods are often separate routes: GET and PATCH /queues/{id}).
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(
-            error_body(error_id, _(message)),
+            error_body(error_id, _(message), _json_safe(details) if isinstance(details, dict) else None),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(OverflowError)
@@ -145,14 +199,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        # PostgreSQL reports out-of-range or malformed values as data errors (SQLSTATE class 22).
-        if getattr(exc.orig, "sqlstate", "").startswith("22"):
-            return JSONResponse(
-                error_body("value-out-of-range", _("A number in the request is out of range")),
-                status_code=400,
-            )
-        log.exception("database error", extra={"path": request.url.path})
-        return JSONResponse(error_body("internal-error", _("Internal server error")), status_code=500)
+        answer = database_error_answer(exc)
+        if answer is None:
+            log.exception("database error", extra={"path": request.url.path})
+            return JSONResponse(error_body("internal-error", _("Internal server error")), status_code=500)
+        status, error_id, message = answer
+        return JSONResponse(error_body(error_id, _(message)), status_code=status)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -43,6 +43,7 @@ __all__ = [
     "IDEMPOTENT_PATHS_EXEMPT",
     "MAX_KEY_LENGTH",
     "Idempotency",
+    "checked_key",
     "document_header",
     "is_exempt",
     "request_fingerprint",
@@ -89,16 +90,11 @@ class Idempotency:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        key = request.headers[IDEMPOTENCY_HEADER]
         body = await request.body()
         replay_body = _replaying(body, receive)
-        if not key or len(key) > MAX_KEY_LENGTH:
-            error = ApiError(
-                400,
-                "invalid-idempotency-key",
-                "The Idempotency-Key header must have 1 to 200 characters",
-                max_length=MAX_KEY_LENGTH,
-            )
+        try:
+            key = checked_key(request.headers[IDEMPOTENCY_HEADER])
+        except ApiError as error:
             await _send_error(send, error.status_code, error.error_id, error.message, error.details)
             return
         try:
@@ -159,6 +155,20 @@ class Idempotency:
             await self.store.release(user_id, key)
         else:
             await self.store.finish(user_id, key, StoredAnswer(status, content_type, b"".join(chunks)))
+
+
+def checked_key(key: str) -> str:
+    """An ``Idempotency-Key`` as sent, refused (``400 invalid-idempotency-key``) when it is empty or
+    longer than :data:`MAX_KEY_LENGTH`: an empty key would make every keyless-looking request of a
+    client "the same", a longer one could not be stored whole."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(
+            400,
+            "invalid-idempotency-key",
+            "The Idempotency-Key header must have 1 to 200 characters",
+            max_length=MAX_KEY_LENGTH,
+        )
+    return key
 
 
 def document_header(schema: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from frontoffice.bootstrap import Container
@@ -18,10 +18,12 @@ from frontoffice.domain.permissions import PERMISSIONS
 from frontoffice.i18n import current_language
 from frontoffice.services.context import Actor
 
+from .client_address import client_address, parse_networks
 from .errors import ApiError
 
 __all__ = [
     "SESSION_COOKIE",
+    "client_ip",
     "container",
     "current_actor",
     "requires",
@@ -35,7 +37,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def container(request: Request) -> Container:
+def container(request: Request | WebSocket) -> Container:
     found: Container = request.app.state.container
     return found
 
@@ -63,8 +65,14 @@ async def session_from_cookie(c: Container, cookie: str, *, ip: str | None) -> t
     return await c.auth.session_actor(session_id, ip=ip)
 
 
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def client_ip(request: Request | WebSocket) -> str | None:
+    """The client's address: the connection's, or behind a trusted reverse proxy (the
+    ``trusted_proxies`` setting) the one its ``X-Forwarded-For`` names (web/client_address.py)."""
+    peer = request.client.host if request.client else None
+    networks = parse_networks(tuple(container(request).settings.trusted_proxies))
+    if not networks:
+        return peer
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), networks)
 
 
 async def current_actor(request: Request) -> Actor:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from frontoffice.wfm.staffing import StaffingTarget, erlang_c_staffing
 
-__all__ = ["BreakEven", "CostBreakdown", "CostInputs", "break_even", "own_cost"]
+__all__ = ["MAX_BREAK_EVEN_POSITIONS", "BreakEven", "CostBreakdown", "CostInputs", "break_even", "own_cost"]
 
 # The most traffic a number of positions carries is found to 1e-12 of itself (a fraction of a talk
 # minute a month at any size), in at most 60 halvings.
@@ -36,6 +36,10 @@ _BISECTION_STEPS = 60
 _BISECTION_TOLERANCE = 1e-12
 # Slack for whole-people rounding: 14 / 0.7 is 20 operators, not 21 from floating-point noise.
 _ROUNDING_SLACK = 1e-9
+# The largest own center the break-even search sizes: far beyond any contact center (the largest run
+# tens of thousands of positions). Inputs whose break-even lies further (a fixed cost of 10^16 a
+# month, a margin of 10^-300 a minute) are refused rather than scanned for ever.
+MAX_BREAK_EVEN_POSITIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +262,8 @@ def break_even(inputs: CostInputs) -> BreakEven | None:
     carries at least ``ρ(N)·c`` talk minutes (c: those of one erlang) and saves ``(p - t)·ρ(N)·c``
     against costing at most ``r·(operator + supervisor/ratio)`` (r people per position). If even at
     the ceiling that does not pay, there is no break-even; otherwise, once it pays at ``ρ(N)``, no
-    block past a bound is dearer anywhere, and the blocks up to it are scanned.
+    block past a bound is dearer anywhere, and the blocks up to it are scanned. Raises
+    ``ValueError`` when that bound lies beyond :data:`MAX_BREAK_EVEN_POSITIONS` positions.
     """
     margin = inputs.outsourcer_price_per_minute - inputs.telephony_per_minute
     if margin <= 0.0:
@@ -274,6 +279,11 @@ def break_even(inputs: CostInputs) -> BreakEven | None:
     n = 0
     while True:
         n += 1
+        if n > MAX_BREAK_EVEN_POSITIONS:
+            raise ValueError(
+                f"the break-even lies beyond {MAX_BREAK_EVEN_POSITIONS} positions: "
+                "check the fixed cost, the prices and the talk time"
+            )
         ceiling_traffic = n * inputs.max_occupancy
         most = ceiling_traffic if capped else _most_traffic(inputs, n)
         capped = most >= ceiling_traffic * (1.0 - _ROUNDING_SLACK)

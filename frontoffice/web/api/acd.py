@@ -32,10 +32,26 @@ from frontoffice.services.context import Actor
 from frontoffice.services.fallback import ContactAnswer
 from frontoffice.services.schemas import InteractionOut
 
+from ..idempotency import checked_key
 from ..security import container, requires
 
 router = APIRouter()
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _contact_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1 to 200 characters, the client's own: a repeat by the same user returns "
+            "the first contact (docs/api.md); empty or longer is 400 invalid-idempotency-key",
+        ),
+    ] = None,
+) -> str | None:
+    return None if key is None else checked_key(key)
+
+
+IdempotencyKey = Annotated[str | None, Depends(_contact_key)]
 Agent = Annotated[Actor, Depends(requires("interactions.write"))]
 Supervisor = Annotated[Actor, Depends(requires("agents.supervise"))]
 # Taking in a contact is its own permission, so a website's token (scope contacts:create) can do
@@ -55,7 +71,7 @@ async def create_contact(
     request: Request,
     body: ContactIn,
     actor: ContactCreator,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey,
 ) -> Response:
     """A new inbound contact from a web form or an external system; routed by the entry point's rules.
 

@@ -110,7 +110,13 @@ async def import_customers(
     )
 
 
-@router.get("/customers/export", response_class=StreamingResponse)
+@router.get(
+    "/customers/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The customers as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 async def export_customers(
     request: Request, actor: Annotated[Actor, Depends(requires("customers.export"))]
 ) -> StreamingResponse:

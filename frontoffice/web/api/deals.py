@@ -83,7 +83,9 @@ async def deal_forecast(
     request: Request,
     actor: Reader,
     month: Annotated[
-        str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="the first month, YYYY-MM")
+        # Years 1900-2999: a year 0 (or 9999 plus some months) is no calendar date (it was a 500).
+        str,
+        Query(pattern=r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$", description="the first month, YYYY-MM"),
     ],
     months: Annotated[int, Query(ge=1, le=24)] = 3,
     project_id: int | None = None,

@@ -19,7 +19,16 @@ router = APIRouter()
 Stats = Annotated[Actor, Depends(requires("stats.read"))]
 
 
-@router.get("/stats/report", tags=["statistics"])
+@router.get(
+    "/stats/report",
+    tags=["statistics"],
+    responses={
+        200: {
+            "description": "The report: JSON, or with ``format=csv`` a CSV file",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stats_report(
     request: Request,
     actor: Stats,

@@ -122,6 +122,7 @@ async def remove_ivr(request: Request, entry_point_id: int, actor: Admin) -> Res
 @router.get("/voice/calls/{interaction_id}", response_model=CallStateOut, tags=["voice"])
 async def call_state(request: Request, interaction_id: int, actor: Reader) -> CallStateOut:
     """The live call of an interaction (state, hold, caller number, answer time)."""
+    await _voice(request).check_call_view(actor, interaction_id)
     return CallStateOut.model_validate(_live(request).call_state(interaction_id), from_attributes=True)
 
 
@@ -240,7 +241,14 @@ async def recording(request: Request, interaction_id: int, name: str, actor: Rea
     return FileResponse(path, media_type="audio/wav", filename=path.name, content_disposition_type="inline")
 
 
-@router.get("/voice/call-records.csv", response_class=StreamingResponse, tags=["voice"])
+@router.get(
+    "/voice/call-records.csv",
+    response_class=StreamingResponse,
+    tags=["voice"],
+    responses={
+        200: {"description": "Call legs as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 async def export_call_records(
     request: Request,
     actor: Annotated[Actor, Depends(requires("stats.read"))],

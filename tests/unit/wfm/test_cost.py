@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from frontoffice.wfm import CostInputs, StaffingTarget, break_even, erlang_c_staffing, own_cost
+from frontoffice.wfm.cost import MAX_BREAK_EVEN_POSITIONS
 
 
 def test_operator_capacity_and_costs_follow_the_inputs() -> None:
@@ -106,3 +107,12 @@ def test_break_even_ends_with_no_occupancy_ceiling() -> None:
     assert be is not None
     beyond = own_cost(inputs, be.talk_minutes * 1.5)
     assert beyond.total <= beyond.outsourced
+
+
+def test_a_break_even_beyond_any_center_is_refused_instead_of_scanned_for_ever() -> None:
+    # Found by the OpenAPI contract run: a fixed cost of 10^16 a month and a talk of 10^-308 s made
+    # the scan run for ever in the request's thread.
+    absurd = CostInputs(fixed_monthly=5.7e16, talk_time_s=1.1e-308, seat_cost=2.5e-279)
+    with pytest.raises(ValueError, match=f"beyond {MAX_BREAK_EVEN_POSITIONS} positions"):
+        break_even(absurd)
+    assert break_even(CostInputs()) is not None  # the defaults still break even
