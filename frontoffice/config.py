@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     login_window_s: int = Field(default=900, ge=1, description="Window for counting failed sign-ins")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body")
     csv_max_rows: int = Field(default=100_000, ge=1, description="Largest CSV import, in rows")
+    csv_max_bytes: int = Field(
+        default=64 * 1_048_576,
+        ge=1024,
+        description="Largest CSV import upload, in bytes (its own limit, not max_body_bytes): "
+        "room for csv_max_rows rows of up to 670 bytes",
+    )
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
@@ -192,6 +198,11 @@ class Settings(BaseSettings):
     dkim_domain: str = Field(default="", description="DKIM signing domain (d=); empty: the From domain")
     outbox_worker: bool = Field(
         default=True, description="Deliver the outbox (email replies...) from this node"
+    )
+    job_runner: bool = Field(
+        default=True,
+        description="Run background jobs (imports, exports, personal data exports, the daily retention "
+        "sweep) on this node (docs/privacy.md)",
     )
     messaging_channels: bool = Field(
         default=True,

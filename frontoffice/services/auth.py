@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -442,9 +442,16 @@ class AuthService:
     async def audit_log(
         self, actor: Actor, *, limit: int = 50, cursor: str | None = None, action: str | None = None
     ) -> Page[AuditOut]:
+        """The audit log, newest first. A user limited to projects reads the entries of their
+        projects (imports, exports and erasures for a project, its retention) and their own actions;
+        entries of other projects and of no project are not theirs to read (docs/privacy.md)."""
         actor.require("audit.read")
         limit = max(1, min(limit, 200))
         stmt = select(AuditEntry)
+        if actor.project_ids is not None:
+            stmt = stmt.where(
+                or_(AuditEntry.project_id.in_(sorted(actor.project_ids)), AuditEntry.actor_id == actor.user_id)
+            )
         if action:
             stmt = stmt.where(AuditEntry.action == action)
         if cursor:

@@ -76,13 +76,18 @@ def audit(
     object_type: str,
     object_id: object = None,
     now: datetime | None = None,
+    *,
+    project_id: int | None = None,
     **details: object,
 ) -> None:
     """Record an action in the audit log, inside the caller's transaction.
 
     The row is appended like the event logs' rows (:mod:`frontoffice.store.append_log`): written in
     one statement with the transaction's other log rows, before its commit or a query that could read
-    it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry."""
+    it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry.
+
+    ``project_id``: the client project the action concerns, if one; a user limited to projects reads
+    the entries of their projects (and their own actions)."""
     append_row(
         session,
         _AUDIT_LOG,
@@ -94,6 +99,7 @@ def audit(
             "object_id": None if object_id is None else str(object_id),
             "details": dict(details),
             "ip": actor.ip,
+            "project_id": project_id,
         },
     )
 
