@@ -450,7 +450,9 @@ class AuthService:
         stmt = select(AuditEntry)
         if actor.project_ids is not None:
             stmt = stmt.where(
-                or_(AuditEntry.project_id.in_(sorted(actor.project_ids)), AuditEntry.actor_id == actor.user_id)
+                or_(
+                    AuditEntry.project_id.in_(sorted(actor.project_ids)), AuditEntry.actor_id == actor.user_id
+                )
             )
         if action:
             stmt = stmt.where(AuditEntry.action == action)

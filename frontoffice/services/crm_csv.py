@@ -183,6 +183,39 @@ def read_import_file(data: bytes, max_rows: int) -> CsvFile:
     return CsvFile(text=text, delimiter=delimiter, header=header, rows=rows)
 
 
+# The beginning of an upload checked before its job is queued (the header is in it).
+_HEAD_BYTES = 64 * 1024
+
+
+def check_header(upload: BinaryIO) -> None:
+    """Refuse an upload whose header line names unknown columns, or that is empty (the rest of the
+    file is checked by the job)."""
+    upload.seek(0)
+    head = upload.read(_HEAD_BYTES)
+    upload.seek(0)
+    if not head.strip():
+        raise InvalidInput("The CSV file is empty", error_id="csv-empty")
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # Cut in the middle of a character at the end of the head: the part before it is UTF-8.
+        cut = exc.start >= len(head) - 3
+        text = head[: exc.start].decode("utf-8-sig") if cut else head.decode("cp1251", errors="replace")
+    if "\n" not in text and len(head) == _HEAD_BYTES:
+        return  # a header longer than the head: the job reads it whole
+    first = text.splitlines()[0] if text.splitlines() else ""
+    try:
+        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
+    except csv.Error:
+        delimiter = ","
+    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    unknown = [h for h in header if h not in KNOWN and not h.startswith(CUSTOM_PREFIX)]
+    if unknown:
+        raise InvalidInput(
+            "Unknown CSV columns", error_id="csv-unknown-columns", columns=unknown, expected=CSV_COLUMNS
+        )
+
+
 def split_items(cell: str, delimiter: str) -> list[tuple[str, str]]:
     """The items of a list cell as ``(value, label)``: ``a [home]; b`` → ``[("a", "home"), ("b", "")]``.
     Separators inside a label's brackets do not split; ``\\`` escapes ``]`` and ``\\`` in a label."""
@@ -663,9 +696,13 @@ async def _apply_updates(
                 custom[key] = cell
         values["custom"] = custom
         rows.append(values)
-    # Every row of a file has the same columns, so one statement with one shape serves the batch.
-    shape = {k: bindparam(k) for k in rows[0] if k != "b_id"}
-    await s.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("b_id")).values(shape), rows)
+    # Every row of a file has the same columns, so one statement with one shape serves the batch
+    # (bound as v_<column>: SQLAlchemy keeps a column's own name for itself).
+    shape = {k: bindparam(f"v_{k}", type_=_CUSTOMERS.c[k].type) for k in rows[0] if k != "b_id"}
+    await s.execute(
+        update(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("b_id")).values(shape),
+        [{("b_id" if k == "b_id" else f"v_{k}"): v for k, v in row.items()} for row in rows],
+    )
     if "tags" in columns:
         await s.execute(delete(_TAGS).where(_TAGS.c.customer_id.in_(ids)))
         tags = [{"customer_id": cid, "tag": t} for r, cid in updates for t in sorted(set(r.tags or []))]
@@ -690,7 +727,7 @@ async def _apply_updates(
         if gone:
             await s.execute(delete(_IDENTITIES).where(_IDENTITIES.c.id.in_(gone)))
         relabel = [
-            {"b_id": existing[key][0], "label": label}
+            {"b_id": existing[key][0], "v_label": label}
             for key, label in wanted.items()
             if key in existing and existing[key][1] != label
         ]
@@ -698,7 +735,7 @@ async def _apply_updates(
             await s.execute(
                 update(_IDENTITIES)
                 .where(_IDENTITIES.c.id == bindparam("b_id"))
-                .values(label=bindparam("label")),
+                .values(label=bindparam("v_label")),
                 relabel,
             )
         new = [
@@ -948,6 +985,8 @@ class CustomerCsv:
                 return job_out(existing)
         async with self.crm.sessions() as s:
             await creation_projects(s, actor, project_id)  # an unknown or foreign project: 4xx now
+        # A file whose header is wrong is refused now, not by a job later.
+        await asyncio.to_thread(check_header, upload)
         name = f"{uuid.uuid4().hex}.csv"
         await asyncio.to_thread(_save, upload, self.uploads / name)
         return await self.jobs.submit(

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -141,9 +142,11 @@ class JobContext:
         """A session for one batch: on SQLite bound to the job engine (statements off the loop)."""
         return self.sessions(bind=self.bind) if self.bind is not None else self.sessions()
 
-    def begin(self) -> Any:
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
         """``async with job.begin() as s``: one batch's transaction (see :meth:`session`)."""
-        return self.session().begin()
+        async with self.session() as s, s.begin():
+            yield s
 
     async def record(
         self,
@@ -388,25 +391,38 @@ class JobRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
-    async def _enqueue_scheduled(self) -> None:
+    async def run_scheduled(self) -> list[JobOut]:
+        """Queue the scheduled jobs whose period has come (the loop does this every time it looks),
+        wake the runner, and return this period's job of each schedule."""
+        jobs = await self._enqueue_scheduled()
+        self._wake.set()
+        return jobs
+
+    async def _enqueue_scheduled(self) -> list[JobOut]:
         now = self.clock()
+        jobs = []
         for schedule in self._schedules:
             period = int(now.timestamp() // schedule.every.total_seconds())
             key = f"{schedule.kind}:{period}"
-            if await self.find_by_key(None, key) is not None:
-                continue
-            with contextlib.suppress(IntegrityError):  # another node queued it first
-                await self.submit(Actor.system(), schedule.kind, {}, idempotency_key=key)
+            existing = await self.find_by_key(None, key)
+            if existing is None:
+                # Another node may queue it at the same moment: the unique key keeps one, and
+                # submit answers that one.
+                jobs.append(await self.submit(Actor.system(), schedule.kind, {}, idempotency_key=key))
+            else:
+                jobs.append(job_out(existing))
+        return jobs
 
-    async def run_next(self) -> bool:
-        """Claim one job and run it to its end; ``False`` when none is waiting."""
-        claimed = await self._claim()
+    async def run_next(self, job_id: int | None = None) -> bool:
+        """Claim one job (the oldest waiting, or ``job_id``) and run it to its end; ``False`` when
+        none is waiting."""
+        claimed = await self._claim(job_id)
         if claimed is None:
             return False
         await self._run(claimed)
         return True
 
-    async def _claim(self) -> BackgroundJob | None:
+    async def _claim(self, job_id: int | None = None) -> BackgroundJob | None:
         now = self.clock()
         async with self.sessions.begin() as s:
             free = or_(
@@ -416,6 +432,8 @@ class JobRunner:
             )
             # PostgreSQL: rows another node is claiming are skipped, not waited for (SQLite ignores
             # the clause: it has one node, and its write transaction is exclusive anyway).
+            if job_id is not None:
+                free = free & (BackgroundJob.id == job_id)
             row: BackgroundJob | None = await s.scalar(
                 select(BackgroundJob)
                 .where(free)

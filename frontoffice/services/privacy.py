@@ -314,7 +314,9 @@ class Privacy:
                 if changed:
                     table = InteractionEvent.__table__
                     await s.execute(
-                        update(table).where(table.c.id == bindparam("b_id")).values(data=bindparam("data")),
+                        update(table)
+                        .where(table.c.id == bindparam("b_id"))
+                        .values(data=bindparam("v_data", type_=table.c.data.type)),
                         changed,
                     )
                 anonymised["events"] = anonymised.get("events", 0) + len(changed)
@@ -513,7 +515,7 @@ class RetentionJob:
                         await s.execute(
                             update(table)
                             .where(table.c.id == bindparam("b_id"))
-                            .values(attributes=bindparam("attributes")),
+                            .values(attributes=bindparam("v_attributes", type_=table.c.attributes.type)),
                             changed,
                         )
                     count += len(changed)
