@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -101,6 +102,8 @@ EXPORT_BATCH = 500
 # An import's report lists this many errors at most (a file of 100,000 bad rows would otherwise make
 # a report of tens of megabytes); ``errors_total`` counts them all.
 MAX_REPORTED_ERRORS = 1000
+# A batch that met an identity taken meanwhile (its rows are checked again) is tried this many times.
+BATCH_ATTEMPTS = 3
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "да", "vip"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "нет"})
 
@@ -208,7 +211,10 @@ def check_header(upload: BinaryIO) -> None:
         delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
     except csv.Error:
         delimiter = ","
-    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    try:
+        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+    except csv.Error as exc:
+        raise InvalidInput("Malformed CSV", error_id="csv-malformed", line=1, reason=str(exc)) from None
     unknown = [h for h in header if h not in KNOWN and not h.startswith(CUSTOM_PREFIX)]
     if unknown:
         raise InvalidInput(
@@ -321,7 +327,7 @@ class Parser:
         errors: list[ImportRowError] = []
         if None in row:
             return None, [ImportRowError(line=line, field="", message="more cells than columns")]
-        cells = {k: unquote_cell(v or "") for k, v in row.items() if k is not None}
+        cells = {k.strip(): unquote_cell(v or "") for k, v in row.items() if k is not None}
         customer_id: int | None = None
         raw_id = cells.get("id", "").strip()
         if raw_id:
@@ -877,6 +883,55 @@ class CustomerImportJob:
             applied=False,
         )
 
+    async def _write_batch(
+        self,
+        job: JobContext,
+        file: CsvFile,
+        pending: list[ParsedRow],
+        last_line: int,
+        mode: ImportMode,
+        owners: dict[str, int],
+        projects: list[int],
+        bad_lines: set[int],
+        checkpoint: dict[str, Any],
+        done: int,
+    ) -> tuple[int, int, list[ImportRowError]]:
+        """Check and write one batch in one transaction, with the job's progress and checkpoint."""
+        now = self.crm.clock()
+        async with job.begin() as s:
+            plan = await plan_batch(s, job.actor, pending, mode, owners)
+            n_created, n_updated = await apply_batch(s, job.actor, plan, file.header, owners, projects, now)
+            fresh = [e for e in plan.errors if e.line not in bad_lines]
+            if n_created or n_updated:
+                audit(
+                    s,
+                    job.actor,
+                    "customer.import",
+                    "customer",
+                    None,
+                    now,
+                    project_id=job.project_id,
+                    job_id=job.id,
+                    lines=[pending[0].line, last_line] if pending else [],
+                    created=n_created,
+                    updated=n_updated,
+                    project_ids=projects,
+                )
+            late = checkpoint.get("late", [])
+            room = max(0, MAX_REPORTED_ERRORS - len(late))
+            await job.record(
+                s,
+                file.rows + done,
+                checkpoint={
+                    **checkpoint,
+                    "line": last_line,
+                    "created": int(checkpoint.get("created", 0)) + n_created,
+                    "updated": int(checkpoint.get("updated", 0)) + n_updated,
+                    "late": late + [e.model_dump() for e in fresh[:room]],
+                },
+            )
+        return n_created, n_updated, fresh
+
     async def _apply(
         self,
         job: JobContext,
@@ -895,6 +950,7 @@ class CustomerImportJob:
         created = int(checkpoint.get("created", 0))
         updated = int(checkpoint.get("updated", 0))
         late = [ImportRowError.model_validate(e) for e in checkpoint.get("late", [])]
+        bad_lines = {e.line for e in validated.errors}
         done = 0
         while True:
             parsed, _, count, last_line = await asyncio.to_thread(
@@ -906,41 +962,22 @@ class CustomerImportJob:
             pending = [r for r in parsed if r.line > done_line]
             if not pending and last_line <= done_line:
                 continue  # committed before the restart (the parser still saw it: repeats are found)
-            now = self.crm.clock()
-            async with job.begin() as s:
-                plan = await plan_batch(s, job.actor, pending, mode, owners)
-                n_created, n_updated = await apply_batch(
-                    s, job.actor, plan, file.header, owners, projects, now
-                )
-                created += n_created
-                updated += n_updated
-                bad_lines = {e.line for e in validated.errors}
-                fresh = [e for e in plan.errors if e.line not in bad_lines]
-                if len(late) < MAX_REPORTED_ERRORS:
-                    late.extend(fresh[: MAX_REPORTED_ERRORS - len(late)])
-                if n_created or n_updated:
-                    audit(
-                        s,
-                        job.actor,
-                        "customer.import",
-                        "customer",
-                        None,
-                        now,
-                        project_id=job.project_id,
-                        job_id=job.id,
-                        lines=[pending[0].line, last_line] if pending else [],
-                        created=n_created,
-                        updated=n_updated,
-                        project_ids=projects,
+            for attempt in range(1, BATCH_ATTEMPTS + 1):
+                try:
+                    n_created, n_updated, fresh = await self._write_batch(
+                        job, file, pending, last_line, mode, owners, projects, bad_lines, checkpoint, done
                     )
-                checkpoint = {
-                    **checkpoint,
-                    "line": last_line,
-                    "created": created,
-                    "updated": updated,
-                    "late": [e.model_dump() for e in late],
-                }
-                await job.record(s, file.rows + done, checkpoint=checkpoint)
+                    break
+                except IntegrityError:
+                    # A contact gave one of the batch's identities to a card between the batch's
+                    # check and its write: the batch rolled back; checked again, that row is reported.
+                    if attempt == BATCH_ATTEMPTS:
+                        raise
+            created += n_created
+            updated += n_updated
+            if len(late) < MAX_REPORTED_ERRORS:
+                late.extend(fresh[: MAX_REPORTED_ERRORS - len(late)])
+            checkpoint = job.checkpoint
             await asyncio.sleep(0)  # the loop runs between batches
         return _report(
             dry_run=False,

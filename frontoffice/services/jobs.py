@@ -324,7 +324,7 @@ class JobRunner:
     async def get(self, actor: Actor, job_id: int) -> JobOut:
         return job_out(await self._visible(actor, job_id))
 
-    async def list(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> Page[JobOut]:
+    async def list_jobs(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> Page[JobOut]:
         """The caller's jobs, newest first (an administrator's: everyone's)."""
         actor.require("self.read")
         limit = max(1, min(limit, 200))
@@ -517,8 +517,9 @@ class JobRunner:
             )
 
     async def remove_old_results(self, before: datetime) -> int:
-        """Delete the directories of jobs that finished before ``before`` (their downloads)."""
-        removed = 0
+        """Delete the directories of jobs that finished before ``before`` (their downloads), and
+        uploads older than that whose job never finished with them (a job that failed)."""
+        removed = await asyncio.to_thread(_remove_older, self.directory / "uploads", before.timestamp())
         while True:
             async with self.sessions() as s:
                 ids = list(
@@ -539,3 +540,15 @@ class JobRunner:
                 await s.execute(
                     update(BackgroundJob).where(BackgroundJob.id.in_(ids)).values(result_file=None)
                 )
+
+
+def _remove_older(directory: Path, before: float) -> int:
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < before:
+                path.unlink()
+                removed += 1
+    return removed

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -85,6 +85,8 @@ PERSONAL_EVENT_KEYS = frozenset({"peer", "caller", "from", "to", "address", "fro
 # Contacts a retention batch handles per transaction.
 RETENTION_BATCH = 500
 _RETENTION_MARKS = "privacy.retention"
+_EVENTS = cast(Table, InteractionEvent.__table__)
+_INTERACTIONS = cast(Table, Interaction.__table__)
 
 
 class ErasureOut(BaseModel):
@@ -312,7 +314,7 @@ class Privacy:
                     if data and PERSONAL_EVENT_KEYS & set(data)
                 ]
                 if changed:
-                    table = InteractionEvent.__table__
+                    table = _EVENTS
                     await s.execute(
                         update(table)
                         .where(table.c.id == bindparam("b_id"))
@@ -511,7 +513,7 @@ class RetentionJob:
                                 {"b_id": interaction_id, "attributes": {**kept, "recordings_deleted": True}}
                             )
                     if changed:
-                        table = Interaction.__table__
+                        table = _INTERACTIONS
                         await s.execute(
                             update(table)
                             .where(table.c.id == bindparam("b_id"))

@@ -24,7 +24,7 @@ async def list_jobs(
     cursor: str | None = None,
 ) -> Page[JobOut]:
     """Your jobs, newest first (an administrator's list has everyone's)."""
-    return await container(request).jobs.list(actor, limit=limit, cursor=cursor)
+    return await container(request).jobs.list_jobs(actor, limit=limit, cursor=cursor)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
