@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from frontoffice.store.database import create_engine
+from frontoffice.store.database import create_engine, create_job_engine
 
 # Rows a read scans: enough VM steps to run past the inline budget of a read (about 20,000 steps).
 LONG_READ_ROWS = 300
@@ -85,3 +86,45 @@ async def test_a_long_read_answers_in_full(engine: AsyncEngine) -> None:
         result = await conn.execute(text("SELECT count(*) FROM items a, items b WHERE a.id <= b.id"))
         pairs = result.scalar()
     assert pairs == LONG_READ_ROWS * (LONG_READ_ROWS + 1) // 2
+
+
+async def _threads_of_statements(engine: AsyncEngine) -> set[str]:
+    """The threads a write transaction's statements (an insert, a read, an executemany) ran on."""
+    seen: set[str] = set()
+
+    def where(_: object) -> int:
+        seen.add(threading.current_thread().name)
+        return 1
+
+    async with engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.create_function("where_am_i", 1, where)  # type: ignore[union-attr]
+        await conn.execute(text("INSERT INTO items (name) VALUES ('x' || where_am_i(1))"))
+        await conn.execute(text("SELECT where_am_i(id) FROM items"))
+        await conn.execute(
+            text("INSERT INTO items (name) VALUES (:n || where_am_i(1))"), [{"n": "y"}, {"n": "z"}]
+        )
+    return seen
+
+
+async def test_the_job_engine_runs_every_statement_of_a_write_transaction_off_the_event_loop(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    loop_thread = threading.current_thread().name
+    # The node's engine runs a write transaction's statements in place, on the event loop ...
+    assert await _threads_of_statements(engine) == {loop_thread}
+    # ... the job engine (imports, exports) on worker threads, so a batch of hundreds of rows never
+    # holds the loop.
+    jobs = create_job_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    assert jobs is not None
+    try:
+        threads = await _threads_of_statements(jobs)
+    finally:
+        await jobs.dispose()
+    assert threads and loop_thread not in threads
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar() == 6
+
+
+def test_postgresql_jobs_share_the_nodes_engine() -> None:
+    assert create_job_engine("postgresql+asyncpg://u@localhost/db") is None
