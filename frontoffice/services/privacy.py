@@ -170,16 +170,6 @@ async def _clear_message_content(
 ) -> tuple[int, set[str]]:
     """Delete the content of messages: bodies, HTML, attachments, raw message (and, on erasure,
     subject, addresses and external ids). Returns how many and the blobs they referred to."""
-    if not message_ids:
-        return 0, set()
-    ids = list(message_ids)
-    shas = set(await s.scalars(select(MessageAttachment.sha256).where(MessageAttachment.message_id.in_(ids))))
-    shas |= {
-        sha
-        for sha in await s.scalars(select(Message.raw_sha256).where(Message.id.in_(ids)))
-        if sha is not None
-    }
-    await s.execute(delete(MessageAttachment).where(MessageAttachment.message_id.in_(ids)))
     values: dict[str, Any] = {"body": "", "html_body": None, "raw_sha256": None}
     if subjects:
         values |= {
@@ -193,10 +183,29 @@ async def _clear_message_content(
             "delivery_error": None,
             "flags": {"erased": True},
         }
-    await s.execute(update(Message).where(Message.id.in_(ids)).values(**values))
-    # A reply's text is kept on its ticket post too.
-    await s.execute(update(TicketPost).where(TicketPost.message_id.in_(ids)).values(body=""))
-    return len(ids), shas
+    shas: set[str] = set()
+    for start in range(0, len(message_ids), RETENTION_BATCH):
+        ids = list(message_ids[start : start + RETENTION_BATCH])
+        shas |= set(
+            await s.scalars(select(MessageAttachment.sha256).where(MessageAttachment.message_id.in_(ids)))
+        )
+        shas |= {
+            sha
+            for sha in await s.scalars(select(Message.raw_sha256).where(Message.id.in_(ids)))
+            if sha is not None
+        }
+        await s.execute(delete(MessageAttachment).where(MessageAttachment.message_id.in_(ids)))
+        await s.execute(update(Message).where(Message.id.in_(ids)).values(**values))
+        # A reply's text is kept on its ticket post too.
+        await s.execute(update(TicketPost).where(TicketPost.message_id.in_(ids)).values(body=""))
+        if subjects:
+            # Undelivered messages to the customer are not sent any more.
+            await s.execute(
+                update(OutboxItem)
+                .where(OutboxItem.message_id.in_(ids), OutboxItem.state == "queued")
+                .values(state="cancelled", payload={})
+            )
+    return len(message_ids), shas
 
 
 def _delete_files(paths: Sequence[Path]) -> int:
@@ -279,12 +288,6 @@ class Privacy:
                 count, found = await _clear_message_content(s, message_ids, subjects=True)
                 anonymised["messages"] = anonymised.get("messages", 0) + count
                 shas |= found
-                # Undelivered messages to the customer are not sent any more.
-                await s.execute(
-                    update(OutboxItem)
-                    .where(OutboxItem.message_id.in_(message_ids), OutboxItem.state == "queued")
-                    .values(state="cancelled", payload={})
-                )
                 await s.execute(
                     update(Interaction)
                     .where(Interaction.id.in_(ids))

@@ -433,6 +433,8 @@ class Message(Base):
         Index("ix_messages_rfc_message_id", "rfc_message_id"),
         # Counting the auto-acknowledgements sent to one address (the per-sender limit).
         Index("ix_messages_external_id_created", "external_id", "created_at"),
+        # Is a raw message's blob still used (erasure and retention delete blobs nobody refers to)?
+        Index("ix_messages_raw_sha256", "raw_sha256"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))

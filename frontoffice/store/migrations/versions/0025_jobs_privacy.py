@@ -1,5 +1,5 @@
 """jobs (imports, exports, personal data exports, the retention sweep) run off the request path;
-retention days per project; the project an audit entry concerns
+retention days per project; the project an audit entry concerns; messages by raw blob
 
 Revision ID: 0025
 Revises: 0021
@@ -75,9 +75,11 @@ def upgrade() -> None:
             op.f("fk_audit_log_project_id_projects"), "projects", ["project_id"], ["id"], ondelete="SET NULL"
         )
         batch.create_index("ix_audit_log_project_id", ["project_id"])
+    op.create_index("ix_messages_raw_sha256", "messages", ["raw_sha256"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_raw_sha256", table_name="messages")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_index("ix_audit_log_project_id")
         batch.drop_constraint(op.f("fk_audit_log_project_id_projects"), type_="foreignkey")
