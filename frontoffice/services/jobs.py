@@ -313,6 +313,8 @@ class JobRunner:
 
     async def _visible(self, actor: Actor, job_id: int) -> BackgroundJob:
         actor.require("self.read")
+        if not 0 < job_id < 2**63:  # beyond any id (and PostgreSQL's bigint)
+            raise NotFound("No such job", error_id="no-such-job", job_id=job_id)
         async with self.sessions() as s:
             row = await s.get(BackgroundJob, job_id)
         # Jobs are their creator's; administrators see every job. Others answer 404 as if absent.

@@ -40,9 +40,7 @@ def csv_file(header: list[str], rows: list[list[str]]) -> bytes:
 
 
 async def two_full_cards(client: httpx.AsyncClient, headers: dict[str, str], container: Container) -> None:
-    await make_user(container, "olga", Role.AGENT)
-    owner = (await client.get(f"{API}/users", headers=headers)).json()
-    owner_id = next(u["id"] for u in owner if u["username"] == "olga")
+    owner_id = await make_user(container, "olga", Role.AGENT)
     await create(
         client,
         headers,

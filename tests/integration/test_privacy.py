@@ -267,10 +267,16 @@ async def test_retention_deletes_old_recordings_and_message_content_by_the_serve
     again = await container.jobs.run_scheduled()
     assert [j.id for j in again] == [job["id"]]
     async with container.sessions() as s:
+        today = await s.get(BackgroundJob, job["id"])
+        assert today is not None and today.idempotency_key is not None
         runs = await s.scalar(
-            select(func.count()).select_from(BackgroundJob).where(BackgroundJob.kind == RETENTION_JOB)
+            select(func.count())
+            .select_from(BackgroundJob)
+            .where(
+                BackgroundJob.kind == RETENTION_JOB, BackgroundJob.idempotency_key == today.idempotency_key
+            )
         )
-    assert runs == 3  # the one at start, and one for each of the two days
+    assert runs == 1
 
 
 async def test_limited_users_read_the_audit_entries_of_their_projects(
