@@ -88,7 +88,7 @@ async def test_a_long_read_answers_in_full(engine: AsyncEngine) -> None:
     assert pairs == LONG_READ_ROWS * (LONG_READ_ROWS + 1) // 2
 
 
-async def _threads_of_statements(engine: AsyncEngine) -> set[str]:
+async def _threads_of_statements(engine: AsyncEngine, tag: str) -> set[str]:
     """The threads a write transaction's statements (an insert, a read, an executemany) ran on."""
     seen: set[str] = set()
 
@@ -99,10 +99,11 @@ async def _threads_of_statements(engine: AsyncEngine) -> set[str]:
     async with engine.begin() as conn:
         raw = await conn.get_raw_connection()
         await raw.driver_connection.create_function("where_am_i", 1, where)  # type: ignore[union-attr]
-        await conn.execute(text("INSERT INTO items (name) VALUES ('x' || where_am_i(1))"))
+        await conn.execute(text("INSERT INTO items (name) VALUES (:n || where_am_i(1))"), {"n": f"{tag}x"})
         await conn.execute(text("SELECT where_am_i(id) FROM items"))
         await conn.execute(
-            text("INSERT INTO items (name) VALUES (:n || where_am_i(1))"), [{"n": "y"}, {"n": "z"}]
+            text("INSERT INTO items (name) VALUES (:n || where_am_i(1))"),
+            [{"n": f"{tag}y"}, {"n": f"{tag}z"}],
         )
     return seen
 
@@ -112,13 +113,13 @@ async def test_the_job_engine_runs_every_statement_of_a_write_transaction_off_th
 ) -> None:
     loop_thread = threading.current_thread().name
     # The node's engine runs a write transaction's statements in place, on the event loop ...
-    assert await _threads_of_statements(engine) == {loop_thread}
+    assert await _threads_of_statements(engine, "node") == {loop_thread}
     # ... the job engine (imports, exports) on worker threads, so a batch of hundreds of rows never
     # holds the loop.
     jobs = create_job_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
     assert jobs is not None
     try:
-        threads = await _threads_of_statements(jobs)
+        threads = await _threads_of_statements(jobs, "job")
     finally:
         await jobs.dispose()
     assert threads and loop_thread not in threads
