@@ -505,24 +505,29 @@ class RetentionJob:
                 if not rows:
                     break
                 ids = [i for i, _ in rows]
-                if what == "recordings":
-                    changed = []
-                    for interaction_id, attrs in rows:
-                        files = (attrs or {}).get("recordings") or []
-                        if files:
-                            leftovers.recordings += files
-                            kept = {k: v for k, v in attrs.items() if k != "recordings"}
-                            changed.append(
-                                {"b_id": interaction_id, "attributes": {**kept, "recordings_deleted": True}}
-                            )
-                    if changed:
-                        table = _INTERACTIONS
-                        await s.execute(
-                            update(table)
-                            .where(table.c.id == bindparam("b_id"))
-                            .values(attributes=bindparam("v_attributes", type_=table.c.attributes.type)),
-                            changed,
+                changed = []
+                for interaction_id, attrs in rows:
+                    attrs = attrs or {}
+                    if what == "recordings" and attrs.get("recordings"):
+                        leftovers.recordings += attrs["recordings"]
+                        kept = {k: v for k, v in attrs.items() if k != "recordings"}
+                        changed.append(
+                            {"b_id": interaction_id, "v_attributes": {**kept, "recordings_deleted": True}}
                         )
+                    elif what == "messages" and "summary" in attrs:
+                        # The contact's summary (its first words, shown in the history) is content too.
+                        kept = {k: v for k, v in attrs.items() if k != "summary"}
+                        changed.append(
+                            {"b_id": interaction_id, "v_attributes": {**kept, "content_deleted": True}}
+                        )
+                if changed:
+                    await s.execute(
+                        update(_INTERACTIONS)
+                        .where(_INTERACTIONS.c.id == bindparam("b_id"))
+                        .values(attributes=bindparam("v_attributes", type_=_INTERACTIONS.c.attributes.type)),
+                        changed,
+                    )
+                if what == "recordings":
                     count += len(changed)
                 else:
                     message_ids = list(
@@ -535,6 +540,7 @@ class RetentionJob:
                             )
                         )
                     )
+                    listed = set(message_ids)
                     message_ids += [
                         m
                         for m in await s.scalars(
@@ -543,7 +549,7 @@ class RetentionJob:
                             .where(Message.interaction_id.in_(ids))
                             .distinct()
                         )
-                        if m not in set(message_ids)
+                        if m not in listed
                     ]
                     cleared, shas = await _clear_message_content(s, message_ids, subjects=False)
                     leftovers.blobs = await _orphan_blobs(s, shas)

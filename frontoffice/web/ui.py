@@ -132,7 +132,10 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Entry point saved"),
     N_("Entry points and routing rules"),
     N_("Erase customer"),
-    N_("Erase this customer? Their card, notes, recordings and message content are deleted for good; the contacts stay in the statistics."),
+    N_(
+        "Erase this customer? Their card, notes, recordings and message content are deleted for good; "
+        "the contacts stay in the statistics."
+    ),
     N_("Escalation steps"),
     N_("Export personal data"),
     N_("Fallback"),

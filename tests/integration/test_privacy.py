@@ -262,6 +262,7 @@ async def test_retention_deletes_old_recordings_and_message_content_by_the_serve
     async with container.sessions() as s:
         kept = await s.get(Interaction, ivan["interaction_id"])
         assert kept is not None and kept.customer_id == ivan["customer_id"]  # the contact stays
+        assert "Old secret" not in json.dumps(kept.attributes)  # its summary was content too
 
     # Once a day: asking again the same day runs nothing new.
     again = await container.jobs.run_scheduled()
