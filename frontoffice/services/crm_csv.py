@@ -578,7 +578,7 @@ async def _company_ids(s: AsyncSession, names: set[str], now: Any) -> dict[str, 
             ]
             result = await s.execute(
                 insert(cast(Table, Company.__table__)).returning(
-                    Company.__table__.c.id, Company.__table__.c.name_key, sort_by_parameter_order=True
+                    Company.__table__.c.id, Company.__table__.c.name_key
                 ),
                 rows,
             )
@@ -611,8 +611,13 @@ async def apply_batch(
 
     created_ids: list[int] = []
     if plan.creates:
+        # One multi-row INSERT ... RETURNING per batch (SQLAlchemy's "insertmanyvalues"). The ids come
+        # back in no promised order, but they are given in the order of the VALUES: SQLite gives each
+        # new row max(rowid) + 1 while this transaction holds the write lock, PostgreSQL takes the
+        # sequence's next value row by row. So the ids sorted are the rows' ids in order. (Asking
+        # SQLAlchemy to sort them, ``sort_by_parameter_order``, made it insert one row per statement.)
         result = await s.execute(
-            insert(_CUSTOMERS).returning(_CUSTOMERS.c.id, sort_by_parameter_order=True),
+            insert(_CUSTOMERS).returning(_CUSTOMERS.c.id),
             [
                 {
                     "first_name": r.values.get("first_name", ""),
@@ -635,7 +640,7 @@ async def apply_batch(
                 for r in plan.creates
             ],
         )
-        created_ids = [row_id for (row_id,) in result]
+        created_ids = sorted(row_id for (row_id,) in result)
         identities = [
             {"customer_id": cid, "kind": kind, "value": value, "label": label, "created_at": now}
             for r, cid in zip(plan.creates, created_ids, strict=True)
