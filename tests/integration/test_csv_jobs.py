@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from frontoffice.bootstrap import Container
 from frontoffice.domain.model import Role
 from frontoffice.services.crm_csv import IMPORT_JOB, CustomerImportJob
-from frontoffice.services.jobs import JobContext, JobOutcome
+from frontoffice.services.jobs import LEASE_S, JobContext, JobOutcome
 from frontoffice.store.tables import BackgroundJob, Customer
 
-from ..conftest import eventually, make_user, token_headers
+from ..conftest import ShiftedClock, eventually, make_user, token_headers
 from .jobs_helpers import API, accepted_job, export_csv, finished_job, import_csv
 
 
@@ -251,7 +251,7 @@ class _Stopped(BaseException):
 
 
 async def test_an_import_interrupted_by_a_stop_resumes_from_its_last_committed_batch(
-    client, admin_headers, container: Container
+    client, admin_headers, container: Container, clock: ShiftedClock
 ) -> None:
     await container.jobs.stop()  # this test runs the jobs itself
     rows = [[f"Name{n}", f"+7495{2_000_000 + n}"] for n in range(1_400)]  # three batches to write
@@ -292,7 +292,10 @@ async def test_an_import_interrupted_by_a_stop_resumes_from_its_last_committed_b
         assert row is not None and row.state == "running" and row.checkpoint["line"] == 1_001
 
     container.jobs.register(real)
-    await container.jobs.start()  # as after a restart: the running job is resumed
+    # As after a restart: the running job is resumed (on PostgreSQL, where another node may be running
+    # it, once its lease has run out).
+    clock.advance(LEASE_S + 1)
+    await container.jobs.start()
     job = await finished_job(client, admin_headers, location)
     assert job["state"] == "succeeded", job
     assert job["result"]["created"] == 1_400 and job["result"]["errors"] == [], job["result"]
