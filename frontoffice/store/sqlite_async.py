@@ -307,7 +307,15 @@ class InlineConnection:
         return self._connection
 
     async def _in_thread(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        future = asyncio.get_running_loop().run_in_executor(executor, fn)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Cancelled (the node stops while a job's batch runs) while the statement goes on in its
+            # thread: the connection is not free until it returns. A rollback or close meanwhile would
+            # use one sqlite3 connection from two threads at once (a crash, not an error).
+            await asyncio.wait([future])
+            raise
 
     def cursor(self) -> InlineCursor:
         return InlineCursor(self)

@@ -136,8 +136,12 @@ async def test_a_customers_personal_data_is_exported_as_a_zip_with_recordings_an
         "alpha", "Ivan Petrov <ivan@customer.example>", "My passport number is 1234"
     )
 
-    r = await client.post(f"{API}/customers/{ivan['customer_id']}/personal-data", headers=admin_headers)
-    job = await finished_job(client, admin_headers, await accepted_job(r))
+    keyed = admin_headers | {"Idempotency-Key": "export-ivan"}
+    r = await client.post(f"{API}/customers/{ivan['customer_id']}/personal-data", headers=keyed)
+    location = await accepted_job(r)
+    again = await client.post(f"{API}/customers/{ivan['customer_id']}/personal-data", headers=keyed)
+    assert await accepted_job(again) == location  # a repeat answers the first job
+    job = await finished_job(client, admin_headers, location)
 
     assert job["state"] == "succeeded", job
     download = await client.get(job["result_url"], headers=admin_headers)

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from frontoffice.store.database import create_engine, create_job_engine
 
+from ..conftest import eventually
+
 # Rows a read scans: enough VM steps to run past the inline budget of a read (about 20,000 steps).
 LONG_READ_ROWS = 300
 
@@ -129,3 +131,41 @@ async def test_the_job_engine_runs_every_statement_of_a_write_transaction_off_th
 
 def test_postgresql_jobs_share_the_nodes_engine() -> None:
     assert create_job_engine("postgresql+asyncpg://u@localhost/db") is None
+
+
+async def test_a_cancelled_statement_on_a_worker_thread_finishes_before_the_connection_is_used_again(
+    tmp_path: Path,
+) -> None:
+    """A job cancelled mid-statement (the node stops) must not leave its thread on the connection
+    while the session rolls back and the engine closes it: one sqlite3 connection used from two
+    threads at once crashes the process."""
+    jobs = create_job_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    assert jobs is not None
+    rows = 200_000
+    started = threading.Event()
+    reached: list[int] = []
+
+    def mark(n: int) -> int:
+        started.set()
+        reached.append(n)
+        return n
+
+    async def long_statement() -> None:
+        async with jobs.connect() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.create_function("mark", 1, mark)  # type: ignore[union-attr]
+            await conn.execute(
+                text(
+                    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < :rows) "
+                    "SELECT max(mark(x)) FROM n"
+                ),
+                {"rows": rows},
+            )
+
+    task = asyncio.create_task(long_statement())
+    await eventually(started.is_set, "the statement runs on its thread", timeout_s=30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reached[-1] == rows  # the statement had finished when the cancellation went on
+    await jobs.dispose()
