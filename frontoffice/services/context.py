@@ -76,8 +76,6 @@ def audit(
     object_type: str,
     object_id: object = None,
     now: datetime | None = None,
-    *,
-    project_id: int | None = None,
     **details: object,
 ) -> None:
     """Record an action in the audit log, inside the caller's transaction.
@@ -86,8 +84,9 @@ def audit(
     one statement with the transaction's other log rows, before its commit or a query that could read
     it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry.
 
-    ``project_id``: the client project the action concerns, if one; a user limited to projects reads
-    the entries of their projects (and their own actions)."""
+    ``project_id`` (keyword, not a detail): the client project the action concerns, if one; a user
+    limited to projects reads the entries of their projects (and their own actions)."""
+    project_id = details.pop("project_id", None)
     append_row(
         session,
         _AUDIT_LOG,
@@ -99,7 +98,7 @@ def audit(
             "object_id": None if object_id is None else str(object_id),
             "details": dict(details),
             "ip": actor.ip,
-            "project_id": project_id,
+            "project_id": project_id if isinstance(project_id, int) else None,
         },
     )
 

@@ -345,14 +345,14 @@ class Privacy:
             anonymised["tickets"] = len(ticket_ids)
             deals = await s.execute(update(Deal).where(Deal.customer_id.in_(chain)).values(customer_id=None))
             anonymised["deals"] = deals.rowcount  # type: ignore[attr-defined]
-            for name, table in (
+            for name, owned in (
                 ("identities", Identity),
                 ("notes", Note),
                 ("tasks", Activity),
                 ("tags", CustomerTag),
                 ("project_links", CustomerProject),
             ):
-                result = await s.execute(delete(table).where(table.customer_id.in_(chain)))  # type: ignore[attr-defined]
+                result = await s.execute(delete(owned).where(owned.customer_id.in_(chain)))
                 deleted[name] = result.rowcount  # type: ignore[attr-defined]
             for gone in reversed(chain):  # children first: a merged card points at its survivor
                 await s.execute(delete(Customer).where(Customer.id == gone))
