@@ -199,11 +199,15 @@ async def _clear_message_content(
         # A reply's text is kept on its ticket post too.
         await s.execute(update(TicketPost).where(TicketPost.message_id.in_(ids)).values(body=""))
         if subjects:
-            # Undelivered messages to the customer are not sent any more.
+            # Undelivered messages to the customer are not sent any more; the outbox keeps no copy of
+            # what was sent (its payload: addresses and text) either.
             await s.execute(
                 update(OutboxItem)
                 .where(OutboxItem.message_id.in_(ids), OutboxItem.state == "queued")
-                .values(state="cancelled", payload={})
+                .values(state="cancelled")
+            )
+            await s.execute(
+                update(OutboxItem).where(OutboxItem.message_id.in_(ids)).values(payload={}, last_error=None)
             )
     return len(message_ids), shas
 
