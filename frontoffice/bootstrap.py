@@ -7,6 +7,7 @@ import hashlib
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -40,6 +41,7 @@ from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
 from frontoffice.services.conversations import Conversations
 from frontoffice.services.crm import CrmService
+from frontoffice.services.crm_csv import CustomerCsv, CustomerExportJob, CustomerImportJob
 from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
 from frontoffice.services.email_intake import EmailIntake
@@ -48,10 +50,12 @@ from frontoffice.services.fallback import FallbackActions
 from frontoffice.services.helpdesk_settings import HelpdeskSettingsService
 from frontoffice.services.intake import Intake
 from frontoffice.services.interactions import InteractionService
+from frontoffice.services.jobs import JobRunner
 from frontoffice.services.knowledge_base import KnowledgeBase
 from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox import install_wake
 from frontoffice.services.outbox_delivery import DeliveryChange, OutboxWorker
+from frontoffice.services.privacy import PersonalDataExportJob, Privacy, RetentionJob
 from frontoffice.services.replies import Replies
 from frontoffice.services.routing_admin import RoutingAdmin
 from frontoffice.services.sales_report import SalesReportService
@@ -68,7 +72,14 @@ from frontoffice.services.wallboard import WallboardView
 from frontoffice.services.web_forms import CaptchaVerifier, FormRateLimit, WebForms
 from frontoffice.services.webhooks import WebhookRecorder, Webhooks, WebhookSender
 from frontoffice.store.blobs import BlobStore
-from frontoffice.store.database import commit_outlet, create_engine, session_factory, sync_session_class
+from frontoffice.store.database import (
+    commit_outlet,
+    create_engine,
+    create_job_engine,
+    session_factory,
+    sqlite_file,
+    sync_session_class,
+)
 
 __all__ = ["Container", "build_container"]
 
@@ -126,6 +137,12 @@ class Container:
     screen_pop: ScreenPop
     web_forms: WebForms
     change_feeds: ChangeFeeds
+    # Background jobs (imports, exports, personal data, the retention sweep): services/jobs.py.
+    jobs: JobRunner
+    customer_csv: CustomerCsv
+    privacy: Privacy
+    # SQLite: the jobs' engine, whose statements run on worker threads (store/database.py).
+    job_engine: AsyncEngine | None = None
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -157,10 +174,13 @@ class Container:
             if self.settings.messaging_channels:
                 await self.sms.start()
                 await self.telegram.start()
+            if self.settings.job_runner:
+                await self.jobs.start()
             self.started = True
 
     async def close(self) -> None:
         if self.started:
+            await self.jobs.stop()
             await self.telegram.stop()
             await self.sms.stop()
             if self.imap is not None:
@@ -178,6 +198,8 @@ class Container:
             await self.ticket_work.stop()
             await self.acd.stop()
             self.started = False
+        if self.job_engine is not None:
+            await self.job_engine.dispose()
         await self.engine.dispose()
 
 
@@ -400,6 +422,23 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         clock=clock,
     )
     change_feeds = ChangeFeeds(sessions, clock=clock)
+    # Background jobs: a SQLite node runs its jobs' statements on worker threads (the job engine).
+    job_engine = create_job_engine(settings.database_url)
+    jobs = JobRunner(
+        sessions,
+        settings.data_dir / "jobs",
+        job_engine=job_engine,
+        clock=clock,
+        single_node=sqlite_file(settings.database_url) is not None,
+    )
+    customer_csv = CustomerCsv(crm, jobs, settings.data_dir / "jobs" / "uploads")
+    jobs.register(CustomerImportJob(crm, customer_csv.uploads, max_rows=settings.csv_max_rows))
+    jobs.register(CustomerExportJob(crm))
+    privacy = Privacy(sessions, blobs, jobs, data_dir=settings.data_dir, clock=clock)
+    jobs.register(PersonalDataExportJob(privacy))
+    jobs.register(RetentionJob(privacy, jobs))
+    # The retention sweep: once a day, by the server itself (one job per day, whatever the nodes).
+    jobs.schedule(RetentionJob.kind, timedelta(days=1))
     return Container(
         settings=settings,
         engine=engine,
@@ -452,6 +491,10 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         webhooks=Webhooks(sessions, webhook_recorder, clock=clock),
         webhook_sender=webhook_sender,
         screen_pop=screen_pop,
+        jobs=jobs,
+        customer_csv=customer_csv,
+        privacy=privacy,
+        job_engine=job_engine,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

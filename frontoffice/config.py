@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         "siteverify); empty: no captcha",
     )
     captcha_secret: str = Field(default="", description="The captcha service's secret key")
+    csv_max_bytes: int = Field(
+        default=64 * 1_048_576,
+        ge=1024,
+        description="Largest CSV import upload, in bytes (its own limit, not max_body_bytes): "
+        "room for csv_max_rows rows of up to 670 bytes",
+    )
     metrics_public: bool = Field(default=False, description="Serve /metrics without authentication")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="Log line format")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
@@ -243,6 +249,11 @@ class Settings(BaseSettings):
         description="How long a lookup's answer is reused for the same identity",
     )
     screen_pop_cache_size: int = Field(default=10_000, ge=0, le=1_000_000, description="Answers kept at most")
+    job_runner: bool = Field(
+        default=True,
+        description="Run background jobs (imports, exports, personal data exports, the daily retention "
+        "sweep) on this node (docs/privacy.md)",
+    )
     messaging_channels: bool = Field(
         default=True,
         description="Connect the SMS entry points' SMPP links and poll the Telegram bots from this node "

@@ -575,6 +575,9 @@ class AuthService:
     async def audit_log(
         self, actor: Actor, *, limit: int = 50, cursor: str | None = None, action: str | None = None
     ) -> Page[AuditOut]:
+        """The audit log, newest first. A user limited to projects reads the entries of their
+        projects (imports, exports and erasures for a project, its retention) and their own actions;
+        entries of other projects and of no project are not theirs to read (docs/privacy.md)."""
         actor.require("audit.read")
         limit = max(1, min(limit, 200))
         stmt = select(AuditEntry)

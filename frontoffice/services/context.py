@@ -97,7 +97,11 @@ def audit(
 
     The row is appended like the event logs' rows (:mod:`frontoffice.store.append_log`): written in
     one statement with the transaction's other log rows, before its commit or a query that could read
-    it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry."""
+    it, and dropped by a rollback — no ORM object and no unit-of-work flush per entry.
+
+    ``project_id`` (keyword, not a detail): the client project the action concerns, if one; a user
+    limited to projects reads the entries of their projects (and their own actions)."""
+    project_id = details.pop("project_id", None)
     append_row(
         session,
         _AUDIT_LOG,
@@ -109,6 +113,7 @@ def audit(
             "object_id": None if object_id is None else str(object_id),
             "details": dict(details),
             "ip": actor.ip,
+            "project_id": project_id if isinstance(project_id, int) else None,
         },
     )
 

@@ -233,12 +233,18 @@ class ImportRowError(BaseModel):
 
 
 class ImportReport(BaseModel):
+    """A CSV import's answer (the result of its job): ``errors`` lists the first 1,000 bad rows by
+    line, ``errors_total`` counts them all; ``applied``: rows were written."""
+
     dry_run: bool
     mode: str
+    on_errors: str = "all_or_nothing"
     rows: int
     valid: int
     created: int
+    updated: int = 0
     errors: list[ImportRowError]
+    errors_total: int = 0
     applied: bool
 
 
@@ -421,6 +427,7 @@ class AuditOut(Output):
     object_id: str | None
     details: dict[str, Any]
     ip: str | None
+    project_id: int | None = None
 
 
 class MessageIn(Input):

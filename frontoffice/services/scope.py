@@ -180,9 +180,10 @@ def event_visible(actor: Actor) -> ColumnElement[bool] | None:
 
 def audit_visible(actor: Actor) -> ColumnElement[bool] | None:
     """Condition on :class:`AuditEntry` rows for a user limited to some projects: their own actions,
-    and actions on what they may see (customers, interactions, tickets, deals, and the queues, entry
-    points and projects of their projects). Other entries — other clients' objects, users, tokens,
-    site settings — are an administrator's; ``None`` (no condition) for an unrestricted actor."""
+    entries recorded for their projects, and actions on what they may see (customers, interactions,
+    tickets, deals, and the queues, entry points and projects of their projects). Other entries —
+    other clients' objects, users, tokens, site settings — are an administrator's; ``None`` (no
+    condition) for an unrestricted actor."""
     projects = _projects(actor)
     if projects is None:
         return None
@@ -196,6 +197,8 @@ def audit_visible(actor: Actor) -> ColumnElement[bool] | None:
         ("project", Project.id, Project.id.in_(projects)),
     ]
     conditions: list[ColumnElement[bool]] = list(_own(AuditEntry.actor_id, actor))
+    # Entries recorded for a project (imports, exports, erasures, its retention: docs/privacy.md).
+    conditions.append(AuditEntry.project_id.in_(projects))
     for object_type, id_column, visible in objects:
         ids = where(select(cast(id_column, String)), visible)
         conditions.append(and_(AuditEntry.object_type == object_type, AuditEntry.object_id.in_(ids)))

@@ -8,8 +8,6 @@ correct across restarts: they come from the log, not from counters.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -37,6 +35,7 @@ from frontoffice.store.committed import Committed
 from frontoffice.store.tables import AgentEvent, InteractionEvent, Project, Queue, User
 
 from .context import Actor, Clock, system_clock
+from .csv_safe import csv_lines
 from .scope import event_visible, where
 
 __all__ = ["StatsService"]
@@ -314,8 +313,6 @@ def report_csv(
     if not table:
         header = ["key", name_column, "interval_start", "interval_end"]
         return ",".join(c for c in header if c) + "\n"
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    return buffer.getvalue()
+    columns = list(table[0])
+    # The shared writer: a queue or agent name like "=HYPERLINK(...)" stays text in a spreadsheet.
+    return csv_lines([columns, *([row.get(c) for c in columns] for row in table)])

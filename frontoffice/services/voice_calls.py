@@ -9,8 +9,6 @@ customer is found, or created, before the ACD offers the contact).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +55,7 @@ from .acd_commands import (
 from .channel_contract import CustomerIdentity, InboundContact
 from .contact_center import ContactCenter
 from .context import Actor, audit
+from .csv_safe import csv_lines
 from .identities import normalize_identity
 from .interactions import EventSubject, log_event
 from .scope import event_visible, visible_interaction, where
@@ -523,10 +522,7 @@ class VoiceCalls:
     async def _export_rows(
         self, start: datetime, end: datetime, visible: ColumnElement[bool] | None
     ) -> AsyncIterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CALL_RECORD_COLUMNS)
-        yield buffer.getvalue()
+        yield csv_lines([CALL_RECORD_COLUMNS])
         last_id = 0
         while True:
             async with self.sessions() as s:
@@ -541,13 +537,12 @@ class VoiceCalls:
                 batch = list(await s.scalars(stmt.order_by(InteractionEvent.id).limit(EXPORT_BATCH)))
             if not batch:
                 return
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
+            lines = []
             for event in batch:
                 data = {**event.data, "interaction_id": event.interaction_id, "queue_id": event.queue_id}
-                writer.writerow([_csv_cell(data.get(column)) for column in CALL_RECORD_COLUMNS])
+                lines.append([data.get(column) for column in CALL_RECORD_COLUMNS])
             last_id = batch[-1].id
-            yield buffer.getvalue()
+            yield csv_lines(lines)
 
     # ------------------------------------------------------------------ agent call control
     async def check_call_view(self, actor: Actor, interaction_id: int) -> None:
@@ -720,25 +715,6 @@ def _settle(legs: list[_PendingLeg], error: BaseException | None = None) -> None
                 done.set_result(None)
             else:
                 done.set_exception(error)
-
-
-def _csv_cell(value: Any) -> str:
-    """One CSV cell; text a spreadsheet would run as a formula is prefixed with ``'`` (OWASP CSV
-    injection: a caller id like ``=HYPERLINK(...)`` must stay text)."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _phone(caller: str | None) -> str | None:

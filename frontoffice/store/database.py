@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 from . import append_log, sqlite_async
 from .committed import CommitOutlet
 
-__all__ = ["create_engine", "database_label", "session_factory", "sqlite_file", "sync_session_class"]
+__all__ = [
+    "create_engine",
+    "create_job_engine",
+    "database_label",
+    "session_factory",
+    "sqlite_file",
+    "sync_session_class",
+]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,6 +81,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def create_job_engine(url: str) -> AsyncEngine | None:
+    """The engine background jobs (imports, exports) use on a SQLite file: its connections run every
+    statement on a worker thread (``sqlite_async``'s offloaded connections), so a job's batches never
+    hold the event loop. ``None`` for PostgreSQL (asyncpg never blocks the loop: the jobs share the
+    node's engine) and for in-memory SQLite (one database per connection)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ":memory:"
+    if database == ":memory:" or parsed.query.get("uri") in ("true", "1"):
+        return None
+    engine = create_async_engine(
+        url,
+        async_creator=lambda: sqlite_async.connect(database, offloaded=True),
+        module=sqlite_async.dbapi(),
+        pool_size=2,
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -24,6 +24,13 @@ retried with back-off, sleeping with ``asyncio.sleep`` between attempts, until :
 with ``SQLITE_BUSY`` did nothing, so running it again is what the busy handler would have done.
 Commits have their own threads: they must never queue behind reads, or the writer everybody waits for
 could not finish.
+
+**Offloaded connections** (``connect(..., offloaded=True)``, the engine of background jobs:
+:func:`frontoffice.store.database.create_job_engine`) run *every* statement — writes, reads inside a
+transaction, ``executemany`` — executed and fetched together on a worker thread, with the busy
+retries there too. A job writes a batch of hundreds of rows per transaction; inline, its statements
+would hold the event loop (a 10,000-row import stopped ``/healthz``, the ACD and WebSockets for 27 s).
+On its own connections the loop only hands statements over and keeps serving while SQLite works.
 """
 
 from __future__ import annotations
@@ -156,8 +163,10 @@ class InlineCursor:
     def run_inline(self, sql: str, parameters: Any) -> bool:
         """Run the statement here and now if it can (see the module docstring); ``False``: it met
         another writer's lock or ran past the inline budget of a read, changed nothing, and must be
-        run by :meth:`run_waiting`."""
+        run by :meth:`run_waiting` (always, on an offloaded connection)."""
         self._rows = None
+        if self._owner.offloaded:
+            return False
         conn = self._owner._conn
         if conn.in_transaction or not sql.lstrip()[:6].upper().startswith(_READS):
             try:
@@ -186,6 +195,12 @@ class InlineCursor:
         """Run a statement :meth:`run_inline` could not: a write waits for the lock on the event loop
         (sleeping between attempts), a read runs on a worker thread."""
         self._rows = None
+        if self._owner.offloaded:
+            rows = await self._owner._in_thread(
+                _reads, partial(_retry_busy, _execute_and_fetch, self._cursor, sql, parameters)
+            )
+            self._rows = deque(rows)
+            return
         if self._owner._conn.in_transaction or not sql.lstrip()[:6].upper().startswith(_READS):
             await _retry_busy_async(self._cursor.execute, sql, parameters)
             return
@@ -203,8 +218,11 @@ class InlineCursor:
         return self
 
     def run_many_inline(self, sql: str, seq_of_parameters: list[Any]) -> bool:
-        """``executemany`` here and now; ``False``: it met another writer's lock (nothing changed)."""
+        """``executemany`` here and now; ``False``: it met another writer's lock (nothing changed), or
+        the connection is offloaded."""
         self._rows = None
+        if self._owner.offloaded:
+            return False
         try:
             self._cursor.executemany(sql, seq_of_parameters)
         except sqlite3.OperationalError as exc:
@@ -215,7 +233,11 @@ class InlineCursor:
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> InlineCursor:
         self._rows = None
-        await _retry_busy_async(self._cursor.executemany, sql, list(seq_of_parameters))
+        rows = list(seq_of_parameters)
+        if self._owner.offloaded:
+            await self._owner._in_thread(_reads, partial(_retry_busy, self._cursor.executemany, sql, rows))
+        else:
+            await _retry_busy_async(self._cursor.executemany, sql, rows)
         return self
 
     def rows_now(self) -> list[Any]:
@@ -272,9 +294,11 @@ class InlineCursor:
 class InlineConnection:
     """A ``sqlite3`` connection with the awaitable interface SQLAlchemy's aiosqlite dialect expects."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, offloaded: bool = False) -> None:
         self._connection: sqlite3.Connection | None = conn
         self._tx = _InlineQueue()
+        # Every statement on a worker thread (a background job's connection; module docstring).
+        self.offloaded = offloaded
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -283,7 +307,15 @@ class InlineConnection:
         return self._connection
 
     async def _in_thread(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+        future = asyncio.get_running_loop().run_in_executor(executor, fn)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Cancelled (the node stops while a job's batch runs) while the statement goes on in its
+            # thread: the connection is not free until it returns. A rollback or close meanwhile would
+            # use one sqlite3 connection from two threads at once (a crash, not an error).
+            await asyncio.wait([future])
+            raise
 
     def cursor(self) -> InlineCursor:
         return InlineCursor(self)
@@ -327,13 +359,14 @@ class InlineConnection:
         self._conn.isolation_level = value  # type: ignore[assignment]
 
 
-async def connect(database: str, **kwargs: Any) -> InlineConnection:
-    """Open ``database`` (on a worker thread: opening may wait for the disk)."""
+async def connect(database: str, *, offloaded: bool = False, **kwargs: Any) -> InlineConnection:
+    """Open ``database`` (on a worker thread: opening may wait for the disk). ``offloaded``: every
+    statement of the connection runs on a worker thread (see the module docstring)."""
     kwargs.setdefault("check_same_thread", False)
     conn = await asyncio.get_running_loop().run_in_executor(
         _commits, partial(sqlite3.connect, database, **kwargs)
     )
-    return InlineConnection(conn)
+    return InlineConnection(conn, offloaded=offloaded)
 
 
 # ---------------------------------------------------------------------- SQLAlchemy's side

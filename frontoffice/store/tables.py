@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -34,6 +35,7 @@ __all__ = [
     "AgentProfile",
     "ApiToken",
     "AuditEntry",
+    "BackgroundJob",
     "Base",
     "BusinessCalendar",
     "Company",
@@ -120,6 +122,10 @@ class Project(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Retention (docs/privacy.md): call recordings and the content of messages of this project's
+    # contacts are deleted by the server this many days after the contact; None keeps them.
+    recordings_retention_days: Mapped[int | None] = mapped_column(Integer)
+    messages_retention_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(Base):
@@ -189,6 +195,53 @@ class AuditEntry(Base):
     object_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
+    # The client project the action concerns (an import for a project, an erasure of one of its
+    # customers): a user limited to projects reads the entries of their projects and their own.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+
+
+class BackgroundJob(Base):
+    """Long work run off the request path (services/jobs.py): CSV imports and exports, a customer's
+    personal data export, the daily retention sweep. ``state``: queued, running, succeeded, failed.
+    ``checkpoint`` is what a resumed job continues from (committed with each batch); ``result`` the
+    answer (an import's report), ``result_file`` a file under ``<data_dir>/jobs`` to download."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Every POST is safe to repeat: one job per user and Idempotency-Key (and one retention
+        # sweep per day: created_by NULL, key "retention:<date>"; see the partial index in 0025).
+        UniqueConstraint("created_by", "idempotency_key"),
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_created_by_id", "created_by", "id"),
+        Index(
+            "uq_jobs_system_key",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("created_by IS NULL"),
+            postgresql_where=text("created_by IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+    result_file: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The node running it holds it until then (renewed with every batch); after it, the job is free
+    # to be resumed by another node (or this one after a restart).
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Company(Base):
@@ -431,6 +484,8 @@ class Message(Base):
         Index("ix_messages_rfc_message_id", "rfc_message_id"),
         # Counting the auto-acknowledgements sent to one address (the per-sender limit).
         Index("ix_messages_external_id_created", "external_id", "created_at"),
+        # Is a raw message's blob still used (erasure and retention delete blobs nobody refers to)?
+        Index("ix_messages_raw_sha256", "raw_sha256"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))

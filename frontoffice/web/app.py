@@ -30,7 +30,9 @@ from .api import (
     desk,
     fallback,
     interactions,
+    jobs,
     planning,
+    privacy,
     replies,
     stats,
     threads,
@@ -80,6 +82,8 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     (API_PREFIX, conversations.router),
     (API_PREFIX, webhooks.router),
     (API_PREFIX, web_forms.router),
+    (API_PREFIX, jobs.router),
+    (API_PREFIX, privacy.router),
     ("", chat.router),
     ("", planning_page.router),
     ("", helpdesk_pages.router),
@@ -218,7 +222,11 @@ def create_app(container: Container) -> FastAPI:
         BodyLimit,
         max_bytes=container.settings.max_body_bytes,
         # A reply's file: its own limit plus the multipart envelope (boundaries, part headers).
-        larger={"/api/v1/attachments": container.settings.attachment_max_bytes + MULTIPART_OVERHEAD},
+        larger={
+            "/api/v1/attachments": container.settings.attachment_max_bytes + MULTIPART_OVERHEAD,
+            # A CSV import: its own limit, sized for csv_max_rows rows (saved to a file, run as a job).
+            "/api/v1/customers/import": container.settings.csv_max_bytes + MULTIPART_OVERHEAD,
+        },
     )
     app.add_middleware(
         Observe, requests=requests, latency=latency, default_language=container.settings.default_language

@@ -58,7 +58,19 @@ MAX_KEY_LENGTH = 200
 
 # POSTs the middleware leaves alone: signing in and out set cookies, which must never be stored and
 # replayed; ``/interactions`` honours the key itself, in the contact's transaction (see above).
-IDEMPOTENT_PATHS_EXEMPT = frozenset({"/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/interactions"})
+IDEMPOTENT_PATHS_EXEMPT = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/interactions",
+        # Jobs honour the key themselves (services/jobs.py): a repeat answers the first job with its
+        # Location, and an upload of tens of megabytes is not read into memory to be fingerprinted.
+        "/api/v1/customers/import",
+        "/api/v1/customers/export",
+    }
+)
+# POSTs that create a job (see above), by the end of their path.
+JOB_PATH_SUFFIXES = ("/personal-data",)
 # POSTs whose answer holds a secret shown once (a new API token, of which only the SHA-256 is kept):
 # storing the answer to replay it would keep the secret in the database. A double click there makes a
 # second token, which the user sees in the list and can revoke.
@@ -74,7 +86,11 @@ def is_exempt(path: str) -> bool:
     if path.startswith(PUBLIC_FORMS_PREFIX):
         return True
     path = path.rstrip("/")
-    return path in IDEMPOTENT_PATHS_EXEMPT or path.endswith(SECRET_ANSWER_SUFFIXES)
+    return (
+        path in IDEMPOTENT_PATHS_EXEMPT
+        or path.endswith(SECRET_ANSWER_SUFFIXES)
+        or path.endswith(JOB_PATH_SUFFIXES)
+    )
 
 
 class Idempotency:

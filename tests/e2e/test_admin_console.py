@@ -83,3 +83,26 @@ def test_admin_limits_the_supervisor_to_a_project_in_the_users_section(
         acme = next(p["id"] for p in client.get("/projects").json() if p["code"] == "acme")
     assert users["supervisor"]["project_ids"] == [acme]
     assert script_errors == []
+
+
+def test_the_admin_console_shows_an_imports_progress_and_its_result(server: Server, new_context: Any) -> None:
+    rows = "\n".join(f"Name{n},+7495{3_000_000 + n}" for n in range(3_000))
+    with server.api() as client:
+        r = client.post(
+            "/customers/import",
+            params={"dry_run": "false"},
+            files={"file": ("c.csv", f"first_name,phones\n{rows}\n".encode(), "text/csv")},
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+    page = sign_in(new_context(), server, "admin", "/admin")
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.goto(f"{server.url}/admin#jobs")
+    row = page.locator(f"#section-jobs tr[data-job='{job_id}']")
+    row.wait_for()
+    assert row.locator("progress").count() == 1 or "succeeded" in row.text_content()
+    # The list refreshes itself until the import is done; its report shows in the row.
+    row.filter(has_text="succeeded").wait_for(timeout=120_000)
+    assert "6000 / 6000" in row.text_content() and '"created":3000' in row.text_content()
+    assert script_errors == []

@@ -13,6 +13,8 @@ from frontoffice.bootstrap import Container
 from frontoffice.domain.model import Channel, Direction
 from frontoffice.store.tables import Customer, InteractionEvent
 
+from .jobs_helpers import export_csv, import_csv
+
 API = "/api/v1"
 
 
@@ -284,14 +286,7 @@ async def test_csv_dry_run_reports_row_errors_by_line_and_writes_nothing(
             ["Dup", "Phone", "", "+7 495 123 45 67", "", "", ""],
         ]
     )
-    r = await client.post(
-        f"{API}/customers/import",
-        files={"file": ("c.csv", data, "text/csv")},
-        params={"dry_run": "true"},
-        headers=admin_headers,
-    )
-    assert r.status_code == 200, r.text
-    report = r.json()
+    report = await import_csv(client, admin_headers, data, dry_run=True)
     assert report["rows"] == 4 and report["valid"] == 1 and not report["applied"]
     assert [(e["line"], e["field"]) for e in report["errors"]] == [
         (3, "phones"),
@@ -304,21 +299,11 @@ async def test_csv_dry_run_reports_row_errors_by_line_and_writes_nothing(
 
 async def test_csv_all_or_nothing_applies_nothing_when_a_row_is_bad(client, admin_headers, container) -> None:
     data = _csv([HEADER, ["A", "A", "", "+74951111111", "", "", ""], ["B", "B", "", "bad", "", "", ""]])
-    r = await client.post(
-        f"{API}/customers/import",
-        files={"file": ("c.csv", data, "text/csv")},
-        params={"dry_run": "false", "mode": "all_or_nothing"},
-        headers=admin_headers,
-    )
-    assert r.json()["applied"] is False and r.json()["created"] == 0
+    report = await import_csv(client, admin_headers, data, dry_run=False, on_errors="all_or_nothing")
+    assert report["applied"] is False and report["created"] == 0
     assert await container.crm.count_customers() == 0
-    r = await client.post(
-        f"{API}/customers/import",
-        files={"file": ("c.csv", data, "text/csv")},
-        params={"dry_run": "false", "mode": "valid_rows"},
-        headers=admin_headers,
-    )
-    assert r.json()["applied"] is True and r.json()["created"] == 1
+    report = await import_csv(client, admin_headers, data, dry_run=False, on_errors="valid_rows")
+    assert report["applied"] is True and report["created"] == 1
     assert await container.crm.count_customers() == 1
 
 
@@ -327,14 +312,7 @@ async def test_csv_rejects_existing_identity_and_unknown_columns(client, admin_h
         client, admin_headers, first_name="Has", identities=[{"kind": "email", "value": "x@example.com"}]
     )
     data = _csv([HEADER, ["New", "One", "", "", "X@Example.com", "", ""]])
-    report = (
-        await client.post(
-            f"{API}/customers/import",
-            files={"file": ("c.csv", data)},
-            params={"dry_run": "false"},
-            headers=admin_headers,
-        )
-    ).json()
+    report = await import_csv(client, admin_headers, data, dry_run=False)
     assert (
         report["errors"][0]["line"] == 2 and "belongs to another customer" in report["errors"][0]["message"]
     )
@@ -360,29 +338,20 @@ async def test_csv_export_reimports_cleanly(client, admin_headers, container: Co
             ["John", "Smith", "", "", "john@acme.com", "", ""],
         ]
     )
-    r = await client.post(
-        f"{API}/customers/import",
-        files={"file": ("c.csv", data)},
-        params={"dry_run": "false"},
-        headers=admin_headers,
-    )
-    assert r.json()["created"] == 2
-    exported = (await client.get(f"{API}/customers/export", headers=admin_headers)).text
+    report = await import_csv(client, admin_headers, data, dry_run=False)
+    assert report["created"] == 2
+    exported = await export_csv(client, admin_headers)
     rows = list(csv.DictReader(io.StringIO(exported)))
     ivan = next(r for r in rows if r["last_name"] == "Петров")
-    assert ivan["phones"] == "+74951234567;+79161112233"
+    # A cell starting with '+' that is not a number is written with the spreadsheet's text mark.
+    assert ivan["phones"] == "'+74951234567;+79161112233"
     assert ivan["tags"] == "b2b;vip" and ivan["custom:contract"] == "D-1" and ivan["company"] == "Ромашка"
 
 
 async def test_windows_1251_semicolon_csv_from_excel_imports(client, admin_headers) -> None:
     text = "first_name;last_name;phones\nОльга;Лебедева;8 (812) 123-45-67\n"
-    r = await client.post(
-        f"{API}/customers/import",
-        files={"file": ("c.csv", text.encode("cp1251"))},
-        params={"dry_run": "false"},
-        headers=admin_headers,
-    )
-    assert r.json()["created"] == 1, r.json()
+    report = await import_csv(client, admin_headers, text.encode("cp1251"), dry_run=False)
+    assert report["created"] == 1, report
     found = (await client.get(f"{API}/customers", params={"q": "лебедева"}, headers=admin_headers)).json()
     assert found["items"][0]["identities"][0]["value"] == "+78121234567"
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from frontoffice.domain.model import IdentityKind
 from frontoffice.services.context import Actor
-from frontoffice.services.crm_csv import ImportMode, export_customers_csv, import_customers_csv
+from frontoffice.services.crm_csv import ImportMode, OnErrors, export_customers_csv
+from frontoffice.services.jobs import JobOut
+from frontoffice.services.privacy import ErasureOut
 from frontoffice.services.schemas import (
     CompanyIn,
     CompanyOut,
@@ -18,7 +21,6 @@ from frontoffice.services.schemas import (
     CustomerPatch,
     DuplicateSuggestion,
     IdentityIn,
-    ImportReport,
     MergeIn,
     NoteIn,
     NoteOut,
@@ -84,30 +86,73 @@ async def merge_customers(
     return await container(request).crm.merge(actor, body.keep_id, body.merge_id)
 
 
-@router.post("/customers/import", response_model=ImportReport)
+class ImportModeParam(StrEnum):
+    """``create``, ``update`` or ``upsert``; ``all_or_nothing`` and ``valid_rows`` (the error
+    handling, now ``on_errors``) are still accepted here and mean ``create`` with that handling."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    ALL_OR_NOTHING = "all_or_nothing"
+    VALID_ROWS = "valid_rows"
+
+
+def accepted(response: Response, job: JobOut) -> JobOut:
+    """A job's ``202 Accepted``: ``Location`` is where its state is read."""
+    response.status_code = 202
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job
+
+
+@router.post(
+    "/customers/import",
+    response_model=JobOut,
+    status_code=202,
+    responses={202: {"description": "The import job; follow Location for its progress and report"}},
+)
 async def import_customers(
     request: Request,
+    response: Response,
     file: UploadFile,
     actor: Annotated[Actor, Depends(requires("customers.import"))],
     dry_run: bool = True,
-    mode: ImportMode = ImportMode.ALL_OR_NOTHING,
+    mode: ImportModeParam = ImportModeParam.CREATE,
+    on_errors: OnErrors | None = None,
     project_id: Annotated[
         int | None,
         Query(description="the client project the customers are imported for (its team sees them)"),
     ] = None,
-) -> ImportReport:
-    """Upload a CSV as multipart field ``file``. ``dry_run=true`` (the default) only validates."""
-    c = container(request)
-    data = await file.read()
-    return await import_customers_csv(
-        c.crm,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    """Upload a CSV as multipart field ``file``; the import runs as a job (``202``, ``Location``:
+    ``/api/v1/jobs/{id}``, whose ``result`` is the report). ``dry_run=true`` (the default) only
+    validates. See docs/integrations.md, "CSV import and export"."""
+    if mode in (ImportModeParam.ALL_OR_NOTHING, ImportModeParam.VALID_ROWS):
+        on_errors, import_mode = OnErrors(mode.value), ImportMode.CREATE
+    else:
+        import_mode = ImportMode(mode.value)
+    job = await container(request).customer_csv.start_import(
         actor,
-        data,
+        file.file,
         dry_run=dry_run,
-        mode=mode,
-        max_rows=c.settings.csv_max_rows,
+        mode=import_mode,
+        on_errors=on_errors or OnErrors.ALL_OR_NOTHING,
         project_id=project_id,
+        idempotency_key=idempotency_key,
     )
+    return accepted(response, job)
+
+
+@router.post("/customers/export", response_model=JobOut, status_code=202)
+async def start_customer_export(
+    request: Request,
+    response: Response,
+    actor: Annotated[Actor, Depends(requires("customers.export"))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    """Export every customer you may see to a CSV file, as a job: download it from the job's
+    ``result_url`` when it has succeeded."""
+    return accepted(response, await container(request).customer_csv.start_export(actor, idempotency_key))
 
 
 @router.get(
@@ -120,6 +165,7 @@ async def import_customers(
 async def export_customers(
     request: Request, actor: Annotated[Actor, Depends(requires("customers.export"))]
 ) -> StreamingResponse:
+    """Stream the same CSV as the export job, read in batches (for small bases and scripts)."""
     stream = export_customers_csv(container(request).crm, actor)
     return StreamingResponse(
         stream,
@@ -183,6 +229,29 @@ async def add_note(
     actor: Annotated[Actor, Depends(requires("customers.write"))],
 ) -> NoteOut:
     return await container(request).crm.add_note(actor, customer_id, body.body)
+
+
+@router.post("/customers/{customer_id}/personal-data", response_model=JobOut, status_code=202)
+async def export_personal_data(
+    request: Request,
+    response: Response,
+    customer_id: int,
+    actor: Annotated[Actor, Depends(requires("customers.export"))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    """Export everything stored about the customer (a ZIP: JSON, recordings, attachments) as a job;
+    audited. See docs/privacy.md."""
+    job = await container(request).privacy.start_export(actor, customer_id, idempotency_key)
+    return accepted(response, job)
+
+
+@router.post("/customers/{customer_id}/erase", response_model=ErasureOut)
+async def erase_customer(
+    request: Request, customer_id: int, actor: Annotated[Actor, Depends(requires("customers.delete"))]
+) -> ErasureOut:
+    """Erase the customer: card, identities, notes, recordings, message content and attachments go;
+    contacts keep their times, queue and agent for the statistics. Audited. See docs/privacy.md."""
+    return await container(request).privacy.erase(actor, customer_id)
 
 
 @router.get("/customers/{customer_id}/timeline", response_model=Page[TimelineItem])

@@ -184,6 +184,6 @@ def test_recorder_clips_instead_of_wrapping(tmp_path: Path) -> None:
     ],
 )
 def test_call_record_csv_cells_never_run_as_spreadsheet_formulas(value: object, cell: str) -> None:
-    from frontoffice.services.voice_calls import _csv_cell
+    from frontoffice.services.csv_safe import safe_cell
 
-    assert _csv_cell(value) == cell
+    assert safe_cell(value) == cell

@@ -1,5 +1,6 @@
 // Admin console: users, agent profiles, queues, entry points and rules (with a test box), calendars,
-// codes, projects, API tokens, webhooks and integrations, and the audit log. Every save goes to the API, which applies it live.
+// codes, projects, API tokens, webhooks and integrations, background jobs and the audit log. Every save goes to the
+// API, which applies it live.
 import { api, attempt, busy, clear, clearFormErrors, el, errorText, fmt, label, me, showFieldError, showFormErrors, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -819,8 +820,37 @@ function screenPopForm(config, projectOptions, done) {
   return form;
 }
 
+// ------------------------------------------------------------------ jobs
+// Background jobs (imports, exports, personal data exports, the retention sweep) with their progress;
+// the list refreshes itself while a job is queued or running and the section is open.
+let jobsTimer = null;
+const JOB_REFRESH_MS = 2000;
+async function jobs(root) {
+  window.clearTimeout(jobsTimer);
+  const page = await api("GET", "/jobs?limit=50");
+  const userName = new Map(cache.users.map((u) => [u.id, u.username]));
+  const progress = (j) => {
+    if (j.total === null || j.total === undefined) return j.state === "running" ? el("progress", { "aria-label": t("Progress") }) : "—";
+    return el("span", {}, el("progress", { value: String(j.progress), max: String(Math.max(j.total, 1)), "aria-label": t("Progress") }), ` ${j.progress} / ${j.total}`);
+  };
+  const outcome = (j) => {
+    if (j.error) return el("span", { class: "error-text" }, j.error.message || j.error.error_id);
+    if (j.result_url) return el("a", { href: j.result_url, download: "" }, t("Download"));
+    return j.result ? el("code", { class: "small" }, JSON.stringify(j.result).slice(0, 200)) : "—";
+  };
+  clear(root, el("h2", {}, t("Jobs")),
+    el("p", { class: "muted small" }, t("Imports, exports, personal data exports and the daily retention sweep run in the background.")),
+    el("table", {}, el("thead", {}, el("tr", {}, [t("Created"), t("Who"), t("Kind"), t("State"), t("Progress"), t("Result")].map((h) => el("th", {}, h)))),
+      el("tbody", {}, page.items.map((j) => el("tr", { "data-job": String(j.id) }, el("td", {}, fmt.dateTime(j.created_at)),
+        el("td", {}, j.created_by ? userName.get(j.created_by) || `#${j.created_by}` : t("system")),
+        el("td", {}, el("code", {}, j.kind)), el("td", {}, j.state), el("td", {}, progress(j)), el("td", {}, outcome(j)))))));
+  if (page.items.some((j) => j.state === "queued" || j.state === "running")) {
+    jobsTimer = window.setTimeout(() => { if (!root.hidden) jobs(root).catch(() => {}); }, JOB_REFRESH_MS);
+  }
+}
+
 // ------------------------------------------------------------------ navigation
-const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, webhooks, audit };
+const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, webhooks, jobs, audit };
 
 async function show() {
   const name = (window.location.hash || "#users").slice(1);

@@ -1,6 +1,6 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
-import { api, attempt, busy, clear, customerName, dispositionName, el, errorText, fmt, label, lang, t, toast } from "./common.js";
+import { api, attempt, busy, clear, customerName, dispositionName, el, errorText, fmt, label, lang, me, t, toast } from "./common.js";
 
 /**
  * Render the card of `customerId` into `root`. `onChange(customer)` runs after an edit.
@@ -36,7 +36,8 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
       card ? cardDetails(card) : unavailable(cardResult.reason),
       el("div", { class: "field-row" },
         card ? el("button", { type: "button", onclick: () => { editor.classList.toggle("hidden"); if (!editor.childElementCount) buildEditor(editor, card, rerender); } }, t("Edit")) : null,
-        el("button", { type: "button", onclick: () => noteForm.classList.toggle("hidden") }, t("Add note"))),
+        el("button", { type: "button", onclick: () => noteForm.classList.toggle("hidden") }, t("Add note")),
+        card && me.role !== "agent" ? privacyButtons(root, card) : null),
       editor, noteForm,
       el("h3", {}, t("Open tickets"), " ", el("span", { class: "muted small" }, count(tickets))),
       section(tickets, (page) => el("ul", { class: "case-list open-tickets", "aria-label": t("Open tickets") },
@@ -49,6 +50,35 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
         page.items.length ? withoutWrapUpCopies(page.items).map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
     ));
   return card;
+}
+
+// A job's state is read this often while the personal data export runs (docs/privacy.md).
+const JOB_POLL_MS = 1000;
+
+/**
+ * Supervisors' personal data tools (docs/privacy.md): export everything about the customer (a job;
+ * its ZIP is offered for download when it is ready) and erase the customer (after a confirmation).
+ */
+function privacyButtons(root, card) {
+  const status = el("span", { class: "muted small", role: "status" });
+  const exportButton = el("button", { type: "button", onclick: busy(async () => {
+    let job = await attempt(() => api("POST", `/customers/${card.id}/personal-data`));
+    if (!job) return;
+    status.textContent = t("Preparing the export…");
+    while (job.state === "queued" || job.state === "running") {
+      await new Promise((resolve) => window.setTimeout(resolve, JOB_POLL_MS));
+      job = await api("GET", `/jobs/${job.id}`);
+    }
+    if (job.state === "succeeded") clear(status, el("a", { href: job.result_url, download: "" }, t("Download the personal data")));
+    else status.textContent = (job.error && job.error.message) || t("The export failed");
+  }) }, t("Export personal data"));
+  const eraseButton = el("button", { type: "button", class: "danger", onclick: busy(async () => {
+    if (!window.confirm(t("Erase this customer? Their card, notes, recordings and message content are deleted for good; the contacts stay in the statistics."))) return;
+    if ((await attempt(() => api("POST", `/customers/${card.id}/erase`), t("Customer erased"))) !== undefined) {
+      clear(root, el("p", { class: "muted" }, t("The customer was erased.")));
+    }
+  }) }, t("Erase customer"));
+  return el("span", { class: "privacy-tools" }, exportButton, eraseButton, status);
 }
 
 /** The card's own fields: name, company, language, identities, tags, custom fields. */
