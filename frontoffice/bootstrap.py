@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ from frontoffice.channels.sms.channel import SmsChannel, SmsSender
 from frontoffice.channels.telegram.bot import TelegramChannel, TelegramSender
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
-from frontoffice.channels.voice.prompts import render_prompts
+from frontoffice.channels.voice.prompts import decode_wav, render_prompt, render_prompts
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.tls import server_context
 from frontoffice.channels.voice.trunks import Trunk
@@ -31,6 +32,10 @@ from frontoffice.services.agent_desk import AgentDesk, CompleteContactHandler
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
+from frontoffice.services.campaign_attempts import CampaignAttempts
+from frontoffice.services.campaign_dialler import CampaignDialler
+from frontoffice.services.campaign_messages import CampaignMessages
+from frontoffice.services.campaigns import Campaigns
 from frontoffice.services.canned import CannedService
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.chat import WebChat
@@ -41,6 +46,7 @@ from frontoffice.services.conversations import Conversations
 from frontoffice.services.crm import CrmService
 from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
+from frontoffice.services.dnc import DoNotCall
 from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
@@ -114,6 +120,12 @@ class Container:
     # SMPP links and Telegram bots of the SMS and messenger entry points, started with the node.
     sms: SmsChannel
     telegram: TelegramChannel
+    # Outbound campaigns: their use cases, do-not-call lists, dial attempts, messages and the dialler.
+    campaigns: Campaigns
+    dnc: DoNotCall
+    campaign_attempts: CampaignAttempts
+    campaign_messages: CampaignMessages
+    dialler: CampaignDialler
     voice_calls: VoiceCalls | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
@@ -138,6 +150,8 @@ class Container:
                 await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
+            self.attach_dialler()
+            await self.dialler.start()  # after the ACD: attempts a stop left in flight are resolved
             if self.smtp is not None:
                 await self.smtp.start()
             if self.imap is not None:
@@ -147,6 +161,16 @@ class Container:
                 await self.telegram.start()
             self.started = True
 
+    def attach_dialler(self) -> None:
+        """Give the campaign dialler the voice channel's campaign calls as its port (and them the
+        dialler as their events' sink); without a voice channel the dialler places nothing. Tests that
+        start a voice service of their own call this after setting ``voice``."""
+        if self.voice is None:
+            self.dialler.port = None
+            return
+        self.dialler.port = self.voice.campaign_calls
+        self.voice.campaign_calls.events = self.dialler
+
     async def close(self) -> None:
         if self.started:
             await self.telegram.stop()
@@ -155,6 +179,7 @@ class Container:
                 await self.imap.stop()
             if self.smtp is not None:
                 await self.smtp.stop()
+            await self.dialler.stop()
             if self.voice is not None:
                 await self.voice.stop()
             await self.outbox.stop()
@@ -343,6 +368,19 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     contact_center.admin.entry_point_listeners += [sms.reload, telegram.reload]
     outbox.register(TelegramSender(messaging))
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
+    campaigns = Campaigns(
+        sessions, region=settings.default_region, clock=clock, default_zone=settings.time_zone
+    )
+    campaign_attempts = CampaignAttempts(acd, interactions, clock=clock, default_zone=settings.time_zone)
+    dialler = CampaignDialler(campaign_attempts, acd, clock=clock)
+    campaign_messages = CampaignMessages(
+        campaigns,
+        blobs,
+        synthesize=render_prompt if shutil.which("espeak-ng") else None,
+        decode=decode_wav,
+    )
+    dialler.audio_source = campaign_messages.audio
+    campaigns.listeners.append(dialler.wake)
     knowledge_base = KnowledgeBase(sessions, clock=clock)
     email = EmailIntake(
         contact_center.intake,
@@ -397,6 +435,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         messaging=messaging,
         sms=sms,
         telegram=telegram,
+        campaigns=campaigns,
+        dnc=DoNotCall(sessions, region=settings.default_region, clock=clock),
+        campaign_attempts=campaign_attempts,
+        campaign_messages=campaign_messages,
+        dialler=dialler,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,
