@@ -19,6 +19,7 @@ __all__ = [
     "CampaignState",
     "ContactOut",
     "ContactState",
+    "DeskCampaignOut",
     "DispositionIn",
     "DncIn",
     "DncOut",
@@ -227,8 +228,19 @@ class PreviewOut(BaseModel):
 
     contact: ContactOut
     campaign: str
+    campaign_id: int
+    dispositions: list[str]
     customer: dict[str, Any] | None
     attempts: list[AttemptOut]
+    interaction_id: int | None = Field(default=None, description="the call (for the current contact)")
+
+
+class DeskCampaignOut(BaseModel):
+    id: int
+    name: str
+    mode: str
+    state: str
+    dispositions: list[str]
 
 
 class DncIn(BaseModel):

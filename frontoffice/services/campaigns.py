@@ -51,6 +51,7 @@ from .campaign_schemas import (
     CampaignState,
     ContactOut,
     ContactState,
+    DeskCampaignOut,
     DispositionIn,
     PreviewOut,
     RetryRuleIn,
@@ -703,6 +704,8 @@ class Campaigns:
         return PreviewOut(
             contact=ContactOut.model_validate(contact),
             campaign=campaign.name,
+            campaign_id=campaign.id,
+            dispositions=list((campaign.dispositions or {}).get("codes", [])),
             customer=customer,
             attempts=[AttemptOut.model_validate(a) for a in attempts],
         )
@@ -720,6 +723,48 @@ class Campaigns:
             contact.updated_at = self.clock()
             audit(s, actor, "campaign.skip", "campaign_contact", contact_id, reason=data.reason)
             return ContactOut.model_validate(contact)
+
+    # ------------------------------------------------------------------ the desk
+    async def desk_campaigns(self, actor: Actor) -> list[DeskCampaignOut]:
+        """Running and paused campaigns an agent works (preview ones take contacts from the desk)."""
+        actor.require("interactions.write")
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(Campaign)
+                .where(Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))
+                .order_by(Campaign.priority.desc(), Campaign.id)
+            )
+            return [
+                DeskCampaignOut(
+                    id=c.id,
+                    name=c.name,
+                    mode=c.mode,
+                    state=c.state,
+                    dispositions=list((c.dispositions or {}).get("codes", [])),
+                )
+                for c in rows
+                if actor.sees_project(c.project_id)
+            ]
+
+    async def current_contact(self, actor: Actor) -> PreviewOut | None:
+        """The campaign contact of the agent's latest campaign call (progressive, predictive,
+        notification's operator, or preview): what the desk's outbound card shows for the result."""
+        actor.require("interactions.write")
+        async with self.sessions() as s:
+            attempt = await s.scalar(
+                select(DialAttempt)
+                .where(DialAttempt.agent_id == actor.user_id, DialAttempt.connected_at.is_not(None))
+                .order_by(DialAttempt.id.desc())
+                .limit(1)
+            )
+            if attempt is None:
+                return None
+            contact = await s.get(CampaignContact, attempt.contact_id)
+            campaign = await s.get(Campaign, attempt.campaign_id)
+            if contact is None or campaign is None:
+                return None
+            out = await self._preview_out(s, campaign, contact)
+            return out.model_copy(update={"interaction_id": attempt.interaction_id})
 
     # ------------------------------------------------------------------ supervision
     async def progress(

@@ -19,6 +19,7 @@ from frontoffice.services.campaign_schemas import (
     CampaignPatch,
     CampaignProgressOut,
     ContactOut,
+    DeskCampaignOut,
     DispositionIn,
     DncIn,
     DncOut,
@@ -200,6 +201,18 @@ async def schedule_callback(request: Request, contact_id: int, body: CallbackIn,
 @router.get("/campaign-callbacks", response_model=list[ContactOut], tags=["campaigns"])
 async def my_callbacks(request: Request, actor: Agent) -> list[ContactOut]:
     return await container(request).campaigns.my_callbacks(actor)
+
+
+@router.get("/campaign-desk", response_model=list[DeskCampaignOut], tags=["campaigns"])
+async def desk_campaigns(request: Request, actor: Agent) -> list[DeskCampaignOut]:
+    """The campaigns an agent works, for the desk's outbound card."""
+    return await container(request).campaigns.desk_campaigns(actor)
+
+
+@router.get("/campaign-desk/current", response_model=PreviewOut | None, tags=["campaigns"])
+async def current_contact(request: Request, actor: Agent) -> PreviewOut | None:
+    """The campaign contact of the agent's latest campaign call (to give its result)."""
+    return await container(request).campaigns.current_contact(actor)
 
 
 # ---------------------------------------------------------------------------- do-not-call
