@@ -131,6 +131,7 @@ class CampaignAttempts:
             return []
         now = self.clock()
         orders: list[DialOrder] = []
+        blocked: str | None = None
         async with self.sessions.begin() as s:
             campaign = await s.get(Campaign, campaign_id)
             if campaign is None or campaign.state != CampaignState.RUNNING.value:
@@ -212,8 +213,7 @@ class CampaignAttempts:
                     contact.agent_id = None
                     s.add(attempt)
                     if agent_id is not None:
-                        await s.flush()
-                        raise _Blocked(result)
+                        blocked = result  # the check is committed with the attempt, then refused
                     continue
                 interaction = await self.interactions.record(
                     s,
@@ -261,6 +261,8 @@ class CampaignAttempts:
                 )
             if not candidates and agent_id is None:
                 await self._finish_if_done(s, campaign, now)
+        if blocked is not None:
+            raise _Blocked(blocked)
         return orders
 
     async def claim_preview(self, contact_id: int, agent_id: int) -> DialOrder:

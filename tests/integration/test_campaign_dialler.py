@@ -19,6 +19,7 @@ from frontoffice.bootstrap import Container, build_container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config_trunks import SipTrunk
+from frontoffice.services.context import Actor
 from frontoffice.store.tables import Interaction
 
 from ..conftest import ShiftedClock, eventually, require_tool
@@ -276,6 +277,8 @@ async def test_a_restart_mid_campaign_neither_redials_nor_skips_a_number(
     # Two contacts claimed (attempts and interactions committed) when the node dies, before any INVITE.
     claimed = await container.campaign_attempts.claim(campaign_id, 2)
     assert len(claimed) == 2
+    # Paused so that the restarted node dials only once the crowd listens (it resumes below).
+    await client.post(f"{API}/campaigns/{campaign_id}/pause", headers=admin_headers)
     settings = container.settings
     await container.close()
     restarted = build_container(settings, clock=clock)
@@ -291,7 +294,7 @@ async def test_a_restart_mid_campaign_neither_redials_nor_skips_a_number(
         await eventually(lambda: _bound(phone_port), "the phone listens")
         carrier = crowd(sipp, port, 4)
         await eventually(lambda: _bound(port), "the crowd listens")
-        restarted.dialler.wake()
+        await restarted.campaigns.move(Actor.system(), campaign_id, "resume")
         result = await carrier
         assert result.returncode == 0, result.output  # type: ignore[attr-defined]
         assert sipp_counts(result.output) == (4, 0)  # type: ignore[attr-defined]  # each number once

@@ -234,6 +234,8 @@ class CampaignCalls:
             return
         if call.state is CampaignCallState.ENDED:
             call.leg.hang_up()
+        if self.events is not None:
+            self.endpoint.spawn(self._quietly(self.events.placed(order, call.leg.call_id)))
 
     def _answered(self, call: _CampaignCall) -> None:
         leg = call.leg
@@ -291,6 +293,7 @@ class CampaignCalls:
         self._cancel_agent(call)
         assert self.events is not None
         if call.queued:
+            call.queued = False
             self.endpoint.spawn(self._quietly(self.events.withdraw(call.order)))
         self.endpoint.spawn(self._play_then_hang_up(call))
 
@@ -444,6 +447,8 @@ class CampaignCalls:
         call.agent = None
         if leg.dialog is not None:
             self._bye_agent(leg)
+        elif leg.answered:
+            self._agent_legs.pop(leg.invite.call_id, None)  # the phone hung up already
         elif leg.key is not None:
             # RFC 3261 §9.1: a CANCEL before any provisional is held by the transaction layer's peer;
             # a crossing 2xx is ACKed and BYEd in _agent_response.
