@@ -13,7 +13,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import Interaction
 
-from ..conftest import ShiftedClock, token_headers
+from ..conftest import ShiftedClock, make_user, token_headers
 from .campaign_helpers import API, attempts_of, contacts_by_phone, create_campaign
 
 
@@ -348,3 +348,21 @@ async def test_a_claimed_contact_has_its_outbound_interaction_before_any_call_is
     assert (attempt.state, attempt.outcome) == ("ended", "unknown")
     contact = (await contacts_by_phone(container, campaign_id))["+74951110080"]
     assert contact.state == "failed"  # NO_RETRY: one attempt in all
+
+
+async def test_the_campaigns_page_is_for_supervisors_and_the_desk_carries_the_outbound_card(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    from .test_ui_pages import sign_in
+
+    await make_user(container, "lead", Role.SUPERVISOR, language="ru")
+    await sign_in(client, "lead")
+    page = await client.get("/campaigns")
+    assert page.status_code == 200 and "/static/js/campaigns.js" in page.text
+    assert "Кампании" in page.text and '"Abandon rate": "Доля брошенных"' in page.text
+    client.cookies.clear()
+    await make_user(container, "caller", Role.AGENT)
+    await sign_in(client, "caller")
+    assert (await client.get("/campaigns")).status_code == 303
+    desk = await client.get("/desk")
+    assert 'id="outbound"' in desk.text and "/static/js/outbound.js" in desk.text
