@@ -514,7 +514,7 @@ class CampaignCalls:
         elif state is CampaignCallState.WAITING or state is CampaignCallState.RINGING_AGENT:
             outcome = call.outcome or "hung_up"  # the called party left before an agent came
         else:
-            outcome = call.outcome or "answered"
+            outcome = call.outcome or ("listened" if call.order.mode == "notification" else "answered")
         if call.queued and state is not CampaignCallState.BRIDGED and self.events is not None:
             self.endpoint.spawn(self._quietly(self.events.withdraw(call.order)))
         if state is CampaignCallState.BRIDGED and call.preview_agent is None:
