@@ -196,7 +196,7 @@ class Campaigns:
         )
         return {state: count for state, count in rows}
 
-    async def list(self, actor: Actor) -> list[CampaignOut]:
+    async def all(self, actor: Actor) -> list[CampaignOut]:
         actor.require("routing.read")
         async with self.sessions() as s:
             campaigns = [

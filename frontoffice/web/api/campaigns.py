@@ -61,7 +61,7 @@ class DncCheckOut(BaseModel):
 # ---------------------------------------------------------------------------- campaigns
 @router.get("/campaigns", response_model=list[CampaignOut], tags=["campaigns"])
 async def list_campaigns(request: Request, actor: Reader) -> list[CampaignOut]:
-    return await container(request).campaigns.list(actor)
+    return await container(request).campaigns.all(actor)
 
 
 @router.post("/campaigns", response_model=CampaignOut, status_code=201, tags=["campaigns"])
