@@ -178,6 +178,7 @@ class CampaignAttempts:
                 held = rules.abandon_hold_until(
                     contact.abandoned_at,
                     now,
+                    mode=campaign.mode,
                     reserved=contact.callback_agent_id is not None or agent_id is not None,
                 )
                 if held is not None:
@@ -478,6 +479,20 @@ class CampaignAttempts:
             )
             s.expunge_all()
             return rows
+
+    async def day_counts(self, campaign_id: int, since: datetime) -> tuple[int, int]:
+        """The campaign's live answered calls since ``since`` and how many of them were abandoned
+        (the pacer's day, restored after a restart)."""
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(
+                        func.count(DialAttempt.answered_at),
+                        func.count().filter(DialAttempt.outcome == "abandoned"),
+                    ).where(DialAttempt.campaign_id == campaign_id, DialAttempt.claimed_at >= since)
+                )
+            ).one()
+            return int(row[0] or 0), int(row[1] or 0)
 
     async def due_count(self, campaign_id: int) -> int:
         now = self.clock()

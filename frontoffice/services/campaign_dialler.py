@@ -27,17 +27,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.dialer import DialMode, Pacer, PacingSnapshot
 from frontoffice.domain.exceptions import Conflict
 
 from . import campaign_rules as rules
 from .acd import AcdService
 from .acd_commands import WithdrawContact
 from .campaign_attempts import CampaignAttempts, DialOrder
-from .campaign_schemas import CampaignMode, CampaignSettings
+from .campaign_schemas import CampaignSettings
 from .context import Actor, Clock, system_clock
 
 __all__ = ["CampaignCallEvents", "CampaignDialler", "DialPort", "LiveCalls"]
@@ -92,10 +94,21 @@ class CampaignCallEvents(Protocol):
 
 @dataclass
 class _Pace:
-    """A campaign's measurements for its pacing (this node's calls since it started)."""
+    """A campaign's pacer (the domain's) and the settings it was made with."""
 
-    stats: rules.PacingStats = field(default_factory=rules.PacingStats)
-    effective_mode: str = ""
+    key: tuple[object, ...]
+    pacer: Pacer
+    day: float
+
+
+@dataclass
+class _Timing:
+    """When a campaign call was placed, answered and put through (monotonic seconds of the ACD clock)."""
+
+    campaign_id: int
+    placed: float
+    answered: float | None = None
+    connected: float | None = None
 
 
 class CampaignDialler:
@@ -117,6 +130,7 @@ class CampaignDialler:
         self.port: DialPort | None = None
         self.audio_source: Callable[[int], Awaitable[bytes]] | None = None
         self._pace: dict[int, _Pace] = {}
+        self._timings: dict[int, _Timing] = {}  # attempt id -> its call's times
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.recovered = 0
@@ -162,54 +176,79 @@ class CampaignDialler:
         placed = 0
         for campaign in await self.attempts.running():
             settings = CampaignSettings.model_validate(campaign.settings or {})
-            live = port.live(campaign.id)
-            in_flight = live.dialling + live.waiting
-            want = self.calls_to_place(campaign.id, campaign.mode, campaign.queue_id, settings, live)
-            want = min(want, settings.max_lines - in_flight - live.talking, port.room(campaign.trunk))
+            pace = await self._pace_of(campaign.id, campaign.mode, settings)
+            want = pace.pacer.calls_to_place(
+                self._snapshot(campaign.id, campaign.queue_id, campaign.trunk, port)
+            )
             if want <= 0:
                 continue
             orders = await self.attempts.claim(campaign.id, want)
+            now = self.acd.now()
             for order in orders:
-                self._pace_of(campaign.id).stats.dialled(self.acd.now())
+                self._timings[order.attempt_id] = _Timing(campaign.id, now)
                 port.place(order)
             placed += len(orders)
         return placed
 
-    def _pace_of(self, campaign_id: int) -> _Pace:
+    def _snapshot(
+        self, campaign_id: int, queue_id: int | None, trunk: str | None, port: DialPort
+    ) -> PacingSnapshot:
+        """The campaign as the pacer needs it: the ACD's free agents of its queue (less the inbound
+        contacts waiting there: inbound keeps priority), its calls on this node, the trunk's room."""
+        now = self.acd.now()
+        live = port.live(campaign_id)
+        ready, busy = 0, 0
+        if queue_id is not None and str(queue_id) in self.acd.engine.queue_ids():
+            status = self.acd.engine.queue_status(str(queue_id), now)
+            inbound_waiting = max(0, status.waiting - live.waiting)
+            ready = max(0, status.agents_available - inbound_waiting)
+            busy = status.agents_on_contact + status.agents_wrap_up
+        ringing = [
+            max(0.0, now - t.placed)
+            for t in self._timings.values()
+            if t.campaign_id == campaign_id and t.answered is None
+        ]
+        return PacingSnapshot(
+            now,
+            agents_ready=ready,
+            agents_busy=[None] * busy,
+            calls_in_progress=live.dialling if len(ringing) != live.dialling else 0,
+            calls_ringing_s=ringing if len(ringing) == live.dialling else (),
+            answered_waiting=live.waiting,
+            calls_connected=live.talking,
+            trunk_free=port.room(trunk),
+        )
+
+    async def _pace_of(self, campaign_id: int, mode: str, settings: CampaignSettings) -> _Pace:
+        """The campaign's pacer; a new one when its mode or pacing settings change (the day's answered
+        and abandoned calls restored from the store, so the cap holds across restarts)."""
+        key: tuple[object, ...] = (mode, settings.abandon_cap, settings.max_lines, settings.ring_timeout_s)
+        day = self._day_start()
         pace = self._pace.get(campaign_id)
-        if pace is None:
-            pace = self._pace[campaign_id] = _Pace()
+        if pace is not None and pace.key == key:
+            if pace.day != day:
+                pace.pacer.start_day()
+                pace.day = day
+            return pace
+        pacer = rules.new_pacer(
+            mode,
+            abandon_cap=settings.abandon_cap,
+            max_lines=settings.max_lines,
+            ring_timeout_s=settings.ring_timeout_s,
+        )
+        answered, abandoned = await self.attempts.day_counts(campaign_id, datetime.fromtimestamp(day, UTC))
+        pacer.restore_day(answered, min(abandoned, answered))
+        pace = self._pace[campaign_id] = _Pace(key, pacer, day)
         return pace
 
-    def calls_to_place(
-        self, campaign_id: int, mode: str, queue_id: int | None, settings: CampaignSettings, live: LiveCalls
-    ) -> int:
-        """How many calls this campaign should place now (before the trunk's and its own limits)."""
-        pace = self._pace_of(campaign_id)
-        if mode == CampaignMode.NOTIFICATION.value:
-            pace.effective_mode = mode
-            return settings.max_lines - live.dialling - live.waiting - live.talking
-        if queue_id is None or str(queue_id) not in self.acd.engine.queue_ids():
-            return 0
-        now = self.acd.now()
-        status = self.acd.engine.queue_status(str(queue_id), now)
-        decision = rules.calls_to_place(
-            mode,
-            pace.stats,
-            now=now,
-            agents_available=status.agents_available,
-            agents_busy=status.agents_on_contact + status.agents_wrap_up,
-            queue_waiting=status.waiting,
-            dialling=live.dialling,
-            answered_waiting=live.waiting,
-            abandon_cap=settings.abandon_cap,
-        )
-        pace.effective_mode = decision.effective_mode
-        return decision.calls
+    def _day_start(self) -> float:
+        local = datetime.fromtimestamp(self.acd.now(), self.acd.zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
     def effective_mode(self, campaign_id: int, mode: str) -> str:
+        """The mode the campaign dials in now (predictive drops to progressive over the abandon cap)."""
         pace = self._pace.get(campaign_id)
-        return pace.effective_mode if pace is not None and pace.effective_mode else mode
+        return pace.pacer.effective_mode.value if pace is not None else mode
 
     async def preview_dial(self, actor: Actor, contact_id: int) -> int:
         """The agent dials the contact on their desk (preview): DNC checked and the attempt recorded,
@@ -230,7 +269,15 @@ class CampaignDialler:
         await self.attempts.placed(order.attempt_id, call_id)
 
     async def answered(self, order: DialOrder) -> None:
-        self._pace_of(order.campaign_id).stats.answered(self.acd.now())
+        now = self.acd.now()
+        timing = self._timings.get(order.attempt_id)
+        pace = self._pace.get(order.campaign_id)
+        if timing is not None:
+            timing.answered = now
+            if pace is not None:
+                pace.pacer.observe_attempt(now, rules.call_outcome("answered"), max(0.0, now - timing.placed))
+                if order.mode == DialMode.NOTIFICATION.value:
+                    pace.pacer.observe_answered(now, abandoned=False)  # the message takes it
         await self.attempts.answered(order.attempt_id)
 
     async def queue(self, order: DialOrder) -> None:
@@ -242,18 +289,41 @@ class CampaignDialler:
             await self.acd.execute(WithdrawContact(str(order.interaction_id)))
 
     async def connected(self, order: DialOrder, agent_id: int) -> None:
-        self._pace_of(order.campaign_id).stats.connected(self.acd.now())
+        now = self.acd.now()
+        timing = self._timings.get(order.attempt_id)
+        pace = self._pace.get(order.campaign_id)
+        if timing is not None and timing.connected is None:
+            timing.connected = now
+            if pace is not None and order.mode != DialMode.NOTIFICATION.value:
+                pace.pacer.observe_answered(now, abandoned=False)
         await self.attempts.connected(order.attempt_id, agent_id)
 
     async def confirmation(self, order: DialOrder, choice: str) -> None:
         await self.attempts.confirmation(order.attempt_id, choice)
 
     async def ended(self, order: DialOrder, outcome: str, sip_status: int | None) -> None:
-        self._pace_of(order.campaign_id).stats.ended(self.acd.now(), outcome)
+        self._observe_end(order, outcome)
         try:
             await self.attempts.ended(order.attempt_id, outcome, sip_status=sip_status)
         finally:
             self._wake.set()
+
+    def _observe_end(self, order: DialOrder, outcome: str) -> None:
+        now = self.acd.now()
+        timing = self._timings.pop(order.attempt_id, None)
+        pace = self._pace.get(order.campaign_id)
+        if timing is None or pace is None:
+            return
+        pacer = pace.pacer
+        if timing.answered is None:
+            # Never answered: its ringing ended now (busy, no answer, failed).
+            pacer.observe_attempt(now, rules.call_outcome(outcome), max(0.0, now - timing.placed))
+        elif outcome == "abandoned":
+            pacer.observe_answered(timing.answered, abandoned=True)
+        elif outcome == "hung_up" and order.mode != DialMode.NOTIFICATION.value:
+            pacer.observe_answered(timing.answered, abandoned=False)  # they left before 2 s were up
+        if timing.connected is not None:
+            pacer.observe_connected(now, max(0.0, now - timing.connected), 0.0)
 
     async def message_audio(self, campaign_id: int) -> bytes:
         """The campaign's message as 8 kHz PCM (empty when it has none yet)."""

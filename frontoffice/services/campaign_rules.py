@@ -1,172 +1,179 @@
-"""The campaign rules the services apply, in one place: calling windows in the contact's own time
-zone, the retry rule per outcome, the 72-hour rule for abandoned numbers, and the pacing.
+"""The campaign rules the services apply, over the pure code of :mod:`frontoffice.domain.dialer`
+(which the planning simulation runs too): the contact's time zone and calling windows, the retry
+rule per outcome, the 72-hour rule for abandoned numbers, and the pacer.
 
-PROVISIONAL: written before the dialer branch (``frontoffice/domain/dialer``) was merged; every
-function here is to call the pure domain code of that package (``local_zone_for``, ``CallingWindow``
-/ ``may_call_at``, ``RetryPolicy.next_attempt``, ``AbandonGuard``, ``Pacer.calls_to_place``) once it
-is there, so that the live dialler and the planning simulation run the same rules.
+The store keeps richer outcomes than the domain's :class:`CallOutcome`; :data:`DOMAIN_OUTCOME` maps
+them: ``confirmed``/``operator``/``listened`` (notification) are ``answered``; ``hung_up`` (the called
+party left before an agent came) is ``no_answer`` for retries; ``rejected`` (603) and ``unknown`` (in
+flight at a restart) follow ``failed``'s rule; ``dnc`` is ``rejected_dnc``.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import timezone as phone_zones
+from frontoffice.domain.dialer import (
+    DEFAULT_RETRY_RULES,
+    AbandonGuard,
+    CallingWindow,
+    CallOutcome,
+    DialerError,
+    DialMode,
+    Pacer,
+    PacingSettings,
+    RetryPolicy,
+    RetryRule,
+    UnknownTimeZone,
+    local_zone_for,
+    next_window_start,
+    zones_of,
+)
 
 __all__ = [
-    "ABANDON_HOLD",
-    "DEFAULT_RETRY",
-    "PacingDecision",
-    "PacingStats",
+    "DOMAIN_OUTCOME",
+    "RETRY_OUTCOMES",
     "abandon_hold_until",
-    "calls_to_place",
+    "call_outcome",
     "is_zone",
+    "new_pacer",
     "next_attempt_at",
+    "retry_policy",
     "window_opens",
+    "windows_of",
     "zone_of",
 ]
 
-# Ofcom / FCC: a number whose call was abandoned is not called again for 72 hours, unless an agent is
-# reserved for the call.
-ABANDON_HOLD = timedelta(hours=72)
-# The retry rule of an outcome the campaign does not name: (after seconds, most attempts in all).
-DEFAULT_RETRY: dict[str, tuple[int, int]] = {
-    "busy": (600, 3),
-    "no_answer": (3600, 3),
-    "voicemail": (7200, 3),
-    "failed": (3600, 2),
-    "rejected": (0, 0),
-    "abandoned": (0, 3),  # the 72-hour rule decides when
-    "hung_up": (3600, 3),
+DOMAIN_OUTCOME: Mapping[str, CallOutcome] = {
+    "answered": CallOutcome.ANSWERED,
+    "confirmed": CallOutcome.ANSWERED,
+    "operator": CallOutcome.ANSWERED,
+    "listened": CallOutcome.ANSWERED,
+    "busy": CallOutcome.BUSY,
+    "no_answer": CallOutcome.NO_ANSWER,
+    "hung_up": CallOutcome.NO_ANSWER,
+    "voicemail": CallOutcome.VOICEMAIL,
+    "failed": CallOutcome.FAILED,
+    "rejected": CallOutcome.FAILED,
+    "unknown": CallOutcome.FAILED,
+    "abandoned": CallOutcome.ABANDONED,
+    "dnc": CallOutcome.REJECTED_DNC,
 }
-# How far ahead a closed window's next opening is looked for.
-_WINDOW_HORIZON_DAYS = 8
+# Outcomes a campaign's retry rules may name (the domain's, but the final ones).
+RETRY_OUTCOMES = tuple(
+    o.value for o in CallOutcome if o not in (CallOutcome.ANSWERED, CallOutcome.REJECTED_DNC)
+)
+# When the windows do not open within the domain's search horizon, look again this much later.
+_CLOSED_RECHECK = timedelta(days=1)
 
 
-def is_zone(name: str) -> bool:
+def call_outcome(outcome: str) -> CallOutcome:
+    return DOMAIN_OUTCOME.get(outcome, CallOutcome.FAILED)
+
+
+# ---------------------------------------------------------------------- time zones and windows
+def is_zone(text: str) -> bool:
+    """Whether ``text`` is a zone string (one IANA name, or several separated by spaces)."""
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        for name in zones_of(text):
+            ZoneInfo(name)
+    except (UnknownTimeZone, ZoneInfoNotFoundError, ValueError):
         return False
     return True
 
 
 def zone_of(phone: str, default: str) -> str:
-    """The time zone of an E.164 number's region (its only one; ``default`` when the region spans
-    several, or the number is not known)."""
-    try:
-        zones = phone_zones.time_zones_for_number(phonenumbers.parse(phone))
-    except phonenumbers.NumberParseException:
-        return default
-    known = [z for z in zones if z != "Etc/Unknown" and is_zone(z)]
-    return known[0] if len(known) == 1 else default
+    """The zone string of an E.164 number (several zones when its prefix spans them: every one must
+    be inside the windows, the most restrictive reading); ``default`` when none is known."""
+    return local_zone_for(phone, default)
 
 
-def _clock(text: str) -> time | None:
+def _clock(text: str) -> time:
     if text == "24:00":
-        return None
+        return time(23, 59, 59, 999999)
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
 
 
-def window_opens(windows: list[dict[str, Any]], zone: str, now: datetime) -> datetime | None:
-    """``None`` when a window is open at ``now`` in ``zone``; else when the next one opens (UTC-aware)
-    — or a day later when none opens within a week."""
-    if not windows:
-        return None
-    tz = ZoneInfo(zone) if is_zone(zone) else ZoneInfo("UTC")
-    local = now.astimezone(tz)
-    best: datetime | None = None
-    for offset in range(_WINDOW_HORIZON_DAYS):
-        day = (local + timedelta(days=offset)).date()
-        for window in windows:
-            if day.weekday() not in window.get("days", range(7)):
-                continue
-            start = datetime.combine(day, _clock(window.get("start", "00:00")) or time(0), tz)
-            end_time = _clock(window.get("end", "24:00"))
-            end = (
-                datetime.combine(day, end_time, tz)
-                if end_time
-                else datetime.combine(day + timedelta(days=1), time(0), tz)
-            )
-            if start <= local < end:
-                return None
-            if start > local and (best is None or start < best):
-                best = start
-        if best is not None:
-            return best
-    return now + timedelta(days=1)
-
-
-def abandon_hold_until(abandoned_at: datetime | None, now: datetime, *, reserved: bool) -> datetime | None:
-    """When an abandoned number may be called again (``None``: now)."""
-    if abandoned_at is None or reserved:
-        return None
-    until = abandoned_at + ABANDON_HOLD
-    return until if until > now else None
-
-
-def next_attempt_at(outcome: str, attempts: int, retry: dict[str, Any], now: datetime) -> datetime | None:
-    """When a contact is tried again after ``outcome`` (it has had ``attempts``); ``None``: never."""
-    rule = retry.get(outcome) or (retry.get("failed") if outcome == "unknown" else None)
-    if rule is not None:
-        after, most = int(rule.get("after_s", 3600)), int(rule.get("max_attempts", 3))
-    else:
-        after, most = DEFAULT_RETRY.get(
-            "failed" if outcome == "unknown" else outcome, DEFAULT_RETRY["failed"]
+def windows_of(windows: Sequence[Mapping[str, Any]]) -> list[CallingWindow]:
+    """The stored windows (``{days, start, end}``) as the domain's; raises :class:`DialerError`."""
+    return [
+        CallingWindow(
+            frozenset(int(d) for d in w.get("days", range(7))), _clock(w["start"]), _clock(w["end"])
         )
-    if attempts >= most:
+        for w in windows
+    ]
+
+
+def window_opens(windows: Sequence[Mapping[str, Any]], zone: str, now: datetime) -> datetime | None:
+    """``None`` when the contact may be called at ``now`` in its zone; else when it may next be (no
+    windows: never — the contact is looked at again a day later)."""
+    try:
+        at = next_window_start(windows_of(windows), zone or "UTC", now)
+    except (UnknownTimeZone, ZoneInfoNotFoundError):
+        at = next_window_start(windows_of(windows), "UTC", now)
+    if at is None:
+        return now + _CLOSED_RECHECK
+    if at <= now.timestamp():
         return None
-    return now + timedelta(seconds=after)
+    return datetime.fromtimestamp(at, UTC)
 
 
-@dataclass
-class PacingStats:
-    """What a campaign's pacing measures (the answers of its calls), on this node."""
-
-    answered_total: int = 0
-    abandoned_total: int = 0
-    recent: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=500))
-
-    def dialled(self, now: float) -> None: ...
-
-    def answered(self, now: float) -> None:
-        self.answered_total += 1
-
-    def connected(self, now: float) -> None: ...
-
-    def ended(self, now: float, outcome: str) -> None:
-        if outcome == "abandoned":
-            self.abandoned_total += 1
-        self.recent.append((now, outcome))
-
-    def abandon_rate(self) -> float:
-        return 0.0 if self.answered_total == 0 else self.abandoned_total / self.answered_total
+# ---------------------------------------------------------------------- retries and the 72-hour rule
+def retry_policy(retry: Mapping[str, Mapping[str, Any]]) -> RetryPolicy:
+    """The campaign's rules over the defaults (a campaign names only the outcomes it changes)."""
+    rules = {rule.outcome: rule for rule in DEFAULT_RETRY_RULES}
+    for outcome, rule in retry.items():
+        domain = CallOutcome(outcome)
+        rules[domain] = RetryRule(domain, float(rule["after_s"]), int(rule["max_attempts"]))
+    return RetryPolicy(rules.values())
 
 
-@dataclass(frozen=True, slots=True)
-class PacingDecision:
-    calls: int
-    effective_mode: str
+def check_retry(retry: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ``ValueError`` (a :class:`DialerError`) for rules the domain refuses (an abandoned
+    number redialled within 72 hours, no attempt at all...)."""
+    retry_policy(retry)
 
 
-def calls_to_place(
-    mode: str,
-    stats: PacingStats,
-    *,
-    now: float,
-    agents_available: int,
-    agents_busy: int,
-    queue_waiting: int,
-    dialling: int,
-    answered_waiting: int,
-    abandon_cap: float,
-) -> PacingDecision:
-    """Progressive: one call per free agent (free agents less the calls ringing or waiting already)."""
-    free = agents_available - queue_waiting - dialling - answered_waiting
-    return PacingDecision(max(0, free), "progressive" if mode == "predictive" else mode)
+def next_attempt_at(
+    outcome: str, attempts: int, retry: Mapping[str, Mapping[str, Any]], now: datetime
+) -> datetime | None:
+    """When a contact is tried again after ``outcome`` (it has had ``attempts``); ``None``: never."""
+    domain = call_outcome(outcome)
+    if domain in (CallOutcome.ANSWERED, CallOutcome.REJECTED_DNC):
+        return None
+    try:
+        policy = retry_policy(retry)
+    except DialerError:
+        policy = RetryPolicy()
+    at = policy.next_attempt(domain, max(1, attempts), now.timestamp())
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
+
+def abandon_hold_until(
+    abandoned_at: datetime | None, now: datetime, *, mode: str, reserved: bool
+) -> datetime | None:
+    """When a number whose call was abandoned may be dialled again (``None``: now) — 72 hours, unless
+    an agent is reserved for the call (preview, or a callback an agent promised)."""
+    if abandoned_at is None:
+        return None
+    guard = AbandonGuard()
+    guard.record_abandoned("n", abandoned_at.timestamp())
+    if guard.may_dial("n", now.timestamp(), DialMode(mode), agent_reserved=reserved):
+        return None
+    until = guard.blocked_until("n", now.timestamp())
+    return None if until is None else datetime.fromtimestamp(until, UTC)
+
+
+# ---------------------------------------------------------------------- pacing
+def new_pacer(mode: str, *, abandon_cap: float, max_lines: int, ring_timeout_s: float) -> Pacer:
+    return Pacer(
+        PacingSettings(
+            mode=DialMode(mode),
+            abandon_cap=abandon_cap,
+            max_concurrent_calls=max_lines,
+            ring_timeout_s=ring_timeout_s,
+        )
+    )

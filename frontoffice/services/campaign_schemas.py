@@ -6,7 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from frontoffice.domain.dialer import DEFAULT_ABANDON_CAP, DialerError
+
+from . import campaign_rules as rules
 
 __all__ = [
     "AttemptOut",
@@ -31,8 +35,6 @@ __all__ = [
 ]
 
 _TIME = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
-# Outcomes a retry rule may name (what a dial attempt can end as; ``unknown``: in flight at a restart).
-RETRY_OUTCOMES = ("busy", "no_answer", "voicemail", "failed", "rejected", "abandoned", "unknown")
 
 
 class CampaignMode(StrEnum):
@@ -74,19 +76,32 @@ class WindowIn(BaseModel):
             raise ValueError("days are 0 (Monday) to 6 (Sunday)")
         return sorted(set(days))
 
+    @model_validator(mode="after")
+    def _order(self) -> WindowIn:
+        try:
+            rules.windows_of([self.model_dump()])
+        except DialerError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class RetryRuleIn(BaseModel):
     """After this outcome, try again ``after_s`` later, as long as the contact had fewer than
-    ``max_attempts`` attempts (0: never again)."""
+    ``max_attempts`` attempts in all (1: never again). An abandoned number waits 72 hours at least."""
 
     after_s: int = Field(default=3600, ge=0, le=30 * 86400)
-    max_attempts: int = Field(default=3, ge=0, le=50)
+    max_attempts: int = Field(default=3, ge=1, le=50)
 
 
 class CampaignSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    abandon_cap: float = Field(default=0.03, ge=0.0, le=0.2, description="of answered calls")
+    abandon_cap: float = Field(
+        default=DEFAULT_ABANDON_CAP,
+        ge=0.0,
+        le=DEFAULT_ABANDON_CAP,
+        description="of live answered calls (Ofcom, FTC: 3 % at most)",
+    )
     max_lines: int = Field(default=30, ge=1, le=2000, description="calls of this campaign at once")
     ring_timeout_s: float = Field(default=25.0, ge=5.0, le=120.0)
     agent_wait_s: float = Field(default=2.0, ge=0.5, le=10.0, description="answered → abandoned after")
@@ -103,7 +118,7 @@ class CampaignIn(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    windows: list[WindowIn] = Field(default_factory=lambda: [WindowIn()], max_length=14)
+    windows: list[WindowIn] = Field(default_factory=lambda: [WindowIn()], min_length=1, max_length=14)
     retry: dict[str, RetryRuleIn] = Field(default_factory=dict)
     dispositions: list[str] = Field(default_factory=list, max_length=50)
     message_text: str = Field(default="", max_length=1000)
@@ -113,10 +128,7 @@ class CampaignIn(BaseModel):
     @field_validator("retry")
     @classmethod
     def _outcomes(cls, retry: dict[str, RetryRuleIn]) -> dict[str, RetryRuleIn]:
-        unknown = set(retry) - set(RETRY_OUTCOMES)
-        if unknown:
-            raise ValueError(f"unknown outcomes {sorted(unknown)}; known: {', '.join(RETRY_OUTCOMES)}")
-        return retry
+        return _checked_retry(retry)
 
 
 class CampaignPatch(BaseModel):
@@ -128,12 +140,28 @@ class CampaignPatch(BaseModel):
     priority: int | None = Field(default=None, ge=-100, le=100)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    windows: list[WindowIn] | None = None
+    windows: list[WindowIn] | None = Field(default=None, min_length=1, max_length=14)
     retry: dict[str, RetryRuleIn] | None = None
     dispositions: list[str] | None = None
     message_text: str | None = Field(default=None, max_length=1000)
     message_language: str | None = Field(default=None, pattern=r"^(en|ru)$")
     settings: CampaignSettings | None = None
+
+    @field_validator("retry")
+    @classmethod
+    def _outcomes(cls, retry: dict[str, RetryRuleIn] | None) -> dict[str, RetryRuleIn] | None:
+        return None if retry is None else _checked_retry(retry)
+
+
+def _checked_retry(retry: dict[str, RetryRuleIn]) -> dict[str, RetryRuleIn]:
+    unknown = set(retry) - set(rules.RETRY_OUTCOMES)
+    if unknown:
+        raise ValueError(f"unknown outcomes {sorted(unknown)}; known: {', '.join(rules.RETRY_OUTCOMES)}")
+    try:
+        rules.check_retry({k: v.model_dump() for k, v in retry.items()})
+    except DialerError as exc:
+        raise ValueError(str(exc)) from None
+    return retry
 
 
 class CampaignOut(BaseModel):

@@ -12,9 +12,12 @@ from frontoffice.store.tables import CampaignContact, DialAttempt
 
 API = "/api/v1"
 ALL_DAY = [{"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "24:00"}]
+# Every outcome final (the domain's rule: an abandoned number waits 72 hours whatever the attempts).
 NO_RETRY = {
-    outcome: {"after_s": 0, "max_attempts": 1}
-    for outcome in ("busy", "no_answer", "failed", "rejected", "hung_up", "unknown")
+    **{
+        outcome: {"after_s": 0, "max_attempts": 1} for outcome in ("busy", "no_answer", "voicemail", "failed")
+    },
+    "abandoned": {"after_s": 72 * 3600, "max_attempts": 1},
 }
 
 

@@ -80,7 +80,7 @@ async def test_kill_9_mid_campaign_neither_redials_nor_skips_a_number(db_url: st
                     "mode": "notification",
                     "trunk": "carrier",
                     "windows": ALL_DAY,
-                    "retry": {"unknown": {"after_s": 0, "max_attempts": 2}},
+                    "retry": {"failed": {"after_s": 0, "max_attempts": 2}},  # unknown follows failed
                     "message_text": "A storm is coming.",
                     "settings": {"max_lines": 3},
                 },

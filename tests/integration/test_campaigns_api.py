@@ -197,6 +197,16 @@ async def test_a_campaign_starts_pauses_resumes_and_stops_and_a_wrong_move_is_a_
     client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
 ) -> None:
     queue_id = await _queue(client, admin_headers)
+    # The regulators' rules are the domain's: no redial of an abandoned number within 72 hours, no cap
+    # above 3 %, windows that end after they start.
+    for bad in (
+        {"retry": {"abandoned": {"after_s": 3600, "max_attempts": 2}}},
+        {"settings": {"abandon_cap": 0.05}},
+        {"windows": [{"days": [0], "start": "18:00", "end": "09:00"}]},
+        {"retry": {"answered": {"after_s": 0, "max_attempts": 2}}},
+    ):
+        r = await client.post(f"{API}/campaigns", json={"name": "Bad", **bad}, headers=admin_headers)
+        assert r.status_code == 422, (bad, r.text)
     campaign_id = await create_campaign(client, admin_headers, numbers=["+74951110050"])
     r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
     assert r.status_code == 409 and r.json()["error_id"] == "campaign-without-queue"
