@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=32), nullable=False),
         sa.Column("customer_id", ID, nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("time_zone", sa.String(length=64), nullable=False),
+        sa.Column("time_zone", sa.String(length=400), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
