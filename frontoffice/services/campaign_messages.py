@@ -63,7 +63,9 @@ class CampaignMessages:
         self.synthesize = synthesize
         self.decode = decode
         self._pcm: dict[str, bytes] = {}
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs: set[asyncio.Task[bool]] = set()
+        # One rendering at a time (the job, and a call that needs the audio before the job is done).
+        self._rendering = asyncio.Lock()
 
     async def upload(self, actor: Actor, campaign_id: int, data: bytes) -> None:
         actor.require("routing.write")
@@ -97,6 +99,10 @@ class CampaignMessages:
 
     async def render(self, campaign_id: int) -> bool:
         """Render the campaign's message text now (the job's body); False when there is nothing to do."""
+        async with self._rendering:
+            return await self._render(campaign_id)
+
+    async def _render(self, campaign_id: int) -> bool:
         message = await self.campaigns.message_of(campaign_id)
         text, language = message.get("text", ""), message.get("language", "en")
         if text and message.get("mode") == "notification":
