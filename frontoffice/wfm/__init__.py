@@ -1,8 +1,10 @@
 """Workforce planning: Erlang B, C and A, M/M/N/K, staffing, trunks, day plans, forecasts, costs,
-and a discrete-event simulation that drives the real routing engine (``simulation``).
+and a discrete-event simulation that drives the real routing engine (``simulation``), and the
+outbound dialler's pacer with it (``outbound``).
 
-Pure Python with the standard library only (the simulation also imports
-``frontoffice.domain.routing``); ``frontoffice.wfm.cli`` is the one module that does I/O. Traffic
+Pure Python with the standard library only (the simulations also import
+``frontoffice.domain.routing`` and ``frontoffice.domain.dialer``); ``frontoffice.wfm.cli`` is the one
+module that does I/O. Traffic
 is in erlangs and times in seconds throughout. See ``docs/planning.md``.
 """
 

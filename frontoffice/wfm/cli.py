@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from frontoffice.domain.dialer import DEFAULT_ABANDON_CAP, DialMode
 from frontoffice.wfm.cost import CostInputs, break_even, own_cost
 from frontoffice.wfm.dayplan import IntervalError, plan_day
 from frontoffice.wfm.erlang_a import erlang_a_metrics
@@ -34,7 +35,9 @@ from frontoffice.wfm.erlang_b import (
 )
 from frontoffice.wfm.erlang_c import erlang_c_metrics
 from frontoffice.wfm.forecast import METHODS, backtest, forecast_calls
+from frontoffice.wfm.outbound import OUTBOUND_MODES, OutboundComparison, OutboundScenario, compare_outbound
 from frontoffice.wfm.simulation import (
+    Duration,
     QueueEstimates,
     Scenario,
     SimulationResult,
@@ -971,9 +974,33 @@ def _queue_cells(q: QueueEstimates) -> list[str]:
 @click.option(
     "--warmup", type=NON_NEGATIVE, help="Seconds not measured at the start (default: 10 AHT, max 10 %)."
 )
-@click.option("--replications", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option(
+    "--replications",
+    type=click.IntRange(1, 100_000),
+    help="Independent replications [default: 20; 3 with --outbound].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
+@click.option(
+    "--outbound",
+    is_flag=True,
+    help="Simulate an outbound campaign: progressive and predictive dialling through the real pacer.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["progressive", "predictive", "both"]),
+    help="Outbound: which dialling mode(s) [default: both].",
+)
+@click.option(
+    "--answer-rate", type=Share(zero=False, one=True), help="Outbound: live answers per call [0.25]."
+)
+@click.option("--ring-s", type=POSITIVE, help="Outbound: mean ring time before an answer, s [20].")
+@click.option("--ring-timeout-s", type=POSITIVE, help="Outbound: ring timeout, s [2 × ring, at least 30].")
+@click.option("--talk-s", type=POSITIVE, help="Outbound: mean talk time, s (exponential) [120].")
+@click.option("--wrap-s", type=NON_NEGATIVE, help="Outbound: wrap-up after each call, s [10].")
+@click.option(
+    "--cap", type=Share(zero=True, one=True), help="Outbound: abandon-rate cap, share of answered calls [3%]."
+)
 def simulate(
     scenario_path: Path | None,
     calls: float | None,
@@ -986,15 +1013,56 @@ def simulate(
     wrap: float,
     hours: float | None,
     warmup: float | None,
-    replications: int,
+    replications: int | None,
     seed: int,
     as_json: bool,
+    outbound: bool,
+    mode: str | None,
+    answer_rate: float | None,
+    ring_s: float | None,
+    ring_timeout_s: float | None,
+    talk_s: float | None,
+    wrap_s: float | None,
+    cap: float | None,
 ) -> None:
     """Simulate the contact center through the real routing engine, with confidence intervals.
 
     Either one queue (--calls, --aht, --agents, --patience), compared with Erlang C or A, or a
-    --scenario file with several queues, skills, overflow and channels.
+    --scenario file with several queues, skills, overflow and channels; or, with --outbound, an
+    outbound campaign dialled by the real pacer (progressive and predictive on the same contacts).
     """
+    outbound_options = (mode, answer_rate, ring_s, ring_timeout_s, talk_s, wrap_s, cap)
+    if outbound:
+        if scenario_path is not None or calls is not None or patience is not None:
+            raise click.UsageError("--outbound takes no --scenario, --calls or --patience")
+        if cap is not None and cap > DEFAULT_ABANDON_CAP:
+            raise click.BadParameter(
+                f"the regulators' ceiling is {_pct(DEFAULT_ABANDON_CAP)}; a campaign may set a lower cap",
+                param_hint="--cap",
+            )
+        try:
+            campaign = OutboundScenario(
+                agents=50 if agents is None else agents,
+                answer_rate=0.25 if answer_rate is None else answer_rate,
+                ring_s=20.0 if ring_s is None else ring_s,
+                ring_timeout_s=ring_timeout_s,
+                talk=Duration("exponential", 120.0 if talk_s is None else talk_s),
+                wrap_s=10.0 if wrap_s is None else wrap_s,
+                hours=8.0 if hours is None else hours,
+                abandon_cap=DEFAULT_ABANDON_CAP if cap is None else cap,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        _simulate_outbound(
+            campaign, mode or "both", 3 if replications is None else replications, seed, as_json
+        )
+        return
+    if any(option is not None for option in outbound_options):
+        raise click.UsageError(
+            "--mode, --answer-rate, --ring-s, --talk-s, --wrap-s and --cap need --outbound"
+        )
+    if replications is None:
+        replications = 20
     level, answer_s = sl
     formula: dict[str, float] | None = None
     console = _console()
@@ -1083,3 +1151,59 @@ def simulate(
             "formula: " + ("Erlang A" if patience is not None else "Erlang C") + " for the same inputs "
             "(steady state); the simulation should agree within its intervals."
         )
+
+
+def _simulate_outbound(
+    scenario: OutboundScenario, which: str, replications: int, seed: int, as_json: bool
+) -> None:
+    modes = OUTBOUND_MODES if which == "both" else (DialMode(which),)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    total = replications * len(modes)
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"{total} × {scenario.hours:g} h, {scenario.agents} agents", total=total)
+        result = compare_outbound(
+            scenario, modes, replications, seed, progress=lambda done: bar.update(task, completed=done)
+        )
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    _print_outbound(_console(), result)
+
+
+def _print_outbound(console: Console, result: OutboundComparison) -> None:
+    sc = result.scenario
+    console.print(
+        f"{sc.agents} agents, {sc.hours:g} h; {_pct(sc.answer_rate)} of calls answered after {sc.ring_s:g} s "
+        f"on average (ring timeout {sc.timeout_s:g} s); talk {sc.talk.mean_s:g} s, wrap-up {sc.wrap_s:g} s; "
+        f"abandon cap {_pct(sc.abandon_cap)}. Every mode dials the same contact list.",
+        soft_wrap=True,
+    )
+    table = Table(title=f"Outbound simulation: {result.replications} replications, 95 % confidence intervals")
+    table.add_column("figure")
+    for mode in result.runs:
+        table.add_column(mode.value, justify="right")
+    one = lambda x: f"{x:.1f}"  # noqa: E731
+    count = lambda x: f"{x:,.0f}"  # noqa: E731
+    rows: list[tuple[str, Callable[[Any], float], Callable[[float], str]]] = [
+        ("talk minutes per agent hour", lambda r: r.talk_min_per_agent_hour, one),
+        ("abandon rate (of answered calls)", lambda r: r.abandon_ratio, _pct),
+        ("calls placed", lambda r: float(r.calls_placed), count),
+        ("calls answered", lambda r: float(r.live_answers), count),
+        ("agent occupancy (talk + wrap-up)", lambda r: r.occupancy, _pct),
+        ("minutes dialled progressively at the cap", lambda r: r.fallback_s / 60.0, one),
+    ]
+    for label, figure, fmt in rows:
+        cells = []
+        for mode in result.runs:
+            mean, interval = _interval(result.estimate(mode, figure), fmt)
+            cells.append(mean if not interval or interval.startswith("(") else f"{mean} ({interval})")
+        table.add_row(label, *cells)
+    console.print(table)
+    gain = result.predictive_gain_ratio
+    if gain is not None:
+        console.print(f"predictive gain: {gain:.2f} × the talk time of progressive dialling")

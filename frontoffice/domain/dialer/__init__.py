@@ -73,7 +73,8 @@ campaign's ring timeout (``PacingSettings.ring_timeout_s``). What each mode retu
   call has a free agent: no call is abandoned unless an agent walks away;
 * predictive: calls ahead of free agents from the measured answer rate, ring, talk and wrap-up
   times with a safety factor tuned on the abandon rate (see :mod:`.pacing`), never fewer than
-  progressive; while the abandon rate of the day or of the rolling window is at or above the cap,
+  progressive; while the rolling window's abandon rate is at or above the cap, or one more abandon
+  would put the day's above it (so a day starts progressive until ~33 live answers at 3 %),
   ``effective_mode`` is progressive and so is the answer;
 * notification: as many as the lines allow (agents only take "press 2" transfers).
 

@@ -28,6 +28,14 @@ def answered_calls(p: Pacer, now: float, count: int, abandoned: int = 0) -> None
         p.observe_answered(now, abandoned=i < abandoned)
 
 
+def warmed(mode: DialMode, **kwargs: object) -> Pacer:
+    """A pacer whose day has enough live answers (200, none abandoned) to dial ahead: a new day is
+    dialled progressively until one abandon would keep it within the cap."""
+    p = pacer(mode, **kwargs)
+    answered_calls(p, 0.0, 200)
+    return p
+
+
 # --- the modes ---------------------------------------------------------------------------------------
 
 
@@ -48,13 +56,13 @@ def test_progressive_places_nothing_without_free_agents_however_many_are_busy() 
 
 
 def test_predictive_dials_ahead_of_free_agents_by_the_answer_rate() -> None:
-    p = pacer(DialMode.PREDICTIVE, answer_rate=0.25)
+    p = warmed(DialMode.PREDICTIVE, answer_rate=0.25)
     n = p.calls_to_place(PacingSnapshot(0.0, agents_ready=20))
     assert 20 < n <= 80  # about 20 / 0.25 less a safety margin
 
 
 def test_predictive_counts_agents_about_to_finish_their_wrap_up() -> None:
-    p = pacer(DialMode.PREDICTIVE, answer_rate=0.25, ring_s=20.0)
+    p = warmed(DialMode.PREDICTIVE, answer_rate=0.25, ring_s=20.0)
     idle = p.calls_to_place(PacingSnapshot(0.0, agents_ready=0, agents_busy=[30.0] * 10))
     finishing = p.calls_to_place(PacingSnapshot(1.0, agents_ready=0, agents_busy=[5.0] * 10))
     assert idle < finishing
@@ -66,7 +74,7 @@ def test_predictive_places_nothing_when_no_agent_is_logged_in() -> None:
 
 
 def test_predictive_dials_more_when_fewer_calls_are_answered() -> None:
-    low, high = pacer(DialMode.PREDICTIVE), pacer(DialMode.PREDICTIVE)
+    low, high = warmed(DialMode.PREDICTIVE), warmed(DialMode.PREDICTIVE)
     for i in range(400):
         low.observe_attempt(float(i), CallOutcome.ANSWERED if i % 10 == 0 else CallOutcome.NO_ANSWER, 20.0)
         high.observe_attempt(float(i), CallOutcome.ANSWERED if i % 2 == 0 else CallOutcome.NO_ANSWER, 20.0)
@@ -76,7 +84,7 @@ def test_predictive_dials_more_when_fewer_calls_are_answered() -> None:
 
 
 def test_predictive_counts_calls_already_ringing_and_answered_calls_waiting() -> None:
-    p = pacer(DialMode.PREDICTIVE)
+    p = warmed(DialMode.PREDICTIVE)
     fresh = p.calls_to_place(PacingSnapshot(0.0, agents_ready=10))
     assert p.calls_to_place(PacingSnapshot(1.0, agents_ready=10, calls_in_progress=fresh)) <= 2
     assert p.calls_to_place(PacingSnapshot(2.0, agents_ready=10, answered_waiting=10)) == 0
@@ -104,7 +112,7 @@ def test_no_mode_places_more_calls_than_the_trunk_has_free_lines() -> None:
 
 
 def test_the_campaigns_own_limit_counts_every_call_on_the_line() -> None:
-    p = pacer(DialMode.PREDICTIVE, max_concurrent_calls=40)
+    p = warmed(DialMode.PREDICTIVE, max_concurrent_calls=40)
     snapshot = PacingSnapshot(
         0.0, agents_ready=30, calls_in_progress=5, answered_waiting=1, calls_connected=30
     )
@@ -116,14 +124,27 @@ def test_the_campaigns_own_limit_counts_every_call_on_the_line() -> None:
 
 def test_reaching_the_cap_over_the_day_drops_predictive_to_progressive_until_back_under() -> None:
     p = pacer(DialMode.PREDICTIVE, rolling_window_s=60.0)
-    answered_calls(p, 0.0, 97, abandoned=3)  # 3 / 97 = 3.1 %
+    answered_calls(p, 0.0, 194)
+    answered_calls(p, 0.0, 6, abandoned=6)  # 6 of 200: 3 %
+    p.calls_to_place(PacingSnapshot(100.0))  # the rolling window has passed; the day has not
     assert p.effective_mode is DialMode.PROGRESSIVE
-    assert p.calls_to_place(PacingSnapshot(100.0, agents_ready=5)) == 5  # one per free agent
-    answered_calls(p, 100.0, 3)  # 3 / 100: still at the cap
-    assert p.effective_mode is DialMode.PROGRESSIVE
-    answered_calls(p, 100.0, 1)  # 3 / 101: under it
+    assert p.calls_to_place(PacingSnapshot(101.0, agents_ready=5)) == 5  # one per free agent
+    # Predictive again once one more abandon would keep the day within 3 %: 7 of 234.
+    answered_calls(p, 102.0, 32)
+    assert p.effective_mode is DialMode.PROGRESSIVE  # 7 of 233 would be 3.004 %
+    answered_calls(p, 102.0, 1)
     assert p.effective_mode is DialMode.PREDICTIVE
-    assert p.calls_to_place(PacingSnapshot(101.0, agents_ready=5)) > 5
+    assert p.calls_to_place(PacingSnapshot(103.0, agents_ready=5)) > 5
+
+
+def test_a_new_day_dials_progressively_until_it_can_absorb_an_abandon() -> None:
+    p = pacer(DialMode.PREDICTIVE)
+    assert p.effective_mode is DialMode.PROGRESSIVE
+    assert p.calls_to_place(PacingSnapshot(0.0, agents_ready=10)) == 10
+    answered_calls(p, 1.0, 32)  # one abandon would make 1 of 33: 3.03 %
+    assert p.effective_mode is DialMode.PROGRESSIVE
+    answered_calls(p, 1.0, 1)  # 1 of 34: 2.9 %
+    assert p.effective_mode is DialMode.PREDICTIVE
 
 
 def test_reaching_the_cap_in_the_rolling_window_drops_to_progressive_even_if_the_day_is_fine() -> None:
@@ -144,25 +165,35 @@ def test_a_lower_cap_is_allowed_a_higher_one_is_not() -> None:
 
 def test_a_new_day_starts_the_days_count_again_and_a_restart_restores_it() -> None:
     p = pacer(DialMode.PREDICTIVE, rolling_window_s=10.0)
-    answered_calls(p, 0.0, 10, abandoned=5)
+    answered_calls(p, 0.0, 100, abandoned=5)
     p.calls_to_place(PacingSnapshot(20.0))  # the rolling window is empty again
     assert p.effective_mode is DialMode.PROGRESSIVE  # the day is not
     p.start_day()
+    assert p.stats().answered_today == 0
+    answered_calls(p, 30.0, 33)
     assert p.effective_mode is DialMode.PREDICTIVE
-    p.restore_day(answered=100, abandoned=4)
+    p.restore_day(answered=100, abandoned=3)
     assert p.effective_mode is DialMode.PROGRESSIVE
-    assert p.stats().abandon_rate_today == pytest.approx(0.04)
+    assert p.stats().abandon_rate_today == pytest.approx(0.03)
 
 
 def test_abandons_make_the_controller_dial_less_ahead() -> None:
-    calm, burnt = pacer(DialMode.PREDICTIVE), pacer(DialMode.PREDICTIVE)
-    # Both stay under the cap by the day's count; one saw abandons just under it.
-    answered_calls(calm, 0.0, 400)
-    answered_calls(burnt, 0.0, 400, abandoned=11)
+    calm, burnt = warmed(DialMode.PREDICTIVE), warmed(DialMode.PREDICTIVE)
+    answered_calls(calm, 1.0, 3)
+    answered_calls(burnt, 1.0, 3, abandoned=3)  # 3 of 203: well under the cap
     assert burnt.effective_mode is DialMode.PREDICTIVE
     assert burnt.stats().safety_z > calm.stats().safety_z
-    snapshot = PacingSnapshot(1.0, agents_ready=20)
+    snapshot = PacingSnapshot(2.0, agents_ready=20)
     assert burnt.calls_to_place(snapshot) < calm.calls_to_place(snapshot)
+
+
+def test_close_to_the_cap_the_pacer_dials_less_ahead_than_the_controller_alone_would() -> None:
+    near, far = pacer(DialMode.PREDICTIVE, initial_z=0.5), pacer(DialMode.PREDICTIVE, initial_z=0.5)
+    near.restore_day(answered=200, abandoned=5)  # room for one more abandon today
+    far.restore_day(answered=200, abandoned=0)
+    assert near.effective_mode is DialMode.PREDICTIVE
+    snapshot = PacingSnapshot(0.0, agents_ready=40)
+    assert 40 < near.calls_to_place(snapshot) < far.calls_to_place(snapshot)
 
 
 def test_time_may_not_go_backwards() -> None:
