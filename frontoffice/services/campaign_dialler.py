@@ -164,8 +164,16 @@ class CampaignDialler:
                 await self.run_once()
             except Exception:
                 log.exception("the campaign dialler's round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Until the next round: ``interval_s``, or earlier when woken. (Not ``asyncio.wait_for``:
+        on Python 3.11 a cancellation that meets its timeout can be lost, and the loop never stops.)"""
+        handle = asyncio.get_running_loop().call_later(self.interval_s, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            handle.cancel()
 
     # ------------------------------------------------------------------ one round
     async def run_once(self) -> int:

@@ -1075,7 +1075,8 @@ class CampaignContact(Base):
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
     name: Mapped[str] = mapped_column(String(200), default="")
-    time_zone: Mapped[str] = mapped_column(String(400), default="")  # one IANA zone, or several (domain/dialer)
+    # One IANA zone, or several separated by spaces (domain/dialer: a prefix that spans zones).
+    time_zone: Mapped[str] = mapped_column(String(400), default="")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
