@@ -131,7 +131,7 @@ class CampaignMessages:
             return cached
         data = await self.blobs.read(sha)
         with wave.open(io.BytesIO(data)) as wav:
-            pcm = wav.readframes(wav.getnframes())
+            pcm = bytes(wav.readframes(wav.getnframes()))
         if len(self._pcm) >= CACHE_SIZE:
             self._pcm.pop(next(iter(self._pcm)))
         self._pcm[sha] = pcm

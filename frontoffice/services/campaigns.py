@@ -791,8 +791,8 @@ class Campaigns:
                     ).where(DialAttempt.campaign_id == campaign_id, DialAttempt.claimed_at >= hour_ago)
                 )
             )
-            confirmations = {
-                k: v
+            confirmations: dict[str, int] = {
+                str(k): v
                 for k, v in await s.execute(
                     select(CampaignContact.confirmation, func.count())
                     .where(
