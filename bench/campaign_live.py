@@ -101,6 +101,7 @@ async def live_dials(calls: int, max_lines: int, workdir: Path) -> dict[str, Any
     sipp = await asyncio.create_subprocess_exec(
         "sipp", "-sf", str(SCENARIOS / "carrier_crowd.xml"), "-i", CARRIER, "-mi", CARRIER, "-p", str(port),
         "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-timeout", "600s",
+        "-trace_err", "-error_file", str(workdir / "sipp-errors.log"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     await asyncio.sleep(1.0)  # sipp opens its socket
@@ -131,6 +132,11 @@ async def live_dials(calls: int, max_lines: int, workdir: Path) -> dict[str, Any
 
     ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
     bad = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
+    errors = workdir / "sipp-errors.log"
+    if errors.exists():
+        progress(
+            "sipp errors (last lines):\n" + "\n".join(errors.read_text(errors="replace").splitlines()[-25:])
+        )
     async with container.sessions() as s:
         failed = int(
             await s.scalar(
