@@ -5,8 +5,8 @@ setup of ours fails. Used by ``bench/dialer.py`` (``live_dials_per_s``); runs al
 Set-up (one process, SQLite, the real ACD and dialler): a trunk to a sipp UAS on 127.0.0.2 that answers
 every INVITE (tests/integration/sipp/carrier_crowd.xml: 180, 200, 1.5 s, BYE), a notification campaign
 of ``calls`` numbers with ``max_lines`` calls at once and no message audio (the called party hangs up).
-``live_dials_per_s`` = contacts dialled / seconds from the start to the last INVITE on record (each
-attempt's Call-ID is written when its INVITE leaves). ``failed_setups`` counts attempts that ended
+``live_dials_per_s`` = INVITEs sent / seconds from the start to the last INVITE (the voice channel's
+count of campaign INVITEs). ``failed_setups`` counts attempts that ended
 ``failed`` (a setup of ours or the carrier's refusal); ``sipp_failed`` the carrier's failed calls.
 No baseline: there is no other dialler to run beside it; ``machine_reference_ms`` (bench/voice.py)
 tells machines apart.
@@ -112,16 +112,9 @@ async def live_dials(calls: int, max_lines: int, workdir: Path) -> dict[str, Any
     last_invite = started
     placed = 0
     while placed < calls:
-        await asyncio.sleep(0.1)
-        async with container.sessions() as s:
-            now_placed = int(
-                await s.scalar(
-                    select(func.count()).select_from(DialAttempt).where(DialAttempt.call_id.is_not(None))
-                )
-                or 0
-            )
-        if now_placed > placed:
-            placed, last_invite = now_placed, time.perf_counter()
+        await asyncio.sleep(0.05)
+        if voice.campaign_calls.dialled > placed:
+            placed, last_invite = voice.campaign_calls.dialled, time.perf_counter()
         if time.perf_counter() - started > 300:
             break
     dial_s = last_invite - started

@@ -303,13 +303,6 @@ class CampaignAttempts:
             campaign.state_changed_at = now
 
     # ------------------------------------------------------------------ the call's steps
-    async def placed(self, attempt_id: int, call_id: str) -> None:
-        """The INVITE left (its Call-ID, for the call records)."""
-        async with self.sessions.begin() as s:
-            attempt = await s.get(DialAttempt, attempt_id)
-            if attempt is not None:
-                attempt.call_id = call_id[:200]
-
     async def answered(self, attempt_id: int) -> None:
         """The called party answered (before any agent is found)."""
         async with self.sessions.begin() as s:
@@ -351,9 +344,11 @@ class CampaignAttempts:
             contact.confirmation = choice
             contact.updated_at = self.clock()
 
-    async def ended(self, attempt_id: int, outcome: str, *, sip_status: int | None = None) -> None:
-        """The call is over: the attempt's outcome, the contact's next step (the campaign's retry
-        rule), and an unanswered call's interaction failed."""
+    async def ended(
+        self, attempt_id: int, outcome: str, *, sip_status: int | None = None, call_id: str | None = None
+    ) -> None:
+        """The call is over: the attempt's outcome (and its INVITE's Call-ID), the contact's next step
+        (the campaign's retry rule), and an unanswered call's interaction failed."""
         now = self.clock()
         async with self.sessions.begin() as s:
             attempt = await s.get(DialAttempt, attempt_id)
@@ -363,6 +358,8 @@ class CampaignAttempts:
             attempt.outcome = outcome
             attempt.sip_status = sip_status
             attempt.ended_at = now
+            if call_id is not None:
+                attempt.call_id = call_id[:200]
             contact = await s.get(CampaignContact, attempt.contact_id)
             campaign = await s.get(Campaign, attempt.campaign_id)
             if contact is not None and campaign is not None:

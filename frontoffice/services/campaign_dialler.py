@@ -82,13 +82,14 @@ class DialPort(Protocol):
 class CampaignCallEvents(Protocol):
     """What the channel tells the dialler about a campaign call (implemented by :class:`CampaignDialler`)."""
 
-    async def placed(self, order: DialOrder, call_id: str) -> None: ...
     async def answered(self, order: DialOrder) -> None: ...
     async def queue(self, order: DialOrder) -> None: ...
     async def withdraw(self, order: DialOrder) -> None: ...
     async def connected(self, order: DialOrder, agent_id: int) -> None: ...
     async def confirmation(self, order: DialOrder, choice: str) -> None: ...
-    async def ended(self, order: DialOrder, outcome: str, sip_status: int | None) -> None: ...
+    async def ended(
+        self, order: DialOrder, outcome: str, sip_status: int | None, *, call_id: str | None = None
+    ) -> None: ...
     async def message_audio(self, campaign_id: int) -> bytes: ...
 
 
@@ -273,9 +274,6 @@ class CampaignDialler:
         return order.interaction_id
 
     # ------------------------------------------------------------------ the channel's reports
-    async def placed(self, order: DialOrder, call_id: str) -> None:
-        await self.attempts.placed(order.attempt_id, call_id)
-
     async def answered(self, order: DialOrder) -> None:
         now = self.acd.now()
         timing = self._timings.get(order.attempt_id)
@@ -309,10 +307,13 @@ class CampaignDialler:
     async def confirmation(self, order: DialOrder, choice: str) -> None:
         await self.attempts.confirmation(order.attempt_id, choice)
 
-    async def ended(self, order: DialOrder, outcome: str, sip_status: int | None) -> None:
+    async def ended(
+        self, order: DialOrder, outcome: str, sip_status: int | None, *, call_id: str | None = None
+    ) -> None:
+        """The call is over; ``call_id``: its INVITE's Call-ID (none when no INVITE left)."""
         self._observe_end(order, outcome)
         try:
-            await self.attempts.ended(order.attempt_id, outcome, sip_status=sip_status)
+            await self.attempts.ended(order.attempt_id, outcome, sip_status=sip_status, call_id=call_id)
         finally:
             self._wake.set()
 

@@ -119,6 +119,8 @@ class CampaignCalls:
         self._by_interaction: dict[int, _CampaignCall] = {}
         self._agent_legs: dict[str, _CampaignCall] = {}  # Call-ID of our INVITE to the agent's phone
         self._live: dict[int, set[_CampaignCall]] = {}  # campaign -> calls in progress
+        # INVITEs sent since start (for bench/ and the logs).
+        self.dialled = 0
 
     # ------------------------------------------------------------------ the DialPort
     def room(self, trunk: str | None) -> int:
@@ -232,10 +234,9 @@ class CampaignCalls:
             log.exception("campaign call to %s failed to start", order.phone)
             self._finish(call, "failed", 500)
             return
+        self.dialled += 1
         if call.state is CampaignCallState.ENDED:
             call.leg.hang_up()
-        if self.events is not None:
-            self.endpoint.spawn(self._quietly(self.events.placed(order, call.leg.call_id)))
 
     def _answered(self, call: _CampaignCall) -> None:
         leg = call.leg
@@ -542,7 +543,8 @@ class CampaignCalls:
             # The interaction ends (done or failed) and the agent is back in routing.
             await self._quietly(self.records.ended(call.order.interaction_id, status=status))
             await self._quietly(self.records.agent_on_call(call.preview_agent, False))
-        await self._quietly(self.events.ended(call.order, outcome, status))
+        call_id = call.leg.call_id if call.leg is not None else None
+        await self._quietly(self.events.ended(call.order, outcome, status, call_id=call_id))
 
     async def _quietly(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
