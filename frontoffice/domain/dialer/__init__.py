@@ -72,7 +72,8 @@ campaign's ring timeout (``PacingSettings.ring_timeout_s``). What each mode retu
 * progressive: ``agents_ready - calls_in_progress - answered_waiting`` (never below 0), so each
   call has a free agent: no call is abandoned unless an agent walks away;
 * predictive: calls ahead of free agents from the measured answer rate, ring, talk and wrap-up
-  times with a safety factor tuned on the abandon rate (see :mod:`.pacing`), never fewer than
+  times with a safety factor tuned on the abandon rate (see :mod:`.pacing`), and with little room
+  under the day's cap only calls whose answers could not take the day over it; never fewer than
   progressive; while the rolling window's abandon rate is at or above the cap, or one more abandon
   would put the day's above it (so a day starts progressive until ~33 live answers at 3 %),
   ``effective_mode`` is progressive and so is the answer;

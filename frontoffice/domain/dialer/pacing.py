@@ -34,8 +34,10 @@ answered call: up by ``gain·(1-target)`` on an abandon, down by ``gain·target`
 the long-run abandon rate settles at ``target`` = ``abandon_target`` × the cap. A second condition
 guards the cap itself: ``demand + 4σ - supply`` may not exceed the abandons the day can still absorb
 before reaching the cap (``k`` with ``(abandoned + k) / (answered + k) = cap``), so the calls in
-flight can take the day over the cap only with a tiny chance; with a day's answers behind it this
-never binds, early in the day, in a small team or near the cap it does.
+flight can take the day over the cap only with a tiny chance; and while the day can absorb fewer
+than 10 abandons, where counts are small and the normal tail too thin, also
+``P(answers > agents sure to be free + spare) <= 1e-4`` with the answers taken as Poisson. With a
+day's answers behind it neither binds; early in the day, in a small team or near the cap they do.
 Predictive never places fewer calls than progressive would.
 
 The cap
@@ -87,6 +89,12 @@ _EPSILON: Final = 1e-9
 # is tens of abandons and the guard never binds; early in the day, in small teams or near the cap it
 # does.
 _CAP_Z: Final = 4.0
+# With little spare the counts are small and the normal tail far too thin (four answers from calls
+# expected to give 0.4 happen about once in 1,500 moments, not once in 30,000), and answers may come
+# before talking agents finish: there the answers are also held to a Poisson tail against the agents
+# sure to be free, P(answers > sure agents + spare) <= _CAP_RISK.
+_POISSON_SPARE: Final = 10.0
+_CAP_RISK: Final = 1e-4
 # Talk and wrap-up priors weigh this many times ``prior_weight`` (see Pacer.__init__).
 _TALK_PRIOR_FACTOR: Final = 5
 
@@ -244,6 +252,18 @@ class _RunningMean:
     def add(self, x: float) -> None:
         self.weight = min(self.weight + 1.0, self.memory)
         self.value += (x - self.value) / self.weight
+
+
+def _poisson_tail(mean: float, k: int) -> float:
+    """P(X >= k) for X Poisson with ``mean`` (an upper bound for a sum of Bernoulli trials' tail)."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-mean)
+    below = term
+    for i in range(1, k):
+        term *= mean / i
+        below += term
+    return max(0.0, 1.0 - below)
 
 
 class _RingTimes:
@@ -508,10 +528,14 @@ class Pacer:
         free_unknown = 0.0
         if horizon > self._wrap.value:
             free_unknown = 1.0 - math.exp(-(horizon - self._wrap.value) / talk)
+        # Agents sure to be free in time: the ready ones and those whose wrap-up ends in time.
+        sure = s.agents_ready
         for remaining in s.agents_busy:
             q = (1.0 if remaining <= horizon else 0.0) if remaining is not None else free_unknown
             supply += q
             variance += q * (1.0 - q)
+            if remaining is not None and remaining <= ABANDON_AFTER_S:
+                sure += 1
         # Demand: answered calls waiting, calls ringing, new calls.
         ringing, ringing_variance = self._ringing_answers(s, p, ra, rn)
         demand = s.answered_waiting + ringing
@@ -531,6 +555,8 @@ class Pacer:
             mean = demand + p * m - supply
             deviation = math.sqrt(variance + per_call_variance * m)
             if mean + z * deviation > 0.0 or mean + _CAP_Z * deviation > spare:
+                break
+            if spare < _POISSON_SPARE and _poisson_tail(demand + p * m, sure + int(spare) + 1) > _CAP_RISK:
                 break
             n = m
         return n
