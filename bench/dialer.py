@@ -13,9 +13,11 @@ Metrics (means over the replications of an 8-hour day):
 * ``predictive_gain_ratio``: predictive talk time over progressive's, on the same contacts;
 * ``abandon_ratio``: predictive's abandoned / live answered calls over the day (progressive's is 0
   by construction); ``abandon_ratio_max``: the worst replication's;
-* ``live_dials_per_s``: dialled calls per second through sipp with the live dialler. The live
-  dialler over SIP is the campaigns work (another branch); until it is wired in here the figure is
-  null and ``notes`` says so;
+* ``live_dials_per_s``: dialled calls per second through sipp with the live dialler
+  (``bench/campaign_live.py``: a notification campaign of ``--live-calls`` numbers, at most
+  ``--live-lines`` calls at once, through a trunk to a sipp UAS that answers every call and hangs up
+  after 1.5 s); ``live_failed_setups``: attempts that ended ``failed`` on our side,
+  ``live_carrier_failed``: calls sipp counted as failed (e.g. our ACK came too late);
 * ``sim_day_cpu_s``: CPU seconds to simulate one mode's day, and ``machine_reference_ms`` (the CPU
   time of a fixed pure-Python workload) to compare it across machines.
 
@@ -26,16 +28,20 @@ Run: ``.venv/bin/python bench/dialer.py [--quick]``; the last stdout line is the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.campaign_live import live_dials
 from frontoffice.domain.dialer import DialMode
 from frontoffice.wfm.outbound import OutboundScenario, compare_outbound
 from frontoffice.wfm.simulation import Duration
@@ -61,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="two replications of four hours")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--live-calls", type=int, default=None, help="numbers dialled live (0: skip)")
+    parser.add_argument("--live-lines", type=int, default=60, help="live calls at once")
     args = parser.parse_args()
     hours, replications = (4.0, 2) if args.quick else (8.0, 5)
     scenario = OutboundScenario(
@@ -96,6 +104,14 @@ def main() -> None:
         "sim_day_cpu_s": round(cpu / (2 * replications), 3),
         "machine_reference_ms": machine_reference_ms(),
     }
+    live_calls = args.live_calls if args.live_calls is not None else (300 if args.quick else 1500)
+    if live_calls and shutil.which("sipp"):
+        with tempfile.TemporaryDirectory() as tmp:
+            live = asyncio.run(live_dials(live_calls, args.live_lines, Path(tmp)))
+        metrics["live_dials_per_s"] = live["live_dials_per_s"]
+        metrics["live_failed_setups"] = live["failed_setups"]
+        metrics["live_carrier_failed"] = live["sipp_failed"]
+        metrics["live_server_cpu_ms_per_dial"] = live["server_cpu_ms_per_dial"]
     print(
         f"progressive {mean([r.talk_min_per_agent_hour for r in progressive]):.1f} and predictive "
         f"{mean([r.talk_min_per_agent_hour for r in predictive]):.1f} talk min per agent hour; predictive "
@@ -118,16 +134,17 @@ def main() -> None:
             "hours": hours,
             "replications": replications,
             "seed": args.seed,
+            "live_calls": live_calls,
+            "live_lines": args.live_lines,
         },
         "metrics": metrics,
         "baseline": {
             "name": "progressive dialling on the same contact lists",
             "talk_min_per_agent_hour": metrics["talk_min_per_agent_hour_progressive"],
         },
-        "notes": [
-            "live_dials_per_s is null: the live dialler over SIP (the campaigns branch) is not wired "
-            "into this benchmark yet; the figure will come from sipp called parties once it is."
-        ],
+        "notes": []
+        if metrics["live_dials_per_s"] is not None
+        else ["live_dials_per_s is null: sipp is not installed"],
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from frontoffice.channels.sms.channel import SmsChannel, SmsSender
 from frontoffice.channels.telegram.bot import TelegramChannel, TelegramSender
 from frontoffice.channels.voice.media import PythonMediaBackend
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
-from frontoffice.channels.voice.prompts import render_prompts
+from frontoffice.channels.voice.prompts import decode_wav, render_prompt, render_prompts
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.tls import server_context
 from frontoffice.channels.voice.trunks import Trunk
@@ -32,6 +33,10 @@ from frontoffice.services.agent_desk import AgentDesk, CompleteContactHandler
 from frontoffice.services.auth import AuthService, LoginThrottle
 from frontoffice.services.calendars import CalendarService
 from frontoffice.services.callbacks import CallbackScheduler
+from frontoffice.services.campaign_attempts import CampaignAttempts
+from frontoffice.services.campaign_dialler import CampaignDialler
+from frontoffice.services.campaign_messages import CampaignMessages
+from frontoffice.services.campaigns import Campaigns
 from frontoffice.services.canned import CannedService
 from frontoffice.services.change_feeds import ChangeFeeds
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
@@ -44,6 +49,7 @@ from frontoffice.services.crm import CrmService
 from frontoffice.services.crm_csv import CustomerCsv, CustomerExportJob, CustomerImportJob
 from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
+from frontoffice.services.dnc import DoNotCall
 from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
@@ -141,6 +147,12 @@ class Container:
     jobs: JobRunner
     customer_csv: CustomerCsv
     privacy: Privacy
+    # Outbound campaigns: their use cases, do-not-call lists, dial attempts, messages and the dialler.
+    campaigns: Campaigns
+    dnc: DoNotCall
+    campaign_attempts: CampaignAttempts
+    campaign_messages: CampaignMessages
+    dialler: CampaignDialler
     # SQLite: the jobs' engine, whose statements run on worker threads (store/database.py).
     job_engine: AsyncEngine | None = None
     voice_calls: VoiceCalls | None = None
@@ -167,6 +179,8 @@ class Container:
                 await self.outbox.start()
             if self.voice is not None:
                 await self.voice.start()
+            self.attach_dialler()
+            await self.dialler.start()  # after the ACD: attempts a stop left in flight are resolved
             if self.smtp is not None:
                 await self.smtp.start()
             if self.imap is not None:
@@ -178,6 +192,16 @@ class Container:
                 await self.jobs.start()
             self.started = True
 
+    def attach_dialler(self) -> None:
+        """Give the campaign dialler the voice channel's campaign calls as its port (and them the
+        dialler as their events' sink); without a voice channel the dialler places nothing. Tests that
+        start a voice service of their own call this after setting ``voice``."""
+        if self.voice is None:
+            self.dialler.port = None
+            return
+        self.dialler.port = self.voice.campaign_calls
+        self.voice.campaign_calls.events = self.dialler
+
     async def close(self) -> None:
         if self.started:
             await self.jobs.stop()
@@ -187,6 +211,7 @@ class Container:
                 await self.imap.stop()
             if self.smtp is not None:
                 await self.smtp.stop()
+            await self.dialler.stop()
             if self.voice is not None:
                 await self.voice.stop()
             await self.outbox.stop()
@@ -404,6 +429,19 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     )
     commits.subscribe(screen_pop.committed)
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
+    campaigns = Campaigns(
+        sessions, region=settings.default_region, clock=clock, default_zone=settings.time_zone
+    )
+    campaign_attempts = CampaignAttempts(acd, interactions, clock=clock, default_zone=settings.time_zone)
+    dialler = CampaignDialler(campaign_attempts, acd, clock=clock)
+    campaign_messages = CampaignMessages(
+        campaigns,
+        blobs,
+        synthesize=render_prompt if shutil.which("espeak-ng") else None,
+        decode=decode_wav,
+    )
+    dialler.audio_source = campaign_messages.audio
+    campaigns.listeners.append(dialler.wake)
     knowledge_base = KnowledgeBase(sessions, clock=clock)
     email = EmailIntake(
         contact_center.intake,
@@ -495,6 +533,11 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         customer_csv=customer_csv,
         privacy=privacy,
         job_engine=job_engine,
+        campaigns=campaigns,
+        dnc=DoNotCall(sessions, region=settings.default_region, clock=clock),
+        campaign_attempts=campaign_attempts,
+        campaign_messages=campaign_messages,
+        dialler=dialler,
         voice_calls=voice_calls,
         voice=voice,
         call_control=voice,

@@ -108,6 +108,11 @@ class OutboundCallRecords:
         await self._busy(str(call.agent_id), on_call=True)
         return interaction_id
 
+    async def agent_on_call(self, agent_id: int, on_call: bool) -> None:
+        """An agent's own call out (a campaign's preview dial) starts or ends: an available agent is
+        out of routing while it lasts, as for click-to-call."""
+        await self._busy(str(agent_id), on_call=on_call)
+
     async def _busy(self, agent: str, *, on_call: bool) -> None:
         """Take an available agent out of routing for the call, and put them back after it."""
         if agent not in self.acd.engine.agent_ids():

@@ -38,6 +38,8 @@ __all__ = [
     "BackgroundJob",
     "Base",
     "BusinessCalendar",
+    "Campaign",
+    "CampaignContact",
     "Company",
     "Customer",
     "CustomerMergeSuggestion",
@@ -45,7 +47,9 @@ __all__ = [
     "CustomerTag",
     "Deal",
     "DeletedRecord",
+    "DialAttempt",
     "Disposition",
+    "DoNotCallEntry",
     "EmailReceipt",
     "EntryPoint",
     "FallbackOutcome",
@@ -1170,6 +1174,80 @@ class WebhookSubscription(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# ---------------------------------------------------------------------------------------- campaigns
+class Campaign(Base):
+    """An outbound campaign (services/campaigns.py): whom it calls (its contacts), through which trunk
+    with which caller id, into which queue, in which mode, when (windows in each contact's local time,
+    start and end dates) and what it does after each outcome (``retry``). ``state``: draft → running ⇄
+    paused → stopped | finished. ``message``: what an abandoned call hears (and, in notification mode,
+    what every answered call hears): ``{"text": ..., "language": ..., "wav": <blob sha256>}``."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_state", "state"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    caller_id: Mapped[str] = mapped_column(String(32), default="")
+    trunk: Mapped[str | None] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    starts_at: Mapped[datetime | None] = mapped_column()
+    ends_at: Mapped[datetime | None] = mapped_column()
+    windows: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    retry: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dispositions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignContact(Base):
+    """One entry of a campaign's list: a number (E.164) to call, the customer it belongs to, where it
+    stands (``state``: pending → dialling → pending (retry) | done | skipped | dnc | failed; ``preview``
+    while an agent holds it), when it may be tried next and who promised a callback."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone"),
+        # The dialler's claim: a campaign's pending contacts due first.
+        Index("ix_campaign_contacts_due", "campaign_id", "state", "next_attempt_at"),
+        Index("ix_campaign_contacts_callback_agent", "callback_agent_id", "state"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # One IANA zone, or several separated by spaces (domain/dialer: a prefix that spans zones).
+    time_zone: Mapped[str] = mapped_column(String(400), default="")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
+    # When the number was last abandoned (no agent within 2 s): not redialled for 72 h after it.
+    abandoned_at: Mapped[datetime | None] = mapped_column()
+    disposition: Mapped[str | None] = mapped_column(String(64))
+    callback_at: Mapped[datetime | None] = mapped_column()
+    callback_agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Preview mode: the agent who holds the contact on their desk.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Notification mode: what the called party pressed (confirmed / operator).
+    confirmation: Mapped[str | None] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    line: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookAttempt(Base):
     """The delivery log: one HTTP attempt of one webhook (an ``outbox`` row of channel ``webhook``),
     with the request and the response as sent and received (bodies cut to a few KiB)."""
@@ -1198,3 +1276,52 @@ class WebhookAttempt(Base):
     # sent (a 2xx), failed (anything else); ``error``: why, when there was no answer or a bad one.
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class DialAttempt(Base):
+    """One try of a campaign contact, written in the transaction that claims the contact, before the
+    INVITE leaves: the do-not-call check and its result, then the call's outcome. ``state``: dialling →
+    answered → ended (``outcome`` says how); an attempt found ``dialling`` or ``answered`` after a restart
+    ended as ``unknown``."""
+
+    __tablename__ = "dial_attempts"
+    __table_args__ = (
+        Index("ix_dial_attempts_campaign_claimed", "campaign_id", "claimed_at"),
+        Index("ix_dial_attempts_state", "state"),
+        Index("ix_dial_attempts_contact", "contact_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("campaign_contacts.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    phone: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    trunk: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(200))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    dnc_result: Mapped[str] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    connected_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class DoNotCallEntry(Base):
+    """A number not to be called: on the global list (``project_id`` None, ``scope`` "global") or a
+    project's (``scope`` "project:<id>"). ``source``: agent (the customer asked on a call), import,
+    opt_out (the customer opted out on another channel)."""
+
+    __tablename__ = "dnc_entries"
+    __table_args__ = (UniqueConstraint("phone", "scope"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(16))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .media import SAMPLE_RATE, load_wav_pcm
 
-__all__ = ["PROMPT_TEXTS", "render_prompt", "render_prompts", "resample"]
+__all__ = ["PROMPT_TEXTS", "decode_wav", "render_prompt", "render_prompts", "resample"]
 
 PROMPT_TEXTS: dict[str, dict[str, str]] = {
     "menu": {
@@ -31,6 +31,11 @@ PROMPT_TEXTS: dict[str, dict[str, str]] = {
         "en": "We cannot take your call right now. Please leave a message, "
         "then hang up or press the hash key.",
         "ru": "Сейчас мы не можем ответить. Оставьте сообщение, затем положите трубку или нажмите решётку.",
+    },
+    # Notification campaigns (campaign_calls.py): said after the campaign's own message.
+    "notification_keys": {
+        "en": "Press 1 to confirm. Press 2 to talk to an operator.",
+        "ru": "Нажмите 1, чтобы подтвердить. Нажмите 2, чтобы поговорить с оператором.",
     },
     "closed": {
         "en": "We cannot take your call right now. Please call again later. Goodbye.",
@@ -96,6 +101,14 @@ def render_prompts(language: str) -> dict[str, bytes]:
         return {}
     lang = language if language in ("en", "ru") else "en"
     return {name: render_prompt(texts[lang], lang) for name, texts in PROMPT_TEXTS.items()}
+
+
+def decode_wav(data: bytes) -> bytes:
+    """An uploaded WAV (16-bit mono, any sample rate) as 8 kHz PCM; ValueError for anything else."""
+    rate, pcm = _wav_pcm(data)
+    if rate <= 0:
+        raise ValueError("WAV without a sample rate")
+    return resample(pcm, rate)
 
 
 def load_prompt(path: Path) -> bytes:

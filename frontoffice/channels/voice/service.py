@@ -55,6 +55,7 @@ from .call_state import (
     ReinviteState,
     reinvite_backoff_range,
 )
+from .campaign_calls import CampaignCalls
 from .endpoint import Endpoint, MonotonicClock, ResponseOwner
 from .extensions import ExtensionCall, ExtensionCalls
 from .media import SAMPLE_RATE, MediaBackend, MediaSession, MediaStats
@@ -316,6 +317,12 @@ class VoiceService:
         calls.acd.add_listener(self._on_acd_outputs)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
         self.trunking = Trunking(self.endpoint, self.setup, self, trunks, region=region)
+        # Outbound campaigns' calls (campaign_calls.py): the dialler's DialPort; they hear the ACD's
+        # offers of their own contacts, which this B2BUA leaves alone.
+        self.campaign_calls = CampaignCalls(
+            self.endpoint, self.setup, self.trunking.lines, self.trunking.dialler, calls
+        )
+        calls.acd.add_listener(self.campaign_calls.on_acd_outputs)
         # Phones calling a colleague's extension (extensions.py); the transferring phones' consultation
         # dialogs after an attended transfer, by Call-ID, until they are BYEd.
         self.extensions = ExtensionCalls(self.endpoint, self.setup)
@@ -344,6 +351,7 @@ class VoiceService:
 
     async def stop(self) -> None:
         """Hang up every call, close transports and media."""
+        self.campaign_calls.stop()
         await self.trunking.stop()
         self.extensions.hang_up_all()
         for call in list(self._calls.values()):
@@ -459,6 +467,8 @@ class VoiceService:
             return  # a scanner (dropped), or a request of a call through a trunk
         if self.extensions.claim_request(event):
             return  # a phone's call to a colleague's extension
+        if self.campaign_calls.claim_request(event):
+            return  # an agent's phone on a campaign call
         if method == "ACK":
             return  # ACK for our 2xx: the layer stopped retransmitting it (§13.3.1.4)
         if method == "OPTIONS":
@@ -2000,7 +2010,11 @@ class VoiceService:
 
     # ================================================================ the ACD side
     def _on_acd_outputs(self, outputs: list[r.Output]) -> None:
+        campaign_calls = self.campaign_calls
         for o in outputs:
+            contact_id = getattr(o, "contact_id", None)
+            if contact_id is not None and campaign_calls.owns(int(contact_id)):
+                continue  # a campaign call's (campaign_calls.py)
             if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.handover_agent is not None:
@@ -2281,7 +2295,11 @@ class VoiceService:
     def on_stray_response(self, response: Response) -> None:
         """A response outside any transaction: a 2xx retransmitted after its INVITE transaction
         ended is ACKed again (RFC 3261 §13.2.2.4)."""
-        if self.trunking.screen_response(response) or self.extensions.claim_response(response):
+        if (
+            self.trunking.screen_response(response)
+            or self.extensions.claim_response(response)
+            or self.campaign_calls.claim_response(response)
+        ):
             return
         call = self._agent_calls.get(response.call_id)
         leg = self._leg_of(call, response.call_id) if call is not None else None
