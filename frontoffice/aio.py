@@ -14,7 +14,15 @@ import gc
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
-__all__ = ["YOUNG_COLLECTION_THRESHOLD", "EventLoopChoice", "loop_factory", "loop_name", "run", "settle_heap"]
+__all__ = [
+    "YOUNG_COLLECTION_THRESHOLD",
+    "EventLoopChoice",
+    "loop_factory",
+    "loop_name",
+    "run",
+    "settle_heap",
+    "wake_or_timeout",
+]
 
 T = TypeVar("T")
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
@@ -68,3 +76,16 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
+
+
+async def wake_or_timeout(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until ``event`` is set (True) or ``timeout_s`` passed (False): the wake-up of a service's
+    loop (the outbox, jobs, timers). ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python
+    3.11, ``wait_for`` can swallow a cancellation that lands as the event is set, and a loop that
+    keeps running after its task was cancelled hangs the server's shutdown."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False

@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontoffice.aio import wake_or_timeout
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RESERVATION, RoutedContact, record_outputs
@@ -317,11 +318,8 @@ class AcdService:
             wake_at = self.next_midnight() if deadline is None else min(deadline, self.next_midnight())
             delay = max(0.0, wake_at - self.now())
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            if await wake_or_timeout(self._wake, delay):
                 continue
-            except TimeoutError:
-                pass
             try:
                 await self.execute(Tick())
             except Exception:  # a failing tick must not stop future timers

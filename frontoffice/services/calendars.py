@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from frontoffice.aio import wake_or_timeout
 from frontoffice.domain.calendars import (
     BusinessCalendar,
     CalendarError,
@@ -249,5 +250,4 @@ class CalendarService:
             if soonest is not None:
                 delay = min(delay, max(0.0, (soonest - self.clock()).total_seconds()) + 0.001)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await wake_or_timeout(self._wake, delay)

@@ -42,6 +42,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from frontoffice.aio import wake_or_timeout
 from frontoffice.domain.exceptions import DomainError, NotFound
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import BackgroundJob
@@ -390,8 +391,7 @@ class JobRunner:
                 raise
             except Exception:  # a failing look must not stop the next ones
                 log.exception("the job runner failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            await wake_or_timeout(self._wake, self.poll_s)
 
     async def run_scheduled(self) -> list[JobOut]:
         """Queue the scheduled jobs whose period has come (the loop does this every time it looks),

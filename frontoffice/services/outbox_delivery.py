@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from frontoffice.aio import wake_or_timeout
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.tables import (
     Customer,
@@ -334,8 +335,7 @@ class OutboxWorker:
             wait = IDLE_POLL_S
             if due is not None:
                 wait = min(IDLE_POLL_S, max(0.0, (due - self.clock()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+            await wake_or_timeout(self._wakeup, wait)
 
     # ------------------------------------------------------------------ one pass
     def _due(self, now: datetime) -> ColumnElement[bool]:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from frontoffice.aio import wake_or_timeout
+
 from .encoding import (
     REASSEMBLY_TIMEOUT_S,
     EncodingError,
@@ -235,8 +237,7 @@ class SmppClient:
 
     async def _timers(self, session: SmppSession, writer: asyncio.StreamWriter, kick: asyncio.Event) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(kick.wait(), self._next_wait())
+            await wake_or_timeout(kick, self._next_wait())
             kick.clear()
             now = self.clock()
             self._dispatch(session.handle_timer(now))

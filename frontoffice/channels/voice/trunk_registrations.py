@@ -6,8 +6,9 @@ state is in each :class:`~.trunks.TrunkLine`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+
+from frontoffice.aio import wake_or_timeout
 
 from .endpoint import Endpoint
 from .sip import RegistrationClient, Request, Response, parse_uri
@@ -93,8 +94,7 @@ class TrunkRegistrations:
                     due.append(at)
             wait = min([REGISTRATION_TICK_S, *[max(0.0, at - now) for at in due]])
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.01))
+            await wake_or_timeout(self._wake, max(wait, 0.01))
 
     def _send_register(
         self, line: TrunkLine, request: Request, done: asyncio.Future[None] | None = None
