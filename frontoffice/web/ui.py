@@ -78,6 +78,7 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Capacity per channel (0: never offered)"),
     N_("Channel"),
     N_("Channel: {channel}"),
+    N_("Suggested articles"),
     N_("Channel settings ({block})"),
     N_("Not valid JSON: {error}"),
     N_("Settings (JSON)"),

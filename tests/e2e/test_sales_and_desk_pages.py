@@ -454,3 +454,26 @@ def test_the_wallboard_lists_the_tickets_closest_to_their_sla_deadline(
     expect(row).to_have_attribute("data-sla", "breaching")
     expect(row).to_contain_text("Printer on fire")
     expect(row.locator("td.sla")).to_contain_text("осталось")
+
+
+def test_the_desk_suggests_knowledge_base_articles_for_the_contacts_subject(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from .test_agent_desktop import go_available
+    from .test_desk_day import accept
+
+    article = _post(
+        server,
+        "/kb/articles",
+        {"language": "en", "title": "Router reboot", "body": "Unplug it for ten seconds."},
+    )
+    _post(server, f"/kb/articles/{article['id']}/publish", {})
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+    contact = server.post_contact("My router keeps dropping", email="router.owner@example.com")
+    panel = accept(page, contact["id"])
+    link = panel.locator(f'section.kb-suggestions li[data-article-id="{article["id"]}"] a')
+    expect(link).to_have_text("Router reboot")
+    expect(link).to_have_attribute("target", "_blank")

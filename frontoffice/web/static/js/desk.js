@@ -351,7 +351,10 @@ async function loadContact(tab, id) {
   const channelRoot = el("div", { class: "channel-panel", "data-channel": contact.channel });
   const cardRoot = el("div");
   tab.externalRoot = el("section", { class: "external-lookup", "aria-label": t("External"), hidden: true });
-  const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") }, cardRoot, tab.externalRoot);
+  // Knowledge-base articles for the contact's subject (issue 16): last in the card's column, shown
+  // once found, so nothing the agent may click moves when they arrive.
+  const kbRoot = el("section", { class: "kb-suggestions", "aria-label": t("Suggested articles"), hidden: true });
+  const customerRoot = el("section", { class: "customer", "aria-label": t("Customer") }, cardRoot, tab.externalRoot, kbRoot);
   tab.wrapRoot = el("section", { class: "wrapup", "aria-label": t("Wrap-up") });
   // Three areas (app.css): on a wide screen the card is a column beside the conversation and the
   // wrap-up form; on a narrow one it comes between them, so the agent sees who it is before wrapping up.
@@ -359,6 +362,7 @@ async function loadContact(tab, id) {
   // The card (its own column) loads alongside the channel panel; neither waits for the other.
   const customerShown = showCustomer(tab, cardRoot, contact);
   showExternal(contact.id);
+  showSuggestions(kbRoot, contact);
   const panel = panelFor(contact.channel);
   // The wrap-up form's ticket choice needs the customer's open tickets: load them alongside the
   // channel panel, so that the form appears whole and nothing in it moves once the agent can click.
@@ -395,6 +399,19 @@ async function showCustomer(tab, root, contact) {
 
 /** The "External" section of a contact's card: the screen-pop lookup's answer. Asked of the server
  * when the pushed answer was missed (the desk opened after the offer); hidden when no endpoint applies. */
+/** Published articles matching the contact's subject (GET /kb/suggestions), each opened in a new tab;
+ * nothing shown when none matches or the agent may not read the knowledge base. */
+async function showSuggestions(root, contact) {
+  if (!contact.subject) return;
+  const hits = await api("GET", `/kb/suggestions?interaction_id=${contact.id}`).catch(() => null);
+  if (!hits || !hits.length) return;
+  clear(root, el("h3", {}, t("Suggested articles")),
+    el("ul", { class: "plain small" }, hits.slice(0, 5).map((h) => el("li", { "data-article-id": String(h.id) },
+      el("a", { href: `/kb?article=${h.id}`, target: "_blank", rel: "noopener" }, h.title),
+      el("div", { class: "muted" }, h.snippet)))));
+  root.hidden = false;
+}
+
 async function showExternal(contactId) {
   if (!lookups.has(contactId)) {
     const answer = await api("GET", `/interactions/${contactId}/external`).catch(() => null);
