@@ -22,6 +22,7 @@ from frontoffice.domain.exceptions import (
     NotFound,
     Throttled,
     Unauthenticated,
+    Unavailable,
 )
 from frontoffice.i18n import gettext as _
 
@@ -36,6 +37,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
     (Throttled, 429),
+    (Unavailable, 503),
 ]
 
 
