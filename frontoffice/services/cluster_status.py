@@ -21,7 +21,7 @@ __all__ = ["ClusterStatus", "LeaderStatus", "NodeStatus", "bus_health", "read_cl
 
 # A node whose last heartbeat is older than this is shown as silent (it beats every second).
 SILENT_AFTER_S = 5.0
-BUS_PROBE_TIMEOUT_S = 2.0
+BUS_PROBE_TIMEOUT_S = 2
 
 
 _HELD = text(
