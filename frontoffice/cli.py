@@ -31,6 +31,9 @@ err_console = Console(stderr=True)
 EXIT_BAD_SETTING = 2
 EXIT_NOT_MIGRATED = 3
 EXIT_DATABASE_IN_USE = 4
+# Seconds a stopping server waits for requests in flight (a command's answer takes milliseconds; a
+# forwarded one at most the cluster's command timeout, 5 s).
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def _settings() -> Settings:
@@ -230,6 +233,9 @@ def serve(host: str | None, port: int | None) -> None:
                 # Our WebSocket messages are small JSON events; compressing them for every socket cost
                 # more CPU than the bandwidth is worth on the LAN links operators sit on.
                 ws_per_message_deflate=False,
+                # A stop (systemd, a rolling upgrade) waits this long for requests in flight, then
+                # closes what is left: a client's hung connection must not keep a node from stopping.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
         console.print(

@@ -602,11 +602,12 @@ class ClusterNode:
             log.warning("a command was refused", extra={"error": str(exc)})
             return
         reply: tuple[Any, ...]
+        epoch = self.epoch  # the leadership that runs it (this node may step down before it answers)
         try:
-            if not self._leading:
+            if not self._leading or epoch is None:
                 raise LeaseLost("not the leader")
             result = await self.acd.execute_here(command)
-            reply = ("ok", self.epoch, self.seq, result)
+            reply = ("ok", epoch, self.seq, result)
         except LeaseLost:
             self.lease_lost()
             reply = ("not-leader",)

@@ -157,6 +157,19 @@ class Cluster:
             wait_until_serving(node.proc, node.port)
         return started
 
+    def restart(self, node: Node) -> None:
+        """Stop ``node`` as systemd would (SIGTERM, wait) and start it again on its port."""
+        node.proc.terminate()
+        node.proc.wait(timeout=60)
+        with node.log.open("ab") as out:
+            node.proc = subprocess.Popen(
+                [*FRONTOFFICE, "serve", "--port", str(node.port)],
+                env=self.node_env(node.name),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_serving(node.proc, node.port)
+
     def headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 

@@ -279,3 +279,34 @@ async def test_a_node_without_the_cluster_configuration_refuses_a_database_a_clu
     )
     assert result.returncode == 4, result.stderr
     assert "FRONTOFFICE_NATS_URL" in result.stderr.replace("\n", "")
+
+
+async def test_a_rolling_restart_of_every_node_under_load_loses_and_duplicates_nothing(
+    cluster: Cluster,
+) -> None:
+    await asyncio.to_thread(cluster.start, 3)
+    leader = await cluster.leader()
+    acknowledged: dict[int, int] = {}
+    restarting = asyncio.Event()
+    restarting.set()
+
+    async def poster(lane: int) -> None:
+        """Contacts one after another, as long as the restarts last (a client retrying with its key)."""
+        n = lane
+        while restarting.is_set():
+            contact, _ = await post_until_acknowledged(cluster, n, f"roll{n}", first=n, prefix="roll")
+            acknowledged[n] = contact
+            n += 3
+
+    posters = [asyncio.create_task(poster(lane)) for lane in range(3)]
+    # Standbys first, the leader last (docs/scaling.md), each back and ready before the next.
+    for node in [n for n in cluster.nodes if n is not leader] + [leader]:
+        before = len(acknowledged)
+        await asyncio.to_thread(cluster.restart, node)
+        assert len(acknowledged) > before, "contacts kept coming in during the restart"
+    restarting.clear()
+    await asyncio.gather(*posters)
+    new_leader = await cluster.leader()
+    assert new_leader is not leader
+    listed = await contacts_listed(cluster, new_leader, "roll")
+    assert sorted(listed) == sorted((contact, f"roll {n}") for n, contact in acknowledged.items())
