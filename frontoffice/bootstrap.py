@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontoffice.bus import BusMessage, InProcessBus
+from frontoffice.bus.nats import NatsBus, NatsLink
 from frontoffice.channels.chat import ChatPort, ChatSender, VisitorTokens
 from frontoffice.channels.email.imap import ImapConnector
 from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
@@ -41,6 +43,7 @@ from frontoffice.services.canned import CannedService
 from frontoffice.services.change_feeds import ChangeFeeds
 from frontoffice.services.channel_contract import ChannelPorts, WebFormChannel
 from frontoffice.services.chat import WebChat
+from frontoffice.services.cluster import ClusterNode, cluster_subjects, node_name
 from frontoffice.services.companies import CompanyService
 from frontoffice.services.contact_center import ContactCenter
 from frontoffice.services.context import Clock, system_clock
@@ -162,21 +165,18 @@ class Container:
     # The email channel's listeners (settings smtp_enabled, imap_mailboxes), started with the node.
     smtp: SmtpServer | None = None
     imap: ImapConnector | None = None
+    # This node's part in a cluster (settings nats_url): None on a single node.
+    cluster: ClusterNode | None = None
     started: bool = False
 
     async def start(self) -> None:
-        """Rebuild the routing engine from the store and start its timers."""
+        """Rebuild the routing engine from the store and start its timers (in a cluster: join it;
+        the node that wins the lease does that, see services/cluster.py)."""
         if not self.started:
             await self.stats.start()
             await self.engine_settings.load()  # the engine is built with the stored settings
-            await self.acd.start()
-            await self.ticket_work.start()  # tickets whose routing a stop interrupted, then the sweep
-            await self.callbacks.start()
-            await self.fallback.recover()  # actions decided but not done when the server stopped
-            await self.calendars.start()
-            await self.sla.start()
-            if self.settings.outbox_worker:
-                await self.outbox.start()
+            if self.cluster is None:
+                await self.start_routing()
             if self.voice is not None:
                 await self.voice.start()
             self.attach_dialler()
@@ -190,7 +190,35 @@ class Container:
                 await self.telegram.start()
             if self.settings.job_runner:
                 await self.jobs.start()
+            if self.cluster is not None:
+                # Every node delivers the outbox: rows are claimed with FOR UPDATE SKIP LOCKED, so
+                # each is sent by one node, and a node's commit wakes its own worker.
+                if self.settings.outbox_worker:
+                    await self.outbox.start()
+                await self.cluster.start(self)
             self.started = True
+
+    async def start_routing(self) -> None:
+        """What one node of a database runs (in a cluster: the leader): the engine rebuilt from the
+        store, its timers, and the scheduled work (callbacks, SLA timers, calendars; the outbox on a
+        single node), so that it runs once per cluster."""
+        await self.acd.start()
+        await self.ticket_work.start()  # tickets whose routing a stop interrupted, then the sweep
+        await self.callbacks.start()
+        await self.fallback.recover()  # actions decided but not done when the server stopped
+        await self.calendars.start()
+        await self.sla.start()
+        if self.settings.outbox_worker and self.cluster is None:
+            await self.outbox.start()
+
+    async def stop_routing(self) -> None:
+        if self.cluster is None:
+            await self.outbox.stop()
+        await self.sla.stop()
+        await self.calendars.stop()
+        await self.callbacks.stop()
+        await self.ticket_work.stop()
+        await self.acd.stop()
 
     def attach_dialler(self) -> None:
         """Give the campaign dialler the voice channel's campaign calls as its port (and them the
@@ -204,6 +232,8 @@ class Container:
 
     async def close(self) -> None:
         if self.started:
+            if self.cluster is not None:
+                await self.cluster.stop()  # gives the lease up first: a standby takes over at once
             await self.jobs.stop()
             await self.telegram.stop()
             await self.sms.stop()
@@ -214,14 +244,12 @@ class Container:
             await self.dialler.stop()
             if self.voice is not None:
                 await self.voice.stop()
-            await self.outbox.stop()
+            if self.cluster is None:
+                await self.stop_routing()
+            else:
+                await self.outbox.stop()
             await self.webhook_sender.close()
             await self.screen_pop.stop()
-            await self.sla.stop()
-            await self.calendars.stop()
-            await self.callbacks.stop()
-            await self.ticket_work.stop()
-            await self.acd.stop()
             self.started = False
         if self.job_engine is not None:
             await self.job_engine.dispose()
@@ -242,7 +270,9 @@ class FiguresPublisher:
         bus: InProcessBus,
         interval_s: float = 0.5,
         project_of: Callable[[int], int | None] = lambda _: None,
+        acd: AcdService | None = None,
     ) -> None:
+        self.acd = acd  # in a cluster only the routing node publishes (the others' figures follow it)
         self.stats = stats
         self.bus = bus
         self.interval_s = interval_s
@@ -264,6 +294,10 @@ class FiguresPublisher:
 
     def _flush(self) -> None:
         self._scheduled = False
+        remote = None if self.acd is None else self.acd.remote
+        if remote is not None and not remote.leading:
+            self._dirty.clear()
+            return
         live = self.stats.live()
         by_project: dict[int | None, list[dict[str, Any]]] = {}
         for q in sorted(self._dirty):
@@ -337,7 +371,15 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     crm = CrmService(sessions, region=settings.default_region, clock=clock)
     interactions = InteractionService(sessions, clock=clock)
-    bus = InProcessBus()
+    link: NatsLink | None = None
+    bus: InProcessBus
+    node = settings.node_name or node_name(settings.http_port)
+    subjects = cluster_subjects(settings.cluster_name or make_url(settings.database_url).database or "")
+    if settings.nats_url:
+        link = NatsLink(settings.nats_url, name=f"frontoffice {node}")
+        bus = NatsBus(link, subjects["events"], node)
+    else:
+        bus = InProcessBus()
     acd = AcdService(sessions, bus, clock=clock, time_zone=settings.time_zone)
     stats = StatsService(
         sessions,
@@ -355,7 +397,22 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     channels = ChannelPorts()
     commits.subscribe(channels)
     # (The voice channel subscribes to ACD outputs when it is built: acd.add_listener.)
-    stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue).changed)
+    stats.on_change(FiguresPublisher(stats, bus, project_of=acd.project_of_queue, acd=acd).changed)
+    cluster = None
+    if link is not None and isinstance(bus, NatsBus):
+        cluster = ClusterNode(
+            database_url=settings.database_url,
+            link=link,
+            bus=bus,
+            acd=acd,
+            sessions=sessions,
+            secret=settings.ensure_secret_key().encode(),
+            subjects=subjects,
+            node=node,
+            http_url=settings.public_url,
+            commit_followers=(stats.committed,),  # a standby's live figures follow the leader's
+        )
+        commits.subscribe(cluster.committed)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock)
     fallback = FallbackActions(sessions, interactions, clock=clock)
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
@@ -365,7 +422,14 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
     # The outbox: deliveries committed with their action, sent by each channel's sender.
-    outbox = OutboxWorker(sessions, blobs, clock=clock, listener=DeliveryPublisher(bus))
+    outbox = OutboxWorker(
+        sessions,
+        blobs,
+        clock=clock,
+        listener=DeliveryPublisher(bus),
+        # In a cluster the claims name the node (several may run on one host).
+        node_id=node if link is not None else None,
+    )
     outbox.register(_email_sender(settings))
     install_wake(sync_session_class(sessions), outbox.wake)  # a commit that queued wakes it
     replies = Replies(
@@ -543,6 +607,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         call_control=voice,
         smtp=_smtp_server(settings, email),
         imap=ImapConnector(email, settings.imap_mailboxes) if settings.imap_mailboxes else None,
+        cluster=cluster,
     )
 
 

@@ -32,6 +32,9 @@ err_console = Console(stderr=True)
 EXIT_BAD_SETTING = 2
 EXIT_NOT_MIGRATED = 3
 EXIT_DATABASE_IN_USE = 4
+# Seconds a stopping server waits for requests in flight (a command's answer takes milliseconds; a
+# forwarded one at most the cluster's command timeout, 5 s).
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def _settings() -> Settings:
@@ -193,6 +196,11 @@ def serve(host: str | None, port: int | None) -> None:
         # and tools start several containers on one database in one process, and the one-shot
         # commands build containers that never route), and a refusal must come before anything
         # binds a port or starts the media process. Held until the process ends.
+        if settings.nats_url:
+            # Several nodes on one database: the routing lease replaces the node lock
+            # (services/cluster.py, docs/scaling.md).
+            await serve_locked()
+            return
         lock = node_lock(settings.database_url)
         try:
             await lock.acquire()
@@ -226,6 +234,9 @@ def serve(host: str | None, port: int | None) -> None:
                 # Our WebSocket messages are small JSON events; compressing them for every socket cost
                 # more CPU than the bandwidth is worth on the LAN links operators sit on.
                 ws_per_message_deflate=False,
+                # A stop (systemd, a rolling upgrade) waits this long for requests in flight, then
+                # closes what is left: a client's hung connection must not keep a node from stopping.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
         console.print(
@@ -356,3 +367,44 @@ def user_token(username: str, name: str, scopes: tuple[str, ...]) -> None:
         console.print(f"scopes: {', '.join(token.scopes)}")
 
     _run(create)
+
+
+@main.group()
+def cluster() -> None:
+    """Several nodes on one database (docs/scaling.md)."""
+
+
+@cluster.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def cluster_status(as_json: bool) -> None:
+    """Nodes with their heartbeats, the routing leader, its lease's age, and the bus's health."""
+    from frontoffice.services.cluster_status import read_cluster_status
+
+    async def show(c: Container) -> None:
+        status = await read_cluster_status(c.sessions, c.settings.nats_url)
+        if as_json:
+            click.echo(json.dumps(status.as_dict(), default=str))
+            return
+        leader = status.leader
+        if leader.since is None:
+            console.print("leader: (never elected)")
+        else:
+            console.print(
+                f"leader: {leader.node}  epoch {leader.epoch}  lease age {leader.age_s:.1f} s"
+                + ("" if leader.held else "  (lease NOT held: no node routes now)")
+            )
+        console.print(f"bus: {status.bus}")
+        table = Table("node", "role", "epoch", "bus", "heartbeat age (s)", "version", "url")
+        for n in status.nodes:
+            table.add_row(
+                n.node,
+                n.role if n.alive else f"{n.role} (silent)",
+                "" if n.epoch is None else str(n.epoch),
+                n.bus,
+                f"{n.heartbeat_age_s:.1f}",
+                n.version,
+                n.http_url,
+            )
+        console.print(table)
+
+    _run(show)

@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy async URL; empty means SQLite (WAL) at <data_dir>/frontoffice.db",
     )
+    nats_url: str = Field(
+        default="",
+        description="NATS server(s) of a cluster (nats://host:4222, comma-separated); with a PostgreSQL "
+        "database_url several nodes serve one database, one of them routing (docs/scaling.md). "
+        "Empty: one node, in-process bus",
+    )
+    cluster_name: str = Field(
+        default="",
+        max_length=100,
+        description="Name of the cluster on NATS (its subjects); empty: the database's name",
+    )
+    node_name: str = Field(
+        default="", max_length=200, description="This node's name in a cluster; empty: <hostname>:<http_port>"
+    )
     http_host: str = Field(default="127.0.0.1", description="Address the web/API server listens on")
     http_port: int = Field(default=8080, ge=1, le=65535, description="Port the web/API server listens on")
     public_url: str = Field(default="", description="URL users reach the server at; default http://host:port")
@@ -326,6 +340,15 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'frontoffice.db').resolve()}"
         if not self.public_url:
             self.public_url = f"http://{self.http_host}:{self.http_port}"
+        if self.nats_url and self.is_sqlite:
+            raise ValueError(
+                "nats_url needs a PostgreSQL database_url: the nodes of a cluster share one database"
+            )
+        if self.nats_url and not self.secret_key.get_secret_value():
+            raise ValueError(
+                "nats_url needs secret_key: every node of a cluster signs sessions and its messages to "
+                "the other nodes with the same key"
+            )
         if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
             raise ValueError("smtp_tls_cert and smtp_tls_key must be set together")
         if (self.dkim_private_key_file is None) != (not self.dkim_selector):

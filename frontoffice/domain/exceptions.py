@@ -12,6 +12,7 @@ __all__ = [
     "NotFound",
     "Throttled",
     "Unauthenticated",
+    "Unavailable",
 ]
 
 
@@ -54,3 +55,9 @@ class Throttled(DomainError):
     def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+class Unavailable(DomainError):
+    """Not possible right now, try again (the routing node of a cluster is changing hands)."""
+
+    error_id = "unavailable"

@@ -36,7 +36,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select
@@ -54,13 +54,14 @@ from frontoffice.store.append_log import discard_since, write_now
 from frontoffice.store.committed import Committed
 from frontoffice.store.database import commit_outlet
 from frontoffice.store.group_commit import GroupCommit, Job, StateChanged
+from frontoffice.store.leader_lease import Fence, LeaseLost
 from frontoffice.store.tables import AgentProfile, InteractionEvent, Queue, User
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd_commands import ENGINE_HANDLERS, AcdCommand, CommandHandler, EngineHandler, OutputStep, Tick
 from .context import Clock, system_clock
 
-__all__ = ["AcdService", "QueueInfo", "agent_config", "queue_config"]
+__all__ = ["AcdService", "EngineView", "QueueInfo", "RemoteAcd", "agent_config", "queue_config"]
 
 log = logging.getLogger("frontoffice.acd")
 T = TypeVar("T")
@@ -116,6 +117,37 @@ class QueueInfo:
     @classmethod
     def of(cls, queue: Queue) -> QueueInfo:
         return cls(queue.project_id, bool(queue.config.get("disposition_required")))
+
+
+class EngineView(Protocol):
+    """What is read of the routing engine outside its commands (desk checks, wallboard, metrics): the
+    engine itself on the node that routes, a mirror of the leader's engine on the other nodes of a
+    cluster (services/cluster.py)."""
+
+    def queue_ids(self) -> tuple[str, ...]: ...
+    def agent_ids(self) -> tuple[str, ...]: ...
+    def contact_ids(self) -> tuple[str, ...]: ...
+    def queue_status(self, queue_id: str, now: float) -> r.QueueStatus: ...
+    def agent_status(self, agent_id: str) -> r.AgentStatus: ...
+    def contact_status(self, contact_id: str) -> r.ContactStatus: ...
+    def position(self, contact_id: str) -> int | None: ...
+    def expected_wait(self, contact_id: str, now: float) -> float | None: ...
+    def waiting_contacts(self, queue_id: str) -> tuple[str, ...]: ...
+    def turn_away_reason(self, queue_id: str) -> str | None: ...
+
+
+class RemoteAcd(Protocol):
+    """The way to the leader's ACD on a node of a cluster (services/cluster.py)."""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this node holds the lease and routes."""
+
+    async def forward(self, command: AcdCommand[Any]) -> Any:
+        """Run ``command`` on the leader; the answer comes after its commit there."""
+
+    def lease_lost(self) -> None:
+        """A fenced transaction found a newer epoch: stop routing now."""
 
 
 def queue_config(queue: Queue) -> r.QueueConfig:
@@ -186,8 +218,21 @@ class AcdService:
         self.engine = r.RoutingEngine(self.engine_config, rng=random.Random(seed))
         # Commands waiting for the next transaction, committed together (store/group_commit.py).
         self._commands: GroupCommit[_Command] = GroupCommit(
-            sessions, self._run_one, recover=self._rebuild, committed=self._committed, name="acd-commands"
+            sessions,
+            self._run_one,
+            recover=self._rebuild,
+            committed=self._committed,
+            fence=self._check_fence,
+            name="acd-commands",
         )
+        # Several nodes (services/cluster.py): the leadership's fencing token, checked first in every
+        # transaction; the way to the leader's ACD; and, while another node leads, the mirror of its
+        # engine that ``view`` answers from. All None on a single node.
+        self.fence: Fence | None = None
+        self.remote: RemoteAcd | None = None
+        self.mirror: EngineView | None = None
+        # Told after each committed batch (False) and each rebuild (True: everything may have changed).
+        self.engine_listeners: list[Callable[[bool], None]] = []
         # Held while a batch of commands runs.
         self.lock = self._commands.lock
         self._wake = asyncio.Event()
@@ -222,10 +267,20 @@ class AcdService:
     def now(self) -> float:
         return self.clock().timestamp()
 
+    @property
+    def view(self) -> EngineView:
+        """The engine's state for reading: the engine, or the leader's mirror on a standby node."""
+        return self.engine if self.mirror is None else self.mirror
+
+    async def _check_fence(self, session: AsyncSession) -> None:
+        if self.fence is not None:
+            await self.fence.check(session)
+
     async def _rebuild(self) -> None:
         """Build a fresh engine from the store and apply what happened while it was away."""
         engine = r.RoutingEngine(self.engine_config, rng=random.Random(self._seed))
         async with self.sessions.begin() as s:
+            await self._check_fence(s)
             queue_info: dict[int, QueueInfo] = {}
             for queue in await s.scalars(select(Queue).order_by(Queue.id)):
                 engine.upsert_queue(queue_config(queue))
@@ -294,6 +349,7 @@ class AcdService:
             await uow.interactions.requeue_offered()
             await self._persist(uow, outputs, also_sync=[row.id for row in rows])
         self._wake.set()
+        self._tell_listeners(True)
 
     def start_of_day(self, engine: r.RoutingEngine, now: float) -> bool:
         """Whether ``now`` (a command's time) is in a later local day than the engine's counters; if
@@ -321,7 +377,9 @@ class AcdService:
             if await wake_or_timeout(self._wake, delay):
                 continue
             try:
-                await self.execute(Tick())
+                await self.execute_here(Tick())
+            except LeaseLost:
+                return  # another node routes now; its own timers run there
             except Exception:  # a failing tick must not stop future timers
                 log.exception("timer tick failed")
                 await asyncio.sleep(1)
@@ -341,6 +399,20 @@ class AcdService:
         one (group commit, a savepoint each): the answer comes back after that commit. A caller
         cancelled before its command started leaves it unrun.
         """
+        remote = self.remote
+        if remote is not None and not remote.leading:
+            return cast(T, await remote.forward(command))
+        try:
+            return await self.execute_here(command)
+        except LeaseLost:
+            if remote is None:
+                raise
+            remote.lease_lost()  # nothing of the command was committed: the new leader runs it
+            return cast(T, await remote.forward(command))
+
+    async def execute_here(self, command: AcdCommand[T]) -> T:
+        """Run ``command`` on this node's engine, never forwarded (the leader's side of a command
+        another node sent). Raises :class:`LeaseLost` when this node's leadership is over."""
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"no handler registered for {type(command).__name__}")
@@ -352,6 +424,15 @@ class AcdService:
 
     def _committed(self, batch: list[Job[_Command]]) -> None:
         self._wake.set()  # the commands may have moved the engine's next deadline
+        self._tell_listeners(False)
+
+    def _tell_listeners(self, full: bool) -> None:
+        # After the commit: a listener's failure must not turn a committed command into an error.
+        for listener in self.engine_listeners:
+            try:
+                listener(full)
+            except Exception:
+                log.exception("an engine listener failed")
 
     async def _run_one(self, s: AsyncSession, job: Job[_Command], shared: bool) -> bool:
         """Run one command of a batch; returns whether the engine changed.

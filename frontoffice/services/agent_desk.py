@@ -66,7 +66,7 @@ class AgentDesk:
         acd.register(CompleteContact, CompleteContactHandler(acd, clock))
 
     def _agent_id(self, actor: Actor) -> str:
-        if actor.user_id is None or str(actor.user_id) not in self.acd.engine.agent_ids():
+        if actor.user_id is None or str(actor.user_id) not in self.acd.view.agent_ids():
             raise NotFound(
                 "You have no agent profile; ask an administrator to add you to queues",
                 error_id="not-an-agent",
@@ -101,9 +101,9 @@ class AgentDesk:
         if agent_id is not None and agent_id != actor.user_id:
             actor.require("agents.supervise")
             agent = str(agent_id)
-            if agent not in self.acd.engine.agent_ids():
+            if agent not in self.acd.view.agent_ids():
                 raise NotFound("This user is not an agent", error_id="not-an-agent", agent_id=agent_id)
-            if state != "offline" and self.acd.engine.agent_status(agent).state == "offline":
+            if state != "offline" and self.acd.view.agent_status(agent).state == "offline":
                 # Signing in is the agent's own act: contacts would ring at an empty desk.
                 raise Conflict(
                     "The agent is signed out: only they can sign in",
@@ -116,7 +116,7 @@ class AgentDesk:
             await self._check_reason(reason)
         if state == "offline":
             await self.acd.execute(AgentLogout(agent))
-        elif self.acd.engine.agent_status(agent).state == "offline":
+        elif self.acd.view.agent_status(agent).state == "offline":
             await self.acd.execute(AgentLogin(agent, state, reason))  # type: ignore[arg-type]
         else:
             await self.acd.execute(SetAgentState(agent, state, reason))  # type: ignore[arg-type]
@@ -148,7 +148,7 @@ class AgentDesk:
     async def _own_connected(self, actor: Actor, interaction_id: int) -> str:
         agent = self._agent_id(actor)
         try:
-            status = self.acd.engine.contact_status(str(interaction_id))
+            status = self.acd.view.contact_status(str(interaction_id))
         except r.UnknownContact:
             raise NotFound("No such active contact", error_id="no-such-contact") from None
         if status.state != "connected" or agent not in status.agent_ids:
@@ -216,7 +216,7 @@ class AgentDesk:
         if actor.project_ids is None:
             return
         try:
-            status = self.acd.engine.contact_status(str(interaction_id))
+            status = self.acd.view.contact_status(str(interaction_id))
         except r.UnknownContact:
             return  # not tracked: the engine's own answer (404) follows
         if actor.user_id is not None and str(actor.user_id) in status.agent_ids:
@@ -233,7 +233,7 @@ class AgentDesk:
         if actor.project_ids is None:
             return
         try:
-            queue = int(self.acd.engine.contact_status(str(interaction_id)).queue_id)
+            queue = int(self.acd.view.contact_status(str(interaction_id)).queue_id)
         except (r.RoutingError, ValueError):
             return  # not tracked: the engine's own answer follows
         if not sees_queue(self.acd, actor, queue):

@@ -207,8 +207,8 @@ class CampaignDialler:
         now = self.acd.now()
         live = port.live(campaign_id)
         ready, busy = 0, 0
-        if queue_id is not None and str(queue_id) in self.acd.engine.queue_ids():
-            status = self.acd.engine.queue_status(str(queue_id), now)
+        if queue_id is not None and str(queue_id) in self.acd.view.queue_ids():
+            status = self.acd.view.queue_status(str(queue_id), now)
             inbound_waiting = max(0, status.waiting - live.waiting)
             ready = max(0, status.agents_available - inbound_waiting)
             busy = status.agents_on_contact + status.agents_wrap_up

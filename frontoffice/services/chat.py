@@ -168,7 +168,7 @@ class WebChat:
         if entry.settings.offline or entry.default_queue_id is None:
             return False
         try:
-            status = self.acd.engine.queue_status(str(entry.default_queue_id), time.time())
+            status = self.acd.view.queue_status(str(entry.default_queue_id), time.time())
         except r.RoutingError:
             return False
         return status.open and status.agents_logged_in > 0
@@ -288,10 +288,10 @@ class WebChat:
     def queue_figures(self, interaction_id: int) -> tuple[int, float | None] | None:
         """A waiting turn's place in its queue (1-based) and expected wait in seconds, from the ACD."""
         try:
-            position = self.acd.engine.position(str(interaction_id))
+            position = self.acd.view.position(str(interaction_id))
             if position is None:
                 return None
-            return position, self.acd.engine.expected_wait(str(interaction_id), time.time())
+            return position, self.acd.view.expected_wait(str(interaction_id), time.time())
         except r.RoutingError:
             return None
 

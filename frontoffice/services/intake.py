@@ -406,7 +406,7 @@ class Intake:
     def preferred_agent(self, last_agent: int | None) -> str | None:
         """Sticky routing: the agent who last served the customer, else the customer's owner, when
         the ACD knows them."""
-        if last_agent is None or str(last_agent) not in self.acd.engine.agent_ids():
+        if last_agent is None or str(last_agent) not in self.acd.view.agent_ids():
             return None
         return str(last_agent)
 
@@ -470,7 +470,7 @@ class TakeInContactHandler(CommandHandler[Any]):
             )
         acd = self.intake.acd
         queue = acd.queue_info.get(queue_id)
-        if queue is None or str(queue_id) not in acd.engine.queue_ids():
+        if queue is None or str(queue_id) not in acd.view.queue_ids():
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
         if idempotency_key is not None:
             first_hash = (

@@ -233,7 +233,7 @@ class _SyncHandler(CommandHandler[Any]):
         )
         assignee = None if t.assignee_id is None else str(t.assignee_id)
         # Sticky: the ticket's assignee gets it first for the queue's sticky_s, when the ACD knows them.
-        known = assignee is not None and assignee in self.work.acd.engine.agent_ids()
+        known = assignee is not None and assignee in self.work.acd.view.agent_ids()
         preferred = assignee if known else None
         return r.Contact(
             contact_id=str(row.id),

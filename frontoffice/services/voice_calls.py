@@ -379,9 +379,9 @@ class VoiceCalls:
         :data:`UNREACHABLE_REASON`, so no call is offered to a phone that cannot ring. A phone answers
         again or registers anew (``True``): an agent not_ready for that reason is available again."""
         agent = str(agent_id)
-        if agent not in self.acd.engine.agent_ids():
+        if agent not in self.acd.view.agent_ids():
             return
-        status = self.acd.engine.agent_status(agent)
+        status = self.acd.view.agent_status(agent)
         if status.state == "offline":
             return
         if not reachable and status.ready:
@@ -568,7 +568,7 @@ class VoiceCalls:
                 raise NotFound("No such active call", error_id="no-such-call")
             return
         try:
-            status = self.acd.engine.contact_status(str(interaction_id))
+            status = self.acd.view.contact_status(str(interaction_id))
         except r.UnknownContact:
             raise NotFound("No such active call", error_id="no-such-call") from None
         if actor.user_id is None or str(actor.user_id) not in status.agent_ids:
@@ -578,7 +578,7 @@ class VoiceCalls:
         """Whether a supervisor limited to some projects may control this call: the ACD tracks it in
         a queue of their projects (or of none), or it is their own."""
         try:
-            status = self.acd.engine.contact_status(str(interaction_id))
+            status = self.acd.view.contact_status(str(interaction_id))
         except r.UnknownContact:
             return False
         if actor.user_id is not None and str(actor.user_id) in status.agent_ids:
@@ -590,7 +590,7 @@ class VoiceCalls:
         """Queues and signed-in agents for the desktop's transfer picker (agents may not read the
         routing configuration, so this is its own, smaller view)."""
         actor.require("interactions.write")
-        engine = self.acd.engine
+        engine = self.acd.view
         live = {
             int(a): engine.agent_status(a).state
             for a in engine.agent_ids()
@@ -618,7 +618,7 @@ class VoiceCalls:
         disposition, statistics), so a transfer to someone outside the ACD is refused rather than left
         ownerless; talking to them (consultation, conference) needs no sign-in."""
         try:
-            status = self.acd.engine.agent_status(str(agent_id))
+            status = self.acd.view.agent_status(str(agent_id))
         except r.UnknownAgent:
             raise Conflict(
                 "This colleague is not an agent", error_id="colleague-not-an-agent", agent_id=agent_id

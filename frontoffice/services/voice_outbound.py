@@ -115,9 +115,9 @@ class OutboundCallRecords:
 
     async def _busy(self, agent: str, *, on_call: bool) -> None:
         """Take an available agent out of routing for the call, and put them back after it."""
-        if agent not in self.acd.engine.agent_ids():
+        if agent not in self.acd.view.agent_ids():
             return
-        status = self.acd.engine.agent_status(agent)
+        status = self.acd.view.agent_status(agent)
         if on_call and status.state == "available":
             await self.acd.execute(SetAgentState(agent, "not_ready", OUTBOUND_REASON))
         elif not on_call and status.state == "not_ready" and status.reason == OUTBOUND_REASON:

@@ -41,7 +41,7 @@ class WallboardView:
         """Queues and agents now; ``live`` adds today's figures per queue (from the statistics)."""
         actor.require("agents.supervise")
         live = live or {}
-        engine = self.acd.engine
+        engine = self.acd.view
         now = self.acd.now()
         async with self.sessions() as s:
             names = {q.id: q.name for q in await s.scalars(select(Queue))}
@@ -93,7 +93,7 @@ class WallboardView:
     async def waiting_contacts(self, actor: Actor, queue_id: int) -> list[WaitingContact]:
         """The queue's waiting contacts, best first, with subject and customer (for the wallboard)."""
         actor.require("agents.supervise")
-        engine = self.acd.engine
+        engine = self.acd.view
         try:
             if not sees_queue(self.acd, actor, queue_id):  # as if it did not exist for this user
                 raise r.UnknownQueue(str(queue_id))
@@ -141,7 +141,7 @@ def sees_queue(acd: AcdService, actor: Actor, queue_id: int) -> bool:
 
 def agent_live(acd: AcdService, agent_id: str, users: dict[int, User], now: float) -> AgentLive:
     """An agent's live state as the engine has it, named from ``users``."""
-    st = acd.engine.agent_status(agent_id)
+    st = acd.view.agent_status(agent_id)
     user = users.get(int(agent_id))
     return AgentLive(
         agent_id=int(agent_id),

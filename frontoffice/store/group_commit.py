@@ -70,12 +70,16 @@ class GroupCommit(Generic[W]):
         *,
         recover: Callable[[], Awaitable[None]],
         committed: Callable[[list[Job[W]]], None] = lambda batch: None,
+        fence: Callable[[AsyncSession], Awaitable[None]] | None = None,
         name: str = "group-commit",
     ) -> None:
         self.sessions = sessions
         self._run = run
         self._recover = recover
         self._committed = committed
+        # Run first in every batch's transaction: the leader's fencing check of several nodes
+        # (store/leader_lease.py); its failure fails the batch's jobs, none of which has run.
+        self._fence = fence
         self._name = name
         # Held while a batch runs; the owner takes it too for work that must not overlap a batch.
         self.lock = asyncio.Lock()
@@ -144,6 +148,8 @@ class GroupCommit(Generic[W]):
                     # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
                     # RELEASE would commit it).
                     await s.execute(_BEGIN_IMMEDIATE)
+                if self._fence is not None:
+                    await self._fence(s)
                 for n, j in enumerate(batch):
                     failed = j
                     changed = await self._run(s, j, shared) or changed

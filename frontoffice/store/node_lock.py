@@ -1,9 +1,11 @@
-"""One serving node per database, until several nodes are supported.
+"""One serving node per database, unless the nodes run as a cluster (services/cluster.py).
 
 Each ``frontoffice serve`` routes contacts with an engine in its own memory: a second node on the same
 database would offer contacts the first one knows nothing about (an offer accepted on the other node is
 a 404 and the contact stays ``offered``). So the node that serves a database holds a lock on it for the
-life of its process, and a second one refuses to start (:class:`DatabaseInUse`).
+life of its process, and a second one refuses to start (:class:`DatabaseInUse`). Nodes of a cluster
+(``FRONTOFFICE_NATS_URL``) hold the same key *shared* (store/leader_lease.py): a single node refuses a
+database a cluster serves, and a cluster node refuses one a single node serves.
 
 - **PostgreSQL**: a session-level advisory lock (``pg_try_advisory_lock``) on a connection of its own,
   opened for this and kept for the life of the process. The server releases it when that session ends,
@@ -77,10 +79,10 @@ class DatabaseInUse(Exception):
         held_by = f" (held by {holder})" if holder else ""
         super().__init__(
             f"The database {database} is already served by another Frontoffice node{held_by}. "
-            "Several nodes on one database are not supported yet: stop the other 'frontoffice serve' "
-            "first, or give this one a database of its own (FRONTOFFICE_DATABASE_URL, or "
-            "FRONTOFFICE_DATA_DIR for SQLite). Commands that migrate or read (init, db, user, plan) "
-            "may run beside it."
+            "Several nodes on one PostgreSQL database run as a cluster (FRONTOFFICE_NATS_URL on every "
+            "node, docs/scaling.md); otherwise stop the other 'frontoffice serve' first, or give this "
+            "one a database of its own (FRONTOFFICE_DATABASE_URL, or FRONTOFFICE_DATA_DIR for SQLite). "
+            "Commands that migrate or read (init, db, user, plan) may run beside it."
         )
 
 

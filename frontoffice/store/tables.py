@@ -40,6 +40,8 @@ __all__ = [
     "BusinessCalendar",
     "Campaign",
     "CampaignContact",
+    "ClusterLeader",
+    "ClusterNode",
     "Company",
     "Customer",
     "CustomerMergeSuggestion",
@@ -1325,3 +1327,29 @@ class DoNotCallEntry(Base):
     source: Mapped[str] = mapped_column(String(16))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClusterLeader(Base):
+    """The routing leader's fencing token (one row, ``id`` 1): ``epoch`` is incremented by each node
+    that becomes leader (store/leader_lease.py), and every transaction of the leader's ACD checks it
+    under a row lock, so a leader that lost its lease cannot commit after the next one started."""
+
+    __tablename__ = "cluster_leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    node: Mapped[str] = mapped_column(String(200), default="")
+    since: Mapped[datetime | None] = mapped_column()
+
+
+class ClusterNode(Base):
+    """A serving node of a cluster and its last heartbeat (``frontoffice cluster status``)."""
+
+    __tablename__ = "cluster_nodes"
+    node: Mapped[str] = mapped_column(String(200), primary_key=True)
+    http_url: Mapped[str] = mapped_column(String(300))
+    version: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(16))  # leader, standby
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    bus: Mapped[str] = mapped_column(String(16))  # connected, disconnected
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()

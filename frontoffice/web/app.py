@@ -137,7 +137,8 @@ def create_app(container: Container) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers and is migrated. Public."""
+        """Readiness: the database answers and is migrated (in a cluster: and the node is on the
+        bus; the answer names its role). Public."""
         try:
             async with container.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -146,7 +147,20 @@ def create_app(container: Container) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
         if not migrated:
             return JSONResponse({"status": "unavailable", "database": "not migrated"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        cluster = container.cluster
+        if cluster is None:
+            return JSONResponse({"status": "ok"})
+        # A node of a cluster serves once it is on the bus (commands reach the leader through it) and
+        # leads or has the leader's engine state (the desk's checks read it).
+        body = {
+            "node": cluster.node,
+            "role": "leader" if cluster.leading else "standby",
+            "epoch": cluster.leader_epoch,
+            "bus": "connected" if cluster.bus_connected else "disconnected",
+        }
+        if not container.started or not cluster.ready:
+            return JSONResponse({"status": "unavailable", **body}, status_code=503)
+        return JSONResponse({"status": "ok", **body})
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -23,6 +23,7 @@ from frontoffice.domain.exceptions import (
     NotFound,
     Throttled,
     Unauthenticated,
+    Unavailable,
 )
 from frontoffice.i18n import gettext as _
 
@@ -43,6 +44,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
     (Throttled, 429),
+    (Unavailable, 503),
 ]
 
 

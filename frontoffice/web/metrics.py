@@ -40,7 +40,7 @@ class ContactCenterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         acd = self.container.acd
-        engine = acd.engine
+        engine = acd.view
         now = acd.now()
         waiting = GaugeMetricFamily(
             "frontoffice_queue_contacts_waiting", "Contacts waiting in the queue now", labels=["queue"]
@@ -67,9 +67,47 @@ class ContactCenterCollector(Collector):
             agents.add_metric([label], count)
         yield agents
 
+        yield from self._cluster()
+
         live = self.container.stats.live()
         for name, documentation, field in _COUNTS:
             family = CounterMetricFamily(name, documentation, labels=["queue"])
             for queue, figures in live.items():
                 family.add_metric([str(queue)], getattr(figures, field))
             yield family
+
+    def _cluster(self) -> Iterator[Metric]:
+        """This node's part in a cluster (docs/scaling.md); nothing on a single node."""
+        cluster = self.container.cluster
+        if cluster is None:
+            return
+        yield GaugeMetricFamily(
+            "frontoffice_cluster_leader",
+            "1 when this node holds the routing lease",
+            value=int(cluster.leading),
+        )
+        yield GaugeMetricFamily(
+            "frontoffice_cluster_epoch",
+            "The routing leadership's epoch (fencing token) this node knows",
+            value=cluster.leader_epoch,
+        )
+        yield GaugeMetricFamily(
+            "frontoffice_cluster_bus_connected",
+            "1 when this node is connected to NATS",
+            value=int(cluster.bus_connected),
+        )
+        yield CounterMetricFamily(
+            "frontoffice_cluster_commands_forwarded",
+            "ACD commands this node sent to the leader and got answered",
+            value=cluster.forwarded,
+        )
+        yield CounterMetricFamily(
+            "frontoffice_cluster_commands_served",
+            "ACD commands of other nodes this node ran as the leader",
+            value=cluster.served,
+        )
+        yield CounterMetricFamily(
+            "frontoffice_cluster_bus_reconnects",
+            "Times this node's NATS connection was restored",
+            value=cluster.link.reconnects,
+        )

@@ -1,0 +1,123 @@
+"""What ``frontoffice cluster status`` shows: the nodes' heartbeats, the leader and its lease, the bus.
+
+Read from the store (``cluster_leader``, ``cluster_nodes``: services/cluster.py writes them) and by a
+round trip to NATS from the machine that asks; it needs no running node.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from frontoffice.store.leader_lease import LEADER_LOCK_KEY
+from frontoffice.store.tables import ClusterLeader, ClusterNode
+
+__all__ = ["ClusterStatus", "LeaderStatus", "NodeStatus", "bus_health", "read_cluster_status"]
+
+# A node whose last heartbeat is older than this is shown as silent (it beats every second).
+SILENT_AFTER_S = 5.0
+BUS_PROBE_TIMEOUT_S = 2
+
+
+_HELD = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+    "WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted "
+    "AND l.classid = :high AND l.objid = :low AND l.objsubid = 1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderStatus:
+    """The last leadership begun (``held``: its lease is held now)."""
+
+    held: bool
+    node: str
+    epoch: int
+    since: datetime | None
+    age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    node: str
+    role: str
+    epoch: int | None
+    bus: str
+    http_url: str
+    version: str
+    heartbeat_age_s: float
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    leader: LeaderStatus
+    nodes: list[NodeStatus]
+    bus: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def bus_health(nats_url: str) -> str:
+    """``ok, rtt N ms`` after a round trip to the NATS server, or why it failed."""
+    if not nats_url:
+        return "not configured (one node, in-process bus)"
+    import nats
+
+    started = time.monotonic()
+    try:
+        client = await nats.connect(
+            servers=[u.strip() for u in nats_url.split(",") if u.strip()],
+            connect_timeout=BUS_PROBE_TIMEOUT_S,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+        )
+    except Exception as exc:  # the answer is the failure
+        return f"unreachable: {exc!r}"
+    try:
+        await client.flush(timeout=BUS_PROBE_TIMEOUT_S)
+        return f"ok, rtt {1000 * (time.monotonic() - started):.1f} ms (connect and ping)"
+    except Exception as exc:
+        return f"unhealthy: {exc!r}"
+    finally:
+        await client.close()
+
+
+async def read_cluster_status(sessions: async_sessionmaker[AsyncSession], nats_url: str) -> ClusterStatus:
+    now = datetime.now(UTC)
+    async with sessions() as s:
+        leader_row = await s.get(ClusterLeader, 1)
+        rows = list(await s.scalars(select(ClusterNode).order_by(ClusterNode.node)))
+        held = False
+        bind = s.get_bind()
+        if bind.dialect.name == "postgresql":
+            params = {"high": (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF, "low": LEADER_LOCK_KEY & 0xFFFFFFFF}
+            held = bool(await s.scalar(_HELD, params))
+    since = leader_row.since if leader_row is not None else None
+    leader = LeaderStatus(
+        held=held,
+        node=leader_row.node if leader_row is not None else "",
+        epoch=leader_row.epoch if leader_row is not None else 0,
+        since=since,
+        age_s=(now - since).total_seconds() if since is not None else 0.0,
+    )
+    nodes = [
+        NodeStatus(
+            node=row.node,
+            role=row.role,
+            epoch=row.epoch,
+            bus=row.bus,
+            http_url=row.http_url,
+            version=row.version,
+            heartbeat_age_s=(now - row.heartbeat_at).total_seconds(),
+            alive=row.role != "stopped" and (now - row.heartbeat_at).total_seconds() < SILENT_AFTER_S,
+        )
+        for row in rows
+    ]
+    return ClusterStatus(leader=leader, nodes=nodes, bus=await bus_health(nats_url))
