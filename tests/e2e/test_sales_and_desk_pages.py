@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import httpx
+
 from .conftest import Server, sign_in
 
 
@@ -477,3 +479,33 @@ def test_the_desk_suggests_knowledge_base_articles_for_the_contacts_subject(
     link = panel.locator(f'section.kb-suggestions li[data-article-id="{article["id"]}"] a')
     expect(link).to_have_text("Router reboot")
     expect(link).to_have_attribute("target", "_blank")
+
+
+def test_an_agent_adds_a_call_back_on_the_customer_card_and_it_is_on_their_tasks(
+    server: Server, new_context: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from .test_agent_desktop import go_available
+    from .test_desk_day import accept
+
+    page = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(page)
+    contact = server.post_contact("Please call me back", first_name="Пётр", phone="+7 916 555-44-33")
+    panel = accept(page, contact["id"])
+    tasks = panel.locator("details.activities-section")
+    tasks.locator("summary").click()
+    expect(tasks.locator("ul.activities li")).to_have_text(["No activities."])
+    form = tasks.locator("form.activity-form")
+    form.locator("select[name=kind]").select_option("call")
+    form.locator("input[name=title]").fill("Call back about the order")
+    form.locator("button[type=submit]").click()
+    expect(tasks.locator("ul.activities li strong")).to_have_text(["Call back about the order"])
+    with server.api() as client:
+        customer_id = client.get(f"/interactions/{contact['id']}").json()["customer_id"]
+    r = httpx.get(
+        f"{server.url}/api/v1/activities",
+        params={"customer_id": customer_id},
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+    )
+    assert [(a["kind"], a["title"]) for a in r.json()["items"]] == [("call", "Call back about the order")]

@@ -1,6 +1,7 @@
-// The activities of one deal or ticket (tasks, calls back, reminders with a due time and an owner):
-// the list, soonest due first with the overdue ones marked, "show done ones", a form for a new one
-// (mine, due tomorrow at 10:00 by default) and "mark done". Used by the deal and ticket pages.
+// The activities of one deal, ticket or customer (tasks, calls back, reminders with a due time and an
+// owner): the list, soonest due first with the overdue ones marked, "show done ones", a form for a new
+// one (mine, due tomorrow at 10:00 by default) and "mark done". Used by the deal and ticket pages
+// (activitiesPanel, on their markup) and the customer card (activitiesSection, built here).
 import { api, attempt, busy, clear, el, fmt, me, t } from "./common.js";
 
 const KINDS = { task: "Task", call: "Call back", reminder: "Reminder" };
@@ -18,9 +19,43 @@ function localInput(iso) {
  * `userName(id)` names an owner; `owners` are the user ids offered as owners (me first).
  */
 export function activitiesPanel(target, userName, owners) {
-  const list = document.getElementById("activities");
-  const showDone = document.getElementById("show-done");
-  const form = document.getElementById("activity-form");
+  return run(document.getElementById("activities"), document.getElementById("show-done"),
+    document.getElementById("activity-form"), target, userName, owners);
+}
+
+let sections = 0;
+/**
+ * The same panel as an element of its own (a page may hold several: one per customer card), folded
+ * until opened: `target` is {customer_id} (or {deal_id}, {ticket_id}). Its list loads when opened.
+ */
+export function activitiesSection(target, userName, owners) {
+  sections += 1;
+  const n = sections;
+  const id = (name) => `act${n}-${name}`;
+  const fieldOf = (label, control) => el("div", {}, el("label", { for: control.id }, label), control);
+  const list = el("ul", { class: "plain case-list activities" });
+  const showDone = el("input", { type: "checkbox", class: "show-done" });
+  const form = el("form", { class: "activity-form", "aria-label": t("New activity") },
+    el("div", { class: "field-row" },
+      fieldOf(t("Kind"), el("select", { id: id("kind"), name: "kind" }, Object.entries(KINDS).map(([v, text]) => el("option", { value: v }, t(text))))),
+      fieldOf(t("Due"), el("input", { id: id("due"), name: "due_at", type: "datetime-local", required: true })),
+      fieldOf(t("Owner"), el("select", { id: id("owner"), name: "owner_id" }))),
+    fieldOf(t("Title"), el("input", { id: id("title"), name: "title", maxlength: "300", required: true })),
+    fieldOf(t("Note"), el("textarea", { id: id("note"), name: "note", rows: "2", maxlength: "5000" })),
+    el("div", {}, el("button", { type: "submit", class: "primary" }, t("Add activity"))));
+  const section = el("details", { class: "activities-section" }, el("summary", {}, t("Activities")),
+    list, el("label", { class: "inline small" }, showDone, ` ${t("Show done ones")}`), form);
+  let started = false;
+  section.addEventListener("toggle", () => {
+    if (section.open && !started) {
+      started = true;
+      run(list, showDone, form, target, userName, owners);
+    }
+  });
+  return section;
+}
+
+function run(list, showDone, form, target, userName, owners) {
   const [key, id] = Object.entries(target)[0];
 
   function item(a) {

@@ -1,5 +1,6 @@
 // The customer card (screen-pop) with its cross-channel timeline, editing, notes, and — for a contact
 // from an unknown sender — "create customer" prefilled with the sender's identity or "link to existing".
+import { activitiesSection } from "./activities.js";
 import { api, attempt, busy, clear, customerName, dispositionName, el, errorText, fmt, label, lang, me, t, toast } from "./common.js";
 
 /**
@@ -45,6 +46,8 @@ export async function renderCustomer(root, customerId, { onChange } = {}) {
       el("h3", {}, t("Open deals"), " ", el("span", { class: "muted small" }, count(deals))),
       section(deals, (page) => el("ul", { class: "case-list open-deals", "aria-label": t("Open deals") },
         page.items.length ? page.items.map((deal) => dealRow(deal, rerender)) : el("li", { class: "muted" }, t("No open deals.")))),
+      // Tasks and reminders on this customer (call back, send an offer): folded, loaded when opened.
+      card ? activitiesSection({ customer_id: customerId }, (id) => (id === me.user_id ? me.username : `#${id}`), [me.user_id]) : null,
       el("h3", {}, t("History")),
       section(timeline, (page) => el("ol", { class: "timeline", "aria-label": t("History, newest first") },
         page.items.length ? withoutWrapUpCopies(page.items).map(timelineItem) : el("li", { class: "muted" }, t("No history yet.")))),
