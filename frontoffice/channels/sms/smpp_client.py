@@ -226,9 +226,12 @@ class SmppClient:
                 self._flush()
                 kick.set()  # the next timer may have moved
         finally:
+            # Not ``suppress(CancelledError)`` around ``await timers``: when this task itself is being
+            # cancelled (stop()), that would swallow its own cancellation and the reconnect loop would
+            # go on sleeping (stop() then waited for ever). gather returns the timers' CancelledError
+            # and still raises ours.
             timers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timers
+            await asyncio.gather(timers, return_exceptions=True)
             self._writer = None
             writer.close()
             with contextlib.suppress(Exception):
