@@ -11,8 +11,6 @@ Only a running campaign dials; pausing or stopping places no new call and lets c
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +58,7 @@ from .campaign_schemas import (
     WindowIn,
 )
 from .context import Actor, Clock, audit, system_clock
+from .csv_files import read_rows
 from .identities import normalize_identity
 from .schemas import ImportReport, ImportRowError, Page
 
@@ -325,25 +324,11 @@ class Campaigns:
         number (the file's, header = line 1) and nothing is added. A number already on the list (or
         twice in the file) is added once. Each number is linked to the CRM customer who has it."""
         actor.require("routing.write")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("cp1251", errors="replace")
-        sample = text[:4096]
-        delimiter = ";" if sample.count(";") > sample.count(",") else ","
-        reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "phone" not in fields:
-            raise InvalidInput("The file needs a 'phone' column", error_id="csv-no-phone-column")
-        reader.fieldnames = fields
         errors: list[ImportRowError] = []
         parsed: dict[str, dict[str, Any]] = {}
-        rows = 0
-        for row in reader:
-            rows += 1
-            if rows > MAX_IMPORT_ROWS:
-                raise InvalidInput("Too many rows", error_id="csv-too-long", max_rows=MAX_IMPORT_ROWS)
-            line = reader.line_num
+        table = read_rows(data, required="phone", max_rows=MAX_IMPORT_ROWS)
+        rows = len(table)
+        for line, row in table:
             raw = (row.get("phone") or "").strip()
             try:
                 phone = self._e164(raw)

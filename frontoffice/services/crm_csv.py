@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -50,6 +49,7 @@ from frontoffice.store.tables import Company, Customer, CustomerProject, Custome
 
 from .context import Actor, audit
 from .crm import CrmService, search_key
+from .csv_files import csv_error_reason, decode_text
 from .csv_safe import csv_lines, unquote_cell
 from .identities import normalize_identity
 from .jobs import JobContext, JobOut, JobOutcome, JobRunner, job_out
@@ -125,38 +125,8 @@ class OnErrors(StrEnum):
 
 
 # ---------------------------------------------------------------------- reading the file
-# Control characters no text file holds (C0 but tab, line feed and carriage return; DEL): Windows-1251
-# maps almost every byte to some character, so a binary file (an image, a spreadsheet's .xlsx, a
-# zip) decodes "successfully"; these characters, frequent in binary data, tell it apart.
-_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _decode(data: bytes) -> str:
-    # Excel in Russian locales still writes Windows-1251 CSV; UTF-8 (with or without BOM) first.
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1251")
-        except UnicodeDecodeError:
-            raise InvalidInput(
-                "The file is neither UTF-8 nor Windows-1251 text", error_id="csv-encoding"
-            ) from None
-    binary = _BINARY.search(text)
-    if binary is not None:
-        raise InvalidInput(
-            "The file is not a text file (it holds control characters)",
-            error_id="csv-encoding",
-            line=text.count("\n", 0, binary.start()) + 1,
-        )
-    return text
-
-
-def _csv_reason(exc: csv.Error) -> str:
-    reason = str(exc)
-    if "unexpected end of data" in reason:
-        return 'a quoted cell is not closed: a quote (") is missing'
-    return reason
+_decode = decode_text
+_csv_reason = csv_error_reason
 
 
 @dataclass(slots=True)

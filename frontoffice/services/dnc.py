@@ -20,6 +20,7 @@ from frontoffice.store.tables import Customer, DoNotCallEntry, Identity, Interac
 
 from .campaign_schemas import DncIn, DncOut
 from .context import Actor, Clock, audit, system_clock
+from .csv_files import read_rows
 from .identities import normalize_identity
 from .schemas import ImportReport, ImportRowError, Page
 
@@ -166,18 +167,11 @@ class DoNotCall:
         """Numbers from a CSV with a ``phone`` column (``reason`` optional), all or nothing: a bad
         row is reported with its line number and nothing is written."""
         actor.require("routing.write")
-        text = data.decode("utf-8-sig", errors="replace")
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None or "phone" not in [f.strip() for f in reader.fieldnames]:
-            raise InvalidInput("The file needs a 'phone' column", error_id="csv-no-phone-column")
         errors: list[ImportRowError] = []
         numbers: dict[str, str] = {}
-        rows = 0
-        for row in reader:
-            rows += 1
-            if rows > MAX_IMPORT_ROWS:
-                raise InvalidInput("Too many rows", error_id="csv-too-long", max_rows=MAX_IMPORT_ROWS)
-            line = reader.line_num
+        table = read_rows(data, required="phone", max_rows=MAX_IMPORT_ROWS)
+        rows = len(table)
+        for line, row in table:
             raw = (row.get("phone") or "").strip()
             try:
                 phone = self._phone(raw)

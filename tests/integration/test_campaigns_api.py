@@ -380,3 +380,25 @@ async def test_the_campaigns_page_is_for_supervisors_and_the_desk_carries_the_ou
     assert (await client.get("/campaigns")).status_code == 303
     desk = await client.get("/desk")
     assert 'id="outbound"' in desk.text and "/static/js/outbound.js" in desk.text
+
+
+async def test_hostile_contact_and_do_not_call_files_are_refused_with_their_line_not_a_server_error(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str]
+) -> None:
+    campaign_id = await create_campaign(client, admin_headers)
+    hostile = {
+        # a NUL byte (the csv module raises on it), a binary file, a quote never closed
+        b"phone,name\n+74951110040,An\x00na\n": ("csv-encoding", 2),
+        b"PK\x03\x04\x14\x00\x06\x00phone\n": ("csv-encoding", 1),
+        b'phone,name\n+74951110041,"Boris\n+74951110042,Vera\n': ("csv-malformed", 2),
+    }
+    for path in (f"{API}/campaigns/{campaign_id}/contacts/import", f"{API}/dnc/import"):
+        for data, (error_id, line) in hostile.items():
+            r = await client.post(path, files={"file": ("x.csv", data, "text/csv")}, headers=admin_headers)
+            assert r.status_code == 400, (path, data, r.text)
+            assert r.json()["error_id"] == error_id and r.json()["details"]["line"] == line, r.text
+        r = await client.post(
+            path, files={"file": ("x.csv", b"name\nAnna\n", "text/csv")}, headers=admin_headers
+        )
+        assert r.status_code == 400 and r.json()["error_id"] == "csv-no-phone-column", r.text
+    assert await contacts_by_phone(container, campaign_id) == {}
