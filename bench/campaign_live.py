@@ -39,6 +39,7 @@ from frontoffice.services.campaign_schemas import CampaignIn, CampaignMode, Camp
 from frontoffice.services.context import Actor
 from frontoffice.store import migrate
 from frontoffice.store.tables import DialAttempt
+from tests.integration.sipp.runner import listening
 
 HOST = "127.0.0.1"
 CARRIER = "127.0.0.2"
@@ -104,7 +105,7 @@ async def live_dials(calls: int, max_lines: int, workdir: Path) -> dict[str, Any
         "-trace_err", "-error_file", str(workdir / "sipp-errors.log"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    await asyncio.sleep(1.0)  # sipp opens its socket
+    await listening(port)  # sipp's socket is bound (the carrier's calls would be refused before)
     progress(f"dialling {calls} numbers, at most {max_lines} at once")
     started = time.perf_counter()
     cpu0 = time.process_time()
