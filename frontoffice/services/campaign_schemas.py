@@ -105,7 +105,18 @@ class CampaignSettings(BaseModel):
     max_lines: int = Field(default=30, ge=1, le=2000, description="calls of this campaign at once")
     ring_timeout_s: float = Field(default=25.0, ge=5.0, le=120.0)
     agent_wait_s: float = Field(default=2.0, ge=0.5, le=10.0, description="answered → abandoned after")
-    amd: bool = False
+    amd: bool = Field(
+        default=False, description="answering-machine detection: not available yet (true is refused)"
+    )
+
+    @field_validator("amd")
+    @classmethod
+    def _amd(cls, value: bool) -> bool:
+        # Refused rather than accepted and ignored: a campaign set up to skip answering machines must
+        # not silently dial them to agents (docs/outbound.md).
+        if value:
+            raise ValueError("answering-machine detection is not available yet")
+        return value
 
 
 class CampaignIn(BaseModel):

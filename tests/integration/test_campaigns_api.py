@@ -402,3 +402,16 @@ async def test_hostile_contact_and_do_not_call_files_are_refused_with_their_line
         )
         assert r.status_code == 400 and r.json()["error_id"] == "csv-no-phone-column", r.text
     assert await contacts_by_phone(container, campaign_id) == {}
+
+
+async def test_answering_machine_detection_is_refused_rather_than_silently_ignored(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    queue_id = await _queue(client, admin_headers)
+    r = await client.post(
+        f"{API}/campaigns",
+        json={"name": "AMD", "queue_id": queue_id, "settings": {"amd": True}},
+        headers=admin_headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["details"]["errors"][0]["loc"][-1] == "amd"
