@@ -69,11 +69,14 @@ async def test_jobs_waiting_for_a_commit_share_one_transaction_and_answer_after_
     container: Container,
 ) -> None:
     # The container's own periodic jobs (SLA clocks, due callbacks, the tickets' routing sweep, the
-    # outbox's claims) commit too: stop them so that every commit counted here is the ledger's.
+    # outbox's claims, the job runner with its retention sweep, the campaign dialler) commit too:
+    # stop them so that every commit counted here is the ledger's.
     await container.sla.stop()
     await container.callbacks.stop()
     await container.ticket_work.stop()
     await container.outbox.stop()
+    await container.jobs.stop()
+    await container.dialler.stop()
     ledger = Ledger(container)
     commits: list[bool] = []
 

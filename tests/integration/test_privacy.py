@@ -299,7 +299,10 @@ async def test_limited_users_read_the_audit_entries_of_their_projects(
     assert [(e["action"], e["object_id"]) for e in seen if e["action"] == "customer.erase"] == [
         ("customer.erase", str(ivan["customer_id"]))
     ]
-    assert seen and all(e["project_id"] == site.projects["alpha"] for e in seen)
+    # Entries recorded for their project, and on objects of their project (its entry points, queues,
+    # the project itself: services/scope.audit_visible); never another project's.
+    assert seen and not any(e["project_id"] == site.projects["beta"] for e in seen)
+    assert {e["project_id"] for e in seen} <= {site.projects["alpha"], None}
     everything = (
         await client.get(f"{API}/audit", params={"action": "customer.erase"}, headers=admin_headers)
     ).json()

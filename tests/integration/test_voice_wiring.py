@@ -56,6 +56,6 @@ def test_prompts_are_synthesised_in_russian_and_english_at_telephone_rate() -> N
     require_tool("espeak-ng")
     for language in ("ru", "en"):
         prompts = render_prompts(language)
-        assert set(prompts) == {"menu", "invalid", "voicemail", "closed"}
+        assert set(prompts) == {"menu", "invalid", "voicemail", "closed", "notification_keys"}
         # 16-bit samples at 8 kHz: a menu sentence lasts a few seconds.
         assert 2 * 8000 * 2 < len(prompts["menu"]) < 2 * 8000 * 20
