@@ -66,6 +66,7 @@ def test_tv_mode_shows_large_figures_without_controls_and_rotates_the_queues(
     server: Server, new_context: Any
 ) -> None:
     board = sign_in(new_context(viewport=(1920, 1080)), server, "supervisor", "/wallboard")
+    board.locator(".tile .big").first.wait_for()
     normal = board.evaluate("parseFloat(getComputedStyle(document.querySelector('.tile .big')).fontSize)")
     board.goto(f"{server.url}/wallboard?tv=1&per_page=1&rotate=1")
     board.wait_for_selector('#conn[data-state="open"]')
