@@ -8,7 +8,7 @@ of ``calls`` numbers with ``max_lines`` calls at once and no message audio (the 
 ``live_dials_per_s`` = INVITEs sent / seconds from the start to the last INVITE (the voice channel's
 count of campaign INVITEs). ``failed_setups`` counts attempts that ended
 ``failed`` (a setup of ours or the carrier's refusal); ``sipp_failed`` the carrier's failed calls.
-No baseline: there is no other dialler to run beside it; ``machine_reference_ms`` (bench/voice.py)
+No baseline: there is no other dialler to run beside it; ``machine_reference_ms`` (bench/_machine.py)
 tells machines apart.
 """
 

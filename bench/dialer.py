@@ -41,26 +41,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _machine import machine_reference_ms
+
 from bench.campaign_live import live_dials
 from frontoffice.domain.dialer import DialMode
 from frontoffice.wfm.outbound import OutboundScenario, compare_outbound
 from frontoffice.wfm.simulation import Duration
-
-
-def machine_reference_ms() -> float:
-    """CPU milliseconds of a fixed pure-Python workload (median of five), as ``bench/voice.py``
-    measures it: the speed of this machine's interpreter."""
-    document = {
-        "calls": [{"id": n, "from": f"+7495{n:07d}", "state": "queued", "attrs": {"k": n}} for n in range(50)]
-    }
-    times = []
-    for _ in range(5):
-        started = time.process_time()
-        total = sum(i * i for i in range(300_000))
-        for _ in range(300):
-            total += len(json.loads(json.dumps(document)))
-        times.append(time.process_time() - started)
-    return round(1000 * sorted(times)[2], 1)
 
 
 def main() -> None:

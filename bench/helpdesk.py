@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _machine import machine_reference_ms
 from sqlalchemy import insert, select, text
 
 from frontoffice.domain.calendars import BusinessCalendar
@@ -57,21 +58,6 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 # Help-desk proportions: most tickets are closed history; a tenth waits for someone.
 STATUS_WEIGHTS = {"closed": 70, "solved": 15, "open": 10, "pending": 5}
 PRIORITY_WEIGHTS = {"low": 20, "normal": 60, "high": 15, "urgent": 5}
-
-
-def machine_reference_ms() -> float:
-    """CPU milliseconds of a fixed pure-Python workload (median of five), as bench/voice.py."""
-    document = {
-        "calls": [{"id": n, "from": f"+7495{n:07d}", "state": "queued", "attrs": {"k": n}} for n in range(50)]
-    }
-    times = []
-    for _ in range(5):
-        started = time.process_time()
-        total = sum(i * i for i in range(300_000))
-        for _ in range(300):
-            total += len(json.loads(json.dumps(document)))
-        times.append(time.process_time() - started)
-    return round(1000 * sorted(times)[2], 1)
 
 
 def office() -> BusinessCalendar:

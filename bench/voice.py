@@ -53,6 +53,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _machine import machine_reference_ms
+
 from frontoffice import aio
 from frontoffice.bootstrap import build_container
 from frontoffice.channels.voice.media import PythonMediaBackend
@@ -132,23 +134,6 @@ async def sipp(*args: str, limit_s: float = 600) -> tuple[int, str]:
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), limit_s)
     return int(process.returncode or 0), out.decode(errors="replace")
-
-
-def machine_reference_ms() -> float:
-    """CPU milliseconds of a fixed pure-Python workload (median of five): the speed of this machine's
-    interpreter, to compare runs across machines (the development machines differ by 2x from one
-    session to the next; CPU per setup scales with this figure)."""
-    document = {
-        "calls": [{"id": n, "from": f"+7495{n:07d}", "state": "queued", "attrs": {"k": n}} for n in range(50)]
-    }
-    times = []
-    for _ in range(5):
-        started = time.process_time()
-        total = sum(i * i for i in range(300_000))
-        for _ in range(300):
-            total += len(json.loads(json.dumps(document)))
-        times.append(time.process_time() - started)
-    return round(1000 * sorted(times)[2], 1)
 
 
 def media_cpu(media: object) -> float:
