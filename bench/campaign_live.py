@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _machine import machine_reference_ms
 from sqlalchemy import func, select
 
 from frontoffice.bootstrap import build_container
@@ -164,7 +165,7 @@ def main() -> None:
                 "bench": "dialer_live",
                 "quick": args.quick,
                 "params": {"calls": calls, "max_lines": args.max_lines},
-                "metrics": metrics,
+                "metrics": {**metrics, "machine_reference_ms": machine_reference_ms()},
                 "baseline": None,
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
