@@ -38,7 +38,7 @@ from ..security import container, requires
 router = APIRouter()
 
 
-def _contact_key(
+async def _contact_key(
     key: Annotated[
         str | None,
         Header(
