@@ -53,7 +53,9 @@ async def test_music_dtmf_relay_recording_and_counters_through_the_media_process
     session.set_agent(media_to(agent, PCMU, EVENT))
     session.record(tmp_path / "mixed.wav")
     session.bridge()
-    await asyncio.sleep(0.1)  # the commands reach the child
+    # The child handles its commands in order: a session opened now is answered once it has read them.
+    barrier = await backend.open_session(lambda digit: None)
+    await barrier.close()
     for n in range(20):
         packet = build_rtp(0, 200 + n, 160 * n, 0x5678, b"\xff" * 160)
         await loop.sock_sendto(caller, packet, ("127.0.0.1", session.caller_port))

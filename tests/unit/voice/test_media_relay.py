@@ -97,11 +97,12 @@ async def test_the_caller_hears_music_then_one_agent_then_another_as_one_stream(
     await _talk(first, session.agent_port, 0x11111111, 65530, 1000, 10)  # wraps past 65535
     # A transfer: music while the second phone rings, then the second phone.
     session.play_hold_music()
-    await asyncio.sleep(0.1)
+    between = _stream(await receive(caller, 0.1))  # the first phone's packets, then music again
+    assert between
     session.set_agent(media_to(second, PCMA, EVENT))
     session.bridge()
     await _talk(second, session.agent_port, 0x22222222, 100, 5_000_000, 10)
-    frames = music + _stream(await receive(caller, 0.3))
+    frames = music + between + _stream(await receive(caller, 0.3))
     await session.close()
     await backend.close()
 
