@@ -32,6 +32,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.dialer import AmdParameters, AmdResult
 from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.tables import Campaign, CampaignContact, DialAttempt, Interaction
@@ -101,6 +102,9 @@ class DialOrder:
     callback_agent_id: int | None
     ring_timeout_s: float
     agent_wait_s: float
+    # Answering-machine detection after the answer (None: off) and what a detected machine gets.
+    amd: AmdParameters | None = None
+    amd_machine_action: str = "hangup"
 
 
 class CampaignAttempts:
@@ -258,6 +262,11 @@ class CampaignAttempts:
                         callback_agent_id=agent_id or contact.callback_agent_id,
                         ring_timeout_s=settings.ring_timeout_s,
                         agent_wait_s=settings.agent_wait_s,
+                        # Preview: the agent is on the line at the answer and hears for themselves.
+                        amd=settings.amd_parameters.domain()
+                        if settings.amd and agent_id is None and campaign.mode != CampaignMode.PREVIEW
+                        else None,
+                        amd_machine_action=settings.amd_machine_action.value,
                     )
                 )
             if not candidates and agent_id is None:
@@ -311,6 +320,18 @@ class CampaignAttempts:
                 return
             attempt.state = AttemptState.ANSWERED
             attempt.answered_at = self.clock()
+
+    async def amd_decided(self, attempt_id: int, result: AmdResult, audio: str | None) -> None:
+        """Answering-machine detection decided: kept on the attempt for review, with the name of the
+        analysed audio's WAV (None when recordings are off)."""
+        async with self.sessions.begin() as s:
+            attempt = await s.get(DialAttempt, attempt_id)
+            if attempt is None:
+                return
+            attempt.amd_decision = result.decision.value
+            attempt.amd_cause = result.cause.value
+            attempt.amd_ms = result.ms
+            attempt.amd_audio = audio
 
     async def queue(self, order: DialOrder) -> None:
         """An answered call (progressive, predictive; notification's "2") goes into the campaign's
@@ -484,7 +505,10 @@ class CampaignAttempts:
             row = (
                 await s.execute(
                     select(
-                        func.count(DialAttempt.answered_at),
+                        # A detected answering machine is not a live answer (docs/outbound.md).
+                        func.count(DialAttempt.answered_at).filter(
+                            (DialAttempt.outcome.is_(None)) | (DialAttempt.outcome != "voicemail")
+                        ),
                         func.count().filter(DialAttempt.outcome == "abandoned"),
                     ).where(DialAttempt.campaign_id == campaign_id, DialAttempt.claimed_at >= since)
                 )

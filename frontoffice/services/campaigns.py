@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -511,6 +512,25 @@ class Campaigns:
             items=[AttemptOut.model_validate(r) for r in rows[:limit]],
             next_cursor=str(offset + limit) if len(rows) > limit else None,
         )
+
+    async def amd_audio(self, actor: Actor, campaign_id: int, attempt_id: int) -> Path:
+        """The WAV of the audio answering-machine detection analysed on an attempt, for review (the
+        caller checks the file exists). It is one of the call's recordings: gone when they are
+        (retention, erasure)."""
+        actor.require("routing.read")
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            await self._campaign(s, actor, campaign_id)
+            attempt = await s.get(DialAttempt, attempt_id)
+            if attempt is None or attempt.campaign_id != campaign_id:
+                raise NotFound("No such attempt", error_id="no-such-attempt", attempt_id=attempt_id)
+            row = None if attempt.interaction_id is None else await s.get(Interaction, attempt.interaction_id)
+            recordings = [] if row is None else (row.attributes or {}).get("recordings", [])
+        for stored in recordings:
+            path = Path(stored)
+            if attempt.amd_audio is not None and path.name == attempt.amd_audio:
+                return path
+        raise NotFound("No answering-machine detection audio for this attempt", error_id="no-amd-audio")
 
     # ------------------------------------------------------------------ agents: dispositions, callbacks
     async def _contact(

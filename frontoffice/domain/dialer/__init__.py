@@ -93,7 +93,14 @@ Invalid input raises :class:`DialerError` (a ``ValueError``).
 """
 
 from .abandon import AbandonGuard
-from .amd import AmdCause, AmdDecision, AmdParameters, AmdResult, AnsweringMachineDetector
+from .amd import (
+    AmdCause,
+    AmdDecision,
+    AmdParameters,
+    AmdResult,
+    AnsweringMachineDetector,
+    GreetingEndDetector,
+)
 from .exceptions import DialerError, UnknownTimeZone
 from .outcomes import (
     ABANDON_AFTER_S,
@@ -129,6 +136,7 @@ __all__ = [
     "CallingWindow",
     "DialMode",
     "DialerError",
+    "GreetingEndDetector",
     "Pacer",
     "PacingSettings",
     "PacingSnapshot",
