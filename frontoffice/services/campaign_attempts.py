@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -322,8 +323,9 @@ class CampaignAttempts:
             attempt.answered_at = self.clock()
 
     async def amd_decided(self, attempt_id: int, result: AmdResult, audio: str | None) -> None:
-        """Answering-machine detection decided: kept on the attempt for review, with the name of the
-        analysed audio's WAV (None when recordings are off)."""
+        """Answering-machine detection decided: kept on the attempt for review, with the analysed
+        audio's WAV (``audio``: its path; None when recordings are off). The WAV is listed in the
+        call's recordings in the same transaction, so it is kept, served and erased as they are."""
         async with self.sessions.begin() as s:
             attempt = await s.get(DialAttempt, attempt_id)
             if attempt is None:
@@ -331,7 +333,12 @@ class CampaignAttempts:
             attempt.amd_decision = result.decision.value
             attempt.amd_cause = result.cause.value
             attempt.amd_ms = result.ms
-            attempt.amd_audio = audio
+            attempt.amd_audio = None if audio is None else PurePath(audio).name
+            row = None if attempt.interaction_id is None else await s.get(Interaction, attempt.interaction_id)
+            if row is not None and audio is not None:
+                attributes = dict(row.attributes or {})
+                attributes["recordings"] = [*attributes.get("recordings", []), audio]
+                row.attributes = attributes
 
     async def queue(self, order: DialOrder) -> None:
         """An answered call (progressive, predictive; notification's "2") goes into the campaign's

@@ -299,7 +299,8 @@ class CampaignDialler:
 
     async def amd_decided(self, order: DialOrder, result: AmdResult, audio: str | None) -> None:
         """Answering-machine detection decided (HUMAN and NOTSURE go on as a live answer, MACHINE
-        ends as ``voicemail``): kept on the attempt, and the answer counted for the pacer."""
+        ends as ``voicemail``): kept on the attempt with ``audio`` (the analysed WAV's path), and the
+        answer counted for the pacer."""
         timing = self._timings.get(order.attempt_id)
         pace = self._pace.get(order.campaign_id)
         if timing is not None and timing.amd_pending:

@@ -311,18 +311,17 @@ class CampaignCalls:
         )
 
     def _amd_decided(self, call: _CampaignCall, result: AmdResult) -> None:
-        if call.ended_reported:
-            return
+        if not call.ended_reported:
+            self.endpoint.spawn(self._after_amd(call, result))
+
+    async def _after_amd(self, call: _CampaignCall, result: AmdResult) -> None:
+        """The decision is committed first (with the audio, listed in the call's recordings), then the
+        call goes on: the writes that follow (the call's recording, its end) never race it."""
         audio = call.amd_audio
         assert self.events is not None
-        self.endpoint.spawn(
-            self._quietly(self.events.amd_decided(call.order, result, None if audio is None else audio.name))
+        await self._quietly(
+            self.events.amd_decided(call.order, result, None if audio is None else str(audio))
         )
-        if audio is not None:
-            # Listed with the call's recordings: served, kept and erased as they are.
-            self.endpoint.spawn(
-                self._quietly(self.calls.annotate(call.order.interaction_id, recordings=[str(audio)]))
-            )
         if call.state is not CampaignCallState.DETECTING:
             return
         log.info(
