@@ -324,6 +324,20 @@ async def _finished_in(container: Container, campaign_id: int) -> bool:
         return row is not None and row.state == "finished"
 
 
+def amd_callees(tmp_path: Path) -> Path:
+    """sipp/carrier_amd.xml with its audio: the machine's greeting is 3 s of continuous "speech" from
+    the answer on (longer than AMD's 1.5 s), then nothing; the person says a 400 ms "hello" after a
+    little quiet, then is quiet while waiting for an answer."""
+    machine = write_rtp_pcap(tmp_path / "machine.pcap", audio.silence(200) + audio.tone(3000))
+    hello = write_rtp_pcap(
+        tmp_path / "hello.pcap", audio.silence(200) + audio.tone(400) + audio.silence(2600)
+    )
+    template = (Path(__file__).parent / "sipp" / "carrier_amd.xml").read_text()
+    scenario = tmp_path / "carrier_amd.xml"
+    scenario.write_text(template.replace("@MACHINE_PCAP@", str(machine)).replace("@HELLO_PCAP@", str(hello)))
+    return scenario
+
+
 async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_and_a_short_hello_to_an_agent(
     client: httpx.AsyncClient,
     container: Container,
@@ -338,15 +352,7 @@ async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_an
     alice = await desk.agent("alice")
     phone_port = await register_phone(sipp, voice, "alice")
     phone = await start_phone(sipp, "agent_phone.xml", phone_port)
-    # The machine: 3 s of continuous "speech" from the answer on (longer than AMD's 1.5 s greeting).
-    # The person: a little quiet, a 400 ms "hello", then quiet while waiting for an answer.
-    machine = write_rtp_pcap(tmp_path / "machine.pcap", audio.silence(200) + audio.tone(3000))
-    hello = write_rtp_pcap(
-        tmp_path / "hello.pcap", audio.silence(200) + audio.tone(400) + audio.silence(2600)
-    )
-    template = (Path(__file__).parent / "sipp" / "carrier_amd.xml").read_text()
-    scenario = tmp_path / "carrier_amd.xml"
-    scenario.write_text(template.replace("@MACHINE_PCAP@", str(machine)).replace("@HELLO_PCAP@", str(hello)))
+    scenario = amd_callees(tmp_path)
     campaign_id = await create_campaign(
         client,
         admin_headers,
@@ -394,3 +400,45 @@ async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_an
         # The WAV holds the audio the detector decided on (as long as it says), loud where the tone was.
         assert frames * 1000 // 8000 >= (attempt.amd_ms or 0) > 0
         assert frame_level(heard) > 256
+
+
+async def test_a_detected_machine_gets_the_campaigns_message_once_its_greeting_is_over(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    carrier_port: int,
+    tmp_path: Path,
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(ENTRY)
+    await desk.agent("alice")  # free: the dialler places the call
+    scenario = amd_callees(tmp_path)
+    campaign_id = await create_campaign(
+        client,
+        admin_headers,
+        numbers=["+74951110028"],  # a machine
+        queue_id=desk.queue_id,
+        trunk="carrier",
+        message_text="Please call us back.",
+        settings={"ring_timeout_s": 5, "amd": True, "amd_machine_action": "message"},
+    )
+    await container.campaign_messages.render(campaign_id)
+    carrier = asyncio.create_task(
+        run_sipp(sipp, str(scenario), None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER, tail=6000)
+    )
+    await eventually(lambda: _bound(carrier_port), "the machine listens")
+    r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    result = await carrier
+    assert result.returncode == 0, result.output
+    await eventually(lambda: _outcome(container, campaign_id, "voicemail"), "the attempt ended as voicemail")
+    [attempt] = await attempts_of(container, campaign_id)
+    assert (attempt.amd_decision, attempt.amd_cause) == ("MACHINE", "longgreeting")
+    async with container.sessions() as s:
+        row = await s.get(Interaction, attempt.interaction_id)
+    assert row is not None
+    # The message was played to its end after the greeting, and no agent was involved.
+    assert row.attributes["amd_message_left"] is True and row.attributes["outcome"] == "voicemail"
+    assert attempt.agent_id is None

@@ -4,8 +4,9 @@ detector (:mod:`frontoffice.domain.dialer.amd`), and the analysed audio into a W
 A media session runs one :class:`AmdTap` from the answer until it decides; the tap is fed every
 packet of the caller leg's codec (:meth:`AmdTap.packet`) and reports the result once, through the
 callback it was given. Asked to (``on_greeting_end``), after a MACHINE decision it listens on until
-the greeting and its beep are over (:class:`~frontoffice.domain.dialer.GreetingEndDetector`), at most
-:data:`MAX_GREETING_WAIT_S`, and says so: the moment to leave a message.
+the greeting and its beep are over - ``after_greeting_silence`` without a frame over the silence
+threshold, whether quiet frames or none at all come - at most :data:`MAX_GREETING_WAIT_S`, and says
+so: the moment to leave a message.
 
 Gaps in the stream (silence suppression, comfort noise, loss) are fed as silence of the length the
 RTP timestamps say, as Asterisk counts CNG frames as silence. A stream that stops altogether is
@@ -20,13 +21,8 @@ import wave
 from collections.abc import Callable
 from pathlib import Path
 
-from frontoffice.domain.dialer import (
-    AmdDecision,
-    AmdParameters,
-    AmdResult,
-    AnsweringMachineDetector,
-    GreetingEndDetector,
-)
+from frontoffice.domain.dialer import AmdDecision, AmdParameters, AmdResult, AnsweringMachineDetector
+from frontoffice.domain.dialer.amd import frame_level
 
 __all__ = ["MAX_GREETING_WAIT_S", "WALL_GRACE_S", "AmdHandler", "AmdTap", "GreetingEndHandler", "write_wav"]
 
@@ -72,7 +68,9 @@ class AmdTap:
         self.audio_path = audio_path
         self.on_result = on_result
         self.on_greeting_end = on_greeting_end
-        self._greeting: GreetingEndDetector | None = None
+        # After a MACHINE decision, with on_greeting_end: the timer that fires after the quiet that
+        # ends the greeting (re-armed by every loud frame), and the one that bounds the wait.
+        self._quiet: asyncio.TimerHandle | None = None
         self.audio = bytearray()
         self._next_ts: int | None = None
         self._done = False  # decided
@@ -89,9 +87,9 @@ class AmdTap:
 
     def packet(self, pcm: bytes, timestamp: int) -> None:
         """The decoded audio of one RTP packet and its timestamp (RFC 3550 §5.1: in samples)."""
-        if self._greeting is not None:
-            if self._greeting.feed(pcm):
-                self._greeting_ended()
+        if self._quiet is not None:
+            if frame_level(pcm) >= self.detector.parameters.silence_threshold:
+                self._quiet_again()
             return
         if self._done:
             return
@@ -136,13 +134,21 @@ class AmdTap:
             self._over = True
         else:
             # Listened for once the decision is out, so the end of the greeting always comes after it.
-            p = self.detector.parameters
-            self._greeting = GreetingEndDetector(p.after_greeting_silence, p.silence_threshold)
             self._timer = asyncio.get_running_loop().call_later(MAX_GREETING_WAIT_S, self._greeting_ended)
+            self._quiet_again()
+
+    def _quiet_again(self) -> None:
+        """The greeting goes on: its end is ``after_greeting_silence`` from now, unless more comes."""
+        if self._quiet is not None:
+            self._quiet.cancel()
+        quiet_s = self.detector.parameters.after_greeting_silence / 1000
+        self._quiet = asyncio.get_running_loop().call_later(quiet_s, self._greeting_ended)
 
     def _greeting_ended(self) -> None:
         self._timer.cancel()
-        self._greeting = None
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
         self._over = True
         if self.on_greeting_end is not None:
             self.on_greeting_end()
@@ -150,5 +156,7 @@ class AmdTap:
     def cancel(self) -> None:
         """The call ended first: nothing more is reported."""
         self._done = self._cancelled = self._over = True
-        self._greeting = None
         self._timer.cancel()
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None

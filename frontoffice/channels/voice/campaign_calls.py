@@ -343,7 +343,7 @@ class CampaignCalls:
             and call.outcome == "voicemail"
             and not call.ended_reported
         ):
-            self.endpoint.spawn(self._play_then_hang_up(call))
+            self.endpoint.spawn(self._play_then_hang_up(call, on_machine=True))
 
     async def _queue(self, call: _CampaignCall) -> None:
         assert self.events is not None
@@ -372,7 +372,9 @@ class CampaignCalls:
             self.endpoint.spawn(self._quietly(self.events.withdraw(call.order)))
         self.endpoint.spawn(self._play_then_hang_up(call))
 
-    async def _play_then_hang_up(self, call: _CampaignCall) -> None:
+    async def _play_then_hang_up(self, call: _CampaignCall, *, on_machine: bool = False) -> None:
+        """The campaign's recorded message, then the end: to an abandoned call, or left on an
+        answering machine (``on_machine``: noted on the call as ``amd_message_left``)."""
         assert self.events is not None and call.media is not None
         pcm = b""
         try:
@@ -384,8 +386,11 @@ class CampaignCalls:
         if pcm and call.state is CampaignCallState.MESSAGE:
             call.media.play_prompt(pcm)
             await asyncio.sleep(len(pcm) / 2 / SAMPLE_RATE)
+            if on_machine and call.state is CampaignCallState.MESSAGE:
+                # Committed before the hang-up, whose end of the attempt writes the call's record too.
+                await self._quietly(self.calls.annotate(call.order.interaction_id, amd_message_left=True))
         else:
-            log.warning("campaign %s has no recorded message for an abandoned call", call.order.campaign_id)
+            log.warning("campaign %s has no recorded message to play", call.order.campaign_id)
         self._hang_up(call)
 
     async def _notify(self, call: _CampaignCall) -> None:

@@ -93,14 +93,7 @@ Invalid input raises :class:`DialerError` (a ``ValueError``).
 """
 
 from .abandon import AbandonGuard
-from .amd import (
-    AmdCause,
-    AmdDecision,
-    AmdParameters,
-    AmdResult,
-    AnsweringMachineDetector,
-    GreetingEndDetector,
-)
+from .amd import AmdCause, AmdDecision, AmdParameters, AmdResult, AnsweringMachineDetector
 from .exceptions import DialerError, UnknownTimeZone
 from .outcomes import (
     ABANDON_AFTER_S,
@@ -136,7 +129,6 @@ __all__ = [
     "CallingWindow",
     "DialMode",
     "DialerError",
-    "GreetingEndDetector",
     "Pacer",
     "PacingSettings",
     "PacingSnapshot",

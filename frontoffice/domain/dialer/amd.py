@@ -35,9 +35,6 @@ the same answer for the same audio however fast it arrives. The adapter bounds t
 (no packets at all, a stalled stream) with :meth:`AnsweringMachineDetector.expire`, as Asterisk's
 real-time check does (its ``NOAUDIODATA`` cause: ``noaudio`` here).
 
-To leave a message on a machine, :class:`GreetingEndDetector` then waits for the greeting (and its
-beep) to end: ``after_greeting_silence`` of silence.
-
 Pure Python, stdlib only; invalid parameters raise :class:`~.exceptions.DialerError`.
 """
 
@@ -57,7 +54,6 @@ __all__ = [
     "AmdParameters",
     "AmdResult",
     "AnsweringMachineDetector",
-    "GreetingEndDetector",
     "frame_level",
 ]
 
@@ -223,29 +219,3 @@ class AnsweringMachineDetector:
         self.result = AmdResult(decision, cause, self._total_ms, self._words)
         return self.result
 
-
-class GreetingEndDetector:
-    """After a MACHINE decision, when to leave a message: once the machine has been quiet for
-    ``silence_ms`` (the greeting, and the beep that usually follows it, are over). Fed like the
-    detector; :meth:`feed` returns True once, at the end of the greeting."""
-
-    def __init__(self, silence_ms: int, silence_threshold: int) -> None:
-        if silence_ms <= 0 or silence_threshold <= 0:
-            raise DialerError("the greeting's end needs a silence length and a threshold > 0")
-        self.silence_ms = silence_ms
-        self.silence_threshold = silence_threshold
-        self.ended = False
-        self._quiet_ms = 0
-
-    def feed(self, pcm: bytes) -> bool:
-        if self.ended:
-            return False
-        ms = len(pcm) // 2 // _SAMPLES_PER_MS
-        if ms <= 0:
-            return False
-        if frame_level(pcm) < self.silence_threshold:
-            self._quiet_ms += ms
-        else:
-            self._quiet_ms = 0
-        self.ended = self._quiet_ms >= self.silence_ms
-        return self.ended
