@@ -371,7 +371,8 @@ class CampaignProgressOut(BaseModel):
     in_flight: int
     attempts_last_hour: int
     contacts_per_hour: float
-    answered: int
+    answered: int = Field(description="live answers (a machine recognised by detection is not one)")
+    voicemail: int = Field(default=0, description="answering machines recognised by detection")
     answer_rate: float
     abandoned: int
     abandon_rate: float

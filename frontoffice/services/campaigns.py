@@ -812,7 +812,9 @@ class Campaigns:
                 for u in (await s.scalars(select(User).where(User.id.in_(agent_ids))) if agent_ids else [])
             }
         dialled = [a for a in attempts if a.outcome != "dnc"]
-        answered = sum(1 for a in dialled if a.answered_at is not None)
+        # Live answers: an answering machine that detection recognised (voicemail) is not one.
+        voicemail = sum(1 for a in dialled if a.outcome == "voicemail")
+        answered = sum(1 for a in dialled if a.answered_at is not None and a.outcome != "voicemail")
         ended = sum(1 for a in dialled if a.ended_at is not None)
         abandoned = sum(1 for a in dialled if a.outcome == "abandoned")
         in_flight = sum(1 for a in dialled if a.ended_at is None)
@@ -839,6 +841,7 @@ class Campaigns:
             attempts_last_hour=len(dialled),
             contacts_per_hour=float(len({a.contact_id for a in dialled})),
             answered=answered,
+            voicemail=voicemail,
             answer_rate=0.0 if ended == 0 else round(answered / max(ended, answered), 4),
             abandoned=abandoned,
             abandon_rate=0.0 if answered == 0 else round(abandoned / answered, 4),

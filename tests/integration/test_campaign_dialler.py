@@ -383,6 +383,11 @@ async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_an
     assert (person.amd_decision, person.amd_cause) == ("HUMAN", "humanafterwords")
     assert person.agent_id == alice and person.connected_at is not None
     assert machine_attempt.agent_id is None and machine_attempt.connected_at is None
+    # The machine is not a live answer: neither for the abandon rate nor for the pacer's day.
+    r = await client.get(f"{API}/campaigns/{campaign_id}/progress", headers=admin_headers)
+    assert (r.json()["answered"], r.json()["voicemail"], r.json()["abandon_rate"]) == (1, 1, 0.0)
+    since = min(a.claimed_at for a in attempts.values())
+    assert await container.campaign_attempts.day_counts(campaign_id, since) == (1, 0)
     # The decisions and the audio they were made on are there for a supervisor to review.
     r = await client.get(f"{API}/campaigns/{campaign_id}/attempts", headers=admin_headers)
     listed = {a["phone"]: a for a in r.json()["items"]}

@@ -218,4 +218,3 @@ class AnsweringMachineDetector:
     def _decide(self, decision: AmdDecision, cause: AmdCause) -> AmdResult:
         self.result = AmdResult(decision, cause, self._total_ms, self._words)
         return self.result
-
