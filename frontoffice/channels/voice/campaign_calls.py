@@ -112,6 +112,7 @@ class _CampaignCall:
     ended_reported: bool = False
     preview_agent: int | None = None  # preview: the agent who dials (their phone is rung first)
     amd_audio: Path | None = None  # where answering-machine detection writes the audio it analysed
+    decided_at: float | None = None  # when it decided (the loop's clock): the 2-second rule's start
 
 
 class CampaignCalls:
@@ -291,7 +292,11 @@ class CampaignCalls:
         call.media.play_hold_music()
         # The 2-second rule runs from the answer (with AMD, from its decision), whatever the store or
         # the ACD take.
-        call.timer = asyncio.get_running_loop().call_later(call.order.agent_wait_s, self._no_agent, call)
+        loop = asyncio.get_running_loop()
+        wait = call.order.agent_wait_s
+        if call.decided_at is not None:
+            wait = max(0.0, wait - (loop.time() - call.decided_at))  # the decision's write took some
+        call.timer = loop.call_later(wait, self._no_agent, call)
         self.endpoint.spawn(self._queue(call))
 
     # ------------------------------------------------------------------ answering-machine detection
@@ -312,6 +317,7 @@ class CampaignCalls:
 
     def _amd_decided(self, call: _CampaignCall, result: AmdResult) -> None:
         if not call.ended_reported:
+            call.decided_at = asyncio.get_running_loop().time()
             self.endpoint.spawn(self._after_amd(call, result))
 
     async def _after_amd(self, call: _CampaignCall, result: AmdResult) -> None:
