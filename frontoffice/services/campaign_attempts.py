@@ -16,7 +16,8 @@ once. An answered call that was waiting in the ACD is withdrawn; one connected t
 **Outcomes.** ``answered`` (reached an agent), ``confirmed`` / ``operator`` (notification: 1 or 2
 pressed), ``listened`` (notification heard to the end without a key), ``abandoned`` (answered, no agent
 within the campaign's ``agent_wait_s``: the caller heard the recorded message), ``busy``, ``no_answer``,
-``voicemail``, ``rejected``, ``failed`` (a carrier error, a 404...), ``unknown`` and ``dnc`` (never
+``voicemail`` (answering-machine detection decided MACHINE: its decision, cause, time and audio are
+on the attempt), ``rejected``, ``failed`` (a carrier error, a 404...), ``unknown`` and ``dnc`` (never
 dialled). What happens next is the campaign's retry rule for the outcome
 (:mod:`frontoffice.services.campaign_rules`).
 """
@@ -42,7 +43,13 @@ from frontoffice.store.unit_of_work import UnitOfWork
 from . import campaign_rules as rules
 from .acd import AcdService
 from .acd_commands import AcdCommand, CommandHandler, FinishContact, WithdrawContact
-from .campaign_schemas import CampaignMode, CampaignSettings, CampaignState, ContactState
+from .campaign_schemas import (
+    AmdMachineAction,
+    CampaignMode,
+    CampaignSettings,
+    CampaignState,
+    ContactState,
+)
 from .context import Clock, system_clock
 from .dnc import DNC_CLEAR, dnc_check
 from .interactions import InteractionService, log_event
@@ -105,7 +112,7 @@ class DialOrder:
     agent_wait_s: float
     # Answering-machine detection after the answer (None: off) and what a detected machine gets.
     amd: AmdParameters | None = None
-    amd_machine_action: str = "hangup"
+    amd_machine_action: AmdMachineAction = AmdMachineAction.HANGUP
 
 
 class CampaignAttempts:
@@ -267,7 +274,7 @@ class CampaignAttempts:
                         amd=settings.amd_parameters.domain()
                         if settings.amd and agent_id is None and campaign.mode != CampaignMode.PREVIEW
                         else None,
-                        amd_machine_action=settings.amd_machine_action.value,
+                        amd_machine_action=settings.amd_machine_action,
                     )
                 )
             if not candidates and agent_id is None:

@@ -36,6 +36,7 @@ from frontoffice.domain.dialer import AmdDecision, AmdParameters, AmdResult
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.services.campaign_attempts import DialOrder, outcome_of_status
 from frontoffice.services.campaign_dialler import CampaignCallEvents, LiveCalls
+from frontoffice.services.campaign_schemas import AmdMachineAction
 from frontoffice.services.voice_calls import VoiceCalls
 from frontoffice.services.voice_outbound import OutboundCallRecords
 
@@ -307,7 +308,7 @@ class CampaignCalls:
         if self.setup.recordings_dir is not None:
             audio = self.setup.recordings_dir / f"{call.order.interaction_id}-{AMD_AUDIO_SUFFIX}.wav"
             call.amd_audio = audio
-        leave_message = call.order.amd_machine_action == "message"
+        leave_message = call.order.amd_machine_action is AmdMachineAction.MESSAGE
         call.media.detect_answering_machine(
             parameters,
             audio,
@@ -338,7 +339,7 @@ class CampaignCalls:
             self._proceed(call)
             return
         call.outcome = "voicemail"
-        if call.order.amd_machine_action == "message":
+        if call.order.amd_machine_action is AmdMachineAction.MESSAGE:
             call.state = CampaignCallState.MESSAGE  # the message once the greeting is over
         else:
             self._hang_up(call)
