@@ -16,7 +16,8 @@ once. An answered call that was waiting in the ACD is withdrawn; one connected t
 **Outcomes.** ``answered`` (reached an agent), ``confirmed`` / ``operator`` (notification: 1 or 2
 pressed), ``listened`` (notification heard to the end without a key), ``abandoned`` (answered, no agent
 within the campaign's ``agent_wait_s``: the caller heard the recorded message), ``busy``, ``no_answer``,
-``voicemail``, ``rejected``, ``failed`` (a carrier error, a 404...), ``unknown`` and ``dnc`` (never
+``voicemail`` (answering-machine detection decided MACHINE: its decision, cause, time and audio are
+on the attempt), ``rejected``, ``failed`` (a carrier error, a 404...), ``unknown`` and ``dnc`` (never
 dialled). What happens next is the campaign's retry rule for the outcome
 (:mod:`frontoffice.services.campaign_rules`).
 """
@@ -26,12 +27,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.dialer import AmdParameters, AmdResult
 from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.tables import Campaign, CampaignContact, DialAttempt, Interaction
@@ -40,7 +43,13 @@ from frontoffice.store.unit_of_work import UnitOfWork
 from . import campaign_rules as rules
 from .acd import AcdService
 from .acd_commands import AcdCommand, CommandHandler, FinishContact, WithdrawContact
-from .campaign_schemas import CampaignMode, CampaignSettings, CampaignState, ContactState
+from .campaign_schemas import (
+    AmdMachineAction,
+    CampaignMode,
+    CampaignSettings,
+    CampaignState,
+    ContactState,
+)
 from .context import Clock, system_clock
 from .dnc import DNC_CLEAR, dnc_check
 from .interactions import InteractionService, log_event
@@ -101,6 +110,9 @@ class DialOrder:
     callback_agent_id: int | None
     ring_timeout_s: float
     agent_wait_s: float
+    # Answering-machine detection after the answer (None: off) and what a detected machine gets.
+    amd: AmdParameters | None = None
+    amd_machine_action: AmdMachineAction = AmdMachineAction.HANGUP
 
 
 class CampaignAttempts:
@@ -258,6 +270,11 @@ class CampaignAttempts:
                         callback_agent_id=agent_id or contact.callback_agent_id,
                         ring_timeout_s=settings.ring_timeout_s,
                         agent_wait_s=settings.agent_wait_s,
+                        # Preview: the agent is on the line at the answer and hears for themselves.
+                        amd=settings.amd_parameters.domain()
+                        if settings.amd and agent_id is None and campaign.mode != CampaignMode.PREVIEW
+                        else None,
+                        amd_machine_action=settings.amd_machine_action,
                     )
                 )
             if not candidates and agent_id is None:
@@ -311,6 +328,24 @@ class CampaignAttempts:
                 return
             attempt.state = AttemptState.ANSWERED
             attempt.answered_at = self.clock()
+
+    async def amd_decided(self, attempt_id: int, result: AmdResult, audio: str | None) -> None:
+        """Answering-machine detection decided: kept on the attempt for review, with the analysed
+        audio's WAV (``audio``: its path; None when recordings are off). The WAV is listed in the
+        call's recordings in the same transaction, so it is kept, served and erased as they are."""
+        async with self.sessions.begin() as s:
+            attempt = await s.get(DialAttempt, attempt_id)
+            if attempt is None:
+                return
+            attempt.amd_decision = result.decision.value
+            attempt.amd_cause = result.cause.value
+            attempt.amd_ms = result.ms
+            attempt.amd_audio = None if audio is None else PurePath(audio).name
+            row = None if attempt.interaction_id is None else await s.get(Interaction, attempt.interaction_id)
+            if row is not None and audio is not None:
+                attributes = dict(row.attributes or {})
+                attributes["recordings"] = [*attributes.get("recordings", []), audio]
+                row.attributes = attributes
 
     async def queue(self, order: DialOrder) -> None:
         """An answered call (progressive, predictive; notification's "2") goes into the campaign's
@@ -484,7 +519,10 @@ class CampaignAttempts:
             row = (
                 await s.execute(
                     select(
-                        func.count(DialAttempt.answered_at),
+                        # A detected answering machine is not a live answer (docs/outbound.md).
+                        func.count(DialAttempt.answered_at).filter(
+                            (DialAttempt.outcome.is_(None)) | (DialAttempt.outcome != "voicemail")
+                        ),
                         func.count().filter(DialAttempt.outcome == "abandoned"),
                     ).where(DialAttempt.campaign_id == campaign_id, DialAttempt.claimed_at >= since)
                 )

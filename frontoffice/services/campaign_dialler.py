@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from frontoffice.domain import routing as r
-from frontoffice.domain.dialer import DialMode, Pacer, PacingSnapshot
+from frontoffice.domain.dialer import AmdDecision, AmdResult, DialMode, Pacer, PacingSnapshot
 from frontoffice.domain.exceptions import Conflict
 
 from . import campaign_rules as rules
@@ -83,6 +83,7 @@ class CampaignCallEvents(Protocol):
     """What the channel tells the dialler about a campaign call (implemented by :class:`CampaignDialler`)."""
 
     async def answered(self, order: DialOrder) -> None: ...
+    async def amd_decided(self, order: DialOrder, result: AmdResult, audio: str | None) -> None: ...
     async def queue(self, order: DialOrder) -> None: ...
     async def withdraw(self, order: DialOrder) -> None: ...
     async def connected(self, order: DialOrder, agent_id: int) -> None: ...
@@ -110,6 +111,9 @@ class _Timing:
     placed: float
     answered: float | None = None
     connected: float | None = None
+    # Answering-machine detection on: the answer counts for the pacer once it has decided (a machine
+    # is not a live answer).
+    amd_pending: bool = False
 
 
 class CampaignDialler:
@@ -280,11 +284,31 @@ class CampaignDialler:
         pace = self._pace.get(order.campaign_id)
         if timing is not None:
             timing.answered = now
-            if pace is not None:
-                pace.pacer.observe_attempt(now, rules.call_outcome("answered"), max(0.0, now - timing.placed))
-                if order.mode == DialMode.NOTIFICATION.value:
-                    pace.pacer.observe_answered(now, abandoned=False)  # the message takes it
+            if order.amd is not None:
+                timing.amd_pending = True  # counted when the detector has decided
+            elif pace is not None:
+                self._observe_answer(pace.pacer, order, timing, "answered")
         await self.attempts.answered(order.attempt_id)
+
+    def _observe_answer(self, pacer: Pacer, order: DialOrder, timing: _Timing, outcome: str) -> None:
+        assert timing.answered is not None
+        at = timing.answered
+        pacer.observe_attempt(self.acd.now(), rules.call_outcome(outcome), max(0.0, at - timing.placed))
+        if order.mode == DialMode.NOTIFICATION.value and outcome == "answered":
+            pacer.observe_answered(at, abandoned=False)  # the message takes it
+
+    async def amd_decided(self, order: DialOrder, result: AmdResult, audio: str | None) -> None:
+        """Answering-machine detection decided (HUMAN and NOTSURE go on as a live answer, MACHINE
+        ends as ``voicemail``): kept on the attempt with ``audio`` (the analysed WAV's path), and the
+        answer counted for the pacer."""
+        timing = self._timings.get(order.attempt_id)
+        pace = self._pace.get(order.campaign_id)
+        if timing is not None and timing.amd_pending:
+            timing.amd_pending = False
+            if pace is not None:
+                machine = result.decision is AmdDecision.MACHINE
+                self._observe_answer(pace.pacer, order, timing, "voicemail" if machine else "answered")
+        await self.attempts.amd_decided(order.attempt_id, result, audio)
 
     async def queue(self, order: DialOrder) -> None:
         await self.attempts.queue(order)
@@ -324,6 +348,10 @@ class CampaignDialler:
         if timing is None or pace is None:
             return
         pacer = pace.pacer
+        if timing.amd_pending:
+            # Hung up (by either side) before the detector decided: an answer all the same.
+            timing.amd_pending = False
+            self._observe_answer(pacer, order, timing, "answered")
         if timing.answered is None:
             # Never answered: its ringing ended now (busy, no answer, failed).
             pacer.observe_attempt(now, rules.call_outcome(outcome), max(0.0, now - timing.placed))

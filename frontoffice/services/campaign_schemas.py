@@ -8,11 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from frontoffice.domain.dialer import DEFAULT_ABANDON_CAP, DialerError
+from frontoffice.domain.dialer import DEFAULT_ABANDON_CAP, AmdParameters, DialerError
 
 from . import campaign_rules as rules
 
 __all__ = [
+    "AmdMachineAction",
+    "AmdParametersIn",
     "AttemptOut",
     "CallbackIn",
     "CampaignIn",
@@ -35,6 +37,10 @@ __all__ = [
 ]
 
 _TIME = r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$"
+_AMD = AmdParameters()
+# The detector holds the answered call (and the analysed audio is kept): 10 s is already twice
+# Asterisk's default analysis time and longer than any greeting worth waiting for.
+_AMD_MAX_MS = 10_000
 
 
 class CampaignMode(StrEnum):
@@ -93,6 +99,42 @@ class RetryRuleIn(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=50)
 
 
+class AmdMachineAction(StrEnum):
+    HANGUP = "hangup"  # the outcome is voicemail; the retry rule for voicemail decides what next
+    MESSAGE = "message"  # leave the campaign's recorded message once the greeting ends, then hang up
+
+
+class AmdParametersIn(BaseModel):
+    """Asterisk ``AMD()``'s parameters in milliseconds (``silence_threshold``: average absolute
+    amplitude of a 20 ms frame, 0-32767); the defaults are Asterisk's
+    (:class:`~frontoffice.domain.dialer.AmdParameters`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_silence: int = Field(default=_AMD.initial_silence, ge=100, le=_AMD_MAX_MS)
+    greeting: int = Field(default=_AMD.greeting, ge=100, le=_AMD_MAX_MS)
+    after_greeting_silence: int = Field(default=_AMD.after_greeting_silence, ge=100, le=_AMD_MAX_MS)
+    total_analysis_time: int = Field(default=_AMD.total_analysis_time, ge=1000, le=_AMD_MAX_MS)
+    min_word_length: int = Field(default=_AMD.min_word_length, ge=20, le=5000)
+    between_words_silence: int = Field(default=_AMD.between_words_silence, ge=20, le=5000)
+    maximum_number_of_words: int = Field(default=_AMD.maximum_number_of_words, ge=1, le=20)
+    silence_threshold: int = Field(default=_AMD.silence_threshold, ge=1, le=32767)
+    maximum_word_length: int = Field(default=_AMD.maximum_word_length, ge=100, le=_AMD_MAX_MS)
+
+    @model_validator(mode="after")
+    def _within_the_analysis(self) -> AmdParametersIn:
+        # A limit past the analysis time can never be reached: the call would always be NOTSURE there.
+        for name in ("initial_silence", "after_greeting_silence", "greeting"):
+            if getattr(self, name) >= self.total_analysis_time:
+                raise ValueError(
+                    f"{name} must be shorter than total_analysis_time ({self.total_analysis_time} ms)"
+                )
+        return self
+
+    def domain(self) -> AmdParameters:
+        return AmdParameters(**self.model_dump())
+
+
 class CampaignSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,17 +148,15 @@ class CampaignSettings(BaseModel):
     ring_timeout_s: float = Field(default=25.0, ge=5.0, le=120.0)
     agent_wait_s: float = Field(default=2.0, ge=0.5, le=10.0, description="answered → abandoned after")
     amd: bool = Field(
-        default=False, description="answering-machine detection: not available yet (true is refused)"
+        default=False,
+        description="answering-machine detection after the answer (docs/outbound.md): off by default, "
+        "since every machine it mistakes a person for is a live customer hung up on",
     )
-
-    @field_validator("amd")
-    @classmethod
-    def _amd(cls, value: bool) -> bool:
-        # Refused rather than accepted and ignored: a campaign set up to skip answering machines must
-        # not silently dial them to agents (docs/outbound.md).
-        if value:
-            raise ValueError("answering-machine detection is not available yet")
-        return value
+    amd_machine_action: AmdMachineAction = Field(
+        default=AmdMachineAction.HANGUP,
+        description="a detected machine: hang up, or leave the campaign's message after its greeting",
+    )
+    amd_parameters: AmdParametersIn = Field(default_factory=lambda: AmdParametersIn())
 
 
 class CampaignIn(BaseModel):
@@ -236,6 +276,16 @@ class AttemptOut(BaseModel):
     claimed_at: datetime
     answered_at: datetime | None
     ended_at: datetime | None
+    amd_decision: str | None = Field(
+        default=None, description="answering-machine detection: HUMAN, MACHINE, NOTSURE"
+    )
+    amd_cause: str | None = Field(
+        default=None, description="why: initialsilence, longgreeting, maxwords, ..."
+    )
+    amd_ms: int | None = Field(default=None, description="audio analysed before the decision (ms)")
+    amd_audio: str | None = Field(
+        default=None, description="the analysed audio's WAV: GET .../attempts/{id}/amd-audio"
+    )
 
 
 class SegmentIn(BaseModel):
@@ -321,7 +371,8 @@ class CampaignProgressOut(BaseModel):
     in_flight: int
     attempts_last_hour: int
     contacts_per_hour: float
-    answered: int
+    answered: int = Field(description="live answers (a machine recognised by detection is not one)")
+    voicemail: int = Field(default=0, description="answering machines recognised by detection")
     answer_rate: float
     abandoned: int
     abandon_rate: float

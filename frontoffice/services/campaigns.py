@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -512,6 +513,25 @@ class Campaigns:
             next_cursor=str(offset + limit) if len(rows) > limit else None,
         )
 
+    async def amd_audio(self, actor: Actor, campaign_id: int, attempt_id: int) -> Path:
+        """The WAV of the audio answering-machine detection analysed on an attempt, for review (the
+        caller checks the file exists). It is one of the call's recordings: gone when they are
+        (retention, erasure)."""
+        actor.require("routing.read")
+        actor.require("interactions.read")
+        async with self.sessions() as s:
+            await self._campaign(s, actor, campaign_id)
+            attempt = await s.get(DialAttempt, attempt_id)
+            if attempt is None or attempt.campaign_id != campaign_id:
+                raise NotFound("No such attempt", error_id="no-such-attempt", attempt_id=attempt_id)
+            row = None if attempt.interaction_id is None else await s.get(Interaction, attempt.interaction_id)
+            recordings = [] if row is None else (row.attributes or {}).get("recordings", [])
+        for stored in recordings:
+            path = Path(stored)
+            if attempt.amd_audio is not None and path.name == attempt.amd_audio:
+                return path
+        raise NotFound("No answering-machine detection audio for this attempt", error_id="no-amd-audio")
+
     # ------------------------------------------------------------------ agents: dispositions, callbacks
     async def _contact(
         self, s: AsyncSession, actor: Actor, contact_id: int
@@ -792,7 +812,9 @@ class Campaigns:
                 for u in (await s.scalars(select(User).where(User.id.in_(agent_ids))) if agent_ids else [])
             }
         dialled = [a for a in attempts if a.outcome != "dnc"]
-        answered = sum(1 for a in dialled if a.answered_at is not None)
+        # Live answers: an answering machine that detection recognised (voicemail) is not one.
+        voicemail = sum(1 for a in dialled if a.outcome == "voicemail")
+        answered = sum(1 for a in dialled if a.answered_at is not None and a.outcome != "voicemail")
         ended = sum(1 for a in dialled if a.ended_at is not None)
         abandoned = sum(1 for a in dialled if a.outcome == "abandoned")
         in_flight = sum(1 for a in dialled if a.ended_at is None)
@@ -819,6 +841,7 @@ class Campaigns:
             attempts_last_hour=len(dialled),
             contacts_per_hour=float(len({a.contact_id for a in dialled})),
             answered=answered,
+            voicemail=voicemail,
             answer_rate=0.0 if ended == 0 else round(answered / max(ended, answered), 4),
             abandoned=abandoned,
             abandon_rate=0.0 if answered == 0 else round(abandoned / answered, 4),

@@ -1310,6 +1310,13 @@ class DialAttempt(Base):
     answered_at: Mapped[datetime | None] = mapped_column()
     connected_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # Answering-machine detection, when the campaign has it on: HUMAN / MACHINE / NOTSURE, the cause
+    # (initialsilence, longgreeting, ...), the audio it analysed (ms) and the WAV of that audio (the
+    # file's name in the recordings directory, listed in the interaction's recordings too).
+    amd_decision: Mapped[str | None] = mapped_column(String(16))
+    amd_cause: Mapped[str | None] = mapped_column(String(32))
+    amd_ms: Mapped[int | None] = mapped_column(Integer)
+    amd_audio: Mapped[str | None] = mapped_column(String(200))
 
 
 class DoNotCallEntry(Base):

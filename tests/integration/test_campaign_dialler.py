@@ -1,12 +1,14 @@
 """The live dialler against real peers on loopback: sipp as a crowd of called parties behind a carrier
-trunk (answering, busy, ringing until we give up, a number that does not exist, pressing keys) and
-sipp as the agents' phones, agents signed in through the API.
+trunk (answering, busy, ringing until we give up, a number that does not exist, pressing keys, an
+answering machine's long greeting) and sipp as the agents' phones, agents signed in through the API.
 
 The crowd's behaviour per number is its last digit (see sipp/carrier_crowd.xml)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import wave
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +21,14 @@ from frontoffice.bootstrap import Container, build_container
 from frontoffice.channels.voice.service import VoiceService
 from frontoffice.channels.voice.trunks import Trunk
 from frontoffice.config_trunks import SipTrunk
+from frontoffice.domain.dialer.amd import frame_level
 from frontoffice.services.context import Actor
 from frontoffice.store.tables import Interaction
 
 from ..conftest import ShiftedClock, eventually, require_tool
 from .campaign_helpers import API, attempts_of, contacts_by_phone, create_campaign
+from .sipp import audio
+from .sipp.audio import write_rtp_pcap
 from .sipp.runner import (
     VoiceDesk,
     free_port,
@@ -317,3 +322,128 @@ async def _finished_in(container: Container, campaign_id: int) -> bool:
     async with container.sessions() as s:
         row = await s.get(Campaign, campaign_id)
         return row is not None and row.state == "finished"
+
+
+def amd_callees(tmp_path: Path) -> Path:
+    """sipp/carrier_amd.xml with its audio: the machine's greeting is 3 s of continuous "speech" from
+    the answer on (longer than AMD's 1.5 s), then nothing; the person says a 400 ms "hello" after a
+    little quiet, then is quiet while waiting for an answer."""
+    machine = write_rtp_pcap(tmp_path / "machine.pcap", audio.silence(200) + audio.tone(3000))
+    hello = write_rtp_pcap(
+        tmp_path / "hello.pcap", audio.silence(200) + audio.tone(400) + audio.silence(2600)
+    )
+    template = (Path(__file__).parent / "sipp" / "carrier_amd.xml").read_text()
+    scenario = tmp_path / "carrier_amd.xml"
+    scenario.write_text(template.replace("@MACHINE_PCAP@", str(machine)).replace("@HELLO_PCAP@", str(hello)))
+    return scenario
+
+
+async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_and_a_short_hello_to_an_agent(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    carrier_port: int,
+    tmp_path: Path,
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(ENTRY)
+    alice = await desk.agent("alice")
+    phone_port = await register_phone(sipp, voice, "alice")
+    phone = await start_phone(sipp, "agent_phone.xml", phone_port)
+    scenario = amd_callees(tmp_path)
+    campaign_id = await create_campaign(
+        client,
+        admin_headers,
+        numbers=["+74951110018", "+74951110019"],  # the machine is dialled first, then the person
+        queue_id=desk.queue_id,
+        trunk="carrier",
+        settings={"ring_timeout_s": 5, "amd": True},
+    )
+    carrier = asyncio.create_task(
+        run_sipp(sipp, str(scenario), None, "-m", "2", "-p", str(carrier_port), "-i", CARRIER, tail=6000)
+    )
+    await eventually(lambda: _bound(carrier_port), "the called parties listen")
+    r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    result = await carrier
+    assert result.returncode == 0, result.output
+    assert sipp_counts(result.output) == (2, 0)
+    assert (await phone).returncode == 0  # the agent's phone took the person's call
+    await eventually(lambda: _finished(client, admin_headers, campaign_id), "the campaign is finished")
+    contacts = await contacts_by_phone(container, campaign_id)
+    assert {p: (c.state, c.last_outcome) for p, c in contacts.items()} == {
+        "+74951110018": ("failed", "voicemail"),  # the voicemail rule: no retry in this campaign
+        "+74951110019": ("done", "answered"),
+    }
+    attempts = {a.phone: a for a in await attempts_of(container, campaign_id)}
+    machine_attempt, person = attempts["+74951110018"], attempts["+74951110019"]
+    assert (machine_attempt.amd_decision, machine_attempt.amd_cause) == ("MACHINE", "longgreeting")
+    assert (person.amd_decision, person.amd_cause) == ("HUMAN", "humanafterwords")
+    assert person.agent_id == alice and person.connected_at is not None
+    assert machine_attempt.agent_id is None and machine_attempt.connected_at is None
+    # The machine is not a live answer: neither for the abandon rate nor for the pacer's day.
+    r = await client.get(f"{API}/campaigns/{campaign_id}/progress", headers=admin_headers)
+    assert (r.json()["answered"], r.json()["voicemail"], r.json()["abandon_rate"]) == (1, 1, 0.0)
+    since = min(a.claimed_at for a in attempts.values())
+    assert await container.campaign_attempts.day_counts(campaign_id, since) == (1, 0)
+    # The decisions and the audio they were made on are there for a supervisor to review.
+    r = await client.get(f"{API}/campaigns/{campaign_id}/attempts", headers=admin_headers)
+    listed = {a["phone"]: a for a in r.json()["items"]}
+    assert listed["+74951110018"]["amd_decision"] == "MACHINE"
+    assert listed["+74951110018"]["amd_ms"] == machine_attempt.amd_ms and machine_attempt.amd_ms
+    for attempt in (machine_attempt, person):
+        r = await client.get(
+            f"{API}/campaigns/{campaign_id}/attempts/{attempt.id}/amd-audio", headers=admin_headers
+        )
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav", r.text
+        with wave.open(io.BytesIO(r.content)) as wav:
+            assert wav.getframerate() == 8000 and wav.getnchannels() == 1
+            frames = wav.getnframes()
+            heard = wav.readframes(frames)
+        # The WAV holds the audio the detector decided on (as long as it says), loud where the tone was.
+        assert frames * 1000 // 8000 >= (attempt.amd_ms or 0) > 0
+        assert frame_level(heard) > 256
+
+
+async def test_a_detected_machine_gets_the_campaigns_message_once_its_greeting_is_over(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    carrier_port: int,
+    tmp_path: Path,
+) -> None:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(ENTRY)
+    await desk.agent("alice")  # free: the dialler places the call
+    scenario = amd_callees(tmp_path)
+    campaign_id = await create_campaign(
+        client,
+        admin_headers,
+        numbers=["+74951110028"],  # a machine
+        queue_id=desk.queue_id,
+        trunk="carrier",
+        message_text="Please call us back.",
+        settings={"ring_timeout_s": 5, "amd": True, "amd_machine_action": "message"},
+    )
+    await container.campaign_messages.render(campaign_id)
+    carrier = asyncio.create_task(
+        run_sipp(sipp, str(scenario), None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER, tail=6000)
+    )
+    await eventually(lambda: _bound(carrier_port), "the machine listens")
+    r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    result = await carrier
+    assert result.returncode == 0, result.output
+    await eventually(lambda: _outcome(container, campaign_id, "voicemail"), "the attempt ended as voicemail")
+    [attempt] = await attempts_of(container, campaign_id)
+    assert (attempt.amd_decision, attempt.amd_cause) == ("MACHINE", "longgreeting")
+    async with container.sessions() as s:
+        row = await s.get(Interaction, attempt.interaction_id)
+    assert row is not None
+    # The message was played to its end after the greeting, and no agent was involved.
+    assert row.attributes["amd_message_left"] is True and row.attributes["outcome"] == "voicemail"
+    assert attempt.agent_id is None

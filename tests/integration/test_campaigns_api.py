@@ -404,14 +404,52 @@ async def test_hostile_contact_and_do_not_call_files_are_refused_with_their_line
     assert await contacts_by_phone(container, campaign_id) == {}
 
 
-async def test_answering_machine_detection_is_refused_rather_than_silently_ignored(
+async def test_answering_machine_detection_is_off_by_default_and_its_parameters_are_checked(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     queue_id = await _queue(client, admin_headers)
     r = await client.post(
+        f"{API}/campaigns", json={"name": "No AMD", "queue_id": queue_id}, headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    settings = r.json()["settings"]
+    assert settings["amd"] is False and settings["amd_machine_action"] == "hangup"
+    assert settings["amd_parameters"]["maximum_number_of_words"] == 2  # Asterisk's default
+    r = await client.post(
         f"{API}/campaigns",
-        json={"name": "AMD", "queue_id": queue_id, "settings": {"amd": True}},
+        json={
+            "name": "AMD",
+            "queue_id": queue_id,
+            "settings": {
+                "amd": True,
+                "amd_machine_action": "message",
+                "amd_parameters": {"greeting": 2000, "silence_threshold": 300},
+            },
+        },
         headers=admin_headers,
     )
-    assert r.status_code == 422, r.text
-    assert r.json()["details"]["errors"][0]["loc"][-1] == "amd"
+    assert r.status_code == 201, r.text
+    settings = r.json()["settings"]
+    assert settings["amd"] is True and settings["amd_machine_action"] == "message"
+    assert settings["amd_parameters"]["greeting"] == 2000
+    assert settings["amd_parameters"]["initial_silence"] == 2500
+    bad = {
+        "amd_machine_action": ("transfer", "amd_machine_action"),
+        "amd_parameters": ({"greeting": -5}, "greeting"),
+    }
+    for key, (value, loc) in bad.items():
+        r = await client.post(
+            f"{API}/campaigns",
+            json={"name": "Bad AMD", "queue_id": queue_id, "settings": {"amd": True, key: value}},
+            headers=admin_headers,
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["details"]["errors"][0]["loc"][-1] == loc, r.text
+    for parameters in ({"greeting": 6000}, {"silense": 100}):  # past the analysis time; a typo
+        r = await client.post(
+            f"{API}/campaigns",
+            json={"name": "Bad AMD", "queue_id": queue_id, "settings": {"amd_parameters": parameters}},
+            headers=admin_headers,
+        )
+        assert r.status_code == 422, r.text
+        assert "amd_parameters" in r.json()["details"]["errors"][0]["loc"], r.text

@@ -9,6 +9,13 @@ dialler's claimed contacts dialled through a trunk, and what happens once they a
 - **notification**: the message is played to the answered call; 1 records ``confirmed``, 2 records
   ``operator`` and puts the call in the queue (no 2-second rule: the customer asked to wait).
 - a call never answered ends with the carrier's status as its outcome (busy, no answer, failed...).
+- **answering-machine detection** (the campaign's ``amd`` setting; not in preview): after the answer
+  the called party's audio is analysed (the media session runs the detector) before anything else
+  happens; the called party hears silence meanwhile. HUMAN or NOTSURE: the call goes on as above, and
+  the 2-second rule counts from the decision. MACHINE: the outcome is ``voicemail`` and the call is
+  hung up, or with ``amd_machine_action`` = ``message`` the campaign's message is played once the
+  greeting (and its beep) is over, then hung up. The decision is kept on the attempt, and the analysed
+  audio as ``<interaction>-amd.wav`` in the recordings directory, listed in the call's recordings.
 
 Each call reports its steps to :class:`~frontoffice.services.campaign_dialler.CampaignCallEvents`.
 """
@@ -21,12 +28,15 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from frontoffice.domain import routing as r
+from frontoffice.domain.dialer import AmdDecision, AmdParameters, AmdResult
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.services.campaign_attempts import DialOrder, outcome_of_status
 from frontoffice.services.campaign_dialler import CampaignCallEvents, LiveCalls
+from frontoffice.services.campaign_schemas import AmdMachineAction
 from frontoffice.services.voice_calls import VoiceCalls
 from frontoffice.services.voice_outbound import OutboundCallRecords
 
@@ -62,12 +72,15 @@ log = logging.getLogger("frontoffice.campaigns")
 NOTIFICATION_REPEATS = 2
 # After the message, wait this long for a key before playing it again.
 DIGIT_WAIT_S = 5.0
+# The analysed audio of answering-machine detection: <interaction>-amd.wav next to the recordings.
+AMD_AUDIO_SUFFIX = "amd"
 # The recorded message of an abandoned call is cut after this long (a long upload must not hold a line).
 MAX_MESSAGE_S = 60.0
 
 
 class CampaignCallState(enum.StrEnum):
     DIALLING = "dialling"
+    DETECTING = "detecting"  # answered: answering-machine detection listens
     WAITING = "waiting"  # answered: in the queue, no agent yet
     RINGING_AGENT = "ringing_agent"
     BRIDGED = "bridged"
@@ -99,6 +112,8 @@ class _CampaignCall:
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     ended_reported: bool = False
     preview_agent: int | None = None  # preview: the agent who dials (their phone is rung first)
+    amd_audio: Path | None = None  # where answering-machine detection writes the audio it analysed
+    decided_at: float | None = None  # when it decided (the loop's clock): the 2-second rule's start
 
 
 class CampaignCalls:
@@ -252,6 +267,15 @@ class CampaignCalls:
         events = self.events
         assert events is not None
         self.endpoint.spawn(self._quietly(events.answered(call.order)))
+        if call.order.amd is not None and call.preview_agent is None:
+            self._detect(call, call.order.amd)
+            return
+        self._proceed(call)
+
+    def _proceed(self, call: _CampaignCall) -> None:
+        """The answered call (a person, or AMD not sure) goes on: to an agent, or the notification."""
+        events = self.events
+        assert events is not None and call.media is not None
         if call.preview_agent is not None and call.agent is not None:
             # Preview: the agent is on the line already.
             call.media.bridge()
@@ -267,9 +291,66 @@ class CampaignCalls:
             return
         call.state = CampaignCallState.WAITING
         call.media.play_hold_music()
-        # The 2-second rule runs from the answer, whatever the store or the ACD take.
-        call.timer = asyncio.get_running_loop().call_later(call.order.agent_wait_s, self._no_agent, call)
+        # The 2-second rule runs from the answer (with AMD, from its decision), whatever the store or
+        # the ACD take.
+        loop = asyncio.get_running_loop()
+        wait = call.order.agent_wait_s
+        if call.decided_at is not None:
+            wait = max(0.0, wait - (loop.time() - call.decided_at))  # the decision's write took some
+        call.timer = loop.call_later(wait, self._no_agent, call)
         self.endpoint.spawn(self._queue(call))
+
+    # ------------------------------------------------------------------ answering-machine detection
+    def _detect(self, call: _CampaignCall, parameters: AmdParameters) -> None:
+        assert call.media is not None
+        call.state = CampaignCallState.DETECTING
+        audio = None
+        if self.setup.recordings_dir is not None:
+            audio = self.setup.recordings_dir / f"{call.order.interaction_id}-{AMD_AUDIO_SUFFIX}.wav"
+            call.amd_audio = audio
+        leave_message = call.order.amd_machine_action is AmdMachineAction.MESSAGE
+        call.media.detect_answering_machine(
+            parameters,
+            audio,
+            partial(self._amd_decided, call),
+            partial(self._greeting_ended, call) if leave_message else None,
+        )
+
+    def _amd_decided(self, call: _CampaignCall, result: AmdResult) -> None:
+        if not call.ended_reported:
+            call.decided_at = asyncio.get_running_loop().time()
+            self.endpoint.spawn(self._after_amd(call, result))
+
+    async def _after_amd(self, call: _CampaignCall, result: AmdResult) -> None:
+        """The decision is committed first (with the audio, listed in the call's recordings), then the
+        call goes on: the writes that follow (the call's recording, its end) never race it."""
+        audio = call.amd_audio
+        assert self.events is not None
+        await self._quietly(
+            self.events.amd_decided(call.order, result, None if audio is None else str(audio))
+        )
+        if call.state is not CampaignCallState.DETECTING:
+            return
+        log.info(
+            "campaign call %s: AMD %s (%s, %d ms)",
+            call.order.interaction_id, result.decision, result.cause, result.ms,
+        )  # fmt: skip
+        if result.decision is not AmdDecision.MACHINE:
+            self._proceed(call)
+            return
+        call.outcome = "voicemail"
+        if call.order.amd_machine_action is AmdMachineAction.MESSAGE:
+            call.state = CampaignCallState.MESSAGE  # the message once the greeting is over
+        else:
+            self._hang_up(call)
+
+    def _greeting_ended(self, call: _CampaignCall) -> None:
+        if (
+            call.state is CampaignCallState.MESSAGE
+            and call.outcome == "voicemail"
+            and not call.ended_reported
+        ):
+            self.endpoint.spawn(self._play_then_hang_up(call, on_machine=True))
 
     async def _queue(self, call: _CampaignCall) -> None:
         assert self.events is not None
@@ -298,7 +379,9 @@ class CampaignCalls:
             self.endpoint.spawn(self._quietly(self.events.withdraw(call.order)))
         self.endpoint.spawn(self._play_then_hang_up(call))
 
-    async def _play_then_hang_up(self, call: _CampaignCall) -> None:
+    async def _play_then_hang_up(self, call: _CampaignCall, *, on_machine: bool = False) -> None:
+        """The campaign's recorded message, then the end: to an abandoned call, or left on an
+        answering machine (``on_machine``: noted on the call as ``amd_message_left``)."""
         assert self.events is not None and call.media is not None
         pcm = b""
         try:
@@ -310,8 +393,11 @@ class CampaignCalls:
         if pcm and call.state is CampaignCallState.MESSAGE:
             call.media.play_prompt(pcm)
             await asyncio.sleep(len(pcm) / 2 / SAMPLE_RATE)
+            if on_machine and call.state is CampaignCallState.MESSAGE:
+                # Committed before the hang-up, whose end of the attempt writes the call's record too.
+                await self._quietly(self.calls.annotate(call.order.interaction_id, amd_message_left=True))
         else:
-            log.warning("campaign %s has no recorded message for an abandoned call", call.order.campaign_id)
+            log.warning("campaign %s has no recorded message to play", call.order.campaign_id)
         self._hang_up(call)
 
     async def _notify(self, call: _CampaignCall) -> None:
@@ -512,7 +598,11 @@ class CampaignCalls:
             call.timer = None
         if state is CampaignCallState.DIALLING:
             outcome = outcome_of_status(leg.status if leg is not None else None)
-        elif state is CampaignCallState.WAITING or state is CampaignCallState.RINGING_AGENT:
+        elif state in (
+            CampaignCallState.DETECTING,
+            CampaignCallState.WAITING,
+            CampaignCallState.RINGING_AGENT,
+        ):
             outcome = call.outcome or "hung_up"  # the called party left before an agent came
         else:
             outcome = call.outcome or ("listened" if call.order.mode == "notification" else "answered")

@@ -23,7 +23,10 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Protocol, cast
 
+from frontoffice.domain.dialer import AmdParameters
+
 from . import g711
+from .answering_machine import AmdHandler, AmdTap, GreetingEndHandler
 from .conference import Conference, ConferenceMember
 from .sip import NegotiatedMedia
 
@@ -175,6 +178,10 @@ class MediaSession(Protocol):
     its SDP names, our direction) and the IP its signalling comes from: the leg takes audio only from
     that peer (see :func:`learns_from_signalling`) and sends to it only while the direction lets us.
     ``update_caller``/``update_agent`` apply the same peer's re-INVITE (new address or port, hold).
+    ``detect_answering_machine`` analyses the caller leg's audio from now on (:mod:`.answering_machine`)
+    and calls ``on_result`` once with the decision, after the analysed audio is written to
+    ``audio_path`` (when given); with ``on_greeting_end``, a machine's greeting is then listened to
+    until it ends and ``on_greeting_end`` is called. Nothing is called once the session is closed.
     """
 
     address: str
@@ -192,6 +199,13 @@ class MediaSession(Protocol):
     def play_prompt(self, pcm: bytes) -> None: ...
     def bridge(self) -> None: ...
     def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None: ...
+    def detect_answering_machine(
+        self,
+        parameters: AmdParameters,
+        audio_path: Path | None,
+        on_result: AmdHandler,
+        on_greeting_end: GreetingEndHandler | None = None,
+    ) -> None: ...
     async def close(self) -> MediaStats: ...
 
 
@@ -554,6 +568,7 @@ class _PythonSession:
         self._prompts: list[bytes] = []
         self._dtmf_seen: set[int] = set()
         self._recorder: Recorder | None = None
+        self._amd: AmdTap | None = None  # answering-machine detection on the caller leg, until it decides
         # A third party's session: the call whose recording takes this agent leg's audio, and the track.
         self._recorded_by: tuple[_PythonSession, str] | None = None
         self._foreign_logged = False
@@ -629,6 +644,18 @@ class _PythonSession:
         if self._recorder is None:
             self._recorder = Recorder(mixed_path, stereo_path, asyncio.get_running_loop().time())
 
+    def detect_answering_machine(
+        self,
+        parameters: AmdParameters,
+        audio_path: Path | None,
+        on_result: AmdHandler,
+        on_greeting_end: GreetingEndHandler | None = None,
+    ) -> None:
+        """Analyse the caller leg's audio from now on (see :class:`MediaSession`)."""
+        if self._amd is not None:
+            self._amd.cancel()
+        self._amd = AmdTap(parameters, audio_path, on_result, on_greeting_end)
+
     def record_into(self, session: _PythonSession, track: str) -> None:
         """This session's agent leg (a third party) is recorded in ``session``'s recording as
         ``track``, on the agent side (see :class:`Recorder`)."""
@@ -700,6 +727,14 @@ class _PythonSession:
                 self.stats.dtmf_digits += event[0]
                 self._on_dtmf(event[0])
         self._record("caller", media, packet)
+        amd = self._amd
+        if (
+            amd is not None
+            and amd.listening
+            and media is not None
+            and packet.payload_type == media.codec.payload_type
+        ):
+            amd.packet(g711.decode(media.codec.name, packet.payload), packet.timestamp)
         if self._bridged:
             self._agent.forward(data, packet.ssrc, packet.sequence, packet.timestamp)
             self.stats.relayed_to_agent += 1
@@ -770,6 +805,9 @@ class _PythonSession:
     async def close(self) -> MediaStats:
         self._stop_playing()
         self._leave_conferences()
+        if self._amd is not None:
+            self._amd.cancel()
+            self._amd = None
         self._recorded_by = None
         for leg in (self._caller, self._agent):
             if leg.transport is not None:

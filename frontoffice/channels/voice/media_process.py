@@ -11,12 +11,13 @@ The pipe protocol: one JSON object per line, each way. The parent sends ``open``
 ``agent`` (a leg's negotiated media and its peer's ``signalling_ip``, for source latching),
 ``update_caller`` and ``update_agent`` (the peer's re-INVITE), ``join`` and ``leave`` (a leg and a
 conference), ``record_with`` (a third party's session recorded in another's recording), ``music``,
-``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``, ``record``, ``close``
+``sound`` (a prompt's audio, once per distinct prompt), ``prompt``, ``bridge``, ``record``, ``amd``
+(answering-machine detection on the caller leg: its parameters and the WAV to write), ``close``
 and ``exit``; the child answers ``opened`` (with the two RTP ports) and ``closed``
-(with the final counters), and reports ``dtmf`` digits and ``stats`` (the counters of sessions that
-changed, twice a second) as they happen. The child exits when its standard input closes, so it never
-outlives the server. If it dies, the calls it carried lose their audio (they stay up; hanging up works)
-and the next call starts a new one.
+(with the final counters), and reports ``dtmf`` digits, ``amd`` decisions (and ``amd_greeting_end``),
+and ``stats`` (the counters of sessions that changed, twice a second) as they happen. The child exits
+when its standard input closes, so it never outlives the server. If it dies, the calls it carried
+lose their audio (they stay up; hanging up works) and the next call starts a new one.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from frontoffice.domain.dialer import AmdCause, AmdDecision, AmdParameters, AmdResult
+
+from .answering_machine import AmdHandler, GreetingEndHandler
 from .media import DtmfHandler, MediaSession, MediaStats, PythonMediaBackend, hold_music_pcm
 from .sip import Codec, NegotiatedMedia
 
@@ -148,6 +152,23 @@ class _ProcessSession:
     def record(self, mixed_path: Path, stereo_path: Path | None = None) -> None:
         self._send("record", mixed=str(mixed_path), stereo=None if stereo_path is None else str(stereo_path))
 
+    def detect_answering_machine(
+        self,
+        parameters: AmdParameters,
+        audio_path: Path | None,
+        on_result: AmdHandler,
+        on_greeting_end: GreetingEndHandler | None = None,
+    ) -> None:
+        if self.closed:
+            return
+        self._backend._amd[self.id] = (on_result, on_greeting_end)
+        self._send(
+            "amd",
+            parameters=dataclasses.asdict(parameters),
+            audio=None if audio_path is None else str(audio_path),
+            greeting_end=on_greeting_end is not None,
+        )
+
     async def close(self) -> MediaStats:
         if self.closed:
             return self.stats
@@ -183,6 +204,7 @@ class ProcessMediaBackend:
         self._ids = count(1)
         self._sessions: dict[int, _ProcessSession] = {}
         self._dtmf: dict[int, DtmfHandler] = {}
+        self._amd: dict[int, tuple[AmdHandler, GreetingEndHandler | None]] = {}
         self._replies: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
         self._sounds: dict[bytes, str] = {}  # prompt audio -> its key in the running child
 
@@ -250,6 +272,7 @@ class ProcessMediaBackend:
     async def _close_session(self, session: _ProcessSession) -> None:
         session.closed = True
         self._dtmf.pop(session.id, None)
+        self._amd.pop(session.id, None)
         try:
             reply = await self._request("closed", session.id, {"op": "close", "id": session.id})
             session.update(reply.get("stats", {}))
@@ -332,6 +355,7 @@ class ProcessMediaBackend:
                 session.closed = True
             self._sessions.clear()
             self._dtmf.clear()
+            self._amd.clear()
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(ConnectionError("the media process exited"))
@@ -343,6 +367,23 @@ class ProcessMediaBackend:
             handler = self._dtmf.get(session_id)
             if handler is not None:
                 handler(str(message["digit"]))
+        elif op == "amd_greeting_end":
+            handlers = self._amd.pop(session_id, None)
+            if handlers is not None and handlers[1] is not None:
+                handlers[1]()
+        elif op == "amd":
+            handlers = self._amd.get(session_id)
+            if handlers is not None:
+                if message["decision"] != AmdDecision.MACHINE.value or handlers[1] is None:
+                    del self._amd[session_id]
+                handlers[0](
+                    AmdResult(
+                        AmdDecision(message["decision"]),
+                        AmdCause(message["cause"]),
+                        int(message["ms"]),
+                        int(message.get("words", 0)),
+                    )
+                )
         elif op == "stats":
             for key, counters in message["sessions"].items():
                 session = self._sessions.get(int(key))
@@ -422,6 +463,16 @@ class _Child:
         elif op == "record":
             stereo = message.get("stereo")
             session.record(Path(message["mixed"]), None if stereo is None else Path(stereo))
+        elif op == "amd":
+            audio = message.get("audio")
+            session.detect_answering_machine(
+                AmdParameters(**message["parameters"]),
+                None if audio is None else Path(audio),
+                partial(self._amd_result, session_id),
+                partial(self.emit, {"op": "amd_greeting_end", "id": session_id})
+                if message.get("greeting_end")
+                else None,
+            )
         elif op == "close":
             del self.sessions[session_id]
             self.reported.pop(session_id, None)
@@ -431,6 +482,12 @@ class _Child:
             task.add_done_callback(self.closing.discard)
         else:
             raise ValueError(f"unknown command {op!r}")
+
+    def _amd_result(self, session_id: int, result: AmdResult) -> None:
+        self.emit(
+            {"op": "amd", "id": session_id, "decision": result.decision.value, "cause": result.cause.value,
+             "ms": result.ms, "words": result.words}
+        )  # fmt: skip
 
     async def _close(self, session_id: int, session: MediaSession) -> None:
         try:

@@ -83,10 +83,17 @@ Every answer is at most the room left on the lines: ``trunk_free`` and ``max_con
 (calls_in_progress + answered_waiting + calls_connected)``; with neither known, predictive keeps to
 ``max_ringing_per_agent`` calls ringing per logged-in agent.
 
+Answering-machine detection (Asterisk ``AMD()``'s rules, see :mod:`.amd`)::
+
+    detector = AnsweringMachineDetector(AmdParameters())
+    detector.feed(pcm_20ms) -> AmdResult | None     # HUMAN / MACHINE / NOTSURE, cause, ms
+    detector.expire() -> AmdResult                  # the audio stopped coming: NOTSURE
+
 Invalid input raises :class:`DialerError` (a ``ValueError``).
 """
 
 from .abandon import AbandonGuard
+from .amd import AmdCause, AmdDecision, AmdParameters, AmdResult, AnsweringMachineDetector
 from .exceptions import DialerError, UnknownTimeZone
 from .outcomes import (
     ABANDON_AFTER_S,
@@ -113,6 +120,11 @@ __all__ = [
     "MAX_WINDOW_SEARCH_DAYS",
     "NO_REDIAL_AFTER_ABANDON_S",
     "AbandonGuard",
+    "AmdCause",
+    "AmdDecision",
+    "AmdParameters",
+    "AmdResult",
+    "AnsweringMachineDetector",
     "CallOutcome",
     "CallingWindow",
     "DialMode",

@@ -5,12 +5,14 @@ number on the do-not-call list when the customer asks."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from frontoffice.domain.exceptions import NotFound
 from frontoffice.services.campaign_schemas import (
     AttemptOut,
     CallbackIn,
@@ -162,6 +164,22 @@ async def list_attempts(
     """The dial attempts log, newest first, with every do-not-call check and its result."""
     offset = int(cursor) if cursor and cursor.isdigit() else 0
     return await container(request).campaigns.attempts(actor, campaign_id, limit=limit, offset=offset)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/attempts/{attempt_id}/amd-audio",
+    tags=["campaigns"],
+    responses={200: {"description": "The analysed audio", "content": {"audio/wav": {}}}},
+)
+async def attempt_amd_audio(
+    request: Request, campaign_id: int, attempt_id: int, actor: Reader
+) -> FileResponse:
+    """The audio answering-machine detection analysed on this attempt (``audio/wav``, the first
+    seconds after the answer), to review its decision (``amd_decision``, ``amd_cause`` on the attempt)."""
+    path = await container(request).campaigns.amd_audio(actor, campaign_id, attempt_id)
+    if not await asyncio.to_thread(path.is_file):
+        raise NotFound("The audio is not available", error_id="no-amd-audio")
+    return FileResponse(path, media_type="audio/wav", filename=path.name, content_disposition_type="inline")
 
 
 @router.get("/campaigns/{campaign_id}/progress", response_model=CampaignProgressOut, tags=["campaigns"])

@@ -71,6 +71,8 @@ async function view(id) {
       el("dt", {}, t("Retry rules")), el("dd", {}, retry || t("Defaults")),
       el("dt", {}, t("Caller id")), el("dd", {}, c.caller_id || "—"),
       el("dt", {}, t("Abandon cap")), el("dd", {}, fmt.percent(c.settings.abandon_cap)),
+      el("dt", {}, t("Answering-machine detection")), el("dd", {}, !c.settings.amd ? t("Off")
+        : c.settings.amd_machine_action === "message" ? t("On: a machine gets the message") : t("On: a machine is hung up")),
       el("dt", {}, t("Dispositions")), el("dd", {}, c.dispositions.join(", ") || "—"),
       el("dt", {}, t("Message")), el("dd", {}, c.message_text || "—", c.message_audio ? ` (${t("audio ready")})` : ""),
     ),
@@ -86,12 +88,33 @@ async function view(id) {
     el("h4", {}, t("Progress")),
     progress,
   );
+  if (c.settings.amd) root.append(el("h4", {}, t("Answering-machine decisions")), await amdDecisions(id));
   if (watching) clearInterval(watching);
   const refresh = async () => {
     try { showProgress(progress, await api("GET", `/campaigns/${id}/progress`)); } catch (error) { progress.textContent = errorText(error); }
   };
   await refresh();
   watching = setInterval(refresh, 5000);
+}
+
+// The latest answering-machine detection decisions with the audio each was made on, to review them.
+async function amdDecisions(id) {
+  const page = await api("GET", `/campaigns/${id}/attempts?limit=100`);
+  const rows = page.items.filter((a) => a.amd_decision);
+  if (!rows.length) return el("p", { class: "muted" }, t("No decision yet"));
+  return el("table", { class: "table" },
+    el("thead", {}, el("tr", {}, [t("Phone"), t("Decision"), t("Why"), t("Analysed"), t("Audio"), t("Result")].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((a) => el("tr", {},
+      el("td", {}, a.phone),
+      el("td", {}, el("span", { class: "badge" }, t(a.amd_decision))),
+      el("td", {}, t(a.amd_cause)),
+      el("td", {}, t("{n} ms", { n: fmt.number(a.amd_ms) })),
+      el("td", {}, a.amd_audio
+        ? el("audio", { controls: true, preload: "none", src: `/api/v1/campaigns/${id}/attempts/${a.id}/amd-audio`, "aria-label": t("Audio") })
+        : t("Not kept")),
+      el("td", {}, a.outcome ? t(a.outcome) : "—"),
+    ))),
+  );
 }
 
 function showProgress(root, p) {
