@@ -85,6 +85,8 @@ def settings_overrides(endpoint: LookupEndpoint) -> dict[str, Any]:
     return {
         "screen_pop_url": f"http://127.0.0.1:{endpoint.port}/customers/{{phone}}",
         "screen_pop_auth_header": "Authorization: Bearer erp-token",
+        # The test's ERP is on loopback: an internal address, reached only when allowed.
+        "integrations_allowed_networks": ["127.0.0.0/8"],
     }
 
 

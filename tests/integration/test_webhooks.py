@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage
 from frontoffice.domain.model import Role
+from frontoffice.services.egress import EgressPolicy
 from frontoffice.services.outbox_delivery import FIRST_RETRY_S, GIVE_UP_AFTER, OutboxWorker
 from frontoffice.services.webhooks import WebhookSender
 from frontoffice.store.tables import AuditEntry, OutboxItem
@@ -28,13 +29,16 @@ from .test_acd_api import Desk
 from .webhook_receiver import WebhookReceiver
 
 API = "/api/v1"
+LOOPBACK = "127.0.0.0/8"
 # The receiver's slowness in the tests: longer than the sender's time-out below.
 TIMEOUT_S = 0.5
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"outbox_worker": False}  # the tests drive their own worker, with the shifted clock
+    # The tests drive their own worker, with the shifted clock; the receiver is on loopback, which
+    # outgoing integrations reach only when allowed.
+    return {"outbox_worker": False, "integrations_allowed_networks": [LOOPBACK]}
 
 
 @pytest.fixture
@@ -53,6 +57,7 @@ async def worker(container: Container, clock: ShiftedClock) -> AsyncIterator[Out
         clock=clock,
         timeout_s=TIMEOUT_S,
         recorder=container.webhooks.recorder,
+        egress=EgressPolicy.from_setting([LOOPBACK]),
     )
     w.register(sender, on_given_up=sender)
     yield w
@@ -547,3 +552,34 @@ async def test_a_contact_s_life_is_sent_offered_connected_completed(
     assert events[0]["data"]["agent_ids"] == [desk.agent_ids["olga"]]
     assert events[1]["data"]["agent_id"] == desk.agent_ids["olga"]
     assert all(e["data"]["interaction_id"] == iid for e in events)
+
+
+async def test_a_delivery_to_an_address_no_longer_allowed_is_refused_logged_and_the_worker_goes_on(
+    desk: Desk, receiver: WebhookReceiver, container: Container, clock: ShiftedClock
+) -> None:
+    # Subscribed while loopback was allowed; this worker's sender allows no internal network (as
+    # after the setting changed, or a name that now resolves to an internal address).
+    sub = await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    strict = OutboxWorker(container.sessions, container.blobs, clock=clock, node_id="t", jitter=lambda: 0.5)
+    sender = WebhookSender(
+        container.sessions, container.bus, clock=clock, recorder=container.webhooks.recorder
+    )
+    strict.register(sender, on_given_up=sender)
+    try:
+        await desk.contact()
+        await deliver(strict)
+        await desk.contact()
+        await deliver(strict)
+    finally:
+        await sender.close()
+    assert receiver.requests == []
+    log = (await desk.client.get(f"{API}/webhooks/{sub['id']}/attempts", headers=desk.admin)).json()["items"]
+    assert [a["outcome"] for a in log] == ["refused", "refused"]
+    assert log[0]["error"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert "integrations_allowed_networks" in log[0]["error"] and log[0]["response_status"] is None
+    items = (await desk.client.get(f"{API}/webhooks/{sub['id']}/deliveries", headers=desk.admin)).json()[
+        "items"
+    ]
+    assert [i["state"] for i in items] == ["failed", "failed"]
+    assert items[0]["last_error"] == log[0]["error"]
+    assert (await desk.client.get(f"{API}/webhooks/{sub['id']}", headers=desk.admin)).json()["enabled"]

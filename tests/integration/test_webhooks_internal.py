@@ -1,0 +1,121 @@
+"""Outgoing integrations and internal addresses (SSRF): a webhook or screen-pop URL whose host is or
+resolves to a loopback, link-local, private, unspecified or multicast address is refused at
+configuration time with a 422 at the ``url`` field, and again at each connection (DNS rebinding),
+unless the operator allowed its network (``integrations_allowed_networks``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from frontoffice.services.egress import AddressRefused, EgressPolicy, GuardedTransport
+
+from .webhook_receiver import WebhookReceiver
+
+API = "/api/v1"
+BODY = {"name": "ERP", "event_types": ["interaction.created"]}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = await WebhookReceiver().start()
+    yield r
+    await r.stop()
+
+
+def url_error(r: httpx.Response) -> str:
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error_id"] == "url-not-allowed"
+    (error,) = body["details"]["errors"]
+    assert error["loc"] == ["body", "url"] and error["type"] == "url-not-allowed"
+    return str(error["message"])
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8080/hooks", "loopback"),
+        ("http://localhost:8080/hooks", "loopback"),  # a name: judged by what it resolves to
+        ("http://[::1]/hooks", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://0.0.0.0:8080/hooks", "unspecified"),
+        ("http://224.0.0.251/hooks", "multicast"),
+        ("https://10.20.30.40/hooks", "private"),
+        ("http://[::ffff:127.0.0.1]/hooks", "loopback"),
+    ],
+)
+async def test_a_webhook_to_an_internal_address_is_refused_at_its_url(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], url: str, why: str
+) -> None:
+    message = url_error(
+        await client.post(f"{API}/webhooks", json={**BODY, "url": url}, headers=admin_headers)
+    )
+    assert why in message and "integrations_allowed_networks" in message
+    assert (await client.get(f"{API}/webhooks", headers=admin_headers)).json() == []
+
+
+async def test_changing_a_webhook_s_url_to_an_internal_address_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post(
+        f"{API}/webhooks", json={**BODY, "url": "https://93.184.216.34/hooks"}, headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    sub = r.json()
+    r = await client.patch(
+        f"{API}/webhooks/{sub['id']}", json={"url": "http://169.254.169.254/x"}, headers=admin_headers
+    )
+    assert "link-local" in url_error(r)
+    assert (await client.get(f"{API}/webhooks/{sub['id']}", headers=admin_headers)).json()["url"] == (
+        "https://93.184.216.34/hooks"
+    )
+
+
+async def test_a_screen_pop_endpoint_on_an_internal_address_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.put(
+        f"{API}/integrations/screen-pop",
+        json={"url": "http://192.168.1.5/customers/{phone}"},
+        headers=admin_headers,
+    )
+    assert "private" in url_error(r)
+    assert (await client.get(f"{API}/integrations/screen-pop", headers=admin_headers)).json()[
+        "default"
+    ] is None
+
+
+async def test_the_connection_goes_to_the_checked_address_with_the_host_name_kept(
+    receiver: WebhookReceiver,
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        assert host == "erp.example"
+        return ["127.0.0.1"]
+
+    transport = GuardedTransport(EgressPolicy.from_setting(["127.0.0.0/8"], resolver=resolver))
+    async with httpx.AsyncClient(transport=transport) as http:
+        r = await http.post(f"http://erp.example:{receiver.port}/hooks", content=b'{"type":"x"}')
+    assert r.status_code == 200
+    assert receiver.requests[0].headers["host"] == f"erp.example:{receiver.port}"
+
+
+async def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_refused_at_connection(
+    receiver: WebhookReceiver,
+) -> None:
+    answers = [["93.184.216.34"], ["127.0.0.1"]]  # public when configured, loopback when used
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return answers.pop(0)
+
+    policy = EgressPolicy(resolver=resolver)
+    url = f"http://rebind.example:{receiver.port}/hooks"
+    await policy.check_url(url)  # passes: the name is public now
+    async with httpx.AsyncClient(transport=GuardedTransport(policy)) as http:
+        with pytest.raises(httpx.ConnectError) as refused:
+            await http.post(url, content=b"{}")
+    assert isinstance(refused.value.__cause__, AddressRefused)
+    assert "rebind.example (127.0.0.1) is a loopback address" in str(refused.value)
+    assert receiver.requests == []
