@@ -547,7 +547,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     jobs.register(CustomerExportJob(crm))
     privacy = Privacy(sessions, blobs, jobs, data_dir=settings.data_dir, clock=clock)
     jobs.register(PersonalDataExportJob(privacy))
-    jobs.register(RetentionJob(privacy, jobs))
+    jobs.register(RetentionJob(privacy, jobs, tombstone_days=settings.change_feed_retention_days))
     # The retention sweep: once a day, by the server itself (one job per day, whatever the nodes).
     jobs.schedule(RetentionJob.kind, timedelta(days=1))
     return Container(

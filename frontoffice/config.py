@@ -269,6 +269,13 @@ class Settings(BaseSettings):
         "e.g. 192.168.10.0/24 for a billing or 1C server on the LAN; loopback, private, link-local "
         "(169.254.169.254) and other internal addresses are refused otherwise (docs/integrations.md)",
     )
+    change_feed_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Days a deletion stays in the change feeds (its tombstone); a client whose cursor "
+        "is older is told to read everything again (410 cursor-expired; docs/integrations.md)",
+    )
     job_runner: bool = Field(
         default=True,
         description="Run background jobs (imports, exports, personal data exports, the daily retention "
