@@ -481,6 +481,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         timeout_s=settings.webhook_timeout_s,
         recorder=webhook_recorder,
         egress=egress,
+        public_url=settings.public_url,
     )
     outbox.register(webhook_sender, on_given_up=webhook_sender)
     # Screen-pop: an offered contact's customer is looked up alongside the offer, never before it.

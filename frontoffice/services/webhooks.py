@@ -64,6 +64,7 @@ from frontoffice.store.tables import (
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .egress import AddressRefused, EgressPolicy, GuardedTransport, refused_reason, url_refused
+from .notices import queue_admin_notice
 from .outbox import OutboxState, enqueue, enqueue_rows
 from .outbox_delivery import GIVE_UP_AFTER, Delivery, GivenUp, PermanentFailure, TemporaryFailure
 from .schemas import Page
@@ -390,9 +391,11 @@ class WebhookSender:
         timeout_s: float = TIMEOUT_S,
         recorder: WebhookRecorder | None = None,
         egress: EgressPolicy | None = None,
+        public_url: str = "",
     ) -> None:
         self.sessions = sessions
         self.bus = bus
+        self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.timeout_s = timeout_s
         self.recorder = recorder
@@ -512,18 +515,41 @@ class WebhookSender:
                     session, subscription_id, f"no successful delivery for 24 hours: {reason}", now
                 )
 
+    def _disabled_notice(self, subscription_id: int, name: str, url: str, reason: str, now: datetime) -> str:
+        """The text of the administrators' email: what, why, and how to recover."""
+        console = f"{self.public_url}/admin#webhooks" if self.public_url else "the console: Admin, Webhooks"
+        return (
+            f'The webhook subscription "{name}" (id {subscription_id}) was disabled at '
+            f"{now.strftime('%Y-%m-%d %H:%M UTC')}.\n\n"
+            f"Receiver: {url}\n"
+            f"Reason: {reason}\n\n"
+            "Its events are no longer sent. Once the receiver works again, enable the subscription and "
+            "send the failed deliveries again (replay failed since the outage):\n"
+            f"{console}\n\n"
+            "The delivery log shows each attempt with the receiver's answer.\n"
+        )
+
     async def _disable(self, s: AsyncSession, subscription_id: int, reason: str, now: datetime) -> None:
         result = await s.execute(
             update(WebhookSubscription)
             .where(WebhookSubscription.id == subscription_id, WebhookSubscription.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason[:2000], disabled_at=now, updated_at=now)
-            .returning(WebhookSubscription.name, WebhookSubscription.project_id)
+            .returning(WebhookSubscription.name, WebhookSubscription.project_id, WebhookSubscription.url)
         )
         row = result.first()
         if row is None:
             return  # already disabled (or deleted)
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
         audit(s, Actor.system(), "webhook.disabled", "webhook", subscription_id, now, reason=reason[:500])
+        # Administrators not watching the console hear of it by email, queued with the change.
+        await queue_admin_notice(
+            s,
+            subject=f'Webhook "{row.name}" was disabled',
+            body=self._disabled_notice(subscription_id, row.name, row.url, reason, now),
+            subject_key=f"notice:webhook:{subscription_id}",
+            now=now,
+            project_id=row.project_id,
+        )
         if self.recorder is not None:
             self.recorder.invalidate()
         if self.bus is not None:

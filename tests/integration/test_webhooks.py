@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +19,15 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage
+from frontoffice.channels.email.sender import EmailSender, SmtpRelay
 from frontoffice.domain.model import Role
 from frontoffice.services.egress import EgressPolicy
 from frontoffice.services.outbox_delivery import FIRST_RETRY_S, GIVE_UP_AFTER, OutboxWorker
 from frontoffice.services.webhooks import WebhookSender
 from frontoffice.store.tables import AuditEntry, OutboxItem
 
-from ..conftest import ShiftedClock, token_headers
+from ..conftest import ShiftedClock, make_user, token_headers
+from .smtp_sink import SmtpSink
 from .test_acd_api import Desk
 from .webhook_receiver import WebhookReceiver
 
@@ -583,3 +586,57 @@ async def test_a_delivery_to_an_address_no_longer_allowed_is_refused_logged_and_
     assert [i["state"] for i in items] == ["failed", "failed"]
     assert items[0]["last_error"] == log[0]["error"]
     assert (await desk.client.get(f"{API}/webhooks/{sub['id']}", headers=desk.admin)).json()["enabled"]
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+async def test_a_disabled_subscription_is_emailed_to_the_admins_through_the_outbox(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker, container: Container, sink: SmtpSink
+) -> None:
+    await make_user(container, "boss", Role.ADMIN, email="boss@center.example")
+    await make_user(container, "lead", Role.SUPERVISOR, email="lead@center.example")
+    r = await desk.client.post(
+        f"{API}/entry-points",
+        json={"name": "Support mail", "channel": "email", "address": "support@center.example", "rules": []},
+        headers=desk.admin,
+    )
+    assert r.status_code == 201, r.text
+    worker.register(EmailSender(SmtpRelay(host="127.0.0.1", port=sink.port, security="none", timeout_s=10)))
+    sub = await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    receiver.answers = [410]
+    await desk.contact()
+    await deliver(worker)  # the webhook is refused with 410; the notice queued with the change goes out
+    (mail,) = sink.received
+    assert mail.rcpt_tos == ["boss@center.example"]  # administrators only
+    message = mail.message
+    assert message["Subject"] == 'Webhook "ERP" was disabled'
+    assert message["From"] == "Support mail <support@center.example>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    text = message.get_content()
+    assert "the receiver answered 410 Gone" in text and receiver.url in text and f"id {sub['id']}" in text
+    async with container.sessions() as s:
+        (row,) = (await s.scalars(select(OutboxItem).where(OutboxItem.channel == "email"))).all()
+    assert row.state == "sent" and row.subject_key == f"notice:webhook:{sub['id']}"
+
+
+async def test_without_outgoing_mail_the_disable_notice_is_skipped_and_logged(
+    desk: Desk,
+    receiver: WebhookReceiver,
+    worker: OutboxWorker,
+    container: Container,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await make_user(container, "boss", Role.ADMIN, email="boss@center.example")
+    await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    receiver.answers = [410]
+    await desk.contact()
+    with caplog.at_level(logging.WARNING, logger="frontoffice.notices"):
+        await deliver(worker)
+    assert "no outgoing mail is configured" in caplog.text
+    async with container.sessions() as s:
+        assert (await s.scalars(select(OutboxItem).where(OutboxItem.channel == "email"))).all() == []
