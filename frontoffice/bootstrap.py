@@ -460,7 +460,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     outbox.register(ChatSender(bus))
     channels.register(ChatPort(sessions, bus))
     # SMS (SMPP links per entry point) and Telegram bots: their senders deliver agents' answers.
-    messaging = Messaging(conversations, clock=clock)
+    messaging = Messaging(conversations, clock=clock, region=settings.default_region)
     sms = SmsChannel(messaging)
     telegram = TelegramChannel(messaging)
     outbox.register(SmsSender(messaging, sms))
