@@ -449,8 +449,11 @@ class WebhookSender:
         except httpx.TimeoutException:
             error = f"no answer within {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
-            # The address the name resolved to at this attempt is internal (DNS rebinding, or a URL
-            # stored before the check existed): not sent, and not retried.
+            # The address the name resolved to at this attempt is internal (DNS rebinding, a URL stored
+            # before the check existed, or an allowed network taken out of the setting): nothing is
+            # sent. Retried like any failure: the operator may allow the network (a LAN's 1C server
+            # after an upgrade) within the day and lose nothing; if not, the day's failures disable
+            # the subscription and the administrators are told.
             refused = refused_reason(exc)
             error = refused or (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         duration_ms = round((time.perf_counter() - started) * 1000)
@@ -489,7 +492,7 @@ class WebhookSender:
             log.warning(
                 "webhook delivery %s of subscription %s %s", delivery.item_id, subscription_id, refused
             )
-            raise PermanentFailure(refused)
+            raise TemporaryFailure(refused)
         if gone:
             raise PermanentFailure(error or "HTTP 410")
         retry_after = None if response is None else _retry_after_s(response.headers.get("retry-after"), now)
