@@ -5,13 +5,24 @@ unless the operator allowed its network (``integrations_allowed_networks``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from frontoffice.services.egress import AddressRefused, EgressPolicy, GuardedTransport
 
+from ..conftest import free_port, require_tool, serve_in_task
 from .webhook_receiver import WebhookReceiver
 
 API = "/api/v1"
@@ -119,3 +130,60 @@ async def test_a_name_that_rebinds_to_an_internal_address_after_the_check_is_ref
     assert isinstance(refused.value.__cause__, AddressRefused)
     assert "rebind.example (127.0.0.1) is a loopback address" in str(refused.value)
     assert receiver.requests == []
+
+
+@pytest.fixture
+def erp_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate naming erp.example only (no IP address)."""
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", "/CN=erp.example", "-addext", "subjectAltName=DNS:erp.example",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_over_https_the_certificate_is_checked_against_the_host_name_not_the_address(
+    erp_certificate: tuple[Path, Path],
+) -> None:
+    cert, key = erp_certificate
+    seen: list[str] = []
+
+    async def hooks(request: Request) -> Response:
+        seen.append(request.headers["host"])
+        return PlainTextResponse("ok")
+
+    port = free_port()
+    app = Starlette(routes=[Route("/hooks", hooks, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    )
+    task = await serve_in_task(server)
+    try:
+
+        async def resolver(host: str, port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        policy = EgressPolicy.from_setting(["127.0.0.1/32"], resolver=resolver)
+        trusted = ssl.create_default_context(cafile=str(cert))  # the certificate names erp.example only
+        async with httpx.AsyncClient(transport=GuardedTransport(policy, verify=trusted)) as http:
+            r = await http.post(f"https://erp.example:{port}/hooks", content=b"{}")
+        assert r.status_code == 200 and seen == [f"erp.example:{port}"]
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
