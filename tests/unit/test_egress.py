@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from frontoffice.config import ConfigError, load_settings
 from frontoffice.services.egress import AddressRefused, EgressPolicy, refusal_of
 
 
@@ -67,3 +69,12 @@ async def test_a_name_that_does_not_resolve_now_passes_the_configuration_check()
         raise OSError("Name or service not known")
 
     await EgressPolicy(resolver=resolver).check_url("https://not-yet.example/hooks")
+
+
+def test_the_setting_takes_cidr_networks_and_names_a_bad_entry(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, integrations_allowed_networks=[" 192.168.10.0/24", "10.0.0.5"]
+    )
+    assert settings.integrations_allowed_networks == ["192.168.10.0/24", "10.0.0.5"]
+    with pytest.raises(ConfigError, match="integrations_allowed_networks"):
+        load_settings(data_dir=tmp_path, integrations_allowed_networks=["the LAN"])
