@@ -212,10 +212,11 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, connecting only where ``policy`` allows (module docstring). No proxy
-    from the environment is used: a proxy would connect on our behalf, past the check."""
+    from the environment is used (a client given a transport takes none): a proxy would connect on
+    our behalf, past the check. ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` still name the trusted CAs."""
 
     def __init__(self, policy: EgressPolicy, *, verify: ssl.SSLContext | bool = True) -> None:
-        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
         super().__init__(verify=ssl_context, trust_env=False)
         # httpx has no parameter for httpcore's network backend: the pool httpx just built is
         # replaced by the same pool (httpx's default limits) with the guarded backend.
