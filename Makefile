@@ -43,7 +43,7 @@ bench: $(STAMP)
 
 ## messages: extract UI strings and update the en/ru catalogs
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k NotFound -k InvalidInput -k Conflict -k Forbidden -k Unauthenticated -k Throttled -k Unavailable -k DomainError -k ApiError:3 --no-location --sort-output -o frontoffice/locale/messages.pot frontoffice
+	$(VENV)/bin/pybabel extract -F babel.cfg -k NotFound -k InvalidInput -k Conflict -k Forbidden -k Unauthenticated -k Throttled -k Unavailable -k Gone -k DomainError -k ApiError:3 --no-location --sort-output -o frontoffice/locale/messages.pot frontoffice
 	$(VENV)/bin/pybabel update -i frontoffice/locale/messages.pot -d frontoffice/locale --no-fuzzy-matching
 
 clean:

@@ -53,6 +53,7 @@ from frontoffice.services.crm_csv import CustomerCsv, CustomerExportJob, Custome
 from frontoffice.services.csat import CsatService
 from frontoffice.services.deals import DealService
 from frontoffice.services.dnc import DoNotCall
+from frontoffice.services.egress import EgressPolicy
 from frontoffice.services.email_intake import EmailIntake
 from frontoffice.services.engine_settings import EngineSettingsService
 from frontoffice.services.fallback import FallbackActions
@@ -459,7 +460,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     outbox.register(ChatSender(bus))
     channels.register(ChatPort(sessions, bus))
     # SMS (SMPP links per entry point) and Telegram bots: their senders deliver agents' answers.
-    messaging = Messaging(conversations, clock=clock)
+    messaging = Messaging(conversations, clock=clock, region=settings.default_region)
     sms = SmsChannel(messaging)
     telegram = TelegramChannel(messaging)
     outbox.register(SmsSender(messaging, sms))
@@ -469,10 +470,18 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     outbox.register(TelegramSender(messaging))
     # Webhooks: queued in the transaction of the change they report (a before_commit hook), so a
     # crash right after a commit loses none; delivered, signed and logged by their outbox sender.
+    # Webhooks and screen-pop lookups reach public addresses and the allowed networks only (SSRF).
+    egress = EgressPolicy.from_setting(settings.integrations_allowed_networks)
     webhook_recorder = WebhookRecorder(clock=clock)
     webhook_recorder.install(sync_session_class(sessions))
     webhook_sender = WebhookSender(
-        sessions, bus, clock=clock, timeout_s=settings.webhook_timeout_s, recorder=webhook_recorder
+        sessions,
+        bus,
+        clock=clock,
+        timeout_s=settings.webhook_timeout_s,
+        recorder=webhook_recorder,
+        egress=egress,
+        public_url=settings.public_url,
     )
     outbox.register(webhook_sender, on_given_up=webhook_sender)
     # Screen-pop: an offered contact's customer is looked up alongside the offer, never before it.
@@ -490,6 +499,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         cache_ttl_s=settings.screen_pop_cache_ttl_s,
         cache_size=settings.screen_pop_cache_size,
         clock=clock,
+        egress=egress,
     )
     commits.subscribe(screen_pop.committed)
     tickets = TicketService(sessions, clock=clock, work=ticket_work, csat=csat)
@@ -538,7 +548,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     jobs.register(CustomerExportJob(crm))
     privacy = Privacy(sessions, blobs, jobs, data_dir=settings.data_dir, clock=clock)
     jobs.register(PersonalDataExportJob(privacy))
-    jobs.register(RetentionJob(privacy, jobs))
+    jobs.register(RetentionJob(privacy, jobs, tombstone_days=settings.change_feed_retention_days))
     # The retention sweep: once a day, by the server itself (one job per day, whatever the nodes).
     jobs.schedule(RetentionJob.kind, timedelta(days=1))
     return Container(
@@ -590,7 +600,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         messaging=messaging,
         sms=sms,
         telegram=telegram,
-        webhooks=Webhooks(sessions, webhook_recorder, clock=clock),
+        webhooks=Webhooks(sessions, webhook_recorder, clock=clock, egress=egress),
         webhook_sender=webhook_sender,
         screen_pop=screen_pop,
         jobs=jobs,

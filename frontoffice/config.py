@@ -263,6 +263,19 @@ class Settings(BaseSettings):
         description="How long a lookup's answer is reused for the same identity",
     )
     screen_pop_cache_size: int = Field(default=10_000, ge=0, le=1_000_000, description="Answers kept at most")
+    integrations_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) webhooks and screen-pop lookups may reach besides public addresses, "
+        "e.g. 192.168.10.0/24 for a billing or 1C server on the LAN; loopback, private, link-local "
+        "(169.254.169.254) and other internal addresses are refused otherwise (docs/integrations.md)",
+    )
+    change_feed_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Days a deletion stays in the change feeds (its tombstone); a client whose cursor "
+        "is older is told to read everything again (410 cursor-expired; docs/integrations.md)",
+    )
     job_runner: bool = Field(
         default=True,
         description="Run background jobs (imports, exports, personal data exports, the daily retention "
@@ -317,7 +330,7 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "integrations_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:

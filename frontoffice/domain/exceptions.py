@@ -8,6 +8,7 @@ __all__ = [
     "Conflict",
     "DomainError",
     "Forbidden",
+    "Gone",
     "InvalidInput",
     "NotFound",
     "Throttled",
@@ -55,6 +56,13 @@ class Throttled(DomainError):
     def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+class Gone(DomainError):
+    """What was asked for existed and is no longer kept (a change-feed cursor older than the
+    deletions kept): start again from the beginning."""
+
+    error_id = "gone"
 
 
 class Unavailable(DomainError):

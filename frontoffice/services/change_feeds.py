@@ -18,6 +18,13 @@ moves forward.
 The cursor is opaque (base64 of the place); ``updated_since`` is the place just before that time.
 Both reads use the ``(updated_at, id)`` index of each table and ``(resource, deleted_at,
 record_id)`` of ``deleted_records``.
+
+**Tombstones are kept for a while** (``change_feed_retention_days``, 90 days by default): the daily
+retention job removes older ones (:func:`prune_tombstones`) and remembers the time it pruned up to
+(``site_settings`` ``change_feeds.pruned_before``) *before* it removes any. A cursor (or an
+``updated_since``) older than that could skip deletions it never saw, so it is answered ``410
+cursor-expired``: the client reads the whole resource again (no cursor), replaces its copy, and goes
+on from the new cursor. A feed read without a cursor never needs the tombstones: it lists what exists.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import ColumnElement, Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import InvalidInput
+from frontoffice.domain.exceptions import Gone, InvalidInput
 from frontoffice.store.tables import (
     Company,
     Customer,
@@ -38,6 +45,7 @@ from frontoffice.store.tables import (
     DeletedRecord,
     Identity,
     Interaction,
+    SiteSetting,
     Ticket,
 )
 
@@ -45,7 +53,16 @@ from .context import Actor, Clock, decode_cursor, encode_cursor, system_clock
 from .schemas import ChangeItem, ChangePage
 from .scope import company_visible, customer_visible, deal_visible, interaction_visible, ticket_visible
 
-__all__ = ["OVERLAP_S", "RESOURCES", "ChangeFeeds", "Resource", "record_deletions"]
+__all__ = [
+    "DEFAULT_TOMBSTONE_DAYS",
+    "OVERLAP_S",
+    "PRUNED_KEY",
+    "RESOURCES",
+    "ChangeFeeds",
+    "Resource",
+    "prune_tombstones",
+    "record_deletions",
+]
 
 Resource = Literal["customers", "companies", "interactions", "tickets", "deals"]
 RESOURCES: tuple[Resource, ...] = ("customers", "companies", "interactions", "tickets", "deals")
@@ -53,6 +70,13 @@ RESOURCES: tuple[Resource, ...] = ("customers", "companies", "interactions", "ti
 # at most store.sqlite_async.BUSY_TIMEOUT_S = 10 s for the write lock), so no late commit is missed.
 OVERLAP_S = 15.0
 MAX_LIMIT = 500
+# How long a deletion stays in the feeds: a sync client that runs at least monthly, or was down for
+# a quarter's holidays and outages, still sees every deletion; older clients resync.
+DEFAULT_TOMBSTONE_DAYS = 90
+# Where the retention job notes the time tombstones were pruned up to (an ISO 8601 string).
+PRUNED_KEY = "change_feeds.pruned_before"
+# Tombstones removed per transaction: a first prune of years of deletions holds no lock for long.
+PRUNE_BATCH = 5_000
 
 _MODELS: dict[Resource, Any] = {
     "customers": Customer,
@@ -108,6 +132,50 @@ async def record_deletions(
         await s.execute(_INSERT_DELETED, rows)
 
 
+async def prune_tombstones(
+    sessions: async_sessionmaker[AsyncSession], cutoff: datetime, *, now: datetime
+) -> int:
+    """Remove the tombstones of deletions before ``cutoff``, in batches; returns how many.
+
+    The time pruned up to is written first (and only ever moves forward), in its own transaction:
+    from then on a cursor older than it is refused, so no client reads the feed while its deletions
+    are being removed without being told."""
+    d = _DELETED.c
+    async with sessions() as s:
+        old = await s.scalar(select(d.id).where(d.resource.in_(RESOURCES), d.deleted_at < cutoff).limit(1))
+    if old is None:
+        return 0
+    async with sessions.begin() as s:
+        row = await s.get(SiteSetting, PRUNED_KEY, with_for_update=True)
+        if row is None:
+            s.add(SiteSetting(key=PRUNED_KEY, value={"before": cutoff.isoformat()}, updated_at=now))
+        elif datetime.fromisoformat(row.value["before"]) < cutoff:
+            row.value = {"before": cutoff.isoformat()}
+            row.updated_at = now
+    removed = 0
+    for resource in RESOURCES:
+        while True:
+            async with sessions.begin() as s:
+                batch = (
+                    select(d.id)
+                    .where(d.resource == resource, d.deleted_at < cutoff)
+                    .order_by(d.deleted_at)
+                    .limit(PRUNE_BATCH)
+                    .scalar_subquery()
+                )
+                result = await s.execute(_DELETED.delete().where(d.id.in_(batch)))
+            count = int(getattr(result, "rowcount", 0) or 0)
+            removed += count
+            if count < PRUNE_BATCH:
+                break
+    return removed
+
+
+async def _pruned_before(s: AsyncSession) -> datetime | None:
+    row = await s.get(SiteSetting, PRUNED_KEY)
+    return None if row is None else datetime.fromisoformat(row.value["before"])
+
+
 class ChangeFeeds:
     """Reads the change feeds (see the module's docstring)."""
 
@@ -138,6 +206,15 @@ class ChangeFeeds:
             place = None
         model = _MODELS[resource]
         async with self.sessions() as s:
+            pruned = None if place is None else await _pruned_before(s)
+            if place is not None and pruned is not None and place[0] < pruned:
+                raise Gone(
+                    "The cursor is older than the deletions kept: read everything again without a "
+                    "cursor, replace your copy, and go on from the new cursor",
+                    error_id="cursor-expired",
+                    pruned_before=pruned.isoformat(),
+                    resource=resource,
+                )
             live = await self._live(s, actor, resource, model, place, limit)
             dead = await self._tombstones(s, actor, resource, place, limit)
             items = sorted(live + dead, key=_order)[:limit]

@@ -1,14 +1,19 @@
 """Do-not-call lists: a global one and one per project. A number lands there from an import, from an
 agent (the customer asked on the call: the desk's button) or from the customer's opt-out on another
-channel (an SMS ``STOP``: :mod:`frontoffice.services.messaging` records it on the customer card, and
-:func:`dnc_check` reads it). The dialler asks :func:`dnc_check` before every dial, in the transaction
-that claims the contact, and logs the answer on the dial attempt."""
+channel: an SMS ``STOP`` (:mod:`frontoffice.services.messaging`) records it on the customer card and
+puts the number on the list of the SMS entry point's project (the global list for an entry point of
+no project), source ``opt_out``, in the same transaction (:func:`add_opt_out`); ``START`` takes that
+entry off again (:func:`remove_opt_out`; an entry an agent or an import added stays). The dialler
+asks :func:`dnc_check` before every dial, in the transaction that claims the contact, and logs the
+answer on the dial attempt."""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +29,18 @@ from .csv_files import read_rows
 from .identities import normalize_identity
 from .schemas import ImportReport, ImportRowError, Page
 
-__all__ = ["DNC_CLEAR", "DNC_CSV_COLUMNS", "DncSource", "DoNotCall", "dnc_check", "dnc_scope"]
+__all__ = [
+    "DNC_CLEAR",
+    "DNC_CSV_COLUMNS",
+    "DncSource",
+    "DoNotCall",
+    "add_opt_out",
+    "dnc_check",
+    "dnc_scope",
+    "remove_opt_out",
+]
+
+log = logging.getLogger("frontoffice.dnc")
 
 # What dnc_check answers for a number that may be called.
 DNC_CLEAR = "clear"
@@ -65,6 +81,57 @@ async def dnc_check(s: AsyncSession, phone: str, project_id: int | None) -> str:
     if custom and (custom.get("sms_opt_out") or custom.get("do_not_call")):
         return "opt_out"
     return DNC_CLEAR
+
+
+async def add_opt_out(
+    s: AsyncSession, phone: str, project_id: int | None, *, reason: str, now: datetime
+) -> DoNotCallEntry | None:
+    """Put ``phone`` (E.164) on the list of ``project_id`` (None: global) because its owner opted out
+    on another channel, in the caller's transaction; audited. None when it is on that list already."""
+    scope = dnc_scope(project_id)
+    found = await s.scalar(
+        select(DoNotCallEntry).where(DoNotCallEntry.phone == phone, DoNotCallEntry.scope == scope)
+    )
+    if found is not None:
+        return None
+    entry = DoNotCallEntry(
+        phone=phone,
+        scope=scope,
+        project_id=project_id,
+        reason=reason[:200],
+        source=DncSource.OPT_OUT,
+        added_by=None,
+        added_at=now,
+    )
+    try:
+        async with s.begin_nested():  # another opt-out of the same number may have just added it
+            s.add(entry)
+            await s.flush()
+    except IntegrityError:
+        return None
+    source = DncSource.OPT_OUT
+    audit(s, Actor.system(), "dnc.add", "dnc", entry.id, now, phone=phone, scope=scope, source=source)
+    log.info("%s added to the do-not-call list %s: %s", phone, scope, reason)
+    return entry
+
+
+async def remove_opt_out(s: AsyncSession, phone: str, project_id: int | None, *, now: datetime) -> bool:
+    """Take ``phone`` off the list of ``project_id`` if an opt-out put it there (the owner opted in
+    again); an entry an agent or an import added stays. Whether one was removed."""
+    scope = dnc_scope(project_id)
+    entry = await s.scalar(
+        select(DoNotCallEntry).where(
+            DoNotCallEntry.phone == phone,
+            DoNotCallEntry.scope == scope,
+            DoNotCallEntry.source == DncSource.OPT_OUT,
+        )
+    )
+    if entry is None:
+        return False
+    await s.execute(delete(DoNotCallEntry).where(DoNotCallEntry.id == entry.id))
+    audit(s, Actor.system(), "dnc.remove", "dnc", entry.id, now, phone=phone, scope=scope, source="opt_in")
+    log.info("%s taken off the do-not-call list %s: opted in again", phone, scope)
+    return True
 
 
 class DoNotCall:

@@ -7,7 +7,10 @@ Telegram poller's offset.
   exactly an opt-out keyword (:data:`OPT_OUT_KEYWORDS`, case and punctuation ignored) records the
   opt-out on the customer (``customers.custom["sms_opt_out"][<entry point id>]`` = when and which
   keyword: the outbound-campaign work reads it there) and is stored like any message; ``START`` /
-  ``СТАРТ`` lifts it.
+  ``СТАРТ`` lifts it. In the same transaction the number goes on the do-not-call list of the entry
+  point's project (global for an entry point of no project), and ``START`` takes it off again
+  (:func:`frontoffice.services.dnc.add_opt_out`): a customer who asked for no more messages is not
+  dialled by a campaign either.
 * **Outbound SMS**: refused with ``sms-opted-out`` while the number is opted out on that entry point
   (checked when the agent sends, :func:`check_may_send`, and again by the sender).
 * **Receipts**: each SMS part's SMSC message id is recorded per entry point (``email_receipts``, key
@@ -30,8 +33,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.domain.exceptions import Conflict, NotFound
-from frontoffice.domain.model import Channel, Direction
+from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.model import Channel, Direction, IdentityKind
 from frontoffice.store.tables import (
     Customer,
     EmailReceipt,
@@ -46,6 +49,8 @@ from frontoffice.store.tables import (
 from .channel_contract import CustomerIdentity, InboundAttachment
 from .context import Clock, system_clock
 from .conversations import ConversationIn, ConversationReceived, Conversations
+from .dnc import add_opt_out, remove_opt_out
+from .identities import normalize_identity
 from .outbox import DeliveryState
 
 __all__ = [
@@ -112,8 +117,12 @@ async def check_may_send(session: AsyncSession, interaction: Interaction) -> Non
 class Messaging:
     """SMS and Telegram around :class:`Conversations` (see the module's docstring)."""
 
-    def __init__(self, conversations: Conversations, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, conversations: Conversations, *, clock: Clock = system_clock, region: str = "RU"
+    ) -> None:
         self.conversations = conversations
+        # Region of numbers written without +country (settings.default_region): the DNC list is E.164.
+        self.region = region
         self.sessions: async_sessionmaker[AsyncSession] = conversations.sessions
         self.clock = clock
         # Receipts of one message's parts come at once; their read-modify-write of the message's
@@ -152,10 +161,15 @@ class Messaging:
             and received.customer_id is not None
             and (flags.get("opt_out") or flags.get("opt_in"))
         ):
-            await self._record_consent(received, opted_out=bool(flags.get("opt_out")), keyword=_keyword(text))
+            await self._record_consent(
+                received, sender, opted_out=bool(flags.get("opt_out")), keyword=_keyword(text)
+            )
         return received
 
-    async def _record_consent(self, received: ConversationReceived, *, opted_out: bool, keyword: str) -> None:
+    async def _record_consent(
+        self, received: ConversationReceived, sender: str, *, opted_out: bool, keyword: str
+    ) -> None:
+        now = self.clock()
         async with self.sessions.begin() as s:
             entry_point_id = await s.scalar(
                 select(Thread.entry_point_id).where(Thread.id == received.thread_id)
@@ -166,11 +180,20 @@ class Messaging:
             custom = dict(customer.custom or {})
             records = dict(custom.get("sms_opt_out") or {})
             if opted_out:
-                records[str(entry_point_id)] = {"at": self.clock().isoformat(), "keyword": keyword}
+                records[str(entry_point_id)] = {"at": now.isoformat(), "keyword": keyword}
             else:
                 records.pop(str(entry_point_id), None)
             custom["sms_opt_out"] = records
             customer.custom = custom
+            try:
+                phone = normalize_identity(IdentityKind.PHONE, sender, self.region)
+            except InvalidInput:
+                return  # not a number anyone could dial (an alphanumeric sender)
+            project_id = await s.scalar(select(EntryPoint.project_id).where(EntryPoint.id == entry_point_id))
+            if opted_out:
+                await add_opt_out(s, phone, project_id, reason=f"SMS opt-out ({keyword})", now=now)
+            else:
+                await remove_opt_out(s, phone, project_id, now=now)
 
     async def opted_out(self, customer_id: int, entry_point_id: int) -> bool:
         async with self.sessions() as s:

@@ -13,7 +13,9 @@ recordings and message content deleted after a retention period per project.
 - **Retention** (:class:`RetentionJob`, scheduled by the server once a day): for each project with
   ``recordings_retention_days`` or ``messages_retention_days``, the recordings and the message content
   (bodies, HTML, attachments, raw messages) of its contacts older than that are deleted. The sweep is a
-  job with one idempotency key per day, so it runs once a day whatever the number of nodes.
+  job with one idempotency key per day, so it runs once a day whatever the number of nodes. The same
+  sweep removes the change feeds' tombstones of deletions older than ``change_feed_retention_days``
+  (:func:`frontoffice.services.change_feeds.prune_tombstones`).
 
 Files (recordings, blobs) are deleted after the transaction that forgets them commits; a crash in
 between leaves a file no row refers to, never a row without its file.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +62,7 @@ from frontoffice.store.tables import (
     TicketPost,
 )
 
+from .change_feeds import DEFAULT_TOMBSTONE_DAYS, prune_tombstones
 from .context import Actor, Clock, audit, system_clock
 from .crm import customer_out
 from .jobs import RESULT_KEEP_DAYS, JobContext, JobOut, JobOutcome, JobRunner
@@ -85,6 +89,7 @@ PERSONAL_EVENT_KEYS = frozenset({"peer", "caller", "from", "to", "address", "fro
 # Contacts a retention batch handles per transaction.
 RETENTION_BATCH = 500
 _RETENTION_MARKS = "privacy.retention"
+log = logging.getLogger("frontoffice.privacy")
 _EVENTS = cast(Table, InteractionEvent.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
 
@@ -439,9 +444,12 @@ class RetentionJob:
 
     kind = RETENTION_JOB
 
-    def __init__(self, privacy: Privacy, jobs: JobRunner) -> None:
+    def __init__(
+        self, privacy: Privacy, jobs: JobRunner, *, tombstone_days: int = DEFAULT_TOMBSTONE_DAYS
+    ) -> None:
         self.privacy = privacy
         self.jobs = jobs
+        self.tombstone_days = tombstone_days
 
     async def run(self, job: JobContext) -> JobOutcome:
         now = job.clock()
@@ -481,7 +489,14 @@ class RetentionJob:
                         **done,
                     )
         results_removed = await self.jobs.remove_old_results(now - timedelta(days=RESULT_KEEP_DAYS))
-        return JobOutcome({"projects": totals, "job_files_removed": results_removed})
+        tombstones = await prune_tombstones(
+            self.privacy.sessions, now - timedelta(days=self.tombstone_days), now=now
+        )
+        if tombstones:
+            log.info("change feeds: %d tombstones over %d days old removed", tombstones, self.tombstone_days)
+        return JobOutcome(
+            {"projects": totals, "job_files_removed": results_removed, "tombstones_removed": tombstones}
+        )
 
     async def _sweep(self, job: JobContext, project_id: int, what: str, cutoff: datetime) -> int:
         """Delete ``what`` (recordings or message content) of the project's contacts created before

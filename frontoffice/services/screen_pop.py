@@ -39,6 +39,7 @@ from frontoffice.store.committed import Committed
 from frontoffice.store.tables import Identity, Interaction, Project, SiteSetting
 
 from .context import Actor, Clock, audit, system_clock
+from .egress import AddressRefused, EgressPolicy, GuardedTransport, refused_reason, url_refused
 from .schemas import Input, Output
 from .scope import visible_interaction
 
@@ -178,6 +179,7 @@ class ScreenPop:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.bus = bus
@@ -185,7 +187,9 @@ class ScreenPop:
         self.timeout_s = timeout_s
         self.clock = clock
         self.cache = LookupCache(cache_ttl_s, cache_size, monotonic)
-        self._transport = transport
+        # Only public addresses and the allowed networks are reached (services/egress.py).
+        self.egress = egress or EgressPolicy()
+        self._transport = transport if transport is not None else GuardedTransport(self.egress)
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # One request per (endpoint, identity) at a time: a ring-all offer to ten agents asks once.
@@ -310,7 +314,10 @@ class ScreenPop:
         except (TimeoutError, httpx.TimeoutException):
             return LookupResult("failed", {}, f"no answer within {self.timeout_s:g} s", value)
         except httpx.HTTPError as exc:
-            return LookupResult("failed", {}, f"{type(exc).__name__}: {exc}"[:300], value)
+            refused = refused_reason(exc)
+            if refused is not None:
+                log.warning("screen-pop lookup %s", refused)
+            return LookupResult("failed", {}, (refused or f"{type(exc).__name__}: {exc}")[:300], value)
         if response.status_code == 404:
             return LookupResult("not_found", {}, None, value)
         if not 200 <= response.status_code < 300:
@@ -376,6 +383,12 @@ class ScreenPop:
     async def set_config(self, actor: Actor, data: ScreenPopConfigIn) -> ScreenPopConfigOut:
         actor.require("webhooks.manage")
         now = self.clock()
+        if data.url:
+            try:
+                # Resolved outside the transaction: a slow DNS answer holds no lock.
+                await self.egress.check_url(LookupConfig(data.url, "", data.identity).url_for("x"))
+            except AddressRefused as exc:
+                raise url_refused(exc) from None
         async with self.sessions.begin() as s:
             if data.project_id is not None and await s.get(Project, data.project_id) is None:
                 raise NotFound(

@@ -63,6 +63,8 @@ from frontoffice.store.tables import (
 )
 
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
+from .egress import AddressRefused, EgressPolicy, GuardedTransport, refused_reason, url_refused
+from .notices import queue_admin_notice
 from .outbox import OutboxState, enqueue, enqueue_rows
 from .outbox_delivery import GIVE_UP_AFTER, Delivery, GivenUp, PermanentFailure, TemporaryFailure
 from .schemas import Page
@@ -374,7 +376,8 @@ def _cut(text: str) -> str:
 
 class WebhookSender:
     """The outbox sender of channel ``webhook``: signs and POSTs one delivery, logs the attempt.
-    ``transport``: the httpx transport (a test passes its own; production: the default one)."""
+    ``transport``: the httpx transport (a test passes its own; by default httpx's, connecting only to
+    addresses ``egress`` allows: :mod:`frontoffice.services.egress`)."""
 
     channel = CHANNEL
 
@@ -387,13 +390,16 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = TIMEOUT_S,
         recorder: WebhookRecorder | None = None,
+        egress: EgressPolicy | None = None,
+        public_url: str = "",
     ) -> None:
         self.sessions = sessions
         self.bus = bus
+        self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.timeout_s = timeout_s
         self.recorder = recorder
-        self._transport = transport
+        self._transport = transport if transport is not None else GuardedTransport(egress or EgressPolicy())
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -437,12 +443,19 @@ class WebhookSender:
         started = time.perf_counter()
         response: httpx.Response | None = None
         error: str | None = None
+        refused: str | None = None
         try:
             response = await self._http().post(sub.url, content=body, headers=headers)
         except httpx.TimeoutException:
             error = f"no answer within {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # The address the name resolved to at this attempt is internal (DNS rebinding, a URL stored
+            # before the check existed, or an allowed network taken out of the setting): nothing is
+            # sent. Retried like any failure: the operator may allow the network (a LAN's 1C server
+            # after an upgrade) within the day and lose nothing; if not, the day's failures disable
+            # the subscription and the administrators are told.
+            refused = refused_reason(exc)
+            error = refused or (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         duration_ms = round((time.perf_counter() - started) * 1000)
         ok = response is not None and 200 <= response.status_code < 300
         if response is not None and not ok:
@@ -466,7 +479,7 @@ class WebhookSender:
                     response_headers={} if response is None else dict(response.headers),
                     response_body="" if response is None else _cut(response.text),
                     duration_ms=duration_ms,
-                    outcome="sent" if ok else "failed",
+                    outcome="sent" if ok else "refused" if refused else "failed",
                     error=error,
                 )
             )
@@ -475,6 +488,11 @@ class WebhookSender:
                 await self._disable(s, subscription_id, "the receiver answered 410 Gone", now)
         if ok:
             return None
+        if refused is not None:
+            log.warning(
+                "webhook delivery %s of subscription %s %s", delivery.item_id, subscription_id, refused
+            )
+            raise TemporaryFailure(refused)
         if gone:
             raise PermanentFailure(error or "HTTP 410")
         retry_after = None if response is None else _retry_after_s(response.headers.get("retry-after"), now)
@@ -500,18 +518,41 @@ class WebhookSender:
                     session, subscription_id, f"no successful delivery for 24 hours: {reason}", now
                 )
 
+    def _disabled_notice(self, subscription_id: int, name: str, url: str, reason: str, now: datetime) -> str:
+        """The text of the administrators' email: what, why, and how to recover."""
+        console = f"{self.public_url}/admin#webhooks" if self.public_url else "the console: Admin, Webhooks"
+        return (
+            f'The webhook subscription "{name}" (id {subscription_id}) was disabled at '
+            f"{now.strftime('%Y-%m-%d %H:%M UTC')}.\n\n"
+            f"Receiver: {url}\n"
+            f"Reason: {reason}\n\n"
+            "Its events are no longer sent. Once the receiver works again, enable the subscription and "
+            "send the failed deliveries again (replay failed since the outage):\n"
+            f"{console}\n\n"
+            "The delivery log shows each attempt with the receiver's answer.\n"
+        )
+
     async def _disable(self, s: AsyncSession, subscription_id: int, reason: str, now: datetime) -> None:
         result = await s.execute(
             update(WebhookSubscription)
             .where(WebhookSubscription.id == subscription_id, WebhookSubscription.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason[:2000], disabled_at=now, updated_at=now)
-            .returning(WebhookSubscription.name, WebhookSubscription.project_id)
+            .returning(WebhookSubscription.name, WebhookSubscription.project_id, WebhookSubscription.url)
         )
         row = result.first()
         if row is None:
             return  # already disabled (or deleted)
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
         audit(s, Actor.system(), "webhook.disabled", "webhook", subscription_id, now, reason=reason[:500])
+        # Administrators not watching the console hear of it by email, queued with the change.
+        await queue_admin_notice(
+            s,
+            subject=f'Webhook "{row.name}" was disabled',
+            body=self._disabled_notice(subscription_id, row.name, row.url, reason, now),
+            subject_key=f"notice:webhook:{subscription_id}",
+            now=now,
+            project_id=row.project_id,
+        )
         if self.recorder is not None:
             self.recorder.invalidate()
         if self.bus is not None:
@@ -557,11 +598,13 @@ class Webhooks:
         *,
         clock: Clock = system_clock,
         random_bytes: Any = os.urandom,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.recorder = recorder
         self.clock = clock
         self.random_bytes = random_bytes
+        self.egress = egress or EgressPolicy()
 
     def _secret(self) -> str:
         return wh.encode_secret(self.random_bytes(SECRET_BYTES))
@@ -583,6 +626,13 @@ class Webhooks:
                 "No such project", error_id="no-such-project", project_id=project_id, field="project_id"
             )
 
+    async def _check_url(self, url: str) -> None:
+        """Refuse a URL whose host is or resolves to an internal address (422 at ``url``)."""
+        try:
+            await self.egress.check_url(url)
+        except AddressRefused as exc:
+            raise url_refused(exc) from None
+
     async def list_all(self, actor: Actor) -> list[WebhookOut]:
         actor.require("webhooks.manage")
         async with self.sessions() as s:
@@ -597,6 +647,7 @@ class Webhooks:
     async def create(self, actor: Actor, data: WebhookIn) -> WebhookCreated:
         actor.require("webhooks.manage")
         now = self.clock()
+        await self._check_url(data.url)
         async with self.sessions.begin() as s:
             await self._check_project(s, data.project_id)
             sub = WebhookSubscription(
@@ -626,6 +677,8 @@ class Webhooks:
         for key in ("name", "url", "event_types", "enabled"):
             if key in changes and changes[key] is None:
                 raise InvalidInput(f"{key} cannot be null", error_id="invalid-field", field=key)
+        if "url" in changes:
+            await self._check_url(changes["url"])
         async with self.sessions.begin() as s:
             sub = await self._get(s, subscription_id)
             if "project_id" in changes:

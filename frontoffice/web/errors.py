@@ -19,6 +19,7 @@ from frontoffice.domain.exceptions import (
     Conflict,
     DomainError,
     Forbidden,
+    Gone,
     InvalidInput,
     NotFound,
     Throttled,
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (Forbidden, 403),
     (Throttled, 429),
     (Unavailable, 503),
+    (Gone, 410),
 ]
 
 

@@ -58,7 +58,11 @@ def peer() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 @pytest.fixture
 def server_env(peer: tuple[str, list[dict[str, Any]]]) -> dict[str, str]:
-    return {"FRONTOFFICE_SCREEN_POP_URL": f"{peer[0]}/customers/{{phone}}"}
+    return {
+        "FRONTOFFICE_SCREEN_POP_URL": f"{peer[0]}/customers/{{phone}}",
+        # The peer is on loopback, which outgoing integrations reach only when allowed.
+        "FRONTOFFICE_INTEGRATIONS_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+    }
 
 
 def test_an_administrator_subscribes_a_receiver_and_sees_its_deliveries(

@@ -11,9 +11,11 @@ from sqlalchemy import text, update
 
 from frontoffice.bootstrap import Container
 from frontoffice.domain.model import Role
-from frontoffice.store.tables import Customer
+from frontoffice.services.change_feeds import DEFAULT_TOMBSTONE_DAYS
+from frontoffice.store.tables import Customer, DeletedRecord
 
-from ..conftest import token_headers
+from ..conftest import ShiftedClock, token_headers
+from .jobs_helpers import finished_job
 from .test_acd_api import API, Desk
 from .test_project_scoping import Center
 
@@ -231,3 +233,44 @@ async def test_the_feeds_read_in_index_order(container: Container) -> None:
         found = await conn.run_sync(indexes)
     for table, index in wanted.items():
         assert index in found[table], table
+
+
+async def test_old_tombstones_are_pruned_and_a_cursor_older_than_them_is_told_to_resync(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], clock: ShiftedClock
+) -> None:
+    gone_long_ago, gone_lately, kept = await _customers(client, admin_headers, 3)
+    assert (await client.delete(f"{API}/customers/{gone_long_ago}", headers=admin_headers)).status_code == 204
+    long_ago = datetime.now(UTC) - timedelta(days=DEFAULT_TOMBSTONE_DAYS + 1)
+    async with container.sessions.begin() as s:
+        await s.execute(
+            update(DeletedRecord).where(DeletedRecord.record_id == gone_long_ago).values(deleted_at=long_ago)
+        )
+    # A client that read up to that deletion then, and one that synced just now.
+    since = (long_ago - timedelta(days=1)).isoformat()
+    page = await feed(client, "customers", admin_headers, updated_since=since, limit=1)
+    assert [i["id"] for i in page["items"]] == [gone_long_ago] and page["has_more"]
+    stale = page["next_cursor"]
+    _, recent = await read_all(client, "customers", admin_headers)
+    assert (await client.delete(f"{API}/customers/{gone_lately}", headers=admin_headers)).status_code == 204
+
+    clock.advance(86400)  # tomorrow: today's sweep ran when the server started
+    (job,) = await container.jobs.run_scheduled()  # the server's daily retention sweep
+    done = await finished_job(client, admin_headers, f"{API}/jobs/{job.id}")
+    assert done["state"] == "succeeded" and done["result"]["tombstones_removed"] > 0, done
+    async with container.sessions() as s:
+        rows = (await s.execute(text("SELECT record_id FROM deleted_records"))).all()
+    assert {r[0] for r in rows} == {gone_lately}
+
+    # Reading on from before the pruned deletions would miss one: the client is told to resync.
+    for params in ({"cursor": stale}, {"updated_since": since}):
+        r = await client.get(f"{API}/customers/changes", params=params, headers=admin_headers)
+        assert r.status_code == 410, r.text
+        assert r.json()["error_id"] == "cursor-expired"
+        assert r.json()["details"]["pruned_before"]
+    # A recent cursor still sees the deletions it has not read.
+    items, _ = await read_all(client, "customers", admin_headers, cursor=recent)
+    assert [i["id"] for i in items if i["deleted"]] == [gone_lately]
+    # The resync: everything that exists, and a cursor that works from there.
+    items, cursor = await read_all(client, "customers", admin_headers)
+    assert [i["id"] for i in items if not i["deleted"]] == [kept]
+    assert (await feed(client, "customers", admin_headers, cursor=cursor))["items"] == []

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage
+from frontoffice.services.screen_pop import LookupConfig, ScreenPop
 
 from ..conftest import eventually, free_port, serve_in_task
 from .test_acd_api import Desk
@@ -85,6 +86,8 @@ def settings_overrides(endpoint: LookupEndpoint) -> dict[str, Any]:
     return {
         "screen_pop_url": f"http://127.0.0.1:{endpoint.port}/customers/{{phone}}",
         "screen_pop_auth_header": "Authorization: Bearer erp-token",
+        # The test's ERP is on loopback: an internal address, reached only when allowed.
+        "integrations_allowed_networks": ["127.0.0.0/8"],
     }
 
 
@@ -204,3 +207,19 @@ async def test_a_project_s_own_endpoint_is_used_for_its_contacts(
     assert (
         await desk.client.put(f"{API}/integrations/screen-pop", json={"url": ""}, headers=agent)
     ).status_code == 403
+
+
+async def test_a_lookup_on_an_address_not_allowed_is_refused_before_any_request(
+    container: Container, endpoint: LookupEndpoint
+) -> None:
+    # The settings allow loopback for this module; a ScreenPop without the allow-list (the default)
+    # refuses the same endpoint when it connects: the ERP is never asked.
+    strict = ScreenPop(container.sessions, container.bus)
+    try:
+        result = await strict.lookup(
+            LookupConfig(f"http://127.0.0.1:{endpoint.port}/customers/{{phone}}"), FOUND
+        )
+    finally:
+        await strict.stop()
+    assert result.status == "failed" and endpoint.hits == []
+    assert result.error is not None and result.error.startswith("refused: 127.0.0.1 is a loopback address")

@@ -4,6 +4,7 @@ offer at once."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,12 @@ from .test_acd_api import Desk
 from .test_screen_pop import FOUND, LookupEndpoint
 
 API = "/api/v1"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The test's ERP is on loopback: an internal address, reached only when allowed.
+    return {"integrations_allowed_networks": ["127.0.0.0/8"]}
 
 
 @pytest.fixture

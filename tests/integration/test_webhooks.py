@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,23 +19,29 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from frontoffice.bootstrap import Container
 from frontoffice.bus import BusMessage
+from frontoffice.channels.email.sender import EmailSender, SmtpRelay
 from frontoffice.domain.model import Role
+from frontoffice.services.egress import EgressPolicy
 from frontoffice.services.outbox_delivery import FIRST_RETRY_S, GIVE_UP_AFTER, OutboxWorker
 from frontoffice.services.webhooks import WebhookSender
 from frontoffice.store.tables import AuditEntry, OutboxItem
 
-from ..conftest import ShiftedClock, token_headers
+from ..conftest import ShiftedClock, make_user, token_headers
+from .smtp_sink import SmtpSink
 from .test_acd_api import Desk
 from .webhook_receiver import WebhookReceiver
 
 API = "/api/v1"
+LOOPBACK = "127.0.0.0/8"
 # The receiver's slowness in the tests: longer than the sender's time-out below.
 TIMEOUT_S = 0.5
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"outbox_worker": False}  # the tests drive their own worker, with the shifted clock
+    # The tests drive their own worker, with the shifted clock; the receiver is on loopback, which
+    # outgoing integrations reach only when allowed.
+    return {"outbox_worker": False, "integrations_allowed_networks": [LOOPBACK]}
 
 
 @pytest.fixture
@@ -53,6 +60,7 @@ async def worker(container: Container, clock: ShiftedClock) -> AsyncIterator[Out
         clock=clock,
         timeout_s=TIMEOUT_S,
         recorder=container.webhooks.recorder,
+        egress=EgressPolicy.from_setting([LOOPBACK]),
     )
     w.register(sender, on_given_up=sender)
     yield w
@@ -547,3 +555,92 @@ async def test_a_contact_s_life_is_sent_offered_connected_completed(
     assert events[0]["data"]["agent_ids"] == [desk.agent_ids["olga"]]
     assert events[1]["data"]["agent_id"] == desk.agent_ids["olga"]
     assert all(e["data"]["interaction_id"] == iid for e in events)
+
+
+async def test_a_delivery_to_an_address_not_allowed_is_refused_logged_and_sent_once_it_is_allowed(
+    desk: Desk, receiver: WebhookReceiver, container: Container, clock: ShiftedClock, worker: OutboxWorker
+) -> None:
+    # Subscribed while loopback was allowed; this worker's sender allows no internal network (as
+    # after the setting changed, or a name that now resolves to an internal address).
+    sub = await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    strict = OutboxWorker(container.sessions, container.blobs, clock=clock, node_id="t", jitter=lambda: 0.5)
+    sender = WebhookSender(
+        container.sessions, container.bus, clock=clock, recorder=container.webhooks.recorder
+    )
+    strict.register(sender, on_given_up=sender)
+    try:
+        await desk.contact()
+        await deliver(strict)
+        await desk.contact()
+        await deliver(strict)
+    finally:
+        await sender.close()
+    assert receiver.requests == []
+    log = (await desk.client.get(f"{API}/webhooks/{sub['id']}/attempts", headers=desk.admin)).json()["items"]
+    assert [a["outcome"] for a in log] == ["refused", "refused"]
+    assert log[0]["error"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert "integrations_allowed_networks" in log[0]["error"] and log[0]["response_status"] is None
+    items = (await desk.client.get(f"{API}/webhooks/{sub['id']}/deliveries", headers=desk.admin)).json()[
+        "items"
+    ]
+    assert [i["state"] for i in items] == ["queued", "queued"]  # retried: the network may be allowed
+    assert items[0]["last_error"] == log[0]["error"]
+    assert (await desk.client.get(f"{API}/webhooks/{sub['id']}", headers=desk.admin)).json()["enabled"]
+    # The operator allows the network (the fixture's worker does): the retries deliver, none lost.
+    clock.advance(FIRST_RETRY_S + 1)
+    await deliver(worker)
+    assert receiver.types() == ["interaction.created", "interaction.created"]
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+async def test_a_disabled_subscription_is_emailed_to_the_admins_through_the_outbox(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker, container: Container, sink: SmtpSink
+) -> None:
+    await make_user(container, "boss", Role.ADMIN, email="boss@center.example")
+    await make_user(container, "lead", Role.SUPERVISOR, email="lead@center.example")
+    r = await desk.client.post(
+        f"{API}/entry-points",
+        json={"name": "Support mail", "channel": "email", "address": "support@center.example", "rules": []},
+        headers=desk.admin,
+    )
+    assert r.status_code == 201, r.text
+    worker.register(EmailSender(SmtpRelay(host="127.0.0.1", port=sink.port, security="none", timeout_s=10)))
+    sub = await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    receiver.answers = [410]
+    await desk.contact()
+    await deliver(worker)  # the webhook is refused with 410; the notice queued with the change goes out
+    (mail,) = sink.received
+    assert mail.rcpt_tos == ["boss@center.example"]  # administrators only
+    message = mail.message
+    assert message["Subject"] == 'Webhook "ERP" was disabled'
+    assert message["From"] == "Support mail <support@center.example>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    text = message.get_content()
+    assert "the receiver answered 410 Gone" in text and receiver.url in text and f"id {sub['id']}" in text
+    async with container.sessions() as s:
+        (row,) = (await s.scalars(select(OutboxItem).where(OutboxItem.channel == "email"))).all()
+    assert row.state == "sent" and row.subject_key == f"notice:webhook:{sub['id']}"
+
+
+async def test_without_outgoing_mail_the_disable_notice_is_skipped_and_logged(
+    desk: Desk,
+    receiver: WebhookReceiver,
+    worker: OutboxWorker,
+    container: Container,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await make_user(container, "boss", Role.ADMIN, email="boss@center.example")
+    await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    receiver.answers = [410]
+    await desk.contact()
+    with caplog.at_level(logging.WARNING, logger="frontoffice.notices"):
+        await deliver(worker)
+    assert "no outgoing mail is configured" in caplog.text
+    async with container.sessions() as s:
+        assert (await s.scalars(select(OutboxItem).where(OutboxItem.channel == "email"))).all() == []

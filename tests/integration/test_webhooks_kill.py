@@ -24,6 +24,8 @@ async def test_kill_9_mid_delivery_loses_no_webhook(db_url: str, tmp_path: Path)
         "FRONTOFFICE_DATA_DIR": str(tmp_path / "data"),
         "FRONTOFFICE_DATABASE_URL": db_url,
         "FRONTOFFICE_LOG_LEVEL": "WARNING",
+        # The receiver is on loopback, which webhooks reach only when allowed.
+        "FRONTOFFICE_INTEGRATIONS_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     await asyncio.to_thread(_cli, env, "init")
     token = re.search(

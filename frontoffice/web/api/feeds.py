@@ -30,6 +30,13 @@ def add_change_feed(router: APIRouter, resource: Resource) -> None:
         tags=["change feeds"],
         name=f"{resource}_changes",
         summary=f"Changed {resource} (sync)",
+        responses={
+            410: {
+                "description": "cursor-expired: the cursor is older than the deletions kept "
+                "(change_feed_retention_days); read everything again without a cursor",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        },
     )
     async def changes(
         request: Request,

@@ -1,0 +1,253 @@
+"""Where outgoing integrations may connect: public addresses, and the networks an operator allows
+(``integrations_allowed_networks``; ``docs/integrations.md``, "Internal addresses").
+
+Webhook subscription URLs and screen-pop lookup URLs are chosen by administrators through the API;
+without this check such a URL is a way to make the server send requests to itself, to the hosts of
+its own network, or to a cloud's metadata service (``169.254.169.254``) — a server-side request
+forgery (SSRF). So:
+
+* **At configuration time** (:meth:`EgressPolicy.check_url`) the URL's host is resolved and every
+  address it names must be allowed; otherwise the API answers ``422`` at the ``url`` field.
+* **At every connection** (:class:`GuardedTransport`) the host is resolved again, every address is
+  checked, and the connection is made to a checked address itself — so a name that resolved to a
+  public address when it was configured and to ``127.0.0.1`` later (DNS rebinding) is refused. The
+  request keeps its URL: the ``Host`` header and the TLS server name (SNI, and the certificate check)
+  are the host's name, only the TCP connection goes to the checked address.
+
+An address is allowed when it is public (globally routable unicast) or inside one of the allowed
+networks. Loopback, link-local, private (RFC 1918, RFC 4193), shared (RFC 6598), unspecified,
+multicast, reserved and broadcast addresses are not public. An IPv4-mapped IPv6 address
+(``::ffff:127.0.0.1``) is judged as the IPv4 address it maps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from frontoffice.domain.exceptions import InvalidInput
+
+__all__ = [
+    "SETTING_NAME",
+    "AddressRefused",
+    "EgressPolicy",
+    "GuardedTransport",
+    "Resolver",
+    "refusal_of",
+    "refused_reason",
+    "system_resolver",
+    "url_refused",
+]
+
+# The setting that lists the networks (docs name it in every refusal, so an operator knows the fix).
+SETTING_NAME = "integrations_allowed_networks"
+# A configuration-time lookup slower than this is not waited for: the address is checked again at
+# every connection anyway, and an admin's form should not hang on a slow DNS server.
+CONFIG_RESOLVE_TIMEOUT_S = 3.0
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> the addresses the name resolves to (an address literal resolves to itself).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` from the system resolver (``getaddrinfo``, without blocking the loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    out: list[str] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in out:
+            out.append(address)
+    return out
+
+
+class AddressRefused(httpcore.ConnectError):
+    """A connection to an address that is neither public nor allowed. A ``ConnectError`` for
+    httpcore (httpx raises ``httpx.ConnectError`` from it); its message says why and how to allow it."""
+
+    def __init__(self, host: str, address: str, why: str) -> None:
+        self.host = host
+        self.address = address
+        self.why = why
+        named = address if host == address else f"{host} ({address})"
+        super().__init__(
+            f"refused: {named} is {why}; outgoing integrations reach public addresses and the "
+            f"networks in the setting {SETTING_NAME}"
+        )
+
+
+def _unmapped(address: Address) -> Address:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def refusal_of(address: Address) -> str | None:
+    """Why ``address`` is not public (a phrase: "a loopback address"), or None when it is."""
+    address = _unmapped(address)
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address (cloud metadata services live there)"
+    if address.is_multicast:
+        return "a multicast address"
+    if address in _SHARED:
+        return "a shared (carrier-grade NAT) address"
+    if address.is_private:
+        return "a private network address"
+    if address.is_reserved or not address.is_global:
+        return "not a public address"
+    return None
+
+
+# RFC 6598 shared address space: not is_private in Python 3.11, not public either.
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    """Which addresses outgoing integrations may connect to: public ones and ``allowed`` networks."""
+
+    allowed: tuple[Network, ...] = ()
+    resolver: Resolver = system_resolver
+
+    @classmethod
+    def from_setting(cls, networks: Iterable[str], *, resolver: Resolver = system_resolver) -> EgressPolicy:
+        """From the setting's CIDR strings (an address alone is a /32 or /128 network)."""
+        return cls(tuple(ipaddress.ip_network(n.strip(), strict=False) for n in networks), resolver)
+
+    def why_refused(self, address: str) -> str | None:
+        """Why a connection to ``address`` is refused, or None when it is allowed."""
+        try:
+            parsed = _unmapped(ipaddress.ip_address(address.split("%", 1)[0]))
+        except ValueError:
+            return "not an IP address"
+        if any(parsed.version == n.version and parsed in n for n in self.allowed):
+            return None
+        return refusal_of(parsed)
+
+    async def checked_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host``, all of them allowed; :class:`AddressRefused` when one is not (a
+        name with a public and an internal address is refused: which one is used is not ours to say)."""
+        addresses = await self.resolver(host.strip("[]"), port)
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:
+            why = self.why_refused(address)
+            if why is not None:
+                raise AddressRefused(host, address, why)
+        return addresses
+
+    async def check_url(self, url: str) -> None:
+        """Refuse (:class:`AddressRefused`) a URL whose host is or resolves to an address that is not
+        allowed. A name that does not resolve now passes: it is checked again at every connection."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = 80
+        try:
+            async with asyncio.timeout(CONFIG_RESOLVE_TIMEOUT_S):
+                await self.checked_addresses(host, port)
+        except AddressRefused:
+            raise
+        except (OSError, TimeoutError, httpcore.ConnectError, UnicodeError):
+            return
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the check in front: resolves, checks, connects to the address."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self.policy.checked_addresses(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("outgoing integrations do not use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, connecting only where ``policy`` allows (module docstring). No proxy
+    from the environment is used (a client given a transport takes none): a proxy would connect on
+    our behalf, past the check. ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` still name the trusted CAs."""
+
+    def __init__(self, policy: EgressPolicy, *, verify: ssl.SSLContext | bool = True) -> None:
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
+        super().__init__(verify=ssl_context, trust_env=False)
+        # httpx has no parameter for httpcore's network backend: the pool httpx just built is
+        # replaced by the same pool (httpx's default limits) with the guarded backend.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(policy),
+        )
+
+
+def refused_reason(exc: BaseException) -> str | None:
+    """The refusal behind an httpx error (:class:`AddressRefused` raised by the transport), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, AddressRefused):
+            return str(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def url_refused(exc: AddressRefused, field: str = "url") -> InvalidInput:
+    """The API's answer to a URL of an internal address: 422 at ``field`` (as a schema error is)."""
+    return InvalidInput(
+        "The URL points to an address outgoing integrations may not reach",
+        error_id="url-not-allowed",
+        errors=[{"loc": ["body", field], "type": "url-not-allowed", "message": str(exc)}],
+        address=exc.address,
+        setting=SETTING_NAME,
+    )
