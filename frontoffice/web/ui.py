@@ -628,6 +628,7 @@ JS_MESSAGES: tuple[str, ...] = (
     # Answering-machine detection (campaigns.js): the setting, the decisions and their causes.
     N_("Answering-machine detection"),
     N_("Answering-machine decisions"),
+    N_("Answering-machine detection (off by default: it can hang up on a live person)"),
     N_("Off"),
     N_("On: a machine gets the message"),
     N_("On: a machine is hung up"),
@@ -1050,6 +1051,8 @@ def page_context(request: Request, actor: Actor, csrf: str, page: str) -> dict[s
         "lang": language,
         "version": __version__,
         "nav": [(path, label, pid) for path, label, perm, pid in NAVIGATION if allowed(actor, perm)],
+        # A page shows only the controls its user may use: {% if may("routing.write") %}.
+        "may": lambda permission: allowed(actor, permission),
         "messages": {m: gettext(m, language) for m in JS_MESSAGES}
         | {f"code:{code}": gettext(text, language) for code, text in CODE_LABELS.items()},
         "role_label": {

@@ -1,7 +1,7 @@
 // Campaigns: the list with live start / pause / resume / stop, a campaign's rules, windows and contact
 // list (CSV import with line-numbered errors), the supervisor's view of its progress (contacts per
 // hour, answer rate, abandon rate against the cap, agents' talk share), and the do-not-call lists.
-import { ApiError, api, attempt, clear, el, errorText, fmt, me, newIdempotencyKey, t, toast } from "./common.js";
+import { ApiError, api, attempt, busy, clear, el, errorText, fmt, me, newIdempotencyKey, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -10,6 +10,9 @@ const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const ACTIONS = { draft: ["start"], running: ["pause", "stop"], paused: ["resume", "stop"], stopped: ["start"], finished: [] };
 const ACTION_LABELS = { start: "Start", pause: "Pause", resume: "Resume", stop: "Stop" };
 let watching = null;
+// Creating campaigns, importing contacts and editing do-not-call lists is an administrator's
+// (routing.write); supervisors start, pause and stop campaigns and watch them.
+const canManage = $("campaigns-page").dataset.canManage === "true";
 
 async function upload(path, file) {
   const form = new FormData();
@@ -47,7 +50,8 @@ async function list() {
       el("td", {}, total ? t("{done} of {total} worked", { done: total - open, total }) : t("No contacts yet")),
       el("td", {}, (ACTIONS[c.state] || []).map((action) => el("button", {
         type: "button",
-        onclick: () => attempt(async () => { await api("POST", `/campaigns/${c.id}/${action}`); await list(); }, t("Campaign updated")),
+        "data-action": action,
+        onclick: busy(() => attempt(async () => { await api("POST", `/campaigns/${c.id}/${action}`); await list(); }, t("Campaign updated"))),
       }, t(ACTION_LABELS[action])))),
     );
   }));
@@ -76,13 +80,12 @@ async function view(id) {
       el("dt", {}, t("Dispositions")), el("dd", {}, c.dispositions.join(", ") || "—"),
       el("dt", {}, t("Message")), el("dd", {}, c.message_text || "—", c.message_audio ? ` (${t("audio ready")})` : ""),
     ),
-    el("form", {
+    !canManage ? null : el("form", {
       class: "inline-form",
-      onsubmit: (e) => {
-        e.preventDefault();
+      onsubmit: busy(async () => {
         if (!file.files.length) return;
-        attempt(async () => { importReport(report, await upload(`/campaigns/${id}/contacts/import`, file.files[0])); await list(); });
-      },
+        await attempt(async () => { importReport(report, await upload(`/campaigns/${id}/contacts/import`, file.files[0])); await list(); });
+      }),
     }, el("label", { for: "contacts-file" }, t("Import contacts (CSV: phone, name, time_zone, priority)")), file, el("button", { type: "submit" }, t("Import"))),
     report,
     el("h4", {}, t("Progress")),
@@ -144,22 +147,21 @@ async function newCampaign(root) {
   const mode = el("select", { id: "c-mode", name: "mode" }, MODES.map((m) => el("option", { value: m }, t(m))));
   const queue = el("select", { id: "c-queue", name: "queue_id" }, el("option", { value: "" }, t("(none)")), queues.map((q) => el("option", { value: String(q.id) }, q.name)));
   const trunk = el("input", { id: "c-trunk", name: "trunk", maxlength: "64" });
-  const callerId = el("input", { id: "c-caller", name: "caller_id", maxlength: "32" });
-  const days = el("fieldset", {}, el("legend", {}, t("Days")), DAYS.map((d, i) => el("label", { class: "inline" }, el("input", { type: "checkbox", name: "day", value: String(i), checked: i < 5 }), t(d))));
-  const start = el("input", { id: "c-start", type: "time", value: "09:00" });
-  const end = el("input", { id: "c-end", type: "time", value: "21:00" });
-  const busyAfter = el("input", { id: "c-busy", type: "number", min: "0", value: "600" });
-  const noAnswerAfter = el("input", { id: "c-noanswer", type: "number", min: "0", value: "3600" });
-  const attempts = el("input", { id: "c-attempts", type: "number", min: "1", max: "50", value: "3" });
-  const dispositions = el("input", { id: "c-dispositions", placeholder: "sale, not_interested" });
-  const message = el("textarea", { id: "c-message", maxlength: "1000", rows: "3" });
-  const language = el("select", { id: "c-language" }, el("option", { value: me.lang === "ru" ? "ru" : "en" }, me.lang === "ru" ? "Русский" : "English"), el("option", { value: me.lang === "ru" ? "en" : "ru" }, me.lang === "ru" ? "English" : "Русский"));
-  const cap = el("input", { id: "c-cap", type: "number", min: "0", max: "20", step: "0.1", value: "3" });
-  const box = el("p", { class: "error-text form-error", role: "alert" });
+  const callerId = el("input", { id: "c-caller", name: "caller_id", maxlength: "32", inputmode: "tel" });
+  const days = el("fieldset", {}, el("legend", {}, t("Days")), DAYS.map((d, i) => el("label", { class: "inline" }, el("input", { type: "checkbox", name: "days", value: String(i), checked: i < 5 }), t(d))));
+  const start = el("input", { id: "c-start", name: "start", type: "time", value: "09:00" });
+  const end = el("input", { id: "c-end", name: "end", type: "time", value: "21:00" });
+  const busyAfter = el("input", { id: "c-busy", name: "busy", type: "number", min: "0", value: "600" });
+  const noAnswerAfter = el("input", { id: "c-noanswer", name: "no_answer", type: "number", min: "0", value: "3600" });
+  const attempts = el("input", { id: "c-attempts", name: "max_attempts", type: "number", min: "1", max: "50", value: "3" });
+  const dispositions = el("input", { id: "c-dispositions", name: "dispositions", placeholder: "sale, not_interested" });
+  const message = el("textarea", { id: "c-message", name: "message_text", maxlength: "1000", rows: "3" });
+  const language = el("select", { id: "c-language", name: "message_language" }, el("option", { value: me.lang === "ru" ? "ru" : "en" }, me.lang === "ru" ? "Русский" : "English"), el("option", { value: me.lang === "ru" ? "en" : "ru" }, me.lang === "ru" ? "English" : "Русский"));
+  const cap = el("input", { id: "c-cap", name: "abandon_cap", type: "number", min: "0", max: "20", step: "0.1", value: "3" });
+  const amd = el("input", { id: "c-amd", name: "amd", type: "checkbox" });
   const form = el("form", {
-    onsubmit: async (e) => {
-      e.preventDefault();
-      box.textContent = "";
+    id: "campaign-form",
+    onsubmit: busy(async () => {
       const most = Number(attempts.value || 3);
       const body = {
         name: name.value,
@@ -172,15 +174,14 @@ async function newCampaign(root) {
         dispositions: dispositions.value.split(",").map((s) => s.trim()).filter(Boolean),
         message_text: message.value,
         message_language: language.value,
-        settings: { abandon_cap: Number(cap.value) / 100 },
+        settings: { abandon_cap: Number(cap.value) / 100, amd: amd.checked },
       };
-      try {
-        await api("POST", "/campaigns", body);
-        toast(t("Campaign created"));
+      // Errors show next to their fields (the inputs are named as the API's fields) and stay until fixed.
+      if (await attempt(() => api("POST", "/campaigns", body), t("Campaign created"), form)) {
         form.reset();
         location.hash = "#list";
-      } catch (error) { box.textContent = errorText(error); }
-    },
+      }
+    }),
   },
   el("h2", {}, t("New campaign")),
   f(t("Name"), name), f(t("Mode"), mode), f(t("Queue"), queue), f(t("Trunk (empty: the first)"), trunk), f(t("Caller id"), callerId),
@@ -189,26 +190,28 @@ async function newCampaign(root) {
   f(t("Dispositions (comma-separated codes)"), dispositions),
   f(t("Recorded message: who calls, why, a number to call back (spoken with espeak-ng)"), message), f(t("Language"), language),
   f(t("Abandon cap, % of answered calls"), cap),
-  box, el("button", { type: "submit", class: "primary" }, t("Create campaign")));
+  el("label", { class: "inline" }, amd, ` ${t("Answering-machine detection (off by default: it can hang up on a live person)")}`),
+  el("button", { type: "submit", class: "primary" }, t("Create campaign")));
   clear(root, form);
 }
 
 // ------------------------------------------------------------------ do-not-call lists
 async function dnc(root) {
   const page = await api("GET", "/dnc?limit=100");
-  const phone = el("input", { id: "dnc-phone", maxlength: "40", required: true });
-  const reason = el("input", { id: "dnc-reason", maxlength: "200" });
+  const phone = el("input", { id: "dnc-phone", name: "phone", maxlength: "40", required: true });
+  const reason = el("input", { id: "dnc-reason", name: "reason", maxlength: "200" });
   const file = el("input", { id: "dnc-file", type: "file", accept: ".csv,text/csv" });
   const report = el("div");
   clear(root,
     el("h2", {}, t("Do-not-call lists")),
-    el("form", {
+    !canManage ? null : el("form", {
       class: "inline-form",
-      onsubmit: (e) => { e.preventDefault(); attempt(async () => { await api("POST", "/dnc", { phone: phone.value, reason: reason.value }); await dnc(root); }, t("Number added")); },
+      id: "dnc-form",
+      onsubmit: busy(async (e) => { if (await attempt(() => api("POST", "/dnc", { phone: phone.value, reason: reason.value }), t("Number added"), e.target)) await dnc(root); }),
     }, el("label", { for: "dnc-phone" }, t("Phone")), phone, el("label", { for: "dnc-reason" }, t("Reason")), reason, el("button", { type: "submit" }, t("Add to the global list"))),
-    el("form", {
+    !canManage ? null : el("form", {
       class: "inline-form",
-      onsubmit: (e) => { e.preventDefault(); if (file.files.length) attempt(async () => { importReport(report, await upload("/dnc/import", file.files[0])); await dnc(root); }); },
+      onsubmit: busy(async () => { if (file.files.length) await attempt(async () => { importReport(report, await upload("/dnc/import", file.files[0])); await dnc(root); }); }),
     }, el("label", { for: "dnc-file" }, t("Import (CSV with a phone column)")), file, el("button", { type: "submit" }, t("Import"))),
     report,
     el("p", {}, el("a", { href: "/api/v1/dnc/export", download: "do-not-call.csv" }, t("Export as CSV"))),
@@ -222,10 +225,11 @@ async function dnc(root) {
 }
 
 // ------------------------------------------------------------------ sections
-const SECTIONS = { list: null, new: newCampaign, dnc };
+const SECTIONS = canManage ? { list: null, new: newCampaign, dnc } : { list: null, dnc };
 async function show() {
-  const id = (location.hash || "#list").slice(1);
-  for (const key of Object.keys(SECTIONS)) $(`section-${key}`).hidden = key !== id;
+  let id = (location.hash || "#list").slice(1);
+  if (!(id in SECTIONS)) id = "list";
+  for (const key of ["list", "new", "dnc"]) $(`section-${key}`).hidden = key !== id;
   const render = SECTIONS[id];
   if (id === "list") await list();
   else if (render) await render($(`section-${id}`));
