@@ -82,7 +82,7 @@ enabled=1
 """
 
 
-def write_tone(path: Path, seconds: int = 30) -> None:
+def write_tone(path: Path, seconds: int = 10) -> None:
     """A 440 Hz tone, 8 kHz mono 16-bit: what the agent "says" into the file microphone."""
     with wave.open(str(path), "wb") as tone:
         tone.setnchannels(1)
