@@ -131,6 +131,30 @@ async def connected_call(
     return call_id, caller
 
 
+def hears_the_phone(voice: VoiceService, call_id: int) -> Callable[[], bool]:
+    """Whether the caller hears a phone and no music: between the last two counter reports of the
+    call's media (the media process reports what changed, twice a second) the caller was sent the
+    phone's packets and no music. After an attended transfer the colleague's phone is a session of
+    its own, mixed with the caller's: its packets count there."""
+    reports: list[tuple[int, int]] = []
+
+    def check() -> bool:
+        call = voice.active_call(call_id)
+        assert call.media is not None
+        relayed = call.media.stats.relayed_to_caller
+        if call.third is not None:
+            relayed += call.third.media.stats.relayed_to_caller
+        now = (relayed, call.media.stats.music_packets)
+        if not reports or reports[-1] != now:
+            reports.append(now)
+        if len(reports) < 2:
+            return False
+        (relayed_before, music_before), (relayed, music) = reports[-2:]
+        return relayed > relayed_before and music == music_before
+
+    return check
+
+
 def music_to_caller(voice: VoiceService, call_id: int) -> Callable[[], bool]:
     """Whether the caller is hearing our music on hold now (the counter grows from this moment)."""
     media = voice.active_call(call_id).media
@@ -166,10 +190,7 @@ async def test_linphone_holds_and_resumes_the_caller_with_its_own_reinvite(
         await phone.send("resume 1")
         await phone.expect(r"Media streams established .* for call 1", after=start)
         await eventually(lambda: not call.phone_held, "the phone's resume reaching the call")
-        media = call.media
-        assert media is not None
-        relayed = media.stats.relayed_to_caller
-        await eventually(lambda: media.stats.relayed_to_caller > relayed, "the phone's audio relayed again")
+        await eventually(hears_the_phone(voice, call_id), "the caller hearing the phone again")
         # The agent ends the call from the desk: BYE to both.
         start = phone.mark()
         r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
@@ -180,3 +201,106 @@ async def test_linphone_holds_and_resumes_the_caller_with_its_own_reinvite(
         await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
     [row] = await interactions(container)
     assert row.agent_id == agent_id and row.state == "wrap_up"
+
+
+async def test_attended_transfer_from_linphone_hands_the_caller_to_the_colleague_it_consulted(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    # RFC 5589 §7 with a real phone: alice's linphonec pauses the customer (call 1), calls bob's
+    # extension (call 2, digest-challenged; bob's linphonec answers by itself), then
+    # `transfer 1 --to-call 2`: REFER on the customer's dialog with Replaces naming call 2.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    bob_id = await desk.agent("bob", login=False)  # signed in after the customer reached alice
+    async with (
+        linphone_phone(tmp_path / "alice", "alice", SIP_PASSWORD, voice.port) as alice,
+        linphone_phone(tmp_path / "bob", "bob", SIP_PASSWORD, voice.port) as bob,
+    ):
+        await registered(voice, alice, alice_id)
+        await registered(voice, bob, bob_id)
+        call_id, caller = await connected_call(sipp, container, voice, alice, alice_id)
+        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
+        assert r.status_code == 204
+        start = alice.mark()
+        await alice.send("pause 1")
+        await alice.expect(r"Call 1 .* is now paused", after=start)
+        await eventually(music_to_caller(voice, call_id), "music on hold to the customer")
+        await alice.send(f"call sip:bob@{HOST}:{voice.port}")
+        await alice.expect(r"Call 2 with .* connected", after=start)
+        await bob.expect(r"Call 1 with .* connected")
+        at_bob = bob.mark()
+        await alice.send("transfer 1 --to-call 2")
+        # The customer is bridged to bob, the contact is bob's, and alice's phone gets BYE on both.
+        await eventually(connected_to(container, call_id, bob_id), "the contact becoming bob's")
+        await alice.expect(r"Call 1 with .* ended", after=start)
+        await alice.expect(r"Call 2 with .* ended", after=start)
+        assert state_of(voice, call_id) == "replaced"
+        # alice's hold does not outlive her: the customer hears bob, not the music.
+        await eventually(hears_the_phone(voice, call_id), "the customer hearing bob")
+        assert container.acd.engine.agent_status(str(alice_id)).state == "wrap_up"
+        # bob's call is now the customer's: bob hangs up from the desk, BYE to the customer and bob.
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
+        assert r.status_code == 409
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
+        assert r.status_code == 204, r.text
+        result = await caller
+        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+        await bob.expect(r"Call 1 with .* ended", after=at_bob)
+        await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
+    [row] = await interactions(container)
+    assert row.agent_id == bob_id and row.state == "wrap_up"
+    assert "transferred" in await event_types(container, call_id)
+
+
+async def test_blind_transfer_from_linphone_to_a_colleague_extension(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp_path: Path,
+) -> None:
+    # `transfer 1 sip:bob@...` on the paused customer: REFER without Replaces; the ACD reserves the
+    # contact for bob, his linphonec rings and answers, alice's phone gets NOTIFY 200 and BYE, and the
+    # customer, held by alice's phone until then, talks to bob.
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    bob_id = await desk.agent("bob", login=False)
+    async with (
+        linphone_phone(tmp_path / "alice", "alice", SIP_PASSWORD, voice.port) as alice,
+        linphone_phone(tmp_path / "bob", "bob", SIP_PASSWORD, voice.port) as bob,
+    ):
+        await registered(voice, alice, alice_id)
+        await registered(voice, bob, bob_id)
+        call_id, caller = await connected_call(sipp, container, voice, alice, alice_id)
+        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
+        assert r.status_code == 204
+        # Pause first, as a desk phone's Transfer key does: the customer hears music meanwhile.
+        start = alice.mark()
+        await alice.send("pause 1")
+        await alice.expect(r"Call 1 .* is now paused", after=start)
+        await eventually(music_to_caller(voice, call_id), "music on hold to the customer")
+        await alice.send(f"transfer 1 sip:bob@{HOST}:{voice.port}")
+        await alice.expect(r"Call 1 with .* ended", after=start)
+        await bob.expect(r"Call 1 with .* connected")
+        await eventually(connected_to(container, call_id, bob_id), "the contact becoming bob's")
+        await eventually(lambda: state_of(voice, call_id) == "bridged", "the bridge to bob")
+        # alice's hold does not outlive her: the customer hears bob, not the music.
+        await eventually(hears_the_phone(voice, call_id), "the customer hearing bob")
+        assert container.acd.engine.agent_status(str(alice_id)).state == "wrap_up"
+        r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
+        assert r.status_code == 204, r.text
+        result = await caller
+        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+        await bob.expect(r"Call 1 with .* ended")
+        await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
+    [row] = await interactions(container)
+    assert row.agent_id == bob_id and row.state == "wrap_up"
+    assert "transferred" in await event_types(container, call_id)

@@ -156,6 +156,9 @@ class _AgentLeg:
     dialog: Dialog | None = None
     record: CallLeg | None = None
     refer: bool = False  # the phone asked for this transfer (REFER): NOTIFY its outcome
+    # The phone holds the caller with its own re-INVITE (a=sendonly / inactive). The hold is this
+    # phone's: once another phone takes the caller (a transfer, a take-over), it is gone with it.
+    holds: bool = False
 
     @property
     def call_id(self) -> str:
@@ -213,7 +216,6 @@ class _Call:
     external_record: CallLeg | None = None
     third: _ThirdParty | None = None  # a conference's third party, ringing or in the mix
     status: int = 487  # the final failure status when the call is refused
-    phone_held: bool = False  # the agent's phone holds the caller with its own re-INVITE
     # Attended transfer from the phone (REPLACED): the colleague the contact goes to in the ACD, whether
     # the ACD offered it to them yet, the transferring phone's consultation dialog (BYEd once the ACD
     # committed) and the dialog its REFER came on (NOTIFY 200 goes there).
@@ -226,6 +228,14 @@ class _Call:
     @property
     def state(self) -> CallState:
         return self.core.state
+
+    @property
+    def phone_held(self) -> bool:
+        """Whether the agent's phone (the leg bridged, or being bridged, to the caller) holds the
+        caller with its own re-INVITE. Kept on that leg, not on the call: a phone that holds and then
+        transfers must not leave the next agent's phone held (the caller on music, the agent hearing
+        nothing)."""
+        return self.agent is not None and self.agent.holds
 
 
 class VoiceService:
@@ -619,7 +629,6 @@ class VoiceService:
         record.answered(self.calls.now())
         new = _AgentLeg(agent_id, request, pending.key, event.source, local_sdp, dialog=dialog, record=record)
         new.core.handle(LegEvent.ANSWERED)
-        call.phone_held = False
         self._move(call, CallEvent.PHONE_REPLACED, cause="replaced")
         self._agent_calls.pop(leg.call_id, None)
         call.agent = new
@@ -972,11 +981,11 @@ class VoiceService:
         audio = leg.offer.audio()
         direction = (audio.direction if audio is not None else None) or "sendrecv"
         held = direction in ("recvonly", "inactive")  # our answer's direction: we may not send
-        if held == call.phone_held:
+        if held == leg.holds:
             return
         # Remembered also before the bridge (a phone may hold right after its 200, while the answer is
         # being committed): the bridge then starts on hold (see _connect).
-        call.phone_held = held
+        leg.holds = held
         event = CallEvent.AGENT_HELD if held else CallEvent.AGENT_RESUMED
         if call.core.can(event):
             self._move(call, event, cause=event.value)

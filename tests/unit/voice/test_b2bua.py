@@ -531,6 +531,35 @@ async def test_a_refer_from_the_phone_moves_the_call_notifies_the_phone_and_hang
     assert bench.voice.call_state(INTERACTION).state == "queued"
 
 
+async def test_a_phone_that_held_the_caller_and_transferred_them_leaves_no_hold_to_the_next_agent(
+    bench: Bench,
+) -> None:
+    # Linphone's Transfer on a paused call: its hold (re-INVITE a=sendonly) belongs to its own leg.
+    # The next agent's phone answers sendrecv, so the caller must be relayed to them, not kept on
+    # music on hold with the next agent hearing silence.
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    session = bench.media.sessions[0]
+    music = session.music
+    hold, _ = phone.hold(build_offer(address=PHONE.host, port=32000, session_id="2"))
+    bench.voice.on_message(hold, PHONE)
+    assert session.music == music + 1  # the caller hears music while held
+    bench.voice.on_message(phone.refer(parse_uri("sip:queue-2@198.51.100.1")), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+    bench.take()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_next] = bench.requests("INVITE", PHONE)
+    music, bridged = session.music, session.bridged
+    bench.voice.on_message(_answer(to_next, "phone2", PHONE), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert session.bridged == bridged + 1 and session.music == music  # relayed, no music after
+    assert not bench.voice.active_call(INTERACTION).phone_held
+
+
 async def test_a_refer_to_nobody_is_answered_with_a_notify_of_404_and_the_call_stays(bench: Bench) -> None:
     invite, ok = await _bridged_call(bench)
     bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
