@@ -144,7 +144,7 @@ class LinphonePhone:
                     return found
             seen = len(self.lines)
             if self._reader.done():
-                raise AssertionError(f"linphonec {self.name} exited waiting for {pattern!r}:\n{self.output()}")
+                raise AssertionError(f"linphonec {self.name} quit waiting for {pattern!r}:\n{self.output()}")
             self._changed.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
