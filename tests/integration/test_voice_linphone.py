@@ -244,6 +244,13 @@ async def test_attended_transfer_from_linphone_hands_the_caller_to_the_colleague
         # alice's hold does not outlive her: the customer hears bob, not the music.
         await eventually(hears_the_phone(voice, call_id), "the customer hearing bob")
         assert container.acd.engine.agent_status(str(alice_id)).state == "wrap_up"
+        # bob's phone may hold and resume the customer it took over.
+        await bob.send("pause 1")
+        await bob.expect(r"Call 1 .* is now paused", after=at_bob)
+        await eventually(music_to_caller(voice, call_id), "music on hold to the customer from bob's hold")
+        await bob.send("resume 1")
+        await bob.expect(r"Media streams established .* for call 1", after=at_bob)
+        await eventually(hears_the_phone(voice, call_id), "the customer hearing bob again")
         # bob's call is now the customer's: bob hangs up from the desk, BYE to the customer and bob.
         r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
         assert r.status_code == 409

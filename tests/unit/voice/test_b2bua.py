@@ -944,6 +944,47 @@ async def test_the_phones_refer_on_its_consultation_replacing_the_callers_call_h
     await _assert_handed_over(bench, consultation, invite, ok)
 
 
+async def test_the_colleagues_phone_holds_and_resumes_the_caller_it_took_over_in_its_own_session(
+    bench: Bench,
+) -> None:
+    # Found with Linphone: after the phone's attended transfer the colleague's phone pauses the caller
+    # (re-INVITE a=sendonly). Its offer belongs to the colleague's media session (the second), not to
+    # the caller's; the caller leaves the two-party mix for the music, and the resume brings them back.
+    _, _, agent, consultation = await _phone_consults(bench)
+    refer = agent.refer(parse_uri("sip:bob@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:bob@198.51.100.1?Replaces={_replaces(consultation)}>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    third = bench.voice.active_call(INTERACTION).third
+    assert third is not None and third.leg is not None
+    colleague = Dialog.from_uas(
+        third.leg.invite,
+        _answer(third.leg.invite, "bob2", COLLEAGUE_PHONE2),
+        via=Via(transport="UDP", host=COLLEAGUE_PHONE2.host, port=COLLEAGUE_PHONE2.port),
+    )
+    caller_session, colleague_session = bench.media.sessions[0], bench.media.sessions[1]
+    music, agent_media = caller_session.music, caller_session.agent_media
+    bench.take()
+    hold, _ = colleague.hold(build_offer(address=COLLEAGUE_PHONE2.host, port=36000, session_id="9"))
+    bench.voice.on_message(hold, COLLEAGUE_PHONE2)
+    [held] = bench.responses(200, "INVITE")
+    assert b"a=recvonly" in held.body
+    assert colleague_session.agent_media.direction == "recvonly"  # the colleague's own session ...
+    assert colleague_session.agent_media.remote_port == 36000
+    assert caller_session.agent_media is agent_media  # ... not the caller's
+    assert caller_session.music == music + 1 and bench.media.in_conference() == {(1, "agent")}
+    assert bench.voice.active_call(INTERACTION).phone_held
+    bench.take()
+    resume, _ = colleague.resume(build_offer(address=COLLEAGUE_PHONE2.host, port=36000, session_id="9"))
+    bench.voice.on_message(resume, COLLEAGUE_PHONE2)
+    [resumed] = bench.responses(200, "INVITE")
+    assert b"a=sendrecv" in resumed.body and colleague_session.agent_media.direction == "sendrecv"
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # they talk again
+    assert not bench.voice.active_call(INTERACTION).phone_held
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+
+
 async def test_the_phones_attended_transfer_to_a_signed_out_colleague_is_notified_480_and_changes_nothing(
     bench: Bench,
 ) -> None:
