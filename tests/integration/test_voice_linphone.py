@@ -24,6 +24,7 @@ from .linphone import LinphonePhone, linphone_phone
 from .sipp.runner import (
     HOST,
     SIP_PASSWORD,
+    SippResult,
     VoiceDesk,
     event_types,
     interactions,
@@ -117,11 +118,11 @@ async def test_linphone_registers_with_digest_auto_answers_and_audio_flows_both_
 
 async def connected_call(
     sipp: str, container: Container, voice: VoiceService, phone: LinphonePhone, agent_id: int
-) -> tuple[int, asyncio.Task[object]]:
+) -> tuple[int, asyncio.Task[SippResult]]:
     """A carrier call (sipp, staying on the line until our BYE) answered by ``phone`` and bridged;
     returns the interaction and the running caller."""
     start = phone.mark()
-    caller: asyncio.Task[object] = asyncio.create_task(
+    caller: asyncio.Task[SippResult] = asyncio.create_task(
         run_sipp(sipp, "caller_waits_bye.xml", f"{HOST}:{voice.port}", "-m", "1", "-s", NUMBER)
     )
     call_id = await first_call(container)
@@ -196,7 +197,7 @@ async def test_linphone_holds_and_resumes_the_caller_with_its_own_reinvite(
         r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["alice"])
         assert r.status_code == 204, r.text
         result = await caller
-        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+        assert result.returncode == 0, result.output
         await phone.expect(r"Call 1 with .* ended", after=start)
         await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
     [row] = await interactions(container)
@@ -257,7 +258,7 @@ async def test_attended_transfer_from_linphone_hands_the_caller_to_the_colleague
         r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
         assert r.status_code == 204, r.text
         result = await caller
-        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+        assert result.returncode == 0, result.output
         await bob.expect(r"Call 1 with .* ended", after=at_bob)
         await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
     [row] = await interactions(container)
@@ -305,7 +306,7 @@ async def test_blind_transfer_from_linphone_to_a_colleague_extension(
         r = await client.post(f"{API}/voice/calls/{call_id}/hangup", headers=desk.headers["bob"])
         assert r.status_code == 204, r.text
         result = await caller
-        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+        assert result.returncode == 0, result.output
         await bob.expect(r"Call 1 with .* ended")
         await eventually(lambda: voice.is_idle and not voice.live_call_ids(), "the call is over")
     [row] = await interactions(container)
