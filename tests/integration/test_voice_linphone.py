@@ -4,6 +4,10 @@ transfers from the phone (REFER with and without Replaces) that hand the contact
 
 sipp is the carrier; a second linphonec is the colleague. The phones are driven over their stdin and
 the tests wait for what they print (see :mod:`tests.integration.linphone`).
+
+Two defects were found this way (each also has a socket-free test in tests/unit/voice/test_b2bua.py):
+a phone's own hold outlived its transfer (the colleague was bridged on hold), and the colleague's
+phone's re-INVITE after an attended transfer went to the caller's media session (its hold ignored).
 """
 
 from __future__ import annotations
@@ -113,6 +117,9 @@ async def test_linphone_registers_with_digest_auto_answers_and_audio_flows_both_
     [(_, stats)] = list(voice.recent_media)
     # Audio both ways through our relay: sipp's recorded voice to the phone, the phone's tone back.
     assert stats.relayed_to_agent > 0 and stats.relayed_to_caller > 0
+    # ... and linphone's own recording of what it heard (the caller's audio through our relay).
+    heard = tmp_path / "alice" / "heard.wav"
+    assert heard.exists() and heard.stat().st_size > 44
     assert "connected" in await event_types(container, call_id)
 
 
