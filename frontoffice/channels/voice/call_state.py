@@ -24,6 +24,7 @@ State diagram of a call (``docs/voice.md`` draws it)::
     BRIDGED ──the phone's attended transfer (REFER or INVITE with Replaces)──▶ REPLACED ──BYE──▶ ENDED
     REPLACED ──the ACD committed the contact as the colleague's──▶ REPLACED (NOTIFY 200, BYE the phone)
     REPLACED ──the contact stays with the transferring agent (an external party, a refusal)──▶ HANDED_OVER
+    REPLACED ──the colleague's phone holds / resumes (its re-INVITE)──▶ REPLACED (music / the mix again)
     any state with the caller's dialog up ──session refresh due (RFC 4028, we refresh)──▶ the same
     any state with the caller's dialog up ──session expired (RFC 4028 §10)──▶ ENDED (BYE both legs)
 
@@ -115,7 +116,9 @@ class CallEvent(enum.StrEnum):
     TRANSFER_COMPLETED = "transfer_completed"  # the agent completes the attended transfer (desk)
     CONSULT_ENDED = "consult_ended"  # the agent cancelled the consultation, or the third party hung up
     THIRD_PARTY_LEFT = "third_party_left"  # the conference's third party hung up (BYE / the trunk leg ended)
-    AGENT_HELD = "agent_held"  # the agent's phone holds the caller with its own re-INVITE (a=sendonly)
+    # The agent's phone (after an attended transfer, REPLACED: the colleague's) holds the caller with its
+    # own re-INVITE (a=sendonly / inactive).
+    AGENT_HELD = "agent_held"
     AGENT_RESUMED = "agent_resumed"  # ... and takes the caller back (a=sendrecv)
     # The agent's phone's attended transfer (REFER with Replaces, or the colleague's INVITE with Replaces)
     PHONE_TRANSFERRED = "phone_transferred"
@@ -150,6 +153,7 @@ class Action(enum.StrEnum):
     MIX = "mix"  # caller, agent and third party into one conference of the mixer (conference.py)
     MIX_CONSULTATION = "mix_consultation"  # agent and third party into the mixer; the caller waits
     CALLER_JOINS_MIX = "caller_joins_mix"  # the caller's leg into the mixer (with the third party)
+    CALLER_LEAVES_MIX = "caller_leaves_mix"  # the caller's leg out of the mixer (held: the music)
     RESUME_CALLER = "resume_caller"  # off hold: re-INVITE a=sendrecv (RFC 3264 §8.4)
     AGENT_LEAVES_MIX = "agent_leaves_mix"  # the agent's leg out of the conference; the other two go on
     DROP_THIRD_PARTY = "drop_third_party"  # BYE (or CANCEL) the third party, close its media session
@@ -313,6 +317,12 @@ CALL_TRANSITIONS: dict[tuple[CallState, CallEvent], Transition] = {
     (CallState.REPLACED, CallEvent.HANDOVER_DONE): Transition(
         CallState.REPLACED, (_A.NOTIFY_TRANSFEROR, _A.BYE_AGENT, _A.BYE_TRANSFEROR)
     ),
+    # The colleague's phone holds the caller it took over (its own re-INVITE on its leg): the caller
+    # leaves the two-party mix for the music (the colleague hears silence); its resume brings them back.
+    (CallState.REPLACED, CallEvent.AGENT_HELD): Transition(
+        CallState.REPLACED, (_A.CALLER_LEAVES_MIX, _A.PLAY_HOLD_MUSIC)
+    ),
+    (CallState.REPLACED, CallEvent.AGENT_RESUMED): Transition(CallState.REPLACED, (_A.CALLER_JOINS_MIX,)),
     # The SIP transfer happened (the caller talks to the third party); the contact ends with the
     # transferring agent (wrap-up), and the call goes on outside the ACD.
     (CallState.REPLACED, CallEvent.CONTACT_STAYED): Transition(

@@ -156,6 +156,9 @@ class _AgentLeg:
     dialog: Dialog | None = None
     record: CallLeg | None = None
     refer: bool = False  # the phone asked for this transfer (REFER): NOTIFY its outcome
+    # The phone holds the caller with its own re-INVITE (a=sendonly / inactive). The hold is this
+    # phone's: once another phone takes the caller (a transfer, a take-over), it is gone with it.
+    holds: bool = False
 
     @property
     def call_id(self) -> str:
@@ -213,7 +216,6 @@ class _Call:
     external_record: CallLeg | None = None
     third: _ThirdParty | None = None  # a conference's third party, ringing or in the mix
     status: int = 487  # the final failure status when the call is refused
-    phone_held: bool = False  # the agent's phone holds the caller with its own re-INVITE
     # Attended transfer from the phone (REPLACED): the colleague the contact goes to in the ACD, whether
     # the ACD offered it to them yet, the transferring phone's consultation dialog (BYEd once the ACD
     # committed) and the dialog its REFER came on (NOTIFY 200 goes there).
@@ -226,6 +228,22 @@ class _Call:
     @property
     def state(self) -> CallState:
         return self.core.state
+
+    @property
+    def talking_leg(self) -> _AgentLeg | None:
+        """The phone the caller talks to: after an attended transfer (``REPLACED``) the colleague's,
+        otherwise the agent's (bridged, or being bridged)."""
+        if self.state is CallState.REPLACED:
+            return self.third.leg if self.third is not None else None
+        return self.agent
+
+    @property
+    def phone_held(self) -> bool:
+        """Whether the phone the caller talks to holds them with its own re-INVITE. Kept on that
+        phone's leg, not on the call: a phone that holds and then transfers must not leave the next
+        agent's phone held (the caller on music, the agent hearing nothing)."""
+        leg = self.talking_leg
+        return leg is not None and leg.holds
 
 
 class VoiceService:
@@ -619,7 +637,6 @@ class VoiceService:
         record.answered(self.calls.now())
         new = _AgentLeg(agent_id, request, pending.key, event.source, local_sdp, dialog=dialog, record=record)
         new.core.handle(LegEvent.ANSWERED)
-        call.phone_held = False
         self._move(call, CallEvent.PHONE_REPLACED, cause="replaced")
         self._agent_calls.pop(leg.call_id, None)
         call.agent = new
@@ -831,6 +848,9 @@ class VoiceService:
             elif action is Action.CALLER_JOINS_MIX:
                 if call.third is not None and call.media is not None:
                     self.media.join_conference(call.third.conference_id, call.media, "caller")
+            elif action is Action.CALLER_LEAVES_MIX:
+                if call.third is not None and call.media is not None:
+                    self.media.leave_conference(call.third.conference_id, call.media, "caller")
             elif action is Action.RESUME_CALLER:
                 if call.held:
                     self._resume(call)
@@ -896,10 +916,9 @@ class VoiceService:
                 return
             leg.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
             leg.offer = self.setup.answer_reinvite(
-                request, leg.offer, owner.media, leg.destination.transport, agent_side=True
+                request, leg.offer, self._media_of(owner, leg), leg.destination.transport, agent_side=True
             )
-            if owner.agent is leg:
-                self._agent_phone_hold(owner, leg)
+            self._agent_phone_hold(owner, leg)
             return
         call.dialog.receive_request(request)  # DialogError: the endpoint answers 500 (§12.2.2)
         if call.reinvite.handle(ReinviteEvent.THEIRS) == "reject_491":
@@ -961,22 +980,35 @@ class VoiceService:
             return
         leg.dialog.receive_request(request)
         leg.offer = self.setup.answer_update(
-            request, leg.offer, owner.media, leg.destination.transport, agent_side=True
+            request, leg.offer, self._media_of(owner, leg), leg.destination.transport, agent_side=True
         )
-        if request.body and owner.agent is leg:
+        if request.body:
             self._agent_phone_hold(owner, leg)
 
+    @staticmethod
+    def _media_of(call: _Call, leg: _AgentLeg) -> MediaSession | None:
+        """The media session a phone's leg runs in: a third party's (a conference's, a consultation's,
+        the colleague's after an attended transfer) is its own, not the caller's."""
+        third = call.third
+        if third is not None and (leg is third.leg or leg in third.ringing):
+            return third.media
+        return call.media
+
     def _agent_phone_hold(self, call: _Call, leg: _AgentLeg) -> None:
-        """The agent's phone held the caller (its offer a=sendonly / inactive, so our answer does not
-        send) or took them back: music on hold to the caller, or the relay again (RFC 3264 §8.4)."""
+        """The phone the caller talks to held them (its offer a=sendonly / inactive, so our answer
+        does not send) or took them back: music on hold to the caller, or the relay (the mix) again
+        (RFC 3264 §8.4). Another phone's re-INVITE (the transferring agent's after the hand-over, a
+        conference's third party) changes only its own leg's media."""
+        if leg is not call.talking_leg:
+            return
         audio = leg.offer.audio()
         direction = (audio.direction if audio is not None else None) or "sendrecv"
         held = direction in ("recvonly", "inactive")  # our answer's direction: we may not send
-        if held == call.phone_held:
+        if held == leg.holds:
             return
         # Remembered also before the bridge (a phone may hold right after its 200, while the answer is
         # being committed): the bridge then starts on hold (see _connect).
-        call.phone_held = held
+        leg.holds = held
         event = CallEvent.AGENT_HELD if held else CallEvent.AGENT_RESUMED
         if call.core.can(event):
             self._move(call, event, cause=event.value)

@@ -531,6 +531,35 @@ async def test_a_refer_from_the_phone_moves_the_call_notifies_the_phone_and_hang
     assert bench.voice.call_state(INTERACTION).state == "queued"
 
 
+async def test_a_phone_that_held_the_caller_and_transferred_them_leaves_no_hold_to_the_next_agent(
+    bench: Bench,
+) -> None:
+    # Linphone's Transfer on a paused call: its hold (re-INVITE a=sendonly) belongs to its own leg.
+    # The next agent's phone answers sendrecv, so the caller must be relayed to them, not kept on
+    # music on hold with the next agent hearing silence.
+    invite, ok = await _bridged_call(bench)
+    bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
+    [to_phone] = bench.requests("INVITE", PHONE)
+    phone = _phone_dialog(to_phone, _answer(to_phone, "phone1", PHONE))
+    session = bench.media.sessions[0]
+    music = session.music
+    hold, _ = phone.hold(build_offer(address=PHONE.host, port=32000, session_id="2"))
+    bench.voice.on_message(hold, PHONE)
+    assert session.music == music + 1  # the caller hears music while held
+    bench.voice.on_message(phone.refer(parse_uri("sip:queue-2@198.51.100.1")), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "queued"
+    bench.take()
+    bench.calls.acd.offer(AGENT_ID)
+    [to_next] = bench.requests("INVITE", PHONE)
+    music, bridged = session.music, session.bridged
+    bench.voice.on_message(_answer(to_next, "phone2", PHONE), PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "bridged"
+    assert session.bridged == bridged + 1 and session.music == music  # relayed, no music after
+    assert not bench.voice.active_call(INTERACTION).phone_held
+
+
 async def test_a_refer_to_nobody_is_answered_with_a_notify_of_404_and_the_call_stays(bench: Bench) -> None:
     invite, ok = await _bridged_call(bench)
     bench.voice.on_message(Dialog.from_uac(invite, ok).ack(invite.cseq.seq), CARRIER)
@@ -913,6 +942,47 @@ async def test_the_phones_refer_on_its_consultation_replacing_the_callers_call_h
     refer.headers.set("Refer-To", f"<sip:caller@198.51.100.1?Replaces={_replaces(agent)}>")
     bench.voice.on_message(refer, PHONE)
     await _assert_handed_over(bench, consultation, invite, ok)
+
+
+async def test_the_colleagues_phone_holds_and_resumes_the_caller_it_took_over_in_its_own_session(
+    bench: Bench,
+) -> None:
+    # Found with Linphone: after the phone's attended transfer the colleague's phone pauses the caller
+    # (re-INVITE a=sendonly). Its offer belongs to the colleague's media session (the second), not to
+    # the caller's; the caller leaves the two-party mix for the music, and the resume brings them back.
+    _, _, agent, consultation = await _phone_consults(bench)
+    refer = agent.refer(parse_uri("sip:bob@198.51.100.1"))
+    refer.headers.set("Refer-To", f"<sip:bob@198.51.100.1?Replaces={_replaces(consultation)}>")
+    bench.voice.on_message(refer, PHONE)
+    await bench.settled()
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
+    third = bench.voice.active_call(INTERACTION).third
+    assert third is not None and third.leg is not None
+    colleague = Dialog.from_uas(
+        third.leg.invite,
+        _answer(third.leg.invite, "bob2", COLLEAGUE_PHONE2),
+        via=Via(transport="UDP", host=COLLEAGUE_PHONE2.host, port=COLLEAGUE_PHONE2.port),
+    )
+    caller_session, colleague_session = bench.media.sessions[0], bench.media.sessions[1]
+    music, agent_media = caller_session.music, caller_session.agent_media
+    bench.take()
+    hold, _ = colleague.hold(build_offer(address=COLLEAGUE_PHONE2.host, port=36000, session_id="9"))
+    bench.voice.on_message(hold, COLLEAGUE_PHONE2)
+    [held] = bench.responses(200, "INVITE")
+    assert b"a=recvonly" in held.body
+    assert colleague_session.agent_media.direction == "recvonly"  # the colleague's own session ...
+    assert colleague_session.agent_media.remote_port == 36000
+    assert caller_session.agent_media is agent_media  # ... not the caller's
+    assert caller_session.music == music + 1 and bench.media.in_conference() == {(1, "agent")}
+    assert bench.voice.active_call(INTERACTION).phone_held
+    bench.take()
+    resume, _ = colleague.resume(build_offer(address=COLLEAGUE_PHONE2.host, port=36000, session_id="9"))
+    bench.voice.on_message(resume, COLLEAGUE_PHONE2)
+    [resumed] = bench.responses(200, "INVITE")
+    assert b"a=sendrecv" in resumed.body and colleague_session.agent_media.direction == "sendrecv"
+    assert bench.media.in_conference() == {(0, "caller"), (1, "agent")}  # they talk again
+    assert not bench.voice.active_call(INTERACTION).phone_held
+    assert bench.voice.call_state(INTERACTION).state == "replaced"
 
 
 async def test_the_phones_attended_transfer_to_a_signed_out_colleague_is_notified_480_and_changes_nothing(
