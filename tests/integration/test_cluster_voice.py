@@ -40,6 +40,17 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         drop_database(c.database_url)
 
 
+def _voice_env(sip_port: int) -> dict[str, str]:
+    return {
+        "FRONTOFFICE_VOICE_ENABLED": "true",
+        "FRONTOFFICE_SIP_HOST": HOST,
+        "FRONTOFFICE_SIP_PORT": str(sip_port),
+        "FRONTOFFICE_SIP_QUALIFY_INTERVAL_S": "0",  # the sipp phone answers only its one call
+        "FRONTOFFICE_MEDIA_PROCESS": "false",
+        "FRONTOFFICE_VOICE_ANNOUNCE_INTERVAL_S": "0",
+    }
+
+
 async def _setup_voice(cluster: Cluster, node: Node) -> tuple[int, int]:
     """A queue, a voice entry point to it and agent1 in it with a SIP account: (queue, agent)."""
     admin = cluster.headers("admin")
@@ -79,15 +90,8 @@ async def test_a_standby_voice_node_takes_the_address_over_closes_lost_calls_and
     sipp = require_tool("sipp")
     sip_port = free_port()
     address = f"{HOST}:{sip_port}"
-    cluster.env |= {
-        "FRONTOFFICE_VOICE_ENABLED": "true",
-        "FRONTOFFICE_SIP_HOST": HOST,
-        "FRONTOFFICE_SIP_PORT": str(sip_port),
-        "FRONTOFFICE_SIP_STANDBY": "true",  # both, as a keepalived pair: whoever has the address serves
-        "FRONTOFFICE_SIP_QUALIFY_INTERVAL_S": "0",  # the sipp phone answers only its one call
-        "FRONTOFFICE_MEDIA_PROCESS": "false",
-        "FRONTOFFICE_VOICE_ANNOUNCE_INTERVAL_S": "0",
-    }
+    # Both standby, as a keepalived pair is: whichever has the address serves.
+    cluster.env |= _voice_env(sip_port) | {"FRONTOFFICE_SIP_STANDBY": "true"}
     first = (await asyncio.to_thread(cluster.start, 1))[0]
     second = (await asyncio.to_thread(cluster.start, 1))[0]
     queue, _ = await _setup_voice(cluster, first)
@@ -166,3 +170,32 @@ async def test_a_standby_voice_node_takes_the_address_over_closes_lost_calls_and
 async def _queued(cluster: Cluster, node: Node) -> list[dict[str, Any]] | None:
     calls = await _voice_calls(cluster, node)
     return calls if calls and calls[0]["state"] == "queued" else None
+
+
+async def test_a_voice_node_that_does_not_route_rings_the_agents_phone_offered_by_the_leader(
+    cluster: Cluster,
+) -> None:
+    """Voice runs on designated nodes, which need not be the routing leader: the offers of their
+    calls reach them with the leader's committed changes."""
+    sipp = require_tool("sipp")
+    sip_port = free_port()
+    address = f"{HOST}:{sip_port}"
+    leader = (await asyncio.to_thread(cluster.start, 1))[0]
+    assert (await cluster.leader()) is leader
+    cluster.env |= _voice_env(sip_port)
+    voice = (await asyncio.to_thread(cluster.start, 1))[0]
+    assert (await cluster.readiness(voice))["role"] == "standby"
+    await _setup_voice(cluster, leader)
+    phone_port = free_port()
+    registered = await run_sipp(
+        sipp, "register.xml", address, *phone_args("agent1", SIP_PASSWORD, phone_port)
+    )
+    assert registered.returncode == 0, registered.output
+    async with httpx.AsyncClient(base_url=leader.url, timeout=30) as client:
+        r = await client.post(f"{API}/agent/login", json={}, headers=cluster.headers("agent1"))
+        assert r.status_code == 204, r.text
+    phone = await start_phone(sipp, "agent_phone.xml", phone_port)
+    caller = await run_sipp(sipp, "caller.xml", address, "-m", "1", "-s", NUMBER)
+    assert caller.returncode == 0, caller.output
+    answered = await asyncio.wait_for(phone, 60)
+    assert answered.returncode == 0, answered.output

@@ -329,7 +329,8 @@ class VoiceService:
         self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
-        calls.acd.add_listener(self._on_acd_outputs)
+        # On every node: a voice node that does not route hears the leader's offers of its calls.
+        calls.acd.add_listener(self._on_acd_outputs, on_every_node=True)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
         self.trunking = Trunking(self.endpoint, self.setup, self, trunks, region=region)
         # Outbound campaigns' calls (campaign_calls.py): the dialler's DialPort; they hear the ACD's
@@ -337,7 +338,7 @@ class VoiceService:
         self.campaign_calls = CampaignCalls(
             self.endpoint, self.setup, self.trunking.lines, self.trunking.dialler, calls
         )
-        calls.acd.add_listener(self.campaign_calls.on_acd_outputs)
+        calls.acd.add_listener(self.campaign_calls.on_acd_outputs, on_every_node=True)
         # Phones calling a colleague's extension (extensions.py); the transferring phones' consultation
         # dialogs after an attended transfer, by Call-ID, until they are BYEd.
         self.extensions = ExtensionCalls(self.endpoint, self.setup)
@@ -2148,6 +2149,10 @@ class VoiceService:
             contact_id = getattr(o, "contact_id", None)
             if contact_id is not None and campaign_calls.owns(int(contact_id)):
                 continue  # a campaign call's (campaign_calls.py)
+            if isinstance(o, r.ContactConnected | r.ContactFinished | r.ContactAbandoned):
+                # An offer kept for a call that never learnt its id here (another voice node's call:
+                # every voice node hears every offer) is over.
+                self._orphan_offers.pop(int(o.contact_id), None)
             if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.handover_agent is not None:
