@@ -3,9 +3,10 @@
 Two ``frontoffice serve`` nodes of a cluster, both voice nodes on one SIP address on loopback, both
 configured as a keepalived pair is (``sip_standby``): the first binds the address, the second waits
 for it. The second binding the address once the first died is what keepalived's address move does
-between hosts. A sipp phone registers once, with the first node; a call waiting in the queue is up
-when the first node dies. The second node closes that call as lost with its node (not abandoned by
-the caller) and rings the phone registered with the first node, without a new REGISTER.
+between hosts. sipp phones register once, with the first node; when it dies one call is connected to
+an agent and another waits in the queue. The second node closes both as lost with their node (the
+waiting one failed, not abandoned by the caller) and rings a phone registered with the first node,
+without a new REGISTER.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def _voice_env(sip_port: int) -> dict[str, str]:
     }
 
 
-async def _setup_voice(cluster: Cluster, node: Node) -> tuple[int, int]:
-    """A queue, a voice entry point to it and agent1 in it with a SIP account: (queue, agent)."""
+async def _setup_voice(cluster: Cluster, node: Node, *agents: str) -> int:
+    """A queue, a voice entry point to it and ``agents`` in it with SIP accounts of their names."""
     admin = cluster.headers("admin")
     async with httpx.AsyncClient(base_url=node.url, timeout=30) as client:
         r = await client.post(f"{API}/queues", json={"name": "Phones", "settings": {}}, headers=admin)
@@ -64,14 +65,38 @@ async def _setup_voice(cluster: Cluster, node: Node) -> tuple[int, int]:
             headers=admin,
         )
         assert r.status_code == 201, r.text
-        agent = int((await client.get(f"{API}/me", headers=cluster.headers("agent1"))).json()["id"])
-        r = await client.put(f"{API}/agents/{agent}", json={"queues": {str(queue): 1}}, headers=admin)
+        for name in agents:
+            agent = int((await client.get(f"{API}/me", headers=cluster.headers(name))).json()["id"])
+            r = await client.put(f"{API}/agents/{agent}", json={"queues": {str(queue): 1}}, headers=admin)
+            assert r.status_code == 200, r.text
+            r = await client.put(
+                f"{API}/agents/{agent}/sip", json={"username": name, "password": SIP_PASSWORD}, headers=admin
+            )
+            assert r.status_code == 200, r.text
+    return queue
+
+
+async def _agent(cluster: Cluster, node: Node, agent: str, state: str = "available") -> None:
+    """Sign ``agent`` in through ``node`` in ``state``."""
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as client:
+        r = await client.post(f"{API}/agent/login", json={"state": state}, headers=cluster.headers(agent))
+        assert r.status_code == 204, r.text
+
+
+async def _interaction(cluster: Cluster, node: Node, interaction_id: int, what: str = "") -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=node.url, timeout=15) as client:
+        r = await client.get(f"{API}/interactions/{interaction_id}{what}", headers=cluster.headers("admin"))
         assert r.status_code == 200, r.text
-        r = await client.put(
-            f"{API}/agents/{agent}/sip", json={"username": "agent1", "password": SIP_PASSWORD}, headers=admin
-        )
-        assert r.status_code == 200, r.text
-    return queue, agent
+        body: dict[str, Any] = r.json()
+        return body
+
+
+async def _newest_call(cluster: Cluster, node: Node, state: str, after: int = 0) -> int | None:
+    """The id of the newest voice call when it is newer than ``after`` and in ``state``."""
+    calls = await _voice_calls(cluster, node)
+    if calls and int(calls[0]["id"]) > after and calls[0]["state"] == state:
+        return int(calls[0]["id"])
+    return None
 
 
 async def _voice_calls(cluster: Cluster, node: Node) -> list[dict[str, Any]]:
@@ -94,82 +119,83 @@ async def test_a_standby_voice_node_takes_the_address_over_closes_lost_calls_and
     cluster.env |= _voice_env(sip_port) | {"FRONTOFFICE_SIP_STANDBY": "true"}
     first = (await asyncio.to_thread(cluster.start, 1))[0]
     second = (await asyncio.to_thread(cluster.start, 1))[0]
-    queue, _ = await _setup_voice(cluster, first)
+    queue = await _setup_voice(cluster, first, "agent1", "agent2")
 
-    # The phone registers once, with the first node (the one holding the address).
-    phone_port = free_port()
-    registered = await run_sipp(
-        sipp, "register.xml", address, *phone_args("agent1", SIP_PASSWORD, phone_port)
-    )
-    assert registered.returncode == 0, registered.output
-    rows = await admin_sql("SELECT host, port FROM sip_registrations", cluster.database_url)
-    assert [tuple(row) for row in rows] == [(HOST, phone_port)], "the registration is in the database"
+    # The phones register once, with the first node (the one holding the address).
+    phones = {name: free_port() for name in ("agent1", "agent2")}
+    for name, port in phones.items():
+        registered = await run_sipp(sipp, "register.xml", address, *phone_args(name, SIP_PASSWORD, port))
+        assert registered.returncode == 0, registered.output
+    rows = await admin_sql("SELECT host, port FROM sip_registrations ORDER BY port", cluster.database_url)
+    assert [tuple(row) for row in rows] == [(HOST, p) for p in sorted(phones.values())], "stored"
 
-    # A caller waits in the queue (agent1 is signed out) when the first node dies.
-    waiting = asyncio.create_task(
-        run_sipp(sipp, "caller_waits_bye.xml", address, "-m", "1", "-s", NUMBER, timeout_s=30)
-    )
+    # When the first node dies, agent2 is talking to a caller and another caller waits in the queue.
+    await _agent(cluster, first, "agent2")
+    up: list[asyncio.Task[Any]] = [await start_phone(sipp, "agent_phone.xml", phones["agent2"])]
     try:
-        calls = await eventually(
-            lambda: _queued(cluster, first), "the first call waits in the queue", timeout_s=30
+        up.append(
+            asyncio.create_task(run_sipp(sipp, "caller_waits_bye.xml", address, "-m", "1", "-s", NUMBER))
         )
-        lost_id = int(calls[0]["id"])
+        talking = await eventually(lambda: _newest_call(cluster, first, "connected"), "a call is connected")
+        up.append(
+            asyncio.create_task(run_sipp(sipp, "caller_waits_bye.xml", address, "-m", "1", "-s", NUMBER))
+        )
+        waiting = await eventually(lambda: _newest_call(cluster, first, "queued", talking), "a call waits")
         first.kill9()
 
-        # The second node takes the address over and closes the call that died with the first.
-        async def closed() -> dict[str, Any] | None:
-            async with httpx.AsyncClient(base_url=second.url, timeout=15) as client:
-                r = await client.get(f"{API}/interactions/{lost_id}", headers=cluster.headers("admin"))
-                body: dict[str, Any] = r.json()
-                return body if body.get("state") == "failed" else None
+        # The second node takes the address over and closes both calls as lost with the first node.
+        async def closed() -> bool:
+            failed = (await _interaction(cluster, second, waiting))["state"] == "failed"
+            ended = (await _interaction(cluster, second, talking))["state"] in ("wrap_up", "done")
+            return failed and ended
 
-        lost = await eventually(closed, "the lost call is closed", timeout_s=30)
-        assert lost["disposition"] == "lost_node_failure"
-        assert lost["attributes"]["call_lost"] == "lost_node_failure"
+        await eventually(closed, "both calls are closed", timeout_s=30)
+        lost = await _interaction(cluster, second, waiting)
+        assert (lost["disposition"], lost["attributes"]["call_lost"]) == ("lost_node_failure",) * 2
+        legs = (await _interaction(cluster, second, waiting, "/call-records"))["legs"]
+        assert [leg["cause"] for leg in legs] == ["lost_node_failure"], legs
+        # Ended when the dead node was last heard of (its last heartbeat, or the call's own start when
+        # it came after it), not when the loss was noticed.
+        [(heartbeat,)] = await admin_sql(
+            f"SELECT heartbeat_at FROM cluster_nodes WHERE node = '{first.name}'", cluster.database_url
+        )
+        last_heard = max(heartbeat.replace(tzinfo=UTC), datetime.fromisoformat(legs[0]["setup_at"]))
+        assert datetime.fromisoformat(legs[0]["ended_at"]) == last_heard
+
+        connected = await _interaction(cluster, second, talking)  # the conversation is over
+        assert connected["attributes"]["call_lost"] == "lost_node_failure"
+        legs = (await _interaction(cluster, second, talking, "/call-records"))["legs"]
+        assert sorted((leg["leg"], leg["cause"]) for leg in legs) == [
+            ("agent", "lost_node_failure"),
+            ("caller", "lost_node_failure"),
+        ], legs
         async with httpx.AsyncClient(base_url=second.url, timeout=15) as client:
-            r = await client.get(
-                f"{API}/interactions/{lost_id}/call-records", headers=cluster.headers("admin")
-            )
-            assert r.status_code == 200, r.text
-            legs = r.json()["legs"]
-            assert [leg["cause"] for leg in legs] == ["lost_node_failure"], legs
-            # Ended when the dead node was last heard of (its last heartbeat, or the call's own start
-            # when it came after it), not when the loss was noticed.
-            [(heartbeat,)] = await admin_sql(
-                f"SELECT heartbeat_at FROM cluster_nodes WHERE node = '{first.name}'", cluster.database_url
-            )
-            last_heard = max(heartbeat.replace(tzinfo=UTC), datetime.fromisoformat(legs[0]["setup_at"]))
-            assert datetime.fromisoformat(legs[0]["ended_at"]) == last_heard
             figures = (await client.get(f"{API}/stats/live", headers=cluster.headers("admin"))).json()
         mine = next(f for f in figures["queues"] if int(f["queue_id"]) == queue)
-        assert (mine["failed"], mine["abandoned"]) == (1, 0), mine
+        assert (mine["answered"], mine["failed"], mine["abandoned"]) == (1, 1, 0), mine
 
-        # agent1 signs in; a call through the address (now the second node's) rings the phone that
-        # registered with the first node: no new REGISTER was sent.
-        async with httpx.AsyncClient(base_url=second.url, timeout=30) as client:
-            r = await client.post(f"{API}/agent/login", json={}, headers=cluster.headers("agent1"))
-            assert r.status_code == 204, r.text
-        phone = await start_phone(sipp, "agent_phone.xml", phone_port)
+        # agent1 signs in (agent2, whose phone still holds the dead call, is made not ready); a call through
+        # the address, now the second node's, rings agent1's phone that registered with the first node:
+        # no new REGISTER was sent.
+        await _agent(cluster, second, "agent2", "not_ready")
+        await _agent(cluster, second, "agent1")
+        phone = await start_phone(sipp, "agent_phone.xml", phones["agent1"])
         caller = await run_sipp(sipp, "caller.xml", address, "-m", "1", "-s", NUMBER)
         assert caller.returncode == 0, caller.output
         answered = await asyncio.wait_for(phone, 60)
         assert answered.returncode == 0, answered.output
 
         async def ended() -> bool:
-            newer = [c for c in await _voice_calls(cluster, second) if int(c["id"]) > lost_id]
+            newer = [c for c in await _voice_calls(cluster, second) if int(c["id"]) > waiting]
             assert len(newer) == 1, newer
             return newer[0]["state"] in ("done", "wrap_up")
 
-        await eventually(ended, "the second call ended as a call the caller hung up")
+        await eventually(ended, "the next call ended as a call the caller hung up")
     finally:
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await waiting
-
-
-async def _queued(cluster: Cluster, node: Node) -> list[dict[str, Any]] | None:
-    calls = await _voice_calls(cluster, node)
-    return calls if calls and calls[0]["state"] == "queued" else None
+        for task in up:  # sipp ends these itself when its wait for a BYE times out
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def test_a_voice_node_that_does_not_route_rings_the_agents_phone_offered_by_the_leader(
@@ -185,15 +211,13 @@ async def test_a_voice_node_that_does_not_route_rings_the_agents_phone_offered_b
     cluster.env |= _voice_env(sip_port)
     voice = (await asyncio.to_thread(cluster.start, 1))[0]
     assert (await cluster.readiness(voice))["role"] == "standby"
-    await _setup_voice(cluster, leader)
+    await _setup_voice(cluster, leader, "agent1")
     phone_port = free_port()
     registered = await run_sipp(
         sipp, "register.xml", address, *phone_args("agent1", SIP_PASSWORD, phone_port)
     )
     assert registered.returncode == 0, registered.output
-    async with httpx.AsyncClient(base_url=leader.url, timeout=30) as client:
-        r = await client.post(f"{API}/agent/login", json={}, headers=cluster.headers("agent1"))
-        assert r.status_code == 204, r.text
+    await _agent(cluster, leader, "agent1")
     phone = await start_phone(sipp, "agent_phone.xml", phone_port)
     caller = await run_sipp(sipp, "caller.xml", address, "-m", "1", "-s", NUMBER)
     assert caller.returncode == 0, caller.output
