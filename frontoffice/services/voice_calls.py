@@ -541,7 +541,6 @@ class VoiceCalls:
                 legs.append(_lost_leg("agent", "", _aware(i.connected_at), ended, i.agent_id))
             for leg in legs:
                 await self.record_leg(i.id, leg, ended)
-            await self.annotate(i.id, call_lost=LOST_NODE_FAILURE, lost_at=ended.isoformat())
             step: EngineCommand = (
                 FinishContact(str(i.id)) if connected else WithdrawContact(str(i.id), cause=LOST_NODE_FAILURE)
             )
@@ -553,6 +552,9 @@ class VoiceCalls:
                     extra={"interaction": i.id, "error": str(exc)},
                 )
                 continue
+            # After the ACD's command, which runs on the leader once it has rebuilt its engine: a
+            # rebuild running meanwhile rewrites the rows it read, attributes included.
+            await self.annotate(i.id, call_lost=LOST_NODE_FAILURE, lost_at=ended.isoformat())
             closed.append(i.id)
         if closed:
             log.warning("calls lost with a voice node were closed", extra={"interactions": closed})

@@ -361,14 +361,18 @@ class VoiceService:
                 self._take_address(), name="sip-take-address"
             )
             return
-        await self._listen()
+        await self._bind()
+        await self._serve()
 
-    async def _listen(self) -> None:
+    async def _bind(self) -> None:
         try:
             await self.endpoint.start(self)
         except OSError:
             self.endpoint.close_transports()  # UDP bound, TCP refused: nothing half-open stays
             raise
+
+    async def _serve(self) -> None:
+        """What follows the bind: registrations, timers, media, trunks, the lost calls' closing."""
         # Read once the address is ours (a standby's phones registered with the active node until
         # now). A call arriving during the read (milliseconds) rings phones only after the ACD's offer,
         # which comes after it; a REGISTER handled meanwhile is kept (restore keeps newer bindings).
@@ -395,12 +399,13 @@ class VoiceService:
         (EADDRINUSE until then)."""
         while True:
             try:
-                await self._listen()
+                await self._bind()
             except OSError as exc:
                 log.debug("the SIP address is not ours yet: %s", exc)
                 await asyncio.sleep(TAKE_ADDRESS_POLL_S)
                 continue
             log.warning("this voice node took the SIP address %s:%s over", self.host, self.port)
+            await self._serve()
             return
 
     def node_ready(self) -> None:
