@@ -198,6 +198,8 @@ class Container:
                     await self.outbox.start()
                 await self.cluster.start(self)
             self.started = True
+            if self.voice is not None:
+                self.voice.node_ready()  # calls a dead voice node left up can be closed now
 
     async def start_routing(self) -> None:
         """What one node of a database runs (in a cluster: the leader): the engine rebuilt from the
@@ -419,7 +421,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     # Tickets as routed work: their work items in the ACD follow them (services/ticket_work.py).
     ticket_work = TicketWork(acd, interactions)
-    voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm)
+    voice_calls = VoiceCalls(contact_center, realm=settings.sip_realm, node=node)
     voice = _voice_service(settings, voice_calls) if settings.voice_enabled else None
     blobs = BlobStore(settings.data_dir / "blobs")
     # The outbox: deliveries committed with their action, sent by each channel's sender.
@@ -665,6 +667,7 @@ def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
         region=settings.default_region,
         tls_context=_tls_context(settings),
         tls_port=settings.sip_tls_port,
+        standby=settings.sip_standby,
     )
 
 

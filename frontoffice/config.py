@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     sip_host: str = Field(default="127.0.0.1", description="Address the SIP transports listen on")
     sip_port: int = Field(default=5060, ge=1, le=65535, description="Port the SIP transports listen on")
     voice_enabled: bool = Field(default=False, description="Run the voice channel (SIP registrar and B2BUA)")
+    sip_standby: bool = Field(
+        default=False,
+        description="A standby voice node: start without the SIP address and take it as soon as it can be "
+        "bound (keepalived moved it here, or the active voice node died); docs/scaling.md",
+    )
     sip_realm: str = Field(
         default="frontoffice",
         min_length=1,

@@ -196,6 +196,12 @@ def record_outputs(
                 i.state = St.DONE.value
                 i.closed_at = at
                 add(i, Ev.DONE)
+        elif isinstance(o, r.ContactAbandoned) and o.cause:
+            # Lost, not left (its voice node died): a failure with its cause, not an abandon.
+            i.state = St.FAILED.value
+            i.disposition = o.cause
+            i.ended_at = i.closed_at = at
+            add(i, Ev.FAILED, waited_s=round(o.waited_s, 3), cause=o.cause)
         elif isinstance(o, r.ContactAbandoned):
             i.state = St.ABANDONED.value
             i.ended_at = i.closed_at = at

@@ -767,6 +767,9 @@ class LiveQueueFigures:
     overflowed_in: int = 0
     overflowed_out: int = 0
     transferred: int = 0
+    # Contacts that failed while waiting (lost with the voice node that held the call, ...): not
+    # abandoned by the customer.
+    failed: int = 0
 
 
 def _key_order(key: GroupKey) -> tuple[int, int, str]:
@@ -919,6 +922,7 @@ class MetricsAccumulator:
                 overflowed_in=figures.overflowed_in,
                 overflowed_out=figures.overflowed_out,
                 transferred=figures.transferred,
+                failed=figures.failed,
             )
         return result
 

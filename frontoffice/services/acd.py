@@ -233,6 +233,9 @@ class AcdService:
         self.mirror: EngineView | None = None
         # Told after each committed batch (False) and each rebuild (True: everything may have changed).
         self.engine_listeners: list[Callable[[bool], None]] = []
+        # Listeners of outputs that need them on every node (add_listener's on_every_node): while
+        # another node leads, the cluster hands them the leader's committed batches.
+        self.follower_listeners: list[Callable[[Committed], None]] = []
         # Held while a batch of commands runs.
         self.lock = self._commands.lock
         self._wake = asyncio.Event()
@@ -495,10 +498,17 @@ class AcdService:
         """Run ``step`` in every transaction that writes engine outputs, after they are written."""
         self._steps.append(step)
 
-    def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
+    def add_listener(
+        self, listener: Callable[[list[r.Output]], None], *, on_every_node: bool = False
+    ) -> None:
         """Call ``listener`` with the engine outputs of every committed transaction (the voice
-        channel rings phones with them): a subscriber of the one outlet of committed events."""
+        channel rings phones with them): a subscriber of the one outlet of committed events. With
+        ``on_every_node``, also with the leader's outputs while another node leads (a voice node need
+        not route: the offers of its calls are made by the leader); the listener then hears every
+        node's outputs and must act only on its own contacts."""
         commit_outlet(self.sessions).subscribe(_OutputsListener(listener))
+        if on_every_node:
+            self.follower_listeners.append(_OutputsListener(listener))
 
     # ------------------------------------------------------------------ persistence of outputs
     async def _persist(self, uow: UnitOfWork, outputs: list[r.Output], also_sync: Iterable[int] = ()) -> None:

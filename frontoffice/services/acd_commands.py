@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 from frontoffice.domain import routing as r
@@ -168,9 +168,11 @@ class FinishContact(EngineCommand):
 
 @dataclass(frozen=True, slots=True)
 class WithdrawContact(EngineCommand):
-    """The customer left before being connected: the contact is abandoned."""
+    """The customer left before being connected: the contact is abandoned. With a ``cause`` the
+    contact was lost instead (its voice node died): it fails with that cause (not an abandon)."""
 
     contact_id: str
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +243,10 @@ def _finish_contact(e: r.RoutingEngine, c: FinishContact, now: float) -> list[r.
 
 
 def _withdraw_contact(e: r.RoutingEngine, c: WithdrawContact, now: float) -> list[r.Output]:
-    return e.contact_withdrawn(c.contact_id, now)
+    outputs = e.contact_withdrawn(c.contact_id, now)
+    if not c.cause:
+        return outputs
+    return [replace(o, cause=c.cause) if isinstance(o, r.ContactAbandoned) else o for o in outputs]
 
 
 def _transfer_to_queue(e: r.RoutingEngine, c: TransferToQueue, now: float) -> list[r.Output]:

@@ -725,7 +725,7 @@ class ClusterNode:
         self.acd.queue_info = dict(state.queue_info)
         self.acd.engine_config = state.engine_config
         for committed in state.committed:
-            for follower in self.commit_followers:
+            for follower in (*self.commit_followers, *self.acd.follower_listeners):
                 try:
                     follower(committed)
                 except Exception:

@@ -9,23 +9,26 @@ customer is found, or created, before the ACD offers the contact).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Table, bindparam, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RoutedContact
-from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.domain.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind, InteractionEventType
+from frontoffice.domain.model import InteractionState as St
 from frontoffice.domain.sip_credentials import sip_digest_ha1
 from frontoffice.store.tables import (
     AgentProfile,
@@ -34,8 +37,10 @@ from frontoffice.store.tables import (
     Interaction,
     InteractionEvent,
     Queue,
+    SipRegistration,
     User,
 )
+from frontoffice.store.tables import ClusterNode as NodeRow
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd import AcdService
@@ -60,8 +65,11 @@ from .identities import normalize_identity
 from .interactions import EventSubject, log_event
 from .scope import event_visible, visible_interaction, where
 
+log = logging.getLogger("frontoffice.voice")
+
 __all__ = [
     "CALL_RECORD_COLUMNS",
+    "LOST_NODE_FAILURE",
     "CallControl",
     "CallRecordsOut",
     "ConferenceTarget",
@@ -71,6 +79,7 @@ __all__ = [
     "SipAccount",
     "SipCredentialsIn",
     "SipCredentialsOut",
+    "StoredRegistration",
     "TransferTargetsOut",
     "TrunkState",
     "VoiceCalls",
@@ -116,6 +125,8 @@ _PendingLeg = tuple[int, dict[str, Any], datetime, "asyncio.Future[None]"]
 # Dialled numbers whose entry point is kept in memory (see VoiceCalls.entry_for): far more than a
 # site has numbers, small enough that odd spellings of numbers sent by a scanner cannot grow it.
 ENTRY_CACHE_SIZE = 1024
+# The cause of call legs (and the failure of waiting calls) lost because their voice node died.
+LOST_NODE_FAILURE = "lost_node_failure"
 # Short SIP passwords are brute-forced by scanners within hours; 10 characters is the floor most
 # carriers enforce for SIP accounts.
 MIN_SIP_PASSWORD = 10
@@ -197,14 +208,36 @@ class InboundCall:
     ivr_choice: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRegistration:
+    """One registered phone of an agent as the database keeps it (wall-clock times)."""
+
+    user_id: int
+    username: str
+    contact: str
+    transport: str
+    host: str
+    port: int
+    call_id: str
+    cseq: int
+    registered_at: datetime
+    expires_at: datetime
+
+
 class VoiceCalls:
     """The voice channel's use cases over the ACD service and the store."""
 
-    def __init__(self, contact_center: ContactCenter, *, realm: str) -> None:
+    def __init__(self, contact_center: ContactCenter, *, realm: str, node: str = "") -> None:
         self.contact_center = contact_center
         self.acd: AcdService = contact_center.acd
         self.sessions = contact_center.sessions
         self.realm = realm
+        # Which node and which SIP address take this process's calls (recorded with each call, so
+        # that a voice node taking the address over knows the calls it lost: close_lost_calls), and
+        # this process's run, so that none of its own calls is taken for a lost one.
+        self.node = node
+        self.sip_address: str | None = None
+        self.run_id = uuid.uuid4().hex
         # Call legs are written in batches (see record_leg): those not yet written, the task writing
         # them, and how many ACD commands of calls are about to start and will take them along.
         self._legs: list[_PendingLeg] = []
@@ -276,7 +309,11 @@ class VoiceCalls:
         attributes: dict[str, str | int | float | bool | None] = {
             "sip_call_id": call.call_id[:200],
             "dialled": call.dialled[:64],
+            "voice_node": self.node,
+            "voice_run": self.run_id,
         }
+        if self.sip_address is not None:
+            attributes["sip_address"] = self.sip_address
         if call.ivr_choice is not None:
             attributes["ivr_choice"] = call.ivr_choice
         name = {"first_name": first[:200], "last_name": last[:200]}
@@ -392,7 +429,7 @@ class VoiceCalls:
     async def _acd(self, step: EngineCommand) -> None:
         """Run a call's ACD command; call legs waiting to be written go into its transaction (a hang-up
         closes both legs and ends the contact at once: one commit instead of three)."""
-        command = CallStep(step)
+        command = CallStep(step, origin=self.run_id)
         self._acd_starting += 1
         try:
             await self.acd.execute(command)
@@ -410,6 +447,10 @@ class VoiceCalls:
         """A call command's prepare step: the legs finished so far join the command (and its
         transaction). Runs again if the batch the command was in failed (the first attempt rolled
         back; the legs it took are still the command's)."""
+        if command.origin != self.run_id:
+            # Forwarded from a standby voice node (a copy): its legs and counter are that node's.
+            await self._log_legs(uow.session, command.legs, uow.interactions.load)
+            return
         if command.starting:
             self._acd_starting -= 1
             command.starting = False
@@ -431,6 +472,93 @@ class VoiceCalls:
                 else:
                     merged[key] = value
             row.attributes = merged
+
+    # ------------------------------------------------------------------ fail-over of a voice node
+    async def save_registrations(self, user_id: int, registrations: list[StoredRegistration]) -> None:
+        """Replace the stored registrations of agent ``user_id`` with ``registrations`` (the
+        registrar's live bindings after a REGISTER): another voice node that starts or takes the SIP
+        address over serves the phones without a new REGISTER."""
+        async with self.sessions.begin() as s:
+            await s.execute(delete(SipRegistration).where(SipRegistration.user_id == user_id))
+            s.add_all(SipRegistration(**asdict(registration)) for registration in registrations)
+
+    async def stored_registrations(self) -> list[StoredRegistration]:
+        """The stored registrations that have not expired (see :meth:`save_registrations`)."""
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(SipRegistration)
+                .where(SipRegistration.expires_at > self.now())
+                .order_by(SipRegistration.id)
+            )
+            return [
+                StoredRegistration(**{f.name: getattr(row, f.name) for f in fields(StoredRegistration)})
+                for row in rows
+            ]
+
+    async def close_lost_calls(self) -> list[int]:
+        """Close the calls that a voice node which held this node's SIP address left up when it
+        died (``kill -9``, a host lost): their SIP dialogs and media died with it. Called once this
+        node holds the address (at start, or when it took the address over as a standby), so the node
+        that recorded them cannot be serving them any more.
+
+        Each gets call legs with the cause :data:`LOST_NODE_FAILURE`, ended at the dead node's last
+        heartbeat (in a cluster) or now; a waiting call fails with that cause (statistics count it as
+        failed, not abandoned); a connected one ends (the agent's wrap-up starts). Returns their ids.
+        """
+        if self.sip_address is None:
+            return []
+        open_states = [St.NEW.value, St.QUEUED.value, St.OFFERED.value, St.CONNECTED.value]
+        now = self.now()
+        async with self.sessions() as s:
+            rows = await s.scalars(
+                select(Interaction).where(
+                    Interaction.channel == Channel.VOICE.value,
+                    Interaction.direction == "inbound",
+                    Interaction.state.in_(open_states),
+                )
+            )
+            lost = [
+                i
+                for i in rows
+                if (i.attributes or {}).get("sip_address") == self.sip_address
+                and (i.attributes or {}).get("voice_run") != self.run_id
+            ]
+            nodes = {str((i.attributes or {}).get("voice_node") or "") for i in lost} - {"", self.node}
+            heartbeats = dict(
+                (
+                    await s.execute(select(NodeRow.node, NodeRow.heartbeat_at).where(NodeRow.node.in_(nodes)))
+                ).all()
+            )
+        closed = []
+        for i in lost:
+            attributes = i.attributes or {}
+            start = _aware(i.created_at)
+            died = heartbeats.get(str(attributes.get("voice_node") or ""))
+            ended = min(now, max(_aware(died), _aware(i.connected_at or i.created_at))) if died else now
+            connected = i.state == St.CONNECTED.value
+            legs = [_lost_leg("caller", str(attributes.get("sip_call_id") or ""), start, ended, None)]
+            if connected and i.agent_id is not None and i.connected_at is not None:
+                legs.append(_lost_leg("agent", "", _aware(i.connected_at), ended, i.agent_id))
+            for leg in legs:
+                await self.record_leg(i.id, leg, ended)
+            step: EngineCommand = (
+                FinishContact(str(i.id)) if connected else WithdrawContact(str(i.id), cause=LOST_NODE_FAILURE)
+            )
+            try:
+                await self.acd.execute(step)
+            except DomainError as exc:  # the engine no longer has it (ended meanwhile)
+                log.warning(
+                    "a lost call could not be closed in the ACD",
+                    extra={"interaction": i.id, "error": str(exc)},
+                )
+                continue
+            # After the ACD's command, which runs on the leader once it has rebuilt its engine: a
+            # rebuild running meanwhile rewrites the rows it read, attributes included.
+            await self.annotate(i.id, call_lost=LOST_NODE_FAILURE, lost_at=ended.isoformat())
+            closed.append(i.id)
+        if closed:
+            log.warning("calls lost with a voice node were closed", extra={"interactions": closed})
+        return closed
 
     # ------------------------------------------------------------------ call records and recordings
     def now(self) -> datetime:
@@ -682,6 +810,9 @@ class CallStep(AcdCommand[list[r.Output]]):
     step: EngineCommand
     legs: list[_PendingLeg] = field(default_factory=list)
     starting: bool = True  # counted in VoiceCalls' commands about to start until its prepare runs
+    # The VoiceCalls (its run_id) that sent it: a command a standby forwarded runs on the leader,
+    # whose legs and counter are not the sender's.
+    origin: str = ""
 
 
 class _CallStepHandler(CommandHandler[Any]):
@@ -807,3 +938,34 @@ class CallControl(Protocol):
         """Ring the agent's phone, then dial ``number``; returns the outbound interaction's id."""
 
     def trunk_states(self) -> list[TrunkState]: ...
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite gives back naive datetimes; they are UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _lost_leg(
+    leg: str, call_id: str, start: datetime, ended: datetime, agent_id: int | None
+) -> dict[str, Any]:
+    """A call leg that was up when its voice node died, as ``channels/voice/call_records.py`` writes
+    legs: answered (a caller waiting in the queue hears music; an agent's leg was talking), ended by
+    :data:`LOST_NODE_FAILURE`."""
+    seconds = round(max(0.0, (ended - start).total_seconds()), 3)
+    return {
+        "leg": leg,
+        "call_id": call_id,
+        "peer": "",
+        "agent_id": agent_id,
+        "transfer": False,
+        "setup_at": start.isoformat(),
+        "ringing_at": start.isoformat(),
+        "answered_at": start.isoformat(),
+        "ended_at": ended.isoformat(),
+        "status": 200,
+        "cause": LOST_NODE_FAILURE,
+        "ring_s": 0.0,
+        "talk_s": seconds,
+        "duration_s": seconds,
+        "foreign_packets": None,
+    }

@@ -1360,3 +1360,22 @@ class ClusterNode(Base):
     bus: Mapped[str] = mapped_column(String(16))  # connected, disconnected
     started_at: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime] = mapped_column()
+
+
+class SipRegistration(Base):
+    """A registered contact of an agent's phone (channels/voice/registrar.py), kept so that a voice
+    node that starts or takes the SIP address over serves phones registered with another one without
+    a new REGISTER. One row per binding; a REGISTER replaces its agent's rows."""
+
+    __tablename__ = "sip_registrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    contact: Mapped[str] = mapped_column(String(1000))  # the Contact name-address, without parameters
+    transport: Mapped[str] = mapped_column(String(8))  # where it registered from: UDP, TCP, TLS
+    host: Mapped[str] = mapped_column(String(100))
+    port: Mapped[int] = mapped_column(Integer)
+    call_id: Mapped[str] = mapped_column(String(500))
+    cseq: Mapped[int] = mapped_column(BigInteger)
+    registered_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -34,6 +34,7 @@ CAUSES = (
     "refused",  # the call was refused before or in the queue (404, 480 from us, closed queue)
     "failed",  # any other error status
     "shutdown",  # the node stopped
+    "lost_node_failure",  # the voice node died with the call up; closed by the node that took over
 )
 
 

@@ -132,6 +132,13 @@ class Endpoint:
             self.tls = await TlsTransport.listen_tls(self.host, self.tls_port, on_message, self._tls_context)
             self.tls_port = self.tls.address[1]
 
+    def close_transports(self) -> None:
+        """Close the listening transports (those a failed start opened, or all on stop)."""
+        for transport in (self.udp, self.tcp, self.tls):
+            if transport is not None:
+                transport.close()
+        self.udp = self.tcp = self.tls = None
+
     def stop_timers(self) -> None:
         self.running = False
         if self._timer is not None:

@@ -219,6 +219,19 @@ class Registrar:
         ]
         return build_response(request, 200, extra_headers=extra)
 
+    def restore(self, bindings: Iterable[Binding], now: float) -> None:
+        """Take registrations made with another voice node (or before a restart), read from the
+        database: the phones are served without a new REGISTER. A binding this registrar already has
+        for the same contact is kept (it is at least as recent)."""
+        for binding in bindings:
+            if binding.expires_at <= now:
+                continue
+            mine = self._bindings.setdefault(binding.user_id, [])
+            if any(b.contact.uri.equivalent(binding.contact.uri) for b in mine):
+                continue
+            if len(mine) < self.limits.max_bindings_per_agent:
+                mine.append(binding)
+
     # ------------------------------------------------------------ look-ups
     def bindings(self, user_id: int, now: float) -> list[Binding]:
         """The agent's live bindings, the most recently registered phone first (not the longest

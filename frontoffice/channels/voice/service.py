@@ -14,6 +14,7 @@ caller, media bridged → a BYE from either side ends both legs and starts wrap-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -21,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from frontoffice.services.voice_calls import (
     InboundCall,
     IvrMenu,
     LiveCall,
+    StoredRegistration,
     TrunkState,
     VoiceCalls,
 )
@@ -118,6 +121,9 @@ RECENT_MEDIA = 1000
 ANSWERED_ALREADY = 0
 # On shutdown, how long hang-ups may take to be committed before their tasks are cancelled.
 STOP_GRACE_S = 5.0
+# A standby voice node tries to bind the SIP address this often: most of its takeover time after the
+# address arrives (a failed bind costs a system call).
+TAKE_ADDRESS_POLL_S = 0.2
 # Digest challenges offered to phones, in order. RFC 8760 §2.4 lets a server offer SHA-256 and MD5
 # side by side, but deployed phones do not cope: sipp 3.6 reads only the first WWW-Authenticate and
 # refuses SHA-256, and baresip 1.0 (libre) fails the whole 401 if any challenge is not MD5. So MD5
@@ -276,8 +282,17 @@ class VoiceService:
         tls_port: int = 5061,
         wire: Callable[[Transmit], None] | None = None,
         qualify_interval_s: float | None = None,
+        standby: bool = False,
     ) -> None:
         self.calls = calls
+        # A standby voice node (docs/scaling.md, "Voice nodes"): start() returns at once and the node
+        # takes the SIP address when it can bind it (keepalived moved it here, or the node holding
+        # it died); see _take_address.
+        self.standby = standby
+        self._address_task: asyncio.Task[None] | None = None
+        self._lost_calls_task: asyncio.Task[None] | None = None
+        self._node_ready = asyncio.Event()
+        self.listening = False
         self.media = media
         self.host = host
         self.port = port
@@ -332,7 +347,8 @@ class VoiceService:
         self._turned_away_early: dict[int, r.FallbackAction | r.ContactRefused] = {}
         # Media counters of the last finished calls (interaction id, stats), for diagnostics and bench/.
         self.recent_media: deque[tuple[int | None, MediaStats]] = deque(maxlen=RECENT_MEDIA)
-        calls.acd.add_listener(self._on_acd_outputs)
+        # On every node: a voice node that does not route hears the leader's offers of its calls.
+        calls.acd.add_listener(self._on_acd_outputs, on_every_node=True)
         # Carrier trunks (screening, registrations out, calls out): outbound.py. TLS: tls.py.
         self.trunking = Trunking(self.endpoint, self.setup, self, trunks, region=region)
         # Outbound campaigns' calls (campaign_calls.py): the dialler's DialPort; they hear the ACD's
@@ -340,7 +356,7 @@ class VoiceService:
         self.campaign_calls = CampaignCalls(
             self.endpoint, self.setup, self.trunking.lines, self.trunking.dialler, calls
         )
-        calls.acd.add_listener(self.campaign_calls.on_acd_outputs)
+        calls.acd.add_listener(self.campaign_calls.on_acd_outputs, on_every_node=True)
         # Phones calling a colleague's extension (extensions.py); the transferring phones' consultation
         # dialogs after an attended transfer, by Call-ID, until they are BYEd.
         self.extensions = ExtensionCalls(self.endpoint, self.setup)
@@ -355,20 +371,135 @@ class VoiceService:
 
     # ================================================================ life cycle
     async def start(self) -> None:
-        """Listen on UDP (and TCP on the same port) and start the timer task."""
-        await self.endpoint.start(self)
+        """Listen on UDP (and TCP on the same port), take the phones' registrations from the
+        database and start the timer task. A standby returns at once and listens once it can bind the
+        address (:meth:`_take_address`)."""
+        if self.standby:
+            self._address_task = asyncio.get_running_loop().create_task(
+                self._take_address(), name="sip-take-address"
+            )
+            return
+        await self._bind()
+        await self._serve()
+
+    async def _bind(self) -> None:
+        try:
+            await self.endpoint.start(self)
+        except OSError:
+            self.endpoint.close_transports()  # UDP bound, TCP refused: nothing half-open stays
+            raise
+
+    async def _serve(self) -> None:
+        """What follows the bind: registrations, timers, media, trunks, the lost calls' closing."""
+        # Read once the address is ours (a standby's phones registered with the active node until
+        # now). A call arriving during the read (milliseconds) rings phones only after the ACD's offer,
+        # which comes after it; a REGISTER handled meanwhile is kept (restore keeps newer bindings).
+        await self._restore_registrations()
         self.port = self.endpoint.port
         self.tls_port = self.endpoint.tls_port
         self.udp, self.tcp, self.tls = self.endpoint.udp, self.endpoint.tcp, self.endpoint.tls
+        self.calls.sip_address = f"{self.host}:{self.port}"
         self._running = True
+        self.listening = True
         self._sweep()
         self._qualify()
         await self.media.start()
         await self.trunking.start()
         log.info("SIP listening on %s:%s", self.host, self.port)
+        self._lost_calls_task = asyncio.get_running_loop().create_task(
+            self._close_lost_calls(), name="sip-lost-calls"
+        )
+
+    async def _take_address(self) -> None:
+        """Bind the SIP address as soon as it can be bound: with keepalived (or a carrier's fail-over)
+        the address arrives on this host when the active voice node fails (the bind fails with
+        EADDRNOTAVAIL until then); on one host, the active node's socket closes when it dies
+        (EADDRINUSE until then)."""
+        while True:
+            try:
+                await self._bind()
+            except OSError as exc:
+                log.debug("the SIP address is not ours yet: %s", exc)
+                await asyncio.sleep(TAKE_ADDRESS_POLL_S)
+                continue
+            log.warning("this voice node took the SIP address %s:%s over", self.host, self.port)
+            await self._serve()
+            return
+
+    def node_ready(self) -> None:
+        """The node's services run (``Container.start`` calls this): commands reach the ACD, so the
+        calls lost with a dead voice node can be closed once this node holds the address."""
+        self._node_ready.set()
+
+    async def _close_lost_calls(self) -> None:
+        await self._node_ready.wait()
+        try:
+            await self.calls.close_lost_calls()
+        except Exception:
+            log.exception("closing the calls lost with a voice node failed")
+
+    async def _restore_registrations(self) -> None:
+        """The registrations in the database (made with this node before a restart, or with the voice
+        node whose address this one takes over) join the registrar."""
+        try:
+            stored = await self.calls.stored_registrations()
+        except Exception:
+            log.exception("the stored registrations could not be read")
+            return
+        now, wall = self.clock(), self.calls.now()
+        bindings = []
+        for reg in stored:
+            try:
+                contact = parse_name_addr(reg.contact)
+            except SipParseError:
+                continue
+            bindings.append(
+                Binding(
+                    user_id=reg.user_id,
+                    username=reg.username,
+                    contact=contact,
+                    source=Destination(reg.host, reg.port, reg.transport),
+                    expires_at=now + (reg.expires_at - wall).total_seconds(),
+                    call_id=reg.call_id,
+                    cseq=reg.cseq,
+                    registered_at=now + (reg.registered_at - wall).total_seconds(),
+                )
+            )
+        self.registrar.restore(bindings, now)
+        if bindings:
+            log.info("%d phone registrations taken from the database", len(bindings))
+
+    async def _save_registrations(self, user_id: int, now: float) -> None:
+        """Keep the agent's live bindings in the database (see :meth:`_restore_registrations`)."""
+        wall = self.calls.now()
+        await self.calls.save_registrations(
+            user_id,
+            [
+                StoredRegistration(
+                    user_id=b.user_id,
+                    username=b.username,
+                    contact=str(b.contact),
+                    transport=b.source.transport,
+                    host=b.source.host,
+                    port=b.source.port,
+                    call_id=b.call_id[:500],
+                    cseq=b.cseq,
+                    registered_at=wall + timedelta(seconds=b.registered_at - now),
+                    expires_at=wall + timedelta(seconds=b.expires_at - now),
+                )
+                for b in self.registrar.bindings(user_id, now)
+            ],
+        )
 
     async def stop(self) -> None:
         """Hang up every call, close transports and media."""
+        for task in (self._address_task, self._lost_calls_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not self.listening:
+            return  # a standby that never took the address over
         self.campaign_calls.stop()
         await self.trunking.stop()
         self.extensions.hang_up_all()
@@ -534,7 +665,15 @@ class VoiceService:
             # One answer for wrong passwords and unknown users alike, so names cannot be probed.
             self._respond(request, 403)
             return
-        self._respond_with(self.registrar.register(request, source, account.user_id, username, now))
+        response = self.registrar.register(request, source, account.user_id, username, now)
+        if response.status == 200:
+            # Stored before the answer: a phone told it is registered is registered on every voice
+            # node that takes this one's address over.
+            try:
+                await self._save_registrations(account.user_id, now)
+            except Exception:
+                log.exception("a registration could not be stored")
+        self._respond_with(response)
         if self.registrar.is_reachable(account.user_id):
             # A phone that registers is there: an agent set not ready as unreachable takes calls again
             # (also one marked so before a restart, which this registrar never saw). A no-op otherwise.
@@ -2047,6 +2186,10 @@ class VoiceService:
             contact_id = getattr(o, "contact_id", None)
             if contact_id is not None and campaign_calls.owns(int(contact_id)):
                 continue  # a campaign call's (campaign_calls.py)
+            if isinstance(o, r.ContactConnected | r.ContactFinished | r.ContactAbandoned):
+                # An offer kept for a call that never learnt its id here (another voice node's call:
+                # every voice node hears every offer) is over.
+                self._orphan_offers.pop(int(o.contact_id), None)
             if isinstance(o, r.OfferContact) and o.channel == "voice" and not o.is_callback:
                 call = self._by_interaction.get(int(o.contact_id))
                 if call is not None and call.handover_agent is not None:

@@ -121,11 +121,15 @@ class ContactRefused:
 
 @dataclass(slots=True)
 class ContactAbandoned:
-    """The customer left before being connected; the engine forgets the contact."""
+    """The customer left before being connected; the engine forgets the contact. ``cause`` is empty
+    when the customer left; otherwise why the contact was lost without them leaving (e.g.
+    ``lost_node_failure``: the voice node that held the call died), which the log records as a
+    failure, not an abandon."""
 
     contact_id: str
     queue_id: str
     waited_s: float
+    cause: str = ""
 
 
 @dataclass(slots=True)

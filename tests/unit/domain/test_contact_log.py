@@ -137,6 +137,14 @@ def test_outputs_about_a_contact_without_a_row_are_skipped() -> None:
     assert log.events == [] and log.contacts == {}
 
 
+def test_a_contact_lost_with_its_voice_node_fails_with_the_cause_and_is_not_abandoned() -> None:
+    rows = {5: contact(5, state="queued")}
+    log = record_outputs([r.ContactAbandoned("5", "1", 4.0, cause="lost_node_failure")], AT, rows, forgotten)
+    assert (log.contacts[5].state, log.contacts[5].disposition) == ("failed", "lost_node_failure")
+    assert [e["type"] for e in log.events] == ["failed"]
+    assert log.events[0]["data"] == {"waited_s": 4.0, "cause": "lost_node_failure"}
+
+
 def test_a_fallback_fails_the_contact_with_the_action_as_its_disposition() -> None:
     rows = {5: contact(5, state="queued")}
     log = record_outputs([r.FallbackAction("5", "1", "ticket", "closed")], AT, rows, forgotten)

@@ -221,6 +221,12 @@ def test_live_figures_show_waiting_contacts_and_todays_service_level() -> None:
     assert live[2].waiting == 1 and live[2].service_level is None
 
 
+def test_live_figures_count_a_waiting_contact_that_failed_as_failed_not_abandoned() -> None:
+    events = [ev(1, 0, "queued", 1), ev(1, 30, "failed", 1, cause="lost_node_failure")]
+    live = compute_live_queue_figures(events, since=T0, now=T0 + timedelta(seconds=60))
+    assert (live[1].failed, live[1].abandoned, live[1].waiting) == (1, 0, 0)
+
+
 def test_live_figures_after_restart_equal_the_running_wallboard() -> None:
     now = T0 + timedelta(seconds=1500)
     running = MetricsAccumulator(start=T0, interval_s=None)

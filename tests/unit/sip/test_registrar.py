@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from frontoffice.channels.voice.registrar import Registrar, RegistrationLimits
 from frontoffice.channels.voice.sip import Destination, DigestAuthenticator, authorize_request, digest_ha1
 
@@ -45,6 +47,20 @@ def test_authenticated_register_binds_and_expires() -> None:
     [binding] = reg.bindings(7, 100.0)
     assert binding.source == PHONE and str(binding.contact.uri) == "sip:alice@192.0.2.10:5060"
     assert reg.bindings(7, 401.0) == []
+
+
+def test_restored_bindings_join_the_registrar_and_a_newer_registration_of_the_contact_is_kept() -> None:
+    reg = registrar()
+    retry, _ = register(reg, 100.0)
+    reg.register(retry, PHONE, 7, "bob", 100.0)
+    [mine] = reg.bindings(7, 100.0)
+    stored = replace(mine, source=Destination("192.0.2.99", 5060), expires_at=150.0)
+    other = replace(mine, user_id=8, username="carol", expires_at=500.0)
+    expired = replace(mine, user_id=9, username="dave", expires_at=90.0)
+    reg.restore([stored, other, expired], 100.0)
+    assert [b.source for b in reg.bindings(7, 100.0)] == [PHONE], "the live registration wins"
+    assert reg.bindings(8, 100.0) == [other]
+    assert reg.bindings(9, 100.0) == []
 
 
 def test_wrong_password_fails() -> None:

@@ -129,7 +129,9 @@ class FakeAcd:
     def __init__(self) -> None:
         self.listeners: list[Callable[[list[r.Output]], None]] = []
 
-    def add_listener(self, listener: Callable[[list[r.Output]], None]) -> None:
+    def add_listener(
+        self, listener: Callable[[list[r.Output]], None], *, on_every_node: bool = False
+    ) -> None:
         self.listeners.append(listener)
 
     def offer(self, *agent_ids: int) -> None:
