@@ -57,10 +57,12 @@ from .schemas import CustomerPatch, ImportReport, ImportRowError
 from .scope import creation_projects, customer_visible, where
 
 __all__ = [
+    "CHECK_BATCH",
     "CSV_COLUMNS",
     "EXPORT_JOB",
     "IMPORT_BATCH",
     "IMPORT_JOB",
+    "PARSE_SLICE",
     "CustomerCsv",
     "CustomerExportJob",
     "CustomerImportJob",
@@ -96,10 +98,22 @@ CUSTOM_PREFIX = "custom:"
 # Several identities or tags in one cell are separated by ';' (or ',' or '|', whichever the file's
 # delimiter is not); separators inside a label's brackets do not count.
 LIST_SEPARATORS = (";", ",", "|")
-# Rows per transaction: each batch holds SQLite's write lock for a few milliseconds, and the event
-# loop runs between batches; bind parameters per statement stay far below PostgreSQL's 32,767.
-IMPORT_BATCH = 500
+# Rows per write transaction. On SQLite a batch holds the database's one write lock from its first
+# INSERT to its COMMIT, and every contact the ACD commits meanwhile waits for it: at 500 rows a batch
+# held it 60-150 ms (offers waited as long, bench/import_job.py); at 100 it is a few milliseconds plus
+# the commit's fsync. Bind parameters per statement stay far below PostgreSQL's 32,767.
+IMPORT_BATCH = 100
+# Rows the validation pass checks per look-up (reads only; one progress record each).
+CHECK_BATCH = 1000
+# Rows parsed on the event loop before it lets other work run (``await asyncio.sleep(0)``): about
+# 90 us a row (phonenumbers, email-validator, the API's checks), so a slice holds the loop ~2 ms.
+# Parsing runs on the loop, in slices, rather than on a worker thread: a thread running Python code
+# competes for the GIL, and every time the loop waits for I/O it then waits up to the switch
+# interval (5 ms) to get the GIL back, so each of an offer's dozen loop wake-ups was late.
+PARSE_SLICE = 25
 EXPORT_BATCH = 500
+# Values per IN list of a look-up (far below PostgreSQL's 32,767 bind parameters).
+_IN_LIST = 500
 # An import's report lists this many errors at most (a file of 100,000 bad rows would otherwise make
 # a report of tens of megabytes); ``errors_total`` counts them all.
 MAX_REPORTED_ERRORS = 1000
@@ -311,7 +325,7 @@ class ParsedRow:
 
 @dataclass
 class Parser:
-    """Parses rows (pure CPU: run on a worker thread); remembers identities seen earlier in the file."""
+    """Parses rows (pure CPU: see :meth:`batch`); remembers identities seen earlier in the file."""
 
     header: list[str]
     delimiter: str
@@ -436,6 +450,26 @@ class Parser:
             ) from None
         return parsed, errors, count, reader.line_num
 
+    async def batch(
+        self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
+    ) -> tuple[list[ParsedRow], list[ImportRowError], int, int]:
+        """Parse up to ``size`` rows on the event loop, :data:`PARSE_SLICE` rows at a time with the
+        loop let run between slices (see :data:`PARSE_SLICE` for why not a thread): (valid rows,
+        errors, rows read, last line)."""
+        parsed: list[ParsedRow] = []
+        errors: list[ImportRowError] = []
+        count = 0
+        last_line = reader.line_num
+        while count < size:
+            good, bad, read, last_line = self.chunk(rows, reader, min(PARSE_SLICE, size - count))
+            parsed += good
+            errors += bad
+            count += read
+            if read == 0:
+                break
+            await asyncio.sleep(0)
+        return parsed, errors, count, last_line
+
 
 # ---------------------------------------------------------------------- checking rows against the store
 @dataclass(slots=True)
@@ -460,10 +494,10 @@ async def plan_batch(
     pairs = {(kind, value) for r in rows for kind, items in r.identities.items() for value, _ in items}
     holder: dict[tuple[str, str], int] = {}
     values = sorted({v for _, v in pairs})
-    for start in range(0, len(values), IMPORT_BATCH):
+    for start in range(0, len(values), _IN_LIST):
         for kind, value, customer_id in await s.execute(
             select(Identity.kind, Identity.value, Identity.customer_id).where(
-                Identity.value.in_(values[start : start + IMPORT_BATCH])
+                Identity.value.in_(values[start : start + _IN_LIST])
             )
         ):
             if (kind, value) in pairs:
@@ -859,7 +893,7 @@ class CustomerImportJob:
         valid = 0
         done = 0
         while True:
-            parsed, bad, count, _ = await asyncio.to_thread(parser.chunk, rows_iter, reader, IMPORT_BATCH)
+            parsed, bad, count, _ = await parser.batch(rows_iter, reader, CHECK_BATCH)
             if count == 0:
                 break
             done += count
@@ -954,9 +988,7 @@ class CustomerImportJob:
         bad_lines = {e.line for e in validated.errors}
         done = 0
         while True:
-            parsed, _, count, last_line = await asyncio.to_thread(
-                parser.chunk, rows_iter, reader, IMPORT_BATCH
-            )
+            parsed, _, count, last_line = await parser.batch(rows_iter, reader, IMPORT_BATCH)
             if count == 0:
                 break
             done += count
