@@ -99,10 +99,11 @@ CUSTOM_PREFIX = "custom:"
 # delimiter is not); separators inside a label's brackets do not count.
 LIST_SEPARATORS = (";", ",", "|")
 # Rows per write transaction. On SQLite a batch holds the database's one write lock from its first
-# INSERT to its COMMIT, and every contact the ACD commits meanwhile waits for it: at 500 rows a batch
-# held it 60-150 ms (offers waited as long, bench/import_job.py); at 100 it is a few milliseconds plus
-# the commit's fsync. Bind parameters per statement stay far below PostgreSQL's 32,767.
-IMPORT_BATCH = 100
+# INSERT to its COMMIT, and every contact the ACD commits meanwhile waits for it. Measured with
+# bench/import_job.py (parsing on the loop, waiters woken): 500-row batches held it 40-60 ms (p50),
+# 200 and 100 rows both ~20 ms — mostly the batch's fixed cost (its statements' hand-offs, the fsync)
+# — and 100 cost a third more CPU per row. Bind parameters stay far below PostgreSQL's 32,767.
+IMPORT_BATCH = 200
 # Rows the validation pass checks per look-up (reads only; one progress record each).
 CHECK_BATCH = 1000
 # Rows parsed on the event loop before it lets other work run (``await asyncio.sleep(0)``): about
