@@ -107,11 +107,12 @@ IMPORT_BATCH = 200
 # Rows the validation pass checks per look-up (reads only; one progress record each).
 CHECK_BATCH = 1000
 # Rows parsed on the event loop before it lets other work run (``await asyncio.sleep(0)``): about
-# 90 us a row (phonenumbers, email-validator, the API's checks), so a slice holds the loop ~2 ms.
+# 90 us a row (phonenumbers, email-validator, the API's checks), so a slice holds the loop ~1 ms
+# (25-row slices: offer p50 25-28 ms during bench/import_job.py --quick; 10 rows: 18-21 ms).
 # Parsing runs on the loop, in slices, rather than on a worker thread: a thread running Python code
 # competes for the GIL, and every time the loop waits for I/O it then waits up to the switch
 # interval (5 ms) to get the GIL back, so each of an offer's dozen loop wake-ups was late.
-PARSE_SLICE = 25
+PARSE_SLICE = 10
 EXPORT_BATCH = 500
 # Values per IN list of a look-up (far below PostgreSQL's 32,767 bind parameters).
 _IN_LIST = 500
