@@ -22,6 +22,12 @@ and the bad ones reported by line. The rows are then written in batches of :data
 each batch in its own transaction that also records the job's progress and checkpoint, so an import
 interrupted by a restart continues after its last committed batch (a row that became invalid since the
 validation pass — another user took its phone meanwhile — is reported, not written).
+
+**Beside live traffic.** The rows are parsed on the event loop in slices of :data:`PARSE_SLICE` rows
+(not on a thread, which would compete with the loop for the GIL), a batch is short enough to hold
+SQLite's write lock for about 20 ms, and after each batch the job pauses as long as the batch took
+(:data:`WRITE_PAUSE_RATIO`), so contacts keep their latency while a large file is imported
+(``bench/import_job.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import asyncio
 import csv
 import io
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,10 +64,13 @@ from .schemas import CustomerPatch, ImportReport, ImportRowError
 from .scope import creation_projects, customer_visible, where
 
 __all__ = [
+    "CHECK_BATCH",
     "CSV_COLUMNS",
     "EXPORT_JOB",
     "IMPORT_BATCH",
     "IMPORT_JOB",
+    "PARSE_SLICE",
+    "WRITE_PAUSE_RATIO",
     "CustomerCsv",
     "CustomerExportJob",
     "CustomerImportJob",
@@ -96,10 +106,29 @@ CUSTOM_PREFIX = "custom:"
 # Several identities or tags in one cell are separated by ';' (or ',' or '|', whichever the file's
 # delimiter is not); separators inside a label's brackets do not count.
 LIST_SEPARATORS = (";", ",", "|")
-# Rows per transaction: each batch holds SQLite's write lock for a few milliseconds, and the event
-# loop runs between batches; bind parameters per statement stay far below PostgreSQL's 32,767.
-IMPORT_BATCH = 500
+# Rows per write transaction. On SQLite a batch holds the database's one write lock from its first
+# INSERT to its COMMIT, and every contact the ACD commits meanwhile waits for it. Measured with
+# bench/import_job.py (parsing on the loop, waiters woken): 500-row batches held it 40-60 ms (p50),
+# 200 and 100 rows both ~20 ms — mostly the batch's fixed cost (its statements' hand-offs, the fsync)
+# — and 100 cost a third more CPU per row. Bind parameters stay far below PostgreSQL's 32,767.
+IMPORT_BATCH = 200
+# Rows the validation pass checks per look-up (reads only; one progress record each).
+CHECK_BATCH = 1000
+# Rows parsed on the event loop before it lets other work run (``await asyncio.sleep(0)``): about
+# 90 us a row (phonenumbers, email-validator, the API's checks), so a slice holds the loop ~1 ms
+# (25-row slices: offer p50 25-28 ms during bench/import_job.py --quick; 10 rows: 18-21 ms).
+# Parsing runs on the loop, in slices, rather than on a worker thread: a thread running Python code
+# competes for the GIL, and every time the loop waits for I/O it then waits up to the switch
+# interval (5 ms) to get the GIL back, so each of an offer's dozen loop wake-ups was late.
+PARSE_SLICE = 10
+# After each write batch the import pauses as long as the batch took, so it uses at most half of the
+# database's writer and of the disk's flushes: a contact committed just after a batch met fsyncs of
+# 50-90 ms while the import wrote flat out (offer p99 100-119 ms in bench/import_job.py --quick); paced,
+# 48-71 ms, at 70-85 % of the rows per second.
+WRITE_PAUSE_RATIO = 1.0
 EXPORT_BATCH = 500
+# Values per IN list of a look-up (far below PostgreSQL's 32,767 bind parameters).
+_IN_LIST = 500
 # An import's report lists this many errors at most (a file of 100,000 bad rows would otherwise make
 # a report of tens of megabytes); ``errors_total`` counts them all.
 MAX_REPORTED_ERRORS = 1000
@@ -311,7 +340,7 @@ class ParsedRow:
 
 @dataclass
 class Parser:
-    """Parses rows (pure CPU: run on a worker thread); remembers identities seen earlier in the file."""
+    """Parses rows (pure CPU: see :meth:`batch`); remembers identities seen earlier in the file."""
 
     header: list[str]
     delimiter: str
@@ -436,6 +465,26 @@ class Parser:
             ) from None
         return parsed, errors, count, reader.line_num
 
+    async def batch(
+        self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
+    ) -> tuple[list[ParsedRow], list[ImportRowError], int, int]:
+        """Parse up to ``size`` rows on the event loop, :data:`PARSE_SLICE` rows at a time with the
+        loop let run between slices (see :data:`PARSE_SLICE` for why not a thread): (valid rows,
+        errors, rows read, last line)."""
+        parsed: list[ParsedRow] = []
+        errors: list[ImportRowError] = []
+        count = 0
+        last_line = reader.line_num
+        while count < size:
+            good, bad, read, last_line = self.chunk(rows, reader, min(PARSE_SLICE, size - count))
+            parsed += good
+            errors += bad
+            count += read
+            if read == 0:
+                break
+            await asyncio.sleep(0)
+        return parsed, errors, count, last_line
+
 
 # ---------------------------------------------------------------------- checking rows against the store
 @dataclass(slots=True)
@@ -460,10 +509,10 @@ async def plan_batch(
     pairs = {(kind, value) for r in rows for kind, items in r.identities.items() for value, _ in items}
     holder: dict[tuple[str, str], int] = {}
     values = sorted({v for _, v in pairs})
-    for start in range(0, len(values), IMPORT_BATCH):
+    for start in range(0, len(values), _IN_LIST):
         for kind, value, customer_id in await s.execute(
             select(Identity.kind, Identity.value, Identity.customer_id).where(
-                Identity.value.in_(values[start : start + IMPORT_BATCH])
+                Identity.value.in_(values[start : start + _IN_LIST])
             )
         ):
             if (kind, value) in pairs:
@@ -859,7 +908,7 @@ class CustomerImportJob:
         valid = 0
         done = 0
         while True:
-            parsed, bad, count, _ = await asyncio.to_thread(parser.chunk, rows_iter, reader, IMPORT_BATCH)
+            parsed, bad, count, _ = await parser.batch(rows_iter, reader, CHECK_BATCH)
             if count == 0:
                 break
             done += count
@@ -954,15 +1003,14 @@ class CustomerImportJob:
         bad_lines = {e.line for e in validated.errors}
         done = 0
         while True:
-            parsed, _, count, last_line = await asyncio.to_thread(
-                parser.chunk, rows_iter, reader, IMPORT_BATCH
-            )
+            parsed, _, count, last_line = await parser.batch(rows_iter, reader, IMPORT_BATCH)
             if count == 0:
                 break
             done += count
             pending = [r for r in parsed if r.line > done_line]
             if not pending and last_line <= done_line:
                 continue  # committed before the restart (the parser still saw it: repeats are found)
+            started = time.monotonic()
             for attempt in range(1, BATCH_ATTEMPTS + 1):
                 try:
                     n_created, n_updated, fresh = await self._write_batch(
@@ -979,7 +1027,8 @@ class CustomerImportJob:
             if len(late) < MAX_REPORTED_ERRORS:
                 late.extend(fresh[: MAX_REPORTED_ERRORS - len(late)])
             checkpoint = job.checkpoint
-            await asyncio.sleep(0)  # the loop runs between batches
+            # The loop runs between batches, and the writer is left to others (WRITE_PAUSE_RATIO).
+            await asyncio.sleep((time.monotonic() - started) * WRITE_PAUSE_RATIO)
         return _report(
             dry_run=False,
             mode=mode,

@@ -21,7 +21,10 @@ SQLite's own busy handler would block the event loop while another connection ho
 so the connection's ``busy_timeout`` is 0 and a statement that meets the lock (``SQLITE_BUSY``) is
 retried with back-off, sleeping with ``asyncio.sleep`` between attempts, until :data:`BUSY_TIMEOUT_S`
 — the same wait the busy handler gave, without blocking the loop or a thread. A statement that failed
-with ``SQLITE_BUSY`` did nothing, so running it again is what the busy handler would have done.
+with ``SQLITE_BUSY`` did nothing, so running it again is what the busy handler would have done. When
+the lock's holder is a connection of this process (a background job's batch), its commit or rollback
+wakes the waiting statements at once: a contact's commit never sleeps through the back-off while an
+import takes the lock for its next batch.
 Commits have their own threads: they must never queue behind reads, or the writer everybody waits for
 could not finish.
 
@@ -53,7 +56,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["BUSY_TIMEOUT_S", "InlineConnection", "connect", "dbapi"]
+__all__ = ["BUSY_TIMEOUT_S", "InlineConnection", "connect", "dbapi", "waiting_writers"]
 
 T = TypeVar("T")
 
@@ -111,18 +114,63 @@ def _retry_busy(fn: Callable[..., T], *args: Any) -> T:
         delay = min(delay * 2, 0.05)
 
 
+# Per event loop, what its inline writers waiting for the write lock wait on: set (and dropped) when
+# a connection of this process releases the lock, so they retry at once, not at their next back-off.
+_released: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
+# The first and the longest back-off between two attempts of a waiting inline writer. A lock held by
+# a connection of this process wakes it when released (:func:`_lock_released`); the back-off is for
+# other processes (a ``frontoffice`` command on the same file).
+BUSY_RETRY_FIRST_S = 0.0005
+BUSY_RETRY_MAX_S = 0.02
+
+
+_waiting = 0
+
+
+def waiting_writers() -> int:
+    """How many inline statements are waiting for another connection's write lock just now."""
+    return _waiting
+
+
+def _lock_released() -> None:
+    """A connection of this process committed or rolled back: wake the inline writers waiting for the
+    write lock. Without it, a writer that found the lock taken slept its back-off (up to 20 ms) and
+    could wake while the holder — a background job writing batch after batch — held the lock again:
+    an offer waited through several of an import's batches (200 ms, ``bench/import_job.py``)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    event = _released.pop(loop, None)
+    if event is not None:
+        event.set()
+
+
 async def _retry_busy_async(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` inline, sleeping on the event loop while another connection holds the write lock."""
+    """Run ``fn`` inline, waiting on the event loop while another connection holds the write lock:
+    until a connection of this process releases it (:func:`_lock_released`), or the back-off."""
+    global _waiting
     deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.0005
+    delay = BUSY_RETRY_FIRST_S
+    loop = asyncio.get_running_loop()
     while True:
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or time.monotonic() >= deadline:
                 raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        released = _released.get(loop)
+        if released is None:
+            released = _released[loop] = asyncio.Event()
+        _waiting += 1
+        try:
+            async with asyncio.timeout(delay):
+                await released.wait()
+        except TimeoutError:
+            pass
+        finally:
+            _waiting -= 1
+        delay = min(delay * 2, BUSY_RETRY_MAX_S)
 
 
 def _execute_and_fetch(cursor: sqlite3.Cursor, sql: str, parameters: Any) -> list[Any]:
@@ -327,15 +375,22 @@ class InlineConnection:
     async def commit(self) -> None:
         conn = self._conn
         if conn.in_transaction:
-            await self._in_thread(_commits, partial(_retry_busy, conn.commit))
+            try:
+                await self._in_thread(_commits, partial(_retry_busy, conn.commit))
+            finally:
+                _lock_released()
 
     async def rollback(self) -> None:
         self._conn.rollback()
+        _lock_released()
 
     async def close(self) -> None:
         conn, self._connection = self._connection, None
         if conn is not None:
-            await self._in_thread(_commits, conn.close)
+            try:
+                await self._in_thread(_commits, conn.close)
+            finally:
+                _lock_released()
 
     def stop(self) -> None:
         """Close at once (SQLAlchemy's terminate, e.g. when the pool is disposed during shutdown)."""
@@ -458,6 +513,8 @@ class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
             connection._connection.rollback()
         except Exception as error:
             self._handle_exception(error)
+        finally:
+            _lock_released()
 
 
 class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from frontoffice.store import sqlite_async
 from frontoffice.store.database import create_engine, create_job_engine
 
 from ..conftest import eventually
@@ -73,6 +74,39 @@ async def test_a_write_waits_for_another_writers_lock(engine: AsyncEngine, tmp_p
     async with engine.connect() as conn:
         names = [row[0] for row in await conn.execute(text("SELECT name FROM items ORDER BY id"))]
     assert names == ["first", "second"]
+
+
+async def test_a_write_waiting_for_the_lock_retries_as_soon_as_a_connection_of_the_process_releases_it(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A contact's commit waiting behind an import's batch must not sleep through its back-off while
+    # the job takes the lock again: it is woken when the batch commits. With back-offs of an hour, the
+    # writer finishes only if it is woken.
+    monkeypatch.setattr(sqlite_async, "BUSY_RETRY_FIRST_S", 3600.0)
+    monkeypatch.setattr(sqlite_async, "BUSY_RETRY_MAX_S", 3600.0)
+    jobs = create_job_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    assert jobs is not None
+    async with engine.connect() as conn:  # the pool's connection is open before the lock is taken
+        await conn.execute(text("SELECT 1"))
+
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('contact')"))
+
+    try:
+        async with jobs.connect() as batch:
+            await batch.execute(text("INSERT INTO items (name) VALUES ('batch')"))  # holds the lock
+            writer = asyncio.create_task(write())
+            await eventually(sqlite_async.waiting_writers, "the writer finds the lock taken and waits")
+            assert not writer.done()
+            await batch.commit()
+            async with asyncio.timeout(30):  # far shorter than the back-off
+                await writer
+    finally:
+        await jobs.dispose()
+    async with engine.connect() as conn:
+        names = [row[0] for row in await conn.execute(text("SELECT name FROM items ORDER BY id"))]
+    assert names == ["batch", "contact"]
 
 
 async def test_a_long_read_answers_in_full(engine: AsyncEngine) -> None:
