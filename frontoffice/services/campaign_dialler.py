@@ -74,6 +74,11 @@ class DialPort(Protocol):
 
     def phone_registered(self, agent_id: int) -> bool: ...
 
+    def ready(self) -> bool:
+        """Whether the channel can place calls now: a standby voice node that has not taken the SIP
+        address over (docs/scaling.md, "Voice nodes") places none, so it claims no contact either."""
+        ...
+
     def place_preview(self, order: DialOrder, agent_id: int) -> None:
         """Preview: ring the agent's phone, then dial the contact and bridge."""
         ...
@@ -184,7 +189,7 @@ class CampaignDialler:
     async def run_once(self) -> int:
         """One round over the running campaigns; returns how many calls were placed."""
         port = self.port
-        if port is None:
+        if port is None or not port.ready():
             return 0
         placed = 0
         for campaign in await self.attempts.running():
@@ -268,7 +273,7 @@ class CampaignDialler:
         then their phone rings and the contact is dialled. Returns the call's interaction id."""
         actor.require("interactions.write")
         port = self.port
-        if port is None:
+        if port is None or not port.ready():
             raise Conflict("The voice channel is not running", error_id="voice-disabled")
         assert actor.user_id is not None
         if not port.phone_registered(actor.user_id):

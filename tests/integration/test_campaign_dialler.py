@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import wave
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -30,6 +31,7 @@ from .campaign_helpers import API, attempts_of, contacts_by_phone, create_campai
 from .sipp import audio
 from .sipp.audio import write_rtp_pcap
 from .sipp.runner import (
+    HOST,
     VoiceDesk,
     free_port,
     register_phone,
@@ -447,3 +449,50 @@ async def test_a_detected_machine_gets_the_campaigns_message_once_its_greeting_i
     # The message was played to its end after the greeting, and no agent was involved.
     assert row.attributes["amd_message_left"] is True and row.attributes["outcome"] == "voicemail"
     assert attempt.agent_id is None
+
+
+async def test_a_standby_voice_node_claims_and_places_no_campaign_call_until_it_holds_the_sip_address(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    tmp_path: Path,
+    carrier_port: int,
+) -> None:
+    """Its dialler would claim contacts and fail them (no transport to send the INVITE from), using up
+    their attempts while the active voice node dials them too (docs/scaling.md, "Voice nodes")."""
+    service = voice_service(
+        container,
+        recordings_dir=tmp_path / "recordings",
+        trunks=(crowd_trunk(carrier_port),),
+        region="RU",
+        standby=True,
+    )
+    active = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the active node holds the address
+    active.bind((HOST, service.endpoint.port))
+    container.voice = container.call_control = service
+    try:
+        await service.start()
+        container.attach_dialler()
+        desk = VoiceDesk(client, container, admin_headers)
+        await desk.setup(ENTRY)
+        await desk.agent("alice")  # signed in and available: a progressive campaign would dial for her
+        campaign_id = await create_campaign(
+            client, admin_headers, numbers=["+74951110010"], queue_id=desk.queue_id, trunk="carrier"
+        )
+        r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
+        assert r.status_code == 200, r.text
+        assert await container.dialler.run_once() == 0
+        assert await attempts_of(container, campaign_id) == []
+        contacts = await contacts_by_phone(container, campaign_id)
+        assert contacts["+74951110010"].state == "pending"
+
+        r = await client.post(f"{API}/campaigns/{campaign_id}/pause", headers=admin_headers)
+        assert r.status_code == 200, r.text  # (no carrier listens in this test)
+        active.close()  # the active node is gone: the standby takes the address over
+        await eventually(lambda: service.listening, "the standby listens")
+        assert service.campaign_calls.ready()
+    finally:
+        active.close()
+        await service.stop()
+        container.voice = container.call_control = None
+        container.attach_dialler()

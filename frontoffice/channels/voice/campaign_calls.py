@@ -136,6 +136,8 @@ class CampaignCalls:
         self._live: dict[int, set[_CampaignCall]] = {}  # campaign -> calls in progress
         # INVITEs sent since start (for bench/ and the logs).
         self.dialled = 0
+        # Set by the voice service once it serves (VoiceService._serve), cleared by stop().
+        self.serving = False
 
     # ------------------------------------------------------------------ the DialPort
     def room(self, trunk: str | None) -> int:
@@ -162,6 +164,11 @@ class CampaignCalls:
         self._live.setdefault(order.campaign_id, set()).add(call)
         self._by_interaction[order.interaction_id] = call
         self.endpoint.spawn(self._dial(call))
+
+    def ready(self) -> bool:
+        # The voice channel serves (address bound, media and trunks started): not a standby voice node
+        # waiting to take the address over, nor one stopping.
+        return self.serving
 
     def phone_registered(self, agent_id: int) -> bool:
         return bool(self.registrar.bindings(agent_id, self.endpoint.clock()))
@@ -221,6 +228,7 @@ class CampaignCalls:
         return interaction_id in self._by_interaction
 
     def stop(self) -> None:
+        self.serving = False
         for call in list(self._by_interaction.values()):
             self._hang_up(call)
 

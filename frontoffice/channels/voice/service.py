@@ -405,6 +405,7 @@ class VoiceService:
         self._qualify()
         await self.media.start()
         await self.trunking.start()
+        self.campaign_calls.serving = True  # the dialler may place calls through this node now
         log.info("SIP listening on %s:%s", self.host, self.port)
         self._lost_calls_task = asyncio.get_running_loop().create_task(
             self._close_lost_calls(), name="sip-lost-calls"
