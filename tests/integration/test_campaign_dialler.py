@@ -489,8 +489,9 @@ async def test_a_standby_voice_node_claims_and_places_no_campaign_call_until_it_
         r = await client.post(f"{API}/campaigns/{campaign_id}/pause", headers=admin_headers)
         assert r.status_code == 200, r.text  # (no carrier listens in this test)
         active.close()  # the active node is gone: the standby takes the address over
-        await eventually(lambda: service.listening, "the standby listens")
-        assert service.campaign_calls.ready()
+        # Ready once it serves: the address bound, then its media and trunks started.
+        await eventually(lambda: service.campaign_calls.ready(), "the standby serves")
+        assert service.listening
     finally:
         active.close()
         await service.stop()
