@@ -42,16 +42,17 @@ async def test_a_long_greeting_through_the_media_process_is_a_machine_and_then_i
         AmdParameters(after_greeting_silence=200), wav, decided.set_result, greeting_over.set
     )
     loop = asyncio.get_running_loop()
-    # The machine talks until the decision (the first frames may reach the child before the command).
-    n = 0
-    while not decided.done() and n < 1000:
+    # The child handles its commands in order: a session opened now is answered once it has the
+    # detector, so no frame below reaches it first.
+    barrier = await backend.open_session(lambda digit: None)
+    await barrier.close()
+    # The machine talks for 3 s of audio (the greeting limit is 1.5 s), then goes quiet.
+    for n in range(150):
         packet = build_rtp(0, n, 160 * n, 0x4242, _frame(loud=True))
         await loop.sock_sendto(caller, packet, ("127.0.0.1", session.caller_port))
-        n += 1
-        await asyncio.sleep(0)
     result = await asyncio.wait_for(decided, 10)
     assert (result.decision, result.cause) == (AmdDecision.MACHINE, AmdCause.LONG_GREETING)
-    # Then it goes quiet (sends nothing): its greeting is over.
+    # It sends nothing more: its greeting is over.
     await asyncio.wait_for(greeting_over.wait(), 10)
     with wave.open(str(wav)) as audio:
         assert audio.getframerate() == 8000 and audio.getnframes() * 1000 // 8000 >= result.ms
