@@ -13,8 +13,10 @@ phone's re-INVITE after an attended transfer went to the caller's media session 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -171,6 +173,50 @@ def music_to_caller(voice: VoiceService, call_id: int) -> Callable[[], bool]:
     return lambda: media.stats.music_packets > start + 10
 
 
+class _Transfer(NamedTuple):
+    """Two agents with linphonec phones; the customer connected to alice, who has paused them (the
+    customer hears music), and bob signed in: where both transfer tests start."""
+
+    desk: VoiceDesk
+    alice: LinphonePhone
+    bob: LinphonePhone
+    alice_id: int
+    bob_id: int
+    call_id: int
+    caller: asyncio.Task[SippResult]
+    start: int  # alice's output mark before the pause
+
+
+@contextlib.asynccontextmanager
+async def paused_by_alice(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    voice: VoiceService,
+    tmp: Path,
+) -> AsyncIterator[_Transfer]:
+    sipp = require_tool("sipp")
+    desk = VoiceDesk(client, container, admin_headers)
+    await desk.setup(NUMBER, wrap_up_s=30)
+    alice_id = await desk.agent("alice")
+    bob_id = await desk.agent("bob", login=False)  # signed in after the customer reached alice
+    async with (
+        linphone_phone(tmp / "alice", "alice", SIP_PASSWORD, voice.port) as alice,
+        linphone_phone(tmp / "bob", "bob", SIP_PASSWORD, voice.port) as bob,
+    ):
+        await registered(voice, alice, alice_id)
+        await registered(voice, bob, bob_id)
+        call_id, caller = await connected_call(sipp, container, voice, alice, alice_id)
+        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
+        assert r.status_code == 204
+        # Pause first, as a desk phone's Transfer key does: the customer hears music meanwhile.
+        start = alice.mark()
+        await alice.send("pause 1")
+        await alice.expect(r"Call 1 .* is now paused", after=start)
+        await eventually(music_to_caller(voice, call_id), "music on hold to the customer")
+        yield _Transfer(desk, alice, bob, alice_id, bob_id, call_id, caller, start)
+
+
 async def test_linphone_holds_and_resumes_the_caller_with_its_own_reinvite(
     client: httpx.AsyncClient,
     container: Container,
@@ -221,24 +267,8 @@ async def test_attended_transfer_from_linphone_hands_the_caller_to_the_colleague
     # RFC 5589 §7 with a real phone: alice's linphonec pauses the customer (call 1), calls bob's
     # extension (call 2, digest-challenged; bob's linphonec answers by itself), then
     # `transfer 1 --to-call 2`: REFER on the customer's dialog with Replaces naming call 2.
-    sipp = require_tool("sipp")
-    desk = VoiceDesk(client, container, admin_headers)
-    await desk.setup(NUMBER, wrap_up_s=30)
-    alice_id = await desk.agent("alice")
-    bob_id = await desk.agent("bob", login=False)  # signed in after the customer reached alice
-    async with (
-        linphone_phone(tmp_path / "alice", "alice", SIP_PASSWORD, voice.port) as alice,
-        linphone_phone(tmp_path / "bob", "bob", SIP_PASSWORD, voice.port) as bob,
-    ):
-        await registered(voice, alice, alice_id)
-        await registered(voice, bob, bob_id)
-        call_id, caller = await connected_call(sipp, container, voice, alice, alice_id)
-        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
-        assert r.status_code == 204
-        start = alice.mark()
-        await alice.send("pause 1")
-        await alice.expect(r"Call 1 .* is now paused", after=start)
-        await eventually(music_to_caller(voice, call_id), "music on hold to the customer")
+    transfer = paused_by_alice(client, container, admin_headers, voice, tmp_path)
+    async with transfer as (desk, alice, bob, alice_id, bob_id, call_id, caller, start):
         await alice.send(f"call sip:bob@{HOST}:{voice.port}")
         await alice.expect(r"Call 2 with .* connected", after=start)
         await bob.expect(r"Call 1 with .* connected")
@@ -283,25 +313,8 @@ async def test_blind_transfer_from_linphone_to_a_colleague_extension(
     # `transfer 1 sip:bob@...` on the paused customer: REFER without Replaces; the ACD reserves the
     # contact for bob, his linphonec rings and answers, alice's phone gets NOTIFY 200 and BYE, and the
     # customer, held by alice's phone until then, talks to bob.
-    sipp = require_tool("sipp")
-    desk = VoiceDesk(client, container, admin_headers)
-    await desk.setup(NUMBER, wrap_up_s=30)
-    alice_id = await desk.agent("alice")
-    bob_id = await desk.agent("bob", login=False)
-    async with (
-        linphone_phone(tmp_path / "alice", "alice", SIP_PASSWORD, voice.port) as alice,
-        linphone_phone(tmp_path / "bob", "bob", SIP_PASSWORD, voice.port) as bob,
-    ):
-        await registered(voice, alice, alice_id)
-        await registered(voice, bob, bob_id)
-        call_id, caller = await connected_call(sipp, container, voice, alice, alice_id)
-        r = await client.post(f"{API}/agent/login", json={}, headers=desk.headers["bob"])
-        assert r.status_code == 204
-        # Pause first, as a desk phone's Transfer key does: the customer hears music meanwhile.
-        start = alice.mark()
-        await alice.send("pause 1")
-        await alice.expect(r"Call 1 .* is now paused", after=start)
-        await eventually(music_to_caller(voice, call_id), "music on hold to the customer")
+    transfer = paused_by_alice(client, container, admin_headers, voice, tmp_path)
+    async with transfer as (desk, alice, bob, alice_id, bob_id, call_id, caller, start):
         await alice.send(f"transfer 1 sip:bob@{HOST}:{voice.port}")
         await alice.expect(r"Call 1 with .* ended", after=start)
         await bob.expect(r"Call 1 with .* connected")
