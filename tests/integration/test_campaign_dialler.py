@@ -32,6 +32,7 @@ from .sipp import audio
 from .sipp.audio import write_rtp_pcap
 from .sipp.runner import (
     HOST,
+    SippResult,
     VoiceDesk,
     free_port,
     register_phone,
@@ -76,11 +77,15 @@ async def voice(container: Container, tmp_path: Path, carrier_port: int) -> Asyn
     container.attach_dialler()
 
 
-def crowd(sipp: str, port: int, calls: int, timeout_s: float = 60) -> asyncio.Task[object]:
+def crowd(
+    sipp: str, port: int, calls: int, timeout_s: float = 60, scenario: str = "carrier_crowd.xml"
+) -> asyncio.Task[SippResult]:
+    """The called parties behind the carrier trunk: ``calls`` calls of ``scenario`` (a name under
+    sipp/ or a path), then sipp exits."""
     return asyncio.create_task(
         run_sipp(
             sipp,
-            "carrier_crowd.xml",
+            scenario,
             None,
             "-m",
             str(calls),
@@ -127,8 +132,8 @@ async def test_a_progressive_campaign_reaches_the_agent_records_every_outcome_an
     r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
     assert r.status_code == 200, r.text
     result = await carrier
-    assert result.returncode == 0, result.output  # type: ignore[attr-defined]
-    assert sipp_counts(result.output) == (5, 0)  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.output
+    assert sipp_counts(result.output) == (5, 0)
     assert (await phone).returncode == 0  # the agent's phone took both answered calls, one after the other
     await eventually(lambda: _finished(client, admin_headers, campaign_id), "the campaign is finished")
     contacts = await contacts_by_phone(container, campaign_id)
@@ -200,7 +205,7 @@ async def test_an_answered_call_with_no_agent_in_two_seconds_is_abandoned_and_he
     [order] = await container.campaign_attempts.claim(campaign_id, 1)
     voice.campaign_calls.place(order)
     result = await carrier
-    assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.output
     await eventually(lambda: _outcome(container, campaign_id, "abandoned"), "the attempt ended as abandoned")
     [attempt] = await attempts_of(container, campaign_id)
     assert attempt.answered_at is not None and attempt.ended_at is not None
@@ -247,7 +252,7 @@ async def test_a_notification_records_a_confirmation_and_puts_a_request_for_an_o
     await eventually(lambda: _bound(carrier_port), "the crowd listens")
     await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
     result = await carrier
-    assert result.returncode == 0, result.output  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.output
     assert (await phone).returncode == 0  # the operator's phone took the "2"
     await eventually(lambda: _finished(client, admin_headers, campaign_id), "the campaign is finished")
     contacts = await contacts_by_phone(container, campaign_id)
@@ -303,8 +308,8 @@ async def test_a_restart_mid_campaign_neither_redials_nor_skips_a_number(
         await eventually(lambda: _bound(port), "the crowd listens")
         await restarted.campaigns.move(Actor.system(), campaign_id, "resume")
         result = await carrier
-        assert result.returncode == 0, result.output  # type: ignore[attr-defined]
-        assert sipp_counts(result.output) == (4, 0)  # type: ignore[attr-defined]  # each number once
+        assert result.returncode == 0, result.output
+        assert sipp_counts(result.output) == (4, 0)  # each number once
         assert (await phones).returncode == 0
         await eventually(lambda: _finished_in(restarted, campaign_id), "the campaign is finished")
         attempts = await attempts_of(restarted, campaign_id)
@@ -363,9 +368,7 @@ async def test_answering_machine_detection_sends_a_long_greeting_to_voicemail_an
         trunk="carrier",
         settings={"ring_timeout_s": 5, "amd": True},
     )
-    carrier = asyncio.create_task(
-        run_sipp(sipp, str(scenario), None, "-m", "2", "-p", str(carrier_port), "-i", CARRIER, tail=6000)
-    )
+    carrier = crowd(sipp, carrier_port, 2, scenario=str(scenario))
     await eventually(lambda: _bound(carrier_port), "the called parties listen")
     r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
     assert r.status_code == 200, r.text
@@ -432,9 +435,7 @@ async def test_a_detected_machine_gets_the_campaigns_message_once_its_greeting_i
         settings={"ring_timeout_s": 5, "amd": True, "amd_machine_action": "message"},
     )
     await container.campaign_messages.render(campaign_id)
-    carrier = asyncio.create_task(
-        run_sipp(sipp, str(scenario), None, "-m", "1", "-p", str(carrier_port), "-i", CARRIER, tail=6000)
-    )
+    carrier = crowd(sipp, carrier_port, 1, scenario=str(scenario))
     await eventually(lambda: _bound(carrier_port), "the machine listens")
     r = await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
     assert r.status_code == 200, r.text
