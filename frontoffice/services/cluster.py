@@ -405,7 +405,7 @@ class ClusterNode:
     @property
     def ready(self) -> bool:
         """Whether this node can serve: on the bus, and leading or following a leader's state."""
-        return self.link.connected and (self._became_leader.is_set() or self.mirror.epoch > 0)
+        return self.link.connected and (self._leading or self.mirror.epoch > 0)
 
     @property
     def leader_epoch(self) -> int:
@@ -470,11 +470,9 @@ class ClusterNode:
         self.acd.mirror = None
         self._touched = _Touched()
         self._leading = True
+        self._became_leader.set()
         try:
             await self.work.start_routing()  # the rebuild publishes a full state (engine_listeners)
-            # Commands run here from now on: one taken during the rebuild would meet an engine that
-            # knows no queue yet (404 no-such-queue to a client whose request should wait, or 503).
-            self._became_leader.set()
             self._leader_subs = [
                 await self.link.subscribe(self.subjects["commands"], self._command),
                 await self.link.subscribe(self.subjects["snapshot"], self._snapshot_asked),
@@ -557,16 +555,7 @@ class ClusterNode:
         deadline = loop.time() + FORWARD_WAIT_S
         while True:
             if self._leading:
-                if self._became_leader.is_set():
-                    return await self.acd.execute(command)
-                # Leading, the engine still rebuilding from the store: wait for it, within the deadline.
-                try:
-                    await asyncio.wait_for(
-                        self._became_leader.wait(), timeout=max(0.0, deadline - loop.time())
-                    )
-                except TimeoutError:
-                    raise _no_leader() from None
-                continue
+                return await self.acd.execute(command)
             try:
                 msg = await self.link.client.request(
                     self.subjects["commands"], payload, timeout=COMMAND_TIMEOUT_S
