@@ -149,6 +149,13 @@ class RemoteAcd(Protocol):
     def lease_lost(self) -> None:
         """A fenced transaction found a newer epoch: stop routing now."""
 
+    @property
+    def epoch(self) -> int | None:
+        """The leadership this node holds (None while it does not lead)."""
+
+    def leads(self, epoch: int | None) -> bool:
+        """Whether this node still holds the leadership ``epoch``."""
+
 
 def queue_config(queue: Queue) -> r.QueueConfig:
     """The engine's view of a stored queue (``queue.config`` was validated when saved)."""
@@ -405,12 +412,19 @@ class AcdService:
         remote = self.remote
         if remote is not None and not remote.leading:
             return cast(T, await remote.forward(command))
+        epoch = None if remote is None else remote.epoch
         try:
             return await self.execute_here(command)
         except LeaseLost:
             if remote is None:
                 raise
             remote.lease_lost()  # nothing of the command was committed: the new leader runs it
+            return cast(T, await remote.forward(command))
+        except DomainError:
+            # Refused after this node's leadership ended (its step-down empties the engine): nothing
+            # was committed, the new leader decides. A refusal while it still leads stands.
+            if remote is None or remote.leads(epoch):
+                raise
             return cast(T, await remote.forward(command))
 
     async def execute_here(self, command: AcdCommand[T]) -> T:

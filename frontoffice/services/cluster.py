@@ -398,6 +398,10 @@ class ClusterNode:
     def leading(self) -> bool:
         return self._leading
 
+    def leads(self, epoch: int | None) -> bool:
+        """Whether this node still holds the leadership ``epoch`` (a command's, taken when it began)."""
+        return self._leading and epoch is not None and self.epoch == epoch
+
     @property
     def bus_connected(self) -> bool:
         return self.link.connected
@@ -612,7 +616,10 @@ class ClusterNode:
             self.lease_lost()
             reply = ("not-leader",)
         except DomainError as exc:
-            reply = ("error", RemoteError.of(exc))
+            # A refusal met after this leadership ended may come from the step-down (the engine is
+            # emptied, so a queue is "not found"): the command committed nothing, the next leader
+            # runs it (the sender asks again). While this node still leads, the refusal stands.
+            reply = ("error", RemoteError.of(exc)) if self.leads(epoch) else ("not-leader",)
         except IntegrityError as exc:
             # Two requests with one key met at a unique key: the caller looks the first one up.
             reply = ("integrity", str(exc.orig)[:500])
