@@ -12,8 +12,9 @@ def open_planning(context: Any, server: Server, lang: str) -> Any:
     page = sign_in(context, server, "supervisor", "/wallboard")
     page.goto(f"{server.url}/planning")
     page.locator(f'header.topbar a[lang="{lang}"]').click()
-    page.wait_for_function(f"() => document.documentElement.lang === '{lang}'")
-    page.locator("#staff-form").wait_for()
+    # A locator, not a script: the click reloads the page, and a script run between the two documents
+    # finds no <html> element at all (CI saw "Cannot read properties of null (reading 'lang')").
+    page.locator(f'html[lang="{lang}"] #staff-form').wait_for()
     return page
 
 
