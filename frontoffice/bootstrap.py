@@ -77,7 +77,7 @@ from frontoffice.services.ticket_conversation import TicketConversation
 from frontoffice.services.ticket_outbound import TicketOutbound
 from frontoffice.services.ticket_work import TicketWork
 from frontoffice.services.tickets import TicketService
-from frontoffice.services.voice_calls import CallControl, VoiceCalls
+from frontoffice.services.voice_calls import CallControl, SilentNodeSweep, VoiceCalls
 from frontoffice.services.wallboard import WallboardView
 from frontoffice.services.web_forms import CaptchaVerifier, FormRateLimit, WebForms
 from frontoffice.services.webhooks import WebhookRecorder, Webhooks, WebhookSender
@@ -160,6 +160,8 @@ class Container:
     # SQLite: the jobs' engine, whose statements run on worker threads (store/database.py).
     job_engine: AsyncEngine | None = None
     voice_calls: VoiceCalls | None = None
+    # In a cluster, the leader's sweep closing the calls of voice nodes that went silent.
+    silent_voice_nodes: SilentNodeSweep | None = None
     voice: VoiceService | None = None
     # The web layer's way to the running voice channel (the VoiceService, by its CallControl face).
     call_control: CallControl | None = None
@@ -211,12 +213,16 @@ class Container:
         await self.fallback.recover()  # actions decided but not done when the server stopped
         await self.calendars.start()
         await self.sla.start()
+        if self.silent_voice_nodes is not None:
+            await self.silent_voice_nodes.start()
         if self.settings.outbox_worker and self.cluster is None:
             await self.outbox.start()
 
     async def stop_routing(self) -> None:
         if self.cluster is None:
             await self.outbox.stop()
+        if self.silent_voice_nodes is not None:
+            await self.silent_voice_nodes.stop()
         await self.sla.stop()
         await self.calendars.stop()
         await self.callbacks.stop()
@@ -615,6 +621,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         campaign_messages=campaign_messages,
         dialler=dialler,
         voice_calls=voice_calls,
+        silent_voice_nodes=(
+            None if cluster is None else SilentNodeSweep(voice_calls, settings.voice_node_silent_after_s)
+        ),
         voice=voice,
         call_control=voice,
         smtp=_smtp_server(settings, email),

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         description="A standby voice node: start without the SIP address and take it as soon as it can be "
         "bound (keepalived moved it here, or the active voice node died); docs/scaling.md",
     )
+    voice_node_silent_after_s: float = Field(
+        default=15.0,
+        ge=2.0,
+        le=3600.0,
+        description="In a cluster: a voice node not heard of (no heartbeat) for this long is dead, and the "
+        "routing leader closes the calls it left up as lost (lost_node_failure), freeing their agents; "
+        "docs/scaling.md",
+    )
     sip_realm: str = Field(
         default="frontoffice",
         min_length=1,

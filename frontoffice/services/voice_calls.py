@@ -9,6 +9,7 @@ customer is found, or created, before the ACD offers the contact).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import uuid
@@ -76,6 +77,7 @@ __all__ = [
     "InboundCall",
     "IvrMenu",
     "LiveCall",
+    "SilentNodeSweep",
     "SipAccount",
     "SipCredentialsIn",
     "SipCredentialsOut",
@@ -507,51 +509,85 @@ class VoiceCalls:
         """
         if self.sip_address is None:
             return []
-        open_states = [St.NEW.value, St.QUEUED.value, St.OFFERED.value, St.CONNECTED.value]
-        now = self.now()
         async with self.sessions() as s:
-            rows = await s.scalars(
-                select(Interaction).where(
-                    Interaction.channel == Channel.VOICE.value,
-                    Interaction.direction == "inbound",
-                    Interaction.state.in_(open_states),
-                )
-            )
             lost = [
                 i
-                for i in rows
+                for i in await self._open_inbound_calls(s)
                 if (i.attributes or {}).get("sip_address") == self.sip_address
                 and (i.attributes or {}).get("voice_run") != self.run_id
             ]
-            nodes = {str((i.attributes or {}).get("voice_node") or "") for i in lost} - {"", self.node}
-            heartbeats = dict(
-                (
-                    await s.execute(select(NodeRow.node, NodeRow.heartbeat_at).where(NodeRow.node.in_(nodes)))
-                ).all()
+            nodes = {_voice_node(i) for i in lost} - {"", self.node}
+            heartbeats = await self._heartbeats(s, nodes)
+        return await self._close_lost(lost, {node: at for node, (at, _) in heartbeats.items()})
+
+    async def close_calls_of_silent_nodes(self, silent_after_s: float) -> list[int]:
+        """Close the calls of voice nodes not heard of for ``silent_after_s`` (their heartbeat in the
+        cluster's node table is older, or they stopped), as :meth:`close_lost_calls` does for the node
+        that takes a dead node's address over — for when none does (no standby voice node, or it is
+        down too). Run by the routing leader (scheduled work); without it an agent stayed busy on a
+        call that had died with its node, and the caller's record said it was still up."""
+        cutoff = self.now().timestamp() - silent_after_s
+        async with self.sessions() as s:
+            calls = [i for i in await self._open_inbound_calls(s) if _voice_node(i) not in ("", self.node)]
+            heartbeats = await self._heartbeats(s, {_voice_node(i) for i in calls})
+        silent = {
+            node: at
+            for node, (at, role) in heartbeats.items()
+            if role == "stopped" or _aware(at).timestamp() < cutoff
+        }
+        return await self._close_lost([i for i in calls if _voice_node(i) in silent], silent)
+
+    @staticmethod
+    async def _open_inbound_calls(s: AsyncSession) -> list[Interaction]:
+        open_states = [St.NEW.value, St.QUEUED.value, St.OFFERED.value, St.CONNECTED.value]
+        rows = await s.scalars(
+            select(Interaction).where(
+                Interaction.channel == Channel.VOICE.value,
+                Interaction.direction == "inbound",
+                Interaction.state.in_(open_states),
             )
+        )
+        return list(rows)
+
+    @staticmethod
+    async def _heartbeats(s: AsyncSession, nodes: set[str]) -> dict[str, tuple[datetime, str]]:
+        """The last heartbeat and role of each of ``nodes`` that has a row in the node table."""
+        if not nodes:
+            return {}
+        rows = await s.execute(
+            select(NodeRow.node, NodeRow.heartbeat_at, NodeRow.role).where(NodeRow.node.in_(nodes))
+        )
+        return {node: (at, role) for node, at, role in rows.all()}
+
+    async def _close_lost(self, lost: list[Interaction], heard: Mapping[str, datetime]) -> list[int]:
+        """Close ``lost`` calls (see :meth:`close_lost_calls`); ``heard``: when each dead node was last
+        heard of. The ACD's command comes first and is the claim: of two nodes closing the same call
+        (the one taking the address over and the leader's sweep), the second finds it closed and
+        writes nothing, so no call gets its lost legs twice."""
+        now = self.now()
         closed = []
         for i in lost:
             attributes = i.attributes or {}
             start = _aware(i.created_at)
-            died = heartbeats.get(str(attributes.get("voice_node") or ""))
+            died = heard.get(_voice_node(i))
             ended = min(now, max(_aware(died), _aware(i.connected_at or i.created_at))) if died else now
             connected = i.state == St.CONNECTED.value
-            legs = [_lost_leg("caller", str(attributes.get("sip_call_id") or ""), start, ended, None)]
-            if connected and i.agent_id is not None and i.connected_at is not None:
-                legs.append(_lost_leg("agent", "", _aware(i.connected_at), ended, i.agent_id))
-            for leg in legs:
-                await self.record_leg(i.id, leg, ended)
             step: EngineCommand = (
                 FinishContact(str(i.id)) if connected else WithdrawContact(str(i.id), cause=LOST_NODE_FAILURE)
             )
             try:
                 await self.acd.execute(step)
-            except DomainError as exc:  # the engine no longer has it (ended meanwhile)
-                log.warning(
-                    "a lost call could not be closed in the ACD",
+            except DomainError as exc:  # the engine no longer has it (ended meanwhile, or closed by another)
+                log.info(
+                    "a lost call was closed already",
                     extra={"interaction": i.id, "error": str(exc)},
                 )
                 continue
+            legs = [_lost_leg("caller", str(attributes.get("sip_call_id") or ""), start, ended, None)]
+            if connected and i.agent_id is not None and i.connected_at is not None:
+                legs.append(_lost_leg("agent", "", _aware(i.connected_at), ended, i.agent_id))
+            for leg in legs:
+                await self.record_leg(i.id, leg, ended)
             # After the ACD's command, which runs on the leader once it has rebuilt its engine: a
             # rebuild running meanwhile rewrites the rows it read, attributes included.
             await self.annotate(i.id, call_lost=LOST_NODE_FAILURE, lost_at=ended.isoformat())
@@ -801,6 +837,39 @@ class VoiceCalls:
         return language or None
 
 
+class SilentNodeSweep:
+    """The routing leader's periodic :meth:`VoiceCalls.close_calls_of_silent_nodes` (scheduled work:
+    started and stopped with the leadership, so it runs once per cluster)."""
+
+    def __init__(self, calls: VoiceCalls, silent_after_s: float) -> None:
+        self.calls = calls
+        self.silent_after_s = silent_after_s
+        # Looked at three times within the silence, so a dead node's calls close within 4/3 of it.
+        self.interval_s = max(0.2, silent_after_s / 3)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="voice-silent-nodes")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.calls.close_calls_of_silent_nodes(self.silent_after_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away, or the leadership moved: the next turn retries
+                log.exception("closing the calls of silent voice nodes failed")
+
+
 @dataclass(eq=False, slots=True)
 class CallStep(AcdCommand[list[r.Output]]):
     """An engine step of a call that takes along the call legs finished so far, written in its
@@ -938,6 +1007,11 @@ class CallControl(Protocol):
         """Ring the agent's phone, then dial ``number``; returns the outbound interaction's id."""
 
     def trunk_states(self) -> list[TrunkState]: ...
+
+
+def _voice_node(call: Interaction) -> str:
+    """The voice node that took ``call`` (recorded with it when it arrived)."""
+    return str((call.attributes or {}).get("voice_node") or "")
 
 
 def _aware(at: datetime) -> datetime:

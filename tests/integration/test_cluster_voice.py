@@ -220,3 +220,76 @@ async def test_a_voice_node_that_does_not_route_rings_the_agents_phone_offered_b
     assert caller.returncode == 0, caller.output
     answered = await asyncio.wait_for(phone, 60)
     assert answered.returncode == 0, answered.output
+
+
+async def test_the_leader_closes_the_calls_of_a_voice_node_that_died_when_no_node_takes_its_address(
+    cluster: Cluster,
+) -> None:
+    """No standby voice node: the routing leader notices the voice node's silence (no heartbeat for
+    ``voice_node_silent_after_s``) and closes its calls as lost, so the agent is free again. While the
+    voice node lives, its calls are left alone."""
+    sipp = require_tool("sipp")
+    sip_port = free_port()
+    address = f"{HOST}:{sip_port}"
+    silent_after_s = 3.0
+    cluster.env |= {"FRONTOFFICE_VOICE_NODE_SILENT_AFTER_S": str(silent_after_s)}
+    leader = (await asyncio.to_thread(cluster.start, 1))[0]
+    assert (await cluster.leader()) is leader
+    cluster.env |= _voice_env(sip_port)
+    voice = (await asyncio.to_thread(cluster.start, 1))[0]
+    queue = await _setup_voice(cluster, leader, "agent1")
+    phone_port = free_port()
+    registered = await run_sipp(
+        sipp, "register.xml", address, *phone_args("agent1", SIP_PASSWORD, phone_port)
+    )
+    assert registered.returncode == 0, registered.output
+    await _agent(cluster, leader, "agent1")
+    up: list[asyncio.Task[Any]] = [await start_phone(sipp, "agent_phone.xml", phone_port)]
+    try:
+        up.append(
+            asyncio.create_task(run_sipp(sipp, "caller_waits_bye.xml", address, "-m", "1", "-s", NUMBER))
+        )
+        talking = await eventually(lambda: _newest_call(cluster, leader, "connected"), "a call is connected")
+        connected_at = datetime.fromisoformat((await _interaction(cluster, leader, talking))["connected_at"])
+
+        # The voice node lives: its heartbeats go on past the silence and a sweep after it, and the
+        # leader leaves its call alone.
+        async def heard_well_after_the_call() -> bool:
+            [(heartbeat,)] = await admin_sql(
+                f"SELECT heartbeat_at FROM cluster_nodes WHERE node = '{voice.name}'", cluster.database_url
+            )
+            return bool((heartbeat.replace(tzinfo=UTC) - connected_at).total_seconds() > 2 * silent_after_s)
+
+        await eventually(heard_well_after_the_call, "the voice node's heartbeats go on", timeout_s=30)
+        call = await _interaction(cluster, leader, talking)
+        assert call["state"] == "connected" and "call_lost" not in call["attributes"], call
+
+        voice.kill9()
+
+        async def closed() -> bool:
+            call = await _interaction(cluster, leader, talking)
+            return call["attributes"].get("call_lost") == "lost_node_failure" and call["state"] in (
+                "wrap_up",
+                "done",
+            )
+
+        await eventually(closed, "the leader closed the dead node's call", timeout_s=30)
+        legs = (await _interaction(cluster, leader, talking, "/call-records"))["legs"]
+        assert sorted((leg["leg"], leg["cause"]) for leg in legs) == [
+            ("agent", "lost_node_failure"),
+            ("caller", "lost_node_failure"),
+        ], legs
+        # Ended when the node was last heard of, not when its silence was noticed.
+        [(heartbeat,)] = await admin_sql(
+            f"SELECT heartbeat_at FROM cluster_nodes WHERE node = '{voice.name}'", cluster.database_url
+        )
+        assert {datetime.fromisoformat(leg["ended_at"]) for leg in legs} == {heartbeat.replace(tzinfo=UTC)}
+        async with httpx.AsyncClient(base_url=leader.url, timeout=15) as client:
+            figures = (await client.get(f"{API}/stats/live", headers=cluster.headers("admin"))).json()
+        mine = next(f for f in figures["queues"] if int(f["queue_id"]) == queue)
+        assert mine["answered"] == 1, mine
+    finally:
+        for task in up:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
