@@ -416,8 +416,8 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
             commit_followers=(stats.committed,),  # a standby's live figures follow the leader's
         )
         commits.subscribe(cluster.committed)
-    # Outgoing integrations (webhooks, screen-pop lookups, SMS HTTP gateways, Telegram Bot API
-    # servers, the captcha check) reach public addresses and the allowed networks only (SSRF).
+    # Outgoing integrations (webhooks, screen-pop lookups, SMS HTTP gateways and SMPP links, Telegram
+    # Bot API servers, the captcha check) reach public addresses and the allowed networks only (SSRF).
     egress = EgressPolicy.from_setting(settings.integrations_allowed_networks)
     contact_center = ContactCenter(acd, crm, interactions, clock=clock, egress=egress)
     fallback = FallbackActions(sessions, interactions, clock=clock)
@@ -466,7 +466,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     channels.register(ChatPort(sessions, bus))
     # SMS (SMPP links per entry point) and Telegram bots: their senders deliver agents' answers.
     messaging = Messaging(conversations, clock=clock, region=settings.default_region)
-    sms = SmsChannel(messaging)
+    sms = SmsChannel(messaging, egress=egress)
     telegram = TelegramChannel(messaging, egress=egress)
     outbox.register(SmsSender(messaging, sms, egress=egress))
     # Entry points created or changed through the admin API start, restart or stop their links and

@@ -2,10 +2,10 @@
 (``integrations_allowed_networks``; ``docs/integrations.md``, "Internal addresses").
 
 The URLs of outgoing integrations — webhook subscriptions, screen-pop lookups, SMS HTTP gateways
-(``sms.http.url``), Telegram Bot API servers (``telegram.base_url``) — are chosen by administrators
-through the API; without this check such a URL is a way to make the server send requests to itself,
-to the hosts of its own network, or to a cloud's metadata service (``169.254.169.254``) — a
-server-side request forgery (SSRF). So:
+(``sms.http.url``), Telegram Bot API servers (``telegram.base_url``) — and the SMS centers of SMPP
+links (``sms.smpp.host``) are chosen by administrators through the API; without this check such an
+address is a way to make the server send requests to itself, to the hosts of its own network, or to
+a cloud's metadata service (``169.254.169.254``) — a server-side request forgery (SSRF). So:
 
 * **At configuration time** (:meth:`EgressPolicy.check_url`) the URL's host is resolved and every
   address it names must be allowed; otherwise the API answers ``422`` at the field
@@ -18,8 +18,12 @@ server-side request forgery (SSRF). So:
 
 Every outgoing HTTP request of an integration goes through :class:`GuardedTransport`, those of
 URLs from the settings file too (``screen_pop_url``, ``captcha_verify_url``): one rule for all, one
-setting to allow a LAN server. The operator's mail and telephony settings (SMTP relay, IMAP, SIP
-trunks) are not integrations an administrator types in, and are not checked.
+setting to allow a LAN server. The one integration that is not HTTP, an SMS entry point's SMPP link
+(``sms.smpp.host``/``port``, a raw TCP connection), has the same two checks:
+:meth:`EgressPolicy.check_host` when it is saved (:func:`host_refused`) and
+:meth:`EgressPolicy.open_connection` at every connection. The operator's mail and telephony
+settings (SMTP relay, IMAP, SIP trunks) are not integrations an administrator types in, and are not
+checked.
 
 An address is allowed when it is public (globally routable unicast) or inside one of the allowed
 networks. Loopback, link-local, private (RFC 1918, RFC 4193), shared (RFC 6598), unspecified,
@@ -53,6 +57,7 @@ __all__ = [
     "EgressPolicy",
     "GuardedTransport",
     "Resolver",
+    "host_refused",
     "refusal_of",
     "refused_reason",
     "system_resolver",
@@ -174,6 +179,13 @@ class EgressPolicy:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             port = 80
+        await self.check_host(host, port)
+
+    async def check_host(self, host: str, port: int) -> None:
+        """The configuration-time check of a TCP peer (an SMPP link's ``host``/``port``): refuse
+        (:class:`AddressRefused`) a host that is or resolves to an address that is not allowed. A name
+        that does not resolve now (or not within :data:`CONFIG_RESOLVE_TIMEOUT_S`) passes: it is
+        checked again at every connection (:meth:`open_connection`)."""
         try:
             async with asyncio.timeout(CONFIG_RESOLVE_TIMEOUT_S):
                 await self.checked_addresses(host, port)
@@ -181,6 +193,28 @@ class EgressPolicy:
             raise
         except (OSError, TimeoutError, httpcore.ConnectError, UnicodeError):
             return
+
+    async def open_connection(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection (asyncio streams) to ``host``:``port``, made only to a checked address: the
+        TCP counterpart of :class:`GuardedTransport`, for integrations that are not HTTP (an SMPP
+        link). ``host`` is resolved once, every address is checked, and the connection goes to the
+        address itself — never to the name, which a second lookup could resolve elsewhere (DNS
+        rebinding). Addresses are tried in the resolver's order.
+
+        Raises :class:`AddressRefused` (nothing was connected), ``httpcore.ConnectError`` (the name
+        has no address) or ``OSError`` (the lookup or every connection failed; the last one's error).
+        The caller bounds the time (``asyncio.wait_for``)."""
+        addresses = await self.checked_addresses(host, port)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return await asyncio.open_connection(address, port)
+            except OSError as exc:
+                last = exc
+        assert last is not None
+        raise last
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -268,9 +302,23 @@ def refused_reason(exc: BaseException) -> str | None:
 
 
 def url_refused(exc: AddressRefused, field: str | Sequence[str] = "url") -> InvalidInput:
-    """The API's answer to a URL of an internal address: 422 at ``field`` (a name, or the path of a
-    nested one: ``("sms", "http", "url")``), as a schema error is. The field's message is in the
-    request's language (the admin console shows it under the field as it is)."""
+    """The API's answer to a URL of an internal address: 422 ``url-not-allowed`` at ``field`` (a
+    name, or the path of a nested one: ``("sms", "http", "url")``), as a schema error is. The field's
+    message is in the request's language (the admin console shows it under the field as it is)."""
+    return _refused(
+        exc, field, "url-not-allowed", N_("The URL points to an address outgoing integrations may not reach")
+    )
+
+
+def host_refused(exc: AddressRefused, field: str | Sequence[str] = "host") -> InvalidInput:
+    """:func:`url_refused` for a host that is not a URL's (an SMPP link's ``("sms", "smpp", "host")``):
+    422 ``host-not-allowed`` at ``field``, its message in the request's language."""
+    return _refused(
+        exc, field, "host-not-allowed", N_("The host is an address outgoing integrations may not reach")
+    )
+
+
+def _refused(exc: AddressRefused, field: str | Sequence[str], error_id: str, summary: str) -> InvalidInput:
     path = [field] if isinstance(field, str) else list(field)
     named = exc.address if exc.host == exc.address else f"{exc.host} ({exc.address})"
     message = gettext(
@@ -278,9 +326,9 @@ def url_refused(exc: AddressRefused, field: str | Sequence[str] = "url") -> Inva
         "setting {setting}"
     ).format(address=named, why=gettext(exc.why), setting=SETTING_NAME)
     return InvalidInput(
-        "The URL points to an address outgoing integrations may not reach",
-        error_id="url-not-allowed",
-        errors=[{"loc": ["body", *path], "type": "url-not-allowed", "message": message}],
+        summary,  # translated at the API's boundary, as every error's message is
+        error_id=error_id,
+        errors=[{"loc": ["body", *path], "type": error_id, "message": message}],
         address=exc.address,
         setting=SETTING_NAME,
     )

@@ -50,7 +50,7 @@ from .acd_schemas import (
 )
 from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
-from .egress import AddressRefused, EgressPolicy, url_refused
+from .egress import AddressRefused, EgressPolicy, host_refused, url_refused
 from .email_settings import email_settings
 from .messaging_settings import (
     SmsSettings,
@@ -151,7 +151,7 @@ class RoutingAdmin:
 
     async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
-        await self._check_urls(data)
+        await self._check_addresses(data)
         try:
             out = await self._create_entry_point(actor, data)
         finally:
@@ -190,7 +190,7 @@ class RoutingAdmin:
 
     async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
-        await self._check_urls(data)
+        await self._check_addresses(data)
         try:
             out = await self._update_entry_point(actor, entry_id, data)
         finally:
@@ -216,10 +216,18 @@ class RoutingAdmin:
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
 
-    async def _check_urls(self, data: EntryPointIn) -> None:
-        """Refuse (422 at the field) an SMS gateway URL or a Bot API server URL on an internal
-        address: the server would send requests there (SSRF). Resolved before the transaction, so a
-        slow DNS answer holds no lock; checked again at each connection (DNS rebinding)."""
+    async def _check_addresses(self, data: EntryPointIn) -> None:
+        """Refuse (422 at the field) an SMS gateway URL, an SMPP link's SMS center or a Bot API
+        server URL on an internal address: the server would connect there (SSRF). Resolved before
+        the transaction, so a slow DNS answer holds no lock; checked again at each connection (DNS
+        rebinding)."""
+        if data.sms is not None and data.sms.smpp is not None:
+            # Whatever the gateway: the block is stored as sent, and an admin input all the same.
+            smpp = data.sms.smpp
+            try:
+                await self.egress.check_host(smpp.host, smpp.port)
+            except AddressRefused as exc:
+                raise host_refused(exc, ("sms", "smpp", "host")) from None
         urls: list[tuple[str, tuple[str, ...]]] = []
         if data.sms is not None and data.sms.http is not None:
             # The template's variables stand for values; only the host matters here.

@@ -60,10 +60,12 @@ class SmppEntryPoint:
 class SmsChannel:
     """The SMPP links of the SMS entry points (started with the node). :meth:`reload` (called after
     an entry point is created or changed through the admin API) starts new links, restarts changed
-    ones and stops removed ones, without a restart of the node."""
+    ones and stops removed ones, without a restart of the node. A link connects only to the
+    addresses ``egress`` allows (its :attr:`SmppClient.refused` says when it was refused)."""
 
-    def __init__(self, messaging: Messaging) -> None:
+    def __init__(self, messaging: Messaging, *, egress: EgressPolicy | None = None) -> None:
         self.messaging = messaging
+        self.egress = egress or EgressPolicy()
         self.links: dict[int, SmppClient] = {}
         self._configs: dict[int, tuple[str, dict[str, Any]]] = {}
         self._running = False
@@ -95,6 +97,7 @@ class SmsChannel:
                         smpp_link({"sms": {"smpp": smpp}}),
                         SmppEntryPoint(self.messaging, ep_id, address),
                         name=address,
+                        egress=self.egress,
                     )
                     self.links[ep_id], self._configs[ep_id] = client, (address, smpp)
                     await client.start()
