@@ -11,12 +11,12 @@ the dedupe on ``<chat id>:<message id>``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import httpx
 
+from frontoffice.aio import cancel_and_wait
 from frontoffice.services.channel_contract import InboundAttachment
 from frontoffice.services.egress import EgressPolicy, GuardedTransport, refused_reason
 from frontoffice.services.messaging import Messaging
@@ -63,10 +63,7 @@ class TelegramBot:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.api.aclose()
 
     async def _run(self) -> None:
