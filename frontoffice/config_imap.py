@@ -3,11 +3,15 @@ environment) read into an email entry point (docs/email.md)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["ImapMailboxSettings"]
+__all__ = ["IMAP_PORTS", "ImapMailboxSettings"]
+
+# The port each security setting implies when none is given: RFC 8314 (993, IMAP over TLS) and
+# RFC 9051 (143, IMAP, where STARTTLS upgrades the connection).
+IMAP_PORTS = {"tls": 993, "starttls": 143, "none": 143}
 
 
 class ImapMailboxSettings(BaseModel):
@@ -20,9 +24,16 @@ class ImapMailboxSettings(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$", description="Name in logs and the state table")
     host: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=993, ge=1, le=65535)
-    security: Literal["tls", "none"] = Field(
-        default="tls", description="tls: IMAPS (993, what providers offer); none: plain (loopback only)"
+    port: int = Field(
+        default=993, ge=1, le=65535, description="Default: 993 with security tls, else 143 (IMAP_PORTS)"
+    )
+    # The SMTP relay's words (smtp_relay_security) without "auto": an IMAP login always sends a
+    # credential, and a STARTTLS used only "when offered" is removed by whoever sits in the middle
+    # (RFC 8314 §5.2: a client refuses a session below the confidentiality set for the account).
+    security: Literal["tls", "starttls", "none"] = Field(
+        default="tls",
+        description="tls: IMAP over TLS (993, what providers offer); starttls: plain IMAP (143) upgraded "
+        "with STARTTLS, required; none: plain text (loopback only)",
     )
     username: str = Field(min_length=1, max_length=320)
     password: SecretStr | None = None
@@ -35,6 +46,13 @@ class ImapMailboxSettings(BaseModel):
     )
     idle: bool = Field(default=True, description="Use IDLE when the server offers it")
     cafile: str | None = Field(default=None, description="CA bundle for a server with a private certificate")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_of_security(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") is None:
+            return {**data, "port": IMAP_PORTS.get(data.get("security", "tls"), 993)}
+        return data
 
     @model_validator(mode="after")
     def _one_credential(self) -> ImapMailboxSettings:

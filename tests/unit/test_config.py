@@ -68,3 +68,22 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     second = load_settings(data_dir=tmp_path).ensure_secret_key()
     assert first == second and len(first) >= 32
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_an_imap_mailbox_port_follows_its_security_unless_given(tmp_path: Path) -> None:
+    box = {"name": "support", "host": "imap.acme.example", "username": "u", "password": "p"}
+    mailboxes = [
+        {**box, "entry_point": "a@acme.example"},
+        {**box, "entry_point": "b@acme.example", "security": "starttls"},
+        {**box, "entry_point": "c@acme.example", "security": "starttls", "port": 1143},
+    ]
+    settings = load_settings(data_dir=tmp_path, imap_mailboxes=mailboxes)
+    assert [(m.security, m.port) for m in settings.imap_mailboxes] == [
+        ("tls", 993),
+        ("starttls", 143),
+        ("starttls", 1143),
+    ]
+    with pytest.raises(ConfigError, match="imap_mailboxes"):
+        load_settings(
+            data_dir=tmp_path, imap_mailboxes=[{**box, "entry_point": "a@x.example", "security": "auto"}]
+        )

@@ -1,4 +1,5 @@
-"""The email channel: mail in over SMTP (``smtp``) and IMAP (``imap``), parsed by a sans-IO parser
+"""The email channel: mail in over SMTP (``smtp``) and IMAP (``imap``, on ``imap_client``: aioimaplib
+with STARTTLS and an XOAUTH2 that ends when the token is refused), parsed by a sans-IO parser
 (``parsing``, ``display``), taken in by ``services/email_intake.py`` (threads, dedupe, noise); mail
 out through the outbox's email sender (``sender``: the MIME message from the rows, DKIM, aiosmtplib).
 

@@ -1,7 +1,8 @@
 """The IMAP connector (aioimaplib): mailboxes at a provider read into email entry points.
 
-One task per configured mailbox (``imap_mailboxes``): log in (LOGIN, or XOAUTH2 with an OAuth2
-access token), SELECT the folder, take in every message whose UID is above the last one committed,
+One task per configured mailbox (``imap_mailboxes``): connect (IMAP over TLS, or plain IMAP upgraded
+with STARTTLS, or plain on loopback: ``security``), log in (LOGIN, or XOAUTH2 with an OAuth2 access
+token), SELECT the folder, take in every message whose UID is above the last one committed,
 then wait with IDLE (RFC 2177) where the server offers it, else poll every ``poll_interval_s``.
 
 Nothing is lost or duplicated across restarts (RFC 3501 §2.3.1.1): per message, in this order,
@@ -20,17 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import re
 import ssl
 from collections.abc import Sequence
 
-import aioimaplib
-
+from frontoffice.channels.email.imap_client import ImapClient, ImapSecurityError
 from frontoffice.config_imap import ImapMailboxSettings
 from frontoffice.services.email_intake import EmailIntake
 
-__all__ = ["IDLE_RENEW_S", "RECONNECT_DELAYS_S", "ImapConnector", "ImapMailbox"]
+__all__ = ["IDLE_RENEW_S", "RECONNECT_DELAYS_S", "ImapConnector", "ImapMailbox", "ImapSecurityError"]
 
 log = logging.getLogger("frontoffice.email.imap")
 
@@ -55,12 +56,13 @@ class ImapMailbox:
         self.email = email
         self.settings = settings
         self.connected = asyncio.Event()
-        # Why the last session ended (a refused login, an untrusted certificate, a dropped
-        # connection); None while connected or before the first try. For operators and tests.
+        # Why the last session ended (a refused login or token, an untrusted certificate, STARTTLS
+        # required but not offered, a dropped connection); None while connected or before the
+        # first try. For operators and tests.
         self.last_error: str | None = None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.settings.security != "tls":
+        if self.settings.security == "none":
             return None
         context = ssl.create_default_context(cafile=self.settings.cafile)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -85,22 +87,17 @@ class ImapMailbox:
 
     async def _session(self) -> None:
         s = self.settings
-        client: aioimaplib.IMAP4
-        if s.security == "tls":
-            client = aioimaplib.IMAP4_SSL(
-                s.host, s.port, timeout=COMMAND_TIMEOUT_S, ssl_context=self._ssl_context()
-            )
-        else:
-            client = aioimaplib.IMAP4(s.host, s.port, timeout=COMMAND_TIMEOUT_S)
+        context = self._ssl_context()
+        client = ImapClient(
+            s.host, s.port, timeout=COMMAND_TIMEOUT_S, ssl_context=context if s.security == "tls" else None
+        )
         try:
             await client.wait_hello_from_server()
-            if s.oauth2_token is not None:
-                response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
-            else:
-                assert s.password is not None  # one credential (config_imap)
-                response = await client.login(s.username, s.password.get_secret_value())
-            if response.result != "OK":
-                raise RuntimeError(f"login refused: {_text(response.lines)}")
+            if s.security == "starttls":
+                assert context is not None
+                # Raises before any credential is sent when the server does not offer STARTTLS.
+                await client.starttls(context, server_hostname=s.host)
+            await self._log_in(client)
             response = await client.select(s.folder)
             if response.result != "OK":
                 raise RuntimeError(f"SELECT {s.folder} refused: {_text(response.lines)}")
@@ -113,10 +110,28 @@ class ImapMailbox:
                     continue
                 await self._wait(client)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), timeout=5)
+            await client.close()
 
-    async def _take_new(self, client: aioimaplib.IMAP4, uidvalidity: int) -> int:
+    async def _log_in(self, client: ImapClient) -> None:
+        s = self.settings
+        if s.oauth2_token is not None:
+            response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
+            if response.result != "OK":
+                reason = _oauth2_reason(client.sasl_error)
+                raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
+            return
+        assert s.password is not None  # one credential (config_imap)
+        if client.has_capability("LOGINDISABLED"):
+            # RFC 9051 §6.2.3: the server takes no LOGIN on this connection (it wants TLS first).
+            raise RuntimeError(
+                f"the server refuses LOGIN without TLS (LOGINDISABLED; security = {s.security!r}): "
+                'use security = "starttls" or "tls"'
+            )
+        response = await client.login(s.username, s.password.get_secret_value())
+        if response.result != "OK":
+            raise RuntimeError(f"login refused: {_text(response.lines)}")
+
+    async def _take_new(self, client: ImapClient, uidvalidity: int) -> int:
         name = self.settings.name
         last_uid = await self.email.imap_position(name, uidvalidity)
         response = await client.uid_search(f"UID {last_uid + 1}:*", charset=None)
@@ -145,7 +160,7 @@ class ImapMailbox:
             await self.email.save_imap_position(name, uidvalidity, uid)
         return len(uids)
 
-    async def _wait(self, client: aioimaplib.IMAP4) -> None:
+    async def _wait(self, client: ImapClient) -> None:
         if not (self.settings.idle and client.has_capability("IDLE")):
             await asyncio.sleep(self.settings.poll_interval_s)
             return
@@ -196,6 +211,20 @@ def _literal(lines: Sequence[bytes | bytearray | str]) -> bytes | None:
         if is_fetch and isinstance(following, bytes | bytearray):
             return bytes(following)
     return None
+
+
+def _oauth2_reason(challenge: str | None) -> str:
+    """The provider's reason from an XOAUTH2 error challenge (``{"status":"401","schemes":"bearer",
+    "scope":"..."}``), said for operators: a 401 is a token that is wrong or has expired."""
+    if challenge is None:
+        return ""
+    try:
+        status = json.loads(challenge).get("status")
+    except (ValueError, AttributeError):
+        return f" (the provider says: {challenge})"
+    if str(status) in ("400", "401"):
+        return f" (the provider says: {challenge}: the access token is invalid or has expired)"
+    return f" (the provider says: {challenge})"
 
 
 def _text(lines: Sequence[bytes | bytearray | str]) -> str:

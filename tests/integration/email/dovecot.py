@@ -1,28 +1,43 @@
 """A private Dovecot IMAP server for the tests: its own configuration in a temporary directory,
-a passwd-file user, Maildir storage, plain IMAP on a free loopback port; started and stopped by
-the fixture (``dovecot`` from Debian's dovecot-imapd; under CI=true a missing one fails the test).
-The ``dovecot_tls`` fixture serves IMAP over TLS (port 993 style, RFC 8314 implicit TLS) instead,
-with a self-signed certificate made by ``openssl`` for ``127.0.0.1`` (``cafile`` names it).
+a passwd-file user, Maildir storage, on a free loopback port; started and stopped by the fixture
+(``dovecot`` from Debian's dovecot-imapd; under CI=true a missing one fails the test).
 
-Run as an ordinary user, Dovecot's login and internal processes run as that user. Run as root (CI
-containers), Dovecot refuses root for them: the package's ``dovenull`` and ``dovecot`` users are
-used, and the mail belongs to ``dovecot``.
+- ``dovecot``: plain IMAP, no TLS at all (so no STARTTLS in its capabilities).
+- ``dovecot_tls``: IMAP over TLS (port 993 style, RFC 8314 implicit TLS).
+- ``dovecot_starttls``: plain IMAP that offers STARTTLS (port 143 style, RFC 9051 §6.2.1) and
+  refuses any login before it (``ssl = required``: LOGINDISABLED until TLS is up). It listens on
+  127.0.0.2: Dovecot counts a connection whose two ends have one address as secure, so on 127.0.0.1
+  it would take a plain-text login; from 127.0.0.1 to 127.0.0.2 it treats us as a remote client.
+- ``dovecot_oauth2``: plain IMAP that also takes XOAUTH2 and OAUTHBEARER, checking each token with an
+  ``oauth2`` passdb against an RFC 7662 introspection endpoint the fixture serves on loopback
+  (:class:`TokenIntrospection`: the tokens it knows, and the requests it answered).
+
+The TLS servers use a self-signed certificate made by ``openssl`` for ``127.0.0.1`` (``cafile``
+names it). Run as an ordinary user, Dovecot's login and internal processes run as that user. Run as
+root (CI containers), Dovecot refuses root for them: the package's ``dovenull`` and ``dovecot`` users
+are used, and the mail belongs to ``dovecot``.
 """
 
 from __future__ import annotations
 
 import grp
 import imaplib
+import json
 import os
 import pwd
 import shutil
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -34,6 +49,22 @@ START_TIMEOUT_S = 20.0
 PROBE_INTERVAL_S = 0.05
 USER = "support@acme.example"
 PASSWORD = "imap-test-password"
+Security = Literal["none", "tls", "starttls"]
+
+
+@dataclass
+class TokenIntrospection:
+    """The OAuth2 provider's introspection endpoint (RFC 7662) Dovecot asks about each token: a
+    token in ``tokens`` is active for its user; any other is answered ``{"active": false}``."""
+
+    tokens: dict[str, str] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)  # the tokens Dovecot asked about, in order
+    url: str = ""
+
+    def answer(self, token: str) -> dict[str, object]:
+        self.asked.append(token)
+        user = self.tokens.get(token)
+        return {"active": True, "username": user} if user else {"active": False}
 
 
 @dataclass
@@ -41,14 +72,20 @@ class Dovecot:
     port: int
     user: str
     password: str
-    cafile: str | None = None  # IMAP over TLS with this self-signed certificate (dovecot_tls)
+    cafile: str | None = None  # TLS with this self-signed certificate (dovecot_tls, dovecot_starttls)
+    security: Security = "none"
+    host: str = "127.0.0.1"
+    log: Path | None = None  # Dovecot's log file
+    introspection: TokenIntrospection | None = None  # dovecot_oauth2
 
     def client(self) -> imaplib.IMAP4:
-        if self.cafile is not None:
-            context = ssl.create_default_context(cafile=self.cafile)
-            c: imaplib.IMAP4 = imaplib.IMAP4_SSL("127.0.0.1", self.port, ssl_context=context)
+        context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
+        if self.security == "tls":
+            c: imaplib.IMAP4 = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context)
         else:
-            c = imaplib.IMAP4("127.0.0.1", self.port)
+            c = imaplib.IMAP4(self.host, self.port)
+            if self.security == "starttls":
+                c.starttls(context)
         c.login(self.user, self.password)
         return c
 
@@ -70,6 +107,11 @@ class Dovecot:
         finally:
             c.logout()
 
+    def logins(self) -> list[str]:
+        """Dovecot's log lines of the imap-login process (logins, and disconnections before one)."""
+        assert self.log is not None
+        return [line for line in self.log.read_text().splitlines() if "imap-login:" in line]
+
 
 def _users() -> tuple[str, str, str, int, int]:
     """(login user, internal user, internal group, mail uid, mail gid)."""
@@ -83,21 +125,71 @@ def _users() -> tuple[str, str, str, int, int]:
 
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
-    yield from _dovecot(tls=False)
+    yield from _dovecot(security="none")
 
 
 @pytest.fixture
 def dovecot_tls() -> Iterator[Dovecot]:
-    yield from _dovecot(tls=True)
+    yield from _dovecot(security="tls")
+
+
+@pytest.fixture
+def dovecot_starttls() -> Iterator[Dovecot]:
+    yield from _dovecot(security="starttls")
+
+
+@pytest.fixture
+def dovecot_oauth2() -> Iterator[Dovecot]:
+    introspection = TokenIntrospection()
+    with _introspection_server(introspection):
+        yield from _dovecot(security="none", introspection=introspection)
+
+
+class _IntrospectionHandler(BaseHTTPRequestHandler):
+    server: _IntrospectionServer
+
+    def do_POST(self) -> None:  # introspection_mode = post: the token as a form field (RFC 7662 §2.1)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        body = json.dumps(self.server.introspection.answer(form.get("token", [""])[0])).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # no access log on the test's output
+
+
+class _IntrospectionServer(ThreadingHTTPServer):
+    def __init__(self, introspection: TokenIntrospection) -> None:
+        super().__init__(("127.0.0.1", 0), _IntrospectionHandler)
+        self.introspection = introspection
+
+
+@contextmanager
+def _introspection_server(introspection: TokenIntrospection) -> Iterator[None]:
+    """Serve ``introspection`` on a free loopback port (its ``url``) while the block runs."""
+    server = _IntrospectionServer(introspection)
+    introspection.url = f"http://127.0.0.1:{server.server_address[1]}/introspect"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def _certificate(root: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (subjectAltName IP: what a client verifies)."""
+    """A self-signed certificate for 127.0.0.1 and 127.0.0.2 (subjectAltName IP: what a client verifies)."""
     openssl = require_tool("openssl")
     cert, key = root / "cert.pem", root / "key.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+         "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2", "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )  # fmt: skip
@@ -106,7 +198,7 @@ def _certificate(root: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _dovecot(*, tls: bool) -> Iterator[Dovecot]:
+def _dovecot(*, security: Security, introspection: TokenIntrospection | None = None) -> Iterator[Dovecot]:
     binary = require_tool("dovecot")
     # Not under pytest's tmp_path: its parents are private to us, and Dovecot's own users must
     # reach the password file and the mail.
@@ -118,18 +210,33 @@ def _dovecot(*, tls: bool) -> Iterator[Dovecot]:
     for sub in ("mail", "home"):
         shutil.chown(root / sub, uid, gid)
     port = free_port()
+    host = "127.0.0.2" if security == "starttls" else "127.0.0.1"
     cafile: str | None = None
-    if tls:
+    plain, secure = f"address = {host}\n    port = {port}", "port = 0"
+    if security == "none":
+        ssl_settings = "ssl = no\n"
+    else:
         cert, key = _certificate(root)
         cafile = str(cert)
+        # required: no login before TLS (on the plain port, LOGINDISABLED until STARTTLS).
         ssl_settings = f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}\n"
-        plain, secure = "port = 0", f"address = 127.0.0.1\n    port = {port}\n    ssl = yes"
-    else:
-        ssl_settings = "ssl = no\n"
-        plain, secure = f"address = 127.0.0.1\n    port = {port}", "port = 0"
+        if security == "tls":
+            plain, secure = "port = 0", f"address = {host}\n    port = {port}\n    ssl = yes"
     listeners = f"inet_listener imap {{\n    {plain}\n  }}\n  inet_listener imaps {{\n    {secure}\n  }}"
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     (root / "users").chmod(0o644)
+    mechanisms, oauth2_passdb = "plain login", ""
+    if introspection is not None:
+        mechanisms += " xoauth2 oauthbearer"
+        (root / "oauth2.conf").write_text(
+            f"introspection_mode = post\nintrospection_url = {introspection.url}\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+        )
+        (root / "oauth2.conf").chmod(0o644)
+        oauth2_passdb = (
+            "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {root}/oauth2.conf\n}}\n"
+        )
     config = root / "dovecot.conf"
     config.write_text(
         f"""base_dir = {root}/run
@@ -137,16 +244,17 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 instance_name = frontoffice-test-{port}
 protocols = imap
-listen = 127.0.0.1
+listen = {host}
 {ssl_settings}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 mail_location = maildir:{root}/mail/%u
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 first_valid_uid = {min(uid, 500)}
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/users
 }}
 userdb {{
@@ -166,7 +274,7 @@ service anvil {{
     subprocess.run(
         [binary, "-c", str(config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    server = Dovecot(port, USER, PASSWORD, cafile)
+    server = Dovecot(port, USER, PASSWORD, cafile, security, host, root / "dovecot.log", introspection)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:

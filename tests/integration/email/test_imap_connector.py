@@ -1,10 +1,15 @@
 """The IMAP connector against a real Dovecot on loopback: messages taken in, flagged \\Seen only
 after their commit, IDLE for new mail, and a restart of our server in the middle of fetching that
-neither loses nor duplicates a message; the same over TLS (implicit, as on port 993) with the
-server's certificate verified, and a certificate we do not trust refused."""
+neither loses nor duplicates a message; the same over TLS (implicit, as on port 993) and over a
+plain connection upgraded with STARTTLS (port 143), with the server's certificate verified and one we
+do not trust refused; STARTTLS required of a server that does not offer it (or that injects a
+response before the handshake) refused before any credential is sent; and XOAUTH2 against Dovecot's
+oauth2 passdb, whose tokens an introspection endpoint of the test vouches for: a good token reads
+the mailbox, a refused one is said in the mailbox's status."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,40 +18,42 @@ from typing import Any
 from sqlalchemy import func, select
 
 from frontoffice.bootstrap import Container, build_container
+from frontoffice.channels.email.imap import ImapMailbox
 from frontoffice.config import load_settings
 from frontoffice.store.tables import Message
 
 from ...conftest import eventually
-from .dovecot import Dovecot, dovecot, dovecot_tls  # noqa: F401 (the fixtures)
+from .dovecot import Dovecot, dovecot, dovecot_oauth2, dovecot_starttls, dovecot_tls  # noqa: F401 (fixtures)
 from .helpers import SUPPORT, email_entry_point, mail
 
 MESSAGES = 60
 
 
-def _settings(db_url: str, data: Path, server: Dovecot, *, tls: bool | None = None) -> Any:
+def _settings(db_url: str, data: Path, server: Dovecot, **mailbox: Any) -> Any:
+    """The node's settings with one mailbox on ``server``, as secured as the server is, logging in
+    with its password; ``mailbox`` overrides fields (``security``, ``cafile``, credentials, ...)."""
+    box = {
+        "name": "support",
+        "host": server.host,
+        "port": server.port,
+        "security": server.security,
+        "cafile": server.cafile,
+        "username": server.user,
+        "password": server.password,
+        "entry_point": SUPPORT,
+        "poll_interval_s": 30,
+    }
     return load_settings(
         data_dir=data,
         database_url=db_url,
         secret_key="test-secret-key-0123456789",
-        imap_mailboxes=[
-            {
-                "name": "support",
-                "host": "127.0.0.1",
-                "port": server.port,
-                "security": "tls" if (server.cafile is not None if tls is None else tls) else "none",
-                "cafile": server.cafile,
-                "username": server.user,
-                "password": server.password,
-                "entry_point": SUPPORT,
-                "poll_interval_s": 30,
-            }
-        ],
+        imap_mailboxes=[{**box, **mailbox}],
     )
 
 
 @asynccontextmanager
-async def _node(db_url: str, data: Path, server: Dovecot) -> AsyncIterator[Container]:
-    container = build_container(_settings(db_url, data, server))
+async def _node(db_url: str, data: Path, server: Dovecot, **mailbox: Any) -> AsyncIterator[Container]:
+    container = build_container(_settings(db_url, data, server, **mailbox))
     await container.start()
     try:
         yield container
@@ -57,6 +64,15 @@ async def _node(db_url: str, data: Path, server: Dovecot) -> AsyncIterator[Conta
 async def _count(container: Container) -> int:
     async with container.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+async def _refused(container: Container) -> ImapMailbox:
+    """The node's one mailbox reader, once its first session has failed (its ``last_error``)."""
+    assert container.imap is not None
+    (reader,) = container.imap.mailboxes
+    await eventually(lambda: reader.last_error is not None, "the session refused")
+    assert not reader.connected.is_set()
+    return reader
 
 
 def _at_least(container: Container, n: int) -> Callable[[], Any]:
@@ -107,15 +123,130 @@ async def test_a_mailbox_over_tls_is_read_with_the_servers_certificate_verified(
     # A server whose certificate no CA we trust vouches for (no cafile: the system's CAs): nothing
     # is read, and the message stays unseen for a connector that can trust it.
     dovecot_tls.append(mail(subject="Untrusted", message_id="<imap-untrusted@customer.example>"))
-    untrusted = Dovecot(dovecot_tls.port, dovecot_tls.user, dovecot_tls.password, cafile=None)
-    settings = _settings(db_url, tmp_path, untrusted, tls=True)
-    container = build_container(settings)
-    await container.start()
-    try:
-        assert container.imap is not None
-        (reader,) = container.imap.mailboxes
-        await eventually(lambda: reader.last_error is not None, "the connection refused")
+    async with _node(db_url, tmp_path, dovecot_tls, cafile=None) as node:
+        reader = await _refused(node)
         assert "CERTIFICATE_VERIFY_FAILED" in (reader.last_error or "")
-        assert not reader.connected.is_set() and dovecot_tls.unseen() != []
+    assert dovecot_tls.unseen() != []
+
+
+async def test_a_mailbox_behind_starttls_is_read_over_the_upgraded_connection(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_starttls: Dovecot,  # noqa: F811
+) -> None:
+    # The server refuses any login before TLS (LOGINDISABLED), and logs how each login came.
+    dovecot_starttls.append(mail(subject="Over STARTTLS", message_id="<imap-starttls@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_starttls) as node:
+        await email_entry_point(node)
+        await eventually(_at_least(node, 1), "the message taken in over STARTTLS")
+        await eventually(lambda: dovecot_starttls.unseen() == [], "the message flagged seen")
+    assert any("method=PLAIN" in line and "TLS" in line for line in dovecot_starttls.logins())
+    # The upgraded connection verifies the certificate as IMAP over TLS does: without the CA that
+    # vouches for it, the handshake fails and no credential follows.
+    dovecot_starttls.append(mail(subject="Untrusted", message_id="<imap-untrusted@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_starttls, cafile=None) as node:
+        reader = await _refused(node)
+        assert "CERTIFICATE_VERIFY_FAILED" in (reader.last_error or "")
+    # Plain text to a server that takes no login before TLS: the operator is told what to set.
+    async with _node(db_url, tmp_path, dovecot_starttls, security="none") as node:
+        reader = await _refused(node)
+        assert "LOGINDISABLED" in (reader.last_error or "") and "starttls" in (reader.last_error or "")
+    assert dovecot_starttls.unseen() != []
+
+
+async def test_starttls_required_of_a_server_without_it_sends_no_credentials(
+    db_url: str,
+    tmp_path: Path,
+    dovecot: Dovecot,  # noqa: F811 (plain IMAP only: no STARTTLS among its capabilities)
+) -> None:
+    dovecot.append(mail(subject="Waiting", message_id="<imap-waiting@customer.example>"))
+    logins_before = [line for line in dovecot.logins() if "Login:" in line]
+    async with _node(db_url, tmp_path, dovecot, security="starttls") as node:
+        await email_entry_point(node)
+        reader = await _refused(node)
+        assert "does not offer STARTTLS" in (reader.last_error or "")
+        assert "no credentials sent" in (reader.last_error or "")
+        # Dovecot saw the connection end without an authentication attempt.
+        await eventually(
+            lambda: any("no auth attempts" in line for line in dovecot.logins()), "the connection closed"
+        )
+        assert await _count(node) == 0
+    assert [line for line in dovecot.logins() if "Login:" in line] == logins_before
+    assert dovecot.unseen() != [], "the message waits for a connector that can read it safely"
+
+
+async def test_a_response_injected_before_the_tls_handshake_is_refused(db_url: str, tmp_path: Path) -> None:
+    # No real server sends this: a man in the middle appends a response to the server's OK to
+    # STARTTLS, hoping the client reads it as if it came over TLS. A loopback server plays him.
+    received: list[bytes] = []
+
+    async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready\r\n")
+        while line := await reader.readline():
+            received.append(line)
+            tag, _, command = line.decode().strip().partition(" ")
+            if command.upper() == "CAPABILITY":
+                writer.write(f"* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n{tag} OK done\r\n".encode())
+            elif command.upper() == "STARTTLS":
+                writer.write(f"{tag} OK Begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n".encode())
+            else:
+                writer.write(f"{tag} BAD unexpected\r\n".encode())
+        writer.close()
+
+    server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fake = Dovecot(port, "support@acme.example", "imap-test-password", security="starttls")
+    try:
+        async with _node(db_url, tmp_path, fake, cafile=None) as node:
+            reader = await _refused(node)
+        assert "after its STARTTLS answer" in (reader.last_error or "")
     finally:
-        await container.close()
+        server.close()
+        await server.wait_closed()
+    assert not any(b"LOGIN" in line.upper() or b"AUTHENTICATE" in line.upper() for line in received)
+    assert not any(b"imap-test-password" in line for line in received)
+
+
+async def test_an_oauth2_token_the_provider_vouches_for_reads_the_mailbox(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+) -> None:
+    introspection = dovecot_oauth2.introspection
+    assert introspection is not None
+    introspection.tokens["ya29.good-access-token"] = dovecot_oauth2.user
+    dovecot_oauth2.append(mail(subject="Via OAuth2", message_id="<imap-oauth2@customer.example>"))
+    client = dovecot_oauth2.client()
+    client.create("Processed")
+    client.logout()
+    # move_to: Dovecot names MOVE among its capabilities only after the login.
+    oauth2 = {"password": None, "oauth2_token": "ya29.good-access-token", "move_to": "Processed"}
+    async with _node(db_url, tmp_path, dovecot_oauth2, **oauth2) as node:
+        await email_entry_point(node)
+        await eventually(_at_least(node, 1), "the message taken in with XOAUTH2")
+        await eventually(lambda: dovecot_oauth2.unseen("Processed") != [], "the message moved")
+    assert "ya29.good-access-token" in introspection.asked
+    assert any("method=XOAUTH2" in line and "Login:" in line for line in dovecot_oauth2.logins())
+    assert dovecot_oauth2.unseen() == []
+
+
+async def test_an_expired_oauth2_token_is_said_in_the_mailbox_status(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+) -> None:
+    introspection = dovecot_oauth2.introspection
+    assert introspection is not None
+    dovecot_oauth2.append(mail(subject="Waiting", message_id="<imap-waiting@customer.example>"))
+    # The provider no longer knows the token (expired or revoked): introspection says inactive.
+    oauth2 = {"password": None, "oauth2_token": "ya29.expired-access-token"}
+    async with _node(db_url, tmp_path, dovecot_oauth2, **oauth2) as node:
+        await email_entry_point(node)
+        reader = await _refused(node)
+        assert await _count(node) == 0
+    assert "ya29.expired-access-token" in introspection.asked
+    error = reader.last_error or ""
+    assert "XOAUTH2 login refused" in error and "AUTHENTICATIONFAILED" in error
+    assert "invalid or has expired" in error and '"status":"401"' in error
+    assert "ya29.expired-access-token" not in error
+    assert dovecot_oauth2.unseen() != []
