@@ -14,6 +14,11 @@ Nothing is lost or duplicated across restarts (RFC 3501 §2.3.1.1): per message,
    never fetched again, so it is saved only once the message is marked.
 A crash between any two steps repeats at most the steps after the last one done, harmlessly. A new
 UIDVALIDITY (the folder was recreated) starts from UID 1; the receipts keep that from duplicating.
+
+A connection that ends is noticed at once (``imap_client``: the loss fails the commands in flight,
+ends IDLE and the wait between polls): the session ends with :class:`ImapConnectionLost` and the
+reader reconnects after :data:`RECONNECT_DELAYS_S`, from the first delay again when the session had
+worked.
 """
 
 from __future__ import annotations
@@ -27,18 +32,26 @@ import re
 import ssl
 from collections.abc import Sequence
 
-from frontoffice.channels.email.imap_client import ImapClient, ImapSecurityError
+from frontoffice.channels.email.imap_client import ImapClient, ImapConnectionLost, ImapSecurityError
 from frontoffice.config_imap import ImapMailboxSettings
 from frontoffice.services.email_intake import EmailIntake
 
-__all__ = ["IDLE_RENEW_S", "RECONNECT_DELAYS_S", "ImapConnector", "ImapMailbox", "ImapSecurityError"]
+__all__ = [
+    "IDLE_RENEW_S",
+    "RECONNECT_DELAYS_S",
+    "ImapConnectionLost",
+    "ImapConnector",
+    "ImapMailbox",
+    "ImapSecurityError",
+]
 
 log = logging.getLogger("frontoffice.email.imap")
 
 # RFC 2177: a server may drop an IDLE client after 30 minutes; renewing before that keeps it.
 IDLE_RENEW_S = 25 * 60.0
 # Reconnection after an error: quick at first (a restarted server), then every five minutes (a
-# password that stopped working should not be hammered: providers lock accounts for it).
+# password that stopped working should not be hammered: providers lock accounts for it). A session
+# that worked (logged in, folder selected) starts the sequence again when it ends.
 RECONNECT_DELAYS_S = (1.0, 5.0, 30.0, 120.0, 300.0)
 # How long one IMAP command may take: a bound on a dead connection, not a pace.
 COMMAND_TIMEOUT_S = 60.0
@@ -56,6 +69,9 @@ class ImapMailbox:
         self.email = email
         self.settings = settings
         self.connected = asyncio.Event()
+        # Set while the reader waits for new mail (in IDLE, or between two polls), taken in all
+        # there was; cleared while it reads, connects or waits to reconnect. For tests and status.
+        self.waiting_for_mail = asyncio.Event()
         # Why the last session ended (a refused login or token, an untrusted certificate, STARTTLS
         # required but not offered, a dropped connection); None while connected or before the
         # first try. For operators and tests.
@@ -74,15 +90,16 @@ class ImapMailbox:
         while True:
             try:
                 await self._session()
-                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.connected.is_set():
+                    failures = 0  # a working session ended (a dropped connection): quick again
+                self.connected.clear()
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("IMAP mailbox %s: %s; reconnecting in %.0f s", self.settings.name, exc, delay)
-                self.connected.clear()
+                log.warning("IMAP mailbox %s: %s; reconnecting in %g s", self.settings.name, exc, delay)
                 await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -161,8 +178,17 @@ class ImapMailbox:
         return len(uids)
 
     async def _wait(self, client: ImapClient) -> None:
+        self.waiting_for_mail.set()
+        try:
+            await self._wait_for_mail(client)
+        finally:
+            self.waiting_for_mail.clear()
+
+    async def _wait_for_mail(self, client: ImapClient) -> None:
+        # A lost connection ends either wait at once (ImapConnectionLost), not at the next poll or
+        # the IDLE's renewal.
         if not (self.settings.idle and client.has_capability("IDLE")):
-            await asyncio.sleep(self.settings.poll_interval_s)
+            await client.pause(self.settings.poll_interval_s)
             return
         idle = await client.idle_start(timeout=min(IDLE_RENEW_S, self.settings.poll_interval_s * 10))
         try:

@@ -16,6 +16,13 @@
   challenge is kept in :attr:`ImapClient.sasl_error` and answered; a server without SASL-IR (RFC 4959)
   gets the initial response after its first, empty, challenge; the capabilities the server announces
   in its ``OK`` replace the ones from before the login (Dovecot names MOVE only then).
+- **A lost connection ends what waits on it**: aioimaplib 2.0 only logs it, so a command in flight
+  waited for its timeout (a minute), IDLE for its renewal (25 minutes), and a command sent later
+  went nowhere. Here the loss fails every pending command with :class:`ImapConnectionLost` (with the
+  server's ``BYE`` text when it said one: Microsoft 365's "Session invalidated - AccessTokenExpired",
+  Dovecot's "Server shutting down"), ends :meth:`ImapClient.wait_server_push`, refuses any later
+  command at once, and ends :meth:`ImapClient.pause` (the wait between two polls) and the wait
+  for the server's greeting.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ import binascii
 import contextlib
 import re
 import ssl
+from collections.abc import Awaitable
 
 import aioimaplib
 
-__all__ = ["ImapClient", "ImapSecurityError"]
+__all__ = ["ImapClient", "ImapConnectionLost", "ImapSecurityError"]
 
 CRLF = b"\r\n"
 # How long the logout at the end of a session may take: the server may already be gone.
@@ -42,10 +50,17 @@ class ImapSecurityError(Exception):
     """The connection cannot be made as secure as configured; no credential was sent."""
 
 
+class ImapConnectionLost(ConnectionError):
+    """The connection to the IMAP server ended: closed by the server (after a ``BYE``, or without
+    a word) or by the network."""
+
+
 class _ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     state: str
     capabilities: set[str]
     transport: asyncio.Transport
+    pending_sync_command: aioimaplib.Command | None
+    pending_async_commands: dict[str, aioimaplib.Command]
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn_lost_cb: object = None) -> None:
         super().__init__(loop, conn_lost_cb)
@@ -58,6 +73,37 @@ class _ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         # empty challenge), and the server's error challenge (the provider's JSON) if it sent one.
         self._sasl_response: bytes | None = None
         self.sasl_error: str | None = None
+        # Set when the connection has ended; `lost` says how (what pending and later commands raise).
+        self.closed = asyncio.Event()
+        self.lost: ImapConnectionLost | None = None
+        self._bye: str | None = None  # the text of the server's untagged BYE (RFC 9051 §7.1.5)
+
+    # --- The connection's end -------------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        said = f" (the server said: BYE {self._bye})" if self._bye else ""
+        why = f": {exc}" if exc is not None else ""
+        self.lost = ImapConnectionLost(f"the connection to the server was lost{said}{why}")
+        self.closed.set()
+        # Fail what waits for an answer that cannot come (aioimaplib leaves them to their timeouts;
+        # `_exception` is what its own timeout sets before closing a command).
+        pending = [self.pending_sync_command, *self.pending_async_commands.values()]
+        self.pending_sync_command = None
+        self.pending_async_commands.clear()
+        for command in pending:
+            if command is not None:
+                command._exception = self.lost
+                command.close(str(self.lost).encode(), "KO")
+        # End a wait_server_push() of an IDLE (aioimaplib's own "stop waiting" value).
+        self.idle_queue.put_nowait(aioimaplib.STOP_WAIT_SERVER_PUSH)
+        for task in self.tasks:  # the greeting's CAPABILITY, failed above: read, not "never retrieved"
+            task.add_done_callback(_consume)
+        super().connection_lost(exc)
+
+    def send(self, line: str, scrub: str | None = None) -> None:
+        if self.lost is not None:
+            raise self.lost  # written to a closed transport, it would wait for its timeout
+        super().send(line, scrub=scrub)
 
     # --- STARTTLS -------------------------------------------------------------------------------
 
@@ -65,6 +111,8 @@ class _ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         if self._plaintext_closed:
             self.injected = True
             return None
+        if line.startswith(b"* BYE"):
+            self._bye = line[5:].strip().decode("utf-8", "replace")[:200]
         command = super()._handle_line(line, current_cmd)
         if self._starttls_ok is not None and line.startswith(self._starttls_ok):
             self._plaintext_closed = True
@@ -179,6 +227,56 @@ class ImapClient(aioimaplib.IMAP4):  # type: ignore[misc]
             self.protocol.starttls(context, server_hostname, self.timeout), 2 * self.timeout
         )
 
+    async def wait_hello_from_server(self) -> None:
+        """Wait for the connection and the server's greeting; raise :class:`ImapConnectionLost` as
+        soon as the connection ends before it (aioimaplib would wait for its timeout)."""
+        await asyncio.wait_for(self._until_lost(self._wait_connection_and_hello()), self.timeout)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (between two polls), or until the connection is lost: then raise
+        :class:`ImapConnectionLost` at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.protocol.closed.wait(), seconds)
+        self.raise_if_lost()
+
+    def raise_if_lost(self) -> None:
+        """Raise :class:`ImapConnectionLost` if the connection has ended."""
+        if self.protocol.lost is not None:
+            raise self.protocol.lost
+
+    async def idle_start(self, timeout: float) -> asyncio.Future[aioimaplib.Response]:  # noqa: ASYNC109 (aioimaplib's)
+        """Start IDLE (renewed after ``timeout``); raise :class:`ImapConnectionLost` if the
+        connection ends before the server takes it (aioimaplib says "server returned error")."""
+        try:
+            idle: asyncio.Future[aioimaplib.Response] = await super().idle_start(timeout)
+        except aioimaplib.Abort:
+            self.raise_if_lost()
+            raise
+        return idle
+
+    def idle_done(self) -> None:
+        """End IDLE (``DONE``); nothing to send on a connection that has ended."""
+        if self.protocol.lost is None:
+            super().idle_done()
+        elif self._idle_waiter is not None:
+            self._idle_waiter.cancel()
+
+    async def _until_lost(self, awaitable: Awaitable[None]) -> None:
+        work = asyncio.ensure_future(awaitable)
+        lost = asyncio.ensure_future(self.protocol.closed.wait())
+        try:
+            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        if work.done() and not work.cancelled():
+            work.result()  # its own error first (a refused connection, a TLS failure)
+            return
+        self.raise_if_lost()
+
     @property
     def sasl_error(self) -> str | None:
         """The provider's reason for refusing the last XOAUTH2 token (its JSON), if it gave one."""
@@ -195,6 +293,11 @@ class ImapClient(aioimaplib.IMAP4):  # type: ignore[misc]
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.logout(), timeout=LOGOUT_TIMEOUT_S)
         transport.close()
+
+
+def _consume(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _decode_challenge(data: bytes) -> str:

@@ -9,8 +9,12 @@ a passwd-file user, Maildir storage, on a free loopback port; started and stoppe
   127.0.0.2: Dovecot counts a connection whose two ends have one address as secure, so on 127.0.0.1
   it would take a plain-text login; from 127.0.0.1 to 127.0.0.2 it treats us as a remote client.
 - ``dovecot_oauth2``: plain IMAP that also takes XOAUTH2 and OAUTHBEARER, checking each token with an
-  ``oauth2`` passdb against an RFC 7662 introspection endpoint the fixture serves on loopback
-  (:class:`TokenIntrospection`: the tokens it knows, and the requests it answered).
+  ``oauth2`` passdb against an RFC 7662 introspection endpoint of an OAuth2 provider the fixture
+  serves on loopback (:class:`OAuth2Provider`), which also has a token endpoint (RFC 6749: client
+  credentials and refresh) issuing tokens that expire.
+
+A server can be stopped and started again (:meth:`Dovecot.stop`, :meth:`Dovecot.start`: same port,
+same mail, same UIDVALIDITY), and a user's sessions ended with the server up (:meth:`Dovecot.kick`).
 
 The TLS servers use a self-signed certificate made by ``openssl`` for ``127.0.0.1`` (``cafile``
 names it). Run as an ordinary user, Dovecot's login and internal processes run as that user. Run as
@@ -25,6 +29,7 @@ import imaplib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -53,18 +58,71 @@ Security = Literal["none", "tls", "starttls"]
 
 
 @dataclass
-class TokenIntrospection:
-    """The OAuth2 provider's introspection endpoint (RFC 7662) Dovecot asks about each token: a
-    token in ``tokens`` is active for its user; any other is answered ``{"active": false}``."""
+class OAuth2Client:
+    """An application registered at the provider: its secret, the mailbox user its tokens open, and
+    the scope a client-credentials request must name (Microsoft's ``.../.default``)."""
 
-    tokens: dict[str, str] = field(default_factory=dict)
+    secret: str
+    user: str
+    scope: str | None = None
+
+
+@dataclass
+class OAuth2Provider:
+    """An OAuth2 provider on loopback, as Microsoft's and Google's look to an IMAP client and server.
+
+    - The **token endpoint** (``token_url``, RFC 6749 §3.2): the client-credentials grant (§4.4) for a
+      client in ``clients`` (its secret in the form, §2.3.1; the scope it must ask for), and a refresh
+      (§6) with a refresh token in ``refresh_tokens``. Each issues a new access token that lives
+      ``lifetime_s`` seconds (``expires_in``); errors as §5.2 says (``invalid_client`` with 401,
+      ``invalid_grant``, ``invalid_scope``, ``unsupported_grant_type`` with 400).
+    - The **introspection endpoint** (``url``, RFC 7662) Dovecot's oauth2 passdb asks about each
+      token: one in ``tokens`` and not expired is active for its user; any other ``{"active": false}``.
+    """
+
+    tokens: dict[str, str] = field(default_factory=dict)  # access token -> user
+    expiry: dict[str, float] = field(default_factory=dict)  # access token -> time.monotonic() deadline
+    clients: dict[str, OAuth2Client] = field(default_factory=dict)  # client id -> client
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> client id
+    lifetime_s: int = 3600
     asked: list[str] = field(default_factory=list)  # the tokens Dovecot asked about, in order
+    issued: list[str] = field(default_factory=list)  # the access tokens the token endpoint issued
+    token_requests: list[dict[str, str]] = field(default_factory=list)  # their forms, in order
     url: str = ""
+    token_url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, token: str) -> dict[str, object]:
-        self.asked.append(token)
-        user = self.tokens.get(token)
+        with self._lock:
+            self.asked.append(token)
+            user = self.tokens.get(token) if self.active(token) else None
         return {"active": True, "username": user} if user else {"active": False}
+
+    def active(self, token: str) -> bool:
+        """The provider still takes ``token``: it knows it and its lifetime has not run out."""
+        return token in self.tokens and time.monotonic() < self.expiry.get(token, float("inf"))
+
+    def token(self, form: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """The token endpoint's answer (HTTP status, JSON body) to a request's form."""
+        with self._lock:
+            self.token_requests.append(form)
+            client = self.clients.get(form.get("client_id", ""))
+            if client is None or form.get("client_secret") != client.secret:
+                return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+            grant = form.get("grant_type")
+            if grant == "client_credentials":
+                if client.scope is not None and form.get("scope") != client.scope:
+                    return 400, {"error": "invalid_scope", "error_description": f"Ask for {client.scope}."}
+            elif grant == "refresh_token":
+                if self.refresh_tokens.get(form.get("refresh_token", "")) != form["client_id"]:
+                    return 400, {"error": "invalid_grant", "error_description": "Bad refresh token."}
+            else:
+                return 400, {"error": "unsupported_grant_type"}
+            access = f"at-{secrets.token_urlsafe(12)}"
+            self.tokens[access] = client.user
+            self.expiry[access] = time.monotonic() + self.lifetime_s
+            self.issued.append(access)
+            return 200, {"access_token": access, "token_type": "Bearer", "expires_in": self.lifetime_s}
 
 
 @dataclass
@@ -76,7 +134,9 @@ class Dovecot:
     security: Security = "none"
     host: str = "127.0.0.1"
     log: Path | None = None  # Dovecot's log file
-    introspection: TokenIntrospection | None = None  # dovecot_oauth2
+    oauth2: OAuth2Provider | None = None  # dovecot_oauth2
+    binary: str = ""  # the dovecot executable and configuration file (start, stop, kick)
+    config: Path | None = None
 
     def client(self) -> imaplib.IMAP4:
         context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
@@ -112,6 +172,48 @@ class Dovecot:
         assert self.log is not None
         return [line for line in self.log.read_text().splitlines() if "imap-login:" in line]
 
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop`: same port, same mail) and wait until it
+        takes a login."""
+        assert self.config is not None
+        # No pipes: the daemon keeps its inherited descriptors, and run() would wait for them to close.
+        subprocess.run(
+            [self.binary, "-c", str(self.config)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                self.client().logout()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(self.log.read_text() if self.log else "no log") from None
+                time.sleep(PROBE_INTERVAL_S)
+
+    def stop(self) -> None:
+        """Stop the server as its operator would (``dovecot stop``: every session ends, the
+        clients' connections close) and wait until it has exited."""
+        assert self.config is not None
+        subprocess.run(
+            [self.binary, "-c", str(self.config), "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        pid_file = self.config.parent / "run" / "master.pid"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(PROBE_INTERVAL_S)
+
+    def kick(self) -> None:
+        """End the user's sessions, the server staying up (``doveadm kick``: what a provider does
+        to a session whose access token has expired, Microsoft 365's "Session invalidated")."""
+        assert self.config is not None
+        doveadm = require_tool("doveadm")
+        subprocess.run([doveadm, "-c", str(self.config), "kick", self.user], check=True, capture_output=True)
+
 
 def _users() -> tuple[str, str, str, int, int]:
     """(login user, internal user, internal group, mail uid, mail gid)."""
@@ -140,20 +242,26 @@ def dovecot_starttls() -> Iterator[Dovecot]:
 
 @pytest.fixture
 def dovecot_oauth2() -> Iterator[Dovecot]:
-    introspection = TokenIntrospection()
-    with _introspection_server(introspection):
-        yield from _dovecot(security="none", introspection=introspection)
+    provider = OAuth2Provider()
+    with provider_server(provider):
+        yield from _dovecot(security="none", oauth2=provider)
 
 
-class _IntrospectionHandler(BaseHTTPRequestHandler):
-    server: _IntrospectionServer
+class _ProviderHandler(BaseHTTPRequestHandler):
+    server: _ProviderServer
 
-    def do_POST(self) -> None:  # introspection_mode = post: the token as a form field (RFC 7662 §2.1)
+    def do_POST(self) -> None:  # both endpoints take a form (RFC 7662 §2.1, RFC 6749 §4.4.2 and §6)
         length = int(self.headers.get("Content-Length") or 0)
-        form = parse_qs(self.rfile.read(length).decode())
-        body = json.dumps(self.server.introspection.answer(form.get("token", [""])[0])).encode()
-        self.send_response(200)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        provider = self.server.provider
+        if self.path == "/token":
+            status, answer = provider.token(form)
+        else:  # introspection_mode = post: the token as a form field
+            status, answer = 200, provider.answer(form.get("token", ""))
+        body = json.dumps(answer).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -162,17 +270,18 @@ class _IntrospectionHandler(BaseHTTPRequestHandler):
         pass  # no access log on the test's output
 
 
-class _IntrospectionServer(ThreadingHTTPServer):
-    def __init__(self, introspection: TokenIntrospection) -> None:
-        super().__init__(("127.0.0.1", 0), _IntrospectionHandler)
-        self.introspection = introspection
+class _ProviderServer(ThreadingHTTPServer):
+    def __init__(self, provider: OAuth2Provider) -> None:
+        super().__init__(("127.0.0.1", 0), _ProviderHandler)
+        self.provider = provider
 
 
 @contextmanager
-def _introspection_server(introspection: TokenIntrospection) -> Iterator[None]:
-    """Serve ``introspection`` on a free loopback port (its ``url``) while the block runs."""
-    server = _IntrospectionServer(introspection)
-    introspection.url = f"http://127.0.0.1:{server.server_address[1]}/introspect"
+def provider_server(provider: OAuth2Provider) -> Iterator[None]:
+    """Serve ``provider`` on a free loopback port (its ``url`` and ``token_url``) while the block runs."""
+    server = _ProviderServer(provider)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    provider.url, provider.token_url = f"{base}/introspect", f"{base}/token"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -198,7 +307,7 @@ def _certificate(root: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _dovecot(*, security: Security, introspection: TokenIntrospection | None = None) -> Iterator[Dovecot]:
+def _dovecot(*, security: Security, oauth2: OAuth2Provider | None = None) -> Iterator[Dovecot]:
     binary = require_tool("dovecot")
     # Not under pytest's tmp_path: its parents are private to us, and Dovecot's own users must
     # reach the password file and the mail.
@@ -226,10 +335,10 @@ def _dovecot(*, security: Security, introspection: TokenIntrospection | None = N
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     (root / "users").chmod(0o644)
     mechanisms, oauth2_passdb = "plain login", ""
-    if introspection is not None:
+    if oauth2 is not None:
         mechanisms += " xoauth2 oauthbearer"
         (root / "oauth2.conf").write_text(
-            f"introspection_mode = post\nintrospection_url = {introspection.url}\n"
+            f"introspection_mode = post\nintrospection_url = {oauth2.url}\n"
             "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
         )
         (root / "oauth2.conf").chmod(0o644)
@@ -270,28 +379,21 @@ service anvil {{
 }}
 """
     )
-    # No pipes: the daemon keeps its inherited descriptors, and run() would wait for them to close.
-    subprocess.run(
-        [binary, "-c", str(config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    server = Dovecot(
+        port,
+        USER,
+        PASSWORD,
+        cafile,
+        security,
+        host,
+        root / "dovecot.log",
+        oauth2,
+        binary=binary,
+        config=config,
     )
-    server = Dovecot(port, USER, PASSWORD, cafile, security, host, root / "dovecot.log", introspection)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            server.client().logout()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError((root / "dovecot.log").read_text()) from None
-            time.sleep(PROBE_INTERVAL_S)
     try:
+        server.start()
         yield server
     finally:
-        subprocess.run(
-            [binary, "-c", str(config), "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        pid_file = root / "run" / "master.pid"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(PROBE_INTERVAL_S)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -10,23 +10,28 @@ the mailbox, a refused one is said in the mailbox's status."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from frontoffice.bootstrap import Container, build_container
-from frontoffice.channels.email.imap import ImapMailbox
+from frontoffice.channels.email.imap import RECONNECT_DELAYS_S, ImapMailbox
 from frontoffice.config import load_settings
 from frontoffice.store.tables import Message
 
 from ...conftest import eventually
+from ..tcp_proxy import LoopbackProxy
 from .dovecot import Dovecot, dovecot, dovecot_oauth2, dovecot_starttls, dovecot_tls  # noqa: F401 (fixtures)
 from .helpers import SUPPORT, email_entry_point, mail
 
 MESSAGES = 60
+_RECONNECTING = re.compile(r"reconnecting in ([0-9.]+) s")
 
 
 def _settings(db_url: str, data: Path, server: Dovecot, **mailbox: Any) -> Any:
@@ -212,7 +217,7 @@ async def test_an_oauth2_token_the_provider_vouches_for_reads_the_mailbox(
     tmp_path: Path,
     dovecot_oauth2: Dovecot,  # noqa: F811
 ) -> None:
-    introspection = dovecot_oauth2.introspection
+    introspection = dovecot_oauth2.oauth2
     assert introspection is not None
     introspection.tokens["ya29.good-access-token"] = dovecot_oauth2.user
     dovecot_oauth2.append(mail(subject="Via OAuth2", message_id="<imap-oauth2@customer.example>"))
@@ -235,7 +240,7 @@ async def test_an_expired_oauth2_token_is_said_in_the_mailbox_status(
     tmp_path: Path,
     dovecot_oauth2: Dovecot,  # noqa: F811
 ) -> None:
-    introspection = dovecot_oauth2.introspection
+    introspection = dovecot_oauth2.oauth2
     assert introspection is not None
     dovecot_oauth2.append(mail(subject="Waiting", message_id="<imap-waiting@customer.example>"))
     # The provider no longer knows the token (expired or revoked): introspection says inactive.
@@ -250,3 +255,92 @@ async def test_an_expired_oauth2_token_is_said_in_the_mailbox_status(
     assert "invalid or has expired" in error and '"status":"401"' in error
     assert "ya29.expired-access-token" not in error
     assert dovecot_oauth2.unseen() != []
+
+
+def _reconnect_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The delays before a reconnection the connector logged, in order."""
+    found = (
+        _RECONNECTING.search(r.getMessage()) for r in caplog.records if r.name == "frontoffice.email.imap"
+    )
+    return [float(m.group(1)) for m in found if m]
+
+
+async def _ids(container: Container) -> list[str]:
+    async with container.sessions() as s:
+        return sorted(await s.scalars(select(Message.rfc_message_id)))
+
+
+async def test_a_server_stopped_during_idle_is_noticed_and_read_again_once_back(
+    db_url: str,
+    tmp_path: Path,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    dovecot.append(mail(subject="Before", message_id="<imap-before@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot) as node:
+        await email_entry_point(node)
+        assert node.imap is not None
+        (reader,) = node.imap.mailboxes
+        await eventually(_at_least(node, 1), "the first message taken in")
+        await eventually(reader.waiting_for_mail.is_set, "the reader in IDLE")
+        # The operator restarts Dovecot: it says BYE to the idling session and closes it. The
+        # IDLE that would otherwise last 25 minutes (and a DONE never answered, a minute more)
+        # ends with the connection.
+        await asyncio.to_thread(dovecot.stop)
+        await eventually(lambda: not reader.connected.is_set(), "the lost connection noticed")
+        assert "ImapConnectionLost" in (reader.last_error or "")
+        await asyncio.to_thread(dovecot.start)
+        dovecot.append(mail(subject="After", message_id="<imap-after@customer.example>"))
+        await eventually(_at_least(node, 2), "the message sent during the restart taken in")
+        await eventually(reader.connected.is_set, "connected again")
+        await eventually(lambda: dovecot.unseen() == [], "both flagged seen")
+        assert await _ids(node) == ["imap-after@customer.example", "imap-before@customer.example"]
+
+
+async def test_a_connection_cut_between_polls_or_mid_fetch_is_noticed_and_nothing_lost_or_doubled(
+    db_url: str,
+    tmp_path: Path,
+    dovecot: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="frontoffice.email.imap")
+    proxy = LoopbackProxy(dovecot.host, dovecot.port)
+    await proxy.start()
+    via_proxy = Dovecot(proxy.port, dovecot.user, dovecot.password)
+    dovecot.append(mail(subject="First", message_id="<imap-cut-first@customer.example>"))
+    # Polling, with a long interval: only the lost connection can end the wait in time.
+    try:
+        async with _node(db_url, tmp_path, via_proxy, idle=False, poll_interval_s=600) as node:
+            await email_entry_point(node)
+            assert node.imap is not None
+            (reader,) = node.imap.mailboxes
+            await eventually(_at_least(node, 1), "the first message taken in")
+            await eventually(reader.waiting_for_mail.is_set, "the reader between two polls")
+            # The network goes away without a word from the server (no BYE), and stays away for a
+            # reconnection attempt, which it aborts before the server's greeting.
+            before = len(_reconnect_delays(caplog))  # (a first session may have found no entry point)
+            proxy.go_down()
+            await eventually(lambda: not reader.connected.is_set(), "the lost connection noticed")
+            assert "ImapConnectionLost" in (reader.last_error or "")
+            await eventually(lambda: proxy.refused >= 1, "a reconnection attempt")
+            await eventually(
+                lambda: len(_reconnect_delays(caplog)) >= before + 2, "the failed attempt noticed"
+            )
+            for n in range(MESSAGES):
+                dovecot.append(mail(subject=f"Cut {n}", message_id=f"<imap-cut-{n}@customer.example>"))
+            proxy.go_up()
+            # Back: the mail that came meanwhile is read; the connection is cut again in the middle.
+            await eventually(_at_least(node, MESSAGES // 6), "a sixth of the new mail taken in")
+            proxy.cut()
+            taken_at_cut = await _count(node)
+            assert taken_at_cut < MESSAGES + 1, "the cut must land in the middle of fetching"
+            await eventually(lambda: len(_reconnect_delays(caplog)) >= before + 3, "the cut noticed")
+            # Back-off: 1 s after a working session ends, longer after each failed attempt, and
+            # from the start again once a session has worked.
+            first, second, after_working = _reconnect_delays(caplog)[before : before + 3]
+            assert (first, second, after_working) == (RECONNECT_DELAYS_S[0], RECONNECT_DELAYS_S[1], first)
+            await eventually(_at_least(node, MESSAGES + 1), "the whole mailbox taken in")
+            await eventually(lambda: dovecot.unseen() == [], "every message flagged seen")
+            expected = [f"imap-cut-{n}@customer.example" for n in range(MESSAGES)]
+            assert await _ids(node) == sorted([*expected, "imap-cut-first@customer.example"])
+    finally:
+        await proxy.close()
