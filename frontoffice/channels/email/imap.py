@@ -2,6 +2,7 @@
 
 One task per configured mailbox (``imap_mailboxes``): connect (IMAP over TLS, or plain IMAP upgraded
 with STARTTLS, or plain on loopback: ``security``), log in (LOGIN, or XOAUTH2 with an OAuth2 access
+token: fetched from the provider's token endpoint and kept while valid, ``oauth2.py``, or one fixed
 token), SELECT the folder, take in every message whose UID is above the last one committed,
 then wait with IDLE (RFC 2177) where the server offers it, else poll every ``poll_interval_s``.
 
@@ -32,7 +33,10 @@ import re
 import ssl
 from collections.abc import Sequence
 
+from pydantic import SecretStr
+
 from frontoffice.channels.email.imap_client import ImapClient, ImapConnectionLost, ImapSecurityError
+from frontoffice.channels.email.oauth2 import AccessTokens
 from frontoffice.config_imap import ImapMailboxSettings
 from frontoffice.services.email_intake import EmailIntake
 
@@ -76,6 +80,17 @@ class ImapMailbox:
         # required but not offered, a dropped connection); None while connected or before the
         # first try. For operators and tests.
         self.last_error: str | None = None
+        # The mailbox's OAuth2 access tokens, when they come from the provider's token endpoint.
+        self.tokens: AccessTokens | None = None
+        if settings.oauth2_token_url is not None:
+            assert settings.oauth2_client_id is not None  # config_imap checks
+            self.tokens = AccessTokens(
+                settings.oauth2_token_url,
+                settings.oauth2_client_id,
+                client_secret=_secret(settings.oauth2_client_secret),
+                refresh_token=_secret(settings.oauth2_refresh_token),
+                scope=settings.oauth2_scope,
+            )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.settings.security == "none":
@@ -131,10 +146,13 @@ class ImapMailbox:
 
     async def _log_in(self, client: ImapClient) -> None:
         s = self.settings
+        if self.tokens is not None:
+            await self._log_in_with_fetched_token(client, self.tokens)
+            return
         if s.oauth2_token is not None:
             response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
             if response.result != "OK":
-                reason = _oauth2_reason(client.sasl_error)
+                reason = _oauth2_reason(client.sasl_error, fresh=False)
                 raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
             return
         assert s.password is not None  # one credential (config_imap)
@@ -147,6 +165,26 @@ class ImapMailbox:
         response = await client.login(s.username, s.password.get_secret_value())
         if response.result != "OK":
             raise RuntimeError(f"login refused: {_text(response.lines)}")
+
+    async def _log_in_with_fetched_token(self, client: ImapClient, tokens: AccessTokens) -> None:
+        username = self.settings.username
+        kept = tokens.cached()
+        token = kept or await tokens.fetch()
+        response = await client.xoauth2(username, token)
+        if response.result != "OK" and kept is not None:
+            # A token we hold for valid was refused (revoked, or the provider counts its life
+            # shorter): one new token, once; a new one refused too is not a matter of time.
+            log.info(
+                "IMAP mailbox %s: the kept OAuth2 access token was refused; fetching a new one",
+                self.settings.name,
+            )
+            tokens.discard()
+            token = await tokens.fetch()
+            response = await client.xoauth2(username, token)
+        if response.result != "OK":
+            tokens.discard()
+            reason = _oauth2_reason(client.sasl_error, fresh=True)
+            raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
 
     async def _take_new(self, client: ImapClient, uidvalidity: int) -> int:
         name = self.settings.name
@@ -239,18 +277,30 @@ def _literal(lines: Sequence[bytes | bytearray | str]) -> bytes | None:
     return None
 
 
-def _oauth2_reason(challenge: str | None) -> str:
+def _oauth2_reason(challenge: str | None, *, fresh: bool) -> str:
     """The provider's reason from an XOAUTH2 error challenge (``{"status":"401","schemes":"bearer",
-    "scope":"..."}``), said for operators: a 401 is a token that is wrong or has expired."""
+    "scope":"..."}``), said for operators: a 401 is a token that is wrong or has expired, or, for a
+    token the token endpoint has just issued (``fresh``), one that does not open this mailbox."""
+    if fresh:
+        meaning = (
+            "a token just issued by the token endpoint: check that the application may open this "
+            "mailbox (username, oauth2_scope, the permissions granted to it)"
+        )
+    else:
+        meaning = "the access token is invalid or has expired"
     if challenge is None:
-        return ""
+        return f" ({meaning})" if fresh else ""
     try:
         status = json.loads(challenge).get("status")
     except (ValueError, AttributeError):
         return f" (the provider says: {challenge})"
     if str(status) in ("400", "401"):
-        return f" (the provider says: {challenge}: the access token is invalid or has expired)"
+        return f" (the provider says: {challenge}: {meaning})"
     return f" (the provider says: {challenge})"
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _text(lines: Sequence[bytes | bytearray | str]) -> str:

@@ -74,8 +74,9 @@ class OAuth2Provider:
     - The **token endpoint** (``token_url``, RFC 6749 §3.2): the client-credentials grant (§4.4) for a
       client in ``clients`` (its secret in the form, §2.3.1; the scope it must ask for), and a refresh
       (§6) with a refresh token in ``refresh_tokens``. Each issues a new access token that lives
-      ``lifetime_s`` seconds (``expires_in``); errors as §5.2 says (``invalid_client`` with 401,
-      ``invalid_grant``, ``invalid_scope``, ``unsupported_grant_type`` with 400).
+      ``lifetime_s`` seconds (``expires_in``); with ``rotate_refresh_tokens`` a refresh also replaces
+      the refresh token (§6). Errors as §5.2 says (``invalid_client`` with 401, ``invalid_grant``,
+      ``invalid_scope``, ``unsupported_grant_type`` with 400).
     - The **introspection endpoint** (``url``, RFC 7662) Dovecot's oauth2 passdb asks about each
       token: one in ``tokens`` and not expired is active for its user; any other ``{"active": false}``.
     """
@@ -85,7 +86,9 @@ class OAuth2Provider:
     clients: dict[str, OAuth2Client] = field(default_factory=dict)  # client id -> client
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> client id
     lifetime_s: int = 3600
+    rotate_refresh_tokens: bool = False  # a refresh answers with a new refresh token, the old one dies
     asked: list[str] = field(default_factory=list)  # the tokens Dovecot asked about, in order
+    refused: list[str] = field(default_factory=list)  # those it was told were not active
     issued: list[str] = field(default_factory=list)  # the access tokens the token endpoint issued
     token_requests: list[dict[str, str]] = field(default_factory=list)  # their forms, in order
     url: str = ""
@@ -96,6 +99,8 @@ class OAuth2Provider:
         with self._lock:
             self.asked.append(token)
             user = self.tokens.get(token) if self.active(token) else None
+            if user is None:
+                self.refused.append(token)
         return {"active": True, "username": user} if user else {"active": False}
 
     def active(self, token: str) -> bool:
@@ -110,19 +115,25 @@ class OAuth2Provider:
             if client is None or form.get("client_secret") != client.secret:
                 return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
             grant = form.get("grant_type")
-            if grant == "client_credentials":
-                if client.scope is not None and form.get("scope") != client.scope:
-                    return 400, {"error": "invalid_scope", "error_description": f"Ask for {client.scope}."}
-            elif grant == "refresh_token":
+            answer: dict[str, object] = {}
+            if grant == "refresh_token":
                 if self.refresh_tokens.get(form.get("refresh_token", "")) != form["client_id"]:
                     return 400, {"error": "invalid_grant", "error_description": "Bad refresh token."}
+                if self.rotate_refresh_tokens:  # RFC 6749 §6: a new refresh token replaces the old
+                    del self.refresh_tokens[form["refresh_token"]]
+                    answer["refresh_token"] = f"rt-{secrets.token_urlsafe(12)}"
+                    self.refresh_tokens[str(answer["refresh_token"])] = form["client_id"]
+            elif grant == "client_credentials":
+                if client.scope is not None and form.get("scope") != client.scope:
+                    return 400, {"error": "invalid_scope", "error_description": f"Ask for {client.scope}."}
             else:
                 return 400, {"error": "unsupported_grant_type"}
             access = f"at-{secrets.token_urlsafe(12)}"
             self.tokens[access] = client.user
             self.expiry[access] = time.monotonic() + self.lifetime_s
             self.issued.append(access)
-            return 200, {"access_token": access, "token_type": "Bearer", "expires_in": self.lifetime_s}
+            answer |= {"access_token": access, "token_type": "Bearer", "expires_in": self.lifetime_s}
+            return 200, answer
 
 
 @dataclass

@@ -3,13 +3,18 @@ after their commit, IDLE for new mail, and a restart of our server in the middle
 neither loses nor duplicates a message; the same over TLS (implicit, as on port 993) and over a
 plain connection upgraded with STARTTLS (port 143), with the server's certificate verified and one we
 do not trust refused; STARTTLS required of a server that does not offer it (or that injects a
-response before the handshake) refused before any credential is sent; and XOAUTH2 against Dovecot's
+response before the handshake) refused before any credential is sent; XOAUTH2 against Dovecot's
 oauth2 passdb, whose tokens an introspection endpoint of the test vouches for: a good token reads
-the mailbox, a refused one is said in the mailbox's status."""
+the mailbox, a refused one is said in the mailbox's status, and tokens fetched from the provider's
+token endpoint (client credentials, refresh) are used, replaced when they expire or are revoked,
+and a refused token request said without its secret; and a connection lost (Dovecot stopped during
+IDLE, a loopback proxy cutting it between polls and mid-fetch) noticed at once and read again,
+nothing lost or taken twice."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +32,15 @@ from frontoffice.store.tables import Message
 
 from ...conftest import eventually
 from ..tcp_proxy import LoopbackProxy
-from .dovecot import Dovecot, dovecot, dovecot_oauth2, dovecot_starttls, dovecot_tls  # noqa: F401 (fixtures)
+from .dovecot import (  # noqa: F401 (fixtures)
+    Dovecot,
+    OAuth2Client,
+    OAuth2Provider,
+    dovecot,
+    dovecot_oauth2,
+    dovecot_starttls,
+    dovecot_tls,
+)
 from .helpers import SUPPORT, email_entry_point, mail
 
 MESSAGES = 60
@@ -344,3 +357,159 @@ async def test_a_connection_cut_between_polls_or_mid_fetch_is_noticed_and_nothin
             assert await _ids(node) == sorted([*expected, "imap-cut-first@customer.example"])
     finally:
         await proxy.close()
+
+
+OFFICE365_SCOPE = "https://outlook.office365.com/.default"
+CLIENT_SECRET = "client-secret-0123456789"
+REFRESH_TOKEN = "1//refresh-token-0123456789"
+
+
+def _oauth2_app(server: Dovecot, *, scope: str | None = None) -> dict[str, Any]:
+    """An application registered at the fixture's provider for the mailbox, and the mailbox's
+    settings that fetch its tokens: client credentials with ``scope``, else a refresh."""
+    provider = server.oauth2
+    assert provider is not None
+    provider.clients["frontoffice-app"] = OAuth2Client(secret=CLIENT_SECRET, user=server.user, scope=scope)
+    box = {
+        "password": None,
+        "oauth2_token_url": provider.token_url,
+        "oauth2_client_id": "frontoffice-app",
+        "oauth2_client_secret": CLIENT_SECRET,
+    }
+    if scope is not None:
+        return {**box, "oauth2_scope": scope}
+    provider.refresh_tokens[REFRESH_TOKEN] = "frontoffice-app"
+    return {**box, "oauth2_refresh_token": REFRESH_TOKEN}
+
+
+def _no_secret_in(text: str, provider: OAuth2Provider, user: str) -> None:
+    for secret in (CLIENT_SECRET, REFRESH_TOKEN, *provider.issued):
+        assert secret not in text
+        sasl = base64.b64encode(f"user={user}\x01auth=Bearer {secret}\x01\x01".encode()).decode()
+        assert sasl not in text
+
+
+async def test_a_client_credentials_token_is_fetched_and_reads_the_mailbox(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every log, aioimaplib's and httpx's too, is searched for secrets
+    provider = dovecot_oauth2.oauth2
+    assert provider is not None
+    # Microsoft 365's way: the application's own token (no user signed in), for the scope
+    # https://outlook.office365.com/.default, opens the mailbox named in XOAUTH2's user=.
+    box = _oauth2_app(dovecot_oauth2, scope=OFFICE365_SCOPE)
+    dovecot_oauth2.append(mail(subject="Via OAuth2", message_id="<imap-oauth2-cc@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_oauth2, **box) as node:
+        await email_entry_point(node)
+        await eventually(_at_least(node, 1), "the message taken in with a fetched token")
+        await eventually(lambda: dovecot_oauth2.unseen() == [], "the message flagged seen")
+        assert node.imap is not None
+        (reader,) = node.imap.mailboxes
+        shown = str(node.settings.masked())
+    assert provider.token_requests[0] == {
+        "grant_type": "client_credentials",
+        "client_id": "frontoffice-app",
+        "client_secret": CLIENT_SECRET,
+        "scope": OFFICE365_SCOPE,
+    }
+    assert provider.issued[0] in provider.asked and provider.refused == []
+    assert any("method=XOAUTH2" in line and "Login:" in line for line in dovecot_oauth2.logins())
+    _no_secret_in(caplog.text + shown + str(reader.last_error), provider, dovecot_oauth2.user)
+
+
+async def test_a_token_that_expires_between_sessions_is_refreshed_and_mail_keeps_coming(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    provider = dovecot_oauth2.oauth2
+    assert provider is not None
+    provider.lifetime_s = 5  # short-lived tokens: expired before the test's next session
+    box = _oauth2_app(dovecot_oauth2)  # Gmail's way: a refresh token
+    dovecot_oauth2.append(mail(subject="First", message_id="<imap-refresh-1@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_oauth2, **box) as node:
+        await email_entry_point(node)
+        assert node.imap is not None
+        (reader,) = node.imap.mailboxes
+        await eventually(_at_least(node, 1), "the first message taken in")
+        await eventually(reader.waiting_for_mail.is_set, "the reader in IDLE")
+        await eventually(
+            lambda: not any(provider.active(t) for t in provider.issued), "the tokens expired at the provider"
+        )
+        issued = len(provider.issued)
+        # The session outlives its token (a login is checked once); the provider then ends it, as
+        # Microsoft 365 does ("Session invalidated - AccessTokenExpired").
+        await asyncio.to_thread(dovecot_oauth2.kick)
+        dovecot_oauth2.append(mail(subject="Second", message_id="<imap-refresh-2@customer.example>"))
+        await eventually(_at_least(node, 2), "the message after the expiry taken in")
+        await eventually(lambda: dovecot_oauth2.unseen() == [], "both flagged seen")
+    assert len(provider.issued) > issued
+    assert {f["grant_type"] for f in provider.token_requests} == {"refresh_token"}
+    assert {f["refresh_token"] for f in provider.token_requests} == {REFRESH_TOKEN}
+    # The connector knew the kept token had expired: it never offered the server an expired one.
+    assert provider.refused == []
+    _no_secret_in(caplog.text, provider, dovecot_oauth2.user)
+
+
+async def test_a_kept_token_the_server_refuses_is_replaced_once(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="frontoffice.email.imap")
+    provider = dovecot_oauth2.oauth2
+    assert provider is not None
+    box = _oauth2_app(dovecot_oauth2)
+    dovecot_oauth2.append(mail(subject="First", message_id="<imap-revoked-1@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_oauth2, **box) as node:
+        await email_entry_point(node)
+        assert node.imap is not None
+        (reader,) = node.imap.mailboxes
+        await eventually(_at_least(node, 1), "the first message taken in")
+        await eventually(reader.waiting_for_mail.is_set, "the reader in IDLE")
+        # Revoked at the provider while it had most of its hour to live; the session ends.
+        (kept,) = provider.issued
+        del provider.tokens[kept]
+        await asyncio.to_thread(dovecot_oauth2.kick)
+        dovecot_oauth2.append(mail(subject="Second", message_id="<imap-revoked-2@customer.example>"))
+        await eventually(_at_least(node, 2), "the message after the revocation taken in")
+        await eventually(reader.connected.is_set, "logged in again")
+    assert provider.refused == [kept]
+    assert len(provider.issued) == 2 and provider.issued[1] in provider.asked
+    # On the same connection, at once: the session did not end on the refusal (and wait to retry).
+    assert "the kept OAuth2 access token was refused; fetching a new one" in caplog.text
+    assert "XOAUTH2 login refused" not in caplog.text
+
+
+async def test_a_refused_token_request_is_said_without_the_secret(
+    db_url: str,
+    tmp_path: Path,
+    dovecot_oauth2: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    provider = dovecot_oauth2.oauth2
+    assert provider is not None
+    box = _oauth2_app(dovecot_oauth2, scope=OFFICE365_SCOPE)
+    provider.clients["frontoffice-app"].secret = "the-secret-the-provider-knows"  # ours is wrong
+    dovecot_oauth2.append(mail(subject="Waiting", message_id="<imap-oauth2-refused@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot_oauth2, **box) as node:
+        await email_entry_point(node)
+        reader = await _refused(node)
+        assert await _count(node) == 0
+    error = reader.last_error or ""
+    assert error.startswith(
+        f"OAuth2Error: the OAuth2 token endpoint {provider.token_url} refused the client_credentials "
+        "request: HTTP 401 invalid_client: Client authentication failed. "
+        "(check oauth2_client_id and oauth2_client_secret)"
+    )
+    assert provider.issued == []
+    assert not any("method=XOAUTH2" in line for line in dovecot_oauth2.logins())
+    _no_secret_in(caplog.text + error, provider, dovecot_oauth2.user)
+    assert dovecot_oauth2.unseen() != []
