@@ -358,6 +358,9 @@ class AcdService:
             # restored contact is then written over it.
             await uow.interactions.requeue_offered()
             await self._persist(uow, outputs, also_sync=[row.id for row in rows])
+        # A node that has just become the leader read from its mirror of the old leader's engine until
+        # now (its own engine was empty while the store was read): from here on, from the engine.
+        self.mirror = None
         self._wake.set()
         self._tell_listeners(True)
 

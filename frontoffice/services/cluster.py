@@ -471,7 +471,8 @@ class ClusterNode:
         log.warning("this node leads", extra={"epoch": epoch, "node": self.node})
         self.epoch, self.seq = epoch, 0
         self.acd.fence = Fence(epoch)
-        self.acd.mirror = None
+        # Reads stay on the mirror until the rebuild from the store has filled the engine (the
+        # rebuild drops the mirror): an agent's status must not answer 404 in between.
         self._touched = _Touched()
         self._leading = True
         self._became_leader.set()

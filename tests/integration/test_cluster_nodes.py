@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from ..conftest import eventually, free_port
 from .cluster_nodes import (
@@ -245,6 +247,53 @@ async def test_the_standbys_wallboard_follows_the_leaders_engine(cluster: Cluste
         return sum(q["waiting"] for q in board["queues"]) == 1
 
     await eventually(waiting_on_standby, "the standby's wallboard shows the contact waiting")
+
+
+async def test_a_standby_taking_over_answers_reads_from_its_mirror_until_its_engine_is_rebuilt(
+    cluster: Cluster,
+) -> None:
+    """Between taking the lease and finishing the rebuild from the store, the new leader's engine is
+    empty: reads must keep coming from the mirror of the old leader's engine (seen in the nginx test:
+    an agent's status answered 404 not-an-agent through the survivor right after a kill -9)."""
+    await asyncio.to_thread(cluster.start, 2)
+    leader = await cluster.leader()
+    standby = next(n for n in cluster.nodes if n is not leader)
+    await _login(cluster, leader, "agent1")
+
+    async def status(node: Node) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=node.url, timeout=15) as client:
+            return await client.get("/api/v1/agent/status", headers=cluster.headers("agent1"))
+
+    async def mirrored() -> bool:
+        r = await status(standby)
+        return r.status_code == 200 and r.json()["state"] == "available"
+
+    await eventually(mirrored, "the standby's mirror has the signed-in agent")
+    # The standby's rebuild will wait for this lock (it reads the agents' profiles), as a rebuild
+    # takes its time on a large or busy database.
+    engine = create_engine(cluster.database_url)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("LOCK TABLE agent_profiles IN ACCESS EXCLUSIVE MODE"))
+            leader.kill9()
+
+            async def leads() -> bool:
+                return (await cluster.readiness(standby)).get("role") == "leader"
+
+            await eventually(leads, "the standby took the lease", timeout_s=30)
+            for _ in range(3):
+                r = await status(standby)
+                assert r.status_code == 200, r.text
+                assert r.json()["state"] == "available", r.json()
+            await holder.rollback()  # the rebuild goes on
+    finally:
+        await engine.dispose()
+
+    async def rebuilt() -> bool:
+        r = await status(standby)
+        return r.status_code == 200 and r.json()["state"] == "available"
+
+    await eventually(rebuilt, "the rebuilt engine has the agent")
 
 
 async def test_a_socket_on_a_standby_hears_events_published_by_the_leader(cluster: Cluster) -> None:
