@@ -10,6 +10,7 @@ asyncio's loop and the voice tests again on uvloop (``tests/integration/on_uvloo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, Literal, TypeVar
 __all__ = [
     "YOUNG_COLLECTION_THRESHOLD",
     "EventLoopChoice",
+    "cancel_and_wait",
     "loop_factory",
     "loop_name",
     "run",
@@ -76,6 +78,14 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Stop a service's background task: cancel it and wait until it has ended (nothing if ``None``)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def wake_or_timeout(event: asyncio.Event, timeout_s: float) -> bool:

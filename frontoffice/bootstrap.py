@@ -430,7 +430,10 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
             commit_followers=(stats.committed,),  # a standby's live figures follow the leader's
         )
         commits.subscribe(cluster.committed)
-    contact_center = ContactCenter(acd, crm, interactions, clock=clock)
+    # Outgoing integrations (webhooks, screen-pop lookups, SMS HTTP gateways and SMPP links, Telegram
+    # Bot API servers, the captcha check) reach public addresses and the allowed networks only (SSRF).
+    egress = EgressPolicy.from_setting(settings.integrations_allowed_networks)
+    contact_center = ContactCenter(acd, crm, interactions, clock=clock, egress=egress)
     fallback = FallbackActions(sessions, interactions, clock=clock)
     acd.add_listener(fallback.on_outputs)  # what a queue does with contacts it turns away
     # Tickets as routed work: their work items in the ACD follow them (services/ticket_work.py).
@@ -477,17 +480,15 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     channels.register(ChatPort(sessions, bus))
     # SMS (SMPP links per entry point) and Telegram bots: their senders deliver agents' answers.
     messaging = Messaging(conversations, clock=clock, region=settings.default_region)
-    sms = SmsChannel(messaging)
-    telegram = TelegramChannel(messaging)
-    outbox.register(SmsSender(messaging, sms))
+    sms = SmsChannel(messaging, egress=egress)
+    telegram = TelegramChannel(messaging, egress=egress)
+    outbox.register(SmsSender(messaging, sms, egress=egress))
     # Entry points created or changed through the admin API start, restart or stop their links and
     # bots without a restart (both are no-ops while messaging_channels is off).
     contact_center.admin.entry_point_listeners += [sms.reload, telegram.reload]
-    outbox.register(TelegramSender(messaging))
+    outbox.register(TelegramSender(messaging, egress=egress))
     # Webhooks: queued in the transaction of the change they report (a before_commit hook), so a
     # crash right after a commit loses none; delivered, signed and logged by their outbox sender.
-    # Webhooks and screen-pop lookups reach public addresses and the allowed networks only (SSRF).
-    egress = EgressPolicy.from_setting(settings.integrations_allowed_networks)
     webhook_recorder = WebhookRecorder(clock=clock)
     webhook_recorder.install(sync_session_class(sessions))
     webhook_sender = WebhookSender(
@@ -554,7 +555,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         sessions,
         contact_center.intake,
         rate_limit=FormRateLimit(settings.web_form_rate_limit, settings.web_form_rate_window_s),
-        captcha=CaptchaVerifier(settings.captcha_verify_url, settings.captcha_secret),
+        captcha=CaptchaVerifier(settings.captcha_verify_url, settings.captcha_secret, egress=egress),
         public_url=settings.public_url,
         clock=clock,
     )

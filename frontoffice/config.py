@@ -278,7 +278,8 @@ class Settings(BaseSettings):
     screen_pop_cache_size: int = Field(default=10_000, ge=0, le=1_000_000, description="Answers kept at most")
     integrations_allowed_networks: list[str] = Field(
         default_factory=list,
-        description="Networks (CIDR) webhooks and screen-pop lookups may reach besides public addresses, "
+        description="Networks (CIDR) outgoing integrations (webhooks, screen-pop lookups, SMS HTTP gateways, "
+        "Telegram Bot API servers, the captcha check) may reach besides public addresses, "
         "e.g. 192.168.10.0/24 for a billing or 1C server on the LAN; loopback, private, link-local "
         "(169.254.169.254) and other internal addresses are refused otherwise (docs/integrations.md)",
     )

@@ -14,6 +14,7 @@ from .acd import AcdService
 from .agent_desk import AgentDesk, AgentQueue
 from .context import Clock, system_clock
 from .crm import CrmService
+from .egress import EgressPolicy
 from .intake import Intake
 from .interactions import InteractionService
 from .routing_admin import RoutingAdmin
@@ -33,13 +34,14 @@ class ContactCenter:
         interactions: InteractionService,
         *,
         clock: Clock = system_clock,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.acd = acd
         self.crm = crm
         self.interactions = interactions
         self.sessions = acd.sessions
         self.clock = clock
-        self.admin = RoutingAdmin(acd, clock=clock)
+        self.admin = RoutingAdmin(acd, clock=clock, egress=egress)
         self.intake = Intake(acd, crm, interactions, clock=clock, routing=self.admin)
         self.desk = AgentDesk(acd, clock=clock)
         self.wallboard = WallboardView(acd)

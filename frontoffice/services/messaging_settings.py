@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
@@ -23,6 +24,7 @@ __all__ = [
     "SmppSettings",
     "SmsSettings",
     "TelegramSettings",
+    "fill_template",
     "keep_secrets",
     "redact_secrets",
     "secrets_set",
@@ -111,6 +113,13 @@ class HttpGatewaySettings(Input):
         if not value.startswith(("https://", "http://")):
             raise ValueError("the URL starts with https:// (or http://)")
         _check_template(value)
+        parts = urlsplit(fill_template(value, "0"))  # ValueError: "Invalid IPv6 URL"
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
+        try:
+            parts.port  # noqa: B018 (parsed for its ValueError)
+        except ValueError:
+            raise ValueError("the URL's port is not a number from 1 to 65535") from None
         return value
 
     @field_validator("params", "headers")
@@ -204,6 +213,12 @@ def _check_template(value: str) -> None:
         raise ValueError(
             f"unknown variable {{{sorted(unknown)[0]}}}; known: {{to}} {{text}} {{from}} {{api_key}}"
         )
+
+
+def fill_template(template: str, value: str) -> str:
+    """``template`` (a gateway's URL) with every variable (``{to}``...) replaced by ``value``: the URL
+    a send would request, as far as its host is concerned (checked when the entry point is saved)."""
+    return _VARIABLE.sub(lambda _: value, template)
 
 
 def _get(config: dict[str, Any], path: tuple[str, ...]) -> Any:

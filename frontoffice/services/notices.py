@@ -6,7 +6,9 @@ and the email sender builds it at delivery time (``channels/email/sender.py``). 
 caller's transaction — the change it reports and its notice commit together — and delivered, retried
 and shown in the outbox like any mail.
 
-* **To**: every active administrator with an email address.
+* **To**: every active administrator with an email address, **in their language** (``users.language``,
+  the one they chose with the console's language switch): one message per language, To: the
+  administrators of that language, composed by the notice (:class:`AdminNotice`) in it.
 * **From**: what mail to customers leaves from — the email entry point of the project concerned, else
   the first email entry point (its ``email.from_address``, else its own address:
   :func:`frontoffice.services.replies.sender_for`). With no email entry point there is no outgoing
@@ -18,18 +20,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.model import Channel, Role
+from frontoffice.i18n import LANGUAGES
 from frontoffice.store.tables import EntryPoint, User
 
 from .outbox import enqueue
 from .replies import sender_for
 
-__all__ = ["NOTICE_KIND", "queue_admin_notice"]
+__all__ = ["NOTICE_KIND", "AdminNotice", "queue_admin_notice"]
 
 log = logging.getLogger("frontoffice.notices")
 
@@ -37,29 +41,43 @@ log = logging.getLogger("frontoffice.notices")
 NOTICE_KIND = "notice"
 
 
+class AdminNotice(Protocol):
+    """What a notice says, in each language of the catalogs (``en``, ``ru``)."""
+
+    def subject(self, language: str) -> str: ...
+
+    def body(self, language: str) -> str: ...
+
+
 async def queue_admin_notice(
     s: AsyncSession,
+    notice: AdminNotice,
     *,
-    subject: str,
-    body: str,
     subject_key: str,
     now: datetime,
     project_id: int | None = None,
-) -> int | None:
-    """Queue ``subject`` / ``body`` to the administrators in ``s``'s transaction; the outbox row's id,
-    or None when it cannot be sent (no email entry point, or no administrator with an address)."""
-    emails = await s.scalars(
-        select(User.email).where(
+) -> list[int]:
+    """Queue ``notice`` to the administrators in ``s``'s transaction, one message per language (the
+    outbox rows' subject keys: ``subject_key:<language>``); the rows' ids, none when it cannot be
+    sent (no email entry point, or no administrator with an address)."""
+    rows = await s.execute(
+        select(User.email, User.language).where(
             User.role == Role.ADMIN.value,
             User.is_active.is_(True),
             User.email.is_not(None),
             User.email != "",
         )
     )
-    to = sorted({e for e in emails if e})
-    if not to:
-        log.warning("admin notice %r not emailed: no active administrator has an email address", subject)
-        return None
+    by_language: dict[str, set[str]] = {}
+    for email, language in rows:
+        if email:
+            # A language without a catalog (set before one was removed) reads English.
+            by_language.setdefault(language if language in LANGUAGES else "en", set()).add(email)
+    if not by_language:
+        log.warning(
+            "admin notice %r not emailed: no active administrator has an email address", notice.subject("en")
+        )
+        return []
     entry_points = await s.scalars(
         select(EntryPoint)
         .where(EntryPoint.channel == Channel.EMAIL.value)
@@ -75,15 +93,20 @@ async def queue_admin_notice(
     if sender is None:
         log.warning(
             "admin notice %r not emailed: no outgoing mail is configured (no email entry point to send from)",
-            subject,
+            notice.subject("en"),
         )
-        return None
-    payload = {
-        "kind": NOTICE_KIND,
-        "from": sender,
-        "to": to,
-        "subject": subject,
-        "body": body,
-        "date": now.isoformat(),
-    }
-    return await enqueue(s, Channel.EMAIL.value, None, subject_key, payload, now=now)
+        return []
+    ids = []
+    for language, to in sorted(by_language.items()):
+        payload = {
+            "kind": NOTICE_KIND,
+            "from": sender,
+            "to": sorted(to),
+            "subject": notice.subject(language),
+            "body": notice.body(language),
+            "date": now.isoformat(),
+            "language": language,
+        }
+        # A key per language: one language's message never waits behind another's retries.
+        ids.append(await enqueue(s, Channel.EMAIL.value, None, f"{subject_key}:{language}", payload, now=now))
+    return ids

@@ -27,7 +27,6 @@ Nothing here blocks the event loop: the database calls are async and senders are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -40,7 +39,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from frontoffice.aio import wake_or_timeout
+from frontoffice.aio import cancel_and_wait, wake_or_timeout
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.tables import (
     Customer,
@@ -300,10 +299,7 @@ class OutboxWorker:
     async def stop(self) -> None:
         """Stop the background loop (a delivery in flight is abandoned: its claim expires)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def wake(self) -> None:
         """Look for due rows now (called after a commit that queued something; any thread)."""

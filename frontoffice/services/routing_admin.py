@@ -50,8 +50,16 @@ from .acd_schemas import (
 )
 from .chat_settings import chat_settings
 from .context import Actor, Clock, audit, system_clock
+from .egress import AddressRefused, EgressPolicy, host_refused, url_refused
 from .email_settings import email_settings
-from .messaging_settings import SmsSettings, TelegramSettings, keep_secrets, redact_secrets, secrets_set
+from .messaging_settings import (
+    SmsSettings,
+    TelegramSettings,
+    fill_template,
+    keep_secrets,
+    redact_secrets,
+    secrets_set,
+)
 from .rules_adapter import compile_rules, rule_context
 
 log = logging.getLogger("frontoffice.routing")
@@ -62,10 +70,14 @@ __all__ = ["CreateQueue", "RoutingAdmin", "SaveAgentProfile", "UpdateQueue"]
 class RoutingAdmin:
     """Administrators' (and supervisors' read) use cases over the routing configuration."""
 
-    def __init__(self, acd: AcdService, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, acd: AcdService, *, clock: Clock = system_clock, egress: EgressPolicy | None = None
+    ) -> None:
         self.acd = acd
         self.sessions = acd.sessions
         self.clock = clock
+        # Where an SMS gateway's or a Bot API server's URL may point (services/egress.py).
+        self.egress = egress or EgressPolicy()
         # Moves after every change to an entry point (see entry_points_changed). Caches of entry
         # points keep what they read with the version it was read at and drop it when this moves.
         self.entry_points_version = 0
@@ -139,6 +151,7 @@ class RoutingAdmin:
 
     async def create_entry_point(self, actor: Actor, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
+        await self._check_addresses(data)
         try:
             out = await self._create_entry_point(actor, data)
         finally:
@@ -177,6 +190,7 @@ class RoutingAdmin:
 
     async def update_entry_point(self, actor: Actor, entry_id: int, data: EntryPointIn) -> EntryPointOut:
         actor.require("routing.write")
+        await self._check_addresses(data)
         try:
             out = await self._update_entry_point(actor, entry_id, data)
         finally:
@@ -201,6 +215,30 @@ class RoutingAdmin:
                 ) from None
             audit(s, actor, "entry_point.update", "entry_point", entry_id)
             return _entry_out(entry)
+
+    async def _check_addresses(self, data: EntryPointIn) -> None:
+        """Refuse (422 at the field) an SMS gateway URL, an SMPP link's SMS center or a Bot API
+        server URL on an internal address: the server would connect there (SSRF). Resolved before
+        the transaction, so a slow DNS answer holds no lock; checked again at each connection (DNS
+        rebinding)."""
+        if data.sms is not None and data.sms.smpp is not None:
+            # Whatever the gateway: the block is stored as sent, and an admin input all the same.
+            smpp = data.sms.smpp
+            try:
+                await self.egress.check_host(smpp.host, smpp.port)
+            except AddressRefused as exc:
+                raise host_refused(exc, ("sms", "smpp", "host")) from None
+        urls: list[tuple[str, tuple[str, ...]]] = []
+        if data.sms is not None and data.sms.http is not None:
+            # The template's variables stand for values; only the host matters here.
+            urls.append((fill_template(data.sms.http.url, "0"), ("sms", "http", "url")))
+        if data.telegram is not None and data.telegram.base_url is not None:
+            urls.append((str(data.telegram.base_url), ("telegram", "base_url")))
+        for url, field in urls:
+            try:
+                await self.egress.check_url(url)
+            except AddressRefused as exc:
+                raise url_refused(exc, field) from None
 
     async def _check_entry(self, s: AsyncSession, data: EntryPointIn) -> None:
         compile_rules([rule.model_dump() for rule in data.rules], data.default_queue_id)

@@ -17,6 +17,9 @@ browse another client's customers, contacts, tickets, deals or figures. The rule
   Their assignee or owner always sees them, and so does the agent of a contact linked to a ticket.
 - **Notes**, tags, custom fields and identities are part of the card: whoever sees the card sees them.
 - **Reports** of a limited user count only the contacts of their projects.
+- **Colleagues** (whom a note may @mention): a limited user sees the users who work in one of their
+  projects — users limited to one of them and the center's unrestricted staff — not another client's
+  team.
 
 Users without a limit and administrators see everything: every function here then adds no condition,
 so their queries are the same as before. The conditions are SQL (``EXISTS`` on the indexed customer
@@ -26,7 +29,7 @@ if they did not exist.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, String, and_, cast, exists, not_, or_, select
@@ -34,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from frontoffice.domain.exceptions import NotFound
+from frontoffice.domain.model import Role
 from frontoffice.store.tables import (
     AuditEntry,
     Company,
@@ -47,6 +51,8 @@ from frontoffice.store.tables import (
     Queue,
     Ticket,
     TicketInteraction,
+    User,
+    UserProject,
 )
 
 from .context import Actor
@@ -61,6 +67,7 @@ __all__ = [
     "event_visible",
     "interaction_visible",
     "ticket_visible",
+    "user_works_in",
     "visible_customer",
     "visible_deal",
     "visible_interaction",
@@ -203,6 +210,20 @@ def audit_visible(actor: Actor) -> ColumnElement[bool] | None:
         ids = where(select(cast(id_column, String)), visible)
         conditions.append(and_(AuditEntry.object_type == object_type, AuditEntry.object_id.in_(ids)))
     return or_(*conditions)
+
+
+def user_works_in(projects: Iterable[int] | None) -> ColumnElement[bool] | None:
+    """Condition on :class:`User` rows: users who see at least one of ``projects`` — administrators,
+    users without a project limit, and users limited to one of them; ``None`` (no condition) for
+    every project. Each ``EXISTS`` reads the ``user_projects`` primary key of the user."""
+    if projects is None:
+        return None
+    limited, member = aliased(UserProject), aliased(UserProject)
+    return or_(
+        User.role == Role.ADMIN.value,
+        not_(exists().where(limited.user_id == User.id)),
+        exists().where(member.user_id == User.id, member.project_id.in_(sorted(projects))),
+    )
 
 
 def where(stmt: Any, condition: ColumnElement[bool] | None) -> Any:

@@ -3,7 +3,8 @@ timeline across channels and the history of changes.
 
 - A **note** is internal (agents only). ``@username`` in it mentions that user: the user becomes a
   watcher of the ticket and is told over the live stream (``ticket.mention`` to ``agent:<id>``), after
-  the commit.
+  the commit. The note box's picker offers the colleagues one may mention
+  (:meth:`TicketConversation.mentionable`).
 - A **reply** is the text an agent writes to the customer. In the same transaction it is queued in the
   outbox on the customer's channel (:class:`~frontoffice.services.ticket_outbound.TicketOutbound`: the
   ticket's chat/SMS/messenger conversation while reachable, else email on the ticket's thread, else a
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.bus.memory import BusMessage, InProcessBus
@@ -51,7 +53,7 @@ from frontoffice.store.tables import (
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .replies import MAX_ATTACHMENTS
 from .schemas import Input, InteractionOut, MessageAttachmentOut, MessageOut, Page
-from .scope import interaction_visible, ticket_visible, visible_ticket, where
+from .scope import interaction_visible, ticket_visible, user_works_in, visible_ticket, where
 from .sla import sla_agent_replied
 from .ticket_outbound import TicketOutbound
 from .ticket_work import TicketWork, mark_for_routing
@@ -59,6 +61,7 @@ from .ticket_work import TicketWork, mark_for_routing
 __all__ = [
     "HistoryEntry",
     "MentionOut",
+    "MentionableUserOut",
     "PostKind",
     "TicketConversation",
     "TicketPostIn",
@@ -67,6 +70,7 @@ __all__ = [
     "TimelineEntry",
     "WatcherIn",
     "WatcherOut",
+    "match_colleagues",
     "mentioned_usernames",
 ]
 
@@ -172,6 +176,20 @@ class MentionOut(BaseModel):
     seen_at: datetime | None
 
 
+class MentionableUserOut(BaseModel):
+    """A colleague the note box's @-picker offers: what it shows and inserts, nothing more."""
+
+    id: int
+    username: str = Field(description="what the picker inserts after @")
+    display_name: str
+
+
+#: Colleagues the @-picker lists by default and at most: a short list under the caret, not a directory.
+MENTIONABLE_DEFAULT = 8
+MAX_MENTIONABLE = 20
+#: A word of a name: what a typed fragment may start ("iva" finds "Katya Ivanova" and "k.ivanova").
+_NAME_WORDS = re.compile(r"[\W_]+")
+
 #: What a mention shows of its note: a line on the desk; the ticket page has the rest.
 MENTION_EXCERPT_CHARS = 200
 #: Mentions per page of the desk's list.
@@ -184,6 +202,31 @@ def mentioned_usernames(body: str) -> list[str]:
     for name in MENTION.findall(body):
         seen.setdefault(name.rstrip(".").lower(), None)
     return [n for n in seen if n]
+
+
+def match_colleagues(
+    users: Iterable[tuple[int, str, str]], typed: str, limit: int = MENTIONABLE_DEFAULT
+) -> list[MentionableUserOut]:
+    """The users (id, username, display name) whose username or display name starts with ``typed``
+    (a leading ``@`` is ignored), or has a word that does, in any case and script: a username's start
+    first, then a display name's, then a word's; by display name within each. Case is folded by
+    Python, not SQL: SQLite's ``lower()`` and ``LIKE`` fold ASCII only, so "ан" would miss "Анна"."""
+    key = typed.strip().lstrip("@").casefold()
+    ranked: list[tuple[int, str, str, MentionableUserOut]] = []
+    for user_id, username, display_name in users:
+        login, shown = username.casefold(), display_name.casefold()
+        if login.startswith(key):
+            rank = 0
+        elif shown.startswith(key):
+            rank = 1
+        elif any(word.startswith(key) for word in _NAME_WORDS.split(f"{login} {shown}") if word):
+            rank = 2
+        else:
+            continue
+        out = MentionableUserOut(id=user_id, username=username, display_name=display_name)
+        ranked.append((rank, shown or login, login, out))
+    ranked.sort(key=lambda r: r[:3])
+    return [r[3] for r in ranked[:limit]]
 
 
 def _name(user: User | None) -> str:
@@ -285,8 +328,17 @@ class TicketConversation:
             names = mentioned_usernames(data.body)
             mentioned: list[User] = []
             if names:
-                rows = await s.scalars(select(User).where(User.username.in_(names), User.is_active.is_(True)))
-                by_name = {u.username.lower(): u for u in rows}
+                # Usernames keep the case they were created with ("ANTON"); a mention matches in any case.
+                rows = await s.scalars(
+                    select(User)
+                    .where(func.lower(User.username).in_(names), User.is_active.is_(True))
+                    .order_by(User.id)
+                )
+                by_name: dict[str, User] = {}
+                for u in rows:
+                    # Two usernames that differ only in case: the lower-case one, else the older one.
+                    if u.username.lower() not in by_name or u.username == u.username.lower():
+                        by_name[u.username.lower()] = u
                 mentioned = [by_name[n] for n in names if n in by_name]
             now = self.clock()
             post = TicketPost(
@@ -337,6 +389,36 @@ class TicketConversation:
                 )
             )
         return out
+
+    async def mentionable(
+        self,
+        actor: Actor,
+        typed: str = "",
+        *,
+        ticket_id: int | None = None,
+        limit: int = MENTIONABLE_DEFAULT,
+    ) -> list[MentionableUserOut]:
+        """The active colleagues the actor may @mention whose name matches ``typed``
+        (:func:`match_colleagues`), not the actor: of a user limited to projects, those who work in
+        one of them (:func:`~frontoffice.services.scope.user_works_in`); of a ticket (``ticket_id``,
+        404 unless the actor sees it), also only those who may see a ticket of its project.
+
+        A center has tens or hundreds of users, not millions: this reads the id, username and display
+        name of the active users in scope (the ``EXISTS`` conditions read the ``user_projects`` key)
+        and matches them here, as the canned-answer picker does."""
+        actor.require("tickets.write")
+        limit = max(1, min(limit, MAX_MENTIONABLE))
+        stmt = select(User.id, User.username, User.display_name).where(User.is_active.is_(True))
+        if actor.user_id is not None:
+            stmt = stmt.where(User.id != actor.user_id)
+        stmt = where(stmt, user_works_in(actor.project_ids))
+        async with self.sessions() as s:
+            if ticket_id is not None:
+                ticket = await visible_ticket(s, actor, ticket_id)
+                if ticket.project_id is not None:
+                    stmt = where(stmt, user_works_in({ticket.project_id}))
+            rows = [(row.id, row.username, row.display_name) for row in await s.execute(stmt)]
+        return match_colleagues(rows, typed, limit)
 
     async def mentions(
         self, actor: Actor, *, unseen_only: bool = True, limit: int = 20, cursor: str | None = None

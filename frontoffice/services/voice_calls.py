@@ -9,7 +9,6 @@ customer is found, or created, before the ACD offers the contact).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import uuid
@@ -25,6 +24,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontoffice.aio import cancel_and_wait
 from frontoffice.domain import routing as r
 from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, DomainError, InvalidInput, NotFound
@@ -867,10 +867,7 @@ class SilentNodeSweep:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

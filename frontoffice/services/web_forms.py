@@ -25,6 +25,7 @@ keys are per form.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections import deque
@@ -46,6 +47,7 @@ from frontoffice.store.tables import EntryPoint, WebForm
 from .acd_schemas import ContactCreated
 from .channel_contract import CustomerIdentity, InboundContact
 from .context import Actor, Clock, audit, system_clock
+from .egress import EgressPolicy, GuardedTransport, refused_reason
 from .intake import Intake
 from .schemas import WebFormIn, WebFormOut
 
@@ -57,6 +59,8 @@ __all__ = [
     "FormSubmission",
     "WebForms",
 ]
+
+log = logging.getLogger("frontoffice.web_forms")
 
 # The hidden field people never fill and form-filling robots do. A name robots recognise and fill.
 HONEYPOT_FIELD = "website"
@@ -111,14 +115,25 @@ class FormRateLimit:
 class CaptchaVerifier:
     """Asks a captcha service whether a token is good: POST ``secret``, ``response`` and ``remoteip``
     form-encoded to ``verify_url`` and read ``{"success": true}`` — the protocol hCaptcha, reCAPTCHA
-    and Cloudflare Turnstile share. Off (``enabled`` false) without a URL."""
+    and Cloudflare Turnstile share. Off (``enabled`` false) without a URL.
+
+    Like every outgoing integration, the service is reached only at public addresses and the
+    networks ``egress`` allows (``integrations_allowed_networks``; a self-hosted verifier on the LAN
+    needs its network there): a refused check answers ``503 captcha-unavailable`` and is logged.
+    ``transport``: a test's own instead."""
 
     def __init__(
-        self, verify_url: str, secret: str, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        verify_url: str,
+        secret: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.verify_url = verify_url
         self.secret = secret
         self.transport = transport
+        self.egress = egress or EgressPolicy()
 
     @property
     def enabled(self) -> bool:
@@ -128,15 +143,20 @@ class CaptchaVerifier:
         data = {"secret": self.secret, "response": token}
         if address:
             data["remoteip"] = address
+        # A transport of the guard per check: the client closes it.
+        transport = self.transport if self.transport is not None else GuardedTransport(self.egress)
         try:
-            async with httpx.AsyncClient(transport=self.transport, timeout=CAPTCHA_TIMEOUT_S) as client:
+            async with httpx.AsyncClient(transport=transport, timeout=CAPTCHA_TIMEOUT_S) as client:
                 answer = await client.post(self.verify_url, data=data)
             if answer.status_code != 200:
                 raise CaptchaUnavailable(
                     "The captcha service could not be asked; try again", status=answer.status_code
                 )
             return answer.json().get("success") is True
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            refused = refused_reason(exc)
+            if refused is not None:  # the operator's captcha_verify_url is on an address not allowed
+                log.warning("captcha check %s", refused)
             raise CaptchaUnavailable("The captcha service could not be asked; try again") from None
 
 

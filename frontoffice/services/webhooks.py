@@ -47,6 +47,7 @@ from frontoffice import __version__
 from frontoffice.bus import BusMessage, InProcessBus
 from frontoffice.domain import webhooks as wh
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
+from frontoffice.i18n import gettext
 from frontoffice.store.append_log import transaction_rows
 from frontoffice.store.tables import (
     AuditEntry,
@@ -67,7 +68,7 @@ from .egress import AddressRefused, EgressPolicy, GuardedTransport, refused_reas
 from .notices import queue_admin_notice
 from .outbox import OutboxState, enqueue, enqueue_rows
 from .outbox_delivery import GIVE_UP_AFTER, Delivery, GivenUp, PermanentFailure, TemporaryFailure
-from .schemas import Page
+from .schemas import N_, Page
 from .webhook_schemas import (
     EventTypeOut,
     ReplayOut,
@@ -374,6 +375,63 @@ def _cut(text: str) -> str:
     return text if len(text) <= LOG_BODY_CHARS else text[:LOG_BODY_CHARS] + "…"
 
 
+# Why a subscription was disabled (catalog messages: the administrators' email is in their language).
+GONE = N_("the receiver answered 410 Gone")
+GAVE_UP = N_("no successful delivery for 24 hours: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class DisableReason:
+    """Why a subscription was disabled: a catalog message, and the last failure it names (as the
+    delivery log has it: ``HTTP 500``, ``no answer within 15 s``; not translated)."""
+
+    message: str
+    detail: str = ""
+
+    def text(self, language: str) -> str:
+        return gettext(self.message, language).format(detail=self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDisabledNotice:
+    """The administrators' email about a disabled subscription: what, why, and how to recover
+    (:class:`~frontoffice.services.notices.AdminNotice`)."""
+
+    subscription_id: int
+    name: str
+    url: str
+    reason: DisableReason
+    at: datetime
+    public_url: str = ""
+
+    def subject(self, language: str) -> str:
+        return gettext('Webhook "{name}" was disabled', language).format(name=self.name)
+
+    def body(self, language: str) -> str:
+        def _(message: str) -> str:
+            return gettext(message, language)
+
+        console = _("the console: Admin, Webhooks")
+        if self.public_url:
+            console = f"{self.public_url}/admin#webhooks"
+        paragraphs = [
+            _('The webhook subscription "{name}" (id {id}) was disabled at {at}.').format(
+                name=self.name, id=self.subscription_id, at=self.at.strftime("%Y-%m-%d %H:%M UTC")
+            ),
+            _("Receiver: {url}").format(url=self.url)
+            + "\n"
+            + _("Reason: {reason}").format(reason=self.reason.text(language)),
+            _(
+                "Its events are no longer sent. Once the receiver works again, enable the subscription "
+                "and send the failed deliveries again (replay failed since the outage):"
+            )
+            + "\n"
+            + console,
+            _("The delivery log shows each attempt with the receiver's answer."),
+        ]
+        return "\n\n".join(paragraphs) + "\n"
+
+
 class WebhookSender:
     """The outbox sender of channel ``webhook``: signs and POSTs one delivery, logs the attempt.
     ``transport``: the httpx transport (a test passes its own; by default httpx's, connecting only to
@@ -485,7 +543,7 @@ class WebhookSender:
             )
             if gone:
                 # Standard Webhooks: 410 Gone means the receiver wants no more: disable the endpoint.
-                await self._disable(s, subscription_id, "the receiver answered 410 Gone", now)
+                await self._disable(s, subscription_id, DisableReason(GONE), now)
         if ok:
             return None
         if refused is not None:
@@ -514,25 +572,12 @@ class WebhookSender:
             )
             if succeeded is None:
                 reason = next(i.reason for i in items if int(i.payload["subscription_id"]) == subscription_id)
-                await self._disable(
-                    session, subscription_id, f"no successful delivery for 24 hours: {reason}", now
-                )
+                await self._disable(session, subscription_id, DisableReason(GAVE_UP, reason), now)
 
-    def _disabled_notice(self, subscription_id: int, name: str, url: str, reason: str, now: datetime) -> str:
-        """The text of the administrators' email: what, why, and how to recover."""
-        console = f"{self.public_url}/admin#webhooks" if self.public_url else "the console: Admin, Webhooks"
-        return (
-            f'The webhook subscription "{name}" (id {subscription_id}) was disabled at '
-            f"{now.strftime('%Y-%m-%d %H:%M UTC')}.\n\n"
-            f"Receiver: {url}\n"
-            f"Reason: {reason}\n\n"
-            "Its events are no longer sent. Once the receiver works again, enable the subscription and "
-            "send the failed deliveries again (replay failed since the outage):\n"
-            f"{console}\n\n"
-            "The delivery log shows each attempt with the receiver's answer.\n"
-        )
-
-    async def _disable(self, s: AsyncSession, subscription_id: int, reason: str, now: datetime) -> None:
+    async def _disable(
+        self, s: AsyncSession, subscription_id: int, why: DisableReason, now: datetime
+    ) -> None:
+        reason = why.text("en")  # stored, audited and in the API as the delivery log is: in English
         result = await s.execute(
             update(WebhookSubscription)
             .where(WebhookSubscription.id == subscription_id, WebhookSubscription.enabled.is_(True))
@@ -544,11 +589,11 @@ class WebhookSender:
             return  # already disabled (or deleted)
         log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
         audit(s, Actor.system(), "webhook.disabled", "webhook", subscription_id, now, reason=reason[:500])
-        # Administrators not watching the console hear of it by email, queued with the change.
+        # Administrators not watching the console hear of it by email (each in their language),
+        # queued with the change.
         await queue_admin_notice(
             s,
-            subject=f'Webhook "{row.name}" was disabled',
-            body=self._disabled_notice(subscription_id, row.name, row.url, reason, now),
+            WebhookDisabledNotice(subscription_id, row.name, row.url, why, now, self.public_url),
             subject_key=f"notice:webhook:{subscription_id}",
             now=now,
             project_id=row.project_id,

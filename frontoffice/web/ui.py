@@ -910,6 +910,12 @@ JS_MESSAGES += (
     N_("{units} characters, {segments} SMS, {remaining} left in the last one"),
     N_("Cyrillic or emoji: 70 characters per SMS, 67 in a long one"),
 )
+# The note box's @-picker (mentions.js).
+JS_MESSAGES += (
+    N_("Colleagues to mention"),
+    N_("Colleagues found: {n}. Arrow keys choose, Enter inserts."),
+    N_("No colleague matches."),
+)
 
 # Names of the codes the API sends (channels, states, roles, strategies, weekdays): "code:<value>" in JS.
 CODE_LABELS: dict[str, str] = {

@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from .conftest import Server, sign_in
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    # The entry points' gateway and Bot API URLs are on loopback: outgoing integrations reach it
+    # only when allowed.
+    return {"FRONTOFFICE_INTEGRATIONS_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
 
 
 def admin_page(server: Server, new_context: Any, section: str) -> Any:
@@ -132,6 +140,12 @@ def test_an_entry_points_channel_settings_are_edited_as_json_and_kept_when_other
     area.fill('{"gateway": "http", "http": {"url": "http://127.0.0.1:9/send", "method": "PUT"}}')
     page.click("#entry-save")
     page.locator("#entry-form .field-error", has_text="http.method").wait_for()
+    # A gateway on an address outgoing integrations may not reach: refused under the settings.
+    area.fill('{"gateway": "http", "http": {"url": "http://169.254.169.254/send"}}')
+    page.click("#entry-save")
+    page.locator(
+        "#entry-form .field-error", has_text="http.url: 169.254.169.254 is a link-local address"
+    ).wait_for()
     with server.api() as client:
         [kept] = [e for e in client.get("/entry-points").json() if e["id"] == sms_id]
     assert kept["sms"]["http"].get("method", "POST") == "POST"

@@ -55,6 +55,12 @@ class Doubles:
 
 
 @pytest.fixture
+def server_env() -> dict[str, str]:
+    # The doubles are on loopback, which outgoing integrations reach only when allowed.
+    return {"FRONTOFFICE_INTEGRATIONS_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
+
+
+@pytest.fixture
 def doubles() -> Iterator[Doubles]:
     d = Doubles()
     try:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from frontoffice.channels.sms.http_gateway import sign
 
@@ -15,6 +16,12 @@ from .conftest import Server, sign_in
 from .test_agent_desktop import go_available
 
 SECRET = "e2e-hook-secret-0123456789"
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    # The entry point's gateway URL is on loopback, which outgoing integrations reach only when allowed.
+    return {"FRONTOFFICE_INTEGRATIONS_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
 
 
 def test_the_sms_reply_box_counts_parts(server: Server, new_context: Any) -> None:

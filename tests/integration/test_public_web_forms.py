@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -70,11 +71,18 @@ def captcha_port() -> int:
 
 
 @pytest.fixture
-def settings_overrides(captcha_port: int) -> dict[str, Any]:
+def allowed_networks() -> list[str]:
+    # The captcha double is on loopback, which outgoing integrations reach only when allowed.
+    return ["127.0.0.0/8"]
+
+
+@pytest.fixture
+def settings_overrides(captcha_port: int, allowed_networks: list[str]) -> dict[str, Any]:
     return {
         "captcha_verify_url": f"http://127.0.0.1:{captcha_port}/siteverify",
         "captcha_secret": CAPTCHA_SECRET,
         "public_url": "https://desk.example",
+        "integrations_allowed_networks": allowed_networks,
     }
 
 
@@ -364,6 +372,29 @@ async def test_a_form_that_asks_for_a_captcha_checks_the_token_with_the_verifier
     r = await client.post(url, data={**FIELDS, "captcha_token": "good"}, headers={"Origin": SHOP})
     assert r.status_code == 201, r.text
     assert captcha.asked[-1] == {"secret": CAPTCHA_SECRET, "response": "good", "remoteip": "203.0.113.5"}
+
+
+@pytest.mark.parametrize("allowed_networks", [[]])
+async def test_a_captcha_verifier_on_an_address_not_allowed_is_not_asked(
+    client: httpx.AsyncClient,
+    container: Container,
+    admin_headers: dict[str, str],
+    captcha: CaptchaDouble,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # captcha_verify_url is the operator's setting; like every outgoing integration it reaches only
+    # public addresses and the allowed networks, and a verifier on loopback is not allowed here.
+    _, form = await _form(client, container, admin_headers, captcha=True)
+    with caplog.at_level(logging.WARNING, logger="frontoffice.web_forms"):
+        r = await client.post(
+            f"{API}/public/forms/{form['public_key']}",
+            data={**FIELDS, "captcha_token": "good"},
+            headers={"Origin": SHOP},
+        )
+    assert r.status_code == 503 and r.json()["error_id"] == "captcha-unavailable"
+    assert captcha.asked == [] and await _count(container) == 0
+    assert "refused: 127.0.0.1 is a loopback address" in caplog.text
+    assert "integrations_allowed_networks" in caplog.text
 
 
 @pytest.mark.parametrize("settings_overrides", [{}])

@@ -625,7 +625,36 @@ async def test_a_disabled_subscription_is_emailed_to_the_admins_through_the_outb
     assert "the receiver answered 410 Gone" in text and receiver.url in text and f"id {sub['id']}" in text
     async with container.sessions() as s:
         (row,) = (await s.scalars(select(OutboxItem).where(OutboxItem.channel == "email"))).all()
-    assert row.state == "sent" and row.subject_key == f"notice:webhook:{sub['id']}"
+    assert row.state == "sent" and row.subject_key == f"notice:webhook:{sub['id']}:en"
+
+
+async def test_the_disable_notice_reaches_each_administrator_in_their_language(
+    desk: Desk, receiver: WebhookReceiver, worker: OutboxWorker, container: Container, sink: SmtpSink
+) -> None:
+    await make_user(container, "boss", Role.ADMIN, email="boss@center.example")  # English: the default
+    await make_user(container, "olga", Role.ADMIN, email="olga@center.example", language="ru")
+    await make_user(container, "ivan", Role.ADMIN, email="ivan@center.example", language="ru")
+    r = await desk.client.post(
+        f"{API}/entry-points",
+        json={"name": "Support mail", "channel": "email", "address": "support@center.example", "rules": []},
+        headers=desk.admin,
+    )
+    assert r.status_code == 201, r.text
+    worker.register(EmailSender(SmtpRelay(host="127.0.0.1", port=sink.port, security="none", timeout_s=10)))
+    sub = await subscribe(desk.client, desk.admin, receiver.url, "interaction.created")
+    receiver.answers = [410]
+    await desk.contact()
+    await deliver(worker)
+    mails = {tuple(m.rcpt_tos): m.message for m in sink.received}
+    assert sorted(mails) == [("boss@center.example",), ("ivan@center.example", "olga@center.example")]
+    english, russian = mails[("boss@center.example",)], mails[("ivan@center.example", "olga@center.example")]
+    assert english["Subject"] == 'Webhook "ERP" was disabled' and english["Content-Language"] == "en"
+    assert "the receiver answered 410 Gone" in english.get_content()
+    assert russian["Subject"] == "Вебхук «ERP» отключён" and russian["Content-Language"] == "ru"
+    text = russian.get_content()
+    assert f"Подписка на вебхук «ERP» (id {sub['id']}) отключена" in text
+    assert "Причина: получатель ответил 410 Gone" in text and f"Получатель: {receiver.url}" in text
+    assert "Администрирование, Вебхуки" in text and "disabled" not in text
 
 
 async def test_without_outgoing_mail_the_disable_notice_is_skipped_and_logged(

@@ -71,6 +71,24 @@ async def test_a_name_that_does_not_resolve_now_passes_the_configuration_check()
     await EgressPolicy(resolver=resolver).check_url("https://not-yet.example/hooks")
 
 
+async def test_an_smpp_host_is_checked_like_a_url_s_host() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "smsc.lan":
+            return ["192.168.10.7"]
+        if host in ("127.0.0.1", "93.184.216.34"):
+            return [host]
+        raise OSError("Name or service not known")
+
+    policy = EgressPolicy(resolver=resolver)
+    for host, address in (("127.0.0.1", "127.0.0.1"), ("smsc.lan", "192.168.10.7")):
+        with pytest.raises(AddressRefused) as refused:
+            await policy.check_host(host, 2775)
+        assert (refused.value.host, refused.value.address) == (host, address)
+    await policy.check_host("93.184.216.34", 2775)
+    await policy.check_host("not-yet.example", 2775)  # checked again at each connection
+    await EgressPolicy.from_setting(["192.168.10.0/24"], resolver=resolver).check_host("smsc.lan", 2775)
+
+
 def test_the_setting_takes_cidr_networks_and_names_a_bad_entry(tmp_path: Path) -> None:
     settings = load_settings(
         data_dir=tmp_path, integrations_allowed_networks=[" 192.168.10.0/24", "10.0.0.5"]

@@ -1,6 +1,9 @@
-"""The email channel: mail in over SMTP (``smtp``) and IMAP (``imap``), parsed by a sans-IO parser
-(``parsing``, ``display``), taken in by ``services/email_intake.py`` (threads, dedupe, noise); mail
-out through the outbox's email sender (``sender``: the MIME message from the rows, DKIM, aiosmtplib).
+"""The email channel: mail in over SMTP (``smtp``) and IMAP (``imap``, on ``imap_client``: aioimaplib
+with STARTTLS, an XOAUTH2 that ends when the token is refused, and a lost connection that ends what
+waits on it; XOAUTH2's access tokens from the provider's token endpoint in ``oauth2``), parsed by
+a sans-IO parser (``parsing``, ``display``), taken in by ``services/email_intake.py`` (threads,
+dedupe, noise); mail out through the outbox's email sender (``sender``: the MIME message from the
+rows, DKIM, aiosmtplib).
 
 The parser and the display helpers are pure; the SMTP server and the IMAP connector are thin
 asyncio adapters that acknowledge (``250``, ``\\Seen``) only after the intake's commit. Mail out:

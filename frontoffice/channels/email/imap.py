@@ -1,7 +1,9 @@
 """The IMAP connector (aioimaplib): mailboxes at a provider read into email entry points.
 
-One task per configured mailbox (``imap_mailboxes``): log in (LOGIN, or XOAUTH2 with an OAuth2
-access token), SELECT the folder, take in every message whose UID is above the last one committed,
+One task per configured mailbox (``imap_mailboxes``): connect (IMAP over TLS, or plain IMAP upgraded
+with STARTTLS, or plain on loopback: ``security``), log in (LOGIN, or XOAUTH2 with an OAuth2 access
+token: fetched from the provider's token endpoint and kept while valid, ``oauth2.py``, or one fixed
+token), SELECT the folder, take in every message whose UID is above the last one committed,
 then wait with IDLE (RFC 2177) where the server offers it, else poll every ``poll_interval_s``.
 
 Nothing is lost or duplicated across restarts (RFC 3501 §2.3.1.1): per message, in this order,
@@ -13,6 +15,11 @@ Nothing is lost or duplicated across restarts (RFC 3501 §2.3.1.1): per message,
    never fetched again, so it is saved only once the message is marked.
 A crash between any two steps repeats at most the steps after the last one done, harmlessly. A new
 UIDVALIDITY (the folder was recreated) starts from UID 1; the receipts keep that from duplicating.
+
+A connection that ends is noticed at once (``imap_client``: the loss fails the commands in flight,
+ends IDLE and the wait between polls): the session ends with :class:`ImapConnectionLost` and the
+reader reconnects after :data:`RECONNECT_DELAYS_S`, from the first delay again when the session had
+worked.
 """
 
 from __future__ import annotations
@@ -20,24 +27,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import re
 import ssl
 from collections.abc import Sequence
 
-import aioimaplib
+from pydantic import SecretStr
 
+from frontoffice.channels.email.imap_client import ImapClient, ImapConnectionLost, ImapSecurityError
+from frontoffice.channels.email.oauth2 import AccessTokens
 from frontoffice.config_imap import ImapMailboxSettings
 from frontoffice.services.email_intake import EmailIntake
 
-__all__ = ["IDLE_RENEW_S", "RECONNECT_DELAYS_S", "ImapConnector", "ImapMailbox"]
+__all__ = [
+    "IDLE_RENEW_S",
+    "RECONNECT_DELAYS_S",
+    "ImapConnectionLost",
+    "ImapConnector",
+    "ImapMailbox",
+    "ImapSecurityError",
+]
 
 log = logging.getLogger("frontoffice.email.imap")
 
 # RFC 2177: a server may drop an IDLE client after 30 minutes; renewing before that keeps it.
 IDLE_RENEW_S = 25 * 60.0
 # Reconnection after an error: quick at first (a restarted server), then every five minutes (a
-# password that stopped working should not be hammered: providers lock accounts for it).
+# password that stopped working should not be hammered: providers lock accounts for it). A session
+# that worked (logged in, folder selected) starts the sequence again when it ends.
 RECONNECT_DELAYS_S = (1.0, 5.0, 30.0, 120.0, 300.0)
 # How long one IMAP command may take: a bound on a dead connection, not a pace.
 COMMAND_TIMEOUT_S = 60.0
@@ -55,12 +73,27 @@ class ImapMailbox:
         self.email = email
         self.settings = settings
         self.connected = asyncio.Event()
-        # Why the last session ended (a refused login, an untrusted certificate, a dropped
-        # connection); None while connected or before the first try. For operators and tests.
+        # Set while the reader waits for new mail (in IDLE, or between two polls), taken in all
+        # there was; cleared while it reads, connects or waits to reconnect. For tests and status.
+        self.waiting_for_mail = asyncio.Event()
+        # Why the last session ended (a refused login or token, an untrusted certificate, STARTTLS
+        # required but not offered, a dropped connection); None while connected or before the
+        # first try. For operators and tests.
         self.last_error: str | None = None
+        # The mailbox's OAuth2 access tokens, when they come from the provider's token endpoint.
+        self.tokens: AccessTokens | None = None
+        if settings.oauth2_token_url is not None:
+            assert settings.oauth2_client_id is not None  # config_imap checks
+            self.tokens = AccessTokens(
+                settings.oauth2_token_url,
+                settings.oauth2_client_id,
+                client_secret=_secret(settings.oauth2_client_secret),
+                refresh_token=_secret(settings.oauth2_refresh_token),
+                scope=settings.oauth2_scope,
+            )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.settings.security != "tls":
+        if self.settings.security == "none":
             return None
         context = ssl.create_default_context(cafile=self.settings.cafile)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -72,35 +105,31 @@ class ImapMailbox:
         while True:
             try:
                 await self._session()
-                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.connected.is_set():
+                    failures = 0  # a working session ended (a dropped connection): quick again
+                self.connected.clear()
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("IMAP mailbox %s: %s; reconnecting in %.0f s", self.settings.name, exc, delay)
-                self.connected.clear()
+                log.warning("IMAP mailbox %s: %s; reconnecting in %g s", self.settings.name, exc, delay)
                 await asyncio.sleep(delay)
 
     async def _session(self) -> None:
         s = self.settings
-        client: aioimaplib.IMAP4
-        if s.security == "tls":
-            client = aioimaplib.IMAP4_SSL(
-                s.host, s.port, timeout=COMMAND_TIMEOUT_S, ssl_context=self._ssl_context()
-            )
-        else:
-            client = aioimaplib.IMAP4(s.host, s.port, timeout=COMMAND_TIMEOUT_S)
+        context = self._ssl_context()
+        client = ImapClient(
+            s.host, s.port, timeout=COMMAND_TIMEOUT_S, ssl_context=context if s.security == "tls" else None
+        )
         try:
             await client.wait_hello_from_server()
-            if s.oauth2_token is not None:
-                response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
-            else:
-                assert s.password is not None  # one credential (config_imap)
-                response = await client.login(s.username, s.password.get_secret_value())
-            if response.result != "OK":
-                raise RuntimeError(f"login refused: {_text(response.lines)}")
+            if s.security == "starttls":
+                assert context is not None
+                # Raises before any credential is sent when the server does not offer STARTTLS.
+                await client.starttls(context, server_hostname=s.host)
+            await self._log_in(client)
             response = await client.select(s.folder)
             if response.result != "OK":
                 raise RuntimeError(f"SELECT {s.folder} refused: {_text(response.lines)}")
@@ -113,10 +142,51 @@ class ImapMailbox:
                     continue
                 await self._wait(client)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), timeout=5)
+            await client.close()
 
-    async def _take_new(self, client: aioimaplib.IMAP4, uidvalidity: int) -> int:
+    async def _log_in(self, client: ImapClient) -> None:
+        s = self.settings
+        if self.tokens is not None:
+            await self._log_in_with_fetched_token(client, self.tokens)
+            return
+        if s.oauth2_token is not None:
+            response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
+            if response.result != "OK":
+                reason = _oauth2_reason(client.sasl_error, fresh=False)
+                raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
+            return
+        assert s.password is not None  # one credential (config_imap)
+        if client.has_capability("LOGINDISABLED"):
+            # RFC 9051 §6.2.3: the server takes no LOGIN on this connection (it wants TLS first).
+            raise RuntimeError(
+                f"the server refuses LOGIN without TLS (LOGINDISABLED; security = {s.security!r}): "
+                'use security = "starttls" or "tls"'
+            )
+        response = await client.login(s.username, s.password.get_secret_value())
+        if response.result != "OK":
+            raise RuntimeError(f"login refused: {_text(response.lines)}")
+
+    async def _log_in_with_fetched_token(self, client: ImapClient, tokens: AccessTokens) -> None:
+        username = self.settings.username
+        kept = tokens.cached()
+        token = kept or await tokens.fetch()
+        response = await client.xoauth2(username, token)
+        if response.result != "OK" and kept is not None:
+            # A token we hold for valid was refused (revoked, or the provider counts its life
+            # shorter): one new token, once; a new one refused too is not a matter of time.
+            log.info(
+                "IMAP mailbox %s: the kept OAuth2 access token was refused; fetching a new one",
+                self.settings.name,
+            )
+            tokens.discard()
+            token = await tokens.fetch()
+            response = await client.xoauth2(username, token)
+        if response.result != "OK":
+            tokens.discard()
+            reason = _oauth2_reason(client.sasl_error, fresh=True)
+            raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
+
+    async def _take_new(self, client: ImapClient, uidvalidity: int) -> int:
         name = self.settings.name
         last_uid = await self.email.imap_position(name, uidvalidity)
         response = await client.uid_search(f"UID {last_uid + 1}:*", charset=None)
@@ -145,9 +215,18 @@ class ImapMailbox:
             await self.email.save_imap_position(name, uidvalidity, uid)
         return len(uids)
 
-    async def _wait(self, client: aioimaplib.IMAP4) -> None:
+    async def _wait(self, client: ImapClient) -> None:
+        self.waiting_for_mail.set()
+        try:
+            await self._wait_for_mail(client)
+        finally:
+            self.waiting_for_mail.clear()
+
+    async def _wait_for_mail(self, client: ImapClient) -> None:
+        # A lost connection ends either wait at once (ImapConnectionLost), not at the next poll or
+        # the IDLE's renewal.
         if not (self.settings.idle and client.has_capability("IDLE")):
-            await asyncio.sleep(self.settings.poll_interval_s)
+            await client.pause(self.settings.poll_interval_s)
             return
         idle = await client.idle_start(timeout=min(IDLE_RENEW_S, self.settings.poll_interval_s * 10))
         try:
@@ -196,6 +275,32 @@ def _literal(lines: Sequence[bytes | bytearray | str]) -> bytes | None:
         if is_fetch and isinstance(following, bytes | bytearray):
             return bytes(following)
     return None
+
+
+def _oauth2_reason(challenge: str | None, *, fresh: bool) -> str:
+    """The provider's reason from an XOAUTH2 error challenge (``{"status":"401","schemes":"bearer",
+    "scope":"..."}``), said for operators: a 401 is a token that is wrong or has expired, or, for a
+    token the token endpoint has just issued (``fresh``), one that does not open this mailbox."""
+    if fresh:
+        meaning = (
+            "a token just issued by the token endpoint: check that the application may open this "
+            "mailbox (username, oauth2_scope, the permissions granted to it)"
+        )
+    else:
+        meaning = "the access token is invalid or has expired"
+    if challenge is None:
+        return f" ({meaning})" if fresh else ""
+    try:
+        status = json.loads(challenge).get("status")
+    except (ValueError, AttributeError):
+        return f" (the provider says: {challenge})"
+    if str(status) in ("400", "401"):
+        return f" (the provider says: {challenge}: {meaning})"
+    return f" (the provider says: {challenge})"
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 def _text(lines: Sequence[bytes | bytearray | str]) -> str:

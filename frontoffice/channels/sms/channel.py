@@ -16,6 +16,9 @@ import logging
 import uuid
 from typing import Any
 
+import httpx
+
+from frontoffice.services.egress import EgressPolicy, GuardedTransport
 from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
 
@@ -57,10 +60,12 @@ class SmppEntryPoint:
 class SmsChannel:
     """The SMPP links of the SMS entry points (started with the node). :meth:`reload` (called after
     an entry point is created or changed through the admin API) starts new links, restarts changed
-    ones and stops removed ones, without a restart of the node."""
+    ones and stops removed ones, without a restart of the node. A link connects only to the
+    addresses ``egress`` allows (its :attr:`SmppClient.refused` says when it was refused)."""
 
-    def __init__(self, messaging: Messaging) -> None:
+    def __init__(self, messaging: Messaging, *, egress: EgressPolicy | None = None) -> None:
         self.messaging = messaging
+        self.egress = egress or EgressPolicy()
         self.links: dict[int, SmppClient] = {}
         self._configs: dict[int, tuple[str, dict[str, Any]]] = {}
         self._running = False
@@ -92,6 +97,7 @@ class SmsChannel:
                         smpp_link({"sms": {"smpp": smpp}}),
                         SmppEntryPoint(self.messaging, ep_id, address),
                         name=address,
+                        egress=self.egress,
                     )
                     self.links[ep_id], self._configs[ep_id] = client, (address, smpp)
                     await client.start()
@@ -108,12 +114,21 @@ class SmsChannel:
 class SmsSender:
     """The outbox sender of channel ``sms``: the entry point's SMPP link or HTTP gateway
     (``config.sms.gateway``); the SMSC's part ids (the provider's message id) are recorded so its
-    receipts (delivery reports) mark the message delivered or failed."""
+    receipts (delivery reports) mark the message delivered or failed. An HTTP gateway is reached only
+    at the addresses ``egress`` allows (``transport``: a test's own instead)."""
 
     channel = "sms"
 
-    def __init__(self, messaging: Messaging, channel: SmsChannel, transport: Any = None) -> None:
+    def __init__(
+        self,
+        messaging: Messaging,
+        channel: SmsChannel,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self.messaging, self.sms, self.transport = messaging, channel, transport
+        self.egress = egress or EgressPolicy()
 
     async def send(self, delivery: Delivery) -> str | None:
         message = delivery.message
@@ -124,8 +139,10 @@ class SmsSender:
         address = await self.messaging.outbound_address(message.thread_id, "sms")
         http = (message.entry_point_config.get("sms") or {}).get("http")
         if (message.entry_point_config.get("sms") or {}).get("gateway") == "http" and http:
+            # A transport of the guard per send: the send's client closes it.
+            transport = self.transport if self.transport is not None else GuardedTransport(self.egress)
             reply = await send_sms(
-                http, address.entry_point_address, address.to, message.body, transport=self.transport
+                http, address.entry_point_address, address.to, message.body, transport=transport
             )
             if reply.message_id:
                 await self.messaging.record_parts(message.id, address.entry_point_id, [reply.message_id])

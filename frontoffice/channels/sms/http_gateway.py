@@ -6,6 +6,10 @@ fields' names are configured. Outbound: one request per message built from a tem
 code outside ``success_status`` or a JSON reply whose ``success_field`` is not ``success_value``
 fails: 5xx, 429 and timeouts are retried by the outbox, other refusals fail the message with the
 provider's reply.
+
+The provider's URL is an administrator's input: requests go only to public addresses and the
+networks of ``integrations_allowed_networks`` (:mod:`frontoffice.services.egress`), checked when the
+entry point is saved and again at each send (a refused send is retried like an unreachable gateway).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 
+from frontoffice.services.egress import EgressPolicy, GuardedTransport, refused_reason
 from frontoffice.services.outbox_delivery import PermanentFailure, TemporaryFailure
 
 __all__ = [
@@ -30,6 +36,8 @@ __all__ = [
     "sign",
     "signature_ok",
 ]
+
+log = logging.getLogger("frontoffice.sms")
 
 # A provider answers a send in well under a second; 15 s covers a slow one without holding an
 # outbox worker for long (a timeout is retried).
@@ -86,12 +94,19 @@ class GatewayReply:
 
 
 async def send_sms(
-    settings: dict[str, Any], sender: str, to: str, text: str, *, transport: Any = None
+    settings: dict[str, Any],
+    sender: str,
+    to: str,
+    text: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> GatewayReply:
     """Send ``text`` to ``to`` through the provider of ``settings`` (``config.sms.http``).
 
-    Raises :class:`TemporaryFailure` (5xx, 429, timeouts, connection errors) or
-    :class:`PermanentFailure` (another refusal, with the provider's reply)."""
+    ``transport``: by default one that reaches public addresses only (the caller passes one of the
+    operator's :class:`EgressPolicy`). Raises :class:`TemporaryFailure` (5xx, 429, timeouts,
+    connection errors, an address not allowed) or :class:`PermanentFailure` (another refusal, with
+    the provider's reply)."""
     variables = {
         "to": to.removeprefix("+"),
         "text": text,
@@ -110,12 +125,20 @@ async def send_sms(
         request["json"] = params
     else:
         request["data"] = params
+    if transport is None:
+        transport = GuardedTransport(EgressPolicy())
     try:
         async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, transport=transport) as client:
             reply = await client.request(method, url, **request)
     except httpx.TimeoutException:
         raise TemporaryFailure("sms-gateway-timeout: the provider did not answer in time") from None
     except httpx.TransportError as exc:
+        refused = refused_reason(exc)
+        if refused is not None:
+            # Nothing was sent. Retried like an unreachable gateway: the operator may allow the
+            # network (a gateway on the LAN), or the name may resolve to a public address again.
+            log.warning("SMS gateway %s", refused)
+            raise TemporaryFailure(f"sms-gateway-not-allowed: {refused}") from None
         raise TemporaryFailure(f"sms-gateway-unreachable: {exc}") from None
     excerpt = reply.text[:REPLY_EXCERPT]
     if reply.status_code >= 500 or reply.status_code == 429:

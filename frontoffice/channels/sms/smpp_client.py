@@ -11,6 +11,15 @@ again. The earlier parts of a long message are answered when they arrive: SMSCs 
 deliver_sm within seconds and drop the bind, so holding them for the last part is not an option; a
 restart between the parts of one message delivers the parts that come after it as a message
 marked incomplete.
+
+The SMS center's host is an administrator's input: the client connects only to the addresses
+``egress`` allows (public ones and ``integrations_allowed_networks``;
+:meth:`~frontoffice.services.egress.EgressPolicy.open_connection`): the host is resolved at each
+attempt, every address is checked, and the connection goes to a checked address (a second lookup
+could answer differently: DNS rebinding). A refused attempt connects nothing; it is logged, kept as
+:attr:`SmppClient.refused`, tried again with the back-off like an unreachable SMS center, and a
+submit meanwhile fails at once as temporary (``smpp-not-allowed: refused: …``), so the outbox keeps
+the message queued and retries it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from frontoffice.aio import wake_or_timeout
+from frontoffice.services.egress import AddressRefused, EgressPolicy
 
 from .encoding import (
     REASSEMBLY_TIMEOUT_S,
@@ -143,8 +153,11 @@ class SmppClient:
         *,
         clock: Callable[[], float] = time.monotonic,
         name: str = "smpp",
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.link, self.inbound, self.clock, self.name = link, inbound, clock, name
+        # Where the SMS center may be (module docstring); by default public addresses only.
+        self.egress = egress or EgressPolicy()
         self._session: SmppSession | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -154,6 +167,10 @@ class SmppClient:
         self._handlers: set[asyncio.Task[None]] = set()
         self._reference = random.randrange(256)
         self.binds = 0  # successful binds since start (a reconnect shows as a second)
+        # The link's state for people: why the last connection attempt failed or the link was lost
+        # (None once bound), and the refusal when that attempt went to an address not allowed.
+        self.last_error: str | None = None
+        self.refused: str | None = None
 
     # ---------------------------------------------------------------- life
     @property
@@ -188,7 +205,13 @@ class SmppClient:
                     delay = self.link.reconnect_min_s  # it was bound: start the back-off over
             except asyncio.CancelledError:
                 raise
+            except AddressRefused as exc:
+                # Nothing was connected. Tried again like an unreachable SMSC: the name may resolve
+                # to an allowed address later (an operator allowing the network restarts the node).
+                self.refused = self.last_error = str(exc)
+                log.warning("SMPP %s: %s", self.name, exc)
             except Exception as exc:
+                self.refused, self.last_error = None, f"{type(exc).__name__}: {exc}"
                 log.warning("SMPP %s: %s", self.name, exc)
             self._lost("connection lost")
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -196,9 +219,11 @@ class SmppClient:
 
     async def _connect_once(self) -> bool:
         link = self.link
+        # Resolved, checked and connected to the checked address (no second lookup).
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(link.host, link.port), CONNECT_TIMEOUT_S
+            self.egress.open_connection(link.host, link.port), CONNECT_TIMEOUT_S
         )
+        self.refused = None
         session = SmppSession(
             link.system_id,
             link.password,
@@ -286,6 +311,7 @@ class SmppClient:
         for event in events:
             if isinstance(event, Bound):
                 self.binds += 1
+                self.last_error = None
                 log.info("SMPP %s: bound to %s", self.name, event.system_id)
             elif isinstance(event, SubmitAnswered):
                 future = self._answers.pop(event.sequence, None)
@@ -297,6 +323,7 @@ class SmppClient:
                 self._spawn(self._receipt(event))
             elif isinstance(event, SessionClosed):
                 log.warning("SMPP %s: %s", self.name, event.reason)
+                self.last_error = event.reason
                 self._lost(event.reason)
         if events:
             self._pulse()
@@ -375,9 +402,12 @@ class SmppClient:
             source_npi=link.source_npi,
         )
         try:
-            await asyncio.wait_for(self._wait(lambda: self.bound), BIND_WAIT_S)
+            await asyncio.wait_for(self._wait(lambda: self.bound or self.refused is not None), BIND_WAIT_S)
         except TimeoutError:
             raise SmppSubmitError("the SMSC link is not bound", status=None, temporary=True) from None
+        if not self.bound and self.refused is not None:
+            # Waiting for a bind that the check refuses is pointless: the outbox retries later.
+            raise SmppSubmitError(f"smpp-not-allowed: {self.refused}", status=None, temporary=True)
         futures: list[asyncio.Future[SubmitAnswered]] = []
         try:
             await self._submit_parts(bodies, futures)

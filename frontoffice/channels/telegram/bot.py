@@ -11,13 +11,14 @@ the dedupe on ``<chat id>:<message id>``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import httpx
 
+from frontoffice.aio import cancel_and_wait
 from frontoffice.services.channel_contract import InboundAttachment
+from frontoffice.services.egress import EgressPolicy, GuardedTransport, refused_reason
 from frontoffice.services.messaging import Messaging
 from frontoffice.services.outbox_delivery import Delivery, PermanentFailure, TemporaryFailure
 
@@ -31,11 +32,18 @@ log = logging.getLogger("frontoffice.telegram")
 ERROR_PAUSE_S = 5.0
 
 
-def bot_api_for(config: dict[str, Any], transport: Any = None) -> BotApi:
-    """The Bot API of an entry point's ``config.telegram`` (``token``, optional ``base_url``)."""
+def bot_api_for(
+    config: dict[str, Any],
+    transport: httpx.AsyncBaseTransport | None = None,
+    egress: EgressPolicy | None = None,
+) -> BotApi:
+    """The Bot API of an entry point's ``config.telegram`` (``token``, optional ``base_url``), reached
+    only at the addresses ``egress`` allows (``transport``: a test's own instead)."""
     tg = config.get("telegram") or {}
     if not tg.get("token"):
         raise PermanentFailure("the entry point has no Telegram bot token (config.telegram.token)")
+    if transport is None:
+        transport = GuardedTransport(egress or EgressPolicy())
     kwargs: dict[str, Any] = {"transport": transport}
     if tg.get("base_url"):
         kwargs["base_url"] = str(tg["base_url"])
@@ -55,10 +63,7 @@ class TelegramBot:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.api.aclose()
 
     async def _run(self) -> None:
@@ -132,15 +137,21 @@ class TelegramSender:
 
     channel = "messenger"
 
-    def __init__(self, messaging: Messaging, transport: Any = None) -> None:
-        self.messaging, self.transport = messaging, transport
+    def __init__(
+        self,
+        messaging: Messaging,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        self.messaging, self.transport, self.egress = messaging, transport, egress
 
     async def send(self, delivery: Delivery) -> str | None:
         message = delivery.message
         if message is None or message.thread_id is None:
             raise PermanentFailure("the outbox row names no conversation message")
         address = await self.messaging.outbound_address(message.thread_id, "telegram")
-        api = bot_api_for(message.entry_point_config, self.transport)
+        api = bot_api_for(message.entry_point_config, self.transport, self.egress)
         chat: int | str = int(address.to) if address.to.lstrip("-").isdigit() else address.to
         try:
             if message.body.strip():
@@ -151,6 +162,13 @@ class TelegramSender:
             if exc.permanent:
                 raise PermanentFailure(f"Telegram: {exc}") from None
             raise TemporaryFailure(f"Telegram: {exc}") from None
+        except httpx.HTTPError as exc:
+            refused = refused_reason(exc)
+            if refused is not None:
+                # Nothing was sent; retried: the operator may allow the Bot API server's network.
+                log.warning("Telegram Bot API %s", refused)
+                raise TemporaryFailure(f"telegram-not-allowed: {refused}") from None
+            raise TemporaryFailure(f"Telegram: {type(exc).__name__}: {exc}") from None
         finally:
             await api.aclose()
         return None
@@ -161,8 +179,14 @@ class TelegramChannel:
     polled while the node runs. :meth:`reload` (after an entry point is created or changed through
     the admin API) starts new bots, restarts changed ones and stops removed ones."""
 
-    def __init__(self, messaging: Messaging, transport: Any = None) -> None:
-        self.messaging, self.transport = messaging, transport
+    def __init__(
+        self,
+        messaging: Messaging,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        egress: EgressPolicy | None = None,
+    ) -> None:
+        self.messaging, self.transport, self.egress = messaging, transport, egress
         self.bots: dict[int, TelegramBot] = {}
         self._configs: dict[int, dict[str, Any]] = {}
         # Webhook-mode bots whose setWebhook went through, with the settings it was set with.
@@ -179,7 +203,7 @@ class TelegramChannel:
     ) -> None:
         """A message posted to the bot's webhook (``POST /hooks/telegram/{id}``); returns after the
         commit. Files are fetched with the bot's token like in polling."""
-        api = bot_api_for(config, self.transport)
+        api = bot_api_for(config, self.transport, self.egress)
         try:
             await TelegramBot(entry_point_id, api, self.messaging).take_in(message)
         finally:
@@ -189,7 +213,7 @@ class TelegramChannel:
         for ep_id, tg in entries.items():
             if self.webhooks.get(ep_id) == tg:
                 continue
-            api = bot_api_for({"telegram": tg}, self.transport)
+            api = bot_api_for({"telegram": tg}, self.transport, self.egress)
             try:
                 await api.set_webhook(str(tg["webhook_url"]), str(tg["webhook_secret"]))
                 self.webhooks[ep_id] = tg
@@ -218,7 +242,7 @@ class TelegramChannel:
                 if ep_id not in hooks:
                     self.webhooks.pop(ep_id)
                     if ep_id in wanted:  # back to polling: getUpdates answers 409 while a webhook is set
-                        api = bot_api_for({"telegram": wanted[ep_id]}, self.transport)
+                        api = bot_api_for({"telegram": wanted[ep_id]}, self.transport, self.egress)
                         try:
                             await api.delete_webhook()
                         except (TelegramError, httpx.HTTPError) as exc:
@@ -231,7 +255,8 @@ class TelegramChannel:
                     self._configs.pop(ep_id, None)
             for ep_id, tg in wanted.items():
                 if ep_id not in self.bots:
-                    bot = TelegramBot(ep_id, bot_api_for({"telegram": tg}, self.transport), self.messaging)
+                    api = bot_api_for({"telegram": tg}, self.transport, self.egress)
+                    bot = TelegramBot(ep_id, api, self.messaging)
                     self.bots[ep_id], self._configs[ep_id] = bot, tg
                     await bot.start()
 

@@ -6,6 +6,10 @@ or ``{"ok": false, "error_code": 429, "description": ..., "parameters": {"retry_
 is honoured: the call waits ``retry_after`` seconds and tries again (up to ``MAX_RATE_RETRIES``
 times, each wait capped by ``MAX_RETRY_AFTER_S``). Files: ``getFile`` gives a ``file_path`` fetched
 from ``{base_url}/file/bot{token}/{file_path}``; photos and documents are sent as multipart uploads.
+
+The base URL (a local Bot API server, a mirror) is an administrator's input: requests go only to
+public addresses and the networks of ``integrations_allowed_networks``
+(:mod:`frontoffice.services.egress`), checked when the entry point is saved and at each connection.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+
+from frontoffice.services.egress import EgressPolicy, GuardedTransport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,7 +64,8 @@ class TelegramError(Exception):
 
 
 class BotApi:
-    """The Bot API of one bot (``token``)."""
+    """The Bot API of one bot (``token``). ``transport``: by default one that reaches public addresses
+    only (the channel passes one of the operator's :class:`EgressPolicy`); closed by :meth:`aclose`."""
 
     def __init__(
         self,
@@ -70,7 +77,10 @@ class BotApi:
     ) -> None:
         self.token = token
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(transport=transport, timeout=REQUEST_TIMEOUT_S)
+        self._client = httpx.AsyncClient(
+            transport=transport if transport is not None else GuardedTransport(EgressPolicy()),
+            timeout=REQUEST_TIMEOUT_S,
+        )
         self._sleep = sleep
 
     async def aclose(self) -> None:

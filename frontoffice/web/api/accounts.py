@@ -25,6 +25,7 @@ from frontoffice.services.schemas import (
     UserProjectsIn,
     UserProjectsOut,
 )
+from frontoffice.services.ticket_conversation import MAX_MENTIONABLE, MENTIONABLE_DEFAULT, MentionableUserOut
 
 from ..security import (
     SESSION_COOKIE,
@@ -145,6 +146,24 @@ async def create_user(
     request: Request, body: UserIn, actor: Annotated[Actor, Depends(requires("users.write"))]
 ) -> UserOut:
     return await container(request).auth.create_user(actor, body)
+
+
+# Declared before /users/{user_id}, which would take "mentionable" for an id.
+@router.get("/users/mentionable", response_model=list[MentionableUserOut], tags=["users"])
+async def mentionable_users(
+    request: Request,
+    actor: Annotated[Actor, Depends(requires("tickets.write"))],
+    q: Annotated[str, Query(max_length=200, description="what was typed after @")] = "",
+    ticket_id: Annotated[
+        int | None, Query(ge=1, lt=2**63, description="only colleagues who may see this ticket")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_MENTIONABLE)] = MENTIONABLE_DEFAULT,
+) -> list[MentionableUserOut]:
+    """The colleagues a note may @mention whose username or display name (or a word of it) starts
+    with ``q``, in any case: active users, not me; of a user limited to projects only those who work
+    in one of them; with ``ticket_id`` only those who may see that ticket. Only the id, username and
+    display name: what the note box's picker shows (docs/helpdesk.md)."""
+    return await container(request).conversation.mentionable(actor, q, ticket_id=ticket_id, limit=limit)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])

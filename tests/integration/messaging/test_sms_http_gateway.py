@@ -51,6 +51,12 @@ def sms_ru(url: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The SMS provider double is on loopback, which outgoing integrations reach only when allowed.
+    return {"integrations_allowed_networks": ["127.0.0.0/8"]}
+
+
+@pytest.fixture
 async def provider() -> AsyncIterator[SmsProviderDouble]:
     double = SmsProviderDouble()
     await double.start()

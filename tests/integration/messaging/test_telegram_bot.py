@@ -5,6 +5,7 @@ contact come in as a conversation; the answer and a file go out; the offset surv
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,12 @@ from tests.conftest import eventually
 from tests.integration.test_conversations import ChatDesk
 
 from .bot_api_double import BotApiDouble
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The Bot API double is on loopback, which outgoing integrations reach only when allowed.
+    return {"integrations_allowed_networks": ["127.0.0.0/8"]}
 
 
 @pytest.fixture

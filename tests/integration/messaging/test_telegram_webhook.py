@@ -23,6 +23,12 @@ SECRET = "hook_secret-0123456789"
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The Bot API double is on loopback, which outgoing integrations reach only when allowed.
+    return {"integrations_allowed_networks": ["127.0.0.0/8"]}
+
+
+@pytest.fixture
 async def bot_api(container: Container) -> AsyncIterator[BotApiDouble]:
     double = BotApiDouble(token=TOKEN)
     await double.start()

@@ -84,6 +84,7 @@ class SmscDouble:
     submitted: list[Submitted] = field(default_factory=list)
     deliver_answers: list[int] = field(default_factory=list)  # command_status of our deliver_sm_resp
     binds: int = 0
+    accepted: int = 0  # TCP connections it accepted, ever (bound or not)
     refuse: int = 0  # command_status it answers submit_sm with (0: accepts)
     bind_refusals: int = 0
     _receipts: dict[int, tuple[str, str, str, str]] = field(default_factory=dict)
@@ -157,6 +158,7 @@ class SmscDouble:
         return len(parts)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         self._writers.append(writer)
         try:
             while True:

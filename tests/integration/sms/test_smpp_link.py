@@ -1,15 +1,21 @@
-"""Our SMPP transceiver against an SMS center built on smpplib's codec, over loopback."""
+"""Our SMPP transceiver against an SMS center built on smpplib's codec, over loopback (which the
+links reach because the tests allow ``127.0.0.0/8``, as ``integrations_allowed_networks`` does)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
 from frontoffice.channels.sms import InboundSms, Receipt, SmppClient, SmppLink, SmppSubmitError
+from frontoffice.services.egress import EgressPolicy
 from tests.conftest import eventually
 
 from .smsc_double import SmscDouble
+
+# The setting's value for an SMSC on this machine (docs/integrations.md).
+LOOPBACK = EgressPolicy.from_setting(["127.0.0.0/8"])
 
 LONG_RU = (
     "Здравствуйте! Пишу по поводу заказа номер 4711: курьер не приехал вчера, "
@@ -58,12 +64,12 @@ def _link(smsc: SmscDouble, **kw: object) -> SmppLink:
 
 
 async def test_binds_with_credentials_and_a_wrong_password_is_refused(smsc: SmscDouble) -> None:
-    wrong = SmppClient(_link(smsc, password="nope"), Received())
+    wrong = SmppClient(_link(smsc, password="nope"), Received(), egress=LOOPBACK)
     await wrong.start()
     await eventually(lambda: smsc.bind_refusals >= 1, "the SMSC refused the bind")
     assert not wrong.bound
     await wrong.stop()
-    right = SmppClient(_link(smsc), Received())
+    right = SmppClient(_link(smsc), Received(), egress=LOOPBACK)
     await right.start()
     await eventually(lambda: right.bound, "bound")
     assert smsc.binds == 1
@@ -74,7 +80,7 @@ async def test_a_long_cyrillic_message_arrives_whole_and_is_acknowledged_after_i
     smsc: SmscDouble,
 ) -> None:
     received = Received()
-    client = SmppClient(_link(smsc), received)
+    client = SmppClient(_link(smsc), received, egress=LOOPBACK)
     await client.start()
     await eventually(lambda: client.bound, "bound")
     parts = smsc.deliver("79161234567", "74951112233", LONG_RU)
@@ -93,7 +99,7 @@ async def test_a_long_cyrillic_message_arrives_whole_and_is_acknowledged_after_i
 
 async def test_a_long_reply_leaves_in_parts_and_its_receipts_come_back(smsc: SmscDouble) -> None:
     received = Received()
-    client = SmppClient(_link(smsc, window=2), received)
+    client = SmppClient(_link(smsc, window=2), received, egress=LOOPBACK)
     await client.start()
     reply = "Добрый день! " * 20 + "{ok} €"
     ids = await client.submit_text("+74951112233", "+79161234567", reply)
@@ -111,7 +117,7 @@ async def test_a_long_reply_leaves_in_parts_and_its_receipts_come_back(smsc: Sms
 
 
 async def test_after_the_smsc_drops_the_link_it_binds_again_and_sends(smsc: SmscDouble) -> None:
-    client = SmppClient(_link(smsc), Received())
+    client = SmppClient(_link(smsc), Received(), egress=LOOPBACK)
     await client.start()
     await eventually(lambda: client.bound, "bound")
     smsc.drop()
@@ -122,7 +128,7 @@ async def test_after_the_smsc_drops_the_link_it_binds_again_and_sends(smsc: Smsc
 
 
 async def test_a_refused_submit_says_whether_to_try_again(smsc: SmscDouble) -> None:
-    client = SmppClient(_link(smsc), Received())
+    client = SmppClient(_link(smsc), Received(), egress=LOOPBACK)
     await client.start()
     smsc.refuse = 0x58  # ESME_RTHROTTLED: later
     with pytest.raises(SmppSubmitError) as throttled:
@@ -132,4 +138,54 @@ async def test_a_refused_submit_says_whether_to_try_again(smsc: SmscDouble) -> N
     with pytest.raises(SmppSubmitError) as invalid:
         await client.submit_text("+74951112233", "+79161234567", "Hello")
     assert not invalid.value.temporary and invalid.value.status == 0x0B
+    await client.stop()
+
+
+async def test_a_name_is_resolved_once_and_the_link_connects_to_the_checked_address(
+    smsc: SmscDouble,
+) -> None:
+    # "smsc.test" is in no DNS: a connection that looked the name up again could not be made.
+    lookups: list[tuple[str, int]] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return {"smsc.test": ["127.0.0.1"]}[host]
+
+    egress = EgressPolicy.from_setting(["127.0.0.0/8"], resolver=resolver)
+    client = SmppClient(_link(smsc, host="smsc.test"), Received(), egress=egress)
+    await client.start()
+    await eventually(lambda: client.bound, "bound through the checked address")
+    assert lookups == [("smsc.test", smsc.port)] and smsc.accepted == 1
+    assert client.refused is None and client.last_error is None
+    await client.stop()
+
+
+async def test_an_smsc_name_that_resolves_to_an_internal_address_is_never_connected(
+    smsc: SmscDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="frontoffice.sms.smpp")
+
+    # Public when it was saved, loopback now (DNS rebinding): the policy allows no internal network.
+    async def resolver(host: str, port: int) -> list[str]:
+        return {"smsc.example.com": ["127.0.0.1"]}[host]
+
+    client = SmppClient(
+        _link(smsc, host="smsc.example.com"),
+        Received(),
+        name="+74951112233",
+        egress=EgressPolicy(resolver=resolver),
+    )
+    await client.start()
+    refusal = "refused: smsc.example.com (127.0.0.1) is a loopback address"
+    # A submit does not wait for a bind that cannot come: temporary, so the outbox keeps the message.
+    with pytest.raises(SmppSubmitError) as refused:
+        await client.submit_text("+74951112233", "+79161234567", "Hello")
+    assert refused.value.temporary and refused.value.status is None
+    assert refused.value.reason.startswith(f"smpp-not-allowed: {refusal}")
+    assert "integrations_allowed_networks" in refused.value.reason
+    assert client.refused is not None and client.refused.startswith(refusal) and not client.bound
+    assert f"SMPP +74951112233: {refusal}" in caplog.text
+    # Tried again with the back-off, and refused again: the SMSC never saw a connection.
+    await eventually(lambda: caplog.text.count(refusal) >= 3, "two more attempts refused")
+    assert smsc.accepted == 0
     await client.stop()

@@ -6,6 +6,7 @@ import {
 } from "./common.js";
 import { activitiesPanel } from "./activities.js";
 import { callDetails } from "./customer.js";
+import { mentionPicker } from "./mentions.js";
 
 const root = document.getElementById("ticket-page");
 const ticketId = Number(root.dataset.ticketId);
@@ -391,8 +392,12 @@ filesInput.addEventListener("change", busy(async () => {
   }
 }));
 
+// In an internal note, "@" and a few letters offer the colleagues to mention (a reply mentions nobody).
+const isNote = () => new FormData(replyForm).get("mode") === "note";
+const mentions = mentionPicker(body, { ticketId, enabled: isNote });
+
 for (const radio of replyForm.querySelectorAll("input[name=mode]")) {
-  radio.addEventListener("change", () => { replyExtras.hidden = new FormData(replyForm).get("mode") === "note"; });
+  radio.addEventListener("change", () => { replyExtras.hidden = isNote(); mentions.close(); });
 }
 
 replyForm.addEventListener("submit", busy(async () => {
