@@ -90,6 +90,7 @@ from frontoffice.store.database import (
     sqlite_file,
     sync_session_class,
 )
+from frontoffice.store.leader_lease import DIALLING, LeaderLease
 
 __all__ = ["Container", "build_container"]
 
@@ -183,7 +184,8 @@ class Container:
             if self.voice is not None:
                 await self.voice.start()
             self.attach_dialler()
-            await self.dialler.start()  # after the ACD: attempts a stop left in flight are resolved
+            if self.cluster is None:
+                await self.dialler.start()  # after the ACD: attempts a stop left in flight are resolved
             if self.smtp is not None:
                 await self.smtp.start()
             if self.imap is not None:
@@ -199,6 +201,9 @@ class Container:
                 if self.settings.outbox_worker:
                     await self.outbox.start()
                 await self.cluster.start(self)
+                # Once commands reach the leader (this node's attempts a stop left in flight leave the
+                # ACD); it dials only while it holds the dialler lease.
+                await self.dialler.start()
             self.started = True
             if self.voice is not None:
                 self.voice.node_ready()  # calls a dead voice node left up can be closed now
@@ -242,7 +247,10 @@ class Container:
     async def close(self) -> None:
         if self.started:
             if self.cluster is not None:
-                await self.cluster.stop()  # gives the lease up first: a standby takes over at once
+                # The dialler lease first (another voice node dials at once; this one claims nothing
+                # after saying it stopped), then routing's: a standby takes over at once.
+                await self.dialler.stop()
+                await self.cluster.stop()
             await self.jobs.stop()
             await self.telegram.stop()
             await self.sms.stop()
@@ -515,8 +523,17 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
     campaigns = Campaigns(
         sessions, region=settings.default_region, clock=clock, default_zone=settings.time_zone
     )
-    campaign_attempts = CampaignAttempts(acd, interactions, clock=clock, default_zone=settings.time_zone)
-    dialler = CampaignDialler(campaign_attempts, acd, clock=clock)
+    campaign_attempts = CampaignAttempts(
+        acd, interactions, clock=clock, default_zone=settings.time_zone, node=node
+    )
+    # In a cluster one voice node at a time paces and places campaign calls: the holder of the
+    # dialler lease (services/campaign_dialler.py).
+    dialler = CampaignDialler(
+        campaign_attempts,
+        acd,
+        clock=clock,
+        lease=None if cluster is None else LeaderLease(settings.database_url, node, kind=DIALLING),
+    )
     campaign_messages = CampaignMessages(
         campaigns,
         blobs,
@@ -623,7 +640,9 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         dialler=dialler,
         voice_calls=voice_calls,
         silent_voice_nodes=(
-            None if cluster is None else SilentNodeSweep(voice_calls, settings.voice_node_silent_after_s)
+            None
+            if cluster is None
+            else SilentNodeSweep(voice_calls, settings.voice_node_silent_after_s, (campaign_attempts,))
         ),
         voice=voice,
         call_control=voice,

@@ -377,7 +377,8 @@ def cluster() -> None:
 @cluster.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def cluster_status(as_json: bool) -> None:
-    """Nodes with their heartbeats, the routing leader, its lease's age, and the bus's health."""
+    """Nodes with their heartbeats, the routing leader and the voice node that dials campaigns (each
+    with its lease's age), and the bus's health."""
     from frontoffice.services.cluster_status import read_cluster_status
 
     async def show(c: Container) -> None:
@@ -392,6 +393,14 @@ def cluster_status(as_json: bool) -> None:
             console.print(
                 f"leader: {leader.node}  epoch {leader.epoch}  lease age {leader.age_s:.1f} s"
                 + ("" if leader.held else "  (lease NOT held: no node routes now)")
+            )
+        dialler = status.dialler
+        if dialler.since is None:
+            console.print("dialler: (never taken: no voice node has dialled campaigns)")
+        else:
+            console.print(
+                f"dialler: {dialler.node}  epoch {dialler.epoch}  lease age {dialler.age_s:.1f} s"
+                + ("" if dialler.held else "  (lease NOT held: no voice node dials campaigns now)")
             )
         console.print(f"bus: {status.bus}")
         table = Table("node", "role", "epoch", "bus", "heartbeat age (s)", "version", "url")

@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         ge=2.0,
         le=3600.0,
         description="In a cluster: a voice node not heard of (no heartbeat) for this long is dead, and the "
-        "routing leader closes the calls it left up as lost (lost_node_failure), freeing their agents; "
-        "docs/scaling.md",
+        "routing leader closes the calls it left up as lost (lost_node_failure), freeing their agents, "
+        "and ends its campaign calls' attempts as unknown; docs/scaling.md",
     )
     sip_realm: str = Field(
         default="frontoffice",

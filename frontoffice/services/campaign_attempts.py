@@ -11,7 +11,10 @@ without its attempt on record, and a claimed contact is never claimed again whil
 timed out or was hung up with the process). It ends as ``unknown`` and its contact is retried by the
 campaign's rule for ``unknown`` (by default the ``failed`` rule): never lost, never dialled twice at
 once. An answered call that was waiting in the ACD is withdrawn; one connected to an agent is finished
-(the agent wraps it up).
+(the agent wraps it up). Each attempt names the node that placed its call: in a cluster a node's
+restart ends only its own attempts (the other voice nodes' calls are up), and the attempts of a voice
+node that died are ended the same way by the routing leader once that node has been silent for
+``voice_node_silent_after_s`` (:meth:`CampaignAttempts.close_calls_of_silent_nodes`).
 
 **Outcomes.** ``answered`` (reached an agent), ``confirmed`` / ``operator`` (notification: 1 or 2
 pressed), ``listened`` (notification heard to the end without a key), ``abandoned`` (answered, no agent
@@ -25,19 +28,22 @@ dialled). What happens next is the campaign's retry rule for the outcome
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain import routing as r
 from frontoffice.domain.dialer import AmdParameters, AmdResult
 from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
+from frontoffice.store.leader_lease import Fence
 from frontoffice.store.tables import Campaign, CampaignContact, DialAttempt, Interaction
+from frontoffice.store.tables import ClusterNode as NodeRow
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from . import campaign_rules as rules
@@ -57,6 +63,7 @@ from .interactions import InteractionService, log_event
 __all__ = [
     "REACHED",
     "AttemptState",
+    "CallsElsewhere",
     "CampaignAttempts",
     "DialOrder",
     "QueueDialledCall",
@@ -125,26 +132,39 @@ class CampaignAttempts:
         *,
         clock: Clock = system_clock,
         default_zone: str = "UTC",
+        node: str = "",
     ) -> None:
         self.acd = acd
         self.sessions = acd.sessions
         self.interactions = interactions
         self.clock = clock
         self.default_zone = default_zone
+        # This node's name, written on the attempts it claims (their calls are placed here).
+        self.node = node
         acd.register(QueueDialledCall, _QueueDialledCallHandler(acd))
 
     # ------------------------------------------------------------------ claim
     async def claim(
-        self, campaign_id: int, limit: int, *, agent_id: int | None = None, contact_id: int | None = None
+        self,
+        campaign_id: int,
+        limit: int,
+        *,
+        agent_id: int | None = None,
+        contact_id: int | None = None,
+        fence: Fence | None = None,
     ) -> list[DialOrder]:
         """Claim up to ``limit`` due contacts of a running campaign (see the module docstring).
-        ``agent_id``: a preview dial of the contact that agent holds (``limit`` is then 1)."""
+        ``agent_id``: a preview dial of the contact that agent holds (``limit`` is then 1). ``fence``:
+        the dialler lease's token in a cluster; raises :class:`LeaseLost` (nothing claimed) when
+        another voice node has taken the lease since."""
         if limit <= 0:
             return []
         now = self.clock()
         orders: list[DialOrder] = []
         blocked: str | None = None
         async with self.sessions.begin() as s:
+            if fence is not None:
+                await fence.check(s)
             campaign = await s.get(Campaign, campaign_id)
             if campaign is None or campaign.state != CampaignState.RUNNING.value:
                 return []
@@ -214,6 +234,7 @@ class CampaignAttempts:
                     claimed_at=now,
                     agent_id=agent_id,
                     state=AttemptState.DIALLING,
+                    node=self.node or None,
                 )
                 contact.updated_at = now
                 if result != DNC_CLEAR:
@@ -445,17 +466,78 @@ class CampaignAttempts:
             contact.next_attempt_at = after
 
     # ------------------------------------------------------------------ restart
-    async def recover(self) -> int:
+    async def recover(self, *, own_only: bool = False) -> int:
         """End the attempts a stopped node left in flight as ``unknown`` (see the module docstring);
-        returns how many. Run after the ACD is rebuilt, before the dialler starts."""
+        returns how many. Run after the ACD is rebuilt (in a cluster: once commands reach the leader),
+        before the dialler starts. ``own_only`` (a node of a cluster): only this node's attempts, and
+        those written before attempts named their node; the other voice nodes' calls are up."""
+        mine: ColumnElement[bool] | None = None
+        if own_only:
+            mine = or_(DialAttempt.node == self.node, DialAttempt.node.is_(None))
+        ended = await self._end_in_flight(mine)
+        if ended:
+            log.warning("%d dial attempts were in flight at the last stop: ended as unknown", ended)
+        return ended
+
+    async def close_calls_of_silent_nodes(self, silent_after_s: float) -> list[int]:
+        """End as ``unknown`` the attempts in flight on voice nodes not heard of for ``silent_after_s``
+        (their heartbeat in the cluster's node table is older, or they stopped): their calls died
+        with the node. Run by the routing leader (``SilentNodeSweep``) beside the voice channel's own
+        sweep; their contacts are then retried by the campaign's rule, and answered calls leave the
+        ACD (a waiting one withdrawn, one with an agent finished), so no agent stays busy on a dead
+        call. Returns the attempts' ids."""
+        cutoff = self.clock() - timedelta(seconds=silent_after_s)
+        async with self.sessions() as s:
+            nodes = set(
+                await s.scalars(
+                    select(DialAttempt.node).where(
+                        DialAttempt.state.in_([AttemptState.DIALLING, AttemptState.ANSWERED]),
+                        DialAttempt.node.is_not(None),
+                        DialAttempt.node != self.node,
+                    )
+                )
+            )
+            if not nodes:
+                return []
+            heard = (
+                await s.execute(
+                    select(NodeRow.node, NodeRow.heartbeat_at, NodeRow.role).where(NodeRow.node.in_(nodes))
+                )
+            ).all()
+        dead: list[ColumnElement[bool]] = []
+        for node, at, role in heard:
+            if _aware(at) < _aware(cutoff):
+                dead.append(DialAttempt.node == node)
+            elif role == "stopped":
+                # Stopped (it stops dialling before it says so): the attempts of that run. A restart
+                # claims after it, with calls up.
+                dead.append(and_(DialAttempt.node == node, DialAttempt.claimed_at <= at))
+        if not dead:
+            return []
+        ended: list[int] = []
+        await self._end_in_flight(or_(*dead), ended)
+        if ended:
+            log.warning(
+                "dial attempts in flight on silent voice nodes were ended as unknown",
+                extra={"attempts": ended},
+            )
+        return ended
+
+    async def _end_in_flight(self, where: ColumnElement[bool] | None, ids: list[int] | None = None) -> int:
+        """End the attempts in flight (of ``where``) as ``unknown``; returns how many (their ids are
+        appended to ``ids``)."""
         now = self.clock()
         waiting: list[int] = []
         talking: list[int] = []
+        in_flight = DialAttempt.state.in_([AttemptState.DIALLING, AttemptState.ANSWERED])
         async with self.sessions.begin() as s:
+            # FOR UPDATE: of two nodes ending the same attempts (a restart and the leader's sweep),
+            # the second finds them ended and does nothing.
             attempts = list(
                 await s.scalars(
                     select(DialAttempt)
-                    .where(DialAttempt.state.in_([AttemptState.DIALLING, AttemptState.ANSWERED]))
+                    .where(in_flight if where is None else and_(in_flight, where))
+                    .order_by(DialAttempt.id)
                     .with_for_update()
                 )
             )
@@ -485,8 +567,8 @@ class CampaignAttempts:
             await self._quietly(WithdrawContact(str(interaction_id)))
         for interaction_id in talking:
             await self._quietly(FinishContact(str(interaction_id)))
-        if attempts:
-            log.warning("%d dial attempts were in flight at the last stop: ended as unknown", len(attempts))
+        if ids is not None:
+            ids.extend(a.id for a in attempts)
         return len(attempts)
 
     async def _quietly(self, command: AcdCommand[Any]) -> None:
@@ -511,6 +593,25 @@ class CampaignAttempts:
             )
             s.expunge_all()
             return rows
+
+    async def calls_elsewhere(self) -> dict[int, CallsElsewhere]:
+        """The calls in flight on other nodes, per campaign (a cluster's dialler paces with them: the
+        calls a voice node placed before another took the dialler lease over are still up there)."""
+        found: dict[int, CallsElsewhere] = {}
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(DialAttempt.campaign_id, DialAttempt.state, DialAttempt.claimed_at).where(
+                    DialAttempt.state.in_([AttemptState.DIALLING, AttemptState.ANSWERED]),
+                    or_(DialAttempt.node.is_(None), DialAttempt.node != self.node),
+                )
+            )
+            for campaign_id, state, claimed_at in rows.all():
+                calls = found.setdefault(campaign_id, CallsElsewhere())
+                if state == AttemptState.DIALLING:
+                    calls.dialled_at.append(claimed_at)
+                else:
+                    calls.answered += 1
+        return found
 
     async def day_counts(self, campaign_id: int, since: datetime) -> tuple[int, int]:
         """The campaign's live answered calls since ``since`` and how many of them were abandoned
@@ -554,6 +655,23 @@ class CampaignAttempts:
             if row is None:
                 raise NotFound("No such attempt", error_id="no-such-attempt")
             return row
+
+
+@dataclass(slots=True)
+class CallsElsewhere:
+    """A campaign's calls in flight on other nodes: when each call still ringing was claimed, and
+    how many are answered."""
+
+    dialled_at: list[datetime] = field(default_factory=list)
+    answered: int = 0
+
+    def ringing_s(self, now: datetime) -> Sequence[float]:
+        return [max(0.0, (_aware(now) - _aware(at)).total_seconds()) for at in self.dialled_at]
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives them back naive)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class _Blocked(Exception):

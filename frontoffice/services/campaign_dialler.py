@@ -19,6 +19,19 @@ Free agents are the ACD's: the agents available in the campaign's queue, less th
 ringing or waiting for one. The ACD alone offers an answered call to an agent, after inbound
 contacts of the queue (they keep priority), so no agent is offered an inbound contact and a dialled
 call at once. Preview campaigns are not paced: agents take contacts from their desk.
+
+**One dialler per cluster.** Pacing is only right when one scheduler sees every call placed for the
+agents it paces for: two voice nodes each pacing for the same free agents place twice the calls ahead
+of them, and the abandon rate goes over the cap. So in a cluster (``lease`` given) the dialler runs
+only on the voice node that holds the *dialler lease* (store/leader_lease.py, ``DIALLING``: a
+PostgreSQL advisory lock on a session of its own, distinct from routing's). A voice node asks for it
+once its channel serves (:meth:`DialPort.ready`); when the holder dies its session ends, and another
+serving voice node takes the lease within a poll (0.2 s) and goes on with the campaigns from the store:
+the claims are rows, so it starts at the next due contact, and the day's answered and abandoned calls
+are restored into its pacers. Each claim checks the lease's epoch (:class:`Fence`): a node that lost
+the lease claims nothing after the next one began. Calls a previous holder placed stay with it and end
+there; while they are up the pacer counts them (:meth:`CampaignAttempts.calls_elsewhere`). On one node
+(SQLite) there is no lease: the dialler runs whenever the voice channel serves.
 """
 
 from __future__ import annotations
@@ -34,11 +47,12 @@ from typing import Protocol
 from frontoffice.domain import routing as r
 from frontoffice.domain.dialer import AmdDecision, AmdResult, DialMode, Pacer, PacingSnapshot
 from frontoffice.domain.exceptions import Conflict
+from frontoffice.store.leader_lease import DIALLING, Fence, LeaderLease, LeaseLost, hold_when_free
 
 from . import campaign_rules as rules
 from .acd import AcdService
 from .acd_commands import WithdrawContact
-from .campaign_attempts import CampaignAttempts, DialOrder
+from .campaign_attempts import CallsElsewhere, CampaignAttempts, DialOrder
 from .campaign_schemas import CampaignSettings
 from .context import Actor, Clock, system_clock
 
@@ -123,7 +137,8 @@ class _Timing:
 
 class CampaignDialler:
     """The scheduler (see the module docstring). ``port`` is set by ``bootstrap`` when the voice
-    channel runs; without one nothing is dialled."""
+    channel runs; without one nothing is dialled. ``lease``: the dialler lease of a cluster node
+    (of kind ``DIALLING``); None on a single node."""
 
     def __init__(
         self,
@@ -132,33 +147,82 @@ class CampaignDialler:
         *,
         clock: Clock = system_clock,
         interval_s: float = DEFAULT_INTERVAL_S,
+        lease: LeaderLease | None = None,
     ) -> None:
         self.attempts = attempts
         self.acd = acd
         self.clock = clock
         self.interval_s = interval_s
+        self.lease = lease
+        # The epoch of this node's dialler lease while it holds it (a cluster node).
+        self.fence: Fence | None = None
         self.port: DialPort | None = None
         self.audio_source: Callable[[int], Awaitable[bytes]] | None = None
         self._pace: dict[int, _Pace] = {}
         self._timings: dict[int, _Timing] = {}  # attempt id -> its call's times
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._holding: asyncio.Task[None] | None = None
         self.recovered = 0
         acd.add_listener(self._on_acd_outputs)
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
-        """Resolve the attempts a stop left in flight, then run the scheduler."""
-        self.recovered = await self.attempts.recover()
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="campaign-dialler")
+        """Resolve the attempts a stop left in flight, then run the scheduler (in a cluster: ask for
+        the dialler lease, and run it while this node holds it)."""
+        if self.lease is None:
+            self.recovered = await self.attempts.recover()
+            if self._task is None:
+                self._task = asyncio.create_task(self._loop(), name="campaign-dialler")
+            return
+        self.recovered = await self.attempts.recover(own_only=True)
+        if self._holding is None:
+            self._holding = asyncio.create_task(
+                hold_when_free(self.lease, self._dial_while_held, may_hold=self._can_dial),
+                name="campaign-dialler-lease",
+            )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the scheduler (in a cluster: give the dialler lease up, so another voice node takes
+        it over at once)."""
+        holding, self._holding = self._holding, None
+        if holding is not None:
+            holding.cancel()  # _dial_while_held's clean-up stops the loop and gives the lease up
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await holding
+        await self._stop_loop()
+
+    async def _stop_loop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def dialling(self) -> bool:
+        """Whether this node paces and places campaign calls now: its voice channel serves and, in a
+        cluster, it holds the dialler lease."""
+        return self._can_dial() and (self.lease is None or self.fence is not None)
+
+    def _can_dial(self) -> bool:
+        return self.port is not None and self.port.ready()
+
+    async def _dial_while_held(self, epoch: int) -> None:
+        """Run the scheduler while this node holds the dialler lease (taken with ``epoch``)."""
+        assert self.lease is not None
+        log.warning("this node runs the campaign dialler", extra={"epoch": epoch, "node": self.lease.node})
+        self.fence = Fence(epoch, DIALLING)
+        # Pacers anew from the store: the day's counts include the calls the previous holder placed.
+        self._pace.clear()
+        self._task = asyncio.create_task(self._loop(), name="campaign-dialler")
+        try:
+            await self.lease.wait_lost()
+        finally:
+            self.fence = None
+            await self._stop_loop()
+            await self.lease.release()
+            log.warning("this node no longer runs the campaign dialler", extra={"epoch": epoch})
 
     def wake(self) -> None:
         self._wake.set()
@@ -189,18 +253,30 @@ class CampaignDialler:
     async def run_once(self) -> int:
         """One round over the running campaigns; returns how many calls were placed."""
         port = self.port
-        if port is None or not port.ready():
+        fence = self.fence
+        if port is None or not port.ready() or (self.lease is not None and fence is None):
             return 0
         placed = 0
-        for campaign in await self.attempts.running():
+        campaigns = await self.attempts.running()
+        # In a cluster, the calls other voice nodes still have up (placed before this one dialled).
+        elsewhere = await self.attempts.calls_elsewhere() if campaigns and self.lease is not None else {}
+        for campaign in campaigns:
             settings = CampaignSettings.model_validate(campaign.settings or {})
             pace = await self._pace_of(campaign.id, campaign.mode, settings)
             want = pace.pacer.calls_to_place(
-                self._snapshot(campaign.id, campaign.queue_id, campaign.trunk, port)
+                self._snapshot(
+                    campaign.id, campaign.queue_id, campaign.trunk, port, elsewhere.get(campaign.id)
+                )
             )
             if want <= 0:
                 continue
-            orders = await self.attempts.claim(campaign.id, want)
+            try:
+                orders = await self.attempts.claim(campaign.id, want, fence=fence)
+            except LeaseLost as exc:  # another voice node dials now
+                log.warning("the dialler lease was lost", extra={"error": str(exc)})
+                if self.lease is not None:
+                    self.lease.lose()
+                return placed
             now = self.acd.now()
             for order in orders:
                 self._timings[order.attempt_id] = _Timing(campaign.id, now)
@@ -209,10 +285,16 @@ class CampaignDialler:
         return placed
 
     def _snapshot(
-        self, campaign_id: int, queue_id: int | None, trunk: str | None, port: DialPort
+        self,
+        campaign_id: int,
+        queue_id: int | None,
+        trunk: str | None,
+        port: DialPort,
+        elsewhere: CallsElsewhere | None = None,
     ) -> PacingSnapshot:
         """The campaign as the pacer needs it: the ACD's free agents of its queue (less the inbound
-        contacts waiting there: inbound keeps priority), its calls on this node, the trunk's room."""
+        contacts waiting there: inbound keeps priority), its calls on this node and on others
+        (``elsewhere``), the trunk's room."""
         now = self.acd.now()
         live = port.live(campaign_id)
         ready, busy = 0, 0
@@ -226,14 +308,22 @@ class CampaignDialler:
             for t in self._timings.values()
             if t.campaign_id == campaign_id and t.answered is None
         ]
+        exact = len(ringing) == live.dialling
+        dialling, connected = live.dialling, live.talking
+        if elsewhere is not None:
+            # Ringing there: as ringing here. Answered there: they hold lines (an answered call waiting
+            # for an agent is in the ACD's queue already, which takes it from the free agents).
+            ringing += elsewhere.ringing_s(self.clock())
+            dialling += len(elsewhere.dialled_at)
+            connected += elsewhere.answered
         return PacingSnapshot(
             now,
             agents_ready=ready,
             agents_busy=[None] * busy,
-            calls_in_progress=live.dialling if len(ringing) != live.dialling else 0,
-            calls_ringing_s=ringing if len(ringing) == live.dialling else (),
+            calls_in_progress=0 if exact else dialling,
+            calls_ringing_s=ringing if exact else (),
             answered_waiting=live.waiting,
-            calls_connected=live.talking,
+            calls_connected=connected,
             trunk_free=port.room(trunk),
         )
 

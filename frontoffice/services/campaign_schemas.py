@@ -286,6 +286,8 @@ class AttemptOut(BaseModel):
     amd_audio: str | None = Field(
         default=None, description="the analysed audio's WAV: GET .../attempts/{id}/amd-audio"
     )
+    call_id: str | None = Field(default=None, description="the INVITE's Call-ID (in the carrier's records)")
+    node: str | None = Field(default=None, description="the node that placed the call (several voice nodes)")
 
 
 class SegmentIn(BaseModel):

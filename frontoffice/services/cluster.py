@@ -64,7 +64,7 @@ from frontoffice.bus.nats import NatsBus, NatsLink
 from frontoffice.domain import routing as r
 from frontoffice.domain.exceptions import DomainError, Unavailable
 from frontoffice.store.committed import Committed
-from frontoffice.store.leader_lease import Fence, LeaderLease, LeaseLost
+from frontoffice.store.leader_lease import Fence, LeaderLease, LeaseLost, hold_when_free
 from frontoffice.store.tables import ClusterLeader as LeaderRow
 from frontoffice.store.tables import ClusterNode as NodeRow
 
@@ -85,12 +85,6 @@ __all__ = [
 
 log = logging.getLogger("frontoffice.cluster")
 
-# A standby polls the lease this often: the bulk of a fail-over's time after the leader's session
-# ends (the rebuild is the rest). A poll is one cheap statement on the standby's lease session.
-LEASE_POLL_S = 0.2
-# After losing its lease a node waits this long before asking again: a standby (polling every
-# LEASE_POLL_S) takes over first.
-STAND_BACK_S = 1.0
 # How long a forwarded command may wait for a leader to answer at all (no leader during a fail-over:
 # NATS says "no responders" at once, and the command is sent again until one subscribes).
 FORWARD_WAIT_S = 10.0
@@ -447,23 +441,7 @@ class ClusterNode:
         await self.link.close()
 
     async def _leadership(self) -> None:
-        while True:
-            try:
-                epoch = await self.lease.try_acquire()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database is away: try again
-                log.warning("the lease could not be asked for", extra={"error": str(exc)})
-                await self.lease.release()
-                await asyncio.sleep(LEASE_POLL_S * 5)
-                continue
-            if epoch is None:
-                await asyncio.sleep(LEASE_POLL_S)
-                continue
-            await self._lead(epoch)
-            # A node that lost its lease probably has trouble with the database or the network: let
-            # a healthy standby take over first.
-            await asyncio.sleep(STAND_BACK_S)
+        await hold_when_free(self.lease, self._lead)
 
     async def _lead(self, epoch: int) -> None:
         """Route until the lease is lost (or this node stops), then step down."""

@@ -1,7 +1,9 @@
-"""What ``frontoffice cluster status`` shows: the nodes' heartbeats, the leader and its lease, the bus.
+"""What ``frontoffice cluster status`` shows: the nodes' heartbeats, the leader and its lease, the
+voice node that runs the campaign dialler and its lease, the bus.
 
-Read from the store (``cluster_leader``, ``cluster_nodes``: services/cluster.py writes them) and by a
-round trip to NATS from the machine that asks; it needs no running node.
+Read from the store (``cluster_leader``, ``cluster_dialler``, ``cluster_nodes``: store/leader_lease.py
+and services/cluster.py write them) and by a round trip to NATS from the machine that asks; it needs no
+running node.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from frontoffice.store.leader_lease import LEADER_LOCK_KEY
-from frontoffice.store.tables import ClusterLeader, ClusterNode
+from frontoffice.store.leader_lease import DIALLING, ROUTING, LeaseKind
+from frontoffice.store.tables import ClusterDialler, ClusterLeader, ClusterNode
 
 __all__ = ["ClusterStatus", "LeaderStatus", "NodeStatus", "bus_health", "read_cluster_status"]
 
@@ -33,7 +35,8 @@ _HELD = text(
 
 @dataclass(frozen=True, slots=True)
 class LeaderStatus:
-    """The last leadership begun (``held``: its lease is held now)."""
+    """The last leadership of a lease begun (``held``: the lease is held now): of routing, or of the
+    campaign dialler."""
 
     held: bool
     node: str
@@ -59,6 +62,7 @@ class ClusterStatus:
     leader: LeaderStatus
     nodes: list[NodeStatus]
     bus: str
+    dialler: LeaderStatus
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,21 +96,9 @@ async def bus_health(nats_url: str) -> str:
 async def read_cluster_status(sessions: async_sessionmaker[AsyncSession], nats_url: str) -> ClusterStatus:
     now = datetime.now(UTC)
     async with sessions() as s:
-        leader_row = await s.get(ClusterLeader, 1)
+        leader = await _lease_status(s, await s.get(ClusterLeader, 1), ROUTING, now)
+        dialler = await _lease_status(s, await s.get(ClusterDialler, 1), DIALLING, now)
         rows = list(await s.scalars(select(ClusterNode).order_by(ClusterNode.node)))
-        held = False
-        bind = s.get_bind()
-        if bind.dialect.name == "postgresql":
-            params = {"high": (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF, "low": LEADER_LOCK_KEY & 0xFFFFFFFF}
-            held = bool(await s.scalar(_HELD, params))
-    since = leader_row.since if leader_row is not None else None
-    leader = LeaderStatus(
-        held=held,
-        node=leader_row.node if leader_row is not None else "",
-        epoch=leader_row.epoch if leader_row is not None else 0,
-        since=since,
-        age_s=(now - since).total_seconds() if since is not None else 0.0,
-    )
     nodes = [
         NodeStatus(
             node=row.node,
@@ -120,4 +112,22 @@ async def read_cluster_status(sessions: async_sessionmaker[AsyncSession], nats_u
         )
         for row in rows
     ]
-    return ClusterStatus(leader=leader, nodes=nodes, bus=await bus_health(nats_url))
+    return ClusterStatus(leader=leader, nodes=nodes, bus=await bus_health(nats_url), dialler=dialler)
+
+
+async def _lease_status(
+    s: AsyncSession, row: ClusterLeader | ClusterDialler | None, kind: LeaseKind, now: datetime
+) -> LeaderStatus:
+    """The last leadership of ``kind`` (``row``: its epoch's) and whether its lock is held now."""
+    held = False
+    if s.get_bind().dialect.name == "postgresql":
+        params = {"high": (kind.key >> 32) & 0xFFFFFFFF, "low": kind.key & 0xFFFFFFFF}
+        held = bool(await s.scalar(_HELD, params))
+    since = row.since if row is not None else None
+    return LeaderStatus(
+        held=held,
+        node=row.node if row is not None else "",
+        epoch=row.epoch if row is not None else 0,
+        since=since,
+        age_s=(now - since).total_seconds() if since is not None else 0.0,
+    )

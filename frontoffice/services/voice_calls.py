@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -77,6 +77,7 @@ __all__ = [
     "InboundCall",
     "IvrMenu",
     "LiveCall",
+    "SilentNodeCalls",
     "SilentNodeSweep",
     "SipAccount",
     "SipCredentialsIn",
@@ -837,12 +838,24 @@ class VoiceCalls:
         return language or None
 
 
+class SilentNodeCalls(Protocol):
+    """Calls of one kind that a voice node keeps in the store and that die with it."""
+
+    async def close_calls_of_silent_nodes(self, silent_after_s: float) -> list[int]:
+        """Close those of voice nodes not heard of for ``silent_after_s``; returns their ids."""
+        ...
+
+
 class SilentNodeSweep:
     """The routing leader's periodic :meth:`VoiceCalls.close_calls_of_silent_nodes` (scheduled work:
-    started and stopped with the leadership, so it runs once per cluster)."""
+    started and stopped with the leadership, so it runs once per cluster), and the same for the
+    other calls a voice node keeps (``others``: its campaign calls' dial attempts)."""
 
-    def __init__(self, calls: VoiceCalls, silent_after_s: float) -> None:
+    def __init__(
+        self, calls: VoiceCalls, silent_after_s: float, others: Sequence[SilentNodeCalls] = ()
+    ) -> None:
         self.calls = calls
+        self.others = tuple(others)
         self.silent_after_s = silent_after_s
         # Looked at three times within the silence, so a dead node's calls close within 4/3 of it.
         self.interval_s = max(0.2, silent_after_s / 3)
@@ -859,12 +872,13 @@ class SilentNodeSweep:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
-                await self.calls.close_calls_of_silent_nodes(self.silent_after_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database is away, or the leadership moved: the next turn retries
-                log.exception("closing the calls of silent voice nodes failed")
+            for calls in (self.calls, *self.others):
+                try:
+                    await calls.close_calls_of_silent_nodes(self.silent_after_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database is away, or the leadership moved: the next turn retries
+                    log.exception("closing the calls of silent voice nodes failed")
 
 
 @dataclass(eq=False, slots=True)

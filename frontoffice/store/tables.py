@@ -40,6 +40,7 @@ __all__ = [
     "BusinessCalendar",
     "Campaign",
     "CampaignContact",
+    "ClusterDialler",
     "ClusterLeader",
     "ClusterNode",
     "Company",
@@ -1284,7 +1285,8 @@ class DialAttempt(Base):
     """One try of a campaign contact, written in the transaction that claims the contact, before the
     INVITE leaves: the do-not-call check and its result, then the call's outcome. ``state``: dialling →
     answered → ended (``outcome`` says how); an attempt found ``dialling`` or ``answered`` after a restart
-    ended as ``unknown``."""
+    ended as ``unknown``. ``node``: the node that placed the call (several voice nodes in a cluster); its
+    own attempts in flight are ended at its restart, a silent node's by the routing leader."""
 
     __tablename__ = "dial_attempts"
     __table_args__ = (
@@ -1317,6 +1319,7 @@ class DialAttempt(Base):
     amd_cause: Mapped[str | None] = mapped_column(String(32))
     amd_ms: Mapped[int | None] = mapped_column(Integer)
     amd_audio: Mapped[str | None] = mapped_column(String(200))
+    node: Mapped[str | None] = mapped_column(String(200))
 
 
 class DoNotCallEntry(Base):
@@ -1342,6 +1345,19 @@ class ClusterLeader(Base):
     under a row lock, so a leader that lost its lease cannot commit after the next one started."""
 
     __tablename__ = "cluster_leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    node: Mapped[str] = mapped_column(String(200), default="")
+    since: Mapped[datetime | None] = mapped_column()
+
+
+class ClusterDialler(Base):
+    """The campaign dialler's fencing token (one row, ``id`` 1), as ``cluster_leader`` is routing's:
+    incremented by each voice node that takes the dialler lease (store/leader_lease.py, ``DIALLING``);
+    every claim of campaign contacts by the dialler checks it, so a voice node that lost the lease
+    claims nothing after the next one started dialling. ``node``: who took it last, ``since``: when."""
+
+    __tablename__ = "cluster_dialler"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     node: Mapped[str] = mapped_column(String(200), default="")

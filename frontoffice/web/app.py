@@ -156,6 +156,8 @@ def create_app(container: Container) -> FastAPI:
             "node": cluster.node,
             "role": "leader" if cluster.leading else "standby",
             "epoch": cluster.leader_epoch,
+            # Whether this (voice) node runs the campaign dialler: it holds the dialler lease.
+            "dialler": container.dialler.dialling,
             "bus": "connected" if cluster.bus_connected else "disconnected",
         }
         if not container.started or not cluster.ready:

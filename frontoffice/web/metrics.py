@@ -87,6 +87,11 @@ class ContactCenterCollector(Collector):
             value=int(cluster.leading),
         )
         yield GaugeMetricFamily(
+            "frontoffice_cluster_dialler",
+            "1 when this node holds the dialler lease and runs the campaign dialler",
+            value=int(self.container.dialler.dialling),
+        )
+        yield GaugeMetricFamily(
             "frontoffice_cluster_epoch",
             "The routing leadership's epoch (fencing token) this node knows",
             value=cluster.leader_epoch,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +96,7 @@ class Node:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # this node's own settings (a SIP port ...)
 
     @property
     def url(self) -> str:
@@ -136,21 +137,23 @@ class Cluster:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self, count: int) -> list[Node]:
-        """Start ``count`` more nodes and wait until each serves."""
+    def start(self, count: int, *, each: Sequence[Mapping[str, str]] = ()) -> list[Node]:
+        """Start ``count`` more nodes (the i-th with the settings ``each[i]`` of its own, if given)
+        and wait until each serves."""
         started = []
-        for _ in range(count):
+        for i in range(count):
             name = f"node{len(self.nodes) + 1}"
             port = free_port()
             log = self.tmp_path / f"{name}.log"
+            own = dict(each[i]) if i < len(each) else {}
             with log.open("ab") as out:
                 proc = subprocess.Popen(
                     [*FRONTOFFICE, "serve", "--port", str(port)],
-                    env=self.node_env(name),
+                    env=self.node_env(name) | own,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-            node = Node(name, port, proc, log)
+            node = Node(name, port, proc, log, own)
             self.nodes.append(node)
             started.append(node)
         for node in started:
@@ -164,7 +167,7 @@ class Cluster:
         with node.log.open("ab") as out:
             node.proc = subprocess.Popen(
                 [*FRONTOFFICE, "serve", "--port", str(node.port)],
-                env=self.node_env(node.name),
+                env=self.node_env(node.name) | node.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

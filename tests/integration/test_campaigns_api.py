@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
 from frontoffice.domain.model import Role
-from frontoffice.store.tables import Customer, Interaction
+from frontoffice.store.tables import ClusterNode, Customer, Interaction
 
 from ..conftest import ShiftedClock, make_user, token_headers
 from .campaign_helpers import API, attempts_of, contacts_by_phone, create_campaign
@@ -453,3 +453,51 @@ async def test_answering_machine_detection_is_off_by_default_and_its_parameters_
         )
         assert r.status_code == 422, r.text
         assert "amd_parameters" in r.json()["details"]["errors"][0]["loc"], r.text
+
+
+async def test_in_a_cluster_a_restart_ends_only_its_own_attempts_and_a_silent_voice_nodes_end_later(
+    client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], clock: ShiftedClock
+) -> None:
+    """Several voice nodes place calls (the dialler's holder, agents' preview dials): a node's restart
+    ends the attempts it left in flight, not the calls up on the others; the routing leader ends those
+    of a node that went silent (or stopped) once it has been silent long enough."""
+    attempts = container.campaign_attempts
+    queue_id = await _queue(client, admin_headers)
+    numbers = [f"+7495111009{d}" for d in range(5)]
+    campaign_id = await create_campaign(client, admin_headers, numbers=numbers, queue_id=queue_id)
+    await client.post(f"{API}/campaigns/{campaign_id}/start", headers=admin_headers)
+    claimed: dict[str, str] = {}  # phone -> the node whose attempt it is
+    for node in ("fo1", "fo2", "fo3", "fo4"):
+        attempts.node = node
+        [order] = await attempts.claim(campaign_id, 1)
+        claimed[order.phone] = node
+    async with container.sessions.begin() as s:
+        now = clock()
+        for node, heard, role in (
+            ("fo2", now, "standby"),  # alive
+            ("fo3", now - timedelta(seconds=60), "standby"),  # silent for a minute: died
+            ("fo4", now, "stopped"),  # stopped just now
+        ):
+            row = ClusterNode(node=node, http_url="", version="", role=role, bus="connected")
+            row.started_at, row.heartbeat_at = now, heard
+            s.add(row)
+    clock.advance(1)
+    attempts.node = "fo4"  # fo4 started again and dials: this call is up
+    [again] = await attempts.claim(campaign_id, 1)
+    claimed[again.phone] = "fo4 again"
+
+    attempts.node = "fo1"
+    elsewhere = (await attempts.calls_elsewhere())[campaign_id]
+    assert (len(elsewhere.dialled_at), elsewhere.answered) == (4, 0), "fo2's, fo3's, fo4's: in fo1's pacing"
+    assert await attempts.recover(own_only=True) == 1  # fo1 restarted
+    assert len(await attempts.close_calls_of_silent_nodes(15.0)) == 2  # the leader's sweep: fo3, fo4
+    ended = {a.phone: (a.state, a.outcome, a.node) for a in await attempts_of(container, campaign_id)}
+    assert {claimed[p]: state for p, (state, _, _) in ended.items()} == {
+        "fo1": "ended",
+        "fo2": "dialling",
+        "fo3": "ended",
+        "fo4": "ended",
+        "fo4 again": "dialling",
+    }
+    assert {o for _, o, _ in ended.values() if o} == {"unknown"}
+    assert {claimed[p].split()[0] for p in ended} == {n for _, _, n in ended.values()}

@@ -2,6 +2,7 @@
 
 A leader that lost its lease (its session cut, a pause) must not commit routing decisions after the
 next leader started: every ACD transaction checks the epoch under a row lock (store/leader_lease.py).
+The dialler lease works the same way for the claims of campaign contacts.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from sqlalchemy.exc import DBAPIError
 from frontoffice.bootstrap import Container, build_container
 from frontoffice.config import load_settings
 from frontoffice.services.acd_schemas import QueueIn
+from frontoffice.services.campaign_schemas import CampaignIn
+from frontoffice.services.cluster_status import read_cluster_status
 from frontoffice.services.context import Actor
-from frontoffice.store.leader_lease import Fence, LeaderLease, LeaseLost
+from frontoffice.store.leader_lease import DIALLING, Fence, LeaderLease, LeaseLost
 from frontoffice.store.tables import ClusterLeader, Queue
 
 from ..conftest import eventually
+from .campaign_helpers import ALL_DAY
 from .cluster_nodes import admin_sql, drop_database, new_database
 
 pytestmark = pytest.mark.postgres
@@ -43,11 +47,12 @@ async def container(database: str, tmp_path: Path) -> AsyncIterator[Container]:
     await c.close()
 
 
-async def _cut(database: str, node: str) -> None:
-    """End a lease session from outside, as a network cut or a DBA would."""
+async def _cut(database: str, node: str, lease: str = "lease") -> None:
+    """End a lease session (``lease``: ``lease`` of routing, ``dialler``) from outside, as a network
+    cut or a DBA would."""
     await admin_sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        f"WHERE application_name = 'frontoffice lease {node}'",
+        f"WHERE application_name = 'frontoffice {lease} {node}'",
         database,
     )
 
@@ -155,3 +160,44 @@ async def test_a_transaction_the_old_leader_left_open_is_ended_when_the_next_lea
     finally:
         await old.release()
         await new.release()
+
+
+async def test_the_dialler_lease_is_held_apart_from_routing_and_a_voice_node_that_lost_it_claims_nothing(
+    database: str, container: Container
+) -> None:
+    """One voice node at a time dials campaigns: the dialler lease has a lock and an epoch of its own
+    (the routing leader need not be the node that dials), and each claim of the dialler checks its
+    epoch, so a voice node that lost the lease claims no contact once another one holds it."""
+    routing = LeaderLease(database, "a")
+    old = LeaderLease(database, "a", kind=DIALLING)
+    new = LeaderLease(database, "b", kind=DIALLING)
+    try:
+        assert await routing.try_acquire() is not None
+        epoch = await old.try_acquire()
+        assert epoch is not None, "the dialler lease is held beside routing's"
+        assert await new.try_acquire() is None, "by one voice node only"
+        actor = Actor.system()
+        campaign = await container.campaigns.create(
+            actor,
+            CampaignIn.model_validate(
+                {"name": "Storm", "mode": "notification", "windows": ALL_DAY, "message_text": "A storm."}
+            ),
+        )
+        await container.campaigns.import_contacts(actor, campaign.id, b"phone\n+74951110010\n+74951110017\n")
+        await container.campaigns.move(actor, campaign.id, "start")
+        [first] = await container.campaign_attempts.claim(campaign.id, 1, fence=Fence(epoch, DIALLING))
+
+        await _cut(database, "a", "dialler")
+        await asyncio.wait_for(old.wait_lost(), timeout=10)
+        assert await eventually(new.try_acquire, "another voice node takes the dialler lease") == epoch + 1
+        with pytest.raises(LeaseLost):
+            await container.campaign_attempts.claim(campaign.id, 1, fence=Fence(epoch, DIALLING))
+        [second] = await container.campaign_attempts.claim(campaign.id, 1, fence=Fence(epoch + 1, DIALLING))
+        assert {first.phone, second.phone} == {"+74951110010", "+74951110017"}, "the next contact, once"
+
+        status = await read_cluster_status(container.sessions, "")
+        assert (status.leader.node, status.leader.held) == ("a", True), "routing stays where it was"
+        assert (status.dialler.node, status.dialler.epoch, status.dialler.held) == ("b", epoch + 1, True)
+    finally:
+        for lease in (routing, old, new):
+            await lease.release()
