@@ -356,6 +356,7 @@ async def check_user_sees(
     message: str | None = None,
     handed_ticket: int | None = None,
     handed_deal: int | None = None,
+    handed_card: bool = True,
     new_card_projects: Iterable[int] | None = None,
     **details: Any,
 ) -> None:
@@ -364,13 +365,14 @@ async def check_user_sees(
     ``error_id`` ``user-cannot-see-project`` (``user-cannot-see-customer`` for a card or a case of no
     project) located at ``field`` of the request body, as a schema error is, so a form shows it next
     to the field; ``message`` replaces the default one (say why a move was refused). The ticket or
-    deal being handed (``handed_ticket``, ``handed_deal``) does not count for itself; a card being
+    deal being handed (``handed_ticket``, ``handed_deal``) does not count for itself, nor the card's
+    own owner when the card is what is handed (``handed_card``, the default for ``customer``); a card being
     created (``new_card_projects``: the projects it will belong to) is seen by who works in one of
     them, or by the unrestricted only when it has none."""
     if new_card_projects is not None:
         condition = card_owners(new_card_projects)
     elif what == "customer":
-        condition = user_sees_customer(customer_id, handed_card=True)
+        condition = user_sees_customer(customer_id, handed_card=handed_card)
     else:
         condition = user_sees_case(
             project_id, customer_id, handed_ticket=handed_ticket, handed_deal=handed_deal

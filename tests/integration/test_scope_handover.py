@@ -391,6 +391,47 @@ async def test_a_card_is_owned_only_by_a_user_who_sees_it(clients: Clients) -> N
     assert r.status_code == 201, r.text
 
 
+# ------------------------------------------------------------------ activities: the owner
+async def test_an_activity_is_given_only_to_an_owner_who_sees_its_ticket_deal_or_card(
+    clients: Clients,
+) -> None:
+    team = await _team(clients)
+    ivan = (await clients.contact("alpha", first_name="Ivan", phone="+7 916 100-00-01"))["customer_id"]
+    ticket = await _ticket(clients, "alpha", ivan)
+    r = await clients.client.post(
+        f"{API}/deals",
+        json={
+            "customer_id": ivan,
+            "title": "Renewal",
+            "currency": "RUB",
+            "project_id": clients.projects["alpha"],
+        },
+        headers=clients.admin,
+    )
+    assert r.status_code == 201, r.text
+    objects = {"ticket_id": ticket["id"], "deal_id": r.json()["id"], "customer_id": ivan}
+    errors = {"ticket_id": "user-cannot-see-project", "deal_id": "user-cannot-see-project"}
+    for key, object_id in objects.items():
+        body = {
+            "kind": "call",
+            "title": "Call Ivan back",
+            "due_at": "2027-01-15T10:00:00+03:00",
+            key: object_id,
+        }
+        r = await clients.client.post(
+            f"{API}/activities", json={**body, "owner_id": team.ids["beta-agent"]}, headers=clients.admin
+        )
+        _refused(r, "owner_id", errors.get(key, "user-cannot-see-customer"))
+        r = await clients.client.post(
+            f"{API}/activities", json={**body, "owner_id": team.ids["alpha-agent"]}, headers=clients.admin
+        )
+        assert r.status_code == 201, r.text
+    r = await clients.get("/activities", team.headers["beta-agent"])
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await clients.get("/activities", team.headers["alpha-agent"])
+    assert len(r.json()["items"]) == 3
+
+
 # ------------------------------------------------------------------ contacts: transfer to a named agent
 async def test_a_contact_is_transferred_only_to_an_agent_who_sees_its_project(clients: Clients) -> None:
     team = await _team(clients)
