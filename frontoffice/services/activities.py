@@ -2,7 +2,8 @@
 offer), shown to their owner and notified when due.
 
 An activity is attached to exactly one object; whoever may see that object may see and change its
-activities (:mod:`frontoffice.services.scope`), and the owner always sees their own. The scheduled
+activities (:mod:`frontoffice.services.scope`), and the owner always sees their own. So an activity is
+given only to an owner who may see its object (``422`` at ``owner_id`` otherwise). The scheduled
 job of :mod:`frontoffice.services.sla` calls :func:`notify_due_activities`: each due activity is
 claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), its owner told over the bus once, after the commit.
 """
@@ -18,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.bus.memory import BusMessage
 from frontoffice.domain.exceptions import InvalidInput, NotFound
-from frontoffice.store.tables import Activity, User
+from frontoffice.store.tables import Activity, Customer, Deal, Ticket, User
 
 from .case_schemas import aware_utc
 from .context import Actor, Clock, audit, decode_cursor, encode_cursor, system_clock
 from .schemas import Input, Page
-from .scope import visible_customer, visible_deal, visible_ticket
+from .scope import check_user_sees, visible_customer, visible_deal, visible_ticket
 
 __all__ = [
     "ActivityIn",
@@ -107,13 +108,35 @@ def _out(a: Activity) -> ActivityOut:
 
 async def _check_object(
     s: AsyncSession, actor: Actor, deal_id: int | None, ticket_id: int | None, customer_id: int | None
-) -> None:
+) -> list[Deal | Ticket | Customer]:
+    """The objects named, each if the actor may see it (else 404)."""
+    found: list[Deal | Ticket | Customer] = []
     if deal_id is not None:
-        await visible_deal(s, actor, deal_id)
+        found.append(await visible_deal(s, actor, deal_id))
     if ticket_id is not None:
-        await visible_ticket(s, actor, ticket_id)
+        found.append(await visible_ticket(s, actor, ticket_id))
     if customer_id is not None:
-        await visible_customer(s, actor, customer_id)
+        found.append(await visible_customer(s, actor, customer_id))
+    return found
+
+
+async def _check_owner(s: AsyncSession, owner_id: int, on: Deal | Ticket | Customer) -> None:
+    """An activity's owner sees its title and note on their desk and is told when it falls due: only
+    a user who may see the deal's or ticket's project (of one of none, its customer) or the card
+    (:func:`~frontoffice.services.scope.check_user_sees`; ``422`` at ``owner_id``)."""
+    if isinstance(on, Customer):
+        await check_user_sees(
+            s, owner_id, "customer", project_id=None, customer_id=on.id, field="owner_id", handed_card=False
+        )
+        return
+    await check_user_sees(
+        s,
+        owner_id,
+        "deal" if isinstance(on, Deal) else "ticket",
+        project_id=on.project_id,
+        customer_id=on.customer_id,
+        field="owner_id",
+    )
 
 
 class ActivityService:
@@ -124,7 +147,7 @@ class ActivityService:
     async def create(self, actor: Actor, data: ActivityIn) -> ActivityOut:
         actor.require("deals.write" if data.deal_id is not None else "tickets.write")
         async with self.sessions.begin() as s:
-            await _check_object(s, actor, data.deal_id, data.ticket_id, data.customer_id)
+            (on,) = await _check_object(s, actor, data.deal_id, data.ticket_id, data.customer_id)
             owner = data.owner_id if data.owner_id is not None else actor.user_id
             if owner is not None:
                 # Checked here rather than with tickets.active_user: the SLA job imports this module
@@ -132,6 +155,8 @@ class ActivityService:
                 user = await s.get(User, owner)
                 if user is None or not user.is_active:
                     raise NotFound("No such user", error_id="no-such-user", user_id=owner)
+                if owner != actor.user_id:  # the actor sees the object: it was just checked
+                    await _check_owner(s, owner, on)
             now = self.clock()
             activity = Activity(
                 kind=data.kind.value,

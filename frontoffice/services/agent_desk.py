@@ -49,6 +49,7 @@ from .acd_schemas import (
 from .callbacks import schedule_callback
 from .context import Actor, Clock, audit, system_clock
 from .schemas import InteractionOut
+from .scope import check_agent_takes_contact
 from .wallboard import WAITING_LIST_LIMIT, agent_live, sees_queue
 
 __all__ = ["AgentDesk", "AgentQueue", "ChooseQueues", "CompleteContact", "CompleteContactHandler", "SignIn"]
@@ -167,12 +168,18 @@ class AgentDesk:
     async def transfer(
         self, actor: Actor, interaction_id: int, *, queue_id: int | None, agent_id: int | None
     ) -> None:
-        """Agents transfer their connected contacts; supervisors move any tracked contact."""
+        """Agents transfer their connected contacts; supervisors move any tracked contact. A named
+        agent must be able to see the contact's project (``422`` at ``agent_id`` otherwise:
+        :func:`~frontoffice.services.scope.check_agent_takes_contact`)."""
         actor.require("interactions.write")
         if not _is_supervisor(actor):
             await self._own_connected(actor, interaction_id)
         else:
             self._check_projects(actor, interaction_id, queue_id)
+        if queue_id is None and agent_id is not None:
+            # The agent of a contact sees it and its customer: only one who already may.
+            async with self.sessions() as s:
+                await check_agent_takes_contact(s, agent_id, interaction_id)
         if queue_id is not None:
             await self.acd.execute(TransferToQueue(str(interaction_id), str(queue_id)))
         elif agent_id is not None:

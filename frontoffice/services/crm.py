@@ -61,12 +61,14 @@ from .schemas import (
     TimelineItem,
 )
 from .scope import (
+    check_user_sees,
     company_visible,
     creation_projects,
     customer_visible,
     deal_visible,
     interaction_visible,
     ticket_visible,
+    user_sees_customer,
     visible_customer,
     visible_interaction,
     where,
@@ -203,6 +205,18 @@ class CrmService:
             )
         if data.owner_id is not None and await s.get(User, data.owner_id) is None:
             raise NotFound("No such user", error_id="no-such-user", user_id=data.owner_id, field="owner_id")
+        if data.owner_id is not None:
+            # The owner sees the card: only someone who works in one of its projects (or, a card of
+            # none, the unrestricted staff), as any other user would see it.
+            await check_user_sees(
+                s,
+                data.owner_id,
+                "customer",
+                project_id=None,
+                customer_id=None,
+                field="owner_id",
+                new_card_projects=projects,
+            )
         if company_id is None and data.company_name:
             company_id = (await self._company_by_name(s, data.company_name, now)).id
         if not identities_free:
@@ -362,6 +376,16 @@ class CrmService:
                 raise NotFound("No such company", error_id="no-such-company", field="company_id")
             if changes.get("owner_id") is not None and await s.get(User, changes["owner_id"]) is None:
                 raise NotFound("No such user", error_id="no-such-user", field="owner_id")
+            if changes.get("owner_id") is not None and changes["owner_id"] != customer.owner_id:
+                # The owner sees the card: only someone who already may (docs/crm.md).
+                await check_user_sees(
+                    s,
+                    changes["owner_id"],
+                    "customer",
+                    project_id=None,
+                    customer_id=customer_id,
+                    field="owner_id",
+                )
             tags = changes.pop("tags", None)
             for name, value in changes.items():
                 setattr(customer, name, value)
@@ -767,7 +791,12 @@ class CrmService:
                 if not getattr(keep, field) and getattr(gone, field):
                     setattr(keep, field, getattr(gone, field))
             keep.company_id = keep.company_id or gone.company_id
-            keep.owner_id = keep.owner_id or gone.owner_id
+            if keep.owner_id is None and gone.owner_id is not None:
+                # The merged card's owner owns the kept one only if they may see it (its projects are
+                # now both cards'): an owner sees the card, so no one is handed another client's card.
+                sees = user_sees_customer(keep_id, handed_card=True)
+                if await s.scalar(select(User.id).where(User.id == gone.owner_id, sees)) is not None:
+                    keep.owner_id = gone.owner_id
             keep.vip = keep.vip or gone.vip
             keep.custom = {**gone.custom, **keep.custom}
             keep.search_key = search_key(keep.first_name, keep.middle_name, keep.last_name)

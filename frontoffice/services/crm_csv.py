@@ -61,7 +61,7 @@ from .csv_safe import csv_lines, unquote_cell
 from .identities import normalize_identity
 from .jobs import JobContext, JobOut, JobOutcome, JobRunner, job_out
 from .schemas import CustomerPatch, ImportReport, ImportRowError
-from .scope import creation_projects, customer_visible, where
+from .scope import card_owners, creation_projects, customer_visible, where
 
 __all__ = [
     "CHECK_BATCH",
@@ -579,7 +579,13 @@ async def plan_batch(
                     )
                 )
         if row.owner and row.owner not in owners:
-            problems.append(ImportRowError(line=row.line, field="owner", message=f"no user {row.owner!r}"))
+            problems.append(
+                ImportRowError(
+                    line=row.line,
+                    field="owner",
+                    message=f"no user {row.owner!r} who may see the projects of this import",
+                )
+            )
         if target is None and not problems and mode is not ImportMode.UPDATE:
             named = any(row.values.get(n) for n in ("first_name", "middle_name", "last_name"))
             if not (named or row.company or any(row.identities.values())):
@@ -866,7 +872,9 @@ class CustomerImportJob:
         total = file.rows * (1 if dry_run else 2)
         async with job.begin() as s:
             projects = list(await creation_projects(s, actor, p.get("project_id")))
-            owners = {u.username: u.id for u in await s.scalars(select(User))}
+            # An owner sees the card: only users who work in one of the import's projects (the
+            # unrestricted staff; of an import of no project, only they) may be named.
+            owners = {u.username: u.id for u in await s.scalars(where(select(User), card_owners(projects)))}
         checkpoint = job.checkpoint
         if checkpoint.get("phase") != "apply":
             report = await self._validate(

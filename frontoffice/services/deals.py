@@ -32,7 +32,7 @@ from .case_schemas import (
 )
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .schemas import Page
-from .scope import check_project, deal_visible, visible_deal, where
+from .scope import check_project, check_user_sees, deal_visible, visible_deal, where
 from .tickets import active_user, case_project, live_customer
 from .work_lists import deal_conditions, deal_keyset
 
@@ -133,6 +133,16 @@ class DealService:
             if data.owner_id is not None:
                 await active_user(s, data.owner_id)
             project_id = await case_project(s, actor, data.project_id)
+            if data.owner_id is not None:
+                # The owner sees the deal and its customer: only someone who already may.
+                await check_user_sees(
+                    s,
+                    data.owner_id,
+                    "deal",
+                    project_id=project_id,
+                    customer_id=data.customer_id,
+                    field="owner_id",
+                )
             pipeline_id, pipeline = await self._pipeline_for(s, actor, data.pipeline_id, project_id)
             stage = pipeline.stage(data.stage) if data.stage is not None else pipeline.first_open
             closed = stage.kind is not StageKind.OPEN
@@ -187,6 +197,17 @@ class DealService:
                 deal.currency = currency
             if changes.get("owner_id") is not None:
                 await active_user(s, changes["owner_id"])
+            if changes.get("owner_id") is not None and changes["owner_id"] != deal.owner_id:
+                await check_user_sees(
+                    s,
+                    changes["owner_id"],
+                    "deal",
+                    project_id=deal.project_id,
+                    customer_id=deal.customer_id,
+                    field="owner_id",
+                    handed_deal=deal.id,
+                    deal_id=deal.id,
+                )
             if "owner_id" in changes:
                 deal.owner_id = changes["owner_id"]
             if patch.title is not None:

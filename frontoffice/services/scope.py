@@ -20,6 +20,12 @@ browse another client's customers, contacts, tickets, deals or figures. The rule
 - **Colleagues** (whom a note may @mention): a limited user sees the users who work in one of their
   projects — users limited to one of them and the center's unrestricted staff — not another client's
   team.
+- **Handing work to a user** (a ticket's assignee or watcher, an @mention, a deal's or a card's owner,
+  a contact transferred to a named agent) would let that user see it, so the user must already be
+  able to see it without being given it (:func:`user_sees_case`, :func:`user_sees_customer`): the
+  center's unrestricted staff, or a user whose projects include the ticket's, deal's or contact's
+  project; one of no project goes with its customer, as above. Anyone else is refused with ``422``
+  at the field that named them (:func:`check_user_sees`), and nothing changes.
 
 Users without a limit and administrators see everything: every function here then adds no condition,
 so their queries are the same as before. The conditions are SQL (``EXISTS`` on the indexed customer
@@ -36,7 +42,7 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, not_, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from frontoffice.domain.exceptions import NotFound
+from frontoffice.domain.exceptions import InvalidInput, NotFound
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import (
     AuditEntry,
@@ -56,10 +62,14 @@ from frontoffice.store.tables import (
 )
 
 from .context import Actor
+from .schemas import N_
 
 __all__ = [
     "audit_visible",
+    "card_owners",
+    "check_agent_takes_contact",
     "check_project",
+    "check_user_sees",
     "company_visible",
     "creation_projects",
     "customer_visible",
@@ -67,6 +77,8 @@ __all__ = [
     "event_visible",
     "interaction_visible",
     "ticket_visible",
+    "user_sees_case",
+    "user_sees_customer",
     "user_works_in",
     "visible_customer",
     "visible_deal",
@@ -223,6 +235,181 @@ def user_works_in(projects: Iterable[int] | None) -> ColumnElement[bool] | None:
         User.role == Role.ADMIN.value,
         not_(exists().where(limited.user_id == User.id)),
         exists().where(member.user_id == User.id, member.project_id.in_(sorted(projects))),
+    )
+
+
+def _unrestricted_user() -> list[ColumnElement[bool]]:
+    """Conditions on :class:`User` rows: an administrator, or a user without a project limit."""
+    limited = aliased(UserProject)
+    return [User.role == Role.ADMIN.value, not_(exists().where(limited.user_id == User.id))]
+
+
+def user_sees_customer(
+    customer_id: int | None,
+    *,
+    handed_ticket: int | None = None,
+    handed_deal: int | None = None,
+    handed_card: bool = False,
+) -> ColumnElement[bool]:
+    """Condition on :class:`User` rows: the users who may see the customer ``customer_id`` —
+    :func:`customer_visible` seen from each user instead of from the actor: administrators and users
+    without a project limit; a limited user when the customer has a card link, contact, ticket or deal
+    in one of their projects, or is of their own work (a contact they handled, a ticket assigned to
+    them, a deal or the card they own). ``None`` (no customer, e.g. deleted): the unrestricted only.
+
+    What is being handed over does not count for itself: ``handed_ticket``/``handed_deal`` (that
+    ticket's or deal's row, whatever its project or assignee now) and, with ``handed_card``, the
+    card's own owner (the question asked before the card is given to someone)."""
+    conditions = _unrestricted_user()
+    if customer_id is not None:
+        for model in (CustomerProject, Interaction, Ticket, Deal):
+            row: Any = aliased(model)
+            member = aliased(UserProject)
+            where_row = [
+                row.customer_id == customer_id,
+                member.user_id == User.id,
+                member.project_id == row.project_id,
+            ]
+            conditions.append(exists().where(*where_row, *_besides(model, row, handed_ticket, handed_deal)))
+        i, t, d, c = aliased(Interaction), aliased(Ticket), aliased(Deal), aliased(Customer)
+        conditions += [
+            exists().where(i.customer_id == customer_id, i.agent_id == User.id),
+            exists().where(
+                t.customer_id == customer_id,
+                t.assignee_id == User.id,
+                *_besides(Ticket, t, handed_ticket, handed_deal),
+            ),
+            exists().where(
+                d.customer_id == customer_id,
+                d.owner_id == User.id,
+                *_besides(Deal, d, handed_ticket, handed_deal),
+            ),
+        ]
+        if not handed_card:
+            conditions.append(exists().where(c.id == customer_id, c.owner_id == User.id))
+    return or_(*conditions)
+
+
+def _besides(model: Any, row: Any, ticket_id: int | None, deal_id: int | None) -> list[ColumnElement[bool]]:
+    if model is Ticket and ticket_id is not None:
+        return [row.id != ticket_id]
+    if model is Deal and deal_id is not None:
+        return [row.id != deal_id]
+    return []
+
+
+def user_sees_case(
+    project_id: int | None,
+    customer_id: int | None,
+    *,
+    handed_ticket: int | None = None,
+    handed_deal: int | None = None,
+) -> ColumnElement[bool]:
+    """Condition on :class:`User` rows: the users who may see a ticket, deal or contact of
+    ``project_id`` and ``customer_id`` without it being given to them — those who work in its project
+    (:func:`user_works_in`); of no project, those who see its customer (:func:`user_sees_customer`),
+    as a limited user sees such a case. The case itself (``handed_ticket``, ``handed_deal``) does not
+    count: being its assignee or owner is what is being decided."""
+    if project_id is None:
+        return user_sees_customer(customer_id, handed_ticket=handed_ticket, handed_deal=handed_deal)
+    works_in = user_works_in({project_id})
+    assert works_in is not None
+    return works_in
+
+
+def card_owners(projects: Iterable[int]) -> ColumnElement[bool]:
+    """Condition on :class:`User` rows: who may own a card being created in (or imported into)
+    ``projects`` — who works in one of them; of none, the unrestricted staff only (a card of no
+    project is theirs alone)."""
+    wanted = set(projects)
+    condition = user_works_in(wanted) if wanted else None
+    return or_(*_unrestricted_user()) if condition is None else condition
+
+
+#: What a refusal says, by what the user was to be given and whether it has a project (a case of no
+#: project goes with its customer, so that is what the user does not see).
+_CANNOT_SEE: dict[str, tuple[str, str]] = {
+    "ticket": (
+        N_("This user cannot see this ticket's project"),
+        N_("This user cannot see this ticket's customer"),
+    ),
+    "deal": (
+        N_("This user cannot see this deal's project"),
+        N_("This user cannot see this deal's customer"),
+    ),
+    "interaction": (
+        N_("This agent cannot see this contact's project"),
+        N_("This agent cannot see this contact's customer"),
+    ),
+    "customer": (N_("This user cannot see this customer"), N_("This user cannot see this customer")),
+}
+
+
+async def check_user_sees(
+    s: AsyncSession,
+    user_id: int,
+    what: str,
+    *,
+    project_id: int | None,
+    customer_id: int | None,
+    field: str,
+    message: str | None = None,
+    handed_ticket: int | None = None,
+    handed_deal: int | None = None,
+    handed_card: bool = True,
+    new_card_projects: Iterable[int] | None = None,
+    **details: Any,
+) -> None:
+    """Refuse to hand a ``what`` (``ticket``, ``deal``, ``interaction``: :func:`user_sees_case`;
+    ``customer``: :func:`user_sees_customer`) to user ``user_id`` who could not see it: ``422`` with
+    ``error_id`` ``user-cannot-see-project`` (``user-cannot-see-customer`` for a card or a case of no
+    project) located at ``field`` of the request body, as a schema error is, so a form shows it next
+    to the field; ``message`` replaces the default one (say why a move was refused). The ticket or
+    deal being handed (``handed_ticket``, ``handed_deal``) does not count for itself, nor the card's
+    own owner when the card is what is handed (``handed_card``, the default for ``customer``); a card being
+    created (``new_card_projects``: the projects it will belong to) is seen by who works in one of
+    them, or by the unrestricted only when it has none."""
+    if new_card_projects is not None:
+        condition = card_owners(new_card_projects)
+    elif what == "customer":
+        condition = user_sees_customer(customer_id, handed_card=handed_card)
+    else:
+        condition = user_sees_case(
+            project_id, customer_id, handed_ticket=handed_ticket, handed_deal=handed_deal
+        )
+    if await s.scalar(select(User.id).where(User.id == user_id, condition)) is not None:
+        return
+    of_project = what != "customer" and project_id is not None
+    error_id = "user-cannot-see-project" if of_project else "user-cannot-see-customer"
+    text = message or _CANNOT_SEE[what][0 if of_project else 1]
+    raise InvalidInput(
+        text,
+        error_id=error_id,
+        errors=[{"loc": ["body", *field.split(".")], "type": error_id, "message": text}],
+        user_id=user_id,
+        **details,
+    )
+
+
+async def check_agent_takes_contact(
+    s: AsyncSession, agent_id: int, interaction_id: int, *, field: str = "agent_id"
+) -> None:
+    """Refuse to transfer contact ``interaction_id`` to agent ``agent_id`` who could not see it (the
+    agent of a contact sees it and its customer): ``422`` at ``field`` (:func:`check_user_sees`). A
+    contact of no project and no customer (an anonymous call to a line of no project) holds nothing of
+    a client: any agent may take it, as routing offers it to any agent of its queue. An unknown
+    contact is left to the routing engine's own answer."""
+    row = await s.get(Interaction, interaction_id)
+    if row is None or (row.project_id is None and row.customer_id is None):
+        return
+    await check_user_sees(
+        s,
+        agent_id,
+        "interaction",
+        project_id=row.project_id,
+        customer_id=row.customer_id,
+        field=field,
+        interaction_id=interaction_id,
     )
 
 

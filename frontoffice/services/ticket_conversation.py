@@ -4,7 +4,11 @@ timeline across channels and the history of changes.
 - A **note** is internal (agents only). ``@username`` in it mentions that user: the user becomes a
   watcher of the ticket and is told over the live stream (``ticket.mention`` to ``agent:<id>``), after
   the commit. The note box's picker offers the colleagues one may mention
-  (:meth:`TicketConversation.mentionable`).
+  (:meth:`TicketConversation.mentionable`). A user who may not see the ticket's project
+  (:func:`~frontoffice.services.scope.user_sees_case`) is neither made a watcher nor told: the note is
+  saved, and its answer names them in ``mentions_refused``.
+- A **watcher** added by someone else must be able to see the ticket's project too (``422`` at
+  ``user_id``); anyone who sees the ticket may watch it themselves.
 - A **reply** is the text an agent writes to the customer. In the same transaction it is queued in the
   outbox on the customer's channel (:class:`~frontoffice.services.ticket_outbound.TicketOutbound`: the
   ticket's chat/SMS/messenger conversation while reachable, else email on the ticket's thread, else a
@@ -53,7 +57,15 @@ from frontoffice.store.tables import (
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .replies import MAX_ATTACHMENTS
 from .schemas import Input, InteractionOut, MessageAttachmentOut, MessageOut, Page
-from .scope import interaction_visible, ticket_visible, user_works_in, visible_ticket, where
+from .scope import (
+    check_user_sees,
+    interaction_visible,
+    ticket_visible,
+    user_sees_case,
+    user_works_in,
+    visible_ticket,
+    where,
+)
 from .sla import sla_agent_replied
 from .ticket_outbound import TicketOutbound
 from .ticket_work import TicketWork, mark_for_routing
@@ -121,7 +133,12 @@ class TicketPostOut(BaseModel):
     body: str
     author_id: int | None
     author_name: str = Field(description="the author's display name or username; empty: a deleted user")
-    mentions: list[int] = Field(description="users @mentioned in a note")
+    mentions: list[int] = Field(description="users @mentioned in a note (made watchers and told)")
+    mentions_refused: list[str] = Field(
+        default_factory=list,
+        description="only in the answer to posting a note: the usernames @mentioned who cannot see this "
+        "ticket's project, so were neither made watchers nor told (the note is saved)",
+    )
     delivery: str = Field(
         description="internal (a note); a reply: its message's delivery state (queued, sending, sent, "
         "delivered, failed)"
@@ -340,6 +357,7 @@ class TicketConversation:
                     if u.username.lower() not in by_name or u.username == u.username.lower():
                         by_name[u.username.lower()] = u
                 mentioned = [by_name[n] for n in names if n in by_name]
+            mentioned, refused = await self._mention_scope(s, actor, ticket, mentioned)
             now = self.clock()
             post = TicketPost(
                 ticket_id=ticket.id,
@@ -366,9 +384,21 @@ class TicketConversation:
             }
             s.add_all(rows_by_user.values())
             await s.flush()
-            audit(s, actor, "ticket.note", "ticket", ticket.id, now, post_id=post.id, mentions=post.mentions)
+            refused_ids = {"mentions_refused": [u.id for u in refused]} if refused else {}
+            audit(
+                s,
+                actor,
+                "ticket.note",
+                "ticket",
+                ticket.id,
+                now,
+                post_id=post.id,
+                mentions=post.mentions,
+                **refused_ids,
+            )
             author = await s.get(User, actor.user_id) if actor.user_id is not None else None
             out = _post_out(post, author)
+            out.mentions_refused = [u.username for u in refused]
             subject, project_id = ticket.subject, ticket.project_id
             mention_ids = {user_id: row.id for user_id, row in rows_by_user.items()}
         for user_id, mention_id in mention_ids.items():
@@ -389,6 +419,25 @@ class TicketConversation:
                 )
             )
         return out
+
+    async def _mention_scope(
+        self, s: AsyncSession, actor: Actor, ticket: Ticket, mentioned: list[User]
+    ) -> tuple[list[User], list[User]]:
+        """The mentioned users who may see the ticket (the author always may: they see it), and the
+        refused ones the author may know of — colleagues of their projects (as the @-picker lists
+        them); another client's user mentioned by name is ignored as an unknown name would be, so a
+        mention is no way to learn who works for other clients."""
+        others = [u.id for u in mentioned if u.id != actor.user_id]
+        if not others:
+            return mentioned, []
+        sees_ticket = user_sees_case(ticket.project_id, ticket.customer_id)
+        sees = set(await s.scalars(select(User.id).where(User.id.in_(others), sees_ticket)))
+        blind = [u for u in mentioned if u.id != actor.user_id and u.id not in sees]
+        if not blind:
+            return mentioned, []
+        asked = select(User.id).where(User.id.in_([u.id for u in blind]))
+        known = set(await s.scalars(where(asked, user_works_in(actor.project_ids))))
+        return [u for u in mentioned if u not in blind], [u for u in blind if u.id in known]
 
     async def mentionable(
         self,
@@ -415,8 +464,9 @@ class TicketConversation:
         async with self.sessions() as s:
             if ticket_id is not None:
                 ticket = await visible_ticket(s, actor, ticket_id)
-                if ticket.project_id is not None:
-                    stmt = where(stmt, user_works_in({ticket.project_id}))
+                # Those a mention would reach (add_note): who may see the ticket's project, or of a
+                # ticket of no project its customer.
+                stmt = stmt.where(user_sees_case(ticket.project_id, ticket.customer_id))
             rows = [(row.id, row.username, row.display_name) for row in await s.execute(stmt)]
         return match_colleagues(rows, typed, limit)
 
@@ -621,16 +671,27 @@ class TicketConversation:
             return await self._watchers(s, ticket_id)
 
     async def watch(self, actor: Actor, ticket_id: int, data: WatcherIn) -> list[WatcherOut]:
-        """Add a watcher (default: me); repeating it changes nothing."""
+        """Add a watcher (default: me); repeating it changes nothing. Another user must be able to see
+        the ticket's project (or, of a ticket of none, its customer): else ``422`` at ``user_id``."""
         actor.require("tickets.write")
         user_id = data.user_id if data.user_id is not None else actor.user_id
         if user_id is None:
             raise NotFound("No such user", error_id="no-such-user", user_id=None)
         async with self.sessions.begin() as s:
-            await visible_ticket(s, actor, ticket_id)
+            ticket = await visible_ticket(s, actor, ticket_id)
             user = await s.get(User, user_id)
             if user is None or not user.is_active:
                 raise NotFound("No such user", error_id="no-such-user", user_id=user_id)
+            if user_id != actor.user_id:
+                await check_user_sees(
+                    s,
+                    user_id,
+                    "ticket",
+                    project_id=ticket.project_id,
+                    customer_id=ticket.customer_id,
+                    field="user_id",
+                    ticket_id=ticket_id,
+                )
             if await s.get(TicketWatcher, (ticket_id, user_id)) is None:
                 now = self.clock()
                 s.add(TicketWatcher(ticket_id=ticket_id, user_id=user_id, added_at=now))

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, false, or_, select, union_all
+from sqlalchemy import delete, false, not_, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontoffice.domain.canned import render
 from frontoffice.domain.cases import TicketPriority, TicketStatus, check_ticket_transition
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
-from frontoffice.domain.model import Channel
+from frontoffice.domain.model import Channel, Role
 from frontoffice.store.tables import (
     AgentProfile,
     Customer,
@@ -28,6 +28,7 @@ from frontoffice.store.tables import (
     Ticket,
     TicketInteraction,
     TicketTag,
+    TicketWatcher,
     User,
 )
 
@@ -52,12 +53,15 @@ from .case_schemas import (
 from .context import Actor, Clock, audit, decode_id_cursor, id_page, system_clock
 from .csat import CsatService
 from .helpdesk_settings import helpdesk_settings
-from .schemas import Page
+from .schemas import N_, Page
 from .scope import (
     check_project,
+    check_user_sees,
     creation_projects,
+    customer_visible,
     interaction_visible,
     ticket_visible,
+    user_sees_case,
     visible_customer,
     visible_interaction,
     visible_ticket,
@@ -86,6 +90,7 @@ __all__ = [
     "TicketService",
     "active_user",
     "case_project",
+    "check_queue_fits",
     "live_customer",
     "open_ticket_for_contact",
     "ticket_out",
@@ -94,15 +99,53 @@ __all__ = [
 
 MAX_PAGE = 200
 VIEW_KIND = "tickets"
+#: Why a ticket's move to another project is refused: it would keep an assignee or a queue of the old one.
+_ASSIGNEE_CANNOT_FOLLOW = N_(
+    "The assignee cannot see the project the ticket is moved to: assign it to someone else"
+)
+_QUEUE_CANNOT_FOLLOW = N_("The ticket's queue belongs to another project: choose a queue of the new project")
 # Changes after which a ticket's SLA policy is chosen again.
 _POLICY_FACTS = ("priority", "queue_id", "project_id")
 
 
-async def _queue(s: AsyncSession, queue_id: int) -> Queue:
+async def _queue(s: AsyncSession, actor: Actor, queue_id: int) -> Queue:
+    """The queue, unless it does not exist or belongs to a project a limited actor does not see."""
     queue = await s.get(Queue, queue_id)
-    if queue is None:
+    if queue is None or not actor.sees_project(queue.project_id):
         raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
     return queue
+
+
+async def check_queue_fits(
+    s: AsyncSession,
+    queue: Queue,
+    *,
+    project_id: int | None,
+    customer_id: int | None,
+    field: str,
+    message: str | None = None,
+    **details: object,
+) -> None:
+    """A ticket's queue is the team its routed work is offered to, and the agent who accepts it
+    becomes its assignee: a queue of a project takes the tickets of that project, or of none whose
+    customer belongs to that project (as its team would see them); a queue of no project takes any.
+    Else ``422 queue-of-another-project`` at ``field``."""
+    if queue.project_id is None or queue.project_id == project_id:
+        return
+    if project_id is None and customer_id is not None:
+        team = Actor(user_id=None, role=Role.AGENT, project_ids=frozenset({queue.project_id}))
+        seen = customer_visible(team, customer_id)
+        assert seen is not None  # a limited actor's condition
+        if await s.scalar(select(Customer.id).where(Customer.id == customer_id, seen)) is not None:
+            return
+    text = message or N_("This queue belongs to another project than the ticket")
+    raise InvalidInput(
+        text,
+        error_id="queue-of-another-project",
+        errors=[{"loc": ["body", field], "type": "queue-of-another-project", "message": text}],
+        queue_id=queue.id,
+        **details,
+    )
 
 
 async def _team_queues(s: AsyncSession, actor: Actor) -> list[int]:
@@ -311,7 +354,20 @@ class TicketService:
             project_id = await case_project(s, actor, data.project_id, source)
             queue_id = data.queue_id if data.queue_id is not None else (source.queue_id if source else None)
             if data.queue_id is not None:
-                await _queue(s, data.queue_id)
+                queue = await _queue(s, actor, data.queue_id)
+                await check_queue_fits(
+                    s, queue, project_id=project_id, customer_id=data.customer_id, field="queue_id"
+                )
+            if data.assignee_id is not None:
+                # Whoever is given the ticket sees it and its customer: only someone who already may.
+                await check_user_sees(
+                    s,
+                    data.assignee_id,
+                    "ticket",
+                    project_id=project_id,
+                    customer_id=data.customer_id,
+                    field="assignee_id",
+                )
             now = self.clock()
             ticket = Ticket(
                 customer_id=data.customer_id,
@@ -932,7 +988,7 @@ class TicketService:
                 ticket_id=ticket.id,
             )
         facts_before = tuple(getattr(ticket, name) for name in _POLICY_FACTS)
-        assignee_before = ticket.assignee_id
+        assignee_before, queue_before, project_before = ticket.assignee_id, ticket.queue_id, ticket.project_id
         new_status = changes.get("status")
         if new_status is not None:
             new_status = TicketStatus(new_status)
@@ -947,12 +1003,21 @@ class TicketService:
         if changes.get("assignee_id") is not None:
             await active_user(s, changes["assignee_id"])
         if changes.get("queue_id") is not None:
-            await _queue(s, changes["queue_id"])
+            await _queue(s, actor, changes["queue_id"])
         if changes.get("project_id") is not None:
             await check_project(s, actor, changes["project_id"])
         for name in ("subject", "description", "due_at", "assignee_id", "queue_id", "project_id"):
             if name in changes:
                 setattr(ticket, name, changes[name])
+        await self._check_hands(
+            s,
+            actor,
+            ticket,
+            now,
+            assignee_changed=ticket.assignee_id != assignee_before,
+            queue_changed=ticket.queue_id != queue_before,
+            moved=ticket.project_id != project_before,
+        )
         if changes.get("priority") is not None:
             ticket.priority = TicketPriority(changes["priority"]).value
         if tuple(getattr(ticket, name) for name in _POLICY_FACTS) != facts_before:
@@ -995,6 +1060,77 @@ class TicketService:
         if new_status is not None and new_status is not old:
             details |= {"from_status": old.value, "to_status": new_status.value}
         audit(s, actor, "ticket.update", "ticket", ticket.id, now, **details)
+
+    async def _check_hands(
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        assignee_changed: bool,
+        queue_changed: bool,
+        moved: bool,
+    ) -> None:
+        """Whom a changed ticket is in the hands of, in the caller's transaction (docs/helpdesk.md,
+        "Who may be given a ticket"): a new assignee must see the ticket's project
+        (:func:`~frontoffice.services.scope.user_sees_case`), a new queue must take tickets of it
+        (:func:`check_queue_fits`). A ticket moved to another project keeps its assignee and queue
+        only if they fit the new project — else the move is refused (``422`` at ``project_id``; give
+        another assignee or queue in the same change) — and its watchers who cannot see the new
+        project stop watching it (each an audit entry ``ticket.unwatch``, reason ``project-changed``)."""
+        if ticket.assignee_id is not None and (assignee_changed or moved):
+            await check_user_sees(
+                s,
+                ticket.assignee_id,
+                "ticket",
+                project_id=ticket.project_id,
+                customer_id=ticket.customer_id,
+                field="assignee_id" if assignee_changed else "project_id",
+                message=None if assignee_changed else _ASSIGNEE_CANNOT_FOLLOW,
+                handed_ticket=ticket.id,
+                ticket_id=ticket.id,
+            )
+        if ticket.queue_id is not None and (queue_changed or moved):
+            queue = await s.get(Queue, ticket.queue_id)
+            if queue is not None:
+                await check_queue_fits(
+                    s,
+                    queue,
+                    project_id=ticket.project_id,
+                    customer_id=ticket.customer_id,
+                    field="queue_id" if queue_changed else "project_id",
+                    message=None if queue_changed else _QUEUE_CANNOT_FOLLOW,
+                    ticket_id=ticket.id,
+                )
+        if moved:
+            sees = user_sees_case(ticket.project_id, ticket.customer_id, handed_ticket=ticket.id)
+            blind = list(
+                await s.scalars(
+                    select(TicketWatcher.user_id)
+                    .join(User, User.id == TicketWatcher.user_id)
+                    .where(TicketWatcher.ticket_id == ticket.id, not_(sees))
+                    .order_by(TicketWatcher.user_id)
+                )
+            )
+            if blind:
+                await s.execute(
+                    delete(TicketWatcher).where(
+                        TicketWatcher.ticket_id == ticket.id, TicketWatcher.user_id.in_(blind)
+                    )
+                )
+            for user_id in blind:
+                audit(
+                    s,
+                    actor,
+                    "ticket.unwatch",
+                    "ticket",
+                    ticket.id,
+                    now,
+                    user_id=user_id,
+                    reason="project-changed",
+                    project_id=ticket.project_id,
+                )
 
     async def _one_out(self, s: AsyncSession, actor: Actor, ticket: Ticket) -> TicketOut:
         links = await self._links(s, actor, [ticket.id])

@@ -64,7 +64,7 @@ from .context import Actor, audit
 from .csv_safe import csv_lines
 from .identities import normalize_identity
 from .interactions import EventSubject, log_event
-from .scope import event_visible, visible_interaction, where
+from .scope import check_agent_takes_contact, event_visible, user_works_in, visible_interaction, where
 
 log = logging.getLogger("frontoffice.voice")
 
@@ -768,7 +768,10 @@ class VoiceCalls:
                 # A user limited to some projects transfers within them (and to queues of none).
                 if actor.sees_project(q.project_id)
             ]
-            users = list(await s.scalars(select(User).where(User.id.in_(live)))) if live else []
+            # A limited user's colleagues only (those of their projects and the unrestricted staff), as
+            # the @-picker lists them: a transfer hands the contact to the agent.
+            colleagues = where(select(User).where(User.id.in_(live)), user_works_in(actor.project_ids))
+            users = list(await s.scalars(colleagues)) if live else []
         agents = sorted(
             (TransferTarget(id=u.id, name=u.display_name or u.username, state=live[u.id]) for u in users),
             key=lambda target: target.name.lower(),
@@ -795,8 +798,23 @@ class VoiceCalls:
                 agent_id=agent_id,
             )
 
-    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
-        """A blind transfer asked for by the agent's phone (REFER): the ACD moves the contact."""
+    async def check_agent_takes(self, interaction_id: int, agent_id: int) -> None:
+        """Whether colleague ``agent_id`` may become the agent of contact ``interaction_id`` (they would
+        see it and its customer): ``422`` at ``agent_id`` when they could not see its project
+        (:func:`~frontoffice.services.scope.check_agent_takes_contact`). Asked before a blind transfer
+        and before the consultation that starts an attended one, while nothing has changed yet."""
+        async with self.sessions() as s:
+            await check_agent_takes_contact(s, agent_id, interaction_id)
+
+    async def transfer(
+        self, interaction_id: int, *, queue_id: int | None, agent_id: int | None, scoped: bool = True
+    ) -> None:
+        """A transfer asked for by the agent's phone: the ACD moves the contact. A blind one (REFER) to
+        a named agent who could not see the contact's project is refused, as from the desk
+        (:meth:`check_agent_takes`); ``scoped=False`` for the hand-over that ends an attended
+        transfer, whose media has already moved (its consultation was checked where it can be)."""
+        if scoped and queue_id is None and agent_id is not None:
+            await self.check_agent_takes(interaction_id, agent_id)
         if queue_id is not None:
             await self.acd.execute(TransferToQueue(str(interaction_id), str(queue_id)))
         elif agent_id is not None:

@@ -211,6 +211,7 @@ JS_MESSAGES: tuple[str, ...] = (
     N_("Nobody found."),
     N_("Nobody is waiting."),
     N_("Not ready"),
+    N_("Not told: they cannot see this ticket's project"),
     N_("Not-ready reasons"),
     N_("Note"),
     N_("Note saved"),

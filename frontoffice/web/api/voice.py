@@ -200,8 +200,12 @@ async def consult_call(
 ) -> Response:
     """Attended transfer, first step: the caller is held (music) and a colleague's phone (``agent_id``)
     or an external ``number`` is called; when it answers, the agent talks to it. Then ``complete``
-    or ``cancel`` the consultation."""
-    _voice(request).check_call_control(actor, interaction_id)
+    or ``cancel`` the consultation. A colleague who could not see the contact's project, and so could
+    not be given it, is refused before their phone rings (``422`` at ``agent_id``)."""
+    calls = _voice(request)
+    calls.check_call_control(actor, interaction_id)
+    if body.agent_id is not None:
+        await calls.check_agent_takes(interaction_id, body.agent_id)
     await _live(request).consult(interaction_id, ConferenceTarget(agent_id=body.agent_id, number=body.number))
     return Response(status_code=204)
 

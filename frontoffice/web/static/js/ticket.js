@@ -2,7 +2,7 @@
 // properties, customer and company, watchers, the reply box with canned answers and macros, merge and
 // split, the SLA and the history of changes.
 import {
-  ApiError, api, attempt, busy, clear, clearFormErrors, customerName, el, fmt, label, me, onTick, showFieldError, t, uploadAttachment,
+  ApiError, api, attempt, busy, clear, clearFormErrors, customerName, el, fmt, label, me, onTick, showFieldError, t, toast, uploadAttachment,
 } from "./common.js";
 import { activitiesPanel } from "./activities.js";
 import { callDetails } from "./customer.js";
@@ -414,6 +414,10 @@ replyForm.addEventListener("submit", busy(async () => {
   const post = await attempt(() => api("POST", `/tickets/${ticketId}/${path}`, payload),
     mode === "note" ? t("Note saved") : t("Reply queued; it goes out on the customer's channel"), replyForm);
   if (!post) return;
+  // The note is saved; colleagues who may not see this ticket's project were not told (nor made watchers).
+  if (post.mentions_refused && post.mentions_refused.length) {
+    toast(`${t("Not told: they cannot see this ticket's project")}: ${post.mentions_refused.map((n) => `@${n}`).join(", ")}`, "error");
+  }
   body.value = "";
   if (mode !== "note") { ccInput.value = ""; uploaded.length = 0; renderChosen(); }
   showMissing([]);
