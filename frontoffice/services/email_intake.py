@@ -727,8 +727,10 @@ async def _store_only(
     interaction of its own (a new thread)."""
     thread_id = message.thread_id
     customer_id = facts.sender_customer_id
+    opened = False
     if last is None:
         if thread_id is None:
+            opened = True
             thread_id, _ = await open_thread(
                 s,
                 channel=mailbox.channel.value,
@@ -758,7 +760,13 @@ async def _store_only(
         customer_id = last["customer_id"]
     assert thread_id is not None
     message_id = await store_message(
-        s, subject, message, thread_id=thread_id, entry_point_id=mailbox.entry_point_id, now=now
+        s,
+        subject,
+        message,
+        thread_id=thread_id,
+        entry_point_id=mailbox.entry_point_id,
+        now=now,
+        touch_thread=not opened,
     )
     if parsed.bounce is not None and parsed.bounce.failed and parsed.bounce.original_message_id:
         reason = parsed.bounce.diagnostic or f"status {parsed.bounce.status}"
