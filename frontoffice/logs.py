@@ -55,6 +55,10 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # Our own middleware logs each request once, with its duration; uvicorn's access log would repeat it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # aiosmtpd logs every SMTP command line at INFO, the envelope's addresses with it: four lines per
+    # message received (at 200 messages a second, 800 lines of mail addresses a second). The SMTP
+    # server logs what fails (channels/email/smtp.py); the command lines show at DEBUG.
+    logging.getLogger("mail.log").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

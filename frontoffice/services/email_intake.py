@@ -19,8 +19,9 @@ One message, one transaction (:meth:`EmailIntake.receive`), after which the chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,8 +39,9 @@ from frontoffice.domain.email_threading import (
     plus_token,
     subject_token,
 )
-from frontoffice.domain.exceptions import InvalidInput, NotFound
+from frontoffice.domain.exceptions import DomainError, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, Direction, IdentityKind, InteractionState
+from frontoffice.store.append_log import NOT_READING_LOGS
 from frontoffice.store.blobs import BlobStore
 from frontoffice.store.tables import (
     Customer,
@@ -59,7 +61,7 @@ from .channel_contract import CustomerIdentity, InboundAttachment, InboundContac
 from .context import Actor, Clock, system_clock
 from .email_settings import EmailSettings, email_settings
 from .identities import normalize_identity
-from .intake import Intake, TakeInContact, TakeInContactHandler
+from .intake import Intake, PreparedContact, TakeInContact, TakeInContactHandler
 from .outbox import queue_email
 from .text_messages import open_thread, store_message
 
@@ -293,9 +295,14 @@ class EmailIntake:
             recipients=(*recipients, *parsed.to, *parsed.cc),
             acknowledgement=await self._acknowledgement(parsed, mailbox, message.flags),
             signature_phone=self._signature_phone(parsed),
+            sender_identity=_valid_email(parsed.sender, self.intake.crm.region),
         )
         try:
             return await self.intake.acd.execute(command)
+        except _RefusedAfterWriting as exc:
+            # Its batch rolled back; the refusal is the message's own.
+            assert isinstance(exc.__cause__, DomainError)
+            raise exc.__cause__ from None
         except IntegrityError:
             # The same message delivered twice at once: the second transaction met the first's receipt.
             existing = await self._receipt(mailbox.entry_point_id, dedupe_id)
@@ -351,7 +358,7 @@ class EmailIntake:
         ):
             return None
         to = (parsed.reply_to or (parsed.sender,))[0]
-        if _valid_email(to) is None or base_address(to) in await self.mailboxes():
+        if _valid_email(to, self.intake.crm.region) is None or base_address(to) in await self.mailboxes():
             return None  # nobody to answer, or mail from one of our own addresses
         language = _language(parsed)
         template = settings.ack_templates.get(language) or next(iter(settings.ack_templates.values()), None)
@@ -400,13 +407,22 @@ class TakeInEmail(AcdCommand[EmailReceived]):
     # the sender a display name: a new customer with a known customer's name and phone is
     # suggested for merging.
     signature_phone: str | None = None
+    # The sender's address as a customer identity (normalised, as identities are stored), or
+    # ``None`` for an address no customer card can hold (``MAILER-DAEMON``, reserved domains).
+    sender_identity: str | None = None
 
 
 @dataclass(slots=True)
 class _Prepared:
     received: EmailReceived
     contact: TakeInContact | None = None
-    routed: Any = None
+    routed: PreparedContact | None = None
+
+
+class _RefusedAfterWriting(Exception):
+    """A refusal (``__cause__``: the :class:`DomainError`) that came after the message's first write
+    in a shared batch: it fails the batch (rolled back, its other commands run again, each alone)
+    instead of the message alone, whose writes would otherwise stay in the batch's transaction."""
 
 
 class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
@@ -414,9 +430,15 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
     the receipt is looked up (a re-delivery writes nothing), the thread chosen from the stored
     facts, and the message stored — on a new turn through intake's :class:`TakeInContact` steps (the
     engine then queues the contact), else appended to the thread's open interaction or kept
-    unrouted (noise)."""
+    unrouted (noise).
+
+    No savepoint of its own in a shared batch (``savepoint = False``): its refusals — no such entry
+    point, no route, no such queue, from the new contact's checks — come before its first write;
+    anything refused after a write fails the batch (:class:`_RefusedAfterWriting`). A savepoint cost
+    two statements, and the log rows of each message written apart from the batch's others."""
 
     prepares = True
+    savepoint = False
 
     def __init__(self, email: EmailIntake, contacts: TakeInContactHandler) -> None:
         self.email = email
@@ -434,9 +456,10 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
                 {
                     "entry_point_id": mailbox.entry_point_id,
                     "dedupe_id": command.message.dedupe_id[:998],
-                    "sender": parsed.sender,
+                    "sender": command.sender_identity or "",
                     "phone": command.signature_phone or "",
                 },
+                execution_options=NOT_READING_LOGS,
             )
         ).one()
         if look.received is not None:
@@ -452,7 +475,8 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
             in_reply_to=in_reply_to,
             references=parsed.references,
             known_ids=facts.known_ids,
-            sender=parsed.sender,
+            # As identities hold it (an IDN domain in its ASCII form), to compare with theirs.
+            sender=command.sender_identity or parsed.sender,
             sender_customer_id=facts.sender_customer_id,
             mailing_list=parsed.mailing_list,
             by_subject_token=facts.by_subject_token,
@@ -467,22 +491,24 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
         # Automatic replies on a known thread (out of office answers to our replies) are kept with it,
         # not routed; on no thread they reach an agent (somebody wrote to us), flagged.
         if noise or (flags.get("auto_reply") and last is not None):
-            received = await _store_only(s, self.email, parsed, mailbox, message, last, facts, now)
+            with _refusals_fail_the_batch():
+                received = await _store_only(s, self.email, parsed, mailbox, message, last, facts, now)
             return _Prepared(received)
         if last is not None and last["state"] in _OPEN_STATES:
             assert thread_id is not None
-            message_id = await store_message(
-                s,
-                _Subject(last),
-                message,
-                thread_id=thread_id,
-                entry_point_id=mailbox.entry_point_id,
-                now=now,
-            )
+            with _refusals_fail_the_batch():
+                message_id = await store_message(
+                    s,
+                    _Subject(last),
+                    message,
+                    thread_id=thread_id,
+                    entry_point_id=mailbox.entry_point_id,
+                    now=now,
+                )
             received = _received("appended", message_id, last["id"], thread_id, message, facts, parsed)
             return _Prepared(replace(received, customer_id=last["customer_id"]))
         first, _, last_name = parsed.sender_name.partition(" ")
-        sender = _valid_email(parsed.sender)
+        sender = command.sender_identity
         contact = TakeInContact(
             Actor.system(),
             InboundContact(
@@ -504,30 +530,36 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
             ),
             None,
             "",
+            # The first look found no customer with the sender's address in this transaction.
+            none_known=look.sender_customer_id is None,
         )
+        # Its refusals come before its first write (TakeInContactHandler: savepoint = False).
         routed = await self.contacts.prepare(uow, contact)
-        interaction = routed[0]
-        stored = (await s.execute(_STORED_MESSAGE, {"interaction_id": interaction.id})).one()
+        interaction = routed.interaction
+        assert routed.message_id is not None and routed.thread_id is not None  # it has a message
         received = replace(
-            _received("new-contact", stored.id, interaction.id, stored.thread_id, message, facts, parsed),
+            _received(
+                "new-contact", routed.message_id, interaction.id, routed.thread_id, message, facts, parsed
+            ),
             customer_id=interaction.customer_id,
         )
-        if (
-            look.phone_owner is not None
-            and facts.sender_customer_id is None
-            and interaction.customer_id is not None
-            and command.signature_phone is not None
-        ):
-            await _suggest_merge(s, interaction.customer_id, parsed, command.signature_phone, now)
-        ack = command.acknowledgement
-        if ack is not None and message.thread_reason == ThreadReason.NEW_THREAD.value:
-            await _acknowledge(s, ack, parsed, mailbox, message, received, now)
+        with _refusals_fail_the_batch():
+            if (
+                look.phone_owner is not None
+                and facts.sender_customer_id is None
+                and interaction.customer_id is not None
+                and command.signature_phone is not None
+            ):
+                await _suggest_merge(s, interaction.customer_id, parsed, command.signature_phone, now)
+            ack = command.acknowledgement
+            if ack is not None and message.thread_reason == ThreadReason.NEW_THREAD.value:
+                await _acknowledge(s, ack, parsed, mailbox, message, received, now)
         return _Prepared(received, contact, routed)
 
     def decide(
         self, engine: r.RoutingEngine, command: TakeInEmail, prepared: _Prepared, now: float
     ) -> list[r.Output]:
-        if prepared.contact is None:
+        if prepared.contact is None or prepared.routed is None:
             return []  # stored without a new turn: nothing for the engine
         return self.contacts.decide(engine, prepared.contact, prepared.routed, now)
 
@@ -537,10 +569,15 @@ class _TakeInEmailHandler(CommandHandler[TakeInEmail]):
         return prepared.received
 
 
-# The message a new contact's prepare step stored (one per new interaction), for the answer.
-_STORED_MESSAGE = select(_MESSAGES.c.id, _MESSAGES.c.thread_id).where(
-    _MESSAGES.c.interaction_id == bindparam("interaction_id")
-)
+@contextlib.contextmanager
+def _refusals_fail_the_batch() -> Iterator[None]:
+    """Around the message's writes: a refusal there fails the batch, see :class:`_RefusedAfterWriting`."""
+    try:
+        yield
+    except DomainError as exc:
+        raise _RefusedAfterWriting(str(exc)) from exc
+
+
 # A mailbox's receipt of a Message-ID: the first delivery's message (a re-delivery's answer).
 _RECEIPT = (
     select(
@@ -578,37 +615,47 @@ _FIRST_LOOK = select(
     .scalar_subquery()
     .label("phone_owner"),
 )
-# Threading's look-ups, built once (expanding IN lists keep one cached statement per shape).
-_THREAD_COLUMNS = (_THREADS.c.id, _THREADS.c.merged_into_id, _THREADS.c.customer_id, _THREADS.c.last_agent_id)
+# Every read of the intake is executed with NOT_READING_LOGS: none reads a log table, so the log
+# rows of the batch's earlier messages wait and go out with the rest of the batch's, one statement
+# per table (store/append_log.py).
+# Threading's look-ups, built once (expanding IN lists keep one cached statement per shape). Each
+# thread comes with its last interaction (the highest id: its last turn, the ``turn_*`` columns, all
+# NULL for a thread without one): a reply's threading reads one statement.
+_LAST = _INTERACTIONS.alias("last_interaction")
+_LAST_OF_THREAD = (
+    select(func.max(_INTERACTIONS.c.id))
+    .where(_INTERACTIONS.c.thread_id == _THREADS.c.id)
+    .correlate(_THREADS)
+    .scalar_subquery()
+)
+# The columns of the last turn the intake needs, by their names in ``interactions``.
+_TURN_NAMES = ("id", "thread_id", "state", "queue_id", "agent_id", "project_id", "channel", "customer_id")
+_THREAD_COLUMNS = (
+    _THREADS.c.id,
+    _THREADS.c.merged_into_id,
+    _THREADS.c.customer_id,
+    _THREADS.c.last_agent_id,
+    *(_LAST.c[name].label(f"turn_{name}") for name in _TURN_NAMES),
+)
+_WITH_LAST = _THREADS.outerjoin(_LAST, _LAST.c.id == _LAST_OF_THREAD)
 _THREADS_OF_IDS = (
     select(_MESSAGES.c.rfc_message_id, *_THREAD_COLUMNS)
-    .select_from(_MESSAGES.join(_THREADS, _THREADS.c.id == _MESSAGES.c.thread_id))
+    .select_from(_MESSAGES.join(_WITH_LAST, _THREADS.c.id == _MESSAGES.c.thread_id))
     .where(_MESSAGES.c.rfc_message_id.in_(bindparam("ids", expanding=True)))
 )
-_THREADS_OF_TOKENS = select(_THREADS.c.token, *_THREAD_COLUMNS).where(
-    _THREADS.c.token.in_(bindparam("tokens", expanding=True))
+_THREADS_OF_TOKENS = (
+    select(_THREADS.c.token, *_THREAD_COLUMNS)
+    .select_from(_WITH_LAST)
+    .where(_THREADS.c.token.in_(bindparam("tokens", expanding=True)))
 )
-_THREADS_BY_ID = select(*_THREAD_COLUMNS).where(_THREADS.c.id.in_(bindparam("ids", expanding=True)))
+_THREADS_BY_ID = (
+    select(*_THREAD_COLUMNS)
+    .select_from(_WITH_LAST)
+    .where(_THREADS.c.id.in_(bindparam("ids", expanding=True)))
+)
 _EMAIL_DOMAINS = select(_IDENTITIES.c.customer_id, _IDENTITIES.c.value).where(
     _IDENTITIES.c.customer_id.in_(bindparam("customers", expanding=True)),
     _IDENTITIES.c.kind == IdentityKind.EMAIL.value,
-)
-# Each thread's last interaction (the highest id), with the columns the turn needs.
-_LAST_INTERACTIONS = select(
-    _INTERACTIONS.c.id,
-    _INTERACTIONS.c.thread_id,
-    _INTERACTIONS.c.state,
-    _INTERACTIONS.c.queue_id,
-    _INTERACTIONS.c.agent_id,
-    _INTERACTIONS.c.project_id,
-    _INTERACTIONS.c.channel,
-    _INTERACTIONS.c.customer_id,
-).where(
-    _INTERACTIONS.c.id.in_(
-        select(func.max(_INTERACTIONS.c.id))
-        .where(_INTERACTIONS.c.thread_id.in_(bindparam("threads", expanding=True)))
-        .group_by(_INTERACTIONS.c.thread_id)
-    )
 )
 # Known customers with the phone of a new customer's signature (merge suggestions).
 _PHONE_OWNERS = (
@@ -626,7 +673,11 @@ _INSERT_SUGGESTION = insert(_SUGGESTIONS)
 
 async def _receipt(s: AsyncSession, entry_point_id: int, dedupe_id: str) -> EmailReceived | None:
     row = (
-        await s.execute(_RECEIPT, {"entry_point_id": entry_point_id, "dedupe_id": dedupe_id[:998]})
+        await s.execute(
+            _RECEIPT,
+            {"entry_point_id": entry_point_id, "dedupe_id": dedupe_id[:998]},
+            execution_options=NOT_READING_LOGS,
+        )
     ).first()
     if row is None:
         return None
@@ -676,8 +727,10 @@ async def _store_only(
     interaction of its own (a new thread)."""
     thread_id = message.thread_id
     customer_id = facts.sender_customer_id
+    opened = False
     if last is None:
         if thread_id is None:
+            opened = True
             thread_id, _ = await open_thread(
                 s,
                 channel=mailbox.channel.value,
@@ -707,7 +760,13 @@ async def _store_only(
         customer_id = last["customer_id"]
     assert thread_id is not None
     message_id = await store_message(
-        s, subject, message, thread_id=thread_id, entry_point_id=mailbox.entry_point_id, now=now
+        s,
+        subject,
+        message,
+        thread_id=thread_id,
+        entry_point_id=mailbox.entry_point_id,
+        now=now,
+        touch_thread=not opened,
     )
     if parsed.bounce is not None and parsed.bounce.failed and parsed.bounce.original_message_id:
         reason = parsed.bounce.diagnostic or f"status {parsed.bounce.status}"
@@ -781,13 +840,17 @@ async def _thread_facts(
     """What threading needs to know, read in the message's transaction: the threads of the ids it
     answers and the threads its subject token and plus-address name (merged threads followed), with
     their customers, last agents and last interactions. A new thread (most mail) reads nothing
-    here; a reply two statements."""
+    here; a reply one statement."""
     facts = _ThreadFacts(sender_customer_id=sender_customer_id)
     original = parsed.bounce.original_message_id if parsed.bounce is not None else None
     ids = [i for i in (parsed.in_reply_to, original, *parsed.references) if i]
-    info: dict[int, Any] = {}  # thread id -> (id, merged_into_id, customer_id, last_agent_id)
+    info: dict[int, Any] = {}  # thread id -> its row of _THREAD_COLUMNS
     if ids:
-        for row in await s.execute(_THREADS_OF_IDS, {"ids": list(dict.fromkeys(ids[:2] + ids[-100:]))}):
+        for row in await s.execute(
+            _THREADS_OF_IDS,
+            {"ids": list(dict.fromkeys(ids[:2] + ids[-100:]))},
+            execution_options=NOT_READING_LOGS,
+        ):
             facts.known_ids[row.rfc_message_id] = row.id
             info[row.id] = row
     subject_tok = subject_token(parsed.subject)
@@ -795,7 +858,9 @@ async def _thread_facts(
     tokens = sorted({t for t in (subject_tok, plus_tok) if t is not None})
     by_token: dict[int, int] = {}
     if tokens:
-        for row in await s.execute(_THREADS_OF_TOKENS, {"tokens": tokens}):
+        for row in await s.execute(
+            _THREADS_OF_TOKENS, {"tokens": tokens}, execution_options=NOT_READING_LOGS
+        ):
             by_token[row.token] = row.id
             info[row.id] = row
     if not info:
@@ -809,7 +874,9 @@ async def _thread_facts(
         merges.update(fresh)
         targets = sorted(t for t in set(fresh.values()) if t not in info)
         if targets:
-            for target in await s.execute(_THREADS_BY_ID, {"ids": targets}):
+            for target in await s.execute(
+                _THREADS_BY_ID, {"ids": targets}, execution_options=NOT_READING_LOGS
+            ):
                 info[target.id] = target
 
     def final(thread_id: int) -> int:
@@ -828,10 +895,14 @@ async def _thread_facts(
         known = info.get(thread_id)
         customer_of[thread_id] = known.customer_id if known is not None else None
         facts.thread_last_agent[thread_id] = known.last_agent_id if known is not None else None
+        if known is not None and known.turn_id is not None:
+            facts.last_interaction[thread_id] = {name: known._mapping[f"turn_{name}"] for name in _TURN_NAMES}
     domains: dict[int, set[str]] = {}
     customers = sorted({c for c in (customer_of.get(t) for t in by_token.values()) if c is not None})
     if customers:
-        for customer_id, value in await s.execute(_EMAIL_DOMAINS, {"customers": customers}):
+        for customer_id, value in await s.execute(
+            _EMAIL_DOMAINS, {"customers": customers}, execution_options=NOT_READING_LOGS
+        ):
             domains.setdefault(customer_id, set()).add(value.rpartition("@")[2])
 
     def candidate(token: int | None) -> TokenThread | None:
@@ -843,8 +914,6 @@ async def _thread_facts(
 
     facts.by_subject_token = candidate(subject_tok)
     facts.by_plus_address = candidate(plus_tok)
-    for last in (await s.execute(_LAST_INTERACTIONS, {"threads": threads})).mappings():
-        facts.last_interaction[last["thread_id"]] = dict(last)
     return facts
 
 
@@ -855,7 +924,9 @@ async def _suggest_merge(
     a known customer: suggest merging the two cards (``CrmService.duplicates`` lists it), in the
     message's transaction."""
     name_key = " ".join(parsed.sender_name.lower().split())
-    others = await s.execute(_PHONE_OWNERS, {"phone": phone, "customer_id": customer_id})
+    others = await s.execute(
+        _PHONE_OWNERS, {"phone": phone, "customer_id": customer_id}, execution_options=NOT_READING_LOGS
+    )
     for other_id, first, last in others:
         names = {" ".join(f"{first} {last}".lower().split()), " ".join(f"{last} {first}".lower().split())}
         if name_key not in names:
@@ -908,13 +979,15 @@ def _fill(template: str, values: Mapping[str, object]) -> str:
     return out
 
 
-def _valid_email(address: str) -> str | None:
+def _valid_email(address: str, region: str) -> str | None:
     """The sender as a customer identity, or ``None`` for an address no customer card can hold
-    (mail from ``MAILER-DAEMON``, reserved domains): the message is taken in all the same."""
+    (mail from ``MAILER-DAEMON``, reserved domains): the message is taken in all the same.
+    ``region``: the CRM's, as intake normalises identities (``normalize_identity``'s cache is by
+    region too; an address's normal form does not depend on it)."""
     if not address:
         return None
     try:
-        return normalize_identity(IdentityKind.EMAIL, address, "ZZ")
+        return normalize_identity(IdentityKind.EMAIL, address, region)
     except InvalidInput:
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Row, RowMapping, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,7 @@ __all__ = [
     "IDEMPOTENCY_SCOPE",
     "FoundCustomer",
     "Intake",
+    "PreparedContact",
     "TakeInContact",
     "TakeInContactHandler",
     "api_key_scope",
@@ -278,7 +279,7 @@ class Intake:
         return entry
 
     async def find_customer(
-        self, s: AsyncSession, data: InboundContact, actor: Actor | None = None
+        self, s: AsyncSession, data: InboundContact, actor: Actor | None = None, *, none_known: bool = False
     ) -> FoundCustomer:
         """The customer of the first identity given that is known (reads only; an identity that is
         not valid raises before anything is written).
@@ -292,6 +293,9 @@ class Intake:
         (docs/crm.md: such a customer answers as an unknown one): the contact is taken in as from a
         new customer, whose card gets the identities nobody else holds. The hidden card is neither
         named in the answer nor attached to the contact (which would make it visible).
+
+        ``none_known``: the caller looked each identity up in this transaction and found none (the
+        email intake's first look at a message), so none is looked up again.
         """
         fields = data.customer
         identities: list[tuple[IdentityKind, str]] = []
@@ -308,6 +312,9 @@ class Intake:
         free: list[tuple[IdentityKind, str]] = []
         hidden = False
         for kind, value in identities:
+            if none_known:
+                free.append((kind, value))
+                continue
             # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
             result = await s.execute(
                 _FIND_CUSTOMER, {"kind": kind.value, "value": value}, execution_options=NOT_READING_LOGS
@@ -439,6 +446,19 @@ class TakeInContact(AcdCommand[InteractionOut]):
     idempotency_key: str | None
     request_hash: str
     dedupe_scope: str = IDEMPOTENCY_SCOPE
+    # The caller looked up every identity of ``data.customer`` in this transaction and found none
+    # (see Intake.find_customer): the customer is new, without a second look-up.
+    none_known: bool = False
+
+
+class PreparedContact(NamedTuple):
+    """What :class:`TakeInContactHandler`'s prepare step made: the interaction (as the ACD keeps it),
+    the engine's contact, and the message stored with it and its thread (``None``: none)."""
+
+    interaction: RoutedContact
+    contact: r.Contact
+    message_id: int | None = None
+    thread_id: int | None = None
 
 
 class TakeInContactHandler(CommandHandler[Any]):
@@ -453,13 +473,13 @@ class TakeInContactHandler(CommandHandler[Any]):
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
 
-    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> tuple[RoutedContact, r.Contact]:
+    async def prepare(self, uow: UnitOfWork, command: TakeInContact) -> PreparedContact:
         s, actor, data, idempotency_key = uow.session, command.actor, command.data, command.idempotency_key
         request_hash = command.request_hash
         from_address = data.customer.email or data.customer.phone or data.customer.chat_id or ""
         # ---- reads and checks: a refusal here has written nothing
         entry, rules = await self.intake.entry_point(s, data)
-        found = await self.intake.find_customer(s, data, actor)
+        found = await self.intake.find_customer(s, data, actor, none_known=command.none_known)
         ctx = rule_context(data, entry, found.customer)
         queue_id = rules.route(ctx)
         if queue_id is None:
@@ -491,10 +511,13 @@ class TakeInContactHandler(CommandHandler[Any]):
         customer_id = await self.intake.create_customer(s, actor, data, found)
         message = data.message
         thread_id: int | None = None
+        message_id: int | None = None
+        opened = False
         now = self.intake.clock()
         if message is not None:
             thread_id = message.thread_id
             if thread_id is None:
+                opened = True
                 thread_id, _ = await open_thread(
                     s,
                     channel=data.channel.value,
@@ -522,8 +545,14 @@ class TakeInContactHandler(CommandHandler[Any]):
             thread_id=thread_id,
         )
         if message is not None and thread_id is not None:
-            await store_message(
-                s, interaction, message, thread_id=thread_id, entry_point_id=entry.id, now=now
+            message_id = await store_message(
+                s,
+                interaction,
+                message,
+                thread_id=thread_id,
+                entry_point_id=entry.id,
+                now=now,
+                touch_thread=not opened,  # opened just now: its last message is this one
             )
         elif data.body:
             await self.intake.interactions.add_message(
@@ -556,17 +585,18 @@ class TakeInContactHandler(CommandHandler[Any]):
             preferred_agent_id=preferred,
             attributes=dict(interaction.attributes),
         )
-        return interaction, contact
+        stored_in = thread_id if message_id is not None else None
+        return PreparedContact(interaction, contact, message_id, stored_in)
 
     def decide(
-        self, engine: r.RoutingEngine, command: TakeInContact, prepared: tuple[Any, r.Contact], now: float
+        self, engine: r.RoutingEngine, command: TakeInContact, prepared: PreparedContact, now: float
     ) -> list[r.Output]:
-        return engine.contact_arrived(prepared[1], now)
+        return engine.contact_arrived(prepared.contact, now)
 
     async def finish(
-        self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: tuple[Any, Any]
+        self, uow: UnitOfWork, command: TakeInContact, outputs: list[r.Output], prepared: PreparedContact
     ) -> InteractionOut:
-        return InteractionOut.model_validate(await uow.interactions.snapshot(prepared[0].id))
+        return InteractionOut.model_validate(await uow.interactions.snapshot(prepared.interaction.id))
 
 
 def _request_hash(inbound: InboundContact) -> str:

@@ -9,11 +9,22 @@ transaction, no ACD command). Core statements only: this runs on the contact pat
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CursorResult,
+    Insert,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontoffice.domain.model import Direction, InteractionEventType
@@ -27,17 +38,50 @@ __all__ = ["open_thread", "store_message"]
 
 _THREADS = cast(Table, Thread.__table__)
 _MESSAGES = cast(Table, Message.__table__)
-_INSERT_THREAD = insert(_THREADS)
-_SET_TOKEN = update(_THREADS).where(_THREADS.c.id == bindparam("thread_id")).values(token=bindparam("token"))
+_THREAD_VALUES = (
+    "channel",
+    "entry_point_id",
+    "customer_id",
+    "subject",
+    "last_agent_id",
+    "merged_into_id",
+    "created_at",
+    "last_message_at",
+)
+
+
+def _insert_thread(next_id: ColumnElement[Any]) -> Insert:
+    """A thread's row whose token is its id, in one statement: the id is chosen in the statement
+    (``next_id``) and written to both columns."""
+    chosen = select(next_id.label("n")).subquery("chosen")
+    columns = [bindparam(name, type_=_THREADS.c[name].type) for name in _THREAD_VALUES]
+    return (
+        insert(_THREADS)
+        .from_select(("id", "token", *_THREAD_VALUES), select(chosen.c.n, chosen.c.n, *columns))
+        .returning(_THREADS.c.id)
+    )
+
+
+# Built once per dialect. PostgreSQL: the id column's sequence (atomic, as its default would be).
+# SQLite: the next rowid, as SQLite's own choice for an INTEGER PRIMARY KEY without AUTOINCREMENT
+# (the largest plus one); a write statement takes the write lock before it reads, on the newest
+# snapshot (or fails busy and runs again), so no other connection inserts in between.
+_INSERT_THREAD = {
+    "postgresql": _insert_thread(
+        literal_column("nextval(pg_get_serial_sequence('threads', 'id'))", BigInteger)
+    ),
+    "sqlite": _insert_thread(
+        select(
+            func.coalesce(func.max(_THREADS.c.id), literal_column("0")) + literal_column("1")
+        ).scalar_subquery()
+    ),
+}
 _TOUCH_THREAD = (
     update(_THREADS).where(_THREADS.c.id == bindparam("thread_id")).values(last_message_at=bindparam("at"))
 )
 _INSERT_MESSAGE = insert(_MESSAGES)
 _INSERT_ATTACHMENT = insert(cast(Table, MessageAttachment.__table__))
 _INSERT_RECEIPT = insert(cast(Table, EmailReceipt.__table__))
-# A thread's token before its id is known: negative, so it never meets a real token (ids are
-# positive), random so that two threads opened at once on PostgreSQL do not meet each other.
-_PROVISIONAL_TOKEN_RANGE = 2**62
 
 
 async def open_thread(
@@ -52,28 +96,21 @@ async def open_thread(
     """Open a thread in the caller's transaction; returns its id and token. The one place thread
     tokens are given (intake, the outbox's replies to contacts without a thread, splits): the
     token (the public number subjects carry as ``[#token]``) is the thread's id — short, unique,
-    known to no one before the thread exists, and never given again (ids are not reused)."""
-    result = cast(
-        "CursorResult[Any]",
-        await s.execute(
-            _INSERT_THREAD,
-            {
-                "channel": channel,
-                "token": -1 - secrets.randbelow(_PROVISIONAL_TOKEN_RANGE),
-                "entry_point_id": entry_point_id,
-                "customer_id": customer_id,
-                "subject": subject[:998],
-                "last_agent_id": None,
-                "merged_into_id": None,
-                "created_at": now,
-                "last_message_at": now,
-            },
-        ),
+    known to no one before the thread exists — written with the row in one statement."""
+    result = await s.execute(
+        _INSERT_THREAD[s.get_bind().dialect.name],
+        {
+            "channel": channel,
+            "entry_point_id": entry_point_id,
+            "customer_id": customer_id,
+            "subject": subject[:998],
+            "last_agent_id": None,
+            "merged_into_id": None,
+            "created_at": now,
+            "last_message_at": now,
+        },
     )
-    key = result.inserted_primary_key
-    assert key is not None  # a single-row insert
-    thread_id = int(key[0])
-    await s.execute(_SET_TOKEN, {"thread_id": thread_id, "token": thread_id})
+    thread_id = int(result.scalar_one())
     return thread_id, thread_id
 
 
@@ -85,10 +122,13 @@ async def store_message(
     thread_id: int,
     entry_point_id: int | None,
     now: datetime,
+    touch_thread: bool = True,
 ) -> int:
     """Store an inbound message of ``interaction`` in thread ``thread_id`` with its attachments and
     receipt, and log it on the interaction; returns the message's id. A repeated ``dedupe_id`` in
-    the same mailbox fails the unique constraint (the caller's transaction rolls back)."""
+    the same mailbox fails the unique constraint (the caller's transaction rolls back).
+    ``touch_thread=False``: the caller opened the thread at ``now`` in this transaction (its
+    ``last_message_at`` is ``now`` already), so it is not updated again."""
     result = cast(
         "CursorResult[Any]",
         await s.execute(
@@ -154,7 +194,8 @@ async def store_message(
                 for a in message.attachments
             ],
         )
-    await s.execute(_TOUCH_THREAD, {"thread_id": thread_id, "at": now})
+    if touch_thread:
+        await s.execute(_TOUCH_THREAD, {"thread_id": thread_id, "at": now})
     log_event(
         s,
         interaction,

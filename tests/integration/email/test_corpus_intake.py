@@ -228,3 +228,42 @@ async def test_a_large_attachment_is_stored_once_by_its_hash(container: Containe
         hashes = list(await s.scalars(select(MessageAttachment.sha256)))
     assert len(hashes) == 2 and len(set(hashes)) == 1
     assert await container.blobs.read(hashes[0]) == blob
+
+
+def _utf8_mail(message_id: str, subject: str) -> bytes:
+    """Mail with raw UTF-8 headers (RFC 6532, as SMTPUTF8 clients send it) from an address at an
+    internationalised domain."""
+    return (
+        "From: Иван Петров <ivan@пример.рф>\r\n"
+        "To: support@acme.example\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: <{message_id}@xn--e1afmkfd.xn--p1ai>\r\n"
+        "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "Заказ не пришёл.\r\n"
+    ).encode()
+
+
+async def test_a_customer_at_an_internationalised_domain_is_known_by_the_address_they_write_from(
+    container: Container,
+) -> None:
+    # The customer's card holds the address as identities store it (the domain in its ASCII form);
+    # their next mail names the domain in Unicode, and still comes from the same customer: its
+    # subject token is theirs, so it joins the thread.
+    await email_entry_point(container)
+    first = await container.email.receive(
+        _utf8_mail("one", "Заказ 1001"), recipients=["support@acme.example"]
+    )
+    assert first.outcome == "new-contact" and first.customer_id is not None
+    again = await container.email.receive(
+        _utf8_mail("two", f"Re: [#{first.thread_id}] Заказ 1001"), recipients=["support@acme.example"]
+    )
+    assert (again.thread_id, again.thread_reason, again.outcome) == (
+        first.thread_id,
+        "subject-token",
+        "appended",
+    )
+    assert again.customer_id == first.customer_id

@@ -125,6 +125,8 @@ async def test_split_and_merge_move_messages_and_are_audited(
         recipients=[SUPPORT],
     )
     assert late.thread_id == thread_id
+    # ... and joins that thread's open turn (its last interaction, read with the merge target).
+    assert late.outcome == "appended"
     audit = (await client.get(f"{API}/audit", params={"limit": 50}, headers=admin_headers)).json()
     actions = [e["action"] for e in (audit["items"] if isinstance(audit, dict) else audit)]
     assert "thread.split" in actions and "thread.merge" in actions
