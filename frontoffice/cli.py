@@ -223,6 +223,7 @@ def serve(host: str | None, port: int | None) -> None:
             sys.exit(EXIT_NOT_MIGRATED)
         app = create_app(container)
         aio.settle_heap()
+        aio.favour_the_loop()
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
