@@ -387,22 +387,22 @@ def cluster_status(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(status.as_dict(), default=str))
             return
-        leader = status.leader
-        if leader.since is None:
-            console.print("leader: (never elected)")
-        else:
-            console.print(
-                f"leader: {leader.node}  epoch {leader.epoch}  lease age {leader.age_s:.1f} s"
-                + ("" if leader.held else "  (lease NOT held: no node routes now)")
-            )
-        dialler = status.dialler
-        if dialler.since is None:
-            console.print("dialler: (never taken: no voice node has dialled campaigns)")
-        else:
-            console.print(
-                f"dialler: {dialler.node}  epoch {dialler.epoch}  lease age {dialler.age_s:.1f} s"
-                + ("" if dialler.held else "  (lease NOT held: no voice node dials campaigns now)")
-            )
+        for name, lease, never, unheld in (
+            ("leader", status.leader, "never elected", "no node routes now"),
+            (
+                "dialler",
+                status.dialler,
+                "never taken: no voice node has dialled campaigns",
+                "no voice node dials campaigns now",
+            ),
+        ):
+            if lease.since is None:
+                console.print(f"{name}: ({never})")
+            else:
+                console.print(
+                    f"{name}: {lease.node}  epoch {lease.epoch}  lease age {lease.age_s:.1f} s"
+                    + ("" if lease.held else f"  (lease NOT held: {unheld})")
+                )
         console.print(f"bus: {status.bus}")
         table = Table("node", "role", "epoch", "bus", "heartbeat age (s)", "version", "url")
         for n in status.nodes:

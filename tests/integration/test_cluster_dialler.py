@@ -16,7 +16,6 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from frontoffice.store.database import create_engine, session_factory
 
 from ..conftest import eventually, require_tool
 from .campaign_helpers import ALL_DAY
-from .cluster_nodes import Cluster, Node, admin_sql, drop_database, make_cluster
+from .cluster_nodes import Cluster, Node, admin_sql
 from .sipp.runner import HOST, SCENARIOS, free_port, listening
 
 pytestmark = pytest.mark.postgres
@@ -38,16 +37,6 @@ API = "/api/v1"
 CARRIER = "127.0.0.2"
 NUMBERS = [f"+74951120{n:02d}{d}" for n in range(3) for d in (0, 7, 8, 9)]  # all answer, talk, hang up
 MAX_LINES = 3
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop()
-        drop_database(c.database_url)
 
 
 @dataclass(frozen=True, slots=True)

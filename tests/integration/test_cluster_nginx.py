@@ -13,7 +13,6 @@ import os
 import re
 import ssl
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 import websockets
 
 from ..conftest import eventually, free_port, require_tool
-from .cluster_nodes import Cluster, Node, contact_body, drop_database, make_cluster
+from .cluster_nodes import Cluster, Node, contact_body
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "nginx.conf"
@@ -76,16 +75,6 @@ def test_the_scaling_page_shows_the_tested_nginx_configuration() -> None:
     example = EXAMPLE.read_text()
     body = example[example.index("upstream frontoffice") :].rstrip()
     assert body in SCALING.read_text(), "docs/scaling.md's nginx block differs from docs/examples/nginx.conf"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop()
-        drop_database(c.database_url)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,24 +22,12 @@ from .cluster_nodes import (
     Node,
     admin_sql,
     contacts_listed,
-    drop_database,
     listen,
-    make_cluster,
     post_until_acknowledged,
     socket_of,
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop()
-        drop_database(c.database_url)
 
 
 async def _login(cluster: Cluster, node: Node, agent: str) -> None:

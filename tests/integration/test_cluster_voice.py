@@ -13,32 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from ..conftest import eventually, require_tool
-from .cluster_nodes import Cluster, Node, admin_sql, drop_database, make_cluster
+from .cluster_nodes import Cluster, Node, admin_sql
 from .sipp.runner import HOST, SIP_PASSWORD, free_port, phone_args, run_sipp, start_phone
 
 pytestmark = pytest.mark.postgres
 
 API = "/api/v1"
 NUMBER = "+74957654321"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = make_cluster(tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop()
-        drop_database(c.database_url)
 
 
 def _voice_env(sip_port: int) -> dict[str, str]:
