@@ -806,14 +806,13 @@ class VoiceCalls:
         async with self.sessions() as s:
             await check_agent_takes_contact(s, agent_id, interaction_id)
 
-    async def transfer(
-        self, interaction_id: int, *, queue_id: int | None, agent_id: int | None, scoped: bool = True
-    ) -> None:
-        """A transfer asked for by the agent's phone: the ACD moves the contact. A blind one (REFER) to
-        a named agent who could not see the contact's project is refused, as from the desk
-        (:meth:`check_agent_takes`); ``scoped=False`` for the hand-over that ends an attended
-        transfer, whose media has already moved (its consultation was checked where it can be)."""
-        if scoped and queue_id is None and agent_id is not None:
+    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
+        """A transfer asked for by the agent's phone: the ACD moves the contact. To a named agent who
+        could not see the contact's project it is refused, as from the desk (:meth:`check_agent_takes`):
+        a blind one (REFER) keeps the call with the agent; at the hand-over that ends an attended
+        transfer (the media has moved already) the contact stays the transferring agent's, so the
+        colleague never gets its card."""
+        if queue_id is None and agent_id is not None:
             await self.check_agent_takes(interaction_id, agent_id)
         if queue_id is not None:
             await self.acd.execute(TransferToQueue(str(interaction_id), str(queue_id)))

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from frontoffice.bootstrap import Container
+from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.model import Role
 
 from .jobs_helpers import import_csv
@@ -454,6 +455,13 @@ async def test_a_contact_is_transferred_only_to_an_agent_who_sees_its_project(cl
         )
         refusal = _refused(r, "agent_id")
         assert refusal["message"] == "This agent cannot see this contact's project"
+    # A phone's transfers (a blind REFER, and the hand-over that ends an attended transfer started
+    # from the phone) go through the voice channel's transfer: refused the same way.
+    calls = clients.container.voice_calls
+    assert calls is not None
+    with pytest.raises(InvalidInput) as refused:
+        await calls.transfer(contact["id"], queue_id=None, agent_id=team.ids["beta-agent"])
+    assert refused.value.error_id == "user-cannot-see-project"
     after = (await clients.get(f"/interactions/{contact['id']}", clients.admin)).json()
     assert (after["state"], after["agent_id"]) == ("queued", None)
     r = await clients.get(f"/interactions/{contact['id']}", team.headers["beta-agent"])

@@ -2090,7 +2090,7 @@ class VoiceService:
         third.record.leg, third.record.transfer = "agent", True
         call.handover_agent, call.handover_offered = leg.agent_id, False
         try:
-            await self.calls.transfer(interaction_id, queue_id=None, agent_id=leg.agent_id, scoped=False)
+            await self.calls.transfer(interaction_id, queue_id=None, agent_id=leg.agent_id)
             call.handover_committed = True
             if call.handover_offered:
                 await self.calls.offer_answered(interaction_id, leg.agent_id)

@@ -216,9 +216,7 @@ class FakeVoiceCalls:
     async def transferred_out(self, interaction_id: int, number: str) -> None:
         self.steps.append(("transferred_out", number))
 
-    async def transfer(
-        self, interaction_id: int, *, queue_id: int | None, agent_id: int | None, scoped: bool = True
-    ) -> None:
+    async def transfer(self, interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         """The ACD moves the contact and says so, as the real one does (to an agent: offered to them)."""
         self.steps.append(("transfer", queue_id if agent_id is None else agent_id))
         to_agent = None if agent_id is None else str(agent_id)
@@ -787,9 +785,7 @@ async def test_a_colleague_the_acd_cannot_take_the_call_for_leaves_the_contact_w
     # caller and the colleague go on talking, the contact ends with the transferring agent.
     _, _, agent, _ = await _consulting(bench)
 
-    async def refuse(
-        interaction_id: int, *, queue_id: int | None, agent_id: int | None, scoped: bool = True
-    ) -> None:
+    async def refuse(interaction_id: int, *, queue_id: int | None, agent_id: int | None) -> None:
         raise Conflict("Not possible in the current state", error_id="invalid-transition")
 
     bench.calls.transfer = refuse  # type: ignore[method-assign]
