@@ -35,10 +35,16 @@ from collections.abc import Sequence
 
 from pydantic import SecretStr
 
-from frontoffice.channels.email.imap_client import ImapClient, ImapConnectionLost, ImapSecurityError
+from frontoffice.channels.email.imap_client import (
+    ImapClient,
+    ImapConnectionLost,
+    ImapSecurityError,
+    response_text,
+)
 from frontoffice.channels.email.oauth2 import AccessTokens
 from frontoffice.config_imap import ImapMailboxSettings
 from frontoffice.services.email_intake import EmailIntake
+from frontoffice.tls import client_context
 
 __all__ = [
     "IDLE_RENEW_S",
@@ -93,11 +99,7 @@ class ImapMailbox:
             )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.settings.security == "none":
-            return None
-        context = ssl.create_default_context(cafile=self.settings.cafile)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
+        return None if self.settings.security == "none" else client_context(self.settings.cafile)
 
     async def run(self) -> None:
         """Read the mailbox until cancelled, reconnecting after errors."""
@@ -108,8 +110,11 @@ class ImapMailbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.connected.is_set():
-                    failures = 0  # a working session ended (a dropped connection): quick again
+                if self.connected.is_set() and isinstance(exc, ImapConnectionLost):
+                    # A working session lost its connection: quick again. Any other error of a
+                    # session that had logged in (a message always refused, no entry point) backs
+                    # off as far as before: logging in every second gets accounts locked.
+                    failures = 0
                 self.connected.clear()
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
@@ -132,7 +137,7 @@ class ImapMailbox:
             await self._log_in(client)
             response = await client.select(s.folder)
             if response.result != "OK":
-                raise RuntimeError(f"SELECT {s.folder} refused: {_text(response.lines)}")
+                raise RuntimeError(f"SELECT {s.folder} refused: {response_text(response.lines)}")
             uidvalidity = _uidvalidity(response.lines)
             self.connected.set()
             self.last_error = None
@@ -153,7 +158,7 @@ class ImapMailbox:
             response = await client.xoauth2(s.username, s.oauth2_token.get_secret_value())
             if response.result != "OK":
                 reason = _oauth2_reason(client.sasl_error, fresh=False)
-                raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
+                raise RuntimeError(f"XOAUTH2 login refused: {response_text(response.lines)}{reason}")
             return
         assert s.password is not None  # one credential (config_imap)
         if client.has_capability("LOGINDISABLED"):
@@ -164,7 +169,7 @@ class ImapMailbox:
             )
         response = await client.login(s.username, s.password.get_secret_value())
         if response.result != "OK":
-            raise RuntimeError(f"login refused: {_text(response.lines)}")
+            raise RuntimeError(f"login refused: {response_text(response.lines)}")
 
     async def _log_in_with_fetched_token(self, client: ImapClient, tokens: AccessTokens) -> None:
         username = self.settings.username
@@ -184,14 +189,14 @@ class ImapMailbox:
         if response.result != "OK":
             tokens.discard()
             reason = _oauth2_reason(client.sasl_error, fresh=True)
-            raise RuntimeError(f"XOAUTH2 login refused: {_text(response.lines)}{reason}")
+            raise RuntimeError(f"XOAUTH2 login refused: {response_text(response.lines)}{reason}")
 
     async def _take_new(self, client: ImapClient, uidvalidity: int) -> int:
         name = self.settings.name
         last_uid = await self.email.imap_position(name, uidvalidity)
         response = await client.uid_search(f"UID {last_uid + 1}:*", charset=None)
         if response.result != "OK":
-            raise RuntimeError(f"UID SEARCH refused: {_text(response.lines)}")
+            raise RuntimeError(f"UID SEARCH refused: {response_text(response.lines)}")
         # "n:*" always names the last message, even when its UID is below n: filter.
         uids = sorted({int(u) for line in response.lines[:-1] for u in bytes(line).split() if u.isdigit()})
         uids = [u for u in uids if u > last_uid][:BATCH]
@@ -201,7 +206,7 @@ class ImapMailbox:
         for uid in uids:
             fetched = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
             if fetched.result != "OK":
-                raise RuntimeError(f"UID FETCH {uid} refused: {_text(fetched.lines)}")
+                raise RuntimeError(f"UID FETCH {uid} refused: {response_text(fetched.lines)}")
             raw = _literal(fetched.lines)
             if raw is None:
                 continue  # expunged meanwhile
@@ -211,7 +216,9 @@ class ImapMailbox:
             else:
                 done = await client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Seen)")
             if done.result != "OK":
-                log.warning("IMAP mailbox %s: marking UID %s failed: %s", name, uid, _text(done.lines))
+                log.warning(
+                    "IMAP mailbox %s: marking UID %s failed: %s", name, uid, response_text(done.lines)
+                )
             await self.email.save_imap_position(name, uidvalidity, uid)
         return len(uids)
 
@@ -301,9 +308,3 @@ def _oauth2_reason(challenge: str | None, *, fresh: bool) -> str:
 
 def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
-
-
-def _text(lines: Sequence[bytes | bytearray | str]) -> str:
-    return " ".join(
-        line.decode("utf-8", "replace") if isinstance(line, bytes | bytearray) else line for line in lines
-    )[:300]

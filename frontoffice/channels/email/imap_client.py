@@ -23,6 +23,9 @@
   Dovecot's "Server shutting down"), ends :meth:`ImapClient.wait_server_push`, refuses any later
   command at once, and ends :meth:`ImapClient.pause` (the wait between two polls) and the wait
   for the server's greeting.
+
+It extends private parts of aioimaplib 2.0's protocol (``_handle_line``, ``_continuation``, the idle
+waiter): ``pyproject.toml`` pins ``aioimaplib>=2.0.3,<2.1`` for that reason; check them on an upgrade.
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ import binascii
 import contextlib
 import re
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import aioimaplib
 
-__all__ = ["ImapClient", "ImapConnectionLost", "ImapSecurityError"]
+__all__ = ["ImapClient", "ImapConnectionLost", "ImapSecurityError", "response_text"]
 
 CRLF = b"\r\n"
 # How long the logout at the end of a session may take: the server may already be gone.
@@ -131,7 +134,7 @@ class _ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
         self._starttls_ok = f"{tag} OK".encode()
         response = await self.execute(aioimaplib.Command("STARTTLS", tag, loop=self.loop))
         if response.result != "OK":
-            raise ImapSecurityError(f"STARTTLS refused: {_text(response.lines)}: no credentials sent")
+            raise ImapSecurityError(f"STARTTLS refused: {response_text(response.lines)}: no credentials sent")
         if self.injected or self.incomplete_line:
             self.transport.close()
             raise ImapSecurityError(
@@ -307,7 +310,8 @@ def _decode_challenge(data: bytes) -> str:
         return data.decode("ascii", "replace")[:300]
 
 
-def _text(lines: list[bytes | bytearray | str]) -> str:
+def response_text(lines: Sequence[bytes | bytearray | str]) -> str:
+    """An IMAP response's lines as one line of text for a log or a status (at most 300 characters)."""
     return " ".join(
         line.decode("utf-8", "replace") if isinstance(line, bytes | bytearray) else line for line in lines
     )[:300]

@@ -28,13 +28,14 @@ into the request's form and are cut out of anything the provider echoes.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from frontoffice.tls import client_context
 
 __all__ = ["REFRESH_MARGIN_S", "TOKEN_REQUEST_TIMEOUT_S", "AccessTokens", "OAuth2Error"]
 
@@ -123,7 +124,7 @@ class AccessTokens:
             async with httpx.AsyncClient(
                 transport=self._transport,
                 timeout=TOKEN_REQUEST_TIMEOUT_S,
-                verify=_tls_context(),
+                verify=client_context(),
                 follow_redirects=False,  # the form carries the secret: sent to the configured URL only
             ) as client:
                 reply = await client.post(self.token_url, data=form, headers={"Accept": "application/json"})
@@ -187,13 +188,6 @@ class AccessTokens:
             if secret:
                 text = text.replace(secret, "********")
         return text
-
-
-def _tls_context() -> ssl.SSLContext:
-    # The system's CAs (as the IMAP connection uses), host name checked, TLS 1.2 at least.
-    context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 def _json(reply: httpx.Response) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
+from frontoffice.tls import client_context
+
 from .sip import Destination
 from .transport import MessageHandler, TcpTransport
 
@@ -26,13 +28,6 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert), str(key))
-    return context
-
-
-def client_context(cafile: Path | None = None) -> ssl.SSLContext:
-    """For connections we open: verify the server (system CAs, or ``cafile``)."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 

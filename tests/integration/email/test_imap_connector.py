@@ -309,6 +309,25 @@ async def test_a_server_stopped_during_idle_is_noticed_and_read_again_once_back(
         assert await _ids(node) == ["imap-after@customer.example", "imap-before@customer.example"]
 
 
+async def test_a_session_that_fails_after_logging_in_backs_off_as_far_as_one_that_cannot_connect(
+    db_url: str,
+    tmp_path: Path,
+    dovecot: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only a lost connection starts the back-off again: a session that logs in and then fails the
+    same way every time (here: mail, but no email entry point to take it) must not log in every
+    second, which gets a provider's account locked."""
+    caplog.set_level(logging.WARNING, logger="frontoffice.email.imap")
+    dovecot.append(mail(subject="Nowhere", message_id="<imap-nowhere@customer.example>"))
+    async with _node(db_url, tmp_path, dovecot) as node:
+        assert node.imap is not None
+        await eventually(lambda: len(_reconnect_delays(caplog)) >= 2, "two failed sessions")
+        assert _reconnect_delays(caplog)[:2] == [RECONNECT_DELAYS_S[0], RECONNECT_DELAYS_S[1]]
+        assert await _count(node) == 0
+    assert dovecot.unseen() != []
+
+
 async def test_a_connection_cut_between_polls_or_mid_fetch_is_noticed_and_nothing_lost_or_doubled(
     db_url: str,
     tmp_path: Path,
