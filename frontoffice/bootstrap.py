@@ -642,7 +642,7 @@ def build_container(settings: Settings, *, clock: Clock = system_clock) -> Conta
         silent_voice_nodes=(
             None
             if cluster is None
-            else SilentNodeSweep(voice_calls, settings.voice_node_silent_after_s, (campaign_attempts,))
+            else SilentNodeSweep((voice_calls, campaign_attempts), settings.voice_node_silent_after_s)
         ),
         voice=voice,
         call_control=voice,

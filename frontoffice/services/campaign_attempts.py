@@ -43,7 +43,6 @@ from frontoffice.domain.exceptions import Conflict, NotFound
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.leader_lease import Fence
 from frontoffice.store.tables import Campaign, CampaignContact, DialAttempt, Interaction
-from frontoffice.store.tables import ClusterNode as NodeRow
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from . import campaign_rules as rules
@@ -56,6 +55,7 @@ from .campaign_schemas import (
     CampaignState,
     ContactState,
 )
+from .cluster_status import last_heard
 from .context import Clock, system_clock
 from .dnc import DNC_CLEAR, dnc_check
 from .interactions import InteractionService, log_event
@@ -497,21 +497,14 @@ class CampaignAttempts:
                     )
                 )
             )
-            if not nodes:
-                return []
-            heard = (
-                await s.execute(
-                    select(NodeRow.node, NodeRow.heartbeat_at, NodeRow.role).where(NodeRow.node.in_(nodes))
-                )
-            ).all()
+            heard = await last_heard(s, {n for n in nodes if n is not None})
         dead: list[ColumnElement[bool]] = []
-        for node, at, role in heard:
-            if _aware(at) < _aware(cutoff):
+        for node, h in heard.items():
+            # Heard.lost, as a condition on the attempts' claim times.
+            if h.silent(cutoff):
                 dead.append(DialAttempt.node == node)
-            elif role == "stopped":
-                # Stopped (it stops dialling before it says so): the attempts of that run. A restart
-                # claims after it, with calls up.
-                dead.append(and_(DialAttempt.node == node, DialAttempt.claimed_at <= at))
+            elif h.stopped:
+                dead.append(and_(DialAttempt.node == node, DialAttempt.claimed_at <= h.at))
         if not dead:
             return []
         ended: list[int] = []

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from frontoffice.aio import cancel_and_wait
 from frontoffice.domain import routing as r
 from frontoffice.domain.dialer import AmdDecision, AmdResult, DialMode, Pacer, PacingSnapshot
 from frontoffice.domain.exceptions import Conflict
@@ -186,18 +187,12 @@ class CampaignDialler:
         """Stop the scheduler (in a cluster: give the dialler lease up, so another voice node takes
         it over at once)."""
         holding, self._holding = self._holding, None
-        if holding is not None:
-            holding.cancel()  # _dial_while_held's clean-up stops the loop and gives the lease up
-            with contextlib.suppress(asyncio.CancelledError):
-                await holding
+        await cancel_and_wait(holding)  # _dial_while_held's clean-up stops the loop, gives the lease up
         await self._stop_loop()
 
     async def _stop_loop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     @property
     def dialling(self) -> bool:
@@ -252,9 +247,8 @@ class CampaignDialler:
     # ------------------------------------------------------------------ one round
     async def run_once(self) -> int:
         """One round over the running campaigns; returns how many calls were placed."""
-        port = self.port
-        fence = self.fence
-        if port is None or not port.ready() or (self.lease is not None and fence is None):
+        port, fence = self.port, self.fence
+        if port is None or not self.dialling:
             return 0
         placed = 0
         campaigns = await self.attempts.running()

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontoffice.store.leader_lease import DIALLING, ROUTING, LeaseKind
 from frontoffice.store.tables import ClusterDialler, ClusterLeader, ClusterNode
 
-__all__ = ["ClusterStatus", "LeaderStatus", "NodeStatus", "bus_health", "read_cluster_status"]
+__all__ = [
+    "ClusterStatus",
+    "Heard",
+    "LeaderStatus",
+    "NodeStatus",
+    "bus_health",
+    "last_heard",
+    "read_cluster_status",
+]
 
 # A node whose last heartbeat is older than this is shown as silent (it beats every second).
 SILENT_AFTER_S = 5.0
@@ -91,6 +99,36 @@ async def bus_health(nats_url: str) -> str:
         return f"unhealthy: {exc!r}"
     finally:
         await client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """When a node of the cluster was last heard of (its heartbeat) and whether it said it stopped:
+    the one rule for whether work a node kept in the store (its calls, its campaign calls) died with
+    it. Work it started is gone when the node has been silent since before ``cutoff``, or when it
+    stopped and the work is from before it stopped (a node restarted under its name keeps its own)."""
+
+    at: datetime
+    stopped: bool
+
+    def silent(self, cutoff: datetime) -> bool:
+        return self.at < cutoff
+
+    def lost(self, started_at: datetime, cutoff: datetime) -> bool:
+        """Whether work the node started at ``started_at`` died with it."""
+        return self.silent(cutoff) or (self.stopped and started_at <= self.at)
+
+
+async def last_heard(s: AsyncSession, nodes: set[str]) -> dict[str, Heard]:
+    """When each of ``nodes`` that has a row in the node table was last heard of."""
+    if not nodes:
+        return {}
+    rows = await s.execute(
+        select(ClusterNode.node, ClusterNode.heartbeat_at, ClusterNode.role).where(
+            ClusterNode.node.in_(nodes)
+        )
+    )
+    return {node: Heard(at, role == "stopped") for node, at, role in rows.all()}
 
 
 async def read_cluster_status(sessions: async_sessionmaker[AsyncSession], nats_url: str) -> ClusterStatus:

@@ -228,12 +228,13 @@ def user_works_in(projects: Iterable[int] | None) -> ColumnElement[bool] | None:
     """Condition on :class:`User` rows: users who see at least one of ``projects`` — administrators,
     users without a project limit, and users limited to one of them; ``None`` (no condition) for
     every project. Each ``EXISTS`` reads the ``user_projects`` primary key of the user."""
-    if projects is None:
-        return None
-    limited, member = aliased(UserProject), aliased(UserProject)
+    return None if projects is None else _works_in(projects)
+
+
+def _works_in(projects: Iterable[int]) -> ColumnElement[bool]:
+    member = aliased(UserProject)
     return or_(
-        User.role == Role.ADMIN.value,
-        not_(exists().where(limited.user_id == User.id)),
+        *_unrestricted_user(),
         exists().where(member.user_id == User.id, member.project_id.in_(sorted(projects))),
     )
 
@@ -312,9 +313,7 @@ def user_sees_case(
     count: being its assignee or owner is what is being decided."""
     if project_id is None:
         return user_sees_customer(customer_id, handed_ticket=handed_ticket, handed_deal=handed_deal)
-    works_in = user_works_in({project_id})
-    assert works_in is not None
-    return works_in
+    return _works_in({project_id})
 
 
 def card_owners(projects: Iterable[int]) -> ColumnElement[bool]:
@@ -322,8 +321,7 @@ def card_owners(projects: Iterable[int]) -> ColumnElement[bool]:
     ``projects`` — who works in one of them; of none, the unrestricted staff only (a card of no
     project is theirs alone)."""
     wanted = set(projects)
-    condition = user_works_in(wanted) if wanted else None
-    return or_(*_unrestricted_user()) if condition is None else condition
+    return _works_in(wanted) if wanted else or_(*_unrestricted_user())
 
 
 #: What a refusal says, by what the user was to be given and whether it has a project (a case of no

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -41,7 +41,6 @@ from frontoffice.store.tables import (
     SipRegistration,
     User,
 )
-from frontoffice.store.tables import ClusterNode as NodeRow
 from frontoffice.store.unit_of_work import UnitOfWork
 
 from .acd import AcdService
@@ -59,6 +58,7 @@ from .acd_commands import (
     engine_step,
 )
 from .channel_contract import CustomerIdentity, InboundContact
+from .cluster_status import last_heard
 from .contact_center import ContactCenter
 from .context import Actor, audit
 from .csv_safe import csv_lines
@@ -517,9 +517,8 @@ class VoiceCalls:
                 if (i.attributes or {}).get("sip_address") == self.sip_address
                 and (i.attributes or {}).get("voice_run") != self.run_id
             ]
-            nodes = {_voice_node(i) for i in lost} - {"", self.node}
-            heartbeats = await self._heartbeats(s, nodes)
-        return await self._close_lost(lost, {node: at for node, (at, _) in heartbeats.items()})
+            heard = await last_heard(s, {_voice_node(i) for i in lost} - {"", self.node})
+        return await self._close_lost(lost, {node: h.at for node, h in heard.items()})
 
     async def close_calls_of_silent_nodes(self, silent_after_s: float) -> list[int]:
         """Close the calls of voice nodes not heard of for ``silent_after_s`` (their heartbeat in the
@@ -527,16 +526,14 @@ class VoiceCalls:
         that takes a dead node's address over — for when none does (no standby voice node, or it is
         down too). Run by the routing leader (scheduled work); without it an agent stayed busy on a
         call that had died with its node, and the caller's record said it was still up."""
-        cutoff = self.now().timestamp() - silent_after_s
+        cutoff = self.now() - timedelta(seconds=silent_after_s)
         async with self.sessions() as s:
             calls = [i for i in await self._open_inbound_calls(s) if _voice_node(i) not in ("", self.node)]
-            heartbeats = await self._heartbeats(s, {_voice_node(i) for i in calls})
-        silent = {
-            node: at
-            for node, (at, role) in heartbeats.items()
-            if role == "stopped" or _aware(at).timestamp() < cutoff
-        }
-        return await self._close_lost([i for i in calls if _voice_node(i) in silent], silent)
+            heard = await last_heard(s, {_voice_node(i) for i in calls})
+        lost = [
+            i for i in calls if (h := heard.get(_voice_node(i))) is not None and h.lost(i.created_at, cutoff)
+        ]
+        return await self._close_lost(lost, {node: h.at for node, h in heard.items()})
 
     @staticmethod
     async def _open_inbound_calls(s: AsyncSession) -> list[Interaction]:
@@ -549,16 +546,6 @@ class VoiceCalls:
             )
         )
         return list(rows)
-
-    @staticmethod
-    async def _heartbeats(s: AsyncSession, nodes: set[str]) -> dict[str, tuple[datetime, str]]:
-        """The last heartbeat and role of each of ``nodes`` that has a row in the node table."""
-        if not nodes:
-            return {}
-        rows = await s.execute(
-            select(NodeRow.node, NodeRow.heartbeat_at, NodeRow.role).where(NodeRow.node.in_(nodes))
-        )
-        return {node: (at, role) for node, at, role in rows.all()}
 
     async def _close_lost(self, lost: list[Interaction], heard: Mapping[str, datetime]) -> list[int]:
         """Close ``lost`` calls (see :meth:`close_lost_calls`); ``heard``: when each dead node was last
@@ -864,15 +851,12 @@ class SilentNodeCalls(Protocol):
 
 
 class SilentNodeSweep:
-    """The routing leader's periodic :meth:`VoiceCalls.close_calls_of_silent_nodes` (scheduled work:
-    started and stopped with the leadership, so it runs once per cluster), and the same for the
-    other calls a voice node keeps (``others``: its campaign calls' dial attempts)."""
+    """The routing leader's periodic ``close_calls_of_silent_nodes`` of each kind of call a voice node
+    keeps in the store (its ACD calls, its campaign calls' dial attempts): scheduled work, started
+    and stopped with the leadership, so it runs once per cluster."""
 
-    def __init__(
-        self, calls: VoiceCalls, silent_after_s: float, others: Sequence[SilentNodeCalls] = ()
-    ) -> None:
-        self.calls = calls
-        self.others = tuple(others)
+    def __init__(self, sweeps: Sequence[SilentNodeCalls], silent_after_s: float) -> None:
+        self.sweeps = tuple(sweeps)
         self.silent_after_s = silent_after_s
         # Looked at three times within the silence, so a dead node's calls close within 4/3 of it.
         self.interval_s = max(0.2, silent_after_s / 3)
@@ -889,7 +873,7 @@ class SilentNodeSweep:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            for calls in (self.calls, *self.others):
+            for calls in self.sweeps:
                 try:
                     await calls.close_calls_of_silent_nodes(self.silent_after_s)
                 except asyncio.CancelledError:
