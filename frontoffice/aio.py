@@ -12,14 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import multiprocessing
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, TypeVar
 
 __all__ = [
     "SWITCH_INTERVAL_S",
     "YOUNG_COLLECTION_THRESHOLD",
     "EventLoopChoice",
+    "ProcessWorker",
     "cancel_and_wait",
     "favour_the_loop",
     "loop_factory",
@@ -121,3 +127,69 @@ async def wake_or_timeout(event: asyncio.Event, timeout_s: float) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+def _ignore_interrupts() -> None:
+    """A worker process ends with its parent, not on the terminal's Ctrl-C sent to the whole group."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class ProcessWorker:
+    """Pure CPU work (a function of picklable arguments) run in one worker process, off the event loop
+    and off its interpreter's GIL.
+
+    Work that runs on the loop delays every callback queued behind it; work on a thread competes with
+    the loop for the GIL and delays it all the same (see :func:`favour_the_loop`). A separate process
+    takes a core of its own, scheduled by the operating system. The process is started on first use,
+    with ``spawn`` (forking a process that runs threads can copy a lock in the held state), kept for
+    the next job, and replaced once if it dies during a call. Arguments and results cross a pipe, so
+    the work sent at a time should be large (hundreds of rows) and its inputs and outputs small.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _started(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_ignore_interrupts,
+                )
+            return self._pool
+
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the worker process; the event loop serves other work meanwhile."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            pool = self._started()
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                # The worker died (killed, out of memory): the call did nothing here; one new worker.
+                self._drop(pool)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def processes(self) -> list[int]:
+        """The process ids of the worker (none before the first :meth:`run` or after :meth:`close`)."""
+        with self._lock:
+            pool = self._pool
+        return [] if pool is None else [p.pid for p in (pool._processes or {}).values() if p.pid is not None]
+
+    def close(self) -> None:
+        """Stop the worker process (started again by the next :meth:`run`)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

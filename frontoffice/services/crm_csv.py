@@ -23,10 +23,10 @@ each batch in its own transaction that also records the job's progress and check
 interrupted by a restart continues after its last committed batch (a row that became invalid since the
 validation pass — another user took its phone meanwhile — is reported, not written).
 
-**Beside live traffic.** The rows are parsed on the event loop in slices of :data:`PARSE_SLICE` rows
-(not on a thread, which would compete with the loop for the GIL), a batch is short enough to hold
-SQLite's write lock for about 20 ms, and after each batch the job pauses as long as the batch took
-(:data:`WRITE_PAUSE_RATIO`), so contacts keep their latency while a large file is imported
+**Beside live traffic.** The rows are parsed in a worker process, :data:`PARSE_CHUNK` rows at a time
+(on the event loop or a thread, parsing delayed the loop's other work: see there), a batch is short
+enough to hold SQLite's write lock for about 20 ms, and after each batch the job pauses as long as the
+batch took (:data:`WRITE_PAUSE_RATIO`), so contacts keep their latency while a large file is imported
 (``bench/import_job.py``).
 """
 
@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from frontoffice.aio import ProcessWorker
 from frontoffice.domain.exceptions import InvalidInput
 from frontoffice.domain.model import IdentityKind
 from frontoffice.store.tables import Company, Customer, CustomerProject, CustomerTag, Identity, User
@@ -69,7 +70,7 @@ __all__ = [
     "EXPORT_JOB",
     "IMPORT_BATCH",
     "IMPORT_JOB",
-    "PARSE_SLICE",
+    "PARSE_CHUNK",
     "WRITE_PAUSE_RATIO",
     "CustomerCsv",
     "CustomerExportJob",
@@ -114,13 +115,16 @@ LIST_SEPARATORS = (";", ",", "|")
 IMPORT_BATCH = 200
 # Rows the validation pass checks per look-up (reads only; one progress record each).
 CHECK_BATCH = 1000
-# Rows parsed on the event loop before it lets other work run (``await asyncio.sleep(0)``): about
-# 90 us a row (phonenumbers, email-validator, the API's checks), so a slice holds the loop ~1 ms
-# (25-row slices: offer p50 25-28 ms during bench/import_job.py --quick; 10 rows: 18-21 ms).
-# Parsing runs on the loop, in slices, rather than on a worker thread: a thread running Python code
-# competes for the GIL, and every time the loop waits for I/O it then waits up to the switch
-# interval (5 ms) to get the GIL back, so each of an offer's dozen loop wake-ups was late.
-PARSE_SLICE = 10
+# Rows read from the file (csv's reader: a few microseconds a row) before the loop runs other work.
+READ_SLICE = 100
+# Rows sent to the worker process (:data:`PARSING`) at a time. Parsing a row takes 150-200 us of CPU
+# (phonenumbers, email-validator, the API's checks), 0.3 ms a row for both passes: on the event loop,
+# even in slices of 10 rows with the loop let run between them, every hop of a contact's way waited
+# behind a slice (offer p99 59 ms while bench/import_job.py imported 100,000 rows on a quiet machine,
+# against 22 ms without an import); on a thread it competes with the loop for the GIL. In a process of
+# its own it takes the other core. A chunk is large enough that the pipe's cost (pickling the rows
+# and the results) is small beside the parsing.
+PARSE_CHUNK = 500
 # After each write batch the import pauses as long as the batch took, so it uses at most half of the
 # database's writer and of the disk's flushes: a contact committed just after a batch met fsyncs of
 # 50-90 ms while the import wrote flat out (offer p99 100-119 ms in bench/import_job.py --quick); paced,
@@ -338,152 +342,183 @@ class ParsedRow:
     custom: dict[str, str | None]  # the file's custom columns: None removes the field
 
 
+@dataclass(slots=True)
+class ParsedLine:
+    """One row parsed on its own (:func:`parse_lines`). What depends on the rows before it — an id or
+    an identity an earlier line has — is settled by :meth:`Parser.settle`."""
+
+    line: int
+    row: ParsedRow | None  # None when the row has errors of its own
+    errors: list[ImportRowError]
+    # The row's ids and identities to look for in earlier lines: (where in ``errors`` a repeat is
+    # reported, key, column, value as shown in the message).
+    repeats: list[tuple[int, tuple[str, Any], str, str]]
+
+
+def parse_line(line: int, row: dict[str | None, Any], delimiter: str, region: str) -> ParsedLine:
+    """Parse one row by itself: pure CPU (phone numbers, email addresses, the API's checks)."""
+    errors: list[ImportRowError] = []
+    repeats: list[tuple[int, tuple[str, Any], str, str]] = []
+    if None in row:
+        too_many = ImportRowError(line=line, field="", message="more cells than columns")
+        return ParsedLine(line, None, [too_many], [])
+    cells = {k.strip(): unquote_cell(v or "") for k, v in row.items() if k is not None}
+    customer_id: int | None = None
+    raw_id = cells.get("id", "").strip()
+    if raw_id:
+        try:
+            customer_id = int(raw_id)
+            if not 0 < customer_id < 2**63:
+                raise ValueError
+        except ValueError:
+            errors.append(ImportRowError(line=line, field="id", message=f"{raw_id}: not a customer id"))
+        else:
+            repeats.append((len(errors), ("#id", customer_id), "id", str(customer_id)))
+    identities: dict[str, list[tuple[str, str]]] = {}
+    for column, kind in IDENTITY_COLUMNS.items():
+        if column not in cells:
+            continue
+        found: list[tuple[str, str]] = []
+        for raw, label in split_items(cells[column], delimiter):
+            try:
+                value = normalize_identity(kind, raw, region)
+            except InvalidInput as exc:
+                errors.append(ImportRowError(line=line, field=column, message=f"{raw}: {exc.message}"))
+                continue
+            if len(label) > 64:
+                message = f"{raw}: label over 64 characters"
+                errors.append(ImportRowError(line=line, field=column, message=message))
+                continue
+            repeats.append((len(errors), (kind.value, value), column, value))
+            if all(v != value for v, _ in found):
+                found.append((value, label))
+        identities[kind.value] = found
+    values: dict[str, Any] = {}
+    for name in ("first_name", "middle_name", "last_name"):
+        if name in cells:
+            values[name] = cells[name].strip()
+    if "vip" in cells:
+        flag = _flag(cells["vip"])
+        if flag is None:
+            message = f"{cells['vip']}: not true or false"
+            errors.append(ImportRowError(line=line, field="vip", message=message))
+        else:
+            values["vip"] = flag
+    if "language" in cells:
+        values["language"] = cells["language"].strip().lower() or None
+    tags = [v for v, _ in split_items(cells["tags"], delimiter)] if "tags" in cells else None
+    custom: dict[str, str | None] = {
+        k[len(CUSTOM_PREFIX) :]: (v if v != "" else None)
+        for k, v in cells.items()
+        if k.startswith(CUSTOM_PREFIX)
+    }
+    # The same checks as the API's (names, tags, language, custom fields).
+    try:
+        CustomerPatch(**values, tags=tags, custom={k: v for k, v in custom.items() if v is not None})
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"][:1])
+            errors.append(ImportRowError(line=line, field=name, message=err["msg"]))
+    company = cells["company"].strip() if "company" in cells else None
+    if company is not None and len(company) > 300:
+        errors.append(ImportRowError(line=line, field="company", message="longer than 300 characters"))
+    owner = cells["owner"].strip() if "owner" in cells else None
+    if errors:
+        return ParsedLine(line, None, errors, repeats)
+    parsed = ParsedRow(
+        line=line,
+        customer_id=customer_id,
+        values=values,
+        company=company,
+        owner=owner,
+        identities=identities,
+        tags=tags,
+        custom=custom,
+    )
+    return ParsedLine(line, parsed, errors, repeats)
+
+
+def parse_lines(
+    rows: list[tuple[int, dict[str | None, Any]]], delimiter: str, region: str
+) -> list[ParsedLine]:
+    """:func:`parse_line` for each (line, row): what the import's worker process runs."""
+    return [parse_line(line, row, delimiter, region) for line, row in rows]
+
+
+# The import's parsing runs here (see PARSE_CHUNK).
+PARSING = ProcessWorker("csv-parse")
+
+
 @dataclass
 class Parser:
-    """Parses rows (pure CPU: see :meth:`batch`); remembers identities seen earlier in the file."""
+    """Reads a file's rows and has them parsed off the event loop (see :meth:`batch`); remembers the
+    ids and identities seen on earlier lines."""
 
-    header: list[str]
     delimiter: str
     region: str
-    seen: dict[tuple[str, str], int] = field(default_factory=dict)
-    seen_ids: dict[int, int] = field(default_factory=dict)
+    seen: dict[tuple[str, Any], int] = field(default_factory=dict)
 
-    def parse(self, line: int, row: dict[str | None, Any]) -> tuple[ParsedRow | None, list[ImportRowError]]:
+    def settle(self, parsed: ParsedLine) -> tuple[ParsedRow | None, list[ImportRowError]]:
+        """The row, or its errors, once the ids and identities of the lines before it are known."""
+        extra: dict[int, list[ImportRowError]] = {}
+        for at, key, column, shown in parsed.repeats:
+            first = self.seen.setdefault(key, parsed.line)
+            if first != parsed.line:
+                message = f"{shown} repeats line {first}"
+                repeat = ImportRowError(line=parsed.line, field=column, message=message)
+                extra.setdefault(at, []).append(repeat)
+        if not extra:
+            return parsed.row, parsed.errors
         errors: list[ImportRowError] = []
-        if None in row:
-            return None, [ImportRowError(line=line, field="", message="more cells than columns")]
-        cells = {k.strip(): unquote_cell(v or "") for k, v in row.items() if k is not None}
-        customer_id: int | None = None
-        raw_id = cells.get("id", "").strip()
-        if raw_id:
-            try:
-                customer_id = int(raw_id)
-                if not 0 < customer_id < 2**63:
-                    raise ValueError
-            except ValueError:
-                errors.append(ImportRowError(line=line, field="id", message=f"{raw_id}: not a customer id"))
-            else:
-                first = self.seen_ids.setdefault(customer_id, line)
-                if first != line:
-                    errors.append(
-                        ImportRowError(line=line, field="id", message=f"{customer_id} repeats line {first}")
-                    )
-        identities: dict[str, list[tuple[str, str]]] = {}
-        for column, kind in IDENTITY_COLUMNS.items():
-            if column not in cells:
-                continue
-            found: list[tuple[str, str]] = []
-            for raw, label in split_items(cells[column], self.delimiter):
-                try:
-                    value = normalize_identity(kind, raw, self.region)
-                except InvalidInput as exc:
-                    errors.append(ImportRowError(line=line, field=column, message=f"{raw}: {exc.message}"))
-                    continue
-                if len(label) > 64:
-                    errors.append(
-                        ImportRowError(line=line, field=column, message=f"{raw}: label over 64 characters")
-                    )
-                    continue
-                first = self.seen.setdefault((kind.value, value), line)
-                if first != line:
-                    errors.append(
-                        ImportRowError(line=line, field=column, message=f"{value} repeats line {first}")
-                    )
-                if all(v != value for v, _ in found):
-                    found.append((value, label))
-            identities[kind.value] = found
-        values: dict[str, Any] = {}
-        for name in ("first_name", "middle_name", "last_name"):
-            if name in cells:
-                values[name] = cells[name].strip()
-        if "vip" in cells:
-            flag = _flag(cells["vip"])
-            if flag is None:
-                errors.append(
-                    ImportRowError(line=line, field="vip", message=f"{cells['vip']}: not true or false")
-                )
-            else:
-                values["vip"] = flag
-        if "language" in cells:
-            values["language"] = cells["language"].strip().lower() or None
-        tags = [v for v, _ in split_items(cells["tags"], self.delimiter)] if "tags" in cells else None
-        custom: dict[str, str | None] = {
-            k[len(CUSTOM_PREFIX) :]: (v if v != "" else None)
-            for k, v in cells.items()
-            if k.startswith(CUSTOM_PREFIX)
-        }
-        # The same checks as the API's (names, tags, language, custom fields).
-        try:
-            CustomerPatch(
-                **values,
-                tags=tags,
-                custom={k: v for k, v in custom.items() if v is not None},
-            )
-        except ValidationError as exc:
-            for err in exc.errors():
-                name = ".".join(str(p) for p in err["loc"][:1])
-                errors.append(ImportRowError(line=line, field=name, message=err["msg"]))
-        company = cells["company"].strip() if "company" in cells else None
-        if company is not None and len(company) > 300:
-            errors.append(ImportRowError(line=line, field="company", message="longer than 300 characters"))
-        owner = cells["owner"].strip() if "owner" in cells else None
-        if errors:
-            return None, errors
-        return (
-            ParsedRow(
-                line=line,
-                customer_id=customer_id,
-                values=values,
-                company=company,
-                owner=owner,
-                identities=identities,
-                tags=tags,
-                custom=custom,
-            ),
-            [],
-        )
+        for at, error in enumerate(parsed.errors):
+            errors += extra.get(at, [])
+            errors.append(error)
+        errors += extra.get(len(parsed.errors), [])
+        return None, errors
 
-    def chunk(
+    def read(
         self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
-    ) -> tuple[list[ParsedRow], list[ImportRowError], int, int]:
-        """Parse up to ``size`` rows: (valid rows, errors, rows read, last line)."""
-        parsed: list[ParsedRow] = []
-        errors: list[ImportRowError] = []
-        count = 0
+    ) -> list[tuple[int, dict[str | None, Any]]]:
+        """Up to ``size`` rows with the line each ends on."""
+        read: list[tuple[int, dict[str | None, Any]]] = []
         try:
             for row in rows:
-                count += 1
-                good, bad = self.parse(reader.line_num, row)
-                errors.extend(bad)
-                if good is not None:
-                    parsed.append(good)
-                if count >= size:
+                read.append((reader.line_num, row))
+                if len(read) >= size:
                     break
         except csv.Error as exc:
             raise InvalidInput(
                 "Malformed CSV", error_id="csv-malformed", line=reader.line_num, reason=_csv_reason(exc)
             ) from None
-        return parsed, errors, count, reader.line_num
+        return read
 
     async def batch(
         self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
     ) -> tuple[list[ParsedRow], list[ImportRowError], int, int]:
-        """Parse up to ``size`` rows on the event loop, :data:`PARSE_SLICE` rows at a time with the
-        loop let run between slices (see :data:`PARSE_SLICE` for why not a thread): (valid rows,
-        errors, rows read, last line)."""
+        """Read up to ``size`` rows and parse them: (valid rows, errors, rows read, last line).
+
+        The rows are read on the event loop, :data:`READ_SLICE` at a time with the loop let run
+        between slices, and parsed in the worker process :data:`PARSE_CHUNK` at a time (see there)."""
         parsed: list[ParsedRow] = []
         errors: list[ImportRowError] = []
         count = 0
-        last_line = reader.line_num
         while count < size:
-            good, bad, read, last_line = self.chunk(rows, reader, min(PARSE_SLICE, size - count))
-            parsed += good
-            errors += bad
-            count += read
-            if read == 0:
+            lines: list[tuple[int, dict[str | None, Any]]] = []
+            while len(lines) < min(PARSE_CHUNK, size - count):
+                read = self.read(rows, reader, min(READ_SLICE, size - count - len(lines)))
+                if not read:
+                    break
+                lines += read
+                await asyncio.sleep(0)
+            if not lines:
                 break
-            await asyncio.sleep(0)
-        return parsed, errors, count, last_line
+            count += len(lines)
+            for line in await PARSING.run(parse_lines, lines, self.delimiter, self.region):
+                good, bad = self.settle(line)
+                errors += bad
+                if good is not None:
+                    parsed.append(good)
+        return parsed, errors, count, reader.line_num
 
 
 # ---------------------------------------------------------------------- checking rows against the store
@@ -908,7 +943,7 @@ class CustomerImportJob:
         dry_run: bool,
         on_errors: OnErrors,
     ) -> ImportReport:
-        parser = Parser(file.header, file.delimiter, self.crm.region)
+        parser = Parser(file.delimiter, self.crm.region)
         reader = file.reader()
         rows_iter = iter(reader)
         errors: list[ImportRowError] = []
@@ -1001,7 +1036,7 @@ class CustomerImportJob:
         total: int,
     ) -> ImportReport:
         validated = ImportReport.model_validate(checkpoint["validated"])
-        parser = Parser(file.header, file.delimiter, self.crm.region)
+        parser = Parser(file.delimiter, self.crm.region)
         reader = file.reader()
         rows_iter = iter(reader)
         done_line = int(checkpoint.get("line", 0))

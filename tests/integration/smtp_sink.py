@@ -30,28 +30,30 @@ class Received:
 
 @dataclass
 class SinkHandler:
-    """aiosmtpd handler: ``replies`` are answered to DATA in turn (then 250); ``hold`` keeps DATA
-    unanswered (a relay that hangs) until released."""
+    """aiosmtpd handler: ``replies`` are answered to DATA in turn (then 250); ``refuse_once`` maps a
+    message's body (stripped) to the reply its first delivery gets, whatever order concurrent
+    deliveries arrive in; ``hold`` keeps DATA unanswered (a relay that hangs) until released."""
 
     received: list[Received] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    refuse_once: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
     # Set: DATA is answered; cleared: the relay hangs on DATA until it is set again.
     answering: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+        body = received.message.get_content().strip() if self.refuse_once else ""
         with self.lock:
             self.attempts += 1
-            reply = self.replies.pop(0) if self.replies else None
+            reply = self.refuse_once.pop(body, None) or (self.replies.pop(0) if self.replies else None)
         if not self.answering.is_set():  # the relay hangs (in a thread: its loop serves others)
             await asyncio.get_running_loop().run_in_executor(None, self.answering.wait)
         if reply is not None and not reply.startswith("250"):
             return reply
         with self.lock:
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
-            )
+            self.received.append(received)
         return "250 2.0.0 queued"
 
 
