@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import sys
 import threading
@@ -129,9 +131,22 @@ async def wake_or_timeout(event: asyncio.Event, timeout_s: float) -> bool:
         return False
 
 
-def _ignore_interrupts() -> None:
-    """A worker process ends with its parent, not on the terminal's Ctrl-C sent to the whole group."""
+def _worker_started() -> None:
+    """A worker process ends with its parent, not on the terminal's Ctrl-C sent to the whole group.
+
+    A parent that exits normally stops its workers itself; one that is killed (``kill -9``, the
+    out-of-memory killer) or stops otherwise would leave them running, orphaned, each holding its
+    memory: the worker watches its parent's sentinel (readable once the parent is gone) and exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def exit_with_parent() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
 class ProcessWorker:
@@ -157,7 +172,7 @@ class ProcessWorker:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_interrupts,
+                    initializer=_worker_started,
                 )
             return self._pool
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from frontoffice.aio import ProcessWorker
 from frontoffice.services.crm_csv import Parser, parse_lines
+
+from ..conftest import eventually
 
 
 def _pid_and_double(n: int) -> tuple[int, int]:
@@ -89,3 +92,38 @@ def test_repeats_are_found_across_chunks_parsed_apart_and_reported_where_the_row
         ("vip", "maybe: not true or false"),
     ]
     assert errors[1].message.startswith("bad:")
+
+
+_PARENT = """
+import asyncio, os, signal, sys
+from frontoffice.aio import ProcessWorker
+
+async def main() -> None:
+    worker = ProcessWorker("orphan")
+    print(await worker.run(os.getpid), flush=True)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    os.kill(os.getpid(), signal.SIGKILL)  # dies without stopping its worker
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return status != "Z"
+
+
+async def test_a_worker_whose_parent_is_killed_exits_instead_of_staying_orphaned(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE, cwd=str(tmp_path)
+    )
+    assert parent.stdout is not None
+    worker_pid = int(await asyncio.wait_for(parent.stdout.readline(), timeout=60))
+    # The parent is gone (its output pipe may stay open while an orphaned worker holds it).
+    await eventually(lambda: not _alive(parent.pid), "the parent was killed", timeout_s=60)
+    await eventually(lambda: not _alive(worker_pid), "the orphaned worker exited", timeout_s=30)
