@@ -161,8 +161,7 @@ class ProcessWorker:
     the work sent at a time should be large (hundreds of rows) and its inputs and outputs small.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -182,19 +181,21 @@ class ProcessWorker:
                 self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _once(self, fn: Callable[..., T], *args: Any) -> T:
+        pool = self._started()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            self._drop(pool)  # the worker died (killed, out of memory): the next call starts another
+            raise
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the worker process; the event loop serves other work meanwhile."""
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            pool = self._started()
-            try:
-                return await loop.run_in_executor(pool, fn, *args)
-            except BrokenProcessPool:
-                # The worker died (killed, out of memory): the call did nothing here; one new worker.
-                self._drop(pool)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        """``fn(*args)`` in the worker process; the event loop serves other work meanwhile. A call
+        whose worker died did nothing here: it is made once more in a new worker."""
+        try:
+            return await self._once(fn, *args)
+        except BrokenProcessPool:
+            return await self._once(fn, *args)
 
     def processes(self) -> list[int]:
         """The process ids of the worker (none before the first :meth:`run` or after :meth:`close`)."""

@@ -446,7 +446,7 @@ def parse_lines(
 
 
 # The import's parsing runs here (see PARSE_CHUNK).
-PARSING = ProcessWorker("csv-parse")
+PARSING = ProcessWorker()
 
 
 @dataclass
@@ -492,6 +492,16 @@ class Parser:
             ) from None
         return read
 
+    async def _read_chunk(
+        self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
+    ) -> list[tuple[int, dict[str | None, Any]]]:
+        """Up to ``size`` rows, :data:`READ_SLICE` at a time with the event loop let run between."""
+        lines: list[tuple[int, dict[str | None, Any]]] = []
+        while len(lines) < size and (read := self.read(rows, reader, min(READ_SLICE, size - len(lines)))):
+            lines += read
+            await asyncio.sleep(0)
+        return lines
+
     async def batch(
         self, rows: Iterator[dict[str | None, Any]], reader: csv.DictReader[str], size: int
     ) -> tuple[list[ParsedRow], list[ImportRowError], int, int]:
@@ -503,13 +513,7 @@ class Parser:
         errors: list[ImportRowError] = []
         count = 0
         while count < size:
-            lines: list[tuple[int, dict[str | None, Any]]] = []
-            while len(lines) < min(PARSE_CHUNK, size - count):
-                read = self.read(rows, reader, min(READ_SLICE, size - count - len(lines)))
-                if not read:
-                    break
-                lines += read
-                await asyncio.sleep(0)
+            lines = await self._read_chunk(rows, reader, min(PARSE_CHUNK, size - count))
             if not lines:
                 break
             count += len(lines)

@@ -34,7 +34,7 @@ def _fails(message: str) -> None:
 
 
 async def test_the_work_runs_in_another_process_kept_for_the_next_call() -> None:
-    worker = ProcessWorker("test")
+    worker = ProcessWorker()
     try:
         assert worker.processes() == []
         (pid, doubled), (again, _) = await asyncio.gather(
@@ -49,7 +49,7 @@ async def test_the_work_runs_in_another_process_kept_for_the_next_call() -> None
 
 
 async def test_a_worker_that_dies_during_a_call_is_replaced_and_the_call_made_again(tmp_path: Path) -> None:
-    worker = ProcessWorker("test")
+    worker = ProcessWorker()
     try:
         first = (await worker.run(_pid_and_double, 1))[0]
         pid = await worker.run(_dies_once, str(tmp_path / "marker"))
@@ -60,7 +60,7 @@ async def test_a_worker_that_dies_during_a_call_is_replaced_and_the_call_made_ag
 
 
 async def test_an_exception_in_the_work_reaches_the_caller_and_the_worker_stays() -> None:
-    worker = ProcessWorker("test")
+    worker = ProcessWorker()
     try:
         pid = (await worker.run(_pid_and_double, 1))[0]
         with pytest.raises(ValueError, match="bad row"):
@@ -99,7 +99,7 @@ import asyncio, os, signal, sys
 from frontoffice.aio import ProcessWorker
 
 async def main() -> None:
-    worker = ProcessWorker("orphan")
+    worker = ProcessWorker()
     print(await worker.run(os.getpid), flush=True)
 
 if __name__ == "__main__":
