@@ -58,6 +58,25 @@ def test_a_refused_field_shows_a_translated_error_next_to_it_until_it_is_correct
     assert username.get_attribute("aria-invalid") is None
 
 
+def test_following_the_link_of_the_section_shown_keeps_what_is_typed_in_it(
+    server: Server, new_context: Any
+) -> None:
+    """Seen in CI: /admin showed Users, then /admin#users (the same section, by its link) drew the
+    section again over the form being filled; Create user then met an empty required field, and the
+    browser refused it without a word. The section shown is not read and drawn again."""
+    page = sign_in(new_context(), server, "admin", "/admin")
+    username = page.locator("#user-form [name=username]")
+    username.fill("new.operator")
+    reads: list[str] = []
+    page.on("request", lambda request: reads.append(request.url) if "/api/v1/" in request.url else None)
+    page.goto(f"{server.url}/admin#users")
+    page.locator('.admin-nav a[href="#users"][aria-current="true"]').wait_for()
+    # The hash change has been handled and a frame drawn: a second drawing would have begun.
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    assert reads == []
+    assert username.input_value() == "new.operator"
+
+
 def test_double_clicking_save_note_saves_one_note(server: Server, new_context: Any) -> None:
     page = sign_in(new_context(), server, "agent1", "/desk")
     card = open_demo_customer(page)

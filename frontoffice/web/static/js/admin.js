@@ -852,9 +852,15 @@ async function jobs(root) {
 // ------------------------------------------------------------------ navigation
 const SECTIONS = { users, agents, queues, "entry-points": entryPoints, calendars, codes, projects, tokens, webhooks, jobs, audit };
 
+let shown = null; // the section on screen (or being read): its own link does not draw it again
+
 async function show() {
   const name = (window.location.hash || "#users").slice(1);
   const key = name in SECTIONS ? name : "users";
+  // /admin shows Users; its link (#users) changes the hash but not the section. Drawing it again
+  // would replace a form being filled, also while the first drawing is still on its way.
+  if (key === shown) return;
+  shown = key;
   for (const link of document.querySelectorAll(".admin-nav a")) link.setAttribute("aria-current", link.getAttribute("href") === `#${key}` ? "true" : "false");
   for (const section of document.querySelectorAll(".admin-section")) section.hidden = section.id !== `section-${key}`;
   const root = $(`section-${key}`);
