@@ -49,6 +49,30 @@ def test_the_state_control_starts_from_the_agents_state_and_never_signs_in_an_of
     assert row.locator("select").input_value() == f"not_ready:{reason['code']}"
 
 
+def test_a_row_follows_its_agent_while_a_button_of_the_agents_table_has_the_focus(
+    server: Server, new_context: Any
+) -> None:
+    """Seen in CI: after Apply the row never showed the pending state. The table waited for the focus
+    to leave it before drawing the agents again, and a pressed button keeps the focus. A button holds
+    no choice of the supervisor's: the rows follow the agents, and the same button keeps the focus."""
+    with server.api() as client:
+        reason = next(r for r in client.get("/codes/not-ready-reasons").json() if r["active"])
+    board = sign_in(new_context(viewport=(1600, 900)), server, "supervisor", "/wallboard")
+    row = agent_row(board, "agent1")
+    desk = sign_in(new_context(), server, "agent1", "/desk")
+    desk.select_option("#presence", "available")
+    row.locator('.agent-state[data-state="available"]').wait_for()
+    agent_id = row.get_attribute("data-agent-id")
+
+    row.locator(".apply-state").focus()
+    desk.select_option("#presence", f"not_ready:{reason['code']}")
+    row.locator('.agent-state[data-state="not_ready"]').wait_for()
+    focused = board.evaluate(
+        "() => [document.activeElement.className, document.activeElement.closest('tr')?.dataset.agentId]"
+    )
+    assert focused == ["apply-state", agent_id]
+
+
 def test_a_queue_with_contacts_and_nobody_signed_in_or_without_members_is_critical(
     server: Server, new_context: Any
 ) -> None:

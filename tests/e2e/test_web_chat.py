@@ -107,3 +107,51 @@ def test_a_visitor_chats_with_an_agent_across_a_reload_and_a_server_restart(
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_an_older_answer_of_the_thread_never_hides_a_newer_read_receipt(
+    server: Server, new_context: Any
+) -> None:
+    """Seen in CI: the agent's message stayed "Sent" although the visitor had read it. The panel reads
+    the thread again after sending and again on each delivery event; the reads overlapped, and the
+    older answer, drawn last, put the older state back. Here the read made right after sending is held
+    back until the visitor has read the message and the panel has drawn that; then it is let through."""
+    agent = sign_in(new_context(), server, "agent1", "/desk")
+    go_available(agent)
+    visitor = new_context().new_page()
+    visitor.goto(f"{server.url}/demo/chat")
+    widget(visitor).locator("[data-fo=launcher]").click()
+    form = widget(visitor).locator("form[data-fo=prechat]")
+    form.locator("input[name=name]").fill("Ivan Petrov")
+    form.locator("input[name=email]").fill("ivan.petrov@example.org")
+    form.locator("textarea[name=message]").fill("Where is my order?")
+    form.locator("button[type=submit]").click()
+    agent.locator(".offer .offer-accept").first.click()
+    agent.locator(".chat-thread").get_by_text("Where is my order?").wait_for()
+    # The visitor's widget is closed: the message reaches it, nobody reads it yet.
+    widget(visitor).locator("[data-fo=close]").click()
+
+    held: list[tuple[Any, Any]] = []
+
+    def hold_the_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # the thread as it is now, answered later
+
+    agent.route("**/api/v1/threads/*/messages*", hold_the_first)
+    agent.locator(".chat-input").fill("Hello Ivan, let me check.")
+    agent.locator(".chat-input").press("Enter")
+    widget(visitor).locator("[data-fo=launcher]").wait_for()
+    wait_for(lambda: held, "the panel reads the thread after sending", agent)
+    widget(visitor).locator("[data-fo=launcher]").click()  # the visitor opens the chat and reads it
+    badge = agent.locator('.delivery-state .badge[data-delivery="read"]')
+    badge.wait_for()
+
+    route, stale = held[0]
+    with agent.expect_event("requestfinished"):
+        route.fulfill(response=stale)
+    # Let the page take the older answer in (its body is read in a later task) before looking.
+    agent.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    badge.wait_for()
+    assert agent.locator(".delivery-state .badge").count() == 1

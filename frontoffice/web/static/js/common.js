@@ -280,6 +280,22 @@ export async function attempt(action, doneText, form = null) {
 }
 
 /**
+ * A reader whose calls may overlap (a click and a live event both read the same list again) and
+ * whose answers may come back in any order: `draw` gets the answer of a call only if no later call
+ * has started since, so an older answer never overwrites a newer one. Returns the reader.
+ *
+ *   const reload = newestOnly(() => api("GET", url), (items) => list.replaceChildren(...));
+ */
+export function newestOnly(read, draw) {
+  let latest = 0;
+  return async (...args) => {
+    const call = ++latest;
+    const answer = await read(...args);
+    if (call === latest) draw(answer);
+  };
+}
+
+/**
  * One user action at a time: wrap a click or submit handler so that its button (a form's buttons)
  * is disabled and marked busy while the handler runs. A second click, Enter or Ctrl+Enter during the
  * request does nothing. Each write of the handler carries its own Idempotency-Key (api above), the

@@ -9,7 +9,7 @@
 //   private notes to the agent, which the customer never sees.
 
 import {
-  ApiError, attempt, busy, clearFormErrors, me, showFieldError, showFormErrors, toast, uploadAttachment as upload,
+  ApiError, attempt, busy, clearFormErrors, me, newestOnly, showFieldError, showFormErrors, toast, uploadAttachment as upload,
 } from "./common.js";
 import { registerPanel } from "./panels.js";
 import { countSegments } from "./sms_segments.js";
@@ -105,13 +105,15 @@ function emailPanel() {
       const state = { contact, list: null, refs: [], desk };
       const list = el("div", { class: "messages email-thread", "aria-live": "polite" }, el("p", { class: "muted" }, t("Loading…")));
       state.list = list;
-      async function reload() {
+      // Sending, a new message and a delivery event each read the thread again: the newest read draws.
+      const reload = newestOnly(async () => {
         const current = await api("GET", `/interactions/${contact.id}`).catch(() => contact);
+        return [current, await loadMessages(current, desk)];
+      }, ([current, messages]) => {
         state.contact = current;
-        const messages = await loadMessages(current, desk);
         list.replaceChildren(...(messages.length ? messages.map((m) => renderMessage(m, desk, reload))
           : [el("p", { class: "muted" }, t("No message text."))]));
-      }
+      });
       state.reload = reload;
 
       const mode = el("select", { id: `${id}-mode`, name: "mode" },
@@ -249,8 +251,9 @@ function chatPanel() {
       const typing = el("p", { class: "muted small chat-typing", role: "status" });
       state.list = list;
       state.typing = typing;
-      async function reload() {
-        const messages = await loadMessages(state.contact, desk);
+      // Sending, a new message and each receipt read the thread again, overlapping: the newest read
+      // draws, or an older answer could put a message's older delivery state back.
+      const reload = newestOnly(() => loadMessages(state.contact, desk), (messages) => {
         list.replaceChildren(...(messages.length ? messages.map((m) => chatMessage(m, desk)) : [el("p", { class: "muted" }, t("No message text."))]));
         list.scrollTop = list.scrollHeight;
         const inbound = messages.filter((m) => m.direction === "inbound").map((m) => m.id);
@@ -259,7 +262,7 @@ function chatPanel() {
           state.lastRead = last;
           api("POST", `/interactions/${contact.id}/conversation/read`, { message_id: last }).catch(() => {});
         }
-      }
+      });
       state.reload = reload;
       const attributes = contact.attributes || {};
       const facts = [["Page", attributes.page_url], ["Referrer", attributes.referrer], ["Topic", attributes.topic]]
@@ -372,6 +375,8 @@ function chatPanel() {
         badge.className = `badge delivery delivery-${data.state}`;
         badge.dataset.delivery = data.state;
         badge.textContent = t(STATES[data.state] || data.state);
+        // A read already under way may have answered before this state: read again, it is newest.
+        state.reload().catch(() => {});
       } else if (type === "conversation_visitor_left") {
         toast(t("The customer closed the chat"));
       } else if (type === "conversation_rating") {

@@ -2,7 +2,7 @@
 // panels and the customer card, wrap-up, customer search and "my contacts today".
 import {
   api, attempt, busy, clear, clock, connectStream, customerName, dispositionName, el, errorText, fmt, label, localMidnightIso, me,
-  onTick, setDispositions, showFieldError, t, toast,
+  newestOnly, onTick, setDispositions, showFieldError, t, toast,
 } from "./common.js";
 import { renderCustomer, renderUnknown } from "./customer.js";
 import { loadDeskWork, onDeskWorkMessage } from "./desk_work.js";
@@ -583,8 +583,8 @@ async function search(event) {
     : el("li", { class: "muted" }, t("Nobody found.")));
 }
 
-async function loadToday() {
-  const items = await attempt(() => api("GET", `/agent/contacts?since=${encodeURIComponent(localMidnightIso())}`));
+// Accepting and finishing a contact each read the list again, close together: the newest read draws.
+const loadToday = newestOnly(() => attempt(() => api("GET", `/agent/contacts?since=${encodeURIComponent(localMidnightIso())}`)), (items) => {
   if (!items) return;
   clear($("today-list"), items.length ? items.map((i) => el("li", { "data-interaction-id": String(i.id) },
     el("span", {}, el("span", { class: "muted small" }, `${fmt.time(i.created_at)} · ${label(i.channel)} · `),
@@ -596,7 +596,7 @@ async function loadToday() {
         ? el("button", { type: "button", class: "link", onclick: () => openContact(i.id) }, t("Open")) : null)))
     : el("li", { class: "muted" }, t("No contacts yet today.")));
   $("today-count").textContent = fmt.number(items.length);
-}
+});
 
 // ------------------------------------------------------------------ live stream
 function applyAgent(status) {

@@ -1,7 +1,7 @@
 // The desk's own work besides contacts: the ticket notes that @mention me (until I have seen them) and
 // my open tasks and reminders (activities) with their due times. Both are read at start and follow the
 // live stream: "ticket.mention" adds a mention, "activity.due" marks a task due (and tells the agent).
-import { api, attempt, busy, clear, el, fmt, t, toast } from "./common.js";
+import { api, attempt, busy, clear, el, fmt, newestOnly, t, toast } from "./common.js";
 
 const mentionList = document.getElementById("mention-list");
 const mentionCount = document.getElementById("mention-count");
@@ -66,10 +66,8 @@ function renderActivities(items) {
   }) : el("li", { class: "muted small" }, t("No open tasks.")));
 }
 
-async function loadActivities() {
-  const page = await api("GET", "/activities?open=true&limit=50");
-  renderActivities(page.items);
-}
+// "Mark done" and a due reminder may both read the list: the newest read draws.
+const loadActivities = newestOnly(() => api("GET", "/activities?open=true&limit=50"), (page) => renderActivities(page.items));
 
 /** Stream messages for the desk's work lists (called by desk.js for every message). */
 export function onDeskWorkMessage(type, data) {

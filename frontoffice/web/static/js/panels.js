@@ -10,7 +10,7 @@
 // `contact` is the interaction record (GET /api/v1/interactions/{id}) plus `customer` (card or null);
 // `desk` offers api(), t(), el() and fmt so a panel needs no imports of its own.
 
-import { attempt, busy, toast } from "./common.js";
+import { attempt, busy, newestOnly, toast } from "./common.js";
 
 const panels = new Map();
 
@@ -114,14 +114,17 @@ registerPanel("voice", {
         : !bridged ? t("The caller is waiting in the queue.")
           : call.held ? t("The caller is on hold and hears music.") : t("Connected.");
     }
-    async function refresh() {
-      if (state.ended) return;
+    // A button's read and the poll's may overlap: the newest read draws (newestOnly), so an older
+    // answer never shows the call as it was before the hold, the transfer or the hang-up.
+    const UNKNOWN = Symbol("unknown");
+    const refresh = newestOnly(async () => {
+      if (state.ended) return UNKNOWN;
       try {
-        render(await api("GET", `/voice/calls/${contact.id}`));
+        return await api("GET", `/voice/calls/${contact.id}`);
       } catch (error) {
-        if (error.status === 404 || error.status === 409) render(null);
+        return error.status === 404 || error.status === 409 ? null : UNKNOWN;
       }
-    }
+    }, (call) => { if (call !== UNKNOWN && !state.ended) render(call); });
     async function act(path, body, doneText) {
       const ok = await attempt(() => api("POST", `/voice/calls/${contact.id}/${path}`, body), doneText);
       await refresh();

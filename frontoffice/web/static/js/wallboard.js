@@ -1,6 +1,6 @@
 // Supervisor wallboard: queue tiles and agent rows pushed over /api/v1/stream (no polling), waiting
 // contacts per queue with move and priority actions, agent state changes and sign-out.
-import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, onTick, serverReachable, t } from "./common.js";
+import { api, attempt, busy, clear, clock, connectStream, el, fmt, label, newestOnly, onTick, serverReachable, t } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const queues = new Map(); // id -> QueueLive + {receivedAt, settings}
@@ -127,9 +127,16 @@ const stateClass = { available: "status-ok", on_contact: "status-ok", wrap_up: "
 
 let agentsPending = false;
 function renderAgents() {
-  // Do not pull a control away from under the supervisor's hands: re-render when focus leaves.
-  if ($("agents").contains(document.activeElement)) { agentsPending = true; return; }
+  // Do not pull a list away from under the supervisor's hands while they choose from it: the rows are
+  // drawn again when the focus leaves. A focused button holds no choice (Apply keeps the focus once
+  // pressed, and then the row must show what it did): the rows are drawn, and the same button of the
+  // same agent's new row takes the focus.
+  const table = $("agents");
+  const focused = table.contains(document.activeElement) ? document.activeElement : null;
+  if (focused && focused.tagName !== "BUTTON") { agentsPending = true; return; }
   agentsPending = false;
+  const refocus = focused && focused.closest("tr[data-agent-id]")
+    ? `tr[data-agent-id="${focused.closest("tr").dataset.agentId}"] button.${focused.classList[0]}` : null;
   const rows = [...agents].sort((a, b) => a.display_name.localeCompare(b.display_name)).map((a) => {
     const pending = busyStates.has(a.state) && !a.ready;
     return el("tr", { "data-agent-id": String(a.agent_id), "data-since": a.since ? String(a.since) : null },
@@ -145,7 +152,8 @@ function renderAgents() {
       el("td", { class: "num" }, fmt.number(a.contacts_today)),
       el("td", {}, stateControl(a)));
   });
-  clear($("agents"), rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
+  clear(table, rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("No agents."))));
+  if (refocus) table.querySelector(refocus)?.focus();
 }
 
 // The states an agent is busy in: a state set then is pending until the contacts are done.
@@ -199,10 +207,12 @@ async function loadWaiting() {
   const root = $("waiting");
   if (root.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") { waitingPending = true; return; }
   waitingPending = false;
-  if (openWaiting.size === 0) {
-    clear(root, el("p", { class: "muted" }, t("Choose “Waiting contacts” on a queue to list them here.")));
-    return;
-  }
+  await readWaiting();
+}
+
+// Live updates and the supervisor's clicks read the lists again, overlapping: the newest read draws.
+const readWaiting = newestOnly(async () => {
+  if (openWaiting.size === 0) return [el("p", { class: "muted" }, t("Choose “Waiting contacts” on a queue to list them here."))];
   const sections = [];
   for (const queueId of openWaiting) {
     const q = queues.get(queueId);
@@ -213,12 +223,15 @@ async function loadWaiting() {
         el("thead", {}, el("tr", {}, [t("#"), t("Contact"), t("Waited"), t("Priority"), t("Move to")].map((h) => el("th", {}, h)))),
         el("tbody", {}, items.map((c) => waitingRow(c)))) : el("p", { class: "muted" }, t("Nobody is waiting."))));
   }
+  return sections;
+}, (sections) => {
   // A live update redraws the list at any moment, also between choosing a target and pressing Move:
   // what the supervisor chose stays chosen, or Move would send the contact to the default target.
+  const root = $("waiting");
   const chosen = choicesIn(root);
   clear(root, sections);
   restoreChoices(root, chosen);
-}
+});
 
 /** The values the supervisor changed in the waiting list, by contact and field. */
 function choicesIn(root) {
