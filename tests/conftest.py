@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,11 +44,53 @@ TEST_PASSWORD = "correct horse battery"
 T = TypeVar("T")
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to sockets bound to port 0 (``net.ipv4.ip_local_port_range``)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2])
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def worker_ports(
+    worker: str | None = os.environ.get("PYTEST_XDIST_WORKER"),
+    workers: str | None = os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+) -> range:
+    """This test process's share of the 12,000 ports just below the ephemeral range: each pytest-xdist
+    worker has its own, and no socket bound to port 0 can land in any of them."""
+    top = ephemeral_ports().start
+    bottom = max(1024, top - 12_000)
+    count = max(1, int(workers or 1))
+    index = int((worker or "gw0").removeprefix("gw") or 0) % count
+    size = (top - bottom) // count
+    return range(bottom + index * size, bottom + (index + 1) * size)
+
+
+_PORTS = worker_ports()
+_next_port = itertools.count(random.randrange(len(_PORTS)))
+
+
 def free_port() -> int:
-    """A free TCP port on loopback for a server a test starts."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free for both TCP and UDP (a server a test starts; a SIP phone, which uses both
+    on one number), which stays free until the test binds it.
+
+    A port found by binding port 0 and closing the socket is in the ephemeral range, and in the time
+    a server takes to start or a sipp phone to open its socket an outgoing connection or an RTP socket
+    of the other worker could take it (seen: a phone that never rang). The port comes from this
+    worker's share below that range instead (:func:`worker_ports`), walked in turn, each checked
+    free.
+    """
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            try:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 # How long a test waits for a `frontoffice serve` it started to answer /readyz: a bound on a hung

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,26 +20,12 @@ from frontoffice.channels.voice.service import VoiceService
 from frontoffice.domain.model import Role
 from frontoffice.store.tables import Interaction, InteractionEvent
 
-from ...conftest import token_headers
+from ...conftest import free_port, token_headers
 
 SCENARIOS = Path(__file__).parent
 API = "/api/v1"
 SIP_PASSWORD = "phone-secret-123"
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP (SIP uses both on one number)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
 
 
 def voice_service(container: Container, *, media_process: bool = True, **options: Any) -> VoiceService:
