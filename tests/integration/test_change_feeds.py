@@ -238,6 +238,11 @@ async def test_the_feeds_read_in_index_order(container: Container) -> None:
 async def test_old_tombstones_are_pruned_and_a_cursor_older_than_them_is_told_to_resync(
     client: httpx.AsyncClient, container: Container, admin_headers: dict[str, str], clock: ShiftedClock
 ) -> None:
+    # Today's retention sweep, queued when the server started, runs in the background. Seen in a full
+    # run: it ran late, after the deletion below was made old, and pruned it before tomorrow's sweep
+    # could (which then removed nothing). It ends before there is anything old to prune.
+    (today,) = await container.jobs.run_scheduled()
+    await finished_job(client, admin_headers, f"{API}/jobs/{today.id}")
     gone_long_ago, gone_lately, kept = await _customers(client, admin_headers, 3)
     assert (await client.delete(f"{API}/customers/{gone_long_ago}", headers=admin_headers)).status_code == 204
     long_ago = datetime.now(UTC) - timedelta(days=DEFAULT_TOMBSTONE_DAYS + 1)
