@@ -27,6 +27,19 @@ def agent_texts(page: Any) -> list[str]:
     return [t.strip() for t in page.locator(".chat-thread .chat-message .message-body").all_inner_texts()]
 
 
+def start_chat(visitor: Any, server: Server, name: str, message: str, topic: str | None = None) -> None:
+    """The visitor opens /demo/chat's widget and starts a chat through its pre-chat form."""
+    visitor.goto(f"{server.url}/demo/chat")
+    widget(visitor).locator("[data-fo=launcher]").click()
+    form = widget(visitor).locator("form[data-fo=prechat]")
+    form.locator("input[name=name]").fill(name)
+    form.locator("input[name=email]").fill("ivan.petrov@example.org")
+    if topic is not None:
+        form.locator("select[name=topic]").select_option(topic)
+    form.locator("textarea[name=message]").fill(message)
+    form.locator("button[type=submit]").click()
+
+
 def restart(server: Server, data_dir: Path) -> subprocess.Popen[bytes]:
     """Stop the server and start it again on the same port and data (a deploy, a crash)."""
     server.stop()
@@ -49,14 +62,9 @@ def test_a_visitor_chats_with_an_agent_across_a_reload_and_a_server_restart(
     go_available(agent)
 
     visitor = new_context(viewport=(390, 780)).new_page()  # a phone
-    visitor.goto(f"{server.url}/demo/chat")
-    widget(visitor).locator("[data-fo=launcher]").click()
-    form = widget(visitor).locator("form[data-fo=prechat]")
-    form.locator("input[name=name]").fill("Ivan <b>Petrov</b>")
-    form.locator("input[name=email]").fill("ivan.petrov@example.org")
-    form.locator("select[name=topic]").select_option("Delivery")
-    form.locator("textarea[name=message]").fill("Where is my order <script>alert(1)</script>?")
-    form.locator("button[type=submit]").click()
+    start_chat(
+        visitor, server, "Ivan <b>Petrov</b>", "Where is my order <script>alert(1)</script>?", "Delivery"
+    )
 
     offer = agent.locator(".offer").first
     offer.wait_for()
@@ -119,13 +127,7 @@ def test_an_older_answer_of_the_thread_never_hides_a_newer_read_receipt(
     agent = sign_in(new_context(), server, "agent1", "/desk")
     go_available(agent)
     visitor = new_context().new_page()
-    visitor.goto(f"{server.url}/demo/chat")
-    widget(visitor).locator("[data-fo=launcher]").click()
-    form = widget(visitor).locator("form[data-fo=prechat]")
-    form.locator("input[name=name]").fill("Ivan Petrov")
-    form.locator("input[name=email]").fill("ivan.petrov@example.org")
-    form.locator("textarea[name=message]").fill("Where is my order?")
-    form.locator("button[type=submit]").click()
+    start_chat(visitor, server, "Ivan Petrov", "Where is my order?")
     agent.locator(".offer .offer-accept").first.click()
     agent.locator(".chat-thread").get_by_text("Where is my order?").wait_for()
     # The visitor's widget is closed: the message reaches it, nobody reads it yet.
