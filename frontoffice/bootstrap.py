@@ -22,7 +22,7 @@ from frontoffice.channels.email.sender import DkimKey, EmailSender, SmtpRelay
 from frontoffice.channels.email.smtp import SmtpServer
 from frontoffice.channels.sms.channel import SmsChannel, SmsSender
 from frontoffice.channels.telegram.bot import TelegramChannel, TelegramSender
-from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.media import PythonMediaBackend, RtpPorts
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.prompts import decode_wav, render_prompt, render_prompts
 from frontoffice.channels.voice.service import VoiceService
@@ -672,11 +672,12 @@ def _smtp_server(settings: Settings, email: EmailIntake) -> SmtpServer | None:
 
 def _voice_service(settings: Settings, calls: VoiceCalls) -> VoiceService:
     media_host = settings.media_host or settings.sip_host
+    rtp_ports = RtpPorts(settings.rtp_port_min, settings.rtp_port_max)
     return VoiceService(
         calls,
-        ProcessMediaBackend(media_host, event_loop=settings.event_loop)
+        ProcessMediaBackend(media_host, event_loop=settings.event_loop, rtp_ports=rtp_ports)
         if settings.media_process
-        else PythonMediaBackend(media_host),
+        else PythonMediaBackend(media_host, rtp_ports=rtp_ports),
         host=settings.sip_host,
         port=settings.sip_port,
         # Nonces are signed with a key derived from the node secret, so every node accepts them.

@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     )
     sip_tcp: bool = Field(default=True, description="Also accept SIP over TCP on sip_port")
     media_host: str = Field(default="", description="Address for RTP (music, relay); empty means sip_host")
+    rtp_port_min: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="First UDP port for calls' RTP (with rtp_port_max: a range a firewall lets through, "
+        "an even port for each of a call's two legs, the odd one above it left to RTCP); 0: any free "
+        "port the system chooses",
+    )
+    rtp_port_max: int = Field(
+        default=0, ge=0, le=65535, description="Last UDP port for calls' RTP (see rtp_port_min)"
+    )
     media_process: bool = Field(
         default=True,
         description="Relay RTP, play music and record in a process of its own (a core apart from SIP)",
@@ -382,6 +393,12 @@ class Settings(BaseSettings):
             raise ValueError("dkim_private_key_file and dkim_selector must be set together")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
+        if (self.rtp_port_min == 0) != (self.rtp_port_max == 0):
+            raise ValueError("rtp_port_min and rtp_port_max must be set together")
+        if self.rtp_port_min and not 1024 <= self.rtp_port_min < self.rtp_port_max - 2:
+            raise ValueError(
+                "rtp_port_min must be 1024 or more, and rtp_port_max at least rtp_port_min + 3 (one call)"
+            )
         names = [t.name for t in self.sip_trunks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

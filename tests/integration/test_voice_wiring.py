@@ -12,12 +12,23 @@ import pytest
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.sip import Response, parse_datagram
 
+from ..unit.voice.test_rtp_ports import free_block
 from .sipp.runner import HOST, free_port
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"voice_enabled": True, "sip_host": HOST, "sip_port": free_port()}
+    return {
+        "voice_enabled": True,
+        "sip_host": HOST,
+        "sip_port": free_port(),
+        "rtp_port_min": RTP_PORTS[0],
+        "rtp_port_max": RTP_PORTS[1],
+    }
+
+
+_FIRST = free_block(4)
+RTP_PORTS = (_FIRST, _FIRST + 3)  # one call's ports
 
 
 async def test_container_runs_the_voice_service_when_enabled(container: Container) -> None:
@@ -35,6 +46,16 @@ async def test_container_runs_the_voice_service_when_enabled(container: Containe
         await loop.sock_sendto(sock, options, (HOST, port))
         reply = parse_datagram(await asyncio.wait_for(loop.sock_recv(sock, 65535), 5))
     assert isinstance(reply, Response) and reply.status == 200
+
+
+async def test_the_rtp_port_range_of_the_settings_reaches_the_media_process(container: Container) -> None:
+    assert container.voice is not None
+    session = await container.voice.media.open_session(lambda digit: None)
+    try:
+        assert RTP_PORTS[0] <= min(session.caller_port, session.agent_port)
+        assert max(session.caller_port, session.agent_port) <= RTP_PORTS[1]
+    finally:
+        await session.close()
 
 
 async def test_voice_is_off_by_default(db_url: str, tmp_path: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from frontoffice.services.voice_calls import SipAccount, VoiceCalls
 
 from .endpoint import Endpoint
-from .media import DtmfHandler, MediaBackend, MediaSession
+from .media import DtmfHandler, MediaBackend, MediaPortsExhausted, MediaSession
 from .offers import sdp_session_id
 from .registrar import Binding, Registrar
 from .sip import (
@@ -65,6 +65,9 @@ def info_digit(request: Request) -> str | None:
         digit = "#"
     return digit if digit in _DTMF_DIGITS else None
 
+
+# A call refused because every RTP port is in use (RFC 3261 §21.5.4): try again after this long.
+MEDIA_PORTS_RETRY_AFTER_S = 10
 
 log = logging.getLogger("frontoffice.voice")
 
@@ -151,8 +154,16 @@ class CallSetup:
     ) -> tuple[MediaSession, SessionDescription, NegotiatedMedia] | None:
         """Open a media session and answer ``offer`` from its caller side (its agent side for a phone
         that dials out). ``None`` when the offer is unusable: answered (488, or the error's status)
-        and the session closed. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
-        session = await self.media.open_session(on_dtmf)
+        and the session closed; 503 with Retry-After when every RTP port of the configured range is in
+        use. ``signalling_ip``: where the INVITE came from (RTP source latching)."""
+        try:
+            session = await self.media.open_session(on_dtmf)
+        except MediaPortsExhausted as exc:
+            log.warning("call %s refused: %s", request.call_id, exc)
+            self.endpoint.respond(
+                request, 503, extra_headers=[("Retry-After", str(MEDIA_PORTS_RETRY_AFTER_S))]
+            )
+            return None
         try:
             local_sdp, negotiated = answer_offer(
                 offer,

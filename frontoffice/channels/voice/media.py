@@ -8,10 +8,12 @@ relay in this process). A backend for rtpengine would implement the same two pro
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import math
 import secrets
+import socket
 import struct
 import tempfile
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import IO, Protocol, cast
 
 from frontoffice.domain.dialer import AmdParameters
+from frontoffice.domain.exceptions import Unavailable
 
 from . import g711
 from .answering_machine import AmdHandler, AmdTap, GreetingEndHandler
@@ -377,6 +380,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.learning_window_s = learning_window_s
         self.on_foreign: Callable[[tuple[str, int]], None] = lambda source: None
         self.transport: asyncio.DatagramTransport | None = None
+        self.released = asyncio.Event()  # the socket is closed: its port may be bound again
         self.peer: tuple[str, int] | None = None  # where the peer's packets come from, and go to
         self.target: tuple[str, int] | None = None  # where we send: the peer, None when we must not
         self._accept: object = None  # the peer's address as the loop gives it: the hot path's check
@@ -402,6 +406,9 @@ class _Leg(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's datagram transport does not subclass DatagramTransport in 3.11.
         self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.released.set()
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         if addr == self._accept:
@@ -809,27 +816,98 @@ class _PythonSession:
             self._amd.cancel()
             self._amd = None
         self._recorded_by = None
+        closing = []
         for leg in (self._caller, self._agent):
             if leg.transport is not None:
                 leg.transport.close()
+                closing.append(leg.released.wait())
+        # The sockets close on the loop's next turn: once closed, the ports of a range are free again.
+        await asyncio.gather(*closing)
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             await asyncio.to_thread(recorder.finish)
         return self.stats
 
 
+class MediaPortsExhausted(Unavailable):
+    """Every RTP port of the configured range is in use: no more calls' audio fits (503 to a caller)."""
+
+    error_id = "media-ports-exhausted"
+
+
+class RtpPorts:
+    """Where the RTP sockets of calls bind: any free port the system chooses (``first`` = 0), or the
+    even ports of ``first``–``last`` (the ``rtp_port_min``/``rtp_port_max`` settings, for a firewall
+    that lets only that range through). RTP takes an even port and leaves the odd one above it to RTCP
+    (RFC 3550 §11). The range is walked in turn from where the last socket bound, skipping ports in use
+    (by another program, or by a call still up), so a port freed by a call that ended is the last to be
+    taken again and late packets of that call do not reach the next one."""
+
+    def __init__(self, first: int = 0, last: int = 0) -> None:
+        if first and not (1024 <= first < last <= 65535):
+            raise ValueError(f"RTP ports {first}-{last}: 1024 <= first < last <= 65535")
+        start = first + first % 2
+        self.ports = range(start, last, 2) if first else range(0)
+        self._next = 0
+
+    @property
+    def spec(self) -> str:
+        """``first-last`` (the media process's ``--rtp-ports``), or empty for any free port."""
+        return f"{self.ports.start}-{self.ports.stop}" if self.ports else ""
+
+    @classmethod
+    def parse(cls, spec: str) -> RtpPorts:
+        """The range ``spec`` names (``first-last``), or any free port for an empty one."""
+        if not spec:
+            return cls()
+        first, _, last = spec.partition("-")
+        return cls(int(first), int(last))
+
+    async def bind(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], _Leg], address: str) -> _Leg:
+        """A datagram endpoint of ``factory`` on ``address``, on the next free port of the range."""
+        if not self.ports:
+            _, leg = await loop.create_datagram_endpoint(factory, local_addr=(address, 0))
+            return leg
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        for _ in range(len(self.ports)):
+            port = self.ports[self._next]
+            self._next = (self._next + 1) % len(self.ports)
+            # Bound here, not by the loop: uvloop's error for a port in use carries no errno.
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((address, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            _, leg = await loop.create_datagram_endpoint(factory, sock=sock)
+            return leg
+        raise MediaPortsExhausted(
+            "Every RTP port is in use; raise rtp_port_max or widen the range",
+            ports=f"{self.ports.start}-{self.ports.stop}",
+        )
+
+
 class PythonMediaBackend:
-    """RTP relay, music and recording in this process, on ephemeral UDP ports of ``address``.
+    """RTP relay, music and recording in this process, on UDP ports of ``address``: any free one, or
+    those of ``rtp_ports`` (:class:`RtpPorts`).
 
     ``learning_window_s``: how long a leg may learn a NATed peer's address (:data:`LEARNING_WINDOW_S`).
     """
 
     def __init__(
-        self, address: str, *, music: bytes | None = None, learning_window_s: float = LEARNING_WINDOW_S
+        self,
+        address: str,
+        *,
+        music: bytes | None = None,
+        learning_window_s: float = LEARNING_WINDOW_S,
+        rtp_ports: RtpPorts | None = None,
     ) -> None:
         self.address = address
         self.music = music if music is not None else hold_music_pcm()
         self.learning_window_s = learning_window_s
+        self.rtp_ports = rtp_ports if rtp_ports is not None else RtpPorts()
         self._sessions: set[_PythonSession] = set()
         self._player = _Player()
         self._conferences: dict[str, Conference] = {}
@@ -840,11 +918,18 @@ class PythonMediaBackend:
     async def open_session(self, on_dtmf: DtmfHandler) -> MediaSession:
         loop = asyncio.get_running_loop()
         legs: list[_Leg] = []
-        for _ in range(2):
-            _, leg = await loop.create_datagram_endpoint(
-                lambda: _Leg(lambda data: None, self.learning_window_s), local_addr=(self.address, 0)
-            )
-            legs.append(leg)
+        try:
+            for _ in range(2):
+                legs.append(
+                    await self.rtp_ports.bind(
+                        loop, lambda: _Leg(lambda data: None, self.learning_window_s), self.address
+                    )
+                )
+        except BaseException:
+            for leg in legs:  # the caller's leg bound, the agent's did not: give its port back
+                if leg.transport is not None:
+                    leg.transport.close()
+            raise
         session = _PythonSession(self.address, legs[0], legs[1], self.music, on_dtmf, self._player)
         self._sessions.add(session)
         return session

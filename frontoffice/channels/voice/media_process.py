@@ -41,7 +41,15 @@ from typing import Any
 from frontoffice.domain.dialer import AmdCause, AmdDecision, AmdParameters, AmdResult
 
 from .answering_machine import AmdHandler, GreetingEndHandler
-from .media import DtmfHandler, MediaSession, MediaStats, PythonMediaBackend, hold_music_pcm
+from .media import (
+    DtmfHandler,
+    MediaPortsExhausted,
+    MediaSession,
+    MediaStats,
+    PythonMediaBackend,
+    RtpPorts,
+    hold_music_pcm,
+)
 from .sip import Codec, NegotiatedMedia
 
 __all__ = ["ProcessMediaBackend", "main"]
@@ -192,8 +200,10 @@ class ProcessMediaBackend:
         music: bytes | None = None,
         python: str = sys.executable,
         event_loop: str = "auto",
+        rtp_ports: RtpPorts | None = None,
     ) -> None:
         self.address = address
+        self.rtp_ports = rtp_ports if rtp_ports is not None else RtpPorts()
         self.music = music if music is not None else hold_music_pcm()
         self._python = python
         self._event_loop = event_loop
@@ -228,6 +238,7 @@ class ProcessMediaBackend:
             self._process = await asyncio.create_subprocess_exec(
                 self._python, "-m", "frontoffice.channels.voice.media_process",
                 "--address", self.address, "--event-loop", self._event_loop,
+                "--rtp-ports", self.rtp_ports.spec,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE,
             )  # fmt: skip
             self._lines = _Lines(partial(self._write_to, self._process))
@@ -394,7 +405,12 @@ class ProcessMediaBackend:
             reply = {"open": "opened", "close": "closed"}.get(str(message.get("command")))
             waiting = self._replies.get((str(reply), session_id))
             if waiting is not None and not waiting.done():
-                waiting.set_exception(RuntimeError(f"media process: {message.get('error')}"))
+                exhausted = message.get("error_id") == MediaPortsExhausted.error_id
+                waiting.set_exception(
+                    MediaPortsExhausted("Every RTP port is in use; raise rtp_port_max or widen the range")
+                    if exhausted
+                    else RuntimeError(f"media process: {message.get('error')}")
+                )
             return
         future = self._replies.get((str(op), session_id))
         if future is not None and not future.done():
@@ -405,11 +421,13 @@ class ProcessMediaBackend:
 class _Child:
     """The media process: commands from standard input, events to standard output."""
 
-    def __init__(self, address: str, out: asyncio.StreamWriter | asyncio.WriteTransport) -> None:
+    def __init__(
+        self, address: str, out: asyncio.StreamWriter | asyncio.WriteTransport, rtp_ports: RtpPorts
+    ) -> None:
         self.address = address
         self.out = out
         self.lines = _Lines(out.write)
-        self.backend = PythonMediaBackend(address)
+        self.backend = PythonMediaBackend(address, rtp_ports=rtp_ports)
         self.sessions: dict[int, MediaSession] = {}
         self.sounds: dict[str, bytes] = {}
         self.reported: dict[int, tuple[Any, ...]] = {}
@@ -514,12 +532,12 @@ class _Child:
                 self.emit({"op": "stats", "sessions": changed})
 
 
-async def _serve(address: str) -> None:
+async def _serve(address: str, rtp_ports: RtpPorts) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 << 20)  # the music arrives as one line
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
-    child = _Child(address, transport)
+    child = _Child(address, transport, rtp_ports)
     reporter = loop.create_task(child.report())
     try:
         while line := await reader.readline():
@@ -528,6 +546,17 @@ async def _serve(address: str) -> None:
                 break
             try:
                 await child.handle(message)
+            except MediaPortsExhausted as exc:  # the range is full: the call is refused, not a fault
+                log.warning("media command %s: %s", message.get("op"), exc)
+                child.emit(
+                    {
+                        "op": "error",
+                        "id": message.get("id", 0),
+                        "command": message.get("op"),
+                        "error": repr(exc),
+                        "error_id": exc.error_id,
+                    }
+                )
             except Exception as exc:  # one bad command must not take every call's audio down
                 log.exception("media command failed")
                 child.emit(
@@ -554,12 +583,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Frontoffice media process (RTP relay, music, recording)")
     parser.add_argument("--address", required=True, help="address the RTP sockets bind to")
     parser.add_argument("--event-loop", default="auto", choices=("auto", "uvloop", "asyncio"))
+    parser.add_argument("--rtp-ports", default="", help="first-last: the RTP ports (empty: any free port)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     # Ctrl-C in a terminal reaches the whole process group: the server decides when media stops (it
     # closes the pipe), so calls keep their audio while it hangs them up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    aio.run(_serve(args.address), args.event_loop)
+    aio.run(_serve(args.address, RtpPorts.parse(args.rtp_ports)), args.event_loop)
 
 
 if __name__ == "__main__":

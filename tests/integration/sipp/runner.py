@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import select
 
 from frontoffice.bootstrap import Container
-from frontoffice.channels.voice.media import PythonMediaBackend
+from frontoffice.channels.voice.media import PythonMediaBackend, RtpPorts
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.channels.voice.registrar import RegistrationLimits
 from frontoffice.channels.voice.service import VoiceService
@@ -28,14 +28,19 @@ SIP_PASSWORD = "phone-secret-123"
 HOST = "127.0.0.1"
 
 
-def voice_service(container: Container, *, media_process: bool = True, **options: Any) -> VoiceService:
+def voice_service(
+    container: Container, *, media_process: bool = True, rtp_ports: RtpPorts | None = None, **options: Any
+) -> VoiceService:
     """A voice service on loopback, on a free port; ``options`` are :class:`VoiceService` keyword
     arguments (trunks, TLS, recordings, limits...). Media runs in a media process, as in production
-    (``media_process=False``: in this process, for tests that look inside a session)."""
+    (``media_process=False``: in this process, for tests that look inside a session), on any free
+    ports or on those of ``rtp_ports``."""
     assert container.voice_calls is not None
     return VoiceService(
         container.voice_calls,
-        ProcessMediaBackend(HOST) if media_process else PythonMediaBackend(HOST),
+        ProcessMediaBackend(HOST, rtp_ports=rtp_ports)
+        if media_process
+        else PythonMediaBackend(HOST, rtp_ports=rtp_ports),
         host=HOST,
         port=free_port(),
         secret=b"test-nonce-secret",
