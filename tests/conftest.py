@@ -93,6 +93,19 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_PORTS}")
 
 
+def free_block(size: int) -> int:
+    """An even port ``p`` with ``p`` .. ``p + size - 1`` free, taken from ``free_port``'s walk so that no
+    later ``free_port`` (a SIP port) lands inside the block."""
+    for _ in range(1000):
+        first = free_port()
+        if first % 2:
+            continue  # the walk goes on from the even port after it
+        rest = [free_port() for _ in range(size - 1)]
+        if rest == list(range(first + 1, first + size)):  # none skipped for being in use
+            return first
+    raise RuntimeError(f"no {size} free ports in a row")
+
+
 # How long a test waits for a `frontoffice serve` it started to answer /readyz: a bound on a hung
 # start (migrations, the media process) on a loaded machine, not a claim about speed.
 SERVER_START_TIMEOUT_S = 60.0

@@ -13,8 +13,7 @@ from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.media import RtpPorts
 from frontoffice.channels.voice.service import VoiceService
 
-from ..conftest import require_tool
-from ..unit.voice.test_rtp_ports import free_block
+from ..conftest import free_block, require_tool
 from .sipp.runner import HOST, VoiceDesk, run_sipp, voice_service
 
 NUMBER = "+74951234567"

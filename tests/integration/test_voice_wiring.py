@@ -12,7 +12,7 @@ import pytest
 from frontoffice.bootstrap import Container
 from frontoffice.channels.voice.sip import Response, parse_datagram
 
-from ..unit.voice.test_rtp_ports import free_block
+from ..conftest import free_block
 from .sipp.runner import HOST, free_port
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Protocol, cast
+from typing import IO, Any, Protocol, cast
 
 from frontoffice.domain.dialer import AmdParameters
 from frontoffice.domain.exceptions import Unavailable
@@ -834,6 +834,9 @@ class MediaPortsExhausted(Unavailable):
 
     error_id = "media-ports-exhausted"
 
+    def __init__(self, **details: Any) -> None:
+        super().__init__("Every RTP port is in use; raise rtp_port_max or widen the range", **details)
+
 
 class RtpPorts:
     """Where the RTP sockets of calls bind: any free port the system chooses (``first`` = 0), or the
@@ -883,10 +886,7 @@ class RtpPorts:
                 continue
             _, leg = await loop.create_datagram_endpoint(factory, sock=sock)
             return leg
-        raise MediaPortsExhausted(
-            "Every RTP port is in use; raise rtp_port_max or widen the range",
-            ports=f"{self.ports.start}-{self.ports.stop}",
-        )
+        raise MediaPortsExhausted(ports=self.spec)
 
 
 class PythonMediaBackend:

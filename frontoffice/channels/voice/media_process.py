@@ -401,13 +401,15 @@ class ProcessMediaBackend:
                 if session is not None:
                     session.update(counters)
         elif op == "error":
-            log.error("media process: %s failed: %s", message.get("command"), message.get("error"))
+            # A full RTP range is no fault: the refused call or action says so where it is answered.
+            exhausted = message.get("error_id") == MediaPortsExhausted.error_id
+            if not exhausted:
+                log.error("media process: %s failed: %s", message.get("command"), message.get("error"))
             reply = {"open": "opened", "close": "closed"}.get(str(message.get("command")))
             waiting = self._replies.get((str(reply), session_id))
             if waiting is not None and not waiting.done():
-                exhausted = message.get("error_id") == MediaPortsExhausted.error_id
                 waiting.set_exception(
-                    MediaPortsExhausted("Every RTP port is in use; raise rtp_port_max or widen the range")
+                    MediaPortsExhausted()
                     if exhausted
                     else RuntimeError(f"media process: {message.get('error')}")
                 )
@@ -546,25 +548,18 @@ async def _serve(address: str, rtp_ports: RtpPorts) -> None:
                 break
             try:
                 await child.handle(message)
-            except MediaPortsExhausted as exc:  # the range is full: the call is refused, not a fault
-                log.warning("media command %s: %s", message.get("op"), exc)
-                child.emit(
-                    {
-                        "op": "error",
-                        "id": message.get("id", 0),
-                        "command": message.get("op"),
-                        "error": repr(exc),
-                        "error_id": exc.error_id,
-                    }
-                )
             except Exception as exc:  # one bad command must not take every call's audio down
-                log.exception("media command failed")
+                if isinstance(exc, MediaPortsExhausted):  # the range is full: a call refused, no fault
+                    log.warning("media command %s: %s", message.get("op"), exc)
+                else:
+                    log.exception("media command failed")
                 child.emit(
                     {
                         "op": "error",
                         "id": message.get("id", 0),
                         "command": message.get("op"),
                         "error": repr(exc),
+                        "error_id": getattr(exc, "error_id", None),
                     }
                 )
     finally:

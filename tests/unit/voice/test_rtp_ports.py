@@ -11,20 +11,7 @@ from pydantic import ValidationError
 from frontoffice.channels.voice.media import MediaPortsExhausted, PythonMediaBackend, RtpPorts
 from frontoffice.channels.voice.media_process import ProcessMediaBackend
 from frontoffice.config import Settings
-from tests.conftest import free_port
-
-
-def free_block(size: int) -> int:
-    """An even port ``p`` with ``p`` .. ``p + size - 1`` free, taken from ``free_port``'s walk so that no
-    later ``free_port`` (a SIP port) lands inside the block."""
-    for _ in range(1000):
-        first = free_port()
-        if first % 2:
-            continue  # the walk goes on from the even port after it
-        rest = [free_port() for _ in range(size - 1)]
-        if rest == list(range(first + 1, first + size)):  # none skipped for being in use
-            return first
-    raise RuntimeError(f"no {size} free ports in a row")
+from tests.conftest import free_block
 
 
 async def test_sessions_take_even_ports_of_the_range_skip_ports_in_use_and_refuse_when_it_is_full() -> None:

@@ -56,6 +56,21 @@ function stateBadge(message, desk) {
   return el("span", { class: "delivery-state", "data-message-id": String(message.id) }, badge, " ", reason);
 }
 
+/** A "message_delivery" event: the message's badge and reason change at once, and the thread is read
+ * again (the newest read draws): for what else changed, and because a read already under way may have
+ * answered before this state and would put the older one back. */
+function showDelivery(state, data) {
+  const holder = state.list.querySelector(`.delivery-state[data-message-id="${data.message_id}"]`);
+  if (holder) {
+    const badge = holder.querySelector(".badge");
+    badge.className = `badge delivery delivery-${data.state}`;
+    badge.dataset.delivery = data.state;
+    badge.textContent = state.desk.t(STATES[data.state] || data.state);
+    holder.querySelector(".delivery-error").textContent = data.error || "";
+  }
+  state.reload().catch(() => {});
+}
+
 function renderMessage(message, desk, reload) {
   const { el, t, fmt, api } = desk;
   const to = (message.recipients && message.recipients.to) || [];
@@ -209,16 +224,7 @@ function emailPanel() {
       return state;
     },
     onEvent(contact, type, data, state) {
-      if (type !== "message_delivery" || !state) return;
-      const holder = state.list.querySelector(`.delivery-state[data-message-id="${data.message_id}"]`);
-      if (!holder) { state.reload().catch(() => {}); return; }
-      // The state shows at once; the list is read again for what else changed (a new message).
-      const badge = holder.querySelector(".badge");
-      badge.className = `badge delivery delivery-${data.state}`;
-      badge.dataset.delivery = data.state;
-      badge.textContent = state.desk.t(STATES[data.state] || data.state);
-      holder.querySelector(".delivery-error").textContent = data.error || "";
-      state.reload().catch(() => {});
+      if (type === "message_delivery" && state) showDelivery(state, data);
     },
   };
 }
@@ -369,14 +375,7 @@ function chatPanel() {
         state.typing.textContent = "";
         state.reload().catch(() => {});
       } else if (type === "message_delivery") {
-        const holder = state.list.querySelector(`.delivery-state[data-message-id="${data.message_id}"]`);
-        if (!holder) { state.reload().catch(() => {}); return; }
-        const badge = holder.querySelector(".badge");
-        badge.className = `badge delivery delivery-${data.state}`;
-        badge.dataset.delivery = data.state;
-        badge.textContent = t(STATES[data.state] || data.state);
-        // A read already under way may have answered before this state: read again, it is newest.
-        state.reload().catch(() => {});
+        showDelivery(state, data);
       } else if (type === "conversation_visitor_left") {
         toast(t("The customer closed the chat"));
       } else if (type === "conversation_rating") {

@@ -125,18 +125,25 @@ function tickTiles() {
 
 const stateClass = { available: "status-ok", on_contact: "status-ok", wrap_up: "status-warn", not_ready: "status-warn", offline: "status-bad" };
 
+/**
+ * Whether the supervisor is choosing in `root` (a list or a field there has the focus): a live update
+ * then waits until the focus leaves, so a choice is never pulled away from under their hands. A
+ * focused button holds no choice (Apply keeps the focus once pressed, and then the row must show what
+ * it did).
+ */
+function choosingIn(root) {
+  return root.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON";
+}
+
 let agentsPending = false;
 function renderAgents() {
-  // Do not pull a list away from under the supervisor's hands while they choose from it: the rows are
-  // drawn again when the focus leaves. A focused button holds no choice (Apply keeps the focus once
-  // pressed, and then the row must show what it did): the rows are drawn, and the same button of the
-  // same agent's new row takes the focus.
   const table = $("agents");
-  const focused = table.contains(document.activeElement) ? document.activeElement : null;
-  if (focused && focused.tagName !== "BUTTON") { agentsPending = true; return; }
+  if (choosingIn(table)) { agentsPending = true; return; }
   agentsPending = false;
-  const refocus = focused && focused.closest("tr[data-agent-id]")
-    ? `tr[data-agent-id="${focused.closest("tr").dataset.agentId}"] button.${focused.classList[0]}` : null;
+  // The button that had the focus: the same button of the same agent's new row takes it.
+  const focused = table.contains(document.activeElement) ? document.activeElement : null;
+  const row = focused && focused.closest("tr[data-agent-id]");
+  const refocus = row ? `tr[data-agent-id="${row.dataset.agentId}"] button.${focused.classList[0]}` : null;
   const rows = [...agents].sort((a, b) => a.display_name.localeCompare(b.display_name)).map((a) => {
     const pending = busyStates.has(a.state) && !a.ready;
     return el("tr", { "data-agent-id": String(a.agent_id), "data-since": a.since ? String(a.since) : null },
@@ -204,8 +211,7 @@ function toggleWaiting(queueId) {
 
 let waitingPending = false;
 async function loadWaiting() {
-  const root = $("waiting");
-  if (root.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") { waitingPending = true; return; }
+  if (choosingIn($("waiting"))) { waitingPending = true; return; }
   waitingPending = false;
   await readWaiting();
 }
