@@ -395,9 +395,12 @@ class Settings(BaseSettings):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         if (self.rtp_port_min == 0) != (self.rtp_port_max == 0):
             raise ValueError("rtp_port_min and rtp_port_max must be set together")
-        if self.rtp_port_min and not 1024 <= self.rtp_port_min < self.rtp_port_max - 2:
+        # One call's two legs take two even ports, each with its odd RTCP neighbour (media.RtpPorts).
+        first_even = self.rtp_port_min + self.rtp_port_min % 2
+        if self.rtp_port_min and not (self.rtp_port_min >= 1024 and self.rtp_port_max >= first_even + 3):
             raise ValueError(
-                "rtp_port_min must be 1024 or more, and rtp_port_max at least rtp_port_min + 3 (one call)"
+                "rtp_port_min must be 1024 or more, and the range must hold one call: two even ports, "
+                "each with the odd port above it"
             )
         names = [t.name for t in self.sip_trunks]
         duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -847,10 +847,10 @@ class RtpPorts:
     taken again and late packets of that call do not reach the next one."""
 
     def __init__(self, first: int = 0, last: int = 0) -> None:
-        if first and not (1024 <= first < last <= 65535):
-            raise ValueError(f"RTP ports {first}-{last}: 1024 <= first < last <= 65535")
         start = first + first % 2
         self.ports = range(start, last, 2) if first else range(0)
+        if first and not (first >= 1024 and last <= 65535 and len(self.ports) >= 2):
+            raise ValueError(f"RTP ports {first}-{last}: from 1024 up, room for one call (two even ports)")
         self._next = 0
 
     @property

@@ -64,7 +64,7 @@ async def test_the_media_process_binds_in_the_range_and_says_when_it_is_full() -
 
 @pytest.mark.parametrize(
     ("low", "high"),
-    [(20000, 0), (0, 20000), (80, 20000), (20000, 20002), (30000, 20000)],
+    [(20000, 0), (0, 20000), (80, 20000), (20000, 20002), (30000, 20000), (20001, 20004)],
 )
 def test_a_range_set_by_half_too_low_or_too_small_for_one_call_is_refused(low: int, high: int) -> None:
     with pytest.raises(ValidationError, match="rtp_port"):
