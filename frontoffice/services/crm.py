@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind
+from frontoffice.store.prepared import Prepared
 from frontoffice.store.tables import (
     Company,
     Customer,
@@ -82,10 +83,10 @@ DUPLICATE_SCAN_LIMIT = 20_000
 SIMILAR_NAME_RATIO = 0.85
 MAX_PAGE = 200
 # A new customer's rows, inserted with Core (create_in_session).
-_INSERT_CUSTOMER = insert(cast(Table, Customer.__table__))
+_INSERT_CUSTOMER = Prepared(insert(cast(Table, Customer.__table__)))
 _INSERT_TAGS = insert(cast(Table, CustomerTag.__table__))
 _INSERT_PROJECTS = insert(cast(Table, CustomerProject.__table__))
-_INSERT_IDENTITY = insert(cast(Table, Identity.__table__))
+_INSERT_IDENTITY = Prepared(insert(cast(Table, Identity.__table__)))
 _IDENTITY_OWNER = select(Identity.customer_id).where(
     Identity.kind == bindparam("kind"), Identity.value == bindparam("value")
 )
@@ -224,8 +225,9 @@ class CrmService:
                 owner = await s.scalar(_IDENTITY_OWNER, {"kind": kind, "value": value})
                 if owner is not None:
                     raise await self._identity_taken(s, actor, owner, kind, value, f"identities.{n}.value")
-        inserted = await s.execute(
-            _INSERT_CUSTOMER,
+        connection = await s.connection()
+        customer_id = await _INSERT_CUSTOMER.insert(
+            connection,
             {
                 "first_name": data.first_name,
                 "last_name": data.last_name,
@@ -241,9 +243,6 @@ class CrmService:
                 "updated_at": now,
             },
         )
-        key = cast("CursorResult[Any]", inserted).inserted_primary_key
-        assert key is not None  # a single-row insert
-        customer_id: int = key[0]
         tags = sorted(set(data.tags))
         if tags:
             await s.execute(_INSERT_TAGS, [{"customer_id": customer_id, "tag": tag} for tag in tags])
@@ -252,8 +251,8 @@ class CrmService:
             await s.execute(_INSERT_PROJECTS, [{"customer_id": customer_id, "project_id": p} for p in linked])
         for n, kind, value, label in identities:
             try:
-                await s.execute(
-                    _INSERT_IDENTITY,
+                await _INSERT_IDENTITY.run(
+                    connection,
                     {
                         "customer_id": customer_id,
                         "kind": kind,

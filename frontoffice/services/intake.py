@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, RowMapping, Table, bindparam, func, insert, select
+from sqlalchemy import Row, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Direction, IdentityKind, Role
 from frontoffice.store.append_log import NOT_READING_LOGS
+from frontoffice.store.prepared import Prepared
 from frontoffice.store.tables import (
     Customer,
     CustomerTag,
@@ -105,7 +106,7 @@ _TAGS_OF = (
     .correlate(_IDENTITIES)
     .scalar_subquery()
 )
-_FIND_CUSTOMER = (
+_FIND_CUSTOMER = Prepared(
     select(
         _IDENTITIES.c.customer_id,
         _CUSTOMERS.c.id,
@@ -121,10 +122,10 @@ _FIND_CUSTOMER = (
     .where(_IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
 )
 _KEYS = cast(Table, IdempotencyKey.__table__)
-_INSERT_KEY = insert(_KEYS)
+_INSERT_KEY = Prepared(insert(_KEYS))
 # The hash a dedupe key was first used with, read in the contact's transaction before it writes.
-_KEY_HASH = select(_KEYS.c.request_hash).where(
-    _KEYS.c.key == bindparam("key"), _KEYS.c.scope == bindparam("scope")
+_KEY_HASH = Prepared(
+    select(_KEYS.c.request_hash).where(_KEYS.c.key == bindparam("key"), _KEYS.c.scope == bindparam("scope"))
 )
 # Entry points kept by intake at most (addresses are few; a flood of unknown ones is not kept).
 _ENTRY_CACHE_SIZE = 1024
@@ -308,7 +309,7 @@ class Intake:
             if raw:
                 identities.append((kind, normalize_identity(kind, str(raw), self.crm.region)))
         limited = actor is not None and actor.project_ids is not None
-        found: RowMapping | None = None
+        found: dict[str, Any] | None = None
         free: list[tuple[IdentityKind, str]] = []
         hidden = False
         for kind, value in identities:
@@ -316,10 +317,8 @@ class Intake:
                 free.append((kind, value))
                 continue
             # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
-            result = await s.execute(
-                _FIND_CUSTOMER, {"kind": kind.value, "value": value}, execution_options=NOT_READING_LOGS
-            )
-            row = result.mappings().first()
+            rows = await _FIND_CUSTOMER.run(await s.connection(), {"kind": kind.value, "value": value})
+            row = rows[0] if rows else None
             if row is None:
                 free.append((kind, value))
                 continue
@@ -493,13 +492,10 @@ class TakeInContactHandler(CommandHandler[Any]):
         if queue is None or str(queue_id) not in acd.view.queue_ids():
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
         if idempotency_key is not None:
-            first_hash = (
-                await s.execute(
-                    _KEY_HASH,
-                    {"key": idempotency_key, "scope": command.dedupe_scope},
-                    execution_options=NOT_READING_LOGS,
-                )
-            ).scalar()
+            hashes = await _KEY_HASH.run(
+                await s.connection(), {"key": idempotency_key, "scope": command.dedupe_scope}
+            )
+            first_hash = hashes[0]["request_hash"] if hashes else None
             if first_hash is not None:
                 if first_hash != request_hash:
                     raise Conflict(
@@ -563,8 +559,8 @@ class TakeInContactHandler(CommandHandler[Any]):
                 sender=from_address,
             )
         if idempotency_key is not None:
-            await s.execute(
-                _INSERT_KEY,
+            await _INSERT_KEY.run(
+                await s.connection(),
                 {
                     "key": idempotency_key,
                     "scope": command.dedupe_scope,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.append_log import append_row
+from frontoffice.store.prepared import Prepared
 from frontoffice.store.tables import (
     Interaction,
     InteractionEvent,
@@ -43,7 +44,7 @@ __all__ = ["EVENTS", "InteractionService", "log_event"]
 # The interaction event log's table, for Core statements (log rows are written in bulk).
 EVENTS = cast(Table, InteractionEvent.__table__)
 _INTERACTIONS = cast(Table, Interaction.__table__)
-_INSERT_INTERACTION = insert(_INTERACTIONS)
+_INSERT_INTERACTION = Prepared(insert(_INTERACTIONS))
 _INSERT_MESSAGE = insert(cast(Table, Message.__table__))
 
 
@@ -148,10 +149,7 @@ class InteractionService:
             # order must not mix a test's shifted clock with the real one.
             "updated_at": utcnow(),
         }
-        result = cast("CursorResult[Any]", await s.execute(_INSERT_INTERACTION, values))
-        key = result.inserted_primary_key
-        assert key is not None  # a single-row insert
-        values["id"] = key[0]
+        values["id"] = await _INSERT_INTERACTION.insert(await s.connection(), values)
         created = row(values)
         log_event(s, created, InteractionEventType.CREATED, now)
         return created

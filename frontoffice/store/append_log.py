@@ -24,13 +24,14 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, event, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from frontoffice.domain import routing as r
 
 from .committed import CommitOutlet, Committed
+from .prepared import Prepared
 from .tables import AgentEvent, InteractionEvent
 
 __all__ = [
@@ -88,8 +89,8 @@ def transaction_rows(session: Session, table: Table) -> list[dict[str, Any]]:
 
 
 @functools.cache
-def _insert(table: Table) -> Insert:
-    return insert(table)
+def _insert(table: Table) -> Prepared:
+    return Prepared(insert(table))
 
 
 def _write(session: Session) -> None:
@@ -99,9 +100,9 @@ def _write(session: Session) -> None:
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, row in pending:
         by_table.setdefault(table, []).append(row)
-    connection = session.connection()  # Core: the rows are plain, no ORM bulk-insert machinery
+    connection = session.connection()  # the rows are plain, no ORM bulk-insert machinery
     for table, rows in by_table.items():
-        connection.execute(_insert(table), rows)
+        _insert(table).run_sync(connection, rows[0] if len(rows) == 1 else rows)
     session.info.setdefault(_WRITTEN, []).extend(pending)
 
 

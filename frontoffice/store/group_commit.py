@@ -29,6 +29,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .prepared import Prepared
+
 __all__ = ["MAX_BATCH", "YIELD_EVERY", "GroupCommit", "Job", "StateChanged"]
 
 log = logging.getLogger("frontoffice.store.group_commit")
@@ -38,7 +40,7 @@ MAX_BATCH = 64
 # A batch lets the event loop run after this many jobs: statements inside the transaction run inline
 # on SQLite, so the loop's sockets (SIP, WebSocket) are served between the jobs of a long batch.
 YIELD_EVERY = 4
-_BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
+_BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 
 W = TypeVar("W")
 
@@ -147,7 +149,7 @@ class GroupCommit(Generic[W]):
                     # Take the write lock now: the batch reads and writes, and its savepoints must
                     # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
                     # RELEASE would commit it).
-                    await s.execute(_BEGIN_IMMEDIATE)
+                    await _BEGIN_IMMEDIATE.run(await s.connection())
                 if self._fence is not None:
                     await self._fence(s)
                 for n, j in enumerate(batch):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Result, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from frontoffice.domain.contact_log import ContactLog, RoutedContact, event_row
@@ -22,7 +22,8 @@ from frontoffice.domain.model import InteractionEventType
 from frontoffice.domain.model import InteractionState as St
 
 from .append_log import append_row
-from .tables import AgentEvent, AgentProfile, Interaction, InteractionEvent
+from .prepared import Params, Prepared
+from .tables import AgentEvent, AgentProfile, Interaction, InteractionEvent, utcnow
 
 __all__ = ["InteractionRepository"]
 
@@ -48,23 +49,32 @@ _WRITTEN = (
     "disposition",
 )
 _COLUMNS = (*_READ_ONLY, *_WRITTEN)
-# Statements built once (building one costs more than SQLite takes to run it).
+# Statements built and compiled once (store/prepared.py: SQLAlchemy's execution of a statement costs
+# several times what SQLite takes to run it).
 _SELECT = select(*(_INTERACTIONS.c[name] for name in _COLUMNS))
-_LOAD_MANY = _SELECT.where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)))
-_LOAD_IN_WRAP_UP = _SELECT.where(
-    _INTERACTIONS.c.agent_id.in_(bindparam("agents", expanding=True)),
-    _INTERACTIONS.c.state == St.WRAP_UP.value,
+_LOAD_ONE = Prepared(_SELECT.where(_INTERACTIONS.c.id == bindparam("id")))
+_LOAD_MANY = Prepared(_SELECT.where(_INTERACTIONS.c.id.in_(bindparam("ids", expanding=True))))
+_LOAD_IN_WRAP_UP = Prepared(
+    _SELECT.where(
+        _INTERACTIONS.c.agent_id.in_(bindparam("agents", expanding=True)),
+        _INTERACTIONS.c.state == St.WRAP_UP.value,
+    )
 )
-_LOAD_FULL = select(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("id"))
-_WRITE = (
+_LOAD_IN_WRAP_UP_ONE = Prepared(
+    _SELECT.where(_INTERACTIONS.c.agent_id == bindparam("agent"), _INTERACTIONS.c.state == St.WRAP_UP.value)
+)
+_LOAD_FULL = Prepared(select(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("id")))
+# ``updated_at`` given (the wall clock, as the column's ``onupdate`` would set it): a column the
+# statement leaves to a Python default would make SQLAlchemy compute it, so it could not be prepared.
+_WRITE = Prepared(
     update(_INTERACTIONS)
     .where(_INTERACTIONS.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _WRITTEN})
+    .values({name: bindparam(name) for name in (*_WRITTEN, "updated_at")})
 )
 _REQUEUE_OFFERED = (
     update(_INTERACTIONS).where(_INTERACTIONS.c.state == St.OFFERED.value).values(state=St.QUEUED.value)
 )
-_SET_AGENT_STATE = (
+_SET_AGENT_STATE = Prepared(
     update(_PROFILES)
     .where(_PROFILES.c.user_id == bindparam("agent"))
     .values(
@@ -74,7 +84,7 @@ _SET_AGENT_STATE = (
         updated_at=bindparam("at"),
     )
 )
-_SET_WRAP_UP_UNTIL = (
+_SET_WRAP_UP_UNTIL = Prepared(
     update(_PROFILES)
     .where(_PROFILES.c.user_id == bindparam("agent"))
     .values(wrap_up_until=bindparam("until"))
@@ -90,16 +100,15 @@ class InteractionRepository:
         self._whole: dict[int, dict[str, Any]] = {}
         self._connection: AsyncConnection | None = None
 
-    async def _execute(self, statement: Executable, params: Any = None) -> Result[Any]:
-        """Run a Core statement on the transaction's connection.
+    async def _execute(self, statement: Prepared, params: Params = None) -> list[dict[str, Any]]:
+        """Run a prepared statement on the transaction's connection; its rows.
 
         Not through ``session.execute``: these statements read and write no ORM object and no log
-        table, so the session's part (its execution events, the ORM execution state) was pure cost —
-        about a third of each statement's overhead. The connection is the session's, taken once per
-        command."""
+        table, so the session's part (its execution events, the ORM execution state) was pure cost.
+        The connection is the session's, taken once per command."""
         if self._connection is None:
             self._connection = await self.session.connection()
-        return await self._connection.execute(statement, params)
+        return await statement.run(self._connection, params)
 
     def adopt(self, values: dict[str, Any]) -> RoutedContact:
         """Keep an interaction the command has just inserted (``values``: every column, id included),
@@ -120,8 +129,11 @@ class InteractionRepository:
         missing = [key for key in wanted if key not in self._rows]
         if missing:
             # Reads interactions only: log rows appended so far wait and go out with the others.
-            result = await self._execute(_LOAD_MANY, {"ids": missing})
-            for values in result.mappings():
+            if len(missing) == 1:
+                found = await self._execute(_LOAD_ONE, {"id": missing[0]})
+            else:
+                found = await self._execute(_LOAD_MANY, {"ids": missing})
+            for values in found:
                 self._rows[values["id"]] = RoutedContact(**values)
         return {key: self._rows[key] for key in wanted if key in self._rows}
 
@@ -130,9 +142,12 @@ class InteractionRepository:
         agents = sorted(set(agent_ids))
         if not agents:
             return {}
-        result = await self._execute(_LOAD_IN_WRAP_UP, {"agents": agents})
+        if len(agents) == 1:
+            rows = await self._execute(_LOAD_IN_WRAP_UP_ONE, {"agent": agents[0]})
+        else:
+            rows = await self._execute(_LOAD_IN_WRAP_UP, {"agents": agents})
         found: dict[int, RoutedContact] = {}
-        for values in result.mappings():
+        for values in rows:
             found[values["id"]] = self._rows.setdefault(values["id"], RoutedContact(**values))
         return found
 
@@ -207,11 +222,11 @@ class InteractionRepository:
         """Like :meth:`get`, reading every column at once when the command will answer with the
         whole interaction (:meth:`snapshot` then reads nothing)."""
         if interaction_id not in self._rows:
-            result = await self._execute(_LOAD_FULL, {"id": interaction_id})
-            values = result.mappings().one_or_none()
-            if values is None:
+            rows = await self._execute(_LOAD_FULL, {"id": interaction_id})
+            if not rows:
                 return None
-            self._whole[interaction_id] = dict(values)
+            values = rows[0]
+            self._whole[interaction_id] = values
             self._rows[interaction_id] = RoutedContact(**{name: values[name] for name in _COLUMNS})
         return self._rows[interaction_id]
 
@@ -219,8 +234,10 @@ class InteractionRepository:
         """Every column of the interaction as the command leaves it (for the caller's answer)."""
         whole = self._whole.get(interaction_id)
         if whole is None:
-            result = await self._execute(_LOAD_FULL, {"id": interaction_id})
-            whole = dict(result.mappings().one())
+            rows = await self._execute(_LOAD_FULL, {"id": interaction_id})
+            if len(rows) != 1:
+                raise LookupError(f"interaction {interaction_id} not found")
+            whole = rows[0]
         row = self._rows.get(interaction_id)
         if row is None:
             return whole
@@ -230,10 +247,11 @@ class InteractionRepository:
 def _params(row: RoutedContact) -> dict[str, Any]:
     values = {name: getattr(row, name) for name in _WRITTEN}
     values["_id"] = row.id
+    values["updated_at"] = utcnow()
     return values
 
 
-def _batch(params: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+def _batch(params: list[dict[str, Any]]) -> Params:
     """One row's parameters as a plain execution, several as one ``executemany`` (SQLAlchemy's
     executemany path costs more than a single execution, and one row is the common case)."""
     return params[0] if len(params) == 1 else params
