@@ -13,7 +13,8 @@ the offers kept up with the posts.
     .venv/bin/python bench/offer_latency.py [--quick] [--rate 50] [--search 50,100,150]
 
 Prints one JSON line (see shared BENCHMARKS.md): p50_ms, p99_ms, contacts, agents,
-server_cpu_ms_per_contact, contacts_per_s.
+server_cpu_ms_per_contact, contacts_per_s, and machine_reference_ms (this machine's interpreter speed:
+development machines differ by up to 2x, and the CPU per contact with it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import httpx
 import websockets
+from _machine import machine_reference_ms
 
 from frontoffice.bootstrap import build_container
 from frontoffice.config import load_settings
@@ -340,6 +342,8 @@ def main() -> None:
             "client_cpu_ms_per_contact": round(1000 * client_cpu / contacts, 2),
             # The highest stepped rate the server sustained with p99 <= 50 ms (0: not even the first).
             "contacts_per_s": max(passed, default=0.0),
+            # This machine's interpreter speed: CPU per contact scales with it (bench/_machine.py).
+            "machine_reference_ms": machine_reference_ms(),
         },
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

@@ -246,6 +246,8 @@ class AcdService:
         # Held while a batch of commands runs.
         self.lock = self._commands.lock
         self._wake = asyncio.Event()
+        # When the timer loop wakes next if nothing wakes it sooner (seconds since the epoch).
+        self._wake_at = -math.inf
         self._timer: asyncio.Task[None] | None = None
         self._handlers: dict[type[AcdCommand[Any]], CommandHandler[Any]] = {
             command_type: EngineHandler(step) for command_type, step in ENGINE_HANDLERS.items()
@@ -381,14 +383,18 @@ class AcdService:
 
     async def _timer_loop(self) -> None:
         """Sleep until the engine's next deadline or the site's next midnight (or until a command
-        changes the deadline), then tick."""
+        moves the deadline earlier), then tick if something is due."""
         while True:
             deadline = self.engine.next_deadline()
             wake_at = self.next_midnight() if deadline is None else min(deadline, self.next_midnight())
+            self._wake_at = wake_at
             delay = max(0.0, wake_at - self.now())
             self._wake.clear()
             if await wake_or_timeout(self._wake, delay):
                 continue
+            deadline = self.engine.next_deadline()
+            if (deadline is None or deadline > self.now()) and self.next_midnight() > self.now():
+                continue  # what was due went away meanwhile (an offer accepted): nothing to tick
             try:
                 await self.execute_here(Tick())
             except LeaseLost:
@@ -443,7 +449,11 @@ class AcdService:
         return self._commands.waiting()
 
     def _committed(self, batch: list[Job[_Command]]) -> None:
-        self._wake.set()  # the commands may have moved the engine's next deadline
+        # The commands may have moved the engine's next deadline earlier than the timer loop sleeps
+        # until (a later one: it wakes, finds nothing due, and sleeps again until the new one).
+        deadline = self.engine.next_deadline()
+        if deadline is not None and deadline < self._wake_at:
+            self._wake.set()
         self._tell_listeners(False)
 
     def _tell_listeners(self, full: bool) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from frontoffice.bootstrap import Container
 from frontoffice.i18n import current_language
@@ -32,10 +32,12 @@ from frontoffice.services.context import Actor
 from frontoffice.services.fallback import ContactAnswer
 from frontoffice.services.schemas import InteractionOut
 
+from ..fast_routes import Declined, Handler, json_body
 from ..idempotency import checked_key
-from ..security import container, requires
+from ..security import container, current_actor, requires
 
 router = APIRouter()
+M = TypeVar("M", bound=BaseModel)
 
 
 async def _contact_key(
@@ -317,3 +319,54 @@ async def set_code(
 
 def _kind(kind: str) -> str:
     return "dispositions" if kind == "dispositions" else "not_ready_reasons"
+
+
+# ---------------------------------------------------------------- the contact path's fast routes
+# Well-formed requests of the three requests of every contact, answered by the endpoints above
+# without FastAPI's request machinery (web/fast_routes.py); anything else goes to the routes above.
+async def _allowed(request: Request, permission: str) -> Actor:
+    actor = await current_actor(request)  # what requires(permission) does
+    actor.require(permission)
+    return actor
+
+
+def _valid(model: type[M], request: Request, body: bytes) -> M:
+    """The body as FastAPI validates a body model (from the parsed JSON, Python mode)."""
+    try:
+        return model.model_validate(json_body(request, body), from_attributes=True)
+    except ValidationError:
+        raise Declined from None
+
+
+async def _fast_create_contact(request: Request) -> Response:
+    body = _valid(ContactIn, request, await request.body())
+    actor = await _allowed(request, "contacts.create")
+    key = request.headers.get("idempotency-key")
+    return await create_contact(request, body, actor, None if key is None else checked_key(key))
+
+
+async def _fast_accept_offer(request: Request) -> Response:
+    actor = await _allowed(request, "interactions.write")
+    return await accept_offer(request, request.path_params["interaction_id"], actor)
+
+
+async def _fast_complete_contact(request: Request) -> Response:
+    body = _valid(CompleteIn, request, await request.body())
+    actor = await _allowed(request, "interactions.write")
+    return await complete_contact(request, request.path_params["interaction_id"], body, actor)
+
+
+# (path pattern, the documented route's path, handler), under the API prefix.
+FAST_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("/interactions", "/interactions", _fast_create_contact),
+    (
+        "/agent/offers/{interaction_id:int}/accept",
+        "/agent/offers/{interaction_id}/accept",
+        _fast_accept_offer,
+    ),
+    (
+        "/agent/contacts/{interaction_id:int}/complete",
+        "/agent/contacts/{interaction_id}/complete",
+        _fast_complete_contact,
+    ),
+)
