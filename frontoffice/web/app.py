@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,6 +99,16 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
 )
 
 
+# FastAPI's own OpenTelemetry hooks (newer releases) ask the OpenTelemetry API on every request
+# whether a provider is configured; Frontoffice exports Prometheus metrics (/metrics) and request log
+# lines instead, so they are off.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI).parameters
+    else {}
+)
+
+
 def create_app(container: Container, *, fast_routes: bool = True) -> FastAPI:
     """The web application of ``container``. ``fast_routes=False`` leaves the contact path's
     requests to FastAPI alone (the tests compare both answers, web/fast_routes.py)."""
@@ -116,6 +127,7 @@ def create_app(container: Container, *, fast_routes: bool = True) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        **_NO_NATIVE_TELEMETRY,
     )
     app.state.container = container
     registry, requests, latency = metrics_registry()

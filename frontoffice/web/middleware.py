@@ -69,6 +69,11 @@ class BodyLimit:
                 if too_big:
                     await self._reject(send, limit)
                     return
+                if not _chunked(scope):
+                    # The server reads no more than Content-Length says (HTTP/1.1 framing), and that
+                    # is within the limit: nothing to count while the body streams.
+                    await self.app(scope, receive, send)
+                    return
         seen = 0
         started = False
 
@@ -112,6 +117,11 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _chunked(scope: Scope) -> bool:
+    """Whether the request also says ``Transfer-Encoding`` (then its length is not Content-Length's)."""
+    return any(name == b"transfer-encoding" for name, _ in scope.get("headers", []))
 
 
 # What JSON bodies may not hold although Python's parser takes them: the constants NaN, Infinity and
@@ -254,6 +264,7 @@ class Observe:
         self.requests = requests
         self.latency = latency
         self.default_language = default_language
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -281,17 +292,27 @@ class Observe:
             route: Any = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.requests.labels(method, path, str(status)).inc()
-            self.latency.labels(method, path).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": scope.get("path"),
-                    "status": status,
-                    "ms": round(elapsed * 1000, 2),
-                },
-            )
+            key = (method, path, status)
+            counted = self._children.get(key)
+            if counted is None:
+                # prometheus_client's labels() takes a lock and builds its key on every call: the
+                # series of a (method, route, status) are looked up once (routes and statuses are few).
+                counted = self._children[key] = (
+                    self.requests.labels(method, path, str(status)),
+                    self.latency.labels(method, path),
+                )
+            counted[0].inc()
+            counted[1].observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": scope.get("path"),
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
 def _cookie(header: str, name: str) -> str | None:
