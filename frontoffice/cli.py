@@ -230,6 +230,10 @@ def serve(host: str | None, port: int | None) -> None:
                 host=settings.http_host,
                 port=settings.http_port,
                 log_config=None,
+                # One line per request is logged by the app (web/middleware.py, Observe: route, status,
+                # milliseconds); uvicorn's own access line would repeat it, its arguments built for
+                # every request even while the logger is off.
+                access_log=False,
                 proxy_headers=False,
                 server_header=False,
                 # Our WebSocket messages are small JSON events; compressing them for every socket cost

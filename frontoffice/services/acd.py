@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -636,7 +637,10 @@ def _bus_message(o: r.Output, project_id: int | None = None) -> BusMessage | Non
     return BusMessage(type=_snake(name), data=data, audience=audience, project_id=project_id)
 
 
+@functools.cache
 def _snake(name: str) -> str:
+    """An output's class name as its message type (``OfferContact`` -> ``offer_contact``); the few
+    names are converted once."""
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
