@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Channel, IdentityKind
-from frontoffice.store.prepared import Prepared
+from frontoffice.store.prepared import Prepared, connection_of
 from frontoffice.store.tables import (
     Company,
     Customer,
@@ -225,7 +225,7 @@ class CrmService:
                 owner = await s.scalar(_IDENTITY_OWNER, {"kind": kind, "value": value})
                 if owner is not None:
                     raise await self._identity_taken(s, actor, owner, kind, value, f"identities.{n}.value")
-        connection = await s.connection()
+        connection = await connection_of(s)
         customer_id = await _INSERT_CUSTOMER.insert(
             connection,
             {

@@ -17,7 +17,7 @@ from frontoffice.domain.contact_log import RoutedContact
 from frontoffice.domain.exceptions import Conflict, InvalidInput, NotFound
 from frontoffice.domain.model import Direction, IdentityKind, Role
 from frontoffice.store.append_log import NOT_READING_LOGS
-from frontoffice.store.prepared import Prepared
+from frontoffice.store.prepared import Prepared, connection_of
 from frontoffice.store.tables import (
     Customer,
     CustomerTag,
@@ -317,7 +317,7 @@ class Intake:
                 free.append((kind, value))
                 continue
             # One statement for the identity, the customer card and the last agent (see _FIND_CUSTOMER).
-            rows = await _FIND_CUSTOMER.run(await s.connection(), {"kind": kind.value, "value": value})
+            rows = await _FIND_CUSTOMER.run(await connection_of(s), {"kind": kind.value, "value": value})
             row = rows[0] if rows else None
             if row is None:
                 free.append((kind, value))
@@ -493,7 +493,7 @@ class TakeInContactHandler(CommandHandler[Any]):
             raise NotFound("No such queue", error_id="no-such-queue", queue_id=queue_id)
         if idempotency_key is not None:
             hashes = await _KEY_HASH.run(
-                await s.connection(), {"key": idempotency_key, "scope": command.dedupe_scope}
+                await connection_of(s), {"key": idempotency_key, "scope": command.dedupe_scope}
             )
             first_hash = hashes[0]["request_hash"] if hashes else None
             if first_hash is not None:
@@ -560,7 +560,7 @@ class TakeInContactHandler(CommandHandler[Any]):
             )
         if idempotency_key is not None:
             await _INSERT_KEY.run(
-                await s.connection(),
+                await connection_of(s),
                 {
                     "key": idempotency_key,
                     "scope": command.dedupe_scope,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from frontoffice.domain.exceptions import Conflict
 from frontoffice.domain.model import Channel, Direction, InteractionEventType, InteractionState
 from frontoffice.store.append_log import append_row
-from frontoffice.store.prepared import Prepared
+from frontoffice.store.prepared import Prepared, connection_of
 from frontoffice.store.tables import (
     Interaction,
     InteractionEvent,
@@ -149,7 +149,7 @@ class InteractionService:
             # order must not mix a test's shifted clock with the real one.
             "updated_at": utcnow(),
         }
-        values["id"] = await _INSERT_INTERACTION.insert(await s.connection(), values)
+        values["id"] = await _INSERT_INTERACTION.insert(await connection_of(s), values)
         created = row(values)
         log_event(s, created, InteractionEventType.CREATED, now)
         return created

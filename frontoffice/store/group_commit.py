@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .prepared import Prepared
+from .prepared import Prepared, forget_connection, keep_connection
 
 __all__ = ["MAX_BATCH", "YIELD_EVERY", "GroupCommit", "Job", "StateChanged"]
 
@@ -145,11 +145,14 @@ class GroupCommit(Generic[W]):
         changed = False
         try:
             async with self.sessions.begin() as s:
+                # The batch's connection, asked of the session once (connection_of: each ask is a
+                # round trip through SQLAlchemy's greenlet).
+                connection = await keep_connection(s)
                 if self._sqlite:
                     # Take the write lock now: the batch reads and writes, and its savepoints must
                     # sit inside a transaction (in SQLite a first SAVEPOINT would begin one, and its
                     # RELEASE would commit it).
-                    await _BEGIN_IMMEDIATE.run(await s.connection())
+                    await _BEGIN_IMMEDIATE.run(connection)
                 if self._fence is not None:
                     await self._fence(s)
                 for n, j in enumerate(batch):
@@ -158,6 +161,7 @@ class GroupCommit(Generic[W]):
                     if n % YIELD_EVERY == YIELD_EVERY - 1:
                         await asyncio.sleep(0)
                 failed = None
+                forget_connection(s)  # the commit hands the connection back to the pool
         except Exception as exc:
             await self._batch_failed(batch, failed, changed, exc)
             return

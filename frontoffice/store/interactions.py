@@ -22,7 +22,7 @@ from frontoffice.domain.model import InteractionEventType
 from frontoffice.domain.model import InteractionState as St
 
 from .append_log import append_row
-from .prepared import Params, Prepared
+from .prepared import Params, Prepared, connection_of
 from .tables import AgentEvent, AgentProfile, Interaction, InteractionEvent, utcnow
 
 __all__ = ["InteractionRepository"]
@@ -107,7 +107,7 @@ class InteractionRepository:
         table, so the session's part (its execution events, the ORM execution state) was pure cost.
         The connection is the session's, taken once per command."""
         if self._connection is None:
-            self._connection = await self.session.connection()
+            self._connection = await connection_of(self.session)
         return await statement.run(self._connection, params)
 
     def adopt(self, values: dict[str, Any]) -> RoutedContact:

@@ -30,14 +30,14 @@ from typing import Any, cast
 from sqlalchemy import Connection, CursorResult, Executable, Insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util.concurrency import await_
 
 from .sqlite_async import InlineConnection
 
-__all__ = ["Params", "Prepared"]
+__all__ = ["Params", "Prepared", "connection_of", "forget_connection", "keep_connection"]
 
 # One statement's parameters, or a list of them for one ``executemany``.
 Params = Mapping[str, Any] | list[dict[str, Any]] | None
@@ -181,6 +181,28 @@ class Prepared:
             return plan
 
 
+_CONNECTION = "frontoffice.transaction_connection"
+
+
+async def keep_connection(session: AsyncSession) -> AsyncConnection:
+    """The connection of ``session``'s transaction, noted in the session for :func:`connection_of`
+    (a group-commit batch notes it once; forget it with ``session.info.pop`` when the batch ends)."""
+    connection = await session.connection()
+    session.info[_CONNECTION] = connection
+    return connection
+
+
+def forget_connection(session: AsyncSession) -> None:
+    session.info.pop(_CONNECTION, None)
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The connection of ``session``'s transaction for prepared statements: the one noted by
+    :func:`keep_connection`, else asked of the session (a round trip through its greenlet)."""
+    connection: AsyncConnection | None = session.info.get(_CONNECTION)
+    return connection if connection is not None else await session.connection()
+
+
 def _args(plan: _Plan, params: Params) -> tuple[bool, Any]:
     """Whether the statement runs once per row (``executemany``), and its driver arguments."""
     if isinstance(params, list):
@@ -226,15 +248,22 @@ def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str] | Non
     return _Plan(sql, tuple(params), columns)
 
 
+def _heard(connection: Connection) -> bool:
+    """Whether the connection or its engine has event listeners at all: the check SQLAlchemy's own
+    ``Connection.execute`` makes first (its attributes; if they are ever gone, every statement asks
+    the dispatcher, as below)."""
+    return bool(getattr(connection, "_has_events", True) or getattr(connection.engine, "_has_events", True))
+
+
 def _before(connection: Connection, cursor: Any, sql: str, args: Any, many: bool) -> None:
     """The engine's ``before_cursor_execute`` listeners hear the statement as SQLAlchemy would tell
     it (without an execution context: ``context`` is ``None``); nothing is done when there are none."""
-    if connection.dispatch.before_cursor_execute:
+    if _heard(connection) and connection.dispatch.before_cursor_execute:
         connection.dispatch.before_cursor_execute(connection, cursor, sql, args, None, many)
 
 
 def _after(connection: Connection, cursor: Any, sql: str, args: Any, many: bool) -> None:
-    if connection.dispatch.after_cursor_execute:
+    if _heard(connection) and connection.dispatch.after_cursor_execute:
         connection.dispatch.after_cursor_execute(connection, cursor, sql, args, None, many)
 
 
