@@ -92,23 +92,7 @@ class Prepared:
         if inline is None or plan is None:
             result = await connection.execute(self.statement, params)
             return [dict(row) for row in result.mappings()] if result.returns_rows else []
-        sync = connection.sync_connection
-        assert sync is not None  # a connection of a transaction is connected
-        cursor = inline.cursor()
-        many, args = _args(plan, params)
-        _before(sync, cursor, plan.sql, args, many)
-        try:
-            if many:
-                await cursor.executemany(plan.sql, args)
-                rows = []
-            else:
-                await cursor.execute(plan.sql, args)
-                rows = plan.rows(cursor.rows_now()) if plan.columns else []
-        except sqlite3.Error as exc:
-            raise _wrapped(exc, plan, params, connection.dialect) from exc
-        finally:
-            cursor.close_now()
-        _after(sync, cursor, plan.sql, args, many)
+        rows, _ = await _on_driver(connection, inline, plan, params)
         return rows
 
     async def insert(self, connection: AsyncConnection, params: Mapping[str, Any]) -> int:
@@ -120,19 +104,7 @@ class Prepared:
             key = cast("CursorResult[Any]", result).inserted_primary_key
             assert key is not None  # a single-row insert
             return int(key[0])
-        sync = connection.sync_connection
-        assert sync is not None
-        cursor = inline.cursor()
-        args = plan.args(params)
-        _before(sync, cursor, plan.sql, args, False)
-        try:
-            await cursor.execute(plan.sql, args)
-            new_id = cursor.lastrowid
-        except sqlite3.Error as exc:
-            raise _wrapped(exc, plan, params, connection.dialect) from exc
-        finally:
-            cursor.close_now()
-        _after(sync, cursor, plan.sql, args, False)
+        _, new_id = await _on_driver(connection, inline, plan, params)
         assert new_id is not None
         return new_id
 
@@ -246,6 +218,31 @@ def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str] | Non
     if "__[POSTCOMPILE_" in sql:
         return None
     return _Plan(sql, tuple(params), columns)
+
+
+async def _on_driver(
+    connection: AsyncConnection, inline: InlineConnection, plan: _Plan, params: Params
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Run ``plan`` on the SQLite driver's connection: its rows, and the new row's id (an INSERT)."""
+    sync = connection.sync_connection
+    assert sync is not None  # a connection of a transaction is connected
+    cursor = inline.cursor()
+    many, args = _args(plan, params)
+    _before(sync, cursor, plan.sql, args, many)
+    try:
+        if many:
+            await cursor.executemany(plan.sql, args)
+            rows = []
+        else:
+            await cursor.execute(plan.sql, args)
+            rows = plan.rows(cursor.rows_now()) if plan.columns else []
+        new_id = cursor.lastrowid
+    except sqlite3.Error as exc:
+        raise _wrapped(exc, plan, params, connection.dialect) from exc
+    finally:
+        cursor.close_now()
+    _after(sync, cursor, plan.sql, args, many)
+    return rows, new_id
 
 
 def _heard(connection: Connection) -> bool:

@@ -27,6 +27,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .middleware import replaying
+
 __all__ = ["DECLINED", "Declined", "FastRoute", "Handler", "json_body", "with_fast_routes"]
 
 # Set in the scope of a request a fast route handed back, so that matching it again skips them.
@@ -69,16 +71,7 @@ class _Endpoint:
             response = await self.handler(request)
         except Declined:
             scope[DECLINED] = True
-            sent = False
-
-            async def replay() -> Any:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.router(scope, replay, send)
+            await self.router(scope, replaying(body, receive), send)
             return
         await response(scope, receive, send)
 

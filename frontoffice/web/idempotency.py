@@ -35,6 +35,7 @@ from frontoffice.i18n import gettext
 from frontoffice.store.idempotency import IDEMPOTENCY_KEY_TTL, IdempotentRequests, StoredAnswer
 
 from .errors import ApiError
+from .middleware import replaying
 from .security import current_actor
 
 __all__ = [
@@ -107,7 +108,7 @@ class Idempotency:
             return
         request = Request(scope, receive)
         body = await request.body()
-        replay_body = _replaying(body, receive)
+        replay_body = replaying(body, receive)
         try:
             key = checked_key(request.headers[IDEMPOTENCY_HEADER])
         except ApiError as error:
@@ -224,20 +225,6 @@ def request_fingerprint(secret: bytes, method: str, path: str, query: bytes, bod
     for part in (method.encode(), b" ", path.encode(), b"?", query, b"\n", body):
         digest.update(part)
     return digest.hexdigest()
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the already-read body to the app, then waits for the disconnect."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _replay(send: Send, stored: StoredAnswer) -> None:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frontoffice.i18n import current_language, gettext, negotiate
 
-__all__ = ["BodyLimit", "Observe", "StrictJson", "metrics_registry"]
+__all__ = ["BodyLimit", "Observe", "StrictJson", "metrics_registry", "replaying", "then"]
 
 log = logging.getLogger("frontoffice.http")
 
@@ -201,7 +201,7 @@ class StrictJson:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _then(message, receive), send)
+                await self.app(scope, then(message, receive), send)
                 return
             chunks.append(message.get("body", b""))
             more = bool(message.get("more_body", False))
@@ -210,9 +210,7 @@ class StrictJson:
         if problem is not None:
             await _send_validation(send, problem.loc, problem.message, problem.kind)
             return
-        await self.app(
-            scope, _then({"type": "http.request", "body": body, "more_body": False}, receive), send
-        )
+        await self.app(scope, replaying(body, receive), send)
 
 
 def _is_json(scope: Scope) -> bool:
@@ -223,7 +221,13 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-def _then(first: Message, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands an already-read body to the app, then the connection's own messages
+    (the disconnect): for a middleware or route that read the body before passing the request on."""
+    return then({"type": "http.request", "body": body, "more_body": False}, receive)
+
+
+def then(first: Message, receive: Receive) -> Receive:
     """A ``receive`` that gives ``first`` once, then the connection's own messages."""
     given = False
 

@@ -72,6 +72,16 @@ def _shape(r: httpx.Response) -> tuple[int, str, str]:
     return r.status_code, r.headers.get("content-type", ""), body
 
 
+async def _site(
+    client: httpx.AsyncClient, container: Container, admin: dict[str, str], **queue: Any
+) -> tuple[Desk, int]:
+    """A queue "support" (with ``queue`` settings) behind the web form entry point "site"."""
+    desk = Desk(client, container, admin)
+    q = await desk.queue("support", **queue)
+    await desk.entry("site", q)
+    return desk, q
+
+
 async def _both(
     fast: httpx.AsyncClient, slow: httpx.AsyncClient, method: str, path: str, **kw: Any
 ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
@@ -84,9 +94,7 @@ async def test_contacts_posted_accepted_and_completed_answer_the_same_and_take_t
     admin_headers: dict[str, str],
 ) -> None:
     p, fast, slow = pair
-    desk = Desk(fast, container, admin_headers)
-    q = await desk.queue("support", wrap_up_s=0)
-    await desk.entry("site", q)
+    desk, q = await _site(fast, container, admin_headers, wrap_up_s=0)
     agent = await desk.agent("ann", {q: 1})
     await desk.login("ann")
     answers = []
@@ -119,8 +127,7 @@ async def test_a_repeated_idempotency_key_answers_the_first_contact_on_both(
     admin_headers: dict[str, str],
 ) -> None:
     _, fast, slow = pair
-    desk = Desk(fast, container, admin_headers)
-    await desk.entry("site", await desk.queue("support"))
+    await _site(fast, container, admin_headers)
     body = {"entry_point": "site", "subject": "Hi", "customer": {"phone": "+7 916 000-00-01"}}
     first = await fast.post(
         f"{API}/interactions", json=body, headers={**admin_headers, "Idempotency-Key": "k"}
@@ -143,9 +150,7 @@ async def test_refused_and_malformed_requests_get_fastapis_answers(
     admin_headers: dict[str, str],
 ) -> None:
     p, fast, slow = pair
-    desk = Desk(fast, container, admin_headers)
-    q = await desk.queue("support")
-    await desk.entry("site", q)
+    desk, q = await _site(fast, container, admin_headers)
     agent = await desk.agent("ann", {q: 1})
     supervisor = await token_headers(container, "sue", Role.SUPERVISOR)
     good = {"entry_point": "site", "subject": "Hi", "customer": {"email": "a@example.com"}}
@@ -235,8 +240,7 @@ async def test_any_contact_body_is_answered_alike_with_and_without_the_fast_rout
     _, fast, slow = pair
     async with container.sessions() as s:  # one queue and entry point for every example
         if not await s.scalar(select(func.count()).select_from(EntryPoint)):
-            desk = Desk(fast, container, admin_headers)
-            await desk.entry("site", await desk.queue("support"))
+            await _site(fast, container, admin_headers)
     body = {"entry_point": "site", **fields}
     if customer is not None:
         body["customer"] = customer
