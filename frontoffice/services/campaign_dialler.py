@@ -382,9 +382,13 @@ class CampaignDialler:
     def _observe_answer(self, pacer: Pacer, order: DialOrder, timing: _Timing, outcome: str) -> None:
         assert timing.answered is not None
         at = timing.answered
-        pacer.observe_attempt(self.acd.now(), rules.call_outcome(outcome), max(0.0, at - timing.placed))
+        # One moment for both observations: the pacer's time never goes back, and the answer's own
+        # time (``at``) is before the attempt's observation (by microseconds, or by the seconds
+        # answering-machine detection took), so it is counted now, as it is learnt.
+        now = self.acd.now()
+        pacer.observe_attempt(now, rules.call_outcome(outcome), max(0.0, at - timing.placed))
         if order.mode == DialMode.NOTIFICATION.value and outcome == "answered":
-            pacer.observe_answered(at, abandoned=False)  # the message takes it
+            pacer.observe_answered(now, abandoned=False)  # the message takes it
 
     async def amd_decided(self, order: DialOrder, result: AmdResult, audio: str | None) -> None:
         """Answering-machine detection decided (HUMAN and NOTSURE go on as a live answer, MACHINE
@@ -444,10 +448,11 @@ class CampaignDialler:
         if timing.answered is None:
             # Never answered: its ringing ended now (busy, no answer, failed).
             pacer.observe_attempt(now, rules.call_outcome(outcome), max(0.0, now - timing.placed))
+        # Counted now, as learnt (the answer's own moment is before observations made since).
         elif outcome == "abandoned":
-            pacer.observe_answered(timing.answered, abandoned=True)
+            pacer.observe_answered(now, abandoned=True)
         elif outcome == "hung_up" and order.mode != DialMode.NOTIFICATION.value:
-            pacer.observe_answered(timing.answered, abandoned=False)  # they left before 2 s were up
+            pacer.observe_answered(now, abandoned=False)  # they left before 2 s were up
         if timing.connected is not None:
             pacer.observe_connected(now, max(0.0, now - timing.connected), 0.0)
 
