@@ -102,7 +102,7 @@ def _write(session: Session) -> None:
         by_table.setdefault(table, []).append(row)
     connection = session.connection()  # the rows are plain, no ORM bulk-insert machinery
     for table, rows in by_table.items():
-        _insert(table).run_sync(connection, rows[0] if len(rows) == 1 else rows)
+        _insert(table).run_sync(connection, rows)
     session.info.setdefault(_WRITTEN, []).extend(pending)
 
 

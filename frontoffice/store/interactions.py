@@ -157,24 +157,16 @@ class InteractionRepository:
         agent event log) and wrap-up deadlines. ``at``: the command's time."""
         if log.contacts:
             self._rows.update(log.contacts)
-            await self._execute(_WRITE, _batch([_params(c) for c in log.contacts.values()]))
+            await self._execute(_WRITE, [_params(c) for c in log.contacts.values()])
         for row in log.events:
             append_row(self.session, _EVENTS, row)
         if log.agent_states:
             await self._execute(
                 _SET_AGENT_STATE,
-                _batch(
-                    [
-                        {
-                            "agent": a.agent_id,
-                            "state": a.state,
-                            "reason": a.reason,
-                            "since": a.since,
-                            "at": at,
-                        }
-                        for a in log.agent_states
-                    ]
-                ),
+                [
+                    {"agent": a.agent_id, "state": a.state, "reason": a.reason, "since": a.since, "at": at}
+                    for a in log.agent_states
+                ],
             )
             for a in log.agent_states:
                 append_row(
@@ -190,7 +182,7 @@ class InteractionRepository:
         if log.wrap_up_until:
             await self._execute(
                 _SET_WRAP_UP_UNTIL,
-                _batch([{"agent": agent, "until": until} for agent, until in log.wrap_up_until]),
+                [{"agent": agent, "until": until} for agent, until in log.wrap_up_until],
             )
 
     async def tracked(self, states: Iterable[str]) -> list[RoutedContact]:
@@ -249,9 +241,3 @@ def _params(row: RoutedContact) -> dict[str, Any]:
     values["_id"] = row.id
     values["updated_at"] = utcnow()
     return values
-
-
-def _batch(params: list[dict[str, Any]]) -> Params:
-    """One row's parameters as a plain execution, several as one ``executemany`` (SQLAlchemy's
-    executemany path costs more than a single execution, and one row is the common case)."""
-    return params[0] if len(params) == 1 else params

@@ -86,30 +86,39 @@ class Prepared:
 
     async def run(self, connection: AsyncConnection, params: Params = None) -> list[dict[str, Any]]:
         """Run on ``connection`` (a transaction's) with ``params``: one mapping, or several for one
-        ``executemany``."""
-        inline = None if connection.sync_connection is None else _inline(connection.sync_connection)
-        plan = self._plan(connection.dialect, params) if inline is not None else None
-        if inline is None or plan is None:
+        ``executemany`` (a list of one runs as a single statement)."""
+        params = _one_or_many(params)
+        found = self._on_sqlite(connection, params)
+        if found is None:
             result = await connection.execute(self.statement, params)
             return [dict(row) for row in result.mappings()] if result.returns_rows else []
-        rows, _ = await _on_driver(connection, inline, plan, params)
+        rows, _ = await _on_driver(connection, *found, params)
         return rows
 
     async def insert(self, connection: AsyncConnection, params: Mapping[str, Any]) -> int:
         """Run a single-row ``INSERT`` and return the new row's integer primary key."""
-        inline = None if connection.sync_connection is None else _inline(connection.sync_connection)
-        plan = self._plan(connection.dialect, params) if inline is not None else None
-        if inline is None or plan is None:
+        found = self._on_sqlite(connection, params)
+        if found is None:
             result = await connection.execute(self.statement, params)
             key = cast("CursorResult[Any]", result).inserted_primary_key
             assert key is not None  # a single-row insert
             return int(key[0])
-        _, new_id = await _on_driver(connection, inline, plan, params)
+        _, new_id = await _on_driver(connection, *found, params)
         assert new_id is not None
         return new_id
 
+    def _on_sqlite(
+        self, connection: AsyncConnection, params: Params
+    ) -> tuple[InlineConnection, _Plan] | None:
+        """The project's SQLite connection and this statement's plan, or ``None``: SQLAlchemy runs it."""
+        sync = connection.sync_connection
+        inline = None if sync is None else _inline(sync)
+        plan = None if inline is None else self._plan(connection.dialect, params)
+        return None if inline is None or plan is None else (inline, plan)
+
     def run_sync(self, connection: Connection, params: Params = None) -> list[dict[str, Any]]:
         """:meth:`run` for synchronous code running in SQLAlchemy's greenlet (a session event)."""
+        params = _one_or_many(params)
         inline = _inline(connection)
         plan = self._plan(connection.dialect, params) if inline is not None else None
         if inline is None or plan is None:
@@ -134,12 +143,6 @@ class Prepared:
         _after(connection, cursor, plan.sql, args, many)
         return rows
 
-    def runs_on_driver(self, dialect: Dialect, params: Params = None) -> bool:
-        """Whether, on the project's SQLite driver, this statement (with parameters named as
-        ``params``, for an ``INSERT``) skips SQLAlchemy's execution (tests keep the contact path's
-        statements so)."""
-        return self._plan(dialect, params) is not None
-
     def _plan(self, dialect: Dialect, params: Params) -> _Plan | None:
         keys: frozenset[str] | None = None
         if isinstance(self.statement, Insert):
@@ -158,7 +161,7 @@ _CONNECTION = "frontoffice.transaction_connection"
 
 async def keep_connection(session: AsyncSession) -> AsyncConnection:
     """The connection of ``session``'s transaction, noted in the session for :func:`connection_of`
-    (a group-commit batch notes it once; forget it with ``session.info.pop`` when the batch ends)."""
+    (a group-commit batch notes it once; :func:`forget_connection` before its commit)."""
     connection = await session.connection()
     session.info[_CONNECTION] = connection
     return connection
@@ -173,6 +176,12 @@ async def connection_of(session: AsyncSession) -> AsyncConnection:
     :func:`keep_connection`, else asked of the session (a round trip through its greenlet)."""
     connection: AsyncConnection | None = session.info.get(_CONNECTION)
     return connection if connection is not None else await session.connection()
+
+
+def _one_or_many(params: Params) -> Params:
+    """A list of one row's parameters runs as a single statement (SQLAlchemy's ``executemany`` path
+    costs more than a single execution, and one row is the common case)."""
+    return params[0] if isinstance(params, list) and len(params) == 1 else params
 
 
 def _args(plan: _Plan, params: Params) -> tuple[bool, Any]:

@@ -23,6 +23,7 @@ from .errors import ApiError
 
 __all__ = [
     "SESSION_COOKIE",
+    "allowed",
     "client_ip",
     "container",
     "current_actor",
@@ -103,15 +104,21 @@ async def current_actor(request: Request) -> Actor:
     return actor
 
 
+async def allowed(request: Request, permission: str) -> Actor:
+    """The caller, who must hold ``permission`` (what :func:`requires` checks, for code that is not a
+    FastAPI dependency: the fast routes, web/fast_routes.py)."""
+    actor = await current_actor(request)
+    actor.require(permission)
+    return actor
+
+
 def requires(permission: str) -> Callable[[Request], Awaitable[Actor]]:
     """Dependency: the caller, who must hold ``permission`` (every endpoint names one)."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
     async def dependency(request: Request) -> Actor:
-        actor = await current_actor(request)
-        actor.require(permission)
-        return actor
+        return await allowed(request, permission)
 
     dependency.__name__ = f"requires_{permission.replace('.', '_')}"
     return dependency

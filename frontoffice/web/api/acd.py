@@ -34,7 +34,7 @@ from frontoffice.services.schemas import InteractionOut
 
 from ..fast_routes import Declined, Handler, json_body
 from ..idempotency import checked_key
-from ..security import container, current_actor, requires
+from ..security import allowed, container, requires
 
 router = APIRouter()
 M = TypeVar("M", bound=BaseModel)
@@ -324,12 +324,6 @@ def _kind(kind: str) -> str:
 # ---------------------------------------------------------------- the contact path's fast routes
 # Well-formed requests of the three requests of every contact, answered by the endpoints above
 # without FastAPI's request machinery (web/fast_routes.py); anything else goes to the routes above.
-async def _allowed(request: Request, permission: str) -> Actor:
-    actor = await current_actor(request)  # what requires(permission) does
-    actor.require(permission)
-    return actor
-
-
 def _valid(model: type[M], request: Request, body: bytes) -> M:
     """The body as FastAPI validates a body model (from the parsed JSON, Python mode)."""
     try:
@@ -340,19 +334,19 @@ def _valid(model: type[M], request: Request, body: bytes) -> M:
 
 async def _fast_create_contact(request: Request) -> Response:
     body = _valid(ContactIn, request, await request.body())
-    actor = await _allowed(request, "contacts.create")
+    actor = await allowed(request, "contacts.create")
     key = request.headers.get("idempotency-key")
     return await create_contact(request, body, actor, None if key is None else checked_key(key))
 
 
 async def _fast_accept_offer(request: Request) -> Response:
-    actor = await _allowed(request, "interactions.write")
+    actor = await allowed(request, "interactions.write")
     return await accept_offer(request, request.path_params["interaction_id"], actor)
 
 
 async def _fast_complete_contact(request: Request) -> Response:
     body = _valid(CompleteIn, request, await request.body())
-    actor = await _allowed(request, "interactions.write")
+    actor = await allowed(request, "interactions.write")
     return await complete_contact(request, request.path_params["interaction_id"], body, actor)
 
 
